@@ -1,0 +1,31 @@
+"""Business-day arithmetic for due dates (weekends and US federal holidays are skipped)."""
+
+from datetime import date, timedelta
+from functools import cache
+
+import holidays
+
+
+@cache
+def _us_holidays(year: int) -> holidays.HolidayBase:
+    return holidays.country_holidays("US", years=year)
+
+
+def is_business_day(day: date) -> bool:
+    return day.weekday() < 5 and day not in _us_holidays(day.year)
+
+
+def add_business_days(start: date, days: int) -> date:
+    """The date `days` business days after `start` (0 means the next business day on or
+    after `start`)."""
+    if days < 0:
+        raise ValueError("days must be zero or more")
+    day = start
+    while not is_business_day(day):
+        day += timedelta(days=1)
+    remaining = days
+    while remaining:
+        day += timedelta(days=1)
+        if is_business_day(day):
+            remaining -= 1
+    return day

@@ -1,0 +1,124 @@
+"""The four roles of the product and the permissions each one holds.
+
+Roles are Django groups, so an administrator can see and adjust them in the admin, but this
+module is the source of truth: `sync_roles()` (run after every migrate) resets each group to
+the permissions listed here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import Group, Permission
+from django.db import transaction
+from django.db.models import Q
+
+
+class Role:
+    MANAGER = "Practice manager"
+    LIAISON = "Liaison"
+    COORDINATOR = "Referral coordinator"
+    ADMINISTRATOR = "Administrator"
+
+    ALL = (MANAGER, LIAISON, COORDINATOR, ADMINISTRATOR)
+    # Short names for the command line (`create_user --role liaison`).
+    BY_SLUG = {
+        "manager": MANAGER,
+        "liaison": LIAISON,
+        "coordinator": COORDINATOR,
+        "admin": ADMINISTRATOR,
+    }
+
+
+def _crud(app_model: str, *actions: str) -> list[str]:
+    app, model = app_model.split(".")
+    return [f"{app}.{action}_{model}" for action in actions]
+
+
+ALL_ACTIONS = ("view", "add", "change", "delete")
+
+ROLE_PERMISSIONS: dict[str, list[str]] = {
+    Role.MANAGER: [
+        *_crud("partners.organization", *ALL_ACTIONS),
+        *_crud("partners.provider", *ALL_ACTIONS),
+        *_crud("partners.staffmember", *ALL_ACTIONS),
+        "partners.change_tier",
+        *_crud("referrals.referral", *ALL_ACTIONS),
+        "referrals.view_patient_details",
+        "referrals.view_referralevent",
+        *_crud("outreach.activity", *ALL_ACTIONS),
+        *_crud("outreach.task", *ALL_ACTIONS),
+        "outreach.view_all_tasks",
+        *_crud("outreach.letter", "view", "change"),
+        *_crud("outreach.lettertemplate", "view", "change"),
+    ],
+    Role.LIAISON: [
+        *_crud("partners.organization", "view", "add", "change"),
+        *_crud("partners.provider", "view", "add", "change"),
+        *_crud("partners.staffmember", "view", "add", "change"),
+        # Liaisons see the referrals of their partners, with patient initials only.
+        "referrals.view_referral",
+        "referrals.view_referralevent",
+        *_crud("outreach.activity", "view", "add", "change"),
+        *_crud("outreach.task", "view", "add", "change"),
+        "outreach.view_letter",
+    ],
+    Role.COORDINATOR: [
+        *_crud("partners.organization", "view", "add", "change"),
+        *_crud("partners.provider", "view", "add", "change"),
+        *_crud("partners.staffmember", "view", "add", "change"),
+        *_crud("referrals.referral", "view", "add", "change"),
+        "referrals.view_patient_details",
+        "referrals.view_referralevent",
+        *_crud("outreach.activity", "view", "add"),
+        *_crud("outreach.task", "view", "add", "change"),
+        "outreach.view_letter",
+    ],
+    # Administrators get every permission; see sync_roles.
+    Role.ADMINISTRATOR: [],
+}
+
+
+def _permissions(names: list[str]) -> list[Permission]:
+    query = Q(pk__in=[])
+    for name in names:
+        app_label, codename = name.split(".")
+        query |= Q(content_type__app_label=app_label, codename=codename)
+    found = list(Permission.objects.filter(query).select_related("content_type"))
+    missing = set(names) - {f"{p.content_type.app_label}.{p.codename}" for p in found}
+    if missing:
+        raise LookupError(f"Unknown permissions in ROLE_PERMISSIONS: {sorted(missing)}")
+    return found
+
+
+@transaction.atomic
+def sync_roles() -> None:
+    for role in Role.ALL:
+        group, _ = Group.objects.get_or_create(name=role)
+        if role == Role.ADMINISTRATOR:
+            group.permissions.set(Permission.objects.all())
+        else:
+            group.permissions.set(_permissions(ROLE_PERMISSIONS[role]))
+
+
+def sync_roles_after_migrate(*, using: str = "default", **kwargs: Any) -> None:
+    # post_migrate reaches core before the apps listed after it have their permissions,
+    # so create them all first (create_permissions is idempotent).
+    from django.apps import apps
+    from django.contrib.auth.management import create_permissions
+
+    for app_config in apps.get_app_configs():
+        create_permissions(app_config, verbosity=0, using=using)
+    sync_roles()
+
+
+def user_role(user: Any) -> str | None:
+    if not user.is_authenticated:
+        return None
+    if user.is_superuser:
+        return Role.ADMINISTRATOR
+    names = {group.name for group in user.groups.all()}
+    for role in Role.ALL:
+        if role in names:
+            return role
+    return None

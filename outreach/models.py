@@ -1,0 +1,255 @@
+"""Working the network: activities with partners, tasks, and the letters we send back."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+
+class Activity(models.Model):
+    """A touch with a referring office: a visit, a call, a lunch, with who was there and
+    the next step the following visit starts from."""
+
+    class Kind(models.TextChoices):
+        VISIT = "visit", "Visit"
+        DROP_IN = "drop_in", "Drop-in"
+        CALL = "call", "Call"
+        LUNCH = "lunch", "Lunch"
+        MEETING = "meeting", "Meeting"
+        EVENT = "event", "Event"
+        EMAIL = "email", "Email"
+        LETTER = "letter", "Letter"
+
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.VISIT)
+    occurred_at = models.DateTimeField(default=timezone.now)
+    logged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="activities"
+    )
+    organization = models.ForeignKey(
+        "partners.Organization",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="activities",
+    )
+    providers = models.ManyToManyField(
+        "partners.Provider", blank=True, related_name="activities", verbose_name="providers met"
+    )
+    staff = models.ManyToManyField(
+        "partners.StaffMember", blank=True, related_name="activities", verbose_name="staff met"
+    )
+    notes = models.TextField(blank=True)
+    next_step = models.CharField(max_length=300, blank=True)
+    next_step_due = models.DateField("next step due", null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-occurred_at", "-pk"]
+        verbose_name_plural = "activities"
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} on {self.occurred_at:%Y-%m-%d}"
+
+
+class TaskQuerySet(models.QuerySet["Task"]):
+    def open(self) -> TaskQuerySet:
+        return self.filter(status=Task.Status.OPEN)
+
+    def overdue(self) -> TaskQuerySet:
+        return self.open().filter(due_on__lt=timezone.localdate())
+
+    def for_user(self, user: AbstractBaseUser, *, write: bool = False) -> TaskQuerySet:
+        """A task belongs to its assignee; managers and administrators see every task."""
+        perm = "outreach.change_task" if write else "outreach.view_task"
+        if not user.has_perm(perm):
+            return self.none()
+        if user.has_perm("outreach.view_all_tasks"):
+            return self
+        return self.filter(assignee=user)
+
+
+class Task(models.Model):
+    class Kind(models.TextChoices):
+        THANK_YOU = "thank_you", "Thank-you"
+        OUTCOME_UPDATE = "outcome_update", "Outcome update"
+        FOLLOW_UP = "follow_up", "Follow-up"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        DONE = "done", "Done"
+        CANCELLED = "cancelled", "Cancelled"
+
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.FOLLOW_UP)
+    title = models.CharField(max_length=200)
+    due_on = models.DateField()
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="tasks",
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    referral = models.ForeignKey(
+        "referrals.Referral", on_delete=models.CASCADE, null=True, blank=True, related_name="tasks"
+    )
+    provider = models.ForeignKey(
+        "partners.Provider", on_delete=models.CASCADE, null=True, blank=True, related_name="tasks"
+    )
+    activity = models.ForeignKey(
+        Activity, on_delete=models.SET_NULL, null=True, blank=True, related_name="tasks"
+    )
+    completed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TaskQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["due_on", "pk"]
+        permissions = [("view_all_tasks", "Can see every user's tasks")]
+        constraints = [
+            # The loop creates at most one thank-you and one outcome task per referral,
+            # however many times a worker or the sweep runs.
+            models.UniqueConstraint(
+                fields=["referral", "kind"],
+                condition=Q(referral__isnull=False) & ~Q(kind="follow_up"),
+                name="task_one_loop_task_per_referral",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["assignee", "status", "due_on"], name="task_queue_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def get_absolute_url(self) -> str:
+        return reverse("outreach:task_detail", args=[self.pk])
+
+    @property
+    def is_overdue(self) -> bool:
+        return self.status == self.Status.OPEN and self.due_on < timezone.localdate()
+
+
+MERGE_FIELD = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+
+# The merge fields a letter template may use. Patient data is limited to initials.
+MERGE_FIELDS: dict[str, str] = {
+    "provider_name": "The referring provider's name with credential",
+    "provider_last_name": "The referring provider's last name",
+    "organization_name": "The referring office",
+    "patient_initials": "The patient's initials (never the full name)",
+    "referral_date": "The date we received the referral",
+    "seen_date": "The date we saw the patient",
+    "practice_name": "Our practice's name",
+    "sender_name": "The relationship owner's name",
+    "today": "Today's date",
+}
+
+
+def render_merge_fields(text: str, values: dict[str, str]) -> str:
+    return MERGE_FIELD.sub(lambda match: values.get(match.group(1), match.group(0)), text)
+
+
+def unknown_merge_fields(text: str) -> list[str]:
+    return sorted({name for name in MERGE_FIELD.findall(text) if name not in MERGE_FIELDS})
+
+
+class LetterTemplate(models.Model):
+    """An editable letter with merge fields, one per kind of message."""
+
+    class Kind(models.TextChoices):
+        THANK_YOU = "thank_you", "Thank-you"
+
+    kind = models.CharField(max_length=20, choices=Kind.choices, unique=True)
+    subject = models.CharField(max_length=200)
+    body = models.TextField()
+    delay_business_days = models.PositiveSmallIntegerField(
+        default=2,
+        help_text="Business days after the triggering event before the letter is due.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["kind"]
+
+    def __str__(self) -> str:
+        return self.get_kind_display()
+
+
+class LetterQuerySet(models.QuerySet["Letter"]):
+    def due(self) -> LetterQuerySet:
+        return self.filter(status=Letter.Status.PENDING, due_on__lte=timezone.localdate())
+
+
+class Letter(models.Model):
+    """A rendered message to a partner and its delivery state. The state lives here so a
+    lost queue message or a killed worker never loses or repeats a letter."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        PRINT_QUEUE = "print_queue", "In the print/fax queue"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class Channel(models.TextChoices):
+        EMAIL = "email", "Email"
+        PRINT = "print", "Print / fax"
+
+    kind = models.CharField(max_length=20, choices=LetterTemplate.Kind.choices)
+    referral = models.ForeignKey(
+        "referrals.Referral", on_delete=models.CASCADE, null=True, blank=True, related_name="letters"
+    )
+    provider = models.ForeignKey(
+        "partners.Provider", on_delete=models.CASCADE, related_name="letters"
+    )
+    subject = models.CharField(max_length=200)
+    body = models.TextField()
+    due_on = models.DateField()
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    channel = models.CharField(max_length=10, choices=Channel.choices, blank=True)
+    recipient = models.CharField(max_length=254, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = LetterQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            # At most one letter of each kind per referral (idempotent automation).
+            models.UniqueConstraint(
+                fields=["referral", "kind"],
+                condition=Q(referral__isnull=False),
+                name="letter_one_per_referral_and_kind",
+            ),
+        ]
+        indexes = [
+            # The sweep's hot filter: pending letters by due date.
+            models.Index(
+                fields=["due_on"],
+                condition=Q(status="pending"),
+                name="letter_pending_due_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} letter to {self.provider}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("outreach:letter_detail", args=[self.pk])

@@ -1,0 +1,243 @@
+"""The referral network: referring offices, their providers and their support staff."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+
+from core.npi import validate_npi
+from core.roles import Role
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+
+US_STATE_HELP = "Two-letter postal code, e.g. NE."
+
+
+class Address(models.Model):
+    address_line1 = models.CharField("address", max_length=200, blank=True)
+    address_line2 = models.CharField("address line 2", max_length=200, blank=True)
+    city = models.CharField(max_length=100, blank=True)
+    state = models.CharField(max_length=2, blank=True, help_text=US_STATE_HELP)
+    zip_code = models.CharField("ZIP code", max_length=10, blank=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def address_lines(self) -> list[str]:
+        city_line = " ".join(
+            part for part in (f"{self.city}," if self.city else "", self.state, self.zip_code) if part
+        )
+        return [line for line in (self.address_line1, self.address_line2, city_line) if line]
+
+
+class Organization(Address):
+    """A referring practice or office: where the providers and their staff work."""
+
+    name = models.CharField(max_length=200)
+    npi = models.CharField(
+        "organization NPI",
+        max_length=10,
+        blank=True,
+        validators=[validate_npi],
+        help_text="Optional type-2 (organization) NPI.",
+    )
+    phone = models.CharField(max_length=30, blank=True)
+    fax = models.CharField(
+        "designated fax", max_length=30, blank=True, help_text="The fax line for referrals."
+    )
+    email = models.EmailField(blank=True)
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            # One organization per type-2 NPI; many organizations have none.
+            models.UniqueConstraint(
+                fields=["npi"], condition=~Q(npi=""), name="organization_npi_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("partners:organization_detail", args=[self.pk])
+
+
+class ProviderQuerySet(models.QuerySet["Provider"]):
+    def for_user(self, user: AbstractBaseUser, *, write: bool = False) -> ProviderQuerySet:
+        """Every signed-in role may read the whole network; a liaison may change only the
+        partners they own or nobody owns yet."""
+        if not user.has_perm("partners.view_provider"):
+            return self.none()
+        if write:
+            if not user.has_perm("partners.change_provider"):
+                return self.none()
+            if user.groups.filter(name=Role.LIAISON).exists() and not user.is_superuser:
+                return self.filter(Q(owner=user) | Q(owner__isnull=True))
+        return self
+
+    def search(self, text: str) -> ProviderQuerySet:
+        query = Q()
+        for word in text.split():
+            query &= (
+                Q(last_name__icontains=word)
+                | Q(first_name__icontains=word)
+                | Q(npi__startswith=word)
+                | Q(specialty__icontains=word)
+                | Q(organization__name__icontains=word)
+            )
+        return self.filter(query)
+
+
+class Provider(models.Model):
+    """An individual clinician we have, or want, a referral relationship with."""
+
+    class Status(models.TextChoices):
+        PROSPECT = "prospect", "Prospect"
+        ACTIVE = "active", "Active"
+        DORMANT = "dormant", "Dormant"
+
+    class Tier(models.TextChoices):
+        A = "A", "A: top referrer"
+        B = "B", "B: steady referrer"
+        C = "C", "C: occasional referrer"
+
+    npi = models.CharField(
+        "NPI",
+        max_length=10,
+        unique=True,
+        validators=[validate_npi],
+        help_text="The 10-digit individual (type-1) NPI.",
+    )
+    first_name = models.CharField(max_length=100)
+    last_name = models.CharField(max_length=100)
+    credential = models.CharField(max_length=50, blank=True, help_text="e.g. MD, DO, NP, PA-C")
+    taxonomy_code = models.CharField(
+        "NUCC taxonomy code", max_length=10, blank=True, help_text="e.g. 207Q00000X"
+    )
+    specialty = models.CharField(max_length=200, blank=True)
+    organization = models.ForeignKey(
+        Organization,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="providers",
+    )
+    phone = models.CharField(max_length=30, blank=True)
+    email = models.EmailField(blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="owned_providers",
+        verbose_name="relationship owner",
+        help_text="The liaison who looks after this relationship.",
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PROSPECT)
+    tier = models.CharField(max_length=1, choices=Tier.choices, blank=True)
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ProviderQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["last_name", "first_name"]
+        permissions = [("change_tier", "Can change a partner's tier")]
+        indexes = [
+            # The provider list sorts and searches by name.
+            models.Index(fields=["last_name", "first_name"], name="provider_name_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(tier__in=["", "A", "B", "C"]), name="provider_tier_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    def get_absolute_url(self) -> str:
+        return reverse("partners:provider_detail", args=[self.pk])
+
+    @property
+    def display_name(self) -> str:
+        name = f"{self.first_name} {self.last_name}".strip()
+        return f"{name}, {self.credential}" if self.credential else name
+
+    @property
+    def fax(self) -> str:
+        return self.organization.fax if self.organization else ""
+
+    @property
+    def contact_email(self) -> str:
+        if self.email:
+            return self.email
+        return self.organization.email if self.organization else ""
+
+
+class TierChange(models.Model):
+    """History of a provider's tier: every change, by whom and why."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="tier_changes")
+    from_tier = models.CharField(max_length=1, blank=True)
+    to_tier = models.CharField(max_length=1, blank=True)
+    reason = models.CharField(max_length=300)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    changed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-changed_at"]
+
+    def __str__(self) -> str:
+        return f"{self.provider}: {self.from_tier or '-'} → {self.to_tier or '-'}"
+
+
+class StaffMember(models.Model):
+    """Office manager, referral coordinator, front desk: the people who actually send the
+    referrals, first-class contacts with their own touches and preferences."""
+
+    class Role(models.TextChoices):
+        OFFICE_MANAGER = "office_manager", "Office manager"
+        REFERRAL_COORDINATOR = "referral_coordinator", "Referral coordinator"
+        FRONT_DESK = "front_desk", "Front desk"
+        NURSE = "nurse", "Nurse / MA"
+        BILLING = "billing", "Billing"
+        OTHER = "other", "Other"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="staff")
+    first_name = models.CharField(max_length=100)
+    last_name = models.CharField(max_length=100, blank=True)
+    role = models.CharField(max_length=30, choices=Role.choices, default=Role.FRONT_DESK)
+    phone = models.CharField(max_length=30, blank=True)
+    email = models.EmailField(blank=True)
+    birthday = models.DateField(null=True, blank=True)
+    preferences = models.CharField(
+        max_length=300, blank=True, help_text="e.g. prefers texts; lunch: vegetarian"
+    )
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["organization__name", "last_name", "first_name"]
+        verbose_name = "staff member"
+
+    def __str__(self) -> str:
+        return f"{self.display_name} ({self.get_role_display()})"
+
+    @property
+    def display_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()

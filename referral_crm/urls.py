@@ -1,0 +1,16 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+admin.site.site_header = "Referral CRM back office"
+admin.site.site_title = "Referral CRM admin"
+
+urlpatterns = [
+    path("", include("core.urls")),
+    path("partners/", include("partners.urls")),
+    path("referrals/", include("referrals.urls")),
+    path("outreach/", include("outreach.urls")),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,216 @@
+"""Referrals in both directions, their status pipeline and its history."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+from core.roles import Role
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+
+class Status(models.TextChoices):
+    RECEIVED = "received", "Received"
+    ACCEPTED = "accepted", "Accepted"
+    DECLINED = "declined", "Declined"
+    SCHEDULED = "scheduled", "Scheduled"
+    SEEN = "seen", "Seen"
+    REPORT_SENT = "report_sent", "Report sent"
+    CLOSED = "closed", "Closed"
+    NO_SHOW = "no_show", "No-show"
+    ON_HOLD = "on_hold", "On hold"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+# The pipeline: which status may follow which. Anything else is refused.
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    Status.RECEIVED: (Status.ACCEPTED, Status.DECLINED, Status.ON_HOLD, Status.CANCELLED),
+    Status.ACCEPTED: (Status.SCHEDULED, Status.ON_HOLD, Status.CANCELLED),
+    Status.SCHEDULED: (Status.SEEN, Status.NO_SHOW, Status.SCHEDULED, Status.CANCELLED),
+    Status.NO_SHOW: (Status.SCHEDULED, Status.CANCELLED, Status.CLOSED),
+    Status.ON_HOLD: (Status.ACCEPTED, Status.DECLINED, Status.CANCELLED),
+    Status.SEEN: (Status.REPORT_SENT,),
+    Status.REPORT_SENT: (Status.CLOSED,),
+    Status.DECLINED: (Status.CLOSED,),
+    Status.CANCELLED: (Status.CLOSED,),
+    Status.CLOSED: (),
+}
+
+# The button label for moving *to* a status.
+ACTION_LABELS: dict[str, str] = {
+    Status.ACCEPTED: "Accept",
+    Status.DECLINED: "Decline",
+    Status.SCHEDULED: "Schedule",
+    Status.SEEN: "Mark seen",
+    Status.REPORT_SENT: "Report sent",
+    Status.CLOSED: "Close",
+    Status.NO_SHOW: "No-show",
+    Status.ON_HOLD: "Put on hold",
+    Status.CANCELLED: "Cancel",
+}
+
+OPEN_STATUSES = (
+    Status.RECEIVED,
+    Status.ACCEPTED,
+    Status.SCHEDULED,
+    Status.SEEN,
+    Status.REPORT_SENT,
+    Status.NO_SHOW,
+    Status.ON_HOLD,
+)
+
+
+class ReferralQuerySet(models.QuerySet["Referral"]):
+    def open(self) -> ReferralQuerySet:
+        return self.filter(status__in=OPEN_STATUSES)
+
+    def inbound(self) -> ReferralQuerySet:
+        return self.filter(direction=Referral.Direction.INBOUND)
+
+    def for_user(self, user: AbstractBaseUser, *, write: bool = False) -> ReferralQuerySet:
+        """Managers, coordinators and administrators work every referral; a liaison reads
+        only the referrals of the partners they own and changes none."""
+        perm = "referrals.change_referral" if write else "referrals.view_referral"
+        if not user.has_perm(perm):
+            return self.none()
+        if not user.is_superuser and user.groups.filter(name=Role.LIAISON).exists():
+            return self.filter(provider__owner=user)
+        return self
+
+    def for_list(self) -> ReferralQuerySet:
+        return self.select_related("provider", "provider__organization", "assigned_to")
+
+
+class Referral(models.Model):
+    class Direction(models.TextChoices):
+        INBOUND = "inbound", "Inbound (partner → us)"
+        OUTBOUND = "outbound", "Outbound (us → partner)"
+
+    class Urgency(models.TextChoices):
+        ROUTINE = "routine", "Routine"
+        URGENT = "urgent", "Urgent"
+        STAT = "stat", "STAT"
+
+    class Channel(models.TextChoices):
+        FAX = "fax", "Fax"
+        PHONE = "phone", "Phone"
+        WEB_FORM = "web_form", "Web form"
+        E_REFERRAL = "e_referral", "E-referral"
+        WALK_IN = "walk_in", "Walk-in"
+
+    Status = Status
+
+    direction = models.CharField(
+        max_length=10, choices=Direction.choices, default=Direction.INBOUND
+    )
+    provider = models.ForeignKey(
+        "partners.Provider",
+        on_delete=models.PROTECT,
+        related_name="referrals",
+        verbose_name="partner provider",
+        help_text="Who referred the patient to us, or whom we are referring them to.",
+    )
+    # Patient details (PHI): shown only to roles with referrals.view_patient_details.
+    patient_first_name = models.CharField("patient first name", max_length=100)
+    patient_last_name = models.CharField("patient last name", max_length=100)
+    patient_dob = models.DateField("patient date of birth")
+    patient_phone = models.CharField("patient phone", max_length=30, blank=True)
+    reason = models.TextField("reason for referral")
+    urgency = models.CharField(max_length=10, choices=Urgency.choices, default=Urgency.ROUTINE)
+    channel = models.CharField(max_length=12, choices=Channel.choices, default=Channel.FAX)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.RECEIVED)
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+    decline_reason = models.CharField(max_length=300, blank=True)
+    appointment_at = models.DateTimeField(null=True, blank=True)
+    seen_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="assigned_referrals",
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ReferralQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-received_at", "-pk"]
+        permissions = [("view_patient_details", "Can see patient names, birth dates and phones")]
+        indexes = [
+            # The work queue filters by status and sorts by arrival.
+            models.Index(fields=["status", "-received_at"], name="referral_queue_idx"),
+            # Partner pages and counts group referrals by provider and time.
+            models.Index(fields=["provider", "-received_at"], name="referral_provider_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(status=Status.DECLINED) | ~Q(decline_reason=""),
+                name="referral_declined_has_reason",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Referral #{self.pk}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("referrals:detail", args=[self.pk])
+
+    @property
+    def patient_initials(self) -> str:
+        return f"{self.patient_first_name[:1]}.{self.patient_last_name[:1]}.".upper()
+
+    def allowed_transitions(self) -> tuple[str, ...]:
+        return TRANSITIONS[self.status]
+
+    def check_transition(self, to_status: str) -> None:
+        if to_status not in Status.values:
+            raise ValidationError(f"“{to_status}” is not a referral status.")
+        if to_status not in TRANSITIONS[self.status]:
+            raise ValidationError(
+                f"A referral that is {self.get_status_display().lower()} cannot move to "
+                f"{Status(to_status).label.lower()}."
+            )
+
+    def clean(self) -> None:
+        if self.patient_dob and self.patient_dob > timezone.localdate():
+            raise ValidationError({"patient_dob": "The date of birth cannot be in the future."})
+
+
+class ReferralEvent(models.Model):
+    """One row per status change: the referral's history."""
+
+    referral = models.ForeignKey(Referral, on_delete=models.CASCADE, related_name="events")
+    from_status = models.CharField(max_length=12, choices=Status.choices, blank=True)
+    to_status = models.CharField(max_length=12, choices=Status.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    at = models.DateTimeField(default=timezone.now)
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["at", "pk"]
+        indexes = [
+            # The loop sweep looks for referrals that reached a status.
+            models.Index(fields=["to_status", "at"], name="referralevent_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.referral_id}: {self.from_status or 'new'} → {self.to_status}"
