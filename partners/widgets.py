@@ -13,6 +13,11 @@ class ProviderPicker(forms.HiddenInput):
 
     template_name = "widgets/provider_picker.html"
 
+    @property
+    def is_hidden(self) -> bool:
+        # Rendered with a visible search box, so forms must show its label and errors.
+        return False
+
     def get_context(self, name: str, value: Any, attrs: dict[str, Any] | None) -> dict[str, Any]:
         context = super().get_context(name, value, attrs)
         label = ""

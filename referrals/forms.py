@@ -66,6 +66,9 @@ class ReferralForm(forms.ModelForm):
         self.fields["provider"].error_messages["invalid_choice"] = (
             "Choose a partner from the list (type two or more letters of a name or an NPI)."
         )
+        self.fields["provider"].error_messages["invalid_choice"] = (
+            "Choose a partner from the list (type two or more letters of a name or an NPI)."
+        )
 
 
 class TransitionForm(forms.Form):

@@ -143,7 +143,9 @@ class Referral(models.Model):
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
         null=True,
+        blank=True,
         related_name="+",
+        help_text="Empty for referrals that arrived by themselves (web form, e-referral).",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

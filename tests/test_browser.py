@@ -106,5 +106,7 @@ def test_a_manager_adds_a_partner_logs_a_referral_and_finds_the_thank_you_task(
             break
         page.wait_for_timeout(500)
     page.goto("/outreach/tasks/")
-    expect(page.get_by_role("link", name=re.compile("Thank David Wiebe, MD for referring R.O."))).to_be_visible()
+    expect(
+        page.get_by_role("link", name=re.compile("Thank David Wiebe, MD for referring R.O."))
+    ).to_be_visible()
     assert page.problems == []

@@ -7,8 +7,12 @@ from django.core.exceptions import ValidationError
 
 from core.npi import is_valid_npi, npi_check_digit, validate_npi
 
-SAMPLE = Path(settings.BASE_DIR).parent / "shared" / "data" / "nppes" / (
-    "npidata_pfile_first1000_restored.csv"
+SAMPLE = (
+    Path(settings.BASE_DIR).parent
+    / "shared"
+    / "data"
+    / "nppes"
+    / ("npidata_pfile_first1000_restored.csv")
 )
 
 
