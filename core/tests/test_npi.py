@@ -36,7 +36,8 @@ def test_every_npi_in_the_real_nppes_sample_passes_the_check():
         ("123456789", "npi_format"),
         ("12345678931", "npi_format"),
         ("12345678a3", "npi_format"),
-        ("１２３４５６７８９３", "npi_format"),  # full-width digits are not ASCII digits
+        # Full-width digits are not ASCII digits.
+        ("\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18\uff19\uff13", "npi_format"),
     ],
 )
 def test_a_bad_npi_is_refused_with_a_reason(value, code):
