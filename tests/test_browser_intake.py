@@ -62,7 +62,9 @@ def test_an_office_submits_from_a_phone_and_the_coordinator_closes_the_referral(
     office_page.get_by_label("Patient first name").fill("Ruth")
     office_page.get_by_label("Patient last name").fill("Olsen")
     office_page.get_by_label("Patient date of birth").fill("1950-04-02")
-    office_page.get_by_label("Reason for referral").fill("Chronic knee pain <script>alert(1)</script>")
+    office_page.get_by_label("Reason for referral").fill(
+        "Chronic knee pain <script>alert(1)</script>"
+    )
     office_page.get_by_label("Urgent").check()
     office_page.get_by_label("Documents (optional)").set_input_files(
         {"name": "referral.pdf", "mimeType": "application/pdf", "buffer": PDF}

@@ -97,7 +97,7 @@ def test_an_office_submits_a_referral_and_sees_a_reference_but_no_patient_data(
     ["not-a-real-token", "x" * 43, "A" * 500, "%00", "0123456789" * 5],
 )
 def test_an_unknown_or_tampered_token_is_refused_clearly(link_and_token, token):
-    _, real = link_and_token
+    _, _real = link_and_token
     response = Client().get(_url(token))
     assert response.status_code == 404
     assert "This referral link is not valid" in response.content.decode()
@@ -112,7 +112,7 @@ def test_a_token_with_one_character_changed_is_refused(link_and_token):
 
 
 def test_an_expired_link_is_refused_and_saves_nothing(office, coordinator):
-    link, token = intake_link_create(
+    _link, token = intake_link_create(
         organization=office, actor=coordinator, expires_at=timezone.now() - timedelta(minutes=1)
     )
     response = Client().post(_url(token), office_form_data(office))
@@ -124,7 +124,7 @@ def test_an_expired_link_is_refused_and_saves_nothing(office, coordinator):
 def test_the_link_accepts_its_hourly_limit_and_then_refuses(settings, office, coordinator):
     settings.INTAKE_LINK_SUBMISSIONS_PER_HOUR = 3
     link, token = intake_link_create(organization=office, actor=coordinator)
-    other_link, other_token = intake_link_create(organization=office, actor=coordinator)
+    _other_link, other_token = intake_link_create(organization=office, actor=coordinator)
     office_client = Client()
     for _ in range(3):
         assert office_client.post(_url(token), office_form_data(office)).status_code == 302
@@ -194,8 +194,11 @@ def test_an_office_cannot_credit_a_provider_of_another_office(link_and_token):
 
 
 def test_the_confirmation_page_needs_the_matching_link(link_and_token, office, coordinator):
-    link, token = link_and_token
+    _link, token = link_and_token
     Client().post(_url(token), office_form_data(office))
     reference = IntakeSubmission.objects.get().reference
     _, other_token = intake_link_create(organization=office, actor=coordinator)
-    assert Client().get(reverse("intake:public_submitted", args=[other_token, reference])).status_code == 404
+    assert (
+        Client().get(reverse("intake:public_submitted", args=[other_token, reference])).status_code
+        == 404
+    )
