@@ -7,6 +7,7 @@ from datetime import date, timedelta
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q
+from django.db.models.functions import Lower, Trim
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
@@ -35,12 +36,16 @@ def possible_duplicates(
     partner = Q(provider=provider)
     if provider.organization_id is not None:
         partner |= Q(provider__organization_id=provider.organization_id)
-    matches = Referral.objects.filter(
-        partner,
-        patient_last_name__iexact=patient_last_name.strip(),
-        patient_dob=patient_dob,
-        received_at__gte=since,
-    ).for_list()
+    matches = (
+        Referral.objects.alias(last_name_key=Lower(Trim("patient_last_name")))
+        .filter(
+            partner,
+            last_name_key=patient_last_name.strip().lower(),
+            patient_dob=patient_dob,
+            received_at__gte=since,
+        )
+        .for_list()
+    )
     if exclude_pk is not None:
         matches = matches.exclude(pk=exclude_pk)
     return matches
