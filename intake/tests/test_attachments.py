@@ -93,9 +93,7 @@ def test_an_oversized_file_is_refused_with_the_limit_and_never_stored(
     assert stored_files(private_dir) == []
 
 
-def test_one_bad_file_among_good_ones_stores_none_of_them(
-    client_for, coordinator, private_dir
-):
+def test_one_bad_file_among_good_ones_stores_none_of_them(client_for, coordinator, private_dir):
     referral = _logged(provider=ProviderFactory())
     response = client_for(coordinator).post(
         reverse("intake:referral_attachment_add", args=[referral.pk]),
@@ -137,9 +135,7 @@ def _attachment(coordinator, client_for):
     return ReferralAttachment.objects.get()
 
 
-def test_a_download_is_an_attachment_with_a_neutral_name_and_is_audited(
-    client_for, coordinator
-):
+def test_a_download_is_an_attachment_with_a_neutral_name_and_is_audited(client_for, coordinator):
     attachment = _attachment(coordinator, client_for)
     response = client_for(coordinator).get(attachment.get_download_url())
     assert response.status_code == 200
