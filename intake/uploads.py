@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
+from io import BytesIO
 from typing import Any
 
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.files.uploadedfile import UploadedFile
+from django.core.files.uploadedfile import InMemoryUploadedFile, UploadedFile
+from django.core.files.uploadhandler import FileUploadHandler
+from django.http import HttpRequest, HttpResponse
 from django.template.defaultfilters import filesizeformat
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from intake.models import ReferralAttachment
 
@@ -93,3 +99,64 @@ class DocumentsField(forms.FileField):
         if errors:
             raise ValidationError(errors)
         return checked
+
+
+class BoundedMemoryUploadHandler(FileUploadHandler):
+    """Keeps each uploaded file in memory, up to one byte past `limit`, and counts the
+    rest without keeping it. The file's size is the real size, so `check_upload` refuses
+    an oversized file by its true size, and no refused upload ever touches the disk
+    (Django's default handler spools big uploads to a temporary file)."""
+
+    def __init__(self, request: Any = None, *, limit: int | None = None) -> None:
+        super().__init__(request)
+        self.limit = settings.ATTACHMENT_MAX_BYTES if limit is None else limit
+        self.files_seen = 0
+
+    def new_file(self, *args: Any, **kwargs: Any) -> None:
+        super().new_file(*args, **kwargs)
+        self.files_seen += 1
+        self.buffer = BytesIO()
+        self.received = 0
+        # Past the per-form maximum the form refuses anyway: keep none of it, so a post
+        # with a hundred files cannot fill the server's memory.
+        self.keep = self.files_seen <= settings.ATTACHMENT_MAX_FILES
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> None:
+        self.received += len(raw_data)
+        room = self.limit + 1 - self.buffer.tell()
+        if self.keep and room > 0:
+            self.buffer.write(raw_data[:room])
+        # None: no later handler receives the data.
+
+    def file_complete(self, file_size: int) -> InMemoryUploadedFile:
+        self.buffer.seek(0)
+        return InMemoryUploadedFile(
+            file=self.buffer,
+            field_name=self.field_name,
+            name=self.file_name,
+            content_type=self.content_type,
+            size=self.received,
+            charset=self.charset,
+            content_type_extra=self.content_type_extra,
+        )
+
+
+def bounded_uploads(
+    view: Callable[..., HttpResponse] | None = None, *, limit: int | None = None
+) -> Any:
+    """Decorate a view so its uploads go through BoundedMemoryUploadHandler. The handler
+    must be set before anything reads request.POST, and the CSRF middleware reads it, so
+    the CSRF check moves inside (Django's documented pattern for per-view handlers)."""
+
+    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        protected = csrf_protect(view)
+
+        @csrf_exempt
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            request.upload_handlers = [BoundedMemoryUploadHandler(request, limit=limit)]
+            return protected(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorate(view) if view is not None else decorate

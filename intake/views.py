@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 from audit.models import PatientDataAccess
 from audit.services import audit_record
 from intake.forms import AttachmentForm, Hl7UploadForm, IntakeLinkForm, OfficeReferralForm
-from intake.hl7 import Hl7Error
+from intake.hl7 import MAX_MESSAGE_BYTES, Hl7Error
 from intake.models import IntakeSubmission
 from intake.selectors import get_attachment_for_user, get_intake_link_for_user
 from intake.services import (
@@ -24,6 +24,7 @@ from intake.services import (
     intake_submit,
     referral_import_hl7,
 )
+from intake.uploads import bounded_uploads
 from partners.selectors import get_organization_for_user
 from referrals.selectors import get_referral_for_user
 
@@ -82,6 +83,7 @@ def _refused(request: HttpRequest, refusal: IntakeRefused) -> HttpResponse:
     )
 
 
+@bounded_uploads
 @never_cache
 def public_form(request: HttpRequest, token: str) -> HttpResponse:
     """The page a referring office opens from its link. No account: the link is the key."""
@@ -151,6 +153,7 @@ def attachment_download(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
+@bounded_uploads
 @login_required
 def referral_attachment_add(request: HttpRequest, pk: int) -> HttpResponse:
     referral = get_referral_for_user(request.user, pk, write=True)
@@ -166,6 +169,7 @@ def referral_attachment_add(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "intake/attachment_form.html", {"form": form, "referral": referral})
 
 
+@bounded_uploads(limit=MAX_MESSAGE_BYTES)
 @login_required
 @permission_required("referrals.add_referral", raise_exception=True)
 def hl7_upload(request: HttpRequest) -> HttpResponse:

@@ -17,6 +17,7 @@ from core.htmx import render_page
 from core.pagination import paginate
 from intake.models import IntakeSubmission
 from intake.services import attachments_save
+from intake.uploads import bounded_uploads
 from referrals.forms import ReferralEntryForm, ReferralFilter, ReferralForm, TransitionForm
 from referrals.models import ACTION_LABELS, Referral, Status
 from referrals.selectors import get_referral_for_user, possible_duplicates
@@ -53,6 +54,7 @@ def referral_list(request: HttpRequest) -> HttpResponse:
     )
 
 
+@bounded_uploads
 @login_required
 @permission_required("referrals.add_referral", raise_exception=True)
 def referral_create(request: HttpRequest) -> HttpResponse:

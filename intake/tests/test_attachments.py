@@ -196,3 +196,35 @@ def test_a_coordinator_logs_a_faxed_referral_with_its_document(
     assert referral.attachments.get().content_type == "image/tiff"
     page = client_for(coordinator).get(referral.get_absolute_url()).content.decode()
     assert "fax.tif" in page
+
+
+def test_a_big_upload_is_refused_by_its_true_size_without_touching_the_disk(
+    client_for, coordinator, private_dir, settings, tmp_path
+):
+    # Django would spool an upload this big to a temporary file; ours never does.
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path / "spool")
+    (tmp_path / "spool").mkdir()
+    settings.ATTACHMENT_MAX_BYTES = 1024 * 1024
+    referral = _logged(provider=ProviderFactory())
+    big = PDF + b"0" * (5 * 1024 * 1024)
+    response = client_for(coordinator).post(
+        reverse("intake:referral_attachment_add", args=[referral.pk]),
+        {"documents": _upload(big)},
+    )
+    page = response.content.decode()
+    assert "is 5.0\xa0MB; documents may be at most 1.0\xa0MB" in page
+    assert list((tmp_path / "spool").iterdir()) == []
+    assert stored_files(private_dir) == []
+
+
+def test_the_intake_form_still_requires_its_csrf_token(link_and_token):
+    link, token = link_and_token
+    office = Client(enforce_csrf_checks=True)
+    response = office.post(
+        reverse("intake:public_form", args=[token]), office_form_data(link.organization)
+    )
+    assert response.status_code == 403
+    assert not Referral.objects.exists()
+    form = office.get(reverse("intake:public_form", args=[token]))
+    data = office_form_data(link.organization, csrfmiddlewaretoken=form.context["csrf_token"])
+    assert office.post(reverse("intake:public_form", args=[token]), data).status_code == 302
