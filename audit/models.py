@@ -55,7 +55,7 @@ class PatientDataAccess(models.Model):
     source = models.CharField(max_length=12, choices=Source.choices, default=Source.APP)
     action = models.CharField(max_length=10, choices=Action.choices)
     # A plain id, not a foreign key: the trail must outlive a deleted referral unchanged.
-    referral_id = models.BigIntegerField(db_index=True)
+    referral_id = models.BigIntegerField()
     # Field NAMES only, never values: the trail itself must hold no patient data.
     fields = models.JSONField(default=list, blank=True)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
@@ -70,6 +70,8 @@ class PatientDataAccess(models.Model):
         indexes = [
             # The audit page filters by person and sorts by time.
             models.Index(fields=["user", "-at"], name="audit_user_at_idx"),
+            # "Who has seen this patient's referral?", newest first.
+            models.Index(fields=["referral_id", "-at"], name="audit_referral_at_idx"),
         ]
 
     def __str__(self) -> str:
