@@ -22,7 +22,10 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 def _scheduled_referral(owner: object) -> object:
     provider = ProviderFactory(owner=owner, email="dr.wiebe@example.org")
-    referral = referral_log(referral=ReferralFactory.build(provider=provider), actor=owner)
+    referral = referral_log(
+        referral=ReferralFactory.build(provider=provider, patient_last_name="Quixotrel"),
+        actor=owner,
+    )
     referral = referral_transition(referral=referral, to_status=Status.ACCEPTED, actor=owner)
     return referral_transition(
         referral=referral,
