@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "partners",
     "referrals",
     "outreach",
+    "registry",
 ]
 
 MIDDLEWARE = [
