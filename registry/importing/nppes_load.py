@@ -206,6 +206,9 @@ def _postgres_batch(batch: Iterator[tuple[Any, ...]]) -> tuple[tuple[int, int, i
     with transaction.atomic(), connection.cursor() as cursor:
         # A crash loses at most the batches not yet flushed; the re-run redoes them.
         cursor.execute("SET LOCAL synchronous_commit = off")
+        # Not only ON COMMIT: inside an outer transaction (tests, a caller's atomic block)
+        # batches are savepoints and the stage would keep the previous batch.
+        cursor.execute(f"TRUNCATE {STAGE}")
         with cursor.copy(f"COPY {STAGE} ({_COLUMNS_SQL}) FROM STDIN") as copy:
             for record in batch:
                 copy.write_row(record)

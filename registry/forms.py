@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+
+from core.npi import validate_npi
+from core.roles import Role
+from registry.geo import zip_centroid
+from registry.models import PracticeLocation, Taxonomy
+
+Choices = list[tuple[str, Any]]
+
+
+def specialty_choices() -> Choices:
+    """Exact codes grouped under their NUCC Grouping (optgroups), each labelled
+    "Classification - Specialization": the picker for a partner's specialty."""
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for code, grouping, label in _taxonomy_rows():
+        groups.setdefault(grouping, []).append((code, label))
+    return list(groups.items())
+
+
+def specialty_filter_choices() -> Choices:
+    """Like `specialty_choices`, plus one option for each whole grouping and classification,
+    so a search can ask for "every physician" or "Family Medicine, any specialization"."""
+    groups: dict[str, list[tuple[str, str]]] = {}
+    seen_classes: set[tuple[str, str]] = set()
+    for code, grouping, label, classification, specialization in _taxonomy_rows(full=True):
+        options = groups.setdefault(grouping, [(f"grouping:{grouping}", f"All {grouping}")])
+        if (grouping, classification) not in seen_classes:
+            seen_classes.add((grouping, classification))
+            options.append(
+                (f"classification:{grouping}/{classification}", f"{classification} (any)")
+            )
+        if specialization:
+            options.append((code, f"· {label}"))
+        else:
+            options.append((code, f"{label} (exact code)"))
+    return [("", "Any specialty"), *groups.items()]
+
+
+def _taxonomy_rows(*, full: bool = False) -> list[tuple[str, ...]]:
+    rows = []
+    for taxonomy in Taxonomy.objects.only(
+        "code", "grouping", "classification", "specialization", "display_name"
+    ):
+        row: tuple[str, ...] = (taxonomy.code, taxonomy.grouping, taxonomy.label)
+        if full:
+            row += (taxonomy.classification, taxonomy.specialization)
+        rows.append(row)
+    return rows
+
+
+class SpecialtyField(forms.ChoiceField):
+    """A NUCC taxonomy code picked from the Grouping → Classification → Specialization
+    hierarchy; for partner forms."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("label", "Specialty")
+        super().__init__(choices=lambda: [("", "---------"), *specialty_choices()], **kwargs)
+
+
+class FinderForm(forms.Form):
+    """The finder's query string. Every field is optional; a distance needs a centre."""
+
+    specialty = forms.ChoiceField(required=False, choices=specialty_filter_choices)
+    location = forms.ModelChoiceField(
+        queryset=PracticeLocation.objects.all(),
+        required=False,
+        empty_label="(use the ZIP code)",
+        label="From our location",
+    )
+    zip_code = forms.CharField(required=False, max_length=10, label="or from ZIP")
+    miles = forms.IntegerField(required=False, min_value=1, max_value=500, label="Within miles")
+    name = forms.CharField(required=False, max_length=100)
+    city = forms.CharField(required=False, max_length=100)
+    state = forms.CharField(required=False, max_length=2)
+    include_partners = forms.BooleanField(
+        required=False, initial=True, label="Include current partners"
+    )
+
+    def clean_zip_code(self) -> str:
+        value = self.cleaned_data["zip_code"].strip()
+        if value and zip_centroid(value) is None:
+            raise forms.ValidationError("This is not a US ZIP code we know.")
+        return value
+
+    def clean_state(self) -> str:
+        return self.cleaned_data["state"].strip().upper()
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("miles") and not (data.get("location") or data.get("zip_code")):
+            self.add_error("miles", "Pick one of our locations or a ZIP code to measure from.")
+        return data
+
+    def centre(self) -> tuple[float, float] | None:
+        location = self.cleaned_data.get("location")
+        if location is not None and location.latitude is not None:
+            return location.latitude, location.longitude
+        if self.cleaned_data.get("zip_code"):
+            return zip_centroid(self.cleaned_data["zip_code"])
+        return None
+
+
+def liaison_queryset() -> Any:
+    return (
+        get_user_model()
+        .objects.filter(is_active=True, groups__name__in=[Role.LIAISON, Role.MANAGER])
+        .distinct()
+        .order_by("first_name", "last_name", "username")
+    )
+
+
+class AddProspectForm(forms.Form):
+    npi = forms.CharField(max_length=10, validators=[validate_npi])
+    owner = forms.ModelChoiceField(queryset=liaison_queryset(), label="Liaison")
+
+    def __init__(self, *args: Any, user: AbstractBaseUser | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["owner"].queryset = liaison_queryset()
+
+
+class PracticeLocationForm(forms.ModelForm):
+    class Meta:
+        model = PracticeLocation
+        fields = ["name", "address_line1", "address_line2", "city", "state", "zip_code"]
+
+
+class ImportUploadForm(forms.Form):
+    file = forms.FileField(
+        help_text="The NPPES monthly zip, or its npidata_pfile_*.csv.",
+    )
+
+    def clean_file(self) -> Any:
+        upload = self.cleaned_data["file"]
+        name = upload.name.lower()
+        if not name.endswith((".zip", ".csv")):
+            raise forms.ValidationError("Upload the NPPES .zip or an npidata_pfile .csv file.")
+        return upload
