@@ -4,4 +4,6 @@ from core import views
 
 app_name = "core"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+]

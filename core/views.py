@@ -1,1 +1,40 @@
+from __future__ import annotations
 
+from datetime import timedelta
+
+from django.contrib.auth.decorators import login_required
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+
+from outreach.models import Task
+from referrals.models import OPEN_STATUSES, Referral, Status
+
+
+@login_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    """Where each role starts the day: open work, what is due, and recent referrals."""
+    user = request.user
+    referrals = Referral.objects.for_user(user)
+    since = timezone.now() - timedelta(days=30)
+    status_counts = dict(
+        referrals.filter(status__in=OPEN_STATUSES)
+        .order_by()
+        .values_list("status")
+        .annotate(n=Count("pk"))
+    )
+    my_tasks = Task.objects.for_user(user).open().filter(assignee=user)
+    context = {
+        "pipeline": [
+            {"status": status, "label": Status(status).label, "count": status_counts.get(status, 0)}
+            for status in OPEN_STATUSES
+        ],
+        "received_30d": referrals.inbound().filter(received_at__gte=since).count(),
+        "my_open_tasks": my_tasks.count(),
+        "my_overdue_tasks": my_tasks.filter(due_on__lt=timezone.localdate()).count(),
+        "due_tasks": my_tasks.select_related("provider", "referral")[:8],
+        "recent_referrals": referrals.for_list()[:8],
+        "today": timezone.localdate(),
+    }
+    return render(request, "core/dashboard.html", context)

@@ -11,7 +11,6 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
 
@@ -210,7 +209,11 @@ class Letter(models.Model):
 
     kind = models.CharField(max_length=20, choices=LetterTemplate.Kind.choices)
     referral = models.ForeignKey(
-        "referrals.Referral", on_delete=models.CASCADE, null=True, blank=True, related_name="letters"
+        "referrals.Referral",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="letters",
     )
     provider = models.ForeignKey(
         "partners.Provider", on_delete=models.CASCADE, related_name="letters"
@@ -253,3 +256,7 @@ class Letter(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("outreach:letter_detail", args=[self.pk])
+
+    @property
+    def is_due(self) -> bool:
+        return self.due_on <= timezone.localdate()

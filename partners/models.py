@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Count, OuterRef, Q, Subquery
 from django.urls import reverse
+from django.utils import timezone
 
 from core.npi import validate_npi
 from core.roles import Role
@@ -32,7 +34,9 @@ class Address(models.Model):
     @property
     def address_lines(self) -> list[str]:
         city_line = " ".join(
-            part for part in (f"{self.city}," if self.city else "", self.state, self.zip_code) if part
+            part
+            for part in (f"{self.city}," if self.city else "", self.state, self.zip_code)
+            if part
         )
         return [line for line in (self.address_line1, self.address_line2, city_line) if line]
 
@@ -85,6 +89,30 @@ class ProviderQuerySet(models.QuerySet["Provider"]):
             if user.groups.filter(name=Role.LIAISON).exists() and not user.is_superuser:
                 return self.filter(Q(owner=user) | Q(owner__isnull=True))
         return self
+
+    def with_referral_stats(self) -> ProviderQuerySet:
+        """Inbound referrals in the trailing 12 months and the date of the last one, as
+        correlated subqueries so a paginated list computes them for its page only."""
+        from referrals.models import Referral
+
+        inbound = Referral.objects.filter(
+            provider=OuterRef("pk"), direction=Referral.Direction.INBOUND
+        )
+        since = timezone.now() - timedelta(days=365)
+        return self.annotate(
+            referrals_12m=Subquery(
+                inbound.filter(received_at__gte=since)
+                .order_by()
+                .values("provider")
+                .annotate(n=Count("pk"))
+                .values("n")[:1],
+                output_field=models.IntegerField(),
+            ),
+            last_referral_at=Subquery(inbound.order_by("-received_at").values("received_at")[:1]),
+        )
+
+    def for_list(self) -> ProviderQuerySet:
+        return self.select_related("organization", "owner").with_referral_stats()
 
     def search(self, text: str) -> ProviderQuerySet:
         query = Q()

@@ -4,4 +4,17 @@ from partners import views
 
 app_name = "partners"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.provider_list, name="provider_list"),
+    path("new/", views.provider_create, name="provider_create"),
+    path("typeahead/", views.provider_typeahead, name="provider_typeahead"),
+    path("<int:pk>/", views.provider_detail, name="provider_detail"),
+    path("<int:pk>/edit/", views.provider_update, name="provider_update"),
+    path("<int:pk>/tier/", views.provider_tier, name="provider_tier"),
+    path("offices/", views.organization_list, name="organization_list"),
+    path("offices/new/", views.organization_create, name="organization_create"),
+    path("offices/<int:pk>/", views.organization_detail, name="organization_detail"),
+    path("offices/<int:pk>/edit/", views.organization_update, name="organization_update"),
+    path("offices/<int:organization_pk>/staff/new/", views.staff_create, name="staff_create"),
+    path("staff/<int:pk>/edit/", views.staff_update, name="staff_update"),
+]

@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "django.forms",
     "axes",
     "crispy_forms",
     "crispy_bootstrap5",
@@ -158,6 +159,7 @@ USE_TZ = True
 # --- Static files ---------------------------------------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -173,12 +175,16 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = not IS_PRODUCTION
 MEDIA_ROOT = VAR_DIR / "media"
 
+# Form widgets may use templates from templates/ (e.g. the provider type-ahead).
+FORM_RENDERER = "django.forms.renderers.TemplatesSetting"
+
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
 CRISPY_TEMPLATE_PACK = "bootstrap5"
 
 # --- Email ----------------------------------------------------------------------------------
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
+PRACTICE_NAME = env.str("PRACTICE_NAME", default="Riverside Orthopedics")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Referral CRM <referrals@localhost>")
 
 # --- Celery ---------------------------------------------------------------------------------

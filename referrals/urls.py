@@ -4,4 +4,11 @@ from referrals import views
 
 app_name = "referrals"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.referral_list, name="list"),
+    path("new/", views.referral_create, name="create"),
+    path("<int:pk>/", views.referral_detail, name="detail"),
+    path("<int:pk>/edit/", views.referral_update, name="update"),
+    path("<int:pk>/transition/", views.referral_transition_view, name="transition"),
+    path("<int:pk>/delete/", views.referral_delete, name="delete"),
+]

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from typing import Any
+
+import factory
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+
+from core.roles import Role
+
+DEMO_PASSWORD = "demo-pass-2026"  # noqa: S105 - demo data only, printed by `make run`
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    first_name = factory.Faker("first_name")
+    last_name = factory.Faker("last_name")
+    email = factory.LazyAttribute(lambda user: f"{user.username}@example.org")
+    password = factory.django.Password(DEMO_PASSWORD)
+
+    @factory.post_generation
+    def role(self, create: bool, extracted: str | None, **kwargs: Any) -> None:
+        if not create or not extracted:
+            return
+        group, _ = Group.objects.get_or_create(name=extracted)
+        self.groups.add(group)
+        if extracted == Role.ADMINISTRATOR:
+            self.is_staff = True
+            self.save(update_fields=["is_staff"])

@@ -1,0 +1,281 @@
+"""Fill an empty database with a realistic practice for demos and manual testing."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+from typing import Any
+
+import factory.random
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import transaction
+from django.utils import timezone
+
+from core.factories import DEMO_PASSWORD, UserFactory
+from core.roles import Role, sync_roles
+from outreach.models import Activity, Letter, Task
+from outreach.services import thank_you_prepare
+from partners.factories import OrganizationFactory, ProviderFactory, StaffMemberFactory
+from partners.models import Provider, TierChange
+from referrals.factories import REASONS
+from referrals.models import Referral, ReferralEvent, Status
+
+DEMO_USERS = [
+    ("manager", "Maria", "Lopez", Role.MANAGER),
+    ("liaison", "Jamie", "Carter", Role.LIAISON),
+    ("liaison2", "Sam", "Patel", Role.LIAISON),
+    ("coordinator", "Dana", "Brooks", Role.COORDINATOR),
+    ("admin", "Alex", "Morgan", Role.ADMINISTRATOR),
+]
+
+# Typical journeys of a referral, the last status being where it rests.
+CLOSED_PATHS = [
+    [Status.ACCEPTED, Status.SCHEDULED, Status.SEEN, Status.REPORT_SENT, Status.CLOSED],
+    [Status.ACCEPTED, Status.SCHEDULED, Status.SEEN, Status.REPORT_SENT, Status.CLOSED],
+    [Status.ACCEPTED, Status.SCHEDULED, Status.SEEN, Status.REPORT_SENT, Status.CLOSED],
+    [Status.ACCEPTED, Status.SCHEDULED, Status.NO_SHOW, Status.CLOSED],
+    [Status.DECLINED, Status.CLOSED],
+    [Status.CANCELLED, Status.CLOSED],
+]
+OPEN_PATHS = [
+    [],
+    [Status.ACCEPTED],
+    [Status.ACCEPTED, Status.SCHEDULED],
+    [Status.ACCEPTED, Status.SCHEDULED, Status.SEEN],
+    [Status.ACCEPTED, Status.SCHEDULED, Status.SEEN, Status.REPORT_SENT],
+    [Status.ON_HOLD],
+]
+NOTES = [
+    "Met with the office manager; they asked for our new-patient wait times.",
+    "Dropped off referral pads and the updated fax cover sheet.",
+    "Lunch with the front desk team; they prefer faxed updates over email.",
+    "Dr. mentioned two patients waiting for ortho consults; sent our direct line.",
+    "Discussed delays in receiving consult notes; promised a follow-up.",
+    "Quick drop-in; coordinator on vacation until next week.",
+]
+NEXT_STEPS = [
+    "Send consult-note turnaround report",
+    "Bring lunch for the staff",
+    "Introduce our new sports-medicine physician",
+    "Follow up on delayed consult notes",
+    "Invite to the annual referral-partner dinner",
+]
+
+
+class Command(BaseCommand):
+    help = "Create a demo practice: users for each role, partners, referrals, activities, tasks."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--if-empty", action="store_true", help="Do nothing if users exist.")
+        parser.add_argument("--print-password", action="store_true")
+        parser.add_argument("--seed", type=int, default=2026)
+        parser.add_argument("--referrals", type=int, default=420)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["print_password"]:
+            self.stdout.write(DEMO_PASSWORD)
+            return
+        if options["if_empty"] and get_user_model().objects.exists():
+            self.stdout.write("Demo data: the database already has users; leaving it as it is.")
+            return
+        rng = random.Random(options["seed"])
+        factory.random.reseed_random(options["seed"])
+        with transaction.atomic():
+            users = self._users()
+            providers = self._network(rng, users)
+            self._referrals(rng, providers, users, options["referrals"])
+            self._activities(rng, providers, users)
+            self._tiers(users["manager"])
+        self._close_loops()
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo data: {len(providers)} partners, {Referral.objects.count()} referrals, "
+                f"{Activity.objects.count()} activities, {Task.objects.count()} tasks."
+            )
+        )
+
+    def _users(self) -> dict[str, Any]:
+        sync_roles()
+        return {
+            username: UserFactory(username=username, first_name=first, last_name=last, role=role)
+            for username, first, last, role in DEMO_USERS
+        }
+
+    def _network(self, rng: random.Random, users: dict[str, Any]) -> list[Provider]:
+        liaisons = [users["liaison"], users["liaison2"]]
+        providers: list[Provider] = []
+        for index in range(18):
+            organization = OrganizationFactory()
+            StaffMemberFactory.create_batch(rng.randint(1, 3), organization=organization)
+            for _ in range(rng.randint(1, 4)):
+                providers.append(
+                    ProviderFactory(
+                        organization=organization,
+                        owner=liaisons[index % 2],
+                        status=rng.choice(
+                            [Provider.Status.ACTIVE] * 4
+                            + [Provider.Status.PROSPECT, Provider.Status.DORMANT]
+                        ),
+                    )
+                )
+        return providers
+
+    def _referrals(
+        self, rng: random.Random, providers: list[Provider], users: dict[str, Any], count: int
+    ) -> None:
+        now = timezone.now()
+        # A few partners send most referrals (the 80/20 every practice sees).
+        weights = [1 / (rank + 1) ** 1.1 for rank in range(len(providers))]
+        referrals = []
+        plans = []
+        for _ in range(count):
+            provider = rng.choices(providers, weights)[0]
+            age = timedelta(days=rng.uniform(0, 548), hours=rng.uniform(0, 8))
+            received = now - age
+            is_old = age > timedelta(days=45)
+            path = rng.choice(CLOSED_PATHS if is_old else OPEN_PATHS)
+            referral = Referral(
+                direction=Referral.Direction.OUTBOUND
+                if rng.random() < 0.15
+                else Referral.Direction.INBOUND,
+                provider=provider,
+                patient_first_name=rng.choice(
+                    [
+                        "Ava",
+                        "Liam",
+                        "Noah",
+                        "Emma",
+                        "Mia",
+                        "Owen",
+                        "Ruth",
+                        "Walter",
+                        "Grace",
+                        "Henry",
+                    ]
+                ),
+                patient_last_name=rng.choice(
+                    [
+                        "Nguyen",
+                        "Olsen",
+                        "Baker",
+                        "Reyes",
+                        "Kim",
+                        "Schultz",
+                        "Hughes",
+                        "Franklin",
+                        "Ortiz",
+                    ]
+                ),
+                patient_dob=(now - timedelta(days=rng.randint(2 * 365, 90 * 365))).date(),
+                patient_phone=f"(402) 555-{rng.randint(0, 9999):04d}",
+                reason=rng.choice(REASONS),
+                urgency=rng.choice(["routine"] * 8 + ["urgent", "stat"]),
+                channel=rng.choice(Referral.Channel.values),
+                received_at=received,
+                assigned_to=users["coordinator"],
+                created_by=users["coordinator"],
+                status=path[-1] if path else Status.RECEIVED,
+            )
+            steps = [received + timedelta(days=2 * (i + 1)) for i in range(len(path))]
+            for status, at in zip(path, steps, strict=True):
+                if status == Status.DECLINED:
+                    referral.decline_reason = "Outside our scope of practice"
+                if status == Status.SCHEDULED:
+                    referral.appointment_at = at + timedelta(days=5)
+                if status == Status.SEEN:
+                    referral.seen_at = at
+                if status == Status.CLOSED:
+                    referral.closed_at = at
+            referrals.append(referral)
+            plans.append((path, steps))
+        Referral.objects.bulk_create(referrals)
+        events = []
+        for referral, (path, steps) in zip(referrals, plans, strict=True):
+            events.append(
+                ReferralEvent(
+                    referral=referral,
+                    to_status=Status.RECEIVED,
+                    at=referral.received_at,
+                    actor=users["coordinator"],
+                )
+            )
+            previous = Status.RECEIVED
+            for status, at in zip(path, steps, strict=True):
+                events.append(
+                    ReferralEvent(
+                        referral=referral,
+                        from_status=previous,
+                        to_status=status,
+                        at=min(at, timezone.now()),
+                        actor=users["coordinator"],
+                    )
+                )
+                previous = status
+        ReferralEvent.objects.bulk_create(events)
+
+    def _activities(
+        self, rng: random.Random, providers: list[Provider], users: dict[str, Any]
+    ) -> None:
+        now = timezone.now()
+        today = timezone.localdate()
+        for _ in range(160):
+            provider = rng.choice(providers)
+            when = now - timedelta(days=rng.uniform(0, 548))
+            recent = now - when < timedelta(days=21)
+            activity = Activity.objects.create(
+                kind=rng.choice(["visit", "visit", "drop_in", "call", "lunch", "meeting"]),
+                occurred_at=when,
+                logged_by=provider.owner,
+                organization=provider.organization,
+                notes=rng.choice(NOTES),
+                next_step=rng.choice(NEXT_STEPS) if recent or rng.random() < 0.3 else "",
+                next_step_due=(today + timedelta(days=rng.randint(-3, 14))) if recent else None,
+            )
+            activity.providers.add(provider)
+            if activity.next_step and activity.next_step_due:
+                Task.objects.create(
+                    kind=Task.Kind.FOLLOW_UP,
+                    title=activity.next_step,
+                    due_on=activity.next_step_due,
+                    assignee=provider.owner,
+                    provider=provider,
+                    activity=activity,
+                )
+
+    def _tiers(self, manager: Any) -> None:
+        providers = list(Provider.objects.with_referral_stats().order_by("-referrals_12m"))
+        total = sum(p.referrals_12m or 0 for p in providers) or 1
+        running = 0
+        now = timezone.now()
+        changes = []
+        for provider in providers:
+            running += provider.referrals_12m or 0
+            tier = "A" if running <= 0.8 * total else ("B" if provider.referrals_12m else "C")
+            changes.append(
+                TierChange(
+                    provider=provider,
+                    from_tier="",
+                    to_tier=tier,
+                    reason="Initial tiering from 12-month volume",
+                    changed_by=manager,
+                    changed_at=now,
+                )
+            )
+            provider.tier = tier
+        Provider.objects.bulk_update(providers, ["tier"])
+        TierChange.objects.bulk_create(changes)
+
+    def _close_loops(self) -> None:
+        """Thank-yous for every seen inbound referral; the older ones already sent."""
+        today = timezone.localdate()
+        seen = Referral.objects.inbound().filter(seen_at__isnull=False).values_list("pk", flat=True)
+        for referral_id in seen:
+            thank_you_prepare(referral_id=referral_id)
+        week_ago = today - timedelta(days=7)
+        Letter.objects.filter(due_on__lt=week_ago).update(
+            status=Letter.Status.SENT, channel=Letter.Channel.EMAIL, sent_at=timezone.now()
+        )
+        Task.objects.filter(kind=Task.Kind.THANK_YOU, due_on__lt=week_ago).update(
+            status=Task.Status.DONE, completed_at=timezone.now()
+        )

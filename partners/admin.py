@@ -1,0 +1,69 @@
+from django.contrib import admin
+
+from partners.models import Organization, Provider, StaffMember, TierChange
+
+
+class StaffInline(admin.TabularInline):
+    model = StaffMember
+    extra = 0
+    fields = ["first_name", "last_name", "role", "phone", "email"]
+
+
+@admin.register(Organization)
+class OrganizationAdmin(admin.ModelAdmin):
+    list_display = ["name", "city", "state", "phone", "fax"]
+    list_filter = ["state"]
+    search_fields = ["name", "npi", "city"]
+    inlines = [StaffInline]
+
+
+class TierChangeInline(admin.TabularInline):
+    model = TierChange
+    extra = 0
+    readonly_fields = ["from_tier", "to_tier", "reason", "changed_by", "changed_at"]
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        # History is written by provider_set_tier only.
+        return False
+
+
+@admin.register(Provider)
+class ProviderAdmin(admin.ModelAdmin):
+    list_display = [
+        "last_name",
+        "first_name",
+        "credential",
+        "npi",
+        "specialty",
+        "status",
+        "tier",
+        "owner",
+    ]
+    list_filter = ["status", "tier", "owner"]
+    search_fields = ["last_name", "first_name", "npi", "specialty", "organization__name"]
+    list_select_related = ["owner", "organization"]
+    autocomplete_fields = ["organization"]
+    readonly_fields = ["tier"]
+    inlines = [TierChangeInline]
+
+
+@admin.register(StaffMember)
+class StaffMemberAdmin(admin.ModelAdmin):
+    list_display = ["first_name", "last_name", "role", "organization", "phone"]
+    list_filter = ["role"]
+    search_fields = ["first_name", "last_name", "organization__name"]
+    list_select_related = ["organization"]
+    autocomplete_fields = ["organization"]
+
+
+@admin.register(TierChange)
+class TierChangeAdmin(admin.ModelAdmin):
+    list_display = ["provider", "from_tier", "to_tier", "changed_by", "changed_at"]
+    list_filter = ["to_tier"]
+    search_fields = ["provider__last_name", "reason"]
+    list_select_related = ["provider", "changed_by"]
+    readonly_fields = ["provider", "from_tier", "to_tier", "reason", "changed_by", "changed_at"]
+
+    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
+        return False

@@ -1,0 +1,29 @@
+"""Permission-aware lookups: the only way views fetch a partner record from user input."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.shortcuts import get_object_or_404
+
+from partners.models import Organization, Provider, StaffMember
+
+
+def get_provider_for_user(user: AbstractBaseUser, pk: int, *, write: bool = False) -> Provider:
+    queryset = Provider.objects.for_user(user, write=write).select_related("organization", "owner")
+    return get_object_or_404(queryset, pk=pk)
+
+
+def get_organization_for_user(
+    user: AbstractBaseUser, pk: int, *, write: bool = False
+) -> Organization:
+    perm = "partners.change_organization" if write else "partners.view_organization"
+    queryset = Organization.objects.all() if user.has_perm(perm) else Organization.objects.none()
+    return get_object_or_404(queryset, pk=pk)
+
+
+def get_staff_member_for_user(
+    user: AbstractBaseUser, pk: int, *, write: bool = False
+) -> StaffMember:
+    perm = "partners.change_staffmember" if write else "partners.view_staffmember"
+    queryset = StaffMember.objects.all() if user.has_perm(perm) else StaffMember.objects.none()
+    return get_object_or_404(queryset.select_related("organization"), pk=pk)

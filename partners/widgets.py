@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from partners.models import Provider
+
+
+class ProviderPicker(forms.HiddenInput):
+    """A type-ahead for choosing one partner out of thousands: a search box that asks
+    the server for matches (htmx) and a hidden input holding the chosen provider's id."""
+
+    template_name = "widgets/provider_picker.html"
+
+    def get_context(self, name: str, value: Any, attrs: dict[str, Any] | None) -> dict[str, Any]:
+        context = super().get_context(name, value, attrs)
+        label = ""
+        if value not in (None, ""):
+            provider = Provider.objects.filter(pk=value).select_related("organization").first()
+            if provider is not None:
+                label = provider.display_name
+        context["widget"]["label"] = label
+        return context

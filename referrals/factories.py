@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+import factory
+from django.utils import timezone
+
+from partners.factories import ProviderFactory
+from referrals.models import Referral
+
+REASONS = [
+    "Chronic knee pain, failed conservative therapy; evaluate for injection.",
+    "New-onset atrial fibrillation; please evaluate and advise on anticoagulation.",
+    "Uncontrolled type 2 diabetes despite two agents.",
+    "Suspicious pigmented lesion on the back; evaluate for biopsy.",
+    "Recurrent migraines, worsening over three months.",
+    "Shoulder pain after fall; MRI shows partial rotator cuff tear.",
+    "Abnormal thyroid function tests; nodule on ultrasound.",
+    "Low back pain with radiculopathy, six weeks.",
+]
+
+
+class ReferralFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Referral
+
+    provider = factory.SubFactory(ProviderFactory)
+    patient_first_name = factory.Faker("first_name")
+    patient_last_name = factory.Faker("last_name")
+    patient_dob = factory.Faker("date_of_birth", minimum_age=1, maximum_age=95)
+    patient_phone = factory.Faker("numerify", text="(402) ###-####")
+    reason = factory.Faker("random_element", elements=REASONS)
+    received_at = factory.LazyFunction(timezone.now)
