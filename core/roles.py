@@ -51,6 +51,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "outreach.view_all_tasks",
         *_crud("outreach.letter", "view", "change"),
         *_crud("outreach.lettertemplate", "view", "change"),
+        "registry.view_registryprovider",
+        *_crud("registry.practicelocation", *ALL_ACTIONS),
     ],
     Role.LIAISON: [
         *_crud("partners.organization", "view", "add", "change"),
@@ -62,6 +64,9 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_crud("outreach.activity", "view", "add", "change"),
         *_crud("outreach.task", "view", "add", "change"),
         "outreach.view_letter",
+        # Prospecting: the provider finder, measured from our locations.
+        "registry.view_registryprovider",
+        "registry.view_practicelocation",
     ],
     Role.COORDINATOR: [
         *_crud("partners.organization", "view", "add", "change"),
@@ -73,6 +78,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_crud("outreach.activity", "view", "add"),
         *_crud("outreach.task", "view", "add", "change"),
         "outreach.view_letter",
+        "registry.view_registryprovider",
+        "registry.view_practicelocation",
     ],
     # Administrators get every permission; see sync_roles.
     Role.ADMINISTRATOR: [],

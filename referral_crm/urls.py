@@ -10,6 +10,7 @@ urlpatterns = [
     path("partners/", include("partners.urls")),
     path("referrals/", include("referrals.urls")),
     path("outreach/", include("outreach.urls")),
+    path("registry/", include("registry.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

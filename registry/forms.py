@@ -66,21 +66,29 @@ class SpecialtyField(forms.ChoiceField):
 class FinderForm(forms.Form):
     """The finder's query string. Every field is optional; a distance needs a centre."""
 
-    specialty = forms.ChoiceField(required=False, choices=specialty_filter_choices)
+    specialty = forms.ChoiceField(
+        required=False, widget=forms.Select(attrs={"class": "form-select"})
+    )
     location = forms.ModelChoiceField(
         queryset=PracticeLocation.objects.all(),
         required=False,
         empty_label="(use the ZIP code)",
         label="From our location",
+        widget=forms.Select(attrs={"class": "form-select"}),
     )
     zip_code = forms.CharField(required=False, max_length=10, label="or from ZIP")
     miles = forms.IntegerField(required=False, min_value=1, max_value=500, label="Within miles")
     name = forms.CharField(required=False, max_length=100)
     city = forms.CharField(required=False, max_length=100)
     state = forms.CharField(required=False, max_length=2)
-    include_partners = forms.BooleanField(
-        required=False, initial=True, label="Include current partners"
-    )
+    # "Hide" rather than "include": an unticked box is absent from the query string, and
+    # a search link without it should show everyone.
+    hide_partners = forms.BooleanField(required=False, label="Hide current partners")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Read the code set once per request: validating and rendering both need it.
+        self.fields["specialty"].choices = specialty_filter_choices()
 
     def clean_zip_code(self) -> str:
         value = self.cleaned_data["zip_code"].strip()

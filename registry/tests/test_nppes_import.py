@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError
 
+from registry.factories import make_npi
 from registry.importing.nppes_file import PROVIDER_COLUMNS
 from registry.models import RegistryEndpoint, RegistryLocation, RegistryProvider
 from registry.tests.conftest import MANGLED, NPPES_DIR, SAMPLE, read_rows, write_rows
-from registry.tests.factories import make_npi
 
 pytestmark = pytest.mark.django_db
 

@@ -1,10 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
-
 import factory
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 
 from core.npi import npi_check_digit
 from registry.geo import zip_centroid
@@ -12,23 +8,10 @@ from registry.models import PracticeLocation, RegistryProvider
 
 
 def make_npi(n: int) -> str:
-    first_nine = f"1{n:08d}"
+    # Kept apart from partners.factories' NPIs, so a registry row is a partner only when a
+    # test makes it one.
+    first_nine = f"1{50_000_000 + n:08d}"
     return f"{first_nine}{npi_check_digit(first_nine)}"
-
-
-class UserFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = get_user_model()
-        django_get_or_create = ("username",)
-
-    username = factory.Sequence(lambda n: f"user{n}")
-    first_name = factory.Faker("first_name")
-    last_name = factory.Faker("last_name")
-
-    @factory.post_generation
-    def role(self, create: bool, extracted: str | None, **kwargs: Any) -> None:
-        if create and extracted:
-            self.groups.add(Group.objects.get(name=extracted))
 
 
 class RegistryProviderFactory(factory.django.DjangoModelFactory):
