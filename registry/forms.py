@@ -5,6 +5,7 @@ from typing import Any
 from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Q
 
 from core.npi import validate_npi
 from core.roles import Role
@@ -23,35 +24,51 @@ def specialty_choices() -> Choices:
     return list(groups.items())
 
 
-def specialty_filter_choices() -> Choices:
-    """Like `specialty_choices`, plus one option for each whole grouping and classification,
-    so a search can ask for "every physician" or "Family Medicine, any specialization"."""
-    groups: dict[str, list[tuple[str, str]]] = {}
-    seen_classes: set[tuple[str, str]] = set()
-    for code, grouping, label, classification, specialization in _taxonomy_rows(full=True):
-        options = groups.setdefault(grouping, [(f"grouping:{grouping}", f"All {grouping}")])
-        if (grouping, classification) not in seen_classes:
-            seen_classes.add((grouping, classification))
-            options.append(
-                (f"classification:{grouping}/{classification}", f"{classification} (any)")
-            )
-        if specialization:
-            options.append((code, f"· {label}"))
-        else:
-            options.append((code, f"{label} (exact code)"))
-    return [("", "Any specialty"), *groups.items()]
+def specialty_selector_label(selector: str, taxonomy: Taxonomy) -> str:
+    if selector.startswith("grouping:"):
+        return f"All {taxonomy.grouping}"
+    if selector.startswith("classification:"):
+        return f"{taxonomy.classification} (any)"
+    return taxonomy.label
 
 
-def _taxonomy_rows(*, full: bool = False) -> list[tuple[str, ...]]:
-    rows = []
-    for taxonomy in Taxonomy.objects.only(
-        "code", "grouping", "classification", "specialization", "display_name"
-    ):
-        row: tuple[str, ...] = (taxonomy.code, taxonomy.grouping, taxonomy.label)
-        if full:
-            row += (taxonomy.classification, taxonomy.specialization)
-        rows.append(row)
-    return rows
+def search_specialties(text: str, *, limit: int = 20) -> list[tuple[str, str, str]]:
+    """(selector, label, grouping) for the typeahead: whole groupings and classifications
+    first, then exact codes, for every word typed."""
+    words = text.split()
+    if not words:
+        return []
+    query = Q()
+    for word in words:
+        query &= (
+            Q(code__istartswith=word)
+            | Q(grouping__icontains=word)
+            | Q(classification__icontains=word)
+            | Q(specialization__icontains=word)
+            | Q(display_name__icontains=word)
+        )
+    groups: dict[str, tuple[str, str, str]] = {}
+    classes: dict[str, tuple[str, str, str]] = {}
+    codes: list[tuple[str, str, str]] = []
+    lowered = [w.lower() for w in words]
+    for taxonomy in Taxonomy.objects.filter(query).order_by("grouping", "classification", "code"):
+        if all(w in taxonomy.grouping.lower() for w in lowered):
+            key = f"grouping:{taxonomy.grouping}"
+            groups.setdefault(key, (key, f"All {taxonomy.grouping}", taxonomy.grouping))
+        if all(w in f"{taxonomy.grouping} {taxonomy.classification}".lower() for w in lowered):
+            key = f"classification:{taxonomy.grouping}/{taxonomy.classification}"
+            classes.setdefault(key, (key, f"{taxonomy.classification} (any)", taxonomy.grouping))
+        codes.append((taxonomy.code, f"{taxonomy.label} · {taxonomy.code}", taxonomy.grouping))
+    return [*groups.values(), *classes.values(), *codes][:limit]
+
+
+def _taxonomy_rows() -> list[tuple[str, str, str]]:
+    return [
+        (taxonomy.code, taxonomy.grouping, taxonomy.label)
+        for taxonomy in Taxonomy.objects.only(
+            "code", "grouping", "classification", "specialization", "display_name"
+        )
+    ]
 
 
 class SpecialtyField(forms.ChoiceField):
@@ -66,9 +83,9 @@ class SpecialtyField(forms.ChoiceField):
 class FinderForm(forms.Form):
     """The finder's query string. Every field is optional; a distance needs a centre."""
 
-    specialty = forms.ChoiceField(
-        required=False, widget=forms.Select(attrs={"class": "form-select"})
-    )
+    # A selector (see TaxonomyQuerySet.matching), chosen with the specialty typeahead: a
+    # <select> of ~1,100 options would cost more to render than the whole search.
+    specialty = forms.CharField(required=False, max_length=300)
     location = forms.ModelChoiceField(
         queryset=PracticeLocation.objects.all(),
         required=False,
@@ -85,10 +102,17 @@ class FinderForm(forms.Form):
     # a search link without it should show everyone.
     hide_partners = forms.BooleanField(required=False, label="Hide current partners")
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # Read the code set once per request: validating and rendering both need it.
-        self.fields["specialty"].choices = specialty_filter_choices()
+    specialty_label = ""
+
+    def clean_specialty(self) -> str:
+        selector = self.cleaned_data["specialty"].strip()
+        if not selector:
+            return ""
+        sample = Taxonomy.objects.matching(selector).order_by("code").first()
+        if sample is None:
+            raise forms.ValidationError("Pick a specialty from the list.")
+        self.specialty_label = specialty_selector_label(selector, sample)
+        return selector
 
     def clean_zip_code(self) -> str:
         value = self.cleaned_data["zip_code"].strip()

@@ -3,6 +3,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
@@ -24,6 +25,7 @@ from registry.forms import (
     ImportUploadForm,
     PracticeLocationForm,
     liaison_queryset,
+    search_specialties,
 )
 from registry.geo import haversine_miles
 from registry.models import ImportJob, PracticeLocation, RegistryProvider, Taxonomy
@@ -107,6 +109,22 @@ def finder(request: HttpRequest) -> HttpResponse:
         "liaisons": list(liaison_queryset()) if can_add and rows else [],
     }
     return render_page(request, "registry/finder.html", context, partial="results")
+
+
+class SpecialtySearchForm(forms.Form):
+    specialty_search = forms.CharField(required=False, max_length=100)
+
+
+@login_required
+@permission_required("registry.view_registryprovider", raise_exception=True)
+def specialty_typeahead(request: HttpRequest) -> HttpResponse:
+    form = SpecialtySearchForm(request.GET)
+    text = form.cleaned_data["specialty_search"] if form.is_valid() else ""
+    return render(
+        request,
+        "registry/finder.html#specialty_options",
+        {"options": search_specialties(text) if len(text) >= 2 else [], "text": text},
+    )
 
 
 @login_required

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date
+from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any
 
@@ -100,15 +101,6 @@ ENTITY_TYPE = "Entity Type Code"
 SEX_COLUMNS = ("Provider Sex Code", "Provider Gender Code")
 TAXONOMY_SLOTS = 15
 
-_MAX_LENGTHS = {
-    "organization_name": 300,
-    "credential": 100,
-    "address_line1": 100,
-    "address_line2": 100,
-    "mailing_address_line1": 100,
-    "mailing_address_line2": 100,
-}
-
 _FLOAT_DIGITS = re.compile(r"^\d+\.0$")
 
 
@@ -173,6 +165,29 @@ def _header(row: Sequence[str]) -> list[str]:
     return [name.lstrip("\ufeff").strip() for name in row]
 
 
+_LUHN_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
+# The doubled/plain digits of the "80840" prefix always add up to 24 (see core.npi).
+_PREFIX_SUM = 24
+
+
+def _npi_ok(npi: str) -> bool:
+    """core.npi.is_valid_npi unrolled: it runs once per row of a 9-million-row file."""
+    if len(npi) != 10 or not npi.isdigit() or not npi.isascii():
+        return False
+    d = [ord(c) - 48 for c in npi]
+    total = _PREFIX_SUM + d[1] + d[3] + d[5] + d[7]
+    total += _LUHN_DOUBLED[d[0]] + _LUHN_DOUBLED[d[2]] + _LUHN_DOUBLED[d[4]]
+    total += _LUHN_DOUBLED[d[6]] + _LUHN_DOUBLED[d[8]]
+    return (10 - total % 10) % 10 == d[9]
+
+
+def _getter(indexes: list[int]) -> Callable[[list[str]], tuple[str, ...]]:
+    picker = itemgetter(*indexes)
+    if len(indexes) == 1:
+        return lambda row: (picker(row),)
+    return picker  # type: ignore[return-value]
+
+
 @dataclass
 class ProviderReader:
     """Turns npidata_pfile rows into RegistryProvider column tuples."""
@@ -202,20 +217,25 @@ class ProviderReader:
                 + " column."
             )
         width = len(header)
-        i_npi, i_entity = index[NPI], index[ENTITY_TYPE]
-        text = [(name, index.get(column)) for name, column in _TEXT_COLUMNS.items()]
-        numbers = {name: index.get(column) for name, column in _NUMBER_COLUMNS.items()}
-        dates = {name: (index.get(column), column) for name, column in _DATE_COLUMNS.items()}
-        i_sex = next((index[c] for c in SEX_COLUMNS if c in index), None)
-        slots = [
-            (
-                index[f"Healthcare Provider Taxonomy Code_{n}"],
-                index.get(f"Healthcare Provider Primary Taxonomy Switch_{n}"),
-            )
-            for n in range(1, TAXONOMY_SLOTS + 1)
-            if f"Healthcare Provider Taxonomy Code_{n}" in index
-        ]
+        # Columns this file lacks (older layouts) read an empty cell appended to each row.
+        at = {name: index.get(name, width) for name in header}
 
+        def column(name: str) -> int:
+            return at.get(name, width)
+
+        layout = _Layout(
+            width=width,
+            npi=index[NPI],
+            entity=index[ENTITY_TYPE],
+            texts=_getter([column(c) for c in _TEXT_COLUMNS.values()]),
+            numbers=_getter([column(c) for c in _NUMBER_COLUMNS.values()]),
+            dates=_getter([column(c) for c in _DATE_COLUMNS.values()]),
+            sex=next((index[c] for c in SEX_COLUMNS if c in index), width),
+            codes=_getter([column(f"Healthcare Provider Taxonomy Code_{n}") for n in range(1, 16)]),
+            switches=_getter(
+                [column(f"Healthcare Provider Primary Taxonomy Switch_{n}") for n in range(1, 16)]
+            ),
+        )
         while True:
             try:
                 row = next(reader)
@@ -226,82 +246,69 @@ class ProviderReader:
                 continue
             if not row:
                 continue
-            npi = row[0].strip() if row else ""
             if len(row) != width:
                 self.on_reject(
                     Rejection(
-                        reader.line_num, npi[:20], f"expected {width} columns, found {len(row)}"
+                        reader.line_num,
+                        row[0].strip()[:20],
+                        f"expected {width} columns, found {len(row)}",
                     )
                 )
                 continue
+            row.append("")
             try:
-                record = self._record(row, i_npi, i_entity, text, numbers, dates, i_sex, slots)
+                record = self._record(row, layout)
             except RowError as error:
-                self.on_reject(Rejection(reader.line_num, row[i_npi][:20], str(error)))
+                self.on_reject(Rejection(reader.line_num, row[layout.npi][:20], str(error)))
                 continue
             if record is not None:
                 yield record
 
-    def _record(
-        self,
-        row: list[str],
-        i_npi: int,
-        i_entity: int,
-        text: list[tuple[str, int | None]],
-        numbers: dict[str, int | None],
-        dates: dict[str, tuple[int | None, str]],
-        i_sex: int | None,
-        slots: list[tuple[int, int | None]],
-    ) -> tuple[Any, ...] | None:
-        npi, repaired = _digits(row[i_npi].strip())
-        self.repaired_floats |= repaired
-        if not is_valid_npi(npi):
+    def _record(self, row: list[str], layout: _Layout) -> tuple[Any, ...] | None:
+        npi = row[layout.npi].strip()
+        if npi.endswith(".0"):
+            npi, self.repaired_floats = _digits(npi)[0], True
+        if not _npi_ok(npi):
             if len(npi) == 10 and npi.isdigit():
                 raise RowError(f"NPI {npi} fails the check digit")
             raise RowError(f"NPI {npi[:20]!r} is not 10 digits")
-        entity, repaired = _digits(row[i_entity].strip())
-        self.repaired_floats |= repaired
+        entity = row[layout.entity].strip()
+        if entity.endswith(".0"):
+            entity, self.repaired_floats = _digits(entity)[0], True
 
-        parsed: dict[str, Any] = {}
-        for name, (i, column) in dates.items():
-            parsed[name] = self._dates(row[i].strip(), column) if i is not None else None
-
+        parse = self._dates
+        enumerated, updated, deactivation, reactivation = (
+            parse(value.strip(), name)
+            for value, name in zip(layout.dates(row), _DATE_COLUMNS.values(), strict=True)
+        )
         if entity == "":
-            if parsed["deactivation_date"] is None:
+            if deactivation is None:
                 raise RowError("no Entity Type Code and no NPI Deactivation Date")
             # A deactivated NPI: CMS blanks everything but the NPI and the date. Filters
             # cannot apply (no state, no taxonomy); it is kept so a partner can be flagged.
             return (npi, None, *[""] * 19, None, None, *[""] * 5, None, None,
-                    parsed["deactivation_date"], None, True)  # fmt: skip
+                    deactivation, None, True)  # fmt: skip
         if entity not in ("1", "2"):
             raise RowError(f"Entity Type Code {entity[:10]!r} is not 1 or 2")
 
-        codes: list[str] = []
+        all_codes = layout.codes(row)
+        codes = [code.strip() for code in all_codes if code]
         primary = ""
-        for i_code, i_switch in slots:
-            code = row[i_code].strip()
-            if code:
-                codes.append(code)
-                if not primary and i_switch is not None and row[i_switch].strip() == "Y":
-                    primary = code
+        for code, switch in zip(all_codes, layout.switches(row), strict=True):
+            if switch == "Y" and code:
+                primary = code.strip()
+                break
         if not primary and codes:
             primary = codes[0]
         if len(primary) > 10:
             raise RowError(f"taxonomy code {primary[:20]!r} is longer than 10 characters")
 
-        for name, i in text:
-            value = row[i].strip() if i is not None else ""
-            if value == "<UNAVAIL>":
-                value = ""
-            parsed[name] = value[: _MAX_LENGTHS.get(name, 100)]
-        for name, i in numbers.items():
-            value, repaired = _digits(row[i].strip()) if i is not None else ("", False)
-            self.repaired_floats |= repaired
-            parsed[name] = value[:20]
-        parsed["postal_code"] = _postal(parsed["postal_code"])
-        parsed["mailing_postal_code"] = _postal(parsed["mailing_postal_code"])
+        texts = tuple(map(str.strip, layout.texts(row)))
+        if "<UNAVAIL>" in texts:
+            texts = tuple("" if value == "<UNAVAIL>" else value for value in texts)
+        (org, last, first, middle, prefix, suffix, credential, line1, line2, city, state,
+         country, mail1, mail2, mail_city, mail_state) = texts  # fmt: skip
 
-        state = parsed["state"]
         if self.states and state not in self.states:
             self.filtered += 1
             return None
@@ -311,49 +318,73 @@ class ProviderReader:
             self.filtered += 1
             return None
 
-        foreign = parsed["country"] not in ("", "US")
-        zip_code = "" if foreign else zip5(parsed["postal_code"])
+        postal, mail_postal, phone, fax = map(str.strip, layout.numbers(row))
+        if ".0" in postal or ".0" in mail_postal or ".0" in phone or ".0" in fax:
+            postal, mail_postal, phone, fax = (
+                self._repair(postal), self._repair(mail_postal),
+                self._repair(phone), self._repair(fax),
+            )  # fmt: skip
+        postal, mail_postal = _postal(postal), _postal(mail_postal)
+        zip_code = zip5(postal) if country in ("", "US") else ""
         centroid = zip_centroid(zip_code) if zip_code else None
-        deactivation, reactivation = parsed["deactivation_date"], parsed["reactivation_date"]
         deactivated = deactivation is not None and (
             reactivation is None or reactivation < deactivation
         )
-        sex = row[i_sex].strip()[:1] if i_sex is not None else ""
         return (
             npi,
             int(entity),
-            parsed["organization_name"],
-            parsed["last_name"],
-            parsed["first_name"],
-            parsed["middle_name"],
-            parsed["name_prefix"][:20],
-            parsed["name_suffix"][:20],
-            parsed["credential"],
-            sex,
+            org[:300],
+            last[:100],
+            first[:100],
+            middle[:100],
+            prefix[:20],
+            suffix[:20],
+            credential[:100],
+            row[layout.sex].strip()[:1],
             primary,
             " ".join(code[:10] for code in codes),
-            parsed["address_line1"],
-            parsed["address_line2"],
-            parsed["city"],
+            line1[:100],
+            line2[:100],
+            city[:100],
             state[:40],
-            parsed["postal_code"],
-            parsed["country"][:2],
+            postal[:20],
+            country[:2],
             zip_code,
-            parsed["phone"],
-            parsed["fax"],
+            phone[:20],
+            fax[:20],
             centroid[0] if centroid else None,
             centroid[1] if centroid else None,
-            parsed["mailing_address_line1"],
-            parsed["mailing_address_line2"],
-            parsed["mailing_city"],
-            parsed["mailing_state"][:40],
-            parsed["mailing_postal_code"],
-            parsed["enumeration_date"],
-            parsed["last_update_date"],
+            mail1[:100],
+            mail2[:100],
+            mail_city[:100],
+            mail_state[:40],
+            mail_postal[:20],
+            enumerated,
+            updated,
             deactivation,
             reactivation,
             deactivated,
         )
+
+    def _repair(self, value: str) -> str:
+        value, repaired = _digits(value)
+        self.repaired_floats |= repaired
+        return value
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where each field sits in this file's rows (found by header name)."""
+
+    width: int
+    npi: int
+    entity: int
+    texts: Callable[[list[str]], tuple[str, ...]]
+    numbers: Callable[[list[str]], tuple[str, ...]]
+    dates: Callable[[list[str]], tuple[str, ...]]
+    sex: int
+    codes: Callable[[list[str]], tuple[str, ...]]
+    switches: Callable[[list[str]], tuple[str, ...]]
 
 
 # --- The companion files of the bundle ------------------------------------------------------

@@ -150,6 +150,10 @@ def nppes_import(
                 "location",
             )
         report()
+    if connection.vendor == "postgresql" and (result.imported or result.updated):
+        # Fresh statistics, so the finder's plans see millions of rows and not an empty table.
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {TABLE}")
     result.rejected = rejects.count
     result.filtered = reader.filtered
     result.repaired_floats = reader.repaired_floats

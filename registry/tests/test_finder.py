@@ -326,3 +326,32 @@ def test_bad_add_requests_never_fail_with_a_server_error(manager: object) -> Non
     missing = client.post(ADD, {"npi": "1234567893", "owner": manager.pk})
     assert missing.status_code == 404
     assert client.get(ADD).status_code == 405
+
+
+def test_the_specialty_typeahead_offers_groupings_classifications_and_codes(
+    manager: object,
+) -> None:
+    client = logged_in(manager)
+    url = reverse("registry:specialty_typeahead")
+
+    family = client.get(url, {"specialty_search": "family medicine"})
+    physicians = client.get(url, {"specialty_search": "osteopathic"})
+    by_code = client.get(url, {"specialty_search": "207qs"})
+    too_short = client.get(url, {"specialty_search": "f"})
+
+    assert (
+        b'data-picker-choice="classification:Allopathic &amp; Osteopathic Physicians/'
+        b'Family Medicine"' in family.content
+    )
+    assert b'data-picker-choice="207Q00000X"' in family.content
+    assert b'data-picker-choice="grouping:Allopathic &amp; Osteopathic Physicians"' in (
+        physicians.content
+    )
+    assert b'data-picker-choice="207QS0010X"' in by_code.content
+    assert b"data-picker-choice" not in too_short.content
+
+
+def test_a_chosen_specialty_is_shown_by_name_in_the_search_box(manager: object) -> None:
+    response = logged_in(manager).get(FINDER, {"specialty": "207Q00000X"})
+
+    assert b'value="Family Medicine Physician"' in response.content

@@ -273,3 +273,12 @@ def test_small_batches_give_the_same_result_as_one_batch(run_import: Run, monkey
     assert first == "imported 921, updated 0, unchanged 0, deactivated 79, rejected 0"
     assert second == "imported 0, updated 0, unchanged 1000, deactivated 0, rejected 0"
     assert RegistryProvider.objects.count() == 1000
+
+
+def test_the_fast_npi_check_agrees_with_the_reference_check() -> None:
+    from core.npi import is_valid_npi
+    from registry.importing.nppes_file import _npi_ok
+
+    candidates = [f"{n:010d}" for n in range(1234567800, 1234568000)]
+    candidates += ["1679576722", "123456789", "12345678901", "12345678a3", "\uff11" * 10]
+    assert [_npi_ok(c) for c in candidates] == [is_valid_npi(c) for c in candidates]
