@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import csv
 import itertools
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -37,7 +39,7 @@ Progress = Callable[[int, int], None]
 TABLE = "registry_registryprovider"
 STAGE = "registry_nppes_stage"
 # Rows per COPY + merge: big enough to amortise the merge, small enough to keep memory flat.
-POSTGRES_BATCH = 50_000
+POSTGRES_BATCH = 25_000
 PORTABLE_BATCH = 2_000
 
 __all__ = ["NppesFileError", "NppesImportResult", "nppes_import"]
@@ -125,17 +127,20 @@ def nppes_import(
             if progress is not None:
                 progress(source.position(), source.total_bytes)
 
-        writer = _postgres_batch if connection.vendor == "postgresql" else _portable_batch
-        size = POSTGRES_BATCH if connection.vendor == "postgresql" else PORTABLE_BATCH
-        if connection.vendor == "postgresql":
-            _create_stage()
-        while True:
-            batch = itertools.islice(records, size)
-            counts, seen = writer(batch)
-            if not seen:
-                break
-            result.add(counts)
-            report()
+        if connection.vendor == "postgresql" and not connection.in_atomic_block:
+            _load_overlapped(records, result, report)
+        else:
+            # Inside a caller's transaction (tests) everything stays on this connection.
+            writer = _postgres_batch if connection.vendor == "postgresql" else _portable_batch
+            size = POSTGRES_BATCH if connection.vendor == "postgresql" else PORTABLE_BATCH
+            if connection.vendor == "postgresql":
+                _create_stage()
+            while True:
+                counts, seen = writer(itertools.islice(records, size))
+                if not seen:
+                    break
+                result.add(counts)
+                report()
 
         if source.endpoints is not None:
             rejects.prefix = "endpoint"
@@ -176,6 +181,45 @@ def _create_stage() -> None:
             f"CREATE TEMP TABLE IF NOT EXISTS {STAGE} ON COMMIT DELETE ROWS AS "  # noqa: S608
             f"SELECT {_COLUMNS_SQL} FROM {TABLE} WITH NO DATA"
         )
+
+
+def _load_overlapped(
+    records: Iterator[tuple[Any, ...]], result: NppesImportResult, report: Callable[[], None]
+) -> None:
+    """Parse the next batch in this thread while a second thread (with its own connection)
+    COPYs and merges the previous one. The merge runs inside Postgres with the GIL
+    released, so parsing and merging use both CPUs at once."""
+    handoff: queue.Queue[list[tuple[Any, ...]] | None] = queue.Queue(maxsize=1)
+    failure: list[BaseException] = []
+
+    def merge_batches() -> None:
+        try:
+            _create_stage()
+            while (batch := handoff.get()) is not None:
+                counts, _ = _postgres_batch(iter(batch))
+                result.add(counts)
+                report()
+        except BaseException as error:
+            failure.append(error)
+            # Keep taking batches so the reader never blocks on a dead consumer.
+            while handoff.get() is not None:
+                pass
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=merge_batches, name="nppes-merge", daemon=True)
+    worker.start()
+    try:
+        while not failure:
+            batch = list(itertools.islice(records, POSTGRES_BATCH))
+            if not batch:
+                break
+            handoff.put(batch)
+    finally:
+        handoff.put(None)
+        worker.join()
+    if failure:
+        raise failure[0]
 
 
 _MERGE_STUBS_SQL = f"""

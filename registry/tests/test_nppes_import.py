@@ -282,3 +282,19 @@ def test_the_fast_npi_check_agrees_with_the_reference_check() -> None:
     candidates = [f"{n:010d}" for n in range(1234567800, 1234568000)]
     candidates += ["1679576722", "123456789", "12345678901", "12345678a3", "\uff11" * 10]
     assert [_npi_ok(c) for c in candidates] == [is_valid_npi(c) for c in candidates]
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_outside_a_transaction_the_overlapped_loader_gives_the_same_counts(
+    run_import: Run, monkeypatch
+) -> None:
+    # Commands and workers run outside any transaction: on Postgres, parsing and merging then
+    # overlap on two connections. Small batches make several hand-overs.
+    monkeypatch.setattr("registry.importing.nppes_load.POSTGRES_BATCH", 100)
+
+    first = run_import(SAMPLE)
+    second = run_import(SAMPLE)
+
+    assert first == "imported 921, updated 0, unchanged 0, deactivated 79, rejected 0"
+    assert second == "imported 0, updated 0, unchanged 1000, deactivated 0, rejected 0"
+    assert RegistryProvider.objects.get(npi="1679576722").last_name == "WIEBE"
