@@ -4,7 +4,6 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q
 
 from core.npi import validate_npi
@@ -151,7 +150,7 @@ class AddProspectForm(forms.Form):
     npi = forms.CharField(max_length=10, validators=[validate_npi])
     owner = forms.ModelChoiceField(queryset=liaison_queryset(), label="Liaison")
 
-    def __init__(self, *args: Any, user: AbstractBaseUser | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["owner"].queryset = liaison_queryset()
 

@@ -159,17 +159,21 @@ class RegistryProvider(models.Model):
         ordering = ["npi"]
         verbose_name = "registry provider"
         indexes = [
-            # The finder filters active providers by specialty and a latitude band.
+            # The finder filters active providers by specialty and a latitude band, and
+            # orders by distance: with longitude and id in the index, counting and picking a
+            # page are index-only scans; only the page's 25 rows are read from the table.
             models.Index(
-                fields=["primary_taxonomy_code", "latitude"],
+                fields=["primary_taxonomy_code", "latitude", "longitude"],
+                include=["id"],
                 condition=Q(deactivated=False),
-                name="regprov_taxonomy_lat_idx",
+                name="regprov_taxonomy_geo_idx",
             ),
             # Distance searches without a specialty.
             models.Index(
                 fields=["latitude", "longitude"],
+                include=["id"],
                 condition=Q(deactivated=False),
-                name="regprov_lat_lng_idx",
+                name="regprov_geo_idx",
             ),
             models.Index(fields=["state", "city"], name="regprov_state_city_idx"),
             # Prefix searches on upper-case names (LIKE 'SMI%') need pattern ops on Postgres.

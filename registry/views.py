@@ -79,8 +79,10 @@ def finder(request: HttpRequest) -> HttpResponse:
     page = None
     rows: list[FinderRow] = []
     if form.is_bound and form.is_valid() and _has_criteria(form):
-        page = paginate(request, _finder_queryset(form))
-        records = list(page.object_list)
+        # Page through ids only (index-only scans), then read the page's rows by key.
+        page = paginate(request, _finder_queryset(form).values_list("pk", flat=True))
+        by_pk = RegistryProvider.objects.in_bulk(list(page.object_list))
+        records = [by_pk[pk] for pk in page.object_list if pk in by_pk]
         summaries = partner_summaries(r.npi for r in records)
         labels = dict(
             Taxonomy.objects.filter(
