@@ -120,12 +120,20 @@ def sync_roles_after_migrate(*, using: str = "default", **kwargs: Any) -> None:
 
 
 def user_role(user: Any) -> str | None:
+    """The user's role; with several groups the first in Role.ALL wins. Cached on the user
+    object for the request, like Django's own permission cache."""
     if not user.is_authenticated:
         return None
-    if user.is_superuser:
-        return Role.ADMINISTRATOR
-    names = {group.name for group in user.groups.all()}
-    for role in Role.ALL:
-        if role in names:
-            return role
-    return None
+    if not hasattr(user, "_referral_crm_role"):
+        role = None
+        if user.is_superuser:
+            role = Role.ADMINISTRATOR
+        else:
+            names = {group.name for group in user.groups.all()}
+            role = next((candidate for candidate in Role.ALL if candidate in names), None)
+        user._referral_crm_role = role
+    return user._referral_crm_role
+
+
+def is_liaison(user: Any) -> bool:
+    return user_role(user) == Role.LIAISON

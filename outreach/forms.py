@@ -5,6 +5,7 @@ from typing import Any
 from django import forms
 from django.contrib.auth import get_user_model
 
+from core.forms import UserChoiceField
 from outreach.models import MERGE_FIELDS, Activity, LetterTemplate, Task, unknown_merge_fields
 from partners.models import Organization, Provider, StaffMember
 
@@ -58,15 +59,23 @@ class ActivityForm(forms.ModelForm):
         return cleaned
 
 
+class PartnerContextForm(forms.Form):
+    """Which partner or office a page is about, from its query string."""
+
+    provider = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+    organization = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+
+    def value(self, name: str) -> int | None:
+        return self.cleaned_data.get(name) if self.is_valid() else None
+
+
 class TaskForm(forms.ModelForm):
+    assignee = UserChoiceField(queryset=get_user_model().objects.filter(is_active=True))
+
     class Meta:
         model = Task
         fields = ["title", "due_on", "assignee"]
         widgets = {"due_on": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")}
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["assignee"].queryset = get_user_model().objects.filter(is_active=True)
 
 
 class TaskFilterForm(forms.Form):

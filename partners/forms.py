@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q
 
 from core.filters import StyledFilterSet
+from core.forms import UserChoiceField
 from core.roles import Role
 from partners.models import Organization, Provider, StaffMember
 
@@ -22,6 +23,13 @@ def liaison_choices() -> Any:
 
 
 class ProviderForm(forms.ModelForm):
+    owner = UserChoiceField(
+        queryset=liaison_choices(),
+        required=False,
+        label="Relationship owner",
+        help_text="The liaison who looks after this relationship.",
+    )
+
     class Meta:
         model = Provider
         fields = [
@@ -42,7 +50,6 @@ class ProviderForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["owner"].queryset = liaison_choices()
         self.fields["npi"].widget.attrs.update({"inputmode": "numeric", "autocomplete": "off"})
 
     def clean_npi(self) -> str:

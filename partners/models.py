@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from core.npi import validate_npi
-from core.roles import Role
+from core.roles import is_liaison
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -86,7 +86,7 @@ class ProviderQuerySet(models.QuerySet["Provider"]):
         if write:
             if not user.has_perm("partners.change_provider"):
                 return self.none()
-            if user.groups.filter(name=Role.LIAISON).exists() and not user.is_superuser:
+            if is_liaison(user):
                 return self.filter(Q(owner=user) | Q(owner__isnull=True))
         return self
 

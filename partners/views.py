@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -84,6 +85,9 @@ def provider_detail(request: HttpRequest, pk: int) -> HttpResponse:
     provider = get_provider_for_user(request.user, pk)
     referrals = Referral.objects.for_user(request.user).filter(provider=provider)
     can_see_referrals = request.user.has_perm("referrals.view_referral")
+    activities = list(
+        provider.activities.select_related("logged_by").order_by("-occurred_at")[:TIMELINE_LENGTH]
+    )
     timeline = sorted(
         chain(
             (
@@ -92,12 +96,7 @@ def provider_detail(request: HttpRequest, pk: int) -> HttpResponse:
             )
             if can_see_referrals
             else (),
-            (
-                TimelineEntry("activity", a.occurred_at, a)
-                for a in provider.activities.select_related("logged_by").order_by("-occurred_at")[
-                    :TIMELINE_LENGTH
-                ]
-            ),
+            (TimelineEntry("activity", a.occurred_at, a) for a in activities),
             (
                 TimelineEntry("letter", letter.created_at, letter)
                 for letter in Letter.objects.filter(provider=provider).order_by("-created_at")[
@@ -119,12 +118,12 @@ def provider_detail(request: HttpRequest, pk: int) -> HttpResponse:
         .open()
         .filter(provider=provider)
         .select_related("assignee"),
-        "last_activity": provider.activities.order_by("-occurred_at").first(),
+        "last_activity": activities[0] if activities else None,
         "stats": Provider.objects.with_referral_stats().get(pk=provider.pk),
-        "counts": {
-            "inbound": referrals.filter(direction=Referral.Direction.INBOUND).count(),
-            "outbound": referrals.filter(direction=Referral.Direction.OUTBOUND).count(),
-        }
+        "counts": referrals.aggregate(
+            inbound=Count("pk", filter=Q(direction=Referral.Direction.INBOUND)),
+            outbound=Count("pk", filter=Q(direction=Referral.Direction.OUTBOUND)),
+        )
         if can_see_referrals
         else None,
         "tier_form": TierForm(initial={"tier": provider.tier}),

@@ -6,8 +6,10 @@ import django_filters
 from django import forms
 from django.contrib.auth import get_user_model
 from django.db.models import Q
+from django.utils import timezone
 
 from core.filters import StyledFilterSet
+from core.forms import UserChoiceField
 from core.roles import Role
 from partners.models import Provider
 from partners.widgets import ProviderPicker
@@ -27,6 +29,10 @@ class ReferralForm(forms.ModelForm):
     received_at = forms.DateTimeField(
         label="Received",
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+
+    assigned_to = UserChoiceField(
+        queryset=coordinator_choices(), required=False, label="Coordinator"
     )
 
     class Meta:
@@ -53,8 +59,13 @@ class ReferralForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["assigned_to"].queryset = coordinator_choices()
-        self.fields["assigned_to"].label = "Coordinator"
+        if self.instance.pk is None:
+            self.initial.setdefault(
+                "received_at", timezone.localtime().replace(second=0, microsecond=0)
+            )
+        self.fields["provider"].error_messages["invalid_choice"] = (
+            "Choose a partner from the list (type two or more letters of a name or an NPI)."
+        )
         self.fields["provider"].error_messages["invalid_choice"] = (
             "Choose a partner from the list (type two or more letters of a name or an NPI)."
         )

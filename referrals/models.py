@@ -11,7 +11,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from core.roles import Role
+from core.roles import is_liaison
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -81,7 +81,7 @@ class ReferralQuerySet(models.QuerySet["Referral"]):
         perm = "referrals.change_referral" if write else "referrals.view_referral"
         if not user.has_perm(perm):
             return self.none()
-        if not user.is_superuser and user.groups.filter(name=Role.LIAISON).exists():
+        if is_liaison(user):
             return self.filter(provider__owner=user)
         return self
 
@@ -143,7 +143,9 @@ class Referral(models.Model):
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
         null=True,
+        blank=True,
         related_name="+",
+        help_text="Empty for referrals that arrived by themselves (web form, e-referral).",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

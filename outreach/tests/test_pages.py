@@ -1,0 +1,124 @@
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from outreach.factories import TaskFactory
+from outreach.models import Activity, LetterTemplate, Task
+from partners.factories import OrganizationFactory, ProviderFactory, StaffMemberFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_my_tasks_lists_only_mine(client_for, liaison, other_liaison):
+    TaskFactory(assignee=liaison, title="Bring lunch to Kearney")
+    TaskFactory(assignee=other_liaison, title="Call Dr. Pilcher")
+    page = client_for(liaison).get(reverse("outreach:task_list")).content.decode()
+    assert "Bring lunch to Kearney" in page
+    assert "Call Dr. Pilcher" not in page
+
+
+def test_a_task_is_visible_to_its_assignee_and_managers_only(
+    client_for, liaison, other_liaison, manager, coordinator
+):
+    task = TaskFactory(assignee=liaison)
+    url = task.get_absolute_url()
+    assert client_for(liaison).get(url).status_code == 200
+    assert client_for(manager).get(url).status_code == 200
+    assert client_for(other_liaison).get(url).status_code == 404
+    assert client_for(coordinator).get(url).status_code == 404
+
+
+def test_marking_a_task_done_with_htmx_returns_the_row(client_for, liaison):
+    task = TaskFactory(assignee=liaison, title="Send the report")
+    response = client_for(liaison).post(
+        reverse("outreach:task_complete", args=[task.pk]), HTTP_HX_REQUEST="true"
+    )
+    task.refresh_from_db()
+    assert task.status == Task.Status.DONE
+    assert "<html" not in response.content.decode()
+    assert "Done" in response.content.decode()
+
+
+def test_someone_elses_task_cannot_be_completed_by_url(client_for, liaison, other_liaison):
+    task = TaskFactory(assignee=liaison)
+    response = client_for(other_liaison).post(reverse("outreach:task_complete", args=[task.pk]))
+    assert response.status_code == 404
+    task.refresh_from_db()
+    assert task.status == Task.Status.OPEN
+
+
+def test_logging_a_visit_with_a_next_step_creates_a_follow_up(client_for, liaison):
+    office = OrganizationFactory()
+    provider = ProviderFactory(organization=office, owner=liaison)
+    staff = StaffMemberFactory(organization=office)
+    due = (timezone.localdate() + timezone.timedelta(days=7)).isoformat()
+    response = client_for(liaison).post(
+        reverse("outreach:activity_create"),
+        {
+            "provider": provider.pk,
+            "kind": "lunch",
+            "occurred_at": "2026-11-20T12:00",
+            "providers": [provider.pk],
+            "staff": [staff.pk],
+            "notes": "They prefer faxed updates.",
+            "next_step": "Send the consult-turnaround report",
+            "next_step_due": due,
+        },
+    )
+    assert response.status_code == 302
+    activity = Activity.objects.get()
+    assert activity.organization == office
+    assert list(activity.staff.all()) == [staff]
+    follow_up = Task.objects.get(activity=activity)
+    assert (follow_up.assignee, follow_up.due_on.isoformat()) == (liaison, due)
+    assert follow_up.title == "Send the consult-turnaround report"
+
+
+def test_a_due_date_without_a_next_step_is_refused(client_for, liaison):
+    provider = ProviderFactory(owner=liaison)
+    response = client_for(liaison).post(
+        reverse("outreach:activity_create"),
+        {
+            "provider": provider.pk,
+            "kind": "visit",
+            "occurred_at": "2026-11-20T12:00",
+            "notes": "Quick drop-in",
+            "next_step_due": "2026-12-01",
+        },
+    )
+    assert response.status_code == 200
+    assert "Say what the next step is" in response.content.decode()
+    assert "Quick drop-in" in response.content.decode()
+    assert not Activity.objects.exists()
+
+
+def test_attendees_from_another_office_are_refused(client_for, liaison):
+    provider = ProviderFactory(owner=liaison)
+    outsider = ProviderFactory()
+    response = client_for(liaison).post(
+        reverse("outreach:activity_create"),
+        {
+            "provider": provider.pk,
+            "kind": "visit",
+            "occurred_at": "2026-11-20T12:00",
+            "providers": [outsider.pk],
+        },
+    )
+    assert response.status_code == 200
+    assert "Select a valid choice" in response.content.decode()
+
+
+def test_a_template_with_an_unknown_merge_field_is_refused(client_for, manager):
+    template = LetterTemplate.objects.create(kind="thank_you", subject="Hi", body="Hello")
+    response = client_for(manager).post(
+        reverse("outreach:template_update", args=[template.pk]),
+        {"subject": "Hi {{ patient_name }}", "body": "x", "delay_business_days": 2},
+    )
+    assert "Unknown merge field(s): patient_name" in response.content.decode()
+    template.refresh_from_db()
+    assert template.subject == "Hi"
+
+
+def test_only_managers_edit_letter_templates(client_for, coordinator, liaison):
+    assert client_for(coordinator).get(reverse("outreach:template_list")).status_code == 403
+    assert client_for(liaison).get(reverse("outreach:template_list")).status_code == 403

@@ -1,0 +1,159 @@
+import pytest
+from django.urls import reverse
+
+from partners.factories import OrganizationFactory, ProviderFactory, StaffMemberFactory
+from partners.models import Provider, TierChange
+from referrals.factories import ReferralFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _provider_data(**overrides):
+    data = {
+        "npi": "1679576722",
+        "first_name": "David",
+        "last_name": "Wiebe",
+        "credential": "MD",
+        "taxonomy_code": "207X00000X",
+        "specialty": "Orthopaedic Surgery",
+        "status": "prospect",
+    }
+    return {**data, **overrides}
+
+
+def test_a_coordinator_adds_a_partner(client_for, coordinator):
+    response = client_for(coordinator).post(reverse("partners:provider_create"), _provider_data())
+    provider = Provider.objects.get(npi="1679576722")
+    assert response.status_code == 302
+    assert response.url == provider.get_absolute_url()
+    assert provider.display_name == "David Wiebe, MD"
+
+
+@pytest.mark.parametrize(
+    ("npi", "message"),
+    [("1679576723", "check digit is wrong"), ("16795767", "exactly 10 digits")],
+)
+def test_a_bad_npi_re_renders_the_form_with_the_reason_and_keeps_the_input(
+    client_for, coordinator, npi, message
+):
+    response = client_for(coordinator).post(
+        reverse("partners:provider_create"), _provider_data(npi=npi)
+    )
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert 'value="Wiebe"' in response.content.decode()
+    assert not Provider.objects.exists()
+
+
+def test_a_duplicate_npi_is_refused_clearly(client_for, coordinator):
+    ProviderFactory(npi="1679576722")
+    response = client_for(coordinator).post(reverse("partners:provider_create"), _provider_data())
+    assert "already exists" in response.content.decode()
+
+
+def test_the_partner_page_is_open_to_every_role_but_not_to_a_user_without_one(
+    client_for, liaison, other_liaison, coordinator, no_role_user
+):
+    provider = ProviderFactory(owner=liaison)
+    url = provider.get_absolute_url()
+    assert client_for(liaison).get(url).status_code == 200  # owner
+    assert client_for(other_liaison).get(url).status_code == 200  # colleague
+    assert client_for(coordinator).get(url).status_code == 200
+    assert client_for(no_role_user).get(url).status_code == 404  # stranger
+
+
+def test_only_the_owner_liaison_may_edit_a_partner(client_for, liaison, other_liaison, manager):
+    provider = ProviderFactory(owner=liaison)
+    url = reverse("partners:provider_update", args=[provider.pk])
+    assert client_for(liaison).get(url).status_code == 200
+    assert client_for(other_liaison).get(url).status_code == 404
+    assert client_for(manager).get(url).status_code == 200
+
+
+def test_a_manager_changes_a_tier_with_a_reason_and_it_is_kept_as_history(client_for, manager):
+    provider = ProviderFactory(tier="B")
+    response = client_for(manager).post(
+        reverse("partners:provider_tier", args=[provider.pk]),
+        {"tier": "A", "reason": "Doubled referrals this quarter"},
+    )
+    assert response.status_code == 302
+    provider.refresh_from_db()
+    assert provider.tier == "A"
+    change = TierChange.objects.get(provider=provider)
+    assert (change.from_tier, change.to_tier, change.changed_by) == ("B", "A", manager)
+
+
+def test_a_coordinator_cannot_change_tiers(client_for, coordinator):
+    provider = ProviderFactory(tier="B")
+    response = client_for(coordinator).post(
+        reverse("partners:provider_tier", args=[provider.pk]), {"tier": "A", "reason": "x"}
+    )
+    assert response.status_code == 403
+    provider.refresh_from_db()
+    assert provider.tier == "B"
+    assert not TierChange.objects.exists()
+
+
+def test_the_partner_list_searches_by_name_npi_and_office(client_for, coordinator):
+    office = OrganizationFactory(name="Kearney Family Practice")
+    ProviderFactory(last_name="Wiebe", npi="1679576722", organization=office)
+    ProviderFactory(last_name="Pilcher")
+    client = client_for(coordinator)
+    for text in ("wieb", "1679576", "kearney"):
+        page = client.get(reverse("partners:provider_list"), {"q": text}).content.decode()
+        assert "Wiebe" in page
+        assert "Pilcher" not in page
+
+
+def test_the_partner_list_runs_the_same_queries_for_5_and_40_partners(
+    client_for, coordinator, django_assert_num_queries
+):
+    client = client_for(coordinator)
+    url = reverse("partners:provider_list")
+
+    def fill(count):
+        for provider in ProviderFactory.create_batch(count):
+            ReferralFactory(provider=provider)
+
+    fill(5)
+    client.get(url)  # warm the session and permission caches
+    with django_assert_num_queries(11) as small:
+        client.get(url)
+    fill(35)
+    with django_assert_num_queries(len(small.captured_queries)):
+        client.get(url)
+
+
+def test_the_partner_detail_runs_the_same_queries_however_long_its_history(
+    client_for, manager, django_assert_num_queries
+):
+    client = client_for(manager)
+    provider = ProviderFactory()
+    StaffMemberFactory(organization=provider.organization)
+    ReferralFactory(provider=provider)
+    url = provider.get_absolute_url()
+    client.get(url)
+    with django_assert_num_queries(18) as few:
+        client.get(url)
+    ReferralFactory.create_batch(20, provider=provider)
+    StaffMemberFactory.create_batch(5, organization=provider.organization)
+    with django_assert_num_queries(len(few.captured_queries)):
+        client.get(url)
+
+
+def test_typeahead_finds_partners_by_name(client_for, coordinator):
+    ProviderFactory(first_name="David", last_name="Wiebe")
+    response = client_for(coordinator).get(
+        reverse("partners:provider_typeahead"), {"provider_search": "wiebe"}
+    )
+    assert "David Wiebe" in response.content.decode()
+
+
+def test_staff_are_added_to_an_office(client_for, liaison):
+    office = OrganizationFactory()
+    response = client_for(liaison).post(
+        reverse("partners:staff_create", args=[office.pk]),
+        {"first_name": "Pat", "last_name": "Reyes", "role": "office_manager"},
+    )
+    assert response.status_code == 302
+    assert office.staff.get().display_name == "Pat Reyes"

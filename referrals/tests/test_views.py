@@ -1,0 +1,197 @@
+import pytest
+from django.urls import reverse
+
+from partners.factories import ProviderFactory
+from referrals.factories import ReferralFactory
+from referrals.models import Referral, Status
+from referrals.services import referral_log
+
+pytestmark = pytest.mark.django_db
+
+
+def _logged(**kwargs):
+    return referral_log(referral=ReferralFactory.build(**kwargs), actor=None)
+
+
+def _form_data(partner, **overrides):
+    data = {
+        "direction": "inbound",
+        "provider": partner.pk,
+        "channel": "fax",
+        "urgency": "routine",
+        "received_at": "2026-11-20T09:15",
+        "patient_first_name": "Ruth",
+        "patient_last_name": "Olsen",
+        "patient_dob": "1950-04-02",
+        "patient_phone": "(402) 555-0101",
+        "reason": "Chronic knee pain",
+    }
+    return {**data, **overrides}
+
+
+def test_a_coordinator_logs_a_referral(client_for, coordinator):
+    provider = ProviderFactory()
+    response = client_for(coordinator).post(reverse("referrals:create"), _form_data(provider))
+    referral = Referral.objects.get()
+    assert response.url == referral.get_absolute_url()
+    assert referral.status == Status.RECEIVED
+    assert referral.created_by == coordinator
+    assert referral.events.get().to_status == Status.RECEIVED
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"patient_dob": "2999-01-01"}, "cannot be in the future"),
+        ({"patient_last_name": ""}, "This field is required"),
+        ({"provider": "999999"}, "Choose a partner from the list"),
+        ({"patient_dob": "not a date"}, "Enter a valid date"),
+    ],
+)
+def test_bad_referral_input_re_renders_with_the_reason_and_keeps_what_was_typed(
+    client_for, coordinator, overrides, message
+):
+    provider = ProviderFactory()
+    response = client_for(coordinator).post(
+        reverse("referrals:create"), _form_data(provider, **overrides)
+    )
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert message in page
+    assert "Chronic knee pain" in page
+    assert not Referral.objects.exists()
+
+
+def test_the_htmx_transition_returns_only_the_workflow_region(client_for, coordinator):
+    referral = _logged(provider=ProviderFactory())
+    response = client_for(coordinator).post(
+        reverse("referrals:transition", args=[referral.pk]),
+        {"to_status": "accepted"},
+        HTTP_HX_REQUEST="true",
+    )
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "<html" not in page
+    assert 'data-testid="status">Accepted<' in page
+    referral.refresh_from_db()
+    assert referral.status == Status.ACCEPTED
+
+
+def test_an_illegal_transition_by_url_shows_a_message_not_an_error(client_for, coordinator):
+    referral = _logged(provider=ProviderFactory())
+    response = client_for(coordinator).post(
+        reverse("referrals:transition", args=[referral.pk]),
+        {"to_status": "closed"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert response.status_code == 200
+    assert "cannot move to closed" in response.content.decode()
+    referral.refresh_from_db()
+    assert referral.status == Status.RECEIVED
+
+
+def test_a_made_up_status_is_refused(client_for, coordinator):
+    referral = _logged(provider=ProviderFactory())
+    response = client_for(coordinator).post(
+        reverse("referrals:transition", args=[referral.pk]), {"to_status": "teleported"}
+    )
+    assert response.status_code == 302
+    referral.refresh_from_db()
+    assert referral.status == Status.RECEIVED
+
+
+def test_a_liaison_sees_their_partners_referrals_with_initials_only(
+    client_for, liaison, other_liaison
+):
+    referral = _logged(
+        provider=ProviderFactory(owner=liaison),
+        patient_first_name="Ruth",
+        patient_last_name="Olsen",
+    )
+    page = client_for(liaison).get(referral.get_absolute_url()).content.decode()
+    assert "R.O." in page
+    assert "Olsen" not in page
+    assert "Chronic" not in page  # the clinical reason is patient data too
+    # A colleague's partner's referral is not found, by URL or in the queue.
+    assert client_for(other_liaison).get(referral.get_absolute_url()).status_code == 404
+    assert "R.O." not in client_for(other_liaison).get(reverse("referrals:list")).content.decode()
+
+
+def test_a_liaison_can_neither_move_nor_delete_a_referral(client_for, liaison):
+    referral = _logged(provider=ProviderFactory(owner=liaison))
+    client = client_for(liaison)
+    transition = client.post(
+        reverse("referrals:transition", args=[referral.pk]), {"to_status": "accepted"}
+    )
+    delete = client.post(reverse("referrals:delete", args=[referral.pk]))
+    assert transition.status_code == 404
+    assert delete.status_code == 403
+    referral.refresh_from_db()
+    assert referral.status == Status.RECEIVED
+
+
+def test_a_coordinator_sees_the_patient_and_a_manager_may_delete(client_for, coordinator, manager):
+    referral = _logged(provider=ProviderFactory(), patient_last_name="Olsen")
+    assert "Olsen" in client_for(coordinator).get(referral.get_absolute_url()).content.decode()
+    assert (
+        client_for(coordinator).post(reverse("referrals:delete", args=[referral.pk])).status_code
+        == 403
+    )
+    response = client_for(manager).post(reverse("referrals:delete", args=[referral.pk]))
+    assert response.status_code == 302
+    assert not Referral.objects.exists()
+
+
+def test_the_work_queue_filters_by_status_direction_and_partner(client_for, coordinator):
+    wiebe = ProviderFactory(last_name="Wiebe")
+    inbound = _logged(provider=wiebe, patient_last_name="Zebulon")
+    _logged(provider=wiebe, patient_last_name="Quimby", direction="outbound")
+    _logged(provider=ProviderFactory(), patient_last_name="Xanderson")
+    client = client_for(coordinator)
+    page = client.get(
+        reverse("referrals:list"),
+        {"direction": "inbound", "provider": wiebe.pk, "status": "received"},
+    ).content.decode()
+    assert "Zebulon" in page
+    assert "Quimby" not in page and "Xanderson" not in page
+    assert inbound.get_absolute_url() in page
+
+
+def test_bad_filter_values_are_reported_not_crashed_on(client_for, coordinator):
+    response = client_for(coordinator).get(
+        reverse("referrals:list"), {"received_after": "yesterday", "page": "x"}
+    )
+    assert response.status_code == 200
+    assert "Some filters were not understood" in response.content.decode()
+
+
+def test_the_work_queue_runs_the_same_queries_for_3_and_30_referrals(
+    client_for, coordinator, django_assert_num_queries
+):
+    client = client_for(coordinator)
+    url = reverse("referrals:list")
+    for _ in range(3):
+        _logged(provider=ProviderFactory(), assigned_to=coordinator)
+    client.get(url)
+    with django_assert_num_queries(10) as small:
+        client.get(url)
+    for _ in range(27):
+        _logged(provider=ProviderFactory(), assigned_to=coordinator)
+    with django_assert_num_queries(len(small.captured_queries)):
+        client.get(url)
+
+
+def test_the_referral_detail_runs_the_same_queries_however_long_its_history(
+    client_for, coordinator, django_assert_num_queries
+):
+    from referrals.services import referral_transition
+
+    client = client_for(coordinator)
+    referral = _logged(provider=ProviderFactory())
+    client.get(referral.get_absolute_url())
+    with django_assert_num_queries(12) as few:
+        client.get(referral.get_absolute_url())
+    for status in ("on_hold", "accepted", "on_hold", "accepted", "on_hold", "accepted"):
+        referral = referral_transition(referral=referral, to_status=status, actor=coordinator)
+    with django_assert_num_queries(len(few.captured_queries)):
+        client.get(referral.get_absolute_url())

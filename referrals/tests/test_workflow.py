@@ -1,0 +1,134 @@
+from datetime import timedelta
+from unittest import mock
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from core.factories import UserFactory
+from partners.factories import ProviderFactory
+from referrals.factories import ReferralFactory
+from referrals.models import Referral, ReferralEvent, Status
+from referrals.services import referral_log, referral_transition
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def referral():
+    return referral_log(referral=ReferralFactory.build(provider=ProviderFactory()), actor=None)
+
+
+def _walk(referral, *statuses, actor=None):
+    for status in statuses:
+        extra = {"appointment_at": timezone.now()} if status == Status.SCHEDULED else {}
+        referral = referral_transition(referral=referral, to_status=status, actor=actor, **extra)
+    return referral
+
+
+def test_logging_a_referral_writes_its_first_event(referral):
+    event = referral.events.get()
+    assert (event.from_status, event.to_status) == ("", Status.RECEIVED)
+
+
+def test_the_whole_pipeline_is_recorded_event_by_event(referral):
+    actor = UserFactory()
+    referral = _walk(
+        referral,
+        Status.ACCEPTED,
+        Status.SCHEDULED,
+        Status.SEEN,
+        Status.REPORT_SENT,
+        Status.CLOSED,
+        actor=actor,
+    )
+    assert referral.status == Status.CLOSED
+    assert referral.seen_at is not None and referral.closed_at is not None
+    moves = list(referral.events.values_list("from_status", "to_status"))
+    assert moves == [
+        ("", "received"),
+        ("received", "accepted"),
+        ("accepted", "scheduled"),
+        ("scheduled", "seen"),
+        ("seen", "report_sent"),
+        ("report_sent", "closed"),
+    ]
+    assert set(referral.events.exclude(from_status="").values_list("actor", flat=True)) == {
+        actor.pk
+    }
+
+
+@pytest.mark.parametrize(
+    ("path", "illegal"),
+    [
+        ([], Status.SEEN),
+        ([], Status.CLOSED),
+        ([Status.ACCEPTED], Status.REPORT_SENT),
+        ([Status.CANCELLED, Status.CLOSED], Status.RECEIVED),
+    ],
+)
+def test_an_illegal_move_is_refused_and_changes_nothing(referral, path, illegal):
+    referral = _walk(referral, *path)
+    events_before = referral.events.count()
+    with pytest.raises(ValidationError, match="cannot move to"):
+        referral_transition(referral=referral, to_status=illegal, actor=None)
+    referral.refresh_from_db()
+    assert referral.events.count() == events_before
+
+
+def test_declining_needs_a_reason(referral):
+    with pytest.raises(ValidationError, match="why"):
+        referral_transition(referral=referral, to_status=Status.DECLINED, actor=None)
+    referral = referral_transition(
+        referral=referral, to_status=Status.DECLINED, actor=None, decline_reason="Out of scope"
+    )
+    assert referral.decline_reason == "Out of scope"
+
+
+def test_scheduling_needs_an_appointment(referral):
+    referral = _walk(referral, Status.ACCEPTED)
+    with pytest.raises(ValidationError, match="appointment"):
+        referral_transition(referral=referral, to_status=Status.SCHEDULED, actor=None)
+
+
+def test_a_stale_copy_cannot_move_a_referral_twice_from_the_same_status(referral):
+    stale = Referral.objects.get(pk=referral.pk)
+    _walk(referral, Status.ACCEPTED)
+    with pytest.raises(ValidationError):
+        referral_transition(referral=stale, to_status=Status.ACCEPTED, actor=None)
+    assert ReferralEvent.objects.filter(to_status=Status.ACCEPTED).count() == 1
+
+
+def test_a_birth_date_in_the_future_is_refused():
+    referral = ReferralFactory.build(
+        provider=ProviderFactory(), patient_dob=timezone.localdate() + timedelta(days=1)
+    )
+    with pytest.raises(ValidationError, match="future"):
+        referral_log(referral=referral, actor=None)
+    assert not Referral.objects.exists()
+
+
+def test_seeing_an_inbound_patient_enqueues_the_thank_you_after_commit(
+    referral, django_capture_on_commit_callbacks
+):
+    referral = _walk(referral, Status.ACCEPTED, Status.SCHEDULED)
+    with mock.patch("outreach.tasks.prepare_thank_you.delay") as delay:
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            referral_transition(referral=referral, to_status=Status.SEEN, actor=None)
+        delay.assert_not_called()  # nothing leaves before the commit
+        for callback in callbacks:
+            callback()
+    delay.assert_called_once_with(referral.pk)
+
+
+def test_an_outbound_referral_being_seen_thanks_nobody(django_capture_on_commit_callbacks):
+    referral = referral_log(
+        referral=ReferralFactory.build(
+            provider=ProviderFactory(), direction=Referral.Direction.OUTBOUND
+        ),
+        actor=None,
+    )
+    referral = _walk(referral, Status.ACCEPTED, Status.SCHEDULED)
+    with django_capture_on_commit_callbacks() as callbacks:
+        referral_transition(referral=referral, to_status=Status.SEEN, actor=None)
+    assert callbacks == []

@@ -1,0 +1,112 @@
+"""A person's first loop through the product, in Debian's chromium at phone width."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.conf import settings
+
+from core.factories import DEMO_PASSWORD, UserFactory
+from core.roles import Role
+from outreach.models import Task
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+# Playwright's sync API keeps an event loop in this thread; Django's ORM calls from the
+# test body are still synchronous and safe.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"Browser tests need Debian's chromium at {CHROMIUM} (make test installs it).")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Any, live_server: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport=PHONE, base_url=live_server.url)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    problems: list[str] = []
+    page.on("console", lambda m: m.type == "error" and problems.append(m.text))
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.problems = problems
+    yield page
+    context.close()
+
+
+def test_a_manager_adds_a_partner_logs_a_referral_and_finds_the_thank_you_task(
+    page: Any, celery_worker_process: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    UserFactory(username="maria", first_name="Maria", role=Role.MANAGER)
+    assert settings.SESSION_COOKIE_AGE == 15 * 60
+
+    page.goto("/")
+    page.get_by_label("Username").fill("maria")
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name=re.compile("Maria"))).to_be_visible()
+
+    # Add a partner from the dashboard. A wrong NPI is refused and nothing typed is lost.
+    page.get_by_role("link", name="Add a partner").click()
+    page.get_by_label("NPI").fill("1679576723")
+    page.get_by_label("First name").fill("David")
+    page.get_by_label("Last name").fill("Wiebe")
+    page.get_by_label("Credential").fill("MD")
+    page.get_by_label("Specialty").fill("Orthopaedic Surgery")
+    page.get_by_role("button", name="Add partner").click()
+    expect(page.get_by_text("check digit is wrong")).to_be_visible()
+    expect(page.get_by_label("Last name")).to_have_value("Wiebe")
+    page.get_by_label("NPI").fill("1679576722")
+    page.get_by_role("button", name="Add partner").click()
+    expect(page.get_by_role("heading", name="David Wiebe, MD")).to_be_visible()
+
+    # Log an inbound referral from his page; the partner is already chosen.
+    page.get_by_role("link", name="Log a referral").click()
+    page.get_by_label("Patient first name").fill("Ruth")
+    page.get_by_label("Patient last name").fill("Olsen")
+    page.get_by_label("Patient date of birth").fill("1950-04-02")
+    page.get_by_label("Reason for referral").fill("Chronic knee pain")
+    page.get_by_role("button", name="Log referral").click()
+    status = page.get_by_test_id("status")
+    expect(status).to_have_text("Received")
+
+    # Work it through the pipeline without a page reload (htmx).
+    page.get_by_role("button", name="Accept").click()
+    expect(status).to_have_text("Accepted")
+    page.get_by_text("Schedule…").click()
+    page.get_by_label("Appointment date and time").fill("2026-12-01T09:30")
+    page.get_by_role("button", name="Schedule", exact=True).click()
+    expect(status).to_have_text("Scheduled")
+    page.get_by_role("button", name="Mark seen").click()
+    expect(status).to_have_text("Seen")
+
+    # The worker prepares the thank-you; it shows up in My tasks.
+    for _ in range(40):
+        if Task.objects.filter(kind=Task.Kind.THANK_YOU).exists():
+            break
+        page.wait_for_timeout(500)
+    page.goto("/outreach/tasks/")
+    expect(
+        page.get_by_role("link", name=re.compile("Thank David Wiebe, MD for referring R.O."))
+    ).to_be_visible()
+    assert page.problems == []
