@@ -53,6 +53,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_crud("outreach.lettertemplate", "view", "change"),
         *_crud("intake.intakelink", "view", "add", "change"),
         "audit.view_patientdataaccess",
+        "registry.view_registryprovider",
+        *_crud("registry.practicelocation", *ALL_ACTIONS),
     ],
     Role.LIAISON: [
         *_crud("partners.organization", "view", "add", "change"),
@@ -64,6 +66,9 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_crud("outreach.activity", "view", "add", "change"),
         *_crud("outreach.task", "view", "add", "change"),
         "outreach.view_letter",
+        # Prospecting: the provider finder, measured from our locations.
+        "registry.view_registryprovider",
+        "registry.view_practicelocation",
     ],
     Role.COORDINATOR: [
         *_crud("partners.organization", "view", "add", "change"),
@@ -76,6 +81,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_crud("outreach.task", "view", "add", "change"),
         "outreach.view_letter",
         *_crud("intake.intakelink", "view", "add", "change"),
+        "registry.view_registryprovider",
+        "registry.view_practicelocation",
     ],
     # Administrators get every permission; see sync_roles.
     Role.ADMINISTRATOR: [],

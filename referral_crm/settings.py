@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "outreach",
     "intake",
     "audit",
+    "registry",
 ]
 
 MIDDLEWARE = [

@@ -12,6 +12,7 @@ urlpatterns = [
     path("outreach/", include("outreach.urls")),
     path("intake/", include("intake.urls")),
     path("audit/", include("audit.urls")),
+    path("registry/", include("registry.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

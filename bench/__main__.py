@@ -1,0 +1,29 @@
+"""Runs each benchmark module in its own process, so one's memory and Django setup cannot
+colour another's numbers. `python -m bench nppes_import` runs only the ones named."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+BENCHMARKS = ["nppes_import"]
+
+
+def main(argv: list[str]) -> int:
+    chosen = argv or BENCHMARKS
+    unknown = sorted(set(chosen) - set(BENCHMARKS))
+    if unknown:
+        print(f"Unknown benchmark(s): {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    failed = []
+    for name in chosen:
+        done = subprocess.run([sys.executable, "-m", f"bench.{name}"], check=False)  # noqa: S603
+        if done.returncode:
+            failed.append(name)
+    if failed:
+        print(f"Failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,174 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.db.models import Q
+
+from core.npi import validate_npi
+from core.roles import Role
+from registry.geo import zip_centroid
+from registry.models import PracticeLocation, Taxonomy
+
+Choices = list[tuple[str, Any]]
+
+
+def specialty_choices() -> Choices:
+    """Exact codes grouped under their NUCC Grouping (optgroups), each labelled
+    "Classification - Specialization": the picker for a partner's specialty."""
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for code, grouping, label in _taxonomy_rows():
+        groups.setdefault(grouping, []).append((code, label))
+    return list(groups.items())
+
+
+def specialty_selector_label(selector: str, taxonomy: Taxonomy) -> str:
+    if selector.startswith("grouping:"):
+        return f"All {taxonomy.grouping}"
+    if selector.startswith("classification:"):
+        return f"{taxonomy.classification} (any)"
+    return taxonomy.label
+
+
+def search_specialties(text: str, *, limit: int = 20) -> list[tuple[str, str, str]]:
+    """(selector, label, grouping) for the typeahead: whole groupings and classifications
+    first, then exact codes, for every word typed."""
+    words = text.split()
+    if not words:
+        return []
+    query = Q()
+    for word in words:
+        query &= (
+            Q(code__istartswith=word)
+            | Q(grouping__icontains=word)
+            | Q(classification__icontains=word)
+            | Q(specialization__icontains=word)
+            | Q(display_name__icontains=word)
+        )
+    groups: dict[str, tuple[str, str, str]] = {}
+    classes: dict[str, tuple[str, str, str]] = {}
+    codes: list[tuple[str, str, str]] = []
+    lowered = [w.lower() for w in words]
+    for taxonomy in Taxonomy.objects.filter(query).order_by("grouping", "classification", "code"):
+        if all(w in taxonomy.grouping.lower() for w in lowered):
+            key = f"grouping:{taxonomy.grouping}"
+            groups.setdefault(key, (key, f"All {taxonomy.grouping}", taxonomy.grouping))
+        if all(w in f"{taxonomy.grouping} {taxonomy.classification}".lower() for w in lowered):
+            key = f"classification:{taxonomy.grouping}/{taxonomy.classification}"
+            classes.setdefault(key, (key, f"{taxonomy.classification} (any)", taxonomy.grouping))
+        codes.append((taxonomy.code, f"{taxonomy.label} · {taxonomy.code}", taxonomy.grouping))
+    return [*groups.values(), *classes.values(), *codes][:limit]
+
+
+def _taxonomy_rows() -> list[tuple[str, str, str]]:
+    return [
+        (taxonomy.code, taxonomy.grouping, taxonomy.label)
+        for taxonomy in Taxonomy.objects.only(
+            "code", "grouping", "classification", "specialization", "display_name"
+        )
+    ]
+
+
+class SpecialtyField(forms.ChoiceField):
+    """A NUCC taxonomy code picked from the Grouping → Classification → Specialization
+    hierarchy; for partner forms."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("label", "Specialty")
+        super().__init__(choices=lambda: [("", "---------"), *specialty_choices()], **kwargs)
+
+
+class FinderForm(forms.Form):
+    """The finder's query string. Every field is optional; a distance needs a centre."""
+
+    # A selector (see TaxonomyQuerySet.matching), chosen with the specialty typeahead: a
+    # <select> of ~1,100 options would cost more to render than the whole search.
+    specialty = forms.CharField(required=False, max_length=300)
+    location = forms.ModelChoiceField(
+        queryset=PracticeLocation.objects.all(),
+        required=False,
+        empty_label="(use the ZIP code)",
+        label="From our location",
+        widget=forms.Select(attrs={"class": "form-select"}),
+    )
+    zip_code = forms.CharField(required=False, max_length=10, label="or from ZIP")
+    miles = forms.IntegerField(required=False, min_value=1, max_value=500, label="Within miles")
+    name = forms.CharField(required=False, max_length=100)
+    city = forms.CharField(required=False, max_length=100)
+    state = forms.CharField(required=False, max_length=2)
+    # "Hide" rather than "include": an unticked box is absent from the query string, and
+    # a search link without it should show everyone.
+    hide_partners = forms.BooleanField(required=False, label="Hide current partners")
+
+    specialty_label = ""
+
+    def clean_specialty(self) -> str:
+        selector = self.cleaned_data["specialty"].strip()
+        if not selector:
+            return ""
+        sample = Taxonomy.objects.matching(selector).order_by("code").first()
+        if sample is None:
+            raise forms.ValidationError("Pick a specialty from the list.")
+        self.specialty_label = specialty_selector_label(selector, sample)
+        return selector
+
+    def clean_zip_code(self) -> str:
+        value = self.cleaned_data["zip_code"].strip()
+        if value and zip_centroid(value) is None:
+            raise forms.ValidationError("This is not a US ZIP code we know.")
+        return value
+
+    def clean_state(self) -> str:
+        return self.cleaned_data["state"].strip().upper()
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("miles") and not (data.get("location") or data.get("zip_code")):
+            self.add_error("miles", "Pick one of our locations or a ZIP code to measure from.")
+        return data
+
+    def centre(self) -> tuple[float, float] | None:
+        location = self.cleaned_data.get("location")
+        if location is not None and location.latitude is not None:
+            return location.latitude, location.longitude
+        if self.cleaned_data.get("zip_code"):
+            return zip_centroid(self.cleaned_data["zip_code"])
+        return None
+
+
+def liaison_queryset() -> Any:
+    return (
+        get_user_model()
+        .objects.filter(is_active=True, groups__name__in=[Role.LIAISON, Role.MANAGER])
+        .distinct()
+        .order_by("first_name", "last_name", "username")
+    )
+
+
+class AddProspectForm(forms.Form):
+    npi = forms.CharField(max_length=10, validators=[validate_npi])
+    owner = forms.ModelChoiceField(queryset=liaison_queryset(), label="Liaison")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["owner"].queryset = liaison_queryset()
+
+
+class PracticeLocationForm(forms.ModelForm):
+    class Meta:
+        model = PracticeLocation
+        fields = ["name", "address_line1", "address_line2", "city", "state", "zip_code"]
+
+
+class ImportUploadForm(forms.Form):
+    file = forms.FileField(
+        help_text="The NPPES monthly zip, or its npidata_pfile_*.csv.",
+    )
+
+    def clean_file(self) -> Any:
+        upload = self.cleaned_data["file"]
+        name = upload.name.lower()
+        if not name.endswith((".zip", ".csv")):
+            raise forms.ValidationError("Upload the NPPES .zip or an npidata_pfile .csv file.")
+        return upload

@@ -1,0 +1,369 @@
+"""Loading an NPPES download into the registry tables.
+
+Postgres: each batch is COPied into a temporary staging table and merged with one
+`INSERT ... ON CONFLICT (npi) DO UPDATE ... WHERE (row differs)`, so a re-run of the same
+month writes nothing and a newer month rewrites only the rows CMS changed. Other databases
+(SQLite in development) take a slower batched path with the same results.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from registry.importing.nppes_file import (
+    ENDPOINT_COLUMNS,
+    ENDPOINT_LENGTHS,
+    LOCATION_COLUMNS,
+    LOCATION_LENGTHS,
+    PROVIDER_COLUMNS,
+    NppesFileError,
+    ProviderReader,
+    Rejection,
+    open_source,
+    read_companion,
+)
+
+Progress = Callable[[int, int], None]
+TABLE = "registry_registryprovider"
+STAGE = "registry_nppes_stage"
+# Rows per COPY + merge: big enough to amortise the merge, small enough to keep memory flat.
+POSTGRES_BATCH = 25_000
+PORTABLE_BATCH = 2_000
+
+__all__ = ["NppesFileError", "NppesImportResult", "nppes_import"]
+
+
+@dataclass
+class NppesImportResult:
+    imported: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deactivated: int = 0
+    rejected: int = 0
+    filtered: int = 0
+    endpoints: int = 0
+    locations: int = 0
+    repaired_floats: bool = False
+    rejects_path: Path | None = None
+
+    @property
+    def summary(self) -> str:
+        return (
+            f"imported {self.imported}, updated {self.updated}, unchanged {self.unchanged}, "
+            f"deactivated {self.deactivated}, rejected {self.rejected}"
+        )
+
+    def add(self, counts: tuple[int, int, int, int]) -> None:
+        self.imported += counts[0]
+        self.updated += counts[1]
+        self.unchanged += counts[2]
+        self.deactivated += counts[3]
+
+
+@dataclass
+class _Rejects:
+    """Writes rejected rows to a CSV as they come, so memory stays flat on a bad file."""
+
+    path: Path
+    count: int = 0
+    _handle: IO[str] | None = None
+    _writer: Any = None
+    prefix: str = ""
+
+    def __call__(self, rejection: Rejection) -> None:
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._handle = self.path.open("w", newline="", encoding="utf-8")
+            self._writer = csv.writer(self._handle)
+            self._writer.writerow(["file", "line", "npi", "reason"])
+        self._writer.writerow([self.prefix, rejection.line, rejection.npi, rejection.reason])
+        self.count += 1
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+
+
+def default_rejects_path(source: Path) -> Path:
+    stamp = timezone.now().strftime("%Y%m%dT%H%M%S")
+    return Path(settings.VAR_DIR) / "registry" / "rejects" / f"{source.stem}-{stamp}-rejects.csv"
+
+
+def nppes_import(
+    *,
+    path: Path,
+    states: frozenset[str] = frozenset(),
+    taxonomy_prefixes: tuple[str, ...] = (),
+    progress: Progress | None = None,
+    rejects_path: Path | None = None,
+) -> NppesImportResult:
+    """Load an npidata_pfile CSV, or the monthly zip with its endpoint and secondary
+    location files. Raises NppesFileError at once for a file that is not NPPES data."""
+    rejects = _Rejects(rejects_path or default_rejects_path(path))
+    reader = ProviderReader(states=states, taxonomy_prefixes=taxonomy_prefixes, on_reject=rejects)
+    result = NppesImportResult()
+    with ExitStack() as stack:
+        stack.callback(rejects.close)
+        source = open_source(path, stack)
+        rejects.prefix = "npidata"
+        rows = reader.rows(source.providers)
+        # Read the header now, so a file that is not NPPES fails before any write.
+        first = next(rows, None)
+        records = itertools.chain([first], rows) if first is not None else iter(())
+
+        def report() -> None:
+            if progress is not None:
+                progress(source.position(), source.total_bytes)
+
+        if connection.vendor == "postgresql" and not connection.in_atomic_block:
+            _load_overlapped(records, result, report)
+        else:
+            # Inside a caller's transaction (tests) everything stays on this connection.
+            writer = _postgres_batch if connection.vendor == "postgresql" else _portable_batch
+            size = POSTGRES_BATCH if connection.vendor == "postgresql" else PORTABLE_BATCH
+            if connection.vendor == "postgresql":
+                _create_stage()
+            while True:
+                counts, seen = writer(itertools.islice(records, size))
+                if not seen:
+                    break
+                result.add(counts)
+                report()
+
+        if source.endpoints is not None:
+            rejects.prefix = "endpoint"
+            result.endpoints = _load_companion(
+                read_companion(source.endpoints(), ENDPOINT_COLUMNS, ENDPOINT_LENGTHS, rejects),
+                "endpoint",
+            )
+        if source.locations is not None:
+            rejects.prefix = "pl"
+            result.locations = _load_companion(
+                read_companion(source.locations(), LOCATION_COLUMNS, LOCATION_LENGTHS, rejects),
+                "location",
+            )
+        report()
+    if connection.vendor == "postgresql" and (result.imported or result.updated):
+        # Fresh statistics, so the finder's plans see millions of rows and not an empty
+        # table; outside a transaction also VACUUM, whose visibility map lets the finder's
+        # covering indexes answer without reading the table.
+        command = "ANALYZE" if connection.in_atomic_block else "VACUUM (ANALYZE)"
+        with connection.cursor() as cursor:
+            cursor.execute(f"{command} {TABLE}")
+    result.rejected = rejects.count
+    result.filtered = reader.filtered
+    result.repaired_floats = reader.repaired_floats
+    result.rejects_path = rejects.path if rejects.count else None
+    return result
+
+
+# --- Postgres: COPY into staging, merge set-wise --------------------------------------------
+
+_COLUMNS_SQL = ", ".join(PROVIDER_COLUMNS)
+_KEEP_ON_STUB = [
+    c for c in PROVIDER_COLUMNS if c not in ("npi", "deactivation_date", "deactivated")
+]
+
+
+def _create_stage() -> None:
+    with connection.cursor() as cursor:
+        # Temporary (never WAL-logged) and emptied at each batch's commit.
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {STAGE} ON COMMIT DELETE ROWS AS "  # noqa: S608
+            f"SELECT {_COLUMNS_SQL} FROM {TABLE} WITH NO DATA"
+        )
+
+
+def _load_overlapped(
+    records: Iterator[tuple[Any, ...]], result: NppesImportResult, report: Callable[[], None]
+) -> None:
+    """Parse the next batch in this thread while a second thread (with its own connection)
+    COPYs and merges the previous one. The merge runs inside Postgres with the GIL
+    released, so parsing and merging use both CPUs at once."""
+    handoff: queue.Queue[list[tuple[Any, ...]] | None] = queue.Queue(maxsize=1)
+    failure: list[BaseException] = []
+
+    def merge_batches() -> None:
+        try:
+            _create_stage()
+            while (batch := handoff.get()) is not None:
+                counts, _ = _postgres_batch(iter(batch))
+                result.add(counts)
+                report()
+        except BaseException as error:
+            failure.append(error)
+            # Keep taking batches so the reader never blocks on a dead consumer.
+            while handoff.get() is not None:
+                pass
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=merge_batches, name="nppes-merge", daemon=True)
+    worker.start()
+    try:
+        while not failure:
+            batch = list(itertools.islice(records, POSTGRES_BATCH))
+            if not batch:
+                break
+            handoff.put(batch)
+    finally:
+        handoff.put(None)
+        worker.join()
+    if failure:
+        raise failure[0]
+
+
+_MERGE_STUBS_SQL = f"""
+UPDATE {STAGE} AS s
+SET ({", ".join(_KEEP_ON_STUB)}) = ({", ".join("p." + c for c in _KEEP_ON_STUB)})
+FROM {TABLE} AS p
+WHERE s.npi = p.npi AND s.entity_type IS NULL
+"""  # noqa: S608
+
+_UPSERT_SQL = f"""
+WITH old AS (
+    SELECT npi, deactivated FROM {TABLE} WHERE npi IN (SELECT npi FROM {STAGE})
+), changed AS (
+    INSERT INTO {TABLE} AS r ({_COLUMNS_SQL})
+    SELECT DISTINCT ON (npi) {_COLUMNS_SQL} FROM {STAGE} ORDER BY npi
+    ON CONFLICT (npi) DO UPDATE SET
+        {", ".join(f"{c} = EXCLUDED.{c}" for c in PROVIDER_COLUMNS if c != "npi")}
+    WHERE ({", ".join("r." + c for c in PROVIDER_COLUMNS)})
+        IS DISTINCT FROM ({", ".join("EXCLUDED." + c for c in PROVIDER_COLUMNS)})
+    RETURNING npi, deactivated
+)
+SELECT
+    count(*) FILTER (WHERE old.npi IS NULL AND NOT changed.deactivated),
+    count(*) FILTER (WHERE old.npi IS NOT NULL AND (NOT changed.deactivated OR old.deactivated)),
+    count(*) FILTER (WHERE changed.deactivated AND (old.npi IS NULL OR NOT old.deactivated))
+FROM changed LEFT JOIN old USING (npi)
+"""  # noqa: S608
+
+
+def _postgres_batch(batch: Iterator[tuple[Any, ...]]) -> tuple[tuple[int, int, int, int], int]:
+    seen = 0
+    with transaction.atomic(), connection.cursor() as cursor:
+        # A crash loses at most the batches not yet flushed; the re-run redoes them.
+        cursor.execute("SET LOCAL synchronous_commit = off")
+        # Not only ON COMMIT: inside an outer transaction (tests, a caller's atomic block)
+        # batches are savepoints and the stage would keep the previous batch.
+        cursor.execute(f"TRUNCATE {STAGE}")
+        with cursor.copy(f"COPY {STAGE} ({_COLUMNS_SQL}) FROM STDIN") as copy:
+            for record in batch:
+                copy.write_row(record)
+                seen += 1
+        if not seen:
+            return (0, 0, 0, 0), 0
+        cursor.execute(_MERGE_STUBS_SQL)
+        cursor.execute(_UPSERT_SQL)
+        imported, updated, deactivated = cursor.fetchone()
+    unchanged = seen - imported - updated - deactivated
+    return (imported, updated, unchanged, deactivated), seen
+
+
+# --- Any database: compare in Python, write what differs -----------------------------------
+
+_UPDATE_SQL = (
+    f"UPDATE {TABLE} SET "  # noqa: S608
+    + ", ".join(f"{c} = %s" for c in PROVIDER_COLUMNS[1:])
+    + " WHERE npi = %s"
+)
+_STUB_KEEP_INDEXES = [PROVIDER_COLUMNS.index(c) for c in _KEEP_ON_STUB]
+
+
+def _portable_batch(batch: Iterator[tuple[Any, ...]]) -> tuple[tuple[int, int, int, int], int]:
+    from registry.models import RegistryProvider
+
+    records: dict[str, tuple[Any, ...]] = {}
+    for record in batch:
+        records[record[0]] = record
+    seen = len(records)
+    if not seen:
+        return (0, 0, 0, 0), 0
+    imported = updated = deactivated = 0
+    with transaction.atomic():
+        existing = {
+            row[0]: row
+            for row in RegistryProvider.objects.filter(npi__in=list(records)).values_list(
+                *PROVIDER_COLUMNS
+            )
+        }
+        new: list[RegistryProvider] = []
+        changed: list[tuple[Any, ...]] = []
+        for npi, record in records.items():
+            old = existing.get(npi)
+            if old is not None and record[1] is None:
+                # A deactivation stub keeps what we knew about the provider.
+                merged = list(record)
+                for i in _STUB_KEEP_INDEXES:
+                    merged[i] = old[i]
+                record = tuple(merged)
+            if old is None:
+                new.append(RegistryProvider(**dict(zip(PROVIDER_COLUMNS, record, strict=True))))
+                if record[-1]:
+                    deactivated += 1
+                else:
+                    imported += 1
+            elif old != record:
+                changed.append((*record[1:], npi))
+                if record[-1] and not old[-1]:
+                    deactivated += 1
+                else:
+                    updated += 1
+        RegistryProvider.objects.bulk_create(new, batch_size=500)
+        if changed:
+            with connection.cursor() as cursor:
+                cursor.executemany(_UPDATE_SQL, changed)
+    unchanged = seen - imported - updated - deactivated
+    return (imported, updated, unchanged, deactivated), seen
+
+
+# --- Endpoints and secondary locations ------------------------------------------------------
+
+
+def _load_companion(rows: Iterator[dict[str, Any]], kind: str) -> int:
+    """Insert the rows not already stored (recognised by their hash), for NPIs that are in
+    the registry; returns how many were new."""
+    from registry.geo import zip5, zip_centroid
+    from registry.models import RegistryEndpoint, RegistryLocation, RegistryProvider
+
+    model = RegistryEndpoint if kind == "endpoint" else RegistryLocation
+    added = 0
+    while True:
+        batch = list(itertools.islice(rows, PORTABLE_BATCH))
+        if not batch:
+            return added
+        npis = {row["provider_id"] for row in batch}
+        with transaction.atomic():
+            known_npis = set(
+                RegistryProvider.objects.filter(npi__in=npis).values_list("npi", flat=True)
+            )
+            known_rows = set(
+                model.objects.filter(provider_id__in=known_npis).values_list(
+                    "provider_id", "row_hash"
+                )
+            )
+            objects = []
+            for row in batch:
+                key = (row["provider_id"], row["row_hash"])
+                if row["provider_id"] not in known_npis or key in known_rows:
+                    continue
+                known_rows.add(key)
+                if kind == "location":
+                    row["zip5"] = zip5(row["postal_code"])
+                    row["latitude"], row["longitude"] = zip_centroid(row["zip5"]) or (None, None)
+                objects.append(model(**row))
+            model.objects.bulk_create(objects, batch_size=500)
+            added += len(objects)

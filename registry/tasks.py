@@ -1,0 +1,10 @@
+from celery import shared_task
+
+from registry.services import import_job_run
+
+
+# A monthly file of ~9M rows takes far longer than the default task limit.
+@shared_task(acks_late=True, time_limit=6 * 3600, soft_time_limit=6 * 3600 - 60)
+def import_nppes_file(job_id: int) -> None:
+    """Thin adapter: the ImportJob row holds the file path and receives the progress."""
+    import_job_run(job_id=job_id)

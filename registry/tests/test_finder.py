@@ -1,0 +1,357 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from core.factories import UserFactory
+from core.roles import Role
+from partners.factories import ProviderFactory
+from partners.models import Organization, Provider
+from referrals.factories import ReferralFactory
+from referrals.models import Referral
+from registry.factories import PracticeLocationFactory, RegistryProviderFactory
+from registry.models import RegistryProvider
+from registry.tests.conftest import SAMPLE
+
+pytestmark = pytest.mark.django_db
+
+FINDER = reverse("registry:finder")
+ADD = reverse("registry:finder_add")
+
+
+@pytest.fixture
+def manager() -> object:
+    return UserFactory(username="manager", role=Role.MANAGER)
+
+
+@pytest.fixture
+def liaison() -> object:
+    return UserFactory(username="liaison", role=Role.LIAISON)
+
+
+def logged_in(user: object) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def npis(response) -> list[str]:  # type: ignore[no-untyped-def]
+    return [row.record.npi for row in response.context["rows"]]
+
+
+def test_family_physicians_within_fifty_miles_of_a_zip_come_nearest_first(
+    run_import: Callable[..., str], manager: object
+) -> None:
+    run_import(SAMPLE)
+    client = logged_in(manager)
+
+    response = client.get(FINDER, {"specialty": "207Q00000X", "zip_code": "43215", "miles": 50})
+
+    assert response.status_code == 200
+    # The real sample's family physicians around Columbus, OH: Lancaster (27 mi), Urbana
+    # (42), Chillicothe (44) and West Liberty (45). Athens (66) is too far.
+    assert npis(response) == ["1689677874", "1295738490", "1104829126", "1407859689"]
+    miles = [row.miles for row in response.context["rows"]]
+    assert miles == sorted(miles)
+    assert 25 < miles[0] < 30
+    assert all(m <= 50 for m in miles)
+    assert b"LANCASTER" in response.content
+
+
+def test_a_classification_includes_its_specializations_and_a_grouping_its_classes(
+    manager: object,
+) -> None:
+    family = RegistryProviderFactory(primary_taxonomy_code="207Q00000X")
+    sports = RegistryProviderFactory(primary_taxonomy_code="207QS1201X")
+    cardio = RegistryProviderFactory(primary_taxonomy_code="207RC0000X")
+    nurse = RegistryProviderFactory(primary_taxonomy_code="363LF0000X")
+    client = logged_in(manager)
+
+    by_class = client.get(
+        FINDER,
+        {"specialty": "classification:Allopathic & Osteopathic Physicians/Family Medicine"},
+    )
+    by_group = client.get(FINDER, {"specialty": "grouping:Allopathic & Osteopathic Physicians"})
+    by_code = client.get(FINDER, {"specialty": "207QS1201X"})
+
+    assert set(npis(by_class)) == {family.npi, sports.npi}
+    assert set(npis(by_group)) == {family.npi, sports.npi, cardio.npi}
+    assert npis(by_code) == [sports.npi]
+    assert nurse.npi not in npis(by_group)
+
+
+def test_distance_is_measured_from_one_of_our_locations(manager: object) -> None:
+    clinic = PracticeLocationFactory(zip_code="68102")  # Omaha
+    near = RegistryProviderFactory(zip_code="68144")
+    far = RegistryProviderFactory(zip_code="43215")
+
+    response = logged_in(manager).get(FINDER, {"location": clinic.pk, "miles": 30})
+
+    assert npis(response) == [near.npi]
+    assert far.npi not in npis(response)
+
+
+def test_city_state_and_name_narrow_the_search(manager: object) -> None:
+    smith = RegistryProviderFactory(last_name="SMITH", city="OMAHA", state="NE")
+    RegistryProviderFactory(last_name="SMITHERS", city="LINCOLN", state="NE")
+    RegistryProviderFactory(last_name="JONES", city="OMAHA", state="NE")
+    client = logged_in(manager)
+
+    response = client.get(FINDER, {"name": "smith", "city": "omaha", "state": "ne"})
+
+    assert npis(response) == [smith.npi]
+
+
+def test_deactivated_providers_are_never_found(manager: object) -> None:
+    RegistryProviderFactory(deactivated=True)
+
+    response = logged_in(manager).get(FINDER, {"state": "OH"})
+
+    assert npis(response) == []
+
+
+def test_results_show_who_is_a_partner_and_their_referral_counts(manager: object) -> None:
+    record = RegistryProviderFactory()
+    partner = ProviderFactory(npi=record.npi)
+    ReferralFactory.create_batch(3, provider=partner, direction=Referral.Direction.INBOUND)
+    ReferralFactory(provider=partner, direction=Referral.Direction.OUTBOUND)
+    other = RegistryProviderFactory()
+
+    response = logged_in(manager).get(FINDER, {"state": "OH"})
+
+    rows = {row.record.npi: row for row in response.context["rows"]}
+    assert rows[record.npi].partner.provider_id == partner.pk
+    assert (rows[record.npi].partner.inbound, rows[record.npi].partner.outbound) == (3, 1)
+    assert rows[other.npi].partner is None
+    assert b"3 in" in response.content
+
+
+def test_current_partners_can_be_left_out(manager: object) -> None:
+    record = RegistryProviderFactory()
+    ProviderFactory(npi=record.npi)
+    newcomer = RegistryProviderFactory()
+
+    response = logged_in(manager).get(FINDER, {"state": "OH", "hide_partners": "on"})
+
+    assert npis(response) == [newcomer.npi]
+
+
+def test_the_finder_query_count_stays_the_same_as_rows_grow(
+    manager: object, django_assert_num_queries
+) -> None:
+    location = PracticeLocationFactory()
+    client = logged_in(manager)
+    query = {"specialty": "207Q00000X", "location": location.pk, "miles": 50}
+    client.get(FINDER, query)  # warm the session
+
+    def add_rows(count: int) -> None:
+        for record in RegistryProviderFactory.create_batch(count):
+            if int(record.npi[-3:]) % 2:
+                partner = ProviderFactory(npi=record.npi)
+                ReferralFactory(provider=partner)
+
+    # Session, user, 2 permission loads, role groups, specialty check, location (validate +
+    # render), count, page ids, page rows, partner summaries, specialty labels, liaisons,
+    # session save (3 with its savepoint): none of them per row.
+    add_rows(3)
+    with django_assert_num_queries(17):
+        small = client.get(FINDER, query)
+    add_rows(40)
+    with django_assert_num_queries(17):
+        large = client.get(FINDER, query)
+
+    assert len(small.context["rows"]) == 3
+    assert len(large.context["rows"]) == 25
+
+
+def test_bad_query_strings_are_answered_with_the_form_not_an_error(manager: object) -> None:
+    client = logged_in(manager)
+
+    for query in (
+        {"zip_code": "ABCDE"},
+        {"zip_code": "00000", "miles": 10},
+        {"miles": "-4"},
+        {"miles": 20},
+        {"location": "999999"},
+        {"location": "x"},
+        {"specialty": "nonsense"},
+        {"state": "TOOLONG"},
+        {"page": "9999", "state": "OH"},
+        {"name": "\x00"},
+    ):
+        response = client.get(FINDER, query)
+        assert response.status_code == 200, query
+
+
+def test_an_htmx_search_returns_only_the_results(manager: object) -> None:
+    RegistryProviderFactory()
+
+    response = logged_in(manager).get(FINDER, {"state": "OH"}, headers={"HX-Request": "true"})
+
+    assert b"<table" in response.content
+    assert b'<nav class="navbar' not in response.content
+
+
+def test_a_user_without_a_role_cannot_search() -> None:
+    response = logged_in(UserFactory()).get(FINDER, {"state": "OH"})
+
+    assert response.status_code == 403
+
+
+def test_anonymous_visitors_are_sent_to_log_in() -> None:
+    response = Client().get(FINDER)
+
+    assert response.status_code == 302
+    assert reverse("login") in response["Location"]
+
+
+# --- Add as prospect ------------------------------------------------------------------------
+
+
+def test_adding_a_provider_makes_a_prospect_with_their_office(
+    run_import: Callable[..., str], manager: object, liaison: object
+) -> None:
+    run_import(SAMPLE)
+
+    response = logged_in(manager).post(
+        ADD, {"npi": "1679576722", "owner": liaison.pk}, headers={"HX-Request": "true"}
+    )
+
+    assert response.status_code == 200
+    assert b"Prospect added" in response.content
+    provider = Provider.objects.select_related("organization").get(npi="1679576722")
+    assert (provider.first_name, provider.last_name) == ("David", "Wiebe")
+    assert provider.status == Provider.Status.PROSPECT
+    assert provider.owner == liaison
+    assert provider.taxonomy_code == "207X00000X"
+    assert provider.specialty == "Orthopaedic Surgery Physician"
+    assert provider.phone == "(308) 865-2512"
+    assert provider.organization.address_line1 == "3500 Central Ave"
+    assert provider.organization.zip_code == "68847"
+    assert provider.organization.fax == "(308) 865-2506"
+
+
+def test_an_office_at_the_same_address_is_reused(manager: object, liaison: object) -> None:
+    first = RegistryProviderFactory(address_line1="1 MAIN ST")
+    second = RegistryProviderFactory(address_line1="1 MAIN ST")
+    client = logged_in(manager)
+
+    client.post(ADD, {"npi": first.npi, "owner": liaison.pk})
+    client.post(ADD, {"npi": second.npi, "owner": liaison.pk})
+
+    assert Organization.objects.count() == 1
+    assert Provider.objects.filter(organization__isnull=False).count() == 2
+
+
+def test_the_office_takes_the_name_and_npi_of_the_registry_organization_there(
+    manager: object, liaison: object
+) -> None:
+    RegistryProviderFactory(
+        entity_type=RegistryProvider.EntityType.ORGANIZATION,
+        organization_name="PRAIRIE FAMILY CLINIC",
+        npi="1234567893",
+        address_line1="9 ELM ST",
+        last_name="",
+    )
+    doctor = RegistryProviderFactory(address_line1="9 ELM ST")
+
+    logged_in(manager).post(ADD, {"npi": doctor.npi, "owner": liaison.pk})
+
+    organization = Provider.objects.get(npi=doctor.npi).organization
+    assert (organization.name, organization.npi) == ("Prairie Family Clinic", "1234567893")
+
+
+def test_a_provider_already_in_the_directory_is_not_added_twice(
+    manager: object, liaison: object
+) -> None:
+    record = RegistryProviderFactory()
+    ProviderFactory(npi=record.npi)
+
+    response = logged_in(manager).post(
+        ADD, {"npi": record.npi, "owner": liaison.pk}, headers={"HX-Request": "true"}
+    )
+
+    assert b"already in the partner directory" in response.content
+    assert Provider.objects.filter(npi=record.npi).count() == 1
+
+
+def test_organizations_and_deactivated_npis_cannot_become_prospects(
+    manager: object, liaison: object
+) -> None:
+    hospital = RegistryProviderFactory(entity_type=RegistryProvider.EntityType.ORGANIZATION)
+    gone = RegistryProviderFactory(deactivated=True)
+    client = logged_in(manager)
+
+    for record in (hospital, gone):
+        response = client.post(
+            ADD, {"npi": record.npi, "owner": liaison.pk}, headers={"HX-Request": "true"}
+        )
+        assert response.status_code == 200
+    assert not Provider.objects.exists()
+
+
+def test_a_liaison_adds_prospects_only_to_their_own_list(liaison: object) -> None:
+    colleague = UserFactory(username="colleague", role=Role.LIAISON)
+    record = RegistryProviderFactory()
+    client = logged_in(liaison)
+
+    refused = client.post(
+        ADD, {"npi": record.npi, "owner": colleague.pk}, headers={"HX-Request": "true"}
+    )
+    accepted = client.post(ADD, {"npi": record.npi, "owner": liaison.pk})
+
+    assert b"their own list" in refused.content
+    assert accepted.status_code == 302
+    assert Provider.objects.get(npi=record.npi).owner == liaison
+
+
+def test_a_user_without_a_role_cannot_add_prospects(manager: object) -> None:
+    record = RegistryProviderFactory()
+
+    response = logged_in(UserFactory()).post(ADD, {"npi": record.npi, "owner": manager.pk})
+
+    assert response.status_code == 403
+    assert not Provider.objects.exists()
+
+
+def test_bad_add_requests_never_fail_with_a_server_error(manager: object) -> None:
+    client = logged_in(manager)
+
+    for data in ({}, {"npi": "123"}, {"npi": "1234567893", "owner": "x"}, {"npi": "ab" * 5}):
+        response = client.post(ADD, data, headers={"HX-Request": "true"})
+        assert response.status_code == 200
+    missing = client.post(ADD, {"npi": "1234567893", "owner": manager.pk})
+    assert missing.status_code == 404
+    assert client.get(ADD).status_code == 405
+
+
+def test_the_specialty_typeahead_offers_groupings_classifications_and_codes(
+    manager: object,
+) -> None:
+    client = logged_in(manager)
+    url = reverse("registry:specialty_typeahead")
+
+    family = client.get(url, {"specialty_search": "family medicine"})
+    physicians = client.get(url, {"specialty_search": "osteopathic"})
+    by_code = client.get(url, {"specialty_search": "207qs"})
+    too_short = client.get(url, {"specialty_search": "f"})
+
+    assert (
+        b'data-picker-choice="classification:Allopathic &amp; Osteopathic Physicians/'
+        b'Family Medicine"' in family.content
+    )
+    assert b'data-picker-choice="207Q00000X"' in family.content
+    assert b'data-picker-choice="grouping:Allopathic &amp; Osteopathic Physicians"' in (
+        physicians.content
+    )
+    assert b'data-picker-choice="207QS0010X"' in by_code.content
+    assert b"data-picker-choice" not in too_short.content
+
+
+def test_a_chosen_specialty_is_shown_by_name_in_the_search_box(manager: object) -> None:
+    response = logged_in(manager).get(FINDER, {"specialty": "207Q00000X"})
+
+    assert b'value="Family Medicine Physician"' in response.content

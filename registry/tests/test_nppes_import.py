@@ -1,0 +1,300 @@
+from __future__ import annotations
+
+import csv
+import zipfile
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError
+
+from registry.factories import make_npi
+from registry.importing.nppes_file import PROVIDER_COLUMNS
+from registry.models import RegistryEndpoint, RegistryLocation, RegistryProvider
+from registry.tests.conftest import MANGLED, NPPES_DIR, SAMPLE, read_rows, write_rows
+
+pytestmark = pytest.mark.django_db
+
+Run = Callable[..., str]
+
+
+def column(header: list[str], name: str) -> int:
+    return header.index(name)
+
+
+def test_it_imports_the_real_sample_with_every_row_accounted_for(run_import: Run) -> None:
+    summary = run_import(SAMPLE)
+
+    assert summary == "imported 921, updated 0, unchanged 0, deactivated 79, rejected 0"
+    assert RegistryProvider.objects.count() == 1000
+    assert RegistryProvider.objects.filter(entity_type=1).count() == 733
+    assert RegistryProvider.objects.filter(entity_type=2).count() == 188
+    assert RegistryProvider.objects.filter(deactivated=True).count() == 79
+
+
+def test_it_stores_the_real_values_of_a_provider(run_import: Run) -> None:
+    run_import(SAMPLE)
+
+    wiebe = RegistryProvider.objects.get(npi="1679576722")
+    assert (wiebe.first_name, wiebe.middle_name, wiebe.last_name) == ("DAVID", "A", "WIEBE")
+    assert wiebe.credential == "M.D."
+    assert wiebe.sex == "M"
+    assert wiebe.primary_taxonomy_code == "207X00000X"
+    assert wiebe.address_line1 == "3500 CENTRAL AVE"
+    assert (wiebe.city, wiebe.state, wiebe.postal_code, wiebe.zip5) == (
+        "KEARNEY",
+        "NE",
+        "688472944",
+        "68847",
+    )
+    assert wiebe.phone == "3088652512"
+    assert wiebe.fax == "3088652506"
+    assert wiebe.mailing_address_line1 == "PO BOX 2168"
+    assert wiebe.enumeration_date == date(2005, 5, 23)
+    assert wiebe.last_update_date == date(2007, 7, 8)
+    assert wiebe.latitude == pytest.approx(40.7, abs=0.1)
+    assert wiebe.longitude == pytest.approx(-99.1, abs=0.1)
+    assert wiebe.deactivated is False
+
+    hospital = RegistryProvider.objects.get(npi="1497758544")
+    assert hospital.entity_type == RegistryProvider.EntityType.ORGANIZATION
+    assert hospital.organization_name == "CUMBERLAND COUNTY HOSPITAL SYSTEM, INC"
+    assert hospital.primary_taxonomy_code == "251G00000X"
+
+
+def test_a_deactivated_stub_row_marks_the_npi_deactivated(run_import: Run) -> None:
+    run_import(SAMPLE)
+
+    stub = RegistryProvider.objects.get(npi="1306849450")
+    assert stub.deactivated is True
+    assert stub.deactivation_date == date(2021, 3, 3)
+    assert stub.entity_type is None
+    assert stub.last_name == ""
+
+
+def test_running_the_same_file_again_changes_nothing(run_import: Run) -> None:
+    run_import(SAMPLE)
+    before = list(RegistryProvider.objects.order_by("npi").values_list(*PROVIDER_COLUMNS))
+
+    summary = run_import(SAMPLE)
+
+    assert summary == "imported 0, updated 0, unchanged 1000, deactivated 0, rejected 0"
+    assert list(RegistryProvider.objects.order_by("npi").values_list(*PROVIDER_COLUMNS)) == before
+
+
+def test_a_newer_month_updates_only_what_changed(run_import: Run, tmp_path: Path) -> None:
+    run_import(SAMPLE)
+    header, rows = read_rows()
+    address = column(header, "Provider First Line Business Practice Location Address")
+    deactivation = column(header, "NPI Deactivation Date")
+    # WIEBE moved; PILCHER's NPI was deactivated (a stub row); a new NPI appeared.
+    rows[0][address] = "100 NEW ST"
+    pilcher = rows[1][0]
+    rows[1] = [""] * len(header)
+    rows[1][0], rows[1][deactivation] = pilcher, "01/15/2025"
+    newcomer = list(rows[0])
+    newcomer[0] = make_npi(4242)
+    rows.append(newcomer)
+    newer = write_rows(tmp_path / "npidata_pfile_20250201-20250209.csv", header, rows)
+
+    summary = run_import(newer)
+
+    assert summary == "imported 1, updated 1, unchanged 998, deactivated 1, rejected 0"
+    assert RegistryProvider.objects.get(npi="1679576722").address_line1 == "100 NEW ST"
+    stub = RegistryProvider.objects.get(npi=pilcher)
+    # The stub says only "deactivated": what we knew about the provider stays.
+    assert stub.deactivated is True
+    assert stub.deactivation_date == date(2025, 1, 15)
+    assert stub.last_name == "PILCHER"
+    assert RegistryProvider.objects.filter(npi=make_npi(4242)).exists()
+
+
+def test_malformed_rows_are_rejected_with_their_line_numbers(
+    run_import: Run, tmp_path: Path
+) -> None:
+    header, rows = read_rows()
+    rows = rows[:10]
+    enumeration = column(header, "Provider Enumeration Date")
+    rows[2][0] = "1679576723"  # check digit off by one
+    rows[4] = rows[4][:100]  # a truncated line
+    rows[6][enumeration] = "2005-13-45"  # no such date
+    rows[7][1] = "3"
+    bad = write_rows(tmp_path / "npidata_pfile_bad.csv", header, rows)
+
+    summary = run_import(bad)
+
+    assert summary.startswith("imported 5, updated 0, unchanged 0, deactivated 1, rejected 4; ")
+    rejects_path = Path(summary.split("reasons: ")[1])
+    with rejects_path.open(newline="") as handle:
+        rejects = list(csv.DictReader(handle))
+    # Line 1 is the header, so data row i sits on line i + 2.
+    assert [(r["line"], r["npi"]) for r in rejects] == [
+        ("4", "1679576723"),
+        ("6", rows[4][0]),
+        ("8", rows[6][0]),
+        ("9", rows[7][0]),
+    ]
+    assert "check digit" in rejects[0]["reason"]
+    assert "expected 330 columns, found 100" in rejects[1]["reason"]
+    assert "Provider Enumeration Date" in rejects[2]["reason"]
+    assert "Entity Type Code" in rejects[3]["reason"]
+
+
+def test_a_file_that_is_not_nppes_is_refused_before_any_write(
+    run_import: Run, tmp_path: Path
+) -> None:
+    other = tmp_path / "partners.csv"
+    other.write_text("Name,Phone\nDr Who,555\n")
+
+    with pytest.raises(CommandError, match="not an NPPES provider file"):
+        run_import(other)
+    with pytest.raises(CommandError, match="not an NPPES provider file"):
+        run_import(NPPES_DIR / "endpoint_pfile_header.csv")
+    assert not RegistryProvider.objects.exists()
+
+
+def test_an_empty_or_binary_file_is_refused(run_import: Run, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    binary = tmp_path / "image.csv"
+    binary.write_bytes(bytes(range(256)) * 10)
+
+    with pytest.raises(CommandError, match="empty"):
+        run_import(empty)
+    with pytest.raises(CommandError):
+        run_import(binary)
+
+
+def test_a_pandas_mangled_file_loads_the_same_rows_as_the_original(run_import: Run) -> None:
+    run_import(MANGLED)
+    from_mangled = list(RegistryProvider.objects.order_by("npi").values_list(*PROVIDER_COLUMNS))
+
+    summary = run_import(SAMPLE)
+
+    assert summary == "imported 0, updated 0, unchanged 1000, deactivated 0, rejected 0"
+    assert list(RegistryProvider.objects.order_by("npi").values_list(*PROVIDER_COLUMNS)) == (
+        from_mangled
+    )
+    assert RegistryProvider.objects.get(npi="1679576722").postal_code == "688472944"
+
+
+def test_an_older_file_with_the_gender_column_reads_the_sex_code(
+    run_import: Run, tmp_path: Path
+) -> None:
+    header, rows = read_rows()
+    header[column(header, "Provider Sex Code")] = "Provider Gender Code"
+    older = write_rows(tmp_path / "npidata_20230101.csv", header, rows[:5])
+
+    run_import(older)
+
+    assert RegistryProvider.objects.get(npi="1679576722").sex == "M"
+
+
+def test_state_and_taxonomy_filters_keep_only_matching_providers(run_import: Run) -> None:
+    summary = run_import(SAMPLE, "--state", "NE", "--state", "ia")
+
+    # The sample's 8 Nebraska and 8 Iowa providers; stubs carry no state, so they are kept.
+    assert summary == "imported 16, updated 0, unchanged 0, deactivated 79, rejected 0"
+    states = list(RegistryProvider.objects.active().values_list("state", flat=True))
+    assert sorted(set(states)) == ["IA", "NE"]
+    assert states.count("NE") == 8
+
+    RegistryProvider.objects.all().delete()
+    run_import(SAMPLE, "--taxonomy", "207Q")
+    active = RegistryProvider.objects.active()
+    assert active.count() == 64
+    assert all("207Q" in p.taxonomy_codes for p in active)
+
+
+def test_a_bad_state_option_is_refused(run_import: Run) -> None:
+    with pytest.raises(CommandError, match="two-letter"):
+        run_import(SAMPLE, "--state", "Nebraska")
+
+
+def test_the_zip_bundle_loads_providers_endpoints_and_secondary_locations(
+    run_import: Run, tmp_path: Path
+) -> None:
+    endpoint_header = (NPPES_DIR / "endpoint_pfile_header.csv").read_text().strip()
+    location_header = (NPPES_DIR / "pl_pfile_header.csv").read_text().strip()
+    endpoint = ["1679576722", "DIRECT", "Direct Messaging Address", "wiebe@direct.example.org"]
+    endpoint += ["N", "", "", "", "", "", "", "", "", "", "", "", "", "", ""]
+    location = ["1679576722", "10 SECOND ST", "", "GRAND ISLAND", "NE", "688011234", "US"]
+    location += ["3085550100", "", "3085550101"]
+    orphan = ["1234567893", *location[1:]]  # an NPI the bundle's main file does not have
+    bundle = tmp_path / "NPPES_Data_Dissemination_February_2025.zip"
+    with zipfile.ZipFile(bundle, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.write(SAMPLE, "npidata_pfile_20050523-20250209.csv")
+        archive.writestr("npidata_pfile_20050523-20250209_fileheader.csv", SAMPLE.open().readline())
+        archive.writestr(
+            "endpoint_pfile_20050523-20250209.csv",
+            endpoint_header + "\r\n" + ",".join(f'"{v}"' for v in endpoint) + "\r\n",
+        )
+        archive.writestr(
+            "pl_pfile_20050523-20250209.csv",
+            location_header
+            + "\r\n"
+            + "\r\n".join(",".join(f'"{v}"' for v in row) for row in (location, orphan))
+            + "\r\n",
+        )
+
+    summary = run_import(bundle)
+    again = run_import(bundle)
+
+    assert summary == "imported 921, updated 0, unchanged 0, deactivated 79, rejected 0"
+    assert again == "imported 0, updated 0, unchanged 1000, deactivated 0, rejected 0"
+    wiebe = RegistryProvider.objects.get(npi="1679576722")
+    assert list(wiebe.endpoints.values_list("endpoint_type", "endpoint")) == [
+        ("DIRECT", "wiebe@direct.example.org")
+    ]
+    second = wiebe.secondary_locations.get()
+    assert (second.city, second.zip5, second.fax) == ("GRAND ISLAND", "68801", "3085550101")
+    assert second.latitude is not None
+    assert RegistryEndpoint.objects.count() == 1
+    assert RegistryLocation.objects.count() == 1
+
+
+def test_a_zip_without_a_provider_file_is_refused(run_import: Run, tmp_path: Path) -> None:
+    bundle = tmp_path / "other.zip"
+    with zipfile.ZipFile(bundle, "w") as archive:
+        archive.writestr("readme.txt", "hello")
+
+    with pytest.raises(CommandError, match="npidata_pfile"):
+        run_import(bundle)
+
+
+def test_small_batches_give_the_same_result_as_one_batch(run_import: Run, monkeypatch) -> None:
+    monkeypatch.setattr("registry.importing.nppes_load.POSTGRES_BATCH", 128)
+    monkeypatch.setattr("registry.importing.nppes_load.PORTABLE_BATCH", 128)
+
+    first = run_import(SAMPLE)
+    second = run_import(SAMPLE)
+
+    assert first == "imported 921, updated 0, unchanged 0, deactivated 79, rejected 0"
+    assert second == "imported 0, updated 0, unchanged 1000, deactivated 0, rejected 0"
+    assert RegistryProvider.objects.count() == 1000
+
+
+def test_the_fast_npi_check_agrees_with_the_reference_check() -> None:
+    from core.npi import is_valid_npi
+    from registry.importing.nppes_file import _npi_ok
+
+    candidates = [f"{n:010d}" for n in range(1234567800, 1234568000)]
+    candidates += ["1679576722", "123456789", "12345678901", "12345678a3", "\uff11" * 10]
+    assert [_npi_ok(c) for c in candidates] == [is_valid_npi(c) for c in candidates]
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_outside_a_transaction_the_overlapped_loader_gives_the_same_counts(
+    run_import: Run, monkeypatch
+) -> None:
+    # Commands and workers run outside any transaction: on Postgres, parsing and merging then
+    # overlap on two connections. Small batches make several hand-overs.
+    monkeypatch.setattr("registry.importing.nppes_load.POSTGRES_BATCH", 100)
+
+    first = run_import(SAMPLE)
+    second = run_import(SAMPLE)
+
+    assert first == "imported 921, updated 0, unchanged 0, deactivated 79, rejected 0"
+    assert second == "imported 0, updated 0, unchanged 1000, deactivated 0, rejected 0"
+    assert RegistryProvider.objects.get(npi="1679576722").last_name == "WIEBE"

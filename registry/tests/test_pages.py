@@ -1,0 +1,186 @@
+from __future__ import annotations
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from django.urls import reverse
+
+from core.factories import UserFactory
+from core.roles import Role
+from registry.factories import PracticeLocationFactory
+from registry.models import ImportJob, PracticeLocation, RegistryProvider
+from registry.services import import_job_run
+from registry.tasks import import_nppes_file
+from registry.tests.conftest import SAMPLE
+
+pytestmark = pytest.mark.django_db
+
+IMPORT = reverse("registry:import")
+
+
+def logged_in(role: str | None, username: str = "someone") -> Client:
+    client = Client()
+    client.force_login(UserFactory(username=username, role=role))
+    return client
+
+
+# --- Our locations --------------------------------------------------------------------------
+
+
+def test_a_manager_adds_a_location_and_its_zip_gives_the_centre() -> None:
+    client = logged_in(Role.MANAGER)
+
+    response = client.post(
+        reverse("registry:location_create"),
+        {"name": "Omaha main clinic", "address_line1": "1 Main St", "zip_code": "68102"},
+    )
+
+    assert response.status_code == 302
+    location = PracticeLocation.objects.get()
+    assert location.latitude == pytest.approx(41.26, abs=0.05)
+    assert location.longitude == pytest.approx(-95.94, abs=0.05)
+
+
+def test_an_unknown_zip_is_refused_with_a_message() -> None:
+    client = logged_in(Role.MANAGER)
+
+    response = client.post(
+        reverse("registry:location_create"), {"name": "Nowhere", "zip_code": "00000"}
+    )
+
+    assert response.status_code == 200
+    assert "not a US ZIP code" in response.content.decode()
+    assert not PracticeLocation.objects.exists()
+
+
+def test_a_manager_edits_and_deletes_a_location() -> None:
+    location = PracticeLocationFactory()
+    client = logged_in(Role.MANAGER)
+
+    client.post(
+        reverse("registry:location_update", args=[location.pk]),
+        {"name": "Renamed", "zip_code": "68102"},
+    )
+    location.refresh_from_db()
+    assert location.name == "Renamed"
+    assert location.latitude == pytest.approx(41.26, abs=0.05)
+
+    client.post(reverse("registry:location_delete", args=[location.pk]))
+    assert not PracticeLocation.objects.exists()
+
+
+def test_a_liaison_sees_our_locations_but_cannot_change_them() -> None:
+    location = PracticeLocationFactory(name="Downtown")
+    client = logged_in(Role.LIAISON)
+
+    listing = client.get(reverse("registry:location_list"))
+    edit = client.get(reverse("registry:location_update", args=[location.pk]))
+    create = client.post(reverse("registry:location_create"), {"name": "X", "zip_code": "68102"})
+
+    assert listing.status_code == 200
+    assert b"Downtown" in listing.content
+    assert edit.status_code == 403
+    assert create.status_code == 403
+
+
+def test_a_missing_location_is_a_404() -> None:
+    response = logged_in(Role.MANAGER).get(reverse("registry:location_update", args=[999]))
+
+    assert response.status_code == 404
+
+
+# --- Uploading an NPPES file ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", [Role.MANAGER, Role.LIAISON, Role.COORDINATOR, None])
+def test_only_an_administrator_may_upload(role: str | None) -> None:
+    client = logged_in(role)
+
+    page = client.get(IMPORT)
+    upload = client.post(IMPORT, {"file": SimpleUploadedFile("x.csv", b"NPI\n")})
+
+    assert page.status_code == 403
+    assert upload.status_code == 403
+    assert not ImportJob.objects.exists()
+
+
+def test_an_upload_queues_a_job_after_commit_and_the_worker_loads_it(
+    monkeypatch, django_capture_on_commit_callbacks
+) -> None:
+    queued: list[int] = []
+    monkeypatch.setattr(import_nppes_file, "delay", queued.append)
+    client = logged_in(Role.ADMINISTRATOR)
+    upload = SimpleUploadedFile("npidata_pfile_sample.csv", SAMPLE.read_bytes())
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = client.post(IMPORT, {"file": upload})
+
+    job = ImportJob.objects.get()
+    assert len(callbacks) == 1
+    assert queued == [job.pk]
+    assert response["Location"] == reverse("registry:import_detail", args=[job.pk])
+    assert job.status == ImportJob.Status.QUEUED
+
+    polling = client.get(response["Location"], headers={"HX-Request": "true"})
+    assert b'hx-trigger="every 1s"' in polling.content
+
+    import_nppes_file(job.pk)
+
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.DONE
+    assert job.progress == 100
+    assert (job.imported, job.deactivated, job.rejected) == (921, 79, 0)
+    assert RegistryProvider.objects.count() == 1000
+    finished = client.get(response["Location"], headers={"HX-Request": "true"})
+    assert b"every 1s" not in finished.content
+    assert b"imported 921" in finished.content
+
+
+def test_a_job_runs_once_even_if_its_task_is_delivered_twice(monkeypatch) -> None:
+    monkeypatch.setattr(import_nppes_file, "delay", lambda pk: None)
+    client = logged_in(Role.ADMINISTRATOR)
+    client.post(IMPORT, {"file": SimpleUploadedFile("npidata.csv", SAMPLE.read_bytes())})
+    job = ImportJob.objects.get()
+
+    import_job_run(job_id=job.pk)
+    again = import_job_run(job_id=job.pk)
+
+    assert again.status == ImportJob.Status.DONE
+    assert again.imported == 921
+
+
+def test_a_file_that_is_not_nppes_fails_the_job_with_the_reason(monkeypatch) -> None:
+    monkeypatch.setattr(import_nppes_file, "delay", lambda pk: None)
+    client = logged_in(Role.ADMINISTRATOR)
+    client.post(IMPORT, {"file": SimpleUploadedFile("contacts.csv", b"Name,Phone\nA,1\n")})
+    job = ImportJob.objects.get()
+
+    import_job_run(job_id=job.pk)
+
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.FAILED
+    assert "not an NPPES provider file" in job.error
+    page = client.get(reverse("registry:import_detail", args=[job.pk]))
+    assert b"not an NPPES provider file" in page.content
+
+
+def test_an_upload_that_is_not_csv_or_zip_is_refused_on_the_form() -> None:
+    client = logged_in(Role.ADMINISTRATOR)
+
+    response = client.post(IMPORT, {"file": SimpleUploadedFile("photo.jpg", b"\xff\xd8")})
+    empty = client.post(IMPORT, {})
+
+    assert response.status_code == 200
+    assert b"NPPES .zip" in response.content
+    assert empty.status_code == 200
+    assert not ImportJob.objects.exists()
+
+
+def test_the_back_office_lists_registry_data_for_an_administrator() -> None:
+    PracticeLocationFactory()
+    client = Client()
+    client.force_login(UserFactory(username="root", is_superuser=True, is_staff=True))
+
+    for name in ("taxonomy", "registryprovider", "practicelocation", "importjob"):
+        assert client.get(reverse(f"admin:registry_{name}_changelist")).status_code == 200
+    assert client.get(reverse("admin:registry_practicelocation_add")).status_code == 200
