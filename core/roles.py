@@ -51,6 +51,12 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "outreach.view_all_tasks",
         *_crud("outreach.letter", "view", "change"),
         *_crud("outreach.lettertemplate", "view", "change"),
+        *_crud("outreach.plannedvisit", *ALL_ACTIONS),
+        *_crud("outreach.compliancelimit", "view", "add", "change"),
+        "outreach.view_compliance_report",
+        "outreach.override_compliance_limit",
+        *_crud("outreach.event", *ALL_ACTIONS),
+        *_crud("outreach.invitation", *ALL_ACTIONS),
     ],
     Role.LIAISON: [
         *_crud("partners.organization", "view", "add", "change"),
@@ -62,6 +68,9 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_crud("outreach.activity", "view", "add", "change"),
         *_crud("outreach.task", "view", "add", "change"),
         "outreach.view_letter",
+        *_crud("outreach.plannedvisit", *ALL_ACTIONS),
+        *_crud("outreach.event", "view", "add", "change"),
+        *_crud("outreach.invitation", "view", "add", "change"),
     ],
     Role.COORDINATOR: [
         *_crud("partners.organization", "view", "add", "change"),
