@@ -83,12 +83,9 @@ def spent_by_provider(
     shares = ActivityShare.objects.filter(year=year, provider_id__in=list(provider_ids))
     if exclude_activity_id is not None:
         shares = shares.exclude(activity_id=exclude_activity_id)
-    return dict(
-        shares.order_by()
-        .values("provider_id")
-        .annotate(total=Sum("amount"))
-        .values_list("provider_id", "total")
-    )
+    totals = shares.order_by().values("provider_id").annotate(total=Sum("amount"))
+    # SQLite drops trailing zeros from decimal sums; money always shows its cents.
+    return {row["provider_id"]: Decimal(row["total"]).quantize(CENT) for row in totals}
 
 
 def allowances(

@@ -466,7 +466,7 @@ def _compliance_csv(rows: Any, *, year: int, limit: Decimal | None) -> HttpRespo
                 provider.display_name,
                 provider.organization.name if provider.organization else "",
                 year,
-                provider.total,
+                Decimal(provider.total).quantize(ledger.CENT),
                 limit or "",
                 int(provider.total / limit * 100) if limit else "",
             ]
