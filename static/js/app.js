@@ -121,7 +121,8 @@
   document.body.addEventListener("htmx:afterRequest", function (event) {
     var form = event.detail.elt.closest && event.detail.elt.closest("form[data-draft-key]");
     var xhr = event.detail.xhr;
-    if (form && event.detail.successful && xhr && xhr.getResponseHeader("HX-Redirect")) {
+    // (htmx follows HX-Redirect before it sets detail.successful, so read the status.)
+    if (form && xhr && xhr.status >= 200 && xhr.status < 300 && xhr.getResponseHeader("HX-Redirect")) {
       try { localStorage.removeItem(draftStoreKey(form)); } catch (e) { /* nothing stored */ }
     }
   });
