@@ -629,5 +629,6 @@ def event_attendance(request: HttpRequest, pk: int) -> HttpResponse:
     if result.activity is None:
         messages.warning(request, "Nobody is marked as attended yet.")
     else:
-        messages.success(request, f"Attendance recorded: {result.attendees} people.")
+        people = "person" if result.attendees == 1 else "people"
+        messages.success(request, f"Attendance recorded: {result.attendees} {people} came.")
     return redirect(event)

@@ -121,3 +121,57 @@ def test_a_liaison_plans_the_day_and_logs_a_visit_through_a_dropped_connection(
     assert list(visit.activity.providers.all()) == [doctor]
     assert Task.objects.get(activity=visit.activity).title == "Send the fax cover sheet"
     assert page.problems == []
+
+
+def test_a_manager_runs_an_event_and_reads_the_ledger_at_phone_width(
+    page: Any,  # noqa: F811
+) -> None:
+    from playwright.sync_api import expect
+
+    UserFactory(username="maria", first_name="Maria", role=Role.MANAGER)
+    office = OrganizationFactory(name="Dundee Family Practice")
+    ProviderFactory(organization=office, first_name="Ana", last_name="Reyes", credential="MD")
+    StaffMemberFactory(organization=office, first_name="Rosa", last_name="Diaz")
+
+    page.goto("/")
+    page.get_by_label("Username").fill("maria")
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+    # Set this year's limit on the report page.
+    page.goto("/outreach/compliance/")
+    expect(page.get_by_test_id("limit")).to_contain_text("No limit is set")
+    page.get_by_label("Limit ($)").fill("519")
+    page.get_by_role("button", name="Save limit").click()
+    expect(page.get_by_test_id("limit")).to_contain_text("$519.00")
+    assert fits_the_phone(page)
+
+    # An annual meeting: invite the office, take RSVPs with htmx, record who came.
+    page.goto("/outreach/events/new/")
+    page.get_by_label("Name").fill("Annual referral-partner dinner")
+    page.get_by_label("Starts").fill("2026-12-10T18:30")
+    page.get_by_role("button", name="Create event").click()
+    page.get_by_label("Invite everyone at an office").select_option(label=office.name)
+    page.get_by_role("button", name="Invite").click()
+    expect(page.get_by_text("Invited 2 people from Dundee Family Practice.")).to_be_visible()
+    rows = page.locator("[id^=invitation-]")
+    with page.expect_response(re.compile("/outreach/invitations/")):
+        rows.nth(0).get_by_label("RSVP").select_option("yes")
+    with page.expect_response(re.compile("/outreach/invitations/")):
+        rows.nth(0).get_by_label("Came").check()
+    expect(rows.nth(0).get_by_label("Came")).to_be_checked()
+    expect(rows.nth(0).get_by_label("RSVP")).to_have_value("yes")
+    page.get_by_role("button", name="Record attendance as an activity").click()
+    expect(page.get_by_text("Attendance recorded: 1 person came.")).to_be_visible()
+    activity = Activity.objects.get(kind=Activity.Kind.EVENT)
+    assert [p.last_name for p in activity.providers.all()] == ["Reyes"]
+    assert fits_the_phone(page)
+
+    # Her calendar URL, shown once.
+    page.goto("/outreach/calendar/")
+    page.get_by_role("button", name="Make my calendar URL").click()
+    expect(page.get_by_label(re.compile("Your private calendar URL"))).to_have_value(
+        re.compile(r"/outreach/calendar/.+\.ics$")
+    )
+    assert fits_the_phone(page)
+    assert page.problems == []
