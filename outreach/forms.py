@@ -207,6 +207,16 @@ class InvitationForm(forms.ModelForm):
         fields = ["rsvp", "attended"]
 
 
+class PartnerContextForm(forms.Form):
+    """Which partner or office a page is about, from its query string."""
+
+    provider = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+    organization = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+
+    def value(self, name: str) -> int | None:
+        return self.cleaned_data.get(name) if self.is_valid() else None
+
+
 class TaskForm(forms.ModelForm):
     assignee = UserChoiceField(queryset=get_user_model().objects.filter(is_active=True))
 

@@ -27,6 +27,7 @@ from outreach.forms import (
     InvitationForm,
     InviteForm,
     LetterTemplateForm,
+    PartnerContextForm,
     PlanAddForm,
     PlannedVisitLogForm,
     RouteForm,
@@ -140,9 +141,9 @@ def task_complete_view(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @permission_required("outreach.add_task", raise_exception=True)
 def task_create(request: HttpRequest) -> HttpResponse:
-    provider = None
-    if request.GET.get("provider"):
-        provider = get_provider_for_user(request.user, int(request.GET["provider"]))
+    context = PartnerContextForm(request.GET)
+    provider_pk = context.value("provider")
+    provider = get_provider_for_user(request.user, provider_pk) if provider_pk else None
     form = TaskForm(request.POST or None, initial={"assignee": request.user.pk})
     if request.method == "POST" and form.is_valid():
         task = form.save(commit=False)
@@ -158,12 +159,12 @@ def task_create(request: HttpRequest) -> HttpResponse:
 @permission_required("outreach.add_activity", raise_exception=True)
 def activity_create(request: HttpRequest) -> HttpResponse:
     provider = organization = None
-    source = request.POST if request.method == "POST" else request.GET
-    if source.get("provider", "").isdigit():
-        provider = get_provider_for_user(request.user, int(source["provider"]))
+    context = PartnerContextForm(request.POST if request.method == "POST" else request.GET)
+    if provider_pk := context.value("provider"):
+        provider = get_provider_for_user(request.user, provider_pk)
         organization = provider.organization
-    elif source.get("organization", "").isdigit():
-        organization = get_organization_for_user(request.user, int(source["organization"]))
+    elif organization_pk := context.value("organization"):
+        organization = get_organization_for_user(request.user, organization_pk)
     if provider is None and organization is None:
         messages.info(request, "Choose the partner you met, then log the activity from there.")
         return redirect("partners:provider_list")

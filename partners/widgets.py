@@ -21,7 +21,8 @@ class ProviderPicker(forms.HiddenInput):
     def get_context(self, name: str, value: Any, attrs: dict[str, Any] | None) -> dict[str, Any]:
         context = super().get_context(name, value, attrs)
         label = ""
-        if value not in (None, ""):
+        # The value comes back from the user on a re-rendered form: it may be anything.
+        if str(value or "").isdigit() and len(str(value)) < 19:
             provider = Provider.objects.filter(pk=value).select_related("organization").first()
             if provider is not None:
                 label = provider.display_name

@@ -1,0 +1,130 @@
+"""Generated bad input across every product page and form: never a server error.
+
+Every URL pattern outside the admin is requested by every role with hostile query strings,
+then every form found on it is posted back with hostile values in each of its fields. Any
+5xx (or an unhandled exception) fails the test with the URL and the role.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from core.factories import UserFactory
+from core.roles import Role
+from outreach.factories import ActivityFactory, TaskFactory
+from outreach.models import LetterTemplate
+from outreach.services import thank_you_prepare
+from partners.factories import ProviderFactory, StaffMemberFactory
+from referrals.factories import ReferralFactory
+from referrals.models import Status
+from referrals.services import referral_log, referral_transition
+
+pytestmark = pytest.mark.django_db
+
+HOSTILE = [
+    "<script>alert(1)</script>",
+    "'; DROP TABLE referrals_referral; --",
+    "x" * 20_000,
+    "\u202eevil\u200b\u0000",
+    "-1",
+    "99999999999999999999",
+    "2026-02-30",
+    "🩺👩‍⚕️",
+    "",
+]
+SKIP_PREFIXES = ("admin/", "accounts/logout/")
+NAME_ATTR = re.compile(r'<(?:input|select|textarea)[^>]*\bname="([^"]+)"')
+FORM = re.compile(r'<form[^>]*method="post"[^>]*?(?:action="([^"]*)")?[^>]*>(.*?)</form>', re.S)
+
+
+def _patterns(resolver: URLResolver | None = None, prefix: str = "") -> Iterator[str]:
+    resolver = resolver or get_resolver()
+    for entry in resolver.url_patterns:
+        route = prefix + str(entry.pattern)
+        if isinstance(entry, URLResolver):
+            yield from _patterns(entry, route)
+        elif isinstance(entry, URLPattern):
+            yield route
+
+
+def _fill(route: str, pk: int) -> str:
+    route = re.sub(r"<int:\w+>", str(pk), route)
+    route = re.sub(r"<(?:str|slug):\w+>", "not-a-real-token", route)
+    route = re.sub(r"<[^>]+>", "x", route)
+    return "/" + route.lstrip("^").rstrip("$")
+
+
+@pytest.fixture
+def world() -> dict[str, Any]:
+    liaison = UserFactory(username="liaison", role=Role.LIAISON)
+    provider = ProviderFactory(owner=liaison, email="p@example.org")
+    StaffMemberFactory(organization=provider.organization)
+    referral = referral_log(referral=ReferralFactory.build(provider=provider), actor=None)
+    for status in (Status.ACCEPTED, Status.SCHEDULED, Status.SEEN):
+        referral = referral_transition(
+            referral=referral, to_status=status, actor=None, appointment_at=referral.received_at
+        )
+    thank_you_prepare(referral_id=referral.pk)
+    ActivityFactory(logged_by=liaison).providers.add(provider)
+    TaskFactory(assignee=liaison, provider=provider)
+    return {
+        "users": [
+            liaison,
+            UserFactory(username="manager", role=Role.MANAGER),
+            UserFactory(username="coordinator", role=Role.COORDINATOR),
+            UserFactory(username="admin", role=Role.ADMINISTRATOR),
+        ],
+        "pks": sorted({provider.pk, referral.pk, LetterTemplate.objects.get().pk, 1}),
+    }
+
+
+def _check(response: Any, what: str) -> None:
+    assert response.status_code < 500, f"{response.status_code} for {what}"
+
+
+def test_no_page_or_form_answers_with_a_server_error(world: dict[str, Any]) -> None:
+    routes = [r for r in _patterns() if not r.startswith(SKIP_PREFIXES)]
+    assert len(routes) > 20
+    hostile = itertools.cycle(HOSTILE)
+    for user in world["users"]:
+        client = Client(raise_request_exception=False)
+        client.force_login(user)
+        for route, pk in itertools.product(routes, world["pks"]):
+            url = _fill(route, pk)
+            query = {
+                key: next(hostile)
+                for key in (
+                    "q",
+                    "page",
+                    "status",
+                    "provider",
+                    "received_after",
+                    "scope",
+                    "state",
+                    "organization",
+                    "number",
+                    "mine",
+                )
+            }
+            response = client.get(url, query)
+            _check(response, f"GET {url} as {user.username}")
+            page = client.get(url)
+            _check(page, f"GET {url} as {user.username}")
+            if page.status_code != 200 or "html" not in page.get("Content-Type", ""):
+                continue
+            for action, body in FORM.findall(page.content.decode()):
+                names = set(NAME_ATTR.findall(body)) - {"csrfmiddlewaretoken"}
+                data = {name: next(hostile) for name in names}
+                target = action or url
+                _check(client.post(target, data), f"POST {target} as {user.username}")
+                _check(
+                    client.post(target, data, HTTP_HX_REQUEST="true"),
+                    f"htmx POST {target} as {user.username}",
+                )
