@@ -18,6 +18,7 @@ urlpatterns = [
     path("day/add/", views.day_plan_add, name="day_plan_add"),
     path("day/route/", views.day_plan_route, name="day_plan_route"),
     path("day/visits/<int:pk>/log/", views.planned_visit_log_view, name="planned_visit_log"),
+    path("day/visits/<int:pk>/ledger/", views.planned_visit_ledger, name="planned_visit_ledger"),
     path("day/visits/<int:pk>/skip/", views.planned_visit_skip_view, name="planned_visit_skip"),
     path("compliance/", views.compliance_report, name="compliance_report"),
     path("compliance/limit/", views.compliance_limit_save, name="compliance_limit_save"),

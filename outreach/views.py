@@ -398,6 +398,31 @@ def planned_visit_log_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
+@permission_required("outreach.add_activity", raise_exception=True)
+def planned_visit_ledger(request: HttpRequest, pk: int) -> HttpResponse:
+    """What the cost being typed would do to each ticked physician's yearly total: the
+    warning at 80% and the stop at the limit, shown before the liaison saves."""
+    visit = get_planned_visit_for_user(request, pk, write=True)
+    form = PlannedVisitLogForm(
+        request.GET, organization=visit.organization, provider=None, user=request.user
+    )
+    form.full_clean()
+    cost = form.cleaned_data.get("cost")
+    providers = list(form.cleaned_data.get("providers") or [])
+    staff = list(form.cleaned_data.get("staff") or [])
+    allowances = []
+    if cost and providers:
+        when = form.cleaned_data.get("occurred_at") or timezone.now()
+        share = ledger.share_per_head(cost=cost, headcount=len(providers) + len(staff))
+        allowances = ledger.allowances(providers, year=timezone.localtime(when).year, share=share)
+    return render(
+        request,
+        "outreach/plannedvisit_form.html#ledger-preview",
+        {"visit": visit, "allowances": allowances, "cost": cost},
+    )
+
+
+@login_required
 @permission_required("outreach.change_plannedvisit", raise_exception=True)
 @require_POST
 def planned_visit_skip_view(request: HttpRequest, pk: int) -> HttpResponse:

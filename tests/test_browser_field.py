@@ -13,7 +13,7 @@ from django.utils import timezone
 from core.factories import DEMO_PASSWORD, UserFactory
 from core.roles import Role
 from outreach.factories import ActivityFactory
-from outreach.models import Activity, PlannedVisit, Task
+from outreach.models import Activity, ComplianceLimit, PlannedVisit, Task
 from partners.factories import OrganizationFactory, ProviderFactory, StaffMemberFactory
 from tests.test_browser import browser, page  # noqa: F401 - shared Playwright fixtures
 
@@ -35,6 +35,7 @@ def test_a_liaison_plans_the_day_and_logs_a_visit_through_a_dropped_connection(
     from playwright.sync_api import expect
 
     jamie = UserFactory(username="jamie", first_name="Jamie", role=Role.LIAISON)
+    ComplianceLimit.objects.create(year=timezone.localdate().year, amount=100)
     omaha = OrganizationFactory(name="Dundee Family Practice", zip_code="68132")
     ProviderFactory(organization=omaha, owner=jamie, tier="B")
     lincoln = OrganizationFactory(name="Capitol Primary Care", zip_code="68508")
@@ -81,6 +82,12 @@ def test_a_liaison_plans_the_day_and_logs_a_visit_through_a_dropped_connection(
     page.get_by_label("Lunch").check()
     page.get_by_label(re.compile("Ana Reyes")).check()
     page.get_by_label("Rosa Diaz").check()
+    # The lunch cost shows where Dr. Reyes would stand against the yearly limit.
+    page.get_by_label("Cost ($)").fill("170")
+    page.get_by_label("Cost ($)").blur()
+    expect(page.get_by_test_id("ledger-preview")).to_contain_text(
+        "$0.00 + $85.00 = $85.00 of $100.00 (85%): near the"
+    )
     page.get_by_label("Notes").fill("Lunch with the front desk; they want faxed updates.")
     page.get_by_label("Next step", exact=True).fill("Send the fax cover sheet")
     page.get_by_label("Next step due").fill((timezone.localdate() + timedelta(days=7)).isoformat())
@@ -112,6 +119,7 @@ def test_a_liaison_plans_the_day_and_logs_a_visit_through_a_dropped_connection(
 
     page.get_by_role("button", name="Save visit").click()
     expect(page.get_by_text("Lunch at Capitol Primary Care logged.")).to_be_visible()
+    expect(page.get_by_role("alert").filter(has_text="Ana Reyes")).to_contain_text("(85%)")
     expect(page.locator("[data-testid=plan] > li").nth(0)).to_contain_text("Visited")
     assert page.evaluate("window.localStorage.length") == 0
 

@@ -9,6 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from core.factories import UserFactory
 from outreach.factories import PlannedVisitFactory
 from outreach.ledger import share_per_head
 from outreach.models import Activity, ActivityShare, ComplianceLimit
@@ -291,3 +292,26 @@ def test_a_manager_logs_over_the_limit_from_the_form_with_a_reason(client_for, m
     )
     assert response.status_code == 302
     assert Activity.objects.filter(limit_override_reason__startswith="Retirement").exists()
+
+
+def test_the_preview_warns_near_the_limit_and_stops_over_it_before_saving(client_for, liaison):
+    ComplianceLimit.objects.create(year=YEAR, amount=Decimal("100.00"))
+    office = OrganizationFactory()
+    near = ProviderFactory(organization=office, last_name="Nearly")
+    over = ProviderFactory(organization=office, last_name="Over")
+    activity_log(activity=lunch("60.00"), providers=[over], staff=[], actor=liaison)
+    visit = PlannedVisitFactory(liaison=liaison, organization=office)
+    url = reverse("outreach:planned_visit_ledger", args=[visit.pk])
+    client = client_for(liaison)
+    body = client.get(
+        url, {"cost": "90", "providers": [near.pk, over.pk]}, HTTP_HX_REQUEST="true"
+    ).content.decode()
+    assert "<html" not in body
+    assert "$0.00 + $45.00 = $45.00 of $100.00 (45%)" in body
+    assert "$60.00 + $45.00 = $105.00 of $100.00 (105%)" in body
+    assert "over the" in body and "cannot be saved without a manager" in body
+    warned = client.get(url, {"cost": "80", "providers": [near.pk]}).content.decode()
+    assert "(80%)" in warned and "near the" in warned
+    assert client.get(url, {"cost": "nonsense", "providers": ["x"]}).status_code == 200
+    assert not Activity.objects.filter(cost=Decimal("90")).exists()
+    assert client_for(UserFactory()).get(url).status_code == 403
