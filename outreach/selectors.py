@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from functools import cached_property
 from typing import Any
 
 from django.db.models import OuterRef, Prefetch, Q, Subquery
@@ -52,15 +53,15 @@ class PlanCard:
     def organization(self) -> Organization:
         return self.visit.organization
 
-    @property
+    @cached_property
     def providers(self) -> list[Provider]:
         return list(self.visit.organization.providers.all())
 
-    @property
+    @cached_property
     def staff(self) -> list[Any]:
         return list(self.visit.organization.staff.all())
 
-    @property
+    @cached_property
     def tiers(self) -> list[str]:
         return sorted({p.tier for p in self.providers if p.tier})
 
