@@ -91,6 +91,8 @@ def test_a_liaison_plans_the_day_and_logs_a_visit_through_a_dropped_connection(
     page.get_by_label("Notes").fill("Lunch with the front desk; they want faxed updates.")
     page.get_by_label("Next step", exact=True).fill("Send the fax cover sheet")
     page.get_by_label("Next step due").fill((timezone.localdate() + timedelta(days=7)).isoformat())
+    page.get_by_label("Next step due").blur()
+    page.wait_for_load_state("networkidle")
     assert fits_the_phone(page)
 
     # The connection drops as she taps Save: nothing is lost and she is told so.
