@@ -57,6 +57,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "outreach.override_compliance_limit",
         *_crud("outreach.event", *ALL_ACTIONS),
         *_crud("outreach.invitation", *ALL_ACTIONS),
+        *_crud("intake.intakelink", "view", "add", "change"),
+        "audit.view_patientdataaccess",
     ],
     Role.LIAISON: [
         *_crud("partners.organization", "view", "add", "change"),
@@ -82,6 +84,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_crud("outreach.activity", "view", "add"),
         *_crud("outreach.task", "view", "add", "change"),
         "outreach.view_letter",
+        *_crud("intake.intakelink", "view", "add", "change"),
     ],
     # Administrators get every permission; see sync_roles.
     Role.ADMINISTRATOR: [],
