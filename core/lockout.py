@@ -13,4 +13,5 @@ AXES_USERNAME_MAX = 255
 
 def lockout_username(request: HttpRequest, credentials: dict[str, Any] | None = None) -> str:
     source = credentials if credentials else getattr(request, "POST", {})
-    return str(source.get("username") or "")[:AXES_USERNAME_MAX]
+    # A NUL byte is refused by Postgres text columns just the same.
+    return str(source.get("username") or "").replace("\x00", "")[:AXES_USERNAME_MAX]

@@ -51,6 +51,12 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "outreach.view_all_tasks",
         *_crud("outreach.letter", "view", "change"),
         *_crud("outreach.lettertemplate", "view", "change"),
+        *_crud("outreach.plannedvisit", *ALL_ACTIONS),
+        *_crud("outreach.compliancelimit", "view", "add", "change"),
+        "outreach.view_compliance_report",
+        "outreach.override_compliance_limit",
+        *_crud("outreach.event", *ALL_ACTIONS),
+        *_crud("outreach.invitation", *ALL_ACTIONS),
         *_crud("intake.intakelink", "view", "add", "change"),
         "audit.view_patientdataaccess",
         "registry.view_registryprovider",
@@ -69,6 +75,9 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         # Prospecting: the provider finder, measured from our locations.
         "registry.view_registryprovider",
         "registry.view_practicelocation",
+        *_crud("outreach.plannedvisit", *ALL_ACTIONS),
+        *_crud("outreach.event", "view", "add", "change"),
+        *_crud("outreach.invitation", "view", "add", "change"),
     ],
     Role.COORDINATOR: [
         *_crud("partners.organization", "view", "add", "change"),

@@ -1,10 +1,34 @@
 from django.contrib import admin
 
-from outreach.models import Activity, Letter, LetterTemplate, Task
+from outreach.models import (
+    Activity,
+    ActivityShare,
+    CalendarFeed,
+    ComplianceLimit,
+    Event,
+    Invitation,
+    Letter,
+    LetterTemplate,
+    PlannedVisit,
+    Task,
+)
+
+
+class ActivityShareInline(admin.TabularInline):
+    """Ledger rows are written by the activity service only; the admin shows them."""
+
+    model = ActivityShare
+    extra = 0
+    can_delete = False
+    readonly_fields = ["provider", "year", "amount"]
+
+    def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
 
 
 @admin.register(Activity)
 class ActivityAdmin(admin.ModelAdmin):
+    inlines = [ActivityShareInline]
     list_display = ["occurred_at", "kind", "organization", "logged_by", "next_step_due"]
     list_filter = ["kind", "logged_by"]
     search_fields = ["notes", "next_step", "organization__name"]
@@ -34,3 +58,49 @@ class LetterAdmin(admin.ModelAdmin):
     search_fields = ["provider__last_name", "=referral__pk"]
     list_select_related = ["provider"]
     raw_id_fields = ["referral", "provider"]
+
+
+@admin.register(ComplianceLimit)
+class ComplianceLimitAdmin(admin.ModelAdmin):
+    list_display = ["year", "amount", "updated_by", "updated_at"]
+    readonly_fields = ["updated_by", "updated_at"]
+
+    def save_model(self, request, obj, form, change) -> None:  # type: ignore[no-untyped-def]
+        obj.updated_by = request.user
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(PlannedVisit)
+class PlannedVisitAdmin(admin.ModelAdmin):
+    list_display = ["planned_on", "position", "organization", "liaison", "status"]
+    list_filter = ["status", "liaison"]
+    list_select_related = ["organization", "liaison"]
+    raw_id_fields = ["organization", "activity"]
+    date_hierarchy = "planned_on"
+
+
+class InvitationInline(admin.TabularInline):
+    model = Invitation
+    extra = 0
+    raw_id_fields = ["provider", "staff"]
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "starts_at", "place", "organizer"]
+    list_filter = ["kind"]
+    search_fields = ["name", "place"]
+    raw_id_fields = ["activity"]
+    inlines = [InvitationInline]
+
+
+@admin.register(CalendarFeed)
+class CalendarFeedAdmin(admin.ModelAdmin):
+    """Administrators can see who has a feed and revoke it (delete); the token itself is
+    never stored."""
+
+    list_display = ["user", "created_at", "last_read_at"]
+    readonly_fields = ["user", "token_hash", "created_at", "last_read_at"]
+
+    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
+        return False

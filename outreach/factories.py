@@ -4,7 +4,8 @@ import factory
 from django.utils import timezone
 
 from core.factories import UserFactory
-from outreach.models import Activity, Task
+from outreach.models import Activity, Event, PlannedVisit, Task
+from partners.factories import OrganizationFactory
 
 
 class ActivityFactory(factory.django.DjangoModelFactory):
@@ -25,3 +26,23 @@ class TaskFactory(factory.django.DjangoModelFactory):
     title = factory.Faker("sentence", nb_words=5)
     due_on = factory.LazyFunction(timezone.localdate)
     assignee = factory.SubFactory(UserFactory)
+
+
+class PlannedVisitFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = PlannedVisit
+
+    liaison = factory.SubFactory(UserFactory)
+    organization = factory.SubFactory(OrganizationFactory)
+    planned_on = factory.LazyFunction(timezone.localdate)
+    position = factory.Sequence(lambda n: n)
+
+
+class EventFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Event
+
+    name = "Annual referral-partner dinner"
+    kind = Event.Kind.ANNUAL_MEETING
+    starts_at = factory.LazyFunction(lambda: timezone.now() + timezone.timedelta(days=14))
+    place = "Riverside Country Club"

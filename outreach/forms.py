@@ -1,12 +1,25 @@
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.db.models import Q
+from django.utils import timezone
 
 from core.forms import UserChoiceField
-from outreach.models import MERGE_FIELDS, Activity, LetterTemplate, Task, unknown_merge_fields
+from outreach import ledger
+from outreach.models import (
+    MERGE_FIELDS,
+    Activity,
+    ComplianceLimit,
+    Event,
+    Invitation,
+    LetterTemplate,
+    Task,
+    unknown_merge_fields,
+)
 from partners.models import Organization, Provider, StaffMember
 
 
@@ -26,8 +39,11 @@ class ActivityForm(forms.ModelForm):
             "notes",
             "next_step",
             "next_step_due",
+            "cost",
+            "limit_override_reason",
         ]
         widgets = {
+            "cost": forms.NumberInput(attrs={"step": "0.01", "min": "0", "inputmode": "decimal"}),
             "providers": forms.CheckboxSelectMultiple,
             "staff": forms.CheckboxSelectMultiple,
             "notes": forms.Textarea(attrs={"rows": 4}),
@@ -39,9 +55,13 @@ class ActivityForm(forms.ModelForm):
         *args: Any,
         organization: Organization | None,
         provider: Provider | None,
+        user: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        # Only a manager may log a cost over the yearly limit, so only a manager sees why.
+        if user is None or not user.has_perm("outreach.override_compliance_limit"):
+            del self.fields["limit_override_reason"]
         # Attendees come from the office being visited, not from the whole network.
         if organization is not None:
             self.fields["providers"].queryset = Provider.objects.filter(organization=organization)
@@ -51,12 +71,140 @@ class ActivityForm(forms.ModelForm):
                 pk=provider.pk if provider else None
             )
             self.fields["staff"].queryset = StaffMember.objects.none()
+        self._label_providers_with_ledger()
+
+    def _label_providers_with_ledger(self) -> None:
+        """Show each physician's gifts and meals total for the year beside their name, so
+        the liaison sees the limit coming before choosing a lunch (one query)."""
+        year = timezone.localdate().year
+        providers = self.fields["providers"].queryset
+        spent = ledger.spent_by_provider(providers.values_list("pk", flat=True), year=year)
+        self.ledger_limit = limit = ComplianceLimit.for_year(year)
+        self.ledger_year = year
+
+        def label(provider: Provider) -> str:
+            total = spent.get(provider.pk, Decimal("0"))
+            if not total and not limit:
+                return provider.display_name
+            if limit:
+                percent = int(total / limit * 100)
+                return f"{provider.display_name} · ${total} of ${limit} in {year} ({percent}%)"
+            return f"{provider.display_name} · ${total} in {year}"
+
+        self.fields["providers"].label_from_instance = label
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         if cleaned.get("next_step_due") and not cleaned.get("next_step"):
             self.add_error("next_step", "Say what the next step is, or clear its due date.")
+        if cleaned.get("cost") and not (cleaned.get("providers") or cleaned.get("staff")):
+            self.add_error("cost", "Tick who attended: the cost is shared among them.")
         return cleaned
+
+
+class PlannedVisitLogForm(ActivityForm):
+    """Logging a visit from the day plan: the same fields, laid out for a thumb."""
+
+    KINDS = [
+        Activity.Kind.VISIT,
+        Activity.Kind.DROP_IN,
+        Activity.Kind.LUNCH,
+        Activity.Kind.CALL,
+        Activity.Kind.MEETING,
+        Activity.Kind.EVENT,
+        Activity.Kind.GIFT,
+    ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["kind"].choices = [(k.value, k.label) for k in self.KINDS]
+        self.fields["kind"].widget = forms.RadioSelect(choices=self.fields["kind"].choices)
+        self.fields["notes"].widget.attrs["rows"] = 3
+
+
+class DayForm(forms.Form):
+    day = forms.DateField(
+        required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
+
+
+class PlanAddForm(forms.Form):
+    day = forms.DateField(widget=forms.HiddenInput)
+    organization = forms.ModelChoiceField(
+        queryset=Organization.objects.none(),
+        label="Add an office",
+        empty_label="Choose…",
+        widget=forms.Select(attrs={"class": "form-select"}),
+    )
+
+    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # A liaison plans among the offices of their own partners (and unowned ones).
+        offices = Organization.objects.all()
+        if not user.has_perm("outreach.view_all_tasks"):
+            offices = offices.filter(
+                Q(providers__owner=user) | Q(providers__owner__isnull=True)
+            ).distinct()
+        self.fields["organization"].queryset = offices.order_by("name")
+
+
+class RouteForm(forms.Form):
+    day = forms.DateField(widget=forms.HiddenInput)
+    start_zip = forms.RegexField(
+        regex=r"^\d{5}(-\d{4})?$",
+        label="Starting ZIP",
+        error_messages={"invalid": "Enter a 5-digit ZIP code, e.g. 68102."},
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "postal-code"}),
+    )
+
+
+class ComplianceLimitForm(forms.ModelForm):
+    class Meta:
+        model = ComplianceLimit
+        fields = ["year", "amount"]
+
+    def clean_year(self) -> int:
+        year = self.cleaned_data["year"]
+        if not 2000 <= year <= 2100:
+            raise forms.ValidationError("Enter a year between 2000 and 2100.")
+        return year
+
+
+class ComplianceReportForm(forms.Form):
+    SORTS = [
+        ("-total", "Highest total first"),
+        ("total", "Lowest total first"),
+        ("name", "Name"),
+    ]
+    year = forms.IntegerField(required=False, min_value=2000, max_value=2100)
+    sort = forms.ChoiceField(choices=SORTS, required=False)
+
+
+class EventForm(forms.ModelForm):
+    starts_at = forms.DateTimeField(
+        label="Starts",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+
+    class Meta:
+        model = Event
+        fields = ["name", "kind", "starts_at", "place", "notes"]
+        widgets = {"notes": forms.Textarea(attrs={"rows": 3})}
+
+
+class InviteForm(forms.Form):
+    organization = forms.ModelChoiceField(
+        queryset=Organization.objects.order_by("name"),
+        label="Invite everyone at an office",
+        empty_label="Choose…",
+        widget=forms.Select(attrs={"class": "form-select"}),
+    )
+
+
+class InvitationForm(forms.ModelForm):
+    class Meta:
+        model = Invitation
+        fields = ["rsvp", "attended"]
 
 
 class PartnerContextForm(forms.Form):

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
+from datetime import date
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
@@ -28,6 +32,7 @@ class Activity(models.Model):
         EVENT = "event", "Event"
         EMAIL = "email", "Email"
         LETTER = "letter", "Letter"
+        GIFT = "gift", "Gift"
 
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.VISIT)
     occurred_at = models.DateTimeField(default=timezone.now)
@@ -50,11 +55,33 @@ class Activity(models.Model):
     notes = models.TextField(blank=True)
     next_step = models.CharField(max_length=300, blank=True)
     next_step_due = models.DateField("next step due", null=True, blank=True)
+    # What a lunch, gift or event cost the practice; shared among the attendees (see
+    # outreach.services.activity_shares for the rule).
+    cost = models.DecimalField(
+        "cost ($)",
+        max_digits=9,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="Meals and gifts only: the total, split evenly across everyone who attended.",
+    )
+    limit_override_reason = models.CharField(
+        "reason for exceeding the yearly limit",
+        max_length=300,
+        blank=True,
+        help_text="Managers only, when a physician's share goes over the yearly limit.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-occurred_at", "-pk"]
         verbose_name_plural = "activities"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(cost__isnull=True) | Q(cost__gte=0), name="activity_cost_not_negative"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} on {self.occurred_at:%Y-%m-%d}"
@@ -260,3 +287,234 @@ class Letter(models.Model):
     @property
     def is_due(self) -> bool:
         return self.due_on <= timezone.localdate()
+
+
+# --- Gifts and meals ledger -----------------------------------------------------------------
+
+
+class ComplianceLimit(models.Model):
+    """The practice's non-monetary compensation limit per physician for one calendar year
+    (Stark law, 42 CFR 411.357(k)). CMS adjusts it every year, so it is data a manager
+    enters, not a constant in code."""
+
+    year = models.PositiveSmallIntegerField(unique=True)
+    amount = models.DecimalField(
+        "limit ($)", max_digits=9, decimal_places=2, validators=[MinValueValidator(Decimal("1"))]
+    )
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-year"]
+        permissions = [
+            ("view_compliance_report", "Can see every physician's gifts and meals totals"),
+            ("override_compliance_limit", "Can log a gift or meal over the yearly limit"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="compliance_limit_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.year}: ${self.amount}"
+
+    @classmethod
+    def for_year(cls, year: int) -> Decimal | None:
+        return cls.objects.filter(year=year).values_list("amount", flat=True).first()
+
+
+class ActivityShare(models.Model):
+    """One physician's share of the cost of a meal, gift or event: the ledger rows that
+    accrue per calendar year against the limit. Written only by `activity_log`."""
+
+    activity = models.ForeignKey(Activity, on_delete=models.CASCADE, related_name="shares")
+    provider = models.ForeignKey(
+        "partners.Provider", on_delete=models.CASCADE, related_name="gift_shares"
+    )
+    # Denormalised from activity.occurred_at so the yearly total is one indexed filter.
+    year = models.PositiveSmallIntegerField()
+    amount = models.DecimalField(max_digits=9, decimal_places=2)
+
+    class Meta:
+        ordering = ["-year", "provider"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["activity", "provider"], name="share_once_per_activity"
+            ),
+            models.CheckConstraint(condition=Q(amount__gte=0), name="share_not_negative"),
+        ]
+        indexes = [
+            # The yearly total per physician (form warning and the manager report).
+            models.Index(fields=["year", "provider"], name="share_year_provider_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider_id} {self.year}: ${self.amount}"
+
+
+# --- The liaison's day ----------------------------------------------------------------------
+
+
+class PlannedVisitQuerySet(models.QuerySet["PlannedVisit"]):
+    def for_user(self, user: AbstractBaseUser, *, write: bool = False) -> PlannedVisitQuerySet:
+        """A plan belongs to its liaison; managers may read every liaison's plan."""
+        if not user.has_perm(
+            "outreach.change_plannedvisit" if write else "outreach.view_plannedvisit"
+        ):
+            return self.none()
+        if not write and user.has_perm("outreach.view_all_tasks"):
+            return self
+        return self.filter(liaison=user)
+
+    def on(self, day: date) -> PlannedVisitQuerySet:
+        return self.filter(planned_on=day)
+
+
+class PlannedVisit(models.Model):
+    """One office on a liaison's plan for a day, in route order, and what came of it."""
+
+    class Status(models.TextChoices):
+        PLANNED = "planned", "Planned"
+        DONE = "done", "Visited"
+        SKIPPED = "skipped", "Skipped"
+
+    liaison = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="planned_visits"
+    )
+    organization = models.ForeignKey(
+        "partners.Organization", on_delete=models.CASCADE, related_name="planned_visits"
+    )
+    planned_on = models.DateField()
+    position = models.PositiveSmallIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PLANNED)
+    activity = models.OneToOneField(
+        Activity, on_delete=models.SET_NULL, null=True, blank=True, related_name="planned_visit"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = PlannedVisitQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["planned_on", "position", "pk"]
+        constraints = [
+            # An office appears once on a day's plan, however often "add" is tapped.
+            models.UniqueConstraint(
+                fields=["liaison", "planned_on", "organization"], name="plannedvisit_once_a_day"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["liaison", "planned_on"], name="plannedvisit_day_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization_id} on {self.planned_on}"
+
+
+# --- Calendar feed --------------------------------------------------------------------------
+
+
+class CalendarFeed(models.Model):
+    """A liaison's private iCal URL. Only a hash of the token is stored: the URL is shown
+    once when made, and a leaked database does not open anyone's calendar."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="calendar_feed"
+    )
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_read_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Calendar feed of user {self.user_id}"
+
+    @staticmethod
+    def hash_token(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+
+
+# --- Events ---------------------------------------------------------------------------------
+
+
+class Event(models.Model):
+    """A practice event partners are invited to: the annual referral-partner meeting, a
+    dinner, a lunch-and-learn."""
+
+    class Kind(models.TextChoices):
+        ANNUAL_MEETING = "annual_meeting", "Annual meeting"
+        DINNER = "dinner", "Dinner"
+        LUNCH_AND_LEARN = "lunch_and_learn", "Lunch-and-learn"
+        OPEN_HOUSE = "open_house", "Open house"
+        OTHER = "other", "Other"
+
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.ANNUAL_MEETING)
+    starts_at = models.DateTimeField()
+    place = models.CharField(max_length=300, blank=True)
+    organizer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="events"
+    )
+    notes = models.TextField(blank=True)
+    # The one activity that records who came; set once attendance is taken.
+    activity = models.OneToOneField(
+        Activity, on_delete=models.SET_NULL, null=True, blank=True, related_name="event"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-starts_at", "-pk"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("outreach:event_detail", args=[self.pk])
+
+
+class Invitation(models.Model):
+    """One invitee of an event (a provider or a staff member), their RSVP and whether
+    they came."""
+
+    class Rsvp(models.TextChoices):
+        INVITED = "invited", "No reply yet"
+        YES = "yes", "Coming"
+        MAYBE = "maybe", "Maybe"
+        NO = "no", "Not coming"
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="invitations")
+    provider = models.ForeignKey(
+        "partners.Provider", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    staff = models.ForeignKey(
+        "partners.StaffMember", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    rsvp = models.CharField(max_length=10, choices=Rsvp.choices, default=Rsvp.INVITED)
+    attended = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [
+            # An invitation is for exactly one person, provider or staff.
+            models.CheckConstraint(
+                condition=(Q(provider__isnull=False) & Q(staff__isnull=True))
+                | (Q(provider__isnull=True) & Q(staff__isnull=False)),
+                name="invitation_one_person",
+            ),
+            models.UniqueConstraint(
+                fields=["event", "provider"],
+                condition=Q(provider__isnull=False),
+                name="invitation_provider_once",
+            ),
+            models.UniqueConstraint(
+                fields=["event", "staff"],
+                condition=Q(staff__isnull=False),
+                name="invitation_staff_once",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Invitation {self.pk} to event {self.event_id}"
+
+    @property
+    def person(self) -> object:
+        return self.provider or self.staff

@@ -7,20 +7,36 @@ second run a no-op, so the worker, a retry and the beat sweep can all call them 
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Iterable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import date, timedelta
 from smtplib import SMTPException
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from core.dates import add_business_days
-from outreach.models import Activity, Letter, LetterTemplate, Task, render_merge_fields
-from partners.models import Provider, StaffMember
+from outreach import ledger
+from outreach.models import (
+    Activity,
+    ActivityShare,
+    CalendarFeed,
+    Event,
+    Invitation,
+    Letter,
+    LetterTemplate,
+    PlannedVisit,
+    Task,
+    render_merge_fields,
+)
+from outreach.routing import Stop, nearest_neighbour_route
+from partners.models import Organization, Provider, StaffMember
 from referrals.models import Referral, ReferralEvent, Status
 
 logger = logging.getLogger(__name__)
@@ -211,6 +227,45 @@ def letter_deliver(*, letter_id: int) -> Letter | None:
     return Letter.objects.get(pk=letter.pk)
 
 
+class ComplianceLimitExceeded(ValidationError):
+    """Logging this cost would take a physician over the year's limit."""
+
+    def __init__(self, over: list[ledger.Allowance]) -> None:
+        self.over = over
+        names = ", ".join(
+            f"{a.provider.display_name} (${a.spent} so far + ${a.share} = ${a.after} of ${a.limit})"
+            for a in over
+        )
+        super().__init__(
+            f"This would take {names} over the {over[0].year} gifts and meals limit. "
+            "Lower the cost or the attendees, or ask a manager to log it with a reason.",
+            code="over_limit",
+        )
+
+
+def check_activity_cost(
+    *,
+    activity: Activity,
+    providers: list[Provider],
+    staff_count: int,
+    actor: AbstractBaseUser,
+) -> list[ledger.Allowance]:
+    """May this cost be logged? Returns every attending physician's allowance; raises
+    when one would go over the limit and no manager gave a reason for the override."""
+    if not activity.cost:
+        return []
+    year = timezone.localtime(activity.occurred_at).year
+    share = ledger.share_per_head(cost=activity.cost, headcount=len(providers) + staff_count)
+    found = ledger.allowances(providers, year=year, share=share, exclude_activity_id=activity.pk)
+    over = [a for a in found if a.over]
+    if over:
+        if not activity.limit_override_reason.strip():
+            raise ComplianceLimitExceeded(over)
+        if not actor.has_perm("outreach.override_compliance_limit"):
+            raise PermissionDenied("Only a manager may log a cost over the yearly limit.")
+    return found
+
+
 @transaction.atomic
 def activity_log(
     *,
@@ -220,20 +275,41 @@ def activity_log(
     actor: AbstractBaseUser,
 ) -> Activity:
     """Save a touch with its attendees; a next step with a due date becomes a follow-up
-    task for the person who logged it, so the next visit starts from it."""
+    task for the person who logged it, so the next visit starts from it. A cost is
+    shared per head and each physician's share goes in the gifts and meals ledger (see
+    outreach.ledger for the rule); a share over the yearly limit is refused unless a
+    manager gave a reason."""
+    providers = list(providers)
+    staff = list(staff)
+    if activity.cost:
+        # Lock the physicians so two liaisons logging lunches for the same doctor at the
+        # same moment cannot both slip under the limit.
+        list(
+            Provider.objects.select_for_update()
+            .filter(pk__in=[p.pk for p in providers])
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
     activity.logged_by = actor
     activity.full_clean()
+    allowances = check_activity_cost(
+        activity=activity, providers=providers, staff_count=len(staff), actor=actor
+    )
     activity.save()
     activity.providers.set(providers)
     activity.staff.set(staff)
+    ActivityShare.objects.filter(activity=activity).delete()
+    ActivityShare.objects.bulk_create(
+        ActivityShare(activity=activity, provider=a.provider, year=a.year, amount=a.share)
+        for a in allowances
+    )
     if activity.next_step and activity.next_step_due:
-        first_provider = activity.providers.first()
         Task.objects.create(
             kind=Task.Kind.FOLLOW_UP,
             title=activity.next_step,
             due_on=activity.next_step_due,
             assignee=actor,
-            provider=first_provider,
+            provider=providers[0] if providers else None,
             activity=activity,
         )
     return activity
@@ -247,3 +323,158 @@ def task_complete(*, task: Task) -> Task:
         locked.completed_at = timezone.now()
         locked.save(update_fields=["status", "completed_at"])
     return locked
+
+
+# --- The liaison's day ----------------------------------------------------------------------
+
+
+@transaction.atomic
+def planned_visit_add(
+    *, liaison: AbstractBaseUser, organization: Organization, day: date
+) -> PlannedVisit:
+    """Put an office on a day's plan, at the end; adding it twice is a no-op."""
+    existing = PlannedVisit.objects.filter(
+        liaison=liaison, organization=organization, planned_on=day
+    ).first()
+    if existing is not None:
+        return existing
+    last = PlannedVisit.objects.filter(liaison=liaison, planned_on=day).aggregate(
+        last=Max("position")
+    )["last"]
+    visit = PlannedVisit(
+        liaison=liaison,
+        organization=organization,
+        planned_on=day,
+        position=0 if last is None else last + 1,
+    )
+    visit.full_clean()
+    visit.save()
+    return visit
+
+
+@transaction.atomic
+def planned_visits_route(
+    *, liaison: AbstractBaseUser, day: date, start_zip: str
+) -> list[Stop[PlannedVisit]]:
+    """Reorder the day's open visits by nearest neighbour from `start_zip`; visits already
+    done or skipped stay first, in the order they happened."""
+    visits = list(
+        PlannedVisit.objects.select_for_update()
+        .filter(liaison=liaison, planned_on=day)
+        .select_related("organization")
+        .order_by("position", "pk")
+    )
+    settled = [v for v in visits if v.status != PlannedVisit.Status.PLANNED]
+    route = nearest_neighbour_route(
+        [v for v in visits if v.status == PlannedVisit.Status.PLANNED],
+        lambda visit: visit.organization.zip_code,
+        start_zip=start_zip,
+    )
+    for position, visit in enumerate([*settled, *(stop.item for stop in route)]):
+        visit.position = position
+    PlannedVisit.objects.bulk_update(visits, ["position"])
+    return route
+
+
+@transaction.atomic
+def planned_visit_log(
+    *,
+    visit: PlannedVisit,
+    activity: Activity,
+    providers: Iterable[Provider],
+    staff: Iterable[StaffMember],
+    actor: AbstractBaseUser,
+) -> Activity:
+    """Log the visit and mark it done. A second post of the same visit (a retry after the
+    response was lost on a flaky connection) returns the first activity instead of
+    logging the visit twice."""
+    locked = PlannedVisit.objects.select_for_update().get(pk=visit.pk)
+    if locked.activity_id is not None:
+        return Activity.objects.get(pk=locked.activity_id)
+    activity.organization = locked.organization
+    activity_log(activity=activity, providers=providers, staff=staff, actor=actor)
+    locked.activity = activity
+    locked.status = PlannedVisit.Status.DONE
+    locked.save(update_fields=["activity", "status"])
+    return activity
+
+
+@transaction.atomic
+def planned_visit_skip(*, visit: PlannedVisit) -> PlannedVisit:
+    PlannedVisit.objects.filter(pk=visit.pk, status=PlannedVisit.Status.PLANNED).update(
+        status=PlannedVisit.Status.SKIPPED
+    )
+    return PlannedVisit.objects.get(pk=visit.pk)
+
+
+# --- Calendar feed --------------------------------------------------------------------------
+
+
+@transaction.atomic
+def calendar_feed_regenerate(*, user: AbstractBaseUser) -> str:
+    """Make a new private feed token for `user` (the old URL stops working) and return
+    it: the only moment the raw token exists."""
+    token = secrets.token_urlsafe(32)
+    CalendarFeed.objects.update_or_create(
+        user=user,
+        defaults={"token_hash": CalendarFeed.hash_token(token), "created_at": timezone.now()},
+    )
+    return token
+
+
+@transaction.atomic
+def calendar_feed_revoke(*, user: AbstractBaseUser) -> None:
+    CalendarFeed.objects.filter(user=user).delete()
+
+
+# --- Events ---------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def event_invite(
+    *, event: Event, providers: Iterable[Provider], staff: Iterable[StaffMember]
+) -> int:
+    """Invite people to an event; inviting someone twice keeps their first invitation."""
+    invited_providers = set(
+        event.invitations.filter(provider__isnull=False).values_list("provider_id", flat=True)
+    )
+    invited_staff = set(
+        event.invitations.filter(staff__isnull=False).values_list("staff_id", flat=True)
+    )
+    new = [
+        Invitation(event=event, provider=p) for p in providers if p.pk not in invited_providers
+    ] + [Invitation(event=event, staff=s) for s in staff if s.pk not in invited_staff]
+    Invitation.objects.bulk_create(new)
+    return len(new)
+
+
+@dataclass(frozen=True)
+class AttendanceResult:
+    activity: Activity | None
+    attendees: int
+
+
+@transaction.atomic
+def event_record_attendance(*, event: Event, actor: AbstractBaseUser) -> AttendanceResult:
+    """Record who came as one activity of kind "event" with every attendee. Run again
+    after a correction, it updates that same activity instead of adding another."""
+    locked = Event.objects.select_for_update().get(pk=event.pk)
+    came = list(locked.invitations.filter(attended=True).select_related("provider", "staff"))
+    providers = [i.provider for i in came if i.provider_id]
+    staff = [i.staff for i in came if i.staff_id]
+    if locked.activity_id is not None:
+        activity = Activity.objects.get(pk=locked.activity_id)
+        activity.providers.set(providers)
+        activity.staff.set(staff)
+        return AttendanceResult(activity, len(came))
+    if not came:
+        return AttendanceResult(None, 0)
+    activity = Activity(
+        kind=Activity.Kind.EVENT,
+        occurred_at=locked.starts_at,
+        notes=f"{locked.get_kind_display()}: {locked.name}",
+    )
+    activity_log(activity=activity, providers=providers, staff=staff, actor=actor)
+    locked.activity = activity
+    locked.save(update_fields=["activity"])
+    return AttendanceResult(activity, len(came))

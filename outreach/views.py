@@ -1,24 +1,72 @@
 from __future__ import annotations
 
+import csv
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.db.models import Q, Sum
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from core.htmx import render_page
 from core.pagination import paginate
+from outreach import calendar_feed, ledger
 from outreach.forms import (
     ActivityForm,
+    ComplianceLimitForm,
+    ComplianceReportForm,
+    DayForm,
+    EventForm,
+    InvitationForm,
+    InviteForm,
     LetterTemplateForm,
     PartnerContextForm,
+    PlanAddForm,
+    PlannedVisitLogForm,
+    RouteForm,
     TaskFilterForm,
     TaskForm,
 )
-from outreach.models import MERGE_FIELDS, Activity, Letter, LetterTemplate, Task
-from outreach.services import activity_log, letter_template_for, task_complete
+from outreach.models import (
+    MERGE_FIELDS,
+    Activity,
+    CalendarFeed,
+    ComplianceLimit,
+    Event,
+    Invitation,
+    Letter,
+    LetterTemplate,
+    Task,
+)
+from outreach.routing import zip_centroid
+from outreach.selectors import (
+    day_plan_cards,
+    get_event_for_user,
+    get_planned_visit_for_user,
+    plan_suggestions,
+)
+from outreach.services import (
+    ComplianceLimitExceeded,
+    activity_log,
+    calendar_feed_regenerate,
+    calendar_feed_revoke,
+    event_invite,
+    event_record_attendance,
+    letter_template_for,
+    planned_visit_add,
+    planned_visit_log,
+    planned_visit_skip,
+    planned_visits_route,
+    task_complete,
+)
+from partners.models import Provider
 from partners.selectors import get_organization_for_user, get_provider_for_user
 
 
@@ -124,19 +172,27 @@ def activity_create(request: HttpRequest) -> HttpResponse:
     if provider is not None:
         initial["providers"] = [provider.pk]
     form = ActivityForm(
-        request.POST or None, initial=initial, organization=organization, provider=provider
+        request.POST or None,
+        initial=initial,
+        organization=organization,
+        provider=provider,
+        user=request.user,
     )
     if request.method == "POST" and form.is_valid():
         activity = form.save(commit=False)
         activity.organization = organization
-        activity_log(
-            activity=activity,
-            providers=form.cleaned_data["providers"],
-            staff=form.cleaned_data["staff"],
-            actor=request.user,
-        )
-        messages.success(request, f"{activity.get_kind_display()} logged.")
-        return redirect(provider or organization)
+        if _log_or_explain(
+            form,
+            lambda: activity_log(
+                activity=activity,
+                providers=form.cleaned_data["providers"],
+                staff=form.cleaned_data["staff"],
+                actor=request.user,
+            ),
+        ):
+            messages.success(request, f"{activity.get_kind_display()} logged.")
+            _warn_near_limit(request, activity)
+            return redirect(provider or organization)
     return render(
         request,
         "outreach/activity_form.html",
@@ -190,3 +246,415 @@ def template_update(request: HttpRequest, pk: int) -> HttpResponse:
         "outreach/lettertemplate_form.html",
         {"form": form, "template": template, "merge_fields": MERGE_FIELDS},
     )
+
+
+# --- Logging with a cost --------------------------------------------------------------------
+
+
+def _log_or_explain(form: ActivityForm, log: Any) -> bool:
+    """Run the log service; a refusal (over the yearly limit) becomes a field error so the
+    form re-renders with everything typed."""
+    try:
+        log()
+    except ComplianceLimitExceeded as error:
+        form.add_error("cost", error)
+        return False
+    except PermissionDenied as error:
+        form.add_error("cost", str(error))
+        return False
+    return True
+
+
+def _warn_near_limit(request: HttpRequest, activity: Activity) -> None:
+    """After a cost is logged, say which physicians are at 80% of the limit or more."""
+    if not activity.cost:
+        return
+    year = timezone.localtime(activity.occurred_at).year
+    limit = ComplianceLimit.for_year(year)
+    if not limit:
+        messages.info(request, f"No gifts and meals limit is set for {year}; a manager can set it.")
+        return
+    for share in activity.shares.select_related("provider"):
+        spent = ledger.spent_by_provider([share.provider_id], year=year)[share.provider_id]
+        if spent >= limit * ledger.WARN_AT:
+            messages.warning(
+                request,
+                f"{share.provider.display_name} is at ${spent} of the ${limit} limit "
+                f"for {year} ({int(spent / limit * 100)}%).",
+            )
+
+
+# --- The liaison's day ----------------------------------------------------------------------
+
+
+def _plan_url(day: date) -> str:
+    return f"{reverse('outreach:day_plan')}?day={day.isoformat()}"
+
+
+@login_required
+@permission_required("outreach.view_plannedvisit", raise_exception=True)
+def day_plan(request: HttpRequest) -> HttpResponse:
+    form = DayForm(request.GET or None)
+    day = timezone.localdate()
+    if form.is_valid() and form.cleaned_data["day"]:
+        day = form.cleaned_data["day"]
+    cards = day_plan_cards(request.user, day)
+    planned = {card.visit.organization_id for card in cards}
+    unlocated = [c.organization for c in cards if zip_centroid(c.organization.zip_code) is None]
+    context = {
+        "day": day,
+        "today": timezone.localdate(),
+        "form": form,
+        "cards": cards,
+        "unlocated": unlocated,
+        "suggestions": plan_suggestions(request.user, day, exclude=planned),
+        "add_form": PlanAddForm(initial={"day": day}, user=request.user),
+        "route_form": RouteForm(
+            initial={"day": day, "start_zip": request.session.get("route_start_zip", "")}
+        ),
+    }
+    return render(request, "outreach/day_plan.html", context)
+
+
+@login_required
+@permission_required("outreach.add_plannedvisit", raise_exception=True)
+@require_POST
+def day_plan_add(request: HttpRequest) -> HttpResponse:
+    form = PlanAddForm(request.POST, user=request.user)
+    if not form.is_valid():
+        messages.error(request, "Choose one of your offices to add to the plan.")
+        return redirect("outreach:day_plan")
+    day = form.cleaned_data["day"]
+    office = form.cleaned_data["organization"]
+    planned_visit_add(liaison=request.user, organization=office, day=day)
+    messages.success(request, f"{office.name} is on the plan.")
+    return redirect(_plan_url(day))
+
+
+@login_required
+@permission_required("outreach.change_plannedvisit", raise_exception=True)
+@require_POST
+def day_plan_route(request: HttpRequest) -> HttpResponse:
+    form = RouteForm(request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            messages.error(request, " ".join(errors))
+        day = form.cleaned_data.get("day") or timezone.localdate()
+        return redirect(_plan_url(day))
+    day, start_zip = form.cleaned_data["day"], form.cleaned_data["start_zip"]
+    if zip_centroid(start_zip) is None:
+        messages.error(request, f"ZIP {start_zip} is not in the ZIP-code list; try another.")
+        return redirect(_plan_url(day))
+    request.session["route_start_zip"] = start_zip
+    route = planned_visits_route(liaison=request.user, day=day, start_zip=start_zip)
+    miles = sum(stop.miles_from_previous or 0 for stop in route)
+    messages.success(request, f"Route ordered from {start_zip}: about {miles:.0f} miles.")
+    unlocated = [stop.item.organization.name for stop in route if stop.miles_from_previous is None]
+    if unlocated:
+        messages.warning(
+            request, "Without a usable ZIP code, so placed last: " + ", ".join(unlocated) + "."
+        )
+    return redirect(_plan_url(day))
+
+
+@login_required
+@permission_required("outreach.add_activity", raise_exception=True)
+def planned_visit_log_view(request: HttpRequest, pk: int) -> HttpResponse:
+    visit = get_planned_visit_for_user(request, pk, write=True)
+    office = visit.organization
+    form = PlannedVisitLogForm(
+        request.POST or None,
+        initial={"occurred_at": timezone.localtime().replace(second=0, microsecond=0)},
+        organization=office,
+        provider=None,
+        user=request.user,
+    )
+    if request.method == "POST" and form.is_valid():
+        activity = form.save(commit=False)
+        logged = _log_or_explain(
+            form,
+            lambda: planned_visit_log(
+                visit=visit,
+                activity=activity,
+                providers=form.cleaned_data["providers"],
+                staff=form.cleaned_data["staff"],
+                actor=request.user,
+            ),
+        )
+        if logged:
+            messages.success(request, f"{activity.get_kind_display()} at {office.name} logged.")
+            _warn_near_limit(request, activity)
+            if request.htmx:
+                response = HttpResponse(status=204)
+                response["HX-Redirect"] = _plan_url(visit.planned_on)
+                return response
+            return redirect(_plan_url(visit.planned_on))
+    return render_page(
+        request,
+        "outreach/plannedvisit_form.html",
+        {"form": form, "visit": visit, "organization": office},
+        partial="log-form",
+    )
+
+
+@login_required
+@permission_required("outreach.add_activity", raise_exception=True)
+def planned_visit_ledger(request: HttpRequest, pk: int) -> HttpResponse:
+    """What the cost being typed would do to each ticked physician's yearly total: the
+    warning at 80% and the stop at the limit, shown before the liaison saves."""
+    visit = get_planned_visit_for_user(request, pk, write=True)
+    form = PlannedVisitLogForm(
+        request.GET, organization=visit.organization, provider=None, user=request.user
+    )
+    form.full_clean()
+    cost = form.cleaned_data.get("cost")
+    providers = list(form.cleaned_data.get("providers") or [])
+    staff = list(form.cleaned_data.get("staff") or [])
+    allowances = []
+    if cost and providers:
+        when = form.cleaned_data.get("occurred_at") or timezone.now()
+        share = ledger.share_per_head(cost=cost, headcount=len(providers) + len(staff))
+        allowances = ledger.allowances(providers, year=timezone.localtime(when).year, share=share)
+    return render(
+        request,
+        "outreach/plannedvisit_form.html#ledger-preview",
+        {"visit": visit, "allowances": allowances, "cost": cost},
+    )
+
+
+@login_required
+@permission_required("outreach.change_plannedvisit", raise_exception=True)
+@require_POST
+def planned_visit_skip_view(request: HttpRequest, pk: int) -> HttpResponse:
+    visit = planned_visit_skip(visit=get_planned_visit_for_user(request, pk, write=True))
+    messages.info(request, f"Skipped {visit.organization.name} today.")
+    return redirect(_plan_url(visit.planned_on))
+
+
+# --- Gifts and meals report -----------------------------------------------------------------
+
+
+@login_required
+@permission_required("outreach.view_compliance_report", raise_exception=True)
+def compliance_report(request: HttpRequest) -> HttpResponse:
+    form = ComplianceReportForm(request.GET or None)
+    year, sort = timezone.localdate().year, "-total"
+    if form.is_valid():
+        year = form.cleaned_data["year"] or year
+        sort = form.cleaned_data["sort"] or sort
+    limit = ComplianceLimit.for_year(year)
+    rows = (
+        Provider.objects.filter(gift_shares__year=year)
+        .select_related("organization", "owner")
+        .annotate(total=Sum("gift_shares__amount", filter=Q(gift_shares__year=year)))
+    )
+    order = {
+        "-total": ["-total", "last_name", "first_name"],
+        "total": ["total", "last_name", "first_name"],
+        "name": ["last_name", "first_name"],
+    }[sort]
+    rows = rows.order_by(*order, "pk")
+    if request.GET.get("export") == "csv":
+        return _compliance_csv(rows, year=year, limit=limit)
+    page = paginate(request, rows)
+    for provider in page:
+        provider.percent = int(provider.total / limit * 100) if limit else None
+    limit_form = None
+    if request.user.has_perm("outreach.change_compliancelimit"):
+        existing = ComplianceLimit.objects.filter(year=year).first()
+        limit_form = ComplianceLimitForm(instance=existing, initial={"year": year})
+    return render_page(
+        request,
+        "outreach/compliance_report.html",
+        {
+            "form": form,
+            "page": page,
+            "year": year,
+            "sort": sort,
+            "limit": limit,
+            "warn_percent": int(ledger.WARN_AT * 100),
+            "limit_form": limit_form,
+            "limits": ComplianceLimit.objects.all()[:10],
+        },
+        partial="results",
+    )
+
+
+def _compliance_csv(rows: Any, *, year: int, limit: Decimal | None) -> HttpResponse:
+    response = HttpResponse(content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="gifts-and-meals-{year}.csv"'
+    writer = csv.writer(response)
+    writer.writerow(["NPI", "Provider", "Office", "Year", "Total", "Limit", "Percent of limit"])
+    for provider in rows.iterator(chunk_size=2000):
+        writer.writerow(
+            [
+                provider.npi,
+                provider.display_name,
+                provider.organization.name if provider.organization else "",
+                year,
+                Decimal(provider.total).quantize(ledger.CENT),
+                limit or "",
+                int(provider.total / limit * 100) if limit else "",
+            ]
+        )
+    return response
+
+
+@login_required
+@permission_required("outreach.change_compliancelimit", raise_exception=True)
+@require_POST
+def compliance_limit_save(request: HttpRequest) -> HttpResponse:
+    year_text = request.POST.get("year", "")
+    existing = (
+        ComplianceLimit.objects.filter(year=int(year_text)).first() if year_text.isdigit() else None
+    )
+    form = ComplianceLimitForm(request.POST, instance=existing)
+    if form.is_valid():
+        limit = form.save(commit=False)
+        limit.updated_by = request.user
+        limit.save()
+        messages.success(request, f"The {limit.year} limit is now ${limit.amount} per physician.")
+        return redirect(f"{reverse('outreach:compliance_report')}?year={limit.year}")
+    for field, errors in form.errors.items():
+        messages.error(request, f"{field}: {' '.join(errors)}")
+    return redirect("outreach:compliance_report")
+
+
+# --- Calendar feed --------------------------------------------------------------------------
+
+
+@login_required
+def calendar_settings(request: HttpRequest) -> HttpResponse:
+    """Where a user makes, copies or revokes their private calendar URL. The token is
+    stored hashed, so its URL is shown once, right after it is made."""
+    feed_url = None
+    if request.method == "POST":
+        if request.POST.get("action") == "revoke":
+            calendar_feed_revoke(user=request.user)
+            messages.info(request, "Your calendar URL no longer works.")
+            return redirect("outreach:calendar_settings")
+        token = calendar_feed_regenerate(user=request.user)
+        feed_url = request.build_absolute_uri(reverse("outreach:calendar_feed", args=[token]))
+    feed = CalendarFeed.objects.filter(user=request.user).first()
+    return render(request, "outreach/calendar_settings.html", {"feed": feed, "feed_url": feed_url})
+
+
+def calendar_feed_view(request: HttpRequest, token: str) -> HttpResponse:
+    """The iCal feed, read by calendar apps without a session: the token is the key."""
+    feed = (
+        CalendarFeed.objects.select_related("user")
+        .filter(token_hash=CalendarFeed.hash_token(token), user__is_active=True)
+        .first()
+    )
+    if feed is None:
+        raise Http404("No such calendar.")
+    CalendarFeed.objects.filter(pk=feed.pk).update(last_read_at=timezone.now())
+    body = calendar_feed.build(feed.user, host=request.get_host())
+    response = HttpResponse(body, content_type="text/calendar; charset=utf-8")
+    response["Content-Disposition"] = 'inline; filename="referral-crm.ics"'
+    return response
+
+
+# --- Events ---------------------------------------------------------------------------------
+
+
+@login_required
+@permission_required("outreach.view_event", raise_exception=True)
+def event_list(request: HttpRequest) -> HttpResponse:
+    events = Event.objects.select_related("organizer").order_by("-starts_at", "-pk")
+    return render_page(
+        request, "outreach/event_list.html", {"page": paginate(request, events)}, partial="results"
+    )
+
+
+@login_required
+@permission_required("outreach.add_event", raise_exception=True)
+def event_create(request: HttpRequest) -> HttpResponse:
+    form = EventForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        event = form.save(commit=False)
+        event.organizer = request.user
+        event.save()
+        messages.success(request, f"{event.name} created. Now invite people.")
+        return redirect(event)
+    return render(
+        request,
+        "outreach/event_form.html",
+        {"form": form, "cancel_url": reverse("outreach:event_list")},
+    )
+
+
+@login_required
+def event_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    event = get_event_for_user(request, pk)
+    invitations = event.invitations.select_related("provider", "staff__organization").order_by("pk")
+    counts = {rsvp: 0 for rsvp in Invitation.Rsvp.values}
+    attended = 0
+    for invitation in invitations:
+        counts[invitation.rsvp] += 1
+        attended += invitation.attended
+    return render(
+        request,
+        "outreach/event_detail.html",
+        {
+            "event": event,
+            "invitations": invitations,
+            "counts": {Invitation.Rsvp(k).label: v for k, v in counts.items()},
+            "attended": attended,
+            "invite_form": InviteForm(),
+            "rsvp_choices": Invitation.Rsvp.choices,
+        },
+    )
+
+
+@login_required
+@require_POST
+def event_invite_view(request: HttpRequest, pk: int) -> HttpResponse:
+    event = get_event_for_user(request, pk, write=True)
+    form = InviteForm(request.POST)
+    if form.is_valid():
+        office = form.cleaned_data["organization"]
+        added = event_invite(
+            event=event, providers=office.providers.all(), staff=office.staff.all()
+        )
+        messages.success(request, f"Invited {added} people from {office.name}.")
+    else:
+        messages.error(request, "Choose an office to invite.")
+    return redirect(event)
+
+
+@login_required
+@require_POST
+def invitation_update(request: HttpRequest, pk: int) -> HttpResponse:
+    invitation = get_object_or_404(Invitation.objects.select_related("event"), pk=pk)
+    event = get_event_for_user(request, invitation.event_id, write=True)
+    form = InvitationForm(request.POST, instance=invitation)
+    if form.is_valid():
+        form.save()
+    else:
+        messages.error(request, "That RSVP is not one of the choices.")
+    if request.htmx and form.is_valid():
+        invitation = Invitation.objects.select_related("provider", "staff__organization").get(
+            pk=invitation.pk
+        )
+        return render(
+            request,
+            "outreach/event_detail.html#invitation-row",
+            {"invitation": invitation, "event": event, "rsvp_choices": Invitation.Rsvp.choices},
+        )
+    return redirect(event)
+
+
+@login_required
+@require_POST
+def event_attendance(request: HttpRequest, pk: int) -> HttpResponse:
+    event = get_event_for_user(request, pk, write=True)
+    if not request.user.has_perm("outreach.add_activity"):
+        raise PermissionDenied
+    result = event_record_attendance(event=event, actor=request.user)
+    if result.activity is None:
+        messages.warning(request, "Nobody is marked as attended yet.")
+    else:
+        people = "person" if result.attendees == 1 else "people"
+        messages.success(request, f"Attendance recorded: {result.attendees} {people} came.")
+    return redirect(event)

@@ -116,7 +116,8 @@ class ProviderQuerySet(models.QuerySet["Provider"]):
 
     def search(self, text: str) -> ProviderQuerySet:
         query = Q()
-        for word in text.split():
+        # Postgres text cannot hold NUL bytes: a pasted or hostile one would be a 500.
+        for word in text.replace("\x00", "").split():
             query &= (
                 Q(last_name__icontains=word)
                 | Q(first_name__icontains=word)

@@ -18,8 +18,8 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from core.factories import UserFactory
 from core.roles import Role
-from outreach.factories import ActivityFactory, TaskFactory
-from outreach.models import LetterTemplate
+from outreach.factories import ActivityFactory, EventFactory, PlannedVisitFactory, TaskFactory
+from outreach.models import Invitation, LetterTemplate
 from outreach.services import thank_you_prepare
 from partners.factories import ProviderFactory, StaffMemberFactory
 from referrals.factories import ReferralFactory
@@ -74,6 +74,8 @@ def world() -> dict[str, Any]:
     thank_you_prepare(referral_id=referral.pk)
     ActivityFactory(logged_by=liaison).providers.add(provider)
     TaskFactory(assignee=liaison, provider=provider)
+    visit = PlannedVisitFactory(liaison=liaison, organization=provider.organization)
+    invitation = Invitation.objects.create(event=EventFactory(), provider=provider)
     return {
         "users": [
             liaison,
@@ -81,7 +83,17 @@ def world() -> dict[str, Any]:
             UserFactory(username="coordinator", role=Role.COORDINATOR),
             UserFactory(username="admin", role=Role.ADMINISTRATOR),
         ],
-        "pks": sorted({provider.pk, referral.pk, LetterTemplate.objects.get().pk, 1}),
+        "pks": sorted(
+            {
+                provider.pk,
+                referral.pk,
+                LetterTemplate.objects.get().pk,
+                1,
+                visit.pk,
+                invitation.event_id,
+                invitation.pk,
+            }
+        ),
     }
 
 

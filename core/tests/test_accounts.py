@@ -75,3 +75,12 @@ def test_signed_in_pages_are_never_cached(client):
     response = client.get(reverse("core:dashboard"))
     assert response.status_code == 200
     assert "no-store" in response["Cache-Control"]
+
+
+def test_a_login_with_an_absurd_username_is_refused_not_a_server_error(db, client):
+    response = client.post(
+        "/accounts/login/", {"username": "x" * 20_000 + "\x00", "password": "wrong"}
+    )
+    assert response.status_code == 200
+    assert not response.wsgi_request.user.is_authenticated
+    assert 'name="username"' in response.content.decode()

@@ -157,3 +157,11 @@ def test_staff_are_added_to_an_office(client_for, liaison):
     )
     assert response.status_code == 302
     assert office.staff.get().display_name == "Pat Reyes"
+
+
+def test_a_search_with_a_nul_byte_finds_by_the_rest_of_the_text(db):
+    from partners.factories import ProviderFactory as Factory
+    from partners.models import Provider as Model
+
+    wiebe = Factory(last_name="Wiebe")
+    assert list(Model.objects.search("Wie\x00be")) == [wiebe]

@@ -43,6 +43,102 @@
     }
     box.textContent = text;
   }
+  // Drafts: a form marked data-draft-key keeps what was typed on this device until the
+  // server has saved it, so a dropped connection or a reload in a parking lot loses nothing.
+  function draftStoreKey(form) { return "draft:" + form.dataset.draftKey; }
+
+  function draftFields(form) {
+    return Array.prototype.filter.call(form.elements, function (el) {
+      return el.name && el.name !== "csrfmiddlewaretoken" && el.type !== "hidden" &&
+        el.type !== "submit" && el.type !== "button";
+    });
+  }
+
+  function saveDraft(form) {
+    var data = {};
+    draftFields(form).forEach(function (el) {
+      if (el.type === "checkbox" || el.type === "radio") {
+        data[el.name] = data[el.name] || [];
+        if (el.checked) data[el.name].push(el.value);
+      } else {
+        data[el.name] = el.value;
+      }
+    });
+    try { localStorage.setItem(draftStoreKey(form), JSON.stringify(data)); } catch (e) { /* storage full or blocked: the form itself still holds the text */ }
+  }
+
+  function restoreDraft(form) {
+    var raw = null;
+    try { raw = localStorage.getItem(draftStoreKey(form)); } catch (e) { return; }
+    if (!raw) return;
+    var data;
+    try { data = JSON.parse(raw); } catch (e) { return; }
+    draftFields(form).forEach(function (el) {
+      if (!(el.name in data)) return;
+      if (el.type === "checkbox" || el.type === "radio") {
+        el.checked = data[el.name].indexOf(el.value) !== -1;
+      } else {
+        el.value = data[el.name];
+      }
+    });
+    var notice = form.querySelector("[data-draft-notice]");
+    if (notice) notice.classList.remove("d-none");
+  }
+
+  function initDrafts(root) {
+    var forms = root.querySelectorAll ? root.querySelectorAll("form[data-draft-key]") : [];
+    if (root.matches && root.matches("form[data-draft-key]")) forms = [root];
+    Array.prototype.forEach.call(forms, function (form) {
+      if (form.hasAttribute("data-draft-restore")) restoreDraft(form);
+    });
+  }
+
+  document.addEventListener("input", function (event) {
+    var form = event.target.closest && event.target.closest("form[data-draft-key]");
+    if (form) saveDraft(form);
+  });
+  document.addEventListener("change", function (event) {
+    var form = event.target.closest && event.target.closest("form[data-draft-key]");
+    if (form) saveDraft(form);
+  });
+
+  document.body.addEventListener("htmx:beforeRequest", function (event) {
+    var form = event.detail.elt.closest && event.detail.elt.closest("form[data-draft-key]");
+    if (!form) return;
+    saveDraft(form);
+    var notice = form.querySelector("[data-offline-notice]");
+    if (notice) notice.classList.add("d-none");
+  });
+  // A failed send does not swap anything, so the typed text stays; say it was not saved
+  // and offer to retry right there.
+  document.body.addEventListener("htmx:sendError", function (event) {
+    var form = event.detail.elt.closest && event.detail.elt.closest("form[data-draft-key]");
+    if (!form) return;
+    var notice = form.querySelector("[data-offline-notice]");
+    if (notice) notice.classList.remove("d-none");
+  });
+  // Saved: the server answers with a redirect to the plan; only then drop the draft.
+  document.body.addEventListener("htmx:afterRequest", function (event) {
+    var form = event.detail.elt.closest && event.detail.elt.closest("form[data-draft-key]");
+    var xhr = event.detail.xhr;
+    // (htmx follows HX-Redirect before it sets detail.successful, so read the status.)
+    if (form && xhr && xhr.status >= 200 && xhr.status < 300 && xhr.getResponseHeader("HX-Redirect")) {
+      try { localStorage.removeItem(draftStoreKey(form)); } catch (e) { /* nothing stored */ }
+    }
+  });
+
+  initDrafts(document);
+
+  // Copy buttons: data-copy-target names the input whose value goes to the clipboard.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-copy-target]");
+    if (!button) return;
+    var input = document.getElementById(button.dataset.copyTarget);
+    input.select();
+    if (navigator.clipboard) {
+      navigator.clipboard.writeText(input.value).then(function () { button.textContent = "Copied"; }, function () { /* selected for manual copy */ });
+    }
+  });
 })();
 
 // Copy buttons: <button data-copy="#input-id"> copies that input's value.

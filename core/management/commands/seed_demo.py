@@ -87,6 +87,7 @@ class Command(BaseCommand):
             self._referrals(rng, providers, users, options["referrals"])
             self._activities(rng, providers, users)
             self._tiers(users["manager"])
+            self._field_work(users)
         self._close_loops()
         self.stdout.write(
             self.style.SUCCESS(
@@ -94,6 +95,29 @@ class Command(BaseCommand):
                 f"{Activity.objects.count()} activities, {Task.objects.count()} tasks."
             )
         )
+
+    def _field_work(self, users: dict[str, Any]) -> None:
+        """Today's plan for the first liaison, this year's gifts and meals limit and an
+        upcoming annual meeting, so the field pages have something to show."""
+        from outreach.models import ComplianceLimit, Event
+        from outreach.services import event_invite, planned_visit_add
+        from partners.models import Organization
+
+        today = timezone.localdate()
+        # A demo figure: the practice enters each year's amount as CMS publishes it.
+        ComplianceLimit.objects.get_or_create(year=today.year, defaults={"amount": 519})
+        offices = Organization.objects.filter(providers__owner=users["liaison"]).distinct()
+        for office in offices[:4]:
+            planned_visit_add(liaison=users["liaison"], organization=office, day=today)
+        event = Event.objects.create(
+            name="Annual referral-partner dinner",
+            kind=Event.Kind.ANNUAL_MEETING,
+            starts_at=timezone.now().replace(hour=23, minute=0) + timedelta(days=21),
+            place="Riverside Country Club",
+            organizer=users["manager"],
+        )
+        for office in offices[:3]:
+            event_invite(event=event, providers=office.providers.all(), staff=office.staff.all())
 
     def _users(self) -> dict[str, Any]:
         sync_roles()

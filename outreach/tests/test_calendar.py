@@ -1,0 +1,108 @@
+import re
+from datetime import timedelta
+
+import icalendar
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from outreach.factories import EventFactory, PlannedVisitFactory, TaskFactory
+from outreach.models import CalendarFeed, Task
+from outreach.services import thank_you_prepare
+from partners.factories import OrganizationFactory, ProviderFactory
+from referrals.factories import ReferralFactory
+from referrals.models import Referral
+
+pytestmark = pytest.mark.django_db
+
+
+def make_feed_url(client) -> str:
+    page = client.post(reverse("outreach:calendar_settings"), {"action": "regenerate"})
+    match = re.search(
+        r'value="(http://testserver/outreach/calendar/[^"]+\.ics)"', page.content.decode()
+    )
+    assert match, "the new URL is shown once"
+    return match.group(1).removeprefix("http://testserver")
+
+
+def test_the_feed_carries_visits_events_and_due_tasks_as_ical(client, client_for, liaison):
+    office = OrganizationFactory(name="Kearney Family Practice", city="Kearney", zip_code="68847")
+    PlannedVisitFactory(liaison=liaison, organization=office, position=0)
+    EventFactory(name="Annual referral-partner dinner")
+    TaskFactory(assignee=liaison, title="Send the consult report", due_on=timezone.localdate())
+    TaskFactory(title="Someone else's task")
+    url = make_feed_url(client_for(liaison))
+    response = client.get(url)  # a calendar app: no session
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/calendar")
+    calendar = icalendar.Calendar.from_ical(response.content)
+    summaries = sorted(str(event["summary"]) for event in calendar.walk("VEVENT"))
+    assert summaries == [
+        "1. Visit Kearney Family Practice",
+        "Annual meeting: Annual referral-partner dinner",
+        "Due: Send the consult report",
+    ]
+    assert CalendarFeed.objects.get(user=liaison).last_read_at is not None
+
+
+def test_the_feed_holds_patient_initials_only(client, client_for, liaison):
+    doctor = ProviderFactory(owner=liaison)
+    referral = ReferralFactory(
+        provider=doctor,
+        patient_first_name="Ruth",
+        patient_last_name="Olsen",
+        direction=Referral.Direction.INBOUND,
+    )
+    Referral.objects.filter(pk=referral.pk).update(seen_at=timezone.now())
+    thank_you_prepare(referral_id=referral.pk)
+    Task.objects.filter(referral=referral).update(due_on=timezone.localdate())
+    body = client.get(make_feed_url(client_for(liaison))).content.decode()
+    assert "R.O." in body
+    assert "Ruth" not in body and "Olsen" not in body
+    assert referral.reason not in body
+
+
+def test_a_new_url_replaces_the_old_one_and_turning_it_off_gives_404(client, client_for, liaison):
+    owner = client_for(liaison)
+    first = make_feed_url(owner)
+    second = make_feed_url(owner)
+    assert client.get(first).status_code == 404
+    assert client.get(second).status_code == 200
+    owner.post(reverse("outreach:calendar_settings"), {"action": "revoke"})
+    assert client.get(second).status_code == 404
+    assert not CalendarFeed.objects.exists()
+
+
+def test_only_a_hash_of_the_token_is_stored(client_for, liaison):
+    url = make_feed_url(client_for(liaison))
+    token = url.rsplit("/", 1)[1].removesuffix(".ics")
+    stored = CalendarFeed.objects.get(user=liaison).token_hash
+    assert token not in stored
+    assert stored == CalendarFeed.hash_token(token)
+    page = client_for(liaison).get(reverse("outreach:calendar_settings")).content.decode()
+    assert token not in page
+    assert "cannot be shown again" in page
+
+
+def test_an_unknown_token_and_a_deactivated_user_get_404(client, client_for, liaison):
+    assert client.get(reverse("outreach:calendar_feed", args=["nope"])).status_code == 404
+    url = make_feed_url(client_for(liaison))
+    liaison.is_active = False
+    liaison.save()
+    assert client.get(url).status_code == 404
+
+
+def test_old_and_skipped_visits_stay_out_of_the_feed(client, client_for, liaison):
+    PlannedVisitFactory(
+        liaison=liaison,
+        organization=OrganizationFactory(name="Long Ago Clinic"),
+        planned_on=timezone.localdate() - timedelta(days=90),
+    )
+    PlannedVisitFactory(
+        liaison=liaison,
+        organization=OrganizationFactory(name="Skipped Clinic"),
+        status="skipped",
+    )
+    body = client.get(make_feed_url(client_for(liaison))).content.decode()
+    assert "Long Ago Clinic" not in body
+    assert "Skipped Clinic" not in body

@@ -1,0 +1,333 @@
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from outreach.factories import ActivityFactory, PlannedVisitFactory, TaskFactory
+from outreach.models import Activity, PlannedVisit, Task
+from outreach.routing import haversine_miles, nearest_neighbour_route, zip_centroid
+from outreach.services import planned_visit_add, planned_visits_route
+from partners.factories import OrganizationFactory, ProviderFactory, StaffMemberFactory
+from referrals.factories import ReferralFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def plan_url(day=None):
+    day = day or timezone.localdate()
+    return f"{reverse('outreach:day_plan')}?day={day.isoformat()}"
+
+
+def test_zip_centroids_come_from_the_offline_zip_list():
+    omaha = zip_centroid("68102")
+    lincoln = zip_centroid("68508-1234")
+    assert omaha is not None and lincoln is not None
+    # Omaha to Lincoln is about 50 miles as the crow flies.
+    assert 45 < haversine_miles(omaha, lincoln) < 60
+    assert zip_centroid("ABCDE") is None
+    assert zip_centroid("") is None
+    assert zip_centroid("00000") is None
+
+
+def test_nearest_neighbour_starts_from_the_start_zip_and_puts_unknown_zips_last():
+    stops = ["68102", "68801", "68508", "not a zip", "68114"]
+    route = nearest_neighbour_route(stops, lambda z: z, start_zip="68510")
+    # Lincoln first (next to the start), then the two Omaha ZIPs, then Grand Island.
+    assert [stop.item for stop in route] == ["68508", "68114", "68102", "68801", "not a zip"]
+    assert route[-1].miles_from_previous is None
+    assert all(stop.miles_from_previous is not None for stop in route[:-1])
+
+
+def test_adding_an_office_twice_keeps_one_visit_at_the_end_of_the_day(liaison):
+    first, second = OrganizationFactory(), OrganizationFactory()
+    day = timezone.localdate()
+    planned_visit_add(liaison=liaison, organization=first, day=day)
+    planned_visit_add(liaison=liaison, organization=second, day=day)
+    planned_visit_add(liaison=liaison, organization=first, day=day)
+    visits = list(PlannedVisit.objects.filter(liaison=liaison).order_by("position"))
+    assert [(v.organization, v.position) for v in visits] == [(first, 0), (second, 1)]
+
+
+def test_ordering_by_route_keeps_visits_already_done_first(liaison):
+    day = timezone.localdate()
+    grand_island = PlannedVisitFactory(
+        liaison=liaison, planned_on=day, organization=OrganizationFactory(zip_code="68801")
+    )
+    omaha = PlannedVisitFactory(
+        liaison=liaison, planned_on=day, organization=OrganizationFactory(zip_code="68102")
+    )
+    done = PlannedVisitFactory(
+        liaison=liaison,
+        planned_on=day,
+        organization=OrganizationFactory(zip_code="68508"),
+        status=PlannedVisit.Status.DONE,
+    )
+    planned_visits_route(liaison=liaison, day=day, start_zip="68114")
+    order = list(
+        PlannedVisit.objects.filter(liaison=liaison)
+        .order_by("position")
+        .values_list("pk", flat=True)
+    )
+    assert order == [done.pk, omaha.pk, grand_island.pk]
+
+
+def test_the_route_form_orders_the_plan_and_names_offices_without_a_zip(client_for, liaison):
+    day = timezone.localdate()
+    far = PlannedVisitFactory(
+        liaison=liaison, planned_on=day, organization=OrganizationFactory(zip_code="68801")
+    )
+    nowhere = PlannedVisitFactory(
+        liaison=liaison,
+        planned_on=day,
+        organization=OrganizationFactory(zip_code="", name="Sandhills Clinic"),
+    )
+    near = PlannedVisitFactory(
+        liaison=liaison, planned_on=day, organization=OrganizationFactory(zip_code="68102")
+    )
+    client = client_for(liaison)
+    response = client.post(
+        reverse("outreach:day_plan_route"), {"day": day.isoformat(), "start_zip": "68114"}
+    )
+    assert response.status_code == 302
+    order = list(
+        PlannedVisit.objects.filter(liaison=liaison)
+        .order_by("position")
+        .values_list("pk", flat=True)
+    )
+    assert order == [near.pk, far.pk, nowhere.pk]
+    page = client.get(plan_url(day)).content.decode()
+    assert "Without a usable ZIP code, so placed last: Sandhills Clinic." in page
+    assert "No usable ZIP code for Sandhills Clinic" in page
+
+
+def test_a_bad_starting_zip_is_refused_with_a_message(client_for, liaison):
+    PlannedVisitFactory(liaison=liaison)
+    client = client_for(liaison)
+    response = client.post(
+        reverse("outreach:day_plan_route"),
+        {"day": timezone.localdate().isoformat(), "start_zip": "6810"},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert "Enter a 5-digit ZIP code" in response.content.decode()
+    response = client.post(
+        reverse("outreach:day_plan_route"),
+        {"day": timezone.localdate().isoformat(), "start_zip": "00000"},
+        follow=True,
+    )
+    assert "is not in the ZIP-code list" in response.content.decode()
+
+
+def test_a_card_shows_where_we_left_off_tasks_people_tier_and_health(client_for, liaison):
+    office = OrganizationFactory(name="Kearney Family Practice")
+    doctor = ProviderFactory(organization=office, owner=liaison, tier="A", last_name="Pilcher")
+    StaffMemberFactory(organization=office, first_name="Rosa", last_name="Diaz")
+    ActivityFactory(
+        organization=office,
+        occurred_at=timezone.now() - timedelta(days=12),
+        notes="They asked for our new-patient wait times.",
+        next_step="Bring the wait-time sheet",
+    )
+    ReferralFactory(provider=doctor, received_at=timezone.now() - timedelta(days=3))
+    TaskFactory(assignee=liaison, provider=doctor, title="Send the consult report")
+    PlannedVisitFactory(liaison=liaison, organization=office)
+    page = client_for(liaison).get(plan_url()).content.decode()
+    assert "Kearney Family Practice" in page
+    assert "They asked for our new-patient wait times." in page
+    assert "Bring the wait-time sheet" in page
+    assert "Send the consult report" in page
+    assert "Tier A" in page
+    assert "Rosa Diaz" in page
+    assert "Last referral 3 days ago" in page
+    assert "last touch 12 days ago" in page
+
+
+def _plan_queries(client, day):
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(plan_url(day))
+    assert response.status_code == 200
+    return len(queries)
+
+
+def _fill_plan(liaison, day, offices):
+    for _ in range(offices):
+        office = OrganizationFactory()
+        doctor = ProviderFactory(organization=office, owner=liaison, tier="B")
+        ProviderFactory(organization=office)
+        StaffMemberFactory(organization=office)
+        ActivityFactory(organization=office, occurred_at=timezone.now() - timedelta(days=5))
+        ReferralFactory(provider=doctor)
+        TaskFactory(assignee=liaison, provider=doctor)
+        PlannedVisitFactory(liaison=liaison, organization=office, planned_on=day)
+
+
+def test_the_plan_page_runs_the_same_queries_for_two_offices_or_eight(
+    client_for, liaison, django_assert_num_queries
+):
+    day = timezone.localdate()
+    client = client_for(liaison)
+    _fill_plan(liaison, day, 2)
+    small = _plan_queries(client, day)
+    _fill_plan(liaison, day, 6)
+    assert _plan_queries(client, day) == small
+    # Session, user, role and permissions, the session save; the cards (visits, providers,
+    # staff, last activities, tasks); the suggestions (two) and the office picker.
+    with django_assert_num_queries(16):
+        client.get(plan_url(day))
+
+
+def test_suggestions_name_overdue_follow_ups_and_untouched_offices(client_for, liaison):
+    overdue_office = OrganizationFactory(name="Overdue Office")
+    overdue_doctor = ProviderFactory(organization=overdue_office, owner=liaison)
+    TaskFactory(
+        assignee=liaison,
+        provider=overdue_doctor,
+        title="Drop off referral pads",
+        due_on=timezone.localdate() - timedelta(days=2),
+    )
+    quiet_office = OrganizationFactory(name="Quiet Office")
+    ProviderFactory(organization=quiet_office, owner=liaison)
+    ActivityFactory(organization=quiet_office, occurred_at=timezone.now() - timedelta(days=90))
+    busy_office = OrganizationFactory(name="Busy Office")
+    ProviderFactory(organization=busy_office, owner=liaison)
+    ActivityFactory(organization=busy_office, occurred_at=timezone.now() - timedelta(days=2))
+    someone_elses = OrganizationFactory(name="Someone Else's Office")
+    ProviderFactory(organization=someone_elses, owner=UserFactoryForOther())
+    page = client_for(liaison).get(plan_url()).content.decode()
+    suggestions = page.split('data-testid="suggestions"')[1]
+    assert "Overdue Office" in suggestions
+    assert "Drop off referral pads" in suggestions
+    assert "Quiet Office" in suggestions
+    assert "Not touched for 90 days" in suggestions
+    assert "Busy Office" not in suggestions
+    assert "Someone Else" not in suggestions
+
+
+def UserFactoryForOther():
+    from core.factories import UserFactory
+
+    return UserFactory()
+
+
+def test_adding_a_suggested_office_puts_it_on_the_plan(client_for, liaison):
+    office = OrganizationFactory()
+    ProviderFactory(organization=office, owner=liaison)
+    day = timezone.localdate() + timedelta(days=1)
+    response = client_for(liaison).post(
+        reverse("outreach:day_plan_add"), {"day": day.isoformat(), "organization": office.pk}
+    )
+    assert response.status_code == 302
+    assert PlannedVisit.objects.get().planned_on == day
+
+
+def test_a_liaison_cannot_plan_an_office_of_another_liaisons_partners(
+    client_for, liaison, other_liaison
+):
+    office = OrganizationFactory()
+    ProviderFactory(organization=office, owner=other_liaison)
+    response = client_for(liaison).post(
+        reverse("outreach:day_plan_add"),
+        {"day": timezone.localdate().isoformat(), "organization": office.pk},
+        follow=True,
+    )
+    assert "Choose one of your offices" in response.content.decode()
+    assert not PlannedVisit.objects.exists()
+
+
+def _log_data(provider, staff, **extra):
+    data = {
+        "kind": "visit",
+        "occurred_at": timezone.localtime().strftime("%Y-%m-%dT%H:%M"),
+        "providers": [provider.pk],
+        "staff": [staff.pk],
+        "notes": "Coordinator wants faxed updates.",
+        "next_step": "Send the fax cover sheet",
+        "next_step_due": (timezone.localdate() + timedelta(days=7)).isoformat(),
+    }
+    data.update(extra)
+    return data
+
+
+def test_logging_from_the_plan_marks_the_visit_done_and_books_the_follow_up(client_for, liaison):
+    office = OrganizationFactory()
+    doctor = ProviderFactory(organization=office, owner=liaison)
+    staff = StaffMemberFactory(organization=office)
+    visit = PlannedVisitFactory(liaison=liaison, organization=office)
+    response = client_for(liaison).post(
+        reverse("outreach:planned_visit_log", args=[visit.pk]),
+        _log_data(doctor, staff),
+        HTTP_HX_REQUEST="true",
+    )
+    assert response.status_code == 204
+    assert response["HX-Redirect"] == plan_url(visit.planned_on)
+    visit.refresh_from_db()
+    assert visit.status == PlannedVisit.Status.DONE
+    activity = visit.activity
+    assert (activity.organization, activity.logged_by) == (office, liaison)
+    assert list(activity.providers.all()) == [doctor]
+    assert Task.objects.get(activity=activity).title == "Send the fax cover sheet"
+
+
+def test_a_retried_post_after_a_lost_response_logs_the_visit_once(client_for, liaison):
+    office = OrganizationFactory()
+    doctor = ProviderFactory(organization=office, owner=liaison)
+    staff = StaffMemberFactory(organization=office)
+    visit = PlannedVisitFactory(liaison=liaison, organization=office)
+    client = client_for(liaison)
+    url = reverse("outreach:planned_visit_log", args=[visit.pk])
+    client.post(url, _log_data(doctor, staff), HTTP_HX_REQUEST="true")
+    client.post(url, _log_data(doctor, staff), HTTP_HX_REQUEST="true")
+    assert Activity.objects.count() == 1
+    assert Task.objects.count() == 1
+
+
+def test_a_bad_log_re_renders_the_form_partial_with_what_was_typed(client_for, liaison):
+    office = OrganizationFactory()
+    doctor = ProviderFactory(organization=office, owner=liaison)
+    staff = StaffMemberFactory(organization=office)
+    visit = PlannedVisitFactory(liaison=liaison, organization=office)
+    response = client_for(liaison).post(
+        reverse("outreach:planned_visit_log", args=[visit.pk]),
+        _log_data(doctor, staff, next_step="", occurred_at="not a date"),
+        HTTP_HX_REQUEST="true",
+    )
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "<html" not in body
+    assert "Coordinator wants faxed updates." in body
+    assert "Say what the next step is" in body
+    assert "Enter a valid date/time" in body
+    visit.refresh_from_db()
+    assert visit.status == PlannedVisit.Status.PLANNED
+    assert not Activity.objects.exists()
+
+
+def test_a_visit_is_logged_and_skipped_only_by_its_liaison(
+    client_for, liaison, other_liaison, manager, coordinator
+):
+    visit = PlannedVisitFactory(liaison=liaison)
+    log_url = reverse("outreach:planned_visit_log", args=[visit.pk])
+    skip_url = reverse("outreach:planned_visit_skip", args=[visit.pk])
+    assert client_for(liaison).get(log_url).status_code == 200
+    assert client_for(other_liaison).get(log_url).status_code == 404
+    assert client_for(manager).get(log_url).status_code == 404
+    assert client_for(coordinator).get(log_url).status_code == 404
+    assert client_for(other_liaison).post(skip_url).status_code == 404
+    assert client_for(coordinator).get(plan_url()).status_code == 403
+    client_for(liaison).post(skip_url)
+    visit.refresh_from_db()
+    assert visit.status == PlannedVisit.Status.SKIPPED
+
+
+def test_a_plan_shows_only_the_signed_in_liaisons_visits(client_for, liaison, other_liaison):
+    PlannedVisitFactory(liaison=liaison, organization=OrganizationFactory(name="Mine Clinic"))
+    PlannedVisitFactory(
+        liaison=other_liaison, organization=OrganizationFactory(name="Theirs Clinic")
+    )
+    page = client_for(liaison).get(plan_url()).content.decode()
+    plan = page.split('data-testid="plan"')[1].split("Add an office")[0]
+    assert "Mine Clinic" in plan
+    assert "Theirs Clinic" not in plan

@@ -1,0 +1,120 @@
+import pytest
+from django.urls import reverse
+
+from outreach.factories import EventFactory
+from outreach.models import Activity, Event, Invitation
+from partners.factories import OrganizationFactory, ProviderFactory, StaffMemberFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_liaison_creates_an_event_and_bad_input_keeps_what_was_typed(client_for, liaison):
+    client = client_for(liaison)
+    refused = client.post(
+        reverse("outreach:event_create"),
+        {"name": "Annual dinner", "kind": "annual_meeting", "starts_at": "someday"},
+    )
+    assert refused.status_code == 200
+    assert 'value="Annual dinner"' in refused.content.decode()
+    response = client.post(
+        reverse("outreach:event_create"),
+        {
+            "name": "Annual dinner",
+            "kind": "annual_meeting",
+            "starts_at": "2026-12-10T18:30",
+            "place": "Riverside Country Club",
+        },
+    )
+    event = Event.objects.get()
+    assert response.url == event.get_absolute_url()
+    assert event.organizer == liaison
+
+
+def test_inviting_an_office_twice_invites_each_person_once(client_for, liaison):
+    office = OrganizationFactory()
+    ProviderFactory.create_batch(2, organization=office)
+    StaffMemberFactory(organization=office)
+    event = EventFactory()
+    client = client_for(liaison)
+    url = reverse("outreach:event_invite", args=[event.pk])
+    client.post(url, {"organization": office.pk})
+    client.post(url, {"organization": office.pk})
+    assert event.invitations.count() == 3
+    assert event.invitations.filter(provider__isnull=False).count() == 2
+
+
+def test_an_rsvp_changes_with_htmx_and_returns_the_row(client_for, liaison):
+    event = EventFactory()
+    invitation = Invitation.objects.create(event=event, provider=ProviderFactory())
+    response = client_for(liaison).post(
+        reverse("outreach:invitation_update", args=[invitation.pk]),
+        {"rsvp": "yes", "attended": "on"},
+        HTTP_HX_REQUEST="true",
+    )
+    body = response.content.decode()
+    assert "<html" not in body
+    assert f'id="invitation-{invitation.pk}"' in body
+    invitation.refresh_from_db()
+    assert (invitation.rsvp, invitation.attended) == ("yes", True)
+    bad = client_for(liaison).post(
+        reverse("outreach:invitation_update", args=[invitation.pk]), {"rsvp": "perhaps"}
+    )
+    assert bad.status_code == 302
+    invitation.refresh_from_db()
+    assert invitation.rsvp == "yes"
+
+
+def test_attendance_becomes_one_event_activity_however_often_it_is_recorded(client_for, liaison):
+    event = EventFactory()
+    came = ProviderFactory()
+    staff = StaffMemberFactory()
+    absent = ProviderFactory()
+    Invitation.objects.create(event=event, provider=came, rsvp="yes", attended=True)
+    Invitation.objects.create(event=event, staff=staff, rsvp="yes", attended=True)
+    Invitation.objects.create(event=event, provider=absent, rsvp="yes", attended=False)
+    client = client_for(liaison)
+    url = reverse("outreach:event_attendance", args=[event.pk])
+    client.post(url)
+    client.post(url)
+    activity = Activity.objects.get()
+    assert activity.kind == Activity.Kind.EVENT
+    assert list(activity.providers.all()) == [came]
+    assert list(activity.staff.all()) == [staff]
+    # A late correction updates the same activity.
+    Invitation.objects.filter(provider=absent).update(attended=True)
+    client.post(url)
+    assert Activity.objects.count() == 1
+    assert set(activity.providers.all()) == {came, absent}
+
+
+def test_recording_attendance_with_nobody_marked_says_so(client_for, liaison):
+    event = EventFactory()
+    Invitation.objects.create(event=event, provider=ProviderFactory())
+    response = client_for(liaison).post(
+        reverse("outreach:event_attendance", args=[event.pk]), follow=True
+    )
+    assert "Nobody is marked as attended yet." in response.content.decode()
+    assert not Activity.objects.exists()
+
+
+def test_events_are_for_managers_and_liaisons(client_for, manager, liaison, coordinator):
+    event = EventFactory()
+    for user in (manager, liaison):
+        assert client_for(user).get(event.get_absolute_url()).status_code == 200
+        assert client_for(user).get(reverse("outreach:event_list")).status_code == 200
+    assert client_for(coordinator).get(event.get_absolute_url()).status_code == 404
+    assert client_for(coordinator).get(reverse("outreach:event_list")).status_code == 403
+    assert (
+        client_for(coordinator)
+        .post(reverse("outreach:event_attendance", args=[event.pk]))
+        .status_code
+        == 404
+    )
+
+
+def test_an_invitation_is_for_exactly_one_person():
+    from django.db import IntegrityError, transaction
+
+    event = EventFactory()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Invitation.objects.create(event=event)

@@ -1,0 +1,317 @@
+import csv
+import io
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import PermissionDenied
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from core.factories import UserFactory
+from outreach.factories import PlannedVisitFactory
+from outreach.ledger import share_per_head
+from outreach.models import Activity, ActivityShare, ComplianceLimit
+from outreach.services import ComplianceLimitExceeded, activity_log
+from partners.factories import OrganizationFactory, ProviderFactory, StaffMemberFactory
+
+pytestmark = pytest.mark.django_db
+
+YEAR = timezone.localdate().year
+
+
+def lunch(cost, **extra):
+    return Activity(
+        kind=Activity.Kind.LUNCH, cost=Decimal(cost), occurred_at=timezone.now(), **extra
+    )
+
+
+def test_a_share_is_the_cost_per_head_rounded_up_to_the_cent():
+    assert share_per_head(cost=Decimal("120.00"), headcount=6) == Decimal("20.00")
+    assert share_per_head(cost=Decimal("100.00"), headcount=3) == Decimal("33.34")
+    assert share_per_head(cost=None, headcount=3) == Decimal("0.00")
+    assert share_per_head(cost=Decimal("50"), headcount=0) == Decimal("0.00")
+
+
+def test_staff_count_for_the_headcount_but_only_physicians_accrue(liaison):
+    office = OrganizationFactory()
+    doctors = ProviderFactory.create_batch(2, organization=office)
+    staff = StaffMemberFactory.create_batch(4, organization=office)
+    activity = activity_log(
+        activity=lunch("120.00", organization=office), providers=doctors, staff=staff, actor=liaison
+    )
+    shares = ActivityShare.objects.filter(activity=activity)
+    assert sorted((s.provider_id, s.year, s.amount) for s in shares) == sorted(
+        (d.pk, YEAR, Decimal("20.00")) for d in doctors
+    )
+
+
+def test_a_visit_without_a_cost_writes_no_ledger_rows(liaison):
+    doctor = ProviderFactory()
+    activity_log(
+        activity=Activity(kind=Activity.Kind.VISIT, occurred_at=timezone.now()),
+        providers=[doctor],
+        staff=[],
+        actor=liaison,
+    )
+    assert not ActivityShare.objects.exists()
+
+
+def test_a_share_over_the_limit_is_refused_and_nothing_is_saved(liaison):
+    ComplianceLimit.objects.create(year=YEAR, amount=Decimal("100.00"))
+    doctor = ProviderFactory()
+    activity_log(activity=lunch("90.00"), providers=[doctor], staff=[], actor=liaison)
+    with pytest.raises(ComplianceLimitExceeded) as refused:
+        activity_log(activity=lunch("20.00"), providers=[doctor], staff=[], actor=liaison)
+    assert "$90.00 so far + $20.00 = $110.00 of $100.00" in str(refused.value)
+    assert Activity.objects.count() == 1
+    assert ActivityShare.objects.count() == 1
+
+
+def test_a_manager_may_go_over_the_limit_with_a_reason(manager, liaison):
+    ComplianceLimit.objects.create(year=YEAR, amount=Decimal("100.00"))
+    doctor = ProviderFactory()
+    activity_log(activity=lunch("90.00"), providers=[doctor], staff=[], actor=liaison)
+    activity_log(
+        activity=lunch("20.00", limit_override_reason="Retirement dinner, approved by counsel"),
+        providers=[doctor],
+        staff=[],
+        actor=manager,
+    )
+    assert ActivityShare.objects.filter(provider=doctor).count() == 2
+
+
+def test_a_liaison_cannot_override_the_limit_even_with_a_reason(liaison):
+    ComplianceLimit.objects.create(year=YEAR, amount=Decimal("50.00"))
+    doctor = ProviderFactory()
+    with pytest.raises(PermissionDenied) as refused:
+        activity_log(
+            activity=lunch("60.00", limit_override_reason="please"),
+            providers=[doctor],
+            staff=[],
+            actor=liaison,
+        )
+    assert "Only a manager" in str(refused.value)
+    assert not Activity.objects.exists()
+
+
+def test_last_years_shares_do_not_count_this_year(liaison):
+    ComplianceLimit.objects.create(year=YEAR, amount=Decimal("100.00"))
+    doctor = ProviderFactory()
+    last_year = timezone.now().replace(year=YEAR - 1)
+    activity_log(
+        activity=Activity(kind=Activity.Kind.GIFT, cost=Decimal("95"), occurred_at=last_year),
+        providers=[doctor],
+        staff=[],
+        actor=liaison,
+    )
+    activity_log(activity=lunch("95.00"), providers=[doctor], staff=[], actor=liaison)
+    assert sorted(ActivityShare.objects.values_list("year", flat=True)) == [YEAR - 1, YEAR]
+
+
+def _visit_post(doctor, cost, **extra):
+    data = {
+        "kind": "lunch",
+        "occurred_at": timezone.localtime().strftime("%Y-%m-%dT%H:%M"),
+        "providers": [doctor.pk],
+        "notes": "Lunch with the team",
+        "cost": cost,
+    }
+    data.update(extra)
+    return data
+
+
+def test_the_log_form_shows_each_physicians_total_for_the_year(client_for, liaison):
+    ComplianceLimit.objects.create(year=YEAR, amount=Decimal("500.00"))
+    office = OrganizationFactory()
+    doctor = ProviderFactory(
+        organization=office, first_name="Ana", last_name="Reyes", credential="MD"
+    )
+    activity_log(activity=lunch("125.00"), providers=[doctor], staff=[], actor=liaison)
+    visit = PlannedVisitFactory(liaison=liaison, organization=office)
+    page = client_for(liaison).get(reverse("outreach:planned_visit_log", args=[visit.pk]))
+    assert f"Ana Reyes, MD · $125.00 of $500.00 in {YEAR} (25%)" in page.content.decode()
+
+
+def test_the_form_warns_once_a_physician_reaches_80_percent(client_for, liaison):
+    ComplianceLimit.objects.create(year=YEAR, amount=Decimal("100.00"))
+    office = OrganizationFactory()
+    doctor = ProviderFactory(organization=office, owner=liaison)
+    visit = PlannedVisitFactory(liaison=liaison, organization=office)
+    response = client_for(liaison).post(
+        reverse("outreach:planned_visit_log", args=[visit.pk]),
+        _visit_post(doctor, "85.00"),
+        follow=True,
+    )
+    assert f"{doctor.display_name} is at $85.00 of the $100.00 limit for {YEAR} (85%)" in (
+        response.content.decode()
+    )
+
+
+def test_the_form_refuses_a_share_over_the_limit_and_keeps_what_was_typed(client_for, liaison):
+    ComplianceLimit.objects.create(year=YEAR, amount=Decimal("100.00"))
+    office = OrganizationFactory()
+    doctor = ProviderFactory(organization=office, owner=liaison)
+    activity_log(activity=lunch("70.00"), providers=[doctor], staff=[], actor=liaison)
+    visit = PlannedVisitFactory(liaison=liaison, organization=office)
+    response = client_for(liaison).post(
+        reverse("outreach:planned_visit_log", args=[visit.pk]),
+        _visit_post(doctor, "45.00", notes="Brought sandwiches"),
+        HTTP_HX_REQUEST="true",
+    )
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "over the" in body and "gifts and meals limit" in body
+    assert "Brought sandwiches" in body
+    assert Activity.objects.count() == 1
+    # A liaison is not offered the override field at all.
+    assert "limit_override_reason" not in body
+
+
+def test_a_cost_with_nobody_attending_is_refused(client_for, liaison):
+    office = OrganizationFactory()
+    visit = PlannedVisitFactory(liaison=liaison, organization=office)
+    response = client_for(liaison).post(
+        reverse("outreach:planned_visit_log", args=[visit.pk]),
+        {
+            "kind": "gift",
+            "occurred_at": timezone.localtime().strftime("%Y-%m-%dT%H:%M"),
+            "cost": "40",
+        },
+    )
+    assert "Tick who attended" in response.content.decode()
+    assert not Activity.objects.exists()
+
+
+@pytest.mark.parametrize("cost", ["-5", "abc", "1e400", "12345678901"])
+def test_a_nonsense_cost_is_a_field_error_not_a_crash(client_for, liaison, cost):
+    office = OrganizationFactory()
+    doctor = ProviderFactory(organization=office)
+    visit = PlannedVisitFactory(liaison=liaison, organization=office)
+    response = client_for(liaison).post(
+        reverse("outreach:planned_visit_log", args=[visit.pk]), _visit_post(doctor, cost)
+    )
+    assert response.status_code == 200
+    assert "nothing has been saved yet" in response.content.decode()
+    assert not Activity.objects.exists()
+
+
+def test_the_report_lists_every_physicians_total_with_the_share_of_the_limit(
+    client_for, manager, liaison
+):
+    ComplianceLimit.objects.create(year=YEAR, amount=Decimal("200.00"))
+    big = ProviderFactory(last_name="Aaronson", first_name="Big")
+    small = ProviderFactory(last_name="Zimmer", first_name="Small")
+    activity_log(activity=lunch("180.00"), providers=[big], staff=[], actor=liaison)
+    activity_log(activity=lunch("20.00"), providers=[small], staff=[], actor=liaison)
+    client = client_for(manager)
+    page = client.get(reverse("outreach:compliance_report")).content.decode()
+    assert page.index("Aaronson") < page.index("Zimmer")
+    assert "$180.00" in page and "90%" in page and "10%" in page
+    by_name = client.get(reverse("outreach:compliance_report") + "?sort=total").content.decode()
+    assert by_name.index("Zimmer") < by_name.index("Aaronson")
+    export = client.get(reverse("outreach:compliance_report") + f"?year={YEAR}&export=csv")
+    assert export["Content-Type"] == "text/csv"
+    rows = list(csv.reader(io.StringIO(export.content.decode())))
+    assert rows[0] == ["NPI", "Provider", "Office", "Year", "Total", "Limit", "Percent of limit"]
+    assert rows[1][1:] == [
+        big.display_name,
+        big.organization.name,
+        str(YEAR),
+        "180.00",
+        "200.00",
+        "90",
+    ]
+    other_year = client.get(reverse("outreach:compliance_report") + f"?year={YEAR - 1}")
+    assert "No meals or gifts logged" in other_year.content.decode()
+
+
+def test_the_report_is_for_managers_only(client_for, liaison, coordinator, manager):
+    url = reverse("outreach:compliance_report")
+    assert client_for(liaison).get(url).status_code == 403
+    assert client_for(coordinator).get(url).status_code == 403
+    assert client_for(manager).get(url).status_code == 200
+
+
+def test_the_report_runs_the_same_queries_for_two_physicians_or_twenty(
+    client_for, manager, liaison, django_assert_num_queries
+):
+    ComplianceLimit.objects.create(year=YEAR, amount=Decimal("500.00"))
+    client = client_for(manager)
+    activity_log(
+        activity=lunch("100.00"), providers=ProviderFactory.create_batch(2), staff=[], actor=liaison
+    )
+
+    def count():
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(reverse("outreach:compliance_report")).status_code == 200
+        return len(queries)
+
+    small = count()
+    activity_log(
+        activity=lunch("180.00"),
+        providers=ProviderFactory.create_batch(18),
+        staff=[],
+        actor=liaison,
+    )
+    assert count() == small
+    with django_assert_num_queries(small):
+        client.get(reverse("outreach:compliance_report"))
+
+
+def test_a_manager_sets_the_yearly_limit_and_bad_input_is_refused(client_for, manager, liaison):
+    client = client_for(manager)
+    url = reverse("outreach:compliance_limit_save")
+    client.post(url, {"year": YEAR, "amount": "519.00"})
+    client.post(url, {"year": YEAR, "amount": "530.00"})
+    assert ComplianceLimit.objects.get(year=YEAR).amount == Decimal("530.00")
+    response = client.post(url, {"year": "soon", "amount": "-3"}, follow=True)
+    assert response.status_code == 200
+    assert ComplianceLimit.objects.count() == 1
+    assert client_for(liaison).post(url, {"year": YEAR, "amount": "1"}).status_code == 403
+
+
+def test_a_manager_logs_over_the_limit_from_the_form_with_a_reason(client_for, manager, liaison):
+    ComplianceLimit.objects.create(year=YEAR, amount=Decimal("100.00"))
+    office = OrganizationFactory()
+    doctor = ProviderFactory(organization=office)
+    activity_log(activity=lunch("95.00"), providers=[doctor], staff=[], actor=liaison)
+    client = client_for(manager)
+    url = reverse("outreach:activity_create")
+    refused = client.post(url, {"organization": office.pk, **_visit_post(doctor, "30.00")})
+    assert "gifts and meals limit" in refused.content.decode()
+    assert "reason for exceeding the yearly limit" in refused.content.decode().lower()
+    response = client.post(
+        url,
+        {
+            "organization": office.pk,
+            **_visit_post(doctor, "30.00"),
+            "limit_override_reason": "Retirement dinner approved by compliance",
+        },
+    )
+    assert response.status_code == 302
+    assert Activity.objects.filter(limit_override_reason__startswith="Retirement").exists()
+
+
+def test_the_preview_warns_near_the_limit_and_stops_over_it_before_saving(client_for, liaison):
+    ComplianceLimit.objects.create(year=YEAR, amount=Decimal("100.00"))
+    office = OrganizationFactory()
+    near = ProviderFactory(organization=office, last_name="Nearly")
+    over = ProviderFactory(organization=office, last_name="Over")
+    activity_log(activity=lunch("60.00"), providers=[over], staff=[], actor=liaison)
+    visit = PlannedVisitFactory(liaison=liaison, organization=office)
+    url = reverse("outreach:planned_visit_ledger", args=[visit.pk])
+    client = client_for(liaison)
+    body = client.get(
+        url, {"cost": "90", "providers": [near.pk, over.pk]}, HTTP_HX_REQUEST="true"
+    ).content.decode()
+    assert "<html" not in body
+    assert "$0.00 + $45.00 = $45.00 of $100.00 (45%)" in body
+    assert "$60.00 + $45.00 = $105.00 of $100.00 (105%)" in body
+    assert "over the" in body and "cannot be saved without a manager" in body
+    warned = client.get(url, {"cost": "80", "providers": [near.pk]}).content.decode()
+    assert "(80%)" in warned and "near the" in warned
+    assert client.get(url, {"cost": "nonsense", "providers": ["x"]}).status_code == 200
+    assert not Activity.objects.filter(cost=Decimal("90")).exists()
+    assert client_for(UserFactory()).get(url).status_code == 403

@@ -1,0 +1,187 @@
+"""A liaison's day on a phone, in Debian's chromium: plan, route, log a visit through a
+dropped connection without losing a word."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from core.factories import DEMO_PASSWORD, UserFactory
+from core.roles import Role
+from outreach.factories import ActivityFactory
+from outreach.models import Activity, ComplianceLimit, PlannedVisit, Task
+from partners.factories import OrganizationFactory, ProviderFactory, StaffMemberFactory
+from tests.test_browser import browser, page  # noqa: F401 - shared Playwright fixtures
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+# What chromium and htmx log while the test has pulled the network: expected, not a bug.
+OFFLINE_NOISE = re.compile(
+    r"ERR_INTERNET_DISCONNECTED|Failed to load resource|htmx:sendError|htmx:afterRequest"
+)
+
+
+def fits_the_phone(tab: Any) -> bool:
+    return tab.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def test_a_liaison_plans_the_day_and_logs_a_visit_through_a_dropped_connection(
+    page: Any,  # noqa: F811
+) -> None:
+    from playwright.sync_api import expect
+
+    jamie = UserFactory(username="jamie", first_name="Jamie", role=Role.LIAISON)
+    ComplianceLimit.objects.create(year=timezone.localdate().year, amount=100)
+    omaha = OrganizationFactory(name="Dundee Family Practice", zip_code="68132")
+    ProviderFactory(organization=omaha, owner=jamie, tier="B")
+    lincoln = OrganizationFactory(name="Capitol Primary Care", zip_code="68508")
+    doctor = ProviderFactory(
+        organization=lincoln, owner=jamie, tier="A", first_name="Ana", last_name="Reyes"
+    )
+    StaffMemberFactory(organization=lincoln, first_name="Rosa", last_name="Diaz")
+    ActivityFactory(
+        organization=lincoln,
+        occurred_at=timezone.now() - timedelta(days=45),
+        notes="Coordinator asked for our new-patient wait times.",
+        next_step="Bring the wait-time sheet",
+    )
+    nowhere = OrganizationFactory(name="Sandhills Clinic", zip_code="")
+    ProviderFactory(organization=nowhere, owner=jamie)
+
+    page.goto("/")
+    page.get_by_label("Username").fill("jamie")
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.goto("/outreach/day/")
+
+    # Plan the day from the suggestions: offices nobody has touched lately.
+    for office in ("Dundee Family Practice", "Capitol Primary Care", "Sandhills Clinic"):
+        page.get_by_role("button", name=f"Add {office}").click()
+        expect(page.get_by_text(f"{office} is on the plan.")).to_be_visible()
+
+    # Order by route from Lincoln: the Lincoln office first, the one without a ZIP last.
+    page.get_by_label("Starting ZIP").fill("68510")
+    page.get_by_role("button", name="Order by route").click()
+    cards = page.locator("[data-testid=plan] > li")
+    expect(cards.nth(0)).to_contain_text("Capitol Primary Care")
+    expect(cards.nth(1)).to_contain_text("Dundee Family Practice")
+    expect(cards.nth(2)).to_contain_text("Sandhills Clinic")
+    expect(page.get_by_test_id("unlocated")).to_contain_text("Sandhills Clinic")
+    first = cards.nth(0)
+    expect(first).to_contain_text("Coordinator asked for our new-patient wait times.")
+    expect(first).to_contain_text("Bring the wait-time sheet")
+    expect(first).to_contain_text("Tier A")
+    assert fits_the_phone(page)
+
+    # Log the visit: a few taps and a note.
+    first.get_by_role("link", name="Log visit").click()
+    page.get_by_label("Lunch").check()
+    page.get_by_label(re.compile("Ana Reyes")).check()
+    page.get_by_label("Rosa Diaz").check()
+    # The lunch cost shows where Dr. Reyes would stand against the yearly limit.
+    page.get_by_label("Cost ($)").fill("170")
+    page.get_by_label("Cost ($)").blur()
+    expect(page.get_by_test_id("ledger-preview")).to_contain_text(
+        "$0.00 + $85.00 = $85.00 of $100.00 (85%): near the"
+    )
+    page.get_by_label("Notes").fill("Lunch with the front desk; they want faxed updates.")
+    page.get_by_label("Next step", exact=True).fill("Send the fax cover sheet")
+    page.get_by_label("Next step due").fill((timezone.localdate() + timedelta(days=7)).isoformat())
+    page.get_by_label("Next step due").blur()
+    page.wait_for_load_state("networkidle")
+    assert fits_the_phone(page)
+
+    # The connection drops as she taps Save: nothing is lost and she is told so.
+    page.context.set_offline(True)
+    page.get_by_role("button", name="Save visit").click()
+    expect(
+        page.get_by_text("the connection dropped. Everything you typed is still here")
+    ).to_be_visible()
+    expect(page.get_by_label("Notes")).to_have_value(
+        "Lunch with the front desk; they want faxed updates."
+    )
+    assert not Activity.objects.filter(kind="lunch").exists()
+
+    # Back online she reloads the page by habit: the draft comes back from the phone.
+    page.context.set_offline(False)
+    offline_noise = [p for p in page.problems if OFFLINE_NOISE.search(p)]
+    page.problems[:] = [p for p in page.problems if not OFFLINE_NOISE.search(p)]
+    assert offline_noise, "the dropped request was seen by the browser"
+    page.reload()
+    expect(page.get_by_text("Restored what you typed earlier")).to_be_visible()
+    expect(page.get_by_label("Notes")).to_have_value(
+        "Lunch with the front desk; they want faxed updates."
+    )
+    expect(page.get_by_label("Lunch")).to_be_checked()
+    expect(page.get_by_label("Rosa Diaz")).to_be_checked()
+
+    page.get_by_role("button", name="Save visit").click()
+    expect(page.get_by_text("Lunch at Capitol Primary Care logged.")).to_be_visible()
+    expect(page.get_by_role("alert").filter(has_text="Ana Reyes")).to_contain_text("(85%)")
+    expect(page.locator("[data-testid=plan] > li").nth(0)).to_contain_text("Visited")
+    assert page.evaluate("window.localStorage.length") == 0
+
+    visit = PlannedVisit.objects.get(organization=lincoln)
+    assert visit.status == PlannedVisit.Status.DONE
+    assert visit.activity.notes == "Lunch with the front desk; they want faxed updates."
+    assert list(visit.activity.providers.all()) == [doctor]
+    assert Task.objects.get(activity=visit.activity).title == "Send the fax cover sheet"
+    assert page.problems == []
+
+
+def test_a_manager_runs_an_event_and_reads_the_ledger_at_phone_width(
+    page: Any,  # noqa: F811
+) -> None:
+    from playwright.sync_api import expect
+
+    UserFactory(username="maria", first_name="Maria", role=Role.MANAGER)
+    office = OrganizationFactory(name="Dundee Family Practice")
+    ProviderFactory(organization=office, first_name="Ana", last_name="Reyes", credential="MD")
+    StaffMemberFactory(organization=office, first_name="Rosa", last_name="Diaz")
+
+    page.goto("/")
+    page.get_by_label("Username").fill("maria")
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+    # Set this year's limit on the report page.
+    page.goto("/outreach/compliance/")
+    expect(page.get_by_test_id("limit")).to_contain_text("No limit is set")
+    page.get_by_label("Limit ($)").fill("519")
+    page.get_by_role("button", name="Save limit").click()
+    expect(page.get_by_test_id("limit")).to_contain_text("$519.00")
+    assert fits_the_phone(page)
+
+    # An annual meeting: invite the office, take RSVPs with htmx, record who came.
+    page.goto("/outreach/events/new/")
+    page.get_by_label("Name").fill("Annual referral-partner dinner")
+    page.get_by_label("Starts").fill("2026-12-10T18:30")
+    page.get_by_role("button", name="Create event").click()
+    page.get_by_label("Invite everyone at an office").select_option(label=office.name)
+    page.get_by_role("button", name="Invite").click()
+    expect(page.get_by_text("Invited 2 people from Dundee Family Practice.")).to_be_visible()
+    rows = page.locator("[id^=invitation-]")
+    with page.expect_response(re.compile("/outreach/invitations/")):
+        rows.nth(0).get_by_label("RSVP").select_option("yes")
+    with page.expect_response(re.compile("/outreach/invitations/")):
+        rows.nth(0).get_by_label("Came").check()
+    expect(rows.nth(0).get_by_label("Came")).to_be_checked()
+    expect(rows.nth(0).get_by_label("RSVP")).to_have_value("yes")
+    page.get_by_role("button", name="Record attendance as an activity").click()
+    expect(page.get_by_text("Attendance recorded: 1 person came.")).to_be_visible()
+    activity = Activity.objects.get(kind=Activity.Kind.EVENT)
+    assert [p.last_name for p in activity.providers.all()] == ["Reyes"]
+    assert fits_the_phone(page)
+
+    # Her calendar URL, shown once.
+    page.goto("/outreach/calendar/")
+    page.get_by_role("button", name="Make my calendar URL").click()
+    expect(page.get_by_label(re.compile("Your private calendar URL"))).to_have_value(
+        re.compile(r"/outreach/calendar/.+\.ics$")
+    )
+    assert fits_the_phone(page)
+    assert page.problems == []
