@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import django_filters
@@ -13,7 +14,8 @@ from core.forms import UserChoiceField
 from core.roles import Role
 from partners.models import Provider
 from partners.widgets import ProviderPicker
-from referrals.models import Referral, Status
+from referrals.models import Referral, SlaState, Status
+from referrals.services import BULK_STATUSES
 
 
 def coordinator_choices() -> Any:
@@ -115,6 +117,18 @@ class ReferralFilter(StyledFilterSet):
     mine = django_filters.BooleanFilter(
         method="filter_mine", label="Assigned to me", widget=forms.CheckboxInput
     )
+    assigned_to = django_filters.ModelChoiceFilter(
+        queryset=coordinator_choices(),
+        null_label="Unassigned",
+        empty_label="Anyone",
+        label="Coordinator",
+    )
+    sla = django_filters.ChoiceFilter(
+        method="filter_sla",
+        label="SLA",
+        empty_label="Any SLA state",
+        choices=[("overdue", "Overdue"), *SlaState.choices],
+    )
 
     class Meta:
         model = Referral
@@ -123,5 +137,83 @@ class ReferralFilter(StyledFilterSet):
     def filter_open(self, queryset: Any, name: str, value: bool) -> Any:
         return queryset.open() if value else queryset
 
+    def filter_sla(self, queryset: Any, name: str, value: str) -> Any:
+        if value == "overdue":
+            return queryset.overdue()
+        return queryset.with_sla().filter(sla_state=value)
+
     def filter_mine(self, queryset: Any, name: str, value: bool) -> Any:
         return queryset.filter(Q(assigned_to=self.request.user)) if value else queryset
+
+
+def parse_versions(values: list[str]) -> dict[int, datetime]:
+    """The selected rows as `id:updated_at` tokens (what the page showed) → {id: version}."""
+    versions: dict[int, datetime] = {}
+    for value in values:
+        pk, _, stamp = value.partition(":")
+        try:
+            version = datetime.fromisoformat(stamp)
+        except ValueError:
+            raise forms.ValidationError(
+                "The selection was not understood; reload the page."
+            ) from None
+        if not pk.isdigit() or len(pk) > 18 or version.tzinfo is None:
+            raise forms.ValidationError("The selection was not understood; reload the page.")
+        versions[int(pk)] = version
+    return versions
+
+
+class BulkActionForm(forms.Form):
+    rows = forms.MultipleChoiceField(
+        error_messages={"required": "Select at least one referral."},
+        widget=forms.CheckboxSelectMultiple,
+    )
+    assign_to = UserChoiceField(
+        queryset=coordinator_choices(),
+        required=False,
+        label="Assign to",
+        empty_label="Keep coordinator",
+    )
+    unassign = forms.BooleanField(required=False, label="Unassign")
+    to_status = forms.ChoiceField(
+        required=False,
+        label="Move to",
+        choices=[("", "Keep status"), *((s, Status(s).label) for s in BULK_STATUSES)],
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The tokens are made by the page, so any value is accepted here and parsed below.
+        self.fields["rows"].valid_value = lambda value: True  # type: ignore[method-assign]
+        for name in ("assign_to", "to_status"):
+            self.fields[name].widget.attrs["class"] = "form-select form-select-sm"
+
+    def clean_rows(self) -> dict[int, datetime]:
+        return parse_versions(self.cleaned_data["rows"])
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if not (data.get("assign_to") or data.get("unassign") or data.get("to_status")):
+            raise forms.ValidationError("Choose someone to assign to or a status to move to.")
+        if data.get("assign_to") and data.get("unassign"):
+            raise forms.ValidationError("Assign or unassign, not both.")
+        return data
+
+
+class AssignForm(forms.Form):
+    assignee = UserChoiceField(queryset=coordinator_choices(), required=False, empty_label="Nobody")
+    version = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["assignee"].widget.attrs["class"] = "form-select form-select-sm"
+
+    def clean_version(self) -> datetime | None:
+        value = self.cleaned_data["version"]
+        if not value:
+            return None
+        try:
+            version = datetime.fromisoformat(value)
+        except ValueError:
+            raise forms.ValidationError("Reload the page and try again.") from None
+        return version if version.tzinfo else None

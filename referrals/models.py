@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Q
+from django.db.models import Case, F, Q, Value, When
 from django.urls import reverse
 from django.utils import timezone
 
@@ -28,6 +29,20 @@ class Status(models.TextChoices):
     NO_SHOW = "no_show", "No-show"
     ON_HOLD = "on_hold", "On hold"
     CANCELLED = "cancelled", "Cancelled"
+
+
+class Urgency(models.TextChoices):
+    ROUTINE = "routine", "Routine"
+    URGENT = "urgent", "Urgent"
+    STAT = "stat", "STAT"
+
+
+# (first contact hours, appointment days) per urgency, until the practice sets its own.
+DEFAULT_SLA_TARGETS: dict[str, tuple[int, int]] = {
+    Urgency.STAT: (2, 1),
+    Urgency.URGENT: (24, 7),
+    Urgency.ROUTINE: (72, 30),
+}
 
 
 # The pipeline: which status may follow which. Anything else is refused.
@@ -88,16 +103,114 @@ class ReferralQuerySet(models.QuerySet["Referral"]):
     def for_list(self) -> ReferralQuerySet:
         return self.select_related("provider", "provider__organization", "assigned_to")
 
+    def with_sla(self, *, now: datetime | None = None) -> ReferralQuerySet:
+        """Annotate each referral with its first-contact and appointment deadlines and its
+        SLA state, all in SQL so the queue can filter and count overdue rows. The targets
+        table has one row per urgency, so it is read once and folded into a CASE."""
+        now = now or timezone.now()
+        targets = SlaTarget.current()
+        contact_due = Case(
+            *(
+                When(urgency=urgency, then=F("received_at") + Value(target.first_contact))
+                for urgency, target in targets.items()
+            ),
+            output_field=models.DateTimeField(),
+        )
+        appointment_due = Case(
+            *(
+                When(urgency=urgency, then=F("received_at") + Value(target.appointment))
+                for urgency, target in targets.items()
+            ),
+            output_field=models.DateTimeField(),
+        )
+        open_statuses = [s for s in OPEN_STATUSES if s not in (Status.SEEN, Status.REPORT_SENT)]
+        return self.annotate(
+            contact_due_at=contact_due,
+            appointment_due_at=appointment_due,
+        ).annotate(
+            sla_state=Case(
+                When(
+                    Q(contacted_at__isnull=True, contact_due_at__lt=now),
+                    then=Value(SlaState.CONTACT_OVERDUE),
+                ),
+                When(
+                    Q(
+                        appointment_at__isnull=True,
+                        status__in=open_statuses,
+                        appointment_due_at__lt=now,
+                    ),
+                    then=Value(SlaState.APPOINTMENT_OVERDUE),
+                ),
+                When(
+                    Q(appointment_at__gt=F("appointment_due_at")),
+                    then=Value(SlaState.APPOINTMENT_LATE),
+                ),
+                default=Value(SlaState.ON_TRACK),
+                output_field=models.CharField(),
+            )
+        )
+
+    def overdue(self, *, now: datetime | None = None) -> ReferralQuerySet:
+        return self.with_sla(now=now).filter(
+            sla_state__in=[SlaState.CONTACT_OVERDUE, SlaState.APPOINTMENT_OVERDUE]
+        )
+
+
+class SlaState(models.TextChoices):
+    CONTACT_OVERDUE = "contact_overdue", "First contact overdue"
+    APPOINTMENT_OVERDUE = "appointment_overdue", "Appointment overdue"
+    APPOINTMENT_LATE = "appointment_late", "Appointment later than target"
+    ON_TRACK = "on_track", "On track"
+
+
+class SlaTarget(models.Model):
+    """How quickly a referral of each urgency must be answered and seen. Data, not code,
+    so a practice can tighten its own targets in the admin."""
+
+    urgency = models.CharField(max_length=10, choices=Urgency.choices, unique=True)
+    first_contact_hours = models.PositiveIntegerField(
+        help_text="Hours from receipt to the first answer (accept, decline or hold)."
+    )
+    appointment_days = models.PositiveIntegerField(
+        help_text="Days from receipt to the appointment."
+    )
+
+    class Meta:
+        ordering = ["first_contact_hours"]
+        verbose_name = "SLA target"
+
+    def __str__(self) -> str:
+        return (
+            f"{self.get_urgency_display()}: contact {self.first_contact_hours} h, "
+            f"appointment {self.appointment_days} d"
+        )
+
+    @property
+    def first_contact(self) -> timedelta:
+        return timedelta(hours=self.first_contact_hours)
+
+    @property
+    def appointment(self) -> timedelta:
+        return timedelta(days=self.appointment_days)
+
+    @classmethod
+    def current(cls) -> dict[str, SlaTarget]:
+        """Targets by urgency; an urgency missing from the table falls back to the default
+        so a deleted row cannot make every referral look on track."""
+        targets = {t.urgency: t for t in cls.objects.all()}
+        for urgency, (hours, days) in DEFAULT_SLA_TARGETS.items():
+            targets.setdefault(
+                urgency, cls(urgency=urgency, first_contact_hours=hours, appointment_days=days)
+            )
+        return targets
+
 
 class Referral(models.Model):
     class Direction(models.TextChoices):
         INBOUND = "inbound", "Inbound (partner → us)"
         OUTBOUND = "outbound", "Outbound (us → partner)"
 
-    class Urgency(models.TextChoices):
-        ROUTINE = "routine", "Routine"
-        URGENT = "urgent", "Urgent"
-        STAT = "stat", "STAT"
+    Urgency = Urgency
 
     class Channel(models.TextChoices):
         FAX = "fax", "Fax"
@@ -129,6 +242,10 @@ class Referral(models.Model):
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.RECEIVED)
     received_at = models.DateTimeField(default=timezone.now, db_index=True)
     decline_reason = models.CharField(max_length=300, blank=True)
+    # First contact = the first answer to the referral (accepted, declined, on hold or
+    # cancelled): the moment the practice has acted on it and called the patient or the
+    # referrer. Set once by referral_transition; the SLA clock for contact stops here.
+    contacted_at = models.DateTimeField(null=True, blank=True)
     appointment_at = models.DateTimeField(null=True, blank=True)
     seen_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)

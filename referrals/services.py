@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from referrals.models import Referral, ReferralEvent, Status
+
+# Moves a bulk action may make: the ones that need no per-row detail (a decline reason or an
+# appointment time is different for every patient).
+BULK_STATUSES = (Status.ACCEPTED, Status.ON_HOLD, Status.CANCELLED, Status.CLOSED)
 
 
 def _record_event(
@@ -101,6 +106,10 @@ def referral_transition(
     if to_status == Status.CLOSED:
         locked.closed_at = at
         fields.append("closed_at")
+    if locked.contacted_at is None and from_status == Status.RECEIVED:
+        # The first answer to a new referral is its first contact: see Referral.contacted_at.
+        locked.contacted_at = at
+        fields.append("contacted_at")
     locked.save(update_fields=fields)
     _record_event(
         referral=locked,
@@ -118,3 +127,89 @@ def referral_transition(
 
         transaction.on_commit(partial(prepare_thank_you.delay, locked.pk))
     return locked
+
+
+@transaction.atomic
+def referral_claim(*, referral_id: int, user: AbstractBaseUser) -> bool:
+    """Take an unassigned referral. A conditional update, so of two coordinators clicking
+    at once exactly one wins; returns whether this user did."""
+    claimed = Referral.objects.filter(pk=referral_id, assigned_to__isnull=True).update(
+        assigned_to=user, updated_at=timezone.now()
+    )
+    return claimed == 1
+
+
+@transaction.atomic
+def referral_assign(
+    *, referral: Referral, assignee: AbstractBaseUser | None, version: datetime | None = None
+) -> bool:
+    """Hand a referral to someone (or to nobody). With `version` (the updated_at the user
+    saw) the change applies only if nobody changed the referral since; returns whether it
+    applied."""
+    rows = Referral.objects.filter(pk=referral.pk)
+    if version is not None:
+        rows = rows.filter(updated_at=version)
+    return rows.update(assigned_to=assignee, updated_at=timezone.now()) == 1
+
+
+@dataclass
+class BulkResult:
+    applied: list[int] = field(default_factory=list)
+    # Referral id → why it was left alone.
+    skipped: dict[int, str] = field(default_factory=dict)
+
+
+@transaction.atomic
+def referral_bulk_apply(
+    *,
+    queryset: models.QuerySet[Referral],
+    versions: dict[int, datetime],
+    actor: AbstractBaseUser,
+    assign_to: AbstractBaseUser | None = None,
+    unassign: bool = False,
+    to_status: str = "",
+) -> BulkResult:
+    """Assign and/or move the selected referrals in one transaction.
+
+    `versions` maps each selected id to the updated_at the user saw when the page loaded:
+    a row changed since then is skipped and reported, never overwritten (optimistic
+    concurrency). `queryset` is what the user may change; ids outside it are skipped. Rows
+    are locked in id order so two bulk actions over overlapping rows cannot deadlock."""
+    result = BulkResult()
+    if to_status and to_status not in BULK_STATUSES:
+        raise ValidationError({"to_status": "That move needs details: make it on each referral."})
+    locked = {
+        r.pk: r
+        for r in queryset.select_for_update(of=("self",))
+        .filter(pk__in=list(versions))
+        .order_by("pk")
+        .only("pk", "status", "updated_at", "assigned_to", "direction", "contacted_at")
+    }
+    fresh: list[Referral] = []
+    for pk, seen_version in sorted(versions.items()):
+        referral = locked.get(pk)
+        if referral is None:
+            result.skipped[pk] = "not found or not yours to change"
+        elif referral.updated_at != seen_version:
+            result.skipped[pk] = "changed by someone else since you loaded the page"
+        elif to_status and to_status not in referral.allowed_transitions():
+            result.skipped[pk] = (
+                f"a {referral.get_status_display().lower()} referral cannot move to "
+                f"{Status(to_status).label.lower()}"
+            )
+        else:
+            fresh.append(referral)
+    if not fresh:
+        return result
+    ids = [r.pk for r in fresh]
+    if assign_to is not None or unassign:
+        Referral.objects.filter(pk__in=ids).update(
+            assigned_to=None if unassign else assign_to, updated_at=timezone.now()
+        )
+    if to_status:
+        # One service call per row on purpose: each row gets its event and its side
+        # effects (the thank-you on "seen"), exactly as when moved one by one.
+        for referral in fresh:
+            referral_transition(referral=referral, to_status=to_status, actor=actor)
+    result.applied = ids
+    return result

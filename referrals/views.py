@@ -7,14 +7,27 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from core.htmx import render_page
 from core.pagination import paginate
-from referrals.forms import ReferralFilter, ReferralForm, TransitionForm
+from referrals.forms import (
+    AssignForm,
+    BulkActionForm,
+    ReferralFilter,
+    ReferralForm,
+    TransitionForm,
+)
 from referrals.models import ACTION_LABELS, Referral, Status
 from referrals.selectors import get_referral_for_user
-from referrals.services import referral_log, referral_transition
+from referrals.services import (
+    referral_assign,
+    referral_bulk_apply,
+    referral_claim,
+    referral_log,
+    referral_transition,
+)
 
 # Actions that need more than a click, and the field each one asks for.
 ACTION_FIELDS = {Status.DECLINED: "decline_reason", Status.SCHEDULED: "appointment_at"}
@@ -26,16 +39,102 @@ def referral_list(request: HttpRequest) -> HttpResponse:
     """The work queue: every referral the user may see, filtered and paginated."""
     filterset = ReferralFilter(
         request.GET or {"open": True},
-        queryset=Referral.objects.for_user(request.user).for_list(),
+        queryset=Referral.objects.for_user(request.user).for_list().with_sla(),
         request=request,
     )
     page = paginate(request, filterset.qs)
+    can_change = request.user.has_perm("referrals.change_referral")
     return render_page(
         request,
         "referrals/referral_list.html",
-        {"filter": filterset, "page": page},
+        {
+            "filter": filterset,
+            "page": page,
+            "bulk_form": BulkActionForm() if can_change else None,
+            "back": request.get_full_path(),
+        },
         partial="results",
     )
+
+
+def _back_to_queue(request: HttpRequest) -> HttpResponse:
+    """Return to the queue page the action came from (its filters and page), never to an
+    address outside this site."""
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return redirect(target)
+    return redirect("referrals:list")
+
+
+@login_required
+@require_POST
+@permission_required("referrals.change_referral", raise_exception=True)
+def referral_bulk(request: HttpRequest) -> HttpResponse:
+    """Assign or move the selected rows together; rows changed since the page loaded are
+    skipped and listed, so nobody's change is overwritten silently."""
+    form = BulkActionForm(request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            messages.error(request, " ".join(errors))
+        return _back_to_queue(request)
+    try:
+        result = referral_bulk_apply(
+            queryset=Referral.objects.for_user(request.user, write=True),
+            versions=form.cleaned_data["rows"],
+            actor=request.user,
+            assign_to=form.cleaned_data["assign_to"],
+            unassign=form.cleaned_data["unassign"],
+            to_status=form.cleaned_data["to_status"],
+        )
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return _back_to_queue(request)
+    if result.applied:
+        messages.success(request, f"Updated {len(result.applied)} referral(s).")
+    for pk, why in result.skipped.items():
+        messages.warning(request, f"Referral #{pk} was left unchanged: {why}.")
+    return _back_to_queue(request)
+
+
+@login_required
+@require_POST
+def referral_claim_view(request: HttpRequest, pk: int) -> HttpResponse:
+    referral = get_referral_for_user(request.user, pk, write=True)
+    if referral_claim(referral_id=referral.pk, user=request.user):
+        messages.success(request, f"Referral #{referral.pk} is yours.")
+    else:
+        messages.warning(request, f"Referral #{referral.pk} was already taken by someone else.")
+    return _back_to_queue(request)
+
+
+@login_required
+@require_POST
+def referral_assign_view(request: HttpRequest, pk: int) -> HttpResponse:
+    referral = get_referral_for_user(request.user, pk, write=True)
+    form = AssignForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose a coordinator from the list.")
+    elif referral_assign(
+        referral=referral,
+        assignee=form.cleaned_data["assignee"],
+        version=form.cleaned_data["version"],
+    ):
+        who = form.cleaned_data["assignee"]
+        messages.success(
+            request,
+            f"Referral #{referral.pk} is now with {who.get_full_name() or who}."
+            if who
+            else f"Referral #{referral.pk} is unassigned.",
+        )
+    else:
+        messages.warning(
+            request,
+            f"Referral #{referral.pk} was changed by someone else meanwhile; "
+            "nothing was overwritten. Check it and try again.",
+        )
+    return _back_to_queue(request) if request.POST.get("next") else redirect(referral)
 
 
 @login_required
@@ -79,6 +178,14 @@ def _workflow_context(request: HttpRequest, referral: Referral, **extra: Any) ->
         "referral": referral,
         "actions": actions,
         "events": referral.events.select_related("actor"),
+        "assign_form": AssignForm(
+            initial={
+                "assignee": referral.assigned_to_id,
+                "version": referral.updated_at.isoformat(),
+            }
+        )
+        if can_change
+        else None,
         **extra,
     }
 
