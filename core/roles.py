@@ -46,6 +46,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_crud("referrals.referral", *ALL_ACTIONS),
         "referrals.view_patient_details",
         "referrals.view_referralevent",
+        "referrals.view_referral_reports",
         *_crud("outreach.activity", *ALL_ACTIONS),
         *_crud("outreach.task", *ALL_ACTIONS),
         "outreach.view_all_tasks",

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from typing import Any
 
 import django_filters
@@ -73,6 +73,79 @@ class ReferralForm(forms.ModelForm):
         )
 
 
+class OutboundReferralForm(ReferralForm):
+    """Refer a patient out to a specialist: in-network partners come first in the picker,
+    and choosing anyone else asks why (that reason is what the leakage report shows)."""
+
+    class Meta(ReferralForm.Meta):
+        fields = [
+            "provider",
+            "out_of_network_reason",
+            "channel",
+            "urgency",
+            "received_at",
+            "patient_first_name",
+            "patient_last_name",
+            "patient_dob",
+            "patient_phone",
+            "reason",
+            "assigned_to",
+        ]
+        labels = {"provider": "Specialist"}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.instance.direction = Referral.Direction.OUTBOUND
+        self.fields["received_at"].label = "Sent"
+        self.fields["provider"].help_text = "In-network partners are listed first."
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        provider = data.get("provider")
+        if (
+            provider is not None
+            and not provider.in_network
+            and not data.get("out_of_network_reason", "").strip()
+        ):
+            self.add_error(
+                "out_of_network_reason",
+                f"{provider.display_name} is out of network: say why the patient goes there "
+                "rather than to a preferred partner.",
+            )
+        return data
+
+
+class PeriodForm(forms.Form):
+    """The period a report covers; by default the last twelve months."""
+
+    since = forms.DateField(
+        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    until = forms.DateField(
+        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            field.widget.attrs["class"] = "form-control"
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        today = timezone.localdate()
+        data["since"] = data.get("since") or today.replace(year=today.year - 1)
+        data["until"] = data.get("until") or today
+        if data["since"] > data["until"]:
+            raise forms.ValidationError("The period must start before it ends.")
+        return data
+
+    def bounds(self) -> tuple[datetime, datetime]:
+        """[start, end) as aware datetimes covering whole days in the local time zone."""
+        start = datetime.combine(self.cleaned_data["since"], time.min)
+        end = datetime.combine(self.cleaned_data["until"] + timedelta(days=1), time.min)
+        return timezone.make_aware(start), timezone.make_aware(end)
+
+
 class TransitionForm(forms.Form):
     to_status = forms.ChoiceField(choices=Status.choices, widget=forms.HiddenInput)
     note = forms.CharField(
@@ -114,6 +187,13 @@ class ReferralFilter(StyledFilterSet):
         label="Received to",
         widget=forms.DateInput(attrs={"type": "date"}),
     )
+    network = django_filters.ChoiceFilter(
+        field_name="in_network",
+        label="Network",
+        empty_label="In and out of network",
+        choices=[("true", "Sent in network"), ("false", "Sent out of network")],
+        method="filter_network",
+    )
     mine = django_filters.BooleanFilter(
         method="filter_mine", label="Assigned to me", widget=forms.CheckboxInput
     )
@@ -136,6 +216,9 @@ class ReferralFilter(StyledFilterSet):
 
     def filter_open(self, queryset: Any, name: str, value: bool) -> Any:
         return queryset.open() if value else queryset
+
+    def filter_network(self, queryset: Any, name: str, value: str) -> Any:
+        return queryset.outbound().filter(in_network=value == "true")
 
     def filter_sla(self, queryset: Any, name: str, value: str) -> Any:
         if value == "overdue":

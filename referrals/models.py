@@ -90,6 +90,25 @@ class ReferralQuerySet(models.QuerySet["Referral"]):
     def inbound(self) -> ReferralQuerySet:
         return self.filter(direction=Referral.Direction.INBOUND)
 
+    def outbound(self) -> ReferralQuerySet:
+        return self.filter(direction=Referral.Direction.OUTBOUND)
+
+    def awaiting_consult_report(self, *, sent_before: datetime) -> ReferralQuerySet:
+        """Outbound referrals sent before `sent_before` whose consult report has not come
+        back, leaving out the ones that never reached the specialist."""
+        return self.outbound().filter(
+            received_at__lt=sent_before,
+            report_received_at__isnull=True,
+            status__in=[
+                Status.RECEIVED,
+                Status.ACCEPTED,
+                Status.SCHEDULED,
+                Status.SEEN,
+                Status.ON_HOLD,
+                Status.NO_SHOW,
+            ],
+        )
+
     def for_user(self, user: AbstractBaseUser, *, write: bool = False) -> ReferralQuerySet:
         """Managers, coordinators and administrators work every referral; a liaison reads
         only the referrals of the partners they own and changes none."""
@@ -256,6 +275,16 @@ class Referral(models.Model):
         blank=True,
         related_name="assigned_referrals",
     )
+    # Outbound only. Whether the specialist was in network when we sent the patient: a
+    # snapshot, so leakage stays true to the day even if the partner's flag changes later.
+    in_network = models.BooleanField(null=True, blank=True)
+    out_of_network_reason = models.CharField(
+        "why out of network",
+        max_length=300,
+        blank=True,
+        help_text="Required when the specialist is not an in-network partner.",
+    )
+    report_received_at = models.DateTimeField("consult report received", null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
@@ -271,7 +300,10 @@ class Referral(models.Model):
 
     class Meta:
         ordering = ["-received_at", "-pk"]
-        permissions = [("view_patient_details", "Can see patient names, birth dates and phones")]
+        permissions = [
+            ("view_patient_details", "Can see patient names, birth dates and phones"),
+            ("view_referral_reports", "Can see referral reports (leakage, reciprocity)"),
+        ]
         indexes = [
             # The work queue filters by status and sorts by arrival.
             models.Index(fields=["status", "-received_at"], name="referral_queue_idx"),
@@ -282,6 +314,11 @@ class Referral(models.Model):
             models.CheckConstraint(
                 condition=~Q(status=Status.DECLINED) | ~Q(decline_reason=""),
                 name="referral_declined_has_reason",
+            ),
+            # Leakage is counted from this snapshot; an out-of-network send must say why.
+            models.CheckConstraint(
+                condition=~Q(in_network=False) | ~Q(out_of_network_reason=""),
+                name="referral_out_of_network_has_reason",
             ),
         ]
 
@@ -310,6 +347,13 @@ class Referral(models.Model):
     def clean(self) -> None:
         if self.patient_dob and self.patient_dob > timezone.localdate():
             raise ValidationError({"patient_dob": "The date of birth cannot be in the future."})
+        if self.in_network is False and not self.out_of_network_reason.strip():
+            raise ValidationError(
+                {
+                    "out_of_network_reason": "This specialist is out of network: say why "
+                    "the patient goes there rather than to a preferred partner."
+                }
+            )
 
 
 class ReferralEvent(models.Model):

@@ -1,20 +1,27 @@
 from __future__ import annotations
 
+import csv
+from itertools import chain
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.db.models import Count, F, Q
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from core.htmx import render_page
 from core.pagination import paginate
+from partners.models import Provider
 from referrals.forms import (
     AssignForm,
     BulkActionForm,
+    OutboundReferralForm,
+    PeriodForm,
     ReferralFilter,
     ReferralForm,
     TransitionForm,
@@ -26,6 +33,7 @@ from referrals.services import (
     referral_bulk_apply,
     referral_claim,
     referral_log,
+    referral_record_consult_report,
     referral_transition,
 )
 
@@ -154,6 +162,39 @@ def referral_create(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@permission_required("referrals.add_referral", raise_exception=True)
+def referral_refer_out(request: HttpRequest) -> HttpResponse:
+    """Send a patient to a specialist in the network (or, with a reason, outside it)."""
+    initial = {"provider": request.GET.get("provider"), "assigned_to": request.user.pk}
+    form = OutboundReferralForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            referral = referral_log(referral=form.instance, actor=request.user)
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            messages.success(request, f"Referral #{referral.pk} to the specialist was logged.")
+            return redirect(referral)
+    return render(request, "referrals/referral_form.html", {"form": form, "outbound": True})
+
+
+@login_required
+@require_POST
+def referral_consult_report(request: HttpRequest, pk: int) -> HttpResponse:
+    referral = get_referral_for_user(request.user, pk, write=True)
+    try:
+        recorded = referral_record_consult_report(referral=referral, actor=request.user)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        if recorded:
+            messages.success(request, "The consult report is recorded as received.")
+        else:
+            messages.info(request, "The consult report was already recorded.")
+    return redirect(referral)
+
+
+@login_required
 def referral_update(request: HttpRequest, pk: int) -> HttpResponse:
     referral = get_referral_for_user(request.user, pk, write=True)
     form = ReferralForm(request.POST or None, instance=referral)
@@ -246,3 +287,104 @@ def referral_delete(request: HttpRequest, pk: int) -> HttpResponse:
     referral.delete()
     messages.success(request, f"Referral #{number} was deleted.")
     return redirect("referrals:list")
+
+
+@login_required
+@permission_required("referrals.view_referral_reports", raise_exception=True)
+def leakage_report(request: HttpRequest) -> HttpResponse:
+    """Outbound referrals in a period: how many left the preferred network, to whom and
+    why, each figure linking to the rows behind it."""
+    period = PeriodForm(request.GET)
+    if not period.is_valid():
+        return render(request, "referrals/leakage_report.html", {"period": period})
+    start, end = period.bounds()
+    sent = Referral.objects.outbound().filter(received_at__gte=start, received_at__lt=end)
+    totals = sent.aggregate(
+        total=Count("pk"),
+        sent_in=Count("pk", filter=Q(in_network=True)),
+        sent_out=Count("pk", filter=Q(in_network=False)),
+    )
+    totals["leakage"] = totals["sent_out"] / totals["total"] * 100 if totals["total"] else None
+    leaked = sent.filter(in_network=False)
+    by_specialist = paginate(
+        request,
+        leaked.values("provider", "provider__first_name", "provider__last_name")
+        .annotate(n=Count("pk"))
+        .order_by("-n", "provider"),
+    )
+    reasons = leaked.values("out_of_network_reason").annotate(n=Count("pk")).order_by("-n")[:10]
+    drill = urlencode(
+        {
+            "direction": "outbound",
+            "network": "false",
+            "received_after": period.cleaned_data["since"].isoformat(),
+            "received_before": period.cleaned_data["until"].isoformat(),
+            "open": "",
+        }
+    )
+    return render(
+        request,
+        "referrals/leakage_report.html",
+        {
+            "period": period,
+            "totals": totals,
+            "page": by_specialist,
+            "reasons": reasons,
+            "drill": drill,
+        },
+    )
+
+
+@login_required
+@permission_required("referrals.view_referral_reports", raise_exception=True)
+def reciprocity_report(request: HttpRequest) -> HttpResponse:
+    """Referrals received from and sent to each partner over a period, busiest first;
+    ?format=csv downloads every row."""
+    period = PeriodForm(request.GET)
+    if not period.is_valid():
+        return render(request, "referrals/reciprocity_report.html", {"period": period})
+    start, end = period.bounds()
+    partners = (
+        Provider.objects.with_reciprocity(since=start, until=end)
+        .annotate(volume=F("sent") + F("received"))
+        .order_by("-volume", "last_name", "pk")
+        .only("pk", "first_name", "last_name", "credential", "npi")
+    )
+    if request.GET.get("format") == "csv":
+        return _reciprocity_csv(partners, period)
+    totals = Referral.objects.filter(received_at__gte=start, received_at__lt=end).aggregate(
+        received=Count("pk", filter=Q(direction=Referral.Direction.INBOUND)),
+        sent=Count("pk", filter=Q(direction=Referral.Direction.OUTBOUND)),
+    )
+    query = request.GET.copy()
+    query.pop("page", None)
+    query["format"] = "csv"
+    return render(
+        request,
+        "referrals/reciprocity_report.html",
+        {
+            "period": period,
+            "page": paginate(request, partners),
+            "totals": totals,
+            "csv_query": query.urlencode(),
+        },
+    )
+
+
+class _Echo:
+    """A file-like object whose write returns the line, for streaming csv.writer output."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def _reciprocity_csv(partners: Any, period: PeriodForm) -> StreamingHttpResponse:
+    writer = csv.writer(_Echo())
+    header = ["npi", "partner", "received", "sent", "balance (sent - received)"]
+    rows = ([p.npi, p.display_name, p.received, p.sent, p.balance] for p in partners.iterator())
+    since, until = period.cleaned_data["since"], period.cleaned_data["until"]
+    response = StreamingHttpResponse(
+        (writer.writerow(row) for row in chain([header], rows)), content_type="text/csv"
+    )
+    response["Content-Disposition"] = f'attachment; filename="reciprocity-{since}-{until}.csv"'
+    return response
