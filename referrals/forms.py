@@ -14,7 +14,7 @@ from core.forms import UserChoiceField
 from core.roles import Role
 from partners.models import Provider
 from partners.widgets import ProviderPicker
-from referrals.models import Referral, SlaState, Status
+from referrals.models import Inquiry, Referral, SlaState, Status
 from referrals.services import BULK_STATUSES
 
 
@@ -300,3 +300,28 @@ class AssignForm(forms.Form):
         except ValueError:
             raise forms.ValidationError("Reload the page and try again.") from None
         return version if version.tzinfo else None
+
+
+class InquiryForm(forms.ModelForm):
+    """An inquiry from a source other than a partner referral (those follow their referral)."""
+
+    received_at = forms.DateTimeField(
+        label="Received",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+
+    class Meta:
+        model = Inquiry
+        fields = ["source", "received_at", "status", "note"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["source"].choices = [
+            choice
+            for choice in self.fields["source"].choices
+            if choice[0] != Inquiry.Source.PARTNER_REFERRAL
+        ]
+        if self.instance.pk is None:
+            self.initial.setdefault(
+                "received_at", timezone.localtime().replace(second=0, microsecond=0)
+            )

@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 
-from referrals.models import Referral, ReferralEvent, Status
+from referrals.models import Inquiry, Referral, ReferralEvent, Status
 
 # Moves a bulk action may make: the ones that need no per-row detail (a decline reason or an
 # appointment time is different for every patient).
@@ -38,6 +38,32 @@ def _record_event(
     )
 
 
+# Where a referral's move puts its inquiry in the funnel; other moves leave it alone.
+FUNNEL_BY_STATUS: dict[str, str] = {
+    Status.SCHEDULED: Inquiry.Status.SCHEDULED,
+    Status.SEEN: Inquiry.Status.SEEN_NEW_PATIENT,
+    Status.DECLINED: Inquiry.Status.LOST,
+    Status.CANCELLED: Inquiry.Status.LOST,
+}
+
+
+def _inquiry_follow(*, referral: Referral, to_status: str, at: datetime) -> None:
+    """Keep a referral's inquiry at the referral's stage. Never backwards: a patient seen
+    stays a new patient seen, whatever happens to the referral after."""
+    stage = FUNNEL_BY_STATUS.get(to_status)
+    if stage is None:
+        return
+    inquiries = Inquiry.objects.filter(referral=referral).exclude(
+        status=Inquiry.Status.SEEN_NEW_PATIENT
+    )
+    if stage == Inquiry.Status.SCHEDULED:
+        inquiries.update(status=stage, scheduled_at=at)
+    elif stage == Inquiry.Status.SEEN_NEW_PATIENT:
+        inquiries.update(status=stage, seen_at=at)
+    else:
+        inquiries.update(status=stage, lost_at=at)
+
+
 @transaction.atomic
 def referral_log(*, referral: Referral, actor: AbstractBaseUser | None) -> Referral:
     """Save a new referral (built by a form or an import) with its first history row."""
@@ -50,6 +76,14 @@ def referral_log(*, referral: Referral, actor: AbstractBaseUser | None) -> Refer
         referral.out_of_network_reason = ""
     referral.full_clean()
     referral.save()
+    if referral.direction == Referral.Direction.INBOUND:
+        # A referred patient enters the same new-patient funnel as every other source.
+        Inquiry.objects.create(
+            source=Inquiry.Source.PARTNER_REFERRAL,
+            referral=referral,
+            received_at=referral.received_at,
+            created_by=actor,
+        )
     _record_event(
         referral=referral,
         from_status="",
@@ -124,6 +158,8 @@ def referral_transition(
         at=at,
         note=note,
     )
+    if locked.direction == Referral.Direction.INBOUND:
+        _inquiry_follow(referral=locked, to_status=to_status, at=at)
     if to_status == Status.SEEN and locked.direction == Referral.Direction.INBOUND:
         # Closing the loop with the referrer. Only after commit: a rolled-back transition
         # must not thank anybody. If this enqueue is lost, the beat sweep finds the

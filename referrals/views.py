@@ -7,10 +7,10 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, F, Q
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
@@ -20,13 +20,14 @@ from partners.models import Provider
 from referrals.forms import (
     AssignForm,
     BulkActionForm,
+    InquiryForm,
     OutboundReferralForm,
     PeriodForm,
     ReferralFilter,
     ReferralForm,
     TransitionForm,
 )
-from referrals.models import ACTION_LABELS, Referral, Status
+from referrals.models import ACTION_LABELS, Inquiry, Referral, Status
 from referrals.selectors import get_referral_for_user
 from referrals.services import (
     referral_assign,
@@ -388,3 +389,46 @@ def _reciprocity_csv(partners: Any, period: PeriodForm) -> StreamingHttpResponse
     )
     response["Content-Disposition"] = f'attachment; filename="reciprocity-{since}-{until}.csv"'
     return response
+
+
+@login_required
+@permission_required("referrals.view_referral_reports", raise_exception=True)
+def conversion_report(request: HttpRequest) -> HttpResponse:
+    """Conversion by source from the practice's own inquiries, with the denominators."""
+    period = PeriodForm(request.GET)
+    if not period.is_valid():
+        return render(request, "referrals/conversion_report.html", {"period": period})
+    start, end = period.bounds()
+    return render(
+        request,
+        "referrals/conversion_report.html",
+        {
+            "period": period,
+            "rows": Inquiry.objects.conversion_by_source(since=start, until=end),
+            "open_inquiries": paginate(
+                request,
+                Inquiry.objects.filter(
+                    referral__isnull=True,
+                    status__in=[Inquiry.Status.INQUIRY, Inquiry.Status.SCHEDULED],
+                ),
+            ),
+        },
+    )
+
+
+@login_required
+def inquiry_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
+    """Log an inquiry from web, advertising, a directory or the patient, or move one on."""
+    perm = "referrals.change_inquiry" if pk else "referrals.add_inquiry"
+    if not request.user.has_perm(perm):
+        raise PermissionDenied
+    inquiry = get_object_or_404(Inquiry, pk=pk, referral__isnull=True) if pk is not None else None
+    form = InquiryForm(request.POST or None, instance=inquiry)
+    if request.method == "POST" and form.is_valid():
+        saved = form.save(commit=False)
+        if inquiry is None:
+            saved.created_by = request.user
+        saved.save()
+        messages.success(request, "Inquiry saved.")
+        return redirect("referrals:conversion")
+    return render(request, "referrals/inquiry_form.html", {"form": form, "inquiry": inquiry})
