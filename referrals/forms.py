@@ -133,10 +133,16 @@ class PeriodForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         today = timezone.localdate()
-        data["since"] = data.get("since") or today.replace(year=today.year - 1)
+        if self.errors:
+            return data
+        data["since"] = data.get("since") or today - timedelta(days=365)
         data["until"] = data.get("until") or today
         if data["since"] > data["until"]:
             raise forms.ValidationError("The period must start before it ends.")
+        for name in ("since", "until"):
+            # Keeps the datetime arithmetic in bounds (9999-12-31 + 1 day overflows).
+            if not 1900 <= data[name].year <= 2200:
+                self.add_error(name, "Choose a date between 1900 and 2200.")
         return data
 
     def bounds(self) -> tuple[datetime, datetime]:

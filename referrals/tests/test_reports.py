@@ -127,3 +127,11 @@ def test_the_reciprocity_report_runs_the_same_queries_for_few_and_many_partners(
         _referral(ProviderFactory(), direction="outbound")
     with django_assert_num_queries(len(few.captured_queries)):
         client.get(url)
+
+
+def test_a_period_at_the_end_of_the_calendar_is_refused_politely(client_for, manager):
+    response = client_for(manager).get(
+        reverse("referrals:conversion"), {"since": "2026-01-01", "until": "9999-12-31"}
+    )
+    assert response.status_code == 200
+    assert "Choose a date between 1900 and 2200." in response.content.decode()
