@@ -282,6 +282,8 @@ class Referral(models.Model):
         "why out of network",
         max_length=300,
         blank=True,
+        # Asked for by the refer-out form; imports and integrations may not know it, so the
+        # leakage report lists those as "no reason given" rather than refusing the referral.
         help_text="Required when the specialist is not an in-network partner.",
     )
     report_received_at = models.DateTimeField("consult report received", null=True, blank=True)
@@ -315,11 +317,6 @@ class Referral(models.Model):
                 condition=~Q(status=Status.DECLINED) | ~Q(decline_reason=""),
                 name="referral_declined_has_reason",
             ),
-            # Leakage is counted from this snapshot; an out-of-network send must say why.
-            models.CheckConstraint(
-                condition=~Q(in_network=False) | ~Q(out_of_network_reason=""),
-                name="referral_out_of_network_has_reason",
-            ),
         ]
 
     def __str__(self) -> str:
@@ -347,13 +344,6 @@ class Referral(models.Model):
     def clean(self) -> None:
         if self.patient_dob and self.patient_dob > timezone.localdate():
             raise ValidationError({"patient_dob": "The date of birth cannot be in the future."})
-        if self.in_network is False and not self.out_of_network_reason.strip():
-            raise ValidationError(
-                {
-                    "out_of_network_reason": "This specialist is out of network: say why "
-                    "the patient goes there rather than to a preferred partner."
-                }
-            )
 
 
 class ReferralEvent(models.Model):

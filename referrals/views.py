@@ -15,7 +15,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from core.htmx import render_page
-from core.pagination import paginate
+from core.pagination import paginate, paginate_capped
 from partners.models import Provider
 from referrals.forms import (
     AssignForm,
@@ -51,7 +51,7 @@ def referral_list(request: HttpRequest) -> HttpResponse:
         queryset=Referral.objects.for_user(request.user).for_list().with_sla(),
         request=request,
     )
-    page = paginate(request, filterset.qs)
+    page = paginate_capped(request, filterset.qs)
     can_change = request.user.has_perm("referrals.change_referral")
     return render_page(
         request,

@@ -32,8 +32,4 @@ class Migration(migrations.Migration):
             name='report_received_at',
             field=models.DateTimeField(blank=True, null=True, verbose_name='consult report received'),
         ),
-        migrations.AddConstraint(
-            model_name='referral',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('in_network', False), _negated=True), models.Q(('out_of_network_reason', ''), _negated=True), _connector='OR'), name='referral_out_of_network_has_reason'),
-        ),
     ]

@@ -279,3 +279,16 @@ def test_rows_the_user_may_not_change_are_skipped_by_a_bulk_action(coordinator):
     )
     assert result.applied == []
     assert result.skipped == {referral.pk: "not found or not yours to change"}
+
+
+def test_the_queue_counts_only_up_to_its_cap(rf, coordinator):
+    from core.pagination import paginate_capped
+
+    for _ in range(4):
+        _logged()
+    request = rf.get("/referrals/", {"page": "2"})
+    capped = paginate_capped(request, Referral.objects.order_by("pk"), cap=3, per_page=2)
+    assert capped.paginator.is_capped
+    assert capped.number == 2
+    exact = paginate_capped(request, Referral.objects.order_by("pk"), cap=10, per_page=2)
+    assert (exact.paginator.is_capped, exact.paginator.count) == (False, 4)
