@@ -75,3 +75,10 @@ def test_signed_in_pages_are_never_cached(client):
     response = client.get(reverse("core:dashboard"))
     assert response.status_code == 200
     assert "no-store" in response["Cache-Control"]
+
+
+def test_a_sign_in_with_an_absurdly_long_name_is_refused_not_crashed_on(client):
+    from django.urls import reverse
+
+    response = client.post(reverse("login"), {"username": "x" * 20_000, "password": "y" * 20_000})
+    assert response.status_code == 200

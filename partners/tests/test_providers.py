@@ -157,3 +157,16 @@ def test_staff_are_added_to_an_office(client_for, liaison):
     )
     assert response.status_code == 302
     assert office.staff.get().display_name == "Pat Reyes"
+
+
+def test_the_typeahead_ignores_a_nul_byte_instead_of_failing(client_for, coordinator):
+    from django.urls import reverse
+
+    from partners.factories import ProviderFactory
+
+    ProviderFactory(last_name="Wiebe")
+    response = client_for(coordinator).get(
+        reverse("partners:provider_typeahead"), {"q": "Wie\x00be"}
+    )
+    assert response.status_code == 200
+    assert "Wiebe" in response.content.decode()
