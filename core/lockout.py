@@ -1,4 +1,4 @@
-"""How django-axes names the account a failed sign-in was for."""
+"""The username django-axes records for a login attempt."""
 
 from __future__ import annotations
 
@@ -6,12 +6,11 @@ from typing import Any
 
 from django.http import HttpRequest
 
-# auth_user.username holds 150 characters and axes' record 255: anything longer is not a
-# username anybody has, and storing it whole made a hostile sign-in attempt a server error.
-MAX_USERNAME = 150
+# axes stores attempts in a 255-character column; a longer "username" typed into the
+# login form made Postgres refuse the row and the login page answer with a server error.
+AXES_USERNAME_MAX = 255
 
 
-def client_username(request: HttpRequest, credentials: dict[str, Any] | None) -> str | None:
-    source = credentials if credentials is not None else request.POST
-    username = source.get("username")
-    return str(username)[:MAX_USERNAME] if username is not None else None
+def lockout_username(request: HttpRequest, credentials: dict[str, Any] | None = None) -> str:
+    source = credentials if credentials else getattr(request, "POST", {})
+    return str(source.get("username") or "")[:AXES_USERNAME_MAX]

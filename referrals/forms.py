@@ -12,6 +12,7 @@ from django.utils import timezone
 from core.filters import StyledFilterSet
 from core.forms import UserChoiceField
 from core.roles import Role
+from intake.uploads import DocumentsField
 from partners.models import Provider
 from partners.widgets import ProviderPicker
 from referrals.models import Inquiry, Referral, SlaState, Status
@@ -150,6 +151,21 @@ class PeriodForm(forms.Form):
         start = datetime.combine(self.cleaned_data["since"], time.min)
         end = datetime.combine(self.cleaned_data["until"] + timedelta(days=1), time.min)
         return timezone.make_aware(start), timezone.make_aware(end)
+
+
+class ReferralEntryForm(ReferralForm):
+    """Logging a new referral: the referral, any faxed or scanned documents beside it,
+    and the confirmation that a possible duplicate is really a new referral."""
+
+    documents = DocumentsField(label="Faxed or scanned documents")
+    confirm_duplicate = forms.BooleanField(
+        required=False,
+        label="This is a new referral, not one of those above: save it anyway",
+        widget=forms.HiddenInput,
+    )
+
+    def ask_to_confirm_duplicate(self) -> None:
+        self.fields["confirm_duplicate"].widget = forms.CheckboxInput()
 
 
 class TransitionForm(forms.Form):

@@ -17,6 +17,7 @@ urlpatterns = [
     path("<int:pk>/consult-report/", views.referral_consult_report, name="consult_report"),
     path("<int:pk>/claim/", views.referral_claim_view, name="claim"),
     path("<int:pk>/assign/", views.referral_assign_view, name="assign"),
+    path("export.csv", views.referral_export, name="export"),
     path("<int:pk>/", views.referral_detail, name="detail"),
     path("<int:pk>/edit/", views.referral_update, name="update"),
     path("<int:pk>/transition/", views.referral_transition_view, name="transition"),
