@@ -109,6 +109,7 @@ class Task(models.Model):
         THANK_YOU = "thank_you", "Thank-you"
         OUTCOME_UPDATE = "outcome_update", "Outcome update"
         FOLLOW_UP = "follow_up", "Follow-up"
+        CONSULT_REPORT = "consult_report", "Consult report"
 
     class Status(models.TextChoices):
         OPEN = "open", "Open"

@@ -40,7 +40,7 @@ class ProviderAdmin(admin.ModelAdmin):
         "tier",
         "owner",
     ]
-    list_filter = ["status", "tier", "owner"]
+    list_filter = ["status", "tier", "in_network", "owner"]
     search_fields = ["last_name", "first_name", "npi", "specialty", "organization__name"]
     list_select_related = ["owner", "organization"]
     autocomplete_fields = ["organization"]

@@ -44,6 +44,7 @@ class ProviderForm(forms.ModelForm):
             "email",
             "owner",
             "status",
+            "in_network",
             "notes",
         ]
         widgets = {"notes": forms.Textarea(attrs={"rows": 3})}

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models import Count, F, OuterRef, Q, Subquery
 from django.urls import reverse
 from django.utils import timezone
 
@@ -114,6 +114,24 @@ class ProviderQuerySet(models.QuerySet["Provider"]):
     def for_list(self) -> ProviderQuerySet:
         return self.select_related("organization", "owner").with_referral_stats()
 
+    def with_reciprocity(
+        self, *, since: datetime, until: datetime | None = None
+    ) -> ProviderQuerySet:
+        """Referrals received from (inbound) and sent to (outbound) each partner in
+        [since, until), and the balance (sent - received), as one grouped join. Partners
+        with no referrals either way in the period are left out."""
+        period = Q(referrals__received_at__gte=since)
+        if until is not None:
+            period &= Q(referrals__received_at__lt=until)
+        return (
+            self.filter(period)
+            .annotate(
+                received=Count("referrals", filter=Q(referrals__direction="inbound")),
+                sent=Count("referrals", filter=Q(referrals__direction="outbound")),
+            )
+            .annotate(balance=F("sent") - F("received"))
+        )
+
     def search(self, text: str) -> ProviderQuerySet:
         query = Q()
         # Postgres text cannot hold NUL bytes: a pasted or hostile one would be a 500.
@@ -175,6 +193,11 @@ class Provider(models.Model):
     )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PROSPECT)
     tier = models.CharField(max_length=1, choices=Tier.choices, blank=True)
+    in_network = models.BooleanField(
+        "in network",
+        default=False,
+        help_text="A preferred partner we refer our patients to; others count as leakage.",
+    )
     notes = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

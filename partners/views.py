@@ -248,8 +248,14 @@ def provider_typeahead(request: HttpRequest) -> HttpResponse:
     """Matches for the provider picker: at most ten, by name, NPI, specialty or office."""
     field = request.GET.get("field", "provider")
     text = request.GET.get(f"{field}_search", request.GET.get("q", "")).strip()[:100]
+    # Postgres refuses NUL in text parameters; nobody searches for one.
+    text = text.replace("\x00", "")
     providers = (
-        Provider.objects.for_user(request.user).search(text).select_related("organization")[:10]
+        Provider.objects.for_user(request.user)
+        .search(text)
+        .select_related("organization")
+        # Preferred (in-network) partners first, so a referral out goes to them by default.
+        .order_by("-in_network", "last_name", "first_name")[:10]
         if len(text) >= 2
         else Provider.objects.none()
     )

@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -233,12 +234,18 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 LOOP_SWEEP_SECONDS = env.float("LOOP_SWEEP_SECONDS", default=60.0)
+# Days after an outbound referral before a missing consult report gets a reminder task.
+CONSULT_REPORT_REMINDER_DAYS = env.int("CONSULT_REPORT_REMINDER_DAYS", default=21)
 CELERY_BEAT_SCHEDULE = {
     # The database holds every due date; this sweep hands due work to the workers and
     # re-drives anything whose enqueue was lost (Redis down, worker killed).
     "sweep-loop-work": {
         "task": "outreach.tasks.sweep_loop_work",
         "schedule": LOOP_SWEEP_SECONDS,
+    },
+    "remind-missing-consult-reports": {
+        "task": "referrals.tasks.remind_missing_consult_reports",
+        "schedule": crontab(hour=2, minute=15),
     },
 }
 

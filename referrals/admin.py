@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from referrals.models import Referral, ReferralEvent
+from referrals.models import Inquiry, Referral, ReferralEvent, SlaTarget
 
 
 class EventInline(admin.TabularInline):
@@ -40,3 +40,15 @@ class ReferralEventAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         return False
+
+
+@admin.register(SlaTarget)
+class SlaTargetAdmin(admin.ModelAdmin):
+    list_display = ["urgency", "first_contact_hours", "appointment_days"]
+
+
+@admin.register(Inquiry)
+class InquiryAdmin(admin.ModelAdmin):
+    list_display = ["pk", "source", "status", "received_at", "referral"]
+    list_filter = ["source", "status"]
+    raw_id_fields = ["referral"]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import datetime, time, timedelta
 from typing import Any
 
 import django_filters
@@ -14,7 +15,8 @@ from core.roles import Role
 from intake.uploads import DocumentsField
 from partners.models import Provider
 from partners.widgets import ProviderPicker
-from referrals.models import Referral, Status
+from referrals.models import Inquiry, Referral, SlaState, Status
+from referrals.services import BULK_STATUSES
 
 
 def coordinator_choices() -> Any:
@@ -70,6 +72,85 @@ class ReferralForm(forms.ModelForm):
         self.fields["provider"].error_messages["invalid_choice"] = (
             "Choose a partner from the list (type two or more letters of a name or an NPI)."
         )
+
+
+class OutboundReferralForm(ReferralForm):
+    """Refer a patient out to a specialist: in-network partners come first in the picker,
+    and choosing anyone else asks why (that reason is what the leakage report shows)."""
+
+    class Meta(ReferralForm.Meta):
+        fields = [
+            "provider",
+            "out_of_network_reason",
+            "channel",
+            "urgency",
+            "received_at",
+            "patient_first_name",
+            "patient_last_name",
+            "patient_dob",
+            "patient_phone",
+            "reason",
+            "assigned_to",
+        ]
+        labels = {"provider": "Specialist"}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.instance.direction = Referral.Direction.OUTBOUND
+        self.fields["received_at"].label = "Sent"
+        self.fields["provider"].help_text = "In-network partners are listed first."
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        provider = data.get("provider")
+        if (
+            provider is not None
+            and not provider.in_network
+            and not data.get("out_of_network_reason", "").strip()
+        ):
+            self.add_error(
+                "out_of_network_reason",
+                f"{provider.display_name} is out of network: say why the patient goes there "
+                "rather than to a preferred partner.",
+            )
+        return data
+
+
+class PeriodForm(forms.Form):
+    """The period a report covers; by default the last twelve months."""
+
+    since = forms.DateField(
+        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    until = forms.DateField(
+        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            field.widget.attrs["class"] = "form-control"
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        today = timezone.localdate()
+        if self.errors:
+            return data
+        data["since"] = data.get("since") or today - timedelta(days=365)
+        data["until"] = data.get("until") or today
+        if data["since"] > data["until"]:
+            raise forms.ValidationError("The period must start before it ends.")
+        for name in ("since", "until"):
+            # Keeps the datetime arithmetic in bounds (9999-12-31 + 1 day overflows).
+            if not 1900 <= data[name].year <= 2200:
+                self.add_error(name, "Choose a date between 1900 and 2200.")
+        return data
+
+    def bounds(self) -> tuple[datetime, datetime]:
+        """[start, end) as aware datetimes covering whole days in the local time zone."""
+        start = datetime.combine(self.cleaned_data["since"], time.min)
+        end = datetime.combine(self.cleaned_data["until"] + timedelta(days=1), time.min)
+        return timezone.make_aware(start), timezone.make_aware(end)
 
 
 class ReferralEntryForm(ReferralForm):
@@ -128,8 +209,27 @@ class ReferralFilter(StyledFilterSet):
         label="Received to",
         widget=forms.DateInput(attrs={"type": "date"}),
     )
+    network = django_filters.ChoiceFilter(
+        field_name="in_network",
+        label="Network",
+        empty_label="In and out of network",
+        choices=[("true", "Sent in network"), ("false", "Sent out of network")],
+        method="filter_network",
+    )
     mine = django_filters.BooleanFilter(
         method="filter_mine", label="Assigned to me", widget=forms.CheckboxInput
+    )
+    assigned_to = django_filters.ModelChoiceFilter(
+        queryset=coordinator_choices(),
+        null_label="Unassigned",
+        empty_label="Anyone",
+        label="Coordinator",
+    )
+    sla = django_filters.ChoiceFilter(
+        method="filter_sla",
+        label="SLA",
+        empty_label="Any SLA state",
+        choices=[("overdue", "Overdue"), *SlaState.choices],
     )
 
     class Meta:
@@ -139,5 +239,111 @@ class ReferralFilter(StyledFilterSet):
     def filter_open(self, queryset: Any, name: str, value: bool) -> Any:
         return queryset.open() if value else queryset
 
+    def filter_network(self, queryset: Any, name: str, value: str) -> Any:
+        return queryset.outbound().filter(in_network=value == "true")
+
+    def filter_sla(self, queryset: Any, name: str, value: str) -> Any:
+        if value == "overdue":
+            return queryset.overdue()
+        return queryset.with_sla().filter(sla_state=value)
+
     def filter_mine(self, queryset: Any, name: str, value: bool) -> Any:
         return queryset.filter(Q(assigned_to=self.request.user)) if value else queryset
+
+
+def parse_versions(values: list[str]) -> dict[int, datetime]:
+    """The selected rows as `id:updated_at` tokens (what the page showed) → {id: version}."""
+    versions: dict[int, datetime] = {}
+    for value in values:
+        pk, _, stamp = value.partition(":")
+        try:
+            version = datetime.fromisoformat(stamp)
+        except ValueError:
+            raise forms.ValidationError(
+                "The selection was not understood; reload the page."
+            ) from None
+        if not pk.isdigit() or len(pk) > 18 or version.tzinfo is None:
+            raise forms.ValidationError("The selection was not understood; reload the page.")
+        versions[int(pk)] = version
+    return versions
+
+
+class BulkActionForm(forms.Form):
+    rows = forms.MultipleChoiceField(
+        error_messages={"required": "Select at least one referral."},
+        widget=forms.CheckboxSelectMultiple,
+    )
+    assign_to = UserChoiceField(
+        queryset=coordinator_choices(),
+        required=False,
+        label="Assign to",
+        empty_label="Keep coordinator",
+    )
+    unassign = forms.BooleanField(required=False, label="Unassign")
+    to_status = forms.ChoiceField(
+        required=False,
+        label="Move to",
+        choices=[("", "Keep status"), *((s, Status(s).label) for s in BULK_STATUSES)],
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The tokens are made by the page, so any value is accepted here and parsed below.
+        self.fields["rows"].valid_value = lambda value: True  # type: ignore[method-assign]
+        for name in ("assign_to", "to_status"):
+            self.fields[name].widget.attrs["class"] = "form-select form-select-sm"
+
+    def clean_rows(self) -> dict[int, datetime]:
+        return parse_versions(self.cleaned_data["rows"])
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if not (data.get("assign_to") or data.get("unassign") or data.get("to_status")):
+            raise forms.ValidationError("Choose someone to assign to or a status to move to.")
+        if data.get("assign_to") and data.get("unassign"):
+            raise forms.ValidationError("Assign or unassign, not both.")
+        return data
+
+
+class AssignForm(forms.Form):
+    assignee = UserChoiceField(queryset=coordinator_choices(), required=False, empty_label="Nobody")
+    version = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["assignee"].widget.attrs["class"] = "form-select form-select-sm"
+
+    def clean_version(self) -> datetime | None:
+        value = self.cleaned_data["version"]
+        if not value:
+            return None
+        try:
+            version = datetime.fromisoformat(value)
+        except ValueError:
+            raise forms.ValidationError("Reload the page and try again.") from None
+        return version if version.tzinfo else None
+
+
+class InquiryForm(forms.ModelForm):
+    """An inquiry from a source other than a partner referral (those follow their referral)."""
+
+    received_at = forms.DateTimeField(
+        label="Received",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+
+    class Meta:
+        model = Inquiry
+        fields = ["source", "received_at", "status", "note"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["source"].choices = [
+            choice
+            for choice in self.fields["source"].choices
+            if choice[0] != Inquiry.Source.PARTNER_REFERRAL
+        ]
+        if self.instance.pk is None:
+            self.initial.setdefault(
+                "received_at", timezone.localtime().replace(second=0, microsecond=0)
+            )

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Q
+from django.db.models import Case, F, Q, Value, When
 from django.urls import reverse
 from django.utils import timezone
 
@@ -28,6 +29,20 @@ class Status(models.TextChoices):
     NO_SHOW = "no_show", "No-show"
     ON_HOLD = "on_hold", "On hold"
     CANCELLED = "cancelled", "Cancelled"
+
+
+class Urgency(models.TextChoices):
+    ROUTINE = "routine", "Routine"
+    URGENT = "urgent", "Urgent"
+    STAT = "stat", "STAT"
+
+
+# (first contact hours, appointment days) per urgency, until the practice sets its own.
+DEFAULT_SLA_TARGETS: dict[str, tuple[int, int]] = {
+    Urgency.STAT: (2, 1),
+    Urgency.URGENT: (24, 7),
+    Urgency.ROUTINE: (72, 30),
+}
 
 
 # The pipeline: which status may follow which. Anything else is refused.
@@ -75,6 +90,25 @@ class ReferralQuerySet(models.QuerySet["Referral"]):
     def inbound(self) -> ReferralQuerySet:
         return self.filter(direction=Referral.Direction.INBOUND)
 
+    def outbound(self) -> ReferralQuerySet:
+        return self.filter(direction=Referral.Direction.OUTBOUND)
+
+    def awaiting_consult_report(self, *, sent_before: datetime) -> ReferralQuerySet:
+        """Outbound referrals sent before `sent_before` whose consult report has not come
+        back, leaving out the ones that never reached the specialist."""
+        return self.outbound().filter(
+            received_at__lt=sent_before,
+            report_received_at__isnull=True,
+            status__in=[
+                Status.RECEIVED,
+                Status.ACCEPTED,
+                Status.SCHEDULED,
+                Status.SEEN,
+                Status.ON_HOLD,
+                Status.NO_SHOW,
+            ],
+        )
+
     def for_user(self, user: AbstractBaseUser, *, write: bool = False) -> ReferralQuerySet:
         """Managers, coordinators and administrators work every referral; a liaison reads
         only the referrals of the partners they own and changes none."""
@@ -88,16 +122,114 @@ class ReferralQuerySet(models.QuerySet["Referral"]):
     def for_list(self) -> ReferralQuerySet:
         return self.select_related("provider", "provider__organization", "assigned_to")
 
+    def with_sla(self, *, now: datetime | None = None) -> ReferralQuerySet:
+        """Annotate each referral with its first-contact and appointment deadlines and its
+        SLA state, all in SQL so the queue can filter and count overdue rows. The targets
+        table has one row per urgency, so it is read once and folded into a CASE."""
+        now = now or timezone.now()
+        targets = SlaTarget.current()
+        contact_due = Case(
+            *(
+                When(urgency=urgency, then=F("received_at") + Value(target.first_contact))
+                for urgency, target in targets.items()
+            ),
+            output_field=models.DateTimeField(),
+        )
+        appointment_due = Case(
+            *(
+                When(urgency=urgency, then=F("received_at") + Value(target.appointment))
+                for urgency, target in targets.items()
+            ),
+            output_field=models.DateTimeField(),
+        )
+        open_statuses = [s for s in OPEN_STATUSES if s not in (Status.SEEN, Status.REPORT_SENT)]
+        return self.annotate(
+            contact_due_at=contact_due,
+            appointment_due_at=appointment_due,
+        ).annotate(
+            sla_state=Case(
+                When(
+                    Q(contacted_at__isnull=True, contact_due_at__lt=now),
+                    then=Value(SlaState.CONTACT_OVERDUE),
+                ),
+                When(
+                    Q(
+                        appointment_at__isnull=True,
+                        status__in=open_statuses,
+                        appointment_due_at__lt=now,
+                    ),
+                    then=Value(SlaState.APPOINTMENT_OVERDUE),
+                ),
+                When(
+                    Q(appointment_at__gt=F("appointment_due_at")),
+                    then=Value(SlaState.APPOINTMENT_LATE),
+                ),
+                default=Value(SlaState.ON_TRACK),
+                output_field=models.CharField(),
+            )
+        )
+
+    def overdue(self, *, now: datetime | None = None) -> ReferralQuerySet:
+        return self.with_sla(now=now).filter(
+            sla_state__in=[SlaState.CONTACT_OVERDUE, SlaState.APPOINTMENT_OVERDUE]
+        )
+
+
+class SlaState(models.TextChoices):
+    CONTACT_OVERDUE = "contact_overdue", "First contact overdue"
+    APPOINTMENT_OVERDUE = "appointment_overdue", "Appointment overdue"
+    APPOINTMENT_LATE = "appointment_late", "Appointment later than target"
+    ON_TRACK = "on_track", "On track"
+
+
+class SlaTarget(models.Model):
+    """How quickly a referral of each urgency must be answered and seen. Data, not code,
+    so a practice can tighten its own targets in the admin."""
+
+    urgency = models.CharField(max_length=10, choices=Urgency.choices, unique=True)
+    first_contact_hours = models.PositiveIntegerField(
+        help_text="Hours from receipt to the first answer (accept, decline or hold)."
+    )
+    appointment_days = models.PositiveIntegerField(
+        help_text="Days from receipt to the appointment."
+    )
+
+    class Meta:
+        ordering = ["first_contact_hours"]
+        verbose_name = "SLA target"
+
+    def __str__(self) -> str:
+        return (
+            f"{self.get_urgency_display()}: contact {self.first_contact_hours} h, "
+            f"appointment {self.appointment_days} d"
+        )
+
+    @property
+    def first_contact(self) -> timedelta:
+        return timedelta(hours=self.first_contact_hours)
+
+    @property
+    def appointment(self) -> timedelta:
+        return timedelta(days=self.appointment_days)
+
+    @classmethod
+    def current(cls) -> dict[str, SlaTarget]:
+        """Targets by urgency; an urgency missing from the table falls back to the default
+        so a deleted row cannot make every referral look on track."""
+        targets = {t.urgency: t for t in cls.objects.all()}
+        for urgency, (hours, days) in DEFAULT_SLA_TARGETS.items():
+            targets.setdefault(
+                urgency, cls(urgency=urgency, first_contact_hours=hours, appointment_days=days)
+            )
+        return targets
+
 
 class Referral(models.Model):
     class Direction(models.TextChoices):
         INBOUND = "inbound", "Inbound (partner → us)"
         OUTBOUND = "outbound", "Outbound (us → partner)"
 
-    class Urgency(models.TextChoices):
-        ROUTINE = "routine", "Routine"
-        URGENT = "urgent", "Urgent"
-        STAT = "stat", "STAT"
+    Urgency = Urgency
 
     class Channel(models.TextChoices):
         FAX = "fax", "Fax"
@@ -129,6 +261,10 @@ class Referral(models.Model):
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.RECEIVED)
     received_at = models.DateTimeField(default=timezone.now, db_index=True)
     decline_reason = models.CharField(max_length=300, blank=True)
+    # First contact = the first answer to the referral (accepted, declined, on hold or
+    # cancelled): the moment the practice has acted on it and called the patient or the
+    # referrer. Set once by referral_transition; the SLA clock for contact stops here.
+    contacted_at = models.DateTimeField(null=True, blank=True)
     appointment_at = models.DateTimeField(null=True, blank=True)
     seen_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
@@ -139,6 +275,18 @@ class Referral(models.Model):
         blank=True,
         related_name="assigned_referrals",
     )
+    # Outbound only. Whether the specialist was in network when we sent the patient: a
+    # snapshot, so leakage stays true to the day even if the partner's flag changes later.
+    in_network = models.BooleanField(null=True, blank=True)
+    out_of_network_reason = models.CharField(
+        "why out of network",
+        max_length=300,
+        blank=True,
+        # Asked for by the refer-out form; imports and integrations may not know it, so the
+        # leakage report lists those as "no reason given" rather than refusing the referral.
+        help_text="Required when the specialist is not an in-network partner.",
+    )
+    report_received_at = models.DateTimeField("consult report received", null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
@@ -154,7 +302,10 @@ class Referral(models.Model):
 
     class Meta:
         ordering = ["-received_at", "-pk"]
-        permissions = [("view_patient_details", "Can see patient names, birth dates and phones")]
+        permissions = [
+            ("view_patient_details", "Can see patient names, birth dates and phones"),
+            ("view_referral_reports", "Can see referral reports (leakage, reciprocity)"),
+        ]
         indexes = [
             # The work queue filters by status and sorts by arrival.
             models.Index(fields=["status", "-received_at"], name="referral_queue_idx"),
@@ -216,3 +367,109 @@ class ReferralEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.referral_id}: {self.from_status or 'new'} → {self.to_status}"
+
+
+class InquiryQuerySet(models.QuerySet["Inquiry"]):
+    def conversion_by_source(self, *, since: datetime, until: datetime) -> list[dict[str, Any]]:
+        """Per source, inquiries received in [since, until) and how many reached scheduling
+        and a first visit: one grouped query. Every source is listed, with zeros, so a
+        source with no inquiries shows as such rather than vanishing."""
+        reached_scheduling = [Inquiry.Status.SCHEDULED, Inquiry.Status.SEEN_NEW_PATIENT]
+        counts = {
+            row["source"]: row
+            for row in self.filter(received_at__gte=since, received_at__lt=until)
+            .order_by()
+            .values("source")
+            .annotate(
+                inquiries=models.Count("pk"),
+                scheduled=models.Count("pk", filter=Q(status__in=reached_scheduling)),
+                seen=models.Count("pk", filter=Q(status=Inquiry.Status.SEEN_NEW_PATIENT)),
+                lost=models.Count("pk", filter=Q(status=Inquiry.Status.LOST)),
+            )
+        }
+        rows = []
+        for source, label in Inquiry.Source.choices:
+            row = counts.get(source, {"inquiries": 0, "scheduled": 0, "seen": 0, "lost": 0})
+            total = row["inquiries"]
+            rows.append(
+                {
+                    "source": source,
+                    "label": label,
+                    "inquiries": total,
+                    "scheduled": row["scheduled"],
+                    "seen": row["seen"],
+                    "lost": row["lost"],
+                    "scheduled_rate": row["scheduled"] / total * 100 if total else None,
+                    "conversion_rate": row["seen"] / total * 100 if total else None,
+                }
+            )
+        return rows
+
+
+class Inquiry(models.Model):
+    """A prospective new patient from any source, so every source runs the same funnel
+    (inquiry → scheduled → seen as a new patient) and conversion can be compared from the
+    practice's own data. Inbound referrals create theirs in referral_log and move it in
+    referral_transition; other sources are entered by the front desk."""
+
+    class Source(models.TextChoices):
+        PARTNER_REFERRAL = "partner_referral", "Partner referral"
+        WEB = "web", "Web"
+        ADVERTISING = "advertising", "Advertising"
+        INSURANCE_DIRECTORY = "insurance_directory", "Insurance directory"
+        SELF = "self", "Self (walk-in, word of mouth)"
+        OTHER = "other", "Other"
+
+    class Status(models.TextChoices):
+        INQUIRY = "inquiry", "Inquiry"
+        SCHEDULED = "scheduled", "Scheduled"
+        SEEN_NEW_PATIENT = "seen_new_patient", "Seen as a new patient"
+        LOST = "lost", "Lost"
+
+    source = models.CharField(max_length=20, choices=Source.choices)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.INQUIRY)
+    referral = models.OneToOneField(
+        Referral, on_delete=models.CASCADE, null=True, blank=True, related_name="inquiry"
+    )
+    received_at = models.DateTimeField(default=timezone.now)
+    scheduled_at = models.DateTimeField(null=True, blank=True)
+    seen_at = models.DateTimeField(null=True, blank=True)
+    lost_at = models.DateTimeField(null=True, blank=True)
+    note = models.CharField(
+        max_length=300, blank=True, help_text="No patient details here: use a referral."
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+
+    objects = InquiryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-received_at", "-pk"]
+        verbose_name_plural = "inquiries"
+        indexes = [
+            # The conversion report groups a period's inquiries by source.
+            models.Index(fields=["received_at", "source"], name="inquiry_period_idx"),
+        ]
+        constraints = [
+            # Only a partner referral has a referral behind it.
+            models.CheckConstraint(
+                condition=Q(referral__isnull=True) | Q(source="partner_referral"),
+                name="inquiry_referral_only_for_partner_referrals",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_source_display()} inquiry #{self.pk}"
+
+    def clean(self) -> None:
+        if self.referral_id is None and self.source == self.Source.PARTNER_REFERRAL:
+            raise ValidationError(
+                {"source": "Log a partner referral as a referral; its inquiry follows it."}
+            )
+        if self.status == self.Status.SCHEDULED and self.scheduled_at is None:
+            self.scheduled_at = timezone.now()
+        if self.status == self.Status.SEEN_NEW_PATIENT and self.seen_at is None:
+            self.seen_at = timezone.now()
+        if self.status == self.Status.LOST and self.lost_at is None:
+            self.lost_at = timezone.now()

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from functools import partial
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
-from referrals.models import Referral, ReferralEvent, Status
+from referrals.models import Inquiry, Referral, ReferralEvent, Status
+
+# Moves a bulk action may make: the ones that need no per-row detail (a decline reason or an
+# appointment time is different for every patient).
+BULK_STATUSES = (Status.ACCEPTED, Status.ON_HOLD, Status.CANCELLED, Status.CLOSED)
 
 
 def _record_event(
@@ -33,13 +38,52 @@ def _record_event(
     )
 
 
+# Where a referral's move puts its inquiry in the funnel; other moves leave it alone.
+FUNNEL_BY_STATUS: dict[str, str] = {
+    Status.SCHEDULED: Inquiry.Status.SCHEDULED,
+    Status.SEEN: Inquiry.Status.SEEN_NEW_PATIENT,
+    Status.DECLINED: Inquiry.Status.LOST,
+    Status.CANCELLED: Inquiry.Status.LOST,
+}
+
+
+def _inquiry_follow(*, referral: Referral, to_status: str, at: datetime) -> None:
+    """Keep a referral's inquiry at the referral's stage. Never backwards: a patient seen
+    stays a new patient seen, whatever happens to the referral after."""
+    stage = FUNNEL_BY_STATUS.get(to_status)
+    if stage is None:
+        return
+    inquiries = Inquiry.objects.filter(referral=referral).exclude(
+        status=Inquiry.Status.SEEN_NEW_PATIENT
+    )
+    if stage == Inquiry.Status.SCHEDULED:
+        inquiries.update(status=stage, scheduled_at=at)
+    elif stage == Inquiry.Status.SEEN_NEW_PATIENT:
+        inquiries.update(status=stage, seen_at=at)
+    else:
+        inquiries.update(status=stage, lost_at=at)
+
+
 @transaction.atomic
 def referral_log(*, referral: Referral, actor: AbstractBaseUser | None) -> Referral:
     """Save a new referral (built by a form or an import) with its first history row."""
     referral.status = Status.RECEIVED
     referral.created_by = actor
+    if referral.direction == Referral.Direction.OUTBOUND:
+        referral.in_network = referral.provider.in_network
+    else:
+        referral.in_network = None
+        referral.out_of_network_reason = ""
     referral.full_clean()
     referral.save()
+    if referral.direction == Referral.Direction.INBOUND:
+        # A referred patient enters the same new-patient funnel as every other source.
+        Inquiry.objects.create(
+            source=Inquiry.Source.PARTNER_REFERRAL,
+            referral=referral,
+            received_at=referral.received_at,
+            created_by=actor,
+        )
     _record_event(
         referral=referral,
         from_status="",
@@ -101,6 +145,10 @@ def referral_transition(
     if to_status == Status.CLOSED:
         locked.closed_at = at
         fields.append("closed_at")
+    if locked.contacted_at is None and from_status == Status.RECEIVED:
+        # The first answer to a new referral is its first contact: see Referral.contacted_at.
+        locked.contacted_at = at
+        fields.append("contacted_at")
     locked.save(update_fields=fields)
     _record_event(
         referral=locked,
@@ -110,6 +158,8 @@ def referral_transition(
         at=at,
         note=note,
     )
+    if locked.direction == Referral.Direction.INBOUND:
+        _inquiry_follow(referral=locked, to_status=to_status, at=at)
     if to_status == Status.SEEN and locked.direction == Referral.Direction.INBOUND:
         # Closing the loop with the referrer. Only after commit: a rolled-back transition
         # must not thank anybody. If this enqueue is lost, the beat sweep finds the
@@ -118,3 +168,141 @@ def referral_transition(
 
         transaction.on_commit(partial(prepare_thank_you.delay, locked.pk))
     return locked
+
+
+@transaction.atomic
+def referral_claim(*, referral_id: int, user: AbstractBaseUser) -> bool:
+    """Take an unassigned referral. A conditional update, so of two coordinators clicking
+    at once exactly one wins; returns whether this user did."""
+    claimed = Referral.objects.filter(pk=referral_id, assigned_to__isnull=True).update(
+        assigned_to=user, updated_at=timezone.now()
+    )
+    return claimed == 1
+
+
+@transaction.atomic
+def referral_assign(
+    *, referral: Referral, assignee: AbstractBaseUser | None, version: datetime | None = None
+) -> bool:
+    """Hand a referral to someone (or to nobody). With `version` (the updated_at the user
+    saw) the change applies only if nobody changed the referral since; returns whether it
+    applied."""
+    rows = Referral.objects.filter(pk=referral.pk)
+    if version is not None:
+        rows = rows.filter(updated_at=version)
+    return rows.update(assigned_to=assignee, updated_at=timezone.now()) == 1
+
+
+@dataclass
+class BulkResult:
+    applied: list[int] = field(default_factory=list)
+    # Referral id → why it was left alone.
+    skipped: dict[int, str] = field(default_factory=dict)
+
+
+@transaction.atomic
+def referral_bulk_apply(
+    *,
+    queryset: models.QuerySet[Referral],
+    versions: dict[int, datetime],
+    actor: AbstractBaseUser,
+    assign_to: AbstractBaseUser | None = None,
+    unassign: bool = False,
+    to_status: str = "",
+) -> BulkResult:
+    """Assign and/or move the selected referrals in one transaction.
+
+    `versions` maps each selected id to the updated_at the user saw when the page loaded:
+    a row changed since then is skipped and reported, never overwritten (optimistic
+    concurrency). `queryset` is what the user may change; ids outside it are skipped. Rows
+    are locked in id order so two bulk actions over overlapping rows cannot deadlock."""
+    result = BulkResult()
+    if to_status and to_status not in BULK_STATUSES:
+        raise ValidationError({"to_status": "That move needs details: make it on each referral."})
+    locked = {
+        r.pk: r
+        for r in queryset.select_for_update(of=("self",))
+        .filter(pk__in=list(versions))
+        .order_by("pk")
+        .only("pk", "status", "updated_at", "assigned_to", "direction", "contacted_at")
+    }
+    fresh: list[Referral] = []
+    for pk, seen_version in sorted(versions.items()):
+        referral = locked.get(pk)
+        if referral is None:
+            result.skipped[pk] = "not found or not yours to change"
+        elif referral.updated_at != seen_version:
+            result.skipped[pk] = "changed by someone else since you loaded the page"
+        elif to_status and to_status not in referral.allowed_transitions():
+            result.skipped[pk] = (
+                f"a {referral.get_status_display().lower()} referral cannot move to "
+                f"{Status(to_status).label.lower()}"
+            )
+        else:
+            fresh.append(referral)
+    if not fresh:
+        return result
+    ids = [r.pk for r in fresh]
+    if assign_to is not None or unassign:
+        Referral.objects.filter(pk__in=ids).update(
+            assigned_to=None if unassign else assign_to, updated_at=timezone.now()
+        )
+    if to_status:
+        # One service call per row on purpose: each row gets its event and its side
+        # effects (the thank-you on "seen"), exactly as when moved one by one.
+        for referral in fresh:
+            referral_transition(referral=referral, to_status=to_status, actor=actor)
+    result.applied = ids
+    return result
+
+
+@transaction.atomic
+def referral_record_consult_report(
+    *, referral: Referral, actor: AbstractBaseUser | None, at: datetime | None = None
+) -> bool:
+    """The specialist's consult report came back for an outbound referral. Recorded once
+    (a second click changes nothing); the reminder task for it, if any, is done."""
+    from outreach.models import Task
+
+    if referral.direction != Referral.Direction.OUTBOUND:
+        raise ValidationError("Only a referral we sent out has a consult report to receive.")
+    at = at or timezone.now()
+    recorded = Referral.objects.filter(pk=referral.pk, report_received_at__isnull=True).update(
+        report_received_at=at, updated_at=at
+    )
+    if recorded:
+        Task.objects.filter(
+            referral=referral, kind=Task.Kind.CONSULT_REPORT, status=Task.Status.OPEN
+        ).update(status=Task.Status.DONE, completed_at=at)
+    return recorded == 1
+
+
+@transaction.atomic
+def consult_report_reminders_create(*, now: datetime | None = None) -> int:
+    """One reminder task per outbound referral whose consult report is overdue. Safe to run
+    any number of times: the unique (referral, kind) constraint makes repeats no-ops."""
+    from django.conf import settings
+
+    from outreach.models import Task
+
+    now = now or timezone.now()
+    waiting = (
+        Referral.objects.awaiting_consult_report(
+            sent_before=now - timedelta(days=settings.CONSULT_REPORT_REMINDER_DAYS)
+        )
+        .exclude(tasks__kind=Task.Kind.CONSULT_REPORT)
+        .values_list("pk", "assigned_to_id", "created_by_id")
+    )
+    today = timezone.localdate(now)
+    reminders = [
+        Task(
+            kind=Task.Kind.CONSULT_REPORT,
+            title=f"Chase the consult report for referral #{pk}",
+            due_on=today,
+            referral_id=pk,
+            assignee_id=assignee or creator,
+        )
+        for pk, assignee, creator in waiting
+    ]
+    created = Task.objects.bulk_create(reminders, ignore_conflicts=True)
+    return len(created)

@@ -2,29 +2,51 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
+from itertools import chain
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Count, F, Q
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from audit.models import PatientDataAccess
 from audit.services import PATIENT_FIELDS, audit_record
 from core.htmx import render_page
-from core.pagination import paginate
+from core.pagination import paginate, paginate_capped
 from intake.models import IntakeSubmission
 from intake.services import attachments_save
 from intake.uploads import bounded_uploads
-from referrals.forms import ReferralEntryForm, ReferralFilter, ReferralForm, TransitionForm
-from referrals.models import ACTION_LABELS, Referral, Status
+from partners.models import Provider
+from referrals.forms import (
+    AssignForm,
+    BulkActionForm,
+    InquiryForm,
+    OutboundReferralForm,
+    PeriodForm,
+    ReferralEntryForm,
+    ReferralFilter,
+    ReferralForm,
+    TransitionForm,
+)
+from referrals.models import ACTION_LABELS, Inquiry, Referral, Status
 from referrals.selectors import get_referral_for_user, possible_duplicates
-from referrals.services import referral_log, referral_transition
+from referrals.services import (
+    referral_assign,
+    referral_bulk_apply,
+    referral_claim,
+    referral_log,
+    referral_record_consult_report,
+    referral_transition,
+)
 
 # Actions that need more than a click, and the field each one asks for.
 ACTION_FIELDS = {Status.DECLINED: "decline_reason", Status.SCHEDULED: "appointment_at"}
@@ -36,10 +58,11 @@ def referral_list(request: HttpRequest) -> HttpResponse:
     """The work queue: every referral the user may see, filtered and paginated."""
     filterset = ReferralFilter(
         request.GET or {"open": True},
-        queryset=Referral.objects.for_user(request.user).for_list(),
+        queryset=Referral.objects.for_user(request.user).for_list().with_sla(),
         request=request,
     )
-    page = paginate(request, filterset.qs)
+    page = paginate_capped(request, filterset.qs)
+    can_change = request.user.has_perm("referrals.change_referral")
     if request.user.has_perm("referrals.view_patient_details"):
         # The queue shows these patients' names: that is a read of patient data.
         audit_record(
@@ -52,9 +75,94 @@ def referral_list(request: HttpRequest) -> HttpResponse:
     return render_page(
         request,
         "referrals/referral_list.html",
-        {"filter": filterset, "page": page},
+        {
+            "filter": filterset,
+            "page": page,
+            "bulk_form": BulkActionForm() if can_change else None,
+            "back": request.get_full_path(),
+        },
         partial="results",
     )
+
+
+def _back_to_queue(request: HttpRequest) -> HttpResponse:
+    """Return to the queue page the action came from (its filters and page), never to an
+    address outside this site."""
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return redirect(target)
+    return redirect("referrals:list")
+
+
+@login_required
+@require_POST
+@permission_required("referrals.change_referral", raise_exception=True)
+def referral_bulk(request: HttpRequest) -> HttpResponse:
+    """Assign or move the selected rows together; rows changed since the page loaded are
+    skipped and listed, so nobody's change is overwritten silently."""
+    form = BulkActionForm(request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            messages.error(request, " ".join(errors))
+        return _back_to_queue(request)
+    try:
+        result = referral_bulk_apply(
+            queryset=Referral.objects.for_user(request.user, write=True),
+            versions=form.cleaned_data["rows"],
+            actor=request.user,
+            assign_to=form.cleaned_data["assign_to"],
+            unassign=form.cleaned_data["unassign"],
+            to_status=form.cleaned_data["to_status"],
+        )
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return _back_to_queue(request)
+    if result.applied:
+        messages.success(request, f"Updated {len(result.applied)} referral(s).")
+    for pk, why in result.skipped.items():
+        messages.warning(request, f"Referral #{pk} was left unchanged: {why}.")
+    return _back_to_queue(request)
+
+
+@login_required
+@require_POST
+def referral_claim_view(request: HttpRequest, pk: int) -> HttpResponse:
+    referral = get_referral_for_user(request.user, pk, write=True)
+    if referral_claim(referral_id=referral.pk, user=request.user):
+        messages.success(request, f"Referral #{referral.pk} is yours.")
+    else:
+        messages.warning(request, f"Referral #{referral.pk} was already taken by someone else.")
+    return _back_to_queue(request)
+
+
+@login_required
+@require_POST
+def referral_assign_view(request: HttpRequest, pk: int) -> HttpResponse:
+    referral = get_referral_for_user(request.user, pk, write=True)
+    form = AssignForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose a coordinator from the list.")
+    elif referral_assign(
+        referral=referral,
+        assignee=form.cleaned_data["assignee"],
+        version=form.cleaned_data["version"],
+    ):
+        who = form.cleaned_data["assignee"]
+        messages.success(
+            request,
+            f"Referral #{referral.pk} is now with {who.get_full_name() or who}."
+            if who
+            else f"Referral #{referral.pk} is unassigned.",
+        )
+    else:
+        messages.warning(
+            request,
+            f"Referral #{referral.pk} was changed by someone else meanwhile; "
+            "nothing was overwritten. Check it and try again.",
+        )
+    return _back_to_queue(request) if request.POST.get("next") else redirect(referral)
 
 
 @bounded_uploads
@@ -109,6 +217,39 @@ def _log_with_documents(request: HttpRequest, form: ReferralEntryForm) -> Referr
 
 
 @login_required
+@permission_required("referrals.add_referral", raise_exception=True)
+def referral_refer_out(request: HttpRequest) -> HttpResponse:
+    """Send a patient to a specialist in the network (or, with a reason, outside it)."""
+    initial = {"provider": request.GET.get("provider"), "assigned_to": request.user.pk}
+    form = OutboundReferralForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            referral = referral_log(referral=form.instance, actor=request.user)
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            messages.success(request, f"Referral #{referral.pk} to the specialist was logged.")
+            return redirect(referral)
+    return render(request, "referrals/referral_form.html", {"form": form, "outbound": True})
+
+
+@login_required
+@require_POST
+def referral_consult_report(request: HttpRequest, pk: int) -> HttpResponse:
+    referral = get_referral_for_user(request.user, pk, write=True)
+    try:
+        recorded = referral_record_consult_report(referral=referral, actor=request.user)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        if recorded:
+            messages.success(request, "The consult report is recorded as received.")
+        else:
+            messages.info(request, "The consult report was already recorded.")
+    return redirect(referral)
+
+
+@login_required
 def referral_update(request: HttpRequest, pk: int) -> HttpResponse:
     referral = get_referral_for_user(request.user, pk, write=True)
     form = ReferralForm(request.POST or None, instance=referral)
@@ -151,6 +292,14 @@ def _workflow_context(request: HttpRequest, referral: Referral, **extra: Any) ->
         "referral": referral,
         "actions": actions,
         "events": referral.events.select_related("actor"),
+        "assign_form": AssignForm(
+            initial={
+                "assignee": referral.assigned_to_id,
+                "version": referral.updated_at.isoformat(),
+            }
+        )
+        if can_change
+        else None,
         **extra,
     }
 
@@ -229,6 +378,88 @@ def referral_delete(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("referrals:list")
 
 
+@login_required
+@permission_required("referrals.view_referral_reports", raise_exception=True)
+def leakage_report(request: HttpRequest) -> HttpResponse:
+    """Outbound referrals in a period: how many left the preferred network, to whom and
+    why, each figure linking to the rows behind it."""
+    period = PeriodForm(request.GET)
+    if not period.is_valid():
+        return render(request, "referrals/leakage_report.html", {"period": period})
+    start, end = period.bounds()
+    sent = Referral.objects.outbound().filter(received_at__gte=start, received_at__lt=end)
+    totals = sent.aggregate(
+        total=Count("pk"),
+        sent_in=Count("pk", filter=Q(in_network=True)),
+        sent_out=Count("pk", filter=Q(in_network=False)),
+    )
+    totals["leakage"] = totals["sent_out"] / totals["total"] * 100 if totals["total"] else None
+    leaked = sent.filter(in_network=False)
+    by_specialist = paginate(
+        request,
+        leaked.values("provider", "provider__first_name", "provider__last_name")
+        .annotate(n=Count("pk"))
+        .order_by("-n", "provider"),
+    )
+    reasons = leaked.values("out_of_network_reason").annotate(n=Count("pk")).order_by("-n")[:10]
+    drill = urlencode(
+        {
+            "direction": "outbound",
+            "network": "false",
+            "received_after": period.cleaned_data["since"].isoformat(),
+            "received_before": period.cleaned_data["until"].isoformat(),
+            "open": "",
+        }
+    )
+    return render(
+        request,
+        "referrals/leakage_report.html",
+        {
+            "period": period,
+            "totals": totals,
+            "page": by_specialist,
+            "reasons": reasons,
+            "drill": drill,
+        },
+    )
+
+
+@login_required
+@permission_required("referrals.view_referral_reports", raise_exception=True)
+def reciprocity_report(request: HttpRequest) -> HttpResponse:
+    """Referrals received from and sent to each partner over a period, busiest first;
+    ?format=csv downloads every row."""
+    period = PeriodForm(request.GET)
+    if not period.is_valid():
+        return render(request, "referrals/reciprocity_report.html", {"period": period})
+    start, end = period.bounds()
+    partners = (
+        Provider.objects.with_reciprocity(since=start, until=end)
+        .annotate(volume=F("sent") + F("received"))
+        .order_by("-volume", "last_name", "pk")
+        .only("pk", "first_name", "last_name", "credential", "npi")
+    )
+    if request.GET.get("format") == "csv":
+        return _reciprocity_csv(partners, period)
+    totals = Referral.objects.filter(received_at__gte=start, received_at__lt=end).aggregate(
+        received=Count("pk", filter=Q(direction=Referral.Direction.INBOUND)),
+        sent=Count("pk", filter=Q(direction=Referral.Direction.OUTBOUND)),
+    )
+    query = request.GET.copy()
+    query.pop("page", None)
+    query["format"] = "csv"
+    return render(
+        request,
+        "referrals/reciprocity_report.html",
+        {
+            "period": period,
+            "page": paginate(request, partners),
+            "totals": totals,
+            "csv_query": query.urlencode(),
+        },
+    )
+
+
 # Spreadsheet programs run a cell that starts with one of these as a formula.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 EXPORT_COLUMNS = [
@@ -257,8 +488,68 @@ def _csv_cell(value: Any) -> str:
 
 
 class _Echo:
+    """A file-like object whose write returns the line, for streaming csv.writer output."""
+
     def write(self, value: str) -> str:
         return value
+
+
+def _reciprocity_csv(partners: Any, period: PeriodForm) -> StreamingHttpResponse:
+    writer = csv.writer(_Echo())
+    header = ["npi", "partner", "received", "sent", "balance (sent - received)"]
+    rows = (
+        [p.npi, _csv_cell(p.display_name), p.received, p.sent, p.balance]
+        for p in partners.iterator()
+    )
+    since, until = period.cleaned_data["since"], period.cleaned_data["until"]
+    response = StreamingHttpResponse(
+        (writer.writerow(row) for row in chain([header], rows)), content_type="text/csv"
+    )
+    response["Content-Disposition"] = f'attachment; filename="reciprocity-{since}-{until}.csv"'
+    return response
+
+
+@login_required
+@permission_required("referrals.view_referral_reports", raise_exception=True)
+def conversion_report(request: HttpRequest) -> HttpResponse:
+    """Conversion by source from the practice's own inquiries, with the denominators."""
+    period = PeriodForm(request.GET)
+    if not period.is_valid():
+        return render(request, "referrals/conversion_report.html", {"period": period})
+    start, end = period.bounds()
+    return render(
+        request,
+        "referrals/conversion_report.html",
+        {
+            "period": period,
+            "rows": Inquiry.objects.conversion_by_source(since=start, until=end),
+            "open_inquiries": paginate(
+                request,
+                Inquiry.objects.filter(
+                    referral__isnull=True,
+                    status__in=[Inquiry.Status.INQUIRY, Inquiry.Status.SCHEDULED],
+                ),
+            ),
+        },
+    )
+
+
+@login_required
+def inquiry_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
+    """Log an inquiry from web, advertising, a directory or the patient, or move one on."""
+    perm = "referrals.change_inquiry" if pk else "referrals.add_inquiry"
+    if not request.user.has_perm(perm):
+        raise PermissionDenied
+    inquiry = get_object_or_404(Inquiry, pk=pk, referral__isnull=True) if pk is not None else None
+    form = InquiryForm(request.POST or None, instance=inquiry)
+    if request.method == "POST" and form.is_valid():
+        saved = form.save(commit=False)
+        if inquiry is None:
+            saved.created_by = request.user
+        saved.save()
+        messages.success(request, "Inquiry saved.")
+        return redirect("referrals:conversion")
+    return render(request, "referrals/inquiry_form.html", {"form": form, "inquiry": inquiry})
 
 
 @login_required

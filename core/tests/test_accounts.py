@@ -84,3 +84,10 @@ def test_a_login_with_an_absurd_username_is_refused_not_a_server_error(db, clien
     assert response.status_code == 200
     assert not response.wsgi_request.user.is_authenticated
     assert 'name="username"' in response.content.decode()
+
+
+def test_a_sign_in_with_an_absurdly_long_name_is_refused_not_crashed_on(client):
+    from django.urls import reverse
+
+    response = client.post(reverse("login"), {"username": "x" * 20_000, "password": "y" * 20_000})
+    assert response.status_code == 200

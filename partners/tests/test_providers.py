@@ -165,3 +165,16 @@ def test_a_search_with_a_nul_byte_finds_by_the_rest_of_the_text(db):
 
     wiebe = Factory(last_name="Wiebe")
     assert list(Model.objects.search("Wie\x00be")) == [wiebe]
+
+
+def test_the_typeahead_ignores_a_nul_byte_instead_of_failing(client_for, coordinator):
+    from django.urls import reverse
+
+    from partners.factories import ProviderFactory
+
+    ProviderFactory(last_name="Wiebe")
+    response = client_for(coordinator).get(
+        reverse("partners:provider_typeahead"), {"q": "Wie\x00be"}
+    )
+    assert response.status_code == 200
+    assert "Wiebe" in response.content.decode()

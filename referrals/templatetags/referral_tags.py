@@ -2,7 +2,7 @@ from typing import Any
 
 from django import template
 
-from referrals.models import Referral
+from referrals.models import Referral, SlaState
 
 register = template.Library()
 
@@ -32,3 +32,21 @@ def patient_name(context: Any, referral: Referral) -> str:
 @register.filter
 def status_colour(status: str) -> str:
     return STATUS_COLOURS.get(status, "secondary")
+
+
+SLA_COLOURS = {
+    SlaState.CONTACT_OVERDUE: "danger",
+    SlaState.APPOINTMENT_OVERDUE: "danger",
+    SlaState.APPOINTMENT_LATE: "warning",
+    SlaState.ON_TRACK: "success",
+}
+
+
+@register.filter
+def sla_colour(state: str) -> str:
+    return SLA_COLOURS.get(state, "secondary")
+
+
+@register.filter
+def sla_label(state: str) -> str:
+    return SlaState(state).label if state in SlaState.values else ""

@@ -1,0 +1,126 @@
+"""Conversion by source: referrals and every other inquiry source run the same funnel."""
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from partners.factories import ProviderFactory
+from referrals.factories import ReferralFactory
+from referrals.models import Inquiry
+from referrals.services import referral_log, referral_transition
+
+pytestmark = pytest.mark.django_db
+
+
+def _inbound():
+    return referral_log(referral=ReferralFactory.build(provider=ProviderFactory()), actor=None)
+
+
+def test_an_inbound_referral_is_an_inquiry_that_follows_it_through_the_funnel():
+    referral = _inbound()
+    inquiry = Inquiry.objects.get(referral=referral)
+    assert (inquiry.source, inquiry.status) == ("partner_referral", "inquiry")
+    referral = referral_transition(referral=referral, to_status="accepted", actor=None)
+    referral = referral_transition(
+        referral=referral,
+        to_status="scheduled",
+        actor=None,
+        appointment_at=timezone.now() + timedelta(days=3),
+    )
+    inquiry.refresh_from_db()
+    assert inquiry.status == "scheduled" and inquiry.scheduled_at is not None
+    referral = referral_transition(referral=referral, to_status="seen", actor=None)
+    referral_transition(referral=referral, to_status="report_sent", actor=None)
+    inquiry.refresh_from_db()
+    assert inquiry.status == "seen_new_patient" and inquiry.seen_at is not None
+
+
+def test_an_outbound_referral_is_not_a_new_patient_inquiry():
+    referral_log(
+        referral=ReferralFactory.build(
+            provider=ProviderFactory(in_network=True), direction="outbound"
+        ),
+        actor=None,
+    )
+    assert not Inquiry.objects.exists()
+
+
+def test_a_declined_referral_is_a_lost_inquiry():
+    referral = _inbound()
+    referral_transition(referral=referral, to_status="declined", actor=None, decline_reason="x")
+    assert Inquiry.objects.get().status == "lost"
+
+
+def test_conversion_by_source_is_computed_from_the_data_with_denominators(client_for, manager):
+    # Partner referrals: 2 of 4 seen.
+    for n in range(4):
+        referral = _inbound()
+        if n < 2:
+            referral = referral_transition(referral=referral, to_status="accepted", actor=None)
+            referral = referral_transition(
+                referral=referral,
+                to_status="scheduled",
+                actor=None,
+                appointment_at=timezone.now(),
+            )
+            referral_transition(referral=referral, to_status="seen", actor=None)
+    # Advertising: 1 of 5 seen, 1 scheduled, 1 lost.
+    statuses = ["seen_new_patient", "scheduled", "lost", "inquiry", "inquiry"]
+    for status in statuses:
+        Inquiry.objects.create(source="advertising", status=status)
+    Inquiry.objects.create(source="web", received_at=timezone.now() - timedelta(days=500))
+
+    page = client_for(manager).get(reverse("referrals:conversion")).content.decode()
+    assert 'data-testid="conversion-partner_referral">50.0% ' in page
+    assert "(2 of 4)" in page
+    assert 'data-testid="conversion-advertising">20.0% ' in page
+    assert "(1 of 5)" in page
+    # The web inquiry is outside the default twelve months: no denominator, no rate.
+    assert 'data-testid="conversion-web">\u2013<' in page
+
+
+def test_the_front_desk_logs_an_inquiry_and_moves_it_on(client_for, coordinator):
+    client = client_for(coordinator)
+    response = client.post(
+        reverse("referrals:inquiry_create"),
+        {"source": "web", "received_at": "2026-11-20T10:00", "status": "inquiry", "note": ""},
+    )
+    assert response.status_code == 302
+    inquiry = Inquiry.objects.get()
+    assert (inquiry.source, inquiry.created_by) == ("web", coordinator)
+    client.post(
+        reverse("referrals:inquiry_update", args=[inquiry.pk]),
+        {"source": "web", "received_at": "2026-11-20T10:00", "status": "scheduled"},
+    )
+    inquiry.refresh_from_db()
+    assert inquiry.status == "scheduled" and inquiry.scheduled_at is not None
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"source": "partner_referral", "status": "inquiry"}, "not one of the available"),
+        ({"source": "web", "status": "teleported"}, "not one of the available"),
+        ({"source": "web", "status": "inquiry", "received_at": "noon"}, "Enter a valid date"),
+    ],
+)
+def test_bad_inquiry_input_re_renders_with_the_reason(client_for, coordinator, data, message):
+    data = {"received_at": "2026-11-20T10:00", **data}
+    response = client_for(coordinator).post(reverse("referrals:inquiry_create"), data)
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not Inquiry.objects.exists()
+
+
+def test_a_referral_inquiry_cannot_be_edited_apart_from_its_referral(client_for, manager):
+    _inbound()
+    inquiry = Inquiry.objects.get()
+    response = client_for(manager).get(reverse("referrals:inquiry_update", args=[inquiry.pk]))
+    assert response.status_code == 404
+
+
+def test_a_liaison_may_not_log_inquiries(client_for, liaison):
+    response = client_for(liaison).get(reverse("referrals:inquiry_create"))
+    assert response.status_code == 403

@@ -1,0 +1,161 @@
+"""Referring patients out: in-network specialists first, a reason for leaving the network,
+and the consult report chased until it comes back."""
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from outreach.models import Task
+from partners.factories import ProviderFactory
+from referrals.factories import ReferralFactory
+from referrals.models import Referral, Status
+from referrals.services import (
+    consult_report_reminders_create,
+    referral_log,
+    referral_record_consult_report,
+    referral_transition,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def _form_data(specialist, **overrides):
+    data = {
+        "provider": specialist.pk,
+        "channel": "fax",
+        "urgency": "routine",
+        "received_at": "2026-11-20T09:15",
+        "patient_first_name": "Ruth",
+        "patient_last_name": "Olsen",
+        "patient_dob": "1950-04-02",
+        "reason": "Cardiology consult for new murmur",
+    }
+    return {**data, **overrides}
+
+
+def _sent(specialist, *, days_ago=0, **kwargs):
+    referral = ReferralFactory.build(
+        provider=specialist,
+        direction="outbound",
+        received_at=timezone.now() - timedelta(days=days_ago),
+        out_of_network_reason="" if specialist.in_network else "Patient's insurance",
+        **kwargs,
+    )
+    return referral_log(referral=referral, actor=None)
+
+
+def test_in_network_specialists_come_first_in_the_picker(client_for, coordinator):
+    ProviderFactory(last_name="Aardvark", specialty="Cardiology", in_network=False)
+    ProviderFactory(last_name="Zimmer", specialty="Cardiology", in_network=True)
+    page = (
+        client_for(coordinator)
+        .get(reverse("partners:provider_typeahead"), {"q": "Cardiology"})
+        .content.decode()
+    )
+    assert page.index("Zimmer") < page.index("Aardvark")
+    assert page.count("In network") == 1
+
+
+def test_referring_out_to_an_in_network_specialist_needs_no_reason(client_for, coordinator):
+    specialist = ProviderFactory(in_network=True)
+    response = client_for(coordinator).post(reverse("referrals:refer_out"), _form_data(specialist))
+    referral = Referral.objects.get()
+    assert response.url == referral.get_absolute_url()
+    assert referral.direction == Referral.Direction.OUTBOUND
+    assert referral.in_network is True
+    assert referral.events.get().to_status == Status.RECEIVED
+
+
+def test_an_out_of_network_specialist_asks_why_and_keeps_what_was_typed(client_for, coordinator):
+    specialist = ProviderFactory(in_network=False, last_name="Faraway")
+    client = client_for(coordinator)
+    response = client.post(reverse("referrals:refer_out"), _form_data(specialist))
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "is out of network: say why" in page
+    assert "Cardiology consult for new murmur" in page
+    assert not Referral.objects.exists()
+    client.post(
+        reverse("referrals:refer_out"),
+        _form_data(specialist, out_of_network_reason="Only sub-specialist in the state"),
+    )
+    referral = Referral.objects.get()
+    assert referral.in_network is False
+    assert referral.out_of_network_reason == "Only sub-specialist in the state"
+
+
+def test_the_network_snapshot_does_not_change_when_the_partner_joins_later():
+    specialist = ProviderFactory(in_network=False)
+    referral = _sent(specialist)
+    specialist.in_network = True
+    specialist.save()
+    referral.refresh_from_db()
+    assert referral.in_network is False
+
+
+def test_a_reminder_is_created_once_when_the_consult_report_is_late(settings, coordinator):
+    settings.CONSULT_REPORT_REMINDER_DAYS = 14
+    specialist = ProviderFactory(in_network=True)
+    late = _sent(specialist, days_ago=20, assigned_to=coordinator)
+    _sent(specialist, days_ago=3)  # not due yet
+    back = _sent(specialist, days_ago=30)
+    referral_record_consult_report(referral=back, actor=coordinator)
+    cancelled = _sent(specialist, days_ago=30)
+    referral_transition(referral=cancelled, to_status="cancelled", actor=None)
+    inbound = referral_log(
+        referral=ReferralFactory.build(
+            provider=specialist, received_at=timezone.now() - timedelta(days=40)
+        ),
+        actor=None,
+    )
+
+    assert consult_report_reminders_create() == 1
+    assert consult_report_reminders_create() == 0  # the nightly run is idempotent
+    task = Task.objects.get()
+    assert (task.referral, task.kind, task.assignee) == (
+        late,
+        Task.Kind.CONSULT_REPORT,
+        coordinator,
+    )
+    assert not Task.objects.filter(referral__in=[back, cancelled, inbound]).exists()
+
+
+def test_recording_the_consult_report_closes_its_reminder(settings, client_for, coordinator):
+    settings.CONSULT_REPORT_REMINDER_DAYS = 14
+    referral = _sent(ProviderFactory(in_network=True), days_ago=20)
+    consult_report_reminders_create()
+    client = client_for(coordinator)
+    page = client.get(referral.get_absolute_url()).content.decode()
+    assert "Not back yet" in page
+    response = client.post(reverse("referrals:consult_report", args=[referral.pk]))
+    assert response.url == referral.get_absolute_url()
+    referral.refresh_from_db()
+    assert referral.report_received_at is not None
+    assert Task.objects.get().status == Task.Status.DONE
+    # A second click changes nothing.
+    first = referral.report_received_at
+    client.post(reverse("referrals:consult_report", args=[referral.pk]))
+    referral.refresh_from_db()
+    assert referral.report_received_at == first
+
+
+def test_an_inbound_referral_has_no_consult_report_to_record(client_for, coordinator):
+    referral = referral_log(referral=ReferralFactory.build(provider=ProviderFactory()), actor=None)
+    response = client_for(coordinator).post(
+        reverse("referrals:consult_report", args=[referral.pk]), follow=True
+    )
+    assert "Only a referral we sent out" in response.content.decode()
+    referral.refresh_from_db()
+    assert referral.report_received_at is None
+
+
+def test_the_nightly_task_runs_the_reminders(settings):
+    from referrals.tasks import remind_missing_consult_reports
+
+    settings.CONSULT_REPORT_REMINDER_DAYS = 1
+    referral = _sent(ProviderFactory(in_network=False), days_ago=5)
+    remind_missing_consult_reports.apply()
+    assert Task.objects.get().referral == referral
+    assert "remind-missing-consult-reports" in settings.CELERY_BEAT_SCHEDULE

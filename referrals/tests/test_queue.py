@@ -1,0 +1,294 @@
+"""The SLA work queue: deadlines per urgency, claiming, reassigning and bulk actions."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.messages import get_messages
+from django.urls import reverse
+from django.utils import timezone
+
+from core.factories import UserFactory
+from core.roles import Role
+from partners.factories import ProviderFactory
+from referrals.factories import ReferralFactory
+from referrals.models import Referral, SlaState, SlaTarget, Status
+from referrals.services import (
+    referral_bulk_apply,
+    referral_claim,
+    referral_log,
+    referral_transition,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def _logged(**kwargs):
+    kwargs.setdefault("provider", ProviderFactory())
+    return referral_log(referral=ReferralFactory.build(**kwargs), actor=None)
+
+
+def _token(referral: Referral) -> str:
+    referral.refresh_from_db()
+    return f"{referral.pk}:{referral.updated_at.isoformat()}"
+
+
+def _messages(response) -> list[str]:
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+def test_default_sla_targets_exist_for_every_urgency():
+    assert set(SlaTarget.objects.values_list("urgency", flat=True)) == set(Referral.Urgency.values)
+
+
+def test_a_stat_referral_unanswered_past_its_target_is_contact_overdue():
+    now = timezone.now()
+    late = _logged(urgency="stat", received_at=now - timedelta(hours=3))
+    fresh = _logged(urgency="stat", received_at=now - timedelta(minutes=30))
+    routine = _logged(urgency="routine", received_at=now - timedelta(hours=3))
+    states = dict(Referral.objects.with_sla(now=now).values_list("pk", "sla_state"))
+    assert states[late.pk] == SlaState.CONTACT_OVERDUE
+    assert states[fresh.pk] == SlaState.ON_TRACK
+    assert states[routine.pk] == SlaState.ON_TRACK
+    assert list(Referral.objects.overdue(now=now).values_list("pk", flat=True)) == [late.pk]
+
+
+def test_the_targets_are_data_the_practice_can_change():
+    now = timezone.now()
+    referral = _logged(urgency="routine", received_at=now - timedelta(hours=5))
+    assert not Referral.objects.overdue(now=now).exists()
+    SlaTarget.objects.filter(urgency="routine").update(first_contact_hours=4)
+    assert list(Referral.objects.overdue(now=now)) == [referral]
+
+
+def test_the_first_answer_stops_the_contact_clock_and_the_appointment_clock_runs_on():
+    received = timezone.now() - timedelta(days=10)
+    referral = _logged(urgency="urgent", received_at=received)
+    answered = received + timedelta(hours=2)
+    referral = referral_transition(referral=referral, to_status="accepted", actor=None, at=answered)
+    assert referral.contacted_at == answered
+    # Urgent: seen within 7 days; 10 days on and no appointment is overdue.
+    assert Referral.objects.with_sla().get().sla_state == SlaState.APPOINTMENT_OVERDUE
+    referral_transition(
+        referral=referral,
+        to_status="scheduled",
+        actor=None,
+        appointment_at=received + timedelta(days=12),
+    )
+    # Booked, but later than the target: flagged as late rather than overdue.
+    assert Referral.objects.with_sla().get().sla_state == SlaState.APPOINTMENT_LATE
+    # A second answer (on hold → accepted) does not move the first-contact time.
+    referral.refresh_from_db()
+    assert referral.contacted_at == answered
+
+
+def test_overdue_rows_stand_out_in_the_queue_and_can_be_filtered(client_for, coordinator):
+    late = _logged(urgency="stat", received_at=timezone.now() - timedelta(hours=5))
+    fine = _logged(urgency="routine")
+    client = client_for(coordinator)
+    page = client.get(reverse("referrals:list")).content.decode()
+    assert page.count("data-overdue") == 1
+    assert 'data-sla="contact_overdue"' in page
+    only_overdue = client.get(reverse("referrals:list"), {"sla": "overdue"}).content.decode()
+    assert late.get_absolute_url() in only_overdue
+    assert fine.get_absolute_url() not in only_overdue
+
+
+def test_the_queue_filters_by_coordinator_and_unassigned(client_for, coordinator, manager):
+    mine = _logged(assigned_to=coordinator)
+    theirs = _logged(assigned_to=manager)
+    nobody = _logged()
+    client = client_for(coordinator)
+    page = client.get(reverse("referrals:list"), {"assigned_to": coordinator.pk}).content.decode()
+    assert mine.get_absolute_url() in page
+    assert theirs.get_absolute_url() not in page
+    unassigned = client.get(reverse("referrals:list"), {"assigned_to": "null"}).content.decode()
+    assert nobody.get_absolute_url() in unassigned
+    assert mine.get_absolute_url() not in unassigned
+
+
+def test_only_one_of_two_coordinators_claiming_the_same_referral_gets_it(coordinator, manager):
+    referral = _logged()
+    assert referral_claim(referral_id=referral.pk, user=coordinator) is True
+    assert referral_claim(referral_id=referral.pk, user=manager) is False
+    referral.refresh_from_db()
+    assert referral.assigned_to == coordinator
+
+
+def test_claiming_from_the_queue_says_who_won(client_for, coordinator, manager):
+    referral = _logged()
+    url = reverse("referrals:claim", args=[referral.pk])
+    first = client_for(coordinator).post(url, {"next": "/referrals/?sla=overdue"})
+    assert first.url == "/referrals/?sla=overdue"
+    assert "is yours" in _messages(first)[0]
+    second = client_for(manager).post(url, {"next": "https://evil.example/"})
+    assert second.url == reverse("referrals:list")
+    assert "already taken" in _messages(second)[0]
+    referral.refresh_from_db()
+    assert referral.assigned_to == coordinator
+
+
+def test_a_liaison_can_neither_claim_nor_bulk_change(client_for, liaison):
+    referral = _logged(provider=ProviderFactory(owner=liaison))
+    client = client_for(liaison)
+    assert client.post(reverse("referrals:claim", args=[referral.pk])).status_code == 404
+    response = client.post(
+        reverse("referrals:bulk"), {"rows": [_token(referral)], "to_status": "accepted"}
+    )
+    assert response.status_code == 403
+    page = client.get(reverse("referrals:list")).content.decode()
+    assert "bulk-form" not in page and "Claim" not in page
+    referral.refresh_from_db()
+    assert referral.status == Status.RECEIVED and referral.assigned_to is None
+
+
+def test_reassigning_with_a_stale_page_does_not_overwrite_a_newer_assignment(
+    client_for, coordinator, manager
+):
+    other = UserFactory(username="other_coordinator", role=Role.COORDINATOR)
+    referral = _logged()
+    seen_version = referral.updated_at.isoformat()
+    # Someone claims it after the manager's page loaded...
+    assert referral_claim(referral_id=referral.pk, user=other)
+    response = client_for(manager).post(
+        reverse("referrals:assign", args=[referral.pk]),
+        {"assignee": coordinator.pk, "version": seen_version},
+    )
+    assert "changed by someone else" in _messages(response)[0]
+    referral.refresh_from_db()
+    assert referral.assigned_to == other
+    # ...and with a fresh page the reassignment goes through.
+    response = client_for(manager).post(
+        reverse("referrals:assign", args=[referral.pk]),
+        {"assignee": coordinator.pk, "version": referral.updated_at.isoformat()},
+    )
+    referral.refresh_from_db()
+    assert referral.assigned_to == coordinator
+
+
+def test_a_bulk_move_writes_an_event_for_every_row(client_for, coordinator):
+    referrals = [_logged() for _ in range(3)]
+    response = client_for(coordinator).post(
+        reverse("referrals:bulk"),
+        {"rows": [_token(r) for r in referrals], "to_status": "accepted", "next": "/referrals/"},
+    )
+    assert response.status_code == 302
+    assert _messages(response) == ["Updated 3 referral(s)."]
+    for referral in referrals:
+        referral.refresh_from_db()
+        assert referral.status == Status.ACCEPTED
+        assert referral.contacted_at is not None
+        last = referral.events.last()
+        assert (last.from_status, last.to_status, last.actor) == (
+            "received",
+            "accepted",
+            coordinator,
+        )
+
+
+def test_a_bulk_action_skips_and_reports_a_row_someone_else_just_changed(
+    client_for, coordinator, manager
+):
+    untouched, changed = _logged(), _logged()
+    tokens = [_token(untouched), _token(changed)]
+    # After the page loaded, the manager put one of them on hold.
+    referral_transition(referral=changed, to_status="on_hold", actor=manager)
+    response = client_for(coordinator).post(
+        reverse("referrals:bulk"),
+        {"rows": tokens, "to_status": "cancelled", "assign_to": coordinator.pk},
+    )
+    assert _messages(response) == [
+        "Updated 1 referral(s).",
+        f"Referral #{changed.pk} was left unchanged: "
+        "changed by someone else since you loaded the page.",
+    ]
+    untouched.refresh_from_db()
+    changed.refresh_from_db()
+    assert (untouched.status, untouched.assigned_to) == (Status.CANCELLED, coordinator)
+    assert (changed.status, changed.assigned_to) == (Status.ON_HOLD, None)
+
+
+def test_a_bulk_move_not_allowed_for_a_row_skips_that_row_with_the_reason(coordinator):
+    new = _logged()
+    closed = _logged()
+    referral_transition(referral=closed, to_status="cancelled", actor=None)
+    referral_transition(referral=closed, to_status="closed", actor=None)
+    new.refresh_from_db()
+    closed.refresh_from_db()
+    result = referral_bulk_apply(
+        queryset=Referral.objects.all(),
+        versions={new.pk: new.updated_at, closed.pk: closed.updated_at},
+        actor=coordinator,
+        to_status="on_hold",
+    )
+    assert result.applied == [new.pk]
+    assert result.skipped == {closed.pk: "a closed referral cannot move to on hold"}
+
+
+def test_a_failure_midway_rolls_back_the_whole_bulk_action(coordinator, monkeypatch):
+    first, second = _logged(), _logged()
+    from referrals import services
+
+    real = services.referral_transition
+    calls = []
+
+    def fail_on_second(**kwargs):
+        calls.append(kwargs["referral"].pk)
+        if len(calls) == 2:
+            raise RuntimeError("database went away")
+        return real(**kwargs)
+
+    monkeypatch.setattr(services, "referral_transition", fail_on_second)
+    with pytest.raises(RuntimeError):
+        referral_bulk_apply(
+            queryset=Referral.objects.all(),
+            versions={first.pk: first.updated_at, second.pk: second.updated_at},
+            actor=coordinator,
+            assign_to=coordinator,
+            to_status="accepted",
+        )
+    assert set(Referral.objects.values_list("status", flat=True)) == {Status.RECEIVED}
+    assert not Referral.objects.filter(assigned_to__isnull=False).exists()
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"to_status": "accepted"}, "Select at least one referral."),
+        ({"rows": ["1:yesterday"], "to_status": "accepted"}, "The selection was not understood"),
+        ({"rows": ["x:2026-01-01T00:00:00+00:00"], "to_status": "accepted"}, "not understood"),
+        ({"rows": ["1:2026-01-01T00:00:00+00:00"]}, "Choose someone to assign to"),
+        ({"rows": ["1:2026-01-01T00:00:00+00:00"], "to_status": "seen"}, "not one of"),
+    ],
+)
+def test_bad_bulk_input_is_reported_and_changes_nothing(client_for, coordinator, data, message):
+    referral = _logged()
+    response = client_for(coordinator).post(reverse("referrals:bulk"), data)
+    assert response.status_code == 302
+    assert any(message in text for text in _messages(response))
+    referral.refresh_from_db()
+    assert referral.status == Status.RECEIVED
+
+
+def test_rows_the_user_may_not_change_are_skipped_by_a_bulk_action(coordinator):
+    referral = _logged()
+    result = referral_bulk_apply(
+        queryset=Referral.objects.none(),
+        versions={referral.pk: referral.updated_at},
+        actor=coordinator,
+        to_status="accepted",
+    )
+    assert result.applied == []
+    assert result.skipped == {referral.pk: "not found or not yours to change"}
+
+
+def test_the_queue_counts_only_up_to_its_cap(rf, coordinator):
+    from core.pagination import paginate_capped
+
+    for _ in range(4):
+        _logged()
+    request = rf.get("/referrals/", {"page": "2"})
+    capped = paginate_capped(request, Referral.objects.order_by("pk"), cap=3, per_page=2)
+    assert capped.paginator.is_capped
+    assert capped.number == 2
+    exact = paginate_capped(request, Referral.objects.order_by("pk"), cap=10, per_page=2)
+    assert (exact.paginator.is_capped, exact.paginator.count) == (False, 4)

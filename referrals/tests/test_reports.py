@@ -1,0 +1,137 @@
+"""The leakage and reciprocity reports."""
+
+import csv
+import io
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from partners.factories import ProviderFactory
+from partners.models import Provider
+from referrals.factories import ReferralFactory
+from referrals.services import referral_log
+
+pytestmark = pytest.mark.django_db
+
+
+def _referral(provider, *, direction="inbound", days_ago=1, reason=None):
+    if reason is None:
+        outside = direction == "outbound" and not provider.in_network
+        reason = "Patient preference" if outside else ""
+    return referral_log(
+        referral=ReferralFactory.build(
+            provider=provider,
+            direction=direction,
+            received_at=timezone.now() - timedelta(days=days_ago),
+            out_of_network_reason=reason,
+        ),
+        actor=None,
+    )
+
+
+def test_leakage_is_the_share_sent_out_of_network_with_its_denominator(client_for, manager):
+    inside = ProviderFactory(in_network=True)
+    outside = ProviderFactory(in_network=False, last_name="Faraway")
+    for _ in range(3):
+        _referral(inside, direction="outbound")
+    _referral(outside, direction="outbound", reason="Patient asked for him")
+    _referral(outside, direction="outbound", reason="Patient asked for him", days_ago=800)
+    _referral(outside)  # inbound: not an outbound referral at all
+    page = client_for(manager).get(reverse("referrals:leakage")).content.decode()
+    assert 'data-testid="leakage">25.0%<' in page
+    assert "1 of 4" in page
+    assert "Faraway" in page
+    assert "Patient asked for him" in page
+    assert "network=false" in page  # the drill-down to the rows
+
+
+def test_the_leakage_drill_down_lists_exactly_the_leaked_referrals(client_for, manager):
+    leaked = _referral(ProviderFactory(in_network=False), direction="outbound", reason="x")
+    kept = _referral(ProviderFactory(in_network=True), direction="outbound")
+    page = (
+        client_for(manager)
+        .get(reverse("referrals:list"), {"direction": "outbound", "network": "false", "open": ""})
+        .content.decode()
+    )
+    assert leaked.get_absolute_url() in page
+    assert kept.get_absolute_url() not in page
+
+
+def test_reciprocity_counts_each_partner_both_ways_in_the_period():
+    both = ProviderFactory()
+    for _ in range(3):
+        _referral(both)
+    _referral(both, direction="outbound")
+    _referral(both, days_ago=400)  # outside the period
+    only_in = ProviderFactory()
+    _referral(only_in)
+    ProviderFactory()  # no referrals: not listed
+    since = timezone.now() - timedelta(days=365)
+    rows = {
+        p.pk: (p.received, p.sent, p.balance)
+        for p in Provider.objects.with_reciprocity(since=since)
+    }
+    assert rows == {both.pk: (3, 1, -2), only_in.pk: (1, 0, -1)}
+
+
+def test_the_reciprocity_page_and_its_csv_show_the_same_figures(client_for, manager):
+    partner = ProviderFactory(first_name="Ann", last_name="Wiebe", credential="MD")
+    _referral(partner)
+    _referral(partner, direction="outbound")
+    _referral(partner, direction="outbound")
+    client = client_for(manager)
+    page = client.get(reverse("referrals:reciprocity")).content.decode()
+    assert "Ann Wiebe, MD" in page
+    assert 'data-testid="received">1<' in page and 'data-testid="sent">2<' in page
+    response = client.get(reverse("referrals:reciprocity"), {"format": "csv"})
+    assert response["Content-Type"] == "text/csv"
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0][:4] == ["npi", "partner", "received", "sent"]
+    assert rows[1] == [partner.npi, "Ann Wiebe, MD", "1", "2", "1"]
+
+
+def test_a_bad_period_is_explained_not_crashed_on(client_for, manager):
+    client = client_for(manager)
+    backwards = client.get(
+        reverse("referrals:reciprocity"), {"since": "2026-05-01", "until": "2026-01-01"}
+    )
+    assert backwards.status_code == 200
+    assert "must start before it ends" in backwards.content.decode()
+    garbage = client.get(reverse("referrals:leakage"), {"since": "soon"})
+    assert garbage.status_code == 200
+    assert "Enter a valid date" in garbage.content.decode()
+
+
+def test_reports_are_for_managers_not_coordinators_or_liaisons(
+    client_for, coordinator, liaison, manager
+):
+    for user in (coordinator, liaison):
+        assert client_for(user).get(reverse("referrals:reciprocity")).status_code == 403
+        assert client_for(user).get(reverse("referrals:leakage")).status_code == 403
+    assert client_for(manager).get(reverse("referrals:leakage")).status_code == 200
+
+
+def test_the_reciprocity_report_runs_the_same_queries_for_few_and_many_partners(
+    client_for, manager, django_assert_num_queries
+):
+    client = client_for(manager)
+    url = reverse("referrals:reciprocity")
+    for _ in range(2):
+        _referral(ProviderFactory())
+    client.get(url)
+    with django_assert_num_queries(11) as few:
+        client.get(url)
+    for _ in range(30):
+        _referral(ProviderFactory(), direction="outbound")
+    with django_assert_num_queries(len(few.captured_queries)):
+        client.get(url)
+
+
+def test_a_period_at_the_end_of_the_calendar_is_refused_politely(client_for, manager):
+    response = client_for(manager).get(
+        reverse("referrals:conversion"), {"since": "2026-01-01", "until": "9999-12-31"}
+    )
+    assert response.status_code == 200
+    assert "Choose a date between 1900 and 2200." in response.content.decode()
