@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import django_filters
 from django import forms
 from django.contrib.auth import get_user_model
 from django.db.models import Q
+from django.utils import timezone
 
 from core.filters import StyledFilterSet
 from core.forms import UserChoiceField
@@ -61,6 +63,18 @@ class TierForm(forms.Form):
     reason = forms.CharField(
         max_length=300, help_text="Why the tier changes; kept in the partner's history."
     )
+    pinned_until = forms.DateField(
+        required=False,
+        label="Keep until",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="Nightly tiering leaves your tier alone until this date; empty: until cleared.",
+    )
+
+    def clean_pinned_until(self) -> date | None:
+        until = self.cleaned_data["pinned_until"]
+        if until and until < timezone.localdate():
+            raise forms.ValidationError("Choose today or a later date.")
+        return until
 
 
 class OrganizationForm(forms.ModelForm):
@@ -108,13 +122,14 @@ class ProviderFilter(StyledFilterSet):
     q = django_filters.CharFilter(method="filter_search", label="Search")
     status = django_filters.ChoiceFilter(choices=Provider.Status.choices, empty_label="Any status")
     tier = django_filters.ChoiceFilter(choices=Provider.Tier.choices, empty_label="Any tier")
+    health = django_filters.ChoiceFilter(choices=Provider.Health.choices, empty_label="Any health")
     owner = django_filters.ModelChoiceFilter(
         queryset=lambda request: liaison_choices(), empty_label="Any owner", label="Owner"
     )
 
     class Meta:
         model = Provider
-        fields = ["q", "status", "tier", "owner"]
+        fields = ["q", "status", "tier", "health", "owner"]
 
     def filter_search(self, queryset: Any, name: str, value: str) -> Any:
         return queryset.search(value)
@@ -132,3 +147,16 @@ class OrganizationFilter(StyledFilterSet):
         for word in value.split():
             query &= Q(name__icontains=word) | Q(city__icontains=word)
         return queryset.filter(query)
+
+
+class MergeSearchForm(forms.Form):
+    q = forms.CharField(max_length=100, required=False, label="Find the duplicate")
+    duplicate = forms.IntegerField(min_value=1, max_value=2**62, required=False)
+
+
+class MergeConfirmForm(forms.Form):
+    duplicate = forms.IntegerField(min_value=1, max_value=2**62, widget=forms.HiddenInput)
+    confirm = forms.BooleanField(
+        label="I checked that these are the same, and the record kept has the right NPI.",
+        error_messages={"required": "Tick the box to confirm the merge."},
+    )

@@ -11,10 +11,13 @@ urlpatterns = [
     path("<int:pk>/", views.provider_detail, name="provider_detail"),
     path("<int:pk>/edit/", views.provider_update, name="provider_update"),
     path("<int:pk>/tier/", views.provider_tier, name="provider_tier"),
+    path("<int:pk>/tier/unpin/", views.provider_unpin_tier, name="provider_unpin_tier"),
+    path("<int:pk>/merge/", views.provider_merge, name="provider_merge"),
     path("offices/", views.organization_list, name="organization_list"),
     path("offices/new/", views.organization_create, name="organization_create"),
     path("offices/<int:pk>/", views.organization_detail, name="organization_detail"),
     path("offices/<int:pk>/edit/", views.organization_update, name="organization_update"),
+    path("offices/<int:pk>/merge/", views.organization_merge, name="organization_merge"),
     path("offices/<int:organization_pk>/staff/new/", views.staff_create, name="staff_create"),
     path("staff/<int:pk>/edit/", views.staff_update, name="staff_update"),
 ]

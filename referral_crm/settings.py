@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -225,6 +226,11 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-loop-work": {
         "task": "outreach.tasks.sweep_loop_work",
         "schedule": LOOP_SWEEP_SECONDS,
+    },
+    # Nightly tiering and relationship health of every partner (partners.tasks).
+    "assess-partners-nightly": {
+        "task": "partners.tasks.assess_partners",
+        "schedule": crontab(hour=2, minute=30),
     },
 }
 
