@@ -334,6 +334,13 @@ def _merge_page(
     confirm = MergeConfirmForm(
         request.POST or None, initial={"duplicate": duplicate.pk if duplicate else None}
     )
+    if (
+        request.method == "POST"
+        and not confirm.is_valid()
+        and confirm.cleaned_data.get("duplicate")
+    ):
+        # Unconfirmed: show the same preview again, with the form's message.
+        duplicate = lookup(confirm.cleaned_data["duplicate"])
     if request.method == "POST" and confirm.is_valid():
         duplicate = lookup(confirm.cleaned_data["duplicate"])
         try:
