@@ -160,3 +160,54 @@ class MergeConfirmForm(forms.Form):
         label="I checked that these are the same, and the record kept has the right NPI.",
         error_messages={"required": "Tick the box to confirm the merge."},
     )
+
+
+class PartnerUploadForm(forms.Form):
+    file = forms.FileField(
+        label="Spreadsheet",
+        help_text="A .csv or .xlsx file with a header row; the first sheet of a workbook.",
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,.xlsx,.txt"}),
+    )
+
+    def clean_file(self) -> Any:
+        from partners.spreadsheets import MAX_UPLOAD_BYTES
+
+        upload = self.cleaned_data["file"]
+        if upload.size > MAX_UPLOAD_BYTES:
+            raise forms.ValidationError(
+                f"The file is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB; split it."
+            )
+        return upload
+
+
+class ColumnMappingForm(forms.Form):
+    """One choice per column of the uploaded file: which partner field it fills."""
+
+    def __init__(self, *args: Any, headers: list[str], samples: list[str], **kwargs: Any):
+        from partners.spreadsheets import TARGETS
+
+        super().__init__(*args, **kwargs)
+        choices = [("", "Ignore this column"), *TARGETS.items()]
+        for index, header in enumerate(headers):
+            self.fields[f"column_{index}"] = forms.ChoiceField(
+                label=header,
+                choices=choices,
+                required=False,
+                help_text=f"e.g. {samples[index][:60]}" if samples[index] else "",
+            )
+
+    def mapping(self) -> dict[str, str]:
+        return {
+            name.removeprefix("column_"): target
+            for name, target in self.cleaned_data.items()
+            if target
+        }
+
+    def clean(self) -> dict[str, Any]:
+        from partners.services import check_partner_import_mapping
+
+        cleaned = super().clean()
+        if not self.errors:
+            for problem in check_partner_import_mapping(self.mapping()):
+                self.add_error(None, problem)
+        return cleaned

@@ -10,11 +10,19 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import models, transaction
+from django.db import IntegrityError, models, transaction
 from django.db.models import Count, Max, Min, Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 
-from partners.models import HealthChange, Organization, PartnerMerge, Provider, TierChange
+from partners.models import (
+    HealthChange,
+    Organization,
+    PartnerImport,
+    PartnerMerge,
+    Provider,
+    TierChange,
+)
 
 # Locks and bulk writes go in batches so no statement outgrows SQLite's variable limit.
 BATCH_SIZE = 500
@@ -587,3 +595,158 @@ def partner_merge(
         merged_at=timezone.now(),
     )
     return merge
+
+
+# --- Spreadsheet import -----------------------------------------------------------------
+
+# Up to this many rows an import is applied in the request (a second or two); bigger
+# files go to a worker and the page shows its progress.
+SYNC_IMPORT_ROWS = 1000
+# A queued import whose message was lost, or whose worker died mid-way (its transaction
+# rolled back, so nothing was written), is re-driven by the sweep after this long.
+STALE_IMPORT = timedelta(minutes=10)
+PROGRESS_EVERY = 1000
+
+
+def check_partner_import_mapping(mapping: dict[str, str]) -> list[str]:
+    targets = list(mapping.values())
+    problems = []
+    if "npi" not in targets:
+        problems.append("Choose the column that holds the NPI: partners are matched by NPI.")
+    names = {"first_name", "last_name"} <= set(targets) or "full_name" in targets
+    if not names:
+        problems.append("Choose the first and last name columns, or one full-name column.")
+    doubled = sorted({target for target in targets if targets.count(target) > 1})
+    if doubled:
+        problems.append(
+            "Each field can come from one column only: " + ", ".join(doubled) + " is chosen twice."
+        )
+    return problems
+
+
+def partner_import_start(*, partner_import: PartnerImport) -> bool:
+    """Confirm an import: apply it now when small, else queue it for a worker. Returns
+    True when it was applied in this call. A second confirmation is refused."""
+    claimed = PartnerImport.objects.filter(
+        pk=partner_import.pk, status=PartnerImport.Status.UPLOADED
+    ).update(
+        status=PartnerImport.Status.QUEUED,
+        total_rows=len(partner_import.rows),
+        processed_rows=0,
+        claimed_at=timezone.now(),
+    )
+    if not claimed:
+        raise ValidationError("This import was already confirmed.")
+    if len(partner_import.rows) <= SYNC_IMPORT_ROWS:
+        partner_import_apply(import_id=partner_import.pk)
+        return True
+    from partners.tasks import apply_partner_import
+
+    transaction.on_commit(lambda: apply_partner_import.delay(partner_import.pk))
+    return False
+
+
+def partner_import_apply(*, import_id: int) -> PartnerImport | None:
+    """Apply a confirmed import: check every row again (the network may have changed since
+    the preview), reporting progress, then write all of it in one transaction. Returns
+    None when another worker already took it."""
+    from partners.spreadsheets import plan_import
+
+    claimed = PartnerImport.objects.filter(pk=import_id, status=PartnerImport.Status.QUEUED).update(
+        status=PartnerImport.Status.APPLYING, claimed_at=timezone.now()
+    )
+    if not claimed:
+        return None
+    partner_import = PartnerImport.objects.get(pk=import_id)
+
+    def progress(done: int) -> None:
+        PartnerImport.objects.filter(pk=import_id).update(processed_rows=done)
+
+    plan = plan_import(partner_import.rows, partner_import.mapping, progress=progress)
+    try:
+        _write_import(partner_import, plan)
+    except (ValidationError, IntegrityError) as error:
+        PartnerImport.objects.filter(pk=import_id).update(
+            status=PartnerImport.Status.FAILED,
+            finished_at=timezone.now(),
+            error=(
+                "Nothing was imported: the partner list changed while importing "
+                f"({type(error).__name__}). Upload the file again to see a fresh preview."
+            ),
+        )
+    partner_import.refresh_from_db()
+    return partner_import
+
+
+@transaction.atomic
+def _write_import(partner_import: PartnerImport, plan: Any) -> None:
+    from partners.spreadsheets import dedupe_case
+
+    writes = [row for row in plan.rows if row.action in ("create", "update")]
+    wanted = dedupe_case(sorted({row.values.get("organization", "") for row in writes} - {""}))
+    organizations: dict[str, Organization] = {}
+    for batch in _batches([name.lower() for name in wanted]):
+        for organization in Organization.objects.annotate(lowered=Lower("name")).filter(
+            lowered__in=batch
+        ):
+            organizations.setdefault(organization.lowered, organization)
+    created_orgs = [Organization(name=name) for name in wanted if name.lower() not in organizations]
+    for organization in Organization.objects.bulk_create(created_orgs, batch_size=BATCH_SIZE):
+        organizations[organization.name.lower()] = organization
+
+    def assign(provider: Provider, values: dict[str, str]) -> list[str]:
+        changed = []
+        for name, value in values.items():
+            if not value or name in ("npi", "full_name"):
+                continue
+            if name == "organization":
+                provider.organization = organizations[value.lower()]
+            else:
+                setattr(provider, name, value)
+            changed.append(name)
+        return changed
+
+    new = []
+    for row in plan.rows:
+        if row.action == "create":
+            provider = Provider(npi=row.values["npi"], status=Provider.Status.PROSPECT)
+            assign(provider, row.values)
+            provider.clean_fields(exclude=["organization", "owner"])
+            new.append(provider)
+    Provider.objects.bulk_create(new, batch_size=BATCH_SIZE)
+
+    updates = {row.provider_id: row for row in plan.rows if row.action == "update"}
+    changed_fields: set[str] = set()
+    locked: list[Provider] = []
+    for batch in _batches(list(updates)):
+        for provider in Provider.objects.select_for_update().filter(pk__in=batch):
+            changed_fields.update(assign(provider, updates[provider.pk].values))
+            provider.clean_fields(exclude=["organization", "owner"])
+            provider.updated_at = timezone.now()
+            locked.append(provider)
+    if locked:
+        Provider.objects.bulk_update(
+            locked, [*sorted(changed_fields), "updated_at"], batch_size=BATCH_SIZE
+        )
+    counts = plan.counts
+    PartnerImport.objects.filter(pk=partner_import.pk).update(
+        status=PartnerImport.Status.APPLIED,
+        processed_rows=len(plan.rows),
+        finished_at=timezone.now(),
+        result={**counts, "organizations": len(created_orgs)},
+    )
+
+
+def partner_imports_to_redrive() -> list[int]:
+    """Imports a worker should have finished by now: queued with the message lost, or
+    applying on a worker that died (its transaction rolled back). Reset and return them."""
+    cutoff = timezone.now() - STALE_IMPORT
+    stale = PartnerImport.objects.filter(
+        status__in=[PartnerImport.Status.QUEUED, PartnerImport.Status.APPLYING],
+        claimed_at__lt=cutoff,
+    )
+    ids = list(stale.values_list("pk", flat=True))
+    PartnerImport.objects.filter(pk__in=ids, claimed_at__lt=cutoff).update(
+        status=PartnerImport.Status.QUEUED, claimed_at=timezone.now()
+    )
+    return ids

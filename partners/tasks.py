@@ -26,3 +26,15 @@ def assess_partners() -> None:
         health.changed,
         health.assessed,
     )
+
+
+@shared_task(autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5)
+def apply_partner_import(import_id: int) -> None:
+    services.partner_import_apply(import_id=import_id)
+
+
+@shared_task
+def sweep_partner_imports() -> None:
+    """Run by beat: re-drive big imports whose message or worker was lost."""
+    for import_id in services.partner_imports_to_redrive():
+        apply_partner_import.delay(import_id)

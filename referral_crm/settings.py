@@ -232,6 +232,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "partners.tasks.assess_partners",
         "schedule": crontab(hour=2, minute=30),
     },
+    "sweep-partner-imports": {
+        "task": "partners.tasks.sweep_partner_imports",
+        "schedule": 300.0,
+    },
 }
 
 # --- Logging --------------------------------------------------------------------------------
