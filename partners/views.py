@@ -332,13 +332,10 @@ def _merge_page(
                 candidates(search.cleaned_data["q"]).exclude(pk=survivor.pk)[:MERGE_MATCHES]
             )
     confirm = MergeConfirmForm(
-        request.POST or None, initial={"duplicate": duplicate.pk if duplicate else None}
+        request.POST if request.method == "POST" else None,
+        initial={"duplicate": duplicate.pk if duplicate else None},
     )
-    if (
-        request.method == "POST"
-        and not confirm.is_valid()
-        and confirm.cleaned_data.get("duplicate")
-    ):
+    if confirm.is_bound and not confirm.is_valid() and confirm.cleaned_data.get("duplicate"):
         # Unconfirmed: show the same preview again, with the form's message.
         duplicate = lookup(confirm.cleaned_data["duplicate"])
     if request.method == "POST" and confirm.is_valid():
