@@ -247,3 +247,24 @@ def test_read_table_pads_short_rows_and_names_blank_headers():
     table = read_table(io.BytesIO(b"NPI;;Name\n1;2\n"), "x.csv")
     assert table.headers == ["NPI", "Column 2", "Name"]
     assert table.rows == [["1", "2", ""]]
+
+
+def test_hostile_mapping_values_are_refused_without_a_server_error(client_for, manager):
+    client = client_for(manager)
+    _upload(client, _csv(SHEET))
+    partner_import = PartnerImport.objects.get()
+    url = reverse("partners:import_mapping", args=[partner_import.pk])
+    for value in ("<script>", "npi' OR 1=1", "x" * 5000, "\x00"):
+        response = client.post(url, {"column_0": value, "column_1": "npi", "column_9": "npi"})
+        assert response.status_code == 200
+        assert "Select a valid choice" in response.content.decode()
+    partner_import.refresh_from_db()
+    assert partner_import.mapping == guess_mapping(SHEET[0])
+
+
+def test_someone_without_the_import_permission_cannot_see_an_import(client_for, liaison, manager):
+    _upload(client_for(manager), _csv(SHEET))
+    partner_import = PartnerImport.objects.get()
+    client = client_for(liaison)
+    for name in ("import_detail", "import_mapping", "import_rejects"):
+        assert client.get(reverse(f"partners:{name}", args=[partner_import.pk])).status_code == 403
