@@ -143,7 +143,8 @@ class ProviderQuerySet(models.QuerySet["Provider"]):
 
     def search(self, text: str) -> ProviderQuerySet:
         query = Q()
-        for word in text.split():
+        # Postgres refuses NUL in text parameters; a raw query string may carry one.
+        for word in text.replace("\x00", "").split():
             query &= (
                 Q(last_name__icontains=word)
                 | Q(first_name__icontains=word)

@@ -174,3 +174,11 @@ def test_staff_are_added_to_an_office(client_for, liaison):
     )
     assert response.status_code == 302
     assert office.staff.get().display_name == "Pat Reyes"
+
+
+def test_typeahead_survives_a_nul_character_in_the_query(client_for, coordinator):
+    ProviderFactory(first_name="David", last_name="Wiebe")
+    response = client_for(coordinator).get(
+        reverse("partners:provider_typeahead"), {"q": "wie\x00be"}
+    )
+    assert response.status_code == 200
