@@ -292,8 +292,10 @@ def assess_health(
     last_6m: int,
     last_touch_on: date | None,
 ) -> tuple[str, list[dict[str, Any]]]:
-    """A partner's health and the reasons behind it, as codes with their numbers (the
-    template `partners/includes/health_reasons.html` puts them into words).
+    """A partner's health and the reasons behind it, as codes with their facts (the
+    template `partners/includes/health_reasons.html` puts them into words). Facts are dates,
+    not day counts, so the reasons stay the same from night to night until something
+    happens, and the nightly run rewrites only the partners that moved.
 
     Dormant: no referral for DORMANT_DAYS. At risk: silent for more than twice its own
     usual gap between referrals (the mean gap over the last 12 months, from 3 referrals
@@ -309,18 +311,28 @@ def assess_health(
         days = (as_of - last_referral_on).days
         if days >= DORMANT_DAYS:
             health = Health.DORMANT
-            reasons.append({"code": "silent", "days": days})
+            reasons.append({"code": "silent", "last": last_referral_on.isoformat()})
         else:
             at_risk = False
             if last_12m >= CADENCE_MIN_REFERRALS and first_12m_on is not None:
                 gap = max(1, round((last_referral_on - first_12m_on).days / (last_12m - 1)))
                 overdue = days > max(OVERDUE_FACTOR * gap, OVERDUE_MIN_DAYS)
                 reasons.append(
-                    {"code": "overdue" if overdue else "on_cadence", "days": days, "gap": gap}
+                    {
+                        "code": "overdue" if overdue else "on_cadence",
+                        "last": last_referral_on.isoformat(),
+                        "gap": gap,
+                    }
                 )
                 at_risk = overdue
             else:
-                reasons.append({"code": "few_referrals", "days": days, "count": last_12m})
+                reasons.append(
+                    {
+                        "code": "few_referrals",
+                        "last": last_referral_on.isoformat(),
+                        "count": last_12m,
+                    }
+                )
             prior_6m = last_12m - last_6m
             if prior_6m >= DROP_MIN_PRIOR and last_6m <= DROP_SHARE * prior_6m:
                 reasons.append({"code": "volume_drop", "recent": last_6m, "prior": prior_6m})
@@ -332,7 +344,9 @@ def assess_health(
     else:
         touch_days = (as_of - last_touch_on).days
         stale = touch_days > NO_TOUCH_DAYS
-        reasons.append({"code": "no_touch" if stale else "touched", "days": touch_days})
+        reasons.append(
+            {"code": "no_touch" if stale else "touched", "last": last_touch_on.isoformat()}
+        )
     if stale and health == Health.ACTIVE:
         health = Health.AT_RISK
     return health, reasons
@@ -341,13 +355,14 @@ def assess_health(
 @dataclass(frozen=True)
 class HealthResult:
     assessed: int
-    changed: int
+    changed: int  # partners whose status moved (reasons alone may move more)
 
 
 def providers_assess_health(*, as_of: date) -> HealthResult:
     """Assess every partner's health (see assess_health) from two set-wise queries, store
-    it on the provider and write a HealthChange row where the status moves. Re-running it
-    the same day changes nothing but health_checked_at."""
+    it on the provider (only where status or reasons moved: health_checked_at is when they
+    last did) and write a HealthChange row where the status moves. Re-running it changes
+    nothing."""
     from outreach.models import Activity
 
     end = _end_of_day(as_of)
@@ -361,7 +376,15 @@ def providers_assess_health(*, as_of: date) -> HealthResult:
             last_12m=Count("referrals", filter=_inbound(start_12m, end)),
             last_6m=Count("referrals", filter=_inbound(start_6m, end)),
         )
-        .values_list("pk", "last_referral_at", "first_12m_at", "last_12m", "last_6m")
+        .values_list(
+            "pk",
+            "health",
+            "health_reasons",
+            "last_referral_at",
+            "first_12m_at",
+            "last_12m",
+            "last_6m",
+        )
     )
     touches = dict(
         Activity.providers.through.objects.filter(activity__occurred_at__lt=end)
@@ -375,8 +398,10 @@ def providers_assess_health(*, as_of: date) -> HealthResult:
         return timezone.localdate(moment) if moment else None
 
     assessed: dict[int, tuple[str, list[dict[str, Any]]]] = {}
-    for pk, last_at, first_at, last_12m, last_6m in rows:
-        assessed[pk] = assess_health(
+    count = 0
+    for pk, health, reasons, last_at, first_at, last_12m, last_6m in rows:
+        count += 1
+        result = assess_health(
             as_of=as_of,
             last_referral_on=local(last_at),
             first_12m_on=local(first_at),
@@ -384,12 +409,13 @@ def providers_assess_health(*, as_of: date) -> HealthResult:
             last_6m=last_6m,
             last_touch_on=local(touches.get(pk)),
         )
-    return HealthResult(assessed=len(assessed), changed=_apply_health(assessed))
+        if result != (health, reasons):
+            assessed[pk] = result
+    return HealthResult(assessed=count, changed=_apply_health(assessed))
 
 
 @transaction.atomic
 def _apply_health(assessed: dict[int, tuple[str, list[dict[str, Any]]]]) -> int:
-    # Every row is rewritten: the reasons carry day counts that move every night.
     now = timezone.now()
     updated: list[Provider] = []
     changes: list[HealthChange] = []

@@ -130,6 +130,10 @@ def test_a_pin_date_in_the_past_is_refused_with_a_message(client_for, manager):
     assert provider.tier == "B"
 
 
+def _ago(days):
+    return (TODAY - timedelta(days=days)).isoformat()
+
+
 def _health(**overrides):
     facts = {
         "as_of": TODAY,
@@ -145,7 +149,7 @@ def _health(**overrides):
 def test_a_partner_referring_on_its_usual_cadence_and_recently_visited_is_active():
     health, reasons = _health()
     assert health == Provider.Health.ACTIVE
-    assert {"code": "on_cadence", "days": 5, "gap": 30} in reasons
+    assert {"code": "on_cadence", "last": _ago(5), "gap": 30} in reasons
 
 
 def test_a_partner_silent_for_more_than_twice_its_usual_gap_is_at_risk():
@@ -153,7 +157,7 @@ def test_a_partner_silent_for_more_than_twice_its_usual_gap_is_at_risk():
         last_referral_on=TODAY - timedelta(days=70), first_12m_on=TODAY - timedelta(days=370)
     )
     assert health == Provider.Health.AT_RISK
-    assert reasons[0] == {"code": "overdue", "days": 70, "gap": 30}
+    assert reasons[0] == {"code": "overdue", "last": _ago(70), "gap": 30}
 
 
 def test_a_halved_volume_against_the_prior_six_months_is_at_risk():
@@ -165,7 +169,7 @@ def test_a_halved_volume_against_the_prior_six_months_is_at_risk():
 def test_a_busy_partner_nobody_touched_for_a_quarter_is_at_risk():
     health, reasons = _health(last_touch_on=TODAY - timedelta(days=120))
     assert health == Provider.Health.AT_RISK
-    assert {"code": "no_touch", "days": 120} in reasons
+    assert {"code": "no_touch", "last": _ago(120)} in reasons
 
 
 def test_half_a_year_without_a_referral_is_dormant_and_none_ever_is_new():
@@ -186,7 +190,7 @@ def test_the_nightly_assessment_stores_health_and_records_each_change():
     gone.refresh_from_db()
     assert steady.health == Provider.Health.ACTIVE
     assert gone.health == Provider.Health.DORMANT
-    assert {"code": "touched", "days": 3} in steady.health_reasons
+    assert {"code": "touched", "last": _ago(3)} in steady.health_reasons
     assert HealthChange.objects.filter(provider=gone, from_health="new", to_health="dormant")
     providers_assess_health(as_of=TODAY)
     assert HealthChange.objects.count() == 2  # nothing moved on the second run
