@@ -146,6 +146,7 @@ AXES_COOLOFF_TIME = timedelta(minutes=15)
 # By username only: a whole clinic shares one public IP address, and locking that address
 # would lock every colleague out along with the attacker.
 AXES_LOCKOUT_PARAMETERS = ["username"]
+AXES_USERNAME_CALLABLE = "core.lockout.lockout_username"
 SILENCED_SYSTEM_CHECKS = ["axes.W006"]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
