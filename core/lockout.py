@@ -6,14 +6,11 @@ from typing import Any
 
 from django.http import HttpRequest
 
-# AccessAttempt.username is a varchar(255); Postgres refuses longer values (SQLite keeps
-# them), so a hostile 20,000-character username would turn a failed login into a 500.
-USERNAME_LIMIT = 255
+# axes stores attempts in a 255-character column; a longer "username" typed into the
+# login form made Postgres refuse the row and the login page answer with a server error.
+AXES_USERNAME_MAX = 255
 
 
-def lockout_username(request: HttpRequest, credentials: dict[str, Any] | None) -> str | None:
-    if credentials:
-        username = credentials.get("username")
-    else:
-        username = getattr(request, "data", request.POST).get("username")
-    return str(username)[:USERNAME_LIMIT] if username else None
+def lockout_username(request: HttpRequest, credentials: dict[str, Any] | None = None) -> str:
+    source = credentials if credentials else getattr(request, "POST", {})
+    return str(source.get("username") or "")[:AXES_USERNAME_MAX]

@@ -54,6 +54,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "outreach.view_all_tasks",
         *_crud("outreach.letter", "view", "change"),
         *_crud("outreach.lettertemplate", "view", "change"),
+        *_crud("intake.intakelink", "view", "add", "change"),
+        "audit.view_patientdataaccess",
     ],
     Role.LIAISON: [
         *_crud("partners.organization", "view", "add", "change"),
@@ -76,6 +78,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_crud("outreach.activity", "view", "add"),
         *_crud("outreach.task", "view", "add", "change"),
         "outreach.view_letter",
+        *_crud("intake.intakelink", "view", "add", "change"),
     ],
     # Administrators get every permission; see sync_roles.
     Role.ADMINISTRATOR: [],
