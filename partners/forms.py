@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import django_filters
 from django import forms
 from django.contrib.auth import get_user_model
 from django.db.models import Q
+from django.utils import timezone
 
 from core.filters import StyledFilterSet
 from core.forms import UserChoiceField
@@ -62,6 +64,18 @@ class TierForm(forms.Form):
     reason = forms.CharField(
         max_length=300, help_text="Why the tier changes; kept in the partner's history."
     )
+    pinned_until = forms.DateField(
+        required=False,
+        label="Keep until",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="Nightly tiering leaves your tier alone until this date; empty: until cleared.",
+    )
+
+    def clean_pinned_until(self) -> date | None:
+        until = self.cleaned_data["pinned_until"]
+        if until and until < timezone.localdate():
+            raise forms.ValidationError("Choose today or a later date.")
+        return until
 
 
 class OrganizationForm(forms.ModelForm):
@@ -109,13 +123,14 @@ class ProviderFilter(StyledFilterSet):
     q = django_filters.CharFilter(method="filter_search", label="Search")
     status = django_filters.ChoiceFilter(choices=Provider.Status.choices, empty_label="Any status")
     tier = django_filters.ChoiceFilter(choices=Provider.Tier.choices, empty_label="Any tier")
+    health = django_filters.ChoiceFilter(choices=Provider.Health.choices, empty_label="Any health")
     owner = django_filters.ModelChoiceFilter(
         queryset=lambda request: liaison_choices(), empty_label="Any owner", label="Owner"
     )
 
     class Meta:
         model = Provider
-        fields = ["q", "status", "tier", "owner"]
+        fields = ["q", "status", "tier", "health", "owner"]
 
     def filter_search(self, queryset: Any, name: str, value: str) -> Any:
         return queryset.search(value)
@@ -133,3 +148,67 @@ class OrganizationFilter(StyledFilterSet):
         for word in value.split():
             query &= Q(name__icontains=word) | Q(city__icontains=word)
         return queryset.filter(query)
+
+
+class MergeSearchForm(forms.Form):
+    q = forms.CharField(max_length=100, required=False, label="Find the duplicate")
+    duplicate = forms.IntegerField(min_value=1, max_value=2**62, required=False)
+
+
+class MergeConfirmForm(forms.Form):
+    duplicate = forms.IntegerField(min_value=1, max_value=2**62, widget=forms.HiddenInput)
+    confirm = forms.BooleanField(
+        label="I checked that these are the same, and the record kept has the right NPI.",
+        error_messages={"required": "Tick the box to confirm the merge."},
+    )
+
+
+class PartnerUploadForm(forms.Form):
+    file = forms.FileField(
+        label="Spreadsheet",
+        help_text="A .csv or .xlsx file with a header row; the first sheet of a workbook.",
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,.xlsx,.txt"}),
+    )
+
+    def clean_file(self) -> Any:
+        from partners.spreadsheets import MAX_UPLOAD_BYTES
+
+        upload = self.cleaned_data["file"]
+        if upload.size > MAX_UPLOAD_BYTES:
+            raise forms.ValidationError(
+                f"The file is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB; split it."
+            )
+        return upload
+
+
+class ColumnMappingForm(forms.Form):
+    """One choice per column of the uploaded file: which partner field it fills."""
+
+    def __init__(self, *args: Any, headers: list[str], samples: list[str], **kwargs: Any):
+        from partners.spreadsheets import TARGETS
+
+        super().__init__(*args, **kwargs)
+        choices = [("", "Ignore this column"), *TARGETS.items()]
+        for index, header in enumerate(headers):
+            self.fields[f"column_{index}"] = forms.ChoiceField(
+                label=header,
+                choices=choices,
+                required=False,
+                help_text=f"e.g. {samples[index][:60]}" if samples[index] else "",
+            )
+
+    def mapping(self) -> dict[str, str]:
+        return {
+            name.removeprefix("column_"): target
+            for name, target in self.cleaned_data.items()
+            if target
+        }
+
+    def clean(self) -> dict[str, Any]:
+        from partners.services import check_partner_import_mapping
+
+        cleaned = super().clean()
+        if not self.errors:
+            for problem in check_partner_import_mapping(self.mapping()):
+                self.add_error(None, problem)
+        return cleaned

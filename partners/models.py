@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Count, F, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce, TruncMonth
 from django.urls import reverse
 from django.utils import timezone
 
@@ -111,6 +112,33 @@ class ProviderQuerySet(models.QuerySet["Provider"]):
             last_referral_at=Subquery(inbound.order_by("-received_at").values("received_at")[:1]),
         )
 
+    def with_reciprocity_balance(self, *, since: datetime) -> ProviderQuerySet:
+        """For a page of partners (every one kept, even with no referrals): referrals the
+        partner sent us (`referrals_received`) and we sent them
+        (`referrals_sent`) since `since`, and the balance sent minus received. Correlated
+        subqueries, so a page of partners costs one query however many referrals exist."""
+        from referrals.models import Referral
+
+        def count(direction: str) -> Coalesce:
+            return Coalesce(
+                Subquery(
+                    Referral.objects.filter(
+                        provider=OuterRef("pk"), direction=direction, received_at__gte=since
+                    )
+                    .order_by()
+                    .values("provider")
+                    .annotate(n=Count("pk"))
+                    .values("n")[:1],
+                    output_field=models.IntegerField(),
+                ),
+                0,
+            )
+
+        return self.annotate(
+            referrals_received=count(Referral.Direction.INBOUND),
+            referrals_sent=count(Referral.Direction.OUTBOUND),
+        ).annotate(reciprocity_balance=F("referrals_sent") - F("referrals_received"))
+
     def for_list(self) -> ProviderQuerySet:
         return self.select_related("organization", "owner").with_referral_stats()
 
@@ -159,6 +187,12 @@ class Provider(models.Model):
         B = "B", "B: steady referrer"
         C = "C", "C: occasional referrer"
 
+    class Health(models.TextChoices):
+        ACTIVE = "active", "Active"
+        AT_RISK = "at_risk", "At risk"
+        DORMANT = "dormant", "Dormant"
+        NEW = "new", "No referrals yet"
+
     npi = models.CharField(
         "NPI",
         max_length=10,
@@ -198,6 +232,15 @@ class Provider(models.Model):
         default=False,
         help_text="A preferred partner we refer our patients to; others count as leakage.",
     )
+    # A manager's override pins the tier: nightly tiering leaves it alone until
+    # tier_pinned_until has passed (or, with no date, until a manager clears the pin).
+    tier_pinned = models.BooleanField("tier set by a manager", default=False)
+    tier_pinned_until = models.DateField("tier kept until", null=True, blank=True)
+    # Written by the nightly assessment (partners.services.providers_assess_health): the
+    # status and the facts behind it as reason codes, rendered to words by a template.
+    health = models.CharField(max_length=10, choices=Health.choices, default=Health.NEW)
+    health_reasons = models.JSONField(default=list, blank=True)
+    health_checked_at = models.DateTimeField(null=True, blank=True)
     notes = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -206,14 +249,26 @@ class Provider(models.Model):
 
     class Meta:
         ordering = ["last_name", "first_name"]
-        permissions = [("change_tier", "Can change a partner's tier")]
+        permissions = [
+            ("change_tier", "Can change a partner's tier"),
+            ("merge_partners", "Can merge duplicate partners and offices"),
+            ("import_partners", "Can import partners from a spreadsheet"),
+            ("export_partners", "Can export partners to a spreadsheet"),
+        ]
         indexes = [
             # The provider list sorts and searches by name.
             models.Index(fields=["last_name", "first_name"], name="provider_name_idx"),
+            # The partner list and the rekindle work filter on health.
+            models.Index(fields=["health", "last_name"], name="provider_health_idx"),
         ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(tier__in=["", "A", "B", "C"]), name="provider_tier_valid"
+            ),
+            # An expiry date only means something on a pinned tier.
+            models.CheckConstraint(
+                condition=Q(tier_pinned=True) | Q(tier_pinned_until__isnull=True),
+                name="provider_pin_date_needs_pin",
             ),
         ]
 
@@ -233,6 +288,35 @@ class Provider(models.Model):
         return self.organization.fax if self.organization else ""
 
     @property
+    def tier_pin_holds(self) -> bool:
+        return self.tier_pinned and (
+            self.tier_pinned_until is None or self.tier_pinned_until >= timezone.localdate()
+        )
+
+    def monthly_inbound(self, *, months: int = 12) -> list[tuple[date, int]]:
+        """Inbound referrals per calendar month, oldest first, for the last `months` months
+        including this one: one grouped query, months without referrals as zero."""
+        today = timezone.localdate()
+        first = today.replace(day=1)
+        for _ in range(months - 1):
+            first = (first - timedelta(days=1)).replace(day=1)
+        start = timezone.make_aware(datetime.combine(first, time.min))
+        counts = {
+            timezone.localtime(row["month"]).date(): row["n"]
+            for row in self.referrals.filter(direction="inbound", received_at__gte=start)
+            .annotate(month=TruncMonth("received_at"))
+            .order_by()
+            .values("month")
+            .annotate(n=Count("pk"))
+        }
+        result = []
+        month = first
+        for _ in range(months):
+            result.append((month, counts.get(month, 0)))
+            month = (month + timedelta(days=32)).replace(day=1)
+        return result
+
+    @property
     def contact_email(self) -> str:
         if self.email:
             return self.email
@@ -240,11 +324,19 @@ class Provider(models.Model):
 
 
 class TierChange(models.Model):
-    """History of a provider's tier: every change, by whom and why."""
+    """History of a provider's tier: every change, by whom and why. changed_by is empty for
+    the nightly tiering."""
+
+    class Kind(models.TextChoices):
+        NIGHTLY = "nightly", "Nightly tiering"
+        OVERRIDE = "override", "Set by a manager"
+        PIN_CLEARED = "pin_cleared", "Returned to nightly tiering"
 
     provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="tier_changes")
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.OVERRIDE)
     from_tier = models.CharField(max_length=1, blank=True)
     to_tier = models.CharField(max_length=1, blank=True)
+    pinned_until = models.DateField(null=True, blank=True)
     reason = models.CharField(max_length=300)
     changed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
@@ -293,3 +385,120 @@ class StaffMember(models.Model):
     @property
     def display_name(self) -> str:
         return f"{self.first_name} {self.last_name}".strip()
+
+
+class HealthChange(models.Model):
+    """History of a provider's relationship health: one row each time the nightly
+    assessment moves it, with the reasons that held at that moment."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="health_changes")
+    from_health = models.CharField(max_length=10, choices=Provider.Health.choices, blank=True)
+    to_health = models.CharField(max_length=10, choices=Provider.Health.choices)
+    reasons = models.JSONField(default=list, blank=True)
+    changed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-changed_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.provider_id}: {self.from_health or '-'} → {self.to_health}"
+
+
+class PartnerMerge(models.Model):
+    """A duplicate provider or office folded into the survivor: who, when, which ids, and
+    how many rows moved. The duplicate row is gone; this is its record."""
+
+    class Kind(models.TextChoices):
+        PROVIDER = "provider", "Provider"
+        ORGANIZATION = "organization", "Office"
+
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    survivor_provider = models.ForeignKey(
+        Provider, on_delete=models.CASCADE, null=True, blank=True, related_name="merges"
+    )
+    survivor_organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, null=True, blank=True, related_name="merges"
+    )
+    survivor_id_at_merge = models.PositiveBigIntegerField()
+    duplicate_id = models.PositiveBigIntegerField()
+    duplicate_name = models.CharField(max_length=300)
+    duplicate_npi = models.CharField(max_length=10, blank=True)
+    # Rows re-pointed to the survivor, per related table, e.g. {"referrals": 3}.
+    moved = models.JSONField(default=dict)
+    merged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    merged_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-merged_at", "-pk"]
+        constraints = [
+            # Exactly one survivor, of the kind the row says.
+            models.CheckConstraint(
+                condition=(
+                    Q(kind="provider", survivor_organization__isnull=True)
+                    | Q(kind="organization", survivor_provider__isnull=True)
+                ),
+                name="partnermerge_one_survivor_kind",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.get_kind_display()} {self.duplicate_id} merged into {self.survivor_id_at_merge}"
+        )
+
+
+class PartnerImport(models.Model):
+    """A spreadsheet of partners on its way in: the parsed rows, the column mapping the
+    user chose, and the state of applying it (claimed by a conditional update, so a
+    double-click or a re-delivered task applies it once)."""
+
+    class Status(models.TextChoices):
+        UPLOADED = "uploaded", "Waiting for mapping and confirmation"
+        QUEUED = "queued", "Queued"
+        APPLYING = "applying", "Importing"
+        APPLIED = "applied", "Imported"
+        FAILED = "failed", "Failed"
+
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    file_name = models.CharField(max_length=200)
+    headers = models.JSONField(default=list)
+    rows = models.JSONField(default=list)
+    # Column index (string) to import target; see partners.spreadsheets.TARGETS.
+    mapping = models.JSONField(default=dict)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.UPLOADED)
+    total_rows = models.PositiveIntegerField(default=0)
+    processed_rows = models.PositiveIntegerField(default=0)
+    result = models.JSONField(default=dict, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            # The sweep looks for queued imports whose task message was lost.
+            models.Index(
+                fields=["claimed_at"],
+                condition=Q(status__in=["queued", "applying"]),
+                name="partnerimport_pending_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.file_name
+
+    def get_absolute_url(self) -> str:
+        return reverse("partners:import_detail", args=[self.pk])
+
+    @property
+    def is_running(self) -> bool:
+        return self.status in (self.Status.QUEUED, self.Status.APPLYING)
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.processed_rows / self.total_rows) if self.total_rows else 0

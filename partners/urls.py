@@ -1,6 +1,6 @@
 from django.urls import path
 
-from partners import views
+from partners import import_views, views
 
 app_name = "partners"
 
@@ -8,13 +8,22 @@ urlpatterns = [
     path("", views.provider_list, name="provider_list"),
     path("new/", views.provider_create, name="provider_create"),
     path("typeahead/", views.provider_typeahead, name="provider_typeahead"),
+    path("export/", import_views.provider_export, name="provider_export"),
+    path("import/", import_views.import_upload, name="import_upload"),
+    path("import/<int:pk>/", import_views.import_detail, name="import_detail"),
+    path("import/<int:pk>/columns/", import_views.import_mapping, name="import_mapping"),
+    path("import/<int:pk>/apply/", import_views.import_apply, name="import_apply"),
+    path("import/<int:pk>/rejects.csv", import_views.import_rejects, name="import_rejects"),
     path("<int:pk>/", views.provider_detail, name="provider_detail"),
     path("<int:pk>/edit/", views.provider_update, name="provider_update"),
     path("<int:pk>/tier/", views.provider_tier, name="provider_tier"),
+    path("<int:pk>/tier/unpin/", views.provider_unpin_tier, name="provider_unpin_tier"),
+    path("<int:pk>/merge/", views.provider_merge, name="provider_merge"),
     path("offices/", views.organization_list, name="organization_list"),
     path("offices/new/", views.organization_create, name="organization_create"),
     path("offices/<int:pk>/", views.organization_detail, name="organization_detail"),
     path("offices/<int:pk>/edit/", views.organization_update, name="organization_update"),
+    path("offices/<int:pk>/merge/", views.organization_merge, name="organization_merge"),
     path("offices/<int:organization_pk>/staff/new/", views.staff_create, name="staff_create"),
     path("staff/<int:pk>/edit/", views.staff_update, name="staff_update"),
 ]

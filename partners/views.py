@@ -1,22 +1,27 @@
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from itertools import chain
 from operator import attrgetter
 from typing import Any, NamedTuple
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from core.htmx import render_page
 from core.pagination import paginate
+from core.sparkline import sparkline
 from outreach.models import Activity, Letter, Task
 from partners.forms import (
+    MergeConfirmForm,
+    MergeSearchForm,
     OrganizationFilter,
     OrganizationForm,
     ProviderFilter,
@@ -30,10 +35,12 @@ from partners.selectors import (
     get_provider_for_user,
     get_staff_member_for_user,
 )
-from partners.services import provider_set_tier
+from partners.services import partner_merge, partner_merge_preview, provider_set_tier
+from partners.services import provider_unpin_tier as provider_unpin_tier_service
 from referrals.models import Referral
 
 TIMELINE_LENGTH = 30
+SPARKLINE_MONTHS = 12
 
 
 class TimelineEntry(NamedTuple):
@@ -88,6 +95,12 @@ def provider_detail(request: HttpRequest, pk: int) -> HttpResponse:
     activities = list(
         provider.activities.select_related("logged_by").order_by("-occurred_at")[:TIMELINE_LENGTH]
     )
+    open_tasks = list(
+        Task.objects.for_user(request.user)
+        .open()
+        .filter(provider=provider)
+        .select_related("assignee")
+    )
     timeline = sorted(
         chain(
             (
@@ -104,22 +117,46 @@ def provider_detail(request: HttpRequest, pk: int) -> HttpResponse:
                 ]
             ),
             (
+                TimelineEntry("task", task.created_at, task)
+                for task in Task.objects.for_user(request.user)
+                .filter(provider=provider)
+                .select_related("assignee")
+                .order_by("-created_at")[:TIMELINE_LENGTH]
+            ),
+            (
                 TimelineEntry("tier", change.changed_at, change)
                 for change in provider.tier_changes.select_related("changed_by")[:TIMELINE_LENGTH]
+            ),
+            (
+                TimelineEntry("health", change.changed_at, change)
+                for change in provider.health_changes.all()[:TIMELINE_LENGTH]
+            ),
+            (
+                TimelineEntry("merge", merge.merged_at, merge)
+                for merge in provider.merges.select_related("merged_by")[:TIMELINE_LENGTH]
             ),
         ),
         key=attrgetter("at"),
         reverse=True,
     )[:TIMELINE_LENGTH]
+    last_activity = activities[0] if activities else None
+    # The next step: the open follow-up due first, else what the last activity left.
+    follow_ups = [task for task in open_tasks if task.kind == Task.Kind.FOLLOW_UP]
+    volume = provider.monthly_inbound(months=SPARKLINE_MONTHS)
+    stats = (
+        Provider.objects.with_referral_stats()
+        .with_reciprocity_balance(since=timezone.now() - timedelta(days=365))
+        .get(pk=provider.pk)
+    )
     context = {
         "provider": provider,
         "timeline": timeline,
-        "open_tasks": Task.objects.for_user(request.user)
-        .open()
-        .filter(provider=provider)
-        .select_related("assignee"),
-        "last_activity": activities[0] if activities else None,
-        "stats": Provider.objects.with_referral_stats().get(pk=provider.pk),
+        "open_tasks": open_tasks,
+        "next_task": follow_ups[0] if follow_ups else None,
+        "last_activity": last_activity,
+        "stats": stats,
+        "reciprocity_gap": abs(stats.reciprocity_balance),
+        "sparkline": sparkline([(f"{month:%b %Y}", count) for month, count in volume]),
         "counts": referrals.aggregate(
             inbound=Count("pk", filter=Q(direction=Referral.Direction.INBOUND)),
             outbound=Count("pk", filter=Q(direction=Referral.Direction.OUTBOUND)),
@@ -147,13 +184,25 @@ def provider_tier(request: HttpRequest, pk: int) -> HttpResponse:
             tier=form.cleaned_data["tier"],
             reason=form.cleaned_data["reason"],
             actor=request.user,
+            pinned_until=form.cleaned_data["pinned_until"],
         )
         if change:
-            messages.success(request, f"Tier changed to {provider.tier or 'none'}.")
+            messages.success(request, f"Tier set to {provider.tier or 'none'}.")
         else:
             messages.info(request, "The tier was already set to that.")
     else:
-        messages.error(request, "To change a tier, give a reason.")
+        problems = " ".join(str(e) for errors in form.errors.values() for e in errors)
+        messages.error(request, f"The tier was not changed: {problems}")
+    return redirect(provider)
+
+
+@login_required
+@require_POST
+@permission_required("partners.change_tier", raise_exception=True)
+def provider_unpin_tier(request: HttpRequest, pk: int) -> HttpResponse:
+    provider = get_provider_for_user(request.user, pk)
+    if provider_unpin_tier_service(provider=provider, actor=request.user):
+        messages.success(request, "Nightly tiering will set this partner's tier from tonight.")
     return redirect(provider)
 
 
@@ -263,4 +312,91 @@ def provider_typeahead(request: HttpRequest) -> HttpResponse:
         request,
         "widgets/provider_picker.html#options",
         {"providers": providers, "text": text},
+    )
+
+
+MERGE_MATCHES = 10
+
+
+def _merge_page(
+    request: HttpRequest,
+    *,
+    survivor: Provider | Organization,
+    candidates: Any,
+    lookup: Callable[[int], Provider | Organization],
+) -> HttpResponse:
+    """The one flow for providers and offices: search for the duplicate, preview the
+    merge side by side, confirm."""
+    search = MergeSearchForm(request.GET or None)
+    duplicate = None
+    matches: list[Any] = []
+    if search.is_valid():
+        if search.cleaned_data["duplicate"]:
+            duplicate = lookup(search.cleaned_data["duplicate"])
+        elif search.cleaned_data["q"]:
+            matches = list(
+                candidates(search.cleaned_data["q"]).exclude(pk=survivor.pk)[:MERGE_MATCHES]
+            )
+    confirm = MergeConfirmForm(
+        request.POST if request.method == "POST" else None,
+        initial={"duplicate": duplicate.pk if duplicate else None},
+    )
+    if confirm.is_bound and not confirm.is_valid() and confirm.cleaned_data.get("duplicate"):
+        # Unconfirmed: show the same preview again, with the form's message.
+        duplicate = lookup(confirm.cleaned_data["duplicate"])
+    if request.method == "POST" and confirm.is_valid():
+        duplicate = lookup(confirm.cleaned_data["duplicate"])
+        try:
+            merge = partner_merge(survivor=survivor, duplicate=duplicate, actor=request.user)
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+        else:
+            moved = sum(merge.moved.values())
+            messages.success(
+                request,
+                f"Merged “{merge.duplicate_name}” into this record; {moved} related "
+                f"record{'s' if moved != 1 else ''} moved with it.",
+            )
+            return redirect(survivor)
+    preview = partner_merge_preview(survivor=survivor, duplicate=duplicate) if duplicate else None
+    return render(
+        request,
+        "partners/merge.html",
+        {
+            "survivor": survivor,
+            "duplicate": duplicate,
+            "matches": matches,
+            "search": search,
+            "confirm": confirm,
+            "preview": preview,
+            "is_provider": isinstance(survivor, Provider),
+        },
+    )
+
+
+@login_required
+@permission_required("partners.merge_partners", raise_exception=True)
+def provider_merge(request: HttpRequest, pk: int) -> HttpResponse:
+    return _merge_page(
+        request,
+        survivor=get_provider_for_user(request.user, pk, write=True),
+        candidates=lambda text: (
+            Provider.objects.for_user(request.user, write=True)
+            .search(text)
+            .select_related("organization")
+        ),
+        lookup=lambda other: get_provider_for_user(request.user, other, write=True),
+    )
+
+
+@login_required
+@permission_required("partners.merge_partners", raise_exception=True)
+def organization_merge(request: HttpRequest, pk: int) -> HttpResponse:
+    return _merge_page(
+        request,
+        survivor=get_organization_for_user(request.user, pk, write=True),
+        candidates=lambda text: (
+            OrganizationFilter({"q": text}, queryset=Organization.objects.all()).qs
+        ),
+        lookup=lambda other: get_organization_for_user(request.user, other, write=True),
     )

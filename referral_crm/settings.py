@@ -247,6 +247,15 @@ CELERY_BEAT_SCHEDULE = {
         "task": "referrals.tasks.remind_missing_consult_reports",
         "schedule": crontab(hour=2, minute=15),
     },
+    # Nightly tiering and relationship health of every partner (partners.tasks).
+    "assess-partners-nightly": {
+        "task": "partners.tasks.assess_partners",
+        "schedule": crontab(hour=2, minute=30),
+    },
+    "sweep-partner-imports": {
+        "task": "partners.tasks.sweep_partner_imports",
+        "schedule": 300.0,
+    },
 }
 
 # --- Logging --------------------------------------------------------------------------------

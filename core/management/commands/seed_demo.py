@@ -17,7 +17,7 @@ from core.roles import Role, sync_roles
 from outreach.models import Activity, Letter, Task
 from outreach.services import thank_you_prepare
 from partners.factories import OrganizationFactory, ProviderFactory, StaffMemberFactory
-from partners.models import Provider, TierChange
+from partners.models import Provider
 from referrals.factories import REASONS
 from referrals.models import Referral, ReferralEvent, Status
 
@@ -268,27 +268,12 @@ class Command(BaseCommand):
                 )
 
     def _tiers(self, manager: Any) -> None:
-        providers = list(Provider.objects.with_referral_stats().order_by("-referrals_12m"))
-        total = sum(p.referrals_12m or 0 for p in providers) or 1
-        running = 0
-        now = timezone.now()
-        changes = []
-        for provider in providers:
-            running += provider.referrals_12m or 0
-            tier = "A" if running <= 0.8 * total else ("B" if provider.referrals_12m else "C")
-            changes.append(
-                TierChange(
-                    provider=provider,
-                    from_tier="",
-                    to_tier=tier,
-                    reason="Initial tiering from 12-month volume",
-                    changed_by=manager,
-                    changed_at=now,
-                )
-            )
-            provider.tier = tier
-        Provider.objects.bulk_update(providers, ["tier"])
-        TierChange.objects.bulk_create(changes)
+        # The nightly assessment, run once now so the demo opens with tiers and health.
+        from partners.services import providers_assess_health, providers_retier
+
+        today = timezone.localdate()
+        providers_retier(as_of=today)
+        providers_assess_health(as_of=today)
 
     def _close_loops(self) -> None:
         """Thank-yous for every seen inbound referral; the older ones already sent."""

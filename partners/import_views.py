@@ -1,0 +1,189 @@
+"""Partner spreadsheets: export the (filtered) partner list, and import one through
+upload → column mapping → preview → confirm."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from core.htmx import render_page
+from partners.forms import ColumnMappingForm, PartnerUploadForm, ProviderFilter
+from partners.models import PartnerImport, Provider
+from partners.services import partner_import_start
+from partners.spreadsheets import (
+    UnreadableFile,
+    export_rows,
+    guess_mapping,
+    plan_import,
+    read_table,
+    safe_cell,
+)
+
+PREVIEW_ROWS = 50
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+class _Echo:
+    """A file-like object whose write returns the line, for streaming csv.writer."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def get_partner_import_for_user(user: Any, pk: int) -> PartnerImport:
+    queryset = (
+        PartnerImport.objects.all()
+        if user.has_perm("partners.import_partners")
+        else PartnerImport.objects.none()
+    )
+    return get_object_or_404(queryset, pk=pk)
+
+
+@login_required
+@permission_required("partners.export_partners", raise_exception=True)
+def provider_export(request: HttpRequest) -> HttpResponse:
+    """The partner list as filtered on screen, as CSV (streamed) or XLSX."""
+    filterset = ProviderFilter(
+        request.GET,
+        queryset=Provider.objects.for_user(request.user).select_related("organization", "owner"),
+    )
+    providers = filterset.qs.iterator(chunk_size=2000)
+    stamp = timezone.localdate().isoformat()
+    if request.GET.get("format") == "xlsx":
+        from openpyxl import Workbook
+
+        workbook = Workbook(write_only=True)
+        sheet = workbook.create_sheet("Partners")
+        for row in export_rows(providers):
+            sheet.append(row)
+        buffer = io.BytesIO()
+        workbook.save(buffer)
+        response = HttpResponse(buffer.getvalue(), content_type=XLSX_TYPE)
+        response["Content-Disposition"] = f'attachment; filename="partners-{stamp}.xlsx"'
+        return response
+    writer = csv.writer(_Echo())
+    response = StreamingHttpResponse(
+        (writer.writerow(row) for row in export_rows(providers)), content_type="text/csv"
+    )
+    response["Content-Disposition"] = f'attachment; filename="partners-{stamp}.csv"'
+    return response
+
+
+@login_required
+@permission_required("partners.import_partners", raise_exception=True)
+def import_upload(request: HttpRequest) -> HttpResponse:
+    form = PartnerUploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
+        try:
+            table = read_table(upload, upload.name)
+        except UnreadableFile as error:
+            form.add_error("file", str(error))
+        else:
+            if not table.rows:
+                form.add_error("file", "The file has a header row but no partners under it.")
+            else:
+                partner_import = PartnerImport.objects.create(
+                    uploaded_by=request.user,
+                    file_name=upload.name[:200],
+                    headers=table.headers,
+                    rows=table.rows,
+                    mapping=guess_mapping(table.headers),
+                    total_rows=len(table.rows),
+                )
+                return redirect("partners:import_mapping", pk=partner_import.pk)
+    recent = PartnerImport.objects.select_related("uploaded_by").defer("rows")[:10]
+    return render(request, "partners/partnerimport_form.html", {"form": form, "recent": recent})
+
+
+@login_required
+@permission_required("partners.import_partners", raise_exception=True)
+def import_mapping(request: HttpRequest, pk: int) -> HttpResponse:
+    partner_import = get_partner_import_for_user(request.user, pk)
+    if partner_import.status != PartnerImport.Status.UPLOADED:
+        return redirect(partner_import)
+    headers = partner_import.headers
+    first = partner_import.rows[0] if partner_import.rows else []
+    samples = [first[index] if index < len(first) else "" for index in range(len(headers))]
+    initial = {f"column_{index}": target for index, target in partner_import.mapping.items()}
+    form = ColumnMappingForm(
+        request.POST or None, headers=headers, samples=samples, initial=initial
+    )
+    if request.method == "POST" and form.is_valid():
+        partner_import.mapping = form.mapping()
+        partner_import.save(update_fields=["mapping"])
+        return redirect(partner_import)
+    return render(
+        request,
+        "partners/partnerimport_mapping.html",
+        {"form": form, "partner_import": partner_import},
+    )
+
+
+@login_required
+@permission_required("partners.import_partners", raise_exception=True)
+def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """Before confirming: the preview of every row's fate. While a worker applies it: its
+    progress (htmx polls the `progress` partial). Afterwards: what happened."""
+    partner_import = get_partner_import_for_user(request.user, pk)
+    context: dict[str, Any] = {"partner_import": partner_import}
+    if partner_import.status == PartnerImport.Status.UPLOADED:
+        plan = plan_import(partner_import.rows, partner_import.mapping)
+        context.update(
+            plan=plan,
+            counts=plan.counts,
+            creates=plan.of("create")[:PREVIEW_ROWS],
+            updates=plan.of("update")[:PREVIEW_ROWS],
+            rejects=plan.of("reject")[:PREVIEW_ROWS],
+            preview_rows=PREVIEW_ROWS,
+        )
+    return render_page(request, "partners/partnerimport_detail.html", context, partial="progress")
+
+
+@login_required
+@require_POST
+@permission_required("partners.import_partners", raise_exception=True)
+def import_apply(request: HttpRequest, pk: int) -> HttpResponse:
+    partner_import = get_partner_import_for_user(request.user, pk)
+    try:
+        applied = partner_import_start(partner_import=partner_import)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        if applied:
+            partner_import.refresh_from_db()
+            if partner_import.status == PartnerImport.Status.APPLIED:
+                messages.success(request, "The partners were imported.")
+        else:
+            messages.info(request, "Importing in the background; this page shows progress.")
+    return redirect(partner_import)
+
+
+@login_required
+@permission_required("partners.import_partners", raise_exception=True)
+def import_rejects(request: HttpRequest, pk: int) -> HttpResponse:
+    """The rejected rows as they were in the file, with a Reasons column, to fix and
+    upload again."""
+    partner_import = get_partner_import_for_user(request.user, pk)
+    plan = plan_import(partner_import.rows, partner_import.mapping)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["Row", *partner_import.headers, "Reasons"])
+    for row in plan.of("reject"):
+        writer.writerow(
+            [row.number, *(safe_cell(cell) for cell in row.cells), " ".join(row.reasons)]
+        )
+    response = HttpResponse(buffer.getvalue(), content_type="text/csv")
+    response["Content-Disposition"] = (
+        f'attachment; filename="rejected-rows-{partner_import.pk}.csv"'
+    )
+    return response

@@ -1,0 +1,40 @@
+"""Celery tasks: thin adapters around partners.services."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.utils import timezone
+
+from partners import services
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task
+def assess_partners() -> None:
+    """Nightly (beat): re-tier every partner, then assess relationship health. Both are
+    idempotent for a given day, so a re-run or a retry after a crash changes nothing."""
+    today = timezone.localdate()
+    tiers = services.providers_retier(as_of=today)
+    health = services.providers_assess_health(as_of=today)
+    logger.info(
+        "partners assessed: %s tier changes (%s pinned), %s health changes of %s",
+        tiers.changed,
+        tiers.pinned,
+        health.changed,
+        health.assessed,
+    )
+
+
+@shared_task(autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5)
+def apply_partner_import(import_id: int) -> None:
+    services.partner_import_apply(import_id=import_id)
+
+
+@shared_task
+def sweep_partner_imports() -> None:
+    """Run by beat: re-drive big imports whose message or worker was lost."""
+    for import_id in services.partner_imports_to_redrive():
+        apply_partner_import.delay(import_id)

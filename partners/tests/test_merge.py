@@ -1,0 +1,135 @@
+import pytest
+from django.core.exceptions import ValidationError
+from django.urls import reverse
+
+from outreach.factories import ActivityFactory, TaskFactory
+from outreach.models import Activity, Letter, Task
+from partners.factories import OrganizationFactory, ProviderFactory, StaffMemberFactory
+from partners.models import Organization, PartnerMerge, Provider, StaffMember, TierChange
+from partners.services import partner_merge, provider_set_tier
+from referrals.factories import ReferralFactory
+from referrals.models import Referral
+
+pytestmark = pytest.mark.django_db
+
+
+def _history(provider):
+    referrals = ReferralFactory.create_batch(3, provider=provider)
+    ActivityFactory().providers.add(provider)
+    TaskFactory(provider=provider)
+    Letter.objects.create(
+        kind="thank_you",
+        referral=referrals[0],
+        provider=provider,
+        subject="Thank you",
+        body="Thank you",
+        due_on=referrals[0].received_at.date(),
+    )
+    provider_set_tier(provider=provider, tier="B", reason="Steady", actor=None)
+
+
+def test_merging_two_providers_keeps_every_piece_of_history(manager):
+    survivor = ProviderFactory(phone="", email="")
+    duplicate = ProviderFactory(
+        phone="(402) 555-0100", email="dup@example.org", notes="Likes mornings"
+    )
+    _history(survivor)
+    _history(duplicate)
+    shared = ActivityFactory()
+    shared.providers.add(survivor, duplicate)
+    before = {
+        "referrals": Referral.objects.count(),
+        "tasks": Task.objects.count(),
+        "letters": Letter.objects.count(),
+        "tier changes": TierChange.objects.count(),
+        "activities": Activity.objects.count(),
+    }
+
+    merge = partner_merge(survivor=survivor, duplicate=duplicate, actor=manager)
+
+    assert not Provider.objects.filter(pk=duplicate.pk).exists()
+    assert survivor.referrals.count() == 6
+    assert survivor.tasks.count() == 2
+    assert survivor.letters.count() == 2
+    assert survivor.tier_changes.count() == 2
+    assert survivor.activities.count() == 3  # the shared visit is linked once
+    after = {
+        "referrals": Referral.objects.count(),
+        "tasks": Task.objects.count(),
+        "letters": Letter.objects.count(),
+        "tier changes": TierChange.objects.count(),
+        "activities": Activity.objects.count(),
+    }
+    assert after == before
+    survivor.refresh_from_db()
+    assert survivor.phone == "(402) 555-0100" and survivor.email == "dup@example.org"
+    assert "Likes mornings" in survivor.notes
+    assert (merge.merged_by, merge.duplicate_id, merge.duplicate_npi) == (
+        manager,
+        duplicate.pk,
+        duplicate.npi,
+    )
+    assert merge.moved["referrals"] == 3
+    assert list(survivor.merges.all()) == [merge]
+
+
+def test_merging_offices_moves_providers_staff_and_activities_and_takes_the_npi(manager):
+    survivor = OrganizationFactory(npi="")
+    duplicate = OrganizationFactory(npi="1245319599")
+    ProviderFactory.create_batch(2, organization=duplicate)
+    StaffMemberFactory.create_batch(3, organization=duplicate)
+    ActivityFactory(organization=duplicate)
+    merge = partner_merge(survivor=survivor, duplicate=duplicate, actor=manager)
+    survivor.refresh_from_db()
+    assert survivor.npi == "1245319599"
+    assert survivor.providers.count() == 2
+    assert StaffMember.objects.filter(organization=survivor).count() == 3
+    assert survivor.activities.count() == 1
+    assert not Organization.objects.filter(pk=duplicate.pk).exists()
+    assert merge.kind == PartnerMerge.Kind.ORGANIZATION
+
+
+def test_offices_with_two_different_npis_are_not_merged(manager):
+    survivor = OrganizationFactory(npi="1245319599")
+    duplicate = OrganizationFactory(npi="1003000126")
+    with pytest.raises(ValidationError, match="different billing entities"):
+        partner_merge(survivor=survivor, duplicate=duplicate, actor=manager)
+    assert Organization.objects.filter(pk=duplicate.pk).exists()
+
+
+def test_a_manager_previews_side_by_side_then_confirms(client_for, manager):
+    survivor = ProviderFactory(last_name="Wiebe")
+    duplicate = ProviderFactory(last_name="Wiebe-Dup", phone="(402) 555-0101")
+    ReferralFactory.create_batch(2, provider=duplicate)
+    client = client_for(manager)
+    url = reverse("partners:provider_merge", args=[survivor.pk])
+    found = client.get(url, {"q": "wiebe-dup"}).content.decode()
+    assert f"?duplicate={duplicate.pk}" in found
+    preview = client.get(url, {"duplicate": duplicate.pk}).content.decode()
+    assert "(402) 555-0101" in preview
+    assert "2 referrals" in preview
+    refused = client.post(url, {"duplicate": duplicate.pk})
+    assert "Tick the box to confirm the merge." in refused.content.decode()
+    assert Provider.objects.filter(pk=duplicate.pk).exists()
+    response = client.post(url, {"duplicate": duplicate.pk, "confirm": "on"})
+    assert response.status_code == 302
+    assert not Provider.objects.filter(pk=duplicate.pk).exists()
+    assert survivor.referrals.count() == 2
+
+
+def test_only_managers_may_merge(client_for, liaison, coordinator):
+    survivor = ProviderFactory(owner=liaison)
+    duplicate = ProviderFactory(owner=liaison)
+    url = reverse("partners:provider_merge", args=[survivor.pk])
+    for user in (liaison, coordinator):
+        response = client_for(user).post(url, {"duplicate": duplicate.pk, "confirm": "on"})
+        assert response.status_code == 403
+    assert Provider.objects.filter(pk=duplicate.pk).exists()
+
+
+def test_merging_a_record_into_itself_is_refused_with_a_message(client_for, manager):
+    provider = ProviderFactory()
+    url = reverse("partners:provider_merge", args=[provider.pk])
+    response = client_for(manager).post(url, {"duplicate": provider.pk, "confirm": "on"})
+    assert "cannot merge into itself" in response.content.decode()
+    assert Provider.objects.filter(pk=provider.pk).exists()

@@ -1,0 +1,270 @@
+import csv
+import io
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+from openpyxl import Workbook, load_workbook
+
+from partners.factories import OrganizationFactory, ProviderFactory, make_npi
+from partners.models import Organization, PartnerImport, Provider
+from partners.services import SYNC_IMPORT_ROWS, partner_import_apply
+from partners.spreadsheets import guess_mapping, read_table
+from partners.tasks import sweep_partner_imports
+
+pytestmark = pytest.mark.django_db
+
+GOOD_NPI, OTHER_NPI, KNOWN_NPI = make_npi(7001), make_npi(7002), make_npi(7003)
+BAD_CHECK_DIGIT = GOOD_NPI[:9] + str((int(GOOD_NPI[9]) + 1) % 10)
+
+
+def _csv(rows):
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
+    return buffer.getvalue().encode()
+
+
+def _upload(client, content, name="partners.csv"):
+    return client.post(
+        reverse("partners:import_upload"), {"file": SimpleUploadedFile(name, content)}
+    )
+
+
+SHEET = [
+    ["NPI", "First Name", "Last Name", "Practice", "Phone", "Favourite colour"],
+    [GOOD_NPI, "Ana", "Reyes", "Kearney Family Practice", "(308) 555-0101", "blue"],
+    [BAD_CHECK_DIGIT, "Bo", "Lund", "Kearney Family Practice", "", ""],
+    [OTHER_NPI, "", "Nameless", "", "", ""],
+    [KNOWN_NPI, "David", "Wiebe", "Hastings Clinic", "(402) 555-0199", ""],
+    [GOOD_NPI, "Ana", "Reyes again", "", "", ""],
+]
+
+
+def test_headers_from_other_crms_are_guessed():
+    assert guess_mapping(["NPI", "First Name", "Last Name", "Practice", "Phone", "Colour"]) == {
+        "0": "npi",
+        "1": "first_name",
+        "2": "last_name",
+        "3": "organization",
+        "4": "phone",
+    }
+    assert guess_mapping(["Provider Name", "npi_number", "E-mail Address"]) == {
+        "0": "full_name",
+        "1": "npi",
+        "2": "email",
+    }
+
+
+def test_a_csv_import_maps_previews_and_applies_only_when_confirmed(client_for, manager):
+    known = ProviderFactory(npi=KNOWN_NPI, first_name="David", last_name="Wiebe", phone="")
+    OrganizationFactory(name="Hastings clinic")  # matched without regard to case
+    client = client_for(manager)
+
+    response = _upload(client, _csv(SHEET))
+    partner_import = PartnerImport.objects.get()
+    assert response.url == reverse("partners:import_mapping", args=[partner_import.pk])
+    mapping_page = client.get(response.url).content.decode()
+    assert "e.g. Kearney Family Practice" in mapping_page
+    response = client.post(
+        response.url,
+        {
+            "column_0": "npi",
+            "column_1": "first_name",
+            "column_2": "last_name",
+            "column_3": "organization",
+            "column_4": "phone",
+            "column_5": "",
+        },
+    )
+    assert response.url == partner_import.get_absolute_url()
+
+    preview = client.get(response.url).content.decode()
+    assert "check digit is wrong" in preview
+    assert "No first name." in preview
+    assert f"NPI {GOOD_NPI} is also on row 2." in preview
+    assert "Phone: (empty) → <strong>(402) 555-0199</strong>" in preview
+    assert "New offices: Kearney Family Practice" in preview
+    assert Provider.objects.count() == 1  # the preview wrote nothing
+
+    response = client.post(reverse("partners:import_apply", args=[partner_import.pk]))
+    partner_import.refresh_from_db()
+    assert partner_import.status == PartnerImport.Status.APPLIED
+    assert partner_import.result == {
+        "create": 1,
+        "update": 1,
+        "unchanged": 0,
+        "reject": 3,
+        "organizations": 1,
+    }
+    created = Provider.objects.get(npi=GOOD_NPI)
+    assert created.organization.name == "Kearney Family Practice"
+    assert created.status == Provider.Status.PROSPECT
+    known.refresh_from_db()
+    assert known.phone == "(402) 555-0199"
+    assert known.organization.name == "Hastings clinic"
+    assert Organization.objects.count() == 3  # known's factory office, Hastings, Kearney
+
+    rejects = client.get(reverse("partners:import_rejects", args=[partner_import.pk]))
+    lines = list(csv.reader(io.StringIO(rejects.content.decode())))
+    assert lines[0] == ["Row", *SHEET[0], "Reasons"]
+    assert [line[0] for line in lines[1:]] == ["3", "4", "6"]
+
+    # A second confirmation (double-click, back button) is refused, nothing doubles.
+    again = client.post(reverse("partners:import_apply", args=[partner_import.pk]), follow=True)
+    assert "already confirmed" in again.content.decode()
+    assert Provider.objects.count() == 2
+
+
+def test_a_mapping_without_npi_or_names_is_refused_with_reasons(client_for, manager):
+    client = client_for(manager)
+    _upload(client, _csv(SHEET))
+    partner_import = PartnerImport.objects.get()
+    page = client.post(
+        reverse("partners:import_mapping", args=[partner_import.pk]),
+        {"column_1": "first_name", "column_2": "first_name"},
+    ).content.decode()
+    assert "Choose the column that holds the NPI" in page
+    assert "chosen twice" in page
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("partners.pdf", b"%PDF-1.4", "Upload a .csv or .xlsx file."),
+        ("partners.xlsx", b"not a zip", "not a readable .xlsx"),
+        ("partners.csv", b"", "The submitted file is empty."),
+        ("partners.csv", b"\n\n", "The file is empty."),
+        ("partners.csv", b"NPI,First name\n", "no partners under it"),
+    ],
+)
+def test_a_bad_file_re_renders_the_upload_form_with_the_reason(
+    client_for, manager, name, content, message
+):
+    response = _upload(client_for(manager), content, name)
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not PartnerImport.objects.exists()
+
+
+def test_an_export_round_trips_through_xlsx_import(client_for, manager):
+    ProviderFactory(npi=GOOD_NPI, last_name="Reyes", notes='=HYPERLINK("x")')
+    client = client_for(manager)
+    response = client.get(reverse("partners:provider_export"), {"format": "xlsx"})
+    sheet = load_workbook(io.BytesIO(response.content)).active
+    rows = list(sheet.iter_rows(values_only=True))
+    assert rows[0][:3] == ("NPI", "First name", "Last name")
+    assert rows[1][0] == GOOD_NPI
+    assert rows[1][-1] == '\'=HYPERLINK("x")'  # a formula is never handed to Excel
+    Provider.objects.all().delete()
+
+    _upload(client, response.content, "partners.xlsx")
+    partner_import = PartnerImport.objects.get()
+    assert set(partner_import.mapping.values()) >= {"npi", "first_name", "last_name", "phone"}
+    client.post(reverse("partners:import_apply", args=[partner_import.pk]))
+    assert Provider.objects.get(npi=GOOD_NPI).last_name == "Reyes"
+
+
+def test_an_xlsx_with_numeric_npis_and_full_names_is_read(client_for, manager):
+    workbook = Workbook()
+    workbook.active.append(["Provider Name", "NPI Number", "Specialty"])
+    workbook.active.append(["Jane Q. Doe, MD", int(GOOD_NPI), "Cardiology"])
+    workbook.active.append(["Lund, Bo", float(OTHER_NPI), ""])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    client = client_for(manager)
+    _upload(client, buffer.getvalue(), "sheet.xlsx")
+    partner_import = PartnerImport.objects.get()
+    client.post(reverse("partners:import_apply", args=[partner_import.pk]))
+    jane = Provider.objects.get(npi=GOOD_NPI)
+    assert (jane.first_name, jane.last_name, jane.credential) == ("Jane Q.", "Doe", "MD")
+    bo = Provider.objects.get(npi=OTHER_NPI)
+    assert (bo.first_name, bo.last_name) == ("Bo", "Lund")
+
+
+def test_the_csv_export_streams_the_filtered_list(client_for, manager):
+    ProviderFactory(last_name="Wiebe", tier="A")
+    ProviderFactory(last_name="Pilcher", tier="C")
+    response = client_for(manager).get(reverse("partners:provider_export"), {"tier": "A"})
+    body = b"".join(response.streaming_content).decode()
+    assert "Wiebe" in body and "Pilcher" not in body
+
+
+def test_only_managers_import_and_export(client_for, liaison, coordinator):
+    for user in (liaison, coordinator):
+        client = client_for(user)
+        assert client.get(reverse("partners:provider_export")).status_code == 403
+        assert _upload(client, _csv(SHEET)).status_code == 403
+    assert not PartnerImport.objects.exists()
+
+
+def test_a_big_import_is_queued_for_a_worker_and_reports_progress(
+    client_for, manager, django_capture_on_commit_callbacks
+):
+    rows = [["NPI", "First name", "Last name"]]
+    rows += [[make_npi(10_000 + n), "Pat", f"Number{n}"] for n in range(SYNC_IMPORT_ROWS + 1)]
+    client = client_for(manager)
+    _upload(client, _csv(rows))
+    partner_import = PartnerImport.objects.get()
+    with django_capture_on_commit_callbacks() as callbacks:
+        client.post(reverse("partners:import_apply", args=[partner_import.pk]))
+    assert len(callbacks) == 1
+    partner_import.refresh_from_db()
+    assert partner_import.status == PartnerImport.Status.QUEUED
+    page = client.get(partner_import.get_absolute_url(), HTTP_HX_REQUEST="true").content.decode()
+    assert 'hx-trigger="every 1s"' in page and "<progress" in page
+
+    done = partner_import_apply(import_id=partner_import.pk)
+    assert done.status == PartnerImport.Status.APPLIED
+    assert done.processed_rows == SYNC_IMPORT_ROWS + 1
+    assert Provider.objects.count() == SYNC_IMPORT_ROWS + 1
+    # The task re-delivered later does nothing.
+    assert partner_import_apply(import_id=partner_import.pk) is None
+
+
+def test_the_sweep_re_drives_an_import_whose_worker_died(django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    stuck = PartnerImport.objects.create(
+        file_name="x.csv",
+        headers=["NPI", "First name", "Last name"],
+        rows=[[GOOD_NPI, "Ana", "Reyes"]],
+        mapping={"0": "npi", "1": "first_name", "2": "last_name"},
+        status=PartnerImport.Status.APPLYING,
+        claimed_at=timezone.now() - timedelta(hours=1),
+    )
+    sweep_partner_imports.apply()  # eager: the queued apply runs in process
+    stuck.refresh_from_db()
+    assert stuck.status in (PartnerImport.Status.QUEUED, PartnerImport.Status.APPLIED)
+    partner_import_apply(import_id=stuck.pk)
+    stuck.refresh_from_db()
+    assert stuck.status == PartnerImport.Status.APPLIED
+    assert Provider.objects.filter(npi=GOOD_NPI).exists()
+
+
+def test_read_table_pads_short_rows_and_names_blank_headers():
+    table = read_table(io.BytesIO(b"NPI;;Name\n1;2\n"), "x.csv")
+    assert table.headers == ["NPI", "Column 2", "Name"]
+    assert table.rows == [["1", "2", ""]]
+
+
+def test_hostile_mapping_values_are_refused_without_a_server_error(client_for, manager):
+    client = client_for(manager)
+    _upload(client, _csv(SHEET))
+    partner_import = PartnerImport.objects.get()
+    url = reverse("partners:import_mapping", args=[partner_import.pk])
+    for value in ("<script>", "npi' OR 1=1", "x" * 5000, "\x00"):
+        response = client.post(url, {"column_0": value, "column_1": "npi", "column_9": "npi"})
+        assert response.status_code == 200
+        assert "Select a valid choice" in response.content.decode()
+    partner_import.refresh_from_db()
+    assert partner_import.mapping == guess_mapping(SHEET[0])
+
+
+def test_someone_without_the_import_permission_cannot_see_an_import(client_for, liaison, manager):
+    _upload(client_for(manager), _csv(SHEET))
+    partner_import = PartnerImport.objects.get()
+    client = client_for(liaison)
+    for name in ("import_detail", "import_mapping", "import_rejects"):
+        assert client.get(reverse(f"partners:{name}", args=[partner_import.pk])).status_code == 403
