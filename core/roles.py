@@ -73,6 +73,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_crud("outreach.activity", "view", "add"),
         *_crud("outreach.task", "view", "add", "change"),
         "outreach.view_letter",
+        # Coordinators work the print/fax queue.
+        "outreach.change_letter",
     ],
     # Administrators get every permission; see sync_roles.
     Role.ADMINISTRATOR: [],

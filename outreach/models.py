@@ -144,6 +144,7 @@ MERGE_FIELD = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 # The merge fields a letter template may use. Patient data is limited to initials.
 MERGE_FIELDS: dict[str, str] = {
+    "appointment_date": "The date and time of the patient's appointment with us",
     "provider_name": "The referring provider's name with credential",
     "provider_last_name": "The referring provider's last name",
     "organization_name": "The referring office",
@@ -168,7 +169,12 @@ class LetterTemplate(models.Model):
     """An editable letter with merge fields, one per kind of message."""
 
     class Kind(models.TextChoices):
+        ACKNOWLEDGMENT = "acknowledgment", "Referral received"
+        SCHEDULED = "scheduled", "Your patient is scheduled"
         THANK_YOU = "thank_you", "Thank-you"
+        OUTCOME = "outcome", "Consult report cover letter"
+        REKINDLE = "rekindle", "Rekindle note"
+        NEWSLETTER = "newsletter", "Newsletter"
 
     kind = models.CharField(max_length=20, choices=Kind.choices, unique=True)
     subject = models.CharField(max_length=200)
@@ -190,6 +196,13 @@ class LetterQuerySet(models.QuerySet["Letter"]):
     def due(self) -> LetterQuerySet:
         return self.filter(status=Letter.Status.PENDING, due_on__lte=timezone.localdate())
 
+    def print_queue(self) -> LetterQuerySet:
+        return (
+            self.filter(status=Letter.Status.PRINT_QUEUE)
+            .select_related("provider", "provider__organization")
+            .order_by("created_at", "pk")
+        )
+
 
 class Letter(models.Model):
     """A rendered message to a partner and its delivery state. The state lives here so a
@@ -202,10 +215,16 @@ class Letter(models.Model):
         PRINT_QUEUE = "print_queue", "In the print/fax queue"
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
+        # Kept as a row (not simply never created) so the partner timeline shows it and
+        # the sweep does not keep preparing a message the partner does not want.
+        SKIPPED = "skipped", "Not sent (partner preference)"
 
     class Channel(models.TextChoices):
         EMAIL = "email", "Email"
         PRINT = "print", "Print / fax"
+        FAX = "fax", "Fax"
+        MAIL = "mail", "Mail"
+        CALL = "call", "Call task instead"
 
     kind = models.CharField(max_length=20, choices=LetterTemplate.Kind.choices)
     referral = models.ForeignKey(
@@ -228,6 +247,17 @@ class Letter(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=300, blank=True)
+    # The idempotency key of an email: its Message-ID, fixed when the letter is created, so
+    # a re-driven delivery after a crash carries the same ID and the receiver can drop it.
+    message_id = models.CharField(max_length=200, blank=True)
+    printed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Who printed and mailed, or faxed, it from the print queue.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = LetterQuerySet.as_manager()
@@ -241,6 +271,12 @@ class Letter(models.Model):
                 condition=Q(referral__isnull=False),
                 name="letter_one_per_referral_and_kind",
             ),
+            # One letter per Message-ID: the key that makes email delivery idempotent.
+            models.UniqueConstraint(
+                fields=["message_id"],
+                condition=~Q(message_id=""),
+                name="letter_unique_message_id",
+            ),
         ]
         indexes = [
             # The sweep's hot filter: pending letters by due date.
@@ -248,6 +284,12 @@ class Letter(models.Model):
                 fields=["due_on"],
                 condition=Q(status="pending"),
                 name="letter_pending_due_idx",
+            ),
+            # The print queue page lists letters waiting to be printed or faxed.
+            models.Index(
+                fields=["created_at"],
+                condition=Q(status="print_queue"),
+                name="letter_print_queue_idx",
             ),
         ]
 

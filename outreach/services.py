@@ -1,4 +1,4 @@
-"""Closing the loop: the thank-you task and letter, and letter delivery.
+"""Closing the loop: the messages to referrers, their routing and delivery, and tasks.
 
 Every function here is idempotent: the unique constraints on Task and Letter make a
 second run a no-op, so the worker, a retry and the beat sweep can all call them safely.
@@ -7,8 +7,9 @@ second run a no-op, so the worker, a retry and the beat sweep can all call them 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from smtplib import SMTPException
 
 from django.conf import settings
@@ -16,25 +17,98 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+from django.template.loader import render_to_string
 from django.utils import timezone
 
 from core.dates import add_business_days
+from outreach.fax import FaxError, fax_backend
 from outreach.models import Activity, Letter, LetterTemplate, Task, render_merge_fields
+from outreach.pdf import letter_pdf, letterhead
 from partners.models import Provider, StaffMember
 from referrals.models import Referral, ReferralEvent, Status
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_THANK_YOU = {
-    "subject": "Thank you for referring {{ patient_initials }}",
-    "body": (
-        "Dear {{ provider_name }},\n\n"
-        "Thank you for referring your patient {{ patient_initials }} to {{ practice_name }}. "
-        "We saw them on {{ seen_date }} and will send our consult report shortly.\n\n"
-        "We appreciate your trust and are always glad to help your patients.\n\n"
-        "With thanks,\n{{ sender_name }}\n{{ practice_name }}"
-    ),
+K = LetterTemplate.Kind
+
+# The text each kind of letter starts with, until someone edits it on the templates page.
+DEFAULT_TEMPLATES: dict[str, dict[str, object]] = {
+    K.ACKNOWLEDGMENT: {
+        "subject": "We received your referral for {{ patient_initials }}",
+        "body": (
+            "Dear {{ provider_name }},\n\n"
+            "Thank you for your referral of {{ patient_initials }}, which {{ practice_name }} "
+            "received on {{ referral_date }}. We will contact the patient to schedule and "
+            "keep you informed.\n\n"
+            "Sincerely,\n{{ sender_name }}\n{{ practice_name }}"
+        ),
+        "delay_business_days": 0,
+    },
+    K.SCHEDULED: {
+        "subject": "Your patient {{ patient_initials }} is scheduled",
+        "body": (
+            "Dear {{ provider_name }},\n\n"
+            "Your patient {{ patient_initials }} is scheduled with {{ practice_name }} on "
+            "{{ appointment_date }}. We will let you know how the visit went.\n\n"
+            "Sincerely,\n{{ sender_name }}\n{{ practice_name }}"
+        ),
+        "delay_business_days": 0,
+    },
+    K.THANK_YOU: {
+        "subject": "Thank you for referring {{ patient_initials }}",
+        "body": (
+            "Dear {{ provider_name }},\n\n"
+            "Thank you for referring your patient {{ patient_initials }} to {{ practice_name }}. "
+            "We saw them on {{ seen_date }} and will send our consult report shortly.\n\n"
+            "We appreciate your trust and are always glad to help your patients.\n\n"
+            "With thanks,\n{{ sender_name }}\n{{ practice_name }}"
+        ),
+        "delay_business_days": 2,
+    },
+    K.OUTCOME: {
+        "subject": "Consult report for {{ patient_initials }}",
+        "body": (
+            "Dear {{ provider_name }},\n\n"
+            "Please find our consult report for your patient {{ patient_initials }}, seen on "
+            "{{ seen_date }}, sent separately through your preferred secure channel. Call us "
+            "with any question about the plan of care.\n\n"
+            "Sincerely,\n{{ sender_name }}\n{{ practice_name }}"
+        ),
+        "delay_business_days": 0,
+    },
+    K.REKINDLE: {
+        "subject": "Checking in from {{ practice_name }}",
+        "body": (
+            "Dear {{ provider_name }},\n\n"
+            "It has been a while since we last worked together. We would be glad to see your "
+            "patients again and to hear how we can make referring to us easier.\n\n"
+            "Warm regards,\n{{ sender_name }}\n{{ practice_name }}"
+        ),
+        "delay_business_days": 0,
+    },
+    K.NEWSLETTER: {
+        "subject": "News from {{ practice_name }}",
+        "body": (
+            "Dear {{ provider_name }},\n\n"
+            "Here is what is new at {{ practice_name }} this season.\n\n"
+            "{{ sender_name }}\n{{ practice_name }}"
+        ),
+        "delay_business_days": 0,
+    },
 }
+
+# The referral events that send the referrer a message, and which message. The referral
+# workflow enqueues `prepare_loop_message` for these; the sweep recovers lost enqueues.
+LOOP_MESSAGES: dict[str, str] = {
+    Status.RECEIVED: K.ACKNOWLEDGMENT,
+    Status.SCHEDULED: K.SCHEDULED,
+    Status.SEEN: K.THANK_YOU,
+    Status.REPORT_SENT: K.OUTCOME,
+}
+
+# How far back the sweep looks for events whose message is missing: long enough to cover
+# any broker outage, short enough that a newly added kind never mails ancient referrals.
+SWEEP_LOOKBACK = timedelta(days=7)
 
 # A letter claimed by a worker that has not finished within this time is presumed lost
 # with its worker and handed out again by the sweep.
@@ -43,88 +117,164 @@ STALE_CLAIM = timedelta(minutes=10)
 
 def letter_template_for(kind: str) -> LetterTemplate:
     template, _ = LetterTemplate.objects.get_or_create(
-        kind=kind, defaults=DEFAULT_THANK_YOU if kind == LetterTemplate.Kind.THANK_YOU else {}
+        kind=kind, defaults=DEFAULT_TEMPLATES.get(kind, {"subject": "", "body": ""})
     )
     return template
 
 
-def _merge_values(referral: Referral) -> dict[str, str]:
-    provider = referral.provider
+def _long_date(value: datetime | None) -> str:
+    return f"{timezone.localtime(value):%B %-d, %Y}" if value else ""
+
+
+def provider_merge_values(provider: Provider) -> dict[str, str]:
     owner = provider.owner
-    seen = timezone.localtime(referral.seen_at) if referral.seen_at else None
     return {
         "provider_name": provider.display_name,
         "provider_last_name": provider.last_name,
         "organization_name": provider.organization.name if provider.organization else "",
-        "patient_initials": referral.patient_initials,
-        "referral_date": f"{timezone.localtime(referral.received_at):%B %-d, %Y}",
-        "seen_date": f"{seen:%B %-d, %Y}" if seen else "",
         "practice_name": settings.PRACTICE_NAME,
         "sender_name": (owner.get_full_name() or owner.get_username()) if owner else "",
         "today": f"{timezone.localdate():%B %-d, %Y}",
     }
 
 
-def thank_you_prepare(*, referral_id: int) -> tuple[Task | None, Letter | None]:
-    """Create the thank-you task for the relationship owner and the thank-you letter for
-    the referrer, once per referral. Returns what now exists (None if the referral is not
-    an inbound one that has been seen)."""
+def _merge_values(referral: Referral) -> dict[str, str]:
+    appointment = referral.appointment_at
+    return {
+        **provider_merge_values(referral.provider),
+        "patient_initials": referral.patient_initials,
+        "referral_date": _long_date(referral.received_at),
+        "seen_date": _long_date(referral.seen_at),
+        "appointment_date": (
+            f"{timezone.localtime(appointment):%B %-d, %Y at %-I:%M %p}" if appointment else ""
+        ),
+    }
+
+
+# Shown in the template editor's live preview: an invented referral, never a real patient.
+SAMPLE_MERGE_VALUES: dict[str, str] = {
+    "provider_name": "Dana Whitfield, MD",
+    "provider_last_name": "Whitfield",
+    "organization_name": "Lakeside Family Medicine",
+    "patient_initials": "J.D.",
+    "referral_date": "March 3, 2026",
+    "seen_date": "March 12, 2026",
+    "appointment_date": "March 12, 2026 at 9:30 AM",
+    "practice_name": settings.PRACTICE_NAME,
+    "sender_name": "Jamie Carter",
+    "today": "March 14, 2026",
+}
+
+
+def new_message_id() -> str:
+    return f"<{uuid.uuid4().hex}@{settings.MESSAGE_ID_DOMAIN}>"
+
+
+def letter_route(provider: Provider, kind: str) -> tuple[str, str, str]:
+    """(channel, status, recipient) for a message of `kind` to `provider`, from the
+    partner's preferences, falling back to paper when the preferred address is missing."""
+    if provider.letters_opt_out:
+        return "", Letter.Status.SKIPPED, ""
+    if kind == K.THANK_YOU and provider.thank_you_by == Provider.ThankYouBy.CALL:
+        return Letter.Channel.CALL, Letter.Status.SKIPPED, ""
+    preferred = provider.preferred_channel
+    # There is no partner portal yet: its notices go by email, like the portal's would.
+    if preferred in (Provider.PreferredChannel.EMAIL, Provider.PreferredChannel.PORTAL):
+        if provider.contact_email:
+            return Letter.Channel.EMAIL, Letter.Status.PENDING, provider.contact_email
+        preferred = Provider.PreferredChannel.FAX
+    if preferred == Provider.PreferredChannel.FAX and provider.fax:
+        return Letter.Channel.FAX, Letter.Status.PENDING, provider.fax
+    return Letter.Channel.MAIL, Letter.Status.PENDING, ""
+
+
+def loop_message_prepare(*, referral_id: int, status: str) -> tuple[Task | None, Letter | None]:
+    """Prepare the message that closes the loop with the referrer for an inbound referral
+    that reached `status` (acknowledgment, scheduled notice, thank-you, report cover
+    letter), routed by the partner's preferences, once per referral and kind. A thank-you
+    also gives the relationship owner a task. Returns what now exists (None, None when the
+    referral is not inbound or never reached `status`)."""
+    kind = LOOP_MESSAGES.get(status)
+    if kind is None:
+        return None, None
     referral = (
         Referral.objects.select_related("provider", "provider__owner", "provider__organization")
-        .filter(pk=referral_id, direction=Referral.Direction.INBOUND, seen_at__isnull=False)
+        .filter(pk=referral_id, direction=Referral.Direction.INBOUND)
         .first()
     )
-    if referral is None:
+    reached_at = (
+        ReferralEvent.objects.filter(referral_id=referral_id, to_status=status)
+        .order_by("at")
+        .values_list("at", flat=True)
+        .first()
+    )
+    if referral is None or reached_at is None:
         return None, None
-    template = letter_template_for(LetterTemplate.Kind.THANK_YOU)
-    seen_on = timezone.localtime(referral.seen_at).date()
-    due_on = add_business_days(seen_on, template.delay_business_days)
+    if status == Status.SEEN and referral.seen_at:
+        reached_at = referral.seen_at
+    template = letter_template_for(kind)
+    due_on = add_business_days(timezone.localtime(reached_at).date(), template.delay_business_days)
     values = _merge_values(referral)
     provider = referral.provider
+    channel, letter_status, recipient = letter_route(provider, kind)
     try:
         with transaction.atomic():
             letter, _ = Letter.objects.get_or_create(
                 referral=referral,
-                kind=LetterTemplate.Kind.THANK_YOU,
+                kind=kind,
                 defaults={
                     "provider": provider,
                     "subject": render_merge_fields(template.subject, values),
                     "body": render_merge_fields(template.body, values),
                     "due_on": due_on,
+                    "channel": channel,
+                    "status": letter_status,
+                    "recipient": recipient,
+                    "message_id": new_message_id(),
                 },
             )
-            task, _ = Task.objects.get_or_create(
-                referral=referral,
-                kind=Task.Kind.THANK_YOU,
-                defaults={
-                    "title": f"Thank {provider.display_name} for referring "
-                    f"{referral.patient_initials}",
-                    "due_on": due_on,
-                    "assignee": provider.owner,
-                    "provider": provider,
-                },
-            )
+            task = None
+            if kind == K.THANK_YOU:
+                verb = "Call" if channel == Letter.Channel.CALL else "Thank"
+                task, _ = Task.objects.get_or_create(
+                    referral=referral,
+                    kind=Task.Kind.THANK_YOU,
+                    defaults={
+                        "title": f"{verb} {provider.display_name} for referring "
+                        f"{referral.patient_initials}",
+                        "due_on": due_on,
+                        "assignee": provider.owner,
+                        "provider": provider,
+                    },
+                )
     except IntegrityError:
         # Another worker created them between our read and write: they exist now.
-        letter = Letter.objects.get(referral=referral, kind=LetterTemplate.Kind.THANK_YOU)
-        task = Task.objects.get(referral=referral, kind=Task.Kind.THANK_YOU)
+        letter = Letter.objects.get(referral=referral, kind=kind)
+        task = Task.objects.filter(referral=referral, kind=Task.Kind.THANK_YOU).first()
     return task, letter
 
 
-def referrals_missing_thank_you() -> list[int]:
-    """Inbound referrals that reached "seen" but have no thank-you letter: work whose
-    enqueue was lost. Bounded to recent events so the sweep stays cheap."""
-    since = timezone.now() - timedelta(days=30)
-    return list(
-        ReferralEvent.objects.filter(
-            to_status=Status.SEEN,
-            at__gte=since,
-            referral__direction=Referral.Direction.INBOUND,
+def thank_you_prepare(*, referral_id: int) -> tuple[Task | None, Letter | None]:
+    return loop_message_prepare(referral_id=referral_id, status=Status.SEEN)
+
+
+def referral_events_missing_messages() -> list[tuple[int, str]]:
+    """(referral id, status) of recent inbound referral events whose loop message does not
+    exist: work whose enqueue was lost. One bounded query per kind, so the sweep stays
+    cheap however many referrals there are."""
+    since = timezone.now() - SWEEP_LOOKBACK
+    missing: list[tuple[int, str]] = []
+    for status, kind in LOOP_MESSAGES.items():
+        referral_ids = (
+            ReferralEvent.objects.filter(
+                to_status=status, at__gte=since, referral__direction=Referral.Direction.INBOUND
+            )
+            .exclude(referral__letters__kind=kind)
+            .values_list("referral_id", flat=True)
+            .distinct()[:500]
         )
-        .exclude(referral__letters__kind=LetterTemplate.Kind.THANK_YOU)
-        .values_list("referral_id", flat=True)
-        .distinct()[:500]
-    )
+        missing.extend((referral_id, status) for referral_id in referral_ids)
+    return missing
 
 
 def letters_to_deliver() -> list[int]:
@@ -149,7 +299,9 @@ def letter_claim(*, letter_id: int) -> Letter | None:
     )
     if claimed != 1:
         return None
-    return Letter.objects.select_related("provider", "provider__organization").get(pk=letter_id)
+    return Letter.objects.select_related(
+        "provider", "provider__organization", "provider__owner"
+    ).get(pk=letter_id)
 
 
 MAX_DELIVERY_ATTEMPTS = 5
@@ -159,36 +311,54 @@ class TransientDeliveryError(Exception):
     """Delivery failed in a way that may succeed later (SMTP down, timeout)."""
 
 
-def letter_deliver(*, letter_id: int) -> Letter | None:
-    """Deliver one claimed letter: by email when the partner has an address, otherwise to
-    the print/fax queue. A transient failure puts the letter back as pending (the task
-    retries with backoff) until MAX_DELIVERY_ATTEMPTS, then marks it failed for a person
-    to see."""
-    letter = letter_claim(letter_id=letter_id)
-    if letter is None:
-        return None
-    recipient = letter.provider.contact_email
-    attempts = letter.attempts + 1
-    if not recipient:
-        Letter.objects.filter(pk=letter.pk).update(
-            status=Letter.Status.PRINT_QUEUE,
-            channel=Letter.Channel.PRINT,
-            attempts=attempts,
-            sent_at=timezone.now(),
-        )
-        return Letter.objects.get(pk=letter.pk)
+def letter_email(letter: Letter) -> EmailMultiAlternatives:
+    """The email for a letter: plain text and HTML on the letterhead, with the letter's own
+    Message-ID so a re-driven delivery is recognisably the same message."""
     message = EmailMultiAlternatives(
         subject=letter.subject,
         body=letter.body,
         from_email=settings.DEFAULT_FROM_EMAIL,
-        to=[recipient],
-        headers={"X-Referral-CRM-Letter": str(letter.pk)},
+        to=[letter.recipient],
+        headers={"Message-ID": letter.message_id, "X-Referral-CRM-Letter": str(letter.pk)},
+    )
+    html = render_to_string(
+        "outreach/email/letter.html", {"letter": letter, "letterhead": letterhead()}
+    )
+    message.attach_alternative(html, "text/html")
+    return message
+
+
+def letter_deliver(*, letter_id: int) -> Letter | None:
+    """Deliver one claimed letter on its channel: email over SMTP; fax through the fax
+    backend (the default puts the PDF in the print queue); mail to the print queue. A
+    transient failure puts the letter back as pending (the task retries with backoff)
+    until MAX_DELIVERY_ATTEMPTS, then marks it failed for a person to see."""
+    letter = letter_claim(letter_id=letter_id)
+    if letter is None:
+        return None
+    attempts = letter.attempts + 1
+    if not letter.channel:
+        # Letters prepared before channels were routed: decide now.
+        letter.channel, _, letter.recipient = letter_route(letter.provider, letter.kind)
+    if not letter.message_id:
+        letter.message_id = new_message_id()
+        Letter.objects.filter(pk=letter.pk).update(message_id=letter.message_id)
+    # Only the claim we hold may record the outcome: if our claim went stale and another
+    # worker re-claimed the letter, its claimed_at differs and this update matches nothing.
+    ours = Letter.objects.filter(
+        pk=letter.pk, status=Letter.Status.SENDING, claimed_at=letter.claimed_at
     )
     try:
-        message.send()
-    except (SMTPException, OSError) as error:
+        if letter.channel == Letter.Channel.EMAIL:
+            letter_email(letter).send()
+            outcome = Letter.Status.SENT
+        elif letter.channel == Letter.Channel.FAX:
+            outcome = fax_backend().send(letter=letter, pdf=letter_pdf(letter))
+        else:
+            outcome = Letter.Status.PRINT_QUEUE
+    except (SMTPException, OSError, FaxError) as error:
         failed = attempts >= MAX_DELIVERY_ATTEMPTS
-        Letter.objects.filter(pk=letter.pk).update(
+        ours.update(
             status=Letter.Status.FAILED if failed else Letter.Status.PENDING,
             attempts=attempts,
             # The error class only: SMTP replies can echo addresses or content.
@@ -200,15 +370,27 @@ def letter_deliver(*, letter_id: int) -> Letter | None:
         if not failed:
             raise TransientDeliveryError(str(letter.pk)) from error
         return Letter.objects.get(pk=letter.pk)
-    Letter.objects.filter(pk=letter.pk).update(
-        status=Letter.Status.SENT,
-        channel=Letter.Channel.EMAIL,
-        recipient=recipient,
+    ours.update(
+        status=outcome,
+        channel=letter.channel,
+        recipient=letter.recipient,
         attempts=attempts,
         sent_at=timezone.now(),
         last_error="",
     )
     return Letter.objects.get(pk=letter.pk)
+
+
+@transaction.atomic
+def letter_mark_printed(*, letter: Letter, actor: AbstractBaseUser) -> Letter:
+    """A person printed and mailed, or faxed, a letter from the print queue."""
+    locked = Letter.objects.select_for_update().get(pk=letter.pk)
+    if locked.status == Letter.Status.PRINT_QUEUE:
+        locked.status = Letter.Status.SENT
+        locked.sent_at = timezone.now()
+        locked.printed_by = actor
+        locked.save(update_fields=["status", "sent_at", "printed_by"])
+    return locked
 
 
 @transaction.atomic

@@ -22,21 +22,29 @@ def deliver_letter(letter_id: int) -> None:
 
 
 @shared_task(autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5)
-def prepare_thank_you(referral_id: int) -> None:
-    _task, letter = services.thank_you_prepare(referral_id=referral_id)
+def prepare_loop_message(referral_id: int, status: str) -> None:
+    """An inbound referral reached `status`: prepare its message to the referrer and
+    deliver it at once if it is already due."""
+    _task, letter = services.loop_message_prepare(referral_id=referral_id, status=status)
     if letter is not None and letter.status == letter.Status.PENDING and letter.is_due:
         deliver_letter.delay(letter.pk)
+
+
+@shared_task
+def prepare_thank_you(referral_id: int) -> None:
+    # Messages queued before the loop was generalised still name this task.
+    prepare_loop_message(referral_id, "seen")
 
 
 @shared_task
 def sweep_loop_work() -> None:
     """Run by beat: the database holds every due date, so this re-drives whatever is due or
     was lost on the way (an enqueue during a Redis outage, a worker killed mid-task)."""
-    missing = services.referrals_missing_thank_you()
-    for referral_id in missing:
-        services.thank_you_prepare(referral_id=referral_id)
+    missing = services.referral_events_missing_messages()
+    for referral_id, status in missing:
+        services.loop_message_prepare(referral_id=referral_id, status=status)
     letters = services.letters_to_deliver()
     for letter_id in letters:
         deliver_letter.delay(letter_id)
     if missing or letters:
-        logger.info("sweep: %s thank-yous prepared, %s letters queued", len(missing), len(letters))
+        logger.info("sweep: %s messages prepared, %s letters queued", len(missing), len(letters))

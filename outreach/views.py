@@ -17,8 +17,22 @@ from outreach.forms import (
     TaskFilterForm,
     TaskForm,
 )
-from outreach.models import MERGE_FIELDS, Activity, Letter, LetterTemplate, Task
-from outreach.services import activity_log, letter_template_for, task_complete
+from outreach.models import (
+    MERGE_FIELDS,
+    Activity,
+    Letter,
+    LetterTemplate,
+    Task,
+    render_merge_fields,
+)
+from outreach.pdf import letter_pdf
+from outreach.services import (
+    SAMPLE_MERGE_VALUES,
+    activity_log,
+    letter_mark_printed,
+    letter_template_for,
+    task_complete,
+)
 from partners.selectors import get_organization_for_user, get_provider_for_user
 
 
@@ -29,10 +43,10 @@ def get_task_for_user(request: HttpRequest, pk: int, *, write: bool = False) -> 
     return get_object_or_404(queryset, pk=pk)
 
 
-def get_letter_for_user(request: HttpRequest, pk: int) -> Letter:
-    if not request.user.has_perm("outreach.view_letter"):
+def get_letter_for_user(request: HttpRequest, pk: int, *, write: bool = False) -> Letter:
+    if not request.user.has_perm("outreach.change_letter" if write else "outreach.view_letter"):
         raise PermissionDenied
-    letters = Letter.objects.select_related("provider", "referral")
+    letters = Letter.objects.select_related("provider", "provider__organization", "referral")
     if not request.user.has_perm("outreach.view_all_tasks"):
         # Outside management, a letter is visible to the owner of its partner.
         letters = letters.filter(provider__owner=request.user) | letters.filter(
@@ -188,5 +202,63 @@ def template_update(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "outreach/lettertemplate_form.html",
-        {"form": form, "template": template, "merge_fields": MERGE_FIELDS},
+        {
+            "form": form,
+            "template": template,
+            "merge_fields": MERGE_FIELDS,
+            "preview": _preview(form, template),
+        },
     )
+
+
+def _preview(form: LetterTemplateForm, template: LetterTemplate) -> dict[str, str]:
+    # The text being typed when there is any, else the saved template.
+    subject = form.data.get("subject", template.subject) if form.is_bound else template.subject
+    body = form.data.get("body", template.body) if form.is_bound else template.body
+    return {
+        "subject": render_merge_fields(str(subject), SAMPLE_MERGE_VALUES),
+        "body": render_merge_fields(str(body), SAMPLE_MERGE_VALUES),
+    }
+
+
+@login_required
+@permission_required("outreach.change_lettertemplate", raise_exception=True)
+@require_POST
+def template_preview(request: HttpRequest, pk: int) -> HttpResponse:
+    """The live preview beside the editor: the unsaved text rendered for a sample
+    referral. Nothing is saved."""
+    template = get_object_or_404(LetterTemplate, pk=pk)
+    form = LetterTemplateForm(request.POST, instance=template)
+    return render(
+        request,
+        "outreach/lettertemplate_form.html#preview",
+        {"template": template, "preview": _preview(form, template)},
+    )
+
+
+@login_required
+@permission_required("outreach.change_letter", raise_exception=True)
+def print_queue(request: HttpRequest) -> HttpResponse:
+    page = paginate(request, Letter.objects.print_queue())
+    return render_page(request, "outreach/print_queue.html", {"page": page}, partial="results")
+
+
+@login_required
+def letter_pdf_download(request: HttpRequest, pk: int) -> HttpResponse:
+    letter = get_letter_for_user(request, pk)
+    response = HttpResponse(letter_pdf(letter), content_type="application/pdf")
+    # The file name carries the letter number only, never a name.
+    response["Content-Disposition"] = f'attachment; filename="letter-{letter.pk}.pdf"'
+    return response
+
+
+@login_required
+@require_POST
+def letter_printed(request: HttpRequest, pk: int) -> HttpResponse:
+    letter = letter_mark_printed(
+        letter=get_letter_for_user(request, pk, write=True), actor=request.user
+    )
+    if request.htmx:
+        return render(request, "outreach/print_queue.html#letter-row", {"letter": letter})
+    messages.success(request, f"Marked as {'faxed' if letter.channel == 'fax' else 'printed'}.")
+    return redirect("outreach:print_queue")

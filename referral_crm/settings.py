@@ -189,6 +189,17 @@ else:
     EMAIL_FILE_PATH = VAR_DIR / "outbox"
 PRACTICE_NAME = env.str("PRACTICE_NAME", default="Riverside Orthopedics")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Referral CRM <referrals@localhost>")
+# The letterhead on PDF letters and HTML emails.
+PRACTICE_ADDRESS = env.list(
+    "PRACTICE_ADDRESS", default=["100 River Road, Suite 200", "Riverside, NY 10001"]
+)
+PRACTICE_PHONE = env.str("PRACTICE_PHONE", default="(555) 010-2000")
+# The right-hand side of every letter's Message-ID (its idempotency key).
+MESSAGE_ID_DOMAIN = env.str("MESSAGE_ID_DOMAIN", default="referral-crm.localhost")
+# A refused or silent SMTP server must fail the attempt (then retry), never hang a worker.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+# Dotted path to the fax transmission backend; the default leaves faxes in the print queue.
+FAX_BACKEND = env.str("FAX_BACKEND", default="outreach.fax.PrintQueueFaxBackend")
 
 # --- Celery ---------------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")

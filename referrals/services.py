@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from functools import partial
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from core.enqueue import enqueue_on_commit
 from referrals.models import Referral, ReferralEvent, Status
 
 
@@ -47,6 +47,7 @@ def referral_log(*, referral: Referral, actor: AbstractBaseUser | None) -> Refer
         actor=actor,
         at=referral.received_at,
     )
+    _close_the_loop(referral=referral, status=Status.RECEIVED)
     return referral
 
 
@@ -110,11 +111,16 @@ def referral_transition(
         at=at,
         note=note,
     )
-    if to_status == Status.SEEN and locked.direction == Referral.Direction.INBOUND:
-        # Closing the loop with the referrer. Only after commit: a rolled-back transition
-        # must not thank anybody. If this enqueue is lost, the beat sweep finds the
-        # referral by its "seen" event and does the same work.
-        from outreach.tasks import prepare_thank_you
-
-        transaction.on_commit(partial(prepare_thank_you.delay, locked.pk))
+    _close_the_loop(referral=locked, status=to_status)
     return locked
+
+
+def _close_the_loop(*, referral: Referral, status: str) -> None:
+    """Tell the referrer (acknowledgment, scheduled, thank-you, report cover letter). Only
+    after commit: a rolled-back change must not message anybody. If this enqueue is lost,
+    the beat sweep finds the referral by its event and does the same work."""
+    from outreach.services import LOOP_MESSAGES
+    from outreach.tasks import prepare_loop_message
+
+    if referral.direction == Referral.Direction.INBOUND and status in LOOP_MESSAGES:
+        enqueue_on_commit(prepare_loop_message, referral.pk, status)

@@ -152,9 +152,12 @@ def test_the_sweep_prepares_lost_thank_yous_and_queues_due_letters():
     assert not Letter.objects.exists()
     with mock.patch("outreach.tasks.deliver_letter.delay") as deliver:
         sweep_loop_work()
-        letter = Letter.objects.get(referral=referral)
-        deliver.assert_not_called()  # prepared, but not due yet
+        letter = Letter.objects.get(referral=referral, kind=LetterTemplate.Kind.THANK_YOU)
+        queued = {call.args[0] for call in deliver.call_args_list}
+        assert letter.pk not in queued  # prepared, but not due yet
+        deliver.reset_mock()
         Letter.objects.filter(pk=letter.pk).update(due_on=timezone.localdate())
+        Letter.objects.exclude(pk=letter.pk).update(status=Letter.Status.SENT)
         sweep_loop_work()
     deliver.assert_called_once_with(letter.pk)
 
