@@ -111,8 +111,9 @@ LOOP_MESSAGES: dict[str, str] = {
 SWEEP_LOOKBACK = timedelta(days=7)
 
 # A letter claimed by a worker that has not finished within this time is presumed lost
-# with its worker and handed out again by the sweep.
-STALE_CLAIM = timedelta(minutes=10)
+# with its worker and handed out again by the sweep. Longer than any delivery can take
+# (EMAIL_TIMEOUT, the task time limit), or a slow send would be re-driven while running.
+STALE_CLAIM = timedelta(seconds=settings.LETTER_STALE_CLAIM_SECONDS)
 
 
 def letter_template_for(kind: str) -> LetterTemplate:
@@ -213,7 +214,13 @@ def loop_message_prepare(*, referral_id: int, status: str) -> tuple[Task | None,
     if status == Status.SEEN and referral.seen_at:
         reached_at = referral.seen_at
     template = letter_template_for(kind)
-    due_on = add_business_days(timezone.localtime(reached_at).date(), template.delay_business_days)
+    reached_on = timezone.localtime(reached_at).date()
+    # No delay means at once, weekend or not: an acknowledgment should not wait for Monday.
+    due_on = (
+        add_business_days(reached_on, template.delay_business_days)
+        if template.delay_business_days
+        else reached_on
+    )
     values = _merge_values(referral)
     provider = referral.provider
     channel, letter_status, recipient = letter_route(provider, kind)

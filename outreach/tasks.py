@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from django.conf import settings
 
 from outreach import services
 
@@ -13,7 +14,7 @@ logger = logging.getLogger(__name__)
 
 @shared_task(
     autoretry_for=(services.TransientDeliveryError,),
-    retry_backoff=30,
+    retry_backoff=settings.LETTER_RETRY_BACKOFF_SECONDS,
     retry_backoff_max=900,
     max_retries=services.MAX_DELIVERY_ATTEMPTS,
 )

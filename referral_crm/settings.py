@@ -198,6 +198,11 @@ PRACTICE_PHONE = env.str("PRACTICE_PHONE", default="(555) 010-2000")
 MESSAGE_ID_DOMAIN = env.str("MESSAGE_ID_DOMAIN", default="referral-crm.localhost")
 # A refused or silent SMTP server must fail the attempt (then retry), never hang a worker.
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+# A letter claimed by a worker that has not finished within this time is presumed lost
+# with its worker and handed out again by the sweep; failed deliveries retry with
+# exponential backoff from this many seconds.
+LETTER_STALE_CLAIM_SECONDS = env.int("LETTER_STALE_CLAIM_SECONDS", default=600)
+LETTER_RETRY_BACKOFF_SECONDS = env.int("LETTER_RETRY_BACKOFF_SECONDS", default=30)
 # Dotted path to the fax transmission backend; the default leaves faxes in the print queue.
 FAX_BACKEND = env.str("FAX_BACKEND", default="outreach.fax.PrintQueueFaxBackend")
 
