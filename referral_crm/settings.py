@@ -208,9 +208,19 @@ FAX_BACKEND = env.str("FAX_BACKEND", default="outreach.fax.PrintQueueFaxBackend"
 
 # --- Celery ---------------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
+REDIS_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": 600,
+    # Publishing gives up after one quick retry instead of kombu's default of several
+    # seconds: with Redis down a request must not hang; the beat sweep re-drives
+    # whatever could not be enqueued (see core/enqueue.py).
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 600}
+    CELERY_BROKER_TRANSPORT_OPTIONS = REDIS_BROKER_TRANSPORT_OPTIONS
 else:
     # No server needed: kombu's filesystem transport, consumed by a real worker.
     _queue_dir = VAR_DIR / "celery" / "queue"
