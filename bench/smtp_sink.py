@@ -8,6 +8,7 @@ Run as `python -m bench.smtp_sink PORT` for a sink in a process of its own.
 
 from __future__ import annotations
 
+import logging
 import socket
 import sys
 import threading
@@ -17,6 +18,9 @@ from email import message_from_bytes
 from typing import Any
 
 from aiosmtpd.controller import Controller
+
+# aiosmtpd logs every SMTP command at INFO: thousands of lines that would slow the sink.
+logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
 def free_port() -> int:

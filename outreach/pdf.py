@@ -82,5 +82,30 @@ def letter_pdf(letter: Letter) -> bytes:
     pdf.multi_cell(w=0, text=_latin1(letter.subject), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(3)
     pdf.set_font("Helvetica", size=11)
-    pdf.multi_cell(w=0, h=5.5, text=_latin1(letter.body), new_x="LMARGIN", new_y="NEXT")
+    for line in _wrap(pdf, _latin1(letter.body), pdf.w - pdf.l_margin - pdf.r_margin):
+        if line.strip():
+            pdf.cell(h=5.5, text=line, new_x="LMARGIN", new_y="NEXT")
+        else:
+            pdf.ln(5.5)
     return bytes(pdf.output())
+
+
+def _wrap(pdf: FPDF, text: str, width: float) -> list[str]:
+    """Greedy word wrap. fpdf2's multi_cell re-measures the line for every character,
+    which made it most of the letters pipeline's time; measuring each word once is
+    enough for a letter's plain paragraphs."""
+    space = pdf.get_string_width(" ")
+    lines: list[str] = []
+    for paragraph in text.splitlines() or [""]:
+        words: list[str] = []
+        used = 0.0
+        for word in paragraph.split(" "):
+            word_width = pdf.get_string_width(word)
+            if words and used + space + word_width > width:
+                lines.append(" ".join(words))
+                words, used = [word], word_width
+            else:
+                used += (space if words else 0.0) + word_width
+                words.append(word)
+        lines.append(" ".join(words))
+    return lines

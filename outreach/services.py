@@ -9,14 +9,16 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterable
+from contextlib import suppress
 from datetime import datetime, timedelta
 from smtplib import SMTPException
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.mail import EmailMultiAlternatives
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail.backends.base import BaseEmailBackend
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -294,31 +296,47 @@ def letters_to_deliver() -> list[int]:
     return [*due, *stuck]
 
 
-def letter_claim(*, letter_id: int) -> Letter | None:
-    """Take a letter for delivery. The conditional update lets exactly one worker win;
-    a claim left behind by a dead worker can be taken again once it is stale."""
+def _claimable() -> Q:
     now = timezone.now()
-    claimable = Q(status=Letter.Status.PENDING, due_on__lte=timezone.localdate()) | Q(
+    return Q(status=Letter.Status.PENDING, due_on__lte=timezone.localdate()) | Q(
         status=Letter.Status.SENDING, claimed_at__lt=now - STALE_CLAIM
     )
-    claimed = Letter.objects.filter(claimable, pk=letter_id).update(
-        status=Letter.Status.SENDING, claimed_at=now
+
+
+def letters_claim(*, letter_ids: list[int]) -> list[Letter]:
+    """Take letters for delivery. The conditional update lets exactly one worker win each
+    letter; a claim left behind by a dead worker can be taken again once it is stale. The
+    claim time is the claim's token: only rows stamped with it are ours."""
+    token = timezone.now()
+    claimed = Letter.objects.filter(_claimable(), pk__in=letter_ids).update(
+        status=Letter.Status.SENDING, claimed_at=token
     )
-    if claimed != 1:
-        return None
-    return Letter.objects.select_related(
-        "provider", "provider__organization", "provider__owner"
-    ).get(pk=letter_id)
+    if not claimed:
+        return []
+    return list(
+        Letter.objects.select_related("provider", "provider__organization", "provider__owner")
+        .filter(pk__in=letter_ids, status=Letter.Status.SENDING, claimed_at=token)
+        .order_by("pk")
+    )
+
+
+def letter_claim(*, letter_id: int) -> Letter | None:
+    claimed = letters_claim(letter_ids=[letter_id])
+    return claimed[0] if claimed else None
 
 
 MAX_DELIVERY_ATTEMPTS = 5
+
+DELIVERY_ERRORS = (SMTPException, OSError, FaxError)
 
 
 class TransientDeliveryError(Exception):
     """Delivery failed in a way that may succeed later (SMTP down, timeout)."""
 
 
-def letter_email(letter: Letter) -> EmailMultiAlternatives:
+def letter_email(
+    letter: Letter, connection: BaseEmailBackend | None = None
+) -> EmailMultiAlternatives:
     """The email for a letter: plain text and HTML on the letterhead, with the letter's own
     Message-ID so a re-driven delivery is recognisably the same message."""
     message = EmailMultiAlternatives(
@@ -327,6 +345,7 @@ def letter_email(letter: Letter) -> EmailMultiAlternatives:
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[letter.recipient],
         headers={"Message-ID": letter.message_id, "X-Referral-CRM-Letter": str(letter.pk)},
+        connection=connection,
     )
     html = render_to_string(
         "outreach/email/letter.html", {"letter": letter, "letterhead": letterhead()}
@@ -335,57 +354,100 @@ def letter_email(letter: Letter) -> EmailMultiAlternatives:
     return message
 
 
-def letter_deliver(*, letter_id: int) -> Letter | None:
-    """Deliver one claimed letter on its channel: email over SMTP; fax through the fax
-    backend (the default puts the PDF in the print queue); mail to the print queue. A
-    transient failure puts the letter back as pending (the task retries with backoff)
-    until MAX_DELIVERY_ATTEMPTS, then marks it failed for a person to see."""
-    letter = letter_claim(letter_id=letter_id)
-    if letter is None:
-        return None
-    attempts = letter.attempts + 1
+def _send(letter: Letter, connection: BaseEmailBackend) -> str:
+    """Put one claimed letter on its channel; returns its new status or raises one of
+    DELIVERY_ERRORS."""
     if not letter.channel:
         # Letters prepared before channels were routed: decide now.
         letter.channel, _, letter.recipient = letter_route(letter.provider, letter.kind)
-    if not letter.message_id:
-        letter.message_id = new_message_id()
-        Letter.objects.filter(pk=letter.pk).update(message_id=letter.message_id)
-    # Only the claim we hold may record the outcome: if our claim went stale and another
-    # worker re-claimed the letter, its claimed_at differs and this update matches nothing.
-    ours = Letter.objects.filter(
+    if letter.channel == Letter.Channel.EMAIL:
+        if not letter.message_id:
+            letter.message_id = new_message_id()
+            Letter.objects.filter(pk=letter.pk).update(message_id=letter.message_id)
+        connection.open()  # once per batch: later letters reuse the SMTP session
+        letter_email(letter, connection).send()
+        return Letter.Status.SENT
+    if letter.channel == Letter.Channel.FAX:
+        return fax_backend().send(letter=letter, pdf=letter_pdf(letter))
+    return Letter.Status.PRINT_QUEUE
+
+
+def _ours(letter: Letter) -> QuerySet[Letter]:
+    # Only the claim we hold may record the outcome: if it went stale and another worker
+    # re-claimed the letter, its claimed_at differs and the update matches nothing.
+    return Letter.objects.filter(
         pk=letter.pk, status=Letter.Status.SENDING, claimed_at=letter.claimed_at
     )
-    try:
-        if letter.channel == Letter.Channel.EMAIL:
-            letter_email(letter).send()
-            outcome = Letter.Status.SENT
-        elif letter.channel == Letter.Channel.FAX:
-            outcome = fax_backend().send(letter=letter, pdf=letter_pdf(letter))
-        else:
-            outcome = Letter.Status.PRINT_QUEUE
-    except (SMTPException, OSError, FaxError) as error:
-        failed = attempts >= MAX_DELIVERY_ATTEMPTS
-        ours.update(
-            status=Letter.Status.FAILED if failed else Letter.Status.PENDING,
-            attempts=attempts,
-            # The error class only: SMTP replies can echo addresses or content.
-            last_error=f"{type(error).__name__} on attempt {attempts}",
-        )
-        logger.warning(
-            "letter %s delivery attempt %s failed: %s", letter.pk, attempts, type(error).__name__
-        )
-        if not failed:
-            raise TransientDeliveryError(str(letter.pk)) from error
-        return Letter.objects.get(pk=letter.pk)
-    ours.update(
-        status=outcome,
+
+
+def _record_outcome(letter: Letter, outcome: str) -> None:
+    letter.status, letter.attempts = outcome, letter.attempts + 1
+    letter.sent_at, letter.last_error = timezone.now(), ""
+    _ours(letter).update(
+        status=letter.status,
         channel=letter.channel,
         recipient=letter.recipient,
-        attempts=attempts,
-        sent_at=timezone.now(),
+        attempts=letter.attempts,
+        sent_at=letter.sent_at,
         last_error="",
     )
-    return Letter.objects.get(pk=letter.pk)
+
+
+def _record_failure(letter: Letter, error: Exception) -> bool:
+    """Put the letter back for a retry, or mark it failed after MAX_DELIVERY_ATTEMPTS.
+    Returns whether it failed for good."""
+    letter.attempts += 1
+    failed = letter.attempts >= MAX_DELIVERY_ATTEMPTS
+    letter.status = Letter.Status.FAILED if failed else Letter.Status.PENDING
+    # The error class only: SMTP replies can echo addresses or content.
+    letter.last_error = f"{type(error).__name__} on attempt {letter.attempts}"
+    _ours(letter).update(
+        status=letter.status, attempts=letter.attempts, last_error=letter.last_error
+    )
+    logger.warning(
+        "letter %s delivery attempt %s failed: %s",
+        letter.pk,
+        letter.attempts,
+        type(error).__name__,
+    )
+    return failed
+
+
+def letters_deliver(*, letter_ids: list[int]) -> list[Letter]:
+    """Deliver a batch of letters on their channels: email over one SMTP session; fax
+    through the fax backend (the default puts the PDF in the print queue); mail to the
+    print queue. Each letter's outcome is committed as soon as it is known, so a worker
+    killed mid-batch leaves at most the one letter in flight to be re-driven. A transient
+    failure puts that letter back as pending and raises TransientDeliveryError after the
+    batch (the task retries with backoff) until MAX_DELIVERY_ATTEMPTS, then marks it
+    failed for a person to see."""
+    letters = letters_claim(letter_ids=letter_ids)
+    connection = get_connection()
+    retry = False
+    try:
+        for letter in letters:
+            try:
+                outcome = _send(letter, connection)
+            except DELIVERY_ERRORS as error:
+                retry = not _record_failure(letter, error) or retry
+                # A broken session is not reused for the next letter.
+                with suppress(*DELIVERY_ERRORS):
+                    connection.close()
+                continue
+            _record_outcome(letter, outcome)
+    finally:
+        with suppress(*DELIVERY_ERRORS):
+            connection.close()
+    if retry:
+        raise TransientDeliveryError(",".join(str(letter.pk) for letter in letters))
+    return letters
+
+
+def letter_deliver(*, letter_id: int) -> Letter | None:
+    """Deliver one letter (see letters_deliver). Returns it, or None if it was not due or
+    another worker holds it."""
+    delivered = letters_deliver(letter_ids=[letter_id])
+    return delivered[0] if delivered else None
 
 
 @transaction.atomic

