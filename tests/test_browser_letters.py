@@ -18,11 +18,11 @@ from tests.test_browser import browser, page  # noqa: F401 - shared fixtures
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def _sign_in(page: Any, username: str) -> None:
-    page.goto("/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(DEMO_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+def _sign_in(tab: Any, username: str) -> None:
+    tab.goto("/")
+    tab.get_by_label("Username").fill(username)
+    tab.get_by_label("Password").fill(DEMO_PASSWORD)
+    tab.get_by_role("button", name="Sign in").click()
 
 
 def test_a_manager_sees_the_preview_change_while_typing(page: Any) -> None:  # noqa: F811

@@ -125,3 +125,12 @@ def test_the_editor_previews_unsaved_text_for_a_sample_referral(client_for, mana
     assert "<html" not in html
     template.refresh_from_db()
     assert template.subject != "See you, {{ provider_last_name }}"
+
+
+def test_the_partner_timeline_shows_each_letter_with_what_was_sent_and_how(client_for, manager):
+    provider = ProviderFactory(preferred_channel="fax")
+    _queued(provider=provider, subject="Thank you for referring K.L.")
+    page = client_for(manager).get(provider.get_absolute_url()).content.decode()
+    assert "Thank you for referring K.L." in page
+    assert "In the print/fax queue · fax" in page
+    assert "Letters by fax" in page
