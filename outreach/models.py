@@ -82,6 +82,7 @@ class Task(models.Model):
         THANK_YOU = "thank_you", "Thank-you"
         OUTCOME_UPDATE = "outcome_update", "Outcome update"
         FOLLOW_UP = "follow_up", "Follow-up"
+        REKINDLE = "rekindle", "Rekindle"
 
     class Status(models.TextChoices):
         OPEN = "open", "Open"
@@ -109,6 +110,8 @@ class Task(models.Model):
         Activity, on_delete=models.SET_NULL, null=True, blank=True, related_name="tasks"
     )
     completed_at = models.DateTimeField(null=True, blank=True)
+    # Why the task exists, when a machine made it (the rekindle queue's reasons).
+    detail = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = TaskQuerySet.as_manager()
@@ -123,6 +126,12 @@ class Task(models.Model):
                 fields=["referral", "kind"],
                 condition=Q(referral__isnull=False) & ~Q(kind="follow_up"),
                 name="task_one_loop_task_per_referral",
+            ),
+            # The nightly rekindle queue gives a partner one open rekindle task at a time.
+            models.UniqueConstraint(
+                fields=["provider"],
+                condition=Q(kind="rekindle", status="open"),
+                name="task_one_open_rekindle_per_provider",
             ),
         ]
         indexes = [

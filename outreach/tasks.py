@@ -63,3 +63,10 @@ def sweep_loop_work() -> None:
         deliver_letters.delay(letters[start : start + DELIVERY_BATCH])
     if missing or letters:
         logger.info("sweep: %s messages prepared, %s letters queued", len(missing), len(letters))
+
+
+@shared_task
+def build_rekindle_queue() -> None:
+    """Nightly, by beat: partners who slipped away become tasks for their owners."""
+    created = services.rekindle_queue_build()
+    logger.info("rekindle queue: %s new tasks", len(created))

@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -251,6 +252,11 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-loop-work": {
         "task": "outreach.tasks.sweep_loop_work",
         "schedule": LOOP_SWEEP_SECONDS,
+    },
+    # Nightly: partners whose referrals dropped or stopped become tasks, with reasons.
+    "build-rekindle-queue": {
+        "task": "outreach.tasks.build_rekindle_queue",
+        "schedule": crontab(hour=2, minute=15),
     },
 }
 
