@@ -573,6 +573,7 @@ def rekindle_queue_build(*, now: datetime | None = None) -> list[Task]:
     """Give each partner that needs attention a rekindle task for their owner, with the
     reasons. Idempotent: a partner with an open rekindle task gets no second one."""
     now = now or timezone.now()
+    candidates = rekindle_candidates(now=now)
     tasks = [
         Task(
             kind=Task.Kind.REKINDLE,
@@ -582,7 +583,15 @@ def rekindle_queue_build(*, now: datetime | None = None) -> list[Task]:
             assignee=provider.owner,
             provider=provider,
         )
-        for provider in rekindle_candidates(now=now)
+        for provider in candidates
     ]
     # The partial unique constraint drops a task another run created meanwhile.
-    return Task.objects.bulk_create(tasks, ignore_conflicts=True)
+    Task.objects.bulk_create(tasks, ignore_conflicts=True)
+    # Re-read: rows inserted with ignore_conflicts come back without primary keys.
+    return list(
+        Task.objects.filter(
+            kind=Task.Kind.REKINDLE,
+            status=Task.Status.OPEN,
+            provider__in=[provider.pk for provider in candidates],
+        ).order_by("pk")
+    )

@@ -69,7 +69,7 @@ def test_the_queue_takes_the_same_queries_however_many_partners(django_assert_nu
     owner = UserFactory()
     provider = ProviderFactory(owner=owner)
     _referrals(provider, 80)
-    with django_assert_num_queries(4) as few:
+    with django_assert_num_queries(5) as few:
         rekindle_queue_build()
     for _ in range(10):
         _referrals(ProviderFactory(owner=owner), 70, 100)
