@@ -311,3 +311,20 @@ class Letter(models.Model):
     @property
     def is_due(self) -> bool:
         return self.due_on <= timezone.localdate()
+
+
+class DigestDelivery(models.Model):
+    """One row per liaison and day: the idempotency key of the daily digest email, so a
+    beat that fires twice or a retried task never sends the same day's digest twice."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    sent_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "day"], name="digest_once_per_user_and_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Digest for {self.user_id} on {self.day}"

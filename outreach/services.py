@@ -10,7 +10,7 @@ import logging
 import uuid
 from collections.abc import Iterable
 from contextlib import suppress
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from smtplib import SMTPException
 
 from django.conf import settings
@@ -25,7 +25,14 @@ from django.utils import timezone
 
 from core.dates import add_business_days
 from outreach.fax import FaxError, fax_backend
-from outreach.models import Activity, Letter, LetterTemplate, Task, render_merge_fields
+from outreach.models import (
+    Activity,
+    DigestDelivery,
+    Letter,
+    LetterTemplate,
+    Task,
+    render_merge_fields,
+)
 from outreach.pdf import letter_pdf, letterhead
 from partners.models import Provider, StaffMember
 from referrals.models import Referral, ReferralEvent, Status
@@ -595,3 +602,69 @@ def rekindle_queue_build(*, now: datetime | None = None) -> list[Task]:
             provider__in=[provider.pk for provider in candidates],
         ).order_by("pk")
     )
+
+
+def liaison_digests_send(*, today: date | None = None) -> int:
+    """Email each liaison their day: tasks due today, overdue ones, and partners needing
+    attention (open rekindle tasks). Once per liaison and day (DigestDelivery); liaisons
+    with nothing due get no email. Returns how many were sent."""
+    from django.contrib.auth import get_user_model
+
+    from core.roles import Role
+
+    today = today or timezone.localdate()
+    liaisons = list(
+        get_user_model()
+        .objects.filter(is_active=True, groups__name=Role.LIAISON)
+        .exclude(email="")
+        .exclude(pk__in=DigestDelivery.objects.filter(day=today).values("user"))
+        .distinct()
+    )
+    tasks_by_user: dict[int, list[Task]] = {}
+    for task in (
+        Task.objects.open()
+        .filter(assignee__in=liaisons, due_on__lte=today)
+        .select_related("provider")
+        .order_by("due_on", "pk")
+    ):
+        tasks_by_user.setdefault(task.assignee_id, []).append(task)
+    connection = get_connection()
+    sent = 0
+    try:
+        for user in liaisons:
+            tasks = tasks_by_user.get(user.pk)
+            if not tasks:
+                continue
+            try:
+                with transaction.atomic():
+                    DigestDelivery.objects.create(user=user, day=today)
+                    _digest_email(user, tasks, today, connection).send()
+            except IntegrityError:
+                continue  # another run sent it
+            sent += 1
+    finally:
+        with suppress(*DELIVERY_ERRORS):
+            connection.close()
+    return sent
+
+
+def _digest_email(
+    user: AbstractBaseUser, tasks: list[Task], today: date, connection: BaseEmailBackend
+) -> EmailMultiAlternatives:
+    context = {
+        "user": user,
+        "today": today,
+        "due_today": [t for t in tasks if t.due_on == today and t.kind != Task.Kind.REKINDLE],
+        "overdue": [t for t in tasks if t.due_on < today and t.kind != Task.Kind.REKINDLE],
+        "attention": [t for t in tasks if t.kind == Task.Kind.REKINDLE],
+        "practice_name": settings.PRACTICE_NAME,
+    }
+    message = EmailMultiAlternatives(
+        subject=f"Your day, {today:%A %B %-d}: {len(tasks)} task{'s' if len(tasks) != 1 else ''}",
+        body=render_to_string("outreach/email/digest.txt", context),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[user.email],
+        connection=connection,
+    )
+    message.attach_alternative(render_to_string("outreach/email/digest.html", context), "text/html")
+    return message

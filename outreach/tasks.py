@@ -70,3 +70,9 @@ def build_rekindle_queue() -> None:
     """Nightly, by beat: partners who slipped away become tasks for their owners."""
     created = services.rekindle_queue_build()
     logger.info("rekindle queue: %s new tasks", len(created))
+
+
+@shared_task
+def send_liaison_digests() -> None:
+    """Every morning, by beat: each liaison's tasks for the day."""
+    logger.info("daily digest: %s emails sent", services.liaison_digests_send())

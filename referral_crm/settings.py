@@ -258,6 +258,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "outreach.tasks.build_rekindle_queue",
         "schedule": crontab(hour=2, minute=15),
     },
+    # Each liaison's plan for the day, before they head out.
+    "send-liaison-digests": {
+        "task": "outreach.tasks.send_liaison_digests",
+        "schedule": crontab(hour=6, minute=30),
+    },
 }
 
 # --- Logging --------------------------------------------------------------------------------
