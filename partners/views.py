@@ -248,6 +248,8 @@ def provider_typeahead(request: HttpRequest) -> HttpResponse:
     """Matches for the provider picker: at most ten, by name, NPI, specialty or office."""
     field = request.GET.get("field", "provider")
     text = request.GET.get(f"{field}_search", request.GET.get("q", "")).strip()[:100]
+    # Postgres refuses NUL in text parameters (a 500); nobody types one into a search box.
+    text = text.replace("\x00", "")
     providers = (
         Provider.objects.for_user(request.user).search(text).select_related("organization")[:10]
         if len(text) >= 2
