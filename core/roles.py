@@ -51,6 +51,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "outreach.view_all_tasks",
         *_crud("outreach.letter", "view", "change"),
         *_crud("outreach.lettertemplate", "view", "change"),
+        *_crud("intake.intakelink", "view", "add", "change"),
+        "audit.view_patientdataaccess",
     ],
     Role.LIAISON: [
         *_crud("partners.organization", "view", "add", "change"),
@@ -75,6 +77,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "outreach.view_letter",
         # Coordinators work the print/fax queue.
         "outreach.change_letter",
+        *_crud("intake.intakelink", "view", "add", "change"),
     ],
     # Administrators get every permission; see sync_roles.
     Role.ADMINISTRATOR: [],

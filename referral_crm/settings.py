@@ -64,6 +64,8 @@ INSTALLED_APPS = [
     "partners",
     "referrals",
     "outreach",
+    "intake",
+    "audit",
 ]
 
 MIDDLEWARE = [
@@ -149,6 +151,7 @@ AXES_LOCKOUT_PARAMETERS = ["username"]
 SILENCED_SYSTEM_CHECKS = ["axes.W006"]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_USERNAME_CALLABLE = "core.lockout.lockout_username"
 
 # --- Internationalisation -------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -174,6 +177,16 @@ STORAGES = {
 # Outside production the app serves assets straight from the installed packages.
 WHITENOISE_USE_FINDERS = not IS_PRODUCTION
 MEDIA_ROOT = VAR_DIR / "media"
+# Referral documents: outside STATIC_ROOT and MEDIA_ROOT, with no URL; served only
+# through a permission-checked, audited view.
+PRIVATE_STORAGE_ROOT = Path(env.str("PRIVATE_STORAGE_ROOT", default=str(VAR_DIR / "private")))
+ATTACHMENT_MAX_BYTES = env.int("ATTACHMENT_MAX_BYTES", default=15 * 1024 * 1024)
+ATTACHMENT_MAX_FILES = 5
+# An office's link accepts this many referrals an hour, then refuses until it cools off.
+INTAKE_LINK_SUBMISSIONS_PER_HOUR = env.int("INTAKE_LINK_SUBMISSIONS_PER_HOUR", default=20)
+# Same patient (last name and birth date) and same partner within this many days is
+# flagged as a possible duplicate before a referral is saved.
+DUPLICATE_WINDOW_DAYS = env.int("DUPLICATE_WINDOW_DAYS", default=30)
 
 # Form widgets may use templates from templates/ (e.g. the provider type-ahead).
 FORM_RENDERER = "django.forms.renderers.TemplatesSetting"

@@ -10,6 +10,8 @@ urlpatterns = [
     path("partners/", include("partners.urls")),
     path("referrals/", include("referrals.urls")),
     path("outreach/", include("outreach.urls")),
+    path("intake/", include("intake.urls")),
+    path("audit/", include("audit.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -11,6 +11,7 @@ from django.utils import timezone
 from core.filters import StyledFilterSet
 from core.forms import UserChoiceField
 from core.roles import Role
+from intake.uploads import DocumentsField
 from partners.models import Provider
 from partners.widgets import ProviderPicker
 from referrals.models import Referral, Status
@@ -69,6 +70,21 @@ class ReferralForm(forms.ModelForm):
         self.fields["provider"].error_messages["invalid_choice"] = (
             "Choose a partner from the list (type two or more letters of a name or an NPI)."
         )
+
+
+class ReferralEntryForm(ReferralForm):
+    """Logging a new referral: the referral, any faxed or scanned documents beside it,
+    and the confirmation that a possible duplicate is really a new referral."""
+
+    documents = DocumentsField(label="Faxed or scanned documents")
+    confirm_duplicate = forms.BooleanField(
+        required=False,
+        label="This is a new referral, not one of those above: save it anyway",
+        widget=forms.HiddenInput,
+    )
+
+    def ask_to_confirm_duplicate(self) -> None:
+        self.fields["confirm_duplicate"].widget = forms.CheckboxInput()
 
 
 class TransitionForm(forms.Form):

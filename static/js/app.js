@@ -44,3 +44,22 @@
     box.textContent = text;
   }
 })();
+
+// Copy buttons: <button data-copy="#input-id"> copies that input's value.
+(function () {
+  "use strict";
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-copy]");
+    if (!button) return;
+    var input = document.querySelector(button.dataset.copy);
+    if (!input) return;
+    input.select();
+    var done = function () { button.textContent = "Copied"; };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(input.value).then(done, function () {});
+    } else {
+      // Plain http (a development machine): the older API still copies the selection.
+      try { document.execCommand("copy"); done(); } catch (error) { /* selected: copy by hand */ }
+    }
+  });
+})();

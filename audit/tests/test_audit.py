@@ -1,0 +1,200 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.contrib.admin.sites import site
+from django.test import RequestFactory
+from django.urls import reverse
+
+from audit.models import AppendOnlyError, PatientDataAccess
+from audit.services import audit_record
+from core.factories import UserFactory
+from partners.factories import ProviderFactory
+from referrals.factories import ReferralFactory
+from referrals.services import referral_log
+
+pytestmark = pytest.mark.django_db
+
+Action = PatientDataAccess.Action
+
+
+def _logged(**kwargs):
+    return referral_log(referral=ReferralFactory.build(**kwargs), actor=None)
+
+
+def _form_data(referral, **overrides):
+    data = {
+        "direction": referral.direction,
+        "provider": referral.provider_id,
+        "channel": referral.channel,
+        "urgency": referral.urgency,
+        "received_at": referral.received_at.strftime("%Y-%m-%dT%H:%M"),
+        "patient_first_name": referral.patient_first_name,
+        "patient_last_name": referral.patient_last_name,
+        "patient_dob": referral.patient_dob.isoformat(),
+        "patient_phone": referral.patient_phone,
+        "reason": referral.reason,
+    }
+    return {**data, **overrides}
+
+
+def test_a_coordinator_reading_a_referral_is_recorded_with_who_what_and_when(
+    client_for, coordinator
+):
+    referral = _logged(provider=ProviderFactory())
+    client_for(coordinator).get(referral.get_absolute_url(), REMOTE_ADDR="10.1.2.3")
+    entry = PatientDataAccess.objects.get(action=Action.VIEW)
+    assert entry.user == coordinator
+    assert entry.referral_id == referral.pk
+    assert "patient_last_name" in entry.fields
+    assert entry.ip_address == "10.1.2.3"
+    assert entry.at is not None
+
+
+def test_a_liaison_who_sees_only_initials_leaves_no_patient_data_read(client_for, liaison):
+    referral = _logged(provider=ProviderFactory(owner=liaison))
+    response = client_for(liaison).get(referral.get_absolute_url())
+    assert response.status_code == 200
+    assert referral.patient_last_name not in response.content.decode()
+    assert not PatientDataAccess.objects.exists()
+
+
+def test_the_work_queue_records_the_patients_it_listed(client_for, manager):
+    referrals = [_logged(provider=ProviderFactory()) for _ in range(3)]
+    client_for(manager).get(reverse("referrals:list"))
+    listed = PatientDataAccess.objects.filter(action=Action.LIST, user=manager)
+    assert sorted(listed.values_list("referral_id", flat=True)) == sorted(r.pk for r in referrals)
+
+
+def test_changing_patient_details_records_the_field_names_but_never_the_values(
+    client_for, coordinator
+):
+    referral = _logged(provider=ProviderFactory())
+    response = client_for(coordinator).post(
+        reverse("referrals:update", args=[referral.pk]),
+        _form_data(referral, patient_phone="(402) 555-7777", urgency="urgent"),
+    )
+    assert response.status_code == 302
+    entry = PatientDataAccess.objects.get(action=Action.CHANGE)
+    assert entry.fields == ["patient_phone"]
+    stored = json.dumps(
+        list(PatientDataAccess.objects.values("fields", "request_id", "ip_address"))
+    )
+    assert "555-7777" not in stored
+    assert referral.patient_last_name not in stored
+
+
+def test_a_change_that_touches_no_patient_field_is_not_a_patient_data_change(
+    client_for, coordinator
+):
+    referral = _logged(provider=ProviderFactory())
+    client_for(coordinator).post(
+        reverse("referrals:update", args=[referral.pk]), _form_data(referral, urgency="stat")
+    )
+    assert not PatientDataAccess.objects.filter(action=Action.CHANGE).exists()
+
+
+def test_logging_a_referral_records_its_creation(client_for, coordinator):
+    provider = ProviderFactory()
+    data = {
+        "direction": "inbound",
+        "provider": provider.pk,
+        "channel": "phone",
+        "urgency": "routine",
+        "received_at": "2026-11-20T09:15",
+        "patient_first_name": "Ruth",
+        "patient_last_name": "Olsen",
+        "patient_dob": "1950-04-02",
+        "reason": "Knee",
+    }
+    response = client_for(coordinator).post(reverse("referrals:create"), data)
+    assert response.status_code == 302
+    assert PatientDataAccess.objects.get(action=Action.CREATE).user == coordinator
+
+
+def test_audit_rows_cannot_be_changed_or_deleted():
+    referral = _logged(provider=ProviderFactory())
+    request = RequestFactory().get("/", HTTP_X_REQUEST_ID="abc-123")
+    audit_record(action=Action.EXPORT, referral_ids=[referral.pk], request=request)
+    entry = PatientDataAccess.objects.get()
+    assert entry.request_id == "abc-123"
+    entry.action = Action.VIEW
+    with pytest.raises(AppendOnlyError):
+        entry.save()
+    with pytest.raises(AppendOnlyError):
+        entry.delete()
+    with pytest.raises(AppendOnlyError):
+        PatientDataAccess.objects.update(action=Action.VIEW)
+    with pytest.raises(AppendOnlyError):
+        PatientDataAccess.objects.all().delete()
+    assert PatientDataAccess.objects.get().action == Action.EXPORT
+
+
+def test_the_trail_outlives_a_deleted_referral(client_for, manager):
+    referral = _logged(provider=ProviderFactory())
+    client = client_for(manager)
+    client.get(referral.get_absolute_url())
+    client.post(reverse("referrals:delete", args=[referral.pk]))
+    assert PatientDataAccess.objects.filter(referral_id=referral.pk).count() == 1
+
+
+def test_the_admin_shows_the_trail_read_only(administrator):
+    model_admin = site._registry[PatientDataAccess]
+    request = RequestFactory().get("/")
+    request.user = administrator
+    assert not model_admin.has_add_permission(request)
+    assert not model_admin.has_change_permission(request)
+    assert not model_admin.has_delete_permission(request)
+
+
+@pytest.mark.parametrize(
+    ("role", "status"),
+    [
+        ("manager", 200),
+        ("administrator", 200),
+        ("coordinator", 403),
+        ("liaison", 403),
+        ("no_role_user", 403),
+    ],
+)
+def test_only_managers_and_administrators_read_the_audit_page(client_for, request, role, status):
+    user = request.getfixturevalue(role)
+    assert client_for(user).get(reverse("audit:list")).status_code == status
+
+
+def test_the_audit_page_filters_by_person_referral_and_action(client_for, manager):
+    first = _logged(provider=ProviderFactory())
+    second = _logged(provider=ProviderFactory())
+    other = UserFactory(username="someone")
+    audit_record(action=Action.VIEW, referral_ids=[first.pk], user=other)
+    audit_record(action=Action.DOWNLOAD, referral_ids=[second.pk], user=manager)
+    client = client_for(manager)
+    page = client.get(reverse("audit:list"), {"user": other.pk}).content.decode()
+    assert f"#{first.pk}<" in page and f"#{second.pk}<" not in page
+    page = client.get(reverse("audit:list"), {"action": "download"}).content.decode()
+    assert f"#{second.pk}<" in page and f"#{first.pk}<" not in page
+    page = client.get(reverse("audit:list"), {"referral": second.pk}).content.decode()
+    assert f"#{second.pk}<" in page and f"#{first.pk}<" not in page
+    bad = client.get(reverse("audit:list"), {"referral": "abc", "after": "yesterday"})
+    assert bad.status_code == 200
+    assert "Some filters were not understood" in bad.content.decode()
+
+
+def test_the_audit_page_runs_the_same_queries_for_3_and_60_entries(
+    client_for, manager, django_assert_num_queries
+):
+    client = client_for(manager)
+    url = reverse("audit:list")
+    users = [UserFactory() for _ in range(3)]
+    referral = _logged(provider=ProviderFactory())
+    for user in users:
+        audit_record(action=Action.VIEW, referral_ids=[referral.pk], user=user)
+    client.get(url)
+    with django_assert_num_queries(11) as small:
+        client.get(url)
+    for user in users:
+        audit_record(action=Action.VIEW, referral_ids=[referral.pk] * 19, user=user)
+    with django_assert_num_queries(len(small.captured_queries)):
+        response = client.get(url)
+    assert "Page 1 of 2" in response.content.decode()

@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django import forms
+from django.utils import timezone
+
+from core.npi import validate_npi
+from intake.services import NewProvider
+from intake.uploads import DocumentsField
+from partners.models import Organization, Provider
+from partners.widgets import ProviderPicker
+from referrals.models import Referral
+
+OTHER = "other"
+REASON_MAX = 5000
+
+
+class IntakeLinkForm(forms.Form):
+    label = forms.CharField(
+        required=False,
+        max_length=100,
+        help_text="Who the link is for, e.g. “front desk”. The office does not see it.",
+    )
+    valid_for_days = forms.TypedChoiceField(
+        label="Valid for",
+        coerce=int,
+        choices=[(30, "30 days"), (90, "90 days"), (365, "One year"), (0, "Until revoked")],
+        initial=365,
+    )
+
+    def expires_at(self) -> Any:
+        days = self.cleaned_data["valid_for_days"]
+        return timezone.now() + timedelta(days=days) if days else None
+
+
+class OfficeReferralForm(forms.ModelForm):
+    """The form a referring office fills in through its link, often on a phone."""
+
+    provider_choice = forms.ChoiceField(label="Referring provider", widget=forms.RadioSelect)
+    other_first_name = forms.CharField(label="Provider first name", required=False, max_length=100)
+    other_last_name = forms.CharField(label="Provider last name", required=False, max_length=100)
+    other_npi = forms.CharField(
+        label="Provider NPI", required=False, max_length=10, help_text="10 digits."
+    )
+    reason = forms.CharField(
+        label="Reason for referral",
+        max_length=REASON_MAX,
+        widget=forms.Textarea(attrs={"rows": 4}),
+    )
+    contact_name = forms.CharField(label="Your name", max_length=100)
+    contact_phone = forms.CharField(
+        label="Call-back phone",
+        max_length=30,
+        required=False,
+        widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "tel"}),
+    )
+    documents = DocumentsField(label="Documents (optional)")
+
+    class Meta:
+        model = Referral
+        fields = [
+            "patient_first_name",
+            "patient_last_name",
+            "patient_dob",
+            "patient_phone",
+            "reason",
+            "urgency",
+        ]
+        widgets = {
+            "patient_dob": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+            "patient_phone": forms.TextInput(attrs={"type": "tel"}),
+            "urgency": forms.RadioSelect,
+        }
+
+    def __init__(self, *args: Any, organization: Organization, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.providers = {str(p.pk): p for p in Provider.objects.filter(organization=organization)}
+        self.fields["provider_choice"].choices = [
+            *((pk, p.display_name) for pk, p in self.providers.items()),
+            (OTHER, "Someone not listed"),
+        ]
+        self.fields["provider_choice"].error_messages["invalid_choice"] = (
+            "Choose a provider from the list, or “Someone not listed”."
+        )
+        self.fields["urgency"].initial = Referral.Urgency.ROUTINE
+        self.fields["urgency"].choices = Referral.Urgency.choices
+
+    def clean_other_npi(self) -> str:
+        npi = self.cleaned_data["other_npi"].strip()
+        if npi:
+            validate_npi(npi)
+        return npi
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if cleaned.get("provider_choice") == OTHER:
+            for name in ("other_first_name", "other_last_name", "other_npi"):
+                if not str(cleaned.get(name) or "").strip() and name not in self.errors:
+                    self.add_error(name, "Needed when the provider is not listed.")
+        elif cleaned.get("provider_choice"):
+            self.instance.provider = self.providers[cleaned["provider_choice"]]
+        return cleaned
+
+    def new_provider(self) -> NewProvider | None:
+        if self.cleaned_data["provider_choice"] != OTHER:
+            return None
+        return NewProvider(
+            first_name=self.cleaned_data["other_first_name"].strip(),
+            last_name=self.cleaned_data["other_last_name"].strip(),
+            npi=self.cleaned_data["other_npi"],
+        )
+
+
+class AttachmentForm(forms.Form):
+    documents = DocumentsField(label="Add documents", required=True)
+
+
+class Hl7UploadForm(forms.Form):
+    message = forms.FileField(
+        label="HL7 v2 message (OMG^O19)",
+        help_text="A 360X referral order as a .hl7 or .txt file.",
+    )
+    provider = forms.ModelChoiceField(
+        queryset=Provider.objects.all(),
+        required=False,
+        widget=ProviderPicker(),
+        label="Referring partner (optional)",
+        help_text="Only needed when the message's provider has no NPI we know.",
+    )

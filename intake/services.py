@@ -1,0 +1,321 @@
+"""Intake workflows: office links, submissions through them, and referral documents."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from audit.models import PatientDataAccess
+from audit.services import audit_record
+from core.npi import is_valid_npi
+from intake.hl7 import Hl7Error, ReferralOrder, read_referral_order
+from intake.models import (
+    Hl7Import,
+    IntakeLink,
+    IntakeSubmission,
+    ReferralAttachment,
+    hash_token,
+)
+from partners.models import Organization, Provider
+from referrals.models import Referral
+from referrals.services import referral_log
+
+
+class IntakeRefused(Exception):
+    """The link cannot be used. `message` is safe to show to the office."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True)
+class NewProvider:
+    """A referring provider the office named that is not on its list."""
+
+    first_name: str
+    last_name: str
+    npi: str
+
+
+@transaction.atomic
+def intake_link_create(
+    *,
+    organization: Organization,
+    actor: AbstractBaseUser,
+    label: str = "",
+    expires_at: datetime | None = None,
+) -> tuple[IntakeLink, str]:
+    """Make a link for an office. Returns the link and its raw token, which exists only
+    in this return value: show it once, it cannot be recovered later."""
+    raw = IntakeLink.new_token()
+    link = IntakeLink(organization=organization, label=label, expires_at=expires_at)
+    link.created_by = actor
+    link.set_token(raw)
+    link.full_clean()
+    link.save()
+    return link, raw
+
+
+@transaction.atomic
+def intake_link_revoke(*, link: IntakeLink, actor: AbstractBaseUser) -> IntakeLink:
+    locked = IntakeLink.objects.select_for_update().get(pk=link.pk)
+    if not locked.is_revoked:
+        locked.revoke(by=actor)
+    return locked
+
+
+def _refusal(link: IntakeLink | None) -> IntakeRefused | None:
+    if link is None:
+        return IntakeRefused(
+            "This referral link is not valid. Please check that you copied the whole link, "
+            "or ask the practice for a new one.",
+            status=404,
+        )
+    if link.is_revoked:
+        return IntakeRefused(
+            "This referral link has been withdrawn by the practice. Please ask them for a "
+            "new one, or send the referral by fax.",
+            status=410,
+        )
+    if link.is_expired:
+        return IntakeRefused(
+            "This referral link has expired. Please ask the practice for a new one, or send "
+            "the referral by fax.",
+            status=410,
+        )
+    return None
+
+
+def check_intake_link(raw_token: str) -> IntakeLink:
+    """The usable link for this token, or IntakeRefused saying why not."""
+    link = None
+    if 20 <= len(raw_token) <= 100:
+        link = (
+            IntakeLink.objects.select_related("organization")
+            .filter(token_hash=hash_token(raw_token))
+            .first()
+        )
+    refusal = _refusal(link)
+    if refusal:
+        raise refusal
+    assert link is not None
+    return link
+
+
+def _check_throttle(link: IntakeLink) -> None:
+    # Counted in the database rather than a cache: every web process sees the same
+    # count (a per-process memory cache would multiply the limit by the worker count),
+    # it survives restarts, and the count runs under the link's row lock, so two
+    # simultaneous submissions cannot both take the last slot.
+    limit = settings.INTAKE_LINK_SUBMISSIONS_PER_HOUR
+    since = timezone.now() - timedelta(hours=1)
+    if link.submissions.filter(submitted_at__gte=since).count() >= limit:
+        raise IntakeRefused(
+            f"This link has reached its limit of {limit} referrals an hour. Nothing from "
+            "this attempt was saved; please try again later or send it by fax.",
+            status=429,
+        )
+
+
+def _provider_for(link: IntakeLink, new_provider: NewProvider) -> tuple[Provider, bool]:
+    provider = Provider.objects.filter(npi=new_provider.npi).first()
+    if provider is not None:
+        return provider, False
+    provider = Provider(
+        npi=new_provider.npi,
+        first_name=new_provider.first_name,
+        last_name=new_provider.last_name,
+        organization=link.organization,
+        status=Provider.Status.PROSPECT,
+    )
+    provider.full_clean()
+    provider.save()
+    return provider, True
+
+
+def attachments_save(
+    *,
+    referral: Referral,
+    documents: list[tuple[UploadedFile, str]],
+    actor: AbstractBaseUser | None,
+) -> list[ReferralAttachment]:
+    """Store documents already checked by `check_upload`. Called inside the caller's
+    transaction, as its last step, so a refused referral never leaves a file behind."""
+    attachments: list[ReferralAttachment] = []
+    try:
+        for upload, content_type in documents:
+            attachment = ReferralAttachment(
+                referral=referral,
+                content_type=content_type,
+                original_name=str(upload.name or "")[:200],
+                size=upload.size or 0,
+                uploaded_by=actor,
+            )
+            # Written to the private storage only now, after every check has passed.
+            attachment.file.save("upload", upload, save=False)
+            attachments.append(attachment)
+            attachment.save()
+    except BaseException:
+        # The transaction rolls back; the files written so far must go with it.
+        for attachment in attachments:
+            attachment.file.storage.delete(attachment.file.name)
+        raise
+    return attachments
+
+
+@transaction.atomic
+def attachment_add(
+    *,
+    referral: Referral,
+    documents: list[tuple[UploadedFile, str]],
+    actor: AbstractBaseUser,
+) -> list[ReferralAttachment]:
+    return attachments_save(referral=referral, documents=documents, actor=actor)
+
+
+@transaction.atomic
+def intake_submit(
+    *,
+    link: IntakeLink,
+    referral: Referral,
+    contact_name: str,
+    contact_phone: str = "",
+    new_provider: NewProvider | None = None,
+    documents: list[tuple[UploadedFile, str]] | None = None,
+) -> IntakeSubmission:
+    """Log a referral an office sent through its link: lands in the queue as received,
+    from the web form, with nobody as its creator."""
+    # The row lock serialises submissions through one link, for the throttle's count.
+    locked = IntakeLink.objects.select_for_update().get(pk=link.pk)
+    refusal = _refusal(locked)
+    if refusal:
+        raise refusal
+    _check_throttle(locked)
+    provider_added = False
+    if new_provider is not None:
+        referral.provider, provider_added = _provider_for(locked, new_provider)
+    elif referral.provider.organization_id != locked.organization_id:
+        raise ValidationError({"provider": "Choose one of your office's providers."})
+    referral.direction = Referral.Direction.INBOUND
+    referral.channel = Referral.Channel.WEB_FORM
+    referral.received_at = timezone.now()
+    referral_log(referral=referral, actor=None)
+    submission = IntakeSubmission(
+        link=locked,
+        referral=referral,
+        contact_name=contact_name,
+        contact_phone=contact_phone,
+        provider_added=provider_added,
+    )
+    submission.full_clean()
+    submission.save()
+    audit_record(
+        action=PatientDataAccess.Action.CREATE,
+        referral_ids=[referral.pk],
+        source=PatientDataAccess.Source.INTAKE_LINK,
+    )
+    attachments_save(referral=referral, documents=documents or [], actor=None)
+    return submission
+
+
+def _hl7_provider(order: ReferralOrder) -> Provider:
+    """The partner who sent the order: by NPI when the message carries one (a new NPI
+    becomes a prospect, since the NPI itself vouches for who it is), otherwise by name
+    when exactly one partner has it."""
+    if order.provider_id and is_valid_npi(order.provider_id):
+        provider = Provider.objects.filter(npi=order.provider_id).first()
+        if provider is not None:
+            return provider
+        if not order.provider_last_name:
+            raise Hl7Error(f"The referring provider (NPI {order.provider_id}) has no name.")
+        provider = Provider(
+            npi=order.provider_id,
+            first_name=order.provider_first_name[:100] or "(unknown)",
+            last_name=order.provider_last_name[:100],
+            status=Provider.Status.PROSPECT,
+        )
+        provider.full_clean()
+        provider.save()
+        return provider
+    name = f"{order.provider_first_name} {order.provider_last_name}".strip() or "(no name)"
+    matches = list(
+        Provider.objects.filter(
+            last_name__iexact=order.provider_last_name, first_name__iexact=order.provider_first_name
+        )[:2]
+    )
+    if order.provider_last_name and len(matches) == 1:
+        return matches[0]
+    identifier = f" (ID {order.provider_id})" if order.provider_id else ""
+    problem = "matches several partners" if matches else "matches no partner"
+    raise Hl7Error(
+        f"The referring provider {name}{identifier} has no NPI and {problem}; "
+        "choose the partner and import again."
+    )
+
+
+@transaction.atomic
+def referral_import_hl7(
+    *,
+    data: bytes | str,
+    actor: AbstractBaseUser | None,
+    provider: Provider | None = None,
+    request: HttpRequest | None = None,
+) -> Referral:
+    """Turn a 360X referral order (HL7 v2 OMG^O19) into a received referral. Raises
+    Hl7Error with the reason when the message cannot be used."""
+    order = read_referral_order(data)
+    if not order.message_control_id:
+        raise Hl7Error("The message has no control ID (MSH-10).")
+    earlier = (
+        Hl7Import.objects.filter(
+            sending_application=order.sending_application,
+            message_control_id=order.message_control_id,
+        )
+        .values_list("referral_id", flat=True)
+        .first()
+    )
+    if earlier is not None:
+        raise Hl7Error(
+            f"This message ({order.message_control_id}) was already imported as referral "
+            f"#{earlier}."
+        )
+    referral = Referral(
+        direction=Referral.Direction.INBOUND,
+        provider=provider or _hl7_provider(order),
+        patient_first_name=order.patient_first_name[:100],
+        patient_last_name=order.patient_last_name[:100],
+        patient_dob=order.patient_dob,
+        patient_phone=order.patient_phone,
+        reason=order.reason,
+        urgency=order.urgency,
+        channel=Referral.Channel.E_REFERRAL,
+    )
+    try:
+        referral_log(referral=referral, actor=actor)
+    except ValidationError as error:
+        raise Hl7Error("The order cannot be saved: " + " ".join(error.messages)) from error
+    Hl7Import.objects.create(
+        referral=referral,
+        sending_application=order.sending_application,
+        message_control_id=order.message_control_id[:200],
+        placer_order_number=order.placer_order_number[:200],
+        imported_by=actor,
+    )
+    audit_record(
+        action=PatientDataAccess.Action.CREATE,
+        referral_ids=[referral.pk],
+        user=actor,
+        source=PatientDataAccess.Source.HL7,
+        request=request,
+    )
+    return referral

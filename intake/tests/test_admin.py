@@ -1,0 +1,32 @@
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from django.urls import reverse
+
+from intake.models import Hl7Import, IntakeLink, IntakeSubmission, ReferralAttachment
+from intake.tests.conftest import PDF, office_form_data
+
+pytestmark = pytest.mark.django_db
+
+
+def test_administrators_can_look_at_intake_records_in_the_admin(
+    client_for, administrator, link_and_token
+):
+    link, token = link_and_token
+    data = office_form_data(link.organization, documents=[SimpleUploadedFile("f.pdf", PDF)])
+    Client().post(reverse("intake:public_form", args=[token]), data)
+    client = client_for(administrator)
+    for model, obj in [
+        (IntakeLink, link),
+        (IntakeSubmission, IntakeSubmission.objects.get()),
+        (ReferralAttachment, ReferralAttachment.objects.get()),
+        (Hl7Import, None),
+    ]:
+        opts = model._meta
+        changelist = client.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"))
+        assert changelist.status_code == 200
+        if obj is not None:
+            url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
+            page = client.get(url)
+            assert page.status_code == 200
+            assert token not in page.content.decode()

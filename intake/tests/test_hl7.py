@@ -1,0 +1,172 @@
+from __future__ import annotations
+
+import re
+from datetime import date
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+
+from audit.models import PatientDataAccess
+from intake.hl7 import Hl7Error, parse, read_referral_order
+from intake.models import Hl7Import
+from intake.services import referral_import_hl7
+from partners.factories import ProviderFactory
+from partners.models import Provider
+from referrals.models import Referral, Status
+
+# The real ONC 360X sample, in the shared reference data beside the repository.
+SAMPLE = (
+    Path(settings.BASE_DIR).parent
+    / "shared"
+    / "data"
+    / "ihe_360x"
+    / "omg_o19_360x_referral_request.hl7"
+)
+
+
+def _sample() -> bytes:
+    return SAMPLE.read_bytes()
+
+
+def test_the_real_360x_sample_reads_as_a_referral_order():
+    order = read_referral_order(_sample())
+    assert order.message_control_id == "17882"
+    assert order.placer_order_number == "889342"
+    assert (order.patient_last_name, order.patient_first_name) == ("Packton", "Peter")
+    assert order.patient_dob == date(1958, 8, 17)
+    assert (order.provider_last_name, order.provider_first_name) == ("Allen", "Anthony")
+    assert order.provider_id == "34225PC"
+    assert order.reason == "Rule out headache"
+    assert order.urgency == "routine"
+
+
+def test_newline_separated_segments_read_the_same():
+    as_lines = _sample().replace(b"\r", b"\n")
+    assert read_referral_order(as_lines) == read_referral_order(_sample())
+    assert read_referral_order(_sample().replace(b"\r", b"\r\n")) == read_referral_order(_sample())
+
+
+def test_escape_sequences_are_decoded():
+    obr = "OBR" + "|" * 31 + r"^Pain \T\ swelling \F\ left \S\ knee\.br\x\X41\^"
+    message = parse(r"MSH|^~\&|A|B" + "\r" + obr)
+    obr = message.require("OBR")
+    assert obr.component(31, 2) == "Pain & swelling | left ^ knee\n" + "x" + "A"
+
+
+@pytest.mark.django_db
+def test_the_sample_imports_as_a_received_e_referral_from_the_partner_of_that_name(coordinator):
+    allen = ProviderFactory(first_name="Anthony", last_name="Allen")
+    referral = referral_import_hl7(data=_sample(), actor=coordinator)
+    assert referral.provider == allen
+    assert referral.status == Status.RECEIVED
+    assert referral.channel == Referral.Channel.E_REFERRAL
+    assert referral.patient_last_name == "Packton"
+    assert referral.reason == "Rule out headache"
+    assert referral.hl7_import.message_control_id == "17882"
+    assert PatientDataAccess.objects.get().action == PatientDataAccess.Action.CREATE
+
+
+@pytest.mark.django_db
+def test_an_unknown_provider_without_an_npi_is_refused_with_the_reason(coordinator):
+    with pytest.raises(Hl7Error, match="Anthony Allen \\(ID 34225PC\\) has no NPI and matches no"):
+        referral_import_hl7(data=_sample(), actor=coordinator)
+    assert not Referral.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_provider_with_a_new_npi_becomes_a_prospect(coordinator):
+    message = _sample().replace(b"34225PC^Allen", b"1679576722^Allen")
+    referral = referral_import_hl7(data=message, actor=coordinator)
+    provider = Provider.objects.get(npi="1679576722")
+    assert referral.provider == provider
+    assert provider.status == Provider.Status.PROSPECT
+    assert provider.last_name == "Allen"
+
+
+@pytest.mark.django_db
+def test_priority_stat_becomes_a_stat_referral(coordinator):
+    message = _sample().replace(b"||||||||20161018235959+0000|", b"||||||||20161018235959+0000|S")
+    referral = referral_import_hl7(data=message, actor=coordinator, provider=ProviderFactory())
+    assert referral.urgency == Referral.Urgency.STAT
+
+
+@pytest.mark.django_db
+def test_the_same_message_is_imported_once(coordinator):
+    provider = ProviderFactory()
+    first = referral_import_hl7(data=_sample(), actor=coordinator, provider=provider)
+    with pytest.raises(Hl7Error, match=f"already imported as referral #{first.pk}"):
+        referral_import_hl7(data=_sample(), actor=coordinator, provider=provider)
+    assert Hl7Import.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "must start with an MSH segment"),
+        (b"hello world", "must start with an MSH segment"),
+        (b"\x00\xff" * 100, "must start with an MSH segment"),
+        (b"MSH|^~\\&|A|B|C|D|20240101||ADT^A01|1|P|2.5.1\rPID|1", "this message is ADT^A01"),
+        (b"MSH|^~\\&|A|B|C|D|20240101||OMG^O19|1|P|2.5.1\rORC|NW", "no PID segment"),
+        (
+            b"MSH|^~\\&|A|B|C|D|20240101||OMG^O19|1|P|2.5.1\rPID|1||X||Doe^Jane||notadate\rORC|NW",
+            "date of birth (PID-7)",
+        ),
+        (
+            b"MSH|^~\\&|A|B|C|D|20240101||OMG^O19|1|P|2.5.1\rPID|1||X||Doe^Jane||19700101\rORC|NW",
+            "no reason",
+        ),
+        (b"MSH|^~\\&|A\r<script>alert(1)</script>", "does not start with a segment name"),
+    ],
+)
+def test_bad_messages_are_refused_with_the_reason(data, reason):
+    with pytest.raises(Hl7Error, match=re.escape(reason)):
+        read_referral_order(data)
+
+
+@pytest.mark.django_db
+def test_a_coordinator_uploads_a_message_and_lands_on_the_new_referral(client_for, coordinator):
+    provider = ProviderFactory()
+    response = client_for(coordinator).post(
+        reverse("intake:hl7_upload"),
+        {"message": SimpleUploadedFile("order.hl7", _sample()), "provider": provider.pk},
+    )
+    referral = Referral.objects.get()
+    assert response.url == referral.get_absolute_url()
+    assert referral.provider == provider
+
+
+@pytest.mark.django_db
+def test_an_upload_that_is_not_hl7_is_refused_on_the_page(client_for, coordinator):
+    response = client_for(coordinator).post(
+        reverse("intake:hl7_upload"),
+        {"message": SimpleUploadedFile("order.hl7", b"%PDF-1.4 not hl7")},
+    )
+    assert response.status_code == 200
+    assert "must start with an MSH segment" in response.content.decode()
+    assert not Referral.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_liaison_cannot_import(client_for, liaison):
+    assert client_for(liaison).get(reverse("intake:hl7_upload")).status_code == 403
+
+
+@pytest.mark.django_db
+def test_the_command_imports_a_file_and_reports_refusals(tmp_path, capsys):
+    provider = ProviderFactory()
+    good = tmp_path / "order.hl7"
+    good.write_bytes(_sample())
+    bad = tmp_path / "bad.hl7"
+    bad.write_bytes(b"not hl7")
+    call_command("import_hl7", str(good), "--provider-npi", provider.npi)
+    output = capsys.readouterr().out
+    referral = Referral.objects.get()
+    assert f"imported as referral #{referral.pk}" in output
+    assert "Packton" not in output
+    with pytest.raises(CommandError, match="1 of 1 file"):
+        call_command("import_hl7", str(bad))
+    assert "must start with an MSH segment" in capsys.readouterr().err

@@ -1,0 +1,204 @@
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from intake.models import IntakeLink, IntakeSubmission, hash_token
+from intake.services import intake_link_create
+from intake.tests.conftest import office_form_data
+from partners.factories import OrganizationFactory, ProviderFactory
+from partners.models import Provider
+from referrals.models import Referral, Status
+
+pytestmark = pytest.mark.django_db
+
+
+def _url(token):
+    return reverse("intake:public_form", args=[token])
+
+
+def test_a_coordinator_creates_a_link_and_sees_its_address_only_once(
+    client_for, coordinator, office
+):
+    client = client_for(coordinator)
+    page_url = reverse("intake:organization_links", args=[office.pk])
+    response = client.post(page_url, {"label": "front desk", "valid_for_days": "90"}, follow=True)
+    page = response.content.decode()
+    match = re.search(r"/intake/([A-Za-z0-9_-]{40,})/", page)
+    assert match, "the new link's address is shown"
+    token = match.group(1)
+    link = IntakeLink.objects.get()
+    # Only the hash is kept: the raw token is in no column.
+    assert link.token_hash == hash_token(token)
+    assert token not in {link.token_hash, link.label}
+    assert link.created_by == coordinator
+    assert link.expires_at > timezone.now() + timedelta(days=89)
+    assert token not in client.get(page_url).content.decode()
+
+
+def test_a_liaison_may_not_see_or_make_intake_links(client_for, liaison, office):
+    client = client_for(liaison)
+    page_url = reverse("intake:organization_links", args=[office.pk])
+    assert client.get(page_url).status_code == 403
+    assert client.post(page_url, {"valid_for_days": "30"}).status_code == 403
+    assert not IntakeLink.objects.exists()
+
+
+def test_revoking_a_link_refuses_the_office_with_a_clear_message(
+    client_for, manager, link_and_token
+):
+    link, token = link_and_token
+    response = client_for(manager).post(reverse("intake:link_revoke", args=[link.pk]))
+    assert response.status_code == 302
+    link.refresh_from_db()
+    assert link.revoked_by == manager
+    office = Client()
+    assert "withdrawn by the practice" in office.get(_url(token)).content.decode()
+    response = office.post(_url(token), office_form_data(link.organization))
+    assert response.status_code == 410
+    assert not Referral.objects.exists()
+
+
+def test_an_office_submits_a_referral_and_sees_a_reference_but_no_patient_data(
+    link_and_token,
+):
+    link, token = link_and_token
+    office = Client()
+    form = office.get(_url(token))
+    assert form.status_code == 200
+    assert "Grace Hopper" in form.content.decode()
+    response = office.post(_url(token), office_form_data(link.organization, urgency="urgent"))
+    submission = IntakeSubmission.objects.select_related("referral").get()
+    referral = submission.referral
+    assert response.status_code == 302
+    assert response.url == reverse("intake:public_submitted", args=[token, submission.reference])
+    assert referral.status == Status.RECEIVED
+    assert referral.channel == Referral.Channel.WEB_FORM
+    assert referral.direction == Referral.Direction.INBOUND
+    assert referral.urgency == Referral.Urgency.URGENT
+    assert referral.created_by is None
+    assert referral.provider.organization == link.organization
+    assert referral.events.get().to_status == Status.RECEIVED
+    assert re.fullmatch(r"[A-HJ-NP-Z2-9]{8}", submission.reference)
+    confirmation = office.get(response.url).content.decode()
+    assert submission.reference in confirmation
+    for private in ("Ruth", "Olsen", "knee", "1950"):
+        assert private not in confirmation
+    assert f"#{referral.pk}" not in confirmation
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["not-a-real-token", "x" * 43, "A" * 500, "%00", "0123456789" * 5],
+)
+def test_an_unknown_or_tampered_token_is_refused_clearly(link_and_token, token):
+    _, _real = link_and_token
+    response = Client().get(_url(token))
+    assert response.status_code == 404
+    assert "This referral link is not valid" in response.content.decode()
+
+
+def test_a_token_with_one_character_changed_is_refused(link_and_token):
+    link, token = link_and_token
+    tampered = token[:-1] + ("A" if token[-1] != "A" else "B")
+    response = Client().post(_url(tampered), office_form_data(link.organization))
+    assert response.status_code == 404
+    assert not Referral.objects.exists()
+
+
+def test_an_expired_link_is_refused_and_saves_nothing(office, coordinator):
+    _link, token = intake_link_create(
+        organization=office, actor=coordinator, expires_at=timezone.now() - timedelta(minutes=1)
+    )
+    response = Client().post(_url(token), office_form_data(office))
+    assert response.status_code == 410
+    assert "has expired" in response.content.decode()
+    assert not Referral.objects.exists()
+
+
+def test_the_link_accepts_its_hourly_limit_and_then_refuses(settings, office, coordinator):
+    settings.INTAKE_LINK_SUBMISSIONS_PER_HOUR = 3
+    link, token = intake_link_create(organization=office, actor=coordinator)
+    _other_link, other_token = intake_link_create(organization=office, actor=coordinator)
+    office_client = Client()
+    for _ in range(3):
+        assert office_client.post(_url(token), office_form_data(office)).status_code == 302
+    refused = office_client.post(_url(token), office_form_data(office))
+    assert refused.status_code == 429
+    assert "limit of 3 referrals an hour" in refused.content.decode()
+    assert Referral.objects.count() == 3
+    # The limit is per link: the office's other link still works.
+    assert office_client.post(_url(other_token), office_form_data(office)).status_code == 302
+    # An hour later the link accepts again.
+    IntakeSubmission.objects.filter(link=link).update(
+        submitted_at=timezone.now() - timedelta(hours=1, minutes=1)
+    )
+    assert office_client.post(_url(token), office_form_data(office)).status_code == 302
+    assert Referral.objects.count() == 5
+
+
+def test_an_office_names_a_provider_we_do_not_have_and_it_becomes_a_prospect(link_and_token):
+    link, token = link_and_token
+    data = office_form_data(
+        link.organization,
+        provider_choice="other",
+        other_first_name="Ada",
+        other_last_name="Lovelace",
+        other_npi="1679576722",
+    )
+    assert Client().post(_url(token), data).status_code == 302
+    provider = Provider.objects.get(npi="1679576722")
+    assert provider.status == Provider.Status.PROSPECT
+    assert provider.organization == link.organization
+    submission = IntakeSubmission.objects.get()
+    assert submission.provider_added
+    assert submission.referral.provider == provider
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"provider_choice": "other", "other_npi": "1679576723"}, "check digit is wrong"),
+        ({"provider_choice": "other"}, "Needed when the provider is not listed"),
+        ({"provider_choice": "999999"}, "Choose a provider from the list"),
+        ({"patient_dob": "2999-01-01"}, "cannot be in the future"),
+        ({"patient_dob": "31/31/1950"}, "Enter a valid date"),
+        ({"contact_name": ""}, "This field is required"),
+        ({"reason": "x" * 5001}, "at most 5000 characters"),
+    ],
+)
+def test_bad_office_input_re_renders_with_the_reason_and_keeps_what_was_typed(
+    link_and_token, overrides, message
+):
+    link, token = link_and_token
+    response = Client().post(_url(token), office_form_data(link.organization, **overrides))
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert message in page
+    assert 'value="Olsen"' in page
+    assert not Referral.objects.exists()
+
+
+def test_an_office_cannot_credit_a_provider_of_another_office(link_and_token):
+    link, token = link_and_token
+    stranger = ProviderFactory(organization=OrganizationFactory())
+    data = office_form_data(link.organization, provider_choice=str(stranger.pk))
+    response = Client().post(_url(token), data)
+    assert "Choose a provider from the list" in response.content.decode()
+    assert not Referral.objects.exists()
+
+
+def test_the_confirmation_page_needs_the_matching_link(link_and_token, office, coordinator):
+    _link, token = link_and_token
+    Client().post(_url(token), office_form_data(office))
+    reference = IntakeSubmission.objects.get().reference
+    _, other_token = intake_link_create(organization=office, actor=coordinator)
+    assert (
+        Client().get(reverse("intake:public_submitted", args=[other_token, reference])).status_code
+        == 404
+    )

@@ -1,0 +1,191 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import ValidationError
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from audit.models import PatientDataAccess
+from audit.services import audit_record
+from intake.forms import AttachmentForm, Hl7UploadForm, IntakeLinkForm, OfficeReferralForm
+from intake.hl7 import MAX_MESSAGE_BYTES, Hl7Error
+from intake.models import IntakeSubmission
+from intake.selectors import get_attachment_for_user, get_intake_link_for_user
+from intake.services import (
+    IntakeRefused,
+    attachment_add,
+    check_intake_link,
+    intake_link_create,
+    intake_link_revoke,
+    intake_submit,
+    referral_import_hl7,
+)
+from intake.uploads import bounded_uploads
+from partners.selectors import get_organization_for_user
+from referrals.selectors import get_referral_for_user
+
+NEW_LINK_SESSION_KEY = "intake_new_link"
+
+
+@login_required
+@permission_required("intake.view_intakelink", raise_exception=True)
+def organization_links(request: HttpRequest, pk: int) -> HttpResponse:
+    organization = get_organization_for_user(request.user, pk)
+    can_add = request.user.has_perm("intake.add_intakelink")
+    form = IntakeLinkForm(request.POST or None)
+    if request.method == "POST":
+        if not can_add:
+            raise Http404
+        if form.is_valid():
+            link, raw = intake_link_create(
+                organization=organization,
+                actor=request.user,
+                label=form.cleaned_data["label"],
+                expires_at=form.expires_at(),
+            )
+            # Shown once, on the next page; the database keeps only its hash.
+            request.session[NEW_LINK_SESSION_KEY] = {
+                "pk": link.pk,
+                "url": request.build_absolute_uri(reverse("intake:public_form", args=[raw])),
+            }
+            return redirect("intake:organization_links", pk=organization.pk)
+    new_link = request.session.pop(NEW_LINK_SESSION_KEY, None)
+    links = organization.intake_links.select_related("created_by", "revoked_by")
+    return render(
+        request,
+        "intake/intakelink_list.html",
+        {
+            "organization": organization,
+            "links": links,
+            "form": form,
+            "new_link": new_link,
+            "can_add": can_add,
+        },
+    )
+
+
+@login_required
+@require_POST
+def link_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+    link = get_intake_link_for_user(request.user, pk)
+    intake_link_revoke(link=link, actor=request.user)
+    messages.success(request, "The link was revoked; the office can no longer use it.")
+    return redirect("intake:organization_links", pk=link.organization_id)
+
+
+def _refused(request: HttpRequest, refusal: IntakeRefused) -> HttpResponse:
+    return render(
+        request, "intake/refused.html", {"message": refusal.message}, status=refusal.status
+    )
+
+
+@bounded_uploads
+@never_cache
+def public_form(request: HttpRequest, token: str) -> HttpResponse:
+    """The page a referring office opens from its link. No account: the link is the key."""
+    try:
+        link = check_intake_link(token)
+    except IntakeRefused as refusal:
+        return _refused(request, refusal)
+    form = OfficeReferralForm(
+        request.POST or None, request.FILES or None, organization=link.organization
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            submission = intake_submit(
+                link=link,
+                referral=form.instance,
+                contact_name=form.cleaned_data["contact_name"],
+                contact_phone=form.cleaned_data["contact_phone"],
+                new_provider=form.new_provider(),
+                documents=form.cleaned_data["documents"],
+            )
+        except IntakeRefused as refusal:
+            return _refused(request, refusal)
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            return redirect("intake:public_submitted", token=token, reference=submission.reference)
+    return render(request, "intake/office_form.html", {"form": form, "link": link})
+
+
+@never_cache
+def public_submitted(request: HttpRequest, token: str, reference: str) -> HttpResponse:
+    try:
+        link = check_intake_link(token)
+    except IntakeRefused as refusal:
+        return _refused(request, refusal)
+    submission = IntakeSubmission.objects.filter(link=link, reference=reference[:8]).first()
+    if submission is None:
+        raise Http404
+    return render(
+        request,
+        "intake/office_submitted.html",
+        {"submission": submission, "link": link, "token": token},
+    )
+
+
+@login_required
+def attachment_download(request: HttpRequest, pk: int) -> HttpResponse:
+    attachment = get_attachment_for_user(request.user, pk)
+    try:
+        handle = attachment.file.open("rb")
+    except FileNotFoundError as missing:
+        raise Http404 from missing
+    audit_record(
+        action=PatientDataAccess.Action.DOWNLOAD,
+        referral_ids=[attachment.referral_id],
+        user=request.user,
+        fields=["attachments"],
+        request=request,
+    )
+    # Always a download, never shown inline: a PDF rendered in our origin could run
+    # script, and "attachment" keeps the browser from sniffing it into something else.
+    return FileResponse(
+        handle,
+        as_attachment=True,
+        filename=f"referral-{attachment.referral_id}-{attachment.pk}{attachment.extension}",
+        content_type=attachment.content_type,
+    )
+
+
+@bounded_uploads
+@login_required
+def referral_attachment_add(request: HttpRequest, pk: int) -> HttpResponse:
+    referral = get_referral_for_user(request.user, pk, write=True)
+    if not request.user.has_perm("referrals.view_patient_details"):
+        raise Http404
+    form = AttachmentForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        added = attachment_add(
+            referral=referral, documents=form.cleaned_data["documents"], actor=request.user
+        )
+        messages.success(request, f"{len(added)} document(s) attached.")
+        return redirect(referral)
+    return render(request, "intake/attachment_form.html", {"form": form, "referral": referral})
+
+
+@bounded_uploads(limit=MAX_MESSAGE_BYTES)
+@login_required
+@permission_required("referrals.add_referral", raise_exception=True)
+def hl7_upload(request: HttpRequest) -> HttpResponse:
+    form = Hl7UploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["message"]
+        try:
+            referral = referral_import_hl7(
+                data=upload.read(),
+                actor=request.user,
+                provider=form.cleaned_data["provider"],
+                request=request,
+            )
+        except Hl7Error as error:
+            form.add_error("message", str(error))
+        else:
+            messages.success(request, f"The HL7 order was imported as referral #{referral.pk}.")
+            return redirect(referral)
+    return render(request, "intake/hl7_form.html", {"form": form})

@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from partners.factories import OrganizationFactory, ProviderFactory
+from referrals.factories import ReferralFactory
+from referrals.models import Referral
+from referrals.selectors import possible_duplicates
+from referrals.services import referral_log
+
+pytestmark = pytest.mark.django_db
+
+DOB = date(1950, 4, 2)
+
+
+def _logged(**kwargs):
+    kwargs.setdefault("patient_last_name", "Olsen")
+    kwargs.setdefault("patient_dob", DOB)
+    return referral_log(referral=ReferralFactory.build(**kwargs), actor=None)
+
+
+def test_possible_duplicates_are_the_same_patient_and_partner_within_the_window(settings):
+    settings.DUPLICATE_WINDOW_DAYS = 30
+    office = OrganizationFactory()
+    provider = ProviderFactory(organization=office)
+    colleague = ProviderFactory(organization=office)
+    same = _logged(provider=provider)
+    same_office = _logged(provider=colleague, patient_last_name="  OLSEN ")
+    _logged(provider=ProviderFactory())  # another partner
+    _logged(provider=provider, patient_dob=date(1950, 4, 3))  # another patient
+    _logged(provider=provider, patient_last_name="Olsson")  # another patient
+    _logged(provider=provider, received_at=timezone.now() - timedelta(days=31))  # too old
+    found = possible_duplicates(provider=provider, patient_last_name="olsen ", patient_dob=DOB)
+    assert sorted(r.pk for r in found) == sorted([same.pk, same_office.pk])
+    assert [
+        r.pk
+        for r in possible_duplicates(
+            provider=provider, patient_last_name="Olsen", patient_dob=DOB, exclude_pk=same.pk
+        )
+    ] == [same_office.pk]
+
+
+def _form_data(provider, **overrides):
+    data = {
+        "direction": "inbound",
+        "provider": provider.pk,
+        "channel": "phone",
+        "urgency": "routine",
+        "received_at": timezone.localtime().strftime("%Y-%m-%dT%H:%M"),
+        "patient_first_name": "Ruth",
+        "patient_last_name": "Olsen",
+        "patient_dob": DOB.isoformat(),
+        "reason": "Knee pain again",
+    }
+    return {**data, **overrides}
+
+
+def test_a_possible_duplicate_is_shown_before_saving_and_needs_confirmation(
+    client_for, coordinator
+):
+    provider = ProviderFactory()
+    earlier = _logged(provider=provider)
+    client = client_for(coordinator)
+    response = client.post(reverse("referrals:create"), _form_data(provider))
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "Possible duplicate" in page
+    assert f"Referral #{earlier.pk}" in page
+    assert 'name="confirm_duplicate"' in page and 'type="checkbox"' in page
+    assert Referral.objects.count() == 1
+    response = client.post(
+        reverse("referrals:create"), _form_data(provider, confirm_duplicate="on")
+    )
+    assert response.status_code == 302
+    assert Referral.objects.count() == 2
+
+
+def test_a_new_patient_is_saved_without_any_question(client_for, coordinator):
+    provider = ProviderFactory()
+    _logged(provider=provider)
+    response = client_for(coordinator).post(
+        reverse("referrals:create"), _form_data(provider, patient_last_name="Hansen")
+    )
+    assert response.status_code == 302
+
+
+def test_the_detail_page_flags_a_duplicate_that_arrived_by_itself(client_for, coordinator):
+    provider = ProviderFactory()
+    first = _logged(provider=provider)
+    second = _logged(provider=provider)
+    page = client_for(coordinator).get(second.get_absolute_url()).content.decode()
+    assert "Possible duplicate of" in page
+    assert f'href="{first.get_absolute_url()}"' in page
+
+
+def test_the_phone_entry_form_opens_with_the_phone_channel(client_for, coordinator):
+    page = client_for(coordinator).get(reverse("referrals:create"), {"channel": "phone"})
+    assert 'value="phone" selected' in page.content.decode()
+    queue = client_for(coordinator).get(reverse("referrals:list")).content.decode()
+    assert "?channel=phone" in queue

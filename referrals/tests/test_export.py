@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from django.urls import reverse
+
+from audit.models import PatientDataAccess
+from partners.factories import ProviderFactory
+from referrals.factories import ReferralFactory
+from referrals.services import referral_log
+
+pytestmark = pytest.mark.django_db
+
+
+def _logged(**kwargs):
+    return referral_log(referral=ReferralFactory.build(**kwargs), actor=None)
+
+
+def _rows(response):
+    body = b"".join(response.streaming_content).decode()
+    return list(csv.reader(io.StringIO(body)))
+
+
+def test_a_manager_exports_the_filtered_queue_and_every_row_is_audited(client_for, manager):
+    urgent = [_logged(provider=ProviderFactory(), urgency="urgent") for _ in range(3)]
+    _logged(provider=ProviderFactory(), urgency="routine")
+    response = client_for(manager).get(reverse("referrals:export"), {"urgency": "urgent"})
+    assert response["Content-Disposition"].startswith("attachment;")
+    header, *rows = _rows(response)
+    assert header[0] == "Referral #" and "Patient last name" in header
+    assert sorted(int(row[0]) for row in rows) == sorted(r.pk for r in urgent)
+    exported = PatientDataAccess.objects.filter(action="export", user=manager)
+    assert sorted(exported.values_list("referral_id", flat=True)) == sorted(r.pk for r in urgent)
+
+
+def test_cells_that_a_spreadsheet_would_run_as_formulas_are_defused(client_for, manager):
+    _logged(provider=ProviderFactory(), patient_last_name='=HYPERLINK("http://x")')
+    _, row = _rows(client_for(manager).get(reverse("referrals:export")))
+    assert '\'=HYPERLINK("http://x")' in row
+
+
+@pytest.mark.parametrize("role", ["liaison", "no_role_user"])
+def test_roles_without_patient_access_cannot_export(client_for, request, role):
+    _logged(provider=ProviderFactory())
+    user = request.getfixturevalue(role)
+    assert client_for(user).get(reverse("referrals:export")).status_code == 403
+    assert not PatientDataAccess.objects.exists()
+
+
+def test_a_large_export_is_audited_chunk_by_chunk(client_for, coordinator, monkeypatch):
+    monkeypatch.setattr("referrals.views.EXPORT_CHUNK", 2)
+    referrals = [_logged(provider=ProviderFactory()) for _ in range(5)]
+    _, *rows = _rows(client_for(coordinator).get(reverse("referrals:export")))
+    assert len(rows) == 5
+    assert PatientDataAccess.objects.filter(action="export").count() == 5
+    assert {int(row[0]) for row in rows} == {r.pk for r in referrals}
