@@ -10,7 +10,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHMARKS = ["nppes_import", "scale"]
+BENCHMARKS = ["nppes_import", "scale", "letters"]
 
 
 def main(argv: list[str]) -> int:

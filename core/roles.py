@@ -95,6 +95,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_crud("outreach.activity", "view", "add"),
         *_crud("outreach.task", "view", "add", "change"),
         "outreach.view_letter",
+        # Coordinators work the print/fax queue.
+        "outreach.change_letter",
         *_crud("intake.intakelink", "view", "add", "change"),
         "registry.view_registryprovider",
         "registry.view_practicelocation",

@@ -110,6 +110,7 @@ class Task(models.Model):
         OUTCOME_UPDATE = "outcome_update", "Outcome update"
         FOLLOW_UP = "follow_up", "Follow-up"
         CONSULT_REPORT = "consult_report", "Consult report"
+        REKINDLE = "rekindle", "Rekindle"
 
     class Status(models.TextChoices):
         OPEN = "open", "Open"
@@ -137,6 +138,8 @@ class Task(models.Model):
         Activity, on_delete=models.SET_NULL, null=True, blank=True, related_name="tasks"
     )
     completed_at = models.DateTimeField(null=True, blank=True)
+    # Why the task exists, when a machine made it (the rekindle queue's reasons).
+    detail = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = TaskQuerySet.as_manager()
@@ -151,6 +154,12 @@ class Task(models.Model):
                 fields=["referral", "kind"],
                 condition=Q(referral__isnull=False) & ~Q(kind="follow_up"),
                 name="task_one_loop_task_per_referral",
+            ),
+            # The nightly rekindle queue gives a partner one open rekindle task at a time.
+            models.UniqueConstraint(
+                fields=["provider"],
+                condition=Q(kind="rekindle", status="open"),
+                name="task_one_open_rekindle_per_provider",
             ),
         ]
         indexes = [
@@ -172,6 +181,7 @@ MERGE_FIELD = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 # The merge fields a letter template may use. Patient data is limited to initials.
 MERGE_FIELDS: dict[str, str] = {
+    "appointment_date": "The date and time of the patient's appointment with us",
     "provider_name": "The referring provider's name with credential",
     "provider_last_name": "The referring provider's last name",
     "organization_name": "The referring office",
@@ -196,7 +206,12 @@ class LetterTemplate(models.Model):
     """An editable letter with merge fields, one per kind of message."""
 
     class Kind(models.TextChoices):
+        ACKNOWLEDGMENT = "acknowledgment", "Referral received"
+        SCHEDULED = "scheduled", "Your patient is scheduled"
         THANK_YOU = "thank_you", "Thank-you"
+        OUTCOME = "outcome", "Consult report cover letter"
+        REKINDLE = "rekindle", "Rekindle note"
+        NEWSLETTER = "newsletter", "Newsletter"
 
     kind = models.CharField(max_length=20, choices=Kind.choices, unique=True)
     subject = models.CharField(max_length=200)
@@ -218,6 +233,13 @@ class LetterQuerySet(models.QuerySet["Letter"]):
     def due(self) -> LetterQuerySet:
         return self.filter(status=Letter.Status.PENDING, due_on__lte=timezone.localdate())
 
+    def print_queue(self) -> LetterQuerySet:
+        return (
+            self.filter(status=Letter.Status.PRINT_QUEUE)
+            .select_related("provider", "provider__organization")
+            .order_by("created_at", "pk")
+        )
+
 
 class Letter(models.Model):
     """A rendered message to a partner and its delivery state. The state lives here so a
@@ -230,10 +252,16 @@ class Letter(models.Model):
         PRINT_QUEUE = "print_queue", "In the print/fax queue"
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
+        # Kept as a row (not simply never created) so the partner timeline shows it and
+        # the sweep does not keep preparing a message the partner does not want.
+        SKIPPED = "skipped", "Not sent (partner preference)"
 
     class Channel(models.TextChoices):
         EMAIL = "email", "Email"
         PRINT = "print", "Print / fax"
+        FAX = "fax", "Fax"
+        MAIL = "mail", "Mail"
+        CALL = "call", "Call task instead"
 
     kind = models.CharField(max_length=20, choices=LetterTemplate.Kind.choices)
     referral = models.ForeignKey(
@@ -256,6 +284,17 @@ class Letter(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=300, blank=True)
+    # The idempotency key of an email: its Message-ID, fixed when the letter is created, so
+    # a re-driven delivery after a crash carries the same ID and the receiver can drop it.
+    message_id = models.CharField(max_length=200, blank=True)
+    printed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Who printed and mailed, or faxed, it from the print queue.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = LetterQuerySet.as_manager()
@@ -269,6 +308,12 @@ class Letter(models.Model):
                 condition=Q(referral__isnull=False),
                 name="letter_one_per_referral_and_kind",
             ),
+            # One letter per Message-ID: the key that makes email delivery idempotent.
+            models.UniqueConstraint(
+                fields=["message_id"],
+                condition=~Q(message_id=""),
+                name="letter_unique_message_id",
+            ),
         ]
         indexes = [
             # The sweep's hot filter: pending letters by due date.
@@ -276,6 +321,12 @@ class Letter(models.Model):
                 fields=["due_on"],
                 condition=Q(status="pending"),
                 name="letter_pending_due_idx",
+            ),
+            # The print queue page lists letters waiting to be printed or faxed.
+            models.Index(
+                fields=["created_at"],
+                condition=Q(status="print_queue"),
+                name="letter_print_queue_idx",
             ),
         ]
 
@@ -519,3 +570,20 @@ class Invitation(models.Model):
     @property
     def person(self) -> object:
         return self.provider or self.staff
+
+
+class DigestDelivery(models.Model):
+    """One row per liaison and day: the idempotency key of the daily digest email, so a
+    beat that fires twice or a retried task never sends the same day's digest twice."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    sent_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "day"], name="digest_once_per_user_and_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Digest for {self.user_id} on {self.day}"

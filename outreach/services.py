@@ -1,4 +1,4 @@
-"""Closing the loop: the thank-you task and letter, and letter delivery.
+"""Closing the loop: the messages to referrers, their routing and delivery, and tasks.
 
 Every function here is idempotent: the unique constraints on Task and Letter make a
 second run a no-op, so the worker, a retry and the beat sweep can all call them safely.
@@ -8,25 +8,32 @@ from __future__ import annotations
 
 import logging
 import secrets
+import uuid
 from collections.abc import Iterable
+from contextlib import suppress
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from smtplib import SMTPException
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.mail import EmailMultiAlternatives
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail.backends.base import BaseEmailBackend
 from django.db import IntegrityError, transaction
-from django.db.models import Max, Q
+from django.db.models import Count, F, IntegerField, Max, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from django.template.loader import render_to_string
 from django.utils import timezone
 
 from core.dates import add_business_days
 from outreach import ledger
+from outreach.fax import FaxError, fax_backend
 from outreach.models import (
     Activity,
     ActivityShare,
     CalendarFeed,
+    DigestDelivery,
     Event,
     Invitation,
     Letter,
@@ -35,112 +42,266 @@ from outreach.models import (
     Task,
     render_merge_fields,
 )
+from outreach.pdf import letter_pdf, letterhead
 from outreach.routing import Stop, nearest_neighbour_route
 from partners.models import Organization, Provider, StaffMember
 from referrals.models import Referral, ReferralEvent, Status
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_THANK_YOU = {
-    "subject": "Thank you for referring {{ patient_initials }}",
-    "body": (
-        "Dear {{ provider_name }},\n\n"
-        "Thank you for referring your patient {{ patient_initials }} to {{ practice_name }}. "
-        "We saw them on {{ seen_date }} and will send our consult report shortly.\n\n"
-        "We appreciate your trust and are always glad to help your patients.\n\n"
-        "With thanks,\n{{ sender_name }}\n{{ practice_name }}"
-    ),
+K = LetterTemplate.Kind
+
+# The text each kind of letter starts with, until someone edits it on the templates page.
+DEFAULT_TEMPLATES: dict[str, dict[str, object]] = {
+    K.ACKNOWLEDGMENT: {
+        "subject": "We received your referral for {{ patient_initials }}",
+        "body": (
+            "Dear {{ provider_name }},\n\n"
+            "Thank you for your referral of {{ patient_initials }}, which {{ practice_name }} "
+            "received on {{ referral_date }}. We will contact the patient to schedule and "
+            "keep you informed.\n\n"
+            "Sincerely,\n{{ sender_name }}\n{{ practice_name }}"
+        ),
+        "delay_business_days": 0,
+    },
+    K.SCHEDULED: {
+        "subject": "Your patient {{ patient_initials }} is scheduled",
+        "body": (
+            "Dear {{ provider_name }},\n\n"
+            "Your patient {{ patient_initials }} is scheduled with {{ practice_name }} on "
+            "{{ appointment_date }}. We will let you know how the visit went.\n\n"
+            "Sincerely,\n{{ sender_name }}\n{{ practice_name }}"
+        ),
+        "delay_business_days": 0,
+    },
+    K.THANK_YOU: {
+        "subject": "Thank you for referring {{ patient_initials }}",
+        "body": (
+            "Dear {{ provider_name }},\n\n"
+            "Thank you for referring your patient {{ patient_initials }} to {{ practice_name }}. "
+            "We saw them on {{ seen_date }} and will send our consult report shortly.\n\n"
+            "We appreciate your trust and are always glad to help your patients.\n\n"
+            "With thanks,\n{{ sender_name }}\n{{ practice_name }}"
+        ),
+        "delay_business_days": 2,
+    },
+    K.OUTCOME: {
+        "subject": "Consult report for {{ patient_initials }}",
+        "body": (
+            "Dear {{ provider_name }},\n\n"
+            "Please find our consult report for your patient {{ patient_initials }}, seen on "
+            "{{ seen_date }}, sent separately through your preferred secure channel. Call us "
+            "with any question about the plan of care.\n\n"
+            "Sincerely,\n{{ sender_name }}\n{{ practice_name }}"
+        ),
+        "delay_business_days": 0,
+    },
+    K.REKINDLE: {
+        "subject": "Checking in from {{ practice_name }}",
+        "body": (
+            "Dear {{ provider_name }},\n\n"
+            "It has been a while since we last worked together. We would be glad to see your "
+            "patients again and to hear how we can make referring to us easier.\n\n"
+            "Warm regards,\n{{ sender_name }}\n{{ practice_name }}"
+        ),
+        "delay_business_days": 0,
+    },
+    K.NEWSLETTER: {
+        "subject": "News from {{ practice_name }}",
+        "body": (
+            "Dear {{ provider_name }},\n\n"
+            "Here is what is new at {{ practice_name }} this season.\n\n"
+            "{{ sender_name }}\n{{ practice_name }}"
+        ),
+        "delay_business_days": 0,
+    },
 }
 
+# The referral events that send the referrer a message, and which message. The referral
+# workflow enqueues `prepare_loop_message` for these; the sweep recovers lost enqueues.
+LOOP_MESSAGES: dict[str, str] = {
+    Status.RECEIVED: K.ACKNOWLEDGMENT,
+    Status.SCHEDULED: K.SCHEDULED,
+    Status.SEEN: K.THANK_YOU,
+    Status.REPORT_SENT: K.OUTCOME,
+}
+
+# How far back the sweep looks for events whose message is missing: long enough to cover
+# any broker outage, short enough that a newly added kind never mails ancient referrals.
+SWEEP_LOOKBACK = timedelta(days=7)
+
 # A letter claimed by a worker that has not finished within this time is presumed lost
-# with its worker and handed out again by the sweep.
-STALE_CLAIM = timedelta(minutes=10)
+# with its worker and handed out again by the sweep. Longer than any delivery can take
+# (EMAIL_TIMEOUT, the task time limit), or a slow send would be re-driven while running.
+STALE_CLAIM = timedelta(seconds=settings.LETTER_STALE_CLAIM_SECONDS)
 
 
 def letter_template_for(kind: str) -> LetterTemplate:
     template, _ = LetterTemplate.objects.get_or_create(
-        kind=kind, defaults=DEFAULT_THANK_YOU if kind == LetterTemplate.Kind.THANK_YOU else {}
+        kind=kind, defaults=DEFAULT_TEMPLATES.get(kind, {"subject": "", "body": ""})
     )
     return template
 
 
-def _merge_values(referral: Referral) -> dict[str, str]:
-    provider = referral.provider
+def _long_date(value: datetime | None) -> str:
+    return f"{timezone.localtime(value):%B %-d, %Y}" if value else ""
+
+
+def provider_merge_values(provider: Provider) -> dict[str, str]:
     owner = provider.owner
-    seen = timezone.localtime(referral.seen_at) if referral.seen_at else None
     return {
         "provider_name": provider.display_name,
         "provider_last_name": provider.last_name,
         "organization_name": provider.organization.name if provider.organization else "",
-        "patient_initials": referral.patient_initials,
-        "referral_date": f"{timezone.localtime(referral.received_at):%B %-d, %Y}",
-        "seen_date": f"{seen:%B %-d, %Y}" if seen else "",
         "practice_name": settings.PRACTICE_NAME,
         "sender_name": (owner.get_full_name() or owner.get_username()) if owner else "",
         "today": f"{timezone.localdate():%B %-d, %Y}",
     }
 
 
-def thank_you_prepare(*, referral_id: int) -> tuple[Task | None, Letter | None]:
-    """Create the thank-you task for the relationship owner and the thank-you letter for
-    the referrer, once per referral. Returns what now exists (None if the referral is not
-    an inbound one that has been seen)."""
+def _merge_values(referral: Referral) -> dict[str, str]:
+    appointment = referral.appointment_at
+    return {
+        **provider_merge_values(referral.provider),
+        "patient_initials": referral.patient_initials,
+        "referral_date": _long_date(referral.received_at),
+        "seen_date": _long_date(referral.seen_at),
+        "appointment_date": (
+            f"{timezone.localtime(appointment):%B %-d, %Y at %-I:%M %p}" if appointment else ""
+        ),
+    }
+
+
+# Shown in the template editor's live preview: an invented referral, never a real patient.
+SAMPLE_MERGE_VALUES: dict[str, str] = {
+    "provider_name": "Dana Whitfield, MD",
+    "provider_last_name": "Whitfield",
+    "organization_name": "Lakeside Family Medicine",
+    "patient_initials": "J.D.",
+    "referral_date": "March 3, 2026",
+    "seen_date": "March 12, 2026",
+    "appointment_date": "March 12, 2026 at 9:30 AM",
+    "practice_name": settings.PRACTICE_NAME,
+    "sender_name": "Jamie Carter",
+    "today": "March 14, 2026",
+}
+
+
+def new_message_id() -> str:
+    return f"<{uuid.uuid4().hex}@{settings.MESSAGE_ID_DOMAIN}>"
+
+
+def letter_route(provider: Provider, kind: str) -> tuple[str, str, str]:
+    """(channel, status, recipient) for a message of `kind` to `provider`, from the
+    partner's preferences, falling back to paper when the preferred address is missing."""
+    if provider.letters_opt_out:
+        return "", Letter.Status.SKIPPED, ""
+    if kind == K.THANK_YOU and provider.thank_you_by == Provider.ThankYouBy.CALL:
+        return Letter.Channel.CALL, Letter.Status.SKIPPED, ""
+    preferred = provider.preferred_channel
+    # There is no partner portal yet: its notices go by email, like the portal's would.
+    if preferred in (Provider.PreferredChannel.EMAIL, Provider.PreferredChannel.PORTAL):
+        if provider.contact_email:
+            return Letter.Channel.EMAIL, Letter.Status.PENDING, provider.contact_email
+        preferred = Provider.PreferredChannel.FAX
+    if preferred == Provider.PreferredChannel.FAX and provider.fax:
+        return Letter.Channel.FAX, Letter.Status.PENDING, provider.fax
+    return Letter.Channel.MAIL, Letter.Status.PENDING, ""
+
+
+def loop_message_prepare(*, referral_id: int, status: str) -> tuple[Task | None, Letter | None]:
+    """Prepare the message that closes the loop with the referrer for an inbound referral
+    that reached `status` (acknowledgment, scheduled notice, thank-you, report cover
+    letter), routed by the partner's preferences, once per referral and kind. A thank-you
+    also gives the relationship owner a task. Returns what now exists (None, None when the
+    referral is not inbound or never reached `status`)."""
+    kind = LOOP_MESSAGES.get(status)
+    if kind is None:
+        return None, None
     referral = (
         Referral.objects.select_related("provider", "provider__owner", "provider__organization")
-        .filter(pk=referral_id, direction=Referral.Direction.INBOUND, seen_at__isnull=False)
+        .filter(pk=referral_id, direction=Referral.Direction.INBOUND)
         .first()
     )
-    if referral is None:
+    reached_at = (
+        ReferralEvent.objects.filter(referral_id=referral_id, to_status=status)
+        .order_by("at")
+        .values_list("at", flat=True)
+        .first()
+    )
+    if referral is None or reached_at is None:
         return None, None
-    template = letter_template_for(LetterTemplate.Kind.THANK_YOU)
-    seen_on = timezone.localtime(referral.seen_at).date()
-    due_on = add_business_days(seen_on, template.delay_business_days)
+    if status == Status.SEEN and referral.seen_at:
+        reached_at = referral.seen_at
+    template = letter_template_for(kind)
+    reached_on = timezone.localtime(reached_at).date()
+    # No delay means at once, weekend or not: an acknowledgment should not wait for Monday.
+    due_on = (
+        add_business_days(reached_on, template.delay_business_days)
+        if template.delay_business_days
+        else reached_on
+    )
     values = _merge_values(referral)
     provider = referral.provider
+    channel, letter_status, recipient = letter_route(provider, kind)
     try:
         with transaction.atomic():
             letter, _ = Letter.objects.get_or_create(
                 referral=referral,
-                kind=LetterTemplate.Kind.THANK_YOU,
+                kind=kind,
                 defaults={
                     "provider": provider,
                     "subject": render_merge_fields(template.subject, values),
                     "body": render_merge_fields(template.body, values),
                     "due_on": due_on,
+                    "channel": channel,
+                    "status": letter_status,
+                    "recipient": recipient,
+                    "message_id": new_message_id(),
                 },
             )
-            task, _ = Task.objects.get_or_create(
-                referral=referral,
-                kind=Task.Kind.THANK_YOU,
-                defaults={
-                    "title": f"Thank {provider.display_name} for referring "
-                    f"{referral.patient_initials}",
-                    "due_on": due_on,
-                    "assignee": provider.owner,
-                    "provider": provider,
-                },
-            )
+            task = None
+            if kind == K.THANK_YOU:
+                verb = "Call" if channel == Letter.Channel.CALL else "Thank"
+                task, _ = Task.objects.get_or_create(
+                    referral=referral,
+                    kind=Task.Kind.THANK_YOU,
+                    defaults={
+                        "title": f"{verb} {provider.display_name} for referring "
+                        f"{referral.patient_initials}",
+                        "due_on": due_on,
+                        "assignee": provider.owner,
+                        "provider": provider,
+                    },
+                )
     except IntegrityError:
         # Another worker created them between our read and write: they exist now.
-        letter = Letter.objects.get(referral=referral, kind=LetterTemplate.Kind.THANK_YOU)
-        task = Task.objects.get(referral=referral, kind=Task.Kind.THANK_YOU)
+        letter = Letter.objects.get(referral=referral, kind=kind)
+        task = Task.objects.filter(referral=referral, kind=Task.Kind.THANK_YOU).first()
     return task, letter
 
 
-def referrals_missing_thank_you() -> list[int]:
-    """Inbound referrals that reached "seen" but have no thank-you letter: work whose
-    enqueue was lost. Bounded to recent events so the sweep stays cheap."""
-    since = timezone.now() - timedelta(days=30)
-    return list(
-        ReferralEvent.objects.filter(
-            to_status=Status.SEEN,
-            at__gte=since,
-            referral__direction=Referral.Direction.INBOUND,
+def thank_you_prepare(*, referral_id: int) -> tuple[Task | None, Letter | None]:
+    return loop_message_prepare(referral_id=referral_id, status=Status.SEEN)
+
+
+def referral_events_missing_messages() -> list[tuple[int, str]]:
+    """(referral id, status) of recent inbound referral events whose loop message does not
+    exist: work whose enqueue was lost. One bounded query per kind, so the sweep stays
+    cheap however many referrals there are."""
+    since = timezone.now() - SWEEP_LOOKBACK
+    missing: list[tuple[int, str]] = []
+    for status, kind in LOOP_MESSAGES.items():
+        referral_ids = (
+            ReferralEvent.objects.filter(
+                to_status=status, at__gte=since, referral__direction=Referral.Direction.INBOUND
+            )
+            .exclude(referral__letters__kind=kind)
+            .values_list("referral_id", flat=True)
+            .distinct()[:500]
         )
-        .exclude(referral__letters__kind=LetterTemplate.Kind.THANK_YOU)
-        .values_list("referral_id", flat=True)
-        .distinct()[:500]
-    )
+        missing.extend((referral_id, status) for referral_id in referral_ids)
+    return missing
 
 
 def letters_to_deliver() -> list[int]:
@@ -153,78 +314,170 @@ def letters_to_deliver() -> list[int]:
     return [*due, *stuck]
 
 
-def letter_claim(*, letter_id: int) -> Letter | None:
-    """Take a letter for delivery. The conditional update lets exactly one worker win;
-    a claim left behind by a dead worker can be taken again once it is stale."""
+def _claimable() -> Q:
     now = timezone.now()
-    claimable = Q(status=Letter.Status.PENDING, due_on__lte=timezone.localdate()) | Q(
+    return Q(status=Letter.Status.PENDING, due_on__lte=timezone.localdate()) | Q(
         status=Letter.Status.SENDING, claimed_at__lt=now - STALE_CLAIM
     )
-    claimed = Letter.objects.filter(claimable, pk=letter_id).update(
-        status=Letter.Status.SENDING, claimed_at=now
+
+
+def letters_claim(*, letter_ids: list[int]) -> list[Letter]:
+    """Take letters for delivery. The conditional update lets exactly one worker win each
+    letter; a claim left behind by a dead worker can be taken again once it is stale. The
+    claim time is the claim's token: only rows stamped with it are ours."""
+    token = timezone.now()
+    claimed = Letter.objects.filter(_claimable(), pk__in=letter_ids).update(
+        status=Letter.Status.SENDING, claimed_at=token
     )
-    if claimed != 1:
-        return None
-    return Letter.objects.select_related("provider", "provider__organization").get(pk=letter_id)
+    if not claimed:
+        return []
+    return list(
+        Letter.objects.select_related("provider", "provider__organization", "provider__owner")
+        .filter(pk__in=letter_ids, status=Letter.Status.SENDING, claimed_at=token)
+        .order_by("pk")
+    )
+
+
+def letter_claim(*, letter_id: int) -> Letter | None:
+    claimed = letters_claim(letter_ids=[letter_id])
+    return claimed[0] if claimed else None
 
 
 MAX_DELIVERY_ATTEMPTS = 5
+
+DELIVERY_ERRORS = (SMTPException, OSError, FaxError)
 
 
 class TransientDeliveryError(Exception):
     """Delivery failed in a way that may succeed later (SMTP down, timeout)."""
 
 
-def letter_deliver(*, letter_id: int) -> Letter | None:
-    """Deliver one claimed letter: by email when the partner has an address, otherwise to
-    the print/fax queue. A transient failure puts the letter back as pending (the task
-    retries with backoff) until MAX_DELIVERY_ATTEMPTS, then marks it failed for a person
-    to see."""
-    letter = letter_claim(letter_id=letter_id)
-    if letter is None:
-        return None
-    recipient = letter.provider.contact_email
-    attempts = letter.attempts + 1
-    if not recipient:
-        Letter.objects.filter(pk=letter.pk).update(
-            status=Letter.Status.PRINT_QUEUE,
-            channel=Letter.Channel.PRINT,
-            attempts=attempts,
-            sent_at=timezone.now(),
-        )
-        return Letter.objects.get(pk=letter.pk)
+def letter_email(
+    letter: Letter, connection: BaseEmailBackend | None = None
+) -> EmailMultiAlternatives:
+    """The email for a letter: plain text and HTML on the letterhead, with the letter's own
+    Message-ID so a re-driven delivery is recognisably the same message."""
     message = EmailMultiAlternatives(
         subject=letter.subject,
         body=letter.body,
         from_email=settings.DEFAULT_FROM_EMAIL,
-        to=[recipient],
-        headers={"X-Referral-CRM-Letter": str(letter.pk)},
+        to=[letter.recipient],
+        headers={"Message-ID": letter.message_id, "X-Referral-CRM-Letter": str(letter.pk)},
+        connection=connection,
     )
-    try:
-        message.send()
-    except (SMTPException, OSError) as error:
-        failed = attempts >= MAX_DELIVERY_ATTEMPTS
-        Letter.objects.filter(pk=letter.pk).update(
-            status=Letter.Status.FAILED if failed else Letter.Status.PENDING,
-            attempts=attempts,
-            # The error class only: SMTP replies can echo addresses or content.
-            last_error=f"{type(error).__name__} on attempt {attempts}",
-        )
-        logger.warning(
-            "letter %s delivery attempt %s failed: %s", letter.pk, attempts, type(error).__name__
-        )
-        if not failed:
-            raise TransientDeliveryError(str(letter.pk)) from error
-        return Letter.objects.get(pk=letter.pk)
-    Letter.objects.filter(pk=letter.pk).update(
-        status=Letter.Status.SENT,
-        channel=Letter.Channel.EMAIL,
-        recipient=recipient,
-        attempts=attempts,
-        sent_at=timezone.now(),
+    html = render_to_string(
+        "outreach/email/letter.html", {"letter": letter, "letterhead": letterhead()}
+    )
+    message.attach_alternative(html, "text/html")
+    return message
+
+
+def _send(letter: Letter, connection: BaseEmailBackend) -> str:
+    """Put one claimed letter on its channel; returns its new status or raises one of
+    DELIVERY_ERRORS."""
+    if not letter.channel:
+        # Letters prepared before channels were routed: decide now.
+        letter.channel, _, letter.recipient = letter_route(letter.provider, letter.kind)
+    if letter.channel == Letter.Channel.EMAIL:
+        if not letter.message_id:
+            letter.message_id = new_message_id()
+            Letter.objects.filter(pk=letter.pk).update(message_id=letter.message_id)
+        connection.open()  # once per batch: later letters reuse the SMTP session
+        letter_email(letter, connection).send()
+        return Letter.Status.SENT
+    if letter.channel == Letter.Channel.FAX:
+        return fax_backend().send(letter=letter, pdf=letter_pdf(letter))
+    return Letter.Status.PRINT_QUEUE
+
+
+def _ours(letter: Letter) -> QuerySet[Letter]:
+    # Only the claim we hold may record the outcome: if it went stale and another worker
+    # re-claimed the letter, its claimed_at differs and the update matches nothing.
+    return Letter.objects.filter(
+        pk=letter.pk, status=Letter.Status.SENDING, claimed_at=letter.claimed_at
+    )
+
+
+def _record_outcome(letter: Letter, outcome: str) -> None:
+    letter.status, letter.attempts = outcome, letter.attempts + 1
+    letter.sent_at, letter.last_error = timezone.now(), ""
+    _ours(letter).update(
+        status=letter.status,
+        channel=letter.channel,
+        recipient=letter.recipient,
+        attempts=letter.attempts,
+        sent_at=letter.sent_at,
         last_error="",
     )
-    return Letter.objects.get(pk=letter.pk)
+
+
+def _record_failure(letter: Letter, error: Exception) -> bool:
+    """Put the letter back for a retry, or mark it failed after MAX_DELIVERY_ATTEMPTS.
+    Returns whether it failed for good."""
+    letter.attempts += 1
+    failed = letter.attempts >= MAX_DELIVERY_ATTEMPTS
+    letter.status = Letter.Status.FAILED if failed else Letter.Status.PENDING
+    # The error class only: SMTP replies can echo addresses or content.
+    letter.last_error = f"{type(error).__name__} on attempt {letter.attempts}"
+    _ours(letter).update(
+        status=letter.status, attempts=letter.attempts, last_error=letter.last_error
+    )
+    logger.warning(
+        "letter %s delivery attempt %s failed: %s",
+        letter.pk,
+        letter.attempts,
+        type(error).__name__,
+    )
+    return failed
+
+
+def letters_deliver(*, letter_ids: list[int]) -> list[Letter]:
+    """Deliver a batch of letters on their channels: email over one SMTP session; fax
+    through the fax backend (the default puts the PDF in the print queue); mail to the
+    print queue. Each letter's outcome is committed as soon as it is known, so a worker
+    killed mid-batch leaves at most the one letter in flight to be re-driven. A transient
+    failure puts that letter back as pending and raises TransientDeliveryError after the
+    batch (the task retries with backoff) until MAX_DELIVERY_ATTEMPTS, then marks it
+    failed for a person to see."""
+    letters = letters_claim(letter_ids=letter_ids)
+    connection = get_connection()
+    retry = False
+    try:
+        for letter in letters:
+            try:
+                outcome = _send(letter, connection)
+            except DELIVERY_ERRORS as error:
+                retry = not _record_failure(letter, error) or retry
+                # A broken session is not reused for the next letter.
+                with suppress(*DELIVERY_ERRORS):
+                    connection.close()
+                continue
+            _record_outcome(letter, outcome)
+    finally:
+        with suppress(*DELIVERY_ERRORS):
+            connection.close()
+    if retry:
+        raise TransientDeliveryError(",".join(str(letter.pk) for letter in letters))
+    return letters
+
+
+def letter_deliver(*, letter_id: int) -> Letter | None:
+    """Deliver one letter (see letters_deliver). Returns it, or None if it was not due or
+    another worker holds it."""
+    delivered = letters_deliver(letter_ids=[letter_id])
+    return delivered[0] if delivered else None
+
+
+@transaction.atomic
+def letter_mark_printed(*, letter: Letter, actor: AbstractBaseUser) -> Letter:
+    """A person printed and mailed, or faxed, a letter from the print queue."""
+    locked = Letter.objects.select_for_update().get(pk=letter.pk)
+    if locked.status == Letter.Status.PRINT_QUEUE:
+        locked.status = Letter.Status.SENT
+        locked.sent_at = timezone.now()
+        locked.printed_by = actor
+        locked.save(update_fields=["status", "sent_at", "printed_by"])
+    return locked
 
 
 class ComplianceLimitExceeded(ValidationError):
@@ -478,3 +731,165 @@ def event_record_attendance(*, event: Event, actor: AbstractBaseUser) -> Attenda
     locked.activity = activity
     locked.save(update_fields=["activity"])
     return AttendanceResult(activity, len(came))
+
+
+# The rekindle queue: partners whose referrals dropped or stopped and whom nobody has
+# touched lately. Each rule is a reason a person can read, not an opaque score.
+REKINDLE_WINDOW = timedelta(days=90)
+REKINDLE_SILENT = timedelta(days=60)
+REKINDLE_UNTOUCHED = timedelta(days=30)
+
+
+def rekindle_candidates(*, now: datetime) -> list[Provider]:
+    """Owned partners whose inbound referrals halved (last 90 days against the 90 before)
+    or stopped (none for 60 days), not touched for 30 days, with no open rekindle task.
+    One query: the counts, dates and last next step are correlated subqueries."""
+    inbound = (
+        Referral.objects.filter(provider=OuterRef("pk"), direction=Referral.Direction.INBOUND)
+        .order_by()
+        .values("provider")
+    )
+
+    def referrals_between(start: datetime, end: datetime) -> Coalesce:
+        return Coalesce(
+            Subquery(
+                inbound.filter(received_at__gte=start, received_at__lt=end)
+                .annotate(n=Count("pk"))
+                .values("n")[:1],
+                output_field=IntegerField(),
+            ),
+            0,
+        )
+
+    touches = Activity.objects.filter(providers=OuterRef("pk")).order_by("-occurred_at")
+    return list(
+        Provider.objects.filter(owner__isnull=False)
+        .exclude(tasks__kind=Task.Kind.REKINDLE, tasks__status=Task.Status.OPEN)
+        .annotate(
+            recent=referrals_between(now - REKINDLE_WINDOW, now),
+            prior=referrals_between(now - 2 * REKINDLE_WINDOW, now - REKINDLE_WINDOW),
+            last_referral_at=Subquery(inbound.order_by("-received_at").values("received_at")[:1]),
+            last_touch_at=Subquery(touches.values("occurred_at")[:1]),
+            last_next_step=Subquery(touches.exclude(next_step="").values("next_step")[:1]),
+        )
+        .filter(
+            Q(prior__gte=2, recent__lte=F("prior") / 2)
+            | Q(last_referral_at__lt=now - REKINDLE_SILENT)
+        )
+        .filter(Q(last_touch_at__isnull=True) | Q(last_touch_at__lt=now - REKINDLE_UNTOUCHED))
+        .select_related("owner")
+        .order_by("pk")
+    )
+
+
+def rekindle_reasons(provider: Provider, *, now: datetime) -> list[str]:
+    reasons = []
+    if provider.prior >= 2 and provider.recent <= provider.prior / 2:
+        reasons.append(
+            f"Referrals dropped from {provider.prior} to {provider.recent} "
+            "(the last 90 days against the 90 before)."
+        )
+    if provider.last_referral_at:
+        reasons.append(f"No referral for {(now - provider.last_referral_at).days} days.")
+    if provider.last_touch_at:
+        reasons.append(f"Last touch {(now - provider.last_touch_at).days} days ago.")
+    else:
+        reasons.append("Never visited or called.")
+    if provider.last_next_step:
+        reasons.append(f"Last next step: {provider.last_next_step}")
+    return reasons
+
+
+@transaction.atomic
+def rekindle_queue_build(*, now: datetime | None = None) -> list[Task]:
+    """Give each partner that needs attention a rekindle task for their owner, with the
+    reasons. Idempotent: a partner with an open rekindle task gets no second one."""
+    now = now or timezone.now()
+    candidates = rekindle_candidates(now=now)
+    tasks = [
+        Task(
+            kind=Task.Kind.REKINDLE,
+            title=f"Rekindle {provider.display_name}",
+            detail="\n".join(rekindle_reasons(provider, now=now)),
+            due_on=timezone.localdate(now),
+            assignee=provider.owner,
+            provider=provider,
+        )
+        for provider in candidates
+    ]
+    # The partial unique constraint drops a task another run created meanwhile.
+    Task.objects.bulk_create(tasks, ignore_conflicts=True)
+    # Re-read: rows inserted with ignore_conflicts come back without primary keys.
+    return list(
+        Task.objects.filter(
+            kind=Task.Kind.REKINDLE,
+            status=Task.Status.OPEN,
+            provider__in=[provider.pk for provider in candidates],
+        ).order_by("pk")
+    )
+
+
+def liaison_digests_send(*, today: date | None = None) -> int:
+    """Email each liaison their day: tasks due today, overdue ones, and partners needing
+    attention (open rekindle tasks). Once per liaison and day (DigestDelivery); liaisons
+    with nothing due get no email. Returns how many were sent."""
+    from django.contrib.auth import get_user_model
+
+    from core.roles import Role
+
+    today = today or timezone.localdate()
+    liaisons = list(
+        get_user_model()
+        .objects.filter(is_active=True, groups__name=Role.LIAISON)
+        .exclude(email="")
+        .exclude(pk__in=DigestDelivery.objects.filter(day=today).values("user"))
+        .distinct()
+    )
+    tasks_by_user: dict[int, list[Task]] = {}
+    for task in (
+        Task.objects.open()
+        .filter(assignee__in=liaisons, due_on__lte=today)
+        .select_related("provider")
+        .order_by("due_on", "pk")
+    ):
+        tasks_by_user.setdefault(task.assignee_id, []).append(task)
+    connection = get_connection()
+    sent = 0
+    try:
+        for user in liaisons:
+            tasks = tasks_by_user.get(user.pk)
+            if not tasks:
+                continue
+            try:
+                with transaction.atomic():
+                    DigestDelivery.objects.create(user=user, day=today)
+                    _digest_email(user, tasks, today, connection).send()
+            except IntegrityError:
+                continue  # another run sent it
+            sent += 1
+    finally:
+        with suppress(*DELIVERY_ERRORS):
+            connection.close()
+    return sent
+
+
+def _digest_email(
+    user: AbstractBaseUser, tasks: list[Task], today: date, connection: BaseEmailBackend
+) -> EmailMultiAlternatives:
+    context = {
+        "user": user,
+        "today": today,
+        "due_today": [t for t in tasks if t.due_on == today and t.kind != Task.Kind.REKINDLE],
+        "overdue": [t for t in tasks if t.due_on < today and t.kind != Task.Kind.REKINDLE],
+        "attention": [t for t in tasks if t.kind == Task.Kind.REKINDLE],
+        "practice_name": settings.PRACTICE_NAME,
+    }
+    message = EmailMultiAlternatives(
+        subject=f"Your day, {today:%A %B %-d}: {len(tasks)} task{'s' if len(tasks) != 1 else ''}",
+        body=render_to_string("outreach/email/digest.txt", context),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[user.email],
+        connection=connection,
+    )
+    message.attach_alternative(render_to_string("outreach/email/digest.html", context), "text/html")
+    return message

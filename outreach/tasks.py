@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from django.conf import settings
 
 from outreach import services
 
@@ -13,7 +14,7 @@ logger = logging.getLogger(__name__)
 
 @shared_task(
     autoretry_for=(services.TransientDeliveryError,),
-    retry_backoff=30,
+    retry_backoff=settings.LETTER_RETRY_BACKOFF_SECONDS,
     retry_backoff_max=900,
     max_retries=services.MAX_DELIVERY_ATTEMPTS,
 )
@@ -21,22 +22,57 @@ def deliver_letter(letter_id: int) -> None:
     services.letter_deliver(letter_id=letter_id)
 
 
+# Letters the sweep hands out per task: one SMTP session and one claim query per batch.
+DELIVERY_BATCH = 50
+
+
+@shared_task(
+    autoretry_for=(services.TransientDeliveryError,),
+    retry_backoff=settings.LETTER_RETRY_BACKOFF_SECONDS,
+    retry_backoff_max=900,
+    max_retries=services.MAX_DELIVERY_ATTEMPTS,
+)
+def deliver_letters(letter_ids: list[int]) -> None:
+    services.letters_deliver(letter_ids=letter_ids)
+
+
 @shared_task(autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5)
-def prepare_thank_you(referral_id: int) -> None:
-    _task, letter = services.thank_you_prepare(referral_id=referral_id)
+def prepare_loop_message(referral_id: int, status: str) -> None:
+    """An inbound referral reached `status`: prepare its message to the referrer and
+    deliver it at once if it is already due."""
+    _task, letter = services.loop_message_prepare(referral_id=referral_id, status=status)
     if letter is not None and letter.status == letter.Status.PENDING and letter.is_due:
         deliver_letter.delay(letter.pk)
+
+
+@shared_task
+def prepare_thank_you(referral_id: int) -> None:
+    # Messages queued before the loop was generalised still name this task.
+    prepare_loop_message(referral_id, "seen")
 
 
 @shared_task
 def sweep_loop_work() -> None:
     """Run by beat: the database holds every due date, so this re-drives whatever is due or
     was lost on the way (an enqueue during a Redis outage, a worker killed mid-task)."""
-    missing = services.referrals_missing_thank_you()
-    for referral_id in missing:
-        services.thank_you_prepare(referral_id=referral_id)
+    missing = services.referral_events_missing_messages()
+    for referral_id, status in missing:
+        services.loop_message_prepare(referral_id=referral_id, status=status)
     letters = services.letters_to_deliver()
-    for letter_id in letters:
-        deliver_letter.delay(letter_id)
+    for start in range(0, len(letters), DELIVERY_BATCH):
+        deliver_letters.delay(letters[start : start + DELIVERY_BATCH])
     if missing or letters:
-        logger.info("sweep: %s thank-yous prepared, %s letters queued", len(missing), len(letters))
+        logger.info("sweep: %s messages prepared, %s letters queued", len(missing), len(letters))
+
+
+@shared_task
+def build_rekindle_queue() -> None:
+    """Nightly, by beat: partners who slipped away become tasks for their owners."""
+    created = services.rekindle_queue_build()
+    logger.info("rekindle queue: %s new tasks", len(created))
+
+
+@shared_task
+def send_liaison_digests() -> None:
+    """Every morning, by beat: each liaison's tasks for the day."""
+    logger.info("daily digest: %s emails sent", services.liaison_digests_send())

@@ -12,6 +12,9 @@ urlpatterns = [
     path("activities/", views.activity_list, name="activity_list"),
     path("activities/new/", views.activity_create, name="activity_create"),
     path("letters/<int:pk>/", views.letter_detail, name="letter_detail"),
+    path("letters/<int:pk>/pdf/", views.letter_pdf_download, name="letter_pdf"),
+    path("letters/<int:pk>/printed/", views.letter_printed, name="letter_printed"),
+    path("print-queue/", views.print_queue, name="print_queue"),
     path("templates/", views.template_list, name="template_list"),
     path("templates/<int:pk>/", views.template_update, name="template_update"),
     path("day/", views.day_plan, name="day_plan"),
@@ -30,4 +33,5 @@ urlpatterns = [
     path("events/<int:pk>/invite/", views.event_invite_view, name="event_invite"),
     path("events/<int:pk>/attendance/", views.event_attendance, name="event_attendance"),
     path("invitations/<int:pk>/", views.invitation_update, name="invitation_update"),
+    path("templates/<int:pk>/preview/", views.template_preview, name="template_preview"),
 ]

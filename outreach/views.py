@@ -44,7 +44,9 @@ from outreach.models import (
     Letter,
     LetterTemplate,
     Task,
+    render_merge_fields,
 )
+from outreach.pdf import letter_pdf
 from outreach.routing import zip_centroid
 from outreach.selectors import (
     day_plan_cards,
@@ -53,12 +55,14 @@ from outreach.selectors import (
     plan_suggestions,
 )
 from outreach.services import (
+    SAMPLE_MERGE_VALUES,
     ComplianceLimitExceeded,
     activity_log,
     calendar_feed_regenerate,
     calendar_feed_revoke,
     event_invite,
     event_record_attendance,
+    letter_mark_printed,
     letter_template_for,
     planned_visit_add,
     planned_visit_log,
@@ -77,12 +81,16 @@ def get_task_for_user(request: HttpRequest, pk: int, *, write: bool = False) -> 
     return get_object_or_404(queryset, pk=pk)
 
 
-def get_letter_for_user(request: HttpRequest, pk: int) -> Letter:
-    if not request.user.has_perm("outreach.view_letter"):
+def get_letter_for_user(request: HttpRequest, pk: int, *, write: bool = False) -> Letter:
+    if not request.user.has_perm("outreach.change_letter" if write else "outreach.view_letter"):
         raise PermissionDenied
-    letters = Letter.objects.select_related("provider", "referral")
-    if not request.user.has_perm("outreach.view_all_tasks"):
-        # Outside management, a letter is visible to the owner of its partner.
+    letters = Letter.objects.select_related("provider", "provider__organization", "referral")
+    if not (
+        request.user.has_perm("outreach.view_all_tasks")
+        or request.user.has_perm("outreach.change_letter")
+    ):
+        # Outside management and the print queue, a letter is visible to the owner of its
+        # partner.
         letters = letters.filter(provider__owner=request.user) | letters.filter(
             referral__assigned_to=request.user
         )
@@ -244,7 +252,12 @@ def template_update(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "outreach/lettertemplate_form.html",
-        {"form": form, "template": template, "merge_fields": MERGE_FIELDS},
+        {
+            "form": form,
+            "template": template,
+            "merge_fields": MERGE_FIELDS,
+            "preview": _preview(form, template),
+        },
     )
 
 
@@ -422,6 +435,31 @@ def planned_visit_ledger(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
+def _preview(form: LetterTemplateForm, template: LetterTemplate) -> dict[str, str]:
+    # The text being typed when there is any, else the saved template.
+    subject = form.data.get("subject", template.subject) if form.is_bound else template.subject
+    body = form.data.get("body", template.body) if form.is_bound else template.body
+    return {
+        "subject": render_merge_fields(str(subject), SAMPLE_MERGE_VALUES),
+        "body": render_merge_fields(str(body), SAMPLE_MERGE_VALUES),
+    }
+
+
+@login_required
+@permission_required("outreach.change_lettertemplate", raise_exception=True)
+@require_POST
+def template_preview(request: HttpRequest, pk: int) -> HttpResponse:
+    """The live preview beside the editor: the unsaved text rendered for a sample
+    referral. Nothing is saved."""
+    template = get_object_or_404(LetterTemplate, pk=pk)
+    form = LetterTemplateForm(request.POST, instance=template)
+    return render(
+        request,
+        "outreach/lettertemplate_form.html#preview",
+        {"template": template, "preview": _preview(form, template)},
+    )
+
+
 @login_required
 @permission_required("outreach.change_plannedvisit", raise_exception=True)
 @require_POST
@@ -497,6 +535,20 @@ def _compliance_csv(rows: Any, *, year: int, limit: Decimal | None) -> HttpRespo
                 int(provider.total / limit * 100) if limit else "",
             ]
         )
+
+
+@permission_required("outreach.change_letter", raise_exception=True)
+def print_queue(request: HttpRequest) -> HttpResponse:
+    page = paginate(request, Letter.objects.print_queue())
+    return render_page(request, "outreach/print_queue.html", {"page": page}, partial="results")
+
+
+@login_required
+def letter_pdf_download(request: HttpRequest, pk: int) -> HttpResponse:
+    letter = get_letter_for_user(request, pk)
+    response = HttpResponse(letter_pdf(letter), content_type="application/pdf")
+    # The file name carries the letter number only, never a name.
+    response["Content-Disposition"] = f'attachment; filename="letter-{letter.pk}.pdf"'
     return response
 
 
@@ -658,3 +710,14 @@ def event_attendance(request: HttpRequest, pk: int) -> HttpResponse:
         people = "person" if result.attendees == 1 else "people"
         messages.success(request, f"Attendance recorded: {result.attendees} {people} came.")
     return redirect(event)
+
+
+@require_POST
+def letter_printed(request: HttpRequest, pk: int) -> HttpResponse:
+    letter = letter_mark_printed(
+        letter=get_letter_for_user(request, pk, write=True), actor=request.user
+    )
+    if request.htmx:
+        return render(request, "outreach/print_queue.html#letter-row", {"letter": letter})
+    messages.success(request, f"Marked as {'faxed' if letter.channel == 'fax' else 'printed'}.")
+    return redirect("outreach:print_queue")

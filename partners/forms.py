@@ -48,12 +48,24 @@ class ProviderForm(forms.ModelForm):
             "status",
             "in_network",
             "notes",
+            "preferred_channel",
+            "thank_you_by",
+            "letters_opt_out",
         ]
         widgets = {"notes": forms.Textarea(attrs={"rows": 3})}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["npi"].widget.attrs.update({"inputmode": "numeric", "autocomplete": "off"})
+        # Imports and older clients post no preferences: they keep the defaults.
+        for name in ("preferred_channel", "thank_you_by"):
+            self.fields[name].required = False
+
+    def clean_preferred_channel(self) -> str:
+        return self.cleaned_data["preferred_channel"] or Provider.PreferredChannel.EMAIL
+
+    def clean_thank_you_by(self) -> str:
+        return self.cleaned_data["thank_you_by"] or Provider.ThankYouBy.LETTER
 
     def clean_npi(self) -> str:
         return self.cleaned_data["npi"].strip()

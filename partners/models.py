@@ -174,8 +174,23 @@ class ProviderQuerySet(models.QuerySet["Provider"]):
         return self.filter(query)
 
 
+class PreferredChannel(models.TextChoices):
+    EMAIL = "email", "Email"
+    FAX = "fax", "Fax"
+    MAIL = "mail", "Mail"
+    PORTAL = "portal", "Portal"
+
+
+class ThankYouBy(models.TextChoices):
+    LETTER = "letter", "Letter"
+    CALL = "call", "Call (a task for the relationship owner)"
+
+
 class Provider(models.Model):
     """An individual clinician we have, or want, a referral relationship with."""
+
+    PreferredChannel = PreferredChannel
+    ThankYouBy = ThankYouBy
 
     class Status(models.TextChoices):
         PROSPECT = "prospect", "Prospect"
@@ -242,6 +257,28 @@ class Provider(models.Model):
     health_reasons = models.JSONField(default=list, blank=True)
     health_checked_at = models.DateTimeField(null=True, blank=True)
     notes = models.TextField(blank=True)
+    # Communication preferences are plain fields, not a separate model: every partner has
+    # exactly one set, every automated message reads them, and the letter pipeline gets
+    # them with the provider row it already loads (no extra join, no missing-row case).
+    preferred_channel = models.CharField(
+        "send letters by",
+        max_length=10,
+        choices=PreferredChannel.choices,
+        default=PreferredChannel.EMAIL,
+        help_text="Email goes out over SMTP; fax and mail go to the print queue as PDFs.",
+    )
+    thank_you_by = models.CharField(
+        "thank them by",
+        max_length=10,
+        choices=ThankYouBy.choices,
+        default=ThankYouBy.LETTER,
+        help_text="A call task for the personal touch instead of a thank-you letter.",
+    )
+    letters_opt_out = models.BooleanField(
+        "opted out of letters",
+        default=False,
+        help_text="No automated acknowledgments, notices, thank-yous or cover letters.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

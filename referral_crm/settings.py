@@ -204,12 +204,38 @@ else:
     EMAIL_FILE_PATH = VAR_DIR / "outbox"
 PRACTICE_NAME = env.str("PRACTICE_NAME", default="Riverside Orthopedics")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Referral CRM <referrals@localhost>")
+# The letterhead on PDF letters and HTML emails.
+PRACTICE_ADDRESS = env.list(
+    "PRACTICE_ADDRESS", default=["100 River Road, Suite 200", "Riverside, NY 10001"]
+)
+PRACTICE_PHONE = env.str("PRACTICE_PHONE", default="(555) 010-2000")
+# The right-hand side of every letter's Message-ID (its idempotency key).
+MESSAGE_ID_DOMAIN = env.str("MESSAGE_ID_DOMAIN", default="referral-crm.localhost")
+# A refused or silent SMTP server must fail the attempt (then retry), never hang a worker.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+# A letter claimed by a worker that has not finished within this time is presumed lost
+# with its worker and handed out again by the sweep; failed deliveries retry with
+# exponential backoff from this many seconds.
+LETTER_STALE_CLAIM_SECONDS = env.int("LETTER_STALE_CLAIM_SECONDS", default=600)
+LETTER_RETRY_BACKOFF_SECONDS = env.int("LETTER_RETRY_BACKOFF_SECONDS", default=30)
+# Dotted path to the fax transmission backend; the default leaves faxes in the print queue.
+FAX_BACKEND = env.str("FAX_BACKEND", default="outreach.fax.PrintQueueFaxBackend")
 
 # --- Celery ---------------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
+REDIS_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": 600,
+    # Publishing gives up after one quick retry instead of kombu's default of several
+    # seconds: with Redis down a request must not hang; the beat sweep re-drives
+    # whatever could not be enqueued (see core/enqueue.py).
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 600}
+    CELERY_BROKER_TRANSPORT_OPTIONS = REDIS_BROKER_TRANSPORT_OPTIONS
 else:
     # No server needed: kombu's filesystem transport, consumed by a real worker.
     _queue_dir = VAR_DIR / "celery" / "queue"
@@ -218,6 +244,8 @@ else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue_dir),
         "data_folder_out": str(_queue_dir),
+        # Broadcast (remote control) messages; kombu's default is ./control in the cwd.
+        "control_folder": str(VAR_DIR / "celery" / "control"),
     }
 # Tests give their worker a queue of its own; production uses the default.
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="celery")
@@ -255,6 +283,16 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-partner-imports": {
         "task": "partners.tasks.sweep_partner_imports",
         "schedule": 300.0,
+    },
+    # Nightly: partners whose referrals dropped or stopped become tasks, with reasons.
+    "build-rekindle-queue": {
+        "task": "outreach.tasks.build_rekindle_queue",
+        "schedule": crontab(hour=2, minute=15),
+    },
+    # Each liaison's plan for the day, before they head out.
+    "send-liaison-digests": {
+        "task": "outreach.tasks.send_liaison_digests",
+        "schedule": crontab(hour=6, minute=30),
     },
 }
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import partial
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 
+from core.enqueue import enqueue_on_commit
 from referrals.models import Inquiry, Referral, ReferralEvent, Status
 
 # Moves a bulk action may make: the ones that need no per-row detail (a decline reason or an
@@ -91,6 +91,7 @@ def referral_log(*, referral: Referral, actor: AbstractBaseUser | None) -> Refer
         actor=actor,
         at=referral.received_at,
     )
+    _close_the_loop(referral=referral, status=Status.RECEIVED)
     return referral
 
 
@@ -160,13 +161,7 @@ def referral_transition(
     )
     if locked.direction == Referral.Direction.INBOUND:
         _inquiry_follow(referral=locked, to_status=to_status, at=at)
-    if to_status == Status.SEEN and locked.direction == Referral.Direction.INBOUND:
-        # Closing the loop with the referrer. Only after commit: a rolled-back transition
-        # must not thank anybody. If this enqueue is lost, the beat sweep finds the
-        # referral by its "seen" event and does the same work.
-        from outreach.tasks import prepare_thank_you
-
-        transaction.on_commit(partial(prepare_thank_you.delay, locked.pk))
+    _close_the_loop(referral=locked, status=to_status)
     return locked
 
 
@@ -306,3 +301,14 @@ def consult_report_reminders_create(*, now: datetime | None = None) -> int:
     ]
     created = Task.objects.bulk_create(reminders, ignore_conflicts=True)
     return len(created)
+
+
+def _close_the_loop(*, referral: Referral, status: str) -> None:
+    """Tell the referrer (acknowledgment, scheduled, thank-you, report cover letter). Only
+    after commit: a rolled-back change must not message anybody. If this enqueue is lost,
+    the beat sweep finds the referral by its event and does the same work."""
+    from outreach.services import LOOP_MESSAGES
+    from outreach.tasks import prepare_loop_message
+
+    if referral.direction == Referral.Direction.INBOUND and status in LOOP_MESSAGES:
+        enqueue_on_commit(prepare_loop_message, referral.pk, status)

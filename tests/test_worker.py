@@ -50,7 +50,7 @@ def test_marking_a_referral_seen_makes_the_worker_create_the_thank_you(celery_wo
     assert referral.patient_initials in letter.body
     assert referral.patient_last_name not in letter.body
     assert letter.status == Letter.Status.PENDING
-    assert "prepare_thank_you" in celery_worker_process.log
+    assert "prepare_loop_message" in celery_worker_process.log
 
 
 def test_a_due_thank_you_is_delivered_by_the_worker(celery_worker_process):
@@ -70,7 +70,9 @@ def test_a_due_thank_you_is_delivered_by_the_worker(celery_worker_process):
     referral_transition(referral=referral, to_status=Status.SEEN, actor=liaison, at=seen_at)
 
     letter = wait_for(
-        lambda: Letter.objects.filter(referral=referral, status=Letter.Status.SENT).first(),
+        lambda: Letter.objects.filter(
+            referral=referral, kind=LetterTemplate.Kind.THANK_YOU, status=Letter.Status.SENT
+        ).first(),
         what="the letter to be sent",
     )
     assert letter.channel == Letter.Channel.EMAIL
@@ -82,7 +84,7 @@ def test_the_sweep_recovers_a_thank_you_whose_enqueue_was_lost(celery_worker_pro
     liaison = UserFactory(role=Role.LIAISON)
     referral = _scheduled_referral(liaison)
     # The broker "loses" the message: nothing is enqueued on commit.
-    with mock.patch("outreach.tasks.prepare_thank_you.delay"):
+    with mock.patch("outreach.tasks.prepare_loop_message.apply_async"):
         referral_transition(referral=referral, to_status=Status.SEEN, actor=liaison)
     assert not Task.objects.filter(referral=referral).exists()
 
@@ -92,4 +94,4 @@ def test_the_sweep_recovers_a_thank_you_whose_enqueue_was_lost(celery_worker_pro
         lambda: Task.objects.filter(referral=referral, kind=Task.Kind.THANK_YOU).exists(),
         what="the sweep to create the thank-you task",
     )
-    assert Letter.objects.filter(referral=referral).count() == 1
+    assert Letter.objects.filter(referral=referral, kind=LetterTemplate.Kind.THANK_YOU).count() == 1

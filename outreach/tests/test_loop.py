@@ -150,13 +150,16 @@ def test_an_smtp_failure_is_retried_then_shown_as_failed():
 def test_the_sweep_prepares_lost_thank_yous_and_queues_due_letters():
     referral = _seen_referral()
     assert not Letter.objects.exists()
-    with mock.patch("outreach.tasks.deliver_letter.delay") as deliver:
+    with mock.patch("outreach.tasks.deliver_letters.delay") as deliver:
         sweep_loop_work()
-        letter = Letter.objects.get(referral=referral)
-        deliver.assert_not_called()  # prepared, but not due yet
+        letter = Letter.objects.get(referral=referral, kind=LetterTemplate.Kind.THANK_YOU)
+        queued = {pk for call in deliver.call_args_list for pk in call.args[0]}
+        assert letter.pk not in queued  # prepared, but not due yet
+        deliver.reset_mock()
         Letter.objects.filter(pk=letter.pk).update(due_on=timezone.localdate())
+        Letter.objects.exclude(pk=letter.pk).update(status=Letter.Status.SENT)
         sweep_loop_work()
-    deliver.assert_called_once_with(letter.pk)
+    deliver.assert_called_once_with([letter.pk])
 
 
 def test_a_letter_abandoned_by_a_dead_worker_is_handed_out_again():

@@ -112,13 +112,13 @@ def test_seeing_an_inbound_patient_enqueues_the_thank_you_after_commit(
     referral, django_capture_on_commit_callbacks
 ):
     referral = _walk(referral, Status.ACCEPTED, Status.SCHEDULED)
-    with mock.patch("outreach.tasks.prepare_thank_you.delay") as delay:
+    with mock.patch("outreach.tasks.prepare_loop_message.apply_async") as send:
         with django_capture_on_commit_callbacks(execute=False) as callbacks:
             referral_transition(referral=referral, to_status=Status.SEEN, actor=None)
-        delay.assert_not_called()  # nothing leaves before the commit
+        send.assert_not_called()  # nothing leaves before the commit
         for callback in callbacks:
             callback()
-    delay.assert_called_once_with(referral.pk)
+    send.assert_called_once_with(args=(referral.pk, Status.SEEN), retry=False)
 
 
 def test_an_outbound_referral_being_seen_thanks_nobody(django_capture_on_commit_callbacks):

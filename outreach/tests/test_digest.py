@@ -1,0 +1,56 @@
+"""The liaison's daily digest email."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+
+from core.factories import UserFactory
+from core.roles import Role
+from outreach.factories import TaskFactory
+from outreach.models import Task
+from outreach.services import liaison_digests_send
+from outreach.tasks import send_liaison_digests
+from partners.factories import ProviderFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_each_liaison_gets_their_due_overdue_and_attention_tasks_once_a_day():
+    today = timezone.localdate()
+    jamie = UserFactory(role=Role.LIAISON, first_name="Jamie", email="jamie@example.org")
+    other = UserFactory(role=Role.LIAISON, email="other@example.org")
+    TaskFactory(assignee=jamie, title="Drop off the new brochures", due_on=today)
+    TaskFactory(assignee=jamie, title="Call Dr. Pilcher back", due_on=today - timedelta(days=3))
+    TaskFactory(assignee=jamie, title="Lunch next week", due_on=today + timedelta(days=7))
+    Task.objects.create(
+        kind=Task.Kind.REKINDLE,
+        title="Rekindle Dr. Wiebe",
+        detail="No referral for 75 days.",
+        due_on=today,
+        assignee=jamie,
+        provider=ProviderFactory(first_name="David", last_name="Wiebe", credential="MD"),
+    )
+    TaskFactory(assignee=other, title="Someone else's task", due_on=today)
+
+    assert liaison_digests_send(today=today) == 2
+    send_liaison_digests()  # beat fires again: nothing new
+
+    assert len(mail.outbox) == 2
+    [digest] = [m for m in mail.outbox if m.to == ["jamie@example.org"]]
+    assert "Good morning Jamie" in digest.body
+    assert "Drop off the new brochures" in digest.body
+    assert "Call Dr. Pilcher back" in digest.body
+    assert "Lunch next week" not in digest.body
+    assert "David Wiebe, MD: No referral for 75 days." in digest.body
+    assert "Someone else's task" not in digest.body
+    assert "text/html" in [mimetype for _, mimetype in digest.alternatives]
+
+
+def test_a_liaison_with_nothing_due_gets_no_email():
+    UserFactory(role=Role.LIAISON, email="free@example.org")
+    assert liaison_digests_send() == 0
+    assert mail.outbox == []

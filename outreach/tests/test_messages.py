@@ -1,0 +1,242 @@
+"""Loop messages for every referral event, routed by the partner's preferences."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.test import override_settings
+from django.utils import timezone
+
+from bench.smtp_sink import SilentServer, SmtpSink
+from outreach import services
+from outreach.fax import PrintQueueFaxBackend
+from outreach.models import Letter, LetterTemplate, Task
+from outreach.pdf import letter_pdf
+from partners.factories import ProviderFactory
+from partners.models import Provider
+from referrals.factories import ReferralFactory
+from referrals.models import Referral, Status
+from referrals.services import referral_log, referral_transition
+
+pytestmark = pytest.mark.django_db
+
+K = LetterTemplate.Kind
+
+
+def _referral(**provider_kwargs):
+    provider = ProviderFactory(**provider_kwargs)
+    return referral_log(
+        referral=ReferralFactory.build(
+            provider=provider, patient_first_name="Ruth", patient_last_name="Olsen"
+        ),
+        actor=None,
+    )
+
+
+def _walk(referral, *statuses):
+    for status in statuses:
+        referral = referral_transition(
+            referral=referral,
+            to_status=status,
+            actor=None,
+            appointment_at=timezone.now() + timedelta(days=3),
+        )
+    return referral
+
+
+def test_a_new_inbound_referral_is_acknowledged_by_email_the_same_day():
+    referral = _referral(email="wiebe@example.org")
+
+    _task, letter = services.loop_message_prepare(referral_id=referral.pk, status=Status.RECEIVED)
+
+    assert letter.kind == K.ACKNOWLEDGMENT
+    assert (letter.channel, letter.status) == (Letter.Channel.EMAIL, Letter.Status.PENDING)
+    assert letter.recipient == "wiebe@example.org"
+    assert letter.due_on == timezone.localdate()
+    assert "R.O." in letter.subject and "Olsen" not in letter.body
+    assert letter.message_id.startswith("<") and letter.message_id.endswith(">")
+
+
+def test_each_pipeline_step_sends_its_own_message_once():
+    referral = _referral(email="wiebe@example.org")
+    referral = _walk(referral, Status.ACCEPTED, Status.SCHEDULED, Status.SEEN, Status.REPORT_SENT)
+
+    for status in services.LOOP_MESSAGES:
+        services.loop_message_prepare(referral_id=referral.pk, status=status)
+        services.loop_message_prepare(referral_id=referral.pk, status=status)
+
+    kinds = sorted(Letter.objects.filter(referral=referral).values_list("kind", flat=True))
+    assert kinds == sorted([K.ACKNOWLEDGMENT, K.SCHEDULED, K.THANK_YOU, K.OUTCOME])
+    scheduled = Letter.objects.get(referral=referral, kind=K.SCHEDULED)
+    appointment = timezone.localtime(referral.appointment_at)
+    assert f"{appointment:%B %-d, %Y}" in scheduled.body
+
+
+def test_a_step_the_referral_never_reached_sends_nothing():
+    referral = _referral(email="wiebe@example.org")
+    assert services.loop_message_prepare(referral_id=referral.pk, status=Status.SEEN) == (
+        None,
+        None,
+    )
+    assert services.loop_message_prepare(referral_id=referral.pk, status=Status.ACCEPTED) == (
+        None,
+        None,
+    )
+
+
+def test_an_outbound_referral_messages_nobody():
+    referral = referral_log(
+        referral=ReferralFactory.build(
+            provider=ProviderFactory(), direction=Referral.Direction.OUTBOUND
+        ),
+        actor=None,
+    )
+    assert services.loop_message_prepare(referral_id=referral.pk, status=Status.RECEIVED) == (
+        None,
+        None,
+    )
+
+
+def test_a_partner_who_opted_out_gets_no_letter_but_the_timeline_shows_why():
+    referral = _referral(email="wiebe@example.org", letters_opt_out=True)
+    _task, letter = services.loop_message_prepare(referral_id=referral.pk, status=Status.RECEIVED)
+    assert letter.status == Letter.Status.SKIPPED
+    assert services.letter_deliver(letter_id=letter.pk) is None
+    assert mail.outbox == []
+    # The sweep does not prepare it again and again.
+    assert (referral.pk, Status.RECEIVED) not in services.referral_events_missing_messages()
+
+
+def test_a_partner_who_prefers_a_call_gets_a_call_task_instead_of_a_thank_you_letter():
+    referral = _referral(email="wiebe@example.org", thank_you_by=Provider.ThankYouBy.CALL)
+    referral = _walk(referral, Status.ACCEPTED, Status.SCHEDULED, Status.SEEN)
+    task, letter = services.loop_message_prepare(referral_id=referral.pk, status=Status.SEEN)
+    assert (letter.channel, letter.status) == (Letter.Channel.CALL, Letter.Status.SKIPPED)
+    assert task.kind == Task.Kind.THANK_YOU and task.title.startswith("Call ")
+    # Other messages still go by the preferred channel.
+    _, ack = services.loop_message_prepare(referral_id=referral.pk, status=Status.RECEIVED)
+    assert ack.channel == Letter.Channel.EMAIL
+
+
+@pytest.mark.parametrize(
+    ("preferred", "email", "expected"),
+    [
+        (Provider.PreferredChannel.EMAIL, "a@example.org", Letter.Channel.EMAIL),
+        (Provider.PreferredChannel.PORTAL, "a@example.org", Letter.Channel.EMAIL),
+        (Provider.PreferredChannel.FAX, "a@example.org", Letter.Channel.FAX),
+        (Provider.PreferredChannel.MAIL, "a@example.org", Letter.Channel.MAIL),
+        # No address for the preferred channel: paper, by fax when the office has one.
+        (Provider.PreferredChannel.EMAIL, "", Letter.Channel.FAX),
+    ],
+)
+def test_the_channel_follows_the_partners_preference(preferred, email, expected):
+    provider = ProviderFactory(preferred_channel=preferred, email=email, organization__email="")
+    channel, status, _ = services.letter_route(provider, K.ACKNOWLEDGMENT)
+    assert (channel, status) == (expected, Letter.Status.PENDING)
+
+
+def test_without_any_fax_or_email_the_letter_goes_by_mail():
+    provider = ProviderFactory(email="", organization=None)
+    assert services.letter_route(provider, K.OUTCOME)[0] == Letter.Channel.MAIL
+
+
+def _due(letter):
+    Letter.objects.filter(pk=letter.pk).update(due_on=timezone.localdate())
+    return letter
+
+
+def test_an_email_letter_carries_html_text_and_its_own_message_id():
+    referral = _referral(email="wiebe@example.org")
+    _, letter = services.loop_message_prepare(referral_id=referral.pk, status=Status.RECEIVED)
+    services.letter_deliver(letter_id=_due(letter).pk)
+    sent = mail.outbox[0]
+    assert sent.extra_headers["Message-ID"] == letter.message_id
+    assert sent.body == letter.body
+    html, mimetype = sent.alternatives[0]
+    assert mimetype == "text/html"
+    assert "Riverside Orthopedics" in html and "R.O." in html
+
+
+class RecordingFaxBackend:
+    sent: list[bytes] = []
+
+    def send(self, *, letter, pdf):
+        RecordingFaxBackend.sent.append(pdf)
+        return Letter.Status.SENT
+
+
+def test_a_fax_goes_through_the_configured_backend_with_the_pdf():
+    RecordingFaxBackend.sent = []
+    referral = _referral(preferred_channel=Provider.PreferredChannel.FAX)
+    _, letter = services.loop_message_prepare(referral_id=referral.pk, status=Status.RECEIVED)
+    with override_settings(FAX_BACKEND=f"{__name__}.RecordingFaxBackend"):
+        delivered = services.letter_deliver(letter_id=_due(letter).pk)
+    assert delivered.status == Letter.Status.SENT
+    assert RecordingFaxBackend.sent[0].startswith(b"%PDF")
+
+
+def test_the_default_fax_backend_leaves_the_fax_in_the_print_queue():
+    assert isinstance(services.fax_backend(), PrintQueueFaxBackend)
+    referral = _referral(preferred_channel=Provider.PreferredChannel.FAX)
+    _, letter = services.loop_message_prepare(referral_id=referral.pk, status=Status.RECEIVED)
+    delivered = services.letter_deliver(letter_id=_due(letter).pk)
+    assert (delivered.status, delivered.channel) == (Letter.Status.PRINT_QUEUE, "fax")
+    assert delivered.recipient == referral.provider.fax
+    assert mail.outbox == []
+
+
+def test_the_pdf_has_the_letterhead_and_survives_typographic_characters():
+    referral = _referral(first_name="Zoë", last_name="O\u2019Brien")
+    _, letter = services.loop_message_prepare(referral_id=referral.pk, status=Status.RECEIVED)
+    letter.body += "\n\n“Quoted” — and a snowman ☃."
+    pdf = letter_pdf(letter)
+    assert pdf.startswith(b"%PDF-") and len(pdf) > 1000
+
+
+def test_the_sweep_finds_every_kind_of_message_whose_enqueue_was_lost():
+    referral = _referral(email="wiebe@example.org")
+    referral = _walk(referral, Status.ACCEPTED, Status.SCHEDULED, Status.SEEN, Status.REPORT_SENT)
+    missing = set(services.referral_events_missing_messages())
+    assert missing == {(referral.pk, status) for status in services.LOOP_MESSAGES}
+    for referral_id, status in missing:
+        services.loop_message_prepare(referral_id=referral_id, status=status)
+    assert services.referral_events_missing_messages() == []
+
+
+def test_an_smtp_server_that_refuses_leads_to_retries_then_a_visible_failure(settings):
+    sink = SmtpSink().start()
+    sink.refuse = True
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", sink.port
+    try:
+        referral = _referral(email="wiebe@example.org")
+        _, letter = services.loop_message_prepare(referral_id=referral.pk, status=Status.RECEIVED)
+        _due(letter)
+        for _ in range(services.MAX_DELIVERY_ATTEMPTS - 1):
+            with pytest.raises(services.TransientDeliveryError):
+                services.letter_deliver(letter_id=letter.pk)
+        failed = services.letter_deliver(letter_id=letter.pk)
+    finally:
+        sink.stop()
+    assert failed.status == Letter.Status.FAILED
+    assert failed.last_error.startswith("SMTPDataError")
+    assert sink.total == 0
+
+
+def test_an_smtp_server_that_never_answers_times_out_and_is_retried(settings):
+    silent = SilentServer()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", silent.port, 1
+    try:
+        referral = _referral(email="wiebe@example.org")
+        _, letter = services.loop_message_prepare(referral_id=referral.pk, status=Status.RECEIVED)
+        with pytest.raises(services.TransientDeliveryError):
+            services.letter_deliver(letter_id=_due(letter).pk)
+    finally:
+        silent.stop()
+    letter.refresh_from_db()
+    assert (letter.status, letter.attempts) == (Letter.Status.PENDING, 1)
+    # smtplib reports the greeting that never came as a disconnect after the timeout.
+    assert letter.last_error == "SMTPServerDisconnected on attempt 1"

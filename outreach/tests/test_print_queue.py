@@ -1,0 +1,136 @@
+"""The print and fax queue, PDF downloads, and the template editor's live preview."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from outreach.models import Letter, LetterTemplate
+from partners.factories import ProviderFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _queued(provider=None, channel=Letter.Channel.FAX, **kwargs):
+    return Letter.objects.create(
+        kind=LetterTemplate.Kind.THANK_YOU,
+        provider=provider or ProviderFactory(),
+        subject=kwargs.pop("subject", "Thank you for referring R.O."),
+        body="Dear Dr. Wiebe,\n\nThank you.",
+        due_on=timezone.localdate(),
+        status=Letter.Status.PRINT_QUEUE,
+        channel=channel,
+        recipient="(402) 555-0100" if channel == Letter.Channel.FAX else "",
+        message_id=f"<{uuid.uuid4().hex}@test>",
+        **kwargs,
+    )
+
+
+def test_coordinators_and_managers_work_the_print_queue_and_liaisons_do_not(
+    client_for, coordinator, manager, liaison
+):
+    _queued(subject="Fax me please")
+    url = reverse("outreach:print_queue")
+    assert "Fax me please" in client_for(coordinator).get(url).content.decode()
+    assert client_for(manager).get(url).status_code == 200
+    assert client_for(liaison).get(url).status_code == 403
+
+
+def test_the_print_queue_lists_only_letters_waiting_for_paper(client_for, coordinator):
+    _queued(subject="Waiting for the fax")
+    _queued(subject="Already sent", channel=Letter.Channel.MAIL).__class__.objects.filter(
+        subject="Already sent"
+    ).update(status=Letter.Status.SENT)
+    page = client_for(coordinator).get(reverse("outreach:print_queue")).content.decode()
+    assert "Waiting for the fax" in page
+    assert "Already sent" not in page
+
+
+def test_the_print_queue_runs_the_same_queries_however_many_letters_wait(
+    client_for, coordinator, django_assert_num_queries
+):
+    client = client_for(coordinator)
+    _queued()
+    url = reverse("outreach:print_queue")
+    client.get(url)  # warm the session and permission caches
+    with django_assert_num_queries(10) as few:
+        client.get(url)
+    for _ in range(30):
+        _queued()
+    with django_assert_num_queries(len(few.captured_queries)):
+        response = client.get(url)
+    assert response.content.decode().count("Mark faxed") == 25
+
+
+def test_a_queued_letter_downloads_as_a_pdf(client_for, coordinator):
+    letter = _queued()
+    response = client_for(coordinator).get(reverse("outreach:letter_pdf", args=[letter.pk]))
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/pdf"
+    assert response.content.startswith(b"%PDF-")
+    assert response["Content-Disposition"] == f'attachment; filename="letter-{letter.pk}.pdf"'
+
+
+def test_a_liaison_downloads_only_the_letters_of_their_own_partners(
+    client_for, liaison, other_liaison
+):
+    letter = _queued(provider=ProviderFactory(owner=liaison))
+    url = reverse("outreach:letter_pdf", args=[letter.pk])
+    assert client_for(liaison).get(url).status_code == 200
+    assert client_for(other_liaison).get(url).status_code == 404
+
+
+def test_marking_a_fax_sent_records_who_and_when_and_returns_the_row_to_htmx(
+    client_for, coordinator
+):
+    letter = _queued()
+    response = client_for(coordinator).post(
+        reverse("outreach:letter_printed", args=[letter.pk]), HTTP_HX_REQUEST="true"
+    )
+    letter.refresh_from_db()
+    assert (letter.status, letter.printed_by) == (Letter.Status.SENT, coordinator)
+    assert letter.sent_at is not None
+    assert "<html" not in response.content.decode()
+
+
+def test_a_liaison_cannot_mark_a_letter_printed(client_for, liaison):
+    letter = _queued(provider=ProviderFactory(owner=liaison))
+    response = client_for(liaison).post(reverse("outreach:letter_printed", args=[letter.pk]))
+    assert response.status_code == 403
+    letter.refresh_from_db()
+    assert letter.status == Letter.Status.PRINT_QUEUE
+
+
+def test_the_template_list_offers_every_kind_of_letter(client_for, manager):
+    page = client_for(manager).get(reverse("outreach:template_list")).content.decode()
+    for label in LetterTemplate.Kind.labels:
+        assert label in page
+
+
+def test_the_editor_previews_unsaved_text_for_a_sample_referral(client_for, manager):
+    client = client_for(manager)
+    client.get(reverse("outreach:template_list"))
+    template = LetterTemplate.objects.get(kind=LetterTemplate.Kind.SCHEDULED)
+    response = client.post(
+        reverse("outreach:template_preview", args=[template.pk]),
+        {"subject": "See you, {{ provider_last_name }}", "body": "On {{ appointment_date }}."},
+        HTTP_HX_REQUEST="true",
+    )
+    html = response.content.decode()
+    assert "See you, Whitfield" in html
+    assert "On March 12, 2026 at 9:30 AM." in html
+    assert "<html" not in html
+    template.refresh_from_db()
+    assert template.subject != "See you, {{ provider_last_name }}"
+
+
+def test_the_partner_timeline_shows_each_letter_with_what_was_sent_and_how(client_for, manager):
+    provider = ProviderFactory(preferred_channel="fax")
+    _queued(provider=provider, subject="Thank you for referring K.L.")
+    page = client_for(manager).get(provider.get_absolute_url()).content.decode()
+    assert "Thank you for referring K.L." in page
+    assert "In the print/fax queue · fax" in page
+    assert "Letters by fax" in page

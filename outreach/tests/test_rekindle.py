@@ -1,0 +1,87 @@
+"""The nightly rekindle queue: partners who slipped away, with the reasons."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from core.factories import UserFactory
+from outreach.models import Activity, Task
+from outreach.services import rekindle_queue_build
+from outreach.tasks import build_rekindle_queue
+from partners.factories import ProviderFactory
+from referrals.factories import ReferralFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _referrals(provider, *days_ago):
+    now = timezone.now()
+    for days in days_ago:
+        ReferralFactory(provider=provider, received_at=now - timedelta(days=days))
+
+
+def _touch(provider, days_ago, next_step=""):
+    activity = Activity.objects.create(
+        occurred_at=timezone.now() - timedelta(days=days_ago), next_step=next_step
+    )
+    activity.providers.add(provider)
+
+
+def test_a_partner_whose_referrals_stopped_gets_a_task_with_the_reasons_and_last_next_step():
+    owner = UserFactory()
+    provider = ProviderFactory(owner=owner, last_name="Pilcher")
+    _referrals(provider, 100, 120, 150, 170)
+    _touch(provider, 40, next_step="Bring the new MRI schedule")
+
+    [task] = rekindle_queue_build()
+
+    assert (task.kind, task.assignee, task.provider) == (Task.Kind.REKINDLE, owner, provider)
+    assert task.due_on == timezone.localdate()
+    assert "Referrals dropped from 4 to 0" in task.detail
+    assert "No referral for 100 days." in task.detail
+    assert "Last touch 40 days ago." in task.detail
+    assert "Last next step: Bring the new MRI schedule" in task.detail
+
+
+def test_running_it_again_creates_no_second_task():
+    provider = ProviderFactory(owner=UserFactory())
+    _referrals(provider, 75)
+    rekindle_queue_build()
+    build_rekindle_queue()
+    assert Task.objects.filter(provider=provider, kind=Task.Kind.REKINDLE).count() == 1
+
+
+def test_a_partner_touched_recently_or_still_referring_is_left_alone():
+    touched = ProviderFactory(owner=UserFactory())
+    _referrals(touched, 100, 120, 150)
+    _touch(touched, 5)
+    steady = ProviderFactory(owner=UserFactory())
+    _referrals(steady, 10, 40, 100, 150)
+    unowned = ProviderFactory(owner=None)
+    _referrals(unowned, 100, 120)
+    assert rekindle_queue_build() == []
+
+
+def test_the_queue_takes_the_same_queries_however_many_partners(django_assert_num_queries):
+    owner = UserFactory()
+    provider = ProviderFactory(owner=owner)
+    _referrals(provider, 80)
+    with django_assert_num_queries(5) as few:
+        rekindle_queue_build()
+    for _ in range(10):
+        _referrals(ProviderFactory(owner=owner), 70, 100)
+    with django_assert_num_queries(len(few.captured_queries)):
+        tasks = rekindle_queue_build()
+    assert len(tasks) == 10
+
+
+def test_the_owner_reads_the_reasons_on_the_task_page(client_for, liaison):
+    provider = ProviderFactory(owner=liaison)
+    _referrals(provider, 75)
+    [task] = rekindle_queue_build()
+    page = client_for(liaison).get(task.get_absolute_url()).content.decode()
+    assert "No referral for 75 days." in page
+    assert "Never visited or called." in page

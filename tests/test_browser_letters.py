@@ -1,0 +1,68 @@
+"""The letter template editor's live preview and the print queue, in chromium at phone
+width, with no console errors."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from core.factories import DEMO_PASSWORD, UserFactory
+from core.roles import Role
+from outreach.models import Letter, LetterTemplate
+from partners.factories import ProviderFactory
+from tests.test_browser import browser, page  # noqa: F401 - shared fixtures
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def _sign_in(tab: Any, username: str) -> None:
+    tab.goto("/")
+    tab.get_by_label("Username").fill(username)
+    tab.get_by_label("Password").fill(DEMO_PASSWORD)
+    tab.get_by_role("button", name="Sign in").click()
+
+
+def test_a_manager_sees_the_preview_change_while_typing(page: Any) -> None:  # noqa: F811
+    from playwright.sync_api import expect
+
+    UserFactory(username="maria", role=Role.MANAGER)
+    _sign_in(page, "maria")
+    page.goto("/outreach/templates/")
+    page.get_by_role("link", name=re.compile("Your patient is scheduled")).click()
+    preview = page.locator("#preview")
+    expect(preview).to_contain_text("J.D.")
+    page.get_by_label("Subject").fill("See you soon, Dr. {{ provider_last_name }}")
+    expect(page.locator("#preview")).to_contain_text("See you soon, Dr. Whitfield")
+    # The preview saved nothing.
+    assert not LetterTemplate.objects.filter(subject__startswith="See you soon").exists()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert page.problems == []
+
+
+def test_a_coordinator_marks_a_fax_sent_from_the_print_queue(page: Any) -> None:  # noqa: F811
+    from playwright.sync_api import expect
+
+    UserFactory(username="cora", role=Role.COORDINATOR)
+    letter = Letter.objects.create(
+        kind=LetterTemplate.Kind.THANK_YOU,
+        provider=ProviderFactory(last_name="Pilcher"),
+        subject="Thank you for referring R.O.",
+        body="Dear Dr. Pilcher,\n\nThank you.",
+        due_on=timezone.localdate(),
+        status=Letter.Status.PRINT_QUEUE,
+        channel=Letter.Channel.FAX,
+        recipient="(402) 555-0100",
+        message_id="<browser-test@referral-crm>",
+    )
+    _sign_in(page, "cora")
+    page.goto("/outreach/print-queue/")
+    expect(page.get_by_text("Thank you for referring R.O.")).to_be_visible()
+    page.get_by_role("button", name="Mark faxed").click()
+    expect(page.locator(f"#letter-{letter.pk}")).to_contain_text("Sent")
+    letter.refresh_from_db()
+    assert letter.status == Letter.Status.SENT
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert page.problems == []
