@@ -535,8 +535,10 @@ def _compliance_csv(rows: Any, *, year: int, limit: Decimal | None) -> HttpRespo
                 int(provider.total / limit * 100) if limit else "",
             ]
         )
+    return response
 
 
+@login_required
 @permission_required("outreach.change_letter", raise_exception=True)
 def print_queue(request: HttpRequest) -> HttpResponse:
     page = paginate(request, Letter.objects.print_queue())
@@ -712,6 +714,7 @@ def event_attendance(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(event)
 
 
+@login_required
 @require_POST
 def letter_printed(request: HttpRequest, pk: int) -> HttpResponse:
     letter = letter_mark_printed(

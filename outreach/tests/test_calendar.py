@@ -11,7 +11,7 @@ from outreach.models import CalendarFeed, Task
 from outreach.services import thank_you_prepare
 from partners.factories import OrganizationFactory, ProviderFactory
 from referrals.factories import ReferralFactory
-from referrals.models import Referral
+from referrals.models import Referral, ReferralEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -54,6 +54,7 @@ def test_the_feed_holds_patient_initials_only(client, client_for, liaison):
         direction=Referral.Direction.INBOUND,
     )
     Referral.objects.filter(pk=referral.pk).update(seen_at=timezone.now())
+    ReferralEvent.objects.create(referral=referral, from_status="scheduled", to_status="seen")
     thank_you_prepare(referral_id=referral.pk)
     Task.objects.filter(referral=referral).update(due_on=timezone.localdate())
     body = client.get(make_feed_url(client_for(liaison))).content.decode()
