@@ -64,7 +64,7 @@ def build(user: Any, *, host: str) -> bytes:
             entry.add("location", event.place)
         calendar.add_component(entry)
 
-    # All-day entries rather than VTODOs: most calendar apps ignore tasks in a feed.
+    # All-day entries rather than iCalendar task components: most calendar apps ignore those in a feed.
     tasks = (
         Task.objects.open()
         .filter(assignee=user, due_on__range=(start, end))
