@@ -14,8 +14,10 @@ BENCHMARKS = ["nppes_import", "scale", "letters"]
 
 
 def main(argv: list[str]) -> int:
-    chosen = [arg for arg in argv if not arg.startswith("-")] or BENCHMARKS
-    options = [arg for arg in argv if arg.startswith("-")]
+    # Names come first; everything from the first option on is passed through, so an option's
+    # value ("--letters 3000") stays with its option.
+    split = next((i for i, arg in enumerate(argv) if arg.startswith("-")), len(argv))
+    chosen, options = argv[:split] or BENCHMARKS, argv[split:]
     unknown = sorted(set(chosen) - set(BENCHMARKS))
     if unknown:
         print(f"Unknown benchmark(s): {', '.join(unknown)}", file=sys.stderr)
