@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.urls import reverse
 
 from partners.models import Provider
 
@@ -27,4 +28,5 @@ class ProviderPicker(forms.HiddenInput):
             if provider is not None:
                 label = provider.display_name
         context["widget"]["label"] = label
+        context["widget"]["search_url"] = reverse("partners:provider_typeahead")
         return context

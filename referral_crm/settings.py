@@ -73,6 +73,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Inside SessionMiddleware, so the session it marks modified is saved on the way out.
+    "core.middleware.IdleLogoffMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -140,7 +142,9 @@ LOGOUT_REDIRECT_URL = "login"
 
 # Automatic logoff: a session idle for 15 minutes ends (HIPAA workstation safeguard).
 SESSION_COOKIE_AGE = env.int("SESSION_IDLE_SECONDS", default=15 * 60)
-SESSION_SAVE_EVERY_REQUEST = True
+# core.middleware.IdleLogoffMiddleware re-saves an active session at most once a minute
+# (not on every request: that would be a database write per page view).
+SESSION_TOUCH_SECONDS = 60
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 
 # Login lockout (django-axes): five failures for one username lock it for 15 minutes.
@@ -190,7 +194,7 @@ INTAKE_LINK_SUBMISSIONS_PER_HOUR = env.int("INTAKE_LINK_SUBMISSIONS_PER_HOUR", d
 DUPLICATE_WINDOW_DAYS = env.int("DUPLICATE_WINDOW_DAYS", default=30)
 
 # Form widgets may use templates from templates/ (e.g. the provider type-ahead).
-FORM_RENDERER = "django.forms.renderers.TemplatesSetting"
+FORM_RENDERER = "core.renderers.WidgetRenderer"
 
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
 CRISPY_TEMPLATE_PACK = "bootstrap5"

@@ -58,7 +58,7 @@ def referral_list(request: HttpRequest) -> HttpResponse:
     """The work queue: every referral the user may see, filtered and paginated."""
     filterset = ReferralFilter(
         request.GET or {"open": True},
-        queryset=Referral.objects.for_user(request.user).for_list().with_sla(),
+        queryset=Referral.objects.for_user(request.user).for_queue().with_sla(),
         request=request,
     )
     page = paginate_capped(request, filterset.qs)

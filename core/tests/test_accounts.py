@@ -1,14 +1,35 @@
+from datetime import timedelta
+
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.contrib.sessions.models import Session
 from django.core.management import CommandError, call_command
 from django.urls import reverse
+from django.utils import timezone
 
 from core.factories import DEMO_PASSWORD, UserFactory
 from core.roles import Role
 
 pytestmark = pytest.mark.django_db
+
+
+class _Clock:
+    """Moves django.utils.timezone.now (what sessions and the idle-logoff middleware read)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.offset = timedelta(0)
+        real_now = timezone.now
+        monkeypatch.setattr(timezone, "now", lambda: real_now() + self.offset)
+
+    def shift(self, **delta: float) -> None:
+        self.offset += timedelta(**delta)
+
+
+@pytest.fixture
+def time_machine_session(monkeypatch):
+    return _Clock(monkeypatch)
 
 
 def test_every_role_exists_after_migrate():
@@ -50,9 +71,33 @@ def test_a_liaison_cannot_delete_referrals_or_change_tiers_but_a_manager_can():
     assert manager.has_perm("referrals.delete_referral")
 
 
-def test_sessions_end_after_fifteen_idle_minutes():
+def test_sessions_end_after_fifteen_idle_minutes(client, time_machine_session):
+    """An active user stays signed in; one idle for 15 minutes is signed out; and page
+    views within a minute of each other do not rewrite the session."""
     assert settings.SESSION_COOKIE_AGE == 900
-    assert settings.SESSION_SAVE_EVERY_REQUEST
+    client.force_login(UserFactory(role=Role.MANAGER))
+    dashboard = reverse("core:dashboard")
+    key = client.session.session_key
+
+    def expiry():
+        return Session.objects.get(session_key=key).expire_date
+
+    assert client.get(dashboard).status_code == 200
+    first = expiry()
+    assert client.get(dashboard).status_code == 200
+    assert expiry() == first  # no write for a second view within the minute
+
+    time_machine_session.shift(seconds=61)
+    assert client.get(dashboard).status_code == 200
+    assert expiry() > first  # an active user's session is pushed forward
+
+    time_machine_session.shift(seconds=14 * 60 + 30)
+    assert client.get(dashboard).status_code == 200  # 14.5 idle minutes: still signed in
+
+    time_machine_session.shift(seconds=15 * 60 + 1)
+    response = client.get(dashboard)
+    assert response.status_code == 302  # idle 15 minutes: signed out
+    assert response.url.startswith(reverse("login"))
 
 
 def test_pages_require_sign_in(client):

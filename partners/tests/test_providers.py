@@ -125,7 +125,7 @@ def test_the_partner_list_runs_the_same_queries_for_5_and_40_partners(
 
     fill(5)
     client.get(url)  # warm the session and permission caches
-    with django_assert_num_queries(11) as small:
+    with django_assert_num_queries(8) as small:
         client.get(url)
     fill(35)
     with django_assert_num_queries(len(small.captured_queries)):
@@ -142,7 +142,7 @@ def test_the_partner_detail_runs_the_same_queries_however_long_its_history(
     url = provider.get_absolute_url()
     client.get(url)
     # 22: the 18 before issue 3 part 2, plus monthly volume, tasks, health and merges.
-    with django_assert_num_queries(22) as few:
+    with django_assert_num_queries(19) as few:
         client.get(url)
     ReferralFactory.create_batch(20, provider=provider)
     ReferralFactory.create_batch(5, provider=provider, direction="outbound")

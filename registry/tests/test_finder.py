@@ -154,13 +154,13 @@ def test_the_finder_query_count_stays_the_same_as_rows_grow(
                 ReferralFactory(provider=partner)
 
     # Session, user, 2 permission loads, role groups, specialty check, location (validate +
-    # render), count, page ids, page rows, partner summaries, specialty labels, liaisons,
-    # session save (3 with its savepoint): none of them per row.
+    # render), count, page ids, page rows, partner summaries, specialty labels, liaisons:
+    # none of them per row.
     add_rows(3)
-    with django_assert_num_queries(17):
+    with django_assert_num_queries(14):
         small = client.get(FINDER, query)
     add_rows(40)
-    with django_assert_num_queries(17):
+    with django_assert_num_queries(14):
         large = client.get(FINDER, query)
 
     assert len(small.context["rows"]) == 3
