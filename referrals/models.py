@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Case, F, Q, Value, When
+from django.db.models.functions import Lower, Trim
 from django.urls import reverse
 from django.utils import timezone
 
@@ -342,6 +343,11 @@ class Referral(models.Model):
             models.Index(fields=["status", "-received_at"], name="referral_queue_idx"),
             # Partner pages and counts group referrals by provider and time.
             models.Index(fields=["provider", "-received_at"], name="referral_provider_idx"),
+            # The duplicate check (same patient: last name ignoring case and spaces, and
+            # birth date) on entry and on the detail page; without it a full scan at scale.
+            models.Index(
+                Lower(Trim("patient_last_name")), "patient_dob", name="referral_patient_match_idx"
+            ),
         ]
         constraints = [
             models.CheckConstraint(
