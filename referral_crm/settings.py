@@ -161,7 +161,9 @@ AXES_USERNAME_CALLABLE = "core.lockout.lockout_username"
 # --- Internationalisation -------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("PRACTICE_TIME_ZONE", default="America/New_York")
-USE_I18N = True
+# English only: translation machinery off saves work on every rendered string.
+# English only: without the translation machinery every rendered string costs less.
+USE_I18N = False
 USE_TZ = True
 
 # --- Static files ---------------------------------------------------------------------------
