@@ -596,20 +596,62 @@ def _get(port: int, path: str, cookie: str) -> tuple[int, float]:
     return response.status, (time.perf_counter() - started) * 1000
 
 
-def measure_latency(port: int, path: str, cookie: str, requests: int) -> dict[str, float]:
-    """One request at a time: what a user waits for on an otherwise idle server."""
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time consumed so far by these processes (from /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()] if path.exists() else []
+
+
+def _postgres_backends() -> list[int]:
+    """The Postgres server's processes (its backends serve the app's queries)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() in {"postgres", "postmaster"}:
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def measure_latency(
+    port: int, path: str, cookie: str, requests: int, server_pids: list[int]
+) -> dict[str, float]:
+    """One request at a time: what a user waits for on an otherwise idle server; and the
+    CPU time each page view costs the app (gunicorn workers) and the database (Postgres
+    processes), which unlike wall-clock time does not depend on what else the machine runs.
+    """
     for _ in range(5):
         _get(port, path, cookie)
     timings = []
+    database_pids = _postgres_backends()
+    app_cpu, database_cpu = _cpu_seconds(server_pids), _cpu_seconds(database_pids)
     for _ in range(requests):
         status, ms = _get(port, path, cookie)
         if status != 200:
             raise SystemExit(f"{path} answered {status}")
         timings.append(ms)
+    app_cpu = _cpu_seconds(server_pids) - app_cpu
+    database_cpu = _cpu_seconds(database_pids) - database_cpu
     timings.sort()
     return {
         "p50_ms": round(statistics.median(timings), 1),
         "p95_ms": round(timings[int(len(timings) * 0.95) - 1], 1),
+        "app_cpu_ms": round(app_cpu / requests * 1000, 1),
+        "db_cpu_ms": round(database_cpu / requests * 1000, 1),
     }
 
 
@@ -695,8 +737,9 @@ def measure(env: dict[str, str], *, workers: int, requests: int, seconds: float)
     cookie = f"sessionid={pages['session']}"
     server = Gunicorn(env, workers)
     try:
+        workers_pids = _children(server.process.pid)
         latency = {
-            name: measure_latency(server.port, url, cookie, requests)
+            name: measure_latency(server.port, url, cookie, requests, workers_pids)
             for name, url in tqdm(pages["urls"].items(), desc="latency", unit=" page")
         }
         load = measure_throughput(
@@ -849,12 +892,13 @@ def report(results: dict[str, Any]) -> str:
             f"{rows['referrals_referralevent']:,} events, "
             f"{rows['partners_provider']:,} partners, {rows['outreach_activity']:,} activities",
             "",
-            "| page | p50 ms | p95 ms | queries |",
-            "| --- | ---: | ---: | ---: |",
+            "| page | p50 ms | p95 ms | queries | app CPU ms/view | Postgres CPU ms/view |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
         ]
         for name, latency in step["latency"].items():
             lines.append(
-                f"| {name} | {latency['p50_ms']} | {latency['p95_ms']} | {step['queries'][name]} |"
+                f"| {name} | {latency['p50_ms']} | {latency['p95_ms']} | {step['queries'][name]} "
+                f"| {latency.get('app_cpu_ms', 'n/a')} | {latency.get('db_cpu_ms', 'n/a')} |"
             )
         load = step["load"]
         lines += [
@@ -863,6 +907,20 @@ def report(results: dict[str, Any]) -> str:
             f"(p95 under that load {load['p95_ms_under_load']} ms, {load['errors']} errors).",
             "",
         ]
+        costs = [
+            latency["app_cpu_ms"] + latency["db_cpu_ms"]
+            for latency in step["latency"].values()
+            if "app_cpu_ms" in latency
+        ]
+        if costs:
+            mean = statistics.mean(costs)
+            cores = int(machine["cores"])
+            lines += [
+                f"Server CPU per page view (app + Postgres, mean over the pages): {mean:.1f} ms, "
+                f"so {cores} cores can serve at most about {cores * 1000 / mean:.0f} views/s "
+                "before the client's own CPU is counted.",
+                "",
+            ]
     return "\n".join(lines)
 
 

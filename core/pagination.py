@@ -23,7 +23,9 @@ class CappedPaginator(Paginator):
 
     @cached_property
     def count(self) -> int:
-        return self.object_list.values("pk")[: self.cap + 1].count()
+        # Unordered: the order does not change a count, and without it the database can
+        # stop after `cap` rows of any index instead of walking them in sort order.
+        return self.object_list.order_by().values("pk")[: self.cap + 1].count()
 
     @property
     def is_capped(self) -> bool:

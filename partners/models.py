@@ -105,7 +105,7 @@ class ProviderQuerySet(models.QuerySet["Provider"]):
                 inbound.filter(received_at__gte=since)
                 .order_by()
                 .values("provider")
-                .annotate(n=Count("pk"))
+                .annotate(n=Count("*"))
                 .values("n")[:1],
                 output_field=models.IntegerField(),
             ),
@@ -127,7 +127,7 @@ class ProviderQuerySet(models.QuerySet["Provider"]):
                     )
                     .order_by()
                     .values("provider")
-                    .annotate(n=Count("pk"))
+                    .annotate(n=Count("*"))
                     .values("n")[:1],
                     output_field=models.IntegerField(),
                 ),
@@ -344,7 +344,7 @@ class Provider(models.Model):
             .annotate(month=TruncMonth("received_at"))
             .order_by()
             .values("month")
-            .annotate(n=Count("pk"))
+            .annotate(n=Count("*"))
         }
         result = []
         month = first

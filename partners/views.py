@@ -157,9 +157,11 @@ def provider_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "stats": stats,
         "reciprocity_gap": abs(stats.reciprocity_balance),
         "sparkline": sparkline([(f"{month:%b %Y}", count) for month, count in volume]),
+        # Counting received_at (never null) rather than the id lets the partner's
+        # (provider, direction, received_at) index answer without reading the rows.
         "counts": referrals.aggregate(
-            inbound=Count("pk", filter=Q(direction=Referral.Direction.INBOUND)),
-            outbound=Count("pk", filter=Q(direction=Referral.Direction.OUTBOUND)),
+            inbound=Count("received_at", filter=Q(direction=Referral.Direction.INBOUND)),
+            outbound=Count("received_at", filter=Q(direction=Referral.Direction.OUTBOUND)),
         )
         if can_see_referrals
         else None,

@@ -343,6 +343,11 @@ class Referral(models.Model):
             models.Index(fields=["status", "-received_at"], name="referral_queue_idx"),
             # Partner pages and counts group referrals by provider and time.
             models.Index(fields=["provider", "-received_at"], name="referral_provider_idx"),
+            # A partner's counts by direction and period (partner 360, lists, reciprocity):
+            # answered from the index alone, without visiting each referral row.
+            models.Index(
+                fields=["provider", "direction", "-received_at"], name="referral_provider_flow_idx"
+            ),
             # The duplicate check (same patient: last name ignoring case and spaces, and
             # birth date) on entry and on the detail page; without it a full scan at scale.
             models.Index(

@@ -442,8 +442,8 @@ def reciprocity_report(request: HttpRequest) -> HttpResponse:
     if request.GET.get("format") == "csv":
         return _reciprocity_csv(partners, period)
     totals = Referral.objects.filter(received_at__gte=start, received_at__lt=end).aggregate(
-        received=Count("pk", filter=Q(direction=Referral.Direction.INBOUND)),
-        sent=Count("pk", filter=Q(direction=Referral.Direction.OUTBOUND)),
+        received=Count("received_at", filter=Q(direction=Referral.Direction.INBOUND)),
+        sent=Count("received_at", filter=Q(direction=Referral.Direction.OUTBOUND)),
     )
     query = request.GET.copy()
     query.pop("page", None)
