@@ -110,3 +110,34 @@ def test_a_manager_adds_a_partner_logs_a_referral_and_finds_the_thank_you_task(
         page.get_by_role("link", name=re.compile("Thank David Wiebe, MD for referring R.O."))
     ).to_be_visible()
     assert page.problems == []
+
+
+def test_the_menu_groups_pages_and_works_on_a_phone_and_a_desktop(page: Any) -> None:
+    from playwright.sync_api import expect
+
+    UserFactory(username="dana", role=Role.MANAGER)
+    page.goto("/accounts/login/")
+    page.get_by_label("Username").fill("dana")
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+    # Phone: the menu is behind its button; a group opens in place and leads to its page.
+    page.get_by_role("button", name="Menu").click()
+    page.get_by_role("button", name="Referrals").or_(
+        page.get_by_role("link", name="Referrals", exact=True)
+    ).click()
+    page.get_by_role("link", name="Work queue").click()
+    expect(page).to_have_url(re.compile(r"/referrals/$"))
+    expect(page.get_by_role("heading", name="Referral work queue")).to_be_visible()
+
+    # Desktop: the grouped menu fits on one line.
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto("/")
+    height = page.locator("nav.navbar").evaluate("nav => nav.getBoundingClientRect().height")
+    assert height < 80, f"the menu wraps onto more lines ({height}px)"
+    page.get_by_role("button", name="Outreach").or_(
+        page.get_by_role("link", name="Outreach", exact=True)
+    ).click()
+    page.get_by_role("link", name="Gifts & meals").click()
+    expect(page).to_have_url(re.compile(r"/outreach/"))
+    assert page.problems == []
