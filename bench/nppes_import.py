@@ -19,7 +19,6 @@ import os
 import platform
 import random
 import re
-import resource
 import subprocess
 import sys
 import time
@@ -176,20 +175,47 @@ def bare_copy(bench_url: str, path: Path) -> tuple[int, float]:
     return count, elapsed
 
 
+def _tree_rss_mb(pid: int) -> float:
+    """Resident memory of a process and all its descendants, in MB (from /proc)."""
+    total, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        match = re.search(r"VmRSS:\s+(\d+) kB", status)
+        total += int(match.group(1)) if match else 0
+        pending.extend(int(child) for child in children)
+    return total / 1024
+
+
+PEAK_TREE_RSS_MB: dict[str, float] = {}
+
+
 def manage(bench_url: str, *args: str) -> tuple[str, float]:
+    """Run a manage.py command; its peak memory, summed over the command and the worker
+    processes it starts, is sampled every 0.1 s into PEAK_TREE_RSS_MB[command]."""
     env = {**os.environ, "DATABASE_URL": bench_url}
     started = time.perf_counter()
-    done = subprocess.run(
+    with subprocess.Popen(
         [sys.executable, str(ROOT / "manage.py"), *args],
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        check=False,
-    )
+    ) as process:
+        peak = 0.0
+        while process.poll() is None:
+            peak = max(peak, _tree_rss_mb(process.pid))
+            time.sleep(0.1)
+        stdout, stderr = process.communicate()
     elapsed = time.perf_counter() - started
-    if done.returncode:
-        sys.exit(f"manage.py {' '.join(args)} failed:\n{done.stderr[-3000:]}")
-    return done.stdout.strip(), elapsed
+    PEAK_TREE_RSS_MB[args[0]] = max(PEAK_TREE_RSS_MB.get(args[0], 0.0), peak)
+    if process.returncode:
+        sys.exit(f"manage.py {' '.join(args)} failed:\n{stderr[-3000:]}")
+    return stdout.strip(), elapsed
 
 
 def percentile(samples: list[float], share: float) -> float:
@@ -268,7 +294,7 @@ def measure_queries(bench_url: str) -> dict[str, Any]:
     lookup_ms: list[float] = []
     for i, npi in enumerate(npis):
         started = time.perf_counter()
-        RegistryProvider.objects.filter(npi=npi).first()
+        RegistryProvider.objects.get(npi=npi)  # as the finder's "add as prospect" looks it up
         if i >= 200:
             lookup_ms.append((time.perf_counter() - started) * 1000)
     from django.db import connection
@@ -325,8 +351,8 @@ Input: a generated NPPES file with the real 330-column header, {f["rows"]:,} row
 | measure | result | target | met |
 | --- | --- | --- | --- |
 | bare `COPY` of the file into a plain 330-column text table | {f["copy_rps"]:,.0f} rows/s ({f["copy_s"]:.1f} s) | yardstick | |
-| `import_nppes`, empty registry | {f["import_rps"]:,.0f} rows/s ({f["import_s"]:.1f} s) = {ratio:.0%} of COPY | ≥ 50% of COPY | {ok[ratio >= 0.5]} |
-| peak memory of the import process (max RSS) | {f["import_rss_mb"]:.0f} MB | < 512 MB | {ok[f["import_rss_mb"] < 512]} |
+| `import_nppes` (two loader processes), empty registry | {f["import_rps"]:,.0f} rows/s ({f["import_s"]:.1f} s) = {ratio:.0%} of COPY | ≥ 50% of COPY | {ok[ratio >= 0.5]} |
+| peak memory of the import (RSS of the command and its loader processes, summed) | {f["import_rss_mb"]:.0f} MB | < 512 MB | {ok[f["import_rss_mb"] < 512]} |
 | re-run of the same file | {f["rerun_s"]:.1f} s; `{f["rerun_summary"]}` | changes nothing | {ok[f["rerun_noop"]]} |
 | finder page (specialty x distance from a location, 25 per page), p95 over 200 | {f["finder_p95"]:.1f} ms (p50 {f["finder_p50"]:.1f} ms, {f["finder_rows_per_page"]:.1f} rows/page) | < 50 ms | {ok[f["finder_p95"] < 50]} |
 | finder queries only (count + page through the ORM), p95 over 200 | {f["finder_sql_p95"]:.1f} ms (p50 {f["finder_sql_p50"]:.1f} ms) | (part of the above) | |
@@ -367,7 +393,8 @@ def main() -> None:
     copied, copy_s = bare_copy(bench_url, path)
     log("import_nppes ...")
     import_summary, import_s = manage(bench_url, "import_nppes", str(path), "--no-progress")
-    import_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    # Summed over the command and its loader processes (sampled), not one process's peak.
+    import_rss_mb = PEAK_TREE_RSS_MB["import_nppes"]
     log(f"  {import_summary}")
     log("import_nppes again ...")
     rerun_summary, rerun_s = manage(bench_url, "import_nppes", str(path), "--no-progress")

@@ -12,7 +12,7 @@ import hashlib
 import io
 import re
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date
@@ -200,7 +200,12 @@ class ProviderReader:
     filtered: int = 0
     _dates: _DateParser = field(default_factory=_DateParser)
 
-    def rows(self, handle: IO[str]) -> Iterator[tuple[Any, ...]]:
+    def check_header(self, line: str) -> None:
+        """Raise NppesFileError unless `line` is the header of an npidata_pfile."""
+        for _ in self.rows([line]):
+            pass
+
+    def rows(self, handle: Iterable[str]) -> Iterator[tuple[Any, ...]]:
         reader = csv.reader(handle)
         try:
             header = _header(next(reader))
@@ -470,9 +475,11 @@ class NppesSource:
     position: Callable[[], int]
     endpoints: Callable[[], IO[str]] | None = None
     locations: Callable[[], IO[str]] | None = None
+    # A plain file can be split into byte ranges read in parallel; a zip member cannot.
+    splittable: bool = False
 
 
-def _text(binary: IO[bytes]) -> IO[str]:
+def text_stream(binary: IO[bytes]) -> IO[str]:
     # NPPES is ASCII in practice; a stray byte must not stop a 9-million-row load.
     return io.TextIOWrapper(binary, encoding="utf-8", errors="replace", newline="")
 
@@ -495,10 +502,10 @@ def open_source(path: Path, stack: ExitStack) -> NppesSource:
             name = next((n for n in names if _is_data_member(n, prefix)), None)
             if name is None:
                 return None
-            return lambda: stack.enter_context(_text(archive.open(name)))
+            return lambda: stack.enter_context(text_stream(archive.open(name)))
 
         return NppesSource(
-            providers=stack.enter_context(_text(binary)),
+            providers=stack.enter_context(text_stream(binary)),
             total_bytes=archive.getinfo(member).file_size,
             position=binary.tell,
             endpoints=companion("endpoint_pfile"),
@@ -506,7 +513,8 @@ def open_source(path: Path, stack: ExitStack) -> NppesSource:
         )
     raw = stack.enter_context(path.open("rb"))
     return NppesSource(
-        providers=stack.enter_context(_text(raw)),
+        providers=stack.enter_context(text_stream(raw)),
         total_bytes=path.stat().st_size,
         position=raw.tell,
+        splittable=True,
     )

@@ -9,7 +9,9 @@ month writes nothing and a newer month rewrites only the rows CMS changed. Other
 from __future__ import annotations
 
 import csv
+import io
 import itertools
+import multiprocessing
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -19,7 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from registry.importing.nppes_file import (
@@ -33,6 +35,7 @@ from registry.importing.nppes_file import (
     Rejection,
     open_source,
     read_companion,
+    text_stream,
 )
 
 Progress = Callable[[int, int], None]
@@ -95,6 +98,18 @@ class _Rejects:
         if self._handle is not None:
             self._handle.close()
 
+    def append_part(self, part: Path) -> None:
+        """Add the rows a parallel worker wrote to its own file (same columns), in order."""
+        if not part.exists():
+            return
+        with part.open(newline="", encoding="utf-8") as handle:
+            rows = csv.reader(handle)
+            next(rows, None)
+            for file, line, npi, reason in rows:
+                self.prefix = file
+                self(Rejection(int(line), npi, reason))
+        part.unlink()
+
 
 def default_rejects_path(source: Path) -> Path:
     stamp = timezone.now().strftime("%Y%m%dT%H%M%S")
@@ -108,39 +123,68 @@ def nppes_import(
     taxonomy_prefixes: tuple[str, ...] = (),
     progress: Progress | None = None,
     rejects_path: Path | None = None,
+    jobs: int = 1,
 ) -> NppesImportResult:
     """Load an npidata_pfile CSV, or the monthly zip with its endpoint and secondary
-    location files. Raises NppesFileError at once for a file that is not NPPES data."""
+    location files. Raises NppesFileError at once for a file that is not NPPES data.
+
+    `jobs` > 1 splits a plain CSV file into that many byte ranges, each parsed and loaded by
+    its own process (parsing 330 columns in Python is the slow part; a zip member cannot be
+    split, so a bundle is read by one process). Inside a transaction everything stays on the
+    caller's connection."""
     rejects = _Rejects(rejects_path or default_rejects_path(path))
     reader = ProviderReader(states=states, taxonomy_prefixes=taxonomy_prefixes, on_reject=rejects)
     result = NppesImportResult()
+    outside_transaction = not connection.in_atomic_block
+    bulk = connection.vendor == "postgresql" and outside_transaction
+    if bulk:
+        _restore_indexes()  # from an earlier load that was killed before it rebuilt them
     with ExitStack() as stack:
         stack.callback(rejects.close)
         source = open_source(path, stack)
         rejects.prefix = "npidata"
-        rows = reader.rows(source.providers)
-        # Read the header now, so a file that is not NPPES fails before any write.
-        first = next(rows, None)
-        records = itertools.chain([first], rows) if first is not None else iter(())
 
         def report() -> None:
             if progress is not None:
                 progress(source.position(), source.total_bytes)
 
-        if connection.vendor == "postgresql" and not connection.in_atomic_block:
-            _load_overlapped(records, result, report)
+        if jobs > 1 and source.splittable and outside_transaction:
+            # Refuse a file that is not NPPES before any process starts or anything is written.
+            header_line = source.providers.readline()
+            ProviderReader().check_header(header_line)
+            if bulk:
+                _drop_indexes_if_empty()
+                stack.callback(_restore_indexes)
+            _load_parallel(
+                path=path,
+                jobs=jobs,
+                reader=reader,
+                rejects=rejects,
+                result=result,
+                progress=progress,
+            )
         else:
-            # Inside a caller's transaction (tests) everything stays on this connection.
-            writer = _postgres_batch if connection.vendor == "postgresql" else _portable_batch
-            size = POSTGRES_BATCH if connection.vendor == "postgresql" else PORTABLE_BATCH
-            if connection.vendor == "postgresql":
-                _create_stage()
-            while True:
-                counts, seen = writer(itertools.islice(records, size))
-                if not seen:
-                    break
-                result.add(counts)
-                report()
+            rows = reader.rows(source.providers)
+            # Read the header now, so a file that is not NPPES fails before any write.
+            first = next(rows, None)
+            records = itertools.chain([first], rows) if first is not None else iter(())
+            if bulk:
+                _drop_indexes_if_empty()
+                stack.callback(_restore_indexes)
+            if connection.vendor == "postgresql" and outside_transaction:
+                _load_overlapped(records, result, report)
+            else:
+                # Inside a caller's transaction (tests) everything stays on this connection.
+                writer = _postgres_batch if connection.vendor == "postgresql" else _portable_batch
+                size = POSTGRES_BATCH if connection.vendor == "postgresql" else PORTABLE_BATCH
+                if connection.vendor == "postgresql":
+                    _create_stage()
+                while True:
+                    counts, seen = writer(itertools.islice(records, size))
+                    if not seen:
+                        break
+                    result.add(counts)
+                    report()
 
         if source.endpoints is not None:
             rejects.prefix = "endpoint"
@@ -163,10 +207,223 @@ def nppes_import(
         with connection.cursor() as cursor:
             cursor.execute(f"{command} {TABLE}")
     result.rejected = rejects.count
-    result.filtered = reader.filtered
-    result.repaired_floats = reader.repaired_floats
+    result.filtered += reader.filtered
+    result.repaired_floats |= reader.repaired_floats
     result.rejects_path = rejects.path if rejects.count else None
     return result
+
+
+# --- A first load: build the secondary indexes once, after the rows ------------------------
+
+
+def _pending_indexes_file() -> Path:
+    return Path(settings.VAR_DIR) / "registry" / "indexes-to-rebuild.sql"
+
+
+def _drop_indexes_if_empty() -> None:
+    """Into an empty registry (a first load), maintaining the finder's six secondary indexes
+    row by row cost about four times the insert itself; building them once at the end is far
+    cheaper. Their definitions are written to a file first, so a load killed half-way gets
+    them back at the start of the next import (`_restore_indexes`). The unique NPI index stays:
+    the merge needs it. A registry that already holds rows keeps its indexes (a monthly update
+    rewrites few rows, and the finder keeps working during it)."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {TABLE})")  # noqa: S608
+        if cursor.fetchone()[0]:
+            return
+        cursor.execute(
+            """
+            SELECT i.relname, pg_get_indexdef(i.oid)
+            FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+            WHERE x.indrelid = %s::regclass AND NOT x.indisunique AND NOT x.indisprimary
+            """,
+            [TABLE],
+        )
+        indexes = cursor.fetchall()
+        if not indexes:
+            return
+        pending = _pending_indexes_file()
+        pending.parent.mkdir(parents=True, exist_ok=True)
+        pending.write_text("".join(f"{definition};\n" for _, definition in indexes))
+        for name, _ in indexes:
+            cursor.execute(f'DROP INDEX IF EXISTS "{name}"')
+
+
+def _restore_indexes() -> None:
+    pending = _pending_indexes_file()
+    if not pending.exists():
+        return
+    with connection.cursor() as cursor:
+        for statement in filter(None, (s.strip() for s in pending.read_text().split(";\n"))):
+            cursor.execute(statement.replace("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1))
+    pending.unlink()
+
+
+# --- Several processes, each a byte range of the file --------------------------------------
+
+
+class _Bounded(io.RawIOBase):
+    """Reads a binary file from its current position up to `end`, then reports end of file."""
+
+    def __init__(self, raw: IO[bytes], end: int) -> None:
+        self.raw = raw
+        self.end = end
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        left = self.end - self.raw.tell()
+        if left <= 0:
+            return 0
+        view = memoryview(buffer)[: min(len(buffer), left)]
+        return self.raw.readinto(view) or 0
+
+    def tell(self) -> int:
+        return self.raw.tell()
+
+
+def _byte_ranges(path: Path, jobs: int) -> list[tuple[int, int]]:
+    """Split the data lines (after the header) into `jobs` ranges of about equal size, each
+    starting at the beginning of a line. (NPPES fields hold no line breaks.)"""
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        handle.readline()
+        start = handle.tell()
+        cuts = [start]
+        for k in range(1, jobs):
+            handle.seek(max(cuts[-1], start + (size - start) * k // jobs))
+            if handle.tell() > cuts[-1]:
+                handle.readline()
+            cuts.append(min(handle.tell(), size))
+    cuts.append(size)
+    return [(a, b) for a, b in itertools.pairwise(cuts) if b > a]
+
+
+def _lines_before(path: Path, offset: int) -> int:
+    lines = 0
+    with path.open("rb") as handle:
+        while handle.tell() < offset:
+            chunk = handle.read(min(8 << 20, offset - handle.tell()))
+            if not chunk:
+                break
+            lines += chunk.count(b"\n")
+    return lines
+
+
+def _load_range(
+    number: int,
+    path: Path,
+    span: tuple[int, int],
+    reader_options: dict[str, Any],
+    part: Path,
+    done: Any,
+    outcomes: Any,
+) -> None:
+    """One worker process: parse its range and load it, batch by batch, on its own
+    connection; report counts (or the error) through `outcomes`."""
+    rejects = _Rejects(part, prefix="npidata")
+    try:
+        start, end = span
+        offset = _lines_before(path, start)
+
+        def on_reject(rejection: Rejection) -> None:
+            # The reader numbers lines from its own start (line 1 = the header it is given).
+            rejects(Rejection(rejection.line + offset - 1, rejection.npi, rejection.reason))
+
+        reader = ProviderReader(on_reject=on_reject, **reader_options)
+        with path.open("rb") as raw:
+            header = raw.readline().decode("utf-8", errors="replace")
+            raw.seek(start)
+            bounded = _Bounded(raw, end)
+            text = text_stream(io.BufferedReader(bounded, buffer_size=1 << 20))
+            records = reader.rows(itertools.chain([header], text))
+            if connection.vendor == "postgresql":
+                writer, size = _postgres_batch, POSTGRES_BATCH
+                _create_stage()
+            else:
+                writer, size = _portable_batch, PORTABLE_BATCH
+            totals = NppesImportResult()
+            while True:
+                counts, seen = writer(itertools.islice(records, size))
+                if not seen:
+                    break
+                totals.add(counts)
+                done[number] = bounded.tell() - start
+        done[number] = end - start
+        outcomes.put(
+            (
+                number,
+                None,
+                (totals.imported, totals.updated, totals.unchanged, totals.deactivated),
+                reader.filtered,
+                reader.repaired_floats,
+            )
+        )
+    except BaseException as error:  # reported to the parent, which raises it
+        outcomes.put((number, f"{type(error).__name__}: {error}", None, 0, False))
+    finally:
+        rejects.close()
+        connection.close()
+
+
+def _load_parallel(
+    *,
+    path: Path,
+    jobs: int,
+    reader: ProviderReader,
+    rejects: _Rejects,
+    result: NppesImportResult,
+    progress: Progress | None,
+) -> None:
+    spans = _byte_ranges(path, jobs)
+    total = path.stat().st_size
+    # fork: the workers inherit the configured Django; each opens its own connection.
+    context = multiprocessing.get_context("fork")
+    done = context.Array("q", len(spans), lock=False)
+    outcomes = context.Queue()
+    parts = [rejects.path.with_name(f"{rejects.path.stem}.part{n}.csv") for n in range(len(spans))]
+    options = {"states": reader.states, "taxonomy_prefixes": reader.taxonomy_prefixes}
+    connections.close_all()
+    workers = [
+        context.Process(
+            target=_load_range,
+            args=(n, path, span, options, parts[n], done, outcomes),
+            name=f"nppes-load-{n}",
+        )
+        for n, span in enumerate(spans)
+    ]
+    for worker in workers:
+        worker.start()
+    received: dict[int, tuple[Any, ...]] = {}
+    try:
+        while len(received) < len(workers):
+            try:
+                number, error, counts, filtered, repaired = outcomes.get(timeout=0.5)
+            except queue.Empty:
+                dead = [
+                    w.name for n, w in enumerate(workers) if n not in received and not w.is_alive()
+                ]
+                if dead and outcomes.empty():
+                    raise RuntimeError(f"{', '.join(dead)} stopped without a result") from None
+            else:
+                received[number] = (error, counts, filtered, repaired)
+            if progress is not None:
+                progress(sum(done), total)
+    finally:
+        for worker in workers:
+            worker.join(timeout=5)
+            if worker.is_alive():
+                worker.terminate()
+    for part in parts:
+        rejects.append_part(part)
+    errors = [error for error, *_ in received.values() if error]
+    if errors:
+        raise RuntimeError("The NPPES load failed: " + "; ".join(errors))
+    for _, counts, filtered, repaired in received.values():
+        result.add(counts)
+        result.filtered += filtered
+        result.repaired_floats |= repaired
 
 
 # --- Postgres: COPY into staging, merge set-wise --------------------------------------------

@@ -298,3 +298,66 @@ def test_outside_a_transaction_the_overlapped_loader_gives_the_same_counts(
     assert first == "imported 921, updated 0, unchanged 0, deactivated 79, rejected 0"
     assert second == "imported 0, updated 0, unchanged 1000, deactivated 0, rejected 0"
     assert RegistryProvider.objects.get(npi="1679576722").last_name == "WIEBE"
+
+
+def _index_names() -> set[str]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(
+            cursor, RegistryProvider._meta.db_table
+        )
+    return {name for name, info in constraints.items() if info["index"]}
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_parallel_loaders_give_the_same_rows_rejects_and_line_numbers_as_one(
+    run_import: Run, tmp_path: Path, settings
+) -> None:
+    # A plain file split into byte ranges, each parsed and loaded by its own process: the
+    # counts, the stored rows and the rejects (with their line numbers in the whole file)
+    # must be those of a single reader. Bad rows sit in every part of the file.
+    header, rows = read_rows()
+    rows[3][0] = "1679576723"  # check digit
+    rows[420] = rows[420][:50]  # truncated
+    rows[777][1] = "9"  # entity type
+    rows[998][column(header, "Provider Enumeration Date")] = "13/45/2005"
+    bad = write_rows(tmp_path / "npidata_pfile_parts.csv", header, rows)
+
+    def load(jobs: int) -> tuple[str, list[tuple[str, ...]], list[tuple[str, str, str]]]:
+        RegistryProvider.objects.all().delete()
+        summary = run_import(bad, "--jobs", str(jobs))
+        stored = list(RegistryProvider.objects.order_by("npi").values_list(*PROVIDER_COLUMNS))
+        with Path(summary.split("reasons: ")[1]).open(newline="") as handle:
+            rejects = [(r["line"], r["npi"], r["reason"]) for r in csv.DictReader(handle)]
+        return summary.split(";")[0], stored, rejects
+
+    one = load(1)
+    indexes = _index_names()
+    for jobs in (2, 3):
+        assert load(jobs) == one
+        assert _index_names() == indexes  # every index is back after the load
+    assert one[0] == "imported 918, updated 0, unchanged 0, deactivated 78, rejected 4"
+    assert [line for line, _, _ in one[2]] == ["5", "422", "779", "1000"]
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_indexes_dropped_by_a_killed_first_load_come_back_with_the_next_import(
+    run_import: Run, settings
+) -> None:
+    from django.db import connection
+
+    from registry.importing import nppes_load
+
+    before = _index_names()
+    if connection.vendor == "postgresql":
+        # What a first load does before it is killed: definitions saved, indexes dropped.
+        nppes_load._drop_indexes_if_empty()
+        assert _index_names() < before
+        assert nppes_load._pending_indexes_file().exists()
+    run_import(SAMPLE)
+    assert _index_names() == before
+    assert not nppes_load._pending_indexes_file().exists()
+    # A registry that already holds rows keeps its indexes during a load.
+    nppes_load._drop_indexes_if_empty()
+    assert _index_names() == before

@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,13 @@ class Command(BaseCommand):
             metavar="PREFIX",
             help="Only providers with a taxonomy code starting with PREFIX (repeatable).",
         )
+        parser.add_argument(
+            "--jobs",
+            type=int,
+            default=min(2, os.cpu_count() or 1),
+            metavar="N",
+            help="Parse a plain CSV file in N processes (default: up to 2; a zip uses one).",
+        )
         parser.add_argument("--no-progress", action="store_true", help="Hide the progress bar.")
 
     def handle(self, *args: Any, path: Path, **options: Any) -> None:
@@ -46,6 +54,7 @@ class Command(BaseCommand):
                 states=states,
                 taxonomy_prefixes=tuple(t.strip().upper() for t in options["taxonomy"]),
                 progress=bar.update if bar else None,
+                jobs=max(1, options["jobs"]),
             )
         except (NppesFileError, UnicodeDecodeError) as error:
             raise CommandError(str(error)) from error
