@@ -90,7 +90,7 @@ class EventAdmin(admin.ModelAdmin):
     list_display = ["name", "kind", "starts_at", "place", "organizer"]
     list_filter = ["kind"]
     search_fields = ["name", "place"]
-    raw_id_fields = ["activity"]
+    raw_id_fields = ["organizer"]
     inlines = [InvitationInline]
 
 

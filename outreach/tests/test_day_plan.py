@@ -317,7 +317,7 @@ def test_a_visit_is_logged_and_skipped_only_by_its_liaison(
     assert client_for(coordinator).get(log_url).status_code == 404
     assert client_for(other_liaison).post(skip_url).status_code == 404
     assert client_for(coordinator).get(plan_url()).status_code == 403
-    client_for(liaison).post(skip_url)
+    client_for(liaison).post(skip_url, {"reason": "Office closed for inventory"})
     visit.refresh_from_db()
     assert visit.status == PlannedVisit.Status.SKIPPED
 
