@@ -10,8 +10,8 @@ The rule implemented here
   make it not due (they may not come), but it is shown, and no reminder task is made
   while such an invitation is open.
 * Reminder tasks: one open "annual meeting" task per due partner, for their owner
-  (partners without an owner have nobody to remind). The database refuses a second open
-  one; recording attendance at an annual meeting completes it.
+  (partners without an owner have nobody to remind), at most one a year. The database
+  refuses a second open one; recording attendance at an annual meeting completes it.
 * Event reminders: every invitee who is a provider and has not declined gets one
   reminder letter `Event.remind_days_before` days before the event (from that day
   until the event starts, so a missed run catches up), by the partner's channel and
@@ -174,6 +174,12 @@ def annual_meeting_reminders_create(*, today: date | None = None) -> list[Task]:
         annual_meetings_due(Provider.objects.filter(owner__isnull=False), today=today)
         .filter(next_annual_meeting_at__isnull=True)
         .exclude(tasks__kind=Task.Kind.ANNUAL_MEETING, tasks__status=Task.Status.OPEN)
+        # At most one reminder a year: a task closed without a meeting does not come back
+        # the next night (the list and the partner page still say the meeting is due).
+        .exclude(
+            tasks__kind=Task.Kind.ANNUAL_MEETING,
+            tasks__created_at__gte=_start_of(year_before(today)),
+        )
     )
     Task.objects.bulk_create(
         [
