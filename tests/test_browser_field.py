@@ -177,6 +177,23 @@ def test_a_manager_runs_an_event_and_reads_the_ledger_at_phone_width(
     assert [p.last_name for p in activity.providers.all()] == ["Reyes"]
     assert fits_the_phone(page)
 
+    # The catering bill comes in: its cost goes on the event and, per head, in the ledger.
+    page.get_by_role("link", name="Edit").click()
+    page.get_by_label("Cost ($)").fill("90")
+    assert fits_the_phone(page)
+    page.get_by_role("button", name="Save event").click()
+    page.get_by_role("button", name="Update the attendance record").click()
+    expect(page.get_by_test_id("event-shares")).to_contain_text("Ana Reyes, MD: $90.00")
+    assert fits_the_phone(page)
+
+    # Key partners due an annual meeting, from the events page.
+    ProviderFactory(tier="A", owner=None, first_name="Dana", last_name="Whitfield")
+    page.goto("/outreach/events/")
+    page.get_by_role("link", name="Annual meetings due").click()
+    page.get_by_role("link", name="Everyone's partners").click()
+    expect(page.get_by_test_id("annual-meetings-due")).to_contain_text("Dana Whitfield")
+    assert fits_the_phone(page)
+
     # Her calendar URL, shown once.
     page.goto("/outreach/calendar/")
     page.get_by_role("button", name="Make my calendar URL").click()

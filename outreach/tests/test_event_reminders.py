@@ -140,3 +140,17 @@ def test_the_reminder_template_is_edited_like_the_others(client_for, manager):
     [letter] = meetings.event_reminders_prepare()
     assert letter.subject == "See you at Open house, Pilcher"
     assert letter.body.endswith(f"at {settings.PRACTICE_NAME}")  # no place: ours
+
+
+def test_a_reminder_shows_on_the_partners_timeline_and_prints_as_a_pdf(client_for, manager):
+    event = EventFactory(name="Open house", starts_at=in_days(2))
+    invitation = invite(event, preferred_channel="mail")
+    [letter] = meetings.event_reminders_prepare()
+    assert (letter.channel, letter.status) == ("mail", "pending")
+    client = client_for(manager)
+    timeline = client.get(invitation.provider.get_absolute_url()).content.decode()
+    assert "Event reminder letter" in timeline
+    assert client.get(letter.get_absolute_url()).status_code == 200
+    pdf = client.get(reverse("outreach:letter_pdf", args=[letter.pk]))
+    assert pdf.status_code == 200
+    assert pdf.content.startswith(b"%PDF")
