@@ -58,15 +58,22 @@ def test_a_key_partner_is_due_when_their_last_annual_meeting_is_over_12_months_a
     assert [p.last_name for p in due] == ["Dinner", "Never", "Noshow", "Old"]
     assert due[3].last_annual_meeting_at == at(today - timedelta(days=400))
     assert due[0].last_annual_meeting_at is None
-    status = meetings.annual_meeting_status(recent_a, today=today)
-    assert not status.due
-    last = today - timedelta(days=330)
-    assert status.due_on - timedelta(days=1) in {
-        date(last.year + 1, last.month, min(last.day, 28)),
-        date(last.year + 1, last.month, last.day) if (last.month, last.day) != (2, 29) else None,
-    }
+    assert not meetings.annual_meeting_status(recent_a, today=today).due
     assert not meetings.annual_meeting_status(anniversary_a, today=today).due
     assert meetings.annual_meeting_status(anniversary_a, today=today + timedelta(days=1)).due
+
+
+def test_a_partner_met_on_august_1_is_due_again_on_august_2_the_next_year():
+    partner = ProviderFactory(tier="B")
+    met(partner, date(2025, 8, 1))
+    status = meetings.annual_meeting_status(partner, today=date(2026, 8, 1))
+    assert status.key_partner
+    assert status.last_at == at(date(2025, 8, 1))
+    assert status.due_on == date(2026, 8, 2)
+    assert not status.due
+    assert meetings.annual_meeting_status(partner, today=date(2026, 8, 2)).due
+    partner.tier = "C"
+    assert not meetings.annual_meeting_status(partner, today=date(2026, 8, 2)).due
 
 
 def test_the_partner_page_says_when_the_annual_meeting_is_due(client_for, liaison):
