@@ -9,7 +9,7 @@ from django.db.models import Q, QuerySet
 from django.urls import reverse_lazy
 from django.utils import timezone
 
-from core.forms import UserChoiceField
+from core.forms import IdsMultipleChoiceField, UserChoiceField
 from outreach import ledger
 from outreach.models import (
     MERGE_FIELDS,
@@ -51,6 +51,7 @@ class ActivityForm(forms.ModelForm):
             "notes": forms.Textarea(attrs={"rows": 4}),
             "next_step_due": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
         }
+        field_classes = {"providers": IdsMultipleChoiceField, "staff": IdsMultipleChoiceField}
 
     def __init__(
         self,
