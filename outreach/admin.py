@@ -10,6 +10,7 @@ from outreach.models import (
     Letter,
     LetterTemplate,
     PlannedVisit,
+    PlannedVisitEvent,
     Task,
 )
 
@@ -70,6 +71,18 @@ class ComplianceLimitAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
 
 
+class PlannedVisitEventInline(admin.TabularInline):
+    """The visit's history (skips with their reasons): written by the services only."""
+
+    model = PlannedVisitEvent
+    extra = 0
+    can_delete = False
+    readonly_fields = ["from_status", "to_status", "actor", "at", "reason"]
+
+    def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+
 @admin.register(PlannedVisit)
 class PlannedVisitAdmin(admin.ModelAdmin):
     list_display = ["planned_on", "position", "organization", "liaison", "status"]
@@ -77,6 +90,7 @@ class PlannedVisitAdmin(admin.ModelAdmin):
     list_select_related = ["organization", "liaison"]
     raw_id_fields = ["organization", "activity"]
     date_hierarchy = "planned_on"
+    inlines = [PlannedVisitEventInline]
 
 
 class InvitationInline(admin.TabularInline):
@@ -90,7 +104,7 @@ class EventAdmin(admin.ModelAdmin):
     list_display = ["name", "kind", "starts_at", "place", "organizer"]
     list_filter = ["kind"]
     search_fields = ["name", "place"]
-    raw_id_fields = ["activity"]
+    raw_id_fields = ["organizer"]
     inlines = [InvitationInline]
 
 

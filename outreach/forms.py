@@ -5,10 +5,11 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth import get_user_model
-from django.db.models import Q
+from django.db.models import Q, QuerySet
+from django.urls import reverse_lazy
 from django.utils import timezone
 
-from core.forms import UserChoiceField
+from core.forms import IdsMultipleChoiceField, UserChoiceField
 from outreach import ledger
 from outreach.models import (
     MERGE_FIELDS,
@@ -21,6 +22,7 @@ from outreach.models import (
     unknown_merge_fields,
 )
 from partners.models import Organization, Provider, StaffMember
+from partners.widgets import OfficePicker
 
 
 class ActivityForm(forms.ModelForm):
@@ -49,6 +51,7 @@ class ActivityForm(forms.ModelForm):
             "notes": forms.Textarea(attrs={"rows": 4}),
             "next_step_due": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
         }
+        field_classes = {"providers": IdsMultipleChoiceField, "staff": IdsMultipleChoiceField}
 
     def __init__(
         self,
@@ -128,24 +131,59 @@ class DayForm(forms.Form):
     )
 
 
+def plannable_offices(user: Any) -> QuerySet[Organization]:
+    """The offices a user may put on their day plan: a liaison plans among the offices of
+    their own partners (and unowned ones); a manager among all."""
+    offices = Organization.objects.all()
+    if not user.has_perm("outreach.view_all_tasks"):
+        offices = offices.filter(
+            Q(providers__owner=user) | Q(providers__owner__isnull=True)
+        ).distinct()
+    return offices
+
+
 class PlanAddForm(forms.Form):
     day = forms.DateField(widget=forms.HiddenInput)
     organization = forms.ModelChoiceField(
         queryset=Organization.objects.none(),
-        label="Add an office",
-        empty_label="Choose…",
-        widget=forms.Select(attrs={"class": "form-select"}),
+        label="Office",
+        widget=OfficePicker(
+            typeahead_url=reverse_lazy("outreach:day_plan_office_typeahead"),
+            placeholder="Type an office name, city or ZIP",
+        ),
+        error_messages={"invalid_choice": "Choose one of your offices from the list."},
     )
 
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # A liaison plans among the offices of their own partners (and unowned ones).
-        offices = Organization.objects.all()
-        if not user.has_perm("outreach.view_all_tasks"):
-            offices = offices.filter(
-                Q(providers__owner=user) | Q(providers__owner__isnull=True)
-            ).distinct()
-        self.fields["organization"].queryset = offices.order_by("name")
+        self.fields["organization"].queryset = plannable_offices(user)
+
+
+class PlannedVisitSkipForm(forms.Form):
+    reason = forms.CharField(
+        label="Why skip it?",
+        max_length=300,
+        strip=True,
+        widget=forms.TextInput(attrs={"placeholder": "e.g. office closed, doctor out"}),
+    )
+
+
+class AnnualMeetingFilterForm(forms.Form):
+    SCOPES = [("mine", "My partners"), ("all", "Everyone's partners")]
+    TIERS = [("", "Tiers A and B"), ("A", "Tier A"), ("B", "Tier B")]
+
+    scope = forms.ChoiceField(choices=SCOPES, required=False)
+    tier = forms.ChoiceField(choices=TIERS, required=False)
+
+
+class EventAttendanceForm(forms.Form):
+    limit_override_reason = forms.CharField(
+        label="Reason for exceeding the yearly limit",
+        max_length=300,
+        required=False,
+        help_text="Managers only, when a physician's share of the event's cost goes over "
+        "the yearly gifts and meals limit.",
+    )
 
 
 class RouteForm(forms.Form):
@@ -188,8 +226,25 @@ class EventForm(forms.ModelForm):
 
     class Meta:
         model = Event
-        fields = ["name", "kind", "starts_at", "place", "notes"]
-        widgets = {"notes": forms.Textarea(attrs={"rows": 3})}
+        fields = ["name", "kind", "starts_at", "place", "cost", "remind_days_before", "notes"]
+        widgets = {
+            "notes": forms.Textarea(attrs={"rows": 3}),
+            "cost": forms.NumberInput(attrs={"step": "0.01", "min": "0", "inputmode": "decimal"}),
+            "remind_days_before": forms.NumberInput(
+                attrs={"min": "0", "max": "90", "inputmode": "numeric"}
+            ),
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Left empty, the usual week's notice.
+        self.fields["remind_days_before"].required = False
+
+    def clean_remind_days_before(self) -> int:
+        days = self.cleaned_data.get("remind_days_before")
+        if days is None:
+            return Event._meta.get_field("remind_days_before").default
+        return days
 
 
 class InviteForm(forms.Form):

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
@@ -72,6 +72,11 @@ class Activity(models.Model):
         blank=True,
         help_text="Managers only, when a physician's share goes over the yearly limit.",
     )
+    # Set on the activities that record who came to an event: one per attending office,
+    # so each office's "where we left off" and last touch count the event.
+    event = models.ForeignKey(
+        "Event", on_delete=models.SET_NULL, null=True, blank=True, related_name="activities"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -80,6 +85,18 @@ class Activity(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(cost__isnull=True) | Q(cost__gte=0), name="activity_cost_not_negative"
+            ),
+            # Recording an event's attendance again updates each office's activity
+            # instead of adding another (attendees without an office share one).
+            models.UniqueConstraint(
+                fields=["event", "organization"],
+                condition=Q(event__isnull=False, organization__isnull=False),
+                name="activity_one_per_event_and_office",
+            ),
+            models.UniqueConstraint(
+                fields=["event"],
+                condition=Q(event__isnull=False, organization__isnull=True),
+                name="activity_one_officeless_per_event",
             ),
         ]
 
@@ -111,6 +128,7 @@ class Task(models.Model):
         FOLLOW_UP = "follow_up", "Follow-up"
         CONSULT_REPORT = "consult_report", "Consult report"
         REKINDLE = "rekindle", "Rekindle"
+        ANNUAL_MEETING = "annual_meeting", "Annual meeting"
 
     class Status(models.TextChoices):
         OPEN = "open", "Open"
@@ -161,6 +179,13 @@ class Task(models.Model):
                 condition=Q(kind="rekindle", status="open"),
                 name="task_one_open_rekindle_per_provider",
             ),
+            # The annual-meeting reminder gives a key partner one open task at a time,
+            # however often beat runs it.
+            models.UniqueConstraint(
+                fields=["provider"],
+                condition=Q(kind="annual_meeting", status="open"),
+                name="task_one_open_annual_meeting_per_provider",
+            ),
         ]
         indexes = [
             models.Index(fields=["assignee", "status", "due_on"], name="task_queue_idx"),
@@ -191,6 +216,9 @@ MERGE_FIELDS: dict[str, str] = {
     "practice_name": "Our practice's name",
     "sender_name": "The relationship owner's name",
     "today": "Today's date",
+    "event_name": "The event's name (event reminders)",
+    "event_date": "The event's date and time (event reminders)",
+    "event_place": "Where the event is (event reminders)",
 }
 
 
@@ -212,6 +240,7 @@ class LetterTemplate(models.Model):
         OUTCOME = "outcome", "Consult report cover letter"
         REKINDLE = "rekindle", "Rekindle note"
         NEWSLETTER = "newsletter", "Newsletter"
+        EVENT_REMINDER = "event_reminder", "Event reminder"
 
     kind = models.CharField(max_length=20, choices=Kind.choices, unique=True)
     subject = models.CharField(max_length=200)
@@ -274,6 +303,10 @@ class Letter(models.Model):
     provider = models.ForeignKey(
         "partners.Provider", on_delete=models.CASCADE, related_name="letters"
     )
+    # The invitation an event reminder is for.
+    invitation = models.ForeignKey(
+        "Invitation", on_delete=models.CASCADE, null=True, blank=True, related_name="letters"
+    )
     subject = models.CharField(max_length=200)
     body = models.TextField()
     due_on = models.DateField()
@@ -307,6 +340,12 @@ class Letter(models.Model):
                 fields=["referral", "kind"],
                 condition=Q(referral__isnull=False),
                 name="letter_one_per_referral_and_kind",
+            ),
+            # At most one reminder per invitation, however often the reminder run fires.
+            models.UniqueConstraint(
+                fields=["invitation", "kind"],
+                condition=Q(invitation__isnull=False),
+                name="letter_one_per_invitation_and_kind",
             ),
             # One letter per Message-ID: the key that makes email delivery idempotent.
             models.UniqueConstraint(
@@ -463,6 +502,33 @@ class PlannedVisit(models.Model):
         return f"{self.organization_id} on {self.planned_on}"
 
 
+class PlannedVisitEvent(models.Model):
+    """One change of a planned visit's status, with who, when and why: the history of
+    the day plan (a skipped visit keeps its reason here, not in a text field)."""
+
+    visit = models.ForeignKey(PlannedVisit, on_delete=models.CASCADE, related_name="events")
+    from_status = models.CharField(max_length=10, choices=PlannedVisit.Status.choices)
+    to_status = models.CharField(max_length=10, choices=PlannedVisit.Status.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    at = models.DateTimeField(default=timezone.now)
+    reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["at", "pk"]
+        constraints = [
+            # A skip must say why; the reason is what the next plan starts from.
+            models.CheckConstraint(
+                condition=~Q(to_status="skipped") | ~Q(reason=""),
+                name="plannedvisitevent_skip_has_reason",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Visit {self.visit_id}: {self.from_status} -> {self.to_status}"
+
+
 # --- Calendar feed --------------------------------------------------------------------------
 
 
@@ -496,6 +562,7 @@ class Event(models.Model):
         ANNUAL_MEETING = "annual_meeting", "Annual meeting"
         DINNER = "dinner", "Dinner"
         LUNCH_AND_LEARN = "lunch_and_learn", "Lunch-and-learn"
+        CME = "cme", "CME"
         OPEN_HOUSE = "open_house", "Open house"
         OTHER = "other", "Other"
 
@@ -507,14 +574,37 @@ class Event(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="events"
     )
     notes = models.TextField(blank=True)
-    # The one activity that records who came; set once attendance is taken.
-    activity = models.OneToOneField(
-        Activity, on_delete=models.SET_NULL, null=True, blank=True, related_name="event"
+    # What the event cost the practice (catering, venue); shared per head among everyone
+    # who came, and each physician's share goes in the gifts and meals ledger.
+    cost = models.DecimalField(
+        "cost ($)",
+        max_digits=9,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="Catering, venue and the like: split evenly across everyone who came.",
+    )
+    remind_days_before = models.PositiveSmallIntegerField(
+        "reminder days before",
+        default=7,
+        validators=[MaxValueValidator(90)],
+        help_text="Invitees who have not declined get a reminder letter this many days "
+        "before, by their preferred channel. 0 sends none.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-starts_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(cost__isnull=True) | Q(cost__gte=0), name="event_cost_not_negative"
+            ),
+        ]
+        indexes = [
+            # The reminder run and the annual-meeting lookups filter on kind and date.
+            models.Index(fields=["kind", "starts_at"], name="event_kind_starts_idx"),
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -13,7 +13,7 @@ from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from outreach.models import Activity, Event, PlannedVisit, Task
+from outreach.models import Activity, Event, PlannedVisit, PlannedVisitEvent, Task
 from partners.models import Organization, Provider
 from referrals.models import Referral
 
@@ -32,7 +32,7 @@ def get_planned_visit_for_user(
 def get_event_for_user(request: HttpRequest, pk: int, *, write: bool = False) -> Event:
     perm = "outreach.change_event" if write else "outreach.view_event"
     events = Event.objects.all() if request.user.has_perm(perm) else Event.objects.none()
-    return get_object_or_404(events.select_related("organizer", "activity"), pk=pk)
+    return get_object_or_404(events.select_related("organizer"), pk=pk)
 
 
 def _days_since(moment: datetime | None, day: date) -> int | None:
@@ -61,13 +61,18 @@ class PlanCard:
     def staff(self) -> list[Any]:
         return list(self.visit.organization.staff.all())
 
+    @property
+    def history(self) -> list[PlannedVisitEvent]:
+        return list(self.visit.events.all())
+
     @cached_property
     def tiers(self) -> list[str]:
         return sorted({p.tier for p in self.providers if p.tier})
 
 
 def day_plan_cards(user: Any, day: date) -> list[PlanCard]:
-    """The day's visits in route order with everything a card shows: five queries."""
+    """The day's visits in route order with everything a card shows (its history of
+    skips and logs included): six queries."""
     day_start = timezone.make_aware(datetime.combine(day, time.min))
     activities_before = Activity.objects.filter(
         organization=OuterRef("organization"), occurred_at__lt=day_start
@@ -94,6 +99,10 @@ def day_plan_cards(user: Any, day: date) -> list[PlanCard]:
                 queryset=Provider.objects.order_by("last_name", "first_name"),
             ),
             "organization__staff",
+            Prefetch(
+                "events",
+                queryset=PlannedVisitEvent.objects.select_related("actor").order_by("at", "pk"),
+            ),
         )
         .order_by("position", "pk")
     )

@@ -39,6 +39,7 @@ from outreach.models import (
     Letter,
     LetterTemplate,
     PlannedVisit,
+    PlannedVisitEvent,
     Task,
     render_merge_fields,
 )
@@ -114,6 +115,17 @@ DEFAULT_TEMPLATES: dict[str, dict[str, object]] = {
             "{{ sender_name }}\n{{ practice_name }}"
         ),
         "delay_business_days": 0,
+    },  # Also created by migration 0008 (which keeps its own frozen copy of this text).
+    K.EVENT_REMINDER: {
+        "subject": "Reminder: {{ event_name }} on {{ event_date }}",
+        "body": (
+            "Dear {{ provider_name }},\n\n"
+            "A reminder that {{ practice_name }} looks forward to seeing you at {{ event_name }} "
+            "on {{ event_date }}, at {{ event_place }}.\n\n"
+            "If your plans have changed, a quick reply or call lets us know.\n\n"
+            "With best regards,\n{{ sender_name }}\n{{ practice_name }}"
+        ),
+        "delay_business_days": 0,
     },
 }
 
@@ -184,6 +196,9 @@ SAMPLE_MERGE_VALUES: dict[str, str] = {
     "practice_name": settings.PRACTICE_NAME,
     "sender_name": "Jamie Carter",
     "today": "March 14, 2026",
+    "event_name": "Annual referral-partner dinner",
+    "event_date": "December 10, 2026 at 6:30 PM",
+    "event_place": "Riverside Country Club",
 }
 
 
@@ -646,6 +661,9 @@ def planned_visit_log(
         return Activity.objects.get(pk=locked.activity_id)
     activity.organization = locked.organization
     activity_log(activity=activity, providers=providers, staff=staff, actor=actor)
+    PlannedVisitEvent.objects.create(
+        visit=locked, from_status=locked.status, to_status=PlannedVisit.Status.DONE, actor=actor
+    )
     locked.activity = activity
     locked.status = PlannedVisit.Status.DONE
     locked.save(update_fields=["activity", "status"])
@@ -653,11 +671,30 @@ def planned_visit_log(
 
 
 @transaction.atomic
-def planned_visit_skip(*, visit: PlannedVisit) -> PlannedVisit:
-    PlannedVisit.objects.filter(pk=visit.pk, status=PlannedVisit.Status.PLANNED).update(
-        status=PlannedVisit.Status.SKIPPED
+def planned_visit_skip(
+    *, visit: PlannedVisit, actor: AbstractBaseUser, reason: str
+) -> PlannedVisit:
+    """Take a planned visit off the day, saying why; the skip is a history row (who, when,
+    why) on the day plan and the partner's timeline. Only a planned visit can be
+    skipped: a second tap, or a skip of a visit already logged, changes nothing."""
+    reason = reason.strip()
+    if not reason:
+        raise ValidationError({"reason": "Say why the visit is skipped."})
+    locked = PlannedVisit.objects.select_for_update().get(pk=visit.pk)
+    if locked.status != PlannedVisit.Status.PLANNED:
+        return locked
+    event = PlannedVisitEvent(
+        visit=locked,
+        from_status=locked.status,
+        to_status=PlannedVisit.Status.SKIPPED,
+        actor=actor,
+        reason=reason,
     )
-    return PlannedVisit.objects.get(pk=visit.pk)
+    event.full_clean()
+    event.save()
+    locked.status = PlannedVisit.Status.SKIPPED
+    locked.save(update_fields=["status"])
+    return locked
 
 
 # --- Calendar feed --------------------------------------------------------------------------
@@ -703,34 +740,62 @@ def event_invite(
 
 @dataclass(frozen=True)
 class AttendanceResult:
-    activity: Activity | None
+    activities: list[Activity]
     attendees: int
 
 
 @transaction.atomic
-def event_record_attendance(*, event: Event, actor: AbstractBaseUser) -> AttendanceResult:
-    """Record who came as one activity of kind "event" with every attendee. Run again
-    after a correction, it updates that same activity instead of adding another."""
+def event_record_attendance(
+    *, event: Event, actor: AbstractBaseUser, override_reason: str = ""
+) -> AttendanceResult:
+    """Record who came as activities of kind "event": one per attending office with that
+    office's attendees, so each office's timeline, last touch and "where we left off"
+    count the event. The event's cost is shared per head across everyone who came and
+    each physician's share goes in the gifts and meals ledger, with the same yearly-limit
+    check as any lunch (`activity_log`; a manager's `override_reason` lets a share go
+    over). Run again after a correction, it updates those activities, and an office
+    nobody came from any more loses its activity. Attending key partners' open
+    annual-meeting tasks are done when the event is their annual meeting."""
+    from outreach import meetings
+
     locked = Event.objects.select_for_update().get(pk=event.pk)
-    came = list(locked.invitations.filter(attended=True).select_related("provider", "staff"))
-    providers = [i.provider for i in came if i.provider_id]
-    staff = [i.staff for i in came if i.staff_id]
-    if locked.activity_id is not None:
-        activity = Activity.objects.get(pk=locked.activity_id)
-        activity.providers.set(providers)
-        activity.staff.set(staff)
-        return AttendanceResult(activity, len(came))
-    if not came:
-        return AttendanceResult(None, 0)
-    activity = Activity(
-        kind=Activity.Kind.EVENT,
-        occurred_at=locked.starts_at,
-        notes=f"{locked.get_kind_display()}: {locked.name}",
+    came = list(
+        locked.invitations.filter(attended=True).select_related("provider", "staff").order_by("pk")
     )
-    activity_log(activity=activity, providers=providers, staff=staff, actor=actor)
-    locked.activity = activity
-    locked.save(update_fields=["activity"])
-    return AttendanceResult(activity, len(came))
+    by_office: dict[int | None, tuple[list[Provider], list[StaffMember]]] = {}
+    for invitation in came:
+        if invitation.provider_id:
+            office_id = invitation.provider.organization_id
+            by_office.setdefault(office_id, ([], []))[0].append(invitation.provider)
+        else:
+            office_id = invitation.staff.organization_id
+            by_office.setdefault(office_id, ([], []))[1].append(invitation.staff)
+    existing = {activity.organization_id: activity for activity in locked.activities.all()}
+    # Deleting an office's activity also drops its ledger shares (cascade).
+    Activity.objects.filter(
+        pk__in=[a.pk for office_id, a in existing.items() if office_id not in by_office]
+    ).delete()
+    share = ledger.share_per_head(cost=locked.cost, headcount=len(came))
+    activities = []
+    for office_id, (providers, staff) in by_office.items():
+        activity = existing.get(office_id) or Activity(
+            kind=Activity.Kind.EVENT, event=locked, organization_id=office_id
+        )
+        activity.occurred_at = locked.starts_at
+        activity.notes = f"{locked.get_kind_display()}: {locked.name}"
+        # The office's part of the per-head split, so activity_log's own per-head rule
+        # gives each attendee exactly the event-wide share.
+        activity.cost = share * (len(providers) + len(staff)) if locked.cost else None
+        activity.limit_override_reason = override_reason or activity.limit_override_reason
+        activities.append(
+            activity_log(activity=activity, providers=providers, staff=staff, actor=actor)
+        )
+    if locked.kind == Event.Kind.ANNUAL_MEETING:
+        meetings.annual_meeting_tasks_close(
+            provider_ids=[i.provider_id for i in came if i.provider_id],
+            held_on=timezone.localtime(locked.starts_at).date(),
+        )
+    return AttendanceResult(activities, len(came))
 
 
 # The rekindle queue: partners whose referrals dropped or stopped and whom nobody has
@@ -830,12 +895,14 @@ def rekindle_queue_build(*, now: datetime | None = None) -> list[Task]:
 
 
 def liaison_digests_send(*, today: date | None = None) -> int:
-    """Email each liaison their day: tasks due today, overdue ones, and partners needing
-    attention (open rekindle tasks). Once per liaison and day (DigestDelivery); liaisons
-    with nothing due get no email. Returns how many were sent."""
+    """Email each liaison their day: today's planned visits, tasks due today, overdue
+    ones, partners needing attention (open rekindle tasks) and the events of the coming
+    week they organise or their partners are invited to. Once per liaison and day
+    (DigestDelivery); liaisons with nothing on get no email. Returns how many were sent."""
     from django.contrib.auth import get_user_model
 
     from core.roles import Role
+    from outreach import meetings
 
     today = today or timezone.localdate()
     liaisons = list(
@@ -853,17 +920,19 @@ def liaison_digests_send(*, today: date | None = None) -> int:
         .order_by("due_on", "pk")
     ):
         tasks_by_user.setdefault(task.assignee_id, []).append(task)
+    agenda = meetings.digest_agenda(liaisons, today=today)
     connection = get_connection()
     sent = 0
     try:
         for user in liaisons:
-            tasks = tasks_by_user.get(user.pk)
-            if not tasks:
+            tasks = tasks_by_user.get(user.pk, [])
+            day = agenda.get(user.pk, {"visits": [], "events": []})
+            if not (tasks or day["visits"] or day["events"]):
                 continue
             try:
                 with transaction.atomic():
                     DigestDelivery.objects.create(user=user, day=today)
-                    _digest_email(user, tasks, today, connection).send()
+                    _digest_email(user, tasks, today, connection, **day).send()
             except IntegrityError:
                 continue  # another run sent it
             sent += 1
@@ -873,19 +942,36 @@ def liaison_digests_send(*, today: date | None = None) -> int:
     return sent
 
 
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'s' if count != 1 else ''}"
+
+
 def _digest_email(
-    user: AbstractBaseUser, tasks: list[Task], today: date, connection: BaseEmailBackend
+    user: AbstractBaseUser,
+    tasks: list[Task],
+    today: date,
+    connection: BaseEmailBackend,
+    *,
+    visits: list[PlannedVisit],
+    events: list[Event],
 ) -> EmailMultiAlternatives:
     context = {
         "user": user,
         "today": today,
+        "visits": visits,
+        "events": events,
         "due_today": [t for t in tasks if t.due_on == today and t.kind != Task.Kind.REKINDLE],
         "overdue": [t for t in tasks if t.due_on < today and t.kind != Task.Kind.REKINDLE],
         "attention": [t for t in tasks if t.kind == Task.Kind.REKINDLE],
         "practice_name": settings.PRACTICE_NAME,
     }
+    counts = [
+        _plural(len(items), word)
+        for items, word in ((visits, "visit"), (tasks, "task"), (events, "event"))
+        if items
+    ]
     message = EmailMultiAlternatives(
-        subject=f"Your day, {today:%A %B %-d}: {len(tasks)} task{'s' if len(tasks) != 1 else ''}",
+        subject=f"Your day, {today:%A %B %-d}: {', '.join(counts)}",
         body=render_to_string("outreach/email/digest.txt", context),
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[user.email],

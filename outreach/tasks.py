@@ -76,3 +76,26 @@ def build_rekindle_queue() -> None:
 def send_liaison_digests() -> None:
     """Every morning, by beat: each liaison's tasks for the day."""
     logger.info("daily digest: %s emails sent", services.liaison_digests_send())
+
+
+@shared_task
+def remind_annual_meetings() -> None:
+    """Nightly, by beat: key partners whose annual meeting fell due get a task for their
+    owner (one open task per partner, however often this runs)."""
+    from outreach import meetings
+
+    tasks = meetings.annual_meeting_reminders_create()
+    logger.info("annual meetings: %s open reminder tasks for partners now due", len(tasks))
+
+
+@shared_task
+def send_event_reminders() -> None:
+    """Every morning, by beat: reminder letters to the invitees of upcoming events, handed
+    to the letter pipeline (once per invitation, however often this runs)."""
+    from outreach import meetings
+
+    letters = meetings.event_reminders_prepare()
+    due = [letter.pk for letter in letters if letter.status == letter.Status.PENDING]
+    for start in range(0, len(due), DELIVERY_BATCH):
+        deliver_letters.delay(due[start : start + DELIVERY_BATCH])
+    logger.info("event reminders: %s letters prepared", len(letters))

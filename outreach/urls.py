@@ -1,6 +1,6 @@
 from django.urls import path
 
-from outreach import views
+from outreach import field_views, views
 
 app_name = "outreach"
 
@@ -20,6 +20,11 @@ urlpatterns = [
     path("day/", views.day_plan, name="day_plan"),
     path("day/add/", views.day_plan_add, name="day_plan_add"),
     path("day/route/", views.day_plan_route, name="day_plan_route"),
+    path(
+        "day/offices/",
+        field_views.day_plan_office_typeahead,
+        name="day_plan_office_typeahead",
+    ),
     path("day/visits/<int:pk>/log/", views.planned_visit_log_view, name="planned_visit_log"),
     path("day/visits/<int:pk>/ledger/", views.planned_visit_ledger, name="planned_visit_ledger"),
     path("day/visits/<int:pk>/skip/", views.planned_visit_skip_view, name="planned_visit_skip"),
@@ -28,8 +33,10 @@ urlpatterns = [
     path("calendar/", views.calendar_settings, name="calendar_settings"),
     path("calendar/<str:token>.ics", views.calendar_feed_view, name="calendar_feed"),
     path("events/", views.event_list, name="event_list"),
+    path("annual-meetings/", field_views.annual_meeting_list, name="annual_meeting_list"),
     path("events/new/", views.event_create, name="event_create"),
     path("events/<int:pk>/", views.event_detail, name="event_detail"),
+    path("events/<int:pk>/edit/", field_views.event_update, name="event_update"),
     path("events/<int:pk>/invite/", views.event_invite_view, name="event_invite"),
     path("events/<int:pk>/attendance/", views.event_attendance, name="event_attendance"),
     path("invitations/<int:pk>/", views.invitation_update, name="invitation_update"),

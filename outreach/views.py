@@ -23,6 +23,7 @@ from outreach.forms import (
     ComplianceLimitForm,
     ComplianceReportForm,
     DayForm,
+    EventAttendanceForm,
     EventForm,
     InvitationForm,
     InviteForm,
@@ -30,6 +31,7 @@ from outreach.forms import (
     PartnerContextForm,
     PlanAddForm,
     PlannedVisitLogForm,
+    PlannedVisitSkipForm,
     RouteForm,
     TaskFilterForm,
     TaskForm,
@@ -37,6 +39,7 @@ from outreach.forms import (
 from outreach.models import (
     MERGE_FIELDS,
     Activity,
+    ActivityShare,
     CalendarFeed,
     ComplianceLimit,
     Event,
@@ -462,11 +465,22 @@ def template_preview(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @permission_required("outreach.change_plannedvisit", raise_exception=True)
-@require_POST
 def planned_visit_skip_view(request: HttpRequest, pk: int) -> HttpResponse:
-    visit = planned_visit_skip(visit=get_planned_visit_for_user(request, pk, write=True))
-    messages.info(request, f"Skipped {visit.organization.name} today.")
-    return redirect(_plan_url(visit.planned_on))
+    """Skip a planned visit with a reason: the day plan's card posts here; without a
+    reason (or on GET) the small form page asks for one."""
+    visit = get_planned_visit_for_user(request, pk, write=True)
+    form = PlannedVisitSkipForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        visit = planned_visit_skip(
+            visit=visit, actor=request.user, reason=form.cleaned_data["reason"]
+        )
+        messages.info(request, f"Skipped {visit.organization.name}.")
+        return redirect(_plan_url(visit.planned_on))
+    return render(
+        request,
+        "outreach/plannedvisit_skip.html",
+        {"form": form, "visit": visit, "plan_url": _plan_url(visit.planned_on)},
+    )
 
 
 # --- Gifts and meals report -----------------------------------------------------------------
@@ -624,7 +638,11 @@ def event_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @permission_required("outreach.add_event", raise_exception=True)
 def event_create(request: HttpRequest) -> HttpResponse:
-    form = EventForm(request.POST or None)
+    initial = {}
+    # "Plan an annual meeting" links here with the kind chosen.
+    if request.GET.get("kind") in Event.Kind.values:
+        initial["kind"] = request.GET["kind"]
+    form = EventForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         event = form.save(commit=False)
         event.organizer = request.user
@@ -640,7 +658,12 @@ def event_create(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def event_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    event = get_event_for_user(request, pk)
+    return _event_page(request, get_event_for_user(request, pk))
+
+
+def _event_page(
+    request: HttpRequest, event: Event, attendance_form: EventAttendanceForm | None = None
+) -> HttpResponse:
     invitations = event.invitations.select_related("provider", "staff__organization").order_by("pk")
     counts = {rsvp: 0 for rsvp in Invitation.Rsvp.values}
     attended = 0
@@ -657,6 +680,14 @@ def event_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "attended": attended,
             "invite_form": InviteForm(),
             "rsvp_choices": Invitation.Rsvp.choices,
+            "attendance_form": attendance_form or EventAttendanceForm(),
+            "can_override": request.user.has_perm("outreach.override_compliance_limit"),
+            "activities": event.activities.select_related("organization").order_by(
+                "organization__name", "pk"
+            ),
+            "shares": ActivityShare.objects.filter(activity__event=event)
+            .select_related("provider")
+            .order_by("provider__last_name", "provider__first_name", "pk"),
         },
     )
 
@@ -705,12 +736,33 @@ def event_attendance(request: HttpRequest, pk: int) -> HttpResponse:
     event = get_event_for_user(request, pk, write=True)
     if not request.user.has_perm("outreach.add_activity"):
         raise PermissionDenied
-    result = event_record_attendance(event=event, actor=request.user)
-    if result.activity is None:
+    form = EventAttendanceForm(request.POST)
+    if not form.is_valid():
+        return _event_page(request, event, form)
+    try:
+        result = event_record_attendance(
+            event=event,
+            actor=request.user,
+            override_reason=form.cleaned_data["limit_override_reason"],
+        )
+    except ComplianceLimitExceeded as error:
+        form.add_error("limit_override_reason", error)
+        return _event_page(request, event, form)
+    except PermissionDenied as error:
+        form.add_error("limit_override_reason", str(error))
+        return _event_page(request, event, form)
+    if not result.activities:
         messages.warning(request, "Nobody is marked as attended yet.")
     else:
         people = "person" if result.attendees == 1 else "people"
-        messages.success(request, f"Attendance recorded: {result.attendees} {people} came.")
+        offices = len(result.activities)
+        messages.success(
+            request,
+            f"Attendance recorded: {result.attendees} {people} came, "
+            f"from {offices} office{'s' if offices != 1 else ''}.",
+        )
+        for activity in result.activities:
+            _warn_near_limit(request, activity)
     return redirect(event)
 
 

@@ -18,7 +18,8 @@ from django.views.decorators.http import require_POST
 from core.htmx import render_page
 from core.pagination import paginate
 from core.sparkline import sparkline
-from outreach.models import Activity, Letter, Task
+from outreach.meetings import annual_meeting_status
+from outreach.models import Activity, Letter, PlannedVisit, PlannedVisitEvent, Task
 from partners.forms import (
     MergeConfirmForm,
     MergeSearchForm,
@@ -135,6 +136,17 @@ def provider_detail(request: HttpRequest, pk: int) -> HttpResponse:
                 TimelineEntry("merge", merge.merged_at, merge)
                 for merge in provider.merges.select_related("merged_by")[:TIMELINE_LENGTH]
             ),
+            (
+                TimelineEntry("skipped_visit", skip.at, skip)
+                for skip in PlannedVisitEvent.objects.filter(
+                    visit__organization_id=provider.organization_id,
+                    to_status=PlannedVisit.Status.SKIPPED,
+                )
+                .select_related("actor", "visit")
+                .order_by("-at")[:TIMELINE_LENGTH]
+            )
+            if provider.organization_id
+            else (),
         ),
         key=attrgetter("at"),
         reverse=True,
@@ -170,6 +182,7 @@ def provider_detail(request: HttpRequest, pk: int) -> HttpResponse:
         .filter(pk=provider.pk)
         .exists(),
         "can_log_activity": request.user.has_perm("outreach.add_activity"),
+        "annual_meeting": annual_meeting_status(provider),
     }
     return render(request, "partners/provider_detail.html", context)
 

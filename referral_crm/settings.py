@@ -295,6 +295,17 @@ CELERY_BEAT_SCHEDULE = {
         "task": "outreach.tasks.build_rekindle_queue",
         "schedule": crontab(hour=2, minute=15),
     },
+    # Key partners whose annual meeting fell due become tasks for their owners. Before
+    # the digest, so the morning email lists them.
+    "remind-annual-meetings": {
+        "task": "outreach.tasks.remind_annual_meetings",
+        "schedule": crontab(hour=2, minute=45),
+    },
+    # Reminder letters to invitees of upcoming events (Event.remind_days_before).
+    "send-event-reminders": {
+        "task": "outreach.tasks.send_event_reminders",
+        "schedule": crontab(hour=7, minute=0),
+    },
     # Each liaison's plan for the day, before they head out.
     "send-liaison-digests": {
         "task": "outreach.tasks.send_liaison_digests",

@@ -171,10 +171,27 @@ def test_a_manager_runs_an_event_and_reads_the_ledger_at_phone_width(
         rows.nth(0).get_by_label("Came").check()
     expect(rows.nth(0).get_by_label("Came")).to_be_checked()
     expect(rows.nth(0).get_by_label("RSVP")).to_have_value("yes")
-    page.get_by_role("button", name="Record attendance as an activity").click()
-    expect(page.get_by_text("Attendance recorded: 1 person came.")).to_be_visible()
+    page.get_by_role("button", name="Record attendance as activities").click()
+    expect(page.get_by_text("Attendance recorded: 1 person came, from 1 office.")).to_be_visible()
     activity = Activity.objects.get(kind=Activity.Kind.EVENT)
     assert [p.last_name for p in activity.providers.all()] == ["Reyes"]
+    assert fits_the_phone(page)
+
+    # The catering bill comes in: its cost goes on the event and, per head, in the ledger.
+    page.get_by_role("link", name="Edit").click()
+    page.get_by_label("Cost ($)").fill("90")
+    assert fits_the_phone(page)
+    page.get_by_role("button", name="Save event").click()
+    page.get_by_role("button", name="Update the attendance record").click()
+    expect(page.get_by_test_id("event-shares")).to_contain_text("Ana Reyes, MD: $90.00")
+    assert fits_the_phone(page)
+
+    # Key partners due an annual meeting, from the events page.
+    ProviderFactory(tier="A", owner=None, first_name="Dana", last_name="Whitfield")
+    page.goto("/outreach/events/")
+    page.get_by_role("link", name="Annual meetings due").click()
+    page.get_by_role("link", name="Everyone's partners").click()
+    expect(page.get_by_test_id("annual-meetings-due")).to_contain_text("Dana Whitfield")
     assert fits_the_phone(page)
 
     # Her calendar URL, shown once.
@@ -184,4 +201,107 @@ def test_a_manager_runs_an_event_and_reads_the_ledger_at_phone_width(
         re.compile(r"/outreach/calendar/.+\.ics$")
     )
     assert fits_the_phone(page)
+    assert page.problems == []
+
+
+# What chromium and htmx log when the test makes the save fail on purpose.
+FAILED_SAVE_NOISE = re.compile(
+    r"ERR_INTERNET_DISCONNECTED|ERR_FAILED|Failed to load resource|htmx:sendError"
+    r"|htmx:responseError|htmx:afterRequest|Response Status Error Code"
+)
+
+
+def test_a_failed_save_keeps_what_was_typed_and_says_why_and_offices_are_found_by_typing(
+    page: Any,  # noqa: F811
+) -> None:
+    from playwright.sync_api import Route, expect
+
+    jamie = UserFactory(username="jamie", first_name="Jamie", role=Role.LIAISON)
+    capitol = OrganizationFactory(name="Capitol Primary Care", city="Lincoln", zip_code="68508")
+    ProviderFactory(organization=capitol, owner=jamie, first_name="Ana", last_name="Reyes")
+    heights = OrganizationFactory(name="Capitol Heights Clinic", city="Lincoln", zip_code="68510")
+    ProviderFactory(organization=heights, owner=jamie)
+    theirs = OrganizationFactory(name="Capitol Pediatrics", city="Lincoln")
+    ProviderFactory(organization=theirs, owner=UserFactory(role=Role.LIAISON))
+
+    page.goto("/")
+    page.get_by_label("Username").fill("jamie")
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.goto("/outreach/day/")
+
+    # The office picker is a type-ahead: a few letters, a tap on the match.
+    search = page.get_by_label("Office", exact=True)
+    for office in ("Capitol Primary Care", "Capitol Heights Clinic"):
+        search.fill("capitol")
+        options = page.locator("[data-picker-choice]")
+        expect(options).to_have_count(2)  # not another liaison's Capitol Pediatrics
+        assert fits_the_phone(page)
+        options.filter(has_text=office).click()
+        expect(search).to_have_value(office)
+        page.get_by_role("button", name="Add to plan").click()
+        expect(page.get_by_text(f"{office} is on the plan.")).to_be_visible()
+        search = page.get_by_label("Office", exact=True)
+    cards = page.locator("[data-testid=plan] > li")
+    expect(cards).to_have_count(2)
+
+    # Heights is closed today: skip it, saying why.
+    card = cards.filter(has_text="Capitol Heights Clinic")
+    card.get_by_text("Skip this visit").click()
+    card.get_by_label("Why skip it?").fill("Closed for inventory")
+    card.get_by_role("button", name="Skip", exact=True).click()
+    card = page.locator("[data-testid=plan] > li").filter(has_text="Capitol Heights Clinic")
+    expect(card.get_by_test_id("visit-history")).to_contain_text(
+        "Skipped by Jamie", ignore_case=False
+    )
+    expect(card.get_by_test_id("visit-history")).to_contain_text("Closed for inventory")
+    assert fits_the_phone(page)
+
+    # Log the Capitol visit while the save request fails: first the connection drops,
+    # then the server answers 503. Each time the text stays and the page says why.
+    page.locator("[data-testid=plan] > li").filter(has_text="Capitol Primary Care").get_by_role(
+        "link", name="Log visit"
+    ).click()
+    notes = page.get_by_label("Notes")
+    notes.fill("Met the new office manager; she wants our referral pads.")
+    page.get_by_label(re.compile("Ana Reyes")).check()
+    page.wait_for_load_state("networkidle")
+    failure = {"mode": "drop"}
+
+    def fail_the_save(route: Route) -> None:
+        if route.request.method != "POST":
+            route.continue_()
+        elif failure["mode"] == "drop":
+            route.abort("internetdisconnected")
+        else:
+            route.fulfill(status=503, content_type="text/plain", body="Service Unavailable")
+
+    save_url = re.compile(r"/outreach/day/visits/\d+/log/$")
+    page.route(save_url, fail_the_save)
+    page.get_by_role("button", name="Save visit").click()
+    notice = page.locator("[data-offline-notice]")
+    expect(notice).to_be_visible()
+    expect(notice).to_contain_text("Not saved: the connection dropped.")
+    expect(notes).to_have_value("Met the new office manager; she wants our referral pads.")
+    assert not Activity.objects.filter(organization=capitol).exists()
+
+    failure["mode"] = "server error"
+    notice.get_by_role("button", name="Retry").click()
+    expect(notice).to_contain_text("Not saved: the server could not save it (error 503).")
+    expect(notes).to_have_value("Met the new office manager; she wants our referral pads.")
+    expect(page.get_by_label(re.compile("Ana Reyes"))).to_be_checked()
+    expect(page.get_by_role("button", name="Save visit")).to_be_enabled()
+    assert fits_the_phone(page)
+    assert not Activity.objects.filter(organization=capitol).exists()
+
+    # The connection comes back: Retry saves it, once, and the draft is dropped.
+    page.unroute(save_url)
+    noise = [p for p in page.problems if FAILED_SAVE_NOISE.search(p)]
+    page.problems[:] = [p for p in page.problems if not FAILED_SAVE_NOISE.search(p)]
+    assert noise, "the failed requests were seen by the browser"
+    notice.get_by_role("button", name="Retry").click()
+    expect(page.get_by_text("Visit at Capitol Primary Care logged.")).to_be_visible()
+    activity = Activity.objects.get(organization=capitol)
+    assert activity.notes == "Met the new office manager; she wants our referral pads."
+    assert page.evaluate("window.localStorage.length") == 0
     assert page.problems == []

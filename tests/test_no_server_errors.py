@@ -87,7 +87,8 @@ def world() -> dict[str, Any]:
             {
                 provider.pk,
                 referral.pk,
-                LetterTemplate.objects.get().pk,
+                LetterTemplate.objects.get(kind=LetterTemplate.Kind.THANK_YOU).pk,
+                LetterTemplate.objects.get(kind=LetterTemplate.Kind.EVENT_REMINDER).pk,
                 1,
                 visit.pk,
                 invitation.event_id,

@@ -318,7 +318,7 @@ def test_a_visit_is_logged_and_skipped_only_by_its_liaison(
     assert client_for(coordinator).get(log_url).status_code == 404
     assert client_for(other_liaison).post(skip_url).status_code == 404
     assert client_for(coordinator).get(plan_url()).status_code == 403
-    client_for(liaison).post(skip_url)
+    client_for(liaison).post(skip_url, {"reason": "Office closed for inventory"})
     visit.refresh_from_db()
     assert visit.status == PlannedVisit.Status.SKIPPED
 
@@ -332,3 +332,20 @@ def test_a_plan_shows_only_the_signed_in_liaisons_visits(client_for, liaison, ot
     plan = page.split('data-testid="plan"')[1].split("Add an office")[0]
     assert "Mine Clinic" in plan
     assert "Theirs Clinic" not in plan
+
+
+@pytest.mark.parametrize("field", ["providers", "staff"])
+def test_an_attendee_id_too_large_for_the_database_is_a_field_error(client_for, liaison, field):
+    from outreach.forms import PlannedVisitLogForm
+
+    visit = PlannedVisitFactory(liaison=liaison)
+    huge = "99999999999999999999"
+    log_url = reverse("outreach:planned_visit_log", args=[visit.pk])
+    ledger_url = reverse("outreach:planned_visit_ledger", args=[visit.pk])
+    assert client_for(liaison).post(log_url, {"kind": "visit", field: huge}).status_code == 200
+    assert client_for(liaison).get(ledger_url, {"cost": "10", field: huge}).status_code == 200
+    assert not Activity.objects.exists()
+    form = PlannedVisitLogForm(
+        {"kind": "visit", field: [huge]}, organization=visit.organization, provider=None
+    )
+    assert form.errors[field] == [f"“{huge}” is not a valid value."]

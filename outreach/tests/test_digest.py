@@ -54,3 +54,50 @@ def test_a_liaison_with_nothing_due_gets_no_email():
     UserFactory(role=Role.LIAISON, email="free@example.org")
     assert liaison_digests_send() == 0
     assert mail.outbox == []
+
+
+def test_the_digest_lists_todays_plan_and_the_weeks_meetings_and_events():
+    from outreach.factories import EventFactory, PlannedVisitFactory
+    from outreach.models import Invitation
+    from partners.factories import OrganizationFactory
+
+    today = timezone.localdate()
+    jamie = UserFactory(role=Role.LIAISON, first_name="Jamie", email="jamie@example.org")
+    other = UserFactory(role=Role.LIAISON, email="other@example.org")
+    PlannedVisitFactory(
+        liaison=jamie, organization=OrganizationFactory(name="Dundee Family Practice")
+    )
+    skipped = PlannedVisitFactory(
+        liaison=jamie, organization=OrganizationFactory(name="Closed Clinic"), status="skipped"
+    )
+    partner = ProviderFactory(owner=jamie)
+    soon = timezone.now() + timedelta(days=3)
+    Invitation.objects.create(
+        event=EventFactory(name="Annual partner dinner", starts_at=soon), provider=partner
+    )
+    Invitation.objects.create(
+        event=EventFactory(name="Declined lunch-and-learn", starts_at=soon),
+        provider=partner,
+        rsvp="no",
+    )
+    Invitation.objects.create(
+        event=EventFactory(name="Far-off open house", starts_at=soon + timedelta(days=20)),
+        provider=partner,
+    )
+    EventFactory(name="CME evening she organises", kind="cme", starts_at=soon, organizer=jamie)
+    EventFactory(name="Someone else's event", starts_at=soon, organizer=other)
+
+    # Jamie has no task due: the plan and the events are reason enough for the email.
+    assert liaison_digests_send(today=today) == 2
+
+    [digest] = [m for m in mail.outbox if m.to == ["jamie@example.org"]]
+    assert "1 visit" in digest.subject and "2 events" in digest.subject
+    assert "1. Dundee Family Practice" in digest.body
+    assert skipped.organization.name not in digest.body
+    assert "Annual partner dinner (Annual meeting)" in digest.body
+    assert "CME evening she organises (CME)" in digest.body
+    assert "Declined lunch-and-learn" not in digest.body
+    assert "Far-off open house" not in digest.body
+    assert "Someone else's event" not in digest.body
+    html, _ = digest.alternatives[0]
+    assert "Annual partner dinner" in html and "Dundee Family Practice" in html

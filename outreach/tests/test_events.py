@@ -64,26 +64,39 @@ def test_an_rsvp_changes_with_htmx_and_returns_the_row(client_for, liaison):
     assert invitation.rsvp == "yes"
 
 
-def test_attendance_becomes_one_event_activity_however_often_it_is_recorded(client_for, liaison):
+def test_attendance_becomes_one_event_activity_per_office_however_often_it_is_recorded(
+    client_for, liaison
+):
     event = EventFactory()
-    came = ProviderFactory()
-    staff = StaffMemberFactory()
-    absent = ProviderFactory()
+    office = OrganizationFactory(name="Dundee Family Practice")
+    came = ProviderFactory(organization=office)
+    staff = StaffMemberFactory(organization=office)
+    elsewhere = StaffMemberFactory()
+    absent = ProviderFactory(organization=office)
     Invitation.objects.create(event=event, provider=came, rsvp="yes", attended=True)
     Invitation.objects.create(event=event, staff=staff, rsvp="yes", attended=True)
+    Invitation.objects.create(event=event, staff=elsewhere, rsvp="yes", attended=True)
     Invitation.objects.create(event=event, provider=absent, rsvp="yes", attended=False)
     client = client_for(liaison)
     url = reverse("outreach:event_attendance", args=[event.pk])
     client.post(url)
     client.post(url)
-    activity = Activity.objects.get()
+    # Each attendee is on an activity of their own office, so each office's timeline
+    # and last touch count the event.
+    activity = Activity.objects.get(organization=office)
     assert activity.kind == Activity.Kind.EVENT
+    assert activity.event == event
     assert list(activity.providers.all()) == [came]
     assert list(activity.staff.all()) == [staff]
-    # A late correction updates the same activity.
+    other = Activity.objects.get(organization=elsewhere.organization)
+    assert list(other.staff.all()) == [elsewhere]
+    assert Activity.objects.count() == 2
+    # A late correction updates the same activities; an office nobody came from any
+    # more loses its activity.
     Invitation.objects.filter(provider=absent).update(attended=True)
+    Invitation.objects.filter(staff=elsewhere).update(attended=False)
     client.post(url)
-    assert Activity.objects.count() == 1
+    assert list(Activity.objects.all()) == [activity]
     assert set(activity.providers.all()) == {came, absent}
 
 

@@ -31,6 +31,9 @@
   document.body.addEventListener("htmx:responseError", function (event) {
     showProblem("The server could not do that (" + event.detail.xhr.status + "). Please try again.");
   });
+  document.body.addEventListener("htmx:timeout", function () {
+    showProblem("The server did not answer in time. Please try again.");
+  });
 
   function showProblem(text) {
     var box = document.getElementById("htmx-problem");
@@ -109,13 +112,29 @@
     var notice = form.querySelector("[data-offline-notice]");
     if (notice) notice.classList.add("d-none");
   });
-  // A failed send does not swap anything, so the typed text stays; say it was not saved
-  // and offer to retry right there.
-  document.body.addEventListener("htmx:sendError", function (event) {
+  // A failed save does not swap anything (htmx swaps no 4xx/5xx answer), so the typed
+  // text stays; say it was not saved, and why, and offer to retry right there.
+  function showNotSaved(event, reason, title) {
     var form = event.detail.elt.closest && event.detail.elt.closest("form[data-draft-key]");
     if (!form) return;
     var notice = form.querySelector("[data-offline-notice]");
-    if (notice) notice.classList.remove("d-none");
+    if (!notice) return;
+    var why = notice.querySelector("[data-offline-reason]");
+    if (why) why.textContent = reason;
+    var heading = notice.querySelector("[data-offline-title]");
+    if (heading) heading.textContent = title || "Not saved:";
+    notice.classList.remove("d-none");
+    notice.scrollIntoView({ block: "nearest" });
+  }
+  document.body.addEventListener("htmx:sendError", function (event) {
+    showNotSaved(event, "the connection dropped.");
+  });
+  document.body.addEventListener("htmx:timeout", function (event) {
+    // The save may have reached the server; a retry is safe (a visit is logged once).
+    showNotSaved(event, "the server did not answer in time. Retrying is safe: a visit is never logged twice.", "Maybe not saved:");
+  });
+  document.body.addEventListener("htmx:responseError", function (event) {
+    showNotSaved(event, "the server could not save it (error " + event.detail.xhr.status + ").");
   });
   // Saved: the server answers with a redirect to the plan; only then drop the draft.
   document.body.addEventListener("htmx:afterRequest", function (event) {

@@ -1,0 +1,91 @@
+"""Pages of the liaison's field work added after the day plan: annual meetings due with
+key partners, editing an event, and the office type-ahead of the day plan."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+
+from core.htmx import render_page
+from core.pagination import paginate
+from outreach import meetings
+from outreach.forms import AnnualMeetingFilterForm, EventForm, plannable_offices
+from outreach.selectors import get_event_for_user
+from partners.models import Provider
+
+OFFICE_MATCHES = 10
+
+
+@login_required
+@permission_required("outreach.view_event", raise_exception=True)
+def annual_meeting_list(request: HttpRequest) -> HttpResponse:
+    """Key partners (tier A, then B) whose annual meeting is due: a liaison's own
+    partners; a manager may see everyone's."""
+    form = AnnualMeetingFilterForm(request.GET or None)
+    scope, tier = "mine", ""
+    if form.is_valid():
+        scope = form.cleaned_data["scope"] or scope
+        tier = form.cleaned_data["tier"]
+    sees_all = request.user.has_perm("outreach.view_all_tasks")
+    if not sees_all:
+        scope = "mine"
+    providers = Provider.objects.for_user(request.user).select_related("organization", "owner")
+    if scope == "mine":
+        providers = providers.filter(owner=request.user)
+    if tier:
+        providers = providers.filter(tier=tier)
+    today = timezone.localdate()
+    page = paginate(request, meetings.annual_meetings_due(providers, today=today))
+    return render_page(
+        request,
+        "outreach/annual_meeting_list.html",
+        {"page": page, "form": form, "scope": scope, "tier": tier, "sees_all": sees_all},
+        partial="results",
+    )
+
+
+@login_required
+@permission_required("outreach.add_plannedvisit", raise_exception=True)
+def day_plan_office_typeahead(request: HttpRequest) -> HttpResponse:
+    """Matches for the day plan's office picker: the user's plannable offices by name,
+    city or ZIP, at most ten."""
+    text = request.GET.get("organization_search", request.GET.get("q", ""))
+    # Postgres refuses NUL in text parameters; nobody searches for one.
+    text = text.replace("\x00", "").strip()[:100]
+    offices = plannable_offices(request.user).none()
+    if len(text) >= 2:
+        offices = plannable_offices(request.user)
+        for word in text.split()[:5]:
+            offices = offices.filter(
+                Q(name__icontains=word) | Q(city__icontains=word) | Q(zip_code__startswith=word)
+            )
+        offices = offices.order_by("name", "pk")[:OFFICE_MATCHES]
+    return render(request, "widgets/office_picker.html#options", {"offices": offices, "text": text})
+
+
+@login_required
+def event_update(request: HttpRequest, pk: int) -> HttpResponse:
+    """Edit an event, typically to enter its cost once the catering bill is in; the
+    ledger follows when attendance is recorded (again)."""
+    event = get_event_for_user(request, pk, write=True)
+    form = EventForm(request.POST or None, instance=event)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        if event.activities.exists():
+            messages.info(
+                request,
+                "Saved. Press “Update the attendance record” to carry a new cost or date "
+                "into the activities and the gifts and meals ledger.",
+            )
+        else:
+            messages.success(request, "Saved.")
+        return redirect(event)
+    return render(
+        request,
+        "outreach/event_form.html",
+        {"form": form, "event": event, "cancel_url": event.get_absolute_url()},
+    )

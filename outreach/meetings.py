@@ -1,0 +1,332 @@
+"""Annual meetings with key partners, and the reminders around events.
+
+The rule implemented here
+-------------------------
+* A key partner is a provider of tier A or B (nightly tiering or a manager's pin).
+* A partner's annual meeting is the last event of kind "annual meeting" that they are
+  recorded as having attended (their invitation is ticked "came") and that has started.
+* It is **due** when that was more than 12 calendar months ago (before the same date
+  last year), or never happened. Being invited to an upcoming annual meeting does not
+  make it not due (they may not come), but it is shown, and no reminder task is made
+  while such an invitation is open.
+* Reminder tasks: one open "annual meeting" task per due partner, for their owner
+  (partners without an owner have nobody to remind), at most one a year. The database
+  refuses a second open one; recording attendance at an annual meeting completes it.
+* Event reminders: every invitee who is a provider and has not declined gets one
+  reminder letter `Event.remind_days_before` days before the event (from that day
+  until the event starts, so a missed run catches up), by the partner's channel and
+  opt-out, through the ordinary letter pipeline. The database refuses a second reminder
+  for the same invitation. Staff invitees get no letter: letters go to providers.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Max, Min, OuterRef, Q, QuerySet, Subquery
+from django.utils import timezone
+
+from outreach.models import (
+    Event,
+    Invitation,
+    Letter,
+    LetterTemplate,
+    PlannedVisit,
+    Task,
+    render_merge_fields,
+)
+from outreach.services import (
+    letter_route,
+    letter_template_for,
+    new_message_id,
+    provider_merge_values,
+)
+from partners.models import Provider
+
+KEY_TIERS = (Provider.Tier.A, Provider.Tier.B)
+# The longest reminder lead time an event may set (the model's validator).
+MAX_REMIND_DAYS = 90
+# How far ahead the daily digest lists events.
+DIGEST_EVENT_DAYS = 7
+
+
+def year_before(day: date) -> date:
+    """The same date a year earlier (February 29 becomes February 28)."""
+    try:
+        return day.replace(year=day.year - 1)
+    except ValueError:
+        return day.replace(year=day.year - 1, day=28)
+
+
+def _start_of(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def with_annual_meetings(providers: QuerySet[Provider], *, now: datetime) -> QuerySet[Provider]:
+    """Annotate `last_annual_meeting_at` (the last annual meeting the partner came to)
+    and `next_annual_meeting_at` (the next one they are invited to and have not
+    declined): two correlated subqueries, so a paginated list computes them per page."""
+    invitations = (
+        Invitation.objects.filter(provider=OuterRef("pk"), event__kind=Event.Kind.ANNUAL_MEETING)
+        .order_by()
+        .values("provider")
+    )
+    return providers.annotate(
+        last_annual_meeting_at=Subquery(
+            invitations.filter(attended=True, event__starts_at__lte=now)
+            .annotate(at=Max("event__starts_at"))
+            .values("at")[:1]
+        ),
+        next_annual_meeting_at=Subquery(
+            invitations.filter(event__starts_at__gt=now)
+            .exclude(rsvp=Invitation.Rsvp.NO)
+            .annotate(at=Min("event__starts_at"))
+            .values("at")[:1]
+        ),
+    )
+
+
+def annual_meetings_due(
+    providers: QuerySet[Provider], *, today: date | None = None
+) -> QuerySet[Provider]:
+    """Key partners whose annual meeting is due, tier A first, then the longest
+    overdue (never met first)."""
+    today = today or timezone.localdate()
+    cutoff = _start_of(year_before(today))
+    return (
+        with_annual_meetings(providers.filter(tier__in=KEY_TIERS), now=timezone.now())
+        .filter(Q(last_annual_meeting_at__isnull=True) | Q(last_annual_meeting_at__lt=cutoff))
+        .order_by(
+            "tier",
+            F("last_annual_meeting_at").asc(nulls_first=True),
+            "last_name",
+            "first_name",
+            "pk",
+        )
+    )
+
+
+@dataclass(frozen=True)
+class AnnualMeetingStatus:
+    """Where one partner stands, for the partner 360 page."""
+
+    key_partner: bool
+    last_at: datetime | None
+    next_at: datetime | None
+    due: bool
+    # The day it falls (or fell) due; None for a partner who never met us.
+    due_on: date | None
+
+
+def annual_meeting_status(provider: Provider, *, today: date | None = None) -> AnnualMeetingStatus:
+    today = today or timezone.localdate()
+    annotated = with_annual_meetings(
+        Provider.objects.filter(pk=provider.pk), now=timezone.now()
+    ).values("last_annual_meeting_at", "next_annual_meeting_at")[0]
+    last_at = annotated["last_annual_meeting_at"]
+    due_on = None
+    if last_at is not None:
+        last_day = timezone.localtime(last_at).date()
+        # Due the day after the anniversary: "more than 12 months ago".
+        due_on = _anniversary(last_day) + timedelta(days=1)
+    key = provider.tier in KEY_TIERS
+    return AnnualMeetingStatus(
+        key_partner=key,
+        last_at=last_at,
+        next_at=annotated["next_annual_meeting_at"],
+        due=key and (due_on is None or due_on <= today),
+        due_on=due_on,
+    )
+
+
+def _anniversary(day: date) -> date:
+    try:
+        return day.replace(year=day.year + 1)
+    except ValueError:
+        return day.replace(year=day.year + 1, day=28)
+
+
+def _reminder_detail(provider: Provider) -> str:
+    lines = [f"Tier {provider.tier} partner: meet at least once a year."]
+    if provider.last_annual_meeting_at:
+        lines.append(
+            "Last annual meeting: "
+            f"{timezone.localtime(provider.last_annual_meeting_at):%B %-d, %Y}."
+        )
+    else:
+        lines.append("No annual meeting on record.")
+    return "\n".join(lines)
+
+
+@transaction.atomic
+def annual_meeting_reminders_create(*, today: date | None = None) -> list[Task]:
+    """Give each owned key partner whose annual meeting is due, and who is not invited to
+    an upcoming one, an open "annual meeting" task for their owner. Idempotent: the
+    partial unique constraint keeps one open task per partner, whoever runs this."""
+    today = today or timezone.localdate()
+    due = list(
+        annual_meetings_due(Provider.objects.filter(owner__isnull=False), today=today)
+        .filter(next_annual_meeting_at__isnull=True)
+        .exclude(tasks__kind=Task.Kind.ANNUAL_MEETING, tasks__status=Task.Status.OPEN)
+        # At most one reminder a year: a task closed without a meeting does not come back
+        # the next night (the list and the partner page still say the meeting is due).
+        .exclude(
+            tasks__kind=Task.Kind.ANNUAL_MEETING,
+            tasks__created_at__gte=_start_of(year_before(today)),
+        )
+    )
+    Task.objects.bulk_create(
+        [
+            Task(
+                kind=Task.Kind.ANNUAL_MEETING,
+                title=f"Annual meeting with {provider.display_name} is due",
+                detail=_reminder_detail(provider),
+                due_on=today,
+                assignee_id=provider.owner_id,
+                provider=provider,
+            )
+            for provider in due
+        ],
+        ignore_conflicts=True,
+    )
+    # Re-read: rows inserted with ignore_conflicts come back without primary keys.
+    return list(
+        Task.objects.open()
+        .filter(kind=Task.Kind.ANNUAL_MEETING, provider__in=[p.pk for p in due])
+        .order_by("pk")
+    )
+
+
+def annual_meeting_tasks_close(*, provider_ids: Iterable[int], held_on: date) -> int:
+    """The partners met at an annual meeting: their open reminder tasks are done."""
+    return (
+        Task.objects.open()
+        .filter(kind=Task.Kind.ANNUAL_MEETING, provider_id__in=list(provider_ids))
+        .update(
+            status=Task.Status.DONE,
+            completed_at=timezone.make_aware(datetime.combine(held_on, time(12))),
+        )
+    )
+
+
+# --- Event reminder letters -----------------------------------------------------------------
+
+
+def event_merge_values(event: Event) -> dict[str, str]:
+    return {
+        "event_name": event.name,
+        "event_date": f"{timezone.localtime(event.starts_at):%B %-d, %Y at %-I:%M %p}",
+        "event_place": event.place or settings.PRACTICE_NAME,
+    }
+
+
+def invitations_to_remind(*, today: date, now: datetime) -> list[Invitation]:
+    """Provider invitations to events that have not started, whose reminder day has
+    come, that were not declined and have no reminder letter yet. One query, bounded by
+    the longest lead time an event may set."""
+    candidates = (
+        Invitation.objects.filter(
+            provider__isnull=False,
+            event__starts_at__gt=now,
+            event__starts_at__lt=_start_of(today + timedelta(days=MAX_REMIND_DAYS + 1)),
+            event__remind_days_before__gt=0,
+        )
+        .exclude(rsvp=Invitation.Rsvp.NO)
+        .exclude(letters__kind=LetterTemplate.Kind.EVENT_REMINDER)
+        .select_related("event", "provider__owner", "provider__organization")
+        .order_by("event__starts_at", "pk")
+    )
+    return [
+        invitation
+        for invitation in candidates
+        if timezone.localtime(invitation.event.starts_at).date()
+        - timedelta(days=invitation.event.remind_days_before)
+        <= today
+    ]
+
+
+def event_reminders_prepare(*, today: date | None = None) -> list[Letter]:
+    """Prepare the reminder letters due today (see the module's rule), routed by each
+    partner's preferences: pending letters are then delivered by the letter pipeline
+    like any other; an opted-out partner's is kept as skipped. Idempotent per
+    invitation (a partial unique constraint). Returns the letters made by this run."""
+    today = today or timezone.localdate()
+    invitations = invitations_to_remind(today=today, now=timezone.now())
+    if not invitations:
+        return []
+    kind = LetterTemplate.Kind.EVENT_REMINDER
+    template = letter_template_for(kind)
+    letters = []
+    for invitation in invitations:
+        values = {
+            **provider_merge_values(invitation.provider),
+            **event_merge_values(invitation.event),
+        }
+        channel, status, recipient = letter_route(invitation.provider, kind)
+        letters.append(
+            Letter(
+                kind=kind,
+                provider=invitation.provider,
+                invitation=invitation,
+                subject=render_merge_fields(template.subject, values)[:200],
+                body=render_merge_fields(template.body, values),
+                due_on=today,
+                channel=channel,
+                status=status,
+                recipient=recipient,
+                message_id=new_message_id(),
+            )
+        )
+    with transaction.atomic():
+        # A concurrent run's letter wins the constraint; ours is dropped.
+        Letter.objects.bulk_create(letters, ignore_conflicts=True)
+    message_ids = [letter.message_id for letter in letters]
+    return list(Letter.objects.filter(message_id__in=message_ids).order_by("pk"))
+
+
+# --- The daily digest -----------------------------------------------------------------------
+
+
+def digest_agenda(users: list[Any], *, today: date) -> dict[int, dict[str, list[Any]]]:
+    """For each user: today's planned visits, and the events of the next
+    DIGEST_EVENT_DAYS days that they organise or that their partners are invited to.
+    Three queries, whatever the number of users."""
+    agenda: dict[int, dict[str, list[Any]]] = defaultdict(lambda: {"visits": [], "events": []})
+    user_ids = [user.pk for user in users]
+    for visit in (
+        PlannedVisit.objects.filter(liaison__in=user_ids, planned_on=today)
+        .exclude(status=PlannedVisit.Status.SKIPPED)
+        .select_related("organization")
+        .order_by("position", "pk")
+    ):
+        agenda[visit.liaison_id]["visits"].append(visit)
+    window = Q(
+        event__starts_at__gte=_start_of(today),
+        event__starts_at__lt=_start_of(today + timedelta(days=DIGEST_EVENT_DAYS + 1)),
+    )
+    pairs = set(
+        Invitation.objects.filter(window, provider__owner__in=user_ids)
+        .exclude(rsvp=Invitation.Rsvp.NO)
+        .values_list("provider__owner_id", "event_id")
+    )
+    pairs |= set(
+        Event.objects.filter(
+            starts_at__gte=_start_of(today),
+            starts_at__lt=_start_of(today + timedelta(days=DIGEST_EVENT_DAYS + 1)),
+            organizer__in=user_ids,
+        ).values_list("organizer_id", "pk")
+    )
+    events = Event.objects.filter(pk__in={event_id for _, event_id in pairs}).order_by(
+        "starts_at", "pk"
+    )
+    for event in events:
+        for user_id in user_ids:
+            if (user_id, event.pk) in pairs:
+                agenda[user_id]["events"].append(event)
+    return agenda

@@ -1,0 +1,156 @@
+"""Reminder letters to the invitees of an upcoming event, through the letter pipeline."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from django.core import mail
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from outreach import meetings, services, tasks
+from outreach.factories import EventFactory
+from outreach.models import Invitation, Letter, LetterTemplate
+from partners.factories import ProviderFactory, StaffMemberFactory
+from partners.models import Provider
+
+pytestmark = pytest.mark.django_db
+
+REMINDER = LetterTemplate.Kind.EVENT_REMINDER
+
+
+def in_days(days: int, hour: int = 18):
+    moment = timezone.localtime() + timedelta(days=days)
+    return moment.replace(hour=hour, minute=30, second=0, microsecond=0)
+
+
+def invite(event, **provider_kwargs):
+    provider = ProviderFactory(**provider_kwargs)
+    return Invitation.objects.create(event=event, provider=provider)
+
+
+def test_the_default_reminder_template_is_there_from_the_data_migration():
+    template = LetterTemplate.objects.get(kind=REMINDER)
+    assert "{{ event_name }}" in template.subject
+    assert "{{ event_place }}" in template.body
+
+
+def test_invitees_get_one_reminder_by_their_channel_n_days_before():
+    event = EventFactory(
+        name="Spring referral-partner dinner",
+        starts_at=in_days(5),
+        place="Riverside Country Club",
+        remind_days_before=7,
+    )
+    by_email = invite(
+        event,
+        first_name="Ana",
+        last_name="Reyes",
+        credential="MD",
+        email="reyes@example.org",
+        preferred_channel=Provider.PreferredChannel.EMAIL,
+    )
+    opted_out = invite(event, letters_opt_out=True)
+    declined = invite(event)
+    Invitation.objects.filter(pk=declined.pk).update(rsvp=Invitation.Rsvp.NO)
+    Invitation.objects.create(event=event, staff=StaffMemberFactory())
+    later = EventFactory(starts_at=in_days(20), remind_days_before=7)
+    invite(later)
+    over = EventFactory(starts_at=timezone.now() - timedelta(hours=1), remind_days_before=7)
+    invite(over)
+
+    letters = meetings.event_reminders_prepare()
+    assert meetings.event_reminders_prepare() == []  # the next run: nothing new
+
+    assert {letter.invitation_id for letter in letters} == {by_email.pk, opted_out.pk}
+    email = Letter.objects.get(invitation=by_email)
+    assert (email.kind, email.channel, email.status) == (REMINDER, "email", "pending")
+    assert email.due_on == timezone.localdate()
+    assert email.subject.startswith("Reminder: Spring referral-partner dinner on ")
+    assert "Dear Ana Reyes, MD" in email.body
+    assert "at Riverside Country Club" in email.body
+    assert "{{" not in email.body
+    assert Letter.objects.get(invitation=opted_out).status == Letter.Status.SKIPPED
+    # The database refuses a second reminder for an invitation, whoever writes it.
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Letter.objects.create(
+            kind=REMINDER,
+            provider=by_email.provider,
+            invitation=by_email,
+            subject="again",
+            body="again",
+            due_on=timezone.localdate(),
+        )
+
+    services.letters_deliver(letter_ids=[email.pk])
+    [sent] = mail.outbox
+    assert sent.to == ["reyes@example.org"]
+    assert sent.subject == email.subject
+    assert Letter.objects.get(pk=email.pk).status == Letter.Status.SENT
+
+
+def test_no_reminder_before_the_day_or_when_the_event_asks_for_none():
+    soon = EventFactory(starts_at=in_days(10), remind_days_before=7)
+    invite(soon)
+    silent = EventFactory(starts_at=in_days(1), remind_days_before=0)
+    invite(silent)
+    assert meetings.event_reminders_prepare() == []
+    # Three days later the first one's reminder day has come.
+    assert (
+        len(meetings.event_reminders_prepare(today=timezone.localdate() + timedelta(days=3))) == 1
+    )
+
+
+def test_the_beat_task_hands_pending_reminders_to_the_delivery_task(monkeypatch):
+    event = EventFactory(starts_at=in_days(2))
+    invitation = invite(event, email="p@example.org", preferred_channel="email")
+    invite(event, letters_opt_out=True)
+    queued: list[list[int]] = []
+    monkeypatch.setattr(tasks.deliver_letters, "delay", lambda ids: queued.append(ids))
+
+    tasks.send_event_reminders()
+
+    assert queued == [[Letter.objects.get(invitation=invitation).pk]]
+
+
+def test_the_reminder_template_is_edited_like_the_others(client_for, manager):
+    template = LetterTemplate.objects.get(kind=REMINDER)
+    client = client_for(manager)
+    assert "Event reminder" in client.get(reverse("outreach:template_list")).content.decode()
+    url = reverse("outreach:template_update", args=[template.pk])
+    page = client.get(url).content.decode()
+    assert "event_name" in page  # the merge fields it may use are listed
+    refused = client.post(
+        url, {"subject": "See you {{ event_nam }}", "body": "x", "delay_business_days": 0}
+    )
+    assert "Unknown merge field(s): event_nam" in refused.content.decode()
+    client.post(
+        url,
+        {
+            "subject": "See you at {{ event_name }}, {{ provider_last_name }}",
+            "body": "{{ event_date }} at {{ event_place }}",
+            "delay_business_days": 0,
+        },
+    )
+    event = EventFactory(name="Open house", starts_at=in_days(3), place="")
+    invite(event, last_name="Pilcher")
+    [letter] = meetings.event_reminders_prepare()
+    assert letter.subject == "See you at Open house, Pilcher"
+    assert letter.body.endswith(f"at {settings.PRACTICE_NAME}")  # no place: ours
+
+
+def test_a_reminder_shows_on_the_partners_timeline_and_prints_as_a_pdf(client_for, manager):
+    event = EventFactory(name="Open house", starts_at=in_days(2))
+    invitation = invite(event, preferred_channel="mail")
+    [letter] = meetings.event_reminders_prepare()
+    assert (letter.channel, letter.status) == ("mail", "pending")
+    client = client_for(manager)
+    timeline = client.get(invitation.provider.get_absolute_url()).content.decode()
+    assert "Event reminder letter" in timeline
+    assert client.get(letter.get_absolute_url()).status_code == 200
+    pdf = client.get(reverse("outreach:letter_pdf", args=[letter.pk]))
+    assert pdf.status_code == 200
+    assert pdf.content.startswith(b"%PDF")
