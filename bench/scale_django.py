@@ -87,7 +87,7 @@ def pages() -> dict[str, Any]:
     # A real session for the HTTP client, as a browser would hold after signing in.
     session = SessionStore()
     session["_auth_user_id"] = str(manager.pk)
-    session["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
+    session["_auth_user_backend"] = "core.auth.AccessBackend"
     session["_auth_user_hash"] = manager.get_session_auth_hash()
     session.create()
     return {"urls": urls, "queries": counts, "session": session.session_key}

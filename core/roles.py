@@ -149,8 +149,10 @@ def user_role(user: Any) -> str | None:
         if user.is_superuser:
             role = Role.ADMINISTRATOR
         else:
-            names = {group.name for group in user.groups.all()}
-            role = next((candidate for candidate in Role.ALL if candidate in names), None)
+            from core.auth import load_access
+
+            load_access(user)  # group names and permissions in one query
+            role = next((c for c in Role.ALL if c in user._group_names), None)
         user._referral_crm_role = role
     return user._referral_crm_role
 

@@ -127,7 +127,7 @@ def test_the_list_runs_the_same_queries_for_3_or_15_partners(
 
     fill(3)
     client.get(url, {"scope": "all"})
-    with django_assert_num_queries(7) as few:
+    with django_assert_num_queries(5) as few:
         client.get(url, {"scope": "all"})
     fill(12)
     with django_assert_num_queries(len(few.captured_queries)):

@@ -176,7 +176,7 @@ def test_the_plan_page_runs_the_same_queries_for_two_offices_or_eight(
     assert _plan_queries(client, day) == small
     # Session, user, role and permissions; the cards (visits, providers,
     # staff, last activities, tasks); the suggestions (two) and the office picker.
-    with django_assert_num_queries(13):
+    with django_assert_num_queries(11):
         client.get(plan_url(day))
 
 

@@ -125,7 +125,7 @@ def test_the_partner_list_runs_the_same_queries_for_5_and_40_partners(
 
     fill(5)
     client.get(url)  # warm the session and permission caches
-    with django_assert_num_queries(8) as small:
+    with django_assert_num_queries(6) as small:
         client.get(url)
     fill(35)
     with django_assert_num_queries(len(small.captured_queries)):
@@ -141,10 +141,10 @@ def test_the_partner_detail_runs_the_same_queries_however_long_its_history(
     ReferralFactory(provider=provider)
     url = provider.get_absolute_url()
     client.get(url)
-    # 21: session, user and permissions; the partner, its referrals (timeline, counts,
+    # 19: session, user, role and permissions; the partner, its referrals (timeline, counts,
     # stats, monthly volume), activities, letters, tasks, tier/health changes and merges;
     # skipped visits to the office and the annual meeting (issue 4).
-    with django_assert_num_queries(21) as few:
+    with django_assert_num_queries(19) as few:
         client.get(url)
     ReferralFactory.create_batch(20, provider=provider)
     ReferralFactory.create_batch(5, provider=provider, direction="outbound")

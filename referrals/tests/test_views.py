@@ -174,7 +174,7 @@ def test_the_work_queue_runs_the_same_queries_for_3_and_30_referrals(
         _logged(provider=ProviderFactory(), assigned_to=coordinator)
     client.get(url)
     # One of them writes the patient-data audit rows for the whole page at once.
-    with django_assert_num_queries(11) as small:
+    with django_assert_num_queries(9) as small:
         client.get(url)
     for _ in range(27):
         _logged(provider=ProviderFactory(), assigned_to=coordinator)
@@ -191,7 +191,7 @@ def test_the_referral_detail_runs_the_same_queries_however_long_its_history(
     referral = _logged(provider=ProviderFactory())
     client.get(referral.get_absolute_url())
     # Includes the audit row, the intake submission, the documents and the duplicate check.
-    with django_assert_num_queries(14) as few:
+    with django_assert_num_queries(12) as few:
         client.get(referral.get_absolute_url())
     for status in ("on_hold", "accepted", "on_hold", "accepted", "on_hold", "accepted"):
         referral = referral_transition(referral=referral, to_status=status, actor=coordinator)

@@ -153,14 +153,14 @@ def test_the_finder_query_count_stays_the_same_as_rows_grow(
                 partner = ProviderFactory(npi=record.npi)
                 ReferralFactory(provider=partner)
 
-    # Session, user, 2 permission loads, role groups, specialty check, location (validate +
+    # Session, user, role and permissions (one query), specialty check, location (validate +
     # render), count, page ids, page rows, partner summaries, specialty labels, liaisons:
     # none of them per row.
     add_rows(3)
-    with django_assert_num_queries(14):
+    with django_assert_num_queries(12):
         small = client.get(FINDER, query)
     add_rows(40)
-    with django_assert_num_queries(14):
+    with django_assert_num_queries(12):
         large = client.get(FINDER, query)
 
     assert len(small.context["rows"]) == 3

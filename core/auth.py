@@ -1,0 +1,68 @@
+"""One query for who a signed-in user is allowed to be.
+
+Django's ModelBackend loads a user's own permissions and their groups' permissions in two
+queries, and the role (core.roles.user_role) took a third for the group names: three
+queries before every page. `load_access` reads all three in one statement and fills the
+same per-request caches ModelBackend uses, so `has_perm` and `{% if perms... %}` behave
+exactly as before.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.backends import ModelBackend
+from django.db import connection
+
+_ACCESS_SQL = """
+SELECT 'group', g.name, '', ''
+FROM auth_group g JOIN auth_user_groups ug ON ug.group_id = g.id
+WHERE ug.user_id = %(user)s
+UNION ALL
+SELECT 'user', '', ct.app_label, p.codename
+FROM auth_permission p
+JOIN django_content_type ct ON ct.id = p.content_type_id
+JOIN auth_user_user_permissions up ON up.permission_id = p.id
+WHERE up.user_id = %(user)s
+UNION ALL
+SELECT 'group_perm', '', ct.app_label, p.codename
+FROM auth_permission p
+JOIN django_content_type ct ON ct.id = p.content_type_id
+JOIN auth_group_permissions gp ON gp.permission_id = p.id
+JOIN auth_user_groups ug ON ug.group_id = gp.group_id
+WHERE ug.user_id = %(user)s
+"""
+
+
+def load_access(user: Any) -> None:
+    """Fill the user object's caches: group names, own and group permissions."""
+    if hasattr(user, "_group_names"):
+        return
+    groups: set[str] = set()
+    own: set[str] = set()
+    inherited: set[str] = set()
+    with connection.cursor() as cursor:
+        cursor.execute(_ACCESS_SQL, {"user": user.pk})
+        for kind, name, app_label, codename in cursor.fetchall():
+            if kind == "group":
+                groups.add(name)
+            elif kind == "user":
+                own.add(f"{app_label}.{codename}")
+            else:
+                inherited.add(f"{app_label}.{codename}")
+    user._group_names = frozenset(groups)
+    if not user.is_superuser:
+        # ModelBackend's own cache attributes: its has_perm and get_*_permissions read them.
+        user._user_perm_cache = own
+        user._group_perm_cache = inherited
+        user._perm_cache = own | inherited
+
+
+class AccessBackend(ModelBackend):
+    """ModelBackend with the permission load done by `load_access` (one query)."""
+
+    def get_all_permissions(self, user_obj: Any, obj: Any = None) -> set[str]:
+        active = user_obj.is_active and not user_obj.is_anonymous
+        if active and obj is None and not user_obj.is_superuser:
+            load_access(user_obj)
+        return super().get_all_permissions(user_obj, obj)
