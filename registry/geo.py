@@ -2,24 +2,52 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
+import sys
 from functools import cache
+from pathlib import Path
 
 import zipcodes
+from django.conf import settings
 
 EARTH_RADIUS_MILES = 3958.8
 MILES_PER_DEGREE_LAT = 69.05
 
 
+# Run in a child process: listing the package's ZIPs materialises all 42,000 full records
+# (~140 MB of Python objects), memory a web or import process would keep for good.
+_BUILD = """
+import json, zipcodes
+table = {}
+for record in zipcodes.list_all():
+    lat, lng = float(record["lat"]), float(record["long"])
+    # Military and some unique ZIPs carry 0,0: no place, so no distance.
+    if lat or lng:
+        table[record["zip_code"]] = [lat, lng]
+print(json.dumps(table))
+"""
+
+
 @cache
 def _centroids() -> dict[str, tuple[float, float]]:
-    table: dict[str, tuple[float, float]] = {}
-    for record in zipcodes.list_all():
-        lat, lng = float(record["lat"]), float(record["long"])
-        # Military and some unique ZIPs carry 0,0: no place, so no distance.
-        if lat or lng:
-            table[record["zip_code"]] = (lat, lng)
-    return table
+    """ZIP → (latitude, longitude): about 1 MB on disk under var/, built once per version of
+    the zipcodes package."""
+    path = Path(settings.VAR_DIR) / "cache" / f"zip-centroids-{zipcodes.__version__}.json"
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, ValueError):
+        built = subprocess.run(  # noqa: S603 (a fixed script, no outside input)
+            [sys.executable, "-c", _BUILD], capture_output=True, text=True, check=True
+        )
+        raw = json.loads(built.stdout)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(built.stdout)
+        partial.replace(path)  # atomic: another process never reads half a file
+    return {code: (lat, lng) for code, (lat, lng) in raw.items()}
 
 
 def zip5(postal_code: str) -> str:

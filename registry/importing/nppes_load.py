@@ -24,6 +24,7 @@ from django.conf import settings
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
+from registry.geo import zip_centroid
 from registry.importing.nppes_file import (
     ENDPOINT_COLUMNS,
     ENDPOINT_LENGTHS,
@@ -384,6 +385,9 @@ def _load_parallel(
     outcomes = context.Queue()
     parts = [rejects.path.with_name(f"{rejects.path.stem}.part{n}.csv") for n in range(len(spans))]
     options = {"states": reader.states, "taxonomy_prefixes": reader.taxonomy_prefixes}
+    # Built once here, the ZIP centroid table is shared with the workers instead of each
+    # loading the whole ZIP database.
+    zip_centroid("68102")
     connections.close_all()
     workers = [
         context.Process(
