@@ -5,11 +5,12 @@ searches start from."""
 from __future__ import annotations
 
 import math
+from functools import cache
 from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import connection, models
 from django.db.models import ExpressionWrapper, F, FloatField, Q, Value
 from django.urls import reverse
 
@@ -64,6 +65,14 @@ class Taxonomy(models.Model):
         )
 
 
+@cache
+def _lookup_columns() -> tuple[str, list[str]]:
+    fields = RegistryProvider._meta.concrete_fields
+    return ", ".join(connection.ops.quote_name(f.column) for f in fields), [
+        f.attname for f in fields
+    ]
+
+
 class RegistryProviderQuerySet(models.QuerySet["RegistryProvider"]):
     def active(self) -> RegistryProviderQuerySet:
         return self.filter(deactivated=False)
@@ -86,8 +95,21 @@ class RegistryProviderQuerySet(models.QuerySet["RegistryProvider"]):
                 degrees_sq=ExpressionWrapper(dlat * dlat + dlng * dlng, output_field=FloatField())
             )
             .filter(degrees_sq__lte=(miles / MILES_PER_DEGREE_LAT) ** 2)
-            .order_by("degrees_sq", "npi")
+            .order_by("degrees_sq", "pk")
         )
+
+    def by_npi(self, npi: str) -> RegistryProvider | None:
+        """The record of one NPI, or None: the registry's hottest single-row read (partner
+        forms, the finder's "add", imports matching partners). The SELECT is built once per
+        process; compiling it through the ORM each time cost more than the lookup itself."""
+        columns, attnames = _lookup_columns()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {columns} FROM {RegistryProvider._meta.db_table} WHERE npi = %s",  # noqa: S608
+                [npi],
+            )
+            row = cursor.fetchone()
+        return RegistryProvider.from_db(self.db, attnames, row) if row else None
 
     def search_name(self, text: str) -> RegistryProviderQuerySet:
         # NPPES stores names in capitals; a prefix match on them can use the pattern indexes.

@@ -9,7 +9,7 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse_lazy
 from django.views.decorators.http import require_POST
@@ -143,7 +143,9 @@ def finder_add(request: HttpRequest) -> HttpResponse:
     provider = None
     record = None
     if form.is_valid():
-        record = get_object_or_404(RegistryProvider, npi=form.cleaned_data["npi"])
+        record = RegistryProvider.objects.by_npi(form.cleaned_data["npi"])
+        if record is None:
+            raise Http404("No such NPI in the registry.")
         owner = form.cleaned_data["owner"]
         is_liaison_only = (
             not user.is_superuser

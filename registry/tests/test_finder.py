@@ -355,3 +355,12 @@ def test_a_chosen_specialty_is_shown_by_name_in_the_search_box(manager: object) 
     response = logged_in(manager).get(FINDER, {"specialty": "207Q00000X"})
 
     assert b'value="Family Medicine Physician"' in response.content
+
+
+def test_by_npi_returns_the_whole_record_or_none() -> None:
+    record = RegistryProviderFactory(last_name="WIEBE", first_name="DAVID")
+    found = RegistryProvider.objects.by_npi(record.npi)
+    assert found == record
+    assert (found.last_name, found.first_name, found.deactivated) == ("WIEBE", "DAVID", False)
+    assert found.enumeration_date == record.enumeration_date
+    assert RegistryProvider.objects.by_npi("1234567893") is None
