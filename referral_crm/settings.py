@@ -291,6 +291,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "partners.tasks.sweep_partner_imports",
         "schedule": 300.0,
     },
+    # NPPES uploads whose task message or worker was lost are run again (registry.tasks).
+    "sweep-registry-imports": {
+        "task": "registry.tasks.sweep_import_jobs",
+        "schedule": 300.0,
+    },
     # Nightly: partners whose referrals dropped or stopped become tasks, with reasons.
     "build-rekindle-queue": {
         "task": "outreach.tasks.build_rekindle_queue",

@@ -341,6 +341,10 @@ class ImportJob(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     # Share of the file read so far, 0-100.
     progress = models.PositiveSmallIntegerField(default=0)
+    # Written with every progress step: a running job whose heartbeat stops was lost with its
+    # worker, and the sweep runs it again (the import is idempotent).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
     imported = models.PositiveIntegerField(default=0)
     updated = models.PositiveIntegerField(default=0)
     unchanged = models.PositiveIntegerField(default=0)

@@ -3,12 +3,13 @@ running an uploaded import."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from partners.models import Organization, Provider
@@ -111,8 +112,12 @@ def registry_provider_add_as_prospect(
 def import_job_run(*, job_id: int) -> ImportJob:
     """Load the file of a queued ImportJob, writing progress and counts back to its row.
     Claims the job with a conditional update, so a redelivered task does not run it twice."""
+    now = timezone.now()
     claimed = ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.QUEUED).update(
-        status=ImportJob.Status.RUNNING, started_at=timezone.now()
+        status=ImportJob.Status.RUNNING,
+        started_at=now,
+        heartbeat_at=now,
+        attempts=F("attempts") + 1,
     )
     job = ImportJob.objects.get(pk=job_id)
     if not claimed:
@@ -122,7 +127,9 @@ def import_job_run(*, job_id: int) -> ImportJob:
         percent = min(100, int(done * 100 / total)) if total else 100
         if percent != job.progress:
             job.progress = percent
-            ImportJob.objects.filter(pk=job.pk).update(progress=percent)
+            ImportJob.objects.filter(pk=job.pk).update(
+                progress=percent, heartbeat_at=timezone.now()
+            )
 
     try:
         result = nppes_import(path=Path(job.file.path), progress=progress)
@@ -139,3 +146,34 @@ def import_job_run(*, job_id: int) -> ImportJob:
     job.finished_at = timezone.now()
     job.save()
     return job
+
+
+# A running import writes its heartbeat at least every few seconds (every batch); one silent
+# this long lost its worker. A queued one this old lost its message.
+IMPORT_HEARTBEAT_TIMEOUT = timedelta(minutes=15)
+IMPORT_QUEUE_TIMEOUT = timedelta(minutes=5)
+IMPORT_MAX_ATTEMPTS = 3
+
+
+def import_jobs_to_redrive(*, now: datetime | None = None) -> list[int]:
+    """Jobs to hand to a worker again: queued ones whose message was lost, and running ones
+    whose worker died (heartbeat stopped), which go back to the queue. After
+    IMPORT_MAX_ATTEMPTS runs a job is marked failed with the reason, shown on its page."""
+    now = now or timezone.now()
+    lost = ImportJob.objects.filter(
+        status=ImportJob.Status.RUNNING, heartbeat_at__lt=now - IMPORT_HEARTBEAT_TIMEOUT
+    )
+    lost.filter(attempts__gte=IMPORT_MAX_ATTEMPTS).update(
+        status=ImportJob.Status.FAILED,
+        finished_at=now,
+        error=(
+            f"The import stopped {IMPORT_MAX_ATTEMPTS} times without finishing (its worker "
+            "was lost). Nothing is half-applied that a new upload would not redo: upload the "
+            "file again, or ask an administrator to check the worker's memory and logs."
+        ),
+    )
+    lost.update(status=ImportJob.Status.QUEUED, progress=0)
+    stuck = ImportJob.objects.filter(
+        status=ImportJob.Status.QUEUED, created_at__lt=now - IMPORT_QUEUE_TIMEOUT
+    ).filter(Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=now - IMPORT_QUEUE_TIMEOUT))
+    return list(stuck.values_list("pk", flat=True))

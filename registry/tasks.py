@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from registry.services import import_job_run
+from registry.services import import_job_run, import_jobs_to_redrive
 
 
 # A monthly file of ~9M rows takes far longer than the default task limit.
@@ -8,3 +8,10 @@ from registry.services import import_job_run
 def import_nppes_file(job_id: int) -> None:
     """Thin adapter: the ImportJob row holds the file path and receives the progress."""
     import_job_run(job_id=job_id)
+
+
+@shared_task
+def sweep_import_jobs() -> None:
+    """Run by beat: re-drive imports whose message or worker was lost."""
+    for job_id in import_jobs_to_redrive():
+        import_nppes_file.delay(job_id)

@@ -184,3 +184,55 @@ def test_the_back_office_lists_registry_data_for_an_administrator() -> None:
     for name in ("taxonomy", "registryprovider", "practicelocation", "importjob"):
         assert client.get(reverse(f"admin:registry_{name}_changelist")).status_code == 200
     assert client.get(reverse("admin:registry_practicelocation_add")).status_code == 200
+
+
+def test_the_sweep_reruns_an_import_whose_worker_died_and_gives_up_after_three_tries(
+    monkeypatch,
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from registry.services import IMPORT_MAX_ATTEMPTS, import_jobs_to_redrive
+    from registry.tasks import sweep_import_jobs
+
+    monkeypatch.setattr(import_nppes_file, "delay", lambda pk: None)
+    client = logged_in(Role.ADMINISTRATOR)
+    client.post(IMPORT, {"file": SimpleUploadedFile("npidata.csv", SAMPLE.read_bytes())})
+    job = ImportJob.objects.get()
+    now = timezone.now()
+    # A worker claimed it and died half-way: progress stopped 20 minutes ago.
+    ImportJob.objects.filter(pk=job.pk).update(
+        status=ImportJob.Status.RUNNING, progress=40, attempts=1,
+        heartbeat_at=now - timedelta(minutes=20),
+    )  # fmt: skip
+    fresh = ImportJob.objects.create(
+        original_name="busy.csv", status=ImportJob.Status.RUNNING, heartbeat_at=now, attempts=1
+    )
+
+    assert import_jobs_to_redrive(now=now + timedelta(minutes=6)) == [job.pk]
+    job.refresh_from_db()
+    assert (job.status, job.progress) == (ImportJob.Status.QUEUED, 0)
+    fresh.refresh_from_db()
+    assert fresh.status == ImportJob.Status.RUNNING  # still beating: left alone
+
+    # Re-run by the worker it is handed to: it completes, once.
+    redriven: list[int] = []
+    monkeypatch.setattr(import_nppes_file, "delay", redriven.append)
+    monkeypatch.setattr("registry.services.timezone.now", lambda: now + timedelta(minutes=6))
+    sweep_import_jobs()
+    assert redriven == [job.pk]
+    import_nppes_file(job.pk)
+    job.refresh_from_db()
+    assert (job.status, job.imported, job.attempts) == (ImportJob.Status.DONE, 921, 2)
+
+    # A job that keeps killing its worker is failed with the reason, not retried forever.
+    ImportJob.objects.filter(pk=fresh.pk).update(
+        attempts=IMPORT_MAX_ATTEMPTS, heartbeat_at=now - timedelta(hours=1)
+    )
+    import_jobs_to_redrive(now=now)
+    fresh.refresh_from_db()
+    assert fresh.status == ImportJob.Status.FAILED
+    assert "upload the file again" in fresh.error
+    page = client.get(reverse("registry:import_detail", args=[fresh.pk]))
+    assert "upload the file again" in page.content.decode()
