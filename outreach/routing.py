@@ -1,47 +1,27 @@
 """Ordering a day's visits into a sensible driving route, offline.
 
-Distances are straight lines between ZIP-code centroids (the `zipcodes` package ships
-them), which is good to a mile or two: enough to stop a liaison criss-crossing town,
+Distances are straight lines between ZIP-code centroids (registry.geo, from the offline
+`zipcodes` package), which is good to a mile or two: enough to stop a liaison criss-crossing town,
 with no map service and no patient or partner data leaving the server.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cache
 from typing import Generic, TypeVar
 
-import zipcodes
+from registry import geo
+from registry.geo import zip_centroid
 
-EARTH_RADIUS_MILES = 3958.8
+__all__ = ["Stop", "haversine_miles", "nearest_neighbour_route", "zip_centroid"]
 
 T = TypeVar("T")
 
 
-@cache
-def zip_centroid(zip_code: str) -> tuple[float, float] | None:
-    """Latitude and longitude of a 5-digit ZIP (ZIP+4 accepted), or None when unknown."""
-    five = (zip_code or "").strip()[:5]
-    if len(five) != 5 or not five.isdigit():
-        return None
-    try:
-        matches = zipcodes.matching(five)
-    except (TypeError, ValueError):
-        return None
-    if not matches:
-        return None
-    return float(matches[0]["lat"]), float(matches[0]["long"])
-
-
 def haversine_miles(a: tuple[float, float], b: tuple[float, float]) -> float:
-    lat1, lng1, lat2, lng2 = map(math.radians, (*a, *b))
-    h = (
-        math.sin((lat2 - lat1) / 2) ** 2
-        + math.cos(lat1) * math.cos(lat2) * math.sin((lng2 - lng1) / 2) ** 2
-    )
-    return 2 * EARTH_RADIUS_MILES * math.asin(math.sqrt(h))
+    """Great-circle miles between two (latitude, longitude) points (registry.geo's)."""
+    return geo.haversine_miles(*a, *b)
 
 
 @dataclass(frozen=True)
