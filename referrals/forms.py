@@ -69,9 +69,15 @@ class ReferralForm(forms.ModelForm):
         self.fields["provider"].error_messages["invalid_choice"] = (
             "Choose a partner from the list (type two or more letters of a name or an NPI)."
         )
-        self.fields["provider"].error_messages["invalid_choice"] = (
-            "Choose a partner from the list (type two or more letters of a name or an NPI)."
-        )
+
+    def clean_received_at(self) -> datetime:
+        value = self.cleaned_data["received_at"]
+        stored = self.instance.received_at if self.instance.pk else None
+        # The field shows minutes only: an untouched value keeps its stored seconds rather
+        # than being rewritten (and recorded in the history as an edit) on every save.
+        if stored is not None and value == stored.replace(second=0, microsecond=0):
+            return stored
+        return value
 
 
 class OutboundReferralForm(ReferralForm):

@@ -43,6 +43,7 @@ from referrals.services import (
     referral_assign,
     referral_bulk_apply,
     referral_claim,
+    referral_edit,
     referral_log,
     referral_record_consult_report,
     referral_transition,
@@ -147,6 +148,7 @@ def referral_assign_view(request: HttpRequest, pk: int) -> HttpResponse:
     elif referral_assign(
         referral=referral,
         assignee=form.cleaned_data["assignee"],
+        actor=request.user,
         version=form.cleaned_data["version"],
     ):
         who = form.cleaned_data["assignee"]
@@ -255,7 +257,9 @@ def referral_update(request: HttpRequest, pk: int) -> HttpResponse:
     form = ReferralForm(request.POST or None, instance=referral)
     if request.method == "POST" and form.is_valid():
         with transaction.atomic():
-            form.save()
+            referral_edit(
+                referral=form.save(commit=False), fields=form.Meta.fields, actor=request.user
+            )
             changed = [name for name in form.changed_data if name in PATIENT_FIELDS]
             if changed:
                 audit_record(
@@ -291,7 +295,7 @@ def _workflow_context(request: HttpRequest, referral: Referral, **extra: Any) ->
     return {
         "referral": referral,
         "actions": actions,
-        "events": referral.events.select_related("actor"),
+        "events": referral.events.for_timeline(),
         "assign_form": AssignForm(
             initial={
                 "assignee": referral.assigned_to_id,
