@@ -26,6 +26,7 @@ from intake.models import IntakeSubmission
 from intake.services import attachments_save
 from intake.uploads import bounded_uploads
 from partners.models import Provider
+from referrals.bulk import bulk_summary
 from referrals.forms import (
     AssignForm,
     BulkActionForm,
@@ -116,14 +117,16 @@ def referral_bulk(request: HttpRequest) -> HttpResponse:
             assign_to=form.cleaned_data["assign_to"],
             unassign=form.cleaned_data["unassign"],
             to_status=form.cleaned_data["to_status"],
+            decline_reason=form.cleaned_data["decline_reason"],
         )
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
         return _back_to_queue(request)
-    if result.applied:
-        messages.success(request, f"Updated {len(result.applied)} referral(s).")
-    for pk, why in result.skipped.items():
-        messages.warning(request, f"Referral #{pk} was left unchanged: {why}.")
+    done, skipped = bulk_summary(result, form.cleaned_data)
+    if done:
+        messages.success(request, done)
+    for line in skipped:
+        messages.warning(request, line)
     return _back_to_queue(request)
 
 

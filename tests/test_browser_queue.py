@@ -50,7 +50,7 @@ def test_a_coordinator_claims_an_overdue_referral_and_accepts_two_at_once(
     page.get_by_label(f"Select referral {fresh.pk}").check()
     page.get_by_label("Move selected to").select_option("accepted")
     page.get_by_role("button", name="Apply to selected").click()
-    expect(page.get_by_text("Updated 2 referral(s).")).to_be_visible()
+    expect(page.get_by_text(f"Accepted 2 referrals (#{late.pk}, #{fresh.pk}).")).to_be_visible()
 
     assert set(Referral.objects.values_list("status", flat=True)) == {Status.ACCEPTED}
     assert Referral.objects.get(pk=late.pk).assigned_to.username == "cora"
