@@ -159,6 +159,17 @@ class PeriodForm(forms.Form):
         return timezone.make_aware(start), timezone.make_aware(end)
 
 
+class ReciprocityForm(PeriodForm):
+    """The reciprocity report's period, and optionally the one partner to follow over time
+    (reached from the partner's row, so a hidden field rather than a picker)."""
+
+    provider = forms.ModelChoiceField(
+        queryset=Provider.objects.only("pk", "first_name", "last_name", "credential"),
+        required=False,
+        widget=forms.HiddenInput,
+    )
+
+
 class ReferralEntryForm(ReferralForm):
     """Logging a new referral: the referral, any faxed or scanned documents beside it,
     and the confirmation that a possible duplicate is really a new referral."""

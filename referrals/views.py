@@ -27,19 +27,25 @@ from intake.services import attachments_save
 from intake.uploads import bounded_uploads
 from partners.models import Provider
 from referrals.bulk import bulk_summary
+from referrals.charts import bar_chart
 from referrals.forms import (
     AssignForm,
     BulkActionForm,
     InquiryForm,
     OutboundReferralForm,
     PeriodForm,
+    ReciprocityForm,
     ReferralEntryForm,
     ReferralFilter,
     ReferralForm,
     TransitionForm,
 )
 from referrals.models import ACTION_LABELS, Inquiry, Referral, Status
-from referrals.selectors import get_referral_for_user, possible_duplicates
+from referrals.selectors import (
+    get_referral_for_user,
+    possible_duplicates,
+    reciprocity_over_time,
+)
 from referrals.services import (
     referral_assign,
     referral_bulk_apply,
@@ -436,7 +442,7 @@ def leakage_report(request: HttpRequest) -> HttpResponse:
 def reciprocity_report(request: HttpRequest) -> HttpResponse:
     """Referrals received from and sent to each partner over a period, busiest first;
     ?format=csv downloads every row."""
-    period = PeriodForm(request.GET)
+    period = ReciprocityForm(request.GET)
     if not period.is_valid():
         return render(request, "referrals/reciprocity_report.html", {"period": period})
     start, end = period.bounds()
@@ -463,8 +469,41 @@ def reciprocity_report(request: HttpRequest) -> HttpResponse:
             "page": paginate(request, partners),
             "totals": totals,
             "csv_query": query.urlencode(),
+            **_reciprocity_over_time(period),
         },
     )
+
+
+def _reciprocity_over_time(period: ReciprocityForm) -> dict[str, Any]:
+    """Received vs sent per month (or year), overall or for the chosen partner, as a chart
+    and the table beside it."""
+    partner = period.cleaned_data["provider"]
+    kind, rows = reciprocity_over_time(
+        since=period.cleaned_data["since"], until=period.cleaned_data["until"], provider=partner
+    )
+    who = "this partner" if partner else "all partners"
+    chart = bar_chart(
+        title=f"Received vs sent per {kind}",
+        description=(
+            f"Referrals received from and sent to {who}, per {kind}: "
+            + "; ".join(f"{r['label']}: {r['received']} received, {r['sent']} sent" for r in rows)
+        ),
+        labels=[row["label"] for row in rows],
+        series=[
+            ("Received", [row["received"] for row in rows]),
+            ("Sent", [row["sent"] for row in rows]),
+        ],
+    )
+    query = period.data.copy()
+    query.pop("page", None)
+    query.pop("provider", None)
+    return {
+        "flow_kind": kind,
+        "flow": rows,
+        "flow_chart": chart,
+        "flow_partner": partner,
+        "period_query": query.urlencode(),
+    }
 
 
 # Spreadsheet programs run a cell that starts with one of these as a formula.
@@ -524,12 +563,14 @@ def conversion_report(request: HttpRequest) -> HttpResponse:
     if not period.is_valid():
         return render(request, "referrals/conversion_report.html", {"period": period})
     start, end = period.bounds()
+    rows = Inquiry.objects.conversion_by_source(since=start, until=end)
     return render(
         request,
         "referrals/conversion_report.html",
         {
             "period": period,
-            "rows": Inquiry.objects.conversion_by_source(since=start, until=end),
+            "rows": rows,
+            "funnel_chart": _conversion_chart(rows),
             "open_inquiries": paginate(
                 request,
                 Inquiry.objects.filter(
@@ -538,6 +579,34 @@ def conversion_report(request: HttpRequest) -> HttpResponse:
                 ),
             ),
         },
+    )
+
+
+def _conversion_chart(rows: list[dict[str, Any]]) -> str:
+    """The funnel of each source as shares of its inquiries, so sources of very different
+    size compare; the counts behind each share are in the table beside it."""
+    return bar_chart(
+        title="Funnel by source (% of inquiries)",
+        description="Share of each source's inquiries that were scheduled and seen as new "
+        "patients: "
+        + "; ".join(
+            f"{row['label']}: "
+            + (
+                f"{row['scheduled_rate']:.0f}% scheduled, {row['conversion_rate']:.0f}% seen "
+                f"of {row['inquiries']} inquiries"
+                if row["inquiries"]
+                else "no inquiries"
+            )
+            for row in rows
+        ),
+        labels=[f"{row['label'].split(' (')[0]} (n={row['inquiries']})" for row in rows],
+        series=[
+            ("Scheduled", [row["scheduled_rate"] for row in rows]),
+            ("Seen as new patient", [row["conversion_rate"] for row in rows]),
+        ],
+        horizontal=True,
+        percent=True,
+        height=420,
     )
 
 
