@@ -213,3 +213,25 @@ def test_assignment_and_edit_events_never_look_like_a_status_reached(coordinator
     assert ReferralEvent.objects.filter(to_status="").count() == 1
     with pytest.raises(IntegrityError), transaction.atomic():
         ReferralEvent.objects.create(referral=referral, kind=Kind.ASSIGNMENT, to_status="seen")
+
+
+def test_the_detail_page_runs_the_same_queries_however_many_hands_it_passed(
+    client_for, coordinator, manager, django_assert_num_queries
+):
+    cora = UserFactory(username="cora", role=Role.COORDINATOR)
+    referral = _logged()
+    client = client_for(coordinator)
+    client.get(referral.get_absolute_url())
+    with django_assert_num_queries(14) as few:
+        client.get(referral.get_absolute_url())
+    # Read now: the captured slice is an index range into a bounded query log.
+    expected = len(few.captured_queries)
+    for assignee in (coordinator, cora, manager, None, cora):
+        referral_assign(referral=referral, assignee=assignee, actor=manager)
+    referral.refresh_from_db()
+    client_for(manager).post(
+        reverse("referrals:update", args=[referral.pk]), _form_data(referral, urgency="stat")
+    )
+    assert referral.events.count() == 7
+    with django_assert_num_queries(expected):
+        client.get(referral.get_absolute_url())
