@@ -1,6 +1,12 @@
 from django.apps import AppConfig
+from django.db.backends.signals import connection_created
 
 
 class AuditConfig(AppConfig):
     name = "audit"
     verbose_name = "Patient data audit"
+
+    def ready(self) -> None:
+        from audit.triggers import register_sqlite_function
+
+        connection_created.connect(register_sqlite_function, dispatch_uid="audit_sqlite_flag")

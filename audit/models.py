@@ -1,7 +1,8 @@
 """The patient-data audit trail: who saw, changed, downloaded or exported whose details.
 
 Rows are only ever added. The app has no page that edits them, the admin is read-only,
-and the model itself refuses updates and deletes, so the trail stays trustworthy.
+the model itself refuses updates and deletes, and so does the database, whoever sends the
+SQL (triggers installed by migration 0002, see audit/triggers.py).
 """
 
 from __future__ import annotations

@@ -7,7 +7,17 @@ class EventInline(admin.TabularInline):
     model = ReferralEvent
     extra = 0
     can_delete = False
-    readonly_fields = ["from_status", "to_status", "actor", "at", "note"]
+    fields = readonly_fields = [
+        "kind",
+        "from_status",
+        "to_status",
+        "from_assignee",
+        "to_assignee",
+        "changes",
+        "actor",
+        "at",
+        "note",
+    ]
 
     def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         # History is written by the referral services only.
@@ -29,11 +39,22 @@ class ReferralAdmin(admin.ModelAdmin):
 
 @admin.register(ReferralEvent)
 class ReferralEventAdmin(admin.ModelAdmin):
-    list_display = ["referral", "from_status", "to_status", "actor", "at"]
-    list_filter = ["to_status"]
+    list_display = ["referral", "kind", "from_status", "to_status", "actor", "at"]
+    list_filter = ["kind", "to_status"]
     search_fields = ["=referral__pk"]
     list_select_related = ["referral", "actor"]
-    readonly_fields = ["referral", "from_status", "to_status", "actor", "at", "note"]
+    readonly_fields = [
+        "referral",
+        "kind",
+        "from_status",
+        "to_status",
+        "from_assignee",
+        "to_assignee",
+        "changes",
+        "actor",
+        "at",
+        "note",
+    ]
 
     def has_add_permission(self, request):  # type: ignore[no-untyped-def]
         return False

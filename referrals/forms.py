@@ -69,9 +69,15 @@ class ReferralForm(forms.ModelForm):
         self.fields["provider"].error_messages["invalid_choice"] = (
             "Choose a partner from the list (type two or more letters of a name or an NPI)."
         )
-        self.fields["provider"].error_messages["invalid_choice"] = (
-            "Choose a partner from the list (type two or more letters of a name or an NPI)."
-        )
+
+    def clean_received_at(self) -> datetime:
+        value = self.cleaned_data["received_at"]
+        stored = self.instance.received_at if self.instance.pk else None
+        # The field shows minutes only: an untouched value keeps its stored seconds rather
+        # than being rewritten (and recorded in the history as an edit) on every save.
+        if stored is not None and value == stored.replace(second=0, microsecond=0):
+            return stored
+        return value
 
 
 class OutboundReferralForm(ReferralForm):
@@ -151,6 +157,17 @@ class PeriodForm(forms.Form):
         start = datetime.combine(self.cleaned_data["since"], time.min)
         end = datetime.combine(self.cleaned_data["until"] + timedelta(days=1), time.min)
         return timezone.make_aware(start), timezone.make_aware(end)
+
+
+class ReciprocityForm(PeriodForm):
+    """The reciprocity report's period, and optionally the one partner to follow over time
+    (reached from the partner's row, so a hidden field rather than a picker)."""
+
+    provider = forms.ModelChoiceField(
+        queryset=Provider.objects.only("pk", "first_name", "last_name", "credential"),
+        required=False,
+        widget=forms.HiddenInput,
+    )
 
 
 class ReferralEntryForm(ReferralForm):
@@ -285,6 +302,7 @@ class BulkActionForm(forms.Form):
         label="Move to",
         choices=[("", "Keep status"), *((s, Status(s).label) for s in BULK_STATUSES)],
     )
+    decline_reason = forms.CharField(required=False, max_length=300, label="Reason, when declining")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -292,6 +310,7 @@ class BulkActionForm(forms.Form):
         self.fields["rows"].valid_value = lambda value: True  # type: ignore[method-assign]
         for name in ("assign_to", "to_status"):
             self.fields[name].widget.attrs["class"] = "form-select form-select-sm"
+        self.fields["decline_reason"].widget.attrs["class"] = "form-control form-control-sm"
 
     def clean_rows(self) -> dict[int, datetime]:
         return parse_versions(self.cleaned_data["rows"])
@@ -302,6 +321,8 @@ class BulkActionForm(forms.Form):
             raise forms.ValidationError("Choose someone to assign to or a status to move to.")
         if data.get("assign_to") and data.get("unassign"):
             raise forms.ValidationError("Assign or unassign, not both.")
+        if data.get("to_status") == Status.DECLINED and not data.get("decline_reason", "").strip():
+            self.add_error("decline_reason", "Say why the selected referrals are declined.")
         return data
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Q
-from django.db.models.functions import Lower, Trim
+from django.db.models import Count, Q
+from django.db.models.functions import Lower, Trim, Trunc
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
@@ -49,3 +50,58 @@ def possible_duplicates(
     if exclude_pk is not None:
         matches = matches.exclude(pk=exclude_pk)
     return matches
+
+
+# Up to this many months a period is shown month by month; longer ones year by year.
+MONTHLY_UP_TO = 36
+
+
+def reciprocity_over_time(
+    *, since: date, until: date, provider: Provider | None = None
+) -> tuple[str, list[dict[str, Any]]]:
+    """Referrals received from and sent to partners (one partner, or all) per month of
+    [since, until], or per year when the period is longer than MONTHLY_UP_TO months: one
+    grouped query, and every month of the period listed, with zeros, so a quiet month
+    shows as such. Returns ("month" | "year", rows)."""
+    months = (until.year - since.year) * 12 + until.month - since.month + 1
+    kind = "month" if months <= MONTHLY_UP_TO else "year"
+    zone = timezone.get_current_timezone()
+    start = timezone.make_aware(datetime.combine(since, time.min), zone)
+    end = timezone.make_aware(datetime.combine(until + timedelta(days=1), time.min), zone)
+    rows = Referral.objects.filter(received_at__gte=start, received_at__lt=end)
+    if provider is not None:
+        rows = rows.filter(provider=provider)
+    counts = {
+        timezone.localtime(row["period"], zone).date(): row
+        for row in rows.annotate(period=Trunc("received_at", kind, tzinfo=zone))
+        .order_by()
+        .values("period")
+        .annotate(
+            received=Count("pk", filter=Q(direction=Referral.Direction.INBOUND)),
+            sent=Count("pk", filter=Q(direction=Referral.Direction.OUTBOUND)),
+        )
+    }
+    if kind == "month":
+        periods = [
+            date(since.year + (since.month - 1 + i) // 12, (since.month - 1 + i) % 12 + 1, 1)
+            for i in range(months)
+        ]
+    elif counts:
+        # Long periods list the years that have referrals, first to last.
+        first, last = min(counts).year, max(counts).year
+        periods = [date(year, 1, 1) for year in range(first, last + 1)]
+    else:
+        periods = []
+    result = []
+    for period in periods:
+        row = counts.get(period, {"received": 0, "sent": 0})
+        result.append(
+            {
+                "period": period,
+                "label": period.strftime("%b %Y" if kind == "month" else "%Y"),
+                "received": row["received"],
+                "sent": row["sent"],
+                "balance": row["sent"] - row["received"],
+            }
+        )
+    return kind, result

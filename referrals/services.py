@@ -2,39 +2,90 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
-from django.utils import timezone
+from django.utils import dateformat, timezone
+from django.utils.text import capfirst
 
+from audit.services import PATIENT_FIELDS
 from core.enqueue import enqueue_on_commit
 from referrals.models import Inquiry, Referral, ReferralEvent, Status
 
-# Moves a bulk action may make: the ones that need no per-row detail (a decline reason or an
-# appointment time is different for every patient).
-BULK_STATUSES = (Status.ACCEPTED, Status.ON_HOLD, Status.CANCELLED, Status.CLOSED)
+# Moves a bulk action may make: the ones whose detail can be the same for every selected row
+# (a decline reason is asked once for the batch; an appointment time is different for every
+# patient, so scheduling stays one by one).
+BULK_STATUSES = (
+    Status.ACCEPTED,
+    Status.DECLINED,
+    Status.ON_HOLD,
+    Status.CANCELLED,
+    Status.CLOSED,
+)
 
 
 def _record_event(
     *,
-    referral: Referral,
-    from_status: str,
-    to_status: str,
+    referral_id: int,
     actor: AbstractBaseUser | None,
     at: datetime,
+    from_status: str = "",
+    to_status: str = "",
     note: str = "",
 ) -> ReferralEvent:
-    """The single writer of referral history."""
+    """The single writer of referral history: a status move."""
     return ReferralEvent.objects.create(
-        referral=referral,
+        referral_id=referral_id,
+        kind=ReferralEvent.Kind.STATUS,
         from_status=from_status,
         to_status=to_status,
         actor=actor,
         at=at,
         note=note,
+    )
+
+
+def _record_assignments(
+    *,
+    moves: list[tuple[int, int | None]],
+    to_assignee: AbstractBaseUser | None,
+    actor: AbstractBaseUser | None,
+    at: datetime,
+    note: str = "",
+) -> None:
+    """History of who holds a referral: one event per (referral id, previous assignee id)
+    in `moves`, written in one query."""
+    ReferralEvent.objects.bulk_create(
+        ReferralEvent(
+            referral_id=referral_id,
+            kind=ReferralEvent.Kind.ASSIGNMENT,
+            from_assignee_id=from_id,
+            to_assignee=to_assignee,
+            actor=actor,
+            at=at,
+            note=note,
+        )
+        for referral_id, from_id in moves
+    )
+
+
+def _record_edit(
+    *,
+    referral_id: int,
+    changes: list[dict[str, str | None]],
+    actor: AbstractBaseUser | None,
+    at: datetime,
+) -> ReferralEvent:
+    return ReferralEvent.objects.create(
+        referral_id=referral_id,
+        kind=ReferralEvent.Kind.EDIT,
+        changes=changes,
+        actor=actor,
+        at=at,
     )
 
 
@@ -85,7 +136,7 @@ def referral_log(*, referral: Referral, actor: AbstractBaseUser | None) -> Refer
             created_by=actor,
         )
     _record_event(
-        referral=referral,
+        referral_id=referral.pk,
         from_status="",
         to_status=Status.RECEIVED,
         actor=actor,
@@ -152,7 +203,7 @@ def referral_transition(
         fields.append("contacted_at")
     locked.save(update_fields=fields)
     _record_event(
-        referral=locked,
+        referral_id=locked.pk,
         from_status=from_status,
         to_status=to_status,
         actor=actor,
@@ -169,23 +220,171 @@ def referral_transition(
 def referral_claim(*, referral_id: int, user: AbstractBaseUser) -> bool:
     """Take an unassigned referral. A conditional update, so of two coordinators clicking
     at once exactly one wins; returns whether this user did."""
+    now = timezone.now()
     claimed = Referral.objects.filter(pk=referral_id, assigned_to__isnull=True).update(
-        assigned_to=user, updated_at=timezone.now()
+        assigned_to=user, updated_at=now
     )
-    return claimed == 1
+    if claimed != 1:
+        return False
+    _record_assignments(
+        moves=[(referral_id, None)], to_assignee=user, actor=user, at=now, note="Claimed"
+    )
+    return True
 
 
 @transaction.atomic
 def referral_assign(
-    *, referral: Referral, assignee: AbstractBaseUser | None, version: datetime | None = None
+    *,
+    referral: Referral,
+    assignee: AbstractBaseUser | None,
+    actor: AbstractBaseUser | None = None,
+    version: datetime | None = None,
 ) -> bool:
     """Hand a referral to someone (or to nobody). With `version` (the updated_at the user
     saw) the change applies only if nobody changed the referral since; returns whether it
-    applied."""
-    rows = Referral.objects.filter(pk=referral.pk)
-    if version is not None:
-        rows = rows.filter(updated_at=version)
-    return rows.update(assigned_to=assignee, updated_at=timezone.now()) == 1
+    applied. The row is locked so the previous holder written to the history is the one
+    really replaced."""
+    current = (
+        Referral.objects.select_for_update()
+        .filter(pk=referral.pk)
+        .only("pk", "assigned_to", "updated_at")
+        .first()
+    )
+    if current is None or (version is not None and current.updated_at != version):
+        return False
+    new_id = assignee.pk if assignee is not None else None
+    if current.assigned_to_id == new_id:
+        return True
+    now = timezone.now()
+    Referral.objects.filter(pk=referral.pk).update(assigned_to=assignee, updated_at=now)
+    _record_assignments(
+        moves=[(referral.pk, current.assigned_to_id)], to_assignee=assignee, actor=actor, at=now
+    )
+    return True
+
+
+def _shown(referral: Referral, name: str) -> str | None:
+    """A field's value as the history shows it (labels, not codes; local times)."""
+    value = getattr(referral, name)
+    if value is None or value == "":
+        return None
+    if name == "provider":
+        return str(referral.provider.display_name)
+    if isinstance(value, datetime):
+        return dateformat.format(timezone.localtime(value), "M j, Y g:i a")
+    display = getattr(referral, f"get_{name}_display", None)
+    return str(display()) if display else str(value)
+
+
+def _inquiry_stage(referral: Referral) -> tuple[str, dict[str, datetime | None]]:
+    """Where an inbound referral stands in the new-patient funnel, from its own dates."""
+    if referral.seen_at is not None:
+        return Inquiry.Status.SEEN_NEW_PATIENT, {"seen_at": referral.seen_at}
+    if referral.status in (Status.DECLINED, Status.CANCELLED):
+        return Inquiry.Status.LOST, {"lost_at": referral.updated_at}
+    if referral.appointment_at is not None:
+        return Inquiry.Status.SCHEDULED, {"scheduled_at": referral.appointment_at}
+    return Inquiry.Status.INQUIRY, {}
+
+
+@transaction.atomic
+def referral_edit(
+    *, referral: Referral, fields: Sequence[str], actor: AbstractBaseUser | None
+) -> list[str]:
+    """Save in-place edits of a referral's details (an unsaved instance carrying the new
+    values of `fields`) and write them to its history: a change of coordinator as an
+    assignment event, anything else as one edit event listing old and new values (patient
+    fields by name only). The conversion data follow: an inbound referral's inquiry moves
+    with its received date, and a change of direction adds or removes the inquiry.
+    Returns the names of the fields that changed."""
+    before = Referral.objects.select_for_update().select_related("provider").get(pk=referral.pk)
+    changed = [
+        name
+        for name in fields
+        if getattr(before, Referral._meta.get_field(name).attname)
+        != getattr(referral, Referral._meta.get_field(name).attname)
+    ]
+    if not changed:
+        return []
+    at = timezone.now()
+    if {"direction", "provider"} & set(changed):
+        # The in-network snapshot is taken when a patient is sent; a new recipient is a new
+        # sending.
+        if referral.direction == Referral.Direction.OUTBOUND:
+            referral.in_network = referral.provider.in_network
+        else:
+            referral.in_network = None
+            referral.out_of_network_reason = ""
+    referral.full_clean()
+    referral.save()
+    if "assigned_to" in changed:
+        _record_assignments(
+            moves=[(referral.pk, before.assigned_to_id)],
+            to_assignee=referral.assigned_to,
+            actor=actor,
+            at=at,
+        )
+    edits: list[dict[str, str | None]] = []
+    for name in changed:
+        if name == "assigned_to":
+            continue
+        label = capfirst(str(Referral._meta.get_field(name).verbose_name))
+        if name in PATIENT_FIELDS:
+            edits.append({"field": label})
+        else:
+            edits.append(
+                {"field": label, "old": _shown(before, name), "new": _shown(referral, name)}
+            )
+    edits.extend(_inquiry_follow_edit(referral=referral, before=before, changed=changed))
+    if edits:
+        _record_edit(referral_id=referral.pk, changes=edits, actor=actor, at=at)
+    return changed
+
+
+def _inquiry_follow_edit(
+    *, referral: Referral, before: Referral, changed: list[str]
+) -> list[dict[str, str | None]]:
+    """Keep the conversion report true after an edit; returns what changed in it."""
+    inbound = referral.direction == Referral.Direction.INBOUND
+    if "direction" in changed and not inbound:
+        if Inquiry.objects.filter(referral=referral).delete()[0]:
+            return [
+                {
+                    "field": "Conversion",
+                    "old": "Counted as a partner-referral inquiry",
+                    "new": "Not counted (outbound)",
+                }
+            ]
+        return []
+    if "direction" in changed and inbound:
+        status, dates = _inquiry_stage(referral)
+        Inquiry.objects.get_or_create(
+            referral=referral,
+            defaults={
+                "source": Inquiry.Source.PARTNER_REFERRAL,
+                "received_at": referral.received_at,
+                "status": status,
+                **dates,
+            },
+        )
+        return [
+            {
+                "field": "Conversion",
+                "old": "Not counted (outbound)",
+                "new": f"Counted as a partner-referral inquiry ({Inquiry.Status(status).label.lower()})",
+            }
+        ]
+    if "received_at" in changed and inbound:
+        moved = Inquiry.objects.filter(referral=referral).update(received_at=referral.received_at)
+        if moved:
+            return [
+                {
+                    "field": "Inquiry received (conversion)",
+                    "old": _shown(before, "received_at"),
+                    "new": _shown(referral, "received_at"),
+                }
+            ]
+    return []
 
 
 @dataclass
@@ -193,6 +392,11 @@ class BulkResult:
     applied: list[int] = field(default_factory=list)
     # Referral id → why it was left alone.
     skipped: dict[int, str] = field(default_factory=dict)
+
+
+# Why a selected row was left alone (the queue groups its message by these).
+SKIP_NOT_YOURS = "not found or not yours to change"
+SKIP_CHANGED = "changed by someone else since you loaded the page"
 
 
 @transaction.atomic
@@ -204,16 +408,22 @@ def referral_bulk_apply(
     assign_to: AbstractBaseUser | None = None,
     unassign: bool = False,
     to_status: str = "",
+    decline_reason: str = "",
+    note: str = "",
 ) -> BulkResult:
     """Assign and/or move the selected referrals in one transaction.
 
     `versions` maps each selected id to the updated_at the user saw when the page loaded:
     a row changed since then is skipped and reported, never overwritten (optimistic
     concurrency). `queryset` is what the user may change; ids outside it are skipped. Rows
-    are locked in id order so two bulk actions over overlapping rows cannot deadlock."""
+    are locked in id order so two bulk actions over overlapping rows cannot deadlock.
+    Every move goes through referral_transition, so each row gets its event and its
+    message to the referrer; every change of coordinator gets its event too."""
     result = BulkResult()
     if to_status and to_status not in BULK_STATUSES:
         raise ValidationError({"to_status": "That move needs details: make it on each referral."})
+    if to_status == Status.DECLINED and not decline_reason.strip():
+        raise ValidationError({"decline_reason": "Say why the selected referrals are declined."})
     locked = {
         r.pk: r
         for r in queryset.select_for_update(of=("self",))
@@ -225,9 +435,9 @@ def referral_bulk_apply(
     for pk, seen_version in sorted(versions.items()):
         referral = locked.get(pk)
         if referral is None:
-            result.skipped[pk] = "not found or not yours to change"
+            result.skipped[pk] = SKIP_NOT_YOURS
         elif referral.updated_at != seen_version:
-            result.skipped[pk] = "changed by someone else since you loaded the page"
+            result.skipped[pk] = SKIP_CHANGED
         elif to_status and to_status not in referral.allowed_transitions():
             result.skipped[pk] = (
                 f"a {referral.get_status_display().lower()} referral cannot move to "
@@ -239,14 +449,30 @@ def referral_bulk_apply(
         return result
     ids = [r.pk for r in fresh]
     if assign_to is not None or unassign:
-        Referral.objects.filter(pk__in=ids).update(
-            assigned_to=None if unassign else assign_to, updated_at=timezone.now()
+        now = timezone.now()
+        new_id = None if unassign else assign_to.pk  # type: ignore[union-attr]
+        moves = [(r.pk, r.assigned_to_id) for r in fresh if r.assigned_to_id != new_id]
+        Referral.objects.filter(pk__in=[pk for pk, _ in moves]).update(
+            assigned_to_id=new_id, updated_at=now
+        )
+        _record_assignments(
+            moves=moves,
+            to_assignee=None if unassign else assign_to,
+            actor=actor,
+            at=now,
+            note="Bulk action",
         )
     if to_status:
         # One service call per row on purpose: each row gets its event and its side
-        # effects (the thank-you on "seen"), exactly as when moved one by one.
+        # effects (the letter to the referrer), exactly as when moved one by one.
         for referral in fresh:
-            referral_transition(referral=referral, to_status=to_status, actor=actor)
+            referral_transition(
+                referral=referral,
+                to_status=to_status,
+                actor=actor,
+                note=note,
+                decline_reason=decline_reason,
+            )
     result.applied = ids
     return result
 

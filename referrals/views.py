@@ -26,23 +26,31 @@ from intake.models import IntakeSubmission
 from intake.services import attachments_save
 from intake.uploads import bounded_uploads
 from partners.models import Provider
+from referrals.bulk import bulk_summary
+from referrals.charts import bar_chart
 from referrals.forms import (
     AssignForm,
     BulkActionForm,
     InquiryForm,
     OutboundReferralForm,
     PeriodForm,
+    ReciprocityForm,
     ReferralEntryForm,
     ReferralFilter,
     ReferralForm,
     TransitionForm,
 )
 from referrals.models import ACTION_LABELS, Inquiry, Referral, Status
-from referrals.selectors import get_referral_for_user, possible_duplicates
+from referrals.selectors import (
+    get_referral_for_user,
+    possible_duplicates,
+    reciprocity_over_time,
+)
 from referrals.services import (
     referral_assign,
     referral_bulk_apply,
     referral_claim,
+    referral_edit,
     referral_log,
     referral_record_consult_report,
     referral_transition,
@@ -115,14 +123,16 @@ def referral_bulk(request: HttpRequest) -> HttpResponse:
             assign_to=form.cleaned_data["assign_to"],
             unassign=form.cleaned_data["unassign"],
             to_status=form.cleaned_data["to_status"],
+            decline_reason=form.cleaned_data["decline_reason"],
         )
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
         return _back_to_queue(request)
-    if result.applied:
-        messages.success(request, f"Updated {len(result.applied)} referral(s).")
-    for pk, why in result.skipped.items():
-        messages.warning(request, f"Referral #{pk} was left unchanged: {why}.")
+    done, skipped = bulk_summary(result, form.cleaned_data)
+    if done:
+        messages.success(request, done)
+    for line in skipped:
+        messages.warning(request, line)
     return _back_to_queue(request)
 
 
@@ -147,6 +157,7 @@ def referral_assign_view(request: HttpRequest, pk: int) -> HttpResponse:
     elif referral_assign(
         referral=referral,
         assignee=form.cleaned_data["assignee"],
+        actor=request.user,
         version=form.cleaned_data["version"],
     ):
         who = form.cleaned_data["assignee"]
@@ -255,7 +266,9 @@ def referral_update(request: HttpRequest, pk: int) -> HttpResponse:
     form = ReferralForm(request.POST or None, instance=referral)
     if request.method == "POST" and form.is_valid():
         with transaction.atomic():
-            form.save()
+            referral_edit(
+                referral=form.save(commit=False), fields=form.Meta.fields, actor=request.user
+            )
             changed = [name for name in form.changed_data if name in PATIENT_FIELDS]
             if changed:
                 audit_record(
@@ -291,7 +304,7 @@ def _workflow_context(request: HttpRequest, referral: Referral, **extra: Any) ->
     return {
         "referral": referral,
         "actions": actions,
-        "events": referral.events.select_related("actor"),
+        "events": referral.events.for_timeline(),
         "assign_form": AssignForm(
             initial={
                 "assignee": referral.assigned_to_id,
@@ -429,7 +442,7 @@ def leakage_report(request: HttpRequest) -> HttpResponse:
 def reciprocity_report(request: HttpRequest) -> HttpResponse:
     """Referrals received from and sent to each partner over a period, busiest first;
     ?format=csv downloads every row."""
-    period = PeriodForm(request.GET)
+    period = ReciprocityForm(request.GET)
     if not period.is_valid():
         return render(request, "referrals/reciprocity_report.html", {"period": period})
     start, end = period.bounds()
@@ -456,8 +469,41 @@ def reciprocity_report(request: HttpRequest) -> HttpResponse:
             "page": paginate(request, partners),
             "totals": totals,
             "csv_query": query.urlencode(),
+            **_reciprocity_over_time(period),
         },
     )
+
+
+def _reciprocity_over_time(period: ReciprocityForm) -> dict[str, Any]:
+    """Received vs sent per month (or year), overall or for the chosen partner, as a chart
+    and the table beside it."""
+    partner = period.cleaned_data["provider"]
+    kind, rows = reciprocity_over_time(
+        since=period.cleaned_data["since"], until=period.cleaned_data["until"], provider=partner
+    )
+    who = "this partner" if partner else "all partners"
+    chart = bar_chart(
+        title=f"Received vs sent per {kind}",
+        description=(
+            f"Referrals received from and sent to {who}, per {kind}: "
+            + "; ".join(f"{r['label']}: {r['received']} received, {r['sent']} sent" for r in rows)
+        ),
+        labels=[row["label"] for row in rows],
+        series=[
+            ("Received", [row["received"] for row in rows]),
+            ("Sent", [row["sent"] for row in rows]),
+        ],
+    )
+    query = period.data.copy()
+    query.pop("page", None)
+    query.pop("provider", None)
+    return {
+        "flow_kind": kind,
+        "flow": rows,
+        "flow_chart": chart,
+        "flow_partner": partner,
+        "period_query": query.urlencode(),
+    }
 
 
 # Spreadsheet programs run a cell that starts with one of these as a formula.
@@ -517,12 +563,14 @@ def conversion_report(request: HttpRequest) -> HttpResponse:
     if not period.is_valid():
         return render(request, "referrals/conversion_report.html", {"period": period})
     start, end = period.bounds()
+    rows = Inquiry.objects.conversion_by_source(since=start, until=end)
     return render(
         request,
         "referrals/conversion_report.html",
         {
             "period": period,
-            "rows": Inquiry.objects.conversion_by_source(since=start, until=end),
+            "rows": rows,
+            "funnel_chart": _conversion_chart(rows),
             "open_inquiries": paginate(
                 request,
                 Inquiry.objects.filter(
@@ -531,6 +579,34 @@ def conversion_report(request: HttpRequest) -> HttpResponse:
                 ),
             ),
         },
+    )
+
+
+def _conversion_chart(rows: list[dict[str, Any]]) -> str:
+    """The funnel of each source as shares of its inquiries, so sources of very different
+    size compare; the counts behind each share are in the table beside it."""
+    return bar_chart(
+        title="Funnel by source (% of inquiries)",
+        description="Share of each source's inquiries that were scheduled and seen as new "
+        "patients: "
+        + "; ".join(
+            f"{row['label']}: "
+            + (
+                f"{row['scheduled_rate']:.0f}% scheduled, {row['conversion_rate']:.0f}% seen "
+                f"of {row['inquiries']} inquiries"
+                if row["inquiries"]
+                else "no inquiries"
+            )
+            for row in rows
+        ),
+        labels=[f"{row['label'].split(' (')[0]} (n={row['inquiries']})" for row in rows],
+        series=[
+            ("Scheduled", [row["scheduled_rate"] for row in rows]),
+            ("Seen as new patient", [row["conversion_rate"] for row in rows]),
+        ],
+        horizontal=True,
+        percent=True,
+        height=420,
     )
 
 

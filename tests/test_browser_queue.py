@@ -40,21 +40,39 @@ def test_a_coordinator_claims_an_overdue_referral_and_accepts_two_at_once(
     page.get_by_label("Password").fill(DEMO_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
 
-    expect(page.locator("tr[data-overdue]")).to_have_count(1)
-    expect(page.locator("tr[data-overdue] [data-sla]")).to_have_text("First contact overdue")
+    # At phone width each row is a card and the wide table is not shown.
+    cards = page.get_by_test_id("queue-cards")
+    expect(cards).to_be_visible()
+    expect(cards.locator("[data-queue-card]")).to_have_count(2)
+    expect(page.locator("table.table-queue")).to_be_hidden()
+    overdue = cards.locator("[data-card-overdue]")
+    expect(overdue).to_have_count(1)
+    expect(overdue.locator("[data-sla]")).to_have_text("First contact overdue")
+    expect(overdue).to_contain_text("Wiebe")
 
-    page.locator("tr[data-overdue]").get_by_role("button", name="Claim").click()
+    overdue.get_by_role("button", name="Claim").click()
     expect(page.get_by_text(f"Referral #{late.pk} is yours.")).to_be_visible()
 
-    page.get_by_label(f"Select referral {late.pk}").check()
-    page.get_by_label(f"Select referral {fresh.pk}").check()
+    cards.get_by_label(f"Select referral {late.pk}").check()
+    cards.get_by_label(f"Select referral {fresh.pk}").check()
     page.get_by_label("Move selected to").select_option("accepted")
     page.get_by_role("button", name="Apply to selected").click()
-    expect(page.get_by_text("Updated 2 referral(s).")).to_be_visible()
+    expect(page.get_by_text(f"Accepted 2 referrals (#{late.pk}, #{fresh.pk}).")).to_be_visible()
 
     assert set(Referral.objects.values_list("status", flat=True)) == {Status.ACCEPTED}
     assert Referral.objects.get(pk=late.pk).assigned_to.username == "cora"
-    # The page fits a phone: nothing but the table scrolls sideways.
-    width = page.evaluate("document.documentElement.scrollWidth")
-    assert width <= 390
+    # The page fits a phone: nothing scrolls sideways.
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+    # On a desktop the table is back, and its checkboxes drive the same bulk form.
+    page.set_viewport_size({"width": 1280, "height": 800})
+    expect(cards).to_be_hidden()
+    table = page.locator("table.table-queue")
+    expect(table).to_be_visible()
+    table.get_by_label(f"Select referral {fresh.pk}").check()
+    page.get_by_label("Move selected to").select_option("on_hold")
+    page.get_by_role("button", name="Apply to selected").click()
+    expect(page.get_by_text(f"Put 1 referral (#{fresh.pk}) on hold.")).to_be_visible()
+    assert Referral.objects.get(pk=fresh.pk).status == Status.ON_HOLD
+    assert Referral.objects.get(pk=late.pk).status == Status.ACCEPTED
     assert page.problems == []

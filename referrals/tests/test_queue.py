@@ -172,7 +172,8 @@ def test_a_bulk_move_writes_an_event_for_every_row(client_for, coordinator):
         {"rows": [_token(r) for r in referrals], "to_status": "accepted", "next": "/referrals/"},
     )
     assert response.status_code == 302
-    assert _messages(response) == ["Updated 3 referral(s)."]
+    ids = ", ".join(f"#{r.pk}" for r in referrals)
+    assert _messages(response) == [f"Accepted 3 referrals ({ids})."]
     for referral in referrals:
         referral.refresh_from_db()
         assert referral.status == Status.ACCEPTED
@@ -197,9 +198,10 @@ def test_a_bulk_action_skips_and_reports_a_row_someone_else_just_changed(
         {"rows": tokens, "to_status": "cancelled", "assign_to": coordinator.pk},
     )
     assert _messages(response) == [
-        "Updated 1 referral(s).",
-        f"Referral #{changed.pk} was left unchanged: "
-        "changed by someone else since you loaded the page.",
+        f"Cancelled 1 referral (#{untouched.pk}) and assigned them to {coordinator.get_full_name()}.",
+        f"Left 1 referral (#{changed.pk}) unchanged: "
+        "changed by someone else since you loaded the page; "
+        "reload the page to see their changes, then try again.",
     ]
     untouched.refresh_from_db()
     changed.refresh_from_db()

@@ -121,7 +121,8 @@ def test_the_reciprocity_report_runs_the_same_queries_for_few_and_many_partners(
     for _ in range(2):
         _referral(ProviderFactory())
     client.get(url)
-    with django_assert_num_queries(6) as few:
+    # One of them is the grouped per-month count behind the chart.
+    with django_assert_num_queries(7) as few:
         client.get(url)
     for _ in range(30):
         _referral(ProviderFactory(), direction="outbound")

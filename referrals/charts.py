@@ -1,0 +1,108 @@
+"""Report charts as server-rendered SVG (pygal), inlined in the page beside their table.
+
+pygal draws the chart in Python, so the page needs no chart JavaScript, no CDN and no
+npm step; its optional tooltip script is switched off (js=[]) and its inline config
+script removed, so the SVG is static markup. The viewBox is narrow and the text large
+enough to stay readable when a phone scales the chart down to its width.
+
+Charts carry no user-typed text (partner names stay in the page's own HTML), and the SVG
+is serialised by ElementTree, which escapes every text and attribute."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from xml.etree import ElementTree as ET
+
+import pygal
+from django.utils.safestring import SafeString, mark_safe
+from pygal.style import Style
+
+# Bootstrap's primary blue and orange: distinct for common colour blindness too.
+STYLE = Style(
+    background="transparent",
+    plot_background="transparent",
+    foreground="#212529",
+    foreground_strong="#212529",
+    foreground_subtle="#6c757d",
+    colors=("#0d6efd", "#fd7e14", "#198754"),
+    font_family="system-ui, -apple-system, 'Segoe UI', Roboto, Arial, sans-serif",
+    title_font_size=17,
+    legend_font_size=15,
+    label_font_size=14,
+    major_label_font_size=14,
+    value_font_size=13,
+    tooltip_font_size=13,
+)
+WIDTH = 420
+
+
+def bar_chart(
+    *,
+    title: str,
+    description: str,
+    labels: Sequence[str],
+    series: Sequence[tuple[str, Sequence[float | None]]],
+    horizontal: bool = False,
+    percent: bool = False,
+    height: int = 300,
+) -> SafeString:
+    """An accessible SVG bar chart: role="img", labelled by its <title> and <desc>."""
+    chart_class = pygal.HorizontalBar if horizontal else pygal.Bar
+    many = len(labels) > 8
+    long_names = any(len(name) > 12 for name, _ in series)
+    if horizontal:
+        # pygal draws the first label at the bottom; the table beside it reads top down.
+        labels = list(reversed(labels))
+        series = [(name, list(reversed(values))) for name, values in series]
+    chart = chart_class(
+        js=[],
+        style=STYLE,
+        width=WIDTH,
+        height=height,
+        explicit_size=False,
+        disable_xml_declaration=True,
+        title=title,
+        legend_at_bottom=True,
+        legend_at_bottom_columns=1 if long_names else len(series),
+        truncate_legend=-1,
+        x_label_rotation=0 if horizontal or not many else 45,
+        # A label every few bars when there are many: still readable on a phone.
+        x_labels_major_every=None if horizontal or len(labels) <= 12 else max(2, len(labels) // 8),
+        show_minor_x_labels=horizontal or len(labels) <= 12,
+        truncate_label=-1,
+        range=(0, 100) if percent else None,
+        y_labels=[0, 25, 50, 75, 100] if percent else None,
+        value_formatter=(lambda v: f"{v:.0f}%") if percent else (lambda v: f"{v:.0f}"),
+        no_data_text="No data in this period",
+        margin=8,
+        spacing=8,
+    )
+    chart.x_labels = list(labels)
+    for name, values in series:
+        chart.add(name, list(values))
+    return _static_svg(chart.render_tree(), description)
+
+
+def _static_svg(svg: ET.Element, description: str) -> SafeString:
+    """Drop pygal's scripts and comments, and label the chart for assistive technology."""
+    for parent in list(svg.iter()):
+        for child in list(parent):
+            if child.tag in ("script", ET.Comment):
+                parent.remove(child)
+    prefix = f"chart-{uuid.uuid4().hex[:8]}"
+    title = svg.find("title")
+    desc = ET.Element("desc", id=f"{prefix}-desc")
+    desc.text = description
+    labelled_by = [f"{prefix}-desc"]
+    if title is not None:
+        title.set("id", f"{prefix}-title")
+        labelled_by.insert(0, f"{prefix}-title")
+        svg.insert(list(svg).index(title) + 1, desc)
+    else:
+        svg.insert(0, desc)
+    svg.set("role", "img")
+    svg.set("aria-labelledby", " ".join(labelled_by))
+    svg.set("class", f"{svg.get('class', '')} report-chart".strip())
+    # Escaped by the serialiser (see the module docstring), hence safe to inline.
+    return mark_safe(ET.tostring(svg, encoding="unicode"))  # noqa: S308

@@ -1,0 +1,46 @@
+"""The work queue's phone layout: the same rows as cards, patient per role, with the bulk
+checkbox and the Claim button for those who may change referrals."""
+
+import re
+
+import pytest
+from django.urls import reverse
+
+from partners.factories import ProviderFactory
+from referrals.factories import ReferralFactory
+from referrals.services import referral_log
+
+pytestmark = pytest.mark.django_db
+
+
+def _cards(page: str) -> str:
+    return re.search(r'<div class="queue-cards.*?<div class="table-responsive">', page, re.S)[0]
+
+
+def test_a_coordinator_gets_one_card_per_row_with_checkbox_and_claim(client_for, coordinator):
+    referral = referral_log(
+        referral=ReferralFactory.build(provider=ProviderFactory(), patient_last_name="Quixotrel"),
+        actor=None,
+    )
+    cards = _cards(client_for(coordinator).get(reverse("referrals:list")).content.decode())
+    assert cards.count("data-queue-card=") == 1
+    assert "Quixotrel" in cards
+    assert f'value="{referral.pk}:{referral.updated_at.isoformat()}"' in cards
+    assert 'form="bulk-form"' in cards
+    assert reverse("referrals:claim", args=[referral.pk]) in cards
+    assert 'data-sla="on_track"' in cards
+
+
+def test_a_liaison_sees_initials_and_no_workflow_controls_on_the_cards(client_for, liaison):
+    referral = referral_log(
+        referral=ReferralFactory.build(
+            provider=ProviderFactory(owner=liaison),
+            patient_first_name="Zelda",
+            patient_last_name="Quixotrel",
+        ),
+        actor=None,
+    )
+    cards = _cards(client_for(liaison).get(reverse("referrals:list")).content.decode())
+    assert referral.patient_initials in cards
+    assert "Quixotrel" not in cards
+    assert "bulk-form" not in cards and "Claim" not in cards
