@@ -40,12 +40,20 @@ def test_a_coordinator_claims_an_overdue_referral_and_accepts_two_at_once(
     page.get_by_label("Password").fill(DEMO_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
 
-    # At phone width each row is a card and the wide table is not shown.
-    cards = page.get_by_test_id("queue-cards")
-    expect(cards).to_be_visible()
-    expect(cards.locator("[data-queue-card]")).to_have_count(2)
-    expect(page.locator("table.table-queue")).to_be_hidden()
-    overdue = cards.locator("[data-card-overdue]")
+    # At phone width each row is laid out as a card: no column headings, each row as wide
+    # as the screen at most, nothing to scroll sideways.
+    cards = page.locator("table.table-queue")
+    expect(cards.locator("[data-queue-row]")).to_have_count(2)
+    expect(cards.locator("thead th").first).not_to_be_in_viewport()
+    for box in cards.locator("[data-queue-row]").evaluate_all(
+        "rows => rows.map(row => row.getBoundingClientRect().width)"
+    ):
+        assert box <= 390
+    assert (
+        cards.locator("[data-queue-row]").first.evaluate("row => getComputedStyle(row).display")
+        == "block"
+    )
+    overdue = cards.locator("[data-overdue]")
     expect(overdue).to_have_count(1)
     expect(overdue.locator("[data-sla]")).to_have_text("First contact overdue")
     expect(overdue).to_contain_text("Wiebe")
@@ -64,11 +72,14 @@ def test_a_coordinator_claims_an_overdue_referral_and_accepts_two_at_once(
     # The page fits a phone: nothing scrolls sideways.
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
-    # On a desktop the table is back, and its checkboxes drive the same bulk form.
+    # On a desktop the rows are a table again, and its checkboxes drive the same bulk form.
     page.set_viewport_size({"width": 1280, "height": 800})
-    expect(cards).to_be_hidden()
     table = page.locator("table.table-queue")
-    expect(table).to_be_visible()
+    expect(table.locator("thead th", has_text="Coordinator")).to_be_visible()
+    assert (
+        table.locator("[data-queue-row]").first.evaluate("row => getComputedStyle(row).display")
+        == "table-row"
+    )
     table.get_by_label(f"Select referral {fresh.pk}").check()
     page.get_by_label("Move selected to").select_option("on_hold")
     page.get_by_role("button", name="Apply to selected").click()
