@@ -64,7 +64,7 @@ def day_plan_office_typeahead(request: HttpRequest) -> HttpResponse:
                 Q(name__icontains=word) | Q(city__icontains=word) | Q(zip_code__startswith=word)
             )
         offices = offices.order_by("name", "pk")[:OFFICE_MATCHES]
-    return render(request, "widgets/office_picker.html#options", {"offices": offices, "text": text})
+    return render(request, "widgets/office_options.html", {"offices": offices, "text": text})
 
 
 @login_required

@@ -325,7 +325,7 @@ def provider_typeahead(request: HttpRequest) -> HttpResponse:
     )
     return render(
         request,
-        "widgets/provider_picker.html#options",
+        "widgets/provider_options.html",
         {"providers": providers, "text": text},
     )
 

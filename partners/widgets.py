@@ -3,61 +3,76 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.urls import reverse
+from django.urls import reverse_lazy
 
 from partners.models import Organization, Provider
 
 
-class ProviderPicker(forms.HiddenInput):
-    """A type-ahead for choosing one partner out of thousands: a search box that asks
-    the server for matches (htmx) and a hidden input holding the chosen provider's id."""
+class TypeaheadPicker(forms.HiddenInput):
+    """A type-ahead for choosing one record out of thousands: a search box that asks
+    `typeahead_url` for matches (htmx) and a hidden input holding the chosen record's id.
+    The endpoint decides which records may be found and answers with an options list."""
 
-    template_name = "widgets/provider_picker.html"
+    template_name = "widgets/typeahead_picker.html"
+    typeahead_url = ""
+    placeholder = ""
+    aria_label = ""
+
+    def __init__(
+        self, *, typeahead_url: Any = None, placeholder: str | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        # `is not None`, not truthiness: testing a reverse_lazy() would resolve it while the
+        # URLconf that imports this form is still loading.
+        if typeahead_url is not None:
+            self.typeahead_url = typeahead_url
+        if placeholder is not None:
+            self.placeholder = placeholder
 
     @property
     def is_hidden(self) -> bool:
         # Rendered with a visible search box, so forms must show its label and errors.
         return False
 
+    def label_for(self, pk: int) -> str:
+        raise NotImplementedError
+
     def get_context(self, name: str, value: Any, attrs: dict[str, Any] | None) -> dict[str, Any]:
         context = super().get_context(name, value, attrs)
-        label = ""
         # The value comes back from the user on a re-rendered form: it may be anything.
-        if str(value or "").isdigit() and len(str(value)) < 19:
-            provider = Provider.objects.filter(pk=value).select_related("organization").first()
-            if provider is not None:
-                label = provider.display_name
-        context["widget"]["label"] = label
-        context["widget"]["search_url"] = reverse("partners:provider_typeahead")
-        return context
-
-
-class OfficePicker(forms.HiddenInput):
-    """The same type-ahead for choosing one office: a search box (htmx) over
-    `typeahead_url` and a hidden input holding the chosen office's id. The endpoint
-    decides which offices may be found, answering with `widgets/office_picker.html#options`."""
-
-    template_name = "widgets/office_picker.html"
-
-    def __init__(
-        self, *, typeahead_url: str, placeholder: str = "Type an office name", **kwargs: Any
-    ) -> None:
-        super().__init__(**kwargs)
-        self.typeahead_url = typeahead_url
-        self.placeholder = placeholder
-
-    @property
-    def is_hidden(self) -> bool:
-        return False
-
-    def get_context(self, name: str, value: Any, attrs: dict[str, Any] | None) -> dict[str, Any]:
-        context = super().get_context(name, value, attrs)
-        label = ""
-        if str(value or "").isdigit() and len(str(value)) < 19:
-            office = Organization.objects.filter(pk=value).only("name").first()
-            if office is not None:
-                label = office.name
+        label = (
+            self.label_for(int(value))
+            if str(value or "").isdigit() and len(str(value)) < 19
+            else ""
+        )
         context["widget"].update(
-            label=label, typeahead_url=str(self.typeahead_url), placeholder=self.placeholder
+            label=label,
+            typeahead_url=str(self.typeahead_url),
+            placeholder=self.placeholder,
+            aria_label=self.aria_label,
         )
         return context
+
+
+class ProviderPicker(TypeaheadPicker):
+    """Choosing one partner; answered by partners:provider_typeahead."""
+
+    typeahead_url = reverse_lazy("partners:provider_typeahead")
+    placeholder = "Type a name, NPI or office"
+    aria_label = "Search partners"
+
+    def label_for(self, pk: int) -> str:
+        provider = Provider.objects.filter(pk=pk).only("first_name", "last_name", "credential")
+        found = provider.first()
+        return found.display_name if found else ""
+
+
+class OfficePicker(TypeaheadPicker):
+    """Choosing one office; the view that builds the form passes the endpoint, which
+    decides which offices may be found."""
+
+    placeholder = "Type an office name"
+
+    def label_for(self, pk: int) -> str:
+        office = Organization.objects.filter(pk=pk).only("name").first()
+        return office.name if office else ""
