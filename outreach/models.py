@@ -386,7 +386,7 @@ class Letter(models.Model):
             # One report summary per partner and period, however often beat runs.
             models.UniqueConstraint(
                 fields=["provider", "period"],
-                condition=Q(kind="report_summary"),
+                condition=Q(kind="report_summary") & ~Q(period=""),
                 name="letter_one_summary_per_provider_period",
             ),
             # One letter per partner and newsletter issue, however often the send re-runs.

@@ -596,6 +596,20 @@ def letter_deliver(*, letter_id: int) -> Letter | None:
     return delivered[0] if delivered else None
 
 
+def letter_keys_release_for_merge(*, survivor_id: int, duplicate_id: int) -> None:
+    """Two records of one partner are being merged: where both got the same newsletter
+    issue or a summary for the same period, the duplicate's letter stays (it was sent) but
+    gives up the key, so moving it to the survivor breaks no one-per-partner constraint."""
+    both_got = Letter.objects.filter(provider_id=survivor_id, newsletter__isnull=False)
+    Letter.objects.filter(
+        provider_id=duplicate_id, newsletter__in=both_got.values("newsletter")
+    ).update(newsletter=None)
+    summarised = Letter.objects.filter(provider_id=survivor_id, kind=K.REPORT_SUMMARY)
+    Letter.objects.filter(
+        provider_id=duplicate_id, kind=K.REPORT_SUMMARY, period__in=summarised.values("period")
+    ).update(period="")
+
+
 @transaction.atomic
 def letter_mark_printed(*, letter: Letter, actor: AbstractBaseUser) -> Letter:
     """A person printed and mailed, or faxed, a letter from the print queue."""

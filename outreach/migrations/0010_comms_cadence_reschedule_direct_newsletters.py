@@ -132,7 +132,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='letter',
-            constraint=models.UniqueConstraint(condition=models.Q(('kind', 'report_summary')), fields=('provider', 'period'), name='letter_one_summary_per_provider_period'),
+            constraint=models.UniqueConstraint(condition=models.Q(('kind', 'report_summary'), models.Q(('period', ''), _negated=True)), fields=('provider', 'period'), name='letter_one_summary_per_provider_period'),
         ),
         migrations.AddConstraint(
             model_name='letter',

@@ -185,3 +185,31 @@ def test_the_list_pins_its_query_count(client_for, manager, django_assert_max_nu
         _issue(created_by=manager)
     with django_assert_max_num_queries(len(few.captured_queries)):
         assert client.get(reverse("outreach:newsletter_list")).status_code == 200
+
+
+def test_merging_two_records_that_both_got_an_issue_keeps_both_letters(manager):
+    from partners.services import partner_merge
+
+    survivor = ProviderFactory(email="a@example.org")
+    duplicate = ProviderFactory(email="b@example.org")
+    issue = _issue()
+    newsletters.newsletter_prepare(issue_id=issue.pk)
+
+    partner_merge(survivor=survivor, duplicate=duplicate, actor=manager)
+
+    assert Letter.objects.filter(provider=survivor, kind=K.NEWSLETTER).count() == 2
+    assert issue.letters.get().provider == survivor
+
+
+def test_the_newsletter_template_refuses_patient_merge_fields(client_for, manager):
+    from outreach.services import letter_template_for
+
+    template = letter_template_for(K.NEWSLETTER)
+    response = client_for(manager).post(
+        reverse("outreach:template_update", args=[template.pk]),
+        {"subject": "News", "body": "About {{ patient_initials }}", "delay_business_days": 0},
+    )
+    assert response.status_code == 200
+    assert "carries no patient data" in response.content.decode()
+    template.refresh_from_db()
+    assert "patient_initials" not in template.body
