@@ -213,3 +213,22 @@ def test_the_newsletter_template_refuses_patient_merge_fields(client_for, manage
     assert "carries no patient data" in response.content.decode()
     template.refresh_from_db()
     assert "patient_initials" not in template.body
+
+
+def test_the_progress_costs_the_same_queries_however_many_letters(
+    client_for, manager, django_assert_max_num_queries
+):
+    client = client_for(manager)
+    ProviderFactory(email="x@example.org")
+    small = _issue()
+    newsletters.newsletter_prepare(issue_id=small.pk)
+    client.get(small.get_absolute_url(), HTTP_HX_REQUEST="true")
+    with django_assert_max_num_queries(10) as few:
+        client.get(small.get_absolute_url(), HTTP_HX_REQUEST="true")
+    for _ in range(20):
+        ProviderFactory(email="x@example.org")
+    large = _issue()
+    newsletters.newsletter_prepare(issue_id=large.pk)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        response = client.get(large.get_absolute_url(), HTTP_HX_REQUEST="true")
+    assert b"of 21" in response.content

@@ -162,3 +162,19 @@ def test_the_partner_form_saves_the_cadence(client_for, manager):
     assert response.status_code == 302
     provider.refresh_from_db()
     assert provider.report_cadence == C.MONTHLY
+
+
+def test_a_held_cover_letter_links_to_its_summary_and_both_are_on_the_timeline(client_for, manager):
+    provider = ProviderFactory(email="weekly@example.org", report_cadence=C.WEEKLY)
+    held = _report_sent(provider, date(2026, 3, 3))
+    client = client_for(manager)
+    assert "Waiting for the summary of 2026-W10" in client.get(held.get_absolute_url()).text
+
+    (summary,) = summaries.report_summaries_prepare(today=date(2026, 3, 9))
+
+    page = client.get(held.get_absolute_url()).text
+    assert summary.get_absolute_url() in page
+    timeline = client.get(provider.get_absolute_url()).text
+    assert "Consult report summary letter" in timeline
+    assert "In the report summary" in timeline
+    assert "consult reports: a weekly summary" in timeline
