@@ -74,14 +74,32 @@ def issue_audience(issue: NewsletterIssue) -> QuerySet[Provider]:
     )
 
 
+# What a newsletter may merge: the partner and the practice (provider_merge_values).
+NEWSLETTER_MERGE_FIELDS = (
+    "provider_name",
+    "provider_last_name",
+    "organization_name",
+    "practice_name",
+    "sender_name",
+    "today",
+)
+
+
 def check_newsletter_text(text: str) -> None:
-    """Only merge fields that exist and carry nothing of a patient."""
+    """Only the partner's and the practice's merge fields; never a patient's."""
     unknown = unknown_merge_fields(text)
     if unknown:
         raise ValidationError(f"Unknown merge field(s): {', '.join(unknown)}.")
-    patient = sorted({name for name in MERGE_FIELD.findall(text)} & PATIENT_MERGE_FIELDS)
+    used = set(MERGE_FIELD.findall(text))
+    patient = sorted(used & PATIENT_MERGE_FIELDS)
     if patient:
         raise ValidationError(f"A newsletter carries no patient data: remove {', '.join(patient)}.")
+    other = sorted(used - set(NEWSLETTER_MERGE_FIELDS))
+    if other:
+        raise ValidationError(
+            f"Not available in a newsletter: {', '.join(other)}. "
+            f"Use {', '.join(NEWSLETTER_MERGE_FIELDS)}."
+        )
 
 
 def render_for(issue: NewsletterIssue | Any, provider: Provider) -> tuple[str, str]:

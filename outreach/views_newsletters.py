@@ -55,7 +55,12 @@ def newsletter_create(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "outreach/newsletter_form.html",
-        {"form": form, "preview": _preview(form), "template": template},
+        {
+            "form": form,
+            "preview": _preview(form),
+            "template": template,
+            "merge_fields": newsletters.NEWSLETTER_MERGE_FIELDS,
+        },
     )
 
 

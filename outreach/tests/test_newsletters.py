@@ -232,3 +232,11 @@ def test_the_progress_costs_the_same_queries_however_many_letters(
     with django_assert_max_num_queries(len(few.captured_queries)):
         response = client.get(large.get_absolute_url(), HTTP_HX_REQUEST="true")
     assert b"of 21" in response.content
+
+
+def test_merge_fields_of_other_letters_are_refused_in_a_newsletter():
+    from django.core.exceptions import ValidationError
+
+    newsletters.check_newsletter_text("Dear {{ provider_name }} of {{ organization_name }}")
+    with pytest.raises(ValidationError, match="Not available in a newsletter: event_name"):
+        newsletters.check_newsletter_text("See you at {{ event_name }}")
