@@ -62,6 +62,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "outreach.override_compliance_limit",
         *_crud("outreach.event", *ALL_ACTIONS),
         *_crud("outreach.invitation", *ALL_ACTIONS),
+        *_crud("outreach.newsletterissue", "view", "add"),
         *_crud("intake.intakelink", "view", "add", "change"),
         "audit.view_patientdataaccess",
         "registry.view_registryprovider",

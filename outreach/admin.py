@@ -9,6 +9,7 @@ from outreach.models import (
     Invitation,
     Letter,
     LetterTemplate,
+    NewsletterIssue,
     PlannedVisit,
     PlannedVisitEvent,
     Task,
@@ -58,7 +59,7 @@ class LetterAdmin(admin.ModelAdmin):
     list_filter = ["kind", "status", "channel"]
     search_fields = ["provider__last_name", "=referral__pk"]
     list_select_related = ["provider"]
-    raw_id_fields = ["referral", "provider"]
+    raw_id_fields = ["referral", "provider", "newsletter", "summary"]
 
 
 @admin.register(ComplianceLimit)
@@ -118,3 +119,11 @@ class CalendarFeedAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
         return False
+
+
+@admin.register(NewsletterIssue)
+class NewsletterIssueAdmin(admin.ModelAdmin):
+    list_display = ["subject", "state", "audience_size", "prepared_count", "created_at"]
+    list_filter = ["state"]
+    search_fields = ["subject"]
+    raw_id_fields = ["owner", "created_by"]

@@ -12,7 +12,9 @@ from django.utils import timezone
 from core.forms import IdsMultipleChoiceField, UserChoiceField
 from outreach import ledger
 from outreach.models import (
+    MERGE_FIELD,
     MERGE_FIELDS,
+    PATIENT_MERGE_FIELDS,
     Activity,
     ComplianceLimit,
     Event,
@@ -308,4 +310,12 @@ class LetterTemplateForm(forms.ModelForm):
                     + ", ".join(MERGE_FIELDS)
                     + ".",
                 )
+            elif self.instance.kind == LetterTemplate.Kind.NEWSLETTER:
+                patient = sorted(
+                    set(MERGE_FIELD.findall(cleaned.get(field) or "")) & PATIENT_MERGE_FIELDS
+                )
+                if patient:
+                    self.add_error(
+                        field, f"A newsletter carries no patient data: remove {', '.join(patient)}."
+                    )
         return cleaned

@@ -32,6 +32,7 @@ from django.db import transaction
 from django.db.models import F, Max, Min, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
+from outreach import direct
 from outreach.models import (
     Event,
     Invitation,
@@ -262,13 +263,20 @@ def event_reminders_prepare(*, today: date | None = None) -> list[Letter]:
         return []
     kind = LetterTemplate.Kind.EVENT_REMINDER
     template = letter_template_for(kind)
+    addresses = (
+        direct.direct_addresses(i.provider.npi for i in invitations)
+        if direct.relay_configured()
+        else {}
+    )
     letters = []
     for invitation in invitations:
         values = {
             **provider_merge_values(invitation.provider),
             **event_merge_values(invitation.event),
         }
-        channel, status, recipient = letter_route(invitation.provider, kind)
+        channel, status, recipient = letter_route(
+            invitation.provider, kind, direct_address=addresses.get(invitation.provider.npi, "")
+        )
         letters.append(
             Letter(
                 kind=kind,

@@ -156,6 +156,9 @@ class Task(models.Model):
         Activity, on_delete=models.SET_NULL, null=True, blank=True, related_name="tasks"
     )
     completed_at = models.DateTimeField(null=True, blank=True)
+    # When the assignee was emailed that a follow-up is due: the claim that makes the
+    # reminder go once per task (see outreach.reminders).
+    reminded_at = models.DateTimeField(null=True, blank=True)
     # Why the task exists, when a machine made it (the rekindle queue's reasons).
     detail = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -219,7 +222,16 @@ MERGE_FIELDS: dict[str, str] = {
     "event_name": "The event's name (event reminders)",
     "event_date": "The event's date and time (event reminders)",
     "event_place": "Where the event is (event reminders)",
+    "period": "The week or month a consult report summary covers (report summaries)",
+    "report_count": "How many consult reports the summary lists (report summaries)",
+    "report_list": "One line per referral in the summary: patient initials and dates "
+    "(report summaries)",
 }
+
+# Merge fields that carry something of a patient, however little: never in a newsletter.
+PATIENT_MERGE_FIELDS = frozenset(
+    {"patient_initials", "appointment_date", "referral_date", "seen_date", "report_list"}
+)
 
 
 def render_merge_fields(text: str, values: dict[str, str]) -> str:
@@ -241,6 +253,7 @@ class LetterTemplate(models.Model):
         REKINDLE = "rekindle", "Rekindle note"
         NEWSLETTER = "newsletter", "Newsletter"
         EVENT_REMINDER = "event_reminder", "Event reminder"
+        REPORT_SUMMARY = "report_summary", "Consult report summary"
 
     kind = models.CharField(max_length=20, choices=Kind.choices, unique=True)
     subject = models.CharField(max_length=200)
@@ -284,6 +297,9 @@ class Letter(models.Model):
         # Kept as a row (not simply never created) so the partner timeline shows it and
         # the sweep does not keep preparing a message the partner does not want.
         SKIPPED = "skipped", "Not sent (partner preference)"
+        # A report cover letter to a partner on a weekly or monthly cadence: not sent by
+        # itself but listed in that period's summary letter (`summary`).
+        IN_SUMMARY = "in_summary", "In the report summary"
 
     class Channel(models.TextChoices):
         EMAIL = "email", "Email"
@@ -291,6 +307,8 @@ class Letter(models.Model):
         FAX = "fax", "Fax"
         MAIL = "mail", "Mail"
         CALL = "call", "Call task instead"
+        # Direct secure messaging (a HISP's SMTP relay) to the address in the registry.
+        DIRECT = "direct", "Direct secure message"
 
     kind = models.CharField(max_length=20, choices=LetterTemplate.Kind.choices)
     referral = models.ForeignKey(
@@ -306,6 +324,29 @@ class Letter(models.Model):
     # The invitation an event reminder is for.
     invitation = models.ForeignKey(
         "Invitation", on_delete=models.CASCADE, null=True, blank=True, related_name="letters"
+    )
+    # The newsletter issue a newsletter letter belongs to.
+    newsletter = models.ForeignKey(
+        "NewsletterIssue",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="letters",
+    )
+    # Part of the idempotency key (referral, kind, sequence): the scheduled notice of a
+    # referral's n-th appointment (a reschedule) is its own letter, sent once; every
+    # other kind stays at 1.
+    sequence = models.PositiveSmallIntegerField(default=1)
+    # A report summary's period ("2026-W10" or "2026-03"): with the provider, its
+    # idempotency key. On a cover letter held for a summary, the period it belongs to.
+    period = models.CharField(max_length=10, blank=True)
+    summary = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="summarised",
+        help_text="The report summary letter this cover letter was sent in.",
     )
     subject = models.CharField(max_length=200)
     body = models.TextField()
@@ -335,11 +376,24 @@ class Letter(models.Model):
     class Meta:
         ordering = ["-created_at", "-pk"]
         constraints = [
-            # At most one letter of each kind per referral (idempotent automation).
+            # At most one letter of each kind per referral and appointment (idempotent
+            # automation; a reschedule is the next sequence, not a second letter of one).
             models.UniqueConstraint(
-                fields=["referral", "kind"],
+                fields=["referral", "kind", "sequence"],
                 condition=Q(referral__isnull=False),
-                name="letter_one_per_referral_and_kind",
+                name="letter_one_per_referral_kind_sequence",
+            ),
+            # One report summary per partner and period, however often beat runs.
+            models.UniqueConstraint(
+                fields=["provider", "period"],
+                condition=Q(kind="report_summary") & ~Q(period=""),
+                name="letter_one_summary_per_provider_period",
+            ),
+            # One letter per partner and newsletter issue, however often the send re-runs.
+            models.UniqueConstraint(
+                fields=["newsletter", "provider"],
+                condition=Q(newsletter__isnull=False),
+                name="letter_one_per_newsletter_provider",
             ),
             # At most one reminder per invitation, however often the reminder run fires.
             models.UniqueConstraint(
@@ -360,6 +414,12 @@ class Letter(models.Model):
                 fields=["due_on"],
                 condition=Q(status="pending"),
                 name="letter_pending_due_idx",
+            ),
+            # The summary run's filter: cover letters waiting for their period's summary.
+            models.Index(
+                fields=["period", "provider"],
+                condition=Q(status="in_summary", summary__isnull=True),
+                name="letter_awaiting_summary_idx",
             ),
             # The print queue page lists letters waiting to be printed or faxed.
             models.Index(
@@ -677,3 +737,63 @@ class DigestDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"Digest for {self.user_id} on {self.day}"
+
+
+# --- Newsletters ----------------------------------------------------------------------------
+
+
+class NewsletterIssue(models.Model):
+    """One newsletter sent to a segment of the active partners: its text (from the
+    newsletter template, edited for this issue), the audience it was sent to and how far
+    the send has got. Each partner's copy is a Letter (unique per issue and partner), so
+    the ordinary letter pipeline delivers it by the partner's channel. Newsletters carry
+    no patient data: the patient merge fields are refused."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        PREPARING = "preparing", "Preparing the letters"
+        SENT = "sent", "Handed to delivery"
+
+    subject = models.CharField(max_length=200)
+    body = models.TextField()
+    # The audience: active partners, narrowed by each filter that is set.
+    tiers = models.JSONField("tiers", default=list, blank=True)
+    health = models.JSONField("relationship health", default=list, blank=True)
+    specialty = models.CharField(max_length=100, blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name="relationship owner",
+    )
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    # How many partners the audience held when the send began, and how many letters
+    # are made so far: the progress bar of the preparation.
+    audience_size = models.PositiveIntegerField(default=0)
+    prepared_count = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Touched by the worker at each step; the sweep re-drives a send whose worker died.
+    heartbeat_at = models.DateTimeField(default=timezone.now)
+    prepared_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            # The sweep looks for sends that have not finished preparing.
+            models.Index(
+                fields=["heartbeat_at"],
+                condition=~Q(state="sent"),
+                name="newsletter_unfinished_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.subject
+
+    def get_absolute_url(self) -> str:
+        return reverse("outreach:newsletter_detail", args=[self.pk])

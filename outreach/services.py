@@ -21,13 +21,23 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.backends.base import BaseEmailBackend
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, IntegerField, Max, OuterRef, Q, QuerySet, Subquery
+from django.db.models import (
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    Max,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+)
 from django.db.models.functions import Coalesce
 from django.template.loader import render_to_string
 from django.utils import timezone
 
 from core.dates import add_business_days
-from outreach import ledger
+from outreach import direct, ledger
 from outreach.fax import FaxError, fax_backend
 from outreach.models import (
     Activity,
@@ -127,6 +137,19 @@ DEFAULT_TEMPLATES: dict[str, dict[str, object]] = {
         ),
         "delay_business_days": 0,
     },
+    K.REPORT_SUMMARY: {
+        "subject": "Consult reports for {{ period }}",
+        "body": (
+            "Dear {{ provider_name }},\n\n"
+            "Here are the {{ report_count }} patients you referred to {{ practice_name }} "
+            "whose consult reports we sent in {{ period }}:\n\n"
+            "{{ report_list }}\n\n"
+            "Each report went to you through your preferred secure channel. Call us with "
+            "any question about a plan of care.\n\n"
+            "Sincerely,\n{{ sender_name }}\n{{ practice_name }}"
+        ),
+        "delay_business_days": 0,
+    },  # Also created by migration 0010 (which keeps its own frozen copy of this text).
 }
 
 # The referral events that send the referrer a message, and which message. The referral
@@ -199,6 +222,10 @@ SAMPLE_MERGE_VALUES: dict[str, str] = {
     "event_name": "Annual referral-partner dinner",
     "event_date": "December 10, 2026 at 6:30 PM",
     "event_place": "Riverside Country Club",
+    "period": "the week of March 9, 2026",
+    "report_count": "2",
+    "report_list": "- J.D., seen March 12, 2026, report sent March 13, 2026\n"
+    "- A.K., seen March 10, 2026, report sent March 11, 2026",
 }
 
 
@@ -206,16 +233,28 @@ def new_message_id() -> str:
     return f"<{uuid.uuid4().hex}@{settings.MESSAGE_ID_DOMAIN}>"
 
 
-def letter_route(provider: Provider, kind: str) -> tuple[str, str, str]:
+def letter_route(
+    provider: Provider, kind: str, *, direct_address: str | None = None
+) -> tuple[str, str, str]:
     """(channel, status, recipient) for a message of `kind` to `provider`, from the
-    partner's preferences, falling back to paper when the preferred address is missing."""
+    partner's preferences, falling back to paper when the preferred address is missing.
+    "Portal" is Direct secure messaging to the partner's Direct address in the NPPES
+    registry, when the practice has a Direct relay; else email, then fax, then mail.
+    Callers routing many partners pass `direct_address` (from direct.direct_addresses,
+    "" for none) so the registry is read once, not per partner."""
     if provider.letters_opt_out:
         return "", Letter.Status.SKIPPED, ""
     if kind == K.THANK_YOU and provider.thank_you_by == Provider.ThankYouBy.CALL:
         return Letter.Channel.CALL, Letter.Status.SKIPPED, ""
     preferred = provider.preferred_channel
-    # There is no partner portal yet: its notices go by email, like the portal's would.
-    if preferred in (Provider.PreferredChannel.EMAIL, Provider.PreferredChannel.PORTAL):
+    if preferred == Provider.PreferredChannel.PORTAL:
+        if direct.relay_configured():
+            if direct_address is None:
+                direct_address = direct.direct_address(provider.npi)
+            if direct_address:
+                return Letter.Channel.DIRECT, Letter.Status.PENDING, direct_address
+        preferred = Provider.PreferredChannel.EMAIL
+    if preferred == Provider.PreferredChannel.EMAIL:
         if provider.contact_email:
             return Letter.Channel.EMAIL, Letter.Status.PENDING, provider.contact_email
         preferred = Provider.PreferredChannel.FAX
@@ -246,6 +285,11 @@ def loop_message_prepare(*, referral_id: int, status: str) -> tuple[Task | None,
     )
     if referral is None or reached_at is None:
         return None, None
+    sequence = 1
+    if status == Status.SCHEDULED:
+        # Each (re)scheduling is its own notice, keyed by its ordinal: the latest one
+        # carries the appointment the referral now has.
+        sequence, reached_at = _latest_scheduling(referral_id)
     if status == Status.SEEN and referral.seen_at:
         reached_at = referral.seen_at
     template = letter_template_for(kind)
@@ -259,22 +303,47 @@ def loop_message_prepare(*, referral_id: int, status: str) -> tuple[Task | None,
     values = _merge_values(referral)
     provider = referral.provider
     channel, letter_status, recipient = letter_route(provider, kind)
+    period = ""
+    if (
+        kind == K.OUTCOME
+        and letter_status == Letter.Status.PENDING
+        and provider.report_cadence != Provider.ReportCadence.EACH
+    ):
+        # Held for the partner's weekly or monthly summary instead of sent by itself.
+        from outreach.summaries import summary_period_for
+
+        channel, letter_status, recipient = "", Letter.Status.IN_SUMMARY, ""
+        period = summary_period_for(provider=provider, day=reached_on)
+    subject = render_merge_fields(template.subject, values)
+    if sequence > 1:
+        subject = f"Update: {subject}"
     try:
         with transaction.atomic():
-            letter, _ = Letter.objects.get_or_create(
+            letter, created = Letter.objects.get_or_create(
                 referral=referral,
                 kind=kind,
+                sequence=sequence,
                 defaults={
                     "provider": provider,
-                    "subject": render_merge_fields(template.subject, values),
+                    "subject": subject[:200],
                     "body": render_merge_fields(template.body, values),
                     "due_on": due_on,
                     "channel": channel,
                     "status": letter_status,
                     "recipient": recipient,
+                    "period": period,
                     "message_id": new_message_id(),
                 },
             )
+            if created and sequence > 1:
+                # A notice of an earlier appointment not yet on its way would now give
+                # the referrer the wrong date: it gives way to this one.
+                Letter.objects.filter(
+                    referral=referral,
+                    kind=kind,
+                    sequence__lt=sequence,
+                    status=Letter.Status.PENDING,
+                ).update(status=Letter.Status.CANCELLED, last_error="Superseded by a reschedule")
             task = None
             if kind == K.THANK_YOU:
                 verb = "Call" if channel == Letter.Channel.CALL else "Thank"
@@ -291,9 +360,19 @@ def loop_message_prepare(*, referral_id: int, status: str) -> tuple[Task | None,
                 )
     except IntegrityError:
         # Another worker created them between our read and write: they exist now.
-        letter = Letter.objects.get(referral=referral, kind=kind)
+        letter = Letter.objects.get(referral=referral, kind=kind, sequence=sequence)
         task = Task.objects.filter(referral=referral, kind=Task.Kind.THANK_YOU).first()
     return task, letter
+
+
+def _latest_scheduling(referral_id: int) -> tuple[int, datetime]:
+    """(how many times the referral was scheduled, when it last was)."""
+    times = list(
+        ReferralEvent.objects.filter(referral_id=referral_id, to_status=Status.SCHEDULED)
+        .order_by("at", "pk")
+        .values_list("at", flat=True)
+    )
+    return len(times), times[-1]
 
 
 def thank_you_prepare(*, referral_id: int) -> tuple[Task | None, Letter | None]:
@@ -307,14 +386,32 @@ def referral_events_missing_messages() -> list[tuple[int, str]]:
     since = timezone.now() - SWEEP_LOOKBACK
     missing: list[tuple[int, str]] = []
     for status, kind in LOOP_MESSAGES.items():
-        referral_ids = (
-            ReferralEvent.objects.filter(
-                to_status=status, at__gte=since, referral__direction=Referral.Direction.INBOUND
-            )
-            .exclude(referral__letters__kind=kind)
-            .values_list("referral_id", flat=True)
-            .distinct()[:500]
+        events = ReferralEvent.objects.filter(
+            to_status=status, at__gte=since, referral__direction=Referral.Direction.INBOUND
         )
+        if status == Status.SCHEDULED:
+            # A rescheduled referral needs the notice of its latest scheduling: the letter
+            # whose sequence is the number of times it was scheduled.
+            times_scheduled = Subquery(
+                ReferralEvent.objects.filter(
+                    referral=OuterRef("referral"), to_status=Status.SCHEDULED
+                )
+                .order_by()
+                .values("referral")
+                .annotate(n=Count("pk"))
+                .values("n")[:1],
+                output_field=IntegerField(),
+            )
+            events = events.annotate(times=times_scheduled).exclude(
+                Exists(
+                    Letter.objects.filter(
+                        referral=OuterRef("referral"), kind=kind, sequence=OuterRef("times")
+                    )
+                )
+            )
+        else:
+            events = events.exclude(referral__letters__kind=kind)
+        referral_ids = events.values_list("referral_id", flat=True).distinct()[:500]
         missing.extend((referral_id, status) for referral_id in referral_ids)
     return missing
 
@@ -387,16 +484,28 @@ def letter_email(
     return message
 
 
-def _send(letter: Letter, connection: BaseEmailBackend) -> str:
+def _ensure_message_id(letter: Letter) -> None:
+    if not letter.message_id:
+        letter.message_id = new_message_id()
+        Letter.objects.filter(pk=letter.pk).update(message_id=letter.message_id)
+
+
+def _send(
+    letter: Letter, connection: BaseEmailBackend, relay: BaseEmailBackend | None = None
+) -> str:
     """Put one claimed letter on its channel; returns its new status or raises one of
-    DELIVERY_ERRORS."""
-    if not letter.channel:
-        # Letters prepared before channels were routed: decide now.
+    DELIVERY_ERRORS. `relay` is the Direct relay's connection, None when there is none."""
+    if not letter.channel or (letter.channel == Letter.Channel.DIRECT and relay is None):
+        # Letters prepared before channels were routed, or for Direct while the relay is
+        # no longer configured: decide now (the outcome records what was used).
         letter.channel, _, letter.recipient = letter_route(letter.provider, letter.kind)
+    if letter.channel == Letter.Channel.DIRECT and relay is not None:
+        _ensure_message_id(letter)
+        relay.open()  # once per batch, like the email session
+        direct.direct_message(letter, letter_pdf(letter), relay).send()
+        return Letter.Status.SENT
     if letter.channel == Letter.Channel.EMAIL:
-        if not letter.message_id:
-            letter.message_id = new_message_id()
-            Letter.objects.filter(pk=letter.pk).update(message_id=letter.message_id)
+        _ensure_message_id(letter)
         connection.open()  # once per batch: later letters reuse the SMTP session
         letter_email(letter, connection).send()
         return Letter.Status.SENT
@@ -456,21 +565,25 @@ def letters_deliver(*, letter_ids: list[int]) -> list[Letter]:
     failed for a person to see."""
     letters = letters_claim(letter_ids=letter_ids)
     connection = get_connection()
+    relay = direct.relay_connection() if direct.relay_configured() else None
+    connections = [c for c in (connection, relay) if c is not None]
     retry = False
     try:
         for letter in letters:
             try:
-                outcome = _send(letter, connection)
+                outcome = _send(letter, connection, relay)
             except DELIVERY_ERRORS as error:
                 retry = not _record_failure(letter, error) or retry
                 # A broken session is not reused for the next letter.
-                with suppress(*DELIVERY_ERRORS):
-                    connection.close()
+                for open_connection in connections:
+                    with suppress(*DELIVERY_ERRORS):
+                        open_connection.close()
                 continue
             _record_outcome(letter, outcome)
     finally:
-        with suppress(*DELIVERY_ERRORS):
-            connection.close()
+        for open_connection in connections:
+            with suppress(*DELIVERY_ERRORS):
+                open_connection.close()
     if retry:
         raise TransientDeliveryError(",".join(str(letter.pk) for letter in letters))
     return letters
@@ -481,6 +594,20 @@ def letter_deliver(*, letter_id: int) -> Letter | None:
     another worker holds it."""
     delivered = letters_deliver(letter_ids=[letter_id])
     return delivered[0] if delivered else None
+
+
+def letter_keys_release_for_merge(*, survivor_id: int, duplicate_id: int) -> None:
+    """Two records of one partner are being merged: where both got the same newsletter
+    issue or a summary for the same period, the duplicate's letter stays (it was sent) but
+    gives up the key, so moving it to the survivor breaks no one-per-partner constraint."""
+    both_got = Letter.objects.filter(provider_id=survivor_id, newsletter__isnull=False)
+    Letter.objects.filter(
+        provider_id=duplicate_id, newsletter__in=both_got.values("newsletter")
+    ).update(newsletter=None)
+    summarised = Letter.objects.filter(provider_id=survivor_id, kind=K.REPORT_SUMMARY)
+    Letter.objects.filter(
+        provider_id=duplicate_id, kind=K.REPORT_SUMMARY, period__in=summarised.values("period")
+    ).update(period="")
 
 
 @transaction.atomic

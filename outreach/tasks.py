@@ -61,6 +61,10 @@ def sweep_loop_work() -> None:
     letters = services.letters_to_deliver()
     for start in range(0, len(letters), DELIVERY_BATCH):
         deliver_letters.delay(letters[start : start + DELIVERY_BATCH])
+    from outreach import newsletters
+
+    for issue_id in newsletters.newsletters_to_redrive():
+        send_newsletter.delay(issue_id)
     if missing or letters:
         logger.info("sweep: %s messages prepared, %s letters queued", len(missing), len(letters))
 
@@ -99,3 +103,36 @@ def send_event_reminders() -> None:
     for start in range(0, len(due), DELIVERY_BATCH):
         deliver_letters.delay(due[start : start + DELIVERY_BATCH])
     logger.info("event reminders: %s letters prepared", len(letters))
+
+
+@shared_task(autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5)
+def send_newsletter(issue_id: int) -> None:
+    """A manager sent a newsletter: make each partner's letter and hand them to delivery
+    in batches (once per partner, however often this runs)."""
+    from outreach import newsletters
+
+    due = newsletters.newsletter_prepare(issue_id=issue_id)
+    for start in range(0, len(due), DELIVERY_BATCH):
+        deliver_letters.delay(due[start : start + DELIVERY_BATCH])
+    logger.info("newsletter %s: %s letters handed to delivery", issue_id, len(due))
+
+
+@shared_task
+def send_report_summaries() -> None:
+    """Every morning, by beat: the weekly and monthly consult report summaries of the
+    periods that ended (once per partner and period, however often this runs)."""
+    from outreach import summaries
+
+    letters = summaries.report_summaries_prepare()
+    due = [letter.pk for letter in letters if letter.status == letter.Status.PENDING]
+    for start in range(0, len(due), DELIVERY_BATCH):
+        deliver_letters.delay(due[start : start + DELIVERY_BATCH])
+    logger.info("report summaries: %s letters prepared", len(letters))
+
+
+@shared_task
+def send_follow_up_reminders() -> None:
+    """Every morning, by beat: an email to the owner of each follow-up due today."""
+    from outreach import reminders
+
+    logger.info("follow-up reminders: %s emails sent", reminders.follow_up_reminders_send())

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from outreach import field_views, views
+from outreach import field_views, views, views_newsletters
 
 app_name = "outreach"
 
@@ -41,4 +41,12 @@ urlpatterns = [
     path("events/<int:pk>/attendance/", views.event_attendance, name="event_attendance"),
     path("invitations/<int:pk>/", views.invitation_update, name="invitation_update"),
     path("templates/<int:pk>/preview/", views.template_preview, name="template_preview"),
+    path("newsletters/", views_newsletters.newsletter_list, name="newsletter_list"),
+    path("newsletters/new/", views_newsletters.newsletter_create, name="newsletter_create"),
+    path(
+        "newsletters/new/preview/",
+        views_newsletters.newsletter_preview,
+        name="newsletter_preview",
+    ),
+    path("newsletters/<int:pk>/", views_newsletters.newsletter_detail, name="newsletter_detail"),
 ]

@@ -50,6 +50,7 @@ class ProviderForm(forms.ModelForm):
             "notes",
             "preferred_channel",
             "thank_you_by",
+            "report_cadence",
             "letters_opt_out",
         ]
         widgets = {"notes": forms.Textarea(attrs={"rows": 3})}
@@ -58,11 +59,14 @@ class ProviderForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.fields["npi"].widget.attrs.update({"inputmode": "numeric", "autocomplete": "off"})
         # Imports and older clients post no preferences: they keep the defaults.
-        for name in ("preferred_channel", "thank_you_by"):
+        for name in ("preferred_channel", "thank_you_by", "report_cadence"):
             self.fields[name].required = False
 
     def clean_preferred_channel(self) -> str:
         return self.cleaned_data["preferred_channel"] or Provider.PreferredChannel.EMAIL
+
+    def clean_report_cadence(self) -> str:
+        return self.cleaned_data["report_cadence"] or Provider.ReportCadence.EACH
 
     def clean_thank_you_by(self) -> str:
         return self.cleaned_data["thank_you_by"] or Provider.ThankYouBy.LETTER

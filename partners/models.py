@@ -181,6 +181,12 @@ class PreferredChannel(models.TextChoices):
     PORTAL = "portal", "Portal"
 
 
+class ReportCadence(models.TextChoices):
+    EACH = "each", "Each report as it is sent"
+    WEEKLY = "weekly", "A weekly summary"
+    MONTHLY = "monthly", "A monthly summary"
+
+
 class ThankYouBy(models.TextChoices):
     LETTER = "letter", "Letter"
     CALL = "call", "Call (a task for the relationship owner)"
@@ -191,6 +197,7 @@ class Provider(models.Model):
 
     PreferredChannel = PreferredChannel
     ThankYouBy = ThankYouBy
+    ReportCadence = ReportCadence
 
     class Status(models.TextChoices):
         PROSPECT = "prospect", "Prospect"
@@ -265,7 +272,17 @@ class Provider(models.Model):
         max_length=10,
         choices=PreferredChannel.choices,
         default=PreferredChannel.EMAIL,
-        help_text="Email goes out over SMTP; fax and mail go to the print queue as PDFs.",
+        help_text="Email goes out over SMTP; fax and mail go to the print queue as PDFs; "
+        "portal sends a Direct secure message to the partner's Direct address in the NPPES "
+        "registry (email, then fax, then mail when there is none).",
+    )
+    report_cadence = models.CharField(
+        "consult report cover letters",
+        max_length=10,
+        choices=ReportCadence.choices,
+        default=ReportCadence.EACH,
+        help_text="A weekly or monthly summary lists the period's reports in one letter "
+        "instead of a cover letter for each.",
     )
     thank_you_by = models.CharField(
         "thank them by",

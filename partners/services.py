@@ -601,6 +601,10 @@ def partner_merge(
     values = {name: _merged_value(keep, gone, name) for name in names}
     if gone.notes and gone.notes not in keep.notes:
         values["notes"] = "\n\n".join(part for part in (keep.notes, gone.notes) if part)
+    if isinstance(keep, Provider):
+        from outreach.services import letter_keys_release_for_merge
+
+        letter_keys_release_for_merge(survivor_id=keep.pk, duplicate_id=gone.pk)
     moved = _repoint(keep, gone)
     gone_pk = gone.pk
     gone.delete()  # first, so a unique NPI can move to the survivor

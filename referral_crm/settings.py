@@ -227,6 +227,11 @@ LETTER_STALE_CLAIM_SECONDS = env.int("LETTER_STALE_CLAIM_SECONDS", default=600)
 LETTER_RETRY_BACKOFF_SECONDS = env.int("LETTER_RETRY_BACKOFF_SECONDS", default=30)
 # Dotted path to the fax transmission backend; the default leaves faxes in the print queue.
 FAX_BACKEND = env.str("FAX_BACKEND", default="outreach.fax.PrintQueueFaxBackend")
+# Direct secure messaging: the SMTP relay of the practice's HISP (e.g.
+# smtp+tls://user:pass@hisp.example.net:587) and the practice's own Direct address. Unset,
+# partners who prefer the portal get email (then fax, then mail) instead.
+DIRECT_EMAIL = env.email_url("DIRECT_EMAIL_URL") if "DIRECT_EMAIL_URL" in env else None
+DIRECT_FROM_EMAIL = env.str("DIRECT_FROM_EMAIL", default="")
 
 # --- Celery ---------------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
@@ -311,6 +316,16 @@ CELERY_BEAT_SCHEDULE = {
     "send-event-reminders": {
         "task": "outreach.tasks.send_event_reminders",
         "schedule": crontab(hour=7, minute=0),
+    },
+    # Weekly and monthly consult report summaries for the periods that just ended.
+    "send-report-summaries": {
+        "task": "outreach.tasks.send_report_summaries",
+        "schedule": crontab(hour=6, minute=45),
+    },
+    # An email to each follow-up task's owner on its due date.
+    "send-follow-up-reminders": {
+        "task": "outreach.tasks.send_follow_up_reminders",
+        "schedule": crontab(hour=6, minute=35),
     },
     # Each liaison's plan for the day, before they head out.
     "send-liaison-digests": {

@@ -66,3 +66,34 @@ def test_a_coordinator_marks_a_fax_sent_from_the_print_queue(page: Any) -> None:
     assert letter.status == Letter.Status.SENT
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     assert page.problems == []
+
+
+def test_a_manager_sends_a_newsletter_and_watches_its_progress(page: Any) -> None:  # noqa: F811
+    from playwright.sync_api import expect
+
+    from outreach import newsletters
+    from outreach.models import NewsletterIssue
+
+    UserFactory(username="maria", role=Role.MANAGER)
+    ProviderFactory(tier="A", last_name="Aardvark", email="a@example.org")
+    ProviderFactory(tier="C", email="c@example.org")
+    _sign_in(page, "maria")
+    page.goto("/outreach/newsletters/")
+    page.get_by_role("link", name="New newsletter").click()
+    expect(page.locator("#audience-count")).to_have_text("2")
+    page.get_by_label("A: top referrer").check()
+    expect(page.locator("#audience-count")).to_have_text("1")
+    page.get_by_label("Subject").fill("Spring news for Dr. {{ provider_last_name }}")
+    expect(page.locator("#preview")).to_contain_text("Spring news for Dr. Aardvark")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.get_by_role("button", name="Send to the audience").click()
+
+    expect(page.locator("#progress")).to_contain_text("Queued")
+    issue = NewsletterIssue.objects.get()
+    # The worker's part, done here: the page keeps polling and shows where it stands.
+    newsletters.newsletter_prepare(issue_id=issue.pk)
+    Letter.objects.filter(newsletter=issue).update(status=Letter.Status.SENT)
+    expect(page.locator("#progress")).to_contain_text("Done", timeout=10_000)
+    expect(page.locator("#progress")).to_contain_text("Sent: 1")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert page.problems == []

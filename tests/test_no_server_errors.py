@@ -19,7 +19,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from core.factories import UserFactory
 from core.roles import Role
 from outreach.factories import ActivityFactory, EventFactory, PlannedVisitFactory, TaskFactory
-from outreach.models import Invitation, LetterTemplate
+from outreach.models import Invitation, LetterTemplate, NewsletterIssue
 from outreach.services import thank_you_prepare
 from partners.factories import ProviderFactory, StaffMemberFactory
 from referrals.factories import ReferralFactory
@@ -76,6 +76,7 @@ def world() -> dict[str, Any]:
     TaskFactory(assignee=liaison, provider=provider)
     visit = PlannedVisitFactory(liaison=liaison, organization=provider.organization)
     invitation = Invitation.objects.create(event=EventFactory(), provider=provider)
+    newsletter = NewsletterIssue.objects.create(subject="News", body="Dear {{ provider_name }}")
     return {
         "users": [
             liaison,
@@ -93,6 +94,7 @@ def world() -> dict[str, Any]:
                 visit.pk,
                 invitation.event_id,
                 invitation.pk,
+                newsletter.pk,
             }
         ),
     }

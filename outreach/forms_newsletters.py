@@ -1,0 +1,70 @@
+"""The newsletter form: the issue's text and its audience."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from core.forms import UserChoiceField
+from outreach.models import NewsletterIssue
+from outreach.newsletters import audience, check_newsletter_text
+from partners.forms import liaison_choices
+from partners.models import Provider
+
+
+class NewsletterForm(forms.ModelForm):
+    tiers = forms.MultipleChoiceField(
+        choices=Provider.Tier.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: every tier (and partners without one).",
+    )
+    health = forms.MultipleChoiceField(
+        label="Relationship health",
+        choices=Provider.Health.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: whatever their health.",
+    )
+    owner = UserChoiceField(queryset=liaison_choices(), required=False, label="Relationship owner")
+
+    class Meta:
+        model = NewsletterIssue
+        fields = ["subject", "body", "tiers", "health", "owner", "specialty"]
+        widgets = {"body": forms.Textarea(attrs={"rows": 12})}
+        help_texts = {"specialty": "Part of the specialty, e.g. Family; empty for any."}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["owner"].queryset = liaison_choices()
+
+    def _check_text(self, field: str) -> str:
+        text = self.cleaned_data[field]
+        try:
+            check_newsletter_text(text)
+        except ValidationError as error:
+            raise ValidationError(error.messages) from None
+        return text
+
+    def clean_subject(self) -> str:
+        return self._check_text("subject")
+
+    def clean_body(self) -> str:
+        return self._check_text("body")
+
+    def clean_specialty(self) -> str:
+        return self.cleaned_data["specialty"].replace("\x00", "").strip()
+
+    def audience(self) -> Any:
+        """The partners the audience fields reach, from whichever of them are valid (the
+        live preview runs while the text is still being written)."""
+        data = getattr(self, "cleaned_data", {})
+        owner = data.get("owner")
+        return audience(
+            tiers=data.get("tiers") or [],
+            health=data.get("health") or [],
+            owner_id=owner.pk if owner else None,
+            specialty=data.get("specialty") or "",
+        )

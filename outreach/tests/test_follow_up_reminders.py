@@ -1,0 +1,79 @@
+"""On a follow-up's due date its owner gets a reminder email, once per task."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+
+from bench.smtp_sink import SmtpSink
+from core.factories import UserFactory
+from core.roles import Role
+from outreach import reminders
+from outreach.factories import TaskFactory
+from outreach.models import Task
+from partners.factories import ProviderFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_owner_of_a_follow_up_due_today_is_reminded_once():
+    today = timezone.localdate()
+    liaison = UserFactory(role=Role.LIAISON, email="jamie@example.org", first_name="Jamie")
+    provider = ProviderFactory(first_name="Dana", last_name="Whitfield", credential="MD")
+    task = TaskFactory(
+        assignee=liaison, provider=provider, due_on=today, title="Bring the MRI brochure"
+    )
+
+    assert reminders.follow_up_reminders_send(today=today) == 1
+    assert reminders.follow_up_reminders_send(today=today) == 0
+
+    (message,) = mail.outbox
+    assert message.to == ["jamie@example.org"]
+    assert "Bring the MRI brochure" in message.subject
+    assert "Dana Whitfield, MD" in message.body
+    assert message.alternatives[0][1] == "text/html"
+    task.refresh_from_db()
+    assert task.reminded_at is not None
+
+
+def test_only_open_follow_ups_due_now_with_an_owner_who_has_email_are_reminded():
+    today = timezone.localdate()
+    liaison = UserFactory(role=Role.LIAISON, email="jamie@example.org")
+    TaskFactory(assignee=liaison, due_on=today + timedelta(days=1))  # not yet
+    TaskFactory(assignee=liaison, due_on=today - timedelta(days=30))  # long overdue: digest
+    TaskFactory(assignee=liaison, due_on=today, status=Task.Status.DONE)
+    TaskFactory(assignee=liaison, due_on=today, kind=Task.Kind.REKINDLE)
+    TaskFactory(assignee=UserFactory(role=Role.LIAISON, email=""), due_on=today)
+    TaskFactory(assignee=None, due_on=today)
+    missed = TaskFactory(assignee=liaison, due_on=today - timedelta(days=1))  # a missed run
+
+    assert reminders.follow_up_reminders_send(today=today) == 1
+    assert [m.subject for m in mail.outbox] == [mail.outbox[0].subject]
+    assert missed.title in mail.outbox[0].subject
+
+
+def test_a_failed_send_is_not_marked_reminded_and_goes_next_run(settings):
+    today = timezone.localdate()
+    task = TaskFactory(assignee=UserFactory(email="jamie@example.org"), due_on=today)
+    sink = SmtpSink().start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", sink.port
+    try:
+        sink.refuse = True
+        assert reminders.follow_up_reminders_send(today=today) == 0
+        task.refresh_from_db()
+        assert task.reminded_at is None
+        sink.refuse = False
+        assert reminders.follow_up_reminders_send(today=today) == 1
+    finally:
+        sink.stop()
+    assert sink.total == 1
+
+
+def test_beat_runs_the_reminders_and_the_summaries_every_morning(settings):
+    tasks = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert "outreach.tasks.send_follow_up_reminders" in tasks
+    assert "outreach.tasks.send_report_summaries" in tasks

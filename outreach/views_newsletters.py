@@ -1,0 +1,84 @@
+"""Newsletter pages, for managers: the issues sent, writing one with its audience and a
+live preview, and a send's progress."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from core.htmx import render_page
+from core.pagination import paginate
+from outreach import newsletters
+from outreach.forms_newsletters import NewsletterForm
+from outreach.models import LetterTemplate, NewsletterIssue, render_merge_fields
+from outreach.services import SAMPLE_MERGE_VALUES, letter_template_for
+
+
+@login_required
+@permission_required("outreach.view_newsletterissue", raise_exception=True)
+def newsletter_list(request: HttpRequest) -> HttpResponse:
+    page = paginate(request, NewsletterIssue.objects.select_related("created_by"))
+    return render_page(request, "outreach/newsletter_list.html", {"page": page}, partial="results")
+
+
+def _preview(form: NewsletterForm) -> dict[str, object]:
+    """How many partners the audience reaches, and the issue as the first of them would
+    read it (a sample partner when it reaches nobody). Nothing is saved."""
+    form.is_valid()
+    partners = form.audience()
+    first = partners.select_related("organization", "owner").order_by("last_name", "pk").first()
+    subject = str(form.data.get("subject", "")) if form.is_bound else form.initial["subject"]
+    body = str(form.data.get("body", "")) if form.is_bound else form.initial["body"]
+    issue = NewsletterIssue(subject=subject, body=body)
+    if first is not None:
+        subject, body = newsletters.render_for(issue, first)
+    else:
+        subject = render_merge_fields(subject, SAMPLE_MERGE_VALUES)
+        body = render_merge_fields(body, SAMPLE_MERGE_VALUES)
+    return {"count": partners.count(), "subject": subject, "body": body, "partner": first}
+
+
+@login_required
+@permission_required("outreach.add_newsletterissue", raise_exception=True)
+def newsletter_create(request: HttpRequest) -> HttpResponse:
+    template = letter_template_for(LetterTemplate.Kind.NEWSLETTER)
+    form = NewsletterForm(
+        request.POST or None, initial={"subject": template.subject, "body": template.body}
+    )
+    if request.method == "POST" and form.is_valid():
+        issue = newsletters.newsletter_send(issue=form.save(commit=False), actor=request.user)
+        messages.success(request, "Newsletter queued: the letters are being prepared.")
+        return redirect(issue)
+    return render(
+        request,
+        "outreach/newsletter_form.html",
+        {
+            "form": form,
+            "preview": _preview(form),
+            "template": template,
+            "merge_fields": newsletters.NEWSLETTER_MERGE_FIELDS,
+        },
+    )
+
+
+@login_required
+@permission_required("outreach.add_newsletterissue", raise_exception=True)
+@require_POST
+def newsletter_preview(request: HttpRequest) -> HttpResponse:
+    form = NewsletterForm(request.POST)
+    return render(request, "outreach/newsletter_form.html#preview", {"preview": _preview(form)})
+
+
+@login_required
+@permission_required("outreach.view_newsletterissue", raise_exception=True)
+def newsletter_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    issue = get_object_or_404(NewsletterIssue.objects.select_related("created_by", "owner"), pk=pk)
+    return render_page(
+        request,
+        "outreach/newsletter_detail.html",
+        {"issue": issue, "progress": newsletters.newsletter_progress(issue)},
+        partial="progress",
+    )
