@@ -53,7 +53,10 @@ def test_a_raw_delete_of_audit_rows_is_refused_by_the_database():
 
 # Transactional: Postgres refuses TRUNCATE in a transaction that still has deferred
 # foreign-key checks pending from the insert, which would hide what is tested here.
-@pytest.mark.django_db(transaction=True)
+# serialized_rollback: the flush after this test must not leave post_migrate rows (roles)
+# behind for a later serialized test to collide with, and must give back the data
+# migrations' rows (taxonomy, letter templates) to the tests after it.
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_emptying_the_table_in_one_statement_is_refused_too():
     """TRUNCATE on Postgres (no row trigger sees it); SQLite has no TRUNCATE, and its
     DELETE without WHERE (its truncate optimisation) still fires the trigger."""
@@ -83,14 +86,20 @@ def test_the_flush_door_is_per_use_and_closes_behind_it():
         _raw("UPDATE audit_patientdataaccess SET referral_id = 1 WHERE id = %s", [second.pk])
 
 
-@pytest.mark.django_db(transaction=True)
+# serialized_rollback: the flush after this test must not leave post_migrate rows (roles)
+# behind for a later serialized test to collide with, and must give back the data
+# migrations' rows (taxonomy, letter templates) to the tests after it.
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_django_flush_still_empties_the_database():
     _entry()
     call_command("flush", interactive=False, verbosity=0, inhibit_post_migrate=True)
     assert not PatientDataAccess.objects.exists()
 
 
-@pytest.mark.django_db(transaction=True)
+# serialized_rollback: the flush after this test must not leave post_migrate rows (roles)
+# behind for a later serialized test to collide with, and must give back the data
+# migrations' rows (taxonomy, letter templates) to the tests after it.
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_transactional_test_with_audit_rows_is_torn_down_by_flush():
     # pytest-django empties the database after this test with Django's flush (DELETE on
     # SQLite, TRUNCATE on Postgres); the triggers must let that through or the teardown
