@@ -628,15 +628,19 @@ def _postgres_backends() -> list[int]:
 
 
 def measure_latency(
-    port: int, path: str, cookie: str, requests: int, server_pids: list[int]
+    port: int, path: str, cookie: str, requests: int, server: int
 ) -> dict[str, float]:
     """One request at a time: what a user waits for on an otherwise idle server; and the
     CPU time each page view costs the app (gunicorn workers) and the database (Postgres
     processes), which unlike wall-clock time does not depend on what else the machine runs.
     """
-    for _ in range(5):
+    # Enough warm-up that every gunicorn worker has compiled this page's templates and
+    # opened its database connection (a cold worker's first view costs several times more).
+    for _ in range(30):
         _get(port, path, cookie)
     timings = []
+    # Read after the warm-up requests, when gunicorn has started all its workers.
+    server_pids = [server, *_children(server)]
     database_pids = _postgres_backends()
     app_cpu, database_cpu = _cpu_seconds(server_pids), _cpu_seconds(database_pids)
     for _ in range(requests):
@@ -737,9 +741,8 @@ def measure(env: dict[str, str], *, workers: int, requests: int, seconds: float)
     cookie = f"sessionid={pages['session']}"
     server = Gunicorn(env, workers)
     try:
-        workers_pids = _children(server.process.pid)
         latency = {
-            name: measure_latency(server.port, url, cookie, requests, workers_pids)
+            name: measure_latency(server.port, url, cookie, requests, server.process.pid)
             for name, url in tqdm(pages["urls"].items(), desc="latency", unit=" page")
         }
         load = measure_throughput(
