@@ -205,3 +205,12 @@ def test_typeahead_survives_a_nul_character_in_the_query(client_for, coordinator
         reverse("partners:provider_typeahead"), {"q": "wie\x00be"}
     )
     assert response.status_code == 200
+
+
+def test_the_partner_page_links_a_manager_to_its_reciprocity_over_time(client_for, manager):
+    provider = ProviderFactory()
+    page = client_for(manager).get(provider.get_absolute_url()).content.decode()
+    link = f"{reverse('referrals:reciprocity')}?provider={provider.pk}#flow-heading"
+    assert link in page
+    chart = client_for(manager).get(link.split("#")[0])
+    assert chart.status_code == 200
