@@ -2,12 +2,28 @@ from typing import Any
 
 from django import forms
 
+from core.templatetags.people import person
+
+
+class ShortListIterator(forms.models.ModelChoiceIterator):
+    """Options for a short list (people, say) read in one plain query. Django's iterator
+    streams through a server-side cursor on Postgres, which costs three round trips to
+    the database for a dozen rows."""
+
+    def __iter__(self) -> Any:
+        if self.field.empty_label is not None:
+            yield ("", self.field.empty_label)
+        for obj in list(self.queryset):
+            yield self.choice(obj)
+
 
 class UserChoiceField(forms.ModelChoiceField):
     """Shows people by name, not by login."""
 
+    iterator = ShortListIterator
+
     def label_from_instance(self, obj: Any) -> str:
-        return obj.get_full_name() or obj.get_username()
+        return person(obj)
 
 
 # The largest id a 64-bit integer column holds.

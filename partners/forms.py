@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q
 from django.utils import timezone
 
-from core.filters import StyledFilterSet
+from core.filters import PersonFilter, StyledFilterSet
 from core.forms import UserChoiceField
 from core.roles import Role
 from partners.models import Organization, Provider, StaffMember
@@ -140,7 +140,7 @@ class ProviderFilter(StyledFilterSet):
     status = django_filters.ChoiceFilter(choices=Provider.Status.choices, empty_label="Any status")
     tier = django_filters.ChoiceFilter(choices=Provider.Tier.choices, empty_label="Any tier")
     health = django_filters.ChoiceFilter(choices=Provider.Health.choices, empty_label="Any health")
-    owner = django_filters.ModelChoiceFilter(
+    owner = PersonFilter(
         queryset=lambda request: liaison_choices(), empty_label="Any owner", label="Owner"
     )
 

@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q
 from django.utils import timezone
 
-from core.filters import StyledFilterSet
+from core.filters import PersonFilter, StyledFilterSet
 from core.forms import UserChoiceField
 from core.roles import Role
 from intake.uploads import DocumentsField
@@ -236,7 +236,7 @@ class ReferralFilter(StyledFilterSet):
     mine = django_filters.BooleanFilter(
         method="filter_mine", label="Assigned to me", widget=forms.CheckboxInput
     )
-    assigned_to = django_filters.ModelChoiceFilter(
+    assigned_to = PersonFilter(
         queryset=coordinator_choices(),
         null_label="Unassigned",
         empty_label="Anyone",
