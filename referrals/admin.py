@@ -1,6 +1,9 @@
 from django.contrib import admin
 
+from audit.models import PatientDataAccess
+from audit.services import PATIENT_FIELDS, audit_record
 from referrals.models import Inquiry, Referral, ReferralEvent, SlaTarget
+from referrals.services import referral_edit, referral_log
 
 
 class EventInline(admin.TabularInline):
@@ -35,6 +38,38 @@ class ReferralAdmin(admin.ModelAdmin):
     # Status moves go through the product's workflow so each writes its event.
     readonly_fields = ["status", "seen_at", "closed_at", "created_by", "created_at", "updated_at"]
     inlines = [EventInline]
+
+    # Saved through the product's services, so a referral added or edited here gets the
+    # same history rows and audit rows as one added or edited in the app.
+    def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
+        if not change:
+            referral_log(referral=obj, actor=request.user)
+            action, fields = PatientDataAccess.Action.CREATE, PATIENT_FIELDS
+        else:
+            referral_edit(referral=obj, fields=form.changed_data, actor=request.user)
+            action = PatientDataAccess.Action.CHANGE
+            fields = tuple(name for name in form.changed_data if name in PATIENT_FIELDS)
+        if fields:
+            audit_record(
+                action=action,
+                referral_ids=[obj.pk],
+                user=request.user,
+                fields=fields,
+                request=request,
+            )
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):  # type: ignore[no-untyped-def]
+        # The change form shows every patient field: a read of patient data.
+        if request.method == "GET":
+            referral = self.get_object(request, object_id)
+            if referral is not None and self.has_view_or_change_permission(request, referral):
+                audit_record(
+                    action=PatientDataAccess.Action.VIEW,
+                    referral_ids=[referral.pk],
+                    user=request.user,
+                    request=request,
+                )
+        return super().change_view(request, object_id, form_url, extra_context)
 
 
 @admin.register(ReferralEvent)
