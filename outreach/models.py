@@ -216,6 +216,7 @@ MERGE_FIELDS: dict[str, str] = {
     "patient_initials": "The patient's initials (never the full name)",
     "referral_date": "The date we received the referral",
     "seen_date": "The date we saw the patient",
+    "decline_reason": "Why we could not accept the referral (declined notices)",
     "practice_name": "Our practice's name",
     "sender_name": "The relationship owner's name",
     "today": "Today's date",
@@ -230,7 +231,14 @@ MERGE_FIELDS: dict[str, str] = {
 
 # Merge fields that carry something of a patient, however little: never in a newsletter.
 PATIENT_MERGE_FIELDS = frozenset(
-    {"patient_initials", "appointment_date", "referral_date", "seen_date", "report_list"}
+    {
+        "patient_initials",
+        "appointment_date",
+        "referral_date",
+        "seen_date",
+        "decline_reason",
+        "report_list",
+    }
 )
 
 
@@ -254,6 +262,7 @@ class LetterTemplate(models.Model):
         NEWSLETTER = "newsletter", "Newsletter"
         EVENT_REMINDER = "event_reminder", "Event reminder"
         REPORT_SUMMARY = "report_summary", "Consult report summary"
+        DECLINED = "declined", "Referral declined"
 
     kind = models.CharField(max_length=20, choices=Kind.choices, unique=True)
     subject = models.CharField(max_length=200)

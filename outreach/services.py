@@ -107,6 +107,19 @@ DEFAULT_TEMPLATES: dict[str, dict[str, object]] = {
         ),
         "delay_business_days": 0,
     },
+    K.DECLINED: {
+        "subject": "About your referral of {{ patient_initials }}",
+        "body": (
+            "Dear {{ provider_name }},\n\n"
+            "Thank you for your referral of {{ patient_initials }}, received on "
+            "{{ referral_date }}. We are sorry that {{ practice_name }} cannot accept it: "
+            "{{ decline_reason }}\n\n"
+            "Please call us if we can help you find the right place for your patient; we "
+            "would be glad to see your patients again.\n\n"
+            "Sincerely,\n{{ sender_name }}\n{{ practice_name }}"
+        ),
+        "delay_business_days": 0,
+    },
     K.REKINDLE: {
         "subject": "Checking in from {{ practice_name }}",
         "body": (
@@ -159,6 +172,8 @@ LOOP_MESSAGES: dict[str, str] = {
     Status.SCHEDULED: K.SCHEDULED,
     Status.SEEN: K.THANK_YOU,
     Status.REPORT_SENT: K.OUTCOME,
+    # The office hears why, so it can send the patient elsewhere without delay.
+    Status.DECLINED: K.DECLINED,
 }
 
 # How far back the sweep looks for events whose message is missing: long enough to cover
@@ -201,6 +216,7 @@ def _merge_values(referral: Referral) -> dict[str, str]:
         "patient_initials": referral.patient_initials,
         "referral_date": _long_date(referral.received_at),
         "seen_date": _long_date(referral.seen_at),
+        "decline_reason": referral.decline_reason,
         "appointment_date": (
             f"{timezone.localtime(appointment):%B %-d, %Y at %-I:%M %p}" if appointment else ""
         ),
@@ -216,6 +232,7 @@ SAMPLE_MERGE_VALUES: dict[str, str] = {
     "referral_date": "March 3, 2026",
     "seen_date": "March 12, 2026",
     "appointment_date": "March 12, 2026 at 9:30 AM",
+    "decline_reason": "we are not in network with the patient's insurance plan.",
     "practice_name": settings.PRACTICE_NAME,
     "sender_name": "Jamie Carter",
     "today": "March 14, 2026",

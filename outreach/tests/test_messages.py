@@ -198,8 +198,18 @@ def test_the_pdf_has_the_letterhead_and_survives_typographic_characters():
 def test_the_sweep_finds_every_kind_of_message_whose_enqueue_was_lost():
     referral = _referral(email="wiebe@example.org")
     referral = _walk(referral, Status.ACCEPTED, Status.SCHEDULED, Status.SEEN, Status.REPORT_SENT)
+    declined = referral_transition(
+        referral=_referral(email="other@example.org"),
+        to_status=Status.DECLINED,
+        actor=None,
+        decline_reason="outside our scope.",
+    )
     missing = set(services.referral_events_missing_messages())
-    assert missing == {(referral.pk, status) for status in services.LOOP_MESSAGES}
+    assert missing == {
+        *((referral.pk, status) for status in services.LOOP_MESSAGES if status != Status.DECLINED),
+        (declined.pk, Status.RECEIVED),
+        (declined.pk, Status.DECLINED),
+    }
     for referral_id, status in missing:
         services.loop_message_prepare(referral_id=referral_id, status=status)
     assert services.referral_events_missing_messages() == []
@@ -240,3 +250,49 @@ def test_an_smtp_server_that_never_answers_times_out_and_is_retried(settings):
     assert (letter.status, letter.attempts) == (Letter.Status.PENDING, 1)
     # smtplib reports the greeting that never came as a disconnect after the timeout.
     assert letter.last_error == "SMTPServerDisconnected on attempt 1"
+
+
+def test_a_declined_referral_tells_the_referring_office_why():
+    referral = _referral(email="wiebe@example.org")
+    referral = referral_transition(
+        referral=referral,
+        to_status=Status.DECLINED,
+        actor=None,
+        decline_reason="we do not treat pediatric patients.",
+    )
+
+    _task, letter = services.loop_message_prepare(referral_id=referral.pk, status=Status.DECLINED)
+
+    assert letter.kind == K.DECLINED
+    assert (letter.channel, letter.recipient) == (Letter.Channel.EMAIL, "wiebe@example.org")
+    assert letter.due_on == timezone.localdate()
+    assert "we do not treat pediatric patients." in letter.body
+    assert "R.O." in letter.subject and "Olsen" not in letter.body
+    # Declining is a loop event like the others: enqueued by the workflow, recovered by
+    # the sweep if that message was lost.
+    Letter.objects.all().delete()
+    assert (referral.pk, Status.DECLINED) in services.referral_events_missing_messages()
+
+
+def test_a_bulk_decline_sends_each_referring_office_its_notice(coordinator):
+    from referrals.services import referral_bulk_apply
+
+    referrals = [_referral(email=f"office{n}@example.org") for n in range(3)]
+    referral_bulk_apply(
+        queryset=Referral.objects.filter(pk__in=[referral.pk for referral in referrals]),
+        versions={referral.pk: referral.updated_at for referral in referrals},
+        actor=coordinator,
+        to_status=Status.DECLINED,
+        decline_reason="the practice is not taking new patients this month.",
+    )
+    missing = services.referral_events_missing_messages()
+    assert {(referral.pk, Status.DECLINED) for referral in referrals} <= set(missing)
+    for referral_id, status in missing:
+        services.loop_message_prepare(referral_id=referral_id, status=status)
+    notices = Letter.objects.filter(kind=K.DECLINED).order_by("recipient")
+    assert [letter.recipient for letter in notices] == [
+        "office0@example.org",
+        "office1@example.org",
+        "office2@example.org",
+    ]
+    assert all("not taking new patients" in letter.body for letter in notices)
