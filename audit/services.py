@@ -62,3 +62,22 @@ def audit_record(
     ]
     PatientDataAccess.objects.bulk_create(rows)
     return len(rows)
+
+
+NAME_FIELDS = ("patient_first_name", "patient_last_name")
+
+
+def audit_names_listed(request: HttpRequest, referral_ids: Iterable[int]) -> int:
+    """A page that lists referrals shows patients' names to roles allowed to see them (and
+    initials to everyone else): for those roles, that is a read of patient data, written to
+    the trail like any other. Returns how many rows were written."""
+    ids = list(referral_ids)
+    if not ids or not request.user.has_perm("referrals.view_patient_details"):
+        return 0
+    return audit_record(
+        action=PatientDataAccess.Action.LIST,
+        referral_ids=ids,
+        user=request.user,
+        fields=NAME_FIELDS,
+        request=request,
+    )

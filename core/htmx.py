@@ -14,7 +14,11 @@ def render_page(
     partial: str,
     status: int = 200,
 ) -> HttpResponse:
-    """Render `template`, or only its `{% partialdef partial %}` for an htmx request that
-    targets that region."""
-    name = f"{template}#{partial}" if getattr(request, "htmx", False) else template
+    """Render `template`, or for an htmx request only the region it redraws: for a Django
+    template, its `{% partialdef partial %}`; for a Jinja2 page, `partial` is the template
+    the page includes for that region ("referrals/queue_results.html")."""
+    if not getattr(request, "htmx", False):
+        name = template
+    else:
+        name = partial if partial.endswith(".html") else f"{template}#{partial}"
     return render(request, name, context, status=status)

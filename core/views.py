@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
+from audit.services import audit_names_listed
 from outreach.models import Task
 from referrals.models import OPEN_STATUSES, Referral, Status
 
@@ -25,6 +26,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         .annotate(n=Count("pk"))
     )
     my_tasks = Task.objects.for_user(user).open().filter(assignee=user)
+    recent = list(referrals.for_list()[:8]) if user.has_perm("referrals.view_referral") else []
     context = {
         "pipeline": [
             {"status": status, "label": Status(status).label, "count": status_counts.get(status, 0)}
@@ -34,7 +36,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "my_open_tasks": my_tasks.count(),
         "my_overdue_tasks": my_tasks.filter(due_on__lt=timezone.localdate()).count(),
         "due_tasks": my_tasks.select_related("provider", "referral")[:8],
-        "recent_referrals": referrals.for_list()[:8],
+        "recent_referrals": recent,
         "today": timezone.localdate(),
     }
+    audit_names_listed(request, [referral.pk for referral in recent])
     return render(request, "core/dashboard.html", context)

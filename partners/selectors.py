@@ -2,15 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.shortcuts import get_object_or_404
 
-from partners.models import Organization, Provider, StaffMember
+from core.roles import is_liaison
+from partners.models import Organization, Provider, ProviderQuerySet, StaffMember
 
 
-def get_provider_for_user(user: AbstractBaseUser, pk: int, *, write: bool = False) -> Provider:
+def get_provider_for_user(
+    user: AbstractBaseUser,
+    pk: int,
+    *,
+    write: bool = False,
+    annotate: Callable[[ProviderQuerySet], ProviderQuerySet] | None = None,
+) -> Provider:
+    """The partner, if this user may read it (or change it, with `write`); `annotate` adds
+    figures to the same query."""
     queryset = Provider.objects.for_user(user, write=write).select_related("organization", "owner")
-    return get_object_or_404(queryset, pk=pk)
+    return get_object_or_404(annotate(queryset) if annotate else queryset, pk=pk)
+
+
+def can_change_provider(user: AbstractBaseUser, provider: Provider) -> bool:
+    """Whether `Provider.objects.for_user(user, write=True)` includes this partner, decided
+    without a query for one already loaded (its owner is all the rule looks at)."""
+    if not (user.has_perm("partners.view_provider") and user.has_perm("partners.change_provider")):
+        return False
+    return not is_liaison(user) or provider.owner_id in (None, user.pk)
 
 
 def get_organization_for_user(

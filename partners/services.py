@@ -293,7 +293,7 @@ def assess_health(
     last_touch_on: date | None,
 ) -> tuple[str, list[dict[str, Any]]]:
     """A partner's health and the reasons behind it, as codes with their facts (the
-    template `partners/includes/health_reasons.html` puts them into words). Facts are dates,
+    template partners/jinja2/partners/includes/health.html puts them into words). Facts are dates,
     not day counts, so the reasons stay the same from night to night until something
     happens, and the nightly run rewrites only the partners that moved.
 

@@ -15,6 +15,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from audit.services import audit_names_listed
 from core.htmx import render_page
 from core.pagination import paginate
 from core.sparkline import sparkline
@@ -32,6 +33,7 @@ from partners.forms import (
 )
 from partners.models import Organization, Provider
 from partners.selectors import (
+    can_change_provider,
     get_organization_for_user,
     get_provider_for_user,
     get_staff_member_for_user,
@@ -61,7 +63,7 @@ def provider_list(request: HttpRequest) -> HttpResponse:
         request,
         "partners/provider_list.html",
         {"filter": filterset, "page": page},
-        partial="results",
+        partial="partners/provider_results.html",
     )
 
 
@@ -90,7 +92,14 @@ def provider_update(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 def provider_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    provider = get_provider_for_user(request.user, pk)
+    # The partner and its referral figures in one query.
+    provider = get_provider_for_user(
+        request.user,
+        pk,
+        annotate=lambda partners: partners.with_referral_stats().with_reciprocity_balance(
+            since=timezone.now() - timedelta(days=365)
+        ),
+    )
     referrals = Referral.objects.for_user(request.user).filter(provider=provider)
     can_see_referrals = request.user.has_perm("referrals.view_referral")
     activities = list(
@@ -155,19 +164,16 @@ def provider_detail(request: HttpRequest, pk: int) -> HttpResponse:
     # The next step: the open follow-up due first, else what the last activity left.
     follow_ups = [task for task in open_tasks if task.kind == Task.Kind.FOLLOW_UP]
     volume = provider.monthly_inbound(months=SPARKLINE_MONTHS)
-    stats = (
-        Provider.objects.with_referral_stats()
-        .with_reciprocity_balance(since=timezone.now() - timedelta(days=365))
-        .get(pk=provider.pk)
-    )
+    # The timeline shows these patients' names to roles that may see them.
+    audit_names_listed(request, [entry.obj.pk for entry in timeline if entry.kind == "referral"])
     context = {
         "provider": provider,
         "timeline": timeline,
         "open_tasks": open_tasks,
         "next_task": follow_ups[0] if follow_ups else None,
         "last_activity": last_activity,
-        "stats": stats,
-        "reciprocity_gap": abs(stats.reciprocity_balance),
+        "stats": provider,
+        "reciprocity_gap": abs(provider.reciprocity_balance),
         "sparkline": sparkline([(f"{month:%b %Y}", count) for month, count in volume]),
         # Counting received_at (never null) rather than the id lets the partner's
         # (provider, direction, received_at) index answer without reading the rows.
@@ -178,9 +184,7 @@ def provider_detail(request: HttpRequest, pk: int) -> HttpResponse:
         if can_see_referrals
         else None,
         "tier_form": TierForm(initial={"tier": provider.tier}),
-        "can_edit": Provider.objects.for_user(request.user, write=True)
-        .filter(pk=provider.pk)
-        .exists(),
+        "can_edit": can_change_provider(request.user, provider),
         "can_log_activity": request.user.has_perm("outreach.add_activity"),
         "annual_meeting": annual_meeting_status(provider),
     }

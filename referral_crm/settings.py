@@ -103,6 +103,23 @@ TEMPLATES = [
             ],
         },
     },
+    {
+        # The busiest pages and the page chrome (core/jinja_env.py says why); templates in
+        # each app's jinja2/ folder.
+        "BACKEND": "django.template.backends.jinja2.Jinja2",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "environment": "core.jinja_env.environment",
+            "autoescape": True,
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "core.context_processors.navigation",
+            ],
+        },
+    },
 ]
 
 # --- Database -------------------------------------------------------------------------------

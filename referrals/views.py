@@ -19,7 +19,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from audit.models import PatientDataAccess
-from audit.services import PATIENT_FIELDS, audit_record
+from audit.services import PATIENT_FIELDS, audit_names_listed, audit_record
 from core.htmx import render_page
 from core.pagination import paginate, paginate_capped
 from intake.models import IntakeSubmission
@@ -71,15 +71,7 @@ def referral_list(request: HttpRequest) -> HttpResponse:
     )
     page = paginate_capped(request, filterset.qs)
     can_change = request.user.has_perm("referrals.change_referral")
-    if request.user.has_perm("referrals.view_patient_details"):
-        # The queue shows these patients' names: that is a read of patient data.
-        audit_record(
-            action=PatientDataAccess.Action.LIST,
-            referral_ids=[referral.pk for referral in page],
-            user=request.user,
-            fields=["patient_first_name", "patient_last_name"],
-            request=request,
-        )
+    audit_names_listed(request, [referral.pk for referral in page])
     return render_page(
         request,
         "referrals/referral_list.html",
@@ -89,7 +81,7 @@ def referral_list(request: HttpRequest) -> HttpResponse:
             "bulk_form": BulkActionForm() if can_change else None,
             "back": request.get_full_path(),
         },
-        partial="results",
+        partial="referrals/queue_results.html",
     )
 
 
@@ -376,7 +368,7 @@ def referral_transition_view(request: HttpRequest, pk: int) -> HttpResponse:
         _workflow_context(request, referral, error=error),
         # 200 even for a refused move: htmx swaps only successful responses, and the
         # partial itself shows the message.
-        partial="workflow",
+        partial="referrals/referral_workflow.html",
     )
 
 

@@ -199,3 +199,29 @@ def test_the_audit_page_runs_the_same_queries_for_3_and_60_entries(
     with django_assert_num_queries(len(small.captured_queries)):
         response = client.get(url)
     assert "Page 1 of 2" in response.content.decode()
+
+
+def test_the_dashboard_records_the_patients_whose_names_it_shows(client_for, manager):
+    shown = [_logged(provider=ProviderFactory()) for _ in range(3)]
+    response = client_for(manager).get(reverse("core:dashboard"))
+    assert shown[0].patient_last_name in response.content.decode()
+    listed = PatientDataAccess.objects.filter(action=Action.LIST, user=manager)
+    assert {entry.referral_id for entry in listed} == {referral.pk for referral in shown}
+    assert all(entry.fields == ["patient_first_name", "patient_last_name"] for entry in listed)
+
+
+def test_partner_360_records_the_patients_named_on_its_timeline(client_for, manager, liaison):
+    partner = ProviderFactory(owner=liaison)
+    named = [_logged(provider=partner, patient_last_name="Quixotrel") for _ in range(2)]
+    elsewhere = _logged(provider=ProviderFactory())
+    response = client_for(manager).get(partner.get_absolute_url())
+    assert "Quixotrel" in response.content.decode()
+    listed = PatientDataAccess.objects.filter(action=Action.LIST, user=manager)
+    assert {entry.referral_id for entry in listed} == {referral.pk for referral in named}
+    assert elsewhere.pk not in {entry.referral_id for entry in listed}
+
+    # A liaison sees initials only there: nothing read, nothing written.
+    response = client_for(liaison).get(partner.get_absolute_url())
+    assert response.status_code == 200
+    assert "Quixotrel" not in response.content.decode()
+    assert not PatientDataAccess.objects.filter(user=liaison).exists()

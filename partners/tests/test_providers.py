@@ -5,6 +5,7 @@ from django.utils import timezone
 from outreach.factories import ActivityFactory, TaskFactory
 from partners.factories import OrganizationFactory, ProviderFactory, StaffMemberFactory
 from partners.models import Provider, TierChange
+from partners.selectors import can_change_provider
 from partners.services import (
     partner_merge,
     provider_set_tier,
@@ -141,10 +142,11 @@ def test_the_partner_detail_runs_the_same_queries_however_long_its_history(
     ReferralFactory(provider=provider)
     url = provider.get_absolute_url()
     client.get(url)
-    # 19: session, user, role and permissions; the partner, its referrals (timeline, counts,
-    # stats, monthly volume), activities, letters, tasks, tier/health changes and merges;
-    # skipped visits to the office and the annual meeting (issue 4).
-    with django_assert_num_queries(19) as few:
+    # 18: session, user, role and permissions; the partner with its referral figures; its
+    # referrals (timeline, counts, monthly volume), activities, letters, tasks, tier/health
+    # changes and merges; skipped visits to the office and the annual meeting; and the
+    # audit row for the patient names the timeline shows (its write and transaction).
+    with django_assert_num_queries(18) as few:
         client.get(url)
     ReferralFactory.create_batch(20, provider=provider)
     ReferralFactory.create_batch(5, provider=provider, direction="outbound")
@@ -214,3 +216,22 @@ def test_the_partner_page_links_a_manager_to_its_reciprocity_over_time(client_fo
     assert link in page
     chart = client_for(manager).get(link.split("#")[0])
     assert chart.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "role", ["manager", "liaison", "other_liaison", "coordinator", "administrator", "no_role_user"]
+)
+def test_the_edit_button_follows_the_same_rule_as_the_edit_page(client_for, request, role, liaison):
+    user = request.getfixturevalue(role)
+    edit_link = 'href="{}"'
+    for owner in (liaison, None):
+        provider = ProviderFactory(owner=owner)
+        may_change = Provider.objects.for_user(user, write=True).filter(pk=provider.pk).exists()
+        assert can_change_provider(user, provider) is may_change
+        page = client_for(user).get(provider.get_absolute_url())
+        if page.status_code == 404:
+            assert not may_change
+            continue
+        update = reverse("partners:provider_update", args=[provider.pk])
+        assert (edit_link.format(update) in page.content.decode()) is may_change
+        assert (client_for(user).get(update).status_code == 200) is may_change

@@ -20,13 +20,16 @@ STATUS_COLOURS = {
 }
 
 
-@register.simple_tag(takes_context=True)
-def patient_name(context: Any, referral: Referral) -> str:
+def patient_display(referral: Referral, perms: Any) -> str:
     """The patient's name for roles allowed to see it, initials for everyone else."""
-    perms = context.get("perms")
     if perms is not None and perms["referrals"]["view_patient_details"]:
         return f"{referral.patient_last_name}, {referral.patient_first_name}"
     return referral.patient_initials
+
+
+@register.simple_tag(takes_context=True)
+def patient_name(context: Any, referral: Referral) -> str:
+    return patient_display(referral, context.get("perms"))
 
 
 @register.filter

@@ -1,0 +1,104 @@
+"""The Jinja2 environment for the busiest pages and for the page chrome.
+
+The work queue, partner list, partner 360 and referral detail are read far more than any
+other page, and the Django template language spent most of their time walking its node
+tree (see docs/benchmarks.md, "Scale: findings"). Those pages are Jinja2 templates (in
+each app's `jinja2/` folder); every other page stays a Django template. Both kinds share one
+chrome — head, navigation and messages, scripts — written once in core/jinja2/chrome/ and
+drawn into Django templates by `{% chrome %}` (core/templatetags/chrome.py).
+
+The filters and globals here are the same functions the Django template tags use, so a
+value reads the same on either kind of page.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from crispy_forms.templatetags.crispy_forms_filters import as_crispy_form
+from django.contrib.humanize.templatetags.humanize import intcomma
+from django.template import defaultfilters
+from django.templatetags.static import static
+from django.urls import get_script_prefix, reverse
+from django.utils import timezone
+from django_htmx.jinja import htmx_script
+from jinja2 import Environment, pass_context
+
+from core.templatetags.elapsed import elapsed
+from core.templatetags.people import person
+from partners.templatetags.partner_tags import days_ago
+from referrals.templatetags.referral_tags import (
+    patient_display,
+    sla_colour,
+    sla_label,
+    status_colour,
+)
+
+
+def url(name: str, *args: Any, **kwargs: Any) -> str:
+    if args or kwargs:
+        return reverse(name, args=args or None, kwargs=kwargs or None)
+    # The navigation alone names twenty pages; their addresses only change with the prefix
+    # the site is mounted under.
+    return _fixed_url(name, get_script_prefix())
+
+
+@functools.lru_cache(maxsize=512)
+def _fixed_url(name: str, prefix: str) -> str:
+    return reverse(name)
+
+
+def date(value: Any, format_string: str | None = None) -> str:
+    """Django's `date` filter, in the current time zone as Django templates show it."""
+    if value in (None, ""):
+        return ""
+    if isinstance(value, datetime) and timezone.is_aware(value):
+        value = timezone.localtime(value)
+    return defaultfilters.date(value, format_string)
+
+
+def query_with(request: Any, **changes: Any) -> str:
+    """This page's query string with `changes` applied (a value of None drops the key):
+    pagination keeps the filters."""
+    params = [(key, value) for key, value in request.GET.lists() if key not in changes]
+    pairs = [(key, item) for key, values in params for item in values]
+    pairs += [(key, value) for key, value in changes.items() if value is not None]
+    return urlencode(pairs)
+
+
+@pass_context
+def patient_name(context: Any, referral: Any) -> str:
+    return patient_display(referral, context.get("perms"))
+
+
+def environment(**options: Any) -> Environment:
+    options.pop("autoescape", None)  # always on: these pages show what users typed
+    env = Environment(autoescape=True, **options)
+    env.globals.update(
+        url=url,
+        static=static,
+        htmx_script=htmx_script,
+        patient_name=patient_name,
+        query_with=query_with,
+    )
+    env.filters.update(
+        date=date,
+        elapsed=elapsed,
+        person=person,
+        status_colour=status_colour,
+        sla_colour=sla_colour,
+        sla_label=sla_label,
+        days_ago=days_ago,
+        intcomma=intcomma,
+        yesno=defaultfilters.yesno,
+        linebreaksbr=defaultfilters.linebreaksbr,
+        truncatechars=defaultfilters.truncatechars,
+        truncatewords=defaultfilters.truncatewords,
+        filesizeformat=defaultfilters.filesizeformat,
+        pluralize=defaultfilters.pluralize,
+        crispy=as_crispy_form,
+    )
+    return env

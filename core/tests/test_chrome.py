@@ -1,0 +1,63 @@
+"""The page chrome (navigation, messages, scripts) is written once, in Jinja2, and drawn
+around Django template pages and Jinja2 pages alike."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.test import RequestFactory
+from django.urls import reverse
+from django.views.defaults import server_error
+
+from referrals.factories import ReferralFactory
+
+pytestmark = pytest.mark.django_db
+
+DJANGO_TEMPLATE_PAGE = "partners:organization_list"
+JINJA2_PAGE = "referrals:list"
+
+
+def _nav(html: str) -> str:
+    nav = re.search(r"<nav class=\"navbar.*?</nav>", html, re.S).group(0)
+    # Each form's CSRF token is masked afresh.
+    return re.sub(r'name="csrfmiddlewaretoken" value="\w+"', "", nav)
+
+
+@pytest.mark.parametrize("role", ["manager", "liaison"])
+def test_both_kinds_of_page_draw_the_same_navigation_for_a_role(client_for, request, role):
+    client = client_for(request.getfixturevalue(role))
+    django_page = client.get(reverse(DJANGO_TEMPLATE_PAGE)).content.decode()
+    jinja_page = client.get(reverse(JINJA2_PAGE)).content.decode()
+    assert _nav(django_page) == _nav(jinja_page)
+    assert (reverse("audit:list") in _nav(django_page)) is (role == "manager")
+    for page in (django_page, jinja_page):
+        assert "bootstrap.bundle.min.js" in page
+        assert re.search(r'hx-headers=\'\{"X-CSRFToken": "\w+"\}\'', page)
+
+
+def test_a_message_is_shown_once_on_the_next_page(client_for, manager):
+    client = client_for(manager)
+    response = client.post(
+        reverse("partners:organization_create"), {"name": "Lakeside Family Medicine"}, follow=True
+    )
+    assert response.content.decode().count("alert-success") == 1
+    assert "alert-success" not in client.get(reverse(JINJA2_PAGE)).content.decode()
+
+
+def test_the_server_error_page_draws_without_a_request_context():
+    request = RequestFactory().get("/")
+    response = server_error(request)
+    assert response.status_code == 500
+    page = response.content.decode()
+    assert "Referral CRM" in page
+    assert "Log out" not in page  # drawn as for a visitor
+
+
+def test_pages_of_the_queue_keep_its_filters(client_for, manager):
+    ReferralFactory.create_batch(30, urgency="urgent")
+    page = client_for(manager).get(reverse(JINJA2_PAGE), {"urgency": "urgent", "open": ""})
+    html = page.content.decode()
+    assert "Page 1 of 2" in html
+    link = re.search(r'href="\?([^"]*page=2[^"]*)"', html).group(1)
+    assert "urgency=urgent" in link and "open=" in link
