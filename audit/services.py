@@ -60,7 +60,11 @@ def audit_record(
         )
         for referral_id in referral_ids
     ]
-    PatientDataAccess.objects.bulk_create(rows)
+    if len(rows) == 1:
+        # One INSERT; bulk_create would wrap even a single row in BEGIN … COMMIT.
+        rows[0].save(force_insert=True)
+    else:
+        PatientDataAccess.objects.bulk_create(rows)
     return len(rows)
 
 

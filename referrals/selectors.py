@@ -16,9 +16,19 @@ from partners.models import Provider
 from referrals.models import Referral, ReferralQuerySet
 
 
-def get_referral_for_user(user: AbstractBaseUser, pk: int, *, write: bool = False) -> Referral:
+def get_referral_for_user(
+    user: AbstractBaseUser, pk: int, *, write: bool = False, related: tuple[str, ...] = ()
+) -> Referral:
+    """The referral, if this user may read it (or change it, with `write`), with its
+    partner and people; `related` names more one-to-one relations to read in the same
+    query."""
     queryset = Referral.objects.for_user(user, write=write).select_related(
-        "provider", "provider__organization", "provider__owner", "assigned_to", "created_by"
+        "provider",
+        "provider__organization",
+        "provider__owner",
+        "assigned_to",
+        "created_by",
+        *related,
     )
     return get_object_or_404(queryset, pk=pk)
 

@@ -22,7 +22,6 @@ from audit.models import PatientDataAccess
 from audit.services import PATIENT_FIELDS, audit_names_listed, audit_record
 from core.htmx import render_page
 from core.pagination import paginate, paginate_capped
-from intake.models import IntakeSubmission
 from intake.services import attachments_save
 from intake.uploads import bounded_uploads
 from partners.models import Provider
@@ -311,11 +310,12 @@ def _workflow_context(request: HttpRequest, referral: Referral, **extra: Any) ->
 
 @login_required
 def referral_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    referral = get_referral_for_user(request.user, pk)
+    # The office-link submission it came from, if any, in the same query.
+    referral = get_referral_for_user(request.user, pk, related=("intake_submission",))
     context = _workflow_context(request, referral)
     context["tasks"] = referral.tasks.select_related("assignee")
     context["letters"] = referral.letters.all()
-    context["submission"] = IntakeSubmission.objects.filter(referral=referral).first()
+    context["submission"] = getattr(referral, "intake_submission", None)
     if request.user.has_perm("referrals.view_patient_details"):
         audit_record(
             action=PatientDataAccess.Action.VIEW,
