@@ -159,6 +159,16 @@ def check_referral_transition(
         raise ValidationError({"decline_reason": "Say why the referral is declined."})
     if to_status == Status.SCHEDULED and appointment_at is None:
         raise ValidationError({"appointment_at": "Give the appointment date and time."})
+    if (
+        to_status == Status.SCHEDULED
+        and referral.status == Status.SCHEDULED
+        and appointment_at == referral.appointment_at
+    ):
+        # Rebooking the same time would change nothing but still send the referring office
+        # an "update" notice.
+        raise ValidationError(
+            {"appointment_at": "It is already scheduled for that time; give the new one."}
+        )
 
 
 @transaction.atomic

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from outreach import services
@@ -122,3 +123,34 @@ def test_the_database_refuses_a_second_notice_for_the_same_appointment():
     notice.message_id = services.new_message_id()
     with pytest.raises(IntegrityError), transaction.atomic():
         notice.save()
+
+
+def test_rebooking_the_same_time_is_refused_and_sends_no_update(client_for, coordinator):
+    from django.urls import reverse
+
+    from referrals.models import ReferralEvent
+
+    at = (timezone.now() + timedelta(days=3)).replace(second=0, microsecond=0)
+    referral = _scheduled(at)
+    services.loop_message_prepare(referral_id=referral.pk, status=Status.SCHEDULED)
+    events = ReferralEvent.objects.filter(referral=referral).count()
+
+    with pytest.raises(ValidationError) as refused:
+        referral_transition(
+            referral=referral, to_status=Status.SCHEDULED, actor=None, appointment_at=at
+        )
+    assert "already scheduled for that time" in str(refused.value)
+
+    # The same through the page: the coordinator is told, nothing is written or sent.
+    response = client_for(coordinator).post(
+        reverse("referrals:transition", args=[referral.pk]),
+        {
+            "to_status": Status.SCHEDULED,
+            "appointment_at": timezone.localtime(at).strftime("%Y-%m-%dT%H:%M"),
+        },
+        HTTP_HX_REQUEST="true",
+    )
+    assert "already scheduled for that time" in response.content.decode()
+    assert ReferralEvent.objects.filter(referral=referral).count() == events
+    services.loop_message_prepare(referral_id=referral.pk, status=Status.SCHEDULED)
+    assert [notice.sequence for notice in _notices(referral)] == [1]
