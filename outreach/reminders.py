@@ -47,7 +47,11 @@ def follow_ups_to_remind(*, today: date) -> list[Task]:
 
 
 def _reminder_email(task: Task, connection: BaseEmailBackend) -> EmailMultiAlternatives:
-    context = {"task": task, "practice_name": settings.PRACTICE_NAME}
+    context = {
+        "task": task,
+        "practice_name": settings.PRACTICE_NAME,
+        "task_url": settings.SITE_URL + task.get_absolute_url(),
+    }
     message = EmailMultiAlternatives(
         subject=f"Follow-up due {task.due_on:%A %B %-d}: {task.title}"[:200],
         body=render_to_string("outreach/email/follow_up_reminder.txt", context),

@@ -1108,6 +1108,7 @@ def _digest_email(
         "overdue": [t for t in tasks if t.due_on < today and t.kind != Task.Kind.REKINDLE],
         "attention": [t for t in tasks if t.kind == Task.Kind.REKINDLE],
         "practice_name": settings.PRACTICE_NAME,
+        "site_url": settings.SITE_URL,
     }
     counts = [
         _plural(len(items), word)

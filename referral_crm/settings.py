@@ -227,6 +227,8 @@ else:
     EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
     EMAIL_FILE_PATH = VAR_DIR / "outbox"
 PRACTICE_NAME = env.str("PRACTICE_NAME", default="Riverside Orthopedics")
+# Where staff reach this app: the links in reminder and digest emails start with it.
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Referral CRM <referrals@localhost>")
 # The letterhead on PDF letters and HTML emails.
 PRACTICE_ADDRESS = env.list(

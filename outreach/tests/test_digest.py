@@ -19,7 +19,8 @@ from partners.factories import ProviderFactory
 pytestmark = pytest.mark.django_db
 
 
-def test_each_liaison_gets_their_due_overdue_and_attention_tasks_once_a_day():
+def test_each_liaison_gets_their_due_overdue_and_attention_tasks_once_a_day(settings):
+    settings.SITE_URL = "http://crm.example.org"
     today = timezone.localdate()
     jamie = UserFactory(role=Role.LIAISON, first_name="Jamie", email="jamie@example.org")
     other = UserFactory(role=Role.LIAISON, email="other@example.org")
@@ -48,6 +49,11 @@ def test_each_liaison_gets_their_due_overdue_and_attention_tasks_once_a_day():
     assert "David Wiebe, MD: No referral for 75 days." in digest.body
     assert "Someone else's task" not in digest.body
     assert "text/html" in [mimetype for _, mimetype in digest.alternatives]
+    # Each task links back to the app at the configured address.
+    brochures = Task.objects.get(title="Drop off the new brochures")
+    link = f"http://crm.example.org{brochures.get_absolute_url()}"
+    assert f"Drop off the new brochures: {link}" in digest.body
+    assert f'href="{link}"' in digest.alternatives[0][0]
 
 
 def test_a_liaison_with_nothing_due_gets_no_email():

@@ -19,7 +19,8 @@ from partners.factories import ProviderFactory
 pytestmark = pytest.mark.django_db
 
 
-def test_the_owner_of_a_follow_up_due_today_is_reminded_once():
+def test_the_owner_of_a_follow_up_due_today_is_reminded_once(settings):
+    settings.SITE_URL = "https://crm.example.org"
     today = timezone.localdate()
     liaison = UserFactory(role=Role.LIAISON, email="jamie@example.org", first_name="Jamie")
     provider = ProviderFactory(first_name="Dana", last_name="Whitfield", credential="MD")
@@ -35,6 +36,8 @@ def test_the_owner_of_a_follow_up_due_today_is_reminded_once():
     assert "Bring the MRI brochure" in message.subject
     assert "Dana Whitfield, MD" in message.body
     assert message.alternatives[0][1] == "text/html"
+    link = f"https://crm.example.org{task.get_absolute_url()}"
+    assert link in message.body and f'href="{link}"' in message.alternatives[0][0]
     task.refresh_from_db()
     assert task.reminded_at is not None
 
