@@ -74,7 +74,8 @@ def event_update(request: HttpRequest, pk: int) -> HttpResponse:
     event = get_event_for_user(request, pk, write=True)
     form = EventForm(request.POST or None, instance=event)
     if request.method == "POST" and form.is_valid():
-        form.save()
+        meetings.event_save(event=form.save(commit=False), changed=form.changed_data)
+        form.save_m2m()
         if event.activities.exists():
             messages.info(
                 request,

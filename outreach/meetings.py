@@ -29,7 +29,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Max, Min, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Exists, F, Max, Min, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from outreach import direct
@@ -227,6 +227,25 @@ def event_merge_values(event: Event) -> dict[str, str]:
     }
 
 
+@transaction.atomic
+def event_save(*, event: Event, changed: Iterable[str]) -> Event:
+    """Save an edited event. When its start moved, it gets the next schedule version, so
+    invitees are reminded of the new date (outreach.meetings' reminder rule, with "New
+    date:" for those already told the old one), and a reminder of the old date not yet on
+    its way is cancelled rather than sent with a wrong date."""
+    if "starts_at" in changed:
+        event.schedule_version += 1
+    event.save()
+    if "starts_at" in changed:
+        Letter.objects.filter(
+            invitation__event=event,
+            kind=LetterTemplate.Kind.EVENT_REMINDER,
+            sequence__lt=event.schedule_version,
+            status=Letter.Status.PENDING,
+        ).update(status=Letter.Status.CANCELLED, last_error="Superseded: the event moved")
+    return event
+
+
 def invitations_to_remind(*, today: date, now: datetime) -> list[Invitation]:
     """Provider invitations to events that have not started, whose reminder day has
     come, that were not declined and have no reminder letter yet. One query, bounded by
@@ -239,7 +258,17 @@ def invitations_to_remind(*, today: date, now: datetime) -> list[Invitation]:
             event__remind_days_before__gt=0,
         )
         .exclude(rsvp=Invitation.Rsvp.NO)
-        .exclude(letters__kind=LetterTemplate.Kind.EVENT_REMINDER)
+        # Reminded already for the event's current date (an earlier date's reminder does
+        # not count: the partner was told a date that no longer holds).
+        .exclude(
+            Exists(
+                Letter.objects.filter(
+                    invitation=OuterRef("pk"),
+                    kind=LetterTemplate.Kind.EVENT_REMINDER,
+                    sequence=OuterRef("event__schedule_version"),
+                )
+            )
+        )
         .select_related("event", "provider__owner", "provider__organization")
         .order_by("event__starts_at", "pk")
     )
@@ -268,6 +297,15 @@ def event_reminders_prepare(*, today: date | None = None) -> list[Letter]:
         if direct.relay_configured()
         else {}
     )
+    # Invitees already reminded of an earlier date: theirs says the event moved.
+    told_before = set(
+        Letter.objects.filter(
+            invitation__in=invitations,
+            kind=kind,
+            sequence__lt=F("invitation__event__schedule_version"),
+            status__in=[Letter.Status.SENT, Letter.Status.PRINT_QUEUE, Letter.Status.SENDING],
+        ).values_list("invitation_id", flat=True)
+    )
     letters = []
     for invitation in invitations:
         values = {
@@ -277,12 +315,16 @@ def event_reminders_prepare(*, today: date | None = None) -> list[Letter]:
         channel, status, recipient = letter_route(
             invitation.provider, kind, direct_address=addresses.get(invitation.provider.npi, "")
         )
+        subject = render_merge_fields(template.subject, values)
+        if invitation.pk in told_before:
+            subject = f"New date: {subject}"
         letters.append(
             Letter(
                 kind=kind,
                 provider=invitation.provider,
                 invitation=invitation,
-                subject=render_merge_fields(template.subject, values)[:200],
+                sequence=invitation.event.schedule_version,
+                subject=subject[:200],
                 body=render_merge_fields(template.body, values),
                 due_on=today,
                 channel=channel,

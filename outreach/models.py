@@ -343,7 +343,8 @@ class Letter(models.Model):
         related_name="letters",
     )
     # Part of the idempotency key (referral, kind, sequence): the scheduled notice of a
-    # referral's n-th appointment (a reschedule) is its own letter, sent once; every
+    # referral's n-th appointment (a reschedule) is its own letter, sent once; so is an
+    # event reminder for the n-th date of its event (invitation, kind, sequence); every
     # other kind stays at 1.
     sequence = models.PositiveSmallIntegerField(default=1)
     # A report summary's period ("2026-W10" or "2026-03"): with the provider, its
@@ -404,11 +405,12 @@ class Letter(models.Model):
                 condition=Q(newsletter__isnull=False),
                 name="letter_one_per_newsletter_provider",
             ),
-            # At most one reminder per invitation, however often the reminder run fires.
+            # At most one reminder per invitation and date of the event (its schedule
+            # version), however often the reminder run fires.
             models.UniqueConstraint(
-                fields=["invitation", "kind"],
+                fields=["invitation", "kind", "sequence"],
                 condition=Q(invitation__isnull=False),
-                name="letter_one_per_invitation_and_kind",
+                name="letter_one_per_invitation_kind_sequence",
             ),
             # One letter per Message-ID: the key that makes email delivery idempotent.
             models.UniqueConstraint(
@@ -661,6 +663,9 @@ class Event(models.Model):
         help_text="Invitees who have not declined get a reminder letter this many days "
         "before, by their preferred channel. 0 sends none.",
     )
+    # Goes up each time the event moves (outreach.meetings.event_save): each version of
+    # the date gets its own reminder, numbered by it (Letter.sequence).
+    schedule_version = models.PositiveSmallIntegerField(default=1, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -154,3 +154,46 @@ def test_a_reminder_shows_on_the_partners_timeline_and_prints_as_a_pdf(client_fo
     pdf = client.get(reverse("outreach:letter_pdf", args=[letter.pk]))
     assert pdf.status_code == 200
     assert pdf.content.startswith(b"%PDF")
+
+
+def test_an_event_that_moves_reminds_again_with_the_new_date(client_for, manager):
+    event = EventFactory(
+        name="Spring dinner", starts_at=in_days(5), remind_days_before=7, organizer=manager
+    )
+    told = invite(event, email="told@example.org")
+    waiting = invite(event, email="waiting@example.org")
+    first = {letter.invitation_id: letter for letter in meetings.event_reminders_prepare()}
+    Letter.objects.filter(pk=first[told.pk].pk).update(status=Letter.Status.SENT)
+
+    # The organizer moves the dinner two days later, through the edit page.
+    new_start = in_days(7, hour=19)
+    form = {
+        "name": event.name,
+        "kind": event.kind,
+        "starts_at": timezone.localtime(new_start).strftime("%Y-%m-%dT%H:%M"),
+        "place": event.place,
+        "notes": event.notes,
+        "cost": "",
+        "remind_days_before": event.remind_days_before,
+    }
+    response = client_for(manager).post(reverse("outreach:event_update", args=[event.pk]), form)
+    assert response.status_code == 302, response.content.decode()[:1500]
+    event.refresh_from_db()
+    assert event.schedule_version == 2
+
+    # The reminder of the old date not yet sent gives way; everyone gets the new date.
+    assert Letter.objects.get(pk=first[waiting.pk].pk).status == Letter.Status.CANCELLED
+    again = {letter.invitation_id: letter for letter in meetings.event_reminders_prepare()}
+    assert set(again) == {told.pk, waiting.pk}
+    assert meetings.event_reminders_prepare() == []
+    new_date = f"{timezone.localtime(new_start):%B %-d, %Y at %-I:%M %p}"
+    assert all(new_date in letter.body for letter in again.values())
+    assert again[told.pk].subject.startswith("New date: Reminder: Spring dinner")
+    assert again[waiting.pk].subject.startswith("Reminder: Spring dinner")
+
+    # Saving it again without moving it changes nothing.
+    form["name"] = "Spring dinner at the club"
+    client_for(manager).post(reverse("outreach:event_update", args=[event.pk]), form)
+    event.refresh_from_db()
+    assert event.schedule_version == 2
+    assert meetings.event_reminders_prepare() == []
