@@ -263,6 +263,7 @@ class LetterTemplate(models.Model):
         EVENT_REMINDER = "event_reminder", "Event reminder"
         REPORT_SUMMARY = "report_summary", "Consult report summary"
         DECLINED = "declined", "Referral declined"
+        NO_SHOW = "no_show", "Missed appointment"
 
     kind = models.CharField(max_length=20, choices=Kind.choices, unique=True)
     subject = models.CharField(max_length=200)

@@ -120,6 +120,18 @@ DEFAULT_TEMPLATES: dict[str, dict[str, object]] = {
         ),
         "delay_business_days": 0,
     },
+    K.NO_SHOW: {
+        "subject": "Your patient {{ patient_initials }} missed the appointment",
+        "body": (
+            "Dear {{ provider_name }},\n\n"
+            "Your patient {{ patient_initials }} did not come to the appointment with "
+            "{{ practice_name }} on {{ appointment_date }}. We are reaching out to the "
+            "patient to reschedule and will let you know; you may wish to follow up as "
+            "well.\n\n"
+            "Sincerely,\n{{ sender_name }}\n{{ practice_name }}"
+        ),
+        "delay_business_days": 0,
+    },
     K.REKINDLE: {
         "subject": "Checking in from {{ practice_name }}",
         "body": (
@@ -174,6 +186,16 @@ LOOP_MESSAGES: dict[str, str] = {
     Status.REPORT_SENT: K.OUTCOME,
     # The office hears why, so it can send the patient elsewhere without delay.
     Status.DECLINED: K.DECLINED,
+    # The referring physician stays responsible for a patient who did not come.
+    Status.NO_SHOW: K.NO_SHOW,
+}
+
+# Statuses a referral can reach more than once, each time with its own notice (numbered
+# by Letter.sequence), and what an unsent earlier one is marked when a later one comes.
+REPEATING_MESSAGES = (Status.SCHEDULED, Status.NO_SHOW)
+SUPERSEDED = {
+    Status.SCHEDULED: "Superseded by a reschedule",
+    Status.NO_SHOW: "Superseded by a later missed appointment",
 }
 
 # How far back the sweep looks for events whose message is missing: long enough to cover
@@ -303,10 +325,10 @@ def loop_message_prepare(*, referral_id: int, status: str) -> tuple[Task | None,
     if referral is None or reached_at is None:
         return None, None
     sequence = 1
-    if status == Status.SCHEDULED:
-        # Each (re)scheduling is its own notice, keyed by its ordinal: the latest one
-        # carries the appointment the referral now has.
-        sequence, reached_at = _latest_scheduling(referral_id)
+    if status in REPEATING_MESSAGES:
+        # Each (re)scheduling, each missed appointment, is its own notice, keyed by its
+        # ordinal: the latest one carries the appointment the referral now has.
+        sequence, reached_at = _latest_occurrence(referral_id, status)
     if status == Status.SEEN and referral.seen_at:
         reached_at = referral.seen_at
     template = letter_template_for(kind)
@@ -360,7 +382,7 @@ def loop_message_prepare(*, referral_id: int, status: str) -> tuple[Task | None,
                     kind=kind,
                     sequence__lt=sequence,
                     status=Letter.Status.PENDING,
-                ).update(status=Letter.Status.CANCELLED, last_error="Superseded by a reschedule")
+                ).update(status=Letter.Status.CANCELLED, last_error=SUPERSEDED[status])
             task = None
             if kind == K.THANK_YOU:
                 verb = "Call" if channel == Letter.Channel.CALL else "Thank"
@@ -382,10 +404,10 @@ def loop_message_prepare(*, referral_id: int, status: str) -> tuple[Task | None,
     return task, letter
 
 
-def _latest_scheduling(referral_id: int) -> tuple[int, datetime]:
-    """(how many times the referral was scheduled, when it last was)."""
+def _latest_occurrence(referral_id: int, status: str) -> tuple[int, datetime]:
+    """(how many times the referral reached `status`, when it last did)."""
     times = list(
-        ReferralEvent.objects.filter(referral_id=referral_id, to_status=Status.SCHEDULED)
+        ReferralEvent.objects.filter(referral_id=referral_id, to_status=status)
         .order_by("at", "pk")
         .values_list("at", flat=True)
     )
@@ -406,13 +428,12 @@ def referral_events_missing_messages() -> list[tuple[int, str]]:
         events = ReferralEvent.objects.filter(
             to_status=status, at__gte=since, referral__direction=Referral.Direction.INBOUND
         )
-        if status == Status.SCHEDULED:
-            # A rescheduled referral needs the notice of its latest scheduling: the letter
-            # whose sequence is the number of times it was scheduled.
+        if status in REPEATING_MESSAGES:
+            # A rescheduled referral needs the notice of its latest scheduling (likewise a
+            # second missed appointment): the letter whose sequence is the number of times
+            # it reached that status.
             times_scheduled = Subquery(
-                ReferralEvent.objects.filter(
-                    referral=OuterRef("referral"), to_status=Status.SCHEDULED
-                )
+                ReferralEvent.objects.filter(referral=OuterRef("referral"), to_status=status)
                 .order_by()
                 .values("referral")
                 .annotate(n=Count("pk"))

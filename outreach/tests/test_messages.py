@@ -204,11 +204,18 @@ def test_the_sweep_finds_every_kind_of_message_whose_enqueue_was_lost():
         actor=None,
         decline_reason="outside our scope.",
     )
+    missed = _walk(_referral(email="third@example.org"), Status.ACCEPTED, Status.SCHEDULED)
+    missed = referral_transition(referral=missed, to_status=Status.NO_SHOW, actor=None)
     missing = set(services.referral_events_missing_messages())
     assert missing == {
-        *((referral.pk, status) for status in services.LOOP_MESSAGES if status != Status.DECLINED),
+        *(
+            (referral.pk, status)
+            for status in services.LOOP_MESSAGES
+            if status not in (Status.DECLINED, Status.NO_SHOW)
+        ),
         (declined.pk, Status.RECEIVED),
         (declined.pk, Status.DECLINED),
+        *((missed.pk, status) for status in (Status.RECEIVED, Status.SCHEDULED, Status.NO_SHOW)),
     }
     for referral_id, status in missing:
         services.loop_message_prepare(referral_id=referral_id, status=status)
@@ -296,3 +303,24 @@ def test_a_bulk_decline_sends_each_referring_office_its_notice(coordinator):
         "office2@example.org",
     ]
     assert all("not taking new patients" in letter.body for letter in notices)
+
+
+def test_each_missed_appointment_tells_the_referring_office():
+    referral = _walk(_referral(email="wiebe@example.org"), Status.ACCEPTED, Status.SCHEDULED)
+    first_appointment = timezone.localtime(referral.appointment_at)
+    referral = referral_transition(referral=referral, to_status=Status.NO_SHOW, actor=None)
+    _task, notice = services.loop_message_prepare(referral_id=referral.pk, status=Status.NO_SHOW)
+    assert notice.kind == K.NO_SHOW and notice.sequence == 1
+    assert notice.recipient == "wiebe@example.org"
+    assert f"{first_appointment:%B %-d, %Y}" in notice.body
+    assert "R.O." in notice.subject and "Olsen" not in notice.body
+
+    # Rebooked, missed again: a second notice; preparing again changes nothing.
+    referral = _walk(referral, Status.SCHEDULED)
+    referral = referral_transition(referral=referral, to_status=Status.NO_SHOW, actor=None)
+    for _ in range(2):
+        services.loop_message_prepare(referral_id=referral.pk, status=Status.NO_SHOW)
+    notices = Letter.objects.filter(referral=referral, kind=K.NO_SHOW).order_by("sequence")
+    assert [notice.sequence for notice in notices] == [1, 2]
+    # And the sweep sees nothing missing for them.
+    assert (referral.pk, Status.NO_SHOW) not in services.referral_events_missing_messages()
