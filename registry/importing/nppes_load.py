@@ -59,6 +59,9 @@ class NppesImportResult:
     filtered: int = 0
     endpoints: int = 0
     locations: int = 0
+    # Stored rows of NPIs in the file that the file no longer lists.
+    endpoints_removed: int = 0
+    locations_removed: int = 0
     repaired_floats: bool = False
     rejects_path: Path | None = None
 
@@ -189,13 +192,13 @@ def nppes_import(
 
         if source.endpoints is not None:
             rejects.prefix = "endpoint"
-            result.endpoints = _load_companion(
+            result.endpoints, result.endpoints_removed = _load_companion(
                 read_companion(source.endpoints(), ENDPOINT_COLUMNS, ENDPOINT_LENGTHS, rejects),
                 "endpoint",
             )
         if source.locations is not None:
             rejects.prefix = "pl"
-            result.locations = _load_companion(
+            result.locations, result.locations_removed = _load_companion(
                 read_companion(source.locations(), LOCATION_COLUMNS, LOCATION_LENGTHS, rejects),
                 "location",
             )
@@ -594,18 +597,24 @@ def _portable_batch(batch: Iterator[tuple[Any, ...]]) -> tuple[tuple[int, int, i
 # --- Endpoints and secondary locations ------------------------------------------------------
 
 
-def _load_companion(rows: Iterator[dict[str, Any]], kind: str) -> int:
+def _load_companion(rows: Iterator[dict[str, Any]], kind: str) -> tuple[int, int]:
     """Insert the rows not already stored (recognised by their hash), for NPIs that are in
-    the registry; returns how many were new."""
+    the registry; then, for every NPI the file lists, remove stored rows the file no longer
+    has (a Direct address that was withdrawn must not keep receiving letters). NPIs the
+    file does not mention keep their rows: a weekly update lists only what changed.
+    Returns (rows added, rows removed)."""
     from registry.geo import zip5, zip_centroid
     from registry.models import RegistryEndpoint, RegistryLocation, RegistryProvider
 
     model = RegistryEndpoint if kind == "endpoint" else RegistryLocation
     added = 0
+    # (NPI, row hash) of every row the file has for a registry NPI: a few tens of bytes
+    # per row, so even the national endpoint file stays well inside the memory budget.
+    listed: set[tuple[str, str]] = set()
     while True:
         batch = list(itertools.islice(rows, PORTABLE_BATCH))
         if not batch:
-            return added
+            return added, _remove_unlisted(model, listed)
         npis = {row["provider_id"] for row in batch}
         with transaction.atomic():
             known_npis = set(
@@ -619,7 +628,10 @@ def _load_companion(rows: Iterator[dict[str, Any]], kind: str) -> int:
             objects = []
             for row in batch:
                 key = (row["provider_id"], row["row_hash"])
-                if row["provider_id"] not in known_npis or key in known_rows:
+                if row["provider_id"] not in known_npis:
+                    continue
+                listed.add(key)
+                if key in known_rows:
                     continue
                 known_rows.add(key)
                 if kind == "location":
@@ -628,3 +640,22 @@ def _load_companion(rows: Iterator[dict[str, Any]], kind: str) -> int:
                 objects.append(model(**row))
             model.objects.bulk_create(objects, batch_size=500)
             added += len(objects)
+
+
+def _remove_unlisted(model: Any, listed: set[tuple[str, str]]) -> int:
+    """Delete the stored rows of the NPIs in `listed` whose hash is not listed for them,
+    a batch of NPIs at a time."""
+    npis = sorted({npi for npi, _ in listed})
+    removed = 0
+    for start in range(0, len(npis), PORTABLE_BATCH):
+        chunk = npis[start : start + PORTABLE_BATCH]
+        stale = [
+            pk
+            for pk, npi, row_hash in model.objects.filter(provider_id__in=chunk).values_list(
+                "pk", "provider_id", "row_hash"
+            )
+            if (npi, row_hash) not in listed
+        ]
+        if stale:
+            removed += model.objects.filter(pk__in=stale).delete()[0]
+    return removed

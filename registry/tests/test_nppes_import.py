@@ -361,3 +361,66 @@ def test_indexes_dropped_by_a_killed_first_load_come_back_with_the_next_import(
     # A registry that already holds rows keeps its indexes during a load.
     nppes_load._drop_indexes_if_empty()
     assert _index_names() == before
+
+
+def test_a_newer_bundle_replaces_the_endpoints_and_locations_of_the_npis_it_lists(
+    run_import: Run, tmp_path: Path
+) -> None:
+    endpoint_header = (NPPES_DIR / "endpoint_pfile_header.csv").read_text().strip()
+    location_header = (NPPES_DIR / "pl_pfile_header.csv").read_text().strip()
+    blank = [""] * 14
+
+    def endpoint(npi: str, kind: str, address: str) -> list[str]:
+        return [npi, kind, kind.title(), address, "N", *blank]
+
+    def location(npi: str, street: str) -> list[str]:
+        return [npi, street, "", "GRAND ISLAND", "NE", "688011234", "US", "3085550100", "", ""]
+
+    def bundle(name: str, endpoints: list[list[str]], locations: list[list[str]]) -> Path:
+        path = tmp_path / name
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.write(SAMPLE, "npidata_pfile_20050523-20250209.csv")
+            for member, header, rows in (
+                ("endpoint_pfile_20050523-20250209.csv", endpoint_header, endpoints),
+                ("pl_pfile_20050523-20250209.csv", location_header, locations),
+            ):
+                lines = [header, *(",".join(f'"{v}"' for v in row) for row in rows)]
+                archive.writestr(member, "\r\n".join(lines) + "\r\n")
+        return path
+
+    wiebe = "1679576722"
+    run_import(SAMPLE)
+    other = RegistryProvider.objects.exclude(npi=wiebe).order_by("npi").first().npi
+    january_summary = run_import(
+        bundle(
+            "january.zip",
+            [
+                endpoint(wiebe, "DIRECT", "wiebe@old-hisp.example.org"),
+                endpoint(wiebe, "FHIR", "https://fhir.example.org/wiebe"),
+                endpoint(other, "DIRECT", "other@direct.example.org"),
+            ],
+            [location(wiebe, "10 SECOND ST"), location(other, "5 THIRD ST")],
+        )
+    )
+    assert january_summary.endswith("rejected 0")
+    assert RegistryEndpoint.objects.count() == 3
+
+    # February: Wiebe moved to a new Direct address, dropped the FHIR endpoint and his
+    # second office; the other provider is not in this (weekly-style) file at all.
+    run_import(
+        bundle(
+            "february.zip",
+            [endpoint(wiebe, "DIRECT", "wiebe@new-hisp.example.org")],
+            [location(wiebe, "99 NEW RD")],
+        )
+    )
+
+    doctor = RegistryProvider.objects.get(npi=wiebe)
+    assert list(doctor.endpoints.values_list("endpoint", flat=True)) == [
+        "wiebe@new-hisp.example.org"
+    ]
+    assert list(doctor.secondary_locations.values_list("address_line1", flat=True)) == ["99 NEW RD"]
+    assert list(
+        RegistryEndpoint.objects.filter(provider_id=other).values_list("endpoint", flat=True)
+    ) == ["other@direct.example.org"]
+    assert RegistryLocation.objects.filter(provider_id=other).count() == 1
