@@ -960,7 +960,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     results = run(args)
     results["workers"] = args.workers
-    results["command"] = "make bench" if not argv else "python -m bench scale " + " ".join(argv)
+    given = sys.argv[1:] if argv is None else argv
+    results["command"] = "make bench" if not given else "python -m bench scale " + " ".join(given)
     out = ROOT / "var" / "bench"
     out.mkdir(parents=True, exist_ok=True)
     (out / f"scale-{results['scale']}.json").write_text(json.dumps(results, indent=2))
