@@ -1,11 +1,12 @@
-"""The Jinja2 environment for the busiest pages and for the page chrome.
+"""The Jinja2 environment for the busiest pages and for the page layout.
 
 The work queue, partner list, partner 360 and referral detail are read far more than any
-other page, and the Django template language spent most of their time walking its node
-tree (see docs/benchmarks.md, "Scale: findings"). Those pages are Jinja2 templates (in
-each app's `jinja2/` folder); every other page stays a Django template. Both kinds share one
-chrome — head, navigation and messages, scripts — written once in core/jinja2/chrome/ and
-drawn into Django templates by `{% chrome %}` (core/templatetags/chrome.py).
+other page, and rendering them in the Django template language was a large share of their
+time. Those pages are Jinja2 templates (in each app's `jinja2/` folder), which cut their
+CPU by 10 to 20 % (docs/benchmarks.md, "Scale: findings"); every other page stays a Django
+template. Both kinds share one layout (head, navigation, messages, scripts), written once
+in core/jinja2/layout.html: Jinja2 pages extend it, Django template pages reach it through
+`{% layout %}` in templates/base.html (core/templatetags/chrome.py).
 
 The filters and globals here are the same functions the Django template tags use, so a
 value reads the same on either kind of page.
