@@ -77,12 +77,18 @@ class Allowance:
 
 
 def spent_by_provider(
-    provider_ids: Iterable[int], *, year: int, exclude_activity_id: int | None = None
+    provider_ids: Iterable[int],
+    *,
+    year: int,
+    exclude_activity_id: int | None = None,
+    exclude_activity_ids: Iterable[int] = (),
 ) -> dict[int, Decimal]:
-    """Each provider's ledger total for the year, in one query."""
+    """Each provider's ledger total for the year, in one query, leaving out the activities
+    being rewritten."""
     shares = ActivityShare.objects.filter(year=year, provider_id__in=list(provider_ids))
-    if exclude_activity_id is not None:
-        shares = shares.exclude(activity_id=exclude_activity_id)
+    excluded = [*exclude_activity_ids, *([exclude_activity_id] if exclude_activity_id else [])]
+    if excluded:
+        shares = shares.exclude(activity_id__in=excluded)
     totals = shares.order_by().values("provider_id").annotate(total=Sum("amount"))
     # SQLite drops trailing zeros from decimal sums; money always shows its cents.
     return {row["provider_id"]: Decimal(row["total"]).quantize(CENT) for row in totals}
@@ -94,11 +100,15 @@ def allowances(
     year: int,
     share: Decimal,
     exclude_activity_id: int | None = None,
+    exclude_activity_ids: Iterable[int] = (),
 ) -> list[Allowance]:
     providers = list(providers)
     limit = ComplianceLimit.for_year(year)
     spent = spent_by_provider(
-        [p.pk for p in providers], year=year, exclude_activity_id=exclude_activity_id
+        [p.pk for p in providers],
+        year=year,
+        exclude_activity_id=exclude_activity_id,
+        exclude_activity_ids=exclude_activity_ids,
     )
     return [
         Allowance(

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from smtplib import SMTPException
 
 from django.conf import settings
@@ -917,10 +918,14 @@ def event_record_attendance(
     office's attendees, so each office's timeline, last touch and "where we left off"
     count the event. The event's cost is shared per head across everyone who came and
     each physician's share goes in the gifts and meals ledger, with the same yearly-limit
-    check as any lunch (`activity_log`; a manager's `override_reason` lets a share go
+    rule as any lunch (see `activity_log`; a manager's `override_reason` lets a share go
     over). Run again after a correction, it updates those activities, and an office
     nobody came from any more loses its activity. Attending key partners' open
-    annual-meeting tasks are done when the event is their annual meeting."""
+    annual-meeting tasks are done when the event is their annual meeting.
+
+    Written for all offices at once (a dozen queries however many came), not through
+    `activity_log` office by office; the activities are built here from the event, so
+    there is no user input to validate beyond the override reason the form checked."""
     from outreach import meetings
 
     locked = Event.objects.select_for_update().get(pk=event.pk)
@@ -940,27 +945,93 @@ def event_record_attendance(
     Activity.objects.filter(
         pk__in=[a.pk for office_id, a in existing.items() if office_id not in by_office]
     ).delete()
+
+    activities: dict[int | None, Activity] = {}
     share = ledger.share_per_head(cost=locked.cost, headcount=len(came))
-    activities = []
     for office_id, (providers, staff) in by_office.items():
         activity = existing.get(office_id) or Activity(
             kind=Activity.Kind.EVENT, event=locked, organization_id=office_id
         )
         activity.occurred_at = locked.starts_at
         activity.notes = f"{locked.get_kind_display()}: {locked.name}"
-        # The office's part of the per-head split, so activity_log's own per-head rule
-        # gives each attendee exactly the event-wide share.
+        activity.logged_by = actor
+        # The office's part of the per-head split, so each attendee carries exactly the
+        # event-wide share (as activity_log's own per-head rule would give).
         activity.cost = share * (len(providers) + len(staff)) if locked.cost else None
         activity.limit_override_reason = override_reason or activity.limit_override_reason
-        activities.append(
-            activity_log(activity=activity, providers=providers, staff=staff, actor=actor)
+        activities[office_id] = activity
+
+    allowances = _attendance_allowances(locked, by_office, activities, share, actor)
+
+    kept = [activity for activity in activities.values() if activity.pk is not None]
+    Activity.objects.bulk_create([a for a in activities.values() if a.pk is None])
+    Activity.objects.bulk_update(
+        kept, ["occurred_at", "notes", "logged_by", "cost", "limit_override_reason"]
+    )
+    ids = [activity.pk for activity in activities.values()]
+    for relation, position in ((Activity.providers, 0), (Activity.staff, 1)):
+        through = relation.through
+        target = relation.field.m2m_reverse_field_name()
+        through.objects.filter(activity_id__in=ids).delete()
+        through.objects.bulk_create(
+            through(activity_id=activities[office_id].pk, **{f"{target}_id": person.pk})
+            for office_id, people in by_office.items()
+            for person in people[position]
         )
+    ActivityShare.objects.filter(activity_id__in=ids).delete()
+    ActivityShare.objects.bulk_create(
+        ActivityShare(
+            activity=activities[allowance.provider.organization_id],
+            provider=allowance.provider,
+            year=allowance.year,
+            amount=allowance.share,
+        )
+        for allowance in allowances
+    )
     if locked.kind == Event.Kind.ANNUAL_MEETING:
         meetings.annual_meeting_tasks_close(
             provider_ids=[i.provider_id for i in came if i.provider_id],
             held_on=timezone.localtime(locked.starts_at).date(),
         )
-    return AttendanceResult(activities, len(came))
+    return AttendanceResult(list(activities.values()), len(came))
+
+
+def _attendance_allowances(
+    event: Event,
+    by_office: dict[int | None, tuple[list[Provider], list[StaffMember]]],
+    activities: dict[int | None, Activity],
+    share: Decimal,
+    actor: AbstractBaseUser,
+) -> list[ledger.Allowance]:
+    """Every attending physician's allowance for the event's share, checked against the
+    yearly limit as `check_activity_cost` does for one activity: a share over the limit
+    needs a manager's reason on that office's activity."""
+    if not event.cost:
+        return []
+    providers = [provider for people, _ in by_office.values() for provider in people]
+    # Lock the physicians, as activity_log does, so a lunch logged at the same moment
+    # cannot slip under the limit beside this.
+    list(
+        Provider.objects.select_for_update()
+        .filter(pk__in=[p.pk for p in providers])
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    found = ledger.allowances(
+        providers,
+        year=timezone.localtime(event.starts_at).year,
+        share=share,
+        exclude_activity_ids=[a.pk for a in activities.values() if a.pk is not None],
+    )
+    over = [a for a in found if a.over]
+    unexplained = [
+        a for a in over if not activities[a.provider.organization_id].limit_override_reason.strip()
+    ]
+    if unexplained:
+        raise ComplianceLimitExceeded(unexplained)
+    if over and not actor.has_perm("outreach.override_compliance_limit"):
+        raise PermissionDenied("Only a manager may log a cost over the yearly limit.")
+    return found
 
 
 # The rekindle queue: partners whose referrals dropped or stopped and whom nobody has

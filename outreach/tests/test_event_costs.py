@@ -205,3 +205,37 @@ def test_the_cost_is_entered_on_the_event_edit_page_by_those_who_may_change_even
     assert response.url == event.get_absolute_url()
     event.refresh_from_db()
     assert (event.kind, event.cost, event.remind_days_before) == ("cme", Decimal("420.50"), 3)
+
+
+def test_recording_attendance_runs_the_same_queries_for_2_and_12_offices(liaison):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def event_from(offices: int):
+        event = past_event("600.00")
+        for _ in range(offices):
+            office = OrganizationFactory()
+            came(
+                event,
+                providers=ProviderFactory.create_batch(2, organization=office),
+                staff=[StaffMemberFactory(organization=office)],
+            )
+        return event
+
+    def queries(event) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            event_record_attendance(event=event, actor=liaison)
+        return len(captured.captured_queries)
+
+    small, large = event_from(2), event_from(12)
+    assert queries(small) == queries(large)
+    assert Activity.objects.filter(event=large).count() == 12
+    assert ActivityShare.objects.filter(activity__event=large).count() == 24
+    assert all(
+        set(activity.providers.values_list("organization", flat=True)) == {activity.organization_id}
+        and activity.staff.count() == 1
+        for activity in Activity.objects.filter(event=large)
+    )
+    # Recorded again: still the same for both, the shares replaced rather than added.
+    assert queries(small) == queries(large)
+    assert ActivityShare.objects.filter(activity__event=large).count() == 24
