@@ -628,7 +628,7 @@ def _postgres_backends() -> list[int]:
 
 
 def measure_latency(
-    port: int, path: str, cookie: str, requests: int, server: int
+    port: int, path: str, cookie: str, requests: int, server: int, *, digits: int = 1
 ) -> dict[str, float]:
     """One request at a time: what a user waits for on an otherwise idle server; and the
     CPU time each page view costs the app (gunicorn workers) and the database (Postgres
@@ -654,8 +654,8 @@ def measure_latency(
     return {
         "p50_ms": round(statistics.median(timings), 1),
         "p95_ms": round(timings[int(len(timings) * 0.95) - 1], 1),
-        "app_cpu_ms": round(app_cpu / requests * 1000, 1),
-        "db_cpu_ms": round(database_cpu / requests * 1000, 1),
+        "app_cpu_ms": round(app_cpu / requests * 1000, digits),
+        "db_cpu_ms": round(database_cpu / requests * 1000, digits),
     }
 
 
@@ -696,12 +696,12 @@ THROUGHPUT_RUNS = 3
 
 
 class Gunicorn:
-    def __init__(self, env: dict[str, str], workers: int) -> None:
+    def __init__(self, env: dict[str, str], workers: int, app: str = "referral_crm.wsgi") -> None:
         self.port = _free_port()
         self.process = subprocess.Popen(
             [
                 str(ROOT / ".venv/bin/gunicorn"),
-                "referral_crm.wsgi",
+                app,
                 "--bind",
                 f"127.0.0.1:{self.port}",
                 "--workers",
@@ -739,7 +739,22 @@ def django_child(env: dict[str, str], command: str) -> dict[str, Any]:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def measure_yardstick(env: dict[str, str], *, workers: int, seconds: float) -> dict[str, float]:
+    """A bare hello-world Django view (bench/hello.py) under the same gunicorn and client:
+    its views/s, and the gunicorn CPU each view costs: how fast this machine is right now."""
+    server = Gunicorn(env, workers, app="bench.hello")
+    try:
+        cpu = measure_latency(server.port, "/", "", 2000, server.process.pid, digits=2)[
+            "app_cpu_ms"
+        ]
+        load = measure_throughput(server.port, ["/"], "", seconds, concurrency=workers * 2)
+        return {"requests_per_second": load["requests_per_second"], "cpu_ms": cpu}
+    finally:
+        server.stop()
+
+
 def measure(env: dict[str, str], *, workers: int, requests: int, seconds: float) -> dict[str, Any]:
+    yardstick = measure_yardstick(env, workers=workers, seconds=seconds)
     pages = django_child(env, "pages")
     cookie = f"sessionid={pages['session']}"
     server = Gunicorn(env, workers)
@@ -763,7 +778,7 @@ def measure(env: dict[str, str], *, workers: int, requests: int, seconds: float)
         }
     finally:
         server.stop()
-    return {"latency": latency, "queries": pages["queries"], "load": load}
+    return {"latency": latency, "queries": pages["queries"], "load": load, "hello": yardstick}
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -944,6 +959,17 @@ def report(results: dict[str, Any]) -> str:
                 "before the client's own CPU is counted.",
                 "",
             ]
+            if "hello" in step:
+                hello = step["hello"]
+                lines += [
+                    "Yardstick at the same time: a bare hello-world Django view (bench/hello.py, "
+                    f"no middleware) under the same gunicorn cost {hello['cpu_ms']} ms of CPU "
+                    f"per view and ran {hello['requests_per_second']:,.0f} views/s with this "
+                    f"client (which is then the limit); these pages cost "
+                    f"{mean / max(hello['cpu_ms'], 0.01):.0f} times its CPU per view (the "
+                    "target, 300 views/s against about 7,000, allows about 23 times).",
+                    "",
+                ]
     return "\n".join(lines)
 
 
