@@ -80,13 +80,12 @@ def spent_by_provider(
     provider_ids: Iterable[int],
     *,
     year: int,
-    exclude_activity_id: int | None = None,
-    exclude_activity_ids: Iterable[int] = (),
+    exclude_activity_ids: Iterable[int | None] = (),
 ) -> dict[int, Decimal]:
     """Each provider's ledger total for the year, in one query, leaving out the activities
-    being rewritten."""
+    being rewritten (None for one not saved yet)."""
     shares = ActivityShare.objects.filter(year=year, provider_id__in=list(provider_ids))
-    excluded = [*exclude_activity_ids, *([exclude_activity_id] if exclude_activity_id else [])]
+    excluded = [pk for pk in exclude_activity_ids if pk is not None]
     if excluded:
         shares = shares.exclude(activity_id__in=excluded)
     totals = shares.order_by().values("provider_id").annotate(total=Sum("amount"))
@@ -99,15 +98,13 @@ def allowances(
     *,
     year: int,
     share: Decimal,
-    exclude_activity_id: int | None = None,
-    exclude_activity_ids: Iterable[int] = (),
+    exclude_activity_ids: Iterable[int | None] = (),
 ) -> list[Allowance]:
     providers = list(providers)
     limit = ComplianceLimit.for_year(year)
     spent = spent_by_provider(
         [p.pk for p in providers],
         year=year,
-        exclude_activity_id=exclude_activity_id,
         exclude_activity_ids=exclude_activity_ids,
     )
     return [

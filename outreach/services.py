@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -193,8 +193,7 @@ LOOP_MESSAGES: dict[str, str] = {
 
 # Statuses a referral can reach more than once, each time with its own notice (numbered
 # by Letter.sequence), and what an unsent earlier one is marked when a later one comes.
-REPEATING_MESSAGES = (Status.SCHEDULED, Status.NO_SHOW)
-SUPERSEDED = {
+REPEATING_MESSAGES = {
     Status.SCHEDULED: "Superseded by a reschedule",
     Status.NO_SHOW: "Superseded by a later missed appointment",
 }
@@ -383,7 +382,7 @@ def loop_message_prepare(*, referral_id: int, status: str) -> tuple[Task | None,
                     kind=kind,
                     sequence__lt=sequence,
                     status=Letter.Status.PENDING,
-                ).update(status=Letter.Status.CANCELLED, last_error=SUPERSEDED[status])
+                ).update(status=Letter.Status.CANCELLED, last_error=REPEATING_MESSAGES[status])
             task = None
             if kind == K.THANK_YOU:
                 verb = "Call" if channel == Letter.Channel.CALL else "Thank"
@@ -433,7 +432,7 @@ def referral_events_missing_messages() -> list[tuple[int, str]]:
             # A rescheduled referral needs the notice of its latest scheduling (likewise a
             # second missed appointment): the letter whose sequence is the number of times
             # it reached that status.
-            times_scheduled = Subquery(
+            times_reached = Subquery(
                 ReferralEvent.objects.filter(referral=OuterRef("referral"), to_status=status)
                 .order_by()
                 .values("referral")
@@ -441,7 +440,7 @@ def referral_events_missing_messages() -> list[tuple[int, str]]:
                 .values("n")[:1],
                 output_field=IntegerField(),
             )
-            events = events.annotate(times=times_scheduled).exclude(
+            events = events.annotate(times=times_reached).exclude(
                 Exists(
                     Letter.objects.filter(
                         referral=OuterRef("referral"), kind=kind, sequence=OuterRef("times")
@@ -690,14 +689,35 @@ def check_activity_cost(
         return []
     year = timezone.localtime(activity.occurred_at).year
     share = ledger.share_per_head(cost=activity.cost, headcount=len(providers) + staff_count)
-    found = ledger.allowances(providers, year=year, share=share, exclude_activity_id=activity.pk)
-    over = [a for a in found if a.over]
-    if over:
-        if not activity.limit_override_reason.strip():
-            raise ComplianceLimitExceeded(over)
-        if not actor.has_perm("outreach.override_compliance_limit"):
-            raise PermissionDenied("Only a manager may log a cost over the yearly limit.")
+    found = ledger.allowances(providers, year=year, share=share, exclude_activity_ids=[activity.pk])
+    _enforce_limit(found, reason_for=lambda _: activity.limit_override_reason, actor=actor)
     return found
+
+
+def _enforce_limit(
+    found: list[ledger.Allowance],
+    *,
+    reason_for: Callable[[ledger.Allowance], str],
+    actor: AbstractBaseUser,
+) -> None:
+    """A share over the yearly limit needs a reason on its activity, given by a manager."""
+    over = [a for a in found if a.over]
+    unexplained = [a for a in over if not reason_for(a).strip()]
+    if unexplained:
+        raise ComplianceLimitExceeded(unexplained)
+    if over and not actor.has_perm("outreach.override_compliance_limit"):
+        raise PermissionDenied("Only a manager may log a cost over the yearly limit.")
+
+
+def _lock_providers(providers: Iterable[Provider]) -> None:
+    """Lock the physicians so two liaisons logging costs for the same doctor at the same
+    moment cannot both slip under the limit."""
+    list(
+        Provider.objects.select_for_update()
+        .filter(pk__in=[p.pk for p in providers])
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
 
 
 @transaction.atomic
@@ -716,14 +736,7 @@ def activity_log(
     providers = list(providers)
     staff = list(staff)
     if activity.cost:
-        # Lock the physicians so two liaisons logging lunches for the same doctor at the
-        # same moment cannot both slip under the limit.
-        list(
-            Provider.objects.select_for_update()
-            .filter(pk__in=[p.pk for p in providers])
-            .order_by("pk")
-            .values_list("pk", flat=True)
-        )
+        _lock_providers(providers)
     activity.logged_by = actor
     activity.full_clean()
     allowances = check_activity_cost(
@@ -1009,28 +1022,18 @@ def _attendance_allowances(
     if not event.cost:
         return []
     providers = [provider for people, _ in by_office.values() for provider in people]
-    # Lock the physicians, as activity_log does, so a lunch logged at the same moment
-    # cannot slip under the limit beside this.
-    list(
-        Provider.objects.select_for_update()
-        .filter(pk__in=[p.pk for p in providers])
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
+    _lock_providers(providers)
     found = ledger.allowances(
         providers,
         year=timezone.localtime(event.starts_at).year,
         share=share,
-        exclude_activity_ids=[a.pk for a in activities.values() if a.pk is not None],
+        exclude_activity_ids=[activity.pk for activity in activities.values()],
     )
-    over = [a for a in found if a.over]
-    unexplained = [
-        a for a in over if not activities[a.provider.organization_id].limit_override_reason.strip()
-    ]
-    if unexplained:
-        raise ComplianceLimitExceeded(unexplained)
-    if over and not actor.has_perm("outreach.override_compliance_limit"):
-        raise PermissionDenied("Only a manager may log a cost over the yearly limit.")
+    _enforce_limit(
+        found,
+        reason_for=lambda a: activities[a.provider.organization_id].limit_override_reason,
+        actor=actor,
+    )
     return found
 
 
