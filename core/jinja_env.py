@@ -20,7 +20,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 from crispy_forms.templatetags.crispy_forms_filters import as_crispy_form
-from django.contrib.humanize.templatetags.humanize import intcomma
 from django.template import defaultfilters
 from django.templatetags.static import static
 from django.urls import get_script_prefix, reverse
@@ -93,10 +92,7 @@ def environment(**options: Any) -> Environment:
         sla_colour=sla_colour,
         sla_label=sla_label,
         days_ago=days_ago,
-        intcomma=intcomma,
-        yesno=defaultfilters.yesno,
         linebreaksbr=defaultfilters.linebreaksbr,
-        truncatechars=defaultfilters.truncatechars,
         truncatewords=defaultfilters.truncatewords,
         filesizeformat=defaultfilters.filesizeformat,
         pluralize=defaultfilters.pluralize,

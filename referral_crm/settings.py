@@ -89,18 +89,22 @@ MIDDLEWARE = [
 ROOT_URLCONF = "referral_crm.urls"
 WSGI_APPLICATION = "referral_crm.wsgi.application"
 
+# The same for both template engines: a page reads the same user, role and messages
+# whichever kind it is.
+CONTEXT_PROCESSORS = [
+    "django.template.context_processors.request",
+    "django.contrib.auth.context_processors.auth",
+    "django.contrib.messages.context_processors.messages",
+    "core.context_processors.navigation",
+]
+
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
         "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
-            "context_processors": [
-                "django.template.context_processors.request",
-                "django.contrib.auth.context_processors.auth",
-                "django.contrib.messages.context_processors.messages",
-                "core.context_processors.navigation",
-            ],
+            "context_processors": CONTEXT_PROCESSORS,
         },
     },
     {
@@ -112,12 +116,7 @@ TEMPLATES = [
         "OPTIONS": {
             "environment": "core.jinja_env.environment",
             "autoescape": True,
-            "context_processors": [
-                "django.template.context_processors.request",
-                "django.contrib.auth.context_processors.auth",
-                "django.contrib.messages.context_processors.messages",
-                "core.context_processors.navigation",
-            ],
+            "context_processors": CONTEXT_PROCESSORS,
         },
     },
 ]
