@@ -935,14 +935,9 @@ def report(results: dict[str, Any]) -> str:
         lines += [
             "",
             f"Throughput: **{load['requests_per_second']} authenticated page views/s** "
-            + (
-                f"(median of {len(load['runs'])} runs: "
-                + ", ".join(str(rps) for rps in load["runs"])
-                + "; "
-                if "runs" in load
-                else "("
-            )
-            + f"p95 under that load {load['p95_ms_under_load']} ms, {load['errors']} errors).",
+            f"(median of {len(load['runs'])} runs: "
+            + ", ".join(str(rps) for rps in load["runs"])
+            + f"; p95 under that load {load['p95_ms_under_load']} ms, {load['errors']} errors).",
             "",
         ]
         costs = [
@@ -959,17 +954,16 @@ def report(results: dict[str, Any]) -> str:
                 "before the client's own CPU is counted.",
                 "",
             ]
-            if "hello" in step:
-                hello = step["hello"]
-                lines += [
-                    "Yardstick at the same time: a bare hello-world Django view (bench/hello.py, "
-                    f"no middleware) under the same gunicorn cost {hello['cpu_ms']} ms of CPU "
-                    f"per view and ran {hello['requests_per_second']:,.0f} views/s with this "
-                    f"client (which is then the limit); these pages cost "
-                    f"{mean / max(hello['cpu_ms'], 0.01):.0f} times its CPU per view (the "
-                    "target, 300 views/s against about 7,000, allows about 23 times).",
-                    "",
-                ]
+            hello = step["hello"]
+            lines += [
+                "Yardstick at the same time: a bare hello-world Django view (bench/hello.py, "
+                f"no middleware) under the same gunicorn cost {hello['cpu_ms']} ms of CPU "
+                f"per view and ran {hello['requests_per_second']:,.0f} views/s with this "
+                f"client (which is then the limit); these pages cost "
+                f"{mean / max(hello['cpu_ms'], 0.01):.0f} times its CPU per view (the "
+                "target, 300 views/s against about 7,000, allows about 23 times).",
+                "",
+            ]
     return "\n".join(lines)
 
 
