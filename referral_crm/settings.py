@@ -138,6 +138,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Parameters bound by the server, and a statement run a few times on a connection is
+    # prepared: Postgres then skips parsing and planning it, which was half of its CPU per
+    # page view (docs/benchmarks.md, "Scale: findings"). A transaction-pooling pgbouncer
+    # in front of Postgres cannot keep prepared statements: DATABASE_PREPARE_THRESHOLD=0
+    # turns them off.
+    _prepare_threshold = env.int("DATABASE_PREPARE_THRESHOLD", default=5)
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        server_side_binding=True,
+        prepare_threshold=_prepare_threshold or None,
+    )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
