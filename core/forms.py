@@ -13,8 +13,18 @@ class ShortListIterator(forms.models.ModelChoiceIterator):
     def __iter__(self) -> Any:
         if self.field.empty_label is not None:
             yield ("", self.field.empty_label)
-        for obj in list(self.queryset):
+        rows = getattr(self.field, "shared_rows", None)
+        for obj in list(self.queryset) if rows is None else rows:
             yield self.choice(obj)
+
+
+def share_choices(*fields: forms.ModelChoiceField) -> None:
+    """Several fields of one page offering the same short list (the queue's filter and its
+    bulk form both list the coordinators) read it once. Only what is shown: a posted
+    value is still checked against each field's own queryset."""
+    rows = list(fields[0].queryset)
+    for field in fields:
+        field.shared_rows = rows  # type: ignore[attr-defined]
 
 
 class UserChoiceField(forms.ModelChoiceField):

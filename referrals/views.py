@@ -20,6 +20,7 @@ from django.views.decorators.http import require_POST
 
 from audit.models import PatientDataAccess
 from audit.services import PATIENT_FIELDS, audit_names_listed, audit_record
+from core.forms import share_choices
 from core.htmx import render_page
 from core.pagination import paginate, paginate_capped
 from intake.services import attachments_save
@@ -69,7 +70,10 @@ def referral_list(request: HttpRequest) -> HttpResponse:
         request=request,
     )
     page = paginate_capped(request, filterset.qs)
-    can_change = request.user.has_perm("referrals.change_referral")
+    bulk_form = None
+    if request.user.has_perm("referrals.change_referral"):
+        bulk_form = BulkActionForm()
+        share_choices(filterset.form.fields["assigned_to"], bulk_form.fields["assign_to"])
     audit_names_listed(request, [referral.pk for referral in page])
     return render_page(
         request,
@@ -77,7 +81,7 @@ def referral_list(request: HttpRequest) -> HttpResponse:
         {
             "filter": filterset,
             "page": page,
-            "bulk_form": BulkActionForm() if can_change else None,
+            "bulk_form": bulk_form,
             "back": request.get_full_path(),
         },
         partial="referrals/queue_results.html",

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -173,13 +175,27 @@ def test_the_work_queue_runs_the_same_queries_for_3_and_30_referrals(
     for _ in range(3):
         _logged(provider=ProviderFactory(), assigned_to=coordinator)
     client.get(url)
-    # One of them writes the patient-data audit rows for the whole page at once.
-    with django_assert_num_queries(9) as small:
+    # 8: session, user, role and permissions; SLA targets; the count and the page; the
+    # patient-data audit rows for the whole page (one INSERT); the coordinators, read once
+    # for both the filter and the bulk form.
+    with django_assert_num_queries(8) as small:
         client.get(url)
     for _ in range(27):
         _logged(provider=ProviderFactory(), assigned_to=coordinator)
     with django_assert_num_queries(len(small.captured_queries)):
         client.get(url)
+
+
+def test_the_queue_offers_the_coordinators_in_its_filter_and_its_bulk_form(
+    client_for, coordinator, manager
+):
+    coordinator.first_name, coordinator.last_name = "Ines", "Quarles"
+    coordinator.save()
+    page = client_for(manager).get(reverse("referrals:list")).content.decode()
+    for name in ("assigned_to", "assign_to"):
+        select = re.search(rf'<select name="{name}".*?</select>', page, re.S)
+        assert select, name
+        assert re.search(rf'<option value="{coordinator.pk}"[^>]*>Ines Quarles</option>', select[0])
 
 
 def test_the_referral_detail_runs_the_same_queries_however_long_its_history(
