@@ -19,7 +19,6 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from crispy_forms.templatetags.crispy_forms_filters import as_crispy_form
 from django.template import defaultfilters
 from django.templatetags.static import static
 from django.urls import get_script_prefix, reverse
@@ -27,6 +26,7 @@ from django.utils import timezone
 from django_htmx.jinja import htmx_script
 from jinja2 import Environment, pass_context
 
+from core.dateformat import format_date
 from core.templatetags.elapsed import elapsed
 from core.templatetags.people import person
 from partners.templatetags.partner_tags import days_ago
@@ -57,7 +57,9 @@ def date(value: Any, format_string: str | None = None) -> str:
         return ""
     if isinstance(value, datetime) and timezone.is_aware(value):
         value = timezone.localtime(value)
-    return defaultfilters.date(value, format_string)
+    if format_string is None:
+        return defaultfilters.date(value, format_string)
+    return format_date(value, format_string)
 
 
 def query_with(request: Any, **changes: Any) -> str:
@@ -96,6 +98,5 @@ def environment(**options: Any) -> Environment:
         truncatewords=defaultfilters.truncatewords,
         filesizeformat=defaultfilters.filesizeformat,
         pluralize=defaultfilters.pluralize,
-        crispy=as_crispy_form,
     )
     return env
