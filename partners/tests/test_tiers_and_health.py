@@ -236,3 +236,14 @@ def test_the_partner_list_filters_by_health(client_for, coordinator):
         .content.decode()
     )
     assert "Wiebe" in page and "Pilcher" not in page
+
+
+def test_the_partner_page_offers_managers_the_tier_form_with_its_current_tier(client_for, manager):
+    provider = ProviderFactory(tier="B")
+    page = client_for(manager).get(provider.get_absolute_url()).content.decode()
+    form = page[page.index(reverse("partners:provider_tier", args=[provider.pk])) :]
+    assert '<option value="B" selected>B: steady referrer</option>' in form
+    assert '<label for="id_reason" class="form-label requiredField">Reason' in form
+    assert 'class="form-control" required aria-describedby="id_reason_helptext"' in form
+    assert "kept in the partner&#39;s history" in form
+    assert '<input type="date" name="pinned_until" class="form-control"' in form
