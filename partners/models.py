@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Count, F, OuterRef, Q, Subquery
-from django.db.models.functions import Coalesce, TruncMonth
+from django.db.models import Count, F, Max, OuterRef, Q, Subquery
+from django.db.models.functions import TruncMonth
 from django.urls import reverse
 from django.utils import timezone
 
@@ -112,33 +113,6 @@ class ProviderQuerySet(models.QuerySet["Provider"]):
             last_referral_at=Subquery(inbound.order_by("-received_at").values("received_at")[:1]),
         )
 
-    def with_reciprocity_balance(self, *, since: datetime) -> ProviderQuerySet:
-        """For a page of partners (every one kept, even with no referrals): referrals the
-        partner sent us (`referrals_received`) and we sent them
-        (`referrals_sent`) since `since`, and the balance sent minus received. Correlated
-        subqueries, so a page of partners costs one query however many referrals exist."""
-        from referrals.models import Referral
-
-        def count(direction: str) -> Coalesce:
-            return Coalesce(
-                Subquery(
-                    Referral.objects.filter(
-                        provider=OuterRef("pk"), direction=direction, received_at__gte=since
-                    )
-                    .order_by()
-                    .values("provider")
-                    .annotate(n=Count("*"))
-                    .values("n")[:1],
-                    output_field=models.IntegerField(),
-                ),
-                0,
-            )
-
-        return self.annotate(
-            referrals_received=count(Referral.Direction.INBOUND),
-            referrals_sent=count(Referral.Direction.OUTBOUND),
-        ).annotate(reciprocity_balance=F("referrals_sent") - F("referrals_received"))
-
     def for_list(self) -> ProviderQuerySet:
         return self.select_related("organization", "owner").with_referral_stats()
 
@@ -190,6 +164,23 @@ class ReportCadence(models.TextChoices):
 class ThankYouBy(models.TextChoices):
     LETTER = "letter", "Letter"
     CALL = "call", "Call (a task for the relationship owner)"
+
+
+@dataclass(frozen=True)
+class ReferralFigures:
+    """A partner's referral counts (`Provider.referral_figures`)."""
+
+    inbound: int
+    outbound: int
+    # Since the period's start: what they sent us and what we sent them.
+    received: int
+    sent: int
+    last_inbound_at: datetime | None
+
+    @property
+    def balance(self) -> int:
+        """Sent minus received over the period: positive when we send more."""
+        return self.sent - self.received
 
 
 class Provider(models.Model):
@@ -346,6 +337,26 @@ class Provider(models.Model):
         return self.tier_pinned and (
             self.tier_pinned_until is None or self.tier_pinned_until >= timezone.localdate()
         )
+
+    def referral_figures(self, *, since: datetime) -> ReferralFigures:
+        """The partner 360's figures in one aggregate: referrals each way ever and since
+        `since`, and the last one they sent. Counting received_at (never null) lets the
+        (provider, direction, received_at) index answer without reading the rows. These
+        are counts about the partner, not patient data, so every role that may open the
+        partner sees the same numbers."""
+        from referrals.models import Referral
+
+        inbound = Q(direction=Referral.Direction.INBOUND)
+        outbound = Q(direction=Referral.Direction.OUTBOUND)
+        recent = Q(received_at__gte=since)
+        figures = Referral.objects.filter(provider=self).aggregate(
+            inbound=Count("received_at", filter=inbound),
+            outbound=Count("received_at", filter=outbound),
+            received=Count("received_at", filter=inbound & recent),
+            sent=Count("received_at", filter=outbound & recent),
+            last_inbound_at=Max("received_at", filter=inbound),
+        )
+        return ReferralFigures(**figures)
 
     def monthly_inbound(self, *, months: int = 12) -> list[tuple[date, int]]:
         """Inbound referrals per calendar month, oldest first, for the last `months` months

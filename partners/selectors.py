@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from django.contrib.auth.models import AbstractBaseUser
 from django.shortcuts import get_object_or_404
 
 from core.roles import is_liaison
-from partners.models import Organization, Provider, ProviderQuerySet, StaffMember
+from partners.models import Organization, Provider, StaffMember
 
 
 def get_provider_for_user(
@@ -16,12 +14,10 @@ def get_provider_for_user(
     pk: int,
     *,
     write: bool = False,
-    annotate: Callable[[ProviderQuerySet], ProviderQuerySet] | None = None,
 ) -> Provider:
-    """The partner, if this user may read it (or change it, with `write`); `annotate` adds
-    figures to the same query."""
+    """The partner, if this user may read it (or change it, with `write`)."""
     queryset = Provider.objects.for_user(user, write=write).select_related("organization", "owner")
-    return get_object_or_404(annotate(queryset) if annotate else queryset, pk=pk)
+    return get_object_or_404(queryset, pk=pk)
 
 
 def can_change_provider(user: AbstractBaseUser, provider: Provider) -> bool:

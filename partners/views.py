@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Count, Q
+from django.db.models import Q, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -92,25 +92,21 @@ def provider_update(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 def provider_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    # The partner and its referral figures in one query.
-    provider = get_provider_for_user(
-        request.user,
-        pk,
-        annotate=lambda partners: partners.with_referral_stats().with_reciprocity_balance(
-            since=timezone.now() - timedelta(days=365)
-        ),
-    )
+    provider = get_provider_for_user(request.user, pk)
     referrals = Referral.objects.for_user(request.user).filter(provider=provider)
     can_see_referrals = request.user.has_perm("referrals.view_referral")
     activities = list(
         provider.activities.select_related("logged_by").order_by("-occurred_at")[:TIMELINE_LENGTH]
     )
-    open_tasks = list(
-        Task.objects.for_user(request.user)
-        .open()
-        .filter(provider=provider)
-        .select_related("assignee")
+    # The open tasks and the latest ones for the timeline, in one query.
+    tasks = Task.objects.for_user(request.user).filter(provider=provider)
+    latest = tasks.order_by("-created_at").values("pk")[:TIMELINE_LENGTH]
+    tasks = list(
+        tasks.filter(Q(status=Task.Status.OPEN) | Q(pk__in=Subquery(latest))).select_related(
+            "assignee"
+        )
     )
+    open_tasks = [task for task in tasks if task.status == Task.Status.OPEN]
     timeline = sorted(
         chain(
             (
@@ -128,10 +124,9 @@ def provider_detail(request: HttpRequest, pk: int) -> HttpResponse:
             ),
             (
                 TimelineEntry("task", task.created_at, task)
-                for task in Task.objects.for_user(request.user)
-                .filter(provider=provider)
-                .select_related("assignee")
-                .order_by("-created_at")[:TIMELINE_LENGTH]
+                for task in sorted(tasks, key=attrgetter("created_at"), reverse=True)[
+                    :TIMELINE_LENGTH
+                ]
             ),
             (
                 TimelineEntry("tier", change.changed_at, change)
@@ -164,6 +159,7 @@ def provider_detail(request: HttpRequest, pk: int) -> HttpResponse:
     # The next step: the open follow-up due first, else what the last activity left.
     follow_ups = [task for task in open_tasks if task.kind == Task.Kind.FOLLOW_UP]
     volume = provider.monthly_inbound(months=SPARKLINE_MONTHS)
+    figures = provider.referral_figures(since=timezone.now() - timedelta(days=365))
     # The timeline shows these patients' names to roles that may see them.
     audit_names_listed(request, [entry.obj.pk for entry in timeline if entry.kind == "referral"])
     context = {
@@ -172,17 +168,10 @@ def provider_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "open_tasks": open_tasks,
         "next_task": follow_ups[0] if follow_ups else None,
         "last_activity": last_activity,
-        "stats": provider,
-        "reciprocity_gap": abs(provider.reciprocity_balance),
+        "figures": figures,
+        "reciprocity_gap": abs(figures.balance),
         "sparkline": sparkline([(f"{month:%b %Y}", count) for month, count in volume]),
-        # Counting received_at (never null) rather than the id lets the partner's
-        # (provider, direction, received_at) index answer without reading the rows.
-        "counts": referrals.aggregate(
-            inbound=Count("received_at", filter=Q(direction=Referral.Direction.INBOUND)),
-            outbound=Count("received_at", filter=Q(direction=Referral.Direction.OUTBOUND)),
-        )
-        if can_see_referrals
-        else None,
+        "can_see_referrals": can_see_referrals,
         "tier_form": TierForm(initial={"tier": provider.tier}),
         "can_edit": can_change_provider(request.user, provider),
         "can_log_activity": request.user.has_perm("outreach.add_activity"),

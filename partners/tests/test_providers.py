@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
 from django.utils import timezone
@@ -142,11 +144,12 @@ def test_the_partner_detail_runs_the_same_queries_however_long_its_history(
     ReferralFactory(provider=provider)
     url = provider.get_absolute_url()
     client.get(url)
-    # 18: session, user, role and permissions; the partner with its referral figures; its
-    # referrals (timeline, counts, monthly volume), activities, letters, tasks, tier/health
-    # changes and merges; skipped visits to the office and the annual meeting; and the
-    # audit row for the patient names the timeline shows (its write and transaction).
-    with django_assert_num_queries(18) as few:
+    # 17: session, user, role and permissions; the partner; its referral figures (one
+    # aggregate), monthly volume and referrals on the timeline; activities, letters, its
+    # open and latest tasks (one query), tier/health changes and merges; skipped visits to
+    # the office, the annual meeting and the staff; and the audit rows for the patient
+    # names the timeline shows (one INSERT).
+    with django_assert_num_queries(17) as few:
         client.get(url)
     ReferralFactory.create_batch(20, provider=provider)
     ReferralFactory.create_batch(5, provider=provider, direction="outbound")
@@ -235,3 +238,46 @@ def test_the_edit_button_follows_the_same_rule_as_the_edit_page(client_for, requ
         update = reverse("partners:provider_update", args=[provider.pk])
         assert (edit_link.format(update) in page.content.decode()) is may_change
         assert (client_for(user).get(update).status_code == 200) is may_change
+
+
+def test_a_partners_referral_figures_count_each_way_ever_and_over_the_period():
+    provider = ProviderFactory()
+    now = timezone.now()
+    for days_ago, direction in [
+        (10, "inbound"),
+        (20, "inbound"),
+        (400, "inbound"),
+        (5, "outbound"),
+    ]:
+        ReferralFactory(
+            provider=provider, direction=direction, received_at=now - timedelta(days=days_ago)
+        )
+    ReferralFactory(direction="inbound")  # another partner's
+    figures = provider.referral_figures(since=now - timedelta(days=365))
+    assert (figures.inbound, figures.outbound) == (3, 1)
+    assert (figures.received, figures.sent, figures.balance) == (2, 1, -1)
+    assert figures.last_inbound_at == now - timedelta(days=10)
+    quiet = ProviderFactory().referral_figures(since=now - timedelta(days=365))
+    assert (quiet.inbound, quiet.received, quiet.balance, quiet.last_inbound_at) == (0, 0, 0, None)
+
+
+def test_the_partner_page_lists_every_open_task_and_the_latest_tasks_on_its_timeline(
+    client_for, manager
+):
+    from outreach.models import Task
+
+    provider = ProviderFactory()
+    old_open = TaskFactory(provider=provider, assignee=manager, title="Old open task")
+    Task.objects.filter(pk=old_open.pk).update(created_at=timezone.now() - timedelta(days=900))
+    start = timezone.now() - timedelta(days=100)
+    for n in range(35):
+        done = TaskFactory(provider=provider, assignee=manager, title=f"Done {n}", status="done")
+        Task.objects.filter(pk=done.pk).update(created_at=start + timedelta(days=n))
+    page = client_for(manager).get(provider.get_absolute_url()).content.decode()
+    open_list = page[page.index("Open tasks") : page.index('<ul class="timeline">')]
+    timeline = page[page.index('<ul class="timeline">') :]
+    # Every open task, however old, is listed; the timeline shows the latest thirty.
+    assert "Old open task" in open_list and "Done" not in open_list
+    shown = [n for n in range(35) if f": Done {n} · done" in timeline]
+    assert shown == list(range(5, 35))
+    assert "Old open task" not in timeline
