@@ -264,6 +264,7 @@ class LetterTemplate(models.Model):
         REPORT_SUMMARY = "report_summary", "Consult report summary"
         DECLINED = "declined", "Referral declined"
         NO_SHOW = "no_show", "Missed appointment"
+        CANCELLED = "cancelled", "Referral cancelled"
 
     kind = models.CharField(max_length=20, choices=Kind.choices, unique=True)
     subject = models.CharField(max_length=200)

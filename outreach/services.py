@@ -133,6 +133,18 @@ DEFAULT_TEMPLATES: dict[str, dict[str, object]] = {
         ),
         "delay_business_days": 0,
     },
+    K.CANCELLED: {
+        "subject": "Your referral of {{ patient_initials }} was cancelled",
+        "body": (
+            "Dear {{ provider_name }},\n\n"
+            "Your referral of {{ patient_initials }}, received on {{ referral_date }}, has "
+            "been cancelled and closed without a visit to {{ practice_name }}. If your patient "
+            "still needs to be seen, please call us or send a new referral and we will "
+            "schedule promptly.\n\n"
+            "Sincerely,\n{{ sender_name }}\n{{ practice_name }}"
+        ),
+        "delay_business_days": 0,
+    },
     K.REKINDLE: {
         "subject": "Checking in from {{ practice_name }}",
         "body": (
@@ -189,6 +201,8 @@ LOOP_MESSAGES: dict[str, str] = {
     Status.DECLINED: K.DECLINED,
     # The referring physician stays responsible for a patient who did not come.
     Status.NO_SHOW: K.NO_SHOW,
+    # Whoever cancelled, the office learns the patient will not be seen here.
+    Status.CANCELLED: K.CANCELLED,
 }
 
 # Statuses a referral can reach more than once, each time with its own notice (numbered

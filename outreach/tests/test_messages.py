@@ -206,16 +206,21 @@ def test_the_sweep_finds_every_kind_of_message_whose_enqueue_was_lost():
     )
     missed = _walk(_referral(email="third@example.org"), Status.ACCEPTED, Status.SCHEDULED)
     missed = referral_transition(referral=missed, to_status=Status.NO_SHOW, actor=None)
+    cancelled = referral_transition(
+        referral=_referral(email="fourth@example.org"), to_status=Status.CANCELLED, actor=None
+    )
     missing = set(services.referral_events_missing_messages())
     assert missing == {
         *(
             (referral.pk, status)
             for status in services.LOOP_MESSAGES
-            if status not in (Status.DECLINED, Status.NO_SHOW)
+            if status not in (Status.DECLINED, Status.NO_SHOW, Status.CANCELLED)
         ),
         (declined.pk, Status.RECEIVED),
         (declined.pk, Status.DECLINED),
         *((missed.pk, status) for status in (Status.RECEIVED, Status.SCHEDULED, Status.NO_SHOW)),
+        (cancelled.pk, Status.RECEIVED),
+        (cancelled.pk, Status.CANCELLED),
     }
     for referral_id, status in missing:
         services.loop_message_prepare(referral_id=referral_id, status=status)
@@ -324,3 +329,44 @@ def test_each_missed_appointment_tells_the_referring_office():
     assert [notice.sequence for notice in notices] == [1, 2]
     # And the sweep sees nothing missing for them.
     assert (referral.pk, Status.NO_SHOW) not in services.referral_events_missing_messages()
+
+
+def test_a_cancelled_referral_tells_the_referring_office_once(coordinator):
+    from referrals.services import referral_bulk_apply
+
+    scheduled = _walk(_referral(email="wiebe@example.org"), Status.ACCEPTED, Status.SCHEDULED)
+    fresh = _referral(email="office@example.org")
+    referral_bulk_apply(
+        queryset=Referral.objects.filter(pk__in=[scheduled.pk, fresh.pk]),
+        versions={scheduled.pk: scheduled.updated_at, fresh.pk: fresh.updated_at},
+        actor=coordinator,
+        to_status=Status.CANCELLED,
+    )
+    for referral in (scheduled, fresh):
+        for _ in range(2):
+            services.loop_message_prepare(referral_id=referral.pk, status=Status.CANCELLED)
+    notices = Letter.objects.filter(kind=K.CANCELLED).order_by("recipient")
+    assert [letter.recipient for letter in notices] == ["office@example.org", "wiebe@example.org"]
+    notice = notices[1]
+    received_on = timezone.localtime(scheduled.received_at)
+    assert f"{received_on:%B %-d, %Y}" in notice.body
+    assert "cancelled" in notice.subject and "R.O." in notice.subject
+    assert "Olsen" not in notice.subject + notice.body
+    assert not any(
+        status == Status.CANCELLED for _pk, status in services.referral_events_missing_messages()
+    )
+
+
+def test_an_outbound_referral_cancelled_sends_nothing():
+    referral = referral_log(
+        referral=ReferralFactory.build(
+            provider=ProviderFactory(email="wiebe@example.org"), direction="outbound"
+        ),
+        actor=None,
+    )
+    referral = referral_transition(referral=referral, to_status=Status.CANCELLED, actor=None)
+    assert services.loop_message_prepare(referral_id=referral.pk, status=Status.CANCELLED) == (
+        None,
+        None,
+    )
+    assert not Letter.objects.filter(referral=referral).exists()
