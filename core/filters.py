@@ -8,19 +8,36 @@ from core.templatetags.people import person
 
 
 class StyledFilterSet(django_filters.FilterSet):
-    """A FilterSet whose form widgets carry Bootstrap's classes."""
+    """A FilterSet whose form widgets carry Bootstrap's classes.
 
-    @property
-    def form(self) -> forms.Form:
-        form = super().form
-        for field in form.fields.values():
-            widget: Any = field.widget
-            if isinstance(widget, (forms.CheckboxInput, forms.CheckboxSelectMultiple)):
-                continue
-            css = "form-select" if isinstance(widget, forms.Select) else "form-control"
-            widget.attrs.setdefault("class", css)
-            widget.attrs.setdefault("aria-label", str(field.label))
-        return form
+    django-filter builds a new form class, with a new field for every filter, on every
+    request. A filterset whose fields never depend on the request (no queryset chosen per
+    user, say) sets `static_form = True`: its form class is built once per process, and
+    each form still gets its own copies of the fields, as any Django form does.
+    """
+
+    static_form = False
+
+    def get_form_class(self) -> type[forms.Form]:
+        cls = type(self)
+        if not cls.static_form:
+            return _styled(super().get_form_class())
+        form_class = cls.__dict__.get("_static_form_class")
+        if form_class is None:
+            form_class = _styled(super().get_form_class())
+            cls._static_form_class = form_class  # type: ignore[attr-defined]
+        return form_class
+
+
+def _styled(form_class: type[forms.Form]) -> type[forms.Form]:
+    for field in form_class.base_fields.values():  # type: ignore[attr-defined]
+        widget: Any = field.widget
+        if isinstance(widget, (forms.CheckboxInput, forms.CheckboxSelectMultiple)):
+            continue
+        css = "form-select" if isinstance(widget, forms.Select) else "form-control"
+        widget.attrs.setdefault("class", css)
+        widget.attrs.setdefault("aria-label", str(field.label))
+    return form_class
 
 
 class _PersonFilterIterator(django_filters.fields.ModelChoiceIterator, ShortListIterator):

@@ -136,13 +136,13 @@ class StaffMemberForm(forms.ModelForm):
 
 
 class ProviderFilter(StyledFilterSet):
+    static_form = True
+
     q = django_filters.CharFilter(method="filter_search", label="Search")
     status = django_filters.ChoiceFilter(choices=Provider.Status.choices, empty_label="Any status")
     tier = django_filters.ChoiceFilter(choices=Provider.Tier.choices, empty_label="Any tier")
     health = django_filters.ChoiceFilter(choices=Provider.Health.choices, empty_label="Any health")
-    owner = PersonFilter(
-        queryset=lambda request: liaison_choices(), empty_label="Any owner", label="Owner"
-    )
+    owner = PersonFilter(queryset=liaison_choices(), empty_label="Any owner", label="Owner")
 
     class Meta:
         model = Provider

@@ -198,6 +198,8 @@ class TransitionForm(forms.Form):
 
 
 class ReferralFilter(StyledFilterSet):
+    static_form = True
+
     number = django_filters.NumberFilter(field_name="pk", label="Referral #")
     status = django_filters.MultipleChoiceFilter(
         choices=Status.choices, widget=forms.CheckboxSelectMultiple

@@ -215,3 +215,16 @@ def test_the_referral_detail_runs_the_same_queries_however_long_its_history(
         referral = referral_transition(referral=referral, to_status=status, actor=coordinator)
     with django_assert_num_queries(len(few.captured_queries)):
         client.get(referral.get_absolute_url())
+
+
+def test_the_queue_filter_built_once_still_offers_people_added_later(client_for, manager):
+    from core.factories import UserFactory
+    from core.roles import Role
+
+    client = client_for(manager)
+    client.get(reverse("referrals:list"))
+    newcomer = UserFactory(first_name="Zelda", last_name="Newcomb", role=Role.COORDINATOR)
+    page = client.get(reverse("referrals:list")).content.decode()
+    select = re.search(r'<select name="assigned_to".*?</select>', page, re.S)[0]
+    assert 'class="form-select"' in select and 'aria-label="Coordinator"' in select
+    assert f'<option value="{newcomer.pk}">Zelda Newcomb</option>' in select
