@@ -122,3 +122,28 @@ def test_a_template_with_an_unknown_merge_field_is_refused(client_for, manager):
 def test_only_managers_edit_letter_templates(client_for, coordinator, liaison):
     assert client_for(coordinator).get(reverse("outreach:template_list")).status_code == 403
     assert client_for(liaison).get(reverse("outreach:template_list")).status_code == 403
+
+
+def test_every_kind_of_letter_has_a_default_text_whose_preview_fills_every_field(
+    client_for, manager
+):
+    from outreach.models import MERGE_FIELD, unknown_merge_fields
+
+    client = client_for(manager)
+    assert client.get(reverse("outreach:template_list")).status_code == 200
+    assert set(LetterTemplate.objects.values_list("kind", flat=True)) == set(
+        LetterTemplate.Kind.values
+    )
+    for template in LetterTemplate.objects.all():
+        assert template.subject and template.body, template.kind
+        assert not unknown_merge_fields(template.subject + template.body), template.kind
+        preview = client.post(
+            reverse("outreach:template_preview", args=[template.pk]),
+            {
+                "subject": template.subject,
+                "body": template.body,
+                "delay_business_days": template.delay_business_days,
+            },
+        )
+        assert preview.status_code == 200, template.kind
+        assert not MERGE_FIELD.search(preview.content.decode()), template.kind
