@@ -217,6 +217,7 @@ MERGE_FIELDS: dict[str, str] = {
     "referral_date": "The date we received the referral",
     "seen_date": "The date we saw the patient",
     "decline_reason": "Why we could not accept the referral (declined notices)",
+    "hold_reason": "What we need before the referral can go on (on-hold notices)",
     "practice_name": "Our practice's name",
     "sender_name": "The relationship owner's name",
     "today": "Today's date",
@@ -237,6 +238,7 @@ PATIENT_MERGE_FIELDS = frozenset(
         "referral_date",
         "seen_date",
         "decline_reason",
+        "hold_reason",
         "report_list",
     }
 )
@@ -265,6 +267,7 @@ class LetterTemplate(models.Model):
         DECLINED = "declined", "Referral declined"
         NO_SHOW = "no_show", "Missed appointment"
         CANCELLED = "cancelled", "Referral cancelled"
+        ON_HOLD = "on_hold", "More information needed"
 
     kind = models.CharField(max_length=20, choices=Kind.choices, unique=True)
     subject = models.CharField(max_length=200)

@@ -145,6 +145,18 @@ DEFAULT_TEMPLATES: dict[str, dict[str, object]] = {
         ),
         "delay_business_days": 0,
     },
+    K.ON_HOLD: {
+        "subject": "We need more information about {{ patient_initials }}",
+        "body": (
+            "Dear {{ provider_name }},\n\n"
+            "Your referral of {{ patient_initials }}, received on {{ referral_date }}, is on "
+            "hold at {{ practice_name }} until we have this: {{ hold_reason }}\n\n"
+            "Please send it through your usual secure channel or call us, and we will go on "
+            "with scheduling your patient right away.\n\n"
+            "Sincerely,\n{{ sender_name }}\n{{ practice_name }}"
+        ),
+        "delay_business_days": 0,
+    },
     K.REKINDLE: {
         "subject": "Checking in from {{ practice_name }}",
         "body": (
@@ -203,6 +215,9 @@ LOOP_MESSAGES: dict[str, str] = {
     Status.NO_SHOW: K.NO_SHOW,
     # Whoever cancelled, the office learns the patient will not be seen here.
     Status.CANCELLED: K.CANCELLED,
+    # Held for something only the referring office can send: they are told what, when the
+    # coordinator wrote it (a hold without a reason sends nothing).
+    Status.ON_HOLD: K.ON_HOLD,
 }
 
 # Statuses a referral can reach more than once, each time with its own notice (numbered
@@ -210,6 +225,7 @@ LOOP_MESSAGES: dict[str, str] = {
 REPEATING_MESSAGES = {
     Status.SCHEDULED: "Superseded by a reschedule",
     Status.NO_SHOW: "Superseded by a later missed appointment",
+    Status.ON_HOLD: "Superseded by a later hold",
 }
 
 # How far back the sweep looks for events whose message is missing: long enough to cover
@@ -253,6 +269,7 @@ def _merge_values(referral: Referral) -> dict[str, str]:
         "referral_date": _long_date(referral.received_at),
         "seen_date": _long_date(referral.seen_at),
         "decline_reason": referral.decline_reason,
+        "hold_reason": referral.hold_reason,
         "appointment_date": (
             f"{timezone.localtime(appointment):%B %-d, %Y at %-I:%M %p}" if appointment else ""
         ),
@@ -269,6 +286,7 @@ SAMPLE_MERGE_VALUES: dict[str, str] = {
     "seen_date": "March 12, 2026",
     "appointment_date": "March 12, 2026 at 9:30 AM",
     "decline_reason": "we are not in network with the patient's insurance plan.",
+    "hold_reason": "the office notes of the last visit and the recent X-rays.",
     "practice_name": settings.PRACTICE_NAME,
     "sender_name": "Jamie Carter",
     "today": "March 14, 2026",
@@ -337,6 +355,11 @@ def loop_message_prepare(*, referral_id: int, status: str) -> tuple[Task | None,
         .first()
     )
     if referral is None or reached_at is None:
+        return None, None
+    if status == Status.ON_HOLD and not (
+        referral.status == Status.ON_HOLD and referral.hold_reason
+    ):
+        # Nothing to ask of the office: held without a reason, or no longer held.
         return None, None
     sequence = 1
     if status in REPEATING_MESSAGES:
@@ -442,6 +465,11 @@ def referral_events_missing_messages() -> list[tuple[int, str]]:
         events = ReferralEvent.objects.filter(
             to_status=status, at__gte=since, referral__direction=Referral.Direction.INBOUND
         )
+        if status == Status.ON_HOLD:
+            # Only a hold that asks the office for something, while it lasts.
+            events = events.filter(referral__status=Status.ON_HOLD).exclude(
+                referral__hold_reason=""
+            )
         if status in REPEATING_MESSAGES:
             # A rescheduled referral needs the notice of its latest scheduling (likewise a
             # second missed appointment): the letter whose sequence is the number of times

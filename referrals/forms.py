@@ -191,6 +191,7 @@ class TransitionForm(forms.Form):
         required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2})
     )
     decline_reason = forms.CharField(required=False, max_length=300)
+    hold_reason = forms.CharField(required=False, max_length=300)
     appointment_at = forms.DateTimeField(
         required=False,
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),

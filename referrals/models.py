@@ -293,6 +293,9 @@ class Referral(models.Model):
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.RECEIVED)
     received_at = models.DateTimeField(default=timezone.now, db_index=True)
     decline_reason = models.CharField(max_length=300, blank=True)
+    # What the practice needs before it can go on (records, an authorization); when given,
+    # the referring office is sent it.
+    hold_reason = models.CharField(max_length=300, blank=True)
     # First contact = the first answer to the referral (accepted, declined, on hold or
     # cancelled): the moment the practice has acted on it and called the patient or the
     # referrer. Set once by referral_transition; the SLA clock for contact stops here.

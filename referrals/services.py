@@ -181,6 +181,7 @@ def referral_transition(
     decline_reason: str = "",
     appointment_at: datetime | None = None,
     at: datetime | None = None,
+    hold_reason: str = "",
 ) -> Referral:
     """Move a referral to its next status and record the event. The row is locked first so
     two coordinators clicking at once cannot both move it from the same status."""
@@ -198,6 +199,11 @@ def referral_transition(
     if to_status == Status.DECLINED:
         locked.decline_reason = decline_reason.strip()
         fields.append("decline_reason")
+    if to_status == Status.ON_HOLD:
+        # Each hold says what it waits for (or nothing): an earlier hold's reason is not
+        # carried over.
+        locked.hold_reason = hold_reason.strip()
+        fields.append("hold_reason")
     if to_status == Status.SCHEDULED:
         locked.appointment_at = appointment_at
         fields.append("appointment_at")

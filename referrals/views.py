@@ -57,7 +57,11 @@ from referrals.services import (
 )
 
 # Actions that need more than a click, and the field each one asks for.
-ACTION_FIELDS = {Status.DECLINED: "decline_reason", Status.SCHEDULED: "appointment_at"}
+ACTION_FIELDS = {
+    Status.DECLINED: "decline_reason",
+    Status.SCHEDULED: "appointment_at",
+    Status.ON_HOLD: "hold_reason",
+}
 
 
 @login_required
@@ -353,6 +357,7 @@ def referral_transition_view(request: HttpRequest, pk: int) -> HttpResponse:
                 note=form.cleaned_data["note"],
                 decline_reason=form.cleaned_data["decline_reason"],
                 appointment_at=form.cleaned_data["appointment_at"],
+                hold_reason=form.cleaned_data["hold_reason"],
             )
         except ValidationError as exc:
             error = " ".join(exc.messages)

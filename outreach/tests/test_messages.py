@@ -214,7 +214,7 @@ def test_the_sweep_finds_every_kind_of_message_whose_enqueue_was_lost():
         *(
             (referral.pk, status)
             for status in services.LOOP_MESSAGES
-            if status not in (Status.DECLINED, Status.NO_SHOW, Status.CANCELLED)
+            if status not in (Status.DECLINED, Status.NO_SHOW, Status.CANCELLED, Status.ON_HOLD)
         ),
         (declined.pk, Status.RECEIVED),
         (declined.pk, Status.DECLINED),
@@ -370,3 +370,51 @@ def test_an_outbound_referral_cancelled_sends_nothing():
         None,
     )
     assert not Letter.objects.filter(referral=referral).exists()
+
+
+def test_a_hold_that_says_what_it_needs_asks_the_referring_office_for_it():
+    referral = referral_transition(
+        referral=_referral(email="wiebe@example.org"),
+        to_status=Status.ON_HOLD,
+        actor=None,
+        hold_reason="  the office notes of the last visit.  ",
+    )
+    assert referral.hold_reason == "the office notes of the last visit."
+    assert (referral.pk, Status.ON_HOLD) in services.referral_events_missing_messages()
+    _task, notice = services.loop_message_prepare(referral_id=referral.pk, status=Status.ON_HOLD)
+    assert (notice.kind, notice.sequence, notice.recipient) == (K.ON_HOLD, 1, "wiebe@example.org")
+    assert "until we have this: the office notes of the last visit." in notice.body
+    assert "R.O." in notice.subject and "Olsen" not in notice.subject + notice.body
+    assert (referral.pk, Status.ON_HOLD) not in services.referral_events_missing_messages()
+
+    # Resumed, then held again for something else: a second notice, numbered.
+    referral = _walk(referral, Status.ACCEPTED)
+    referral = referral_transition(
+        referral=referral, to_status=Status.ON_HOLD, actor=None, hold_reason="the MRI report."
+    )
+    for _ in range(2):
+        services.loop_message_prepare(referral_id=referral.pk, status=Status.ON_HOLD)
+    notices = Letter.objects.filter(referral=referral, kind=K.ON_HOLD).order_by("sequence")
+    assert [n.sequence for n in notices] == [1, 2]
+    assert "the MRI report." in notices[1].body
+
+
+def test_a_hold_without_a_reason_or_already_over_sends_nothing():
+    silent = referral_transition(
+        referral=_referral(email="wiebe@example.org"), to_status=Status.ON_HOLD, actor=None
+    )
+    resumed = referral_transition(
+        referral=_referral(email="office@example.org"),
+        to_status=Status.ON_HOLD,
+        actor=None,
+        hold_reason="the insurance authorization.",
+    )
+    resumed = _walk(resumed, Status.ACCEPTED)  # before its notice was prepared
+    missing = services.referral_events_missing_messages()
+    for referral in (silent, resumed):
+        assert (referral.pk, Status.ON_HOLD) not in missing
+        assert services.loop_message_prepare(referral_id=referral.pk, status=Status.ON_HOLD) == (
+            None,
+            None,
+        )
+    assert not Letter.objects.filter(kind=K.ON_HOLD).exists()

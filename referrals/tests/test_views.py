@@ -228,3 +228,18 @@ def test_the_queue_filter_built_once_still_offers_people_added_later(client_for,
     select = re.search(r'<select name="assigned_to".*?</select>', page, re.S)[0]
     assert 'class="form-select"' in select and 'aria-label="Coordinator"' in select
     assert f'<option value="{newcomer.pk}">Zelda Newcomb</option>' in select
+
+
+def test_a_coordinator_puts_a_referral_on_hold_saying_what_is_needed(client_for, coordinator):
+    referral = _logged(provider=ProviderFactory())
+    client = client_for(coordinator)
+    page = client.get(referral.get_absolute_url()).content.decode()
+    assert 'name="hold_reason"' in page and "What is needed before it can go on?" in page
+    client.post(
+        reverse("referrals:transition", args=[referral.pk]),
+        {"to_status": "on_hold", "hold_reason": "The <b>X-rays</b>, please."},
+    )
+    referral.refresh_from_db()
+    assert (referral.status, referral.hold_reason) == ("on_hold", "The <b>X-rays</b>, please.")
+    page = client.get(referral.get_absolute_url()).content.decode()
+    assert "On hold for: The &lt;b&gt;X-rays&lt;/b&gt;, please." in page
