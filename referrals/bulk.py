@@ -39,8 +39,11 @@ def bulk_summary(result: BulkResult, data: dict[str, Any]) -> tuple[str, list[st
         if to_status:
             verb, tail = STATUS_VERBS[to_status]
             done = f"{verb} {rows}{tail}"
+            reason = data.get("reason", "").strip()
             if to_status == Status.DECLINED:
-                done += f" (reason: {data['decline_reason'].strip()})"
+                done += f" (reason: {reason})"
+            elif to_status == Status.ON_HOLD and reason:
+                done += f" (waiting for: {reason})"
             if data.get("assign_to"):
                 done += f" and assigned them to {person(data['assign_to'])}"
             elif data.get("unassign"):

@@ -305,7 +305,9 @@ class BulkActionForm(forms.Form):
         label="Move to",
         choices=[("", "Keep status"), *((s, Status(s).label) for s in BULK_STATUSES)],
     )
-    decline_reason = forms.CharField(required=False, max_length=300, label="Reason, when declining")
+    # Sent to the referring offices: why they are declined (required), or what a hold
+    # waits for (optional).
+    reason = forms.CharField(required=False, max_length=300, label="Reason")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -313,7 +315,7 @@ class BulkActionForm(forms.Form):
         self.fields["rows"].valid_value = lambda value: True  # type: ignore[method-assign]
         for name in ("assign_to", "to_status"):
             self.fields[name].widget.attrs["class"] = "form-select form-select-sm"
-        self.fields["decline_reason"].widget.attrs["class"] = "form-control form-control-sm"
+        self.fields["reason"].widget.attrs["class"] = "form-control form-control-sm"
 
     def clean_rows(self) -> dict[int, datetime]:
         return parse_versions(self.cleaned_data["rows"])
@@ -324,8 +326,8 @@ class BulkActionForm(forms.Form):
             raise forms.ValidationError("Choose someone to assign to or a status to move to.")
         if data.get("assign_to") and data.get("unassign"):
             raise forms.ValidationError("Assign or unassign, not both.")
-        if data.get("to_status") == Status.DECLINED and not data.get("decline_reason", "").strip():
-            self.add_error("decline_reason", "Say why the selected referrals are declined.")
+        if data.get("to_status") == Status.DECLINED and not data.get("reason", "").strip():
+            self.add_error("reason", "Say why the selected referrals are declined.")
         return data
 
 

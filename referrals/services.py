@@ -424,7 +424,7 @@ def referral_bulk_apply(
     assign_to: AbstractBaseUser | None = None,
     unassign: bool = False,
     to_status: str = "",
-    decline_reason: str = "",
+    reason: str = "",
     note: str = "",
 ) -> BulkResult:
     """Assign and/or move the selected referrals in one transaction.
@@ -434,12 +434,13 @@ def referral_bulk_apply(
     concurrency). `queryset` is what the user may change; ids outside it are skipped. Rows
     are locked in id order so two bulk actions over overlapping rows cannot deadlock.
     Every move goes through referral_transition, so each row gets its event and its
-    message to the referrer; every change of coordinator gets its event too."""
+    message to the referrer; every change of coordinator gets its event too. `reason` is
+    why they are declined (required to decline) or what a hold waits for (optional)."""
     result = BulkResult()
     if to_status and to_status not in BULK_STATUSES:
         raise ValidationError({"to_status": "That move needs details: make it on each referral."})
-    if to_status == Status.DECLINED and not decline_reason.strip():
-        raise ValidationError({"decline_reason": "Say why the selected referrals are declined."})
+    if to_status == Status.DECLINED and not reason.strip():
+        raise ValidationError({"reason": "Say why the selected referrals are declined."})
     locked = {
         r.pk: r
         for r in queryset.select_for_update(of=("self",))
@@ -487,7 +488,8 @@ def referral_bulk_apply(
                 to_status=to_status,
                 actor=actor,
                 note=note,
-                decline_reason=decline_reason,
+                decline_reason=reason if to_status == Status.DECLINED else "",
+                hold_reason=reason if to_status == Status.ON_HOLD else "",
             )
     result.applied = ids
     return result

@@ -122,7 +122,7 @@ def referral_bulk(request: HttpRequest) -> HttpResponse:
             assign_to=form.cleaned_data["assign_to"],
             unassign=form.cleaned_data["unassign"],
             to_status=form.cleaned_data["to_status"],
-            decline_reason=form.cleaned_data["decline_reason"],
+            reason=form.cleaned_data["reason"],
         )
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from django.core import mail
 from django.test import override_settings
+from django.urls import reverse
 from django.utils import timezone
 
 from bench.smtp_sink import SilentServer, SmtpSink
@@ -295,7 +296,7 @@ def test_a_bulk_decline_sends_each_referring_office_its_notice(coordinator):
         versions={referral.pk: referral.updated_at for referral in referrals},
         actor=coordinator,
         to_status=Status.DECLINED,
-        decline_reason="the practice is not taking new patients this month.",
+        reason="the practice is not taking new patients this month.",
     )
     missing = services.referral_events_missing_messages()
     assert {(referral.pk, Status.DECLINED) for referral in referrals} <= set(missing)
@@ -418,3 +419,26 @@ def test_a_hold_without_a_reason_or_already_over_sends_nothing():
             None,
         )
     assert not Letter.objects.filter(kind=K.ON_HOLD).exists()
+
+
+def test_a_bulk_hold_with_a_reason_asks_each_referring_office_for_it(client_for, coordinator):
+    referrals = [_referral(email=f"office{n}@example.org") for n in range(2)]
+    response = client_for(coordinator).post(
+        reverse("referrals:bulk"),
+        {
+            "rows": [f"{r.pk}:{r.updated_at.isoformat()}" for r in referrals],
+            "to_status": "on_hold",
+            "reason": "the insurance authorization.",
+        },
+    )
+    assert response.status_code == 302
+    for referral in referrals:
+        referral.refresh_from_db()
+        assert (referral.status, referral.hold_reason) == (
+            Status.ON_HOLD,
+            "the insurance authorization.",
+        )
+        _task, notice = services.loop_message_prepare(
+            referral_id=referral.pk, status=Status.ON_HOLD
+        )
+        assert "the insurance authorization." in notice.body

@@ -31,7 +31,7 @@ def test_a_bulk_decline_needs_a_reason_and_changes_nothing_without_one(client_fo
     referral = _logged()
     response = client_for(coordinator).post(
         reverse("referrals:bulk"),
-        {"rows": [_token(referral)], "to_status": "declined", "decline_reason": "  "},
+        {"rows": [_token(referral)], "to_status": "declined", "reason": "  "},
     )
     assert response.status_code == 302
     assert _messages(response) == ["Say why the selected referrals are declined."]
@@ -59,7 +59,7 @@ def test_a_bulk_decline_declines_every_row_with_the_reason_and_an_event(client_f
         {
             "rows": [_token(r) for r in referrals],
             "to_status": "declined",
-            "decline_reason": "Outside our scope",
+            "reason": "Outside our scope",
         },
     )
     ids = ", ".join(f"#{r.pk}" for r in referrals)
@@ -110,7 +110,7 @@ def test_every_bulk_move_goes_through_the_workflow_service(coordinator, monkeypa
         versions={r.pk: r.updated_at for r in referrals},
         actor=coordinator,
         to_status=Status.DECLINED,
-        decline_reason="Duplicate",
+        reason="Duplicate",
     )
     assert calls == [(r.pk, Status.DECLINED, "Duplicate") for r in referrals]
 
@@ -150,4 +150,4 @@ def test_the_queue_offers_decline_hold_and_cancel_but_not_scheduling(client_for,
     for value in ("declined", "on_hold", "cancelled"):
         assert f'<option value="{value}">' in page
     assert '<option value="scheduled">' not in page
-    assert 'name="decline_reason"' in page
+    assert 'name="reason"' in page
