@@ -80,10 +80,11 @@ def _compile(format_string: str, with_time: bool) -> tuple[Any, ...] | None:
     return tuple(parts)
 
 
-def format_date(value: Any, format_string: str) -> str:
-    """`value|date:format_string` as Django renders it (the value already in local time)."""
+def format_date(value: Any, format_string: str | None) -> str:
+    """`value|date:format_string` as Django renders it (the value already in local time;
+    no format means Django's DATE_FORMAT)."""
     is_datetime = isinstance(value, datetime)
-    if is_datetime or isinstance(value, date):
+    if format_string is not None and (is_datetime or isinstance(value, date)):
         parts = _compile(format_string, is_datetime)
         if parts is not None:
             return "".join(part if isinstance(part, str) else part(value) for part in parts)

@@ -57,8 +57,6 @@ def date(value: Any, format_string: str | None = None) -> str:
         return ""
     if isinstance(value, datetime) and timezone.is_aware(value):
         value = timezone.localtime(value)
-    if format_string is None:
-        return defaultfilters.date(value, format_string)
     return format_date(value, format_string)
 
 

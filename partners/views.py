@@ -99,12 +99,12 @@ def provider_detail(request: HttpRequest, pk: int) -> HttpResponse:
         provider.activities.select_related("logged_by").order_by("-occurred_at")[:TIMELINE_LENGTH]
     )
     # The open tasks and the latest ones for the timeline, in one query.
-    tasks = Task.objects.for_user(request.user).filter(provider=provider)
-    latest = tasks.order_by("-created_at").values("pk")[:TIMELINE_LENGTH]
+    partner_tasks = Task.objects.for_user(request.user).filter(provider=provider)
+    latest = partner_tasks.order_by("-created_at").values("pk")[:TIMELINE_LENGTH]
     tasks = list(
-        tasks.filter(Q(status=Task.Status.OPEN) | Q(pk__in=Subquery(latest))).select_related(
-            "assignee"
-        )
+        partner_tasks.filter(
+            Q(status=Task.Status.OPEN) | Q(pk__in=Subquery(latest))
+        ).select_related("assignee")
     )
     open_tasks = [task for task in tasks if task.status == Task.Status.OPEN]
     timeline = sorted(
