@@ -356,9 +356,7 @@ def loop_message_prepare(*, referral_id: int, status: str) -> tuple[Task | None,
     )
     if referral is None or reached_at is None:
         return None, None
-    if status == Status.ON_HOLD and not (
-        referral.status == Status.ON_HOLD and referral.hold_reason
-    ):
+    if status == Status.ON_HOLD and not _still_asking(referral):
         # Nothing to ask of the office: held without a reason, or no longer held.
         return None, None
     sequence = 1
@@ -395,6 +393,11 @@ def loop_message_prepare(*, referral_id: int, status: str) -> tuple[Task | None,
         subject = f"Update: {subject}"
     try:
         with transaction.atomic():
+            if status == Status.ON_HOLD and not _still_asking(referral, lock=True):
+                # The hold ended while this notice was being written. Under the row lock
+                # this check and the end of a hold (which withdraws its notices,
+                # hold_notices_withdraw) happen one after the other, never interleaved.
+                return None, None
             letter, created = Letter.objects.get_or_create(
                 referral=referral,
                 kind=kind,
@@ -439,6 +442,32 @@ def loop_message_prepare(*, referral_id: int, status: str) -> tuple[Task | None,
         letter = Letter.objects.get(referral=referral, kind=kind, sequence=sequence)
         task = Task.objects.filter(referral=referral, kind=Task.Kind.THANK_YOU).first()
     return task, letter
+
+
+def _still_asking(referral: Referral, *, lock: bool = False) -> bool:
+    """Whether the referral is on hold waiting for something the office can send; with
+    `lock`, read again under the referral's row lock (inside a transaction)."""
+    if lock:
+        referral = (
+            Referral.objects.select_for_update().only("status", "hold_reason").get(pk=referral.pk)
+        )
+    return referral.status == Status.ON_HOLD and bool(referral.hold_reason)
+
+
+# What a withdrawn notice's row says, on the partner timeline and in the letter lists.
+HOLD_ENDED = "Withdrawn: the referral is no longer on hold"
+
+
+def hold_notices_withdraw(*, referral_id: int) -> int:
+    """A referral came off hold: its "more information needed" notices that have not left
+    yet (waiting to be sent, or in the print/fax queue) would ask the office for what is
+    no longer needed, so they are withdrawn. Called by the referral workflow in the
+    transaction that ends the hold. Returns how many."""
+    return Letter.objects.filter(
+        referral_id=referral_id,
+        kind=K.ON_HOLD,
+        status__in=[Letter.Status.PENDING, Letter.Status.PRINT_QUEUE],
+    ).update(status=Letter.Status.CANCELLED, last_error=HOLD_ENDED)
 
 
 def _latest_occurrence(referral_id: int, status: str) -> tuple[int, datetime]:

@@ -228,6 +228,10 @@ def referral_transition(
     )
     if locked.direction == Referral.Direction.INBOUND:
         _inquiry_follow(referral=locked, to_status=to_status, at=at)
+    if from_status == Status.ON_HOLD:
+        from outreach.services import hold_notices_withdraw
+
+        hold_notices_withdraw(referral_id=locked.pk)
     _close_the_loop(referral=locked, status=to_status)
     return locked
 

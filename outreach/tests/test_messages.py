@@ -421,6 +421,66 @@ def test_a_hold_without_a_reason_or_already_over_sends_nothing():
     assert not Letter.objects.filter(kind=K.ON_HOLD).exists()
 
 
+def _held(**provider_kwargs):
+    referral = referral_transition(
+        referral=_referral(**provider_kwargs),
+        to_status=Status.ON_HOLD,
+        actor=None,
+        hold_reason="the insurance authorization.",
+    )
+    _task, notice = services.loop_message_prepare(referral_id=referral.pk, status=Status.ON_HOLD)
+    return referral, notice
+
+
+def test_ending_a_hold_withdraws_its_notice_unless_it_has_left():
+    waiting, waiting_notice = _held(email="wiebe@example.org")
+    queued, queued_notice = _held(preferred_channel=Provider.PreferredChannel.FAX)
+    assert services.letter_deliver(letter_id=queued_notice.pk).status == Letter.Status.PRINT_QUEUE
+    sent, sent_notice = _held(email="office@example.org")
+    assert services.letter_deliver(letter_id=sent_notice.pk).status == Letter.Status.SENT
+    _task, acknowledgment = services.loop_message_prepare(
+        referral_id=waiting.pk, status=Status.RECEIVED
+    )
+
+    for referral in (waiting, queued, sent):
+        _walk(referral, Status.ACCEPTED)
+
+    for notice in (waiting_notice, queued_notice):
+        notice.refresh_from_db()
+        assert (notice.status, notice.last_error) == (Letter.Status.CANCELLED, services.HOLD_ENDED)
+    sent_notice.refresh_from_db()
+    assert sent_notice.status == Letter.Status.SENT
+    # Only the hold's notices: the acknowledgment still waiting to go stays as it was.
+    acknowledgment.refresh_from_db()
+    assert acknowledgment.status == Letter.Status.PENDING
+    # Nothing withdrawn is sent: the sender no longer sees it.
+    assert services.letter_deliver(letter_id=waiting_notice.pk) is None
+    assert len(mail.outbox) == 1
+
+
+def test_a_hold_that_ends_while_its_notice_is_written_sends_nothing(monkeypatch):
+    referral = referral_transition(
+        referral=_referral(email="wiebe@example.org"),
+        to_status=Status.ON_HOLD,
+        actor=None,
+        hold_reason="the insurance authorization.",
+    )
+    write_template = services.letter_template_for
+
+    def coordinator_resumes_meanwhile(kind):
+        # After the notice's first check, before it is saved: another request ends the hold.
+        _walk(Referral.objects.get(pk=referral.pk), Status.ACCEPTED)
+        return write_template(kind)
+
+    monkeypatch.setattr(services, "letter_template_for", coordinator_resumes_meanwhile)
+
+    assert services.loop_message_prepare(referral_id=referral.pk, status=Status.ON_HOLD) == (
+        None,
+        None,
+    )
+    assert not Letter.objects.filter(referral=referral, kind=K.ON_HOLD).exists()
+
+
 def test_a_bulk_hold_with_a_reason_asks_each_referring_office_for_it(client_for, coordinator):
     referrals = [_referral(email=f"office{n}@example.org") for n in range(2)]
     response = client_for(coordinator).post(
