@@ -218,6 +218,7 @@ MERGE_FIELDS: dict[str, str] = {
     "seen_date": "The date we saw the patient",
     "decline_reason": "Why we could not accept the referral (declined notices)",
     "hold_reason": "What we need before the referral can go on (on-hold notices)",
+    "cancel_reason": "Why the referral was cancelled (cancelled notices)",
     "practice_name": "Our practice's name",
     "sender_name": "The relationship owner's name",
     "today": "Today's date",
@@ -239,6 +240,7 @@ PATIENT_MERGE_FIELDS = frozenset(
         "seen_date",
         "decline_reason",
         "hold_reason",
+        "cancel_reason",
         "report_list",
     }
 )

@@ -138,9 +138,10 @@ DEFAULT_TEMPLATES: dict[str, dict[str, object]] = {
         "body": (
             "Dear {{ provider_name }},\n\n"
             "Your referral of {{ patient_initials }}, received on {{ referral_date }}, has "
-            "been cancelled and closed without a visit to {{ practice_name }}. If your patient "
-            "still needs to be seen, please call us or send a new referral and we will "
-            "schedule promptly.\n\n"
+            "been cancelled and closed without a visit to {{ practice_name }}. The reason: "
+            "{{ cancel_reason }}\n\n"
+            "If your patient still needs to be seen, please call us or send a new referral "
+            "and we will schedule promptly.\n\n"
             "Sincerely,\n{{ sender_name }}\n{{ practice_name }}"
         ),
         "delay_business_days": 0,
@@ -270,6 +271,7 @@ def _merge_values(referral: Referral) -> dict[str, str]:
         "seen_date": _long_date(referral.seen_at),
         "decline_reason": referral.decline_reason,
         "hold_reason": referral.hold_reason,
+        "cancel_reason": referral.cancel_reason,
         "appointment_date": (
             f"{timezone.localtime(appointment):%B %-d, %Y at %-I:%M %p}" if appointment else ""
         ),
@@ -287,6 +289,7 @@ SAMPLE_MERGE_VALUES: dict[str, str] = {
     "appointment_date": "March 12, 2026 at 9:30 AM",
     "decline_reason": "we are not in network with the patient's insurance plan.",
     "hold_reason": "the office notes of the last visit and the recent X-rays.",
+    "cancel_reason": "we could not reach the patient after three calls and a letter.",
     "practice_name": settings.PRACTICE_NAME,
     "sender_name": "Jamie Carter",
     "today": "March 14, 2026",

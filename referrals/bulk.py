@@ -40,7 +40,7 @@ def bulk_summary(result: BulkResult, data: dict[str, Any]) -> tuple[str, list[st
             verb, tail = STATUS_VERBS[to_status]
             done = f"{verb} {rows}{tail}"
             reason = data.get("reason", "").strip()
-            if to_status == Status.DECLINED:
+            if to_status in (Status.DECLINED, Status.CANCELLED):
                 done += f" (reason: {reason})"
             elif to_status == Status.ON_HOLD and reason:
                 done += f" (waiting for: {reason})"

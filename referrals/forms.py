@@ -192,6 +192,7 @@ class TransitionForm(forms.Form):
     )
     decline_reason = forms.CharField(required=False, max_length=300)
     hold_reason = forms.CharField(required=False, max_length=300)
+    cancel_reason = forms.CharField(required=False, max_length=300)
     appointment_at = forms.DateTimeField(
         required=False,
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
@@ -305,8 +306,8 @@ class BulkActionForm(forms.Form):
         label="Move to",
         choices=[("", "Keep status"), *((s, Status(s).label) for s in BULK_STATUSES)],
     )
-    # Sent to the referring offices: why they are declined (required), or what a hold
-    # waits for (optional).
+    # Sent to the referring offices: why they are declined or cancelled (required), or what
+    # a hold waits for (optional).
     reason = forms.CharField(required=False, max_length=300, label="Reason")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -328,6 +329,8 @@ class BulkActionForm(forms.Form):
             raise forms.ValidationError("Assign or unassign, not both.")
         if data.get("to_status") == Status.DECLINED and not data.get("reason", "").strip():
             self.add_error("reason", "Say why the selected referrals are declined.")
+        if data.get("to_status") == Status.CANCELLED and not data.get("reason", "").strip():
+            self.add_error("reason", "Say why the selected referrals are cancelled.")
         return data
 
 

@@ -296,6 +296,9 @@ class Referral(models.Model):
     # What the practice needs before it can go on (records, an authorization); when given,
     # the referring office is sent it.
     hold_reason = models.CharField(max_length=300, blank=True)
+    # Why it was cancelled (the patient could not be reached, chose another practice…):
+    # asked for every cancellation since it was added, and sent to the referring office.
+    cancel_reason = models.CharField(max_length=300, blank=True)
     # First contact = the first answer to the referral (accepted, declined, on hold or
     # cancelled): the moment the practice has acted on it and called the patient or the
     # referrer. Set once by referral_transition; the SLA clock for contact stops here.

@@ -152,11 +152,14 @@ def check_referral_transition(
     to_status: str,
     decline_reason: str = "",
     appointment_at: datetime | None = None,
+    cancel_reason: str = "",
 ) -> None:
     """May this referral move to `to_status` with these details? Raises ValidationError."""
     referral.check_transition(to_status)
     if to_status == Status.DECLINED and not decline_reason.strip():
         raise ValidationError({"decline_reason": "Say why the referral is declined."})
+    if to_status == Status.CANCELLED and not cancel_reason.strip():
+        raise ValidationError({"cancel_reason": "Say why the referral is cancelled."})
     if to_status == Status.SCHEDULED and appointment_at is None:
         raise ValidationError({"appointment_at": "Give the appointment date and time."})
     if (
@@ -182,6 +185,7 @@ def referral_transition(
     appointment_at: datetime | None = None,
     at: datetime | None = None,
     hold_reason: str = "",
+    cancel_reason: str = "",
 ) -> Referral:
     """Move a referral to its next status and record the event. The row is locked first so
     two coordinators clicking at once cannot both move it from the same status."""
@@ -191,6 +195,7 @@ def referral_transition(
         to_status=to_status,
         decline_reason=decline_reason,
         appointment_at=appointment_at,
+        cancel_reason=cancel_reason,
     )
     at = at or timezone.now()
     from_status = locked.status
@@ -199,6 +204,9 @@ def referral_transition(
     if to_status == Status.DECLINED:
         locked.decline_reason = decline_reason.strip()
         fields.append("decline_reason")
+    if to_status == Status.CANCELLED:
+        locked.cancel_reason = cancel_reason.strip()
+        fields.append("cancel_reason")
     if to_status == Status.ON_HOLD:
         # Each hold says what it waits for (or nothing): an earlier hold's reason is not
         # carried over.
@@ -439,12 +447,15 @@ def referral_bulk_apply(
     are locked in id order so two bulk actions over overlapping rows cannot deadlock.
     Every move goes through referral_transition, so each row gets its event and its
     message to the referrer; every change of coordinator gets its event too. `reason` is
-    why they are declined (required to decline) or what a hold waits for (optional)."""
+    why they are declined or cancelled (required for both) or what a hold waits for
+    (optional)."""
     result = BulkResult()
     if to_status and to_status not in BULK_STATUSES:
         raise ValidationError({"to_status": "That move needs details: make it on each referral."})
     if to_status == Status.DECLINED and not reason.strip():
         raise ValidationError({"reason": "Say why the selected referrals are declined."})
+    if to_status == Status.CANCELLED and not reason.strip():
+        raise ValidationError({"reason": "Say why the selected referrals are cancelled."})
     locked = {
         r.pk: r
         for r in queryset.select_for_update(of=("self",))
@@ -494,6 +505,7 @@ def referral_bulk_apply(
                 note=note,
                 decline_reason=reason if to_status == Status.DECLINED else "",
                 hold_reason=reason if to_status == Status.ON_HOLD else "",
+                cancel_reason=reason if to_status == Status.CANCELLED else "",
             )
     result.applied = ids
     return result

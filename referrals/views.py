@@ -61,6 +61,7 @@ ACTION_FIELDS = {
     Status.DECLINED: "decline_reason",
     Status.SCHEDULED: "appointment_at",
     Status.ON_HOLD: "hold_reason",
+    Status.CANCELLED: "cancel_reason",
 }
 
 
@@ -358,6 +359,7 @@ def referral_transition_view(request: HttpRequest, pk: int) -> HttpResponse:
                 decline_reason=form.cleaned_data["decline_reason"],
                 appointment_at=form.cleaned_data["appointment_at"],
                 hold_reason=form.cleaned_data["hold_reason"],
+                cancel_reason=form.cleaned_data["cancel_reason"],
             )
         except ValidationError as exc:
             error = " ".join(exc.messages)

@@ -208,7 +208,10 @@ def test_the_sweep_finds_every_kind_of_message_whose_enqueue_was_lost():
     missed = _walk(_referral(email="third@example.org"), Status.ACCEPTED, Status.SCHEDULED)
     missed = referral_transition(referral=missed, to_status=Status.NO_SHOW, actor=None)
     cancelled = referral_transition(
-        referral=_referral(email="fourth@example.org"), to_status=Status.CANCELLED, actor=None
+        referral=_referral(email="fourth@example.org"),
+        to_status=Status.CANCELLED,
+        actor=None,
+        cancel_reason="the patient moved away.",
     )
     missing = set(services.referral_events_missing_messages())
     assert missing == {
@@ -342,6 +345,7 @@ def test_a_cancelled_referral_tells_the_referring_office_once(coordinator):
         versions={scheduled.pk: scheduled.updated_at, fresh.pk: fresh.updated_at},
         actor=coordinator,
         to_status=Status.CANCELLED,
+        reason="we could not reach the patient after three calls.",
     )
     for referral in (scheduled, fresh):
         for _ in range(2):
@@ -352,6 +356,7 @@ def test_a_cancelled_referral_tells_the_referring_office_once(coordinator):
     received_on = timezone.localtime(scheduled.received_at)
     assert f"{received_on:%B %-d, %Y}" in notice.body
     assert "cancelled" in notice.subject and "R.O." in notice.subject
+    assert "The reason: we could not reach the patient after three calls." in notice.body
     assert "Olsen" not in notice.subject + notice.body
     assert not any(
         status == Status.CANCELLED for _pk, status in services.referral_events_missing_messages()
@@ -365,7 +370,9 @@ def test_an_outbound_referral_cancelled_sends_nothing():
         ),
         actor=None,
     )
-    referral = referral_transition(referral=referral, to_status=Status.CANCELLED, actor=None)
+    referral = referral_transition(
+        referral=referral, to_status=Status.CANCELLED, actor=None, cancel_reason="Sent in error"
+    )
     assert services.loop_message_prepare(referral_id=referral.pk, status=Status.CANCELLED) == (
         None,
         None,
@@ -502,3 +509,26 @@ def test_a_bulk_hold_with_a_reason_asks_each_referring_office_for_it(client_for,
             referral_id=referral.pk, status=Status.ON_HOLD
         )
         assert "the insurance authorization." in notice.body
+
+
+def test_a_cancelled_notice_template_left_as_first_shipped_learns_to_say_why():
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("outreach.migrations.0016_cancelled_notice_says_why")
+    assert services.DEFAULT_TEMPLATES[K.CANCELLED]["body"] == migration.SAYS_WHY
+    template = services.letter_template_for(K.CANCELLED)
+    template.body = migration.FIRST
+    template.save()
+
+    migration.forwards(apps, None)
+    template.refresh_from_db()
+    assert "{{ cancel_reason }}" in template.body
+
+    # A text the practice wrote itself is theirs: left alone.
+    template.body = "Dear {{ provider_name }}, we closed the referral. Call us."
+    template.save()
+    migration.forwards(apps, None)
+    template.refresh_from_db()
+    assert template.body == "Dear {{ provider_name }}, we closed the referral. Call us."

@@ -27,29 +27,37 @@ def _messages(response) -> list[str]:
     return [str(m) for m in get_messages(response.wsgi_request)]
 
 
-def test_a_bulk_decline_needs_a_reason_and_changes_nothing_without_one(client_for, coordinator):
+@pytest.mark.parametrize(
+    ("to_status", "said"), [("declined", "declined"), ("cancelled", "cancelled")]
+)
+def test_a_bulk_decline_or_cancel_needs_a_reason_and_changes_nothing_without_one(
+    client_for, coordinator, to_status, said
+):
     referral = _logged()
     response = client_for(coordinator).post(
         reverse("referrals:bulk"),
-        {"rows": [_token(referral)], "to_status": "declined", "reason": "  "},
+        {"rows": [_token(referral)], "to_status": to_status, "reason": "  "},
     )
     assert response.status_code == 302
-    assert _messages(response) == ["Say why the selected referrals are declined."]
+    assert _messages(response) == [f"Say why the selected referrals are {said}."]
     referral.refresh_from_db()
     assert referral.status == Status.RECEIVED
 
 
-def test_the_service_refuses_a_bulk_decline_without_a_reason(coordinator):
+@pytest.mark.parametrize("to_status", [Status.DECLINED, Status.CANCELLED])
+def test_the_service_refuses_a_bulk_decline_or_cancel_without_a_reason(coordinator, to_status):
     from django.core.exceptions import ValidationError
 
     referral = _logged()
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError, match="Say why"):
         referral_bulk_apply(
             queryset=Referral.objects.all(),
             versions={referral.pk: referral.updated_at},
             actor=coordinator,
-            to_status=Status.DECLINED,
+            to_status=to_status,
         )
+    referral.refresh_from_db()
+    assert referral.status == Status.RECEIVED
 
 
 def test_a_bulk_decline_declines_every_row_with_the_reason_and_an_event(client_for, coordinator):
@@ -78,14 +86,15 @@ def test_a_bulk_decline_declines_every_row_with_the_reason_and_an_event(client_f
 @pytest.mark.parametrize(
     ("to_status", "said"),
     [
-        ("on_hold", "Put 2 referrals ({ids}) on hold."),
-        ("cancelled", "Cancelled 2 referrals ({ids})."),
+        ("on_hold", "Put 2 referrals ({ids}) on hold (waiting for: the X-rays)."),
+        ("cancelled", "Cancelled 2 referrals ({ids}) (reason: the X-rays)."),
     ],
 )
 def test_bulk_hold_and_cancel_move_every_row(client_for, coordinator, to_status, said):
     referrals = [_logged() for _ in range(2)]
     response = client_for(coordinator).post(
-        reverse("referrals:bulk"), {"rows": [_token(r) for r in referrals], "to_status": to_status}
+        reverse("referrals:bulk"),
+        {"rows": [_token(r) for r in referrals], "to_status": to_status, "reason": "the X-rays"},
     )
     ids = ", ".join(f"#{r.pk}" for r in referrals)
     assert _messages(response) == [said.format(ids=ids)]
@@ -121,7 +130,9 @@ def test_a_mixed_selection_reports_what_was_done_and_each_reason_rows_were_skipp
     fine = _logged()
     stale_one, stale_two = _logged(), _logged()
     closed = _logged()
-    referral_transition(referral=closed, to_status="cancelled", actor=None)
+    referral_transition(
+        referral=closed, to_status="cancelled", actor=None, cancel_reason="Duplicate"
+    )
     referral_transition(referral=closed, to_status="closed", actor=None)
     tokens = [_token(r) for r in (fine, stale_one, stale_two, closed)]
     # After the page loaded, the manager accepted two of them.
@@ -129,10 +140,10 @@ def test_a_mixed_selection_reports_what_was_done_and_each_reason_rows_were_skipp
         referral_transition(referral=referral, to_status="accepted", actor=manager)
     response = client_for(coordinator).post(
         reverse("referrals:bulk"),
-        {"rows": tokens, "to_status": "cancelled"},
+        {"rows": tokens, "to_status": "cancelled", "reason": "Sent twice"},
     )
     assert _messages(response) == [
-        f"Cancelled 1 referral (#{fine.pk}).",
+        f"Cancelled 1 referral (#{fine.pk}) (reason: Sent twice).",
         f"Left 2 referrals (#{stale_one.pk}, #{stale_two.pk}) unchanged: changed by someone "
         "else since you loaded the page; reload the page to see their changes, then try again.",
         f"Left 1 referral (#{closed.pk}) unchanged: a closed referral cannot move to cancelled.",

@@ -103,7 +103,9 @@ def test_a_reminder_is_created_once_when_the_consult_report_is_late(settings, co
     back = _sent(specialist, days_ago=30)
     referral_record_consult_report(referral=back, actor=coordinator)
     cancelled = _sent(specialist, days_ago=30)
-    referral_transition(referral=cancelled, to_status="cancelled", actor=None)
+    referral_transition(
+        referral=cancelled, to_status="cancelled", actor=None, cancel_reason="Duplicate"
+    )
     inbound = referral_log(
         referral=ReferralFactory.build(
             provider=specialist, received_at=timezone.now() - timedelta(days=40)

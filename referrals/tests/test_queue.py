@@ -195,10 +195,16 @@ def test_a_bulk_action_skips_and_reports_a_row_someone_else_just_changed(
     referral_transition(referral=changed, to_status="on_hold", actor=manager)
     response = client_for(coordinator).post(
         reverse("referrals:bulk"),
-        {"rows": tokens, "to_status": "cancelled", "assign_to": coordinator.pk},
+        {
+            "rows": tokens,
+            "to_status": "cancelled",
+            "reason": "Sent twice",
+            "assign_to": coordinator.pk,
+        },
     )
     assert _messages(response) == [
-        f"Cancelled 1 referral (#{untouched.pk}) and assigned them to {coordinator.get_full_name()}.",
+        f"Cancelled 1 referral (#{untouched.pk}) (reason: Sent twice) and assigned them to "
+        f"{coordinator.get_full_name()}.",
         f"Left 1 referral (#{changed.pk}) unchanged: "
         "changed by someone else since you loaded the page; "
         "reload the page to see their changes, then try again.",
@@ -212,7 +218,9 @@ def test_a_bulk_action_skips_and_reports_a_row_someone_else_just_changed(
 def test_a_bulk_move_not_allowed_for_a_row_skips_that_row_with_the_reason(coordinator):
     new = _logged()
     closed = _logged()
-    referral_transition(referral=closed, to_status="cancelled", actor=None)
+    referral_transition(
+        referral=closed, to_status="cancelled", actor=None, cancel_reason="Duplicate"
+    )
     referral_transition(referral=closed, to_status="closed", actor=None)
     new.refresh_from_db()
     closed.refresh_from_db()

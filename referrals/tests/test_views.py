@@ -243,3 +243,28 @@ def test_a_coordinator_puts_a_referral_on_hold_saying_what_is_needed(client_for,
     assert (referral.status, referral.hold_reason) == ("on_hold", "The <b>X-rays</b>, please.")
     page = client.get(referral.get_absolute_url()).content.decode()
     assert "On hold for: The &lt;b&gt;X-rays&lt;/b&gt;, please." in page
+
+
+def test_a_coordinator_cancels_a_referral_saying_why(client_for, coordinator):
+    referral = _logged(provider=ProviderFactory())
+    client = client_for(coordinator)
+    page = client.get(referral.get_absolute_url()).content.decode()
+    assert 'name="cancel_reason"' in page and "Why is it cancelled?" in page
+    transition = reverse("referrals:transition", args=[referral.pk])
+
+    refused = client.post(transition, {"to_status": "cancelled", "cancel_reason": " "}, follow=True)
+    assert "Say why the referral is cancelled." in refused.content.decode()
+    referral.refresh_from_db()
+    assert referral.status == "received"
+
+    client.post(
+        transition,
+        {"to_status": "cancelled", "cancel_reason": "We could not reach <i>the patient</i>."},
+    )
+    referral.refresh_from_db()
+    assert (referral.status, referral.cancel_reason) == (
+        "cancelled",
+        "We could not reach <i>the patient</i>.",
+    )
+    page = client.get(referral.get_absolute_url()).content.decode()
+    assert "Cancelled: We could not reach &lt;i&gt;the patient&lt;/i&gt;." in page

@@ -22,6 +22,8 @@ def referral():
 def _walk(referral, *statuses, actor=None):
     for status in statuses:
         extra = {"appointment_at": timezone.now()} if status == Status.SCHEDULED else {}
+        if status == Status.CANCELLED:
+            extra = {"cancel_reason": "The patient moved away."}
         referral = referral_transition(referral=referral, to_status=status, actor=actor, **extra)
     return referral
 
@@ -83,6 +85,23 @@ def test_declining_needs_a_reason(referral):
         referral=referral, to_status=Status.DECLINED, actor=None, decline_reason="Out of scope"
     )
     assert referral.decline_reason == "Out of scope"
+
+
+def test_cancelling_needs_a_reason_which_the_referral_keeps(referral):
+    with pytest.raises(ValidationError, match="why"):
+        referral_transition(referral=referral, to_status=Status.CANCELLED, actor=None)
+    assert referral.events.count() == 1
+    referral = referral_transition(
+        referral=referral,
+        to_status=Status.CANCELLED,
+        actor=None,
+        cancel_reason="  The patient chose a practice closer to home.  ",
+    )
+    referral.refresh_from_db()
+    assert (referral.status, referral.cancel_reason) == (
+        Status.CANCELLED,
+        "The patient chose a practice closer to home.",
+    )
 
 
 def test_scheduling_needs_an_appointment(referral):

@@ -62,6 +62,13 @@ NEXT_STEPS = [
     "Invite to the annual referral-partner dinner",
 ]
 
+# Why demo referrals were cancelled: what coordinators write most often.
+CANCEL_REASONS = [
+    "We could not reach the patient after three calls and a letter.",
+    "The patient chose to be seen closer to home.",
+    "The patient's insurance does not cover the visit here.",
+]
+
 
 class Command(BaseCommand):
     help = "Create a demo practice: users for each role, partners, referrals, activities, tasks."
@@ -205,6 +212,8 @@ class Command(BaseCommand):
             for status, at in zip(path, steps, strict=True):
                 if status == Status.DECLINED:
                     referral.decline_reason = "Outside our scope of practice"
+                if status == Status.CANCELLED:
+                    referral.cancel_reason = rng.choice(CANCEL_REASONS)
                 if status == Status.SCHEDULED:
                     referral.appointment_at = at + timedelta(days=5)
                 if status == Status.SEEN:
