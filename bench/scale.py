@@ -54,6 +54,11 @@ FULL = Scale(
 SMALL = Scale(organizations=500, partners=2_000, referrals=(2_000, 20_000), activities=(400, 4_000))
 
 YEARS = 4
+CANCEL_REASONS = [
+    "We could not reach the patient after three calls and a letter.",
+    "The patient chose to be seen closer to home.",
+    "The patient's insurance does not cover the visit here.",
+]
 FIRST_NAMES = [
     "Ruth",
     "James",
@@ -468,6 +473,8 @@ class Loader:
                     status,
                     ts(received),
                     "Outside our scope of practice" if "declined" in path else "",
+                    # By id, not by the generator: the rest of the data stays as it was.
+                    CANCEL_REASONS[pk % len(CANCEL_REASONS)] if "cancelled" in path else "",
                     ts(appointment) if appointment else NULL,
                     ts(seen) if seen else NULL,
                     ts(closed) if closed else NULL,
@@ -494,6 +501,7 @@ class Loader:
                 "status",
                 "received_at",
                 "decline_reason",
+                "cancel_reason",
                 "appointment_at",
                 "seen_at",
                 "closed_at",

@@ -101,12 +101,35 @@ QUEUE_COLUMNS = (
 )
 
 
+# An inbound referral lost with a reason the coordinator gave: declined, or cancelled
+# (cancellations before reasons were asked for have none). Shared by the query and the
+# partial index that serves it, so Postgres can match one to the other.
+LOST_WITH_REASON = Q(direction="inbound") & (~Q(decline_reason="") | ~Q(cancel_reason=""))
+
+
 class ReferralQuerySet(models.QuerySet["Referral"]):
     def open(self) -> ReferralQuerySet:
         return self.filter(status__in=OPEN_STATUSES)
 
     def inbound(self) -> ReferralQuerySet:
         return self.filter(direction=Referral.Direction.INBOUND)
+
+    def lost_reasons(
+        self, *, since: datetime, until: datetime, limit: int = 10
+    ) -> list[dict[str, Any]]:
+        """Why inbound referrals received in [since, until) were lost: the most frequent
+        decline and cancellation reasons, each with its count, most frequent first."""
+        cancelled = ~Q(cancel_reason="")
+        return list(
+            self.filter(LOST_WITH_REASON, received_at__gte=since, received_at__lt=until)
+            .annotate(
+                outcome=Case(When(cancelled, then=Value("Cancelled")), default=Value("Declined")),
+                why=Case(When(cancelled, then=F("cancel_reason")), default=F("decline_reason")),
+            )
+            .values("outcome", "why")
+            .annotate(n=models.Count("pk"))
+            .order_by("-n", "outcome", "why")[:limit]
+        )
 
     def outbound(self) -> ReferralQuerySet:
         return self.filter(direction=Referral.Direction.OUTBOUND)
@@ -358,6 +381,11 @@ class Referral(models.Model):
             # birth date) on entry and on the detail page; without it a full scan at scale.
             models.Index(
                 Lower(Trim("patient_last_name")), "patient_dob", name="referral_patient_match_idx"
+            ),
+            # Why referrals were lost (conversion report): the few lost ones of a period
+            # without reading every referral of it.
+            models.Index(
+                fields=["received_at"], condition=LOST_WITH_REASON, name="referral_lost_idx"
             ),
         ]
         constraints = [

@@ -574,6 +574,7 @@ def conversion_report(request: HttpRequest) -> HttpResponse:
             "period": period,
             "rows": rows,
             "funnel_chart": _conversion_chart(rows),
+            "lost_reasons": Referral.objects.lost_reasons(since=start, until=end),
             "open_inquiries": paginate(
                 request,
                 Inquiry.objects.filter(

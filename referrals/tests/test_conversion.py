@@ -124,3 +124,41 @@ def test_a_referral_inquiry_cannot_be_edited_apart_from_its_referral(client_for,
 def test_a_liaison_may_not_log_inquiries(client_for, liaison):
     response = client_for(liaison).get(reverse("referrals:inquiry_create"))
     assert response.status_code == 403
+
+
+def _lost(to_status, why, *, days_ago=1, direction="inbound"):
+    referral = referral_log(
+        referral=ReferralFactory.build(
+            provider=ProviderFactory(in_network=True),
+            direction=direction,
+            received_at=timezone.now() - timedelta(days=days_ago),
+        ),
+        actor=None,
+    )
+    reason = "decline_reason" if to_status == "declined" else "cancel_reason"
+    return referral_transition(referral=referral, to_status=to_status, actor=None, **{reason: why})
+
+
+def test_the_report_says_why_partner_referrals_were_lost(client_for, manager):
+    from referrals.models import Referral
+
+    for _ in range(3):
+        _lost("cancelled", "We could not reach the patient.")
+    for _ in range(2):
+        _lost("declined", "Not in network with the patient's plan.")
+    _lost("declined", "We could not reach the patient.")  # same words, other outcome
+    _lost("cancelled", "Patient moved away.", days_ago=800)  # outside the period
+    _lost("cancelled", "Sent in error.", direction="outbound")  # not a lost inquiry
+    _inbound()  # still open: not lost
+
+    since, until = timezone.now() - timedelta(days=30), timezone.now() + timedelta(days=1)
+    assert Referral.objects.lost_reasons(since=since, until=until) == [
+        {"outcome": "Cancelled", "why": "We could not reach the patient.", "n": 3},
+        {"outcome": "Declined", "why": "Not in network with the patient's plan.", "n": 2},
+        {"outcome": "Declined", "why": "We could not reach the patient.", "n": 1},
+    ]
+    page = client_for(manager).get(reverse("referrals:conversion")).content.decode()
+    table = page.split('data-testid="lost-reasons"')[1].split("</table>")[0]
+    assert "<td>Cancelled</td><td>We could not reach the patient.</td>" in table
+    assert "Not in network with the patient&#x27;s plan." in table
+    assert "Patient moved away." not in table and "Sent in error." not in table
