@@ -15,7 +15,7 @@ from core.roles import Role
 from intake.uploads import DocumentsField
 from partners.models import Provider
 from partners.widgets import ProviderPicker
-from referrals.models import Inquiry, Referral, SlaState, Status
+from referrals.models import REASON_SUGGESTIONS, Inquiry, Referral, SlaState, Status
 from referrals.services import BULK_STATUSES
 
 
@@ -309,6 +309,10 @@ class BulkActionForm(forms.Form):
     # Sent to the referring offices: why they are declined or cancelled (required), or what
     # a hold waits for (optional).
     reason = forms.CharField(required=False, max_length=300, label="Reason")
+    # Offered in the reason field (a <datalist>): every move's suggested words.
+    reason_suggestions = tuple(
+        text for status in BULK_STATUSES for text in REASON_SUGGESTIONS.get(status, ())
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -316,7 +320,9 @@ class BulkActionForm(forms.Form):
         self.fields["rows"].valid_value = lambda value: True  # type: ignore[method-assign]
         for name in ("assign_to", "to_status"):
             self.fields[name].widget.attrs["class"] = "form-select form-select-sm"
-        self.fields["reason"].widget.attrs["class"] = "form-control form-control-sm"
+        self.fields["reason"].widget.attrs.update(
+            {"class": "form-control form-control-sm", "list": "bulk-reasons"}
+        )
 
     def clean_rows(self) -> dict[int, datetime]:
         return parse_versions(self.cleaned_data["rows"])

@@ -73,6 +73,30 @@ ACTION_LABELS: dict[str, str] = {
     Status.CANCELLED: "Cancel",
 }
 
+# Offered (not imposed) when a coordinator declines, cancels or holds a referral: the same
+# words each time make the reasons group in the conversion report, and they are written for
+# the referring office, which is sent them. Any other text is accepted.
+REASON_SUGGESTIONS: dict[str, tuple[str, ...]] = {
+    Status.DECLINED: (
+        "We are not in network with the patient's insurance plan.",
+        "The condition is outside our scope of practice.",
+        "We are not taking new patients for this service at the moment.",
+    ),
+    Status.CANCELLED: (
+        "We could not reach the patient after three calls and a letter.",
+        "The patient declined the appointment.",
+        "The patient chose to be seen at another practice.",
+        "The insurance authorization was denied.",
+        "This referral duplicated one we already had.",
+    ),
+    Status.ON_HOLD: (
+        "The office notes of the last visit.",
+        "The insurance authorization or referral number.",
+        "Recent imaging and its report.",
+        "The lab results mentioned in the referral.",
+    ),
+}
+
 OPEN_STATUSES = (
     Status.RECEIVED,
     Status.ACCEPTED,

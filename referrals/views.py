@@ -40,7 +40,7 @@ from referrals.forms import (
     ReferralForm,
     TransitionForm,
 )
-from referrals.models import ACTION_LABELS, Inquiry, Referral, Status
+from referrals.models import ACTION_LABELS, REASON_SUGGESTIONS, Inquiry, Referral, Status
 from referrals.selectors import (
     get_referral_for_user,
     possible_duplicates,
@@ -295,7 +295,12 @@ def _workflow_context(request: HttpRequest, referral: Referral, **extra: Any) ->
     can_change = request.user.has_perm("referrals.change_referral")
     actions = (
         [
-            {"status": status, "label": ACTION_LABELS[status], "field": ACTION_FIELDS.get(status)}
+            {
+                "status": status,
+                "label": ACTION_LABELS[status],
+                "field": ACTION_FIELDS.get(status),
+                "suggestions": REASON_SUGGESTIONS.get(status, ()),
+            }
             for status in referral.allowed_transitions()
         ]
         if can_change

@@ -268,3 +268,25 @@ def test_a_coordinator_cancels_a_referral_saying_why(client_for, coordinator):
     )
     page = client.get(referral.get_absolute_url()).content.decode()
     assert "Cancelled: We could not reach &lt;i&gt;the patient&lt;/i&gt;." in page
+
+
+def test_the_reason_fields_suggest_words_written_for_the_referring_office(client_for, coordinator):
+    from referrals.models import REASON_SUGGESTIONS
+
+    referral = _logged(provider=ProviderFactory())
+    client = client_for(coordinator)
+    page = client.get(referral.get_absolute_url()).content.decode()
+    for status, name in (("declined", "decline"), ("on_hold", "hold"), ("cancelled", "cancel")):
+        field = re.search(rf'<input[^>]*name="{name}_reason"[^>]*>', page)[0]
+        assert f'list="reasons-{status}-{referral.pk}"' in field
+        datalist = re.search(
+            rf'<datalist id="reasons-{status}-{referral.pk}">(.*?)</datalist>', page, re.S
+        )[1]
+        assert datalist.count("<option") == len(REASON_SUGGESTIONS[status])
+    assert "We could not reach the patient after three calls and a letter." in page
+
+    queue = client.get(reverse("referrals:list")).content.decode()
+    assert re.search(r'<input[^>]*name="reason"[^>]*list="bulk-reasons"', queue)
+    bulk = re.search(r'<datalist id="bulk-reasons">(.*?)</datalist>', queue, re.S)[1]
+    assert "The patient chose to be seen at another practice." in bulk
+    assert "The condition is outside our scope of practice." in bulk
