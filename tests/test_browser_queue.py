@@ -15,7 +15,7 @@ from partners.factories import ProviderFactory
 from referrals.factories import ReferralFactory
 from referrals.models import Referral, Status
 from referrals.services import referral_log
-from tests.test_browser import browser, page  # noqa: F401 - the shared browser fixtures
+from tests.test_browser import PHONE, browser, page  # noqa: F401 - the shared browser fixtures
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -86,4 +86,23 @@ def test_a_coordinator_claims_an_overdue_referral_and_accepts_two_at_once(
     expect(page.get_by_text(f"Put 1 referral (#{fresh.pk}) on hold.")).to_be_visible()
     assert Referral.objects.get(pk=fresh.pk).status == Status.ON_HOLD
     assert Referral.objects.get(pk=late.pk).status == Status.ACCEPTED
+
+    # Back on a phone, one referral is cancelled from its page: the reason is asked for
+    # (the browser will not send the form without it) and shown once it is saved.
+    page.set_viewport_size(PHONE)
+    page.goto(f"/referrals/{late.pk}/")
+    status = page.get_by_test_id("status")
+    page.get_by_text("Cancel…").click()
+    page.get_by_role("button", name="Cancel", exact=True).click()
+    expect(status).to_have_text("Accepted")
+    page.get_by_label("Why is it cancelled?").fill(
+        "The patient chose to be seen at another practice."
+    )
+    page.get_by_role("button", name="Cancel", exact=True).click()
+    expect(status).to_have_text("Cancelled")
+    expect(
+        page.get_by_text("Cancelled: The patient chose to be seen at another practice.")
+    ).to_be_visible()
+    assert Referral.objects.get(pk=late.pk).cancel_reason.startswith("The patient chose")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     assert page.problems == []

@@ -1,0 +1,77 @@
+"""Every page fits a phone: each product page a manager can open, in chromium at phone
+width, neither scrolls sideways nor leaves an error in the console."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from core.factories import DEMO_PASSWORD
+from tests.test_browser import PHONE, browser, page  # noqa: F401 - the shared browser fixtures
+from tests.test_no_server_errors import SKIP_PREFIXES, _fill, _patterns, world  # noqa: F401
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+# Pages whose purpose is to leave the app (downloads) or that end the session.
+NOT_PAGES = ("accounts/",)
+
+# What sticks out past the right edge of the screen, if anything (for the failure message).
+WIDE = """() => [...document.querySelectorAll('body *')]
+  .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)
+  .slice(0, 3).map(e => e.tagName.toLowerCase() + '.' + e.className)"""
+
+
+def _pages(user: Any, pks: list[int]) -> list[str]:
+    """One URL per product page that answers this user with a whole HTML page (found
+    with Django's test client, so the browser opens only real pages)."""
+    client = Client()
+    client.force_login(user)
+    urls = []
+    for route in _patterns():
+        if route.startswith(SKIP_PREFIXES + NOT_PAGES):
+            continue
+        for pk in pks if "<" in route else [0]:
+            url = _fill(route, pk)
+            response = client.get(url)
+            # Whole pages only: htmx fragments (type-ahead options and the like) are not
+            # opened by themselves.
+            if (
+                response.status_code == 200
+                and not response.streaming
+                and b"<!doctype html>" in response.content[:200].lower()
+            ):
+                urls.append(url)
+                break
+    return urls
+
+
+def test_every_page_a_manager_opens_fits_a_phone(
+    page: Any,  # noqa: F811 - the fixture imported above
+    world: dict[str, Any],  # noqa: F811
+) -> None:
+    manager = next(user for user in world["users"] if user.username == "manager")
+    urls = _pages(manager, world["pks"])
+    assert len(urls) > 30
+
+    page.goto("/accounts/login/")
+    page.get_by_label("Username").fill("manager")
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_load_state()
+
+    missing: list[str] = []
+    page.on("response", lambda r: r.status >= 400 and missing.append(f"{r.status} {r.url}"))
+    too_wide, problems = {}, {}
+    for url in urls:
+        seen = len(page.problems), len(missing)
+        page.goto(url)
+        page.wait_for_load_state("networkidle")
+        if not page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"):
+            too_wide[url] = page.evaluate(WIDE)
+        if len(page.problems) > seen[0]:
+            problems[url] = page.problems[seen[0] :] + missing[seen[1] :]
+    assert page.viewport_size == PHONE
+    assert too_wide == {}
+    assert problems == {}
