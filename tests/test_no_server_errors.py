@@ -20,7 +20,7 @@ from core.factories import UserFactory
 from core.roles import Role
 from outreach.factories import ActivityFactory, EventFactory, PlannedVisitFactory, TaskFactory
 from outreach.models import Invitation, LetterTemplate, NewsletterIssue
-from outreach.services import thank_you_prepare
+from outreach.services import letter_template_for, thank_you_prepare
 from partners.factories import ProviderFactory, StaffMemberFactory
 from referrals.factories import ReferralFactory
 from referrals.models import Status
@@ -88,8 +88,10 @@ def world() -> dict[str, Any]:
             {
                 provider.pk,
                 referral.pk,
-                LetterTemplate.objects.get(kind=LetterTemplate.Kind.THANK_YOU).pk,
-                LetterTemplate.objects.get(kind=LetterTemplate.Kind.EVENT_REMINDER).pk,
+                # Made if missing: a browser test's flush before this one empties the
+                # rows the data migrations made.
+                letter_template_for(LetterTemplate.Kind.THANK_YOU).pk,
+                letter_template_for(LetterTemplate.Kind.EVENT_REMINDER).pk,
                 1,
                 visit.pk,
                 invitation.event_id,
