@@ -19,7 +19,7 @@ from outreach.services import thank_you_prepare
 from partners.factories import OrganizationFactory, ProviderFactory, StaffMemberFactory
 from partners.models import Provider
 from referrals.factories import REASONS
-from referrals.models import Referral, ReferralEvent, Status
+from referrals.models import REASON_SUGGESTIONS, Referral, ReferralEvent, Status
 
 DEMO_USERS = [
     ("manager", "Maria", "Lopez", Role.MANAGER),
@@ -60,13 +60,6 @@ NEXT_STEPS = [
     "Introduce our new sports-medicine physician",
     "Follow up on delayed consult notes",
     "Invite to the annual referral-partner dinner",
-]
-
-# Why demo referrals were cancelled: what coordinators write most often.
-CANCEL_REASONS = [
-    "We could not reach the patient after three calls and a letter.",
-    "The patient chose to be seen closer to home.",
-    "The patient's insurance does not cover the visit here.",
 ]
 
 
@@ -211,9 +204,9 @@ class Command(BaseCommand):
             steps = [received + timedelta(days=2 * (i + 1)) for i in range(len(path))]
             for status, at in zip(path, steps, strict=True):
                 if status == Status.DECLINED:
-                    referral.decline_reason = "Outside our scope of practice"
+                    referral.decline_reason = rng.choice(REASON_SUGGESTIONS[Status.DECLINED])
                 if status == Status.CANCELLED:
-                    referral.cancel_reason = rng.choice(CANCEL_REASONS)
+                    referral.cancel_reason = rng.choice(REASON_SUGGESTIONS[Status.CANCELLED])
                 if status == Status.SCHEDULED:
                     referral.appointment_at = at + timedelta(days=5)
                 if status == Status.SEEN:
