@@ -290,3 +290,40 @@ def test_the_reason_fields_suggest_words_written_for_the_referring_office(client
     bulk = re.search(r'<datalist id="bulk-reasons">(.*?)</datalist>', queue, re.S)[1]
     assert "The patient chose to be seen at another practice." in bulk
     assert "The condition is outside our scope of practice." in bulk
+
+
+@pytest.mark.parametrize(
+    ("field", "question", "required"),
+    [
+        ("decline_reason", "Why is it declined?", True),
+        ("hold_reason", "What is needed before it can go on? (optional)", False),
+        ("cancel_reason", "Why is it cancelled?", True),
+    ],
+)
+def test_each_reason_input_has_its_own_label_rule_and_help_for_an_inbound_referral(
+    client_for, coordinator, field, question, required
+):
+    referral = _logged(provider=ProviderFactory())
+    page = client_for(coordinator).get(referral.get_absolute_url()).content.decode()
+    field_id = f"{field}-{referral.pk}"
+    assert f'<label class="form-label small" for="{field_id}">{question}</label>' in page
+    tag = re.search(rf'<input [^>]*id="{field_id}"[^>]*>', page)[0]
+    assert f'name="{field}"' in tag
+    assert (" required" in tag) is required
+    assert f'aria-describedby="{field_id}-help"' in tag
+    assert re.search(
+        rf'<div class="form-text mb-2" id="{field_id}-help">[^<]*referring office', page
+    )
+
+
+def test_an_outbound_referral_s_reason_inputs_do_not_speak_of_the_referring_office(
+    client_for, coordinator
+):
+    referral = _logged(provider=ProviderFactory(), direction="outbound")
+    page = client_for(coordinator).get(referral.get_absolute_url()).content.decode()
+    assert f'id="cancel_reason-{referral.pk}"' in page
+    assert (
+        "aria-describedby"
+        not in re.search(rf'<input [^>]*id="cancel_reason-{referral.pk}"[^>]*>', page)[0]
+    )
+    assert "referring office is" not in page
