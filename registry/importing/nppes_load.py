@@ -230,10 +230,17 @@ def _drop_indexes_if_empty() -> None:
     cheaper. Their definitions are written to a file first, so a load killed half-way gets
     them back at the start of the next import (`_restore_indexes`). The unique NPI index stays:
     the merge needs it. A registry that already holds rows keeps its indexes (a monthly update
-    rewrites few rows, and the finder keeps working during it)."""
+    rewrites few rows, and the finder keeps working during it). Only the table's owner may
+    drop its indexes: run as the app's narrower role (`create_app_role`), a first load keeps
+    them and is slower."""
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {TABLE})")  # noqa: S608
-        if cursor.fetchone()[0]:
+        cursor.execute(
+            f"SELECT EXISTS (SELECT 1 FROM {TABLE}),"  # noqa: S608
+            " pg_has_role((SELECT relowner FROM pg_class WHERE oid = %s::regclass), 'USAGE')",
+            [TABLE],
+        )
+        has_rows, owner = cursor.fetchone()
+        if has_rows or not owner:
             return
         cursor.execute(
             """
