@@ -2,6 +2,7 @@ from typing import Any
 
 from django import forms
 
+from core.ids import parse_id
 from core.templatetags.people import person
 
 
@@ -36,19 +37,15 @@ class UserChoiceField(forms.ModelChoiceField):
         return person(obj)
 
 
-# The largest id a 64-bit integer column holds.
-MAX_ID = 2**63 - 1
-
-
 class IdsMultipleChoiceField(forms.ModelMultipleChoiceField):
-    """A multiple choice of rows whose posted ids are first checked to fit a 64-bit
-    integer: Django looks them up with `pk__in`, which SQLite and Postgres refuse with an
-    overflow (a server error) instead of finding nothing."""
+    """A multiple choice of rows whose posted ids are first checked to be ids a 64-bit
+    column holds: Django looks them up with `pk__in`, which SQLite and Postgres refuse with
+    an overflow (a server error) instead of finding nothing."""
 
     def _check_values(self, value: Any) -> Any:
         for pk in value:
             text = str(pk).strip()
-            if text.lstrip("-").isdigit() and abs(int(text)) > MAX_ID:
+            if parse_id(text) is None:
                 raise forms.ValidationError(
                     self.error_messages["invalid_pk_value"],
                     code="invalid_pk_value",

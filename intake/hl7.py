@@ -83,7 +83,9 @@ def unescape(text: str, encoding: Encoding) -> str:
         if code in replacements:
             return replacements[code]
         if code.startswith("X") and re.fullmatch(r"X(?:[0-9A-Fa-f]{2})+", code):
-            return bytes.fromhex(code[1:]).decode("latin-1")
+            # Control characters (a NUL, say) are no text a referral can hold.
+            decoded = bytes.fromhex(code[1:]).decode("latin-1")
+            return "".join(c for c in decoded if c.isprintable() or c in "\n\t")
         if code in {".br", "H", "N"}:
             return "\n" if code == ".br" else ""
         return ""
@@ -105,6 +107,8 @@ def parse(data: bytes | str) -> Message:
     text = text.lstrip("\ufeff\x0b").rstrip("\x1c\r\n ")
     if not text.startswith("MSH") or len(text) < 8:
         raise Hl7Error("This is not an HL7 v2 message: it must start with an MSH segment.")
+    if "\x00" in text:
+        raise Hl7Error("The file contains NUL characters: it is not a text HL7 message.")
     field_sep = text[3]
     encoding_chars = text[4:8]
     if field_sep.isalnum() or len(set(encoding_chars)) != 4 or field_sep in encoding_chars:

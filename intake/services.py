@@ -9,7 +9,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -130,6 +130,16 @@ def _check_throttle(link: IntakeLink) -> None:
 def _provider_for(link: IntakeLink, new_provider: NewProvider) -> tuple[Provider, bool]:
     provider = Provider.objects.filter(npi=new_provider.npi).first()
     if provider is not None:
+        if provider.organization_id != link.organization_id:
+            # Crediting another practice's provider would send them the letters about
+            # this patient.
+            raise ValidationError(
+                {
+                    "other_npi": "Our records list this NPI at another practice, so it "
+                    "cannot be used through your office's link. Please send this referral "
+                    "by fax or call us, and we will update our records."
+                }
+            )
         return provider, False
     provider = Provider(
         npi=new_provider.npi,
@@ -276,6 +286,12 @@ def referral_import_hl7(
     order = read_referral_order(data)
     if not order.message_control_id:
         raise Hl7Error("The message has no control ID (MSH-10).")
+    if len(order.message_control_id) > 200 or len(order.sending_application) > 200:
+        # Both identify the message for the once-only check; cut short they would not.
+        raise Hl7Error(
+            "The message's control ID (MSH-10) or sending application (MSH-3) is longer "
+            "than 200 characters."
+        )
     earlier = (
         Hl7Import.objects.filter(
             sending_application=order.sending_application,
@@ -304,13 +320,20 @@ def referral_import_hl7(
         referral_log(referral=referral, actor=actor)
     except ValidationError as error:
         raise Hl7Error("The order cannot be saved: " + " ".join(error.messages)) from error
-    Hl7Import.objects.create(
-        referral=referral,
-        sending_application=order.sending_application,
-        message_control_id=order.message_control_id[:200],
-        placer_order_number=order.placer_order_number[:200],
-        imported_by=actor,
-    )
+    try:
+        with transaction.atomic():
+            Hl7Import.objects.create(
+                referral=referral,
+                sending_application=order.sending_application,
+                message_control_id=order.message_control_id,
+                placer_order_number=order.placer_order_number[:200],
+                imported_by=actor,
+            )
+    except IntegrityError as error:
+        # The same message imported at the same moment by someone else: theirs stands.
+        raise Hl7Error(
+            f"This message ({order.message_control_id}) was already imported."
+        ) from error
     audit_record(
         action=PatientDataAccess.Action.CREATE,
         referral_ids=[referral.pk],

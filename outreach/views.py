@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from core.htmx import render_page
+from core.ids import parse_id
 from core.pagination import paginate
 from outreach import calendar_feed, ledger
 from outreach.forms import (
@@ -572,10 +573,9 @@ def letter_pdf_download(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_required("outreach.change_compliancelimit", raise_exception=True)
 @require_POST
 def compliance_limit_save(request: HttpRequest) -> HttpResponse:
-    year_text = request.POST.get("year", "")
-    existing = (
-        ComplianceLimit.objects.filter(year=int(year_text)).first() if year_text.isdigit() else None
-    )
+    year = parse_id(request.POST.get("year", ""))
+    # A year a form can hold; anything else is the form's to refuse, with its message.
+    existing = ComplianceLimit.objects.filter(year=year).first() if year and year < 10_000 else None
     form = ComplianceLimitForm(request.POST, instance=existing)
     if form.is_valid():
         limit = form.save(commit=False)

@@ -5,6 +5,7 @@ from typing import Any
 from django import forms
 from django.urls import reverse_lazy
 
+from core.ids import parse_id
 from partners.models import Organization, Provider
 
 
@@ -40,11 +41,8 @@ class TypeaheadPicker(forms.HiddenInput):
     def get_context(self, name: str, value: Any, attrs: dict[str, Any] | None) -> dict[str, Any]:
         context = super().get_context(name, value, attrs)
         # The value comes back from the user on a re-rendered form: it may be anything.
-        label = (
-            self.label_for(int(value))
-            if str(value or "").isdigit() and len(str(value)) < 19
-            else ""
-        )
+        pk = parse_id(value or "")
+        label = self.label_for(pk) if pk is not None else ""
         context["widget"].update(
             label=label,
             typeahead_url=str(self.typeahead_url),

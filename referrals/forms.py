@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from core.filters import PersonFilter, StyledFilterSet
 from core.forms import UserChoiceField
+from core.ids import parse_id
 from core.roles import Role
 from intake.uploads import DocumentsField
 from partners.models import Provider
@@ -37,6 +38,7 @@ class ReferralForm(forms.ModelForm):
     assigned_to = UserChoiceField(
         queryset=coordinator_choices(), required=False, label="Coordinator"
     )
+    version = forms.CharField(required=False, widget=forms.HiddenInput)
 
     class Meta:
         model = Referral
@@ -66,9 +68,15 @@ class ReferralForm(forms.ModelForm):
             self.initial.setdefault(
                 "received_at", timezone.localtime().replace(second=0, microsecond=0)
             )
+        else:
+            # What the user saw: a save over a colleague's later change is refused.
+            self.initial["version"] = self.instance.updated_at.isoformat()
         self.fields["provider"].error_messages["invalid_choice"] = (
             "Choose a partner from the list (type two or more letters of a name or an NPI)."
         )
+
+    def clean_version(self) -> datetime | None:
+        return parse_version(self.cleaned_data["version"])
 
     def clean_received_at(self) -> datetime:
         value = self.cleaned_data["received_at"]
@@ -283,9 +291,10 @@ def parse_versions(values: list[str]) -> dict[int, datetime]:
             raise forms.ValidationError(
                 "The selection was not understood; reload the page."
             ) from None
-        if not pk.isdigit() or len(pk) > 18 or version.tzinfo is None:
+        row = parse_id(pk)
+        if row is None or version.tzinfo is None:
             raise forms.ValidationError("The selection was not understood; reload the page.")
-        versions[int(pk)] = version
+        versions[row] = version
     return versions
 
 
@@ -340,6 +349,17 @@ class BulkActionForm(forms.Form):
         return data
 
 
+def parse_version(value: str) -> datetime | None:
+    """A hidden `version` field: the updated_at of the referral when the page was loaded."""
+    if not value:
+        return None
+    try:
+        version = datetime.fromisoformat(value)
+    except ValueError:
+        raise forms.ValidationError("Reload the page and try again.") from None
+    return version if version.tzinfo else None
+
+
 class AssignForm(forms.Form):
     assignee = UserChoiceField(queryset=coordinator_choices(), required=False, empty_label="Nobody")
     version = forms.CharField(required=False, widget=forms.HiddenInput)
@@ -349,14 +369,7 @@ class AssignForm(forms.Form):
         self.fields["assignee"].widget.attrs["class"] = "form-select form-select-sm"
 
     def clean_version(self) -> datetime | None:
-        value = self.cleaned_data["version"]
-        if not value:
-            return None
-        try:
-            version = datetime.fromisoformat(value)
-        except ValueError:
-            raise forms.ValidationError("Reload the page and try again.") from None
-        return version if version.tzinfo else None
+        return parse_version(self.cleaned_data["version"])
 
 
 class InquiryForm(forms.ModelForm):

@@ -315,17 +315,31 @@ def _inquiry_stage(referral: Referral) -> tuple[str, dict[str, datetime | None]]
     return Inquiry.Status.INQUIRY, {}
 
 
+STALE_EDIT = (
+    "Someone changed this referral after you opened it (see its history), so nothing was "
+    "saved. Your values are below: check them and save again to keep them."
+)
+
+
 @transaction.atomic
 def referral_edit(
-    *, referral: Referral, fields: Sequence[str], actor: AbstractBaseUser | None
+    *,
+    referral: Referral,
+    fields: Sequence[str],
+    actor: AbstractBaseUser | None,
+    version: datetime | None = None,
 ) -> list[str]:
     """Save in-place edits of a referral's details (an unsaved instance carrying the new
     values of `fields`) and write them to its history: a change of coordinator as an
     assignment event, anything else as one edit event listing old and new values (patient
     fields by name only). The conversion data follow: an inbound referral's inquiry moves
     with its received date, and a change of direction adds or removes the inquiry.
-    Returns the names of the fields that changed."""
+    Returns the names of the fields that changed. With `version` (the updated_at the user
+    saw) nothing is saved if the referral changed since: ValidationError(code="stale").
+    Only the changed fields are written, so a status move made meanwhile stands."""
     before = Referral.objects.select_for_update().select_related("provider").get(pk=referral.pk)
+    if version is not None and before.updated_at != version:
+        raise ValidationError(STALE_EDIT, code="stale")
     changed = [
         name
         for name in fields
@@ -344,7 +358,10 @@ def referral_edit(
             referral.in_network = None
             referral.out_of_network_reason = ""
     referral.full_clean()
-    referral.save()
+    written = {*changed, "updated_at"}
+    if {"direction", "provider"} & set(changed):
+        written |= {"in_network", "out_of_network_reason"}
+    referral.save(update_fields=sorted(written))
     if "assigned_to" in changed:
         _record_assignments(
             moves=[(referral.pk, before.assigned_to_id)],

@@ -12,7 +12,7 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Count, F, Q
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -97,10 +97,11 @@ def _back_to_queue(request: HttpRequest) -> HttpResponse:
     """Return to the queue page the action came from (its filters and page), never to an
     address outside this site."""
     target = request.POST.get("next", "")
-    if target and url_has_allowed_host_and_scheme(
+    # A path on this site only; `redirect()` would take anything else for a URL name.
+    if target.startswith("/") and url_has_allowed_host_and_scheme(
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
-        return redirect(target)
+        return HttpResponseRedirect(target)
     return redirect("referrals:list")
 
 
@@ -265,21 +266,35 @@ def referral_update(request: HttpRequest, pk: int) -> HttpResponse:
     referral = get_referral_for_user(request.user, pk, write=True)
     form = ReferralForm(request.POST or None, instance=referral)
     if request.method == "POST" and form.is_valid():
-        with transaction.atomic():
-            referral_edit(
-                referral=form.save(commit=False), fields=form.Meta.fields, actor=request.user
-            )
-            changed = [name for name in form.changed_data if name in PATIENT_FIELDS]
-            if changed:
-                audit_record(
-                    action=PatientDataAccess.Action.CHANGE,
-                    referral_ids=[referral.pk],
-                    user=request.user,
-                    fields=changed,
-                    request=request,
+        try:
+            with transaction.atomic():
+                referral_edit(
+                    referral=form.save(commit=False),
+                    fields=form.Meta.fields,
+                    actor=request.user,
+                    version=form.cleaned_data["version"],
                 )
-        messages.success(request, "Changes saved.")
-        return redirect(referral)
+                changed = [name for name in form.changed_data if name in PATIENT_FIELDS]
+                if changed:
+                    audit_record(
+                        action=PatientDataAccess.Action.CHANGE,
+                        referral_ids=[referral.pk],
+                        user=request.user,
+                        fields=changed,
+                        request=request,
+                    )
+        except ValidationError as error:
+            if error.code != "stale":
+                raise
+            # The user's values stay; the next save is measured against the current row.
+            form.data = form.data.copy()
+            form.data["version"] = (
+                Referral.objects.filter(pk=referral.pk).values_list("updated_at", flat=True).get()
+            ).isoformat()
+            form.add_error(None, error)
+        else:
+            messages.success(request, "Changes saved.")
+            return redirect(referral)
     if request.method == "GET" and request.user.has_perm("referrals.view_patient_details"):
         # The edit form shows every patient field.
         audit_record(

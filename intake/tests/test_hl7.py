@@ -170,3 +170,47 @@ def test_the_command_imports_a_file_and_reports_refusals(tmp_path, capsys):
     with pytest.raises(CommandError, match="1 of 1 file"):
         call_command("import_hl7", str(bad))
     assert "must start with an MSH segment" in capsys.readouterr().err
+
+
+@pytest.mark.django_db
+def test_a_message_with_a_nul_character_is_refused_with_the_reason(client_for, coordinator):
+    data = _sample().replace(b"Packton", b"Pack\x00ton")
+    response = client_for(coordinator).post(
+        reverse("intake:hl7_upload"),
+        {"message": SimpleUploadedFile("order.hl7", data), "provider": ProviderFactory().pk},
+    )
+    assert response.status_code == 200
+    assert "contains NUL characters" in response.content.decode()
+    assert not Referral.objects.exists()
+
+
+@pytest.mark.django_db
+def test_control_characters_spelled_as_hex_escapes_are_left_out(coordinator):
+    data = _sample().replace(b"Rule out headache", b"Rule out\\X00\\ headache\\X07\\")
+    referral = referral_import_hl7(data=data, actor=coordinator, provider=ProviderFactory())
+    assert "Rule out headache" in referral.reason
+    assert "\x00" not in referral.reason and "\x07" not in referral.reason
+
+
+@pytest.mark.django_db
+def test_a_control_id_too_long_to_keep_is_refused_and_so_imported_only_once(coordinator):
+    data = _sample().replace(b"|17882|", b"|" + b"9" * 250 + b"|")
+    with pytest.raises(Hl7Error, match=r"control ID \(MSH-10\) or sending application"):
+        referral_import_hl7(data=data, actor=coordinator, provider=ProviderFactory())
+    assert not Referral.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_message_imported_by_someone_else_at_the_same_moment_is_refused(coordinator):
+    """The once-only check found nothing, then the other import committed first: the
+    unique constraint decides, and the loser gets the reason, not a server error."""
+    from unittest import mock
+
+    provider = ProviderFactory()
+    referral_import_hl7(data=_sample(), actor=coordinator, provider=provider)
+    # The race: at the moment of the check the other import had not committed yet.
+    with mock.patch("intake.services.Hl7Import.objects.filter") as looked_up:
+        looked_up.return_value.values_list.return_value.first.return_value = None
+        with pytest.raises(Hl7Error, match="was already imported"):
+            referral_import_hl7(data=_sample(), actor=coordinator, provider=provider)
+    assert Referral.objects.count() == 1

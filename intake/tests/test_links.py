@@ -202,3 +202,21 @@ def test_the_confirmation_page_needs_the_matching_link(link_and_token, office, c
         Client().get(reverse("intake:public_submitted", args=[other_token, reference])).status_code
         == 404
     )
+
+
+def test_an_office_cannot_credit_another_office_s_provider_by_typing_their_npi(link_and_token):
+    link, token = link_and_token
+    stranger = ProviderFactory(organization=OrganizationFactory(name="Rival Clinic"))
+    data = office_form_data(
+        link.organization,
+        provider_choice="other",
+        other_first_name="Any",
+        other_last_name="Name",
+        other_npi=stranger.npi,
+    )
+    response = Client().post(_url(token), data)
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "Our records list this NPI at another practice" in page
+    assert 'value="Ruth"' in page  # what the office typed is still there
+    assert not Referral.objects.exists()

@@ -349,3 +349,22 @@ def test_an_attendee_id_too_large_for_the_database_is_a_field_error(client_for, 
         {"kind": "visit", field: [huge]}, organization=visit.organization, provider=None
     )
     assert form.errors[field] == [f"“{huge}” is not a valid value."]
+
+
+@pytest.mark.parametrize("field", ["providers", "staff"])
+@pytest.mark.parametrize("value", ["²", "9" * 5000, "-1"])
+def test_a_visit_log_naming_people_by_ids_that_are_no_ids_says_so(
+    client_for, liaison, field, value
+):
+    office = OrganizationFactory()
+    doctor = ProviderFactory(organization=office, owner=liaison)
+    staff = StaffMemberFactory(organization=office)
+    visit = PlannedVisitFactory(liaison=liaison, organization=office)
+    response = client_for(liaison).post(
+        reverse("outreach:planned_visit_log", args=[visit.pk]),
+        {**_log_data(doctor, staff), field: value},
+        HTTP_HX_REQUEST="true",
+    )
+    assert response.status_code == 200
+    assert "is not a valid value" in response.content.decode()
+    assert not Activity.objects.exists()

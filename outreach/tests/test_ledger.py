@@ -316,3 +316,12 @@ def test_the_preview_warns_near_the_limit_and_stops_over_it_before_saving(client
     assert client.get(url, {"cost": "nonsense", "providers": ["x"]}).status_code == 200
     assert not Activity.objects.filter(cost=Decimal("90")).exists()
     assert client_for(UserFactory()).get(url).status_code == 403
+
+
+@pytest.mark.parametrize("year", ["²", "9" * 5000, "99999"])
+def test_a_yearly_limit_for_a_year_that_is_no_year_is_refused(client_for, manager, year):
+    response = client_for(manager).post(
+        reverse("outreach:compliance_limit_save"), {"year": year, "amount": "5"}, follow=True
+    )
+    assert response.status_code == 200
+    assert not ComplianceLimit.objects.exists()
