@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.template import defaultfilters
 from django.templatetags.static import static
 from django.urls import get_script_prefix, reverse
@@ -83,6 +84,7 @@ def environment(**options: Any) -> Environment:
         htmx_script=htmx_script,
         patient_name=patient_name,
         query_with=query_with,
+        practice_name=settings.PRACTICE_NAME,
     )
     env.filters.update(
         date=date,

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import ValidationError
@@ -125,7 +126,13 @@ def public_submitted(request: HttpRequest, token: str, reference: str) -> HttpRe
     return render(
         request,
         "intake/office_submitted.html",
-        {"submission": submission, "link": link, "token": token},
+        {
+            "submission": submission,
+            "link": link,
+            "token": token,
+            "practice_name": settings.PRACTICE_NAME,
+            "practice_phone": settings.PRACTICE_PHONE,
+        },
     )
 
 

@@ -53,6 +53,10 @@ def test_revoking_a_link_refuses_the_office_with_a_clear_message(
     client_for, manager, link_and_token
 ):
     link, token = link_and_token
+    page = client_for(manager).get(
+        reverse("intake:organization_links", args=[link.organization_id])
+    )
+    assert "The office can no longer send referrals through this link" in page.content.decode()
     response = client_for(manager).post(reverse("intake:link_revoke", args=[link.pk]))
     assert response.status_code == 302
     link.refresh_from_db()
@@ -87,6 +91,10 @@ def test_an_office_submits_a_referral_and_sees_a_reference_but_no_patient_data(
     assert re.fullmatch(r"[A-HJ-NP-Z2-9]{8}", submission.reference)
     confirmation = office.get(response.url).content.decode()
     assert submission.reference in confirmation
+    # Who has it and how to reach them, not the staff app's name and sign-in.
+    assert "Riverside Orthopedics has your referral" in confirmation
+    assert 'href="tel:5550102000"' in confirmation
+    assert "Referral CRM</a>" not in confirmation and "p.m.." not in confirmation
     for private in ("Ruth", "Olsen", "knee", "1950"):
         assert private not in confirmation
     assert f"#{referral.pk}" not in confirmation

@@ -134,3 +134,17 @@ def test_the_partner_timeline_shows_each_letter_with_what_was_sent_and_how(clien
     assert "Thank you for referring K.L." in page
     assert "In the print/fax queue · fax" in page
     assert "Letters by fax" in page
+
+
+def test_a_letter_not_yet_sent_says_where_it_will_go_and_a_sent_one_where_it_went(
+    client_for, manager
+):
+    pending = _queued(channel=Letter.Channel.EMAIL)
+    Letter.objects.filter(pk=pending.pk).update(
+        status=Letter.Status.PENDING, recipient="desk@clinic.test"
+    )
+    page = client_for(manager).get(pending.get_absolute_url()).content.decode()
+    assert "Will go to desk@clinic.test" in page and "Sent to" not in page
+    Letter.objects.filter(pk=pending.pk).update(status=Letter.Status.SENT, sent_at=timezone.now())
+    page = client_for(manager).get(pending.get_absolute_url()).content.decode()
+    assert "Sent to desk@clinic.test" in page
