@@ -162,6 +162,20 @@ def check_referral_transition(
         raise ValidationError({"cancel_reason": "Say why the referral is cancelled."})
     if to_status == Status.SCHEDULED and appointment_at is None:
         raise ValidationError({"appointment_at": "Give the appointment date and time."})
+    if to_status == Status.SCHEDULED and appointment_at is not None:
+        # The referring office is told this date at once: catch a mistyped year first.
+        received_on = timezone.localdate(referral.received_at)
+        if timezone.localdate(appointment_at) < received_on:
+            raise ValidationError(
+                {
+                    "appointment_at": "The appointment is before the referral was received "
+                    f"({received_on:%b %-d, %Y}): check the date."
+                }
+            )
+        if appointment_at > timezone.now() + timedelta(days=366):
+            raise ValidationError(
+                {"appointment_at": "The appointment is more than a year away: check the year."}
+            )
     if (
         to_status == Status.SCHEDULED
         and referral.status == Status.SCHEDULED

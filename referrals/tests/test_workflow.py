@@ -110,6 +110,33 @@ def test_scheduling_needs_an_appointment(referral):
         referral_transition(referral=referral, to_status=Status.SCHEDULED, actor=None)
 
 
+def test_an_appointment_before_the_referral_arrived_is_refused_as_a_likely_typo(referral):
+    referral = _walk(referral, Status.ACCEPTED)
+    received = timezone.localtime(referral.received_at)
+    with pytest.raises(ValidationError, match="before the referral was received"):
+        referral_transition(
+            referral=referral,
+            to_status=Status.SCHEDULED,
+            actor=None,
+            appointment_at=received.replace(year=received.year - 6),
+        )
+    with pytest.raises(ValidationError, match="more than a year away"):
+        referral_transition(
+            referral=referral,
+            to_status=Status.SCHEDULED,
+            actor=None,
+            appointment_at=timezone.now() + timedelta(days=400),
+        )
+    referral.refresh_from_db()
+    assert (referral.status, referral.appointment_at) == (Status.ACCEPTED, None)
+    # The day it arrived, or months ahead, is fine.
+    same_day = received.replace(hour=23, minute=0, second=0, microsecond=0)
+    referral = referral_transition(
+        referral=referral, to_status=Status.SCHEDULED, actor=None, appointment_at=same_day
+    )
+    assert referral.appointment_at == same_day
+
+
 def test_a_stale_copy_cannot_move_a_referral_twice_from_the_same_status(referral):
     stale = Referral.objects.get(pk=referral.pk)
     _walk(referral, Status.ACCEPTED)
