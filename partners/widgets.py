@@ -38,13 +38,22 @@ class TypeaheadPicker(forms.HiddenInput):
     def label_for(self, pk: int) -> str:
         raise NotImplementedError
 
+    def value_from_datadict(self, data: Any, files: Any, name: str) -> Any:
+        # What was typed in the search box, shown again if the form comes back with an
+        # error and nothing was picked (each form has its own copy of the widget).
+        self.typed = str(data.get(f"{name}_search", ""))[:200]
+        return super().value_from_datadict(data, files, name)
+
     def get_context(self, name: str, value: Any, attrs: dict[str, Any] | None) -> dict[str, Any]:
         context = super().get_context(name, value, attrs)
         # The value comes back from the user on a re-rendered form: it may be anything.
         pk = parse_id(value or "")
         label = self.label_for(pk) if pk is not None else ""
+        invalid = "is-invalid" in str(context["widget"]["attrs"].get("class", ""))
         context["widget"].update(
             label=label,
+            search_text=label or getattr(self, "typed", ""),
+            invalid=invalid,
             typeahead_url=str(self.typeahead_url),
             placeholder=self.placeholder,
             aria_label=self.aria_label,

@@ -71,9 +71,9 @@ class ReferralForm(forms.ModelForm):
         else:
             # What the user saw: a save over a colleague's later change is refused.
             self.initial["version"] = self.instance.updated_at.isoformat()
-        self.fields["provider"].error_messages["invalid_choice"] = (
-            "Choose a partner from the list (type two or more letters of a name or an NPI)."
-        )
+        # Typing a name is not choosing: the list that opens under the box is.
+        pick = "Choose a partner from the list (type two or more letters of a name or an NPI)."
+        self.fields["provider"].error_messages.update(invalid_choice=pick, required=pick)
 
     def clean_version(self) -> datetime | None:
         return parse_version(self.cleaned_data["version"])

@@ -1,6 +1,8 @@
 """Bad input on the referral pages gets a clear answer, never a server error, and a stale
 page never overwrites a colleague's change."""
 
+import re
+
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -136,3 +138,25 @@ def test_an_edit_from_a_page_that_is_still_current_is_saved(client_for, coordina
 
 def test_an_anonymous_client_is_sent_to_sign_in_not_shown_an_error():
     assert Client().post(reverse("referrals:bulk"), {"next": "queue"}).status_code == 302
+
+
+def test_a_partner_typed_but_not_picked_is_marked_and_what_was_typed_stays(client_for, coordinator):
+    response = client_for(coordinator).post(
+        reverse("referrals:create"), {"provider": "", "provider_search": "Donald Newman"}
+    )
+    page = response.content.decode()
+    assert response.status_code == 200
+    picker = re.search(
+        r'<div class="position-relative[^"]*" data-picker>.*?</div>\s*</div>', page, re.S
+    )[0]
+    assert 'class="position-relative is-invalid"' in picker
+    assert re.search(
+        r'<input type="search" class="form-control is-invalid" value="Donald Newman"', picker
+    )
+    assert 'aria-invalid="true"' in picker
+    # The message follows the marked wrapper, where Bootstrap shows it.
+    after = page[page.index(picker) + len(picker) :]
+    assert re.match(
+        r"\s*<div[^>]*invalid-feedback[^>]*>\s*<p[^>]*><strong>Choose a partner from the list",
+        after,
+    ), after[:300]

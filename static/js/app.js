@@ -13,6 +13,10 @@
     search.value = option.dataset.pickerLabel;
     picker.querySelector("[data-picker-options]").innerHTML = "";
     search.classList.add("is-valid");
+    // A choice answers the error the form came back with.
+    search.classList.remove("is-invalid");
+    search.removeAttribute("aria-invalid");
+    picker.classList.remove("is-invalid");
   });
 
   // Typing a new search clears a previous choice so a stale id is never submitted.
