@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from core.npi import validate_npi
 from intake.services import NewProvider
-from intake.uploads import DocumentsField
+from intake.uploads import AttachAgainMixin, DocumentsField
 from partners.models import Organization, Provider
 from partners.widgets import ProviderPicker
 from referrals.models import Referral
@@ -35,7 +35,7 @@ class IntakeLinkForm(forms.Form):
         return timezone.now() + timedelta(days=days) if days else None
 
 
-class OfficeReferralForm(forms.ModelForm):
+class OfficeReferralForm(AttachAgainMixin, forms.ModelForm):
     """The form a referring office fills in through its link, often on a phone."""
 
     provider_choice = forms.ChoiceField(label="Referring provider", widget=forms.RadioSelect)

@@ -101,6 +101,24 @@ class DocumentsField(forms.FileField):
         return checked
 
 
+class AttachAgainMixin:
+    """For a form with a `documents` field. A browser cannot put a chosen file back into a
+    file input, so a form that comes back (with an error elsewhere, or to confirm a possible
+    duplicate) says by name which documents must be chosen again, instead of letting a
+    referral go without them."""
+
+    def ask_to_attach_again(self) -> None:
+        form: Any = self
+        uploads = [f for f in form.files.getlist(form.add_prefix("documents")) if f]
+        if not uploads or "documents" in form.errors:
+            return
+        names = ", ".join(f"“{(upload.name or 'a file')[:80]}”" for upload in uploads)
+        form.add_error(
+            "documents",
+            f"Nothing was sent yet, and a browser cannot keep a chosen file: choose {names} again.",
+        )
+
+
 class BoundedMemoryUploadHandler(FileUploadHandler):
     """Keeps each uploaded file in memory, up to one byte past `limit`, and counts the
     rest without keeping it. The file's size is the real size, so `check_upload` refuses

@@ -111,6 +111,8 @@ def public_form(request: HttpRequest, token: str) -> HttpResponse:
             form.add_error(None, error)
         else:
             return redirect("intake:public_submitted", token=token, reference=submission.reference)
+    if request.method == "POST":
+        form.ask_to_attach_again()
     return render(request, "intake/office_form.html", {"form": form, "link": link})
 
 

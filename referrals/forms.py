@@ -13,7 +13,7 @@ from core.filters import PersonFilter, StyledFilterSet
 from core.forms import UserChoiceField
 from core.ids import parse_id
 from core.roles import Role
-from intake.uploads import DocumentsField
+from intake.uploads import AttachAgainMixin, DocumentsField
 from partners.models import Provider
 from partners.widgets import ProviderPicker
 from referrals.models import REASON_SUGGESTIONS, Inquiry, Referral, SlaState, Status
@@ -178,7 +178,7 @@ class ReciprocityForm(PeriodForm):
     )
 
 
-class ReferralEntryForm(ReferralForm):
+class ReferralEntryForm(AttachAgainMixin, ReferralForm):
     """Logging a new referral: the referral, any faxed or scanned documents beside it,
     and the confirmation that a possible duplicate is really a new referral."""
 

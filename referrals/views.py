@@ -210,6 +210,8 @@ def referral_create(request: HttpRequest) -> HttpResponse:
             else:
                 messages.success(request, f"Referral #{referral.pk} was logged.")
                 return redirect(referral)
+    if request.method == "POST":
+        form.ask_to_attach_again()
     return render(request, "referrals/referral_form.html", {"form": form, "duplicates": duplicates})
 
 
