@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import django_filters
@@ -144,6 +144,18 @@ class PeriodForm(forms.Form):
         super().__init__(*args, **kwargs)
         for field in self.fields.values():
             field.widget.attrs["class"] = "form-control"
+        # Left empty, the boxes show the default period the report covers.
+        since, until = self.default_period()
+        self.fields["since"].widget.attrs["placeholder"] = since.isoformat()
+        self.fields["until"].widget.attrs["placeholder"] = until.isoformat()
+        if self.is_bound and not self.data.get("since") and not self.data.get("until"):
+            self.data = self.data.copy()
+            self.data["since"], self.data["until"] = since.isoformat(), until.isoformat()
+
+    @staticmethod
+    def default_period() -> tuple[date, date]:
+        today = timezone.localdate()
+        return today - timedelta(days=365), today
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()

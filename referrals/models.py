@@ -228,7 +228,9 @@ class ReferralQuerySet(models.QuerySet["Referral"]):
         ).annotate(
             sla_state=Case(
                 When(
-                    Q(contacted_at__isnull=True, contact_due_at__lt=now),
+                    # Any move out of received is the first contact (referral_transition
+                    # records it), so only a referral still received can be waiting for it.
+                    Q(status=Status.RECEIVED, contacted_at__isnull=True, contact_due_at__lt=now),
                     then=Value(SlaState.CONTACT_OVERDUE),
                 ),
                 When(

@@ -431,7 +431,11 @@ def leakage_report(request: HttpRequest) -> HttpResponse:
         sent_in=Count("pk", filter=Q(in_network=True)),
         sent_out=Count("pk", filter=Q(in_network=False)),
     )
-    totals["leakage"] = totals["sent_out"] / totals["total"] * 100 if totals["total"] else None
+    # Referrals sent before the network was recorded count in neither share.
+    known = totals["sent_in"] + totals["sent_out"]
+    totals["unknown"] = totals["total"] - known
+    totals["known"] = known
+    totals["leakage"] = totals["sent_out"] / known * 100 if known else None
     leaked = sent.filter(in_network=False)
     by_specialist = paginate(
         request,

@@ -16,3 +16,23 @@ def test_the_demo_data_gives_the_liaison_a_day_plan_a_limit_and_an_event():
     assert visits.count() == 4
     assert ComplianceLimit.objects.filter(year=today.year).exists()
     assert Event.objects.get().invitations.exists()
+
+
+def test_the_demo_data_tells_the_reports_a_consistent_story():
+    """Conversion counts every inbound referral and the other sources, leakage knows the
+    network of every outbound referral, and only referrals still waiting for an answer can
+    be late for first contact (as the live workflow keeps them)."""
+    from referrals.models import Inquiry, Referral, SlaState, Status
+
+    call_command("seed_demo", referrals=120, stdout=io.StringIO())
+    inbound = Referral.objects.filter(direction="inbound")
+    assert Inquiry.objects.filter(source="partner_referral").count() == inbound.count()
+    assert Inquiry.objects.filter(referral__isnull=True).values("source").distinct().count() == 5
+    lost = Inquiry.objects.filter(source="partner_referral", status=Inquiry.Status.LOST)
+    assert lost.count() == inbound.filter(status__in=["declined", "cancelled"]).count() + (
+        inbound.filter(status="closed", events__to_status__in=["declined", "cancelled"]).count()
+    )
+    assert not Referral.objects.filter(direction="outbound", in_network__isnull=True).exists()
+    assert not Referral.objects.exclude(status=Status.RECEIVED).filter(contacted_at=None).exists()
+    late = Referral.objects.with_sla().filter(sla_state=SlaState.CONTACT_OVERDUE)
+    assert set(late.values_list("status", flat=True)) <= {Status.RECEIVED}

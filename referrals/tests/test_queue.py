@@ -52,6 +52,20 @@ def test_a_stat_referral_unanswered_past_its_target_is_contact_overdue():
     assert list(Referral.objects.overdue(now=now).values_list("pk", flat=True)) == [late.pk]
 
 
+def test_a_referral_past_received_is_not_waiting_for_first_contact_even_without_its_time():
+    """Imported or legacy rows may lack contacted_at; a referral already scheduled or seen
+    was answered, whatever the column says."""
+    now = timezone.now()
+    seen = _logged(urgency="stat", received_at=now - timedelta(days=3))
+    Referral.objects.filter(pk=seen.pk).update(
+        status=Status.SEEN, appointment_at=now - timedelta(days=1), contacted_at=None
+    )
+    waiting = _logged(urgency="stat", received_at=now - timedelta(days=3))
+    states = dict(Referral.objects.with_sla(now=now).values_list("pk", "sla_state"))
+    assert states[seen.pk] != SlaState.CONTACT_OVERDUE
+    assert states[waiting.pk] == SlaState.CONTACT_OVERDUE
+
+
 def test_the_targets_are_data_the_practice_can_change():
     now = timezone.now()
     referral = _logged(urgency="routine", received_at=now - timedelta(hours=5))

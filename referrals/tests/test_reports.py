@@ -47,6 +47,28 @@ def test_leakage_is_the_share_sent_out_of_network_with_its_denominator(client_fo
     assert "network=false" in page  # the drill-down to the rows
 
 
+def test_referrals_sent_before_the_network_was_recorded_count_in_neither_share(client_for, manager):
+    from referrals.models import Referral
+
+    inside = ProviderFactory(in_network=True)
+    outside = ProviderFactory(in_network=False)
+    _referral(inside, direction="outbound")
+    _referral(outside, direction="outbound")
+    legacy = [_referral(inside, direction="outbound") for _ in range(3)]
+    Referral.objects.filter(pk__in=[r.pk for r in legacy]).update(in_network=None)
+    page = client_for(manager).get(reverse("referrals:leakage")).content.decode()
+    assert 'data-testid="leakage">50.0%<' in page
+    assert "1 of 2" in page
+    assert "3 of the 5 were sent before the network was recorded" in page
+
+
+def test_a_report_left_without_dates_shows_the_period_it_covers(client_for, manager):
+    today = timezone.localdate()
+    page = client_for(manager).get(reverse("referrals:conversion")).content.decode()
+    assert f'value="{(today - timedelta(days=365)).isoformat()}"' in page
+    assert f'value="{today.isoformat()}"' in page
+
+
 def test_the_leakage_drill_down_lists_exactly_the_leaked_referrals(client_for, manager):
     leaked = _referral(ProviderFactory(in_network=False), direction="outbound", reason="x")
     kept = _referral(ProviderFactory(in_network=True), direction="outbound")

@@ -19,7 +19,7 @@ from outreach.services import thank_you_prepare
 from partners.factories import OrganizationFactory, ProviderFactory, StaffMemberFactory
 from partners.models import Provider
 from referrals.factories import REASONS
-from referrals.models import REASON_SUGGESTIONS, Referral, ReferralEvent, Status
+from referrals.models import REASON_SUGGESTIONS, Inquiry, Referral, ReferralEvent, Status
 
 DEMO_USERS = [
     ("manager", "Maria", "Lopez", Role.MANAGER),
@@ -31,9 +31,7 @@ DEMO_USERS = [
 
 # Typical journeys of a referral, the last status being where it rests.
 CLOSED_PATHS = [
-    [Status.ACCEPTED, Status.SCHEDULED, Status.SEEN, Status.REPORT_SENT, Status.CLOSED],
-    [Status.ACCEPTED, Status.SCHEDULED, Status.SEEN, Status.REPORT_SENT, Status.CLOSED],
-    [Status.ACCEPTED, Status.SCHEDULED, Status.SEEN, Status.REPORT_SENT, Status.CLOSED],
+    *[[Status.ACCEPTED, Status.SCHEDULED, Status.SEEN, Status.REPORT_SENT, Status.CLOSED]] * 6,
     [Status.ACCEPTED, Status.SCHEDULED, Status.NO_SHOW, Status.CLOSED],
     [Status.DECLINED, Status.CLOSED],
     [Status.CANCELLED, Status.CLOSED],
@@ -46,6 +44,27 @@ OPEN_PATHS = [
     [Status.ACCEPTED, Status.SCHEDULED, Status.SEEN, Status.REPORT_SENT],
     [Status.ON_HOLD],
 ]
+OUT_OF_NETWORK_REASONS = [
+    "The patient's insurance requires this specialist.",
+    "Patient preference: closer to home.",
+    "No in-network specialist has an opening within a month.",
+]
+# Inquiries from other sources: how many over the demo's 18 months, and the share that
+# become new patients (lower than referred patients, as practices find).
+OTHER_SOURCES = [
+    (Inquiry.Source.WEB, 90, 0.24),
+    (Inquiry.Source.ADVERTISING, 60, 0.12),
+    (Inquiry.Source.INSURANCE_DIRECTORY, 45, 0.2),
+    (Inquiry.Source.SELF, 35, 0.35),
+    (Inquiry.Source.OTHER, 15, 0.18),
+]
+INQUIRY_NOTES = {
+    Inquiry.Source.WEB: ["Online appointment request", "Contact form on the website", ""],
+    Inquiry.Source.ADVERTISING: ["Called from the radio spot", "Billboard on Route 9", ""],
+    Inquiry.Source.INSURANCE_DIRECTORY: ["Found us in the plan's directory", ""],
+    Inquiry.Source.SELF: ["Walk-in", "A neighbour recommended us", ""],
+    Inquiry.Source.OTHER: ["Community health fair", ""],
+}
 NOTES = [
     "Met with the office manager; they asked for our new-patient wait times.",
     "Dropped off referral pads and the updated fax cover sheet.",
@@ -141,6 +160,8 @@ class Command(BaseCommand):
                             [Provider.Status.ACTIVE] * 4
                             + [Provider.Status.PROSPECT, Provider.Status.DORMANT]
                         ),
+                        # The preferred network we send patients to: most, not all.
+                        in_network=rng.random() < 0.7,
                     )
                 )
         return providers
@@ -153,16 +174,18 @@ class Command(BaseCommand):
         weights = [1 / (rank + 1) ** 1.1 for rank in range(len(providers))]
         referrals = []
         plans = []
+        preferred = [p for p in providers if p.in_network]
         for _ in range(count):
             provider = rng.choices(providers, weights)[0]
             age = timedelta(days=rng.uniform(0, 548), hours=rng.uniform(0, 8))
             received = now - age
             is_old = age > timedelta(days=45)
             path = rng.choice(CLOSED_PATHS if is_old else OPEN_PATHS)
+            outbound = rng.random() < 0.15
+            if outbound and preferred and rng.random() < 0.8:
+                provider = rng.choice(preferred)  # mostly to the preferred network
             referral = Referral(
-                direction=Referral.Direction.OUTBOUND
-                if rng.random() < 0.15
-                else Referral.Direction.INBOUND,
+                direction=Referral.Direction.OUTBOUND if outbound else Referral.Direction.INBOUND,
                 provider=provider,
                 patient_first_name=rng.choice(
                     [
@@ -213,6 +236,14 @@ class Command(BaseCommand):
                     referral.seen_at = at
                 if status == Status.CLOSED:
                     referral.closed_at = at
+            if path:
+                # Any answer to a new referral is its first contact (as referral_transition does).
+                referral.contacted_at = steps[0]
+            if referral.direction == Referral.Direction.OUTBOUND:
+                # Snapshot taken when a patient is sent, as referral_log does.
+                referral.in_network = provider.in_network
+                if not provider.in_network:
+                    referral.out_of_network_reason = rng.choice(OUT_OF_NETWORK_REASONS)
             referrals.append(referral)
             plans.append((path, steps))
         Referral.objects.bulk_create(referrals)
@@ -239,6 +270,64 @@ class Command(BaseCommand):
                 )
                 previous = status
         ReferralEvent.objects.bulk_create(events)
+        self._inquiries(rng, referrals, plans, users)
+
+    def _inquiries(
+        self,
+        rng: random.Random,
+        referrals: list[Referral],
+        plans: list[tuple[list[str], list[Any]]],
+        users: dict[str, Any],
+    ) -> None:
+        """The new-patient funnel: every inbound referral's inquiry at its referral's stage
+        (as referral_log and referral_transition keep it), and inquiries from the other
+        sources, which convert less often, so the conversion report has a story to tell."""
+        now = timezone.now()
+        inquiries = []
+        for referral, (path, steps) in zip(referrals, plans, strict=True):
+            if referral.direction != Referral.Direction.INBOUND:
+                continue
+            inquiry = Inquiry(
+                source=Inquiry.Source.PARTNER_REFERRAL,
+                referral=referral,
+                received_at=referral.received_at,
+                created_by=users["coordinator"],
+            )
+            for status, at in zip(path, steps, strict=True):
+                if status == Status.SCHEDULED:
+                    inquiry.status, inquiry.scheduled_at = Inquiry.Status.SCHEDULED, at
+                elif status == Status.SEEN:
+                    inquiry.status, inquiry.seen_at = Inquiry.Status.SEEN_NEW_PATIENT, at
+                elif status in (Status.DECLINED, Status.CANCELLED):
+                    inquiry.status, inquiry.lost_at = Inquiry.Status.LOST, at
+            inquiries.append(inquiry)
+        for source, count, seen_share in OTHER_SOURCES:
+            for _ in range(count):
+                received = now - timedelta(days=rng.uniform(0, 548))
+                inquiry = Inquiry(
+                    source=source,
+                    received_at=received,
+                    created_by=users["coordinator"],
+                    note=rng.choice(INQUIRY_NOTES[source]),
+                )
+                roll = rng.random()
+                if now - received < timedelta(days=7) and roll < 0.5:
+                    pass  # still an open inquiry
+                elif roll < seen_share:
+                    inquiry.status = Inquiry.Status.SEEN_NEW_PATIENT
+                    inquiry.scheduled_at = received + timedelta(days=rng.uniform(1, 6))
+                    inquiry.seen_at = inquiry.scheduled_at + timedelta(days=rng.uniform(3, 20))
+                elif roll < seen_share + 0.12:
+                    inquiry.status = Inquiry.Status.SCHEDULED
+                    inquiry.scheduled_at = received + timedelta(days=rng.uniform(1, 6))
+                else:
+                    inquiry.status = Inquiry.Status.LOST
+                    inquiry.lost_at = received + timedelta(days=rng.uniform(1, 14))
+                for stamp in ("scheduled_at", "seen_at", "lost_at"):
+                    if (getattr(inquiry, stamp) or now) > now:
+                        setattr(inquiry, stamp, now)
+                inquiries.append(inquiry)
+        Inquiry.objects.bulk_create(inquiries)
 
     def _activities(
         self, rng: random.Random, providers: list[Provider], users: dict[str, Any]
