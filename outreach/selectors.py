@@ -89,7 +89,11 @@ def day_plan_cards(user: Any, day: date) -> list[PlanCard]:
         PlannedVisit.objects.filter(liaison=user, planned_on=day)
         .select_related("organization")
         .annotate(
-            last_activity_id=Subquery(activities_before.values("pk")[:1]),
+            # Where we left off: the last activity that noted something (a quick drop-in
+            # logged with nothing to say does not hide it); the last touch is any activity.
+            last_activity_id=Subquery(
+                activities_before.exclude(notes="", next_step="").values("pk")[:1]
+            ),
             last_touch_at=Subquery(activities_before.values("occurred_at")[:1]),
             last_referral_at=Subquery(last_referral),
         )

@@ -156,6 +156,9 @@ def provider_detail(request: HttpRequest, pk: int) -> HttpResponse:
         reverse=True,
     )[:TIMELINE_LENGTH]
     last_activity = activities[0] if activities else None
+    # Where we left off: the last activity that noted something; a later one logged with
+    # nothing to say is mentioned, not shown instead of it.
+    left_off = next((a for a in activities if a.notes or a.next_step), None)
     # The next step: the open follow-up due first, else what the last activity left.
     follow_ups = [task for task in open_tasks if task.kind == Task.Kind.FOLLOW_UP]
     volume = provider.monthly_inbound(months=SPARKLINE_MONTHS)
@@ -168,6 +171,7 @@ def provider_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "open_tasks": open_tasks,
         "next_task": follow_ups[0] if follow_ups else None,
         "last_activity": last_activity,
+        "left_off": left_off,
         "figures": figures,
         "reciprocity_gap": abs(figures.balance),
         "sparkline": sparkline([(f"{month:%b %Y}", count) for month, count in volume]),

@@ -1,3 +1,4 @@
+import re
 from datetime import timedelta
 
 import pytest
@@ -143,6 +144,33 @@ def test_a_card_shows_where_we_left_off_tasks_people_tier_and_health(client_for,
     assert "Rosa Diaz" in page
     assert "Last referral 3 days ago" in page
     assert "last touch 12 days ago" in page
+
+
+def test_a_drop_in_logged_with_nothing_noted_does_not_hide_where_we_left_off(client_for, liaison):
+    office = OrganizationFactory()
+    doctor = ProviderFactory(organization=office, owner=liaison)
+    noted = ActivityFactory(
+        organization=office,
+        occurred_at=timezone.now() - timedelta(days=30),
+        notes="Dropped off referral pads.",
+        next_step="Ask about the new MRI slots",
+    )
+    noted.providers.add(doctor)
+    quick = ActivityFactory(
+        organization=office, occurred_at=timezone.now() - timedelta(days=2), notes="", next_step=""
+    )
+    quick.providers.add(doctor)
+    PlannedVisitFactory(liaison=liaison, organization=office)
+    page = client_for(liaison).get(plan_url()).content.decode()
+    assert "Dropped off referral pads." in page and "Ask about the new MRI slots" in page
+    assert "last touch 2 days ago" in page
+
+    partner = client_for(liaison).get(doctor.get_absolute_url()).content.decode()
+    assert "Dropped off referral pads." in partner and "Ask about the new MRI slots" in partner
+    assert re.search(
+        r'data-testid="latest-touch">Latest: \w[\w ]* on [A-Z][a-z]{2} \d+, \d{4}, nothing noted',
+        partner,
+    )
 
 
 def _plan_queries(client, day):
