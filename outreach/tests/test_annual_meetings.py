@@ -87,7 +87,8 @@ def test_the_partner_page_says_when_the_annual_meeting_is_due(client_for, liaiso
     page = client_for(liaison).get(due.get_absolute_url()).content.decode()
     card = page.split('data-testid="annual-meeting"')[1].split("</div></div>")[0]
     assert "Due" in card
-    assert "Last: never" in card
+    assert "Last attended: never" in card
+    assert "visits and lunches are logged as activities and do not count" in card
     assert f"Invited to one on {upcoming.starts_at:%b} " in card
 
     page = client_for(liaison).get(ok.get_absolute_url()).content.decode()

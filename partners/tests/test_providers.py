@@ -281,3 +281,16 @@ def test_the_partner_page_lists_every_open_task_and_the_latest_tasks_on_its_time
     shown = [n for n in range(35) if f": Done {n} · done" in timeline]
     assert shown == list(range(5, 35))
     assert "Old open task" not in timeline
+
+
+def test_the_partner_page_names_the_status_people_set_apart_from_the_computed_health(
+    client_for, manager
+):
+    provider = ProviderFactory(
+        status=Provider.Status.DORMANT,
+        health=Provider.Health.ACTIVE,
+        health_checked_at=timezone.now(),
+    )
+    page = client_for(manager).get(provider.get_absolute_url()).content.decode()
+    assert ">Status: Dormant</span>" in page
+    assert ">Health: Active</span>" in page
