@@ -33,6 +33,8 @@ def _styled(form_class: type[forms.Form]) -> type[forms.Form]:
     for field in form_class.base_fields.values():  # type: ignore[attr-defined]
         widget: Any = field.widget
         if isinstance(widget, (forms.CheckboxInput, forms.CheckboxSelectMultiple)):
+            # Bootstrap's own checkbox: a real tap target on a phone, not a bare 13 px box.
+            widget.attrs.setdefault("class", "form-check-input")
             continue
         css = "form-select" if isinstance(widget, forms.Select) else "form-control"
         widget.attrs.setdefault("class", css)

@@ -222,7 +222,12 @@ class TransitionForm(forms.Form):
 class ReferralFilter(StyledFilterSet):
     static_form = True
 
-    number = django_filters.NumberFilter(field_name="pk", label="Referral #")
+    number = django_filters.CharFilter(
+        method="filter_number",
+        label="Referral # or reference",
+        max_length=20,
+        widget=forms.TextInput(attrs={"placeholder": "Referral # or reference"}),
+    )
     status = django_filters.MultipleChoiceFilter(
         choices=Status.choices, widget=forms.CheckboxSelectMultiple
     )
@@ -276,6 +281,15 @@ class ReferralFilter(StyledFilterSet):
     class Meta:
         model = Referral
         fields = ["number", "status", "direction", "urgency", "provider"]
+
+    def filter_number(self, queryset: Any, name: str, value: str) -> Any:
+        """A referral number, or the reference an office was shown when it sent the referral
+        through its link (what it quotes on the phone)."""
+        text = value.strip().lstrip("#").strip()
+        pk = parse_id(text)
+        if pk is not None:
+            return queryset.filter(pk=pk)
+        return queryset.filter(intake_submission__reference=text.upper())
 
     def filter_open(self, queryset: Any, name: str, value: bool) -> Any:
         return queryset.open() if value else queryset

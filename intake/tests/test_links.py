@@ -13,6 +13,7 @@ from intake.services import intake_link_create
 from intake.tests.conftest import office_form_data
 from partners.factories import OrganizationFactory, ProviderFactory
 from partners.models import Provider
+from referrals.factories import ReferralFactory
 from referrals.models import Referral, Status
 
 pytestmark = pytest.mark.django_db
@@ -228,3 +229,23 @@ def test_an_office_cannot_credit_another_office_s_provider_by_typing_their_npi(l
     assert "Our records list this NPI at another practice" in page
     assert 'value="Ruth"' in page  # what the office typed is still there
     assert not Referral.objects.exists()
+
+
+def test_a_coordinator_finds_the_referral_by_the_reference_the_office_quotes(
+    link_and_token, client_for, coordinator
+):
+    link, token = link_and_token
+    Client().post(_url(token), office_form_data(link.organization))
+    submission = IntakeSubmission.objects.select_related("referral").get()
+    other = ReferralFactory()
+    client = client_for(coordinator)
+
+    def found(text):
+        response = client.get(reverse("referrals:list"), {"number": text})
+        assert response.status_code == 200
+        return [int(pk) for pk in re.findall(r'data-queue-row="(\d+)"', response.content.decode())]
+
+    assert found(f" {submission.reference.lower()} ") == [submission.referral.pk]
+    assert found(str(submission.referral.pk)) == [submission.referral.pk]
+    assert found(f"#{other.pk}") == [other.pk]
+    assert found("NOPE2345") == [] and found("²") == []
