@@ -335,7 +335,11 @@ class BulkActionForm(forms.Form):
         label="Assign to",
         empty_label="Keep coordinator",
     )
-    unassign = forms.BooleanField(required=False, label="Unassign")
+    unassign = forms.BooleanField(
+        required=False,
+        label="Unassign",
+        widget=forms.CheckboxInput(attrs={"class": "form-check-input"}),
+    )
     to_status = forms.ChoiceField(
         required=False,
         label="Move to",

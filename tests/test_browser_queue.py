@@ -106,3 +106,35 @@ def test_a_coordinator_claims_an_overdue_referral_and_accepts_two_at_once(
     assert Referral.objects.get(pk=late.pk).cancel_reason.startswith("The patient chose")
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     assert page.problems == []
+
+
+def test_on_a_laptop_screen_the_queue_shows_every_column_and_claim_without_scrolling_sideways(
+    page: Any,  # noqa: F811 - the fixture imported above
+) -> None:
+    from playwright.sync_api import expect
+
+    UserFactory(username="cora", role=Role.COORDINATOR)
+    referral_log(
+        referral=ReferralFactory.build(
+            provider=ProviderFactory(first_name="Maximiliana", last_name="Vandenberghe-Okafor"),
+            urgency="urgent",
+            received_at=timezone.now() - timedelta(days=9, hours=5),
+        ),
+        actor=None,
+    )
+    page.set_viewport_size({"width": 1366, "height": 800})
+    page.goto("/referrals/")
+    page.get_by_label("Username").fill("cora")
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+    expect(page.locator("[data-queue-row]")).to_have_count(1)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1366
+    table = page.locator("table.table-queue")
+    assert table.evaluate("t => t.scrollWidth <= t.parentElement.clientWidth")
+    for heading in ("SLA", "Coordinator", "To appointment"):
+        expect(table.locator("thead th", has_text=heading)).to_be_in_viewport()
+    claim = page.get_by_role("button", name="Claim")
+    right = claim.evaluate("b => b.getBoundingClientRect().right")
+    assert right <= 1366
+    assert page.problems == []
