@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import Count, F, Q
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
@@ -93,16 +94,20 @@ def referral_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _back_to_queue(request: HttpRequest) -> HttpResponse:
-    """Return to the queue page the action came from (its filters and page), never to an
-    address outside this site."""
+def _queue_return_url(request: HttpRequest) -> str:
+    """The queue page the action came from (its filters and page), never an address
+    outside this site."""
     target = request.POST.get("next", "")
     # A path on this site only; `redirect()` would take anything else for a URL name.
     if target.startswith("/") and url_has_allowed_host_and_scheme(
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
-        return HttpResponseRedirect(target)
-    return redirect("referrals:list")
+        return target
+    return reverse("referrals:list")
+
+
+def _back_to_queue(request: HttpRequest) -> HttpResponse:
+    return HttpResponseRedirect(_queue_return_url(request))
 
 
 @login_required
@@ -113,9 +118,7 @@ def referral_bulk(request: HttpRequest) -> HttpResponse:
     skipped and listed, so nobody's change is overwritten silently."""
     form = BulkActionForm(request.POST)
     if not form.is_valid():
-        for errors in form.errors.values():
-            messages.error(request, " ".join(errors))
-        return _back_to_queue(request)
+        return _bulk_refused(request, [" ".join(errors) for errors in form.errors.values()])
     try:
         result = referral_bulk_apply(
             queryset=Referral.objects.for_user(request.user, write=True),
@@ -127,13 +130,26 @@ def referral_bulk(request: HttpRequest) -> HttpResponse:
             reason=form.cleaned_data["reason"],
         )
     except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
-        return _back_to_queue(request)
+        return _bulk_refused(request, [" ".join(error.messages)])
     done, skipped = bulk_summary(result, form.cleaned_data)
     if done:
         messages.success(request, done)
     for line in skipped:
         messages.warning(request, line)
+    if request.htmx:
+        # The rows changed: the whole queue page again, with the messages.
+        return HttpResponse(status=204, headers={"HX-Redirect": _queue_return_url(request)})
+    return _back_to_queue(request)
+
+
+def _bulk_refused(request: HttpRequest, problems: list[str]) -> HttpResponse:
+    """Nothing was applied. Sent by htmx, only the message is drawn, above the bulk form,
+    so the selected rows and the chosen action stay as they were; without JavaScript, back
+    to the queue with the message."""
+    if request.htmx:
+        return render(request, "referrals/bulk_refused.html", {"problems": problems})
+    for problem in problems:
+        messages.error(request, problem)
     return _back_to_queue(request)
 
 

@@ -80,7 +80,15 @@ def test_a_coordinator_claims_an_overdue_referral_and_accepts_two_at_once(
         table.locator("[data-queue-row]").first.evaluate("row => getComputedStyle(row).display")
         == "table-row"
     )
+    # Declining without a reason is refused, and the selection and the choice stay.
     table.get_by_label(f"Select referral {fresh.pk}").check()
+    page.get_by_label("Move selected to").select_option("declined")
+    page.get_by_role("button", name="Apply to selected").click()
+    expect(page.get_by_text("Say why the selected referrals are declined.")).to_be_visible()
+    expect(table.get_by_label(f"Select referral {fresh.pk}")).to_be_checked()
+    expect(page.get_by_label("Move selected to")).to_have_value("declined")
+    assert Referral.objects.get(pk=fresh.pk).status == Status.ACCEPTED
+
     page.get_by_label("Move selected to").select_option("on_hold")
     page.get_by_role("button", name="Apply to selected").click()
     expect(page.get_by_text(f"Put 1 referral (#{fresh.pk}) on hold.")).to_be_visible()

@@ -162,3 +162,30 @@ def test_the_queue_offers_decline_hold_and_cancel_but_not_scheduling(client_for,
         assert f'<option value="{value}">' in page
     assert '<option value="scheduled">' not in page
     assert 'name="reason"' in page
+
+
+def test_a_bulk_action_refused_over_htmx_answers_only_the_message(client_for, coordinator):
+    from referrals.models import Referral
+
+    referral = referral_log(referral=ReferralFactory.build(provider=ProviderFactory()), actor=None)
+    referral.refresh_from_db()
+    client = client_for(coordinator)
+    rows = f"{referral.pk}:{referral.updated_at.isoformat()}"
+    refused = client.post(
+        reverse("referrals:bulk"),
+        {"rows": rows, "to_status": "declined", "next": "/referrals/?page=1"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert refused.status_code == 200
+    page = refused.content.decode()
+    assert "Say why the selected referrals are declined." in page
+    assert "your selection is kept" in page and "<html" not in page
+    assert Referral.objects.get(pk=referral.pk).status == "received"
+
+    applied = client.post(
+        reverse("referrals:bulk"),
+        {"rows": rows, "to_status": "accepted", "next": "/referrals/?page=1"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert (applied.status_code, applied["HX-Redirect"]) == (204, "/referrals/?page=1")
+    assert Referral.objects.get(pk=referral.pk).status == "accepted"
