@@ -101,7 +101,7 @@ def test_the_route_form_orders_the_plan_and_names_offices_without_a_zip(client_f
     assert order == [near.pk, far.pk, nowhere.pk]
     page = client.get(plan_url(day)).content.decode()
     assert "Without a usable ZIP code, so placed last: Sandhills Clinic." in page
-    assert "No usable ZIP code for Sandhills Clinic" in page
+    assert "No usable ZIP code for Sandhills Clinic (none recorded)" in page
 
 
 def test_a_bad_starting_zip_is_refused_with_a_message(client_for, liaison):
