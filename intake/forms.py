@@ -11,10 +11,10 @@ from intake.services import NewProvider
 from intake.uploads import AttachAgainMixin, DocumentsField
 from partners.models import Organization, Provider
 from partners.widgets import ProviderPicker
-from referrals.models import Referral
+from referrals.models import REASON_MAX_LENGTH, Referral
 
 OTHER = "other"
-REASON_MAX = 5000
+REASON_MAX = REASON_MAX_LENGTH
 
 
 class IntakeLinkForm(forms.Form):

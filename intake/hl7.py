@@ -93,6 +93,9 @@ def unescape(text: str, encoding: Encoding) -> str:
     return pattern.sub(replace, text)
 
 
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
 def parse(data: bytes | str) -> Message:
     if isinstance(data, bytes):
         if len(data) > MAX_MESSAGE_BYTES:
@@ -117,7 +120,8 @@ def parse(data: bytes | str) -> Message:
     segments = []
     # \r is the standard; files that passed through other systems use \n or \r\n.
     for line in re.split(r"\r\n|\r|\n", text):
-        line = line.strip("\x0b\x1c")
+        # Other control characters are no text a referral can hold (nor a letter print).
+        line = CONTROL_CHARACTERS.sub("", line)
         if not line.strip():
             continue
         name = line[:3]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -256,6 +256,12 @@ class ReferralQuerySet(models.QuerySet["Referral"]):
         )
 
 
+# Every way in (forms, the office link, HL7) is held to these; a typo such as 0194 for
+# 1994, or a whole record pasted as the reason, is caught before letters carry it.
+EARLIEST_BIRTH_DATE = date(1900, 1, 1)
+REASON_MAX_LENGTH = 5000
+
+
 class SlaState(models.TextChoices):
     CONTACT_OVERDUE = "contact_overdue", "First contact overdue"
     APPOINTMENT_OVERDUE = "appointment_overdue", "Appointment overdue"
@@ -444,8 +450,18 @@ class Referral(models.Model):
             )
 
     def clean(self) -> None:
+        errors = {}
         if self.patient_dob and self.patient_dob > timezone.localdate():
-            raise ValidationError({"patient_dob": "The date of birth cannot be in the future."})
+            errors["patient_dob"] = "The date of birth cannot be in the future."
+        elif self.patient_dob and self.patient_dob < EARLIEST_BIRTH_DATE:
+            errors["patient_dob"] = "Check the year of birth: it is before 1900."
+        if len(self.reason or "") > REASON_MAX_LENGTH:
+            errors["reason"] = (
+                f"The reason is longer than {REASON_MAX_LENGTH:,} characters: keep the summary "
+                "here and attach the full notes as a document."
+            )
+        if errors:
+            raise ValidationError(errors)
 
 
 class ReferralEventQuerySet(models.QuerySet["ReferralEvent"]):

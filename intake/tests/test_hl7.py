@@ -214,3 +214,18 @@ def test_a_message_imported_by_someone_else_at_the_same_moment_is_refused(coordi
         with pytest.raises(Hl7Error, match="was already imported"):
             referral_import_hl7(data=_sample(), actor=coordinator, provider=provider)
     assert Referral.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_raw_control_characters_in_a_message_are_left_out_of_the_referral(coordinator):
+    data = _sample().replace(b"Packton^Peter", b"Pack\x01\x07ton^Pe\x1bter")
+    referral = referral_import_hl7(data=data, actor=coordinator, provider=ProviderFactory())
+    assert (referral.patient_last_name, referral.patient_first_name) == ("Packton", "Peter")
+
+
+@pytest.mark.django_db
+def test_an_order_with_a_birth_year_before_1900_is_refused_with_the_reason(coordinator):
+    data = _sample().replace(b"|19580817|", b"|18580817|")
+    with pytest.raises(Hl7Error, match="before 1900"):
+        referral_import_hl7(data=data, actor=coordinator, provider=ProviderFactory())
+    assert not Referral.objects.exists()

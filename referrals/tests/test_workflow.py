@@ -145,6 +145,26 @@ def test_a_stale_copy_cannot_move_a_referral_twice_from_the_same_status(referral
     assert ReferralEvent.objects.filter(to_status=Status.ACCEPTED).count() == 1
 
 
+@pytest.mark.parametrize("dob", ["0001-01-01", "1066-10-14", "1899-12-31"])
+def test_a_birth_date_before_1900_is_refused_as_a_likely_typo(dob):
+    from datetime import date
+
+    referral = ReferralFactory.build(
+        provider=ProviderFactory(), patient_dob=date.fromisoformat(dob)
+    )
+    with pytest.raises(ValidationError, match="before 1900"):
+        referral_log(referral=referral, actor=None)
+    assert not Referral.objects.exists()
+
+
+def test_a_reason_longer_than_5000_characters_is_refused_with_what_to_do_instead():
+    referral = ReferralFactory.build(provider=ProviderFactory(), reason="knee " * 1001)
+    with pytest.raises(ValidationError, match="attach the full notes as a document"):
+        referral_log(referral=referral, actor=None)
+    referral = ReferralFactory.build(provider=ProviderFactory(), reason="k" * 5000)
+    assert referral_log(referral=referral, actor=None).pk
+
+
 def test_a_birth_date_in_the_future_is_refused():
     referral = ReferralFactory.build(
         provider=ProviderFactory(), patient_dob=timezone.localdate() + timedelta(days=1)
