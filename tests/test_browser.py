@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.conf import settings
+from django.utils import timezone
 
 from core.factories import DEMO_PASSWORD, UserFactory
 from core.roles import Role
@@ -94,7 +96,9 @@ def test_a_manager_adds_a_partner_logs_a_referral_and_finds_the_thank_you_task(
     page.get_by_role("button", name="Accept").click()
     expect(status).to_have_text("Accepted")
     page.get_by_text("Schedule…").click()
-    page.get_by_label("Appointment date and time").fill("2026-12-01T09:30")
+    page.get_by_label("Appointment date and time").fill(
+        f"{timezone.localdate() + timedelta(days=1)}T09:30"
+    )
     page.get_by_role("button", name="Schedule", exact=True).click()
     expect(status).to_have_text("Scheduled")
     page.get_by_role("button", name="Mark seen").click()

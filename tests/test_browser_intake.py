@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
 from audit.models import PatientDataAccess
 from core.factories import DEMO_PASSWORD, UserFactory
@@ -89,7 +91,9 @@ def test_an_office_submits_from_a_phone_and_the_coordinator_closes_the_referral(
     page.get_by_role("button", name="Accept").click()
     expect(status).to_have_text("Accepted")
     page.get_by_text("Schedule…").click()
-    page.get_by_label("Appointment date and time").fill("2026-12-01T09:30")
+    page.get_by_label("Appointment date and time").fill(
+        f"{timezone.localdate() + timedelta(days=1)}T09:30"
+    )
     page.get_by_role("button", name="Schedule", exact=True).click()
     expect(status).to_have_text("Scheduled")
     page.get_by_role("button", name="Mark seen").click()
