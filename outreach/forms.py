@@ -13,14 +13,15 @@ from core.forms import IdsMultipleChoiceField, UserChoiceField
 from outreach import ledger
 from outreach.models import (
     MERGE_FIELD,
-    MERGE_FIELDS,
     PATIENT_MERGE_FIELDS,
+    STRAY_TEMPLATE_SYNTAX,
     Activity,
     ComplianceLimit,
     Event,
     Invitation,
     LetterTemplate,
     Task,
+    merge_fields_for,
     unknown_merge_fields,
 )
 from partners.models import Organization, Provider, StaffMember
@@ -297,25 +298,47 @@ class LetterTemplateForm(forms.ModelForm):
         fields = ["subject", "body", "delay_business_days"]
         widgets = {"body": forms.Textarea(attrs={"rows": 12})}
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.instance.uses_delay:
+            # Its letters go out on their own schedule (LetterTemplate.TIMING).
+            del self.fields["delay_business_days"]
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        available = merge_fields_for(self.instance.kind)
         for field in ("subject", "body"):
-            unknown = unknown_merge_fields(cleaned.get(field) or "")
+            text = cleaned.get(field) or ""
+            unknown = unknown_merge_fields(text)
+            not_here = sorted(set(MERGE_FIELD.findall(text)) - set(available) - set(unknown))
             if unknown:
                 self.add_error(
                     field,
                     "Unknown merge field(s): "
                     + ", ".join(unknown)
                     + ". Available: "
-                    + ", ".join(MERGE_FIELDS)
+                    + ", ".join(available)
                     + ".",
                 )
-            elif self.instance.kind == LetterTemplate.Kind.NEWSLETTER:
-                patient = sorted(
-                    set(MERGE_FIELD.findall(cleaned.get(field) or "")) & PATIENT_MERGE_FIELDS
+            elif self.instance.kind == LetterTemplate.Kind.NEWSLETTER and (
+                patient := sorted(set(MERGE_FIELD.findall(text)) & PATIENT_MERGE_FIELDS)
+            ):
+                self.add_error(
+                    field, f"A newsletter carries no patient data: remove {', '.join(patient)}."
                 )
-                if patient:
-                    self.add_error(
-                        field, f"A newsletter carries no patient data: remove {', '.join(patient)}."
-                    )
+            elif not_here:
+                self.add_error(
+                    field,
+                    f"A {self.instance.get_kind_display().lower()} letter has no "
+                    + ", ".join(not_here)
+                    + " to fill in (the partner would see the braces). Available: "
+                    + ", ".join(available)
+                    + ".",
+                )
+            elif STRAY_TEMPLATE_SYNTAX.search(MERGE_FIELD.sub("", text)):
+                self.add_error(
+                    field,
+                    "Only plain merge fields such as {{ provider_name }} are filled in; "
+                    "remove the other braces (no filters, no {% %} tags).",
+                )
         return cleaned

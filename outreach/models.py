@@ -246,6 +246,50 @@ PATIENT_MERGE_FIELDS = frozenset(
 )
 
 
+# What each kind of letter is written with: a merge field another kind fills would reach
+# the partner as raw braces.
+PARTNER_MERGE_FIELDS = frozenset(
+    {
+        "provider_name",
+        "provider_last_name",
+        "organization_name",
+        "practice_name",
+        "sender_name",
+        "today",
+    }
+)
+REFERRAL_MERGE_FIELDS = frozenset(
+    {"patient_initials", "referral_date", "seen_date", "appointment_date"}
+)
+# Each reason belongs to its own notice; elsewhere it is empty.
+REASON_MERGE_FIELD = {
+    "declined": "decline_reason",
+    "on_hold": "hold_reason",
+    "cancelled": "cancel_reason",
+}
+EVENT_MERGE_FIELDS = frozenset({"event_name", "event_date", "event_place"})
+SUMMARY_MERGE_FIELDS = frozenset({"period", "report_count", "report_list"})
+
+
+def merge_fields_for(kind: str) -> dict[str, str]:
+    """The merge fields a letter of `kind` fills in, with what each says."""
+    if kind in ("newsletter", "rekindle"):
+        names = PARTNER_MERGE_FIELDS
+    elif kind == "event_reminder":
+        names = PARTNER_MERGE_FIELDS | EVENT_MERGE_FIELDS
+    elif kind == "report_summary":
+        names = PARTNER_MERGE_FIELDS | SUMMARY_MERGE_FIELDS
+    else:
+        names = PARTNER_MERGE_FIELDS | REFERRAL_MERGE_FIELDS
+        if kind in REASON_MERGE_FIELD:
+            names = names | {REASON_MERGE_FIELD[kind]}
+    return {name: help for name, help in MERGE_FIELDS.items() if name in names}
+
+
+# Anything that looks like template syntax but is not a plain merge field.
+STRAY_TEMPLATE_SYNTAX = re.compile(r"\{\{|\}\}|\{%|%\}")
+
+
 def render_merge_fields(text: str, values: dict[str, str]) -> str:
     return MERGE_FIELD.sub(lambda match: values.get(match.group(1), match.group(0)), text)
 
@@ -285,6 +329,28 @@ class LetterTemplate(models.Model):
 
     def __str__(self) -> str:
         return self.get_kind_display()
+
+    # When the letters of the kinds not sent from a referral's step go out; those kinds
+    # ignore delay_business_days.
+    TIMING = {
+        "newsletter": "sent when a newsletter issue goes out",
+        "event_reminder": "sent as many days before an event as the event says",
+        "report_summary": "sent weekly or monthly, as each partner chose",
+        "rekindle": "a text for liaisons to start from; not sent automatically",
+    }
+
+    @property
+    def uses_delay(self) -> bool:
+        return self.kind not in self.TIMING
+
+    @property
+    def timing(self) -> str:
+        if not self.uses_delay:
+            return self.TIMING[self.kind]
+        days = self.delay_business_days
+        if not days:
+            return "sent as soon as the referral reaches that step"
+        return f"due {days} business day{'s' if days != 1 else ''} after the referral reaches that step"
 
 
 class LetterQuerySet(models.QuerySet["Letter"]):

@@ -38,7 +38,6 @@ from outreach.forms import (
     TaskForm,
 )
 from outreach.models import (
-    MERGE_FIELDS,
     Activity,
     ActivityShare,
     CalendarFeed,
@@ -48,6 +47,7 @@ from outreach.models import (
     Letter,
     LetterTemplate,
     Task,
+    merge_fields_for,
     render_merge_fields,
 )
 from outreach.pdf import letter_pdf
@@ -259,7 +259,7 @@ def template_update(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "form": form,
             "template": template,
-            "merge_fields": MERGE_FIELDS,
+            "merge_fields": merge_fields_for(template.kind),
             "preview": _preview(form, template),
         },
     )

@@ -119,6 +119,52 @@ def test_a_template_with_an_unknown_merge_field_is_refused(client_for, manager):
     assert template.subject == "Hi"
 
 
+def test_every_letter_as_first_shipped_passes_its_own_editor():
+    from outreach.forms import LetterTemplateForm
+    from outreach.services import DEFAULT_TEMPLATES
+
+    for kind, text in DEFAULT_TEMPLATES.items():
+        form = LetterTemplateForm(data=text, instance=LetterTemplate(kind=kind))
+        assert form.is_valid(), (kind, form.errors)
+
+
+@pytest.mark.parametrize(
+    ("kind", "text", "message"),
+    [
+        ("thank_you", "See you at {{ event_name }}", "has no event_name to fill in"),
+        ("event_reminder", "For {{ patient_initials }}", "has no patient_initials to fill in"),
+        ("thank_you", "Sorry: {{ decline_reason }}", "has no decline_reason to fill in"),
+        ("thank_you", "{% if seen_date %}Seen{% endif %}", "remove the other braces"),
+        ("thank_you", "Dear {{ provider_name | upper }}", "remove the other braces"),
+    ],
+)
+def test_a_merge_field_this_kind_of_letter_cannot_fill_is_refused(
+    client_for, manager, kind, text, message
+):
+    from outreach.services import letter_template_for
+
+    template = letter_template_for(kind)
+    before = template.body
+    response = client_for(manager).post(
+        reverse("outreach:template_update", args=[template.pk]),
+        {"subject": template.subject, "body": text, "delay_business_days": 0},
+    )
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    template.refresh_from_db()
+    assert template.body == before
+
+
+def test_the_editor_lists_only_the_merge_fields_its_letter_fills(client_for, manager):
+    from outreach.services import letter_template_for
+
+    template = letter_template_for("event_reminder")
+    page = client_for(manager).get(reverse("outreach:template_update", args=[template.pk]))
+    html = page.content.decode()
+    assert "<code>event_place</code>" in html and "<code>provider_name</code>" in html
+    assert "<code>patient_initials</code>" not in html
+
+
 def test_only_managers_edit_letter_templates(client_for, coordinator, liaison):
     assert client_for(coordinator).get(reverse("outreach:template_list")).status_code == 403
     assert client_for(liaison).get(reverse("outreach:template_list")).status_code == 403

@@ -108,6 +108,21 @@ def test_the_template_list_offers_every_kind_of_letter(client_for, manager):
     page = client_for(manager).get(reverse("outreach:template_list")).content.decode()
     for label in LetterTemplate.Kind.labels:
         assert label in page
+    # Each says when its letters go out; the schedule-driven kinds have no delay.
+    assert "due 2 business days after the referral reaches that step" in page  # thank-you
+    assert "sent as many days before an event as the event says" in page
+    assert "after the event" not in page
+
+
+def test_a_letter_kind_on_its_own_schedule_has_no_delay_to_edit(client_for, manager):
+    from outreach.services import letter_template_for
+
+    reminder = letter_template_for(LetterTemplate.Kind.EVENT_REMINDER)
+    page = client_for(manager).get(reverse("outreach:template_update", args=[reminder.pk]))
+    assert 'name="delay_business_days"' not in page.content.decode()
+    thanks = letter_template_for(LetterTemplate.Kind.THANK_YOU)
+    page = client_for(manager).get(reverse("outreach:template_update", args=[thanks.pk]))
+    assert 'name="delay_business_days"' in page.content.decode()
 
 
 def test_the_editor_previews_unsaved_text_for_a_sample_referral(client_for, manager):
