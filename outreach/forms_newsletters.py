@@ -29,6 +29,8 @@ class NewsletterForm(forms.ModelForm):
         help_text="None ticked: whatever their health.",
     )
     owner = UserChoiceField(queryset=liaison_choices(), required=False, label="Relationship owner")
+    # The audience size the sender confirmed; sent only when it is still the size.
+    confirm_count = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
     class Meta:
         model = NewsletterIssue
@@ -56,6 +58,21 @@ class NewsletterForm(forms.ModelForm):
 
     def clean_specialty(self) -> str:
         return self.cleaned_data["specialty"].replace("\x00", "").strip()
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if not self.errors:
+            self.audience_count = self.audience().count()
+            if not self.audience_count:
+                raise ValidationError(
+                    "No active partner is in this audience: untick a filter or clear the "
+                    "specialty before sending."
+                )
+        return cleaned
+
+    def confirmed(self) -> bool:
+        """Did the sender see and confirm this very audience size?"""
+        return self.cleaned_data.get("confirm_count") == self.audience_count
 
     def audience(self) -> Any:
         """The partners the audience fields reach, from whichever of them are valid (the

@@ -48,10 +48,22 @@ def newsletter_create(request: HttpRequest) -> HttpResponse:
     form = NewsletterForm(
         request.POST or None, initial={"subject": template.subject, "body": template.body}
     )
+    submit_label = "Review and send"
     if request.method == "POST" and form.is_valid():
-        issue = newsletters.newsletter_send(issue=form.save(commit=False), actor=request.user)
-        messages.success(request, "Newsletter queued: the letters are being prepared.")
-        return redirect(issue)
+        if form.confirmed():
+            issue = newsletters.newsletter_send(issue=form.save(commit=False), actor=request.user)
+            messages.success(request, "Newsletter queued: the letters are being prepared.")
+            return redirect(issue)
+        # Nothing is sent on the first press: the sender sees how many it reaches.
+        count = form.audience_count
+        form.data = form.data.copy()
+        form.data["confirm_count"] = str(count)
+        submit_label = f"Send to {count:,} partner{'s' if count != 1 else ''}"
+        messages.info(
+            request,
+            f"This newsletter goes to {count:,} active partner{'s' if count != 1 else ''}. "
+            f"Check the preview, then press “{submit_label}”.",
+        )
     return render(
         request,
         "outreach/newsletter_form.html",
@@ -60,6 +72,7 @@ def newsletter_create(request: HttpRequest) -> HttpResponse:
             "preview": _preview(form),
             "template": template,
             "merge_fields": newsletters.NEWSLETTER_MERGE_FIELDS,
+            "submit_label": submit_label,
         },
     )
 

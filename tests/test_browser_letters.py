@@ -86,7 +86,11 @@ def test_a_manager_sends_a_newsletter_and_watches_its_progress(page: Any) -> Non
     page.get_by_label("Subject").fill("Spring news for Dr. {{ provider_last_name }}")
     expect(page.locator("#preview")).to_contain_text("Spring news for Dr. Aardvark")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
-    page.get_by_role("button", name="Send to the audience").click()
+    page.get_by_role("button", name="Review and send").click()
+    # Nothing goes out on the first press: the count to confirm, the text kept.
+    expect(page.get_by_text("This newsletter goes to 1 active partner.")).to_be_visible()
+    assert not NewsletterIssue.objects.exists()
+    page.get_by_role("button", name="Send to 1 partner").click()
 
     # Queued, unless a test worker still running from an earlier test (the suite's worker
     # fixture is session-wide) already took the task.

@@ -143,7 +143,12 @@ def test_sending_queues_the_issue_after_commit_and_shows_its_progress(
     ):
         response = client.post(
             reverse("outreach:newsletter_create"),
-            {"subject": "Spring news", "body": "Dear {{ provider_name }}", "tiers": ["A"]},
+            {
+                "subject": "Spring news",
+                "body": "Dear {{ provider_name }}",
+                "tiers": ["A"],
+                "confirm_count": 1,
+            },
         )
 
     issue = NewsletterIssue.objects.get()
@@ -158,6 +163,40 @@ def test_sending_queues_the_issue_after_commit_and_shows_its_progress(
     done = client.get(issue.get_absolute_url(), HTTP_HX_REQUEST="true")
     assert b"Done" in done.content and b"every 1s" not in done.content
     assert b"Sent: <strong>1</strong>" in done.content
+
+
+def test_nothing_is_sent_until_the_sender_confirms_the_audience_it_reaches(client_for, manager):
+    for _ in range(3):
+        ProviderFactory(tier="A")
+    client = client_for(manager)
+    data = {"subject": "Spring news", "body": "Dear {{ provider_name }}", "tiers": ["A"]}
+
+    review = client.post(reverse("outreach:newsletter_create"), data, follow=True)
+    page = review.content.decode()
+    assert "This newsletter goes to 3 active partners." in page
+    assert 'name="confirm_count" value="3"' in page and ">Send to 3 partners<" in page
+    assert "Spring news" in page and not NewsletterIssue.objects.exists()
+
+    # The audience grew meanwhile: confirmed for 3, it asks again for 4.
+    ProviderFactory(tier="A")
+    again = client.post(reverse("outreach:newsletter_create"), {**data, "confirm_count": 3})
+    assert again.status_code == 200 and not NewsletterIssue.objects.exists()
+    assert ">Send to 4 partners<" in again.content.decode()
+
+    with mock.patch("outreach.tasks.send_newsletter.apply_async"):
+        sent = client.post(reverse("outreach:newsletter_create"), {**data, "confirm_count": 4})
+    assert sent.status_code == 302 and NewsletterIssue.objects.get().audience_size == 4
+
+
+def test_a_newsletter_reaching_nobody_is_refused(client_for, manager):
+    ProviderFactory(tier="A", specialty="Family Medicine")
+    response = client_for(manager).post(
+        reverse("outreach:newsletter_create"),
+        {"subject": "News", "body": "Hello", "specialty": "zzz", "confirm_count": 0},
+    )
+    assert response.status_code == 200
+    assert "No active partner is in this audience" in response.content.decode()
+    assert not NewsletterIssue.objects.exists()
 
 
 @pytest.mark.parametrize(("role", "status"), [("liaison", 403), ("coordinator", 403)])
