@@ -1016,6 +1016,14 @@ def event_record_attendance(
     from outreach import meetings
 
     locked = Event.objects.select_for_update().get(pk=event.pk)
+    if locked.starts_at > timezone.now():
+        # Who came is known afterwards; recorded now it would log activities, ledger costs
+        # and annual meetings dated in the future.
+        raise ValidationError(
+            f"{locked.name} has not happened yet (it starts "
+            f"{timezone.localtime(locked.starts_at):%b %-d at %-I:%M %p}): record who came "
+            "after it."
+        )
     came = list(
         locked.invitations.filter(attended=True).select_related("provider", "staff").order_by("pk")
     )

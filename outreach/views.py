@@ -7,7 +7,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q, Sum
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -750,6 +750,9 @@ def event_attendance(request: HttpRequest, pk: int) -> HttpResponse:
         return _event_page(request, event, form)
     except PermissionDenied as error:
         form.add_error("limit_override_reason", str(error))
+        return _event_page(request, event, form)
+    except ValidationError as error:
+        form.add_error(None, error)
         return _event_page(request, event, form)
     if not result.activities:
         messages.warning(request, "Nobody is marked as attended yet.")

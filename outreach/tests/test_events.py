@@ -1,5 +1,8 @@
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from outreach.factories import EventFactory
 from outreach.models import Activity, Event, Invitation
@@ -67,7 +70,7 @@ def test_an_rsvp_changes_with_htmx_and_returns_the_row(client_for, liaison):
 def test_attendance_becomes_one_event_activity_per_office_however_often_it_is_recorded(
     client_for, liaison
 ):
-    event = EventFactory()
+    event = EventFactory(starts_at=timezone.now() - timedelta(days=1))
     office = OrganizationFactory(name="Dundee Family Practice")
     came = ProviderFactory(organization=office)
     staff = StaffMemberFactory(organization=office)
@@ -101,7 +104,7 @@ def test_attendance_becomes_one_event_activity_per_office_however_often_it_is_re
 
 
 def test_recording_attendance_with_nobody_marked_says_so(client_for, liaison):
-    event = EventFactory()
+    event = EventFactory(starts_at=timezone.now() - timedelta(days=1))
     Invitation.objects.create(event=event, provider=ProviderFactory())
     response = client_for(liaison).post(
         reverse("outreach:event_attendance", args=[event.pk]), follow=True
@@ -131,3 +134,15 @@ def test_an_invitation_is_for_exactly_one_person():
     event = EventFactory()
     with pytest.raises(IntegrityError), transaction.atomic():
         Invitation.objects.create(event=event)
+
+
+def test_attendance_cannot_be_recorded_before_the_event(client_for, liaison):
+    event = EventFactory(name="Spring dinner")
+    invitation = Invitation.objects.create(event=event, provider=ProviderFactory(owner=liaison))
+    Invitation.objects.filter(pk=invitation.pk).update(attended=True)
+    response = client_for(liaison).post(
+        reverse("outreach:event_attendance", args=[event.pk]), follow=True
+    )
+    assert response.status_code == 200
+    assert "Spring dinner has not happened yet" in response.content.decode()
+    assert not Activity.objects.exists()
