@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -26,6 +27,8 @@ from outreach.models import (
 )
 from partners.models import Organization, Provider, StaffMember
 from partners.widgets import OfficePicker
+
+NEXT_STEP_DEFAULT_DAYS = 7
 
 
 class ActivityForm(forms.ModelForm):
@@ -55,6 +58,10 @@ class ActivityForm(forms.ModelForm):
             "next_step_due": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
         }
         field_classes = {"providers": IdsMultipleChoiceField, "staff": IdsMultipleChoiceField}
+        help_texts = {
+            "next_step_due": "The next step becomes a follow-up task; left empty, it is due a "
+            "week after this."
+        }
 
     def __init__(
         self,
@@ -103,6 +110,13 @@ class ActivityForm(forms.ModelForm):
         cleaned = super().clean()
         if cleaned.get("next_step_due") and not cleaned.get("next_step"):
             self.add_error("next_step", "Say what the next step is, or clear its due date.")
+        elif cleaned.get("next_step") and not cleaned.get("next_step_due"):
+            # A next step is a follow-up task; left without a date it is due in a week.
+            occurred = cleaned.get("occurred_at") or timezone.now()
+            cleaned["next_step_due"] = timezone.localtime(occurred).date() + timedelta(
+                days=NEXT_STEP_DEFAULT_DAYS
+            )
+            self.instance.next_step_due = cleaned["next_step_due"]
         if cleaned.get("cost") and not (cleaned.get("providers") or cleaned.get("staff")):
             self.add_error("cost", "Tick who attended: the cost is shared among them.")
         return cleaned

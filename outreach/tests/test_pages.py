@@ -74,6 +74,28 @@ def test_logging_a_visit_with_a_next_step_creates_a_follow_up(client_for, liaiso
     assert follow_up.title == "Send the consult-turnaround report"
 
 
+def test_a_next_step_left_without_a_date_is_still_a_follow_up_due_a_week_later(
+    client_for, liaison
+):
+    provider = ProviderFactory(owner=liaison)
+    response = client_for(liaison).post(
+        reverse("outreach:activity_create"),
+        {
+            "provider": provider.pk,
+            "kind": "lunch",
+            "occurred_at": "2026-11-20T12:00",
+            "providers": [provider.pk],
+            "next_step": "Bring lunch next week",
+            "next_step_due": "",
+        },
+    )
+    assert response.status_code == 302
+    activity = Activity.objects.get()
+    follow_up = Task.objects.get(activity=activity)
+    assert follow_up.due_on.isoformat() == "2026-11-27"
+    assert activity.next_step_due == follow_up.due_on
+
+
 def test_a_due_date_without_a_next_step_is_refused(client_for, liaison):
     provider = ProviderFactory(owner=liaison)
     response = client_for(liaison).post(
