@@ -74,9 +74,7 @@ def test_logging_a_visit_with_a_next_step_creates_a_follow_up(client_for, liaiso
     assert follow_up.title == "Send the consult-turnaround report"
 
 
-def test_a_next_step_left_without_a_date_is_still_a_follow_up_due_a_week_later(
-    client_for, liaison
-):
+def test_a_next_step_left_without_a_date_is_still_a_follow_up_due_a_week_later(client_for, liaison):
     provider = ProviderFactory(owner=liaison)
     response = client_for(liaison).post(
         reverse("outreach:activity_create"),

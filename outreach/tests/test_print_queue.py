@@ -163,3 +163,17 @@ def test_a_letter_not_yet_sent_says_where_it_will_go_and_a_sent_one_where_it_wen
     Letter.objects.filter(pk=pending.pk).update(status=Letter.Status.SENT, sent_at=timezone.now())
     page = client_for(manager).get(pending.get_absolute_url()).content.decode()
     assert "Sent to desk@clinic.test" in page
+
+
+def test_a_fax_waiting_in_the_queue_is_not_called_sent_and_can_be_marked_from_its_page(
+    client_for, coordinator
+):
+    letter = _queued()
+    Letter.objects.filter(pk=letter.pk).update(sent_at=timezone.now())  # as an older row had
+    client = client_for(coordinator)
+    page = client.get(letter.get_absolute_url()).content.decode()
+    assert "Will go to (402) 555-0100" in page and "Sent to" not in page
+    assert "Letter: Thank-you" in page and "Mark faxed…" in page
+    client.post(reverse("outreach:letter_printed", args=[letter.pk]))
+    page = client.get(letter.get_absolute_url()).content.decode()
+    assert "Sent to (402) 555-0100" in page and "Mark faxed…" not in page
