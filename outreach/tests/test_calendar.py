@@ -45,7 +45,7 @@ def test_the_feed_carries_visits_events_and_due_tasks_as_ical(client, client_for
     assert CalendarFeed.objects.get(user=liaison).last_read_at is not None
 
 
-def test_the_feed_holds_patient_initials_only(client, client_for, liaison):
+def test_the_feed_holds_nothing_of_the_patient(client, client_for, liaison):
     doctor = ProviderFactory(owner=liaison)
     referral = ReferralFactory(
         provider=doctor,
@@ -58,7 +58,10 @@ def test_the_feed_holds_patient_initials_only(client, client_for, liaison):
     thank_you_prepare(referral_id=referral.pk)
     Task.objects.filter(referral=referral).update(due_on=timezone.localdate())
     body = client.get(make_feed_url(client_for(liaison))).content.decode()
-    assert "R.O." in body
+    # The thank-you task is there, by its kind and partner, without even the initials.
+    partner = doctor.display_name.replace(",", "\\,")  # iCalendar escapes commas
+    assert f"SUMMARY:Due: Thank-you · {partner}" in body.replace("\r\n ", "")
+    assert "R.O." not in body
     assert "Ruth" not in body and "Olsen" not in body
     assert referral.reason not in body
 
