@@ -1,8 +1,12 @@
 from collections.abc import Callable
+from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
+from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import resolve_url
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 
 TOUCHED_KEY = "_touched_at"
 
@@ -41,3 +45,41 @@ class IdleLogoffMiddleware:
             if now - session.get(TOUCHED_KEY, 0) >= settings.SESSION_TOUCH_SECONDS:
                 session[TOUCHED_KEY] = now  # modified → SessionMiddleware saves it
         return response
+
+
+class SignedOutMiddleware:
+    """What a user whose session ended (idle logoff) meets on their next request: the
+    sign-in page says why, and a request sent by htmx (a form posted in place, such as the
+    day plan's visit log) takes the whole page to sign in instead of drawing the sign-in
+    page inside the form. Its answer is not a success, so the form's draft on the phone
+    (static/js/app.js) is kept and comes back after signing in."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if response.status_code != 302 or request.user.is_authenticated:
+            return response
+        login_path = resolve_url(settings.LOGIN_URL)
+        if urlsplit(response.get("Location", "")).path != login_path:
+            return response
+        # A session cookie whose session is gone: it ended while the user was away.
+        if settings.SESSION_COOKIE_NAME in request.COOKIES and request.session.is_empty():
+            messages.info(
+                request,
+                f"You were signed out after {settings.SESSION_COOKIE_AGE // 60} minutes without "
+                "activity. Sign in again to go on; nothing of what you last sent was saved.",
+            )
+        if not getattr(request, "htmx", False):
+            return response
+        # Back to the page the user was on (its drafts come back), not the address posted to.
+        current = urlsplit(request.headers.get("HX-Current-URL", ""))
+        back = current.path + (f"?{current.query}" if current.query else "")
+        if not back.startswith("/") or not url_has_allowed_host_and_scheme(
+            back, allowed_hosts={request.get_host()}
+        ):
+            back = "/"
+        signed_out = HttpResponse(status=401)
+        signed_out["HX-Redirect"] = f"{login_path}?{urlencode({'next': back})}"
+        return signed_out

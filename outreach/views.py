@@ -204,7 +204,11 @@ def activity_create(request: HttpRequest) -> HttpResponse:
         ):
             messages.success(request, f"{activity.get_kind_display()} logged.")
             _warn_near_limit(request, activity)
-            return redirect(provider or organization)
+            target = (provider or organization).get_absolute_url()
+            if request.htmx:
+                # Saved: the page's script drops the draft kept on the device.
+                return HttpResponse(status=204, headers={"HX-Redirect": target})
+            return redirect(target)
     return render(
         request,
         "outreach/activity_form.html",

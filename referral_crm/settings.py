@@ -81,6 +81,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # After htmx and messages: turns a redirect to sign in into what a signed-out user needs.
+    "core.middleware.SignedOutMiddleware",
     "core.middleware.NoStoreMiddleware",
     # Last, so it sees the final authentication result.
     "axes.middleware.AxesMiddleware",

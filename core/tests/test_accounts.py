@@ -100,6 +100,48 @@ def test_sessions_end_after_fifteen_idle_minutes(client, time_machine_session):
     assert response.url.startswith(reverse("login"))
 
 
+def test_a_user_signed_out_for_being_idle_is_told_why_on_the_sign_in_page(
+    client, time_machine_session
+):
+    client.force_login(UserFactory(role=Role.MANAGER))
+    assert client.get(reverse("core:dashboard")).status_code == 200
+    time_machine_session.shift(seconds=15 * 60 + 1)
+    page = client.get(reverse("referrals:list"), follow=True).content.decode()
+    assert "You were signed out after 15 minutes without activity." in page
+    # Someone who never signed in is just asked to.
+    from django.test import Client
+
+    fresh = Client().get(reverse("referrals:list"), follow=True).content.decode()
+    assert "You were signed out" not in fresh
+
+
+def test_a_form_posted_in_place_after_idle_logoff_takes_the_page_to_sign_in(
+    client, time_machine_session
+):
+    """Not the sign-in page drawn inside the form; and not a success, so the form's draft
+    on the device is kept for after signing in."""
+    client.force_login(UserFactory(role=Role.LIAISON))
+    assert client.get(reverse("core:dashboard")).status_code == 200
+    time_machine_session.shift(seconds=15 * 60 + 1)
+    response = client.post(
+        "/outreach/day/visits/1/log/",
+        {"notes": "Met Dr. Diaz"},
+        HTTP_HX_REQUEST="true",
+        HTTP_HX_CURRENT_URL="http://testserver/outreach/day/visits/1/log/?from=plan",
+    )
+    assert response.status_code == 401
+    assert response["HX-Redirect"] == (
+        reverse("login") + "?next=%2Foutreach%2Fday%2Fvisits%2F1%2Flog%2F%3Ffrom%3Dplan"
+    )
+    elsewhere = client.post(
+        "/outreach/day/visits/1/log/",
+        {},
+        HTTP_HX_REQUEST="true",
+        HTTP_HX_CURRENT_URL="https://evil.example/phish",
+    )
+    assert elsewhere["HX-Redirect"] == reverse("login") + "?next=%2Fphish"
+
+
 def test_pages_require_sign_in(client):
     response = client.get(reverse("referrals:list"))
     assert response.status_code == 302

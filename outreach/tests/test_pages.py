@@ -213,3 +213,19 @@ def test_every_kind_of_letter_has_a_default_text_whose_preview_fills_every_field
         )
         assert preview.status_code == 200, template.kind
         assert not MERGE_FIELD.search(preview.content.decode()), template.kind
+
+
+def test_the_activity_form_keeps_a_draft_and_is_saved_in_place(client_for, liaison):
+    provider = ProviderFactory(owner=liaison)
+    client = client_for(liaison)
+    url = reverse("outreach:activity_create") + f"?provider={provider.pk}"
+    page = client.get(url).content.decode()
+    assert f'data-draft-key="activity-p{provider.pk}" data-draft-restore' in page
+    saved = client.post(
+        url,
+        {"provider": provider.pk, "kind": "call", "occurred_at": "2026-11-20T12:00"},
+        HTTP_HX_REQUEST="true",
+    )
+    # A success for the page's script: it drops the draft and follows the redirect.
+    assert (saved.status_code, saved["HX-Redirect"]) == (204, provider.get_absolute_url())
+    assert Activity.objects.get().kind == "call"
