@@ -26,11 +26,12 @@ def annual_meeting_list(request: HttpRequest) -> HttpResponse:
     """Key partners (tier A, then B) whose annual meeting is due: a liaison's own
     partners; a manager may see everyone's."""
     form = AnnualMeetingFilterForm(request.GET or None)
-    scope, tier = "mine", ""
+    sees_all = request.user.has_perm("outreach.view_all_tasks")
+    # A manager owns few partners, if any: they start from everyone's.
+    scope, tier = ("all" if sees_all else "mine"), ""
     if form.is_valid():
         scope = form.cleaned_data["scope"] or scope
         tier = form.cleaned_data["tier"]
-    sees_all = request.user.has_perm("outreach.view_all_tasks")
     if not sees_all:
         scope = "mine"
     providers = Provider.objects.for_user(request.user).select_related("organization", "owner")

@@ -61,3 +61,11 @@ def test_pages_of_the_queue_keep_its_filters(client_for, manager):
     assert "Page 1 of 2" in html
     link = re.search(r'href="\?([^"]*page=2[^"]*)"', html).group(1)
     assert "urgency=urgent" in link and "open=" in link
+
+
+def test_a_refused_page_names_the_role_and_whom_to_ask(client_for, manager):
+    page = client_for(manager).get(reverse("registry:import"))
+    assert page.status_code == 403
+    html = page.content.decode()
+    assert "Your role (Practice manager) does not include this page" in html
+    assert "ask your practice manager" not in html

@@ -109,6 +109,11 @@ def test_the_list_shows_a_liaison_their_partners_and_a_manager_everyones(
     assert "Theirsowned" not in page  # a liaison cannot widen the scope
     page = client_for(manager).get(url, {"scope": "all"}).content.decode()
     assert "Mineowned" in page and "Theirsowned" in page
+    # A manager owns no partners: the page starts from everyone's.
+    page = client_for(manager).get(url).content.decode()
+    assert "Mineowned" in page and "Theirsowned" in page
+    page = client_for(manager).get(url, {"scope": "mine"}).content.decode()
+    assert "Mineowned" not in page
     page = client_for(manager).get(url, {"scope": "all", "tier": "B"}).content.decode()
     assert "Mineowned" not in page and "Theirsowned" in page
     assert client_for(coordinator).get(url).status_code == 403
