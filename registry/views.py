@@ -104,6 +104,9 @@ def finder(request: HttpRequest) -> HttpResponse:
             )
     can_add = request.user.has_perm("partners.add_provider")
     context = {
+        # An empty registry explains an empty search better than "try a wider distance"
+        # (asked only when nothing was found).
+        "registry_empty": not rows and not RegistryProvider.objects.exists(),
         "form": form,
         "page": page,
         "rows": rows,

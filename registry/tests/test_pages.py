@@ -236,3 +236,9 @@ def test_the_sweep_reruns_an_import_whose_worker_died_and_gives_up_after_three_t
     assert "upload the file again" in fresh.error
     page = client.get(reverse("registry:import_detail", args=[fresh.pk]))
     assert "upload the file again" in page.content.decode()
+
+
+def test_the_finder_says_when_the_registry_has_not_been_imported(client_for, manager):
+    page = client_for(manager).get(reverse("registry:finder"), {"name": "smith"}).content.decode()
+    assert "the NPPES file has not been imported yet" in page
+    assert "Try a wider distance" not in page
