@@ -294,3 +294,12 @@ def test_the_partner_page_names_the_status_people_set_apart_from_the_computed_he
     page = client_for(manager).get(provider.get_absolute_url()).content.decode()
     assert ">Status: Dormant</span>" in page
     assert ">Health: Active</span>" in page
+
+
+def test_a_touch_logged_since_the_nightly_health_check_is_mentioned_beside_it(client_for, manager):
+    provider = ProviderFactory(
+        health=Provider.Health.AT_RISK, health_checked_at=timezone.now() - timedelta(hours=10)
+    )
+    ActivityFactory(kind="lunch", occurred_at=timezone.now()).providers.add(provider)
+    page = client_for(manager).get(provider.get_absolute_url()).content.decode()
+    assert 'data-testid="touched-since">Since then: lunch on' in page
