@@ -108,6 +108,8 @@ def test_a_manager_previews_side_by_side_then_confirms(client_for, manager):
     preview = client.get(url, {"duplicate": duplicate.pk}).content.decode()
     assert "(402) 555-0101" in preview
     assert "2 referrals" in preview
+    # Two factory providers have two NPIs: the preview warns they may be two people.
+    assert 'data-testid="npi-differs"' in preview and "usually mean two different people" in preview
     refused = client.post(url, {"duplicate": duplicate.pk})
     assert "Tick the box to confirm the merge." in refused.content.decode()
     assert Provider.objects.filter(pk=duplicate.pk).exists()
