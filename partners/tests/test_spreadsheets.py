@@ -268,3 +268,20 @@ def test_someone_without_the_import_permission_cannot_see_an_import(client_for, 
     client = client_for(liaison)
     for name in ("import_detail", "import_mapping", "import_rejects"):
         assert client.get(reverse(f"partners:{name}", args=[partner_import.pk])).status_code == 403
+
+
+def test_a_column_mapping_problem_is_said_once(client_for, manager):
+    partner_import = PartnerImport.objects.create(
+        file_name="partners.csv",
+        headers=["NPI", "Name", "Phone", "Fax"],
+        rows=[["1679576722", "Ann Lee", "402", "403"]],
+        mapping={},
+        uploaded_by=manager,
+    )
+    response = client_for(manager).post(
+        reverse("partners:import_mapping", args=[partner_import.pk]),
+        {"column_0": "npi", "column_1": "full_name", "column_2": "phone", "column_3": "phone"},
+    )
+    page = response.content.decode()
+    assert page.count("is chosen twice") == 1
+    assert "Please correct the fields marked below" not in page
