@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
+from datetime import datetime
 from itertools import chain
 from typing import Any
 from urllib.parse import urlencode
@@ -570,6 +571,21 @@ EXPORT_COLUMNS = [
     ("reason", "Reason"),
 ]
 EXPORT_CHUNK = 2000
+# What a spreadsheet reader sees: labels rather than codes, local times to the minute.
+EXPORT_LABELS = {
+    "direction": dict(Referral.Direction.choices),
+    "status": dict(Status.choices),
+    "urgency": dict(Referral.Urgency.choices),
+    "channel": dict(Referral.Channel.choices),
+}
+
+
+def _export_value(name: str, value: Any) -> Any:
+    if name in EXPORT_LABELS:
+        return EXPORT_LABELS[name].get(value, value)
+    if isinstance(value, datetime):
+        return f"{timezone.localtime(value):%Y-%m-%d %H:%M}"
+    return value
 
 
 def _csv_cell(value: Any) -> str:
@@ -709,7 +725,12 @@ def referral_export(request: HttpRequest) -> StreamingHttpResponse:
             request=request,
         )
         for row in chunk:
-            yield writer.writerow([_csv_cell(value) for value in row])
+            yield writer.writerow(
+                [
+                    _csv_cell(_export_value(name, value))
+                    for (name, _), value in zip(EXPORT_COLUMNS, row, strict=True)
+                ]
+            )
 
     filename = f"referrals-{timezone.localdate():%Y-%m-%d}.csv"
     return StreamingHttpResponse(

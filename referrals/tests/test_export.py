@@ -5,6 +5,7 @@ import io
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from audit.models import PatientDataAccess
 from partners.factories import ProviderFactory
@@ -31,6 +32,15 @@ def test_a_manager_exports_the_filtered_queue_and_every_row_is_audited(client_fo
     header, *rows = _rows(response)
     assert header[0] == "Referral #" and "Patient last name" in header
     assert sorted(int(row[0]) for row in rows) == sorted(r.pk for r in urgent)
+    # Labels and local times a reader understands, not codes and UTC.
+    first = dict(zip(header, rows[0], strict=True))
+    assert (first["Direction"], first["Status"], first["Urgency"]) == (
+        "Inbound",
+        "Received",
+        "Urgent",
+    )
+    referral = next(r for r in urgent if r.pk == int(rows[0][0]))
+    assert first["Received"] == f"{timezone.localtime(referral.received_at):%Y-%m-%d %H:%M}"
     exported = PatientDataAccess.objects.filter(action="export", user=manager)
     assert sorted(exported.values_list("referral_id", flat=True)) == sorted(r.pk for r in urgent)
 
