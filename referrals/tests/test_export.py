@@ -35,7 +35,7 @@ def test_a_manager_exports_the_filtered_queue_and_every_row_is_audited(client_fo
     # Labels and local times a reader understands, not codes and UTC.
     first = dict(zip(header, rows[0], strict=True))
     assert (first["Direction"], first["Status"], first["Urgency"]) == (
-        "Inbound",
+        "Inbound (partner → us)",
         "Received",
         "Urgent",
     )
