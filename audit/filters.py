@@ -5,12 +5,13 @@ from django import forms
 from django.contrib.auth import get_user_model
 
 from audit.models import PatientDataAccess
-from core.filters import StyledFilterSet
+from core.filters import PersonFilter, StyledFilterSet
 
 
 class PatientDataAccessFilter(StyledFilterSet):
-    user = django_filters.ModelChoiceFilter(
-        queryset=get_user_model().objects.order_by("username"), empty_label="Anyone"
+    user = PersonFilter(
+        queryset=get_user_model().objects.order_by("first_name", "last_name", "username"),
+        empty_label="Anyone",
     )
     referral = django_filters.NumberFilter(
         field_name="referral_id", label="Referral #", min_value=1, max_value=2**62

@@ -75,6 +75,21 @@ class PatientDataAccess(models.Model):
             models.Index(fields=["referral_id", "-at"], name="audit_referral_at_idx"),
         ]
 
+    @property
+    def field_labels(self) -> list[str]:
+        """The fields as the referral page names them ("patient last name"), not columns."""
+        from django.apps import apps
+        from django.core.exceptions import FieldDoesNotExist
+
+        referral = apps.get_model("referrals", "Referral")
+        labels = []
+        for name in self.fields:
+            try:
+                labels.append(str(referral._meta.get_field(name).verbose_name))
+            except FieldDoesNotExist:
+                labels.append(name)
+        return labels
+
     def __str__(self) -> str:
         return f"{self.get_action_display()} referral #{self.referral_id}"
 

@@ -167,12 +167,18 @@ def test_only_managers_and_administrators_read_the_audit_page(client_for, reques
 def test_the_audit_page_filters_by_person_referral_and_action(client_for, manager):
     first = _logged(provider=ProviderFactory())
     second = _logged(provider=ProviderFactory())
-    other = UserFactory(username="someone")
+    other = UserFactory(username="someone", first_name="Sam", last_name="Okafor")
     audit_record(action=Action.VIEW, referral_ids=[first.pk], user=other)
+    audit_record(
+        action=Action.CHANGE, referral_ids=[first.pk], user=other, fields=["patient_last_name"]
+    )
     audit_record(action=Action.DOWNLOAD, referral_ids=[second.pk], user=manager)
     client = client_for(manager)
     page = client.get(reverse("audit:list"), {"user": other.pk}).content.decode()
     assert f"#{first.pk}<" in page and f"#{second.pk}<" not in page
+    # People by name in the filter as in the rows; fields as the referral page names them.
+    assert f'<option value="{other.pk}" selected>Sam Okafor</option>' in page
+    assert "patient last name" in page and "patient_last_name" not in page
     page = client.get(reverse("audit:list"), {"action": "download"}).content.decode()
     assert f"#{second.pk}<" in page and f"#{first.pk}<" not in page
     page = client.get(reverse("audit:list"), {"referral": second.pk}).content.decode()
