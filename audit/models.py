@@ -27,6 +27,21 @@ class PatientDataAccessQuerySet(models.QuerySet["PatientDataAccess"]):
     def delete(self) -> tuple[int, dict[str, int]]:
         raise AppendOnlyError("The patient-data audit trail cannot be deleted.")
 
+    @property
+    def field_labels(self) -> list[str]:
+        """The fields as the referral page names them ("patient last name"), not columns."""
+        from django.apps import apps
+        from django.core.exceptions import FieldDoesNotExist
+
+        referral = apps.get_model("referrals", "Referral")
+        labels = []
+        for name in self.fields:
+            try:
+                labels.append(str(referral._meta.get_field(name).verbose_name))
+            except FieldDoesNotExist:
+                labels.append(name)
+        return labels
+
 
 class PatientDataAccess(models.Model):
     class Action(models.TextChoices):
@@ -74,21 +89,6 @@ class PatientDataAccess(models.Model):
             # "Who has seen this patient's referral?", newest first.
             models.Index(fields=["referral_id", "-at"], name="audit_referral_at_idx"),
         ]
-
-    @property
-    def field_labels(self) -> list[str]:
-        """The fields as the referral page names them ("patient last name"), not columns."""
-        from django.apps import apps
-        from django.core.exceptions import FieldDoesNotExist
-
-        referral = apps.get_model("referrals", "Referral")
-        labels = []
-        for name in self.fields:
-            try:
-                labels.append(str(referral._meta.get_field(name).verbose_name))
-            except FieldDoesNotExist:
-                labels.append(name)
-        return labels
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} referral #{self.referral_id}"
