@@ -27,21 +27,6 @@ class PatientDataAccessQuerySet(models.QuerySet["PatientDataAccess"]):
     def delete(self) -> tuple[int, dict[str, int]]:
         raise AppendOnlyError("The patient-data audit trail cannot be deleted.")
 
-    @property
-    def field_labels(self) -> list[str]:
-        """The fields as the referral page names them ("patient last name"), not columns."""
-        from django.apps import apps
-        from django.core.exceptions import FieldDoesNotExist
-
-        referral = apps.get_model("referrals", "Referral")
-        labels = []
-        for name in self.fields:
-            try:
-                labels.append(str(referral._meta.get_field(name).verbose_name))
-            except FieldDoesNotExist:
-                labels.append(name)
-        return labels
-
 
 class PatientDataAccess(models.Model):
     class Action(models.TextChoices):
@@ -100,3 +85,18 @@ class PatientDataAccess(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise AppendOnlyError("The patient-data audit trail cannot be deleted.")
+
+    @property
+    def field_labels(self) -> list[str]:
+        """The fields as the referral page names them ("patient last name"), not columns."""
+        from django.apps import apps
+        from django.core.exceptions import FieldDoesNotExist
+
+        referral = apps.get_model("referrals", "Referral")
+        labels = []
+        for name in self.fields:
+            try:
+                labels.append(str(referral._meta.get_field(name).verbose_name))
+            except FieldDoesNotExist:
+                labels.append(name)
+        return labels
