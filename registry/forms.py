@@ -85,6 +85,8 @@ class FinderForm(forms.Form):
     # A selector (see TaxonomyQuerySet.matching), chosen with the specialty typeahead: a
     # <select> of ~1,100 options would cost more to render than the whole search.
     specialty = forms.CharField(required=False, max_length=300)
+    # What was typed in the specialty box: shown again, and refused if nothing was picked.
+    specialty_search = forms.CharField(required=False, max_length=100)
     location = forms.ModelChoiceField(
         queryset=PracticeLocation.objects.all(),
         required=False,
@@ -105,6 +107,12 @@ class FinderForm(forms.Form):
 
     def clean_specialty(self) -> str:
         selector = self.cleaned_data["specialty"].strip()
+        typed = str(self.data.get("specialty_search", "")).strip()
+        if not selector and typed:
+            # Typing is not choosing: searching without the specialty would mislead.
+            raise forms.ValidationError(
+                f"Pick a specialty from the list that opens as you type “{typed[:40]}”."
+            )
         if not selector:
             return ""
         sample = Taxonomy.objects.matching(selector).order_by("code").first()

@@ -242,3 +242,16 @@ def test_the_finder_says_when_the_registry_has_not_been_imported(client_for, man
     page = client_for(manager).get(reverse("registry:finder"), {"name": "smith"}).content.decode()
     assert "the NPPES file has not been imported yet" in page
     assert "Try a wider distance" not in page
+
+
+def test_a_specialty_typed_but_not_picked_is_refused_not_ignored(client_for, manager):
+    page = (
+        client_for(manager)
+        .get(
+            reverse("registry:finder"),
+            {"specialty_search": "fam", "zip_code": "68847", "miles": 25},
+        )
+        .content.decode()
+    )
+    assert "Pick a specialty from the list that opens as you type “fam”." in page
+    assert 'value="fam"' in page
