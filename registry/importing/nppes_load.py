@@ -234,13 +234,14 @@ def _drop_indexes_if_empty() -> None:
     drop its indexes: run as the app's narrower role (`create_app_role`), a first load keeps
     them and is slower."""
     with connection.cursor() as cursor:
+        cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {TABLE})")  # noqa: S608
+        if cursor.fetchone()[0]:
+            return
         cursor.execute(
-            f"SELECT EXISTS (SELECT 1 FROM {TABLE}),"  # noqa: S608
-            " pg_has_role((SELECT relowner FROM pg_class WHERE oid = %s::regclass), 'USAGE')",
+            "SELECT pg_has_role((SELECT relowner FROM pg_class WHERE oid = %s::regclass), 'USAGE')",
             [TABLE],
         )
-        has_rows, owner = cursor.fetchone()
-        if has_rows or not owner:
+        if not cursor.fetchone()[0]:
             return
         cursor.execute(
             """
