@@ -14,6 +14,7 @@ COPY . .
 # collectstatic needs settings to load; the build-time key is never used at run time.
 RUN DJANGO_SECRET_KEY=build-only-not-a-secret-build-only-not-a-secret-xx \
     DJANGO_ALLOWED_HOSTS=build python manage.py collectstatic --no-input -v0 \
+    && mkdir -p /app/var/media /app/var/private /app/var/registry \
     && useradd --system --home /app referralcrm && chown -R referralcrm /app/var
 USER referralcrm
 EXPOSE 8000
