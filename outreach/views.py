@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -11,6 +12,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q, Sum
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -669,19 +671,13 @@ def _event_page(
     request: HttpRequest, event: Event, attendance_form: EventAttendanceForm | None = None
 ) -> HttpResponse:
     invitations = event.invitations.select_related("provider", "staff__organization").order_by("pk")
-    counts = {rsvp: 0 for rsvp in Invitation.Rsvp.values}
-    attended = 0
-    for invitation in invitations:
-        counts[invitation.rsvp] += 1
-        attended += invitation.attended
     return render(
         request,
         "outreach/event_detail.html",
         {
             "event": event,
             "invitations": invitations,
-            "counts": {Invitation.Rsvp(k).label: v for k, v in counts.items()},
-            "attended": attended,
+            **_rsvp_counts(invitations),
             "invite_form": InviteForm(),
             "rsvp_choices": Invitation.Rsvp.choices,
             "attendance_form": attendance_form or EventAttendanceForm(),
@@ -694,6 +690,19 @@ def _event_page(
             .order_by("provider__last_name", "provider__first_name", "pk"),
         },
     )
+
+
+def _rsvp_counts(invitations: Iterable[Invitation]) -> dict[str, Any]:
+    """The RSVP tally and head count shown above the invitation list."""
+    counts = dict.fromkeys(Invitation.Rsvp.values, 0)
+    attended = 0
+    for invitation in invitations:
+        counts[invitation.rsvp] += 1
+        attended += invitation.attended
+    return {
+        "counts": {Invitation.Rsvp(k).label: v for k, v in counts.items()},
+        "attended": attended,
+    }
 
 
 @login_required
@@ -726,11 +735,21 @@ def invitation_update(request: HttpRequest, pk: int) -> HttpResponse:
         invitation = Invitation.objects.select_related("provider", "staff__organization").get(
             pk=invitation.pk
         )
-        return render(
-            request,
+        row = render_to_string(
             "outreach/event_detail.html#invitation-row",
             {"invitation": invitation, "event": event, "rsvp_choices": Invitation.Rsvp.choices},
+            request=request,
         )
+        # The tally above the list changes with the row: swapped in beside it.
+        tally = render_to_string(
+            "outreach/event_detail.html#rsvp-counts",
+            {
+                **_rsvp_counts(event.invitations.only("rsvp", "attended")),
+                "out_of_band": True,
+            },
+            request=request,
+        )
+        return HttpResponse(row + tally)
     return redirect(event)
 
 

@@ -171,6 +171,10 @@ def test_a_manager_runs_an_event_and_reads_the_ledger_at_phone_width(
         rows.nth(0).get_by_label("Came").check()
     expect(rows.nth(0).get_by_label("Came")).to_be_checked()
     expect(rows.nth(0).get_by_label("RSVP")).to_have_value("yes")
+    # The tally above the list follows without a reload.
+    expect(page.get_by_test_id("rsvp-counts")).to_have_text(
+        "No reply yet: 1 · Coming: 1 · Maybe: 0 · Not coming: 0 · Attended: 1"
+    )
     page.get_by_role("button", name="Record attendance as activities").click()
     expect(page.get_by_text("Attendance recorded: 1 person came, from 1 office.")).to_be_visible()
     activity = Activity.objects.get(kind=Activity.Kind.EVENT)

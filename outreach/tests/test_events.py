@@ -1,3 +1,4 @@
+import re
 from datetime import timedelta
 
 import pytest
@@ -46,9 +47,10 @@ def test_inviting_an_office_twice_invites_each_person_once(client_for, liaison):
     assert event.invitations.filter(provider__isnull=False).count() == 2
 
 
-def test_an_rsvp_changes_with_htmx_and_returns_the_row(client_for, liaison):
+def test_an_rsvp_changes_with_htmx_and_returns_the_row_and_the_new_tally(client_for, liaison):
     event = EventFactory()
     invitation = Invitation.objects.create(event=event, provider=ProviderFactory())
+    Invitation.objects.create(event=event, provider=ProviderFactory())
     response = client_for(liaison).post(
         reverse("outreach:invitation_update", args=[invitation.pk]),
         {"rsvp": "yes", "attended": "on"},
@@ -57,6 +59,12 @@ def test_an_rsvp_changes_with_htmx_and_returns_the_row(client_for, liaison):
     body = response.content.decode()
     assert "<html" not in body
     assert f'id="invitation-{invitation.pk}"' in body
+    # The tally above the list, swapped out of band: this reply counted, the other not yet.
+    tally = re.search(r'<p[^>]*id="rsvp-counts"[^>]*>(.*?)</p>', body, re.S)
+    assert 'hx-swap-oob="true"' in tally.group(0)
+    assert " ".join(tally.group(1).split()) == (
+        "No reply yet: 1 · Coming: 1 · Maybe: 0 · Not coming: 0 · Attended: 1"
+    )
     invitation.refresh_from_db()
     assert (invitation.rsvp, invitation.attended) == ("yes", True)
     bad = client_for(liaison).post(
