@@ -36,3 +36,22 @@ def test_the_demo_data_tells_the_reports_a_consistent_story():
     assert not Referral.objects.exclude(status=Status.RECEIVED).filter(contacted_at=None).exists()
     late = Referral.objects.with_sla().filter(sla_state=SlaState.CONTACT_OVERDUE)
     assert set(late.values_list("status", flat=True)) <= {Status.RECEIVED}
+
+
+def test_the_demo_partners_statuses_agree_with_their_referrals():
+    """A prospect has sent or received nothing; a dormant partner nothing for half a year;
+    active partners carry the volume."""
+    from datetime import timedelta
+
+    from django.db.models import Count, Max
+
+    from partners.models import Provider
+
+    call_command("seed_demo", referrals=200, stdout=io.StringIO())
+    partners = Provider.objects.annotate(n=Count("referrals"), last=Max("referrals__received_at"))
+    by_status = {status: partners.filter(status=status) for status in Provider.Status.values}
+    assert by_status["prospect"].exists() and by_status["dormant"].exists()
+    assert set(by_status["prospect"].values_list("n", flat=True)) == {0}
+    half_a_year_ago = timezone.now() - timedelta(days=182)
+    assert not by_status["dormant"].filter(last__gte=half_a_year_ago).exists()
+    assert by_status["active"].filter(last__gte=half_a_year_ago).exists()

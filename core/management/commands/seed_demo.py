@@ -30,6 +30,8 @@ DEMO_USERS = [
 ]
 
 # Typical journeys of a referral, the last status being where it rests.
+# A dormant partner's referrals are at least this old.
+DORMANT_AFTER = timedelta(days=200)
 CLOSED_PATHS = [
     *[[Status.ACCEPTED, Status.SCHEDULED, Status.SEEN, Status.REPORT_SENT, Status.CLOSED]] * 6,
     [Status.ACCEPTED, Status.SCHEDULED, Status.NO_SHOW, Status.CLOSED],
@@ -174,7 +176,12 @@ class Command(BaseCommand):
         weights = [1 / (rank + 1) ** 1.1 for rank in range(len(providers))]
         referrals = []
         plans = []
-        preferred = [p for p in providers if p.in_network]
+        # A prospect has never referred; a dormant partner used to, and has not for over half
+        # a year (what the statuses mean, so the demo's agree with its history and with the
+        # computed health).
+        prospects = {p.pk for p in providers if p.status == Provider.Status.PROSPECT}
+        weights = [0 if p.pk in prospects else w for p, w in zip(providers, weights, strict=True)]
+        preferred = [p for p in providers if p.in_network and p.pk not in prospects]
         for _ in range(count):
             provider = rng.choices(providers, weights)[0]
             age = timedelta(days=rng.uniform(0, 548), hours=rng.uniform(0, 8))
@@ -184,6 +191,11 @@ class Command(BaseCommand):
             outbound = rng.random() < 0.15
             if outbound and preferred and rng.random() < 0.8:
                 provider = rng.choice(preferred)  # mostly to the preferred network
+            if provider.status == Provider.Status.DORMANT and age < DORMANT_AFTER:
+                age += DORMANT_AFTER
+                received = now - age
+                is_old = True
+                path = rng.choice(CLOSED_PATHS)
             referral = Referral(
                 direction=Referral.Direction.OUTBOUND if outbound else Referral.Direction.INBOUND,
                 provider=provider,
