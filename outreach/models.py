@@ -16,6 +16,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from django.contrib.auth.models import AbstractBaseUser
 
 
@@ -119,6 +121,16 @@ class TaskQuerySet(models.QuerySet["Task"]):
         if user.has_perm("outreach.view_all_tasks"):
             return self
         return self.filter(assignee=user)
+
+    @staticmethod
+    def openable_by(user: AbstractBaseUser) -> Callable[[Task], bool]:
+        """`for_user`'s rule for tasks already read: which of them this user may open (a
+        page listing a referral's or a partner's tasks links only to those)."""
+        if not user.has_perm("outreach.view_task"):
+            return lambda task: False
+        if user.has_perm("outreach.view_all_tasks"):
+            return lambda task: True
+        return lambda task: task.assignee_id == user.pk
 
 
 class Task(models.Model):
@@ -354,6 +366,25 @@ class LetterTemplate(models.Model):
 
 
 class LetterQuerySet(models.QuerySet["Letter"]):
+    def for_user(self, user: AbstractBaseUser, *, write: bool = False) -> LetterQuerySet:
+        """Management and the print queue see every letter; anyone else the letters to
+        their own partners and about referrals assigned to them."""
+        if not user.has_perm("outreach.change_letter" if write else "outreach.view_letter"):
+            return self.none()
+        if user.has_perm("outreach.view_all_tasks") or user.has_perm("outreach.change_letter"):
+            return self
+        return self.filter(Q(provider__owner=user) | Q(referral__assigned_to=user))
+
+    def openable_by(self, user: AbstractBaseUser) -> Callable[[Letter], bool]:
+        """Which of these letters this user may open (`for_user`), for a page that lists
+        them: no query for those who see every letter, one for anyone else."""
+        if not user.has_perm("outreach.view_letter"):
+            return lambda letter: False
+        if user.has_perm("outreach.view_all_tasks") or user.has_perm("outreach.change_letter"):
+            return lambda letter: True
+        openable = set(self.for_user(user).values_list("pk", flat=True))
+        return lambda letter: letter.pk in openable
+
     def due(self) -> LetterQuerySet:
         return self.filter(status=Letter.Status.PENDING, due_on__lte=timezone.localdate())
 

@@ -90,16 +90,9 @@ def get_task_for_user(request: HttpRequest, pk: int, *, write: bool = False) -> 
 def get_letter_for_user(request: HttpRequest, pk: int, *, write: bool = False) -> Letter:
     if not request.user.has_perm("outreach.change_letter" if write else "outreach.view_letter"):
         raise PermissionDenied
-    letters = Letter.objects.select_related("provider", "provider__organization", "referral")
-    if not (
-        request.user.has_perm("outreach.view_all_tasks")
-        or request.user.has_perm("outreach.change_letter")
-    ):
-        # Outside management and the print queue, a letter is visible to the owner of its
-        # partner.
-        letters = letters.filter(provider__owner=request.user) | letters.filter(
-            referral__assigned_to=request.user
-        )
+    letters = Letter.objects.for_user(request.user, write=write).select_related(
+        "provider", "provider__organization", "referral"
+    )
     return get_object_or_404(letters, pk=pk)
 
 

@@ -163,11 +163,14 @@ def provider_detail(request: HttpRequest, pk: int) -> HttpResponse:
     follow_ups = [task for task in open_tasks if task.kind == Task.Kind.FOLLOW_UP]
     volume = provider.monthly_inbound(months=SPARKLINE_MONTHS)
     figures = provider.referral_figures(since=timezone.now() - timedelta(days=365))
+    # Every letter to the partner is in its history; linked for those who may open it.
+    can_open_letter = Letter.objects.filter(provider=provider).openable_by(request.user)
     # The timeline shows these patients' names to roles that may see them.
     audit_names_listed(request, [entry.obj.pk for entry in timeline if entry.kind == "referral"])
     context = {
         "provider": provider,
         "timeline": timeline,
+        "can_open_letter": can_open_letter,
         "open_tasks": open_tasks,
         "next_task": follow_ups[0] if follow_ups else None,
         "last_activity": last_activity,

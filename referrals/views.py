@@ -27,6 +27,7 @@ from core.htmx import render_page
 from core.pagination import paginate, paginate_capped
 from intake.services import attachments_save
 from intake.uploads import bounded_uploads
+from outreach.models import Task
 from partners.models import Provider
 from referrals.bulk import bulk_summary
 from referrals.charts import bar_chart
@@ -363,6 +364,9 @@ def referral_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = _workflow_context(request, referral)
     context["tasks"] = referral.tasks.select_related("assignee")
     context["letters"] = referral.letters.all()
+    # Listed for everyone who sees the referral; linked for those who may open them.
+    context["can_open_task"] = Task.objects.openable_by(request.user)
+    context["can_open_letter"] = referral.letters.openable_by(request.user)
     context["submission"] = getattr(referral, "intake_submission", None)
     if request.user.has_perm("referrals.view_patient_details"):
         audit_record(

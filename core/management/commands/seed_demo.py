@@ -29,9 +29,9 @@ DEMO_USERS = [
     ("admin", "Alex", "Morgan", Role.ADMINISTRATOR),
 ]
 
-# Typical journeys of a referral, the last status being where it rests.
 # A dormant partner's referrals are at least this old.
 DORMANT_AFTER = timedelta(days=200)
+# Typical journeys of a referral, the last status being where it rests.
 CLOSED_PATHS = [
     *[[Status.ACCEPTED, Status.SCHEDULED, Status.SEEN, Status.REPORT_SENT, Status.CLOSED]] * 6,
     [Status.ACCEPTED, Status.SCHEDULED, Status.NO_SHOW, Status.CLOSED],
