@@ -1,11 +1,13 @@
 """Every page fits a phone: each product page any role can open, in chromium at phone
-width, neither scrolls sideways nor leaves an error in the console."""
+width, neither scrolls sideways nor leaves an error in the console, and passes the axe-core
+accessibility rules (labels, contrast, keyboard access to scrolling tables, ...)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 from django.test import Client
 
 from core.factories import DEMO_PASSWORD
@@ -53,7 +55,8 @@ def test_every_page_fits_a_phone_whoever_opens_it(
 ) -> None:
     missing: list[str] = []
     page.on("response", lambda r: r.status >= 400 and missing.append(f"{r.status} {r.url}"))
-    too_wide, problems, visited = {}, {}, set()
+    too_wide, problems, inaccessible, visited = {}, {}, {}, set()
+    axe = Axe()
     # Each role signs in and opens the pages no role before it could (manager first: the
     # most pages; then what only a liaison or an administrator sees).
     for user in sorted(world["users"], key=lambda u: u.username != "manager"):
@@ -74,9 +77,16 @@ def test_every_page_fits_a_phone_whoever_opens_it(
             assert page.url.endswith(url), f"{user.username} was sent from {url} to {page.url}"
             if not page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"):
                 too_wide[url] = page.evaluate(WIDE)
+            violations = axe.run(page).response["violations"]
+            if violations:
+                inaccessible[url] = [
+                    f"{v['id']} ({v['impact']}): {v['help']}, e.g. {v['nodes'][0]['html'][:120]}"
+                    for v in violations
+                ]
             if len(page.problems) > seen[0]:
                 problems[url] = page.problems[seen[0] :] + missing[seen[1] :]
     assert len(visited) > 45
     assert page.viewport_size == PHONE
     assert too_wide == {}
     assert problems == {}
+    assert inaccessible == {}
