@@ -144,6 +144,9 @@ def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
             creates=plan.of("create")[:PREVIEW_ROWS],
             updates=plan.of("update")[:PREVIEW_ROWS],
             rejects=plan.of("reject")[:PREVIEW_ROWS],
+            new_offices=plan.new_offices,
+            office_counts=plan.office_counts,
+            office_updates=plan.office_updates[:PREVIEW_ROWS],
             preview_rows=PREVIEW_ROWS,
         )
     return render_page(request, "partners/partnerimport_detail.html", context, partial="progress")

@@ -12,7 +12,6 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 from django.db.models import Count, Max, Min, Q
-from django.db.models.functions import Lower
 from django.utils import timezone
 
 from partners.models import (
@@ -639,6 +638,8 @@ PROGRESS_EVERY = 1000
 
 
 def check_partner_import_mapping(mapping: dict[str, str]) -> list[str]:
+    from partners.spreadsheets import OFFICE_FIELDS
+
     targets = list(mapping.values())
     problems = []
     if "npi" not in targets:
@@ -646,6 +647,11 @@ def check_partner_import_mapping(mapping: dict[str, str]) -> list[str]:
     names = {"first_name", "last_name"} <= set(targets) or "full_name" in targets
     if not names:
         problems.append("Choose the first and last name columns, or one full-name column.")
+    if "organization" not in targets and any(target in OFFICE_FIELDS for target in targets):
+        problems.append(
+            "Choose the practice / office name column too: an office's address, phone and "
+            "fax are kept on the office."
+        )
     doubled = sorted({target for target in targets if targets.count(target) > 1})
     if doubled:
         problems.append(
@@ -710,27 +716,48 @@ def partner_import_apply(*, import_id: int) -> PartnerImport | None:
 
 @transaction.atomic
 def _write_import(partner_import: PartnerImport, plan: Any) -> None:
-    from partners.spreadsheets import dedupe_case
+    from partners.spreadsheets import OFFICE_FIELDS, office_changes
 
-    writes = [row for row in plan.rows if row.action in ("create", "update")]
-    wanted = dedupe_case(sorted({row.values.get("organization", "") for row in writes} - {""}))
-    organizations: dict[str, Organization] = {}
-    for batch in _batches([name.lower() for name in wanted]):
-        for organization in Organization.objects.annotate(lowered=Lower("name")).filter(
-            lowered__in=batch
-        ):
-            organizations.setdefault(organization.lowered, organization)
-    created_orgs = [Organization(name=name) for name in wanted if name.lower() not in organizations]
-    for organization in Organization.objects.bulk_create(created_orgs, batch_size=BATCH_SIZE):
-        organizations[organization.name.lower()] = organization
+    now = timezone.now()
+    known = {office.organization.pk: office for office in plan.offices if office.organization}
+    new_offices = [office for office in plan.offices if office.organization is None]
+    locked_offices: dict[int, Organization] = {}
+    for batch in _batches(sorted(known)):
+        for organization in Organization.objects.select_for_update().filter(pk__in=batch):
+            locked_offices[organization.pk] = organization
+    if len(locked_offices) < len(known):
+        raise ValidationError("An office was merged or deleted while importing.")
+    # The preview's rule again on the locked rows: a colleague may have edited an office.
+    updated_offices: list[Organization] = []
+    office_fields: set[str] = set()
+    for pk, office in known.items():
+        organization = office.organization = locked_offices[pk]
+        changes = office_changes(organization, office.values)
+        for name, _, new in changes:
+            setattr(organization, name, new)
+            office_fields.add(name)
+        if changes:
+            organization.clean_fields()
+            organization.updated_at = now
+            updated_offices.append(organization)
+    if updated_offices:
+        Organization.objects.bulk_update(
+            updated_offices, [*sorted(office_fields), "updated_at"], batch_size=BATCH_SIZE
+        )
+    for office in new_offices:
+        office.organization = Organization(name=office.name, **office.values)
+        office.organization.clean_fields()
+    Organization.objects.bulk_create(
+        [office.organization for office in new_offices], batch_size=BATCH_SIZE
+    )
 
-    def assign(provider: Provider, values: dict[str, str]) -> list[str]:
+    def assign(provider: Provider, row: Any) -> list[str]:
         changed = []
-        for name, value in values.items():
-            if not value or name in ("npi", "full_name"):
+        for name, value in row.values.items():
+            if not value or name in ("npi", "full_name") or name in OFFICE_FIELDS:
                 continue
             if name == "organization":
-                provider.organization = organizations[value.lower()]
+                provider.organization = row.office.organization
             else:
                 setattr(provider, name, value)
             changed.append(name)
@@ -740,7 +767,7 @@ def _write_import(partner_import: PartnerImport, plan: Any) -> None:
     for row in plan.rows:
         if row.action == "create":
             provider = Provider(npi=row.values["npi"], status=Provider.Status.PROSPECT)
-            assign(provider, row.values)
+            assign(provider, row)
             provider.clean_fields(exclude=["organization", "owner"])
             new.append(provider)
     Provider.objects.bulk_create(new, batch_size=BATCH_SIZE)
@@ -750,9 +777,9 @@ def _write_import(partner_import: PartnerImport, plan: Any) -> None:
     locked: list[Provider] = []
     for batch in _batches(list(updates)):
         for provider in Provider.objects.select_for_update().filter(pk__in=batch):
-            changed_fields.update(assign(provider, updates[provider.pk].values))
+            changed_fields.update(assign(provider, updates[provider.pk]))
             provider.clean_fields(exclude=["organization", "owner"])
-            provider.updated_at = timezone.now()
+            provider.updated_at = now
             locked.append(provider)
     if locked:
         Provider.objects.bulk_update(
@@ -762,8 +789,12 @@ def _write_import(partner_import: PartnerImport, plan: Any) -> None:
     PartnerImport.objects.filter(pk=partner_import.pk).update(
         status=PartnerImport.Status.APPLIED,
         processed_rows=len(plan.rows),
-        finished_at=timezone.now(),
-        result={**counts, "organizations": len(created_orgs)},
+        finished_at=now,
+        result={
+            **counts,
+            "organizations": len(new_offices),
+            "offices_updated": len(updated_offices),
+        },
     )
 
 

@@ -18,6 +18,8 @@ from django.core.validators import validate_email
 from django.db.models.functions import Lower
 
 from core.npi import validate_npi
+from core.phones import us_phone_number
+from core.usps import us_state_code, us_zip_code
 from partners.models import Organization, Provider
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
@@ -34,10 +36,29 @@ TARGETS: dict[str, str] = {
     "taxonomy_code": "Taxonomy code",
     "specialty": "Specialty",
     "organization": "Practice / office name",
+    "office_address_line1": "Office address",
+    "office_address_line2": "Office address line 2 (suite)",
+    "office_city": "Office city",
+    "office_state": "Office state",
+    "office_zip_code": "Office ZIP code",
+    "office_phone": "Office phone",
+    "office_fax": "Office referral fax",
     "phone": "Phone",
     "email": "Email",
     "notes": "Notes",
 }
+
+# The office targets and the Organization field each fills.
+OFFICE_FIELDS: dict[str, str] = {
+    "office_address_line1": "address_line1",
+    "office_address_line2": "address_line2",
+    "office_city": "city",
+    "office_state": "state",
+    "office_zip_code": "zip_code",
+    "office_phone": "phone",
+    "office_fax": "fax",
+}
+OFFICE_LABELS = {name: TARGETS[target] for target, name in OFFICE_FIELDS.items()}
 
 # Header spellings seen in other CRMs and hand-made sheets, compared without case,
 # spaces or punctuation.
@@ -74,9 +95,115 @@ GUESSES: dict[str, str] = {
         ],
         "organization",
     ),
+    # Salesforce exports say Mailing (contacts) and Billing (accounts); NPPES files name the
+    # practice location's columns in full (its mailing address is not the office).
     **dict.fromkeys(
-        ["phone", "phonenumber", "telephone", "officephone", "tel", "workphone", "directphone"],
-        "phone",
+        [
+            "address",
+            "address1",
+            "addressline1",
+            "addr",
+            "street",
+            "street1",
+            "streetaddress",
+            "streetaddress1",
+            "officeaddress",
+            "practiceaddress",
+            "mailingstreet",
+            "billingstreet",
+            "providerfirstlinebusinesspracticelocationaddress",
+        ],
+        "office_address_line1",
+    ),
+    **dict.fromkeys(
+        [
+            "address2",
+            "addressline2",
+            "street2",
+            "streetaddress2",
+            "suite",
+            "suitenumber",
+            "ste",
+            "providersecondlinebusinesspracticelocationaddress",
+        ],
+        "office_address_line2",
+    ),
+    **dict.fromkeys(
+        [
+            "city",
+            "town",
+            "officecity",
+            "practicecity",
+            "mailingcity",
+            "billingcity",
+            "providerbusinesspracticelocationaddresscityname",
+        ],
+        "office_city",
+    ),
+    **dict.fromkeys(
+        [
+            "state",
+            "st",
+            "statecode",
+            "stateregion",
+            "stateprovince",
+            "officestate",
+            "practicestate",
+            "mailingstate",
+            "mailingstateprovince",
+            "billingstate",
+            "billingstateprovince",
+            "providerbusinesspracticelocationaddressstatename",
+        ],
+        "office_state",
+    ),
+    **dict.fromkeys(
+        [
+            "zip",
+            "zipcode",
+            "zip5",
+            "postalcode",
+            "postcode",
+            "zippostalcode",
+            "officezip",
+            "practicezip",
+            "mailingzip",
+            "mailingpostalcode",
+            "mailingzippostalcode",
+            "billingzip",
+            "billingpostalcode",
+            "billingzippostalcode",
+            "providerbusinesspracticelocationaddresspostalcode",
+        ],
+        "office_zip_code",
+    ),
+    **dict.fromkeys(
+        [
+            "officephone",
+            "practicephone",
+            "clinicphone",
+            "mainphone",
+            "providerbusinesspracticelocationaddresstelephonenumber",
+        ],
+        "office_phone",
+    ),
+    **dict.fromkeys(
+        [
+            "fax",
+            "faxnumber",
+            "faxno",
+            "referralfax",
+            "officefax",
+            "practicefax",
+            "clinicfax",
+            "designatedfax",
+            "businessfax",
+            "providerbusinesspracticelocationaddressfaxnumber",
+        ],
+        "office_fax",
+    ),
+    **dict.fromkeys(
+        ["phone", "phonenumber", "telephone", "tel", "workphone", "directphone"], "phone"
     ),
     **dict.fromkeys(["email", "emailaddress", "mail", "workemail"], "email"),
     **dict.fromkeys(["notes", "note", "comments", "comment"], "notes"),
@@ -91,6 +218,13 @@ EXPORT_COLUMNS: list[tuple[str, str]] = [
     ("Taxonomy code", "taxonomy_code"),
     ("Specialty", "specialty"),
     ("Practice", "organization_name"),
+    ("Address", "address_line1"),
+    ("Address line 2", "address_line2"),
+    ("City", "city"),
+    ("State", "state"),
+    ("ZIP code", "zip_code"),
+    ("Office phone", "office_phone"),
+    ("Fax", "fax"),
     ("Phone", "phone"),
     ("Email", "email"),
     ("Status", "status_label"),
@@ -209,6 +343,32 @@ def guess_mapping(headers: list[str]) -> dict[str, str]:
 
 
 @dataclass
+class OfficePlan:
+    """An office the import puts partners in: an existing one, or one it will create
+    (`organization` is None until it does)."""
+
+    name: str
+    organization: Organization | None = None
+    # Organization field → the file's value, and the row it came from.
+    values: dict[str, str] = field(default_factory=dict)
+    sources: dict[str, int] = field(default_factory=dict)
+    # (label, old, new) for an existing office.
+    changes: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def label(self) -> str:
+        def value(name: str) -> str:
+            if self.values.get(name):
+                return self.values[name]
+            return getattr(self.organization, name) if self.organization else ""
+
+        return office_label(self.name, value("city"), value("state"), value("zip_code"))
+
+
+@dataclass
 class PlanRow:
     number: int  # the row number in the spreadsheet (the header is row 1)
     action: str  # create | update | unchanged | reject
@@ -217,12 +377,17 @@ class PlanRow:
     changes: list[tuple[str, str, str]] = field(default_factory=list)
     provider_id: int | None = None
     cells: list[str] = field(default_factory=list)
+    office: OfficePlan | None = None
+
+    def reject(self, *reasons: str) -> None:
+        self.reasons.extend(reasons)
+        self.action = "reject"
 
 
 @dataclass
 class ImportPlan:
     rows: list[PlanRow]
-    new_organizations: list[str]
+    offices: list[OfficePlan] = field(default_factory=list)
 
     def of(self, action: str) -> list[PlanRow]:
         return [row for row in self.rows if row.action == action]
@@ -233,6 +398,27 @@ class ImportPlan:
         for row in self.rows:
             counts[row.action] += 1
         return counts
+
+    @property
+    def new_offices(self) -> list[OfficePlan]:
+        new = [office for office in self.offices if office.organization is None]
+        return sorted(new, key=lambda office: office.label.lower())
+
+    @property
+    def office_updates(self) -> list[OfficePlan]:
+        return [office for office in self.offices if office.changes]
+
+    @property
+    def office_counts(self) -> dict[str, int]:
+        return {"create": len(self.new_offices), "update": len(self.office_updates)}
+
+
+def office_label(name: str, city: str, state: str, zip_code: str) -> str:
+    """“Kearney Family Practice (Kearney, NE 68847)”: the name, and where when known."""
+    place = ", ".join(
+        part for part in (city, " ".join(part for part in (state, zip_code) if part)) if part
+    )
+    return f"{name} ({place})" if place else name
 
 
 def _split_name(full: str) -> tuple[str, str, str]:
@@ -267,6 +453,14 @@ def _row_values(cells: list[str], mapping: dict[str, str]) -> dict[str, str]:
     return values
 
 
+def _max_length(target: str) -> int | None:
+    if target == "organization":
+        return Organization._meta.get_field("name").max_length
+    if target in OFFICE_FIELDS:
+        return Organization._meta.get_field(OFFICE_FIELDS[target]).max_length
+    return getattr(Provider._meta.get_field(target), "max_length", None)
+
+
 def _problems(values: dict[str, str]) -> list[str]:
     problems = []
     npi = values.get("npi", "")
@@ -286,13 +480,36 @@ def _problems(values: dict[str, str]) -> list[str]:
         except ValidationError:
             problems.append(f"“{values['email'][:60]}” is not an email address.")
     for name, value in values.items():
-        limit = (
-            Organization._meta.get_field("name").max_length
-            if name == "organization"
-            else getattr(Provider._meta.get_field(name), "max_length", None)
-        )
+        limit = _max_length(name)
         if limit and len(value) > limit:
             problems.append(f"{TARGETS[name]} is longer than {limit} characters.")
+    return problems
+
+
+def _clean_office(values: dict[str, str]) -> list[str]:
+    """Write the office's state, ZIP, phone and fax the way the app does, in place; the
+    problems of those that cannot be read."""
+    problems = []
+    readers: list[tuple[str, Callable[[str], str | None], str]] = [
+        ("office_state", us_state_code, "is not a US state or territory."),
+        ("office_zip_code", us_zip_code, "is not a ZIP code (5 digits or ZIP+4)."),
+        ("office_phone", us_phone_number, "is not a US phone number."),
+        ("office_fax", us_phone_number, "is not a US fax number."),
+    ]
+    for target, read, what in readers:
+        typed = values.get(target, "")
+        if not typed:
+            continue
+        written = read(typed)
+        if written is None:
+            problem = f"{TARGETS[target]} “{typed[:40]}” {what}"
+            if target == "office_zip_code" and typed.isdigit() and len(typed) < 5:
+                problem += " A spreadsheet may have dropped its leading zero: format it as text."
+            problems.append(problem)
+        else:
+            values[target] = written
+    if not values.get("organization") and any(values.get(target) for target in OFFICE_FIELDS):
+        problems.append("Office details but no practice / office name to put them on.")
     return problems
 
 
@@ -310,14 +527,14 @@ def plan_import(
 ) -> ImportPlan:
     """What importing `rows` with `mapping` would do, row by row, without writing: create
     (new NPI), update (known NPI; only non-empty cells that differ change anything),
-    unchanged, or reject with the reasons. Queries run per batch of NPIs and names,
-    never per row."""
+    unchanged, or reject with the reasons; and the offices the partners go to (see
+    `_plan_offices`). Queries run per batch of NPIs and names, never per row."""
     planned: list[PlanRow] = []
     first_row_of: dict[str, int] = {}
     for offset, cells in enumerate(rows):
         values = _row_values(cells, mapping)
         row = PlanRow(number=offset + 2, action="create", values=values, cells=cells)
-        row.reasons = _problems(values)
+        row.reasons = _clean_office(values) + _problems(values)
         npi = values.get("npi", "")
         if not row.reasons and npi in first_row_of:
             row.reasons.append(f"NPI {npi} is also on row {first_row_of[npi]}.")
@@ -334,24 +551,7 @@ def plan_import(
     for batch in _chunks(npis):
         for provider in Provider.objects.filter(npi__in=batch).select_related("organization"):
             existing[provider.npi] = provider
-    names = sorted({row.values.get("organization", "") for row in planned} - {""})
-    known_orgs: set[str] = set()
-    for batch in _chunks([name.lower() for name in names]):
-        known_orgs.update(
-            Organization.objects.annotate(lowered=Lower("name"))
-            .filter(lowered__in=batch)
-            .values_list("lowered", flat=True)
-        )
-    new_organizations = sorted(
-        {
-            row.values["organization"]
-            for row in planned
-            if row.action != "reject"
-            and row.values.get("organization")
-            and row.values["organization"].lower() not in known_orgs
-        },
-        key=str.lower,
-    )
+    offices = _plan_offices(planned, existing)
 
     for row in planned:
         provider = existing.get(row.values.get("npi", "")) if row.action != "reject" else None
@@ -359,28 +559,144 @@ def plan_import(
             continue
         row.provider_id = provider.pk
         for name, new in row.values.items():
-            if not new or name == "npi":
+            if not new or name == "npi" or name in OFFICE_FIELDS:
                 continue
             if name == "organization":
-                old = provider.organization.name if provider.organization else ""
-                differs = old.lower() != new.lower()
-            else:
-                old = getattr(provider, name)
-                differs = old != new
-            if differs:
-                row.changes.append((TARGETS[name], old, new))
+                current = provider.organization
+                if row.office is None or (current and row.office.organization == current):
+                    continue
+                old = (
+                    office_label(current.name, current.city, current.state, current.zip_code)
+                    if current
+                    else ""
+                )
+                row.changes.append((TARGETS[name], old, row.office.label))
+            elif getattr(provider, name) != new:
+                row.changes.append((TARGETS[name], getattr(provider, name), new))
         row.action = "update" if row.changes else "unchanged"
-    return ImportPlan(rows=planned, new_organizations=dedupe_case(new_organizations))
+    return ImportPlan(rows=planned, offices=offices)
 
 
-def dedupe_case(names: list[str]) -> list[str]:
-    seen: set[str] = set()
-    result = []
-    for name in names:
-        if name.lower() not in seen:
-            seen.add(name.lower())
-            result.append(name)
-    return result
+def _plan_offices(rows: list[PlanRow], providers: dict[str, Provider]) -> list[OfficePlan]:
+    """Give each row with a practice name its office, one per practice: rows with the same
+    name (any case) and ZIP share one. A row without a ZIP takes the ZIP the file gives
+    that name elsewhere (it is refused when the file gives several). The office is an
+    existing one when one fits: the partner's own office when its name and ZIP agree,
+    else the oldest office of that name with that ZIP, else the oldest of that name with
+    no ZIP yet (which then gets it); a row without any ZIP takes the oldest of that name.
+    Rows of one office must not contradict each other: a later row that does is refused
+    with the row it contradicts, rather than one of them silently winning."""
+    wanted = [row for row in rows if row.action != "reject" and row.values.get("organization")]
+    same_name: dict[str, list[Organization]] = {}
+    names = sorted({row.values["organization"].lower() for row in wanted})
+    for batch in _chunks(names):
+        for organization in (
+            Organization.objects.annotate(lowered=Lower("name"))
+            .filter(lowered__in=batch)
+            .order_by("pk")
+        ):
+            same_name.setdefault(organization.lowered, []).append(organization)
+    zips_in_file: dict[str, set[str]] = {}
+    for row in wanted:
+        if row.values.get("office_zip_code"):
+            zips_in_file.setdefault(row.values["organization"].lower(), set()).add(
+                row.values["office_zip_code"][:5]
+            )
+
+    # A ZIP-less office is given a ZIP by one ZIP of the file only; another is a new office.
+    claimed: dict[int, str] = {}
+
+    def existing_office(name: str, zip5: str) -> Organization | None:
+        candidates = same_name.get(name.lower(), [])
+        if not zip5:
+            return candidates[0] if candidates else None
+        for organization in candidates:
+            if organization.zip_code[:5] == zip5:
+                return organization
+        for organization in candidates:
+            if not organization.zip_code and claimed.setdefault(organization.pk, zip5) == zip5:
+                return organization
+        return None
+
+    offices: dict[tuple[Any, ...], OfficePlan] = {}
+    for row in wanted:
+        name = row.values["organization"]
+        zip5 = row.values.get("office_zip_code", "")[:5]
+        if not zip5:
+            zips = sorted(zips_in_file.get(name.lower(), set()))
+            if len(zips) > 1:
+                row.reject(
+                    f"“{name[:60]}” has several ZIP codes in this file ({', '.join(zips[:5])}): "
+                    "give this row's."
+                )
+                continue
+            zip5 = zips[0] if zips else ""
+        provider = providers.get(row.values["npi"])
+        current = provider.organization if provider else None
+        if (
+            current is not None
+            and current.name.lower() == name.lower()
+            and (not zip5 or current.zip_code[:5] == zip5)
+        ):
+            found: Organization | None = current
+        else:
+            found = existing_office(name, zip5)
+        key = ("office", found.pk) if found else ("new", name.lower(), zip5)
+        office = offices.setdefault(
+            key, OfficePlan(name=found.name if found else name, organization=found)
+        )
+        values = {
+            OFFICE_FIELDS[target]: value
+            for target, value in row.values.items()
+            if target in OFFICE_FIELDS and value
+        }
+        clashes = [
+            f"{OFFICE_LABELS[field_name]} “{new[:60]}” differs from “{office.values[field_name][:60]}” "
+            f"on row {office.sources[field_name]} for the same office."
+            for field_name, new in values.items()
+            if field_name in office.values
+            and not _agree(field_name, office.values[field_name], new)
+        ]
+        if clashes:
+            row.reject(*clashes)
+            continue
+        for field_name, new in values.items():
+            # Of two agreeing ZIPs the longer (ZIP+4) is kept; other values as first given.
+            if field_name not in office.values or (
+                field_name == "zip_code" and len(new) > len(office.values[field_name])
+            ):
+                office.values[field_name] = new
+                office.sources[field_name] = row.number
+        row.office = office
+
+    for office in offices.values():
+        if office.organization is not None:
+            office.changes = [
+                (OFFICE_LABELS[name], old, new)
+                for name, old, new in office_changes(office.organization, office.values)
+            ]
+    return list(offices.values())
+
+
+def _agree(field_name: str, first: str, second: str) -> bool:
+    if field_name == "zip_code":
+        return first.startswith(second) or second.startswith(first)
+    return first.casefold() == second.casefold()
+
+
+def office_changes(
+    organization: Organization, values: dict[str, str]
+) -> list[tuple[str, str, str]]:
+    """(field, old, new) for each value the import writes on an existing office: an empty
+    cell never erases, a different value replaces (as for partners), and a ZIP already
+    given more precisely (ZIP+4) stays."""
+    changes = []
+    for name, new in values.items():
+        old = getattr(organization, name)
+        if not new or old == new or (name == "zip_code" and old.startswith(new)):
+            continue
+        changes.append((name, old, new))
+    return changes
 
 
 def safe_cell(value: str) -> str:
@@ -392,8 +708,16 @@ def safe_cell(value: str) -> str:
 def export_rows(providers: Iterable[Provider]) -> Iterator[list[str]]:
     yield [header for header, _ in EXPORT_COLUMNS]
     for provider in providers:
+        office = provider.organization
         values = {
-            "organization_name": provider.organization.name if provider.organization else "",
+            "organization_name": office.name if office else "",
+            "address_line1": office.address_line1 if office else "",
+            "address_line2": office.address_line2 if office else "",
+            "city": office.city if office else "",
+            "state": office.state if office else "",
+            "zip_code": office.zip_code if office else "",
+            "office_phone": office.phone if office else "",
+            "fax": office.fax if office else "",
             "status_label": provider.get_status_display(),
             "health_label": provider.get_health_display(),
             "owner_name": (provider.owner.get_full_name() or provider.owner.get_username())

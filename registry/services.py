@@ -12,16 +12,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from core.phones import format_phone
 from partners.models import Organization, Provider
 from registry.importing.nppes_load import NppesFileError, nppes_import
 from registry.models import ImportJob, RegistryProvider, Taxonomy
-
-
-def format_phone(digits: str) -> str:
-    """NPPES stores bare digits; partners show US numbers the way staff dial them."""
-    if len(digits) == 10 and digits.isdigit():
-        return f"({digits[:3]}) {digits[3:6]}-{digits[6:]}"
-    return digits
 
 
 def check_add_as_prospect(record: RegistryProvider) -> None:

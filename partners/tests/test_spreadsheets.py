@@ -95,6 +95,7 @@ def test_a_csv_import_maps_previews_and_applies_only_when_confirmed(client_for, 
         "unchanged": 0,
         "reject": 3,
         "organizations": 1,
+        "offices_updated": 0,
     }
     created = Provider.objects.get(npi=GOOD_NPI)
     assert created.organization.name == "Kearney Family Practice"

@@ -1,0 +1,33 @@
+"""US phone and fax numbers, written the way staff dial them: "(402) 555-0100"."""
+
+from __future__ import annotations
+
+import re
+
+# A North American number: area code and exchange never start with 0 or 1.
+_NANP = re.compile(r"[2-9]\d\d[2-9]\d{6}")
+_EXTENSION = re.compile(r"\s*(?:x|ext\.?|extension)\s*(\d{1,6})\s*$", re.IGNORECASE)
+_PUNCTUATION = re.compile(r"[\s().\-/+]")
+
+
+def format_phone(digits: str) -> str:
+    """NPPES stores bare digits; partners show US numbers the way staff dial them."""
+    if len(digits) == 10 and digits.isdigit():
+        return f"({digits[:3]}) {digits[3:6]}-{digits[6:]}"
+    return digits
+
+
+def us_phone_number(text: str) -> str | None:
+    """A US number typed any common way ("402.555.0100", "+1 402 555 0100", "(402)
+    555-0100 ext. 12") as `format_phone` writes it, with " x12" for an extension; None
+    when it is not a US number."""
+    extension = ""
+    match = _EXTENSION.search(text)
+    if match:
+        text, extension = text[: match.start()], match.group(1)
+    digits = _PUNCTUATION.sub("", text)
+    if len(digits) == 11 and digits.startswith("1"):
+        digits = digits[1:]
+    if not (digits.isascii() and _NANP.fullmatch(digits)):
+        return None
+    return format_phone(digits) + (f" x{extension}" if extension else "")

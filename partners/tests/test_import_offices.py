@@ -1,0 +1,456 @@
+"""The partner import also fills each practice's office: address, city, state, ZIP, office
+phone and referral fax, one office per practice, matched to the offices we already have."""
+
+import csv
+import io
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from partners.factories import OrganizationFactory, ProviderFactory, make_npi
+from partners.models import Organization, PartnerImport, Provider
+from partners.services import partner_import_apply, partner_import_start
+from partners.spreadsheets import guess_mapping, plan_import
+
+pytestmark = pytest.mark.django_db
+
+HEADERS = ["NPI", "First name", "Last name", "Practice", "Address", "Suite", "City", "ST", "Zip"]
+HEADERS += ["Office Phone", "Referral Fax"]
+
+
+def _sheet(*rows):
+    return [HEADERS, *[list(row) for row in rows]]
+
+
+def _row(n, **cells):
+    """A data row for partner number n, at Kearney Family Practice unless `cells` says
+    otherwise."""
+    row = {
+        "practice": "Kearney Family Practice",
+        "address": "3219 Central Ave",
+        "suite": "Suite 200",
+        "city": "Kearney",
+        "state": "NE",
+        "zip_code": "68847",
+        "phone": "308-555-0100",
+        "fax": "308.555.0111",
+        "last_name": f"Number{n}",
+        **cells,
+    }
+    return [make_npi(8000 + n), "Pat", row["last_name"], row["practice"], row["address"]] + [
+        row[name] for name in ("suite", "city", "state", "zip_code", "phone", "fax")
+    ]
+
+
+NO_OFFICE_DETAILS = dict.fromkeys(
+    ["address", "suite", "city", "state", "zip_code", "phone", "fax"], ""
+)
+
+
+def _import(user, sheet):
+    headers, *rows = sheet
+    return PartnerImport.objects.create(
+        uploaded_by=user,
+        file_name="offices.csv",
+        headers=headers,
+        rows=rows,
+        mapping=guess_mapping(headers),
+        total_rows=len(rows),
+    )
+
+
+def _apply(partner_import):
+    partner_import_start(partner_import=partner_import)
+    partner_import.refresh_from_db()
+    assert partner_import.status == PartnerImport.Status.APPLIED, partner_import.error
+    return partner_import
+
+
+def test_office_columns_from_other_crms_and_hand_made_sheets_are_guessed():
+    for header, target in [
+        ("Address", "office_address_line1"),
+        ("Address 1", "office_address_line1"),
+        ("Street", "office_address_line1"),
+        ("Mailing Street", "office_address_line1"),
+        ("Provider First Line Business Practice Location Address", "office_address_line1"),
+        ("Address Line 2", "office_address_line2"),
+        ("Suite", "office_address_line2"),
+        ("City", "office_city"),
+        ("State", "office_state"),
+        ("ST", "office_state"),
+        ("State/Region", "office_state"),
+        ("Zip", "office_zip_code"),
+        ("Zip Code", "office_zip_code"),
+        ("Postal Code", "office_zip_code"),
+        ("Billing Zip/Postal Code", "office_zip_code"),
+        ("Office Phone", "office_phone"),
+        ("Fax", "office_fax"),
+        ("Fax Number", "office_fax"),
+        ("Referral Fax", "office_fax"),
+        ("Office Fax", "office_fax"),
+    ]:
+        assert guess_mapping(["NPI", header]) == {"0": "npi", "1": target}, header
+    # The provider's own line stays the provider's; "E-mail Address" is not a street.
+    assert guess_mapping(["Phone", "Office Phone", "E-mail Address"]) == {
+        "0": "phone",
+        "1": "office_phone",
+        "2": "email",
+    }
+
+
+def test_bad_zip_state_and_fax_are_rejected_with_the_reason_and_nothing_is_half_applied(
+    client_for, manager
+):
+    known = ProviderFactory(npi=make_npi(8100), last_name="Wiebe", phone="")
+    office = known.organization
+    before = {name: getattr(office, name) for name in ("address_line1", "zip_code", "fax")}
+    bad_known = _row(100, practice=office.name, fax="555-0111", last_name="Wiebe")
+    bad_known[9] = "(402) 555-0199"  # a good office phone on a row that is refused anyway
+    sheet = _sheet(
+        _row(1, zip_code="6884"),
+        _row(2, zip_code="68847-12"),
+        _row(3, state="XX"),
+        _row(4, state="Nebr"),
+        _row(5, fax="call the front desk"),
+        _row(6, phone="+44 20 7946 0958"),
+        bad_known,
+        _row(7, state="nebraska", zip_code="688471234", fax="1 (308) 555 0111"),
+    )
+    partner_import = _import(manager, sheet)
+    client = client_for(manager)
+
+    preview = client.get(partner_import.get_absolute_url()).content.decode()
+    assert "Office ZIP code “6884” is not a ZIP code (5 digits or ZIP+4). A spreadsheet may " in (
+        preview
+    )
+    assert "Office ZIP code “68847-12” is not a ZIP code (5 digits or ZIP+4)." in preview
+    assert "Office state “XX” is not a US state or territory." in preview
+    assert "Office state “Nebr” is not a US state or territory." in preview
+    assert "Office referral fax “call the front desk” is not a US fax number." in preview
+    assert "Office phone “+44 20 7946 0958” is not a US phone number." in preview
+    assert "Office referral fax “555-0111” is not a US fax number." in preview
+    plan = plan_import(partner_import.rows, partner_import.mapping)
+    assert [row.number for row in plan.of("reject")] == [2, 3, 4, 5, 6, 7, 8]
+    assert [row.number for row in plan.of("create")] == [9]
+
+    _apply(partner_import)
+    rejects = client.get(reverse("partners:import_rejects", args=[partner_import.pk]))
+    lines = list(csv.reader(io.StringIO(rejects.content.decode())))
+    assert [line[0] for line in lines[1:]] == ["2", "3", "4", "5", "6", "7", "8"]
+    assert "is not a US fax number" in lines[-1][-1]
+
+    office.refresh_from_db()
+    assert {name: getattr(office, name) for name in before} == before
+    assert Provider.objects.count() == 2
+    created = Provider.objects.get(npi=make_npi(8007)).organization
+    assert (created.state, created.zip_code, created.fax, created.phone) == (
+        "NE",
+        "68847-1234",
+        "(308) 555-0111",
+        "(308) 555-0100",
+    )
+
+
+def test_rows_of_the_same_practice_end_up_in_one_office(manager):
+    sheet = _sheet(
+        _row(1),
+        _row(2, practice="KEARNEY FAMILY PRACTICE", zip_code="68847-4410", fax=""),
+        _row(3, suite="", city="", state="", zip_code="", phone=""),
+        _row(4, zip_code="68845", address="12 Railroad St", fax="308-555-0222"),
+    )
+    partner_import = _apply(_import(manager, sheet))
+
+    assert partner_import.result["organizations"] == 2
+    kearney = Organization.objects.get(zip_code="68847-4410")
+    assert kearney.name == "Kearney Family Practice"
+    assert (kearney.address_line1, kearney.address_line2, kearney.city, kearney.state) == (
+        "3219 Central Ave",
+        "Suite 200",
+        "Kearney",
+        "NE",
+    )
+    assert (kearney.phone, kearney.fax) == ("(308) 555-0100", "(308) 555-0111")
+    assert set(kearney.providers.values_list("last_name", flat=True)) == {
+        "Number1",
+        "Number2",
+    }
+    # Another ZIP is another location of the practice; a row without a ZIP cannot say which.
+    other = Organization.objects.get(zip_code="68845")
+    assert list(other.providers.values_list("last_name", flat=True)) == ["Number4"]
+    assert not Provider.objects.filter(last_name="Number3").exists()
+    plan = plan_import(partner_import.rows, partner_import.mapping)
+    assert plan.of("reject")[0].reasons == [
+        "“Kearney Family Practice” has several ZIP codes in this file (68845, 68847): "
+        "give this row's."
+    ]
+
+
+def test_a_row_without_a_zip_joins_the_only_office_of_its_name_in_the_file(manager):
+    sheet = _sheet(_row(1), _row(2, address="", suite="", city="", zip_code="", fax=""))
+    _apply(_import(manager, sheet))
+    office = Organization.objects.get()
+    assert office.providers.count() == 2
+    assert office.zip_code == "68847"
+
+
+def test_rows_that_contradict_each_other_about_their_office_are_refused(client_for, manager):
+    sheet = _sheet(_row(1), _row(2, fax="308-555-0999"), _row(3, city="KEARNEY"))
+    partner_import = _import(manager, sheet)
+    preview = client_for(manager).get(partner_import.get_absolute_url()).content.decode()
+    assert (
+        "Office referral fax “(308) 555-0999” differs from “(308) 555-0111” on row 2 for the "
+        "same office." in preview
+    )
+    _apply(partner_import)
+    office = Organization.objects.get()
+    assert office.fax == "(308) 555-0111"
+    assert office.city == "Kearney"  # the same city in other capitals is no contradiction
+    assert office.providers.count() == 2
+
+
+def test_an_existing_office_is_matched_by_name_and_zip_not_duplicated(client_for, manager):
+    ours = OrganizationFactory(
+        name="Kearney family practice",
+        address_line1="3219 Central Ave",
+        address_line2="",
+        city="Kearney",
+        zip_code="68847",
+        phone="",
+        fax="(308) 555-0000",
+    )
+    namesake = OrganizationFactory(name="Kearney Family Practice", zip_code="68845", fax="")
+    no_zip_yet = OrganizationFactory(name="Hastings Clinic", zip_code="", address_line1="", fax="")
+    partner_import = _import(
+        manager,
+        _sheet(
+            _row(1),
+            _row(2, phone=""),
+            _row(3, practice="Hastings Clinic", city="Hastings", zip_code="68901", fax=""),
+        ),
+    )
+    preview = client_for(manager).get(partner_import.get_absolute_url()).content.decode()
+    assert "Offices to update" in preview
+    assert "Office referral fax: (308) 555-0000 → <strong>(308) 555-0111</strong>" in preview
+    assert "Office phone: (empty) → <strong>(308) 555-0100</strong>" in preview
+    assert "Office ZIP code: (empty) → <strong>68901</strong>" in preview
+    assert "New offices" not in preview
+
+    partner_import = _apply(partner_import)
+    assert partner_import.result["organizations"] == 0
+    assert partner_import.result["offices_updated"] == 2
+    assert Organization.objects.count() == 3
+    ours.refresh_from_db()
+    assert (ours.fax, ours.phone, ours.address_line2) == (
+        "(308) 555-0111",
+        "(308) 555-0100",
+        "Suite 200",
+    )
+    assert ours.name == "Kearney family practice"  # matched, never renamed
+    assert ours.providers.count() == 2
+    assert not namesake.providers.exists()
+    no_zip_yet.refresh_from_db()
+    assert (no_zip_yet.zip_code, no_zip_yet.city) == ("68901", "Hastings")
+
+
+def test_a_partner_stays_in_its_own_office_when_the_row_agrees_with_it(manager):
+    older = OrganizationFactory(name="Hastings Clinic", zip_code="68901")
+    provider = ProviderFactory(
+        npi=make_npi(8001),
+        first_name="Pat",
+        last_name="Number1",
+        organization=OrganizationFactory(name="Hastings Clinic", zip_code=""),
+    )
+    sheet = _sheet(_row(1, practice="hastings clinic", **NO_OFFICE_DETAILS))
+    plan = plan_import(sheet[1:], guess_mapping(HEADERS))
+    assert plan.of("unchanged")[0].provider_id == provider.pk
+    assert not older.providers.exists()
+
+
+def test_empty_cells_never_erase_an_office(manager):
+    office = OrganizationFactory(
+        name="Kearney Family Practice",
+        zip_code="68847-4410",
+        phone="(308) 555-0100",
+        fax="(308) 555-0111",
+        address_line1="3219 Central Ave",
+        address_line2="Suite 200",
+        city="Kearney",
+        state="NE",
+    )
+    before = {field.name: getattr(office, field.name) for field in Organization._meta.fields}
+    sheet = _sheet(_row(1, **{**NO_OFFICE_DETAILS, "zip_code": "68847"}))
+    partner_import = _apply(_import(manager, sheet))
+    assert partner_import.result["offices_updated"] == 0
+    office.refresh_from_db()
+    after = {field.name: getattr(office, field.name) for field in Organization._meta.fields}
+    assert after == before  # a ZIP already given as ZIP+4 stays, too
+    assert Provider.objects.get(npi=make_npi(8001)).organization == office
+
+
+def test_a_mapping_with_office_columns_needs_the_practice_name(client_for, manager):
+    partner_import = _import(manager, _sheet(_row(1)))
+    page = (
+        client_for(manager)
+        .post(
+            reverse("partners:import_mapping", args=[partner_import.pk]),
+            {
+                "column_0": "npi",
+                "column_1": "first_name",
+                "column_2": "last_name",
+                "column_10": "office_fax",
+            },
+        )
+        .content.decode()
+    )
+    assert "Choose the practice / office name column too" in page
+    # And a row whose practice name is empty has no office to put its details on.
+    plan = plan_import(_sheet(_row(1, practice=""))[1:], guess_mapping(HEADERS))
+    assert plan.of("reject")[0].reasons == [
+        "Office details but no practice / office name to put them on."
+    ]
+
+
+def test_an_export_with_offices_round_trips_through_csv_import(client_for, manager):
+    office = OrganizationFactory(
+        name="Kearney Family Practice",
+        address_line1="3219 Central Ave",
+        address_line2="Suite 200",
+        city="Kearney",
+        state="NE",
+        zip_code="68847-4410",
+        phone="(308) 555-0100",
+        fax="(308) 555-0111",
+    )
+    ProviderFactory(npi=make_npi(8001), last_name="Reyes", organization=office)
+    ProviderFactory(npi=make_npi(8002), last_name="Lund", organization=office)
+    client = client_for(manager)
+    response = client.get(reverse("partners:provider_export"))
+    exported = b"".join(response.streaming_content)
+    header, *lines = list(csv.reader(io.StringIO(exported.decode())))
+    assert header[6:14] == [
+        "Practice",
+        "Address",
+        "Address line 2",
+        "City",
+        "State",
+        "ZIP code",
+        "Office phone",
+        "Fax",
+    ]
+    assert lines[0][6:14] == [
+        "Kearney Family Practice",
+        "3219 Central Ave",
+        "Suite 200",
+        "Kearney",
+        "NE",
+        "68847-4410",
+        "(308) 555-0100",
+        "(308) 555-0111",
+    ]
+
+    # Back in as it is: the same office is found, nothing changes or doubles.
+    headers, *rows = list(csv.reader(io.StringIO(exported.decode())))
+    again = _import(manager, [headers, *rows])
+    assert {"organization", "office_address_line1", "office_fax", "office_zip_code"} <= set(
+        again.mapping.values()
+    )
+    plan = plan_import(again.rows, again.mapping)
+    assert plan.counts["unchanged"] == 2 and not plan.new_offices and not plan.office_updates
+
+    # Into an empty directory: the office comes back whole, once.
+    Provider.objects.all().delete()
+    Organization.objects.all().delete()
+    _apply(again)
+    restored = Organization.objects.get()
+    assert [
+        getattr(restored, name)
+        for name in ("name", "address_line1", "address_line2", "city", "state", "zip_code")
+    ] == ["Kearney Family Practice", "3219 Central Ave", "Suite 200", "Kearney", "NE", "68847-4410"]
+    assert (restored.phone, restored.fax) == ("(308) 555-0100", "(308) 555-0111")
+    assert restored.providers.count() == 2
+
+
+def test_hostile_text_in_office_fields_is_stored_as_typed_and_shown_escaped(client_for, manager):
+    script = "<script>alert(1)</script>"
+    sheet = _sheet(
+        _row(1, practice=f"{script} Clinic", address=f"1 {script} St", city=script),
+        _row(2, practice="Huge", address="A" * 5000),
+        _row(3, practice="Huge too", suite="B" * 201, city="C" * 101),
+    )
+    partner_import = _import(manager, sheet)
+    client = client_for(manager)
+    preview = client.get(partner_import.get_absolute_url()).content.decode()
+    assert script not in preview
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; Clinic (&lt;script&gt;" in preview
+    assert "Office address is longer than 200 characters." in preview
+    assert "Office address line 2 (suite) is longer than 200 characters." in preview
+    assert "Office city is longer than 100 characters." in preview
+    assert "A" * 300 not in preview
+
+    _apply(partner_import)
+    office = Organization.objects.get()
+    assert (office.name, office.address_line1, office.city) == (
+        f"{script} Clinic",
+        f"1 {script} St",
+        script,
+    )
+    page = client.get(office.get_absolute_url()).content.decode()
+    assert script not in page
+    assert "1 &lt;script&gt;alert(1)&lt;/script&gt; St" in page
+    provider = Provider.objects.get()
+    assert script not in client.get(provider.get_absolute_url()).content.decode()
+
+
+def test_an_office_merged_away_while_importing_fails_the_import_and_writes_nothing(
+    manager, monkeypatch
+):
+    office = OrganizationFactory(name="Kearney Family Practice", zip_code="68847", fax="")
+    partner_import = _import(manager, _sheet(_row(1), _row(2)))
+    planned = plan_import
+
+    def plan_then_merge(*args, **kwargs):
+        plan = planned(*args, **kwargs)
+        Organization.objects.filter(pk=office.pk).delete()  # a colleague's merge, say
+        return plan
+
+    monkeypatch.setattr("partners.spreadsheets.plan_import", plan_then_merge)
+    partner_import_start(partner_import=partner_import)
+    partner_import.refresh_from_db()
+    assert partner_import.status == PartnerImport.Status.FAILED
+    assert "Nothing was imported" in partner_import.error
+    assert not Provider.objects.exists()
+    assert not Organization.objects.exists()
+
+
+def test_planning_runs_the_same_queries_for_ten_rows_or_a_hundred(manager):
+    for n in range(40):
+        OrganizationFactory(name=f"Clinic {n}", zip_code=f"68{n:03d}")
+
+    def queries(count):
+        rows = [_row(n, practice=f"Clinic {n}", zip_code=f"68{n:03d}") for n in range(count)]
+        sheet = _sheet(*rows)
+        with CaptureQueriesContext(connection) as captured:
+            plan = plan_import(sheet[1:], guess_mapping(HEADERS))
+        assert plan.counts["create"] == count
+        return len(captured)
+
+    assert queries(10) == queries(100)
+
+
+def test_applying_runs_the_same_queries_for_ten_rows_or_a_hundred(manager):
+    def queries(count, offset):
+        # Seven practices per file, new each time, so both files create the same way.
+        rows = [
+            _row(offset + n, practice=f"Clinic {offset} {n % 7}", zip_code=f"68{n % 7:03d}")
+            for n in range(count)
+        ]
+        partner_import = _import(manager, _sheet(*rows))
+        PartnerImport.objects.filter(pk=partner_import.pk).update(status="queued")
+        with CaptureQueriesContext(connection) as captured:
+            done = partner_import_apply(import_id=partner_import.pk)
+        assert done.result["create"] == count and done.result["organizations"] == 7
+        return len(captured)
+
+    assert queries(10, 0) == queries(100, 1000)
