@@ -30,6 +30,8 @@ browser:
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/djlint templates --lint
+	$(VENV)/bin/djlint core/jinja2 partners/jinja2 referrals/jinja2 --lint --profile=jinja
 
 bench: $(STAMP)
 	$(PY) -m bench
