@@ -21,6 +21,7 @@ from core.npi import validate_npi
 from core.phones import us_phone_number
 from core.usps import us_state_code, us_zip_code
 from partners.models import Organization, Provider
+from registry.geo import zip5, zip_centroid
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_ROWS = 20_000
@@ -501,6 +502,8 @@ def _clean_office(values: dict[str, str]) -> list[str]:
         if not typed:
             continue
         written = read(typed)
+        if written is None and target == "office_zip_code":
+            written = _zip_without_its_leading_zeros(typed)
         if written is None:
             problem = f"{TARGETS[target]} “{typed[:40]}” {what}"
             if target == "office_zip_code" and typed.isdigit() and len(typed) < 5:
@@ -511,6 +514,18 @@ def _clean_office(values: dict[str, str]) -> list[str]:
     if not values.get("organization") and any(values.get(target) for target in OFFICE_FIELDS):
         problems.append("Office details but no practice / office name to put them on.")
     return problems
+
+
+def _zip_without_its_leading_zeros(typed: str) -> str | None:
+    """A ZIP that a spreadsheet stored as a number ("2134" for 02134, Boston), given back
+    its zeros when the result is a ZIP that exists; None otherwise."""
+    digits = typed.strip()  # a number: no hyphen, so "68847-12" is not one of these
+    if not (digits.isascii() and digits.isdigit()) or len(digits) not in (3, 4, 7, 8):
+        return None
+    five = zip5(digits)
+    if zip_centroid(five) is None:
+        return None
+    return us_zip_code(digits.zfill(9) if len(digits) > 5 else five)
 
 
 def _chunks(items: list[str]) -> Iterator[list[str]]:

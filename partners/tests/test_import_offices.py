@@ -117,6 +117,9 @@ def test_bad_zip_state_and_fax_are_rejected_with_the_reason_and_nothing_is_half_
         _row(6, phone="+44 20 7946 0958"),
         bad_known,
         _row(7, state="nebraska", zip_code="688471234", fax="1 (308) 555 0111"),
+        # Stored as numbers: Boston's 02134 and 02134-1234 lost their zeros; 06884 is no ZIP.
+        _row(8, state="MA", zip_code="2134"),
+        _row(9, practice="Allston Pediatrics", state="MA", zip_code="21341234"),
     )
     partner_import = _import(manager, sheet)
     client = client_for(manager)
@@ -133,7 +136,7 @@ def test_bad_zip_state_and_fax_are_rejected_with_the_reason_and_nothing_is_half_
     assert "Office referral fax “555-0111” is not a US fax number." in preview
     plan = plan_import(partner_import.rows, partner_import.mapping)
     assert [row.number for row in plan.of("reject")] == [2, 3, 4, 5, 6, 7, 8]
-    assert [row.number for row in plan.of("create")] == [9]
+    assert [row.number for row in plan.of("create")] == [9, 10, 11]
 
     _apply(partner_import)
     rejects = client.get(reverse("partners:import_rejects", args=[partner_import.pk]))
@@ -143,7 +146,9 @@ def test_bad_zip_state_and_fax_are_rejected_with_the_reason_and_nothing_is_half_
 
     office.refresh_from_db()
     assert {name: getattr(office, name) for name in before} == before
-    assert Provider.objects.count() == 2
+    assert Provider.objects.count() == 4
+    assert Provider.objects.get(npi=make_npi(8008)).organization.zip_code == "02134"
+    assert Provider.objects.get(npi=make_npi(8009)).organization.zip_code == "02134-1234"
     created = Provider.objects.get(npi=make_npi(8007)).organization
     assert (created.state, created.zip_code, created.fax, created.phone) == (
         "NE",
