@@ -1,6 +1,6 @@
 from django.urls import path
 
-from partners import import_views, views
+from partners import import_views, vcard_views, views
 
 app_name = "partners"
 
@@ -16,6 +16,7 @@ urlpatterns = [
     path("import/<int:pk>/rejects.csv", import_views.import_rejects, name="import_rejects"),
     path("<int:pk>/", views.provider_detail, name="provider_detail"),
     path("<int:pk>/edit/", views.provider_update, name="provider_update"),
+    path("<int:pk>/contact.vcf", vcard_views.provider_vcard, name="provider_vcard"),
     path("<int:pk>/tier/", views.provider_tier, name="provider_tier"),
     path("<int:pk>/tier/unpin/", views.provider_unpin_tier, name="provider_unpin_tier"),
     path("<int:pk>/merge/", views.provider_merge, name="provider_merge"),
@@ -23,6 +24,9 @@ urlpatterns = [
     path("offices/new/", views.organization_create, name="organization_create"),
     path("offices/<int:pk>/", views.organization_detail, name="organization_detail"),
     path("offices/<int:pk>/edit/", views.organization_update, name="organization_update"),
+    path(
+        "offices/<int:pk>/contacts.vcf", vcard_views.organization_vcard, name="organization_vcard"
+    ),
     path("offices/<int:pk>/merge/", views.organization_merge, name="organization_merge"),
     path("offices/<int:organization_pk>/staff/new/", views.staff_create, name="staff_create"),
     path("staff/<int:pk>/edit/", views.staff_update, name="staff_update"),
