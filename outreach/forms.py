@@ -13,17 +13,13 @@ from django.utils import timezone
 from core.forms import IdsMultipleChoiceField, UserChoiceField
 from outreach import ledger
 from outreach.models import (
-    MERGE_FIELD,
-    PATIENT_MERGE_FIELDS,
-    STRAY_TEMPLATE_SYNTAX,
     Activity,
     ComplianceLimit,
     Event,
     Invitation,
     LetterTemplate,
     Task,
-    merge_fields_for,
-    unknown_merge_fields,
+    merge_text_error,
 )
 from partners.models import Organization, Provider, StaffMember
 from partners.widgets import OfficePicker
@@ -320,39 +316,8 @@ class LetterTemplateForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
-        available = merge_fields_for(self.instance.kind)
+        label = self.instance.get_kind_display().lower()
         for field in ("subject", "body"):
-            text = cleaned.get(field) or ""
-            unknown = unknown_merge_fields(text)
-            not_here = sorted(set(MERGE_FIELD.findall(text)) - set(available) - set(unknown))
-            if unknown:
-                self.add_error(
-                    field,
-                    "Unknown merge field(s): "
-                    + ", ".join(unknown)
-                    + ". Available: "
-                    + ", ".join(available)
-                    + ".",
-                )
-            elif self.instance.kind == LetterTemplate.Kind.NEWSLETTER and (
-                patient := sorted(set(MERGE_FIELD.findall(text)) & PATIENT_MERGE_FIELDS)
-            ):
-                self.add_error(
-                    field, f"A newsletter carries no patient data: remove {', '.join(patient)}."
-                )
-            elif not_here:
-                self.add_error(
-                    field,
-                    f"A {self.instance.get_kind_display().lower()} letter has no "
-                    + ", ".join(not_here)
-                    + " to fill in (the partner would see the braces). Available: "
-                    + ", ".join(available)
-                    + ".",
-                )
-            elif STRAY_TEMPLATE_SYNTAX.search(MERGE_FIELD.sub("", text)):
-                self.add_error(
-                    field,
-                    "Only plain merge fields such as {{ provider_name }} are filled in; "
-                    "remove the other braces (no filters, no {% %} tags).",
-                )
+            if problem := merge_text_error(self.instance.kind, label, cleaned.get(field) or ""):
+                self.add_error(field, problem)
         return cleaned
