@@ -477,6 +477,10 @@ class Letter(models.Model):
         blank=True,
         related_name="letters",
     )
+    # The rekindle task a liaison's note answers (at most one note per task).
+    task = models.ForeignKey(
+        "Task", on_delete=models.SET_NULL, null=True, blank=True, related_name="letters"
+    )
     # Part of the idempotency key (referral, kind, sequence): the scheduled notice of a
     # referral's n-th appointment (a reschedule) is its own letter, sent once; so is an
     # event reminder for the n-th date of its event (invitation, kind, sequence); every
@@ -546,6 +550,10 @@ class Letter(models.Model):
                 fields=["invitation", "kind", "sequence"],
                 condition=Q(invitation__isnull=False),
                 name="letter_one_per_invitation_kind_sequence",
+            ),
+            # One note per rekindle task, however often the send is pressed or re-posted.
+            models.UniqueConstraint(
+                fields=["task"], condition=Q(task__isnull=False), name="letter_one_per_task"
             ),
             # One letter per Message-ID: the key that makes email delivery idempotent.
             models.UniqueConstraint(
