@@ -6,12 +6,13 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 from django.urls import reverse_lazy
 from django.utils import timezone
 
 from core.forms import IdsMultipleChoiceField, UserChoiceField
-from outreach import ledger
+from outreach import ledger, rekindle
 from outreach.models import (
     Activity,
     ComplianceLimit,
@@ -321,3 +322,28 @@ class LetterTemplateForm(forms.ModelForm):
             if problem := merge_text_error(self.instance.kind, label, cleaned.get(field) or ""):
                 self.add_error(field, problem)
         return cleaned
+
+
+class RekindleNoteForm(forms.Form):
+    """The liaison's note for a rekindle task, started from the rekindle note template."""
+
+    subject = forms.CharField(max_length=200)
+    # A note, not a brochure: a page of a letter is about 3,000 characters.
+    body = forms.CharField(
+        max_length=10_000,
+        widget=forms.Textarea(attrs={"rows": 12}),
+        help_text="Sent as written. Merge fields such as {{ provider_last_name }} are "
+        "filled in; patient data never goes in a rekindle note.",
+    )
+
+    def _check(self, field: str) -> str:
+        text = self.cleaned_data[field]
+        if problem := rekindle.note_text_error(text):
+            raise ValidationError(problem)
+        return text
+
+    def clean_subject(self) -> str:
+        return self._check("subject")
+
+    def clean_body(self) -> str:
+        return self._check("body")

@@ -379,7 +379,7 @@ class LetterTemplate(models.Model):
         "newsletter": "sent when a newsletter issue goes out",
         "event_reminder": "sent as many days before an event as the event says",
         "report_summary": "sent weekly or monthly, as each partner chose",
-        "rekindle": "a text for liaisons to start from; not sent automatically",
+        "rekindle": "where a liaison's note from a rekindle task starts; sent when they send it",
     }
 
     @property
