@@ -130,12 +130,16 @@ def task_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
     task = get_task_for_user(request, pk)
-    context = {"task": task, "note": None, "can_write_note": False}
+    context = {"task": task, "note": None, "can_open_note": False, "can_write_note": False}
     if task.kind == Task.Kind.REKINDLE:
-        context["note"] = task.letters.first()
-        context["can_write_note"] = context["note"] is None and rekindle.can_write_note(
-            request.user, task
-        )
+        note = context["note"] = task.letters.first()
+        if note is None:
+            context["can_write_note"] = rekindle.can_write_note(request.user, task)
+        else:
+            # What was done shows to whoever sees the task; the letter opens for its readers.
+            context["can_open_note"] = (
+                Letter.objects.for_user(request.user).filter(pk=note.pk).exists()
+            )
     return render(request, "outreach/task_detail.html", context)
 
 

@@ -153,6 +153,20 @@ def test_the_task_and_the_partner_page_show_the_note(client_for, liaison):
     assert client.get(letter.get_absolute_url()).status_code == 200
 
 
+def test_the_task_links_the_note_only_for_those_who_may_open_it(
+    client_for, manager, liaison, other_liaison
+):
+    # The partner changed hands after the task was made; a manager sent the note.
+    task = _task(liaison, _partner(other_liaison))
+    _send(client_for(manager), task)
+    letter_url = Letter.objects.get().get_absolute_url()
+
+    page = client_for(liaison).get(task.get_absolute_url()).content.decode()
+    assert "What was done" in page and letter_url not in page
+    assert client_for(liaison).get(letter_url).status_code == 404
+    assert letter_url in client_for(manager).get(task.get_absolute_url()).content.decode()
+
+
 def test_a_sent_note_keeps_the_partner_out_of_the_next_nights_queue(client_for, liaison):
     provider = _partner(liaison)
     ReferralFactory(provider=provider, received_at=timezone.now() - timezone.timedelta(days=75))
