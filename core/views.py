@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from audit.services import audit_names_listed
 from outreach.models import Task
+from outreach.rekindle import can_write_note
 from referrals.models import OPEN_STATUSES, Referral, Status
 
 
@@ -27,6 +28,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     )
     my_tasks = Task.objects.for_user(user).open().filter(assignee=user)
     recent = list(referrals.for_list()[:8]) if user.has_perm("referrals.view_referral") else []
+    due_tasks = list(my_tasks.select_related("provider", "referral")[:8])
+    for task in due_tasks:
+        task.can_write_note = can_write_note(user, task)
     context = {
         "pipeline": [
             {"status": status, "label": Status(status).label, "count": status_counts.get(status, 0)}
@@ -35,7 +39,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "received_30d": referrals.inbound().filter(received_at__gte=since).count(),
         "my_open_tasks": my_tasks.count(),
         "my_overdue_tasks": my_tasks.filter(due_on__lt=timezone.localdate()).count(),
-        "due_tasks": my_tasks.select_related("provider", "referral")[:8],
+        "due_tasks": due_tasks,
         "recent_referrals": recent,
         "today": timezone.localdate(),
     }

@@ -6,24 +6,21 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 from django.urls import reverse_lazy
 from django.utils import timezone
 
 from core.forms import IdsMultipleChoiceField, UserChoiceField
-from outreach import ledger
+from outreach import ledger, rekindle
 from outreach.models import (
-    MERGE_FIELD,
-    PATIENT_MERGE_FIELDS,
-    STRAY_TEMPLATE_SYNTAX,
     Activity,
     ComplianceLimit,
     Event,
     Invitation,
     LetterTemplate,
     Task,
-    merge_fields_for,
-    unknown_merge_fields,
+    merge_text_error,
 )
 from partners.models import Organization, Provider, StaffMember
 from partners.widgets import OfficePicker
@@ -320,39 +317,33 @@ class LetterTemplateForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
-        available = merge_fields_for(self.instance.kind)
+        label = self.instance.get_kind_display().lower()
         for field in ("subject", "body"):
-            text = cleaned.get(field) or ""
-            unknown = unknown_merge_fields(text)
-            not_here = sorted(set(MERGE_FIELD.findall(text)) - set(available) - set(unknown))
-            if unknown:
-                self.add_error(
-                    field,
-                    "Unknown merge field(s): "
-                    + ", ".join(unknown)
-                    + ". Available: "
-                    + ", ".join(available)
-                    + ".",
-                )
-            elif self.instance.kind == LetterTemplate.Kind.NEWSLETTER and (
-                patient := sorted(set(MERGE_FIELD.findall(text)) & PATIENT_MERGE_FIELDS)
-            ):
-                self.add_error(
-                    field, f"A newsletter carries no patient data: remove {', '.join(patient)}."
-                )
-            elif not_here:
-                self.add_error(
-                    field,
-                    f"A {self.instance.get_kind_display().lower()} letter has no "
-                    + ", ".join(not_here)
-                    + " to fill in (the partner would see the braces). Available: "
-                    + ", ".join(available)
-                    + ".",
-                )
-            elif STRAY_TEMPLATE_SYNTAX.search(MERGE_FIELD.sub("", text)):
-                self.add_error(
-                    field,
-                    "Only plain merge fields such as {{ provider_name }} are filled in; "
-                    "remove the other braces (no filters, no {% %} tags).",
-                )
+            if problem := merge_text_error(self.instance.kind, label, cleaned.get(field) or ""):
+                self.add_error(field, problem)
         return cleaned
+
+
+class RekindleNoteForm(forms.Form):
+    """The liaison's note for a rekindle task, started from the rekindle note template."""
+
+    subject = forms.CharField(max_length=200)
+    # A note, not a brochure: a page of a letter is about 3,000 characters.
+    body = forms.CharField(
+        max_length=10_000,
+        widget=forms.Textarea(attrs={"rows": 12}),
+        help_text="Sent as written. Merge fields such as {{ provider_last_name }} are "
+        "filled in; patient data never goes in a rekindle note.",
+    )
+
+    def _check(self, field: str) -> str:
+        text = self.cleaned_data[field]
+        if problem := rekindle.note_text_error(text):
+            raise ValidationError(problem)
+        return text
+
+    def clean_subject(self) -> str:
+        return self._check("subject")
+
+    def clean_body(self) -> str:
+        return self._check("body")

@@ -283,9 +283,14 @@ EVENT_MERGE_FIELDS = frozenset({"event_name", "event_date", "event_place"})
 SUMMARY_MERGE_FIELDS = frozenset({"period", "report_count", "report_list"})
 
 
+# The kinds of letter about the relationship, not a patient: they carry no patient data,
+# and a patient merge field typed into one is refused (see merge_text_error).
+PATIENT_FREE_KINDS = frozenset({"newsletter", "rekindle"})
+
+
 def merge_fields_for(kind: str) -> dict[str, str]:
     """The merge fields a letter of `kind` fills in, with what each says."""
-    if kind in ("newsletter", "rekindle"):
+    if kind in PATIENT_FREE_KINDS:
         names = PARTNER_MERGE_FIELDS
     elif kind == "event_reminder":
         names = PARTNER_MERGE_FIELDS | EVENT_MERGE_FIELDS
@@ -308,6 +313,32 @@ def render_merge_fields(text: str, values: dict[str, str]) -> str:
 
 def unknown_merge_fields(text: str) -> list[str]:
     return sorted({name for name in MERGE_FIELD.findall(text) if name not in MERGE_FIELDS})
+
+
+def merge_text_error(kind: str, label: str, text: str) -> str | None:
+    """What is wrong with `text` as the subject or body of a letter of `kind` (called
+    `label` in the message), or None: a merge field that does not exist, patient data in a
+    letter about the relationship, a merge field this kind does not fill (the partner
+    would see the braces), or template syntax other than plain merge fields."""
+    available = merge_fields_for(kind)
+    used = set(MERGE_FIELD.findall(text))
+    unknown = unknown_merge_fields(text)
+    if unknown:
+        return f"Unknown merge field(s): {', '.join(unknown)}. Available: {', '.join(available)}."
+    if kind in PATIENT_FREE_KINDS and (patient := sorted(used & PATIENT_MERGE_FIELDS)):
+        return f"A {label} carries no patient data: remove {', '.join(patient)}."
+    not_here = sorted(used - set(available))
+    if not_here:
+        return (
+            f"A {label} letter has no {', '.join(not_here)} to fill in (the partner would "
+            f"see the braces). Available: {', '.join(available)}."
+        )
+    if STRAY_TEMPLATE_SYNTAX.search(MERGE_FIELD.sub("", text)):
+        return (
+            "Only plain merge fields such as {{ provider_name }} are filled in; "
+            "remove the other braces (no filters, no {% %} tags)."
+        )
+    return None
 
 
 class LetterTemplate(models.Model):
@@ -348,7 +379,7 @@ class LetterTemplate(models.Model):
         "newsletter": "sent when a newsletter issue goes out",
         "event_reminder": "sent as many days before an event as the event says",
         "report_summary": "sent weekly or monthly, as each partner chose",
-        "rekindle": "a text for liaisons to start from; not sent automatically",
+        "rekindle": "where a liaison's note from a rekindle task starts; sent when they send it",
     }
 
     @property
@@ -446,6 +477,10 @@ class Letter(models.Model):
         blank=True,
         related_name="letters",
     )
+    # The rekindle task a liaison's note answers (at most one note per task).
+    task = models.ForeignKey(
+        "Task", on_delete=models.SET_NULL, null=True, blank=True, related_name="letters"
+    )
     # Part of the idempotency key (referral, kind, sequence): the scheduled notice of a
     # referral's n-th appointment (a reschedule) is its own letter, sent once; so is an
     # event reminder for the n-th date of its event (invitation, kind, sequence); every
@@ -515,6 +550,10 @@ class Letter(models.Model):
                 fields=["invitation", "kind", "sequence"],
                 condition=Q(invitation__isnull=False),
                 name="letter_one_per_invitation_kind_sequence",
+            ),
+            # One note per rekindle task, however often the send is pressed or re-posted.
+            models.UniqueConstraint(
+                fields=["task"], condition=Q(task__isnull=False), name="letter_one_per_task"
             ),
             # One letter per Message-ID: the key that makes email delivery idempotent.
             models.UniqueConstraint(

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from outreach import field_views, views, views_newsletters
+from outreach import field_views, views, views_newsletters, views_rekindle
 
 app_name = "outreach"
 
@@ -9,6 +9,12 @@ urlpatterns = [
     path("tasks/new/", views.task_create, name="task_create"),
     path("tasks/<int:pk>/", views.task_detail, name="task_detail"),
     path("tasks/<int:pk>/done/", views.task_complete_view, name="task_complete"),
+    path("tasks/<int:pk>/note/", views_rekindle.rekindle_note, name="rekindle_note"),
+    path(
+        "tasks/<int:pk>/note/preview/",
+        views_rekindle.rekindle_note_preview,
+        name="rekindle_note_preview",
+    ),
     path("activities/", views.activity_list, name="activity_list"),
     path("activities/new/", views.activity_create, name="activity_create"),
     path("letters/<int:pk>/", views.letter_detail, name="letter_detail"),

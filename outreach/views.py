@@ -20,7 +20,7 @@ from django.views.decorators.http import require_POST
 from core.htmx import render_page
 from core.ids import parse_id
 from core.pagination import paginate
-from outreach import calendar_feed, ledger
+from outreach import calendar_feed, ledger, rekindle
 from outreach.forms import (
     ActivityForm,
     ComplianceLimitForm,
@@ -117,6 +117,8 @@ def task_list(request: HttpRequest) -> HttpResponse:
     else:
         tasks = tasks.open()
     page = paginate(request, tasks)
+    for task in page:
+        task.can_write_note = rekindle.can_write_note(request.user, task)
     return render_page(
         request,
         "outreach/task_list.html",
@@ -128,7 +130,17 @@ def task_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
     task = get_task_for_user(request, pk)
-    return render(request, "outreach/task_detail.html", {"task": task})
+    context = {"task": task, "note": None, "can_open_note": False, "can_write_note": False}
+    if task.kind == Task.Kind.REKINDLE:
+        note = context["note"] = task.letters.first()
+        if note is None:
+            context["can_write_note"] = rekindle.can_write_note(request.user, task)
+        else:
+            # What was done shows to whoever sees the task; the letter opens for its readers.
+            context["can_open_note"] = (
+                Letter.objects.for_user(request.user).filter(pk=note.pk).exists()
+            )
+    return render(request, "outreach/task_detail.html", context)
 
 
 @login_required

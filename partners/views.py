@@ -21,6 +21,7 @@ from core.pagination import paginate
 from core.sparkline import sparkline
 from outreach.meetings import annual_meeting_status
 from outreach.models import Activity, Letter, PlannedVisit, PlannedVisitEvent, Task
+from outreach.rekindle import can_write_note
 from partners.forms import (
     MergeConfirmForm,
     MergeSearchForm,
@@ -104,9 +105,11 @@ def provider_detail(request: HttpRequest, pk: int) -> HttpResponse:
     tasks = list(
         partner_tasks.filter(
             Q(status=Task.Status.OPEN) | Q(pk__in=Subquery(latest))
-        ).select_related("assignee")
+        ).select_related("assignee", "provider")
     )
     open_tasks = [task for task in tasks if task.status == Task.Status.OPEN]
+    for task in open_tasks:
+        task.can_write_note = can_write_note(request.user, task)
     timeline = sorted(
         chain(
             (

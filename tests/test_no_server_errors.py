@@ -20,7 +20,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from core.factories import UserFactory
 from core.roles import Role
 from outreach.factories import ActivityFactory, EventFactory, PlannedVisitFactory, TaskFactory
-from outreach.models import Invitation, LetterTemplate, NewsletterIssue
+from outreach.models import Invitation, LetterTemplate, NewsletterIssue, Task
 from outreach.services import letter_template_for, thank_you_prepare
 from partners.factories import ProviderFactory, StaffMemberFactory
 from referrals.factories import ReferralFactory
@@ -75,6 +75,7 @@ def world() -> dict[str, Any]:
     thank_you_prepare(referral_id=referral.pk)
     ActivityFactory(logged_by=liaison).providers.add(provider)
     TaskFactory(assignee=liaison, provider=provider)
+    rekindle = TaskFactory(assignee=liaison, provider=provider, kind=Task.Kind.REKINDLE)
     visit = PlannedVisitFactory(liaison=liaison, organization=provider.organization)
     invitation = Invitation.objects.create(event=EventFactory(), provider=provider)
     newsletter = NewsletterIssue.objects.create(subject="News", body="Dear {{ provider_name }}")
@@ -98,6 +99,7 @@ def world() -> dict[str, Any]:
                 invitation.event_id,
                 invitation.pk,
                 newsletter.pk,
+                rekindle.pk,
             }
         ),
     }
