@@ -371,12 +371,15 @@ class Command(BaseCommand):
                 )
 
     def _tiers(self, manager: Any) -> None:
-        # The nightly assessment, run once now so the demo opens with tiers and health.
+        # The nightly assessment, run once now so the demo opens with tiers, health and the
+        # rekindle queue (partners whose referrals dropped or stopped, nobody in touch).
+        from outreach.services import rekindle_queue_build
         from partners.services import providers_assess_health, providers_retier
 
         today = timezone.localdate()
         providers_retier(as_of=today)
         providers_assess_health(as_of=today)
+        rekindle_queue_build()
 
     def _close_loops(self) -> None:
         """Thank-yous for every seen inbound referral; the older ones already sent."""
