@@ -67,7 +67,7 @@ def rekindle_note(request: HttpRequest, pk: int) -> HttpResponse:
             if result.created:
                 messages.success(
                     request,
-                    f"Note to {task.provider.display_name} sent {route.description}. "
+                    f"Note to {task.provider.display_name} is on its way {route.description}. "
                     "The task is done.",
                 )
             else:

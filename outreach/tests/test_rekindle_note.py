@@ -4,6 +4,7 @@ completing the task; never with patient data."""
 
 from __future__ import annotations
 
+from html import unescape
 from unittest import mock
 
 import pytest
@@ -118,6 +119,9 @@ def test_sending_makes_one_letter_routed_like_every_letter_and_completes_the_tas
 
     letter = Letter.objects.get()
     assert response.status_code == 302 and response["Location"] == task.get_absolute_url()
+    # Handed over, not yet delivered: the message says so, and where it goes.
+    shown = client.get(response["Location"]).content.decode()
+    assert f"is on its way {says}" in " ".join(unescape(shown).split())
     assert (letter.kind, letter.task, letter.provider) == (K.REKINDLE, task, task.provider)
     assert (letter.channel, letter.recipient, letter.status) == (channel, recipient, "pending")
     assert letter.subject == "Checking in, Dr. Whitfield"  # the typed merge field filled
