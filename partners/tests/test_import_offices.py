@@ -444,7 +444,7 @@ def test_planning_runs_the_same_queries_for_ten_rows_or_a_hundred(manager):
     assert queries(10) == queries(100)
 
 
-def test_applying_runs_the_same_queries_for_ten_rows_or_a_hundred(manager):
+def test_applying_runs_the_same_queries_for_ten_rows_or_thirty(manager):
     def queries(count, offset):
         # Seven practices per file, new each time, so both files create the same way.
         rows = [
@@ -458,4 +458,6 @@ def test_applying_runs_the_same_queries_for_ten_rows_or_a_hundred(manager):
         assert done.result["create"] == count and done.result["organizations"] == 7
         return len(captured)
 
-    assert queries(10, 0) == queries(100, 1000)
+    # Thirty, not more: SQLite takes at most 999 parameters a statement, so Django splits a
+    # bulk insert of 26-column partners past 38 rows (batches, not a query per row).
+    assert queries(10, 0) == queries(30, 1000)
