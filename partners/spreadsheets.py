@@ -503,7 +503,8 @@ def _clean_office(values: dict[str, str]) -> list[str]:
             continue
         written = read(typed)
         if written is None and target == "office_zip_code":
-            written = _zip_without_its_leading_zeros(typed)
+            state = us_state_code(values.get("office_state", "")) or ""
+            written = _zip_without_its_leading_zeros(typed, state)
         if written is None:
             problem = f"{TARGETS[target]} “{typed[:40]}” {what}"
             if target == "office_zip_code" and typed.isdigit() and len(typed) < 5:
@@ -516,14 +517,31 @@ def _clean_office(values: dict[str, str]) -> list[str]:
     return problems
 
 
-def _zip_without_its_leading_zeros(typed: str) -> str | None:
+# Where ZIP codes start with 0, by their first three digits (USPS): only there can a
+# spreadsheet have dropped a leading zero.
+_ZERO_ZIP_STATES = {
+    **dict.fromkeys(["005"], "NY"),
+    **dict.fromkeys(["006", "007", "009"], "PR"),
+    **dict.fromkeys(["008"], "VI"),
+    **dict.fromkeys([f"{n:03d}" for n in range(10, 28)] + ["055"], "MA"),
+    **dict.fromkeys(["028", "029"], "RI"),
+    **dict.fromkeys([f"{n:03d}" for n in range(30, 39)], "NH"),
+    **dict.fromkeys([f"{n:03d}" for n in range(39, 50)], "ME"),
+    **dict.fromkeys([f"{n:03d}" for n in range(50, 60) if n != 55], "VT"),
+    **dict.fromkeys([f"{n:03d}" for n in range(60, 70)], "CT"),
+    **dict.fromkeys([f"{n:03d}" for n in range(70, 90)], "NJ"),
+}
+
+
+def _zip_without_its_leading_zeros(typed: str, state: str) -> str | None:
     """A ZIP that a spreadsheet stored as a number ("2134" for 02134, Boston), given back
-    its zeros when the result is a ZIP that exists; None otherwise."""
+    its zeros when the result is a ZIP that exists, in the row's state if it gives one;
+    None otherwise (a four-digit typo in Nebraska is not a Connecticut ZIP)."""
     digits = typed.strip()  # a number: no hyphen, so "68847-12" is not one of these
     if not (digits.isascii() and digits.isdigit()) or len(digits) not in (3, 4, 7, 8):
         return None
     five = zip5(digits)
-    if zip_centroid(five) is None:
+    if zip_centroid(five) is None or (state and _ZERO_ZIP_STATES.get(five[:3]) != state):
         return None
     return us_zip_code(digits.zfill(9) if len(digits) > 5 else five)
 
@@ -624,7 +642,7 @@ def _plan_offices(rows: list[PlanRow], providers: dict[str, Provider]) -> list[O
     def existing_office(name: str, zip5: str) -> Organization | None:
         candidates = same_name.get(name.lower(), [])
         if not zip5:
-            return candidates[0] if candidates else None
+            return candidates[0] if candidates else None  # one at most: see the caller
         for organization in candidates:
             if organization.zip_code[:5] == zip5:
                 return organization
@@ -642,7 +660,7 @@ def _plan_offices(rows: list[PlanRow], providers: dict[str, Provider]) -> list[O
             if len(zips) > 1:
                 row.reject(
                     f"“{name[:60]}” has several ZIP codes in this file ({', '.join(zips[:5])}): "
-                    "give this row's."
+                    "add this row's ZIP code so we know which office it belongs to."
                 )
                 continue
             zip5 = zips[0] if zips else ""
@@ -654,6 +672,16 @@ def _plan_offices(rows: list[PlanRow], providers: dict[str, Provider]) -> list[O
             and (not zip5 or current.zip_code[:5] == zip5)
         ):
             found: Organization | None = current
+        elif not zip5 and len(same_name.get(name.lower(), [])) > 1:
+            # Which of our offices of that name? Guessing would write this row's address
+            # and fax onto another location's record.
+            known = sorted({o.zip_code[:5] or "no ZIP" for o in same_name[name.lower()]})
+            row.reject(
+                f"We have {len(same_name[name.lower()])} offices called “{name[:60]}” "
+                f"({', '.join(known[:5])}): add this row's ZIP code so we know which one "
+                "it belongs to."
+            )
+            continue
         else:
             found = existing_office(name, zip5)
         key = ("office", found.pk) if found else ("new", name.lower(), zip5)

@@ -188,7 +188,7 @@ def test_rows_of_the_same_practice_end_up_in_one_office(manager):
     plan = plan_import(partner_import.rows, partner_import.mapping)
     assert plan.of("reject")[0].reasons == [
         "“Kearney Family Practice” has several ZIP codes in this file (68845, 68847): "
-        "give this row's."
+        "add this row's ZIP code so we know which office it belongs to."
     ]
 
 
@@ -257,6 +257,48 @@ def test_an_existing_office_is_matched_by_name_and_zip_not_duplicated(client_for
     assert not namesake.providers.exists()
     no_zip_yet.refresh_from_db()
     assert (no_zip_yet.zip_code, no_zip_yet.city) == ("68901", "Hastings")
+
+
+def test_a_row_without_a_zip_is_refused_when_we_have_two_offices_of_that_name(manager):
+    """Guessing would write this row's address and fax onto another location's record."""
+    main = OrganizationFactory(name="Kearney FP", zip_code="68847", fax="(308) 555-0100")
+    branch = OrganizationFactory(name="Kearney FP", zip_code="68845", fax="(308) 555-0200")
+    lone = OrganizationFactory(name="Hastings Clinic", zip_code="68901", fax="")
+    sheet = _sheet(
+        _row(1, practice="Kearney FP", zip_code="", fax="308-555-0222"),
+        _row(2, practice="Hastings Clinic", zip_code="", fax="402-555-0333"),
+    )
+    partner_import = _import(manager, sheet)
+    plan = plan_import(partner_import.rows, partner_import.mapping)
+
+    (refused,) = plan.of("reject")
+    assert refused.number == 2
+    assert refused.reasons == [
+        "We have 2 offices called “Kearney FP” (68845, 68847): add this row's ZIP code so we "
+        "know which one it belongs to."
+    ]
+    _apply(partner_import)
+    for office, fax in ((main, "(308) 555-0100"), (branch, "(308) 555-0200")):
+        office.refresh_from_db()
+        assert office.fax == fax and not office.providers.exists()
+    lone.refresh_from_db()  # one office of that name: no doubt, so it is used
+    assert lone.fax == "(402) 555-0333" and lone.providers.count() == 1
+
+
+def test_a_zip_gets_its_leading_zero_back_only_in_a_state_whose_zips_start_with_one():
+    sheet = _sheet(
+        _row(1, practice="Allston Pediatrics", state="MA", zip_code="2134"),
+        _row(2, practice="Westport typo", state="NE", zip_code="6880"),  # 06880 is in CT
+        _row(3, practice="No state given", state="", zip_code="6880"),
+    )
+    plan = plan_import(sheet[1:], guess_mapping(sheet[0]))
+
+    assert [row.number for row in plan.of("reject")] == [3]
+    assert "A spreadsheet may have dropped its leading zero" in plan.of("reject")[0].reasons[0]
+    assert {o.name: o.values["zip_code"] for o in plan.offices} == {
+        "Allston Pediatrics": "02134",
+        "No state given": "06880",
+    }
 
 
 def test_a_partner_stays_in_its_own_office_when_the_row_agrees_with_it(manager):
