@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -11,7 +12,9 @@ from django.utils import timezone
 
 from core.filters import PersonFilter, StyledFilterSet
 from core.forms import UserChoiceField
+from core.phones import us_phone_number
 from core.roles import Role
+from core.usps import us_state_code, us_zip_code
 from partners.models import Organization, Provider, StaffMember
 
 
@@ -94,6 +97,9 @@ class TierForm(forms.Form):
         return until
 
 
+PHONE_FORMAT = "Not a US phone number: e.g. (402) 555-0100, an extension as x12."
+
+
 class OrganizationForm(forms.ModelForm):
     class Meta:
         model = Organization
@@ -112,8 +118,32 @@ class OrganizationForm(forms.ModelForm):
         ]
         widgets = {"notes": forms.Textarea(attrs={"rows": 3})}
 
+    # The same rules as the partner import, so what is typed here exports and imports back.
     def clean_state(self) -> str:
-        return self.cleaned_data["state"].strip().upper()
+        typed = self.cleaned_data["state"].strip()
+        if typed and us_state_code(typed) is None:
+            raise forms.ValidationError(
+                "Not a US state or territory: its two-letter code, e.g. NE."
+            )
+        return us_state_code(typed) or ""
+
+    def clean_zip_code(self) -> str:
+        return self._read("zip_code", us_zip_code, "Not a ZIP code: 5 digits, or ZIP+4.")
+
+    def clean_phone(self) -> str:
+        return self._read("phone", us_phone_number, PHONE_FORMAT)
+
+    def clean_fax(self) -> str:
+        return self._read("fax", us_phone_number, PHONE_FORMAT.replace("phone", "fax"))
+
+    def _read(self, name: str, read: Callable[[str], str | None], error: str) -> str:
+        typed = self.cleaned_data[name].strip()
+        if not typed:
+            return ""
+        written = read(typed)
+        if written is None:
+            raise forms.ValidationError(error)
+        return written
 
 
 class StaffMemberForm(forms.ModelForm):

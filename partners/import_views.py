@@ -29,6 +29,8 @@ from partners.spreadsheets import (
 )
 
 PREVIEW_ROWS = 50
+# Named in a line above the tables; the count covers the rest.
+NEW_OFFICES_SHOWN = 20
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -144,7 +146,8 @@ def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
             creates=plan.of("create")[:PREVIEW_ROWS],
             updates=plan.of("update")[:PREVIEW_ROWS],
             rejects=plan.of("reject")[:PREVIEW_ROWS],
-            new_offices=plan.new_offices,
+            new_offices=plan.new_offices[:NEW_OFFICES_SHOWN],
+            skipped=plan.with_skipped_values[:PREVIEW_ROWS],
             office_counts=plan.office_counts,
             office_updates=plan.office_updates[:PREVIEW_ROWS],
             preview_rows=PREVIEW_ROWS,

@@ -375,6 +375,8 @@ class PlanRow:
     action: str  # create | update | unchanged | reject
     values: dict[str, str]
     reasons: list[str] = field(default_factory=list)
+    # Office values that could not be read and are left out; the rest of the row imports.
+    skipped: list[str] = field(default_factory=list)
     changes: list[tuple[str, str, str]] = field(default_factory=list)
     provider_id: int | None = None
     cells: list[str] = field(default_factory=list)
@@ -404,6 +406,10 @@ class ImportPlan:
     def new_offices(self) -> list[OfficePlan]:
         new = [office for office in self.offices if office.organization is None]
         return sorted(new, key=lambda office: office.label.lower())
+
+    @property
+    def with_skipped_values(self) -> list[PlanRow]:
+        return [row for row in self.rows if row.skipped and row.action != "reject"]
 
     @property
     def office_updates(self) -> list[OfficePlan]:
@@ -487,10 +493,13 @@ def _problems(values: dict[str, str]) -> list[str]:
     return problems
 
 
-def _clean_office(values: dict[str, str]) -> list[str]:
-    """Write the office's state, ZIP, phone and fax the way the app does, in place; the
-    problems of those that cannot be read."""
-    problems = []
+def _clean_office(values: dict[str, str]) -> tuple[list[str], list[str]]:
+    """Write the office's state, ZIP, phone and fax the way the app does, in place. Returns
+    the problems that refuse the row (an unreadable ZIP: it decides which office the row
+    goes to) and the values left out because they cannot be read (a state, phone or fax
+    the office form or another system stored freely: the partner's own data still
+    imports)."""
+    problems, skipped = [], []
     readers: list[tuple[str, Callable[[str], str | None], str]] = [
         ("office_state", us_state_code, "is not a US state or territory."),
         ("office_zip_code", us_zip_code, "is not a ZIP code (5 digits or ZIP+4)."),
@@ -507,14 +516,18 @@ def _clean_office(values: dict[str, str]) -> list[str]:
             written = _zip_without_its_leading_zeros(typed, state)
         if written is None:
             problem = f"{TARGETS[target]} “{typed[:40]}” {what}"
-            if target == "office_zip_code" and typed.isdigit() and len(typed) < 5:
+            if target != "office_zip_code":
+                del values[target]
+                skipped.append(f"{problem} Left out; the rest of the row is imported.")
+                continue
+            if typed.isdigit() and len(typed) < 5:
                 problem += " A spreadsheet may have dropped its leading zero: format it as text."
             problems.append(problem)
         else:
             values[target] = written
     if not values.get("organization") and any(values.get(target) for target in OFFICE_FIELDS):
         problems.append("Office details but no practice / office name to put them on.")
-    return problems
+    return problems, skipped
 
 
 # Where ZIP codes start with 0, by their first three digits (USPS): only there can a
@@ -567,7 +580,8 @@ def plan_import(
     for offset, cells in enumerate(rows):
         values = _row_values(cells, mapping)
         row = PlanRow(number=offset + 2, action="create", values=values, cells=cells)
-        row.reasons = _clean_office(values) + _problems(values)
+        office_problems, row.skipped = _clean_office(values)
+        row.reasons = office_problems + _problems(values)
         npi = values.get("npi", "")
         if not row.reasons and npi in first_row_of:
             row.reasons.append(f"NPI {npi} is also on row {first_row_of[npi]}.")

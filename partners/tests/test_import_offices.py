@@ -100,14 +100,25 @@ def test_office_columns_from_other_crms_and_hand_made_sheets_are_guessed():
     }
 
 
-def test_bad_zip_state_and_fax_are_rejected_with_the_reason_and_nothing_is_half_applied(
+def test_a_bad_zip_refuses_the_row_and_an_unreadable_state_phone_or_fax_is_left_out(
     client_for, manager
 ):
+    """The ZIP decides which office a row goes to, so a bad one refuses the row. A state,
+    phone or fax that cannot be read (the office form and other systems store them freely,
+    so an export may hold them) is left out and said so; the partner's own data imports."""
     known = ProviderFactory(npi=make_npi(8100), last_name="Wiebe", phone="")
     office = known.organization
     before = {name: getattr(office, name) for name in ("address_line1", "zip_code", "fax")}
-    bad_known = _row(100, practice=office.name, fax="555-0111", last_name="Wiebe")
-    bad_known[9] = "(402) 555-0199"  # a good office phone on a row that is refused anyway
+    same_office = {
+        "practice": office.name,
+        "address": office.address_line1,
+        "suite": office.address_line2,
+        "city": office.city,
+        "state": office.state,
+        "zip_code": office.zip_code,
+    }
+    bad_known = _row(100, **same_office, fax="555-0111", last_name="Wiebe")
+    bad_known[9] = "(402) 555-0199"  # a good office phone beside the unreadable fax
     sheet = _sheet(
         _row(1, zip_code="6884"),
         _row(2, zip_code="68847-12"),
@@ -129,24 +140,34 @@ def test_bad_zip_state_and_fax_are_rejected_with_the_reason_and_nothing_is_half_
         preview
     )
     assert "Office ZIP code “68847-12” is not a ZIP code (5 digits or ZIP+4)." in preview
-    assert "Office state “XX” is not a US state or territory." in preview
-    assert "Office state “Nebr” is not a US state or territory." in preview
-    assert "Office referral fax “call the front desk” is not a US fax number." in preview
-    assert "Office phone “+44 20 7946 0958” is not a US phone number." in preview
-    assert "Office referral fax “555-0111” is not a US fax number." in preview
+    assert "Imported without some office details" in preview
+    left_out = "Left out; the rest of the row is imported."
+    for message in (
+        "Office state “XX” is not a US state or territory.",
+        "Office state “Nebr” is not a US state or territory.",
+        "Office referral fax “call the front desk” is not a US fax number.",
+        "Office phone “+44 20 7946 0958” is not a US phone number.",
+        "Office referral fax “555-0111” is not a US fax number.",
+    ):
+        assert f"{message} {left_out}" in preview
     plan = plan_import(partner_import.rows, partner_import.mapping)
-    assert [row.number for row in plan.of("reject")] == [2, 3, 4, 5, 6, 7, 8]
-    assert [row.number for row in plan.of("create")] == [9, 10, 11]
+    assert [row.number for row in plan.of("reject")] == [2, 3]
+    assert [row.number for row in plan.of("create")] == [4, 5, 6, 7, 9, 10, 11]
+    assert [row.number for row in plan.of("update")] == [8]
 
     _apply(partner_import)
     rejects = client.get(reverse("partners:import_rejects", args=[partner_import.pk]))
     lines = list(csv.reader(io.StringIO(rejects.content.decode())))
-    assert [line[0] for line in lines[1:]] == ["2", "3", "4", "5", "6", "7", "8"]
-    assert "is not a US fax number" in lines[-1][-1]
+    assert [line[0] for line in lines[1:]] == ["2", "3"]
 
     office.refresh_from_db()
-    assert {name: getattr(office, name) for name in before} == before
-    assert Provider.objects.count() == 4
+    assert {name: getattr(office, name) for name in before} == before  # the bad fax left out
+    assert office.phone == "(402) 555-0199"
+    known.refresh_from_db()
+    assert known.first_name == "Pat" and known.organization == office
+    assert Provider.objects.count() == 8
+    kearney = Provider.objects.get(npi=make_npi(8003)).organization
+    assert kearney.state == "NE"  # from the rows that gave a readable one
     assert Provider.objects.get(npi=make_npi(8008)).organization.zip_code == "02134"
     assert Provider.objects.get(npi=make_npi(8009)).organization.zip_code == "02134-1234"
     created = Provider.objects.get(npi=make_npi(8007)).organization
@@ -503,3 +524,36 @@ def test_applying_runs_the_same_queries_for_ten_rows_or_thirty(manager):
     # Thirty, not more: SQLite takes at most 999 parameters a statement, so Django splits a
     # bulk insert of 26-column partners past 38 rows (batches, not a query per row).
     assert queries(10, 0) == queries(30, 1000)
+
+
+def test_the_office_form_writes_state_zip_phone_and_fax_as_the_import_reads_them(
+    client_for, manager
+):
+    office = OrganizationFactory(name="Kearney Family Practice")
+    url = reverse("partners:organization_update", args=[office.pk])
+    form = {"name": office.name, "state": "ne", "zip_code": "68847 1234"}
+    response = client_for(manager).post(
+        url, {**form, "phone": "308.555.0100 ext. 2", "fax": "1 (308) 555 0111"}
+    )
+    assert response.status_code == 302
+    office.refresh_from_db()
+    assert (office.state, office.zip_code, office.phone, office.fax) == (
+        "NE",
+        "68847-1234",
+        "(308) 555-0100 x2",
+        "(308) 555-0111",
+    )
+    refused = client_for(manager).post(
+        url, {**form, "state": "XX", "zip_code": "6884", "phone": "press 2", "fax": "+44 20"}
+    )
+    page = refused.content.decode()
+    assert refused.status_code == 200
+    for error in (
+        "Not a US state or territory",
+        "Not a ZIP code: 5 digits, or ZIP+4.",
+        "Not a US phone number",
+        "Not a US fax number",
+    ):
+        assert error in page
+    office.refresh_from_db()
+    assert office.fax == "(308) 555-0111"  # nothing saved from the refused form

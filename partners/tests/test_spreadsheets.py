@@ -83,7 +83,7 @@ def test_a_csv_import_maps_previews_and_applies_only_when_confirmed(client_for, 
     assert "No first name." in preview
     assert f"NPI {GOOD_NPI} is also on row 2." in preview
     assert "Phone: (empty) → <strong>(402) 555-0199</strong>" in preview
-    assert "New offices: Kearney Family Practice" in preview
+    assert "New offices (1): Kearney Family Practice" in preview
     assert Provider.objects.count() == 1  # the preview wrote nothing
 
     response = client.post(reverse("partners:import_apply", args=[partner_import.pk]))
