@@ -658,6 +658,12 @@ def _record_failure(letter: Letter, error: Exception) -> bool:
     _ours(letter).update(
         status=letter.status, attempts=letter.attempts, last_error=letter.last_error
     )
+    if failed and letter.task_id:
+        # A note that never arrived rekindled nothing: its task is open again, on the
+        # liaison's list, showing the failed note.
+        Task.objects.filter(pk=letter.task_id, status=Task.Status.DONE).update(
+            status=Task.Status.OPEN, completed_at=None
+        )
     logger.warning(
         "letter %s delivery attempt %s failed: %s",
         letter.pk,

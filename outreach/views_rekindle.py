@@ -8,11 +8,13 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.views.decorators.http import require_POST
 
 from outreach import rekindle
 from outreach.forms import RekindleNoteForm
-from outreach.models import Task
+from outreach.models import Letter, Task
 from partners.selectors import can_change_provider
 
 
@@ -43,6 +45,14 @@ def _preview(task: Task, form: RekindleNoteForm) -> dict[str, str]:
 def rekindle_note(request: HttpRequest, pk: int) -> HttpResponse:
     task = get_rekindle_task_for_user(request, pk)
     sent = task.letters.first()
+    if sent is not None and sent.status == Letter.Status.FAILED:
+        messages.warning(
+            request,
+            f"The note of {date_format(timezone.localtime(sent.created_at), 'M j')} could not "
+            "be delivered. "
+            "Call or visit instead, and mark the task done when you have.",
+        )
+        return redirect(task)
     if sent is not None:
         # The back button, or a second press after the first went through.
         messages.info(request, "This note was already sent; nothing was sent twice.")

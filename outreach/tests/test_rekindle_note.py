@@ -5,6 +5,7 @@ completing the task; never with patient data."""
 from __future__ import annotations
 
 from html import unescape
+from smtplib import SMTPServerDisconnected
 from unittest import mock
 
 import pytest
@@ -15,7 +16,7 @@ from django.test import TestCase
 from django.urls import reverse
 from django.utils import timezone
 
-from outreach import rekindle
+from outreach import rekindle, services
 from outreach.factories import TaskFactory
 from outreach.models import Activity, Letter, LetterTemplate, Task
 from outreach.services import letter_template_for, rekindle_queue_build
@@ -403,3 +404,27 @@ def test_the_rekindle_template_refuses_patient_merge_fields(client_for, manager)
     assert "A rekindle note carries no patient data: remove patient_initials." in (
         response.content.decode()
     )
+
+
+def test_a_note_that_could_not_be_delivered_puts_its_task_back_on_the_list(client_for, liaison):
+    task = _task(liaison)
+    client = client_for(liaison)
+    _send(client, task)
+    letter = Letter.objects.get()
+    task.refresh_from_db()
+    assert task.status == Task.Status.DONE
+    with mock.patch(
+        "django.core.mail.EmailMultiAlternatives.send", side_effect=SMTPServerDisconnected()
+    ):
+        for _ in range(services.MAX_DELIVERY_ATTEMPTS - 1):
+            with pytest.raises(services.TransientDeliveryError):
+                services.letter_deliver(letter_id=letter.pk)
+        services.letter_deliver(letter_id=letter.pk)
+    letter.refresh_from_db()
+    task.refresh_from_db()
+    assert letter.status == Letter.Status.FAILED
+    assert (task.status, task.completed_at) == (Task.Status.OPEN, None)
+    # Writing again leads back to the task, saying why, not to "already sent".
+    page = client.get(_url(task), follow=True).content.decode()
+    assert "could not be delivered. Call or visit instead" in page
+    assert "(failed)" in page
