@@ -78,6 +78,7 @@ from outreach.services import (
 )
 from partners.models import Provider
 from partners.selectors import get_organization_for_user, get_provider_for_user
+from referrals.models import Referral
 
 
 def get_task_for_user(request: HttpRequest, pk: int, *, write: bool = False) -> Task:
@@ -140,6 +141,15 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
             context["can_open_note"] = (
                 Letter.objects.for_user(request.user).filter(pk=note.pk).exists()
             )
+    if task.referral_id:
+        # The referral and its letters, linked for those who may open them (a partner that
+        # changed hands keeps its old tasks with the liaison who had it).
+        context["can_open_referral"] = (
+            Referral.objects.for_user(request.user).filter(pk=task.referral_id).exists()
+        )
+        letters = task.referral.letters.all()
+        can_open = letters.openable_by(request.user)
+        context["referral_letters"] = [(letter, can_open(letter)) for letter in letters]
     return render(request, "outreach/task_detail.html", context)
 
 

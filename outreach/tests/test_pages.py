@@ -229,3 +229,31 @@ def test_the_activity_form_keeps_a_draft_and_is_saved_in_place(client_for, liais
     # A success for the page's script: it drops the draft and follows the redirect.
     assert (saved.status_code, saved["HX-Redirect"]) == (204, provider.get_absolute_url())
     assert Activity.objects.get().kind == "call"
+
+
+def test_a_task_links_its_referral_and_letters_only_for_those_who_may_open_them(
+    client_for, liaison, other_liaison, manager, coordinator
+):
+    """The partner changed hands: the old liaison keeps the thank-you task, but the
+    referral and its letter are now the new owner's to open."""
+    from outreach.models import Letter
+    from referrals.factories import ReferralFactory
+
+    provider = ProviderFactory(owner=other_liaison)
+    referral = ReferralFactory(provider=provider, assigned_to=coordinator)
+    letter = Letter.objects.create(
+        kind=LetterTemplate.Kind.THANK_YOU,
+        referral=referral,
+        provider=provider,
+        subject="Thank you for referring R.O.",
+        body="Dear Dr. Wiebe,\n\nThank you.",
+        due_on=timezone.localdate(),
+        message_id="<task-page@test>",
+    )
+    task = TaskFactory(assignee=liaison, provider=provider, referral=referral)
+
+    mine = client_for(liaison).get(task.get_absolute_url()).content.decode()
+    assert letter.get_absolute_url() not in mine and referral.get_absolute_url() not in mine
+    assert f"#{referral.pk}" in mine and "letter (" in mine  # still said, as text
+    everything = client_for(manager).get(task.get_absolute_url()).content.decode()
+    assert letter.get_absolute_url() in everything and referral.get_absolute_url() in everything
