@@ -9,7 +9,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Q, Sum
+from django.db.models import Count, Q, Sum
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -720,6 +720,18 @@ def _rsvp_counts(invitations: Iterable[Invitation]) -> dict[str, Any]:
     }
 
 
+def _rsvp_tally(event: Event) -> dict[str, Any]:
+    """`_rsvp_counts` in one aggregate, for a reply that does not list the invitations."""
+    totals = event.invitations.aggregate(
+        attended=Count("pk", filter=Q(attended=True)),
+        **{rsvp: Count("pk", filter=Q(rsvp=rsvp)) for rsvp in Invitation.Rsvp.values},
+    )
+    return {
+        "counts": {Invitation.Rsvp(k).label: totals[k] for k in Invitation.Rsvp.values},
+        "attended": totals["attended"],
+    }
+
+
 @login_required
 @require_POST
 def event_invite_view(request: HttpRequest, pk: int) -> HttpResponse:
@@ -758,10 +770,7 @@ def invitation_update(request: HttpRequest, pk: int) -> HttpResponse:
         # The tally above the list changes with the row: swapped in beside it.
         tally = render_to_string(
             "outreach/event_detail.html#rsvp-counts",
-            {
-                **_rsvp_counts(event.invitations.only("rsvp", "attended")),
-                "out_of_band": True,
-            },
+            {**_rsvp_tally(event), "out_of_band": True},
             request=request,
         )
         return HttpResponse(row + tally)

@@ -110,6 +110,9 @@ def provider_detail(request: HttpRequest, pk: int) -> HttpResponse:
     open_tasks = [task for task in tasks if task.status == Task.Status.OPEN]
     for task in open_tasks:
         task.can_write_note = can_write_note(request.user, task)
+    letters = list(
+        Letter.objects.filter(provider=provider).order_by("-created_at")[:TIMELINE_LENGTH]
+    )
     timeline = sorted(
         chain(
             (
@@ -119,12 +122,7 @@ def provider_detail(request: HttpRequest, pk: int) -> HttpResponse:
             if can_see_referrals
             else (),
             (TimelineEntry("activity", a.occurred_at, a) for a in activities),
-            (
-                TimelineEntry("letter", letter.created_at, letter)
-                for letter in Letter.objects.filter(provider=provider).order_by("-created_at")[
-                    :TIMELINE_LENGTH
-                ]
-            ),
+            (TimelineEntry("letter", letter.created_at, letter) for letter in letters),
             (
                 TimelineEntry("task", task.created_at, task)
                 for task in sorted(tasks, key=attrgetter("created_at"), reverse=True)[
@@ -167,7 +165,9 @@ def provider_detail(request: HttpRequest, pk: int) -> HttpResponse:
     volume = provider.monthly_inbound(months=SPARKLINE_MONTHS)
     figures = provider.referral_figures(since=timezone.now() - timedelta(days=365))
     # Every letter to the partner is in its history; linked for those who may open it.
-    can_open_letter = Letter.objects.filter(provider=provider).openable_by(request.user)
+    can_open_letter = Letter.objects.filter(pk__in=[letter.pk for letter in letters]).openable_by(
+        request.user
+    )
     # The timeline shows these patients' names to roles that may see them.
     audit_names_listed(request, [entry.obj.pk for entry in timeline if entry.kind == "referral"])
     context = {
