@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -57,20 +57,29 @@ def can_write_note(user: AbstractBaseUser, task: Task) -> bool:
     return task.provider_id is not None and can_change_provider(user, task.provider)
 
 
-def note_draft(provider: Provider) -> tuple[str, str]:
+def _note_values(provider: Provider, sender: User) -> dict[str, str]:
+    """The partner's merge fields, signed by whoever writes the note (a manager writing for a
+    liaison's partner signs it; so does a liaison whose partner has no owner on record)."""
+    return {
+        **provider_merge_values(provider),
+        "sender_name": sender.get_full_name() or sender.get_username(),
+    }
+
+
+def note_draft(provider: Provider, sender: User) -> tuple[str, str]:
     """The subject and body the liaison starts from: the rekindle note template with the
     partner's merge fields filled."""
     template = letter_template_for(K.REKINDLE)
-    values = provider_merge_values(provider)
+    values = _note_values(provider, sender)
     return (
         render_merge_fields(template.subject, values)[:200],
         render_merge_fields(template.body, values),
     )
 
 
-def note_render(provider: Provider, *, subject: str, body: str) -> tuple[str, str]:
+def note_render(provider: Provider, sender: User, *, subject: str, body: str) -> tuple[str, str]:
     """The note as the partner reads it: a merge field typed by hand is filled too."""
-    values = provider_merge_values(provider)
+    values = _note_values(provider, sender)
     return render_merge_fields(subject, values)[:200], render_merge_fields(body, values)
 
 
@@ -151,7 +160,7 @@ class NoteSent:
 
 
 @transaction.atomic
-def rekindle_note_send(*, task: Task, subject: str, body: str, actor: AbstractBaseUser) -> NoteSent:
+def rekindle_note_send(*, task: Task, subject: str, body: str, actor: User) -> NoteSent:
     """Send the note for a rekindle task (see the module's rule), once per task."""
     # Under the task's row lock a second post waits for the first, then finds its note.
     locked = Task.objects.select_for_update().get(pk=task.pk)
@@ -162,7 +171,7 @@ def rekindle_note_send(*, task: Task, subject: str, body: str, actor: AbstractBa
     provider = Provider.objects.select_related("organization", "owner").get(pk=locked.provider_id)
     route = note_route(provider)
     check_note_send(task=locked, route=route)
-    subject, body = note_render(provider, subject=subject, body=body)
+    subject, body = note_render(provider, actor, subject=subject, body=body)
     letter = Letter(
         kind=K.REKINDLE,
         provider=provider,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -31,13 +32,13 @@ def get_rekindle_task_for_user(request: HttpRequest, pk: int) -> Task:
     return task
 
 
-def _preview(task: Task, form: RekindleNoteForm) -> dict[str, str]:
+def _preview(task: Task, form: RekindleNoteForm, sender: User) -> dict[str, str]:
     """The note as the partner reads it, from the text being typed. Nothing is saved."""
     if form.is_bound:
         subject, body = str(form.data.get("subject", "")), str(form.data.get("body", ""))
     else:
         subject, body = form.initial["subject"], form.initial["body"]
-    subject, body = rekindle.note_render(task.provider, subject=subject, body=body)
+    subject, body = rekindle.note_render(task.provider, sender, subject=subject, body=body)
     return {"subject": subject, "body": body}
 
 
@@ -61,7 +62,7 @@ def rekindle_note(request: HttpRequest, pk: int) -> HttpResponse:
         messages.info(request, f"This task is already {task.get_status_display().lower()}.")
         return redirect(task)
     route = rekindle.note_route(task.provider)
-    subject, body = rekindle.note_draft(task.provider)
+    subject, body = rekindle.note_draft(task.provider, request.user)
     form = RekindleNoteForm(request.POST or None, initial={"subject": subject, "body": body})
     if request.method == "POST" and form.is_valid():
         try:
@@ -86,7 +87,7 @@ def rekindle_note(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "outreach/rekindle_note_form.html",
-        {"task": task, "form": form, "route": route, "preview": _preview(task, form)},
+        {"task": task, "form": form, "route": route, "preview": _preview(task, form, request.user)},
     )
 
 
@@ -98,5 +99,5 @@ def rekindle_note_preview(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "outreach/rekindle_note_form.html#preview",
-        {"task": task, "preview": _preview(task, form)},
+        {"task": task, "preview": _preview(task, form, request.user)},
     )

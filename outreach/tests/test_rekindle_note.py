@@ -322,12 +322,26 @@ def test_a_task_already_done_sends_nothing(client_for, liaison):
     assert not Letter.objects.exists() and not publish.called
 
 
-def test_the_manager_may_send_any_partners_note(client_for, manager, liaison):
+def test_the_manager_may_send_any_partners_note_and_signs_it(client_for, manager, liaison):
+    manager.first_name, manager.last_name = "Maria", "Lopez"
+    manager.save()
     task = _task(liaison)
     client = client_for(manager)
-    assert client.get(_url(task)).status_code == 200
-    response, _ = _send(client, task)
-    assert response.status_code == 302 and Letter.objects.get().task == task
+    page = client.get(_url(task)).content.decode()
+    assert "Maria Lopez" in page  # the draft is signed by whoever writes it
+    response, _ = _send(client, task, {**NOTE, "body": "Warm regards,\n{{ sender_name }}"})
+    letter = Letter.objects.get()
+    assert response.status_code == 302 and letter.task == task
+    assert letter.body == "Warm regards,\nMaria Lopez"
+
+
+def test_a_note_for_a_partner_without_an_owner_is_signed_by_its_writer(client_for, liaison):
+    liaison.first_name, liaison.last_name = "Jamie", "Carter"
+    liaison.save()
+    task = _task(liaison)
+    Provider.objects.filter(pk=task.provider_id).update(owner=None)
+    _send(client_for(liaison), task, {**NOTE, "body": "Warm regards,\n{{ sender_name }}"})
+    assert Letter.objects.get().body == "Warm regards,\nJamie Carter"
 
 
 @pytest.mark.parametrize("role", ["other_liaison", "coordinator", "no_role_user"])
