@@ -702,13 +702,16 @@ def partner_import_apply(*, import_id: int) -> PartnerImport | None:
     try:
         _write_import(partner_import, plan)
     except (ValidationError, IntegrityError) as error:
+        # Our own refusals say what changed; a constraint, only that something did.
+        why = " ".join(error.messages).rstrip(".") if isinstance(error, ValidationError) else ""
         PartnerImport.objects.filter(pk=import_id).update(
             status=PartnerImport.Status.FAILED,
             finished_at=timezone.now(),
             error=(
-                "Nothing was imported: the partner list changed while importing "
-                f"({type(error).__name__}). Upload the file again to see a fresh preview."
-            ),
+                "Nothing was imported: the partner list changed while importing"
+                + (f" ({why})" if why else "")
+                + ". Upload the file again to see a fresh preview."
+            )[:300],
         )
     partner_import.refresh_from_db()
     return partner_import

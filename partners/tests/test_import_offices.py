@@ -487,7 +487,10 @@ def test_an_office_merged_away_while_importing_fails_the_import_and_writes_nothi
     partner_import_start(partner_import=partner_import)
     partner_import.refresh_from_db()
     assert partner_import.status == PartnerImport.Status.FAILED
-    assert "Nothing was imported" in partner_import.error
+    assert partner_import.error == (
+        "Nothing was imported: the partner list changed while importing (An office was merged "
+        "or deleted while importing). Upload the file again to see a fresh preview."
+    )
     assert not Provider.objects.exists()
     assert not Organization.objects.exists()
 

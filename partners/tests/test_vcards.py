@@ -127,3 +127,18 @@ def test_the_partner_and_office_pages_offer_it(client_for, liaison):
     office = provider.organization
     page = client.get(reverse("partners:organization_detail", args=[office.pk])).content.decode()
     assert reverse("partners:organization_vcard", args=[office.pk]) in page
+
+
+@pytest.mark.parametrize(
+    "role", ["manager", "liaison", "other_liaison", "coordinator", "administrator"]
+)
+def test_whoever_may_open_the_partner_page_may_save_its_card(client_for, request, liaison, role):
+    provider = ProviderFactory(owner=liaison)
+    client = client_for(request.getfixturevalue(role))
+    page = client.get(reverse("partners:provider_detail", args=[provider.pk])).status_code
+    card = client.get(reverse("partners:provider_vcard", args=[provider.pk])).status_code
+    assert card == page
+    office = provider.organization
+    page = client.get(reverse("partners:organization_detail", args=[office.pk])).status_code
+    card = client.get(reverse("partners:organization_vcard", args=[office.pk])).status_code
+    assert card == page
