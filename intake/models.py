@@ -16,7 +16,7 @@ from django.utils import timezone
 from intake.storage import private_storage
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User
 
 
 def hash_token(raw: str) -> str:
@@ -89,7 +89,7 @@ class IntakeLink(models.Model):
     def is_usable(self) -> bool:
         return not self.is_revoked and not self.is_expired
 
-    def revoke(self, *, by: AbstractBaseUser | None) -> None:
+    def revoke(self, *, by: User | None) -> None:
         self.revoked_at = timezone.now()
         self.revoked_by = by
         self.save(update_fields=["revoked_at", "revoked_by"])

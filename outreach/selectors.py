@@ -9,10 +9,10 @@ from functools import cached_property
 from typing import Any
 
 from django.db.models import OuterRef, Prefetch, Q, Subquery
-from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
+from core.types import AuthedRequest
 from outreach.models import Activity, Event, PlannedVisit, PlannedVisitEvent, Task
 from partners.models import Organization, Provider
 from referrals.models import Referral
@@ -23,13 +23,13 @@ SUGGESTIONS = 8
 
 
 def get_planned_visit_for_user(
-    request: HttpRequest, pk: int, *, write: bool = False
+    request: AuthedRequest, pk: int, *, write: bool = False
 ) -> PlannedVisit:
     visits = PlannedVisit.objects.for_user(request.user, write=write).select_related("organization")
     return get_object_or_404(visits, pk=pk)
 
 
-def get_event_for_user(request: HttpRequest, pk: int, *, write: bool = False) -> Event:
+def get_event_for_user(request: AuthedRequest, pk: int, *, write: bool = False) -> Event:
     perm = "outreach.change_event" if write else "outreach.view_event"
     events = Event.objects.all() if request.user.has_perm(perm) else Event.objects.none()
     return get_object_or_404(events.select_related("organizer"), pk=pk)

@@ -17,7 +17,7 @@ from decimal import Decimal
 from smtplib import SMTPException
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.backends.base import BaseEmailBackend
@@ -729,7 +729,7 @@ def letter_keys_release_for_merge(*, survivor_id: int, duplicate_id: int) -> Non
 
 
 @transaction.atomic
-def letter_mark_printed(*, letter: Letter, actor: AbstractBaseUser) -> Letter:
+def letter_mark_printed(*, letter: Letter, actor: User) -> Letter:
     """A person printed and mailed, or faxed, a letter from the print queue."""
     locked = Letter.objects.select_for_update().get(pk=letter.pk)
     if locked.status == Letter.Status.PRINT_QUEUE:
@@ -761,7 +761,7 @@ def check_activity_cost(
     activity: Activity,
     providers: list[Provider],
     staff_count: int,
-    actor: AbstractBaseUser,
+    actor: User,
 ) -> list[ledger.Allowance]:
     """May this cost be logged? Returns every attending physician's allowance; raises
     when one would go over the limit and no manager gave a reason for the override."""
@@ -778,7 +778,7 @@ def _enforce_limit(
     found: list[ledger.Allowance],
     *,
     reason_for: Callable[[ledger.Allowance], str],
-    actor: AbstractBaseUser,
+    actor: User,
 ) -> None:
     """A share over the yearly limit needs a reason on its activity, given by a manager."""
     over = [a for a in found if a.over]
@@ -806,7 +806,7 @@ def activity_log(
     activity: Activity,
     providers: Iterable[Provider],
     staff: Iterable[StaffMember],
-    actor: AbstractBaseUser,
+    actor: User,
 ) -> Activity:
     """Save a touch with its attendees; a next step with a due date becomes a follow-up
     task for the person who logged it, so the next visit starts from it. A cost is
@@ -856,9 +856,7 @@ def task_complete(*, task: Task) -> Task:
 
 
 @transaction.atomic
-def planned_visit_add(
-    *, liaison: AbstractBaseUser, organization: Organization, day: date
-) -> PlannedVisit:
+def planned_visit_add(*, liaison: User, organization: Organization, day: date) -> PlannedVisit:
     """Put an office on a day's plan, at the end; adding it twice is a no-op."""
     existing = PlannedVisit.objects.filter(
         liaison=liaison, organization=organization, planned_on=day
@@ -880,9 +878,7 @@ def planned_visit_add(
 
 
 @transaction.atomic
-def planned_visits_route(
-    *, liaison: AbstractBaseUser, day: date, start_zip: str
-) -> list[Stop[PlannedVisit]]:
+def planned_visits_route(*, liaison: User, day: date, start_zip: str) -> list[Stop[PlannedVisit]]:
     """Reorder the day's open visits by nearest neighbour from `start_zip`; visits already
     done or skipped stay first, in the order they happened."""
     visits = list(
@@ -910,7 +906,7 @@ def planned_visit_log(
     activity: Activity,
     providers: Iterable[Provider],
     staff: Iterable[StaffMember],
-    actor: AbstractBaseUser,
+    actor: User,
 ) -> Activity:
     """Log the visit and mark it done. A second post of the same visit (a retry after the
     response was lost on a flaky connection) returns the first activity instead of
@@ -930,9 +926,7 @@ def planned_visit_log(
 
 
 @transaction.atomic
-def planned_visit_skip(
-    *, visit: PlannedVisit, actor: AbstractBaseUser, reason: str
-) -> PlannedVisit:
+def planned_visit_skip(*, visit: PlannedVisit, actor: User, reason: str) -> PlannedVisit:
     """Take a planned visit off the day, saying why; the skip is a history row (who, when,
     why) on the day plan and the partner's timeline. Only a planned visit can be
     skipped: a second tap, or a skip of a visit already logged, changes nothing."""
@@ -960,7 +954,7 @@ def planned_visit_skip(
 
 
 @transaction.atomic
-def calendar_feed_regenerate(*, user: AbstractBaseUser) -> str:
+def calendar_feed_regenerate(*, user: User) -> str:
     """Make a new private feed token for `user` (the old URL stops working) and return
     it: the only moment the raw token exists."""
     token = secrets.token_urlsafe(32)
@@ -972,7 +966,7 @@ def calendar_feed_regenerate(*, user: AbstractBaseUser) -> str:
 
 
 @transaction.atomic
-def calendar_feed_revoke(*, user: AbstractBaseUser) -> None:
+def calendar_feed_revoke(*, user: User) -> None:
     CalendarFeed.objects.filter(user=user).delete()
 
 
@@ -1005,7 +999,7 @@ class AttendanceResult:
 
 @transaction.atomic
 def event_record_attendance(
-    *, event: Event, actor: AbstractBaseUser, override_reason: str = ""
+    *, event: Event, actor: User, override_reason: str = ""
 ) -> AttendanceResult:
     """Record who came as activities of kind "event": one per attending office with that
     office's attendees, so each office's timeline, last touch and "where we left off"
@@ -1102,7 +1096,7 @@ def _attendance_allowances(
     by_office: dict[int | None, tuple[list[Provider], list[StaffMember]]],
     activities: dict[int | None, Activity],
     share: Decimal,
-    actor: AbstractBaseUser,
+    actor: User,
 ) -> list[ledger.Allowance]:
     """Every attending physician's allowance for the event's share, checked against the
     yearly limit as `check_activity_cost` does for one activity: a share over the limit
@@ -1274,7 +1268,7 @@ def _plural(count: int, word: str) -> str:
 
 
 def _digest_email(
-    user: AbstractBaseUser,
+    user: User,
     tasks: list[Task],
     today: date,
     connection: BaseEmailBackend,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 from django.db.models import Count, Max, Min, Q
@@ -48,7 +48,7 @@ def provider_set_tier(
     provider: Provider,
     tier: str,
     reason: str,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     pinned_until: date | None = None,
 ) -> TierChange | None:
     """A manager's override: set the tier and pin it, so the nightly tiering leaves it
@@ -79,7 +79,7 @@ def provider_set_tier(
 
 @transaction.atomic
 def provider_unpin_tier(
-    *, provider: Provider, actor: AbstractBaseUser | None, reason: str = ""
+    *, provider: Provider, actor: User | None, reason: str = ""
 ) -> TierChange | None:
     """Hand the tier back to the nightly tiering (which recomputes it tonight)."""
     locked = Provider.objects.select_for_update().get(pk=provider.pk)
@@ -562,7 +562,7 @@ def _repoint(survivor: models.Model, duplicate: models.Model) -> dict[str, int]:
 
 @transaction.atomic
 def partner_merge(
-    *, survivor: models.Model, duplicate: models.Model, actor: AbstractBaseUser | None
+    *, survivor: models.Model, duplicate: models.Model, actor: User | None
 ) -> PartnerMerge:
     """Fold `duplicate` (a Provider or an Organization) into `survivor` in one transaction:
     re-point every related row (referrals, activities, tasks, letters, tier and health

@@ -16,7 +16,7 @@ from django.utils import timezone
 from core.roles import is_liaison
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User
 
 
 class Status(models.TextChoices):
@@ -174,7 +174,7 @@ class ReferralQuerySet(models.QuerySet["Referral"]):
             ],
         )
 
-    def for_user(self, user: AbstractBaseUser, *, write: bool = False) -> ReferralQuerySet:
+    def for_user(self, user: User, *, write: bool = False) -> ReferralQuerySet:
         """Managers, coordinators and administrators work every referral; a liaison reads
         only the referrals of the partners they own and changes none."""
         perm = "referrals.change_referral" if write else "referrals.view_referral"

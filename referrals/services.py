@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import dateformat, timezone
@@ -31,7 +31,7 @@ BULK_STATUSES = (
 def _record_event(
     *,
     referral_id: int,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     at: datetime,
     from_status: str = "",
     to_status: str = "",
@@ -52,8 +52,8 @@ def _record_event(
 def _record_assignments(
     *,
     moves: list[tuple[int, int | None]],
-    to_assignee: AbstractBaseUser | None,
-    actor: AbstractBaseUser | None,
+    to_assignee: User | None,
+    actor: User | None,
     at: datetime,
     note: str = "",
 ) -> None:
@@ -77,7 +77,7 @@ def _record_edit(
     *,
     referral_id: int,
     changes: list[dict[str, str | None]],
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     at: datetime,
 ) -> ReferralEvent:
     return ReferralEvent.objects.create(
@@ -116,7 +116,7 @@ def _inquiry_follow(*, referral: Referral, to_status: str, at: datetime) -> None
 
 
 @transaction.atomic
-def referral_log(*, referral: Referral, actor: AbstractBaseUser | None) -> Referral:
+def referral_log(*, referral: Referral, actor: User | None) -> Referral:
     """Save a new referral (built by a form or an import) with its first history row."""
     referral.status = Status.RECEIVED
     referral.created_by = actor
@@ -193,7 +193,7 @@ def referral_transition(
     *,
     referral: Referral,
     to_status: str,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     note: str = "",
     decline_reason: str = "",
     appointment_at: datetime | None = None,
@@ -259,7 +259,7 @@ def referral_transition(
 
 
 @transaction.atomic
-def referral_claim(*, referral_id: int, user: AbstractBaseUser) -> bool:
+def referral_claim(*, referral_id: int, user: User) -> bool:
     """Take an unassigned referral. A conditional update, so of two coordinators clicking
     at once exactly one wins; returns whether this user did."""
     now = timezone.now()
@@ -278,8 +278,8 @@ def referral_claim(*, referral_id: int, user: AbstractBaseUser) -> bool:
 def referral_assign(
     *,
     referral: Referral,
-    assignee: AbstractBaseUser | None,
-    actor: AbstractBaseUser | None = None,
+    assignee: User | None,
+    actor: User | None = None,
     version: datetime | None = None,
 ) -> bool:
     """Hand a referral to someone (or to nobody). With `version` (the updated_at the user
@@ -340,7 +340,7 @@ def referral_edit(
     *,
     referral: Referral,
     fields: Sequence[str],
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     version: datetime | None = None,
 ) -> list[str]:
     """Save in-place edits of a referral's details (an unsaved instance carrying the new
@@ -463,8 +463,8 @@ def referral_bulk_apply(
     *,
     queryset: models.QuerySet[Referral],
     versions: dict[int, datetime],
-    actor: AbstractBaseUser,
-    assign_to: AbstractBaseUser | None = None,
+    actor: User,
+    assign_to: User | None = None,
     unassign: bool = False,
     to_status: str = "",
     reason: str = "",
@@ -544,7 +544,7 @@ def referral_bulk_apply(
 
 @transaction.atomic
 def referral_record_consult_report(
-    *, referral: Referral, actor: AbstractBaseUser | None, at: datetime | None = None
+    *, referral: Referral, actor: User | None, at: datetime | None = None
 ) -> bool:
     """The specialist's consult report came back for an outbound referral. Recorded once
     (a second click changes nothing); the reminder task for it, if any, is done."""
