@@ -3,7 +3,7 @@ from typing import Any
 import django_filters
 from django import forms
 
-from core.forms import ShortListIterator
+from core.forms import ShortListIterator, UserChoiceField
 from core.templatetags.people import person
 
 
@@ -46,7 +46,7 @@ class _PersonFilterIterator(django_filters.fields.ModelChoiceIterator, ShortList
     """django-filter's "nobody" option, and the people read in one plain query."""
 
 
-class _PersonFilterField(django_filters.fields.ModelChoiceField):
+class _PersonFilterField(django_filters.fields.ModelChoiceField, UserChoiceField):
     iterator = _PersonFilterIterator
 
     def label_from_instance(self, obj: Any) -> str:

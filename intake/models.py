@@ -143,7 +143,12 @@ class ReferralAttachment(models.Model):
         JPEG = "image/jpeg", "JPEG image"
         TIFF = "image/tiff", "TIFF image"
 
-    EXTENSIONS = {Kind.PDF: ".pdf", Kind.PNG: ".png", Kind.JPEG: ".jpg", Kind.TIFF: ".tif"}
+    EXTENSIONS: dict[str, str] = {
+        Kind.PDF: ".pdf",
+        Kind.PNG: ".png",
+        Kind.JPEG: ".jpg",
+        Kind.TIFF: ".tif",
+    }
 
     referral = models.ForeignKey(
         "referrals.Referral", on_delete=models.CASCADE, related_name="attachments"

@@ -140,7 +140,7 @@ def public_submitted(request: HttpRequest, token: str, reference: str) -> HttpRe
 
 
 @login_required
-def attachment_download(request: AuthedRequest, pk: int) -> HttpResponse:
+def attachment_download(request: AuthedRequest, pk: int) -> FileResponse:
     attachment = get_attachment_for_user(request.user, pk)
     try:
         handle = attachment.file.open("rb")

@@ -223,7 +223,7 @@ LOOP_MESSAGES: dict[str, str] = {
 
 # Statuses a referral can reach more than once, each time with its own notice (numbered
 # by Letter.sequence), and what an unsent earlier one is marked when a later one comes.
-REPEATING_MESSAGES = {
+REPEATING_MESSAGES: dict[str, str] = {
     Status.SCHEDULED: "Superseded by a reschedule",
     Status.NO_SHOW: "Superseded by a later missed appointment",
     Status.ON_HOLD: "Superseded by a later hold",

@@ -195,10 +195,11 @@ def activity_create(request: AuthedRequest) -> HttpResponse:
         organization = provider.organization
     elif organization_pk := context.value("organization"):
         organization = get_organization_for_user(request.user, organization_pk)
-    if provider is None and organization is None:
+    partner = provider or organization
+    if partner is None:
         messages.info(request, "Choose the partner you met, then log the activity from there.")
         return redirect("partners:provider_list")
-    initial = {"occurred_at": timezone.localtime().replace(second=0, microsecond=0)}
+    initial: dict[str, Any] = {"occurred_at": timezone.localtime().replace(second=0, microsecond=0)}
     if provider is not None:
         initial["providers"] = [provider.pk]
     form = ActivityForm(
@@ -222,7 +223,7 @@ def activity_create(request: AuthedRequest) -> HttpResponse:
         ):
             messages.success(request, f"{activity.get_kind_display()} logged.")
             _warn_near_limit(request, activity)
-            target = (provider or organization).get_absolute_url()
+            target = partner.get_absolute_url()
             if request.htmx:
                 # Saved: the page's script drops the draft kept on the device.
                 return HttpResponse(status=204, headers={"HX-Redirect": target})
@@ -377,7 +378,7 @@ def day_plan_route(request: AuthedRequest) -> HttpResponse:
     form = RouteForm(request.POST)
     if not form.is_valid():
         for errors in form.errors.values():
-            messages.error(request, " ".join(errors))
+            messages.error(request, " ".join(map(str, errors)))
         day = form.cleaned_data.get("day") or timezone.localdate()
         return redirect(_plan_url(day))
     day, start_zip = form.cleaned_data["day"], form.cleaned_data["start_zip"]
@@ -606,7 +607,7 @@ def compliance_limit_save(request: AuthedRequest) -> HttpResponse:
         messages.success(request, f"The {limit.year} limit is now ${limit.amount} per physician.")
         return redirect(f"{reverse('outreach:compliance_report')}?year={limit.year}")
     for field, errors in form.errors.items():
-        messages.error(request, f"{field}: {' '.join(errors)}")
+        messages.error(request, f"{field}: {' '.join(map(str, errors))}")
     return redirect("outreach:compliance_report")
 
 

@@ -3,9 +3,11 @@ live preview, and a send's progress."""
 
 from __future__ import annotations
 
+from typing import cast
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.http import HttpResponse
+from django.http import HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
@@ -57,8 +59,8 @@ def newsletter_create(request: AuthedRequest) -> HttpResponse:
             return redirect(issue)
         # Nothing is sent on the first press: the sender sees how many it reaches.
         count = form.audience_count
-        form.data = form.data.copy()
-        form.data["confirm_count"] = str(count)
+        form.data = data = cast(QueryDict, form.data).copy()  # bound to request.POST
+        data["confirm_count"] = str(count)
         submit_label = f"Send to {count:,} partner{'s' if count != 1 else ''}"
         messages.info(
             request,

@@ -11,6 +11,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -53,7 +54,7 @@ def get_partner_import_for_user(user: Any, pk: int) -> PartnerImport:
 
 @login_required
 @permission_required("partners.export_partners", raise_exception=True)
-def provider_export(request: AuthedRequest) -> HttpResponse:
+def provider_export(request: AuthedRequest) -> HttpResponseBase:
     """The partner list as filtered on screen, as CSV (streamed) or XLSX."""
     filterset = ProviderFilter(
         request.GET,
@@ -74,11 +75,11 @@ def provider_export(request: AuthedRequest) -> HttpResponse:
         response["Content-Disposition"] = f'attachment; filename="partners-{stamp}.xlsx"'
         return response
     writer = csv.writer(_Echo())
-    response = StreamingHttpResponse(
+    stream = StreamingHttpResponse(
         (writer.writerow(row) for row in export_rows(providers)), content_type="text/csv"
     )
-    response["Content-Disposition"] = f'attachment; filename="partners-{stamp}.csv"'
-    return response
+    stream["Content-Disposition"] = f'attachment; filename="partners-{stamp}.csv"'
+    return stream
 
 
 @login_required

@@ -4,7 +4,7 @@ import csv
 from collections.abc import Iterator
 from datetime import datetime
 from itertools import chain
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -13,7 +13,14 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Count, F, Q
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    QueryDict,
+    StreamingHttpResponse,
+)
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -61,7 +68,7 @@ from referrals.services import (
 )
 
 # Actions that need more than a click, and the field each one asks for.
-ACTION_FIELDS = {
+ACTION_FIELDS: dict[str, str] = {
     Status.DECLINED: "decline_reason",
     Status.SCHEDULED: "appointment_at",
     Status.ON_HOLD: "hold_reason",
@@ -121,7 +128,9 @@ def referral_bulk(request: AuthedRequest) -> HttpResponse:
     skipped and listed, so nobody's change is overwritten silently."""
     form = BulkActionForm(request.POST)
     if not form.is_valid():
-        return _bulk_refused(request, [" ".join(errors) for errors in form.errors.values()])
+        return _bulk_refused(
+            request, [" ".join(map(str, errors)) for errors in form.errors.values()]
+        )
     try:
         result = referral_bulk_apply(
             queryset=Referral.objects.for_user(request.user, write=True),
@@ -308,8 +317,8 @@ def referral_update(request: AuthedRequest, pk: int) -> HttpResponse:
             if error.code != "stale":
                 raise
             # The user's values stay; the next save is measured against the current row.
-            form.data = form.data.copy()
-            form.data["version"] = (
+            form.data = data = cast(QueryDict, form.data).copy()  # bound to request.POST
+            data["version"] = (
                 Referral.objects.filter(pk=referral.pk).values_list("updated_at", flat=True).get()
             ).isoformat()
             form.add_error(None, error)
@@ -412,7 +421,7 @@ def referral_transition_view(request: AuthedRequest, pk: int) -> HttpResponse:
                 messages.success(request, f"Referral is now {referral.get_status_display()}.")
                 return redirect(referral)
     else:
-        error = " ".join(f"{', '.join(errors)}" for errors in form.errors.values())
+        error = " ".join(", ".join(map(str, errors)) for errors in form.errors.values())
     if error and not request.htmx:
         messages.error(request, error)
         return redirect(referral)
@@ -490,7 +499,7 @@ def leakage_report(request: AuthedRequest) -> HttpResponse:
 
 @login_required
 @permission_required("referrals.view_referral_reports", raise_exception=True)
-def reciprocity_report(request: AuthedRequest) -> HttpResponse:
+def reciprocity_report(request: AuthedRequest) -> HttpResponseBase:
     """Referrals received from and sent to each partner over a period, busiest first;
     ?format=csv downloads every row."""
     period = ReciprocityForm(request.GET)
@@ -545,7 +554,7 @@ def _reciprocity_over_time(period: ReciprocityForm) -> dict[str, Any]:
             ("Sent", [row["sent"] for row in rows]),
         ],
     )
-    query = period.data.copy()
+    query = cast(QueryDict, period.data).copy()  # bound to request.GET
     query.pop("page", None)
     query.pop("provider", None)
     return {

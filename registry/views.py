@@ -93,7 +93,7 @@ def finder(request: AuthedRequest) -> HttpResponse:
         centre = form.centre()
         for record in records:
             miles = None
-            if centre is not None and record.latitude is not None:
+            if centre is not None and record.latitude is not None and record.longitude is not None:
                 miles = haversine_miles(*centre, record.latitude, record.longitude)
             rows.append(
                 FinderRow(
