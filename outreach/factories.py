@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 import factory
 from django.utils import timezone
 
@@ -44,5 +46,5 @@ class EventFactory(factory.django.DjangoModelFactory):
 
     name = "Annual referral-partner dinner"
     kind = Event.Kind.ANNUAL_MEETING
-    starts_at = factory.LazyFunction(lambda: timezone.now() + timezone.timedelta(days=14))
+    starts_at = factory.LazyFunction(lambda: timezone.now() + timedelta(days=14))
     place = "Riverside Country Club"

@@ -14,6 +14,7 @@ from django.utils.text import capfirst
 
 from audit.services import PATIENT_FIELDS
 from core.enqueue import enqueue_on_commit
+from core.meta import own_field
 from referrals.models import Inquiry, Referral, ReferralEvent, Status
 
 # Moves a bulk action may make: the ones whose detail can be the same for every selected row
@@ -357,8 +358,8 @@ def referral_edit(
     changed = [
         name
         for name in fields
-        if getattr(before, Referral._meta.get_field(name).attname)
-        != getattr(referral, Referral._meta.get_field(name).attname)
+        if getattr(before, own_field(Referral, name).attname)
+        != getattr(referral, own_field(Referral, name).attname)
     ]
     if not changed:
         return []
@@ -387,7 +388,7 @@ def referral_edit(
     for name in changed:
         if name == "assigned_to":
             continue
-        label = capfirst(str(Referral._meta.get_field(name).verbose_name))
+        label = capfirst(str(own_field(Referral, name).verbose_name))
         if name in PATIENT_FIELDS:
             edits.append({"field": label})
         else:
