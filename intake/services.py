@@ -178,7 +178,8 @@ def attachments_save(
     except BaseException:
         # The transaction rolls back; the files written so far must go with it.
         for attachment in attachments:
-            attachment.file.storage.delete(attachment.file.name)
+            if attachment.file.name:  # saved: every attachment in the list has its file
+                attachment.file.storage.delete(attachment.file.name)
         raise
     return attachments
 

@@ -113,7 +113,7 @@ def day_plan_cards(user: Any, day: date) -> list[PlanCard]:
     last_activities = Activity.objects.in_bulk(
         [v.last_activity_id for v in visits if v.last_activity_id]
     )
-    tasks_by_office: dict[int, list[Task]] = {}
+    tasks_by_office: dict[int | None, list[Task]] = {}
     if visits:
         tasks = (
             Task.objects.for_user(user)
@@ -123,6 +123,7 @@ def day_plan_cards(user: Any, day: date) -> list[PlanCard]:
             .order_by("due_on", "pk")
         )
         for task in tasks:
+            assert task.provider is not None, "filtered on the provider's office"
             tasks_by_office.setdefault(task.provider.organization_id, []).append(task)
     return [
         PlanCard(
@@ -154,6 +155,7 @@ def plan_suggestions(user: Any, day: date, *, exclude: set[int]) -> list[Suggest
         .order_by("due_on")[:SUGGESTIONS]
     )
     for task in overdue:
+        assert task.provider and task.provider.organization, "filtered on the provider's office"
         office = task.provider.organization
         if office.pk not in suggestions:
             suggestions[office.pk] = Suggestion(

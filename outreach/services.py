@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from smtplib import SMTPException
+from typing import TYPE_CHECKING, TypedDict
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -28,6 +29,7 @@ from django.db.models import (
     F,
     IntegerField,
     Max,
+    Model,
     OuterRef,
     Q,
     QuerySet,
@@ -1029,10 +1031,11 @@ def event_record_attendance(
     )
     by_office: dict[int | None, tuple[list[Provider], list[StaffMember]]] = {}
     for invitation in came:
-        if invitation.provider_id:
+        # Either a provider or a staff member (a check constraint says so).
+        if invitation.provider is not None:
             office_id = invitation.provider.organization_id
             by_office.setdefault(office_id, ([], []))[0].append(invitation.provider)
-        else:
+        elif invitation.staff is not None:
             office_id = invitation.staff.organization_id
             by_office.setdefault(office_id, ([], []))[1].append(invitation.staff)
     existing = {activity.organization_id: activity for activity in locked.activities.all()}
@@ -1065,10 +1068,11 @@ def event_record_attendance(
     )
     ids = [activity.pk for activity in activities.values()]
     for relation, position in ((Activity.providers, 0), (Activity.staff, 1)):
-        through = relation.through
+        # Either link table, as a model: the two are typed apart.
+        through: type[Model] = relation.through
         target = relation.field.m2m_reverse_field_name()
-        through.objects.filter(activity_id__in=ids).delete()
-        through.objects.bulk_create(
+        through._default_manager.filter(activity_id__in=ids).delete()
+        through._default_manager.bulk_create(
             through(activity_id=activities[office_id].pk, **{f"{target}_id": person.pk})
             for office_id, people in by_office.items()
             for person in people[position]
@@ -1126,7 +1130,22 @@ REKINDLE_SILENT = timedelta(days=60)
 REKINDLE_UNTOUCHED = timedelta(days=30)
 
 
-def rekindle_candidates(*, now: datetime) -> list[Provider]:
+class RekindleFacts(TypedDict):
+    recent: int
+    prior: int
+    last_referral_at: datetime | None
+    last_touch_at: datetime | None
+    last_next_step: str | None
+
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
+    # A provider read through rekindle_candidates.
+    RekindleCandidate = WithAnnotations[Provider, RekindleFacts]
+
+
+def rekindle_candidates(*, now: datetime) -> list[RekindleCandidate]:
     """Owned partners whose inbound referrals halved (last 90 days against the 90 before)
     or stopped (none for 60 days), not touched for 30 days, with no open rekindle task.
     One query: the counts, dates and last next step are correlated subqueries."""
@@ -1168,7 +1187,7 @@ def rekindle_candidates(*, now: datetime) -> list[Provider]:
     )
 
 
-def rekindle_reasons(provider: Provider, *, now: datetime) -> list[str]:
+def rekindle_reasons(provider: RekindleCandidate, *, now: datetime) -> list[str]:
     reasons = []
     if provider.prior >= 2 and provider.recent <= provider.prior / 2:
         reasons.append(
@@ -1233,7 +1252,7 @@ def liaison_digests_send(*, today: date | None = None) -> int:
         .exclude(pk__in=DigestDelivery.objects.filter(day=today).values("user"))
         .distinct()
     )
-    tasks_by_user: dict[int, list[Task]] = {}
+    tasks_by_user: dict[int | None, list[Task]] = {}
     for task in (
         Task.objects.open()
         .filter(assignee__in=liaisons, due_on__lte=today)

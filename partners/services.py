@@ -386,8 +386,10 @@ def providers_assess_health(*, as_of: date) -> HealthResult:
             "last_6m",
         )
     )
+    # django-stubs lose the annotation `last` made after values(), so they refuse it in
+    # values_list() (their bug: values() then annotate() loses the names).
     touches = dict(
-        Activity.providers.through.objects.filter(activity__occurred_at__lt=end)
+        Activity.providers.through.objects.filter(activity__occurred_at__lt=end)  # type: ignore[misc]
         .order_by()
         .values("provider_id")
         .annotate(last=Max("activity__occurred_at"))

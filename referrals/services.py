@@ -514,7 +514,7 @@ def referral_bulk_apply(
     ids = [r.pk for r in fresh]
     if assign_to is not None or unassign:
         now = timezone.now()
-        new_id = None if unassign else assign_to.pk  # type: ignore[union-attr]
+        new_id = None if unassign or assign_to is None else assign_to.pk
         moves = [(r.pk, r.assigned_to_id) for r in fresh if r.assigned_to_id != new_id]
         Referral.objects.filter(pk__in=[pk for pk, _ in moves]).update(
             assigned_to_id=new_id, updated_at=now
