@@ -25,7 +25,7 @@ def _give_role(user: User, create: bool, extracted: str | None, **kwargs: Any) -
         user.save(update_fields=["is_staff"])
 
 
-class UserFactory(factory.django.DjangoModelFactory):
+class UserFactory(factory.django.DjangoModelFactory[User]):
     class Meta:
         model = get_user_model()
         django_get_or_create = ("username",)

@@ -20,7 +20,7 @@ def make_npi(n: int) -> str:
     return f"{first_nine}{npi_check_digit(first_nine)}"
 
 
-class RegistryProviderFactory(factory.django.DjangoModelFactory):
+class RegistryProviderFactory(factory.django.DjangoModelFactory[RegistryProvider]):
     class Meta:
         model = RegistryProvider
 
@@ -44,7 +44,7 @@ class RegistryProviderFactory(factory.django.DjangoModelFactory):
     longitude = factory.LazyAttribute(lambda o: _centre(o.zip_code)[1])
 
 
-class PracticeLocationFactory(factory.django.DjangoModelFactory):
+class PracticeLocationFactory(factory.django.DjangoModelFactory[PracticeLocation]):
     class Meta:
         model = PracticeLocation
 
