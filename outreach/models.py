@@ -177,6 +177,10 @@ class Task(models.Model):
 
     objects = TaskQuerySet.as_manager()
 
+    # Set by the pages that list open tasks (outreach.rekindle.can_write_note): whether the
+    # row offers the rekindle note. Not a column.
+    can_write_note: bool
+
     class Meta:
         ordering = ["due_on", "pk"]
         permissions = [("view_all_tasks", "Can see every user's tasks")]

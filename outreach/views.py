@@ -132,7 +132,12 @@ def task_list(request: AuthedRequest) -> HttpResponse:
 @login_required
 def task_detail(request: AuthedRequest, pk: int) -> HttpResponse:
     task = get_task_for_user(request, pk)
-    context = {"task": task, "note": None, "can_open_note": False, "can_write_note": False}
+    context: dict[str, Any] = {
+        "task": task,
+        "note": None,
+        "can_open_note": False,
+        "can_write_note": False,
+    }
     if task.kind == Task.Kind.REKINDLE:
         note = context["note"] = task.letters.first()
         if note is None:
