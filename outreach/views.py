@@ -147,11 +147,11 @@ def task_detail(request: AuthedRequest, pk: int) -> HttpResponse:
             context["can_open_note"] = (
                 Letter.objects.for_user(request.user).filter(pk=note.pk).exists()
             )
-    if task.referral_id:
+    if task.referral is not None:
         # The referral and its letters, linked for those who may open them (a partner that
         # changed hands keeps its old tasks with the liaison who had it).
         context["can_open_referral"] = (
-            Referral.objects.for_user(request.user).filter(pk=task.referral_id).exists()
+            Referral.objects.for_user(request.user).filter(pk=task.referral.pk).exists()
         )
         letters = task.referral.letters.all()
         can_open = letters.openable_by(request.user)
