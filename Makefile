@@ -32,6 +32,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/djlint templates --lint
 	$(VENV)/bin/djlint core/jinja2 partners/jinja2 referrals/jinja2 --lint --profile=jinja
+	$(VENV)/bin/mypy
 
 bench: $(STAMP)
 	$(PY) -m bench

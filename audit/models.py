@@ -92,11 +92,13 @@ class PatientDataAccess(models.Model):
         from django.apps import apps
         from django.core.exceptions import FieldDoesNotExist
 
+        from core.meta import own_field
+
         referral = apps.get_model("referrals", "Referral")
         labels = []
         for name in self.fields:
             try:
-                labels.append(str(referral._meta.get_field(name).verbose_name))
+                labels.append(str(own_field(referral, name).verbose_name))
             except FieldDoesNotExist:
                 labels.append(name)
         return labels

@@ -10,8 +10,10 @@ default` warns while it does not.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from django.apps import AppConfig
 from django.core import checks
 from django.db import connections
 
@@ -48,7 +50,11 @@ def audit_rewrite_rights(using: str = "default") -> list[str]:
 
 
 @checks.register(checks.Tags.security, deploy=True)
-def check_audit_trail_role(databases: list[str] | None = None, **kwargs: Any) -> list[Any]:
+def check_audit_trail_role(
+    app_configs: Sequence[AppConfig] | None = None,
+    databases: Sequence[str] | None = None,
+    **kwargs: Any,
+) -> list[Any]:
     """Runs with `check --deploy --database default` (Django runs no database check
     without --database)."""
     problems: list[Any] = []

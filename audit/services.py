@@ -10,6 +10,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from audit.models import PatientDataAccess
+from core.meta import own_field
 
 # The Referral fields that hold patient data (PHI).
 PATIENT_FIELDS = (
@@ -74,9 +75,9 @@ _SHARED_COLUMNS = ("at", "user_id", "source", "action", "fields", "ip_address", 
 
 
 def _db_values(shared: dict[str, Any]) -> list[Any]:
-    model = PatientDataAccess._meta
     return [
-        model.get_field(name).get_db_prep_save(shared[name], connection) for name in _SHARED_COLUMNS
+        own_field(PatientDataAccess, name).get_db_prep_save(shared[name], connection)
+        for name in _SHARED_COLUMNS
     ]
 
 

@@ -21,12 +21,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol, cast
 
 from django.db import connections
 
 POSTGRES_SETTING = "referral_crm.audit_flush"
 SQLITE_FUNCTION = "audit_flush_allowed"
+
+
+class _FlushFlag(Protocol):
+    """A SQLite connection carries this flag of ours, read by its SQLite function."""
+
+    audit_flush_allowed: bool
 
 
 def register_sqlite_function(sender: Any, connection: Any, **kwargs: Any) -> None:
@@ -52,8 +58,9 @@ def audit_deletes_allowed(using: str = "default") -> Iterator[None]:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT set_config(%s, '', false)", [POSTGRES_SETTING])
     else:
-        connection.audit_flush_allowed = True
+        flagged = cast(_FlushFlag, connection)
+        flagged.audit_flush_allowed = True
         try:
             yield
         finally:
-            connection.audit_flush_allowed = False
+            flagged.audit_flush_allowed = False

@@ -3,7 +3,7 @@ from typing import Any
 import django_filters
 from django import forms
 
-from core.forms import ShortListIterator
+from core.forms import ShortListIterator, UserChoiceField
 from core.templatetags.people import person
 
 
@@ -25,12 +25,12 @@ class StyledFilterSet(django_filters.FilterSet):
         form_class = cls.__dict__.get("_static_form_class")
         if form_class is None:
             form_class = _styled(super().get_form_class())
-            cls._static_form_class = form_class  # type: ignore[attr-defined]
+            cls._static_form_class = form_class
         return form_class
 
 
 def _styled(form_class: type[forms.Form]) -> type[forms.Form]:
-    for field in form_class.base_fields.values():  # type: ignore[attr-defined]
+    for field in form_class.base_fields.values():
         widget: Any = field.widget
         if isinstance(widget, (forms.CheckboxInput, forms.CheckboxSelectMultiple)):
             # Bootstrap's own checkbox: a real tap target on a phone, not a bare 13 px box.
@@ -46,7 +46,7 @@ class _PersonFilterIterator(django_filters.fields.ModelChoiceIterator, ShortList
     """django-filter's "nobody" option, and the people read in one plain query."""
 
 
-class _PersonFilterField(django_filters.fields.ModelChoiceField):
+class _PersonFilterField(django_filters.fields.ModelChoiceField, UserChoiceField):
     iterator = _PersonFilterIterator
 
     def label_from_instance(self, obj: Any) -> str:

@@ -1,4 +1,4 @@
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 
@@ -19,19 +19,26 @@ class ShortListIterator(forms.models.ModelChoiceIterator):
             yield self.choice(obj)
 
 
-def share_choices(*fields: forms.ModelChoiceField) -> None:
+def share_choices(*fields: forms.Field) -> None:
     """Several fields of one page offering the same short list (the queue's filter and its
     bulk form both list the coordinators) read it once. Only what is shown: a posted
-    value is still checked against each field's own queryset."""
-    rows = list(fields[0].queryset)
-    for field in fields:
-        field.shared_rows = rows  # type: ignore[attr-defined]
+    value is still checked against each field's own queryset.
+
+    Each field is a UserChoiceField (a form's `fields[name]` is typed as any Field)."""
+    people = [cast(UserChoiceField, field) for field in fields]
+    queryset = people[0].queryset
+    assert queryset is not None, "a UserChoiceField is made with its queryset"
+    rows = list(queryset)
+    for field in people:
+        field.shared_rows = rows
 
 
 class UserChoiceField(forms.ModelChoiceField):
     """Shows people by name, not by login."""
 
     iterator = ShortListIterator
+    # The rows ShortListIterator shows, when share_choices gave several fields one read.
+    shared_rows: list[Any] | None = None
 
     def label_from_instance(self, obj: Any) -> str:
         return person(obj)
@@ -51,4 +58,5 @@ class IdsMultipleChoiceField(forms.ModelMultipleChoiceField):
                     code="invalid_pk_value",
                     params={"pk": text[:30]},
                 )
-        return super()._check_values(value)
+        # django-stubs leave out this private method of ModelMultipleChoiceField.
+        return super()._check_values(value)  # type: ignore[misc]

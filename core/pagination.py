@@ -1,6 +1,7 @@
 from typing import Any
 
 from django.core.paginator import Page, Paginator
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.functional import cached_property
 
@@ -17,7 +18,9 @@ class CappedPaginator(Paginator):
     (tens of milliseconds at a million referrals), and nobody pages past a few thousand
     rows of a work queue: they filter instead."""
 
-    def __init__(self, object_list: Any, per_page: int, *, cap: int) -> None:
+    object_list: QuerySet[Any]
+
+    def __init__(self, object_list: QuerySet[Any], per_page: int, *, cap: int) -> None:
         super().__init__(object_list, per_page)
         self.cap = cap
 

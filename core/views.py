@@ -4,18 +4,19 @@ from datetime import timedelta
 
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
 from audit.services import audit_names_listed
+from core.types import AuthedRequest
 from outreach.models import Task
 from outreach.rekindle import can_write_note
 from referrals.models import OPEN_STATUSES, Referral, Status
 
 
 @login_required
-def dashboard(request: HttpRequest) -> HttpResponse:
+def dashboard(request: AuthedRequest) -> HttpResponse:
     """Where each role starts the day: open work, what is due, and recent referrals."""
     user = request.user
     referrals = Referral.objects.for_user(user)

@@ -45,8 +45,7 @@ class Hl7ImportAdmin(admin.ModelAdmin):
 class ReferralAttachmentAdmin(admin.ModelAdmin):
     # No file field: the admin would link to a URL the private storage does not have.
     list_display = ["referral", "content_type", "size", "uploaded_at"]
-    fields = ["referral", "content_type", "size", "uploaded_by", "uploaded_at"]
-    readonly_fields = fields
+    fields = readonly_fields = ("referral", "content_type", "size", "uploaded_by", "uploaded_at")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.utils import timezone
@@ -77,15 +77,16 @@ class OfficeReferralForm(AttachAgainMixin, forms.ModelForm):
     def __init__(self, *args: Any, organization: Organization, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.providers = {str(p.pk): p for p in Provider.objects.filter(organization=organization)}
-        self.fields["provider_choice"].choices = [
+        provider_choice = cast(forms.ChoiceField, self.fields["provider_choice"])
+        provider_choice.choices = [
             *((pk, p.display_name) for pk, p in self.providers.items()),
             (OTHER, "Someone not listed"),
         ]
-        self.fields["provider_choice"].error_messages["invalid_choice"] = (
+        provider_choice.error_messages["invalid_choice"] = (
             "Choose a provider from the list, or “Someone not listed”."
         )
         self.fields["urgency"].initial = Referral.Urgency.ROUTINE
-        self.fields["urgency"].choices = Referral.Urgency.choices
+        cast(forms.ChoiceField, self.fields["urgency"]).choices = Referral.Urgency.choices
 
     def clean_other_npi(self) -> str:
         npi = self.cleaned_data["other_npi"].strip()
@@ -94,7 +95,8 @@ class OfficeReferralForm(AttachAgainMixin, forms.ModelForm):
         return npi
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         if cleaned.get("provider_choice") == OTHER:
             for name in ("other_first_name", "other_last_name", "other_npi"):
                 if not str(cleaned.get(name) or "").strip() and name not in self.errors:

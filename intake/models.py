@@ -16,7 +16,7 @@ from django.utils import timezone
 from intake.storage import private_storage
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User
 
 
 def hash_token(raw: str) -> str:
@@ -89,7 +89,7 @@ class IntakeLink(models.Model):
     def is_usable(self) -> bool:
         return not self.is_revoked and not self.is_expired
 
-    def revoke(self, *, by: AbstractBaseUser | None) -> None:
+    def revoke(self, *, by: User | None) -> None:
         self.revoked_at = timezone.now()
         self.revoked_by = by
         self.save(update_fields=["revoked_at", "revoked_by"])
@@ -143,7 +143,12 @@ class ReferralAttachment(models.Model):
         JPEG = "image/jpeg", "JPEG image"
         TIFF = "image/tiff", "TIFF image"
 
-    EXTENSIONS = {Kind.PDF: ".pdf", Kind.PNG: ".png", Kind.JPEG: ".jpg", Kind.TIFF: ".tif"}
+    EXTENSIONS: dict[str, str] = {
+        Kind.PDF: ".pdf",
+        Kind.PNG: ".png",
+        Kind.JPEG: ".jpg",
+        Kind.TIFF: ".tif",
+    }
 
     referral = models.ForeignKey(
         "referrals.Referral", on_delete=models.CASCADE, related_name="attachments"

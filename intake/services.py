@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
@@ -51,7 +51,7 @@ class NewProvider:
 def intake_link_create(
     *,
     organization: Organization,
-    actor: AbstractBaseUser,
+    actor: User,
     label: str = "",
     expires_at: datetime | None = None,
 ) -> tuple[IntakeLink, str]:
@@ -67,7 +67,7 @@ def intake_link_create(
 
 
 @transaction.atomic
-def intake_link_revoke(*, link: IntakeLink, actor: AbstractBaseUser) -> IntakeLink:
+def intake_link_revoke(*, link: IntakeLink, actor: User) -> IntakeLink:
     locked = IntakeLink.objects.select_for_update().get(pk=link.pk)
     if not locked.is_revoked:
         locked.revoke(by=actor)
@@ -157,7 +157,7 @@ def attachments_save(
     *,
     referral: Referral,
     documents: list[tuple[UploadedFile, str]],
-    actor: AbstractBaseUser | None,
+    actor: User | None,
 ) -> list[ReferralAttachment]:
     """Store documents already checked by `check_upload`. Called inside the caller's
     transaction, as its last step, so a refused referral never leaves a file behind."""
@@ -178,7 +178,8 @@ def attachments_save(
     except BaseException:
         # The transaction rolls back; the files written so far must go with it.
         for attachment in attachments:
-            attachment.file.storage.delete(attachment.file.name)
+            if attachment.file.name:  # saved: every attachment in the list has its file
+                attachment.file.storage.delete(attachment.file.name)
         raise
     return attachments
 
@@ -188,7 +189,7 @@ def attachment_add(
     *,
     referral: Referral,
     documents: list[tuple[UploadedFile, str]],
-    actor: AbstractBaseUser,
+    actor: User,
 ) -> list[ReferralAttachment]:
     return attachments_save(referral=referral, documents=documents, actor=actor)
 
@@ -277,7 +278,7 @@ def _hl7_provider(order: ReferralOrder) -> Provider:
 def referral_import_hl7(
     *,
     data: bytes | str,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     provider: Provider | None = None,
     request: HttpRequest | None = None,
 ) -> Referral:

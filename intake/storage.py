@@ -15,11 +15,11 @@ class PrivateStorage(FileSystemStorage):
 
     # Read from settings on every use (not cached like the parent's), so a changed
     # setting, e.g. a test's temporary directory, applies at once.
-    @property  # type: ignore[override]
+    @property
     def base_location(self) -> str:
         return str(settings.PRIVATE_STORAGE_ROOT)
 
-    @property  # type: ignore[override]
+    @property
     def location(self) -> str:
         return os.path.abspath(self.base_location)
 

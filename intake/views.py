@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 
 from audit.models import PatientDataAccess
 from audit.services import audit_record
+from core.types import AuthedRequest
 from intake.forms import AttachmentForm, Hl7UploadForm, IntakeLinkForm, OfficeReferralForm
 from intake.hl7 import MAX_MESSAGE_BYTES, Hl7Error
 from intake.models import IntakeSubmission
@@ -34,7 +35,7 @@ NEW_LINK_SESSION_KEY = "intake_new_link"
 
 @login_required
 @permission_required("intake.view_intakelink", raise_exception=True)
-def organization_links(request: HttpRequest, pk: int) -> HttpResponse:
+def organization_links(request: AuthedRequest, pk: int) -> HttpResponse:
     organization = get_organization_for_user(request.user, pk)
     can_add = request.user.has_perm("intake.add_intakelink")
     form = IntakeLinkForm(request.POST or None)
@@ -71,7 +72,7 @@ def organization_links(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def link_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+def link_revoke(request: AuthedRequest, pk: int) -> HttpResponse:
     link = get_intake_link_for_user(request.user, pk)
     intake_link_revoke(link=link, actor=request.user)
     messages.success(request, "The link was revoked; the office can no longer use it.")
@@ -139,7 +140,7 @@ def public_submitted(request: HttpRequest, token: str, reference: str) -> HttpRe
 
 
 @login_required
-def attachment_download(request: HttpRequest, pk: int) -> HttpResponse:
+def attachment_download(request: AuthedRequest, pk: int) -> FileResponse:
     attachment = get_attachment_for_user(request.user, pk)
     try:
         handle = attachment.file.open("rb")
@@ -164,7 +165,7 @@ def attachment_download(request: HttpRequest, pk: int) -> HttpResponse:
 
 @bounded_uploads
 @login_required
-def referral_attachment_add(request: HttpRequest, pk: int) -> HttpResponse:
+def referral_attachment_add(request: AuthedRequest, pk: int) -> HttpResponse:
     referral = get_referral_for_user(request.user, pk, write=True)
     if not request.user.has_perm("referrals.view_patient_details"):
         raise Http404
@@ -181,7 +182,7 @@ def referral_attachment_add(request: HttpRequest, pk: int) -> HttpResponse:
 @bounded_uploads(limit=MAX_MESSAGE_BYTES)
 @login_required
 @permission_required("referrals.add_referral", raise_exception=True)
-def hl7_upload(request: HttpRequest) -> HttpResponse:
+def hl7_upload(request: AuthedRequest) -> HttpResponse:
     form = Hl7UploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["message"]

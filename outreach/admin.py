@@ -1,4 +1,7 @@
+from typing import Any
+
 from django.contrib import admin
+from django.http import HttpRequest
 
 from outreach.models import (
     Activity,
@@ -24,7 +27,7 @@ class ActivityShareInline(admin.TabularInline):
     can_delete = False
     readonly_fields = ["provider", "year", "amount"]
 
-    def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 
@@ -67,7 +70,7 @@ class ComplianceLimitAdmin(admin.ModelAdmin):
     list_display = ["year", "amount", "updated_by", "updated_at"]
     readonly_fields = ["updated_by", "updated_at"]
 
-    def save_model(self, request, obj, form, change) -> None:  # type: ignore[no-untyped-def]
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         obj.updated_by = request.user
         super().save_model(request, obj, form, change)
 
@@ -80,7 +83,7 @@ class PlannedVisitEventInline(admin.TabularInline):
     can_delete = False
     readonly_fields = ["from_status", "to_status", "actor", "at", "reason"]
 
-    def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 
@@ -117,7 +120,7 @@ class CalendarFeedAdmin(admin.ModelAdmin):
     list_display = ["user", "created_at", "last_read_at"]
     readonly_fields = ["user", "token_hash", "created_at", "last_read_at"]
 
-    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
 

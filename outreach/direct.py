@@ -50,12 +50,14 @@ def direct_addresses(npis: Iterable[str]) -> dict[str, str]:
     found: dict[str, str] = {}
     if not wanted:
         return found
+    # provider__npi is the endpoint's own npi column (the key points at npi): no join, and
+    # typed as the NPI string it is (django-stubs take provider_id for an integer id).
     rows = (
         RegistryEndpoint.objects.filter(
-            provider_id__in=wanted, endpoint_type__iexact=DIRECT_ENDPOINT_TYPE
+            provider__npi__in=wanted, endpoint_type__iexact=DIRECT_ENDPOINT_TYPE
         )
-        .order_by("provider_id", "pk")
-        .values_list("provider_id", "endpoint")
+        .order_by("provider__npi", "pk")
+        .values_list("provider__npi", "endpoint")
     )
     for npi, endpoint in rows:
         if npi not in found:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 import factory
 from django.utils import timezone
 
@@ -8,7 +10,7 @@ from outreach.models import Activity, Event, PlannedVisit, Task
 from partners.factories import OrganizationFactory
 
 
-class ActivityFactory(factory.django.DjangoModelFactory):
+class ActivityFactory(factory.django.DjangoModelFactory[Activity]):
     class Meta:
         model = Activity
 
@@ -18,7 +20,7 @@ class ActivityFactory(factory.django.DjangoModelFactory):
     notes = factory.Faker("sentence", nb_words=14)
 
 
-class TaskFactory(factory.django.DjangoModelFactory):
+class TaskFactory(factory.django.DjangoModelFactory[Task]):
     class Meta:
         model = Task
 
@@ -28,7 +30,7 @@ class TaskFactory(factory.django.DjangoModelFactory):
     assignee = factory.SubFactory(UserFactory)
 
 
-class PlannedVisitFactory(factory.django.DjangoModelFactory):
+class PlannedVisitFactory(factory.django.DjangoModelFactory[PlannedVisit]):
     class Meta:
         model = PlannedVisit
 
@@ -38,11 +40,11 @@ class PlannedVisitFactory(factory.django.DjangoModelFactory):
     position = factory.Sequence(lambda n: n)
 
 
-class EventFactory(factory.django.DjangoModelFactory):
+class EventFactory(factory.django.DjangoModelFactory[Event]):
     class Meta:
         model = Event
 
     name = "Annual referral-partner dinner"
     kind = Event.Kind.ANNUAL_MEETING
-    starts_at = factory.LazyFunction(lambda: timezone.now() + timezone.timedelta(days=14))
+    starts_at = factory.LazyFunction(lambda: timezone.now() + timedelta(days=14))
     place = "Riverside Country Club"

@@ -6,12 +6,13 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.db.models import Q
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 
 from core.htmx import render_page
 from core.pagination import paginate
+from core.types import AuthedRequest
 from outreach import meetings
 from outreach.forms import AnnualMeetingFilterForm, EventForm, plannable_offices
 from outreach.selectors import get_event_for_user
@@ -22,7 +23,7 @@ OFFICE_MATCHES = 10
 
 @login_required
 @permission_required("outreach.view_event", raise_exception=True)
-def annual_meeting_list(request: HttpRequest) -> HttpResponse:
+def annual_meeting_list(request: AuthedRequest) -> HttpResponse:
     """Key partners (tier A, then B) whose annual meeting is due: a liaison's own
     partners; a manager may see everyone's."""
     form = AnnualMeetingFilterForm(request.GET or None)
@@ -51,7 +52,7 @@ def annual_meeting_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @permission_required("outreach.add_plannedvisit", raise_exception=True)
-def day_plan_office_typeahead(request: HttpRequest) -> HttpResponse:
+def day_plan_office_typeahead(request: AuthedRequest) -> HttpResponse:
     """Matches for the day plan's office picker: the user's plannable offices by name,
     city or ZIP, at most ten."""
     text = request.GET.get("organization_search", request.GET.get("q", ""))
@@ -69,7 +70,7 @@ def day_plan_office_typeahead(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def event_update(request: HttpRequest, pk: int) -> HttpResponse:
+def event_update(request: AuthedRequest, pk: int) -> HttpResponse:
     """Edit an event, typically to enter its cost once the catering bill is in; the
     ledger follows when attendance is recorded (again)."""
     event = get_event_for_user(request, pk, write=True)

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib.auth import get_user_model
@@ -26,6 +27,18 @@ from partners.models import Organization, Provider, StaffMember
 from partners.widgets import OfficePicker
 
 NEXT_STEP_DEFAULT_DAYS = 7
+
+
+class AttendeesField(IdsMultipleChoiceField):
+    """Who attended; the form may label each with words of its own (a physician's gifts
+    and meals total)."""
+
+    label_for: Callable[[Any], str] | None = None
+
+    def label_from_instance(self, obj: Any) -> str:
+        if self.label_for is not None:
+            return self.label_for(obj)
+        return super().label_from_instance(obj)
 
 
 class ActivityForm(forms.ModelForm):
@@ -54,7 +67,7 @@ class ActivityForm(forms.ModelForm):
             "notes": forms.Textarea(attrs={"rows": 4}),
             "next_step_due": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
         }
-        field_classes = {"providers": IdsMultipleChoiceField, "staff": IdsMultipleChoiceField}
+        field_classes = {"providers": AttendeesField, "staff": IdsMultipleChoiceField}
         help_texts = {
             "next_step_due": "The next step becomes a follow-up task; left empty, it is due a "
             "week after this."
@@ -73,22 +86,29 @@ class ActivityForm(forms.ModelForm):
         if user is None or not user.has_perm("outreach.override_compliance_limit"):
             del self.fields["limit_override_reason"]
         # Attendees come from the office being visited, not from the whole network.
+        providers = cast(AttendeesField, self.fields["providers"])
+        staff = cast(IdsMultipleChoiceField, self.fields["staff"])
         if organization is not None:
-            self.fields["providers"].queryset = Provider.objects.filter(organization=organization)
-            self.fields["staff"].queryset = StaffMember.objects.filter(organization=organization)
+            providers.queryset = Provider.objects.filter(organization=organization)
+            staff.queryset = StaffMember.objects.filter(organization=organization)
         else:
-            self.fields["providers"].queryset = Provider.objects.filter(
-                pk=provider.pk if provider else None
+            # Without an office, only the provider visited; without one, none (`pk=None`
+            # is Django's IS NULL, written out for the type checker).
+            providers.queryset = (
+                Provider.objects.filter(pk=provider.pk)
+                if provider
+                else Provider.objects.filter(pk__isnull=True)
             )
-            self.fields["staff"].queryset = StaffMember.objects.none()
+            staff.queryset = StaffMember.objects.none()
         self._label_providers_with_ledger()
 
     def _label_providers_with_ledger(self) -> None:
         """Show each physician's gifts and meals total for the year beside their name, so
         the liaison sees the limit coming before choosing a lunch (one query)."""
         year = timezone.localdate().year
-        providers = self.fields["providers"].queryset
-        spent = ledger.spent_by_provider(providers.values_list("pk", flat=True), year=year)
+        field = cast(AttendeesField, self.fields["providers"])
+        assert field.queryset is not None, "set in __init__"
+        spent = ledger.spent_by_provider(field.queryset.values_list("pk", flat=True), year=year)
         self.ledger_limit = limit = ComplianceLimit.for_year(year)
         self.ledger_year = year
 
@@ -101,10 +121,11 @@ class ActivityForm(forms.ModelForm):
                 return f"{provider.display_name} · ${total} of ${limit} in {year} ({percent}%)"
             return f"{provider.display_name} · ${total} in {year}"
 
-        self.fields["providers"].label_from_instance = label
+        field.label_for = label
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         if cleaned.get("next_step_due") and not cleaned.get("next_step"):
             self.add_error("next_step", "Say what the next step is, or clear its due date.")
         elif cleaned.get("next_step") and not cleaned.get("next_step_due"):
@@ -134,8 +155,9 @@ class PlannedVisitLogForm(ActivityForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["kind"].choices = [(k.value, k.label) for k in self.KINDS]
-        self.fields["kind"].widget = forms.RadioSelect(choices=self.fields["kind"].choices)
+        kind = cast(forms.ChoiceField, self.fields["kind"])
+        kind.choices = [(k.value, k.label) for k in self.KINDS]
+        kind.widget = forms.RadioSelect(choices=kind.choices)
         self.fields["notes"].widget.attrs["rows"] = 3
 
 
@@ -170,7 +192,7 @@ class PlanAddForm(forms.Form):
 
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["organization"].queryset = plannable_offices(user)
+        cast(forms.ModelChoiceField, self.fields["organization"]).queryset = plannable_offices(user)
 
 
 class PlannedVisitSkipForm(forms.Form):
@@ -316,7 +338,8 @@ class LetterTemplateForm(forms.ModelForm):
             del self.fields["delay_business_days"]
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         label = self.instance.get_kind_display().lower()
         for field in ("subject", "body"):
             if problem := merge_text_error(self.instance.kind, label, cleaned.get(field) or ""):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -40,7 +40,7 @@ class NewsletterForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["owner"].queryset = liaison_choices()
+        cast(UserChoiceField, self.fields["owner"]).queryset = liaison_choices()
 
     def _check_text(self, field: str) -> str:
         text = self.cleaned_data[field]
@@ -60,7 +60,8 @@ class NewsletterForm(forms.ModelForm):
         return self.cleaned_data["specialty"].replace("\x00", "").strip()
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         if not self.errors:
             self.audience_count = self.audience().count()
             if not self.audience_count:

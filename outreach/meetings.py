@@ -25,7 +25,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from django.conf import settings
 from django.db import transaction
@@ -69,7 +69,21 @@ def _start_of(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, time.min))
 
 
-def with_annual_meetings(providers: QuerySet[Provider], *, now: datetime) -> QuerySet[Provider]:
+class AnnualMeetingDates(TypedDict):
+    last_annual_meeting_at: datetime | None
+    next_annual_meeting_at: datetime | None
+
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
+    # A provider read through with_annual_meetings.
+    ProviderWithMeetings = WithAnnotations[Provider, AnnualMeetingDates]
+
+
+def with_annual_meetings(
+    providers: QuerySet[Provider], *, now: datetime
+) -> QuerySet[ProviderWithMeetings]:
     """Annotate `last_annual_meeting_at` (the last annual meeting the partner came to)
     and `next_annual_meeting_at` (the next one they are invited to and have not
     declined): two correlated subqueries, so a paginated list computes them per page."""
@@ -95,7 +109,7 @@ def with_annual_meetings(providers: QuerySet[Provider], *, now: datetime) -> Que
 
 def annual_meetings_due(
     providers: QuerySet[Provider], *, today: date | None = None
-) -> QuerySet[Provider]:
+) -> QuerySet[ProviderWithMeetings]:
     """Key partners whose annual meeting is due, tier A first, then the longest
     overdue (never met first)."""
     today = today or timezone.localdate()
@@ -153,7 +167,7 @@ def _anniversary(day: date) -> date:
         return day.replace(year=day.year + 1, day=28)
 
 
-def _reminder_detail(provider: Provider) -> str:
+def _reminder_detail(provider: ProviderWithMeetings) -> str:
     lines = [f"Tier {provider.tier} partner: meet at least once a year."]
     if provider.last_annual_meeting_at:
         lines.append(
@@ -292,8 +306,10 @@ def event_reminders_prepare(*, today: date | None = None) -> list[Letter]:
         return []
     kind = LetterTemplate.Kind.EVENT_REMINDER
     template = letter_template_for(kind)
+    # Providers' invitations only (invitations_to_remind asks for provider__isnull=False).
+    invitees = [(i, i.provider) for i in invitations if i.provider is not None]
     addresses = (
-        direct.direct_addresses(i.provider.npi for i in invitations)
+        direct.direct_addresses(provider.npi for _, provider in invitees)
         if direct.relay_configured()
         else {}
     )
@@ -307,13 +323,13 @@ def event_reminders_prepare(*, today: date | None = None) -> list[Letter]:
         ).values_list("invitation_id", flat=True)
     )
     letters = []
-    for invitation in invitations:
+    for invitation, provider in invitees:
         values = {
-            **provider_merge_values(invitation.provider),
+            **provider_merge_values(provider),
             **event_merge_values(invitation.event),
         }
         channel, status, recipient = letter_route(
-            invitation.provider, kind, direct_address=addresses.get(invitation.provider.npi, "")
+            provider, kind, direct_address=addresses.get(provider.npi, "")
         )
         subject = render_merge_fields(template.subject, values)
         if invitation.pk in told_before:
@@ -321,7 +337,7 @@ def event_reminders_prepare(*, today: date | None = None) -> list[Letter]:
         letters.append(
             Letter(
                 kind=kind,
-                provider=invitation.provider,
+                provider=provider,
                 invitation=invitation,
                 sequence=invitation.event.schedule_version,
                 subject=subject[:200],

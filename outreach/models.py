@@ -18,7 +18,7 @@ from django.utils import timezone
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User
 
 
 class Activity(models.Model):
@@ -113,7 +113,7 @@ class TaskQuerySet(models.QuerySet["Task"]):
     def overdue(self) -> TaskQuerySet:
         return self.open().filter(due_on__lt=timezone.localdate())
 
-    def for_user(self, user: AbstractBaseUser, *, write: bool = False) -> TaskQuerySet:
+    def for_user(self, user: User, *, write: bool = False) -> TaskQuerySet:
         """A task belongs to its assignee; managers and administrators see every task."""
         perm = "outreach.change_task" if write else "outreach.view_task"
         if not user.has_perm(perm):
@@ -123,7 +123,7 @@ class TaskQuerySet(models.QuerySet["Task"]):
         return self.filter(assignee=user)
 
     @staticmethod
-    def openable_by(user: AbstractBaseUser) -> Callable[[Task], bool]:
+    def openable_by(user: User) -> Callable[[Task], bool]:
         """`for_user`'s rule for tasks already read: which of them this user may open (a
         page listing a referral's or a partner's tasks links only to those)."""
         if not user.has_perm("outreach.view_task"):
@@ -176,6 +176,10 @@ class Task(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = TaskQuerySet.as_manager()
+
+    # Set by the pages that list open tasks (outreach.rekindle.can_write_note): whether the
+    # row offers the rekindle note. Not a column.
+    can_write_note: bool
 
     class Meta:
         ordering = ["due_on", "pk"]
@@ -397,7 +401,7 @@ class LetterTemplate(models.Model):
 
 
 class LetterQuerySet(models.QuerySet["Letter"]):
-    def for_user(self, user: AbstractBaseUser, *, write: bool = False) -> LetterQuerySet:
+    def for_user(self, user: User, *, write: bool = False) -> LetterQuerySet:
         """Management and the print queue see every letter; anyone else the letters to
         their own partners and about referrals assigned to them."""
         if not user.has_perm("outreach.change_letter" if write else "outreach.view_letter"):
@@ -406,7 +410,7 @@ class LetterQuerySet(models.QuerySet["Letter"]):
             return self
         return self.filter(Q(provider__owner=user) | Q(referral__assigned_to=user))
 
-    def openable_by(self, user: AbstractBaseUser) -> Callable[[Letter], bool]:
+    def openable_by(self, user: User) -> Callable[[Letter], bool]:
         """Which of these letters this user may open (`for_user`), for a page that lists
         them: no query for those who see every letter, one for anyone else."""
         if not user.has_perm("outreach.view_letter"):
@@ -662,7 +666,7 @@ class ActivityShare(models.Model):
 
 
 class PlannedVisitQuerySet(models.QuerySet["PlannedVisit"]):
-    def for_user(self, user: AbstractBaseUser, *, write: bool = False) -> PlannedVisitQuerySet:
+    def for_user(self, user: User, *, write: bool = False) -> PlannedVisitQuerySet:
         """A plan belongs to its liaison; managers may read every liaison's plan."""
         if not user.has_perm(
             "outreach.change_plannedvisit" if write else "outreach.view_plannedvisit"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Count, Q, QuerySet
@@ -111,7 +111,7 @@ def render_for(issue: NewsletterIssue | Any, provider: Provider) -> tuple[str, s
 
 
 @transaction.atomic
-def newsletter_send(*, issue: NewsletterIssue, actor: AbstractBaseUser) -> NewsletterIssue:
+def newsletter_send(*, issue: NewsletterIssue, actor: User) -> NewsletterIssue:
     """Save the issue and hand it to a worker once the transaction commits."""
     check_newsletter_text(issue.subject)
     check_newsletter_text(issue.body)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.contrib.auth.models import AbstractBaseUser, User
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -43,7 +43,7 @@ from partners.selectors import can_change_provider
 K = LetterTemplate.Kind
 
 
-def can_write_note(user: AbstractBaseUser, task: Task) -> bool:
+def can_write_note(user: User, task: Task) -> bool:
     """Whether `user` may send the note of `task`, decided without a query for a task
     loaded with its partner: an open rekindle task they may change (as
     TaskQuerySet.for_user(write=True) decides: their own, or any for a manager) about a
@@ -54,7 +54,7 @@ def can_write_note(user: AbstractBaseUser, task: Task) -> bool:
         return False
     if not (user.has_perm("outreach.view_all_tasks") or task.assignee_id == user.pk):
         return False
-    return task.provider_id is not None and can_change_provider(user, task.provider)
+    return task.provider is not None and can_change_provider(user, task.provider)
 
 
 def _note_values(provider: Provider, sender: User) -> dict[str, str]:
@@ -168,6 +168,7 @@ def rekindle_note_send(*, task: Task, subject: str, body: str, actor: User) -> N
     if existing is not None:
         return NoteSent(existing, created=False)
     check_note_text(subject=subject, body=body)
+    assert locked.provider_id is not None, "a rekindle task is about a partner"
     provider = Provider.objects.select_related("organization", "owner").get(pk=locked.provider_id)
     route = note_route(provider)
     check_note_send(task=locked, route=route)

@@ -47,6 +47,7 @@ def follow_ups_to_remind(*, today: date) -> list[Task]:
 
 
 def _reminder_email(task: Task, connection: BaseEmailBackend) -> EmailMultiAlternatives:
+    assert task.assignee is not None, "follow_ups_to_remind reads assigned tasks only"
     context = {
         "task": task,
         "practice_name": settings.PRACTICE_NAME,

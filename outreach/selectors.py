@@ -9,10 +9,10 @@ from functools import cached_property
 from typing import Any
 
 from django.db.models import OuterRef, Prefetch, Q, Subquery
-from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
+from core.types import AuthedRequest
 from outreach.models import Activity, Event, PlannedVisit, PlannedVisitEvent, Task
 from partners.models import Organization, Provider
 from referrals.models import Referral
@@ -23,13 +23,13 @@ SUGGESTIONS = 8
 
 
 def get_planned_visit_for_user(
-    request: HttpRequest, pk: int, *, write: bool = False
+    request: AuthedRequest, pk: int, *, write: bool = False
 ) -> PlannedVisit:
     visits = PlannedVisit.objects.for_user(request.user, write=write).select_related("organization")
     return get_object_or_404(visits, pk=pk)
 
 
-def get_event_for_user(request: HttpRequest, pk: int, *, write: bool = False) -> Event:
+def get_event_for_user(request: AuthedRequest, pk: int, *, write: bool = False) -> Event:
     perm = "outreach.change_event" if write else "outreach.view_event"
     events = Event.objects.all() if request.user.has_perm(perm) else Event.objects.none()
     return get_object_or_404(events.select_related("organizer"), pk=pk)
@@ -113,7 +113,7 @@ def day_plan_cards(user: Any, day: date) -> list[PlanCard]:
     last_activities = Activity.objects.in_bulk(
         [v.last_activity_id for v in visits if v.last_activity_id]
     )
-    tasks_by_office: dict[int, list[Task]] = {}
+    tasks_by_office: dict[int | None, list[Task]] = {}
     if visits:
         tasks = (
             Task.objects.for_user(user)
@@ -123,6 +123,7 @@ def day_plan_cards(user: Any, day: date) -> list[PlanCard]:
             .order_by("due_on", "pk")
         )
         for task in tasks:
+            assert task.provider is not None, "filtered on the provider's office"
             tasks_by_office.setdefault(task.provider.organization_id, []).append(task)
     return [
         PlanCard(
@@ -154,6 +155,7 @@ def plan_suggestions(user: Any, day: date, *, exclude: set[int]) -> list[Suggest
         .order_by("due_on")[:SUGGESTIONS]
     )
     for task in overdue:
+        assert task.provider and task.provider.organization, "filtered on the provider's office"
         office = task.provider.organization
         if office.pk not in suggestions:
             suggestions[office.pk] = Suggestion(

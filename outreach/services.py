@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from smtplib import SMTPException
+from typing import TYPE_CHECKING, TypedDict
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.backends.base import BaseEmailBackend
@@ -28,6 +29,7 @@ from django.db.models import (
     F,
     IntegerField,
     Max,
+    Model,
     OuterRef,
     Q,
     QuerySet,
@@ -223,7 +225,7 @@ LOOP_MESSAGES: dict[str, str] = {
 
 # Statuses a referral can reach more than once, each time with its own notice (numbered
 # by Letter.sequence), and what an unsent earlier one is marked when a later one comes.
-REPEATING_MESSAGES = {
+REPEATING_MESSAGES: dict[str, str] = {
     Status.SCHEDULED: "Superseded by a reschedule",
     Status.NO_SHOW: "Superseded by a later missed appointment",
     Status.ON_HOLD: "Superseded by a later hold",
@@ -729,7 +731,7 @@ def letter_keys_release_for_merge(*, survivor_id: int, duplicate_id: int) -> Non
 
 
 @transaction.atomic
-def letter_mark_printed(*, letter: Letter, actor: AbstractBaseUser) -> Letter:
+def letter_mark_printed(*, letter: Letter, actor: User) -> Letter:
     """A person printed and mailed, or faxed, a letter from the print queue."""
     locked = Letter.objects.select_for_update().get(pk=letter.pk)
     if locked.status == Letter.Status.PRINT_QUEUE:
@@ -761,7 +763,7 @@ def check_activity_cost(
     activity: Activity,
     providers: list[Provider],
     staff_count: int,
-    actor: AbstractBaseUser,
+    actor: User,
 ) -> list[ledger.Allowance]:
     """May this cost be logged? Returns every attending physician's allowance; raises
     when one would go over the limit and no manager gave a reason for the override."""
@@ -778,7 +780,7 @@ def _enforce_limit(
     found: list[ledger.Allowance],
     *,
     reason_for: Callable[[ledger.Allowance], str],
-    actor: AbstractBaseUser,
+    actor: User,
 ) -> None:
     """A share over the yearly limit needs a reason on its activity, given by a manager."""
     over = [a for a in found if a.over]
@@ -806,7 +808,7 @@ def activity_log(
     activity: Activity,
     providers: Iterable[Provider],
     staff: Iterable[StaffMember],
-    actor: AbstractBaseUser,
+    actor: User,
 ) -> Activity:
     """Save a touch with its attendees; a next step with a due date becomes a follow-up
     task for the person who logged it, so the next visit starts from it. A cost is
@@ -856,9 +858,7 @@ def task_complete(*, task: Task) -> Task:
 
 
 @transaction.atomic
-def planned_visit_add(
-    *, liaison: AbstractBaseUser, organization: Organization, day: date
-) -> PlannedVisit:
+def planned_visit_add(*, liaison: User, organization: Organization, day: date) -> PlannedVisit:
     """Put an office on a day's plan, at the end; adding it twice is a no-op."""
     existing = PlannedVisit.objects.filter(
         liaison=liaison, organization=organization, planned_on=day
@@ -880,9 +880,7 @@ def planned_visit_add(
 
 
 @transaction.atomic
-def planned_visits_route(
-    *, liaison: AbstractBaseUser, day: date, start_zip: str
-) -> list[Stop[PlannedVisit]]:
+def planned_visits_route(*, liaison: User, day: date, start_zip: str) -> list[Stop[PlannedVisit]]:
     """Reorder the day's open visits by nearest neighbour from `start_zip`; visits already
     done or skipped stay first, in the order they happened."""
     visits = list(
@@ -910,7 +908,7 @@ def planned_visit_log(
     activity: Activity,
     providers: Iterable[Provider],
     staff: Iterable[StaffMember],
-    actor: AbstractBaseUser,
+    actor: User,
 ) -> Activity:
     """Log the visit and mark it done. A second post of the same visit (a retry after the
     response was lost on a flaky connection) returns the first activity instead of
@@ -930,9 +928,7 @@ def planned_visit_log(
 
 
 @transaction.atomic
-def planned_visit_skip(
-    *, visit: PlannedVisit, actor: AbstractBaseUser, reason: str
-) -> PlannedVisit:
+def planned_visit_skip(*, visit: PlannedVisit, actor: User, reason: str) -> PlannedVisit:
     """Take a planned visit off the day, saying why; the skip is a history row (who, when,
     why) on the day plan and the partner's timeline. Only a planned visit can be
     skipped: a second tap, or a skip of a visit already logged, changes nothing."""
@@ -960,7 +956,7 @@ def planned_visit_skip(
 
 
 @transaction.atomic
-def calendar_feed_regenerate(*, user: AbstractBaseUser) -> str:
+def calendar_feed_regenerate(*, user: User) -> str:
     """Make a new private feed token for `user` (the old URL stops working) and return
     it: the only moment the raw token exists."""
     token = secrets.token_urlsafe(32)
@@ -972,7 +968,7 @@ def calendar_feed_regenerate(*, user: AbstractBaseUser) -> str:
 
 
 @transaction.atomic
-def calendar_feed_revoke(*, user: AbstractBaseUser) -> None:
+def calendar_feed_revoke(*, user: User) -> None:
     CalendarFeed.objects.filter(user=user).delete()
 
 
@@ -1005,7 +1001,7 @@ class AttendanceResult:
 
 @transaction.atomic
 def event_record_attendance(
-    *, event: Event, actor: AbstractBaseUser, override_reason: str = ""
+    *, event: Event, actor: User, override_reason: str = ""
 ) -> AttendanceResult:
     """Record who came as activities of kind "event": one per attending office with that
     office's attendees, so each office's timeline, last touch and "where we left off"
@@ -1035,10 +1031,11 @@ def event_record_attendance(
     )
     by_office: dict[int | None, tuple[list[Provider], list[StaffMember]]] = {}
     for invitation in came:
-        if invitation.provider_id:
+        # Either a provider or a staff member (a check constraint says so).
+        if invitation.provider is not None:
             office_id = invitation.provider.organization_id
             by_office.setdefault(office_id, ([], []))[0].append(invitation.provider)
-        else:
+        elif invitation.staff is not None:
             office_id = invitation.staff.organization_id
             by_office.setdefault(office_id, ([], []))[1].append(invitation.staff)
     existing = {activity.organization_id: activity for activity in locked.activities.all()}
@@ -1071,10 +1068,11 @@ def event_record_attendance(
     )
     ids = [activity.pk for activity in activities.values()]
     for relation, position in ((Activity.providers, 0), (Activity.staff, 1)):
-        through = relation.through
+        # Either link table, as a model: the two are typed apart.
+        through: type[Model] = relation.through
         target = relation.field.m2m_reverse_field_name()
-        through.objects.filter(activity_id__in=ids).delete()
-        through.objects.bulk_create(
+        through._default_manager.filter(activity_id__in=ids).delete()
+        through._default_manager.bulk_create(
             through(activity_id=activities[office_id].pk, **{f"{target}_id": person.pk})
             for office_id, people in by_office.items()
             for person in people[position]
@@ -1102,7 +1100,7 @@ def _attendance_allowances(
     by_office: dict[int | None, tuple[list[Provider], list[StaffMember]]],
     activities: dict[int | None, Activity],
     share: Decimal,
-    actor: AbstractBaseUser,
+    actor: User,
 ) -> list[ledger.Allowance]:
     """Every attending physician's allowance for the event's share, checked against the
     yearly limit as `check_activity_cost` does for one activity: a share over the limit
@@ -1132,7 +1130,22 @@ REKINDLE_SILENT = timedelta(days=60)
 REKINDLE_UNTOUCHED = timedelta(days=30)
 
 
-def rekindle_candidates(*, now: datetime) -> list[Provider]:
+class RekindleFacts(TypedDict):
+    recent: int
+    prior: int
+    last_referral_at: datetime | None
+    last_touch_at: datetime | None
+    last_next_step: str | None
+
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
+    # A provider read through rekindle_candidates.
+    RekindleCandidate = WithAnnotations[Provider, RekindleFacts]
+
+
+def rekindle_candidates(*, now: datetime) -> list[RekindleCandidate]:
     """Owned partners whose inbound referrals halved (last 90 days against the 90 before)
     or stopped (none for 60 days), not touched for 30 days, with no open rekindle task.
     One query: the counts, dates and last next step are correlated subqueries."""
@@ -1174,7 +1187,7 @@ def rekindle_candidates(*, now: datetime) -> list[Provider]:
     )
 
 
-def rekindle_reasons(provider: Provider, *, now: datetime) -> list[str]:
+def rekindle_reasons(provider: RekindleCandidate, *, now: datetime) -> list[str]:
     reasons = []
     if provider.prior >= 2 and provider.recent <= provider.prior / 2:
         reasons.append(
@@ -1239,7 +1252,7 @@ def liaison_digests_send(*, today: date | None = None) -> int:
         .exclude(pk__in=DigestDelivery.objects.filter(day=today).values("user"))
         .distinct()
     )
-    tasks_by_user: dict[int, list[Task]] = {}
+    tasks_by_user: dict[int | None, list[Task]] = {}
     for task in (
         Task.objects.open()
         .filter(assignee__in=liaisons, due_on__lte=today)
@@ -1274,7 +1287,7 @@ def _plural(count: int, word: str) -> str:
 
 
 def _digest_email(
-    user: AbstractBaseUser,
+    user: User,
     tasks: list[Task],
     today: date,
     connection: BaseEmailBackend,

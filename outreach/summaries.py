@@ -50,8 +50,8 @@ def period_key(cadence: str, day: date) -> str:
 def period_bounds(key: str) -> tuple[date, date]:
     """First and last day of a period key."""
     if "-W" in key:
-        year, week = key.split("-W")
-        start = date.fromisocalendar(int(year), int(week), 1)
+        iso_year, iso_week = key.split("-W")
+        start = date.fromisocalendar(int(iso_year), int(iso_week), 1)
         return start, start + timedelta(days=6)
     year, month = (int(part) for part in key.split("-"))
     return date(year, month, 1), date(year, month, calendar.monthrange(year, month)[1])
@@ -75,6 +75,7 @@ def summary_period_for(*, provider: Provider, day: date) -> str:
 
 def _report_line(letter: Letter) -> str:
     referral = letter.referral
+    assert referral is not None, "a report's letter is about its referral"
     parts = [referral.patient_initials]
     if referral.seen_at:
         parts.append(f"seen {timezone.localtime(referral.seen_at):%B %-d, %Y}")

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_POST
 from core.htmx import render_page
 from core.ids import parse_id
 from core.pagination import paginate
+from core.types import AuthedRequest
 from outreach import calendar_feed, ledger, rekindle
 from outreach.forms import (
     ActivityForm,
@@ -81,14 +82,14 @@ from partners.selectors import get_organization_for_user, get_provider_for_user
 from referrals.models import Referral
 
 
-def get_task_for_user(request: HttpRequest, pk: int, *, write: bool = False) -> Task:
+def get_task_for_user(request: AuthedRequest, pk: int, *, write: bool = False) -> Task:
     queryset = Task.objects.for_user(request.user, write=write).select_related(
         "assignee", "provider", "referral"
     )
     return get_object_or_404(queryset, pk=pk)
 
 
-def get_letter_for_user(request: HttpRequest, pk: int, *, write: bool = False) -> Letter:
+def get_letter_for_user(request: AuthedRequest, pk: int, *, write: bool = False) -> Letter:
     if not request.user.has_perm("outreach.change_letter" if write else "outreach.view_letter"):
         raise PermissionDenied
     letters = Letter.objects.for_user(request.user, write=write).select_related(
@@ -99,7 +100,7 @@ def get_letter_for_user(request: HttpRequest, pk: int, *, write: bool = False) -
 
 @login_required
 @permission_required("outreach.view_task", raise_exception=True)
-def task_list(request: HttpRequest) -> HttpResponse:
+def task_list(request: AuthedRequest) -> HttpResponse:
     form = TaskFilterForm(request.GET or None)
     scope, state = "mine", "open"
     if form.is_valid():
@@ -129,9 +130,14 @@ def task_list(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def task_detail(request: AuthedRequest, pk: int) -> HttpResponse:
     task = get_task_for_user(request, pk)
-    context = {"task": task, "note": None, "can_open_note": False, "can_write_note": False}
+    context: dict[str, Any] = {
+        "task": task,
+        "note": None,
+        "can_open_note": False,
+        "can_write_note": False,
+    }
     if task.kind == Task.Kind.REKINDLE:
         note = context["note"] = task.letters.first()
         if note is None:
@@ -141,11 +147,11 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
             context["can_open_note"] = (
                 Letter.objects.for_user(request.user).filter(pk=note.pk).exists()
             )
-    if task.referral_id:
+    if task.referral is not None:
         # The referral and its letters, linked for those who may open them (a partner that
         # changed hands keeps its old tasks with the liaison who had it).
         context["can_open_referral"] = (
-            Referral.objects.for_user(request.user).filter(pk=task.referral_id).exists()
+            Referral.objects.for_user(request.user).filter(pk=task.referral.pk).exists()
         )
         letters = task.referral.letters.all()
         can_open = letters.openable_by(request.user)
@@ -155,7 +161,7 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def task_complete_view(request: HttpRequest, pk: int) -> HttpResponse:
+def task_complete_view(request: AuthedRequest, pk: int) -> HttpResponse:
     task = task_complete(task=get_task_for_user(request, pk, write=True))
     if request.htmx:
         return render(
@@ -169,7 +175,7 @@ def task_complete_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @permission_required("outreach.add_task", raise_exception=True)
-def task_create(request: HttpRequest) -> HttpResponse:
+def task_create(request: AuthedRequest) -> HttpResponse:
     context = PartnerContextForm(request.GET)
     provider_pk = context.value("provider")
     provider = get_provider_for_user(request.user, provider_pk) if provider_pk else None
@@ -186,7 +192,7 @@ def task_create(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @permission_required("outreach.add_activity", raise_exception=True)
-def activity_create(request: HttpRequest) -> HttpResponse:
+def activity_create(request: AuthedRequest) -> HttpResponse:
     provider = organization = None
     context = PartnerContextForm(request.POST if request.method == "POST" else request.GET)
     if provider_pk := context.value("provider"):
@@ -194,10 +200,11 @@ def activity_create(request: HttpRequest) -> HttpResponse:
         organization = provider.organization
     elif organization_pk := context.value("organization"):
         organization = get_organization_for_user(request.user, organization_pk)
-    if provider is None and organization is None:
+    partner = provider or organization
+    if partner is None:
         messages.info(request, "Choose the partner you met, then log the activity from there.")
         return redirect("partners:provider_list")
-    initial = {"occurred_at": timezone.localtime().replace(second=0, microsecond=0)}
+    initial: dict[str, Any] = {"occurred_at": timezone.localtime().replace(second=0, microsecond=0)}
     if provider is not None:
         initial["providers"] = [provider.pk]
     form = ActivityForm(
@@ -221,7 +228,7 @@ def activity_create(request: HttpRequest) -> HttpResponse:
         ):
             messages.success(request, f"{activity.get_kind_display()} logged.")
             _warn_near_limit(request, activity)
-            target = (provider or organization).get_absolute_url()
+            target = partner.get_absolute_url()
             if request.htmx:
                 # Saved: the page's script drops the draft kept on the device.
                 return HttpResponse(status=204, headers={"HX-Redirect": target})
@@ -235,7 +242,7 @@ def activity_create(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @permission_required("outreach.view_activity", raise_exception=True)
-def activity_list(request: HttpRequest) -> HttpResponse:
+def activity_list(request: AuthedRequest) -> HttpResponse:
     activities = (
         Activity.objects.select_related("logged_by", "organization")
         .prefetch_related("providers", "staff")
@@ -248,14 +255,14 @@ def activity_list(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def letter_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def letter_detail(request: AuthedRequest, pk: int) -> HttpResponse:
     letter = get_letter_for_user(request, pk)
     return render(request, "outreach/letter_detail.html", {"letter": letter})
 
 
 @login_required
 @permission_required("outreach.change_lettertemplate", raise_exception=True)
-def template_list(request: HttpRequest) -> HttpResponse:
+def template_list(request: AuthedRequest) -> HttpResponse:
     for kind in LetterTemplate.Kind.values:
         letter_template_for(kind)
     return render(
@@ -267,7 +274,7 @@ def template_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @permission_required("outreach.change_lettertemplate", raise_exception=True)
-def template_update(request: HttpRequest, pk: int) -> HttpResponse:
+def template_update(request: AuthedRequest, pk: int) -> HttpResponse:
     template = get_object_or_404(LetterTemplate, pk=pk)
     form = LetterTemplateForm(request.POST or None, instance=template)
     if request.method == "POST" and form.is_valid():
@@ -303,7 +310,7 @@ def _log_or_explain(form: ActivityForm, log: Any) -> bool:
     return True
 
 
-def _warn_near_limit(request: HttpRequest, activity: Activity) -> None:
+def _warn_near_limit(request: AuthedRequest, activity: Activity) -> None:
     """After a cost is logged, say which physicians are at 80% of the limit or more."""
     if not activity.cost:
         return
@@ -331,7 +338,7 @@ def _plan_url(day: date) -> str:
 
 @login_required
 @permission_required("outreach.view_plannedvisit", raise_exception=True)
-def day_plan(request: HttpRequest) -> HttpResponse:
+def day_plan(request: AuthedRequest) -> HttpResponse:
     form = DayForm(request.GET or None)
     day = timezone.localdate()
     if form.is_valid() and form.cleaned_data["day"]:
@@ -357,7 +364,7 @@ def day_plan(request: HttpRequest) -> HttpResponse:
 @login_required
 @permission_required("outreach.add_plannedvisit", raise_exception=True)
 @require_POST
-def day_plan_add(request: HttpRequest) -> HttpResponse:
+def day_plan_add(request: AuthedRequest) -> HttpResponse:
     form = PlanAddForm(request.POST, user=request.user)
     if not form.is_valid():
         messages.error(request, "Choose one of your offices to add to the plan.")
@@ -372,11 +379,11 @@ def day_plan_add(request: HttpRequest) -> HttpResponse:
 @login_required
 @permission_required("outreach.change_plannedvisit", raise_exception=True)
 @require_POST
-def day_plan_route(request: HttpRequest) -> HttpResponse:
+def day_plan_route(request: AuthedRequest) -> HttpResponse:
     form = RouteForm(request.POST)
     if not form.is_valid():
         for errors in form.errors.values():
-            messages.error(request, " ".join(errors))
+            messages.error(request, " ".join(map(str, errors)))
         day = form.cleaned_data.get("day") or timezone.localdate()
         return redirect(_plan_url(day))
     day, start_zip = form.cleaned_data["day"], form.cleaned_data["start_zip"]
@@ -397,7 +404,7 @@ def day_plan_route(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @permission_required("outreach.add_activity", raise_exception=True)
-def planned_visit_log_view(request: HttpRequest, pk: int) -> HttpResponse:
+def planned_visit_log_view(request: AuthedRequest, pk: int) -> HttpResponse:
     visit = get_planned_visit_for_user(request, pk, write=True)
     office = visit.organization
     form = PlannedVisitLogForm(
@@ -437,7 +444,7 @@ def planned_visit_log_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @permission_required("outreach.add_activity", raise_exception=True)
-def planned_visit_ledger(request: HttpRequest, pk: int) -> HttpResponse:
+def planned_visit_ledger(request: AuthedRequest, pk: int) -> HttpResponse:
     """What the cost being typed would do to each ticked physician's yearly total: the
     warning at 80% and the stop at the limit, shown before the liaison saves."""
     visit = get_planned_visit_for_user(request, pk, write=True)
@@ -473,7 +480,7 @@ def _preview(form: LetterTemplateForm, template: LetterTemplate) -> dict[str, st
 @login_required
 @permission_required("outreach.change_lettertemplate", raise_exception=True)
 @require_POST
-def template_preview(request: HttpRequest, pk: int) -> HttpResponse:
+def template_preview(request: AuthedRequest, pk: int) -> HttpResponse:
     """The live preview beside the editor: the unsaved text rendered for a sample
     referral. Nothing is saved."""
     template = get_object_or_404(LetterTemplate, pk=pk)
@@ -487,7 +494,7 @@ def template_preview(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @permission_required("outreach.change_plannedvisit", raise_exception=True)
-def planned_visit_skip_view(request: HttpRequest, pk: int) -> HttpResponse:
+def planned_visit_skip_view(request: AuthedRequest, pk: int) -> HttpResponse:
     """Skip a planned visit with a reason: the day plan's card posts here; without a
     reason (or on GET) the small form page asks for one."""
     visit = get_planned_visit_for_user(request, pk, write=True)
@@ -510,7 +517,7 @@ def planned_visit_skip_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @permission_required("outreach.view_compliance_report", raise_exception=True)
-def compliance_report(request: HttpRequest) -> HttpResponse:
+def compliance_report(request: AuthedRequest) -> HttpResponse:
     form = ComplianceReportForm(request.GET or None)
     year, sort = timezone.localdate().year, "-total"
     if form.is_valid():
@@ -576,13 +583,13 @@ def _compliance_csv(rows: Any, *, year: int, limit: Decimal | None) -> HttpRespo
 
 @login_required
 @permission_required("outreach.change_letter", raise_exception=True)
-def print_queue(request: HttpRequest) -> HttpResponse:
+def print_queue(request: AuthedRequest) -> HttpResponse:
     page = paginate(request, Letter.objects.print_queue())
     return render_page(request, "outreach/print_queue.html", {"page": page}, partial="results")
 
 
 @login_required
-def letter_pdf_download(request: HttpRequest, pk: int) -> HttpResponse:
+def letter_pdf_download(request: AuthedRequest, pk: int) -> HttpResponse:
     letter = get_letter_for_user(request, pk)
     response = HttpResponse(letter_pdf(letter), content_type="application/pdf")
     # The file name carries the letter number only, never a name.
@@ -593,7 +600,7 @@ def letter_pdf_download(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @permission_required("outreach.change_compliancelimit", raise_exception=True)
 @require_POST
-def compliance_limit_save(request: HttpRequest) -> HttpResponse:
+def compliance_limit_save(request: AuthedRequest) -> HttpResponse:
     year = parse_id(request.POST.get("year", ""))
     # A year a form can hold; anything else is the form's to refuse, with its message.
     existing = ComplianceLimit.objects.filter(year=year).first() if year and year < 10_000 else None
@@ -605,7 +612,7 @@ def compliance_limit_save(request: HttpRequest) -> HttpResponse:
         messages.success(request, f"The {limit.year} limit is now ${limit.amount} per physician.")
         return redirect(f"{reverse('outreach:compliance_report')}?year={limit.year}")
     for field, errors in form.errors.items():
-        messages.error(request, f"{field}: {' '.join(errors)}")
+        messages.error(request, f"{field}: {' '.join(map(str, errors))}")
     return redirect("outreach:compliance_report")
 
 
@@ -613,7 +620,7 @@ def compliance_limit_save(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def calendar_settings(request: HttpRequest) -> HttpResponse:
+def calendar_settings(request: AuthedRequest) -> HttpResponse:
     """Where a user makes, copies or revokes their private calendar URL. The token is
     stored hashed, so its URL is shown once, right after it is made."""
     feed_url = None
@@ -649,7 +656,7 @@ def calendar_feed_view(request: HttpRequest, token: str) -> HttpResponse:
 
 @login_required
 @permission_required("outreach.view_event", raise_exception=True)
-def event_list(request: HttpRequest) -> HttpResponse:
+def event_list(request: AuthedRequest) -> HttpResponse:
     events = Event.objects.select_related("organizer").order_by("-starts_at", "-pk")
     return render_page(
         request, "outreach/event_list.html", {"page": paginate(request, events)}, partial="results"
@@ -658,7 +665,7 @@ def event_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @permission_required("outreach.add_event", raise_exception=True)
-def event_create(request: HttpRequest) -> HttpResponse:
+def event_create(request: AuthedRequest) -> HttpResponse:
     initial = {}
     # "Plan an annual meeting" links here with the kind chosen.
     if request.GET.get("kind") in Event.Kind.values:
@@ -678,12 +685,12 @@ def event_create(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def event_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def event_detail(request: AuthedRequest, pk: int) -> HttpResponse:
     return _event_page(request, get_event_for_user(request, pk))
 
 
 def _event_page(
-    request: HttpRequest, event: Event, attendance_form: EventAttendanceForm | None = None
+    request: AuthedRequest, event: Event, attendance_form: EventAttendanceForm | None = None
 ) -> HttpResponse:
     invitations = event.invitations.select_related("provider", "staff__organization").order_by("pk")
     return render(
@@ -734,7 +741,7 @@ def _rsvp_tally(event: Event) -> dict[str, Any]:
 
 @login_required
 @require_POST
-def event_invite_view(request: HttpRequest, pk: int) -> HttpResponse:
+def event_invite_view(request: AuthedRequest, pk: int) -> HttpResponse:
     event = get_event_for_user(request, pk, write=True)
     form = InviteForm(request.POST)
     if form.is_valid():
@@ -750,7 +757,7 @@ def event_invite_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def invitation_update(request: HttpRequest, pk: int) -> HttpResponse:
+def invitation_update(request: AuthedRequest, pk: int) -> HttpResponse:
     invitation = get_object_or_404(Invitation.objects.select_related("event"), pk=pk)
     event = get_event_for_user(request, invitation.event_id, write=True)
     form = InvitationForm(request.POST, instance=invitation)
@@ -779,7 +786,7 @@ def invitation_update(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def event_attendance(request: HttpRequest, pk: int) -> HttpResponse:
+def event_attendance(request: AuthedRequest, pk: int) -> HttpResponse:
     event = get_event_for_user(request, pk, write=True)
     if not request.user.has_perm("outreach.add_activity"):
         raise PermissionDenied
@@ -818,7 +825,7 @@ def event_attendance(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def letter_printed(request: HttpRequest, pk: int) -> HttpResponse:
+def letter_printed(request: AuthedRequest, pk: int) -> HttpResponse:
     letter = letter_mark_printed(
         letter=get_letter_for_user(request, pk, write=True), actor=request.user
     )

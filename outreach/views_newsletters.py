@@ -3,14 +3,17 @@ live preview, and a send's progress."""
 
 from __future__ import annotations
 
+from typing import cast
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from core.htmx import render_page
 from core.pagination import paginate
+from core.types import AuthedRequest
 from outreach import newsletters
 from outreach.forms_newsletters import NewsletterForm
 from outreach.models import LetterTemplate, NewsletterIssue, render_merge_fields
@@ -19,7 +22,7 @@ from outreach.services import SAMPLE_MERGE_VALUES, letter_template_for
 
 @login_required
 @permission_required("outreach.view_newsletterissue", raise_exception=True)
-def newsletter_list(request: HttpRequest) -> HttpResponse:
+def newsletter_list(request: AuthedRequest) -> HttpResponse:
     page = paginate(request, NewsletterIssue.objects.select_related("created_by"))
     return render_page(request, "outreach/newsletter_list.html", {"page": page}, partial="results")
 
@@ -43,7 +46,7 @@ def _preview(form: NewsletterForm) -> dict[str, object]:
 
 @login_required
 @permission_required("outreach.add_newsletterissue", raise_exception=True)
-def newsletter_create(request: HttpRequest) -> HttpResponse:
+def newsletter_create(request: AuthedRequest) -> HttpResponse:
     template = letter_template_for(LetterTemplate.Kind.NEWSLETTER)
     form = NewsletterForm(
         request.POST or None, initial={"subject": template.subject, "body": template.body}
@@ -56,8 +59,8 @@ def newsletter_create(request: HttpRequest) -> HttpResponse:
             return redirect(issue)
         # Nothing is sent on the first press: the sender sees how many it reaches.
         count = form.audience_count
-        form.data = form.data.copy()
-        form.data["confirm_count"] = str(count)
+        form.data = data = cast(QueryDict, form.data).copy()  # bound to request.POST
+        data["confirm_count"] = str(count)
         submit_label = f"Send to {count:,} partner{'s' if count != 1 else ''}"
         messages.info(
             request,
@@ -80,14 +83,14 @@ def newsletter_create(request: HttpRequest) -> HttpResponse:
 @login_required
 @permission_required("outreach.add_newsletterissue", raise_exception=True)
 @require_POST
-def newsletter_preview(request: HttpRequest) -> HttpResponse:
+def newsletter_preview(request: AuthedRequest) -> HttpResponse:
     form = NewsletterForm(request.POST)
     return render(request, "outreach/newsletter_form.html#preview", {"preview": _preview(form)})
 
 
 @login_required
 @permission_required("outreach.view_newsletterissue", raise_exception=True)
-def newsletter_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def newsletter_detail(request: AuthedRequest, pk: int) -> HttpResponse:
     issue = get_object_or_404(NewsletterIssue.objects.select_related("created_by", "owner"), pk=pk)
     return render_page(
         request,

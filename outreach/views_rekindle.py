@@ -7,19 +7,21 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.views.decorators.http import require_POST
 
+from core.types import AuthedRequest
 from outreach import rekindle
 from outreach.forms import RekindleNoteForm
 from outreach.models import Letter, Task
+from partners.models import Provider
 from partners.selectors import can_change_provider
 
 
-def get_rekindle_task_for_user(request: HttpRequest, pk: int) -> Task:
+def get_rekindle_task_for_user(request: AuthedRequest, pk: int) -> Task:
     """The rekindle task, if this user may act on it and on its partner; else 404."""
     tasks = (
         Task.objects.for_user(request.user, write=True)
@@ -27,9 +29,15 @@ def get_rekindle_task_for_user(request: HttpRequest, pk: int) -> Task:
         .select_related("assignee", "provider", "provider__organization", "provider__owner")
     )
     task = get_object_or_404(tasks, pk=pk)
-    if not can_change_provider(request.user, task.provider):
+    if task.provider is None or not can_change_provider(request.user, task.provider):
         raise Http404("No such task.")
     return task
+
+
+def _partner(task: Task) -> Provider:
+    """The task's partner: get_rekindle_task_for_user finds only tasks that have one."""
+    assert task.provider is not None, "a rekindle task is about a partner"
+    return task.provider
 
 
 def _preview(task: Task, form: RekindleNoteForm, sender: User) -> dict[str, str]:
@@ -38,12 +46,12 @@ def _preview(task: Task, form: RekindleNoteForm, sender: User) -> dict[str, str]
         subject, body = str(form.data.get("subject", "")), str(form.data.get("body", ""))
     else:
         subject, body = form.initial["subject"], form.initial["body"]
-    subject, body = rekindle.note_render(task.provider, sender, subject=subject, body=body)
+    subject, body = rekindle.note_render(_partner(task), sender, subject=subject, body=body)
     return {"subject": subject, "body": body}
 
 
 @login_required
-def rekindle_note(request: HttpRequest, pk: int) -> HttpResponse:
+def rekindle_note(request: AuthedRequest, pk: int) -> HttpResponse:
     task = get_rekindle_task_for_user(request, pk)
     sent = task.letters.first()
     if sent is not None and sent.status == Letter.Status.FAILED:
@@ -61,8 +69,9 @@ def rekindle_note(request: HttpRequest, pk: int) -> HttpResponse:
     if task.status != Task.Status.OPEN:
         messages.info(request, f"This task is already {task.get_status_display().lower()}.")
         return redirect(task)
-    route = rekindle.note_route(task.provider)
-    subject, body = rekindle.note_draft(task.provider, request.user)
+    provider = _partner(task)
+    route = rekindle.note_route(provider)
+    subject, body = rekindle.note_draft(provider, request.user)
     form = RekindleNoteForm(request.POST or None, initial={"subject": subject, "body": body})
     if request.method == "POST" and form.is_valid():
         try:
@@ -78,7 +87,7 @@ def rekindle_note(request: HttpRequest, pk: int) -> HttpResponse:
             if result.created:
                 messages.success(
                     request,
-                    f"Note to {task.provider.display_name} is on its way {route.description}. "
+                    f"Note to {provider.display_name} is on its way {route.description}. "
                     "The task is done.",
                 )
             else:
@@ -93,7 +102,7 @@ def rekindle_note(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def rekindle_note_preview(request: HttpRequest, pk: int) -> HttpResponse:
+def rekindle_note_preview(request: AuthedRequest, pk: int) -> HttpResponse:
     task = get_rekindle_task_for_user(request, pk)
     form = RekindleNoteForm(request.POST)
     return render(

@@ -1,4 +1,7 @@
+from typing import Any
+
 from django.contrib import admin
+from django.http import HttpRequest
 
 from partners.models import Organization, Provider, StaffMember, TierChange
 
@@ -23,7 +26,7 @@ class TierChangeInline(admin.TabularInline):
     readonly_fields = ["from_tier", "to_tier", "reason", "changed_by", "changed_at"]
     can_delete = False
 
-    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # History is written by provider_set_tier only.
         return False
 
@@ -65,5 +68,5 @@ class TierChangeAdmin(admin.ModelAdmin):
     list_select_related = ["provider", "changed_by"]
     readonly_fields = ["provider", "from_tier", "to_tier", "reason", "changed_by", "changed_at"]
 
-    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -27,7 +27,7 @@ def make_npi(sequence: int, *, entity_type: int = 1) -> str:
     return first_nine + str(npi_check_digit(first_nine))
 
 
-class OrganizationFactory(factory.django.DjangoModelFactory):
+class OrganizationFactory(factory.django.DjangoModelFactory[Organization]):
     class Meta:
         model = Organization
 
@@ -58,7 +58,7 @@ class OrganizationFactory(factory.django.DjangoModelFactory):
         )
 
 
-class ProviderFactory(factory.django.DjangoModelFactory):
+class ProviderFactory(factory.django.DjangoModelFactory[Provider]):
     class Meta:
         model = Provider
 
@@ -75,7 +75,7 @@ class ProviderFactory(factory.django.DjangoModelFactory):
         specialty_pair = factory.Faker("random_element", elements=SPECIALTIES)
 
 
-class StaffMemberFactory(factory.django.DjangoModelFactory):
+class StaffMemberFactory(factory.django.DjangoModelFactory[StaffMember]):
     class Meta:
         model = StaffMember
 

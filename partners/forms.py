@@ -253,7 +253,8 @@ class ColumnMappingForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         from partners.services import check_partner_import_mapping
 
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         if not self.errors:
             for problem in check_partner_import_mapping(self.mapping()):
                 self.add_error(None, problem)

@@ -10,12 +10,14 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from core.htmx import render_page
+from core.types import AuthedRequest
 from partners.forms import ColumnMappingForm, PartnerUploadForm, ProviderFilter
 from partners.models import PartnerImport, Provider
 from partners.services import partner_import_start
@@ -52,7 +54,7 @@ def get_partner_import_for_user(user: Any, pk: int) -> PartnerImport:
 
 @login_required
 @permission_required("partners.export_partners", raise_exception=True)
-def provider_export(request: HttpRequest) -> HttpResponse:
+def provider_export(request: AuthedRequest) -> HttpResponseBase:
     """The partner list as filtered on screen, as CSV (streamed) or XLSX."""
     filterset = ProviderFilter(
         request.GET,
@@ -73,16 +75,16 @@ def provider_export(request: HttpRequest) -> HttpResponse:
         response["Content-Disposition"] = f'attachment; filename="partners-{stamp}.xlsx"'
         return response
     writer = csv.writer(_Echo())
-    response = StreamingHttpResponse(
+    stream = StreamingHttpResponse(
         (writer.writerow(row) for row in export_rows(providers)), content_type="text/csv"
     )
-    response["Content-Disposition"] = f'attachment; filename="partners-{stamp}.csv"'
-    return response
+    stream["Content-Disposition"] = f'attachment; filename="partners-{stamp}.csv"'
+    return stream
 
 
 @login_required
 @permission_required("partners.import_partners", raise_exception=True)
-def import_upload(request: HttpRequest) -> HttpResponse:
+def import_upload(request: AuthedRequest) -> HttpResponse:
     form = PartnerUploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
@@ -109,7 +111,7 @@ def import_upload(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @permission_required("partners.import_partners", raise_exception=True)
-def import_mapping(request: HttpRequest, pk: int) -> HttpResponse:
+def import_mapping(request: AuthedRequest, pk: int) -> HttpResponse:
     partner_import = get_partner_import_for_user(request.user, pk)
     if partner_import.status != PartnerImport.Status.UPLOADED:
         return redirect(partner_import)
@@ -133,7 +135,7 @@ def import_mapping(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @permission_required("partners.import_partners", raise_exception=True)
-def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def import_detail(request: AuthedRequest, pk: int) -> HttpResponse:
     """Before confirming: the preview of every row's fate. While a worker applies it: its
     progress (htmx polls the `progress` partial). Afterwards: what happened."""
     partner_import = get_partner_import_for_user(request.user, pk)
@@ -158,7 +160,7 @@ def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 @permission_required("partners.import_partners", raise_exception=True)
-def import_apply(request: HttpRequest, pk: int) -> HttpResponse:
+def import_apply(request: AuthedRequest, pk: int) -> HttpResponse:
     partner_import = get_partner_import_for_user(request.user, pk)
     try:
         applied = partner_import_start(partner_import=partner_import)
@@ -176,7 +178,7 @@ def import_apply(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @permission_required("partners.import_partners", raise_exception=True)
-def import_rejects(request: HttpRequest, pk: int) -> HttpResponse:
+def import_rejects(request: AuthedRequest, pk: int) -> HttpResponse:
     """The rejected rows as they were in the file, with a Reasons column, to fix and
     upload again."""
     partner_import = get_partner_import_for_user(request.user, pk)

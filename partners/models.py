@@ -17,7 +17,7 @@ from core.npi import validate_npi
 from core.roles import is_liaison
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User
 
 
 US_STATE_HELP = "Two-letter postal code, e.g. NE."
@@ -80,7 +80,7 @@ class Organization(Address):
 
 
 class ProviderQuerySet(models.QuerySet["Provider"]):
-    def for_user(self, user: AbstractBaseUser, *, write: bool = False) -> ProviderQuerySet:
+    def for_user(self, user: User, *, write: bool = False) -> ProviderQuerySet:
         """Every signed-in role may read the whole network; a liaison may change only the
         partners they own or nobody owns yet."""
         if not user.has_perm("partners.view_provider"):

@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
-from django.db.models import Count, Max, Min, Q
+from django.db.models import Count, ManyToManyRel, Max, Min, Q
 from django.utils import timezone
 
+from core.meta import own_field
 from partners.models import (
     HealthChange,
     Organization,
@@ -48,7 +49,7 @@ def provider_set_tier(
     provider: Provider,
     tier: str,
     reason: str,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     pinned_until: date | None = None,
 ) -> TierChange | None:
     """A manager's override: set the tier and pin it, so the nightly tiering leaves it
@@ -79,7 +80,7 @@ def provider_set_tier(
 
 @transaction.atomic
 def provider_unpin_tier(
-    *, provider: Provider, actor: AbstractBaseUser | None, reason: str = ""
+    *, provider: Provider, actor: User | None, reason: str = ""
 ) -> TierChange | None:
     """Hand the tier back to the nightly tiering (which recomputes it tonight)."""
     locked = Provider.objects.select_for_update().get(pk=provider.pk)
@@ -385,8 +386,10 @@ def providers_assess_health(*, as_of: date) -> HealthResult:
             "last_6m",
         )
     )
+    # django-stubs lose the annotation `last` made after values(), so they refuse it in
+    # values_list() (their bug: values() then annotate() loses the names).
     touches = dict(
-        Activity.providers.through.objects.filter(activity__occurred_at__lt=end)
+        Activity.providers.through.objects.filter(activity__occurred_at__lt=end)  # type: ignore[misc]
         .order_by()
         .values("provider_id")
         .annotate(last=Max("activity__occurred_at"))
@@ -493,7 +496,8 @@ def _related_counts(instance: models.Model) -> dict[str, int]:
     # One count per related table (a fixed handful), not per row.
     counts = {}
     for rel in instance._meta.related_objects:
-        if rel.many_to_many:
+        if isinstance(rel, ManyToManyRel):
+            assert rel.through is not None, "Django sets it when the models are loaded"
             through = rel.through._base_manager
             n = through.filter(**{rel.field.m2m_reverse_field_name(): instance}).count()
         else:
@@ -503,7 +507,9 @@ def _related_counts(instance: models.Model) -> dict[str, int]:
     return counts
 
 
-def _check_merge(survivor: models.Model, duplicate: models.Model) -> list[str]:
+def _check_merge(
+    survivor: Provider | Organization, duplicate: Provider | Organization
+) -> list[str]:
     problems = []
     if survivor.pk == duplicate.pk:
         problems.append("Choose two different records: a record cannot merge into itself.")
@@ -521,12 +527,14 @@ def _check_merge(survivor: models.Model, duplicate: models.Model) -> list[str]:
     return problems
 
 
-def partner_merge_preview(*, survivor: models.Model, duplicate: models.Model) -> MergePreview:
+def partner_merge_preview(
+    *, survivor: Provider | Organization, duplicate: Provider | Organization
+) -> MergePreview:
     """What a merge would keep, field by field, and what would move; see partner_merge."""
     names = PROVIDER_MERGE_FIELDS if isinstance(survivor, Provider) else ORGANIZATION_MERGE_FIELDS
     fields = [
         MergeField(
-            label=str(survivor._meta.get_field(name).verbose_name).capitalize(),
+            label=str(own_field(survivor, name).verbose_name).capitalize(),
             survivor=getattr(survivor, name),
             duplicate=getattr(duplicate, name),
             result=_merged_value(survivor, duplicate, name),
@@ -543,7 +551,8 @@ def _repoint(survivor: models.Model, duplicate: models.Model) -> dict[str, int]:
     model's reverse relations, so tables other apps add later are carried along too."""
     moved = {}
     for rel in duplicate._meta.related_objects:
-        if rel.many_to_many:
+        if isinstance(rel, ManyToManyRel):
+            assert rel.through is not None, "Django sets it when the models are loaded"
             through = rel.through._base_manager
             target, source = rel.field.m2m_reverse_field_name(), rel.field.m2m_field_name()
             rows = through.filter(**{target: duplicate})
@@ -562,7 +571,7 @@ def _repoint(survivor: models.Model, duplicate: models.Model) -> dict[str, int]:
 
 @transaction.atomic
 def partner_merge(
-    *, survivor: models.Model, duplicate: models.Model, actor: AbstractBaseUser | None
+    *, survivor: Provider | Organization, duplicate: Provider | Organization, actor: User | None
 ) -> PartnerMerge:
     """Fold `duplicate` (a Provider or an Organization) into `survivor` in one transaction:
     re-point every related row (referrals, activities, tasks, letters, tier and health
@@ -591,7 +600,7 @@ def partner_merge(
     problems = _check_merge(keep, gone)
     if problems:
         raise ValidationError(problems)
-    if isinstance(keep, Provider):
+    if isinstance(gone, Provider):  # and so is keep: both are rows of `model`
         names, kind = PROVIDER_MERGE_FIELDS, PartnerMerge.Kind.PROVIDER
         label, npi = gone.display_name, gone.npi
     else:
@@ -613,8 +622,8 @@ def partner_merge(
     keep.save()
     merge = PartnerMerge.objects.create(
         kind=kind,
-        survivor_provider=keep if kind == PartnerMerge.Kind.PROVIDER else None,
-        survivor_organization=keep if kind == PartnerMerge.Kind.ORGANIZATION else None,
+        survivor_provider=keep if isinstance(keep, Provider) else None,
+        survivor_organization=keep if isinstance(keep, Organization) else None,
         survivor_id_at_merge=keep.pk,
         duplicate_id=gone_pk,
         duplicate_name=label[:300],
@@ -766,14 +775,14 @@ def _write_import(partner_import: PartnerImport, plan: Any) -> None:
             changed.append(name)
         return changed
 
-    new = []
+    created = []
     for row in plan.rows:
         if row.action == "create":
             provider = Provider(npi=row.values["npi"], status=Provider.Status.PROSPECT)
             assign(provider, row)
             provider.clean_fields(exclude=["organization", "owner"])
-            new.append(provider)
-    Provider.objects.bulk_create(new, batch_size=BATCH_SIZE)
+            created.append(provider)
+    Provider.objects.bulk_create(created, batch_size=BATCH_SIZE)
 
     updates = {row.provider_id: row for row in plan.rows if row.action == "update"}
     changed_fields: set[str] = set()

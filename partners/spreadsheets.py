@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db.models.functions import Lower
 
+from core.meta import own_field
 from core.npi import validate_npi
 from core.phones import us_phone_number
 from core.usps import us_state_code, us_zip_code
@@ -462,9 +463,9 @@ def _row_values(cells: list[str], mapping: dict[str, str]) -> dict[str, str]:
 
 def _max_length(target: str) -> int | None:
     if target == "organization":
-        return Organization._meta.get_field("name").max_length
+        return own_field(Organization, "name").max_length
     if target in OFFICE_FIELDS:
-        return Organization._meta.get_field(OFFICE_FIELDS[target]).max_length
+        return own_field(Organization, OFFICE_FIELDS[target]).max_length
     return getattr(Provider._meta.get_field(target), "max_length", None)
 
 
@@ -596,8 +597,8 @@ def plan_import(
     npis = list(first_row_of)
     existing: dict[str, Provider] = {}
     for batch in _chunks(npis):
-        for provider in Provider.objects.filter(npi__in=batch).select_related("organization"):
-            existing[provider.npi] = provider
+        for known in Provider.objects.filter(npi__in=batch).select_related("organization"):
+            existing[known.npi] = known
     offices = _plan_offices(planned, existing)
 
     for row in planned:

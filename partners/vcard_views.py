@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.utils.text import slugify
 
+from core.types import AuthedRequest
 from partners.selectors import get_organization_for_user, get_provider_for_user
 from partners.vcards import office_card, provider_card, staff_card, vcards
 
@@ -19,13 +20,13 @@ def _download(text: str, name: str) -> HttpResponse:
 
 
 @login_required
-def provider_vcard(request: HttpRequest, pk: int) -> HttpResponse:
+def provider_vcard(request: AuthedRequest, pk: int) -> HttpResponse:
     provider = get_provider_for_user(request.user, pk)
     return _download(vcards([provider_card(provider)]), provider.display_name)
 
 
 @login_required
-def organization_vcard(request: HttpRequest, pk: int) -> HttpResponse:
+def organization_vcard(request: AuthedRequest, pk: int) -> HttpResponse:
     """The office, its physicians and its staff, one card each, in one file."""
     organization = get_organization_for_user(request.user, pk)
     providers = organization.providers.select_related("organization").order_by("last_name", "pk")

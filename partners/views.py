@@ -10,7 +10,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q, Subquery
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -19,6 +19,7 @@ from audit.services import audit_names_listed
 from core.htmx import render_page
 from core.pagination import paginate
 from core.sparkline import sparkline
+from core.types import AuthedRequest
 from outreach.meetings import annual_meeting_status
 from outreach.models import Activity, Letter, PlannedVisit, PlannedVisitEvent, Task
 from outreach.rekindle import can_write_note
@@ -55,7 +56,7 @@ class TimelineEntry(NamedTuple):
 
 @login_required
 @permission_required("partners.view_provider", raise_exception=True)
-def provider_list(request: HttpRequest) -> HttpResponse:
+def provider_list(request: AuthedRequest) -> HttpResponse:
     filterset = ProviderFilter(
         request.GET, queryset=Provider.objects.for_user(request.user).for_list()
     )
@@ -70,7 +71,7 @@ def provider_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @permission_required("partners.add_provider", raise_exception=True)
-def provider_create(request: HttpRequest) -> HttpResponse:
+def provider_create(request: AuthedRequest) -> HttpResponse:
     initial = {"owner": request.user.pk, "organization": request.GET.get("organization")}
     form = ProviderForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
@@ -81,7 +82,7 @@ def provider_create(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def provider_update(request: HttpRequest, pk: int) -> HttpResponse:
+def provider_update(request: AuthedRequest, pk: int) -> HttpResponse:
     provider = get_provider_for_user(request.user, pk, write=True)
     form = ProviderForm(request.POST or None, instance=provider)
     if request.method == "POST" and form.is_valid():
@@ -92,7 +93,7 @@ def provider_update(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-def provider_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def provider_detail(request: AuthedRequest, pk: int) -> HttpResponse:
     provider = get_provider_for_user(request.user, pk)
     referrals = Referral.objects.for_user(request.user).filter(provider=provider)
     can_see_referrals = request.user.has_perm("referrals.view_referral")
@@ -193,7 +194,7 @@ def provider_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 @permission_required("partners.change_tier", raise_exception=True)
-def provider_tier(request: HttpRequest, pk: int) -> HttpResponse:
+def provider_tier(request: AuthedRequest, pk: int) -> HttpResponse:
     provider = get_provider_for_user(request.user, pk)
     form = TierForm(request.POST)
     if form.is_valid():
@@ -217,7 +218,7 @@ def provider_tier(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 @permission_required("partners.change_tier", raise_exception=True)
-def provider_unpin_tier(request: HttpRequest, pk: int) -> HttpResponse:
+def provider_unpin_tier(request: AuthedRequest, pk: int) -> HttpResponse:
     provider = get_provider_for_user(request.user, pk)
     if provider_unpin_tier_service(provider=provider, actor=request.user):
         messages.success(request, "Nightly tiering will set this partner's tier from tonight.")
@@ -226,7 +227,7 @@ def provider_unpin_tier(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @permission_required("partners.view_organization", raise_exception=True)
-def organization_list(request: HttpRequest) -> HttpResponse:
+def organization_list(request: AuthedRequest) -> HttpResponse:
     filterset = OrganizationFilter(request.GET, queryset=Organization.objects.all())
     page = paginate(request, filterset.qs)
     return render_page(
@@ -239,7 +240,7 @@ def organization_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @permission_required("partners.add_organization", raise_exception=True)
-def organization_create(request: HttpRequest) -> HttpResponse:
+def organization_create(request: AuthedRequest) -> HttpResponse:
     form = OrganizationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         organization = form.save()
@@ -249,7 +250,7 @@ def organization_create(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def organization_update(request: HttpRequest, pk: int) -> HttpResponse:
+def organization_update(request: AuthedRequest, pk: int) -> HttpResponse:
     organization = get_organization_for_user(request.user, pk, write=True)
     form = OrganizationForm(request.POST or None, instance=organization)
     if request.method == "POST" and form.is_valid():
@@ -264,7 +265,7 @@ def organization_update(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-def organization_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def organization_detail(request: AuthedRequest, pk: int) -> HttpResponse:
     organization = get_organization_for_user(request.user, pk)
     context = {
         "organization": organization,
@@ -278,7 +279,7 @@ def organization_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-def staff_create(request: HttpRequest, organization_pk: int) -> HttpResponse:
+def staff_create(request: AuthedRequest, organization_pk: int) -> HttpResponse:
     organization = get_organization_for_user(request.user, organization_pk)
     if not request.user.has_perm("partners.add_staffmember"):
         raise PermissionDenied
@@ -295,7 +296,7 @@ def staff_create(request: HttpRequest, organization_pk: int) -> HttpResponse:
 
 
 @login_required
-def staff_update(request: HttpRequest, pk: int) -> HttpResponse:
+def staff_update(request: AuthedRequest, pk: int) -> HttpResponse:
     staff = get_staff_member_for_user(request.user, pk, write=True)
     form = StaffMemberForm(request.POST or None, instance=staff)
     if request.method == "POST" and form.is_valid():
@@ -311,7 +312,7 @@ def staff_update(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @permission_required("partners.view_provider", raise_exception=True)
-def provider_typeahead(request: HttpRequest) -> HttpResponse:
+def provider_typeahead(request: AuthedRequest) -> HttpResponse:
     """Matches for the provider picker: at most ten, by name, NPI, specialty or office."""
     field = request.GET.get("field", "provider")
     text = request.GET.get(f"{field}_search", request.GET.get("q", "")).strip()[:100]
@@ -337,7 +338,7 @@ MERGE_MATCHES = 10
 
 
 def _merge_page(
-    request: HttpRequest,
+    request: AuthedRequest,
     *,
     survivor: Provider | Organization,
     candidates: Any,
@@ -394,7 +395,7 @@ def _merge_page(
 
 @login_required
 @permission_required("partners.merge_partners", raise_exception=True)
-def provider_merge(request: HttpRequest, pk: int) -> HttpResponse:
+def provider_merge(request: AuthedRequest, pk: int) -> HttpResponse:
     return _merge_page(
         request,
         survivor=get_provider_for_user(request.user, pk, write=True),
@@ -409,7 +410,7 @@ def provider_merge(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @permission_required("partners.merge_partners", raise_exception=True)
-def organization_merge(request: HttpRequest, pk: int) -> HttpResponse:
+def organization_merge(request: AuthedRequest, pk: int) -> HttpResponse:
     return _merge_page(
         request,
         survivor=get_organization_for_user(request.user, pk, write=True),

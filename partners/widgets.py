@@ -4,6 +4,7 @@ from typing import Any
 
 from django import forms
 from django.urls import reverse_lazy
+from django.utils.functional import Promise
 
 from core.ids import parse_id
 from partners.models import Organization, Provider
@@ -15,7 +16,7 @@ class TypeaheadPicker(forms.HiddenInput):
     The endpoint decides which records may be found and answers with an options list."""
 
     template_name = "widgets/typeahead_picker.html"
-    typeahead_url = ""
+    typeahead_url: str | Promise = ""
     placeholder = ""
     aria_label = ""
 

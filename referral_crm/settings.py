@@ -8,6 +8,7 @@ a missing secret key or host list stops the process at start instead of running 
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import environ
 from celery.schedules import crontab
@@ -265,7 +266,7 @@ DIRECT_FROM_EMAIL = env.str("DIRECT_FROM_EMAIL", default="")
 
 # --- Celery ---------------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
-REDIS_BROKER_TRANSPORT_OPTIONS = {
+REDIS_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {
     "visibility_timeout": 600,
     # Publishing gives up after one quick retry instead of kombu's default of several
     # seconds: with Redis down a request must not hang; the beat sweep re-drives

@@ -1,4 +1,8 @@
+from typing import Any, cast
+
 from django.contrib import admin
+from django.contrib.auth.models import User
+from django.http import HttpRequest, HttpResponse
 
 from audit.models import PatientDataAccess
 from audit.services import PATIENT_FIELDS, audit_record
@@ -10,7 +14,7 @@ class EventInline(admin.TabularInline):
     model = ReferralEvent
     extra = 0
     can_delete = False
-    fields = readonly_fields = [
+    fields = readonly_fields = (
         "kind",
         "from_status",
         "to_status",
@@ -20,9 +24,9 @@ class EventInline(admin.TabularInline):
         "actor",
         "at",
         "note",
-    ]
+    )
 
-    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # History is written by the referral services only.
         return False
 
@@ -41,12 +45,13 @@ class ReferralAdmin(admin.ModelAdmin):
 
     # Saved through the product's services, so a referral added or edited here gets the
     # same history rows and audit rows as one added or edited in the app.
-    def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        actor = cast(User, request.user)  # the admin site lets only signed-in staff in
         if not change:
-            referral_log(referral=obj, actor=request.user)
+            referral_log(referral=obj, actor=actor)
             action, fields = PatientDataAccess.Action.CREATE, PATIENT_FIELDS
         else:
-            referral_edit(referral=obj, fields=form.changed_data, actor=request.user)
+            referral_edit(referral=obj, fields=form.changed_data, actor=actor)
             action = PatientDataAccess.Action.CHANGE
             fields = tuple(name for name in form.changed_data if name in PATIENT_FIELDS)
         if fields:
@@ -58,7 +63,13 @@ class ReferralAdmin(admin.ModelAdmin):
                 request=request,
             )
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):  # type: ignore[no-untyped-def]
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
         # The change form shows every patient field: a read of patient data.
         if request.method == "GET":
             referral = self.get_object(request, object_id)
@@ -91,10 +102,10 @@ class ReferralEventAdmin(admin.ModelAdmin):
         "note",
     ]
 
-    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 

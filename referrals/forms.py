@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, cast
 
 import django_filters
 from django import forms
 from django.contrib.auth import get_user_model
 from django.db.models import Q
+from django.http import QueryDict
 from django.utils import timezone
 
 from core.filters import PersonFilter, StyledFilterSet
@@ -115,7 +116,8 @@ class OutboundReferralForm(ReferralForm):
         self.fields["provider"].help_text = "In-network partners are listed first."
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         provider = data.get("provider")
         if (
             provider is not None
@@ -149,8 +151,9 @@ class PeriodForm(forms.Form):
         self.fields["since"].widget.attrs["placeholder"] = since.isoformat()
         self.fields["until"].widget.attrs["placeholder"] = until.isoformat()
         if self.is_bound and not self.data.get("since") and not self.data.get("until"):
-            self.data = self.data.copy()
-            self.data["since"], self.data["until"] = since.isoformat(), until.isoformat()
+            # Bound to request.GET; a copy, since the request's own is immutable.
+            self.data = data = cast(QueryDict, self.data).copy()
+            data["since"], data["until"] = since.isoformat(), until.isoformat()
 
     @staticmethod
     def default_period() -> tuple[date, date]:
@@ -158,7 +161,8 @@ class PeriodForm(forms.Form):
         return today - timedelta(days=365), today
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         today = timezone.localdate()
         if self.errors:
             return data
@@ -324,8 +328,16 @@ def parse_versions(values: list[str]) -> dict[int, datetime]:
     return versions
 
 
+class RowTokensField(forms.MultipleChoiceField):
+    """The ticked rows as tokens the page made, so any value is accepted here and parsed
+    by the form (parse_versions)."""
+
+    def valid_value(self, value: Any) -> bool:
+        return True
+
+
 class BulkActionForm(forms.Form):
-    rows = forms.MultipleChoiceField(
+    rows = RowTokensField(
         error_messages={"required": "Select at least one referral."},
         widget=forms.CheckboxSelectMultiple,
     )
@@ -355,8 +367,6 @@ class BulkActionForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # The tokens are made by the page, so any value is accepted here and parsed below.
-        self.fields["rows"].valid_value = lambda value: True  # type: ignore[method-assign]
         for name in ("assign_to", "to_status"):
             self.fields[name].widget.attrs["class"] = "form-select form-select-sm"
         self.fields["reason"].widget.attrs.update(
@@ -367,7 +377,8 @@ class BulkActionForm(forms.Form):
         return parse_versions(self.cleaned_data["rows"])
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if not (data.get("assign_to") or data.get("unassign") or data.get("to_status")):
             raise forms.ValidationError("Choose someone to assign to or a status to move to.")
         if data.get("assign_to") and data.get("unassign"):
@@ -416,10 +427,11 @@ class InquiryForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["source"].choices = [
-            choice
-            for choice in self.fields["source"].choices
-            if choice[0] != Inquiry.Source.PARTNER_REFERRAL
+        source = cast(forms.ChoiceField, self.fields["source"])
+        # Django keeps a field's choices as a list of pairs (the stubs allow any input form).
+        offered = cast(list[tuple[str, str]], source.choices)
+        source.choices = [
+            choice for choice in offered if choice[0] != Inquiry.Source.PARTNER_REFERRAL
         ]
         if self.instance.pk is None:
             self.initial.setdefault(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -16,7 +16,7 @@ from django.utils import timezone
 from core.roles import is_liaison
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User
 
 
 class Status(models.TextChoices):
@@ -131,6 +131,12 @@ QUEUE_COLUMNS = (
 LOST_WITH_REASON = Q(direction="inbound") & (~Q(decline_reason="") | ~Q(cancel_reason=""))
 
 
+class LostReason(TypedDict):
+    outcome: str
+    why: str
+    n: int
+
+
 class ReferralQuerySet(models.QuerySet["Referral"]):
     def open(self) -> ReferralQuerySet:
         return self.filter(status__in=OPEN_STATUSES)
@@ -140,7 +146,7 @@ class ReferralQuerySet(models.QuerySet["Referral"]):
 
     def lost_reasons(
         self, *, since: datetime, until: datetime, limit: int = 10
-    ) -> list[dict[str, Any]]:
+    ) -> list[LostReason]:
         """Why inbound referrals received in [since, until) were lost: the most frequent
         decline and cancellation reasons, each with its count, most frequent first."""
         cancelled = ~Q(cancel_reason="")
@@ -174,7 +180,7 @@ class ReferralQuerySet(models.QuerySet["Referral"]):
             ],
         )
 
-    def for_user(self, user: AbstractBaseUser, *, write: bool = False) -> ReferralQuerySet:
+    def for_user(self, user: User, *, write: bool = False) -> ReferralQuerySet:
         """Managers, coordinators and administrators work every referral; a liaison reads
         only the referrals of the partners they own and changes none."""
         perm = "referrals.change_referral" if write else "referrals.view_referral"
@@ -252,7 +258,9 @@ class ReferralQuerySet(models.QuerySet["Referral"]):
 
     def overdue(self, *, now: datetime | None = None) -> ReferralQuerySet:
         return self.with_sla(now=now).filter(
-            sla_state__in=[SlaState.CONTACT_OVERDUE, SlaState.APPOINTMENT_OVERDUE]
+            # django-stubs check lookups against the model's fields; they cannot see the
+            # annotation with_sla() adds, since it returns the plain queryset type.
+            sla_state__in=[SlaState.CONTACT_OVERDUE, SlaState.APPOINTMENT_OVERDUE]  # type: ignore[misc]
         )
 
 
@@ -303,7 +311,7 @@ class SlaTarget(models.Model):
     def current(cls) -> dict[str, SlaTarget]:
         """Targets by urgency; an urgency missing from the table falls back to the default
         so a deleted row cannot make every referral look on track."""
-        targets = {t.urgency: t for t in cls.objects.all()}
+        targets: dict[str, SlaTarget] = {t.urgency: t for t in cls.objects.all()}
         for urgency, (hours, days) in DEFAULT_SLA_TARGETS.items():
             targets.setdefault(
                 urgency, cls(urgency=urgency, first_contact_hours=hours, appointment_days=days)

@@ -6,7 +6,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import Count, Q
 from django.db.models.functions import Lower, Trim, Trunc
 from django.shortcuts import get_object_or_404
@@ -17,7 +17,7 @@ from referrals.models import Referral, ReferralQuerySet
 
 
 def get_referral_for_user(
-    user: AbstractBaseUser, pk: int, *, write: bool = False, related: tuple[str, ...] = ()
+    user: User, pk: int, *, write: bool = False, related: tuple[str, ...] = ()
 ) -> Referral:
     """The referral, if this user may read it (or change it, with `write`), with its
     partner and people; `related` names more one-to-one relations to read in the same

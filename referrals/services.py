@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import dateformat, timezone
@@ -14,6 +14,7 @@ from django.utils.text import capfirst
 
 from audit.services import PATIENT_FIELDS
 from core.enqueue import enqueue_on_commit
+from core.meta import own_field
 from referrals.models import Inquiry, Referral, ReferralEvent, Status
 
 # Moves a bulk action may make: the ones whose detail can be the same for every selected row
@@ -31,7 +32,7 @@ BULK_STATUSES = (
 def _record_event(
     *,
     referral_id: int,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     at: datetime,
     from_status: str = "",
     to_status: str = "",
@@ -52,8 +53,8 @@ def _record_event(
 def _record_assignments(
     *,
     moves: list[tuple[int, int | None]],
-    to_assignee: AbstractBaseUser | None,
-    actor: AbstractBaseUser | None,
+    to_assignee: User | None,
+    actor: User | None,
     at: datetime,
     note: str = "",
 ) -> None:
@@ -77,7 +78,7 @@ def _record_edit(
     *,
     referral_id: int,
     changes: list[dict[str, str | None]],
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     at: datetime,
 ) -> ReferralEvent:
     return ReferralEvent.objects.create(
@@ -116,7 +117,7 @@ def _inquiry_follow(*, referral: Referral, to_status: str, at: datetime) -> None
 
 
 @transaction.atomic
-def referral_log(*, referral: Referral, actor: AbstractBaseUser | None) -> Referral:
+def referral_log(*, referral: Referral, actor: User | None) -> Referral:
     """Save a new referral (built by a form or an import) with its first history row."""
     referral.status = Status.RECEIVED
     referral.created_by = actor
@@ -193,7 +194,7 @@ def referral_transition(
     *,
     referral: Referral,
     to_status: str,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     note: str = "",
     decline_reason: str = "",
     appointment_at: datetime | None = None,
@@ -259,7 +260,7 @@ def referral_transition(
 
 
 @transaction.atomic
-def referral_claim(*, referral_id: int, user: AbstractBaseUser) -> bool:
+def referral_claim(*, referral_id: int, user: User) -> bool:
     """Take an unassigned referral. A conditional update, so of two coordinators clicking
     at once exactly one wins; returns whether this user did."""
     now = timezone.now()
@@ -278,8 +279,8 @@ def referral_claim(*, referral_id: int, user: AbstractBaseUser) -> bool:
 def referral_assign(
     *,
     referral: Referral,
-    assignee: AbstractBaseUser | None,
-    actor: AbstractBaseUser | None = None,
+    assignee: User | None,
+    actor: User | None = None,
     version: datetime | None = None,
 ) -> bool:
     """Hand a referral to someone (or to nobody). With `version` (the updated_at the user
@@ -340,7 +341,7 @@ def referral_edit(
     *,
     referral: Referral,
     fields: Sequence[str],
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     version: datetime | None = None,
 ) -> list[str]:
     """Save in-place edits of a referral's details (an unsaved instance carrying the new
@@ -357,8 +358,8 @@ def referral_edit(
     changed = [
         name
         for name in fields
-        if getattr(before, Referral._meta.get_field(name).attname)
-        != getattr(referral, Referral._meta.get_field(name).attname)
+        if getattr(before, own_field(Referral, name).attname)
+        != getattr(referral, own_field(Referral, name).attname)
     ]
     if not changed:
         return []
@@ -387,7 +388,7 @@ def referral_edit(
     for name in changed:
         if name == "assigned_to":
             continue
-        label = capfirst(str(Referral._meta.get_field(name).verbose_name))
+        label = capfirst(str(own_field(Referral, name).verbose_name))
         if name in PATIENT_FIELDS:
             edits.append({"field": label})
         else:
@@ -463,8 +464,8 @@ def referral_bulk_apply(
     *,
     queryset: models.QuerySet[Referral],
     versions: dict[int, datetime],
-    actor: AbstractBaseUser,
-    assign_to: AbstractBaseUser | None = None,
+    actor: User,
+    assign_to: User | None = None,
     unassign: bool = False,
     to_status: str = "",
     reason: str = "",
@@ -513,7 +514,7 @@ def referral_bulk_apply(
     ids = [r.pk for r in fresh]
     if assign_to is not None or unassign:
         now = timezone.now()
-        new_id = None if unassign else assign_to.pk  # type: ignore[union-attr]
+        new_id = None if unassign or assign_to is None else assign_to.pk
         moves = [(r.pk, r.assigned_to_id) for r in fresh if r.assigned_to_id != new_id]
         Referral.objects.filter(pk__in=[pk for pk, _ in moves]).update(
             assigned_to_id=new_id, updated_at=now
@@ -544,7 +545,7 @@ def referral_bulk_apply(
 
 @transaction.atomic
 def referral_record_consult_report(
-    *, referral: Referral, actor: AbstractBaseUser | None, at: datetime | None = None
+    *, referral: Referral, actor: User | None, at: datetime | None = None
 ) -> bool:
     """The specialist's consult report came back for an outbound referral. Recorded once
     (a second click changes nothing); the reminder task for it, if any, is done."""

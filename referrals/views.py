@@ -4,7 +4,7 @@ import csv
 from collections.abc import Iterator
 from datetime import datetime
 from itertools import chain
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -13,7 +13,14 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Count, F, Q
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    QueryDict,
+    StreamingHttpResponse,
+)
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -25,6 +32,7 @@ from audit.services import PATIENT_FIELDS, audit_names_listed, audit_record
 from core.forms import share_choices
 from core.htmx import render_page
 from core.pagination import paginate, paginate_capped
+from core.types import AuthedRequest
 from intake.services import attachments_save
 from intake.uploads import bounded_uploads
 from outreach.models import Task
@@ -60,7 +68,7 @@ from referrals.services import (
 )
 
 # Actions that need more than a click, and the field each one asks for.
-ACTION_FIELDS = {
+ACTION_FIELDS: dict[str, str] = {
     Status.DECLINED: "decline_reason",
     Status.SCHEDULED: "appointment_at",
     Status.ON_HOLD: "hold_reason",
@@ -70,7 +78,7 @@ ACTION_FIELDS = {
 
 @login_required
 @permission_required("referrals.view_referral", raise_exception=True)
-def referral_list(request: HttpRequest) -> HttpResponse:
+def referral_list(request: AuthedRequest) -> HttpResponse:
     """The work queue: every referral the user may see, filtered and paginated."""
     filterset = ReferralFilter(
         request.GET or {"open": True},
@@ -115,12 +123,14 @@ def _back_to_queue(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 @permission_required("referrals.change_referral", raise_exception=True)
-def referral_bulk(request: HttpRequest) -> HttpResponse:
+def referral_bulk(request: AuthedRequest) -> HttpResponse:
     """Assign or move the selected rows together; rows changed since the page loaded are
     skipped and listed, so nobody's change is overwritten silently."""
     form = BulkActionForm(request.POST)
     if not form.is_valid():
-        return _bulk_refused(request, [" ".join(errors) for errors in form.errors.values()])
+        return _bulk_refused(
+            request, [" ".join(map(str, errors)) for errors in form.errors.values()]
+        )
     try:
         result = referral_bulk_apply(
             queryset=Referral.objects.for_user(request.user, write=True),
@@ -144,7 +154,7 @@ def referral_bulk(request: HttpRequest) -> HttpResponse:
     return _back_to_queue(request)
 
 
-def _bulk_refused(request: HttpRequest, problems: list[str]) -> HttpResponse:
+def _bulk_refused(request: AuthedRequest, problems: list[str]) -> HttpResponse:
     """Nothing was applied. Sent by htmx, only the message is drawn, above the bulk form,
     so the selected rows and the chosen action stay as they were; without JavaScript, back
     to the queue with the message."""
@@ -157,7 +167,7 @@ def _bulk_refused(request: HttpRequest, problems: list[str]) -> HttpResponse:
 
 @login_required
 @require_POST
-def referral_claim_view(request: HttpRequest, pk: int) -> HttpResponse:
+def referral_claim_view(request: AuthedRequest, pk: int) -> HttpResponse:
     referral = get_referral_for_user(request.user, pk, write=True)
     if referral_claim(referral_id=referral.pk, user=request.user):
         messages.success(request, f"Referral #{referral.pk} is yours.")
@@ -168,7 +178,7 @@ def referral_claim_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def referral_assign_view(request: HttpRequest, pk: int) -> HttpResponse:
+def referral_assign_view(request: AuthedRequest, pk: int) -> HttpResponse:
     referral = get_referral_for_user(request.user, pk, write=True)
     form = AssignForm(request.POST)
     if not form.is_valid():
@@ -198,7 +208,7 @@ def referral_assign_view(request: HttpRequest, pk: int) -> HttpResponse:
 @bounded_uploads
 @login_required
 @permission_required("referrals.add_referral", raise_exception=True)
-def referral_create(request: HttpRequest) -> HttpResponse:
+def referral_create(request: AuthedRequest) -> HttpResponse:
     """Log a referral from a fax, a phone call or a walk-in (?channel= preselects it)."""
     initial = {
         "provider": request.GET.get("provider"),
@@ -234,7 +244,7 @@ def referral_create(request: HttpRequest) -> HttpResponse:
 
 
 @transaction.atomic
-def _log_with_documents(request: HttpRequest, form: ReferralEntryForm) -> Referral:
+def _log_with_documents(request: AuthedRequest, form: ReferralEntryForm) -> Referral:
     referral = referral_log(referral=form.instance, actor=request.user)
     audit_record(
         action=PatientDataAccess.Action.CREATE,
@@ -250,7 +260,7 @@ def _log_with_documents(request: HttpRequest, form: ReferralEntryForm) -> Referr
 
 @login_required
 @permission_required("referrals.add_referral", raise_exception=True)
-def referral_refer_out(request: HttpRequest) -> HttpResponse:
+def referral_refer_out(request: AuthedRequest) -> HttpResponse:
     """Send a patient to a specialist in the network (or, with a reason, outside it)."""
     initial = {"provider": request.GET.get("provider"), "assigned_to": request.user.pk}
     form = OutboundReferralForm(request.POST or None, initial=initial)
@@ -267,7 +277,7 @@ def referral_refer_out(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def referral_consult_report(request: HttpRequest, pk: int) -> HttpResponse:
+def referral_consult_report(request: AuthedRequest, pk: int) -> HttpResponse:
     referral = get_referral_for_user(request.user, pk, write=True)
     try:
         recorded = referral_record_consult_report(referral=referral, actor=request.user)
@@ -282,7 +292,7 @@ def referral_consult_report(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-def referral_update(request: HttpRequest, pk: int) -> HttpResponse:
+def referral_update(request: AuthedRequest, pk: int) -> HttpResponse:
     referral = get_referral_for_user(request.user, pk, write=True)
     form = ReferralForm(request.POST or None, instance=referral)
     if request.method == "POST" and form.is_valid():
@@ -307,8 +317,8 @@ def referral_update(request: HttpRequest, pk: int) -> HttpResponse:
             if error.code != "stale":
                 raise
             # The user's values stay; the next save is measured against the current row.
-            form.data = form.data.copy()
-            form.data["version"] = (
+            form.data = data = cast(QueryDict, form.data).copy()  # bound to request.POST
+            data["version"] = (
                 Referral.objects.filter(pk=referral.pk).values_list("updated_at", flat=True).get()
             ).isoformat()
             form.add_error(None, error)
@@ -326,7 +336,7 @@ def referral_update(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "referrals/referral_form.html", {"form": form, "referral": referral})
 
 
-def _workflow_context(request: HttpRequest, referral: Referral, **extra: Any) -> dict[str, Any]:
+def _workflow_context(request: AuthedRequest, referral: Referral, **extra: Any) -> dict[str, Any]:
     can_change = request.user.has_perm("referrals.change_referral")
     actions = (
         [
@@ -358,7 +368,7 @@ def _workflow_context(request: HttpRequest, referral: Referral, **extra: Any) ->
 
 
 @login_required
-def referral_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def referral_detail(request: AuthedRequest, pk: int) -> HttpResponse:
     # The office-link submission it came from, if any, in the same query.
     referral = get_referral_for_user(request.user, pk, related=("intake_submission",))
     context = _workflow_context(request, referral)
@@ -388,7 +398,7 @@ def referral_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def referral_transition_view(request: HttpRequest, pk: int) -> HttpResponse:
+def referral_transition_view(request: AuthedRequest, pk: int) -> HttpResponse:
     referral = get_referral_for_user(request.user, pk, write=True)
     form = TransitionForm(request.POST)
     error = None
@@ -411,7 +421,7 @@ def referral_transition_view(request: HttpRequest, pk: int) -> HttpResponse:
                 messages.success(request, f"Referral is now {referral.get_status_display()}.")
                 return redirect(referral)
     else:
-        error = " ".join(f"{', '.join(errors)}" for errors in form.errors.values())
+        error = " ".join(", ".join(map(str, errors)) for errors in form.errors.values())
     if error and not request.htmx:
         messages.error(request, error)
         return redirect(referral)
@@ -429,7 +439,7 @@ def referral_transition_view(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 @permission_required("referrals.delete_referral", raise_exception=True)
-def referral_delete(request: HttpRequest, pk: int) -> HttpResponse:
+def referral_delete(request: AuthedRequest, pk: int) -> HttpResponse:
     referral = get_referral_for_user(request.user, pk, write=True)
     number = referral.pk
     referral.delete()
@@ -439,7 +449,7 @@ def referral_delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @permission_required("referrals.view_referral_reports", raise_exception=True)
-def leakage_report(request: HttpRequest) -> HttpResponse:
+def leakage_report(request: AuthedRequest) -> HttpResponse:
     """Outbound referrals in a period: how many left the preferred network, to whom and
     why, each figure linking to the rows behind it."""
     period = PeriodForm(request.GET)
@@ -489,7 +499,7 @@ def leakage_report(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @permission_required("referrals.view_referral_reports", raise_exception=True)
-def reciprocity_report(request: HttpRequest) -> HttpResponse:
+def reciprocity_report(request: AuthedRequest) -> HttpResponseBase:
     """Referrals received from and sent to each partner over a period, busiest first;
     ?format=csv downloads every row."""
     period = ReciprocityForm(request.GET)
@@ -544,7 +554,7 @@ def _reciprocity_over_time(period: ReciprocityForm) -> dict[str, Any]:
             ("Sent", [row["sent"] for row in rows]),
         ],
     )
-    query = period.data.copy()
+    query = cast(QueryDict, period.data).copy()  # bound to request.GET
     query.pop("page", None)
     query.pop("provider", None)
     return {
@@ -622,7 +632,7 @@ def _reciprocity_csv(partners: Any, period: PeriodForm) -> StreamingHttpResponse
 
 @login_required
 @permission_required("referrals.view_referral_reports", raise_exception=True)
-def conversion_report(request: HttpRequest) -> HttpResponse:
+def conversion_report(request: AuthedRequest) -> HttpResponse:
     """Conversion by source from the practice's own inquiries, with the denominators."""
     period = PeriodForm(request.GET)
     if not period.is_valid():
@@ -677,7 +687,7 @@ def _conversion_chart(rows: list[dict[str, Any]]) -> str:
 
 
 @login_required
-def inquiry_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
+def inquiry_edit(request: AuthedRequest, pk: int | None = None) -> HttpResponse:
     """Log an inquiry from web, advertising, a directory or the patient, or move one on."""
     perm = "referrals.change_inquiry" if pk else "referrals.add_inquiry"
     if not request.user.has_perm(perm):
@@ -696,7 +706,7 @@ def inquiry_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
 
 @login_required
 @permission_required("referrals.view_patient_details", raise_exception=True)
-def referral_export(request: HttpRequest) -> StreamingHttpResponse:
+def referral_export(request: AuthedRequest) -> StreamingHttpResponse:
     """The work queue, as filtered, as CSV with patient details. Streamed in chunks, and
     each chunk is written to the audit trail as it is sent, so the trail names exactly
     the referrals that left the building."""

@@ -1,4 +1,7 @@
+from typing import Any
+
 from django.contrib import admin
+from django.http import HttpRequest
 
 from registry.forms import PracticeLocationForm
 from registry.models import ImportJob, PracticeLocation, RegistryProvider, Taxonomy
@@ -19,11 +22,11 @@ class RegistryProviderAdmin(admin.ModelAdmin):
     search_fields = ["=npi"]
     show_full_result_count = False
 
-    def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Public data, written only by the importer.
         return False
 
-    def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 
@@ -38,5 +41,5 @@ class ImportJobAdmin(admin.ModelAdmin):
     list_display = ["original_name", "status", "progress", "created_at", "imported", "rejected"]
     readonly_fields = [f.name for f in ImportJob._meta.fields]
 
-    def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -7,6 +7,12 @@ from registry.geo import zip_centroid
 from registry.models import PracticeLocation, RegistryProvider
 
 
+def _centre(zip_code: str) -> tuple[float, float]:
+    centre = zip_centroid(zip_code)
+    assert centre is not None, f"{zip_code} is not a ZIP code the factories can place"
+    return centre
+
+
 def make_npi(n: int) -> str:
     # Kept apart from partners.factories' NPIs, so a registry row is a partner only when a
     # test makes it one.
@@ -14,7 +20,7 @@ def make_npi(n: int) -> str:
     return f"{first_nine}{npi_check_digit(first_nine)}"
 
 
-class RegistryProviderFactory(factory.django.DjangoModelFactory):
+class RegistryProviderFactory(factory.django.DjangoModelFactory[RegistryProvider]):
     class Meta:
         model = RegistryProvider
 
@@ -34,11 +40,11 @@ class RegistryProviderFactory(factory.django.DjangoModelFactory):
     zip5 = factory.LazyAttribute(lambda o: o.zip_code)
     postal_code = factory.LazyAttribute(lambda o: o.zip_code)
     country = "US"
-    latitude = factory.LazyAttribute(lambda o: zip_centroid(o.zip_code)[0])
-    longitude = factory.LazyAttribute(lambda o: zip_centroid(o.zip_code)[1])
+    latitude = factory.LazyAttribute(lambda o: _centre(o.zip_code)[0])
+    longitude = factory.LazyAttribute(lambda o: _centre(o.zip_code)[1])
 
 
-class PracticeLocationFactory(factory.django.DjangoModelFactory):
+class PracticeLocationFactory(factory.django.DjangoModelFactory[PracticeLocation]):
     class Meta:
         model = PracticeLocation
 
@@ -47,5 +53,5 @@ class PracticeLocationFactory(factory.django.DjangoModelFactory):
     city = "Columbus"
     state = "OH"
     zip_code = "43215"
-    latitude = factory.LazyAttribute(lambda o: zip_centroid(o.zip_code)[0])
-    longitude = factory.LazyAttribute(lambda o: zip_centroid(o.zip_code)[1])
+    latitude = factory.LazyAttribute(lambda o: _centre(o.zip_code)[0])
+    longitude = factory.LazyAttribute(lambda o: _centre(o.zip_code)[1])

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib.auth import get_user_model
@@ -131,7 +131,8 @@ class FinderForm(forms.Form):
         return self.cleaned_data["state"].strip().upper()
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if data.get("miles") and not (data.get("location") or data.get("zip_code")):
             self.add_error("miles", "Pick one of our locations or a ZIP code to measure from.")
         return data
@@ -160,7 +161,7 @@ class AddProspectForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["owner"].queryset = liaison_queryset()
+        cast(forms.ModelChoiceField, self.fields["owner"]).queryset = liaison_queryset()
 
 
 class PracticeLocationForm(forms.ModelForm):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -68,7 +68,8 @@ class Taxonomy(models.Model):
 @cache
 def _lookup_columns() -> tuple[str, list[str]]:
     fields = RegistryProvider._meta.concrete_fields
-    return ", ".join(connection.ops.quote_name(f.column) for f in fields), [
+    # A concrete field is one with a column (the stubs type `column` as optional).
+    return ", ".join(connection.ops.quote_name(cast(str, f.column)) for f in fields), [
         f.attname for f in fields
     ]
 

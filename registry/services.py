@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
@@ -75,9 +75,7 @@ def _organization_for(record: RegistryProvider) -> Organization:
 
 
 @transaction.atomic
-def registry_provider_add_as_prospect(
-    *, record: RegistryProvider, owner: AbstractBaseUser
-) -> Provider:
+def registry_provider_add_as_prospect(*, record: RegistryProvider, owner: User) -> Provider:
     """Copy a registry provider into the partner directory as a prospect of `owner`."""
     check_add_as_prospect(record)
     taxonomy = Taxonomy.objects.filter(code=record.primary_taxonomy_code).first()

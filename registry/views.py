@@ -9,7 +9,7 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse_lazy
 from django.views.decorators.http import require_POST
@@ -18,6 +18,7 @@ from django.views.generic import CreateView, DeleteView, ListView, UpdateView
 from core.htmx import render_page
 from core.pagination import paginate
 from core.roles import Role
+from core.types import AuthedRequest
 from partners.models import Provider
 from registry.forms import (
     AddProspectForm,
@@ -72,7 +73,7 @@ def _has_criteria(form: FinderForm) -> bool:
 
 @login_required
 @permission_required("registry.view_registryprovider", raise_exception=True)
-def finder(request: HttpRequest) -> HttpResponse:
+def finder(request: AuthedRequest) -> HttpResponse:
     """Search the public registry for providers worth a visit: specialty, distance from one
     of our locations, place and name; with who is already a partner and what they send."""
     form = FinderForm(request.GET or None)
@@ -92,7 +93,7 @@ def finder(request: HttpRequest) -> HttpResponse:
         centre = form.centre()
         for record in records:
             miles = None
-            if centre is not None and record.latitude is not None:
+            if centre is not None and record.latitude is not None and record.longitude is not None:
                 miles = haversine_miles(*centre, record.latitude, record.longitude)
             rows.append(
                 FinderRow(
@@ -122,7 +123,7 @@ class SpecialtySearchForm(forms.Form):
 
 @login_required
 @permission_required("registry.view_registryprovider", raise_exception=True)
-def specialty_typeahead(request: HttpRequest) -> HttpResponse:
+def specialty_typeahead(request: AuthedRequest) -> HttpResponse:
     form = SpecialtySearchForm(request.GET)
     text = form.cleaned_data["specialty_search"] if form.is_valid() else ""
     return render(
@@ -134,7 +135,7 @@ def specialty_typeahead(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def finder_add(request: HttpRequest) -> HttpResponse:
+def finder_add(request: AuthedRequest) -> HttpResponse:
     """Make a registry provider a partner prospect, owned by the chosen liaison."""
     user = request.user
     if not (
@@ -218,7 +219,7 @@ class LocationDelete(LoginRequiredMixin, PermissionRequiredMixin, DeleteView):
 
 @login_required
 @permission_required("registry.import_nppes", raise_exception=True)
-def import_upload(request: HttpRequest) -> HttpResponse:
+def import_upload(request: AuthedRequest) -> HttpResponse:
     form = ImportUploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
@@ -234,6 +235,6 @@ def import_upload(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @permission_required("registry.import_nppes", raise_exception=True)
-def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def import_detail(request: AuthedRequest, pk: int) -> HttpResponse:
     job = get_object_or_404(ImportJob, pk=pk)
     return render_page(request, "registry/importjob_detail.html", {"job": job}, partial="progress")

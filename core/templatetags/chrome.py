@@ -27,7 +27,7 @@ class LayoutNode(Node):
 
     def render(self, context: Any) -> SafeString:
         request = context.get("request")
-        page = {
+        page: dict[str, Any] = {
             "title": mark_safe(self.title.render(context).strip()),  # noqa: S308
             "content": mark_safe(self.content.render(context)),  # noqa: S308
         }

@@ -19,7 +19,9 @@ JINJA2_PAGE = "referrals:list"
 
 
 def _nav(html: str) -> str:
-    nav = re.search(r"<nav class=\"navbar.*?</nav>", html, re.S).group(0)
+    found = re.search(r"<nav class=\"navbar.*?</nav>", html, re.S)
+    assert found is not None
+    nav = found.group(0)
     # Each form's CSRF token is masked afresh.
     return re.sub(r'name="csrfmiddlewaretoken" value="\w+"', "", nav)
 

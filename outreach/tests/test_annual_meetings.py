@@ -24,7 +24,7 @@ def at(day: date, hour: int = 18) -> datetime:
 
 
 def met(provider: Provider, on: date, *, kind: str = Event.Kind.ANNUAL_MEETING) -> Event:
-    event = EventFactory(kind=kind, starts_at=at(on))
+    event = EventFactory.create(kind=kind, starts_at=at(on))
     Invitation.objects.create(event=event, provider=provider, rsvp="yes", attended=True)
     return event
 

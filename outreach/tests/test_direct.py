@@ -57,6 +57,7 @@ def _acknowledgment(provider: Provider) -> Letter:
         actor=None,
     )
     _task, letter = services.loop_message_prepare(referral_id=referral.pk, status=Status.RECEIVED)
+    assert letter is not None
     return letter
 
 

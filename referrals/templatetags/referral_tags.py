@@ -37,7 +37,7 @@ def status_colour(status: str) -> str:
     return STATUS_COLOURS.get(status, "secondary")
 
 
-SLA_COLOURS = {
+SLA_COLOURS: dict[str, str] = {
     SlaState.CONTACT_OVERDUE: "danger",
     SlaState.APPOINTMENT_OVERDUE: "danger",
     SlaState.APPOINTMENT_LATE: "warning",

@@ -15,7 +15,9 @@ pytestmark = pytest.mark.django_db
 
 
 def _cards(page: str) -> str:
-    return re.search(r"<tbody>.*?</tbody>", page, re.S)[0]
+    found = re.search(r"<tbody>.*?</tbody>", page, re.S)
+    assert found is not None
+    return found[0]
 
 
 def test_a_coordinator_gets_one_card_per_row_with_checkbox_and_claim(client_for, coordinator):

@@ -185,7 +185,7 @@ def _getter(indexes: list[int]) -> Callable[[list[str]], tuple[str, ...]]:
     picker = itemgetter(*indexes)
     if len(indexes) == 1:
         return lambda row: (picker(row),)
-    return picker  # type: ignore[return-value]
+    return picker
 
 
 @dataclass

@@ -22,6 +22,7 @@ from typing import IO, Any
 
 from django.conf import settings
 from django.db import connection, connections, transaction
+from django.db.models import Model
 from django.utils import timezone
 
 from registry.geo import zip_centroid
@@ -277,7 +278,7 @@ def _restore_indexes() -> None:
 class _Bounded(io.RawIOBase):
     """Reads a binary file from its current position up to `end`, then reports end of file."""
 
-    def __init__(self, raw: IO[bytes], end: int) -> None:
+    def __init__(self, raw: io.BufferedReader, end: int) -> None:
         self.raw = raw
         self.end = end
 
@@ -614,7 +615,8 @@ def _load_companion(rows: Iterator[dict[str, Any]], kind: str) -> tuple[int, int
     from registry.geo import zip5, zip_centroid
     from registry.models import RegistryEndpoint, RegistryLocation, RegistryProvider
 
-    model = RegistryEndpoint if kind == "endpoint" else RegistryLocation
+    # Either table, as a model: the code is the same for both.
+    model: type[Model] = RegistryEndpoint if kind == "endpoint" else RegistryLocation
     added = 0
     # (NPI, row hash) of every row the file has for a registry NPI: a few tens of bytes
     # per row, so even the national endpoint file stays well inside the memory budget.
@@ -629,7 +631,7 @@ def _load_companion(rows: Iterator[dict[str, Any]], kind: str) -> tuple[int, int
                 RegistryProvider.objects.filter(npi__in=npis).values_list("npi", flat=True)
             )
             known_rows = set(
-                model.objects.filter(provider_id__in=known_npis).values_list(
+                model._default_manager.filter(provider_id__in=known_npis).values_list(
                     "provider_id", "row_hash"
                 )
             )
@@ -646,7 +648,7 @@ def _load_companion(rows: Iterator[dict[str, Any]], kind: str) -> tuple[int, int
                     row["zip5"] = zip5(row["postal_code"])
                     row["latitude"], row["longitude"] = zip_centroid(row["zip5"]) or (None, None)
                 objects.append(model(**row))
-            model.objects.bulk_create(objects, batch_size=500)
+            model._default_manager.bulk_create(objects, batch_size=500)
             added += len(objects)
 
 

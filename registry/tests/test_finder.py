@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
@@ -23,32 +25,32 @@ ADD = reverse("registry:finder_add")
 
 
 @pytest.fixture
-def manager() -> object:
-    return UserFactory(username="manager", role=Role.MANAGER)
+def manager() -> User:
+    return UserFactory.create(username="manager", role=Role.MANAGER)
 
 
 @pytest.fixture
-def liaison() -> object:
-    return UserFactory(username="liaison", role=Role.LIAISON)
+def liaison() -> User:
+    return UserFactory.create(username="liaison", role=Role.LIAISON)
 
 
-def logged_in(user: object) -> Client:
+def logged_in(user: User) -> Client:
     client = Client()
     client.force_login(user)
     return client
 
 
-def npis(response) -> list[str]:  # type: ignore[no-untyped-def]
+def npis(response: Any) -> list[str]:
     return [row.record.npi for row in response.context["rows"]]
 
 
 def test_family_physicians_within_fifty_miles_of_a_zip_come_nearest_first(
-    run_import: Callable[..., str], manager: object
+    run_import: Callable[..., str], manager: User
 ) -> None:
     run_import(SAMPLE)
     client = logged_in(manager)
 
-    response = client.get(FINDER, {"specialty": "207Q00000X", "zip_code": "43215", "miles": 50})
+    response = client.get(FINDER, {"specialty": "207Q00000X", "zip_code": "43215", "miles": "50"})
 
     assert response.status_code == 200
     # The real sample's family physicians around Columbus, OH: Lancaster (27 mi), Urbana
@@ -62,12 +64,12 @@ def test_family_physicians_within_fifty_miles_of_a_zip_come_nearest_first(
 
 
 def test_a_classification_includes_its_specializations_and_a_grouping_its_classes(
-    manager: object,
+    manager: User,
 ) -> None:
-    family = RegistryProviderFactory(primary_taxonomy_code="207Q00000X")
-    sports = RegistryProviderFactory(primary_taxonomy_code="207QS1201X")
-    cardio = RegistryProviderFactory(primary_taxonomy_code="207RC0000X")
-    nurse = RegistryProviderFactory(primary_taxonomy_code="363LF0000X")
+    family = RegistryProviderFactory.create(primary_taxonomy_code="207Q00000X")
+    sports = RegistryProviderFactory.create(primary_taxonomy_code="207QS1201X")
+    cardio = RegistryProviderFactory.create(primary_taxonomy_code="207RC0000X")
+    nurse = RegistryProviderFactory.create(primary_taxonomy_code="363LF0000X")
     client = logged_in(manager)
 
     by_class = client.get(
@@ -83,10 +85,10 @@ def test_a_classification_includes_its_specializations_and_a_grouping_its_classe
     assert nurse.npi not in npis(by_group)
 
 
-def test_distance_is_measured_from_one_of_our_locations(manager: object) -> None:
-    clinic = PracticeLocationFactory(zip_code="68102")  # Omaha
-    near = RegistryProviderFactory(zip_code="68144")
-    far = RegistryProviderFactory(zip_code="43215")
+def test_distance_is_measured_from_one_of_our_locations(manager: User) -> None:
+    clinic = PracticeLocationFactory.create(zip_code="68102")  # Omaha
+    near = RegistryProviderFactory.create(zip_code="68144")
+    far = RegistryProviderFactory.create(zip_code="43215")
 
     response = logged_in(manager).get(FINDER, {"location": clinic.pk, "miles": 30})
 
@@ -94,10 +96,10 @@ def test_distance_is_measured_from_one_of_our_locations(manager: object) -> None
     assert far.npi not in npis(response)
 
 
-def test_city_state_and_name_narrow_the_search(manager: object) -> None:
-    smith = RegistryProviderFactory(last_name="SMITH", city="OMAHA", state="NE")
-    RegistryProviderFactory(last_name="SMITHERS", city="LINCOLN", state="NE")
-    RegistryProviderFactory(last_name="JONES", city="OMAHA", state="NE")
+def test_city_state_and_name_narrow_the_search(manager: User) -> None:
+    smith = RegistryProviderFactory.create(last_name="SMITH", city="OMAHA", state="NE")
+    RegistryProviderFactory.create(last_name="SMITHERS", city="LINCOLN", state="NE")
+    RegistryProviderFactory.create(last_name="JONES", city="OMAHA", state="NE")
     client = logged_in(manager)
 
     response = client.get(FINDER, {"name": "smith", "city": "omaha", "state": "ne"})
@@ -105,20 +107,20 @@ def test_city_state_and_name_narrow_the_search(manager: object) -> None:
     assert npis(response) == [smith.npi]
 
 
-def test_deactivated_providers_are_never_found(manager: object) -> None:
-    RegistryProviderFactory(deactivated=True)
+def test_deactivated_providers_are_never_found(manager: User) -> None:
+    RegistryProviderFactory.create(deactivated=True)
 
     response = logged_in(manager).get(FINDER, {"state": "OH"})
 
     assert npis(response) == []
 
 
-def test_results_show_who_is_a_partner_and_their_referral_counts(manager: object) -> None:
-    record = RegistryProviderFactory()
-    partner = ProviderFactory(npi=record.npi)
+def test_results_show_who_is_a_partner_and_their_referral_counts(manager: User) -> None:
+    record = RegistryProviderFactory.create()
+    partner = ProviderFactory.create(npi=record.npi)
     ReferralFactory.create_batch(3, provider=partner, direction=Referral.Direction.INBOUND)
-    ReferralFactory(provider=partner, direction=Referral.Direction.OUTBOUND)
-    other = RegistryProviderFactory()
+    ReferralFactory.create(provider=partner, direction=Referral.Direction.OUTBOUND)
+    other = RegistryProviderFactory.create()
 
     response = logged_in(manager).get(FINDER, {"state": "OH"})
 
@@ -129,10 +131,10 @@ def test_results_show_who_is_a_partner_and_their_referral_counts(manager: object
     assert b"3 in" in response.content
 
 
-def test_current_partners_can_be_left_out(manager: object) -> None:
-    record = RegistryProviderFactory()
-    ProviderFactory(npi=record.npi)
-    newcomer = RegistryProviderFactory()
+def test_current_partners_can_be_left_out(manager: User) -> None:
+    record = RegistryProviderFactory.create()
+    ProviderFactory.create(npi=record.npi)
+    newcomer = RegistryProviderFactory.create()
 
     response = logged_in(manager).get(FINDER, {"state": "OH", "hide_partners": "on"})
 
@@ -140,18 +142,18 @@ def test_current_partners_can_be_left_out(manager: object) -> None:
 
 
 def test_the_finder_query_count_stays_the_same_as_rows_grow(
-    manager: object, django_assert_num_queries
+    manager: User, django_assert_num_queries
 ) -> None:
-    location = PracticeLocationFactory()
+    location = PracticeLocationFactory.create()
     client = logged_in(manager)
-    query = {"specialty": "207Q00000X", "location": location.pk, "miles": 50}
+    query = {"specialty": "207Q00000X", "location": str(location.pk), "miles": "50"}
     client.get(FINDER, query)  # warm the session
 
     def add_rows(count: int) -> None:
         for record in RegistryProviderFactory.create_batch(count):
             if int(record.npi[-3:]) % 2:
-                partner = ProviderFactory(npi=record.npi)
-                ReferralFactory(provider=partner)
+                partner = ProviderFactory.create(npi=record.npi)
+                ReferralFactory.create(provider=partner)
 
     # Session, user, role and permissions (one query), specialty check, location (validate +
     # render), count, page ids, page rows, partner summaries, specialty labels, liaisons:
@@ -167,14 +169,14 @@ def test_the_finder_query_count_stays_the_same_as_rows_grow(
     assert len(large.context["rows"]) == 25
 
 
-def test_bad_query_strings_are_answered_with_the_form_not_an_error(manager: object) -> None:
+def test_bad_query_strings_are_answered_with_the_form_not_an_error(manager: User) -> None:
     client = logged_in(manager)
 
     for query in (
         {"zip_code": "ABCDE"},
-        {"zip_code": "00000", "miles": 10},
+        {"zip_code": "00000", "miles": "10"},
         {"miles": "-4"},
-        {"miles": 20},
+        {"miles": "20"},
         {"location": "999999"},
         {"location": "x"},
         {"specialty": "nonsense"},
@@ -186,8 +188,8 @@ def test_bad_query_strings_are_answered_with_the_form_not_an_error(manager: obje
         assert response.status_code == 200, query
 
 
-def test_an_htmx_search_returns_only_the_results(manager: object) -> None:
-    RegistryProviderFactory()
+def test_an_htmx_search_returns_only_the_results(manager: User) -> None:
+    RegistryProviderFactory.create()
 
     response = logged_in(manager).get(FINDER, {"state": "OH"}, headers={"HX-Request": "true"})
 
@@ -196,7 +198,7 @@ def test_an_htmx_search_returns_only_the_results(manager: object) -> None:
 
 
 def test_a_user_without_a_role_cannot_search() -> None:
-    response = logged_in(UserFactory()).get(FINDER, {"state": "OH"})
+    response = logged_in(UserFactory.create()).get(FINDER, {"state": "OH"})
 
     assert response.status_code == 403
 
@@ -212,7 +214,7 @@ def test_anonymous_visitors_are_sent_to_log_in() -> None:
 
 
 def test_adding_a_provider_makes_a_prospect_with_their_office(
-    run_import: Callable[..., str], manager: object, liaison: object
+    run_import: Callable[..., str], manager: User, liaison: User
 ) -> None:
     run_import(SAMPLE)
 
@@ -229,14 +231,15 @@ def test_adding_a_provider_makes_a_prospect_with_their_office(
     assert provider.taxonomy_code == "207X00000X"
     assert provider.specialty == "Orthopaedic Surgery Physician"
     assert provider.phone == "(308) 865-2512"
+    assert provider.organization is not None
     assert provider.organization.address_line1 == "3500 Central Ave"
     assert provider.organization.zip_code == "68847"
     assert provider.organization.fax == "(308) 865-2506"
 
 
-def test_an_office_at_the_same_address_is_reused(manager: object, liaison: object) -> None:
-    first = RegistryProviderFactory(address_line1="1 MAIN ST")
-    second = RegistryProviderFactory(address_line1="1 MAIN ST")
+def test_an_office_at_the_same_address_is_reused(manager: User, liaison: User) -> None:
+    first = RegistryProviderFactory.create(address_line1="1 MAIN ST")
+    second = RegistryProviderFactory.create(address_line1="1 MAIN ST")
     client = logged_in(manager)
 
     client.post(ADD, {"npi": first.npi, "owner": liaison.pk})
@@ -247,28 +250,29 @@ def test_an_office_at_the_same_address_is_reused(manager: object, liaison: objec
 
 
 def test_the_office_takes_the_name_and_npi_of_the_registry_organization_there(
-    manager: object, liaison: object
+    manager: User, liaison: User
 ) -> None:
-    RegistryProviderFactory(
+    RegistryProviderFactory.create(
         entity_type=RegistryProvider.EntityType.ORGANIZATION,
         organization_name="PRAIRIE FAMILY CLINIC",
         npi="1234567893",
         address_line1="9 ELM ST",
         last_name="",
     )
-    doctor = RegistryProviderFactory(address_line1="9 ELM ST")
+    doctor = RegistryProviderFactory.create(address_line1="9 ELM ST")
 
     logged_in(manager).post(ADD, {"npi": doctor.npi, "owner": liaison.pk})
 
     organization = Provider.objects.get(npi=doctor.npi).organization
+    assert organization is not None
     assert (organization.name, organization.npi) == ("Prairie Family Clinic", "1234567893")
 
 
 def test_a_provider_already_in_the_directory_is_not_added_twice(
-    manager: object, liaison: object
+    manager: User, liaison: User
 ) -> None:
-    record = RegistryProviderFactory()
-    ProviderFactory(npi=record.npi)
+    record = RegistryProviderFactory.create()
+    ProviderFactory.create(npi=record.npi)
 
     response = logged_in(manager).post(
         ADD, {"npi": record.npi, "owner": liaison.pk}, headers={"HX-Request": "true"}
@@ -279,10 +283,10 @@ def test_a_provider_already_in_the_directory_is_not_added_twice(
 
 
 def test_organizations_and_deactivated_npis_cannot_become_prospects(
-    manager: object, liaison: object
+    manager: User, liaison: User
 ) -> None:
-    hospital = RegistryProviderFactory(entity_type=RegistryProvider.EntityType.ORGANIZATION)
-    gone = RegistryProviderFactory(deactivated=True)
+    hospital = RegistryProviderFactory.create(entity_type=RegistryProvider.EntityType.ORGANIZATION)
+    gone = RegistryProviderFactory.create(deactivated=True)
     client = logged_in(manager)
 
     for record in (hospital, gone):
@@ -293,9 +297,9 @@ def test_organizations_and_deactivated_npis_cannot_become_prospects(
     assert not Provider.objects.exists()
 
 
-def test_a_liaison_adds_prospects_only_to_their_own_list(liaison: object) -> None:
-    colleague = UserFactory(username="colleague", role=Role.LIAISON)
-    record = RegistryProviderFactory()
+def test_a_liaison_adds_prospects_only_to_their_own_list(liaison: User) -> None:
+    colleague = UserFactory.create(username="colleague", role=Role.LIAISON)
+    record = RegistryProviderFactory.create()
     client = logged_in(liaison)
 
     refused = client.post(
@@ -308,16 +312,16 @@ def test_a_liaison_adds_prospects_only_to_their_own_list(liaison: object) -> Non
     assert Provider.objects.get(npi=record.npi).owner == liaison
 
 
-def test_a_user_without_a_role_cannot_add_prospects(manager: object) -> None:
-    record = RegistryProviderFactory()
+def test_a_user_without_a_role_cannot_add_prospects(manager: User) -> None:
+    record = RegistryProviderFactory.create()
 
-    response = logged_in(UserFactory()).post(ADD, {"npi": record.npi, "owner": manager.pk})
+    response = logged_in(UserFactory.create()).post(ADD, {"npi": record.npi, "owner": manager.pk})
 
     assert response.status_code == 403
     assert not Provider.objects.exists()
 
 
-def test_bad_add_requests_never_fail_with_a_server_error(manager: object) -> None:
+def test_bad_add_requests_never_fail_with_a_server_error(manager: User) -> None:
     client = logged_in(manager)
 
     for data in ({}, {"npi": "123"}, {"npi": "1234567893", "owner": "x"}, {"npi": "ab" * 5}):
@@ -329,7 +333,7 @@ def test_bad_add_requests_never_fail_with_a_server_error(manager: object) -> Non
 
 
 def test_the_specialty_typeahead_offers_groupings_classifications_and_codes(
-    manager: object,
+    manager: User,
 ) -> None:
     client = logged_in(manager)
     url = reverse("registry:specialty_typeahead")
@@ -351,14 +355,14 @@ def test_the_specialty_typeahead_offers_groupings_classifications_and_codes(
     assert b"data-picker-choice" not in too_short.content
 
 
-def test_a_chosen_specialty_is_shown_by_name_in_the_search_box(manager: object) -> None:
+def test_a_chosen_specialty_is_shown_by_name_in_the_search_box(manager: User) -> None:
     response = logged_in(manager).get(FINDER, {"specialty": "207Q00000X"})
 
     assert b'value="Family Medicine Physician"' in response.content
 
 
 def test_by_npi_returns_the_whole_record_or_none() -> None:
-    record = RegistryProviderFactory(last_name="WIEBE", first_name="DAVID")
+    record = RegistryProviderFactory.create(last_name="WIEBE", first_name="DAVID")
     found = RegistryProvider.objects.by_npi(record.npi)
     assert found == record
     assert (found.last_name, found.first_name, found.deactivated) == ("WIEBE", "DAVID", False)

@@ -390,7 +390,9 @@ def test_a_newer_bundle_replaces_the_endpoints_and_locations_of_the_npis_it_list
 
     wiebe = "1679576722"
     run_import(SAMPLE)
-    other = RegistryProvider.objects.exclude(npi=wiebe).order_by("npi").first().npi
+    first_other = RegistryProvider.objects.exclude(npi=wiebe).order_by("npi").first()
+    assert first_other is not None
+    other = first_other.npi
     january_summary = run_import(
         bundle(
             "january.zip",
@@ -421,6 +423,6 @@ def test_a_newer_bundle_replaces_the_endpoints_and_locations_of_the_npis_it_list
     ]
     assert list(doctor.secondary_locations.values_list("address_line1", flat=True)) == ["99 NEW RD"]
     assert list(
-        RegistryEndpoint.objects.filter(provider_id=other).values_list("endpoint", flat=True)
+        RegistryEndpoint.objects.filter(provider__npi=other).values_list("endpoint", flat=True)
     ) == ["other@direct.example.org"]
-    assert RegistryLocation.objects.filter(provider_id=other).count() == 1
+    assert RegistryLocation.objects.filter(provider__npi=other).count() == 1

@@ -20,7 +20,7 @@ IMPORT = reverse("registry:import")
 
 def logged_in(role: str | None, username: str = "someone") -> Client:
     client = Client()
-    client.force_login(UserFactory(username=username, role=role))
+    client.force_login(UserFactory.create(username=username, role=role))
     return client
 
 
@@ -54,7 +54,7 @@ def test_an_unknown_zip_is_refused_with_a_message() -> None:
 
 
 def test_a_manager_edits_and_deletes_a_location() -> None:
-    location = PracticeLocationFactory()
+    location = PracticeLocationFactory.create()
     client = logged_in(Role.MANAGER)
 
     client.post(
@@ -70,7 +70,7 @@ def test_a_manager_edits_and_deletes_a_location() -> None:
 
 
 def test_a_liaison_sees_our_locations_but_cannot_change_them() -> None:
-    location = PracticeLocationFactory(name="Downtown")
+    location = PracticeLocationFactory.create(name="Downtown")
     client = logged_in(Role.LIAISON)
 
     listing = client.get(reverse("registry:location_list"))
@@ -177,9 +177,9 @@ def test_an_upload_that_is_not_csv_or_zip_is_refused_on_the_form() -> None:
 
 
 def test_the_back_office_lists_registry_data_for_an_administrator() -> None:
-    PracticeLocationFactory()
+    PracticeLocationFactory.create()
     client = Client()
-    client.force_login(UserFactory(username="root", is_superuser=True, is_staff=True))
+    client.force_login(UserFactory.create(username="root", is_superuser=True, is_staff=True))
 
     for name in ("taxonomy", "registryprovider", "practicelocation", "importjob"):
         assert client.get(reverse(f"admin:registry_{name}_changelist")).status_code == 200

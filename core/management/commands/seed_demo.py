@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -155,7 +156,7 @@ class Command(BaseCommand):
             StaffMemberFactory.create_batch(rng.randint(1, 3), organization=organization)
             for _ in range(rng.randint(1, 4)):
                 providers.append(
-                    ProviderFactory(
+                    ProviderFactory.create(
                         organization=organization,
                         owner=liaisons[index % 2],
                         status=rng.choice(
@@ -288,7 +289,7 @@ class Command(BaseCommand):
         self,
         rng: random.Random,
         referrals: list[Referral],
-        plans: list[tuple[list[str], list[Any]]],
+        plans: Sequence[tuple[Sequence[str], Sequence[Any]]],
         users: dict[str, Any],
     ) -> None:
         """The new-patient funnel: every inbound referral's inquiry at its referral's stage

@@ -1,6 +1,6 @@
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO, cast
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -47,7 +47,9 @@ class Command(BaseCommand):
             raise CommandError("--state takes a two-letter code, e.g. --state NE.")
         bar = None
         if not options["no_progress"] and options["verbosity"] > 0:
-            bar = ProgressBar(self.stderr._out, label=path.name[:40])
+            # The stream under the wrapper (which would end every redraw with a newline);
+            # private, so the stubs leave it out.
+            bar = ProgressBar(cast(TextIO, self.stderr._out), label=path.name[:40])
         try:
             result = nppes_import(
                 path=path,
