@@ -47,7 +47,7 @@ def page(browser: Any, live_server: Any) -> Iterator[Any]:
     page = context.new_page()
     page.set_default_timeout(15_000)
     problems: list[str] = []
-    page.on("console", lambda m: m.type == "error" and problems.append(m.text))
+    page.on("console", lambda m: problems.extend([m.text] if m.type == "error" else []))
     page.on("pageerror", lambda error: problems.append(str(error)))
     page.problems = problems
     yield page

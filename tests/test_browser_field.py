@@ -34,23 +34,23 @@ def test_a_liaison_plans_the_day_and_logs_a_visit_through_a_dropped_connection(
 ) -> None:
     from playwright.sync_api import expect
 
-    jamie = UserFactory(username="jamie", first_name="Jamie", role=Role.LIAISON)
+    jamie = UserFactory.create(username="jamie", first_name="Jamie", role=Role.LIAISON)
     ComplianceLimit.objects.create(year=timezone.localdate().year, amount=100)
-    omaha = OrganizationFactory(name="Dundee Family Practice", zip_code="68132")
-    ProviderFactory(organization=omaha, owner=jamie, tier="B")
-    lincoln = OrganizationFactory(name="Capitol Primary Care", zip_code="68508")
-    doctor = ProviderFactory(
+    omaha = OrganizationFactory.create(name="Dundee Family Practice", zip_code="68132")
+    ProviderFactory.create(organization=omaha, owner=jamie, tier="B")
+    lincoln = OrganizationFactory.create(name="Capitol Primary Care", zip_code="68508")
+    doctor = ProviderFactory.create(
         organization=lincoln, owner=jamie, tier="A", first_name="Ana", last_name="Reyes"
     )
-    StaffMemberFactory(organization=lincoln, first_name="Rosa", last_name="Diaz")
-    ActivityFactory(
+    StaffMemberFactory.create(organization=lincoln, first_name="Rosa", last_name="Diaz")
+    ActivityFactory.create(
         organization=lincoln,
         occurred_at=timezone.now() - timedelta(days=45),
         notes="Coordinator asked for our new-patient wait times.",
         next_step="Bring the wait-time sheet",
     )
-    nowhere = OrganizationFactory(name="Sandhills Clinic", zip_code="")
-    ProviderFactory(organization=nowhere, owner=jamie)
+    nowhere = OrganizationFactory.create(name="Sandhills Clinic", zip_code="")
+    ProviderFactory.create(organization=nowhere, owner=jamie)
 
     page.goto("/")
     page.get_by_label("Username").fill("jamie")
@@ -127,6 +127,7 @@ def test_a_liaison_plans_the_day_and_logs_a_visit_through_a_dropped_connection(
 
     visit = PlannedVisit.objects.get(organization=lincoln)
     assert visit.status == PlannedVisit.Status.DONE
+    assert visit.activity is not None
     assert visit.activity.notes == "Lunch with the front desk; they want faxed updates."
     assert list(visit.activity.providers.all()) == [doctor]
     assert Task.objects.get(activity=visit.activity).title == "Send the fax cover sheet"
@@ -138,10 +139,12 @@ def test_a_manager_runs_an_event_and_reads_the_ledger_at_phone_width(
 ) -> None:
     from playwright.sync_api import expect
 
-    UserFactory(username="maria", first_name="Maria", role=Role.MANAGER)
-    office = OrganizationFactory(name="Dundee Family Practice")
-    ProviderFactory(organization=office, first_name="Ana", last_name="Reyes", credential="MD")
-    StaffMemberFactory(organization=office, first_name="Rosa", last_name="Diaz")
+    UserFactory.create(username="maria", first_name="Maria", role=Role.MANAGER)
+    office = OrganizationFactory.create(name="Dundee Family Practice")
+    ProviderFactory.create(
+        organization=office, first_name="Ana", last_name="Reyes", credential="MD"
+    )
+    StaffMemberFactory.create(organization=office, first_name="Rosa", last_name="Diaz")
 
     page.goto("/")
     page.get_by_label("Username").fill("maria")
@@ -191,7 +194,7 @@ def test_a_manager_runs_an_event_and_reads_the_ledger_at_phone_width(
     assert fits_the_phone(page)
 
     # Key partners due an annual meeting, from the events page.
-    ProviderFactory(tier="A", owner=None, first_name="Dana", last_name="Whitfield")
+    ProviderFactory.create(tier="A", owner=None, first_name="Dana", last_name="Whitfield")
     page.goto("/outreach/events/")
     page.get_by_role("link", name="Annual meetings due").click()
     page.get_by_role("link", name="Everyone's partners").click()
@@ -220,13 +223,17 @@ def test_a_failed_save_keeps_what_was_typed_and_says_why_and_offices_are_found_b
 ) -> None:
     from playwright.sync_api import Route, expect
 
-    jamie = UserFactory(username="jamie", first_name="Jamie", role=Role.LIAISON)
-    capitol = OrganizationFactory(name="Capitol Primary Care", city="Lincoln", zip_code="68508")
-    ProviderFactory(organization=capitol, owner=jamie, first_name="Ana", last_name="Reyes")
-    heights = OrganizationFactory(name="Capitol Heights Clinic", city="Lincoln", zip_code="68510")
-    ProviderFactory(organization=heights, owner=jamie)
-    theirs = OrganizationFactory(name="Capitol Pediatrics", city="Lincoln")
-    ProviderFactory(organization=theirs, owner=UserFactory(role=Role.LIAISON))
+    jamie = UserFactory.create(username="jamie", first_name="Jamie", role=Role.LIAISON)
+    capitol = OrganizationFactory.create(
+        name="Capitol Primary Care", city="Lincoln", zip_code="68508"
+    )
+    ProviderFactory.create(organization=capitol, owner=jamie, first_name="Ana", last_name="Reyes")
+    heights = OrganizationFactory.create(
+        name="Capitol Heights Clinic", city="Lincoln", zip_code="68510"
+    )
+    ProviderFactory.create(organization=heights, owner=jamie)
+    theirs = OrganizationFactory.create(name="Capitol Pediatrics", city="Lincoln")
+    ProviderFactory.create(organization=theirs, owner=UserFactory.create(role=Role.LIAISON))
 
     page.goto("/")
     page.get_by_label("Username").fill("jamie")

@@ -32,9 +32,11 @@ def test_an_office_submits_from_a_phone_and_the_coordinator_closes_the_referral(
     from playwright.sync_api import expect
 
     settings.PRIVATE_STORAGE_ROOT = tmp_path / "private"
-    office = OrganizationFactory(name="Maple Family Practice")
-    ProviderFactory(organization=office, first_name="Grace", last_name="Hopper", credential="MD")
-    UserFactory(username="carla", first_name="Carla", role=Role.COORDINATOR)
+    office = OrganizationFactory.create(name="Maple Family Practice")
+    ProviderFactory.create(
+        organization=office, first_name="Grace", last_name="Hopper", credential="MD"
+    )
+    UserFactory.create(username="carla", first_name="Carla", role=Role.COORDINATOR)
 
     # The coordinator makes a link for the office and copies it.
     page.goto("/")
@@ -54,7 +56,7 @@ def test_an_office_submits_from_a_phone_and_the_coordinator_closes_the_referral(
     office_page = office_context.new_page()
     office_page.set_default_timeout(15_000)
     problems: list[str] = []
-    office_page.on("console", lambda m: m.type == "error" and problems.append(m.text))
+    office_page.on("console", lambda m: problems.extend([m.text] if m.type == "error" else []))
     office_page.on("pageerror", lambda error: problems.append(str(error)))
     office_page.goto(link_url)
     expect(office_page.get_by_role("heading", name="Send a referral")).to_be_visible()

@@ -28,7 +28,7 @@ def _sign_in(tab: Any, username: str) -> None:
 def test_a_manager_sees_the_preview_change_while_typing(page: Any) -> None:  # noqa: F811
     from playwright.sync_api import expect
 
-    UserFactory(username="maria", role=Role.MANAGER)
+    UserFactory.create(username="maria", role=Role.MANAGER)
     _sign_in(page, "maria")
     page.goto("/outreach/templates/")
     page.get_by_role("link", name=re.compile("Your patient is scheduled")).click()
@@ -45,10 +45,10 @@ def test_a_manager_sees_the_preview_change_while_typing(page: Any) -> None:  # n
 def test_a_coordinator_marks_a_fax_sent_from_the_print_queue(page: Any) -> None:  # noqa: F811
     from playwright.sync_api import expect
 
-    UserFactory(username="cora", role=Role.COORDINATOR)
+    UserFactory.create(username="cora", role=Role.COORDINATOR)
     letter = Letter.objects.create(
         kind=LetterTemplate.Kind.THANK_YOU,
-        provider=ProviderFactory(last_name="Pilcher"),
+        provider=ProviderFactory.create(last_name="Pilcher"),
         subject="Thank you for referring R.O.",
         body="Dear Dr. Pilcher,\n\nThank you.",
         due_on=timezone.localdate(),
@@ -74,9 +74,9 @@ def test_a_manager_sends_a_newsletter_and_watches_its_progress(page: Any) -> Non
     from outreach import newsletters
     from outreach.models import NewsletterIssue
 
-    UserFactory(username="maria", role=Role.MANAGER)
-    ProviderFactory(tier="A", last_name="Aardvark", email="a@example.org")
-    ProviderFactory(tier="C", email="c@example.org")
+    UserFactory.create(username="maria", role=Role.MANAGER)
+    ProviderFactory.create(tier="A", last_name="Aardvark", email="a@example.org")
+    ProviderFactory.create(tier="C", email="c@example.org")
     _sign_in(page, "maria")
     page.goto("/outreach/newsletters/")
     page.get_by_role("link", name="New newsletter").click()

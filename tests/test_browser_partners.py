@@ -34,7 +34,7 @@ def _fits_the_phone(tab: Any) -> bool:
 def test_a_manager_imports_partners_and_reads_the_partner_page_on_a_phone(page: Any) -> None:  # noqa: F811
     from playwright.sync_api import expect
 
-    UserFactory(username="maria", first_name="Maria", role=Role.MANAGER)
+    UserFactory.create(username="maria", first_name="Maria", role=Role.MANAGER)
     page.goto("/")
     page.get_by_label("Username").fill("maria")
     page.get_by_label("Password").fill(DEMO_PASSWORD)
@@ -61,7 +61,7 @@ def test_a_manager_imports_partners_and_reads_the_partner_page_on_a_phone(page: 
     expect(page.get_by_text("Imported: 1 created")).to_be_visible()
 
     provider = Provider.objects.get(npi=npi)
-    ReferralFactory(provider=provider, received_at=timezone.now() - timedelta(days=3))
+    ReferralFactory.create(provider=provider, received_at=timezone.now() - timedelta(days=3))
     providers_assess_health(as_of=timezone.localdate())
     page.goto(provider.get_absolute_url())
     expect(page.get_by_role("heading", name="Ana Reyes")).to_be_visible()
@@ -69,7 +69,7 @@ def test_a_manager_imports_partners_and_reads_the_partner_page_on_a_phone(page: 
     expect(page.locator("svg.sparkline rect")).to_have_count(12)
     assert _fits_the_phone(page)
 
-    duplicate = ProviderFactory(first_name="Ana", last_name="Reyes-Dup")
+    duplicate = ProviderFactory.create(first_name="Ana", last_name="Reyes-Dup")
     page.get_by_role("link", name="Merge a duplicate").click()
     page.get_by_label("Find the duplicate").fill("Reyes-Dup")
     page.get_by_role("button", name="Find").click()

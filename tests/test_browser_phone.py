@@ -54,7 +54,9 @@ def test_every_page_fits_a_phone_whoever_opens_it(
     world: dict[str, Any],  # noqa: F811
 ) -> None:
     missing: list[str] = []
-    page.on("response", lambda r: r.status >= 400 and missing.append(f"{r.status} {r.url}"))
+    page.on(
+        "response", lambda r: missing.extend([f"{r.status} {r.url}"] if r.status >= 400 else [])
+    )
     too_wide, problems, inaccessible, visited = {}, {}, {}, set()
     axe = Axe()
     # Each role signs in and opens the pages no role before it could (manager first: the

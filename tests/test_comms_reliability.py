@@ -85,8 +85,8 @@ def _message_id(referral: Any, kind: str) -> str:
 
 
 def test_every_step_of_an_inbound_referral_reaches_the_referrer_once(smtp_worker, sink):
-    coordinator = UserFactory(role=Role.COORDINATOR)
-    provider = ProviderFactory(email="dr.wiebe@example.org")
+    coordinator = UserFactory.create(role=Role.COORDINATOR)
+    provider = ProviderFactory.create(email="dr.wiebe@example.org")
     referral = referral_log(
         referral=ReferralFactory.build(provider=provider, patient_last_name="Olsen"),
         actor=coordinator,
@@ -118,7 +118,7 @@ def test_every_step_of_an_inbound_referral_reaches_the_referrer_once(smtp_worker
 
 
 def test_a_rolled_back_referral_sends_nothing(smtp_worker, sink):
-    provider = ProviderFactory(email="rollback@example.org")
+    provider = ProviderFactory.create(email="rollback@example.org")
 
     class Abandon(Exception):
         pass
@@ -130,7 +130,7 @@ def test_a_rolled_back_referral_sends_nothing(smtp_worker, sink):
     # A committed referral after it: once its acknowledgment arrives, the worker has
     # worked through everything published before it.
     later = referral_log(
-        referral=ReferralFactory.build(provider=ProviderFactory(email="later@example.org")),
+        referral=ReferralFactory.build(provider=ProviderFactory.create(email="later@example.org")),
         actor=None,
     )
     ack = _message_id(later, K.ACKNOWLEDGMENT)
@@ -144,7 +144,9 @@ def test_a_refusing_smtp_server_is_retried_with_backoff_then_the_letter_shows_fa
 ):
     sink.refuse = True
     referral = referral_log(
-        referral=ReferralFactory.build(provider=ProviderFactory(email="refused@example.org")),
+        referral=ReferralFactory.build(
+            provider=ProviderFactory.create(email="refused@example.org")
+        ),
         actor=None,
     )
     letter = wait_for(
@@ -159,7 +161,7 @@ def test_a_refusing_smtp_server_is_retried_with_backoff_then_the_letter_shows_fa
 
 
 def _batch(count: int) -> list[Letter]:
-    provider = ProviderFactory(email="batch@example.org")
+    provider = ProviderFactory.create(email="batch@example.org")
     return Letter.objects.bulk_create(
         Letter(
             kind=K.NEWSLETTER,

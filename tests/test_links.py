@@ -27,7 +27,9 @@ PAGES_PER_ROLE = 300
 
 
 def _broken_links(client: Client) -> tuple[int, list[str]]:
-    queue, seen, broken = [("/", "(start)")], set(), []
+    queue: list[tuple[str, str]] = [("/", "(start)")]
+    seen: set[str] = set()
+    broken: list[str] = []
     while queue and len(seen) < PAGES_PER_ROLE:
         url, source = queue.pop(0)
         if url in seen:

@@ -64,27 +64,27 @@ def _fill(route: str, pk: int) -> str:
 
 @pytest.fixture
 def world() -> dict[str, Any]:
-    liaison = UserFactory(username="liaison", role=Role.LIAISON)
-    provider = ProviderFactory(owner=liaison, email="p@example.org")
-    StaffMemberFactory(organization=provider.organization)
+    liaison = UserFactory.create(username="liaison", role=Role.LIAISON)
+    provider = ProviderFactory.create(owner=liaison, email="p@example.org")
+    StaffMemberFactory.create(organization=provider.organization)
     referral = referral_log(referral=ReferralFactory.build(provider=provider), actor=None)
     for status in (Status.ACCEPTED, Status.SCHEDULED, Status.SEEN):
         referral = referral_transition(
             referral=referral, to_status=status, actor=None, appointment_at=referral.received_at
         )
     thank_you_prepare(referral_id=referral.pk)
-    ActivityFactory(logged_by=liaison).providers.add(provider)
-    TaskFactory(assignee=liaison, provider=provider)
-    rekindle = TaskFactory(assignee=liaison, provider=provider, kind=Task.Kind.REKINDLE)
-    visit = PlannedVisitFactory(liaison=liaison, organization=provider.organization)
-    invitation = Invitation.objects.create(event=EventFactory(), provider=provider)
+    ActivityFactory.create(logged_by=liaison).providers.add(provider)
+    TaskFactory.create(assignee=liaison, provider=provider)
+    rekindle = TaskFactory.create(assignee=liaison, provider=provider, kind=Task.Kind.REKINDLE)
+    visit = PlannedVisitFactory.create(liaison=liaison, organization=provider.organization)
+    invitation = Invitation.objects.create(event=EventFactory.create(), provider=provider)
     newsletter = NewsletterIssue.objects.create(subject="News", body="Dear {{ provider_name }}")
     return {
         "users": [
             liaison,
-            UserFactory(username="manager", role=Role.MANAGER),
-            UserFactory(username="coordinator", role=Role.COORDINATOR),
-            UserFactory(username="admin", role=Role.ADMINISTRATOR),
+            UserFactory.create(username="manager", role=Role.MANAGER),
+            UserFactory.create(username="coordinator", role=Role.COORDINATOR),
+            UserFactory.create(username="admin", role=Role.ADMINISTRATOR),
         ],
         "pks": sorted(
             {

@@ -5,6 +5,7 @@ from __future__ import annotations
 from unittest import mock
 
 import pytest
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 from conftest import wait_for
@@ -14,13 +15,13 @@ from outreach.models import Letter, LetterTemplate, Task
 from outreach.tasks import sweep_loop_work
 from partners.factories import ProviderFactory
 from referrals.factories import ReferralFactory
-from referrals.models import Status
+from referrals.models import Referral, Status
 from referrals.services import referral_log, referral_transition
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
-def _scheduled_referral(owner: object) -> object:
+def _scheduled_referral(owner: User) -> Referral:
     provider = ProviderFactory(owner=owner, email="dr.wiebe@example.org")
     referral = referral_log(
         referral=ReferralFactory.build(provider=provider, patient_last_name="Quixotrel"),
