@@ -29,6 +29,14 @@ def pytest_configure(config: pytest.Config) -> None:
     app.conf.task_default_queue = TEST_QUEUE
 
 
+@pytest.fixture(autouse=True)
+def _password_only_sign_in(settings: Any) -> None:
+    """Tests sign in with force_login, a password-only session. Two-factor sign-in is
+    required of managers and administrators in production (TWO_FACTOR_REQUIRED defaults to
+    on); accounts/tests turn it back on and test it."""
+    settings.TWO_FACTOR_REQUIRED = False
+
+
 @pytest.fixture
 def manager(db: None) -> Any:
     return UserFactory(username="manager", role=Role.MANAGER)

@@ -55,6 +55,9 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django.forms",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "crispy_forms",
     "crispy_bootstrap5",
     "django_filters",
@@ -68,6 +71,7 @@ INSTALLED_APPS = [
     "intake",
     "audit",
     "registry",
+    "accounts",
 ]
 
 MIDDLEWARE = [
@@ -82,6 +86,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # After authentication and htmx: a manager or administrator who has given only the
+    # password reaches nothing but the page asking for the second factor.
+    "accounts.middleware.TwoFactorMiddleware",
     # After htmx and messages: turns a redirect to sign in into what a signed-out user needs.
     "core.middleware.SignedOutMiddleware",
     "core.middleware.NoStoreMiddleware",
@@ -188,10 +195,23 @@ AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_USERNAME_CALLABLE = "core.lockout.lockout_username"
 
+# Two-factor sign-in (accounts/): managers and administrators must set up an authenticator
+# app; anyone else may. Off only for the local demo (bin/run), and `check --deploy` warns.
+TWO_FACTOR_REQUIRED = env.bool("TWO_FACTOR_REQUIRED", default=True)
+if IS_PRODUCTION and not TWO_FACTOR_REQUIRED:
+    raise ImproperlyConfigured(
+        "TWO_FACTOR_REQUIRED cannot be off in production: managers and administrators see "
+        "every patient's details."
+    )
+# How the authenticator app lists the account.
+OTP_TOTP_ISSUER = "Referral CRM"
+# A wrong code makes the next try wait 1, 2, 4, 8... seconds (django-otp's throttling).
+OTP_TOTP_THROTTLE_FACTOR = 1
+OTP_STATIC_THROTTLE_FACTOR = 1
+
 # --- Internationalisation -------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("PRACTICE_TIME_ZONE", default="America/New_York")
-# English only: translation machinery off saves work on every rendered string.
 # English only: without the translation machinery every rendered string costs less.
 USE_I18N = False
 USE_TZ = True

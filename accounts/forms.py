@@ -1,0 +1,112 @@
+"""The code a user types from their authenticator app, or one of their backup codes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django_otp
+from django import forms
+from django.contrib.auth.models import User
+from django.utils import timezone
+from django_otp.models import Device
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from accounts.twofactor import app_label
+
+
+def _normalise(code: str) -> str:
+    # Apps show "123 456"; backup codes are printed in lower case and read back any way.
+    return "".join(code.split()).lower()
+
+
+def _wait_message(device: Device) -> str | None:
+    allowed, details = device.verify_is_allowed()
+    if allowed:
+        return None
+    until = (details or {}).get("locked_until")
+    if until is None:
+        return "Too many wrong codes. Wait a little, then try again."
+    when = timezone.localtime(until).strftime("%-I:%M:%S %p")
+    return f"Too many wrong codes. Wait until {when}, then try again."
+
+
+class CodeForm(forms.Form):
+    """Checks a code against the user's devices; a wrong code counts against the device
+    (django-otp doubles the wait after each failure), so guessing is hopeless."""
+
+    code = forms.CharField(
+        label="Code",
+        max_length=32,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "autocapitalize": "none"}),
+    )
+
+    def __init__(self, *args: Any, user: User, backup_codes: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
+        self.backup_codes = backup_codes
+        self.device: Device | None = None
+        if backup_codes:
+            self.fields[
+                "code"
+            ].help_text = (
+                "The 6-digit code your authenticator app shows now, or one of your backup codes."
+            )
+        else:
+            self.fields["code"].help_text = "The 6-digit code your authenticator app shows now."
+            self.fields["code"].widget.attrs["inputmode"] = "numeric"
+
+    def candidates(self, code: str) -> list[Device]:
+        if code.isdigit():
+            return list(TOTPDevice.objects.filter(user=self.user, confirmed=True))
+        if self.backup_codes:
+            return list(StaticDevice.objects.filter(user=self.user, confirmed=True))
+        return []
+
+    def clean_code(self) -> str:
+        code = _normalise(self.cleaned_data["code"])
+        devices = self.candidates(code)
+        for device in devices:
+            if (wait := _wait_message(device)) is not None:
+                raise forms.ValidationError(wait)
+        for device in devices:
+            self.device = django_otp.verify_token(self.user, device.persistent_id, code)
+            if self.device is not None:
+                return code
+        if code.isdigit():
+            raise forms.ValidationError(
+                "That code is not right. Type the code your app shows now (it changes every "
+                "30 seconds); check that your phone's clock is set automatically."
+            )
+        if self.backup_codes:
+            raise forms.ValidationError(
+                "That is not one of your backup codes, or it has been used already."
+            )
+        raise forms.ValidationError("Type the 6-digit code from your authenticator app.")
+
+
+class SetupForm(forms.Form):
+    """The first code from a newly scanned authenticator: proves the phone has the secret."""
+
+    code = forms.CharField(
+        label="Code from the app",
+        max_length=32,
+        help_text="After scanning, your app shows a 6-digit code. Type it here.",
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
+    )
+
+    def __init__(self, *args: Any, device: TOTPDevice, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.device = device
+
+    def clean_code(self) -> str:
+        code = _normalise(self.cleaned_data["code"])
+        if (wait := _wait_message(self.device)) is not None:
+            raise forms.ValidationError(wait)
+        if not code.isdigit() or not self.device.verify_token(code):
+            raise forms.ValidationError(
+                "That code is not right. Type the 6 digits your app shows now for "
+                f"“{app_label(self.device.user)}”; if it keeps failing, check that your "
+                "phone's clock is set automatically."
+            )
+        return code

@@ -1,0 +1,43 @@
+from collections.abc import Callable
+from functools import cache
+from urllib.parse import urlencode
+
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
+from django_htmx.http import HttpResponseClientRedirect
+
+from accounts.twofactor import second_factor_due
+
+
+@cache
+def _open_paths() -> frozenset[str]:
+    """What a signed-in user may open before giving the second factor: only the way in
+    and the way out."""
+    return frozenset(
+        reverse(name) for name in ("accounts:verify", "accounts:setup", "login", "logout")
+    ) | {reverse("admin:logout")}
+
+
+class TwoFactorMiddleware:
+    """A signed-in user who owes a second factor (accounts.twofactor) reaches nothing but
+    the page that asks for it, whatever page they asked for, the admin's included."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = request.user
+        if user.is_authenticated and request.path not in _open_paths():
+            due = second_factor_due(request.session, user)
+            if due is not None:
+                return self._ask(request, due)
+        return self.get_response(request)
+
+    @staticmethod
+    def _ask(request: HttpRequest, due: str) -> HttpResponse:
+        target = reverse(f"accounts:{due}")
+        if request.method == "GET" and not getattr(request, "htmx", False):
+            target += "?" + urlencode({"next": request.get_full_path()})
+        if getattr(request, "htmx", False):
+            return HttpResponseClientRedirect(target)
+        return HttpResponseRedirect(target)

@@ -1,0 +1,297 @@
+"""Two-factor sign-in: who must give a second factor, how it is set up and given, and that
+nothing but the way in and out is reachable before it is."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.checks import run_checks
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django_otp.oath import TOTP
+from django_otp.plugins.otp_static.models import StaticToken
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from accounts import services, twofactor
+from core.factories import UserFactory
+from core.roles import Role
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _required(settings: Any) -> None:
+    settings.TWO_FACTOR_REQUIRED = True
+
+
+def code_for(device: TOTPDevice, *, steps_ahead: int = 0) -> str:
+    """What the user's app shows now (or `steps_ahead` 30-second steps from now)."""
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    totp.time = time.time() + steps_ahead * device.step
+    return f"{totp.token():06d}"
+
+
+def enrolled(user: User) -> tuple[TOTPDevice, list[str]]:
+    device = services.authenticator_pending(user=user)
+    codes = services.authenticator_confirm(device=device)
+    device.refresh_from_db()
+    return device, codes
+
+
+def signed_in(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_manager_without_an_app_must_set_one_up_before_anything_else(manager: User) -> None:
+    client = signed_in(manager)
+    response = client.get(reverse("referrals:list") + "?status=received")
+    assert response.status_code == 302
+    assert response["Location"] == (
+        reverse("accounts:setup") + "?next=%2Freferrals%2F%3Fstatus%3Dreceived"
+    )
+    # Posting somewhere is refused the same way, and changes nothing.
+    response = client.post(reverse("partners:provider_create"), {"last_name": "Evil"})
+    assert response.status_code == 302
+    assert response["Location"] == reverse("accounts:setup")
+
+
+def test_setting_up_checks_the_first_code_then_shows_backup_codes_once(manager: User) -> None:
+    client = signed_in(manager)
+    page = client.get(reverse("accounts:setup") + "?next=/partners/")
+    assert page.status_code == 200
+    assert b'src="data:image/svg+xml' in page.content
+    device = TOTPDevice.objects.get(user=manager)
+    assert not device.confirmed
+    # The key a user would type matches the device's secret.
+    assert twofactor.secret_for_typing(device).encode() in page.content
+    # A reload shows the same QR code (the phone may have scanned it already).
+    client.get(reverse("accounts:setup"))
+    assert TOTPDevice.objects.filter(user=manager).count() == 1
+
+    wrong = client.post(reverse("accounts:setup"), {"code": "000000", "next": "/partners/"})
+    assert wrong.status_code == 200
+    assert "That code is not right" in wrong.content.decode()
+    device.refresh_from_db()
+    assert not device.confirmed
+    device.throttle_reset()  # the failure above would make the next try wait a second
+
+    response = client.post(reverse("accounts:setup"), {"code": code_for(device)})
+    assert response.status_code == 302
+    assert response["Location"] == reverse("accounts:backup_codes")
+    device.refresh_from_db()
+    assert device.confirmed
+    shown = client.get(reverse("accounts:backup_codes")).content.decode()
+    stored = set(StaticToken.objects.filter(device__user=manager).values_list("token", flat=True))
+    assert len(stored) == 10
+    assert all(code in shown for code in stored)
+    # Shown once only.
+    again = client.get(reverse("accounts:backup_codes"))
+    assert again.status_code == 302
+    assert client.get(reverse("core:dashboard")).status_code == 200
+
+
+def test_signing_in_again_asks_for_the_code_and_a_code_works_once(manager: User) -> None:
+    device, _ = enrolled(manager)
+    client = signed_in(manager)
+    first_key = client.session.session_key
+    response = client.get(reverse("core:dashboard"))
+    assert response["Location"] == reverse("accounts:verify") + "?next=%2F"
+    code = code_for(device)
+    response = client.post(reverse("accounts:verify"), {"code": code[:3] + " " + code[3:]})
+    assert response.status_code == 302
+    assert response["Location"] == "/"
+    assert client.get(reverse("core:dashboard")).status_code == 200
+    # A new session key once the second factor is given.
+    assert client.session.session_key != first_key
+
+    # The same code cannot sign in a second session (someone who watched it typed).
+    other = signed_in(manager)
+    replay = other.post(reverse("accounts:verify"), {"code": code})
+    assert replay.status_code == 200
+    assert "That code is not right" in replay.content.decode()
+    assert other.get(reverse("core:dashboard")).status_code == 302
+
+
+def test_a_wrong_code_makes_the_next_try_wait(manager: User, settings: Any) -> None:
+    # A minute's wait after one failure (1 second by default), so a slow run cannot outlast it.
+    settings.OTP_TOTP_THROTTLE_FACTOR = 60
+    device, _ = enrolled(manager)
+    client = signed_in(manager)
+    client.post(reverse("accounts:verify"), {"code": "123456"})
+    response = client.post(reverse("accounts:verify"), {"code": code_for(device)})
+    assert "Too many wrong codes. Wait until" in response.content.decode()
+    assert client.get(reverse("core:dashboard")).status_code == 302
+
+
+def test_a_backup_code_signs_in_once(manager: User) -> None:
+    _, codes = enrolled(manager)
+    client = signed_in(manager)
+    response = client.post(reverse("accounts:verify"), {"code": codes[0].upper()}, follow=True)
+    assert response.redirect_chain[-1][0] == "/"
+    assert "You signed in with a backup code; 9 left" in response.content.decode()
+
+    again = signed_in(manager)
+    refused = again.post(reverse("accounts:verify"), {"code": codes[0]})
+    assert "not one of your backup codes, or it has been used already" in refused.content.decode()
+
+
+def test_the_set_up_page_cannot_replace_an_app_with_the_password_alone(manager: User) -> None:
+    enrolled(manager)
+    client = signed_in(manager)
+    assert client.get(reverse("accounts:setup"))["Location"] == reverse("accounts:verify")
+    attacker_device = TOTPDevice(user=manager, key=TOTPDevice().key)
+    response = client.post(reverse("accounts:setup"), {"code": code_for(attacker_device)})
+    assert response["Location"] == reverse("accounts:verify")
+    assert TOTPDevice.objects.filter(user=manager, confirmed=False).count() == 0
+
+
+def test_moving_to_a_new_phone_retires_the_old_one(manager: User) -> None:
+    old, old_codes = enrolled(manager)
+    client = signed_in(manager)
+    client.post(reverse("accounts:verify"), {"code": code_for(old)})
+    page = client.get(reverse("accounts:setup"))
+    assert "Move two-factor sign-in to a new phone" in page.content.decode()
+    new = TOTPDevice.objects.get(user=manager, confirmed=False)
+    client.post(reverse("accounts:setup"), {"code": code_for(new)})
+    assert list(TOTPDevice.objects.filter(user=manager)) == [new]
+    assert not StaticToken.objects.filter(token__in=old_codes).exists()
+
+
+def test_liaison_needs_no_second_factor_unless_they_chose_one(liaison: User) -> None:
+    client = signed_in(liaison)
+    assert client.get(reverse("core:dashboard")).status_code == 200
+    # Decided once per sign-in: later pages do not look for devices again.
+    with CaptureQueriesContext(connection) as queries:
+        client.get(reverse("core:dashboard"))
+    assert not any("otp_totp" in q["sql"] for q in queries.captured_queries)
+
+    enrolled(liaison)
+    later = signed_in(liaison)
+    assert later.get(reverse("core:dashboard"))["Location"].startswith(reverse("accounts:verify"))
+
+
+def test_htmx_requests_are_sent_to_the_whole_page(manager: User) -> None:
+    client = signed_in(manager)
+    response = client.get(reverse("referrals:list"), headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    assert response["HX-Redirect"] == reverse("accounts:setup")
+    assert response.content == b""
+
+
+def test_the_admin_site_is_behind_the_second_factor_too() -> None:
+    admin = UserFactory.create(username="root", is_staff=True, is_superuser=True)
+    client = signed_in(admin)
+    response = client.get("/admin/auth/user/")
+    assert response["Location"].startswith(reverse("accounts:setup"))
+
+
+def test_signing_out_works_before_the_second_factor(manager: User) -> None:
+    enrolled(manager)
+    client = signed_in(manager)
+    response = client.post(reverse("logout"))
+    assert response.status_code == 302
+    assert "_auth_user_id" not in client.session
+
+
+def test_next_never_leaves_the_site(manager: User) -> None:
+    device, _ = enrolled(manager)
+    client = signed_in(manager)
+    response = client.post(
+        reverse("accounts:verify"), {"code": code_for(device), "next": "https://evil.example/"}
+    )
+    assert response["Location"] == "/"
+
+
+def test_new_backup_codes_need_a_code_from_the_app(manager: User) -> None:
+    device, old_codes = enrolled(manager)
+    client = signed_in(manager)
+    client.post(reverse("accounts:verify"), {"code": old_codes[0]})
+    refused = client.post(reverse("accounts:backup_codes_new"), {"new-code": old_codes[1]})
+    assert refused.status_code == 400
+    assert "Type the 6-digit code from your authenticator app" in refused.content.decode()
+    made = client.post(reverse("accounts:backup_codes_new"), {"new-code": code_for(device)})
+    assert made["Location"] == reverse("accounts:backup_codes")
+    assert not StaticToken.objects.filter(token__in=old_codes).exists()
+    assert StaticToken.objects.filter(device__user=manager).count() == 10
+
+
+def test_a_required_role_cannot_turn_it_off(manager: User) -> None:
+    device, _ = enrolled(manager)
+    client = signed_in(manager)
+    client.post(reverse("accounts:verify"), {"code": code_for(device)})
+    client.post(reverse("accounts:off"), {"off-code": code_for(device, steps_ahead=1)})
+    assert TOTPDevice.objects.filter(user=manager).exists()
+
+
+def test_a_liaison_can_turn_it_off_with_a_code(liaison: User) -> None:
+    device, _ = enrolled(liaison)
+    client = signed_in(liaison)
+    client.post(reverse("accounts:verify"), {"code": code_for(device)})
+    refused = client.post(reverse("accounts:off"), {"off-code": "<script>x</script>"})
+    assert refused.status_code == 400
+    assert b"<script>x" not in refused.content
+    client.post(reverse("accounts:off"), {"off-code": code_for(device, steps_ahead=1)})
+    assert not TOTPDevice.objects.filter(user=liaison).exists()
+    assert client.get(reverse("core:dashboard")).status_code == 200
+
+
+def test_security_page_says_where_things_stand(manager: User) -> None:
+    device, _ = enrolled(manager)
+    client = signed_in(manager)
+    client.post(reverse("accounts:verify"), {"code": code_for(device)})
+    page = client.get(reverse("accounts:security")).content.decode()
+    assert "Backup codes left: <strong>10</strong> of 10" in page
+    assert "Your role requires two-factor sign-in" in page
+    assert "Turn off two-factor sign-in" not in page
+
+
+def test_off_for_the_demo_and_check_deploy_says_so(manager: User, settings: Any) -> None:
+    settings.TWO_FACTOR_REQUIRED = False
+    assert signed_in(manager).get(reverse("core:dashboard")).status_code == 200
+    assert "accounts.W001" in [m.id for m in run_checks(include_deployment_checks=True)]
+    settings.TWO_FACTOR_REQUIRED = True
+    assert "accounts.W001" not in [m.id for m in run_checks(include_deployment_checks=True)]
+
+
+def _settings_value(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    program = (
+        "import django; django.setup(); from django.conf import settings; "
+        "print(settings.TWO_FACTOR_REQUIRED)"
+    )
+    return subprocess.run([sys.executable, "-c", program], env=env, capture_output=True, text=True)
+
+
+def test_required_unless_the_environment_says_otherwise() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "TWO_FACTOR_REQUIRED"}
+    env["DJANGO_SETTINGS_MODULE"] = "referral_crm.settings"
+    assert _settings_value(env).stdout.strip() == "True"
+    assert _settings_value({**env, "TWO_FACTOR_REQUIRED": "false"}).stdout.strip() == "False"
+    # Production refuses to start with it off.
+    production = {
+        **env,
+        "DJANGO_ENV": "production",
+        "DJANGO_SECRET_KEY": "x" * 20 + "a-long-random-production-key-0123456789",
+        "DJANGO_ALLOWED_HOSTS": "referrals.example.org",
+    }
+    assert _settings_value(production).stdout.strip() == "True"
+    refused = _settings_value({**production, "TWO_FACTOR_REQUIRED": "false"})
+    assert refused.returncode != 0
+    assert "TWO_FACTOR_REQUIRED cannot be off in production" in refused.stderr
+
+
+def test_manager_role_is_required(manager: User, coordinator: User) -> None:
+    assert twofactor.required_for(manager)
+    assert not twofactor.required_for(coordinator)
+    assert re.fullmatch(r"Referral CRM: manager", twofactor.app_label(manager))
+    assert Role.MANAGER in twofactor.REQUIRED_ROLES

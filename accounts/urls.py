@@ -1,0 +1,14 @@
+from django.urls import path
+
+from accounts import views
+
+app_name = "accounts"
+
+urlpatterns = [
+    path("two-factor/", views.security, name="security"),
+    path("two-factor/code/", views.verify, name="verify"),
+    path("two-factor/set-up/", views.setup, name="setup"),
+    path("two-factor/backup-codes/", views.backup_codes, name="backup_codes"),
+    path("two-factor/backup-codes/new/", views.backup_codes_new, name="backup_codes_new"),
+    path("two-factor/off/", views.two_factor_off, name="off"),
+]
