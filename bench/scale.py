@@ -604,17 +604,23 @@ def _get(port: int, path: str, cookie: str) -> tuple[int, float]:
     return response.status, (time.perf_counter() - started) * 1000
 
 
-def _cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time consumed so far by these processes (from /proc)."""
+def _cpu_by_pid(pids: list[int]) -> dict[int, float]:
+    """User + system CPU seconds consumed so far by each of these processes (from /proc)."""
     ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
+    found = {}
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except (FileNotFoundError, ProcessLookupError):
             continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / ticks
+        found[pid] = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return found
+
+
+def _cpu_spent(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds spent between two readings by the processes alive at both: one that
+    ended in between (another client's connection) must not count as negative time."""
+    return sum(after[pid] - before[pid] for pid in before.keys() & after.keys())
 
 
 def _children(pid: int) -> list[int]:
@@ -622,21 +628,29 @@ def _children(pid: int) -> list[int]:
     return [int(child) for child in path.read_text().split()] if path.exists() else []
 
 
-def _postgres_backends() -> list[int]:
-    """The Postgres server's processes (its backends serve the app's queries)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "comm").read_text().strip() in {"postgres", "postmaster"}:
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
+def _postgres_backends(database_url: str | None) -> list[int]:
+    """The Postgres processes serving the benchmark database: its backends, found in
+    pg_stat_activity, so that work on the server's other databases (a test run beside the
+    benchmark) is not counted."""
+    if not database_url:
+        return []
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return [int(pid) for (pid,) in rows]
 
 
 def measure_latency(
-    port: int, path: str, cookie: str, requests: int, server: int, *, digits: int = 1
+    port: int,
+    path: str,
+    cookie: str,
+    requests: int,
+    server: int,
+    *,
+    database_url: str | None = None,
+    digits: int = 1,
 ) -> dict[str, float]:
     """One request at a time: what a user waits for on an otherwise idle server; and the
     CPU time each page view costs the app (gunicorn workers) and the database (Postgres
@@ -649,15 +663,15 @@ def measure_latency(
     timings = []
     # Read after the warm-up requests, when gunicorn has started all its workers.
     server_pids = [server, *_children(server)]
-    database_pids = _postgres_backends()
-    app_cpu, database_cpu = _cpu_seconds(server_pids), _cpu_seconds(database_pids)
+    database_pids = _postgres_backends(database_url)
+    app_before, database_before = _cpu_by_pid(server_pids), _cpu_by_pid(database_pids)
     for _ in range(requests):
         status, ms = _get(port, path, cookie)
         if status != 200:
             raise SystemExit(f"{path} answered {status}")
         timings.append(ms)
-    app_cpu = _cpu_seconds(server_pids) - app_cpu
-    database_cpu = _cpu_seconds(database_pids) - database_cpu
+    app_cpu = _cpu_spent(app_before, _cpu_by_pid(server_pids))
+    database_cpu = _cpu_spent(database_before, _cpu_by_pid(database_pids))
     timings.sort()
     return {
         "p50_ms": round(statistics.median(timings), 1),
@@ -768,7 +782,14 @@ def measure(env: dict[str, str], *, workers: int, requests: int, seconds: float)
     server = Gunicorn(env, workers)
     try:
         latency = {
-            name: measure_latency(server.port, url, cookie, requests, server.process.pid)
+            name: measure_latency(
+                server.port,
+                url,
+                cookie,
+                requests,
+                server.process.pid,
+                database_url=env["DATABASE_URL"],
+            )
             for name, url in tqdm(pages["urls"].items(), desc="latency", unit=" page")
         }
         # Three runs, reported by the median: on a shared VM one run can be a third off.
