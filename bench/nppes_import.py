@@ -14,6 +14,7 @@ environment: DATABASE_URL (required, a Postgres server; the bench uses its own d
 
 from __future__ import annotations
 
+import argparse
 import csv
 import os
 import platform
@@ -385,6 +386,13 @@ client (session, permissions, form, count, page, partner summary, template).
 
 
 def main() -> None:
+    # `python -m bench --small` passes every option to every benchmark: ignore the others'
+    # options, but answer --help rather than start an hour's run.
+    argparse.ArgumentParser(
+        prog="python -m bench nppes_import",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    ).parse_known_args()
     sys.path.insert(0, str(ROOT))
     admin_url, bench_url = database_urls()
     VAR.mkdir(parents=True, exist_ok=True)
