@@ -33,15 +33,8 @@ from django.db.models import Exists, F, Max, Min, OuterRef, Q, QuerySet, Subquer
 from django.utils import timezone
 
 from outreach import direct
-from outreach.models import (
-    Event,
-    Invitation,
-    Letter,
-    LetterTemplate,
-    PlannedVisit,
-    Task,
-    render_merge_fields,
-)
+from outreach.models import Event, Invitation, Letter, LetterTemplate, PlannedVisit, Task
+from outreach.models.merge_fields import render_merge_fields
 from outreach.services import (
     letter_route,
     letter_template_for,

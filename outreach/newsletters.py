@@ -24,12 +24,10 @@ from django.utils import timezone
 
 from core.enqueue import enqueue_on_commit
 from outreach import direct
-from outreach.models import (
+from outreach.models import Letter, LetterTemplate, NewsletterIssue
+from outreach.models.merge_fields import (
     MERGE_FIELD,
     PATIENT_MERGE_FIELDS,
-    Letter,
-    LetterTemplate,
-    NewsletterIssue,
     render_merge_fields,
     unknown_merge_fields,
 )

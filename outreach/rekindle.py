@@ -22,14 +22,8 @@ from django.utils import timezone
 
 from core.enqueue import enqueue_on_commit
 from outreach.fax import PrintQueueFaxBackend, fax_backend
-from outreach.models import (
-    Activity,
-    Letter,
-    LetterTemplate,
-    Task,
-    merge_text_error,
-    render_merge_fields,
-)
+from outreach.models import Activity, Letter, LetterTemplate, Task
+from outreach.models.merge_fields import merge_text_error, render_merge_fields
 from outreach.services import (
     activity_log,
     letter_route,

@@ -54,8 +54,8 @@ from outreach.models import (
     PlannedVisit,
     PlannedVisitEvent,
     Task,
-    render_merge_fields,
 )
+from outreach.models.merge_fields import render_merge_fields
 from outreach.pdf import letter_pdf, letterhead
 from outreach.routing import Stop, nearest_neighbour_route
 from partners.models import Organization, Provider, StaffMember

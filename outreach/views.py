@@ -50,9 +50,8 @@ from outreach.models import (
     Letter,
     LetterTemplate,
     Task,
-    merge_fields_for,
-    render_merge_fields,
 )
+from outreach.models.merge_fields import merge_fields_for, render_merge_fields
 from outreach.pdf import letter_pdf
 from outreach.routing import zip_centroid
 from outreach.selectors import (

@@ -193,7 +193,7 @@ def test_only_managers_edit_letter_templates(client_for, coordinator, liaison):
 def test_every_kind_of_letter_has_a_default_text_whose_preview_fills_every_field(
     client_for, manager
 ):
-    from outreach.models import MERGE_FIELD, unknown_merge_fields
+    from outreach.models.merge_fields import MERGE_FIELD, unknown_merge_fields
 
     client = client_for(manager)
     assert client.get(reverse("outreach:template_list")).status_code == 200
