@@ -35,7 +35,7 @@ from django.utils import timezone
 from outreach import direct
 from outreach.models import Event, Invitation, Letter, LetterTemplate, PlannedVisit, Task
 from outreach.models.merge_fields import render_merge_fields
-from outreach.services import (
+from outreach.services.letters import (
     letter_route,
     letter_template_for,
     new_message_id,

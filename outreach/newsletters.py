@@ -31,7 +31,7 @@ from outreach.models.merge_fields import (
     render_merge_fields,
     unknown_merge_fields,
 )
-from outreach.services import letter_route, new_message_id, provider_merge_values
+from outreach.services.letters import letter_route, new_message_id, provider_merge_values
 from partners.models import Provider
 
 K = LetterTemplate.Kind

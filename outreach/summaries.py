@@ -30,7 +30,7 @@ from django.utils import timezone
 from outreach import direct
 from outreach.models import Letter, LetterTemplate
 from outreach.models.merge_fields import render_merge_fields
-from outreach.services import (
+from outreach.services.letters import (
     letter_route,
     letter_template_for,
     new_message_id,

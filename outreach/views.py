@@ -60,22 +60,20 @@ from outreach.selectors import (
     get_planned_visit_for_user,
     plan_suggestions,
 )
-from outreach.services import (
-    SAMPLE_MERGE_VALUES,
-    ComplianceLimitExceeded,
-    activity_log,
+from outreach.services.activities import activity_log
+from outreach.services.compliance import ComplianceLimitExceeded
+from outreach.services.day_plan import (
     calendar_feed_regenerate,
     calendar_feed_revoke,
-    event_invite,
-    event_record_attendance,
-    letter_mark_printed,
-    letter_template_for,
     planned_visit_add,
     planned_visit_log,
     planned_visit_skip,
     planned_visits_route,
-    task_complete,
 )
+from outreach.services.delivery import letter_mark_printed
+from outreach.services.events import event_invite, event_record_attendance
+from outreach.services.letters import SAMPLE_MERGE_VALUES, letter_template_for
+from outreach.services.tasks import task_complete
 from partners.models import Provider
 from partners.selectors import get_organization_for_user, get_provider_for_user
 from referrals.models import Referral

@@ -52,7 +52,7 @@ class Activity(models.Model):
     next_step = models.CharField(max_length=300, blank=True)
     next_step_due = models.DateField("next step due", null=True, blank=True)
     # What a lunch, gift or event cost the practice; shared among the attendees (see
-    # outreach.services.activity_shares for the rule).
+    # outreach.ledger for the rule).
     cost = models.DecimalField(
         "cost ($)",
         max_digits=9,
