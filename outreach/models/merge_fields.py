@@ -11,7 +11,6 @@ if TYPE_CHECKING:
 
 MERGE_FIELD = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
-
 # The merge fields a letter template may use. Patient data is limited to initials.
 MERGE_FIELDS: dict[str, str] = {
     "appointment_date": "The date and time of the patient's appointment with us",
@@ -35,7 +34,6 @@ MERGE_FIELDS: dict[str, str] = {
     "report_list": "One line per referral in the summary: patient initials and dates "
     "(report summaries)",
 }
-
 
 # Merge fields that carry something of a patient, however little: never in a newsletter.
 PATIENT_MERGE_FIELDS = frozenset(
@@ -64,24 +62,16 @@ PARTNER_MERGE_FIELDS = frozenset(
         "today",
     }
 )
-
-
 REFERRAL_MERGE_FIELDS = frozenset(
     {"patient_initials", "referral_date", "seen_date", "appointment_date"}
 )
-
-
 # Each reason belongs to its own notice; elsewhere it is empty.
 REASON_MERGE_FIELD = {
     "declined": "decline_reason",
     "on_hold": "hold_reason",
     "cancelled": "cancel_reason",
 }
-
-
 EVENT_MERGE_FIELDS = frozenset({"event_name", "event_date", "event_place"})
-
-
 SUMMARY_MERGE_FIELDS = frozenset({"period", "report_count", "report_list"})
 
 

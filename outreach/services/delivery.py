@@ -24,7 +24,6 @@ from outreach.services.letters import letter_route, new_message_id
 
 logger = logging.getLogger(__name__)
 
-
 # A letter claimed by a worker that has not finished within this time is presumed lost
 # with its worker and handed out again by the sweep. Longer than any delivery can take
 # (EMAIL_TIMEOUT, the task time limit), or a slow send would be re-driven while running.
@@ -71,7 +70,6 @@ def letter_claim(*, letter_id: int) -> Letter | None:
 
 
 MAX_DELIVERY_ATTEMPTS = 5
-
 
 DELIVERY_ERRORS = (SMTPException, OSError, FaxError)
 

@@ -14,7 +14,6 @@ from partners.models import Provider
 
 K = LetterTemplate.Kind
 
-
 # The text each kind of letter starts with, until someone edits it on the templates page.
 DEFAULT_TEMPLATES: dict[str, dict[str, object]] = {
     K.ACKNOWLEDGMENT: {

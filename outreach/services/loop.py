@@ -26,7 +26,6 @@ from referrals.models import Referral, ReferralEvent, Status
 
 K = LetterTemplate.Kind
 
-
 # The referral events that send the referrer a message, and which message. The referral
 # workflow enqueues `prepare_loop_message` for these; the sweep recovers lost enqueues.
 LOOP_MESSAGES: dict[str, str] = {
@@ -45,7 +44,6 @@ LOOP_MESSAGES: dict[str, str] = {
     Status.ON_HOLD: K.ON_HOLD,
 }
 
-
 # Statuses a referral can reach more than once, each time with its own notice (numbered
 # by Letter.sequence), and what an unsent earlier one is marked when a later one comes.
 REPEATING_MESSAGES: dict[str, str] = {
@@ -53,7 +51,6 @@ REPEATING_MESSAGES: dict[str, str] = {
     Status.NO_SHOW: "Superseded by a later missed appointment",
     Status.ON_HOLD: "Superseded by a later hold",
 }
-
 
 # How far back the sweep looks for events whose message is missing: long enough to cover
 # any broker outage, short enough that a newly added kind never mails ancient referrals.

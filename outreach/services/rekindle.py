@@ -17,11 +17,7 @@ from referrals.models import Referral
 # The rekindle queue: partners whose referrals dropped or stopped and whom nobody has
 # touched lately. Each rule is a reason a person can read, not an opaque score.
 REKINDLE_WINDOW = timedelta(days=90)
-
-
 REKINDLE_SILENT = timedelta(days=60)
-
-
 REKINDLE_UNTOUCHED = timedelta(days=30)
 
 
