@@ -610,7 +610,7 @@ def partner_merge(
     if gone.notes and gone.notes not in keep.notes:
         values["notes"] = "\n\n".join(part for part in (keep.notes, gone.notes) if part)
     if isinstance(keep, Provider):
-        from outreach.services import letter_keys_release_for_merge
+        from outreach.services.letters import letter_keys_release_for_merge
 
         letter_keys_release_for_merge(survivor_id=keep.pk, duplicate_id=gone.pk)
     moved = _repoint(keep, gone)

@@ -252,7 +252,7 @@ def referral_transition(
     if locked.direction == Referral.Direction.INBOUND:
         _inquiry_follow(referral=locked, to_status=to_status, at=at)
     if from_status == Status.ON_HOLD:
-        from outreach.services import hold_notices_withdraw
+        from outreach.services.loop import hold_notices_withdraw
 
         hold_notices_withdraw(referral_id=locked.pk)
     _close_the_loop(referral=locked, status=to_status)
@@ -599,7 +599,7 @@ def _close_the_loop(*, referral: Referral, status: str) -> None:
     """Tell the referrer (acknowledgment, scheduled, thank-you, report cover letter). Only
     after commit: a rolled-back change must not message anybody. If this enqueue is lost,
     the beat sweep finds the referral by its event and does the same work."""
-    from outreach.services import LOOP_MESSAGES
+    from outreach.services.loop import LOOP_MESSAGES
     from outreach.tasks import prepare_loop_message
 
     if referral.direction == Referral.Direction.INBOUND and status in LOOP_MESSAGES:
