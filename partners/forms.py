@@ -251,7 +251,7 @@ class ColumnMappingForm(forms.Form):
         }
 
     def clean(self) -> dict[str, Any]:
-        from partners.services import check_partner_import_mapping
+        from partners.services.imports import check_partner_import_mapping
 
         super().clean()
         cleaned = self.cleaned_data

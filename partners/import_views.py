@@ -20,7 +20,7 @@ from core.htmx import render_page
 from core.types import AuthedRequest
 from partners.forms import ColumnMappingForm, PartnerUploadForm, ProviderFilter
 from partners.models import PartnerImport, Provider
-from partners.services import partner_import_start
+from partners.services.imports import partner_import_start
 from partners.spreadsheets import (
     UnreadableFile,
     export_rows,

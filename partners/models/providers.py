@@ -191,7 +191,7 @@ class Provider(models.Model):
     # tier_pinned_until has passed (or, with no date, until a manager clears the pin).
     tier_pinned = models.BooleanField("tier set by a manager", default=False)
     tier_pinned_until = models.DateField("tier kept until", null=True, blank=True)
-    # Written by the nightly assessment (partners.services.providers_assess_health): the
+    # Written by the nightly assessment (partners.services.health.providers_assess_health): the
     # status and the facts behind it as reason codes, rendered to words by a template.
     health = models.CharField(max_length=10, choices=Health.choices, default=Health.NEW)
     health_reasons = models.JSONField(default=list, blank=True)

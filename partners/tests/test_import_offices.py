@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from partners.factories import OrganizationFactory, ProviderFactory, make_npi
 from partners.models import Organization, PartnerImport, Provider
-from partners.services import partner_import_apply, partner_import_start
+from partners.services.imports import partner_import_apply, partner_import_start
 from partners.spreadsheets import guess_mapping, plan_import
 
 pytestmark = pytest.mark.django_db
