@@ -26,7 +26,7 @@ class PartnerImport(models.Model):
     file_name = models.CharField(max_length=200)
     headers = models.JSONField(default=list)
     rows = models.JSONField(default=list)
-    # Column index (string) to import target; see partners.spreadsheets.TARGETS.
+    # Column index (string) to import target; see partners.spreadsheets.columns.TARGETS.
     mapping = models.JSONField(default=dict)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.UPLOADED)
     total_rows = models.PositiveIntegerField(default=0)

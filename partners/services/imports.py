@@ -22,7 +22,7 @@ PROGRESS_EVERY = 1000
 
 
 def check_partner_import_mapping(mapping: dict[str, str]) -> list[str]:
-    from partners.spreadsheets import OFFICE_FIELDS
+    from partners.spreadsheets.columns import OFFICE_FIELDS
 
     targets = list(mapping.values())
     problems = []
@@ -70,7 +70,7 @@ def partner_import_apply(*, import_id: int) -> PartnerImport | None:
     """Apply a confirmed import: check every row again (the network may have changed since
     the preview), reporting progress, then write all of it in one transaction. Returns
     None when another worker already took it."""
-    from partners.spreadsheets import plan_import
+    from partners.spreadsheets.planning import plan_import
 
     claimed = PartnerImport.objects.filter(pk=import_id, status=PartnerImport.Status.QUEUED).update(
         status=PartnerImport.Status.APPLYING, claimed_at=timezone.now()
@@ -103,7 +103,8 @@ def partner_import_apply(*, import_id: int) -> PartnerImport | None:
 
 @transaction.atomic
 def _write_import(partner_import: PartnerImport, plan: Any) -> None:
-    from partners.spreadsheets import OFFICE_FIELDS, office_changes
+    from partners.spreadsheets.columns import OFFICE_FIELDS
+    from partners.spreadsheets.planning import office_changes
 
     now = timezone.now()
     known = {office.organization.pk: office for office in plan.offices if office.organization}
