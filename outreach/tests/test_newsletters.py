@@ -227,7 +227,7 @@ def test_the_list_pins_its_query_count(client_for, manager, django_assert_max_nu
 
 
 def test_merging_two_records_that_both_got_an_issue_keeps_both_letters(manager):
-    from partners.services import partner_merge
+    from partners.services.merges import partner_merge
 
     survivor = ProviderFactory(email="a@example.org")
     duplicate = ProviderFactory(email="b@example.org")

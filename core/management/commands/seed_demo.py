@@ -376,7 +376,8 @@ class Command(BaseCommand):
         # The nightly assessment, run once now so the demo opens with tiers, health and the
         # rekindle queue (partners whose referrals dropped or stopped, nobody in touch).
         from outreach.services.rekindle import rekindle_queue_build
-        from partners.services import providers_assess_health, providers_retier
+        from partners.services.health import providers_assess_health
+        from partners.services.tiers import providers_retier
 
         today = timezone.localdate()
         providers_retier(as_of=today)
