@@ -57,15 +57,11 @@ from referrals.selectors import (
     possible_duplicates,
     reciprocity_over_time,
 )
-from referrals.services import (
-    referral_assign,
-    referral_bulk_apply,
-    referral_claim,
-    referral_edit,
-    referral_log,
-    referral_record_consult_report,
-    referral_transition,
-)
+from referrals.services.assignment import referral_assign, referral_claim
+from referrals.services.bulk import referral_bulk_apply
+from referrals.services.consult_reports import referral_record_consult_report
+from referrals.services.edit import referral_edit
+from referrals.services.workflow import referral_log, referral_transition
 
 # Actions that need more than a click, and the field each one asks for.
 ACTION_FIELDS: dict[str, str] = {
