@@ -26,7 +26,7 @@ from outreach.services.loop import thank_you_prepare
 from partners.factories import ProviderFactory, StaffMemberFactory
 from referrals.factories import ReferralFactory
 from referrals.models import Status
-from referrals.services import referral_log, referral_transition
+from referrals.services.workflow import referral_log, referral_transition
 
 pytestmark = pytest.mark.django_db
 

@@ -17,7 +17,7 @@ from partners.factories import ProviderFactory
 from partners.models import Provider
 from referrals.factories import ReferralFactory
 from referrals.models import Status
-from referrals.services import referral_log
+from referrals.services.workflow import referral_log
 from registry.models import RegistryEndpoint
 
 pytestmark = pytest.mark.django_db

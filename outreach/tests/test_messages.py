@@ -19,7 +19,7 @@ from partners.factories import ProviderFactory
 from partners.models import Provider
 from referrals.factories import ReferralFactory
 from referrals.models import Referral, Status
-from referrals.services import referral_log, referral_transition
+from referrals.services.workflow import referral_log, referral_transition
 
 pytestmark = pytest.mark.django_db
 
@@ -291,7 +291,7 @@ def test_a_declined_referral_tells_the_referring_office_why():
 
 
 def test_a_bulk_decline_sends_each_referring_office_its_notice(coordinator):
-    from referrals.services import referral_bulk_apply
+    from referrals.services.bulk import referral_bulk_apply
 
     referrals = [_referral(email=f"office{n}@example.org") for n in range(3)]
     referral_bulk_apply(
@@ -336,7 +336,7 @@ def test_each_missed_appointment_tells_the_referring_office():
 
 
 def test_a_cancelled_referral_tells_the_referring_office_once(coordinator):
-    from referrals.services import referral_bulk_apply
+    from referrals.services.bulk import referral_bulk_apply
 
     scheduled = _walk(_referral(email="wiebe@example.org"), Status.ACCEPTED, Status.SCHEDULED)
     fresh = _referral(email="office@example.org")

@@ -14,7 +14,7 @@ from outreach.services import letters, loop
 from partners.factories import ProviderFactory
 from referrals.factories import ReferralFactory
 from referrals.models import Status
-from referrals.services import referral_log, referral_transition
+from referrals.services.workflow import referral_log, referral_transition
 
 pytestmark = pytest.mark.django_db
 
