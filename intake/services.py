@@ -26,7 +26,7 @@ from intake.models import (
 )
 from partners.models import Organization, Provider
 from referrals.models import Referral
-from referrals.services import referral_log
+from referrals.services.workflow import referral_log
 
 
 class IntakeRefused(Exception):

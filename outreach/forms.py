@@ -14,15 +14,8 @@ from django.utils import timezone
 
 from core.forms import IdsMultipleChoiceField, UserChoiceField
 from outreach import ledger, rekindle
-from outreach.models import (
-    Activity,
-    ComplianceLimit,
-    Event,
-    Invitation,
-    LetterTemplate,
-    Task,
-    merge_text_error,
-)
+from outreach.models import Activity, ComplianceLimit, Event, Invitation, LetterTemplate, Task
+from outreach.models.merge_fields import merge_text_error
 from partners.models import Organization, Provider, StaffMember
 from partners.widgets import OfficePicker
 

@@ -33,16 +33,9 @@ from django.db.models import Exists, F, Max, Min, OuterRef, Q, QuerySet, Subquer
 from django.utils import timezone
 
 from outreach import direct
-from outreach.models import (
-    Event,
-    Invitation,
-    Letter,
-    LetterTemplate,
-    PlannedVisit,
-    Task,
-    render_merge_fields,
-)
-from outreach.services import (
+from outreach.models import Event, Invitation, Letter, LetterTemplate, PlannedVisit, Task
+from outreach.models.merge_fields import render_merge_fields
+from outreach.services.letters import (
     letter_route,
     letter_template_for,
     new_message_id,

@@ -24,16 +24,14 @@ from django.utils import timezone
 
 from core.enqueue import enqueue_on_commit
 from outreach import direct
-from outreach.models import (
+from outreach.models import Letter, LetterTemplate, NewsletterIssue
+from outreach.models.merge_fields import (
     MERGE_FIELD,
     PATIENT_MERGE_FIELDS,
-    Letter,
-    LetterTemplate,
-    NewsletterIssue,
     render_merge_fields,
     unknown_merge_fields,
 )
-from outreach.services import letter_route, new_message_id, provider_merge_values
+from outreach.services.letters import letter_route, new_message_id, provider_merge_values
 from partners.models import Provider
 
 K = LetterTemplate.Kind

@@ -1,6 +1,6 @@
 """The liaison's note for a rekindle task.
 
-The nightly queue (services.rekindle_queue_build) gives the owner of a partner who slipped
+The nightly queue (services.rekindle) gives the owner of a partner who slipped
 away a task with the reasons. From it the liaison writes a note, starting from the
 editable rekindle note template with the partner's merge fields filled, and sends it. The
 note is an ordinary Letter: routed by the partner's channel and opt-out (letter_route),
@@ -22,16 +22,10 @@ from django.utils import timezone
 
 from core.enqueue import enqueue_on_commit
 from outreach.fax import PrintQueueFaxBackend, fax_backend
-from outreach.models import (
-    Activity,
-    Letter,
-    LetterTemplate,
-    Task,
-    merge_text_error,
-    render_merge_fields,
-)
-from outreach.services import (
-    activity_log,
+from outreach.models import Activity, Letter, LetterTemplate, Task
+from outreach.models.merge_fields import merge_text_error, render_merge_fields
+from outreach.services.activities import activity_log
+from outreach.services.letters import (
     letter_route,
     letter_template_for,
     new_message_id,

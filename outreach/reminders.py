@@ -20,7 +20,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from outreach.models import Task
-from outreach.services import DELIVERY_ERRORS
+from outreach.services.delivery import DELIVERY_ERRORS
 
 logger = logging.getLogger(__name__)
 

@@ -28,8 +28,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from outreach import direct
-from outreach.models import Letter, LetterTemplate, render_merge_fields
-from outreach.services import (
+from outreach.models import Letter, LetterTemplate
+from outreach.models.merge_fields import render_merge_fields
+from outreach.services.letters import (
     letter_route,
     letter_template_for,
     new_message_id,

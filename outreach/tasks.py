@@ -7,19 +7,19 @@ import logging
 from celery import shared_task
 from django.conf import settings
 
-from outreach import services
+from outreach.services import delivery, digest, loop, rekindle
 
 logger = logging.getLogger(__name__)
 
 
 @shared_task(
-    autoretry_for=(services.TransientDeliveryError,),
+    autoretry_for=(delivery.TransientDeliveryError,),
     retry_backoff=settings.LETTER_RETRY_BACKOFF_SECONDS,
     retry_backoff_max=900,
-    max_retries=services.MAX_DELIVERY_ATTEMPTS,
+    max_retries=delivery.MAX_DELIVERY_ATTEMPTS,
 )
 def deliver_letter(letter_id: int) -> None:
-    services.letter_deliver(letter_id=letter_id)
+    delivery.letter_deliver(letter_id=letter_id)
 
 
 # Letters the sweep hands out per task: one SMTP session and one claim query per batch.
@@ -27,20 +27,20 @@ DELIVERY_BATCH = 50
 
 
 @shared_task(
-    autoretry_for=(services.TransientDeliveryError,),
+    autoretry_for=(delivery.TransientDeliveryError,),
     retry_backoff=settings.LETTER_RETRY_BACKOFF_SECONDS,
     retry_backoff_max=900,
-    max_retries=services.MAX_DELIVERY_ATTEMPTS,
+    max_retries=delivery.MAX_DELIVERY_ATTEMPTS,
 )
 def deliver_letters(letter_ids: list[int]) -> None:
-    services.letters_deliver(letter_ids=letter_ids)
+    delivery.letters_deliver(letter_ids=letter_ids)
 
 
 @shared_task(autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5)
 def prepare_loop_message(referral_id: int, status: str) -> None:
     """An inbound referral reached `status`: prepare its message to the referrer and
     deliver it at once if it is already due."""
-    _task, letter = services.loop_message_prepare(referral_id=referral_id, status=status)
+    _task, letter = loop.loop_message_prepare(referral_id=referral_id, status=status)
     if letter is not None and letter.status == letter.Status.PENDING and letter.is_due:
         deliver_letter.delay(letter.pk)
 
@@ -55,10 +55,10 @@ def prepare_thank_you(referral_id: int) -> None:
 def sweep_loop_work() -> None:
     """Run by beat: the database holds every due date, so this re-drives whatever is due or
     was lost on the way (an enqueue during a Redis outage, a worker killed mid-task)."""
-    missing = services.referral_events_missing_messages()
+    missing = loop.referral_events_missing_messages()
     for referral_id, status in missing:
-        services.loop_message_prepare(referral_id=referral_id, status=status)
-    letters = services.letters_to_deliver()
+        loop.loop_message_prepare(referral_id=referral_id, status=status)
+    letters = delivery.letters_to_deliver()
     for start in range(0, len(letters), DELIVERY_BATCH):
         deliver_letters.delay(letters[start : start + DELIVERY_BATCH])
     from outreach import newsletters
@@ -72,14 +72,14 @@ def sweep_loop_work() -> None:
 @shared_task
 def build_rekindle_queue() -> None:
     """Nightly, by beat: partners who slipped away become tasks for their owners."""
-    created = services.rekindle_queue_build()
+    created = rekindle.rekindle_queue_build()
     logger.info("rekindle queue: %s new tasks", len(created))
 
 
 @shared_task
 def send_liaison_digests() -> None:
     """Every morning, by beat: each liaison's tasks for the day."""
-    logger.info("daily digest: %s emails sent", services.liaison_digests_send())
+    logger.info("daily digest: %s emails sent", digest.liaison_digests_send())
 
 
 @shared_task

@@ -16,8 +16,9 @@ from core.pagination import paginate
 from core.types import AuthedRequest
 from outreach import newsletters
 from outreach.forms_newsletters import NewsletterForm
-from outreach.models import LetterTemplate, NewsletterIssue, render_merge_fields
-from outreach.services import SAMPLE_MERGE_VALUES, letter_template_for
+from outreach.models import LetterTemplate, NewsletterIssue
+from outreach.models.merge_fields import render_merge_fields
+from outreach.services.letters import SAMPLE_MERGE_VALUES, letter_template_for
 
 
 @login_required

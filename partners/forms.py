@@ -217,7 +217,7 @@ class PartnerUploadForm(forms.Form):
     )
 
     def clean_file(self) -> Any:
-        from partners.spreadsheets import MAX_UPLOAD_BYTES
+        from partners.spreadsheets.reading import MAX_UPLOAD_BYTES
 
         upload = self.cleaned_data["file"]
         if upload.size > MAX_UPLOAD_BYTES:
@@ -231,7 +231,7 @@ class ColumnMappingForm(forms.Form):
     """One choice per column of the uploaded file: which partner field it fills."""
 
     def __init__(self, *args: Any, headers: list[str], samples: list[str], **kwargs: Any):
-        from partners.spreadsheets import TARGETS
+        from partners.spreadsheets.columns import TARGETS
 
         super().__init__(*args, **kwargs)
         choices = [("", "Ignore this column"), *TARGETS.items()]
@@ -251,7 +251,7 @@ class ColumnMappingForm(forms.Form):
         }
 
     def clean(self) -> dict[str, Any]:
-        from partners.services import check_partner_import_mapping
+        from partners.services.imports import check_partner_import_mapping
 
         super().clean()
         cleaned = self.cleaned_data

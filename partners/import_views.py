@@ -20,15 +20,11 @@ from core.htmx import render_page
 from core.types import AuthedRequest
 from partners.forms import ColumnMappingForm, PartnerUploadForm, ProviderFilter
 from partners.models import PartnerImport, Provider
-from partners.services import partner_import_start
-from partners.spreadsheets import (
-    UnreadableFile,
-    export_rows,
-    guess_mapping,
-    plan_import,
-    read_table,
-    safe_cell,
-)
+from partners.services.imports import partner_import_start
+from partners.spreadsheets.columns import guess_mapping
+from partners.spreadsheets.export import export_rows, safe_cell
+from partners.spreadsheets.planning import plan_import
+from partners.spreadsheets.reading import UnreadableFile, read_table
 
 PREVIEW_ROWS = 50
 # Named in a line above the tables; the count covers the rest.

@@ -7,7 +7,9 @@ import logging
 from celery import shared_task
 from django.utils import timezone
 
-from partners import services
+from partners.services.health import providers_assess_health
+from partners.services.imports import partner_import_apply, partner_imports_to_redrive
+from partners.services.tiers import providers_retier
 
 logger = logging.getLogger(__name__)
 
@@ -17,8 +19,8 @@ def assess_partners() -> None:
     """Nightly (beat): re-tier every partner, then assess relationship health. Both are
     idempotent for a given day, so a re-run or a retry after a crash changes nothing."""
     today = timezone.localdate()
-    tiers = services.providers_retier(as_of=today)
-    health = services.providers_assess_health(as_of=today)
+    tiers = providers_retier(as_of=today)
+    health = providers_assess_health(as_of=today)
     logger.info(
         "partners assessed: %s tier changes (%s pinned), %s health changes of %s",
         tiers.changed,
@@ -30,11 +32,11 @@ def assess_partners() -> None:
 
 @shared_task(autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5)
 def apply_partner_import(import_id: int) -> None:
-    services.partner_import_apply(import_id=import_id)
+    partner_import_apply(import_id=import_id)
 
 
 @shared_task
 def sweep_partner_imports() -> None:
     """Run by beat: re-drive big imports whose message or worker was lost."""
-    for import_id in services.partner_imports_to_redrive():
+    for import_id in partner_imports_to_redrive():
         apply_partner_import.delay(import_id)

@@ -40,8 +40,9 @@ from partners.selectors import (
     get_provider_for_user,
     get_staff_member_for_user,
 )
-from partners.services import partner_merge, partner_merge_preview, provider_set_tier
-from partners.services import provider_unpin_tier as provider_unpin_tier_service
+from partners.services.merges import partner_merge, partner_merge_preview
+from partners.services.tiers import provider_set_tier
+from partners.services.tiers import provider_unpin_tier as provider_unpin_tier_service
 from referrals.models import Referral
 
 TIMELINE_LENGTH = 30

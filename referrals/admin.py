@@ -7,7 +7,8 @@ from django.http import HttpRequest, HttpResponse
 from audit.models import PatientDataAccess
 from audit.services import PATIENT_FIELDS, audit_record
 from referrals.models import Inquiry, Referral, ReferralEvent, SlaTarget
-from referrals.services import referral_edit, referral_log
+from referrals.services.edit import referral_edit
+from referrals.services.workflow import referral_log
 
 
 class EventInline(admin.TabularInline):

@@ -7,7 +7,7 @@ from typing import Any
 
 from core.templatetags.people import person
 from referrals.models import Status
-from referrals.services import SKIP_CHANGED, SKIP_NOT_YOURS, BulkResult
+from referrals.services.bulk import SKIP_CHANGED, SKIP_NOT_YOURS, BulkResult
 
 # "Declined 3 referrals", "Put 2 referrals on hold".
 STATUS_VERBS: dict[str, tuple[str, str]] = {

@@ -18,7 +18,7 @@ from intake.uploads import AttachAgainMixin, DocumentsField
 from partners.models import Provider
 from partners.widgets import ProviderPicker
 from referrals.models import REASON_SUGGESTIONS, Inquiry, Referral, SlaState, Status
-from referrals.services import BULK_STATUSES
+from referrals.services.bulk import BULK_STATUSES
 
 
 def coordinator_choices() -> Any:

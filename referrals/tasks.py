@@ -6,7 +6,7 @@ import logging
 
 from celery import shared_task
 
-from referrals import services
+from referrals.services.consult_reports import consult_report_reminders_create
 
 logger = logging.getLogger(__name__)
 
@@ -15,6 +15,6 @@ logger = logging.getLogger(__name__)
 def remind_missing_consult_reports() -> None:
     """Nightly, by beat: the due dates are in the database (sent date + the setting), so a
     missed night is caught up by the next run."""
-    created = services.consult_report_reminders_create()
+    created = consult_report_reminders_create()
     if created:
         logger.info("consult reports: %s reminder tasks created", created)

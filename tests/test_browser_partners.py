@@ -14,7 +14,7 @@ from core.factories import DEMO_PASSWORD, UserFactory
 from core.roles import Role
 from partners.factories import ProviderFactory, make_npi
 from partners.models import Provider
-from partners.services import providers_assess_health
+from partners.services.health import providers_assess_health
 from referrals.factories import ReferralFactory
 from tests.test_browser import browser, page  # noqa: F401  (the shared chromium fixtures)
 

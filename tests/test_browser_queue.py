@@ -14,7 +14,7 @@ from core.roles import Role
 from partners.factories import ProviderFactory
 from referrals.factories import ReferralFactory
 from referrals.models import Referral, Status
-from referrals.services import referral_log
+from referrals.services.workflow import referral_log
 from tests.test_browser import PHONE, browser, page  # noqa: F401 - the shared browser fixtures
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -24,7 +24,7 @@ from partners.factories import ProviderFactory
 from partners.models import Provider
 from referrals.factories import ReferralFactory
 from referrals.models import Status
-from referrals.services import referral_log, referral_transition
+from referrals.services.workflow import referral_log, referral_transition
 from registry.models import RegistryEndpoint
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]

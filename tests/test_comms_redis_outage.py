@@ -28,7 +28,7 @@ from partners.factories import ProviderFactory
 from referral_crm.celery import app
 from referrals.factories import ReferralFactory
 from referrals.models import Status
-from referrals.services import referral_log, referral_transition
+from referrals.services.workflow import referral_log, referral_transition
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 

@@ -21,11 +21,12 @@ from core.factories import UserFactory
 from core.roles import Role
 from outreach.factories import ActivityFactory, EventFactory, PlannedVisitFactory, TaskFactory
 from outreach.models import Invitation, LetterTemplate, NewsletterIssue, Task
-from outreach.services import letter_template_for, thank_you_prepare
+from outreach.services.letters import letter_template_for
+from outreach.services.loop import thank_you_prepare
 from partners.factories import ProviderFactory, StaffMemberFactory
 from referrals.factories import ReferralFactory
 from referrals.models import Status
-from referrals.services import referral_log, referral_transition
+from referrals.services.workflow import referral_log, referral_transition
 
 pytestmark = pytest.mark.django_db
 

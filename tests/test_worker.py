@@ -16,7 +16,7 @@ from outreach.tasks import sweep_loop_work
 from partners.factories import ProviderFactory
 from referrals.factories import ReferralFactory
 from referrals.models import Referral, Status
-from referrals.services import referral_log, referral_transition
+from referrals.services.workflow import referral_log, referral_transition
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 

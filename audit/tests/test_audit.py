@@ -12,7 +12,7 @@ from audit.services import audit_record
 from core.factories import UserFactory
 from partners.factories import ProviderFactory
 from referrals.factories import ReferralFactory
-from referrals.services import referral_log
+from referrals.services.workflow import referral_log
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,7 @@ from intake.tests.conftest import PDF, PNG, office_form_data, stored_files
 from partners.factories import ProviderFactory
 from referrals.factories import ReferralFactory
 from referrals.models import Referral
-from referrals.services import referral_log
+from referrals.services.workflow import referral_log
 
 pytestmark = pytest.mark.django_db
 

@@ -1,7 +1,7 @@
 from django.db import migrations
 
 # The text the event reminder starts with, until someone edits it on the templates page.
-# A copy (migrations are frozen): outreach.services.DEFAULT_TEMPLATES holds the same text.
+# A copy (migrations are frozen): outreach.services.letters.DEFAULT_TEMPLATES holds the same text.
 REMINDER_SUBJECT = "Reminder: {{ event_name }} on {{ event_date }}"
 REMINDER_BODY = (
     "Dear {{ provider_name }},\n\n"

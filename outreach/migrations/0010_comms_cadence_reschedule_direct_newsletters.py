@@ -8,7 +8,7 @@ from django.db import migrations, models
 
 
 # The text the report summary starts with, until someone edits it on the templates page.
-# A copy (migrations are frozen): outreach.services.DEFAULT_TEMPLATES holds the same text.
+# A copy (migrations are frozen): outreach.services.letters.DEFAULT_TEMPLATES holds the same text.
 SUMMARY_SUBJECT = "Consult reports for {{ period }}"
 SUMMARY_BODY = (
     "Dear {{ provider_name }},\n\n"

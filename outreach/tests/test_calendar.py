@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from outreach.factories import EventFactory, PlannedVisitFactory, TaskFactory
 from outreach.models import CalendarFeed, Task
-from outreach.services import thank_you_prepare
+from outreach.services.loop import thank_you_prepare
 from partners.factories import OrganizationFactory, ProviderFactory
 from referrals.factories import ReferralFactory
 from referrals.models import Referral, ReferralEvent

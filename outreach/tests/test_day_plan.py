@@ -10,7 +10,7 @@ from django.utils import timezone
 from outreach.factories import ActivityFactory, PlannedVisitFactory, TaskFactory
 from outreach.models import Activity, PlannedVisit, Task
 from outreach.routing import haversine_miles, nearest_neighbour_route, zip_centroid
-from outreach.services import planned_visit_add, planned_visits_route
+from outreach.services.day_plan import planned_visit_add, planned_visits_route
 from partners.factories import OrganizationFactory, ProviderFactory, StaffMemberFactory
 from referrals.factories import ReferralFactory
 

@@ -12,7 +12,7 @@ from core.factories import UserFactory
 from core.roles import Role
 from outreach.factories import TaskFactory
 from outreach.models import Task
-from outreach.services import liaison_digests_send
+from outreach.services.digest import liaison_digests_send
 from outreach.tasks import send_liaison_digests
 from partners.factories import ProviderFactory
 

@@ -10,13 +10,14 @@ import pytest
 from django.core import mail
 
 from bench.smtp_sink import SmtpSink
-from outreach import direct, services
+from outreach import direct
 from outreach.models import Letter, LetterTemplate
+from outreach.services import delivery, letters, loop
 from partners.factories import ProviderFactory
 from partners.models import Provider
 from referrals.factories import ReferralFactory
 from referrals.models import Status
-from referrals.services import referral_log
+from referrals.services.workflow import referral_log
 from registry.models import RegistryEndpoint
 
 pytestmark = pytest.mark.django_db
@@ -56,7 +57,7 @@ def _acknowledgment(provider: Provider) -> Letter:
         ),
         actor=None,
     )
-    _task, letter = services.loop_message_prepare(referral_id=referral.pk, status=Status.RECEIVED)
+    _task, letter = loop.loop_message_prepare(referral_id=referral.pk, status=Status.RECEIVED)
     assert letter is not None
     return letter
 
@@ -70,7 +71,7 @@ def test_a_portal_partner_gets_a_direct_message_with_the_letter_as_pdf(relay):
         Letter.Channel.DIRECT,
         "dr.wiebe@direct.lakeside.example",
     )
-    (_delivered,) = services.letters_deliver(letter_ids=[letter.pk])
+    (_delivered,) = delivery.letters_deliver(letter_ids=[letter.pk])
 
     letter.refresh_from_db()
     assert letter.status == Letter.Status.SENT
@@ -105,7 +106,7 @@ def test_without_a_direct_address_the_portal_falls_back_to_email_fax_then_mail(
     provider.organization.save()
     _endpoint(provider.npi, "https://fhir.lakeside.example/r4", kind="FHIR")
 
-    assert services.letter_route(provider, K.ACKNOWLEDGMENT)[0] == channel
+    assert letters.letter_route(provider, K.ACKNOWLEDGMENT)[0] == channel
 
 
 def test_without_a_relay_the_portal_goes_by_email_even_with_a_direct_address(settings):
@@ -113,7 +114,7 @@ def test_without_a_relay_the_portal_goes_by_email_even_with_a_direct_address(set
     provider = ProviderFactory(preferred_channel=PORTAL, email="office@example.org")
     _endpoint(provider.npi, "dr.wiebe@direct.lakeside.example")
 
-    assert services.letter_route(provider, K.ACKNOWLEDGMENT) == (
+    assert letters.letter_route(provider, K.ACKNOWLEDGMENT) == (
         Letter.Channel.EMAIL,
         Letter.Status.PENDING,
         "office@example.org",
@@ -127,7 +128,7 @@ def test_a_direct_letter_whose_relay_went_away_is_sent_by_email_and_says_so(rela
     assert letter.channel == Letter.Channel.DIRECT
     settings.DIRECT_EMAIL = None
 
-    services.letters_deliver(letter_ids=[letter.pk])
+    delivery.letters_deliver(letter_ids=[letter.pk])
 
     letter.refresh_from_db()
     assert (letter.status, letter.channel, letter.recipient) == (
@@ -156,8 +157,8 @@ def test_a_refusing_relay_is_retried_like_any_smtp_failure(relay):
     _endpoint(provider.npi, "dr.wiebe@direct.lakeside.example")
     letter = _acknowledgment(provider)
 
-    with pytest.raises(services.TransientDeliveryError):
-        services.letters_deliver(letter_ids=[letter.pk])
+    with pytest.raises(delivery.TransientDeliveryError):
+        delivery.letters_deliver(letter_ids=[letter.pk])
 
     letter.refresh_from_db()
     assert letter.status == Letter.Status.PENDING

@@ -15,7 +15,9 @@ from django.utils import timezone
 from outreach import ledger
 from outreach.factories import EventFactory
 from outreach.models import Activity, ActivityShare, ComplianceLimit, Invitation
-from outreach.services import ComplianceLimitExceeded, activity_log, event_record_attendance
+from outreach.services.activities import activity_log
+from outreach.services.compliance import ComplianceLimitExceeded
+from outreach.services.events import event_record_attendance
 from partners.factories import OrganizationFactory, ProviderFactory, StaffMemberFactory
 
 pytestmark = pytest.mark.django_db

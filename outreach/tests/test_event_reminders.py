@@ -11,9 +11,10 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from outreach import meetings, services, tasks
+from outreach import meetings, tasks
 from outreach.factories import EventFactory
 from outreach.models import Invitation, Letter, LetterTemplate
+from outreach.services import delivery
 from partners.factories import ProviderFactory, StaffMemberFactory
 from partners.models import Provider
 
@@ -85,7 +86,7 @@ def test_invitees_get_one_reminder_by_their_channel_n_days_before():
             due_on=timezone.localdate(),
         )
 
-    services.letters_deliver(letter_ids=[email.pk])
+    delivery.letters_deliver(letter_ids=[email.pk])
     [sent] = mail.outbox
     assert sent.to == ["reyes@example.org"]
     assert sent.subject == email.subject

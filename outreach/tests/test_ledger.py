@@ -13,7 +13,8 @@ from core.factories import UserFactory
 from outreach.factories import PlannedVisitFactory
 from outreach.ledger import share_per_head
 from outreach.models import Activity, ActivityShare, ComplianceLimit
-from outreach.services import ComplianceLimitExceeded, activity_log
+from outreach.services.activities import activity_log
+from outreach.services.compliance import ComplianceLimitExceeded
 from partners.factories import OrganizationFactory, ProviderFactory, StaffMemberFactory
 
 pytestmark = pytest.mark.django_db

@@ -10,13 +10,13 @@ from django.core import mail
 from django.utils import timezone
 
 from core.factories import UserFactory
-from outreach import services
 from outreach.models import Letter, LetterTemplate, Task
+from outreach.services import delivery, loop
 from outreach.tasks import sweep_loop_work
 from partners.factories import ProviderFactory
 from referrals.factories import ReferralFactory
 from referrals.models import Status
-from referrals.services import referral_log, referral_transition
+from referrals.services.workflow import referral_log, referral_transition
 
 pytestmark = pytest.mark.django_db
 
@@ -46,7 +46,7 @@ def test_the_thank_you_goes_to_the_owner_with_initials_only_due_in_business_days
         seen_at=seen, owner=owner, first_name="David", last_name="Wiebe", credential="MD"
     )
 
-    task, letter = services.thank_you_prepare(referral_id=referral.pk)
+    task, letter = loop.thank_you_prepare(referral_id=referral.pk)
 
     assert task.assignee == owner
     assert task.due_on.isoformat() == "2026-11-30"
@@ -60,8 +60,8 @@ def test_the_thank_you_goes_to_the_owner_with_initials_only_due_in_business_days
 
 def test_preparing_twice_creates_nothing_new():
     referral = _seen_referral()
-    first = services.thank_you_prepare(referral_id=referral.pk)
-    second = services.thank_you_prepare(referral_id=referral.pk)
+    first = loop.thank_you_prepare(referral_id=referral.pk)
+    second = loop.thank_you_prepare(referral_id=referral.pk)
     assert first == second
     assert Task.objects.filter(referral=referral).count() == 1
     assert Letter.objects.filter(referral=referral).count() == 1
@@ -70,7 +70,7 @@ def test_preparing_twice_creates_nothing_new():
 def test_a_referral_not_yet_seen_gets_no_thank_you():
     provider = ProviderFactory()
     referral = referral_log(referral=ReferralFactory.build(provider=provider), actor=None)
-    assert services.thank_you_prepare(referral_id=referral.pk) == (None, None)
+    assert loop.thank_you_prepare(referral_id=referral.pk) == (None, None)
     assert not Task.objects.exists()
 
 
@@ -82,21 +82,21 @@ def test_an_edited_template_is_used_for_new_letters():
         delay_business_days=5,
     )
     referral = _seen_referral(last_name="Pilcher")
-    _, letter = services.thank_you_prepare(referral_id=referral.pk)
+    _, letter = loop.thank_you_prepare(referral_id=referral.pk)
     assert letter.subject == "Grateful, Pilcher"
     assert letter.body == "Patient R.O. was seen."
 
 
 def _due_letter(**provider_kwargs):
     referral = _seen_referral(**provider_kwargs)
-    _, letter = services.thank_you_prepare(referral_id=referral.pk)
+    _, letter = loop.thank_you_prepare(referral_id=referral.pk)
     Letter.objects.filter(pk=letter.pk).update(due_on=timezone.localdate())
     return letter
 
 
 def test_a_due_letter_is_emailed_to_the_partner_and_marked_sent():
     letter = _due_letter(email="wiebe@example.org")
-    services.letter_deliver(letter_id=letter.pk)
+    delivery.letter_deliver(letter_id=letter.pk)
     letter.refresh_from_db()
     assert letter.status == Letter.Status.SENT
     assert letter.recipient == "wiebe@example.org"
@@ -107,14 +107,14 @@ def test_a_due_letter_is_emailed_to_the_partner_and_marked_sent():
 
 def test_a_letter_is_delivered_once_however_often_it_is_handed_out():
     letter = _due_letter(email="wiebe@example.org")
-    services.letter_deliver(letter_id=letter.pk)
-    services.letter_deliver(letter_id=letter.pk)
+    delivery.letter_deliver(letter_id=letter.pk)
+    delivery.letter_deliver(letter_id=letter.pk)
     assert len(mail.outbox) == 1
 
 
 def test_a_partner_without_email_gets_the_letter_in_the_print_queue():
     letter = _due_letter(email="", organization__email="")
-    services.letter_deliver(letter_id=letter.pk)
+    delivery.letter_deliver(letter_id=letter.pk)
     letter.refresh_from_db()
     assert letter.status == Letter.Status.PRINT_QUEUE
     assert mail.outbox == []
@@ -122,9 +122,9 @@ def test_a_partner_without_email_gets_the_letter_in_the_print_queue():
 
 def test_a_letter_not_yet_due_is_not_sent():
     referral = _seen_referral(email="wiebe@example.org")
-    _, letter = services.thank_you_prepare(referral_id=referral.pk)
+    _, letter = loop.thank_you_prepare(referral_id=referral.pk)
     assert letter.due_on > timezone.localdate()
-    assert services.letter_deliver(letter_id=letter.pk) is None
+    assert delivery.letter_deliver(letter_id=letter.pk) is None
     assert mail.outbox == []
 
 
@@ -133,17 +133,17 @@ def test_an_smtp_failure_is_retried_then_shown_as_failed():
     with mock.patch(
         "django.core.mail.EmailMultiAlternatives.send", side_effect=SMTPServerDisconnected()
     ):
-        with pytest.raises(services.TransientDeliveryError):
-            services.letter_deliver(letter_id=letter.pk)
+        with pytest.raises(delivery.TransientDeliveryError):
+            delivery.letter_deliver(letter_id=letter.pk)
         letter.refresh_from_db()
         assert (letter.status, letter.attempts) == (Letter.Status.PENDING, 1)
-        for _ in range(services.MAX_DELIVERY_ATTEMPTS - 2):
-            with pytest.raises(services.TransientDeliveryError):
-                services.letter_deliver(letter_id=letter.pk)
-        services.letter_deliver(letter_id=letter.pk)
+        for _ in range(delivery.MAX_DELIVERY_ATTEMPTS - 2):
+            with pytest.raises(delivery.TransientDeliveryError):
+                delivery.letter_deliver(letter_id=letter.pk)
+        delivery.letter_deliver(letter_id=letter.pk)
     letter.refresh_from_db()
     assert letter.status == Letter.Status.FAILED
-    assert letter.attempts == services.MAX_DELIVERY_ATTEMPTS
+    assert letter.attempts == delivery.MAX_DELIVERY_ATTEMPTS
     assert letter.last_error.startswith("SMTPServerDisconnected")
 
 
@@ -164,6 +164,6 @@ def test_the_sweep_prepares_lost_thank_yous_and_queues_due_letters():
 
 def test_a_letter_abandoned_by_a_dead_worker_is_handed_out_again():
     letter = _due_letter()
-    stale = timezone.now() - services.STALE_CLAIM - timezone.timedelta(seconds=1)
+    stale = timezone.now() - delivery.STALE_CLAIM - timezone.timedelta(seconds=1)
     Letter.objects.filter(pk=letter.pk).update(status=Letter.Status.SENDING, claimed_at=stale)
-    assert services.letters_to_deliver() == [letter.pk]
+    assert delivery.letters_to_deliver() == [letter.pk]

@@ -11,15 +11,15 @@ from django.urls import reverse
 from django.utils import timezone
 
 from bench.smtp_sink import SilentServer, SmtpSink
-from outreach import services
 from outreach.fax import PrintQueueFaxBackend
 from outreach.models import Letter, LetterTemplate, Task
 from outreach.pdf import letter_pdf
+from outreach.services import delivery, letters, loop
 from partners.factories import ProviderFactory
 from partners.models import Provider
 from referrals.factories import ReferralFactory
 from referrals.models import Referral, Status
-from referrals.services import referral_log, referral_transition
+from referrals.services.workflow import referral_log, referral_transition
 
 pytestmark = pytest.mark.django_db
 
@@ -50,7 +50,7 @@ def _walk(referral, *statuses):
 def test_a_new_inbound_referral_is_acknowledged_by_email_the_same_day():
     referral = _referral(email="wiebe@example.org")
 
-    _task, letter = services.loop_message_prepare(referral_id=referral.pk, status=Status.RECEIVED)
+    _task, letter = loop.loop_message_prepare(referral_id=referral.pk, status=Status.RECEIVED)
 
     assert letter.kind == K.ACKNOWLEDGMENT
     assert (letter.channel, letter.status) == (Letter.Channel.EMAIL, Letter.Status.PENDING)
@@ -64,9 +64,9 @@ def test_each_pipeline_step_sends_its_own_message_once():
     referral = _referral(email="wiebe@example.org")
     referral = _walk(referral, Status.ACCEPTED, Status.SCHEDULED, Status.SEEN, Status.REPORT_SENT)
 
-    for status in services.LOOP_MESSAGES:
-        services.loop_message_prepare(referral_id=referral.pk, status=status)
-        services.loop_message_prepare(referral_id=referral.pk, status=status)
+    for status in loop.LOOP_MESSAGES:
+        loop.loop_message_prepare(referral_id=referral.pk, status=status)
+        loop.loop_message_prepare(referral_id=referral.pk, status=status)
 
     kinds = sorted(Letter.objects.filter(referral=referral).values_list("kind", flat=True))
     assert kinds == sorted([K.ACKNOWLEDGMENT, K.SCHEDULED, K.THANK_YOU, K.OUTCOME])
@@ -77,11 +77,11 @@ def test_each_pipeline_step_sends_its_own_message_once():
 
 def test_a_step_the_referral_never_reached_sends_nothing():
     referral = _referral(email="wiebe@example.org")
-    assert services.loop_message_prepare(referral_id=referral.pk, status=Status.SEEN) == (
+    assert loop.loop_message_prepare(referral_id=referral.pk, status=Status.SEEN) == (
         None,
         None,
     )
-    assert services.loop_message_prepare(referral_id=referral.pk, status=Status.ACCEPTED) == (
+    assert loop.loop_message_prepare(referral_id=referral.pk, status=Status.ACCEPTED) == (
         None,
         None,
     )
@@ -94,7 +94,7 @@ def test_an_outbound_referral_messages_nobody():
         ),
         actor=None,
     )
-    assert services.loop_message_prepare(referral_id=referral.pk, status=Status.RECEIVED) == (
+    assert loop.loop_message_prepare(referral_id=referral.pk, status=Status.RECEIVED) == (
         None,
         None,
     )
@@ -102,22 +102,22 @@ def test_an_outbound_referral_messages_nobody():
 
 def test_a_partner_who_opted_out_gets_no_letter_but_the_timeline_shows_why():
     referral = _referral(email="wiebe@example.org", letters_opt_out=True)
-    _task, letter = services.loop_message_prepare(referral_id=referral.pk, status=Status.RECEIVED)
+    _task, letter = loop.loop_message_prepare(referral_id=referral.pk, status=Status.RECEIVED)
     assert letter.status == Letter.Status.SKIPPED
-    assert services.letter_deliver(letter_id=letter.pk) is None
+    assert delivery.letter_deliver(letter_id=letter.pk) is None
     assert mail.outbox == []
     # The sweep does not prepare it again and again.
-    assert (referral.pk, Status.RECEIVED) not in services.referral_events_missing_messages()
+    assert (referral.pk, Status.RECEIVED) not in loop.referral_events_missing_messages()
 
 
 def test_a_partner_who_prefers_a_call_gets_a_call_task_instead_of_a_thank_you_letter():
     referral = _referral(email="wiebe@example.org", thank_you_by=Provider.ThankYouBy.CALL)
     referral = _walk(referral, Status.ACCEPTED, Status.SCHEDULED, Status.SEEN)
-    task, letter = services.loop_message_prepare(referral_id=referral.pk, status=Status.SEEN)
+    task, letter = loop.loop_message_prepare(referral_id=referral.pk, status=Status.SEEN)
     assert (letter.channel, letter.status) == (Letter.Channel.CALL, Letter.Status.SKIPPED)
     assert task.kind == Task.Kind.THANK_YOU and task.title.startswith("Call ")
     # Other messages still go by the preferred channel.
-    _, ack = services.loop_message_prepare(referral_id=referral.pk, status=Status.RECEIVED)
+    _, ack = loop.loop_message_prepare(referral_id=referral.pk, status=Status.RECEIVED)
     assert ack.channel == Letter.Channel.EMAIL
 
 
@@ -134,13 +134,13 @@ def test_a_partner_who_prefers_a_call_gets_a_call_task_instead_of_a_thank_you_le
 )
 def test_the_channel_follows_the_partners_preference(preferred, email, expected):
     provider = ProviderFactory(preferred_channel=preferred, email=email, organization__email="")
-    channel, status, _ = services.letter_route(provider, K.ACKNOWLEDGMENT)
+    channel, status, _ = letters.letter_route(provider, K.ACKNOWLEDGMENT)
     assert (channel, status) == (expected, Letter.Status.PENDING)
 
 
 def test_without_any_fax_or_email_the_letter_goes_by_mail():
     provider = ProviderFactory(email="", organization=None)
-    assert services.letter_route(provider, K.OUTCOME)[0] == Letter.Channel.MAIL
+    assert letters.letter_route(provider, K.OUTCOME)[0] == Letter.Channel.MAIL
 
 
 def _due(letter):
@@ -150,8 +150,8 @@ def _due(letter):
 
 def test_an_email_letter_carries_html_text_and_its_own_message_id():
     referral = _referral(email="wiebe@example.org")
-    _, letter = services.loop_message_prepare(referral_id=referral.pk, status=Status.RECEIVED)
-    services.letter_deliver(letter_id=_due(letter).pk)
+    _, letter = loop.loop_message_prepare(referral_id=referral.pk, status=Status.RECEIVED)
+    delivery.letter_deliver(letter_id=_due(letter).pk)
     sent = mail.outbox[0]
     assert sent.extra_headers["Message-ID"] == letter.message_id
     assert sent.body == letter.body
@@ -171,18 +171,18 @@ class RecordingFaxBackend:
 def test_a_fax_goes_through_the_configured_backend_with_the_pdf():
     RecordingFaxBackend.sent = []
     referral = _referral(preferred_channel=Provider.PreferredChannel.FAX)
-    _, letter = services.loop_message_prepare(referral_id=referral.pk, status=Status.RECEIVED)
+    _, letter = loop.loop_message_prepare(referral_id=referral.pk, status=Status.RECEIVED)
     with override_settings(FAX_BACKEND=f"{__name__}.RecordingFaxBackend"):
-        delivered = services.letter_deliver(letter_id=_due(letter).pk)
+        delivered = delivery.letter_deliver(letter_id=_due(letter).pk)
     assert delivered.status == Letter.Status.SENT
     assert RecordingFaxBackend.sent[0].startswith(b"%PDF")
 
 
 def test_the_default_fax_backend_leaves_the_fax_in_the_print_queue():
-    assert isinstance(services.fax_backend(), PrintQueueFaxBackend)
+    assert isinstance(delivery.fax_backend(), PrintQueueFaxBackend)
     referral = _referral(preferred_channel=Provider.PreferredChannel.FAX)
-    _, letter = services.loop_message_prepare(referral_id=referral.pk, status=Status.RECEIVED)
-    delivered = services.letter_deliver(letter_id=_due(letter).pk)
+    _, letter = loop.loop_message_prepare(referral_id=referral.pk, status=Status.RECEIVED)
+    delivered = delivery.letter_deliver(letter_id=_due(letter).pk)
     assert (delivered.status, delivered.channel) == (Letter.Status.PRINT_QUEUE, "fax")
     assert delivered.recipient == referral.provider.fax
     assert mail.outbox == []
@@ -190,7 +190,7 @@ def test_the_default_fax_backend_leaves_the_fax_in_the_print_queue():
 
 def test_the_pdf_has_the_letterhead_and_survives_typographic_characters():
     referral = _referral(first_name="Zoë", last_name="O\u2019Brien")
-    _, letter = services.loop_message_prepare(referral_id=referral.pk, status=Status.RECEIVED)
+    _, letter = loop.loop_message_prepare(referral_id=referral.pk, status=Status.RECEIVED)
     letter.body += "\n\n“Quoted” — and a snowman ☃."
     pdf = letter_pdf(letter)
     assert pdf.startswith(b"%PDF-") and len(pdf) > 1000
@@ -213,11 +213,11 @@ def test_the_sweep_finds_every_kind_of_message_whose_enqueue_was_lost():
         actor=None,
         cancel_reason="the patient moved away.",
     )
-    missing = set(services.referral_events_missing_messages())
+    missing = set(loop.referral_events_missing_messages())
     assert missing == {
         *(
             (referral.pk, status)
-            for status in services.LOOP_MESSAGES
+            for status in loop.LOOP_MESSAGES
             if status not in (Status.DECLINED, Status.NO_SHOW, Status.CANCELLED, Status.ON_HOLD)
         ),
         (declined.pk, Status.RECEIVED),
@@ -227,8 +227,8 @@ def test_the_sweep_finds_every_kind_of_message_whose_enqueue_was_lost():
         (cancelled.pk, Status.CANCELLED),
     }
     for referral_id, status in missing:
-        services.loop_message_prepare(referral_id=referral_id, status=status)
-    assert services.referral_events_missing_messages() == []
+        loop.loop_message_prepare(referral_id=referral_id, status=status)
+    assert loop.referral_events_missing_messages() == []
 
 
 def test_an_smtp_server_that_refuses_leads_to_retries_then_a_visible_failure(settings):
@@ -238,12 +238,12 @@ def test_an_smtp_server_that_refuses_leads_to_retries_then_a_visible_failure(set
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", sink.port
     try:
         referral = _referral(email="wiebe@example.org")
-        _, letter = services.loop_message_prepare(referral_id=referral.pk, status=Status.RECEIVED)
+        _, letter = loop.loop_message_prepare(referral_id=referral.pk, status=Status.RECEIVED)
         _due(letter)
-        for _ in range(services.MAX_DELIVERY_ATTEMPTS - 1):
-            with pytest.raises(services.TransientDeliveryError):
-                services.letter_deliver(letter_id=letter.pk)
-        failed = services.letter_deliver(letter_id=letter.pk)
+        for _ in range(delivery.MAX_DELIVERY_ATTEMPTS - 1):
+            with pytest.raises(delivery.TransientDeliveryError):
+                delivery.letter_deliver(letter_id=letter.pk)
+        failed = delivery.letter_deliver(letter_id=letter.pk)
     finally:
         sink.stop()
     assert failed.status == Letter.Status.FAILED
@@ -257,9 +257,9 @@ def test_an_smtp_server_that_never_answers_times_out_and_is_retried(settings):
     settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", silent.port, 1
     try:
         referral = _referral(email="wiebe@example.org")
-        _, letter = services.loop_message_prepare(referral_id=referral.pk, status=Status.RECEIVED)
-        with pytest.raises(services.TransientDeliveryError):
-            services.letter_deliver(letter_id=_due(letter).pk)
+        _, letter = loop.loop_message_prepare(referral_id=referral.pk, status=Status.RECEIVED)
+        with pytest.raises(delivery.TransientDeliveryError):
+            delivery.letter_deliver(letter_id=_due(letter).pk)
     finally:
         silent.stop()
     letter.refresh_from_db()
@@ -277,7 +277,7 @@ def test_a_declined_referral_tells_the_referring_office_why():
         decline_reason="we do not treat pediatric patients.",
     )
 
-    _task, letter = services.loop_message_prepare(referral_id=referral.pk, status=Status.DECLINED)
+    _task, letter = loop.loop_message_prepare(referral_id=referral.pk, status=Status.DECLINED)
 
     assert letter.kind == K.DECLINED
     assert (letter.channel, letter.recipient) == (Letter.Channel.EMAIL, "wiebe@example.org")
@@ -287,11 +287,11 @@ def test_a_declined_referral_tells_the_referring_office_why():
     # Declining is a loop event like the others: enqueued by the workflow, recovered by
     # the sweep if that message was lost.
     Letter.objects.all().delete()
-    assert (referral.pk, Status.DECLINED) in services.referral_events_missing_messages()
+    assert (referral.pk, Status.DECLINED) in loop.referral_events_missing_messages()
 
 
 def test_a_bulk_decline_sends_each_referring_office_its_notice(coordinator):
-    from referrals.services import referral_bulk_apply
+    from referrals.services.bulk import referral_bulk_apply
 
     referrals = [_referral(email=f"office{n}@example.org") for n in range(3)]
     referral_bulk_apply(
@@ -301,10 +301,10 @@ def test_a_bulk_decline_sends_each_referring_office_its_notice(coordinator):
         to_status=Status.DECLINED,
         reason="the practice is not taking new patients this month.",
     )
-    missing = services.referral_events_missing_messages()
+    missing = loop.referral_events_missing_messages()
     assert {(referral.pk, Status.DECLINED) for referral in referrals} <= set(missing)
     for referral_id, status in missing:
-        services.loop_message_prepare(referral_id=referral_id, status=status)
+        loop.loop_message_prepare(referral_id=referral_id, status=status)
     notices = Letter.objects.filter(kind=K.DECLINED).order_by("recipient")
     assert [letter.recipient for letter in notices] == [
         "office0@example.org",
@@ -318,7 +318,7 @@ def test_each_missed_appointment_tells_the_referring_office():
     referral = _walk(_referral(email="wiebe@example.org"), Status.ACCEPTED, Status.SCHEDULED)
     first_appointment = timezone.localtime(referral.appointment_at)
     referral = referral_transition(referral=referral, to_status=Status.NO_SHOW, actor=None)
-    _task, notice = services.loop_message_prepare(referral_id=referral.pk, status=Status.NO_SHOW)
+    _task, notice = loop.loop_message_prepare(referral_id=referral.pk, status=Status.NO_SHOW)
     assert notice.kind == K.NO_SHOW and notice.sequence == 1
     assert notice.recipient == "wiebe@example.org"
     assert f"{first_appointment:%B %-d, %Y}" in notice.body
@@ -328,15 +328,15 @@ def test_each_missed_appointment_tells_the_referring_office():
     referral = _walk(referral, Status.SCHEDULED)
     referral = referral_transition(referral=referral, to_status=Status.NO_SHOW, actor=None)
     for _ in range(2):
-        services.loop_message_prepare(referral_id=referral.pk, status=Status.NO_SHOW)
+        loop.loop_message_prepare(referral_id=referral.pk, status=Status.NO_SHOW)
     notices = Letter.objects.filter(referral=referral, kind=K.NO_SHOW).order_by("sequence")
     assert [notice.sequence for notice in notices] == [1, 2]
     # And the sweep sees nothing missing for them.
-    assert (referral.pk, Status.NO_SHOW) not in services.referral_events_missing_messages()
+    assert (referral.pk, Status.NO_SHOW) not in loop.referral_events_missing_messages()
 
 
 def test_a_cancelled_referral_tells_the_referring_office_once(coordinator):
-    from referrals.services import referral_bulk_apply
+    from referrals.services.bulk import referral_bulk_apply
 
     scheduled = _walk(_referral(email="wiebe@example.org"), Status.ACCEPTED, Status.SCHEDULED)
     fresh = _referral(email="office@example.org")
@@ -349,7 +349,7 @@ def test_a_cancelled_referral_tells_the_referring_office_once(coordinator):
     )
     for referral in (scheduled, fresh):
         for _ in range(2):
-            services.loop_message_prepare(referral_id=referral.pk, status=Status.CANCELLED)
+            loop.loop_message_prepare(referral_id=referral.pk, status=Status.CANCELLED)
     notices = Letter.objects.filter(kind=K.CANCELLED).order_by("recipient")
     assert [letter.recipient for letter in notices] == ["office@example.org", "wiebe@example.org"]
     notice = notices[1]
@@ -359,7 +359,7 @@ def test_a_cancelled_referral_tells_the_referring_office_once(coordinator):
     assert "The reason: we could not reach the patient after three calls." in notice.body
     assert "Olsen" not in notice.subject + notice.body
     assert not any(
-        status == Status.CANCELLED for _pk, status in services.referral_events_missing_messages()
+        status == Status.CANCELLED for _pk, status in loop.referral_events_missing_messages()
     )
 
 
@@ -373,7 +373,7 @@ def test_an_outbound_referral_cancelled_sends_nothing():
     referral = referral_transition(
         referral=referral, to_status=Status.CANCELLED, actor=None, cancel_reason="Sent in error"
     )
-    assert services.loop_message_prepare(referral_id=referral.pk, status=Status.CANCELLED) == (
+    assert loop.loop_message_prepare(referral_id=referral.pk, status=Status.CANCELLED) == (
         None,
         None,
     )
@@ -388,12 +388,12 @@ def test_a_hold_that_says_what_it_needs_asks_the_referring_office_for_it():
         hold_reason="  the office notes of the last visit.  ",
     )
     assert referral.hold_reason == "the office notes of the last visit."
-    assert (referral.pk, Status.ON_HOLD) in services.referral_events_missing_messages()
-    _task, notice = services.loop_message_prepare(referral_id=referral.pk, status=Status.ON_HOLD)
+    assert (referral.pk, Status.ON_HOLD) in loop.referral_events_missing_messages()
+    _task, notice = loop.loop_message_prepare(referral_id=referral.pk, status=Status.ON_HOLD)
     assert (notice.kind, notice.sequence, notice.recipient) == (K.ON_HOLD, 1, "wiebe@example.org")
     assert "until we have this: the office notes of the last visit." in notice.body
     assert "R.O." in notice.subject and "Olsen" not in notice.subject + notice.body
-    assert (referral.pk, Status.ON_HOLD) not in services.referral_events_missing_messages()
+    assert (referral.pk, Status.ON_HOLD) not in loop.referral_events_missing_messages()
 
     # Resumed, then held again for something else: a second notice, numbered.
     referral = _walk(referral, Status.ACCEPTED)
@@ -401,7 +401,7 @@ def test_a_hold_that_says_what_it_needs_asks_the_referring_office_for_it():
         referral=referral, to_status=Status.ON_HOLD, actor=None, hold_reason="the MRI report."
     )
     for _ in range(2):
-        services.loop_message_prepare(referral_id=referral.pk, status=Status.ON_HOLD)
+        loop.loop_message_prepare(referral_id=referral.pk, status=Status.ON_HOLD)
     notices = Letter.objects.filter(referral=referral, kind=K.ON_HOLD).order_by("sequence")
     assert [n.sequence for n in notices] == [1, 2]
     assert "the MRI report." in notices[1].body
@@ -418,10 +418,10 @@ def test_a_hold_without_a_reason_or_already_over_sends_nothing():
         hold_reason="the insurance authorization.",
     )
     resumed = _walk(resumed, Status.ACCEPTED)  # before its notice was prepared
-    missing = services.referral_events_missing_messages()
+    missing = loop.referral_events_missing_messages()
     for referral in (silent, resumed):
         assert (referral.pk, Status.ON_HOLD) not in missing
-        assert services.loop_message_prepare(referral_id=referral.pk, status=Status.ON_HOLD) == (
+        assert loop.loop_message_prepare(referral_id=referral.pk, status=Status.ON_HOLD) == (
             None,
             None,
         )
@@ -435,17 +435,17 @@ def _held(**provider_kwargs):
         actor=None,
         hold_reason="the insurance authorization.",
     )
-    _task, notice = services.loop_message_prepare(referral_id=referral.pk, status=Status.ON_HOLD)
+    _task, notice = loop.loop_message_prepare(referral_id=referral.pk, status=Status.ON_HOLD)
     return referral, notice
 
 
 def test_ending_a_hold_withdraws_its_notice_unless_it_has_left():
     waiting, waiting_notice = _held(email="wiebe@example.org")
     queued, queued_notice = _held(preferred_channel=Provider.PreferredChannel.FAX)
-    assert services.letter_deliver(letter_id=queued_notice.pk).status == Letter.Status.PRINT_QUEUE
+    assert delivery.letter_deliver(letter_id=queued_notice.pk).status == Letter.Status.PRINT_QUEUE
     sent, sent_notice = _held(email="office@example.org")
-    assert services.letter_deliver(letter_id=sent_notice.pk).status == Letter.Status.SENT
-    _task, acknowledgment = services.loop_message_prepare(
+    assert delivery.letter_deliver(letter_id=sent_notice.pk).status == Letter.Status.SENT
+    _task, acknowledgment = loop.loop_message_prepare(
         referral_id=waiting.pk, status=Status.RECEIVED
     )
 
@@ -454,14 +454,14 @@ def test_ending_a_hold_withdraws_its_notice_unless_it_has_left():
 
     for notice in (waiting_notice, queued_notice):
         notice.refresh_from_db()
-        assert (notice.status, notice.last_error) == (Letter.Status.CANCELLED, services.HOLD_ENDED)
+        assert (notice.status, notice.last_error) == (Letter.Status.CANCELLED, loop.HOLD_ENDED)
     sent_notice.refresh_from_db()
     assert sent_notice.status == Letter.Status.SENT
     # Only the hold's notices: the acknowledgment still waiting to go stays as it was.
     acknowledgment.refresh_from_db()
     assert acknowledgment.status == Letter.Status.PENDING
     # Nothing withdrawn is sent: the sender no longer sees it.
-    assert services.letter_deliver(letter_id=waiting_notice.pk) is None
+    assert delivery.letter_deliver(letter_id=waiting_notice.pk) is None
     assert len(mail.outbox) == 1
 
 
@@ -472,16 +472,16 @@ def test_a_hold_that_ends_while_its_notice_is_written_sends_nothing(monkeypatch)
         actor=None,
         hold_reason="the insurance authorization.",
     )
-    write_template = services.letter_template_for
+    write_template = letters.letter_template_for
 
     def coordinator_resumes_meanwhile(kind):
         # After the notice's first check, before it is saved: another request ends the hold.
         _walk(Referral.objects.get(pk=referral.pk), Status.ACCEPTED)
         return write_template(kind)
 
-    monkeypatch.setattr(services, "letter_template_for", coordinator_resumes_meanwhile)
+    monkeypatch.setattr(loop, "letter_template_for", coordinator_resumes_meanwhile)
 
-    assert services.loop_message_prepare(referral_id=referral.pk, status=Status.ON_HOLD) == (
+    assert loop.loop_message_prepare(referral_id=referral.pk, status=Status.ON_HOLD) == (
         None,
         None,
     )
@@ -505,9 +505,7 @@ def test_a_bulk_hold_with_a_reason_asks_each_referring_office_for_it(client_for,
             Status.ON_HOLD,
             "the insurance authorization.",
         )
-        _task, notice = services.loop_message_prepare(
-            referral_id=referral.pk, status=Status.ON_HOLD
-        )
+        _task, notice = loop.loop_message_prepare(referral_id=referral.pk, status=Status.ON_HOLD)
         assert "the insurance authorization." in notice.body
 
 
@@ -517,8 +515,8 @@ def test_a_cancelled_notice_template_left_as_first_shipped_learns_to_say_why():
     from django.apps import apps
 
     migration = importlib.import_module("outreach.migrations.0016_cancelled_notice_says_why")
-    assert services.DEFAULT_TEMPLATES[K.CANCELLED]["body"] == migration.SAYS_WHY
-    template = services.letter_template_for(K.CANCELLED)
+    assert letters.DEFAULT_TEMPLATES[K.CANCELLED]["body"] == migration.SAYS_WHY
+    template = letters.letter_template_for(K.CANCELLED)
     template.body = migration.FIRST
     template.save()
 

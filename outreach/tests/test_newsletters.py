@@ -227,7 +227,7 @@ def test_the_list_pins_its_query_count(client_for, manager, django_assert_max_nu
 
 
 def test_merging_two_records_that_both_got_an_issue_keeps_both_letters(manager):
-    from partners.services import partner_merge
+    from partners.services.merges import partner_merge
 
     survivor = ProviderFactory(email="a@example.org")
     duplicate = ProviderFactory(email="b@example.org")
@@ -241,7 +241,7 @@ def test_merging_two_records_that_both_got_an_issue_keeps_both_letters(manager):
 
 
 def test_the_newsletter_template_refuses_patient_merge_fields(client_for, manager):
-    from outreach.services import letter_template_for
+    from outreach.services.letters import letter_template_for
 
     template = letter_template_for(K.NEWSLETTER)
     response = client_for(manager).post(

@@ -141,7 +141,7 @@ def test_a_template_with_an_unknown_merge_field_is_refused(client_for, manager):
 
 def test_every_letter_as_first_shipped_passes_its_own_editor():
     from outreach.forms import LetterTemplateForm
-    from outreach.services import DEFAULT_TEMPLATES
+    from outreach.services.letters import DEFAULT_TEMPLATES
 
     for kind, text in DEFAULT_TEMPLATES.items():
         form = LetterTemplateForm(data=text, instance=LetterTemplate(kind=kind))
@@ -161,7 +161,7 @@ def test_every_letter_as_first_shipped_passes_its_own_editor():
 def test_a_merge_field_this_kind_of_letter_cannot_fill_is_refused(
     client_for, manager, kind, text, message
 ):
-    from outreach.services import letter_template_for
+    from outreach.services.letters import letter_template_for
 
     template = letter_template_for(kind)
     before = template.body
@@ -176,7 +176,7 @@ def test_a_merge_field_this_kind_of_letter_cannot_fill_is_refused(
 
 
 def test_the_editor_lists_only_the_merge_fields_its_letter_fills(client_for, manager):
-    from outreach.services import letter_template_for
+    from outreach.services.letters import letter_template_for
 
     template = letter_template_for("event_reminder")
     page = client_for(manager).get(reverse("outreach:template_update", args=[template.pk]))
@@ -193,7 +193,7 @@ def test_only_managers_edit_letter_templates(client_for, coordinator, liaison):
 def test_every_kind_of_letter_has_a_default_text_whose_preview_fills_every_field(
     client_for, manager
 ):
-    from outreach.models import MERGE_FIELD, unknown_merge_fields
+    from outreach.models.merge_fields import MERGE_FIELD, unknown_merge_fields
 
     client = client_for(manager)
     assert client.get(reverse("outreach:template_list")).status_code == 200

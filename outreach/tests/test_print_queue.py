@@ -115,7 +115,7 @@ def test_the_template_list_offers_every_kind_of_letter(client_for, manager):
 
 
 def test_a_letter_kind_on_its_own_schedule_has_no_delay_to_edit(client_for, manager):
-    from outreach.services import letter_template_for
+    from outreach.services.letters import letter_template_for
 
     reminder = letter_template_for(LetterTemplate.Kind.EVENT_REMINDER)
     page = client_for(manager).get(reverse("outreach:template_update", args=[reminder.pk]))

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from core.factories import UserFactory
 from outreach.models import Activity, Task
-from outreach.services import rekindle_queue_build
+from outreach.services.rekindle import rekindle_queue_build
 from outreach.tasks import build_rekindle_queue
 from partners.factories import ProviderFactory
 from referrals.factories import ReferralFactory

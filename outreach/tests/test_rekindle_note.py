@@ -16,10 +16,12 @@ from django.test import TestCase
 from django.urls import reverse
 from django.utils import timezone
 
-from outreach import rekindle, services
+from outreach import rekindle
 from outreach.factories import TaskFactory
 from outreach.models import Activity, Letter, LetterTemplate, Task
-from outreach.services import letter_template_for, rekindle_queue_build
+from outreach.services import delivery
+from outreach.services.letters import letter_template_for
+from outreach.services.rekindle import rekindle_queue_build
 from outreach.tasks import deliver_letter
 from partners.factories import OrganizationFactory, ProviderFactory
 from partners.models import Provider
@@ -430,10 +432,10 @@ def test_a_note_that_could_not_be_delivered_puts_its_task_back_on_the_list(clien
     with mock.patch(
         "django.core.mail.EmailMultiAlternatives.send", side_effect=SMTPServerDisconnected()
     ):
-        for _ in range(services.MAX_DELIVERY_ATTEMPTS - 1):
-            with pytest.raises(services.TransientDeliveryError):
-                services.letter_deliver(letter_id=letter.pk)
-        services.letter_deliver(letter_id=letter.pk)
+        for _ in range(delivery.MAX_DELIVERY_ATTEMPTS - 1):
+            with pytest.raises(delivery.TransientDeliveryError):
+                delivery.letter_deliver(letter_id=letter.pk)
+        delivery.letter_deliver(letter_id=letter.pk)
     letter.refresh_from_db()
     task.refresh_from_db()
     assert letter.status == Letter.Status.FAILED

@@ -9,13 +9,14 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from outreach import services, summaries
+from outreach import summaries
 from outreach.models import Letter, LetterTemplate
+from outreach.services import letters, loop
 from partners.factories import ProviderFactory
 from partners.models import Provider
 from referrals.factories import ReferralFactory
 from referrals.models import Status
-from referrals.services import referral_log, referral_transition
+from referrals.services.workflow import referral_log, referral_transition
 
 pytestmark = pytest.mark.django_db
 
@@ -45,9 +46,7 @@ def _report_sent(provider, day: date, *, first="Ruth", last="Olsen"):
             appointment_at=_at(day - timedelta(days=2)),
             at=_at(day - timedelta(days=1)) if status != Status.REPORT_SENT else _at(day),
         )
-    _task, letter = services.loop_message_prepare(
-        referral_id=referral.pk, status=Status.REPORT_SENT
-    )
+    _task, letter = loop.loop_message_prepare(referral_id=referral.pk, status=Status.REPORT_SENT)
     return letter
 
 
@@ -123,7 +122,7 @@ def test_the_database_refuses_a_second_summary_for_a_partner_and_period():
     _report_sent(provider, date(2026, 3, 3))
     (summary,) = summaries.report_summaries_prepare(today=date(2026, 3, 9))
     summary.pk = None
-    summary.message_id = services.new_message_id()
+    summary.message_id = letters.new_message_id()
     with pytest.raises(IntegrityError), transaction.atomic():
         summary.save()
 

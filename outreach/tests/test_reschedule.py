@@ -9,12 +9,12 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from outreach import services
 from outreach.models import Letter, LetterTemplate
+from outreach.services import letters, loop
 from partners.factories import ProviderFactory
 from referrals.factories import ReferralFactory
 from referrals.models import Status
-from referrals.services import referral_log, referral_transition
+from referrals.services.workflow import referral_log, referral_transition
 
 pytestmark = pytest.mark.django_db
 
@@ -44,14 +44,14 @@ def test_each_appointment_change_gives_one_notice_with_its_date():
     first = timezone.now() + timedelta(days=3)
     second = first + timedelta(days=7)
     referral = _scheduled(first)
-    services.loop_message_prepare(referral_id=referral.pk, status=Status.SCHEDULED)
+    loop.loop_message_prepare(referral_id=referral.pk, status=Status.SCHEDULED)
     Letter.objects.filter(referral=referral).update(status=Letter.Status.SENT)
 
     referral = referral_transition(
         referral=referral, to_status=Status.SCHEDULED, actor=None, appointment_at=second
     )
     for _ in range(3):  # the task, a retry and the sweep
-        services.loop_message_prepare(referral_id=referral.pk, status=Status.SCHEDULED)
+        loop.loop_message_prepare(referral_id=referral.pk, status=Status.SCHEDULED)
 
     notices = _notices(referral)
     assert [n.sequence for n in notices] == [1, 2]
@@ -64,7 +64,7 @@ def test_each_appointment_change_gives_one_notice_with_its_date():
 
 def test_a_notice_not_yet_sent_gives_way_to_the_new_appointment():
     referral = _scheduled(timezone.now() + timedelta(days=3))
-    services.loop_message_prepare(referral_id=referral.pk, status=Status.SCHEDULED)
+    loop.loop_message_prepare(referral_id=referral.pk, status=Status.SCHEDULED)
     referral = referral_transition(
         referral=referral,
         to_status=Status.SCHEDULED,
@@ -72,7 +72,7 @@ def test_a_notice_not_yet_sent_gives_way_to_the_new_appointment():
         appointment_at=timezone.now() + timedelta(days=9),
     )
 
-    services.loop_message_prepare(referral_id=referral.pk, status=Status.SCHEDULED)
+    loop.loop_message_prepare(referral_id=referral.pk, status=Status.SCHEDULED)
 
     old, new = _notices(referral)
     assert old.status == Letter.Status.CANCELLED
@@ -88,8 +88,8 @@ def test_two_changes_before_any_notice_send_only_the_latest_date():
         referral=referral, to_status=Status.SCHEDULED, actor=None, appointment_at=latest
     )
 
-    services.loop_message_prepare(referral_id=referral.pk, status=Status.SCHEDULED)
-    services.loop_message_prepare(referral_id=referral.pk, status=Status.SCHEDULED)
+    loop.loop_message_prepare(referral_id=referral.pk, status=Status.SCHEDULED)
+    loop.loop_message_prepare(referral_id=referral.pk, status=Status.SCHEDULED)
 
     (notice,) = _notices(referral)
     assert notice.sequence == 2 and _long(latest) in notice.body
@@ -97,9 +97,9 @@ def test_two_changes_before_any_notice_send_only_the_latest_date():
 
 def test_the_sweep_finds_a_lost_reschedule_notice_and_only_that():
     referral = _scheduled(timezone.now() + timedelta(days=3))
-    services.loop_message_prepare(referral_id=referral.pk, status=Status.RECEIVED)
-    services.loop_message_prepare(referral_id=referral.pk, status=Status.SCHEDULED)
-    assert (referral.pk, Status.SCHEDULED) not in services.referral_events_missing_messages()
+    loop.loop_message_prepare(referral_id=referral.pk, status=Status.RECEIVED)
+    loop.loop_message_prepare(referral_id=referral.pk, status=Status.SCHEDULED)
+    assert (referral.pk, Status.SCHEDULED) not in loop.referral_events_missing_messages()
 
     referral_transition(
         referral=referral,
@@ -107,10 +107,10 @@ def test_the_sweep_finds_a_lost_reschedule_notice_and_only_that():
         actor=None,
         appointment_at=timezone.now() + timedelta(days=10),
     )
-    assert (referral.pk, Status.SCHEDULED) in services.referral_events_missing_messages()
+    assert (referral.pk, Status.SCHEDULED) in loop.referral_events_missing_messages()
 
-    services.loop_message_prepare(referral_id=referral.pk, status=Status.SCHEDULED)
-    assert (referral.pk, Status.SCHEDULED) not in services.referral_events_missing_messages()
+    loop.loop_message_prepare(referral_id=referral.pk, status=Status.SCHEDULED)
+    assert (referral.pk, Status.SCHEDULED) not in loop.referral_events_missing_messages()
     assert [n.sequence for n in _notices(referral)] == [1, 2]
 
 
@@ -118,9 +118,9 @@ def test_the_database_refuses_a_second_notice_for_the_same_appointment():
     from django.db import IntegrityError, transaction
 
     referral = _scheduled(timezone.now() + timedelta(days=3))
-    _task, notice = services.loop_message_prepare(referral_id=referral.pk, status=Status.SCHEDULED)
+    _task, notice = loop.loop_message_prepare(referral_id=referral.pk, status=Status.SCHEDULED)
     notice.pk = None
-    notice.message_id = services.new_message_id()
+    notice.message_id = letters.new_message_id()
     with pytest.raises(IntegrityError), transaction.atomic():
         notice.save()
 
@@ -132,7 +132,7 @@ def test_rebooking_the_same_time_is_refused_and_sends_no_update(client_for, coor
 
     at = (timezone.now() + timedelta(days=3)).replace(second=0, microsecond=0)
     referral = _scheduled(at)
-    services.loop_message_prepare(referral_id=referral.pk, status=Status.SCHEDULED)
+    loop.loop_message_prepare(referral_id=referral.pk, status=Status.SCHEDULED)
     events = ReferralEvent.objects.filter(referral=referral).count()
 
     with pytest.raises(ValidationError) as refused:
@@ -152,5 +152,5 @@ def test_rebooking_the_same_time_is_refused_and_sends_no_update(client_for, coor
     )
     assert "already scheduled for that time" in response.content.decode()
     assert ReferralEvent.objects.filter(referral=referral).count() == events
-    services.loop_message_prepare(referral_id=referral.pk, status=Status.SCHEDULED)
+    loop.loop_message_prepare(referral_id=referral.pk, status=Status.SCHEDULED)
     assert [notice.sequence for notice in _notices(referral)] == [1]

@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from outreach.factories import PlannedVisitFactory
 from outreach.models import Activity, PlannedVisit, PlannedVisitEvent
-from outreach.services import planned_visit_log, planned_visit_skip
+from outreach.services.day_plan import planned_visit_log, planned_visit_skip
 from partners.factories import OrganizationFactory, ProviderFactory
 
 pytestmark = pytest.mark.django_db

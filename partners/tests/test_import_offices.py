@@ -11,8 +11,9 @@ from django.urls import reverse
 
 from partners.factories import OrganizationFactory, ProviderFactory, make_npi
 from partners.models import Organization, PartnerImport, Provider
-from partners.services import partner_import_apply, partner_import_start
-from partners.spreadsheets import guess_mapping, plan_import
+from partners.services.imports import partner_import_apply, partner_import_start
+from partners.spreadsheets.columns import guess_mapping
+from partners.spreadsheets.planning import plan_import
 
 pytestmark = pytest.mark.django_db
 
@@ -483,7 +484,7 @@ def test_an_office_merged_away_while_importing_fails_the_import_and_writes_nothi
         Organization.objects.filter(pk=office.pk).delete()  # a colleague's merge, say
         return plan
 
-    monkeypatch.setattr("partners.spreadsheets.plan_import", plan_then_merge)
+    monkeypatch.setattr("partners.spreadsheets.planning.plan_import", plan_then_merge)
     partner_import_start(partner_import=partner_import)
     partner_import.refresh_from_db()
     assert partner_import.status == PartnerImport.Status.FAILED

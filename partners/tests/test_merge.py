@@ -6,7 +6,8 @@ from outreach.factories import ActivityFactory, TaskFactory
 from outreach.models import Activity, Letter, Task
 from partners.factories import OrganizationFactory, ProviderFactory, StaffMemberFactory
 from partners.models import Organization, PartnerMerge, Provider, StaffMember, TierChange
-from partners.services import partner_merge, provider_set_tier
+from partners.services.merges import partner_merge
+from partners.services.tiers import provider_set_tier
 from referrals.factories import ReferralFactory
 from referrals.models import Referral
 

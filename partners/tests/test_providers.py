@@ -8,12 +8,9 @@ from outreach.factories import ActivityFactory, TaskFactory
 from partners.factories import OrganizationFactory, ProviderFactory, StaffMemberFactory
 from partners.models import Provider, TierChange
 from partners.selectors import can_change_provider
-from partners.services import (
-    partner_merge,
-    provider_set_tier,
-    provider_unpin_tier,
-    providers_assess_health,
-)
+from partners.services.health import providers_assess_health
+from partners.services.merges import partner_merge
+from partners.services.tiers import provider_set_tier, provider_unpin_tier
 from referrals.factories import ReferralFactory
 
 pytestmark = pytest.mark.django_db

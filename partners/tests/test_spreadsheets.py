@@ -8,8 +8,9 @@ from openpyxl import Workbook, load_workbook
 
 from partners.factories import OrganizationFactory, ProviderFactory, make_npi
 from partners.models import Organization, PartnerImport, Provider
-from partners.services import SYNC_IMPORT_ROWS, partner_import_apply
-from partners.spreadsheets import guess_mapping, read_table
+from partners.services.imports import SYNC_IMPORT_ROWS, partner_import_apply
+from partners.spreadsheets.columns import guess_mapping
+from partners.spreadsheets.reading import read_table
 from partners.tasks import sweep_partner_imports
 
 pytestmark = pytest.mark.django_db

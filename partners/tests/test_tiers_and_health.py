@@ -8,12 +8,11 @@ from django.utils import timezone
 from outreach.factories import ActivityFactory
 from partners.factories import ProviderFactory
 from partners.models import HealthChange, Provider, TierChange
-from partners.services import (
+from partners.services.health import assess_health, providers_assess_health
+from partners.services.tiers import (
     TierVolume,
-    assess_health,
     classify_tiers,
     provider_set_tier,
-    providers_assess_health,
     providers_retier,
 )
 from partners.tasks import assess_partners

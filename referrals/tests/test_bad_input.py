@@ -12,7 +12,8 @@ from core.roles import Role
 from partners.factories import ProviderFactory
 from referrals.factories import ReferralFactory
 from referrals.models import Referral, Status
-from referrals.services import STALE_EDIT, referral_edit, referral_log, referral_transition
+from referrals.services.edit import STALE_EDIT, referral_edit
+from referrals.services.workflow import referral_log, referral_transition
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,8 @@ from django.urls import reverse
 from partners.factories import ProviderFactory
 from referrals.factories import ReferralFactory
 from referrals.models import Referral, ReferralEvent, Status
-from referrals.services import referral_bulk_apply, referral_log, referral_transition
+from referrals.services.bulk import referral_bulk_apply
+from referrals.services.workflow import referral_log, referral_transition
 
 pytestmark = pytest.mark.django_db
 
@@ -103,17 +104,17 @@ def test_bulk_hold_and_cancel_move_every_row(client_for, coordinator, to_status,
 
 
 def test_every_bulk_move_goes_through_the_workflow_service(coordinator, monkeypatch):
-    from referrals import services
+    from referrals.services import bulk
 
     referrals = [_logged() for _ in range(2)]
     calls = []
-    real = services.referral_transition
+    real = bulk.referral_transition
 
     def spy(**kwargs):
         calls.append((kwargs["referral"].pk, kwargs["to_status"], kwargs["decline_reason"]))
         return real(**kwargs)
 
-    monkeypatch.setattr(services, "referral_transition", spy)
+    monkeypatch.setattr(bulk, "referral_transition", spy)
     referral_bulk_apply(
         queryset=Referral.objects.all(),
         versions={r.pk: r.updated_at for r in referrals},

@@ -13,7 +13,7 @@ from referrals.charts import bar_chart
 from referrals.factories import ReferralFactory
 from referrals.models import Inquiry
 from referrals.selectors import reciprocity_over_time
-from referrals.services import referral_log
+from referrals.services.workflow import referral_log
 
 pytestmark = pytest.mark.django_db
 

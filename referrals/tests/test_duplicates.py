@@ -10,7 +10,7 @@ from partners.factories import OrganizationFactory, ProviderFactory
 from referrals.factories import ReferralFactory
 from referrals.models import Referral
 from referrals.selectors import possible_duplicates
-from referrals.services import referral_log
+from referrals.services.workflow import referral_log
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 from audit.models import PatientDataAccess
 from partners.factories import ProviderFactory
 from referrals.factories import ReferralFactory
-from referrals.services import referral_log
+from referrals.services.workflow import referral_log
 
 pytestmark = pytest.mark.django_db
 
@@ -60,7 +60,7 @@ def test_roles_without_patient_access_cannot_export(client_for, request, role):
 
 
 def test_a_large_export_is_audited_chunk_by_chunk(client_for, coordinator, monkeypatch):
-    monkeypatch.setattr("referrals.views.EXPORT_CHUNK", 2)
+    monkeypatch.setattr("referrals.views.export.EXPORT_CHUNK", 2)
     referrals = [_logged(provider=ProviderFactory()) for _ in range(5)]
     _, *rows = _rows(client_for(coordinator).get(reverse("referrals:export")))
     assert len(rows) == 5

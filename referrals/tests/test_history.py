@@ -12,12 +12,9 @@ from core.roles import Role
 from partners.factories import ProviderFactory
 from referrals.factories import ReferralFactory
 from referrals.models import Inquiry, Referral, ReferralEvent
-from referrals.services import (
-    referral_assign,
-    referral_bulk_apply,
-    referral_claim,
-    referral_log,
-)
+from referrals.services.assignment import referral_assign, referral_claim
+from referrals.services.bulk import referral_bulk_apply
+from referrals.services.workflow import referral_log
 
 pytestmark = pytest.mark.django_db
 

@@ -11,12 +11,11 @@ from outreach.models import Task
 from partners.factories import ProviderFactory
 from referrals.factories import ReferralFactory
 from referrals.models import Referral, Status
-from referrals.services import (
+from referrals.services.consult_reports import (
     consult_report_reminders_create,
-    referral_log,
     referral_record_consult_report,
-    referral_transition,
 )
+from referrals.services.workflow import referral_log, referral_transition
 
 pytestmark = pytest.mark.django_db
 

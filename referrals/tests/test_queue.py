@@ -12,12 +12,9 @@ from core.roles import Role
 from partners.factories import ProviderFactory
 from referrals.factories import ReferralFactory
 from referrals.models import Referral, SlaState, SlaTarget, Status
-from referrals.services import (
-    referral_bulk_apply,
-    referral_claim,
-    referral_log,
-    referral_transition,
-)
+from referrals.services.assignment import referral_claim
+from referrals.services.bulk import referral_bulk_apply
+from referrals.services.workflow import referral_log, referral_transition
 
 pytestmark = pytest.mark.django_db
 
@@ -250,9 +247,9 @@ def test_a_bulk_move_not_allowed_for_a_row_skips_that_row_with_the_reason(coordi
 
 def test_a_failure_midway_rolls_back_the_whole_bulk_action(coordinator, monkeypatch):
     first, second = _logged(), _logged()
-    from referrals import services
+    from referrals.services import bulk
 
-    real = services.referral_transition
+    real = bulk.referral_transition
     calls = []
 
     def fail_on_second(**kwargs):
@@ -261,7 +258,7 @@ def test_a_failure_midway_rolls_back_the_whole_bulk_action(coordinator, monkeypa
             raise RuntimeError("database went away")
         return real(**kwargs)
 
-    monkeypatch.setattr(services, "referral_transition", fail_on_second)
+    monkeypatch.setattr(bulk, "referral_transition", fail_on_second)
     with pytest.raises(RuntimeError):
         referral_bulk_apply(
             queryset=Referral.objects.all(),

@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from partners.factories import ProviderFactory
 from referrals.factories import ReferralFactory
-from referrals.services import referral_log
+from referrals.services.workflow import referral_log
 
 pytestmark = pytest.mark.django_db
 

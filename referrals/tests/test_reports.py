@@ -11,7 +11,7 @@ from django.utils import timezone
 from partners.factories import ProviderFactory
 from partners.models import Provider
 from referrals.factories import ReferralFactory
-from referrals.services import referral_log
+from referrals.services.workflow import referral_log
 
 pytestmark = pytest.mark.django_db
 

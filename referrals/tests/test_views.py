@@ -6,7 +6,7 @@ from django.urls import reverse
 from partners.factories import ProviderFactory
 from referrals.factories import ReferralFactory
 from referrals.models import Referral, Status
-from referrals.services import referral_log
+from referrals.services.workflow import referral_log
 
 pytestmark = pytest.mark.django_db
 
@@ -201,7 +201,7 @@ def test_the_queue_offers_the_coordinators_in_its_filter_and_its_bulk_form(
 def test_the_referral_detail_runs_the_same_queries_however_long_its_history(
     client_for, coordinator, django_assert_num_queries
 ):
-    from referrals.services import referral_transition
+    from referrals.services.workflow import referral_transition
 
     client = client_for(coordinator)
     referral = _logged(provider=ProviderFactory())

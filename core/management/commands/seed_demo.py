@@ -16,7 +16,7 @@ from django.utils import timezone
 from core.factories import DEMO_PASSWORD, UserFactory
 from core.roles import Role, sync_roles
 from outreach.models import Activity, Letter, Task
-from outreach.services import thank_you_prepare
+from outreach.services.loop import thank_you_prepare
 from partners.factories import OrganizationFactory, ProviderFactory, StaffMemberFactory
 from partners.models import Provider
 from referrals.factories import REASONS
@@ -122,7 +122,8 @@ class Command(BaseCommand):
         """Today's plan for the first liaison, this year's gifts and meals limit and an
         upcoming annual meeting, so the field pages have something to show."""
         from outreach.models import ComplianceLimit, Event
-        from outreach.services import event_invite, planned_visit_add
+        from outreach.services.day_plan import planned_visit_add
+        from outreach.services.events import event_invite
         from partners.models import Organization
 
         today = timezone.localdate()
@@ -374,8 +375,9 @@ class Command(BaseCommand):
     def _tiers(self, manager: Any) -> None:
         # The nightly assessment, run once now so the demo opens with tiers, health and the
         # rekindle queue (partners whose referrals dropped or stopped, nobody in touch).
-        from outreach.services import rekindle_queue_build
-        from partners.services import providers_assess_health, providers_retier
+        from outreach.services.rekindle import rekindle_queue_build
+        from partners.services.health import providers_assess_health
+        from partners.services.tiers import providers_retier
 
         today = timezone.localdate()
         providers_retier(as_of=today)

@@ -1,4 +1,4 @@
-"""The referral network: referring offices, their providers and their support staff."""
+"""Providers: the clinicians we refer with, their preferences, tier and health history."""
 
 from __future__ import annotations
 
@@ -15,68 +15,10 @@ from django.utils import timezone
 
 from core.npi import validate_npi
 from core.roles import is_liaison
+from partners.models.organizations import Organization
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
-
-
-US_STATE_HELP = "Two-letter postal code, e.g. NE."
-
-
-class Address(models.Model):
-    address_line1 = models.CharField("address", max_length=200, blank=True)
-    address_line2 = models.CharField("address line 2", max_length=200, blank=True)
-    city = models.CharField(max_length=100, blank=True)
-    state = models.CharField(max_length=2, blank=True, help_text=US_STATE_HELP)
-    zip_code = models.CharField("ZIP code", max_length=10, blank=True)
-
-    class Meta:
-        abstract = True
-
-    @property
-    def address_lines(self) -> list[str]:
-        city_line = " ".join(
-            part
-            for part in (f"{self.city}," if self.city else "", self.state, self.zip_code)
-            if part
-        )
-        return [line for line in (self.address_line1, self.address_line2, city_line) if line]
-
-
-class Organization(Address):
-    """A referring practice or office: where the providers and their staff work."""
-
-    name = models.CharField(max_length=200)
-    npi = models.CharField(
-        "organization NPI",
-        max_length=10,
-        blank=True,
-        validators=[validate_npi],
-        help_text="Optional type-2 (organization) NPI.",
-    )
-    phone = models.CharField(max_length=30, blank=True)
-    fax = models.CharField(
-        "designated fax", max_length=30, blank=True, help_text="The fax line for referrals."
-    )
-    email = models.EmailField(blank=True)
-    notes = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["name"]
-        constraints = [
-            # One organization per type-2 NPI; many organizations have none.
-            models.UniqueConstraint(
-                fields=["npi"], condition=~Q(npi=""), name="organization_npi_unique"
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return self.name
-
-    def get_absolute_url(self) -> str:
-        return reverse("partners:organization_detail", args=[self.pk])
 
 
 class ProviderQuerySet(models.QuerySet["Provider"]):
@@ -249,7 +191,7 @@ class Provider(models.Model):
     # tier_pinned_until has passed (or, with no date, until a manager clears the pin).
     tier_pinned = models.BooleanField("tier set by a manager", default=False)
     tier_pinned_until = models.DateField("tier kept until", null=True, blank=True)
-    # Written by the nightly assessment (partners.services.providers_assess_health): the
+    # Written by the nightly assessment (partners.services.health.providers_assess_health): the
     # status and the facts behind it as reason codes, rendered to words by a template.
     health = models.CharField(max_length=10, choices=Health.choices, default=Health.NEW)
     health_reasons = models.JSONField(default=list, blank=True)
@@ -415,43 +357,6 @@ class TierChange(models.Model):
         return f"{self.provider}: {self.from_tier or '-'} → {self.to_tier or '-'}"
 
 
-class StaffMember(models.Model):
-    """Office manager, referral coordinator, front desk: the people who actually send the
-    referrals, first-class contacts with their own touches and preferences."""
-
-    class Role(models.TextChoices):
-        OFFICE_MANAGER = "office_manager", "Office manager"
-        REFERRAL_COORDINATOR = "referral_coordinator", "Referral coordinator"
-        FRONT_DESK = "front_desk", "Front desk"
-        NURSE = "nurse", "Nurse / MA"
-        BILLING = "billing", "Billing"
-        OTHER = "other", "Other"
-
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="staff")
-    first_name = models.CharField(max_length=100)
-    last_name = models.CharField(max_length=100, blank=True)
-    role = models.CharField(max_length=30, choices=Role.choices, default=Role.FRONT_DESK)
-    phone = models.CharField(max_length=30, blank=True)
-    email = models.EmailField(blank=True)
-    birthday = models.DateField(null=True, blank=True)
-    preferences = models.CharField(
-        max_length=300, blank=True, help_text="e.g. prefers texts; lunch: vegetarian"
-    )
-    notes = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["organization__name", "last_name", "first_name"]
-        verbose_name = "staff member"
-
-    def __str__(self) -> str:
-        return f"{self.display_name} ({self.get_role_display()})"
-
-    @property
-    def display_name(self) -> str:
-        return f"{self.first_name} {self.last_name}".strip()
-
-
 class HealthChange(models.Model):
     """History of a provider's relationship health: one row each time the nightly
     assessment moves it, with the reasons that held at that moment."""
@@ -467,103 +372,3 @@ class HealthChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider_id}: {self.from_health or '-'} → {self.to_health}"
-
-
-class PartnerMerge(models.Model):
-    """A duplicate provider or office folded into the survivor: who, when, which ids, and
-    how many rows moved. The duplicate row is gone; this is its record."""
-
-    class Kind(models.TextChoices):
-        PROVIDER = "provider", "Provider"
-        ORGANIZATION = "organization", "Office"
-
-    kind = models.CharField(max_length=12, choices=Kind.choices)
-    survivor_provider = models.ForeignKey(
-        Provider, on_delete=models.CASCADE, null=True, blank=True, related_name="merges"
-    )
-    survivor_organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, null=True, blank=True, related_name="merges"
-    )
-    survivor_id_at_merge = models.PositiveBigIntegerField()
-    duplicate_id = models.PositiveBigIntegerField()
-    duplicate_name = models.CharField(max_length=300)
-    duplicate_npi = models.CharField(max_length=10, blank=True)
-    # Rows re-pointed to the survivor, per related table, e.g. {"referrals": 3}.
-    moved = models.JSONField(default=dict)
-    merged_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
-    )
-    merged_at = models.DateTimeField()
-
-    class Meta:
-        ordering = ["-merged_at", "-pk"]
-        constraints = [
-            # Exactly one survivor, of the kind the row says.
-            models.CheckConstraint(
-                condition=(
-                    Q(kind="provider", survivor_organization__isnull=True)
-                    | Q(kind="organization", survivor_provider__isnull=True)
-                ),
-                name="partnermerge_one_survivor_kind",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return (
-            f"{self.get_kind_display()} {self.duplicate_id} merged into {self.survivor_id_at_merge}"
-        )
-
-
-class PartnerImport(models.Model):
-    """A spreadsheet of partners on its way in: the parsed rows, the column mapping the
-    user chose, and the state of applying it (claimed by a conditional update, so a
-    double-click or a re-delivered task applies it once)."""
-
-    class Status(models.TextChoices):
-        UPLOADED = "uploaded", "Waiting for mapping and confirmation"
-        QUEUED = "queued", "Queued"
-        APPLYING = "applying", "Importing"
-        APPLIED = "applied", "Imported"
-        FAILED = "failed", "Failed"
-
-    uploaded_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
-    )
-    file_name = models.CharField(max_length=200)
-    headers = models.JSONField(default=list)
-    rows = models.JSONField(default=list)
-    # Column index (string) to import target; see partners.spreadsheets.TARGETS.
-    mapping = models.JSONField(default=dict)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.UPLOADED)
-    total_rows = models.PositiveIntegerField(default=0)
-    processed_rows = models.PositiveIntegerField(default=0)
-    result = models.JSONField(default=dict, blank=True)
-    error = models.CharField(max_length=300, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    claimed_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at", "-pk"]
-        indexes = [
-            # The sweep looks for queued imports whose task message was lost.
-            models.Index(
-                fields=["claimed_at"],
-                condition=Q(status__in=["queued", "applying"]),
-                name="partnerimport_pending_idx",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return self.file_name
-
-    def get_absolute_url(self) -> str:
-        return reverse("partners:import_detail", args=[self.pk])
-
-    @property
-    def is_running(self) -> bool:
-        return self.status in (self.Status.QUEUED, self.Status.APPLYING)
-
-    @property
-    def percent(self) -> int:
-        return round(100 * self.processed_rows / self.total_rows) if self.total_rows else 0

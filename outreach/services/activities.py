@@ -1,0 +1,54 @@
+"""Logging an activity with a partner, its attendees, cost shares and follow-up task."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.contrib.auth.models import User
+from django.db import transaction
+
+from outreach.models import Activity, ActivityShare, Task
+from outreach.services.compliance import _lock_providers, check_activity_cost
+from partners.models import Provider, StaffMember
+
+
+@transaction.atomic
+def activity_log(
+    *,
+    activity: Activity,
+    providers: Iterable[Provider],
+    staff: Iterable[StaffMember],
+    actor: User,
+) -> Activity:
+    """Save a touch with its attendees; a next step with a due date becomes a follow-up
+    task for the person who logged it, so the next visit starts from it. A cost is
+    shared per head and each physician's share goes in the gifts and meals ledger (see
+    outreach.ledger for the rule); a share over the yearly limit is refused unless a
+    manager gave a reason."""
+    providers = list(providers)
+    staff = list(staff)
+    if activity.cost:
+        _lock_providers(providers)
+    activity.logged_by = actor
+    activity.full_clean()
+    allowances = check_activity_cost(
+        activity=activity, providers=providers, staff_count=len(staff), actor=actor
+    )
+    activity.save()
+    activity.providers.set(providers)
+    activity.staff.set(staff)
+    ActivityShare.objects.filter(activity=activity).delete()
+    ActivityShare.objects.bulk_create(
+        ActivityShare(activity=activity, provider=a.provider, year=a.year, amount=a.share)
+        for a in allowances
+    )
+    if activity.next_step and activity.next_step_due:
+        Task.objects.create(
+            kind=Task.Kind.FOLLOW_UP,
+            title=activity.next_step,
+            due_on=activity.next_step_due,
+            assignee=actor,
+            provider=providers[0] if providers else None,
+            activity=activity,
+        )
+    return activity

@@ -1,0 +1,228 @@
+"""Delivering letters: claiming them, putting them on their channel, recording the outcome."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import suppress
+from datetime import timedelta
+from smtplib import SMTPException
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail.backends.base import BaseEmailBackend
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from outreach import direct
+from outreach.fax import FaxError, fax_backend
+from outreach.models import Letter, Task
+from outreach.pdf import letter_pdf, letterhead
+from outreach.services.letters import letter_route, new_message_id
+
+logger = logging.getLogger(__name__)
+
+# A letter claimed by a worker that has not finished within this time is presumed lost
+# with its worker and handed out again by the sweep. Longer than any delivery can take
+# (EMAIL_TIMEOUT, the task time limit), or a slow send would be re-driven while running.
+STALE_CLAIM = timedelta(seconds=settings.LETTER_STALE_CLAIM_SECONDS)
+
+
+def letters_to_deliver() -> list[int]:
+    """Due letters, and letters whose worker vanished mid-delivery."""
+    stale = timezone.now() - STALE_CLAIM
+    due = Letter.objects.due().values_list("pk", flat=True)[:500]
+    stuck = Letter.objects.filter(status=Letter.Status.SENDING, claimed_at__lt=stale).values_list(
+        "pk", flat=True
+    )[:500]
+    return [*due, *stuck]
+
+
+def _claimable() -> Q:
+    now = timezone.now()
+    return Q(status=Letter.Status.PENDING, due_on__lte=timezone.localdate()) | Q(
+        status=Letter.Status.SENDING, claimed_at__lt=now - STALE_CLAIM
+    )
+
+
+def letters_claim(*, letter_ids: list[int]) -> list[Letter]:
+    """Take letters for delivery. The conditional update lets exactly one worker win each
+    letter; a claim left behind by a dead worker can be taken again once it is stale. The
+    claim time is the claim's token: only rows stamped with it are ours."""
+    token = timezone.now()
+    claimed = Letter.objects.filter(_claimable(), pk__in=letter_ids).update(
+        status=Letter.Status.SENDING, claimed_at=token
+    )
+    if not claimed:
+        return []
+    return list(
+        Letter.objects.select_related("provider", "provider__organization", "provider__owner")
+        .filter(pk__in=letter_ids, status=Letter.Status.SENDING, claimed_at=token)
+        .order_by("pk")
+    )
+
+
+def letter_claim(*, letter_id: int) -> Letter | None:
+    claimed = letters_claim(letter_ids=[letter_id])
+    return claimed[0] if claimed else None
+
+
+MAX_DELIVERY_ATTEMPTS = 5
+
+DELIVERY_ERRORS = (SMTPException, OSError, FaxError)
+
+
+class TransientDeliveryError(Exception):
+    """Delivery failed in a way that may succeed later (SMTP down, timeout)."""
+
+
+def letter_email(
+    letter: Letter, connection: BaseEmailBackend | None = None
+) -> EmailMultiAlternatives:
+    """The email for a letter: plain text and HTML on the letterhead, with the letter's own
+    Message-ID so a re-driven delivery is recognisably the same message."""
+    message = EmailMultiAlternatives(
+        subject=letter.subject,
+        body=letter.body,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[letter.recipient],
+        headers={"Message-ID": letter.message_id, "X-Referral-CRM-Letter": str(letter.pk)},
+        connection=connection,
+    )
+    html = render_to_string(
+        "outreach/email/letter.html", {"letter": letter, "letterhead": letterhead()}
+    )
+    message.attach_alternative(html, "text/html")
+    return message
+
+
+def _ensure_message_id(letter: Letter) -> None:
+    if not letter.message_id:
+        letter.message_id = new_message_id()
+        Letter.objects.filter(pk=letter.pk).update(message_id=letter.message_id)
+
+
+def _send(
+    letter: Letter, connection: BaseEmailBackend, relay: BaseEmailBackend | None = None
+) -> str:
+    """Put one claimed letter on its channel; returns its new status or raises one of
+    DELIVERY_ERRORS. `relay` is the Direct relay's connection, None when there is none."""
+    if not letter.channel or (letter.channel == Letter.Channel.DIRECT and relay is None):
+        # Letters prepared before channels were routed, or for Direct while the relay is
+        # no longer configured: decide now (the outcome records what was used).
+        letter.channel, _, letter.recipient = letter_route(letter.provider, letter.kind)
+    if letter.channel == Letter.Channel.DIRECT and relay is not None:
+        _ensure_message_id(letter)
+        relay.open()  # once per batch, like the email session
+        direct.direct_message(letter, letter_pdf(letter), relay).send()
+        return Letter.Status.SENT
+    if letter.channel == Letter.Channel.EMAIL:
+        _ensure_message_id(letter)
+        connection.open()  # once per batch: later letters reuse the SMTP session
+        letter_email(letter, connection).send()
+        return Letter.Status.SENT
+    if letter.channel == Letter.Channel.FAX:
+        return fax_backend().send(letter=letter, pdf=letter_pdf(letter))
+    return Letter.Status.PRINT_QUEUE
+
+
+def _ours(letter: Letter) -> QuerySet[Letter]:
+    # Only the claim we hold may record the outcome: if it went stale and another worker
+    # re-claimed the letter, its claimed_at differs and the update matches nothing.
+    return Letter.objects.filter(
+        pk=letter.pk, status=Letter.Status.SENDING, claimed_at=letter.claimed_at
+    )
+
+
+def _record_outcome(letter: Letter, outcome: str) -> None:
+    letter.status, letter.attempts = outcome, letter.attempts + 1
+    letter.sent_at, letter.last_error = timezone.now(), ""
+    _ours(letter).update(
+        status=letter.status,
+        channel=letter.channel,
+        recipient=letter.recipient,
+        attempts=letter.attempts,
+        sent_at=letter.sent_at,
+        last_error="",
+    )
+
+
+def _record_failure(letter: Letter, error: Exception) -> bool:
+    """Put the letter back for a retry, or mark it failed after MAX_DELIVERY_ATTEMPTS.
+    Returns whether it failed for good."""
+    letter.attempts += 1
+    failed = letter.attempts >= MAX_DELIVERY_ATTEMPTS
+    letter.status = Letter.Status.FAILED if failed else Letter.Status.PENDING
+    # The error class only: SMTP replies can echo addresses or content.
+    letter.last_error = f"{type(error).__name__} on attempt {letter.attempts}"
+    _ours(letter).update(
+        status=letter.status, attempts=letter.attempts, last_error=letter.last_error
+    )
+    if failed and letter.task_id:
+        # A note that never arrived rekindled nothing: its task is open again, on the
+        # liaison's list, showing the failed note.
+        Task.objects.filter(pk=letter.task_id, status=Task.Status.DONE).update(
+            status=Task.Status.OPEN, completed_at=None
+        )
+    logger.warning(
+        "letter %s delivery attempt %s failed: %s",
+        letter.pk,
+        letter.attempts,
+        type(error).__name__,
+    )
+    return failed
+
+
+def letters_deliver(*, letter_ids: list[int]) -> list[Letter]:
+    """Deliver a batch of letters on their channels: email over one SMTP session; fax
+    through the fax backend (the default puts the PDF in the print queue); mail to the
+    print queue. Each letter's outcome is committed as soon as it is known, so a worker
+    killed mid-batch leaves at most the one letter in flight to be re-driven. A transient
+    failure puts that letter back as pending and raises TransientDeliveryError after the
+    batch (the task retries with backoff) until MAX_DELIVERY_ATTEMPTS, then marks it
+    failed for a person to see."""
+    letters = letters_claim(letter_ids=letter_ids)
+    connection = get_connection()
+    relay = direct.relay_connection() if direct.relay_configured() else None
+    connections = [c for c in (connection, relay) if c is not None]
+    retry = False
+    try:
+        for letter in letters:
+            try:
+                outcome = _send(letter, connection, relay)
+            except DELIVERY_ERRORS as error:
+                retry = not _record_failure(letter, error) or retry
+                # A broken session is not reused for the next letter.
+                for open_connection in connections:
+                    with suppress(*DELIVERY_ERRORS):
+                        open_connection.close()
+                continue
+            _record_outcome(letter, outcome)
+    finally:
+        for open_connection in connections:
+            with suppress(*DELIVERY_ERRORS):
+                open_connection.close()
+    if retry:
+        raise TransientDeliveryError(",".join(str(letter.pk) for letter in letters))
+    return letters
+
+
+def letter_deliver(*, letter_id: int) -> Letter | None:
+    """Deliver one letter (see letters_deliver). Returns it, or None if it was not due or
+    another worker holds it."""
+    delivered = letters_deliver(letter_ids=[letter_id])
+    return delivered[0] if delivered else None
+
+
+@transaction.atomic
+def letter_mark_printed(*, letter: Letter, actor: User) -> Letter:
+    """A person printed and mailed, or faxed, a letter from the print queue."""
+    locked = Letter.objects.select_for_update().get(pk=letter.pk)
+    if locked.status == Letter.Status.PRINT_QUEUE:
+        locked.status = Letter.Status.SENT
+        locked.sent_at = timezone.now()
+        locked.printed_by = actor
+        locked.save(update_fields=["status", "sent_at", "printed_by"])
+    return locked

@@ -1,0 +1,166 @@
+"""Events: inviting people and recording who came."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Model
+from django.utils import timezone
+
+from outreach import ledger
+from outreach.models import Activity, ActivityShare, Event, Invitation
+from outreach.services.compliance import _enforce_limit, _lock_providers
+from partners.models import Provider, StaffMember
+
+
+@transaction.atomic
+def event_invite(
+    *, event: Event, providers: Iterable[Provider], staff: Iterable[StaffMember]
+) -> int:
+    """Invite people to an event; inviting someone twice keeps their first invitation."""
+    invited_providers = set(
+        event.invitations.filter(provider__isnull=False).values_list("provider_id", flat=True)
+    )
+    invited_staff = set(
+        event.invitations.filter(staff__isnull=False).values_list("staff_id", flat=True)
+    )
+    new = [
+        Invitation(event=event, provider=p) for p in providers if p.pk not in invited_providers
+    ] + [Invitation(event=event, staff=s) for s in staff if s.pk not in invited_staff]
+    Invitation.objects.bulk_create(new)
+    return len(new)
+
+
+@dataclass(frozen=True)
+class AttendanceResult:
+    activities: list[Activity]
+    attendees: int
+
+
+@transaction.atomic
+def event_record_attendance(
+    *, event: Event, actor: User, override_reason: str = ""
+) -> AttendanceResult:
+    """Record who came as activities of kind "event": one per attending office with that
+    office's attendees, so each office's timeline, last touch and "where we left off"
+    count the event. The event's cost is shared per head across everyone who came and
+    each physician's share goes in the gifts and meals ledger, with the same yearly-limit
+    rule as any lunch (see `activity_log`; a manager's `override_reason` lets a share go
+    over). Run again after a correction, it updates those activities, and an office
+    nobody came from any more loses its activity. Attending key partners' open
+    annual-meeting tasks are done when the event is their annual meeting.
+
+    Written for all offices at once (a dozen queries however many came), not through
+    `activity_log` office by office; the activities are built here from the event, so
+    there is no user input to validate beyond the override reason the form checked."""
+    from outreach import meetings
+
+    locked = Event.objects.select_for_update().get(pk=event.pk)
+    if locked.starts_at > timezone.now():
+        # Who came is known afterwards; recorded now it would log activities, ledger costs
+        # and annual meetings dated in the future.
+        raise ValidationError(
+            f"{locked.name} has not happened yet (it starts "
+            f"{timezone.localtime(locked.starts_at):%b %-d at %-I:%M %p}): record who came "
+            "after it."
+        )
+    came = list(
+        locked.invitations.filter(attended=True).select_related("provider", "staff").order_by("pk")
+    )
+    by_office: dict[int | None, tuple[list[Provider], list[StaffMember]]] = {}
+    for invitation in came:
+        # Either a provider or a staff member (a check constraint says so).
+        if invitation.provider is not None:
+            office_id = invitation.provider.organization_id
+            by_office.setdefault(office_id, ([], []))[0].append(invitation.provider)
+        elif invitation.staff is not None:
+            office_id = invitation.staff.organization_id
+            by_office.setdefault(office_id, ([], []))[1].append(invitation.staff)
+    existing = {activity.organization_id: activity for activity in locked.activities.all()}
+    # Deleting an office's activity also drops its ledger shares (cascade).
+    Activity.objects.filter(
+        pk__in=[a.pk for office_id, a in existing.items() if office_id not in by_office]
+    ).delete()
+
+    activities: dict[int | None, Activity] = {}
+    share = ledger.share_per_head(cost=locked.cost, headcount=len(came))
+    for office_id, (providers, staff) in by_office.items():
+        activity = existing.get(office_id) or Activity(
+            kind=Activity.Kind.EVENT, event=locked, organization_id=office_id
+        )
+        activity.occurred_at = locked.starts_at
+        activity.notes = f"{locked.get_kind_display()}: {locked.name}"
+        activity.logged_by = actor
+        # The office's part of the per-head split, so each attendee carries exactly the
+        # event-wide share (as activity_log's own per-head rule would give).
+        activity.cost = share * (len(providers) + len(staff)) if locked.cost else None
+        activity.limit_override_reason = override_reason or activity.limit_override_reason
+        activities[office_id] = activity
+
+    allowances = _attendance_allowances(locked, by_office, activities, share, actor)
+
+    kept = [activity for activity in activities.values() if activity.pk is not None]
+    Activity.objects.bulk_create([a for a in activities.values() if a.pk is None])
+    Activity.objects.bulk_update(
+        kept, ["occurred_at", "notes", "logged_by", "cost", "limit_override_reason"]
+    )
+    ids = [activity.pk for activity in activities.values()]
+    for relation, position in ((Activity.providers, 0), (Activity.staff, 1)):
+        # Either link table, as a model: the two are typed apart.
+        through: type[Model] = relation.through
+        target = relation.field.m2m_reverse_field_name()
+        through._default_manager.filter(activity_id__in=ids).delete()
+        through._default_manager.bulk_create(
+            through(activity_id=activities[office_id].pk, **{f"{target}_id": person.pk})
+            for office_id, people in by_office.items()
+            for person in people[position]
+        )
+    ActivityShare.objects.filter(activity_id__in=ids).delete()
+    ActivityShare.objects.bulk_create(
+        ActivityShare(
+            activity=activities[allowance.provider.organization_id],
+            provider=allowance.provider,
+            year=allowance.year,
+            amount=allowance.share,
+        )
+        for allowance in allowances
+    )
+    if locked.kind == Event.Kind.ANNUAL_MEETING:
+        meetings.annual_meeting_tasks_close(
+            provider_ids=[i.provider_id for i in came if i.provider_id],
+            held_on=timezone.localtime(locked.starts_at).date(),
+        )
+    return AttendanceResult(list(activities.values()), len(came))
+
+
+def _attendance_allowances(
+    event: Event,
+    by_office: dict[int | None, tuple[list[Provider], list[StaffMember]]],
+    activities: dict[int | None, Activity],
+    share: Decimal,
+    actor: User,
+) -> list[ledger.Allowance]:
+    """Every attending physician's allowance for the event's share, checked against the
+    yearly limit as `check_activity_cost` does for one activity: a share over the limit
+    needs a manager's reason on that office's activity."""
+    if not event.cost:
+        return []
+    providers = [provider for people, _ in by_office.values() for provider in people]
+    _lock_providers(providers)
+    found = ledger.allowances(
+        providers,
+        year=timezone.localtime(event.starts_at).year,
+        share=share,
+        exclude_activity_ids=[activity.pk for activity in activities.values()],
+    )
+    _enforce_limit(
+        found,
+        reason_for=lambda a: activities[a.provider.organization_id].limit_override_reason,
+        actor=actor,
+    )
+    return found

@@ -1,0 +1,268 @@
+"""Closing the loop: the message to the referrer at each step of an inbound referral.
+
+Every function here is idempotent: the unique constraints on Task and Letter make a
+second run a no-op, so the worker, a retry and the beat sweep can all call them safely.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Exists, IntegerField, OuterRef, Subquery
+from django.utils import timezone
+
+from core.dates import add_business_days
+from outreach.models import Letter, LetterTemplate, Task
+from outreach.models.merge_fields import render_merge_fields
+from outreach.services.letters import (
+    letter_route,
+    letter_template_for,
+    new_message_id,
+    provider_merge_values,
+)
+from partners.models import Provider
+from referrals.models import Referral, ReferralEvent, Status
+
+K = LetterTemplate.Kind
+
+# The referral events that send the referrer a message, and which message. The referral
+# workflow enqueues `prepare_loop_message` for these; the sweep recovers lost enqueues.
+LOOP_MESSAGES: dict[str, str] = {
+    Status.RECEIVED: K.ACKNOWLEDGMENT,
+    Status.SCHEDULED: K.SCHEDULED,
+    Status.SEEN: K.THANK_YOU,
+    Status.REPORT_SENT: K.OUTCOME,
+    # The office hears why, so it can send the patient elsewhere without delay.
+    Status.DECLINED: K.DECLINED,
+    # The referring physician stays responsible for a patient who did not come.
+    Status.NO_SHOW: K.NO_SHOW,
+    # Whoever cancelled, the office learns the patient will not be seen here.
+    Status.CANCELLED: K.CANCELLED,
+    # Held for something only the referring office can send: they are told what, when the
+    # coordinator wrote it (a hold without a reason sends nothing).
+    Status.ON_HOLD: K.ON_HOLD,
+}
+
+# Statuses a referral can reach more than once, each time with its own notice (numbered
+# by Letter.sequence), and what an unsent earlier one is marked when a later one comes.
+REPEATING_MESSAGES: dict[str, str] = {
+    Status.SCHEDULED: "Superseded by a reschedule",
+    Status.NO_SHOW: "Superseded by a later missed appointment",
+    Status.ON_HOLD: "Superseded by a later hold",
+}
+
+# How far back the sweep looks for events whose message is missing: long enough to cover
+# any broker outage, short enough that a newly added kind never mails ancient referrals.
+SWEEP_LOOKBACK = timedelta(days=7)
+
+
+def _long_date(value: datetime | None) -> str:
+    return f"{timezone.localtime(value):%B %-d, %Y}" if value else ""
+
+
+def _merge_values(referral: Referral) -> dict[str, str]:
+    appointment = referral.appointment_at
+    return {
+        **provider_merge_values(referral.provider),
+        "patient_initials": referral.patient_initials,
+        "referral_date": _long_date(referral.received_at),
+        "seen_date": _long_date(referral.seen_at),
+        "decline_reason": referral.decline_reason,
+        "hold_reason": referral.hold_reason,
+        "cancel_reason": referral.cancel_reason,
+        "appointment_date": (
+            f"{timezone.localtime(appointment):%B %-d, %Y at %-I:%M %p}" if appointment else ""
+        ),
+    }
+
+
+def loop_message_prepare(*, referral_id: int, status: str) -> tuple[Task | None, Letter | None]:
+    """Prepare the message that closes the loop with the referrer for an inbound referral
+    that reached `status` (acknowledgment, scheduled notice, thank-you, report cover
+    letter), routed by the partner's preferences, once per referral and kind. A thank-you
+    also gives the relationship owner a task. Returns what now exists (None, None when the
+    referral is not inbound or never reached `status`)."""
+    kind = LOOP_MESSAGES.get(status)
+    if kind is None:
+        return None, None
+    referral = (
+        Referral.objects.select_related("provider", "provider__owner", "provider__organization")
+        .filter(pk=referral_id, direction=Referral.Direction.INBOUND)
+        .first()
+    )
+    reached_at = (
+        ReferralEvent.objects.filter(referral_id=referral_id, to_status=status)
+        .order_by("at")
+        .values_list("at", flat=True)
+        .first()
+    )
+    if referral is None or reached_at is None:
+        return None, None
+    if status == Status.ON_HOLD and not _still_asking(referral):
+        # Nothing to ask of the office: held without a reason, or no longer held.
+        return None, None
+    sequence = 1
+    if status in REPEATING_MESSAGES:
+        # Each (re)scheduling, each missed appointment, is its own notice, keyed by its
+        # ordinal: the latest one carries the appointment the referral now has.
+        sequence, reached_at = _latest_occurrence(referral_id, status)
+    if status == Status.SEEN and referral.seen_at:
+        reached_at = referral.seen_at
+    template = letter_template_for(kind)
+    reached_on = timezone.localtime(reached_at).date()
+    # No delay means at once, weekend or not: an acknowledgment should not wait for Monday.
+    due_on = (
+        add_business_days(reached_on, template.delay_business_days)
+        if template.delay_business_days
+        else reached_on
+    )
+    values = _merge_values(referral)
+    provider = referral.provider
+    channel, letter_status, recipient = letter_route(provider, kind)
+    period = ""
+    if (
+        kind == K.OUTCOME
+        and letter_status == Letter.Status.PENDING
+        and provider.report_cadence != Provider.ReportCadence.EACH
+    ):
+        # Held for the partner's weekly or monthly summary instead of sent by itself.
+        from outreach.summaries import summary_period_for
+
+        channel, letter_status, recipient = "", Letter.Status.IN_SUMMARY, ""
+        period = summary_period_for(provider=provider, day=reached_on)
+    subject = render_merge_fields(template.subject, values)
+    if sequence > 1:
+        subject = f"Update: {subject}"
+    try:
+        with transaction.atomic():
+            if status == Status.ON_HOLD and not _still_asking(referral, lock=True):
+                # The hold ended while this notice was being written. Under the row lock
+                # this check and the end of a hold (which withdraws its notices,
+                # hold_notices_withdraw) happen one after the other, never interleaved.
+                return None, None
+            letter, created = Letter.objects.get_or_create(
+                referral=referral,
+                kind=kind,
+                sequence=sequence,
+                defaults={
+                    "provider": provider,
+                    "subject": subject[:200],
+                    "body": render_merge_fields(template.body, values),
+                    "due_on": due_on,
+                    "channel": channel,
+                    "status": letter_status,
+                    "recipient": recipient,
+                    "period": period,
+                    "message_id": new_message_id(),
+                },
+            )
+            if created and sequence > 1:
+                # A notice of an earlier appointment not yet on its way would now give
+                # the referrer the wrong date: it gives way to this one.
+                Letter.objects.filter(
+                    referral=referral,
+                    kind=kind,
+                    sequence__lt=sequence,
+                    status=Letter.Status.PENDING,
+                ).update(status=Letter.Status.CANCELLED, last_error=REPEATING_MESSAGES[status])
+            task = None
+            if kind == K.THANK_YOU:
+                verb = "Call" if channel == Letter.Channel.CALL else "Thank"
+                task, _ = Task.objects.get_or_create(
+                    referral=referral,
+                    kind=Task.Kind.THANK_YOU,
+                    defaults={
+                        "title": f"{verb} {provider.display_name} for referring "
+                        f"{referral.patient_initials}",
+                        "due_on": due_on,
+                        "assignee": provider.owner,
+                        "provider": provider,
+                    },
+                )
+    except IntegrityError:
+        # Another worker created them between our read and write: they exist now.
+        letter = Letter.objects.get(referral=referral, kind=kind, sequence=sequence)
+        task = Task.objects.filter(referral=referral, kind=Task.Kind.THANK_YOU).first()
+    return task, letter
+
+
+def _still_asking(referral: Referral, *, lock: bool = False) -> bool:
+    """Whether the referral is on hold waiting for something the office can send; with
+    `lock`, read again under the referral's row lock (inside a transaction)."""
+    if lock:
+        referral = (
+            Referral.objects.select_for_update().only("status", "hold_reason").get(pk=referral.pk)
+        )
+    return referral.status == Status.ON_HOLD and bool(referral.hold_reason)
+
+
+# What a withdrawn notice's row says, on the partner timeline and in the letter lists.
+HOLD_ENDED = "Withdrawn: the referral is no longer on hold"
+
+
+def hold_notices_withdraw(*, referral_id: int) -> int:
+    """A referral came off hold: its "more information needed" notices that have not left
+    yet (waiting to be sent, or in the print/fax queue) would ask the office for what is
+    no longer needed, so they are withdrawn. Called by the referral workflow in the
+    transaction that ends the hold. Returns how many."""
+    return Letter.objects.filter(
+        referral_id=referral_id,
+        kind=K.ON_HOLD,
+        status__in=[Letter.Status.PENDING, Letter.Status.PRINT_QUEUE],
+    ).update(status=Letter.Status.CANCELLED, last_error=HOLD_ENDED)
+
+
+def _latest_occurrence(referral_id: int, status: str) -> tuple[int, datetime]:
+    """(how many times the referral reached `status`, when it last did)."""
+    times = list(
+        ReferralEvent.objects.filter(referral_id=referral_id, to_status=status)
+        .order_by("at", "pk")
+        .values_list("at", flat=True)
+    )
+    return len(times), times[-1]
+
+
+def thank_you_prepare(*, referral_id: int) -> tuple[Task | None, Letter | None]:
+    return loop_message_prepare(referral_id=referral_id, status=Status.SEEN)
+
+
+def referral_events_missing_messages() -> list[tuple[int, str]]:
+    """(referral id, status) of recent inbound referral events whose loop message does not
+    exist: work whose enqueue was lost. One bounded query per kind, so the sweep stays
+    cheap however many referrals there are."""
+    since = timezone.now() - SWEEP_LOOKBACK
+    missing: list[tuple[int, str]] = []
+    for status, kind in LOOP_MESSAGES.items():
+        events = ReferralEvent.objects.filter(
+            to_status=status, at__gte=since, referral__direction=Referral.Direction.INBOUND
+        )
+        if status == Status.ON_HOLD:
+            # Only a hold that asks the office for something, while it lasts.
+            events = events.filter(referral__status=Status.ON_HOLD).exclude(
+                referral__hold_reason=""
+            )
+        if status in REPEATING_MESSAGES:
+            # A rescheduled referral needs the notice of its latest scheduling (likewise a
+            # second missed appointment): the letter whose sequence is the number of times
+            # it reached that status.
+            times_reached = Subquery(
+                ReferralEvent.objects.filter(referral=OuterRef("referral"), to_status=status)
+                .order_by()
+                .values("referral")
+                .annotate(n=Count("pk"))
+                .values("n")[:1],
+                output_field=IntegerField(),
+            )
+            events = events.annotate(times=times_reached).exclude(
+                Exists(
+                    Letter.objects.filter(
+                        referral=OuterRef("referral"), kind=kind, sequence=OuterRef("times")
+                    )
+                )
+            )
+        else:
+            events = events.exclude(referral__letters__kind=kind)
+        referral_ids = events.values_list("referral_id", flat=True).distinct()[:500]
+        missing.extend((referral_id, status) for referral_id in referral_ids)
+    return missing

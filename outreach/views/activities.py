@@ -1,0 +1,119 @@
+"""Activity pages: logging a touch with a partner (and its cost) and the list of them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+
+from core.htmx import render_page
+from core.pagination import paginate
+from core.types import AuthedRequest
+from outreach import ledger
+from outreach.forms import ActivityForm, PartnerContextForm
+from outreach.models import Activity, ComplianceLimit
+from outreach.services.activities import activity_log
+from outreach.services.compliance import ComplianceLimitExceeded
+from partners.selectors import get_organization_for_user, get_provider_for_user
+
+
+@login_required
+@permission_required("outreach.add_activity", raise_exception=True)
+def activity_create(request: AuthedRequest) -> HttpResponse:
+    provider = organization = None
+    context = PartnerContextForm(request.POST if request.method == "POST" else request.GET)
+    if provider_pk := context.value("provider"):
+        provider = get_provider_for_user(request.user, provider_pk)
+        organization = provider.organization
+    elif organization_pk := context.value("organization"):
+        organization = get_organization_for_user(request.user, organization_pk)
+    partner = provider or organization
+    if partner is None:
+        messages.info(request, "Choose the partner you met, then log the activity from there.")
+        return redirect("partners:provider_list")
+    initial: dict[str, Any] = {"occurred_at": timezone.localtime().replace(second=0, microsecond=0)}
+    if provider is not None:
+        initial["providers"] = [provider.pk]
+    form = ActivityForm(
+        request.POST or None,
+        initial=initial,
+        organization=organization,
+        provider=provider,
+        user=request.user,
+    )
+    if request.method == "POST" and form.is_valid():
+        activity = form.save(commit=False)
+        activity.organization = organization
+        if _log_or_explain(
+            form,
+            lambda: activity_log(
+                activity=activity,
+                providers=form.cleaned_data["providers"],
+                staff=form.cleaned_data["staff"],
+                actor=request.user,
+            ),
+        ):
+            messages.success(request, f"{activity.get_kind_display()} logged.")
+            _warn_near_limit(request, activity)
+            target = partner.get_absolute_url()
+            if request.htmx:
+                # Saved: the page's script drops the draft kept on the device.
+                return HttpResponse(status=204, headers={"HX-Redirect": target})
+            return redirect(target)
+    return render(
+        request,
+        "outreach/activity_form.html",
+        {"form": form, "provider": provider, "organization": organization},
+    )
+
+
+@login_required
+@permission_required("outreach.view_activity", raise_exception=True)
+def activity_list(request: AuthedRequest) -> HttpResponse:
+    activities = (
+        Activity.objects.select_related("logged_by", "organization")
+        .prefetch_related("providers", "staff")
+        .order_by("-occurred_at", "-pk")
+    )
+    if request.GET.get("mine"):
+        activities = activities.filter(logged_by=request.user)
+    page = paginate(request, activities)
+    return render_page(request, "outreach/activity_list.html", {"page": page}, partial="results")
+
+
+def _log_or_explain(form: ActivityForm, log: Any) -> bool:
+    """Run the log service; a refusal (over the yearly limit) becomes a field error so the
+    form re-renders with everything typed."""
+    try:
+        log()
+    except ComplianceLimitExceeded as error:
+        form.add_error("cost", error)
+        return False
+    except PermissionDenied as error:
+        form.add_error("cost", str(error))
+        return False
+    return True
+
+
+def _warn_near_limit(request: AuthedRequest, activity: Activity) -> None:
+    """After a cost is logged, say which physicians are at 80% of the limit or more."""
+    if not activity.cost:
+        return
+    year = timezone.localtime(activity.occurred_at).year
+    limit = ComplianceLimit.for_year(year)
+    if not limit:
+        messages.info(request, f"No gifts and meals limit is set for {year}; a manager can set it.")
+        return
+    for share in activity.shares.select_related("provider"):
+        spent = ledger.spent_by_provider([share.provider_id], year=year)[share.provider_id]
+        if spent >= limit * ledger.WARN_AT:
+            messages.warning(
+                request,
+                f"{share.provider.display_name} is at ${spent} of the ${limit} limit "
+                f"for {year} ({int(spent / limit * 100)}%).",
+            )

@@ -1,0 +1,110 @@
+"""The gifts and meals report, its CSV export and the yearly limit."""
+
+from __future__ import annotations
+
+import csv
+from decimal import Decimal
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.db.models import Q, Sum
+from django.http import HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from core.htmx import render_page
+from core.ids import parse_id
+from core.pagination import paginate
+from core.types import AuthedRequest
+from outreach import ledger
+from outreach.forms import ComplianceLimitForm, ComplianceReportForm
+from outreach.models import ComplianceLimit
+from partners.models import Provider
+
+
+@login_required
+@permission_required("outreach.view_compliance_report", raise_exception=True)
+def compliance_report(request: AuthedRequest) -> HttpResponse:
+    form = ComplianceReportForm(request.GET or None)
+    year, sort = timezone.localdate().year, "-total"
+    if form.is_valid():
+        year = form.cleaned_data["year"] or year
+        sort = form.cleaned_data["sort"] or sort
+    limit = ComplianceLimit.for_year(year)
+    rows = (
+        Provider.objects.filter(gift_shares__year=year)
+        .select_related("organization", "owner")
+        .annotate(total=Sum("gift_shares__amount", filter=Q(gift_shares__year=year)))
+    )
+    order = {
+        "-total": ["-total", "last_name", "first_name"],
+        "total": ["total", "last_name", "first_name"],
+        "name": ["last_name", "first_name"],
+    }[sort]
+    rows = rows.order_by(*order, "pk")
+    if request.GET.get("export") == "csv":
+        return _compliance_csv(rows, year=year, limit=limit)
+    page = paginate(request, rows)
+    for provider in page:
+        provider.percent = int(provider.total / limit * 100) if limit else None
+    limit_form = None
+    if request.user.has_perm("outreach.change_compliancelimit"):
+        existing = ComplianceLimit.objects.filter(year=year).first()
+        limit_form = ComplianceLimitForm(instance=existing, initial={"year": year})
+    return render_page(
+        request,
+        "outreach/compliance_report.html",
+        {
+            "form": form,
+            "page": page,
+            "year": year,
+            "sort": sort,
+            "limit": limit,
+            "warn_percent": int(ledger.WARN_AT * 100),
+            "limit_form": limit_form,
+            "limits": ComplianceLimit.objects.all()[:10],
+        },
+        partial="results",
+    )
+
+
+def _compliance_csv(rows: Any, *, year: int, limit: Decimal | None) -> HttpResponse:
+    response = HttpResponse(content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="gifts-and-meals-{year}.csv"'
+    writer = csv.writer(response)
+    writer.writerow(["NPI", "Provider", "Office", "Year", "Total", "Limit", "Percent of limit"])
+    for provider in rows.iterator(chunk_size=2000):
+        writer.writerow(
+            [
+                provider.npi,
+                provider.display_name,
+                provider.organization.name if provider.organization else "",
+                year,
+                Decimal(provider.total).quantize(ledger.CENT),
+                limit or "",
+                int(provider.total / limit * 100) if limit else "",
+            ]
+        )
+    return response
+
+
+@login_required
+@permission_required("outreach.change_compliancelimit", raise_exception=True)
+@require_POST
+def compliance_limit_save(request: AuthedRequest) -> HttpResponse:
+    year = parse_id(request.POST.get("year", ""))
+    # A year a form can hold; anything else is the form's to refuse, with its message.
+    existing = ComplianceLimit.objects.filter(year=year).first() if year and year < 10_000 else None
+    form = ComplianceLimitForm(request.POST, instance=existing)
+    if form.is_valid():
+        limit = form.save(commit=False)
+        limit.updated_by = request.user
+        limit.save()
+        messages.success(request, f"The {limit.year} limit is now ${limit.amount} per physician.")
+        return redirect(f"{reverse('outreach:compliance_report')}?year={limit.year}")
+    for field, errors in form.errors.items():
+        messages.error(request, f"{field}: {' '.join(map(str, errors))}")
+    return redirect("outreach:compliance_report")

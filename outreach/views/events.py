@@ -1,0 +1,195 @@
+"""Event pages: the list, creating one, its invitations, RSVPs and attendance."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count, Q
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from core.htmx import render_page
+from core.pagination import paginate
+from core.types import AuthedRequest
+from outreach.forms import EventAttendanceForm, EventForm, InvitationForm, InviteForm
+from outreach.models import ActivityShare, Event, Invitation
+from outreach.selectors import get_event_for_user
+from outreach.services.compliance import ComplianceLimitExceeded
+from outreach.services.events import event_invite, event_record_attendance
+from outreach.views.activities import _warn_near_limit
+
+
+@login_required
+@permission_required("outreach.view_event", raise_exception=True)
+def event_list(request: AuthedRequest) -> HttpResponse:
+    events = Event.objects.select_related("organizer").order_by("-starts_at", "-pk")
+    return render_page(
+        request, "outreach/event_list.html", {"page": paginate(request, events)}, partial="results"
+    )
+
+
+@login_required
+@permission_required("outreach.add_event", raise_exception=True)
+def event_create(request: AuthedRequest) -> HttpResponse:
+    initial = {}
+    # "Plan an annual meeting" links here with the kind chosen.
+    if request.GET.get("kind") in Event.Kind.values:
+        initial["kind"] = request.GET["kind"]
+    form = EventForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        event = form.save(commit=False)
+        event.organizer = request.user
+        event.save()
+        messages.success(request, f"{event.name} created. Now invite people.")
+        return redirect(event)
+    return render(
+        request,
+        "outreach/event_form.html",
+        {"form": form, "cancel_url": reverse("outreach:event_list")},
+    )
+
+
+@login_required
+def event_detail(request: AuthedRequest, pk: int) -> HttpResponse:
+    return _event_page(request, get_event_for_user(request, pk))
+
+
+def _event_page(
+    request: AuthedRequest, event: Event, attendance_form: EventAttendanceForm | None = None
+) -> HttpResponse:
+    invitations = event.invitations.select_related("provider", "staff__organization").order_by("pk")
+    return render(
+        request,
+        "outreach/event_detail.html",
+        {
+            "event": event,
+            "invitations": invitations,
+            **_rsvp_counts(invitations),
+            "invite_form": InviteForm(),
+            "rsvp_choices": Invitation.Rsvp.choices,
+            "attendance_form": attendance_form or EventAttendanceForm(),
+            "can_override": request.user.has_perm("outreach.override_compliance_limit"),
+            "activities": event.activities.select_related("organization").order_by(
+                "organization__name", "pk"
+            ),
+            "shares": ActivityShare.objects.filter(activity__event=event)
+            .select_related("provider")
+            .order_by("provider__last_name", "provider__first_name", "pk"),
+        },
+    )
+
+
+def _rsvp_counts(invitations: Iterable[Invitation]) -> dict[str, Any]:
+    """The RSVP tally and head count shown above the invitation list."""
+    counts = dict.fromkeys(Invitation.Rsvp.values, 0)
+    attended = 0
+    for invitation in invitations:
+        counts[invitation.rsvp] += 1
+        attended += invitation.attended
+    return {
+        "counts": {Invitation.Rsvp(k).label: v for k, v in counts.items()},
+        "attended": attended,
+    }
+
+
+def _rsvp_tally(event: Event) -> dict[str, Any]:
+    """`_rsvp_counts` in one aggregate, for a reply that does not list the invitations."""
+    totals = event.invitations.aggregate(
+        attended=Count("pk", filter=Q(attended=True)),
+        **{rsvp: Count("pk", filter=Q(rsvp=rsvp)) for rsvp in Invitation.Rsvp.values},
+    )
+    return {
+        "counts": {Invitation.Rsvp(k).label: totals[k] for k in Invitation.Rsvp.values},
+        "attended": totals["attended"],
+    }
+
+
+@login_required
+@require_POST
+def event_invite_view(request: AuthedRequest, pk: int) -> HttpResponse:
+    event = get_event_for_user(request, pk, write=True)
+    form = InviteForm(request.POST)
+    if form.is_valid():
+        office = form.cleaned_data["organization"]
+        added = event_invite(
+            event=event, providers=office.providers.all(), staff=office.staff.all()
+        )
+        messages.success(request, f"Invited {added} people from {office.name}.")
+    else:
+        messages.error(request, "Choose an office to invite.")
+    return redirect(event)
+
+
+@login_required
+@require_POST
+def invitation_update(request: AuthedRequest, pk: int) -> HttpResponse:
+    invitation = get_object_or_404(Invitation.objects.select_related("event"), pk=pk)
+    event = get_event_for_user(request, invitation.event_id, write=True)
+    form = InvitationForm(request.POST, instance=invitation)
+    if form.is_valid():
+        form.save()
+    else:
+        messages.error(request, "That RSVP is not one of the choices.")
+    if request.htmx and form.is_valid():
+        invitation = Invitation.objects.select_related("provider", "staff__organization").get(
+            pk=invitation.pk
+        )
+        row = render_to_string(
+            "outreach/event_detail.html#invitation-row",
+            {"invitation": invitation, "event": event, "rsvp_choices": Invitation.Rsvp.choices},
+            request=request,
+        )
+        # The tally above the list changes with the row: swapped in beside it.
+        tally = render_to_string(
+            "outreach/event_detail.html#rsvp-counts",
+            {**_rsvp_tally(event), "out_of_band": True},
+            request=request,
+        )
+        return HttpResponse(row + tally)
+    return redirect(event)
+
+
+@login_required
+@require_POST
+def event_attendance(request: AuthedRequest, pk: int) -> HttpResponse:
+    event = get_event_for_user(request, pk, write=True)
+    if not request.user.has_perm("outreach.add_activity"):
+        raise PermissionDenied
+    form = EventAttendanceForm(request.POST)
+    if not form.is_valid():
+        return _event_page(request, event, form)
+    try:
+        result = event_record_attendance(
+            event=event,
+            actor=request.user,
+            override_reason=form.cleaned_data["limit_override_reason"],
+        )
+    except ComplianceLimitExceeded as error:
+        form.add_error("limit_override_reason", error)
+        return _event_page(request, event, form)
+    except PermissionDenied as error:
+        form.add_error("limit_override_reason", str(error))
+        return _event_page(request, event, form)
+    except ValidationError as error:
+        form.add_error(None, error)
+        return _event_page(request, event, form)
+    if not result.activities:
+        messages.warning(request, "Nobody is marked as attended yet.")
+    else:
+        people = "person" if result.attendees == 1 else "people"
+        offices = len(result.activities)
+        messages.success(
+            request,
+            f"Attendance recorded: {result.attendees} {people} came, "
+            f"from {offices} office{'s' if offices != 1 else ''}.",
+        )
+        for activity in result.activities:
+            _warn_near_limit(request, activity)
+    return redirect(event)

@@ -1,0 +1,121 @@
+"""Letter pages: a letter and its PDF, the print queue, and the letter template editor."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from core.htmx import render_page
+from core.pagination import paginate
+from core.types import AuthedRequest
+from outreach.forms import LetterTemplateForm
+from outreach.models import Letter, LetterTemplate
+from outreach.models.merge_fields import merge_fields_for, render_merge_fields
+from outreach.pdf import letter_pdf
+from outreach.services.delivery import letter_mark_printed
+from outreach.services.letters import SAMPLE_MERGE_VALUES, letter_template_for
+
+
+def get_letter_for_user(request: AuthedRequest, pk: int, *, write: bool = False) -> Letter:
+    if not request.user.has_perm("outreach.change_letter" if write else "outreach.view_letter"):
+        raise PermissionDenied
+    letters = Letter.objects.for_user(request.user, write=write).select_related(
+        "provider", "provider__organization", "referral"
+    )
+    return get_object_or_404(letters, pk=pk)
+
+
+@login_required
+def letter_detail(request: AuthedRequest, pk: int) -> HttpResponse:
+    letter = get_letter_for_user(request, pk)
+    return render(request, "outreach/letter_detail.html", {"letter": letter})
+
+
+@login_required
+@permission_required("outreach.change_lettertemplate", raise_exception=True)
+def template_list(request: AuthedRequest) -> HttpResponse:
+    for kind in LetterTemplate.Kind.values:
+        letter_template_for(kind)
+    return render(
+        request,
+        "outreach/lettertemplate_list.html",
+        {"templates": LetterTemplate.objects.all()},
+    )
+
+
+@login_required
+@permission_required("outreach.change_lettertemplate", raise_exception=True)
+def template_update(request: AuthedRequest, pk: int) -> HttpResponse:
+    template = get_object_or_404(LetterTemplate, pk=pk)
+    form = LetterTemplateForm(request.POST or None, instance=template)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, "Template saved. New letters use it from now on.")
+        return redirect("outreach:template_list")
+    return render(
+        request,
+        "outreach/lettertemplate_form.html",
+        {
+            "form": form,
+            "template": template,
+            "merge_fields": merge_fields_for(template.kind),
+            "preview": _preview(form, template),
+        },
+    )
+
+
+def _preview(form: LetterTemplateForm, template: LetterTemplate) -> dict[str, str]:
+    # The text being typed when there is any, else the saved template.
+    subject = form.data.get("subject", template.subject) if form.is_bound else template.subject
+    body = form.data.get("body", template.body) if form.is_bound else template.body
+    return {
+        "subject": render_merge_fields(str(subject), SAMPLE_MERGE_VALUES),
+        "body": render_merge_fields(str(body), SAMPLE_MERGE_VALUES),
+    }
+
+
+@login_required
+@permission_required("outreach.change_lettertemplate", raise_exception=True)
+@require_POST
+def template_preview(request: AuthedRequest, pk: int) -> HttpResponse:
+    """The live preview beside the editor: the unsaved text rendered for a sample
+    referral. Nothing is saved."""
+    template = get_object_or_404(LetterTemplate, pk=pk)
+    form = LetterTemplateForm(request.POST, instance=template)
+    return render(
+        request,
+        "outreach/lettertemplate_form.html#preview",
+        {"template": template, "preview": _preview(form, template)},
+    )
+
+
+@login_required
+@permission_required("outreach.change_letter", raise_exception=True)
+def print_queue(request: AuthedRequest) -> HttpResponse:
+    page = paginate(request, Letter.objects.print_queue())
+    return render_page(request, "outreach/print_queue.html", {"page": page}, partial="results")
+
+
+@login_required
+def letter_pdf_download(request: AuthedRequest, pk: int) -> HttpResponse:
+    letter = get_letter_for_user(request, pk)
+    response = HttpResponse(letter_pdf(letter), content_type="application/pdf")
+    # The file name carries the letter number only, never a name.
+    response["Content-Disposition"] = f'attachment; filename="letter-{letter.pk}.pdf"'
+    return response
+
+
+@login_required
+@require_POST
+def letter_printed(request: AuthedRequest, pk: int) -> HttpResponse:
+    letter = letter_mark_printed(
+        letter=get_letter_for_user(request, pk, write=True), actor=request.user
+    )
+    if request.htmx:
+        return render(request, "outreach/print_queue.html#letter-row", {"letter": letter})
+    messages.success(request, f"Marked as {'faxed' if letter.channel == 'fax' else 'printed'}.")
+    return redirect("outreach:print_queue")

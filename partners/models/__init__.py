@@ -1,0 +1,38 @@
+"""The referral network: referring offices, their providers and their support staff."""
+
+# Every model is imported here so Django registers it, in this order on purpose: reverse
+# relations are listed in registration order, and so are the rows a merge moves.
+# isort: off
+from partners.models.organizations import US_STATE_HELP, Address, Organization
+from partners.models.providers import (
+    HealthChange,
+    PreferredChannel,
+    Provider,
+    ProviderQuerySet,
+    ReferralFigures,
+    ReportCadence,
+    ThankYouBy,
+    TierChange,
+)
+from partners.models.staff import StaffMember
+from partners.models.merges import PartnerMerge
+from partners.models.imports import PartnerImport
+
+# isort: on
+
+__all__ = [
+    "US_STATE_HELP",
+    "Address",
+    "HealthChange",
+    "Organization",
+    "PartnerImport",
+    "PartnerMerge",
+    "PreferredChannel",
+    "Provider",
+    "ProviderQuerySet",
+    "ReferralFigures",
+    "ReportCadence",
+    "StaffMember",
+    "ThankYouBy",
+    "TierChange",
+]

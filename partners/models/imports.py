@@ -1,0 +1,63 @@
+"""A partner spreadsheet on its way in (PartnerImport)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+
+
+class PartnerImport(models.Model):
+    """A spreadsheet of partners on its way in: the parsed rows, the column mapping the
+    user chose, and the state of applying it (claimed by a conditional update, so a
+    double-click or a re-delivered task applies it once)."""
+
+    class Status(models.TextChoices):
+        UPLOADED = "uploaded", "Waiting for mapping and confirmation"
+        QUEUED = "queued", "Queued"
+        APPLYING = "applying", "Importing"
+        APPLIED = "applied", "Imported"
+        FAILED = "failed", "Failed"
+
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    file_name = models.CharField(max_length=200)
+    headers = models.JSONField(default=list)
+    rows = models.JSONField(default=list)
+    # Column index (string) to import target; see partners.spreadsheets.columns.TARGETS.
+    mapping = models.JSONField(default=dict)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.UPLOADED)
+    total_rows = models.PositiveIntegerField(default=0)
+    processed_rows = models.PositiveIntegerField(default=0)
+    result = models.JSONField(default=dict, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            # The sweep looks for queued imports whose task message was lost.
+            models.Index(
+                fields=["claimed_at"],
+                condition=Q(status__in=["queued", "applying"]),
+                name="partnerimport_pending_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.file_name
+
+    def get_absolute_url(self) -> str:
+        return reverse("partners:import_detail", args=[self.pk])
+
+    @property
+    def is_running(self) -> bool:
+        return self.status in (self.Status.QUEUED, self.Status.APPLYING)
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.processed_rows / self.total_rows) if self.total_rows else 0

@@ -1,0 +1,201 @@
+"""Applying a partner spreadsheet import: confirm, apply (in the request or a worker), re-drive."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from partners.models import Organization, PartnerImport, Provider
+from partners.services._common import BATCH_SIZE, _batches
+
+# Up to this many rows an import is applied in the request (a second or two); bigger
+# files go to a worker and the page shows its progress.
+SYNC_IMPORT_ROWS = 1000
+# A queued import whose message was lost, or whose worker died mid-way (its transaction
+# rolled back, so nothing was written), is re-driven by the sweep after this long.
+STALE_IMPORT = timedelta(minutes=10)
+PROGRESS_EVERY = 1000
+
+
+def check_partner_import_mapping(mapping: dict[str, str]) -> list[str]:
+    from partners.spreadsheets.columns import OFFICE_FIELDS
+
+    targets = list(mapping.values())
+    problems = []
+    if "npi" not in targets:
+        problems.append("Choose the column that holds the NPI: partners are matched by NPI.")
+    names = {"first_name", "last_name"} <= set(targets) or "full_name" in targets
+    if not names:
+        problems.append("Choose the first and last name columns, or one full-name column.")
+    if "organization" not in targets and any(target in OFFICE_FIELDS for target in targets):
+        problems.append(
+            "Choose the practice / office name column too: an office's address, phone and "
+            "fax are kept on the office."
+        )
+    doubled = sorted({target for target in targets if targets.count(target) > 1})
+    if doubled:
+        problems.append(
+            "Each field can come from one column only: " + ", ".join(doubled) + " is chosen twice."
+        )
+    return problems
+
+
+def partner_import_start(*, partner_import: PartnerImport) -> bool:
+    """Confirm an import: apply it now when small, else queue it for a worker. Returns
+    True when it was applied in this call. A second confirmation is refused."""
+    claimed = PartnerImport.objects.filter(
+        pk=partner_import.pk, status=PartnerImport.Status.UPLOADED
+    ).update(
+        status=PartnerImport.Status.QUEUED,
+        total_rows=len(partner_import.rows),
+        processed_rows=0,
+        claimed_at=timezone.now(),
+    )
+    if not claimed:
+        raise ValidationError("This import was already confirmed.")
+    if len(partner_import.rows) <= SYNC_IMPORT_ROWS:
+        partner_import_apply(import_id=partner_import.pk)
+        return True
+    from partners.tasks import apply_partner_import
+
+    transaction.on_commit(lambda: apply_partner_import.delay(partner_import.pk))
+    return False
+
+
+def partner_import_apply(*, import_id: int) -> PartnerImport | None:
+    """Apply a confirmed import: check every row again (the network may have changed since
+    the preview), reporting progress, then write all of it in one transaction. Returns
+    None when another worker already took it."""
+    from partners.spreadsheets.planning import plan_import
+
+    claimed = PartnerImport.objects.filter(pk=import_id, status=PartnerImport.Status.QUEUED).update(
+        status=PartnerImport.Status.APPLYING, claimed_at=timezone.now()
+    )
+    if not claimed:
+        return None
+    partner_import = PartnerImport.objects.get(pk=import_id)
+
+    def progress(done: int) -> None:
+        PartnerImport.objects.filter(pk=import_id).update(processed_rows=done)
+
+    plan = plan_import(partner_import.rows, partner_import.mapping, progress=progress)
+    try:
+        _write_import(partner_import, plan)
+    except (ValidationError, IntegrityError) as error:
+        # Our own refusals say what changed; a constraint, only that something did.
+        why = " ".join(error.messages).rstrip(".") if isinstance(error, ValidationError) else ""
+        PartnerImport.objects.filter(pk=import_id).update(
+            status=PartnerImport.Status.FAILED,
+            finished_at=timezone.now(),
+            error=(
+                "Nothing was imported: the partner list changed while importing"
+                + (f" ({why})" if why else "")
+                + ". Upload the file again to see a fresh preview."
+            )[:300],
+        )
+    partner_import.refresh_from_db()
+    return partner_import
+
+
+@transaction.atomic
+def _write_import(partner_import: PartnerImport, plan: Any) -> None:
+    from partners.spreadsheets.columns import OFFICE_FIELDS
+    from partners.spreadsheets.planning import office_changes
+
+    now = timezone.now()
+    known = {office.organization.pk: office for office in plan.offices if office.organization}
+    new_offices = [office for office in plan.offices if office.organization is None]
+    locked_offices: dict[int, Organization] = {}
+    for batch in _batches(sorted(known)):
+        for organization in Organization.objects.select_for_update().filter(pk__in=batch):
+            locked_offices[organization.pk] = organization
+    if len(locked_offices) < len(known):
+        raise ValidationError("An office was merged or deleted while importing.")
+    # The preview's rule again on the locked rows: a colleague may have edited an office.
+    updated_offices: list[Organization] = []
+    office_fields: set[str] = set()
+    for pk, office in known.items():
+        organization = office.organization = locked_offices[pk]
+        changes = office_changes(organization, office.values)
+        for name, _, new in changes:
+            setattr(organization, name, new)
+            office_fields.add(name)
+        if changes:
+            organization.clean_fields()
+            organization.updated_at = now
+            updated_offices.append(organization)
+    if updated_offices:
+        Organization.objects.bulk_update(
+            updated_offices, [*sorted(office_fields), "updated_at"], batch_size=BATCH_SIZE
+        )
+    for office in new_offices:
+        office.organization = Organization(name=office.name, **office.values)
+        office.organization.clean_fields()
+    Organization.objects.bulk_create(
+        [office.organization for office in new_offices], batch_size=BATCH_SIZE
+    )
+
+    def assign(provider: Provider, row: Any) -> list[str]:
+        changed = []
+        for name, value in row.values.items():
+            if not value or name in ("npi", "full_name") or name in OFFICE_FIELDS:
+                continue
+            if name == "organization":
+                provider.organization = row.office.organization
+            else:
+                setattr(provider, name, value)
+            changed.append(name)
+        return changed
+
+    created = []
+    for row in plan.rows:
+        if row.action == "create":
+            provider = Provider(npi=row.values["npi"], status=Provider.Status.PROSPECT)
+            assign(provider, row)
+            provider.clean_fields(exclude=["organization", "owner"])
+            created.append(provider)
+    Provider.objects.bulk_create(created, batch_size=BATCH_SIZE)
+
+    updates = {row.provider_id: row for row in plan.rows if row.action == "update"}
+    changed_fields: set[str] = set()
+    locked: list[Provider] = []
+    for batch in _batches(list(updates)):
+        for provider in Provider.objects.select_for_update().filter(pk__in=batch):
+            changed_fields.update(assign(provider, updates[provider.pk]))
+            provider.clean_fields(exclude=["organization", "owner"])
+            provider.updated_at = now
+            locked.append(provider)
+    if locked:
+        Provider.objects.bulk_update(
+            locked, [*sorted(changed_fields), "updated_at"], batch_size=BATCH_SIZE
+        )
+    counts = plan.counts
+    PartnerImport.objects.filter(pk=partner_import.pk).update(
+        status=PartnerImport.Status.APPLIED,
+        processed_rows=len(plan.rows),
+        finished_at=now,
+        result={
+            **counts,
+            "organizations": len(new_offices),
+            "offices_updated": len(updated_offices),
+        },
+    )
+
+
+def partner_imports_to_redrive() -> list[int]:
+    """Imports a worker should have finished by now: queued with the message lost, or
+    applying on a worker that died (its transaction rolled back). Reset and return them."""
+    cutoff = timezone.now() - STALE_IMPORT
+    stale = PartnerImport.objects.filter(
+        status__in=[PartnerImport.Status.QUEUED, PartnerImport.Status.APPLYING],
+        claimed_at__lt=cutoff,
+    )
+    ids = list(stale.values_list("pk", flat=True))
+    PartnerImport.objects.filter(pk__in=ids, claimed_at__lt=cutoff).update(
+        status=PartnerImport.Status.QUEUED, claimed_at=timezone.now()
+    )
+    return ids

@@ -1,0 +1,201 @@
+"""Merging a duplicate provider or office into its survivor, and the preview of it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
+from django.db.models import ManyToManyRel
+from django.utils import timezone
+
+from core.meta import own_field
+from partners.models import Organization, PartnerMerge, Provider
+
+PROVIDER_MERGE_FIELDS = [
+    "credential",
+    "taxonomy_code",
+    "specialty",
+    "organization",
+    "phone",
+    "email",
+    "owner",
+    "tier",
+]
+ORGANIZATION_MERGE_FIELDS = [
+    "npi",
+    "phone",
+    "fax",
+    "email",
+    "address_line1",
+    "address_line2",
+    "city",
+    "state",
+    "zip_code",
+]
+
+
+@dataclass(frozen=True)
+class MergeField:
+    label: str
+    survivor: Any
+    duplicate: Any
+    result: Any
+
+
+@dataclass(frozen=True)
+class MergePreview:
+    fields: list[MergeField]
+    moves: dict[str, int]  # related rows that will move to the survivor, by table
+    problems: list[str]  # reasons the merge is refused; empty when it may go ahead
+
+
+def _merged_value(survivor: models.Model, duplicate: models.Model, name: str) -> Any:
+    """The survivor's value wins; where the survivor has none, it takes the duplicate's."""
+    mine = getattr(survivor, name)
+    return mine if mine not in ("", None) else getattr(duplicate, name)
+
+
+def _related_counts(instance: models.Model) -> dict[str, int]:
+    # One count per related table (a fixed handful), not per row.
+    counts = {}
+    for rel in instance._meta.related_objects:
+        if isinstance(rel, ManyToManyRel):
+            assert rel.through is not None, "Django sets it when the models are loaded"
+            through = rel.through._base_manager
+            n = through.filter(**{rel.field.m2m_reverse_field_name(): instance}).count()
+        else:
+            n = rel.related_model._base_manager.filter(**{rel.field.name: instance}).count()
+        if n:
+            counts[str(rel.related_model._meta.verbose_name_plural)] = n
+    return counts
+
+
+def _check_merge(
+    survivor: Provider | Organization, duplicate: Provider | Organization
+) -> list[str]:
+    problems = []
+    if survivor.pk == duplicate.pk:
+        problems.append("Choose two different records: a record cannot merge into itself.")
+    if (
+        isinstance(survivor, Organization)
+        and survivor.npi
+        and duplicate.npi
+        and survivor.npi != duplicate.npi
+    ):
+        problems.append(
+            f"Both offices have an organization NPI ({survivor.npi} and {duplicate.npi}): "
+            "they are different billing entities. If one NPI was entered by mistake, clear "
+            "it on that office first."
+        )
+    return problems
+
+
+def partner_merge_preview(
+    *, survivor: Provider | Organization, duplicate: Provider | Organization
+) -> MergePreview:
+    """What a merge would keep, field by field, and what would move; see partner_merge."""
+    names = PROVIDER_MERGE_FIELDS if isinstance(survivor, Provider) else ORGANIZATION_MERGE_FIELDS
+    fields = [
+        MergeField(
+            label=str(own_field(survivor, name).verbose_name).capitalize(),
+            survivor=getattr(survivor, name),
+            duplicate=getattr(duplicate, name),
+            result=_merged_value(survivor, duplicate, name),
+        )
+        for name in names
+    ]
+    return MergePreview(
+        fields=fields, moves=_related_counts(duplicate), problems=_check_merge(survivor, duplicate)
+    )
+
+
+def _repoint(survivor: models.Model, duplicate: models.Model) -> dict[str, int]:
+    """Every row that points at the duplicate points at the survivor afterwards. Walks the
+    model's reverse relations, so tables other apps add later are carried along too."""
+    moved = {}
+    for rel in duplicate._meta.related_objects:
+        if isinstance(rel, ManyToManyRel):
+            assert rel.through is not None, "Django sets it when the models are loaded"
+            through = rel.through._base_manager
+            target, source = rel.field.m2m_reverse_field_name(), rel.field.m2m_field_name()
+            rows = through.filter(**{target: duplicate})
+            # An activity that met both records keeps one link, to the survivor.
+            shared = through.filter(**{target: survivor}).values(source)
+            n, _ = rows.filter(**{f"{source}__in": shared}).delete()
+            n += rows.update(**{target: survivor})
+        else:
+            n = rel.related_model._base_manager.filter(**{rel.field.name: duplicate}).update(
+                **{rel.field.name: survivor}
+            )
+        if n:
+            moved[str(rel.related_model._meta.verbose_name_plural)] = n
+    return moved
+
+
+@transaction.atomic
+def partner_merge(
+    *, survivor: Provider | Organization, duplicate: Provider | Organization, actor: User | None
+) -> PartnerMerge:
+    """Fold `duplicate` (a Provider or an Organization) into `survivor` in one transaction:
+    re-point every related row (referrals, activities, tasks, letters, tier and health
+    history, staff, providers, ...), fill the survivor's empty fields from the duplicate,
+    record a PartnerMerge and delete the duplicate.
+
+    NPI rules: a type-1 NPI belongs to one clinician for life, so of two provider records
+    for one person at most one NPI is right; the survivor's is kept and the duplicate's is
+    recorded on the PartnerMerge (pick the record with the right NPI as the survivor).
+    Offices: two different organization NPIs mean two billing entities and the merge is
+    refused; when only the duplicate has one, the survivor takes it.
+    """
+    model = type(survivor)
+    if type(duplicate) is not model or model not in (Provider, Organization):
+        raise ValidationError("Only two providers or two offices can be merged.")
+    # Lock both rows in primary-key order so two merges of the same pair cannot deadlock.
+    locked = {
+        row.pk: row
+        for row in model.objects.select_for_update()
+        .filter(pk__in=[survivor.pk, duplicate.pk])
+        .order_by("pk")
+    }
+    if len(locked) != 2:
+        raise ValidationError("One of the records no longer exists (merged or deleted).")
+    keep, gone = locked[survivor.pk], locked[duplicate.pk]
+    problems = _check_merge(keep, gone)
+    if problems:
+        raise ValidationError(problems)
+    if isinstance(gone, Provider):  # and so is keep: both are rows of `model`
+        names, kind = PROVIDER_MERGE_FIELDS, PartnerMerge.Kind.PROVIDER
+        label, npi = gone.display_name, gone.npi
+    else:
+        names, kind = ORGANIZATION_MERGE_FIELDS, PartnerMerge.Kind.ORGANIZATION
+        label, npi = gone.name, gone.npi
+    values = {name: _merged_value(keep, gone, name) for name in names}
+    if gone.notes and gone.notes not in keep.notes:
+        values["notes"] = "\n\n".join(part for part in (keep.notes, gone.notes) if part)
+    if isinstance(keep, Provider):
+        from outreach.services.letters import letter_keys_release_for_merge
+
+        letter_keys_release_for_merge(survivor_id=keep.pk, duplicate_id=gone.pk)
+    moved = _repoint(keep, gone)
+    gone_pk = gone.pk
+    gone.delete()  # first, so a unique NPI can move to the survivor
+    for name, value in values.items():
+        setattr(keep, name, value)
+    keep.full_clean()
+    keep.save()
+    merge = PartnerMerge.objects.create(
+        kind=kind,
+        survivor_provider=keep if isinstance(keep, Provider) else None,
+        survivor_organization=keep if isinstance(keep, Organization) else None,
+        survivor_id_at_merge=keep.pk,
+        duplicate_id=gone_pk,
+        duplicate_name=label[:300],
+        duplicate_npi=npi,
+        moved=moved,
+        merged_by=actor,
+        merged_at=timezone.now(),
+    )
+    return merge

@@ -1,0 +1,95 @@
+"""Reading an uploaded CSV or XLSX file into a header row and rows of strings."""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import IO, Any
+
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+MAX_ROWS = 20_000
+
+
+class UnreadableFile(ValueError):
+    """The upload is not a CSV or XLSX table we can read; the message says why."""
+
+
+@dataclass
+class Table:
+    headers: list[str]
+    rows: list[list[str]]
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # Excel stores an NPI typed as a number as 1679576722.0
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value).strip()
+
+
+def _table(raw_rows: Iterable[Iterable[Any]]) -> Table:
+    rows: list[list[str]] = []
+    headers: list[str] | None = None
+    for raw in raw_rows:
+        cells = [_cell(value) for value in raw]
+        if not any(cells):
+            continue
+        if headers is None:
+            headers = cells
+            continue
+        rows.append(cells)
+        if len(rows) > MAX_ROWS:
+            raise UnreadableFile(f"The file has more than {MAX_ROWS:,} rows; split it.")
+    if headers is None:
+        raise UnreadableFile("The file is empty.")
+    width = max([len(headers), *(len(row) for row in rows)])
+    seen: dict[str, int] = {}
+    named = []
+    for index, header in enumerate(headers + [""] * (width - len(headers))):
+        header = header or f"Column {index + 1}"
+        seen[header] = seen.get(header, 0) + 1
+        named.append(header if seen[header] == 1 else f"{header} ({seen[header]})")
+    return Table(headers=named, rows=[row + [""] * (width - len(row)) for row in rows])
+
+
+def read_table(upload: IO[bytes], name: str) -> Table:
+    """The first sheet (XLSX) or the file (CSV, any common delimiter and encoding) as a
+    header row and data rows of strings."""
+    lowered = name.lower()
+    if lowered.endswith(".xlsx"):
+        from openpyxl import load_workbook
+        from openpyxl.utils.exceptions import InvalidFileException
+
+        try:
+            workbook = load_workbook(upload, read_only=True, data_only=True)
+        except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError) as error:
+            raise UnreadableFile("This is not a readable .xlsx workbook.") from error
+        try:
+            return _table(workbook.worksheets[0].iter_rows(values_only=True))
+        finally:
+            workbook.close()
+    if lowered.endswith((".csv", ".txt")):
+        data = upload.read()
+        for encoding in ("utf-8-sig", "cp1252"):
+            try:
+                text = data.decode(encoding)
+                break
+            except UnicodeDecodeError:
+                continue
+        if "\x00" in text:
+            raise UnreadableFile("This does not look like a text CSV file.")
+        # The header line decides the delimiter: exports from European Excel use ";".
+        header_line = text.split("\n", 1)[0]
+        delimiter = max(",;\t|", key=header_line.count)
+        try:
+            return _table(csv.reader(io.StringIO(text), delimiter=delimiter))
+        except csv.Error as error:
+            raise UnreadableFile(f"The CSV could not be read: {error}.") from error
+    raise UnreadableFile("Upload a .csv or .xlsx file.")

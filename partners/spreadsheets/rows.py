@@ -1,0 +1,159 @@
+"""One spreadsheet row as partner values: names split, office details cleaned, problems found."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+
+from core.meta import own_field
+from core.npi import validate_npi
+from core.phones import us_phone_number
+from core.usps import us_state_code, us_zip_code
+from partners.models import Organization, Provider
+from partners.spreadsheets.columns import OFFICE_FIELDS, TARGETS
+from registry.geo import zip5, zip_centroid
+
+# After a comma, "MD" or "PhD, FACC" is a credential; "Jane" (as in "Doe, Jane") is not.
+MIXED_CASE_CREDENTIALS = {"PHD", "PSYD", "PHARMD", "EDD", "DRPH", "MSC", "BSC"}
+
+
+def _is_credential(text: str) -> bool:
+    parts = [part.replace(".", "").strip() for part in re.split(r"[,/ ]+", text) if part]
+    return bool(parts) and all(
+        (part.isupper() and len(part) <= 6) or part.upper() in MIXED_CASE_CREDENTIALS
+        for part in parts
+    )
+
+
+def _split_name(full: str) -> tuple[str, str, str]:
+    """'Jane Q. Doe, MD' -> (Jane Q., Doe, MD); 'Doe, Jane' -> (Jane, Doe, '')."""
+    name, _, after = full.partition(",")
+    after = after.strip()
+    if after and not _is_credential(after):
+        return after, name.strip(), ""
+    words = name.split()
+    if len(words) < 2:
+        return "", name.strip(), after
+    return " ".join(words[:-1]), words[-1], after
+
+
+def _row_values(cells: list[str], mapping: dict[str, str]) -> dict[str, str]:
+    values = {
+        target: cells[int(index)].strip()
+        for index, target in mapping.items()
+        if int(index) < len(cells)
+    }
+    full = values.pop("full_name", "")
+    if full:
+        first, last, credential = _split_name(full)
+        if not values.get("first_name"):
+            values["first_name"] = first
+        if not values.get("last_name"):
+            values["last_name"] = last
+        if credential and not values.get("credential"):
+            values["credential"] = credential
+    if "npi" in values:
+        values["npi"] = re.sub(r"[\s\-]", "", values["npi"])
+    return values
+
+
+def _max_length(target: str) -> int | None:
+    if target == "organization":
+        return own_field(Organization, "name").max_length
+    if target in OFFICE_FIELDS:
+        return own_field(Organization, OFFICE_FIELDS[target]).max_length
+    return getattr(Provider._meta.get_field(target), "max_length", None)
+
+
+def _problems(values: dict[str, str]) -> list[str]:
+    problems = []
+    npi = values.get("npi", "")
+    if not npi:
+        problems.append("No NPI.")
+    else:
+        try:
+            validate_npi(npi)
+        except ValidationError as error:
+            problems.append(f"NPI {npi[:20]}: {error.messages[0]}")
+    for name, label in (("first_name", "first name"), ("last_name", "last name")):
+        if not values.get(name):
+            problems.append(f"No {label}.")
+    if values.get("email"):
+        try:
+            validate_email(values["email"])
+        except ValidationError:
+            problems.append(f"“{values['email'][:60]}” is not an email address.")
+    for name, value in values.items():
+        limit = _max_length(name)
+        if limit and len(value) > limit:
+            problems.append(f"{TARGETS[name]} is longer than {limit} characters.")
+    return problems
+
+
+def _clean_office(values: dict[str, str]) -> tuple[list[str], list[str]]:
+    """Write the office's state, ZIP, phone and fax the way the app does, in place. Returns
+    the problems that refuse the row (an unreadable ZIP: it decides which office the row
+    goes to) and the values left out because they cannot be read (a state, phone or fax
+    the office form or another system stored freely: the partner's own data still
+    imports)."""
+    problems, skipped = [], []
+    readers: list[tuple[str, Callable[[str], str | None], str]] = [
+        ("office_state", us_state_code, "is not a US state or territory."),
+        ("office_zip_code", us_zip_code, "is not a ZIP code (5 digits or ZIP+4)."),
+        ("office_phone", us_phone_number, "is not a US phone number."),
+        ("office_fax", us_phone_number, "is not a US fax number."),
+    ]
+    for target, read, what in readers:
+        typed = values.get(target, "")
+        if not typed:
+            continue
+        written = read(typed)
+        if written is None and target == "office_zip_code":
+            state = us_state_code(values.get("office_state", "")) or ""
+            written = _zip_without_its_leading_zeros(typed, state)
+        if written is None:
+            problem = f"{TARGETS[target]} “{typed[:40]}” {what}"
+            if target != "office_zip_code":
+                del values[target]
+                skipped.append(f"{problem} Left out; the rest of the row is imported.")
+                continue
+            if typed.isdigit() and len(typed) < 5:
+                problem += " A spreadsheet may have dropped its leading zero: format it as text."
+            problems.append(problem)
+        else:
+            values[target] = written
+    if not values.get("organization") and any(values.get(target) for target in OFFICE_FIELDS):
+        problems.append("Office details but no practice / office name to put them on.")
+    return problems, skipped
+
+
+# Where ZIP codes start with 0, by their first three digits (USPS): only there can a
+# spreadsheet have dropped a leading zero.
+_ZERO_ZIP_STATES = {
+    **dict.fromkeys(["005"], "NY"),
+    **dict.fromkeys(["006", "007", "009"], "PR"),
+    **dict.fromkeys(["008"], "VI"),
+    **dict.fromkeys([f"{n:03d}" for n in range(10, 28)] + ["055"], "MA"),
+    **dict.fromkeys(["028", "029"], "RI"),
+    **dict.fromkeys([f"{n:03d}" for n in range(30, 39)], "NH"),
+    **dict.fromkeys([f"{n:03d}" for n in range(39, 50)], "ME"),
+    **dict.fromkeys([f"{n:03d}" for n in range(50, 60) if n != 55], "VT"),
+    **dict.fromkeys([f"{n:03d}" for n in range(60, 70)], "CT"),
+    **dict.fromkeys([f"{n:03d}" for n in range(70, 90)], "NJ"),
+}
+
+
+def _zip_without_its_leading_zeros(typed: str, state: str) -> str | None:
+    """A ZIP that a spreadsheet stored as a number ("2134" for 02134, Boston), given back
+    its zeros when the result is a ZIP that exists, in the row's state if it gives one;
+    None otherwise (a four-digit typo in Nebraska is not a Connecticut ZIP)."""
+    digits = typed.strip()  # a number: no hyphen, so "68847-12" is not one of these
+    if not (digits.isascii() and digits.isdigit()) or len(digits) not in (3, 4, 7, 8):
+        return None
+    five = zip5(digits)
+    if zip_centroid(five) is None or (state and _ZERO_ZIP_STATES.get(five[:3]) != state):
+        return None
+    return us_zip_code(digits.zfill(9) if len(digits) > 5 else five)

@@ -1,0 +1,86 @@
+"""The referral pipeline: statuses, urgencies, which moves are allowed and their labels."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class Status(models.TextChoices):
+    RECEIVED = "received", "Received"
+    ACCEPTED = "accepted", "Accepted"
+    DECLINED = "declined", "Declined"
+    SCHEDULED = "scheduled", "Scheduled"
+    SEEN = "seen", "Seen"
+    REPORT_SENT = "report_sent", "Report sent"
+    CLOSED = "closed", "Closed"
+    NO_SHOW = "no_show", "No-show"
+    ON_HOLD = "on_hold", "On hold"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class Urgency(models.TextChoices):
+    ROUTINE = "routine", "Routine"
+    URGENT = "urgent", "Urgent"
+    STAT = "stat", "STAT"
+
+
+# The pipeline: which status may follow which. Anything else is refused.
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    Status.RECEIVED: (Status.ACCEPTED, Status.DECLINED, Status.ON_HOLD, Status.CANCELLED),
+    Status.ACCEPTED: (Status.SCHEDULED, Status.ON_HOLD, Status.CANCELLED),
+    Status.SCHEDULED: (Status.SEEN, Status.NO_SHOW, Status.SCHEDULED, Status.CANCELLED),
+    Status.NO_SHOW: (Status.SCHEDULED, Status.CANCELLED, Status.CLOSED),
+    Status.ON_HOLD: (Status.ACCEPTED, Status.DECLINED, Status.CANCELLED),
+    Status.SEEN: (Status.REPORT_SENT,),
+    Status.REPORT_SENT: (Status.CLOSED,),
+    Status.DECLINED: (Status.CLOSED,),
+    Status.CANCELLED: (Status.CLOSED,),
+    Status.CLOSED: (),
+}
+
+# The button label for moving *to* a status.
+ACTION_LABELS: dict[str, str] = {
+    Status.ACCEPTED: "Accept",
+    Status.DECLINED: "Decline",
+    Status.SCHEDULED: "Schedule",
+    Status.SEEN: "Mark seen",
+    Status.REPORT_SENT: "Report sent",
+    Status.CLOSED: "Close",
+    Status.NO_SHOW: "No-show",
+    Status.ON_HOLD: "Put on hold",
+    Status.CANCELLED: "Cancel",
+}
+
+# Offered (not imposed) when a coordinator declines, cancels or holds a referral: the same
+# words each time make the reasons group in the conversion report, and they are written for
+# the referring office, which is sent them. Any other text is accepted.
+REASON_SUGGESTIONS: dict[str, tuple[str, ...]] = {
+    Status.DECLINED: (
+        "We are not in network with the patient's insurance plan.",
+        "The condition is outside our scope of practice.",
+        "We are not taking new patients for this service at the moment.",
+    ),
+    Status.CANCELLED: (
+        "We could not reach the patient after three calls and a letter.",
+        "The patient declined the appointment.",
+        "The patient chose to be seen at another practice.",
+        "The insurance authorization was denied.",
+        "This referral duplicated one we already had.",
+    ),
+    Status.ON_HOLD: (
+        "The office notes of the last visit.",
+        "The insurance authorization or referral number.",
+        "Recent imaging and its report.",
+        "The lab results mentioned in the referral.",
+    ),
+}
+
+OPEN_STATUSES = (
+    Status.RECEIVED,
+    Status.ACCEPTED,
+    Status.SCHEDULED,
+    Status.SEEN,
+    Status.REPORT_SENT,
+    Status.NO_SHOW,
+    Status.ON_HOLD,
+)

@@ -1,0 +1,65 @@
+"""Service-level targets: how fast each urgency must be answered and seen."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db import models
+
+from referrals.models.pipeline import Urgency
+
+# (first contact hours, appointment days) per urgency, until the practice sets its own.
+DEFAULT_SLA_TARGETS: dict[str, tuple[int, int]] = {
+    Urgency.STAT: (2, 1),
+    Urgency.URGENT: (24, 7),
+    Urgency.ROUTINE: (72, 30),
+}
+
+
+class SlaState(models.TextChoices):
+    CONTACT_OVERDUE = "contact_overdue", "First contact overdue"
+    APPOINTMENT_OVERDUE = "appointment_overdue", "Appointment overdue"
+    APPOINTMENT_LATE = "appointment_late", "Appointment later than target"
+    ON_TRACK = "on_track", "On track"
+
+
+class SlaTarget(models.Model):
+    """How quickly a referral of each urgency must be answered and seen. Data, not code,
+    so a practice can tighten its own targets in the admin."""
+
+    urgency = models.CharField(max_length=10, choices=Urgency.choices, unique=True)
+    first_contact_hours = models.PositiveIntegerField(
+        help_text="Hours from receipt to the first answer (accept, decline or hold)."
+    )
+    appointment_days = models.PositiveIntegerField(
+        help_text="Days from receipt to the appointment."
+    )
+
+    class Meta:
+        ordering = ["first_contact_hours"]
+        verbose_name = "SLA target"
+
+    def __str__(self) -> str:
+        return (
+            f"{self.get_urgency_display()}: contact {self.first_contact_hours} h, "
+            f"appointment {self.appointment_days} d"
+        )
+
+    @property
+    def first_contact(self) -> timedelta:
+        return timedelta(hours=self.first_contact_hours)
+
+    @property
+    def appointment(self) -> timedelta:
+        return timedelta(days=self.appointment_days)
+
+    @classmethod
+    def current(cls) -> dict[str, SlaTarget]:
+        """Targets by urgency; an urgency missing from the table falls back to the default
+        so a deleted row cannot make every referral look on track."""
+        targets: dict[str, SlaTarget] = {t.urgency: t for t in cls.objects.all()}
+        for urgency, (hours, days) in DEFAULT_SLA_TARGETS.items():
+            targets.setdefault(
+                urgency, cls(urgency=urgency, first_contact_hours=hours, appointment_days=days)
+            )
+        return targets

@@ -1,0 +1,64 @@
+"""Outbound referrals' consult reports: recording one received, reminding when overdue."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from referrals.models import Referral
+
+
+@transaction.atomic
+def referral_record_consult_report(
+    *, referral: Referral, actor: User | None, at: datetime | None = None
+) -> bool:
+    """The specialist's consult report came back for an outbound referral. Recorded once
+    (a second click changes nothing); the reminder task for it, if any, is done."""
+    from outreach.models import Task
+
+    if referral.direction != Referral.Direction.OUTBOUND:
+        raise ValidationError("Only a referral we sent out has a consult report to receive.")
+    at = at or timezone.now()
+    recorded = Referral.objects.filter(pk=referral.pk, report_received_at__isnull=True).update(
+        report_received_at=at, updated_at=at
+    )
+    if recorded:
+        Task.objects.filter(
+            referral=referral, kind=Task.Kind.CONSULT_REPORT, status=Task.Status.OPEN
+        ).update(status=Task.Status.DONE, completed_at=at)
+    return recorded == 1
+
+
+@transaction.atomic
+def consult_report_reminders_create(*, now: datetime | None = None) -> int:
+    """One reminder task per outbound referral whose consult report is overdue. Safe to run
+    any number of times: the unique (referral, kind) constraint makes repeats no-ops."""
+    from django.conf import settings
+
+    from outreach.models import Task
+
+    now = now or timezone.now()
+    waiting = (
+        Referral.objects.awaiting_consult_report(
+            sent_before=now - timedelta(days=settings.CONSULT_REPORT_REMINDER_DAYS)
+        )
+        .exclude(tasks__kind=Task.Kind.CONSULT_REPORT)
+        .values_list("pk", "assigned_to_id", "created_by_id")
+    )
+    today = timezone.localdate(now)
+    reminders = [
+        Task(
+            kind=Task.Kind.CONSULT_REPORT,
+            title=f"Chase the consult report for referral #{pk}",
+            due_on=today,
+            referral_id=pk,
+            assignee_id=assignee or creator,
+        )
+        for pk, assignee, creator in waiting
+    ]
+    created = Task.objects.bulk_create(reminders, ignore_conflicts=True)
+    return len(created)

@@ -1,0 +1,193 @@
+"""The referral workflow: logging a referral and moving it through its pipeline."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from core.enqueue import enqueue_on_commit
+from referrals.models import Inquiry, Referral, Status
+from referrals.services.history import _record_event
+
+# Where a referral's move puts its inquiry in the funnel; other moves leave it alone.
+FUNNEL_BY_STATUS: dict[str, str] = {
+    Status.SCHEDULED: Inquiry.Status.SCHEDULED,
+    Status.SEEN: Inquiry.Status.SEEN_NEW_PATIENT,
+    Status.DECLINED: Inquiry.Status.LOST,
+    Status.CANCELLED: Inquiry.Status.LOST,
+}
+
+
+def _inquiry_follow(*, referral: Referral, to_status: str, at: datetime) -> None:
+    """Keep a referral's inquiry at the referral's stage. Never backwards: a patient seen
+    stays a new patient seen, whatever happens to the referral after."""
+    stage = FUNNEL_BY_STATUS.get(to_status)
+    if stage is None:
+        return
+    inquiries = Inquiry.objects.filter(referral=referral).exclude(
+        status=Inquiry.Status.SEEN_NEW_PATIENT
+    )
+    if stage == Inquiry.Status.SCHEDULED:
+        inquiries.update(status=stage, scheduled_at=at)
+    elif stage == Inquiry.Status.SEEN_NEW_PATIENT:
+        inquiries.update(status=stage, seen_at=at)
+    else:
+        inquiries.update(status=stage, lost_at=at)
+
+
+@transaction.atomic
+def referral_log(*, referral: Referral, actor: User | None) -> Referral:
+    """Save a new referral (built by a form or an import) with its first history row."""
+    referral.status = Status.RECEIVED
+    referral.created_by = actor
+    if referral.direction == Referral.Direction.OUTBOUND:
+        referral.in_network = referral.provider.in_network
+    else:
+        referral.in_network = None
+        referral.out_of_network_reason = ""
+    referral.full_clean()
+    referral.save()
+    if referral.direction == Referral.Direction.INBOUND:
+        # A referred patient enters the same new-patient funnel as every other source.
+        Inquiry.objects.create(
+            source=Inquiry.Source.PARTNER_REFERRAL,
+            referral=referral,
+            received_at=referral.received_at,
+            created_by=actor,
+        )
+    _record_event(
+        referral_id=referral.pk,
+        from_status="",
+        to_status=Status.RECEIVED,
+        actor=actor,
+        at=referral.received_at,
+    )
+    _close_the_loop(referral=referral, status=Status.RECEIVED)
+    return referral
+
+
+def check_referral_transition(
+    *,
+    referral: Referral,
+    to_status: str,
+    decline_reason: str = "",
+    appointment_at: datetime | None = None,
+    cancel_reason: str = "",
+) -> None:
+    """May this referral move to `to_status` with these details? Raises ValidationError."""
+    referral.check_transition(to_status)
+    if to_status == Status.DECLINED and not decline_reason.strip():
+        raise ValidationError({"decline_reason": "Say why the referral is declined."})
+    if to_status == Status.CANCELLED and not cancel_reason.strip():
+        raise ValidationError({"cancel_reason": "Say why the referral is cancelled."})
+    if to_status == Status.SCHEDULED and appointment_at is None:
+        raise ValidationError({"appointment_at": "Give the appointment date and time."})
+    if to_status == Status.SCHEDULED and appointment_at is not None:
+        # The referring office is told this date at once: catch a mistyped year first.
+        received_on = timezone.localdate(referral.received_at)
+        if timezone.localdate(appointment_at) < received_on:
+            raise ValidationError(
+                {
+                    "appointment_at": "The appointment is before the referral was received "
+                    f"({received_on:%b %-d, %Y}): check the date."
+                }
+            )
+        if appointment_at > timezone.now() + timedelta(days=366):
+            raise ValidationError(
+                {"appointment_at": "The appointment is more than a year away: check the year."}
+            )
+    if (
+        to_status == Status.SCHEDULED
+        and referral.status == Status.SCHEDULED
+        and appointment_at == referral.appointment_at
+    ):
+        # Rebooking the same time would change nothing but still send the referring office
+        # an "update" notice.
+        raise ValidationError(
+            {"appointment_at": "It is already scheduled for that time; give the new one."}
+        )
+
+
+@transaction.atomic
+def referral_transition(
+    *,
+    referral: Referral,
+    to_status: str,
+    actor: User | None,
+    note: str = "",
+    decline_reason: str = "",
+    appointment_at: datetime | None = None,
+    at: datetime | None = None,
+    hold_reason: str = "",
+    cancel_reason: str = "",
+) -> Referral:
+    """Move a referral to its next status and record the event. The row is locked first so
+    two coordinators clicking at once cannot both move it from the same status."""
+    locked = Referral.objects.select_for_update().get(pk=referral.pk)
+    check_referral_transition(
+        referral=locked,
+        to_status=to_status,
+        decline_reason=decline_reason,
+        appointment_at=appointment_at,
+        cancel_reason=cancel_reason,
+    )
+    at = at or timezone.now()
+    from_status = locked.status
+    locked.status = to_status
+    fields = ["status", "updated_at"]
+    if to_status == Status.DECLINED:
+        locked.decline_reason = decline_reason.strip()
+        fields.append("decline_reason")
+    if to_status == Status.CANCELLED:
+        locked.cancel_reason = cancel_reason.strip()
+        fields.append("cancel_reason")
+    if to_status == Status.ON_HOLD:
+        # Each hold says what it waits for (or nothing): an earlier hold's reason is not
+        # carried over.
+        locked.hold_reason = hold_reason.strip()
+        fields.append("hold_reason")
+    if to_status == Status.SCHEDULED:
+        locked.appointment_at = appointment_at
+        fields.append("appointment_at")
+    if to_status == Status.SEEN:
+        locked.seen_at = at
+        fields.append("seen_at")
+    if to_status == Status.CLOSED:
+        locked.closed_at = at
+        fields.append("closed_at")
+    if locked.contacted_at is None and from_status == Status.RECEIVED:
+        # The first answer to a new referral is its first contact: see Referral.contacted_at.
+        locked.contacted_at = at
+        fields.append("contacted_at")
+    locked.save(update_fields=fields)
+    _record_event(
+        referral_id=locked.pk,
+        from_status=from_status,
+        to_status=to_status,
+        actor=actor,
+        at=at,
+        note=note,
+    )
+    if locked.direction == Referral.Direction.INBOUND:
+        _inquiry_follow(referral=locked, to_status=to_status, at=at)
+    if from_status == Status.ON_HOLD:
+        from outreach.services.loop import hold_notices_withdraw
+
+        hold_notices_withdraw(referral_id=locked.pk)
+    _close_the_loop(referral=locked, status=to_status)
+    return locked
+
+
+def _close_the_loop(*, referral: Referral, status: str) -> None:
+    """Tell the referrer (acknowledgment, scheduled, thank-you, report cover letter). Only
+    after commit: a rolled-back change must not message anybody. If this enqueue is lost,
+    the beat sweep finds the referral by its event and does the same work."""
+    from outreach.services.loop import LOOP_MESSAGES
+    from outreach.tasks import prepare_loop_message
+
+    if referral.direction == Referral.Direction.INBOUND and status in LOOP_MESSAGES:
+        enqueue_on_commit(prepare_loop_message, referral.pk, status)

@@ -1,0 +1,1 @@
+"""Referral pages, one module per resource; referrals/urls.py routes to each module."""

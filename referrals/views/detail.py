@@ -1,0 +1,206 @@
+"""One referral's page and its actions: edit, move, consult report, delete."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.http import HttpResponse, QueryDict
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from audit.models import PatientDataAccess
+from audit.services import PATIENT_FIELDS, audit_record
+from core.htmx import render_page
+from core.types import AuthedRequest
+from outreach.models import Task
+from referrals.forms import AssignForm, ReferralForm, TransitionForm
+from referrals.models import ACTION_LABELS, REASON_SUGGESTIONS, Referral, Status
+from referrals.selectors import get_referral_for_user, possible_duplicates
+from referrals.services.consult_reports import referral_record_consult_report
+from referrals.services.edit import referral_edit
+from referrals.services.workflow import referral_transition
+
+# Actions that need more than a click, and the field each one asks for.
+ACTION_FIELDS: dict[str, str] = {
+    Status.DECLINED: "decline_reason",
+    Status.SCHEDULED: "appointment_at",
+    Status.ON_HOLD: "hold_reason",
+    Status.CANCELLED: "cancel_reason",
+}
+
+
+@login_required
+@require_POST
+def referral_consult_report(request: AuthedRequest, pk: int) -> HttpResponse:
+    referral = get_referral_for_user(request.user, pk, write=True)
+    try:
+        recorded = referral_record_consult_report(referral=referral, actor=request.user)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        if recorded:
+            messages.success(request, "The consult report is recorded as received.")
+        else:
+            messages.info(request, "The consult report was already recorded.")
+    return redirect(referral)
+
+
+@login_required
+def referral_update(request: AuthedRequest, pk: int) -> HttpResponse:
+    referral = get_referral_for_user(request.user, pk, write=True)
+    form = ReferralForm(request.POST or None, instance=referral)
+    if request.method == "POST" and form.is_valid():
+        try:
+            with transaction.atomic():
+                referral_edit(
+                    referral=form.save(commit=False),
+                    fields=form.Meta.fields,
+                    actor=request.user,
+                    version=form.cleaned_data["version"],
+                )
+                changed = [name for name in form.changed_data if name in PATIENT_FIELDS]
+                if changed:
+                    audit_record(
+                        action=PatientDataAccess.Action.CHANGE,
+                        referral_ids=[referral.pk],
+                        user=request.user,
+                        fields=changed,
+                        request=request,
+                    )
+        except ValidationError as error:
+            if error.code != "stale":
+                raise
+            # The user's values stay; the next save is measured against the current row.
+            form.data = data = cast(QueryDict, form.data).copy()  # bound to request.POST
+            data["version"] = (
+                Referral.objects.filter(pk=referral.pk).values_list("updated_at", flat=True).get()
+            ).isoformat()
+            form.add_error(None, error)
+        else:
+            messages.success(request, "Changes saved.")
+            return redirect(referral)
+    if request.method == "GET" and request.user.has_perm("referrals.view_patient_details"):
+        # The edit form shows every patient field.
+        audit_record(
+            action=PatientDataAccess.Action.VIEW,
+            referral_ids=[referral.pk],
+            user=request.user,
+            request=request,
+        )
+    return render(request, "referrals/referral_form.html", {"form": form, "referral": referral})
+
+
+def _workflow_context(request: AuthedRequest, referral: Referral, **extra: Any) -> dict[str, Any]:
+    can_change = request.user.has_perm("referrals.change_referral")
+    actions = (
+        [
+            {
+                "status": status,
+                "label": ACTION_LABELS[status],
+                "field": ACTION_FIELDS.get(status),
+                "suggestions": REASON_SUGGESTIONS.get(status, ()),
+            }
+            for status in referral.allowed_transitions()
+        ]
+        if can_change
+        else []
+    )
+    return {
+        "referral": referral,
+        "actions": actions,
+        "events": referral.events.for_timeline(),
+        "assign_form": AssignForm(
+            initial={
+                "assignee": referral.assigned_to_id,
+                "version": referral.updated_at.isoformat(),
+            }
+        )
+        if can_change
+        else None,
+        **extra,
+    }
+
+
+@login_required
+def referral_detail(request: AuthedRequest, pk: int) -> HttpResponse:
+    # The office-link submission it came from, if any, in the same query.
+    referral = get_referral_for_user(request.user, pk, related=("intake_submission",))
+    context = _workflow_context(request, referral)
+    context["tasks"] = referral.tasks.select_related("assignee")
+    context["letters"] = referral.letters.all()
+    # Listed for everyone who sees the referral; linked for those who may open them.
+    context["can_open_task"] = Task.objects.openable_by(request.user)
+    context["can_open_letter"] = referral.letters.openable_by(request.user)
+    context["submission"] = getattr(referral, "intake_submission", None)
+    if request.user.has_perm("referrals.view_patient_details"):
+        audit_record(
+            action=PatientDataAccess.Action.VIEW,
+            referral_ids=[referral.pk],
+            user=request.user,
+            request=request,
+        )
+        context["attachments"] = referral.attachments.all()
+        context["duplicate_window_days"] = settings.DUPLICATE_WINDOW_DAYS
+        context["duplicates"] = possible_duplicates(
+            provider=referral.provider,
+            patient_last_name=referral.patient_last_name,
+            patient_dob=referral.patient_dob,
+            exclude_pk=referral.pk,
+        )[:10]
+    return render(request, "referrals/referral_detail.html", context)
+
+
+@login_required
+@require_POST
+def referral_transition_view(request: AuthedRequest, pk: int) -> HttpResponse:
+    referral = get_referral_for_user(request.user, pk, write=True)
+    form = TransitionForm(request.POST)
+    error = None
+    if form.is_valid():
+        try:
+            referral = referral_transition(
+                referral=referral,
+                to_status=form.cleaned_data["to_status"],
+                actor=request.user,
+                note=form.cleaned_data["note"],
+                decline_reason=form.cleaned_data["decline_reason"],
+                appointment_at=form.cleaned_data["appointment_at"],
+                hold_reason=form.cleaned_data["hold_reason"],
+                cancel_reason=form.cleaned_data["cancel_reason"],
+            )
+        except ValidationError as exc:
+            error = " ".join(exc.messages)
+        else:
+            if not request.htmx:
+                messages.success(request, f"Referral is now {referral.get_status_display()}.")
+                return redirect(referral)
+    else:
+        error = " ".join(", ".join(map(str, errors)) for errors in form.errors.values())
+    if error and not request.htmx:
+        messages.error(request, error)
+        return redirect(referral)
+    referral.refresh_from_db()
+    return render_page(
+        request,
+        "referrals/referral_detail.html",
+        _workflow_context(request, referral, error=error),
+        # 200 even for a refused move: htmx swaps only successful responses, and the
+        # partial itself shows the message.
+        partial="referrals/referral_workflow.html",
+    )
+
+
+@login_required
+@require_POST
+@permission_required("referrals.delete_referral", raise_exception=True)
+def referral_delete(request: AuthedRequest, pk: int) -> HttpResponse:
+    referral = get_referral_for_user(request.user, pk, write=True)
+    number = referral.pk
+    referral.delete()
+    messages.success(request, f"Referral #{number} was deleted.")
+    return redirect("referrals:list")

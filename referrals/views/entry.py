@@ -1,0 +1,90 @@
+"""Logging a new referral: one received (fax, phone, walk-in) or one sent out."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+
+from audit.models import PatientDataAccess
+from audit.services import audit_record
+from core.types import AuthedRequest
+from intake.services import attachments_save
+from intake.uploads import bounded_uploads
+from referrals.forms import OutboundReferralForm, ReferralEntryForm
+from referrals.models import Referral
+from referrals.selectors import possible_duplicates
+from referrals.services.workflow import referral_log
+
+
+@bounded_uploads
+@login_required
+@permission_required("referrals.add_referral", raise_exception=True)
+def referral_create(request: AuthedRequest) -> HttpResponse:
+    """Log a referral from a fax, a phone call or a walk-in (?channel= preselects it)."""
+    initial = {
+        "provider": request.GET.get("provider"),
+        "assigned_to": request.user.pk,
+        "channel": request.GET.get("channel", Referral.Channel.FAX),
+    }
+    form = ReferralEntryForm(request.POST or None, request.FILES or None, initial=initial)
+    duplicates: list[Referral] = []
+    if request.method == "POST" and form.is_valid():
+        # Check, then do: a likely duplicate is shown first and saved only when the
+        # coordinator confirms it is a new referral.
+        if not form.cleaned_data["confirm_duplicate"]:
+            duplicates = list(
+                possible_duplicates(
+                    provider=form.cleaned_data["provider"],
+                    patient_last_name=form.cleaned_data["patient_last_name"],
+                    patient_dob=form.cleaned_data["patient_dob"],
+                )[:10]
+            )
+        if duplicates:
+            form.ask_to_confirm_duplicate()
+        else:
+            try:
+                referral = _log_with_documents(request, form)
+            except ValidationError as error:
+                form.add_error(None, error)
+            else:
+                messages.success(request, f"Referral #{referral.pk} was logged.")
+                return redirect(referral)
+    if request.method == "POST":
+        form.ask_to_attach_again()
+    return render(request, "referrals/referral_form.html", {"form": form, "duplicates": duplicates})
+
+
+@transaction.atomic
+def _log_with_documents(request: AuthedRequest, form: ReferralEntryForm) -> Referral:
+    referral = referral_log(referral=form.instance, actor=request.user)
+    audit_record(
+        action=PatientDataAccess.Action.CREATE,
+        referral_ids=[referral.pk],
+        user=request.user,
+        request=request,
+    )
+    attachments_save(
+        referral=referral, documents=form.cleaned_data["documents"], actor=request.user
+    )
+    return referral
+
+
+@login_required
+@permission_required("referrals.add_referral", raise_exception=True)
+def referral_refer_out(request: AuthedRequest) -> HttpResponse:
+    """Send a patient to a specialist in the network (or, with a reason, outside it)."""
+    initial = {"provider": request.GET.get("provider"), "assigned_to": request.user.pk}
+    form = OutboundReferralForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            referral = referral_log(referral=form.instance, actor=request.user)
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            messages.success(request, f"Referral #{referral.pk} to the specialist was logged.")
+            return redirect(referral)
+    return render(request, "referrals/referral_form.html", {"form": form, "outbound": True})

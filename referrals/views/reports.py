@@ -1,0 +1,213 @@
+"""Referral reports: leakage, reciprocity (with its CSV) and conversion by source."""
+
+from __future__ import annotations
+
+import csv
+from itertools import chain
+from typing import Any, cast
+from urllib.parse import urlencode
+
+from django.contrib.auth.decorators import login_required, permission_required
+from django.db.models import Count, F, Q
+from django.http import HttpResponse, QueryDict, StreamingHttpResponse
+from django.http.response import HttpResponseBase
+from django.shortcuts import render
+
+from core.pagination import paginate
+from core.types import AuthedRequest
+from partners.models import Provider
+from referrals.charts import bar_chart
+from referrals.forms import PeriodForm, ReciprocityForm
+from referrals.models import Inquiry, Referral
+from referrals.selectors import reciprocity_over_time
+from referrals.views._csv import _csv_cell, _Echo
+
+
+@login_required
+@permission_required("referrals.view_referral_reports", raise_exception=True)
+def leakage_report(request: AuthedRequest) -> HttpResponse:
+    """Outbound referrals in a period: how many left the preferred network, to whom and
+    why, each figure linking to the rows behind it."""
+    period = PeriodForm(request.GET)
+    if not period.is_valid():
+        return render(request, "referrals/leakage_report.html", {"period": period})
+    start, end = period.bounds()
+    sent = Referral.objects.outbound().filter(received_at__gte=start, received_at__lt=end)
+    totals = sent.aggregate(
+        total=Count("pk"),
+        sent_in=Count("pk", filter=Q(in_network=True)),
+        sent_out=Count("pk", filter=Q(in_network=False)),
+    )
+    # Referrals sent before the network was recorded count in neither share.
+    known = totals["sent_in"] + totals["sent_out"]
+    totals["unknown"] = totals["total"] - known
+    totals["known"] = known
+    totals["leakage"] = totals["sent_out"] / known * 100 if known else None
+    leaked = sent.filter(in_network=False)
+    by_specialist = paginate(
+        request,
+        leaked.values("provider", "provider__first_name", "provider__last_name")
+        .annotate(n=Count("pk"))
+        .order_by("-n", "provider"),
+    )
+    reasons = leaked.values("out_of_network_reason").annotate(n=Count("pk")).order_by("-n")[:10]
+    drill = urlencode(
+        {
+            "direction": "outbound",
+            "network": "false",
+            "received_after": period.cleaned_data["since"].isoformat(),
+            "received_before": period.cleaned_data["until"].isoformat(),
+            "open": "",
+        }
+    )
+    return render(
+        request,
+        "referrals/leakage_report.html",
+        {
+            "period": period,
+            "totals": totals,
+            "page": by_specialist,
+            "reasons": reasons,
+            "drill": drill,
+        },
+    )
+
+
+@login_required
+@permission_required("referrals.view_referral_reports", raise_exception=True)
+def reciprocity_report(request: AuthedRequest) -> HttpResponseBase:
+    """Referrals received from and sent to each partner over a period, busiest first;
+    ?format=csv downloads every row."""
+    period = ReciprocityForm(request.GET)
+    if not period.is_valid():
+        return render(request, "referrals/reciprocity_report.html", {"period": period})
+    start, end = period.bounds()
+    partners = (
+        Provider.objects.with_reciprocity(since=start, until=end)
+        .annotate(volume=F("sent") + F("received"))
+        .order_by("-volume", "last_name", "pk")
+        .only("pk", "first_name", "last_name", "credential", "npi")
+    )
+    if request.GET.get("format") == "csv":
+        return _reciprocity_csv(partners, period)
+    totals = Referral.objects.filter(received_at__gte=start, received_at__lt=end).aggregate(
+        received=Count("received_at", filter=Q(direction=Referral.Direction.INBOUND)),
+        sent=Count("received_at", filter=Q(direction=Referral.Direction.OUTBOUND)),
+    )
+    query = request.GET.copy()
+    query.pop("page", None)
+    query["format"] = "csv"
+    return render(
+        request,
+        "referrals/reciprocity_report.html",
+        {
+            "period": period,
+            "page": paginate(request, partners),
+            "totals": totals,
+            "csv_query": query.urlencode(),
+            **_reciprocity_over_time(period),
+        },
+    )
+
+
+def _reciprocity_over_time(period: ReciprocityForm) -> dict[str, Any]:
+    """Received vs sent per month (or year), overall or for the chosen partner, as a chart
+    and the table beside it."""
+    partner = period.cleaned_data["provider"]
+    kind, rows = reciprocity_over_time(
+        since=period.cleaned_data["since"], until=period.cleaned_data["until"], provider=partner
+    )
+    who = "this partner" if partner else "all partners"
+    chart = bar_chart(
+        title=f"Received vs sent per {kind}",
+        description=(
+            f"Referrals received from and sent to {who}, per {kind}: "
+            + "; ".join(f"{r['label']}: {r['received']} received, {r['sent']} sent" for r in rows)
+        ),
+        labels=[row["label"] for row in rows],
+        series=[
+            ("Received", [row["received"] for row in rows]),
+            ("Sent", [row["sent"] for row in rows]),
+        ],
+    )
+    query = cast(QueryDict, period.data).copy()  # bound to request.GET
+    query.pop("page", None)
+    query.pop("provider", None)
+    return {
+        "flow_kind": kind,
+        "flow": rows,
+        "flow_chart": chart,
+        "flow_partner": partner,
+        "period_query": query.urlencode(),
+    }
+
+
+def _reciprocity_csv(partners: Any, period: PeriodForm) -> StreamingHttpResponse:
+    writer = csv.writer(_Echo())
+    header = ["npi", "partner", "received", "sent", "balance (sent - received)"]
+    rows = (
+        [p.npi, _csv_cell(p.display_name), p.received, p.sent, p.balance]
+        for p in partners.iterator()
+    )
+    since, until = period.cleaned_data["since"], period.cleaned_data["until"]
+    response = StreamingHttpResponse(
+        (writer.writerow(row) for row in chain([header], rows)), content_type="text/csv"
+    )
+    response["Content-Disposition"] = f'attachment; filename="reciprocity-{since}-{until}.csv"'
+    return response
+
+
+@login_required
+@permission_required("referrals.view_referral_reports", raise_exception=True)
+def conversion_report(request: AuthedRequest) -> HttpResponse:
+    """Conversion by source from the practice's own inquiries, with the denominators."""
+    period = PeriodForm(request.GET)
+    if not period.is_valid():
+        return render(request, "referrals/conversion_report.html", {"period": period})
+    start, end = period.bounds()
+    rows = Inquiry.objects.conversion_by_source(since=start, until=end)
+    return render(
+        request,
+        "referrals/conversion_report.html",
+        {
+            "period": period,
+            "rows": rows,
+            "funnel_chart": _conversion_chart(rows),
+            "lost_reasons": Referral.objects.lost_reasons(since=start, until=end),
+            "open_inquiries": paginate(
+                request,
+                Inquiry.objects.filter(
+                    referral__isnull=True,
+                    status__in=[Inquiry.Status.INQUIRY, Inquiry.Status.SCHEDULED],
+                ),
+            ),
+        },
+    )
+
+
+def _conversion_chart(rows: list[dict[str, Any]]) -> str:
+    """The funnel of each source as shares of its inquiries, so sources of very different
+    size compare; the counts behind each share are in the table beside it."""
+    return bar_chart(
+        title="Funnel by source (% of inquiries)",
+        description="Share of each source's inquiries that were scheduled and seen as new "
+        "patients: "
+        + "; ".join(
+            f"{row['label']}: "
+            + (
+                f"{row['scheduled_rate']:.0f}% scheduled, {row['conversion_rate']:.0f}% seen "
+                f"of {row['inquiries']} inquiries"
+                if row["inquiries"]
+                else "no inquiries"
+            )
+            for row in rows
+        ),
+        labels=[f"{row['label'].split(' (')[0]} (n={row['inquiries']})" for row in rows],
+        series=[
+            ("Scheduled", [row["scheduled_rate"] for row in rows]),
+            ("Seen as new patient", [row["conversion_rate"] for row in rows]),
+        ],
+        horizontal=True,
+        percent=True,
+        height=420,
+    )
