@@ -32,8 +32,12 @@ def sign_in(tab: Any, path: str = "/") -> None:
 
 
 def log_out(tab: Any) -> None:
+    from playwright.sync_api import expect
+
     tab.get_by_role("button", name="Menu").click()  # the phone's collapsed navigation
     tab.get_by_role("button", name="Log out").click()
+    # Wait for the sign-in page: a goto() while the logout is posting would cancel it.
+    expect(tab.get_by_role("button", name="Sign in")).to_be_visible()
 
 
 def test_manager_sets_up_two_factor_and_signs_in_with_it(
