@@ -404,7 +404,7 @@ LOGGING = {
 # Scripts and EHRs authenticate with a token only (never the browser session, so the
 # session's CSRF and two-factor rules do not apply, and a stolen cookie opens no API).
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["knox.auth.TokenAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["interop.authentication.ApiTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # JSON only: no browsable API pages (their forms and scripts are not the product).
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],

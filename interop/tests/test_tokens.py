@@ -14,13 +14,13 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
-from knox.auth import TokenAuthentication
 from knox.models import AuthToken
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.test import APIRequestFactory
 
 from core.factories import UserFactory
 from core.roles import Role
+from interop.authentication import ApiTokenAuthentication as TokenAuthentication
 
 pytestmark = pytest.mark.django_db
 
