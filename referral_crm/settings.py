@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "accounts",
     "rest_framework",
     "knox",
+    "drf_spectacular",
     # After knox: its admin replaces knox's token admin.
     "interop",
 ]
@@ -409,6 +410,17 @@ REST_FRAMEWORK = {
     # JSON only: no browsable API pages (their forms and scripts are not the product).
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+# The REST API's OpenAPI schema (/api/v1/schema/); no UI served from a CDN.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Referral CRM API",
+    "DESCRIPTION": "Partners and referrals, read only. Authenticate with "
+    "`Authorization: Bearer <token>` (manage.py create_api_token).",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
 }
 # Days a token made by `create_api_token` lasts unless --days says otherwise.
 API_TOKEN_DAYS = env.int("API_TOKEN_DAYS", default=90)

@@ -17,5 +17,6 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/", include("accounts.urls")),
     path("fhir/r4/", include("interop.fhir.urls")),
+    path("api/v1/", include("interop.api.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -13,7 +13,7 @@ from django.db.models import Model, QuerySet
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
-from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -36,16 +36,8 @@ from interop.fhir.http import (
     FhirNegotiation,
     fhir_exception_handler,
 )
+from interop.permissions import HasPermission
 from interop.services import referral_receive_fhir
-
-
-class HasPermission(BasePermission):
-    """The view's `required_permissions[method]` (a Django permission), held by the
-    token's user through their role."""
-
-    def has_permission(self, request: Request, view: Any) -> bool:
-        needed = view.required_permissions.get(request.method, view.required_permissions["GET"])
-        return bool(request.user.has_perm(needed))
 
 
 class FhirView(APIView):
@@ -54,6 +46,8 @@ class FhirView(APIView):
     content_negotiation_class = FhirNegotiation
     permission_classes = [IsAuthenticated, HasPermission]
     required_permissions: ClassVar[dict[str, str]] = {}
+    # FHIR has its own description (metadata); the OpenAPI schema is the REST API's.
+    schema = None
 
     def get_exception_handler(self) -> Callable[..., Response | None]:
         return fhir_exception_handler
