@@ -42,6 +42,7 @@ class PatientDataAccess(models.Model):
         INTAKE_LINK = "intake_link", "Office intake link"
         HL7 = "hl7", "HL7 import"
         COMMAND = "command", "Command line"
+        API = "api", "API token (REST or FHIR)"
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     # SET_NULL would rewrite audit rows; PROTECT keeps a user who has touched patient data

@@ -182,7 +182,8 @@ class ReferralAttachment(models.Model):
 
 
 class Hl7Import(models.Model):
-    """One imported HL7 v2 referral order; its message id makes a re-import harmless."""
+    """One imported electronic referral order (an HL7 v2 message, or a FHIR ServiceRequest
+    posted to the API); its message id makes a re-import harmless."""
 
     referral = models.OneToOneField(
         "referrals.Referral", on_delete=models.CASCADE, related_name="hl7_import"

@@ -293,6 +293,28 @@ def referral_import_hl7(
             "The message's control ID (MSH-10) or sending application (MSH-3) is longer "
             "than 200 characters."
         )
+    return referral_receive_order(
+        order=order,
+        provider=provider or _hl7_provider(order),
+        actor=actor,
+        source=PatientDataAccess.Source.HL7,
+        request=request,
+    )
+
+
+@transaction.atomic
+def referral_receive_order(
+    *,
+    order: ReferralOrder,
+    provider: Provider,
+    actor: User | None,
+    source: str,
+    request: HttpRequest | None = None,
+) -> Referral:
+    """Log an electronic referral order (an HL7 v2 message, or a FHIR ServiceRequest read
+    into the same ReferralOrder) as a received e-referral from `provider`: once per
+    (sending application, message id), with its history and its audit row. Raises
+    Hl7Error with the reason when it cannot be saved."""
     earlier = (
         Hl7Import.objects.filter(
             sending_application=order.sending_application,
@@ -308,7 +330,7 @@ def referral_import_hl7(
         )
     referral = Referral(
         direction=Referral.Direction.INBOUND,
-        provider=provider or _hl7_provider(order),
+        provider=provider,
         patient_first_name=order.patient_first_name[:100],
         patient_last_name=order.patient_last_name[:100],
         patient_dob=order.patient_dob,
@@ -339,7 +361,7 @@ def referral_import_hl7(
         action=PatientDataAccess.Action.CREATE,
         referral_ids=[referral.pk],
         user=actor,
-        source=PatientDataAccess.Source.HL7,
+        source=source,
         request=request,
     )
     return referral

@@ -72,6 +72,11 @@ INSTALLED_APPS = [
     "audit",
     "registry",
     "accounts",
+    "rest_framework",
+    "knox",
+    "drf_spectacular",
+    # After knox: its admin replaces knox's token admin.
+    "interop",
 ]
 
 MIDDLEWARE = [
@@ -394,6 +399,37 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"axes": {"level": "WARNING"}},
+}
+
+# --- API (interop/) --------------------------------------------------------------------------
+# Scripts and EHRs authenticate with a token only (never the browser session, so the
+# session's CSRF and two-factor rules do not apply, and a stolen cookie opens no API).
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["interop.authentication.ApiTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON only: no browsable API pages (their forms and scripts are not the product).
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+# The REST API's OpenAPI schema (/api/v1/schema/); no UI served from a CDN.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Referral CRM API",
+    "DESCRIPTION": "Partners and referrals, read only. Authenticate with "
+    "`Authorization: Bearer <token>` (manage.py create_api_token).",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+}
+# Days a token made by `create_api_token` lasts unless --days says otherwise.
+API_TOKEN_DAYS = env.int("API_TOKEN_DAYS", default=90)
+REST_KNOX = {
+    # Sent as `Authorization: Bearer <token>`, the scheme EHR and FHIR clients use.
+    "AUTH_HEADER_PREFIX": "Bearer",
+    "TOKEN_TTL": timedelta(days=API_TOKEN_DAYS),
+    # A recognisable prefix lets secret scanners spot a token pasted where it should not be.
+    "TOKEN_PREFIX": "rcrm_",
 }
 
 # --- Production hardening -------------------------------------------------------------------

@@ -16,5 +16,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/", include("accounts.urls")),
+    path("fhir/r4/", include("interop.fhir.urls")),
+    path("api/v1/", include("interop.api.urls")),
     path("admin/", admin.site.urls),
 ]

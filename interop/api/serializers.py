@@ -1,0 +1,106 @@
+"""The REST API's representations. Patient fields are filled only for roles that see
+patient details on the pages; everyone else gets the initials and nulls."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from partners.models import Organization, Provider
+from referrals.models import Referral
+
+
+class OrganizationSerializer(serializers.ModelSerializer[Organization]):
+    class Meta:
+        model = Organization
+        fields = (
+            "id",
+            "name",
+            "npi",
+            "address_line1",
+            "address_line2",
+            "city",
+            "state",
+            "zip_code",
+            "phone",
+            "fax",
+            "email",
+            "updated_at",
+        )
+        read_only_fields = fields
+
+
+class PartnerSerializer(serializers.ModelSerializer[Provider]):
+    organization = OrganizationSerializer(read_only=True, allow_null=True)
+
+    class Meta:
+        model = Provider
+        fields = (
+            "id",
+            "npi",
+            "first_name",
+            "last_name",
+            "credential",
+            "taxonomy_code",
+            "specialty",
+            "status",
+            "tier",
+            "health",
+            "phone",
+            "email",
+            "organization",
+            "updated_at",
+        )
+        read_only_fields = fields
+
+
+class PatientSerializer(serializers.Serializer[Referral]):
+    """The patient of a referral: initials for every role; the rest only with
+    referrals.view_patient_details (null otherwise)."""
+
+    initials = serializers.CharField(source="patient_initials", read_only=True)
+    first_name = serializers.CharField(source="patient_first_name", read_only=True, allow_null=True)
+    last_name = serializers.CharField(source="patient_last_name", read_only=True, allow_null=True)
+    birth_date = serializers.DateField(source="patient_dob", read_only=True, allow_null=True)
+    phone = serializers.CharField(source="patient_phone", read_only=True, allow_null=True)
+
+
+class ReferralSerializer(serializers.ModelSerializer[Referral]):
+    patient = PatientSerializer(source="*", read_only=True)
+    reason = serializers.CharField(
+        read_only=True,
+        allow_null=True,
+        help_text="Null without the permission to see patient details.",
+    )
+    provider = serializers.PrimaryKeyRelatedField(read_only=True, help_text="The partner.")
+
+    class Meta:
+        model = Referral
+        fields = (
+            "id",
+            "direction",
+            "status",
+            "urgency",
+            "channel",
+            "provider",
+            "patient",
+            "reason",
+            "received_at",
+            "contacted_at",
+            "appointment_at",
+            "seen_at",
+            "closed_at",
+            "updated_at",
+        )
+        read_only_fields = fields
+
+    def to_representation(self, instance: Referral) -> dict[str, Any]:
+        data: dict[str, Any] = super().to_representation(instance)
+        if not self.context.get("patient_details"):
+            data["reason"] = None
+            data["patient"] = {
+                **{key: None for key in data["patient"]},
+                "initials": instance.patient_initials,
+            }
+        return data

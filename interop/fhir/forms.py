@@ -1,0 +1,227 @@
+"""Search parameters, read through forms like every other input. A value the facade
+cannot read is a 400 naming the parameter; parameters it does not support are ignored,
+as FHIR's default (lenient) search handling says, and left out of the Bundle's links."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from django import forms
+from django.db.models import Q
+from django.http import QueryDict
+from django.utils import timezone
+
+from interop.fhir.resources import NPI_SYSTEM, STATUSES_BY_REQUEST_STATUS
+
+DEFAULT_COUNT = 20
+MAX_COUNT = 100
+MAX_OFFSET = 100_000
+
+
+class SearchForm(forms.Form):
+    """`_count` (page size) and `_offset` (where the page starts; the next link sets it)."""
+
+    # Other fields are declared in __init__: FHIR's names are not Python identifiers.
+    extra_fields: dict[str, forms.Field] = {}
+
+    def __init__(self, data: QueryDict) -> None:
+        super().__init__(data)
+        self.query = data
+        self.fields["_count"] = forms.IntegerField(required=False, min_value=1, max_value=MAX_COUNT)
+        self.fields["_offset"] = forms.IntegerField(
+            required=False, min_value=0, max_value=MAX_OFFSET
+        )
+        for name, field in self.extra_fields.items():
+            self.fields[name] = field
+
+    @property
+    def count(self) -> int:
+        return self.cleaned_data.get("_count") or DEFAULT_COUNT
+
+    @property
+    def offset(self) -> int:
+        return self.cleaned_data.get("_offset") or 0
+
+    def used(self) -> dict[str, Any]:
+        """The parameters given (as sent), for the Bundle's self and next links."""
+        return {
+            name: self.query.getlist(name)
+            for name in self.fields
+            if name != "_offset" and name in self.query
+        }
+
+    def error_text(self) -> str:
+        return " ".join(
+            f"Search parameter {name}: {' '.join(str(message) for message in messages)}"
+            for name, messages in self.errors.items()
+        )
+
+    def filters(self) -> Q:
+        return Q()
+
+
+def _token(value: str, *, system: str) -> str | None:
+    """A token search's code: `system|code` or `code`; None when the system is another
+    one (nothing can match)."""
+    if "|" in value:
+        given_system, _, code = value.partition("|")
+        return code if given_system in ("", system) else None
+    return value
+
+
+def _reference_id(value: str, resource_type: str) -> int:
+    """A reference search's target: `Type/123`, a full URL ending so, or `123`."""
+    match = re.fullmatch(rf"(?:(?:.*/)?{resource_type}/)?(\d{{1,18}})", value.strip())
+    if match is None:
+        raise forms.ValidationError(f"“{value[:50]}” is not a {resource_type} reference.")
+    return int(match.group(1))
+
+
+def _words(value: str) -> list[str]:
+    return value.split()[:5]
+
+
+class PractitionerSearchForm(SearchForm):
+    extra_fields = {
+        "identifier": forms.CharField(required=False, max_length=100),
+        "name": forms.CharField(required=False, max_length=100),
+    }
+
+    def filters(self) -> Q:
+        query = Q()
+        if identifier := self.cleaned_data.get("identifier"):
+            npi = _token(identifier, system=NPI_SYSTEM)
+            query &= Q(npi=npi) if npi is not None else Q(pk__in=[])
+        # FHIR string search: each word starts the given or the family name.
+        for word in _words(self.cleaned_data.get("name") or ""):
+            query &= Q(first_name__istartswith=word) | Q(last_name__istartswith=word)
+        return query
+
+
+class OrganizationSearchForm(SearchForm):
+    extra_fields = {
+        "name": forms.CharField(required=False, max_length=200),
+        "identifier": forms.CharField(required=False, max_length=100),
+    }
+
+    def filters(self) -> Q:
+        query = Q()
+        if name := (self.cleaned_data.get("name") or "").strip():
+            query &= Q(name__istartswith=name) | Q(name__icontains=f" {name}")
+        if identifier := self.cleaned_data.get("identifier"):
+            npi = _token(identifier, system=NPI_SYSTEM)
+            query &= Q(npi=npi) if npi else Q(pk__in=[])
+        return query
+
+
+class PractitionerRoleSearchForm(SearchForm):
+    extra_fields = {
+        "practitioner": forms.CharField(required=False, max_length=200),
+        "organization": forms.CharField(required=False, max_length=200),
+    }
+
+    def clean_practitioner(self) -> int | None:
+        value = self.cleaned_data.get("practitioner")
+        return _reference_id(value, "Practitioner") if value else None
+
+    def clean_organization(self) -> int | None:
+        value = self.cleaned_data.get("organization")
+        return _reference_id(value, "Organization") if value else None
+
+    def filters(self) -> Q:
+        query = Q()
+        if (practitioner := self.cleaned_data.get("practitioner")) is not None:
+            query &= Q(pk=practitioner)
+        if (organization := self.cleaned_data.get("organization")) is not None:
+            query &= Q(organization_id=organization)
+        return query
+
+
+class MultipleValueField(forms.Field):
+    """A parameter that may repeat (`authored=ge2025-01-01&authored=lt2025-02-01`)."""
+
+    widget = forms.MultipleHiddenInput
+
+    def to_python(self, value: Any) -> list[str]:
+        return [str(item) for item in value or []][:4]
+
+
+DATE_PARAMETER = re.compile(r"(eq|ne|gt|lt|ge|le)?(\d{4}-\d{2}-\d{2})")
+
+
+def _date_filter(field: str, value: str) -> Q:
+    """A FHIR date search on a datetime column, to the day (in the practice's time zone)."""
+    match = DATE_PARAMETER.fullmatch(value.strip())
+    if match is None:
+        raise forms.ValidationError(
+            f"“{value[:30]}” is not a date search: use YYYY-MM-DD, optionally after "
+            "eq, ne, gt, lt, ge or le."
+        )
+    prefix, day = match.group(1) or "eq", match.group(2)
+    try:
+        parsed = date.fromisoformat(day)
+    except ValueError:
+        raise forms.ValidationError(f"“{day}” is not a date.") from None
+    start = timezone.make_aware(datetime.combine(parsed, time.min))
+    end = start + timedelta(days=1)
+    return {
+        "eq": Q(**{f"{field}__gte": start, f"{field}__lt": end}),
+        "ne": ~Q(**{f"{field}__gte": start, f"{field}__lt": end}),
+        "gt": Q(**{f"{field}__gte": end}),
+        "ge": Q(**{f"{field}__gte": start}),
+        "lt": Q(**{f"{field}__lt": start}),
+        "le": Q(**{f"{field}__lt": end}),
+    }[prefix]
+
+
+class ServiceRequestSearchForm(SearchForm):
+    extra_fields = {
+        "status": forms.CharField(required=False, max_length=100),
+        "requester": forms.CharField(required=False, max_length=200),
+        "requester:identifier": forms.CharField(required=False, max_length=100),
+        # The same, written as a chain to the Practitioner's identifier.
+        "requester.identifier": forms.CharField(required=False, max_length=100),
+        "authored": MultipleValueField(required=False),
+    }
+
+    def clean_status(self) -> list[str] | None:
+        value = self.cleaned_data.get("status")
+        if not value:
+            return None
+        statuses = []
+        # Comma-separated values are alternatives.
+        for code in value.split(","):
+            if code.strip() not in STATUSES_BY_REQUEST_STATUS:
+                raise forms.ValidationError(
+                    f"“{code.strip()[:30]}” is not a status this server uses "
+                    f"({', '.join(sorted(STATUSES_BY_REQUEST_STATUS))})."
+                )
+            statuses += STATUSES_BY_REQUEST_STATUS[code.strip()]
+        return statuses
+
+    def clean_requester(self) -> int | None:
+        value = self.cleaned_data.get("requester")
+        return _reference_id(value, "Practitioner") if value else None
+
+    def clean_authored(self) -> Q:
+        query = Q()
+        for value in self.cleaned_data.get("authored") or []:
+            query &= _date_filter("received_at", value)
+        return query
+
+    def filters(self) -> Q:
+        query = self.cleaned_data.get("authored") or Q()
+        if statuses := self.cleaned_data.get("status"):
+            query &= Q(status__in=statuses)
+        # The requester is the partner of an inbound referral (outbound ones we request).
+        if (requester := self.cleaned_data.get("requester")) is not None:
+            query &= Q(direction="inbound", provider_id=requester)
+        identifier = self.cleaned_data.get("requester:identifier") or self.cleaned_data.get(
+            "requester.identifier"
+        )
+        if identifier:
+            npi = _token(identifier, system=NPI_SYSTEM)
+            query &= Q(direction="inbound", provider__npi=npi) if npi else Q(pk__in=[])
+        return query

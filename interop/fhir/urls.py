@@ -1,0 +1,25 @@
+from django.urls import path
+
+from interop.fhir import views
+
+app_name = "fhir"
+
+urlpatterns = [
+    path("metadata", views.CapabilityStatementView.as_view(), name="metadata"),
+    path("Practitioner", views.PractitionerListView.as_view(), name="practitioner_search"),
+    path("Practitioner/<str:pk>", views.PractitionerView.as_view(), name="practitioner"),
+    path(
+        "PractitionerRole",
+        views.PractitionerRoleListView.as_view(),
+        name="practitionerrole_search",
+    ),
+    path(
+        "PractitionerRole/<str:pk>",
+        views.PractitionerRoleView.as_view(),
+        name="practitionerrole",
+    ),
+    path("Organization", views.OrganizationListView.as_view(), name="organization_search"),
+    path("Organization/<str:pk>", views.OrganizationView.as_view(), name="organization"),
+    path("ServiceRequest", views.ServiceRequestListView.as_view(), name="servicerequest_search"),
+    path("ServiceRequest/<str:pk>", views.ServiceRequestView.as_view(), name="servicerequest"),
+]

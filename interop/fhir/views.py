@@ -1,0 +1,278 @@
+"""The FHIR R4 facade: thin views over the permission-aware querysets (interop.selectors),
+the resource builders (interop.fhir.resources) and the intake service. Token auth only."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
+from urllib.parse import urlencode
+
+from django.core.exceptions import RequestDataTooBig
+from django.db.models import Model, QuerySet
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from django.utils import timezone
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from audit.models import PatientDataAccess
+from audit.services import PATIENT_FIELDS, audit_record
+from interop import selectors
+from interop.fhir import resources
+from interop.fhir.forms import (
+    OrganizationSearchForm,
+    PractitionerRoleSearchForm,
+    PractitionerSearchForm,
+    SearchForm,
+    ServiceRequestSearchForm,
+)
+from interop.fhir.http import (
+    ACCEPTED_CONTENT_TYPES,
+    FhirError,
+    FhirJsonRenderer,
+    FhirNegotiation,
+    fhir_exception_handler,
+)
+from interop.permissions import HasPermission
+from interop.services import referral_receive_fhir
+
+
+class FhirView(APIView):
+    renderer_classes = [FhirJsonRenderer]
+    parser_classes: ClassVar[list[Any]] = []
+    content_negotiation_class = FhirNegotiation
+    permission_classes = [IsAuthenticated, HasPermission]
+    required_permissions: ClassVar[dict[str, str]] = {}
+    # FHIR has its own description (metadata); the OpenAPI schema is the REST API's.
+    schema = None
+
+    def get_exception_handler(self) -> Callable[..., Response | None]:
+        return fhir_exception_handler
+
+
+def _id(value: str) -> int:
+    """A resource id from the path: the app's ids are numbers; anything else names no
+    resource."""
+    if not value.isdigit() or len(value) > 18:
+        raise FhirError("No such resource.", status=404, code="not-found")
+    return int(value)
+
+
+def _absolute(request: Request, name: str, pk: int | str) -> str:
+    return request.build_absolute_uri(reverse(name, args=[pk]))
+
+
+def _search(
+    request: Request,
+    *,
+    form: SearchForm,
+    queryset: QuerySet[Any],
+    order: tuple[str, ...],
+    to_resource: Callable[[Any], dict[str, Any]],
+    detail_name: str,
+    on_page: Callable[[list[Any]], None] | None = None,
+) -> Response:
+    """One page of a searchset Bundle: a count and one query for the page's rows."""
+    if not form.is_valid():
+        raise FhirError(form.error_text())
+    matches = queryset.filter(form.filters())
+    total = matches.count()
+    rows = list(matches.order_by(*order)[form.offset : form.offset + form.count])
+    if on_page is not None:
+        on_page(rows)
+    base = request.build_absolute_uri(request.path)
+    used = form.used()
+    self_url = f"{base}?{urlencode({**used, '_offset': form.offset}, doseq=True)}"
+    next_offset = form.offset + form.count
+    next_url = (
+        f"{base}?{urlencode({**used, '_offset': next_offset}, doseq=True)}"
+        if next_offset < total
+        else None
+    )
+    return Response(
+        resources.bundle(
+            resources=[to_resource(row) for row in rows],
+            total=total,
+            self_url=self_url,
+            next_url=next_url,
+            full_url=lambda resource: _absolute(request, detail_name, resource["id"]),
+        )
+    )
+
+
+ModelT = TypeVar("ModelT", bound=Model)
+
+
+def _read(queryset: QuerySet[ModelT], pk: str) -> ModelT:
+    return get_object_or_404(queryset, pk=_id(pk))
+
+
+class CapabilityStatementView(FhirView):
+    """What this server implements, for clients to discover before they ask. Open to
+    anyone, as FHIR expects: it names no data."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: ClassVar[list[Any]] = []
+
+    def get(self, request: Request) -> Response:
+        base = request.build_absolute_uri(reverse("fhir:metadata")).removesuffix("metadata")
+        return Response(resources.capability_statement(base_url=base, now=timezone.now()))
+
+
+class PractitionerListView(FhirView):
+    required_permissions: ClassVar[dict[str, str]] = {"GET": "partners.view_provider"}
+
+    def get(self, request: Request) -> Response:
+        return _search(
+            request,
+            form=PractitionerSearchForm(request.query_params),
+            queryset=selectors.providers_for(request.user),
+            order=("last_name", "first_name", "pk"),
+            to_resource=resources.practitioner,
+            detail_name="fhir:practitioner",
+        )
+
+
+class PractitionerView(FhirView):
+    required_permissions: ClassVar[dict[str, str]] = {"GET": "partners.view_provider"}
+
+    def get(self, request: Request, pk: str) -> Response:
+        provider = _read(selectors.providers_for(request.user), pk)
+        return Response(resources.practitioner(provider))
+
+
+class PractitionerRoleListView(FhirView):
+    required_permissions: ClassVar[dict[str, str]] = {"GET": "partners.view_provider"}
+
+    def get(self, request: Request) -> Response:
+        return _search(
+            request,
+            form=PractitionerRoleSearchForm(request.query_params),
+            queryset=selectors.providers_for(request.user),
+            order=("last_name", "first_name", "pk"),
+            to_resource=resources.practitioner_role,
+            detail_name="fhir:practitionerrole",
+        )
+
+
+class PractitionerRoleView(FhirView):
+    required_permissions: ClassVar[dict[str, str]] = {"GET": "partners.view_provider"}
+
+    def get(self, request: Request, pk: str) -> Response:
+        provider = _read(selectors.providers_for(request.user), pk)
+        return Response(resources.practitioner_role(provider))
+
+
+class OrganizationListView(FhirView):
+    required_permissions: ClassVar[dict[str, str]] = {"GET": "partners.view_organization"}
+
+    def get(self, request: Request) -> Response:
+        return _search(
+            request,
+            form=OrganizationSearchForm(request.query_params),
+            queryset=selectors.organizations_for(request.user),
+            order=("name", "pk"),
+            to_resource=resources.organization_resource,
+            detail_name="fhir:organization",
+        )
+
+
+class OrganizationView(FhirView):
+    required_permissions: ClassVar[dict[str, str]] = {"GET": "partners.view_organization"}
+
+    def get(self, request: Request, pk: str) -> Response:
+        organization = _read(selectors.organizations_for(request.user), pk)
+        return Response(resources.organization_resource(organization))
+
+
+def _sees_patients(request: Request) -> bool:
+    return bool(request.user.has_perm("referrals.view_patient_details"))
+
+
+def _body(request: Request) -> Any:
+    content_type = request.content_type.split(";")[0].strip().lower()
+    if content_type not in ACCEPTED_CONTENT_TYPES:
+        raise FhirError(
+            f"Send the resource as {ACCEPTED_CONTENT_TYPES[0]} (Content-Type).",
+            status=415,
+            code="not-supported",
+        )
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        raise FhirError(
+            "The resource is too large: send documents separately.",
+            status=413,
+            code="too-costly",
+        ) from None
+    try:
+        data = json.loads(body)
+        # Text Postgres and every reader can hold: a lone surrogate (\ud800) parses as
+        # JSON but is not Unicode text.
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except (UnicodeError, ValueError, RecursionError):
+        raise FhirError("The body is not valid JSON (UTF-8).", code="structure") from None
+    return data
+
+
+class ServiceRequestListView(FhirView):
+    required_permissions: ClassVar[dict[str, str]] = {
+        "GET": "referrals.view_referral",
+        "POST": "referrals.add_referral",
+    }
+
+    def get(self, request: Request) -> Response:
+        sees_patients = _sees_patients(request)
+
+        def audit(rows: list[Any]) -> None:
+            if sees_patients:
+                audit_record(
+                    action=PatientDataAccess.Action.LIST,
+                    referral_ids=[row.pk for row in rows],
+                    user=request.user,
+                    fields=PATIENT_FIELDS,
+                    source=PatientDataAccess.Source.API,
+                    request=request,
+                )
+
+        return _search(
+            request,
+            form=ServiceRequestSearchForm(request.query_params),
+            queryset=selectors.referrals_for(request.user),
+            order=("-received_at", "-pk"),
+            to_resource=lambda referral: resources.service_request(
+                referral, patient_details=sees_patients
+            ),
+            detail_name="fhir:servicerequest",
+            on_page=audit,
+        )
+
+    def post(self, request: Request) -> Response:
+        referral = referral_receive_fhir(data=_body(request), actor=request.user, request=request)
+        location = _absolute(request, "fhir:servicerequest", referral.pk)
+        # The sender's own order coming back: the create is its audit row.
+        return Response(
+            resources.service_request(referral, patient_details=_sees_patients(request)),
+            status=201,
+            headers={"Location": location},
+        )
+
+
+class ServiceRequestView(FhirView):
+    required_permissions: ClassVar[dict[str, str]] = {"GET": "referrals.view_referral"}
+
+    def get(self, request: Request, pk: str) -> Response:
+        referral = _read(selectors.referrals_for(request.user), pk)
+        sees_patients = _sees_patients(request)
+        if sees_patients:
+            audit_record(
+                action=PatientDataAccess.Action.VIEW,
+                referral_ids=[referral.pk],
+                user=request.user,
+                source=PatientDataAccess.Source.API,
+                request=request,
+            )
+        return Response(resources.service_request(referral, patient_details=sees_patients))

@@ -1,0 +1,24 @@
+"""What an API token's user may read: the same permission-aware querysets as the pages,
+with the joins each resource needs so a page of results is one query."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import User
+from django.db.models import QuerySet
+
+from partners.models import Organization, Provider, ProviderQuerySet
+from referrals.models import Referral, ReferralQuerySet
+
+
+def providers_for(user: User) -> ProviderQuerySet:
+    return Provider.objects.for_user(user).select_related("organization")
+
+
+def organizations_for(user: User) -> QuerySet[Organization]:
+    if not user.has_perm("partners.view_organization"):
+        return Organization.objects.none()
+    return Organization.objects.all()
+
+
+def referrals_for(user: User) -> ReferralQuerySet:
+    return Referral.objects.for_user(user).select_related("provider", "provider__organization")
