@@ -57,11 +57,13 @@ class CodeForm(forms.Form):
             self.fields["code"].widget.attrs["inputmode"] = "numeric"
 
     def candidates(self, code: str) -> list[Device]:
+        devices: list[Device] = []
         if code.isdigit():
-            return list(TOTPDevice.objects.filter(user=self.user, confirmed=True))
+            devices += TOTPDevice.objects.filter(user=self.user, confirmed=True)
         if self.backup_codes:
-            return list(StaticDevice.objects.filter(user=self.user, confirmed=True))
-        return []
+            # A backup code is base32 and can, rarely, be all digits too.
+            devices += StaticDevice.objects.filter(user=self.user, confirmed=True)
+        return devices
 
     def clean_code(self) -> str:
         code = _normalise(self.cleaned_data["code"])

@@ -18,6 +18,16 @@ def _open_paths() -> frozenset[str]:
     ) | {reverse("admin:logout")}
 
 
+@cache
+def _token_only_prefixes() -> tuple[str, ...]:
+    """The API and the FHIR facade accept only tokens, never the session, so a browser's
+    half-signed-in session cookie sent along must not turn their answers into redirects."""
+    return (
+        reverse("fhir:metadata").removesuffix("metadata"),
+        reverse("api:schema").rsplit("schema", 1)[0],
+    )
+
+
 class TwoFactorMiddleware:
     """A signed-in user who owes a second factor (accounts.twofactor) reaches nothing but
     the page that asks for it, whatever page they asked for, the admin's included."""
@@ -27,7 +37,11 @@ class TwoFactorMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         user = request.user
-        if user.is_authenticated and request.path not in _open_paths():
+        if (
+            user.is_authenticated
+            and request.path not in _open_paths()
+            and not request.path.startswith(_token_only_prefixes())
+        ):
             due = second_factor_due(request.session, user)
             if due is not None:
                 return self._ask(request, due)

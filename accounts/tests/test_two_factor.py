@@ -146,6 +146,15 @@ def test_a_backup_code_signs_in_once(manager: User) -> None:
     assert "not one of your backup codes, or it has been used already" in refused.content.decode()
 
 
+def test_a_backup_code_of_digits_only_is_still_a_backup_code(manager: User) -> None:
+    enrolled(manager)
+    StaticToken.objects.filter(device__user=manager).update(token="23456723")
+    client = signed_in(manager)
+    response = client.post(reverse("accounts:verify"), {"code": "23456723"})
+    assert response.status_code == 302
+    assert client.get(reverse("core:dashboard")).status_code == 200
+
+
 def test_the_set_up_page_cannot_replace_an_app_with_the_password_alone(manager: User) -> None:
     enrolled(manager)
     client = signed_in(manager)

@@ -90,6 +90,10 @@ def test_a_managers_token_works_when_two_factor_sign_in_is_required(
     browser = Client()
     browser.force_login(manager)
     assert browser.get(reverse("referrals:list")).status_code == 302
+    # A token request that also carries that half-signed-in session cookie is answered.
+    token = token_for(manager)
+    answered = browser.get(PRACTITIONERS, headers={"Authorization": f"Bearer {token}"})
+    assert answered.status_code == 200
 
 
 def test_api_answers_are_never_cached(manager: User, token_for: Callable[[Any], str]) -> None:
