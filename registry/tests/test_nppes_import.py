@@ -264,8 +264,8 @@ def test_a_zip_without_a_provider_file_is_refused(run_import: Run, tmp_path: Pat
 
 
 def test_small_batches_give_the_same_result_as_one_batch(run_import: Run, monkeypatch) -> None:
-    monkeypatch.setattr("registry.importing.nppes_load.POSTGRES_BATCH", 128)
-    monkeypatch.setattr("registry.importing.nppes_load.PORTABLE_BATCH", 128)
+    monkeypatch.setattr("registry.importing.nppes_write.POSTGRES_BATCH", 128)
+    monkeypatch.setattr("registry.importing.nppes_write.PORTABLE_BATCH", 128)
 
     first = run_import(SAMPLE)
     second = run_import(SAMPLE)
@@ -290,7 +290,7 @@ def test_outside_a_transaction_the_overlapped_loader_gives_the_same_counts(
 ) -> None:
     # Commands and workers run outside any transaction: on Postgres, parsing and merging then
     # overlap on two connections. Small batches make several hand-overs.
-    monkeypatch.setattr("registry.importing.nppes_load.POSTGRES_BATCH", 100)
+    monkeypatch.setattr("registry.importing.nppes_write.POSTGRES_BATCH", 100)
 
     first = run_import(SAMPLE)
     second = run_import(SAMPLE)
