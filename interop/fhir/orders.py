@@ -65,6 +65,7 @@ def check_service_request(data: Any) -> dict[str, Any]:
             "Expected a ServiceRequest resource, but resourceType is "
             + (f"“{_clean(shown)[:50]}”." if isinstance(shown, str) else "missing.")
         )
+    _check_contained(data.get("contained"))
     try:
         get_fhir_model_class("ServiceRequest").model_validate(data)
     except ValidationError as error:
@@ -72,6 +73,25 @@ def check_service_request(data: Any) -> dict[str, Any]:
             "This is not a valid FHIR R4 ServiceRequest: " + _problems(error)
         ) from error
     return data
+
+
+def _check_contained(contained: Any) -> None:
+    """The FHIR models fail with a KeyError or TypeError, not a validation error, on a
+    contained resource whose resourceType is not a FHIR type: say which one it is."""
+    if not isinstance(contained, list):
+        return  # the model's validation reports it
+    for number, resource in enumerate(contained, start=1):
+        kind = resource.get("resourceType") if isinstance(resource, dict) else None
+        if not isinstance(resource, dict) or kind is None:
+            continue  # the model's validation reports it
+        try:
+            get_fhir_model_class(kind if isinstance(kind, str) else "")
+        except ValueError:
+            shown = f"“{_clean(kind)[:50]}”" if isinstance(kind, str) else "not text"
+            raise FhirError(
+                f"Contained resource {number}: its resourceType is {shown}, "
+                "which is not a FHIR R4 resource type."
+            ) from None
 
 
 def _contained(data: dict[str, Any], reference: Any, resource_type: str) -> dict[str, Any] | None:
