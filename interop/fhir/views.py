@@ -50,6 +50,7 @@ class FhirView(APIView):
     required_permissions: ClassVar[dict[str, str]] = {}
     # FHIR has its own description (metadata); the OpenAPI schema is the REST API's.
     schema = None
+    throttle_scope = "fhir"
 
     def get_exception_handler(self) -> Callable[..., Response | None]:
         return fhir_exception_handler
