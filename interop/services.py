@@ -3,13 +3,14 @@ referrals received through the FHIR facade."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest
+from django.utils import timezone
 from knox.models import AuthToken
 
 from audit.models import PatientDataAccess
@@ -38,6 +39,16 @@ def api_token_create(*, user: User, days: int) -> tuple[AuthToken, str]:
     the database keeps its hash."""
     check_api_token_create(user=user, days=days)
     return AuthToken.objects.create(user=user, expiry=timedelta(days=days))
+
+
+@transaction.atomic
+def api_tokens_delete_expired(*, now: datetime | None = None) -> int:
+    """Delete the tokens whose expiry has passed (knox refuses them already, and removes a
+    user's expired tokens only when that user next signs in with one). Tokens without an
+    expiry are kept. Returns how many were deleted."""
+    expired = AuthToken.objects.filter(expiry__lt=now or timezone.now())
+    deleted, _ = expired.delete()
+    return deleted
 
 
 def referral_receive_fhir(

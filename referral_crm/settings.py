@@ -388,6 +388,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "outreach.tasks.send_liaison_digests",
         "schedule": crontab(hour=6, minute=30),
     },
+    # Expired API tokens are deleted (interop.tasks); knox refuses them meanwhile.
+    "delete-expired-api-tokens": {
+        "task": "interop.tasks.delete_expired_api_tokens",
+        "schedule": crontab(hour=3, minute=10),
+    },
 }
 
 # --- Logging --------------------------------------------------------------------------------
