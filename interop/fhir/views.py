@@ -119,6 +119,9 @@ class CapabilityStatementView(FhirView):
 
     permission_classes = [AllowAny]
     authentication_classes: ClassVar[list[Any]] = []
+    # No token to count by, and no database to protect: behind a proxy every caller would
+    # share one address's budget.
+    throttle_classes: ClassVar[list[Any]] = []
 
     def get(self, request: Request) -> Response:
         base = request.build_absolute_uri(reverse("fhir:metadata")).removesuffix("metadata")

@@ -65,9 +65,10 @@ def test_a_fhir_client_past_its_budget_gets_a_429_operation_outcome(
     assert "Retry-After" in refused
 
 
-def test_the_schema_is_not_throttled(db: None, two_a_minute: None) -> None:
+def test_the_open_descriptions_are_not_throttled(db: None, two_a_minute: None) -> None:
     client = Client()
     assert {client.get(reverse("api:schema")).status_code for _ in range(3)} == {200}
+    assert {client.get(reverse("fhir:metadata")).status_code for _ in range(3)} == {200}
 
 
 def test_with_its_cache_down_the_throttle_lets_requests_through(
