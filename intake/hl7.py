@@ -17,6 +17,15 @@ class Hl7Error(ValueError):
     """The message cannot be used. The text says why, for the person importing it."""
 
 
+class OrderAlreadyImported(Hl7Error):
+    """The order was imported before (the same sender and message id): `referral_id` is
+    the referral it became (None when the other import's row could not be read)."""
+
+    def __init__(self, message: str, *, referral_id: int | None) -> None:
+        super().__init__(message)
+        self.referral_id = referral_id
+
+
 @dataclass(frozen=True)
 class Encoding:
     field: str = "|"

@@ -16,7 +16,7 @@ from django.utils import timezone
 from audit.models import PatientDataAccess
 from audit.services import audit_record
 from core.npi import is_valid_npi
-from intake.hl7 import Hl7Error, ReferralOrder, read_referral_order
+from intake.hl7 import Hl7Error, OrderAlreadyImported, ReferralOrder, read_referral_order
 from intake.models import (
     Hl7Import,
     IntakeLink,
@@ -302,6 +302,17 @@ def referral_import_hl7(
     )
 
 
+def _imported_referral_id(order: ReferralOrder) -> int | None:
+    return (
+        Hl7Import.objects.filter(
+            sending_application=order.sending_application,
+            message_control_id=order.message_control_id,
+        )
+        .values_list("referral_id", flat=True)
+        .first()
+    )
+
+
 @transaction.atomic
 def referral_receive_order(
     *,
@@ -314,19 +325,13 @@ def referral_receive_order(
     """Log an electronic referral order (an HL7 v2 message, or a FHIR ServiceRequest read
     into the same ReferralOrder) as a received e-referral from `provider`: once per
     (sending application, message id), with its history and its audit row. Raises
-    Hl7Error with the reason when it cannot be saved."""
-    earlier = (
-        Hl7Import.objects.filter(
-            sending_application=order.sending_application,
-            message_control_id=order.message_control_id,
-        )
-        .values_list("referral_id", flat=True)
-        .first()
-    )
+    Hl7Error with the reason when it cannot be saved (OrderAlreadyImported for a repeat)."""
+    earlier = _imported_referral_id(order)
     if earlier is not None:
-        raise Hl7Error(
+        raise OrderAlreadyImported(
             f"This message ({order.message_control_id}) was already imported as referral "
-            f"#{earlier}."
+            f"#{earlier}.",
+            referral_id=earlier,
         )
     referral = Referral(
         direction=Referral.Direction.INBOUND,
@@ -354,8 +359,9 @@ def referral_receive_order(
             )
     except IntegrityError as error:
         # The same message imported at the same moment by someone else: theirs stands.
-        raise Hl7Error(
-            f"This message ({order.message_control_id}) was already imported."
+        raise OrderAlreadyImported(
+            f"This message ({order.message_control_id}) was already imported.",
+            referral_id=_imported_referral_id(order),
         ) from error
     audit_record(
         action=PatientDataAccess.Action.CREATE,

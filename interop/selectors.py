@@ -21,4 +21,7 @@ def organizations_for(user: User) -> QuerySet[Organization]:
 
 
 def referrals_for(user: User) -> ReferralQuerySet:
-    return Referral.objects.for_user(user).select_related("provider", "provider__organization")
+    # hl7_import: a ServiceRequest shows the identifier it was posted with.
+    return Referral.objects.for_user(user).select_related(
+        "provider", "provider__organization", "hl7_import"
+    )

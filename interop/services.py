@@ -3,17 +3,18 @@ referrals received through the FHIR facade."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest
+from django.utils import timezone
 from knox.models import AuthToken
 
 from audit.models import PatientDataAccess
-from intake.hl7 import Hl7Error
+from intake.hl7 import Hl7Error, OrderAlreadyImported
 from intake.services import referral_receive_order
 from interop.fhir.http import FhirError
 from interop.fhir.orders import read_service_request
@@ -40,12 +41,22 @@ def api_token_create(*, user: User, days: int) -> tuple[AuthToken, str]:
     return AuthToken.objects.create(user=user, expiry=timedelta(days=days))
 
 
+@transaction.atomic
+def api_tokens_delete_expired(*, now: datetime | None = None) -> int:
+    """Delete the tokens whose expiry has passed (knox refuses them already, and removes a
+    user's expired tokens only when that user next signs in with one). Tokens without an
+    expiry are kept. Returns how many were deleted."""
+    expired = AuthToken.objects.filter(expiry__lt=now or timezone.now())
+    deleted, _ = expired.delete()
+    return deleted
+
+
 def referral_receive_fhir(
     *, data: Any, actor: User, request: HttpRequest | None = None
 ) -> Referral:
     """An EHR's ServiceRequest as a received e-referral, through the same service as an
     HL7 v2 order (once-only key, history, funnel, audit). Raises FhirError (4xx) saying
-    what is wrong with it."""
+    what is wrong with it: 409 for a repeat of an order already received."""
     fhir_order = read_service_request(data)
     provider = Provider.objects.filter(npi=fhir_order.requester_npi).first()
     if provider is None:
@@ -63,5 +74,17 @@ def referral_receive_fhir(
             source=PatientDataAccess.Source.API,
             request=request,
         )
+    except OrderAlreadyImported as error:
+        # A repeat is a conflict with the resource the first post made, not an order that
+        # cannot be processed: the sender learns its id (or sends If-None-Exist to get it
+        # back as a 200). The poster may add referrals, so may read every one.
+        made = f" as ServiceRequest/{error.referral_id}" if error.referral_id else ""
+        raise FhirError(
+            f"This ServiceRequest was received before{made} (the same identifier, or the "
+            "same content when it has none): it is not created twice. Send the header "
+            "If-None-Exist: identifier=system|value to get the existing one back instead.",
+            status=409,
+            code="duplicate",
+        ) from error
     except Hl7Error as error:
         raise FhirError(str(error), status=422, code="business-rule") from error

@@ -388,6 +388,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "outreach.tasks.send_liaison_digests",
         "schedule": crontab(hour=6, minute=30),
     },
+    # Expired API tokens are deleted (interop.tasks); knox refuses them meanwhile.
+    "delete-expired-api-tokens": {
+        "task": "interop.tasks.delete_expired_api_tokens",
+        "schedule": crontab(hour=3, minute=10),
+    },
 }
 
 # --- Logging --------------------------------------------------------------------------------
@@ -401,7 +406,31 @@ LOGGING = {
     "loggers": {"axes": {"level": "WARNING"}},
 }
 
+
 # --- API (interop/) --------------------------------------------------------------------------
+def _throttle_rate(name: str, *, default: str) -> str:
+    """A DRF rate ("120/minute"); refused at start, not at the first request."""
+    rate = env.str(name, default=default)
+    count, _, period = rate.partition("/")
+    if not count.isdigit() or period not in {"second", "minute", "hour", "day"}:
+        raise ImproperlyConfigured(f"{name} must be like 120/minute (second, minute, hour, day).")
+    return rate
+
+
+# Request counts for the API's throttling, shared by every web process when Redis is there
+# (a per-process memory cache would multiply each budget by the number of workers).
+CACHES: dict[str, dict[str, Any]] = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "api-throttle": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "throttle",
+        # A Redis that does not answer must not hold up a request (the throttle lets it by).
+        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+    }
+    if REDIS_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "api-throttle"},
+}
 # Scripts and EHRs authenticate with a token only (never the browser session, so the
 # session's CSRF and two-factor rules do not apply, and a stolen cookie opens no API).
 REST_FRAMEWORK = {
@@ -411,6 +440,13 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    # Budgets per token (interop.throttling), for the REST API and the FHIR facade.
+    "DEFAULT_THROTTLE_CLASSES": ["interop.throttling.TokenRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "api": _throttle_rate("API_THROTTLE_RATE", default="120/minute"),
+        "fhir": _throttle_rate("FHIR_THROTTLE_RATE", default="120/minute"),
+    },
 }
 # The REST API's OpenAPI schema (/api/v1/schema/); no UI served from a CDN.
 SPECTACULAR_SETTINGS = {

@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from audit.models import PatientDataAccess
 from audit.services import PATIENT_FIELDS, audit_record
 from interop import selectors
+from interop.api.filters import PartnerFilter, ReferralFilter
 from interop.api.serializers import PartnerSerializer, ReferralSerializer
 from interop.permissions import HasPermission
 from partners.models import Provider
@@ -24,6 +25,7 @@ from referrals.models import Referral
 class Pages(PageNumberPagination):
     page_size = 25
     page_size_query_param = "page_size"
+    # A bigger page_size is served as 100: one page stays one quick query.
     max_page_size = 100
 
 
@@ -32,6 +34,8 @@ class PartnerViewSet(viewsets.ReadOnlyModelViewSet[Provider]):
 
     serializer_class = PartnerSerializer
     pagination_class = Pages
+    filterset_class = PartnerFilter
+    throttle_scope = "api"
     permission_classes = [IsAuthenticated, HasPermission]
     required_permissions: ClassVar[dict[str, str]] = {"GET": "partners.view_provider"}
 
@@ -46,6 +50,8 @@ class ReferralViewSet(viewsets.ReadOnlyModelViewSet[Referral]):
 
     serializer_class = ReferralSerializer
     pagination_class = Pages
+    filterset_class = ReferralFilter
+    throttle_scope = "api"
     permission_classes = [IsAuthenticated, HasPermission]
     required_permissions: ClassVar[dict[str, str]] = {"GET": "referrals.view_referral"}
 
@@ -70,7 +76,7 @@ class ReferralViewSet(viewsets.ReadOnlyModelViewSet[Referral]):
             )
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         assert page is not None  # always paginated
         self._audit(PatientDataAccess.Action.LIST, page)
         return self.get_paginated_response(self.get_serializer(page, many=True).data)

@@ -13,7 +13,12 @@ from django.db.models import Q
 from django.http import QueryDict
 from django.utils import timezone
 
-from interop.fhir.resources import NPI_SYSTEM, STATUSES_BY_REQUEST_STATUS
+from interop.fhir.resources import (
+    CONTENT_SENDER,
+    NPI_SYSTEM,
+    ORDER_SENDER_PREFIX,
+    STATUSES_BY_REQUEST_STATUS,
+)
 
 DEFAULT_COUNT = 20
 MAX_COUNT = 100
@@ -176,8 +181,24 @@ def _date_filter(field: str, value: str) -> Q:
     }[prefix]
 
 
+def _order_identifier(value: str) -> Q:
+    """A ServiceRequest posted with this identifier (`system|value`, `|value` for one
+    without a system, or `value` under any system)."""
+    if "|" in value:
+        system, _, code = value.partition("|")
+        return Q(
+            hl7_import__sending_application=ORDER_SENDER_PREFIX + system,
+            hl7_import__message_control_id=code,
+        )
+    return Q(
+        hl7_import__sending_application__startswith=ORDER_SENDER_PREFIX,
+        hl7_import__message_control_id=value,
+    ) & ~Q(hl7_import__sending_application=CONTENT_SENDER)
+
+
 class ServiceRequestSearchForm(SearchForm):
     extra_fields = {
+        "identifier": forms.CharField(required=False, max_length=400),
         "status": forms.CharField(required=False, max_length=100),
         "requester": forms.CharField(required=False, max_length=200),
         "requester:identifier": forms.CharField(required=False, max_length=100),
@@ -213,6 +234,8 @@ class ServiceRequestSearchForm(SearchForm):
 
     def filters(self) -> Q:
         query = self.cleaned_data.get("authored") or Q()
+        if identifier := self.cleaned_data.get("identifier"):
+            query &= _order_identifier(identifier)
         if statuses := self.cleaned_data.get("status"):
             query &= Q(status__in=statuses)
         # The requester is the partner of an inbound referral (outbound ones we request).

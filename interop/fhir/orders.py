@@ -19,7 +19,12 @@ from pydantic import ValidationError
 from core.npi import is_valid_npi
 from intake.hl7 import CONTROL_CHARACTERS, ReferralOrder
 from interop.fhir.http import FhirError
-from interop.fhir.resources import NPI_SYSTEM, URGENCY_BY_PRIORITY
+from interop.fhir.resources import (
+    CONTENT_SENDER,
+    NPI_SYSTEM,
+    ORDER_SENDER_PREFIX,
+    URGENCY_BY_PRIORITY,
+)
 
 # Statuses of an order that asks for nothing any more: not a referral to receive.
 CLOSED_REQUEST_STATUSES = ("completed", "revoked", "entered-in-error")
@@ -210,7 +215,7 @@ def _once_only_key(data: dict[str, Any]) -> tuple[str, str, str]:
     for identifier in data.get("identifier") or []:
         value = _clean(identifier.get("value"))
         if value:
-            sender = "FHIR " + _clean(identifier.get("system"))
+            sender = ORDER_SENDER_PREFIX + _clean(identifier.get("system"))
             if len(value) > MAX_KEY_LENGTH or len(sender) > MAX_KEY_LENGTH:
                 raise _unprocessable(
                     f"The ServiceRequest's identifier is longer than {MAX_KEY_LENGTH} characters."
@@ -218,7 +223,7 @@ def _once_only_key(data: dict[str, Any]) -> tuple[str, str, str]:
             return sender, value, value
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     digest = hashlib.sha256(canonical.encode()).hexdigest()
-    return "FHIR content", f"sha256:{digest}", ""
+    return CONTENT_SENDER, f"sha256:{digest}", ""
 
 
 def read_service_request(data: Any) -> FhirOrder:

@@ -17,6 +17,10 @@ NPI_SYSTEM = "http://hl7.org/fhir/sid/us-npi"
 NUCC_SYSTEM = "http://nucc.org/provider-taxonomy"
 SNOMED = "http://snomed.info/sct"
 FHIR_VERSION = "4.0.1"
+# A posted ServiceRequest's once-only key (intake's Hl7Import) has as its sender "FHIR "
+# and its identifier's system, or, without an identifier, CONTENT_SENDER and a hash.
+ORDER_SENDER_PREFIX = "FHIR "
+CONTENT_SENDER = "FHIR content"
 
 # The app's referral status as a FHIR request status (http://hl7.org/fhir/request-status).
 REQUEST_STATUS: dict[str, str] = {
@@ -210,6 +214,18 @@ def practitioner_role(provider: Provider) -> dict[str, Any]:
     )
 
 
+def _order_identifiers(referral: Referral) -> list[dict[str, str]]:
+    """The identifier a ServiceRequest was posted with, so the sender can find it again
+    (the caller's queryset selects hl7_import, else this is a query)."""
+    imported = getattr(referral, "hl7_import", None)
+    if imported is None or imported.sending_application == CONTENT_SENDER:
+        return []
+    if not imported.sending_application.startswith(ORDER_SENDER_PREFIX):
+        return []  # an HL7 v2 message's control id names a message, not the order
+    system = imported.sending_application.removeprefix(ORDER_SENDER_PREFIX)
+    return [_compact({"system": _text(system), "value": imported.message_control_id})]
+
+
 def _patient(referral: Referral) -> dict[str, Any]:
     return _compact(
         {
@@ -250,6 +266,7 @@ def service_request(referral: Referral, *, patient_details: bool) -> dict[str, A
                 "id": str(referral.pk),
                 "meta": {"lastUpdated": _instant(referral.updated_at)},
                 "contained": [_patient(referral)] if patient_details else [],
+                "identifier": _order_identifiers(referral),
                 "status": REQUEST_STATUS[referral.status],
                 "intent": "order",
                 "category": [REFERRAL_CATEGORY],
@@ -319,6 +336,7 @@ IMPLEMENTED: dict[str, tuple[tuple[str, ...], tuple[tuple[str, str, str], ...]]]
     "ServiceRequest": (
         ("read", "search-type", "create"),
         (
+            ("identifier", "token", "system|value the ServiceRequest was posted with."),
             ("status", "token", "active, on-hold, revoked or completed (comma for or)."),
             ("requester", "reference", "Practitioner/id of the referring partner."),
             ("requester:identifier", "token", "The referring partner's NPI."),
@@ -355,6 +373,8 @@ def capability_statement(*, base_url: str, now: datetime) -> dict[str, Any]:
                         {
                             "type": resource_type,
                             "interaction": [{"code": code} for code in interactions],
+                            # Every create honours If-None-Exist (interop.fhir.views).
+                            **({"conditionalCreate": True} if "create" in interactions else {}),
                             "searchParam": [
                                 {"name": name, "type": kind, "documentation": doc}
                                 for name, kind, doc in (*parameters, *common)

@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 
 from django.core.exceptions import RequestDataTooBig
 from django.db.models import Model, QuerySet
+from django.http import QueryDict
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
@@ -38,6 +39,7 @@ from interop.fhir.http import (
 )
 from interop.permissions import HasPermission
 from interop.services import referral_receive_fhir
+from referrals.models import Referral
 
 
 class FhirView(APIView):
@@ -48,6 +50,7 @@ class FhirView(APIView):
     required_permissions: ClassVar[dict[str, str]] = {}
     # FHIR has its own description (metadata); the OpenAPI schema is the REST API's.
     schema = None
+    throttle_scope = "fhir"
 
     def get_exception_handler(self) -> Callable[..., Response | None]:
         return fhir_exception_handler
@@ -116,6 +119,9 @@ class CapabilityStatementView(FhirView):
 
     permission_classes = [AllowAny]
     authentication_classes: ClassVar[list[Any]] = []
+    # No token to count by, and no database to protect: behind a proxy every caller would
+    # share one address's budget.
+    throttle_classes: ClassVar[list[Any]] = []
 
     def get(self, request: Request) -> Response:
         base = request.build_absolute_uri(reverse("fhir:metadata")).removesuffix("metadata")
@@ -251,7 +257,27 @@ class ServiceRequestListView(FhirView):
         )
 
     def post(self, request: Request) -> Response:
-        referral = referral_receive_fhir(data=_body(request), actor=request.user, request=request)
+        data = _body(request)
+        criteria = request.headers.get("If-None-Exist")
+        if criteria is not None and (existing := _existing_order(request, criteria)):
+            # Conditional create (http://hl7.org/fhir/R4/http.html#ccreate): nothing is made;
+            # the match comes back as a read, audited as one. Two conditional creates racing
+            # both find nothing; the once-only key then makes the second a 409.
+            sees_patients = _sees_patients(request)
+            if sees_patients:
+                audit_record(
+                    action=PatientDataAccess.Action.VIEW,
+                    referral_ids=[existing.pk],
+                    user=request.user,
+                    source=PatientDataAccess.Source.API,
+                    request=request,
+                )
+            return Response(
+                resources.service_request(existing, patient_details=sees_patients),
+                status=200,
+                headers={"Location": _absolute(request, "fhir:servicerequest", existing.pk)},
+            )
+        referral = referral_receive_fhir(data=data, actor=request.user, request=request)
         location = _absolute(request, "fhir:servicerequest", referral.pk)
         # The sender's own order coming back: the create is its audit row.
         return Response(
@@ -259,6 +285,38 @@ class ServiceRequestListView(FhirView):
             status=201,
             headers={"Location": location},
         )
+
+
+# Search parameters that only page a search: meaningless in If-None-Exist.
+PAGING_PARAMETERS = frozenset({"_count", "_offset"})
+
+
+def _existing_order(request: Request, criteria: str) -> Referral | None:
+    """The ServiceRequest an If-None-Exist search finds, or None. Strict where a search is
+    lenient: an ignored parameter would widen the match and hand back another order."""
+    query = QueryDict(criteria)
+    form = ServiceRequestSearchForm(query)
+    unsupported = sorted(
+        name for name in query if name not in form.fields or name in PAGING_PARAMETERS
+    )
+    if not query or unsupported:
+        supported = ", ".join(name for name in form.fields if name not in PAGING_PARAMETERS)
+        raise FhirError(
+            "If-None-Exist must be a ServiceRequest search (e.g. identifier=system|value) "
+            f"on parameters this server supports ({supported})"
+            + (f"; not {', '.join(name[:40] for name in unsupported)}." if unsupported else "."),
+        )
+    if not form.is_valid():
+        raise FhirError(f"If-None-Exist: {form.error_text()}")
+    matches = list(selectors.referrals_for(request.user).filter(form.filters())[:2])
+    if len(matches) > 1:
+        raise FhirError(
+            "If-None-Exist matches more than one ServiceRequest, so the server cannot tell "
+            "which one this is: search by identifier=system|value.",
+            status=412,
+            code="multiple-matches",
+        )
+    return matches[0] if matches else None
 
 
 class ServiceRequestView(FhirView):

@@ -136,19 +136,22 @@ def test_priority_becomes_urgency(
     assert Referral.objects.get().urgency == urgency
 
 
-def test_the_same_order_twice_is_refused_the_second_time(
+def test_the_same_order_twice_is_a_409_naming_the_first_in_fhir_terms(
     coordinator: User, api_client_for: ClientFor, partner: Provider
 ) -> None:
     client = api_client_for(coordinator)
     data = adapted_myringotomy(partner.npi)
     first = post_fhir(client, SEARCH, data)
     again = post_fhir(client, SEARCH, data)
-    assert again.status_code == 422
-    assert f"already imported as referral #{first.json()['id']}" in outcome_text(again)
+    assert again.status_code == 409
+    assert again.json()["issue"][0]["code"] == "duplicate"
+    text = outcome_text(again)
+    assert f"received before as ServiceRequest/{first.json()['id']}" in text
+    assert "HL7" not in text and "message" not in text
     # Without an identifier, the same content is the same order.
     del data["identifier"]
     assert post_fhir(client, SEARCH, data).status_code == 201
-    assert post_fhir(client, SEARCH, data).status_code == 422
+    assert post_fhir(client, SEARCH, data).status_code == 409
     assert Referral.objects.count() == 2
 
 

@@ -1,0 +1,84 @@
+"""The REST API's list filters (django-filter): what an integration asks for when it syncs
+partners or referrals. A value a filter cannot read is a 400 naming the parameter."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.core.validators import RegexValidator
+from django_filters import rest_framework as filters
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+
+from partners.models import Provider
+from referrals.models import Referral
+
+npi_validator = RegexValidator(r"^\d{10}\Z", "An NPI is 10 digits.")
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class IdFilter(filters.NumberFilter):
+    """A row id: a whole number (NumberFilter's decimal would read 1.5 as 1) that a
+    bigint column can hold."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, min_value=1, max_value=2**63 - 1, **kwargs)
+
+
+class PartnerFilter(filters.FilterSet):
+    npi = filters.CharFilter(validators=[npi_validator], help_text="The partner's NPI.")
+    taxonomy = filters.CharFilter(
+        field_name="taxonomy_code", max_length=10, help_text="NUCC taxonomy code, exactly."
+    )
+    specialty = filters.CharFilter(
+        lookup_expr="icontains", max_length=100, help_text="Part of the specialty's name."
+    )
+    status = filters.MultipleChoiceFilter(
+        choices=Provider.Status.choices, help_text="Relationship status; repeat for either."
+    )
+    tier = filters.MultipleChoiceFilter(choices=Provider.Tier.choices)
+    health = filters.MultipleChoiceFilter(
+        choices=Provider.Health.choices, help_text="Relationship health; repeat for either."
+    )
+    organization = IdFilter(field_name="organization_id", help_text="Office id.")
+    updated_since = filters.IsoDateTimeFilter(
+        field_name="updated_at",
+        lookup_expr="gte",
+        help_text="Changed at or after this ISO 8601 time (the practice's time zone if none).",
+    )
+
+    class Meta:
+        model = Provider
+        fields: list[str] = []
+
+
+class ReferralFilter(filters.FilterSet):
+    status = filters.MultipleChoiceFilter(
+        choices=Referral.Status.choices, help_text="Repeat for either."
+    )
+    direction = filters.ChoiceFilter(choices=Referral.Direction.choices)
+    urgency = filters.MultipleChoiceFilter(choices=Referral.Urgency.choices)
+    channel = filters.MultipleChoiceFilter(choices=Referral.Channel.choices)
+    provider = IdFilter(field_name="provider_id", help_text="The partner's id.")
+    provider_npi = filters.CharFilter(
+        field_name="provider__npi", validators=[npi_validator], help_text="The partner's NPI."
+    )
+    # Whole days in the practice's time zone, both ends included, as on the referral list.
+    received_after = filters.DateFilter(
+        field_name="received_at", lookup_expr="date__gte", help_text="Received on or after."
+    )
+    received_before = filters.DateFilter(
+        field_name="received_at", lookup_expr="date__lte", help_text="Received on or before."
+    )
+    updated_since = filters.IsoDateTimeFilter(
+        field_name="updated_at",
+        lookup_expr="gte",
+        help_text="Changed at or after this ISO 8601 time (the practice's time zone if none).",
+    )
+
+    class Meta:
+        model = Referral
+        fields: list[str] = []

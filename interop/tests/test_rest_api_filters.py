@@ -1,0 +1,239 @@
+"""REST API lists: filters an integration syncs by, capped pages, and a 400 naming the
+parameter for a value the API cannot read."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import yaml
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from audit.models import PatientDataAccess
+from partners.factories import ProviderFactory
+from partners.models import Provider
+from referrals.factories import ReferralFactory
+from referrals.models import Referral
+
+pytestmark = pytest.mark.django_db
+
+ClientFor = Callable[[Any], Client]
+PRACTICE_TZ = ZoneInfo("America/New_York")
+
+
+def ids(response: Any) -> list[int]:
+    assert response.status_code == 200, response.content
+    return sorted(row["id"] for row in response.json()["results"])
+
+
+def partners(client: Client, **params: Any) -> Any:
+    return client.get(reverse("api:partner-list"), params)
+
+
+def referrals(client: Client, **params: Any) -> Any:
+    return client.get(reverse("api:referral-list"), params)
+
+
+def test_partners_filter_by_npi_taxonomy_specialty_status_and_health(
+    liaison: User, api_client_for: ClientFor
+) -> None:
+    ortho = ProviderFactory.create(
+        taxonomy_code="207X00000X",
+        specialty="Orthopaedic Surgery",
+        status=Provider.Status.ACTIVE,
+        health=Provider.Health.AT_RISK,
+    )
+    family = ProviderFactory.create(
+        taxonomy_code="207Q00000X",
+        specialty="Family Medicine",
+        status=Provider.Status.PROSPECT,
+        health=Provider.Health.NEW,
+    )
+    client = api_client_for(liaison)
+    assert ids(partners(client, npi=ortho.npi)) == [ortho.pk]
+    assert ids(partners(client, taxonomy="207Q00000X")) == [family.pk]
+    assert ids(partners(client, specialty="orthopaedic")) == [ortho.pk]
+    assert ids(partners(client, status="prospect")) == [family.pk]
+    assert ids(partners(client, status=["prospect", "active"])) == [ortho.pk, family.pk]
+    assert ids(partners(client, health="at_risk")) == [ortho.pk]
+    assert ids(partners(client, organization=family.organization_id)) == [family.pk]
+
+
+def test_partners_filter_by_the_time_they_last_changed(
+    liaison: User, api_client_for: ClientFor
+) -> None:
+    old, recent = ProviderFactory.create_batch(2)
+    Provider.objects.filter(pk=old.pk).update(updated_at=timezone.now() - timedelta(days=10))
+    since = (timezone.now() - timedelta(days=1)).isoformat()
+    assert ids(partners(api_client_for(liaison), updated_since=since)) == [recent.pk]
+
+
+def test_referrals_filter_by_status_direction_urgency_channel_and_partner(
+    coordinator: User, api_client_for: ClientFor
+) -> None:
+    partner = ProviderFactory.create()
+    inbound = ReferralFactory.create(
+        provider=partner,
+        direction=Referral.Direction.INBOUND,
+        status=Referral.Status.RECEIVED,
+        urgency=Referral.Urgency.STAT,
+        channel=Referral.Channel.E_REFERRAL,
+    )
+    outbound = ReferralFactory.create(
+        direction=Referral.Direction.OUTBOUND,
+        status=Referral.Status.SCHEDULED,
+        urgency=Referral.Urgency.ROUTINE,
+        channel=Referral.Channel.FAX,
+    )
+    client = api_client_for(coordinator)
+    assert ids(referrals(client, status="scheduled")) == [outbound.pk]
+    assert ids(referrals(client, status=["scheduled", "received"])) == [inbound.pk, outbound.pk]
+    assert ids(referrals(client, direction="inbound")) == [inbound.pk]
+    assert ids(referrals(client, urgency="stat")) == [inbound.pk]
+    assert ids(referrals(client, channel="fax")) == [outbound.pk]
+    assert ids(referrals(client, provider=partner.pk)) == [inbound.pk]
+    assert ids(referrals(client, provider_npi=partner.npi)) == [inbound.pk]
+
+
+def test_referrals_filter_by_received_day_in_the_practice_time_zone_both_ends_included(
+    coordinator: User, api_client_for: ClientFor
+) -> None:
+    # 11 pm in New York on Jan 31 is already Feb 1 in UTC: it belongs to Jan 31.
+    late_january = ReferralFactory.create(
+        received_at=datetime(2026, 1, 31, 23, 0, tzinfo=PRACTICE_TZ)
+    )
+    february = ReferralFactory.create(received_at=datetime(2026, 2, 1, 9, 0, tzinfo=PRACTICE_TZ))
+    client = api_client_for(coordinator)
+    january = {"received_after": "2026-01-01", "received_before": "2026-01-31"}
+    assert ids(referrals(client, **january)) == [late_january.pk]
+    assert ids(referrals(client, received_after="2026-02-01")) == [february.pk]
+
+
+def test_referrals_filter_by_the_time_they_last_changed(
+    coordinator: User, api_client_for: ClientFor
+) -> None:
+    old, recent = ReferralFactory.create_batch(2)
+    Referral.objects.filter(pk=old.pk).update(updated_at=timezone.now() - timedelta(days=10))
+    since = (timezone.now() - timedelta(days=1)).isoformat()
+    assert ids(referrals(api_client_for(coordinator), updated_since=since)) == [recent.pk]
+
+
+def test_filters_never_widen_what_a_liaison_may_read(
+    liaison: User, other_liaison: User, api_client_for: ClientFor
+) -> None:
+    theirs = ReferralFactory.create(provider=ProviderFactory.create(owner=other_liaison))
+    client = api_client_for(liaison)
+    assert ids(referrals(client, provider=theirs.provider_id)) == []
+    assert ids(referrals(client, provider_npi=theirs.provider.npi)) == []
+
+
+def test_a_filtered_page_audits_only_the_referrals_on_it(
+    coordinator: User, api_client_for: ClientFor
+) -> None:
+    shown = ReferralFactory.create(status=Referral.Status.SEEN)
+    ReferralFactory.create(status=Referral.Status.RECEIVED)
+    assert ids(referrals(api_client_for(coordinator), status="seen")) == [shown.pk]
+    audited = PatientDataAccess.objects.values_list("referral_id", flat=True)
+    assert list(audited) == [shown.pk]
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("status", {"status": "lost"}),
+        ("direction", {"direction": "sideways"}),
+        ("provider", {"provider": "abc"}),
+        ("provider", {"provider": "1.5"}),
+        ("provider", {"provider": "0"}),
+        ("provider_npi", {"provider_npi": "12345"}),
+        ("received_after", {"received_after": "2026-02-30"}),
+        ("received_before", {"received_before": "yesterday"}),
+        ("updated_since", {"updated_since": "not-a-time"}),
+        ("channel", {"channel": "\x00"}),
+    ],
+)
+def test_a_referral_filter_value_the_api_cannot_read_is_a_400_naming_it(
+    coordinator: User, api_client_for: ClientFor, name: str, params: dict[str, str]
+) -> None:
+    response = referrals(api_client_for(coordinator), **params)
+    assert response.status_code == 400
+    assert list(response.json()) == [name]
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("npi", {"npi": "123456789X"}),
+        ("status", {"status": "friend"}),
+        ("health", {"health": "great"}),
+        ("specialty", {"specialty": "ortho\x00"}),
+        ("organization", {"organization": "99999999999999999999999"}),
+        ("updated_since", {"updated_since": "2026-13-01"}),
+    ],
+)
+def test_a_partner_filter_value_the_api_cannot_read_is_a_400_naming_it(
+    liaison: User, api_client_for: ClientFor, name: str, params: dict[str, str]
+) -> None:
+    response = partners(api_client_for(liaison), **params)
+    assert response.status_code == 400
+    assert list(response.json()) == [name]
+
+
+def test_a_page_is_never_more_than_100_rows(coordinator: User, api_client_for: ClientFor) -> None:
+    ReferralFactory.create_batch(101)
+    body = referrals(api_client_for(coordinator), page_size=1000).json()
+    assert (body["count"], len(body["results"])) == (101, 100)
+    assert body["next"] is not None
+
+
+def test_a_filtered_page_costs_the_same_queries_as_rows_grow(
+    coordinator: User, token_for: Callable[[Any], str], django_assert_num_queries: Any
+) -> None:
+    client = Client(headers={"Authorization": f"Bearer {token_for(coordinator)}"})
+    ReferralFactory.create_batch(2, status=Referral.Status.SEEN)
+    # Token, expired tokens, permissions, count, page, and the audit row insert.
+    with django_assert_num_queries(6):
+        assert len(referrals(client, status="seen").json()["results"]) == 2
+    ReferralFactory.create_batch(10, status=Referral.Status.SEEN)
+    with django_assert_num_queries(6):
+        assert len(referrals(client, status="seen").json()["results"]) == 12
+
+
+def test_the_openapi_schema_lists_the_filters(db: None) -> None:
+    schema = yaml.safe_load(Client().get(reverse("api:schema")).content)
+
+    def parameters(path: str) -> set[str]:
+        return {parameter["name"] for parameter in schema["paths"][path]["get"]["parameters"]}
+
+    assert parameters("/api/v1/partners/") >= {
+        "npi",
+        "taxonomy",
+        "specialty",
+        "status",
+        "health",
+        "updated_since",
+        "page_size",
+    }
+    assert parameters("/api/v1/referrals/") >= {
+        "status",
+        "direction",
+        "provider",
+        "provider_npi",
+        "received_after",
+        "received_before",
+        "updated_since",
+    }
+
+
+def test_the_openapi_schema_generates_without_warnings(db: None, tmp_path: Path) -> None:
+    # drf-spectacular warns about anything it cannot describe (an unknown field type, a
+    # filter it cannot read); any warning is a schema clients would get wrong.
+    call_command("spectacular", "--fail-on-warn", "--validate", "--file", str(tmp_path / "s.yaml"))
