@@ -457,6 +457,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "interop.api.schema.document_errors",
+    ],
 }
 # Days a token made by `create_api_token` lasts unless --days says otherwise.
 API_TOKEN_DAYS = env.int("API_TOKEN_DAYS", default=90)

@@ -3,12 +3,13 @@ partners or referrals. A value a filter cannot read is a 400 naming the paramete
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django import forms
 from django.core.validators import RegexValidator
+from django.http import QueryDict
 from django_filters import rest_framework as filters
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
 from partners.models import Provider
@@ -17,7 +18,29 @@ from referrals.models import Referral
 npi_validator = RegexValidator(r"^\d{10}\Z", "An NPI is 10 digits.")
 
 
-@extend_schema_field(OpenApiTypes.INT)
+class StrictForm(forms.Form):
+    """A parameter sent empty (`?provider_npi=`) is an error, not "no filter": a sync job
+    whose variable came out empty must not quietly receive every row."""
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        for name in self.fields:
+            if name in self.data and "" in _values(self.data, name):
+                self.add_error(name, "Empty: leave the parameter out not to filter by it.")
+        return cleaned
+
+
+def _values(data: Mapping[str, Any], name: str) -> list[Any]:
+    """Every value sent for `name` (a query string may repeat a parameter)."""
+    return data.getlist(name) if isinstance(data, QueryDict) else [data[name]]
+
+
+class StrictFilterSet(filters.FilterSet):
+    class Meta:
+        form = StrictForm
+
+
+@extend_schema_field({"type": "integer", "minimum": 1, "maximum": 2**63 - 1})
 class IdFilter(filters.NumberFilter):
     """A row id: a whole number (NumberFilter's decimal would read 1.5 as 1) that a
     bigint column can hold."""
@@ -28,8 +51,16 @@ class IdFilter(filters.NumberFilter):
         super().__init__(*args, min_value=1, max_value=2**63 - 1, **kwargs)
 
 
-class PartnerFilter(filters.FilterSet):
-    npi = filters.CharFilter(validators=[npi_validator], help_text="The partner's NPI.")
+@extend_schema_field({"type": "string", "pattern": r"^\d{10}$"})
+class NpiFilter(filters.CharFilter):
+    """Ten digits, nothing else."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, validators=[npi_validator], **kwargs)
+
+
+class PartnerFilter(StrictFilterSet):
+    npi = NpiFilter(help_text="The partner's NPI.")
     taxonomy = filters.CharFilter(
         field_name="taxonomy_code", max_length=10, help_text="NUCC taxonomy code, exactly."
     )
@@ -50,12 +81,12 @@ class PartnerFilter(filters.FilterSet):
         help_text="Changed at or after this ISO 8601 time (the practice's time zone if none).",
     )
 
-    class Meta:
+    class Meta(StrictFilterSet.Meta):
         model = Provider
         fields: list[str] = []
 
 
-class ReferralFilter(filters.FilterSet):
+class ReferralFilter(StrictFilterSet):
     status = filters.MultipleChoiceFilter(
         choices=Referral.Status.choices, help_text="Repeat for either."
     )
@@ -63,9 +94,7 @@ class ReferralFilter(filters.FilterSet):
     urgency = filters.MultipleChoiceFilter(choices=Referral.Urgency.choices)
     channel = filters.MultipleChoiceFilter(choices=Referral.Channel.choices)
     provider = IdFilter(field_name="provider_id", help_text="The partner's id.")
-    provider_npi = filters.CharFilter(
-        field_name="provider__npi", validators=[npi_validator], help_text="The partner's NPI."
-    )
+    provider_npi = NpiFilter(field_name="provider__npi", help_text="The partner's NPI.")
     # Whole days in the practice's time zone, both ends included, as on the referral list.
     received_after = filters.DateFilter(
         field_name="received_at", lookup_expr="date__gte", help_text="Received on or after."
@@ -79,6 +108,6 @@ class ReferralFilter(filters.FilterSet):
         help_text="Changed at or after this ISO 8601 time (the practice's time zone if none).",
     )
 
-    class Meta:
+    class Meta(StrictFilterSet.Meta):
         model = Referral
         fields: list[str] = []

@@ -12,6 +12,9 @@ from referrals.models import Referral
 
 
 class OrganizationSerializer(serializers.ModelSerializer[Organization]):
+    # Text, not format "email": an office may have none ("").
+    email = serializers.CharField(read_only=True, help_text="An email address, or empty.")
+
     class Meta:
         model = Organization
         fields = (
@@ -33,6 +36,14 @@ class OrganizationSerializer(serializers.ModelSerializer[Organization]):
 
 class PartnerSerializer(serializers.ModelSerializer[Provider]):
     organization = OrganizationSerializer(read_only=True, allow_null=True)
+    # Declared, so the schema says what a read-only model field's blank value would not.
+    tier = serializers.ChoiceField(
+        choices=Provider.Tier.choices,
+        allow_blank=True,
+        read_only=True,
+        help_text="Empty until the partner has been tiered.",
+    )
+    email = serializers.CharField(read_only=True, help_text="An email address, or empty.")
 
     class Meta:
         model = Provider

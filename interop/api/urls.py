@@ -1,4 +1,4 @@
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import SimpleRouter
 
@@ -13,4 +13,6 @@ router.register("referrals", views.ReferralViewSet, basename="referral")
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("", include(router.urls)),
+    # Last: any other address under the API is a JSON 404, not the app's HTML page.
+    re_path(r"^.*$", views.unknown_address, name="unknown"),
 ]

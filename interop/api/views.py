@@ -6,7 +6,9 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from django.db.models import QuerySet
+from django.http import HttpRequest, JsonResponse
 from rest_framework import viewsets
+from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
@@ -23,10 +25,39 @@ from referrals.models import Referral
 
 
 class Pages(PageNumberPagination):
+    """25 rows a page, up to 100 on request (one page stays one quick query). A page or
+    page size that is not a whole number in range is a 400 saying so, not a silent
+    default; a page past the last is a 404."""
+
     page_size = 25
     page_size_query_param = "page_size"
-    # A bigger page_size is served as 100: one page stays one quick query.
     max_page_size = 100
+
+    def paginate_queryset(
+        self, queryset: Any, request: Request, view: Any = None
+    ) -> list[Any] | None:
+        errors = {
+            name: [f"Must be a whole number from 1 to {highest}."]
+            for name, highest in (("page", 2**31 - 1), (self.page_size_query_param, 100))
+            if not _whole_number_in(request.query_params.get(name), highest)
+        }
+        if errors:
+            raise ValidationError(errors)
+        return super().paginate_queryset(queryset, request, view)
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            highest = 100 if parameter["name"] == self.page_size_query_param else 2**31 - 1
+            parameter["schema"].update(minimum=1, maximum=highest)
+        return parameters
+
+
+def _whole_number_in(value: str | None, highest: int) -> bool:
+    """No value, or the digits of a number from 1 to `highest`."""
+    if value is None:
+        return True
+    return value.isascii() and value.isdigit() and 1 <= int(value) <= highest
 
 
 class PartnerViewSet(viewsets.ReadOnlyModelViewSet[Provider]):
@@ -85,3 +116,10 @@ class ReferralViewSet(viewsets.ReadOnlyModelViewSet[Referral]):
         referral = self.get_object()
         self._audit(PatientDataAccess.Action.VIEW, [referral])
         return Response(self.get_serializer(referral).data)
+
+
+def unknown_address(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(
+        {"detail": "No such address in this API: the schema (/api/v1/schema/) lists them."},
+        status=404,
+    )

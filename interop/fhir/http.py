@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import BaseParser
@@ -112,3 +112,20 @@ def _flatten(detail: Any) -> list[str]:
     if isinstance(detail, list):
         return [text for value in detail for text in _flatten(value)]
     return [str(detail)]
+
+
+def unknown_address(request: HttpRequest, rest: str) -> JsonResponse:
+    """Any other address under the facade (an unsupported resource type such as Patient, an
+    operation, a malformed id) is a 404 OperationOutcome, not the app's HTML page."""
+    first = rest.split("/", 1)[0][:60]
+    message = (
+        f"“{first}” is not offered here: the CapabilityStatement (metadata) lists what is."
+        if first
+        else "Name a resource type: the CapabilityStatement (metadata) lists them."
+    )
+    return JsonResponse(
+        operation_outcome(message, code="not-supported"),
+        status=404,
+        content_type=FHIR_JSON,
+        json_dumps_params={"ensure_ascii": False},
+    )

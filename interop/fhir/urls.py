@@ -1,6 +1,7 @@
-from django.urls import path
+from django.urls import path, re_path
 
 from interop.fhir import views
+from interop.fhir.http import unknown_address
 
 app_name = "fhir"
 
@@ -22,4 +23,6 @@ urlpatterns = [
     path("Organization/<str:pk>", views.OrganizationView.as_view(), name="organization"),
     path("ServiceRequest", views.ServiceRequestListView.as_view(), name="servicerequest_search"),
     path("ServiceRequest/<str:pk>", views.ServiceRequestView.as_view(), name="servicerequest"),
+    # Last: everything else under the facade.
+    re_path(r"^(?P<rest>.*)$", unknown_address, name="unknown"),
 ]

@@ -222,3 +222,12 @@ def test_a_method_the_facade_does_not_offer_is_a_405_outcome(
     response = api_client_for(coordinator).delete(reverse("fhir:practitioner", args=[provider.pk]))
     assert response.status_code == 405
     assert "DELETE" in outcome_text(response)
+
+
+@pytest.mark.parametrize("path", ["Patient", "Patient/1", "ServiceRequest/1/_history/2", ""])
+def test_an_address_the_facade_does_not_offer_is_a_404_outcome(
+    coordinator: User, api_client_for: ClientFor, path: str
+) -> None:
+    response = api_client_for(coordinator).get(f"/fhir/r4/{path}")
+    assert response.status_code == 404
+    assert "metadata" in outcome_text(response)

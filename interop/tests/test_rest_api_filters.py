@@ -187,11 +187,53 @@ def test_a_partner_filter_value_the_api_cannot_read_is_a_400_naming_it(
     assert list(response.json()) == [name]
 
 
-def test_a_page_is_never_more_than_100_rows(coordinator: User, api_client_for: ClientFor) -> None:
+def test_a_page_is_at_most_100_rows_and_a_bigger_one_is_a_400_saying_so(
+    coordinator: User, api_client_for: ClientFor
+) -> None:
     ReferralFactory.create_batch(101)
-    body = referrals(api_client_for(coordinator), page_size=1000).json()
+    client = api_client_for(coordinator)
+    body = referrals(client, page_size=100).json()
     assert (body["count"], len(body["results"])) == (101, 100)
     assert body["next"] is not None
+    refused = referrals(client, page_size=1000)
+    assert refused.status_code == 400
+    assert refused.json() == {"page_size": ["Must be a whole number from 1 to 100."]}
+
+
+@pytest.mark.parametrize(
+    "params", [{"page": "0"}, {"page": "x"}, {"page_size": "-5"}, {"page": ""}]
+)
+def test_a_page_number_or_size_that_is_not_a_whole_number_in_range_is_a_400(
+    coordinator: User, api_client_for: ClientFor, params: dict[str, str]
+) -> None:
+    response = referrals(api_client_for(coordinator), **params)
+    assert response.status_code == 400
+    assert list(response.json()) == list(params)
+
+
+def test_a_page_past_the_last_is_a_404(coordinator: User, api_client_for: ClientFor) -> None:
+    ReferralFactory.create()
+    assert referrals(api_client_for(coordinator), page=2).status_code == 404
+
+
+def test_a_filter_sent_empty_is_a_400_not_every_row(
+    coordinator: User, api_client_for: ClientFor
+) -> None:
+    ReferralFactory.create()
+    response = referrals(api_client_for(coordinator), provider_npi="")
+    assert response.status_code == 400
+    assert response.json() == {
+        "provider_npi": ["Empty: leave the parameter out not to filter by it."]
+    }
+
+
+def test_an_address_the_api_does_not_have_is_a_json_404(
+    coordinator: User, api_client_for: ClientFor
+) -> None:
+    response = api_client_for(coordinator).get("/api/v1/referrals/1.5/")
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert "schema" in response.json()["detail"]
 
 
 def test_a_filtered_page_costs_the_same_queries_as_rows_grow(
