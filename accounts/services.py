@@ -1,9 +1,12 @@
-"""Setting up and changing a user's second factor."""
+"""Setting up and changing a user's second factor, and signing a user out everywhere."""
 
 from __future__ import annotations
 
 from django.contrib.auth.models import User
+from django.contrib.sessions.models import Session
 from django.db import transaction
+from django.utils import timezone
+from django_otp.models import Device
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -51,3 +54,29 @@ def two_factor_remove(*, user: User) -> None:
     """Turn off the second factor (when the user's role does not require one)."""
     TOTPDevice.objects.filter(user=user).delete()
     StaticDevice.objects.filter(user=user).delete()
+
+
+@transaction.atomic
+def device_delete(*, device: Device) -> None:
+    """An administrator removes a user's authenticator or backup codes (a lost phone).
+
+    Every session of the user ends with it: a session verified with the device must not
+    outlive it. Checking the device on every request instead would cost a query per page
+    for every manager; removal is rare and happens here, so the work is done here."""
+    user = device.user
+    device.delete()
+    sessions_end(user=user)
+
+
+def sessions_end(*, user: User) -> int:
+    """Sign the user out on every browser. Returns how many sessions ended.
+
+    Sessions live in the database (the default engine) without a user column, so each live
+    one is decoded; with the 15-minute idle logoff there are only ever a few."""
+    ended = [
+        session.pk
+        for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator()
+        if session.get_decoded().get("_auth_user_id") == str(user.pk)
+    ]
+    Session.objects.filter(pk__in=ended).delete()
+    return len(ended)

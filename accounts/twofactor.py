@@ -78,9 +78,11 @@ def second_factor_due(session: SessionBase, user: User) -> str | None:
     """ "verify" or "setup" if this session must give or set up a second factor before
     anything else, None if it may go on.
 
-    Asked on every request. A verified session stays verified. A session that needed none
-    is asked again as soon as the user must have one (an administrator promoted them while
-    they were signed in); a demoted user is never asked. required_for reads the role along
+    Asked on every request. A verified session stays verified: the device is not looked up
+    again (an administrator who removes it ends the user's sessions instead, see
+    services.device_delete). A session that needed none is asked again as soon as the user
+    must have one (an administrator promoted them while they were signed in); a demoted
+    user is never asked. required_for reads the role along
     with the permissions, in the one query a page makes anyway (core.auth.load_access,
     cached on the user object for the request), so this costs no query of its own."""
     state = _state(session, user)
