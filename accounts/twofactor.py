@@ -3,7 +3,9 @@
 Managers and administrators see every patient's details and can change who sees what, so
 with TWO_FACTOR_REQUIRED (the default) they set up an authenticator app before they can use
 the app at all. Anyone else who has set one up is asked for it too. The answer is kept in
-the session (one device lookup per sign-in, not per page), tied to the user it was made for.
+the session (one device lookup per sign-in, not per page), tied to the user it was made for,
+and a "not needed" answer is checked against the user's role on every page, so a promotion
+takes effect at once rather than at the next sign-in.
 """
 
 from __future__ import annotations
@@ -74,10 +76,19 @@ def mark_verified(session: SessionBase, user: User) -> None:
 
 def second_factor_due(session: SessionBase, user: User) -> str | None:
     """ "verify" or "setup" if this session must give or set up a second factor before
-    anything else, None if it may go on. Decided once per sign-in: the session remembers a
-    user who needs none."""
+    anything else, None if it may go on.
+
+    Asked on every request. A verified session stays verified: the device is not looked up
+    again (an administrator who removes it ends the user's sessions instead, see
+    services.device_delete). A session that needed none is asked again as soon as the user
+    must have one (an administrator promoted them while they were signed in); a demoted
+    user is never asked. required_for reads the role along
+    with the permissions, in the one query a page makes anyway (core.auth.load_access,
+    cached on the user object for the request), so this costs no query of its own."""
     state = _state(session, user)
-    if state in {VERIFIED, NOT_NEEDED}:
+    if state == VERIFIED:
+        return None
+    if state == NOT_NEEDED and not required_for(user):
         return None
     if TOTPDevice.objects.filter(user=user, confirmed=True).exists():
         return "verify"

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 from django.core.checks import run_checks
 from django.db import connection
 from django.test import Client
@@ -51,6 +51,11 @@ def signed_in(user: User) -> Client:
     client = Client()
     client.force_login(user)
     return client
+
+
+def give_role(user: User, role: str) -> None:
+    """What an administrator does in the admin: the user's groups are replaced."""
+    user.groups.set([Group.objects.get(name=role)])
 
 
 def test_manager_without_an_app_must_set_one_up_before_anything_else(manager: User) -> None:
@@ -180,7 +185,7 @@ def test_moving_to_a_new_phone_retires_the_old_one(manager: User) -> None:
 def test_liaison_needs_no_second_factor_unless_they_chose_one(liaison: User) -> None:
     client = signed_in(liaison)
     assert client.get(reverse("core:dashboard")).status_code == 200
-    # Decided once per sign-in: later pages do not look for devices again.
+    # Later pages do not look for devices again (only the role, read with the permissions).
     with CaptureQueriesContext(connection) as queries:
         client.get(reverse("core:dashboard"))
     assert not any("otp_totp" in q["sql"] for q in queries.captured_queries)
@@ -188,6 +193,68 @@ def test_liaison_needs_no_second_factor_unless_they_chose_one(liaison: User) -> 
     enrolled(liaison)
     later = signed_in(liaison)
     assert later.get(reverse("core:dashboard"))["Location"].startswith(reverse("accounts:verify"))
+
+
+def test_a_liaison_promoted_to_manager_while_signed_in_must_set_up_the_app_on_the_next_page(
+    liaison: User,
+) -> None:
+    client = signed_in(liaison)
+    assert client.get(reverse("core:dashboard")).status_code == 200
+    give_role(liaison, Role.MANAGER)
+    response = client.get(reverse("partners:provider_list"))
+    assert response.status_code == 302
+    assert response["Location"] == reverse("accounts:setup") + "?next=%2Fpartners%2F"
+
+
+def test_a_user_made_staff_while_signed_in_must_set_up_the_app_on_the_next_page(
+    coordinator: User,
+) -> None:
+    client = signed_in(coordinator)
+    assert client.get(reverse("core:dashboard")).status_code == 200
+    coordinator.is_staff = True
+    coordinator.save(update_fields=["is_staff"])
+    assert client.get(reverse("core:dashboard"))["Location"].startswith(reverse("accounts:setup"))
+
+
+def test_a_promoted_user_who_already_has_an_app_is_asked_for_its_code(liaison: User) -> None:
+    client = signed_in(liaison)
+    assert client.get(reverse("core:dashboard")).status_code == 200
+    # Set up elsewhere (another session) while this one went on without it.
+    device, _ = enrolled(liaison)
+    assert client.get(reverse("core:dashboard")).status_code == 200
+    give_role(liaison, Role.MANAGER)
+    assert client.get(reverse("core:dashboard"))["Location"].startswith(reverse("accounts:verify"))
+    client.post(reverse("accounts:verify"), {"code": code_for(device)})
+    assert client.get(reverse("core:dashboard")).status_code == 200
+
+
+def test_a_manager_demoted_while_signed_in_is_not_asked_for_a_second_factor(
+    manager: User,
+) -> None:
+    client = signed_in(manager)
+    assert client.get(reverse("core:dashboard"))["Location"].startswith(reverse("accounts:setup"))
+    give_role(manager, Role.LIAISON)
+    assert client.get(reverse("core:dashboard")).status_code == 200
+
+    other = UserFactory.create(username="other_manager", role=Role.MANAGER)
+    device, _ = enrolled(other)
+    verified = signed_in(other)
+    verified.post(reverse("accounts:verify"), {"code": code_for(device)})
+    give_role(other, Role.COORDINATOR)
+    assert verified.get(reverse("core:dashboard")).status_code == 200
+
+
+def test_checking_the_role_on_every_page_costs_no_query_of_its_own(
+    liaison: User, settings: Any
+) -> None:
+    client = signed_in(liaison)
+    client.get(reverse("core:dashboard"))  # decides "not needed" and stamps the session
+    with CaptureQueriesContext(connection) as checked:
+        assert client.get(reverse("core:dashboard")).status_code == 200
+    settings.TWO_FACTOR_REQUIRED = False  # the middleware no longer asks for the role
+    with CaptureQueriesContext(connection) as unchecked:
+        assert client.get(reverse("core:dashboard")).status_code == 200
+    assert len(checked.captured_queries) == len(unchecked.captured_queries)
 
 
 def test_htmx_requests_are_sent_to_the_whole_page(manager: User) -> None:

@@ -1,0 +1,143 @@
+"""Users and their second-factor devices in the back office.
+
+Staff who leave are deactivated, not deleted: a user whose name is on any history
+(services.user_history) cannot be deleted here, and the "Deactivate" action signs them out
+everywhere while every row keeps their name.
+
+django-otp's own admin pages show an authenticator's secret key (and its QR code) and the
+backup codes themselves: whoever reads them can make the user's codes. These replace them
+(accounts comes after the django-otp apps in INSTALLED_APPS, so this module runs last): an
+administrator sees whose devices exist, whether they are confirmed and when they were last
+used, and can delete one, which is how a lost phone is reset. Nothing here shows, makes or
+edits a secret.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin.actions import delete_selected as delete_selected_confirmed
+from django.contrib.admin.utils import unquote
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import User
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
+from django.utils.text import get_text_list
+from django_otp.models import Device
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from accounts import services
+
+admin.site.unregister(TOTPDevice)
+admin.site.unregister(StaticDevice)
+
+DEVICE_FIELDS: tuple[str, ...] = ("user", "name", "confirmed", "created_at", "last_used_at")
+
+
+class DeviceAdmin(admin.ModelAdmin):
+    list_display = DEVICE_FIELDS
+    list_select_related = ("user",)
+    list_filter = ("confirmed",)
+    search_fields = ("user__username", "user__first_name", "user__last_name")
+    ordering = ("user__username", "-pk")
+    # An explicit list of what is shown: never the key or the tokens.
+    fields = DEVICE_FIELDS
+    readonly_fields = DEVICE_FIELDS
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # A device made here would have a secret the administrator chose or saw.
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def delete_model(self, request: HttpRequest, obj: Device) -> None:
+        services.device_delete(device=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        for device in queryset:
+            services.device_delete(device=device)
+
+
+@admin.register(TOTPDevice)
+class AuthenticatorAdmin(DeviceAdmin):
+    pass
+
+
+@admin.register(StaticDevice)
+class BackupCodesAdmin(DeviceAdmin):
+    list_display = (*DEVICE_FIELDS, "codes_left")
+    fields = (*DEVICE_FIELDS, "codes_left")
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[StaticDevice]:
+        return super().get_queryset(request).annotate(codes_left=Count("token_set"))
+
+    @admin.display(description="backup codes left", ordering="codes_left")
+    def codes_left(self, device: Any) -> int:
+        return int(device.codes_left)
+
+
+admin.site.unregister(User)
+
+
+def _history_text(history: dict[str, int]) -> str:
+    return get_text_list([f"{count} {name}" for name, count in history.items()], "and")
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    actions = ["deactivate", "delete_selected"]
+
+    @admin.action(permissions=["change"], description="Deactivate selected users (sign them out)")
+    def deactivate(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        users = [user for user in queryset if user.pk != request.user.pk]
+        if len(users) < len(queryset):
+            self.message_user(request, "You cannot deactivate yourself.", messages.ERROR)
+        for user in users:
+            services.user_deactivate(user=user)
+        if users:
+            self.message_user(
+                request,
+                f"Deactivated and signed out: {get_text_list([u.username for u in users], 'and')}. "
+                "Everything they did keeps their name.",
+                messages.SUCCESS,
+            )
+
+    @admin.action(permissions=["delete"], description="Delete selected users")
+    def delete_selected(self, request: HttpRequest, queryset: QuerySet[User]) -> Any:
+        with_history = {user: services.user_history(user=user) for user in queryset}
+        refused = [
+            f"{user.username} is named on {_history_text(h)}"
+            for user, h in with_history.items()
+            if h
+        ]
+        if refused:
+            self.message_user(request, self._refusal("; ".join(refused)), messages.ERROR)
+            return None
+        return delete_selected_confirmed(self, request, queryset)
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        user = self.get_object(request, unquote(object_id))
+        history = services.user_history(user=user) if user is not None else {}
+        if user is not None and history:
+            self.message_user(
+                request,
+                self._refusal(f"{user.username} is named on {_history_text(history)}"),
+                messages.ERROR,
+            )
+            return HttpResponseRedirect(reverse("admin:auth_user_change", args=[user.pk]))
+        return super().delete_view(request, object_id, extra_context)
+
+    @staticmethod
+    def _refusal(who: str) -> str:
+        return (
+            f"Not deleted: {who}. Deleting would take the name off the practice's history. "
+            "Use the Deactivate action instead: they can no longer sign in, and the history "
+            "keeps their name."
+        )
