@@ -31,7 +31,8 @@ def _cell(value: Any) -> str:
         return str(int(value))  # Excel stores an NPI typed as a number as 1679576722.0
     if isinstance(value, datetime | date):
         return value.isoformat()
-    return str(value).strip()
+    # A NUL cannot be stored (Postgres text and JSON refuse it) and is never meant.
+    return str(value).replace("\x00", "").strip()
 
 
 def _table(raw_rows: Iterable[Iterable[Any]]) -> Table:
