@@ -215,6 +215,11 @@ def measure(env: dict[str, str], *, workers: int, requests: int, seconds: float)
     cookie = f"sessionid={pages['session']}"
     server = Gunicorn(env, workers)
     try:
+        # Every worker warm on every page first (templates compiled, connection open,
+        # caches filled): otherwise the first page measured pays for the cold workers.
+        measure_throughput(
+            server.port, list(pages["urls"].values()), cookie, 3.0, concurrency=workers * 2
+        )
         latency = {
             name: measure_latency(
                 server.port,
