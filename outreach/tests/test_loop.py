@@ -1,6 +1,6 @@
 """Closing the loop: the thank-you task and letter, and their delivery."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from smtplib import SMTPServerDisconnected
 from unittest import mock
 from zoneinfo import ZoneInfo
@@ -25,15 +25,20 @@ NEW_YORK = ZoneInfo("America/New_York")
 
 def _seen_referral(*, seen_at=None, **provider_kwargs):
     provider = ProviderFactory(**provider_kwargs)
+    # Seen at its appointment, which was booked after the referral came in.
+    appointment = seen_at or timezone.now()
     referral = referral_log(
         referral=ReferralFactory.build(
-            provider=provider, patient_first_name="Ruth", patient_last_name="Olsen"
+            provider=provider,
+            patient_first_name="Ruth",
+            patient_last_name="Olsen",
+            received_at=appointment - timedelta(days=7),
         ),
         actor=None,
     )
     for status in (Status.ACCEPTED, Status.SCHEDULED):
         referral = referral_transition(
-            referral=referral, to_status=status, actor=None, appointment_at=timezone.now()
+            referral=referral, to_status=status, actor=None, appointment_at=appointment
         )
     return referral_transition(referral=referral, to_status=Status.SEEN, actor=None, at=seen_at)
 

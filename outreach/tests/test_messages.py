@@ -37,12 +37,15 @@ def _referral(**provider_kwargs):
 
 
 def _walk(referral, *statuses):
+    # Booked for three days out, and seen on that day.
+    appointment = timezone.now() + timedelta(days=3)
     for status in statuses:
         referral = referral_transition(
             referral=referral,
             to_status=status,
             actor=None,
-            appointment_at=timezone.now() + timedelta(days=3),
+            appointment_at=appointment,
+            at=appointment if status == Status.SEEN else None,
         )
     return referral
 

@@ -77,9 +77,21 @@ def check_referral_transition(
     decline_reason: str = "",
     appointment_at: datetime | None = None,
     cancel_reason: str = "",
+    at: datetime | None = None,
 ) -> None:
-    """May this referral move to `to_status` with these details? Raises ValidationError."""
+    """May this referral move to `to_status` (at `at`, now by default) with these details?
+    Raises ValidationError."""
     referral.check_transition(to_status)
+    if to_status == Status.SEEN and referral.appointment_at is not None:
+        # The referring office is sent "seen on <day>" at once: a click on the wrong row
+        # days before the appointment must not tell them so.
+        appointment_day = timezone.localdate(referral.appointment_at)
+        if appointment_day > timezone.localdate(at or timezone.now()):
+            raise ValidationError(
+                f"The appointment is on {appointment_day:%b %-d, %Y}: the patient can be "
+                "marked seen from that day on. If they came in earlier, schedule the day "
+                "they came first."
+            )
     if to_status == Status.DECLINED and not decline_reason.strip():
         raise ValidationError({"decline_reason": "Say why the referral is declined."})
     if to_status == Status.CANCELLED and not cancel_reason.strip():
@@ -134,6 +146,7 @@ def referral_transition(
         decline_reason=decline_reason,
         appointment_at=appointment_at,
         cancel_reason=cancel_reason,
+        at=at,
     )
     at = at or timezone.now()
     from_status = locked.status

@@ -31,7 +31,9 @@ def test_an_inbound_referral_is_an_inquiry_that_follows_it_through_the_funnel():
     )
     inquiry.refresh_from_db()
     assert inquiry.status == "scheduled" and inquiry.scheduled_at is not None
-    referral = referral_transition(referral=referral, to_status="seen", actor=None)
+    referral = referral_transition(
+        referral=referral, to_status="seen", actor=None, at=timezone.now() + timedelta(days=3)
+    )
     referral_transition(referral=referral, to_status="report_sent", actor=None)
     inquiry.refresh_from_db()
     assert inquiry.status == "seen_new_patient" and inquiry.seen_at is not None

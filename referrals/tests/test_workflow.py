@@ -198,3 +198,21 @@ def test_an_outbound_referral_being_seen_thanks_nobody(django_capture_on_commit_
     with django_capture_on_commit_callbacks() as callbacks:
         referral_transition(referral=referral, to_status=Status.SEEN, actor=None)
     assert callbacks == []
+
+
+def test_a_patient_cannot_be_marked_seen_before_the_day_of_their_appointment(referral):
+    referral = _walk(referral, Status.ACCEPTED)
+    in_five_days = timezone.now() + timedelta(days=5)
+    referral = referral_transition(
+        referral=referral, to_status=Status.SCHEDULED, actor=None, appointment_at=in_five_days
+    )
+    with pytest.raises(ValidationError, match="can be marked seen from that day on"):
+        referral_transition(referral=referral, to_status=Status.SEEN, actor=None)
+    referral.refresh_from_db()
+    assert (referral.status, referral.seen_at) == (Status.SCHEDULED, None)
+    assert not referral.events.filter(to_status=Status.SEEN).exists()
+    # On the day the patient is seen.
+    seen = referral_transition(
+        referral=referral, to_status=Status.SEEN, actor=None, at=in_five_days
+    )
+    assert seen.status == Status.SEEN
