@@ -36,6 +36,10 @@ def test_the_demo_data_tells_the_reports_a_consistent_story():
     assert not Referral.objects.exclude(status=Status.RECEIVED).filter(contacted_at=None).exists()
     late = Referral.objects.with_sla().filter(sla_state=SlaState.CONTACT_OVERDUE)
     assert set(late.values_list("status", flat=True)) <= {Status.RECEIVED}
+    # Seen on the day of the appointment or later, never before it.
+    seen = Referral.objects.filter(seen_at__isnull=False, appointment_at__isnull=False)
+    assert seen.exists()
+    assert all(timezone.localdate(r.seen_at) >= timezone.localdate(r.appointment_at) for r in seen)
 
 
 def test_the_demo_partners_statuses_agree_with_their_referrals():

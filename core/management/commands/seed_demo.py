@@ -245,7 +245,8 @@ class Command(BaseCommand):
                 if status == Status.CANCELLED:
                     referral.cancel_reason = rng.choice(REASON_SUGGESTIONS[Status.CANCELLED])
                 if status == Status.SCHEDULED:
-                    referral.appointment_at = at + timedelta(days=5)
+                    # Booked for the day of the next step: a patient is seen on the day.
+                    referral.appointment_at = at + timedelta(days=2)
                 if status == Status.SEEN:
                     referral.seen_at = at
                 if status == Status.CLOSED:
