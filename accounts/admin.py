@@ -30,6 +30,7 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import services
+from core.roles import can_hand_over_work
 
 admin.site.unregister(TOTPDevice)
 admin.site.unregister(StaticDevice)
@@ -102,7 +103,7 @@ class UserAdmin(DjangoUserAdmin):
         # For the "Hand over work" button of templates/admin/auth/user/change_form.html.
         extra_context = {
             **(extra_context or {}),
-            "can_hand_over_work": services.can_hand_over_work(request.user),
+            "can_hand_over_work": can_hand_over_work(request.user),
         }
         return super().change_view(request, object_id, form_url, extra_context)
 

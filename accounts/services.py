@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.admin.models import LogEntry
-from django.contrib.auth.models import AnonymousUser, User
+from django.contrib.auth.models import User
 from django.contrib.sessions.models import Session
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
-from django.db.models import Exists, ForeignObjectRel, ManyToManyRel, OuterRef
+from django.db.models import Count, Exists, ForeignObjectRel, ManyToManyRel, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django_otp.models import Device
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
@@ -137,22 +138,7 @@ def user_deactivate(*, user: User) -> None:
     sessions_end(user=user)
 
 
-# Handing over work means changing partners, referrals, tasks, day plans and events that are
-# someone else's: together only managers and administrators hold these (a coordinator cannot
-# plan visits or see everyone's tasks; a liaison changes no referral).
-HANDOVER_PERMISSIONS = (
-    "partners.change_provider",
-    "referrals.change_referral",
-    "outreach.change_task",
-    "outreach.view_all_tasks",
-    "outreach.change_plannedvisit",
-    "outreach.change_event",
-)
 HANDOVER_KINDS = ("partners", "referrals", "tasks", "visits", "events")
-
-
-def can_hand_over_work(user: User | AnonymousUser) -> bool:
-    return user.has_perms(HANDOVER_PERMISSIONS)
 
 
 @dataclass(frozen=True)
@@ -170,7 +156,17 @@ class Work:
         return self.partners + self.referrals + self.tasks + self.visits + self.events
 
 
-def _current_work(*, user: User) -> dict[str, models.QuerySet[Any]]:
+# The column of each kind of work that says whose it is.
+WORK_HOLDER = {
+    "partners": "owner",
+    "referrals": "assigned_to",
+    "tasks": "assignee",
+    "visits": "liaison",
+    "events": "organizer",
+}
+
+
+def _current_work(*, user: User | OuterRef) -> dict[str, models.QuerySet[Any]]:
     """A user's current work, by kind: what they are expected to act on next. Everything
     else that names them (who logged an activity, created or worked a referral, an audit
     row, a sent newsletter's audience) is history and keeps their name."""
@@ -191,6 +187,23 @@ def _current_work(*, user: User) -> dict[str, models.QuerySet[Any]]:
 def user_current_work(*, user: User) -> Work:
     """What `user_work_handover` would move now. A count query per kind."""
     return Work(**{kind: rows.count() for kind, rows in _current_work(user=user).items()})
+
+
+def users_with_work() -> models.QuerySet[User]:
+    """Every user, active first, each with how much current work they hold (`work_partners`,
+    `work_referrals`, …), in one query: the team page."""
+    work = _current_work(user=OuterRef("pk"))
+    return User.objects.annotate(
+        **{
+            f"work_{kind}": Coalesce(
+                Subquery(
+                    rows.order_by().values(WORK_HOLDER[kind]).annotate(n=Count("pk")).values("n")
+                ),
+                0,
+            )
+            for kind, rows in work.items()
+        }
+    ).order_by("-is_active", "first_name", "last_name", "username")
 
 
 def handover_refusal(*, from_user: User, to_user: User) -> str | None:

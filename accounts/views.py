@@ -19,6 +19,7 @@ from django_otp.plugins.otp_static.models import StaticDevice
 
 from accounts import services, twofactor
 from accounts.forms import CodeForm, HandoverForm, SetupForm
+from core.roles import can_hand_over_work
 from core.templatetags.people import person
 from core.types import AuthedRequest
 
@@ -161,9 +162,21 @@ def _amount(kind: str, count: int) -> str:
 
 def _user_to_hand_over(request: AuthedRequest, pk: int) -> User:
     """The user whose work is handed over, active or not; only for those who may."""
-    if not services.can_hand_over_work(request.user):
+    if not can_hand_over_work(request.user):
         raise PermissionDenied
     return get_object_or_404(User, pk=pk)
+
+
+@login_required
+def team(request: AuthedRequest) -> HttpResponse:
+    """Everyone, with the work each holds now: where a manager starts a hand-over."""
+    if not can_hand_over_work(request.user):
+        raise PermissionDenied
+    people = [
+        (user, [_amount(kind, n) for kind in WORK_NOUNS if (n := getattr(user, f"work_{kind}"))])
+        for user in services.users_with_work()
+    ]
+    return render(request, "accounts/user_list.html", {"people": people})
 
 
 @login_required

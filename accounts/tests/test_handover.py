@@ -372,6 +372,59 @@ def test_a_manager_hands_over_a_deactivated_liaison_s_work_through_the_pages(
     assert ReferralEvent.objects.filter(kind=ReferralEvent.Kind.ASSIGNMENT).count() == 1
 
 
+# The team page
+
+
+def test_the_team_page_shows_each_person_s_work_and_links_to_the_hand_over(
+    client_for: Any, manager: User, leaver: User, colleague: User
+) -> None:
+    current_work(leaver, history_too=True)
+    leaver.is_active = False
+    leaver.save()
+
+    response = client_for(manager).get(reverse("accounts:team"))
+
+    people = {user.pk: amounts for user, amounts in response.context["people"]}
+    assert people[leaver.pk] == [
+        "2 partners",
+        "2 open referrals",
+        "2 open tasks",
+        "2 planned visits",
+        "2 upcoming events",
+    ]
+    assert people[colleague.pk] == []
+    assert f'href="{page(leaver)}"' in response.content.decode()
+    assert f'href="{reverse("accounts:team")}"' in response.content.decode()  # in the menu
+
+
+def test_the_team_page_is_for_managers_only_and_not_in_their_menu(
+    client_for: Any, liaison: User, coordinator: User
+) -> None:
+    for user in (liaison, coordinator):
+        client = client_for(user)
+        assert client.get(reverse("accounts:team")).status_code == 403
+        assert (
+            reverse("accounts:team") not in client.get(reverse("core:dashboard")).content.decode()
+        )
+
+
+def test_the_team_page_reads_the_same_number_of_queries_however_many_people_and_rows(
+    client_for: Any, manager: User, leaver: User, django_assert_num_queries: Any
+) -> None:
+    client = client_for(manager)
+    current_work(leaver)
+    client.get(reverse("accounts:team"))
+    # Session, user, their permissions; everyone with their counts.
+    with django_assert_num_queries(4):
+        client.get(reverse("accounts:team"))
+
+    for n in range(3):
+        current_work(UserFactory.create(username=f"more{n}", role=Role.LIAISON))
+
+    with django_assert_num_queries(4):
+        client.get(reverse("accounts:team"))
+
+
 # The back office
 
 
