@@ -30,6 +30,7 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import services
+from core.roles import can_hand_over_work
 
 admin.site.unregister(TOTPDevice)
 admin.site.unregister(StaticDevice)
@@ -92,6 +93,20 @@ def _history_text(history: dict[str, int]) -> str:
 class UserAdmin(DjangoUserAdmin):
     actions = ["deactivate", "delete_selected"]
 
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        # For the "Hand over work" button of templates/admin/auth/user/change_form.html.
+        extra_context = {
+            **(extra_context or {}),
+            "can_hand_over_work": can_hand_over_work(request.user),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
     @admin.action(permissions=["change"], description="Deactivate selected users (sign them out)")
     def deactivate(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         users = [user for user in queryset if user.pk != request.user.pk]
@@ -103,7 +118,9 @@ class UserAdmin(DjangoUserAdmin):
             self.message_user(
                 request,
                 f"Deactivated and signed out: {get_text_list([u.username for u in users], 'and')}. "
-                "Everything they did keeps their name.",
+                "Everything they did keeps their name. Their partners, open referrals, tasks "
+                "and planned visits stay theirs until handed over: open the user and choose "
+                "Hand over work.",
                 messages.SUCCESS,
             )
 

@@ -1,4 +1,5 @@
-"""The code a user types from their authenticator app, or one of their backup codes."""
+"""The code a user types from their authenticator app, or one of their backup codes; the
+colleagues who take over a user's work."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from django_otp.models import Device
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from accounts.services import HANDOVER_KINDS, handover_refusal
 from accounts.twofactor import app_label
+from core.forms import UserChoiceField
 
 
 def _normalise(code: str) -> str:
@@ -112,3 +115,81 @@ class SetupForm(forms.Form):
                 "phone's clock is set automatically."
             )
         return code
+
+
+class HandoverForm(forms.Form):
+    """Who takes over a user's work: one colleague for everything, or another for a kind.
+
+    Any user is accepted by the fields so that choosing the same user or a deactivated one
+    is refused with a sentence saying so; only active colleagues are offered."""
+
+    to_user = UserChoiceField(
+        queryset=User.objects.all(), label="Hand their work to", empty_label="Choose a colleague"
+    )
+    partners_to = UserChoiceField(
+        queryset=User.objects.all(),
+        required=False,
+        label="Partners to",
+        empty_label="The same colleague",
+    )
+    referrals_to = UserChoiceField(
+        queryset=User.objects.all(),
+        required=False,
+        label="Open referrals to",
+        empty_label="The same colleague",
+    )
+    tasks_to = UserChoiceField(
+        queryset=User.objects.all(),
+        required=False,
+        label="Open tasks to",
+        empty_label="The same colleague",
+    )
+    visits_to = UserChoiceField(
+        queryset=User.objects.all(),
+        required=False,
+        label="Planned visits to",
+        empty_label="The same colleague",
+    )
+    events_to = UserChoiceField(
+        queryset=User.objects.all(),
+        required=False,
+        label="Upcoming events to",
+        empty_label="The same colleague",
+    )
+    # Sent by the button of the summary: the first valid post shows what will move.
+    confirmed = forms.BooleanField(required=False, widget=forms.HiddenInput)
+
+    PER_KIND = tuple(f"{kind}_to" for kind in HANDOVER_KINDS)
+
+    def __init__(self, *args: Any, from_user: User, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.from_user = from_user
+        colleagues = list(
+            User.objects.filter(is_active=True)
+            .exclude(pk=from_user.pk)
+            .order_by("first_name", "last_name", "username")
+        )
+        for name in ("to_user", *self.PER_KIND):
+            field = self.fields[name]
+            assert isinstance(field, UserChoiceField)
+            field.shared_rows = colleagues
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        for name in ("to_user", *self.PER_KIND):
+            chosen = data.get(name)
+            if chosen is None:
+                continue
+            if problem := handover_refusal(from_user=self.from_user, to_user=chosen):
+                self.add_error(name, problem)
+        return data
+
+    def recipients(self) -> dict[str, User]:
+        """Who takes each kind of work, all kinds named."""
+        to_user = self.cleaned_data["to_user"]
+        return {kind: self.cleaned_data.get(f"{kind}_to") or to_user for kind in HANDOVER_KINDS}
+
+    @property
+    def is_split(self) -> bool:
+        """Whether a colleague was chosen for a kind (the page then shows those choices)."""
+        return any(self[name].value() for name in self.PER_KIND)

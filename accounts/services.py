@@ -1,20 +1,29 @@
 """Setting up and changing a user's second factor; signing a user out everywhere; staff who
-leave are deactivated, never deleted."""
+leave are deactivated, never deleted, and their current work is handed to colleagues."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import User
 from django.contrib.sessions.models import Session
+from django.core.exceptions import ValidationError
 from django.db import models, transaction
-from django.db.models import ForeignObjectRel, ManyToManyRel
+from django.db.models import Count, Exists, ForeignObjectRel, ManyToManyRel, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django_otp.models import Device
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from knox.models import AuthToken
+
+from core.templatetags.people import person
+from outreach.models import Event, PlannedVisit, Task
+from partners.models import Provider
+from referrals.models import Referral
+from referrals.services.history import _record_assignments
 
 BACKUP_CODES = 10
 AUTHENTICATOR_NAME = "Authenticator app"
@@ -127,3 +136,164 @@ def user_deactivate(*, user: User) -> None:
     TOTPDevice.objects.filter(user=user).delete()
     StaticDevice.objects.filter(user=user).delete()
     sessions_end(user=user)
+
+
+HANDOVER_KINDS = ("partners", "referrals", "tasks", "visits", "events")
+
+
+@dataclass(frozen=True)
+class Work:
+    """How many rows of each kind of current work: what a user holds, or what moved."""
+
+    partners: int = 0
+    referrals: int = 0
+    tasks: int = 0
+    visits: int = 0
+    events: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.partners + self.referrals + self.tasks + self.visits + self.events
+
+
+# The column of each kind of work that says whose it is.
+WORK_HOLDER = {
+    "partners": "owner",
+    "referrals": "assigned_to",
+    "tasks": "assignee",
+    "visits": "liaison",
+    "events": "organizer",
+}
+
+
+def _current_work(*, user: User | OuterRef) -> dict[str, models.QuerySet[Any]]:
+    """A user's current work, by kind: what they are expected to act on next. Everything
+    else that names them (who logged an activity, created or worked a referral, an audit
+    row, a sent newsletter's audience) is history and keeps their name."""
+    return {
+        "partners": Provider.objects.filter(owner=user),
+        "referrals": Referral.objects.open().filter(assigned_to=user),
+        "tasks": Task.objects.open().filter(assignee=user),
+        # Today's visits still to make count: the day is not over for the partner.
+        "visits": PlannedVisit.objects.filter(
+            liaison=user,
+            status=PlannedVisit.Status.PLANNED,
+            planned_on__gte=timezone.localdate(),
+        ),
+        "events": Event.objects.filter(organizer=user, starts_at__gte=timezone.now()),
+    }
+
+
+def user_current_work(*, user: User) -> Work:
+    """What `user_work_handover` would move now. A count query per kind."""
+    return Work(**{kind: rows.count() for kind, rows in _current_work(user=user).items()})
+
+
+def users_with_work() -> models.QuerySet[User]:
+    """Every user, active first, each with how much current work they hold (`work_partners`,
+    `work_referrals`, …), in one query: the team page."""
+    work = _current_work(user=OuterRef("pk"))
+    return User.objects.annotate(
+        **{
+            f"work_{kind}": Coalesce(
+                Subquery(
+                    rows.order_by().values(WORK_HOLDER[kind]).annotate(n=Count("pk")).values("n")
+                ),
+                0,
+            )
+            for kind, rows in work.items()
+        }
+    ).order_by("-is_active", "first_name", "last_name", "username")
+
+
+def handover_refusal(*, from_user: User, to_user: User) -> str | None:
+    """Why `to_user` cannot take `from_user`'s work, or None if they can."""
+    if to_user.pk == from_user.pk:
+        return f"That is {person(from_user)}, whose work is being handed over: choose a colleague."
+    if not to_user.is_active:
+        return f"{person(to_user)} is deactivated: choose an active colleague."
+    return None
+
+
+@dataclass(frozen=True)
+class HandoverResult:
+    moved: Work
+    # Planned visits left with from_user: the colleague already plans that office that day.
+    visits_kept: int = 0
+
+
+@transaction.atomic
+def user_work_handover(
+    *,
+    from_user: User,
+    to_user: User,
+    actor: User,
+    partners_to: User | None = None,
+    referrals_to: User | None = None,
+    tasks_to: User | None = None,
+    visits_to: User | None = None,
+    events_to: User | None = None,
+) -> HandoverResult:
+    """Hand `from_user`'s current work to colleagues: each kind to its own `<kind>_to`, or
+    to `to_user`. Returns how many rows of each kind moved.
+
+    Every update is conditional on the row still being `from_user`'s at that moment, so a
+    row someone else reassigned or closed since the page was loaded is left alone and not
+    counted. One update per kind; each referral gets its assignment event, written in one
+    insert, as the work queue's bulk assign does."""
+    recipients = {
+        "partners": partners_to or to_user,
+        "referrals": referrals_to or to_user,
+        "tasks": tasks_to or to_user,
+        "visits": visits_to or to_user,
+        "events": events_to or to_user,
+    }
+    problems = {
+        f"{kind}_to": problem
+        for kind, recipient in recipients.items()
+        if (problem := handover_refusal(from_user=from_user, to_user=recipient))
+    }
+    if problems:
+        raise ValidationError(problems)
+    work = _current_work(user=from_user)
+    now = timezone.now()
+
+    partners = work["partners"].update(owner=recipients["partners"], updated_at=now)
+
+    # Locked in id order (as the bulk action locks), so the ids read are exactly the rows
+    # the update moves and the history names the right previous holder.
+    referral_ids = list(
+        work["referrals"].select_for_update().order_by("pk").values_list("pk", flat=True)
+    )
+    referrals = Referral.objects.filter(pk__in=referral_ids, assigned_to=from_user).update(
+        assigned_to=recipients["referrals"], updated_at=now
+    )
+    _record_assignments(
+        moves=[(pk, from_user.pk) for pk in referral_ids],
+        to_assignee=recipients["referrals"],
+        actor=actor,
+        at=now,
+        note="Work handed over",
+    )
+
+    # The follow-up reminder goes once per task; the new assignee has not had it.
+    tasks = work["tasks"].update(assignee=recipients["tasks"], reminded_at=None)
+
+    # An office is on a liaison's plan once a day (a constraint): a visit the colleague
+    # already plans stays where it is and is reported.
+    visits_to_user = recipients["visits"]
+    already_planned = PlannedVisit.objects.filter(
+        liaison=visits_to_user,
+        planned_on=OuterRef("planned_on"),
+        organization=OuterRef("organization"),
+    )
+    visits = work["visits"].exclude(Exists(already_planned)).update(liaison=visits_to_user)
+    visits_kept = work["visits"].count()
+
+    events = work["events"].update(organizer=recipients["events"])
+    return HandoverResult(
+        moved=Work(
+            partners=partners, referrals=referrals, tasks=tasks, visits=visits, events=events
+        ),
+        visits_kept=visits_kept,
+    )

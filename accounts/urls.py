@@ -11,4 +11,6 @@ urlpatterns = [
     path("two-factor/backup-codes/", views.backup_codes, name="backup_codes"),
     path("two-factor/backup-codes/new/", views.backup_codes_new, name="backup_codes_new"),
     path("two-factor/off/", views.two_factor_off, name="off"),
+    path("users/", views.team, name="team"),
+    path("users/<int:pk>/hand-over/", views.user_handover, name="user_handover"),
 ]

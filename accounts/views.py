@@ -1,19 +1,26 @@
 """Two-factor sign-in: set up an authenticator app, give a code after the password, and
-manage backup codes."""
+manage backup codes. Handing a user's work over to colleagues."""
 
 from __future__ import annotations
+
+from collections import defaultdict
 
 import segno
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.text import get_text_list
 from django.views.decorators.http import require_POST
 from django_otp.plugins.otp_static.models import StaticDevice
 
 from accounts import services, twofactor
-from accounts.forms import CodeForm, SetupForm
+from accounts.forms import CodeForm, HandoverForm, SetupForm
+from core.roles import can_hand_over_work
+from core.templatetags.people import person
 from core.types import AuthedRequest
 
 BACKUP_CODES_SESSION_KEY = "_backup_codes_to_show"
@@ -136,3 +143,97 @@ def _security_page(
     }
     failed = new_codes_form is not None or off_form is not None
     return render(request, "accounts/security.html", context, status=400 if failed else 200)
+
+
+# What each kind of work is called, one and many.
+WORK_NOUNS = {
+    "partners": ("partner", "partners"),
+    "referrals": ("open referral", "open referrals"),
+    "tasks": ("open task", "open tasks"),
+    "visits": ("planned visit", "planned visits"),
+    "events": ("upcoming event", "upcoming events"),
+}
+
+
+def _amount(kind: str, count: int) -> str:
+    one, many = WORK_NOUNS[kind]
+    return f"{count} {one if count == 1 else many}"
+
+
+def _user_to_hand_over(request: AuthedRequest, pk: int) -> User:
+    """The user whose work is handed over, active or not; only for those who may."""
+    if not can_hand_over_work(request.user):
+        raise PermissionDenied
+    return get_object_or_404(User, pk=pk)
+
+
+@login_required
+def team(request: AuthedRequest) -> HttpResponse:
+    """Everyone, with the work each holds now: where a manager starts a hand-over."""
+    if not can_hand_over_work(request.user):
+        raise PermissionDenied
+    people = [
+        (user, [_amount(kind, n) for kind in WORK_NOUNS if (n := getattr(user, f"work_{kind}"))])
+        for user in services.users_with_work()
+    ]
+    return render(request, "accounts/user_list.html", {"people": people})
+
+
+@login_required
+def user_handover(request: AuthedRequest, pk: int) -> HttpResponse:
+    """What a user holds now, and handing it to colleagues: choose, see what will move,
+    confirm."""
+    from_user = _user_to_hand_over(request, pk)
+    form = HandoverForm(request.POST or None, from_user=from_user)
+    if request.method == "POST" and form.is_valid() and form.cleaned_data["confirmed"]:
+        recipients = form.recipients()
+        result = services.user_work_handover(
+            from_user=from_user,
+            to_user=form.cleaned_data["to_user"],
+            actor=request.user,
+            **{f"{kind}_to": user for kind, user in recipients.items()},
+        )
+        _report(request, from_user=from_user, recipients=recipients, result=result)
+        return redirect("accounts:user_handover", pk=from_user.pk)
+    work = services.user_current_work(user=from_user)
+    # A valid choice not yet confirmed: what will move to whom, and a button to confirm.
+    summary = [
+        (_amount(kind, getattr(work, kind)), person(user))
+        for kind, user in (form.recipients().items() if form.is_bound and form.is_valid() else [])
+        if getattr(work, kind)
+    ]
+    context = {
+        "from_user": from_user,
+        "work": [(_amount(kind, getattr(work, kind)), getattr(work, kind)) for kind in WORK_NOUNS],
+        "total": work.total,
+        "form": form,
+        "summary": summary,
+    }
+    return render(request, "accounts/user_handover.html", context)
+
+
+def _report(
+    request: AuthedRequest,
+    *,
+    from_user: User,
+    recipients: dict[str, User],
+    result: services.HandoverResult,
+) -> None:
+    moved_to: dict[User, list[str]] = defaultdict(list)
+    for kind, user in recipients.items():
+        if count := getattr(result.moved, kind):
+            moved_to[user].append(_amount(kind, count))
+    if not moved_to:
+        messages.info(request, f"Nothing moved: {person(from_user)} held no current work.")
+    else:
+        parts = [
+            f"{get_text_list(amounts, 'and')} to {person(user)}"
+            for user, amounts in moved_to.items()
+        ]
+        messages.success(request, f"Handed over {person(from_user)}'s work: {'; '.join(parts)}.")
+    if result.visits_kept:
+        messages.warning(
+            request,
+            f"{_amount('visits', result.visits_kept)} stayed with {person(from_user)}: "
+            f"{person(recipients['visits'])} already plans the same office that day.",
+        )

@@ -158,5 +158,22 @@ def user_role(user: Any) -> str | None:
     return user._referral_crm_role
 
 
+# Handing over work means changing partners, referrals, tasks, day plans and events that are
+# someone else's: together only managers and administrators hold these (a coordinator cannot
+# plan visits or see everyone's tasks; a liaison changes no referral).
+HANDOVER_PERMISSIONS = (
+    "partners.change_provider",
+    "referrals.change_referral",
+    "outreach.change_task",
+    "outreach.view_all_tasks",
+    "outreach.change_plannedvisit",
+    "outreach.change_event",
+)
+
+
+def can_hand_over_work(user: Any) -> bool:
+    return bool(user.has_perms(HANDOVER_PERMISSIONS))
+
+
 def is_liaison(user: Any) -> bool:
     return user_role(user) == Role.LIAISON

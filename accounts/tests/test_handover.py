@@ -1,0 +1,438 @@
+"""Handing a user's work to colleagues: what they hold now moves, what they did keeps their
+name, and a row someone else changed meanwhile is left alone."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.contrib.messages import get_messages
+from django.core.exceptions import ValidationError
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts import services
+from core.factories import UserFactory
+from core.roles import Role
+from outreach.factories import ActivityFactory, EventFactory, PlannedVisitFactory, TaskFactory
+from outreach.models import Activity, Event, PlannedVisit, Task
+from partners.factories import OrganizationFactory, ProviderFactory
+from partners.models import Provider
+from referrals.factories import ReferralFactory
+from referrals.models import Referral, ReferralEvent, Status
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def leaver() -> User:
+    return UserFactory.create(username="leaver", role=Role.LIAISON)
+
+
+@pytest.fixture
+def colleague() -> User:
+    return UserFactory.create(username="colleague", role=Role.LIAISON)
+
+
+def page(user: User) -> str:
+    return reverse("accounts:user_handover", args=[user.pk])
+
+
+def said(response: Any) -> list[str]:
+    return [str(message) for message in get_messages(response.wsgi_request)]
+
+
+def current_work(user: User, *, history_too: bool = False) -> dict[str, list[Any]]:
+    """Two rows of every kind of current work for `user`; with `history_too`, rows that
+    name the user but are not current work."""
+    today = timezone.localdate()
+    work: dict[str, list[Any]] = {
+        "partners": ProviderFactory.create_batch(2, owner=user),
+        "referrals": ReferralFactory.create_batch(2, assigned_to=user),
+        "tasks": TaskFactory.create_batch(2, assignee=user),
+        "visits": [
+            PlannedVisitFactory.create(liaison=user, planned_on=today),
+            PlannedVisitFactory.create(liaison=user, planned_on=today + timedelta(days=3)),
+        ],
+        "events": EventFactory.create_batch(2, organizer=user),
+    }
+    if history_too:
+        work["history"] = [
+            ReferralFactory.create(assigned_to=user, status=Status.CLOSED),
+            ReferralFactory.create(created_by=user),
+            TaskFactory.create(assignee=user, status=Task.Status.DONE),
+            PlannedVisitFactory.create(liaison=user, planned_on=today - timedelta(days=1)),
+            PlannedVisitFactory.create(
+                liaison=user, planned_on=today, status=PlannedVisit.Status.DONE
+            ),
+            EventFactory.create(organizer=user, starts_at=timezone.now() - timedelta(days=2)),
+            ActivityFactory.create(logged_by=user),
+        ]
+    return work
+
+
+def hand_over(client: Client, user: User, **choices: Any) -> Any:
+    data = {name: colleague.pk for name, colleague in choices.items()}
+    return client.post(page(user), {**data, "confirmed": "on"})
+
+
+# The service
+
+
+def test_the_hand_over_moves_exactly_the_current_work_and_leaves_history_alone(
+    leaver: User, colleague: User, manager: User
+) -> None:
+    work = current_work(leaver, history_too=True)
+
+    result = services.user_work_handover(from_user=leaver, to_user=colleague, actor=manager)
+
+    assert result.moved == services.Work(partners=2, referrals=2, tasks=2, visits=2, events=2)
+    assert set(Provider.objects.filter(owner=colleague)) == set(work["partners"])
+    assert set(Referral.objects.filter(assigned_to=colleague)) == set(work["referrals"])
+    assert set(Task.objects.filter(assignee=colleague)) == set(work["tasks"])
+    assert set(PlannedVisit.objects.filter(liaison=colleague)) == set(work["visits"])
+    assert set(Event.objects.filter(organizer=colleague)) == set(work["events"])
+    closed, created, done, yesterday, visited, past_event, activity = work["history"]
+    for row in (closed, done):
+        row.refresh_from_db()
+    assert closed.assigned_to == leaver
+    assert Referral.objects.get(pk=created.pk).created_by == leaver
+    assert done.assignee == leaver
+    assert {v.pk for v in PlannedVisit.objects.filter(liaison=leaver)} == {
+        yesterday.pk,
+        visited.pk,
+    }
+    assert Event.objects.get(pk=past_event.pk).organizer == leaver
+    assert Activity.objects.get(pk=activity.pk).logged_by == leaver
+    assert services.user_current_work(user=leaver) == services.Work()
+
+
+def test_each_kind_of_work_can_go_to_its_own_colleague(
+    leaver: User, colleague: User, coordinator: User, manager: User
+) -> None:
+    current_work(leaver)
+
+    result = services.user_work_handover(
+        from_user=leaver, to_user=colleague, referrals_to=coordinator, actor=manager
+    )
+
+    assert result.moved.total == 10
+    assert services.user_current_work(user=coordinator) == services.Work(referrals=2)
+    assert services.user_current_work(user=colleague) == services.Work(
+        partners=2, tasks=2, visits=2, events=2
+    )
+
+
+def test_a_row_someone_else_reassigned_meanwhile_is_left_alone_and_not_counted(
+    leaver: User, colleague: User, coordinator: User, manager: User
+) -> None:
+    work = current_work(leaver)
+    # Between the manager's page and the hand-over, others changed some rows.
+    taken = work["referrals"][0]
+    Referral.objects.filter(pk=taken.pk).update(assigned_to=coordinator)
+    Task.objects.filter(pk=work["tasks"][0].pk).update(status=Task.Status.DONE)
+    Provider.objects.filter(pk=work["partners"][0].pk).update(owner=coordinator)
+
+    result = services.user_work_handover(from_user=leaver, to_user=colleague, actor=manager)
+
+    assert result.moved == services.Work(partners=1, referrals=1, tasks=1, visits=2, events=2)
+    assert Referral.objects.get(pk=taken.pk).assigned_to == coordinator
+    assert Provider.objects.get(pk=work["partners"][0].pk).owner == coordinator
+    assert Task.objects.get(pk=work["tasks"][0].pk).assignee == leaver
+    assert not ReferralEvent.objects.filter(referral=taken).exists()
+
+
+def test_every_handed_over_referral_gets_its_assignment_event(
+    leaver: User, colleague: User, manager: User
+) -> None:
+    work = current_work(leaver, history_too=True)
+    closed = work["history"][0]
+
+    services.user_work_handover(from_user=leaver, to_user=colleague, actor=manager)
+
+    events = ReferralEvent.objects.filter(kind=ReferralEvent.Kind.ASSIGNMENT)
+    assert sorted(e.referral_id for e in events) == sorted(r.pk for r in work["referrals"])
+    for event in events:
+        assert (event.from_assignee, event.to_assignee, event.actor) == (
+            leaver,
+            colleague,
+            manager,
+        )
+        assert event.note == "Work handed over"
+    assert not ReferralEvent.objects.filter(referral=closed).exists()
+
+
+def test_the_hand_over_makes_the_same_queries_however_much_work_there_is(
+    leaver: User, colleague: User, manager: User, django_assert_num_queries: Any
+) -> None:
+    current_work(leaver)
+    # One update per kind; the referrals locked, then updated, then their events inserted;
+    # the visits left behind counted; the savepoint of the transaction.
+    with django_assert_num_queries(10):
+        services.user_work_handover(from_user=leaver, to_user=colleague, actor=manager)
+    for _ in range(5):
+        current_work(colleague)
+
+    with django_assert_num_queries(10):
+        services.user_work_handover(from_user=colleague, to_user=leaver, actor=manager)
+
+
+def test_a_visit_the_colleague_already_plans_stays_and_is_reported(
+    leaver: User, colleague: User, manager: User
+) -> None:
+    office = OrganizationFactory.create()
+    today = timezone.localdate()
+    mine = PlannedVisitFactory.create(liaison=leaver, organization=office, planned_on=today)
+    PlannedVisitFactory.create(liaison=colleague, organization=office, planned_on=today)
+    PlannedVisitFactory.create(liaison=leaver, planned_on=today)
+
+    result = services.user_work_handover(from_user=leaver, to_user=colleague, actor=manager)
+
+    assert (result.moved.visits, result.visits_kept) == (1, 1)
+    assert PlannedVisit.objects.get(pk=mine.pk).liaison == leaver
+
+
+def test_a_handed_over_task_reminds_its_new_assignee(
+    leaver: User, colleague: User, manager: User
+) -> None:
+    task = TaskFactory.create(assignee=leaver, reminded_at=timezone.now())
+
+    services.user_work_handover(from_user=leaver, to_user=colleague, actor=manager)
+
+    assert Task.objects.get(pk=task.pk).reminded_at is None
+
+
+def test_the_service_refuses_the_same_user_or_a_deactivated_colleague(
+    leaver: User, colleague: User, manager: User
+) -> None:
+    current_work(leaver)
+    gone = UserFactory.create(username="gone", is_active=False)
+
+    with pytest.raises(ValidationError) as same:
+        services.user_work_handover(from_user=leaver, to_user=leaver, actor=manager)
+    with pytest.raises(ValidationError) as inactive:
+        services.user_work_handover(
+            from_user=leaver, to_user=colleague, tasks_to=gone, actor=manager
+        )
+
+    assert set(same.value.message_dict) == {f"{kind}_to" for kind in services.HANDOVER_KINDS}
+    assert set(inactive.value.message_dict) == {"tasks_to"}
+    assert services.user_current_work(user=leaver).total == 10
+
+
+# The page
+
+
+def test_a_manager_or_an_administrator_may_open_the_page(
+    client_for: Any, manager: User, administrator: User, leaver: User
+) -> None:
+    for user in (manager, administrator):
+        assert client_for(user).get(page(leaver)).status_code == 200
+
+
+def test_a_liaison_or_a_coordinator_is_refused_and_nothing_moves(
+    client_for: Any, liaison: User, coordinator: User, leaver: User, colleague: User
+) -> None:
+    current_work(leaver)
+    for user in (liaison, coordinator):
+        client = client_for(user)
+        assert client.get(page(leaver)).status_code == 403
+        assert hand_over(client, leaver, to_user=colleague).status_code == 403
+    assert services.user_current_work(user=leaver).total == 10
+
+
+def test_someone_signed_out_is_sent_to_sign_in(leaver: User) -> None:
+    response = Client().get(page(leaver))
+
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+def test_an_unknown_user_is_not_found(client_for: Any, manager: User) -> None:
+    assert (
+        client_for(manager).get(reverse("accounts:user_handover", args=[999999])).status_code == 404
+    )
+
+
+def test_the_form_refuses_the_same_user_with_a_field_error(
+    client_for: Any, manager: User, leaver: User
+) -> None:
+    current_work(leaver)
+
+    response = hand_over(client_for(manager), leaver, to_user=leaver)
+
+    assert response.status_code == 200
+    assert response.context["form"].errors == {
+        "to_user": [
+            f"That is {leaver.get_full_name()}, whose work is being handed over: "
+            "choose a colleague."
+        ]
+    }
+    assert services.user_current_work(user=leaver).total == 10
+
+
+def test_the_form_refuses_a_deactivated_colleague_with_a_field_error(
+    client_for: Any, manager: User, leaver: User, colleague: User
+) -> None:
+    current_work(leaver)
+    gone = UserFactory.create(username="gone", first_name="Gina", last_name="Gone")
+    gone.is_active = False
+    gone.save()
+
+    response = hand_over(client_for(manager), leaver, to_user=colleague, partners_to=gone)
+
+    errors = response.context["form"].errors
+    assert errors == {"partners_to": ["Gina Gone is deactivated: choose an active colleague."]}
+    assert "Gina Gone is deactivated" in response.content.decode()
+    assert services.user_current_work(user=leaver).total == 10
+
+
+def test_only_active_colleagues_are_offered(
+    client_for: Any, manager: User, leaver: User, colleague: User
+) -> None:
+    UserFactory.create(username="gone", first_name="Gina", last_name="Gone", is_active=False)
+
+    form = client_for(manager).get(page(leaver)).context["form"]
+
+    offered = {label for _, label in form.fields["to_user"].choices}
+    assert colleague.get_full_name() in offered
+    assert "Gina Gone" not in offered
+    assert leaver.get_full_name() not in offered
+
+
+def test_the_page_shows_counts_and_no_patient_names(
+    client_for: Any, manager: User, leaver: User
+) -> None:
+    work = current_work(leaver)
+
+    content = client_for(manager).get(page(leaver)).content.decode()
+
+    assert "2 partners" in content
+    assert "2 open referrals" in content
+    assert "2 planned visits" in content
+    for referral in work["referrals"]:
+        assert referral.patient_last_name not in content
+
+
+def test_the_page_reads_the_same_number_of_queries_however_much_work_there_is(
+    client_for: Any, manager: User, leaver: User, colleague: User, django_assert_num_queries: Any
+) -> None:
+    client = client_for(manager)
+    current_work(leaver)
+    client.get(page(leaver))  # the session and permission caches warm up
+    # Session, user, their permissions; the leaver; the colleagues; five counts (and the
+    # chosen colleague, when posted).
+    with django_assert_num_queries(10):
+        client.get(page(leaver))
+    with django_assert_num_queries(11):
+        client.post(page(leaver), {"to_user": colleague.pk})
+
+    current_work(leaver)
+    current_work(leaver)
+
+    with django_assert_num_queries(10):
+        client.get(page(leaver))
+    with django_assert_num_queries(11):
+        client.post(page(leaver), {"to_user": colleague.pk})
+
+
+def test_a_manager_hands_over_a_deactivated_liaison_s_work_through_the_pages(
+    client_for: Any, manager: User, leaver: User, colleague: User, coordinator: User
+) -> None:
+    work = current_work(leaver, history_too=True)
+    leaver.is_active = False
+    leaver.save()
+    client = client_for(manager)
+
+    first = client.get(page(leaver))
+    assert "Deactivated" in first.content.decode()
+    # Between the page and the confirmation, a coordinator takes one referral.
+    Referral.objects.filter(pk=work["referrals"][0].pk).update(assigned_to=coordinator)
+    review = client.post(page(leaver), {"to_user": colleague.pk, "referrals_to": coordinator.pk})
+    summary = review.content.decode()
+    assert "2 partners to " + colleague.get_full_name() in summary
+    assert "1 open referral to " + coordinator.get_full_name() in summary
+    assert services.user_current_work(user=leaver).total == 9  # nothing moved yet
+
+    done = hand_over(client, leaver, to_user=colleague, referrals_to=coordinator)
+
+    assert done.status_code == 302
+    assert done["Location"] == page(leaver)
+    assert said(done) == [
+        f"Handed over {leaver.get_full_name()}'s work: 2 partners, 2 open tasks, "
+        f"2 planned visits and 2 upcoming events to {colleague.get_full_name()}; "
+        f"1 open referral to {coordinator.get_full_name()}."
+    ]
+    after = client.get(done["Location"]).content.decode()
+    assert "holds no current work" in after
+    assert Referral.objects.filter(assigned_to=coordinator).count() == 2
+    assert ReferralEvent.objects.filter(kind=ReferralEvent.Kind.ASSIGNMENT).count() == 1
+
+
+# The team page
+
+
+def test_the_team_page_shows_each_person_s_work_and_links_to_the_hand_over(
+    client_for: Any, manager: User, leaver: User, colleague: User
+) -> None:
+    current_work(leaver, history_too=True)
+    leaver.is_active = False
+    leaver.save()
+
+    response = client_for(manager).get(reverse("accounts:team"))
+
+    people = {user.pk: amounts for user, amounts in response.context["people"]}
+    assert people[leaver.pk] == [
+        "2 partners",
+        "2 open referrals",
+        "2 open tasks",
+        "2 planned visits",
+        "2 upcoming events",
+    ]
+    assert people[colleague.pk] == []
+    assert f'href="{page(leaver)}"' in response.content.decode()
+    assert f'href="{reverse("accounts:team")}"' in response.content.decode()  # in the menu
+
+
+def test_the_team_page_is_for_managers_only_and_not_in_their_menu(
+    client_for: Any, liaison: User, coordinator: User
+) -> None:
+    for user in (liaison, coordinator):
+        client = client_for(user)
+        assert client.get(reverse("accounts:team")).status_code == 403
+        assert (
+            reverse("accounts:team") not in client.get(reverse("core:dashboard")).content.decode()
+        )
+
+
+def test_the_team_page_reads_the_same_number_of_queries_however_many_people_and_rows(
+    client_for: Any, manager: User, leaver: User, django_assert_num_queries: Any
+) -> None:
+    client = client_for(manager)
+    current_work(leaver)
+    client.get(reverse("accounts:team"))
+    # Session, user, their permissions; everyone with their counts.
+    with django_assert_num_queries(4):
+        client.get(reverse("accounts:team"))
+
+    for n in range(3):
+        current_work(UserFactory.create(username=f"more{n}", role=Role.LIAISON))
+
+    with django_assert_num_queries(4):
+        client.get(reverse("accounts:team"))
+
+
+# The back office
+
+
+def test_the_admin_user_page_links_to_the_hand_over(leaver: User) -> None:
+    root = UserFactory.create(username="root", is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(root)
+
+    content = client.get(reverse("admin:auth_user_change", args=[leaver.pk])).content.decode()
+
+    assert f'href="{page(leaver)}"' in content
