@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, TypedDict
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Case, F, Q, Value, When
+from django.db.models import Case, Exists, F, OuterRef, Q, Value, When
 from django.db.models.functions import Lower, Trim
 from django.urls import reverse
 from django.utils import timezone
@@ -119,6 +119,25 @@ class ReferralQuerySet(models.QuerySet["Referral"]):
             "assigned_to__first_name",
             "assigned_to__last_name",
         )
+
+    def with_duplicate_flag(self) -> ReferralQuerySet:
+        """Annotate `possible_duplicate`: an earlier referral of the same patient (last
+        name, ignoring case and surrounding spaces, and birth date) from the same partner
+        came in within settings.DUPLICATE_WINDOW_DAYS before this one, as an office that
+        sends a referral twice makes. One index range per row shown (referral_provider_idx)."""
+        window = timedelta(days=settings.DUPLICATE_WINDOW_DAYS)
+        earlier = (
+            Referral.objects.alias(last_name_key=Lower(Trim("patient_last_name")))
+            .filter(
+                provider=OuterRef("provider"),
+                patient_dob=OuterRef("patient_dob"),
+                last_name_key=Lower(Trim(OuterRef("patient_last_name"))),
+                received_at__gte=OuterRef("received_at") - window,
+                received_at__lte=OuterRef("received_at"),
+            )
+            .exclude(pk=OuterRef("pk"))
+        )
+        return self.annotate(possible_duplicate=Exists(earlier))
 
     def with_sla(self, *, now: datetime | None = None) -> ReferralQuerySet:
         """Annotate each referral with its first-contact and appointment deadlines and its

@@ -1,5 +1,6 @@
 """The SLA work queue: deadlines per urgency, claiming, reassigning and bulk actions."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -313,3 +314,33 @@ def test_the_queue_counts_only_up_to_its_cap(rf, coordinator):
     assert capped.number == 2
     exact = paginate_capped(request, Referral.objects.order_by("pk"), cap=10, per_page=2)
     assert (exact.paginator.is_capped, exact.paginator.count) == (False, 4)
+
+
+def test_a_referral_sent_again_by_the_same_partner_is_flagged_in_the_queue(client_for, coordinator):
+    partner = ProviderFactory()
+    now = timezone.now()
+    first = ReferralFactory(
+        provider=partner,
+        patient_last_name="Olsen",
+        patient_dob=timezone.localdate() - timedelta(days=9000),
+        received_at=now - timedelta(hours=1),
+    )
+    again = ReferralFactory(
+        provider=partner,
+        patient_last_name=" olsen ",
+        patient_dob=first.patient_dob,
+        received_at=now,
+    )
+    other_patient = ReferralFactory(provider=partner, patient_last_name="Olsen", received_at=now)
+    other_partner = ReferralFactory(
+        patient_last_name="Olsen", patient_dob=first.patient_dob, received_at=now
+    )
+    page = client_for(coordinator).get(reverse("referrals:list")).content.decode()
+    flagged = {
+        int(pk)
+        for pk in re.findall(
+            r'data-queue-row="(\d+)"[^>]*>(?:(?!</tr>).)*data-duplicate', page, re.S
+        )
+    }
+    assert flagged == {again.pk}
+    assert {first.pk, other_patient.pk, other_partner.pk}.isdisjoint(flagged)

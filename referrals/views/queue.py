@@ -30,7 +30,10 @@ def referral_list(request: AuthedRequest) -> HttpResponse:
     """The work queue: every referral the user may see, filtered and paginated."""
     filterset = ReferralFilter(
         request.GET or {"open": True},
-        queryset=Referral.objects.for_user(request.user).for_queue().with_sla(),
+        queryset=Referral.objects.for_user(request.user)
+        .for_queue()
+        .with_sla()
+        .with_duplicate_flag(),
         request=request,
     )
     page = paginate_capped(request, filterset.qs)
