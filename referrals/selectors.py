@@ -17,11 +17,16 @@ from referrals.models import Referral, ReferralQuerySet
 
 
 def get_referral_for_user(
-    user: User, pk: int, *, write: bool = False, related: tuple[str, ...] = ()
+    user: User,
+    pk: int,
+    *,
+    write: bool = False,
+    related: tuple[str, ...] = (),
+    with_sla: bool = False,
 ) -> Referral:
     """The referral, if this user may read it (or change it, with `write`), with its
     partner and people; `related` names more one-to-one relations to read in the same
-    query."""
+    query; `with_sla` adds its SLA deadlines and state (ReferralQuerySet.with_sla)."""
     queryset = Referral.objects.for_user(user, write=write).select_related(
         "provider",
         "provider__organization",
@@ -30,6 +35,8 @@ def get_referral_for_user(
         "created_by",
         *related,
     )
+    if with_sla:
+        queryset = queryset.with_sla()
     return get_object_or_404(queryset, pk=pk)
 
 

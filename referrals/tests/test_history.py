@@ -219,7 +219,7 @@ def test_the_detail_page_runs_the_same_queries_however_many_hands_it_passed(
     referral = _logged()
     client = client_for(coordinator)
     client.get(referral.get_absolute_url())
-    with django_assert_num_queries(11) as few:
+    with django_assert_num_queries(12) as few:
         client.get(referral.get_absolute_url())
     # Read now: the captured slice is an index range into a bounded query log.
     expected = len(few.captured_queries)

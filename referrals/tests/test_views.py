@@ -1,7 +1,9 @@
 import re
+from datetime import timedelta
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from partners.factories import ProviderFactory
 from referrals.factories import ReferralFactory
@@ -206,10 +208,11 @@ def test_the_referral_detail_runs_the_same_queries_however_long_its_history(
     client = client_for(coordinator)
     referral = _logged(provider=ProviderFactory())
     client.get(referral.get_absolute_url())
-    # 11: session, user, role and permissions; the referral with its partner, people and
-    # intake submission; the audit row (one INSERT); its documents, the duplicate check,
-    # tasks, letters, the coordinators for reassigning, and its history.
-    with django_assert_num_queries(11) as few:
+    # 12: session, user, role and permissions; the SLA targets; the referral with its
+    # partner, people, intake submission and SLA state; the audit row (one INSERT); its
+    # documents, the duplicate check, tasks, letters, the coordinators for reassigning,
+    # and its history.
+    with django_assert_num_queries(12) as few:
         client.get(referral.get_absolute_url())
     for status in ("on_hold", "accepted", "on_hold", "accepted", "on_hold", "accepted"):
         referral = referral_transition(referral=referral, to_status=status, actor=coordinator)
@@ -327,3 +330,23 @@ def test_an_outbound_referral_s_reason_inputs_do_not_speak_of_the_referring_offi
         not in re.search(rf'<input [^>]*id="cancel_reason-{referral.pk}"[^>]*>', page)[0]
     )
     assert "referring office is" not in page
+
+
+def test_the_referral_shows_its_sla_clocks_and_a_move_redraws_them(client_for, coordinator):
+    late = _logged(
+        provider=ProviderFactory(), urgency="stat", received_at=timezone.now() - timedelta(hours=5)
+    )
+    client = client_for(coordinator)
+    page = client.get(late.get_absolute_url()).content.decode()
+    sla = re.search(r'data-testid="sla">(.*?)</ul>', page, re.S)[1]
+    assert "First contact overdue" in sla
+    assert "due by" in sla and "late)" in sla
+    assert "Appointment target: by" in sla
+    moved = client.post(
+        reverse("referrals:transition", args=[late.pk]),
+        {"to_status": "accepted"},
+        HTTP_HX_REQUEST="true",
+    ).content.decode()
+    sla = re.search(r'data-testid="sla">(.*?)</ul>', moved, re.S)[1]
+    assert "First contact overdue" not in sla
+    assert "after it came in" in sla

@@ -129,7 +129,9 @@ def _workflow_context(request: AuthedRequest, referral: Referral, **extra: Any) 
 @login_required
 def referral_detail(request: AuthedRequest, pk: int) -> HttpResponse:
     # The office-link submission it came from, if any, in the same query.
-    referral = get_referral_for_user(request.user, pk, related=("intake_submission",))
+    referral = get_referral_for_user(
+        request.user, pk, related=("intake_submission",), with_sla=True
+    )
     context = _workflow_context(request, referral)
     context["tasks"] = referral.tasks.select_related("assignee")
     context["letters"] = referral.letters.all()
@@ -184,7 +186,8 @@ def referral_transition_view(request: AuthedRequest, pk: int) -> HttpResponse:
     if error and not request.htmx:
         messages.error(request, error)
         return redirect(referral)
-    referral.refresh_from_db()
+    # Read again with its SLA state, which the move may have changed.
+    referral = get_referral_for_user(request.user, pk, with_sla=True)
     return render_page(
         request,
         "referrals/referral_detail.html",

@@ -1,0 +1,52 @@
+"""A referral's page in chromium: on a phone the status and next step come before the
+details (a coordinator acts without scrolling); on a desktop the details sit on the left."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from core.factories import DEMO_PASSWORD, UserFactory
+from core.roles import Role
+from partners.factories import ProviderFactory
+from referrals.factories import ReferralFactory
+from referrals.services.workflow import referral_log
+from tests.test_browser import browser, page  # noqa: F401 - the shared browser fixtures
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def _box(locator: Any, side: str) -> float:
+    return float(locator.evaluate(f"element => element.getBoundingClientRect().{side}"))
+
+
+def test_on_a_phone_the_next_step_comes_before_the_details(
+    page: Any,  # noqa: F811 - the fixture imported above
+) -> None:
+    from playwright.sync_api import expect
+
+    UserFactory(username="cora", first_name="Cora", role=Role.COORDINATOR)
+    referral = referral_log(
+        referral=ReferralFactory.build(
+            provider=ProviderFactory(last_name="Wiebe"), patient_last_name="Olsen"
+        ),
+        actor=None,
+    )
+    page.goto(referral.get_absolute_url())
+    page.get_by_label("Username").fill("cora")
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+    next_step = page.get_by_role("heading", name="Next step")
+    details = page.locator("dt", has_text="Patient")
+    expect(next_step).to_be_in_viewport()
+    expect(page.get_by_test_id("phone-summary")).to_contain_text("Olsen")
+    expect(page.get_by_test_id("phone-summary")).to_contain_text("Wiebe")
+    assert _box(next_step, "top") < _box(details, "top")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+    page.set_viewport_size({"width": 1280, "height": 800})
+    expect(page.get_by_test_id("phone-summary")).to_be_hidden()
+    # Side by side: the details on the left, the status and next step on the right.
+    assert _box(details, "left") < _box(next_step, "left")
