@@ -51,6 +51,18 @@ ACTION_LABELS: dict[str, str] = {
     Status.CANCELLED: "Cancel",
 }
 
+# A referral we send out moves through the same statuses, but the specialist is the one who
+# accepts, sees the patient and sends the report back: its buttons and one status say so.
+OUTBOUND_ACTION_LABELS: dict[str, str] = {
+    Status.ACCEPTED: "Specialist accepted",
+    Status.DECLINED: "Specialist declined",
+    Status.SEEN: "Seen by the specialist",
+    Status.REPORT_SENT: "Consult report received",
+}
+OUTBOUND_STATUS_LABELS: dict[str, str] = {
+    Status.REPORT_SENT: "Report received",
+}
+
 # Offered (not imposed) when a coordinator declines, cancels or holds a referral: the same
 # words each time make the reasons group in the conversion report, and they are written for
 # the referring office, which is sent them. Any other text is accepted.

@@ -14,7 +14,15 @@ from django.urls import reverse
 from django.utils import timezone
 
 from core.roles import is_liaison
-from referrals.models.pipeline import OPEN_STATUSES, TRANSITIONS, Status, Urgency
+from referrals.models.pipeline import (
+    ACTION_LABELS,
+    OPEN_STATUSES,
+    OUTBOUND_ACTION_LABELS,
+    OUTBOUND_STATUS_LABELS,
+    TRANSITIONS,
+    Status,
+    Urgency,
+)
 from referrals.models.sla import SlaState, SlaTarget
 
 if TYPE_CHECKING:
@@ -330,6 +338,20 @@ class Referral(models.Model):
 
     def allowed_transitions(self) -> tuple[str, ...]:
         return TRANSITIONS[self.status]
+
+    @property
+    def status_label(self) -> str:
+        """The status as this referral's direction reads it ("Report received" for one we
+        sent out, where the report comes back to us)."""
+        if self.direction == self.Direction.OUTBOUND and self.status in OUTBOUND_STATUS_LABELS:
+            return OUTBOUND_STATUS_LABELS[self.status]
+        return str(self.get_status_display())
+
+    def action_label(self, to_status: str) -> str:
+        """The button that moves this referral to `to_status`."""
+        if self.direction == self.Direction.OUTBOUND and to_status in OUTBOUND_ACTION_LABELS:
+            return OUTBOUND_ACTION_LABELS[to_status]
+        return ACTION_LABELS[to_status]
 
     def check_transition(self, to_status: str) -> None:
         if to_status not in Status.values:

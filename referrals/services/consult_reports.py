@@ -22,6 +22,8 @@ def referral_record_consult_report(
 
     if referral.direction != Referral.Direction.OUTBOUND:
         raise ValidationError("Only a referral we sent out has a consult report to receive.")
+    from referrals.services.history import _record_edit
+
     at = at or timezone.now()
     recorded = Referral.objects.filter(pk=referral.pk, report_received_at__isnull=True).update(
         report_received_at=at, updated_at=at
@@ -30,6 +32,12 @@ def referral_record_consult_report(
         Task.objects.filter(
             referral=referral, kind=Task.Kind.CONSULT_REPORT, status=Task.Status.OPEN
         ).update(status=Task.Status.DONE, completed_at=at)
+        _record_edit(
+            referral_id=referral.pk,
+            changes=[{"field": "Consult report", "old": "Not back yet", "new": "Received"}],
+            actor=actor,
+            at=at,
+        )
     return recorded == 1
 
 

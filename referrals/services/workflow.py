@@ -177,6 +177,12 @@ def referral_transition(
         locked.contacted_at = at
         fields.append("contacted_at")
     locked.save(update_fields=fields)
+    if to_status == Status.REPORT_SENT and locked.direction == Referral.Direction.OUTBOUND:
+        # For a referral we sent out, this step is the specialist's report coming back.
+        from referrals.services.consult_reports import referral_record_consult_report
+
+        referral_record_consult_report(referral=locked, actor=actor, at=at)
+        locked.refresh_from_db(fields=["report_received_at", "updated_at"])
     _record_event(
         referral_id=locked.pk,
         from_status=from_status,

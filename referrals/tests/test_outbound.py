@@ -135,11 +135,15 @@ def test_recording_the_consult_report_closes_its_reminder(settings, client_for, 
     referral.refresh_from_db()
     assert referral.report_received_at is not None
     assert Task.objects.get().status == Task.Status.DONE
-    # A second click changes nothing.
+    # It is in the referral's history, once: a second click changes nothing.
     first = referral.report_received_at
     client.post(reverse("referrals:consult_report", args=[referral.pk]))
     referral.refresh_from_db()
     assert referral.report_received_at == first
+    recorded = referral.events.filter(kind="edit").get()
+    assert recorded.changes == [
+        {"field": "Consult report", "old": "Not back yet", "new": "Received"}
+    ]
 
 
 def test_an_inbound_referral_has_no_consult_report_to_record(client_for, coordinator):
@@ -160,3 +164,31 @@ def test_the_nightly_task_runs_the_reminders(settings):
     remind_missing_consult_reports.apply()
     assert Task.objects.get().referral == referral
     assert "remind-missing-consult-reports" in settings.CELERY_BEAT_SCHEDULE
+
+
+def test_a_referral_sent_out_reads_as_one_we_sent_and_its_report_step_records_the_report(
+    settings, client_for, coordinator
+):
+    settings.CONSULT_REPORT_REMINDER_DAYS = 14
+    referral = _sent(ProviderFactory(in_network=True), days_ago=20)
+    client = client_for(coordinator)
+    page = client.get(referral.get_absolute_url()).content.decode()
+    assert '<dt class="col-5">Sent</dt>' in page
+    assert "Specialist accepted" in page and "Specialist declined" in page
+    assert "thank-you to the referrer" not in page
+    assert "consult report comes back" in page
+    consult_report_reminders_create()
+    appointment = timezone.now()
+    for status in (Status.ACCEPTED, Status.SCHEDULED, Status.SEEN):
+        referral = referral_transition(
+            referral=referral, to_status=status, actor=coordinator, appointment_at=appointment
+        )
+    page = client.get(referral.get_absolute_url()).content.decode()
+    assert "Consult report received" in page  # the next step's button
+    referral = referral_transition(
+        referral=referral, to_status=Status.REPORT_SENT, actor=coordinator
+    )
+    assert referral.report_received_at is not None
+    assert Task.objects.get(kind=Task.Kind.CONSULT_REPORT).status == Task.Status.DONE
+    page = client.get(referral.get_absolute_url()).content.decode()
+    assert ">Report received</span>" in page

@@ -19,7 +19,7 @@ from core.htmx import render_page
 from core.types import AuthedRequest
 from outreach.models import Task
 from referrals.forms import AssignForm, ReferralForm, TransitionForm
-from referrals.models import ACTION_LABELS, REASON_SUGGESTIONS, Referral, Status
+from referrals.models import REASON_SUGGESTIONS, Referral, Status
 from referrals.selectors import get_referral_for_user, possible_duplicates
 from referrals.services.consult_reports import referral_record_consult_report
 from referrals.services.edit import referral_edit
@@ -101,7 +101,7 @@ def _workflow_context(request: AuthedRequest, referral: Referral, **extra: Any) 
         [
             {
                 "status": status,
-                "label": ACTION_LABELS[status],
+                "label": referral.action_label(status),
                 "field": ACTION_FIELDS.get(status),
                 "suggestions": REASON_SUGGESTIONS.get(status, ()),
             }
