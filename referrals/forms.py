@@ -205,6 +205,11 @@ class ReferralEntryForm(AttachAgainMixin, ReferralForm):
         widget=forms.HiddenInput,
     )
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The chosen document is shown beside the form (static/js/app.js), to type from.
+        self.fields["documents"].widget.attrs["data-preview"] = "document-preview"
+
     def ask_to_confirm_duplicate(self) -> None:
         self.fields["confirm_duplicate"].widget = forms.CheckboxInput()
 

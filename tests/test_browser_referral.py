@@ -50,3 +50,28 @@ def test_on_a_phone_the_next_step_comes_before_the_details(
     expect(page.get_by_test_id("phone-summary")).to_be_hidden()
     # Side by side: the details on the left, the status and next step on the right.
     assert _box(details, "left") < _box(next_step, "left")
+
+
+def test_a_faxed_document_is_shown_beside_the_form_while_the_referral_is_typed(
+    page: Any,  # noqa: F811 - the fixture imported above
+    tmp_path: Any,
+) -> None:
+    import segno
+    from playwright.sync_api import expect
+
+    UserFactory(username="cora", first_name="Cora", role=Role.COORDINATOR)
+    scan = tmp_path / "fax-page-1.png"
+    segno.make("Referral for Ruth Olsen").save(str(scan), kind="png", scale=8)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto("/referrals/new/")
+    page.get_by_label("Username").fill("cora")
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+    page.get_by_label("Faxed or scanned documents").set_input_files(str(scan))
+    shown = page.locator("#document-preview img[data-preview-of='fax-page-1.png']")
+    expect(shown).to_be_visible()
+    assert shown.evaluate("img => img.complete && img.naturalWidth > 0")
+    # Beside the form, not under it.
+    form_field = page.get_by_label("Faxed or scanned documents")
+    assert _box(form_field, "right") <= _box(shown, "left")

@@ -28,6 +28,38 @@
     search.classList.remove("is-valid");
   });
 
+  // A faxed or scanned document chosen for a new referral is shown beside the form, so the
+  // coordinator types the referral from it. It never leaves the browser until the form is sent.
+  document.addEventListener("change", function (event) {
+    var input = event.target.closest("input[type=file][data-preview]");
+    if (!input) return;
+    var pane = document.getElementById(input.dataset.preview);
+    if (!pane) return;
+    if (pane.dataset.url) URL.revokeObjectURL(pane.dataset.url);
+    var file = input.files[0];
+    if (!file) return;
+    var url = URL.createObjectURL(file);
+    pane.dataset.url = url;
+    var shown;
+    if (file.type === "application/pdf") {
+      shown = document.createElement("iframe");
+      shown.title = "Preview of " + file.name;
+    } else if (/^image\/(png|jpeg)$/.test(file.type)) {
+      shown = document.createElement("img");
+      shown.alt = "Preview of " + file.name;
+      shown.className = "img-fluid";
+    } else {
+      shown = document.createElement("p");
+      shown.className = "small text-body-secondary mb-0";
+      shown.textContent = file.name + " cannot be shown here (a TIFF, say); it is attached all the same.";
+      pane.replaceChildren(shown);
+      return;
+    }
+    shown.src = url;
+    shown.dataset.previewOf = file.name;
+    pane.replaceChildren(shown);
+  });
+
   // A request that fails (offline, server error) says so instead of failing silently.
   document.body.addEventListener("htmx:sendError", function () {
     showProblem("The connection dropped; nothing was saved. Please try again.");
