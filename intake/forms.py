@@ -7,6 +7,7 @@ from django import forms
 from django.utils import timezone
 
 from core.npi import validate_npi
+from core.phones import clean_us_phone
 from intake.services import NewProvider
 from intake.uploads import AttachAgainMixin, DocumentsField
 from partners.models import Organization, Provider
@@ -87,6 +88,12 @@ class OfficeReferralForm(AttachAgainMixin, forms.ModelForm):
         )
         self.fields["urgency"].initial = Referral.Urgency.ROUTINE
         cast(forms.ChoiceField, self.fields["urgency"]).choices = Referral.Urgency.choices
+
+    def clean_patient_phone(self) -> str:
+        return clean_us_phone(self.cleaned_data["patient_phone"])
+
+    def clean_contact_phone(self) -> str:
+        return clean_us_phone(self.cleaned_data["contact_phone"])
 
     def clean_other_npi(self) -> str:
         npi = self.cleaned_data["other_npi"].strip()
