@@ -39,7 +39,10 @@ class IntakeLinkForm(forms.Form):
 class OfficeReferralForm(AttachAgainMixin, forms.ModelForm):
     """The form a referring office fills in through its link, often on a phone."""
 
-    provider_choice = forms.ChoiceField(label="Referring provider", widget=forms.RadioSelect)
+    # The section is headed "Referring provider"; the choice asks the question, not repeats it.
+    provider_choice = forms.ChoiceField(
+        label="Who is referring the patient?", widget=forms.RadioSelect
+    )
     other_first_name = forms.CharField(label="Provider first name", required=False, max_length=100)
     other_last_name = forms.CharField(label="Provider last name", required=False, max_length=100)
     other_npi = forms.CharField(

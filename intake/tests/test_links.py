@@ -77,6 +77,9 @@ def test_an_office_submits_a_referral_and_sees_a_reference_but_no_patient_data(
     form = office.get(_url(token))
     assert form.status_code == 200
     assert "Grace Hopper" in form.content.decode()
+    # One heading for the provider section, not the same words again as the choice's label.
+    assert form.content.decode().count("Referring provider") == 1
+    assert "Who is referring the patient?" in form.content.decode()
     response = office.post(_url(token), office_form_data(link.organization, urgency="urgent"))
     submission = IntakeSubmission.objects.select_related("referral").get()
     referral = submission.referral
