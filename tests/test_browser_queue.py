@@ -102,13 +102,19 @@ def test_a_coordinator_claims_an_overdue_referral_and_accepts_two_at_once(
     page.set_viewport_size(PHONE)
     page.goto(f"/referrals/{late.pk}/")
     status = page.get_by_test_id("status")
+    # The form's submit says what it does; Close shuts the form and cancels nothing.
     page.get_by_text("Cancel…").click()
-    page.get_by_role("button", name="Cancel", exact=True).click()
+    expect(page.get_by_role("button", name="Cancel", exact=True)).to_have_count(0)
+    page.get_by_role("button", name="Close", exact=True).click()
+    expect(page.get_by_label("Why is it cancelled?")).to_be_hidden()
+    expect(status).to_have_text("Accepted")
+    page.get_by_text("Cancel…").click()
+    page.get_by_role("button", name="Cancel the referral").click()
     expect(status).to_have_text("Accepted")
     page.get_by_label("Why is it cancelled?").fill(
         "The patient chose to be seen at another practice."
     )
-    page.get_by_role("button", name="Cancel", exact=True).click()
+    page.get_by_role("button", name="Cancel the referral").click()
     expect(status).to_have_text("Cancelled")
     expect(
         page.get_by_text("Cancelled: The patient chose to be seen at another practice.")
