@@ -28,6 +28,7 @@ from django_htmx.jinja import htmx_script
 from jinja2 import Environment, pass_context
 
 from core.dateformat import format_date
+from core.phones import dial_link
 from core.templatetags.elapsed import elapsed
 from core.templatetags.people import person
 from partners.templatetags.partner_tags import days_ago
@@ -94,6 +95,7 @@ def environment(**options: Any) -> Environment:
         sla_colour=sla_colour,
         sla_label=sla_label,
         days_ago=days_ago,
+        dial_link=dial_link,
         linebreaksbr=defaultfilters.linebreaksbr,
         truncatewords=defaultfilters.truncatewords,
         filesizeformat=defaultfilters.filesizeformat,

@@ -7,6 +7,7 @@ from django import forms
 from django.utils import timezone
 
 from core.npi import validate_npi
+from core.phones import clean_us_phone
 from intake.services import NewProvider
 from intake.uploads import AttachAgainMixin, DocumentsField
 from partners.models import Organization, Provider
@@ -38,7 +39,10 @@ class IntakeLinkForm(forms.Form):
 class OfficeReferralForm(AttachAgainMixin, forms.ModelForm):
     """The form a referring office fills in through its link, often on a phone."""
 
-    provider_choice = forms.ChoiceField(label="Referring provider", widget=forms.RadioSelect)
+    # The section is headed "Referring provider"; the choice asks the question, not repeats it.
+    provider_choice = forms.ChoiceField(
+        label="Who is referring the patient?", widget=forms.RadioSelect
+    )
     other_first_name = forms.CharField(label="Provider first name", required=False, max_length=100)
     other_last_name = forms.CharField(label="Provider last name", required=False, max_length=100)
     other_npi = forms.CharField(
@@ -87,6 +91,12 @@ class OfficeReferralForm(AttachAgainMixin, forms.ModelForm):
         )
         self.fields["urgency"].initial = Referral.Urgency.ROUTINE
         cast(forms.ChoiceField, self.fields["urgency"]).choices = Referral.Urgency.choices
+
+    def clean_patient_phone(self) -> str:
+        return clean_us_phone(self.cleaned_data["patient_phone"])
+
+    def clean_contact_phone(self) -> str:
+        return clean_us_phone(self.cleaned_data["contact_phone"])
 
     def clean_other_npi(self) -> str:
         npi = self.cleaned_data["other_npi"].strip()

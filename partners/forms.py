@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from core.filters import PersonFilter, StyledFilterSet
 from core.forms import UserChoiceField
-from core.phones import us_phone_number
+from core.phones import PHONE_FORMAT, clean_us_phone
 from core.roles import Role
 from core.usps import us_state_code, us_zip_code
 from partners.models import Organization, Provider, StaffMember
@@ -97,9 +97,6 @@ class TierForm(forms.Form):
         return until
 
 
-PHONE_FORMAT = "Not a US phone number: e.g. (402) 555-0100, an extension as x12."
-
-
 class OrganizationForm(forms.ModelForm):
     class Meta:
         model = Organization
@@ -131,10 +128,10 @@ class OrganizationForm(forms.ModelForm):
         return self._read("zip_code", us_zip_code, "Not a ZIP code: 5 digits, or ZIP+4.")
 
     def clean_phone(self) -> str:
-        return self._read("phone", us_phone_number, PHONE_FORMAT)
+        return clean_us_phone(self.cleaned_data["phone"])
 
     def clean_fax(self) -> str:
-        return self._read("fax", us_phone_number, PHONE_FORMAT.replace("phone", "fax"))
+        return clean_us_phone(self.cleaned_data["fax"], error=PHONE_FORMAT.replace("phone", "fax"))
 
     def _read(self, name: str, read: Callable[[str], str | None], error: str) -> str:
         typed = self.cleaned_data[name].strip()

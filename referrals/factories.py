@@ -26,6 +26,7 @@ class ReferralFactory(factory.django.DjangoModelFactory[Referral]):
     patient_first_name = factory.Faker("first_name")
     patient_last_name = factory.Faker("last_name")
     patient_dob = factory.Faker("date_of_birth", minimum_age=1, maximum_age=95)
-    patient_phone = factory.Faker("numerify", text="(402) ###-####")
+    # 555 exchange: a real US number shape (an exchange never starts with 0 or 1).
+    patient_phone = factory.Faker("numerify", text="(402) 555-####")
     reason = factory.Faker("random_element", elements=REASONS)
     received_at = factory.LazyFunction(timezone.now)

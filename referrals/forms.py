@@ -13,6 +13,7 @@ from django.utils import timezone
 from core.filters import PersonFilter, StyledFilterSet
 from core.forms import UserChoiceField
 from core.ids import parse_id
+from core.phones import clean_us_phone
 from core.roles import Role
 from intake.uploads import AttachAgainMixin, DocumentsField
 from partners.models import Provider
@@ -78,6 +79,9 @@ class ReferralForm(forms.ModelForm):
 
     def clean_version(self) -> datetime | None:
         return parse_version(self.cleaned_data["version"])
+
+    def clean_patient_phone(self) -> str:
+        return clean_us_phone(self.cleaned_data["patient_phone"])
 
     def clean_received_at(self) -> datetime:
         value = self.cleaned_data["received_at"]

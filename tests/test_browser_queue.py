@@ -14,7 +14,7 @@ from core.roles import Role
 from partners.factories import ProviderFactory
 from referrals.factories import ReferralFactory
 from referrals.models import Referral, Status
-from referrals.services.workflow import referral_log
+from referrals.services.workflow import referral_log, referral_transition
 from tests.test_browser import PHONE, browser, page  # noqa: F401 - the shared browser fixtures
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -102,13 +102,19 @@ def test_a_coordinator_claims_an_overdue_referral_and_accepts_two_at_once(
     page.set_viewport_size(PHONE)
     page.goto(f"/referrals/{late.pk}/")
     status = page.get_by_test_id("status")
+    # The form's submit says what it does; Close shuts the form and cancels nothing.
     page.get_by_text("Cancel…").click()
-    page.get_by_role("button", name="Cancel", exact=True).click()
+    expect(page.get_by_role("button", name="Cancel", exact=True)).to_have_count(0)
+    page.get_by_role("button", name="Close", exact=True).click()
+    expect(page.get_by_label("Why is it cancelled?")).to_be_hidden()
+    expect(status).to_have_text("Accepted")
+    page.get_by_text("Cancel…").click()
+    page.get_by_role("button", name="Cancel the referral").click()
     expect(status).to_have_text("Accepted")
     page.get_by_label("Why is it cancelled?").fill(
         "The patient chose to be seen at another practice."
     )
-    page.get_by_role("button", name="Cancel", exact=True).click()
+    page.get_by_role("button", name="Cancel the referral").click()
     expect(status).to_have_text("Cancelled")
     expect(
         page.get_by_text("Cancelled: The patient chose to be seen at another practice.")
@@ -124,27 +130,55 @@ def test_on_a_laptop_screen_the_queue_shows_every_column_and_claim_without_scrol
     from playwright.sync_api import expect
 
     UserFactory(username="cora", role=Role.COORDINATOR)
+    # What a real queue holds: a long patient name, long partner names, and a referral booked
+    # later than its target (the longest SLA badge), none of them claimed yet.
     referral_log(
         referral=ReferralFactory.build(
             provider=ProviderFactory(first_name="Maximiliana", last_name="Vandenberghe-Okafor"),
+            patient_first_name="Jane<script>alert(1)</script>",
+            patient_last_name="Ærøskøbing-Ñúñez",
             urgency="urgent",
             received_at=timezone.now() - timedelta(days=9, hours=5),
         ),
         actor=None,
     )
-    page.set_viewport_size({"width": 1366, "height": 800})
+    received = timezone.now() - timedelta(days=40)
+    late = referral_log(
+        referral=ReferralFactory.build(
+            provider=ProviderFactory(first_name="Jacqueline", last_name="Livingston-Hudson"),
+            urgency="stat",
+            received_at=received,
+        ),
+        actor=None,
+    )
+    late = referral_transition(
+        referral=late, to_status="accepted", actor=None, at=received + timedelta(hours=1)
+    )
+    referral_transition(
+        referral=late,
+        to_status="scheduled",
+        actor=None,
+        appointment_at=received + timedelta(days=16),
+    )
+    page.set_viewport_size({"width": 1366, "height": 900})
     page.goto("/referrals/")
     page.get_by_label("Username").fill("cora")
     page.get_by_label("Password").fill(DEMO_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
 
-    expect(page.locator("[data-queue-row]")).to_have_count(1)
-    assert page.evaluate("document.documentElement.scrollWidth") <= 1366
+    expect(page.locator("[data-queue-row]")).to_have_count(2)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     table = page.locator("table.table-queue")
     assert table.evaluate("t => t.scrollWidth <= t.parentElement.clientWidth")
     for heading in ("SLA", "Coordinator", "To appointment"):
         expect(table.locator("thead th", has_text=heading)).to_be_in_viewport()
-    claim = page.get_by_role("button", name="Claim")
-    right = claim.evaluate("b => b.getBoundingClientRect().right")
-    assert right <= 1366
+    claims = page.get_by_role("button", name="Claim")
+    expect(claims).to_have_count(2)
+    for right in claims.evaluate_all("bs => bs.map(b => b.getBoundingClientRect().right)"):
+        assert right <= 1366
+    expect(claims.first).to_be_in_viewport(ratio=1)
+    badge = page.locator("[data-sla=appointment_late]")
+    expect(badge).to_have_text("Appointment later than target")
+    expect(badge).to_be_in_viewport(ratio=1)
+    assert badge.evaluate("b => b.scrollWidth <= b.clientWidth")
     assert page.problems == []

@@ -188,6 +188,20 @@ def test_the_audit_page_filters_by_person_referral_and_action(client_for, manage
     assert "Some filters were not understood" in bad.content.decode()
 
 
+@pytest.mark.parametrize(
+    ("typed", "said"),
+    [
+        ("99999999999999999999999", "No referral has that number."),
+        ("0", "No referral has that number."),
+        ("1.5", "A referral number is a whole number."),
+    ],
+)
+def test_a_referral_number_that_cannot_exist_is_refused_in_words(client_for, manager, typed, said):
+    page = client_for(manager).get(reverse("audit:list"), {"referral": typed}).content.decode()
+    assert said in page
+    assert "less than or equal to" not in page and "4611686018427387904" not in page
+
+
 def test_the_audit_page_runs_the_same_queries_for_3_and_60_entries(
     client_for, manager, django_assert_num_queries
 ):

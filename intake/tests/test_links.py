@@ -77,6 +77,9 @@ def test_an_office_submits_a_referral_and_sees_a_reference_but_no_patient_data(
     form = office.get(_url(token))
     assert form.status_code == 200
     assert "Grace Hopper" in form.content.decode()
+    # One heading for the provider section, not the same words again as the choice's label.
+    assert form.content.decode().count("Referring provider") == 1
+    assert "Who is referring the patient?" in form.content.decode()
     response = office.post(_url(token), office_form_data(link.organization, urgency="urgent"))
     submission = IntakeSubmission.objects.select_related("referral").get()
     referral = submission.referral
@@ -179,6 +182,8 @@ def test_an_office_names_a_provider_we_do_not_have_and_it_becomes_a_prospect(lin
         ({"patient_dob": "31/31/1950"}, "Enter a valid date"),
         ({"contact_name": ""}, "This field is required"),
         ({"reason": "x" * 5001}, "at most 5000 characters"),
+        ({"patient_phone": "abc"}, "Not a US phone number"),
+        ({"contact_phone": "555-0199"}, "Not a US phone number"),
     ],
 )
 def test_bad_office_input_re_renders_with_the_reason_and_keeps_what_was_typed(
@@ -191,6 +196,17 @@ def test_bad_office_input_re_renders_with_the_reason_and_keeps_what_was_typed(
     assert message in page
     assert 'value="Olsen"' in page
     assert not Referral.objects.exists()
+
+
+def test_phones_an_office_types_any_common_way_are_stored_as_staff_dial_them(link_and_token):
+    link, token = link_and_token
+    data = office_form_data(
+        link.organization, patient_phone="402.555.0101", contact_phone="+1 402 555 0199 ext 4"
+    )
+    assert Client().post(_url(token), data).status_code == 302
+    submission = IntakeSubmission.objects.select_related("referral").get()
+    assert submission.referral.patient_phone == "(402) 555-0101"
+    assert submission.contact_phone == "(402) 555-0199 x4"
 
 
 def test_an_office_cannot_credit_a_provider_of_another_office(link_and_token):

@@ -16,6 +16,14 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
 
+def letter_name(kind_label: str) -> str:
+    """A kind of letter as a sentence names it: "Thank-you letter", but "Consult report
+    cover letter" and "Newsletter" already say what they are."""
+    if kind_label.lower().endswith("letter"):
+        return kind_label
+    return f"{kind_label} letter"
+
+
 class LetterTemplate(models.Model):
     """An editable letter with merge fields, one per kind of message."""
 
@@ -47,6 +55,10 @@ class LetterTemplate(models.Model):
 
     def __str__(self) -> str:
         return self.get_kind_display()
+
+    @property
+    def kind_name(self) -> str:
+        return letter_name(self.get_kind_display())
 
     # When the letters of the kinds not sent from a referral's step go out; those kinds
     # ignore delay_business_days.
@@ -259,10 +271,14 @@ class Letter(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} letter to {self.provider}"
+        return f"{self.kind_name} to {self.provider}"
 
     def get_absolute_url(self) -> str:
         return reverse("outreach:letter_detail", args=[self.pk])
+
+    @property
+    def kind_name(self) -> str:
+        return letter_name(self.get_kind_display())
 
     @property
     def is_due(self) -> bool:

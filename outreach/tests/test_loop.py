@@ -172,3 +172,26 @@ def test_a_letter_abandoned_by_a_dead_worker_is_handed_out_again():
     stale = timezone.now() - delivery.STALE_CLAIM - timezone.timedelta(seconds=1)
     Letter.objects.filter(pk=letter.pk).update(status=Letter.Status.SENDING, claimed_at=stale)
     assert delivery.letters_to_deliver() == [letter.pk]
+
+
+@pytest.mark.parametrize(
+    ("kind", "named"),
+    [
+        (LetterTemplate.Kind.OUTCOME, "Consult report cover letter"),
+        (LetterTemplate.Kind.THANK_YOU, "Thank-you letter"),
+    ],
+)
+def test_a_referral_s_letters_are_named_once_as_letters(client_for, coordinator, kind, named):
+    referral = _seen_referral()
+    Letter.objects.create(
+        kind=kind,
+        referral=referral,
+        provider=referral.provider,
+        subject="About your patient",
+        body="Dear colleague,",
+        due_on=timezone.localdate(),
+    )
+    page = client_for(coordinator).get(referral.get_absolute_url()).content.decode()
+    assert f">{named}</a>" in page
+    assert "letter letter" not in page
+    assert str(Letter.objects.get()) == f"{named} to {referral.provider}"

@@ -38,6 +38,21 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     Status.CLOSED: (),
 }
 
+# A referral in each status, as a sentence names it: "an accepted referral", "a referral on
+# hold" (the article and the word order differ, so they are written out, not built).
+REFERRAL_IN_STATUS: dict[str, str] = {
+    Status.RECEIVED: "a received referral",
+    Status.ACCEPTED: "an accepted referral",
+    Status.DECLINED: "a declined referral",
+    Status.SCHEDULED: "a scheduled referral",
+    Status.SEEN: "a referral already seen",
+    Status.REPORT_SENT: "a referral whose report was sent",
+    Status.CLOSED: "a closed referral",
+    Status.NO_SHOW: "a referral marked no-show",
+    Status.ON_HOLD: "a referral on hold",
+    Status.CANCELLED: "a cancelled referral",
+}
+
 # The button label for moving *to* a status.
 ACTION_LABELS: dict[str, str] = {
     Status.ACCEPTED: "Accept",

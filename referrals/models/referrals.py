@@ -19,6 +19,7 @@ from referrals.models.pipeline import (
     OPEN_STATUSES,
     OUTBOUND_ACTION_LABELS,
     OUTBOUND_STATUS_LABELS,
+    REFERRAL_IN_STATUS,
     TRANSITIONS,
     Status,
     Urgency,
@@ -357,10 +358,13 @@ class Referral(models.Model):
         if to_status not in Status.values:
             raise ValidationError(f"“{to_status}” is not a referral status.")
         if to_status not in TRANSITIONS[self.status]:
-            raise ValidationError(
-                f"A referral that is {self.get_status_display().lower()} cannot move to "
-                f"{Status(to_status).label.lower()}."
-            )
+            refusal = self.transition_refusal(to_status)
+            raise ValidationError(f"{refusal[0].upper()}{refusal[1:]}.")
+
+    def transition_refusal(self, to_status: str) -> str:
+        """Why this referral may not move to `to_status`, as a clause that fits mid-sentence:
+        "an accepted referral cannot move to accepted"."""
+        return f"{REFERRAL_IN_STATUS[self.status]} cannot move to {Status(to_status).label.lower()}"
 
     def clean(self) -> None:
         errors = {}

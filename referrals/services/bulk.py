@@ -82,10 +82,7 @@ def referral_bulk_apply(
         elif referral.updated_at != seen_version:
             result.skipped[pk] = SKIP_CHANGED
         elif to_status and to_status not in referral.allowed_transitions():
-            result.skipped[pk] = (
-                f"a {referral.get_status_display().lower()} referral cannot move to "
-                f"{Status(to_status).label.lower()}"
-            )
+            result.skipped[pk] = referral.transition_refusal(to_status)
         else:
             fresh.append(referral)
     if not fresh:

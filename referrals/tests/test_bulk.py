@@ -190,3 +190,19 @@ def test_a_bulk_action_refused_over_htmx_answers_only_the_message(client_for, co
     )
     assert (applied.status_code, applied["HX-Redirect"]) == (204, "/referrals/?page=1")
     assert Referral.objects.get(pk=referral.pk).status == "accepted"
+
+
+def test_a_refused_bulk_move_names_the_status_with_the_article_that_fits(client_for, coordinator):
+    accepted = _logged()
+    referral_transition(referral=accepted, to_status="accepted", actor=None)
+    held = _logged()
+    referral_transition(referral=held, to_status="on_hold", actor=None)
+    response = client_for(coordinator).post(
+        reverse("referrals:bulk"),
+        {"rows": [_token(accepted), _token(held)], "to_status": "accepted"},
+    )
+    assert _messages(response) == [
+        f"Accepted 1 referral (#{held.pk}).",
+        f"Left 1 referral (#{accepted.pk}) unchanged: an accepted referral cannot move to "
+        "accepted.",
+    ]

@@ -70,6 +70,9 @@ def test_a_possible_duplicate_is_shown_before_saving_and_needs_confirmation(
     assert response.status_code == 200
     assert "Possible duplicate" in page
     assert f"Referral #{earlier.pk}" in page
+    # The date it came in, then its status: "received" is not said twice in a row.
+    received = earlier.received_at.astimezone(timezone.get_current_timezone())
+    assert f"received {received:%b} {received.day}, {received.year} (status: Received)" in page
     assert 'name="confirm_duplicate"' in page and 'type="checkbox"' in page
     assert Referral.objects.count() == 1
     response = client.post(

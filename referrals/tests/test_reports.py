@@ -33,7 +33,9 @@ def _referral(provider, *, direction="inbound", days_ago=1, reason=None):
 
 def test_leakage_is_the_share_sent_out_of_network_with_its_denominator(client_for, manager):
     inside = ProviderFactory(in_network=True)
-    outside = ProviderFactory(in_network=False, last_name="Faraway")
+    outside = ProviderFactory(
+        in_network=False, first_name="Angel", last_name="Faraway", credential="DO"
+    )
     for _ in range(3):
         _referral(inside, direction="outbound")
     _referral(outside, direction="outbound", reason="Patient asked for him")
@@ -42,7 +44,9 @@ def test_leakage_is_the_share_sent_out_of_network_with_its_denominator(client_fo
     page = client_for(manager).get(reverse("referrals:leakage")).content.decode()
     assert 'data-testid="leakage">25.0%<' in page
     assert "1 of 4" in page
-    assert "Faraway" in page
+    assert ">Angel Faraway, DO</a>" in page  # named as everywhere else, credential included
+    assert "Angel Faraway</a>" not in page
+    assert f'provider={outside.pk}">1</a>' in page  # the old and the inbound one not counted
     assert "Patient asked for him" in page
     assert "network=false" in page  # the drill-down to the rows
 

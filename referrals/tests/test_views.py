@@ -50,6 +50,7 @@ def test_a_coordinator_logs_a_referral(client_for, coordinator):
         ({"patient_last_name": ""}, "This field is required"),
         ({"provider": "999999"}, "Choose a partner from the list"),
         ({"patient_dob": "not a date"}, "Enter a valid date"),
+        ({"patient_phone": "abc"}, "Not a US phone number"),
     ],
 )
 def test_bad_referral_input_re_renders_with_the_reason_and_keeps_what_was_typed(
@@ -64,6 +65,20 @@ def test_bad_referral_input_re_renders_with_the_reason_and_keeps_what_was_typed(
     assert message in page
     assert "Chronic knee pain" in page
     assert not Referral.objects.exists()
+
+
+def test_a_phone_number_that_cannot_be_dialled_is_shown_as_text_not_as_a_call_link(
+    client_for, coordinator
+):
+    # A row saved before phones were checked, or imported as the sender wrote it.
+    bad = _logged(provider=ProviderFactory(), patient_phone="abc")
+    good = _logged(provider=ProviderFactory(), patient_phone="(402) 555-0101 x7")
+    client = client_for(coordinator)
+    page = client.get(bad.get_absolute_url()).content.decode()
+    assert "abc" in page
+    assert "tel:" not in page
+    page = client.get(good.get_absolute_url()).content.decode()
+    assert '<a href="tel:+14025550101;ext=7">(402) 555-0101 x7</a>' in page
 
 
 def test_the_htmx_transition_returns_only_the_workflow_region(client_for, coordinator):

@@ -9,6 +9,7 @@ from core.factories import UserFactory
 from partners.factories import ProviderFactory
 from referrals.factories import ReferralFactory
 from referrals.models import Referral, ReferralEvent, Status
+from referrals.models.pipeline import REFERRAL_IN_STATUS
 from referrals.services.workflow import referral_log, referral_transition
 
 pytestmark = pytest.mark.django_db
@@ -216,3 +217,26 @@ def test_a_patient_cannot_be_marked_seen_before_the_day_of_their_appointment(ref
         referral=referral, to_status=Status.SEEN, actor=None, at=in_five_days
     )
     assert seen.status == Status.SEEN
+
+
+@pytest.mark.parametrize(
+    ("path", "illegal", "said"),
+    [
+        ([Status.ACCEPTED], Status.ACCEPTED, "An accepted referral cannot move to accepted."),
+        ([Status.ON_HOLD], Status.ON_HOLD, "A referral on hold cannot move to on hold."),
+        (
+            [Status.ACCEPTED, Status.SCHEDULED, Status.SEEN, Status.REPORT_SENT],
+            Status.SEEN,
+            "A referral whose report was sent cannot move to seen.",
+        ),
+    ],
+)
+def test_a_refused_move_is_explained_in_a_sentence_that_reads_right(referral, path, illegal, said):
+    referral = _walk(referral, *path)
+    with pytest.raises(ValidationError) as refused:
+        referral_transition(referral=referral, to_status=illegal, actor=None)
+    assert refused.value.messages == [said]
+
+
+def test_every_status_has_words_for_a_referral_in_it():
+    assert set(REFERRAL_IN_STATUS) == set(Status.values)

@@ -44,11 +44,13 @@ def leakage_report(request: AuthedRequest) -> HttpResponse:
     totals["known"] = known
     totals["leakage"] = totals["sent_out"] / known * 100 if known else None
     leaked = sent.filter(in_network=False)
+    # Filtering on the relation before annotating makes the count cover the leaked rows only.
     by_specialist = paginate(
         request,
-        leaked.values("provider", "provider__first_name", "provider__last_name")
-        .annotate(n=Count("pk"))
-        .order_by("-n", "provider"),
+        Provider.objects.filter(referrals__in=leaked)
+        .annotate(n=Count("referrals"))
+        .order_by("-n", "pk")
+        .only("pk", "first_name", "last_name", "credential"),
     )
     reasons = leaked.values("out_of_network_reason").annotate(n=Count("pk")).order_by("-n")[:10]
     drill = urlencode(

@@ -60,6 +60,15 @@
     pane.replaceChildren(shown);
   });
 
+  // A step's form opened from its <details> closes again from its own Close button.
+  document.addEventListener("click", function (event) {
+    var close = event.target.closest("[data-close-details]");
+    if (!close) return;
+    var details = close.closest("details");
+    details.open = false;
+    details.querySelector("summary").focus();
+  });
+
   // A request that fails (offline, server error) says so instead of failing silently.
   document.body.addEventListener("htmx:sendError", function () {
     showProblem("The connection dropped; nothing was saved. Please try again.");
