@@ -109,6 +109,8 @@ class AttachAgainMixin:
 
     def ask_to_attach_again(self) -> None:
         form: Any = self
+        if "documents" not in form.fields:
+            return
         uploads = [f for f in form.files.getlist(form.add_prefix("documents")) if f]
         if not uploads or "documents" in form.errors:
             return

@@ -209,8 +209,12 @@ class ReferralEntryForm(AttachAgainMixin, ReferralForm):
         widget=forms.HiddenInput,
     )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, with_documents: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if not with_documents:
+            # A phone call or a walk-in brings no fax: the quick form leaves the field out.
+            del self.fields["documents"]
+            return
         # The chosen document is shown beside the form (static/js/app.js), to type from.
         self.fields["documents"].widget.attrs["data-preview"] = "document-preview"
 

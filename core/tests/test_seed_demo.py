@@ -1,4 +1,5 @@
 import io
+from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
@@ -36,6 +37,18 @@ def test_the_demo_data_tells_the_reports_a_consistent_story():
     assert not Referral.objects.exclude(status=Status.RECEIVED).filter(contacted_at=None).exists()
     late = Referral.objects.with_sla().filter(sla_state=SlaState.CONTACT_OVERDUE)
     assert set(late.values_list("status", flat=True)) <= {Status.RECEIVED}
+    # A referral sent out has its report back once it reached that step; a late one has
+    # its reminder to chase it.
+    assert not Referral.objects.filter(
+        direction="outbound", status="report_sent", report_received_at=None
+    ).exists()
+    from outreach.models import Task
+
+    late = Referral.objects.awaiting_consult_report(sent_before=timezone.now() - timedelta(days=21))
+    assert late.exists()
+    assert set(late.values_list("pk", flat=True)) == set(
+        Task.objects.filter(kind="consult_report").values_list("referral_id", flat=True)
+    )
     # Seen on the day of the appointment or later, never before it.
     seen = Referral.objects.filter(seen_at__isnull=False, appointment_at__isnull=False)
     assert seen.exists()

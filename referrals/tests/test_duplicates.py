@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
 
@@ -105,3 +106,24 @@ def test_the_phone_entry_form_opens_with_the_phone_channel(client_for, coordinat
     assert 'value="phone" selected' in page.content.decode()
     queue = client_for(coordinator).get(reverse("referrals:list")).content.decode()
     assert "?channel=phone" in queue
+
+
+def test_a_phone_or_walk_in_entry_is_the_quick_form_without_documents(client_for, coordinator):
+    client = client_for(coordinator)
+    for channel in ("phone", "walk_in"):
+        page = client.get(reverse("referrals:create"), {"channel": channel}).content.decode()
+        assert 'name="documents"' not in page and "document-preview" not in page
+    fax = client.get(reverse("referrals:create"), {"channel": "fax"}).content.decode()
+    assert 'name="documents"' in fax and 'id="document-preview"' in fax
+    # Saved without documents; a file sent along anyway is not attached.
+    partner = ProviderFactory()
+    response = client.post(
+        reverse("referrals:create"),
+        {
+            **_form_data(partner),
+            "channel": "phone",
+            "documents": SimpleUploadedFile("x.pdf", b"%PDF-1.4"),
+        },
+    )
+    assert response.status_code == 302
+    assert not Referral.objects.get().attachments.exists()

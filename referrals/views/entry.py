@@ -30,7 +30,17 @@ def referral_create(request: AuthedRequest) -> HttpResponse:
         "assigned_to": request.user.pk,
         "channel": request.GET.get("channel", Referral.Channel.FAX),
     }
-    form = ReferralEntryForm(request.POST or None, request.FILES or None, initial=initial)
+    # Phone and walk-in entries are quick: no documents to attach.
+    spoken = (request.POST or request.GET).get("channel") in (
+        Referral.Channel.PHONE,
+        Referral.Channel.WALK_IN,
+    )
+    form = ReferralEntryForm(
+        request.POST or None,
+        request.FILES or None,
+        initial=initial,
+        with_documents=not spoken,
+    )
     duplicates: list[Referral] = []
     if request.method == "POST" and form.is_valid():
         # Check, then do: a likely duplicate is shown first and saved only when the
@@ -68,7 +78,7 @@ def _log_with_documents(request: AuthedRequest, form: ReferralEntryForm) -> Refe
         request=request,
     )
     attachments_save(
-        referral=referral, documents=form.cleaned_data["documents"], actor=request.user
+        referral=referral, documents=form.cleaned_data.get("documents", []), actor=request.user
     )
     return referral
 

@@ -184,6 +184,7 @@ class Command(BaseCommand):
         prospects = {p.pk for p in providers if p.status == Provider.Status.PROSPECT}
         weights = [0 if p.pk in prospects else w for p, w in zip(providers, weights, strict=True)]
         preferred = [p for p in providers if p.in_network and p.pk not in prospects]
+        late_report_shown = False
         for _ in range(count):
             provider = rng.choices(providers, weights)[0]
             age = timedelta(days=rng.uniform(0, 548), hours=rng.uniform(0, 8))
@@ -198,6 +199,12 @@ class Command(BaseCommand):
                 received = now - age
                 is_old = True
                 path = rng.choice(CLOSED_PATHS)
+            elif outbound and not late_report_shown:
+                # One patient sent out a month ago and seen, whose consult report is late:
+                # the demo shows its reminder (made in _close_loops).
+                received = now - timedelta(days=30)
+                path = [Status.ACCEPTED, Status.SCHEDULED, Status.SEEN]
+                late_report_shown = True
             referral = Referral(
                 direction=Referral.Direction.OUTBOUND if outbound else Referral.Direction.INBOUND,
                 provider=provider,
@@ -249,6 +256,9 @@ class Command(BaseCommand):
                     referral.appointment_at = at + timedelta(days=2)
                 if status == Status.SEEN:
                     referral.seen_at = at
+                if status == Status.REPORT_SENT and outbound:
+                    # For a referral sent out, this step is the specialist's report back.
+                    referral.report_received_at = at
                 if status == Status.CLOSED:
                     referral.closed_at = at
             if path:
@@ -386,7 +396,11 @@ class Command(BaseCommand):
         rekindle_queue_build()
 
     def _close_loops(self) -> None:
-        """Thank-yous for every seen inbound referral; the older ones already sent."""
+        """Thank-yous for every seen inbound referral, the older ones already sent; and a
+        reminder for each consult report that is late (as the nightly task would make)."""
+        from referrals.services.consult_reports import consult_report_reminders_create
+
+        consult_report_reminders_create()
         today = timezone.localdate()
         seen = Referral.objects.inbound().filter(seen_at__isnull=False).values_list("pk", flat=True)
         for referral_id in seen:
