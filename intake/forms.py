@@ -138,6 +138,7 @@ class Hl7UploadForm(forms.Form):
         queryset=Provider.objects.all(),
         required=False,
         widget=ProviderPicker(),
-        label="Referring partner (optional)",
-        help_text="Only needed when the message's provider has no NPI we know.",
+        label="Referring partner",
+        help_text="Leave empty unless the import asks for it: needed only when the "
+        "message's provider has no NPI that matches one of our partners.",
     )

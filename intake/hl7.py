@@ -26,6 +26,16 @@ class OrderAlreadyImported(Hl7Error):
         self.referral_id = referral_id
 
 
+class UnknownReferrer(Hl7Error):
+    """The order's provider has no NPI and is not (or not only one) of our partners by
+    name: `first_name` and `last_name` are as the message gives them, to look them up."""
+
+    def __init__(self, message: str, *, first_name: str, last_name: str) -> None:
+        super().__init__(message)
+        self.first_name = first_name
+        self.last_name = last_name
+
+
 @dataclass(frozen=True)
 class Encoding:
     field: str = "|"

@@ -16,7 +16,13 @@ from django.utils import timezone
 from audit.models import PatientDataAccess
 from audit.services import audit_record
 from core.npi import is_valid_npi
-from intake.hl7 import Hl7Error, OrderAlreadyImported, ReferralOrder, read_referral_order
+from intake.hl7 import (
+    Hl7Error,
+    OrderAlreadyImported,
+    ReferralOrder,
+    UnknownReferrer,
+    read_referral_order,
+)
 from intake.models import (
     Hl7Import,
     IntakeLink,
@@ -268,9 +274,11 @@ def _hl7_provider(order: ReferralOrder) -> Provider:
         return matches[0]
     identifier = f" (ID {order.provider_id})" if order.provider_id else ""
     problem = "matches several partners" if matches else "matches no partner"
-    raise Hl7Error(
+    raise UnknownReferrer(
         f"The referring provider {name}{identifier} has no NPI and {problem}; "
-        "choose the partner and import again."
+        "choose the partner and import again.",
+        first_name=order.provider_first_name,
+        last_name=order.provider_last_name,
     )
 
 

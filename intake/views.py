@@ -14,7 +14,7 @@ from audit.models import PatientDataAccess
 from audit.services import audit_record
 from core.types import AuthedRequest
 from intake.forms import AttachmentForm, Hl7UploadForm, IntakeLinkForm, OfficeReferralForm
-from intake.hl7 import MAX_MESSAGE_BYTES, Hl7Error
+from intake.hl7 import MAX_MESSAGE_BYTES, Hl7Error, UnknownReferrer
 from intake.models import IntakeSubmission
 from intake.selectors import get_attachment_for_user, get_intake_link_for_user
 from intake.services import (
@@ -184,6 +184,7 @@ def referral_attachment_add(request: AuthedRequest, pk: int) -> HttpResponse:
 @permission_required("referrals.add_referral", raise_exception=True)
 def hl7_upload(request: AuthedRequest) -> HttpResponse:
     form = Hl7UploadForm(request.POST or None, request.FILES or None)
+    unknown_referrer = None
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["message"]
         try:
@@ -195,7 +196,12 @@ def hl7_upload(request: AuthedRequest) -> HttpResponse:
             )
         except Hl7Error as error:
             form.add_error("message", str(error))
+            if isinstance(error, UnknownReferrer):
+                # Where to find them: they must become a partner (with their NPI) first.
+                unknown_referrer = error
         else:
             messages.success(request, f"The HL7 order was imported as referral #{referral.pk}.")
             return redirect(referral)
-    return render(request, "intake/hl7_form.html", {"form": form})
+    return render(
+        request, "intake/hl7_form.html", {"form": form, "unknown_referrer": unknown_referrer}
+    )

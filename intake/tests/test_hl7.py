@@ -151,6 +151,23 @@ def test_an_upload_that_is_not_hl7_is_refused_on_the_page(client_for, coordinato
 
 
 @pytest.mark.django_db
+def test_an_unknown_referrer_without_an_npi_is_explained_with_where_to_find_them(
+    client_for, coordinator
+):
+    response = client_for(coordinator).post(
+        reverse("intake:hl7_upload"), {"message": SimpleUploadedFile("order.hl7", _sample())}
+    )
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "has no NPI and matches no partner" in page
+    guidance = re.search(r'data-testid="unknown-referrer">(.*?)</div>', page, re.S)[1]
+    assert "<strong>Anthony Allen</strong> is not one of our partners yet" in guidance
+    assert f'href="{reverse("registry:finder")}?name=Allen"' in guidance
+    assert "choose them under “Referring partner”" in guidance
+    assert not Referral.objects.exists()
+
+
+@pytest.mark.django_db
 def test_a_liaison_cannot_import(client_for, liaison):
     assert client_for(liaison).get(reverse("intake:hl7_upload")).status_code == 403
 
