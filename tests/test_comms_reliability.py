@@ -98,7 +98,8 @@ def test_every_step_of_an_inbound_referral_reaches_the_referrer_once(smtp_worker
             referral=referral,
             to_status=status,
             actor=coordinator,
-            appointment_at=timezone.now() + timezone.timedelta(days=2),
+            # Today: a patient is marked seen on the day of the appointment.
+            appointment_at=timezone.now(),
         )
     scheduled = _message_id(referral, K.SCHEDULED)
     referral = referral_transition(referral=referral, to_status=Status.SEEN, actor=coordinator)
