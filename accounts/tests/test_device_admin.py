@@ -13,21 +13,8 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import services
-from core.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def superuser() -> User:
-    return UserFactory.create(username="root", is_staff=True, is_superuser=True)
-
-
-@pytest.fixture
-def back_office(superuser: User) -> Client:
-    client = Client()
-    client.force_login(superuser)
-    return client
 
 
 def enrolled(user: User) -> tuple[TOTPDevice, list[str]]:

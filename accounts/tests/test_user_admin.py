@@ -24,18 +24,6 @@ from outreach.factories import ActivityFactory
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def superuser() -> User:
-    return UserFactory.create(username="root", is_staff=True, is_superuser=True)
-
-
-@pytest.fixture
-def back_office(superuser: User) -> Client:
-    client = Client()
-    client.force_login(superuser)
-    return client
-
-
 def said(response: Any) -> list[str]:
     return [str(message) for message in get_messages(response.wsgi_request)]
 

@@ -198,6 +198,21 @@ def _sees_patients(request: Request) -> bool:
     return bool(request.user.has_perm("referrals.view_patient_details"))
 
 
+def _service_request_read(request: Request, referral: Referral) -> dict[str, Any]:
+    """One referral as a ServiceRequest for this caller: patient details only for roles
+    that see them, and then the read is written to the audit trail."""
+    sees_patients = _sees_patients(request)
+    if sees_patients:
+        audit_record(
+            action=PatientDataAccess.Action.VIEW,
+            referral_ids=[referral.pk],
+            user=request.user,
+            source=PatientDataAccess.Source.API,
+            request=request,
+        )
+    return resources.service_request(referral, patient_details=sees_patients)
+
+
 def _body(request: Request) -> Any:
     content_type = request.content_type.split(";")[0].strip().lower()
     if content_type not in ACCEPTED_CONTENT_TYPES:
@@ -263,17 +278,8 @@ class ServiceRequestListView(FhirView):
             # Conditional create (http://hl7.org/fhir/R4/http.html#ccreate): nothing is made;
             # the match comes back as a read, audited as one. Two conditional creates racing
             # both find nothing; the once-only key then makes the second a 409.
-            sees_patients = _sees_patients(request)
-            if sees_patients:
-                audit_record(
-                    action=PatientDataAccess.Action.VIEW,
-                    referral_ids=[existing.pk],
-                    user=request.user,
-                    source=PatientDataAccess.Source.API,
-                    request=request,
-                )
             return Response(
-                resources.service_request(existing, patient_details=sees_patients),
+                _service_request_read(request, existing),
                 status=200,
                 headers={"Location": _absolute(request, "fhir:servicerequest", existing.pk)},
             )
@@ -324,13 +330,4 @@ class ServiceRequestView(FhirView):
 
     def get(self, request: Request, pk: str) -> Response:
         referral = _read(selectors.referrals_for(request.user), pk)
-        sees_patients = _sees_patients(request)
-        if sees_patients:
-            audit_record(
-                action=PatientDataAccess.Action.VIEW,
-                referral_ids=[referral.pk],
-                user=request.user,
-                source=PatientDataAccess.Source.API,
-                request=request,
-            )
-        return Response(resources.service_request(referral, patient_details=sees_patients))
+        return Response(_service_request_read(request, referral))
