@@ -36,6 +36,13 @@ def _values(data: Mapping[str, Any], name: str) -> list[Any]:
 
 
 class StrictFilterSet(filters.FilterSet):
+    # Both partners and referrals: what a sync job asks for each time it runs.
+    updated_since = filters.IsoDateTimeFilter(
+        field_name="updated_at",
+        lookup_expr="gte",
+        help_text="Changed at or after this ISO 8601 time (the practice's time zone if none).",
+    )
+
     class Meta:
         form = StrictForm
 
@@ -75,11 +82,6 @@ class PartnerFilter(StrictFilterSet):
         choices=Provider.Health.choices, help_text="Relationship health; repeat for either."
     )
     organization = IdFilter(field_name="organization_id", help_text="Office id.")
-    updated_since = filters.IsoDateTimeFilter(
-        field_name="updated_at",
-        lookup_expr="gte",
-        help_text="Changed at or after this ISO 8601 time (the practice's time zone if none).",
-    )
 
     class Meta(StrictFilterSet.Meta):
         model = Provider
@@ -101,11 +103,6 @@ class ReferralFilter(StrictFilterSet):
     )
     received_before = filters.DateFilter(
         field_name="received_at", lookup_expr="date__lte", help_text="Received on or before."
-    )
-    updated_since = filters.IsoDateTimeFilter(
-        field_name="updated_at",
-        lookup_expr="gte",
-        help_text="Changed at or after this ISO 8601 time (the practice's time zone if none).",
     )
 
     class Meta(StrictFilterSet.Meta):
