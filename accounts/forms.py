@@ -13,7 +13,7 @@ from django_otp.models import Device
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.services import HANDOVER_KINDS, handover_refusal
+from accounts.services import HANDOVER_KINDS, handover_refusal, user_current_work
 from accounts.twofactor import app_label
 from core.forms import UserChoiceField
 
@@ -182,6 +182,23 @@ class HandoverForm(forms.Form):
                 continue
             if problem := handover_refusal(from_user=self.from_user, to_user=chosen):
                 self.add_error(name, problem)
+        if self.errors:
+            return data
+        # Each kind the user holds goes to someone whose role can do it: a liaison takes no
+        # open referrals, a coordinator plans no visits.
+        held = user_current_work(user=self.from_user)
+        to_user = data["to_user"]
+        for kind in HANDOVER_KINDS:
+            own_choice = data.get(f"{kind}_to")
+            recipient = own_choice or to_user
+            if not getattr(held, kind):
+                continue
+            problem = handover_refusal(from_user=self.from_user, to_user=recipient, kind=kind)
+            if problem and own_choice:
+                self.add_error(f"{kind}_to", problem)
+            elif problem:
+                label = self.fields[f"{kind}_to"].label
+                self.add_error("to_user", f"{problem} Or choose one under “{label}”.")
         return data
 
     def recipients(self) -> dict[str, User]:

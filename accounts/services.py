@@ -19,6 +19,7 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from knox.models import AuthToken
 
+from core.roles import user_role
 from core.templatetags.people import person
 from outreach.models import Event, PlannedVisit, Task
 from partners.models import Provider
@@ -185,8 +186,10 @@ def _current_work(*, user: User | OuterRef) -> dict[str, models.QuerySet[Any]]:
 
 
 def user_current_work(*, user: User) -> Work:
-    """What `user_work_handover` would move now. A count query per kind."""
-    return Work(**{kind: rows.count() for kind, rows in _current_work(user=user).items()})
+    """What `user_work_handover` would move now, counted in one query."""
+    names = [f"work_{kind}" for kind in HANDOVER_KINDS]
+    counts = users_with_work().filter(pk=user.pk).values_list(*names).get()
+    return Work(*counts)
 
 
 def users_with_work() -> models.QuerySet[User]:
@@ -206,12 +209,34 @@ def users_with_work() -> models.QuerySet[User]:
     ).order_by("-is_active", "first_name", "last_name", "username")
 
 
-def handover_refusal(*, from_user: User, to_user: User) -> str | None:
-    """Why `to_user` cannot take `from_user`'s work, or None if they can."""
+# What a colleague's role must allow to take over each kind of work, and the words for it.
+WORK_PERMISSIONS = {
+    "partners": ("partners.change_provider",),
+    "referrals": ("referrals.change_referral", "referrals.view_patient_details"),
+    "tasks": ("outreach.change_task",),
+    "visits": ("outreach.change_plannedvisit",),
+    "events": ("outreach.change_event",),
+}
+WORK_DOING = {
+    "partners": "look after partners",
+    "referrals": "work referrals and see their patients",
+    "tasks": "work tasks",
+    "visits": "plan office visits",
+    "events": "organize events",
+}
+
+
+def handover_refusal(*, from_user: User, to_user: User, kind: str | None = None) -> str | None:
+    """Why `to_user` cannot take `from_user`'s work (of `kind`, when given: whether their
+    role allows it), or None if they can."""
     if to_user.pk == from_user.pk:
         return f"That is {person(from_user)}, whose work is being handed over: choose a colleague."
     if not to_user.is_active:
         return f"{person(to_user)} is deactivated: choose an active colleague."
+    if kind is not None and not to_user.has_perms(WORK_PERMISSIONS[kind]):
+        role = user_role(to_user)
+        who = f"{person(to_user)} ({role})" if role else person(to_user)
+        return f"{who} cannot {WORK_DOING[kind]}: choose a colleague whose role can."
     return None
 
 
@@ -248,10 +273,18 @@ def user_work_handover(
         "visits": visits_to or to_user,
         "events": events_to or to_user,
     }
+    # A kind of work nobody holds can go to anyone; the rest only to a role that can do it.
+    held = user_current_work(user=from_user)
     problems = {
         f"{kind}_to": problem
         for kind, recipient in recipients.items()
-        if (problem := handover_refusal(from_user=from_user, to_user=recipient))
+        if (
+            problem := handover_refusal(
+                from_user=from_user,
+                to_user=recipient,
+                kind=kind if getattr(held, kind) else None,
+            )
+        )
     }
     if problems:
         raise ValidationError(problems)

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from accounts import services
 from core.factories import UserFactory
+from core.pagination import PAGE_SIZE
 from core.roles import Role
 from outreach.factories import ActivityFactory, EventFactory, PlannedVisitFactory, TaskFactory
 from outreach.models import Activity, Event, PlannedVisit, Task
@@ -34,7 +35,8 @@ def leaver() -> User:
 
 @pytest.fixture
 def colleague() -> User:
-    return UserFactory.create(username="colleague", role=Role.LIAISON)
+    """Someone whose role can take every kind of work."""
+    return UserFactory.create(username="colleague", role=Role.MANAGER)
 
 
 def page(user: User) -> str:
@@ -169,15 +171,17 @@ def test_the_hand_over_makes_the_same_queries_however_much_work_there_is(
     leaver: User, colleague: User, manager: User, django_assert_num_queries: Any
 ) -> None:
     current_work(leaver)
-    # One update per kind; the referrals locked, then updated, then their events inserted;
-    # the visits left behind counted; the savepoint of the transaction.
-    with django_assert_num_queries(10):
+    # The work held, counted; the colleague's permissions; one update per kind; the
+    # referrals locked, then updated, then their events inserted; the visits left behind
+    # counted; the savepoint of the transaction.
+    with django_assert_num_queries(12):
         services.user_work_handover(from_user=leaver, to_user=colleague, actor=manager)
     for _ in range(5):
         current_work(colleague)
+    successor = UserFactory.create(username="successor", role=Role.MANAGER)
 
-    with django_assert_num_queries(10):
-        services.user_work_handover(from_user=colleague, to_user=leaver, actor=manager)
+    with django_assert_num_queries(12):
+        services.user_work_handover(from_user=colleague, to_user=successor, actor=manager)
 
 
 def test_a_visit_the_colleague_already_plans_stays_and_is_reported(
@@ -223,7 +227,65 @@ def test_the_service_refuses_the_same_user_or_a_deactivated_colleague(
     assert services.user_current_work(user=leaver).total == 10
 
 
+def test_each_kind_of_work_goes_only_to_a_role_that_can_do_it(
+    leaver: User, colleague: User, coordinator: User, manager: User
+) -> None:
+    current_work(leaver)
+    liaison = UserFactory.create(username="another-liaison", role=Role.LIAISON)
+
+    with pytest.raises(ValidationError) as to_liaison:
+        services.user_work_handover(from_user=leaver, to_user=liaison, actor=manager)
+    with pytest.raises(ValidationError) as to_coordinator:
+        services.user_work_handover(from_user=leaver, to_user=coordinator, actor=manager)
+
+    # A liaison works no referral; a coordinator plans no visit and organizes no event.
+    assert set(to_liaison.value.message_dict) == {"referrals_to"}
+    assert "cannot work referrals" in to_liaison.value.message_dict["referrals_to"][0]
+    assert set(to_coordinator.value.message_dict) == {"visits_to", "events_to"}
+    assert services.user_current_work(user=leaver).total == 10
+
+    result = services.user_work_handover(
+        from_user=leaver, to_user=liaison, referrals_to=coordinator, actor=manager
+    )
+
+    assert result.moved == services.Work(partners=2, referrals=2, tasks=2, visits=2, events=2)
+    assert Referral.objects.filter(assigned_to=coordinator).count() == 2
+
+
+def test_a_kind_of_work_nobody_holds_can_go_to_anyone(
+    leaver: User, coordinator: User, manager: User
+) -> None:
+    ProviderFactory.create(owner=leaver)
+    TaskFactory.create(assignee=leaver)
+
+    result = services.user_work_handover(from_user=leaver, to_user=coordinator, actor=manager)
+
+    assert (result.moved.partners, result.moved.tasks, result.moved.visits) == (1, 1, 0)
+
+
 # The page
+
+
+def test_a_recipient_whose_role_cannot_do_the_work_is_refused_on_the_page(
+    client_for: Any, manager: User, leaver: User, coordinator: User
+) -> None:
+    current_work(leaver)
+    liaison = UserFactory.create(username="another-liaison", role=Role.LIAISON)
+    client = client_for(manager)
+
+    everything = hand_over(client, leaver, to_user=liaison)
+    split = hand_over(client, leaver, to_user=coordinator, visits_to=liaison, events_to=coordinator)
+
+    assert everything.status_code == split.status_code == 200
+    to_user_errors = everything.context["form"].errors["to_user"]
+    assert to_user_errors == [
+        f"{liaison.get_full_name()} (Liaison) cannot work referrals and see their patients: "
+        "choose a colleague whose role can. Or choose one under “Open referrals to”."
+    ]
+    assert set(split.context["form"].errors) == {"events_to"}
+    assert "cannot organize events" in split.context["form"].errors["events_to"][0]
+    assert "nothing has moved yet" in split.content.decode()
+    assert services.user_current_work(user=leaver).total == 10
 
 
 def test_a_manager_or_an_administrator_may_open_the_page(
@@ -323,19 +385,20 @@ def test_the_page_reads_the_same_number_of_queries_however_much_work_there_is(
     client = client_for(manager)
     current_work(leaver)
     client.get(page(leaver))  # the session and permission caches warm up
-    # Session, user, their permissions; the leaver; the colleagues; five counts (and the
-    # chosen colleague, when posted).
-    with django_assert_num_queries(10):
+    # Session, user, their permissions; the leaver; the colleagues; the work, counted in one
+    # query (posted: the chosen colleague and their permissions, the work counted for the
+    # check of roles and again for the page).
+    with django_assert_num_queries(6):
         client.get(page(leaver))
-    with django_assert_num_queries(11):
+    with django_assert_num_queries(9):
         client.post(page(leaver), {"to_user": colleague.pk})
 
     current_work(leaver)
     current_work(leaver)
 
-    with django_assert_num_queries(10):
+    with django_assert_num_queries(6):
         client.get(page(leaver))
-    with django_assert_num_queries(11):
+    with django_assert_num_queries(9):
         client.post(page(leaver), {"to_user": colleague.pk})
 
 
@@ -414,15 +477,30 @@ def test_the_team_page_reads_the_same_number_of_queries_however_many_people_and_
     client = client_for(manager)
     current_work(leaver)
     client.get(reverse("accounts:team"))
-    # Session, user, their permissions; everyone with their counts.
-    with django_assert_num_queries(4):
+    # Session, user, their permissions; how many people; a page of them with their counts.
+    with django_assert_num_queries(5):
         client.get(reverse("accounts:team"))
 
     for n in range(3):
         current_work(UserFactory.create(username=f"more{n}", role=Role.LIAISON))
 
-    with django_assert_num_queries(4):
+    with django_assert_num_queries(5):
         client.get(reverse("accounts:team"))
+
+
+def test_the_team_page_is_paginated(client_for: Any, manager: User) -> None:
+    UserFactory.create_batch(PAGE_SIZE + 4)  # with the manager: PAGE_SIZE + 5 people
+    client = client_for(manager)
+
+    first = client.get(reverse("accounts:team"))
+    second = client.get(reverse("accounts:team"), {"page": 2})
+
+    assert len(first.context["people"]) == PAGE_SIZE
+    assert len(second.context["people"]) == 5
+    shown = {user.pk for user, _ in first.context["people"] + second.context["people"]}
+    assert shown == set(User.objects.values_list("pk", flat=True))
+    assert "Page 1 of 2" in first.content.decode()
+    assert f"{PAGE_SIZE + 5} in all" in first.content.decode()
 
 
 # The back office
