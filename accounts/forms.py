@@ -16,6 +16,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from accounts.services import HANDOVER_KINDS, handover_refusal, user_current_work
 from accounts.twofactor import app_label
 from core.forms import UserChoiceField
+from core.roles import Role
+from core.templatetags.people import person
 
 
 def _normalise(code: str) -> str:
@@ -117,40 +119,54 @@ class SetupForm(forms.Form):
         return code
 
 
+class ColleagueChoiceField(UserChoiceField):
+    """A colleague by name and role: which work a colleague can take depends on the role.
+    The rows come with their groups prefetched (HandoverForm)."""
+
+    def label_from_instance(self, obj: Any) -> str:
+        names = {group.name for group in obj.groups.all()}
+        role = (
+            Role.ADMINISTRATOR
+            if obj.is_superuser
+            else next((role for role in Role.ALL if role in names), None)
+        )
+        return f"{person(obj)} ({role})" if role else person(obj)
+
+
 class HandoverForm(forms.Form):
     """Who takes over a user's work: one colleague for everything, or another for a kind.
 
     Any user is accepted by the fields so that choosing the same user or a deactivated one
     is refused with a sentence saying so; only active colleagues are offered."""
 
-    to_user = UserChoiceField(
+    to_user = ColleagueChoiceField(
         queryset=User.objects.all(), label="Hand their work to", empty_label="Choose a colleague"
     )
-    partners_to = UserChoiceField(
+    partners_to = ColleagueChoiceField(
         queryset=User.objects.all(),
         required=False,
         label="Partners to",
         empty_label="The same colleague",
     )
-    referrals_to = UserChoiceField(
+    referrals_to = ColleagueChoiceField(
         queryset=User.objects.all(),
         required=False,
         label="Open referrals to",
         empty_label="The same colleague",
     )
-    tasks_to = UserChoiceField(
+    tasks_to = ColleagueChoiceField(
         queryset=User.objects.all(),
         required=False,
         label="Open tasks to",
         empty_label="The same colleague",
     )
-    visits_to = UserChoiceField(
+    visits_to = ColleagueChoiceField(
         queryset=User.objects.all(),
         required=False,
         label="Planned visits to",
         empty_label="The same colleague",
     )
-    events_to = UserChoiceField(
+    events_to = ColleagueChoiceField(
         queryset=User.objects.all(),
         required=False,
         label="Upcoming events to",
@@ -168,10 +184,11 @@ class HandoverForm(forms.Form):
             User.objects.filter(is_active=True)
             .exclude(pk=from_user.pk)
             .order_by("first_name", "last_name", "username")
+            .prefetch_related("groups")
         )
         for name in ("to_user", *self.PER_KIND):
             field = self.fields[name]
-            assert isinstance(field, UserChoiceField)
+            assert isinstance(field, ColleagueChoiceField)
             field.shared_rows = colleagues
 
     def clean(self) -> dict[str, Any]:

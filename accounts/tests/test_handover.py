@@ -273,6 +273,7 @@ def test_a_recipient_whose_role_cannot_do_the_work_is_refused_on_the_page(
     liaison = UserFactory.create(username="another-liaison", role=Role.LIAISON)
     client = client_for(manager)
 
+    offered = client.get(page(leaver)).content.decode()
     everything = hand_over(client, leaver, to_user=liaison)
     split = hand_over(client, leaver, to_user=coordinator, visits_to=liaison, events_to=coordinator)
 
@@ -282,6 +283,9 @@ def test_a_recipient_whose_role_cannot_do_the_work_is_refused_on_the_page(
         f"{liaison.get_full_name()} (Liaison) cannot work referrals and see their patients: "
         "choose a colleague whose role can. Or choose one under “Open referrals to”."
     ]
+    # The colleagues are offered with their roles, which decide what each can take.
+    assert f"{liaison.get_full_name()} (Liaison)</option>" in offered
+    assert f"{coordinator.get_full_name()} (Referral coordinator)</option>" in offered
     assert set(split.context["form"].errors) == {"events_to"}
     assert "cannot organize events" in split.context["form"].errors["events_to"][0]
     assert "nothing has moved yet" in split.content.decode()
@@ -360,9 +364,9 @@ def test_only_active_colleagues_are_offered(
     form = client_for(manager).get(page(leaver)).context["form"]
 
     offered = {label for _, label in form.fields["to_user"].choices}
-    assert colleague.get_full_name() in offered
-    assert "Gina Gone" not in offered
-    assert leaver.get_full_name() not in offered
+    assert f"{colleague.get_full_name()} (Practice manager)" in offered
+    assert not any("Gina Gone" in label for label in offered)
+    assert not any(leaver.get_full_name() in label for label in offered)
 
 
 def test_the_page_shows_counts_and_no_patient_names(
@@ -385,20 +389,20 @@ def test_the_page_reads_the_same_number_of_queries_however_much_work_there_is(
     client = client_for(manager)
     current_work(leaver)
     client.get(page(leaver))  # the session and permission caches warm up
-    # Session, user, their permissions; the leaver; the colleagues; the work, counted in one
-    # query (posted: the chosen colleague and their permissions, the work counted for the
-    # check of roles and again for the page).
-    with django_assert_num_queries(6):
+    # Session, user, their permissions; the leaver; the colleagues and their roles; the
+    # work, counted in one query (posted: the chosen colleague and their permissions, the
+    # work counted for the check of roles and again for the page).
+    with django_assert_num_queries(7):
         client.get(page(leaver))
-    with django_assert_num_queries(9):
+    with django_assert_num_queries(10):
         client.post(page(leaver), {"to_user": colleague.pk})
 
     current_work(leaver)
     current_work(leaver)
 
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(7):
         client.get(page(leaver))
-    with django_assert_num_queries(9):
+    with django_assert_num_queries(10):
         client.post(page(leaver), {"to_user": colleague.pk})
 
 
