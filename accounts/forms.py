@@ -16,7 +16,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from accounts.services import HANDOVER_KINDS, handover_refusal, user_current_work
 from accounts.twofactor import app_label
 from core.forms import UserChoiceField
-from core.roles import Role
+from core.roles import prefetched_role
 from core.templatetags.people import person
 
 
@@ -124,12 +124,7 @@ class ColleagueChoiceField(UserChoiceField):
     The rows come with their groups prefetched (HandoverForm)."""
 
     def label_from_instance(self, obj: Any) -> str:
-        names = {group.name for group in obj.groups.all()}
-        role = (
-            Role.ADMINISTRATOR
-            if obj.is_superuser
-            else next((role for role in Role.ALL if role in names), None)
-        )
+        role = prefetched_role(obj)
         return f"{person(obj)} ({role})" if role else person(obj)
 
 

@@ -20,7 +20,7 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from accounts import services, twofactor
 from accounts.forms import CodeForm, HandoverForm, SetupForm
 from core.pagination import paginate
-from core.roles import can_hand_over_work
+from core.roles import can_hand_over_work, prefetched_role
 from core.templatetags.people import person
 from core.types import AuthedRequest
 
@@ -173,9 +173,13 @@ def team(request: AuthedRequest) -> HttpResponse:
     """Everyone, with the work each holds now: where a manager starts a hand-over."""
     if not can_hand_over_work(request.user):
         raise PermissionDenied
-    page = paginate(request, services.users_with_work())
+    page = paginate(request, services.users_with_work().prefetch_related("groups"))
     people = [
-        (user, [_amount(kind, n) for kind in WORK_NOUNS if (n := getattr(user, f"work_{kind}"))])
+        (
+            user,
+            prefetched_role(user),
+            [_amount(kind, n) for kind in WORK_NOUNS if (n := getattr(user, f"work_{kind}"))],
+        )
         for user in page
     ]
     return render(request, "accounts/user_list.html", {"people": people, "page": page})

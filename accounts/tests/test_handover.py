@@ -451,7 +451,9 @@ def test_the_team_page_shows_each_person_s_work_and_links_to_the_hand_over(
 
     response = client_for(manager).get(reverse("accounts:team"))
 
-    people = {user.pk: amounts for user, amounts in response.context["people"]}
+    people = {user.pk: amounts for user, _, amounts in response.context["people"]}
+    roles = {user.pk: role for user, role, _ in response.context["people"]}
+    assert (roles[leaver.pk], roles[manager.pk]) == (Role.LIAISON, Role.MANAGER)
     assert people[leaver.pk] == [
         "2 partners",
         "2 open referrals",
@@ -481,14 +483,15 @@ def test_the_team_page_reads_the_same_number_of_queries_however_many_people_and_
     client = client_for(manager)
     current_work(leaver)
     client.get(reverse("accounts:team"))
-    # Session, user, their permissions; how many people; a page of them with their counts.
-    with django_assert_num_queries(5):
+    # Session, user, their permissions; how many people; a page of them with their counts;
+    # their roles.
+    with django_assert_num_queries(6):
         client.get(reverse("accounts:team"))
 
     for n in range(3):
         current_work(UserFactory.create(username=f"more{n}", role=Role.LIAISON))
 
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(6):
         client.get(reverse("accounts:team"))
 
 
@@ -501,7 +504,7 @@ def test_the_team_page_is_paginated(client_for: Any, manager: User) -> None:
 
     assert len(first.context["people"]) == PAGE_SIZE
     assert len(second.context["people"]) == 5
-    shown = {user.pk for user, _ in first.context["people"] + second.context["people"]}
+    shown = {user.pk for user, _, _ in first.context["people"] + second.context["people"]}
     assert shown == set(User.objects.values_list("pk", flat=True))
     assert "Page 1 of 2" in first.content.decode()
     assert f"{PAGE_SIZE + 5} in all" in first.content.decode()
