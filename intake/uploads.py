@@ -212,7 +212,8 @@ class KeepsDocumentsMixin(forms.BaseForm):
             try:
                 key = StagedDocument.key_from_reference(reference)
             except signing.SignatureExpired:
-                expired_keys.append(StagedDocument.key_from_reference(reference, expired_too=True))
+                key = StagedDocument.key_from_reference(reference, expired_too=True)
+                (removed_keys if reference in removing else expired_keys).append(key)
             except signing.BadSignature:
                 forged += 1
             else:
@@ -229,13 +230,13 @@ class KeepsDocumentsMixin(forms.BaseForm):
         expired = [found[key] for key in expired_keys if key in found]
         self.removed_documents = [found[key] for key in removed_keys if key in found] + expired
 
+        hours = int(StagedDocument.REFERENCE_MAX_AGE.total_seconds() // 3600)
         errors = [
-            f"“{doc.original_name[:80]}” was kept for you for "
-            f"{StagedDocument.REFERENCE_MAX_AGE.seconds // 3600} hours only: choose it again."
+            f"“{doc.original_name[:80]}” was kept for you for {hours} hours only: choose it again."
             for doc in expired
         ]
-        lost = forged + len(keys) - len(self.kept_documents) + len(expired_keys) - len(expired)
-        if lost:
+        # Forged, or not this owner's (any more): one message, which tells nothing of whose.
+        if forged or any(key not in found for key in keys + expired_keys):
             errors.append(
                 "A document kept from your last attempt could not be found (the page may be "
                 "too old, or the document sent already): choose it again if it is needed."

@@ -219,6 +219,26 @@ def test_a_reference_older_than_two_hours_is_refused_by_name(
     assert stored_files(private_dir) == []
 
 
+def test_an_old_reference_ticked_for_removal_is_simply_removed(
+    client_for, coordinator, private_dir, monkeypatch
+):
+    staged = documents_stage(documents=[(_upload(), "application/pdf")], owner=coordinator)[0]
+    now = time.time()
+    with monkeypatch.context() as past:
+        past.setattr(signing.time, "time", lambda: now - 2 * 3600 - 1)
+        old_reference = staged.reference
+    response = client_for(coordinator).post(
+        ENTRY,
+        _entry_data(
+            ProviderFactory(),
+            **{"documents-kept": old_reference, "documents-remove": old_reference},
+        ),
+    )
+    assert response.status_code == 302
+    assert not Referral.objects.get().attachments.exists()
+    assert stored_files(private_dir) == []
+
+
 def test_another_coordinators_kept_document_cannot_be_used_or_removed(
     client_for, coordinator, private_dir
 ):
