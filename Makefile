@@ -31,7 +31,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/djlint templates --lint
-	$(VENV)/bin/djlint core/jinja2 partners/jinja2 referrals/jinja2 --lint --profile=jinja
+	$(VENV)/bin/djlint core/jinja2 intake/jinja2 partners/jinja2 referrals/jinja2 --lint --profile=jinja
 	$(VENV)/bin/mypy
 
 bench: $(STAMP)

@@ -9,7 +9,7 @@ from django.utils import timezone
 from core.npi import validate_npi
 from core.phones import clean_us_phone
 from intake.services import NewProvider
-from intake.uploads import AttachAgainMixin, DocumentsField
+from intake.uploads import DocumentsField, KeepsDocumentsMixin
 from partners.models import Organization, Provider
 from partners.widgets import ProviderPicker
 from referrals.models import REASON_MAX_LENGTH, Referral
@@ -36,7 +36,7 @@ class IntakeLinkForm(forms.Form):
         return timezone.now() + timedelta(days=days) if days else None
 
 
-class OfficeReferralForm(AttachAgainMixin, forms.ModelForm):
+class OfficeReferralForm(KeepsDocumentsMixin, forms.ModelForm):
     """The form a referring office fills in through its link, often on a phone."""
 
     # The section is headed "Referring provider"; the choice asks the question, not repeats it.

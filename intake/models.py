@@ -5,9 +5,12 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.core import signing
+from django.core.files.uploadedfile import UploadedFile
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
@@ -179,6 +182,103 @@ class ReferralAttachment(models.Model):
 
     def get_download_url(self) -> str:
         return reverse("intake:attachment_download", args=[self.pk])
+
+
+def staged_path(instance: StagedDocument, filename: str) -> str:
+    # Like attachment_path: a random name, never the uploader's.
+    return f"staged/{timezone.now():%Y/%m}/{uuid.uuid4().hex}{instance.extension}"
+
+
+class StagedDocumentQuerySet(models.QuerySet["StagedDocument"]):
+    def owned_by(self, owner: User | IntakeLink) -> StagedDocumentQuerySet:
+        if isinstance(owner, IntakeLink):
+            return self.filter(link=owner)
+        return self.filter(user=owner)
+
+    def stale(self, *, now: datetime | None = None) -> StagedDocumentQuerySet:
+        return self.filter(created_at__lt=(now or timezone.now()) - StagedDocument.LIFETIME)
+
+
+class StagedDocument(models.Model):
+    """A document that passed its checks on a form that came back (a typo elsewhere, a
+    possible duplicate to confirm). A browser cannot refill a file input, so the server
+    keeps the document and the form carries a signed reference to it until it is saved.
+    It has no URL: nobody downloads it, it only becomes a ReferralAttachment or is deleted."""
+
+    # The form's reference to it is good this long; the row itself is swept after LIFETIME.
+    REFERENCE_MAX_AGE = timedelta(hours=2)
+    REFERENCE_SALT = "intake.StagedDocument.reference"
+    LIFETIME = timedelta(days=1)
+
+    key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    file = models.FileField(storage=private_storage, upload_to=staged_path, max_length=200)
+    content_type = models.CharField(max_length=40, choices=ReferralAttachment.Kind.choices)
+    original_name = models.CharField(max_length=200, blank=True)
+    size = models.PositiveBigIntegerField()
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    link = models.ForeignKey(
+        IntakeLink, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = StagedDocumentQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            # Kept for exactly one owner: only that user, or only that link, may use it.
+            models.CheckConstraint(
+                condition=models.Q(user__isnull=False, link__isnull=True)
+                | models.Q(user__isnull=True, link__isnull=False),
+                name="staged_document_one_owner",
+            ),
+        ]
+        indexes = [
+            # The sweep deletes the old ones.
+            models.Index(fields=["created_at"], name="staged_document_age_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Staged {self.get_content_type_display()} {self.key}"
+
+    @property
+    def extension(self) -> str:
+        return ReferralAttachment.EXTENSIONS.get(self.content_type, ".bin")
+
+    @property
+    def reference(self) -> str:
+        """What the form carries to find this document again; signed, so a visitor
+        cannot make one up, and dated, so an old page cannot use it."""
+        signer = signing.TimestampSigner(salt=self.REFERENCE_SALT)
+        return signer.sign(self.key.hex)
+
+    @classmethod
+    def key_from_reference(cls, reference: str, *, expired_too: bool = False) -> str:
+        """The key a reference was signed for. Raises signing.BadSignature for a forged
+        one and, unless `expired_too`, signing.SignatureExpired for one older than
+        REFERENCE_MAX_AGE."""
+        signer = signing.TimestampSigner(salt=cls.REFERENCE_SALT)
+        return signer.unsign(reference, max_age=None if expired_too else cls.REFERENCE_MAX_AGE)
+
+    def set_owner(self, owner: User | IntakeLink) -> None:
+        if isinstance(owner, IntakeLink):
+            self.link = owner
+        else:
+            self.user = owner
+
+    def as_upload(self) -> UploadedFile:
+        """The stored document as an upload, for the code that saves fresh ones."""
+        return UploadedFile(
+            file=self.file.open("rb"),
+            name=self.original_name,
+            content_type=self.content_type,
+            size=self.size,
+        )
 
 
 class Hl7Import(models.Model):

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
+from django.core.files.base import File
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
@@ -28,8 +32,10 @@ from intake.models import (
     IntakeLink,
     IntakeSubmission,
     ReferralAttachment,
+    StagedDocument,
     hash_token,
 )
+from intake.storage import private_storage
 from partners.models import Organization, Provider
 from referrals.models import Referral
 from referrals.services.workflow import referral_log
@@ -159,35 +165,141 @@ def _provider_for(link: IntakeLink, new_provider: NewProvider) -> tuple[Provider
     return provider, True
 
 
+STAGED_GONE = (
+    "A document kept from your last attempt is no longer there (it may have been sent "
+    "already, from another tab): check before sending again, and choose it again if needed."
+)
+
+
+def _save_with_files(rows: Sequence[tuple[ReferralAttachment | StagedDocument, File]]) -> None:
+    """Write each row's file to the private storage, then the row. Inside the caller's
+    transaction: a rollback takes the rows back but not the files, so when anything here
+    fails the files written so far are deleted before the error goes on."""
+    written: list[ReferralAttachment | StagedDocument] = []
+    try:
+        for row, content in rows:
+            row.file.save("upload", content, save=False)
+            written.append(row)
+            row.save()
+    except BaseException:
+        for row in written:
+            row.file.delete(save=False)
+        raise
+
+
 def attachments_save(
     *,
     referral: Referral,
     documents: list[tuple[UploadedFile, str]],
     actor: User | None,
+    staged: Sequence[StagedDocument] = (),
 ) -> list[ReferralAttachment]:
-    """Store documents already checked by `check_upload`. Called inside the caller's
+    """Store documents already checked by `check_upload`, and the `staged` ones kept from
+    an earlier post of the same form (which are then deleted). Called inside the caller's
     transaction, as its last step, so a refused referral never leaves a file behind."""
-    attachments: list[ReferralAttachment] = []
-    try:
-        for upload, content_type in documents:
-            attachment = ReferralAttachment(
-                referral=referral,
-                content_type=content_type,
-                original_name=str(upload.name or "")[:200],
-                size=upload.size or 0,
-                uploaded_by=actor,
+    claimed = _claim_staged(staged)
+    with ExitStack() as opened:
+        try:
+            kept = [(opened.enter_context(doc.as_upload()), doc.content_type) for doc in claimed]
+        except FileNotFoundError as missing:
+            raise ValidationError({"documents": STAGED_GONE}) from missing
+        rows = [
+            (
+                ReferralAttachment(
+                    referral=referral,
+                    content_type=content_type,
+                    original_name=str(upload.name or "")[:200],
+                    size=upload.size or 0,
+                    uploaded_by=actor,
+                ),
+                upload,
             )
-            # Written to the private storage only now, after every check has passed.
-            attachment.file.save("upload", upload, save=False)
-            attachments.append(attachment)
-            attachment.save()
-    except BaseException:
-        # The transaction rolls back; the files written so far must go with it.
-        for attachment in attachments:
-            if attachment.file.name:  # saved: every attachment in the list has its file
-                attachment.file.storage.delete(attachment.file.name)
-        raise
-    return attachments
+            for upload, content_type in [*documents, *kept]
+        ]
+        # Written to the private storage only now, after every check has passed.
+        _save_with_files(rows)
+    staged_documents_discard(documents=claimed)
+    return [attachment for attachment, _upload in rows]
+
+
+def _claim_staged(staged: Sequence[StagedDocument]) -> list[StagedDocument]:
+    # Locked, so the same kept document cannot go with two referrals (a double click).
+    claimed = list(
+        StagedDocument.objects.select_for_update().filter(pk__in=[doc.pk for doc in staged])
+    )
+    if len(claimed) != len(staged):
+        raise ValidationError({"documents": STAGED_GONE})
+    return claimed
+
+
+def _staging_room(owner: User | IntakeLink) -> int:
+    """How many more documents may be kept for this owner; for a link, check-then-do
+    under its row lock like a submission."""
+    if isinstance(owner, IntakeLink):
+        locked = IntakeLink.objects.select_for_update().get(pk=owner.pk)
+        refusal = _refusal(locked)
+        if refusal:
+            raise ValidationError(refusal.message)
+        try:
+            _check_throttle(locked)
+        except IntakeRefused as throttled:
+            raise ValidationError(throttled.message) from throttled
+    # An hour's worth of referrals with all their documents: more than anyone honest
+    # leaves waiting, and a bound on what an anonymous visitor can make the server keep.
+    limit = settings.INTAKE_LINK_SUBMISSIONS_PER_HOUR * settings.ATTACHMENT_MAX_FILES
+    return limit - StagedDocument.objects.owned_by(owner).count()
+
+
+@transaction.atomic
+def documents_stage(
+    *, documents: list[tuple[UploadedFile, str]], owner: User | IntakeLink
+) -> list[StagedDocument]:
+    """Keep documents that passed `check_upload` on a form that came back, for the
+    owner's next post of it. Raises ValidationError saying why they cannot be kept."""
+    if len(documents) > _staging_room(owner):
+        raise ValidationError("Too many documents are already waiting to be sent.")
+    rows = []
+    for upload, content_type in documents:
+        staged = StagedDocument(
+            content_type=content_type,
+            original_name=str(upload.name or "")[:200],
+            size=upload.size or 0,
+        )
+        staged.set_owner(owner)
+        rows.append((staged, upload))
+    _save_with_files(rows)
+    return [staged for staged, _upload in rows]
+
+
+def _delete_files(names: list[str]) -> None:
+    storage = private_storage()
+    for name in names:
+        storage.delete(name)
+
+
+@transaction.atomic
+def staged_documents_discard(*, documents: Iterable[StagedDocument]) -> int:
+    """Delete staged documents: the rows now, their files once that is committed (a
+    rolled-back delete keeps both). Returns how many were deleted."""
+    pks = [doc.pk for doc in documents]
+    if not pks:
+        return 0
+    locked = list(StagedDocument.objects.select_for_update().filter(pk__in=pks).only("file"))
+    StagedDocument.objects.filter(pk__in=[doc.pk for doc in locked]).delete()
+    # robust: a file that cannot be deleted now must not fail the caller; the rows are gone.
+    transaction.on_commit(
+        partial(_delete_files, [doc.file.name for doc in locked if doc.file.name]), robust=True
+    )
+    return len(locked)
+
+
+def staged_documents_delete_stale(*, now: datetime | None = None) -> int:
+    """Delete documents kept for forms nobody sent (older than StagedDocument.LIFETIME),
+    rows and files, in batches. Returns how many were deleted."""
+    deleted = 0
+    while batch := list(StagedDocument.objects.stale(now=now).only("pk")[:500]):
+        deleted += staged_documents_discard(documents=batch)
+    return deleted
 
 
 @transaction.atomic
@@ -209,6 +321,7 @@ def intake_submit(
     contact_phone: str = "",
     new_provider: NewProvider | None = None,
     documents: list[tuple[UploadedFile, str]] | None = None,
+    staged: Sequence[StagedDocument] = (),
 ) -> IntakeSubmission:
     """Log a referral an office sent through its link: lands in the queue as received,
     from the web form, with nobody as its creator."""
@@ -241,7 +354,7 @@ def intake_submit(
         referral_ids=[referral.pk],
         source=PatientDataAccess.Source.INTAKE_LINK,
     )
-    attachments_save(referral=referral, documents=documents or [], actor=None)
+    attachments_save(referral=referral, documents=documents or [], actor=None, staged=staged)
     return submission
 
 

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from io import BytesIO
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
 from django.conf import settings
+from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import InMemoryUploadedFile, UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.template.defaultfilters import filesizeformat
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
-from intake.models import ReferralAttachment
+from intake.models import IntakeLink, ReferralAttachment, StagedDocument
+from intake.services import documents_stage
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 Kind = ReferralAttachment.Kind
 
@@ -62,13 +69,71 @@ class MultipleFileInput(forms.ClearableFileInput):
     allow_multiple_selected = True
 
 
+@dataclass(frozen=True)
+class KeptDocument:
+    """What the form shows of a staged document: never its path, never a link to it."""
+
+    reference: str
+    name: str
+    size: str
+
+
+class DocumentsInput(forms.Widget):
+    """A file input for several documents, with the documents kept from the form's last
+    post listed before it: each with a hidden signed reference and a box to remove it.
+    Not a FileInput: crispy-forms draws those with its own template, without the list."""
+
+    template_name = "widgets/documents_input.html"
+    needs_multipart_form = True
+
+    def __init__(self, attrs: dict[str, Any] | None = None) -> None:
+        super().__init__(attrs)
+        self.kept: list[KeptDocument] = []
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> DocumentsInput:
+        # Each form gets its own list: the class-level field's widget is shared.
+        result = copy.copy(self)
+        result.attrs = self.attrs.copy()
+        result.kept = list(self.kept)
+        memo[id(self)] = result
+        return result
+
+    @staticmethod
+    def kept_name(name: str) -> str:
+        return f"{name}-kept"
+
+    @staticmethod
+    def remove_name(name: str) -> str:
+        return f"{name}-remove"
+
+    def format_value(self, value: Any) -> None:
+        return None
+
+    def value_from_datadict(self, data: Any, files: Any, name: str) -> list[UploadedFile]:
+        return list(files.getlist(name)) if hasattr(files, "getlist") else [files.get(name)]
+
+    def value_omitted_from_data(self, data: Any, files: Any, name: str) -> bool:
+        return name not in files
+
+    def use_required_attribute(self, initial: Any) -> bool:
+        # Kept documents count as chosen; the form says when one is missing.
+        return False
+
+    def get_context(self, name: str, value: Any, attrs: dict[str, Any] | None) -> dict[str, Any]:
+        context = super().get_context(name, value, attrs)
+        context["widget"].update(
+            kept=self.kept, kept_name=self.kept_name(name), remove_name=self.remove_name(name)
+        )
+        return context
+
+
 class DocumentsField(forms.FileField):
     """Several documents at once, each checked by `check_upload`. Cleans to a list of
     (upload, content type) pairs; nothing is written anywhere until a service saves it."""
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault(
-            "widget", MultipleFileInput(attrs={"accept": ".pdf,.png,.jpg,.jpeg,.tif,.tiff"})
+            "widget", DocumentsInput(attrs={"accept": ".pdf,.png,.jpg,.jpeg,.tif,.tiff"})
         )
         kwargs.setdefault("required", False)
         kwargs.setdefault(
@@ -101,24 +166,134 @@ class DocumentsField(forms.FileField):
         return checked
 
 
-class AttachAgainMixin:
-    """For a form with a `documents` field. A browser cannot put a chosen file back into a
-    file input, so a form that comes back (with an error elsewhere, or to confirm a possible
-    duplicate) says by name which documents must be chosen again, instead of letting a
-    referral go without them."""
+def _names(uploads: list[tuple[UploadedFile, str]]) -> str:
+    return ", ".join(f"“{_shown_name(upload)}”" for upload, _kind in uploads)
 
-    def ask_to_attach_again(self) -> None:
-        form: Any = self
-        if "documents" not in form.fields:
+
+class KeepsDocumentsMixin(forms.BaseForm):
+    """For a form with a `documents` field. A browser cannot put a chosen file back into a
+    file input, so when the form comes back (an error elsewhere, a possible duplicate to
+    confirm) `keep_documents` keeps its documents on the server, and the form lists them
+    with signed references that its next post sends instead of the files.
+
+    Once validated, `kept_documents` are the verified ones to save with the form, and
+    `removed_documents` those ticked for removal or too old to use, for the view to delete
+    whatever happens to the rest of the form."""
+
+    def __init__(
+        self, *args: Any, documents_owner: User | IntakeLink | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.documents_owner = documents_owner
+        self.kept_documents: list[StagedDocument] = []
+        self.removed_documents: list[StagedDocument] = []
+
+    def _posted(self, suffix: str = "") -> list[Any]:
+        name = self.add_prefix("documents")
+        if not suffix:
+            return [upload for upload in self.files.getlist(name) if upload]
+        data = self.data
+        return data.getlist(f"{name}-{suffix}") if isinstance(data, QueryDict) else []
+
+    def clean(self) -> dict[str, Any] | None:
+        cleaned = super().clean()
+        if "documents" in self.fields:
+            for error in self._check_kept_documents():
+                self.add_error("documents", error)
+        return cleaned
+
+    def _check_kept_documents(self) -> list[str]:
+        removing = set(self._posted("remove"))
+        keys: list[str] = []
+        removed_keys: list[str] = []
+        expired_keys: list[str] = []
+        forged = 0
+        for reference in self._posted("kept"):
+            try:
+                key = StagedDocument.key_from_reference(reference)
+            except signing.SignatureExpired:
+                key = StagedDocument.key_from_reference(reference, expired_too=True)
+                (removed_keys if reference in removing else expired_keys).append(key)
+            except signing.BadSignature:
+                forged += 1
+            else:
+                (removed_keys if reference in removing else keys).append(key)
+        owned = StagedDocument.objects.none()
+        if self.documents_owner is not None:
+            owned = StagedDocument.objects.owned_by(self.documents_owner)
+        # The owner's own only: a reference to another user's or link's document finds
+        # nothing, exactly like one to a document already sent.
+        found = {
+            doc.key.hex: doc for doc in owned.filter(key__in=keys + removed_keys + expired_keys)
+        }
+        self.kept_documents = [found[key] for key in keys if key in found]
+        expired = [found[key] for key in expired_keys if key in found]
+        self.removed_documents = [found[key] for key in removed_keys if key in found] + expired
+
+        hours = int(StagedDocument.REFERENCE_MAX_AGE.total_seconds() // 3600)
+        errors = [
+            f"“{doc.original_name[:80]}” was kept for you for {hours} hours only: choose it again."
+            for doc in expired
+        ]
+        # Forged, or not this owner's (any more): one message, which tells nothing of whose.
+        if forged or any(key not in found for key in keys + expired_keys):
+            errors.append(
+                "A document kept from your last attempt could not be found (the page may be "
+                "too old, or the document sent already): choose it again if it is needed."
+            )
+        kept, chosen = len(self.kept_documents), len(self._posted())
+        # More than the maximum chosen at once is the field's own error.
+        if kept + chosen > settings.ATTACHMENT_MAX_FILES >= chosen:
+            errors.append(
+                f"Attach at most {settings.ATTACHMENT_MAX_FILES} documents: {kept} kept and "
+                f"{chosen} newly chosen make {kept + chosen}. Remove some, or choose fewer."
+            )
+        return errors
+
+    def keep_documents(self) -> None:
+        """For a form that comes back: keep its newly chosen documents that passed their
+        checks, and list them with those kept before."""
+        if "documents" not in self.fields or not self.is_bound:
             return
-        uploads = [f for f in form.files.getlist(form.add_prefix("documents")) if f]
-        if not uploads or "documents" in form.errors:
-            return
-        names = ", ".join(f"“{(upload.name or 'a file')[:80]}”" for upload in uploads)
-        form.add_error(
-            "documents",
-            f"Nothing was sent yet, and a browser cannot keep a chosen file: choose {names} again.",
+        staged: list[StagedDocument] = []
+        fresh = self._fresh_documents()
+        if fresh and self.documents_owner is not None:
+            try:
+                staged = documents_stage(documents=fresh, owner=self.documents_owner)
+            except ValidationError as refusal:
+                names = ", ".join(f"“{_shown_name(upload)}”" for upload, _kind in fresh)
+                self.add_error(
+                    "documents",
+                    f"{' '.join(refusal.messages)} Nothing was sent yet: choose {names} again.",
+                )
+        # A save that failed because a kept document was gone must not list it again.
+        still_there = set(
+            StagedDocument.objects.filter(
+                pk__in=[doc.pk for doc in self.kept_documents]
+            ).values_list("pk", flat=True)
         )
+        kept = [doc for doc in self.kept_documents if doc.pk in still_there] + staged
+        widget = cast(DocumentsInput, self.fields["documents"].widget)
+        widget.kept = [
+            KeptDocument(
+                reference=doc.reference, name=doc.original_name, size=filesizeformat(doc.size)
+            )
+            for doc in kept
+        ]
+
+    def _fresh_documents(self) -> list[tuple[UploadedFile, str]]:
+        """The newly chosen documents that pass `check_upload`, when keeping them stays
+        within the maximum (beyond it the form asks to remove some or choose fewer)."""
+        uploads = self._posted()
+        if len(self.kept_documents) + len(uploads) > settings.ATTACHMENT_MAX_FILES:
+            return []
+        passed = []
+        for upload in uploads:
+            try:
+                passed.append((upload, check_upload(upload)))
+            except ValidationError:
+                continue  # the field's error names it
+        return passed
 
 
 class BoundedMemoryUploadHandler(FileUploadHandler):

@@ -25,6 +25,7 @@ from intake.services import (
     intake_link_revoke,
     intake_submit,
     referral_import_hl7,
+    staged_documents_discard,
 )
 from intake.uploads import bounded_uploads
 from partners.selectors import get_organization_for_user
@@ -94,9 +95,15 @@ def public_form(request: HttpRequest, token: str) -> HttpResponse:
     except IntakeRefused as refusal:
         return _refused(request, refusal)
     form = OfficeReferralForm(
-        request.POST or None, request.FILES or None, organization=link.organization
+        request.POST or None,
+        request.FILES or None,
+        organization=link.organization,
+        documents_owner=link,
     )
-    if request.method == "POST" and form.is_valid():
+    valid = request.method == "POST" and form.is_valid()
+    # Kept documents ticked for removal go, whatever becomes of the rest of the form.
+    staged_documents_discard(documents=form.removed_documents)
+    if valid:
         try:
             submission = intake_submit(
                 link=link,
@@ -105,6 +112,7 @@ def public_form(request: HttpRequest, token: str) -> HttpResponse:
                 contact_phone=form.cleaned_data["contact_phone"],
                 new_provider=form.new_provider(),
                 documents=form.cleaned_data["documents"],
+                staged=form.kept_documents,
             )
         except IntakeRefused as refusal:
             return _refused(request, refusal)
@@ -113,7 +121,7 @@ def public_form(request: HttpRequest, token: str) -> HttpResponse:
         else:
             return redirect("intake:public_submitted", token=token, reference=submission.reference)
     if request.method == "POST":
-        form.ask_to_attach_again()
+        form.keep_documents()
     return render(request, "intake/office_form.html", {"form": form, "link": link})
 
 

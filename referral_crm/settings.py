@@ -388,6 +388,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "outreach.tasks.send_liaison_digests",
         "schedule": crontab(hour=6, minute=30),
     },
+    # Documents kept for a form that was never sent are deleted after a day (intake.tasks).
+    "delete-stale-staged-documents": {
+        "task": "intake.tasks.delete_stale_staged_documents",
+        "schedule": crontab(minute=40),
+    },
     # Expired API tokens are deleted (interop.tasks); knox refuses them meanwhile.
     "delete-expired-api-tokens": {
         "task": "interop.tasks.delete_expired_api_tokens",

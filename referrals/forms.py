@@ -15,7 +15,7 @@ from core.forms import UserChoiceField
 from core.ids import parse_id
 from core.phones import clean_us_phone
 from core.roles import Role
-from intake.uploads import AttachAgainMixin, DocumentsField
+from intake.uploads import DocumentsField, KeepsDocumentsMixin
 from partners.models import Provider
 from partners.widgets import ProviderPicker
 from referrals.models import REASON_SUGGESTIONS, Inquiry, Referral, SlaState, Status
@@ -198,7 +198,7 @@ class ReciprocityForm(PeriodForm):
     )
 
 
-class ReferralEntryForm(AttachAgainMixin, ReferralForm):
+class ReferralEntryForm(KeepsDocumentsMixin, ReferralForm):
     """Logging a new referral: the referral, any faxed or scanned documents beside it,
     and the confirmation that a possible duplicate is really a new referral."""
 

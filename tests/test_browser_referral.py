@@ -3,18 +3,22 @@ details (a coordinator acts without scrolling); on a desktop the details sit on 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 
 from core.factories import DEMO_PASSWORD, UserFactory
 from core.roles import Role
+from intake.models import StagedDocument
 from partners.factories import ProviderFactory
 from referrals.factories import ReferralFactory
 from referrals.services.workflow import referral_log
 from tests.test_browser import browser, page  # noqa: F401 - the shared browser fixtures
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
 
 
 def _box(locator: Any, side: str) -> float:
@@ -75,3 +79,44 @@ def test_a_faxed_document_is_shown_beside_the_form_while_the_referral_is_typed(
     # Beside the form, not under it.
     form_field = page.get_by_label("Faxed or scanned documents")
     assert _box(form_field, "right") <= _box(shown, "left")
+
+
+def test_a_fax_chosen_once_is_kept_through_a_typo_and_attached_when_the_form_is_sent(
+    page: Any,  # noqa: F811 - the fixture imported above
+    settings: Any,
+    tmp_path: Any,
+) -> None:
+    from playwright.sync_api import expect
+
+    settings.PRIVATE_STORAGE_ROOT = tmp_path / "private"
+    UserFactory(username="cora", first_name="Cora", role=Role.COORDINATOR)
+    provider = ProviderFactory.create(last_name="Wiebe")
+    page.goto(f"/referrals/new/?provider={provider.pk}")
+    page.get_by_label("Username").fill("cora")
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+    page.get_by_label("Patient first name").fill("Ruth")
+    page.get_by_label("Patient last name").fill("Olsen")
+    page.get_by_label("Patient date of birth").fill("2999-01-01")
+    page.get_by_label("Reason for referral").fill("See fax")
+    page.get_by_label("Faxed or scanned documents").set_input_files(
+        {"name": "fax 0412.pdf", "mimeType": "application/pdf", "buffer": PDF}
+    )
+    page.get_by_role("button", name="Log referral").click()
+
+    # Sent back for the typo: the fax is listed as kept, not to be chosen again.
+    expect(page.get_by_text("The date of birth cannot be in the future.")).to_be_visible()
+    kept = page.get_by_test_id("kept-documents")
+    expect(kept).to_contain_text("fax 0412.pdf")
+    expect(kept.get_by_label("Remove fax 0412.pdf")).not_to_be_checked()
+    expect(page.get_by_label("Faxed or scanned documents")).to_be_enabled()
+    expect(page.get_by_text(re.compile("choose .* again"))).to_have_count(0)
+
+    page.get_by_label("Patient date of birth").fill("1950-04-02")
+    page.get_by_role("button", name="Log referral").click()
+    expect(page.get_by_test_id("status")).to_have_text("Received")
+    expect(page.get_by_role("link", name="fax 0412.pdf")).to_be_visible()
+    assert not StagedDocument.objects.exists()
+    assert list((tmp_path / "private").glob("staged/**/*.pdf")) == []
+    assert page.problems == []

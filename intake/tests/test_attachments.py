@@ -126,46 +126,6 @@ def test_an_office_upload_of_the_wrong_type_saves_neither_referral_nor_file(
     assert stored_files(private_dir) == []
 
 
-def test_an_office_form_sent_back_for_another_field_asks_for_its_documents_again(
-    link_and_token, private_dir
-):
-    link, token = link_and_token
-    data = office_form_data(
-        link.organization, patient_dob="2999-01-01", documents=[_upload(PDF, "MRI knee.pdf")]
-    )
-    response = Client().post(reverse("intake:public_form", args=[token]), data)
-    page = response.content.decode()
-    assert response.status_code == 200
-    assert "cannot be in the future" in page
-    assert "a browser cannot keep a chosen file: choose “MRI knee.pdf” again." in page
-    assert not Referral.objects.exists() and stored_files(private_dir) == []
-
-
-def test_a_coordinator_asked_to_confirm_a_duplicate_is_asked_for_the_fax_again(
-    client_for, coordinator, private_dir
-):
-    provider = ProviderFactory()
-    earlier = _logged(provider=provider)
-    data = {
-        "direction": "inbound",
-        "provider": provider.pk,
-        "channel": "fax",
-        "urgency": "routine",
-        "received_at": "2026-11-20T09:15",
-        "patient_first_name": earlier.patient_first_name,
-        "patient_last_name": earlier.patient_last_name,
-        "patient_dob": earlier.patient_dob.isoformat(),
-        "reason": "Knee pain",
-        "documents": _upload(PDF, "fax 0412.pdf"),
-    }
-    response = client_for(coordinator).post(reverse("referrals:create"), data)
-    page = response.content.decode()
-    assert response.status_code == 200
-    assert "save it anyway" in page
-    assert "choose “fax 0412.pdf” again" in page
-    assert Referral.objects.count() == 1
-
-
 def _attachment(coordinator, client_for):
     referral = _logged(provider=ProviderFactory())
     client_for(coordinator).post(

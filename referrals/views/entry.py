@@ -12,7 +12,7 @@ from django.shortcuts import redirect, render
 from audit.models import PatientDataAccess
 from audit.services import audit_record
 from core.types import AuthedRequest
-from intake.services import attachments_save
+from intake.services import attachments_save, staged_documents_discard
 from intake.uploads import bounded_uploads
 from referrals.forms import OutboundReferralForm, ReferralEntryForm
 from referrals.models import Referral
@@ -40,9 +40,13 @@ def referral_create(request: AuthedRequest) -> HttpResponse:
         request.FILES or None,
         initial=initial,
         with_documents=not spoken,
+        documents_owner=request.user,
     )
     duplicates: list[Referral] = []
-    if request.method == "POST" and form.is_valid():
+    valid = request.method == "POST" and form.is_valid()
+    # Kept documents ticked for removal go, whatever becomes of the rest of the form.
+    staged_documents_discard(documents=form.removed_documents)
+    if valid:
         # Check, then do: a likely duplicate is shown first and saved only when the
         # coordinator confirms it is a new referral.
         if not form.cleaned_data["confirm_duplicate"]:
@@ -64,7 +68,7 @@ def referral_create(request: AuthedRequest) -> HttpResponse:
                 messages.success(request, f"Referral #{referral.pk} was logged.")
                 return redirect(referral)
     if request.method == "POST":
-        form.ask_to_attach_again()
+        form.keep_documents()
     return render(request, "referrals/referral_form.html", {"form": form, "duplicates": duplicates})
 
 
@@ -78,7 +82,10 @@ def _log_with_documents(request: AuthedRequest, form: ReferralEntryForm) -> Refe
         request=request,
     )
     attachments_save(
-        referral=referral, documents=form.cleaned_data.get("documents", []), actor=request.user
+        referral=referral,
+        documents=form.cleaned_data.get("documents", []),
+        staged=form.kept_documents,
+        actor=request.user,
     )
     return referral
 
