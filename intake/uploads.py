@@ -17,6 +17,7 @@ from django.core.files.uploadedfile import InMemoryUploadedFile, UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.template.defaultfilters import filesizeformat
+from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from intake.models import IntakeLink, ReferralAttachment, StagedDocument
@@ -71,11 +72,14 @@ class MultipleFileInput(forms.ClearableFileInput):
 
 @dataclass(frozen=True)
 class KeptDocument:
-    """What the form shows of a staged document: never its path, never a link to it."""
+    """What the form shows of a staged document: never its path. A user's own kept
+    document has a `preview_url` (a download only its owner gets, for the page to show it
+    beside the form again); one kept for an office's link has none."""
 
     reference: str
     name: str
     size: str
+    preview_url: str = ""
 
 
 class DocumentsInput(forms.Widget):
@@ -276,7 +280,12 @@ class KeepsDocumentsMixin(forms.BaseForm):
         widget = cast(DocumentsInput, self.fields["documents"].widget)
         widget.kept = [
             KeptDocument(
-                reference=doc.reference, name=doc.original_name, size=filesizeformat(doc.size)
+                reference=doc.reference,
+                name=doc.original_name,
+                size=filesizeformat(doc.size),
+                preview_url=(
+                    reverse("intake:staged_document", args=[doc.reference]) if doc.user_id else ""
+                ),
             )
             for doc in kept
         ]

@@ -14,6 +14,7 @@ urlpatterns = [
         name="referral_attachment_add",
     ),
     path("hl7/", views.hl7_upload, name="hl7_upload"),
+    path("kept/<str:reference>/", views.staged_document, name="staged_document"),
     # Public: the office's link. The token is the only credential.
     path("<str:token>/", views.public_form, name="public_form"),
     path("<str:token>/sent/<str:reference>/", views.public_submitted, name="public_submitted"),

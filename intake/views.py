@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.core import signing
 from django.core.exceptions import ValidationError
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -15,7 +16,7 @@ from audit.services import audit_record
 from core.types import AuthedRequest
 from intake.forms import AttachmentForm, Hl7UploadForm, IntakeLinkForm, OfficeReferralForm
 from intake.hl7 import MAX_MESSAGE_BYTES, Hl7Error, UnknownReferrer
-from intake.models import IntakeSubmission
+from intake.models import IntakeSubmission, StagedDocument
 from intake.selectors import get_attachment_for_user, get_intake_link_for_user
 from intake.services import (
     IntakeRefused,
@@ -168,6 +169,31 @@ def attachment_download(request: AuthedRequest, pk: int) -> FileResponse:
         as_attachment=True,
         filename=f"referral-{attachment.referral_id}-{attachment.pk}{attachment.extension}",
         content_type=attachment.content_type,
+    )
+
+
+@login_required
+def staged_document(request: AuthedRequest, reference: str) -> FileResponse:
+    """A document kept for the signed-in user's form that came back, fetched by that form's
+    page to show it beside the form again. Only its owner gets it, only while its reference
+    is valid, and as a download like an attachment (the page shows it from a blob). No
+    audit row: it is not yet part of any referral, and only its uploader sees it."""
+    try:
+        key = StagedDocument.key_from_reference(reference)
+    except signing.BadSignature as refused:
+        raise Http404 from refused
+    document = StagedDocument.objects.owned_by(request.user).filter(key=key).first()
+    if document is None:
+        raise Http404
+    try:
+        handle = document.file.open("rb")
+    except FileNotFoundError as missing:
+        raise Http404 from missing
+    return FileResponse(
+        handle,
+        as_attachment=True,
+        filename=f"kept-document{document.extension}",
+        content_type=document.content_type,
     )
 
 

@@ -58,6 +58,7 @@ def test_on_a_phone_the_next_step_comes_before_the_details(
 
 def test_a_faxed_document_is_shown_beside_the_form_while_the_referral_is_typed(
     page: Any,  # noqa: F811 - the fixture imported above
+    settings: Any,
     tmp_path: Any,
 ) -> None:
     import segno
@@ -79,6 +80,14 @@ def test_a_faxed_document_is_shown_beside_the_form_while_the_referral_is_typed(
     # Beside the form, not under it.
     form_field = page.get_by_label("Faxed or scanned documents")
     assert _box(form_field, "right") <= _box(shown, "left")
+
+    # Sent too early: the form comes back with the document kept, and shown beside it again.
+    settings.PRIVATE_STORAGE_ROOT = tmp_path / "private"
+    page.get_by_role("button", name="Log referral").click()
+    expect(page.get_by_test_id("kept-documents")).to_contain_text("fax-page-1.png")
+    expect(shown).to_be_visible()
+    assert shown.evaluate("img => img.complete && img.naturalWidth > 0")
+    assert page.problems == []
 
 
 def test_a_fax_chosen_once_is_kept_through_a_typo_and_attached_when_the_form_is_sent(

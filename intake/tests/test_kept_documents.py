@@ -305,6 +305,52 @@ def test_a_document_name_is_shown_as_text(client_for, coordinator, private_dir):
     assert "&lt;img src=x&gt;.pdf" in page and "<img src=x>" not in page
 
 
+# Showing a kept document beside the form again.
+
+
+def _preview_url(response: Any) -> str:
+    (url,) = re.findall(r'data-kept-preview="([^"]+)"', response.content.decode())
+    return url
+
+
+def test_a_kept_fax_can_be_fetched_again_by_its_coordinator_only(
+    client_for, coordinator, private_dir
+):
+    provider = ProviderFactory()
+    client = client_for(coordinator)
+    first = client.post(ENTRY, _entry_data(provider, patient_dob="2999-01-01", documents=_upload()))
+    url = _preview_url(first)
+    (reference,) = _kept(first)
+    assert url == reverse("intake:staged_document", args=[reference])
+
+    fetched = client.get(url)
+    other = client_for(UserFactory(username="other-coordinator", role=Role.COORDINATOR)).get(url)
+    anonymous = Client().get(url)
+    forged = client.get(reverse("intake:staged_document", args=[reference[:-2] + "xx"]))
+
+    assert fetched.status_code == 200
+    assert b"".join(fetched.streaming_content) == PDF
+    assert fetched["Content-Type"] == "application/pdf"
+    # A download, never shown inline from this origin; no patient or file name in it.
+    assert fetched["Content-Disposition"] == 'attachment; filename="kept-document.pdf"'
+    assert other.status_code == forged.status_code == 404
+    assert anonymous.status_code == 302 and "/login" in anonymous.url
+
+
+def test_a_kept_fax_is_no_longer_served_once_the_referral_is_saved(
+    client_for, coordinator, private_dir
+):
+    provider = ProviderFactory()
+    client = client_for(coordinator)
+    first = client.post(ENTRY, _entry_data(provider, patient_dob="2999-01-01", documents=_upload()))
+    url = _preview_url(first)
+    (reference,) = _kept(first)
+
+    client.post(ENTRY, _entry_data(provider, **{"documents-kept": reference}))
+
+    assert client.get(url).status_code == 404
+
+
 # The referring office's form, through its link.
 
 
@@ -321,6 +367,8 @@ def test_an_office_form_sent_back_for_a_typo_keeps_its_documents(link_and_token,
     page = first.content.decode()
     assert "cannot be in the future" in page
     assert "MRI knee.pdf" in page and "choose" not in page
+    # The office has the file on its own device: nothing of ours serves it back.
+    assert "data-kept-preview" not in page
     (reference,) = _kept(first)
     assert StagedDocument.objects.get().link == link
 

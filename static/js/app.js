@@ -30,34 +30,54 @@
 
   // A faxed or scanned document chosen for a new referral is shown beside the form, so the
   // coordinator types the referral from it. It never leaves the browser until the form is sent.
-  document.addEventListener("change", function (event) {
-    var input = event.target.closest("input[type=file][data-preview]");
-    if (!input) return;
-    var pane = document.getElementById(input.dataset.preview);
-    if (!pane) return;
+  function showDocument(pane, blob, name) {
     if (pane.dataset.url) URL.revokeObjectURL(pane.dataset.url);
-    var file = input.files[0];
-    if (!file) return;
-    var url = URL.createObjectURL(file);
+    var url = URL.createObjectURL(blob);
     pane.dataset.url = url;
     var shown;
-    if (file.type === "application/pdf") {
+    if (blob.type === "application/pdf") {
       shown = document.createElement("iframe");
-      shown.title = "Preview of " + file.name;
-    } else if (/^image\/(png|jpeg)$/.test(file.type)) {
+      shown.title = "Preview of " + name;
+    } else if (/^image\/(png|jpeg)$/.test(blob.type)) {
       shown = document.createElement("img");
-      shown.alt = "Preview of " + file.name;
+      shown.alt = "Preview of " + name;
       shown.className = "img-fluid";
     } else {
       shown = document.createElement("p");
       shown.className = "small text-body-secondary mb-0";
-      shown.textContent = file.name + " cannot be shown here (a TIFF, say); it is attached all the same.";
+      shown.textContent = name + " cannot be shown here (a TIFF, say); it is attached all the same.";
       pane.replaceChildren(shown);
       return;
     }
     shown.src = url;
-    shown.dataset.previewOf = file.name;
+    shown.dataset.previewOf = name;
     pane.replaceChildren(shown);
+  }
+
+  document.addEventListener("change", function (event) {
+    var input = event.target.closest("input[type=file][data-preview]");
+    if (!input) return;
+    var pane = document.getElementById(input.dataset.preview);
+    var file = input.files[0];
+    if (pane && file) showDocument(pane, file, file.name);
+  });
+
+  // A form that came back (a typo, a possible duplicate) keeps its documents on the server:
+  // the first one kept is fetched from there and shown beside the form again.
+  document.addEventListener("DOMContentLoaded", function () {
+    var input = document.querySelector("input[type=file][data-preview]");
+    var kept = input && input.form && input.form.querySelector("[data-kept-preview]");
+    var pane = input && document.getElementById(input.dataset.preview);
+    if (!kept || !pane) return;
+    fetch(kept.dataset.keptPreview, { credentials: "same-origin" })
+      .then(function (response) {
+        if (!response.ok) throw new Error(String(response.status));
+        return response.blob();
+      })
+      .then(function (blob) {
+        if (!input.files.length) showDocument(pane, blob, kept.dataset.keptName);
+      })
+      .catch(function () { /* the list still names it; the preview is a convenience */ });
   });
 
   // A step's form opened from its <details> closes again from its own Close button.
