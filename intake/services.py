@@ -295,11 +295,34 @@ def staged_documents_discard(*, documents: Iterable[StagedDocument]) -> int:
 
 def staged_documents_delete_stale(*, now: datetime | None = None) -> int:
     """Delete documents kept for forms nobody sent (older than StagedDocument.LIFETIME),
-    rows and files, in batches. Returns how many were deleted."""
+    rows and files, in batches, then any file under staged/ that old which no row names
+    (its owner deleted, taking the row along; a commit that failed after the file was
+    written). Returns how many rows were deleted."""
     deleted = 0
     while batch := list(StagedDocument.objects.stale(now=now).only("pk")[:500]):
         deleted += staged_documents_discard(documents=batch)
+    _delete_files(_orphan_staged_files(now=now or timezone.now()))
     return deleted
+
+
+def _orphan_staged_files(*, now: datetime) -> list[str]:
+    storage = private_storage()
+    cutoff = now - StagedDocument.LIFETIME
+    named = set(StagedDocument.objects.values_list("file", flat=True))
+    orphans: list[str] = []
+    folders = ["staged"]
+    while folders:
+        folder = folders.pop()
+        if not storage.exists(folder):
+            continue
+        subfolders, files = storage.listdir(folder)
+        folders.extend(f"{folder}/{name}" for name in subfolders)
+        orphans.extend(
+            path
+            for path in (f"{folder}/{name}" for name in files)
+            if path not in named and storage.get_modified_time(path) < cutoff
+        )
+    return orphans
 
 
 @transaction.atomic

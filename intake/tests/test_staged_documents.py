@@ -144,6 +144,45 @@ def test_a_document_is_kept_until_it_is_a_day_old(
     assert stored_files(private_dir) == []
 
 
+def test_the_sweep_deletes_a_file_left_without_its_row(
+    coordinator, link_and_token, private_dir, django_capture_on_commit_callbacks
+):
+    link, _token = link_and_token
+    gone, kept = _stage(link), _stage(coordinator)
+    link.delete()  # its staged rows go with it; their files stay behind
+    assert StagedDocument.objects.filter(pk=gone.pk).count() == 0
+    assert len(stored_files(private_dir)) == 2
+
+    # Younger than a day: left alone, it may belong to a form being sent right now.
+    with django_capture_on_commit_callbacks(execute=True):
+        staged_documents_delete_stale()
+    assert len(stored_files(private_dir)) == 2
+
+    with django_capture_on_commit_callbacks(execute=True):
+        staged_documents_delete_stale(now=timezone.now() + StagedDocument.LIFETIME / 2)
+    assert len(stored_files(private_dir)) == 2
+
+    # A day on: the orphan goes; the row's own file goes with its row.
+    later = timezone.now() + StagedDocument.LIFETIME + timedelta(minutes=1)
+    StagedDocument.objects.filter(pk=kept.pk).update(created_at=timezone.now())
+    with django_capture_on_commit_callbacks(execute=True):
+        staged_documents_delete_stale(now=later)
+    assert stored_files(private_dir) == []
+
+
+def test_the_sweep_keeps_a_row_s_file_whatever_its_age(
+    coordinator, private_dir, django_capture_on_commit_callbacks
+):
+    staged = _stage(coordinator)
+    # A row whose clock says fresh (the file's own time is older, say after a restore).
+    StagedDocument.objects.filter(pk=staged.pk).update(
+        created_at=timezone.now() + StagedDocument.LIFETIME
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        staged_documents_delete_stale(now=timezone.now() + StagedDocument.LIFETIME * 1.5)
+    assert stored_files(private_dir) == [private_dir / staged.file.name]
+
+
 def test_beat_runs_the_sweep() -> None:
     names = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert tasks.delete_stale_staged_documents.name in names
