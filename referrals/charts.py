@@ -2,7 +2,11 @@
 
 pygal draws the chart in Python, so the page needs no chart JavaScript, no CDN and no
 npm step; its optional tooltip script is switched off (js=[]) and its inline config
-script removed, so the SVG is static markup. The viewBox is narrow and the text large
+script removed, so the SVG is static markup. Its inline <style> and the hidden tooltip's
+style attribute are removed too (the Content-Security-Policy refuses inline styles): the
+same rules, the same for every chart, are in static/css/charts.css, written by
+`stylesheet()` (`python -m referrals.charts > static/css/charts.css` after a pygal upgrade
+or a change to STYLE; a test says when the file is out of date). The viewBox is narrow and the text large
 enough to stay readable when a phone scales the chart down to its width.
 
 Charts carry no user-typed text (partner names stay in the page's own HTML), and the SVG
@@ -10,6 +14,7 @@ is serialised by ElementTree, which escapes every text and attribute."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from xml.etree import ElementTree as ET
@@ -48,6 +53,9 @@ def bar_chart(
     height: int = 300,
 ) -> SafeString:
     """An accessible SVG bar chart: role="img", labelled by its <title> and <desc>."""
+    if len(series) > len(STYLE.colors):
+        # static/css/charts.css colours as many series as STYLE has colours.
+        raise ValueError(f"A chart shows at most {len(STYLE.colors)} series.")
     chart_class = pygal.HorizontalBar if horizontal else pygal.Bar
     many = len(labels) > 8
     long_names = any(len(name) > 12 for name, _ in series)
@@ -84,11 +92,22 @@ def bar_chart(
     return _static_svg(chart.render_tree(), description)
 
 
+def stylesheet() -> str:
+    """pygal's rules for every chart drawn with STYLE, for .pygal-chart (the class pygal
+    gives each chart's <svg>) instead of one chart's id: static/css/charts.css."""
+    chart = pygal.Bar(js=[], style=STYLE)
+    for number in range(len(STYLE.colors)):  # a rule per series colour
+        chart.add(f"series {number}", [1])
+    rules = "\n".join(style.text or "" for style in chart.render_tree().iter("style"))
+    return re.sub(r"#chart-[0-9a-f-]{36}", ".pygal-chart", rules) + "\n"
+
+
 def _static_svg(svg: ET.Element, description: str) -> SafeString:
-    """Drop pygal's scripts and comments, and label the chart for assistive technology."""
+    """Drop pygal's scripts, styles, comments and (script-driven) tooltip, and label the
+    chart for assistive technology."""
     for parent in list(svg.iter()):
         for child in list(parent):
-            if child.tag in ("script", ET.Comment):
+            if child.tag in ("script", "style", ET.Comment) or child.get("class") == "tooltip":
                 parent.remove(child)
     prefix = f"chart-{uuid.uuid4().hex[:8]}"
     title = svg.find("title")
@@ -106,3 +125,7 @@ def _static_svg(svg: ET.Element, description: str) -> SafeString:
     svg.set("class", f"{svg.get('class', '')} report-chart".strip())
     # Escaped by the serialiser (see the module docstring), hence safe to inline.
     return mark_safe(ET.tostring(svg, encoding="unicode"))  # noqa: S308
+
+
+if __name__ == "__main__":
+    print(stylesheet(), end="")

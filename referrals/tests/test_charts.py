@@ -3,13 +3,15 @@ labelled for assistive technology, with no script."""
 
 import re
 from datetime import date, datetime
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
 from partners.factories import ProviderFactory
-from referrals.charts import bar_chart
+from referrals.charts import bar_chart, stylesheet
 from referrals.factories import ReferralFactory
 from referrals.models import Inquiry
 from referrals.selectors import reciprocity_over_time
@@ -86,6 +88,37 @@ def test_a_chart_is_static_accessible_svg():
     assert re.search(rf'<desc id="{desc_id}">Jan: 2 received</desc>', svg)
     # Scales to its column: a viewBox and no fixed width.
     assert 'viewBox="0 0 420 300"' in svg and "width=" not in svg.split(">")[0]
+
+
+def test_a_chart_carries_no_inline_style_for_the_content_security_policy_to_refuse():
+    svg = bar_chart(
+        title="Received vs sent per month",
+        description="Jan: 2 received",
+        labels=["Jan", "Feb"],
+        series=[("Received", [2, 0]), ("Sent", [0, 1])],
+    )
+    assert "<style" not in svg and "style=" not in svg
+    assert 'class="pygal-chart report-chart"' in svg
+
+
+def test_the_chart_stylesheet_is_the_one_pygal_writes_for_our_style():
+    served = Path(settings.BASE_DIR, "static/css/charts.css").read_text()
+    assert served == stylesheet(), (
+        "static/css/charts.css is out of date: "
+        ".venv/bin/python -m referrals.charts > static/css/charts.css"
+    )
+    for series in range(3):
+        assert f".pygal-chart .color-{series}," in served
+
+
+def test_a_chart_refuses_more_series_than_the_stylesheet_colours():
+    with pytest.raises(ValueError, match="at most 3 series"):
+        bar_chart(
+            title="Too many",
+            description="",
+            labels=["Jan"],
+            series=[(name, [1]) for name in "abcd"],
+        )
 
 
 def test_the_reciprocity_report_shows_the_chart_beside_the_monthly_table(client_for, manager):

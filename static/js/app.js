@@ -80,6 +80,13 @@
       .catch(function () { /* the list still names it; the preview is a convenience */ });
   });
 
+  // A form marked data-confirm asks before it is sent (an event handler, not an inline
+  // onsubmit attribute, which the Content-Security-Policy refuses to run).
+  document.addEventListener("submit", function (event) {
+    var form = event.target.closest("form[data-confirm]");
+    if (form && !window.confirm(form.dataset.confirm)) event.preventDefault();
+  });
+
   // A step's form opened from its <details> closes again from its own Close button.
   document.addEventListener("click", function (event) {
     var close = event.target.closest("[data-close-details]");
