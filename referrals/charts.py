@@ -14,9 +14,10 @@ is serialised by ElementTree, which escapes every text and attribute."""
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from xml.etree import ElementTree as ET
 
 import pygal
@@ -80,7 +81,7 @@ def bar_chart(
         show_minor_x_labels=horizontal or len(labels) <= 12,
         truncate_label=-1,
         range=(0, 100) if percent else None,
-        y_labels=[0, 25, 50, 75, 100] if percent else None,
+        y_labels=[0, 25, 50, 75, 100] if percent else count_ticks(series),
         value_formatter=(lambda v: f"{v:.0f}%") if percent else (lambda v: f"{v:.0f}"),
         no_data_text="No data in this period",
         margin=8,
@@ -90,6 +91,23 @@ def bar_chart(
     for name, values in series:
         chart.add(name, list(values))
     return _static_svg(chart.render_tree(), description)
+
+
+def count_ticks(series: Sequence[tuple[str, Sequence[float | None]]]) -> list[int]:
+    """Whole-number axis labels for counts, at most six, a round step apart (1, 2, 5, 10,
+    20, 50...): pygal's own ticks are fractions, which a count axis shows as 0, 0, 1, 1."""
+    top = max((v for _, values in series for v in values if v is not None), default=0)
+    if not top:
+        return [0, 1]
+    step = next(step for step in _round_steps() if top / step <= 5)
+    return list(range(0, math.ceil(top / step) * step + 1, step))
+
+
+def _round_steps() -> Iterator[int]:
+    scale = 1
+    while True:
+        yield from (scale, 2 * scale, 5 * scale)
+        scale *= 10
 
 
 def stylesheet() -> str:

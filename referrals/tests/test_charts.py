@@ -179,3 +179,35 @@ def test_charts_render_with_no_data_at_all(client_for, manager):
         response = client.get(reverse(name), {"since": "2001-01-01", "until": "2001-02-01"})
         assert response.status_code == 200
         assert "<svg" in response.content.decode()
+
+
+def _y_axis_labels(svg: str) -> list[str]:
+    from xml.etree import ElementTree as ET
+
+    root = ET.fromstring(svg)  # noqa: S314 - the SVG this test just drew
+    axis = next(
+        g for g in root.iter("{http://www.w3.org/2000/svg}g") if "axis y" in g.get("class", "")
+    )
+    return [t.text or "" for t in axis.iter("{http://www.w3.org/2000/svg}text")]
+
+
+@pytest.mark.parametrize(
+    ("top", "labels"),
+    [
+        (0, ["0", "1"]),
+        (1, ["0", "1"]),
+        (3, ["0", "1", "2", "3"]),
+        (9, ["0", "2", "4", "6", "8", "10"]),
+        (26, ["0", "10", "20", "30"]),
+        (480, ["0", "100", "200", "300", "400", "500"]),
+    ],
+)
+def test_a_count_axis_is_labelled_in_whole_round_numbers(top, labels):
+    svg = bar_chart(
+        title="Received vs sent per month",
+        description="Jan",
+        labels=["Jan", "Feb"],
+        series=[("Received", [top, 0]), ("Sent", [0, None])],
+    )
+
+    assert _y_axis_labels(svg) == labels
