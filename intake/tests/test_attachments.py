@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from audit.models import PatientDataAccess
 from intake.models import ReferralAttachment
-from intake.tests.conftest import PDF, PNG, office_form_data, stored_files
+from intake.tests.conftest import PDF, PNG, entry_form_data, office_form_data, stored_files
 from partners.factories import ProviderFactory
 from referrals.factories import ReferralFactory
 from referrals.models import Referral
@@ -178,18 +178,7 @@ def test_a_coordinator_logs_a_faxed_referral_with_its_document(
     client_for, coordinator, private_dir
 ):
     provider = ProviderFactory()
-    data = {
-        "direction": "inbound",
-        "provider": provider.pk,
-        "channel": "fax",
-        "urgency": "routine",
-        "received_at": "2026-11-20T09:15",
-        "patient_first_name": "Ruth",
-        "patient_last_name": "Olsen",
-        "patient_dob": "1950-04-02",
-        "reason": "See fax",
-        "documents": _upload(TIFF, "fax.tif", "image/tiff"),
-    }
+    data = entry_form_data(provider, documents=_upload(TIFF, "fax.tif", "image/tiff"))
     response = client_for(coordinator).post(reverse("referrals:create"), data)
     referral = Referral.objects.get()
     assert response.url == referral.get_absolute_url()
