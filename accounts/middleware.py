@@ -12,9 +12,10 @@ from accounts.twofactor import second_factor_due
 @cache
 def _open_paths() -> frozenset[str]:
     """What a signed-in user may open before giving the second factor: only the way in
-    and the way out."""
+    and the way out (and where the browser reports what the page's policy refused)."""
     return frozenset(
-        reverse(name) for name in ("accounts:verify", "accounts:setup", "login", "logout")
+        reverse(name)
+        for name in ("accounts:verify", "accounts:setup", "login", "logout", "core:csp_report")
     ) | {reverse("admin:logout")}
 
 

@@ -511,6 +511,8 @@ CONTENT_SECURITY_POLICY = {
         "form-action": [SELF],
         # The same as X-Frame-Options: DENY, for browsers that read only the policy.
         "frame-ancestors": [NONE],
+        # What a browser refused is logged (core.csp), so a broken page is seen.
+        "report-uri": ["/csp-report/"],
     }
 }
 SESSION_COOKIE_HTTPONLY = True

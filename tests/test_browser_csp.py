@@ -156,3 +156,36 @@ def test_an_administrator_uses_the_admin_with_no_refusal_in_the_console(
     referral.refresh_from_db()
     assert referral.provider.last_name == "Turing"
     assert page.problems == []
+
+
+def test_what_the_browser_refuses_reaches_the_log(
+    page: Any,  # noqa: F811 - the fixture imported above
+    caplog: Any,
+) -> None:
+    """A real refusal, reported by Chromium itself to the policy's report-uri."""
+    import logging
+    import time
+
+    from django.core.cache import caches
+
+    from core import csp
+
+    caches["api-throttle"].delete(csp.budget_key("127.0.0.1"))  # other tests' reports
+    UserFactory.create(username="maria", role=Role.MANAGER)
+    sign_in(page, "maria")
+    with caplog.at_level(logging.WARNING, logger="referral_crm.csp"):
+        # An inline script, as an injected one would be: refused, and reported.
+        page.evaluate(
+            "() => { const s = document.createElement('script');"
+            " s.textContent = 'window.ran = true'; document.body.append(s); }"
+        )
+        deadline = time.monotonic() + 10
+        while "Content-Security-Policy refused" not in caplog.text:
+            assert time.monotonic() < deadline, "no report reached the server"
+            time.sleep(0.1)
+
+    assert page.evaluate("() => window.ran === undefined")
+    assert any("Content Security Policy" in problem for problem in page.problems), page.problems
+    (message,) = [r.getMessage() for r in caplog.records if r.name == "referral_crm.csp"]
+    assert message.startswith("Content-Security-Policy refused script-src")
+    assert message.endswith(" from inline on /")

@@ -38,6 +38,8 @@ def assert_strict(response: Any) -> None:
     assert "blob:" in found["img-src"] and "blob:" in found["frame-src"]
     assert "'unsafe-inline'" not in response["Content-Security-Policy"]
     assert "'unsafe-eval'" not in response["Content-Security-Policy"]
+    # What a browser refuses is reported, and logged (core.csp).
+    assert found["report-uri"] == [reverse("core:csp_report")]
 
 
 def test_a_staff_page_and_the_sign_in_page_carry_the_strict_policy(client_for, manager):
