@@ -24,6 +24,7 @@ from django.contrib.auth.models import User
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.text import get_text_list
 from django_otp.models import Device
 from django_otp.plugins.otp_static.models import StaticDevice
@@ -31,6 +32,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import services
 from core.roles import can_hand_over_work
+from core.templatetags.people import person
 
 admin.site.unregister(TOTPDevice)
 admin.site.unregister(StaticDevice)
@@ -118,11 +120,22 @@ class UserAdmin(DjangoUserAdmin):
             self.message_user(
                 request,
                 f"Deactivated and signed out: {get_text_list([u.username for u in users], 'and')}. "
-                "Everything they did keeps their name. Their partners, open referrals, tasks "
-                "and planned visits stay theirs until handed over: open the user and choose "
-                "Hand over work.",
+                "Everything they did keeps their name.",
                 messages.SUCCESS,
             )
+        # Their current work stays theirs until handed over: say who holds what, and where.
+        for user in users:
+            if held := services.user_current_work(user=user).in_words():
+                self.message_user(
+                    request,
+                    format_html(
+                        '{} still holds {}: <a href="{}">hand it over</a>.',
+                        person(user),
+                        get_text_list(held, "and"),
+                        reverse("accounts:user_handover", args=[user.pk]),
+                    ),
+                    messages.WARNING,
+                )
 
     @admin.action(permissions=["delete"], description="Delete selected users")
     def delete_selected(self, request: HttpRequest, queryset: QuerySet[User]) -> Any:

@@ -142,6 +142,22 @@ def user_deactivate(*, user: User) -> None:
 HANDOVER_KINDS = ("partners", "referrals", "tasks", "visits", "events")
 
 
+# What each kind of work is called, one and many.
+WORK_NOUNS = {
+    "partners": ("partner", "partners"),
+    "referrals": ("open referral", "open referrals"),
+    "tasks": ("open task", "open tasks"),
+    "visits": ("planned visit", "planned visits"),
+    "events": ("upcoming event", "upcoming events"),
+}
+
+
+def work_amount(kind: str, count: int) -> str:
+    """`count` rows of a kind of work in words: "1 open task", "3 partners"."""
+    one, many = WORK_NOUNS[kind]
+    return f"{count} {one if count == 1 else many}"
+
+
 @dataclass(frozen=True)
 class Work:
     """How many rows of each kind of current work: what a user holds, or what moved."""
@@ -155,6 +171,10 @@ class Work:
     @property
     def total(self) -> int:
         return self.partners + self.referrals + self.tasks + self.visits + self.events
+
+    def in_words(self) -> list[str]:
+        """Each kind there is some of, in words: ["26 partners", "1 open task"]."""
+        return [work_amount(kind, n) for kind in HANDOVER_KINDS if (n := getattr(self, kind))]
 
 
 # The column of each kind of work that says whose it is.

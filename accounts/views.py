@@ -146,26 +146,16 @@ def _security_page(
     return render(request, "accounts/security.html", context, status=400 if failed else 200)
 
 
-# What each kind of work is called, one and many.
-WORK_NOUNS = {
-    "partners": ("partner", "partners"),
-    "referrals": ("open referral", "open referrals"),
-    "tasks": ("open task", "open tasks"),
-    "visits": ("planned visit", "planned visits"),
-    "events": ("upcoming event", "upcoming events"),
-}
-
-
-def _amount(kind: str, count: int) -> str:
-    one, many = WORK_NOUNS[kind]
-    return f"{count} {one if count == 1 else many}"
-
-
 def _user_to_hand_over(request: AuthedRequest, pk: int) -> User:
     """The user whose work is handed over, active or not; only for those who may."""
     if not can_hand_over_work(request.user):
         raise PermissionDenied
     return get_object_or_404(User, pk=pk)
+
+
+def _held_by(user: User) -> list[int]:
+    """The counts of work `users_with_work` annotated a user with, in Work's order."""
+    return [getattr(user, f"work_{kind}") for kind in services.HANDOVER_KINDS]
 
 
 @login_required
@@ -175,12 +165,7 @@ def team(request: AuthedRequest) -> HttpResponse:
         raise PermissionDenied
     page = paginate(request, services.users_with_work().prefetch_related("groups"))
     people = [
-        (
-            user,
-            prefetched_role(user),
-            [_amount(kind, n) for kind in WORK_NOUNS if (n := getattr(user, f"work_{kind}"))],
-        )
-        for user in page
+        (user, prefetched_role(user), services.Work(*_held_by(user)).in_words()) for user in page
     ]
     return render(request, "accounts/user_list.html", {"people": people, "page": page})
 
@@ -204,13 +189,16 @@ def user_handover(request: AuthedRequest, pk: int) -> HttpResponse:
     work = services.user_current_work(user=from_user)
     # A valid choice not yet confirmed: what will move to whom, and a button to confirm.
     summary = [
-        (_amount(kind, getattr(work, kind)), person(user))
+        (services.work_amount(kind, getattr(work, kind)), person(user))
         for kind, user in (form.recipients().items() if form.is_bound and form.is_valid() else [])
         if getattr(work, kind)
     ]
     context = {
         "from_user": from_user,
-        "work": [(_amount(kind, getattr(work, kind)), getattr(work, kind)) for kind in WORK_NOUNS],
+        "work": [
+            (services.work_amount(kind, getattr(work, kind)), getattr(work, kind))
+            for kind in services.HANDOVER_KINDS
+        ],
         "total": work.total,
         "form": form,
         "summary": summary,
@@ -228,7 +216,7 @@ def _report(
     moved_to: dict[User, list[str]] = defaultdict(list)
     for kind, user in recipients.items():
         if count := getattr(result.moved, kind):
-            moved_to[user].append(_amount(kind, count))
+            moved_to[user].append(services.work_amount(kind, count))
     if not moved_to:
         messages.info(request, f"Nothing moved: {person(from_user)} held no current work.")
     else:
@@ -240,6 +228,6 @@ def _report(
     if result.visits_kept:
         messages.warning(
             request,
-            f"{_amount('visits', result.visits_kept)} stayed with {person(from_user)}: "
+            f"{services.work_amount('visits', result.visits_kept)} stayed with {person(from_user)}: "
             f"{person(recipients['visits'])} already plans the same office that day.",
         )

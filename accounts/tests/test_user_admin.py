@@ -19,7 +19,8 @@ from accounts import services
 from audit.models import PatientDataAccess
 from audit.services import audit_record
 from core.factories import DEMO_PASSWORD, UserFactory
-from outreach.factories import ActivityFactory
+from outreach.factories import ActivityFactory, TaskFactory
+from partners.factories import ProviderFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -139,6 +140,25 @@ def test_deactivating_signs_the_user_out_everywhere_and_keeps_their_name(
     signing_in = Client()
     signing_in.post(reverse("login"), {"username": "manager", "password": DEMO_PASSWORD})
     assert "_auth_user_id" not in signing_in.session
+
+
+def test_deactivating_someone_who_holds_work_says_what_and_links_to_the_hand_over(
+    back_office: Client, liaison: User, coordinator: User
+) -> None:
+    ProviderFactory.create_batch(2, owner=liaison)
+    TaskFactory.create(assignee=liaison)
+
+    response = bulk(back_office, "deactivate", [liaison, coordinator])
+
+    messages = said(response)
+    assert messages[0] == (
+        "Deactivated and signed out: coordinator and liaison. Everything they did keeps their name."
+    )
+    hand_over = reverse("accounts:user_handover", args=[liaison.pk])
+    assert messages[1:] == [
+        f"{liaison.get_full_name()} still holds 2 partners and 1 open task: "
+        f'<a href="{hand_over}">hand it over</a>.'
+    ]
 
 
 def test_an_administrator_cannot_deactivate_themselves(
