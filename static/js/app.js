@@ -8,7 +8,10 @@
     if (!option) return;
     event.preventDefault();
     var picker = option.closest("[data-picker]");
-    picker.querySelector("input[type=hidden]").value = option.dataset.pickerChoice;
+    var chosen = picker.querySelector("input[type=hidden]");
+    chosen.value = option.dataset.pickerChoice;
+    // A form that reacts to changes (the queue's filters) hears of the choice.
+    chosen.dispatchEvent(new Event("change", { bubbles: true }));
     var search = picker.querySelector("input[type=search]");
     search.value = option.dataset.pickerLabel;
     picker.querySelector("[data-picker-options]").innerHTML = "";
@@ -19,12 +22,24 @@
     picker.classList.remove("is-invalid");
   });
 
+  // The words typed in a picker's search box are not a choice: their change (on leaving the
+  // box, as when a match is clicked) must not reach a form that reacts to changes.
+  document.addEventListener("change", function (event) {
+    if (event.target.matches && event.target.matches("[data-picker] input[type=search]")) {
+      event.stopPropagation();
+    }
+  }, true);
+
   // Typing a new search clears a previous choice so a stale id is never submitted.
   document.addEventListener("input", function (event) {
     var search = event.target.closest("[data-picker] input[type=search]");
     if (!search) return;
     var picker = search.closest("[data-picker]");
-    picker.querySelector("input[type=hidden]").value = "";
+    var chosen = picker.querySelector("input[type=hidden]");
+    if (chosen.value) {
+      chosen.value = "";
+      chosen.dispatchEvent(new Event("change", { bubbles: true }));
+    }
     search.classList.remove("is-valid");
   });
 
