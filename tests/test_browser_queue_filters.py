@@ -35,8 +35,8 @@ def test_picking_a_partner_in_the_queue_filter_shows_only_their_referrals(
     from playwright.sync_api import expect
 
     UserFactory(username="cora", role=Role.COORDINATOR)
-    wiebe = ProviderFactory(first_name="David", last_name="Wiebe")
-    other = ProviderFactory(first_name="Terri", last_name="King")
+    wiebe = ProviderFactory.create(first_name="David", last_name="Wiebe")
+    other = ProviderFactory.create(first_name="Terri", last_name="King")
     for _ in range(2):
         _log(provider=wiebe)
     for _ in range(3):
@@ -68,7 +68,7 @@ def test_a_possible_duplicate_badge_stays_in_its_column_on_a_laptop(
 
     UserFactory(username="cora", role=Role.COORDINATOR)
     coordinator = UserFactory(username="dana", first_name="Dana", last_name="Brooks")
-    provider = ProviderFactory()
+    provider = ProviderFactory.create()
     same_patient = {
         "provider": provider,
         "patient_last_name": "Olsen",
@@ -97,7 +97,7 @@ def test_one_long_word_typed_into_a_referral_wraps_on_a_phone(
 
     UserFactory(username="cora", role=Role.COORDINATOR)
     referral = _log(
-        provider=ProviderFactory(),
+        provider=ProviderFactory.create(),
         patient_last_name="Wolfeschlegelsteinhausenbergerdorffwelchevoralternwarengewissenhaft",
         reason="Prior auth ref: AUTHZ20261204NEBRASKAMEDICAIDQX88812345678901" + "X" * 3000,
     )

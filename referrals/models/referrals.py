@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Case, Exists, F, OuterRef, Q, Value, When
-from django.db.models.functions import Lower, Trim
+from django.db.models.functions import Lower, Trim, TruncDate
 from django.urls import reverse
 from django.utils import timezone
 
@@ -169,31 +169,45 @@ class ReferralQuerySet(models.QuerySet["Referral"]):
             output_field=models.DateTimeField(),
         )
         open_statuses = [s for s in OPEN_STATUSES if s not in (Status.SEEN, Status.REPORT_SENT)]
-        return self.annotate(
-            contact_due_at=contact_due,
-            appointment_due_at=appointment_due,
-        ).annotate(
-            sla_state=Case(
-                When(
-                    # Any move out of received is the first contact (referral_transition
-                    # records it), so only a referral still received can be waiting for it.
-                    Q(status=Status.RECEIVED, contacted_at__isnull=True, contact_due_at__lt=now),
-                    then=Value(SlaState.CONTACT_OVERDUE),
-                ),
-                When(
-                    Q(
-                        appointment_at__isnull=True,
-                        status__in=open_statuses,
-                        appointment_due_at__lt=now,
+        # The appointment target is a day (its page says "by Fri Dec 4"): overdue once that
+        # day is over, and an appointment any time that day is on time, in local time.
+        local = timezone.get_current_timezone()
+        today_start = timezone.localtime(now, local).replace(
+            hour=0, minute=0, second=0, microsecond=0
+        )
+        return (
+            self.annotate(contact_due_at=contact_due, appointment_due_at=appointment_due)
+            .alias(
+                appointment_day=TruncDate("appointment_at", tzinfo=local),
+                appointment_due_day=TruncDate("appointment_due_at", tzinfo=local),
+            )
+            .annotate(
+                sla_state=Case(
+                    When(
+                        # Any move out of received is the first contact (referral_transition
+                        # records it), so only a referral still received can be waiting for it.
+                        Q(
+                            status=Status.RECEIVED,
+                            contacted_at__isnull=True,
+                            contact_due_at__lt=now,
+                        ),
+                        then=Value(SlaState.CONTACT_OVERDUE),
                     ),
-                    then=Value(SlaState.APPOINTMENT_OVERDUE),
-                ),
-                When(
-                    Q(appointment_at__gt=F("appointment_due_at")),
-                    then=Value(SlaState.APPOINTMENT_LATE),
-                ),
-                default=Value(SlaState.ON_TRACK),
-                output_field=models.CharField(),
+                    When(
+                        Q(
+                            appointment_at__isnull=True,
+                            status__in=open_statuses,
+                            appointment_due_at__lt=today_start,
+                        ),
+                        then=Value(SlaState.APPOINTMENT_OVERDUE),
+                    ),
+                    When(
+                        Q(appointment_day__gt=F("appointment_due_day")),
+                        then=Value(SlaState.APPOINTMENT_LATE),
+                    ),
+                    default=Value(SlaState.ON_TRACK),
+                    output_field=models.CharField(),
+                )
             )
         )
 

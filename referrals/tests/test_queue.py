@@ -1,7 +1,7 @@
 """The SLA work queue: deadlines per urgency, claiming, reassigning and bulk actions."""
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.contrib.messages import get_messages
@@ -91,6 +91,30 @@ def test_the_first_answer_stops_the_contact_clock_and_the_appointment_clock_runs
     # A second answer (on hold → accepted) does not move the first-contact time.
     referral.refresh_from_db()
     assert referral.contacted_at == answered
+
+
+def test_the_appointment_target_is_a_whole_day_in_local_time():
+    """The page says "by Fri Dec 4": not overdue that morning, nor late for an afternoon
+    appointment that day; overdue from the next day on."""
+    local = timezone.get_current_timezone()
+    received = timezone.make_aware(datetime(2026, 11, 4, 11, 4), local)
+    referral = _logged(urgency="routine", received_at=received)
+    referral_transition(referral=referral, to_status="accepted", actor=None, at=received)
+    due_day = received + timedelta(days=30)  # Dec 4, 11:04
+
+    def state(at):
+        return Referral.objects.with_sla(now=at).get().sla_state
+
+    assert state(due_day.replace(hour=9)) == SlaState.ON_TRACK
+    assert state(due_day.replace(hour=23, minute=59)) == SlaState.ON_TRACK
+    assert state(due_day.replace(hour=0, minute=1) + timedelta(days=1)) == (
+        SlaState.APPOINTMENT_OVERDUE
+    )
+
+    Referral.objects.update(status=Status.SCHEDULED, appointment_at=due_day.replace(hour=15))
+    assert state(due_day.replace(hour=9)) == SlaState.ON_TRACK
+    Referral.objects.update(appointment_at=due_day.replace(hour=8) + timedelta(days=1))
+    assert state(due_day.replace(hour=9)) == SlaState.APPOINTMENT_LATE
 
 
 def test_overdue_rows_stand_out_in_the_queue_and_can_be_filtered(client_for, coordinator):
