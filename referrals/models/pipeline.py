@@ -75,6 +75,8 @@ OUTBOUND_ACTION_LABELS: dict[str, str] = {
     Status.REPORT_SENT: "Consult report received",
 }
 OUTBOUND_STATUS_LABELS: dict[str, str] = {
+    # Sent to the specialist, who has not answered yet.
+    Status.RECEIVED: "Sent",
     Status.REPORT_SENT: "Report received",
 }
 

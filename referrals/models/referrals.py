@@ -183,6 +183,9 @@ class ReferralQuerySet(models.QuerySet["Referral"]):
             )
             .annotate(
                 sla_state=Case(
+                    # The targets are the practice's answer to those who refer to it; a
+                    # referral it sends out is the specialist's to answer.
+                    When(direction=Referral.Direction.OUTBOUND, then=Value(SlaState.ON_TRACK)),
                     When(
                         # Any move out of received is the first contact (referral_transition
                         # records it), so only a referral still received can be waiting for it.
@@ -356,11 +359,15 @@ class Referral(models.Model):
 
     @property
     def status_label(self) -> str:
-        """The status as this referral's direction reads it ("Report received" for one we
-        sent out, where the report comes back to us)."""
-        if self.direction == self.Direction.OUTBOUND and self.status in OUTBOUND_STATUS_LABELS:
-            return OUTBOUND_STATUS_LABELS[self.status]
-        return str(self.get_status_display())
+        """The status as this referral's direction reads it ("Sent" and "Report received"
+        for one we sent out, where the report comes back to us)."""
+        return self.label_for(self.status)
+
+    def label_for(self, status: str) -> str:
+        """Any status (one in this referral's history, say) as its direction reads it."""
+        if self.direction == self.Direction.OUTBOUND and status in OUTBOUND_STATUS_LABELS:
+            return OUTBOUND_STATUS_LABELS[status]
+        return str(Status(status).label)
 
     def action_label(self, to_status: str) -> str:
         """The button that moves this referral to `to_status`."""

@@ -192,3 +192,33 @@ def test_a_referral_sent_out_reads_as_one_we_sent_and_its_report_step_records_th
     assert Task.objects.get(kind=Task.Kind.CONSULT_REPORT).status == Task.Status.DONE
     page = client.get(referral.get_absolute_url()).content.decode()
     assert ">Report received</span>" in page
+
+
+def test_a_referral_sent_out_reads_as_sent_everywhere_with_no_clock_of_ours(
+    client_for, coordinator
+):
+    specialist = ProviderFactory(in_network=True, last_name="Zimmer")
+    referral = _sent(specialist, days_ago=3, urgency="stat")
+    client = client_for(coordinator)
+
+    detail = client.get(referral.get_absolute_url()).content.decode()
+    queue = client.get(reverse("referrals:list")).content.decode()
+    dashboard = client.get(reverse("core:dashboard")).content.decode()
+    partner = client.get(reverse("partners:provider_detail", args=[specialist.pk]))
+
+    assert referral.status_label == "Sent"
+    assert 'data-testid="status">Sent</span>' in detail
+    # The history's first entry, the queue's badge, the dashboard, the partner's timeline.
+    assert "<strong>Sent</strong>" in detail and "<strong>Received</strong>" not in detail
+    row = queue.split(f'data-queue-row="{referral.pk}"')[1].split("</tr>")[0]
+    assert ">Sent</span>" in row
+    assert "sent 3\xa0days ago" in row
+    assert "waiting" not in row
+    assert ">Sent</span>" in dashboard
+    assert ">Sent</span>" in partner.content.decode()
+    # Three days unanswered at STAT would be overdue for a referral to us: the targets are
+    # ours to meet, not the specialist's.
+    assert 'data-testid="sla"' not in detail and "First contact" not in detail
+    assert "data-sla=" not in row and "due " not in row
+    assert Referral.objects.with_sla().get().sla_state == "on_track"
+    assert not Referral.objects.overdue().exists()

@@ -239,7 +239,12 @@ class Command(BaseCommand):
                 patient_phone=f"(402) 555-{rng.randint(0, 9999):04d}",
                 reason=rng.choice(REASONS),
                 urgency=rng.choice(["routine"] * 8 + ["urgent", "stat"]),
-                channel=rng.choice(Referral.Channel.values),
+                # We send a patient out by fax, phone or an e-referral, never by walk-in.
+                channel=rng.choice(
+                    [Referral.Channel.FAX, Referral.Channel.PHONE, Referral.Channel.E_REFERRAL]
+                    if outbound
+                    else Referral.Channel.values
+                ),
                 received_at=received,
                 assigned_to=users["coordinator"],
                 created_by=users["coordinator"],
