@@ -72,3 +72,20 @@ def test_the_demo_partners_statuses_agree_with_their_referrals():
     half_a_year_ago = timezone.now() - timedelta(days=182)
     assert not by_status["dormant"].filter(last__gte=half_a_year_ago).exists()
     assert by_status["active"].filter(last__gte=half_a_year_ago).exists()
+
+
+def test_no_demo_referral_was_answered_seen_or_closed_in_the_future():
+    from referrals.models import Referral
+
+    call_command("seed_demo", referrals=200, stdout=io.StringIO())
+
+    rows = Referral.objects.values_list("contacted_at", "seen_at", "closed_at", "received_at")
+    times = [at for row in rows for at in row if at is not None]
+    assert times and max(times) <= timezone.now()
+    # First answers come hours to days after the referral, not all after the same delay.
+    delays = {
+        round((contacted - received).total_seconds() / 3600)
+        for contacted, _, _, received in rows
+        if contacted is not None
+    }
+    assert len(delays) > 10

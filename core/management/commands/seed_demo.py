@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import factory.random
@@ -250,15 +250,29 @@ class Command(BaseCommand):
                 created_by=users["coordinator"],
                 status=path[-1] if path else Status.RECEIVED,
             )
-            steps = [received + timedelta(days=2 * (i + 1)) for i in range(len(path))]
-            for status, at in zip(path, steps, strict=True):
+            # First answered within hours, later steps days apart, and nothing after today:
+            # a recent referral is only as far along as the time since it came allows.
+            gaps = [timedelta(hours=rng.uniform(1, 40))]
+            gaps += [timedelta(days=rng.uniform(1, 6)) for _ in path[1:]]
+            steps: list[datetime] = []
+            for gap in gaps[: len(path)]:
+                steps.append((steps[-1] if steps else received) + gap)
+            while path and steps[-1] > now:
+                path, steps = path[:-1], steps[:-1]
+            referral.status = path[-1] if path else Status.RECEIVED
+            for index, (status, at) in enumerate(zip(path, steps, strict=True)):
                 if status == Status.DECLINED:
                     referral.decline_reason = rng.choice(REASON_SUGGESTIONS[Status.DECLINED])
                 if status == Status.CANCELLED:
                     referral.cancel_reason = rng.choice(REASON_SUGGESTIONS[Status.CANCELLED])
                 if status == Status.SCHEDULED:
-                    # Booked for the day of the next step: a patient is seen on the day.
-                    referral.appointment_at = at + timedelta(days=2)
+                    # Booked for the day of the next step (a patient is seen on the day), or
+                    # for a day ahead when that step has not come yet.
+                    referral.appointment_at = (
+                        steps[index + 1]
+                        if index + 1 < len(steps)
+                        else at + timedelta(days=rng.uniform(2, 14))
+                    )
                 if status == Status.SEEN:
                     referral.seen_at = at
                 if status == Status.REPORT_SENT and outbound:
