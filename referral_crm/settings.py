@@ -333,7 +333,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 LOOP_SWEEP_SECONDS = env.float("LOOP_SWEEP_SECONDS", default=60.0)
-# Days after an outbound referral before a missing consult report gets a reminder task.
+# Days after the specialist saw an outbound referral's patient before a missing consult
+# report gets a reminder task.
 CONSULT_REPORT_REMINDER_DAYS = env.int("CONSULT_REPORT_REMINDER_DAYS", default=21)
 CELERY_BEAT_SCHEDULE = {
     # The database holds every due date; this sweep hands due work to the workers and

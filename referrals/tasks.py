@@ -13,7 +13,7 @@ logger = logging.getLogger(__name__)
 
 @shared_task
 def remind_missing_consult_reports() -> None:
-    """Nightly, by beat: the due dates are in the database (sent date + the setting), so a
+    """Nightly, by beat: the due dates are in the database (seen date + the setting), so a
     missed night is caught up by the next run."""
     created = consult_report_reminders_create()
     if created:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -95,9 +96,27 @@ def test_a_manager_adds_a_partner_logs_a_referral_and_finds_the_thank_you_task(
     page.get_by_role("button", name="Accept").click()
     expect(status).to_have_text("Accepted")
     page.get_by_text("Schedule…").click()
+    # A date before the referral came in is refused next to the field; the step stays open
+    # with the date and the note as typed.
+    yesterday = timezone.localdate() - timedelta(days=1)
+    page.get_by_label("Appointment date and time").fill(f"{yesterday}T09:00")
+    page.locator('details[data-step="scheduled"]').get_by_label("Note (optional)").fill(
+        "Booked with Dr. Lee"
+    )
+    page.get_by_role("button", name="Schedule", exact=True).click()
+    expect(page.get_by_text("before the referral was received")).to_be_visible()
+    expect(page.get_by_label("Appointment date and time")).to_have_value(f"{yesterday}T09:00")
+    expect(
+        page.locator('details[data-step="scheduled"]').get_by_label("Note (optional)")
+    ).to_have_value("Booked with Dr. Lee")
+    expect(status).to_have_text("Accepted")
     # Booked for later today: a patient is marked seen on the day of the appointment.
     page.get_by_label("Appointment date and time").fill(f"{timezone.localdate()}T23:55")
     page.get_by_role("button", name="Schedule", exact=True).click()
+    expect(status).to_have_text("Scheduled")
+    # The appointment is still to come: no no-show yet, and the page says why.
+    expect(page.get_by_role("button", name="No-show")).to_have_count(0)
+    expect(page.get_by_test_id("not-yet")).to_contain_text("once that time has passed")
     expect(status).to_have_text("Scheduled")
     page.get_by_role("button", name="Mark seen").click()
     expect(status).to_have_text("Seen")
@@ -142,4 +161,52 @@ def test_the_menu_groups_pages_and_works_on_a_phone_and_a_desktop(page: Any) -> 
     ).click()
     page.get_by_role("link", name="Gifts & meals").click()
     expect(page).to_have_url(re.compile(r"/outreach/"))
+    assert page.problems == []
+
+
+def test_a_no_show_is_asked_once_more_before_its_letter_goes(page: Any) -> None:
+    from playwright.sync_api import expect
+
+    from partners.factories import ProviderFactory
+    from referrals.factories import ReferralFactory
+    from referrals.services.workflow import referral_log, referral_transition
+
+    UserFactory(username="carla", role=Role.COORDINATOR)
+    referral = referral_log(
+        referral=ReferralFactory.build(
+            provider=ProviderFactory(), received_at=timezone.now() - timedelta(days=5)
+        ),
+        actor=None,
+    )
+    referral = referral_transition(referral=referral, to_status="accepted", actor=None)
+    referral = referral_transition(
+        referral=referral,
+        to_status="scheduled",
+        actor=None,
+        appointment_at=timezone.now() - timedelta(hours=2),
+    )
+    page.goto("/accounts/login/")
+    page.get_by_label("Username").fill("carla")
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.goto(referral.get_absolute_url())
+    status = page.get_by_test_id("status")
+
+    asked: list[str] = []
+
+    def dismiss(dialog: Any) -> None:
+        asked.append(dialog.message)
+        dialog.dismiss()
+
+    page.once("dialog", dismiss)
+    page.get_by_role("button", name="No-show").click()
+    page.wait_for_timeout(500)
+    assert asked and "letter" in asked[0]
+    expect(status).to_have_text("Scheduled")
+    referral.refresh_from_db()
+    assert referral.status == "scheduled"
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="No-show").click()
+    expect(status).to_have_text("No-show")
     assert page.problems == []

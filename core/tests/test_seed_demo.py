@@ -44,7 +44,7 @@ def test_the_demo_data_tells_the_reports_a_consistent_story():
     ).exists()
     from outreach.models import Task
 
-    late = Referral.objects.awaiting_consult_report(sent_before=timezone.now() - timedelta(days=21))
+    late = Referral.objects.awaiting_consult_report(seen_before=timezone.now() - timedelta(days=21))
     assert late.exists()
     assert set(late.values_list("pk", flat=True)) == set(
         Task.objects.filter(kind="consult_report").values_list("referral_id", flat=True)

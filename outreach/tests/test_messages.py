@@ -50,6 +50,16 @@ def _walk(referral, *statuses):
     return referral
 
 
+def _missed(referral):
+    # A no-show is known once the appointment time has passed.
+    return referral_transition(
+        referral=referral,
+        to_status=Status.NO_SHOW,
+        actor=None,
+        at=referral.appointment_at + timedelta(hours=1),
+    )
+
+
 def test_a_new_inbound_referral_is_acknowledged_by_email_the_same_day():
     referral = _referral(email="wiebe@example.org")
 
@@ -209,7 +219,7 @@ def test_the_sweep_finds_every_kind_of_message_whose_enqueue_was_lost():
         decline_reason="outside our scope.",
     )
     missed = _walk(_referral(email="third@example.org"), Status.ACCEPTED, Status.SCHEDULED)
-    missed = referral_transition(referral=missed, to_status=Status.NO_SHOW, actor=None)
+    missed = _missed(missed)
     cancelled = referral_transition(
         referral=_referral(email="fourth@example.org"),
         to_status=Status.CANCELLED,
@@ -320,7 +330,7 @@ def test_a_bulk_decline_sends_each_referring_office_its_notice(coordinator):
 def test_each_missed_appointment_tells_the_referring_office():
     referral = _walk(_referral(email="wiebe@example.org"), Status.ACCEPTED, Status.SCHEDULED)
     first_appointment = timezone.localtime(referral.appointment_at)
-    referral = referral_transition(referral=referral, to_status=Status.NO_SHOW, actor=None)
+    referral = _missed(referral)
     _task, notice = loop.loop_message_prepare(referral_id=referral.pk, status=Status.NO_SHOW)
     assert notice.kind == K.NO_SHOW and notice.sequence == 1
     assert notice.recipient == "wiebe@example.org"
@@ -329,7 +339,7 @@ def test_each_missed_appointment_tells_the_referring_office():
 
     # Rebooked, missed again: a second notice; preparing again changes nothing.
     referral = _walk(referral, Status.SCHEDULED)
-    referral = referral_transition(referral=referral, to_status=Status.NO_SHOW, actor=None)
+    referral = _missed(referral)
     for _ in range(2):
         loop.loop_message_prepare(referral_id=referral.pk, status=Status.NO_SHOW)
     notices = Letter.objects.filter(referral=referral, kind=K.NO_SHOW).order_by("sequence")

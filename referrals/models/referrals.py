@@ -86,20 +86,12 @@ class ReferralQuerySet(models.QuerySet["Referral"]):
     def outbound(self) -> ReferralQuerySet:
         return self.filter(direction=Referral.Direction.OUTBOUND)
 
-    def awaiting_consult_report(self, *, sent_before: datetime) -> ReferralQuerySet:
-        """Outbound referrals sent before `sent_before` whose consult report has not come
-        back, leaving out the ones that never reached the specialist."""
+    def awaiting_consult_report(self, *, seen_before: datetime) -> ReferralQuerySet:
+        """Outbound referrals whose patient the specialist saw before `seen_before` and whose
+        consult report has not come back. Only a seen patient has a report to chase (see
+        Referral.consult_report_due)."""
         return self.outbound().filter(
-            received_at__lt=sent_before,
-            report_received_at__isnull=True,
-            status__in=[
-                Status.RECEIVED,
-                Status.ACCEPTED,
-                Status.SCHEDULED,
-                Status.SEEN,
-                Status.ON_HOLD,
-                Status.NO_SHOW,
-            ],
+            status=Status.SEEN, seen_at__lt=seen_before, report_received_at__isnull=True
         )
 
     def for_user(self, user: User, *, write: bool = False) -> ReferralQuerySet:
@@ -374,6 +366,15 @@ class Referral(models.Model):
         if self.direction == self.Direction.OUTBOUND and to_status in OUTBOUND_ACTION_LABELS:
             return OUTBOUND_ACTION_LABELS[to_status]
         return ACTION_LABELS[to_status]
+
+    @property
+    def consult_report_due(self) -> bool:
+        """A referral we sent out whose patient the specialist has seen: only then can a
+        consult report come back (moving on to "report received" records it too)."""
+        return self.direction == self.Direction.OUTBOUND and (
+            self.status in (Status.SEEN, Status.REPORT_SENT)
+            or (self.status == Status.CLOSED and self.seen_at is not None)
+        )
 
     def check_transition(self, to_status: str) -> None:
         if to_status not in Status.values:

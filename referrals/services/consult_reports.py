@@ -10,6 +10,20 @@ from django.db import transaction
 from django.utils import timezone
 
 from referrals.models import Referral
+from referrals.models.pipeline import REFERRAL_IN_STATUS
+
+
+def check_referral_consult_report(*, referral: Referral) -> None:
+    """May this referral's consult report be recorded as received? Raises ValidationError."""
+    if referral.direction != Referral.Direction.OUTBOUND:
+        raise ValidationError("Only a referral we sent out has a consult report to receive.")
+    if not referral.consult_report_due:
+        # The specialist writes the report after seeing the patient: earlier, a click is a
+        # mistake, and it would also silence the reminder to chase the real one.
+        raise ValidationError(
+            "A consult report comes back only after the specialist has seen the patient, "
+            f"and this is {REFERRAL_IN_STATUS[referral.status]}."
+        )
 
 
 @transaction.atomic
@@ -20,8 +34,7 @@ def referral_record_consult_report(
     (a second click changes nothing); the reminder task for it, if any, is done."""
     from outreach.models import Task
 
-    if referral.direction != Referral.Direction.OUTBOUND:
-        raise ValidationError("Only a referral we sent out has a consult report to receive.")
+    check_referral_consult_report(referral=referral)
     from referrals.services.history import _record_edit
 
     at = at or timezone.now()
@@ -52,7 +65,7 @@ def consult_report_reminders_create(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     waiting = (
         Referral.objects.awaiting_consult_report(
-            sent_before=now - timedelta(days=settings.CONSULT_REPORT_REMINDER_DAYS)
+            seen_before=now - timedelta(days=settings.CONSULT_REPORT_REMINDER_DAYS)
         )
         .exclude(tasks__kind=Task.Kind.CONSULT_REPORT)
         .values_list("pk", "assigned_to_id", "created_by_id")

@@ -70,6 +70,37 @@ def referral_log(*, referral: Referral, actor: User | None) -> Referral:
     return referral
 
 
+def referral_transition_not_yet(
+    *, referral: Referral, to_status: str, at: datetime | None = None
+) -> str:
+    """Why this referral may not move to `to_status` yet (at `at`, now by default) because
+    of its appointment time, or "" if the time allows it. The page uses it to hold back a
+    step's button and say why."""
+    if referral.appointment_at is None:
+        return ""
+    at = at or timezone.now()
+    if to_status == Status.SEEN:
+        # The referring office is sent "seen on <day>" at once: a click on the wrong row
+        # days before the appointment must not tell them so. Patients come early, so the
+        # whole day counts.
+        appointment_day = timezone.localdate(referral.appointment_at)
+        if appointment_day > timezone.localdate(at):
+            return (
+                f"The appointment is on {appointment_day:%b %-d, %Y}: the patient can be "
+                "marked seen from that day on. If they came in earlier, schedule the day "
+                "they came first."
+            )
+    if to_status == Status.NO_SHOW and referral.appointment_at > at:
+        # A missed appointment is only known once its time has passed, and the referring
+        # office is sent a letter about it.
+        appointment = timezone.localtime(referral.appointment_at)
+        return (
+            f"The appointment is on {appointment:%b %-d, %Y at %-I:%M %p}: a no-show can be "
+            "marked once that time has passed."
+        )
+    return ""
+
+
 def check_referral_transition(
     *,
     referral: Referral,
@@ -82,16 +113,9 @@ def check_referral_transition(
     """May this referral move to `to_status` (at `at`, now by default) with these details?
     Raises ValidationError."""
     referral.check_transition(to_status)
-    if to_status == Status.SEEN and referral.appointment_at is not None:
-        # The referring office is sent "seen on <day>" at once: a click on the wrong row
-        # days before the appointment must not tell them so.
-        appointment_day = timezone.localdate(referral.appointment_at)
-        if appointment_day > timezone.localdate(at or timezone.now()):
-            raise ValidationError(
-                f"The appointment is on {appointment_day:%b %-d, %Y}: the patient can be "
-                "marked seen from that day on. If they came in earlier, schedule the day "
-                "they came first."
-            )
+    not_yet = referral_transition_not_yet(referral=referral, to_status=to_status, at=at)
+    if not_yet:
+        raise ValidationError(not_yet)
     if to_status == Status.DECLINED and not decline_reason.strip():
         raise ValidationError({"decline_reason": "Say why the referral is declined."})
     if to_status == Status.CANCELLED and not cancel_reason.strip():
@@ -100,12 +124,12 @@ def check_referral_transition(
         raise ValidationError({"appointment_at": "Give the appointment date and time."})
     if to_status == Status.SCHEDULED and appointment_at is not None:
         # The referring office is told this date at once: catch a mistyped year first.
-        received_on = timezone.localdate(referral.received_at)
-        if timezone.localdate(appointment_at) < received_on:
+        if appointment_at < referral.received_at:
+            received = timezone.localtime(referral.received_at)
             raise ValidationError(
                 {
                     "appointment_at": "The appointment is before the referral was received "
-                    f"({received_on:%b %-d, %Y}): check the date."
+                    f"({received:%b %-d, %Y at %-I:%M %p}): check the date and time."
                 }
             )
         if appointment_at > timezone.now() + timedelta(days=366):

@@ -94,12 +94,29 @@ def test_the_network_snapshot_does_not_change_when_the_partner_joins_later():
     assert referral.in_network is False
 
 
+def _seen(referral, *, days_ago=0):
+    """Walked to seen by the specialist `days_ago` days ago."""
+    seen_at = timezone.now() - timedelta(days=days_ago)
+    for status in (Status.ACCEPTED, Status.SCHEDULED, Status.SEEN):
+        referral = referral_transition(
+            referral=referral,
+            to_status=status,
+            actor=None,
+            appointment_at=max(seen_at, referral.received_at),
+            at=seen_at if status == Status.SEEN else None,
+        )
+    return referral
+
+
 def test_a_reminder_is_created_once_when_the_consult_report_is_late(settings, coordinator):
     settings.CONSULT_REPORT_REMINDER_DAYS = 14
     specialist = ProviderFactory(in_network=True)
-    late = _sent(specialist, days_ago=20, assigned_to=coordinator)
-    _sent(specialist, days_ago=3)  # not due yet
-    back = _sent(specialist, days_ago=30)
+    late = _seen(_sent(specialist, days_ago=40, assigned_to=coordinator), days_ago=20)
+    _seen(_sent(specialist, days_ago=40), days_ago=3)  # not due yet
+    # Sent long ago but not seen yet: there is no report to chase.
+    not_seen = _sent(specialist, days_ago=60)
+    not_seen = referral_transition(referral=not_seen, to_status=Status.ACCEPTED, actor=None)
+    back = _seen(_sent(specialist, days_ago=40), days_ago=30)
     referral_record_consult_report(referral=back, actor=coordinator)
     cancelled = _sent(specialist, days_ago=30)
     referral_transition(
@@ -120,16 +137,16 @@ def test_a_reminder_is_created_once_when_the_consult_report_is_late(settings, co
         Task.Kind.CONSULT_REPORT,
         coordinator,
     )
-    assert not Task.objects.filter(referral__in=[back, cancelled, inbound]).exists()
+    assert not Task.objects.filter(referral__in=[back, cancelled, inbound, not_seen]).exists()
 
 
 def test_recording_the_consult_report_closes_its_reminder(settings, client_for, coordinator):
     settings.CONSULT_REPORT_REMINDER_DAYS = 14
-    referral = _sent(ProviderFactory(in_network=True), days_ago=20)
+    referral = _seen(_sent(ProviderFactory(in_network=True), days_ago=30), days_ago=20)
     consult_report_reminders_create()
     client = client_for(coordinator)
     page = client.get(referral.get_absolute_url()).content.decode()
-    assert "Not back yet" in page
+    assert "Not back yet" in page and "Mark received" in page
     response = client.post(reverse("referrals:consult_report", args=[referral.pk]))
     assert response.url == referral.get_absolute_url()
     referral.refresh_from_db()
@@ -160,7 +177,7 @@ def test_the_nightly_task_runs_the_reminders(settings):
     from referrals.tasks import remind_missing_consult_reports
 
     settings.CONSULT_REPORT_REMINDER_DAYS = 1
-    referral = _sent(ProviderFactory(in_network=False), days_ago=5)
+    referral = _seen(_sent(ProviderFactory(in_network=False), days_ago=9), days_ago=5)
     remind_missing_consult_reports.apply()
     assert Task.objects.get().referral == referral
     assert "remind-missing-consult-reports" in settings.CELERY_BEAT_SCHEDULE
@@ -177,12 +194,13 @@ def test_a_referral_sent_out_reads_as_one_we_sent_and_its_report_step_records_th
     assert "Specialist accepted" in page and "Specialist declined" in page
     assert "thank-you to the referrer" not in page
     assert "consult report comes back" in page
-    consult_report_reminders_create()
     appointment = timezone.now()
     for status in (Status.ACCEPTED, Status.SCHEDULED, Status.SEEN):
         referral = referral_transition(
             referral=referral, to_status=status, actor=coordinator, appointment_at=appointment
         )
+    # Two weeks after the visit the report is chased.
+    assert consult_report_reminders_create(now=appointment + timedelta(days=15)) == 1
     page = client.get(referral.get_absolute_url()).content.decode()
     assert "Consult report received" in page  # the next step's button
     referral = referral_transition(
@@ -222,3 +240,33 @@ def test_a_referral_sent_out_reads_as_sent_everywhere_with_no_clock_of_ours(
     assert "data-sla=" not in row and "due " not in row
     assert Referral.objects.with_sla().get().sla_state == "on_track"
     assert not Referral.objects.overdue().exists()
+
+
+def test_a_consult_report_cannot_be_marked_received_before_the_specialist_has_seen_the_patient(
+    settings, client_for, coordinator
+):
+    settings.CONSULT_REPORT_REMINDER_DAYS = 14
+    referral = _sent(ProviderFactory(in_network=True), days_ago=30)
+    client = client_for(coordinator)
+    mark = reverse("referrals:consult_report", args=[referral.pk])
+    for status in (None, Status.ACCEPTED, Status.SCHEDULED):
+        if status:
+            referral = referral_transition(
+                referral=referral, to_status=status, actor=None, appointment_at=timezone.now()
+            )
+        page = client.get(referral.get_absolute_url()).content.decode()
+        assert "Not back yet" in page and "comes after the specialist sees the patient" in page
+        assert mark not in page
+        refused = client.post(mark, follow=True).content.decode()
+        assert "only after the specialist has seen the patient" in refused
+        referral.refresh_from_db()
+        assert referral.report_received_at is None
+    # Nor is it chased before then.
+    assert consult_report_reminders_create() == 0
+
+    referral = referral_transition(referral=referral, to_status=Status.SEEN, actor=None)
+    page = client.get(referral.get_absolute_url()).content.decode()
+    assert mark in page
+    client.post(mark)
+    referral.refresh_from_db()
+    assert referral.report_received_at is not None

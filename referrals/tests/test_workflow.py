@@ -219,6 +219,55 @@ def test_a_patient_cannot_be_marked_seen_before_the_day_of_their_appointment(ref
     assert seen.status == Status.SEEN
 
 
+def test_an_appointment_earlier_on_the_day_the_referral_arrived_is_refused():
+    received = timezone.localtime().replace(hour=11, minute=4, second=0, microsecond=0)
+    received -= timedelta(days=10)
+    referral = referral_log(
+        referral=ReferralFactory.build(provider=ProviderFactory(), received_at=received),
+        actor=None,
+    )
+    referral = _walk(referral, Status.ACCEPTED)
+    with pytest.raises(ValidationError) as refused:
+        referral_transition(
+            referral=referral,
+            to_status=Status.SCHEDULED,
+            actor=None,
+            appointment_at=received.replace(hour=9, minute=0),
+        )
+    assert refused.value.message_dict["appointment_at"] == [
+        "The appointment is before the referral was received "
+        f"({received:%b %-d, %Y} at 11:04 AM): check the date and time."
+    ]
+    # Later that day is fine.
+    referral = referral_transition(
+        referral=referral,
+        to_status=Status.SCHEDULED,
+        actor=None,
+        appointment_at=received.replace(hour=15, minute=30),
+    )
+    assert referral.status == Status.SCHEDULED
+
+
+def test_a_no_show_is_refused_until_the_appointment_time_has_passed(referral):
+    referral = _walk(referral, Status.ACCEPTED)
+    in_an_hour = timezone.now() + timedelta(hours=1)
+    referral = referral_transition(
+        referral=referral, to_status=Status.SCHEDULED, actor=None, appointment_at=in_an_hour
+    )
+    with pytest.raises(ValidationError, match="a no-show can be marked once that time has passed"):
+        referral_transition(referral=referral, to_status=Status.NO_SHOW, actor=None)
+    referral.refresh_from_db()
+    assert referral.status == Status.SCHEDULED
+    assert not referral.events.filter(to_status=Status.NO_SHOW).exists()
+    missed = referral_transition(
+        referral=referral,
+        to_status=Status.NO_SHOW,
+        actor=None,
+        at=in_an_hour + timedelta(minutes=1),
+    )
+    assert missed.status == Status.NO_SHOW
+
+
 @pytest.mark.parametrize(
     ("path", "illegal", "said"),
     [

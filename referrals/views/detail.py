@@ -23,7 +23,7 @@ from referrals.models import REASON_SUGGESTIONS, Referral, Status
 from referrals.selectors import get_referral_for_user, possible_duplicates
 from referrals.services.consult_reports import referral_record_consult_report
 from referrals.services.edit import referral_edit
-from referrals.services.workflow import referral_transition
+from referrals.services.workflow import referral_transition, referral_transition_not_yet
 
 # Actions that need more than a click, and the field each one asks for.
 ACTION_FIELDS: dict[str, str] = {
@@ -31,6 +31,15 @@ ACTION_FIELDS: dict[str, str] = {
     Status.SCHEDULED: "appointment_at",
     Status.ON_HOLD: "hold_reason",
     Status.CANCELLED: "cancel_reason",
+}
+
+# Steps whose button waits for the appointment time; until then the page says why.
+OFFERED_ONCE_DUE: tuple[str, ...] = (Status.NO_SHOW,)
+
+# Steps that send the referring office a letter on one click: asked once more first.
+ACTION_CONFIRMATIONS: dict[str, str] = {
+    Status.NO_SHOW: "Mark the patient as a no-show? The referring office is sent a letter "
+    "saying the appointment was missed.",
 }
 
 
@@ -95,24 +104,39 @@ def referral_update(request: AuthedRequest, pk: int) -> HttpResponse:
     return render(request, "referrals/referral_form.html", {"form": form, "referral": referral})
 
 
-def _workflow_context(request: AuthedRequest, referral: Referral, **extra: Any) -> dict[str, Any]:
+def _workflow_context(
+    request: AuthedRequest,
+    referral: Referral,
+    *,
+    step_form: TransitionForm | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The workflow region's context. `step_form` is a step sent back with errors: its step
+    is drawn open with what was typed and each error next to its field."""
     can_change = request.user.has_perm("referrals.change_referral")
-    actions = (
-        [
+    actions = []
+    not_yet = []
+    refused_step = step_form.data.get("to_status") if step_form is not None else None
+    for status in referral.allowed_transitions() if can_change else ():
+        if status in OFFERED_ONCE_DUE:
+            why = referral_transition_not_yet(referral=referral, to_status=status)
+            if why:
+                not_yet.append(why)
+                continue
+        actions.append(
             {
                 "status": status,
                 "label": referral.action_label(status),
                 "field": ACTION_FIELDS.get(status),
                 "suggestions": REASON_SUGGESTIONS.get(status, ()),
+                "confirm": ACTION_CONFIRMATIONS.get(status, ""),
+                "form": step_form if status == refused_step else None,
             }
-            for status in referral.allowed_transitions()
-        ]
-        if can_change
-        else []
-    )
+        )
     return {
         "referral": referral,
         "actions": actions,
+        "not_yet": not_yet,
         "events": referral.events.for_timeline(),
         "assign_form": AssignForm(
             initial={
@@ -126,13 +150,8 @@ def _workflow_context(request: AuthedRequest, referral: Referral, **extra: Any) 
     }
 
 
-@login_required
-def referral_detail(request: AuthedRequest, pk: int) -> HttpResponse:
-    # The office-link submission it came from, if any, in the same query.
-    referral = get_referral_for_user(
-        request.user, pk, related=("intake_submission",), with_sla=True
-    )
-    context = _workflow_context(request, referral)
+def _detail_context(request: AuthedRequest, referral: Referral, **workflow: Any) -> dict[str, Any]:
+    context = _workflow_context(request, referral, **workflow)
     context["tasks"] = referral.tasks.select_related("assignee")
     context["letters"] = referral.letters.all()
     # Listed for everyone who sees the referral; linked for those who may open them.
@@ -154,7 +173,16 @@ def referral_detail(request: AuthedRequest, pk: int) -> HttpResponse:
             patient_dob=referral.patient_dob,
             exclude_pk=referral.pk,
         )[:10]
-    return render(request, "referrals/referral_detail.html", context)
+    return context
+
+
+@login_required
+def referral_detail(request: AuthedRequest, pk: int) -> HttpResponse:
+    # The office-link submission it came from, if any, in the same query.
+    referral = get_referral_for_user(
+        request.user, pk, related=("intake_submission",), with_sla=True
+    )
+    return render(request, "referrals/referral_detail.html", _detail_context(request, referral))
 
 
 @login_required
@@ -162,7 +190,6 @@ def referral_detail(request: AuthedRequest, pk: int) -> HttpResponse:
 def referral_transition_view(request: AuthedRequest, pk: int) -> HttpResponse:
     referral = get_referral_for_user(request.user, pk, write=True)
     form = TransitionForm(request.POST)
-    error = None
     if form.is_valid():
         try:
             referral = referral_transition(
@@ -176,24 +203,34 @@ def referral_transition_view(request: AuthedRequest, pk: int) -> HttpResponse:
                 cancel_reason=form.cleaned_data["cancel_reason"],
             )
         except ValidationError as exc:
-            error = " ".join(exc.messages)
+            # A refusal naming a field ("appointment_at") is shown next to that field.
+            form.add_error(None, exc)
         else:
             if not request.htmx:
                 messages.success(request, f"Referral is now {referral.get_status_display()}.")
                 return redirect(referral)
-    else:
-        error = " ".join(", ".join(map(str, errors)) for errors in form.errors.values())
-    if error and not request.htmx:
-        messages.error(request, error)
-        return redirect(referral)
+    step_form = form if form.errors else None
+    # Errors on fields the step does not show (or on none) go in the alert above the steps.
+    shown = {"note", ACTION_FIELDS.get(request.POST.get("to_status", ""))}
+    error = " ".join(
+        str(message)
+        for name, found in form.errors.items()
+        if name not in shown
+        for message in found
+    )
     # Read again with its SLA state, which the move may have changed.
-    referral = get_referral_for_user(request.user, pk, with_sla=True)
+    referral = get_referral_for_user(
+        request.user, pk, related=("intake_submission",), with_sla=True
+    )
+    # Without htmx only a refusal gets here: the whole page again, the step open with what
+    # was typed.
+    build = _workflow_context if request.htmx else _detail_context
     return render_page(
         request,
         "referrals/referral_detail.html",
-        _workflow_context(request, referral, error=error),
+        build(request, referral, step_form=step_form, error=error),
         # 200 even for a refused move: htmx swaps only successful responses, and the
-        # partial itself shows the message.
+        # partial itself shows the errors.
         partial="referrals/referral_workflow.html",
     )
 

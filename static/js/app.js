@@ -96,11 +96,16 @@
   });
 
   // A form marked data-confirm asks before it is sent (an event handler, not an inline
-  // onsubmit attribute, which the Content-Security-Policy refuses to run).
+  // onsubmit attribute, which the Content-Security-Policy refuses to run). It listens in the
+  // capture phase and stops a refused submit there: htmx's own listener on the form would
+  // otherwise send it first, whatever the answer.
   document.addEventListener("submit", function (event) {
     var form = event.target.closest("form[data-confirm]");
-    if (form && !window.confirm(form.dataset.confirm)) event.preventDefault();
-  });
+    if (form && !window.confirm(form.dataset.confirm)) {
+      event.preventDefault();
+      event.stopPropagation();
+    }
+  }, true);
 
   // A step's form opened from its <details> closes again from its own Close button.
   document.addEventListener("click", function (event) {

@@ -1,0 +1,127 @@
+"""The next-step forms on a referral's page: a refused step comes back open with what was
+typed, and a step waits for the appointment time when it must."""
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from partners.factories import ProviderFactory
+from referrals.factories import ReferralFactory
+from referrals.models import Status
+from referrals.services.workflow import referral_log, referral_transition
+
+pytestmark = pytest.mark.django_db
+
+
+def _logged(**kwargs):
+    return referral_log(
+        referral=ReferralFactory.build(provider=ProviderFactory(), **kwargs), actor=None
+    )
+
+
+def _step(page: str, status: str) -> str:
+    """The <details> of one step, as drawn."""
+    found = re.search(rf'<details[^>]*data-step="{status}".*?</details>', page, re.S)
+    assert found, f"no {status} step on the page"
+    return found.group(0)
+
+
+@pytest.mark.parametrize("htmx", [True, False], ids=["htmx", "plain post"])
+def test_a_refused_decline_comes_back_open_with_its_error_and_what_was_typed(
+    client_for, coordinator, htmx
+):
+    referral = _logged()
+    too_long = "Out of scope " + "x" * 300
+    response = client_for(coordinator).post(
+        reverse("referrals:transition", args=[referral.pk]),
+        {"to_status": "declined", "decline_reason": too_long, "note": "Called the office"},
+        **({"HTTP_HX_REQUEST": "true"} if htmx else {}),
+    )
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert ("<html" in page) is not htmx
+    step = _step(page, "declined")
+    assert re.match(r"<details[^>]* open>", step)
+    assert f'value="{too_long}"' in step
+    assert 'value="Called the office"' in step
+    assert 'class="invalid-feedback mb-2" id="decline_reason-' in step
+    assert "Ensure this value has at most 300 characters" in step
+    assert 'aria-invalid="true"' in step
+    # The other steps stay closed and empty.
+    assert not re.match(r"<details[^>]* open>", _step(page, "cancelled"))
+    referral.refresh_from_db()
+    assert referral.status == Status.RECEIVED
+
+
+def test_a_refused_appointment_comes_back_open_with_the_date_typed_and_why(client_for, coordinator):
+    referral = referral_transition(
+        referral=_logged(received_at=timezone.now() - timedelta(days=3)),
+        to_status=Status.ACCEPTED,
+        actor=None,
+    )
+    too_early = timezone.localtime(referral.received_at) - timedelta(days=2)
+    typed = f"{too_early:%Y-%m-%dT%H:%M}"
+    response = client_for(coordinator).post(
+        reverse("referrals:transition", args=[referral.pk]),
+        {"to_status": "scheduled", "appointment_at": typed, "note": "Dr. Lee's list"},
+        HTTP_HX_REQUEST="true",
+    )
+    step = _step(response.content.decode(), "scheduled")
+    assert re.match(r"<details[^>]* open>", step)
+    assert f'value="{typed}"' in step and 'value="Dr. Lee&#39;s list"' in step
+    assert "before the referral was received" in step
+    assert 'aria-describedby="appt-' in step
+    referral.refresh_from_db()
+    assert (referral.status, referral.appointment_at) == (Status.ACCEPTED, None)
+
+
+def test_a_step_that_went_through_is_drawn_closed_and_empty_again(client_for, coordinator):
+    referral = _logged()
+    response = client_for(coordinator).post(
+        reverse("referrals:transition", args=[referral.pk]),
+        {"to_status": "accepted"},
+        HTTP_HX_REQUEST="true",
+    )
+    step = _step(response.content.decode(), "scheduled")
+    assert not re.match(r"<details[^>]* open>", step)
+    assert 'name="appointment_at" value=""' in step
+
+
+def test_no_show_is_offered_only_once_the_appointment_time_has_passed(client_for, coordinator):
+    referral = _logged(received_at=timezone.now() - timedelta(days=3))
+    referral = referral_transition(referral=referral, to_status=Status.ACCEPTED, actor=None)
+    in_an_hour = timezone.now() + timedelta(hours=1)
+    referral = referral_transition(
+        referral=referral, to_status=Status.SCHEDULED, actor=None, appointment_at=in_an_hour
+    )
+    client = client_for(coordinator)
+    page = client.get(referral.get_absolute_url()).content.decode()
+    assert 'value="no_show"' not in page
+    assert "a no-show can be marked once that time has passed" in page
+    assert 'value="seen"' in page  # patients come early: seen is offered on the day
+
+    # By URL it is refused, with the reason.
+    response = client.post(
+        reverse("referrals:transition", args=[referral.pk]),
+        {"to_status": "no_show"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert "a no-show can be marked once that time has passed" in response.content.decode()
+    referral.refresh_from_db()
+    assert referral.status == Status.SCHEDULED
+
+    # Once the time has passed it is offered, and asks before the letter goes.
+    referral = referral_transition(
+        referral=referral,
+        to_status=Status.SCHEDULED,
+        actor=None,
+        appointment_at=timezone.now() - timedelta(hours=1),
+    )
+    page = client.get(referral.get_absolute_url()).content.decode()
+    assert 'value="no_show"' in page
+    assert "once that time has passed" not in page
+    no_show = re.search(r'(<form[^>]*>)(?:(?!</form>).)*value="no_show"', page, re.S)
+    assert no_show and re.search(r'data-confirm="[^"]*letter[^"]*"', no_show.group(1))
