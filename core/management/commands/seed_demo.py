@@ -200,9 +200,10 @@ class Command(BaseCommand):
                 is_old = True
                 path = rng.choice(CLOSED_PATHS)
             elif outbound and not late_report_shown:
-                # One patient sent out a month ago and seen, whose consult report is late:
-                # the demo shows its reminder (made in _close_loops).
-                received = now - timedelta(days=30)
+                # One patient sent out some six weeks ago and seen at least 26 days ago
+                # (its steps take at most two weeks), whose consult report is late: the
+                # demo shows its reminder (made in _close_loops).
+                received = now - timedelta(days=40)
                 path = [Status.ACCEPTED, Status.SCHEDULED, Status.SEEN]
                 late_report_shown = True
             referral = Referral(
