@@ -82,9 +82,13 @@ def link_revoke(request: AuthedRequest, pk: int) -> HttpResponse:
 
 
 def _refused(request: HttpRequest, refusal: IntakeRefused) -> HttpResponse:
-    return render(
-        request, "intake/refused.html", {"message": refusal.message}, status=refusal.status
-    )
+    context = {
+        "message": refusal.message,
+        "practice_name": settings.PRACTICE_NAME,
+        "practice_phone": settings.PRACTICE_PHONE,
+        "practice_fax": settings.PRACTICE_FAX,
+    }
+    return render(request, "intake/refused.html", context, status=refusal.status)
 
 
 @bounded_uploads

@@ -63,7 +63,11 @@ def test_revoking_a_link_refuses_the_office_with_a_clear_message(
     link.refresh_from_db()
     assert link.revoked_by == manager
     office = Client()
-    assert "withdrawn by the practice" in office.get(_url(token)).content.decode()
+    refused = office.get(_url(token)).content.decode()
+    assert "withdrawn by the practice" in refused
+    # Where to send it instead, as the message says.
+    assert "referral fax <strong>(555) 010-2001</strong>" in refused
+    assert 'href="tel:5550102000"' in refused
     response = office.post(_url(token), office_form_data(link.organization))
     assert response.status_code == 410
     assert not Referral.objects.exists()
