@@ -4,7 +4,7 @@ from urllib.parse import urlencode, urlsplit
 from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import resolve_url
+from django.shortcuts import render, resolve_url
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 
@@ -23,6 +23,25 @@ class NoStoreMiddleware:
         if getattr(request, "user", None) is not None and request.user.is_authenticated:
             response.headers.setdefault("Cache-Control", "no-store, private")
         return response
+
+
+class MethodNotAllowedPageMiddleware:
+    """A page address that only takes a form's post (a step, a bulk action, a delete),
+    opened directly, answers 405 with no body, which a browser shows as a blank error:
+    give it a page that says what happened. API answers already say it in JSON."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if response.status_code != 405 or response.get("Content-Type", "").find("html") < 0:
+            return response
+        if getattr(response, "streaming", False) or response.content:
+            return response
+        page = render(request, "405.html", status=405)
+        page["Allow"] = response.get("Allow", "")
+        return page
 
 
 class IdleLogoffMiddleware:

@@ -100,6 +100,7 @@ MIDDLEWARE = [
     # After htmx and messages: turns a redirect to sign in into what a signed-out user needs.
     "core.middleware.SignedOutMiddleware",
     "core.middleware.NoStoreMiddleware",
+    "core.middleware.MethodNotAllowedPageMiddleware",
     # Last, so it sees the final authentication result.
     "axes.middleware.AxesMiddleware",
 ]
