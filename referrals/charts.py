@@ -85,6 +85,8 @@ def bar_chart(
         value_formatter=(lambda v: f"{v:.0f}%") if percent else (lambda v: f"{v:.0f}"),
         no_data_text="No data in this period",
         margin=8,
+        # Room for the last value label ("100%") centred on the right edge of the axis.
+        margin_right=24 if horizontal else None,
         spacing=8,
     )
     chart.x_labels = list(labels)

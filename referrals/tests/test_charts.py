@@ -211,3 +211,19 @@ def test_a_count_axis_is_labelled_in_whole_round_numbers(top, labels):
     )
 
     assert _y_axis_labels(svg) == labels
+
+
+def test_a_percent_bar_chart_leaves_room_for_its_100_percent_label():
+    svg = bar_chart(
+        title="Conversion by source",
+        description="Partner referral: 100%",
+        labels=["Partner referral", "Insurance directory"],
+        series=[("Seen as new patient", [100, 50])],
+        horizontal=True,
+        percent=True,
+    )
+
+    plot_x = float(re.search(r'translate\(([\d.]+), [\d.]+\)" class="plot"', svg).group(1))
+    label_x = float(re.search(r'<text x="([\d.]+)"[^>]*>100%</text>', svg).group(1))
+    # The label is centred on its tick; about 32 px wide at the chart's font size.
+    assert plot_x + label_x + 16 <= 420
