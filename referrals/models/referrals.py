@@ -24,7 +24,7 @@ from referrals.models.pipeline import (
     Status,
     Urgency,
 )
-from referrals.models.sla import SlaState, SlaTarget
+from referrals.models.sla import OVERDUE_STATES, SlaState, SlaTarget
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -197,6 +197,10 @@ class ReferralQuerySet(models.QuerySet["Referral"]):
                         then=Value(SlaState.APPOINTMENT_OVERDUE),
                     ),
                     When(
+                        Q(status=Status.SCHEDULED, appointment_at__lt=today_start),
+                        then=Value(SlaState.OUTCOME_DUE),
+                    ),
+                    When(
                         Q(appointment_day__gt=F("appointment_due_day")),
                         then=Value(SlaState.APPOINTMENT_LATE),
                     ),
@@ -210,7 +214,7 @@ class ReferralQuerySet(models.QuerySet["Referral"]):
         return self.with_sla(now=now).filter(
             # django-stubs check lookups against the model's fields; they cannot see the
             # annotation with_sla() adds, since it returns the plain queryset type.
-            sla_state__in=[SlaState.CONTACT_OVERDUE, SlaState.APPOINTMENT_OVERDUE]  # type: ignore[misc]
+            sla_state__in=OVERDUE_STATES  # type: ignore[misc]
         )
 
 

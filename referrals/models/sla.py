@@ -19,8 +19,14 @@ DEFAULT_SLA_TARGETS: dict[str, tuple[int, int]] = {
 class SlaState(models.TextChoices):
     CONTACT_OVERDUE = "contact_overdue", "First contact overdue"
     APPOINTMENT_OVERDUE = "appointment_overdue", "Appointment overdue"
+    # The appointment's day is over and nobody recorded whether the patient came.
+    OUTCOME_DUE = "outcome_due", "Seen or no-show? Not recorded"
     APPOINTMENT_LATE = "appointment_late", "Appointment later than target"
     ON_TRACK = "on_track", "On track"
+
+
+# The states that need someone to act now: they stand out in the queue and count as overdue.
+OVERDUE_STATES = (SlaState.CONTACT_OVERDUE, SlaState.APPOINTMENT_OVERDUE, SlaState.OUTCOME_DUE)
 
 
 class SlaTarget(models.Model):

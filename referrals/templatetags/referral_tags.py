@@ -40,6 +40,7 @@ def status_colour(status: str) -> str:
 SLA_COLOURS: dict[str, str] = {
     SlaState.CONTACT_OVERDUE: "danger",
     SlaState.APPOINTMENT_OVERDUE: "danger",
+    SlaState.OUTCOME_DUE: "danger",
     SlaState.APPOINTMENT_LATE: "warning",
     SlaState.ON_TRACK: "success",
 }

@@ -117,6 +117,42 @@ def test_the_appointment_target_is_a_whole_day_in_local_time():
     assert state(due_day.replace(hour=9)) == SlaState.APPOINTMENT_LATE
 
 
+def test_an_appointment_whose_day_is_over_with_no_outcome_recorded_needs_someone(
+    client_for, coordinator
+):
+    local = timezone.get_current_timezone()
+    received = timezone.make_aware(datetime(2026, 11, 2, 9, 0), local)
+    appointment = timezone.make_aware(datetime(2026, 11, 19, 10, 0), local)
+    referral = _logged(urgency="routine", received_at=received)
+    for status in ("accepted", "scheduled"):
+        referral = referral_transition(
+            referral=referral,
+            to_status=status,
+            actor=None,
+            at=received,
+            appointment_at=appointment,
+        )
+
+    def state(at):
+        return Referral.objects.with_sla(now=at).get().sla_state
+
+    # The day of the appointment: nothing to record yet. The next day: seen or no-show?
+    assert state(appointment.replace(hour=23)) == SlaState.ON_TRACK
+    next_morning = appointment.replace(hour=8) + timedelta(days=1)
+    assert state(next_morning) == SlaState.OUTCOME_DUE
+    assert list(Referral.objects.overdue(now=next_morning)) == [referral]
+
+    referral_transition(referral=referral, to_status="seen", actor=None, at=next_morning)
+    assert state(next_morning) == SlaState.ON_TRACK
+
+    # In the queue today (the appointment long past): red, and found by the overdue filter.
+    Referral.objects.update(status=Status.SCHEDULED, seen_at=None)
+    page = client_for(coordinator).get(reverse("referrals:list"), {"sla": "overdue"})
+    assert page.content.decode().count("data-queue-row=") == 1
+    assert 'data-sla="outcome_due"' in page.content.decode()
+    assert "data-overdue" in page.content.decode()
+
+
 def test_overdue_rows_stand_out_in_the_queue_and_can_be_filtered(client_for, coordinator):
     late = _logged(urgency="stat", received_at=timezone.now() - timedelta(hours=5))
     fine = _logged(urgency="routine")
