@@ -236,6 +236,22 @@ class TransitionForm(forms.Form):
     )
 
 
+class QueueFilterForm(forms.Form):
+    """The queue's filter form: a received-from date after the received-to date finds
+    nothing, which is said instead of showing an empty queue."""
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        after, before = data.get("received_after"), data.get("received_before")
+        if after and before and after > before:
+            self.add_error(
+                "received_before",
+                f"This date is before “Received from” ({after:%b %-d, %Y}): no referral "
+                "can match both.",
+            )
+        return data
+
+
 class ReferralFilter(StyledFilterSet):
     static_form = True
 
@@ -298,6 +314,7 @@ class ReferralFilter(StyledFilterSet):
     class Meta:
         model = Referral
         fields = ["number", "status", "direction", "urgency", "provider"]
+        form = QueueFilterForm
 
     def filter_number(self, queryset: Any, name: str, value: str) -> Any:
         """A referral number, or the reference an office was shown when it sent the referral

@@ -404,3 +404,24 @@ def test_a_referral_sent_again_by_the_same_partner_is_flagged_in_the_queue(clien
     }
     assert flagged == {again.pk}
     assert {first.pk, other_patient.pk, other_partner.pk}.isdisjoint(flagged)
+
+
+def test_filters_the_queue_cannot_use_are_named_instead_of_silently_left_out(
+    client_for, coordinator
+):
+    _logged()
+    client = client_for(coordinator)
+
+    reversed_dates = client.get(
+        reverse("referrals:list"),
+        {"received_after": "2026-11-20", "received_before": "2026-11-01"},
+    ).content.decode()
+    not_a_date = client.get(reverse("referrals:list"), {"received_after": "notadate"})
+
+    assert 'data-testid="filter-errors"' in reversed_dates
+    assert (
+        "Received to: This date is before “Received from” (Nov 20, 2026): no referral can "
+        "match both." in reversed_dates
+    )
+    assert not_a_date.status_code == 200
+    assert "Received from: Enter a valid date." in not_a_date.content.decode()

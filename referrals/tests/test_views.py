@@ -182,7 +182,8 @@ def test_bad_filter_values_are_reported_not_crashed_on(client_for, coordinator):
         reverse("referrals:list"), {"received_after": "yesterday", "page": "x"}
     )
     assert response.status_code == 200
-    assert "Some filters were not understood" in response.content.decode()
+    assert "These filters were left out" in response.content.decode()
+    assert "Received from: Enter a valid date." in response.content.decode()
 
 
 def test_the_work_queue_runs_the_same_queries_for_3_and_30_referrals(
