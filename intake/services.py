@@ -345,9 +345,11 @@ def intake_submit(
     new_provider: NewProvider | None = None,
     documents: list[tuple[UploadedFile, str]] | None = None,
     staged: Sequence[StagedDocument] = (),
+    request: HttpRequest | None = None,
 ) -> IntakeSubmission:
     """Log a referral an office sent through its link: lands in the queue as received,
-    from the web form, with nobody as its creator."""
+    from the web form, with nobody as its creator. `request`, when given, puts the
+    sender's address on the audit row."""
     # The row lock serialises submissions through one link, for the throttle's count.
     locked = IntakeLink.objects.select_for_update().get(pk=link.pk)
     refusal = _refusal(locked)
@@ -376,6 +378,7 @@ def intake_submit(
         action=PatientDataAccess.Action.CREATE,
         referral_ids=[referral.pk],
         source=PatientDataAccess.Source.INTAKE_LINK,
+        request=request,
     )
     attachments_save(referral=referral, documents=documents or [], actor=None, staged=staged)
     return submission

@@ -118,6 +118,7 @@ def public_form(request: HttpRequest, token: str) -> HttpResponse:
                 new_provider=form.new_provider(),
                 documents=form.cleaned_data["documents"],
                 staged=form.kept_documents,
+                request=request,
             )
         except IntakeRefused as refusal:
             return _refused(request, refusal)

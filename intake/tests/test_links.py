@@ -8,6 +8,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from audit.models import PatientDataAccess
 from intake.models import IntakeLink, IntakeSubmission, hash_token
 from intake.services import intake_link_create
 from intake.tests.conftest import office_form_data
@@ -84,8 +85,14 @@ def test_an_office_submits_a_referral_and_sees_a_reference_but_no_patient_data(
     # One heading for the provider section, not the same words again as the choice's label.
     assert form.content.decode().count("Referring provider") == 1
     assert "Who is referring the patient?" in form.content.decode()
-    response = office.post(_url(token), office_form_data(link.organization, urgency="urgent"))
+    response = office.post(
+        _url(token), office_form_data(link.organization, urgency="urgent"), REMOTE_ADDR="10.9.8.7"
+    )
     submission = IntakeSubmission.objects.select_related("referral").get()
+    # The audit row says it came through the office's link, and from where.
+    created = PatientDataAccess.objects.get(referral_id=submission.referral_id)
+    assert (created.action, created.source, created.user) == ("create", "intake_link", None)
+    assert created.ip_address == "10.9.8.7"
     referral = submission.referral
     assert response.status_code == 302
     assert response.url == reverse("intake:public_submitted", args=[token, submission.reference])
