@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import unicodedata
 from datetime import timedelta
 from typing import Any, cast
 
@@ -13,6 +14,7 @@ from intake.uploads import DocumentsField, KeepsDocumentsMixin
 from partners.models import Organization, Provider
 from partners.widgets import ProviderPicker
 from referrals.models import REASON_MAX_LENGTH, Referral
+from registry.models import RegistryProvider
 
 OTHER = "other"
 REASON_MAX = REASON_MAX_LENGTH
@@ -36,6 +38,20 @@ class IntakeLinkForm(forms.Form):
         return timezone.now() + timedelta(days=days) if days else None
 
 
+def _same_name(registered: str, typed: str) -> bool:
+    """Whether a typed last name is the registered one, whatever its case, accents, spaces
+    or punctuation ("O'Brien-Smith" and "OBRIEN SMITH"), or one part of it."""
+
+    def letters(name: str) -> str:
+        plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+        return "".join(c for c in plain.casefold() if c.isalpha())
+
+    registered_letters, typed_letters = letters(registered), letters(typed)
+    if not registered_letters or not typed_letters:
+        return False
+    return typed_letters in registered_letters or registered_letters in typed_letters
+
+
 class OfficeReferralForm(KeepsDocumentsMixin, forms.ModelForm):
     """The form a referring office fills in through its link, often on a phone."""
 
@@ -46,7 +62,10 @@ class OfficeReferralForm(KeepsDocumentsMixin, forms.ModelForm):
     other_first_name = forms.CharField(label="Provider first name", required=False, max_length=100)
     other_last_name = forms.CharField(label="Provider last name", required=False, max_length=100)
     other_npi = forms.CharField(
-        label="Provider NPI", required=False, max_length=10, help_text="10 digits."
+        label="Provider NPI",
+        required=False,
+        max_length=10,
+        help_text="10 digits. Name and NPI are both needed for a provider not listed.",
     )
     reason = forms.CharField(
         label="Reason for referral",
@@ -111,9 +130,33 @@ class OfficeReferralForm(KeepsDocumentsMixin, forms.ModelForm):
             for name in ("other_first_name", "other_last_name", "other_npi"):
                 if not str(cleaned.get(name) or "").strip() and name not in self.errors:
                     self.add_error(name, "Needed when the provider is not listed.")
+            if cleaned.get("other_npi") and cleaned.get("other_last_name"):
+                self._check_against_registry(cleaned["other_npi"], cleaned["other_last_name"])
         elif cleaned.get("provider_choice"):
             self.instance.provider = self.providers[cleaned["provider_choice"]]
         return cleaned
+
+    def _check_against_registry(self, npi: str, last_name: str) -> None:
+        """A provider named here becomes a partner who is sent letters: when the national
+        registry (NPPES, if loaded) knows the NPI, it must be a clinician's, still active,
+        and registered to the name typed. An NPI it does not know is taken as typed."""
+        record = RegistryProvider.objects.by_npi(npi)
+        if record is None:
+            return
+        if record.deactivated:
+            self.add_error("other_npi", "The national registry lists this NPI as deactivated.")
+        elif record.entity_type == RegistryProvider.EntityType.ORGANIZATION:
+            self.add_error(
+                "other_npi",
+                f"This NPI is an organization's ({record.organization_name.title()}): give "
+                "the referring clinician's own NPI.",
+            )
+        elif not _same_name(record.last_name, last_name):
+            self.add_error(
+                "other_last_name",
+                f"The national registry lists NPI {npi} as {record.first_name.title()} "
+                f"{record.last_name.title()}: check the name or the NPI.",
+            )
 
     def new_provider(self) -> NewProvider | None:
         if self.cleaned_data["provider_choice"] != OTHER:

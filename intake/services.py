@@ -39,6 +39,7 @@ from intake.storage import private_storage
 from partners.models import Organization, Provider
 from referrals.models import Referral
 from referrals.services.workflow import referral_log
+from registry.models import RegistryProvider, Taxonomy
 
 
 class IntakeRefused(Exception):
@@ -160,6 +161,16 @@ def _provider_for(link: IntakeLink, new_provider: NewProvider) -> tuple[Provider
         organization=link.organization,
         status=Provider.Status.PROSPECT,
     )
+    # What the national registry says of the NPI (the form checked the name against it)
+    # rather than what was typed: credential and specialty for the partner directory.
+    record = RegistryProvider.objects.by_npi(new_provider.npi)
+    if record is not None and record.last_name:
+        taxonomy = Taxonomy.objects.filter(code=record.primary_taxonomy_code).first()
+        provider.first_name = record.first_name.title()[:100] or provider.first_name
+        provider.last_name = record.last_name.title()[:100]
+        provider.credential = record.credential[:50]
+        provider.taxonomy_code = record.primary_taxonomy_code
+        provider.specialty = taxonomy.label[:200] if taxonomy else ""
     provider.full_clean()
     provider.save()
     return provider, True

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -16,6 +17,7 @@ from partners.factories import OrganizationFactory, ProviderFactory
 from partners.models import Provider
 from referrals.factories import ReferralFactory
 from referrals.models import Referral, Status
+from registry.factories import RegistryProviderFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -181,6 +183,72 @@ def test_an_office_names_a_provider_we_do_not_have_and_it_becomes_a_prospect(lin
     submission = IntakeSubmission.objects.get()
     assert submission.provider_added
     assert submission.referral.provider == provider
+
+
+def _naming(link: Any, npi: str, first: str = "Ada", last: str = "Lovelace") -> dict[str, Any]:
+    return office_form_data(
+        link.organization,
+        provider_choice="other",
+        other_first_name=first,
+        other_last_name=last,
+        other_npi=npi,
+    )
+
+
+def test_a_provider_the_registry_knows_takes_its_registered_details(link_and_token):
+    link, token = link_and_token
+    record = RegistryProviderFactory.create(
+        first_name="ADA", last_name="O'BRIEN-LOVELACE", credential="M.D."
+    )
+
+    response = Client().post(_url(token), _naming(link, record.npi, last="obrien lovelace"))
+
+    assert response.status_code == 302
+    provider = Provider.objects.get(npi=record.npi)
+    assert (provider.first_name, provider.last_name, provider.credential) == (
+        "Ada",
+        "O'Brien-Lovelace",
+        "M.D.",
+    )
+    assert provider.taxonomy_code == "207Q00000X"
+
+
+@pytest.mark.parametrize(
+    ("record", "typed_last", "field", "message"),
+    [
+        (
+            {"last_name": "WIEBE", "first_name": "DAVID"},
+            "<script>alert(1)</script>",
+            "other_last_name",
+            "The national registry lists NPI {npi} as David Wiebe: check the name or the NPI.",
+        ),
+        (
+            {"entity_type": 2, "organization_name": "MAPLE FAMILY PRACTICE LLC", "last_name": ""},
+            "Lovelace",
+            "other_npi",
+            "This NPI is an organization's (Maple Family Practice Llc): give the referring "
+            "clinician's own NPI.",
+        ),
+        (
+            {"last_name": "LOVELACE", "deactivated": True},
+            "Lovelace",
+            "other_npi",
+            "The national registry lists this NPI as deactivated.",
+        ),
+    ],
+)
+def test_a_provider_the_registry_contradicts_is_refused_with_what_it_says(
+    link_and_token, record, typed_last, field, message
+):
+    link, token = link_and_token
+    known = RegistryProviderFactory.create(**record)
+
+    response = Client().post(_url(token), _naming(link, known.npi, last=typed_last))
+
+    assert response.status_code == 200
+    assert response.context["form"].errors[field] == [message.format(npi=known.npi)]
+    assert not Provider.objects.filter(npi=known.npi).exists()
+    assert not Referral.objects.exists()
 
 
 @pytest.mark.parametrize(
