@@ -425,3 +425,23 @@ def test_filters_the_queue_cannot_use_are_named_instead_of_silently_left_out(
     )
     assert not_a_date.status_code == 200
     assert "Received from: Enter a valid date." in not_a_date.content.decode()
+
+
+def test_the_queue_says_how_long_the_first_answer_took_and_when_the_appointment_is(
+    client_for, coordinator
+):
+    local = timezone.get_current_timezone()
+    received = timezone.now() - timedelta(days=3)
+    referral = _logged(received_at=received)
+    referral_transition(
+        referral=referral, to_status="accepted", actor=None, at=received + timedelta(hours=5)
+    )
+    appointment = timezone.localtime(received + timedelta(days=5), local)
+    referral_transition(
+        referral=referral, to_status="scheduled", actor=None, appointment_at=appointment
+    )
+
+    row = client_for(coordinator).get(reverse("referrals:list")).content.decode()
+
+    assert "took 5\xa0hours" in row
+    assert f"{appointment:%b} {appointment.day}, 5\xa0days after" in row
