@@ -164,9 +164,13 @@ def test_the_menu_groups_pages_and_works_on_a_phone_and_a_desktop(page: Any) -> 
     assert page.problems == []
 
 
-def test_a_no_show_is_asked_once_more_before_its_letter_goes(page: Any) -> None:
+def test_a_no_show_is_asked_once_more_before_its_letter_goes(
+    page: Any, celery_worker_process: Any
+) -> None:
     from playwright.sync_api import expect
 
+    from conftest import wait_for
+    from outreach.models import Letter, LetterTemplate
     from partners.factories import ProviderFactory
     from referrals.factories import ReferralFactory
     from referrals.services.workflow import referral_log, referral_transition
@@ -209,4 +213,16 @@ def test_a_no_show_is_asked_once_more_before_its_letter_goes(page: Any) -> None:
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="No-show").click()
     expect(status).to_have_text("No-show")
+    # The letter goes: the worker prepares and hands it on (and is done with the database
+    # before the test's tables are emptied).
+    letters = Letter.objects.filter(referral=referral)
+    in_hand = [Letter.Status.PENDING, Letter.Status.SENDING]
+    wait_for(
+        lambda: (
+            letters.filter(kind=LetterTemplate.Kind.NO_SHOW).exclude(status__in=in_hand).exists()
+            and not letters.filter(status__in=in_hand).exists()
+        ),
+        what="the no-show letter (and the earlier ones) to be handed on",
+    )
+    page.wait_for_load_state("networkidle")
     assert page.problems == []
