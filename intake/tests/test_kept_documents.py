@@ -191,14 +191,19 @@ def test_a_tampered_reference_is_refused_with_a_clear_message(client_for, coordi
     assert StagedDocument.objects.count() == 1
 
 
-def test_a_reference_older_than_two_hours_is_refused_by_name(
-    client_for, coordinator, private_dir, monkeypatch
-):
-    staged = documents_stage(documents=[(_upload(), "application/pdf")], owner=coordinator)[0]
+def _reference_two_hours_old(owner, monkeypatch):
+    """A kept fax of `owner`'s, with a reference signed a second more than 2 hours ago."""
+    staged = documents_stage(documents=[(_upload(), "application/pdf")], owner=owner)[0]
     now = time.time()
     with monkeypatch.context() as past:
         past.setattr(signing.time, "time", lambda: now - 2 * 3600 - 1)
-        old_reference = staged.reference
+        return staged.reference
+
+
+def test_a_reference_older_than_two_hours_is_refused_by_name(
+    client_for, coordinator, private_dir, monkeypatch
+):
+    old_reference = _reference_two_hours_old(coordinator, monkeypatch)
     response = client_for(coordinator).post(
         ENTRY, entry_form_data(ProviderFactory(), **{"documents-kept": old_reference})
     )
@@ -211,11 +216,7 @@ def test_a_reference_older_than_two_hours_is_refused_by_name(
 def test_an_old_reference_ticked_for_removal_is_simply_removed(
     client_for, coordinator, private_dir, monkeypatch
 ):
-    staged = documents_stage(documents=[(_upload(), "application/pdf")], owner=coordinator)[0]
-    now = time.time()
-    with monkeypatch.context() as past:
-        past.setattr(signing.time, "time", lambda: now - 2 * 3600 - 1)
-        old_reference = staged.reference
+    old_reference = _reference_two_hours_old(coordinator, monkeypatch)
     response = client_for(coordinator).post(
         ENTRY,
         entry_form_data(
