@@ -265,10 +265,9 @@ class KeepsDocumentsMixin(forms.BaseForm):
             try:
                 staged = documents_stage(documents=fresh, owner=self.documents_owner)
             except ValidationError as refusal:
-                names = ", ".join(f"“{_shown_name(upload)}”" for upload, _kind in fresh)
                 self.add_error(
                     "documents",
-                    f"{' '.join(refusal.messages)} Nothing was sent yet: choose {names} again.",
+                    f"{' '.join(refusal.messages)} Nothing was sent yet: choose {_names(fresh)} again.",
                 )
         # A save that failed because a kept document was gone must not list it again.
         still_there = set(

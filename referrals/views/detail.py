@@ -207,7 +207,7 @@ def referral_transition_view(request: AuthedRequest, pk: int) -> HttpResponse:
             form.add_error(None, exc)
         else:
             if not request.htmx:
-                messages.success(request, f"Referral is now {referral.get_status_display()}.")
+                messages.success(request, f"Referral is now {referral.status_label}.")
                 return redirect(referral)
     step_form = form if form.errors else None
     # Errors on fields the step does not show (or on none) go in the alert above the steps.
