@@ -9,9 +9,9 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db.models import Count, Q
 from django.db.models.functions import Lower, Trim, Trunc
-from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
+from core.lookups import get_for_user
 from partners.models import Provider
 from referrals.models import Referral, ReferralQuerySet
 
@@ -27,17 +27,26 @@ def get_referral_for_user(
     """The referral, if this user may read it (or change it, with `write`), with its
     partner and people; `related` names more one-to-one relations to read in the same
     query; `with_sla` adds its SLA deadlines and state (ReferralQuerySet.with_sla)."""
-    queryset = Referral.objects.for_user(user, write=write).select_related(
-        "provider",
-        "provider__organization",
-        "provider__owner",
-        "assigned_to",
-        "created_by",
-        *related,
+
+    def visible(writable: bool) -> ReferralQuerySet:
+        queryset = Referral.objects.for_user(user, write=writable).select_related(
+            "provider",
+            "provider__organization",
+            "provider__owner",
+            "assigned_to",
+            "created_by",
+            *related,
+        )
+        return queryset.with_sla() if with_sla else queryset
+
+    return get_for_user(visible, pk, write=write, refusal=_referral_refusal)
+
+
+def _referral_refusal(referral: Referral) -> str:
+    return (
+        f"Your role may read referral {referral.pk} but not change it: the practice's "
+        "referral coordinators and managers work referrals."
     )
-    if with_sla:
-        queryset = queryset.with_sla()
-    return get_object_or_404(queryset, pk=pk)
 
 
 def possible_duplicates(

@@ -4,6 +4,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from core.templatetags.people import person
 from outreach.factories import ActivityFactory, TaskFactory
 from partners.factories import OrganizationFactory, ProviderFactory, StaffMemberFactory
 from partners.models import Provider, TierChange
@@ -74,7 +75,13 @@ def test_only_the_owner_liaison_may_edit_a_partner(client_for, liaison, other_li
     provider = ProviderFactory(owner=liaison)
     url = reverse("partners:provider_update", args=[provider.pk])
     assert client_for(liaison).get(url).status_code == 200
-    assert client_for(other_liaison).get(url).status_code == 404
+    refused = client_for(other_liaison).get(url)
+    # Every role reads the whole network, so the refusal says whose partner it is.
+    assert refused.status_code == 403
+    assert refused.context["exception"] == (
+        f"{provider.display_name} is {person(liaison)}'s partner: only they or a manager "
+        "can change it."
+    )
     assert client_for(manager).get(url).status_code == 200
 
 

@@ -202,7 +202,10 @@ def test_claiming_from_the_queue_says_who_won(client_for, coordinator, manager):
 def test_a_liaison_can_neither_claim_nor_bulk_change(client_for, liaison):
     referral = _logged(provider=ProviderFactory(owner=liaison))
     client = client_for(liaison)
-    assert client.post(reverse("referrals:claim", args=[referral.pk])).status_code == 404
+    claim = client.post(reverse("referrals:claim", args=[referral.pk]))
+    # They may read it (their partner's), so they are told why, not that it is missing.
+    assert claim.status_code == 403
+    assert "not change it" in claim.content.decode()
     response = client.post(
         reverse("referrals:bulk"), {"rows": [_token(referral)], "to_status": "accepted"}
     )

@@ -5,6 +5,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from core.factories import UserFactory
+from core.roles import Role
 from partners.factories import ProviderFactory
 from referrals.factories import ReferralFactory
 from referrals.models import Referral, Status
@@ -144,10 +146,19 @@ def test_a_liaison_can_neither_move_nor_delete_a_referral(client_for, liaison):
         reverse("referrals:transition", args=[referral.pk]), {"to_status": "accepted"}
     )
     delete = client.post(reverse("referrals:delete", args=[referral.pk]))
-    assert transition.status_code == 404
+    assert transition.status_code == 403
     assert delete.status_code == 403
     referral.refresh_from_db()
     assert referral.status == Status.RECEIVED
+
+
+def test_a_referral_a_role_cannot_read_is_not_found_even_to_change(client_for, other_liaison):
+    """Only a record the user may read gets the 403 that says why: another liaison's
+    referral stays a 404, so its number does not confirm it exists."""
+    referral = ReferralFactory(provider=ProviderFactory(owner=UserFactory(role=Role.LIAISON)))
+    client = client_for(other_liaison)
+    assert client.post(reverse("referrals:transition", args=[referral.pk])).status_code == 404
+    assert client.get(referral.get_absolute_url()).status_code == 404
 
 
 def test_a_coordinator_sees_the_patient_and_a_manager_may_delete(client_for, coordinator, manager):
@@ -238,9 +249,6 @@ def test_the_referral_detail_runs_the_same_queries_however_long_its_history(
 
 
 def test_the_queue_filter_built_once_still_offers_people_added_later(client_for, manager):
-    from core.factories import UserFactory
-    from core.roles import Role
-
     client = client_for(manager)
     client.get(reverse("referrals:list"))
     newcomer = UserFactory(first_name="Zelda", last_name="Newcomb", role=Role.COORDINATOR)
