@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import factory
 from django.utils import timezone
 
@@ -30,3 +32,22 @@ class ReferralFactory(factory.django.DjangoModelFactory[Referral]):
     patient_phone = factory.Faker("numerify", text="(402) 555-####")
     reason = factory.Faker("random_element", elements=REASONS)
     received_at = factory.LazyFunction(timezone.now)
+
+
+def referral_form_data(partner: Any, /, **overrides: Any) -> dict[str, Any]:
+    """What a coordinator types into a referral form for a faxed, routine referral from (or,
+    on the refer-out form, to) `partner`; `overrides` change or add fields, and one set to
+    None is left out, as a field the form does not have."""
+    data = {
+        "direction": "inbound",
+        "provider": partner.pk,
+        "channel": "fax",
+        "urgency": "routine",
+        "received_at": "2026-11-20T09:15",
+        "patient_first_name": "Ruth",
+        "patient_last_name": "Olsen",
+        "patient_dob": "1950-04-02",
+        "reason": "See fax",
+    }
+    data.update(overrides)
+    return {field: value for field, value in data.items() if value is not None}

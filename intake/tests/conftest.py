@@ -48,21 +48,5 @@ def office_form_data(office: Any, **overrides: Any) -> dict[str, Any]:
     return {**data, **overrides}
 
 
-def entry_form_data(provider: Any, **overrides: Any) -> dict[str, Any]:
-    """The coordinator's entry form for a faxed referral from `provider`, filled in."""
-    data = {
-        "direction": "inbound",
-        "provider": provider.pk,
-        "channel": "fax",
-        "urgency": "routine",
-        "received_at": "2026-11-20T09:15",
-        "patient_first_name": "Ruth",
-        "patient_last_name": "Olsen",
-        "patient_dob": "1950-04-02",
-        "reason": "See fax",
-    }
-    return {**data, **overrides}
-
-
 def stored_files(root: Path) -> list[Path]:
     return [path for path in root.rglob("*") if path.is_file()] if root.exists() else []

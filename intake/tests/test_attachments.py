@@ -8,9 +8,9 @@ from django.urls import reverse
 
 from audit.models import PatientDataAccess
 from intake.models import ReferralAttachment
-from intake.tests.conftest import PDF, PNG, entry_form_data, office_form_data, stored_files
+from intake.tests.conftest import PDF, PNG, office_form_data, stored_files
 from partners.factories import ProviderFactory
-from referrals.factories import ReferralFactory
+from referrals.factories import ReferralFactory, referral_form_data
 from referrals.models import Referral
 from referrals.services.workflow import referral_log
 
@@ -178,7 +178,7 @@ def test_a_coordinator_logs_a_faxed_referral_with_its_document(
     client_for, coordinator, private_dir
 ):
     provider = ProviderFactory()
-    data = entry_form_data(provider, documents=_upload(TIFF, "fax.tif", "image/tiff"))
+    data = referral_form_data(provider, documents=_upload(TIFF, "fax.tif", "image/tiff"))
     response = client_for(coordinator).post(reverse("referrals:create"), data)
     referral = Referral.objects.get()
     assert response.url == referral.get_absolute_url()

@@ -18,9 +18,9 @@ from core.factories import UserFactory
 from core.roles import Role
 from intake.models import StagedDocument
 from intake.services import documents_stage, intake_link_create
-from intake.tests.conftest import PDF, PNG, entry_form_data, office_form_data, stored_files
+from intake.tests.conftest import PDF, PNG, office_form_data, stored_files
 from partners.factories import ProviderFactory
-from referrals.factories import ReferralFactory
+from referrals.factories import ReferralFactory, referral_form_data
 from referrals.models import Referral
 from referrals.services.workflow import referral_log
 
@@ -62,7 +62,7 @@ def test_a_typo_keeps_the_fax_and_the_corrected_form_saves_it_without_choosing_i
     provider = ProviderFactory()
     client = client_for(coordinator)
     first = client.post(
-        ENTRY, entry_form_data(provider, patient_dob="2999-01-01", documents=_upload())
+        ENTRY, referral_form_data(provider, patient_dob="2999-01-01", documents=_upload())
     )
     page = first.content.decode()
     assert first.status_code == 200
@@ -72,7 +72,7 @@ def test_a_typo_keeps_the_fax_and_the_corrected_form_saves_it_without_choosing_i
     (reference,) = _kept(first)
     _staged_path(private_dir)
 
-    second = client.post(ENTRY, entry_form_data(provider, **{"documents-kept": reference}))
+    second = client.post(ENTRY, referral_form_data(provider, **{"documents-kept": reference}))
     referral = Referral.objects.get()
     assert second.url == referral.get_absolute_url()
     attachment = referral.attachments.get()
@@ -90,7 +90,7 @@ def test_a_possible_duplicate_keeps_the_fax_until_the_coordinator_confirms(
 ):
     provider = ProviderFactory()
     earlier = referral_log(referral=ReferralFactory.build(provider=provider), actor=None)
-    data = entry_form_data(
+    data = referral_form_data(
         provider,
         patient_first_name=earlier.patient_first_name,
         patient_last_name=earlier.patient_last_name,
@@ -116,10 +116,10 @@ def test_kept_documents_stay_kept_through_several_returns_and_new_ones_join_them
 ):
     provider = ProviderFactory()
     client = client_for(coordinator)
-    first = client.post(ENTRY, entry_form_data(provider, patient_dob="", documents=_upload()))
+    first = client.post(ENTRY, referral_form_data(provider, patient_dob="", documents=_upload()))
     second = client.post(
         ENTRY,
-        entry_form_data(
+        referral_form_data(
             provider,
             reason="",
             documents=_upload(PNG, "page 2.png"),
@@ -127,7 +127,7 @@ def test_kept_documents_stay_kept_through_several_returns_and_new_ones_join_them
         ),
     )
     assert len(_kept(second)) == 2
-    client.post(ENTRY, entry_form_data(provider, **{"documents-kept": _kept(second)}))
+    client.post(ENTRY, referral_form_data(provider, **{"documents-kept": _kept(second)}))
     names = set(Referral.objects.get().attachments.values_list("original_name", flat=True))
     assert names == {"fax 0412.pdf", "page 2.png"}
     assert len(stored_files(private_dir)) == 2
@@ -139,12 +139,14 @@ def test_a_kept_document_ticked_for_removal_is_not_attached_and_is_deleted(
     provider = ProviderFactory()
     client = client_for(coordinator)
     first = client.post(
-        ENTRY, entry_form_data(provider, patient_dob="2999-01-01", documents=_upload())
+        ENTRY, referral_form_data(provider, patient_dob="2999-01-01", documents=_upload())
     )
     (reference,) = _kept(first)
     second = client.post(
         ENTRY,
-        entry_form_data(provider, **{"documents-kept": reference, "documents-remove": reference}),
+        referral_form_data(
+            provider, **{"documents-kept": reference, "documents-remove": reference}
+        ),
     )
     assert second.status_code == 302
     assert not Referral.objects.get().attachments.exists()
@@ -157,11 +159,11 @@ def test_a_removal_on_a_form_that_comes_back_again_deletes_it_and_lists_it_no_mo
 ):
     provider = ProviderFactory()
     client = client_for(coordinator)
-    first = client.post(ENTRY, entry_form_data(provider, reason="", documents=_upload()))
+    first = client.post(ENTRY, referral_form_data(provider, reason="", documents=_upload()))
     (reference,) = _kept(first)
     second = client.post(
         ENTRY,
-        entry_form_data(
+        referral_form_data(
             provider, reason="", **{"documents-kept": reference, "documents-remove": reference}
         ),
     )
@@ -179,14 +181,14 @@ def _refused(response: Any, message: str) -> None:
 def test_a_tampered_reference_is_refused_with_a_clear_message(client_for, coordinator, private_dir):
     provider = ProviderFactory()
     client = client_for(coordinator)
-    first = client.post(ENTRY, entry_form_data(provider, reason="", documents=_upload()))
+    first = client.post(ENTRY, referral_form_data(provider, reason="", documents=_upload()))
     (reference,) = _kept(first)
     key, stamp, signature = reference.split(":")
     forged = f"{'0' * 32}:{stamp}:{signature}"
-    response = client.post(ENTRY, entry_form_data(provider, **{"documents-kept": forged}))
+    response = client.post(ENTRY, referral_form_data(provider, **{"documents-kept": forged}))
     _refused(response, "could not be found (the page may be too old")
     for junk in ["", "nonsense", f"{key}:{stamp}:{'A' * len(signature)}"]:
-        response = client.post(ENTRY, entry_form_data(provider, **{"documents-kept": junk}))
+        response = client.post(ENTRY, referral_form_data(provider, **{"documents-kept": junk}))
         _refused(response, "could not be found")
     assert StagedDocument.objects.count() == 1
 
@@ -205,7 +207,7 @@ def test_a_reference_older_than_two_hours_is_refused_by_name(
 ):
     old_reference = _reference_two_hours_old(coordinator, monkeypatch)
     response = client_for(coordinator).post(
-        ENTRY, entry_form_data(ProviderFactory(), **{"documents-kept": old_reference})
+        ENTRY, referral_form_data(ProviderFactory(), **{"documents-kept": old_reference})
     )
     _refused(response, "“fax 0412.pdf” was kept for you for 2 hours only: choose it again.")
     # It can never be used now: it goes at once rather than waiting for the sweep.
@@ -219,7 +221,7 @@ def test_an_old_reference_ticked_for_removal_is_simply_removed(
     old_reference = _reference_two_hours_old(coordinator, monkeypatch)
     response = client_for(coordinator).post(
         ENTRY,
-        entry_form_data(
+        referral_form_data(
             ProviderFactory(),
             **{"documents-kept": old_reference, "documents-remove": old_reference},
         ),
@@ -236,12 +238,14 @@ def test_another_coordinators_kept_document_cannot_be_used_or_removed(
     theirs = documents_stage(documents=[(_upload(), "application/pdf")], owner=colleague)[0]
     provider = ProviderFactory()
     client = client_for(coordinator)
-    response = client.post(ENTRY, entry_form_data(provider, **{"documents-kept": theirs.reference}))
+    response = client.post(
+        ENTRY, referral_form_data(provider, **{"documents-kept": theirs.reference})
+    )
     _refused(response, "could not be found")
     assert "fax 0412.pdf" not in response.content.decode()
     client.post(
         ENTRY,
-        entry_form_data(
+        referral_form_data(
             provider,
             **{"documents-kept": theirs.reference, "documents-remove": theirs.reference},
         ),
@@ -257,12 +261,12 @@ def test_kept_and_new_documents_together_stay_within_the_maximum(
     provider = ProviderFactory()
     client = client_for(coordinator)
     first = client.post(
-        ENTRY, entry_form_data(provider, reason="", documents=[_upload(), _upload(PNG, "p.png")])
+        ENTRY, referral_form_data(provider, reason="", documents=[_upload(), _upload(PNG, "p.png")])
     )
     assert len(_kept(first)) == 2
     response = client.post(
         ENTRY,
-        entry_form_data(
+        referral_form_data(
             provider, documents=_upload(name="more.pdf"), **{"documents-kept": _kept(first)}
         ),
     )
@@ -278,7 +282,7 @@ def test_a_bad_file_among_good_ones_is_named_and_the_good_ones_are_kept(
     provider = ProviderFactory()
     response = client_for(coordinator).post(
         ENTRY,
-        entry_form_data(provider, documents=[_upload(), _upload(b"GIF89a", "scan.gif")]),
+        referral_form_data(provider, documents=[_upload(), _upload(b"GIF89a", "scan.gif")]),
     )
     page = response.content.decode()
     assert "“scan.gif” is not a PDF, PNG, JPEG or TIFF file" in page
@@ -289,7 +293,7 @@ def test_a_bad_file_among_good_ones_is_named_and_the_good_ones_are_kept(
 def test_a_document_name_is_shown_as_text(client_for, coordinator, private_dir):
     response = client_for(coordinator).post(
         ENTRY,
-        entry_form_data(ProviderFactory(), reason="", documents=_upload(name="<img src=x>.pdf")),
+        referral_form_data(ProviderFactory(), reason="", documents=_upload(name="<img src=x>.pdf")),
     )
     page = response.content.decode()
     assert "&lt;img src=x&gt;.pdf" in page and "<img src=x>" not in page
@@ -306,7 +310,7 @@ def _preview_url(response: Any) -> str:
 def _sent_back_with_a_fax(client: Client, provider: Any) -> tuple[str, str]:
     """Posts the entry form with a typo and a fax: the kept fax's reference and preview."""
     first = client.post(
-        ENTRY, entry_form_data(provider, patient_dob="2999-01-01", documents=_upload())
+        ENTRY, referral_form_data(provider, patient_dob="2999-01-01", documents=_upload())
     )
     (reference,) = _kept(first)
     return reference, _preview_url(first)
@@ -340,7 +344,7 @@ def test_a_kept_fax_is_no_longer_served_once_the_referral_is_saved(
     client = client_for(coordinator)
     reference, url = _sent_back_with_a_fax(client, provider)
 
-    client.post(ENTRY, entry_form_data(provider, **{"documents-kept": reference}))
+    client.post(ENTRY, referral_form_data(provider, **{"documents-kept": reference}))
 
     assert client.get(url).status_code == 404
 

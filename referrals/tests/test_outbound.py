@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from outreach.models import Task
 from partners.factories import ProviderFactory
-from referrals.factories import ReferralFactory
+from referrals.factories import ReferralFactory, referral_form_data
 from referrals.models import Referral, Status
 from referrals.services.consult_reports import (
     consult_report_reminders_create,
@@ -21,17 +21,11 @@ pytestmark = pytest.mark.django_db
 
 
 def _form_data(specialist, **overrides):
-    data = {
-        "provider": specialist.pk,
-        "channel": "fax",
-        "urgency": "routine",
-        "received_at": "2026-11-20T09:15",
-        "patient_first_name": "Ruth",
-        "patient_last_name": "Olsen",
-        "patient_dob": "1950-04-02",
-        "reason": "Cardiology consult for new murmur",
-    }
-    return {**data, **overrides}
+    # The refer-out form has no direction: everything it sends is outbound.
+    return referral_form_data(
+        specialist,
+        **{"direction": None, "reason": "Cardiology consult for new murmur", **overrides},
+    )
 
 
 def _sent(specialist, *, days_ago=0, **kwargs):

@@ -8,7 +8,7 @@ from django.utils import timezone
 from core.factories import UserFactory
 from core.roles import Role
 from partners.factories import ProviderFactory
-from referrals.factories import ReferralFactory
+from referrals.factories import ReferralFactory, referral_form_data
 from referrals.models import Referral, Status
 from referrals.services.workflow import referral_log
 
@@ -20,19 +20,10 @@ def _logged(**kwargs):
 
 
 def _form_data(partner, **overrides):
-    data = {
-        "direction": "inbound",
-        "provider": partner.pk,
-        "channel": "fax",
-        "urgency": "routine",
-        "received_at": "2026-11-20T09:15",
-        "patient_first_name": "Ruth",
-        "patient_last_name": "Olsen",
-        "patient_dob": "1950-04-02",
-        "patient_phone": "(402) 555-0101",
-        "reason": "Chronic knee pain",
-    }
-    return {**data, **overrides}
+    return referral_form_data(
+        partner,
+        **{"patient_phone": "(402) 555-0101", "reason": "Chronic knee pain", **overrides},
+    )
 
 
 def test_a_coordinator_logs_a_referral(client_for, coordinator):
