@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -166,6 +167,29 @@ def celery_worker_process(
     worker.start()
     yield worker
     worker.stop()
+
+
+@contextlib.contextmanager
+def worker_with_env(
+    session_worker: WorkerProcess, env: dict[str, str], log_path: Path
+) -> Iterator[WorkerProcess]:
+    """The session's worker stopped, and another started with `env` added to its
+    environment (where its email goes, say) for the block; then the session's again."""
+    session_worker.stop()
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    worker = WorkerProcess(log_path)
+    try:
+        worker.start()
+        yield worker
+    finally:
+        worker.stop()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        session_worker.start()
 
 
 def _require_redis(url: str) -> None:

@@ -4,7 +4,6 @@ for the practice's mail server and one for its HISP's Direct relay."""
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from datetime import timedelta
@@ -14,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from bench.smtp_sink import SmtpSink
-from conftest import WorkerProcess, wait_for
+from conftest import WorkerProcess, wait_for, worker_with_env
 from core.factories import UserFactory
 from core.roles import Role
 from outreach.factories import TaskFactory
@@ -54,21 +53,9 @@ def comms_worker(
         "DIRECT_EMAIL_URL": relay.url,
         "DIRECT_FROM_EMAIL": DIRECT_FROM,
     }
-    celery_worker_process.stop()
-    saved = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)
-    worker = WorkerProcess(tmp_path_factory.mktemp("comms-worker") / "worker.log")
-    try:
-        worker.start()
+    log = tmp_path_factory.mktemp("comms-worker") / "worker.log"
+    with worker_with_env(celery_worker_process, env, log) as worker:
         yield worker
-    finally:
-        worker.stop()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        celery_worker_process.start()
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,6 @@ the loop, a rollback, a refusing server, and a worker killed in the middle of a 
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 import uuid
@@ -15,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from bench.smtp_sink import SmtpSink
-from conftest import WorkerProcess, wait_for
+from conftest import WorkerProcess, wait_for, worker_with_env
 from core.factories import UserFactory
 from core.roles import Role
 from outreach.models import Letter, LetterTemplate
@@ -51,21 +50,11 @@ def smtp_worker(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[WorkerProcess]:
     """The session's worker, restarted to deliver email to the loopback SMTP sink."""
-    celery_worker_process.stop()
-    saved = {name: os.environ.get(name) for name in [*WORKER_ENV, "TEST_WORKER_EMAIL_URL"]}
-    os.environ.update({**WORKER_ENV, "TEST_WORKER_EMAIL_URL": sink.url})
-    worker = WorkerProcess(tmp_path_factory.mktemp("smtp-worker") / "worker.log")
-    try:
-        worker.start()
+    log = tmp_path_factory.mktemp("smtp-worker") / "worker.log"
+    with worker_with_env(
+        celery_worker_process, {**WORKER_ENV, "TEST_WORKER_EMAIL_URL": sink.url}, log
+    ) as worker:
         yield worker
-    finally:
-        worker.stop()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        celery_worker_process.start()
 
 
 @pytest.fixture(autouse=True)
