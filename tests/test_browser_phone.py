@@ -1,6 +1,7 @@
 """Every page fits a phone: each product page any role can open, in chromium at phone
-width, neither scrolls sideways nor leaves an error in the console, and passes the axe-core
-accessibility rules (labels, contrast, keyboard access to scrolling tables, ...)."""
+width, neither scrolls sideways, nor breaks a short word of its own across lines, nor
+leaves an error in the console, and passes the axe-core accessibility rules (labels,
+contrast, keyboard access to scrolling tables, ...)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,19 @@ NOT_PAGES = ("accounts/",)
 WIDE = """() => [...document.querySelectorAll('body *')]
   .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)
   .slice(0, 3).map(e => e.tagName.toLowerCase() + '.' + e.className)"""
+
+# Short words of the app's own (a checkbox's label, a button, a status link) broken across
+# lines: in a squeezed flex row, "Came" can end up as "Ca" over "me".
+BROKEN_WORDS = """() => [...document.querySelectorAll(
+    'main label, main a, main button, main .badge, main th')]
+  .filter(e => e.children.length === 0 && /^\\S{2,24}$/.test(e.textContent.trim()))
+  .filter(e => {
+    const range = document.createRange();
+    range.selectNodeContents(e);
+    const lines = [...range.getClientRects()].filter(r => r.width > 0).map(r => Math.round(r.top));
+    return new Set(lines).size > 1;
+  })
+  .slice(0, 3).map(e => e.tagName.toLowerCase() + ' "' + e.textContent.trim() + '"')"""
 
 
 def _pages(user: Any, pks: list[int]) -> list[str]:
@@ -57,7 +71,7 @@ def test_every_page_fits_a_phone_whoever_opens_it(
     page.on(
         "response", lambda r: missing.extend([f"{r.status} {r.url}"] if r.status >= 400 else [])
     )
-    too_wide, problems, inaccessible, visited = {}, {}, {}, set()
+    too_wide, broken_words, problems, inaccessible, visited = {}, {}, {}, {}, set()
     axe = Axe()
     # Each role signs in and opens the pages no role before it could (manager first: the
     # most pages; then what only a liaison or an administrator sees).
@@ -79,6 +93,8 @@ def test_every_page_fits_a_phone_whoever_opens_it(
             assert page.url.endswith(url), f"{user.username} was sent from {url} to {page.url}"
             if not page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"):
                 too_wide[url] = page.evaluate(WIDE)
+            if broken := page.evaluate(BROKEN_WORDS):
+                broken_words[url] = broken
             violations = axe.run(page).response["violations"]
             if violations:
                 inaccessible[url] = [
@@ -90,5 +106,6 @@ def test_every_page_fits_a_phone_whoever_opens_it(
     assert len(visited) > 45
     assert page.viewport_size == PHONE
     assert too_wide == {}
+    assert broken_words == {}
     assert problems == {}
     assert inaccessible == {}

@@ -15,6 +15,14 @@ from referrals.models.referrals import Referral
 
 
 class InquiryQuerySet(models.QuerySet["Inquiry"]):
+    def front_desk(self) -> InquiryQuerySet:
+        """Inquiries from sources other than a partner's referral (a referral's own moves
+        with the referral)."""
+        return self.filter(referral__isnull=True)
+
+    def open(self) -> InquiryQuerySet:
+        return self.filter(status__in=[Inquiry.Status.INQUIRY, Inquiry.Status.SCHEDULED])
+
     def conversion_by_source(self, *, since: datetime, until: datetime) -> list[dict[str, Any]]:
         """Per source, inquiries received in [since, until) and how many reached scheduling
         and a first visit: one grouped query. Every source is listed, with zeros, so a

@@ -1,5 +1,6 @@
 """Conversion by source: referrals and every other inquiry source run the same funnel."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -89,9 +90,13 @@ def test_the_front_desk_logs_an_inquiry_and_moves_it_on(client_for, coordinator)
         reverse("referrals:inquiry_create"),
         {"source": "web", "received_at": "2026-11-20T10:00", "status": "inquiry", "note": ""},
     )
-    assert response.status_code == 302
+    # Back to the inquiries, which a coordinator may open (the conversion report they may not).
+    assert response.url == reverse("referrals:inquiries")
     inquiry = Inquiry.objects.get()
     assert (inquiry.source, inquiry.created_by) == ("web", coordinator)
+    listed = client.get(response.url)
+    assert listed.status_code == 200
+    assert f'data-inquiry="{inquiry.pk}"' in listed.content.decode()
     client.post(
         reverse("referrals:inquiry_update", args=[inquiry.pk]),
         {"source": "web", "received_at": "2026-11-20T10:00", "status": "scheduled"},
@@ -164,3 +169,25 @@ def test_the_report_says_why_partner_referrals_were_lost(client_for, manager):
     assert "<td>Cancelled</td><td>We could not reach the patient.</td>" in table
     assert "Not in network with the patient&#x27;s plan." in table
     assert "Patient moved away." not in table and "Sent in error." not in table
+
+
+def test_the_inquiries_page_lists_the_open_front_desk_ones_or_all_of_them(
+    client_for, coordinator, django_assert_num_queries
+):
+    _inbound()  # a partner referral's inquiry: it moves with its referral, not here
+    open_ones = [Inquiry.objects.create(source="web", status=s) for s in ("inquiry", "scheduled")]
+    closed = [Inquiry.objects.create(source="self", status=s) for s in ("seen_new_patient", "lost")]
+    client = client_for(coordinator)
+    client.get(reverse("referrals:inquiries"))  # warm the session and permissions
+    # Session, user, permissions, count, the page (its people joined in): however many rows.
+    with django_assert_num_queries(5):
+        page = client.get(reverse("referrals:inquiries")).content.decode()
+    listed = {int(pk) for pk in re.findall(r'data-inquiry="(\d+)"', page)}
+    assert listed == {inquiry.pk for inquiry in open_ones}
+    page = client.get(reverse("referrals:inquiries"), {"show": "all"}).content.decode()
+    listed = {int(pk) for pk in re.findall(r'data-inquiry="(\d+)"', page)}
+    assert listed == {inquiry.pk for inquiry in open_ones + closed}
+
+
+def test_a_liaison_does_not_see_the_inquiries(client_for, liaison):
+    assert client_for(liaison).get(reverse("referrals:inquiries")).status_code == 403

@@ -3,14 +3,32 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
+from core.pagination import paginate
 from core.types import AuthedRequest
 from referrals.forms import InquiryForm
 from referrals.models import Inquiry
+
+
+@login_required
+@permission_required("referrals.view_inquiry", raise_exception=True)
+def inquiry_list(request: AuthedRequest) -> HttpResponse:
+    """The front desk's inquiries, newest first: the open ones to move on (scheduled, seen
+    as a new patient, lost), or every one with ?show=all."""
+    show_all = request.GET.get("show") == "all"
+    inquiries = Inquiry.objects.front_desk().select_related("created_by")
+    return render(
+        request,
+        "referrals/inquiry_list.html",
+        {
+            "page": paginate(request, inquiries if show_all else inquiries.open()),
+            "show_all": show_all,
+        },
+    )
 
 
 @login_required
@@ -27,5 +45,5 @@ def inquiry_edit(request: AuthedRequest, pk: int | None = None) -> HttpResponse:
             saved.created_by = request.user
         saved.save()
         messages.success(request, "Inquiry saved.")
-        return redirect("referrals:conversion")
+        return redirect("referrals:inquiries")
     return render(request, "referrals/inquiry_form.html", {"form": form, "inquiry": inquiry})

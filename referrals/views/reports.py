@@ -178,10 +178,7 @@ def conversion_report(request: AuthedRequest) -> HttpResponse:
             "lost_reasons": Referral.objects.lost_reasons(since=start, until=end),
             "open_inquiries": paginate(
                 request,
-                Inquiry.objects.filter(
-                    referral__isnull=True,
-                    status__in=[Inquiry.Status.INQUIRY, Inquiry.Status.SCHEDULED],
-                ),
+                Inquiry.objects.front_desk().open(),
             ),
         },
     )
