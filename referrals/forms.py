@@ -259,7 +259,7 @@ class ReferralFilter(StyledFilterSet):
         method="filter_number",
         label="Referral # or reference",
         max_length=20,
-        widget=forms.TextInput(attrs={"placeholder": "Referral # or reference"}),
+        widget=forms.TextInput(attrs={"placeholder": "# or reference"}),
     )
     status = django_filters.MultipleChoiceFilter(
         choices=Status.choices, widget=forms.CheckboxSelectMultiple
@@ -291,7 +291,7 @@ class ReferralFilter(StyledFilterSet):
     network = django_filters.ChoiceFilter(
         field_name="in_network",
         label="Network",
-        empty_label="In and out of network",
+        empty_label="Any network",
         choices=[("true", "Sent in network"), ("false", "Sent out of network")],
         method="filter_network",
     )

@@ -90,7 +90,7 @@ class FinderForm(forms.Form):
     location = forms.ModelChoiceField(
         queryset=PracticeLocation.objects.all(),
         required=False,
-        empty_label="(use the ZIP code)",
+        empty_label="None: use ZIP",
         label="From our location",
         widget=forms.Select(attrs={"class": "form-select"}),
     )
