@@ -43,13 +43,16 @@ def authenticator_pending(*, user: User) -> TOTPDevice:
 
 
 @transaction.atomic
-def authenticator_confirm(*, device: TOTPDevice) -> list[str]:
+def authenticator_confirm(*, device: TOTPDevice, keep_session: str | None = None) -> list[str]:
     """Confirm a new authenticator (its code was checked by the caller) and give the user
-    a fresh set of backup codes. A previous authenticator (a replaced phone) stops working.
-    Returns the backup codes, which are shown once and never again."""
+    a fresh set of backup codes. A previous authenticator (a replaced phone, perhaps a lost
+    one) stops working, and the user's other sessions end, the ones it may have verified:
+    only the session `keep_session`, where it was set up, goes on. Returns the backup
+    codes, which are shown once and never again."""
     TOTPDevice.objects.filter(user=device.user).exclude(pk=device.pk).delete()
     device.confirmed = True
     device.save(update_fields=["confirmed"])
+    sessions_end(user=device.user, keep=keep_session)
     return backup_codes_replace(user=device.user)
 
 
@@ -66,10 +69,13 @@ def backup_codes_replace(*, user: User) -> list[str]:
 
 
 @transaction.atomic
-def two_factor_remove(*, user: User) -> None:
-    """Turn off the second factor (when the user's role does not require one)."""
+def two_factor_remove(*, user: User, keep_session: str | None = None) -> None:
+    """Turn off the second factor (when the user's role does not require one). As with any
+    change to how the account signs in, the user's other sessions end; `keep_session`, the
+    one that turned it off, goes on."""
     TOTPDevice.objects.filter(user=user).delete()
     StaticDevice.objects.filter(user=user).delete()
+    sessions_end(user=user, keep=keep_session)
 
 
 @transaction.atomic
@@ -84,15 +90,16 @@ def device_delete(*, device: Device) -> None:
     sessions_end(user=user)
 
 
-def sessions_end(*, user: User) -> int:
-    """Sign the user out on every browser. Returns how many sessions ended.
+def sessions_end(*, user: User, keep: str | None = None) -> int:
+    """Sign the user out on every browser but the session `keep`, if given. Returns how many
+    sessions ended.
 
     Sessions live in the database (the default engine) without a user column, so each live
     one is decoded; with the 15-minute idle logoff there are only ever a few."""
     ended = [
         session.pk
         for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator()
-        if session.get_decoded().get("_auth_user_id") == str(user.pk)
+        if session.pk != keep and session.get_decoded().get("_auth_user_id") == str(user.pk)
     ]
     Session.objects.filter(pk__in=ended).delete()
     return len(ended)

@@ -68,10 +68,16 @@ def setup(request: AuthedRequest) -> HttpResponse:
     device = services.authenticator_pending(user=user)
     form = SetupForm(request.POST or None, device=device)
     if request.method == "POST" and form.is_valid():
-        codes = services.authenticator_confirm(device=device)
+        codes = services.authenticator_confirm(
+            device=device, keep_session=request.session.session_key
+        )
         twofactor.mark_verified(request.session, user)
         request.session[BACKUP_CODES_SESSION_KEY] = codes
-        messages.success(request, "Two-factor sign-in is on. Keep your backup codes safe.")
+        messages.success(
+            request,
+            "Two-factor sign-in is on. Keep your backup codes safe. Any other browser "
+            "signed in as you has been signed out.",
+        )
         return redirect("accounts:backup_codes")
     context = {
         "form": form,
@@ -122,9 +128,13 @@ def two_factor_off(request: AuthedRequest) -> HttpResponse:
     form = CodeForm(request.POST, user=user, backup_codes=False, prefix="off")
     if not form.is_valid():
         return _security_page(request, off_form=form)
-    services.two_factor_remove(user=user)
+    services.two_factor_remove(user=user, keep_session=request.session.session_key)
     request.session[twofactor.SESSION_KEY] = f"{twofactor.NOT_NEEDED}:{user.pk}"
-    messages.success(request, "Two-factor sign-in is off for your account.")
+    messages.success(
+        request,
+        "Two-factor sign-in is off for your account. Any other browser signed in as you "
+        "has been signed out.",
+    )
     return redirect("accounts:security")
 
 

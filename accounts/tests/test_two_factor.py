@@ -182,6 +182,23 @@ def test_moving_to_a_new_phone_retires_the_old_one(manager: User) -> None:
     assert not StaticToken.objects.filter(token__in=old_codes).exists()
 
 
+def test_a_new_phone_signs_the_user_out_everywhere_else(manager: User, coordinator: User) -> None:
+    """The old phone may be lost, and a session it verified must not outlive it: setting
+    up the new one ends every other session of the user, and only theirs."""
+    old, backup_codes = enrolled(manager)
+    elsewhere, here = signed_in(manager), signed_in(manager)
+    elsewhere.post(reverse("accounts:verify"), {"code": backup_codes[0]})
+    here.post(reverse("accounts:verify"), {"code": code_for(old)})
+    assert elsewhere.get(reverse("core:dashboard")).status_code == 200
+    colleague = signed_in(coordinator)
+    here.get(reverse("accounts:setup"))
+    new = TOTPDevice.objects.get(user=manager, confirmed=False)
+    here.post(reverse("accounts:setup"), {"code": code_for(new)})
+    assert here.get(reverse("core:dashboard")).status_code == 200
+    assert elsewhere.get(reverse("core:dashboard"))["Location"].startswith(reverse("login"))
+    assert colleague.get(reverse("core:dashboard")).status_code == 200
+
+
 def test_liaison_needs_no_second_factor_unless_they_chose_one(liaison: User) -> None:
     client = signed_in(liaison)
     assert client.get(reverse("core:dashboard")).status_code == 200
@@ -219,8 +236,9 @@ def test_a_user_made_staff_while_signed_in_must_set_up_the_app_on_the_next_page(
 def test_a_promoted_user_who_already_has_an_app_is_asked_for_its_code(liaison: User) -> None:
     client = signed_in(liaison)
     assert client.get(reverse("core:dashboard")).status_code == 200
-    # Set up elsewhere (another session) while this one went on without it.
-    device, _ = enrolled(liaison)
+    # An app added while this session went on without one (set up on the security page,
+    # the other sessions would have ended; the admin site's device pages leave them be).
+    device = TOTPDevice.objects.create(user=liaison, name="Authenticator app", confirmed=True)
     assert client.get(reverse("core:dashboard")).status_code == 200
     give_role(liaison, Role.MANAGER)
     assert client.get(reverse("core:dashboard"))["Location"].startswith(reverse("accounts:verify"))
@@ -311,15 +329,20 @@ def test_a_required_role_cannot_turn_it_off(manager: User) -> None:
 
 
 def test_a_liaison_can_turn_it_off_with_a_code(liaison: User) -> None:
-    device, _ = enrolled(liaison)
+    device, backup_codes = enrolled(liaison)
     client = signed_in(liaison)
     client.post(reverse("accounts:verify"), {"code": code_for(device)})
     refused = client.post(reverse("accounts:off"), {"off-code": "<script>x</script>"})
     assert refused.status_code == 400
     assert b"<script>x" not in refused.content
+    elsewhere = signed_in(liaison)
+    elsewhere.post(reverse("accounts:verify"), {"code": backup_codes[0]})
+    assert elsewhere.get(reverse("core:dashboard")).status_code == 200
     client.post(reverse("accounts:off"), {"off-code": code_for(device, steps_ahead=1)})
     assert not TOTPDevice.objects.filter(user=liaison).exists()
     assert client.get(reverse("core:dashboard")).status_code == 200
+    # The other browser, verified with the factor now gone, is signed out.
+    assert elsewhere.get(reverse("core:dashboard"))["Location"].startswith(reverse("login"))
 
 
 def test_security_page_says_where_things_stand(manager: User) -> None:
