@@ -234,6 +234,12 @@ class TransitionForm(forms.Form):
         required=False,
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
     )
+    # The referral as the page showed it: a step taken on a page someone else's change has
+    # since overtaken is refused instead of undoing that change.
+    version = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def clean_version(self) -> datetime | None:
+        return parse_version(self.cleaned_data["version"])
 
 
 class QueueFilterForm(forms.Form):

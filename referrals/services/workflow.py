@@ -160,10 +160,21 @@ def referral_transition(
     at: datetime | None = None,
     hold_reason: str = "",
     cancel_reason: str = "",
+    version: datetime | None = None,
 ) -> Referral:
     """Move a referral to its next status and record the event. The row is locked first so
-    two coordinators clicking at once cannot both move it from the same status."""
+    two coordinators clicking at once cannot both move it from the same status. With
+    `version` (the updated_at the user's page showed) nothing moves if the referral changed
+    since: ValidationError(code="stale"), so a step taken on an old page (cancelling what
+    a colleague has just booked) does not silently undo their change."""
     locked = Referral.objects.select_for_update().get(pk=referral.pk)
+    if version is not None and locked.updated_at != version:
+        raise ValidationError(
+            f"Someone changed this referral after you opened it (it is now "
+            f"{locked.status_label}; see its history), so this step was not taken. Check "
+            "it below and take the step again if it still applies.",
+            code="stale",
+        )
     check_referral_transition(
         referral=locked,
         to_status=to_status,

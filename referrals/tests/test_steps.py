@@ -125,3 +125,35 @@ def test_no_show_is_offered_only_once_the_appointment_time_has_passed(client_for
     assert "once that time has passed" not in page
     no_show = re.search(r'(<form[^>]*>)(?:(?!</form>).)*value="no_show"', page, re.S)
     assert no_show and re.search(r'data-confirm="[^"]*letter[^"]*"', no_show.group(1))
+
+
+def test_a_step_taken_on_a_page_a_colleague_has_since_changed_is_refused(
+    client_for, coordinator, manager
+):
+    """Tab A books the appointment; tab B, still showing "Accepted", cancels: B's cancel
+    must not undo A's booking (nor send the office a cancellation letter)."""
+    referral = referral_transition(
+        referral=_logged(), to_status=Status.ACCEPTED, actor=None, at=timezone.now()
+    )
+    client = client_for(coordinator)
+    url = reverse("referrals:detail", args=[referral.pk])
+    version = re.search(r'name="version" value="([^"]+)"', client.get(url).content.decode())[1]
+    booked = timezone.now() + timedelta(days=3)
+    referral_transition(
+        referral=referral, to_status=Status.SCHEDULED, actor=manager, appointment_at=booked
+    )
+    cancel = {"to_status": "cancelled", "cancel_reason": "Patient moved away", "version": version}
+    response = client.post(
+        reverse("referrals:transition", args=[referral.pk]), cancel, HTTP_HX_REQUEST="true"
+    )
+    page = response.content.decode()
+    assert "Someone changed this referral after you opened it (it is now Scheduled" in page
+    referral.refresh_from_db()
+    assert referral.status == Status.SCHEDULED and referral.appointment_at == booked
+    # The page drawn with the refusal carries the current version: cancelling from it,
+    # having seen the booking, goes through.
+    fresh = re.search(r'name="version" value="([^"]+)"', page)[1]
+    assert fresh == referral.updated_at.isoformat()
+    client.post(reverse("referrals:transition", args=[referral.pk]), {**cancel, "version": fresh})
+    referral.refresh_from_db()
+    assert referral.status == Status.CANCELLED

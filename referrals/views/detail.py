@@ -201,6 +201,7 @@ def referral_transition_view(request: AuthedRequest, pk: int) -> HttpResponse:
                 appointment_at=form.cleaned_data["appointment_at"],
                 hold_reason=form.cleaned_data["hold_reason"],
                 cancel_reason=form.cleaned_data["cancel_reason"],
+                version=form.cleaned_data["version"],
             )
         except ValidationError as exc:
             # A refusal naming a field ("appointment_at") is shown next to that field.
