@@ -47,6 +47,7 @@ class ReferralForm(forms.ModelForm):
         fields = [
             "direction",
             "provider",
+            "out_of_network_reason",
             "channel",
             "urgency",
             "received_at",
@@ -57,6 +58,10 @@ class ReferralForm(forms.ModelForm):
             "reason",
             "assigned_to",
         ]
+        help_texts = {
+            "out_of_network_reason": "Only for a patient we send out, to a specialist who is "
+            "not an in-network partner.",
+        }
         widgets = {
             "provider": ProviderPicker(),
             "patient_dob": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
@@ -73,6 +78,8 @@ class ReferralForm(forms.ModelForm):
         else:
             # What the user saw: a save over a colleague's later change is refused.
             self.initial["version"] = self.instance.updated_at.isoformat()
+            if self.instance.direction == Referral.Direction.OUTBOUND:
+                self.fields["received_at"].label = "Sent"
         # Typing a name is not choosing: the list that opens under the box is.
         pick = "Choose a partner from the list (type two or more letters of a name or an NPI)."
         self.fields["provider"].error_messages.update(invalid_choice=pick, required=pick)
@@ -83,8 +90,32 @@ class ReferralForm(forms.ModelForm):
     def clean_patient_phone(self) -> str:
         return clean_us_phone(self.cleaned_data["patient_phone"])
 
+    def clean(self) -> dict[str, Any]:
+        """A patient sent to a specialist outside the network needs the reason (what the
+        leakage report shows), however the referral is entered or edited."""
+        super().clean()
+        data = self.cleaned_data
+        provider = data.get("provider")
+        direction = data.get("direction", self.instance.direction)
+        if direction != Referral.Direction.OUTBOUND:
+            data["out_of_network_reason"] = ""  # only a referral sent out has one
+            return data
+        if provider is None:
+            return data
+        # An edit that keeps the recipient keeps the snapshot taken when it was sent.
+        resent = not self.instance.pk or {"provider", "direction"} & set(self.changed_data)
+        in_network = provider.in_network if resent else self.instance.in_network
+        if in_network is False and not data.get("out_of_network_reason", "").strip():
+            was = "is out of network" if resent else "was out of network when they were sent"
+            self.add_error(
+                "out_of_network_reason",
+                f"{provider.display_name} {was}: say why the patient goes there rather than "
+                "to a preferred partner.",
+            )
+        return data
+
     def clean_received_at(self) -> datetime:
-        value = self.cleaned_data["received_at"]
+        value = not_in_future(self.cleaned_data["received_at"], self.fields["received_at"].label)
         stored = self.instance.received_at if self.instance.pk else None
         # The field shows minutes only: an untouched value keeps its stored seconds rather
         # than being rewritten (and recorded in the history as an edit) on every save.
@@ -118,22 +149,6 @@ class OutboundReferralForm(ReferralForm):
         self.instance.direction = Referral.Direction.OUTBOUND
         self.fields["received_at"].label = "Sent"
         self.fields["provider"].help_text = "In-network partners are listed first."
-
-    def clean(self) -> dict[str, Any]:
-        super().clean()
-        data = self.cleaned_data
-        provider = data.get("provider")
-        if (
-            provider is not None
-            and not provider.in_network
-            and not data.get("out_of_network_reason", "").strip()
-        ):
-            self.add_error(
-                "out_of_network_reason",
-                f"{provider.display_name} is out of network: say why the patient goes there "
-                "rather than to a preferred partner.",
-            )
-        return data
 
 
 class PeriodForm(forms.Form):
@@ -449,6 +464,17 @@ class AssignForm(forms.Form):
         return parse_version(self.cleaned_data["version"])
 
 
+def not_in_future(value: datetime, label: Any) -> datetime:
+    """A moment typed as when something happened: not later than now (a minute's leeway
+    for the clock of the browser that filled in "now")."""
+    if value > timezone.now() + timedelta(minutes=1):
+        raise forms.ValidationError(
+            f"{label} cannot be in the future: it is when it happened "
+            f"({timezone.localtime(value):%b %-d, %Y %-I:%M %p} is still to come)."
+        )
+    return value
+
+
 class InquiryForm(forms.ModelForm):
     """An inquiry from a source other than a partner referral (those follow their referral)."""
 
@@ -473,3 +499,6 @@ class InquiryForm(forms.ModelForm):
             self.initial.setdefault(
                 "received_at", timezone.localtime().replace(second=0, microsecond=0)
             )
+
+    def clean_received_at(self) -> datetime:
+        return not_in_future(self.cleaned_data["received_at"], "Received")

@@ -111,6 +111,10 @@ def test_the_front_desk_logs_an_inquiry_and_moves_it_on(client_for, coordinator)
         ({"source": "partner_referral", "status": "inquiry"}, "not one of the available"),
         ({"source": "web", "status": "teleported"}, "not one of the available"),
         ({"source": "web", "status": "inquiry", "received_at": "noon"}, "Enter a valid date"),
+        (
+            {"source": "web", "status": "inquiry", "received_at": "2030-01-01T10:00"},
+            "Received cannot be in the future",
+        ),
     ],
 )
 def test_bad_inquiry_input_re_renders_with_the_reason(client_for, coordinator, data, message):

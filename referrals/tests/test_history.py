@@ -187,7 +187,8 @@ def test_turning_an_inbound_referral_outbound_takes_it_out_of_the_funnel_and_bac
     client = client_for(coordinator)
     client.post(
         reverse("referrals:update", args=[referral.pk]),
-        _form_data(referral, direction="outbound"),
+        # Out of network, so it says why (as any referral sent out must).
+        _form_data(referral, direction="outbound", out_of_network_reason="Patient's choice"),
     )
     referral.refresh_from_db()
     assert referral.direction == "outbound"
@@ -198,8 +199,14 @@ def test_turning_an_inbound_referral_outbound_takes_it_out_of_the_funnel_and_bac
     )
     assert Inquiry.objects.get(referral=referral).status == Inquiry.Status.INQUIRY
     edits = [event.changes for event in referral.events.filter(kind=Kind.EDIT)]
-    assert [change["field"] for change in edits[0]] == ["Direction", "Conversion"]
-    assert edits[1][1]["new"] == "Counted as a partner-referral inquiry (inquiry)"
+    assert [change["field"] for change in edits[0]] == [
+        "Direction",
+        "Why out of network",
+        "Conversion",
+    ]
+    back = {change["field"]: change["new"] for change in edits[1]}
+    assert back["Conversion"] == "Counted as a partner-referral inquiry (inquiry)"
+    assert not back["Why out of network"]  # cleared: only a referral sent out has one
 
 
 def test_assignment_and_edit_events_never_look_like_a_status_reached(coordinator):

@@ -79,6 +79,49 @@ def test_an_out_of_network_specialist_asks_why_and_keeps_what_was_typed(client_f
     assert referral.out_of_network_reason == "Only sub-specialist in the state"
 
 
+def test_every_way_of_sending_a_patient_out_of_network_asks_why(client_for, coordinator):
+    """Not only the refer-out form: the general entry form with Direction "outbound", and
+    an edit that moves a referral to an out-of-network specialist, ask for the reason the
+    leakage report shows; an edit that keeps the specialist keeps the sent-day snapshot."""
+    faraway = ProviderFactory(in_network=False, last_name="Faraway")
+    nearby = ProviderFactory(in_network=True)
+    client = client_for(coordinator)
+    entry = referral_form_data(faraway, direction="outbound")
+    refused = client.post(reverse("referrals:create"), entry)
+    assert "is out of network: say why" in refused.content.decode()
+    assert not Referral.objects.exists()
+    referral = _sent(nearby)
+    edit = referral_form_data(
+        faraway, direction="outbound", version=referral.updated_at.isoformat()
+    )
+    refused = client.post(reverse("referrals:update", args=[referral.pk]), edit)
+    assert "is out of network: say why" in refused.content.decode()
+    referral.refresh_from_db()
+    assert (referral.provider, referral.in_network) == (nearby, True)
+    client.post(
+        reverse("referrals:update", args=[referral.pk]),
+        {**edit, "out_of_network_reason": "Patient's insurance"},
+    )
+    referral.refresh_from_db()
+    assert (referral.provider, referral.in_network) == (faraway, False)
+    assert referral.out_of_network_reason == "Patient's insurance"
+    # The partner joins the network later: the referral was still sent out of it, so its
+    # reason cannot be cleared (the page says when it was out), while other edits go on.
+    faraway.in_network = True
+    faraway.save()
+    again = {**edit, "version": referral.updated_at.isoformat()}
+    refused = client.post(
+        reverse("referrals:update", args=[referral.pk]), {**again, "out_of_network_reason": ""}
+    )
+    assert "was out of network when they were sent: say why" in refused.content.decode()
+    client.post(
+        reverse("referrals:update", args=[referral.pk]),
+        {**again, "out_of_network_reason": "Patient's insurance", "reason": "Follow-up visit"},
+    )
+    referral.refresh_from_db()
+    assert (referral.reason, referral.in_network) == ("Follow-up visit", False)
+
+
 def test_the_network_snapshot_does_not_change_when_the_partner_joins_later():
     specialist = ProviderFactory(in_network=False)
     referral = _sent(specialist)

@@ -40,6 +40,7 @@ def test_a_coordinator_logs_a_referral(client_for, coordinator):
     ("overrides", "message"),
     [
         ({"patient_dob": "2999-01-01"}, "cannot be in the future"),
+        ({"received_at": "2099-01-01T10:00"}, "Received cannot be in the future"),
         ({"patient_last_name": ""}, "This field is required"),
         ({"provider": "999999"}, "Choose a partner from the list"),
         ({"patient_dob": "not a date"}, "Enter a valid date"),
