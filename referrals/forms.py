@@ -90,7 +90,7 @@ class ReferralForm(forms.ModelForm):
     def clean_patient_phone(self) -> str:
         return clean_us_phone(self.cleaned_data["patient_phone"])
 
-    def clean(self) -> dict[str, Any]:
+    def clean(self) -> dict[str, Any] | None:
         """A patient sent to a specialist outside the network needs the reason (what the
         leakage report shows), however the referral is entered or edited."""
         super().clean()
