@@ -20,6 +20,7 @@ from django.utils import timezone
 from audit.models import PatientDataAccess
 from audit.services import audit_record
 from core.npi import is_valid_npi
+from core.text import strip_invisible
 from intake.hl7 import (
     Hl7Error,
     OrderAlreadyImported,
@@ -379,7 +380,7 @@ def intake_submit(
     submission = IntakeSubmission(
         link=locked,
         referral=referral,
-        contact_name=contact_name,
+        contact_name=strip_invisible(contact_name),
         contact_phone=contact_phone,
         provider_added=provider_added,
     )

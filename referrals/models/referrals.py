@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from core.roles import is_liaison
+from core.text import strip_invisible
 from referrals.models.pipeline import (
     ACTION_LABELS,
     OPEN_STATUSES,
@@ -218,6 +219,15 @@ class ReferralQuerySet(models.QuerySet["Referral"]):
         )
 
 
+# Free text that every way in cleans of invisible direction controls (Referral.clean).
+TYPED_FIELDS = (
+    "patient_first_name",
+    "patient_last_name",
+    "patient_phone",
+    "reason",
+    "out_of_network_reason",
+)
+
 # Every way in (forms, the office link, HL7) is held to these; a typo such as 0194 for
 # 1994, or a whole record pasted as the reason, is caught before letters carry it.
 EARLIEST_BIRTH_DATE = date(1900, 1, 1)
@@ -393,6 +403,10 @@ class Referral(models.Model):
         return f"{REFERRAL_IN_STATUS[self.status]} cannot move to {Status(to_status).label.lower()}"
 
     def clean(self) -> None:
+        # However it came in (a form, an office's link, HL7), the patient's name and the
+        # reason are stored without characters that would change how the queue draws them.
+        for name in TYPED_FIELDS:
+            setattr(self, name, strip_invisible(getattr(self, name)))
         errors = {}
         if self.patient_dob and self.patient_dob > timezone.localdate():
             errors["patient_dob"] = "The date of birth cannot be in the future."

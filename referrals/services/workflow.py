@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.enqueue import enqueue_on_commit
+from core.text import strip_invisible
 from referrals.models import Inquiry, Referral, Status
 from referrals.services.history import _record_event
 
@@ -188,15 +189,15 @@ def referral_transition(
     locked.status = to_status
     fields = ["status", "updated_at"]
     if to_status == Status.DECLINED:
-        locked.decline_reason = decline_reason.strip()
+        locked.decline_reason = strip_invisible(decline_reason).strip()
         fields.append("decline_reason")
     if to_status == Status.CANCELLED:
-        locked.cancel_reason = cancel_reason.strip()
+        locked.cancel_reason = strip_invisible(cancel_reason).strip()
         fields.append("cancel_reason")
     if to_status == Status.ON_HOLD:
         # Each hold says what it waits for (or nothing): an earlier hold's reason is not
         # carried over.
-        locked.hold_reason = hold_reason.strip()
+        locked.hold_reason = strip_invisible(hold_reason).strip()
         fields.append("hold_reason")
     if to_status == Status.SCHEDULED:
         locked.appointment_at = appointment_at
