@@ -21,12 +21,15 @@ def dashboard(request: AuthedRequest) -> HttpResponse:
     user = request.user
     referrals = Referral.objects.for_user(user)
     since = timezone.now() - timedelta(days=30)
-    status_counts = dict(
-        referrals.filter(status__in=OPEN_STATUSES)
+    # Referrals to us by status; those we sent out (whose statuses read differently: "Sent",
+    # "Report received") are counted apart.
+    counts = {
+        (direction, status): n
+        for direction, status, n in referrals.filter(status__in=OPEN_STATUSES)
         .order_by()
-        .values_list("status")
+        .values_list("direction", "status")
         .annotate(n=Count("pk"))
-    )
+    }
     my_tasks = Task.objects.for_user(user).open().filter(assignee=user)
     recent = list(referrals.for_list()[:8]) if user.has_perm("referrals.view_referral") else []
     due_tasks = list(my_tasks.select_related("provider", "referral")[:8])
@@ -34,9 +37,16 @@ def dashboard(request: AuthedRequest) -> HttpResponse:
         task.can_write_note = can_write_note(user, task)
     context = {
         "pipeline": [
-            {"status": status, "label": Status(status).label, "count": status_counts.get(status, 0)}
+            {
+                "status": status,
+                "label": Status(status).label,
+                "count": counts.get((Referral.Direction.INBOUND, status), 0),
+            }
             for status in OPEN_STATUSES
         ],
+        "sent_open": sum(
+            n for (direction, _), n in counts.items() if direction == Referral.Direction.OUTBOUND
+        ),
         "received_30d": referrals.inbound().filter(received_at__gte=since).count(),
         "my_open_tasks": my_tasks.count(),
         "my_overdue_tasks": my_tasks.filter(due_on__lt=timezone.localdate()).count(),

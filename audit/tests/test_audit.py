@@ -6,6 +6,7 @@ import pytest
 from django.contrib.admin.sites import site
 from django.test import RequestFactory
 from django.urls import reverse
+from django.utils import timezone
 
 from audit.models import AppendOnlyError, PatientDataAccess
 from audit.services import audit_record
@@ -29,7 +30,7 @@ def _form_data(referral, **overrides):
         "provider": referral.provider_id,
         "channel": referral.channel,
         "urgency": referral.urgency,
-        "received_at": referral.received_at.strftime("%Y-%m-%dT%H:%M"),
+        "received_at": timezone.localtime(referral.received_at).strftime("%Y-%m-%dT%H:%M"),
         "patient_first_name": referral.patient_first_name,
         "patient_last_name": referral.patient_last_name,
         "patient_dob": referral.patient_dob.isoformat(),

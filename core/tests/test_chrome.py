@@ -10,7 +10,9 @@ from django.test import RequestFactory
 from django.urls import reverse
 from django.views.defaults import server_error
 
+from partners.factories import ProviderFactory
 from referrals.factories import ReferralFactory
+from referrals.services.workflow import referral_log
 
 pytestmark = pytest.mark.django_db
 
@@ -71,3 +73,20 @@ def test_a_refused_page_names_the_role_and_whom_to_ask(client_for, manager):
     html = page.content.decode()
     assert "Your role (Practice manager) does not include this page" in html
     assert "ask your practice manager" not in html
+
+
+def test_the_dashboard_counts_referrals_to_us_by_status_and_those_we_sent_apart(
+    client_for, manager
+):
+    for direction in ("inbound", "inbound", "outbound"):
+        referral_log(
+            referral=ReferralFactory.build(
+                provider=ProviderFactory(in_network=True), direction=direction
+            ),
+            actor=None,
+        )
+    page = client_for(manager).get(reverse("core:dashboard")).content.decode()
+    pipeline = re.search(r'data-testid="pipeline">(.*?)</div>', page, re.S)[1]
+    received = re.search(r"Received <span[^>]*>(\d+)</span>", pipeline)[1]
+    sent = re.search(r'data-testid="sent-open">\s*We sent out, still open <span[^>]*>(\d+)<', page)
+    assert (received, sent[1]) == ("2", "1")
