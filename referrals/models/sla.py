@@ -23,6 +23,8 @@ class SlaState(models.TextChoices):
     OUTCOME_DUE = "outcome_due", "Seen or no-show? Not recorded"
     APPOINTMENT_LATE = "appointment_late", "Appointment later than target"
     ON_TRACK = "on_track", "On track"
+    # Declined, cancelled or closed: no clock runs any more (its history says how it went).
+    ENDED = "ended", "Ended"
 
 
 # The states that need someone to act now: they stand out in the queue and count as overdue.

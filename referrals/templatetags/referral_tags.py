@@ -43,6 +43,7 @@ SLA_COLOURS: dict[str, str] = {
     SlaState.OUTCOME_DUE: "danger",
     SlaState.APPOINTMENT_LATE: "warning",
     SlaState.ON_TRACK: "success",
+    SlaState.ENDED: "secondary",
 }
 
 

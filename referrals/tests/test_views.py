@@ -367,3 +367,14 @@ def test_the_referral_shows_its_sla_clocks_and_a_move_redraws_them(client_for, c
     sla = re.search(r'data-testid="sla">(.*?)</ul>', moved, re.S)[1]
     assert "First contact overdue" not in sla
     assert "after it came in" in sla
+    # The contact came after its target: that stays on the page.
+    assert "past the target)" in sla and "data-late-contact" in sla
+    # Cancelled: no clock runs any more, so no "On track" and no appointment target.
+    ended = client.post(
+        reverse("referrals:transition", args=[late.pk]),
+        {"to_status": "cancelled", "cancel_reason": "Patient moved away"},
+        HTTP_HX_REQUEST="true",
+    ).content.decode()
+    sla = re.search(r'data-testid="sla">(.*?)</ul>', ended, re.S)[1]
+    assert ">Ended</span>" in sla and "On track" not in sla
+    assert "Appointment target" not in sla and "past the target)" in sla
