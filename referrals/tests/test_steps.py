@@ -93,9 +93,12 @@ def test_a_step_that_went_through_is_drawn_closed_and_empty_again(client_for, co
 def test_no_show_is_offered_only_once_the_appointment_time_has_passed(client_for, coordinator):
     referral = _logged(received_at=timezone.now() - timedelta(days=3))
     referral = referral_transition(referral=referral, to_status=Status.ACCEPTED, actor=None)
-    in_an_hour = timezone.now() + timedelta(hours=1)
+    # Later today (seen is offered from the appointment's day on): an hour from now, or
+    # just before midnight if that is sooner.
+    end_of_day = timezone.localtime().replace(hour=23, minute=59, second=59, microsecond=0)
+    later_today = min(timezone.now() + timedelta(hours=1), end_of_day)
     referral = referral_transition(
-        referral=referral, to_status=Status.SCHEDULED, actor=None, appointment_at=in_an_hour
+        referral=referral, to_status=Status.SCHEDULED, actor=None, appointment_at=later_today
     )
     client = client_for(coordinator)
     page = client.get(referral.get_absolute_url()).content.decode()
@@ -125,6 +128,18 @@ def test_no_show_is_offered_only_once_the_appointment_time_has_passed(client_for
     assert "once that time has passed" not in page
     no_show = re.search(r'(<form[^>]*>)(?:(?!</form>).)*value="no_show"', page, re.S)
     assert no_show and re.search(r'data-confirm="[^"]*letter[^"]*"', no_show.group(1))
+
+
+def test_seen_is_offered_from_the_appointment_s_day_on_not_before(client_for, coordinator):
+    referral = referral_transition(referral=_logged(), to_status=Status.ACCEPTED, actor=None)
+    next_week = timezone.now() + timedelta(days=7)
+    referral = referral_transition(
+        referral=referral, to_status=Status.SCHEDULED, actor=None, appointment_at=next_week
+    )
+    page = client_for(coordinator).get(referral.get_absolute_url()).content.decode()
+    # Not a button the service would then refuse: the page says when it can be done.
+    assert 'value="seen"' not in page
+    assert "the patient can be marked seen from that day on" in page
 
 
 def test_a_step_taken_on_a_page_a_colleague_has_since_changed_is_refused(

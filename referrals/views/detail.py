@@ -34,7 +34,7 @@ ACTION_FIELDS: dict[str, str] = {
 }
 
 # Steps whose button waits for the appointment time; until then the page says why.
-OFFERED_ONCE_DUE: tuple[str, ...] = (Status.NO_SHOW,)
+OFFERED_ONCE_DUE: tuple[str, ...] = (Status.SEEN, Status.NO_SHOW)
 
 # Steps that send the referring office a letter on one click: asked once more first.
 ACTION_CONFIRMATIONS: dict[str, str] = {
