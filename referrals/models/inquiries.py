@@ -35,7 +35,11 @@ class InquiryQuerySet(models.QuerySet["Inquiry"]):
             .values("source")
             .annotate(
                 inquiries=models.Count("pk"),
-                scheduled=models.Count("pk", filter=Q(status__in=reached_scheduling)),
+                # Reached scheduling, even if lost after (the booking was made).
+                scheduled=models.Count(
+                    "pk",
+                    filter=Q(status__in=reached_scheduling) | Q(scheduled_at__isnull=False),
+                ),
                 seen=models.Count("pk", filter=Q(status=Inquiry.Status.SEEN_NEW_PATIENT)),
                 lost=models.Count("pk", filter=Q(status=Inquiry.Status.LOST)),
             )

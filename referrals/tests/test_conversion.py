@@ -103,6 +103,17 @@ def test_the_front_desk_logs_an_inquiry_and_moves_it_on(client_for, coordinator)
     )
     inquiry.refresh_from_db()
     assert inquiry.status == "scheduled" and inquiry.scheduled_at is not None
+    # Lost after it was booked: it still reached scheduling, and the report says so.
+    client.post(
+        reverse("referrals:inquiry_update", args=[inquiry.pk]),
+        {"source": "web", "received_at": "2026-11-20T10:00", "status": "lost"},
+    )
+    day = timedelta(days=1)
+    rows = Inquiry.objects.conversion_by_source(
+        since=inquiry.received_at - day, until=inquiry.received_at + day
+    )
+    web = next(row for row in rows if row["source"] == "web")
+    assert (web["inquiries"], web["scheduled"], web["lost"]) == (1, 1, 1)
 
 
 @pytest.mark.parametrize(
