@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Q, Subquery
+from django.db.models import Case, Q, Subquery, Value, When
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -319,12 +319,18 @@ def provider_typeahead(request: AuthedRequest) -> HttpResponse:
     text = request.GET.get(f"{field}_search", request.GET.get("q", "")).strip()[:100]
     # Postgres refuses NUL in text parameters; nobody searches for one.
     text = text.replace("\x00", "")
+    # The provider whose own name (or NPI) was typed comes first, however many colleagues of
+    # a matching office there are; then preferred (in-network) partners, so a referral out
+    # goes to them by default.
+    own_name = Q(npi=text)
+    for word in text.split():
+        own_name |= Q(last_name__istartswith=word) | Q(first_name__istartswith=word)
     providers = (
         Provider.objects.for_user(request.user)
         .search(text)
         .select_related("organization")
-        # Preferred (in-network) partners first, so a referral out goes to them by default.
-        .order_by("-in_network", "last_name", "first_name")[:10]
+        .alias(named=Case(When(own_name, then=Value(0)), default=Value(1)))
+        .order_by("named", "-in_network", "last_name", "first_name")[:10]
         if len(text) >= 2
         else Provider.objects.none()
     )

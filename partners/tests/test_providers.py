@@ -177,6 +177,21 @@ def test_typeahead_finds_partners_by_name(client_for, coordinator):
     assert "David Wiebe" in response.content.decode()
 
 
+def test_the_provider_named_comes_before_colleagues_found_by_their_office(client_for, coordinator):
+    """Typing "Ross" finds Robert Ross, and the in-network doctors of the Crosshaven office
+    too: he comes first, or ten colleagues could push him off the list."""
+    office = OrganizationFactory(name="Crosshaven Family Medicine")
+    for n in range(10):
+        ProviderFactory(last_name=f"Aaron{n}", organization=office, in_network=True)
+    ProviderFactory(first_name="Robert", last_name="Ross", in_network=False)
+    response = client_for(coordinator).get(
+        reverse("partners:provider_typeahead"), {"provider_search": "ross"}
+    )
+    page = response.content.decode()
+    assert "Robert Ross" in page
+    assert page.index("Robert Ross") < page.index("Aaron")
+
+
 def test_staff_are_added_to_an_office(client_for, liaison):
     office = OrganizationFactory()
     response = client_for(liaison).post(
