@@ -53,7 +53,11 @@ def current_work(user: User, *, history_too: bool = False) -> dict[str, list[Any
     today = timezone.localdate()
     work: dict[str, list[Any]] = {
         "partners": ProviderFactory.create_batch(2, owner=user),
-        "referrals": ReferralFactory.create_batch(2, assigned_to=user),
+        # Names no page would hold by chance (a random one can be a word such as "Page").
+        "referrals": [
+            ReferralFactory.create(assigned_to=user, patient_last_name=f"Quaxworth{n}")
+            for n in range(2)
+        ],
         "tasks": TaskFactory.create_batch(2, assignee=user),
         "visits": [
             PlannedVisitFactory.create(liaison=user, planned_on=today),
