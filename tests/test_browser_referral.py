@@ -129,3 +129,37 @@ def test_a_fax_chosen_once_is_kept_through_a_typo_and_attached_when_the_form_is_
     assert not StagedDocument.objects.exists()
     assert list((tmp_path / "private").glob("staged/**/*.pdf")) == []
     assert page.problems == []
+
+
+def test_why_out_of_network_is_asked_only_of_a_patient_sent_out_of_network(
+    page: Any,  # noqa: F811 - the fixture imported above
+) -> None:
+    from playwright.sync_api import expect
+
+    UserFactory(username="cora", first_name="Cora", role=Role.COORDINATOR)
+    ProviderFactory(first_name="Ines", last_name="Quellmark", in_network=True)
+    ProviderFactory(first_name="Otto", last_name="Quellfar", in_network=False)
+    page.goto("/referrals/new/")
+    page.get_by_label("Username").fill("cora")
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+    # A referral to us: no such question.
+    reason = page.get_by_label("Why out of network")
+    expect(reason).to_be_hidden()
+    page.get_by_label("Direction").select_option("outbound")
+    expect(reason).to_be_visible()
+    page.get_by_label("Direction").select_option("inbound")
+    expect(reason).to_be_hidden()
+
+    # Refer out: asked until an in-network specialist is chosen, and again for one who is not.
+    page.goto("/referrals/refer-out/")
+    expect(reason).to_be_visible()
+    search = page.locator("[data-picker] input[type=search]")
+    search.fill("Quellmark")
+    page.locator("[data-picker-choice]", has_text="Ines Quellmark").click()
+    expect(reason).to_be_hidden()
+    search.fill("Quellfar")
+    page.locator("[data-picker-choice]", has_text="Otto Quellfar").click()
+    expect(reason).to_be_visible()
+    assert page.problems == []

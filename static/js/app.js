@@ -10,6 +10,7 @@
     var picker = option.closest("[data-picker]");
     var chosen = picker.querySelector("input[type=hidden]");
     chosen.value = option.dataset.pickerChoice;
+    chosen.dataset.inNetwork = option.dataset.pickerInNetwork || "";
     // A form that reacts to changes (the queue's filters) hears of the choice.
     chosen.dispatchEvent(new Event("change", { bubbles: true }));
     var search = picker.querySelector("input[type=search]");
@@ -38,9 +39,33 @@
     var chosen = picker.querySelector("input[type=hidden]");
     if (chosen.value) {
       chosen.value = "";
+      delete chosen.dataset.inNetwork;
       chosen.dispatchEvent(new Event("change", { bubbles: true }));
     }
     search.classList.remove("is-valid");
+  });
+
+  // "Why out of network" is asked only where it applies: a referral sent out (the direction
+  // chosen, or the refer-out form, which has none) to a partner not known to be in network.
+  // Shown whenever the server asked for it; without JavaScript it is always there.
+  function showNetworkReason(form) {
+    var box = form.querySelector("#div_id_out_of_network_reason");
+    if (!box) return;
+    if (box.querySelector(".is-invalid")) {
+      box.hidden = false;
+      return;
+    }
+    var direction = form.querySelector("select[name=direction]");
+    var chosen = form.querySelector("[data-picker] input[type=hidden][name=provider]");
+    var outbound = !direction || direction.value === "outbound";
+    box.hidden = !outbound || (chosen !== null && chosen.dataset.inNetwork === "true");
+  }
+  document.addEventListener("change", function (event) {
+    var form = event.target.form || (event.target.closest && event.target.closest("form"));
+    if (form) showNetworkReason(form);
+  });
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("form").forEach(showNetworkReason);
   });
 
   // A faxed or scanned document chosen for a new referral is shown beside the form, so the
