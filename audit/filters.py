@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from django.core.validators import MaxValueValidator
 
 from audit.models import PatientDataAccess
-from core.filters import PersonFilter, StyledFilterSet
+from core.filters import DateRangeFilterForm, PersonFilter, StyledFilterSet
 
 NO_SUCH_REFERRAL = "No referral has that number."
 
@@ -49,3 +49,5 @@ class PatientDataAccessFilter(StyledFilterSet):
     class Meta:
         model = PatientDataAccess
         fields = ["user", "referral", "action"]
+        # A From date after the To date is said, not shown as an empty trail.
+        form = DateRangeFilterForm

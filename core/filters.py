@@ -7,6 +7,25 @@ from core.forms import ShortListIterator, UserChoiceField
 from core.templatetags.people import person
 
 
+class DateRangeFilterForm(forms.Form):
+    """A filter form with a from-date and a to-date (`date_range` names them): a from-date
+    after the to-date finds nothing, which is said instead of showing an empty list."""
+
+    date_range: tuple[str, str] = ("after", "before")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        start_name, end_name = self.date_range
+        start, end = data.get(start_name), data.get(end_name)
+        if start and end and start > end:
+            self.add_error(
+                end_name,
+                f"This date is before “{self.fields[start_name].label}” ({start:%b %-d, %Y}): "
+                "nothing can match both.",
+            )
+        return data
+
+
 class StyledFilterSet(django_filters.FilterSet):
     """A FilterSet whose form widgets carry Bootstrap's classes.
 

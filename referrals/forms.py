@@ -10,7 +10,7 @@ from django.db.models import Q
 from django.http import QueryDict
 from django.utils import timezone
 
-from core.filters import PersonFilter, StyledFilterSet
+from core.filters import DateRangeFilterForm, PersonFilter, StyledFilterSet
 from core.forms import UserChoiceField
 from core.ids import parse_id
 from core.phones import clean_us_phone
@@ -185,10 +185,14 @@ class PeriodForm(forms.Form):
         today = timezone.localdate()
         if self.errors:
             return data
-        data["since"] = data.get("since") or today - timedelta(days=365)
         data["until"] = data.get("until") or today
+        # Given only an end, the twelve months before it (not before today).
+        data["since"] = data.get("since") or data["until"] - timedelta(days=365)
         if data["since"] > data["until"]:
-            raise forms.ValidationError("The period must start before it ends.")
+            raise forms.ValidationError(
+                f"The period must start before it ends: From ({data['since']:%b %-d, %Y}) "
+                f"is after To ({data['until']:%b %-d, %Y})."
+            )
         for name in ("since", "until"):
             # Keeps the datetime arithmetic in bounds (9999-12-31 + 1 day overflows).
             if not 1900 <= data[name].year <= 2200:
@@ -257,20 +261,11 @@ class TransitionForm(forms.Form):
         return parse_version(self.cleaned_data["version"])
 
 
-class QueueFilterForm(forms.Form):
+class QueueFilterForm(DateRangeFilterForm):
     """The queue's filter form: a received-from date after the received-to date finds
     nothing, which is said instead of showing an empty queue."""
 
-    def clean(self) -> dict[str, Any]:
-        data = super().clean() or {}
-        after, before = data.get("received_after"), data.get("received_before")
-        if after and before and after > before:
-            self.add_error(
-                "received_before",
-                f"This date is before “Received from” ({after:%b %-d, %Y}): no referral "
-                "can match both.",
-            )
-        return data
+    date_range = ("received_after", "received_before")
 
 
 class ReferralFilter(StyledFilterSet):

@@ -187,6 +187,13 @@ def test_the_audit_page_filters_by_person_referral_and_action(client_for, manage
     bad = client.get(reverse("audit:list"), {"referral": "abc", "after": "yesterday"})
     assert bad.status_code == 200
     assert "These filters were left out" in bad.content.decode()
+    # From after To: said, rather than an empty trail that looks like nobody read anything.
+    reversed_dates = client.get(
+        reverse("audit:list"), {"after": "2026-11-20", "before": "2026-11-01"}
+    ).content.decode()
+    assert "To: This date is before “From” (Nov 20, 2026): nothing can match both." in (
+        reversed_dates
+    )
 
 
 @pytest.mark.parametrize(

@@ -423,7 +423,7 @@ def test_filters_the_queue_cannot_use_are_named_instead_of_silently_left_out(
 
     assert 'data-testid="filter-errors"' in reversed_dates
     assert (
-        "Received to: This date is before “Received from” (Nov 20, 2026): no referral can "
+        "Received to: This date is before “Received from” (Nov 20, 2026): nothing can "
         "match both." in reversed_dates
     )
     assert not_a_date.status_code == 200

@@ -2,7 +2,7 @@
 
 import csv
 import io
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from django.urls import reverse
@@ -128,6 +128,10 @@ def test_a_bad_period_is_explained_not_crashed_on(client_for, manager):
     garbage = client.get(reverse("referrals:leakage"), {"since": "soon"})
     assert garbage.status_code == 200
     assert "Enter a valid date" in garbage.content.decode()
+    # An end alone covers the twelve months before it, not a period from last year to then.
+    ended = client.get(reverse("referrals:reciprocity"), {"until": "2025-01-01"})
+    assert "must start before it ends" not in ended.content.decode()
+    assert ended.context["period"].cleaned_data["since"] == date(2024, 1, 2)
 
 
 def test_reports_are_for_managers_not_coordinators_or_liaisons(
