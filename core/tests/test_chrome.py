@@ -90,3 +90,11 @@ def test_the_dashboard_counts_referrals_to_us_by_status_and_those_we_sent_apart(
     received = re.search(r"Received <span[^>]*>(\d+)</span>", pipeline)[1]
     sent = re.search(r'data-testid="sent-open">\s*We sent out, still open <span[^>]*>(\d+)<', page)
     assert (received, sent[1]) == ("2", "1")
+
+
+def test_a_refused_request_is_one_line_in_the_log_not_a_traceback(client_for, liaison, caplog):
+    with caplog.at_level("WARNING", logger="django.request"):
+        assert client_for(liaison).get(reverse("audit:list")).status_code == 403
+    refused = [r for r in caplog.records if r.name == "django.request"]
+    assert refused and refused[0].getMessage().startswith("Forbidden")
+    assert all(record.exc_info is None for record in refused)
