@@ -39,6 +39,10 @@ class TypeaheadPicker(forms.HiddenInput):
     def label_for(self, pk: int) -> str:
         raise NotImplementedError
 
+    def describe(self, pk: int) -> tuple[str, dict[str, str]]:
+        """The chosen record's label, and data-* attributes for the page's scripts."""
+        return self.label_for(pk), {}
+
     def value_from_datadict(self, data: Any, files: Any, name: str) -> Any:
         # What was typed in the search box, shown again if the form comes back with an
         # error and nothing was picked (each form has its own copy of the widget).
@@ -49,7 +53,7 @@ class TypeaheadPicker(forms.HiddenInput):
         context = super().get_context(name, value, attrs)
         # The value comes back from the user on a re-rendered form: it may be anything.
         pk = parse_id(value or "")
-        label = self.label_for(pk) if pk is not None else ""
+        label, data = self.describe(pk) if pk is not None else ("", {})
         invalid = "is-invalid" in str(context["widget"]["attrs"].get("class", ""))
         context["widget"].update(
             label=label,
@@ -58,6 +62,7 @@ class TypeaheadPicker(forms.HiddenInput):
             typeahead_url=str(self.typeahead_url),
             placeholder=self.placeholder,
             aria_label=self.aria_label,
+            choice_data=data,
         )
         return context
 
@@ -70,9 +75,18 @@ class ProviderPicker(TypeaheadPicker):
     aria_label = "Search partners"
 
     def label_for(self, pk: int) -> str:
-        provider = Provider.objects.filter(pk=pk).only("first_name", "last_name", "credential")
-        found = provider.first()
-        return found.display_name if found else ""
+        return self.describe(pk)[0]
+
+    def describe(self, pk: int) -> tuple[str, dict[str, str]]:
+        # Whether the chosen partner is in network: the form asks why of one who is not.
+        found = (
+            Provider.objects.filter(pk=pk)
+            .only("first_name", "last_name", "credential", "in_network")
+            .first()
+        )
+        if found is None:
+            return "", {}
+        return found.display_name, {"in-network": "true" if found.in_network else "false"}
 
 
 class OfficePicker(TypeaheadPicker):

@@ -137,7 +137,7 @@ def test_why_out_of_network_is_asked_only_of_a_patient_sent_out_of_network(
     from playwright.sync_api import expect
 
     UserFactory(username="cora", first_name="Cora", role=Role.COORDINATOR)
-    ProviderFactory(first_name="Ines", last_name="Quellmark", in_network=True)
+    in_network = ProviderFactory(first_name="Ines", last_name="Quellmark", in_network=True)
     ProviderFactory(first_name="Otto", last_name="Quellfar", in_network=False)
     page.goto("/referrals/new/")
     page.get_by_label("Username").fill("cora")
@@ -162,4 +162,12 @@ def test_why_out_of_network_is_asked_only_of_a_patient_sent_out_of_network(
     search.fill("Quellfar")
     page.locator("[data-picker-choice]", has_text="Otto Quellfar").click()
     expect(reason).to_be_visible()
+
+    # Editing a referral sent to an in-network partner: not asked.
+    sent = referral_log(
+        referral=ReferralFactory.build(provider=in_network, direction="outbound"), actor=None
+    )
+    page.goto(f"/referrals/{sent.pk}/edit/")
+    expect(page.get_by_label("Patient last name")).to_be_visible()
+    expect(reason).to_be_hidden()
     assert page.problems == []
