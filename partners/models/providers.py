@@ -79,10 +79,13 @@ class ProviderQuerySet(models.QuerySet["Provider"]):
     def search(self, text: str) -> ProviderQuerySet:
         query = Q()
         # Postgres text cannot hold NUL bytes: a pasted or hostile one would be a 500.
-        for word in text.replace("\x00", "").split():
+        # Words as a name is shown ("Ann Wiebe, MD"): the comma is not part of one.
+        words = [word.strip(",.;:") for word in text.replace("\x00", "").split()]
+        for word in filter(None, words):
             query &= (
                 Q(last_name__icontains=word)
                 | Q(first_name__icontains=word)
+                | Q(credential__iexact=word)
                 | Q(npi__startswith=word)
                 | Q(specialty__icontains=word)
                 | Q(organization__name__icontains=word)

@@ -177,6 +177,13 @@ def test_typeahead_finds_partners_by_name(client_for, coordinator):
     assert "David Wiebe" in response.content.decode()
 
 
+def test_a_partner_is_found_by_the_name_as_it_is_shown_with_its_credential(db):
+    wiebe = ProviderFactory(first_name="Ann", last_name="Wiebe", credential="MD")
+    ProviderFactory(first_name="Ann", last_name="Wiebe", credential="NP")
+    assert list(Provider.objects.search("Ann Wiebe, MD")) == [wiebe]
+    assert list(Provider.objects.search("wiebe md")) == [wiebe]
+
+
 def test_the_provider_named_comes_before_colleagues_found_by_their_office(client_for, coordinator):
     """Typing "Ross" finds Robert Ross, and the in-network doctors of the Crosshaven office
     too: he comes first, or ten colleagues could push him off the list."""
