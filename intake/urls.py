@@ -5,6 +5,7 @@ from intake import views
 app_name = "intake"
 
 urlpatterns = [
+    path("links/", views.link_list, name="links"),
     path("offices/<int:pk>/links/", views.organization_links, name="organization_links"),
     path("links/<int:pk>/revoke/", views.link_revoke, name="link_revoke"),
     path("attachments/<int:pk>/", views.attachment_download, name="attachment_download"),

@@ -5,6 +5,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core import signing
 from django.core.exceptions import ValidationError
+from django.db.models import Count, Max
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -13,10 +14,11 @@ from django.views.decorators.http import require_POST
 
 from audit.models import PatientDataAccess
 from audit.services import audit_record
+from core.pagination import paginate
 from core.types import AuthedRequest
 from intake.forms import AttachmentForm, Hl7UploadForm, IntakeLinkForm, OfficeReferralForm
 from intake.hl7 import MAX_MESSAGE_BYTES, Hl7Error, UnknownReferrer
-from intake.models import IntakeSubmission, StagedDocument
+from intake.models import IntakeLink, IntakeSubmission, StagedDocument
 from intake.selectors import get_attachment_for_user, get_intake_link_for_user
 from intake.services import (
     IntakeRefused,
@@ -69,6 +71,25 @@ def organization_links(request: AuthedRequest, pk: int) -> HttpResponse:
             "new_link": new_link,
             "can_add": can_add,
         },
+    )
+
+
+@login_required
+@permission_required("intake.view_intakelink", raise_exception=True)
+def link_list(request: AuthedRequest) -> HttpResponse:
+    """Every office's intake links in one list, so the practice sees what it has handed
+    out: the usable ones, or all with ?show=all, each with its referrals and the last."""
+    show_all = request.GET.get("show") == "all"
+    links = IntakeLink.objects.all() if show_all else IntakeLink.objects.usable()
+    links = (
+        links.select_related("organization", "created_by")
+        .annotate(sent=Count("submissions"), last_sent=Max("submissions__submitted_at"))
+        .order_by("organization__name", "-created_at", "-pk")
+    )
+    return render(
+        request,
+        "intake/intakelink_all.html",
+        {"page": paginate(request, links), "show_all": show_all},
     )
 
 

@@ -344,3 +344,28 @@ def test_a_coordinator_finds_the_referral_by_the_reference_the_office_quotes(
     assert found(str(submission.referral.pk)) == [submission.referral.pk]
     assert found(f"#{other.pk}") == [other.pk]
     assert found("NOPE2345") == [] and found("²") == []
+
+
+def test_every_office_s_links_are_listed_in_one_place_with_their_use(
+    client_for, manager, link_and_token, django_assert_num_queries
+):
+    link, token = link_and_token
+    Client().post(reverse("intake:public_form", args=[token]), office_form_data(link.organization))
+    other = OrganizationFactory(name="Aardvark Family Practice")
+    revoked, _ = intake_link_create(organization=other, actor=manager, label="old fax desk")
+    revoked.revoke(by=manager)
+    client = client_for(manager)
+    client.get(reverse("intake:links"))  # the session and permissions read once
+    # Session, user, permissions, count, the page: however many links and referrals.
+    with django_assert_num_queries(5):
+        page = client.get(reverse("intake:links")).content.decode()
+    row = re.search(rf'<tr data-link="{link.pk}">(.*?)</tr>', page, re.S)[1]
+    assert link.organization.name in row and "Active" in row
+    assert re.search(r'data-label="Referrals sent">1<', row)
+    assert f'data-link="{revoked.pk}"' not in page
+    page = client.get(reverse("intake:links"), {"show": "all"}).content.decode()
+    assert "old fax desk" in page and "Revoked" in page
+
+
+def test_a_liaison_does_not_see_the_list_of_links(client_for, liaison):
+    assert client_for(liaison).get(reverse("intake:links")).status_code == 403
