@@ -176,20 +176,30 @@ def worker_with_env(
     """The session's worker stopped, and another started with `env` added to its
     environment (where its email goes, say) for the block; then the session's again."""
     session_worker.stop()
-    saved = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)
     worker = WorkerProcess(log_path)
     try:
-        worker.start()
-        yield worker
+        with environ(env):
+            worker.start()
+            yield worker
     finally:
         worker.stop()
+        session_worker.start()
+
+
+@contextlib.contextmanager
+def environ(changes: dict[str, str]) -> Iterator[None]:
+    """This process's environment with `changes` for the block, then as it was (a name
+    that was not set is unset again)."""
+    saved = {name: os.environ.get(name) for name in changes}
+    os.environ.update(changes)
+    try:
+        yield
+    finally:
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-        session_worker.start()
 
 
 def _require_redis(url: str) -> None:

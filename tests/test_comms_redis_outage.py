@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from bench.smtp_sink import SmtpSink, free_port
-from conftest import WorkerProcess, wait_for
+from conftest import WorkerProcess, environ, wait_for
 from core.factories import UserFactory
 from core.roles import Role
 from outreach.models import Letter, LetterTemplate
@@ -93,21 +93,15 @@ def own_redis(celery_worker_process: WorkerProcess, tmp_path: Any) -> Iterator[A
     server.start()
     sink = SmtpSink().start()
     saved_broker = (app.conf.broker_url, dict(app.conf.broker_transport_options or {}))
-    saved_env = {name: os.environ.get(name) for name in ("REDIS_URL", "TEST_WORKER_EMAIL_URL")}
-    os.environ.update({"REDIS_URL": server.url, "TEST_WORKER_EMAIL_URL": sink.url})
-    _use_broker(server.url, dict(settings.REDIS_BROKER_TRANSPORT_OPTIONS))
     worker = WorkerProcess(tmp_path / "worker.log")
     try:
-        worker.start()
-        yield server, worker, sink
+        with environ({"REDIS_URL": server.url, "TEST_WORKER_EMAIL_URL": sink.url}):
+            _use_broker(server.url, dict(settings.REDIS_BROKER_TRANSPORT_OPTIONS))
+            worker.start()
+            yield server, worker, sink
     finally:
         worker.stop()
         _use_broker(*saved_broker)
-        for name, value in saved_env.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
         server.stop()
         sink.stop()
 
