@@ -4,6 +4,8 @@ text around them is drawn are taken out before it is stored."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from typing import Any
 
 # Right-to-left and left-to-right overrides, embeddings and isolates, and the direction
 # marks: pasted into a name, U+202E shows "Smith" as "htimS" and turns the rest of the line
@@ -20,3 +22,10 @@ _INVISIBLE = re.compile(
 def strip_invisible(text: str) -> str:
     """`text` without direction controls, invisible spaces and control characters."""
     return _INVISIBLE.sub("", text)
+
+
+def strip_invisible_from(record: Any, fields: Iterable[str]) -> None:
+    """Each of these text fields of `record` without the invisible characters (a model's
+    clean(), so whatever a form saves is stored drawable)."""
+    for name in fields:
+        setattr(record, name, strip_invisible(getattr(record, name)))

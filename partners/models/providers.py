@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from core.npi import validate_npi
 from core.roles import is_liaison
+from core.text import strip_invisible_from
 from partners.models.organizations import Organization
 
 if TYPE_CHECKING:
@@ -267,6 +268,10 @@ class Provider(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("partners:provider_detail", args=[self.pk])
+
+    def clean(self) -> None:
+        # A right-to-left override pasted into a name would draw it backwards in every list.
+        strip_invisible_from(self, ("first_name", "last_name", "credential", "specialty"))
 
     @property
     def display_name(self) -> str:

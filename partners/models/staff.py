@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import models
 
+from core.text import strip_invisible_from
 from partners.models.organizations import Organization
 
 
@@ -38,6 +39,10 @@ class StaffMember(models.Model):
 
     def __str__(self) -> str:
         return f"{self.display_name} ({self.get_role_display()})"
+
+    def clean(self) -> None:
+        # A right-to-left override pasted into a name would draw it backwards in every list.
+        strip_invisible_from(self, ("first_name", "last_name"))
 
     @property
     def display_name(self) -> str:

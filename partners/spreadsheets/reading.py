@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import IO, Any
 
+from core.text import strip_invisible
+
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_ROWS = 20_000
 
@@ -31,8 +33,9 @@ def _cell(value: Any) -> str:
         return str(int(value))  # Excel stores an NPI typed as a number as 1679576722.0
     if isinstance(value, datetime | date):
         return value.isoformat()
-    # A NUL cannot be stored (Postgres text and JSON refuse it) and is never meant.
-    return str(value).replace("\x00", "").strip()
+    # A NUL cannot be stored (Postgres text and JSON refuse it) and is never meant; nor are
+    # the other invisible controls (a direction override would draw a name backwards).
+    return strip_invisible(str(value)).strip()
 
 
 def _table(raw_rows: Iterable[Iterable[Any]]) -> Table:

@@ -38,6 +38,15 @@ def test_a_coordinator_adds_a_partner(client_for, coordinator):
     assert provider.display_name == "David Wiebe, MD"
 
 
+def test_a_partner_name_pasted_with_a_direction_override_is_stored_drawable(
+    client_for, coordinator
+):
+    client_for(coordinator).post(
+        reverse("partners:provider_create"), _provider_data(last_name="\u202eebeiW\u2069")
+    )
+    assert Provider.objects.get(npi="1679576722").last_name == "ebeiW"
+
+
 @pytest.mark.parametrize(
     ("npi", "message"),
     [("1679576723", "check digit is wrong"), ("16795767", "exactly 10 digits")],

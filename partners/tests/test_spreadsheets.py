@@ -251,6 +251,11 @@ def test_read_table_pads_short_rows_and_names_blank_headers():
     assert table.rows == [["1", "2", ""]]
 
 
+def test_read_table_takes_invisible_direction_controls_out_of_cells():
+    sheet = "NPI,Last name\n1679576722,\u202eebeiW\u200b\n".encode()
+    assert read_table(io.BytesIO(sheet), "x.csv").rows == [["1679576722", "ebeiW"]]
+
+
 def test_hostile_mapping_values_are_refused_without_a_server_error(client_for, manager):
     client = client_for(manager)
     _upload(client, _csv(SHEET))

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from core.roles import is_liaison
-from core.text import strip_invisible
+from core.text import strip_invisible_from
 from referrals.models.pipeline import (
     ACTION_LABELS,
     OPEN_STATUSES,
@@ -406,8 +406,7 @@ class Referral(models.Model):
     def clean(self) -> None:
         # However it came in (a form, an office's link, HL7), the patient's name and the
         # reason are stored without characters that would change how the queue draws them.
-        for name in TYPED_FIELDS:
-            setattr(self, name, strip_invisible(getattr(self, name)))
+        strip_invisible_from(self, TYPED_FIELDS)
         errors = {}
         if self.patient_dob and self.patient_dob > timezone.localdate():
             errors["patient_dob"] = "The date of birth cannot be in the future."
