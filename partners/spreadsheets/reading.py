@@ -63,6 +63,17 @@ def _table(raw_rows: Iterable[Iterable[Any]]) -> Table:
     return Table(headers=named, rows=[row + [""] * (width - len(row)) for row in rows])
 
 
+def _decoded(data: bytes) -> str | None:
+    """The file's text in the first encoding that reads it (Excel saves either), or None
+    for bytes that are not text in any of them."""
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return None
+
+
 def read_table(upload: IO[bytes], name: str) -> Table:
     """The first sheet (XLSX) or the file (CSV, any common delimiter and encoding) as a
     header row and data rows of strings."""
@@ -80,14 +91,8 @@ def read_table(upload: IO[bytes], name: str) -> Table:
         finally:
             workbook.close()
     if lowered.endswith((".csv", ".txt")):
-        data = upload.read()
-        for encoding in ("utf-8-sig", "cp1252"):
-            try:
-                text = data.decode(encoding)
-                break
-            except UnicodeDecodeError:
-                continue
-        if "\x00" in text:
+        text = _decoded(upload.read())
+        if text is None or "\x00" in text:
             raise UnreadableFile("This does not look like a text CSV file.")
         # The header line decides the delimiter: exports from European Excel use ";".
         header_line = text.split("\n", 1)[0]

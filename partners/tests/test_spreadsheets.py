@@ -10,7 +10,7 @@ from partners.factories import OrganizationFactory, ProviderFactory, make_npi
 from partners.models import Organization, PartnerImport, Provider
 from partners.services.imports import SYNC_IMPORT_ROWS, partner_import_apply
 from partners.spreadsheets.columns import guess_mapping
-from partners.spreadsheets.reading import read_table
+from partners.spreadsheets.reading import UnreadableFile, read_table
 from partners.tasks import sweep_partner_imports
 
 pytestmark = pytest.mark.django_db
@@ -249,6 +249,12 @@ def test_read_table_pads_short_rows_and_names_blank_headers():
     table = read_table(io.BytesIO(b"NPI;;Name\n1;2\n"), "x.csv")
     assert table.headers == ["NPI", "Column 2", "Name"]
     assert table.rows == [["1", "2", ""]]
+
+
+def test_a_binary_file_named_csv_is_refused_with_a_reason():
+    # 0x81 is undefined in cp1252 and a lone continuation byte in UTF-8: text in neither.
+    with pytest.raises(UnreadableFile, match="does not look like a text CSV"):
+        read_table(io.BytesIO(b"\x81\x8d\x8f\x90\x9d" * 100), "photo.csv")
 
 
 def test_read_table_takes_invisible_direction_controls_out_of_cells():
