@@ -19,7 +19,7 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from knox.models import AuthToken
 
-from core.roles import user_role
+from core.roles import PARTNER_OWNER_ROLES, user_role
 from core.templatetags.people import person
 from outreach.models import Event, PlannedVisit, Task
 from partners.models import Provider
@@ -260,8 +260,11 @@ def handover_refusal(*, from_user: User, to_user: User, kind: str | None = None)
         return f"That is {person(from_user)}, whose work is being handed over: choose a colleague."
     if not to_user.is_active:
         return f"{person(to_user)} is deactivated: choose an active colleague."
-    if kind is not None and not to_user.has_perms(WORK_PERMISSIONS[kind]):
-        role = user_role(to_user)
+    role = user_role(to_user)
+    # A partner's owner is chosen among liaisons and managers (the partner form's list): a
+    # coordinator may edit partners but would be dropped as owner at the next save.
+    owns = kind != "partners" or role in PARTNER_OWNER_ROLES
+    if kind is not None and not (owns and to_user.has_perms(WORK_PERMISSIONS[kind])):
         who = f"{person(to_user)} ({role})" if role else person(to_user)
         return f"{who} cannot {WORK_DOING[kind]}: choose a colleague whose role can."
     return None

@@ -140,6 +140,10 @@ def sync_roles_after_migrate(*, using: str = "default", **kwargs: Any) -> None:
     sync_roles()
 
 
+# Who may own a partner relationship (Provider.owner): the people who visit and call.
+PARTNER_OWNER_ROLES = (Role.LIAISON, Role.MANAGER)
+
+
 def user_role(user: Any) -> str | None:
     """The user's role; with several groups the first in Role.ALL wins. Cached on the user
     object for the request, like Django's own permission cache."""

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 import django_filters
 from django import forms
@@ -13,7 +13,7 @@ from django.utils import timezone
 from core.filters import PersonFilter, StyledFilterSet
 from core.forms import UserChoiceField
 from core.phones import PHONE_FORMAT, clean_us_phone
-from core.roles import Role
+from core.roles import PARTNER_OWNER_ROLES
 from core.usps import us_state_code, us_zip_code
 from partners.models import Organization, Provider, StaffMember
 
@@ -21,7 +21,7 @@ from partners.models import Organization, Provider, StaffMember
 def liaison_choices() -> Any:
     return (
         get_user_model()
-        .objects.filter(is_active=True, groups__name__in=[Role.LIAISON, Role.MANAGER])
+        .objects.filter(is_active=True, groups__name__in=PARTNER_OWNER_ROLES)
         .distinct()
         .order_by("first_name", "last_name", "username")
     )
@@ -60,10 +60,25 @@ class ProviderForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if self.instance.owner_id is not None:
+            # The owner it has stays on offer (someone deactivated, or whose role changed
+            # since), so saving another change never drops them without a word.
+            owners = cast(UserChoiceField, self.fields["owner"])
+            owners.queryset = (
+                get_user_model()
+                .objects.filter(
+                    Q(pk__in=liaison_choices().values("pk")) | Q(pk=self.instance.owner_id)
+                )
+                .order_by("first_name", "last_name", "username")
+            )
         self.fields["npi"].widget.attrs.update({"inputmode": "numeric", "autocomplete": "off"})
         # Imports and older clients post no preferences: they keep the defaults.
         for name in ("preferred_channel", "thank_you_by", "report_cadence"):
             self.fields[name].required = False
+
+    def clean_phone(self) -> str:
+        # As the office form and the import check it: a number the office can be called on.
+        return clean_us_phone(self.cleaned_data["phone"])
 
     def clean_preferred_channel(self) -> str:
         return self.cleaned_data["preferred_channel"] or Provider.PreferredChannel.EMAIL

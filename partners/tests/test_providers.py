@@ -4,6 +4,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from core.factories import UserFactory
+from core.roles import Role
 from core.templatetags.people import person
 from outreach.factories import ActivityFactory, TaskFactory
 from partners.factories import OrganizationFactory, ProviderFactory, StaffMemberFactory
@@ -36,6 +38,23 @@ def test_a_coordinator_adds_a_partner(client_for, coordinator):
     assert response.status_code == 302
     assert response.url == provider.get_absolute_url()
     assert provider.display_name == "David Wiebe, MD"
+
+
+def test_a_partner_phone_must_be_a_number_the_office_can_be_called_on(client_for, coordinator):
+    response = client_for(coordinator).post(
+        reverse("partners:provider_create"), _provider_data(phone="12")
+    )
+    assert response.status_code == 200
+    assert not Provider.objects.exists()
+
+
+def test_saving_a_partner_keeps_an_owner_no_longer_on_the_owner_list(client_for, manager):
+    """Someone whose role changed since they were made owner stays on offer, so editing the
+    notes does not silently leave the partner with nobody."""
+    coordinator_owner = UserFactory(role=Role.COORDINATOR, first_name="Dana")
+    provider = ProviderFactory(owner=coordinator_owner, phone="")
+    page = client_for(manager).get(reverse("partners:provider_update", args=[provider.pk]))
+    assert f'<option value="{coordinator_owner.pk}" selected>' in page.content.decode()
 
 
 def test_a_partner_name_pasted_with_a_direction_override_is_stored_drawable(
