@@ -71,6 +71,18 @@ def referral_log(*, referral: Referral, actor: User | None) -> Referral:
     return referral
 
 
+def _seen_at(referral: Referral, at: datetime, *, told: bool) -> datetime:
+    """When the patient was seen: the moment given, else the appointment when it is marked
+    on a later day (the thank-you letter says "we saw them on" that day, not the day a
+    coordinator caught up), else now."""
+    appointment = referral.appointment_at
+    if told or appointment is None:
+        return at
+    if timezone.localdate(appointment) < timezone.localdate(at):
+        return appointment
+    return at
+
+
 def referral_transition_not_yet(
     *, referral: Referral, to_status: str, at: datetime | None = None
 ) -> str:
@@ -184,6 +196,7 @@ def referral_transition(
         cancel_reason=cancel_reason,
         at=at,
     )
+    told = at is not None
     at = at or timezone.now()
     from_status = locked.status
     locked.status = to_status
@@ -203,7 +216,7 @@ def referral_transition(
         locked.appointment_at = appointment_at
         fields.append("appointment_at")
     if to_status == Status.SEEN:
-        locked.seen_at = at
+        locked.seen_at = _seen_at(locked, at, told=told)
         fields.append("seen_at")
     if to_status == Status.CLOSED:
         locked.closed_at = at

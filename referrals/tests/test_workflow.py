@@ -219,6 +219,31 @@ def test_a_patient_cannot_be_marked_seen_before_the_day_of_their_appointment(ref
     assert seen.status == Status.SEEN
 
 
+def test_a_patient_marked_seen_days_later_was_seen_at_the_appointment():
+    """The coordinator catches up on Friday with Tuesday's patients: the referral (and the
+    thank-you's "we saw them on") says Tuesday. Marked on the day, it is the moment marked."""
+    received = timezone.now() - timedelta(days=10)
+    referral = referral_log(
+        referral=ReferralFactory.build(provider=ProviderFactory(), received_at=received),
+        actor=None,
+    )
+    referral = referral_transition(referral=referral, to_status=Status.ACCEPTED, actor=None)
+    appointment = timezone.now() - timedelta(days=3)
+    referral = referral_transition(
+        referral=referral, to_status=Status.SCHEDULED, actor=None, appointment_at=appointment
+    )
+    seen = referral_transition(referral=referral, to_status=Status.SEEN, actor=None)
+    assert seen.seen_at == appointment
+
+    today = referral_log(referral=ReferralFactory.build(provider=ProviderFactory()), actor=None)
+    today = referral_transition(referral=today, to_status=Status.ACCEPTED, actor=None)
+    today = referral_transition(
+        referral=today, to_status=Status.SCHEDULED, actor=None, appointment_at=timezone.now()
+    )
+    before = timezone.now()
+    assert referral_transition(referral=today, to_status=Status.SEEN, actor=None).seen_at >= before
+
+
 def test_an_appointment_earlier_on_the_day_the_referral_arrived_is_refused():
     received = timezone.localtime().replace(hour=11, minute=4, second=0, microsecond=0)
     received -= timedelta(days=10)
