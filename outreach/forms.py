@@ -119,8 +119,17 @@ class ActivityForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         super().clean()
         cleaned = self.cleaned_data
-        if cleaned.get("next_step_due") and not cleaned.get("next_step"):
+        occurred_on = timezone.localtime(cleaned.get("occurred_at") or timezone.now()).date()
+        due = cleaned.get("next_step_due")
+        if due and not cleaned.get("next_step"):
             self.add_error("next_step", "Say what the next step is, or clear its due date.")
+        elif due and due < occurred_on:
+            # It would start life as an overdue follow-up and stand as the partner's next step.
+            self.add_error(
+                "next_step_due",
+                f"A next step cannot be due before the activity ({occurred_on:%b %-d, %Y}): "
+                "check the date.",
+            )
         elif cleaned.get("next_step") and not cleaned.get("next_step_due"):
             # A next step is a follow-up task; left without a date it is due in a week.
             occurred = cleaned.get("occurred_at") or timezone.now()

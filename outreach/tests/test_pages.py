@@ -94,6 +94,24 @@ def test_a_next_step_left_without_a_date_is_still_a_follow_up_due_a_week_later(c
     assert activity.next_step_due == follow_up.due_on
 
 
+def test_a_next_step_due_before_the_activity_is_refused_with_the_date(client_for, liaison):
+    provider = ProviderFactory(owner=liaison)
+    response = client_for(liaison).post(
+        reverse("outreach:activity_create"),
+        {
+            "provider": provider.pk,
+            "kind": "call",
+            "occurred_at": "2026-11-20T12:00",
+            "providers": [provider.pk],
+            "next_step": "Send the referral pad",
+            "next_step_due": "2026-11-01",
+        },
+    )
+    assert response.status_code == 200
+    assert "cannot be due before the activity (Nov 20, 2026)" in response.content.decode()
+    assert not Activity.objects.exists()
+
+
 def test_a_due_date_without_a_next_step_is_refused(client_for, liaison):
     provider = ProviderFactory(owner=liaison)
     response = client_for(liaison).post(
