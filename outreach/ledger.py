@@ -36,6 +36,9 @@ WARN_AT = Decimal("0.80")
 
 
 def share_per_head(*, cost: Decimal | None, headcount: int) -> Decimal:
+    """Each attendee's share, rounded up to the cent: a physician's yearly total is never
+    understated against the limit, so the shares of an uneven split add up to a cent or
+    two more than the cost ($4,000 among 7: 7 x $571.43 = $4,000.01)."""
     if not cost or headcount <= 0:
         return Decimal("0.00")
     return (cost / headcount).quantize(CENT, rounding=ROUND_UP)
