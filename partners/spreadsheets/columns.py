@@ -46,14 +46,28 @@ GUESSES: dict[str, str] = {
         ["firstname", "first", "givenname", "providerfirstname", "fname"], "first_name"
     ),
     **dict.fromkeys(
-        ["lastname", "last", "surname", "familyname", "providerlastname", "lname"], "last_name"
+        [
+            "lastname",
+            "last",
+            "surname",
+            "familyname",
+            "providerlastname",
+            "lname",
+            "providerlastnamelegalname",  # NPPES
+        ],
+        "last_name",
     ),
     **dict.fromkeys(
         ["name", "fullname", "providername", "physician", "physicianname", "doctor", "contact"],
         "full_name",
     ),
-    **dict.fromkeys(["credential", "credentials", "degree", "suffix"], "credential"),
-    **dict.fromkeys(["taxonomy", "taxonomycode", "nucc", "nucccode"], "taxonomy_code"),
+    **dict.fromkeys(
+        ["credential", "credentials", "degree", "suffix", "providercredentialtext"], "credential"
+    ),
+    **dict.fromkeys(
+        ["taxonomy", "taxonomycode", "nucc", "nucccode", "healthcareprovidertaxonomycode1"],
+        "taxonomy_code",
+    ),
     **dict.fromkeys(["specialty", "speciality", "primaryspecialty", "specialties"], "specialty"),
     **dict.fromkeys(
         [
@@ -70,6 +84,7 @@ GUESSES: dict[str, str] = {
             "company",
             "account",
             "accountname",
+            "providerorganizationnamelegalbusinessname",  # NPPES
         ],
         "organization",
     ),

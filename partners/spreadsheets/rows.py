@@ -99,6 +99,16 @@ def _clean_office(values: dict[str, str]) -> tuple[list[str], list[str]]:
     goes to) and the values left out because they cannot be read (a state, phone or fax
     the office form or another system stored freely: the partner's own data still
     imports)."""
+    if not values.get("organization") and any(values.get(target) for target in OFFICE_FIELDS):
+        # An individual's NPPES row names no practice: the address is where they work, but
+        # with no office to hang it on, the partner imports without one (named offices
+        # are matched by name and ZIP; an unnamed one would be a guess).
+        for target in OFFICE_FIELDS:
+            values.pop(target, None)
+        return [], [
+            "Office details left out: the row names no practice or office to put them on. "
+            "The partner is imported without an office."
+        ]
     problems, skipped = [], []
     readers: list[tuple[str, Callable[[str], str | None], str]] = [
         ("office_state", us_state_code, "is not a US state or territory."),
@@ -125,8 +135,6 @@ def _clean_office(values: dict[str, str]) -> tuple[list[str], list[str]]:
             problems.append(problem)
         else:
             values[target] = written
-    if not values.get("organization") and any(values.get(target) for target in OFFICE_FIELDS):
-        problems.append("Office details but no practice / office name to put them on.")
     return problems, skipped
 
 

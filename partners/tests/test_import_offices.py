@@ -5,6 +5,7 @@ import csv
 import io
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -14,6 +15,7 @@ from partners.models import Organization, PartnerImport, Provider
 from partners.services.imports import partner_import_apply, partner_import_start
 from partners.spreadsheets.columns import guess_mapping
 from partners.spreadsheets.planning import plan_import
+from partners.spreadsheets.reading import read_table
 
 pytestmark = pytest.mark.django_db
 
@@ -374,10 +376,14 @@ def test_a_mapping_with_office_columns_needs_the_practice_name(client_for, manag
         .content.decode()
     )
     assert "Choose the practice / office name column too" in page
-    # And a row whose practice name is empty has no office to put its details on.
+    # A row whose practice name is empty (an individual's NPPES row) has no office to put
+    # its details on: the partner imports without one, and the preview says so.
     plan = plan_import(_sheet(_row(1, practice=""))[1:], guess_mapping(HEADERS))
-    assert plan.of("reject")[0].reasons == [
-        "Office details but no practice / office name to put them on."
+    assert plan.of("reject") == []
+    (row,) = plan.with_skipped_values
+    assert row.skipped == [
+        "Office details left out: the row names no practice or office to put them on. "
+        "The partner is imported without an office."
     ]
 
 
@@ -561,3 +567,34 @@ def test_the_office_form_writes_state_zip_phone_and_fax_as_the_import_reads_them
         assert error in page
     office.refresh_from_db()
     assert office.fax == "(308) 555-0111"  # nothing saved from the refused form
+
+
+def test_the_cms_nppes_file_is_recognised_and_its_individuals_import(db):
+    """The real first thousand rows of the CMS file: its columns are guessed (the mapping
+    step would otherwise mean picking among 330 columns), and an individual clinician, whose
+    row names no practice, imports without an office rather than being refused."""
+    path = (
+        settings.BASE_DIR.parent
+        / "shared"
+        / "data"
+        / "nppes"
+        / "npidata_pfile_first1000_restored.csv"
+    )
+    with path.open("rb") as upload:
+        table = read_table(upload, path.name)
+    mapping = guess_mapping(table.headers)
+    guessed = {target: table.headers[int(index)] for index, target in mapping.items()}
+    assert guessed["npi"] == "NPI"
+    assert guessed["last_name"] == "Provider Last Name (Legal Name)"
+    assert guessed["credential"] == "Provider Credential Text"
+    assert guessed["taxonomy_code"] == "Healthcare Provider Taxonomy Code_1"
+    assert guessed["organization"] == "Provider Organization Name (Legal Business Name)"
+    assert guessed["office_address_line1"] == (
+        "Provider First Line Business Practice Location Address"
+    )
+    plan = plan_import(table.rows, mapping)
+    # Entity type 1 is a person (2, an organization, has no first and last name).
+    people = {row[0] for row in table.rows if row[1] == "1" and row[5] and row[6]}
+    rejected = {row.values.get("npi") for row in plan.of("reject")}
+    assert people and not people & rejected
+    assert {row.values["npi"] for row in plan.of("create")} == people
