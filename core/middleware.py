@@ -87,8 +87,12 @@ class SignedOutMiddleware:
         if settings.SESSION_COOKIE_NAME in request.COOKIES and request.session.is_empty():
             messages.info(
                 request,
-                f"You were signed out after {settings.SESSION_COOKIE_AGE // 60} minutes without "
-                "activity. Sign in again to go on; nothing of what you last sent was saved.",
+                # The session is gone, and with it why: idle time is the usual reason, but a
+                # second factor set up elsewhere or an administrator's change end it too.
+                f"You were signed out: {settings.SESSION_COOKIE_AGE // 60} minutes passed "
+                "without activity, or your account's sign-in changed (two-factor set up in "
+                "another browser, or an administrator's change). Sign in again to go on; "
+                "nothing of what you last sent was saved.",
             )
         if not getattr(request, "htmx", False):
             return response

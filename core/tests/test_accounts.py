@@ -107,7 +107,7 @@ def test_a_user_signed_out_for_being_idle_is_told_why_on_the_sign_in_page(
     assert client.get(reverse("core:dashboard")).status_code == 200
     time_machine_session.shift(seconds=15 * 60 + 1)
     page = client.get(reverse("referrals:list"), follow=True).content.decode()
-    assert "You were signed out after 15 minutes without activity." in page
+    assert "You were signed out: 15 minutes passed without activity" in page
     # Someone who never signed in is just asked to.
     from django.test import Client
 
