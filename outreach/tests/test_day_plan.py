@@ -252,6 +252,15 @@ def test_adding_a_suggested_office_puts_it_on_the_plan(client_for, liaison):
     assert PlannedVisit.objects.get().planned_on == day
 
 
+def test_adding_with_no_office_chosen_returns_to_the_day_being_planned(client_for, liaison):
+    day = timezone.localdate() + timedelta(days=4)
+    response = client_for(liaison).post(
+        reverse("outreach:day_plan_add"), {"day": day.isoformat(), "organization": ""}
+    )
+    assert response.url == f"{reverse('outreach:day_plan')}?day={day.isoformat()}"
+    assert not PlannedVisit.objects.exists()
+
+
 def test_a_liaison_cannot_plan_an_office_of_another_liaisons_partners(
     client_for, liaison, other_liaison
 ):

@@ -72,7 +72,9 @@ def day_plan_add(request: AuthedRequest) -> HttpResponse:
     form = PlanAddForm(request.POST, user=request.user)
     if not form.is_valid():
         messages.error(request, "Choose one of your offices to add to the plan.")
-        return redirect("outreach:day_plan")
+        # Back to the day being planned, not today's.
+        day = form.cleaned_data.get("day")
+        return redirect(_plan_url(day) if day else "outreach:day_plan")
     day = form.cleaned_data["day"]
     office = form.cleaned_data["organization"]
     planned_visit_add(liaison=request.user, organization=office, day=day)
