@@ -16,15 +16,21 @@ from partners.models import Provider
 class ComplianceLimitExceeded(ValidationError):
     """Logging this cost would take a physician over the year's limit."""
 
-    def __init__(self, over: list[ledger.Allowance]) -> None:
+    def __init__(self, over: list[ledger.Allowance], *, can_override: bool = False) -> None:
         self.over = over
         names = ", ".join(
             f"{a.provider.display_name} (${a.spent} so far + ${a.share} = ${a.after} of ${a.limit})"
             for a in over
         )
+        # A manager is told where to give the reason, not to ask a manager.
+        way_out = (
+            "give the reason for exceeding the yearly limit"
+            if can_override
+            else "ask a manager to log it with a reason"
+        )
         super().__init__(
             f"This would take {names} over the {over[0].year} gifts and meals limit. "
-            "Lower the cost or the attendees, or ask a manager to log it with a reason.",
+            f"Lower the cost or the attendees, or {way_out}.",
             code="over_limit",
         )
 
@@ -57,7 +63,9 @@ def _enforce_limit(
     over = [a for a in found if a.over]
     unexplained = [a for a in over if not reason_for(a).strip()]
     if unexplained:
-        raise ComplianceLimitExceeded(unexplained)
+        raise ComplianceLimitExceeded(
+            unexplained, can_override=actor.has_perm("outreach.override_compliance_limit")
+        )
     if over and not actor.has_perm("outreach.override_compliance_limit"):
         raise PermissionDenied("Only a manager may log a cost over the yearly limit.")
 
