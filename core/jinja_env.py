@@ -41,16 +41,36 @@ from referrals.templatetags.referral_tags import (
 
 
 def url(name: str, *args: Any, **kwargs: Any) -> str:
-    if args or kwargs:
-        return reverse(name, args=args or None, kwargs=kwargs or None)
-    # The navigation alone names twenty pages; their addresses only change with the prefix
-    # the site is mounted under.
-    return _fixed_url(name, get_script_prefix())
+    if not args and not kwargs:
+        # The navigation alone names twenty pages; their addresses only change with the
+        # prefix the site is mounted under.
+        return _fixed_url(name, get_script_prefix())
+    if not kwargs and len(args) == 1 and type(args[0]) is int and args[0] >= 0:
+        # A row's link (a referral, a partner) on a list of many: the address around the
+        # number is the same for every row.
+        around = _url_around_number(name, get_script_prefix())
+        if around is not None:
+            return f"{around[0]}{args[0]}{around[1]}"
+    return reverse(name, args=args or None, kwargs=kwargs or None)
 
 
 @functools.lru_cache(maxsize=512)
 def _fixed_url(name: str, prefix: str) -> str:
     return reverse(name)
+
+
+_PLACEHOLDER = 987654321987
+
+
+@functools.lru_cache(maxsize=512)
+def _url_around_number(name: str, prefix: str) -> tuple[str, str] | None:
+    """The address of `name` before and after its one number argument, or None if the
+    number does not show in it exactly once as written."""
+    address = reverse(name, args=[_PLACEHOLDER])
+    before, found, after = address.partition(str(_PLACEHOLDER))
+    if not found or str(_PLACEHOLDER) in after:
+        return None
+    return before, after
 
 
 def date(value: Any, format_string: str | None = None) -> str:

@@ -113,6 +113,7 @@ WSGI_APPLICATION = "referral_crm.wsgi.application"
 CONTEXT_PROCESSORS = [
     "django.template.context_processors.request",
     "django.contrib.auth.context_processors.auth",
+    "core.context_processors.remembered_perms",
     "django.contrib.messages.context_processors.messages",
     "core.context_processors.navigation",
 ]

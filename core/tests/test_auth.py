@@ -42,3 +42,30 @@ def test_inactive_users_and_superusers_keep_django_rules():
     admin = UserFactory(is_superuser=True)
     assert fresh(admin).has_perm("anything.at_all")
     assert user_role(fresh(admin)) == Role.ADMINISTRATOR
+
+
+def test_template_perms_ask_each_permission_once_a_page(monkeypatch):
+    from django.test import RequestFactory
+
+    from core.context_processors import remembered_perms
+
+    user = fresh(UserFactory(role=Role.COORDINATOR))
+    asked = []
+    original = type(user).has_perm
+
+    def counting(self, perm, obj=None):
+        asked.append(perm)
+        return original(self, perm, obj)
+
+    monkeypatch.setattr(type(user), "has_perm", counting)
+    request = RequestFactory().get("/")
+    request.user = user
+    perms = remembered_perms(request)["perms"]
+    answers = [perms["referrals"]["view_patient_details"] for _ in range(25)]
+    assert answers == [True] * 25
+    assert "referrals.view_patient_details" in perms
+    assert not perms["partners"]["change_tier"]
+    assert "partners.change_tier" not in perms
+    assert asked == ["referrals.view_patient_details", "partners.change_tier"]
+    # Still a module check, as Django's `{% if perms.referrals %}`.
+    assert perms["referrals"] and "referrals" in perms

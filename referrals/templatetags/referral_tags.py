@@ -52,6 +52,9 @@ def sla_colour(state: str) -> str:
     return SLA_COLOURS.get(state, "secondary")
 
 
+SLA_LABELS: dict[str, str] = {state.value: str(state.label) for state in SlaState}
+
+
 @register.filter
 def sla_label(state: str) -> str:
-    return SlaState(state).label if state in SlaState.values else ""
+    return SLA_LABELS.get(state, "")

@@ -448,3 +448,13 @@ def test_the_queue_says_how_long_the_first_answer_took_and_when_the_appointment_
 
     assert "took 5\xa0hours" in row
     assert f"{appointment:%b} {appointment.day}, 5\xa0days after" in row
+
+
+def test_every_sla_state_has_its_label_and_colour_in_the_queue():
+    from referrals.models import SlaState
+    from referrals.templatetags.referral_tags import SLA_COLOURS, sla_label
+
+    for state in SlaState:
+        assert sla_label(state.value) == state.label
+        assert state in SLA_COLOURS
+    assert sla_label("") == "" and sla_label("<script>") == ""
