@@ -7,7 +7,7 @@ from typing import Any, cast
 import django_filters
 from django import forms
 from django.contrib.auth import get_user_model
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from core.filters import PersonFilter, StyledFilterSet
@@ -185,13 +185,35 @@ class ProviderFilter(StyledFilterSet):
     tier = django_filters.ChoiceFilter(choices=Provider.Tier.choices, empty_label="Any tier")
     health = django_filters.ChoiceFilter(choices=Provider.Health.choices, empty_label="Any health")
     owner = PersonFilter(queryset=liaison_choices(), empty_label="Any owner", label="Owner")
+    sort = django_filters.ChoiceFilter(
+        choices=[
+            ("most", "Most referrals (12 mo) first"),
+            ("latest", "Latest referral first"),
+            ("quiet", "Quiet longest first"),
+        ],
+        empty_label="Sorted by name",
+        method="sort_by",
+        label="Sort",
+    )
 
     class Meta:
         model = Provider
-        fields = ["q", "status", "tier", "health", "owner"]
+        fields = ["q", "status", "tier", "health", "owner", "sort"]
 
     def filter_search(self, queryset: Any, name: str, value: str) -> Any:
         return queryset.search(value)
+
+    def sort_by(self, queryset: Any, name: str, value: str) -> Any:
+        """Who sends us the most, who sent last, and whose referrals stopped longest ago
+        (partners that never referred come after those that did, in every order)."""
+        if "last_referral_at" not in queryset.query.annotations:
+            queryset = queryset.with_referral_stats()
+        first = {
+            "most": F("referrals_12m").desc(nulls_last=True),
+            "latest": F("last_referral_at").desc(nulls_last=True),
+            "quiet": F("last_referral_at").asc(nulls_last=True),
+        }[value]
+        return queryset.order_by(first, "last_name", "first_name", "pk")
 
 
 class OrganizationFilter(StyledFilterSet):

@@ -148,6 +148,43 @@ def test_the_partner_list_searches_by_name_npi_and_office(client_for, coordinato
         assert "Pilcher" not in page
 
 
+def test_the_partner_list_sorts_by_referrals_latest_and_quiet_longest(client_for, manager):
+    now = timezone.now()
+    busy, steady, lapsed, _never = (
+        ProviderFactory(last_name=name) for name in ("Quorvath", "Quelling", "Quandry", "Quibble")
+    )
+    for days in (3, 40, 90):
+        ReferralFactory(provider=busy, received_at=now - timedelta(days=days))
+    ReferralFactory(provider=steady, received_at=now - timedelta(days=1))
+    ReferralFactory(provider=lapsed, received_at=now - timedelta(days=400))
+    client = client_for(manager)
+
+    def order(sort):
+        page = client.get(reverse("partners:provider_list"), {"sort": sort}).content.decode()
+        names = ("Quorvath", "Quelling", "Quandry", "Quibble")
+        return sorted(names, key=page.index)
+
+    assert order("") == ["Quandry", "Quelling", "Quibble", "Quorvath"]
+    assert order("most") == ["Quorvath", "Quelling", "Quandry", "Quibble"]
+    assert order("latest") == ["Quelling", "Quorvath", "Quandry", "Quibble"]
+    assert order("quiet") == ["Quandry", "Quorvath", "Quelling", "Quibble"]
+    refused = client.get(reverse("partners:provider_list"), {"sort": "pk; drop table"})
+    assert refused.status_code == 200
+    assert "These filters were left out" in refused.content.decode()
+    assert "Sort: Select a valid choice." in refused.content.decode()
+
+
+def test_the_partner_export_keeps_the_order_chosen_on_screen(client_for, manager):
+    now = timezone.now()
+    ProviderFactory(last_name="Quandry")
+    ReferralFactory(
+        provider=ProviderFactory(last_name="Quorvath"), received_at=now - timedelta(days=2)
+    )
+    response = client_for(manager).get(reverse("partners:provider_export"), {"sort": "most"})
+    text = b"".join(response.streaming_content).decode()
+    assert text.index("Quorvath") < text.index("Quandry")
+
+
 def test_the_partner_list_runs_the_same_queries_for_5_and_40_partners(
     client_for, coordinator, django_assert_num_queries
 ):
