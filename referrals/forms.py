@@ -332,6 +332,17 @@ class ReferralFilter(StyledFilterSet):
         fields = ["number", "status", "direction", "urgency", "provider"]
         form = QueueFilterForm
 
+    @classmethod
+    def for_queue(cls, params: QueryDict, **kwargs: Any) -> ReferralFilter:
+        """The queue's filters as asked. An address that names none of them (the queue's
+        own link, its page 2, the export from either) means the queue's default view:
+        open referrals only. The filter form always sends its fields, so a form sent with
+        "Open only" unticked shows closed ones too."""
+        if not any(key in cls.base_filters for key in params):
+            params = params.copy()
+            params["open"] = "true"
+        return cls(params, **kwargs)
+
     def filter_number(self, queryset: Any, name: str, value: str) -> Any:
         """A referral number, or the reference an office was shown when it sent the referral
         through its link (what it quotes on the phone)."""

@@ -71,9 +71,10 @@ class ReferralQuerySet(models.QuerySet["Referral"]):
         self, *, since: datetime, until: datetime, limit: int = 10
     ) -> list[LostReason]:
         """Why inbound referrals received in [since, until) were lost: the most frequent
-        decline and cancellation reasons, each with its count, most frequent first."""
+        decline and cancellation reasons, each with its count, and the referrals closed
+        after the patient did not come; most frequent first."""
         cancelled = ~Q(cancel_reason="")
-        return list(
+        given: list[LostReason] = list(
             self.filter(LOST_WITH_REASON, received_at__gte=since, received_at__lt=until)
             .annotate(
                 outcome=Case(When(cancelled, then=Value("Cancelled")), default=Value("Declined")),
@@ -83,6 +84,29 @@ class ReferralQuerySet(models.QuerySet["Referral"]):
             .annotate(n=models.Count("pk"))
             .order_by("-n", "outcome", "why")[:limit]
         )
+        no_shows = (
+            self.inbound()
+            .filter(
+                status=Status.CLOSED,
+                seen_at__isnull=True,
+                received_at__gte=since,
+                received_at__lt=until,
+                events__to_status=Status.NO_SHOW,
+            )
+            .values("pk")
+            .distinct()
+            .count()
+        )
+        if no_shows:
+            given.append(
+                {
+                    "outcome": "No-show",
+                    "why": "Closed after the patient did not come",
+                    "n": no_shows,
+                }
+            )
+            given.sort(key=lambda row: -row["n"])
+        return given[:limit]
 
     def outbound(self) -> ReferralQuerySet:
         return self.filter(direction=Referral.Direction.OUTBOUND)

@@ -20,6 +20,9 @@ FUNNEL_BY_STATUS: dict[str, str] = {
     Status.SEEN: Inquiry.Status.SEEN_NEW_PATIENT,
     Status.DECLINED: Inquiry.Status.LOST,
     Status.CANCELLED: Inquiry.Status.LOST,
+    # Closed without the patient seen (after a no-show): lost. An inquiry already seen as
+    # a new patient stays so (_inquiry_follow never moves one backwards).
+    Status.CLOSED: Inquiry.Status.LOST,
 }
 
 

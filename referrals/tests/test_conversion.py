@@ -206,3 +206,82 @@ def test_the_inquiries_page_lists_the_open_front_desk_ones_or_all_of_them(
 
 def test_a_liaison_does_not_see_the_inquiries(client_for, liaison):
     assert client_for(liaison).get(reverse("referrals:inquiries")).status_code == 403
+
+
+def test_a_referral_closed_after_a_no_show_is_a_lost_inquiry_and_says_why(client_for, manager):
+    from referrals.models import Referral
+
+    now = timezone.now()
+    referral = referral_log(
+        referral=ReferralFactory.build(
+            provider=ProviderFactory(), received_at=now - timedelta(days=6)
+        ),
+        actor=None,
+    )
+    referral = referral_transition(referral=referral, to_status="accepted", actor=None)
+    referral = referral_transition(
+        referral=referral,
+        to_status="scheduled",
+        actor=None,
+        appointment_at=now - timedelta(days=2),
+    )
+    referral = referral_transition(referral=referral, to_status="no_show", actor=None)
+    inquiry = Inquiry.objects.get(referral=referral)
+    assert inquiry.status == "scheduled"  # a no-show may still be booked again
+    referral_transition(referral=referral, to_status="closed", actor=None)
+    inquiry.refresh_from_db()
+    assert inquiry.status == "lost" and inquiry.lost_at is not None
+    # Still counted as having reached scheduling, and now as lost, not as in progress.
+    row = next(
+        r
+        for r in Inquiry.objects.conversion_by_source(
+            since=now - timedelta(days=30), until=now + timedelta(days=1)
+        )
+        if r["source"] == "partner_referral"
+    )
+    assert (row["inquiries"], row["scheduled"], row["seen"], row["lost"]) == (1, 1, 0, 1)
+    assert Referral.objects.lost_reasons(
+        since=now - timedelta(days=30), until=now + timedelta(days=1)
+    ) == [{"outcome": "No-show", "why": "Closed after the patient did not come", "n": 1}]
+    page = client_for(manager).get(reverse("referrals:conversion")).content.decode()
+    assert "Closed after the patient did not come" in page
+
+
+def test_a_referral_closed_after_the_visit_stays_a_new_patient_seen():
+    referral = _inbound()
+    referral = referral_transition(referral=referral, to_status="accepted", actor=None)
+    referral = referral_transition(
+        referral=referral,
+        to_status="scheduled",
+        actor=None,
+        appointment_at=timezone.now() + timedelta(days=1),
+    )
+    referral = referral_transition(
+        referral=referral, to_status="seen", actor=None, at=timezone.now() + timedelta(days=1)
+    )
+    referral = referral_transition(referral=referral, to_status="report_sent", actor=None)
+    referral_transition(referral=referral, to_status="closed", actor=None)
+    assert Inquiry.objects.get(referral=referral).status == "seen_new_patient"
+
+
+def test_inquiries_of_referrals_closed_before_the_fix_are_marked_lost():
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("referrals.migrations.0012_closed_referral_inquiries_lost")
+    closed, seen_then_closed, still_open = _inbound(), _inbound(), _inbound()
+    closed_at = timezone.now() - timedelta(days=3)
+    type(closed).objects.filter(pk__in=[closed.pk, seen_then_closed.pk]).update(
+        status="closed", closed_at=closed_at
+    )
+    Inquiry.objects.filter(referral=closed).update(status="scheduled")
+    Inquiry.objects.filter(referral=seen_then_closed).update(status="seen_new_patient")
+    migration.mark_lost(apps, None)
+    statuses = dict(Inquiry.objects.values_list("referral_id", "status"))
+    assert statuses == {
+        closed.pk: "lost",
+        seen_then_closed.pk: "seen_new_patient",
+        still_open.pk: "inquiry",
+    }
+    assert Inquiry.objects.get(referral=closed).lost_at == closed_at

@@ -66,3 +66,35 @@ def test_a_large_export_is_audited_chunk_by_chunk(client_for, coordinator, monke
     assert len(rows) == 5
     assert PatientDataAccess.objects.filter(action="export").count() == 5
     assert {int(row[0]) for row in rows} == {r.pk for r in referrals}
+
+
+def test_the_export_from_a_later_queue_page_has_the_queues_open_referrals_only(
+    client_for, coordinator
+):
+    still_open = _logged(provider=ProviderFactory())
+    closed = _logged(provider=ProviderFactory())
+    closed.status = "closed"
+    closed.save(update_fields=["status"])
+    # What the queue's own "Next" and Export links carry: a page, no filter.
+    _, *rows = _rows(client_for(coordinator).get(reverse("referrals:export"), {"page": "2"}))
+    assert [int(row[0]) for row in rows] == [still_open.pk]
+    # The form sent with "Open only" unticked asks for every referral.
+    _, *rows = _rows(client_for(coordinator).get(reverse("referrals:export"), {"number": ""}))
+    assert sorted(int(row[0]) for row in rows) == sorted([still_open.pk, closed.pk])
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"status": "zzz"},
+        {"provider": "abc"},
+        {"received_after": "2026-11-01", "received_before": "2026-10-01"},
+    ],
+)
+def test_an_export_whose_filters_cannot_be_read_exports_nobody(client_for, coordinator, query):
+    _logged(provider=ProviderFactory())
+    response = client_for(coordinator).get(reverse("referrals:export"), query, follow=True)
+    page = response.content.decode()
+    assert response.redirect_chain[0][0].startswith(reverse("referrals:list") + "?")
+    assert "Nothing was exported: these filters could not be read." in page
+    assert not PatientDataAccess.objects.filter(action="export").exists()

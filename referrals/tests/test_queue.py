@@ -458,3 +458,18 @@ def test_every_sla_state_has_its_label_and_colour_in_the_queue():
         assert sla_label(state.value) == state.label
         assert state in SLA_COLOURS
     assert sla_label("") == "" and sla_label("<script>") == ""
+
+
+def test_the_queues_next_page_is_still_the_open_referrals(client_for, coordinator):
+    from core.pagination import PAGE_SIZE
+
+    provider = ProviderFactory()
+    for _ in range(PAGE_SIZE + 2):
+        ReferralFactory(provider=provider)
+    for _ in range(PAGE_SIZE * 2):
+        ReferralFactory(provider=provider, status="closed")
+    client = client_for(coordinator)
+    first = client.get(reverse("referrals:list")).content.decode()
+    second = client.get(reverse("referrals:list"), {"page": "2"}).content.decode()
+    assert f"{PAGE_SIZE + 2} in all" in first
+    assert f"{PAGE_SIZE + 2} in all" in second and "Page 2 of 2" in second

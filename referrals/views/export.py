@@ -7,8 +7,11 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.http import StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import PatientDataAccess
@@ -54,15 +57,25 @@ def _export_value(name: str, value: Any) -> Any:
 
 @login_required
 @permission_required("referrals.view_patient_details", raise_exception=True)
-def referral_export(request: AuthedRequest) -> StreamingHttpResponse:
+def referral_export(request: AuthedRequest) -> HttpResponse | StreamingHttpResponse:
     """The work queue, as filtered, as CSV with patient details. Streamed in chunks, and
     each chunk is written to the audit trail as it is sent, so the trail names exactly
     the referrals that left the building."""
-    filterset = ReferralFilter(
-        request.GET or {"open": True},
-        queryset=Referral.objects.for_user(request.user),
-        request=request,
+    filterset = ReferralFilter.for_queue(
+        request.GET, queryset=Referral.objects.for_user(request.user), request=request
     )
+    if not filterset.is_valid():
+        # The queue shows such a list with a warning; a file of patient details cannot
+        # carry one, so it is not made: more patients than asked would leave the building.
+        problems = "; ".join(
+            f"{filterset.form.fields[field].label if field in filterset.form.fields else 'Filters'}: "
+            + " ".join(errors)
+            for field, errors in filterset.errors.items()
+        )
+        messages.error(
+            request, f"Nothing was exported: these filters could not be read. {problems}"
+        )
+        return redirect(f"{reverse('referrals:list')}?{request.GET.urlencode()}")
     rows = filterset.qs.values_list(*(name for name, _ in EXPORT_COLUMNS))
     writer = csv.writer(_Echo())
     user = request.user

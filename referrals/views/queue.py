@@ -28,8 +28,8 @@ from referrals.services.bulk import referral_bulk_apply
 @permission_required("referrals.view_referral", raise_exception=True)
 def referral_list(request: AuthedRequest) -> HttpResponse:
     """The work queue: every referral the user may see, filtered and paginated."""
-    filterset = ReferralFilter(
-        request.GET or {"open": True},
+    filterset = ReferralFilter.for_queue(
+        request.GET,
         queryset=Referral.objects.for_user(request.user)
         .for_queue()
         .with_sla()
