@@ -16,13 +16,14 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from core.csv_cells import Echo, safe_cell
 from core.htmx import render_page
 from core.types import AuthedRequest
 from partners.forms import ColumnMappingForm, PartnerUploadForm, ProviderFilter
 from partners.models import PartnerImport, Provider
 from partners.services.imports import partner_import_start
 from partners.spreadsheets.columns import guess_mapping
-from partners.spreadsheets.export import export_rows, safe_cell
+from partners.spreadsheets.export import export_rows
 from partners.spreadsheets.planning import plan_import
 from partners.spreadsheets.reading import UnreadableFile, read_table
 
@@ -30,13 +31,6 @@ PREVIEW_ROWS = 50
 # Named in a line above the tables; the count covers the rest.
 NEW_OFFICES_SHOWN = 20
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
-
-class _Echo:
-    """A file-like object whose write returns the line, for streaming csv.writer."""
-
-    def write(self, value: str) -> str:
-        return value
 
 
 def get_partner_import_for_user(user: Any, pk: int) -> PartnerImport:
@@ -70,7 +64,7 @@ def provider_export(request: AuthedRequest) -> HttpResponseBase:
         response = HttpResponse(buffer.getvalue(), content_type=XLSX_TYPE)
         response["Content-Disposition"] = f'attachment; filename="partners-{stamp}.xlsx"'
         return response
-    writer = csv.writer(_Echo())
+    writer = csv.writer(Echo())
     stream = StreamingHttpResponse(
         (writer.writerow(row) for row in export_rows(providers)), content_type="text/csv"
     )
@@ -181,7 +175,7 @@ def import_rejects(request: AuthedRequest, pk: int) -> HttpResponse:
     plan = plan_import(partner_import.rows, partner_import.mapping)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["Row", *partner_import.headers, "Reasons"])
+    writer.writerow(["Row", *(safe_cell(name) for name in partner_import.headers), "Reasons"])
     for row in plan.of("reject"):
         writer.writerow(
             [row.number, *(safe_cell(cell) for cell in row.cells), " ".join(row.reasons)]

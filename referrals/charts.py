@@ -39,6 +39,8 @@ STYLE = Style(
     major_label_font_size=14,
     value_font_size=13,
     tooltip_font_size=13,
+    # "No data in this period" must fit the narrow viewBox (pygal's 64 px overflowed it).
+    no_data_font_size=20,
 )
 WIDTH = 420
 

@@ -179,6 +179,21 @@ class PeriodForm(forms.Form):
         today = timezone.localdate()
         return today - timedelta(days=365), today
 
+    # Keeps the datetime arithmetic in bounds (9999-12-31 + 1 day overflows).
+    EARLIEST, LATEST = date(1900, 1, 1), date(2200, 12, 31)
+
+    def _in_range(self, name: str) -> date | None:
+        value: date | None = self.cleaned_data.get(name)
+        if value is not None and not self.EARLIEST <= value <= self.LATEST:
+            raise forms.ValidationError("Choose a date between 1900 and 2200.")
+        return value
+
+    def clean_since(self) -> date | None:
+        return self._in_range("since")
+
+    def clean_until(self) -> date | None:
+        return self._in_range("until")
+
     def clean(self) -> dict[str, Any]:
         super().clean()
         data = self.cleaned_data
@@ -186,17 +201,21 @@ class PeriodForm(forms.Form):
         if self.errors:
             return data
         data["until"] = data.get("until") or today
-        # Given only an end, the twelve months before it (not before today).
-        data["since"] = data.get("since") or data["until"] - timedelta(days=365)
+        if not data.get("since"):
+            # Given only an end, the twelve months before it (not before today).
+            if data["until"] - self.EARLIEST < timedelta(days=365):
+                self.add_error(
+                    "until",
+                    "With no From date the report covers the twelve months before To, "
+                    "which would start before 1900: give a From date too.",
+                )
+                return data
+            data["since"] = data["until"] - timedelta(days=365)
         if data["since"] > data["until"]:
             raise forms.ValidationError(
                 f"The period must start before it ends: From ({data['since']:%b %-d, %Y}) "
                 f"is after To ({data['until']:%b %-d, %Y})."
             )
-        for name in ("since", "until"):
-            # Keeps the datetime arithmetic in bounds (9999-12-31 + 1 day overflows).
-            if not 1900 <= data[name].year <= 2200:
-                self.add_error(name, "Choose a date between 1900 and 2200.")
         return data
 
     def bounds(self) -> tuple[datetime, datetime]:

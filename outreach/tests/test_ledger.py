@@ -329,3 +329,29 @@ def test_a_yearly_limit_for_a_year_that_is_no_year_is_refused(client_for, manage
     )
     assert response.status_code == 200
     assert not ComplianceLimit.objects.exists()
+
+
+def test_the_report_csv_keeps_a_name_that_looks_like_a_formula_from_running(
+    client_for, manager, liaison
+):
+    office = OrganizationFactory(name="@SUM(1+1)*cmd|/c calc|!A1")
+    doctor = ProviderFactory(organization=office, first_name="=HYPERLINK(1)")
+    activity_log(activity=lunch("20.00"), providers=[doctor], staff=[], actor=liaison)
+    export = client_for(manager).get(reverse("outreach:compliance_report") + "?export=csv")
+    row = list(csv.reader(io.StringIO(export.content.decode())))[1]
+    assert row[1] == "'" + doctor.display_name and row[2] == "'" + office.name
+
+
+def test_the_report_says_which_choice_it_could_not_read_and_keeps_the_other(
+    client_for, manager, liaison
+):
+    activity_log(activity=lunch("20.00"), providers=[ProviderFactory()], staff=[], actor=liaison)
+    client = client_for(manager)
+    page = client.get(
+        reverse("outreach:compliance_report"), {"year": YEAR - 1, "sort": "bogus"}
+    ).content.decode()
+    assert f"Gifts and meals, {YEAR - 1}" in page
+    assert "Shown with the default instead" in page and "Sort: Select a valid choice." in page
+    page = client.get(reverse("outreach:compliance_report"), {"year": "1999"}).content.decode()
+    assert f"Gifts and meals, {YEAR}" in page
+    assert "Year: Ensure this value is greater than or equal to 2000." in page

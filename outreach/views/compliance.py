@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from core.csv_cells import safe_cell
 from core.htmx import render_page
 from core.ids import parse_id
 from core.pagination import paginate
@@ -29,10 +30,12 @@ from partners.models import Provider
 @permission_required("outreach.view_compliance_report", raise_exception=True)
 def compliance_report(request: AuthedRequest) -> HttpResponse:
     form = ComplianceReportForm(request.GET or None)
-    year, sort = timezone.localdate().year, "-total"
-    if form.is_valid():
-        year = form.cleaned_data["year"] or year
-        sort = form.cleaned_data["sort"] or sort
+    # A value that cannot be read (a hand-edited address) falls back to its default and is
+    # said on the page; the others are kept.
+    form.is_valid()
+    chosen = getattr(form, "cleaned_data", {})
+    year = chosen.get("year") or timezone.localdate().year
+    sort = chosen.get("sort") or "-total"
     limit = ComplianceLimit.for_year(year)
     rows = (
         Provider.objects.filter(gift_shares__year=year)
@@ -80,8 +83,8 @@ def _compliance_csv(rows: Any, *, year: int, limit: Decimal | None) -> HttpRespo
         writer.writerow(
             [
                 provider.npi,
-                provider.display_name,
-                provider.organization.name if provider.organization else "",
+                safe_cell(provider.display_name),
+                safe_cell(provider.organization.name if provider.organization else ""),
                 year,
                 Decimal(provider.total).quantize(ledger.CENT),
                 limit or "",

@@ -1,7 +1,7 @@
 """Partner spreadsheets, read-only: read, map, plan an import, export (services applies plans)."""
 
 from partners.spreadsheets.columns import OFFICE_FIELDS, OFFICE_LABELS, TARGETS, guess_mapping
-from partners.spreadsheets.export import EXPORT_COLUMNS, export_rows, safe_cell
+from partners.spreadsheets.export import EXPORT_COLUMNS, export_rows
 from partners.spreadsheets.planning import (
     ImportPlan,
     OfficePlan,
@@ -36,5 +36,4 @@ __all__ = [
     "office_label",
     "plan_import",
     "read_table",
-    "safe_cell",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
+from core.csv_cells import safe_cell
 from partners.models import Provider
 
 # Export columns; their headers are guessed back on import, so an export round-trips.
@@ -30,12 +31,6 @@ EXPORT_COLUMNS: list[tuple[str, str]] = [
     ("Owner", "owner_name"),
     ("Notes", "notes"),
 ]
-
-
-def safe_cell(value: str) -> str:
-    """Spreadsheet apps run cells that start like a formula; a leading apostrophe keeps a
-    partner's name or note from becoming one (CSV injection)."""
-    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 def export_rows(providers: Iterable[Provider]) -> Iterator[list[str]]:

@@ -227,3 +227,13 @@ def test_a_percent_bar_chart_leaves_room_for_its_100_percent_label():
     label_x = float(re.search(r'<text x="([\d.]+)"[^>]*>100%</text>', svg).group(1))
     # The label is centred on its tick; about 32 px wide at the chart's font size.
     assert plot_x + label_x + 16 <= 420
+
+
+def test_the_no_data_text_fits_across_the_chart():
+    from referrals.charts import STYLE, WIDTH
+
+    text = "No data in this period"
+    # An average glyph of a sans-serif face is about 0.6 em wide.
+    assert len(text) * STYLE.no_data_font_size * 0.6 < WIDTH - 2 * 8
+    css = (Path(settings.BASE_DIR) / "static/css/charts.css").read_text()
+    assert f"font-size:{STYLE.no_data_font_size}px}}" in css.split("text.no_data{")[1]

@@ -166,3 +166,25 @@ def test_a_period_at_the_end_of_the_calendar_is_refused_politely(client_for, man
     )
     assert response.status_code == 200
     assert "Choose a date between 1900 and 2200." in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    "report", ["referrals:conversion", "referrals:reciprocity", "referrals:leakage"]
+)
+def test_a_to_date_alone_at_the_start_of_the_calendar_is_refused_by_its_box(
+    client_for, manager, report
+):
+    from referrals.forms import PeriodForm
+
+    client = client_for(manager)
+    response = client.get(reverse(report), {"until": "0001-06-01"})
+    assert response.status_code == 200
+    assert "Choose a date between 1900 and 2200." in response.content.decode()
+    form = PeriodForm({"until": "1900-03-01"})
+    assert not form.is_valid()
+    assert list(form.errors) == ["until"]
+    assert "give a From date too" in form.errors["until"][0]
+    assert client.get(reverse(report), {"until": "1900-03-01"}).status_code == 200
+    assert PeriodForm({"since": "1899-12-31", "until": "1900-03-01"}).errors == {
+        "since": ["Choose a date between 1900 and 2200."]
+    }

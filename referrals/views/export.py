@@ -16,10 +16,10 @@ from django.utils import timezone
 
 from audit.models import PatientDataAccess
 from audit.services import audit_record
+from core.csv_cells import Echo, safe_cell
 from core.types import AuthedRequest
 from referrals.forms import ReferralFilter
 from referrals.models import Referral, Status
-from referrals.views._csv import _csv_cell, _Echo
 
 EXPORT_COLUMNS = [
     ("pk", "Referral #"),
@@ -77,7 +77,7 @@ def referral_export(request: AuthedRequest) -> HttpResponse | StreamingHttpRespo
         )
         return redirect(f"{reverse('referrals:list')}?{request.GET.urlencode()}")
     rows = filterset.qs.values_list(*(name for name, _ in EXPORT_COLUMNS))
-    writer = csv.writer(_Echo())
+    writer = csv.writer(Echo())
     user = request.user
 
     def lines() -> Iterator[str]:
@@ -102,7 +102,7 @@ def referral_export(request: AuthedRequest) -> HttpResponse | StreamingHttpRespo
         for row in chunk:
             yield writer.writerow(
                 [
-                    _csv_cell(_export_value(name, value))
+                    safe_cell(_export_value(name, value))
                     for (name, _), value in zip(EXPORT_COLUMNS, row, strict=True)
                 ]
             )

@@ -13,6 +13,7 @@ from django.http import HttpResponse, QueryDict, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 
+from core.csv_cells import Echo, safe_cell
 from core.pagination import paginate
 from core.types import AuthedRequest
 from partners.models import Provider
@@ -20,7 +21,6 @@ from referrals.charts import bar_chart
 from referrals.forms import PeriodForm, ReciprocityForm
 from referrals.models import Inquiry, Referral
 from referrals.selectors import reciprocity_over_time
-from referrals.views._csv import _csv_cell, _Echo
 
 
 @login_required
@@ -145,10 +145,10 @@ def _reciprocity_over_time(period: ReciprocityForm) -> dict[str, Any]:
 
 
 def _reciprocity_csv(partners: Any, period: PeriodForm) -> StreamingHttpResponse:
-    writer = csv.writer(_Echo())
+    writer = csv.writer(Echo())
     header = ["npi", "partner", "received", "sent", "balance (sent - received)"]
     rows = (
-        [p.npi, _csv_cell(p.display_name), p.received, p.sent, p.balance]
+        [p.npi, safe_cell(p.display_name), p.received, p.sent, p.balance]
         for p in partners.iterator()
     )
     since, until = period.cleaned_data["since"], period.cleaned_data["until"]

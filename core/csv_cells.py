@@ -1,4 +1,4 @@
-"""Streaming CSV helpers shared by the queue export and the reciprocity download."""
+"""CSV a spreadsheet program opens safely, shared by every export and download."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ from typing import Any
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _csv_cell(value: Any) -> str:
+def safe_cell(value: Any) -> str:
+    """The value as text; one that starts like a formula gets a leading apostrophe, so a
+    partner's name or a patient's note ("=HYPERLINK(...)") cannot run (CSV injection)."""
     text = "" if value is None else str(value)
-    # A leading apostrophe keeps hostile text ("=HYPERLINK(...)") from running as a formula.
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
-class _Echo:
+class Echo:
     """A file-like object whose write returns the line, for streaming csv.writer output."""
 
     def write(self, value: str) -> str:
