@@ -226,3 +226,23 @@ def test_a_no_show_is_asked_once_more_before_its_letter_goes(
     )
     page.wait_for_load_state("networkidle")
     assert page.problems == []
+
+
+def test_a_manager_reads_the_conversion_of_each_source_on_a_phone(page: Any) -> None:
+    from playwright.sync_api import expect
+
+    from referrals.models import Inquiry
+
+    UserFactory(username="dana", role=Role.MANAGER)
+    Inquiry.objects.create(source="web", status="seen_new_patient")
+    page.goto("/accounts/login/")
+    page.get_by_label("Username").fill("dana")
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.goto("/referrals/reports/conversion/")
+    conversion = page.get_by_test_id("conversion-web")
+    expect(conversion).to_contain_text("100.0%")
+    # On the screen as the page opens, not in a table scrolled out of sight to the right.
+    box = conversion.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+    assert page.problems == []
