@@ -36,6 +36,7 @@ class PatientDataAccess(models.Model):
         CHANGE = "change", "Changed"
         DOWNLOAD = "download", "Downloaded attachment"
         EXPORT = "export", "Exported"
+        DELETE = "delete", "Deleted"
 
     class Source(models.TextChoices):
         APP = "app", "Signed-in user"

@@ -38,8 +38,11 @@ class ActivityAdmin(admin.ModelAdmin):
     list_filter = ["kind", "logged_by"]
     search_fields = ["notes", "next_step", "organization__name"]
     list_select_related = ["organization", "logged_by"]
-    autocomplete_fields = ["organization", "providers", "staff"]
+    autocomplete_fields = ["organization"]
     date_hierarchy = "occurred_at"
+    # What the gifts-and-meals ledger is built from (who attended, the cost, the year)
+    # changes only through the app, which rebuilds the shares and applies the limit.
+    readonly_fields = ["occurred_at", "cost", "providers", "staff", "limit_override_reason"]
 
 
 @admin.register(Task)
@@ -63,6 +66,17 @@ class LetterAdmin(admin.ModelAdmin):
     search_fields = ["provider__last_name", "=referral__pk"]
     list_select_related = ["provider"]
     raw_id_fields = ["referral", "provider", "newsletter", "summary"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # A letter that went out is the record of what the office was told.
+        if obj is not None and obj.status == Letter.Status.SENT:
+            return [field.name for field in obj._meta.fields]
+        return super().get_readonly_fields(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None and obj.status == Letter.Status.SENT:
+            return False
+        return super().has_delete_permission(request, obj)
 
 
 @admin.register(ComplianceLimit)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
@@ -13,6 +13,7 @@ from django.urls import reverse_lazy
 from django.utils import timezone
 
 from core.forms import IdsMultipleChoiceField, UserChoiceField
+from core.plausible import not_in_future, within_reach
 from outreach import ledger, rekindle
 from outreach.models import Activity, ComplianceLimit, Event, Invitation, LetterTemplate, Task
 from outreach.models.merge_fields import merge_text_error
@@ -116,6 +117,13 @@ class ActivityForm(forms.ModelForm):
 
         field.label_for = label
 
+    def clean_occurred_at(self) -> Any:
+        return not_in_future(self.cleaned_data["occurred_at"], "When")
+
+    def clean_next_step_due(self) -> Any:
+        due = self.cleaned_data["next_step_due"]
+        return due and within_reach(due, "Next step due")
+
     def clean(self) -> dict[str, Any]:
         super().clean()
         cleaned = self.cleaned_data
@@ -168,6 +176,10 @@ class DayForm(forms.Form):
         required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
     )
 
+    def clean_day(self) -> date | None:
+        day = self.cleaned_data["day"]
+        return day and within_reach(day, "Day")
+
 
 def plannable_offices(user: Any) -> QuerySet[Organization]:
     """The offices a user may put on their day plan: a liaison plans among the offices of
@@ -195,6 +207,9 @@ class PlanAddForm(forms.Form):
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         cast(forms.ModelChoiceField, self.fields["organization"]).queryset = plannable_offices(user)
+
+    def clean_day(self) -> date:
+        return within_reach(self.cleaned_data["day"], "Day")
 
 
 class PlannedVisitSkipForm(forms.Form):
@@ -278,6 +293,9 @@ class EventForm(forms.ModelForm):
         # Left empty, the usual week's notice.
         self.fields["remind_days_before"].required = False
 
+    def clean_starts_at(self) -> Any:
+        return within_reach(self.cleaned_data["starts_at"], "Starts")
+
     def clean_remind_days_before(self) -> int:
         days = self.cleaned_data.get("remind_days_before")
         if days is None:
@@ -317,6 +335,10 @@ class TaskForm(forms.ModelForm):
         model = Task
         fields = ["title", "due_on", "assignee"]
         widgets = {"due_on": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")}
+
+    def clean_due_on(self) -> date | None:
+        due = self.cleaned_data["due_on"]
+        return due and within_reach(due, "Due")
 
 
 class TaskFilterForm(forms.Form):

@@ -3,6 +3,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
+from core.admin import deleting_parent
 from partners.models import Organization, Provider, StaffMember, TierChange
 
 
@@ -70,3 +71,10 @@ class TierChangeAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Tier history says who changed a partner's tier and why: it goes only with the
+        # partner, never by itself.
+        return deleting_parent(request, "partners_provider") and super().has_delete_permission(
+            request, obj
+        )

@@ -6,7 +6,9 @@ from django.http import HttpRequest, HttpResponse
 
 from audit.models import PatientDataAccess
 from audit.services import PATIENT_FIELDS, audit_record
+from core.admin import deleting_parent
 from referrals.models import Inquiry, Referral, ReferralEvent, SlaTarget
+from referrals.services.deletion import referrals_delete
 from referrals.services.edit import referral_edit
 from referrals.services.workflow import referral_log
 
@@ -64,6 +66,12 @@ class ReferralAdmin(admin.ModelAdmin):
                 request=request,
             )
 
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        referrals_delete(referrals=[obj], actor=request.user, request=request)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        referrals_delete(referrals=list(queryset), actor=request.user, request=request)
+
     def change_view(
         self,
         request: HttpRequest,
@@ -108,6 +116,13 @@ class ReferralEventAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # A step of a referral's history goes only with the referral (whose delete page
+        # asks this of every row it takes along), never by itself.
+        return deleting_parent(request, "referrals_referral") and super().has_delete_permission(
+            request, obj
+        )
 
 
 @admin.register(SlaTarget)

@@ -14,6 +14,7 @@ from core.filters import DateRangeFilterForm, PersonFilter, StyledFilterSet
 from core.forms import UserChoiceField
 from core.ids import parse_id
 from core.phones import clean_us_phone
+from core.plausible import not_in_future
 from core.roles import Role
 from intake.uploads import DocumentsField, KeepsDocumentsMixin
 from partners.models import Provider
@@ -487,17 +488,6 @@ class AssignForm(forms.Form):
 
     def clean_version(self) -> datetime | None:
         return parse_version(self.cleaned_data["version"])
-
-
-def not_in_future(value: datetime, label: Any) -> datetime:
-    """A moment typed as when something happened: not later than now (a minute's leeway
-    for the clock of the browser that filled in "now")."""
-    if value > timezone.now() + timedelta(minutes=1):
-        raise forms.ValidationError(
-            f"{label} cannot be in the future: it is when it happened "
-            f"({timezone.localtime(value):%b %-d, %Y %-I:%M %p} is still to come)."
-        )
-    return value
 
 
 class InquiryForm(forms.ModelForm):

@@ -65,3 +65,86 @@ def test_an_admin_edit_is_written_to_the_history_and_the_audit_trail(
     assert "555-0142" not in str(edit.changes)  # patient fields by name only
     changed = PatientDataAccess.objects.get(action=PatientDataAccess.Action.CHANGE)
     assert changed.fields == ["patient_phone"]
+
+
+def test_a_referral_deleted_in_the_admin_or_the_app_leaves_its_number_in_the_audit_trail(
+    client_for, administrator, manager
+):
+    first, second, third = (
+        referral_log(referral=ReferralFactory.build(provider=ProviderFactory()), actor=None)
+        for _ in range(3)
+    )
+    admin = client_for(administrator)
+    response = admin.post(
+        reverse("admin:referrals_referral_delete", args=[first.pk]), {"post": "yes"}
+    )
+    assert response.status_code == 302
+    response = admin.post(
+        reverse("admin:referrals_referral_changelist"),
+        {"action": "delete_selected", "_selected_action": [second.pk], "post": "yes"},
+    )
+    assert response.status_code == 302
+    client_for(manager).post(reverse("referrals:delete", args=[third.pk]))
+    assert not Referral.objects.exists()
+    deleted = PatientDataAccess.objects.filter(action=PatientDataAccess.Action.DELETE)
+    assert sorted(deleted.values_list("referral_id", "user")) == sorted(
+        [(first.pk, administrator.pk), (second.pk, administrator.pk), (third.pk, manager.pk)]
+    )
+
+
+def test_history_rows_cannot_be_deleted_in_the_admin(client_for, administrator, manager):
+    from partners.models import TierChange
+    from partners.services.tiers import provider_set_tier
+
+    referral = referral_log(referral=ReferralFactory.build(provider=ProviderFactory()), actor=None)
+    event = ReferralEvent.objects.get(referral=referral)
+    provider = ProviderFactory()
+    provider_set_tier(provider=provider, tier="A", reason="Refers weekly", actor=manager)
+    change = TierChange.objects.get(provider=provider)
+    admin = client_for(administrator)
+    for url in (
+        reverse("admin:referrals_referralevent_delete", args=[event.pk]),
+        reverse("admin:partners_tierchange_delete", args=[change.pk]),
+    ):
+        assert admin.post(url, {"post": "yes"}).status_code == 403
+    assert ReferralEvent.objects.filter(pk=event.pk).exists()
+    assert TierChange.objects.filter(pk=change.pk).exists()
+
+
+def test_a_sent_letter_and_an_activitys_ledger_fields_are_read_only_in_the_admin(
+    client_for, administrator, liaison
+):
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from outreach.models import Activity, Letter
+    from outreach.services.activities import activity_log
+
+    provider = ProviderFactory()
+    letter = Letter.objects.create(
+        provider=provider,
+        kind="thank_you",
+        subject="Thank you",
+        body="Body",
+        status="sent",
+        due_on=timezone.localdate(),
+    )
+    activity = activity_log(
+        activity=Activity(kind="lunch", cost=Decimal("100.00"), occurred_at=timezone.now()),
+        providers=[provider],
+        staff=[],
+        actor=liaison,
+    )
+    admin = client_for(administrator)
+    page = admin.get(reverse("admin:outreach_letter_change", args=[letter.pk])).content.decode()
+    assert 'name="body"' not in page and 'name="status"' not in page
+    assert (
+        admin.post(
+            reverse("admin:outreach_letter_delete", args=[letter.pk]), {"post": "yes"}
+        ).status_code
+        == 403
+    )
+    page = admin.get(reverse("admin:outreach_activity_change", args=[activity.pk])).content.decode()
+    assert 'name="cost"' not in page and 'name="occurred_at_0"' not in page
+    assert 'name="notes"' in page

@@ -22,6 +22,7 @@ from referrals.forms import AssignForm, ReferralForm, TransitionForm
 from referrals.models import REASON_SUGGESTIONS, Referral, Status
 from referrals.selectors import get_referral_for_user, possible_duplicates
 from referrals.services.consult_reports import referral_record_consult_report
+from referrals.services.deletion import referrals_delete
 from referrals.services.edit import referral_edit
 from referrals.services.workflow import referral_transition, referral_transition_not_yet
 
@@ -242,6 +243,6 @@ def referral_transition_view(request: AuthedRequest, pk: int) -> HttpResponse:
 def referral_delete(request: AuthedRequest, pk: int) -> HttpResponse:
     referral = get_referral_for_user(request.user, pk, write=True)
     number = referral.pk
-    referral.delete()
+    referrals_delete(referrals=[referral], actor=request.user, request=request)
     messages.success(request, f"Referral #{number} was deleted.")
     return redirect("referrals:list")
