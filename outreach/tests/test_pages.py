@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
 from django.utils import timezone
@@ -275,3 +277,46 @@ def test_a_task_links_its_referral_and_letters_only_for_those_who_may_open_them(
     assert f"#{referral.pk}" in mine and "letter (" in mine  # still said, as text
     everything = client_for(manager).get(task.get_absolute_url()).content.decode()
     assert letter.get_absolute_url() in everything and referral.get_absolute_url() in everything
+
+
+IN_THREE_DAYS = f"{timezone.localtime() + timedelta(days=3):%Y-%m-%dT%H:%M}"
+
+
+@pytest.mark.parametrize(
+    ("occurred_at", "message"),
+    [
+        ("9999-12-31T23:59", "When cannot be in the future"),
+        (IN_THREE_DAYS, "When cannot be in the future"),
+        ("1900-01-01T09:00", "When: choose a date between Jan 1, 2000 and"),
+    ],
+)
+def test_an_activity_when_out_of_reach_is_refused_and_every_page_still_opens(
+    client_for, liaison, occurred_at, message
+):
+    provider = ProviderFactory(owner=liaison)
+    client = client_for(liaison)
+    response = client.post(
+        reverse("outreach:activity_create"),
+        {
+            "provider": provider.pk,
+            "kind": "lunch",
+            "occurred_at": occurred_at,
+            "providers": [provider.pk],
+            "notes": "Lunch",
+        },
+    )
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not Activity.objects.exists()
+    assert client.get(provider.get_absolute_url()).status_code == 200
+
+
+@pytest.mark.parametrize("due_on", ["0001-01-01", "9999-12-31", "1999-12-31"])
+def test_a_task_due_far_away_is_refused_with_the_range(client_for, liaison, due_on):
+    response = client_for(liaison).post(
+        reverse("outreach:task_create"),
+        {"title": "Call back", "due_on": due_on, "assignee": liaison.pk},
+    )
+    assert response.status_code == 200
+    assert "Due: choose a date between Jan 1, 2000 and" in response.content.decode()
+    assert not Task.objects.exists()
