@@ -394,3 +394,27 @@ def test_a_touch_logged_since_the_nightly_health_check_is_mentioned_beside_it(cl
     ActivityFactory(kind="lunch", occurred_at=timezone.now()).providers.add(provider)
     page = client_for(manager).get(provider.get_absolute_url()).content.decode()
     assert 'data-testid="touched-since">Since then: lunch on' in page
+
+
+def test_another_liaisons_partner_page_does_not_name_the_patients_of_its_letters(
+    client_for, liaison, other_liaison
+):
+    from outreach.models import Letter
+
+    provider = ProviderFactory(owner=liaison)
+    referral = ReferralFactory(
+        provider=provider, patient_first_name="Zelda", patient_last_name="Qorm"
+    )
+    Letter.objects.create(
+        provider=provider,
+        referral=referral,
+        kind="thank_you",
+        subject="Thank you for referring Z.Q.",
+        body="…",
+        due_on=timezone.localdate(),
+    )
+    own = client_for(liaison).get(provider.get_absolute_url()).content.decode()
+    assert "Thank you for referring Z.Q." in own
+    other = client_for(other_liaison).get(provider.get_absolute_url()).content.decode()
+    assert "Thank-you letter" in other
+    assert "Z.Q." not in other
