@@ -83,6 +83,11 @@ class SignedOutMiddleware:
         login_path = resolve_url(settings.LOGIN_URL)
         if urlsplit(response.get("Location", "")).path != login_path:
             return response
+        match = request.resolver_match
+        if match is not None and match.view_name == "logout":
+            # Signing out on purpose ends the session too: said plainly, not as a timeout.
+            messages.info(request, "You are signed out.")
+            return response
         # A session cookie whose session is gone: it ended while the user was away.
         if settings.SESSION_COOKIE_NAME in request.COOKIES and request.session.is_empty():
             messages.info(

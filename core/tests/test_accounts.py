@@ -115,6 +115,14 @@ def test_a_user_signed_out_for_being_idle_is_told_why_on_the_sign_in_page(
     assert "You were signed out" not in fresh
 
 
+def test_signing_out_on_purpose_says_so_plainly(client):
+    client.force_login(UserFactory(role=Role.MANAGER))
+    assert client.get(reverse("core:dashboard")).status_code == 200
+    page = client.post(reverse("logout"), follow=True).content.decode()
+    assert "You are signed out." in page
+    assert "You were signed out" not in page
+
+
 def test_a_form_posted_in_place_after_idle_logoff_takes_the_page_to_sign_in(
     client, time_machine_session
 ):
