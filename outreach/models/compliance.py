@@ -45,7 +45,20 @@ class ComplianceLimit(models.Model):
 
     @classmethod
     def for_year(cls, year: int) -> Decimal | None:
-        return cls.objects.filter(year=year).values_list("amount", flat=True).first()
+        return cls.applying_to(year)[0]
+
+    @classmethod
+    def applying_to(cls, year: int) -> tuple[Decimal | None, int | None]:
+        """The limit that holds gifts and meals of `year`, and the year it was set for.
+        A year nobody has set yet (January, before the manager enters CMS's new figure; a
+        gift dated back) is held to the nearest year's before it, since CMS only raises
+        the limit, else the nearest after: never to no limit at all while one is known."""
+        nearest = (
+            cls.objects.filter(year__lte=year).order_by("-year").values_list("amount", "year")
+        ).first() or cls.objects.filter(year__gt=year).order_by("year").values_list(
+            "amount", "year"
+        ).first()
+        return nearest if nearest else (None, None)
 
 
 class ActivityShare(models.Model):

@@ -355,3 +355,21 @@ def test_the_report_says_which_choice_it_could_not_read_and_keeps_the_other(
     page = client.get(reverse("outreach:compliance_report"), {"year": "1999"}).content.decode()
     assert f"Gifts and meals, {YEAR}" in page
     assert "Year: Ensure this value is greater than or equal to 2000." in page
+
+
+def test_a_year_without_its_own_limit_is_held_to_the_nearest_one_set(liaison, client_for, manager):
+    ComplianceLimit.objects.create(year=YEAR - 1, amount=Decimal("100.00"))
+    ComplianceLimit.objects.create(year=YEAR + 2, amount=Decimal("300.00"))
+    assert ComplianceLimit.applying_to(YEAR) == (Decimal("100.00"), YEAR - 1)
+    assert ComplianceLimit.applying_to(YEAR - 5) == (Decimal("100.00"), YEAR - 1)
+    assert ComplianceLimit.applying_to(YEAR + 3) == (Decimal("300.00"), YEAR + 2)
+    ComplianceLimit.objects.all().delete()
+    assert ComplianceLimit.applying_to(YEAR) == (None, None)
+    ComplianceLimit.objects.create(year=YEAR + 1, amount=Decimal("100.00"))
+    doctor = ProviderFactory()
+    # This year has no limit of its own; next year's holds it rather than none at all.
+    with pytest.raises(ComplianceLimitExceeded):
+        activity_log(activity=lunch("150.00"), providers=[doctor], staff=[], actor=liaison)
+    assert not ActivityShare.objects.exists()
+    page = client_for(manager).get(reverse("outreach:compliance_report")).content.decode()
+    assert f"No limit is set for {YEAR}:</span> the {YEAR + 1} limit" in page

@@ -105,10 +105,16 @@ def _warn_near_limit(request: AuthedRequest, activity: Activity) -> None:
     if not activity.cost:
         return
     year = timezone.localtime(activity.occurred_at).year
-    limit = ComplianceLimit.for_year(year)
+    limit, set_for = ComplianceLimit.applying_to(year)
     if not limit:
         messages.info(request, f"No gifts and meals limit is set for {year}; a manager can set it.")
         return
+    if set_for != year:
+        messages.info(
+            request,
+            f"No gifts and meals limit is set for {year} yet: the {set_for} limit (${limit}) "
+            "applies until a manager sets it.",
+        )
     for share in activity.shares.select_related("provider"):
         spent = ledger.spent_by_provider([share.provider_id], year=year)[share.provider_id]
         if spent >= limit * ledger.WARN_AT:

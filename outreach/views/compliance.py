@@ -36,7 +36,7 @@ def compliance_report(request: AuthedRequest) -> HttpResponse:
     chosen = getattr(form, "cleaned_data", {})
     year = chosen.get("year") or timezone.localdate().year
     sort = chosen.get("sort") or "-total"
-    limit = ComplianceLimit.for_year(year)
+    limit, limit_year = ComplianceLimit.applying_to(year)
     rows = (
         Provider.objects.filter(gift_shares__year=year)
         .select_related("organization", "owner")
@@ -66,6 +66,7 @@ def compliance_report(request: AuthedRequest) -> HttpResponse:
             "year": year,
             "sort": sort,
             "limit": limit,
+            "limit_year": limit_year,
             "warn_percent": int(ledger.WARN_AT * 100),
             "limit_form": limit_form,
             "limits": ComplianceLimit.objects.all()[:10],
