@@ -177,3 +177,24 @@ def test_a_fax_waiting_in_the_queue_is_not_called_sent_and_can_be_marked_from_it
     client.post(reverse("outreach:letter_printed", args=[letter.pk]))
     page = client.get(letter.get_absolute_url()).content.decode()
     assert "Sent to (402) 555-0100" in page and "Mark faxed…" not in page
+
+
+def test_a_letter_to_mail_without_a_deliverable_address_is_flagged_in_the_queue(
+    client_for, coordinator
+):
+    from partners.factories import OrganizationFactory
+
+    nowhere = OrganizationFactory(address_line1="", city="", zip_code="")
+    somewhere = OrganizationFactory(address_line1="1 Main St", city="Kearney", zip_code="68847")
+    _queued(ProviderFactory(organization=nowhere), channel=Letter.Channel.MAIL, subject="Nowhere")
+    _queued(ProviderFactory(organization=somewhere), channel=Letter.Channel.MAIL, subject="Here")
+    _queued(ProviderFactory(organization=None), channel=Letter.Channel.MAIL, subject="No office")
+    page = client_for(coordinator).get(reverse("outreach:print_queue")).content.decode()
+    rows = {
+        subject: page.split(f">{subject}</a>")[1].split("</li>")[0]
+        for subject in ("Nowhere", "Here", "No office")
+    }
+    assert "No mailing address on file" in rows["Nowhere"]
+    assert nowhere.get_absolute_url() in rows["Nowhere"]
+    assert "No mailing address on file" in rows["No office"]
+    assert "No mailing address on file" not in rows["Here"]

@@ -30,6 +30,11 @@ class Address(models.Model):
         )
         return [line for line in (self.address_line1, self.address_line2, city_line) if line]
 
+    @property
+    def can_be_mailed(self) -> bool:
+        """A street, a city and a ZIP code: enough for the post office to deliver."""
+        return bool(self.address_line1 and self.city and self.zip_code)
+
 
 class Organization(Address):
     """A referring practice or office: where the providers and their staff work."""

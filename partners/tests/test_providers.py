@@ -418,3 +418,14 @@ def test_another_liaisons_partner_page_does_not_name_the_patients_of_its_letters
     other = client_for(other_liaison).get(provider.get_absolute_url()).content.decode()
     assert "Thank-you letter" in other
     assert "Z.Q." not in other
+
+
+def test_the_partner_page_says_where_letters_go_when_there_is_no_email(client_for, coordinator):
+    office = OrganizationFactory(email="", fax="")
+    provider = ProviderFactory(organization=office, email="", preferred_channel="email")
+    page = client_for(coordinator).get(provider.get_absolute_url()).content.decode()
+    assert "(no email on file: they go by mail)" in page
+    provider.email = "front@kearneyfp.example"
+    provider.save()
+    page = client_for(coordinator).get(provider.get_absolute_url()).content.decode()
+    assert "no email on file" not in page
