@@ -17,7 +17,7 @@ from django.views.generic import CreateView, DeleteView, ListView, UpdateView
 
 from core.htmx import render_page
 from core.pagination import paginate
-from core.roles import Role
+from core.roles import is_liaison
 from core.types import AuthedRequest
 from partners.models import Provider
 from registry.forms import (
@@ -112,7 +112,12 @@ def finder(request: AuthedRequest) -> HttpResponse:
         "page": page,
         "rows": rows,
         "can_add": can_add,
-        "liaisons": list(liaison_queryset()) if can_add and rows else [],
+        # A liaison adds prospects to their own list (finder_add): offered no one else.
+        "liaisons": (
+            ([request.user] if _adds_for_self_only(request.user) else list(liaison_queryset()))
+            if can_add and rows
+            else []
+        ),
     }
     return render_page(request, "registry/finder.html", context, partial="results")
 
@@ -130,6 +135,13 @@ def specialty_typeahead(request: AuthedRequest) -> HttpResponse:
         request,
         "registry/finder.html#specialty_options",
         {"options": search_specialties(text) if len(text) >= 2 else [], "text": text},
+    )
+
+
+def _adds_for_self_only(user: Any) -> bool:
+    """A liaison (not a manager) adds registry prospects to their own list only."""
+    return (
+        not user.is_superuser and is_liaison(user) and not user.has_perm("partners.delete_provider")
     )
 
 
@@ -151,12 +163,7 @@ def finder_add(request: AuthedRequest) -> HttpResponse:
         if record is None:
             raise Http404("No such NPI in the registry.")
         owner = form.cleaned_data["owner"]
-        is_liaison_only = (
-            not user.is_superuser
-            and user.groups.filter(name=Role.LIAISON).exists()
-            and not user.has_perm("partners.delete_provider")
-        )
-        if is_liaison_only and owner != user:
+        if _adds_for_self_only(user) and owner != user:
             error = "Liaisons add prospects to their own list."
         else:
             try:

@@ -368,3 +368,19 @@ def test_by_npi_returns_the_whole_record_or_none() -> None:
     assert (found.last_name, found.first_name, found.deactivated) == ("WIEBE", "DAVID", False)
     assert found.enumeration_date == record.enumeration_date
     assert RegistryProvider.objects.by_npi("1234567893") is None
+
+
+def test_the_finder_offers_a_liaison_only_their_own_list_and_a_manager_everyone(
+    liaison: User, manager: User
+) -> None:
+    colleague = UserFactory.create(username="colleague", first_name="Quintessa", role=Role.LIAISON)
+    RegistryProviderFactory.create(last_name="DOCTORQ")
+    search = {"name": "DOCTORQ"}
+    as_liaison = logged_in(liaison).get(FINDER, search)
+    assert [user.pk for user in as_liaison.context["liaisons"]] == [liaison.pk]
+    page = as_liaison.content.decode()
+    assert f'<input type="hidden" name="owner" value="{liaison.pk}">' in page
+    assert "Quintessa" not in page
+    as_manager = logged_in(manager).get(FINDER, search)
+    assert colleague in as_manager.context["liaisons"]
+    assert 'select name="owner"' in as_manager.content.decode()
