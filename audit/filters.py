@@ -33,6 +33,9 @@ class PatientDataAccessFilter(StyledFilterSet):
     action = django_filters.ChoiceFilter(
         choices=PatientDataAccess.Action.choices, empty_label="Any action"
     )
+    source = django_filters.ChoiceFilter(
+        choices=PatientDataAccess.Source.choices, empty_label="Any way in", label="Through"
+    )
     after = django_filters.DateFilter(
         field_name="at",
         lookup_expr="date__gte",
@@ -48,6 +51,6 @@ class PatientDataAccessFilter(StyledFilterSet):
 
     class Meta:
         model = PatientDataAccess
-        fields = ["user", "referral", "action"]
+        fields = ["user", "referral", "action", "source"]
         # A From date after the To date is said, not shown as an empty trail.
         form = DateRangeFilterForm

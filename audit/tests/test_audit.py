@@ -197,6 +197,25 @@ def test_the_audit_page_filters_by_person_referral_and_action(client_for, manage
     )
 
 
+def test_the_audit_page_says_and_filters_which_reads_came_through_an_api_token(client_for, manager):
+    by_page, by_api = (_logged(provider=ProviderFactory()) for _ in range(2))
+    reader = UserFactory(username="reader", first_name="Rhea", last_name="Voss")
+    audit_record(action=Action.VIEW, referral_ids=[by_page.pk], user=reader)
+    audit_record(
+        action=Action.VIEW,
+        referral_ids=[by_api.pk],
+        user=reader,
+        source=PatientDataAccess.Source.API,
+    )
+    client = client_for(manager)
+    page = client.get(reverse("audit:list"), {"user": reader.pk}).content.decode()
+    rows = {pk: page.split(f"#{pk}<")[0].rsplit("<tr>", 1)[1] for pk in (by_page.pk, by_api.pk)}
+    assert "API token (REST or FHIR)" in rows[by_api.pk]
+    assert "API token" not in rows[by_page.pk]
+    page = client.get(reverse("audit:list"), {"source": "api"}).content.decode()
+    assert f"#{by_api.pk}<" in page and f"#{by_page.pk}<" not in page
+
+
 @pytest.mark.parametrize(
     ("typed", "said"),
     [
