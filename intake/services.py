@@ -46,10 +46,11 @@ from registry.models import RegistryProvider, Taxonomy
 class IntakeRefused(Exception):
     """The link cannot be used. `message` is safe to show to the office."""
 
-    def __init__(self, message: str, *, status: int) -> None:
+    def __init__(self, message: str, *, status: int, retry_at: datetime | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
+        self.retry_at = retry_at
 
 
 @dataclass(frozen=True)
@@ -131,14 +132,30 @@ def _check_throttle(link: IntakeLink) -> None:
     # count (a per-process memory cache would multiply the limit by the worker count),
     # it survives restarts, and the count runs under the link's row lock, so two
     # simultaneous submissions cannot both take the last slot.
+    until = throttled_until(link)
+    if until is not None:
+        raise IntakeRefused(throttle_message(until), status=429, retry_at=until)
+
+
+def throttled_until(link: IntakeLink) -> datetime | None:
+    """If the link has reached its hourly limit, when it takes a referral again (an hour
+    after the submission whose ageing out frees a slot); else None."""
     limit = settings.INTAKE_LINK_SUBMISSIONS_PER_HOUR
-    since = timezone.now() - timedelta(hours=1)
-    if link.submissions.filter(submitted_at__gte=since).count() >= limit:
-        raise IntakeRefused(
-            f"This link has reached its limit of {limit} referrals an hour. Nothing from "
-            "this attempt was saved; please try again later or send it by fax.",
-            status=429,
-        )
+    times = list(
+        link.submissions.filter(submitted_at__gte=timezone.now() - timedelta(hours=1))
+        .order_by("-submitted_at")
+        .values_list("submitted_at", flat=True)[:limit]
+    )
+    return times[-1] + timedelta(hours=1) if len(times) >= limit else None
+
+
+def throttle_message(until: datetime) -> str:
+    limit = settings.INTAKE_LINK_SUBMISSIONS_PER_HOUR
+    return (
+        f"This link has reached its limit of {limit} referrals an hour: it takes the next "
+        f"one from {timezone.localtime(until):%-I:%M %p}. Nothing from this attempt was "
+        "saved yet; send it then, or by fax."
+    )
 
 
 def _provider_for(link: IntakeLink, new_provider: NewProvider) -> tuple[Provider, bool]:

@@ -9,6 +9,7 @@ from django.db.models import Count, Max
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
@@ -29,6 +30,8 @@ from intake.services import (
     intake_submit,
     referral_import_hl7,
     staged_documents_discard,
+    throttle_message,
+    throttled_until,
 )
 from intake.uploads import bounded_uploads
 from partners.selectors import get_organization_for_user
@@ -142,14 +145,26 @@ def public_form(request: HttpRequest, token: str) -> HttpResponse:
                 request=request,
             )
         except IntakeRefused as refusal:
-            return _refused(request, refusal)
+            if refusal.retry_at is None:
+                return _refused(request, refusal)
+            # Over the hourly limit: the form comes back as typed, with when to send it.
+            form.add_error(None, refusal.message)
         except ValidationError as error:
             form.add_error(None, error)
         else:
             return redirect("intake:public_submitted", token=token, reference=submission.reference)
     if request.method == "POST":
         form.keep_documents()
-    return render(request, "intake/office_form.html", {"form": form, "link": link})
+    until = throttled_until(link)
+    response = render(
+        request,
+        "intake/office_form.html",
+        {"form": form, "link": link, "throttled": throttle_message(until) if until else ""},
+        status=429 if until and request.method == "POST" else 200,
+    )
+    if until is not None:
+        response["Retry-After"] = str(max(1, int((until - timezone.now()).total_seconds())))
+    return response
 
 
 @never_cache

@@ -153,10 +153,20 @@ def test_the_link_accepts_its_hourly_limit_and_then_refuses(settings, office, co
     office_client = Client()
     for _ in range(3):
         assert office_client.post(_url(token), office_form_data(office)).status_code == 302
-    refused = office_client.post(_url(token), office_form_data(office))
+    data = office_form_data(office, reason="Knee pain, Quillon follow-up")
+    refused = office_client.post(_url(token), data)
     assert refused.status_code == 429
-    assert "limit of 3 referrals an hour" in refused.content.decode()
+    page = refused.content.decode()
+    assert "limit of 3 referrals an hour" in page
+    # The form comes back as typed, with when the link takes the next one.
+    assert "Knee pain, Quillon follow-up" in page and "it takes the next one from" in page
+    assert 3500 <= int(refused["Retry-After"]) <= 3600
     assert Referral.objects.count() == 3
+    # Opening the link again says so before anyone types a referral.
+    opened = office_client.get(_url(token))
+    assert opened.status_code == 200
+    assert 'data-testid="throttled"' in opened.content.decode()
+    assert 'data-testid="throttled"' not in office_client.get(_url(other_token)).content.decode()
     # The limit is per link: the office's other link still works.
     assert office_client.post(_url(other_token), office_form_data(office)).status_code == 302
     # An hour later the link accepts again.
