@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import unicodedata
+import uuid
 from datetime import timedelta
 from typing import Any, cast
 
@@ -80,6 +81,14 @@ class OfficeReferralForm(KeepsDocumentsMixin, forms.ModelForm):
         widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "tel"}),
     )
     documents = DocumentsField(label="Documents (optional)")
+    # One per opening of the form: the same form sent twice (a phone's retry on a weak
+    # connection, a double tap) is one referral (intake_submit).
+    form_key = forms.RegexField(
+        regex=r"^[0-9a-f]{32}$",
+        required=False,
+        widget=forms.HiddenInput,
+        initial=lambda: uuid.uuid4().hex,
+    )
 
     class Meta:
         model = Referral

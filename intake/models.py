@@ -120,12 +120,21 @@ class IntakeSubmission(models.Model):
         default=False, help_text="The office named a provider we did not have yet."
     )
     submitted_at = models.DateTimeField(default=timezone.now)
+    # The key of the opened form it came from (OfficeReferralForm.form_key).
+    form_key = models.CharField(max_length=32, blank=True)
 
     class Meta:
         ordering = ["-submitted_at"]
         indexes = [
             # The per-link throttle counts a link's recent submissions.
             models.Index(fields=["link", "submitted_at"], name="intake_throttle_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["link", "form_key"],
+                condition=~models.Q(form_key=""),
+                name="intake_submission_once_per_form",
+            )
         ]
 
     def __str__(self) -> str:

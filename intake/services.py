@@ -375,15 +375,22 @@ def intake_submit(
     documents: list[tuple[UploadedFile, str]] | None = None,
     staged: Sequence[StagedDocument] = (),
     request: HttpRequest | None = None,
+    form_key: str = "",
 ) -> IntakeSubmission:
     """Log a referral an office sent through its link: lands in the queue as received,
     from the web form, with nobody as its creator. `request`, when given, puts the
-    sender's address on the audit row."""
-    # The row lock serialises submissions through one link, for the throttle's count.
+    sender's address on the audit row. The same opened form (`form_key`) sent again is
+    the submission it already made, not a second referral."""
+    # The row lock serialises submissions through one link, for the throttle's count
+    # and for the form key.
     locked = IntakeLink.objects.select_for_update().get(pk=link.pk)
     refusal = _refusal(locked)
     if refusal:
         raise refusal
+    if form_key:
+        already = IntakeSubmission.objects.filter(link=locked, form_key=form_key).first()
+        if already is not None:
+            return already
     _check_throttle(locked)
     provider_added = False
     if new_provider is not None:
@@ -396,6 +403,7 @@ def intake_submit(
     referral_log(referral=referral, actor=None)
     submission = IntakeSubmission(
         link=locked,
+        form_key=form_key,
         referral=referral,
         contact_name=strip_invisible(contact_name),
         contact_phone=contact_phone,

@@ -143,6 +143,7 @@ def public_form(request: HttpRequest, token: str) -> HttpResponse:
                 documents=form.cleaned_data["documents"],
                 staged=form.kept_documents,
                 request=request,
+                form_key=form.cleaned_data["form_key"],
             )
         except IntakeRefused as refusal:
             if refusal.retry_at is None:

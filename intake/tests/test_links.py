@@ -379,3 +379,29 @@ def test_every_office_s_links_are_listed_in_one_place_with_their_use(
 
 def test_a_liaison_does_not_see_the_list_of_links(client_for, liaison):
     assert client_for(liaison).get(reverse("intake:links")).status_code == 403
+
+
+def test_the_same_opened_form_sent_twice_is_one_referral(link_and_token):
+    import re
+
+    link, token = link_and_token
+    office_client = Client()
+    page = office_client.get(_url(token)).content.decode()
+    key = re.search(r'name="form_key" value="([0-9a-f]{32})"', page).group(1)
+    data = office_form_data(link.organization, form_key=key)
+    first = office_client.post(_url(token), data)
+    again = office_client.post(_url(token), data)  # a phone's retry on a weak connection
+    assert first.status_code == again.status_code == 302
+    assert first["Location"] == again["Location"]
+    assert Referral.objects.count() == 1
+    # Another opening of the form is another referral.
+    second_key = re.search(
+        r'name="form_key" value="([0-9a-f]{32})"', office_client.get(_url(token)).content.decode()
+    ).group(1)
+    assert second_key != key
+    office_client.post(_url(token), office_form_data(link.organization, form_key=second_key))
+    assert Referral.objects.count() == 2
+    # A key that is not one the form made is refused by the form, not stored.
+    bad = office_client.post(_url(token), office_form_data(link.organization, form_key="x' OR 1"))
+    assert bad.status_code == 200
+    assert Referral.objects.count() == 2
