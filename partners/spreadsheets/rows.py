@@ -98,7 +98,8 @@ def _clean_office(values: dict[str, str]) -> tuple[list[str], list[str]]:
     the problems that refuse the row (an unreadable ZIP: it decides which office the row
     goes to) and the values left out because they cannot be read (a state, phone or fax
     the office form or another system stored freely: the partner's own data still
-    imports)."""
+    imports). The partner's own phone is read the same way."""
+    own_phone = _clean_own_phone(values)
     if not values.get("organization") and any(values.get(target) for target in OFFICE_FIELDS):
         # An individual's NPPES row names no practice: the address is where they work, but
         # with no office to hang it on, the partner imports without one (named offices
@@ -106,10 +107,11 @@ def _clean_office(values: dict[str, str]) -> tuple[list[str], list[str]]:
         for target in OFFICE_FIELDS:
             values.pop(target, None)
         return [], [
+            *own_phone,
             "Office details left out: the row names no practice or office to put them on. "
-            "The partner is imported without an office."
+            "The partner is imported without an office.",
         ]
-    problems, skipped = [], []
+    problems, skipped = [], own_phone
     readers: list[tuple[str, Callable[[str], str | None], str]] = [
         ("office_state", us_state_code, "is not a US state or territory."),
         ("office_zip_code", us_zip_code, "is not a ZIP code (5 digits or ZIP+4)."),
@@ -152,6 +154,22 @@ _ZERO_ZIP_STATES = {
     **dict.fromkeys([f"{n:03d}" for n in range(60, 70)], "CT"),
     **dict.fromkeys([f"{n:03d}" for n in range(70, 90)], "NJ"),
 }
+
+
+def _clean_own_phone(values: dict[str, str]) -> list[str]:
+    """The partner's phone as the partner form writes it; one that is not a US number is
+    left out (the form would refuse it) and said."""
+    typed = values.get("phone", "")
+    if not typed:
+        return []
+    written = us_phone_number(typed)
+    if written is None:
+        del values["phone"]
+        return [
+            f"{TARGETS['phone']} “{typed[:40]}” is not a US phone number. Left out; the rest of the row is imported."
+        ]
+    values["phone"] = written
+    return []
 
 
 def _zip_without_its_leading_zeros(typed: str, state: str) -> str | None:

@@ -598,3 +598,19 @@ def test_the_cms_nppes_file_is_recognised_and_its_individuals_import(db):
     rejected = {row.values.get("npi") for row in plan.of("reject")}
     assert people and not people & rejected
     assert {row.values["npi"] for row in plan.of("create")} == people
+
+
+def test_a_partners_own_phone_is_written_as_the_form_writes_it_or_left_out():
+    mapping = {"0": "npi", "1": "first_name", "2": "last_name", "3": "phone"}
+    rows = [
+        [make_npi(8101), "Ann", "Quell", "308.555.0142"],
+        [make_npi(8102), "Bo", "Quarry", "abc"],
+    ]
+    plan = plan_import(rows, mapping)
+    readable, unreadable = plan.rows
+    assert readable.action == unreadable.action == "create"
+    assert readable.values["phone"] == "(308) 555-0142" and readable.skipped == []
+    assert "phone" not in unreadable.values
+    assert unreadable.skipped == [
+        "Phone “abc” is not a US phone number. Left out; the rest of the row is imported."
+    ]
