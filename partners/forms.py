@@ -276,12 +276,19 @@ class ColumnMappingForm(forms.Form):
                 required=False,
                 help_text=f"e.g. {samples[index][:60]}" if samples[index] else "",
             )
+        self.fields["new_owner"] = UserChoiceField(
+            queryset=liaison_choices(),
+            required=False,
+            label="Owner of the partners this import adds",
+            empty_label="Nobody yet (give them owners later)",
+            help_text="Partners already on file keep their owner.",
+        )
 
     def mapping(self) -> dict[str, str]:
         return {
             name.removeprefix("column_"): target
             for name, target in self.cleaned_data.items()
-            if target
+            if name.startswith("column_") and target
         }
 
     def clean(self) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_POST
 from core.csv_cells import Echo, safe_cell
 from core.htmx import render_page
 from core.types import AuthedRequest
-from partners.forms import ColumnMappingForm, PartnerUploadForm, ProviderFilter
+from partners.forms import ColumnMappingForm, PartnerUploadForm, ProviderFilter, liaison_choices
 from partners.models import PartnerImport, Provider
 from partners.services.imports import partner_import_start
 from partners.spreadsheets.columns import guess_mapping
@@ -108,13 +108,20 @@ def import_mapping(request: AuthedRequest, pk: int) -> HttpResponse:
     headers = partner_import.headers
     first = partner_import.rows[0] if partner_import.rows else []
     samples = [first[index] if index < len(first) else "" for index in range(len(headers))]
-    initial = {f"column_{index}": target for index, target in partner_import.mapping.items()}
+    initial: dict[str, Any] = {
+        f"column_{index}": target for index, target in partner_import.mapping.items()
+    }
+    # The one importing owns what they add, when they own partners at all.
+    initial["new_owner"] = partner_import.new_owner_id or (
+        request.user.pk if liaison_choices().filter(pk=request.user.pk).exists() else None
+    )
     form = ColumnMappingForm(
         request.POST or None, headers=headers, samples=samples, initial=initial
     )
     if request.method == "POST" and form.is_valid():
         partner_import.mapping = form.mapping()
-        partner_import.save(update_fields=["mapping"])
+        partner_import.new_owner = form.cleaned_data["new_owner"]
+        partner_import.save(update_fields=["mapping", "new_owner"])
         return redirect(partner_import)
     return render(
         request,

@@ -28,6 +28,16 @@ class PartnerImport(models.Model):
     rows = models.JSONField(default=list)
     # Column index (string) to import target; see partners.spreadsheets.columns.TARGETS.
     mapping = models.JSONField(default=dict)
+    # Who owns the partners the import adds (those it updates keep theirs): a liaison's
+    # list, their tasks and thank-yous follow the owner.
+    new_owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name="owner of the new partners",
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.UPLOADED)
     total_rows = models.PositiveIntegerField(default=0)
     processed_rows = models.PositiveIntegerField(default=0)

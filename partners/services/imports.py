@@ -154,7 +154,11 @@ def _write_import(partner_import: PartnerImport, plan: Any) -> None:
     created = []
     for row in plan.rows:
         if row.action == "create":
-            provider = Provider(npi=row.values["npi"], status=Provider.Status.PROSPECT)
+            provider = Provider(
+                npi=row.values["npi"],
+                status=Provider.Status.PROSPECT,
+                owner_id=partner_import.new_owner_id,
+            )
             assign(provider, row)
             provider.clean_fields(exclude=["organization", "owner"])
             created.append(provider)

@@ -614,3 +614,30 @@ def test_a_partners_own_phone_is_written_as_the_form_writes_it_or_left_out():
     assert unreadable.skipped == [
         "Phone “abc” is not a US phone number. Left out; the rest of the row is imported."
     ]
+
+
+def test_the_partners_an_import_adds_get_the_owner_chosen_and_those_it_updates_keep_theirs(
+    client_for, manager
+):
+    from core.factories import UserFactory
+    from core.roles import Role
+
+    owner = UserFactory(role=Role.LIAISON, first_name="Liesl", last_name="Quade")
+    keeper = UserFactory(role=Role.LIAISON)
+    known = ProviderFactory(npi=make_npi(8100), owner=keeper)
+    partner_import = _import(manager, _sheet(_row(1), _row(100)))
+    client = client_for(manager)
+    mapping_url = reverse("partners:import_mapping", args=[partner_import.pk])
+    page = client.get(mapping_url).content.decode()
+    assert "Owner of the partners this import adds" in page
+    # A manager owns partners too: offered as the owner at first.
+    assert f'<option value="{manager.pk}" selected>' in page
+    data = {f"column_{index}": target for index, target in partner_import.mapping.items()}
+    response = client.post(mapping_url, {**data, "new_owner": owner.pk})
+    assert response.status_code == 302
+    preview = client.get(partner_import.get_absolute_url()).content.decode()
+    assert "The 1 new partner will be owned by Liesl Quade." in preview
+    _apply(partner_import)
+    assert Provider.objects.get(npi=make_npi(8001)).owner == owner
+    known.refresh_from_db()
+    assert known.owner == keeper
