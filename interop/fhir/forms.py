@@ -170,14 +170,21 @@ def _date_filter(field: str, value: str) -> Q:
     except ValueError:
         raise forms.ValidationError(f"“{day}” is not a date.") from None
     start = timezone.make_aware(datetime.combine(parsed, time.min))
-    end = start + timedelta(days=1)
+    on_or_after = Q(**{f"{field}__gte": start})
+    # 9999-12-31 has no next day in Python's calendar: nothing comes after it.
+    if parsed == date.max:
+        on_day, after = on_or_after, Q(pk__in=[])
+    else:
+        end = timezone.make_aware(datetime.combine(parsed + timedelta(days=1), time.min))
+        on_day = on_or_after & Q(**{f"{field}__lt": end})
+        after = Q(**{f"{field}__gte": end})
     return {
-        "eq": Q(**{f"{field}__gte": start, f"{field}__lt": end}),
-        "ne": ~Q(**{f"{field}__gte": start, f"{field}__lt": end}),
-        "gt": Q(**{f"{field}__gte": end}),
-        "ge": Q(**{f"{field}__gte": start}),
-        "lt": Q(**{f"{field}__lt": start}),
-        "le": Q(**{f"{field}__lt": end}),
+        "eq": on_day,
+        "ne": ~on_day,
+        "gt": after,
+        "ge": on_or_after,
+        "lt": ~on_or_after,
+        "le": ~after,
     }[prefix]
 
 

@@ -419,3 +419,35 @@ def test_the_posted_official_example_copy_is_untouched(partner: Provider) -> Non
     original = fhir_example("ServiceRequest-myringotomy.json")
     adapted_myringotomy(partner.npi)
     assert fhir_example("ServiceRequest-myringotomy.json") == copy.deepcopy(original)
+
+
+@pytest.mark.parametrize("prefix", ["eq", "ne", "gt", "ge", "lt", "le"])
+def test_an_authored_search_on_the_first_or_last_day_of_the_calendar_is_answered(
+    coordinator: User, api_client_for: ClientFor, prefix: str
+) -> None:
+    referral = ReferralFactory.create()
+    client = api_client_for(coordinator)
+
+    def ids(day: str) -> list[str]:
+        response = client.get(SEARCH, {"authored": f"{prefix}{day}"})
+        assert response.status_code == 200, response.content
+        return [entry["resource"]["id"] for entry in _valid(response.json()).get("entry", [])]
+
+    # Every referral is after 0001-01-01 and before 9999-12-31.
+    after_first = prefix in ("ne", "gt", "ge")
+    before_last = prefix in ("ne", "lt", "le")
+    assert ids("0001-01-01") == ([str(referral.pk)] if after_first else [])
+    assert ids("9999-12-31") == ([str(referral.pk)] if before_last else [])
+
+
+def test_a_conditional_create_on_the_last_day_of_the_calendar_is_answered(
+    coordinator: User, api_client_for: ClientFor, partner: Provider
+) -> None:
+    ReferralFactory.create()
+    response = api_client_for(coordinator).post(
+        SEARCH,
+        json.dumps(adapted_myringotomy(partner.npi)),
+        content_type="application/fhir+json",
+        headers={"If-None-Exist": "authored=gt9999-12-31"},
+    )
+    assert response.status_code == 201, response.content
