@@ -78,7 +78,8 @@ def _token(value: str, *, system: str) -> str | None:
 
 def _reference_id(value: str, resource_type: str) -> int:
     """A reference search's target: `Type/123`, a full URL ending so, or `123`."""
-    match = re.fullmatch(rf"(?:(?:.*/)?{resource_type}/)?(\d{{1,18}})", value.strip())
+    # ASCII digits only: \d and int() also read '٣' as 3.
+    match = re.fullmatch(rf"(?:(?:.*/)?{resource_type}/)?([0-9]{{1,18}})", value.strip())
     if match is None:
         raise forms.ValidationError(f"“{value[:50]}” is not a {resource_type} reference.")
     return int(match.group(1))
@@ -153,7 +154,7 @@ class MultipleValueField(forms.Field):
         return [str(item) for item in value or []][:4]
 
 
-DATE_PARAMETER = re.compile(r"(eq|ne|gt|lt|ge|le)?(\d{4}-\d{2}-\d{2})")
+DATE_PARAMETER = re.compile(r"(eq|ne|gt|lt|ge|le)?([0-9]{4}-[0-9]{2}-[0-9]{2})")
 
 
 def _date_filter(field: str, value: str) -> Q:

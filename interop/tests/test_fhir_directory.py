@@ -215,6 +215,34 @@ def test_an_unknown_id_is_a_404_outcome(
     assert outcome_text(response)
 
 
+# Digits other than 0-9, which str.isdigit() and int() also read as numbers.
+ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+
+
+def test_an_id_in_digits_other_than_0_to_9_is_a_404_outcome(
+    coordinator: User, api_client_for: ClientFor
+) -> None:
+    provider = ProviderFactory.create()
+    client = api_client_for(coordinator)
+    for pk in ("²", str(provider.pk).translate(ARABIC_INDIC)):
+        for name in ("fhir:practitioner", "fhir:practitionerrole", "fhir:servicerequest"):
+            response = client.get(reverse(name, args=[pk]))
+            assert response.status_code == 404, (name, pk)
+            assert "No such resource" in outcome_text(response)
+
+
+def test_a_reference_search_in_digits_other_than_0_to_9_is_a_400(
+    coordinator: User, api_client_for: ClientFor
+) -> None:
+    provider = ProviderFactory.create()
+    response = api_client_for(coordinator).get(
+        reverse("fhir:practitionerrole_search"),
+        {"practitioner": f"Practitioner/{str(provider.pk).translate(ARABIC_INDIC)}"},
+    )
+    assert response.status_code == 400
+    assert "practitioner" in outcome_text(response)
+
+
 def test_a_method_the_facade_does_not_offer_is_a_405_outcome(
     coordinator: User, api_client_for: ClientFor
 ) -> None:
