@@ -259,3 +259,15 @@ def test_an_address_the_facade_does_not_offer_is_a_404_outcome(
     response = api_client_for(coordinator).get(f"/fhir/r4/{path}")
     assert response.status_code == 404
     assert "metadata" in outcome_text(response)
+
+
+def test_an_empty_search_page_has_no_entry_array(
+    coordinator: User, api_client_for: ClientFor
+) -> None:
+    ProviderFactory.create()
+    response = api_client_for(coordinator).get(
+        reverse("fhir:practitioner_search"), {"_offset": "99999"}
+    )
+    bundle = _valid(response.json())
+    assert bundle["total"] == 1
+    assert "entry" not in bundle
