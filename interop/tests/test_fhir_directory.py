@@ -261,6 +261,19 @@ def test_an_address_the_facade_does_not_offer_is_a_404_outcome(
     assert "metadata" in outcome_text(response)
 
 
+@pytest.mark.parametrize(
+    "path", ["Practitioner/16/_history/1", "Practitioner/16/_history", "Organization/3/_history/1"]
+)
+def test_a_history_address_says_history_is_not_offered(
+    coordinator: User, api_client_for: ClientFor, path: str
+) -> None:
+    response = api_client_for(coordinator).get(f"/fhir/r4/{path}")
+    assert response.status_code == 404
+    message = outcome_text(response)
+    assert "History and versions (_history) are not offered" in message
+    assert "“Practitioner” is not offered" not in message
+
+
 def test_an_empty_search_page_has_no_entry_array(
     coordinator: User, api_client_for: ClientFor
 ) -> None:
