@@ -451,3 +451,41 @@ def test_a_conditional_create_on_the_last_day_of_the_calendar_is_answered(
         headers={"If-None-Exist": "authored=gt9999-12-31"},
     )
     assert response.status_code == 201, response.content
+
+
+@pytest.mark.parametrize(
+    ("element", "value"),
+    [("intent", "bogus"), ("intent", 7), ("priority", "bogus"), ("priority", "Routine")],
+)
+def test_an_intent_or_priority_outside_the_r4_codes_is_a_400_naming_it(
+    coordinator: User, api_client_for: ClientFor, partner: Provider, element: str, value: Any
+) -> None:
+    data = adapted_myringotomy(partner.npi)
+    data[element] = value
+    response = post_fhir(api_client_for(coordinator), SEARCH, data)
+    assert response.status_code == 400, response.content
+    assert element in outcome_text(response)
+    assert not Referral.objects.exists()
+
+
+@pytest.mark.parametrize("intent", ["proposal", "plan", "option", "filler-order"])
+def test_a_request_that_is_not_the_requesters_order_is_a_422(
+    coordinator: User, api_client_for: ClientFor, partner: Provider, intent: str
+) -> None:
+    data = adapted_myringotomy(partner.npi)
+    data["intent"] = intent
+    response = post_fhir(api_client_for(coordinator), SEARCH, data)
+    assert response.status_code == 422, response.content
+    assert f"intent is {intent}" in outcome_text(response)
+    assert not Referral.objects.exists()
+
+
+@pytest.mark.parametrize("intent", ["order", "original-order", "reflex-order"])
+def test_an_order_of_the_requester_is_received_whichever_kind(
+    coordinator: User, api_client_for: ClientFor, partner: Provider, intent: str
+) -> None:
+    data = adapted_myringotomy(partner.npi)
+    data["intent"] = intent
+    response = post_fhir(api_client_for(coordinator), SEARCH, data)
+    assert response.status_code == 201, response.content
+    assert response.json()["intent"] == "order"
