@@ -25,9 +25,15 @@ class StrictForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
-        for name in self.fields:
-            if name in self.data and "" in _values(self.data, name):
+        for name, field in self.fields.items():
+            if name not in self.data:
+                continue
+            values = _values(self.data, name)
+            if "" in values:
                 self.add_error(name, "Empty: leave the parameter out not to filter by it.")
+            # Django reads the last of several values: the others would be dropped unsaid.
+            elif len(values) > 1 and not isinstance(field, forms.MultipleChoiceField):
+                self.add_error(name, "Give it once: it takes one value.")
         return cleaned
 
 

@@ -41,6 +41,14 @@ class SearchForm(forms.Form):
         for name, field in self.extra_fields.items():
             self.fields[name] = field
 
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        for name, field in self.fields.items():
+            # Django reads the last of several values: a filter would be dropped unsaid.
+            if not isinstance(field, MultipleValueField) and len(self.query.getlist(name)) > 1:
+                self.add_error(name, "Give it once: it takes one value.")
+        return cleaned
+
     @property
     def count(self) -> int:
         return self.cleaned_data.get("_count") or DEFAULT_COUNT

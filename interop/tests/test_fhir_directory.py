@@ -284,3 +284,20 @@ def test_an_empty_search_page_has_no_entry_array(
     bundle = _valid(response.json())
     assert bundle["total"] == 1
     assert "entry" not in bundle
+
+
+@pytest.mark.parametrize(
+    ("name", "query"),
+    [
+        ("fhir:practitioner_search", {"identifier": ["1234567893", "1245319599"]}),
+        ("fhir:practitioner_search", {"_count": ["5", "10"]}),
+        ("fhir:practitionerrole_search", {"organization": ["1", "2"]}),
+        ("fhir:servicerequest_search", {"requester": ["Practitioner/3", "Practitioner/4"]}),
+    ],
+)
+def test_a_one_value_search_parameter_given_twice_is_a_400_naming_it(
+    coordinator: User, api_client_for: ClientFor, name: str, query: dict[str, list[str]]
+) -> None:
+    response = api_client_for(coordinator).get(reverse(name), query)
+    assert response.status_code == 400
+    assert f"Search parameter {next(iter(query))}: Give it once" in outcome_text(response)

@@ -214,6 +214,18 @@ def test_a_row_id_in_digits_other_than_0_to_9_is_a_404_saying_so(
     assert "is not an id" in response.json()["detail"]
 
 
+def test_a_one_value_filter_given_twice_is_a_400_naming_it(
+    coordinator: User, api_client_for: ClientFor
+) -> None:
+    inbound = ReferralFactory.create(direction=Referral.Direction.INBOUND)
+    client = api_client_for(coordinator)
+    response = referrals(client, direction=["inbound", "outbound"])
+    assert response.status_code == 400
+    assert response.json() == {"direction": ["Give it once: it takes one value."]}
+    # Filters that take several values still do.
+    assert ids(referrals(client, status=["received", "seen"])) == [inbound.pk]
+
+
 def test_a_page_is_at_most_100_rows_and_a_bigger_one_is_a_400_saying_so(
     coordinator: User, api_client_for: ClientFor
 ) -> None:
