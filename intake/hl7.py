@@ -10,7 +10,12 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from core.phones import us_phone_number
+
 MAX_MESSAGE_BYTES = 1_000_000
+# The room of a referral's patient names and of a partner's names: a longer name is
+# refused, never cut.
+MAX_NAME_LENGTH = 100
 
 
 class Hl7Error(ValueError):
@@ -178,6 +183,12 @@ class ReferralOrder:
     urgency: str
 
 
+def _check_name_length(what: str, *parts: str) -> None:
+    """Each part of a name (family, given) fits its column."""
+    if any(len(part.strip()) > MAX_NAME_LENGTH for part in parts):
+        raise Hl7Error(f"{what} is longer than {MAX_NAME_LENGTH} characters.")
+
+
 # TQ1-9 / ORC-7 priority codes (HL7 table 0485) to the app's urgency.
 PRIORITIES = {"S": "stat", "A": "urgent", "P": "urgent", "C": "urgent", "R": "routine"}
 
@@ -197,15 +208,27 @@ def read_referral_order(data: bytes | str) -> ReferralOrder:
     last, first = pid.component(5, 1).strip(), pid.component(5, 2).strip()
     if not last or not first:
         raise Hl7Error("The patient's name (PID-5) is missing.")
+    _check_name_length("The patient's name (PID-5)", first, last)
     dob = parse_date(pid.component(7, 1))
     if dob is None:
         raise Hl7Error("The patient's date of birth (PID-7) is missing or not a date.")
-    phone = pid.component(13, 1) or (
+    typed_phone = pid.component(13, 1).strip() or (
         f"({pid.component(13, 6)}) {pid.component(13, 7)}" if pid.component(13, 7) else ""
     )
+    phone = us_phone_number(typed_phone) if typed_phone else ""
+    if phone is None:
+        raise Hl7Error(
+            f"The patient's phone (PID-13) “{typed_phone[:40]}” is not a US phone number: "
+            "e.g. (402) 555-0100, an extension as x12."
+        )
 
     # The referring (ordering) provider: ORC-12, else OBR-16.
     provider_segment, number = (orc, 12) if orc.raw(12) else (obr, 16) if obr else (orc, 12)
+    _check_name_length(
+        f"The referring provider's name ({provider_segment.name}-{number})",
+        provider_segment.component(number, 2),
+        provider_segment.component(number, 3),
+    )
     reason = ""
     if obr is not None:
         reason = obr.component(31, 2) or obr.component(31, 1) or obr.component(13, 1)
@@ -224,12 +247,12 @@ def read_referral_order(data: bytes | str) -> ReferralOrder:
                 msh.component(4, 2),
             )
             if part
-        )[:200],
+        ),
         placer_order_number=orc.component(2, 1),
         patient_first_name=first,
         patient_last_name=last,
         patient_dob=dob,
-        patient_phone=phone[:30],
+        patient_phone=phone,
         provider_id=provider_segment.component(number, 1).strip(),
         provider_first_name=provider_segment.component(number, 3).strip(),
         provider_last_name=provider_segment.component(number, 2).strip(),

@@ -246,3 +246,66 @@ def test_an_order_with_a_birth_year_before_1900_is_refused_with_the_reason(coord
     with pytest.raises(Hl7Error, match="before 1900"):
         referral_import_hl7(data=data, actor=coordinator, provider=ProviderFactory())
     assert not Referral.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("old", "new", "reason"),
+    [
+        (b"Packton^Peter", b"P" * 5000 + b"^Peter", r"patient's name \(PID-5\) is longer than 100"),
+        (
+            b"Packton^Peter",
+            b"Packton^" + b"P" * 101,
+            r"patient's name \(PID-5\) is longer than 100",
+        ),
+        (b"^Allen^Anthony^", b"^" + b"A" * 101 + b"^Anthony^", r"provider's name \(ORC-12\)"),
+        (b"|889342^", b"|" + b"8" * 201 + b"^", r"placer order number \(ORC-2\)"),
+    ],
+)
+def test_a_field_too_long_to_keep_is_refused_naming_it_not_cut(coordinator, old, new, reason):
+    data = _sample().replace(old, new, 1)
+    with pytest.raises(Hl7Error, match=reason):
+        referral_import_hl7(data=data, actor=coordinator, provider=ProviderFactory())
+    assert not Referral.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_new_npi_with_a_name_too_long_to_keep_adds_no_prospect(coordinator):
+    data = _sample().replace(b"34225PC^Allen", b"1234567893^" + b"A" * 150, 1)
+    with pytest.raises(Hl7Error, match=r"provider's name \(ORC-12\) is longer than 100"):
+        referral_import_hl7(data=data, actor=coordinator)
+    assert not Provider.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_sending_application_too_long_to_keep_is_refused(coordinator):
+    data = _sample().replace(b"MSH|^~\\&||", b"MSH|^~\\&|" + b"A" * 250 + b"|", 1)
+    assert data != _sample()
+    with pytest.raises(Hl7Error, match=r"sending application \(MSH-3 and MSH-4\)"):
+        referral_import_hl7(data=data, actor=coordinator, provider=ProviderFactory())
+    assert not Referral.objects.exists()
+
+
+def _with_phone(phone: bytes) -> bytes:
+    """The sample with PID-13 (home phone) given."""
+    return _sample().replace(b"|M|", b"|M|||||" + phone + b"|", 1)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("phone", [b"call the mother", b"555-0100", b"9" * 40])
+def test_a_patient_phone_that_is_no_us_number_is_refused_naming_it(coordinator, phone):
+    with pytest.raises(Hl7Error, match=r"patient's phone \(PID-13\)"):
+        referral_import_hl7(data=_with_phone(phone), actor=coordinator, provider=ProviderFactory())
+    assert not Referral.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_patient_phone_is_stored_as_staff_dial_it(coordinator):
+    typed = {b"402.555.0100 x12": "(402) 555-0100 x12", b"^^^^^402^5550100": "(402) 555-0100"}
+    for number, (phone, stored) in enumerate(typed.items()):
+        referral = referral_import_hl7(
+            data=_with_phone(phone).replace(b"|17882|", f"|{number}|".encode()),
+            actor=coordinator,
+            provider=ProviderFactory(),
+        )
+        assert referral.patient_phone == stored

@@ -17,7 +17,8 @@ from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
 from core.npi import is_valid_npi
-from intake.hl7 import CONTROL_CHARACTERS, ReferralOrder
+from core.phones import us_phone_number
+from intake.hl7 import CONTROL_CHARACTERS, MAX_NAME_LENGTH, ReferralOrder
 from interop.fhir.http import FhirError
 from interop.fhir.resources import (
     CONTENT_SENDER,
@@ -191,6 +192,12 @@ def _patient(data: dict[str, Any]) -> tuple[str, str, date, str]:
         given, family = given or " ".join(text[:-1]), family or (text[-1] if text else "")
     if not family or not given:
         raise _unprocessable("The contained Patient needs a family and a given name.")
+    for element, part in (("family", family), ("given", given)):
+        if len(part) > MAX_NAME_LENGTH:
+            raise _unprocessable(
+                f"The contained Patient's name.{element} is longer than {MAX_NAME_LENGTH} "
+                "characters."
+            )
     birth = patient.get("birthDate") or ""
     try:
         born = date.fromisoformat(birth)
@@ -198,7 +205,7 @@ def _patient(data: dict[str, Any]) -> tuple[str, str, date, str]:
         born = None
     if born is None or len(birth) != 10:
         raise _unprocessable("The contained Patient needs a full birthDate (YYYY-MM-DD).")
-    phone = next(
+    typed_phone = next(
         (
             _clean(point.get("value"))
             for point in patient.get("telecom") or []
@@ -206,7 +213,13 @@ def _patient(data: dict[str, Any]) -> tuple[str, str, date, str]:
         ),
         "",
     )
-    return given, family, born, phone[:30]
+    phone = us_phone_number(typed_phone) if typed_phone else ""
+    if phone is None:
+        raise _unprocessable(
+            f"The contained Patient's telecom phone “{typed_phone[:40]}” is not a US phone "
+            "number: e.g. (402) 555-0100, an extension as x12."
+        )
+    return given, family, born, phone
 
 
 def _concept_text(concept: dict[str, Any]) -> str:

@@ -263,7 +263,8 @@ def test_hostile_strings_are_stored_harmlessly(
     coordinator: User, api_client_for: ClientFor, partner: Provider, text: str
 ) -> None:
     data = adapted_myringotomy(partner.npi)
-    data["contained"][1]["name"] = [{"family": text, "given": [text]}]
+    # As much of it as a name holds: a longer name is refused (tested below).
+    data["contained"][1]["name"] = [{"family": text[:100], "given": [text[:100]]}]
     data["note"] = [{"text": text}]
     data["identifier"][0]["value"] = text[:150]
     client = api_client_for(coordinator)
@@ -489,3 +490,48 @@ def test_an_order_of_the_requester_is_received_whichever_kind(
     response = post_fhir(api_client_for(coordinator), SEARCH, data)
     assert response.status_code == 201, response.content
     assert response.json()["intent"] == "order"
+
+
+@pytest.mark.parametrize(
+    ("name", "element"),
+    [
+        ({"family": "W" * 101, "given": ["Beverly"]}, "name.family"),
+        ({"family": "Weaver", "given": ["Beverly", "A" * 100]}, "name.given"),
+        ({"text": "Beverly " + "W" * 10_000}, "name.family"),
+    ],
+)
+def test_a_patient_name_too_long_to_keep_is_a_422_naming_it_not_cut(
+    coordinator: User,
+    api_client_for: ClientFor,
+    partner: Provider,
+    name: dict[str, Any],
+    element: str,
+) -> None:
+    data = adapted_myringotomy(partner.npi)
+    data["contained"][1]["name"] = [name]
+    response = post_fhir(api_client_for(coordinator), SEARCH, data)
+    assert response.status_code == 422, response.content
+    assert f"Patient's {element} is longer than 100 characters" in outcome_text(response)
+    assert not Referral.objects.exists()
+
+
+@pytest.mark.parametrize("phone", ["call the mother", "555-0199", "+44 20 7946 0958", "9" * 40])
+def test_a_patient_phone_that_is_no_us_number_is_a_422_naming_it(
+    coordinator: User, api_client_for: ClientFor, partner: Provider, phone: str
+) -> None:
+    data = adapted_myringotomy(partner.npi)
+    data["contained"][1]["telecom"] = [{"system": "phone", "value": phone}]
+    response = post_fhir(api_client_for(coordinator), SEARCH, data)
+    assert response.status_code == 422, response.content
+    assert "telecom phone" in outcome_text(response)
+    assert not Referral.objects.exists()
+
+
+def test_a_patient_phone_is_stored_as_staff_dial_it(
+    coordinator: User, api_client_for: ClientFor, partner: Provider
+) -> None:
+    data = adapted_myringotomy(partner.npi)
+    data["contained"][1]["telecom"] = [{"system": "phone", "value": "+1 402.555.0199 ext. 12"}]
+    response = post_fhir(api_client_for(coordinator), SEARCH, data)
+    assert response.status_code == 201, response.content
+    assert Referral.objects.get().patient_phone == "(402) 555-0199 x12"
