@@ -309,3 +309,62 @@ def test_a_patient_phone_is_stored_as_staff_dial_it(coordinator):
             provider=ProviderFactory(),
         )
         assert referral.patient_phone == stored
+
+
+def _with_character_set(declared: bytes, data: bytes | None = None) -> bytes:
+    """The sample (or `data`) with MSH-18 (character set) given."""
+    message = _sample() if data is None else data
+    return message.replace(b"|NE|NE|||||360X|", b"|NE|NE||" + declared + b"|||360X|", 1)
+
+
+def _with_name(name: bytes) -> bytes:
+    return _sample().replace(b"Packton^Peter", name + b"^Peter", 1)
+
+
+@pytest.mark.django_db
+def test_a_utf_8_message_with_a_stray_latin_1_byte_is_refused_not_garbled(coordinator):
+    # The name in UTF-8, a note typed on another system in Latin-1.
+    data = _with_name("Müller".encode()) + b"\rNTE|1||Gr\xfc\xdfe"
+    with pytest.raises(Hl7Error, match=r"not UTF-8 text \(byte [0-9,]+\) and does not name"):
+        referral_import_hl7(data=data, actor=coordinator, provider=ProviderFactory())
+    with pytest.raises(Hl7Error, match=r"not UNICODE UTF-8 text as its character set \(MSH-18\)"):
+        read_referral_order(_with_character_set(b"UNICODE UTF-8", data))
+    assert not Referral.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("declared", "name"),
+    [
+        (b"", "Müller".encode()),
+        (b"UNICODE UTF-8", "Müller".encode()),
+        (b"8859/1", "Müller".encode("latin-1")),
+        (b"8859/1~UNICODE UTF-8", "Müller".encode("latin-1")),
+        (b"8859/2", "Müller".encode("iso8859-2")),
+        (b"8859/15", "Müller".encode("iso8859-15")),
+    ],
+)
+def test_a_name_reads_in_the_character_set_msh_18_names(declared, name):
+    order = read_referral_order(_with_character_set(declared, _with_name(name)))
+    assert order.patient_last_name == "Müller"
+
+
+@pytest.mark.parametrize(
+    ("declared", "name", "reason"),
+    [
+        (b"ASCII", "Müller".encode("latin-1"), r"not ASCII text as its character set"),
+        (b"UNICODE UTF-8", "Müller".encode("latin-1"), r"not UNICODE UTF-8 text"),
+        (b"EBCDIC", b"Muller", r"character set \(MSH-18\) .EBCDIC. is not one this import reads"),
+    ],
+)
+def test_a_message_not_in_the_character_set_msh_18_names_is_refused(declared, name, reason):
+    with pytest.raises(Hl7Error, match=reason):
+        read_referral_order(_with_character_set(declared, _with_name(name)))
+
+
+def test_hex_escapes_spell_bytes_of_the_message_character_set():
+    utf_8 = _with_name(b"M\\XC3BC\\ller")
+    assert read_referral_order(utf_8).patient_last_name == "Müller"
+    latin_1 = _with_character_set(b"8859/1", _with_name(b"M\\XFC\\ller"))
+    assert read_referral_order(latin_1).patient_last_name == "Müller"
+    with pytest.raises(Hl7Error, match="escape sequence"):
+        read_referral_order(_with_name(b"M\\XFC\\ller"))
