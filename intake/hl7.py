@@ -10,7 +10,12 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from core.phones import us_phone_number
+
 MAX_MESSAGE_BYTES = 1_000_000
+# The room of a referral's patient names and of a partner's names: a longer name is
+# refused, never cut.
+MAX_NAME_LENGTH = 100
 
 
 class Hl7Error(ValueError):
@@ -43,6 +48,8 @@ class Encoding:
     repetition: str = "~"
     escape: str = "\\"
     subcomponent: str = "&"
+    # The message's character set as a Python codec: what \X..\ escapes spell bytes in.
+    charset: str = "utf-8"
 
 
 @dataclass
@@ -102,8 +109,14 @@ def unescape(text: str, encoding: Encoding) -> str:
         if code in replacements:
             return replacements[code]
         if code.startswith("X") and re.fullmatch(r"X(?:[0-9A-Fa-f]{2})+", code):
+            try:
+                decoded = bytes.fromhex(code[1:]).decode(encoding.charset)
+            except UnicodeDecodeError:
+                raise Hl7Error(
+                    f"The escape sequence {esc}{code[:20]}{esc} is not {encoding.charset} text, "
+                    "the message's character set."
+                ) from None
             # Control characters (a NUL, say) are no text a referral can hold.
-            decoded = bytes.fromhex(code[1:]).decode("latin-1")
             return "".join(c for c in decoded if c.isprintable() or c in "\n\t")
         if code in {".br", "H", "N"}:
             return "\n" if code == ".br" else ""
@@ -115,27 +128,90 @@ def unescape(text: str, encoding: Encoding) -> str:
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
+NOT_HL7 = "This is not an HL7 v2 message: it must start with an MSH segment."
+
+# The character sets of MSH-18 (HL7 table 0211) this reader decodes, as Python codecs.
+CHARACTER_SETS = {
+    "ASCII": "ascii",
+    **{f"8859/{part}": f"iso8859-{part}" for part in (1, 2, 3, 4, 5, 6, 7, 8, 9, 15)},
+    "UNICODE UTF-8": "utf-8",
+}
+
+
+def _declared_character_set(header: str) -> str | None:
+    """MSH-18 as the message's first line (read as Latin-1 or text) gives it, or None.
+    Its first repetition is the message's own character set; the others are ones its
+    escape sequences may switch to."""
+    if not header.startswith("MSH") or len(header) < 8:
+        return None  # parse() says what is wrong with it
+    fields = header.split(header[3])
+    value = fields[17] if len(fields) > 17 else ""
+    return value.split(header[5])[0].strip().upper() or None
+
+
+def _codec(declared: str | None) -> str:
+    if declared is None:
+        return "utf-8"
+    codec = CHARACTER_SETS.get(declared)
+    if codec is None:
+        raise Hl7Error(
+            f"The message's character set (MSH-18) “{declared[:30]}” is not one this import "
+            f"reads: {', '.join(CHARACTER_SETS)}."
+        )
+    return codec
+
+
+def _decode(data: bytes) -> tuple[str, str]:
+    """The message as text, and its codec. Decoded only as its MSH-18 says, or as UTF-8
+    when it names none: a guess could store a name garbled ("MÃ¼ller") without a word."""
+    first_line = re.split(rb"\r|\n", data.lstrip(b"\xef\xbb\xbf\x0b"), maxsplit=1)[0]
+    if not first_line.startswith(b"MSH"):
+        raise Hl7Error(NOT_HL7)
+    declared = _declared_character_set(first_line.decode("latin-1"))
+    codec = _codec(declared)
+    try:
+        return data.decode(codec), codec
+    except UnicodeDecodeError as error:
+        position = f"byte {error.start + 1:,}"
+        if declared is None:
+            raise Hl7Error(
+                f"The message is not UTF-8 text ({position}) and does not name its character "
+                "set (MSH-18): its encoding is unknown or mixed, and names would be garbled. "
+                "Ask the sender to send UTF-8, or to name the character set in MSH-18 (e.g. "
+                "8859/1)."
+            ) from None
+        raise Hl7Error(
+            f"The message is not {declared} text as its character set (MSH-18) says "
+            f"({position}): its encoding is mixed, and names would be garbled."
+        ) from None
+
+
 def parse(data: bytes | str) -> Message:
     if isinstance(data, bytes):
         if len(data) > MAX_MESSAGE_BYTES:
             raise Hl7Error("The file is too large to be one HL7 message.")
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            # HL7 v2 defaults to ASCII, and many senders use Latin-1 for names.
-            text = data.decode("latin-1")
+        text, codec = _decode(data)
     else:
         text = data
+        first_line = re.split(r"\r|\n", text.lstrip("\ufeff\x0b"), maxsplit=1)[0]
+        codec = _codec(_declared_character_set(first_line))
     text = text.lstrip("\ufeff\x0b").rstrip("\x1c\r\n ")
     if not text.startswith("MSH") or len(text) < 8:
-        raise Hl7Error("This is not an HL7 v2 message: it must start with an MSH segment.")
+        raise Hl7Error(NOT_HL7)
     if "\x00" in text:
         raise Hl7Error("The file contains NUL characters: it is not a text HL7 message.")
     field_sep = text[3]
     encoding_chars = text[4:8]
     if field_sep.isalnum() or len(set(encoding_chars)) != 4 or field_sep in encoding_chars:
         raise Hl7Error("The MSH segment's separator characters are not valid.")
-    encoding = Encoding(field_sep, *encoding_chars)
+    encoding = Encoding(
+        field=field_sep,
+        component=encoding_chars[0],
+        repetition=encoding_chars[1],
+        escape=encoding_chars[2],
+        subcomponent=encoding_chars[3],
+        charset=codec,
+    )
     segments = []
     # \r is the standard; files that passed through other systems use \n or \r\n.
     for line in re.split(r"\r\n|\r|\n", text):
@@ -178,6 +254,12 @@ class ReferralOrder:
     urgency: str
 
 
+def _check_name_length(what: str, *parts: str) -> None:
+    """Each part of a name (family, given) fits its column."""
+    if any(len(part.strip()) > MAX_NAME_LENGTH for part in parts):
+        raise Hl7Error(f"{what} is longer than {MAX_NAME_LENGTH} characters.")
+
+
 # TQ1-9 / ORC-7 priority codes (HL7 table 0485) to the app's urgency.
 PRIORITIES = {"S": "stat", "A": "urgent", "P": "urgent", "C": "urgent", "R": "routine"}
 
@@ -197,15 +279,27 @@ def read_referral_order(data: bytes | str) -> ReferralOrder:
     last, first = pid.component(5, 1).strip(), pid.component(5, 2).strip()
     if not last or not first:
         raise Hl7Error("The patient's name (PID-5) is missing.")
+    _check_name_length("The patient's name (PID-5)", first, last)
     dob = parse_date(pid.component(7, 1))
     if dob is None:
         raise Hl7Error("The patient's date of birth (PID-7) is missing or not a date.")
-    phone = pid.component(13, 1) or (
+    typed_phone = pid.component(13, 1).strip() or (
         f"({pid.component(13, 6)}) {pid.component(13, 7)}" if pid.component(13, 7) else ""
     )
+    phone = us_phone_number(typed_phone) if typed_phone else ""
+    if phone is None:
+        raise Hl7Error(
+            f"The patient's phone (PID-13) “{typed_phone[:40]}” is not a US phone number: "
+            "e.g. (402) 555-0100, an extension as x12."
+        )
 
     # The referring (ordering) provider: ORC-12, else OBR-16.
     provider_segment, number = (orc, 12) if orc.raw(12) else (obr, 16) if obr else (orc, 12)
+    _check_name_length(
+        f"The referring provider's name ({provider_segment.name}-{number})",
+        provider_segment.component(number, 2),
+        provider_segment.component(number, 3),
+    )
     reason = ""
     if obr is not None:
         reason = obr.component(31, 2) or obr.component(31, 1) or obr.component(13, 1)
@@ -224,12 +318,12 @@ def read_referral_order(data: bytes | str) -> ReferralOrder:
                 msh.component(4, 2),
             )
             if part
-        )[:200],
+        ),
         placer_order_number=orc.component(2, 1),
         patient_first_name=first,
         patient_last_name=last,
         patient_dob=dob,
-        patient_phone=phone[:30],
+        patient_phone=phone,
         provider_id=provider_segment.component(number, 1).strip(),
         provider_first_name=provider_segment.component(number, 3).strip(),
         provider_last_name=provider_segment.component(number, 2).strip(),

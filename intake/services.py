@@ -433,8 +433,8 @@ def _hl7_provider(order: ReferralOrder) -> Provider:
             raise Hl7Error(f"The referring provider (NPI {order.provider_id}) has no name.")
         provider = Provider(
             npi=order.provider_id,
-            first_name=order.provider_first_name[:100] or "(unknown)",
-            last_name=order.provider_last_name[:100],
+            first_name=order.provider_first_name or "(unknown)",
+            last_name=order.provider_last_name,
             status=Provider.Status.PROSPECT,
         )
         provider.full_clean()
@@ -474,9 +474,11 @@ def referral_import_hl7(
     if len(order.message_control_id) > 200 or len(order.sending_application) > 200:
         # Both identify the message for the once-only check; cut short they would not.
         raise Hl7Error(
-            "The message's control ID (MSH-10) or sending application (MSH-3) is longer "
-            "than 200 characters."
+            "The message's control ID (MSH-10) or sending application (MSH-3 and MSH-4) is "
+            "longer than 200 characters."
         )
+    if len(order.placer_order_number) > 200:
+        raise Hl7Error("The placer order number (ORC-2) is longer than 200 characters.")
     return referral_receive_order(
         order=order,
         provider=provider or _hl7_provider(order),
@@ -520,8 +522,8 @@ def referral_receive_order(
     referral = Referral(
         direction=Referral.Direction.INBOUND,
         provider=provider,
-        patient_first_name=order.patient_first_name[:100],
-        patient_last_name=order.patient_last_name[:100],
+        patient_first_name=order.patient_first_name,
+        patient_last_name=order.patient_last_name,
         patient_dob=order.patient_dob,
         patient_phone=order.patient_phone,
         reason=order.reason,
@@ -538,7 +540,7 @@ def referral_receive_order(
                 referral=referral,
                 sending_application=order.sending_application,
                 message_control_id=order.message_control_id,
-                placer_order_number=order.placer_order_number[:200],
+                placer_order_number=order.placer_order_number,
                 imported_by=actor,
             )
     except IntegrityError as error:

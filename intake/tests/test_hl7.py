@@ -246,3 +246,125 @@ def test_an_order_with_a_birth_year_before_1900_is_refused_with_the_reason(coord
     with pytest.raises(Hl7Error, match="before 1900"):
         referral_import_hl7(data=data, actor=coordinator, provider=ProviderFactory())
     assert not Referral.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("old", "new", "reason"),
+    [
+        (b"Packton^Peter", b"P" * 5000 + b"^Peter", r"patient's name \(PID-5\) is longer than 100"),
+        (
+            b"Packton^Peter",
+            b"Packton^" + b"P" * 101,
+            r"patient's name \(PID-5\) is longer than 100",
+        ),
+        (b"^Allen^Anthony^", b"^" + b"A" * 101 + b"^Anthony^", r"provider's name \(ORC-12\)"),
+        (b"|889342^", b"|" + b"8" * 201 + b"^", r"placer order number \(ORC-2\)"),
+    ],
+)
+def test_a_field_too_long_to_keep_is_refused_naming_it_not_cut(coordinator, old, new, reason):
+    data = _sample().replace(old, new, 1)
+    with pytest.raises(Hl7Error, match=reason):
+        referral_import_hl7(data=data, actor=coordinator, provider=ProviderFactory())
+    assert not Referral.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_new_npi_with_a_name_too_long_to_keep_adds_no_prospect(coordinator):
+    data = _sample().replace(b"34225PC^Allen", b"1234567893^" + b"A" * 150, 1)
+    with pytest.raises(Hl7Error, match=r"provider's name \(ORC-12\) is longer than 100"):
+        referral_import_hl7(data=data, actor=coordinator)
+    assert not Provider.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_sending_application_too_long_to_keep_is_refused(coordinator):
+    data = _sample().replace(b"MSH|^~\\&||", b"MSH|^~\\&|" + b"A" * 250 + b"|", 1)
+    assert data != _sample()
+    with pytest.raises(Hl7Error, match=r"sending application \(MSH-3 and MSH-4\)"):
+        referral_import_hl7(data=data, actor=coordinator, provider=ProviderFactory())
+    assert not Referral.objects.exists()
+
+
+def _with_phone(phone: bytes) -> bytes:
+    """The sample with PID-13 (home phone) given."""
+    return _sample().replace(b"|M|", b"|M|||||" + phone + b"|", 1)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("phone", [b"call the mother", b"555-0100", b"9" * 40])
+def test_a_patient_phone_that_is_no_us_number_is_refused_naming_it(coordinator, phone):
+    with pytest.raises(Hl7Error, match=r"patient's phone \(PID-13\)"):
+        referral_import_hl7(data=_with_phone(phone), actor=coordinator, provider=ProviderFactory())
+    assert not Referral.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_patient_phone_is_stored_as_staff_dial_it(coordinator):
+    typed = {b"402.555.0100 x12": "(402) 555-0100 x12", b"^^^^^402^5550100": "(402) 555-0100"}
+    for number, (phone, stored) in enumerate(typed.items()):
+        referral = referral_import_hl7(
+            data=_with_phone(phone).replace(b"|17882|", f"|{number}|".encode()),
+            actor=coordinator,
+            provider=ProviderFactory(),
+        )
+        assert referral.patient_phone == stored
+
+
+def _with_character_set(declared: bytes, data: bytes | None = None) -> bytes:
+    """The sample (or `data`) with MSH-18 (character set) given."""
+    message = _sample() if data is None else data
+    return message.replace(b"|NE|NE|||||360X|", b"|NE|NE||" + declared + b"|||360X|", 1)
+
+
+def _with_name(name: bytes) -> bytes:
+    return _sample().replace(b"Packton^Peter", name + b"^Peter", 1)
+
+
+@pytest.mark.django_db
+def test_a_utf_8_message_with_a_stray_latin_1_byte_is_refused_not_garbled(coordinator):
+    # The name in UTF-8, a note typed on another system in Latin-1.
+    data = _with_name("Müller".encode()) + b"\rNTE|1||Gr\xfc\xdfe"
+    with pytest.raises(Hl7Error, match=r"not UTF-8 text \(byte [0-9,]+\) and does not name"):
+        referral_import_hl7(data=data, actor=coordinator, provider=ProviderFactory())
+    with pytest.raises(Hl7Error, match=r"not UNICODE UTF-8 text as its character set \(MSH-18\)"):
+        read_referral_order(_with_character_set(b"UNICODE UTF-8", data))
+    assert not Referral.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("declared", "name"),
+    [
+        (b"", "Müller".encode()),
+        (b"UNICODE UTF-8", "Müller".encode()),
+        (b"8859/1", "Müller".encode("latin-1")),
+        (b"8859/1~UNICODE UTF-8", "Müller".encode("latin-1")),
+        (b"8859/2", "Müller".encode("iso8859-2")),
+        (b"8859/15", "Müller".encode("iso8859-15")),
+    ],
+)
+def test_a_name_reads_in_the_character_set_msh_18_names(declared, name):
+    order = read_referral_order(_with_character_set(declared, _with_name(name)))
+    assert order.patient_last_name == "Müller"
+
+
+@pytest.mark.parametrize(
+    ("declared", "name", "reason"),
+    [
+        (b"ASCII", "Müller".encode("latin-1"), r"not ASCII text as its character set"),
+        (b"UNICODE UTF-8", "Müller".encode("latin-1"), r"not UNICODE UTF-8 text"),
+        (b"EBCDIC", b"Muller", r"character set \(MSH-18\) .EBCDIC. is not one this import reads"),
+    ],
+)
+def test_a_message_not_in_the_character_set_msh_18_names_is_refused(declared, name, reason):
+    with pytest.raises(Hl7Error, match=reason):
+        read_referral_order(_with_character_set(declared, _with_name(name)))
+
+
+def test_hex_escapes_spell_bytes_of_the_message_character_set():
+    utf_8 = _with_name(b"M\\XC3BC\\ller")
+    assert read_referral_order(utf_8).patient_last_name == "Müller"
+    latin_1 = _with_character_set(b"8859/1", _with_name(b"M\\XFC\\ller"))
+    assert read_referral_order(latin_1).patient_last_name == "Müller"
+    with pytest.raises(Hl7Error, match="escape sequence"):
+        read_referral_order(_with_name(b"M\\XFC\\ller"))

@@ -12,10 +12,11 @@ from django.http import QueryDict
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema_field
 
+from core.ids import MAX_ID, parse_id
 from partners.models import Provider
 from referrals.models import Referral
 
-npi_validator = RegexValidator(r"^\d{10}\Z", "An NPI is 10 digits.")
+npi_validator = RegexValidator(r"^[0-9]{10}\Z", "An NPI is 10 digits.")
 
 
 class StrictForm(forms.Form):
@@ -24,9 +25,15 @@ class StrictForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
-        for name in self.fields:
-            if name in self.data and "" in _values(self.data, name):
+        for name, field in self.fields.items():
+            if name not in self.data:
+                continue
+            values = _values(self.data, name)
+            if "" in values:
                 self.add_error(name, "Empty: leave the parameter out not to filter by it.")
+            # Django reads the last of several values: the others would be dropped unsaid.
+            elif len(values) > 1 and not isinstance(field, forms.MultipleChoiceField):
+                self.add_error(name, "Give it once: it takes one value.")
         return cleaned
 
 
@@ -47,18 +54,30 @@ class StrictFilterSet(filters.FilterSet):
         form = StrictForm
 
 
-@extend_schema_field({"type": "integer", "minimum": 1, "maximum": 2**63 - 1})
+class IdField(forms.IntegerField):
+    """A row id in ASCII digits: IntegerField's int() also reads '٣' as 3."""
+
+    def to_python(self, value: Any) -> int | None:
+        if value in self.empty_values:
+            return None
+        pk = parse_id(value)
+        if pk is None:
+            raise forms.ValidationError("Must be an id: a whole number in digits 0-9.")
+        return pk
+
+
+@extend_schema_field({"type": "integer", "minimum": 1, "maximum": MAX_ID})
 class IdFilter(filters.NumberFilter):
     """A row id: a whole number (NumberFilter's decimal would read 1.5 as 1) that a
     bigint column can hold."""
 
-    field_class = forms.IntegerField
+    field_class = IdField
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, min_value=1, max_value=2**63 - 1, **kwargs)
+        super().__init__(*args, min_value=1, max_value=MAX_ID, **kwargs)
 
 
-@extend_schema_field({"type": "string", "pattern": r"^\d{10}$"})
+@extend_schema_field({"type": "string", "pattern": r"^[0-9]{10}$"})
 class NpiFilter(filters.CharFilter):
     """Ten digits, nothing else."""
 

@@ -3,12 +3,12 @@ permission-aware querysets and patient-data rules (and audit) as the pages."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest, JsonResponse
 from rest_framework import viewsets
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
@@ -16,6 +16,7 @@ from rest_framework.response import Response
 
 from audit.models import PatientDataAccess
 from audit.services import PATIENT_FIELDS, audit_record
+from core.ids import parse_id
 from interop import selectors
 from interop.api.filters import PartnerFilter, ReferralFilter
 from interop.api.serializers import PartnerSerializer, ReferralSerializer
@@ -60,7 +61,21 @@ def _whole_number_in(value: str | None, highest: int) -> bool:
     return value.isascii() and value.isdigit() and 1 <= int(value) <= highest
 
 
-class PartnerViewSet(viewsets.ReadOnlyModelViewSet[Provider]):
+ModelT = TypeVar("ModelT", bound=Model)
+
+
+class RowsViewSet(viewsets.ReadOnlyModelViewSet[ModelT]):
+    """A list and its rows by id. The id is checked before the lookup: Django's int() reads
+    '٣' as 3, which would hand back another row than the one asked for."""
+
+    def get_object(self) -> ModelT:
+        text = self.kwargs[self.lookup_url_kwarg or self.lookup_field]
+        if parse_id(text) is None:
+            raise NotFound(f"“{text[:30]}” is not an id: ids are whole numbers in digits 0-9.")
+        return super().get_object()
+
+
+class PartnerViewSet(RowsViewSet[Provider]):
     """Referring providers (partners) with their office."""
 
     serializer_class = PartnerSerializer
@@ -74,7 +89,7 @@ class PartnerViewSet(viewsets.ReadOnlyModelViewSet[Provider]):
         return selectors.providers_for(self.request.user).order_by("last_name", "first_name", "pk")
 
 
-class ReferralViewSet(viewsets.ReadOnlyModelViewSet[Referral]):
+class ReferralViewSet(RowsViewSet[Referral]):
     """Referrals both ways. Patient names, birth date, phone and the reason are filled only
     for roles that see patient details (and each read of them is audited); others get the
     patient's initials."""

@@ -41,6 +41,14 @@ class SearchForm(forms.Form):
         for name, field in self.extra_fields.items():
             self.fields[name] = field
 
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        for name, field in self.fields.items():
+            # Django reads the last of several values: a filter would be dropped unsaid.
+            if not isinstance(field, MultipleValueField) and len(self.query.getlist(name)) > 1:
+                self.add_error(name, "Give it once: it takes one value.")
+        return cleaned
+
     @property
     def count(self) -> int:
         return self.cleaned_data.get("_count") or DEFAULT_COUNT
@@ -78,7 +86,8 @@ def _token(value: str, *, system: str) -> str | None:
 
 def _reference_id(value: str, resource_type: str) -> int:
     """A reference search's target: `Type/123`, a full URL ending so, or `123`."""
-    match = re.fullmatch(rf"(?:(?:.*/)?{resource_type}/)?(\d{{1,18}})", value.strip())
+    # ASCII digits only: \d and int() also read '٣' as 3.
+    match = re.fullmatch(rf"(?:(?:.*/)?{resource_type}/)?([0-9]{{1,18}})", value.strip())
     if match is None:
         raise forms.ValidationError(f"“{value[:50]}” is not a {resource_type} reference.")
     return int(match.group(1))
@@ -153,7 +162,7 @@ class MultipleValueField(forms.Field):
         return [str(item) for item in value or []][:4]
 
 
-DATE_PARAMETER = re.compile(r"(eq|ne|gt|lt|ge|le)?(\d{4}-\d{2}-\d{2})")
+DATE_PARAMETER = re.compile(r"(eq|ne|gt|lt|ge|le)?([0-9]{4}-[0-9]{2}-[0-9]{2})")
 
 
 def _date_filter(field: str, value: str) -> Q:
@@ -170,14 +179,21 @@ def _date_filter(field: str, value: str) -> Q:
     except ValueError:
         raise forms.ValidationError(f"“{day}” is not a date.") from None
     start = timezone.make_aware(datetime.combine(parsed, time.min))
-    end = start + timedelta(days=1)
+    on_or_after = Q(**{f"{field}__gte": start})
+    # 9999-12-31 has no next day in Python's calendar: nothing comes after it.
+    if parsed == date.max:
+        on_day, after = on_or_after, Q(pk__in=[])
+    else:
+        end = timezone.make_aware(datetime.combine(parsed + timedelta(days=1), time.min))
+        on_day = on_or_after & Q(**{f"{field}__lt": end})
+        after = Q(**{f"{field}__gte": end})
     return {
-        "eq": Q(**{f"{field}__gte": start, f"{field}__lt": end}),
-        "ne": ~Q(**{f"{field}__gte": start, f"{field}__lt": end}),
-        "gt": Q(**{f"{field}__gte": end}),
-        "ge": Q(**{f"{field}__gte": start}),
-        "lt": Q(**{f"{field}__lt": start}),
-        "le": Q(**{f"{field}__lt": end}),
+        "eq": on_day,
+        "ne": ~on_day,
+        "gt": after,
+        "ge": on_or_after,
+        "lt": ~on_or_after,
+        "le": ~after,
     }[prefix]
 
 

@@ -117,12 +117,20 @@ def _flatten(detail: Any) -> list[str]:
 def unknown_address(request: HttpRequest, rest: str) -> JsonResponse:
     """Any other address under the facade (an unsupported resource type such as Patient, an
     operation, a malformed id) is a 404 OperationOutcome, not the app's HTML page."""
-    first = rest.split("/", 1)[0][:60]
-    message = (
-        f"“{first}” is not offered here: the CapabilityStatement (metadata) lists what is."
-        if first
-        else "Name a resource type: the CapabilityStatement (metadata) lists them."
-    )
+    segments = rest.split("/")
+    first = segments[0][:60]
+    if "_history" in segments[1:]:
+        # The type is offered; its versions are not (the app keeps no past versions).
+        message = (
+            "History and versions (_history) are not offered here: read the resource "
+            "itself. The CapabilityStatement (metadata) lists what is offered."
+        )
+    elif first:
+        message = (
+            f"“{first}” is not offered here: the CapabilityStatement (metadata) lists what is."
+        )
+    else:
+        message = "Name a resource type: the CapabilityStatement (metadata) lists them."
     return JsonResponse(
         operation_outcome(message, code="not-supported"),
         status=404,

@@ -17,7 +17,8 @@ from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
 from core.npi import is_valid_npi
-from intake.hl7 import CONTROL_CHARACTERS, ReferralOrder
+from core.phones import us_phone_number
+from intake.hl7 import CONTROL_CHARACTERS, MAX_NAME_LENGTH, ReferralOrder
 from interop.fhir.http import FhirError
 from interop.fhir.resources import (
     CONTENT_SENDER,
@@ -28,6 +29,23 @@ from interop.fhir.resources import (
 
 # Statuses of an order that asks for nothing any more: not a referral to receive.
 CLOSED_REQUEST_STATUSES = ("completed", "revoked", "entered-in-error")
+# R4's required value sets for ServiceRequest.intent and .priority, which the FHIR models
+# do not check (http://hl7.org/fhir/R4/valueset-request-intent.html, -request-priority).
+REQUEST_INTENTS = (
+    "proposal",
+    "plan",
+    "directive",
+    "order",
+    "original-order",
+    "reflex-order",
+    "filler-order",
+    "instance-order",
+    "option",
+)
+# The intents that are the requester's order for us to act on, which a referral is (and
+# is sent back as "order"). A proposal, plan, directive or option asks for nothing yet;
+# filler and instance orders are the performer's own.
+REFERRAL_INTENTS = ("order", "original-order", "reflex-order")
 # How many validation problems a 400 lists; the rest are counted.
 MAX_LISTED_PROBLEMS = 5
 # The once-only key has the room of the HL7 import's (sending application, control id).
@@ -77,7 +95,20 @@ def check_service_request(data: Any) -> dict[str, Any]:
         raise FhirError(
             "This is not a valid FHIR R4 ServiceRequest: " + _problems(error)
         ) from error
+    _check_code(data, "intent", REQUEST_INTENTS)
+    if "priority" in data:
+        _check_code(data, "priority", tuple(URGENCY_BY_PRIORITY))
     return data
+
+
+def _check_code(data: dict[str, Any], element: str, codes: tuple[str, ...]) -> None:
+    value = data.get(element)
+    if value not in codes:
+        shown = f"“{_clean(value)[:50]}”" if isinstance(value, str) else "not a code"
+        raise FhirError(
+            f"This is not a valid FHIR R4 ServiceRequest: {element} is {shown}, which is "
+            f"not one of {', '.join(codes)}."
+        )
 
 
 def _check_contained(contained: Any) -> None:
@@ -161,6 +192,12 @@ def _patient(data: dict[str, Any]) -> tuple[str, str, date, str]:
         given, family = given or " ".join(text[:-1]), family or (text[-1] if text else "")
     if not family or not given:
         raise _unprocessable("The contained Patient needs a family and a given name.")
+    for element, part in (("family", family), ("given", given)):
+        if len(part) > MAX_NAME_LENGTH:
+            raise _unprocessable(
+                f"The contained Patient's name.{element} is longer than {MAX_NAME_LENGTH} "
+                "characters."
+            )
     birth = patient.get("birthDate") or ""
     try:
         born = date.fromisoformat(birth)
@@ -168,7 +205,7 @@ def _patient(data: dict[str, Any]) -> tuple[str, str, date, str]:
         born = None
     if born is None or len(birth) != 10:
         raise _unprocessable("The contained Patient needs a full birthDate (YYYY-MM-DD).")
-    phone = next(
+    typed_phone = next(
         (
             _clean(point.get("value"))
             for point in patient.get("telecom") or []
@@ -176,7 +213,13 @@ def _patient(data: dict[str, Any]) -> tuple[str, str, date, str]:
         ),
         "",
     )
-    return given, family, born, phone[:30]
+    phone = us_phone_number(typed_phone) if typed_phone else ""
+    if phone is None:
+        raise _unprocessable(
+            f"The contained Patient's telecom phone “{typed_phone[:40]}” is not a US phone "
+            "number: e.g. (402) 555-0100, an extension as x12."
+        )
+    return given, family, born, phone
 
 
 def _concept_text(concept: dict[str, Any]) -> str:
@@ -236,6 +279,12 @@ def read_service_request(data: Any) -> FhirOrder:
             f"This ServiceRequest is {status}: only an active (or draft or on-hold) order "
             "can be received as a referral."
         )
+    intent = resource["intent"]
+    if intent not in REFERRAL_INTENTS:
+        raise _unprocessable(
+            f"This ServiceRequest's intent is {intent}: only an order (intent "
+            f"{', '.join(REFERRAL_INTENTS)}) can be received as a referral."
+        )
     first, last, born, phone = _patient(resource)
     sender, message_id, order_number = _once_only_key(resource)
     order = ReferralOrder(
@@ -250,6 +299,6 @@ def read_service_request(data: Any) -> FhirOrder:
         provider_first_name="",
         provider_last_name="",
         reason=_reason(resource),
-        urgency=URGENCY_BY_PRIORITY.get(resource.get("priority") or "routine", "routine"),
+        urgency=URGENCY_BY_PRIORITY[resource.get("priority") or "routine"],
     )
     return FhirOrder(order=order, requester_npi=npi)

@@ -295,17 +295,24 @@ def bundle(
     links = [{"relation": "self", "url": self_url}]
     if next_url:
         links.append({"relation": "next", "url": next_url})
+    # An empty page has no "entry" at all: FHIR JSON forbids empty arrays.
     return validated(
-        {
-            "resourceType": "Bundle",
-            "type": "searchset",
-            "total": total,
-            "link": links,
-            "entry": [
-                {"fullUrl": full_url(resource), "resource": resource, "search": {"mode": "match"}}
-                for resource in resources
-            ],
-        }
+        _compact(
+            {
+                "resourceType": "Bundle",
+                "type": "searchset",
+                "total": total,
+                "link": links,
+                "entry": [
+                    {
+                        "fullUrl": full_url(resource),
+                        "resource": resource,
+                        "search": {"mode": "match"},
+                    }
+                    for resource in resources
+                ],
+            }
+        )
     )
 
 

@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 
 from audit.models import PatientDataAccess
 from audit.services import PATIENT_FIELDS, audit_record
+from core.ids import parse_id
 from interop import selectors
 from interop.fhir import resources
 from interop.fhir.forms import (
@@ -57,11 +58,12 @@ class FhirView(APIView):
 
 
 def _id(value: str) -> int:
-    """A resource id from the path: the app's ids are numbers; anything else names no
-    resource."""
-    if not value.isdigit() or len(value) > 18:
+    """A resource id from the path: the app's ids are numbers in ASCII digits; anything
+    else ('²', '٣') names no resource."""
+    pk = parse_id(value)
+    if pk is None:
         raise FhirError("No such resource.", status=404, code="not-found")
-    return int(value)
+    return pk
 
 
 def _absolute(request: Request, name: str, pk: int | str) -> str:

@@ -162,3 +162,16 @@ def test_the_capability_statement_advertises_conditional_create(client: Client) 
     by_type = {resource["type"]: resource for resource in statement["rest"][0]["resource"]}
     assert by_type["ServiceRequest"]["conditionalCreate"] is True
     assert "conditionalCreate" not in by_type["Practitioner"]
+
+
+def test_a_conditional_create_giving_a_one_value_parameter_twice_is_a_400(
+    coordinator: User, api_client_for: ClientFor, partner: Provider
+) -> None:
+    response = post_if_none_exist(
+        api_client_for(coordinator),
+        adapted_myringotomy(partner.npi),
+        "requester=Practitioner/3&requester=Practitioner/4",
+    )
+    assert response.status_code == 400
+    assert "If-None-Exist: Search parameter requester: Give it once" in outcome_text(response)
+    assert not Referral.objects.exists()

@@ -215,6 +215,34 @@ def test_an_unknown_id_is_a_404_outcome(
     assert outcome_text(response)
 
 
+# Digits other than 0-9, which str.isdigit() and int() also read as numbers.
+ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+
+
+def test_an_id_in_digits_other_than_0_to_9_is_a_404_outcome(
+    coordinator: User, api_client_for: ClientFor
+) -> None:
+    provider = ProviderFactory.create()
+    client = api_client_for(coordinator)
+    for pk in ("²", str(provider.pk).translate(ARABIC_INDIC)):
+        for name in ("fhir:practitioner", "fhir:practitionerrole", "fhir:servicerequest"):
+            response = client.get(reverse(name, args=[pk]))
+            assert response.status_code == 404, (name, pk)
+            assert "No such resource" in outcome_text(response)
+
+
+def test_a_reference_search_in_digits_other_than_0_to_9_is_a_400(
+    coordinator: User, api_client_for: ClientFor
+) -> None:
+    provider = ProviderFactory.create()
+    response = api_client_for(coordinator).get(
+        reverse("fhir:practitionerrole_search"),
+        {"practitioner": f"Practitioner/{str(provider.pk).translate(ARABIC_INDIC)}"},
+    )
+    assert response.status_code == 400
+    assert "practitioner" in outcome_text(response)
+
+
 def test_a_method_the_facade_does_not_offer_is_a_405_outcome(
     coordinator: User, api_client_for: ClientFor
 ) -> None:
@@ -231,3 +259,45 @@ def test_an_address_the_facade_does_not_offer_is_a_404_outcome(
     response = api_client_for(coordinator).get(f"/fhir/r4/{path}")
     assert response.status_code == 404
     assert "metadata" in outcome_text(response)
+
+
+@pytest.mark.parametrize(
+    "path", ["Practitioner/16/_history/1", "Practitioner/16/_history", "Organization/3/_history/1"]
+)
+def test_a_history_address_says_history_is_not_offered(
+    coordinator: User, api_client_for: ClientFor, path: str
+) -> None:
+    response = api_client_for(coordinator).get(f"/fhir/r4/{path}")
+    assert response.status_code == 404
+    message = outcome_text(response)
+    assert "History and versions (_history) are not offered" in message
+    assert "“Practitioner” is not offered" not in message
+
+
+def test_an_empty_search_page_has_no_entry_array(
+    coordinator: User, api_client_for: ClientFor
+) -> None:
+    ProviderFactory.create()
+    response = api_client_for(coordinator).get(
+        reverse("fhir:practitioner_search"), {"_offset": "99999"}
+    )
+    bundle = _valid(response.json())
+    assert bundle["total"] == 1
+    assert "entry" not in bundle
+
+
+@pytest.mark.parametrize(
+    ("name", "query"),
+    [
+        ("fhir:practitioner_search", {"identifier": ["1234567893", "1245319599"]}),
+        ("fhir:practitioner_search", {"_count": ["5", "10"]}),
+        ("fhir:practitionerrole_search", {"organization": ["1", "2"]}),
+        ("fhir:servicerequest_search", {"requester": ["Practitioner/3", "Practitioner/4"]}),
+    ],
+)
+def test_a_one_value_search_parameter_given_twice_is_a_400_naming_it(
+    coordinator: User, api_client_for: ClientFor, name: str, query: dict[str, list[str]]
+) -> None:
+    response = api_client_for(coordinator).get(reverse(name), query)
+    assert response.status_code == 400
+    assert f"Search parameter {next(iter(query))}: Give it once" in outcome_text(response)

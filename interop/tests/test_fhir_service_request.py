@@ -263,7 +263,8 @@ def test_hostile_strings_are_stored_harmlessly(
     coordinator: User, api_client_for: ClientFor, partner: Provider, text: str
 ) -> None:
     data = adapted_myringotomy(partner.npi)
-    data["contained"][1]["name"] = [{"family": text, "given": [text]}]
+    # As much of it as a name holds: a longer name is refused (tested below).
+    data["contained"][1]["name"] = [{"family": text[:100], "given": [text[:100]]}]
     data["note"] = [{"text": text}]
     data["identifier"][0]["value"] = text[:150]
     client = api_client_for(coordinator)
@@ -419,3 +420,118 @@ def test_the_posted_official_example_copy_is_untouched(partner: Provider) -> Non
     original = fhir_example("ServiceRequest-myringotomy.json")
     adapted_myringotomy(partner.npi)
     assert fhir_example("ServiceRequest-myringotomy.json") == copy.deepcopy(original)
+
+
+@pytest.mark.parametrize("prefix", ["eq", "ne", "gt", "ge", "lt", "le"])
+def test_an_authored_search_on_the_first_or_last_day_of_the_calendar_is_answered(
+    coordinator: User, api_client_for: ClientFor, prefix: str
+) -> None:
+    referral = ReferralFactory.create()
+    client = api_client_for(coordinator)
+
+    def ids(day: str) -> list[str]:
+        response = client.get(SEARCH, {"authored": f"{prefix}{day}"})
+        assert response.status_code == 200, response.content
+        return [entry["resource"]["id"] for entry in _valid(response.json()).get("entry", [])]
+
+    # Every referral is after 0001-01-01 and before 9999-12-31.
+    after_first = prefix in ("ne", "gt", "ge")
+    before_last = prefix in ("ne", "lt", "le")
+    assert ids("0001-01-01") == ([str(referral.pk)] if after_first else [])
+    assert ids("9999-12-31") == ([str(referral.pk)] if before_last else [])
+
+
+def test_a_conditional_create_on_the_last_day_of_the_calendar_is_answered(
+    coordinator: User, api_client_for: ClientFor, partner: Provider
+) -> None:
+    ReferralFactory.create()
+    response = api_client_for(coordinator).post(
+        SEARCH,
+        json.dumps(adapted_myringotomy(partner.npi)),
+        content_type="application/fhir+json",
+        headers={"If-None-Exist": "authored=gt9999-12-31"},
+    )
+    assert response.status_code == 201, response.content
+
+
+@pytest.mark.parametrize(
+    ("element", "value"),
+    [("intent", "bogus"), ("intent", 7), ("priority", "bogus"), ("priority", "Routine")],
+)
+def test_an_intent_or_priority_outside_the_r4_codes_is_a_400_naming_it(
+    coordinator: User, api_client_for: ClientFor, partner: Provider, element: str, value: Any
+) -> None:
+    data = adapted_myringotomy(partner.npi)
+    data[element] = value
+    response = post_fhir(api_client_for(coordinator), SEARCH, data)
+    assert response.status_code == 400, response.content
+    assert element in outcome_text(response)
+    assert not Referral.objects.exists()
+
+
+@pytest.mark.parametrize("intent", ["proposal", "plan", "option", "filler-order"])
+def test_a_request_that_is_not_the_requesters_order_is_a_422(
+    coordinator: User, api_client_for: ClientFor, partner: Provider, intent: str
+) -> None:
+    data = adapted_myringotomy(partner.npi)
+    data["intent"] = intent
+    response = post_fhir(api_client_for(coordinator), SEARCH, data)
+    assert response.status_code == 422, response.content
+    assert f"intent is {intent}" in outcome_text(response)
+    assert not Referral.objects.exists()
+
+
+@pytest.mark.parametrize("intent", ["order", "original-order", "reflex-order"])
+def test_an_order_of_the_requester_is_received_whichever_kind(
+    coordinator: User, api_client_for: ClientFor, partner: Provider, intent: str
+) -> None:
+    data = adapted_myringotomy(partner.npi)
+    data["intent"] = intent
+    response = post_fhir(api_client_for(coordinator), SEARCH, data)
+    assert response.status_code == 201, response.content
+    assert response.json()["intent"] == "order"
+
+
+@pytest.mark.parametrize(
+    ("name", "element"),
+    [
+        ({"family": "W" * 101, "given": ["Beverly"]}, "name.family"),
+        ({"family": "Weaver", "given": ["Beverly", "A" * 100]}, "name.given"),
+        ({"text": "Beverly " + "W" * 10_000}, "name.family"),
+    ],
+)
+def test_a_patient_name_too_long_to_keep_is_a_422_naming_it_not_cut(
+    coordinator: User,
+    api_client_for: ClientFor,
+    partner: Provider,
+    name: dict[str, Any],
+    element: str,
+) -> None:
+    data = adapted_myringotomy(partner.npi)
+    data["contained"][1]["name"] = [name]
+    response = post_fhir(api_client_for(coordinator), SEARCH, data)
+    assert response.status_code == 422, response.content
+    assert f"Patient's {element} is longer than 100 characters" in outcome_text(response)
+    assert not Referral.objects.exists()
+
+
+@pytest.mark.parametrize("phone", ["call the mother", "555-0199", "+44 20 7946 0958", "9" * 40])
+def test_a_patient_phone_that_is_no_us_number_is_a_422_naming_it(
+    coordinator: User, api_client_for: ClientFor, partner: Provider, phone: str
+) -> None:
+    data = adapted_myringotomy(partner.npi)
+    data["contained"][1]["telecom"] = [{"system": "phone", "value": phone}]
+    response = post_fhir(api_client_for(coordinator), SEARCH, data)
+    assert response.status_code == 422, response.content
+    assert "telecom phone" in outcome_text(response)
+    assert not Referral.objects.exists()
+
+
+def test_a_patient_phone_is_stored_as_staff_dial_it(
+    coordinator: User, api_client_for: ClientFor, partner: Provider
+) -> None:
+    data = adapted_myringotomy(partner.npi)
+    data["contained"][1]["telecom"] = [{"system": "phone", "value": "+1 402.555.0199 ext. 12"}]
+    response = post_fhir(api_client_for(coordinator), SEARCH, data)
+    assert response.status_code == 201, response.content
+    assert Referral.objects.get().patient_phone == "(402) 555-0199 x12"

@@ -187,6 +187,45 @@ def test_a_partner_filter_value_the_api_cannot_read_is_a_400_naming_it(
     assert list(response.json()) == [name]
 
 
+# Digits other than 0-9, which int() also reads as numbers.
+ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+
+
+def test_an_id_filter_in_digits_other_than_0_to_9_is_a_400_naming_it(
+    coordinator: User, api_client_for: ClientFor
+) -> None:
+    provider = ProviderFactory.create()
+    organization = str(provider.organization_id).translate(ARABIC_INDIC)
+    response = partners(api_client_for(coordinator), organization=organization)
+    assert response.status_code == 400
+    assert response.json() == {"organization": ["Must be an id: a whole number in digits 0-9."]}
+
+
+@pytest.mark.parametrize("name", ["api:partner-detail", "api:referral-detail"])
+def test_a_row_id_in_digits_other_than_0_to_9_is_a_404_saying_so(
+    coordinator: User, api_client_for: ClientFor, name: str
+) -> None:
+    referral = ReferralFactory.create()
+    pk = referral.provider_id if name == "api:partner-detail" else referral.pk
+    response = api_client_for(coordinator).get(
+        reverse(name, args=[str(pk).translate(ARABIC_INDIC)])
+    )
+    assert response.status_code == 404
+    assert "is not an id" in response.json()["detail"]
+
+
+def test_a_one_value_filter_given_twice_is_a_400_naming_it(
+    coordinator: User, api_client_for: ClientFor
+) -> None:
+    inbound = ReferralFactory.create(direction=Referral.Direction.INBOUND)
+    client = api_client_for(coordinator)
+    response = referrals(client, direction=["inbound", "outbound"])
+    assert response.status_code == 400
+    assert response.json() == {"direction": ["Give it once: it takes one value."]}
+    # Filters that take several values still do.
+    assert ids(referrals(client, status=["received", "seen"])) == [inbound.pk]
+
+
 def test_a_page_is_at_most_100_rows_and_a_bigger_one_is_a_400_saying_so(
     coordinator: User, api_client_for: ClientFor
 ) -> None:
