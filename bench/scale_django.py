@@ -70,6 +70,7 @@ def pages() -> dict[str, Any]:
     typical = Provider.objects.order_by("?").values_list("pk", flat=True)[:1].get()
     newest = Referral.objects.order_by("-pk").values_list("pk", flat=True)[:1].get()
     urls = {
+        "dashboard": reverse("core:dashboard"),
         "work queue": reverse("referrals:list"),
         "partner list": reverse("partners:provider_list"),
         "partner 360 (busiest)": reverse("partners:provider_detail", args=[busiest]),

@@ -28,7 +28,8 @@ def dashboard(request: AuthedRequest) -> HttpResponse:
         for direction, status, n in referrals.filter(status__in=OPEN_STATUSES)
         .order_by()
         .values_list("direction", "status")
-        .annotate(n=Count("pk"))
+        # COUNT(*), not COUNT(id): answered from referral_open_idx without the rows.
+        .annotate(n=Count("*"))
     }
     my_tasks = Task.objects.for_user(user).open().filter(assignee=user)
     recent = list(referrals.for_list()[:8]) if user.has_perm("referrals.view_referral") else []

@@ -367,6 +367,16 @@ class Referral(models.Model):
             models.Index(
                 fields=["received_at"], condition=LOST_WITH_REASON, name="referral_lost_idx"
             ),
+            # The dashboard's open referrals by direction and status, a liaison's by their
+            # partners too: counted from this small index alone (the open few of a
+            # million), not from the rows.
+            models.Index(
+                fields=["status", "direction", "provider"],
+                condition=Q(status__in=OPEN_STATUSES),
+                name="referral_open_idx",
+            ),
+            # Referrals each way over a period (the dashboard's last 30 days, reports).
+            models.Index(fields=["direction", "received_at"], name="referral_direction_idx"),
         ]
         constraints = [
             models.CheckConstraint(

@@ -1,0 +1,35 @@
+"""The dashboard: where each role starts the day, at the same cost whatever the data."""
+
+import pytest
+from django.urls import reverse
+
+from outreach.factories import TaskFactory
+from partners.factories import ProviderFactory
+from referrals.factories import ReferralFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize("role", ["manager", "liaison", "coordinator"])
+def test_the_dashboard_runs_the_same_queries_for_5_and_60_referrals(
+    client_for, request, role, django_assert_num_queries
+):
+    user = request.getfixturevalue(role)
+    client = client_for(user)
+
+    def fill(count):
+        for n in range(count):
+            provider = ProviderFactory(owner=user if role == "liaison" else None)
+            ReferralFactory(provider=provider, status=("received", "scheduled", "closed")[n % 3])
+            TaskFactory(assignee=user, provider=provider)
+
+    fill(5)
+    client.get(reverse("core:dashboard"))  # warm the session and permission caches
+    with django_assert_num_queries(10 if role != "liaison" else 9) as few:
+        first = client.get(reverse("core:dashboard"))
+    fill(55)
+    with django_assert_num_queries(len(few.captured_queries)):
+        second = client.get(reverse("core:dashboard"))
+    assert first.status_code == second.status_code == 200
+    pipeline = {stage["status"]: stage["count"] for stage in second.context["pipeline"]}
+    assert (pipeline["received"], pipeline["scheduled"]) == (21, 20)
