@@ -31,6 +31,38 @@ from bench.scale_data import (
     ts,
 )
 
+OTHER_SOURCES = ["web", "advertising", "insurance_directory", "self", "other"]
+
+
+def _inquiry(
+    pk: int,
+    path: tuple[str, ...] | list[str],
+    received: datetime,
+    scheduled_at: datetime | None,
+    seen: datetime | None,
+    last: datetime,
+) -> list[str]:
+    """An inbound referral's inquiry row (without its id): where its funnel stands."""
+    if seen is not None:
+        status, lost_at = "seen_new_patient", None
+    elif path[-1] in ("declined", "cancelled", "closed"):
+        status, lost_at = "lost", last
+    elif scheduled_at is not None:
+        status, lost_at = "scheduled", None
+    else:
+        status, lost_at = "inquiry", None
+    missed = path[-1] == "closed" and "no_show" in path and seen is None
+    return [
+        "partner_referral",
+        status,
+        str(pk),
+        ts(received),
+        ts(scheduled_at) if scheduled_at else NULL,
+        ts(seen) if seen else NULL,
+        ts(lost_at) if lost_at else NULL,
+        "t" if missed else "f",
+    ]
+
 
 class Loader:
     """Generates rows and streams them to Postgres with COPY, in chunks."""
@@ -230,6 +262,9 @@ class Loader:
         coordinators = self.users["coordinators"]
         span = (self.now - self.start).total_seconds()
         events: list[list[str]] = []
+        # Each inbound referral's inquiry at the referral's stage, as referral_log and
+        # referral_transition keep it (the conversion report reads these).
+        inquiries: list[list[str]] = []
         finished_weights = [w for w, _ in FINISHED_PATHS]
         open_weights = [w for w, _ in OPEN_PATHS]
         providers = rng.choices(self.provider_ids, cum_weights=self.cum_weights, k=count)
@@ -247,7 +282,7 @@ class Loader:
                 )[0]
                 urgency = rng.choices(["routine", "urgent", "stat"], weights=[80, 15, 5])[0]
                 moment = received
-                contacted = appointment = seen = closed = None
+                contacted = appointment = seen = closed = scheduled_at = None
                 actor = rng.choice(coordinators)
                 previous = ""
                 for step in path:
@@ -258,6 +293,7 @@ class Loader:
                         contacted = moment
                     if step == "scheduled":
                         appointment = moment + timedelta(days=rng.uniform(2, 40))
+                        scheduled_at = scheduled_at or moment
                     elif step == "seen":
                         seen = moment
                     elif step == "closed":
@@ -277,9 +313,12 @@ class Loader:
                     previous = step
                 status = path[-1]
                 dob = date(1930, 1, 1) + timedelta(days=rng.randint(0, 33_000))
+                direction = "outbound" if rng.random() < 0.15 else "inbound"
+                if direction == "inbound":
+                    inquiries.append(_inquiry(pk, path, received, scheduled_at, seen, moment))
                 yield [
                     str(pk),
-                    "outbound" if rng.random() < 0.15 else "inbound",
+                    direction,
                     rng.choice(FIRST_NAMES),
                     rng.choice(LAST_NAMES),
                     dob.isoformat(),
@@ -338,7 +377,42 @@ class Loader:
             iter(events),
             len(events),
         )
-        self.reset_sequences(["referrals_referral", "referrals_referralevent"])
+        first_inquiry = self.next_id("referrals_inquiry")
+        # And the front desk's inquiries from every other source, about one for every five
+        # referrals, converting less well.
+        for _ in range(count // 5):
+            received = self.start + timedelta(seconds=span * rng.random() ** 0.8)
+            stage = rng.choices(["inquiry", "scheduled", "seen", "lost"], [10, 10, 35, 45])[0]
+            booked = received + timedelta(days=rng.uniform(1, 10))
+            inquiries.append(
+                [
+                    rng.choice(OTHER_SOURCES),
+                    "seen_new_patient" if stage == "seen" else stage,
+                    NULL,
+                    ts(received),
+                    ts(booked) if stage in ("scheduled", "seen") else NULL,
+                    ts(booked + timedelta(days=14)) if stage == "seen" else NULL,
+                    ts(booked) if stage == "lost" else NULL,
+                    "f",
+                ]
+            )
+        self.copy(
+            "referrals_inquiry",
+            [
+                "id",
+                "source",
+                "status",
+                "referral_id",
+                "received_at",
+                "scheduled_at",
+                "seen_at",
+                "lost_at",
+                "missed_visit",
+            ],
+            ([str(first_inquiry + n), *row] for n, row in enumerate(inquiries)),
+            len(inquiries),
+        )
+        self.reset_sequences(["referrals_referral", "referrals_referralevent", "referrals_inquiry"])
 
     def load_activities(self, count: int) -> None:
         rng = self.rng

@@ -92,6 +92,9 @@ class Inquiry(models.Model):
     scheduled_at = models.DateTimeField(null=True, blank=True)
     seen_at = models.DateTimeField(null=True, blank=True)
     lost_at = models.DateTimeField(null=True, blank=True)
+    # Lost because the patient did not come to the visit booked (the referral was closed
+    # after a no-show): one of the reasons the conversion report lists.
+    missed_visit = models.BooleanField(default=False)
     note = models.CharField(
         max_length=300, blank=True, help_text="No patient details here: use a referral."
     )
@@ -107,6 +110,12 @@ class Inquiry(models.Model):
         indexes = [
             # The conversion report groups a period's inquiries by source.
             models.Index(fields=["received_at", "source"], name="inquiry_period_idx"),
+            # The few lost after a no-show, counted for a period without the rest.
+            models.Index(
+                fields=["received_at"],
+                condition=Q(missed_visit=True),
+                name="inquiry_missed_visit_idx",
+            ),
         ]
         constraints = [
             # Only a partner referral has a referral behind it.

@@ -26,7 +26,7 @@ FUNNEL_BY_STATUS: dict[str, str] = {
 }
 
 
-def _inquiry_follow(*, referral: Referral, to_status: str, at: datetime) -> None:
+def _inquiry_follow(*, referral: Referral, from_status: str, to_status: str, at: datetime) -> None:
     """Keep a referral's inquiry at the referral's stage. Never backwards: a patient seen
     stays a new patient seen, whatever happens to the referral after."""
     stage = FUNNEL_BY_STATUS.get(to_status)
@@ -40,7 +40,11 @@ def _inquiry_follow(*, referral: Referral, to_status: str, at: datetime) -> None
     elif stage == Inquiry.Status.SEEN_NEW_PATIENT:
         inquiries.update(status=stage, seen_at=at)
     else:
-        inquiries.update(status=stage, lost_at=at)
+        inquiries.update(
+            status=stage,
+            lost_at=at,
+            missed_visit=to_status == Status.CLOSED and from_status == Status.NO_SHOW,
+        )
 
 
 @transaction.atomic
@@ -244,7 +248,7 @@ def referral_transition(
         note=note,
     )
     if locked.direction == Referral.Direction.INBOUND:
-        _inquiry_follow(referral=locked, to_status=to_status, at=at)
+        _inquiry_follow(referral=locked, from_status=from_status, to_status=to_status, at=at)
     if from_status == Status.ON_HOLD:
         from outreach.services.loop import hold_notices_withdraw
 

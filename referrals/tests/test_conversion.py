@@ -285,3 +285,24 @@ def test_inquiries_of_referrals_closed_before_the_fix_are_marked_lost():
         still_open.pk: "inquiry",
     }
     assert Inquiry.objects.get(referral=closed).lost_at == closed_at
+
+
+def test_inquiries_lost_after_a_no_show_before_the_flag_are_marked_so():
+    import importlib
+
+    from django.apps import apps
+
+    from referrals.models import ReferralEvent
+
+    migration = importlib.import_module("referrals.migrations.0014_inquiry_missed_visit")
+    no_show, declined = _inbound(), _inbound()
+    type(no_show).objects.filter(pk__in=[no_show.pk, declined.pk]).update(status="closed")
+    Inquiry.objects.update(status="lost")
+    ReferralEvent.objects.create(
+        referral=no_show, from_status="scheduled", to_status="no_show", at=timezone.now()
+    )
+    migration.mark_missed_visits(apps, None)
+    assert dict(Inquiry.objects.values_list("referral_id", "missed_visit")) == {
+        no_show.pk: True,
+        declined.pk: False,
+    }
