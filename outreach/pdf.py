@@ -6,6 +6,7 @@ milliseconds, which keeps the letters pipeline fast enough for its benchmark.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -32,8 +33,30 @@ _PLAIN = str.maketrans(
 )
 
 
+# Letters with no decomposition that Latin-1 lacks, as they are written without marks.
+_UNMARKED = str.maketrans({"Đ": "D", "đ": "d", "Ł": "L", "ł": "l", "Œ": "OE", "œ": "oe", "ı": "i"})
+
+
 def _latin1(text: str) -> str:
-    return text.translate(_PLAIN).encode("latin-1", "replace").decode("latin-1")
+    """The text in the core fonts' Latin-1. A letter outside it loses its accents rather
+    than the whole letter (Nguyễn → Nguyen, Dvořák → Dvorak); only what has no Latin
+    form (Arabic, Chinese) becomes "?"."""
+    text = text.translate(_PLAIN)
+    try:
+        return text.encode("latin-1").decode("latin-1")
+    except UnicodeEncodeError:
+        return "".join(_latin1_char(char) for char in text)
+
+
+def _latin1_char(char: str) -> str:
+    if ord(char) < 256:
+        return char
+    bare = "".join(
+        part
+        for part in unicodedata.normalize("NFKD", char.translate(_UNMARKED))
+        if not unicodedata.combining(part)
+    )
+    return bare.encode("latin-1", "replace").decode("latin-1") or "?"
 
 
 @dataclass(frozen=True)
@@ -75,14 +98,15 @@ def letter_pdf(letter: Letter) -> bytes:
     recipient = [provider.display_name]
     if provider.organization:
         recipient += [provider.organization.name, *provider.organization.address_lines]
-    for line in recipient:
-        pdf.cell(text=_latin1(line), new_x="LMARGIN", new_y="NEXT")
+    width = pdf.w - pdf.l_margin - pdf.r_margin
+    for line in _wrap(pdf, _latin1("\n".join(recipient)), width):
+        pdf.cell(text=line, new_x="LMARGIN", new_y="NEXT")
     pdf.ln(6)
     pdf.set_font("Helvetica", style="B", size=11)
     pdf.multi_cell(w=0, text=_latin1(letter.subject), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(3)
     pdf.set_font("Helvetica", size=11)
-    for line in _wrap(pdf, _latin1(letter.body), pdf.w - pdf.l_margin - pdf.r_margin):
+    for line in _wrap(pdf, _latin1(letter.body), width):
         if line.strip():
             pdf.cell(h=5.5, text=line, new_x="LMARGIN", new_y="NEXT")
         else:
@@ -99,13 +123,28 @@ def _wrap(pdf: FPDF, text: str, width: float) -> list[str]:
     for paragraph in text.splitlines() or [""]:
         words: list[str] = []
         used = 0.0
-        for word in paragraph.split(" "):
-            word_width = pdf.get_string_width(word)
-            if words and used + space + word_width > width:
-                lines.append(" ".join(words))
-                words, used = [word], word_width
-            else:
-                used += (space if words else 0.0) + word_width
-                words.append(word)
+        for whole in paragraph.split(" "):
+            for word in _pieces(pdf, whole, width):
+                word_width = pdf.get_string_width(word)
+                if words and used + space + word_width > width:
+                    lines.append(" ".join(words))
+                    words, used = [word], word_width
+                else:
+                    used += (space if words else 0.0) + word_width
+                    words.append(word)
         lines.append(" ".join(words))
     return lines
+
+
+def _pieces(pdf: FPDF, word: str, width: float) -> list[str]:
+    """The word, or, when it is wider than the line (a long address pasted in a
+    template), as many pieces as it takes, each as wide as fits."""
+    if pdf.get_string_width(word) <= width:
+        return [word]
+    pieces, piece = [], ""
+    for char in word:
+        if piece and pdf.get_string_width(piece + char) > width:
+            pieces.append(piece)
+            piece = ""
+        piece += char
+    return [*pieces, piece]

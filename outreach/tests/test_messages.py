@@ -543,3 +543,50 @@ def test_a_cancelled_notice_template_left_as_first_shipped_learns_to_say_why():
     migration.forwards(apps, None)
     template.refresh_from_db()
     assert template.body == "Dear {{ provider_name }}, we closed the referral. Call us."
+
+
+def test_names_outside_latin_1_lose_their_accents_in_the_pdf_not_their_letters():
+    from outreach.pdf import _latin1
+
+    assert _latin1("Thị Ðặng Nguyễn") == "Thi Ðang Nguyen"
+    assert _latin1("Dvořák, Łukasz Đorđević") == "Dvorák, Lukasz Dordevic"
+    assert _latin1("José Peña Müller") == "José Peña Müller"  # Latin-1 as it is
+    assert _latin1("محمد") == "????"  # no Latin form: said as unknown, not dropped
+
+
+def test_a_word_wider_than_the_page_is_broken_to_fit_it():
+    from fpdf import FPDF
+
+    from outreach.pdf import _wrap
+
+    pdf = FPDF(format="letter")
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=11)
+    width = 170.0
+    long_word = "https://example.org/" + "x" * 300
+    lines = _wrap(pdf, f"See {long_word} today.\n\nThanks.", width)
+    assert all(pdf.get_string_width(line) <= width for line in lines)
+    assert "".join(lines).replace(" ", "") == f"See{long_word}today.Thanks."
+    assert lines[0] == "See" and lines[-1] == "Thanks." and lines[-2] == ""
+
+
+def test_a_letter_to_an_office_with_a_very_long_name_renders_within_the_page(monkeypatch):
+    from fpdf import FPDF
+
+    drawn: list[tuple[str, float, float]] = []
+    cell = FPDF.cell
+
+    def measured(self, *args, **kwargs):
+        text = kwargs.get("text", "")
+        drawn.append((text, self.get_string_width(text), self.epw))
+        return cell(self, *args, **kwargs)
+
+    monkeypatch.setattr(FPDF, "cell", measured)
+    referral = _referral(first_name="Thị", last_name="Nguyễn")
+    referral.provider.organization.name = "Kearney Regional Medical Center " * 6
+    referral.provider.organization.save()
+    _, letter = loop.loop_message_prepare(referral_id=referral.pk, status=Status.RECEIVED)
+    assert letter_pdf(letter).startswith(b"%PDF-")
+    assert any(text.startswith("Kearney Regional") for text, _, _ in drawn)
+    assert all(width <= page for _, width, page in drawn)
+    assert any("Nguyen" in text for text, _, _ in drawn)
