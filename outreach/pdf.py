@@ -34,7 +34,9 @@ _PLAIN = str.maketrans(
 
 
 # Letters with no decomposition that Latin-1 lacks, as they are written without marks.
-_UNMARKED = str.maketrans({"Đ": "D", "đ": "d", "Ł": "L", "ł": "l", "Œ": "OE", "œ": "oe", "ı": "i"})
+_UNMARKED = str.maketrans(
+    {"Đ": "D", "đ": "d", "Ł": "L", "ł": "l", "Œ": "OE", "œ": "oe", "\u0131": "i"}
+)
 
 
 def _latin1(text: str) -> str:
