@@ -168,6 +168,23 @@ def test_an_unknown_referrer_without_an_npi_is_explained_with_where_to_find_them
 
 
 @pytest.mark.django_db
+def test_an_order_naming_no_referrer_says_so_rather_than_a_blank_name(client_for, coordinator):
+    provider_field = (
+        b"34225PC^Allen^Anthony^M^III^MD^^^&1.3.6.1.4.1.21367.2016.10.1.21.10&ISO^L^^DN"
+    )
+    message = _sample().replace(provider_field, b"")
+    response = client_for(coordinator).post(
+        reverse("intake:hl7_upload"), {"message": SimpleUploadedFile("order.hl7", message)}
+    )
+    page = response.content.decode()
+    assert response.status_code == 200
+    guidance = re.search(r'data-testid="unknown-referrer">(.*?)</div>', page, re.S)[1]
+    assert "The message names no referring provider (ORC-12 and OBR-16 are empty)" in guidance
+    assert "<strong> </strong>" not in guidance and "?name=" not in guidance
+    assert not Referral.objects.exists()
+
+
+@pytest.mark.django_db
 def test_a_liaison_cannot_import(client_for, liaison):
     assert client_for(liaison).get(reverse("intake:hl7_upload")).status_code == 403
 
