@@ -60,6 +60,15 @@ def test_a_coordinator_marks_a_fax_sent_from_the_print_queue(page: Any) -> None:
     _sign_in(page, "cora")
     page.goto("/outreach/print-queue/")
     expect(page.get_by_text("Thank you for referring R.O.")).to_be_visible()
+    # One tap asks first: a letter marked sent leaves the queue for good.
+    asked: list[str] = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    page.get_by_role("button", name="Mark faxed").click()
+    expect(page.get_by_role("button", name="Mark faxed")).to_be_visible()
+    assert asked and asked[0].startswith("Was it faxed?")
+    letter.refresh_from_db()
+    assert letter.status == Letter.Status.PRINT_QUEUE
+    page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Mark faxed").click()
     expect(page.locator(f"#letter-{letter.pk}")).to_contain_text("Sent")
     letter.refresh_from_db()
