@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -161,7 +162,7 @@ def throttle_message(until: datetime) -> str:
 def _provider_for(link: IntakeLink, new_provider: NewProvider) -> tuple[Provider, bool]:
     provider = Provider.objects.filter(npi=new_provider.npi).first()
     if provider is not None:
-        if provider.organization_id != link.organization_id:
+        if provider.organization_id not in (link.organization_id, None):
             # Crediting another practice's provider would send them the letters about
             # this patient.
             raise ValidationError(
@@ -171,6 +172,18 @@ def _provider_for(link: IntakeLink, new_provider: NewProvider) -> tuple[Provider
                     "by fax or call us, and we will update our records."
                 }
             )
+        if _name_key(provider.last_name) != _name_key(new_provider.last_name):
+            # The letters about this patient would greet someone else: a typo in the NPI,
+            # most likely. Said without naming who the NPI is (anyone holding the link
+            # could otherwise look names up by number).
+            raise ValidationError(
+                {
+                    "other_npi": "This NPI belongs to a provider of another name in our "
+                    "records: check the NPI and the last name, or choose the provider from "
+                    "the list above."
+                }
+            )
+        # Known, with no office yet (an earlier order named them): credited as they are.
         return provider, False
     provider = Provider(
         npi=new_provider.npi,
@@ -192,6 +205,12 @@ def _provider_for(link: IntakeLink, new_provider: NewProvider) -> tuple[Provider
     provider.full_clean()
     provider.save()
     return provider, True
+
+
+def _name_key(name: str) -> str:
+    """A last name as compared across records: no case, accents, spaces or punctuation."""
+    bare = unicodedata.normalize("NFKD", name.casefold())
+    return "".join(char for char in bare if char.isalnum())
 
 
 STAGED_GONE = (

@@ -13,7 +13,7 @@ from audit.models import PatientDataAccess
 from intake.models import IntakeLink, IntakeSubmission, hash_token
 from intake.services import intake_link_create
 from intake.tests.conftest import office_form_data
-from partners.factories import OrganizationFactory, ProviderFactory
+from partners.factories import OrganizationFactory, ProviderFactory, make_npi
 from partners.models import Provider
 from referrals.factories import ReferralFactory
 from referrals.models import Referral, Status
@@ -334,6 +334,32 @@ def test_an_office_cannot_credit_another_office_s_provider_by_typing_their_npi(l
     assert "Our records list this NPI at another practice" in page
     assert 'value="Ruth"' in page  # what the office typed is still there
     assert not Referral.objects.exists()
+
+
+def test_an_npi_typed_again_under_another_name_is_refused_not_credited_to_the_first(
+    link_and_token,
+):
+    link, token = link_and_token
+    office_client = Client()
+    npi = make_npi(7301)
+    assert office_client.post(_url(token), _naming(link, npi, "Nell", "Newdoc")).status_code == 302
+    again = office_client.post(_url(token), _naming(link, npi, "Otto", "Other"))
+    page = again.content.decode()
+    assert again.status_code == 200
+    assert "This NPI belongs to a provider of another name in our records" in page
+    assert Referral.objects.count() == 1
+    # The same provider named again, in other case and spacing, is theirs.
+    same = office_client.post(_url(token), _naming(link, npi, "Nell", " NEWDOC "))
+    assert same.status_code == 302
+    assert Referral.objects.filter(provider__npi=npi).count() == 2
+
+
+def test_a_provider_known_without_an_office_is_credited_through_the_link(link_and_token):
+    link, token = link_and_token
+    known = ProviderFactory(organization=None, last_name="Quillfeather")
+    response = Client().post(_url(token), _naming(link, known.npi, "Ida", "Quillfeather"))
+    assert response.status_code == 302
+    assert Referral.objects.get().provider == known
 
 
 def test_a_coordinator_finds_the_referral_by_the_reference_the_office_quotes(
