@@ -89,3 +89,23 @@ def format_date(value: Any, format_string: str | None) -> str:
         if parts is not None:
             return "".join(part if isinstance(part, str) else part(value) for part in parts)
     return defaultfilters.date(value, format_string)
+
+
+# A day further than this from today shows its year: "due Jan 2" must not pass for this
+# coming January when it is a typo's year, nor last year's for this year's.
+NEAR_DAYS = 182
+
+
+def near_date(value: Any, format_string: str = "M j") -> str:
+    """A day as lists show it (month and day), with the year when it is not within half
+    a year of today. Aware datetimes in the current time zone."""
+    if value in (None, ""):
+        return ""
+    from django.utils import timezone
+
+    if isinstance(value, datetime) and timezone.is_aware(value):
+        value = timezone.localtime(value)
+    day = value.date() if isinstance(value, datetime) else value
+    if abs((day - timezone.localdate()).days) > NEAR_DAYS:
+        format_string += ", Y"
+    return format_date(value, format_string)

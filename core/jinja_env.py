@@ -27,7 +27,7 @@ from django.utils import timezone
 from django_htmx.jinja import htmx_script
 from jinja2 import Environment, pass_context
 
-from core.dateformat import format_date
+from core.dateformat import format_date, near_date
 from core.phones import dial_link
 from core.templatetags.elapsed import elapsed
 from core.templatetags.people import person
@@ -109,6 +109,7 @@ def environment(**options: Any) -> Environment:
     )
     env.filters.update(
         date=date,
+        near_date=near_date,
         elapsed=elapsed,
         person=person,
         status_colour=status_colour,

@@ -56,3 +56,23 @@ def test_the_jinja_filter_shows_local_time_and_blank_for_nothing(settings):
     assert jinja_date(moment, "M j, Y g:i a") == "Jul 4, 2026 12:30 p.m."
     assert jinja_date(None, "M j") == ""
     assert jinja_date(date(2026, 5, 1), "D M j") == "Fri May 1"
+
+
+def test_a_day_shows_its_year_when_it_is_not_within_half_a_year_of_today():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from core.dateformat import near_date
+
+    today = timezone.localdate()
+    soon, far, past = (
+        today + timedelta(days=40),
+        today + timedelta(days=400),
+        today - timedelta(days=200),
+    )
+    assert near_date(today) == f"{today:%b} {today.day}"
+    assert near_date(soon) == f"{soon:%b} {soon.day}"
+    assert near_date(far) == f"{far:%b} {far.day}, {far.year}"
+    assert near_date(past, "D M j") == f"{past:%a %b} {past.day}, {past.year}"
+    assert near_date(None) == ""

@@ -320,3 +320,10 @@ def test_a_task_due_far_away_is_refused_with_the_range(client_for, liaison, due_
     assert response.status_code == 200
     assert "Due: choose a date between Jan 1, 2000 and" in response.content.decode()
     assert not Task.objects.exists()
+
+
+def test_a_task_due_years_away_shows_its_year_in_the_lists(client_for, liaison):
+    due = timezone.localdate() + timedelta(days=3 * 365)
+    TaskFactory(assignee=liaison, title="Renew the Qorvane agreement", due_on=due)
+    page = client_for(liaison).get(reverse("outreach:task_list")).content.decode()
+    assert f"due {due:%a %b} {due.day}, {due.year}" in page
