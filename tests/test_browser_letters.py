@@ -62,7 +62,12 @@ def test_a_coordinator_marks_a_fax_sent_from_the_print_queue(page: Any) -> None:
     expect(page.get_by_text("Thank you for referring R.O.")).to_be_visible()
     # One tap asks first: a letter marked sent leaves the queue for good.
     asked: list[str] = []
-    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+
+    def decline(dialog: Any) -> None:
+        asked.append(dialog.message)
+        dialog.dismiss()
+
+    page.once("dialog", decline)
     page.get_by_role("button", name="Mark faxed").click()
     expect(page.get_by_role("button", name="Mark faxed")).to_be_visible()
     assert asked and asked[0].startswith("Was it faxed?")
