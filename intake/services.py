@@ -207,6 +207,18 @@ def _provider_for(link: IntakeLink, new_provider: NewProvider) -> tuple[Provider
     return provider, True
 
 
+def shown_name(name: str | None, limit: int = 200) -> str:
+    """An uploaded file's name as kept for showing it: a name longer than the column
+    loses letters from its middle, never its extension (what it is)."""
+    name = str(name or "")
+    if len(name) <= limit:
+        return name
+    stem, dot, extension = name.rpartition(".")
+    if not dot or len(extension) > 10:
+        return name[: limit - 1] + "…"
+    return f"{stem[: limit - len(extension) - 2]}….{extension}"
+
+
 def _name_key(name: str) -> str:
     """A last name as compared across records: no case, accents, spaces or punctuation."""
     bare = unicodedata.normalize("NFKD", name.casefold())
@@ -256,7 +268,7 @@ def attachments_save(
                 ReferralAttachment(
                     referral=referral,
                     content_type=content_type,
-                    original_name=str(upload.name or "")[:200],
+                    original_name=shown_name(upload.name),
                     size=upload.size or 0,
                     uploaded_by=actor,
                 ),
@@ -310,7 +322,7 @@ def documents_stage(
     for upload, content_type in documents:
         staged = StagedDocument(
             content_type=content_type,
-            original_name=str(upload.name or "")[:200],
+            original_name=shown_name(upload.name),
             size=upload.size or 0,
         )
         staged.set_owner(owner)

@@ -19,6 +19,7 @@ from django.http import HttpRequest, HttpResponse, QueryDict
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from PIL import Image
 
 from intake.models import IntakeLink, ReferralAttachment, StagedDocument
 from intake.services import documents_stage
@@ -59,11 +60,34 @@ def check_upload(upload: UploadedFile) -> str:
     upload.seek(0)
     for signature, kind in SIGNATURES:
         if head.startswith(signature):
+            if not _readable(upload, kind):
+                raise ValidationError(
+                    f"“{_shown_name(upload)}” starts like a {kind.split('/')[1].upper()} "
+                    "file but cannot be read as one (damaged, or cut short): scan or save "
+                    "it again."
+                )
             return kind
     raise ValidationError(
         f"“{_shown_name(upload)}” is not a PDF, PNG, JPEG or TIFF file "
         "(checked by its content, not its name)."
     )
+
+
+def _readable(upload: UploadedFile, kind: str) -> bool:
+    """Whether the document is whole: an image's structure checks out (Pillow reads its
+    headers and chunks without decoding the pixels), a PDF has its end-of-file mark."""
+    try:
+        if kind == "application/pdf":
+            size = upload.size or 0
+            upload.seek(max(0, size - 2048))
+            return b"%%EOF" in upload.read()
+        with Image.open(upload) as image:
+            image.verify()
+        return True
+    except Exception:
+        return False
+    finally:
+        upload.seek(0)
 
 
 class MultipleFileInput(forms.ClearableFileInput):

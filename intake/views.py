@@ -105,8 +105,9 @@ def link_revoke(request: AuthedRequest, pk: int) -> HttpResponse:
     return redirect("intake:organization_links", pk=link.organization_id)
 
 
-def _refused(request: HttpRequest, refusal: IntakeRefused) -> HttpResponse:
+def _refused(request: HttpRequest, refusal: IntakeRefused, *, heading: str = "") -> HttpResponse:
     context = {
+        "heading": heading,
         "message": refusal.message,
         "practice_name": settings.PRACTICE_NAME,
         "practice_phone": settings.PRACTICE_PHONE,
@@ -174,9 +175,22 @@ def public_submitted(request: HttpRequest, token: str, reference: str) -> HttpRe
         link = check_intake_link(token)
     except IntakeRefused as refusal:
         return _refused(request, refusal)
-    submission = IntakeSubmission.objects.filter(link=link, reference=reference[:8]).first()
+    submission = (
+        IntakeSubmission.objects.filter(link=link, reference=reference).first()
+        if len(reference) <= 8
+        else None
+    )
     if submission is None:
-        raise Http404
+        # The office has no account: its own page, not the staff's "back to the dashboard".
+        return _refused(
+            request,
+            IntakeRefused(
+                "We have no referral with that reference from this link. If you sent one, "
+                "call us with the patient's name and we will find it.",
+                status=404,
+            ),
+            heading="Referral not found",
+        )
     return render(
         request,
         "intake/office_submitted.html",

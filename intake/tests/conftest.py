@@ -1,15 +1,26 @@
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from intake.services import intake_link_create
 from partners.factories import OrganizationFactory, ProviderFactory
 
 PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+def image(kind: str) -> bytes:
+    """A small real image of this kind (PNG, JPEG, TIFF): uploads are read to the end."""
+    buffer = io.BytesIO()
+    Image.new("L", (8, 8), color=200).save(buffer, format=kind)
+    return buffer.getvalue()
+
+
+PNG = image("PNG")
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from audit.models import PatientDataAccess
 from intake.models import ReferralAttachment
-from intake.tests.conftest import PDF, PNG, office_form_data, stored_files
+from intake.tests.conftest import PDF, PNG, image, office_form_data, stored_files
 from partners.factories import ProviderFactory
 from referrals.factories import ReferralFactory, referral_form_data
 from referrals.models import Referral
@@ -16,8 +16,8 @@ from referrals.services.workflow import referral_log
 
 pytestmark = pytest.mark.django_db
 
-JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 32
-TIFF = b"II*\x00" + b"\x00" * 32
+JPEG = image("JPEG")
+TIFF = image("TIFF")
 
 
 def _logged(**kwargs):
@@ -217,3 +217,33 @@ def test_the_intake_form_still_requires_its_csrf_token(link_and_token):
     form = office.get(reverse("intake:public_form", args=[token]))
     data = office_form_data(link.organization, csrfmiddlewaretoken=form.context["csrf_token"])
     assert office.post(reverse("intake:public_form", args=[token]), data).status_code == 302
+
+
+def test_a_very_long_file_name_keeps_its_extension():
+    from intake.services import shown_name
+
+    long_name = "scan-" + "x" * 400 + ".pdf"
+    kept = shown_name(long_name)
+    assert len(kept) == 200 and kept.endswith("….pdf") and kept.startswith("scan-xxx")
+    assert shown_name("referral.pdf") == "referral.pdf"
+    assert shown_name("y" * 300) == "y" * 199 + "…"
+    assert shown_name(None) == ""
+
+
+@pytest.mark.parametrize(
+    ("content", "name"),
+    [
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, "scan.png"),  # the signature and nothing else
+        (PNG[: len(PNG) // 2], "cut.png"),
+        (b"\xff\xd8\xff\xe0" + b"\x00" * 32, "photo.jpg"),
+        (b"%PDF-1.4\n1 0 obj <<>> endobj\n", "cut.pdf"),  # no end-of-file mark
+    ],
+)
+def test_a_document_that_only_starts_right_is_refused_as_damaged(content, name):
+    from django.core.exceptions import ValidationError
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from intake.uploads import check_upload
+
+    with pytest.raises(ValidationError, match="cannot be read as one"):
+        check_upload(SimpleUploadedFile(name, content))

@@ -316,6 +316,15 @@ def test_the_confirmation_page_needs_the_matching_link(link_and_token, office, c
         Client().get(reverse("intake:public_submitted", args=[other_token, reference])).status_code
         == 404
     )
+    # Only the reference itself: not with anything after it.
+    padded = Client().get(reverse("intake:public_submitted", args=[token, reference + "XXXX"]))
+    assert padded.status_code == 404
+    page = padded.content.decode()
+    # The office's own page, with who to call, not the staff's.
+    assert "Referral not found" in page and "We have no referral with that reference" in page
+    assert "dashboard" not in page.lower()
+    ok = Client().get(reverse("intake:public_submitted", args=[token, reference]))
+    assert ok.status_code == 200
 
 
 def test_an_office_cannot_credit_another_office_s_provider_by_typing_their_npi(link_and_token):
