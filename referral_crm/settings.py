@@ -457,6 +457,7 @@ REST_FRAMEWORK = {
     # JSON only: no browsable API pages (their forms and scripts are not the product).
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "interop.api.negotiation.SaysWhichFormats",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     # Budgets per token (interop.throttling), for the REST API and the FHIR facade.

@@ -120,3 +120,15 @@ def test_the_openapi_schema_describes_the_api_and_only_it(db: None) -> None:
         "type": "http",
         "scheme": "bearer",
     }
+
+
+def test_a_format_the_api_does_not_offer_is_refused_naming_it(
+    manager: User, api_client_for: ClientFor
+) -> None:
+    client = api_client_for(manager)
+    refused = client.get("/api/v1/partners/", {"format": "xml"})
+    assert refused.status_code == 406
+    assert refused.json() == {
+        "detail": "format=xml is not offered: this API answers in json (leave format out)."
+    }
+    assert client.get("/api/v1/partners/", {"format": "json"}).status_code == 200
