@@ -130,9 +130,26 @@ def reciprocity_over_time(
             {
                 "period": period,
                 "label": period.strftime("%b %Y" if kind == "month" else "%Y"),
+                "part": _part_covered(period, kind, since, until),
                 "received": row["received"],
                 "sent": row["sent"],
                 "balance": row["sent"] - row["received"],
             }
         )
     return kind, result
+
+
+def _part_covered(period: date, kind: str, since: date, until: date) -> str:
+    """The days of a month (or year) the period covers, when not all of them: "Dec 4 to
+    31". A part-month's few referrals must not read as a quiet month."""
+    if kind == "month":
+        following = date(period.year + period.month // 12, period.month % 12 + 1, 1)
+    else:
+        following = date(period.year + 1, 1, 1)
+    last = following - timedelta(days=1)
+    first_day, last_day = max(period, since), min(last, until)
+    if (first_day, last_day) == (period, last):
+        return ""
+    if kind == "month":
+        return f"{first_day:%b} {first_day.day} to {last_day.day}"
+    return f"{first_day:%b} {first_day.day} to {last_day:%b} {last_day.day}"

@@ -60,6 +60,24 @@ def test_every_month_of_the_period_is_listed_with_its_counts_and_quiet_months_as
     assert [(r["received"], r["sent"]) for r in mine] == [(2, 0), (0, 0), (0, 1)]
 
 
+def test_months_the_period_covers_only_in_part_say_which_days(client_for, manager):
+    _, rows = reciprocity_over_time(since=date(2025, 12, 4), until=date(2026, 2, 10))
+    assert [(r["label"], r["part"]) for r in rows] == [
+        ("Dec 2025", "Dec 4 to 31"),
+        ("Jan 2026", ""),
+        ("Feb 2026", "Feb 1 to 10"),
+    ]
+    _, whole = reciprocity_over_time(since=date(2026, 1, 1), until=date(2026, 2, 28))
+    assert [r["part"] for r in whole] == ["", ""]
+    page = client_for(manager).get(
+        reverse("referrals:reciprocity"), {"since": "2025-12-04", "until": "2026-02-10"}
+    )
+    table = page.content.decode().split('data-testid="flow-table"')[1].split("</table>")[0]
+    assert "Dec 2025 <span" in table and "(Dec 4 to 31 only)" in table
+    assert "Jan 2026</th>" in table
+    assert "Dec 2025*" in _svg(page.content.decode())
+
+
 def test_a_long_period_is_shown_year_by_year_from_the_first_to_the_last_year_with_data():
     provider = ProviderFactory()
     _referral(provider, date(2021, 6, 1))

@@ -126,7 +126,8 @@ def _reciprocity_over_time(period: ReciprocityForm) -> dict[str, Any]:
             f"Referrals received from and sent to {who}, per {kind}: "
             + "; ".join(f"{r['label']}: {r['received']} received, {r['sent']} sent" for r in rows)
         ),
-        labels=[row["label"] for row in rows],
+        # A period that covers part of a month marks it (the table says which days).
+        labels=[row["label"] + ("*" if row["part"] else "") for row in rows],
         series=[
             ("Received", [row["received"] for row in rows]),
             ("Sent", [row["sent"] for row in rows]),
