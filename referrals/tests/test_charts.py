@@ -169,6 +169,15 @@ def test_one_partner_over_time_is_reached_from_its_row(client_for, manager):
     assert f'name="provider" value="{ours.pk}"' in page
 
 
+def test_a_partner_over_time_from_page_two_keeps_page_two(client_for, manager):
+    today = timezone.localdate()
+    for _ in range(27):
+        _referral(ProviderFactory(), today)
+    page = client_for(manager).get(reverse("referrals:reciprocity"), {"page": 2}).content.decode()
+    links = re.findall(r'href="\?([^"]*)#flow-heading"', page)
+    assert links and all(link.endswith("&amp;page=2") for link in links)
+
+
 def test_a_bad_partner_is_reported_not_crashed_on(client_for, manager):
     response = client_for(manager).get(reverse("referrals:reciprocity"), {"provider": "nope"})
     assert response.status_code == 200
