@@ -26,9 +26,14 @@ class FhirJsonRenderer(JSONRenderer):
     ensure_ascii = False
 
 
+# The _format values that name JSON (http://hl7.org/fhir/R4/http.html#mime-type).
+JSON_FORMATS = frozenset({"json", "application/json", FHIR_JSON, "application/json+fhir"})
+
+
 class FhirNegotiation(BaseContentNegotiation):
     """One format out: FHIR JSON, whatever the Accept header asks for (a client asking for
-    XML gets JSON rather than a 406 it could not read either)."""
+    XML gets JSON rather than a 406 it could not read either). A `_format` parameter is
+    an explicit request: one that is not JSON is a 406 saying so, as FHIR asks."""
 
     def select_parser(self, request: Request, parsers: list[BaseParser]) -> BaseParser | None:
         return parsers[0] if parsers else None
@@ -36,6 +41,12 @@ class FhirNegotiation(BaseContentNegotiation):
     def select_renderer(
         self, request: Request, renderers: list[BaseRenderer], format_suffix: str | None = None
     ) -> tuple[BaseRenderer, str]:
+        asked = request.query_params.get("_format")
+        if asked is not None and asked.split(";")[0].strip().lower() not in JSON_FORMATS:
+            raise exceptions.NotAcceptable(
+                f"_format={asked[:40]} is not offered: this server answers in FHIR JSON "
+                "(_format=json, or leave it out)."
+            )
         return renderers[0], renderers[0].media_type
 
 

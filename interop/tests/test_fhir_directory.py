@@ -88,6 +88,24 @@ def test_practitioners_are_found_by_npi_and_by_name(
     assert by_name["entry"][0]["fullUrl"].endswith(f"/fhir/r4/Practitioner/{ana.pk}")
 
 
+def test_a_format_asked_for_by_name_is_json_or_a_406_saying_so(
+    coordinator: User, api_client_for: ClientFor
+) -> None:
+    ProviderFactory.create()
+    client = api_client_for(coordinator)
+    search = reverse("fhir:practitioner_search")
+    for asked in ("json", "application/fhir+json", "application/json+fhir"):
+        assert client.get(search, {"_format": asked}).json()["resourceType"] == "Bundle"
+    for asked in ("xml", "application/fhir+xml", "ttl"):
+        refused = client.get(search, {"_format": asked})
+        assert refused.status_code == 406
+        assert refused.json()["resourceType"] == "OperationOutcome"
+        assert f"_format={asked} is not offered" in outcome_text(refused)
+    # An Accept header for XML still gets JSON: the one format this server speaks.
+    lenient = client.get(search, HTTP_ACCEPT="application/fhir+xml")
+    assert lenient.status_code == 200
+
+
 def test_searches_page_with_count_and_next_links(
     coordinator: User, api_client_for: ClientFor
 ) -> None:
