@@ -33,7 +33,10 @@ def within_reach(value: date | datetime, label: Any) -> Any:
     """A date or moment between EARLIEST and YEARS_AHEAD years from today."""
     day = timezone.localtime(value).date() if isinstance(value, datetime) else value
     today = timezone.localdate()
-    latest = today.replace(year=today.year + YEARS_AHEAD, day=min(today.day, 28))
+    try:
+        latest = today.replace(year=today.year + YEARS_AHEAD)
+    except ValueError:  # February 29th, five years on
+        latest = today.replace(year=today.year + YEARS_AHEAD, day=28)
     if not EARLIEST <= day <= latest:
         raise forms.ValidationError(
             f"{label}: choose a date between {EARLIEST:%b %-d, %Y} and {latest:%b %-d, %Y} "
