@@ -17,7 +17,10 @@ def render_page(
     """Render `template`, or for an htmx request only the region it redraws: for a Django
     template, its `{% partialdef partial %}`; for a Jinja2 page, `partial` is the template
     the page includes for that region ("referrals/queue_results.html")."""
-    if not getattr(request, "htmx", False):
+    htmx = getattr(request, "htmx", None)
+    # Back to a page htmx changed in place: the whole page (its filter form as the address
+    # says), never a region swapped in for the whole body.
+    if not htmx or htmx.history_restore_request:
         name = template
     else:
         name = partial if partial.endswith(".html") else f"{template}#{partial}"

@@ -107,3 +107,32 @@ def test_one_long_word_typed_into_a_referral_wraps_on_a_phone(
     expect(page.locator("dt", has_text="Reason")).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     assert page.problems == []
+
+
+def test_the_export_and_the_back_button_follow_the_filters_changed_in_place(
+    page: Any,  # noqa: F811 - the fixture imported above
+) -> None:
+    from playwright.sync_api import expect
+
+    UserFactory(username="cora", role=Role.COORDINATOR)
+    for _ in range(2):
+        _log(provider=ProviderFactory.create(in_network=True), direction="outbound")
+    for _ in range(3):
+        _log(provider=ProviderFactory.create())
+    page.set_viewport_size({"width": 1366, "height": 768})
+    sign_in(page, "cora")
+    page.goto("/referrals/")
+    expect(_rows(page)).to_have_count(5)
+    page.locator("summary", has_text="Filters").click()
+    page.get_by_label("Direction").select_option("outbound")
+    expect(_rows(page)).to_have_count(2)
+    # The export is the list on the screen, not the one the page first opened with.
+    expect(page.locator("#queue-export")).to_have_count(1)
+    assert "direction=outbound" in page.locator("#queue-export").get_attribute("href")
+    page.get_by_label("Direction").select_option("")
+    expect(_rows(page)).to_have_count(5)
+    page.go_back()
+    expect(_rows(page)).to_have_count(2)
+    # Back, the form shows the filter the list was made with.
+    expect(page.get_by_label("Direction")).to_have_value("outbound")
+    assert page.problems == []

@@ -473,3 +473,30 @@ def test_the_queues_next_page_is_still_the_open_referrals(client_for, coordinato
     second = client.get(reverse("referrals:list"), {"page": "2"}).content.decode()
     assert f"{PAGE_SIZE + 2} in all" in first
     assert f"{PAGE_SIZE + 2} in all" in second and "Page 2 of 2" in second
+
+
+def test_a_filter_change_in_place_sends_the_export_link_for_the_list_it_draws(
+    client_for, coordinator
+):
+    client = client_for(coordinator)
+    partial = client.get(
+        reverse("referrals:list"), {"direction": "outbound", "open": "on"}, HTTP_HX_REQUEST="true"
+    ).content.decode()
+    link = re.search(r'<a id="queue-export"[^>]*>', partial)[0]
+    assert 'hx-swap-oob="true"' in link
+    assert "direction=outbound" in link and "open=on" in link
+    # The whole page has it once, in its header, without the out-of-band mark.
+    page = client.get(reverse("referrals:list"), {"direction": "outbound"}).content.decode()
+    assert page.count('id="queue-export"') == 1 and "hx-swap-oob" not in page
+
+
+def test_going_back_to_a_queue_changed_in_place_gets_the_whole_page(client_for, coordinator):
+    response = client_for(coordinator).get(
+        reverse("referrals:list"),
+        {"direction": "outbound"},
+        HTTP_HX_REQUEST="true",
+        HTTP_HX_HISTORY_RESTORE_REQUEST="true",
+    )
+    page = response.content.decode()
+    assert page.lstrip().lower().startswith("<!doctype html>")
+    assert '<option value="outbound" selected>' in page
