@@ -16,6 +16,7 @@ from core.ids import parse_id
 from core.phones import clean_us_phone
 from core.plausible import not_in_future
 from core.roles import Role
+from core.text import strip_invisible
 from intake.uploads import DocumentsField, KeepsDocumentsMixin
 from partners.models import Provider
 from partners.widgets import ProviderPicker
@@ -460,9 +461,11 @@ class BulkActionForm(forms.Form):
             raise forms.ValidationError("Choose someone to assign to or a status to move to.")
         if data.get("assign_to") and data.get("unassign"):
             raise forms.ValidationError("Assign or unassign, not both.")
-        if data.get("to_status") == Status.DECLINED and not data.get("reason", "").strip():
+        # As it will be stored: invisible characters only are no reason.
+        data["reason"] = strip_invisible(data.get("reason", "")).strip()
+        if data.get("to_status") == Status.DECLINED and not data["reason"]:
             self.add_error("reason", "Say why the selected referrals are declined.")
-        if data.get("to_status") == Status.CANCELLED and not data.get("reason", "").strip():
+        if data.get("to_status") == Status.CANCELLED and not data["reason"]:
             self.add_error("reason", "Say why the selected referrals are cancelled.")
         return data
 

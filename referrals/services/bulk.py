@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 
+from core.text import strip_invisible
 from referrals.models import Referral, Status
 from referrals.services.history import _record_assignments
 from referrals.services.workflow import referral_transition
@@ -63,9 +64,10 @@ def referral_bulk_apply(
     result = BulkResult()
     if to_status and to_status not in BULK_STATUSES:
         raise ValidationError({"to_status": "That move needs details: make it on each referral."})
-    if to_status == Status.DECLINED and not reason.strip():
+    reason = strip_invisible(reason).strip()
+    if to_status == Status.DECLINED and not reason:
         raise ValidationError({"reason": "Say why the selected referrals are declined."})
-    if to_status == Status.CANCELLED and not reason.strip():
+    if to_status == Status.CANCELLED and not reason:
         raise ValidationError({"reason": "Say why the selected referrals are cancelled."})
     locked = {
         r.pk: r

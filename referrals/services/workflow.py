@@ -136,9 +136,11 @@ def check_referral_transition(
     not_yet = referral_transition_not_yet(referral=referral, to_status=to_status, at=at)
     if not_yet:
         raise ValidationError(not_yet)
-    if to_status == Status.DECLINED and not decline_reason.strip():
+    # Checked as it will be stored: a reason of invisible characters only is no reason
+    # (the office's letter would say "The reason: " and nothing).
+    if to_status == Status.DECLINED and not strip_invisible(decline_reason).strip():
         raise ValidationError({"decline_reason": "Say why the referral is declined."})
-    if to_status == Status.CANCELLED and not cancel_reason.strip():
+    if to_status == Status.CANCELLED and not strip_invisible(cancel_reason).strip():
         raise ValidationError({"cancel_reason": "Say why the referral is cancelled."})
     if to_status == Status.SCHEDULED and appointment_at is None:
         raise ValidationError({"appointment_at": "Give the appointment date and time."})

@@ -206,3 +206,33 @@ def test_a_refused_bulk_move_names_the_status_with_the_article_that_fits(client_
         f"Left 1 referral (#{accepted.pk}) unchanged: an accepted referral cannot move to "
         "accepted.",
     ]
+
+
+def test_a_reason_of_invisible_characters_only_is_no_reason_alone_or_in_bulk(manager):
+    from django.core.exceptions import ValidationError
+
+    from referrals.services.bulk import referral_bulk_apply
+    from referrals.services.workflow import referral_log, referral_transition
+
+    invisible = "\u200b\u200b\u2060 "
+    first, second = (
+        referral_log(referral=ReferralFactory.build(provider=ProviderFactory()), actor=None)
+        for _ in range(2)
+    )
+    with pytest.raises(ValidationError) as refused:
+        referral_transition(
+            referral=first, to_status="cancelled", actor=manager, cancel_reason=invisible
+        )
+    assert "cancel_reason" in refused.value.message_dict
+    with pytest.raises(ValidationError) as refused:
+        referral_bulk_apply(
+            queryset=type(second).objects.all(),
+            versions={second.pk: second.updated_at},
+            actor=manager,
+            to_status="declined",
+            reason=invisible,
+        )
+    assert "reason" in refused.value.message_dict
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.status, second.status) == ("received", "received")
