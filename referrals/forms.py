@@ -374,6 +374,10 @@ class ReferralFilter(StyledFilterSet):
         return queryset.filter(intake_submission__reference=text.upper())
 
     def filter_open(self, queryset: Any, name: str, value: bool) -> Any:
+        # Statuses ticked are asked for by name: "Closed" with "Open only" (ticked by
+        # default) would otherwise match nothing, with nothing to say why.
+        if self.form.cleaned_data.get("status"):
+            return queryset
         return queryset.open() if value else queryset
 
     def filter_network(self, queryset: Any, name: str, value: str) -> Any:

@@ -194,10 +194,10 @@ class ReferralQuerySet(models.QuerySet["Referral"]):
             )
             .annotate(
                 sla_state=Case(
-                    # The targets are the practice's answer to those who refer to it; a
-                    # referral it sends out is the specialist's to answer.
-                    When(direction=Referral.Direction.OUTBOUND, then=Value(SlaState.ON_TRACK)),
                     When(~Q(status__in=OPEN_STATUSES), then=Value(SlaState.ENDED)),
+                    # The targets are the practice's answer to those who refer to it; an
+                    # open referral it sends out is the specialist's to answer.
+                    When(direction=Referral.Direction.OUTBOUND, then=Value(SlaState.ON_TRACK)),
                     When(
                         # Any move out of received is the first contact (referral_transition
                         # records it), so only a referral still received can be waiting for it.

@@ -500,3 +500,24 @@ def test_going_back_to_a_queue_changed_in_place_gets_the_whole_page(client_for, 
     page = response.content.decode()
     assert page.lstrip().lower().startswith("<!doctype html>")
     assert '<option value="outbound" selected>' in page
+
+
+def test_an_outbound_referral_that_ended_is_ended_not_on_track():
+    sent = ReferralFactory(direction="outbound", provider=ProviderFactory(in_network=True))
+    closed = ReferralFactory(
+        direction="outbound", provider=ProviderFactory(in_network=True), status="closed"
+    )
+    states = dict(Referral.objects.with_sla().values_list("pk", "sla_state"))
+    assert states == {sent.pk: SlaState.ON_TRACK, closed.pk: SlaState.ENDED}
+
+
+def test_statuses_ticked_are_shown_whatever_open_only_says(client_for, coordinator):
+    provider = ProviderFactory()
+    closed = ReferralFactory(provider=provider, status="closed")
+    still_open = ReferralFactory(provider=provider)
+    response = client_for(coordinator).get(
+        reverse("referrals:list"), {"status": "closed", "open": "on"}
+    )
+    shown = [int(pk) for pk in re.findall(r'data-queue-row="(\d+)"', response.content.decode())]
+    assert shown == [closed.pk]
+    assert still_open.pk not in shown
