@@ -175,7 +175,9 @@ def loop_message_prepare(*, referral_id: int, status: str) -> tuple[Task | None,
                     defaults={
                         "title": f"{verb} {provider.display_name} for referring "
                         f"{referral.patient_initials}",
-                        "due_on": due_on,
+                        # A visit recorded days late (seen_at is the appointment's time)
+                        # would make a task overdue from birth: due today at the earliest.
+                        "due_on": max(due_on, timezone.localdate()),
                         "assignee": provider.owner,
                         "provider": provider,
                     },

@@ -54,13 +54,22 @@ def test_the_thank_you_goes_to_the_owner_with_initials_only_due_in_business_days
     task, letter = loop.thank_you_prepare(referral_id=referral.pk)
 
     assert task.assignee == owner
-    assert task.due_on.isoformat() == "2026-11-30"
-    assert letter.due_on == task.due_on
+    assert letter.due_on.isoformat() == "2026-11-30"
+    # The task is due then too, unless that day has passed (recorded late): then today.
+    assert task.due_on == max(letter.due_on, timezone.localdate())
     assert letter.subject == "Thank you for referring R.O."
     assert "Dear David Wiebe, MD" in letter.body
     assert "R.O." in letter.body and "Olsen" not in letter.body and "Ruth" not in letter.body
     assert "November 25, 2026" in letter.body
     assert "Jamie Carter" in letter.body
+
+
+def test_a_visit_recorded_days_late_gets_a_thank_you_task_due_today_not_overdue():
+    seen = timezone.now() - timedelta(days=20)
+    referral = _seen_referral(seen_at=seen)
+    task, letter = loop.thank_you_prepare(referral_id=referral.pk)
+    assert task.due_on == timezone.localdate()
+    assert letter.due_on < timezone.localdate()  # the letter, late already, goes at once
 
 
 def test_preparing_twice_creates_nothing_new():
