@@ -17,8 +17,10 @@ def _record_event(
     from_status: str = "",
     to_status: str = "",
     note: str = "",
+    details: list[dict[str, str]] | None = None,
 ) -> ReferralEvent:
-    """The single writer of referral history: a status move."""
+    """The single writer of referral history: a status move, with what it decided
+    (`details`: the reason given, the appointment booked) as the history shows it."""
     return ReferralEvent.objects.create(
         referral_id=referral_id,
         kind=ReferralEvent.Kind.STATUS,
@@ -27,6 +29,7 @@ def _record_event(
         actor=actor,
         at=at,
         note=note,
+        changes=details or None,
     )
 
 

@@ -47,6 +47,31 @@ def _inquiry_follow(*, referral: Referral, from_status: str, to_status: str, at:
         )
 
 
+def _decided(
+    referral: Referral, to_status: str, booked_before: datetime | None
+) -> list[dict[str, str]]:
+    """What a move decided, for its history row: the reason the office was given, the
+    appointment booked (and the one it replaced)."""
+    reasons: dict[str, str] = {
+        Status.DECLINED: referral.decline_reason,
+        Status.CANCELLED: referral.cancel_reason,
+        Status.ON_HOLD: referral.hold_reason,
+    }
+    if reasons.get(to_status):
+        return [{"field": "Reason", "new": reasons[to_status]}]
+    if to_status == Status.SCHEDULED and referral.appointment_at:
+        detail = {"field": "Appointment", "new": _moment(referral.appointment_at)}
+        if booked_before and booked_before != referral.appointment_at:
+            detail["old"] = _moment(booked_before)
+        return [detail]
+    return []
+
+
+def _moment(value: datetime) -> str:
+    local = timezone.localtime(value)
+    return f"{local:%b} {local.day}, {local.year} {local:%-I:%M %p}"
+
+
 @transaction.atomic
 def referral_log(*, referral: Referral, actor: User | None) -> Referral:
     """Save a new referral (built by a form or an import) with its first history row."""
@@ -208,6 +233,7 @@ def referral_transition(
     told = at is not None
     at = at or timezone.now()
     from_status = locked.status
+    booked_before = locked.appointment_at
     locked.status = to_status
     fields = ["status", "updated_at"]
     if to_status == Status.DECLINED:
@@ -248,6 +274,7 @@ def referral_transition(
         actor=actor,
         at=at,
         note=note,
+        details=_decided(locked, to_status, booked_before),
     )
     if locked.direction == Referral.Direction.INBOUND:
         _inquiry_follow(referral=locked, from_status=from_status, to_status=to_status, at=at)

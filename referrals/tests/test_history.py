@@ -1,6 +1,7 @@
 """Who held a referral and what was edited: claims, reassignments, bulk assignments and
 in-place edits are rows in the referral's history, shown on its timeline."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -239,3 +240,49 @@ def test_the_detail_page_runs_the_same_queries_however_many_hands_it_passed(
     assert referral.events.count() == 7
     with django_assert_num_queries(expected):
         client.get(referral.get_absolute_url())
+
+
+def test_the_history_keeps_what_each_move_decided(client_for, coordinator):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from referrals.services.workflow import referral_transition
+
+    referral = referral_log(
+        referral=ReferralFactory.build(
+            provider=ProviderFactory(), received_at=timezone.now() - timedelta(days=2)
+        ),
+        actor=None,
+    )
+    first = timezone.localtime(timezone.now() + timedelta(days=6)).replace(
+        hour=10, minute=0, second=0, microsecond=0
+    )
+    second = first + timedelta(days=1, hours=4)
+    referral = referral_transition(
+        referral=referral,
+        to_status="on_hold",
+        actor=coordinator,
+        hold_reason="Waiting for prior auth",
+    )
+    referral = referral_transition(referral=referral, to_status="accepted", actor=coordinator)
+    referral = referral_transition(
+        referral=referral, to_status="scheduled", actor=coordinator, appointment_at=first
+    )
+    referral = referral_transition(
+        referral=referral, to_status="scheduled", actor=coordinator, appointment_at=second
+    )
+    referral_transition(
+        referral=referral,
+        to_status="cancelled",
+        actor=coordinator,
+        cancel_reason="Patient moved away",
+    )
+    page = client_for(coordinator).get(referral.get_absolute_url()).content.decode()
+    details = re.findall(r"<div class=\"small\" data-detail>(.*?)</div>", page)
+    booked = f"{first:%b} {first.day}, {first.year} 10:00 AM"
+    moved = f"{second:%b} {second.day}, {second.year} 2:00 PM"
+    assert "Reason: Waiting for prior auth" in details
+    assert f"Appointment: {booked}" in details
+    assert f"Appointment: {booked} → {moved}" in details
+    assert "Reason: Patient moved away" in details
