@@ -264,7 +264,9 @@ def referral_attachment_add(request: AuthedRequest, pk: int) -> HttpResponse:
         added = attachment_add(
             referral=referral, documents=form.cleaned_data["documents"], actor=request.user
         )
-        messages.success(request, f"{len(added)} document(s) attached.")
+        messages.success(
+            request, f"{len(added)} document{'s' if len(added) != 1 else ''} attached."
+        )
         return redirect(referral)
     return render(request, "intake/attachment_form.html", {"form": form, "referral": referral})
 

@@ -44,10 +44,11 @@ def bulk_summary(result: BulkResult, data: dict[str, Any]) -> tuple[str, list[st
                 done += f" (reason: {reason})"
             elif to_status == Status.ON_HOLD and reason:
                 done += f" (waiting for: {reason})"
+            them = "them" if len(result.applied) > 1 else "it"
             if data.get("assign_to"):
-                done += f" and assigned them to {person(data['assign_to'])}"
+                done += f" and assigned {them} to {person(data['assign_to'])}"
             elif data.get("unassign"):
-                done += " and unassigned them"
+                done += f" and unassigned {them}"
         elif data.get("assign_to"):
             done = f"Assigned {rows} to {person(data['assign_to'])}"
         else:

@@ -408,6 +408,8 @@ class Referral(models.Model):
         """The button that moves this referral to `to_status`."""
         if self.direction == self.Direction.OUTBOUND and to_status in OUTBOUND_ACTION_LABELS:
             return OUTBOUND_ACTION_LABELS[to_status]
+        if to_status == Status.SCHEDULED and self.status in (Status.SCHEDULED, Status.NO_SHOW):
+            return "Reschedule"
         return ACTION_LABELS[to_status]
 
     @property

@@ -278,7 +278,7 @@ def test_a_bulk_action_skips_and_reports_a_row_someone_else_just_changed(
         },
     )
     assert _messages(response) == [
-        f"Cancelled 1 referral (#{untouched.pk}) (reason: Sent twice) and assigned them to "
+        f"Cancelled 1 referral (#{untouched.pk}) (reason: Sent twice) and assigned it to "
         f"{coordinator.get_full_name()}.",
         f"Left 1 referral (#{changed.pk}) unchanged: "
         "changed by someone else since you loaded the page; "

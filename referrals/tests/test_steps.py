@@ -172,3 +172,13 @@ def test_a_step_taken_on_a_page_a_colleague_has_since_changed_is_refused(
     client.post(reverse("referrals:transition", args=[referral.pk]), {**cancel, "version": fresh})
     referral.refresh_from_db()
     assert referral.status == Status.CANCELLED
+
+
+def test_booking_again_is_offered_as_reschedule():
+    from referrals.models import Referral
+
+    referral = Referral(status="accepted", direction="inbound")
+    assert referral.action_label("scheduled") == "Schedule"
+    for status in ("scheduled", "no_show"):
+        referral.status = status
+        assert referral.action_label("scheduled") == "Reschedule"
