@@ -36,8 +36,9 @@ def log_out(tab: Any) -> None:
 
     tab.get_by_role("button", name="Menu").click()  # the phone's collapsed navigation
     tab.get_by_role("button", name="Log out").click()
-    # Wait for the sign-in page: a goto() while the logout is posting would cancel it.
-    expect(tab.get_by_role("button", name="Sign in")).to_be_visible()
+    # Wait for the sign-in page: a goto() while the logout is posting would cancel it. As
+    # long as any other step may take (a loaded CI machine answered the post in over 5 s).
+    expect(tab.get_by_role("button", name="Sign in")).to_be_visible(timeout=15_000)
 
 
 def test_manager_sets_up_two_factor_and_signs_in_with_it(

@@ -317,7 +317,7 @@ def test_the_confirmation_page_needs_the_matching_link(link_and_token, office, c
         == 404
     )
     # Only the reference itself: not with anything after it.
-    padded = Client().get(reverse("intake:public_submitted", args=[token, reference + "XXXX"]))
+    padded = Client().get(reverse("intake:public_submitted", args=[token, reference + "ZZZZ"]))
     assert padded.status_code == 404
     page = padded.content.decode()
     # The office's own page, with who to call, not the staff's.
