@@ -3,6 +3,7 @@ colleagues who take over a user's work."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import django_otp
@@ -10,6 +11,7 @@ from django import forms
 from django.contrib.auth.models import User
 from django.utils import timezone
 from django_otp.models import Device
+from django_otp.oath import TOTP
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -34,6 +36,22 @@ def _wait_message(device: Device) -> str | None:
         return "Too many wrong codes. Wait a little, then try again."
     when = timezone.localtime(until).strftime("%-I:%M:%S %p")
     return f"Too many wrong codes. Wait until {when}, then try again."
+
+
+def _already_used(devices: list[Device], code: str) -> bool:
+    """Whether `code` is one an app showed that has signed in already (a second tab, or
+    the same code typed again within its 30 seconds): django-otp refuses a code it has
+    accepted once, and "not right" would send the user to check their phone's clock."""
+    if not code.isdigit():
+        return False
+    for device in devices:
+        if not isinstance(device, TOTPDevice):
+            continue
+        totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+        totp.time = time.time()
+        if totp.verify(int(code), device.tolerance) and totp.t() <= device.last_t:
+            return True
+    return False
 
 
 class CodeForm(forms.Form):
@@ -80,6 +98,11 @@ class CodeForm(forms.Form):
             self.device = django_otp.verify_token(self.user, device.persistent_id, code)
             if self.device is not None:
                 return code
+        if _already_used(devices, code):
+            raise forms.ValidationError(
+                "That code has been used already. Wait for your app to show the next one "
+                "(it changes every 30 seconds), then type that."
+            )
         if code.isdigit():
             raise forms.ValidationError(
                 "That code is not right. Type the code your app shows now (it changes every "

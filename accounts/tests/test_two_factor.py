@@ -124,7 +124,7 @@ def test_signing_in_again_asks_for_the_code_and_a_code_works_once(manager: User)
     other = signed_in(manager)
     replay = other.post(reverse("accounts:verify"), {"code": code})
     assert replay.status_code == 200
-    assert "That code is not right" in replay.content.decode()
+    assert "That code has been used already" in replay.content.decode()
     assert other.get(reverse("core:dashboard")).status_code == 302
 
 
