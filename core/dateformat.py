@@ -16,6 +16,7 @@ from datetime import date, datetime
 from typing import Any
 
 from django.template import defaultfilters
+from django.utils import timezone
 
 _MONTHS = [
     "January",
@@ -101,8 +102,6 @@ def near_date(value: Any, format_string: str = "M j") -> str:
     a year of today. Aware datetimes in the current time zone."""
     if value in (None, ""):
         return ""
-    from django.utils import timezone
-
     if isinstance(value, datetime) and timezone.is_aware(value):
         value = timezone.localtime(value)
     day = value.date() if isinstance(value, datetime) else value
