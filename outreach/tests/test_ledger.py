@@ -216,13 +216,23 @@ def test_the_report_lists_every_physicians_total_with_the_share_of_the_limit(
     export = client.get(reverse("outreach:compliance_report") + f"?year={YEAR}&export=csv")
     assert export["Content-Type"] == "text/csv"
     rows = list(csv.reader(io.StringIO(export.content.decode())))
-    assert rows[0] == ["NPI", "Provider", "Office", "Year", "Total", "Limit", "Percent of limit"]
+    assert rows[0] == [
+        "NPI",
+        "Provider",
+        "Office",
+        "Year",
+        "Total",
+        "Limit",
+        "Limit set for",
+        "Percent of limit",
+    ]
     assert rows[1][1:] == [
         big.display_name,
         big.organization.name,
         str(YEAR),
         "180.00",
         "200.00",
+        str(YEAR),
         "90",
     ]
     other_year = client.get(reverse("outreach:compliance_report") + f"?year={YEAR - 1}")
@@ -373,3 +383,8 @@ def test_a_year_without_its_own_limit_is_held_to_the_nearest_one_set(liaison, cl
     assert not ActivityShare.objects.exists()
     page = client_for(manager).get(reverse("outreach:compliance_report")).content.decode()
     assert f"No limit is set for {YEAR}:</span> the {YEAR + 1} limit" in page
+    activity_log(activity=lunch("50.00"), providers=[doctor], staff=[], actor=liaison)
+    export = client_for(manager).get(reverse("outreach:compliance_report"), {"export": "csv"})
+    rows = list(csv.reader(io.StringIO(export.content.decode())))
+    # The CSV says the limit is another year's, as the page does.
+    assert rows[1][4:] == ["50.00", "100.00", str(YEAR + 1), "50"]

@@ -49,7 +49,7 @@ def compliance_report(request: AuthedRequest) -> HttpResponse:
     }[sort]
     rows = rows.order_by(*order, "pk")
     if request.GET.get("export") == "csv":
-        return _compliance_csv(rows, year=year, limit=limit)
+        return _compliance_csv(rows, year=year, limit=limit, limit_year=limit_year)
     page = paginate(request, rows)
     for provider in page:
         provider.percent = int(provider.total / limit * 100) if limit else None
@@ -75,11 +75,17 @@ def compliance_report(request: AuthedRequest) -> HttpResponse:
     )
 
 
-def _compliance_csv(rows: Any, *, year: int, limit: Decimal | None) -> HttpResponse:
+def _compliance_csv(
+    rows: Any, *, year: int, limit: Decimal | None, limit_year: int | None
+) -> HttpResponse:
+    """A row per physician; "Limit set for" names the year whose limit applies, which is
+    another year's when none was set for this one (as the page says)."""
     response = HttpResponse(content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="gifts-and-meals-{year}.csv"'
     writer = csv.writer(response)
-    writer.writerow(["NPI", "Provider", "Office", "Year", "Total", "Limit", "Percent of limit"])
+    writer.writerow(
+        ["NPI", "Provider", "Office", "Year", "Total", "Limit", "Limit set for", "Percent of limit"]
+    )
     for provider in rows.iterator(chunk_size=2000):
         writer.writerow(
             [
@@ -89,6 +95,7 @@ def _compliance_csv(rows: Any, *, year: int, limit: Decimal | None) -> HttpRespo
                 year,
                 Decimal(provider.total).quantize(ledger.CENT),
                 limit or "",
+                limit_year or "",
                 int(provider.total / limit * 100) if limit else "",
             ]
         )
