@@ -143,13 +143,16 @@ class ReferralQuerySet(models.QuerySet["Referral"]):
     def with_duplicate_flag(self) -> ReferralQuerySet:
         """Annotate `possible_duplicate`: an earlier referral of the same patient (last
         name, ignoring case and surrounding spaces, and birth date) from the same partner
-        came in within settings.DUPLICATE_WINDOW_DAYS before this one, as an office that
-        sends a referral twice makes. One index range per row shown (referral_provider_idx)."""
+        (the provider, or any provider of the same office, as the check on entry and the
+        detail page's list count it) came in within settings.DUPLICATE_WINDOW_DAYS before
+        this one, as an office that sends a referral twice makes. One index range per row
+        shown (referral_patient_match_idx: a patient's few referrals)."""
         window = timedelta(days=settings.DUPLICATE_WINDOW_DAYS)
         earlier = (
             Referral.objects.alias(last_name_key=Lower(Trim("patient_last_name")))
             .filter(
-                provider=OuterRef("provider"),
+                Q(provider=OuterRef("provider"))
+                | Q(provider__organization_id=OuterRef("provider__organization_id")),
                 patient_dob=OuterRef("patient_dob"),
                 last_name_key=Lower(Trim(OuterRef("patient_last_name"))),
                 received_at__gte=OuterRef("received_at") - window,

@@ -398,6 +398,15 @@ def test_a_referral_sent_again_by_the_same_partner_is_flagged_in_the_queue(clien
     other_partner = ReferralFactory(
         patient_last_name="Olsen", patient_dob=first.patient_dob, received_at=now
     )
+    # A colleague in the same office sending the same patient is the office sending it
+    # twice, as the check on entry says.
+    colleague = ReferralFactory(
+        provider=ProviderFactory(organization=partner.organization),
+        patient_last_name="OLSEN",
+        patient_dob=first.patient_dob,
+        received_at=now - timedelta(minutes=30),
+    )
+    assert partner.organization_id is not None
     page = client_for(coordinator).get(reverse("referrals:list")).content.decode()
     flagged = {
         int(pk)
@@ -405,7 +414,7 @@ def test_a_referral_sent_again_by_the_same_partner_is_flagged_in_the_queue(clien
             r'data-queue-row="(\d+)"[^>]*>(?:(?!</tr>).)*data-duplicate', page, re.S
         )
     }
-    assert flagged == {again.pk}
+    assert flagged == {again.pk, colleague.pk}
     assert {first.pk, other_patient.pk, other_partner.pk}.isdisjoint(flagged)
 
 
