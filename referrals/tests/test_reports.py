@@ -2,6 +2,7 @@
 
 import csv
 import io
+import re
 from datetime import date, timedelta
 
 import pytest
@@ -141,6 +142,30 @@ def test_reports_are_for_managers_not_coordinators_or_liaisons(
         assert client_for(user).get(reverse("referrals:reciprocity")).status_code == 403
         assert client_for(user).get(reverse("referrals:leakage")).status_code == 403
     assert client_for(manager).get(reverse("referrals:leakage")).status_code == 200
+
+
+def test_the_leakage_report_runs_the_same_queries_for_few_and_many_specialists(
+    client_for, manager, django_assert_num_queries
+):
+    client = client_for(manager)
+    url = reverse("referrals:leakage")
+    for _ in range(2):
+        _referral(ProviderFactory(in_network=False), direction="outbound", reason="Asked")
+    client.get(url)
+    # The totals, the reasons, the specialists' count, their page and their names.
+    with django_assert_num_queries(8) as few:
+        client.get(url)
+    busiest = ProviderFactory(in_network=False, last_name="Busiest")
+    for _ in range(3):
+        _referral(busiest, direction="outbound", reason="Asked")
+    for _ in range(30):
+        _referral(ProviderFactory(in_network=False), direction="outbound", reason="Asked")
+    with django_assert_num_queries(len(few.captured_queries)):
+        page = client.get(url).content.decode()
+    # The most-sent-to specialist first, with their count.
+    rows = re.findall(r'provider=(\d+)">(\d+)</a>', page)
+    assert rows[0] == (str(busiest.pk), "3")
+    assert len(rows) == 25  # a page of them
 
 
 def test_the_reciprocity_report_runs_the_same_queries_for_few_and_many_partners(

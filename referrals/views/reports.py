@@ -23,6 +23,11 @@ from referrals.models import Inquiry, Referral
 from referrals.selectors import reciprocity_over_time
 
 
+def _counted(provider: Provider, n: int) -> Provider:
+    provider.n = n  # type: ignore[attr-defined]
+    return provider
+
+
 @login_required
 @permission_required("referrals.view_referral_reports", raise_exception=True)
 def leakage_report(request: AuthedRequest) -> HttpResponse:
@@ -44,14 +49,17 @@ def leakage_report(request: AuthedRequest) -> HttpResponse:
     totals["known"] = known
     totals["leakage"] = totals["sent_out"] / known * 100 if known else None
     leaked = sent.filter(in_network=False)
-    # Filtering on the relation before annotating makes the count cover the leaked rows only.
+    # Counted from the period's leaked referrals alone (a join from the partners read every
+    # referral ever made: half a second at a million), then this page's specialists by id.
     by_specialist = paginate(
-        request,
-        Provider.objects.filter(referrals__in=leaked)
-        .annotate(n=Count("referrals"))
-        .order_by("-n", "pk")
-        .only("pk", "first_name", "last_name", "credential"),
+        request, leaked.values("provider").annotate(n=Count("pk")).order_by("-n", "provider")
     )
+    names = Provider.objects.only("pk", "first_name", "last_name", "credential").in_bulk(
+        [row["provider"] for row in by_specialist]
+    )
+    by_specialist.object_list = [
+        _counted(names[row["provider"]], row["n"]) for row in by_specialist
+    ]
     reasons = leaked.values("out_of_network_reason").annotate(n=Count("pk")).order_by("-n")[:10]
     drill = urlencode(
         {
