@@ -34,6 +34,15 @@ CANCEL_REASONS = [
     "The patient chose to be seen closer to home.",
     "The patient's insurance does not cover the visit here.",
 ]
+# Why a patient was sent outside the preferred network (the leakage report's reasons);
+# the blank one is a referral whose reason nobody gave (imports, integrations).
+OUT_OF_NETWORK_REASONS = [
+    "Patient asked for this specialist by name.",
+    "No in-network appointment within four weeks.",
+    "Patient's insurance requires this group.",
+    "Closer to the patient's home.",
+    "",
+]
 FIRST_NAMES = [
     "Ruth",
     "James",

@@ -77,6 +77,14 @@ def pages() -> dict[str, Any]:
         "partner 360 (typical)": reverse("partners:provider_detail", args=[typical]),
         "referral detail": reverse("referrals:detail", args=[newest // 2]),
     }
+    # The manager's reports as they open (the last twelve months): measured one at a time
+    # beside the pages, not in the throughput mix (a report is opened now and then, not
+    # clicked through all day).
+    reports = {
+        "reciprocity report": reverse("referrals:reciprocity"),
+        "leakage report": reverse("referrals:leakage"),
+        "conversion report": reverse("referrals:conversion"),
+    }
     # Signed in with both factors, as a manager must be (TWO_FACTOR_REQUIRED is on here).
     client = Client()
     client.force_login(manager)
@@ -85,7 +93,7 @@ def pages() -> dict[str, Any]:
     signed_in.save()
     client.cookies[settings.SESSION_COOKIE_NAME] = signed_in.session_key
     counts = {}
-    for name, url in urls.items():
+    for name, url in {**urls, **reports}.items():
         client.get(url)  # warm caches (content types, permissions) as a live worker has them
         with CaptureQueriesContext(connection) as queries:
             response = client.get(url)
@@ -100,7 +108,7 @@ def pages() -> dict[str, Any]:
     session.create()
     mark_verified(session, manager)
     session.save()
-    return {"urls": urls, "queries": counts, "session": session.session_key}
+    return {"urls": urls, "reports": reports, "queries": counts, "session": session.session_key}
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from bench.scale_data import (
     NULL,
     OPEN_PATHS,
     OPEN_WINDOW,
+    OUT_OF_NETWORK_REASONS,
     REASONS,
     SPECIALTIES,
     YEARS,
@@ -217,6 +218,8 @@ class Loader:
                     created,
                     str(org),
                     str(rng.choice(liaisons)),
+                    # A quarter of the partners are the preferred network's specialists.
+                    "t" if pk % 4 == 0 else "f",
                 ]
 
         self.copy(
@@ -238,6 +241,7 @@ class Loader:
                 "updated_at",
                 "organization_id",
                 "owner_id",
+                "in_network",
             ],
             providers(),
             scale.partners,
@@ -314,8 +318,16 @@ class Loader:
                 status = path[-1]
                 dob = date(1930, 1, 1) + timedelta(days=rng.randint(0, 33_000))
                 direction = "outbound" if rng.random() < 0.15 else "inbound"
+                in_network, why_out = NULL, ""
                 if direction == "inbound":
                     inquiries.append(_inquiry(pk, path, received, scheduled_at, seen, moment))
+                # About one patient sent out in five leaves the preferred network (by id, not
+                # by the generator, as the cancel reasons are).
+                elif pk * 7919 % 100 < 78:
+                    in_network = "t"
+                else:
+                    in_network = "f"
+                    why_out = OUT_OF_NETWORK_REASONS[pk % len(OUT_OF_NETWORK_REASONS)]
                 yield [
                     str(pk),
                     direction,
@@ -340,6 +352,8 @@ class Loader:
                     str(actor) if not is_open or rng.random() < 0.8 else NULL,
                     NULL,
                     str(providers[n]),
+                    in_network,
+                    why_out,
                 ]
 
         self.copy(
@@ -367,6 +381,8 @@ class Loader:
                 "assigned_to_id",
                 "created_by_id",
                 "provider_id",
+                "in_network",
+                "out_of_network_reason",
             ],
             referrals(),
             count,

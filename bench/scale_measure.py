@@ -85,6 +85,7 @@ def measure_latency(
     *,
     database_url: str | None = None,
     digits: int = 1,
+    warmup: int = 30,
 ) -> dict[str, float]:
     """One request at a time: what a user waits for on an otherwise idle server; and the
     CPU time each page view costs the app (gunicorn workers) and the database (Postgres
@@ -92,7 +93,7 @@ def measure_latency(
     """
     # Enough warm-up that every gunicorn worker has compiled this page's templates and
     # opened its database connection (a cold worker's first view costs several times more).
-    for _ in range(30):
+    for _ in range(warmup):
         _get(port, path, cookie)
     timings = []
     # Read after the warm-up requests, when gunicorn has started all its workers.
@@ -231,6 +232,20 @@ def measure(env: dict[str, str], *, workers: int, requests: int, seconds: float)
             )
             for name, url in tqdm(pages["urls"].items(), desc="latency", unit=" page")
         }
+        # A report costs far more than a page and each worker has its templates compiled
+        # by now: fewer requests, a short warm-up.
+        reports = {
+            name: measure_latency(
+                server.port,
+                url,
+                cookie,
+                max(20, requests // 5),
+                server.process.pid,
+                database_url=env["DATABASE_URL"],
+                warmup=4,
+            )
+            for name, url in tqdm(pages["reports"].items(), desc="reports", unit=" report")
+        }
         # Three runs, reported by the median: on a shared VM one run can be a third off.
         runs = [
             measure_throughput(
@@ -246,4 +261,10 @@ def measure(env: dict[str, str], *, workers: int, requests: int, seconds: float)
         }
     finally:
         server.stop()
-    return {"latency": latency, "queries": pages["queries"], "load": load, "hello": yardstick}
+    return {
+        "latency": latency,
+        "reports": reports,
+        "queries": pages["queries"],
+        "load": load,
+        "hello": yardstick,
+    }
