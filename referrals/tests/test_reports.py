@@ -119,6 +119,20 @@ def test_the_reciprocity_page_and_its_csv_show_the_same_figures(client_for, mana
     assert rows[1] == [partner.npi, "Ann Wiebe, MD", "1", "2", "1"]
 
 
+def test_the_reciprocity_totals_are_every_partners_in_the_period(client_for, manager):
+    ann, bob = ProviderFactory(), ProviderFactory()
+    _referral(ann)
+    _referral(ann, direction="outbound")
+    _referral(bob)
+    _referral(bob, days_ago=400)  # before the year shown
+    client = client_for(manager)
+    page = client.get(reverse("referrals:reciprocity")).content.decode()
+    assert 'data-testid="received">2<' in page and 'data-testid="sent">1<' in page
+    # The chart for one partner keeps the overall totals above it.
+    one = client.get(reverse("referrals:reciprocity"), {"provider": ann.pk}).content.decode()
+    assert 'data-testid="received">2<' in one and 'data-testid="sent">1<' in one
+
+
 def test_a_bad_period_is_explained_not_crashed_on(client_for, manager):
     client = client_for(manager)
     backwards = client.get(
@@ -176,8 +190,8 @@ def test_the_reciprocity_report_runs_the_same_queries_for_few_and_many_partners(
     for _ in range(2):
         _referral(ProviderFactory())
     client.get(url)
-    # One of them is the grouped per-month count behind the chart.
-    with django_assert_num_queries(7) as few:
+    # One of them is the grouped per-month count behind the chart, which gives the totals.
+    with django_assert_num_queries(6) as few:
         client.get(url)
     for _ in range(30):
         _referral(ProviderFactory(), direction="outbound")
