@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
+from statistics import median
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db.models import Count, Q
+from django.db import connection
+from django.db.models import Aggregate, Count, DurationField, F, FloatField, Func, Q
+from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Lower, Trim, Trunc
 from django.utils import timezone
 
 from core.lookups import get_for_user
 from partners.models import Provider
-from referrals.models import Referral, ReferralQuerySet
+from referrals.models import (
+    Referral,
+    ReferralQuerySet,
+    SlaState,
+    SlaTarget,
+    Status,
+    Urgency,
+)
 
 
 def get_referral_for_user(
@@ -153,3 +163,131 @@ def _part_covered(period: date, kind: str, since: date, until: date) -> str:
     if kind == "month":
         return f"{first_day:%b} {first_day.day} to {last_day.day}"
     return f"{first_day:%b} {first_day.day} to {last_day:%b} {last_day.day}"
+
+
+class _Median(Aggregate):
+    """The middle of a column's values (Postgres's percentile_cont); NULLs are left out."""
+
+    function = "PERCENTILE_CONT"
+    template = "%(function)s(0.5) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+
+def _seconds_between(start: str, end: str) -> Func:
+    return Func(
+        CombinedExpression(F(end), "-", F(start), output_field=DurationField()),
+        template="EXTRACT(EPOCH FROM %(expressions)s)",
+        output_field=FloatField(),
+    )
+
+
+def _medians_in_python(rows: ReferralQuerySet) -> dict[str, dict[str, float | None]]:
+    """Hours to first contact and days to the appointment, the middle value per urgency,
+    for a database without percentile_cont (SQLite: the demo and a laptop's tests)."""
+    contact: dict[str, list[float]] = {}
+    booked: dict[str, list[float]] = {}
+    for urgency, received, contacted, appointment in rows.values_list(
+        "urgency", "received_at", "contacted_at", "appointment_at"
+    ).iterator(chunk_size=2000):
+        if contacted is not None:
+            contact.setdefault(urgency, []).append((contacted - received).total_seconds())
+        if appointment is not None:
+            booked.setdefault(urgency, []).append((appointment - received).total_seconds())
+    return {
+        urgency: {
+            "contact_seconds": median(contact[urgency]) if urgency in contact else None,
+            "appointment_seconds": median(booked[urgency]) if urgency in booked else None,
+        }
+        for urgency in {*contact, *booked}
+    }
+
+
+def turnaround(*, start: datetime, end: datetime) -> dict[str, Any]:
+    """How fast inbound referrals received in [start, end) were answered and seen against
+    the practice's SLA targets, and how often the loop was closed, per urgency: first
+    contact on time, late or overdue now; appointment by its target day, after it, or
+    overdue now; the middle wait for each; patients seen and the share whose referring
+    office got the report. And for patients sent out: how many specialists sent their
+    consult report back. The overdue counts are the queue's own SLA states, so each links
+    to exactly those rows. Two grouped queries, and one for the targets."""
+    inbound = Referral.objects.filter(
+        direction=Referral.Direction.INBOUND, received_at__gte=start, received_at__lt=end
+    )
+    targets = SlaTarget.current()
+    counted = (
+        inbound.with_sla(targets=targets)
+        .order_by()
+        .values("urgency")
+        .annotate(
+            received=Count("pk"),
+            contact_on_time=Count("pk", filter=Q(contacted_at__lte=F("contact_due_at"))),
+            contact_late=Count("pk", filter=Q(contacted_at__gt=F("contact_due_at"))),
+            contact_overdue=Count("pk", filter=Q(sla_state=SlaState.CONTACT_OVERDUE)),
+            booked_on_time=Count(
+                "pk",
+                filter=Q(appointment_at__isnull=False)
+                & Q(appointment_day__lte=F("appointment_due_day")),
+            ),
+            booked_late=Count("pk", filter=Q(appointment_day__gt=F("appointment_due_day"))),
+            appointment_overdue=Count("pk", filter=Q(sla_state=SlaState.APPOINTMENT_OVERDUE)),
+            seen=Count("pk", filter=Q(seen_at__isnull=False)),
+            loop_closed=Count(
+                "pk",
+                filter=Q(seen_at__isnull=False, status__in=[Status.REPORT_SENT, Status.CLOSED]),
+            ),
+            report_waiting=Count("pk", filter=Q(status=Status.SEEN)),
+        )
+    )
+    postgres = connection.vendor == "postgresql"
+    if postgres:
+        counted = counted.annotate(
+            contact_seconds=_Median(_seconds_between("received_at", "contacted_at")),
+            appointment_seconds=_Median(_seconds_between("received_at", "appointment_at")),
+        )
+    by_urgency: dict[str, dict[str, Any]] = {row["urgency"]: dict(row) for row in counted}
+    if not postgres:
+        for urgency, medians in _medians_in_python(inbound).items():
+            by_urgency[urgency].update(medians)
+    rows = []
+    for urgency, label in Urgency.choices:
+        row = by_urgency.get(urgency)
+        if row is not None:
+            rows.append(_turnaround_row(row, urgency=urgency, label=label))
+            rows[-1]["target"] = targets[urgency]
+    outbound = (
+        Referral.objects.outbound()
+        .filter(received_at__gte=start, received_at__lt=end)
+        .aggregate(
+            sent=Count("pk"),
+            seen=Count("pk", filter=Q(seen_at__isnull=False)),
+            report_back=Count("pk", filter=Q(report_received_at__isnull=False)),
+            report_missing=Count(
+                "pk", filter=Q(seen_at__isnull=False, report_received_at__isnull=True)
+            ),
+        )
+    )
+    outbound["report_rate"] = _share(outbound["report_back"], outbound["seen"])
+    return {"rows": rows, "outbound": outbound}
+
+
+def _share(part: int, whole: int) -> float | None:
+    return part / whole * 100 if whole else None
+
+
+def _turnaround_row(row: dict[str, Any], *, urgency: str, label: str) -> dict[str, Any]:
+    contact_seconds = row.get("contact_seconds")
+    appointment_seconds = row.get("appointment_seconds")
+    answered = row["contact_on_time"] + row["contact_late"] + row["contact_overdue"]
+    booked = row["booked_on_time"] + row["booked_late"]
+    return {
+        **row,
+        "urgency": urgency,
+        "label": label,
+        # On time among those whose clock has run out or stopped: a referral still
+        # within its first-contact window is neither on time nor late yet.
+        "contact_rate": _share(row["contact_on_time"], answered),
+        "booked_rate": _share(row["booked_on_time"], booked + row["appointment_overdue"]),
+        "loop_rate": _share(row["loop_closed"], row["seen"]),
+        "contact_hours": None if contact_seconds is None else contact_seconds / 3600,
+        "appointment_days": None if appointment_seconds is None else appointment_seconds / 86400,
+    }

@@ -72,10 +72,11 @@ def test_a_manager_works_through_every_kind_of_page_with_no_refusal_in_the_conso
         f"/partners/offices/{office.pk}/",
         "/referrals/",
         f"/referrals/{referral.pk}/",
-        # The three reports; two of them draw SVG charts (static/css/charts.css).
+        # The four reports; two of them draw SVG charts (static/css/charts.css).
         "/referrals/reports/conversion/",
         "/referrals/reports/reciprocity/",
         "/referrals/reports/leakage/",
+        "/referrals/reports/turnaround/",
         "/outreach/tasks/",
         "/outreach/print-queue/",
         "/outreach/templates/",

@@ -162,12 +162,14 @@ class ReferralQuerySet(models.QuerySet["Referral"]):
         )
         return self.annotate(possible_duplicate=Exists(earlier))
 
-    def with_sla(self, *, now: datetime | None = None) -> ReferralQuerySet:
+    def with_sla(
+        self, *, now: datetime | None = None, targets: dict[str, SlaTarget] | None = None
+    ) -> ReferralQuerySet:
         """Annotate each referral with its first-contact and appointment deadlines and its
         SLA state, all in SQL so the queue can filter and count overdue rows. The targets
         table has one row per urgency, so it is read once and folded into a CASE."""
         now = now or timezone.now()
-        targets = SlaTarget.current()
+        targets = targets or SlaTarget.current()
         contact_due = Case(
             *(
                 When(urgency=urgency, then=F("received_at") + Value(target.first_contact))

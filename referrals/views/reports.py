@@ -1,4 +1,5 @@
-"""Referral reports: leakage, reciprocity (with its CSV) and conversion by source."""
+"""Referral reports: leakage, reciprocity (with its CSV), conversion by source, and
+turnaround (SLA targets met and loops closed)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from partners.models import Provider
 from referrals.charts import bar_chart
 from referrals.forms import PeriodForm, ReciprocityForm
 from referrals.models import Inquiry, Referral
-from referrals.selectors import reciprocity_over_time
+from referrals.selectors import reciprocity_over_time, turnaround
 
 
 def _counted(provider: Provider, n: int) -> Provider:
@@ -227,4 +228,33 @@ def _conversion_chart(rows: list[dict[str, Any]]) -> str:
         horizontal=True,
         percent=True,
         height=420,
+    )
+
+
+@login_required
+@permission_required("referrals.view_referral_reports", raise_exception=True)
+def turnaround_report(request: AuthedRequest) -> HttpResponse:
+    """Inbound referrals of a period against the SLA targets (first contact, appointment)
+    and the loop closed with each referring office; consult reports back from specialists."""
+    period = PeriodForm(request.GET)
+    if not period.is_valid():
+        return render(request, "referrals/turnaround_report.html", {"period": period})
+    start, end = period.bounds()
+    drill = {
+        "direction": "inbound",
+        "received_after": period.cleaned_data["since"].isoformat(),
+        "received_before": period.cleaned_data["until"].isoformat(),
+        "open": "",
+    }
+    report = turnaround(start=start, end=end)
+    for row in report["rows"]:
+        row["drill"] = urlencode({**drill, "urgency": row["urgency"]})
+    return render(
+        request,
+        "referrals/turnaround_report.html",
+        {
+            "period": period,
+            **report,
+            "drill": urlencode(drill),
+        },
     )
