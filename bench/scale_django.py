@@ -84,6 +84,7 @@ def pages() -> dict[str, Any]:
         "reciprocity report": reverse("referrals:reciprocity"),
         "leakage report": reverse("referrals:leakage"),
         "conversion report": reverse("referrals:conversion"),
+        "turnaround report": reverse("referrals:turnaround"),
     }
     # Signed in with both factors, as a manager must be (TWO_FACTOR_REQUIRED is on here).
     client = Client()
