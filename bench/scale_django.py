@@ -85,6 +85,7 @@ def pages() -> dict[str, Any]:
         "leakage report": reverse("referrals:leakage"),
         "conversion report": reverse("referrals:conversion"),
         "turnaround report": reverse("referrals:turnaround"),
+        "who refers report": reverse("referrals:referrers"),
     }
     # Signed in with both factors, as a manager must be (TWO_FACTOR_REQUIRED is on here).
     client = Client()

@@ -291,3 +291,81 @@ def _turnaround_row(row: dict[str, Any], *, urgency: str, label: str) -> dict[st
         "contact_hours": None if contact_seconds is None else contact_seconds / 3600,
         "appointment_days": None if appointment_seconds is None else appointment_seconds / 86400,
     }
+
+
+# The share of referrals whose senders a Pareto view counts ("80 % came from N partners").
+PARETO_SHARE = 0.8
+
+
+def referrers(*, start: datetime, end: datetime) -> dict[str, Any]:
+    """Who sent the inbound referrals of [start, end): every referring partner with their
+    count, busiest first (ties by id, so pages do not shuffle), how many partners sent
+    PARETO_SHARE of them, and the same-length period before for comparison. Grouped by
+    partner id alone, at most one row per partner; names are read for a page at a time
+    (referrer_rows)."""
+    inbound = Referral.objects.filter(
+        direction=Referral.Direction.INBOUND, received_at__gte=start, received_at__lt=end
+    )
+    counts = list(
+        inbound.order_by()
+        .values_list("provider")
+        .annotate(n=Count("pk"))
+        .order_by("-n", "provider")
+    )
+    total = sum(n for _, n in counts)
+    # How many of the busiest partners it takes to reach PARETO_SHARE of the referrals.
+    running = reaching = 0
+    for _, n in counts:
+        running += n
+        reaching += 1
+        if running >= total * PARETO_SHARE:
+            break
+    before = Referral.objects.filter(
+        direction=Referral.Direction.INBOUND,
+        received_at__gte=start - (end - start),
+        received_at__lt=start,
+    ).count()
+    return {
+        "counts": counts,
+        "total": total,
+        "partners": len(counts),
+        "pareto_partners": reaching,
+        "previous_total": before,
+        "change": (total - before) / before * 100 if before else None,
+    }
+
+
+def referrer_rows(
+    counts: list[tuple[int, int]], *, total: int, first_rank: int = 1, cumulative: int = 0
+) -> list[dict[str, Any]]:
+    """Rows of the ranking for these (partner id, count) pairs: the partner with their
+    office, the share of all referrals and the running share from the top. `cumulative`
+    is the referrals of the partners ranked above `first_rank`."""
+    partners = Provider.objects.select_related("organization").in_bulk([pk for pk, _ in counts])
+    rows = []
+    for rank, (pk, n) in enumerate(counts, start=first_rank):
+        cumulative += n
+        rows.append(
+            {
+                "rank": rank,
+                "partner": partners[pk],
+                "n": n,
+                "share": n / total * 100 if total else 0.0,
+                "cumulative": cumulative / total * 100 if total else 0.0,
+            }
+        )
+    return rows
+
+
+def referrals_by(*fields: str, start: datetime, end: datetime, limit: int = 15) -> list[Any]:
+    """Inbound referrals of [start, end) counted by a partner's fields (their specialty,
+    their office), busiest first, with how many partners sent them."""
+    return list(
+        Referral.objects.filter(
+            direction=Referral.Direction.INBOUND, received_at__gte=start, received_at__lt=end
+        )
+        .order_by()
+        .values(*fields)
+        .annotate(n=Count("pk"), partners=Count("provider", distinct=True))
+        .order_by("-n", *fields)[:limit]
+    )

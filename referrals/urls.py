@@ -13,6 +13,7 @@ urlpatterns = [
     path("reports/reciprocity/", reports.reciprocity_report, name="reciprocity"),
     path("reports/conversion/", reports.conversion_report, name="conversion"),
     path("reports/turnaround/", reports.turnaround_report, name="turnaround"),
+    path("reports/referrers/", reports.referrers_report, name="referrers"),
     path("inquiries/", inquiries.inquiry_list, name="inquiries"),
     path("inquiries/new/", inquiries.inquiry_edit, name="inquiry_create"),
     path("inquiries/<int:pk>/", inquiries.inquiry_edit, name="inquiry_update"),

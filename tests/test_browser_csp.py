@@ -72,11 +72,12 @@ def test_a_manager_works_through_every_kind_of_page_with_no_refusal_in_the_conso
         f"/partners/offices/{office.pk}/",
         "/referrals/",
         f"/referrals/{referral.pk}/",
-        # The four reports; two of them draw SVG charts (static/css/charts.css).
+        # The five reports; two of them draw SVG charts (static/css/charts.css).
         "/referrals/reports/conversion/",
         "/referrals/reports/reciprocity/",
         "/referrals/reports/leakage/",
         "/referrals/reports/turnaround/",
+        "/referrals/reports/referrers/",
         "/outreach/tasks/",
         "/outreach/print-queue/",
         "/outreach/templates/",

@@ -1,5 +1,5 @@
-"""Referral reports: leakage, reciprocity (with its CSV), conversion by source, and
-turnaround (SLA targets met and loops closed)."""
+"""Referral reports: leakage, reciprocity (with its CSV), conversion by source,
+turnaround (SLA targets met and loops closed) and who refers (with its CSV)."""
 
 from __future__ import annotations
 
@@ -9,19 +9,27 @@ from typing import Any, cast
 from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required, permission_required
+from django.core.paginator import Paginator
 from django.db.models import Count, F, Q
 from django.http import HttpResponse, QueryDict, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 
 from core.csv_cells import Echo, safe_cell
-from core.pagination import paginate
+from core.pagination import PAGE_SIZE, paginate
 from core.types import AuthedRequest
 from partners.models import Provider
 from referrals.charts import bar_chart
 from referrals.forms import PeriodForm, ReciprocityForm
 from referrals.models import Inquiry, Referral
-from referrals.selectors import reciprocity_over_time, turnaround
+from referrals.selectors import (
+    PARETO_SHARE,
+    reciprocity_over_time,
+    referrals_by,
+    referrer_rows,
+    referrers,
+    turnaround,
+)
 
 
 def _counted(provider: Provider, n: int) -> Provider:
@@ -258,3 +266,106 @@ def turnaround_report(request: AuthedRequest) -> HttpResponse:
             "drill": urlencode(drill),
         },
     )
+
+
+# Specialties and offices listed beside the ranking.
+BUSIEST = 15
+
+
+@login_required
+@permission_required("referrals.view_referral_reports", raise_exception=True)
+def referrers_report(request: AuthedRequest) -> HttpResponseBase:
+    """Who sends the practice its patients: every referring partner of a period ranked by
+    referrals with the running share (the 80/20 of referrers), growth against the period
+    before, and the referrals by specialty and by office; ?format=csv downloads the
+    ranking."""
+    period = PeriodForm(request.GET)
+    if not period.is_valid():
+        return render(request, "referrals/referrers_report.html", {"period": period})
+    start, end = period.bounds()
+    found = referrers(start=start, end=end)
+    if request.GET.get("format") == "csv":
+        return _referrers_csv(found, period)
+    page = Paginator(found["counts"], PAGE_SIZE).get_page(request.GET.get("page"))
+    above = sum(n for _, n in found["counts"][: page.start_index() - 1])
+    page.object_list = referrer_rows(
+        list(page.object_list),
+        total=found["total"],
+        first_rank=page.start_index(),
+        cumulative=above,
+    )
+    query = request.GET.copy()
+    query.pop("page", None)
+    drill = {
+        "direction": "inbound",
+        "received_after": period.cleaned_data["since"].isoformat(),
+        "received_before": period.cleaned_data["until"].isoformat(),
+        "open": "",
+    }
+    return render(
+        request,
+        "referrals/referrers_report.html",
+        {
+            "period": period,
+            **found,
+            "pareto_percent": round(PARETO_SHARE * 100),
+            "period_days": (period.cleaned_data["until"] - period.cleaned_data["since"]).days + 1,
+            "busiest": BUSIEST,
+            "page": page,
+            "drill": urlencode(drill),
+            "csv_query": urlencode({**query.dict(), "format": "csv"}),
+            "by_specialty": referrals_by(
+                "provider__specialty", start=start, end=end, limit=BUSIEST
+            ),
+            "by_office": referrals_by(
+                "provider__organization",
+                "provider__organization__name",
+                start=start,
+                end=end,
+                limit=BUSIEST,
+            ),
+        },
+    )
+
+
+def _referrers_csv(found: dict[str, Any], period: PeriodForm) -> StreamingHttpResponse:
+    writer = csv.writer(Echo())
+    header = [
+        "rank",
+        "npi",
+        "partner",
+        "specialty",
+        "office",
+        "referrals",
+        "share %",
+        "cumulative share %",
+    ]
+
+    def rows() -> Any:
+        # The partners' names a chunk at a time: a year can have thousands of referrers.
+        counts, cumulative = found["counts"], 0
+        for first in range(0, len(counts), 2000):
+            chunk = counts[first : first + 2000]
+            for row in referrer_rows(
+                chunk, total=found["total"], first_rank=first + 1, cumulative=cumulative
+            ):
+                partner = row["partner"]
+                office = partner.organization.name if partner.organization else ""
+                yield [
+                    row["rank"],
+                    partner.npi,
+                    safe_cell(partner.display_name),
+                    safe_cell(partner.specialty),
+                    safe_cell(office),
+                    row["n"],
+                    f"{row['share']:.1f}",
+                    f"{row['cumulative']:.1f}",
+                ]
+            cumulative += sum(n for _, n in chunk)
+
+    since, until = period.cleaned_data["since"], period.cleaned_data["until"]
+    response = StreamingHttpResponse(
+        (writer.writerow(row) for row in chain([header], rows())), content_type="text/csv"
+    )
+    response["Content-Disposition"] = f'attachment; filename="referrers-{since}-{until}.csv"'
+    return response
