@@ -86,6 +86,7 @@ def pages() -> dict[str, Any]:
         "conversion report": reverse("referrals:conversion"),
         "turnaround report": reverse("referrals:turnaround"),
         "who refers report": reverse("referrals:referrers"),
+        "outreach and referrals report": reverse("outreach:lift"),
     }
     # Signed in with both factors, as a manager must be (TWO_FACTOR_REQUIRED is on here).
     client = Client()

@@ -72,12 +72,13 @@ def test_a_manager_works_through_every_kind_of_page_with_no_refusal_in_the_conso
         f"/partners/offices/{office.pk}/",
         "/referrals/",
         f"/referrals/{referral.pk}/",
-        # The five reports; two of them draw SVG charts (static/css/charts.css).
+        # The reports; two of them draw SVG charts (static/css/charts.css).
         "/referrals/reports/conversion/",
         "/referrals/reports/reciprocity/",
         "/referrals/reports/leakage/",
         "/referrals/reports/turnaround/",
         "/referrals/reports/referrers/",
+        "/outreach/lift/",
         "/outreach/tasks/",
         "/outreach/print-queue/",
         "/outreach/templates/",
