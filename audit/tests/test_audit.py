@@ -13,6 +13,7 @@ from audit.services import audit_record
 from core.factories import UserFactory
 from partners.factories import ProviderFactory
 from referrals.factories import ReferralFactory
+from referrals.models import Referral
 from referrals.services.workflow import referral_log
 
 pytestmark = pytest.mark.django_db
@@ -273,3 +274,22 @@ def test_partner_360_records_the_patients_named_on_its_timeline(client_for, mana
     assert response.status_code == 200
     assert "Quixotrel" not in response.content.decode()
     assert not PatientDataAccess.objects.filter(user=liaison).exists()
+
+
+def test_referring_a_patient_out_records_its_creation(client_for, coordinator):
+    specialist = ProviderFactory(in_network=True)
+    data = {
+        "provider": specialist.pk,
+        "channel": "fax",
+        "urgency": "routine",
+        "received_at": "2026-11-20T09:15",
+        "patient_first_name": "Ruth",
+        "patient_last_name": "Olsen",
+        "patient_dob": "1950-04-02",
+        "reason": "Cardiology consult",
+    }
+    response = client_for(coordinator).post(reverse("referrals:refer_out"), data)
+    assert response.status_code == 302
+    entry = PatientDataAccess.objects.get(action=Action.CREATE)
+    assert entry.user == coordinator
+    assert entry.referral_id == Referral.objects.get().pk

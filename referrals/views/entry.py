@@ -98,7 +98,14 @@ def referral_refer_out(request: AuthedRequest) -> HttpResponse:
     form = OutboundReferralForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
-            referral = referral_log(referral=form.instance, actor=request.user)
+            with transaction.atomic():
+                referral = referral_log(referral=form.instance, actor=request.user)
+                audit_record(
+                    action=PatientDataAccess.Action.CREATE,
+                    referral_ids=[referral.pk],
+                    user=request.user,
+                    request=request,
+                )
         except ValidationError as error:
             form.add_error(None, error)
         else:
