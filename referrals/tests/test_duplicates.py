@@ -7,6 +7,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
 
+from audit.models import PatientDataAccess
 from partners.factories import OrganizationFactory, ProviderFactory
 from referrals.factories import ReferralFactory
 from referrals.models import Referral
@@ -81,6 +82,16 @@ def test_a_possible_duplicate_is_shown_before_saving_and_needs_confirmation(
     )
     assert response.status_code == 302
     assert Referral.objects.count() == 2
+
+
+def test_the_possible_duplicates_shown_are_a_read_of_their_patients_names(client_for, coordinator):
+    provider = ProviderFactory()
+    earlier = _logged(provider=provider)
+    response = client_for(coordinator).post(reverse("referrals:create"), _form_data(provider))
+    assert f"{earlier.patient_last_name}, {earlier.patient_first_name}" in response.content.decode()
+    entry = PatientDataAccess.objects.get()
+    assert (entry.user, entry.referral_id) == (coordinator, earlier.pk)
+    assert entry.action == PatientDataAccess.Action.LIST
 
 
 def test_a_new_patient_is_saved_without_any_question(client_for, coordinator):

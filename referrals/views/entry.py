@@ -10,7 +10,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 
 from audit.models import PatientDataAccess
-from audit.services import audit_record
+from audit.services import audit_names_listed, audit_record
 from core.types import AuthedRequest
 from intake.services import attachments_save, staged_documents_discard
 from intake.uploads import bounded_uploads
@@ -59,6 +59,8 @@ def referral_create(request: AuthedRequest) -> HttpResponse:
             )
         if duplicates:
             form.ask_to_confirm_duplicate()
+            # The warning names each earlier referral's patient.
+            audit_names_listed(request, [duplicate.pk for duplicate in duplicates])
         else:
             try:
                 referral = _log_with_documents(request, form)
