@@ -332,6 +332,20 @@ def test_the_preview_warns_near_the_limit_and_stops_over_it_before_saving(client
     assert client_for(UserFactory()).get(url).status_code == 403
 
 
+def test_the_preview_asks_with_only_what_it_reads_not_the_notes_or_the_csrf_token(
+    client_for, liaison
+):
+    # It is a GET: whatever it sends is in the address, and so in the server's access log.
+    visit = PlannedVisitFactory(liaison=liaison)
+    page = (
+        client_for(liaison)
+        .get(reverse("outreach:planned_visit_log", args=[visit.pk]))
+        .content.decode()
+    )
+    preview = page.split(f'id="ledger-preview-{visit.pk}"')[1].split(">")[0]
+    assert 'hx-params="occurred_at,cost,providers,staff"' in preview
+
+
 @pytest.mark.parametrize("year", ["²", "9" * 5000, "99999"])
 def test_a_yearly_limit_for_a_year_that_is_no_year_is_refused(client_for, manager, year):
     response = client_for(manager).post(
