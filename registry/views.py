@@ -186,18 +186,18 @@ def finder_add(request: AuthedRequest) -> HttpResponse:
 
 
 # --- Our locations --------------------------------------------------------------------------
+# Without raise_exception, AccessMixin still answers 403 to a signed-in user without the
+# permission, and sends a signed-out one (an idle logoff) to sign in instead.
 
 
 class LocationList(LoginRequiredMixin, PermissionRequiredMixin, ListView):
     permission_required = "registry.view_practicelocation"
-    raise_exception = True
     model = PracticeLocation
     template_name = "registry/practicelocation_list.html"
 
 
 class LocationCreate(LoginRequiredMixin, PermissionRequiredMixin, CreateView):
     permission_required = "registry.add_practicelocation"
-    raise_exception = True
     model = PracticeLocation
     form_class = PracticeLocationForm
     template_name = "registry/practicelocation_form.html"
@@ -206,7 +206,6 @@ class LocationCreate(LoginRequiredMixin, PermissionRequiredMixin, CreateView):
 
 class LocationUpdate(LoginRequiredMixin, PermissionRequiredMixin, UpdateView):
     permission_required = "registry.change_practicelocation"
-    raise_exception = True
     model = PracticeLocation
     form_class = PracticeLocationForm
     template_name = "registry/practicelocation_form.html"
@@ -215,7 +214,6 @@ class LocationUpdate(LoginRequiredMixin, PermissionRequiredMixin, UpdateView):
 
 class LocationDelete(LoginRequiredMixin, PermissionRequiredMixin, DeleteView):
     permission_required = "registry.delete_practicelocation"
-    raise_exception = True
     model = PracticeLocation
     template_name = "registry/practicelocation_confirm_delete.html"
     success_url = reverse_lazy("registry:location_list")

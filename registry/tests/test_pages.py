@@ -83,6 +83,15 @@ def test_a_liaison_sees_our_locations_but_cannot_change_them() -> None:
     assert create.status_code == 403
 
 
+@pytest.mark.parametrize("name", ["location_list", "location_create"])
+def test_a_signed_out_visitor_is_sent_to_sign_in_not_refused(name: str) -> None:
+    # Someone signed out for idle time who follows a link here: sign in, then the page.
+    response = Client().get(reverse(f"registry:{name}"))
+
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
 def test_a_missing_location_is_a_404() -> None:
     response = logged_in(Role.MANAGER).get(reverse("registry:location_update", args=[999]))
 
