@@ -99,6 +99,10 @@ class PatientDataAccess(models.Model):
         referral = apps.get_model("referrals", "Referral")
         labels = []
         for name in self.fields:
+            if name == "attachments":
+                # The referral's documents as a whole (a reverse relation, not a column).
+                labels.append("documents")
+                continue
             try:
                 labels.append(str(own_field(referral, name).verbose_name))
             except FieldDoesNotExist:

@@ -20,6 +20,8 @@ PATIENT_FIELDS = (
     "patient_phone",
     "reason",
 )
+# What an audit row may name: the patient fields, and a referral's documents as a whole.
+AUDITED_FIELDS = (*PATIENT_FIELDS, "attachments")
 
 
 def _client_ip(request: HttpRequest | None) -> str | None:
@@ -59,7 +61,7 @@ def audit_record(
         "user_id": user.pk if authenticated else None,
         "source": source,
         "action": action,
-        "fields": [name for name in fields if name in PATIENT_FIELDS],
+        "fields": [name for name in fields if name in AUDITED_FIELDS],
         "ip_address": _client_ip(request),
         "request_id": _request_id(request),
     }

@@ -5,6 +5,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core import signing
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import Count, Max
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -261,9 +262,17 @@ def referral_attachment_add(request: AuthedRequest, pk: int) -> HttpResponse:
         raise Http404
     form = AttachmentForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
-        added = attachment_add(
-            referral=referral, documents=form.cleaned_data["documents"], actor=request.user
-        )
+        with transaction.atomic():
+            added = attachment_add(
+                referral=referral, documents=form.cleaned_data["documents"], actor=request.user
+            )
+            audit_record(
+                action=PatientDataAccess.Action.CHANGE,
+                referral_ids=[referral.pk],
+                user=request.user,
+                fields=["attachments"],
+                request=request,
+            )
         messages.success(
             request, f"{len(added)} document{'s' if len(added) != 1 else ''} attached."
         )

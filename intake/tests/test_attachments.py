@@ -135,6 +135,17 @@ def _attachment(coordinator, client_for):
     return ReferralAttachment.objects.get()
 
 
+def test_documents_added_to_a_referral_are_audited(client_for, coordinator, manager):
+    attachment = _attachment(coordinator, client_for)
+    entry = PatientDataAccess.objects.get()
+    assert (entry.action, entry.user) == (PatientDataAccess.Action.CHANGE, coordinator)
+    assert entry.referral_id == attachment.referral_id
+    assert entry.fields == ["attachments"]
+    client_for(coordinator).get(attachment.get_download_url())
+    page = client_for(manager).get(reverse("audit:list"))
+    assert page.content.decode().count("documents</td>") == 2
+
+
 def test_a_download_is_an_attachment_with_a_neutral_name_and_is_audited(client_for, coordinator):
     attachment = _attachment(coordinator, client_for)
     response = client_for(coordinator).get(attachment.get_download_url())
