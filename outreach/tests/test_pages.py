@@ -1,10 +1,11 @@
+import re
 from datetime import timedelta
 
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from outreach.factories import TaskFactory
+from outreach.factories import PlannedVisitFactory, TaskFactory
 from outreach.models import Activity, LetterTemplate, Task
 from partners.factories import OrganizationFactory, ProviderFactory, StaffMemberFactory
 
@@ -240,7 +241,7 @@ def test_the_activity_form_keeps_a_draft_and_is_saved_in_place(client_for, liais
     client = client_for(liaison)
     url = reverse("outreach:activity_create") + f"?provider={provider.pk}"
     page = client.get(url).content.decode()
-    assert f'data-draft-key="activity-p{provider.pk}" data-draft-restore' in page
+    assert f'data-draft-key="activity-u{liaison.pk}-p{provider.pk}" data-draft-restore' in page
     saved = client.post(
         url,
         {"provider": provider.pk, "kind": "call", "occurred_at": "2026-11-20T12:00"},
@@ -249,6 +250,23 @@ def test_the_activity_form_keeps_a_draft_and_is_saved_in_place(client_for, liais
     # A success for the page's script: it drops the draft and follows the redirect.
     assert (saved.status_code, saved["HX-Redirect"]) == (204, provider.get_absolute_url())
     assert Activity.objects.get().kind == "call"
+
+
+def test_a_draft_kept_on_a_shared_device_comes_back_only_to_whoever_typed_it(
+    client_for, liaison, other_liaison
+):
+    # Drafts outlive signing out (an idle logoff must not lose them): a colleague who
+    # signs in next on the same browser must not be handed them.
+    provider = ProviderFactory(owner=liaison)
+    url = reverse("outreach:activity_create") + f"?provider={provider.pk}"
+    keys = {
+        re.search(r'data-draft-key="([^"]+)"', client_for(user).get(url).content.decode())[1]
+        for user in (liaison, other_liaison)
+    }
+    assert len(keys) == 2
+    visit = PlannedVisitFactory(liaison=liaison)
+    page = client_for(liaison).get(reverse("outreach:planned_visit_log", args=[visit.pk]))
+    assert f'data-draft-key="planned-visit-u{liaison.pk}-{visit.pk}"' in page.content.decode()
 
 
 def test_a_task_links_its_referral_and_letters_only_for_those_who_may_open_them(
