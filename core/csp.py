@@ -25,14 +25,51 @@ MAX_REPORT_BYTES = 8 * 1024
 # Reports logged per address and minute; past it they are answered 429 and not logged, so
 # a page refused in a loop (or a visitor posting junk) cannot flood the log.
 REPORTS_PER_MINUTE = 30
+# The directives a report can name (CSP Level 3). A report's directive is logged only as
+# one of these: the text is the sender's, and a line break in it would forge log lines.
+DIRECTIVES = frozenset(
+    {
+        "base-uri",
+        "child-src",
+        "connect-src",
+        "default-src",
+        "fenced-frame-src",
+        "font-src",
+        "form-action",
+        "frame-ancestors",
+        "frame-src",
+        "img-src",
+        "manifest-src",
+        "media-src",
+        "object-src",
+        "prefetch-src",
+        "require-trusted-types-for",
+        "sandbox",
+        "script-src",
+        "script-src-attr",
+        "script-src-elem",
+        "style-src",
+        "style-src-attr",
+        "style-src-elem",
+        "trusted-types",
+        "webrtc",
+        "worker-src",
+    }
+)
 # Values of blocked-uri that name a kind of source rather than an address.
 SOURCE_KEYWORDS = {"inline", "eval", "wasm-eval", "data", "blob", "self", "trusted-types-policy"}
+
+
+def _printable(value: Any) -> str:
+    """The text without control characters or line separators, which would break a log
+    line in two (a forged line) or colour a terminal."""
+    return "".join(char for char in str(value or "")[:500] if char.isprintable())
 
 
 def _where(uri: Any) -> str:
     """A reported address without what could carry someone's data: a keyword as it is, a
     URL as its scheme and host (and, for our own pages, the path)."""
-    text = str(uri or "")[:500]
+    text = _printable(uri)
     if text in SOURCE_KEYWORDS or not text:
         return text or "unknown"
     parts = urlsplit(text)
@@ -43,8 +80,14 @@ def _where(uri: Any) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+def _directive(value: Any) -> str:
+    """The directive's name: older browsers send the whole directive, sources and all."""
+    words = str(value or "")[:200].split(maxsplit=1)
+    return words[0] if words and words[0] in DIRECTIVES else "unknown"
+
+
 def _page(uri: Any) -> str:
-    return urlsplit(str(uri or "")[:500]).path[:200] or "unknown"
+    return urlsplit(_printable(uri)).path[:200] or "unknown"
 
 
 def budget_key(address: str) -> str:
@@ -80,7 +123,7 @@ def csp_report(request: HttpRequest) -> HttpResponse:
     directive = report.get("effective-directive") or report.get("violated-directive") or ""
     logger.warning(
         "Content-Security-Policy refused %s from %s on %s",
-        str(directive)[:60] or "unknown",
+        _directive(directive),
         _where(report.get("blocked-uri")),
         _page(report.get("document-uri")),
     )

@@ -74,6 +74,45 @@ def test_a_kind_of_source_is_named_and_a_data_address_is_not_copied(
     assert logged(caplog)[0].split(" from ")[1].split(" on ")[0] == shown
 
 
+@pytest.mark.parametrize(
+    ("directive", "shown"),
+    [
+        ("script-src\n2026-12-04 00:00:00 ERROR django.request forged", "script-src"),
+        ("script-src 'self' https://cdn.example.com", "script-src"),
+        ("Ruth Olsen", "unknown"),
+        ("olsen", "unknown"),
+        ("\x1b[31mimg-src", "unknown"),
+    ],
+)
+def test_the_directive_is_logged_as_a_name_only_so_a_report_cannot_forge_log_lines(
+    caplog: Any, directive: str, shown: str
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="referral_crm.csp"):
+        send(report(**{"effective-directive": directive, "violated-directive": directive}))
+
+    assert logged(caplog) == [
+        f"Content-Security-Policy refused {shown} from https://cdn.example.com on /referrals/"
+    ]
+
+
+def test_addresses_are_logged_without_characters_that_break_or_colour_a_log_line(
+    caplog: Any,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="referral_crm.csp"):
+        send(
+            report(
+                **{
+                    "document-uri": "https://crm.example.org/a\x0bb\u2028c\x1b[31m/d",
+                    "blocked-uri": "https://cdn\x0c.example.com\x85/lib.js",
+                }
+            )
+        )
+
+    assert logged(caplog) == [
+        "Content-Security-Policy refused script-src-elem from https://cdn.example.com on /abc[31m/d"
+    ]
+
+
 def test_a_signed_in_user_owing_a_second_factor_still_gets_the_report_through(
     client_for: Any, manager: Any, settings: Any, caplog: Any
 ) -> None:
