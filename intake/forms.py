@@ -14,6 +14,7 @@ from intake.services import NewProvider
 from intake.uploads import DocumentsField, KeepsDocumentsMixin
 from partners.models import Organization, Provider
 from partners.widgets import ProviderPicker
+from referrals.forms import no_autofill
 from referrals.models import REASON_MAX_LENGTH, Referral
 from registry.models import RegistryProvider
 
@@ -108,6 +109,7 @@ class OfficeReferralForm(KeepsDocumentsMixin, forms.ModelForm):
 
     def __init__(self, *args: Any, organization: Organization, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        no_autofill(self)
         self.providers = {str(p.pk): p for p in Provider.objects.filter(organization=organization)}
         provider_choice = cast(forms.ChoiceField, self.fields["provider_choice"])
         provider_choice.choices = [

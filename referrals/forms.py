@@ -23,6 +23,21 @@ from partners.widgets import ProviderPicker
 from referrals.models import REASON_SUGGESTIONS, Inquiry, Referral, SlaState, Status
 from referrals.services.bulk import BULK_STATUSES
 
+# A patient's identity: a shared clinic workstation's browser must not offer one patient's
+# name, birth date or phone as a suggestion in the next patient's form.
+PATIENT_IDENTITY_FIELDS = (
+    "patient_first_name",
+    "patient_last_name",
+    "patient_dob",
+    "patient_phone",
+)
+
+
+def no_autofill(form: forms.BaseForm) -> None:
+    for name in PATIENT_IDENTITY_FIELDS:
+        if name in form.fields:
+            form.fields[name].widget.attrs["autocomplete"] = "off"
+
 
 def coordinator_choices() -> Any:
     return (
@@ -73,6 +88,7 @@ class ReferralForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        no_autofill(self)
         if self.instance.pk is None:
             self.initial.setdefault(
                 "received_at", timezone.localtime().replace(second=0, microsecond=0)

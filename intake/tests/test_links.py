@@ -440,3 +440,11 @@ def test_the_same_opened_form_sent_twice_is_one_referral(link_and_token):
     bad = office_client.post(_url(token), office_form_data(link.organization, form_key="x' OR 1"))
     assert bad.status_code == 200
     assert Referral.objects.count() == 2
+
+
+def test_the_office_form_keeps_patients_out_of_the_browsers_autofill(link_and_token):
+    _, token = link_and_token
+    page = Client().get(_url(token)).content.decode()
+    for name in ("patient_first_name", "patient_last_name", "patient_dob", "patient_phone"):
+        field = re.search(rf'<input[^>]*name="{name}"[^>]*>', page)
+        assert field is not None and 'autocomplete="off"' in field.group(0), name

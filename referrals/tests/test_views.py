@@ -378,3 +378,12 @@ def test_the_referral_shows_its_sla_clocks_and_a_move_redraws_them(client_for, c
     sla = re.search(r'data-testid="sla">(.*?)</ul>', ended, re.S)[1]
     assert ">Ended</span>" in sla and "On track" not in sla
     assert "Appointment target" not in sla and "past the target)" in sla
+
+
+def test_patient_fields_stay_out_of_a_shared_workstations_autofill(client_for, coordinator):
+    client = client_for(coordinator)
+    for url in (reverse("referrals:create"), reverse("referrals:refer_out")):
+        page = client.get(url).content.decode()
+        for name in ("patient_first_name", "patient_last_name", "patient_dob", "patient_phone"):
+            field = re.search(rf'<input[^>]*name="{name}"[^>]*>', page)
+            assert field is not None and 'autocomplete="off"' in field.group(0), (url, name)
