@@ -316,3 +316,33 @@ def test_a_failed_save_keeps_what_was_typed_and_says_why_and_offices_are_found_b
     assert activity.notes == "Met the new office manager; she wants our referral pads."
     assert page.evaluate("window.localStorage.length") == 0
     assert page.problems == []
+
+
+def test_a_second_tap_on_save_while_an_activity_is_saving_logs_it_once(
+    page: Any,  # noqa: F811
+) -> None:
+    from playwright.sync_api import Route, expect
+
+    jamie = UserFactory.create(username="jamie", first_name="Jamie", role=Role.LIAISON)
+    doctor = ProviderFactory.create(owner=jamie, first_name="Ana", last_name="Reyes")
+
+    page.goto("/")
+    page.get_by_label("Username").fill("jamie")
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.goto(f"/outreach/activities/new/?provider={doctor.pk}")
+    page.get_by_label("Notes").fill("Dropped off referral pads.")
+    page.get_by_label("Next step", exact=True).fill("Bring the wait-time sheet")
+
+    # A slow connection: the save is held in flight while the liaison taps again.
+    held: list[Route] = []
+    save_url = re.compile(r"/outreach/activities/new/")
+    page.route(save_url, lambda route: held.append(route))
+    save = page.get_by_role("button", name="Save activity")
+    save.click()
+    expect(save).to_be_disabled()
+    held[0].continue_()
+    expect(page.get_by_text("Visit logged.")).to_be_visible()
+    assert len(held) == 1
+    assert Activity.objects.filter(providers=doctor).count() == 1
+    assert Task.objects.filter(activity__providers=doctor).count() == 1
