@@ -95,10 +95,11 @@ def read_table(upload: IO[bytes], name: str) -> Table:
         if text is None or "\x00" in text:
             raise UnreadableFile("This does not look like a text CSV file.")
         # The header line decides the delimiter: exports from European Excel use ";".
-        header_line = text.split("\n", 1)[0]
+        # Lines may end in \r\n, \n or a bare \r (Excel for Mac's "CSV (Macintosh)").
+        header_line = next(iter(io.StringIO(text, newline="")), "")
         delimiter = max(",;\t|", key=header_line.count)
         try:
-            return _table(csv.reader(io.StringIO(text), delimiter=delimiter))
+            return _table(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
         except csv.Error as error:
             raise UnreadableFile(f"The CSV could not be read: {error}.") from error
     raise UnreadableFile("Upload a .csv or .xlsx file.")

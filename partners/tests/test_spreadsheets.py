@@ -298,3 +298,11 @@ def test_a_column_mapping_problem_is_said_once(client_for, manager):
     page = response.content.decode()
     assert page.count("is chosen twice") == 1
     assert "Please correct the fields marked below" not in page
+
+
+def test_a_csv_with_old_mac_line_endings_is_read():
+    # Excel for Mac's "CSV (Macintosh)" ends each line with a bare carriage return.
+    sheet = b'NPI,Last name,Notes\r1679576722,Reyes,"two\rlines"\r1245319599,Lund,\r'
+    table = read_table(io.BytesIO(sheet), "x.csv")
+    assert table.headers == ["NPI", "Last name", "Notes"]
+    assert table.rows == [["1679576722", "Reyes", "two\rlines"], ["1245319599", "Lund", ""]]
