@@ -14,6 +14,8 @@ from core.text import strip_invisible
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_ROWS = 20_000
+# The mapping page asks about every column; the NPPES file, the widest we expect, has 330.
+MAX_COLUMNS = 1_000
 
 
 class UnreadableFile(ValueError):
@@ -43,6 +45,10 @@ def _table(raw_rows: Iterable[Iterable[Any]]) -> Table:
     headers: list[str] | None = None
     for raw in raw_rows:
         cells = [_cell(value) for value in raw]
+        while cells and not cells[-1]:
+            cells.pop()  # a workbook formatted to its last column pads every row with blanks
+        if len(cells) > MAX_COLUMNS:
+            raise UnreadableFile(f"The file has more than {MAX_COLUMNS:,} columns.")
         if not any(cells):
             continue
         if headers is None:

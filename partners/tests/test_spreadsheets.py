@@ -306,3 +306,19 @@ def test_a_csv_with_old_mac_line_endings_is_read():
     table = read_table(io.BytesIO(sheet), "x.csv")
     assert table.headers == ["NPI", "Last name", "Notes"]
     assert table.rows == [["1679576722", "Reyes", "two\rlines"], ["1245319599", "Lund", ""]]
+
+
+def test_a_file_too_wide_to_map_is_refused_at_upload(client_for, manager):
+    # One choice per column on the mapping page: 20,000 of them never finished drawing.
+    wide = ",".join(f"c{i}" for i in range(20_000)) + "\n" + "x," * 19_999 + "x\n"
+    response = _upload(client_for(manager), wide.encode())
+    assert response.status_code == 200
+    assert "more than 1,000 columns" in response.content.decode()
+    assert not PartnerImport.objects.exists()
+
+
+def test_blank_cells_past_the_last_filled_column_do_not_count_as_columns():
+    sheet = b"NPI,Last name" + b"," * 5000 + b"\n1679576722,Reyes" + b"," * 5000 + b"\n"
+    table = read_table(io.BytesIO(sheet), "x.csv")
+    assert table.headers == ["NPI", "Last name"]
+    assert table.rows == [["1679576722", "Reyes"]]
