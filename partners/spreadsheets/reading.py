@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import IO, Any
 
+from core.csv_cells import FORMULA_STARTS
 from core.text import strip_invisible
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
@@ -37,7 +38,12 @@ def _cell(value: Any) -> str:
         return value.isoformat()
     # A NUL cannot be stored (Postgres text and JSON refuse it) and is never meant; nor are
     # the other invisible controls (a direction override would draw a name backwards).
-    return strip_invisible(str(value)).strip()
+    text = strip_invisible(str(value)).strip()
+    if text.startswith("'") and text[1:].startswith(FORMULA_STARTS):
+        # The apostrophe our export puts before a formula-like cell (see safe_cell) is not data,
+        # so an export imports back unchanged.
+        return text[1:]
+    return text
 
 
 def _table(raw_rows: Iterable[Iterable[Any]]) -> Table:

@@ -6,6 +6,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from openpyxl import Workbook, load_workbook
 
+from core.csv_cells import safe_cell
 from partners.factories import OrganizationFactory, ProviderFactory, make_npi
 from partners.models import Organization, PartnerImport, Provider
 from partners.services.imports import SYNC_IMPORT_ROWS, partner_import_apply
@@ -322,3 +323,12 @@ def test_blank_cells_past_the_last_filled_column_do_not_count_as_columns():
     table = read_table(io.BytesIO(sheet), "x.csv")
     assert table.headers == ["NPI", "Last name"]
     assert table.rows == [["1679576722", "Reyes"]]
+
+
+def test_the_apostrophe_an_export_puts_before_a_formula_like_cell_is_taken_off_on_import():
+    notes = ["- prefers fax", "=1+1", "@home visits", "+1 402 555 0101"]
+    sheet = _csv([["NPI", "Notes"], *(["1679576722", safe_cell(note)] for note in notes)])
+    assert [row[1] for row in read_table(io.BytesIO(sheet), "x.csv").rows] == notes
+    # An apostrophe before anything else is the partner's own.
+    sheet = _csv([["NPI", "Last name"], ["1679576722", "'t Hooft"]])
+    assert read_table(io.BytesIO(sheet), "x.csv").rows == [["1679576722", "'t Hooft"]]
