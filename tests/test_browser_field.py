@@ -346,3 +346,32 @@ def test_a_second_tap_on_save_while_an_activity_is_saving_logs_it_once(
     assert len(held) == 1
     assert Activity.objects.filter(providers=doctor).count() == 1
     assert Task.objects.filter(activity__providers=doctor).count() == 1
+
+
+def test_a_draft_comes_back_only_to_the_user_who_typed_it(
+    page: Any,  # noqa: F811
+) -> None:
+    from playwright.sync_api import expect
+
+    jamie = UserFactory.create(username="jamie", role=Role.LIAISON)
+    UserFactory.create(username="morgan", role=Role.MANAGER)
+    doctor = ProviderFactory.create(owner=jamie)
+
+    def sign_in(username: str) -> None:
+        page.context.clear_cookies()
+        page.goto("/")
+        page.get_by_label("Username").fill(username)
+        page.get_by_label("Password").fill(DEMO_PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.goto(f"/outreach/activities/new/?provider={doctor.pk}")
+
+    sign_in("jamie")
+    page.get_by_label("Notes").fill("Jamie's words, not yet saved.")
+
+    # A colleague signs in on the same computer: the form starts empty for them.
+    sign_in("morgan")
+    expect(page.get_by_label("Notes")).to_have_value("")
+    expect(page.locator("[data-draft-notice]")).to_be_hidden()
+
+    sign_in("jamie")
+    expect(page.get_by_label("Notes")).to_have_value("Jamie's words, not yet saved.")

@@ -163,7 +163,8 @@
     }
     box.textContent = text;
   }
-  // Drafts: a form marked data-draft-key keeps what was typed on this device until the
+  // Drafts: a form marked data-draft-key (which names the user, so a colleague signing in
+  // on the same device never gets them) keeps what was typed on this device until the
   // server has saved it, so a dropped connection or a reload in a parking lot loses nothing.
   function draftStoreKey(form) { return "draft:" + form.dataset.draftKey; }
 
