@@ -8,7 +8,7 @@ from datetime import date
 
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -35,8 +35,14 @@ def planned_visit_add(*, liaison: User, organization: Organization, day: date) -
         planned_on=day,
         position=0 if last is None else last + 1,
     )
-    visit.full_clean()
-    visit.save()
+    # A double tap's other request may have added it since the check above: the unique
+    # constraint decides, and this one returns the visit the other added.
+    visit.full_clean(validate_constraints=False)
+    try:
+        with transaction.atomic():
+            visit.save()
+    except IntegrityError:
+        return PlannedVisit.objects.get(liaison=liaison, organization=organization, planned_on=day)
     return visit
 
 

@@ -52,6 +52,22 @@ def test_adding_an_office_twice_keeps_one_visit_at_the_end_of_the_day(liaison):
     assert [(v.organization, v.position) for v in visits] == [(first, 0), (second, 1)]
 
 
+def test_a_second_add_that_raced_past_the_check_finds_the_first_visit(liaison):
+    """A double tap on "Add to plan": both requests found no visit, then the other one
+    committed first. The unique constraint decides, and the loser returns its visit."""
+    from unittest import mock
+
+    office = OrganizationFactory()
+    day = timezone.localdate()
+    first = planned_visit_add(liaison=liaison, organization=office, day=day)
+    with mock.patch("outreach.services.day_plan.PlannedVisit.objects.filter") as looked_up:
+        looked_up.return_value.first.return_value = None
+        looked_up.return_value.aggregate.return_value = {"last": 0}
+        second = planned_visit_add(liaison=liaison, organization=office, day=day)
+    assert second == first
+    assert PlannedVisit.objects.filter(liaison=liaison).count() == 1
+
+
 def test_ordering_by_route_keeps_visits_already_done_first(liaison):
     day = timezone.localdate()
     grand_island = PlannedVisitFactory(
