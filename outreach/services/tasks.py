@@ -16,3 +16,14 @@ def task_complete(*, task: Task) -> Task:
         locked.completed_at = timezone.now()
         locked.save(update_fields=["status", "completed_at"])
     return locked
+
+
+def task_keys_release_for_merge(*, survivor_id: int, duplicate_id: int) -> None:
+    """Two records of one partner are being merged: where each has an open rekindle or
+    annual-meeting task, the survivor's stays and the duplicate's is cancelled, since a
+    partner has one open task of these kinds at a time (it moves over as history)."""
+    one_open = [Task.Kind.REKINDLE, Task.Kind.ANNUAL_MEETING]
+    kept = Task.objects.open().filter(provider_id=survivor_id, kind__in=one_open)
+    Task.objects.open().filter(provider_id=duplicate_id, kind__in=kept.values("kind")).update(
+        status=Task.Status.CANCELLED
+    )

@@ -177,8 +177,10 @@ def partner_merge(
         values["notes"] = "\n\n".join(part for part in (keep.notes, gone.notes) if part)
     if isinstance(keep, Provider):
         from outreach.services.letters import letter_keys_release_for_merge
+        from outreach.services.tasks import task_keys_release_for_merge
 
         letter_keys_release_for_merge(survivor_id=keep.pk, duplicate_id=gone.pk)
+        task_keys_release_for_merge(survivor_id=keep.pk, duplicate_id=gone.pk)
     moved = _repoint(keep, gone)
     gone_pk = gone.pk
     gone.delete()  # first, so a unique NPI can move to the survivor

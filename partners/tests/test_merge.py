@@ -74,6 +74,24 @@ def test_merging_two_providers_keeps_every_piece_of_history(manager):
     assert list(survivor.merges.all()) == [merge]
 
 
+@pytest.mark.parametrize("kind", [Task.Kind.REKINDLE, Task.Kind.ANNUAL_MEETING])
+def test_two_records_each_with_an_open_reminder_merge_into_one_open_reminder(manager, kind):
+    # The nightly jobs give each record of a duplicated partner its own open task; a
+    # partner has one open task of these kinds at a time.
+    survivor, duplicate = ProviderFactory(), ProviderFactory()
+    kept = TaskFactory(provider=survivor, kind=kind)
+    extra = TaskFactory(provider=duplicate, kind=kind)
+    done = TaskFactory(provider=duplicate, kind=kind, status=Task.Status.DONE)
+
+    partner_merge(survivor=survivor, duplicate=duplicate, actor=manager)
+
+    assert list(survivor.tasks.open()) == [kept]
+    extra.refresh_from_db()
+    assert (extra.provider, extra.status) == (survivor, Task.Status.CANCELLED)
+    done.refresh_from_db()
+    assert (done.provider, done.status) == (survivor, Task.Status.DONE)
+
+
 def test_merging_offices_moves_providers_staff_and_activities_and_takes_the_npi(manager):
     survivor = OrganizationFactory(npi="")
     duplicate = OrganizationFactory(npi="1245319599")
