@@ -33,3 +33,23 @@ def test_the_dashboard_runs_the_same_queries_for_5_and_60_referrals(
     assert first.status_code == second.status_code == 200
     pipeline = {stage["status"]: stage["count"] for stage in second.context["pipeline"]}
     assert (pipeline["received"], pipeline["scheduled"]) == (21, 20)
+
+
+@pytest.mark.parametrize(
+    ("hour", "greeting"), [(8, "Good morning"), (14, "Good afternoon"), (19, "Good evening")]
+)
+def test_the_greeting_follows_the_practices_time_of_day(
+    client_for, liaison, monkeypatch, hour, greeting
+):
+    from datetime import datetime
+
+    from django.template import defaulttags
+
+    class At(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime(2026, 12, 4, hour, 30, tzinfo=tz)
+
+    monkeypatch.setattr(defaulttags, "datetime", At)
+    page = client_for(liaison).get(reverse("core:dashboard")).content.decode()
+    assert f"{greeting}, " in page
