@@ -176,6 +176,10 @@ class StaffMemberForm(forms.ModelForm):
             "notes": forms.Textarea(attrs={"rows": 3}),
         }
 
+    def clean_phone(self) -> str:
+        # As the provider and office forms check it: a number the liaison can call.
+        return clean_us_phone(self.cleaned_data["phone"])
+
 
 class ProviderFilter(StyledFilterSet):
     static_form = True

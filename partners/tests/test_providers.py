@@ -274,6 +274,18 @@ def test_staff_are_added_to_an_office(client_for, liaison):
     assert office.staff.get().display_name == "Pat Reyes"
 
 
+def test_a_staff_phone_is_written_as_the_office_form_writes_it_or_refused(client_for, liaison):
+    office = OrganizationFactory()
+    url = reverse("partners:staff_create", args=[office.pk])
+    staff = {"first_name": "Pat", "last_name": "Reyes", "role": "office_manager"}
+    response = client_for(liaison).post(url, {**staff, "phone": "call me maybe"})
+    assert response.status_code == 200
+    assert "Not a US phone number" in response.content.decode()
+    assert not office.staff.exists()
+    client_for(liaison).post(url, {**staff, "phone": "402.555.0100 ext 12"})
+    assert office.staff.get().phone == "(402) 555-0100 x12"
+
+
 def test_a_search_with_a_nul_byte_finds_by_the_rest_of_the_text(db):
     from partners.factories import ProviderFactory as Factory
     from partners.models import Provider as Model
