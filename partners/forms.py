@@ -72,6 +72,9 @@ class ProviderForm(forms.ModelForm):
                 .order_by("first_name", "last_name", "username")
             )
         self.fields["npi"].widget.attrs.update({"inputmode": "numeric", "autocomplete": "off"})
+        # An NPI pasted with a space around it must reach clean_npi whole: a box that stops
+        # at 10 characters would keep " 167957672" and the error would name the wrong digits.
+        self.fields["npi"].widget.attrs.pop("maxlength", None)
         # Imports and older clients post no preferences: they keep the defaults.
         for name in ("preferred_channel", "thank_you_by", "report_cadence"):
             self.fields[name].required = False

@@ -82,6 +82,15 @@ def test_a_bad_npi_re_renders_the_form_with_the_reason_and_keeps_the_input(
     assert not Provider.objects.exists()
 
 
+def test_an_npi_pasted_with_spaces_around_it_reaches_the_server_whole(client_for, coordinator):
+    # A box that stops at 10 characters keeps " 167957672" of a pasted " 1679576722":
+    # the browser must send all of it, for the server to trim.
+    url = reverse("partners:provider_create")
+    assert "maxlength" not in str(client_for(coordinator).get(url).context["form"]["npi"])
+    client_for(coordinator).post(url, _provider_data(npi=" 1679576722 "))
+    assert Provider.objects.get().npi == "1679576722"
+
+
 def test_a_duplicate_npi_is_refused_clearly(client_for, coordinator):
     ProviderFactory(npi="1679576722")
     response = client_for(coordinator).post(reverse("partners:provider_create"), _provider_data())
