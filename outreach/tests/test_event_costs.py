@@ -99,7 +99,7 @@ def test_the_ledger_totals_and_the_report_add_event_shares_to_lunches(client_for
     [row] = [
         r for r in csv.reader(io.StringIO(csv_export.content.decode())) if r[1] == "Ana Reyes, MD"
     ]
-    assert row[4:7] == ["80.00", "500.00", "16"]
+    assert row[4:8] == ["80.00", "500.00", str(YEAR), "16"]
 
 
 def test_recording_attendance_again_recomputes_the_shares_instead_of_adding_more(liaison):
