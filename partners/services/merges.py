@@ -8,7 +8,7 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
-from django.db.models import ManyToManyRel
+from django.db.models import Exists, ManyToManyRel, OuterRef, Q, UniqueConstraint
 from django.utils import timezone
 
 from core.meta import own_field
@@ -61,7 +61,7 @@ def _merged_value(survivor: models.Model, duplicate: models.Model, name: str) ->
 def _related_counts(instance: models.Model) -> dict[str, int]:
     # One count per related table (a fixed handful), not per row.
     counts = {}
-    for rel in instance._meta.related_objects:
+    for rel in _pointing_at(instance):
         if isinstance(rel, ManyToManyRel):
             assert rel.through is not None, "Django sets it when the models are loaded"
             through = rel.through._base_manager
@@ -71,6 +71,68 @@ def _related_counts(instance: models.Model) -> dict[str, int]:
         if n:
             counts[str(rel.related_model._meta.verbose_name_plural)] = n
     return counts
+
+
+# Rules of one row per partner that the merge settles itself before moving rows (the
+# duplicate's newsletter and summary letters give up their key; its open rekindle or
+# annual-meeting task is cancelled where the survivor has one): see partner_merge.
+SETTLED_BY_MERGE = frozenset(
+    {
+        "letter_one_per_newsletter_provider",
+        "letter_one_summary_per_provider_period",
+        "task_one_open_rekindle_per_provider",
+        "task_one_open_annual_meeting_per_provider",
+    }
+)
+
+
+def _unique_rules(model: type[models.Model]) -> list[tuple[list[str], Q | None]]:
+    """The model's one-row rules: unique fields, unique_together and unique constraints
+    on fields (with the condition a row must meet for the rule to apply)."""
+    rules: list[tuple[list[str], Q | None]] = [
+        ([field.name], None)
+        for field in model._meta.local_fields
+        if field.unique and not field.primary_key
+    ]
+    rules += [(list(together), None) for together in model._meta.unique_together]
+    for constraint in model._meta.constraints:
+        if (
+            isinstance(constraint, UniqueConstraint)
+            and constraint.fields
+            and constraint.name not in SETTLED_BY_MERGE
+        ):
+            rules.append((list(constraint.fields), constraint.condition))
+    return rules
+
+
+def _clashes(survivor: models.Model, duplicate: models.Model) -> list[str]:
+    """Rows of the duplicate that cannot point at the survivor: a one-row rule of their
+    table (one plan entry per liaison, office and day; one share of a lunch per physician;
+    one invitation per event) already holds a row of the survivor's with the same values.
+    Which of the two is right is the user's call, so the merge is refused naming them."""
+    problems = []
+    for rel in _pointing_at(duplicate):
+        if isinstance(rel, ManyToManyRel):
+            continue  # _repoint keeps one link where both records had one
+        model, key = rel.related_model, rel.field.name
+        for fields, condition in _unique_rules(model):
+            if key not in fields:
+                continue
+            others = [name for name in fields if name != key]
+            rows = model._base_manager.filter(condition or Q())
+            theirs = rows.filter(**{key: survivor}, **{name: OuterRef(name) for name in others})
+            count = rows.filter(**{key: duplicate}).filter(Exists(theirs)).count()
+            if count:
+                plural = str(model._meta.verbose_name_plural)
+                same = " and ".join(
+                    str(model._meta.get_field(name).verbose_name) for name in others
+                )
+                problems.append(
+                    f"{count} of the duplicate's {plural} and the survivor's have the same "
+                    f"{same or 'record'}, and only one may stay: change or remove the "
+                    "duplicate's first, then merge."
+                )
+    return problems
 
 
 def _check_merge(
@@ -90,6 +152,8 @@ def _check_merge(
             "they are different billing entities. If one NPI was entered by mistake, clear "
             "it on that office first."
         )
+    if survivor.pk != duplicate.pk:
+        problems += _clashes(survivor, duplicate)
     return problems
 
 
@@ -112,11 +176,26 @@ def partner_merge_preview(
     )
 
 
+def _pointing_at(record: models.Model) -> list[Any]:
+    """Every relation of another table to this record's table: the model's reverse
+    relations, hidden ones (related_name="+", as an event invitation names its provider)
+    included, which Django's related_objects leaves out; the tables Django makes for a
+    many-to-many field are reached through that field instead."""
+    return [
+        field
+        for field in record._meta.get_fields(include_hidden=True)
+        if field.auto_created
+        and not field.concrete
+        and field.related_model is not None
+        and (field.many_to_many or not field.related_model._meta.auto_created)
+    ]
+
+
 def _repoint(survivor: models.Model, duplicate: models.Model) -> dict[str, int]:
     """Every row that points at the duplicate points at the survivor afterwards. Walks the
     model's reverse relations, so tables other apps add later are carried along too."""
     moved = {}
-    for rel in duplicate._meta.related_objects:
+    for rel in _pointing_at(duplicate):
         if isinstance(rel, ManyToManyRel):
             assert rel.through is not None, "Django sets it when the models are loaded"
             through = rel.through._base_manager

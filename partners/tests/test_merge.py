@@ -154,3 +154,57 @@ def test_merging_a_record_into_itself_is_refused_with_a_message(client_for, mana
     response = client_for(manager).post(url, {"duplicate": provider.pk, "confirm": "on"})
     assert "cannot merge into itself" in response.content.decode()
     assert Provider.objects.filter(pk=provider.pk).exists()
+
+
+def test_a_merge_that_would_break_a_one_row_rule_is_refused_naming_it(client_for, manager):
+    from datetime import date
+    from decimal import Decimal
+
+    from outreach.factories import EventFactory, PlannedVisitFactory
+    from outreach.models import ActivityShare, Invitation
+
+    # Offices: one liaison planned both for the same day (one plan entry per office a day).
+    survivor, duplicate = OrganizationFactory(), OrganizationFactory()
+    day = date(2026, 12, 7)
+    planned = PlannedVisitFactory(organization=survivor, planned_on=day)
+    PlannedVisitFactory(organization=duplicate, planned_on=day, liaison=planned.liaison)
+    url = reverse("partners:organization_merge", args=[survivor.pk])
+    client = client_for(manager)
+    preview = client.get(url, {"duplicate": duplicate.pk}).content.decode()
+    assert (
+        "1 of the duplicate&#x27;s planned visits and the survivor&#x27;s have the same" in preview
+    )
+    refused = client.post(url, {"duplicate": duplicate.pk, "confirm": "on"})
+    assert refused.status_code == 200 and "only one may stay" in refused.content.decode()
+    assert Organization.objects.filter(pk=duplicate.pk).exists()
+
+    # Providers: both records shared one lunch's cost, and both were invited to one event.
+    keep, gone = ProviderFactory(), ProviderFactory()
+    lunch = ActivityFactory(kind=Activity.Kind.LUNCH)
+    for provider in (keep, gone):
+        ActivityShare.objects.create(
+            activity=lunch, provider=provider, year=2026, amount=Decimal("20.00")
+        )
+    event = EventFactory()
+    for provider in (keep, gone):
+        Invitation.objects.create(event=event, provider=provider)
+    with pytest.raises(ValidationError) as refusal:
+        partner_merge(survivor=keep, duplicate=gone, actor=manager)
+    said = " ".join(refusal.value.messages)
+    assert "gifts and meals" in said.lower() or "shares" in said.lower()
+    assert "invitations" in said.lower()
+    assert Provider.objects.filter(pk=gone.pk).exists()
+    assert ActivityShare.objects.filter(provider=gone).count() == 1
+
+
+def test_a_duplicates_event_invitations_move_to_the_survivor(manager):
+    from outreach.factories import EventFactory
+    from outreach.models import Invitation
+
+    keep, gone = ProviderFactory(), ProviderFactory()
+    event = EventFactory()
+    invited = Invitation.objects.create(event=event, provider=gone, rsvp="yes", attended=True)
+    merge = partner_merge(survivor=keep, duplicate=gone, actor=manager)
+    invited.refresh_from_db()  # not deleted with the duplicate
+    assert invited.provider_id == keep.pk and invited.attended
+    assert merge.moved.get("invitations") == 1
