@@ -94,7 +94,10 @@ def provider_update(request: AuthedRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-def provider_detail(request: AuthedRequest, pk: int) -> HttpResponse:
+def provider_detail(
+    request: AuthedRequest, pk: int, *, tier_form: TierForm | None = None
+) -> HttpResponse:
+    """The partner 360 page; `tier_form` is a refused tier change, shown again as typed."""
     provider = get_provider_for_user(request.user, pk)
     referrals = Referral.objects.for_user(request.user).filter(provider=provider)
     can_see_referrals = request.user.has_perm("referrals.view_referral")
@@ -184,7 +187,7 @@ def provider_detail(request: AuthedRequest, pk: int) -> HttpResponse:
         "reciprocity_gap": abs(figures.balance),
         "sparkline": sparkline([(f"{month:%b %Y}", count) for month, count in volume]),
         "can_see_referrals": can_see_referrals,
-        "tier_form": TierForm(initial={"tier": provider.tier}),
+        "tier_form": tier_form or TierForm(initial={"tier": provider.tier}),
         "can_edit": can_change_provider(request.user, provider),
         "can_log_activity": request.user.has_perm("outreach.add_activity"),
         "annual_meeting": annual_meeting_status(provider),
@@ -213,6 +216,8 @@ def provider_tier(request: AuthedRequest, pk: int) -> HttpResponse:
     else:
         problems = " ".join(str(e) for errors in form.errors.values() for e in errors)
         messages.error(request, f"The tier was not changed: {problems}")
+        # The page again with the form as typed (the reason too), each error by its field.
+        return provider_detail(request, pk, tier_form=form)
     return redirect(provider)
 
 

@@ -246,3 +246,20 @@ def test_the_partner_page_offers_managers_the_tier_form_with_its_current_tier(cl
     assert 'class="form-control" required aria-describedby="id_reason_helptext"' in form
     assert "kept in the partner&#39;s history" in form
     assert '<input type="date" name="pinned_until" class="form-control"' in form
+
+
+def test_a_refused_tier_change_comes_back_as_typed_with_the_error_by_its_field(client_for, manager):
+    provider = ProviderFactory(tier="C")
+    url = reverse("partners:provider_tier", args=[provider.pk])
+    response = client_for(manager).post(
+        url, {"tier": "B", "reason": "Sends us every knee now", "pinned_until": "2020-01-01"}
+    )
+    assert response.status_code == 200
+    page = response.content.decode()
+    form = page[page.index(url) :]
+    assert "Sends us every knee now" in form  # the reason typed is still there
+    assert '<option value="B" selected>' in form
+    assert 'class="form-control is-invalid"' in form
+    assert '<div class="invalid-feedback d-block">' in form
+    provider.refresh_from_db()
+    assert provider.tier == "C"
