@@ -375,3 +375,41 @@ def test_a_draft_comes_back_only_to_the_user_who_typed_it(
 
     sign_in("jamie")
     expect(page.get_by_label("Notes")).to_have_value("Jamie's words, not yet saved.")
+
+
+def test_a_second_tap_on_an_ordinary_form_while_it_is_sending_sends_it_once(
+    page: Any,  # noqa: F811
+) -> None:
+    from playwright.sync_api import Route
+
+    jamie = UserFactory.create(username="jamie", first_name="Jamie", role=Role.LIAISON)
+    doctor = ProviderFactory.create(owner=jamie, first_name="Ana", last_name="Reyes")
+    page.goto("/")
+    page.get_by_label("Username").fill("jamie")
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.goto(f"/outreach/tasks/new/?provider={doctor.pk}")
+    page.get_by_label("Title").fill("Send the new referral pads")
+
+    # Each post is counted and answered "no content", which leaves the page as it is: the
+    # form stays on screen as it does while a slow answer is on its way.
+    posts: list[str] = []
+
+    def answer(route: Route) -> None:
+        if route.request.method == "POST":
+            posts.append(route.request.url)
+            route.fulfill(status=204)
+        else:
+            route.continue_()
+
+    page.route(re.compile(r"/outreach/tasks/new/"), answer)
+    save = page.get_by_role("button", name="Add task")
+    save.click()
+    save.click()  # a double tap
+    page.wait_for_timeout(500)
+    assert len(posts) == 1
+    # Some seconds later (a download that left the page where it was) it can be sent again.
+    page.wait_for_timeout(4000)
+    save.click()
+    page.wait_for_timeout(500)
+    assert len(posts) == 2

@@ -132,6 +132,28 @@
     }
   }, true);
 
+  // A form posted the ordinary way (not by htmx, whose forms disable their own button) is
+  // sent once: a second tap while the next page loads would post it again (two tasks, two
+  // offices). Sending is allowed again after a few seconds, in case the answer was a file
+  // that left the page where it was, and when the page comes back from the history.
+  var SEND_AGAIN_AFTER_MS = 4000;
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (event.defaultPrevented || !form.matches || form.method !== "post") return;
+    if (form.closest("[hx-post],[hx-put],[hx-patch],[hx-delete],[hx-get],[hx-boost]")) return;
+    if (Date.now() - Number(form.dataset.sentAt || 0) < SEND_AGAIN_AFTER_MS) {
+      event.preventDefault();
+      return;
+    }
+    form.dataset.sentAt = String(Date.now());
+  });
+  window.addEventListener("pageshow", function (event) {
+    if (!event.persisted) return;
+    document.querySelectorAll("form[data-sent-at]").forEach(function (form) {
+      delete form.dataset.sentAt;
+    });
+  });
+
   // A step's form opened from its <details> closes again from its own Close button.
   document.addEventListener("click", function (event) {
     var close = event.target.closest("[data-close-details]");
