@@ -20,11 +20,25 @@ from partners.models import Organization, Provider, StaffMember
 
 @transaction.atomic
 def planned_visit_add(*, liaison: User, organization: Organization, day: date) -> PlannedVisit:
-    """Put an office on a day's plan, at the end; adding it twice is a no-op."""
-    existing = PlannedVisit.objects.filter(
-        liaison=liaison, organization=organization, planned_on=day
-    ).first()
+    """Put an office on a day's plan, at the end; adding it twice is a no-op. An office
+    skipped earlier that day is put back on the plan where it was (the skip stays in its
+    history); one already visited stays visited."""
+    existing = (
+        PlannedVisit.objects.select_for_update()
+        .filter(liaison=liaison, organization=organization, planned_on=day)
+        .first()
+    )
     if existing is not None:
+        if existing.status == PlannedVisit.Status.SKIPPED:
+            PlannedVisitEvent.objects.create(
+                visit=existing,
+                from_status=existing.status,
+                to_status=PlannedVisit.Status.PLANNED,
+                actor=liaison,
+                reason="Added to the plan again.",
+            )
+            existing.status = PlannedVisit.Status.PLANNED
+            existing.save(update_fields=["status"])
         return existing
     last = PlannedVisit.objects.filter(liaison=liaison, planned_on=day).aggregate(
         last=Max("position")

@@ -268,6 +268,34 @@ def test_adding_a_suggested_office_puts_it_on_the_plan(client_for, liaison):
     assert PlannedVisit.objects.get().planned_on == day
 
 
+def test_an_office_skipped_earlier_that_day_goes_back_on_the_plan_when_added_again(
+    client_for, liaison
+):
+    from outreach.services.day_plan import planned_visit_skip
+
+    office = OrganizationFactory(name="Maple Family Practice")
+    ProviderFactory(organization=office, owner=liaison)
+    day = timezone.localdate()
+    visit = planned_visit_add(liaison=liaison, organization=office, day=day)
+    planned_visit_skip(visit=visit, actor=liaison, reason="Office closed for lunch")
+    client = client_for(liaison)
+    add = {"day": day.isoformat(), "organization": office.pk}
+    page = client.post(reverse("outreach:day_plan_add"), add, follow=True).content.decode()
+    assert "Maple Family Practice is on the plan." in page
+    visit.refresh_from_db()
+    assert visit.status == PlannedVisit.Status.PLANNED
+    # The skip stays in the visit's history, followed by its return.
+    assert [(e.from_status, e.to_status) for e in visit.events.order_by("at", "pk")] == [
+        ("planned", "skipped"),
+        ("skipped", "planned"),
+    ]
+    # An office already visited that day stays visited, and the page says so.
+    PlannedVisit.objects.filter(pk=visit.pk).update(status=PlannedVisit.Status.DONE)
+    page = client.post(reverse("outreach:day_plan_add"), add, follow=True).content.decode()
+    assert "Maple Family Practice was visited that day already" in page
+    assert PlannedVisit.objects.get().status == PlannedVisit.Status.DONE
+
+
 def test_adding_with_no_office_chosen_returns_to_the_day_being_planned(client_for, liaison):
     day = timezone.localdate() + timedelta(days=4)
     response = client_for(liaison).post(

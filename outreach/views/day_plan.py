@@ -22,7 +22,7 @@ from outreach.forms import (
     PlannedVisitSkipForm,
     RouteForm,
 )
-from outreach.models import CalendarFeed
+from outreach.models import CalendarFeed, PlannedVisit
 from outreach.routing import zip_centroid
 from outreach.selectors import day_plan_cards, get_planned_visit_for_user, plan_suggestions
 from outreach.services.day_plan import (
@@ -77,8 +77,11 @@ def day_plan_add(request: AuthedRequest) -> HttpResponse:
         return redirect(_plan_url(day) if day else "outreach:day_plan")
     day = form.cleaned_data["day"]
     office = form.cleaned_data["organization"]
-    planned_visit_add(liaison=request.user, organization=office, day=day)
-    messages.success(request, f"{office.name} is on the plan.")
+    visit = planned_visit_add(liaison=request.user, organization=office, day=day)
+    if visit.status == PlannedVisit.Status.DONE:
+        messages.info(request, f"{office.name} was visited that day already (its log is below).")
+    else:
+        messages.success(request, f"{office.name} is on the plan.")
     return redirect(_plan_url(day))
 
 
