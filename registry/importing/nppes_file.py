@@ -309,6 +309,11 @@ class ProviderReader:
             raise RowError(f"taxonomy code {primary[:20]!r} is longer than 10 characters")
 
         texts = tuple(map(str.strip, layout.texts(row)))
+        for text, header in zip(texts, _TEXT_COLUMNS.values(), strict=True):
+            if "\ufffd" in text:
+                # A byte that is not UTF-8 (text_stream replaced it): storing the row would
+                # keep a garbled name or state; the rejects file says which column.
+                raise RowError(f"{header} has bytes that are not UTF-8 text")
         if "<UNAVAIL>" in texts:
             texts = tuple("" if value == "<UNAVAIL>" else value for value in texts)
         (org, last, first, middle, prefix, suffix, credential, line1, line2, city, state,
@@ -480,7 +485,8 @@ class NppesSource:
 
 
 def text_stream(binary: IO[bytes]) -> IO[str]:
-    # NPPES is ASCII in practice; a stray byte must not stop a 9-million-row load.
+    # NPPES is ASCII in practice; a stray byte must not stop a 9-million-row load (its row
+    # is rejected, naming the column, by NppesReader._record).
     return io.TextIOWrapper(binary, encoding="utf-8", errors="replace", newline="")
 
 

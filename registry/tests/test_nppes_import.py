@@ -426,3 +426,25 @@ def test_a_newer_bundle_replaces_the_endpoints_and_locations_of_the_npis_it_list
         RegistryEndpoint.objects.filter(provider__npi=other).values_list("endpoint", flat=True)
     ) == ["other@direct.example.org"]
     assert RegistryLocation.objects.filter(provider__npi=other).count() == 1
+
+
+def test_a_row_with_bytes_that_are_not_utf8_is_rejected_naming_the_column(
+    run_import: Run, tmp_path: Path
+) -> None:
+    header, rows = read_rows()
+    rows = rows[:10]
+    city = column(header, "Provider Business Practice Location Address City Name")
+    garbled = next(i for i, row in enumerate(rows) if row[1] == "1")
+    rows[garbled][city] = "MARKER-CITY"
+    path = write_rows(tmp_path / "npidata_pfile_latin1.csv", header, rows)
+    # The city as a Latin-1 export writes it: one byte for the accented letter.
+    path.write_bytes(path.read_bytes().replace(b"MARKER-CITY", "MONTRÉAL".encode("latin-1")))
+
+    summary = run_import(path)
+
+    assert "rejected 1; " in summary
+    with Path(summary.split("reasons: ")[1]).open(newline="") as handle:
+        [reject] = list(csv.DictReader(handle))
+    assert reject["npi"] == rows[garbled][0]
+    assert "City Name has bytes that are not UTF-8 text" in reject["reason"]
+    assert not RegistryProvider.objects.filter(city__contains="\ufffd").exists()
