@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import date
 from typing import Any, cast
@@ -25,6 +26,10 @@ def liaison_choices() -> Any:
         .distinct()
         .order_by("first_name", "last_name", "username")
     )
+
+
+# The shape of every NUCC Health Care Provider Taxonomy code: 207Q00000X, 363LF0000X.
+TAXONOMY_CODE = re.compile(r"[0-9]{3}[0-9A-Z]{6}X")
 
 
 class ProviderForm(forms.ModelForm):
@@ -93,7 +98,38 @@ class ProviderForm(forms.ModelForm):
         return self.cleaned_data["thank_you_by"] or Provider.ThankYouBy.LETTER
 
     def clean_npi(self) -> str:
-        return self.cleaned_data["npi"].strip()
+        npi = self.cleaned_data["npi"].strip()
+        if npi:
+            from registry.models import RegistryProvider
+
+            office = (
+                RegistryProvider.objects.filter(npi=npi, entity_type=2)
+                .values_list("organization_name", flat=True)
+                .first()
+            )
+            if office is not None:
+                raise forms.ValidationError(
+                    f"NPI {npi} is an organization's in the NPPES registry ({office}): a "
+                    "partner here is a clinician, with their own NPI. Give this one to the "
+                    "office instead."
+                )
+        return npi
+
+    def clean_taxonomy_code(self) -> str:
+        code = self.cleaned_data["taxonomy_code"].strip().upper()
+        if not code:
+            return code
+        if not TAXONOMY_CODE.fullmatch(code):
+            raise forms.ValidationError(
+                "A NUCC taxonomy code is 10 characters: 3 digits, 6 digits or letters, and X "
+                "(e.g. 207Q00000X)."
+            )
+        from registry.models import Taxonomy
+
+        # Checked against the NUCC list once it is loaded (manage.py import_taxonomy).
+        if Taxonomy.objects.exists() and not Taxonomy.objects.filter(code=code).exists():
+            raise forms.ValidationError(f"{code} is not in the NUCC taxonomy list.")
+        return code
 
 
 class TierForm(forms.Form):

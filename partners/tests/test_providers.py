@@ -450,3 +450,38 @@ def test_the_partner_page_says_where_letters_go_when_there_is_no_email(client_fo
     provider.save()
     page = client_for(coordinator).get(provider.get_absolute_url()).content.decode()
     assert "no email on file" not in page
+
+
+def test_a_taxonomy_code_must_have_the_nucc_shape_and_be_on_the_list_once_loaded(
+    client_for, coordinator
+):
+    from registry.models import Taxonomy
+
+    url = reverse("partners:provider_create")
+    client = client_for(coordinator)
+    shape = client.post(url, _provider_data(taxonomy_code="ZZZZZZZZZZ")).content.decode()
+    assert "A NUCC taxonomy code is 10 characters" in shape and 'value="Wiebe"' in shape
+    Taxonomy.objects.get_or_create(
+        code="207X00000X",
+        defaults={"grouping": "Allopathic", "classification": "Orthopaedic Surgery"},
+    )
+    unknown = client.post(url, _provider_data(taxonomy_code="207Z99999X")).content.decode()
+    assert "207Z99999X is not in the NUCC taxonomy list." in unknown
+    assert not Provider.objects.exists()
+    client.post(url, _provider_data(taxonomy_code=" 207x00000x "))
+    assert Provider.objects.get().taxonomy_code == "207X00000X"
+
+
+def test_an_organizations_npi_from_the_registry_is_not_a_clinicians(client_for, coordinator):
+    from registry.factories import RegistryProviderFactory
+    from registry.models import RegistryProvider
+
+    RegistryProviderFactory(
+        npi="1679576722",
+        entity_type=RegistryProvider.EntityType.ORGANIZATION,
+        organization_name="MAPLE FAMILY PRACTICE LLC",
+    )
+    page = client_for(coordinator).post(reverse("partners:provider_create"), _provider_data())
+    said = page.content.decode()
+    assert "is an organization&#x27;s in the NPPES registry (MAPLE FAMILY PRACTICE LLC)" in said
+    assert not Provider.objects.exists()
