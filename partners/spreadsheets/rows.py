@@ -78,9 +78,19 @@ def _problems(values: dict[str, str]) -> list[str]:
             validate_npi(npi)
         except ValidationError as error:
             problems.append(f"NPI {npi[:20]}: {error.messages[0]}")
-    for name, label in (("first_name", "first name"), ("last_name", "last name")):
-        if not values.get(name):
-            problems.append(f"No {label}.")
+    missing = [
+        label
+        for name, label in (("first_name", "first name"), ("last_name", "last name"))
+        if not values.get(name)
+    ]
+    if len(missing) == 2 and values.get("organization"):
+        # An NPPES organization row (Entity Type 2) or an office listed on its own.
+        problems.append(
+            "No first or last name: a row naming only an organization is an office, not a "
+            "clinician. Offices come in with the clinicians who work there."
+        )
+    else:
+        problems += [f"No {label}." for label in missing]
     if values.get("email"):
         try:
             validate_email(values["email"])

@@ -332,3 +332,14 @@ def test_the_apostrophe_an_export_puts_before_a_formula_like_cell_is_taken_off_o
     # An apostrophe before anything else is the partner's own.
     sheet = _csv([["NPI", "Last name"], ["1679576722", "'t Hooft"]])
     assert read_table(io.BytesIO(sheet), "x.csv").rows == [["1679576722", "'t Hooft"]]
+
+
+def test_a_row_naming_only_an_organization_is_said_to_be_an_office():
+    from partners.spreadsheets.rows import _problems
+
+    office_row = {"npi": GOOD_NPI, "organization": "MAPLE FAMILY PRACTICE LLC"}
+    assert _problems(office_row) == [
+        "No first or last name: a row naming only an organization is an office, not a "
+        "clinician. Offices come in with the clinicians who work there."
+    ]
+    assert _problems({"npi": GOOD_NPI, "last_name": "Reyes"}) == ["No first name."]
