@@ -517,6 +517,10 @@ def open_source(path: Path, stack: ExitStack) -> NppesSource:
             endpoints=companion("endpoint_pfile"),
             locations=companion("pl_pfile"),
         )
+    if path.suffix.lower() == ".zip":
+        raise NppesFileError(
+            f"{path.name} is not a zip archive (damaged, or not the download from CMS)."
+        )
     raw = stack.enter_context(path.open("rb"))
     return NppesSource(
         providers=stack.enter_context(text_stream(raw)),

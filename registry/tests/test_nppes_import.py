@@ -263,6 +263,16 @@ def test_a_zip_without_a_provider_file_is_refused(run_import: Run, tmp_path: Pat
         run_import(bundle)
 
 
+def test_a_file_named_zip_that_is_not_one_is_refused_as_such(
+    run_import: Run, tmp_path: Path
+) -> None:
+    header, rows = read_rows()
+    fake = write_rows(tmp_path / "NPPES_Data_Dissemination_November_2026.zip", header, rows[:3])
+
+    with pytest.raises(CommandError, match="is not a zip archive"):
+        run_import(fake)
+
+
 def test_small_batches_give_the_same_result_as_one_batch(run_import: Run, monkeypatch) -> None:
     monkeypatch.setattr("registry.importing.nppes_write.POSTGRES_BATCH", 128)
     monkeypatch.setattr("registry.importing.nppes_write.PORTABLE_BATCH", 128)
