@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from unittest import mock
 
 import pytest
@@ -21,10 +22,14 @@ from referrals.services.workflow import referral_log, referral_transition
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
-def _scheduled_referral(owner: User) -> Referral:
+def _scheduled_referral(owner: User, *, at: datetime | None = None) -> Referral:
+    """A referral received an hour before `at` (now by default), booked for `at`."""
+    at = at or timezone.now()
     provider = ProviderFactory(owner=owner, email="dr.wiebe@example.org")
     referral = referral_log(
-        referral=ReferralFactory.build(provider=provider, patient_last_name="Quixotrel"),
+        referral=ReferralFactory.build(
+            provider=provider, patient_last_name="Quixotrel", received_at=at - timedelta(hours=1)
+        ),
         actor=owner,
     )
     referral = referral_transition(referral=referral, to_status=Status.ACCEPTED, actor=owner)
@@ -32,7 +37,7 @@ def _scheduled_referral(owner: User) -> Referral:
         referral=referral,
         to_status=Status.SCHEDULED,
         actor=owner,
-        appointment_at=timezone.now(),
+        appointment_at=at,
     )
 
 
@@ -62,11 +67,14 @@ def test_a_due_thank_you_is_delivered_by_the_worker(celery_worker_process):
         delay_business_days=0,
     )
     liaison = UserFactory(role=Role.LIAISON)
-    referral = _scheduled_referral(liaison)
-    # Seen on a business day, so the letter is due at once.
-    seen_at = timezone.now()
-    while seen_at.weekday() >= 5:
-        seen_at -= timezone.timedelta(days=1)
+    # Booked and seen on a business day in the practice's time zone (on a weekend, the
+    # Friday before, at noon), so the letter is due at once.
+    seen_at = timezone.localtime()
+    if seen_at.weekday() >= 5:
+        while seen_at.weekday() >= 5:
+            seen_at -= timedelta(days=1)
+        seen_at = seen_at.replace(hour=12, minute=0, second=0, microsecond=0)
+    referral = _scheduled_referral(liaison, at=seen_at)
 
     referral_transition(referral=referral, to_status=Status.SEEN, actor=liaison, at=seen_at)
 
