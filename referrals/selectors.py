@@ -345,6 +345,8 @@ def referrer_rows(
     rows = []
     for rank, (pk, n) in enumerate(counts, start=first_rank):
         cumulative += n
+        if pk not in partners:
+            continue  # deleted since the counts were read
         rows.append(
             {
                 "rank": rank,

@@ -67,7 +67,9 @@ def leakage_report(request: AuthedRequest) -> HttpResponse:
         [row["provider"] for row in by_specialist]
     )
     by_specialist.object_list = [
-        _counted(names[row["provider"]], row["n"]) for row in by_specialist
+        _counted(names[row["provider"]], row["n"])
+        for row in by_specialist
+        if row["provider"] in names  # not one deleted since the counts were read
     ]
     reasons = leaked.values("out_of_network_reason").annotate(n=Count("pk")).order_by("-n")[:10]
     drill = urlencode(
