@@ -10,13 +10,13 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import ValidationError
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from core.csv_cells import Echo, safe_cell
+from core.csv_cells import csv_download, safe_cell
 from core.htmx import render_page
 from core.types import AuthedRequest
 from partners.forms import ColumnMappingForm, PartnerUploadForm, ProviderFilter, liaison_choices
@@ -64,12 +64,7 @@ def provider_export(request: AuthedRequest) -> HttpResponseBase:
         response = HttpResponse(buffer.getvalue(), content_type=XLSX_TYPE)
         response["Content-Disposition"] = f'attachment; filename="partners-{stamp}.xlsx"'
         return response
-    writer = csv.writer(Echo())
-    stream = StreamingHttpResponse(
-        (writer.writerow(row) for row in export_rows(providers)), content_type="text/csv"
-    )
-    stream["Content-Disposition"] = f'attachment; filename="partners-{stamp}.csv"'
-    return stream
+    return csv_download(f"partners-{stamp}.csv", export_rows(providers))
 
 
 @login_required

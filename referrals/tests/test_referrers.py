@@ -83,7 +83,7 @@ def test_the_csv_has_every_partner_in_rank_order_with_cells_defused(client_for, 
     _sent(hostile, 2)
     _sent(other)
     response = client_for(manager).get(URL, {"format": "csv"})
-    assert response["Content-Type"] == "text/csv"
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert rows[0][:6] == ["rank", "npi", "partner", "specialty", "office", "referrals"]
     assert [row[0] for row in rows[1:]] == ["1", "2"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -16,7 +15,7 @@ from django.utils import timezone
 
 from audit.models import PatientDataAccess
 from audit.services import audit_record
-from core.csv_cells import Echo, safe_cell
+from core.csv_cells import csv_download, safe_cell
 from core.types import AuthedRequest
 from referrals.forms import ReferralFilter
 from referrals.models import Referral, Status
@@ -77,11 +76,10 @@ def referral_export(request: AuthedRequest) -> HttpResponse | StreamingHttpRespo
         )
         return redirect(f"{reverse('referrals:list')}?{request.GET.urlencode()}")
     rows = filterset.qs.values_list(*(name for name, _ in EXPORT_COLUMNS))
-    writer = csv.writer(Echo())
     user = request.user
 
-    def lines() -> Iterator[str]:
-        yield writer.writerow([label for _, label in EXPORT_COLUMNS])
+    def lines() -> Iterator[list[Any]]:
+        yield [label for _, label in EXPORT_COLUMNS]
         chunk: list[tuple[Any, ...]] = []
         for row in rows.iterator(chunk_size=EXPORT_CHUNK):
             chunk.append(row)
@@ -90,7 +88,7 @@ def referral_export(request: AuthedRequest) -> HttpResponse | StreamingHttpRespo
                 chunk = []
         yield from _sent(chunk)
 
-    def _sent(chunk: list[tuple[Any, ...]]) -> Iterator[str]:
+    def _sent(chunk: list[tuple[Any, ...]]) -> Iterator[list[Any]]:
         if not chunk:
             return
         audit_record(
@@ -100,16 +98,9 @@ def referral_export(request: AuthedRequest) -> HttpResponse | StreamingHttpRespo
             request=request,
         )
         for row in chunk:
-            yield writer.writerow(
-                [
-                    safe_cell(_export_value(name, value))
-                    for (name, _), value in zip(EXPORT_COLUMNS, row, strict=True)
-                ]
-            )
+            yield [
+                safe_cell(_export_value(name, value))
+                for (name, _), value in zip(EXPORT_COLUMNS, row, strict=True)
+            ]
 
-    filename = f"referrals-{timezone.localdate():%Y-%m-%d}.csv"
-    return StreamingHttpResponse(
-        lines(),
-        content_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
+    return csv_download(f"referrals-{timezone.localdate():%Y-%m-%d}.csv", lines())

@@ -3,7 +3,6 @@ turnaround (SLA targets met and loops closed) and who refers (with its CSV)."""
 
 from __future__ import annotations
 
-import csv
 from itertools import chain
 from typing import Any, cast
 from urllib.parse import urlencode
@@ -15,7 +14,7 @@ from django.http import HttpResponse, QueryDict, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 
-from core.csv_cells import Echo, safe_cell
+from core.csv_cells import csv_download, safe_cell
 from core.pagination import PAGE_SIZE, paginate
 from core.types import AuthedRequest
 from partners.models import Provider
@@ -30,6 +29,18 @@ from referrals.selectors import (
     referrers,
     turnaround,
 )
+
+
+def _drill(period: PeriodForm, direction: str, **more: str) -> dict[str, str]:
+    """The work queue's filters for the referrals a report counted in its period, open or
+    not, for the report's figures to link to the rows behind them."""
+    return {
+        "direction": direction,
+        "received_after": period.cleaned_data["since"].isoformat(),
+        "received_before": period.cleaned_data["until"].isoformat(),
+        "open": "",
+        **more,
+    }
 
 
 def _counted(provider: Provider, n: int) -> Provider:
@@ -72,15 +83,7 @@ def leakage_report(request: AuthedRequest) -> HttpResponse:
         if row["provider"] in names  # not one deleted since the counts were read
     ]
     reasons = leaked.values("out_of_network_reason").annotate(n=Count("pk")).order_by("-n")[:10]
-    drill = urlencode(
-        {
-            "direction": "outbound",
-            "network": "false",
-            "received_after": period.cleaned_data["since"].isoformat(),
-            "received_before": period.cleaned_data["until"].isoformat(),
-            "open": "",
-        }
-    )
+    drill = urlencode(_drill(period, "outbound", network="false"))
     return render(
         request,
         "referrals/leakage_report.html",
@@ -174,18 +177,13 @@ def _reciprocity_over_time(period: ReciprocityForm) -> dict[str, Any]:
 
 
 def _reciprocity_csv(partners: Any, period: PeriodForm) -> StreamingHttpResponse:
-    writer = csv.writer(Echo())
     header = ["npi", "partner", "received", "sent", "balance (sent - received)"]
     rows = (
         [p.npi, safe_cell(p.display_name), p.received, p.sent, p.balance]
         for p in partners.iterator()
     )
     since, until = period.cleaned_data["since"], period.cleaned_data["until"]
-    response = StreamingHttpResponse(
-        (writer.writerow(row) for row in chain([header], rows)), content_type="text/csv"
-    )
-    response["Content-Disposition"] = f'attachment; filename="reciprocity-{since}-{until}.csv"'
-    return response
+    return csv_download(f"reciprocity-{since}-{until}.csv", chain([header], rows))
 
 
 @login_required
@@ -250,12 +248,7 @@ def turnaround_report(request: AuthedRequest) -> HttpResponse:
     if not period.is_valid():
         return render(request, "referrals/turnaround_report.html", {"period": period})
     start, end = period.bounds()
-    drill = {
-        "direction": "inbound",
-        "received_after": period.cleaned_data["since"].isoformat(),
-        "received_before": period.cleaned_data["until"].isoformat(),
-        "open": "",
-    }
+    drill = _drill(period, "inbound")
     report = turnaround(start=start, end=end)
     for row in report["rows"]:
         row["drill"] = urlencode({**drill, "urgency": row["urgency"]})
@@ -298,12 +291,6 @@ def referrers_report(request: AuthedRequest) -> HttpResponseBase:
     )
     query = request.GET.copy()
     query.pop("page", None)
-    drill = {
-        "direction": "inbound",
-        "received_after": period.cleaned_data["since"].isoformat(),
-        "received_before": period.cleaned_data["until"].isoformat(),
-        "open": "",
-    }
     return render(
         request,
         "referrals/referrers_report.html",
@@ -314,7 +301,7 @@ def referrers_report(request: AuthedRequest) -> HttpResponseBase:
             "period_days": (period.cleaned_data["until"] - period.cleaned_data["since"]).days + 1,
             "busiest": BUSIEST,
             "page": page,
-            "drill": urlencode(drill),
+            "drill": urlencode(_drill(period, "inbound")),
             "csv_query": urlencode({**query.dict(), "format": "csv"}),
             "by_specialty": referrals_by(
                 "provider__specialty", start=start, end=end, limit=BUSIEST
@@ -331,7 +318,6 @@ def referrers_report(request: AuthedRequest) -> HttpResponseBase:
 
 
 def _referrers_csv(found: dict[str, Any], period: PeriodForm) -> StreamingHttpResponse:
-    writer = csv.writer(Echo())
     header = [
         "rank",
         "npi",
@@ -366,8 +352,4 @@ def _referrers_csv(found: dict[str, Any], period: PeriodForm) -> StreamingHttpRe
             cumulative += sum(n for _, n in chunk)
 
     since, until = period.cleaned_data["since"], period.cleaned_data["until"]
-    response = StreamingHttpResponse(
-        (writer.writerow(row) for row in chain([header], rows())), content_type="text/csv"
-    )
-    response["Content-Disposition"] = f'attachment; filename="referrers-{since}-{until}.csv"'
-    return response
+    return csv_download(f"referrers-{since}-{until}.csv", chain([header], rows()))
