@@ -346,6 +346,7 @@ class ReferralFilter(StyledFilterSet):
         label="Network",
         empty_label="Any network",
         choices=[("true", "Sent in network"), ("false", "Sent out of network")],
+        help_text="Patients sent out, not counting those declined or cancelled.",
         method="filter_network",
     )
     mine = django_filters.BooleanFilter(
@@ -397,7 +398,9 @@ class ReferralFilter(StyledFilterSet):
         return queryset.open() if value else queryset
 
     def filter_network(self, queryset: Any, name: str, value: str) -> Any:
-        return queryset.outbound().filter(in_network=value == "true")
+        # As the leakage report counts: a patient the specialist declined, or whose
+        # referral was cancelled, did not go there.
+        return queryset.outbound().went_ahead().filter(in_network=value == "true")
 
     def filter_sla(self, queryset: Any, name: str, value: str) -> Any:
         if value == "overdue":

@@ -52,6 +52,7 @@ QUEUE_COLUMNS = (
 # (cancellations before reasons were asked for have none). Shared by the query and the
 # partial index that serves it, so Postgres can match one to the other.
 LOST_WITH_REASON = Q(direction="inbound") & (~Q(decline_reason="") | ~Q(cancel_reason=""))
+WENT_AHEAD = Q(decline_reason="", cancel_reason="")
 
 
 class LostReason(TypedDict):
@@ -104,6 +105,11 @@ class ReferralQuerySet(models.QuerySet["Referral"]):
 
     def outbound(self) -> ReferralQuerySet:
         return self.filter(direction=Referral.Direction.OUTBOUND)
+
+    def went_ahead(self) -> ReferralQuerySet:
+        """Neither declined nor cancelled (ever: both end closed, their reason kept), so the
+        patient went, or is still to go, where the referral sent them."""
+        return self.filter(WENT_AHEAD)
 
     def awaiting_consult_report(self, *, seen_before: datetime) -> ReferralQuerySet:
         """Outbound referrals whose patient the specialist saw before `seen_before` and whose
@@ -377,10 +383,18 @@ class Referral(models.Model):
             # Referrals each way over a period (the dashboard's last 30 days, reports).
             models.Index(fields=["direction", "received_at"], name="referral_direction_idx"),
             # The leakage report: a period's patients sent out, by network, specialist and
-            # reason, read from this index alone (a year is some 45,000 of a million).
+            # reason, and whether they went ahead, read from this index alone (a year is
+            # some 45,000 of a million).
             models.Index(
                 fields=["received_at"],
-                include=["id", "in_network", "provider", "out_of_network_reason"],
+                include=[
+                    "id",
+                    "in_network",
+                    "provider",
+                    "out_of_network_reason",
+                    "decline_reason",
+                    "cancel_reason",
+                ],
                 condition=Q(direction="outbound"),
                 name="referral_outbound_idx",
             ),

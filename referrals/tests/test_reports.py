@@ -227,3 +227,36 @@ def test_a_to_date_alone_at_the_start_of_the_calendar_is_refused_by_its_box(
     assert PeriodForm({"since": "1899-12-31", "until": "1900-03-01"}).errors == {
         "since": ["Choose a date between 1900 and 2200."]
     }
+
+
+def test_leakage_leaves_out_patients_who_did_not_go(client_for, manager):
+    """A specialist who declined, or a referral cancelled, sent nobody out of the network:
+    the share, the specialist's count, the reasons and the rows behind them agree."""
+    from referrals.models import Referral, Status
+
+    inside = ProviderFactory(in_network=True)
+    outside = ProviderFactory(in_network=False)
+    gone = _referral(outside, direction="outbound", reason="Closer to home")
+    declined = _referral(outside, direction="outbound", reason="Declined one")
+    cancelled = _referral(outside, direction="outbound", reason="Cancelled one")
+    _referral(inside, direction="outbound")
+    Referral.objects.filter(pk=declined.pk).update(
+        status=Status.CLOSED, decline_reason="Not taking new patients"
+    )
+    Referral.objects.filter(pk=cancelled.pk).update(
+        status=Status.CANCELLED, cancel_reason="Patient moved away"
+    )
+    client = client_for(manager)
+    page = client.get(reverse("referrals:leakage")).content.decode()
+    assert 'data-testid="leakage">50.0%<' in page
+    assert "1 of 2" in page
+    assert "2 of the 4 were declined by the specialist or cancelled" in page
+    assert f'provider={outside.pk}">1</a>' in page
+    assert "Closer to home" in page
+    assert "Declined one" not in page
+    assert "Cancelled one" not in page
+    drill = re.search(r'href="([^"]+)" data-testid="leaked"', page).group(1)
+    rows = client.get(drill.replace("&amp;", "&")).content.decode()
+    assert gone.get_absolute_url() in rows
+    assert declined.get_absolute_url() not in rows
+    assert cancelled.get_absolute_url() not in rows

@@ -20,7 +20,7 @@ from core.types import AuthedRequest
 from partners.models import Provider
 from referrals.charts import bar_chart
 from referrals.forms import PeriodForm, ReciprocityForm
-from referrals.models import Inquiry, Referral
+from referrals.models import WENT_AHEAD, Inquiry, Referral
 from referrals.selectors import (
     PARETO_SHARE,
     reciprocity_over_time,
@@ -60,15 +60,17 @@ def leakage_report(request: AuthedRequest) -> HttpResponse:
     sent = Referral.objects.outbound().filter(received_at__gte=start, received_at__lt=end)
     totals = sent.aggregate(
         total=Count("pk"),
-        sent_in=Count("pk", filter=Q(in_network=True)),
-        sent_out=Count("pk", filter=Q(in_network=False)),
+        dropped=Count("pk", filter=~WENT_AHEAD),
+        sent_in=Count("pk", filter=WENT_AHEAD & Q(in_network=True)),
+        sent_out=Count("pk", filter=WENT_AHEAD & Q(in_network=False)),
     )
-    # Referrals sent before the network was recorded count in neither share.
+    # Declined or cancelled, the patient did not go: neither share counts them. Nor does
+    # it count referrals sent before the network was recorded.
     known = totals["sent_in"] + totals["sent_out"]
-    totals["unknown"] = totals["total"] - known
+    totals["unknown"] = totals["total"] - totals["dropped"] - known
     totals["known"] = known
     totals["leakage"] = totals["sent_out"] / known * 100 if known else None
-    leaked = sent.filter(in_network=False)
+    leaked = sent.went_ahead().filter(in_network=False)
     # Counted from the period's leaked referrals alone (a join from the partners read every
     # referral ever made: half a second at a million), then this page's specialists by id.
     by_specialist = paginate(
