@@ -97,9 +97,15 @@ class ProviderForm(forms.ModelForm):
     def clean_thank_you_by(self) -> str:
         return self.cleaned_data["thank_you_by"] or Provider.ThankYouBy.LETTER
 
+    def _kept(self, field: str, value: str) -> bool:
+        """The partner's stored value, sent back unchanged. It is not checked again: a
+        code NUCC has since retired, or a value from before a rule, must not stop anyone
+        correcting the partner's phone number."""
+        return bool(self.instance.pk) and value == (getattr(self.instance, field) or "")
+
     def clean_npi(self) -> str:
         npi = self.cleaned_data["npi"].strip()
-        if npi:
+        if npi and not self._kept("npi", npi):
             from registry.models import RegistryProvider
 
             office = (
@@ -117,7 +123,7 @@ class ProviderForm(forms.ModelForm):
 
     def clean_taxonomy_code(self) -> str:
         code = self.cleaned_data["taxonomy_code"].strip().upper()
-        if not code:
+        if not code or self._kept("taxonomy_code", code):
             return code
         if not TAXONOMY_CODE.fullmatch(code):
             raise forms.ValidationError(

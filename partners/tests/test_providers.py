@@ -485,3 +485,30 @@ def test_an_organizations_npi_from_the_registry_is_not_a_clinicians(client_for, 
     said = page.content.decode()
     assert "is an organization&#x27;s in the NPPES registry (MAPLE FAMILY PRACTICE LLC)" in said
     assert not Provider.objects.exists()
+
+
+def test_a_stored_code_since_retired_does_not_stop_other_edits(client_for, coordinator):
+    """NUCC retires codes and the registry learns more NPIs: a partner saved before either
+    still has its other details corrected; only a changed code or NPI is checked."""
+    from registry.factories import RegistryProviderFactory
+    from registry.models import RegistryProvider, Taxonomy
+
+    provider = ProviderFactory(npi="1679576722", taxonomy_code="207Z99999X", phone="")
+    Taxonomy.objects.get_or_create(
+        code="207X00000X",
+        defaults={"grouping": "Allopathic", "classification": "Orthopaedic Surgery"},
+    )
+    RegistryProviderFactory(
+        npi="1679576722",
+        entity_type=RegistryProvider.EntityType.ORGANIZATION,
+        organization_name="MAPLE FAMILY PRACTICE LLC",
+    )
+    url = reverse("partners:provider_update", args=[provider.pk])
+    client = client_for(coordinator)
+    kept = _provider_data(taxonomy_code="207Z99999X", phone="(402) 555-0187")
+    response = client.post(url, kept)
+    assert response.status_code == 302, response.content.decode()
+    provider.refresh_from_db()
+    assert provider.phone and provider.taxonomy_code == "207Z99999X"
+    changed = client.post(url, {**kept, "taxonomy_code": "207Z99998X"}).content.decode()
+    assert "207Z99998X is not in the NUCC taxonomy list." in changed
