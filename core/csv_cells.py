@@ -1,12 +1,18 @@
-"""CSV a spreadsheet program opens safely, shared by every export and download."""
+"""CSV and Excel files a spreadsheet program opens safely, shared by every export and
+download."""
 
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterable
 from typing import Any
 
-from django.http import StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+# What ?format= may ask a page with a download for.
+DOWNLOAD_FORMATS = ("csv", "xlsx")
 
 # Spreadsheet programs run a cell that starts with one of these as a formula.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -35,4 +41,43 @@ def csv_download(filename: str, rows: Iterable[Iterable[Any]]) -> StreamingHttpR
         (writer.writerow(row) for row in rows),
         content_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def download_format(request: HttpRequest) -> str | None:
+    """ "csv" or "xlsx" when the address asks for the page's table as a file, else None."""
+    wanted = request.GET.get("format")
+    return wanted if wanted in DOWNLOAD_FORMATS else None
+
+
+def download_query(request: HttpRequest) -> str:
+    """The page's address without its page number or file format: what its download links
+    (templates/includes/download_links.html) add ?format= to."""
+    query = request.GET.copy()
+    query.pop("page", None)
+    query.pop("format", None)
+    return query.urlencode()
+
+
+def table_download(
+    stem: str, rows: Iterable[Iterable[Any]], *, file_format: str, sheet: str = "Report"
+) -> HttpResponse | StreamingHttpResponse:
+    """The rows (the header first) as `stem`.csv, streamed, or as `stem`.xlsx, one sheet
+    built in memory (openpyxl's write-only mode: a row at a time, no cell objects kept).
+    Numbers stay numbers in either; make free text safe with safe_cell first (a text cell
+    starting with "=" would be a formula in Excel too)."""
+    if file_format != "xlsx":
+        return csv_download(f"{stem}.csv", rows)
+    from openpyxl import Workbook
+
+    workbook = Workbook(write_only=True)
+    table = workbook.create_sheet(sheet[:31])  # Excel's limit on a sheet's name
+    for row in rows:
+        table.append(list(row))
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return HttpResponse(
+        buffer.getvalue(),
+        content_type=XLSX_TYPE,
+        headers={"Content-Disposition": f'attachment; filename="{stem}.xlsx"'},
     )

@@ -16,7 +16,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from core.csv_cells import csv_download, safe_cell
+from core.csv_cells import download_format, safe_cell, table_download
 from core.htmx import render_page
 from core.types import AuthedRequest
 from partners.forms import ColumnMappingForm, PartnerUploadForm, ProviderFilter, liaison_choices
@@ -30,7 +30,6 @@ from partners.spreadsheets.reading import UnreadableFile, read_table
 PREVIEW_ROWS = 50
 # Named in a line above the tables; the count covers the rest.
 NEW_OFFICES_SHOWN = 20
-XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def get_partner_import_for_user(user: Any, pk: int) -> PartnerImport:
@@ -52,19 +51,12 @@ def provider_export(request: AuthedRequest) -> HttpResponseBase:
     )
     providers = filterset.qs.iterator(chunk_size=2000)
     stamp = timezone.localdate().isoformat()
-    if request.GET.get("format") == "xlsx":
-        from openpyxl import Workbook
-
-        workbook = Workbook(write_only=True)
-        sheet = workbook.create_sheet("Partners")
-        for row in export_rows(providers):
-            sheet.append(row)
-        buffer = io.BytesIO()
-        workbook.save(buffer)
-        response = HttpResponse(buffer.getvalue(), content_type=XLSX_TYPE)
-        response["Content-Disposition"] = f'attachment; filename="partners-{stamp}.xlsx"'
-        return response
-    return csv_download(f"partners-{stamp}.csv", export_rows(providers))
+    return table_download(
+        f"partners-{stamp}",
+        export_rows(providers),
+        file_format=download_format(request) or "csv",
+        sheet="Partners",
+    )
 
 
 @login_required

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from datetime import timedelta
 
@@ -107,3 +109,18 @@ def test_the_report_runs_the_same_queries_for_few_and_many_liaisons(
         _referrals(partner, now=1, before=1)
     with django_assert_num_queries(len(few.captured_queries)):
         client.get(URL)
+
+
+def test_the_report_downloads_with_the_figures_the_page_shows(client_for, manager, network):
+    response = client_for(manager).get(URL, {"format": "csv"})
+    assert response["Content-Disposition"].startswith('attachment; filename="outreach-and-')
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0][:4] == ["owner", "partners", "partners reached", "activities"]
+    by_owner = {row[0]: row[1:] for row in rows[1:]}
+    liaison = network["liaison"]
+    # 3 partners, 2 reached, 2 activities; 7 → 7; reached 3 → 5; others 4 → 2; no lift.
+    assert by_owner[liaison.get_full_name() or liaison.username] == [
+        "3", "2", "2", "7", "7", "3", "5", "4", "2", ""
+    ]  # fmt: skip
+    assert by_owner["Partners with no owner"][3:5] == ["0", "1"]  # before → now
+    assert by_owner["Everyone"][:3] == ["5", "2", "2"]

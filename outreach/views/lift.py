@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.decorators import login_required, permission_required
-from django.http import HttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 
+from core.csv_cells import download_format, download_query, safe_cell, table_download
+from core.templatetags.people import person as person_name
 from core.types import AuthedRequest
 from outreach.reports import LIFT_BASE, outreach_lift
 from referrals.forms import PeriodForm
@@ -13,7 +18,7 @@ from referrals.forms import PeriodForm
 
 @login_required
 @permission_required("referrals.view_referral_reports", raise_exception=True)
-def lift_report(request: AuthedRequest) -> HttpResponse:
+def lift_report(request: AuthedRequest) -> HttpResponseBase:
     """Per liaison: activities logged, partners reached, and whether referrals grew faster
     from the partners reached than from the others, against the period before."""
     period = PeriodForm(request.GET)
@@ -21,6 +26,10 @@ def lift_report(request: AuthedRequest) -> HttpResponse:
         return render(request, "outreach/lift_report.html", {"period": period})
     start, end = period.bounds()
     days = (period.cleaned_data["until"] - period.cleaned_data["since"]).days + 1
+    report = outreach_lift(start=start, end=end)
+    file_format = download_format(request)
+    if file_format:
+        return _lift_download(report, period, file_format)
     return render(
         request,
         "outreach/lift_report.html",
@@ -28,6 +37,54 @@ def lift_report(request: AuthedRequest) -> HttpResponse:
             "period": period,
             "period_days": days,
             "lift_base": LIFT_BASE,
-            **outreach_lift(start=start, end=end),
+            "download_query": download_query(request),
+            **report,
         },
+    )
+
+
+def _lift_download(
+    report: dict[str, Any], period: PeriodForm, file_format: str
+) -> HttpResponse | StreamingHttpResponse:
+    header = [
+        "owner",
+        "partners",
+        "partners reached",
+        "activities",
+        "referrals before",
+        "referrals in the period",
+        "from partners reached, before",
+        "from partners reached, in the period",
+        "from the others, before",
+        "from the others, in the period",
+        "lift (percentage points)",
+    ]
+
+    def line(row: dict[str, Any], owner: str) -> list[Any]:
+        lift = row["lift"]
+        return [
+            safe_cell(owner),
+            row["partners"],
+            row["reached_partners"],
+            row["activities"],
+            row["all"]["before"],
+            row["all"]["now"],
+            row["reached"]["before"],
+            row["reached"]["now"],
+            row["others"]["before"],
+            row["others"]["now"],
+            None if lift is None else round(lift, 1),
+        ]
+
+    lines = [
+        line(row, person_name(row["person"]) if row["person"] else "Partners with no owner")
+        for row in report["rows"]
+    ]
+    lines.append(line(report["total"], "Everyone"))
+    since, until = period.cleaned_data["since"], period.cleaned_data["until"]
+    return table_download(
+        f"outreach-and-referrals-{since}-{until}",
+        [header, *lines],
+        file_format=file_format,
+        sheet="Outreach and referrals",
     )

@@ -14,7 +14,7 @@ from django.http import HttpResponse, QueryDict, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 
-from core.csv_cells import csv_download, safe_cell
+from core.csv_cells import download_format, download_query, safe_cell, table_download
 from core.pagination import PAGE_SIZE, paginate
 from core.types import AuthedRequest
 from partners.models import Provider
@@ -43,6 +43,14 @@ def _drill(period: PeriodForm, direction: str, **more: str) -> dict[str, str]:
     }
 
 
+def _period_stem(name: str, period: PeriodForm) -> str:
+    return f"{name}-{period.cleaned_data['since']}-{period.cleaned_data['until']}"
+
+
+def _percent(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
 def _counted(provider: Provider, n: int) -> Provider:
     provider.n = n  # type: ignore[attr-defined]
     return provider
@@ -50,7 +58,7 @@ def _counted(provider: Provider, n: int) -> Provider:
 
 @login_required
 @permission_required("referrals.view_referral_reports", raise_exception=True)
-def leakage_report(request: AuthedRequest) -> HttpResponse:
+def leakage_report(request: AuthedRequest) -> HttpResponseBase:
     """Outbound referrals in a period: how many left the preferred network, to whom and
     why, each figure linking to the rows behind it."""
     period = PeriodForm(request.GET)
@@ -84,6 +92,9 @@ def leakage_report(request: AuthedRequest) -> HttpResponse:
         for row in by_specialist
         if row["provider"] in names  # not one deleted since the counts were read
     ]
+    file_format = download_format(request)
+    if file_format:
+        return _leakage_download(leaked, period, file_format)
     reasons = leaked.values("out_of_network_reason").annotate(n=Count("pk")).order_by("-n")[:10]
     drill = urlencode(_drill(period, "outbound", network="false"))
     return render(
@@ -95,7 +106,47 @@ def leakage_report(request: AuthedRequest) -> HttpResponse:
             "page": by_specialist,
             "reasons": reasons,
             "drill": drill,
+            "download_query": download_query(request),
         },
+    )
+
+
+def _leakage_download(
+    leaked: Any, period: PeriodForm, file_format: str
+) -> HttpResponse | StreamingHttpResponse:
+    """Every specialist patients left the network for in the period, busiest first, with
+    the reasons given for each."""
+    counts = list(
+        leaked.values("provider", "out_of_network_reason")
+        .annotate(n=Count("pk"))
+        .order_by("provider", "-n", "out_of_network_reason")
+    )
+    by_provider: dict[int, dict[str, Any]] = {}
+    for row in counts:
+        into = by_provider.setdefault(row["provider"], {"n": 0, "reasons": []})
+        into["n"] += row["n"]
+        reason = row["out_of_network_reason"] or "No reason given"
+        into["reasons"].append(f"{reason} ({row['n']})")
+    ranked = sorted(by_provider.items(), key=lambda item: (-item[1]["n"], item[0]))
+
+    def rows() -> Any:
+        yield ["npi", "specialist", "specialty", "referrals out of network", "reasons given"]
+        for first in range(0, len(ranked), 2000):
+            chunk = ranked[first : first + 2000]
+            names = Provider.objects.in_bulk([pk for pk, _ in chunk])
+            for pk, found in chunk:
+                if pk in names:  # not one deleted since the counts were read
+                    specialist = names[pk]
+                    yield [
+                        specialist.npi,
+                        safe_cell(specialist.display_name),
+                        safe_cell(specialist.specialty),
+                        found["n"],
+                        safe_cell("; ".join(found["reasons"])),
+                    ]
+
+    return table_download(
+        _period_stem("leakage", period), rows(), file_format=file_format, sheet="Leakage"
     )
 
 
@@ -114,8 +165,9 @@ def reciprocity_report(request: AuthedRequest) -> HttpResponseBase:
         .order_by("-volume", "last_name", "pk")
         .only("pk", "first_name", "last_name", "credential", "npi")
     )
-    if request.GET.get("format") == "csv":
-        return _reciprocity_csv(partners, period)
+    file_format = download_format(request)
+    if file_format:
+        return _reciprocity_download(partners, period, file_format)
     over_time = _reciprocity_over_time(period)
     if over_time["flow_partner"] is None:
         # The chart's months cover the same period for every partner: their sums are the
@@ -129,9 +181,6 @@ def reciprocity_report(request: AuthedRequest) -> HttpResponseBase:
             received=Count("received_at", filter=Q(direction=Referral.Direction.INBOUND)),
             sent=Count("received_at", filter=Q(direction=Referral.Direction.OUTBOUND)),
         )
-    query = request.GET.copy()
-    query.pop("page", None)
-    query["format"] = "csv"
     return render(
         request,
         "referrals/reciprocity_report.html",
@@ -139,7 +188,7 @@ def reciprocity_report(request: AuthedRequest) -> HttpResponseBase:
             "period": period,
             "page": paginate(request, partners),
             "totals": totals,
-            "csv_query": query.urlencode(),
+            "download_query": download_query(request),
             **over_time,
         },
     )
@@ -178,25 +227,53 @@ def _reciprocity_over_time(period: ReciprocityForm) -> dict[str, Any]:
     }
 
 
-def _reciprocity_csv(partners: Any, period: PeriodForm) -> StreamingHttpResponse:
+def _reciprocity_download(
+    partners: Any, period: PeriodForm, file_format: str
+) -> HttpResponse | StreamingHttpResponse:
     header = ["npi", "partner", "received", "sent", "balance (sent - received)"]
     rows = (
         [p.npi, safe_cell(p.display_name), p.received, p.sent, p.balance]
         for p in partners.iterator()
     )
-    since, until = period.cleaned_data["since"], period.cleaned_data["until"]
-    return csv_download(f"reciprocity-{since}-{until}.csv", chain([header], rows))
+    return table_download(
+        _period_stem("reciprocity", period),
+        chain([header], rows),
+        file_format=file_format,
+        sheet="Reciprocity",
+    )
 
 
 @login_required
 @permission_required("referrals.view_referral_reports", raise_exception=True)
-def conversion_report(request: AuthedRequest) -> HttpResponse:
+def conversion_report(request: AuthedRequest) -> HttpResponseBase:
     """Conversion by source from the practice's own inquiries, with the denominators."""
     period = PeriodForm(request.GET)
     if not period.is_valid():
         return render(request, "referrals/conversion_report.html", {"period": period})
     start, end = period.bounds()
     rows = Inquiry.objects.conversion_by_source(since=start, until=end)
+    file_format = download_format(request)
+    if file_format:
+        header = ["source", "inquiries", "scheduled", "seen as new patient", "lost"]
+        header += ["scheduled %", "seen as new patient %"]
+        lines = (
+            [
+                row["label"],
+                row["inquiries"],
+                row["scheduled"],
+                row["seen"],
+                row["lost"],
+                _percent(row["scheduled_rate"]),
+                _percent(row["conversion_rate"]),
+            ]
+            for row in rows
+        )
+        return table_download(
+            _period_stem("conversion", period),
+            chain([header], lines),
+            file_format=file_format,
+            sheet="Conversion",
+        )
     return render(
         request,
         "referrals/conversion_report.html",
@@ -209,6 +286,7 @@ def conversion_report(request: AuthedRequest) -> HttpResponse:
                 request,
                 Inquiry.objects.front_desk().open(),
             ),
+            "download_query": download_query(request),
         },
     )
 
@@ -243,7 +321,7 @@ def _conversion_chart(rows: list[dict[str, Any]]) -> str:
 
 @login_required
 @permission_required("referrals.view_referral_reports", raise_exception=True)
-def turnaround_report(request: AuthedRequest) -> HttpResponse:
+def turnaround_report(request: AuthedRequest) -> HttpResponseBase:
     """Inbound referrals of a period against the SLA targets (first contact, appointment)
     and the loop closed with each referring office; consult reports back from specialists."""
     period = PeriodForm(request.GET)
@@ -252,6 +330,9 @@ def turnaround_report(request: AuthedRequest) -> HttpResponse:
     start, end = period.bounds()
     drill = _drill(period, "inbound")
     report = turnaround(start=start, end=end)
+    file_format = download_format(request)
+    if file_format:
+        return _turnaround_download(report["rows"], period, file_format)
     for row in report["rows"]:
         row["drill"] = urlencode({**drill, "urgency": row["urgency"]})
     return render(
@@ -261,7 +342,60 @@ def turnaround_report(request: AuthedRequest) -> HttpResponse:
             "period": period,
             **report,
             "drill": urlencode(drill),
+            "download_query": download_query(request),
         },
+    )
+
+
+def _turnaround_download(
+    rows: list[dict[str, Any]], period: PeriodForm, file_format: str
+) -> HttpResponse | StreamingHttpResponse:
+    header = [
+        "urgency",
+        "first contact target (hours)",
+        "appointment target (days)",
+        "received",
+        "first contact on time",
+        "first contact late",
+        "first contact overdue now",
+        "first contact on time %",
+        "median hours to first contact",
+        "appointment by target day",
+        "appointment after it",
+        "appointment overdue now",
+        "appointment by target day %",
+        "median days to appointment",
+        "seen",
+        "report sent to the referring office",
+        "loop closed %",
+    ]
+    lines = (
+        [
+            row["label"],
+            row["target"].first_contact_hours,
+            row["target"].appointment_days,
+            row["received"],
+            row["contact_on_time"],
+            row["contact_late"],
+            row["contact_overdue"],
+            _percent(row["contact_rate"]),
+            _percent(row["contact_hours"]),
+            row["booked_on_time"],
+            row["booked_late"],
+            row["appointment_overdue"],
+            _percent(row["booked_rate"]),
+            _percent(row["appointment_days"]),
+            row["seen"],
+            row["loop_closed"],
+            _percent(row["loop_rate"]),
+        ]
+        for row in rows
+    )
+    return table_download(
+        _period_stem("turnaround", period),
+        chain([header], lines),
+        file_format=file_format,
+        sheet="Turnaround",
     )
 
 
@@ -281,8 +415,9 @@ def referrers_report(request: AuthedRequest) -> HttpResponseBase:
         return render(request, "referrals/referrers_report.html", {"period": period})
     start, end = period.bounds()
     found = referrers(start=start, end=end)
-    if request.GET.get("format") == "csv":
-        return _referrers_csv(found, period)
+    file_format = download_format(request)
+    if file_format:
+        return _referrers_download(found, period, file_format)
     page = Paginator(found["counts"], PAGE_SIZE).get_page(request.GET.get("page"))
     above = sum(n for _, n in found["counts"][: page.start_index() - 1])
     page.object_list = referrer_rows(
@@ -291,8 +426,6 @@ def referrers_report(request: AuthedRequest) -> HttpResponseBase:
         first_rank=page.start_index(),
         cumulative=above,
     )
-    query = request.GET.copy()
-    query.pop("page", None)
     return render(
         request,
         "referrals/referrers_report.html",
@@ -304,7 +437,7 @@ def referrers_report(request: AuthedRequest) -> HttpResponseBase:
             "busiest": BUSIEST,
             "page": page,
             "drill": urlencode(_drill(period, "inbound")),
-            "csv_query": urlencode({**query.dict(), "format": "csv"}),
+            "download_query": download_query(request),
             "by_specialty": referrals_by(
                 "provider__specialty", start=start, end=end, limit=BUSIEST
             ),
@@ -319,7 +452,9 @@ def referrers_report(request: AuthedRequest) -> HttpResponseBase:
     )
 
 
-def _referrers_csv(found: dict[str, Any], period: PeriodForm) -> StreamingHttpResponse:
+def _referrers_download(
+    found: dict[str, Any], period: PeriodForm, file_format: str
+) -> HttpResponse | StreamingHttpResponse:
     header = [
         "rank",
         "npi",
@@ -348,10 +483,14 @@ def _referrers_csv(found: dict[str, Any], period: PeriodForm) -> StreamingHttpRe
                     safe_cell(partner.specialty),
                     safe_cell(office),
                     row["n"],
-                    f"{row['share']:.1f}",
-                    f"{row['cumulative']:.1f}",
+                    round(row["share"], 1),
+                    round(row["cumulative"], 1),
                 ]
             cumulative += sum(n for _, n in chunk)
 
-    since, until = period.cleaned_data["since"], period.cleaned_data["until"]
-    return csv_download(f"referrers-{since}-{until}.csv", chain([header], rows()))
+    return table_download(
+        _period_stem("referrers", period),
+        chain([header], rows()),
+        file_format=file_format,
+        sheet="Who refers",
+    )
