@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Case, Exists, F, OuterRef, Q, Value, When
-from django.db.models.functions import Lower, Trim, TruncDate
+from django.db.models.functions import Cast, Lower, Trim, TruncDate
 from django.urls import reverse
 from django.utils import timezone
 
@@ -183,26 +183,29 @@ class ReferralQuerySet(models.QuerySet["Referral"]):
             ),
             output_field=models.DateTimeField(),
         )
+        # The appointment target is a day (its page says "by Fri Dec 4"): overdue once that
+        # day is over, and an appointment any time that day is on time, in local time. Its
+        # days are counted on the calendar from the day of receipt: 30 times 24 hours from
+        # 00:30 end at 11:30 pm the day before when the clocks go back in between.
+        local = timezone.get_current_timezone()
+        received_day = TruncDate("received_at", tzinfo=local)
         appointment_due = Case(
             *(
-                When(urgency=urgency, then=F("received_at") + Value(target.appointment))
+                When(
+                    urgency=urgency,
+                    then=Cast(received_day + Value(target.appointment), models.DateField()),
+                )
                 for urgency, target in targets.items()
             ),
-            output_field=models.DateTimeField(),
+            output_field=models.DateField(),
         )
         open_statuses = [s for s in OPEN_STATUSES if s not in (Status.SEEN, Status.REPORT_SENT)]
-        # The appointment target is a day (its page says "by Fri Dec 4"): overdue once that
-        # day is over, and an appointment any time that day is on time, in local time.
-        local = timezone.get_current_timezone()
         today_start = timezone.localtime(now, local).replace(
             hour=0, minute=0, second=0, microsecond=0
         )
         return (
-            self.annotate(contact_due_at=contact_due, appointment_due_at=appointment_due)
-            .alias(
-                appointment_day=TruncDate("appointment_at", tzinfo=local),
-                appointment_due_day=TruncDate("appointment_due_at", tzinfo=local),
-            )
+            self.annotate(contact_due_at=contact_due, appointment_due_day=appointment_due)
+            .alias(appointment_day=TruncDate("appointment_at", tzinfo=local))
             .annotate(
                 sla_state=Case(
                     When(~Q(status__in=OPEN_STATUSES), then=Value(SlaState.ENDED)),
@@ -223,7 +226,7 @@ class ReferralQuerySet(models.QuerySet["Referral"]):
                         Q(
                             appointment_at__isnull=True,
                             status__in=open_statuses,
-                            appointment_due_at__lt=today_start,
+                            appointment_due_day__lt=today_start.date(),
                         ),
                         then=Value(SlaState.APPOINTMENT_OVERDUE),
                     ),

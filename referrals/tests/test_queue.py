@@ -117,6 +117,28 @@ def test_the_appointment_target_is_a_whole_day_in_local_time():
     assert state(due_day.replace(hour=9)) == SlaState.APPOINTMENT_LATE
 
 
+def test_the_appointment_target_day_is_counted_on_the_calendar_across_a_clock_change(
+    client_for, coordinator
+):
+    """Received at 00:30 on Oct 15, a 30-day target is Nov 14, as the calendar counts: 30
+    days of 24 hours end at 11:30 pm on Nov 13, the clocks having gone back on Nov 1."""
+    local = timezone.get_current_timezone()
+    received = timezone.make_aware(datetime(2026, 10, 15, 0, 30), local)
+    referral = _logged(urgency="routine", received_at=received)
+    referral_transition(referral=referral, to_status="accepted", actor=None, at=received)
+    due_day = timezone.make_aware(datetime(2026, 11, 14, 9, 0), local)
+
+    def state(at):
+        return Referral.objects.with_sla(now=at).get().sla_state
+
+    assert state(due_day) == SlaState.ON_TRACK
+    assert state(due_day + timedelta(days=1)) == SlaState.APPOINTMENT_OVERDUE
+    Referral.objects.update(status=Status.SCHEDULED, appointment_at=due_day.replace(hour=15))
+    assert state(due_day) == SlaState.ON_TRACK
+    page = client_for(coordinator).get(referral.get_absolute_url()).content.decode()
+    assert "Appointment target: by Sat Nov 14, 2026" in page
+
+
 def test_an_appointment_whose_day_is_over_with_no_outcome_recorded_needs_someone(
     client_for, coordinator
 ):

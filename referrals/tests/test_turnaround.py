@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -105,6 +105,24 @@ def test_appointments_count_by_their_target_day_and_the_loop_by_reports_sent(
     assert _queue_rows(client, waiting.group(1)) == {late.pk}
     overdue = re.search(r'href="([^"]+)"[^>]*data-testid="appointment-overdue-routine"', page)
     assert _queue_rows(client, overdue.group(1)) == {never_booked.pk}
+
+
+def test_an_appointment_on_its_target_day_counts_by_it_across_a_clock_change(
+    client_for, manager, routine_targets
+):
+    # Received at 00:30 on Oct 15: 30 days on is Nov 14 on the calendar, though the
+    # clocks went back an hour on Nov 1 in between.
+    local = timezone.get_current_timezone()
+    referral = ReferralFactory(
+        direction="inbound",
+        status="scheduled",
+        received_at=timezone.make_aware(datetime(2026, 10, 15, 0, 30), local),
+        contacted_at=timezone.make_aware(datetime(2026, 10, 15, 9, 0), local),
+        appointment_at=timezone.make_aware(datetime(2026, 11, 14, 10, 0), local),
+    )
+    page = client_for(manager).get(URL, {"since": "2026-10-01", "until": "2026-10-31"})
+    assert f'<tr data-urgency="{referral.urgency}">' in page.content.decode()
+    assert "1 by it, 0 after it" in page.content.decode()
 
 
 def test_each_urgency_has_its_row_and_outbound_reports_are_counted(client_for, manager):
