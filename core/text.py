@@ -7,6 +7,9 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from django.core.exceptions import ValidationError
+from django.utils.text import capfirst
+
 # Right-to-left and left-to-right overrides, embeddings and isolates, and the direction
 # marks: pasted into a name, U+202E shows "Smith" as "htimS" and turns the rest of the line
 # around with it, so a list can be made to read what it does not hold. The zero-width space,
@@ -26,6 +29,16 @@ def strip_invisible(text: str) -> str:
 
 def strip_invisible_from(record: Any, fields: Iterable[str]) -> None:
     """Each of these text fields of `record` without the invisible characters (a model's
-    clean(), so whatever a form saves is stored drawable)."""
+    clean(), so whatever a form saves is stored drawable). A required field that held
+    nothing else is refused: the model's own check for an empty field ran before clean(),
+    so it would otherwise be stored empty (a patient or a partner with no name)."""
+    emptied = {}
     for name in fields:
-        setattr(record, name, strip_invisible(getattr(record, name)))
+        typed = getattr(record, name)
+        kept = strip_invisible(typed)
+        setattr(record, name, kept)
+        field = record._meta.get_field(name)
+        if typed.strip() and not kept.strip() and not field.blank:
+            emptied[name] = f"{capfirst(field.verbose_name)} holds only invisible characters."
+    if emptied:
+        raise ValidationError(emptied)

@@ -468,7 +468,13 @@ def _hl7_provider(order: ReferralOrder) -> Provider:
             last_name=order.provider_last_name,
             status=Provider.Status.PROSPECT,
         )
-        provider.full_clean()
+        try:
+            provider.full_clean()
+        except ValidationError as error:
+            raise Hl7Error(
+                f"The referring provider (NPI {order.provider_id}) cannot be added as a partner: "
+                + " ".join(error.messages)
+            ) from error
         provider.save()
         return provider
     name = f"{order.provider_first_name} {order.provider_last_name}".strip() or "(no name)"

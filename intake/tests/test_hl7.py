@@ -385,3 +385,26 @@ def test_hex_escapes_spell_bytes_of_the_message_character_set():
     assert read_referral_order(latin_1).patient_last_name == "Müller"
     with pytest.raises(Hl7Error, match="escape sequence"):
         read_referral_order(_with_name(b"M\\XFC\\ller"))
+
+
+@pytest.mark.django_db
+def test_a_patient_name_of_invisible_characters_only_is_refused_not_stored_empty(coordinator):
+    # U+200B and U+202E are taken out before saving: nothing of the family name would be left.
+    data = _sample().replace(b"Packton^", "\u200b\u202e^".encode(), 1)
+    with pytest.raises(Hl7Error, match="Patient last name holds only invisible characters"):
+        referral_import_hl7(data=data, actor=coordinator, provider=ProviderFactory())
+    assert not Referral.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_new_npi_named_with_invisible_characters_only_is_refused_on_the_page(
+    client_for, coordinator
+):
+    data = _sample().replace(b"34225PC^Allen", "1679576722^\u200b".encode(), 1)
+    response = client_for(coordinator).post(
+        reverse("intake:hl7_upload"), {"message": SimpleUploadedFile("order.hl7", data)}
+    )
+    assert response.status_code == 200
+    assert "Last name holds only invisible characters" in response.content.decode()
+    assert not Provider.objects.exists()
+    assert not Referral.objects.exists()

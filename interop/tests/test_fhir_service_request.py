@@ -181,6 +181,10 @@ def test_an_unknown_npi_is_a_422_naming_it(coordinator: User, api_client_for: Cl
         (lambda d: [d.pop(k) for k in ("code", "reasonCode", "note")], "no reason"),
         (lambda d: d.update(status="completed"), "only an active"),
         (lambda d: d.update(note=[{"text": "x" * 6000}]), "longer than 5,000"),
+        (
+            lambda d: d["contained"][1].update(name=[{"family": "\u200b\u202e", "given": ["Al"]}]),
+            "Patient last name holds only invisible characters",
+        ),
     ],
 )
 def test_an_order_that_cannot_become_a_referral_is_a_422_saying_why(
