@@ -84,6 +84,21 @@ def test_a_possible_duplicate_is_shown_before_saving_and_needs_confirmation(
     assert Referral.objects.count() == 2
 
 
+def test_a_name_pasted_with_an_invisible_character_is_still_checked_for_a_duplicate(
+    client_for, coordinator
+):
+    # A zero-width space or a direction mark copied along from a PDF or an EHR: taken out
+    # before saving, so the check looks for the name as it will be stored.
+    provider = ProviderFactory()
+    earlier = _logged(provider=provider)
+    response = client_for(coordinator).post(
+        reverse("referrals:create"), _form_data(provider, patient_last_name="Ol\u200bsen\u200e")
+    )
+    assert response.status_code == 200
+    assert f"Referral #{earlier.pk}" in response.content.decode()
+    assert Referral.objects.count() == 1
+
+
 def test_the_possible_duplicates_shown_are_a_read_of_their_patients_names(client_for, coordinator):
     provider = ProviderFactory()
     earlier = _logged(provider=provider)

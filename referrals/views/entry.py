@@ -50,11 +50,14 @@ def referral_create(request: AuthedRequest) -> HttpResponse:
         # Check, then do: a likely duplicate is shown first and saved only when the
         # coordinator confirms it is a new referral.
         if not form.cleaned_data["confirm_duplicate"]:
+            # The name as it will be stored (the model's clean() took out invisible
+            # characters pasted along with it), not as typed.
+            new = form.instance
             duplicates = list(
                 possible_duplicates(
-                    provider=form.cleaned_data["provider"],
-                    patient_last_name=form.cleaned_data["patient_last_name"],
-                    patient_dob=form.cleaned_data["patient_dob"],
+                    provider=new.provider,
+                    patient_last_name=new.patient_last_name,
+                    patient_dob=new.patient_dob,
                 )[:10]
             )
         if duplicates:
