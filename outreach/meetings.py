@@ -134,10 +134,18 @@ class AnnualMeetingStatus:
 
 def annual_meeting_status(provider: Provider, *, today: date | None = None) -> AnnualMeetingStatus:
     today = today or timezone.localdate()
-    annotated = with_annual_meetings(
-        Provider.objects.filter(pk=provider.pk), now=timezone.now()
-    ).values("last_annual_meeting_at", "next_annual_meeting_at")[0]
-    last_at = annotated["last_annual_meeting_at"]
+    now = timezone.now()
+    # One partner's two dates in one plain aggregate (what with_annual_meetings computes
+    # per row of a list, here without the subqueries' cost to build).
+    annotated = Invitation.objects.filter(
+        provider=provider, event__kind=Event.Kind.ANNUAL_MEETING
+    ).aggregate(
+        last_at=Max("event__starts_at", filter=Q(attended=True, event__starts_at__lte=now)),
+        next_at=Min(
+            "event__starts_at", filter=Q(event__starts_at__gt=now) & ~Q(rsvp=Invitation.Rsvp.NO)
+        ),
+    )
+    last_at = annotated["last_at"]
     due_on = None
     if last_at is not None:
         last_day = timezone.localtime(last_at).date()
@@ -147,7 +155,7 @@ def annual_meeting_status(provider: Provider, *, today: date | None = None) -> A
     return AnnualMeetingStatus(
         key_partner=key,
         last_at=last_at,
-        next_at=annotated["next_annual_meeting_at"],
+        next_at=annotated["next_at"],
         due=key and (due_on is None or due_on <= today),
         due_on=due_on,
     )
