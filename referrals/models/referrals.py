@@ -223,8 +223,10 @@ class ReferralQuerySet(models.QuerySet["Referral"]):
                         then=Value(SlaState.CONTACT_OVERDUE),
                     ),
                     When(
-                        Q(
-                            appointment_at__isnull=True,
+                        # No appointment yet, or a missed one (a no-show waits to be
+                        # booked again or closed): the patient is still to be seen.
+                        (Q(appointment_at__isnull=True) | Q(status=Status.NO_SHOW))
+                        & Q(
                             status__in=open_statuses,
                             appointment_due_day__lt=today_start.date(),
                         ),

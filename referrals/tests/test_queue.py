@@ -93,6 +93,30 @@ def test_the_first_answer_stops_the_contact_clock_and_the_appointment_clock_runs
     assert referral.contacted_at == answered
 
 
+def test_a_no_show_past_its_target_day_is_overdue_until_booked_again_or_closed():
+    """A missed appointment leaves the patient still to be seen: the coordinator rebooks
+    or closes it, and the queue's overdue filter must show it meanwhile."""
+    received = timezone.now() - timedelta(days=40)
+    referral = _logged(urgency="routine", received_at=received)
+    referral_transition(referral=referral, to_status="accepted", actor=None, at=received)
+    referral_transition(
+        referral=referral,
+        to_status="scheduled",
+        actor=None,
+        appointment_at=received + timedelta(days=5),
+    )
+    Referral.objects.update(status=Status.NO_SHOW)
+    assert list(Referral.objects.overdue()) == [referral]
+    assert Referral.objects.with_sla().get().sla_state == SlaState.APPOINTMENT_OVERDUE
+    # Missed within the target's 30 days: still time to book again.
+    Referral.objects.update(received_at=timezone.now() - timedelta(days=10))
+    assert Referral.objects.with_sla().get().sla_state == SlaState.ON_TRACK
+    # Booked again: the new appointment's clock, as for any referral.
+    Referral.objects.update(received_at=received, status=Status.SCHEDULED)
+    Referral.objects.update(appointment_at=timezone.now() + timedelta(days=2))
+    assert Referral.objects.with_sla().get().sla_state == SlaState.APPOINTMENT_LATE
+
+
 def test_the_appointment_target_is_a_whole_day_in_local_time():
     """The page says "by Fri Dec 4": not overdue that morning, nor late for an afternoon
     appointment that day; overdue from the next day on."""
