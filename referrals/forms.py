@@ -103,7 +103,7 @@ class ReferralForm(forms.ModelForm):
         self.fields["provider"].error_messages.update(invalid_choice=pick, required=pick)
 
     def clean_version(self) -> datetime | None:
-        return parse_version(self.cleaned_data["version"])
+        return parse_version(self, self.cleaned_data["version"])
 
     def clean_patient_phone(self) -> str:
         return clean_us_phone(self.cleaned_data["patient_phone"])
@@ -295,7 +295,7 @@ class TransitionForm(forms.Form):
     version = forms.CharField(required=False, widget=forms.HiddenInput)
 
     def clean_version(self) -> datetime | None:
-        return parse_version(self.cleaned_data["version"])
+        return parse_version(self, self.cleaned_data["version"])
 
 
 class QueueFilterForm(DateRangeFilterForm):
@@ -493,15 +493,22 @@ class BulkActionForm(forms.Form):
         return data
 
 
-def parse_version(value: str) -> datetime | None:
-    """A hidden `version` field: the updated_at of the referral when the page was loaded."""
+def parse_version(form: forms.Form, value: str) -> datetime | None:
+    """A hidden `version` field: the updated_at of the referral when the page was loaded.
+    One the page did not send is an error of the whole form, drawn above it (a hidden
+    field has nowhere to show its own)."""
     if not value:
         return None
     try:
         version = datetime.fromisoformat(value)
     except ValueError:
-        raise forms.ValidationError("Reload the page and try again.") from None
-    return version if version.tzinfo else None
+        version = None
+    if version is None or version.tzinfo is None:
+        # The page always sends one with its offset: anything else was not sent by it,
+        # and would switch off the check that nobody changed the referral meanwhile.
+        form.add_error(None, "The page was not understood: reload it and try again.")
+        return None
+    return version
 
 
 class AssignForm(forms.Form):
@@ -513,7 +520,7 @@ class AssignForm(forms.Form):
         self.fields["assignee"].widget.attrs["class"] = "form-select form-select-sm"
 
     def clean_version(self) -> datetime | None:
-        return parse_version(self.cleaned_data["version"])
+        return parse_version(self, self.cleaned_data["version"])
 
 
 class InquiryForm(forms.ModelForm):

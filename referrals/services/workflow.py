@@ -40,7 +40,8 @@ def _inquiry_follow(*, referral: Referral, from_status: str, to_status: str, at:
     elif stage == Inquiry.Status.SEEN_NEW_PATIENT:
         inquiries.update(status=stage, seen_at=at)
     else:
-        inquiries.update(
+        # Lost once: closing a declined or cancelled referral keeps the day it was lost.
+        inquiries.exclude(status=Inquiry.Status.LOST).update(
             status=stage,
             lost_at=at,
             missed_visit=to_status == Status.CLOSED and from_status == Status.NO_SHOW,

@@ -113,6 +113,22 @@ def test_a_stale_edit_page_does_not_undo_a_colleague_s_reassignment(client_for):
     assert Referral.objects.get(pk=referral.pk).patient_phone == "(402) 555-0000"
 
 
+@pytest.mark.parametrize("version", ["yesterday", "2026-12-01T09:00:00"])
+def test_an_edit_with_a_version_the_page_never_sends_keeps_what_was_typed(client_for, version):
+    ann = UserFactory(first_name="Ann", role=Role.COORDINATOR)
+    referral = _logged(assigned_to=ann)
+    client = client_for(ann)
+    values = _edit_page_values(client, referral)
+    response = client.post(
+        reverse("referrals:update", args=[referral.pk]),
+        {**values, "patient_phone": "(402) 555-0000", "version": version},
+    )
+    assert response.status_code == 200
+    assert "The page was not understood: reload it and try again." in response.content.decode()
+    assert 'value="(402) 555-0000"' in response.content.decode()
+    assert Referral.objects.get(pk=referral.pk).patient_phone == referral.patient_phone
+
+
 def test_an_edit_saved_while_a_colleague_moved_the_status_keeps_their_move(coordinator):
     referral = _logged()
     in_view = Referral.objects.get(pk=referral.pk)  # what the edit view loaded

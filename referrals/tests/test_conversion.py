@@ -56,6 +56,17 @@ def test_a_declined_referral_is_a_lost_inquiry():
     assert Inquiry.objects.get().status == "lost"
 
 
+def test_closing_a_lost_referral_later_keeps_the_day_it_was_lost():
+    referral = _inbound()
+    declined_at = timezone.now() - timedelta(days=20)
+    referral = referral_transition(
+        referral=referral, to_status="declined", actor=None, decline_reason="x", at=declined_at
+    )
+    referral_transition(referral=referral, to_status="closed", actor=None)
+    inquiry = Inquiry.objects.get()
+    assert (inquiry.status, inquiry.lost_at, inquiry.missed_visit) == ("lost", declined_at, False)
+
+
 def test_conversion_by_source_is_computed_from_the_data_with_denominators(client_for, manager):
     # Partner referrals: 2 of 4 seen.
     for n in range(4):

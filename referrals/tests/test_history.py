@@ -124,6 +124,33 @@ def test_the_reassign_button_writes_the_history_shown_on_the_timeline(
     assert "Coordinator: nobody → <strong>Cora Lind</strong>" in page
 
 
+@pytest.mark.parametrize(
+    ("version", "said"),
+    [
+        (
+            "2026-12-01T09:00:00",
+            "The page was not understood: reload it and try again.",
+        ),  # no offset: not the page's
+        ("yesterday", "The page was not understood: reload it and try again."),
+    ],
+)
+def test_a_reassignment_without_the_page_s_version_changes_nothing_and_says_why(
+    client_for, manager, version, said
+):
+    cora = UserFactory(username="cora", role=Role.COORDINATOR)
+    referral = _logged()
+    client = client_for(manager)
+    response = client.post(
+        reverse("referrals:assign", args=[referral.pk]),
+        {"assignee": cora.pk, "version": version},
+        follow=True,
+    )
+    assert said in response.content.decode()
+    assert "Choose a coordinator from the list." not in response.content.decode()
+    referral.refresh_from_db()
+    assert referral.assigned_to is None
+
+
 def test_an_edit_records_old_and_new_values_but_only_the_names_of_patient_fields(
     client_for, coordinator, liaison
 ):

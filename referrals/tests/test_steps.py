@@ -182,3 +182,22 @@ def test_booking_again_is_offered_as_reschedule():
     for status in ("scheduled", "no_show"):
         referral.status = status
         assert referral.action_label("scheduled") == "Reschedule"
+
+
+@pytest.mark.parametrize("version", ["yesterday", "2026-12-01T09:00:00"])
+def test_a_step_with_a_version_the_page_never_sends_is_refused_and_says_why(
+    client_for, coordinator, version
+):
+    referral = _logged()
+    response = client_for(coordinator).post(
+        reverse("referrals:transition", args=[referral.pk]),
+        {"to_status": "declined", "decline_reason": "Out of scope", "version": version},
+        HTTP_HX_REQUEST="true",
+    )
+    assert response.status_code == 200
+    page = response.content.decode()
+    # An error of no field of the step's is said above the steps; the step stays open.
+    assert 'role="alert">The page was not understood: reload it and try again.<' in page
+    assert 'value="Out of scope"' in _step(page, "declined")
+    referral.refresh_from_db()
+    assert referral.status == Status.RECEIVED

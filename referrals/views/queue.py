@@ -133,7 +133,9 @@ def referral_assign_view(request: AuthedRequest, pk: int) -> HttpResponse:
     referral = get_referral_for_user(request.user, pk, write=True)
     form = AssignForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Choose a coordinator from the list.")
+        messages.error(
+            request, " ".join(form.non_field_errors()) or "Choose a coordinator from the list."
+        )
     elif referral_assign(
         referral=referral,
         assignee=form.cleaned_data["assignee"],
