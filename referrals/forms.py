@@ -493,7 +493,7 @@ class BulkActionForm(forms.Form):
         return data
 
 
-def parse_version(form: forms.Form, value: str) -> datetime | None:
+def parse_version(form: forms.BaseForm, value: str) -> datetime | None:
     """A hidden `version` field: the updated_at of the referral when the page was loaded.
     One the page did not send is an error of the whole form, drawn above it (a hidden
     field has nowhere to show its own)."""

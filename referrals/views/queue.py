@@ -134,7 +134,8 @@ def referral_assign_view(request: AuthedRequest, pk: int) -> HttpResponse:
     form = AssignForm(request.POST)
     if not form.is_valid():
         messages.error(
-            request, " ".join(form.non_field_errors()) or "Choose a coordinator from the list."
+            request,
+            " ".join(map(str, form.non_field_errors())) or "Choose a coordinator from the list.",
         )
     elif referral_assign(
         referral=referral,
