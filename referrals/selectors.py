@@ -359,15 +359,43 @@ def referrer_rows(
     return rows
 
 
-def referrals_by(*fields: str, start: datetime, end: datetime, limit: int = 15) -> list[Any]:
-    """Inbound referrals of [start, end) counted by a partner's fields (their specialty,
-    their office), busiest first, with how many partners sent them."""
-    return list(
-        Referral.objects.filter(
-            direction=Referral.Direction.INBOUND, received_at__gte=start, received_at__lt=end
-        )
-        .order_by()
-        .values(*fields)
-        .annotate(n=Count("pk"), partners=Count("provider", distinct=True))
-        .order_by("-n", *fields)[:limit]
+def referrals_by_specialty_and_office(
+    counts: list[tuple[int, int]], *, limit: int = 15
+) -> dict[str, list[dict[str, Any]]]:
+    """The referrals of the (partner id, count) pairs `referrers` found, by the partners'
+    specialty and by their office, busiest first, with how many partners sent them. Added
+    up here from those counts and every partner's two fields, read in one query: grouping
+    a year of referrals joined to their partners again, twice, took a second at a million
+    referrals."""
+    fields = {
+        pk: (specialty, office, name)
+        for pk, specialty, office, name in Provider.objects.values_list(
+            "pk", "specialty", "organization", "organization__name"
+        ).iterator(chunk_size=5000)
+    }
+    specialties: dict[str, list[int]] = {}
+    offices: dict[int | None, list[Any]] = {}
+    for pk, n in counts:
+        if pk not in fields:
+            continue  # deleted since the counts were read
+        specialty, office, name = fields[pk]
+        into = specialties.setdefault(specialty, [0, 0])
+        into[0] += n
+        into[1] += 1
+        found = offices.setdefault(office, [0, 0, name])
+        found[0] += n
+        found[1] += 1
+    by_specialty = sorted(specialties.items(), key=lambda item: (-item[1][0], item[0]))
+    by_office = sorted(
+        offices.items(), key=lambda item: (-item[1][0], item[0] is None, item[0] or 0)
     )
+    return {
+        "by_specialty": [
+            {"specialty": specialty, "n": n, "partners": partners}
+            for specialty, (n, partners) in by_specialty[:limit]
+        ],
+        "by_office": [
+            {"office": office, "name": name, "n": n, "partners": partners}
+            for office, (n, partners, name) in by_office[:limit]
+        ],
+    }

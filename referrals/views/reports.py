@@ -24,7 +24,7 @@ from referrals.models import WENT_AHEAD, Inquiry, Referral
 from referrals.selectors import (
     PARETO_SHARE,
     reciprocity_over_time,
-    referrals_by,
+    referrals_by_specialty_and_office,
     referrer_rows,
     referrers,
     turnaround,
@@ -438,16 +438,7 @@ def referrers_report(request: AuthedRequest) -> HttpResponseBase:
             "page": page,
             "drill": urlencode(_drill(period, "inbound")),
             "download_query": download_query(request),
-            "by_specialty": referrals_by(
-                "provider__specialty", start=start, end=end, limit=BUSIEST
-            ),
-            "by_office": referrals_by(
-                "provider__organization",
-                "provider__organization__name",
-                start=start,
-                end=end,
-                limit=BUSIEST,
-            ),
+            **referrals_by_specialty_and_office(found["counts"], limit=BUSIEST),
         },
     )
 
