@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, TypedDict
 
 from django.db import transaction
-from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -58,9 +58,15 @@ def rekindle_candidates(*, now: datetime) -> list[RekindleCandidate]:
         )
 
     touches = Activity.objects.filter(providers=OuterRef("pk")).order_by("-occurred_at")
+    # One Exists, not exclude(tasks__kind=..., tasks__status=...): exclude() across a
+    # to-many relation tests each condition on any task, so a done rekindle task beside an
+    # open follow-up kept the partner out of the queue.
+    open_rekindle = Task.objects.filter(
+        provider=OuterRef("pk"), kind=Task.Kind.REKINDLE, status=Task.Status.OPEN
+    )
     return list(
         Provider.objects.filter(owner__isnull=False)
-        .exclude(tasks__kind=Task.Kind.REKINDLE, tasks__status=Task.Status.OPEN)
+        .exclude(Exists(open_rekindle))
         .annotate(
             recent=referrals_between(now - REKINDLE_WINDOW, now),
             prior=referrals_between(now - 2 * REKINDLE_WINDOW, now - REKINDLE_WINDOW),

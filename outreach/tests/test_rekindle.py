@@ -8,6 +8,7 @@ import pytest
 from django.utils import timezone
 
 from core.factories import UserFactory
+from outreach.factories import TaskFactory
 from outreach.models import Activity, Task
 from outreach.services.rekindle import rekindle_queue_build
 from outreach.tasks import build_rekindle_queue
@@ -63,6 +64,18 @@ def test_a_partner_touched_recently_or_still_referring_is_left_alone():
     unowned = ProviderFactory(owner=None)
     _referrals(unowned, 100, 120)
     assert rekindle_queue_build() == []
+
+
+def test_a_done_rekindle_task_and_an_open_follow_up_do_not_keep_a_partner_out():
+    owner = UserFactory()
+    provider = ProviderFactory(owner=owner)
+    _referrals(provider, 75)
+    TaskFactory(provider=provider, assignee=owner, kind=Task.Kind.REKINDLE, status="done")
+    TaskFactory(provider=provider, assignee=owner, kind=Task.Kind.FOLLOW_UP)
+
+    [task] = rekindle_queue_build()
+
+    assert (task.provider, task.status) == (provider, Task.Status.OPEN)
 
 
 def test_the_queue_takes_the_same_queries_however_many_partners(django_assert_num_queries):
