@@ -186,16 +186,16 @@ def annual_meeting_reminders_create(*, today: date | None = None) -> list[Task]:
     an upcoming one, an open "annual meeting" task for their owner. Idempotent: the
     partial unique constraint keeps one open task per partner, whoever runs this."""
     today = today or timezone.localdate()
+    # Each condition on the same task, in one Exists: exclude(tasks__kind=..., tasks__...)
+    # would test them on any two tasks (an old reminder beside this year's thank-you).
+    reminders = Task.objects.filter(provider=OuterRef("pk"), kind=Task.Kind.ANNUAL_MEETING)
     due = list(
         annual_meetings_due(Provider.objects.filter(owner__isnull=False), today=today)
         .filter(next_annual_meeting_at__isnull=True)
-        .exclude(tasks__kind=Task.Kind.ANNUAL_MEETING, tasks__status=Task.Status.OPEN)
+        .exclude(Exists(reminders.filter(status=Task.Status.OPEN)))
         # At most one reminder a year: a task closed without a meeting does not come back
         # the next night (the list and the partner page still say the meeting is due).
-        .exclude(
-            tasks__kind=Task.Kind.ANNUAL_MEETING,
-            tasks__created_at__gte=_start_of(year_before(today)),
-        )
+        .exclude(Exists(reminders.filter(created_at__gte=_start_of(year_before(today)))))
     )
     Task.objects.bulk_create(
         [

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from outreach import meetings, tasks
-from outreach.factories import EventFactory
+from outreach.factories import EventFactory, TaskFactory
 from outreach.models import Event, Invitation, Task
 from partners.factories import ProviderFactory
 from partners.models import Provider
@@ -171,6 +171,23 @@ def test_the_nightly_run_gives_each_due_key_partner_one_open_task_for_its_owner(
     # Closed without a meeting, it does not come back the next night.
     Task.objects.filter(pk=task.pk).update(status=Task.Status.DONE)
     assert meetings.annual_meeting_reminders_create(today=today + timedelta(days=1)) == []
+
+
+def test_a_reminder_done_years_ago_and_this_year_s_other_tasks_do_not_stop_the_next(liaison):
+    today = timezone.localdate()
+    partner = ProviderFactory(tier="A", owner=liaison)
+    met(partner, today - timedelta(days=400))
+    old = TaskFactory(
+        kind=Task.Kind.ANNUAL_MEETING, provider=partner, assignee=liaison, status="done"
+    )
+    Task.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=800))
+    # This year's ordinary work for the partner: a thank-you done, a follow-up still open.
+    TaskFactory(kind=Task.Kind.THANK_YOU, provider=partner, assignee=liaison, status="done")
+    TaskFactory(kind=Task.Kind.FOLLOW_UP, provider=partner, assignee=liaison)
+
+    [task] = meetings.annual_meeting_reminders_create(today=today)
+
+    assert (task.kind, task.provider) == (Task.Kind.ANNUAL_MEETING, partner)
 
 
 def test_recording_attendance_at_an_annual_meeting_completes_the_reminder(client_for, liaison):
