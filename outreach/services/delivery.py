@@ -149,6 +149,12 @@ def _record_outcome(letter: Letter, outcome: str) -> None:
     )
 
 
+def _record_skipped(letter: Letter) -> None:
+    # Marked as a letter to an opted-out partner is when it is written (letter_route).
+    letter.status, letter.channel, letter.recipient = Letter.Status.SKIPPED, "", ""
+    _ours(letter).update(status=letter.status, channel="", recipient="")
+
+
 def _record_failure(letter: Letter, error: Exception) -> bool:
     """Put the letter back for a retry, or mark it failed after MAX_DELIVERY_ATTEMPTS.
     Returns whether it failed for good."""
@@ -190,6 +196,11 @@ def letters_deliver(*, letter_ids: list[int]) -> list[Letter]:
     retry = False
     try:
         for letter in letters:
+            if letter.provider.letters_opt_out:
+                # The partner opted out (or was merged into a record that had) after the
+                # letter was written and before it was due: it is not sent.
+                _record_skipped(letter)
+                continue
             try:
                 outcome = _send(letter, connection, relay)
             except DELIVERY_ERRORS as error:

@@ -134,6 +134,23 @@ def test_a_partner_without_email_gets_the_letter_in_the_print_queue():
     assert mail.outbox == []
 
 
+def test_a_partner_who_opts_out_before_a_letter_is_due_is_not_sent_it():
+    referral = _seen_referral(email="wiebe@example.org")
+    _, letter = loop.thank_you_prepare(referral_id=referral.pk)
+    assert (letter.channel, letter.status) == (Letter.Channel.EMAIL, Letter.Status.PENDING)
+    referral.provider.letters_opt_out = True
+    referral.provider.save()
+    Letter.objects.filter(pk=letter.pk).update(due_on=timezone.localdate())
+
+    delivery.letter_deliver(letter_id=letter.pk)
+
+    letter.refresh_from_db()
+    assert mail.outbox == []
+    assert (letter.status, letter.channel, letter.recipient) == (Letter.Status.SKIPPED, "", "")
+    assert letter.sent_at is None
+    assert delivery.letters_to_deliver() == []
+
+
 def test_a_letter_not_yet_due_is_not_sent():
     referral = _seen_referral(email="wiebe@example.org")
     _, letter = loop.thank_you_prepare(referral_id=referral.pk)
