@@ -23,6 +23,7 @@ PROVIDER_MERGE_FIELDS = [
     "email",
     "owner",
     "tier",
+    "letters_opt_out",
 ]
 ORGANIZATION_MERGE_FIELDS = [
     "npi",
@@ -53,8 +54,11 @@ class MergePreview:
 
 
 def _merged_value(survivor: models.Model, duplicate: models.Model, name: str) -> Any:
-    """The survivor's value wins; where the survivor has none, it takes the duplicate's."""
+    """The survivor's value wins; where the survivor has none, it takes the duplicate's.
+    An opt-out on either record is the partner's wish, so the merged record keeps it."""
     mine = getattr(survivor, name)
+    if name == "letters_opt_out":
+        return mine or getattr(duplicate, name)
     return mine if mine not in ("", None) else getattr(duplicate, name)
 
 
@@ -165,15 +169,22 @@ def partner_merge_preview(
     fields = [
         MergeField(
             label=str(own_field(survivor, name).verbose_name).capitalize(),
-            survivor=getattr(survivor, name),
-            duplicate=getattr(duplicate, name),
-            result=_merged_value(survivor, duplicate, name),
+            survivor=_shown(getattr(survivor, name)),
+            duplicate=_shown(getattr(duplicate, name)),
+            result=_shown(_merged_value(survivor, duplicate, name)),
         )
         for name in names
     ]
     return MergePreview(
         fields=fields, moves=_related_counts(duplicate), problems=_check_merge(survivor, duplicate)
     )
+
+
+def _shown(value: Any) -> Any:
+    # A yes/no field reads "Yes", or a dash like an empty one (not "True" or "False").
+    if isinstance(value, bool):
+        return "Yes" if value else ""
+    return value
 
 
 def _pointing_at(record: models.Model) -> list[Any]:

@@ -92,6 +92,19 @@ def test_two_records_each_with_an_open_reminder_merge_into_one_open_reminder(man
     assert (done.provider, done.status) == (survivor, Task.Status.DONE)
 
 
+def test_a_partner_who_opted_out_on_either_record_stays_opted_out(client_for, manager):
+    survivor = ProviderFactory(letters_opt_out=False)
+    duplicate = ProviderFactory(letters_opt_out=True)
+    url = reverse("partners:provider_merge", args=[survivor.pk])
+
+    preview = client_for(manager).get(url, {"duplicate": duplicate.pk}).content.decode()
+    partner_merge(survivor=survivor, duplicate=duplicate, actor=manager)
+
+    assert "Opted out of letters" in preview
+    survivor.refresh_from_db()
+    assert survivor.letters_opt_out
+
+
 def test_merging_offices_moves_providers_staff_and_activities_and_takes_the_npi(manager):
     survivor = OrganizationFactory(npi="")
     duplicate = OrganizationFactory(npi="1245319599")
