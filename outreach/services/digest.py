@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from contextlib import suppress
 from datetime import date
 
@@ -15,6 +16,8 @@ from django.utils import timezone
 
 from outreach.models import DigestDelivery, Event, PlannedVisit, Task
 from outreach.services.delivery import DELIVERY_ERRORS
+
+logger = logging.getLogger(__name__)
 
 
 def liaison_digests_send(*, today: date | None = None) -> int:
@@ -58,6 +61,13 @@ def liaison_digests_send(*, today: date | None = None) -> int:
                     _digest_email(user, tasks, today, connection, **day).send()
             except IntegrityError:
                 continue  # another run sent it
+            except DELIVERY_ERRORS as error:
+                # Rolled back, so the next run tries again; one liaison's refused address
+                # or a dropped session does not cost everyone after them their digest.
+                logger.warning("digest for user %s failed: %s", user.pk, type(error).__name__)
+                with suppress(*DELIVERY_ERRORS):
+                    connection.close()
+                continue
             sent += 1
     finally:
         with suppress(*DELIVERY_ERRORS):

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from smtplib import SMTPRecipientsRefused
+from unittest import mock
 
 import pytest
 from django.core import mail
+from django.core.mail import EmailMultiAlternatives
 from django.utils import timezone
 
 from core.factories import UserFactory
 from core.roles import Role
 from outreach.factories import TaskFactory
-from outreach.models import Task
+from outreach.models import DigestDelivery, Task
 from outreach.services.digest import liaison_digests_send
 from outreach.tasks import send_liaison_digests
 from partners.factories import ProviderFactory
@@ -54,6 +57,27 @@ def test_each_liaison_gets_their_due_overdue_and_attention_tasks_once_a_day(sett
     link = f"http://crm.example.org{brochures.get_absolute_url()}"
     assert f"Drop off the new brochures: {link}" in digest.body
     assert f'href="{link}"' in digest.alternatives[0][0]
+
+
+def test_a_digest_the_mail_server_refuses_does_not_stop_the_others_and_goes_next_run():
+    today = timezone.localdate()
+    refused = UserFactory(role=Role.LIAISON, email="typo@example.invalid")
+    liaisons = [refused, *(UserFactory(role=Role.LIAISON) for _ in range(3))]
+    for liaison in liaisons:
+        TaskFactory(assignee=liaison, due_on=today)
+    send = EmailMultiAlternatives.send
+
+    def refuse_one(message, *args, **kwargs):
+        if message.to == [refused.email]:
+            raise SMTPRecipientsRefused({refused.email: (550, b"No such user")})
+        return send(message, *args, **kwargs)
+
+    with mock.patch.object(EmailMultiAlternatives, "send", refuse_one):
+        assert liaison_digests_send(today=today) == 3
+
+    assert sorted(m.to[0] for m in mail.outbox) == sorted(u.email for u in liaisons[1:])
+    assert not DigestDelivery.objects.filter(user=refused).exists()
+    assert liaison_digests_send(today=today) == 1  # the next run tries again
 
 
 def test_a_liaison_with_nothing_due_gets_no_email():
