@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.db.models import Case, Q, Subquery, Value, When
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
@@ -23,6 +24,7 @@ from core.types import AuthedRequest
 from outreach.meetings import annual_meeting_status
 from outreach.models import Activity, Letter, PlannedVisit, PlannedVisitEvent, Task
 from outreach.rekindle import can_write_note
+from outreach.services.tasks import owner_tasks_hand_over
 from partners.forms import (
     MergeConfirmForm,
     MergeSearchForm,
@@ -87,7 +89,10 @@ def provider_update(request: AuthedRequest, pk: int) -> HttpResponse:
     provider = get_provider_for_user(request.user, pk, write=True)
     form = ProviderForm(request.POST or None, instance=provider)
     if request.method == "POST" and form.is_valid():
-        form.save()
+        with transaction.atomic():
+            form.save()
+            if "owner" in form.changed_data and provider.owner_id is not None:
+                owner_tasks_hand_over(provider_id=provider.pk, owner_id=provider.owner_id)
         messages.success(request, "Changes saved.")
         return redirect(provider)
     return render(request, "partners/provider_form.html", {"form": form, "provider": provider})

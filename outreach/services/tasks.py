@@ -1,4 +1,4 @@
-"""Completing a task."""
+"""Completing a task, and the partner's tasks that follow its owner."""
 
 from __future__ import annotations
 
@@ -26,4 +26,21 @@ def task_keys_release_for_merge(*, survivor_id: int, duplicate_id: int) -> None:
     kept = Task.objects.open().filter(provider_id=survivor_id, kind__in=one_open)
     Task.objects.open().filter(provider_id=duplicate_id, kind__in=kept.values("kind")).update(
         status=Task.Status.CANCELLED
+    )
+
+
+# The partner's tasks the nightly jobs make for its owner, one open at a time.
+OWNERS_TASKS = [Task.Kind.REKINDLE, Task.Kind.ANNUAL_MEETING]
+
+
+def owner_tasks_hand_over(*, provider_id: int, owner_id: int) -> int:
+    """A partner has a new owner: its open rekindle and annual-meeting tasks go to them.
+    Left with the previous owner, they sat on the list and digest of someone who may no
+    longer act on the partner, and the nightly jobs, seeing an open one, gave the new owner
+    none. Returns how many moved."""
+    return (
+        Task.objects.open()
+        .filter(provider_id=provider_id, kind__in=OWNERS_TASKS)
+        .exclude(assignee_id=owner_id)
+        .update(assignee_id=owner_id)
     )

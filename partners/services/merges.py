@@ -278,6 +278,11 @@ def partner_merge(
         setattr(keep, name, value)
     keep.full_clean()
     keep.save()
+    if isinstance(keep, Provider) and keep.owner_id is not None:
+        from outreach.services.tasks import owner_tasks_hand_over
+
+        # The duplicate's open rekindle or meeting task came with it: the owner's now.
+        owner_tasks_hand_over(provider_id=keep.pk, owner_id=keep.owner_id)
     merge = PartnerMerge.objects.create(
         kind=kind,
         survivor_provider=keep if isinstance(keep, Provider) else None,

@@ -105,6 +105,19 @@ def test_a_partner_who_opted_out_on_either_record_stays_opted_out(client_for, ma
     assert survivor.letters_opt_out
 
 
+def test_the_duplicates_open_rekindle_task_goes_to_the_survivors_owner(
+    manager, liaison, other_liaison
+):
+    survivor = ProviderFactory(owner=liaison)
+    duplicate = ProviderFactory(owner=other_liaison)
+    task = TaskFactory(provider=duplicate, assignee=other_liaison, kind=Task.Kind.REKINDLE)
+
+    partner_merge(survivor=survivor, duplicate=duplicate, actor=manager)
+
+    task.refresh_from_db()
+    assert (task.provider, task.assignee) == (survivor, liaison)
+
+
 def test_merging_offices_moves_providers_staff_and_activities_and_takes_the_npi(manager):
     survivor = OrganizationFactory(npi="")
     duplicate = OrganizationFactory(npi="1245319599")

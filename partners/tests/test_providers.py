@@ -108,6 +108,30 @@ def test_the_partner_page_is_open_to_every_role_but_not_to_a_user_without_one(
     assert client_for(no_role_user).get(url).status_code == 404  # stranger
 
 
+def test_a_new_owner_takes_over_the_partners_open_rekindle_and_meeting_tasks(
+    client_for, manager, liaison, other_liaison
+):
+    provider = ProviderFactory(owner=liaison, npi="1679576722")
+    rekindle = TaskFactory(provider=provider, assignee=liaison, kind="rekindle")
+    meeting = TaskFactory(provider=provider, assignee=liaison, kind="annual_meeting")
+    own_follow_up = TaskFactory(provider=provider, assignee=liaison, kind="follow_up")
+    done = TaskFactory(provider=provider, assignee=liaison, kind="rekindle", status="done")
+
+    client_for(manager).post(
+        reverse("partners:provider_update", args=[provider.pk]),
+        _provider_data(owner=other_liaison.pk),
+    )
+
+    provider.refresh_from_db()
+    assert provider.owner == other_liaison
+    for task in (rekindle, meeting, own_follow_up, done):
+        task.refresh_from_db()
+    # The nightly jobs give a partner one open task of these kinds, for its owner: it
+    # goes to whoever looks after the partner now, not to the one who no longer may.
+    assert rekindle.assignee == meeting.assignee == other_liaison
+    assert own_follow_up.assignee == done.assignee == liaison
+
+
 def test_only_the_owner_liaison_may_edit_a_partner(client_for, liaison, other_liaison, manager):
     provider = ProviderFactory(owner=liaison)
     url = reverse("partners:provider_update", args=[provider.pk])
