@@ -6,7 +6,8 @@ second run a no-op, so the worker, a retry and the beat sweep can all call them 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, IntegerField, OuterRef, Subquery
@@ -117,6 +118,60 @@ def loop_message_prepare(*, referral_id: int, status: str) -> tuple[Task | None,
         if template.delay_business_days
         else reached_on
     )
+    provider = referral.provider
+    addressed = _addressed(referral, template, sequence=sequence, day=reached_on)
+    channel = addressed["channel"]
+    try:
+        with transaction.atomic():
+            if status == Status.ON_HOLD and not _still_asking(referral, lock=True):
+                # The hold ended while this notice was being written. Under the row lock
+                # this check and the end of a hold (which withdraws its notices,
+                # hold_notices_withdraw) happen one after the other, never interleaved.
+                return None, None
+            letter, created = Letter.objects.get_or_create(
+                referral=referral,
+                kind=kind,
+                sequence=sequence,
+                defaults={**addressed, "due_on": due_on, "message_id": new_message_id()},
+            )
+            if created and sequence > 1:
+                # A notice of an earlier appointment not yet on its way would now give
+                # the referrer the wrong date: it gives way to this one.
+                Letter.objects.filter(
+                    referral=referral,
+                    kind=kind,
+                    sequence__lt=sequence,
+                    status=Letter.Status.PENDING,
+                ).update(status=Letter.Status.CANCELLED, last_error=REPEATING_MESSAGES[status])
+            task = None
+            if kind == K.THANK_YOU:
+                task, _ = Task.objects.get_or_create(
+                    referral=referral,
+                    kind=Task.Kind.THANK_YOU,
+                    defaults={
+                        "title": _thank_you_title(referral, channel),
+                        # A visit recorded days late (seen_at is the appointment's time)
+                        # would make a task overdue from birth: due today at the earliest.
+                        "due_on": max(due_on, timezone.localdate()),
+                        "assignee": provider.owner,
+                        "provider": provider,
+                    },
+                )
+    except IntegrityError:
+        # Another worker created them between our read and write: they exist now.
+        letter = Letter.objects.get(referral=referral, kind=kind, sequence=sequence)
+        task = Task.objects.filter(referral=referral, kind=Task.Kind.THANK_YOU).first()
+    return task, letter
+
+
+def _addressed(
+    referral: Referral, template: LetterTemplate, *, sequence: int, day: date
+) -> dict[str, Any]:
+    """The letter of `template`'s kind about `referral` as its referring partner gets it:
+    the partner, the text written for them, and the route their preferences choose (a
+    report cover letter for a weekly or monthly summary is held for the period of
+    `day`)."""
+    kind = template.kind
     values = _merge_values(referral)
     provider = referral.provider
     channel, letter_status, recipient = letter_route(provider, kind)
@@ -130,63 +185,68 @@ def loop_message_prepare(*, referral_id: int, status: str) -> tuple[Task | None,
         from outreach.summaries import summary_period_for
 
         channel, letter_status, recipient = "", Letter.Status.IN_SUMMARY, ""
-        period = summary_period_for(provider=provider, day=reached_on)
+        period = summary_period_for(provider=provider, day=day)
     subject = render_merge_fields(template.subject, values)
     if sequence > 1:
         subject = f"Update: {subject}"
-    try:
-        with transaction.atomic():
-            if status == Status.ON_HOLD and not _still_asking(referral, lock=True):
-                # The hold ended while this notice was being written. Under the row lock
-                # this check and the end of a hold (which withdraws its notices,
-                # hold_notices_withdraw) happen one after the other, never interleaved.
-                return None, None
-            letter, created = Letter.objects.get_or_create(
-                referral=referral,
-                kind=kind,
-                sequence=sequence,
-                defaults={
-                    "provider": provider,
-                    "subject": subject[:200],
-                    "body": render_merge_fields(template.body, values),
-                    "due_on": due_on,
-                    "channel": channel,
-                    "status": letter_status,
-                    "recipient": recipient,
-                    "period": period,
-                    "message_id": new_message_id(),
-                },
-            )
-            if created and sequence > 1:
-                # A notice of an earlier appointment not yet on its way would now give
-                # the referrer the wrong date: it gives way to this one.
-                Letter.objects.filter(
-                    referral=referral,
-                    kind=kind,
-                    sequence__lt=sequence,
-                    status=Letter.Status.PENDING,
-                ).update(status=Letter.Status.CANCELLED, last_error=REPEATING_MESSAGES[status])
-            task = None
-            if kind == K.THANK_YOU:
-                verb = "Call" if channel == Letter.Channel.CALL else "Thank"
-                task, _ = Task.objects.get_or_create(
-                    referral=referral,
-                    kind=Task.Kind.THANK_YOU,
-                    defaults={
-                        "title": f"{verb} {provider.display_name} for referring "
-                        f"{referral.patient_initials}",
-                        # A visit recorded days late (seen_at is the appointment's time)
-                        # would make a task overdue from birth: due today at the earliest.
-                        "due_on": max(due_on, timezone.localdate()),
-                        "assignee": provider.owner,
-                        "provider": provider,
-                    },
-                )
-    except IntegrityError:
-        # Another worker created them between our read and write: they exist now.
-        letter = Letter.objects.get(referral=referral, kind=kind, sequence=sequence)
-        task = Task.objects.filter(referral=referral, kind=Task.Kind.THANK_YOU).first()
-    return task, letter
+    return {
+        "provider": provider,
+        "subject": subject[:200],
+        "body": render_merge_fields(template.body, values),
+        "channel": channel,
+        "status": letter_status,
+        "recipient": recipient,
+        "period": period,
+    }
+
+
+def _thank_you_title(referral: Referral, channel: str) -> str:
+    verb = "Call" if channel == Letter.Channel.CALL else "Thank"
+    return f"{verb} {referral.provider.display_name} for referring {referral.patient_initials}"
+
+
+# Letters about a referral that have not left: re-addressed when the referral moves to
+# another partner. A letter being sent, sent or cancelled stays as it is.
+UNSENT = [
+    Letter.Status.PENDING,
+    Letter.Status.PRINT_QUEUE,
+    Letter.Status.FAILED,
+    Letter.Status.SKIPPED,
+    Letter.Status.IN_SUMMARY,
+]
+
+
+@transaction.atomic
+def loop_messages_readdress(*, referral_id: int) -> int:
+    """An inbound referral was moved to another referring partner (logged under the
+    wrong one): its letters that have not left are rewritten for the partner it is now
+    from and routed by their preferences, so the first one's office never gets them; an
+    open thank-you task follows too. Letters already sent stay as history. Called by the
+    referral edit in its transaction. Returns how many letters were re-addressed."""
+    referral = Referral.objects.select_related(
+        "provider", "provider__owner", "provider__organization"
+    ).get(pk=referral_id)
+    letters = list(
+        Letter.objects.select_for_update()
+        .filter(referral=referral, status__in=UNSENT, summary__isnull=True)
+        .exclude(provider=referral.provider)
+    )
+    for letter in letters:
+        template = letter_template_for(letter.kind)
+        addressed = _addressed(referral, template, sequence=letter.sequence, day=letter.due_on)
+        for name, value in addressed.items():
+            setattr(letter, name, value)
+        letter.attempts, letter.last_error = 0, ""
+        letter.save(update_fields=[*addressed, "attempts", "last_error"])
+    channel, _, _ = letter_route(referral.provider, K.THANK_YOU)
+    Task.objects.open().filter(referral=referral, kind=Task.Kind.THANK_YOU).exclude(
+        provider=referral.provider
+    ).update(
+        provider=referral.provider,
+        assignee=referral.provider.owner,
+        title=_thank_you_title(referral, channel),
+    )
+    return len(letters)
 
 
 def _still_asking(referral: Referral, *, lock: bool = False) -> bool:

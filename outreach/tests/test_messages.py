@@ -590,3 +590,44 @@ def test_a_letter_to_an_office_with_a_very_long_name_renders_within_the_page(mon
     assert any(text.startswith("Kearney Regional") for text, _, _ in drawn)
     assert all(width <= page for _, width, page in drawn)
     assert any("Nguyen" in text for text, _, _ in drawn)
+
+
+def test_a_referral_moved_to_the_right_partner_sends_its_waiting_letters_to_them():
+    from core.factories import UserFactory
+    from referrals.services.edit import referral_edit
+
+    referral = _walk(
+        _referral(first_name="Wrong", last_name="Doctor", email="wrong@example.org"),
+        Status.ACCEPTED,
+        Status.SCHEDULED,
+        Status.SEEN,
+    )
+    _, ack = loop.loop_message_prepare(referral_id=referral.pk, status=Status.RECEIVED)
+    delivery.letter_deliver(letter_id=ack.pk)
+    task, thank_you = loop.loop_message_prepare(referral_id=referral.pk, status=Status.SEEN)
+    assert thank_you.status == Letter.Status.PENDING and not thank_you.is_due
+    owner = UserFactory(first_name="Jamie", last_name="Carter")
+    right = ProviderFactory(
+        first_name="Right", last_name="Doctor", email="right@example.org", owner=owner
+    )
+
+    referral.provider = right
+    referral_edit(referral=referral, fields=["provider"], actor=None)
+    Letter.objects.filter(pk=thank_you.pk).update(due_on=timezone.localdate())
+    delivery.letter_deliver(letter_id=thank_you.pk)
+
+    [sent] = mail.outbox[-1:]
+    assert sent.to == ["right@example.org"]
+    assert "Dear Right Doctor" in sent.body and "Wrong" not in sent.body
+    thank_you.refresh_from_db()
+    assert (thank_you.provider, thank_you.status) == (right, Letter.Status.SENT)
+    task.refresh_from_db()
+    assert (task.provider, task.assignee) == (right, owner)
+    assert task.title.startswith("Thank Right Doctor")
+    # The letters that already left stay where they went, as history.
+    ack.refresh_from_db()
+    assert (ack.provider.first_name, ack.recipient, ack.status) == (
+        "Wrong",
+        "wrong@example.org",
+        Letter.Status.SENT,
+    )

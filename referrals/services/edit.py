@@ -88,6 +88,11 @@ def referral_edit(
     if {"direction", "provider"} & set(changed):
         written |= {"in_network", "out_of_network_reason"}
     referral.save(update_fields=sorted(written))
+    if "provider" in changed and referral.direction == Referral.Direction.INBOUND:
+        from outreach.services.loop import loop_messages_readdress
+
+        # Logged under the wrong partner: what has not left goes to the right one.
+        loop_messages_readdress(referral_id=referral.pk)
     if "assigned_to" in changed:
         _record_assignments(
             moves=[(referral.pk, before.assigned_to_id)],
