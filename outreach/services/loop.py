@@ -275,6 +275,23 @@ def hold_notices_withdraw(*, referral_id: int) -> int:
     ).update(status=Letter.Status.CANCELLED, last_error=HOLD_ENDED)
 
 
+# What a withdrawn scheduled notice's row says.
+APPOINTMENT_GONE = "Withdrawn: the appointment no longer stands (the referral is now {})"
+
+
+def scheduled_notices_withdraw(*, referral_id: int, status_label: str) -> int:
+    """A scheduled referral moved on without being rebooked (cancelled, a missed
+    appointment, seen): its "your patient is scheduled" notices that have not left (a
+    practice may let a day pass before sending them) would tell the office of an
+    appointment that no longer stands, after the notice of what happened instead. Called
+    by the referral workflow in the transaction of the move. Returns how many."""
+    return Letter.objects.filter(
+        referral_id=referral_id,
+        kind=K.SCHEDULED,
+        status__in=[Letter.Status.PENDING, Letter.Status.PRINT_QUEUE],
+    ).update(status=Letter.Status.CANCELLED, last_error=APPOINTMENT_GONE.format(status_label))
+
+
 def _latest_occurrence(referral_id: int, status: str) -> tuple[int, datetime]:
     """(how many times the referral reached `status`, when it last did)."""
     times = list(

@@ -631,3 +631,37 @@ def test_a_referral_moved_to_the_right_partner_sends_its_waiting_letters_to_them
         "wrong@example.org",
         Letter.Status.SENT,
     )
+
+
+@pytest.mark.parametrize("then", [Status.CANCELLED, Status.NO_SHOW])
+def test_a_scheduled_notice_still_waiting_is_withdrawn_when_the_appointment_falls_through(then):
+    # The practice lets a day pass before telling the office of an appointment.
+    LetterTemplate.objects.create(
+        kind=K.SCHEDULED,
+        subject="Scheduled",
+        body="On {{ appointment_date }}",
+        delay_business_days=1,
+    )
+    referral = _walk(_referral(email="wiebe@example.org"), Status.ACCEPTED)
+    referral = referral_transition(
+        referral=referral,
+        to_status=Status.SCHEDULED,
+        actor=None,
+        appointment_at=timezone.now() + timedelta(minutes=30),
+    )
+    _task, notice = loop.loop_message_prepare(referral_id=referral.pk, status=Status.SCHEDULED)
+    assert notice.status == Letter.Status.PENDING and not notice.is_due
+
+    if then == Status.CANCELLED:
+        referral_transition(
+            referral=referral, to_status=then, actor=None, cancel_reason="Patient moved away."
+        )
+    else:
+        _missed(referral)
+
+    notice.refresh_from_db()
+    assert notice.status == Letter.Status.CANCELLED
+    assert "no longer" in notice.last_error
+    Letter.objects.filter(pk=notice.pk).update(due_on=timezone.localdate())
+    assert delivery.letter_deliver(letter_id=notice.pk) is None
+    assert mail.outbox == []

@@ -283,6 +283,10 @@ def referral_transition(
         from outreach.services.loop import hold_notices_withdraw
 
         hold_notices_withdraw(referral_id=locked.pk)
+    if from_status == Status.SCHEDULED and to_status != Status.SCHEDULED:
+        from outreach.services.loop import scheduled_notices_withdraw
+
+        scheduled_notices_withdraw(referral_id=locked.pk, status_label=locked.status_label.lower())
     _close_the_loop(referral=locked, status=to_status)
     return locked
 
