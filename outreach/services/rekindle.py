@@ -92,7 +92,13 @@ def rekindle_reasons(provider: RekindleCandidate, *, now: datetime) -> list[str]
             "(the last 90 days against the 90 before)."
         )
     if provider.last_referral_at:
-        reasons.append(f"No referral for {(now - provider.last_referral_at).days} days.")
+        since = now - provider.last_referral_at
+        if since >= REKINDLE_SILENT:
+            reasons.append(f"No referral for {since.days} days.")
+        else:
+            # Here for a drop only: a referral this week is no silence.
+            plural = "" if since.days == 1 else "s"
+            reasons.append(f"Last referral {since.days} day{plural} ago.")
     if provider.last_touch_at:
         reasons.append(f"Last touch {(now - provider.last_touch_at).days} days ago.")
     else:

@@ -47,6 +47,17 @@ def test_a_partner_whose_referrals_stopped_gets_a_task_with_the_reasons_and_last
     assert "Last next step: Bring the new MRI schedule" in task.detail
 
 
+def test_a_drop_with_a_referral_this_week_does_not_read_as_a_silence():
+    provider = ProviderFactory(owner=UserFactory())
+    _referrals(provider, 1, 100, 120, 150, 170)
+
+    [task] = rekindle_queue_build()
+
+    assert "Referrals dropped from 4 to 1" in task.detail
+    assert "Last referral 1 day ago." in task.detail
+    assert "No referral for" not in task.detail
+
+
 def test_running_it_again_creates_no_second_task():
     provider = ProviderFactory(owner=UserFactory())
     _referrals(provider, 75)
