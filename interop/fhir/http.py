@@ -14,6 +14,8 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from interop.fhir.resources import IMPLEMENTED
+
 FHIR_JSON = "application/fhir+json"
 # What a client may send a resource as: FHIR's own type, and plain JSON from simple scripts.
 ACCEPTED_CONTENT_TYPES = (FHIR_JSON, "application/json")
@@ -135,6 +137,12 @@ def unknown_address(request: HttpRequest, rest: str) -> JsonResponse:
         message = (
             "History and versions (_history) are not offered here: read the resource "
             "itself. The CapabilityStatement (metadata) lists what is offered."
+        )
+    elif first in IMPLEMENTED:
+        # The type is offered, at other addresses: most often a trailing slash.
+        message = (
+            f"No such address: {first} is searched at {first} and read at {first}/{{id}}, "
+            "with no trailing slash and nothing after the id."
         )
     elif first:
         message = (

@@ -292,6 +292,21 @@ def test_a_history_address_says_history_is_not_offered(
     assert "“Practitioner” is not offered" not in message
 
 
+@pytest.mark.parametrize(
+    "path", ["ServiceRequest/", "Practitioner/", "Organization/3/", "PractitionerRole/3/x"]
+)
+def test_a_wrong_address_under_an_offered_type_does_not_say_the_type_is_not_offered(
+    coordinator: User, api_client_for: ClientFor, path: str
+) -> None:
+    response = api_client_for(coordinator).get(f"/fhir/r4/{path}")
+    assert response.status_code == 404
+    message = outcome_text(response)
+    resource_type = path.split("/")[0]
+    assert "is not offered here" not in message
+    assert f"{resource_type}/{{id}}" in message
+    assert "trailing slash" in message
+
+
 def test_an_empty_search_page_has_no_entry_array(
     coordinator: User, api_client_for: ClientFor
 ) -> None:
