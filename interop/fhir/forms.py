@@ -57,6 +57,12 @@ class SearchForm(forms.Form):
     def offset(self) -> int:
         return self.cleaned_data.get("_offset") or 0
 
+    def next_offset(self, total: int) -> int | None:
+        """Where the next page starts, if there is one this form would accept: a search
+        pages at most MAX_OFFSET rows deep, and a next link past it would be a 400."""
+        offset = self.offset + self.count
+        return offset if offset < total and offset <= MAX_OFFSET else None
+
     def used(self) -> dict[str, Any]:
         """The parameters given (as sent), for the Bundle's self and next links."""
         return {

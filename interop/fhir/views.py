@@ -91,10 +91,10 @@ def _search(
     base = request.build_absolute_uri(request.path)
     used = form.used()
     self_url = f"{base}?{urlencode({**used, '_offset': form.offset}, doseq=True)}"
-    next_offset = form.offset + form.count
+    next_offset = form.next_offset(total)
     next_url = (
         f"{base}?{urlencode({**used, '_offset': next_offset}, doseq=True)}"
-        if next_offset < total
+        if next_offset is not None
         else None
     )
     return Response(

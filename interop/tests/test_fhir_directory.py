@@ -307,6 +307,24 @@ def test_a_wrong_address_under_an_offered_type_does_not_say_the_type_is_not_offe
     assert "trailing slash" in message
 
 
+def test_a_search_gives_no_next_link_the_server_would_refuse(
+    coordinator: User, api_client_for: ClientFor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The deepest page a search reaches, made small so a few rows pass it.
+    monkeypatch.setattr("interop.fhir.forms.MAX_OFFSET", 3)
+    ProviderFactory.create_batch(6, last_name="Deep")
+    client = api_client_for(coordinator)
+    url: str | None = reverse("fhir:practitioner_search") + "?name=deep&_count=2"
+    pages = 0
+    while url:
+        response = client.get(url)
+        assert response.status_code == 200, outcome_text(response)
+        pages += 1
+        url = {link["relation"]: link["url"] for link in response.json()["link"]}.get("next")
+    # The pages at 0 and 2; none links on to 4, past the deepest.
+    assert pages == 2
+
+
 def test_an_empty_search_page_has_no_entry_array(
     coordinator: User, api_client_for: ClientFor
 ) -> None:
