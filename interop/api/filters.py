@@ -4,10 +4,12 @@ partners or referrals. A value a filter cannot read is a 400 naming the paramete
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from django import forms
 from django.core.validators import RegexValidator
+from django.db.models import Q, QuerySet
 from django.http import QueryDict
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema_field
@@ -86,6 +88,12 @@ class NpiFilter(filters.CharFilter):
 
 
 class PartnerFilter(StrictFilterSet):
+    # A partner's row carries their office: a change to the office changes the row too.
+    updated_since = filters.IsoDateTimeFilter(
+        method="filter_updated_since",
+        help_text="The partner or their office changed at or after this ISO 8601 time (the "
+        "practice's time zone if none).",
+    )
     npi = NpiFilter(help_text="The partner's NPI.")
     taxonomy = filters.CharFilter(
         field_name="taxonomy_code", max_length=10, help_text="NUCC taxonomy code, exactly."
@@ -105,6 +113,11 @@ class PartnerFilter(StrictFilterSet):
     class Meta(StrictFilterSet.Meta):
         model = Provider
         fields: list[str] = []
+
+    def filter_updated_since(
+        self, queryset: QuerySet[Provider], name: str, value: datetime
+    ) -> QuerySet[Provider]:
+        return queryset.filter(Q(updated_at__gte=value) | Q(organization__updated_at__gte=value))
 
 
 class ReferralFilter(StrictFilterSet):

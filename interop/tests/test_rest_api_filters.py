@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from audit.models import PatientDataAccess
 from partners.factories import ProviderFactory
-from partners.models import Provider
+from partners.models import Organization, Provider
 from referrals.factories import ReferralFactory
 from referrals.models import Referral
 
@@ -72,6 +72,9 @@ def test_partners_filter_by_the_time_they_last_changed(
 ) -> None:
     old, recent = ProviderFactory.create_batch(2)
     Provider.objects.filter(pk=old.pk).update(updated_at=timezone.now() - timedelta(days=10))
+    Organization.objects.filter(pk=old.organization_id).update(
+        updated_at=timezone.now() - timedelta(days=10)
+    )
     since = (timezone.now() - timedelta(days=1)).isoformat()
     assert ids(partners(api_client_for(liaison), updated_since=since)) == [recent.pk]
 
@@ -115,6 +118,23 @@ def test_referrals_filter_by_received_day_in_the_practice_time_zone_both_ends_in
     january = {"received_after": "2026-01-01", "received_before": "2026-01-31"}
     assert ids(referrals(client, **january)) == [late_january.pk]
     assert ids(referrals(client, received_after="2026-02-01")) == [february.pk]
+
+
+def test_a_partner_whose_office_changed_is_in_a_sync_since_then(
+    liaison: User, api_client_for: ClientFor
+) -> None:
+    moved = ProviderFactory.create()
+    ProviderFactory.create()  # at an office nobody changed
+    ten_days_ago = timezone.now() - timedelta(days=10)
+    Provider.objects.update(updated_at=ten_days_ago)
+    Organization.objects.update(updated_at=ten_days_ago)
+    office = Organization.objects.get(pk=moved.organization_id)
+    office.fax = "(402) 555-0188"
+    office.save()
+    since = (timezone.now() - timedelta(days=1)).isoformat()
+    response = partners(api_client_for(liaison), updated_since=since)
+    assert ids(response) == [moved.pk]
+    assert response.json()["results"][0]["organization"]["fax"] == "(402) 555-0188"
 
 
 def test_referrals_filter_by_the_time_they_last_changed(
