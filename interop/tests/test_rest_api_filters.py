@@ -20,6 +20,7 @@ from django.utils import timezone
 from audit.models import PatientDataAccess
 from partners.factories import ProviderFactory
 from partners.models import Organization, Provider
+from partners.services.health import providers_assess_health
 from referrals.factories import ReferralFactory
 from referrals.models import Referral
 
@@ -135,6 +136,19 @@ def test_a_partner_whose_office_changed_is_in_a_sync_since_then(
     response = partners(api_client_for(liaison), updated_since=since)
     assert ids(response) == [moved.pk]
     assert response.json()["results"][0]["organization"]["fax"] == "(402) 555-0188"
+
+
+def test_a_partner_whose_health_the_nightly_assessment_changed_is_in_the_next_sync(
+    liaison: User, api_client_for: ClientFor
+) -> None:
+    silent = ProviderFactory.create()
+    ReferralFactory.create(provider=silent, received_at=timezone.now() - timedelta(days=300))
+    Provider.objects.update(updated_at=timezone.now() - timedelta(days=10))
+    since = (timezone.now() - timedelta(days=1)).isoformat()
+    providers_assess_health(as_of=timezone.localdate())
+    response = partners(api_client_for(liaison), updated_since=since)
+    assert ids(response) == [silent.pk]
+    assert response.json()["results"][0]["health"] == Provider.Health.DORMANT
 
 
 def test_referrals_filter_by_the_time_they_last_changed(

@@ -165,8 +165,16 @@ def _apply_health(assessed: dict[int, tuple[str, list[dict[str, Any]]]]) -> int:
             Provider.objects.select_for_update().filter(pk__in=batch).values_list("pk", "health")
         ):
             health, reasons = assessed[pk]
+            # updated_at too: health is part of the partner's row in the API, whose sync
+            # jobs ask for what changed since they last ran (as nightly tiering does).
             updated.append(
-                Provider(pk=pk, health=health, health_reasons=reasons, health_checked_at=now)
+                Provider(
+                    pk=pk,
+                    health=health,
+                    health_reasons=reasons,
+                    health_checked_at=now,
+                    updated_at=now,
+                )
             )
             if health != current:
                 changes.append(
@@ -179,7 +187,9 @@ def _apply_health(assessed: dict[int, tuple[str, list[dict[str, Any]]]]) -> int:
                     )
                 )
     Provider.objects.bulk_update(
-        updated, ["health", "health_reasons", "health_checked_at"], batch_size=BATCH_SIZE
+        updated,
+        ["health", "health_reasons", "health_checked_at", "updated_at"],
+        batch_size=BATCH_SIZE,
     )
     HealthChange.objects.bulk_create(changes, batch_size=BATCH_SIZE)
     return len(changes)
