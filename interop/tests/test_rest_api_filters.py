@@ -21,6 +21,7 @@ from audit.models import PatientDataAccess
 from partners.factories import ProviderFactory
 from partners.models import Organization, Provider
 from partners.services.health import providers_assess_health
+from partners.services.merges import partner_merge
 from referrals.factories import ReferralFactory
 from referrals.models import Referral
 
@@ -149,6 +150,21 @@ def test_a_partner_whose_health_the_nightly_assessment_changed_is_in_the_next_sy
     response = partners(api_client_for(liaison), updated_since=since)
     assert ids(response) == [silent.pk]
     assert response.json()["results"][0]["health"] == Provider.Health.DORMANT
+
+
+def test_referrals_a_merge_moved_to_the_surviving_partner_are_in_a_sync_since_then(
+    manager: User, api_client_for: ClientFor
+) -> None:
+    survivor, duplicate = ProviderFactory.create_batch(2)
+    moved = ReferralFactory.create(provider=duplicate)
+    ReferralFactory.create(provider=survivor)
+    Referral.objects.update(updated_at=timezone.now() - timedelta(days=10))
+    partner_merge(survivor=survivor, duplicate=duplicate, actor=manager)
+    since = (timezone.now() - timedelta(days=1)).isoformat()
+    client = api_client_for(manager)
+    response = referrals(client, updated_since=since)
+    assert ids(response) == [moved.pk]
+    assert response.json()["results"][0]["provider"] == survivor.pk
 
 
 def test_referrals_filter_by_the_time_they_last_changed(

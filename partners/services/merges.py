@@ -217,8 +217,16 @@ def _repoint(survivor: models.Model, duplicate: models.Model) -> dict[str, int]:
             n, _ = rows.filter(**{f"{source}__in": shared}).delete()
             n += rows.update(**{target: survivor})
         else:
+            # update() leaves auto_now fields alone, but a re-pointed row has changed (a
+            # referral's partner, a partner's office): updated_at says so to API syncs.
+            now = timezone.now()
+            touched = {
+                field.name: now
+                for field in rel.related_model._meta.concrete_fields
+                if getattr(field, "auto_now", False)
+            }
             n = rel.related_model._base_manager.filter(**{rel.field.name: duplicate}).update(
-                **{rel.field.name: survivor}
+                **{rel.field.name: survivor}, **touched
             )
         if n:
             moved[str(rel.related_model._meta.verbose_name_plural)] = n
