@@ -94,7 +94,9 @@ def npi_identifier(npi: str) -> dict[str, str]:
 
 
 def _taxonomy(provider: Provider) -> dict[str, Any] | None:
-    code = _text(provider.taxonomy_code)
+    # The admin and the spreadsheet import keep the code as typed; a FHIR code has single
+    # spaces only, and one refused by validated() would fail a whole search page.
+    code = _text(" ".join(provider.taxonomy_code.split()))
     specialty = _text(provider.specialty)
     if not code and not specialty:
         return None

@@ -292,6 +292,22 @@ def test_a_history_address_says_history_is_not_offered(
     assert "“Practitioner” is not offered" not in message
 
 
+def test_a_taxonomy_code_typed_with_a_double_space_does_not_break_the_search(
+    coordinator: User, api_client_for: ClientFor
+) -> None:
+    # The admin and the spreadsheet import store the code as typed; a FHIR code may not
+    # hold two spaces in a row, and one such partner failed every search page they were on.
+    typed = ProviderFactory.create(taxonomy_code="207Q  000X", specialty="Family Medicine")
+    ProviderFactory.create()
+    client = api_client_for(coordinator)
+    for name in ("fhir:practitioner_search", "fhir:practitionerrole_search"):
+        response = client.get(reverse(name))
+        assert response.status_code == 200, name
+        assert len(_valid(response.json())["entry"]) == 2
+    role = client.get(reverse("fhir:practitionerrole", args=[typed.pk])).json()
+    assert role["specialty"][0]["coding"][0]["code"] == "207Q 000X"
+
+
 @pytest.mark.parametrize(
     "path", ["ServiceRequest/", "Practitioner/", "Organization/3/", "PractitionerRole/3/x"]
 )
