@@ -7,6 +7,7 @@ from typing import Any, ClassVar, TypeVar
 
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest, JsonResponse
+from django.urls import resolve
 from rest_framework import viewsets
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import PageNumberPagination
@@ -134,7 +135,9 @@ class ReferralViewSet(RowsViewSet[Referral]):
 
 
 def unknown_address(request: HttpRequest) -> JsonResponse:
-    return JsonResponse(
-        {"detail": "No such address in this API: the schema (/api/v1/schema/) lists them."},
-        status=404,
-    )
+    detail = "No such address in this API: the schema (/api/v1/schema/) lists them."
+    # Django's APPEND_SLASH never redirects under the API: this view answers every address.
+    with_slash = f"{request.path}/"
+    if not request.path.endswith("/") and resolve(with_slash).url_name != "unknown":
+        detail = f"No such address in this API: its addresses end with a slash ({with_slash})."
+    return JsonResponse({"detail": detail}, status=404)

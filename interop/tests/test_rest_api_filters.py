@@ -325,6 +325,15 @@ def test_an_address_the_api_does_not_have_is_a_json_404(
     assert "schema" in response.json()["detail"]
 
 
+@pytest.mark.parametrize("path", ["/api/v1/referrals", "/api/v1/partners/7"])
+def test_an_address_without_its_trailing_slash_is_a_404_naming_the_right_one(
+    coordinator: User, api_client_for: ClientFor, path: str
+) -> None:
+    response = api_client_for(coordinator).get(path, {"page_size": "5"})
+    assert response.status_code == 404
+    assert f"{path}/" in response.json()["detail"]
+
+
 def test_a_filtered_page_costs_the_same_queries_as_rows_grow(
     coordinator: User, token_for: Callable[[Any], str], django_assert_num_queries: Any
 ) -> None:
