@@ -13,6 +13,7 @@ router.register("referrals", views.ReferralViewSet, basename="referral")
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("", include(router.urls)),
-    # Last: any other address under the API is a JSON 404, not the app's HTML page.
-    re_path(r"^.*$", views.unknown_address, name="unknown"),
+    # Last: any other address under the API is a JSON 404, not the app's HTML page (even
+    # one with a newline, which "." does not match).
+    re_path(r"^[\s\S]*$", views.unknown_address, name="unknown"),
 ]

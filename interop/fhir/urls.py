@@ -23,6 +23,7 @@ urlpatterns = [
     path("Organization/<str:pk>", views.OrganizationView.as_view(), name="organization"),
     path("ServiceRequest", views.ServiceRequestListView.as_view(), name="servicerequest_search"),
     path("ServiceRequest/<str:pk>", views.ServiceRequestView.as_view(), name="servicerequest"),
-    # Last: everything else under the facade.
-    re_path(r"^(?P<rest>.*)$", unknown_address, name="unknown"),
+    # Last: everything else under the facade ([\s\S], not ".": a path may hold a newline,
+    # as an id read from a file often does).
+    re_path(r"^(?P<rest>[\s\S]*)$", unknown_address, name="unknown"),
 ]

@@ -270,7 +270,10 @@ def test_a_method_the_facade_does_not_offer_is_a_405_outcome(
     assert "DELETE" in outcome_text(response)
 
 
-@pytest.mark.parametrize("path", ["Patient", "Patient/1", "ServiceRequest/1/_history/2", ""])
+@pytest.mark.parametrize(
+    "path",
+    ["Patient", "Patient/1", "ServiceRequest/1/_history/2", "", "Patient%0A", "metadata%0A"],
+)
 def test_an_address_the_facade_does_not_offer_is_a_404_outcome(
     coordinator: User, api_client_for: ClientFor, path: str
 ) -> None:

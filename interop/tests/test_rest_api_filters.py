@@ -316,10 +316,11 @@ def test_a_filter_sent_empty_is_a_400_not_every_row(
     }
 
 
+@pytest.mark.parametrize("path", ["/api/v1/referrals/1.5/", "/api/v1/nothing%0A"])
 def test_an_address_the_api_does_not_have_is_a_json_404(
-    coordinator: User, api_client_for: ClientFor
+    coordinator: User, api_client_for: ClientFor, path: str
 ) -> None:
-    response = api_client_for(coordinator).get("/api/v1/referrals/1.5/")
+    response = api_client_for(coordinator).get(path)
     assert response.status_code == 404
     assert response["Content-Type"] == "application/json"
     assert "schema" in response.json()["detail"]
