@@ -1,6 +1,7 @@
 """Search parameters, read through forms like every other input. A value the facade
 cannot read is a 400 naming the parameter; parameters it does not support are ignored,
-as FHIR's default (lenient) search handling says, and left out of the Bundle's links."""
+as FHIR's default (lenient) search handling says, and left out of the Bundle's links (or,
+asked for with `Prefer: handling=strict`, a 400 naming them)."""
 
 from __future__ import annotations
 
@@ -62,6 +63,11 @@ class SearchForm(forms.Form):
         pages at most MAX_OFFSET rows deep, and a next link past it would be a 400."""
         offset = self.offset + self.count
         return offset if offset < total and offset <= MAX_OFFSET else None
+
+    def unsupported(self) -> list[str]:
+        """The parameters given that this search does not read (_format is read by the
+        content negotiation)."""
+        return sorted(name for name in self.query if name not in self.fields and name != "_format")
 
     def used(self) -> dict[str, Any]:
         """The parameters given (as sent), for the Bundle's self and next links."""

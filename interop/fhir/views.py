@@ -66,6 +66,16 @@ def _id(value: str) -> int:
     return pk
 
 
+def _handling_strict(request: Request) -> bool:
+    """Whether the client asks for strict search handling: unsupported parameters are an
+    error rather than ignored (http://hl7.org/fhir/R4/search.html#errors)."""
+    preferences = request.headers.get("Prefer", "").split(",")
+    return any(
+        preference.split(";")[0].replace(" ", "").lower() == "handling=strict"
+        for preference in preferences
+    )
+
+
 def _absolute(request: Request, name: str, pk: int | str) -> str:
     return request.build_absolute_uri(reverse(name, args=[pk]))
 
@@ -81,6 +91,12 @@ def _search(
     on_page: Callable[[list[Any]], None] | None = None,
 ) -> Response:
     """One page of a searchset Bundle: a count and one query for the page's rows."""
+    if _handling_strict(request) and (ignored := form.unsupported()):
+        raise FhirError(
+            "Prefer: handling=strict, and this server does not support the search parameter "
+            f"{', '.join(name[:40] for name in ignored[:10])}. Supported: "
+            f"{', '.join(form.fields)}."
+        )
     if not form.is_valid():
         raise FhirError(form.error_text())
     matches = queryset.filter(form.filters())

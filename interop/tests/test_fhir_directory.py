@@ -344,6 +344,29 @@ def test_a_search_gives_no_next_link_the_server_would_refuse(
     assert pages == 2
 
 
+def test_a_strict_search_refuses_the_parameters_it_would_ignore(
+    coordinator: User, api_client_for: ClientFor
+) -> None:
+    ProviderFactory.create_batch(2)
+    client = api_client_for(coordinator)
+    search = reverse("fhir:practitioner_search")
+    # Lenient, FHIR's default: the unknown parameter is ignored and left out of the links.
+    lenient = client.get(search, {"_id": "1", "name": "x"})
+    assert lenient.status_code == 200
+    assert "_id" not in lenient.json()["link"][0]["url"]
+    # Asked for strict handling (http://hl7.org/fhir/R4/search.html#errors): a 400.
+    strict = client.get(
+        search, {"_id": "1", "name": "x", "_format": "json"}, headers={"Prefer": "handling=strict"}
+    )
+    assert strict.status_code == 400
+    message = outcome_text(strict)
+    assert "_id" in message
+    assert "name" not in message.split("Supported")[0]
+    assert "_format" not in message.split("Supported")[0]
+    strict_known = client.get(search, {"name": "x"}, headers={"Prefer": "handling=strict"})
+    assert strict_known.status_code == 200
+
+
 def test_an_empty_search_page_has_no_entry_array(
     coordinator: User, api_client_for: ClientFor
 ) -> None:
