@@ -74,7 +74,8 @@ def test_partners_filter_by_the_time_they_last_changed(
 ) -> None:
     old, recent = ProviderFactory.create_batch(2)
     Provider.objects.filter(pk=old.pk).update(updated_at=timezone.now() - timedelta(days=10))
-    Organization.objects.filter(pk=old.organization_id).update(
+    assert old.organization is not None
+    Organization.objects.filter(pk=old.organization.pk).update(
         updated_at=timezone.now() - timedelta(days=10)
     )
     since = (timezone.now() - timedelta(days=1)).isoformat()
@@ -130,7 +131,8 @@ def test_a_partner_whose_office_changed_is_in_a_sync_since_then(
     ten_days_ago = timezone.now() - timedelta(days=10)
     Provider.objects.update(updated_at=ten_days_ago)
     Organization.objects.update(updated_at=ten_days_ago)
-    office = Organization.objects.get(pk=moved.organization_id)
+    assert moved.organization is not None
+    office = Organization.objects.get(pk=moved.organization.pk)
     office.fax = "(402) 555-0188"
     office.save()
     since = (timezone.now() - timedelta(days=1)).isoformat()
