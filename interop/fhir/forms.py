@@ -236,10 +236,12 @@ class ServiceRequestSearchForm(SearchForm):
     }
 
     def clean_status(self) -> list[str] | None:
+        """The app's statuses the FHIR ones asked for: an empty list (nothing matches)
+        when every code asked for is one this server never holds, such as draft."""
         value = self.cleaned_data.get("status")
         if not value:
             return None
-        statuses = []
+        statuses: list[str] = []
         # Comma-separated values are alternatives.
         for code in value.split(","):
             if code.strip() not in STATUSES_BY_REQUEST_STATUS:
@@ -264,7 +266,7 @@ class ServiceRequestSearchForm(SearchForm):
         query = self.cleaned_data.get("authored") or Q()
         if identifier := self.cleaned_data.get("identifier"):
             query &= _order_identifier(identifier)
-        if statuses := self.cleaned_data.get("status"):
+        if (statuses := self.cleaned_data.get("status")) is not None:
             query &= Q(status__in=statuses)
         # The requester is the partner of an inbound referral (outbound ones we request).
         if (requester := self.cleaned_data.get("requester")) is not None:

@@ -39,6 +39,10 @@ REQUEST_STATUS: dict[str, str] = {
 STATUSES_BY_REQUEST_STATUS: dict[str, list[str]] = {}
 for _status, _request_status in REQUEST_STATUS.items():
     STATUSES_BY_REQUEST_STATUS.setdefault(_request_status, []).append(_status)
+# The rest of FHIR's request-status codes: a search may ask for them, and finds nothing
+# (a posted draft is received as an active referral; nothing here is entered in error).
+for _request_status in ("draft", "entered-in-error", "unknown"):
+    STATUSES_BY_REQUEST_STATUS[_request_status] = []
 
 # FHIR request priority ↔ the app's urgency. "asap" is read as urgent, as the HL7 v2
 # import reads its A (as soon as possible); urgent is sent back as urgent.
