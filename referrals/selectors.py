@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import date, datetime, time, timedelta
 from statistics import median
 from typing import Any
@@ -359,6 +360,11 @@ def referrer_rows(
     return rows
 
 
+def _usual(spellings: Counter[str]) -> str:
+    """The spelling most partners use; of equally common ones, the first alphabetically."""
+    return min(spellings, key=lambda spelt: (-spellings[spelt], spelt))
+
+
 def referrals_by_specialty_and_office(
     counts: list[tuple[int, int]], *, limit: int = 15
 ) -> dict[str, list[dict[str, Any]]]:
@@ -373,15 +379,21 @@ def referrals_by_specialty_and_office(
             "pk", "specialty", "organization", "organization__name"
         ).iterator(chunk_size=5000)
     }
+    # Specialty is typed: "Family Medicine", "family medicine " and "Family  medicine" are
+    # one specialty, shown as most of its partners spell it.
     specialties: dict[str, list[int]] = {}
+    spellings: dict[str, Counter[str]] = {}
     offices: dict[int | None, list[Any]] = {}
     for pk, n in counts:
         if pk not in fields:
             continue  # deleted since the counts were read
         specialty, office, name = fields[pk]
-        into = specialties.setdefault(specialty, [0, 0])
+        spelt = " ".join(specialty.split())
+        key = spelt.casefold()
+        into = specialties.setdefault(key, [0, 0])
         into[0] += n
         into[1] += 1
+        spellings.setdefault(key, Counter())[spelt] += 1
         found = offices.setdefault(office, [0, 0, name])
         found[0] += n
         found[1] += 1
@@ -391,8 +403,8 @@ def referrals_by_specialty_and_office(
     )
     return {
         "by_specialty": [
-            {"specialty": specialty, "n": n, "partners": partners}
-            for specialty, (n, partners) in by_specialty[:limit]
+            {"specialty": _usual(spellings[key]), "n": n, "partners": partners}
+            for key, (n, partners) in by_specialty[:limit]
         ],
         "by_office": [
             {"office": office, "name": name, "n": n, "partners": partners}

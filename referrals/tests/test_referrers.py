@@ -65,6 +65,22 @@ def test_partners_are_ranked_with_the_few_who_send_most_of_the_referrals(client_
     assert re.search(r"Maple Family Practice</a></td><td[^>]*>2</td><td[^>]*>8<", offices)
 
 
+def test_a_specialty_typed_differently_is_counted_as_one(client_for, manager):
+    for spelling, sent in (
+        ("Family Medicine", 2),
+        ("family medicine ", 3),
+        ("Family  Medicine", 1),
+        ("Family Medicine", 1),
+        ("Pediatrics", 4),
+    ):
+        _sent(ProviderFactory(specialty=spelling), sent)
+    page = client_for(manager).get(URL).content.decode()
+    specialties = re.search(r'data-testid="by-specialty">(.*?)</table>', page, re.S).group(1)
+    rows = re.findall(r"<tr><td>([^<]*)</td><td[^>]*>(\d+)</td><td[^>]*>(\d+)<", specialties)
+    # Shown as most of its partners spell it; four partners, seven referrals.
+    assert rows == [("Family Medicine", "4", "7"), ("Pediatrics", "1", "4")]
+
+
 def test_page_two_carries_on_the_ranks_and_the_running_share(client_for, manager):
     partners = [ProviderFactory() for _ in range(27)]
     for partner in partners:
