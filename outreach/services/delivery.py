@@ -104,15 +104,24 @@ def _ensure_message_id(letter: Letter) -> None:
         Letter.objects.filter(pk=letter.pk).update(message_id=letter.message_id)
 
 
+def _route_now(letter: Letter, direct_address: str) -> None:
+    """Send the letter where the partner's preferences point as it leaves, not where they
+    pointed when it was written: a fax number or email corrected in between, or a new
+    preferred channel, reaches the letters still waiting (the outcome records the route
+    used). A route that sends no letter now (a thank-you the partner has since asked to
+    get as a call) leaves the letter on the route it was written for."""
+    channel, status, recipient = letter_route(
+        letter.provider, letter.kind, direct_address=direct_address
+    )
+    if status == Letter.Status.PENDING:
+        letter.channel, letter.recipient = channel, recipient
+
+
 def _send(
     letter: Letter, connection: BaseEmailBackend, relay: BaseEmailBackend | None = None
 ) -> str:
     """Put one claimed letter on its channel; returns its new status or raises one of
     DELIVERY_ERRORS. `relay` is the Direct relay's connection, None when there is none."""
-    if not letter.channel or (letter.channel == Letter.Channel.DIRECT and relay is None):
-        # Letters prepared before channels were routed, or for Direct while the relay is
-        # no longer configured: decide now (the outcome records what was used).
-        letter.channel, _, letter.recipient = letter_route(letter.provider, letter.kind)
     if letter.channel == Letter.Channel.DIRECT and relay is not None:
         _ensure_message_id(letter)
         relay.open()  # once per batch, like the email session
@@ -193,6 +202,8 @@ def letters_deliver(*, letter_ids: list[int]) -> list[Letter]:
     connection = get_connection()
     relay = direct.relay_connection() if direct.relay_configured() else None
     connections = [c for c in (connection, relay) if c is not None]
+    # Direct addresses for the whole batch in one query (the registry, by NPI).
+    addresses = direct.direct_addresses(each.provider.npi for each in letters) if relay else {}
     retry = False
     try:
         for letter in letters:
@@ -201,6 +212,7 @@ def letters_deliver(*, letter_ids: list[int]) -> list[Letter]:
                 # letter was written and before it was due: it is not sent.
                 _record_skipped(letter)
                 continue
+            _route_now(letter, addresses.get(letter.provider.npi, ""))
             try:
                 outcome = _send(letter, connection, relay)
             except DELIVERY_ERRORS as error:

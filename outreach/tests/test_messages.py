@@ -16,7 +16,7 @@ from outreach.models import Letter, LetterTemplate, Task
 from outreach.pdf import letter_pdf
 from outreach.services import delivery, letters, loop
 from partners.factories import ProviderFactory
-from partners.models import Provider
+from partners.models import Organization, Provider
 from referrals.factories import ReferralFactory
 from referrals.models import Referral, Status
 from referrals.services.workflow import referral_log, referral_transition
@@ -199,6 +199,39 @@ def test_the_default_fax_backend_leaves_the_fax_in_the_print_queue():
     assert (delivered.status, delivered.channel) == (Letter.Status.PRINT_QUEUE, "fax")
     assert delivered.recipient == referral.provider.fax
     assert mail.outbox == []
+
+
+def test_a_waiting_letter_goes_to_the_fax_number_or_channel_the_partner_has_now():
+    RecordingFaxBackend.sent = []
+    referral = _referral(
+        preferred_channel=Provider.PreferredChannel.FAX, organization__fax="2125550100"
+    )
+    _, by_fax = loop.loop_message_prepare(referral_id=referral.pk, status=Status.RECEIVED)
+    assert (by_fax.channel, by_fax.recipient) == ("fax", "2125550100")
+    # The office's fax number was corrected before the letter left.
+    Organization.objects.filter(pk=referral.provider.organization_id).update(fax="2125550199")
+    delivered = delivery.letter_deliver(letter_id=_due(by_fax).pk)
+    assert (delivered.status, delivered.recipient) == (Letter.Status.PRINT_QUEUE, "2125550199")
+    assert Letter.objects.get(pk=by_fax.pk).recipient == "2125550199"
+    # And a partner who now prefers email gets the next waiting letter by email.
+    referral = _walk(referral, Status.ACCEPTED, Status.SCHEDULED)
+    _, booked = loop.loop_message_prepare(referral_id=referral.pk, status=Status.SCHEDULED)
+    assert booked.channel == "fax"
+    Provider.objects.filter(pk=referral.provider_id).update(
+        preferred_channel=Provider.PreferredChannel.EMAIL, email="new@example.org"
+    )
+    delivered = delivery.letter_deliver(letter_id=_due(booked).pk)
+    assert (delivered.status, delivered.channel) == (Letter.Status.SENT, "email")
+    assert mail.outbox[0].to == ["new@example.org"]
+    assert RecordingFaxBackend.sent == []
+
+
+def test_a_thank_you_waiting_when_the_partner_asks_for_calls_keeps_its_route():
+    referral = _referral(email="wiebe@example.org")
+    _, letter = loop.loop_message_prepare(referral_id=referral.pk, status=Status.RECEIVED)
+    Provider.objects.filter(pk=referral.provider_id).update(thank_you_by=Provider.ThankYouBy.CALL)
+    delivered = delivery.letter_deliver(letter_id=_due(letter).pk)
+    assert (delivered.status, delivered.recipient) == (Letter.Status.SENT, "wiebe@example.org")
 
 
 def test_the_pdf_has_the_letterhead_and_survives_typographic_characters():
