@@ -197,6 +197,10 @@ class PeriodForm(forms.Form):
         today = timezone.localdate()
         return today - timedelta(days=365), today
 
+    def file_stem(self, name: str) -> str:
+        """A download's file name without its extension: the report and its period."""
+        return f"{name}-{self.cleaned_data['since']}-{self.cleaned_data['until']}"
+
     # Keeps the datetime arithmetic in bounds (9999-12-31 + 1 day overflows).
     EARLIEST, LATEST = date(1900, 1, 1), date(2200, 12, 31)
 

@@ -81,9 +81,8 @@ def _lift_download(
         for row in report["rows"]
     ]
     lines.append(line(report["total"], "Everyone"))
-    since, until = period.cleaned_data["since"], period.cleaned_data["until"]
     return table_download(
-        f"outreach-and-referrals-{since}-{until}",
+        period.file_stem("outreach-and-referrals"),
         [header, *lines],
         file_format=file_format,
         sheet="Outreach and referrals",

@@ -43,10 +43,6 @@ def _drill(period: PeriodForm, direction: str, **more: str) -> dict[str, str]:
     }
 
 
-def _period_stem(name: str, period: PeriodForm) -> str:
-    return f"{name}-{period.cleaned_data['since']}-{period.cleaned_data['until']}"
-
-
 def _percent(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
@@ -146,7 +142,7 @@ def _leakage_download(
                     ]
 
     return table_download(
-        _period_stem("leakage", period), rows(), file_format=file_format, sheet="Leakage"
+        period.file_stem("leakage"), rows(), file_format=file_format, sheet="Leakage"
     )
 
 
@@ -236,7 +232,7 @@ def _reciprocity_download(
         for p in partners.iterator()
     )
     return table_download(
-        _period_stem("reciprocity", period),
+        period.file_stem("reciprocity"),
         chain([header], rows),
         file_format=file_format,
         sheet="Reciprocity",
@@ -269,7 +265,7 @@ def conversion_report(request: AuthedRequest) -> HttpResponseBase:
             for row in rows
         )
         return table_download(
-            _period_stem("conversion", period),
+            period.file_stem("conversion"),
             chain([header], lines),
             file_format=file_format,
             sheet="Conversion",
@@ -392,7 +388,7 @@ def _turnaround_download(
         for row in rows
     )
     return table_download(
-        _period_stem("turnaround", period),
+        period.file_stem("turnaround"),
         chain([header], lines),
         file_format=file_format,
         sheet="Turnaround",
@@ -480,7 +476,7 @@ def _referrers_download(
             cumulative += sum(n for _, n in chunk)
 
     return table_download(
-        _period_stem("referrers", period),
+        period.file_stem("referrers"),
         chain([header], rows()),
         file_format=file_format,
         sheet="Who refers",
