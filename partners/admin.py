@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from core.admin import deleting_parent
-from partners.models import Organization, Provider, StaffMember, TierChange
+from partners.models import Organization, Provider, ProviderRemoval, StaffMember, TierChange
 
 
 class StaffInline(admin.TabularInline):
@@ -78,3 +78,23 @@ class TierChangeAdmin(admin.ModelAdmin):
         return deleting_parent(request, "partners_provider") and super().has_delete_permission(
             request, obj
         )
+
+
+@admin.register(ProviderRemoval)
+class ProviderRemovalAdmin(admin.ModelAdmin):
+    """Read-only: the record API syncs read to learn a partner is gone. Written only by
+    deleting or merging a provider."""
+
+    list_display = ["provider_id", "npi", "reason", "merged_into", "removed_at"]
+    list_filter = ["reason"]
+    search_fields = ["=provider_id", "=npi"]
+    date_hierarchy = "removed_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -17,6 +17,7 @@ from partners.models.providers import (
 from partners.models.staff import StaffMember
 from partners.models.merges import PartnerMerge
 from partners.models.imports import PartnerImport
+from partners.models.removals import ProviderRemoval
 
 # isort: on
 
@@ -30,6 +31,7 @@ __all__ = [
     "PreferredChannel",
     "Provider",
     "ProviderQuerySet",
+    "ProviderRemoval",
     "ReferralFigures",
     "ReportCadence",
     "StaffMember",

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Count, F, Max, OuterRef, Q, Subquery
 from django.db.models.functions import TruncMonth
 from django.urls import reverse
@@ -17,6 +17,7 @@ from core.npi import validate_npi
 from core.roles import is_liaison
 from core.text import strip_invisible_from
 from partners.models.organizations import Organization
+from partners.models.removals import ProviderRemoval
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -92,6 +93,22 @@ class ProviderQuerySet(models.QuerySet["Provider"]):
                 | Q(organization__name__icontains=word)
             )
         return self.filter(query)
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        """Delete these partners, leaving a ProviderRemoval for each in the same
+        transaction (the admin's delete action comes here), so API syncs learn of it."""
+        with transaction.atomic(using=self.db):
+            # Locked, so the removals recorded are exactly the rows deleted.
+            gone = list(self.select_for_update(of=("self",)).values_list("pk", "npi"))
+            now = timezone.now()
+            ProviderRemoval.objects.using(self.db).bulk_create(
+                ProviderRemoval(
+                    provider_id=pk, npi=npi, removed_at=now, reason=ProviderRemoval.Reason.DELETED
+                )
+                for pk, npi in gone
+            )
+            # Django's delete of just those rows (a row added since is not one of them).
+            return super(ProviderQuerySet, self.filter(pk__in=[pk for pk, _ in gone])).delete()
 
 
 class PreferredChannel(models.TextChoices):
@@ -268,6 +285,26 @@ class Provider(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("partners:provider_detail", args=[self.pk])
+
+    def delete(
+        self,
+        using: Any | None = None,
+        keep_parents: bool = False,
+        *,
+        merged_into: Provider | None = None,
+    ) -> tuple[int, dict[str, int]]:
+        """Delete this partner (or, with `merged_into`, finish merging it into that one),
+        leaving a ProviderRemoval in the same transaction so API syncs learn of it."""
+        merged = merged_into is not None
+        with transaction.atomic(using=using):
+            ProviderRemoval.objects.using(using).create(
+                provider_id=self.pk,
+                npi=self.npi,
+                removed_at=timezone.now(),
+                reason=ProviderRemoval.Reason.MERGED if merged else ProviderRemoval.Reason.DELETED,
+                merged_into=merged_into.pk if merged_into is not None else None,
+            )
+            return super().delete(using=using, keep_parents=keep_parents)
 
     def clean(self) -> None:
         # A right-to-left override pasted into a name would draw it backwards in every list.

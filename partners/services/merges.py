@@ -281,7 +281,12 @@ def partner_merge(
         task_keys_release_for_merge(survivor_id=keep.pk, duplicate_id=gone.pk)
     moved = _repoint(keep, gone)
     gone_pk = gone.pk
-    gone.delete()  # first, so a unique NPI can move to the survivor
+    # First, so a unique NPI can move to the survivor. A provider leaves a removal record
+    # naming the survivor, so API syncs learn where it went.
+    if isinstance(gone, Provider) and isinstance(keep, Provider):
+        gone.delete(merged_into=keep)
+    else:
+        gone.delete()
     for name, value in values.items():
         setattr(keep, name, value)
     keep.full_clean()
