@@ -6,12 +6,20 @@ from __future__ import annotations
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
 
-from partners.models import Organization, Provider, ProviderQuerySet
+from partners.models import Organization, Provider, ProviderQuerySet, ProviderRemoval
 from referrals.models import Referral, ReferralQuerySet
 
 
 def providers_for(user: User) -> ProviderQuerySet:
     return Provider.objects.for_user(user).select_related("organization")
+
+
+def provider_removals_for(user: User) -> QuerySet[ProviderRemoval]:
+    """Who may read partners may learn which are gone; oldest first, so a page already
+    read keeps its rows as new removals come in."""
+    if not user.has_perm("partners.view_provider"):
+        return ProviderRemoval.objects.none()
+    return ProviderRemoval.objects.order_by("removed_at", "pk")
 
 
 def organizations_for(user: User) -> QuerySet[Organization]:

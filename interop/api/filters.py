@@ -4,18 +4,20 @@ partners or referrals. A value a filter cannot read is a 400 naming the paramete
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django import forms
 from django.core.validators import RegexValidator
 from django.db.models import Q, QuerySet
 from django.http import QueryDict
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema_field
 
 from core.ids import MAX_ID, parse_id
-from partners.models import Provider
+from partners.models import Provider, ProviderRemoval
 from referrals.models import Referral
 
 npi_validator = RegexValidator(r"^[0-9]{10}\Z", "An NPI is 10 digits.")
@@ -31,6 +33,8 @@ class StrictForm(forms.Form):
             if name not in self.data:
                 continue
             values = _values(self.data, name)
+            if self.has_error(name):
+                continue  # a required parameter sent empty already says so
             if "" in values:
                 self.add_error(name, "Empty: leave the parameter out not to filter by it.")
             # Django reads the last of several values: the others would be dropped unsaid.
@@ -87,6 +91,46 @@ class NpiFilter(filters.CharFilter):
         super().__init__(*args, validators=[npi_validator], **kwargs)
 
 
+class AwareDateTimeField(forms.DateTimeField):
+    """An ISO 8601 time that carries its offset. updated_since reads a time without one in
+    the practice's zone; here that is refused, since a sync whose clock and ours disagree
+    about the zone (or the hour a daylight-saving change repeats) would never hear of the
+    removals in the gap."""
+
+    default_error_messages = {
+        "invalid": "Not an ISO 8601 time: give one with its offset (e.g. 2026-03-01T00:00:00Z).",
+        "naive": "Give the time's offset (Z for UTC, or e.g. -05:00): without one the time is "
+        "ambiguous, and a removal could be missed.",
+    }
+
+    def to_python(self, value: Any) -> datetime | None:
+        if value in self.empty_values:
+            return None
+        try:
+            parsed = parse_datetime(str(value).strip())
+        except ValueError:
+            parsed = None
+        if parsed is None:
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+        if timezone.is_naive(parsed):
+            raise forms.ValidationError(self.error_messages["naive"], code="naive")
+        try:
+            parsed.astimezone(UTC)
+        except OverflowError:
+            # A valid time outside UTC's years 1-9999 (year 1 at +05:00), which SQLite could
+            # not store: it is before (or after) every removal there is.
+            return (
+                datetime.min.replace(tzinfo=UTC)
+                if parsed.year == 1
+                else datetime.max.replace(tzinfo=UTC)
+            )
+        return parsed
+
+
+class AwareDateTimeFilter(filters.IsoDateTimeFilter):
+    field_class = AwareDateTimeField
+
+
 class PartnerFilter(StrictFilterSet):
     # A partner's row carries their office: a change to the office changes the row too.
     updated_since = filters.IsoDateTimeFilter(
@@ -139,4 +183,24 @@ class ReferralFilter(StrictFilterSet):
 
     class Meta(StrictFilterSet.Meta):
         model = Referral
+        fields: list[str] = []
+
+
+class PartnerRemovalFilter(filters.FilterSet):
+    since = AwareDateTimeFilter(
+        field_name="removed_at",
+        lookup_expr="gte",
+        required=True,
+        error_messages={
+            "required": "Required: the ISO 8601 time to list removals from, with its offset "
+            "(e.g. 2026-03-01T00:00:00Z)."
+        },
+        help_text="Removed at or after this ISO 8601 time, which must carry its offset (Z or "
+        "±HH:MM). Send the latest removed_at of the last run less a few minutes: a removal "
+        "is stamped as its transaction runs and seen once that commits.",
+    )
+
+    class Meta:
+        form = StrictForm
+        model = ProviderRemoval
         fields: list[str] = []

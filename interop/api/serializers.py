@@ -7,7 +7,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from partners.models import Organization, Provider
+from partners.models import Organization, Provider, ProviderRemoval
 from referrals.models import Referral
 
 
@@ -63,6 +63,25 @@ class PartnerSerializer(serializers.ModelSerializer[Provider]):
             "organization",
             "updated_at",
         )
+        read_only_fields = fields
+
+
+class PartnerRemovalSerializer(serializers.ModelSerializer[ProviderRemoval]):
+    """A partner that is gone: a sync drops its copy of the partner with this id."""
+
+    id = serializers.IntegerField(
+        source="provider_id", read_only=True, help_text="The removed partner's id."
+    )
+    merged_into = serializers.IntegerField(
+        read_only=True,
+        allow_null=True,
+        help_text="For a merge, the id of the partner it became (its referrals and history "
+        "are there now); null for a deletion.",
+    )
+
+    class Meta:
+        model = ProviderRemoval
+        fields = ("id", "npi", "removed_at", "reason", "merged_into")
         read_only_fields = fields
 
 

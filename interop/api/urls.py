@@ -7,6 +7,8 @@ from interop.api import views
 app_name = "api"
 
 router = SimpleRouter()
+# Before "partners", whose detail address would otherwise take "removed" for an id.
+router.register("partners/removed", views.PartnerRemovalViewSet, basename="partner-removal")
 router.register("partners", views.PartnerViewSet, basename="partner")
 router.register("referrals", views.ReferralViewSet, basename="referral")
 

@@ -8,7 +8,7 @@ from typing import Any, ClassVar, TypeVar
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest, JsonResponse
 from django.urls import resolve
-from rest_framework import viewsets
+from rest_framework import mixins, viewsets
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import IsAuthenticated
@@ -19,10 +19,14 @@ from audit.models import PatientDataAccess
 from audit.services import PATIENT_FIELDS, audit_record
 from core.ids import parse_id
 from interop import selectors
-from interop.api.filters import PartnerFilter, ReferralFilter
-from interop.api.serializers import PartnerSerializer, ReferralSerializer
+from interop.api.filters import PartnerFilter, PartnerRemovalFilter, ReferralFilter
+from interop.api.serializers import (
+    PartnerRemovalSerializer,
+    PartnerSerializer,
+    ReferralSerializer,
+)
 from interop.permissions import HasPermission
-from partners.models import Provider
+from partners.models import Provider, ProviderRemoval
 from referrals.models import Referral
 
 
@@ -88,6 +92,21 @@ class PartnerViewSet(RowsViewSet[Provider]):
 
     def get_queryset(self) -> QuerySet[Provider]:
         return selectors.providers_for(self.request.user).order_by("last_name", "first_name", "pk")
+
+
+class PartnerRemovalViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[ProviderRemoval]):
+    """Partners deleted, or merged into another, since a time, oldest first: what a sync
+    that reads partners by updated_since drops from its copy."""
+
+    serializer_class = PartnerRemovalSerializer
+    pagination_class = Pages
+    filterset_class = PartnerRemovalFilter
+    throttle_scope = "api"
+    permission_classes = [IsAuthenticated, HasPermission]
+    required_permissions: ClassVar[dict[str, str]] = {"GET": "partners.view_provider"}
+
+    def get_queryset(self) -> QuerySet[ProviderRemoval]:
+        return selectors.provider_removals_for(self.request.user)
 
 
 class ReferralViewSet(RowsViewSet[Referral]):

@@ -113,6 +113,7 @@ def test_the_openapi_schema_describes_the_api_and_only_it(db: None) -> None:
     assert set(schema["paths"]) == {
         "/api/v1/partners/",
         "/api/v1/partners/{id}/",
+        "/api/v1/partners/removed/",
         "/api/v1/referrals/",
         "/api/v1/referrals/{id}/",
     }
