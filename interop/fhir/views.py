@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 from django.core.exceptions import RequestDataTooBig
 from django.db.models import Model, QuerySet
-from django.http import QueryDict
+from django.http import Http404, QueryDict
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
@@ -40,6 +40,7 @@ from interop.fhir.http import (
 )
 from interop.permissions import HasPermission
 from interop.services import referral_receive_fhir
+from partners.models import Provider
 from referrals.models import Referral
 
 
@@ -131,6 +132,29 @@ def _read(queryset: QuerySet[ModelT], pk: str) -> ModelT:
     return get_object_or_404(queryset, pk=_id(pk))
 
 
+def _read_partner(request: Request, pk: str, *, resource_type: str) -> Provider:
+    """A partner by id for a resource made from it alone (Practitioner, PractitionerRole).
+    One deleted or merged away is 410 Gone, as FHIR answers a deleted resource
+    (http://hl7.org/fhir/R4/http.html#read), naming the survivor of a merge; an id never
+    used stays a 404."""
+    provider_id = _id(pk)
+    provider = selectors.providers_for(request.user).filter(pk=provider_id).first()
+    if provider is not None:
+        return provider
+    removals = selectors.provider_removals_for(request.user)
+    removal = removals.filter(provider_id=provider_id).first()
+    if removal is None:
+        raise Http404
+    if removal.merged_into is None:
+        raise FhirError("This partner was deleted.", status=410, code="deleted")
+    raise FhirError(
+        "This partner was merged into another record: read "
+        f"{resource_type}/{removal.merged_into} instead.",
+        status=410,
+        code="deleted",
+    )
+
+
 class CapabilityStatementView(FhirView):
     """What this server implements, for clients to discover before they ask. Open to
     anyone, as FHIR expects: it names no data."""
@@ -164,7 +188,7 @@ class PractitionerView(FhirView):
     required_permissions: ClassVar[dict[str, str]] = {"GET": "partners.view_provider"}
 
     def get(self, request: Request, pk: str) -> Response:
-        provider = _read(selectors.providers_for(request.user), pk)
+        provider = _read_partner(request, pk, resource_type="Practitioner")
         return Response(resources.practitioner(provider))
 
 
@@ -186,7 +210,7 @@ class PractitionerRoleView(FhirView):
     required_permissions: ClassVar[dict[str, str]] = {"GET": "partners.view_provider"}
 
     def get(self, request: Request, pk: str) -> Response:
-        provider = _read(selectors.providers_for(request.user), pk)
+        provider = _read_partner(request, pk, resource_type="PractitionerRole")
         return Response(resources.practitioner_role(provider))
 
 
