@@ -482,6 +482,8 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
+    # A name that says whose reason it is, not a bare "ReasonEnum".
+    "ENUM_NAME_OVERRIDES": {"RemovalReasonEnum": "partners.models.ProviderRemoval.Reason"},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "interop.api.schema.document_errors",

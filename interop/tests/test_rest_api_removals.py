@@ -205,3 +205,5 @@ def test_the_openapi_schema_describes_the_removals(db: None) -> None:
     assert {"page", "page_size"} <= {p["name"] for p in operation["parameters"]}
     row = schema["components"]["schemas"]["PartnerRemoval"]
     assert set(row["properties"]) == {"id", "npi", "removed_at", "reason", "merged_into"}
+    reasons = schema["components"]["schemas"]["RemovalReasonEnum"]["enum"]
+    assert reasons == ["deleted", "merged"]
