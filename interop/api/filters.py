@@ -48,9 +48,69 @@ def _values(data: Mapping[str, Any], name: str) -> list[Any]:
     return data.getlist(name) if isinstance(data, QueryDict) else [data[name]]
 
 
+class IsoTimeField(forms.DateTimeField):
+    """An ISO 8601 time; one without an offset is in the practice's time zone. A valid
+    time outside UTC's years 1-9999 once turned to UTC (year 1 at +05:00), which SQLite
+    could not compare, reads as before (or after) every row there is."""
+
+    default_error_messages = {
+        "invalid": "Not an ISO 8601 time: give one such as 2026-03-01T00:00:00Z.",
+    }
+
+    def to_python(self, value: Any) -> datetime | None:
+        if value in self.empty_values:
+            return None
+        try:
+            parsed = parse_datetime(str(value).strip())
+        except ValueError:
+            parsed = None
+        if parsed is None:
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+        if timezone.is_naive(parsed):
+            parsed = self.naive(parsed)
+        try:
+            parsed.astimezone(UTC)
+        except OverflowError:
+            edge = datetime.min if parsed.year == 1 else datetime.max
+            return edge.replace(tzinfo=UTC)
+        return parsed
+
+    def naive(self, parsed: datetime) -> datetime:
+        """A time given without its offset: in the practice's time zone."""
+        try:
+            return timezone.make_aware(parsed)
+        except OverflowError:
+            # Its UTC offset pushes it past year 1 or 9999: the edge of time, as above.
+            return parsed.replace(tzinfo=UTC)
+
+
+class AwareDateTimeField(IsoTimeField):
+    """An ISO 8601 time that carries its offset. updated_since reads a time without one in
+    the practice's zone; here that is refused, since a sync whose clock and ours disagree
+    about the zone (or the hour a daylight-saving change repeats) would never hear of the
+    removals in the gap."""
+
+    default_error_messages = {
+        "invalid": "Not an ISO 8601 time: give one with its offset (e.g. 2026-03-01T00:00:00Z).",
+        "naive": "Give the time's offset (Z for UTC, or e.g. -05:00): without one the time is "
+        "ambiguous, and a removal could be missed.",
+    }
+
+    def naive(self, parsed: datetime) -> datetime:
+        raise forms.ValidationError(self.error_messages["naive"], code="naive")
+
+
+class IsoTimeFilter(filters.IsoDateTimeFilter):
+    field_class = IsoTimeField
+
+
+class AwareDateTimeFilter(filters.IsoDateTimeFilter):
+    field_class = AwareDateTimeField
+
+
 class StrictFilterSet(filters.FilterSet):
     # Both partners and referrals: what a sync job asks for each time it runs.
-    updated_since = filters.IsoDateTimeFilter(
+    updated_since = IsoTimeFilter(
         field_name="updated_at",
         lookup_expr="gte",
         help_text="Changed at or after this ISO 8601 time (the practice's time zone if none).",
@@ -91,49 +151,9 @@ class NpiFilter(filters.CharFilter):
         super().__init__(*args, validators=[npi_validator], **kwargs)
 
 
-class AwareDateTimeField(forms.DateTimeField):
-    """An ISO 8601 time that carries its offset. updated_since reads a time without one in
-    the practice's zone; here that is refused, since a sync whose clock and ours disagree
-    about the zone (or the hour a daylight-saving change repeats) would never hear of the
-    removals in the gap."""
-
-    default_error_messages = {
-        "invalid": "Not an ISO 8601 time: give one with its offset (e.g. 2026-03-01T00:00:00Z).",
-        "naive": "Give the time's offset (Z for UTC, or e.g. -05:00): without one the time is "
-        "ambiguous, and a removal could be missed.",
-    }
-
-    def to_python(self, value: Any) -> datetime | None:
-        if value in self.empty_values:
-            return None
-        try:
-            parsed = parse_datetime(str(value).strip())
-        except ValueError:
-            parsed = None
-        if parsed is None:
-            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
-        if timezone.is_naive(parsed):
-            raise forms.ValidationError(self.error_messages["naive"], code="naive")
-        try:
-            parsed.astimezone(UTC)
-        except OverflowError:
-            # A valid time outside UTC's years 1-9999 (year 1 at +05:00), which SQLite could
-            # not store: it is before (or after) every removal there is.
-            return (
-                datetime.min.replace(tzinfo=UTC)
-                if parsed.year == 1
-                else datetime.max.replace(tzinfo=UTC)
-            )
-        return parsed
-
-
-class AwareDateTimeFilter(filters.IsoDateTimeFilter):
-    field_class = AwareDateTimeField
-
-
 class PartnerFilter(StrictFilterSet):
     # A partner's row carries their office: a change to the office changes the row too.
-    updated_since = filters.IsoDateTimeFilter(
+    updated_since = IsoTimeFilter(
         method="filter_updated_since",
         help_text="The partner or their office changed at or after this ISO 8601 time (the "
         "practice's time zone if none).",

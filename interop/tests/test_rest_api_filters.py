@@ -380,3 +380,22 @@ def test_the_openapi_schema_generates_without_warnings(db: None, tmp_path: Path)
     # drf-spectacular warns about anything it cannot describe (an unknown field type, a
     # filter it cannot read); any warning is a schema clients would get wrong.
     call_command("spectacular", "--fail-on-warn", "--validate", "--file", str(tmp_path / "s.yaml"))
+
+
+@pytest.mark.parametrize(
+    ("since", "everything"),
+    [("0001-01-01T00:00:00+05:00", True), ("9999-12-31T23:00:00-05:00", False)],
+)
+def test_an_updated_since_at_the_edge_of_time_finds_all_or_nothing(
+    coordinator: User, api_client_for: ClientFor, since: str, everything: bool
+) -> None:
+    # Valid times that fall outside years 1-9999 once turned to UTC.
+    referral = ReferralFactory.create()
+    client = api_client_for(coordinator)
+    for response in (
+        partners(client, updated_since=since),
+        referrals(client, updated_since=since),
+    ):
+        assert response.status_code == 200
+        assert bool(response.json()["results"]) is everything
+    assert ids(referrals(client, updated_since=since)) == ([referral.pk] if everything else [])
