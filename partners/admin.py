@@ -4,7 +4,14 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from core.admin import deleting_parent
-from partners.models import Organization, Provider, ProviderRemoval, StaffMember, TierChange
+from partners.models import (
+    LettersOptOutChange,
+    Organization,
+    Provider,
+    ProviderRemoval,
+    StaffMember,
+    TierChange,
+)
 
 
 class StaffInline(admin.TabularInline):
@@ -13,12 +20,25 @@ class StaffInline(admin.TabularInline):
     fields = ["first_name", "last_name", "role", "phone", "email"]
 
 
+class LettersOptOutChangeInline(admin.TabularInline):
+    model = LettersOptOutChange
+    extra = 0
+    readonly_fields = ["opted_out", "changed_by", "changed_at"]
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # History is written by organization_set_letters_opt_out only.
+        return False
+
+
 @admin.register(Organization)
 class OrganizationAdmin(admin.ModelAdmin):
-    list_display = ["name", "city", "state", "phone", "fax"]
-    list_filter = ["state"]
+    list_display = ["name", "city", "state", "phone", "fax", "letters_opt_out"]
+    list_filter = ["state", "letters_opt_out"]
     search_fields = ["name", "npi", "city"]
-    inlines = [StaffInline]
+    # Set on the office's own page, which stamps the date and keeps the history.
+    readonly_fields = ["letters_opt_out", "letters_opt_out_at", "letters_opt_out_by"]
+    inlines = [StaffInline, LettersOptOutChangeInline]
 
 
 class TierChangeInline(admin.TabularInline):

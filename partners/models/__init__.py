@@ -3,8 +3,14 @@
 # Every model is imported here so Django registers it, in this order on purpose: reverse
 # relations are listed in registration order, and so are the rows a merge moves.
 # isort: off
-from partners.models.organizations import US_STATE_HELP, Address, Organization
+from partners.models.organizations import (
+    US_STATE_HELP,
+    Address,
+    LettersOptOutChange,
+    Organization,
+)
 from partners.models.providers import (
+    OPTED_OUT_OF_LETTERS,
     HealthChange,
     PreferredChannel,
     Provider,
@@ -22,9 +28,11 @@ from partners.models.removals import ProviderRemoval
 # isort: on
 
 __all__ = [
+    "OPTED_OUT_OF_LETTERS",
     "US_STATE_HELP",
     "Address",
     "HealthChange",
+    "LettersOptOutChange",
     "Organization",
     "PartnerImport",
     "PartnerMerge",

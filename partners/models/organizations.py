@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
@@ -53,6 +54,29 @@ class Organization(Address):
     )
     email = models.EmailField(blank=True)
     notes = models.TextField(blank=True)
+    # The office's word for all its partners, those who join later included: every letter
+    # to one of them checks it beside the partner's own (Provider.letters_opted_out). Set
+    # only through organization_set_letters_opt_out, which stamps when and by whom and
+    # keeps the history (LettersOptOutChange).
+    letters_opt_out = models.BooleanField(
+        "office opted out of letters",
+        default=False,
+        help_text="No automated letters to any partner of this office, now or who joins "
+        "later: acknowledgments, notices, thank-yous, cover letters and summaries, "
+        "newsletters, rekindle notes and event reminders (as a partner's own opt-out).",
+    )
+    letters_opt_out_at = models.DateTimeField(
+        "opted out of letters since", null=True, blank=True, editable=False
+    )
+    letters_opt_out_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="+",
+        verbose_name="opted out of letters by",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -63,6 +87,13 @@ class Organization(Address):
             models.UniqueConstraint(
                 fields=["npi"], condition=~Q(npi=""), name="organization_npi_unique"
             ),
+            # "Opted out since" is shown wherever the opt-out is: it has a date, and only
+            # while it holds.
+            models.CheckConstraint(
+                condition=Q(letters_opt_out=True, letters_opt_out_at__isnull=False)
+                | Q(letters_opt_out=False, letters_opt_out_at__isnull=True),
+                name="organization_opt_out_has_date",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -70,3 +101,29 @@ class Organization(Address):
 
     def get_absolute_url(self) -> str:
         return reverse("partners:organization_detail", args=[self.pk])
+
+
+class LettersOptOutChange(models.Model):
+    """History of an office's opt-out of letters: each time it is set or cleared, by whom
+    and when (changed_by is empty when nobody signed in did it, or the user is gone)."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="opt_out_changes"
+    )
+    opted_out = models.BooleanField()
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    changed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-changed_at", "-pk"]
+        verbose_name = "office opt-out change"
+
+    def __str__(self) -> str:
+        verb = "opted out of letters" if self.opted_out else "letters resumed"
+        return f"{self.organization_id}: {verb}"

@@ -23,6 +23,11 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
 
+# Partners no automated letter goes to: they, or their office, opted out (the query form
+# of Provider.letters_opted_out: a join, never a row at a time).
+OPTED_OUT_OF_LETTERS = Q(letters_opt_out=True) | Q(organization__letters_opt_out=True)
+
+
 class ProviderQuerySet(models.QuerySet["Provider"]):
     def for_user(self, user: User, *, write: bool = False) -> ProviderQuerySet:
         """Every signed-in role may read the whole network; a liaison may change only the
@@ -77,6 +82,13 @@ class ProviderQuerySet(models.QuerySet["Provider"]):
             )
             .annotate(balance=F("sent") - F("received"))
         )
+
+    def opted_out_of_letters(self) -> ProviderQuerySet:
+        return self.filter(OPTED_OUT_OF_LETTERS)
+
+    def taking_letters(self) -> ProviderQuerySet:
+        # Partners without an office stay in: exclude() keeps the rows the join left empty.
+        return self.exclude(OPTED_OUT_OF_LETTERS)
 
     def search(self, text: str) -> ProviderQuerySet:
         query = Q()
@@ -367,6 +379,18 @@ class Provider(models.Model):
             result.append((month, counts.get(month, 0)))
             month = (month + timedelta(days=32)).replace(day=1)
         return result
+
+    @property
+    def office_opted_out(self) -> bool:
+        """Their office opted out of letters for all its partners. Load the partner with
+        its organization (select_related) where many are checked."""
+        return self.organization is not None and self.organization.letters_opt_out
+
+    @property
+    def letters_opted_out(self) -> bool:
+        """No automated letter of any kind goes to this partner: they opted out, or their
+        office did. Every letter checks this, when written and again at delivery."""
+        return self.letters_opt_out or self.office_opted_out
 
     @property
     def contact_email(self) -> str:

@@ -9,6 +9,7 @@ from partners.services.imports import (
     partner_imports_to_redrive,
 )
 from partners.services.merges import MergeField, MergePreview, partner_merge, partner_merge_preview
+from partners.services.offices import organization_set_letters_opt_out
 from partners.services.tiers import (
     RetierResult,
     TierVolume,
@@ -28,6 +29,7 @@ __all__ = [
     "assess_health",
     "check_partner_import_mapping",
     "classify_tiers",
+    "organization_set_letters_opt_out",
     "partner_import_apply",
     "partner_import_start",
     "partner_imports_to_redrive",
