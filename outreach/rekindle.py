@@ -84,6 +84,8 @@ class NoteRoute:
     channel: str
     status: str
     recipient: str
+    # Their office opted out for all its partners, not the partner themselves.
+    office_opted_out: bool = False
 
     @property
     def opted_out(self) -> bool:
@@ -109,7 +111,10 @@ class NoteRoute:
 
 
 def note_route(provider: Provider) -> NoteRoute:
-    return NoteRoute(*letter_route(provider, K.REKINDLE))
+    return NoteRoute(
+        *letter_route(provider, K.REKINDLE),
+        office_opted_out=provider.office_opted_out and not provider.letters_opt_out,
+    )
 
 
 def note_text_error(text: str) -> str | None:
@@ -140,8 +145,9 @@ def check_note_send(*, task: Task, route: NoteRoute) -> None:
             f"This task is already {task.get_status_display().lower()}; its note was not sent."
         )
     if route.opted_out:
+        who = "This partner's office" if route.office_opted_out else "This partner"
         raise ValidationError(
-            "This partner opted out of letters, so no note is sent. Call or visit instead, "
+            f"{who} opted out of letters, so no note is sent. Call or visit instead, "
             "and log it as an activity."
         )
 

@@ -159,7 +159,7 @@ def _record_outcome(letter: Letter, outcome: str) -> None:
 
 
 def _record_skipped(letter: Letter) -> None:
-    # Marked as a letter to an opted-out partner is when it is written (letter_route).
+    # Marked as a letter to an opted-out partner (or office) is when written (letter_route).
     letter.status, letter.channel, letter.recipient = Letter.Status.SKIPPED, "", ""
     _ours(letter).update(status=letter.status, channel="", recipient="")
 
@@ -207,9 +207,10 @@ def letters_deliver(*, letter_ids: list[int]) -> list[Letter]:
     retry = False
     try:
         for letter in letters:
-            if letter.provider.letters_opt_out:
-                # The partner opted out (or was merged into a record that had) after the
-                # letter was written and before it was due: it is not sent.
+            if letter.provider.letters_opted_out:
+                # The partner or their office opted out (or the partner was merged into a
+                # record that had) after the letter was written and before it was due: it
+                # is not sent.
                 _record_skipped(letter)
                 continue
             _route_now(letter, addresses.get(letter.provider.npi, ""))

@@ -211,8 +211,9 @@ def letter_route(
     "Portal" is Direct secure messaging to the partner's Direct address in the NPPES
     registry, when the practice has a Direct relay; else email, then fax, then mail.
     Callers routing many partners pass `direct_address` (from direct.direct_addresses,
-    "" for none) so the registry is read once, not per partner."""
-    if provider.letters_opt_out:
+    "" for none) so the registry is read once, not per partner, and load the partners
+    with their organization, whose opt-out covers them too."""
+    if provider.letters_opted_out:
         return "", Letter.Status.SKIPPED, ""
     if kind == K.THANK_YOU and provider.thank_you_by == Provider.ThankYouBy.CALL:
         return Letter.Channel.CALL, Letter.Status.SKIPPED, ""

@@ -7,6 +7,7 @@ from typing import cast
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.db.models import Count
 from django.http import HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -19,6 +20,7 @@ from outreach.forms_newsletters import NewsletterForm
 from outreach.models import LetterTemplate, NewsletterIssue
 from outreach.models.merge_fields import render_merge_fields
 from outreach.services.letters import SAMPLE_MERGE_VALUES, letter_template_for
+from partners.models import OPTED_OUT_OF_LETTERS
 
 
 @login_required
@@ -42,7 +44,13 @@ def _preview(form: NewsletterForm) -> dict[str, object]:
     else:
         subject = render_merge_fields(subject, SAMPLE_MERGE_VALUES)
         body = render_merge_fields(body, SAMPLE_MERGE_VALUES)
-    return {"count": partners.count(), "subject": subject, "body": body, "partner": first}
+    # Those who opted out (or whose office did) are counted in the audience and get
+    # nothing: one aggregate says both.
+    counts = partners.aggregate(
+        count=Count("pk"),
+        opted_out=Count("pk", filter=OPTED_OUT_OF_LETTERS),
+    )
+    return {**counts, "subject": subject, "body": body, "partner": first}
 
 
 @login_required
