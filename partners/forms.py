@@ -158,6 +158,14 @@ class TierForm(forms.Form):
 
 
 class OrganizationForm(forms.ModelForm):
+    # Not a model field of the form: the view hands it to organization_set_letters_opt_out,
+    # which stamps when and by whom and keeps the history.
+    letters_opt_out = forms.BooleanField(
+        label=Organization._meta.get_field("letters_opt_out").verbose_name.capitalize(),
+        help_text=Organization._meta.get_field("letters_opt_out").help_text,
+        required=False,
+    )
+
     class Meta:
         model = Organization
         fields = [
@@ -174,6 +182,10 @@ class OrganizationForm(forms.ModelForm):
             "notes",
         ]
         widgets = {"notes": forms.Textarea(attrs={"rows": 3})}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["letters_opt_out"].initial = self.instance.letters_opt_out
 
     # The same rules as the partner import, so what is typed here exports and imports back.
     def clean_state(self) -> str:
@@ -234,6 +246,15 @@ class ProviderFilter(StyledFilterSet):
     tier = django_filters.ChoiceFilter(choices=Provider.Tier.choices, empty_label="Any tier")
     health = django_filters.ChoiceFilter(choices=Provider.Health.choices, empty_label="Any health")
     owner = PersonFilter(queryset=liaison_choices(), empty_label="Any owner", label="Owner")
+    letters = django_filters.ChoiceFilter(
+        choices=[
+            ("taking", "Taking letters"),
+            ("opted_out", "Opted out of letters (or their office)"),
+        ],
+        empty_label="Letters or not",
+        method="filter_letters",
+        label="Letters",
+    )
     sort = django_filters.ChoiceFilter(
         choices=[
             ("most", "Most referrals (12 mo) first"),
@@ -247,10 +268,15 @@ class ProviderFilter(StyledFilterSet):
 
     class Meta:
         model = Provider
-        fields = ["q", "status", "tier", "health", "owner", "sort"]
+        fields = ["q", "status", "tier", "health", "owner", "letters", "sort"]
 
     def filter_search(self, queryset: Any, name: str, value: str) -> Any:
         return queryset.search(value)
+
+    def filter_letters(self, queryset: Any, name: str, value: str) -> Any:
+        if value == "opted_out":
+            return queryset.opted_out_of_letters()
+        return queryset.taking_letters()
 
     def sort_by(self, queryset: Any, name: str, value: str) -> Any:
         """Who sends us the most, who sent last, and whose referrals stopped longest ago

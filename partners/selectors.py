@@ -48,7 +48,8 @@ def can_change_provider(user: User, provider: Provider) -> bool:
 def get_organization_for_user(user: User, pk: int, *, write: bool = False) -> Organization:
     def visible(writable: bool) -> QuerySet[Organization]:
         perm = "partners.change_organization" if writable else "partners.view_organization"
-        return Organization.objects.all() if user.has_perm(perm) else Organization.objects.none()
+        offices = Organization.objects.select_related("letters_opt_out_by")
+        return offices if user.has_perm(perm) else Organization.objects.none()
 
     return get_for_user(
         visible,

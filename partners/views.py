@@ -43,6 +43,7 @@ from partners.selectors import (
     get_staff_member_for_user,
 )
 from partners.services.merges import partner_merge, partner_merge_preview
+from partners.services.offices import organization_set_letters_opt_out
 from partners.services.tiers import provider_set_tier
 from partners.services.tiers import provider_unpin_tier as provider_unpin_tier_service
 from referrals.models import Referral
@@ -254,7 +255,13 @@ def organization_list(request: AuthedRequest) -> HttpResponse:
 def organization_create(request: AuthedRequest) -> HttpResponse:
     form = OrganizationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        organization = form.save()
+        with transaction.atomic():
+            organization = form.save()
+            organization_set_letters_opt_out(
+                organization=organization,
+                opted_out=form.cleaned_data["letters_opt_out"],
+                actor=request.user,
+            )
         messages.success(request, f"{organization.name} was added.")
         return redirect(organization)
     return render(request, "partners/organization_form.html", {"form": form})
@@ -265,7 +272,13 @@ def organization_update(request: AuthedRequest, pk: int) -> HttpResponse:
     organization = get_organization_for_user(request.user, pk, write=True)
     form = OrganizationForm(request.POST or None, instance=organization)
     if request.method == "POST" and form.is_valid():
-        form.save()
+        with transaction.atomic():
+            form.save()
+            organization_set_letters_opt_out(
+                organization=organization,
+                opted_out=form.cleaned_data["letters_opt_out"],
+                actor=request.user,
+            )
         messages.success(request, "Changes saved.")
         return redirect(organization)
     return render(
@@ -285,6 +298,9 @@ def organization_detail(request: AuthedRequest, pk: int) -> HttpResponse:
         "activities": Activity.objects.filter(organization=organization)
         .select_related("logged_by")
         .prefetch_related("providers", "staff")[:TIMELINE_LENGTH],
+        "opt_out_changes": organization.opt_out_changes.select_related("changed_by")[
+            :TIMELINE_LENGTH
+        ],
     }
     return render(request, "partners/organization_detail.html", context)
 
