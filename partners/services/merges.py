@@ -35,6 +35,7 @@ ORGANIZATION_MERGE_FIELDS = [
     "city",
     "state",
     "zip_code",
+    "letters_opt_out",
 ]
 
 
@@ -271,6 +272,10 @@ def partner_merge(
         names, kind = ORGANIZATION_MERGE_FIELDS, PartnerMerge.Kind.ORGANIZATION
         label, npi = gone.name, gone.npi
     values = {name: _merged_value(keep, gone, name) for name in names}
+    if isinstance(gone, Organization) and gone.letters_opt_out and not keep.letters_opt_out:
+        # The office's opt-out comes with its date and author (and its history rows move).
+        values["letters_opt_out_at"] = gone.letters_opt_out_at
+        values["letters_opt_out_by_id"] = gone.letters_opt_out_by_id
     if gone.notes and gone.notes not in keep.notes:
         values["notes"] = "\n\n".join(part for part in (keep.notes, gone.notes) if part)
     if isinstance(keep, Provider):

@@ -12,7 +12,8 @@ from django.urls import reverse
 
 from outreach.factories import ActivityFactory
 from partners.factories import OrganizationFactory, ProviderFactory, StaffMemberFactory
-from partners.models import LettersOptOutChange, Organization
+from partners.models import LettersOptOutChange, Organization, Provider
+from partners.services.merges import partner_merge, partner_merge_preview
 from partners.services.offices import organization_set_letters_opt_out
 
 pytestmark = pytest.mark.django_db
@@ -244,3 +245,31 @@ def test_the_office_page_runs_the_same_queries_however_many_partners_and_changes
         organization_set_letters_opt_out(organization=office, opted_out=opted_out, actor=manager)
     with django_assert_num_queries(len(few.captured_queries)):
         client.get(url)
+
+
+# --- Merging offices ---------------------------------------------------------------------
+
+
+def test_a_merged_office_keeps_the_opt_out_of_either_record_with_its_date(manager):
+    survivor, duplicate = OrganizationFactory(npi=""), OrganizationFactory(npi="")
+    organization_set_letters_opt_out(organization=duplicate, opted_out=True, actor=manager)
+    since = Organization.objects.get(pk=duplicate.pk).letters_opt_out_at
+    partner = ProviderFactory(organization=survivor)
+
+    preview = partner_merge_preview(survivor=survivor, duplicate=duplicate)
+    partner_merge(survivor=survivor, duplicate=duplicate, actor=manager)
+
+    row = next(f for f in preview.fields if f.label == "Office opted out of letters")
+    assert (row.survivor, row.duplicate, row.result) == ("", "Yes", "Yes")
+    survivor.refresh_from_db()
+    assert survivor.letters_opt_out and survivor.letters_opt_out_at == since
+    assert survivor.letters_opt_out_by == manager
+    assert survivor.opt_out_changes.count() == 1  # the duplicate's history came along
+    assert Provider.objects.get(pk=partner.pk).letters_opted_out
+
+
+def test_merging_two_offices_that_take_letters_changes_nothing(manager):
+    survivor, duplicate = OrganizationFactory(npi=""), OrganizationFactory(npi="")
+    partner_merge(survivor=survivor, duplicate=duplicate, actor=manager)
+    survivor.refresh_from_db()
+    assert not survivor.letters_opt_out and survivor.letters_opt_out_at is None
