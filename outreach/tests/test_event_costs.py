@@ -241,3 +241,40 @@ def test_recording_attendance_runs_the_same_queries_for_2_and_12_offices(liaison
     # Recorded again: still the same for both, the shares replaced rather than added.
     assert queries(small) == queries(large)
     assert ActivityShare.objects.filter(activity__event=large).count() == 24
+
+
+def test_recording_attendance_says_once_that_no_limit_is_set_however_many_offices_came(
+    client_for, liaison
+):
+    event = past_event("300.00")
+    for _ in range(3):
+        came(event, providers=[ProviderFactory(organization=OrganizationFactory())])
+    response = client_for(liaison).post(
+        reverse("outreach:event_attendance", args=[event.pk]), follow=True
+    )
+    body = response.content.decode()
+    assert "from 3 offices" in body
+    assert body.count(f"No gifts and meals limit is set for {YEAR}") == 1
+
+
+def test_the_attendance_warnings_run_the_same_queries_for_2_and_12_physicians(client_for, liaison):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    ComplianceLimit.objects.create(year=YEAR, amount=Decimal("100"))
+
+    def queries(offices: int) -> int:
+        event = past_event(str(85 * 2 * offices))
+        for _ in range(offices):
+            office = OrganizationFactory()
+            came(event, providers=ProviderFactory.create_batch(2, organization=office))
+        client = client_for(liaison)
+        with CaptureQueriesContext(connection) as captured:
+            response = client.post(reverse("outreach:event_attendance", args=[event.pk]))
+        assert response.status_code == 302
+        # Every physician at 85% of the limit is named in the warnings.
+        warned = [m for m in response.wsgi_request._messages if "is at $85.00" in str(m)]
+        assert len(warned) == 2 * offices
+        return len(captured.captured_queries)
+
+    assert queries(1) == queries(6)

@@ -402,3 +402,23 @@ def test_a_year_without_its_own_limit_is_held_to_the_nearest_one_set(liaison, cl
     rows = list(csv.reader(io.StringIO(export.content.decode())))
     # The CSV says the limit is another year's, as the page does.
     assert rows[1][4:] == ["50.00", "100.00", str(YEAR + 1), "50"]
+
+
+def test_the_warning_after_a_lunch_runs_the_same_queries_for_one_physician_or_eight(
+    client_for, liaison
+):
+    ComplianceLimit.objects.create(year=YEAR, amount=Decimal("100.00"))
+
+    def queries(doctors: int) -> int:
+        office = OrganizationFactory.create()
+        attending = ProviderFactory.create_batch(doctors, organization=office)
+        visit = PlannedVisitFactory.create(liaison=liaison, organization=office)
+        data = _visit_post(attending[0], str(85 * doctors))
+        data["providers"] = [d.pk for d in attending]
+        client = client_for(liaison)
+        with CaptureQueriesContext(connection) as captured:
+            response = client.post(reverse("outreach:planned_visit_log", args=[visit.pk]), data)
+        assert response.status_code == 302
+        return len(captured.captured_queries)
+
+    assert queries(1) == queries(8)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.contrib import messages
@@ -16,7 +17,7 @@ from core.pagination import paginate
 from core.types import AuthedRequest
 from outreach import ledger
 from outreach.forms import ActivityForm, PartnerContextForm
-from outreach.models import Activity, ComplianceLimit
+from outreach.models import Activity, ActivityShare, ComplianceLimit
 from outreach.services.activities import activity_log
 from outreach.services.compliance import ComplianceLimitExceeded
 from partners.selectors import get_organization_for_user, get_provider_for_user
@@ -100,26 +101,37 @@ def _log_or_explain(form: ActivityForm, log: Any) -> bool:
     return True
 
 
-def _warn_near_limit(request: AuthedRequest, activity: Activity) -> None:
-    """After a cost is logged, say which physicians are at 80% of the limit or more."""
-    if not activity.cost:
-        return
-    year = timezone.localtime(activity.occurred_at).year
-    limit, set_for = ComplianceLimit.applying_to(year)
-    if not limit:
-        messages.info(request, f"No gifts and meals limit is set for {year}; a manager can set it.")
-        return
-    if set_for != year:
-        messages.info(
-            request,
-            f"No gifts and meals limit is set for {year} yet: the {set_for} limit (${limit}) "
-            "applies until a manager sets it.",
-        )
-    for share in activity.shares.select_related("provider"):
-        spent = ledger.spent_by_provider([share.provider_id], year=year)[share.provider_id]
-        if spent >= limit * ledger.WARN_AT:
-            messages.warning(
-                request,
-                f"{share.provider.display_name} is at ${spent} of the ${limit} limit "
-                f"for {year} ({int(spent / limit * 100)}%).",
+def _warn_near_limit(request: AuthedRequest, *activities: Activity) -> None:
+    """After costs are logged (a lunch, or an event's activity per office), say once which
+    physicians are at 80% of the limit or more: a fixed number of queries however many
+    offices and physicians there are."""
+    costed = [activity for activity in activities if activity.cost]
+    years = sorted({timezone.localtime(activity.occurred_at).year for activity in costed})
+    for year in years:
+        limit, set_for = ComplianceLimit.applying_to(year)
+        if not limit:
+            messages.info(
+                request, f"No gifts and meals limit is set for {year}; a manager can set it."
             )
+            continue
+        if set_for != year:
+            messages.info(
+                request,
+                f"No gifts and meals limit is set for {year} yet: the {set_for} limit "
+                f"(${limit}) applies until a manager sets it.",
+            )
+        shares = (
+            ActivityShare.objects.filter(activity__in=costed, year=year)
+            .select_related("provider")
+            .order_by("provider__last_name", "provider__first_name", "provider_id")
+        )
+        providers = {share.provider_id: share.provider for share in shares}
+        spent = ledger.spent_by_provider(providers, year=year)
+        for provider_id, provider in providers.items():
+            total = spent.get(provider_id, Decimal("0.00"))
+            if total >= limit * ledger.WARN_AT:
+                messages.warning(
+                    request,
+                    f"{provider.display_name} is at ${total} of the ${limit} limit "
+                    f"for {year} ({int(total / limit * 100)}%).",
+                )

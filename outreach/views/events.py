@@ -190,6 +190,5 @@ def event_attendance(request: AuthedRequest, pk: int) -> HttpResponse:
             f"Attendance recorded: {result.attendees} {people} came, "
             f"from {offices} office{'s' if offices != 1 else ''}.",
         )
-        for activity in result.activities:
-            _warn_near_limit(request, activity)
+        _warn_near_limit(request, *result.activities)
     return redirect(event)
