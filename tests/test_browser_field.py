@@ -413,3 +413,39 @@ def test_a_second_tap_on_an_ordinary_form_while_it_is_sending_sends_it_once(
     save.click()
     page.wait_for_timeout(500)
     assert len(posts) == 2
+
+
+def test_a_save_refused_for_a_typo_puts_the_focus_on_the_first_field_to_correct(
+    page: Any,  # noqa: F811
+) -> None:
+    from playwright.sync_api import expect
+
+    jamie = UserFactory.create(username="jamie", first_name="Jamie", role=Role.LIAISON)
+    office = OrganizationFactory.create(name="Capitol Primary Care", zip_code="68508")
+    doctor = ProviderFactory.create(
+        organization=office, owner=jamie, first_name="Ana", last_name="Reyes"
+    )
+    visit = PlannedVisit.objects.create(
+        liaison=jamie, organization=office, planned_on=timezone.localdate()
+    )
+    page.goto("/")
+    page.get_by_label("Username").fill("jamie")
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+    # A next step due before the visit: the form comes back in place, and the keyboard
+    # and screen reader are taken to the date to correct, not left at the top of the page.
+    for url, save in (
+        (f"/outreach/day/visits/{visit.pk}/log/", "Save visit"),
+        (f"/outreach/activities/new/?provider={doctor.pk}", "Save activity"),
+    ):
+        page.goto(url)
+        page.get_by_label("Notes").fill("Dropped off referral pads.")
+        page.get_by_label("Next step", exact=True).fill("Bring the wait-time sheet")
+        page.get_by_label("Next step due").fill("2001-01-01")
+        page.get_by_role("button", name=save).click()
+        expect(page.get_by_text("A next step cannot be due before the activity")).to_be_visible()
+        expect(page.get_by_label("Next step due")).to_be_focused()
+        expect(page.get_by_label("Notes")).to_have_value("Dropped off referral pads.")
+    assert not Activity.objects.exists()
+    assert page.problems == []

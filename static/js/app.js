@@ -288,6 +288,20 @@
 
   initDrafts(document);
 
+  // A form sent back in place with an error (htmx swaps the whole form, the focused Save
+  // button with it) takes the focus to the first field to correct: left on the page's
+  // body, a keyboard or screen-reader user starts again from the top, and on a phone the
+  // field in error may be off screen.
+  var FIELD_IN_ERROR = "input.is-invalid, select.is-invalid, textarea.is-invalid, [aria-invalid=true]";
+  document.body.addEventListener("htmx:afterSettle", function (event) {
+    var root = event.target;
+    if (!root || !root.querySelector) return;
+    var active = document.activeElement;
+    if (active && active !== document.body && document.body.contains(active)) return;
+    var field = root.matches(FIELD_IN_ERROR) ? root : root.querySelector(FIELD_IN_ERROR);
+    if (field) field.focus();
+  });
+
   // Copy buttons: data-copy-target names the input whose value goes to the clipboard.
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-copy-target]");
