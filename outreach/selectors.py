@@ -3,6 +3,7 @@ queries however many offices are on the plan."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import cached_property
@@ -33,6 +34,21 @@ def get_event_for_user(request: AuthedRequest, pk: int, *, write: bool = False) 
     perm = "outreach.change_event" if write else "outreach.view_event"
     events = Event.objects.all() if request.user.has_perm(perm) else Event.objects.none()
     return get_object_or_404(events.select_related("organizer"), pk=pk)
+
+
+def _about_offices(office_ids: Iterable[int]) -> Q:
+    """Tasks about these offices: through their partner, or, for a follow-up from a visit
+    where only the office's staff were met (no partner to name), through that visit."""
+    office_ids = list(office_ids)
+    return Q(provider__organization__in=office_ids) | Q(
+        provider__isnull=True, activity__organization__in=office_ids
+    )
+
+
+def _office_of(task: Task) -> int | None:
+    if task.provider is not None:
+        return task.provider.organization_id
+    return task.activity.organization_id if task.activity is not None else None
 
 
 def _days_since(moment: datetime | None, day: date) -> int | None:
@@ -118,13 +134,13 @@ def day_plan_cards(user: Any, day: date) -> list[PlanCard]:
         tasks = (
             Task.objects.for_user(user)
             .open()
-            .filter(assignee=user, provider__organization__in=[v.organization_id for v in visits])
-            .select_related("provider")
+            .filter(assignee=user)
+            .filter(_about_offices([v.organization_id for v in visits]))
+            .select_related("provider", "activity")
             .order_by("due_on", "pk")
         )
         for task in tasks:
-            assert task.provider is not None, "filtered on the provider's office"
-            tasks_by_office.setdefault(task.provider.organization_id, []).append(task)
+            tasks_by_office.setdefault(_office_of(task), []).append(task)
     return [
         PlanCard(
             visit=visit,
@@ -149,14 +165,19 @@ def plan_suggestions(user: Any, day: date, *, exclude: set[int]) -> list[Suggest
     suggestions: dict[int, Suggestion] = {}
     overdue = (
         Task.objects.open()
-        .filter(assignee=user, due_on__lte=day, provider__organization__isnull=False)
-        .exclude(provider__organization__in=exclude)
-        .select_related("provider__organization")
+        .filter(assignee=user, due_on__lte=day)
+        .filter(
+            Q(provider__organization__isnull=False)
+            | Q(provider__isnull=True, activity__organization__isnull=False)
+        )
+        .exclude(_about_offices(exclude))
+        .select_related("provider__organization", "activity__organization")
         .order_by("due_on")[:SUGGESTIONS]
     )
     for task in overdue:
-        assert task.provider and task.provider.organization, "filtered on the provider's office"
-        office = task.provider.organization
+        source = task.provider or task.activity
+        office = source.organization if source is not None else None
+        assert office is not None, "filtered on the office"
         if office.pk not in suggestions:
             suggestions[office.pk] = Suggestion(
                 office, f"Follow-up due {task.due_on:%b %-d}: {task.title}"

@@ -449,3 +449,40 @@ def test_a_visit_log_naming_people_by_ids_that_are_no_ids_says_so(
     assert response.status_code == 200
     assert "is not a valid value" in response.content.decode()
     assert not Activity.objects.exists()
+
+
+def test_a_follow_up_from_a_visit_with_the_staff_only_is_on_the_offices_card_and_suggested(
+    client_for, liaison
+):
+    # The liaison met the office manager, not a doctor: the next step is still that
+    # office's, on its card next time and suggested once it is overdue.
+    office = OrganizationFactory(name="Kearney Family Practice")
+    ProviderFactory(organization=office, owner=liaison)
+    rosa = StaffMemberFactory(organization=office, first_name="Rosa", last_name="Diaz")
+    today = timezone.localdate()
+    visit = PlannedVisitFactory(liaison=liaison, organization=office, planned_on=today)
+    client = client_for(liaison)
+    client.post(
+        reverse("outreach:planned_visit_log", args=[visit.pk]),
+        {
+            "kind": "drop_in",
+            "occurred_at": timezone.localtime().strftime("%Y-%m-%dT%H:%M"),
+            "staff": [rosa.pk],
+            "notes": "Rosa says the fax line changes next week.",
+            "next_step": "Call Rosa for the new fax number",
+            "next_step_due": (today + timedelta(days=1)).isoformat(),
+        },
+    )
+    task = Task.objects.get(title="Call Rosa for the new fax number")
+    assert task.assignee == liaison
+
+    PlannedVisitFactory(liaison=liaison, organization=office, planned_on=today + timedelta(days=1))
+    card = client.get(plan_url(today + timedelta(days=1))).content.decode()
+    tasks = card.split("Open tasks")[1].split("</ul>")[0]
+    assert "Call Rosa for the new fax number" in tasks
+
+    later = today + timedelta(days=3)
+    page = client.get(plan_url(later)).content.decode()
+    suggestions = page.split('data-testid="suggestions"')[1]
+    assert "Kearney Family Practice" in suggestions
+    assert "Call Rosa for the new fax number" in suggestions
