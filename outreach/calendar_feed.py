@@ -75,18 +75,9 @@ def build(user: Any, *, host: str) -> bytes:
         entry = icalendar.Event()
         entry.add("uid", f"task-{task.pk}@{host}")
         entry.add("dtstamp", stamp)
-        entry.add("summary", f"Due: {_task_summary(task)}")
+        entry.add("summary", f"Due: {task.summary_outside}")
         entry.add("dtstart", task.due_on)
         entry.add("dtend", task.due_on + timedelta(days=1))
         entry.add("transp", "TRANSPARENT")
         calendar.add_component(entry)
     return calendar.to_ical()
-
-
-def _task_summary(task: Task) -> str:
-    """A task about a referral is titled with the patient's initials; a calendar outside
-    the practice gets its kind and partner instead, never anything of the patient."""
-    if task.referral_id is None:
-        return task.title
-    partner = f" · {task.provider.display_name}" if task.provider else ""
-    return f"{task.get_kind_display()}{partner}"

@@ -54,7 +54,7 @@ def _reminder_email(task: Task, connection: BaseEmailBackend) -> EmailMultiAlter
         "task_url": settings.SITE_URL + task.get_absolute_url(),
     }
     message = EmailMultiAlternatives(
-        subject=f"Follow-up due {task.due_on:%A %B %-d}: {task.title}"[:200],
+        subject=f"Follow-up due {task.due_on:%A %B %-d}: {task.summary_outside}"[:200],
         body=render_to_string("outreach/email/follow_up_reminder.txt", context),
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[task.assignee.email],

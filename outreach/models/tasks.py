@@ -129,5 +129,15 @@ class Task(models.Model):
         return reverse("outreach:task_detail", args=[self.pk])
 
     @property
+    def summary_outside(self) -> str:
+        """The task as it may be named outside the app (an email, a calendar): a task
+        about a referral is titled with the patient's initials, so it goes by its kind and
+        partner instead, never anything of the patient. The provider is read: select it."""
+        if self.referral_id is None:
+            return self.title
+        partner = f" · {self.provider.display_name}" if self.provider else ""
+        return f"{self.get_kind_display()}{partner}"
+
+    @property
     def is_overdue(self) -> bool:
         return self.status == self.Status.OPEN and self.due_on < timezone.localdate()

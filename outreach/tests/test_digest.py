@@ -18,6 +18,7 @@ from outreach.models import DigestDelivery, Task
 from outreach.services.digest import liaison_digests_send
 from outreach.tasks import send_liaison_digests
 from partners.factories import ProviderFactory
+from referrals.factories import ReferralFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -57,6 +58,32 @@ def test_each_liaison_gets_their_due_overdue_and_attention_tasks_once_a_day(sett
     link = f"http://crm.example.org{brochures.get_absolute_url()}"
     assert f"Drop off the new brochures: {link}" in digest.body
     assert f'href="{link}"' in digest.alternatives[0][0]
+
+
+def test_a_task_about_a_referral_is_named_in_the_digest_without_the_patients_initials():
+    today = timezone.localdate()
+    jamie = UserFactory(role=Role.LIAISON, email="jamie@example.org")
+    partner = ProviderFactory(first_name="David", last_name="Wiebe", credential="MD")
+    referral = ReferralFactory(
+        provider=partner, patient_first_name="Ruth", patient_last_name="Olsen"
+    )
+    Task.objects.create(
+        kind=Task.Kind.THANK_YOU,
+        title="Thank David Wiebe, MD for referring R.O.",
+        due_on=today,
+        assignee=jamie,
+        provider=partner,
+        referral=referral,
+    )
+
+    assert liaison_digests_send(today=today) == 1
+    (digest,) = mail.outbox
+    html = digest.alternatives[0][0]
+    # Email leaves the practice: the task goes by its kind and partner, as in the calendar.
+    assert "Thank-you · David Wiebe, MD" in digest.body
+    assert "Thank-you · David Wiebe, MD" in html
+    for text in (digest.subject, digest.body, html):
+        assert "R.O." not in text and "Olsen" not in text
 
 
 def test_a_digest_the_mail_server_refuses_does_not_stop_the_others_and_goes_next_run():

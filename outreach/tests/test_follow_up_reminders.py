@@ -15,6 +15,7 @@ from outreach import reminders
 from outreach.factories import TaskFactory
 from outreach.models import Task
 from partners.factories import ProviderFactory
+from referrals.factories import ReferralFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -40,6 +41,28 @@ def test_the_owner_of_a_follow_up_due_today_is_reminded_once(settings):
     assert link in message.body and f'href="{link}"' in message.alternatives[0][0]
     task.refresh_from_db()
     assert task.reminded_at is not None
+
+
+def test_a_follow_up_about_a_referral_is_reminded_without_the_patients_initials():
+    today = timezone.localdate()
+    liaison = UserFactory(role=Role.LIAISON, email="jamie@example.org")
+    provider = ProviderFactory(first_name="Dana", last_name="Whitfield", credential="MD")
+    referral = ReferralFactory(
+        provider=provider, patient_first_name="Ruth", patient_last_name="Olsen"
+    )
+    TaskFactory(
+        assignee=liaison,
+        provider=provider,
+        referral=referral,
+        due_on=today,
+        title="Ask how R.O. got on",
+    )
+
+    assert reminders.follow_up_reminders_send(today=today) == 1
+    (message,) = mail.outbox
+    assert "Follow-up · Dana Whitfield, MD" in message.subject
+    for text in (message.subject, message.body, message.alternatives[0][0]):
+        assert "R.O." not in text and "Olsen" not in text
 
 
 def test_only_open_follow_ups_due_now_with_an_owner_who_has_email_are_reminded():
