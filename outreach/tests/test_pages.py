@@ -77,6 +77,29 @@ def test_logging_a_visit_with_a_next_step_creates_a_follow_up(client_for, liaiso
     assert follow_up.title == "Send the consult-turnaround report"
 
 
+def test_a_follow_up_from_a_visit_with_the_staff_only_names_their_office_in_my_tasks(
+    client_for, liaison
+):
+    office = OrganizationFactory(name="Harbor Family Practice")
+    ProviderFactory(organization=office, owner=liaison)
+    staff = StaffMemberFactory(organization=office)
+    client = client_for(liaison)
+    client.post(
+        reverse("outreach:activity_create"),
+        {
+            "organization": office.pk,
+            "kind": "drop_in",
+            "occurred_at": "2026-11-20T12:00",
+            "staff": [staff.pk],
+            "next_step": "Bring the new referral pads",
+        },
+    )
+    follow_up = Task.objects.get(title="Bring the new referral pads")
+    assert follow_up.provider is None
+    page = client.get(reverse("outreach:task_list")).content.decode()
+    assert "Follow-up · due" in page and "· Harbor Family Practice" in page
+
+
 def test_a_next_step_left_without_a_date_is_still_a_follow_up_due_a_week_later(client_for, liaison):
     provider = ProviderFactory(owner=liaison)
     response = client_for(liaison).post(

@@ -37,7 +37,9 @@ def task_list(request: AuthedRequest) -> HttpResponse:
     if form.is_valid():
         scope = form.cleaned_data["scope"] or scope
         state = form.cleaned_data["state"] or state
-    tasks = Task.objects.for_user(request.user).select_related("assignee", "provider", "referral")
+    tasks = Task.objects.for_user(request.user).select_related(
+        "assignee", "provider", "referral", "activity__organization"
+    )
     if scope == "mine" or not request.user.has_perm("outreach.view_all_tasks"):
         scope = "mine"
         tasks = tasks.filter(assignee=request.user)
