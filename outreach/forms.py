@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
@@ -98,8 +98,10 @@ class ActivityForm(forms.ModelForm):
 
     def _label_providers_with_ledger(self) -> None:
         """Show each physician's gifts and meals total for the year beside their name, so
-        the liaison sees the limit coming before choosing a lunch (one query)."""
-        year = timezone.localdate().year
+        the liaison sees the limit coming before choosing a lunch (one query). The year is
+        the activity's: as typed on a form sent back, as stored on an edit, else this one
+        (a December lunch logged in January counts in December's year)."""
+        year = self._activity_year()
         field = cast(AttendeesField, self.fields["providers"])
         assert field.queryset is not None, "set in __init__"
         spent = ledger.spent_by_provider(field.queryset.values_list("pk", flat=True), year=year)
@@ -116,6 +118,19 @@ class ActivityForm(forms.ModelForm):
             return f"{provider.display_name} · ${total} in {year}"
 
         field.label_for = label
+
+    def _activity_year(self) -> int:
+        when = self.instance.occurred_at
+        if self.is_bound:
+            try:
+                when = self.fields["occurred_at"].clean(
+                    self.data.get(self.add_prefix("occurred_at"))
+                )
+            except forms.ValidationError:
+                when = None
+        if isinstance(when, datetime):
+            return timezone.localtime(when).year if timezone.is_aware(when) else when.year
+        return timezone.localdate().year
 
     def clean_occurred_at(self) -> Any:
         return not_in_future(self.cleaned_data["occurred_at"], "When")

@@ -135,6 +135,36 @@ def test_the_log_form_shows_each_physicians_total_for_the_year(client_for, liais
     assert f"Ana Reyes, MD · $125.00 of $500.00 in {YEAR} (25%)" in page.content.decode()
 
 
+def test_a_form_sent_back_shows_the_totals_of_the_year_the_activity_was_in(client_for, liaison):
+    ComplianceLimit.objects.create(year=YEAR - 1, amount=Decimal("400.00"))
+    office = OrganizationFactory()
+    doctor = ProviderFactory(
+        organization=office, first_name="Ana", last_name="Reyes", credential="MD"
+    )
+    december = timezone.make_aware(timezone.datetime(YEAR - 1, 12, 15, 12, 0))
+    activity_log(
+        activity=Activity(kind=Activity.Kind.LUNCH, cost=Decimal("100"), occurred_at=december),
+        providers=[doctor],
+        staff=[],
+        actor=liaison,
+    )
+    visit = PlannedVisitFactory(liaison=liaison, organization=office)
+    # Last December's lunch logged late, sent back for a next step due before it.
+    page = client_for(liaison).post(
+        reverse("outreach:planned_visit_log", args=[visit.pk]),
+        _visit_post(
+            doctor,
+            "20.00",
+            occurred_at=f"{YEAR - 1}-12-20T12:30",
+            next_step="Send the menu",
+            next_step_due=f"{YEAR - 1}-12-01",
+        ),
+    )
+    body = page.content.decode()
+    assert "is-invalid" in body
+    assert f"Ana Reyes, MD · $100.00 of $400.00 in {YEAR - 1} (25%)" in body
+
+
 def test_the_form_warns_once_a_physician_reaches_80_percent(client_for, liaison):
     ComplianceLimit.objects.create(year=YEAR, amount=Decimal("100.00"))
     office = OrganizationFactory()
