@@ -309,7 +309,20 @@ class EventForm(forms.ModelForm):
         self.fields["remind_days_before"].required = False
 
     def clean_starts_at(self) -> Any:
-        return within_reach(self.cleaned_data["starts_at"], "Starts")
+        starts_at = within_reach(self.cleaned_data["starts_at"], "Starts")
+        if (
+            starts_at > timezone.now()
+            and self.instance.pk is not None
+            and self.instance.activities.exists()
+        ):
+            # Its activities and gifts and meals shares could then be neither recorded
+            # again nor taken back: attendance is recorded only for what has happened.
+            raise forms.ValidationError(
+                "Who came is already recorded for this event, so it cannot move to a time "
+                "that has not come yet. If it was postponed, create the new date as an "
+                "event of its own."
+            )
+        return starts_at
 
     def clean_remind_days_before(self) -> int:
         days = self.cleaned_data.get("remind_days_before")

@@ -209,6 +209,28 @@ def test_the_cost_is_entered_on_the_event_edit_page_by_those_who_may_change_even
     assert (event.kind, event.cost, event.remind_days_before) == ("cme", Decimal("420.50"), 3)
 
 
+def test_an_event_whose_attendance_is_recorded_cannot_move_into_the_future(client_for, liaison):
+    event = past_event("90.00")
+    came(event, providers=[ProviderFactory()])
+    event_record_attendance(event=event, actor=liaison)
+    url = reverse("outreach:event_update", args=[event.pk])
+    later = timezone.localtime() + timedelta(days=7)
+    form = {"name": "Renamed", "kind": event.kind, "cost": "90.00", "remind_days_before": "7"}
+    refused = client_for(liaison).post(url, {**form, "starts_at": f"{later:%Y-%m-%dT%H:%M}"})
+    assert refused.status_code == 200
+    assert "cannot move to a time that has not come yet" in refused.content.decode()
+    event.refresh_from_db()
+    assert event.name != "Renamed"
+    # An earlier time, or any time for an event nobody is recorded at, is fine.
+    earlier = timezone.localtime() - timedelta(days=1)
+    saved = client_for(liaison).post(url, {**form, "starts_at": f"{earlier:%Y-%m-%dT%H:%M}"})
+    assert saved.status_code == 302
+    upcoming = past_event(None)
+    url = reverse("outreach:event_update", args=[upcoming.pk])
+    moved = client_for(liaison).post(url, {**form, "starts_at": f"{later:%Y-%m-%dT%H:%M}"})
+    assert moved.status_code == 302
+
+
 def test_recording_attendance_runs_the_same_queries_for_2_and_12_offices(liaison):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
