@@ -139,6 +139,18 @@ class ReferralForm(forms.ModelForm):
         # than being rewritten (and recorded in the history as an edit) on every save.
         if stored is not None and value == stored.replace(second=0, microsecond=0):
             return stored
+        # What followed it cannot come first: the SLA clocks and the turnaround report
+        # measure the waits from this moment (a negative wait skews every median), and a
+        # step refuses an appointment before it (check_referral_transition).
+        for moment, what in (
+            (self.instance.contacted_at, "first contact"),
+            (self.instance.appointment_at, "the appointment"),
+        ):
+            if moment is not None and value > moment:
+                raise forms.ValidationError(
+                    f"This is after {what} ({timezone.localtime(moment):%b %-d, %Y at %-I:%M %p}): "
+                    "check the date and time."
+                )
         return value
 
 

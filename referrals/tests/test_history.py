@@ -313,3 +313,56 @@ def test_the_history_keeps_what_each_move_decided(client_for, coordinator):
     assert f"Appointment: {booked}" in details
     assert f"Appointment: {booked} → {moved}" in details
     assert "Reason: Patient moved away" in details
+
+
+def test_the_received_date_cannot_be_moved_past_the_first_contact_or_the_appointment(
+    client_for, coordinator
+):
+    from referrals.services.workflow import referral_transition
+
+    referral = _logged(received_at=timezone.now() - timedelta(days=10))
+    referral = referral_transition(
+        referral=referral,
+        to_status="accepted",
+        actor=None,
+        at=referral.received_at + timedelta(hours=2),
+    )
+    booked = timezone.now() - timedelta(days=5)
+    referral = referral_transition(
+        referral=referral, to_status="scheduled", actor=None, appointment_at=booked
+    )
+    client = client_for(coordinator)
+    url = reverse("referrals:update", args=[referral.pk])
+    typed = {
+        # After the appointment: the turnaround report would count a negative wait.
+        "after the appointment": timezone.now() - timedelta(days=1),
+        # After the first answer to it: a first contact before the referral came in.
+        "after the first contact": referral.received_at + timedelta(hours=3),
+    }
+    for what, moved in typed.items():
+        response = client.post(
+            url,
+            _form_data(
+                referral,
+                received_at=timezone.localtime(moved).strftime("%Y-%m-%dT%H:%M"),
+                version=referral.updated_at.isoformat(),
+            ),
+        )
+        assert response.status_code == 200, what
+        assert "received_at" in response.context["form"].errors, what
+        # What was typed stays in the form.
+        assert response.context["form"]["received_at"].value() == timezone.localtime(
+            moved
+        ).strftime("%Y-%m-%dT%H:%M")
+        assert Referral.objects.get(pk=referral.pk).received_at == referral.received_at
+    # Earlier is fine: the fax came in before it was logged.
+    earlier = referral.received_at - timedelta(hours=5)
+    response = client.post(
+        url,
+        _form_data(
+            referral,
+            received_at=timezone.localtime(earlier).strftime("%Y-%m-%dT%H:%M"),
+            version=referral.updated_at.isoformat(),
+        ),
+    )
+    assert response.status_code == 302
