@@ -144,7 +144,7 @@ def test_a_phone_or_walk_in_entry_is_the_quick_form_without_documents(client_for
     # Saved without documents; a file sent along anyway is not attached.
     partner = ProviderFactory()
     response = client.post(
-        reverse("referrals:create"),
+        reverse("referrals:create") + "?channel=phone",
         {
             **_form_data(partner),
             "channel": "phone",
@@ -153,3 +153,23 @@ def test_a_phone_or_walk_in_entry_is_the_quick_form_without_documents(client_for
     )
     assert response.status_code == 302
     assert not Referral.objects.get().attachments.exists()
+
+
+def test_a_document_chosen_on_the_full_form_is_kept_when_the_channel_is_phone(
+    client_for, coordinator
+):
+    """The full form offers every channel: a referral phoned in whose notes were faxed
+    too keeps the document chosen for it (it was dropped without a word)."""
+    pdf = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+    response = client_for(coordinator).post(
+        reverse("referrals:create"),
+        {
+            **_form_data(ProviderFactory()),
+            "channel": "phone",
+            "documents": SimpleUploadedFile("notes.pdf", pdf),
+        },
+    )
+    assert response.status_code == 302
+    referral = Referral.objects.get()
+    assert referral.channel == "phone"
+    assert [a.original_name for a in referral.attachments.all()] == ["notes.pdf"]

@@ -30,11 +30,10 @@ def referral_create(request: AuthedRequest) -> HttpResponse:
         "assigned_to": request.user.pk,
         "channel": request.GET.get("channel", Referral.Channel.FAX),
     }
-    # Phone and walk-in entries are quick: no documents to attach.
-    spoken = (request.POST or request.GET).get("channel") in (
-        Referral.Channel.PHONE,
-        Referral.Channel.WALK_IN,
-    )
+    # Phone and walk-in entries are quick: no documents to attach. The address says which
+    # form the page is (it posts back to it), not the channel chosen: on the full form a
+    # phoned-in referral may come with a faxed document, which must not be dropped.
+    spoken = request.GET.get("channel") in (Referral.Channel.PHONE, Referral.Channel.WALK_IN)
     form = ReferralEntryForm(
         request.POST or None,
         request.FILES or None,
