@@ -65,11 +65,14 @@ def possible_duplicates(
     provider: Provider,
     patient_last_name: str,
     patient_dob: date,
+    direction: str = "inbound",
     exclude_pk: int | None = None,
 ) -> ReferralQuerySet:
     """Referrals that may be this one again: the same patient (last name, ignoring case
     and surrounding spaces, and birth date) from the same partner (the provider, or any
-    provider of the same office) within settings.DUPLICATE_WINDOW_DAYS."""
+    provider of the same office) within settings.DUPLICATE_WINDOW_DAYS, the same way (a
+    patient a partner referred to us and one we sent to that partner are two referrals,
+    not one sent twice)."""
     since = timezone.now() - timedelta(days=settings.DUPLICATE_WINDOW_DAYS)
     partner = Q(provider=provider)
     if provider.organization_id is not None:
@@ -78,6 +81,7 @@ def possible_duplicates(
         Referral.objects.alias(last_name_key=Lower(Trim("patient_last_name")))
         .filter(
             partner,
+            direction=direction,
             last_name_key=patient_last_name.strip().lower(),
             patient_dob=patient_dob,
             received_at__gte=since,

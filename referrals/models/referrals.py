@@ -150,8 +150,9 @@ class ReferralQuerySet(models.QuerySet["Referral"]):
         """Annotate `possible_duplicate`: an earlier referral of the same patient (last
         name, ignoring case and surrounding spaces, and birth date) from the same partner
         (the provider, or any provider of the same office, as the check on entry and the
-        detail page's list count it) came in within settings.DUPLICATE_WINDOW_DAYS before
-        this one, as an office that sends a referral twice makes. One index range per row
+        detail page's list count it), the same way, came in within
+        settings.DUPLICATE_WINDOW_DAYS before this one, as an office that sends a referral
+        twice makes. One index range per row
         shown (referral_patient_match_idx: a patient's few referrals)."""
         window = timedelta(days=settings.DUPLICATE_WINDOW_DAYS)
         earlier = (
@@ -159,6 +160,7 @@ class ReferralQuerySet(models.QuerySet["Referral"]):
             .filter(
                 Q(provider=OuterRef("provider"))
                 | Q(provider__organization_id=OuterRef("provider__organization_id")),
+                direction=OuterRef("direction"),
                 patient_dob=OuterRef("patient_dob"),
                 last_name_key=Lower(Trim(OuterRef("patient_last_name"))),
                 received_at__gte=OuterRef("received_at") - window,

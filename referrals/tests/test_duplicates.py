@@ -173,3 +173,37 @@ def test_a_document_chosen_on_the_full_form_is_kept_when_the_channel_is_phone(
     referral = Referral.objects.get()
     assert referral.channel == "phone"
     assert [a.original_name for a in referral.attachments.all()] == ["notes.pdf"]
+
+
+def test_a_patient_sent_out_to_the_partner_who_referred_them_is_no_duplicate(
+    client_for, coordinator
+):
+    """A referral from a partner and one we send to that partner (or their office's
+    cardiologist) for the same patient are two different things, not one sent twice:
+    neither the queue, the detail page nor the entry form calls them duplicates. Two the
+    same way still are."""
+    office = OrganizationFactory()
+    referrer = ProviderFactory(organization=office)
+    specialist = ProviderFactory(organization=office, in_network=True)
+    received = _logged(provider=referrer)
+    sent = _logged(provider=specialist, direction="outbound")
+    client = client_for(coordinator)
+    queue = client.get(reverse("referrals:list")).content.decode()
+    assert "data-duplicate" not in queue
+    assert "Possible duplicate of" not in client.get(sent.get_absolute_url()).content.decode()
+    assert "Possible duplicate of" not in client.get(received.get_absolute_url()).content.decode()
+    found = {
+        direction: [
+            r.pk
+            for r in possible_duplicates(
+                provider=specialist, patient_last_name="Olsen", patient_dob=DOB, direction=direction
+            )
+        ]
+        for direction in ("inbound", "outbound")
+    }
+    assert found == {"inbound": [received.pk], "outbound": [sent.pk]}
+    # Sending back out a patient another partner referred to us asks nothing.
+    other = ProviderFactory(in_network=True)
+    _logged(provider=other)
+    response = client.post(reverse("referrals:create"), _form_data(other, direction="outbound"))
+    assert response.status_code == 302

@@ -172,6 +172,7 @@ def _detail_context(request: AuthedRequest, referral: Referral, **workflow: Any)
             provider=referral.provider,
             patient_last_name=referral.patient_last_name,
             patient_dob=referral.patient_dob,
+            direction=referral.direction,
             exclude_pk=referral.pk,
         )[:10]
     return context

@@ -57,6 +57,7 @@ def referral_create(request: AuthedRequest) -> HttpResponse:
                     provider=new.provider,
                     patient_last_name=new.patient_last_name,
                     patient_dob=new.patient_dob,
+                    direction=new.direction,
                 )[:10]
             )
         if duplicates:
