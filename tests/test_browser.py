@@ -228,6 +228,48 @@ def test_a_no_show_is_asked_once_more_before_its_letter_goes(
     assert page.problems == []
 
 
+def test_a_step_on_a_referral_sent_out_shows_its_consult_report_without_a_reload(
+    page: Any,
+) -> None:
+    from playwright.sync_api import expect
+
+    from partners.factories import ProviderFactory
+    from referrals.factories import ReferralFactory
+    from referrals.services.workflow import referral_log, referral_transition
+
+    UserFactory(username="carla", role=Role.COORDINATOR)
+    referral = referral_log(
+        referral=ReferralFactory.build(
+            provider=ProviderFactory(in_network=True),
+            direction="outbound",
+            received_at=timezone.now() - timedelta(days=5),
+        ),
+        actor=None,
+    )
+    for status in ("accepted", "scheduled"):
+        referral = referral_transition(
+            referral=referral,
+            to_status=status,
+            actor=None,
+            appointment_at=timezone.now() - timedelta(hours=2),
+        )
+    page.goto("/accounts/login/")
+    page.get_by_label("Username").fill("carla")
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.goto(referral.get_absolute_url())
+    report = page.get_by_test_id("consult-report")
+    expect(report).to_contain_text("comes after the specialist sees the patient")
+    page.get_by_role("button", name="Seen by the specialist").click()
+    expect(page.get_by_test_id("status")).to_have_text("Seen")
+    # The cell beside the steps follows without a reload, and its button works.
+    report.get_by_role("button", name="Mark received").click()
+    expect(page.get_by_test_id("consult-report")).to_contain_text("Received")
+    referral.refresh_from_db()
+    assert referral.report_received_at is not None
+    assert page.problems == []
+
+
 def test_a_manager_reads_the_conversion_of_each_source_on_a_phone(page: Any) -> None:
     from playwright.sync_api import expect
 

@@ -1,6 +1,7 @@
 """Referring patients out: in-network specialists first, a reason for leaving the network,
 and the consult report chased until it comes back."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -277,6 +278,31 @@ def test_a_referral_sent_out_reads_as_sent_everywhere_with_no_clock_of_ours(
     assert "data-sla=" not in row and "due " not in row
     assert Referral.objects.with_sla().get().sla_state == "on_track"
     assert not Referral.objects.overdue().exists()
+
+
+def test_a_step_taken_on_the_page_redraws_the_consult_report_cell_too(client_for, coordinator):
+    referral = _sent(ProviderFactory(in_network=True), days_ago=10)
+    for status in (Status.ACCEPTED, Status.SCHEDULED):
+        referral = referral_transition(
+            referral=referral, to_status=status, actor=None, appointment_at=timezone.now()
+        )
+    client = client_for(coordinator)
+    page = client.get(referral.get_absolute_url()).content.decode()
+    version = re.search(r'name="version" value="([^"]+)"', page)[1]
+    assert page.count(' id="consult-report"') == 1 and "hx-swap-oob" not in page
+    # "Seen by the specialist", taken with htmx: only the workflow is swapped, and the
+    # consult report's cell comes along out of band, now offering "Mark received".
+    response = client.post(
+        reverse("referrals:transition", args=[referral.pk]),
+        {"to_status": Status.SEEN, "version": version},
+        HTTP_HX_REQUEST="true",
+    )
+    partial = response.content.decode()
+    assert "<html" not in partial
+    cell = re.search(r'<dd[^>]* id="consult-report"[^>]*>.*?</dd>', partial, re.S)
+    assert cell is not None and 'hx-swap-oob="true"' in cell.group(0)
+    assert reverse("referrals:consult_report", args=[referral.pk]) in cell.group(0)
+    assert "Mark received" in cell.group(0)
 
 
 def test_a_consult_report_cannot_be_marked_received_before_the_specialist_has_seen_the_patient(
