@@ -133,6 +133,25 @@ def test_the_reciprocity_totals_are_every_partners_in_the_period(client_for, man
     assert 'data-testid="received">2<' in one and 'data-testid="sent">1<' in one
 
 
+def test_each_reciprocity_figure_links_to_exactly_its_referrals(client_for, manager):
+    partner, other = ProviderFactory(), ProviderFactory()
+    received = [_referral(partner), _referral(partner, days_ago=200)]
+    sent = [_referral(partner, direction="outbound")]
+    _referral(partner, days_ago=400)  # before the period
+    _referral(other)
+    client = client_for(manager)
+    page = client.get(reverse("referrals:reciprocity")).content.decode()
+    row = page.split(f'href="{partner.get_absolute_url()}"')[1].split("</tr>")[0]
+    links = dict(
+        (kind, href.replace("&amp;", "&"))
+        for href, kind in re.findall(r'<a href="([^"]+)" data-drill="(\w+)">', row)
+    )
+    for kind, expected in (("received", received), ("sent", sent)):
+        queue = client.get(links[kind]).content.decode()
+        shown = {int(pk) for pk in re.findall(r'data-queue-row="(\d+)"', queue)}
+        assert shown == {referral.pk for referral in expected}
+
+
 def test_a_bad_period_is_explained_not_crashed_on(client_for, manager):
     client = client_for(manager)
     backwards = client.get(

@@ -184,6 +184,9 @@ def reciprocity_report(request: AuthedRequest) -> HttpResponseBase:
             "period": period,
             "page": paginate(request, partners),
             "totals": totals,
+            # Each figure links to the rows behind it in the work queue.
+            "drill_received": urlencode(_drill(period, "inbound")),
+            "drill_sent": urlencode(_drill(period, "outbound")),
             "download_query": download_query(request),
             **over_time,
         },
