@@ -29,9 +29,15 @@ class OrganizationSerializer(serializers.ModelSerializer[Organization]):
             "phone",
             "fax",
             "email",
+            "letters_opt_out",
             "updated_at",
         )
         read_only_fields = fields
+        extra_kwargs = {
+            "letters_opt_out": {
+                "help_text": "The office asked for no letters to any of its partners."
+            }
+        }
 
 
 class PartnerSerializer(serializers.ModelSerializer[Provider]):
@@ -61,9 +67,16 @@ class PartnerSerializer(serializers.ModelSerializer[Provider]):
             "phone",
             "email",
             "organization",
+            "letters_opt_out",
             "updated_at",
         )
         read_only_fields = fields
+        extra_kwargs = {
+            "letters_opt_out": {
+                "help_text": "The partner asked for no letters. Their office may have too "
+                "(organization.letters_opt_out): either means none is sent."
+            }
+        }
 
 
 class PartnerRemovalSerializer(serializers.ModelSerializer[ProviderRemoval]):

@@ -35,6 +35,27 @@ def test_partners_are_listed_with_their_office(liaison: User, api_client_for: Cl
     assert one.json()["last_name"] == "Aaron"
 
 
+def test_a_partner_row_says_whether_they_or_their_office_opted_out_of_letters(
+    liaison: User, manager: User, api_client_for: ClientFor
+) -> None:
+    from partners.services.offices import organization_set_letters_opt_out
+
+    own = ProviderFactory.create(letters_opt_out=True)
+    by_office = ProviderFactory.create()
+    assert by_office.organization is not None
+    organization_set_letters_opt_out(
+        organization=by_office.organization, opted_out=True, actor=manager
+    )
+    rows = {
+        row["id"]: row
+        for row in api_client_for(liaison).get(reverse("api:partner-list")).json()["results"]
+    }
+    assert rows[own.pk]["letters_opt_out"] is True
+    assert rows[own.pk]["organization"]["letters_opt_out"] is False
+    assert rows[by_office.pk]["letters_opt_out"] is False
+    assert rows[by_office.pk]["organization"]["letters_opt_out"] is True
+
+
 def test_a_coordinator_reads_patient_details_and_each_read_is_audited(
     coordinator: User, api_client_for: ClientFor
 ) -> None:
