@@ -241,6 +241,22 @@ def letter_deliver(*, letter_id: int) -> Letter | None:
 
 
 @transaction.atomic
+def letter_withdraw_opted_out(*, letter: Letter) -> Letter:
+    """A letter waiting in the print and fax queue for a partner who, or whose office, has
+    opted out of letters since it was queued is not sent: it is marked skipped, as
+    delivery marks one still pending. A letter whose partner still takes letters stays."""
+    locked = (
+        Letter.objects.select_for_update(of=("self",))
+        .select_related("provider__organization")
+        .get(pk=letter.pk)
+    )
+    if locked.status == Letter.Status.PRINT_QUEUE and locked.provider.letters_opted_out:
+        locked.status, locked.channel, locked.recipient = Letter.Status.SKIPPED, "", ""
+        locked.save(update_fields=["status", "channel", "recipient"])
+    return locked
+
+
+@transaction.atomic
 def letter_mark_printed(*, letter: Letter, actor: User) -> Letter:
     """A person printed and mailed, or faxed, a letter from the print queue."""
     locked = Letter.objects.select_for_update().get(pk=letter.pk)

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from outreach.models import Letter, LetterTemplate
 from partners.factories import ProviderFactory
+from partners.models import Provider
 
 pytestmark = pytest.mark.django_db
 
@@ -94,6 +95,44 @@ def test_marking_a_fax_sent_records_who_and_when_and_returns_the_row_to_htmx(
     assert (letter.status, letter.printed_by) == (Letter.Status.SENT, coordinator)
     assert letter.sent_at is not None
     assert "<html" not in response.content.decode()
+
+
+def test_a_queued_letter_to_a_partner_who_opted_out_since_is_flagged_and_withdrawn(
+    client_for, coordinator, manager
+):
+    from partners.services.offices import organization_set_letters_opt_out
+
+    own = _queued(provider=ProviderFactory(), subject="To the partner")
+    office = _queued(provider=ProviderFactory(), subject="To the office")
+    still = _queued(provider=ProviderFactory(), subject="Still wanted")
+    Provider.objects.filter(pk=own.provider_id).update(letters_opt_out=True)
+    organization_set_letters_opt_out(
+        organization=office.provider.organization, opted_out=True, actor=manager
+    )
+    client = client_for(coordinator)
+    page = client.get(reverse("outreach:print_queue")).content.decode()
+    assert "The partner has opted out of letters since this was queued" in page
+    assert "Their office has opted out of letters since this was queued" in page
+    assert page.count('data-testid="opted-out"') == 2
+    for letter in (own, office, still):
+        response = client.post(
+            reverse("outreach:letter_withdraw", args=[letter.pk]), HTTP_HX_REQUEST="true"
+        )
+        assert response.status_code == 200 and "<html" not in response.content.decode()
+        letter.refresh_from_db()
+    assert (own.status, office.status) == (Letter.Status.SKIPPED, Letter.Status.SKIPPED)
+    # A partner who still takes letters keeps theirs in the queue.
+    assert still.status == Letter.Status.PRINT_QUEUE
+    page = client.get(reverse("outreach:print_queue")).content.decode()
+    assert "Still wanted" in page and "To the office" not in page
+
+
+def test_a_liaison_cannot_withdraw_a_letter(client_for, liaison):
+    letter = _queued(provider=ProviderFactory(owner=liaison, letters_opt_out=True))
+    response = client_for(liaison).post(reverse("outreach:letter_withdraw", args=[letter.pk]))
+    assert response.status_code == 403
+    letter.refresh_from_db()
+    assert letter.status == Letter.Status.PRINT_QUEUE
 
 
 def test_a_liaison_cannot_mark_a_letter_printed(client_for, liaison):

@@ -16,7 +16,7 @@ from outreach.forms import LetterTemplateForm
 from outreach.models import Letter, LetterTemplate
 from outreach.models.merge_fields import merge_fields_for, render_merge_fields
 from outreach.pdf import letter_pdf
-from outreach.services.delivery import letter_mark_printed
+from outreach.services.delivery import letter_mark_printed, letter_withdraw_opted_out
 from outreach.services.letters import SAMPLE_MERGE_VALUES, letter_template_for
 
 
@@ -107,6 +107,18 @@ def letter_pdf_download(request: AuthedRequest, pk: int) -> HttpResponse:
     # The file name carries the letter number only, never a name.
     response["Content-Disposition"] = f'attachment; filename="letter-{letter.pk}.pdf"'
     return response
+
+
+@login_required
+@require_POST
+def letter_withdraw(request: AuthedRequest, pk: int) -> HttpResponse:
+    """Take out of the print queue a letter to a partner who has since opted out."""
+    letter = letter_withdraw_opted_out(letter=get_letter_for_user(request, pk, write=True))
+    if request.htmx:
+        return render(request, "outreach/print_queue.html#letter-row", {"letter": letter})
+    if letter.status == Letter.Status.SKIPPED:
+        messages.success(request, "Withdrawn: it will not be sent.")
+    return redirect("outreach:print_queue")
 
 
 @login_required
