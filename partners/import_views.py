@@ -78,6 +78,7 @@ def import_upload(request: AuthedRequest) -> HttpResponse:
                     file_name=upload.name[:200],
                     headers=table.headers,
                     rows=table.rows,
+                    row_numbers=table.numbers,
                     mapping=guess_mapping(table.headers),
                     total_rows=len(table.rows),
                 )
@@ -125,7 +126,9 @@ def import_detail(request: AuthedRequest, pk: int) -> HttpResponse:
     partner_import = get_partner_import_for_user(request.user, pk)
     context: dict[str, Any] = {"partner_import": partner_import}
     if partner_import.status == PartnerImport.Status.UPLOADED:
-        plan = plan_import(partner_import.rows, partner_import.mapping)
+        plan = plan_import(
+            partner_import.rows, partner_import.mapping, numbers=partner_import.row_numbers
+        )
         context.update(
             plan=plan,
             counts=plan.counts,
@@ -166,7 +169,9 @@ def import_rejects(request: AuthedRequest, pk: int) -> HttpResponse:
     """The rejected rows as they were in the file, with a Reasons column, to fix and
     upload again."""
     partner_import = get_partner_import_for_user(request.user, pk)
-    plan = plan_import(partner_import.rows, partner_import.mapping)
+    plan = plan_import(
+        partner_import.rows, partner_import.mapping, numbers=partner_import.row_numbers
+    )
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["Row", *(safe_cell(name) for name in partner_import.headers), "Reasons"])

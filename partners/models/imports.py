@@ -26,6 +26,9 @@ class PartnerImport(models.Model):
     file_name = models.CharField(max_length=200)
     headers = models.JSONField(default=list)
     rows = models.JSONField(default=list)
+    # The sheet's row number of each of `rows` (blank rows are not kept but are counted);
+    # empty for an import read before numbers were kept: then the header was row 1.
+    row_numbers = models.JSONField(default=list, blank=True)
     # Column index (string) to import target; see partners.spreadsheets.columns.TARGETS.
     mapping = models.JSONField(default=dict)
     # Who owns the partners the import adds (those it updates keep theirs): a liaison's

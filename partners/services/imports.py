@@ -82,7 +82,12 @@ def partner_import_apply(*, import_id: int) -> PartnerImport | None:
     def progress(done: int) -> None:
         PartnerImport.objects.filter(pk=import_id).update(processed_rows=done)
 
-    plan = plan_import(partner_import.rows, partner_import.mapping, progress=progress)
+    plan = plan_import(
+        partner_import.rows,
+        partner_import.mapping,
+        numbers=partner_import.row_numbers,
+        progress=progress,
+    )
     try:
         _write_import(partner_import, plan)
     except (ValidationError, IntegrityError) as error:

@@ -109,18 +109,22 @@ def plan_import(
     rows: list[list[str]],
     mapping: dict[str, str],
     *,
+    numbers: list[int] | None = None,
     progress: Callable[[int], None] | None = None,
     progress_every: int = 1000,
 ) -> ImportPlan:
     """What importing `rows` with `mapping` would do, row by row, without writing: create
     (new NPI), update (known NPI; only non-empty cells that differ change anything),
     unchanged, or reject with the reasons; and the offices the partners go to (see
-    `_plan_offices`). Queries run per batch of NPIs and names, never per row."""
+    `_plan_offices`). Rows are numbered by `numbers` (their rows in the sheet), else as
+    if the header were row 1 with no blank rows. Queries run per batch of NPIs and names,
+    never per row."""
     planned: list[PlanRow] = []
     first_row_of: dict[str, int] = {}
     for offset, cells in enumerate(rows):
         values = _row_values(cells, mapping)
-        row = PlanRow(number=offset + 2, action="create", values=values, cells=cells)
+        number = numbers[offset] if numbers and offset < len(numbers) else offset + 2
+        row = PlanRow(number=number, action="create", values=values, cells=cells)
         office_problems, row.skipped = _clean_office(values)
         row.reasons = office_problems + _problems(values)
         npi = values.get("npi", "")

@@ -6,7 +6,7 @@ import csv
 import io
 import zipfile
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import IO, Any
 
@@ -27,6 +27,9 @@ class UnreadableFile(ValueError):
 class Table:
     headers: list[str]
     rows: list[list[str]]
+    # Each row's number in the sheet (the first line is 1): blank rows are left out of
+    # `rows` but not out of the count, so a row is reported where the manager finds it.
+    numbers: list[int] = field(default_factory=list)
 
 
 def _cell(value: Any) -> str:
@@ -48,8 +51,9 @@ def _cell(value: Any) -> str:
 
 def _table(raw_rows: Iterable[Iterable[Any]]) -> Table:
     rows: list[list[str]] = []
+    numbers: list[int] = []
     headers: list[str] | None = None
-    for raw in raw_rows:
+    for number, raw in enumerate(raw_rows, start=1):
         cells = [_cell(value) for value in raw]
         while cells and not cells[-1]:
             cells.pop()  # a workbook formatted to its last column pads every row with blanks
@@ -61,6 +65,7 @@ def _table(raw_rows: Iterable[Iterable[Any]]) -> Table:
             headers = cells
             continue
         rows.append(cells)
+        numbers.append(number)
         if len(rows) > MAX_ROWS:
             raise UnreadableFile(f"The file has more than {MAX_ROWS:,} rows; split it.")
     if headers is None:
@@ -72,7 +77,9 @@ def _table(raw_rows: Iterable[Iterable[Any]]) -> Table:
         header = header or f"Column {index + 1}"
         seen[header] = seen.get(header, 0) + 1
         named.append(header if seen[header] == 1 else f"{header} ({seen[header]})")
-    return Table(headers=named, rows=[row + [""] * (width - len(row)) for row in rows])
+    return Table(
+        headers=named, rows=[row + [""] * (width - len(row)) for row in rows], numbers=numbers
+    )
 
 
 def _decoded(data: bytes) -> str | None:

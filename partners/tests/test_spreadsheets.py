@@ -343,3 +343,30 @@ def test_a_row_naming_only_an_organization_is_said_to_be_an_office():
         "clinician. Offices come in with the clinicians who work there."
     ]
     assert _problems({"npi": GOOD_NPI, "last_name": "Reyes"}) == ["No first name."]
+
+
+def test_rows_are_numbered_as_in_the_spreadsheet_past_blank_rows(client_for, manager):
+    # A sheet whose header sits under two empty rows and whose partners are split by a
+    # blank spacer row: the manager looks for the bad row by the number shown.
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.append([])
+    sheet.append([])
+    sheet.append(["NPI", "First name", "Last name"])  # row 3
+    sheet.append([GOOD_NPI, "Ana", "Reyes"])  # row 4
+    sheet.append([])  # row 5
+    sheet.append([BAD_CHECK_DIGIT, "Bo", "Lund"])  # row 6
+    sheet.append([GOOD_NPI, "Ana", "Reyes"])  # row 7
+    content = io.BytesIO()
+    workbook.save(content)
+    client = client_for(manager)
+    _upload(client, content.getvalue(), "partners.xlsx")
+    partner_import = PartnerImport.objects.get()
+    assert partner_import.total_rows == 3
+
+    page = client.get(partner_import.get_absolute_url()).content.decode()
+    assert "<td>6</td>" in page
+    assert "is also on row 4." in page
+    rejects = client.get(reverse("partners:import_rejects", args=[partner_import.pk]))
+    lines = list(csv.reader(io.StringIO(rejects.content.decode())))
+    assert [line[0] for line in lines[1:]] == ["6", "7"]
