@@ -58,6 +58,14 @@ def year_before(day: date) -> date:
         return day.replace(year=day.year - 1, day=28)
 
 
+def _first_not_due(today: date) -> date:
+    """The first meeting day not yet due on `today` (annual_meeting_status's rule): the
+    same date a year before, except on February 29, when February 28's anniversary has
+    passed and March 1's has not."""
+    day = year_before(today)
+    return day + timedelta(days=1) if (today.month, today.day) == (2, 29) else day
+
+
 def _start_of(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, time.min))
 
@@ -106,7 +114,7 @@ def annual_meetings_due(
     """Key partners whose annual meeting is due, tier A first, then the longest
     overdue (never met first)."""
     today = today or timezone.localdate()
-    cutoff = _start_of(year_before(today))
+    cutoff = _start_of(_first_not_due(today))
     return (
         with_annual_meetings(providers.filter(tier__in=KEY_TIERS), now=timezone.now())
         .filter(Q(last_annual_meeting_at__isnull=True) | Q(last_annual_meeting_at__lt=cutoff))

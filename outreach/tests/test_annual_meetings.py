@@ -76,6 +76,22 @@ def test_a_partner_met_on_august_1_is_due_again_on_august_2_the_next_year():
     assert not meetings.annual_meeting_status(partner, today=date(2026, 8, 2)).due
 
 
+def test_on_february_29_the_list_and_the_partner_page_agree_on_who_is_due():
+    # Met on February 28, 2023: over 12 months ago on February 29, 2024 (the partner page
+    # says due); met on March 1, 2023: not yet.
+    feb_28 = ProviderFactory(tier="A", last_name="Twentyeighth")
+    met(feb_28, date(2023, 2, 28))
+    march_1 = ProviderFactory(tier="A", last_name="March")
+    met(march_1, date(2023, 3, 1))
+    leap_day = date(2024, 2, 29)
+
+    due = list(meetings.annual_meetings_due(Provider.objects.all(), today=leap_day))
+
+    assert meetings.annual_meeting_status(feb_28, today=leap_day).due
+    assert not meetings.annual_meeting_status(march_1, today=leap_day).due
+    assert [p.last_name for p in due] == ["Twentyeighth"]
+
+
 def test_the_partner_page_says_when_the_annual_meeting_is_due(client_for, liaison):
     today = timezone.localdate()
     due = ProviderFactory(tier="A", owner=liaison)
