@@ -80,3 +80,25 @@ def test_a_manager_imports_partners_and_reads_the_partner_page_on_a_phone(page: 
     expect(page.get_by_text(re.compile("Merged “Ana Reyes-Dup"))).to_be_visible()
     assert not Provider.objects.filter(pk=duplicate.pk).exists()
     assert page.problems == []
+
+
+def test_an_office_with_a_long_email_address_fits_the_phone(page: Any) -> None:  # noqa: F811
+    from playwright.sync_api import expect
+
+    from partners.factories import OrganizationFactory, StaffMemberFactory
+
+    UserFactory.create(username="maria", first_name="Maria", role=Role.MANAGER)
+    office = OrganizationFactory.create(
+        name="West Waynehaven Pediatrics",
+        email="frontdesk.scheduling.department@westwaynehavenpediatricsgroup.org",
+    )
+    StaffMemberFactory.create(
+        organization=office, email="referral.coordinator.office@westwaynehavenpediatricsgroup.org"
+    )
+    page.goto("/")
+    page.get_by_label("Username").fill("maria")
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.goto(office.get_absolute_url())
+    expect(page.get_by_role("heading", name="West Waynehaven Pediatrics")).to_be_visible()
+    assert _fits_the_phone(page)
