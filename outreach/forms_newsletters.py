@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any, cast
 
 from django import forms
@@ -29,8 +31,10 @@ class NewsletterForm(forms.ModelForm):
         help_text="None ticked: whatever their health.",
     )
     owner = UserChoiceField(queryset=liaison_choices(), required=False, label="Relationship owner")
-    # The audience size the sender confirmed; sent only when it is still the size.
+    # The audience the sender confirmed, its size and its filters: sent only when both are
+    # still what they saw (another segment of the same size is asked about again).
     confirm_count = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    confirm_audience = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
 
     class Meta:
         model = NewsletterIssue
@@ -72,8 +76,23 @@ class NewsletterForm(forms.ModelForm):
         return cleaned
 
     def confirmed(self) -> bool:
-        """Did the sender see and confirm this very audience size?"""
-        return self.cleaned_data.get("confirm_count") == self.audience_count
+        """Did the sender see and confirm this very audience: its size and its filters?"""
+        return (
+            self.cleaned_data.get("confirm_count") == self.audience_count
+            and self.cleaned_data.get("confirm_audience") == self.audience_key()
+        )
+
+    def audience_key(self) -> str:
+        """A short fingerprint of the audience's filters, for the confirmation to carry."""
+        data = self.cleaned_data
+        owner = data.get("owner")
+        segment = [
+            sorted(data.get("tiers") or []),
+            sorted(data.get("health") or []),
+            owner.pk if owner else None,
+            (data.get("specialty") or "").casefold(),
+        ]
+        return hashlib.sha256(json.dumps(segment).encode()).hexdigest()[:16]
 
     def audience(self) -> Any:
         """The partners the audience fields reach, from whichever of them are valid (the

@@ -91,7 +91,11 @@ def test_a_newsletter_sent_from_the_browser_reaches_every_partner_once_by_their_
     client = client_for(manager)
     review = client.post(reverse("outreach:newsletter_create"), data).content.decode()
     count = re.search(r'name="confirm_count" value="(\d+)"', review)[1]
-    response = client.post(reverse("outreach:newsletter_create"), {**data, "confirm_count": count})
+    key = re.search(r'name="confirm_audience" value="(\w+)"', review)[1]
+    response = client.post(
+        reverse("outreach:newsletter_create"),
+        {**data, "confirm_count": count, "confirm_audience": key},
+    )
     issue = NewsletterIssue.objects.get()
     assert response.status_code == 302
 

@@ -3,6 +3,7 @@ worker makes one letter per partner by each partner's channel, exactly once."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from unittest import mock
 
@@ -14,6 +15,7 @@ from django.utils import timezone
 from core.factories import UserFactory
 from core.roles import Role
 from outreach import newsletters
+from outreach.forms_newsletters import NewsletterForm
 from outreach.models import Letter, LetterTemplate, NewsletterIssue
 from partners.factories import ProviderFactory
 from partners.models import Provider
@@ -148,6 +150,7 @@ def test_sending_queues_the_issue_after_commit_and_shows_its_progress(
                 "body": "Dear {{ provider_name }}",
                 "tiers": ["A"],
                 "confirm_count": 1,
+                "confirm_audience": _audience_key(tiers=["A"]),
             },
         )
 
@@ -165,6 +168,12 @@ def test_sending_queues_the_issue_after_commit_and_shows_its_progress(
     assert b"Sent: <strong>1</strong>" in done.content
 
 
+def _audience_key(**segment):
+    form = NewsletterForm({"subject": "News", "body": "Hello", **segment})
+    assert form.is_valid(), form.errors
+    return form.audience_key()
+
+
 def test_nothing_is_sent_until_the_sender_confirms_the_audience_it_reaches(client_for, manager):
     for _ in range(3):
         ProviderFactory(tier="A")
@@ -175,17 +184,37 @@ def test_nothing_is_sent_until_the_sender_confirms_the_audience_it_reaches(clien
     page = review.content.decode()
     assert "This newsletter goes to 3 active partners." in page
     assert 'name="confirm_count" value="3"' in page and ">Send to 3 partners<" in page
+    key = re.search(r'name="confirm_audience" value="(\w+)"', page)[1]
     assert "Spring news" in page and not NewsletterIssue.objects.exists()
 
     # The audience grew meanwhile: confirmed for 3, it asks again for 4.
     ProviderFactory(tier="A")
-    again = client.post(reverse("outreach:newsletter_create"), {**data, "confirm_count": 3})
+    confirmed = {"confirm_audience": key}
+    again = client.post(
+        reverse("outreach:newsletter_create"), {**data, **confirmed, "confirm_count": 3}
+    )
     assert again.status_code == 200 and not NewsletterIssue.objects.exists()
     assert ">Send to 4 partners<" in again.content.decode()
 
     with mock.patch("outreach.tasks.send_newsletter.apply_async"):
-        sent = client.post(reverse("outreach:newsletter_create"), {**data, "confirm_count": 4})
+        sent = client.post(
+            reverse("outreach:newsletter_create"), {**data, **confirmed, "confirm_count": 4}
+        )
     assert sent.status_code == 302 and NewsletterIssue.objects.get().audience_size == 4
+
+
+def test_another_audience_of_the_same_size_is_confirmed_again(client_for, manager):
+    ProviderFactory(tier="A")
+    ProviderFactory(tier="C")
+    client = client_for(manager)
+    data = {"subject": "Spring news", "body": "Dear {{ provider_name }}", "tiers": ["A"]}
+    page = client.post(reverse("outreach:newsletter_create"), data).content.decode()
+    key = re.search(r'name="confirm_audience" value="(\w+)"', page)[1]
+    # The sender switched to tier C before pressing Send: one partner too, but others.
+    switched = {**data, "tiers": ["C"], "confirm_count": 1, "confirm_audience": key}
+    again = client.post(reverse("outreach:newsletter_create"), switched)
+    assert again.status_code == 200 and not NewsletterIssue.objects.exists()
+    assert "This newsletter goes to 1 active partner." in again.content.decode()
 
 
 def test_a_newsletter_reaching_nobody_is_refused(client_for, manager):

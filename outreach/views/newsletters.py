@@ -70,6 +70,7 @@ def newsletter_create(request: AuthedRequest) -> HttpResponse:
         count = form.audience_count
         form.data = data = cast(QueryDict, form.data).copy()  # bound to request.POST
         data["confirm_count"] = str(count)
+        data["confirm_audience"] = form.audience_key()
         submit_label = f"Send to {count:,} partner{'s' if count != 1 else ''}"
         messages.info(
             request,
