@@ -215,9 +215,10 @@ def _patient(data: dict[str, Any]) -> tuple[str, str, date, str]:
     )
     phone = us_phone_number(typed_phone) if typed_phone else ""
     if phone is None:
+        # Named by its element, not its value: an error body is kept in the sender's logs.
         raise _unprocessable(
-            f"The contained Patient's telecom phone “{typed_phone[:40]}” is not a US phone "
-            "number: e.g. (402) 555-0100, an extension as x12."
+            "The contained Patient's telecom phone is not a US phone number: e.g. "
+            "(402) 555-0100, an extension as x12."
         )
     return given, family, born, phone
 

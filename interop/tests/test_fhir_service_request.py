@@ -535,6 +535,19 @@ def test_a_patient_phone_that_is_no_us_number_is_a_422_naming_it(
     assert not Referral.objects.exists()
 
 
+def test_a_refused_patient_phone_is_not_echoed_in_the_error_body(
+    coordinator: User, api_client_for: ClientFor, partner: Provider
+) -> None:
+    # An OperationOutcome ends up in the sender's integration-engine logs: it names the
+    # element at fault, never the patient's phone.
+    data = adapted_myringotomy(partner.npi)
+    data["contained"][1]["telecom"] = [{"system": "phone", "value": "+44 20 7946 0958"}]
+    response = post_fhir(api_client_for(coordinator), SEARCH, data)
+    assert response.status_code == 422, response.content
+    assert "telecom phone" in outcome_text(response)
+    assert "7946" not in response.content.decode()
+
+
 def test_a_patient_phone_is_stored_as_staff_dial_it(
     coordinator: User, api_client_for: ClientFor, partner: Provider
 ) -> None:
