@@ -288,9 +288,10 @@ def read_referral_order(data: bytes | str) -> ReferralOrder:
     )
     phone = us_phone_number(typed_phone) if typed_phone else ""
     if phone is None:
+        # Named by its field, not its value: the import command's output is kept in logs.
         raise Hl7Error(
-            f"The patient's phone (PID-13) “{typed_phone[:40]}” is not a US phone number: "
-            "e.g. (402) 555-0100, an extension as x12."
+            "The patient's phone (PID-13) is not a US phone number: e.g. (402) 555-0100, "
+            "an extension as x12."
         )
 
     # The referring (ordering) provider: ORC-12, else OBR-16.

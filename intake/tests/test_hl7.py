@@ -317,6 +317,19 @@ def test_a_patient_phone_that_is_no_us_number_is_refused_naming_it(coordinator, 
 
 
 @pytest.mark.django_db
+def test_the_command_refusing_a_patient_phone_does_not_print_it(tmp_path, capsys):
+    # The command runs from cron and scripts, whose output is kept in logs: a refusal
+    # names the field at fault, never the patient's phone.
+    bad = tmp_path / "order.hl7"
+    bad.write_bytes(_with_phone(b"+44 20 7946 0958"))
+    with pytest.raises(CommandError, match="1 of 1 file"):
+        call_command("import_hl7", str(bad), "--provider-npi", ProviderFactory().npi)
+    output = capsys.readouterr()
+    assert "patient's phone (PID-13)" in output.err
+    assert "7946" not in output.out + output.err
+
+
+@pytest.mark.django_db
 def test_a_patient_phone_is_stored_as_staff_dial_it(coordinator):
     typed = {b"402.555.0100 x12": "(402) 555-0100 x12", b"^^^^^402^5550100": "(402) 555-0100"}
     for number, (phone, stored) in enumerate(typed.items()):
