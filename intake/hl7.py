@@ -214,14 +214,19 @@ def parse(data: bytes | str) -> Message:
     )
     segments = []
     # \r is the standard; files that passed through other systems use \n or \r\n.
-    for line in re.split(r"\r\n|\r|\n", text):
+    for number, line in enumerate(re.split(r"\r\n|\r|\n", text), start=1):
         # Other control characters are no text a referral can hold (nor a letter print).
         line = CONTROL_CHARACTERS.sub("", line)
         if not line.strip():
             continue
         name = line[:3]
         if not re.fullmatch(r"[A-Z][A-Z0-9]{2}", name):
-            raise Hl7Error(f"“{line[:20]}” does not start with a segment name.")
+            # Named by its number, not quoted: a segment split by a stray line break
+            # would put the patient's details in the refusal, and so in the logs.
+            raise Hl7Error(
+                f"Line {number} does not start with a segment name (three capital letters "
+                "or digits, such as PID): is a segment broken across two lines?"
+            )
         segments.append(Segment(name=name, fields=line.split(field_sep), encoding=encoding))
     return Message(segments=segments)
 

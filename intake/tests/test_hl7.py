@@ -119,7 +119,7 @@ def test_the_same_message_is_imported_once(coordinator):
             b"MSH|^~\\&|A|B|C|D|20240101||OMG^O19|1|P|2.5.1\rPID|1||X||Doe^Jane||19700101\rORC|NW",
             "no reason",
         ),
-        (b"MSH|^~\\&|A\r<script>alert(1)</script>", "does not start with a segment name"),
+        (b"MSH|^~\\&|A\r<script>alert(1)</script>", "Line 2 does not start with a segment name"),
     ],
 )
 def test_bad_messages_are_refused_with_the_reason(data, reason):
@@ -327,6 +327,15 @@ def test_the_command_refusing_a_patient_phone_does_not_print_it(tmp_path, capsys
     output = capsys.readouterr()
     assert "patient's phone (PID-13)" in output.err
     assert "7946" not in output.out + output.err
+
+
+def test_a_segment_broken_across_lines_is_refused_without_quoting_it():
+    # A stray line break inside PID: its second half starts with the patient's details.
+    broken = _sample().replace(b"Packton^Peter", b"\rPackton^Peter", 1)
+    with pytest.raises(Hl7Error) as refused:
+        read_referral_order(broken)
+    assert "does not start with a segment name" in str(refused.value)
+    assert "Packton" not in str(refused.value) and "Line 3" in str(refused.value)
 
 
 @pytest.mark.django_db
