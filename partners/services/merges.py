@@ -60,7 +60,21 @@ def _merged_value(survivor: models.Model, duplicate: models.Model, name: str) ->
     mine = getattr(survivor, name)
     if name == "letters_opt_out":
         return mine or getattr(duplicate, name)
+    if name == "tier" and _pin_comes_over(survivor, duplicate):
+        return getattr(duplicate, name)
     return mine if mine not in ("", None) else getattr(duplicate, name)
+
+
+def _pin_comes_over(survivor: models.Model, duplicate: models.Model) -> bool:
+    """A tier a manager pinned on the duplicate, where the survivor's is not pinned, is a
+    decision the merge keeps: the tier and its pin come over, or the nightly tiering
+    would overwrite it."""
+    return (
+        isinstance(survivor, Provider)
+        and isinstance(duplicate, Provider)
+        and duplicate.tier_pin_holds
+        and not survivor.tier_pin_holds
+    )
 
 
 def _related_counts(instance: models.Model) -> dict[str, int]:
@@ -276,6 +290,10 @@ def partner_merge(
         # The office's opt-out comes with its date and author (and its history rows move).
         values["letters_opt_out_at"] = gone.letters_opt_out_at
         values["letters_opt_out_by_id"] = gone.letters_opt_out_by_id
+    if _pin_comes_over(keep, gone):
+        assert isinstance(gone, Provider), "a pin is a provider's"
+        values["tier_pinned"] = True
+        values["tier_pinned_until"] = gone.tier_pinned_until
     if gone.notes and gone.notes not in keep.notes:
         values["notes"] = "\n\n".join(part for part in (keep.notes, gone.notes) if part)
     if isinstance(keep, Provider):

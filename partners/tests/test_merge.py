@@ -1,12 +1,15 @@
+from datetime import timedelta
+
 import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
+from django.utils import timezone
 
 from outreach.factories import ActivityFactory, TaskFactory
 from outreach.models import Activity, Letter, Task
 from partners.factories import OrganizationFactory, ProviderFactory, StaffMemberFactory
 from partners.models import Organization, PartnerMerge, Provider, StaffMember, TierChange
-from partners.services.merges import partner_merge
+from partners.services.merges import partner_merge, partner_merge_preview
 from partners.services.tiers import provider_set_tier
 from referrals.factories import ReferralFactory
 from referrals.models import Referral
@@ -103,6 +106,23 @@ def test_a_partner_who_opted_out_on_either_record_stays_opted_out(client_for, ma
     assert "Opted out of letters" in preview
     survivor.refresh_from_db()
     assert survivor.letters_opt_out
+
+
+def test_a_tier_a_manager_pinned_on_the_duplicate_comes_over_pinned(manager):
+    until = timezone.localdate() + timedelta(days=90)
+    keep = ProviderFactory(tier="C")
+    gone = ProviderFactory(tier="A", tier_pinned=True, tier_pinned_until=until)
+    preview = partner_merge_preview(survivor=keep, duplicate=gone)
+    assert next(f.result for f in preview.fields if f.label == "Tier") == "A"
+    partner_merge(survivor=keep, duplicate=gone, actor=manager)
+    keep.refresh_from_db()
+    assert (keep.tier, keep.tier_pinned, keep.tier_pinned_until) == ("A", True, until)
+    # The survivor's own pin stands against the duplicate's.
+    mine = ProviderFactory(tier="B", tier_pinned=True)
+    other = ProviderFactory(tier="A", tier_pinned=True)
+    partner_merge(survivor=mine, duplicate=other, actor=manager)
+    mine.refresh_from_db()
+    assert (mine.tier, mine.tier_pinned) == ("B", True)
 
 
 def test_the_duplicates_open_rekindle_task_goes_to_the_survivors_owner(
