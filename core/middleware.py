@@ -9,6 +9,9 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 
 TOUCHED_KEY = "_touched_at"
+# Sent by a page's progress poll (hx-headers on the polling element): a page left open on
+# a running import polls every second, which is no sign that anyone is at the screen.
+POLL_HEADER = "X-Progress-Poll"
 
 
 class NoStoreMiddleware:
@@ -51,7 +54,9 @@ class IdleLogoffMiddleware:
     write on every page view. Instead the session is re-saved (pushing its expiry forward)
     only when the last save is more than SESSION_TOUCH_SECONDS old, so the idle limit holds
     to within that margin (a session ends after between AGE - TOUCH and AGE idle seconds,
-    never later) and a busy user causes one write a minute, not one per click."""
+    never later) and a busy user causes one write a minute, not one per click. A progress
+    poll (POLL_HEADER) is not activity: an unattended screen showing a running job is
+    signed off like any other."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -59,6 +64,8 @@ class IdleLogoffMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         session = getattr(request, "session", None)
+        if request.headers.get(POLL_HEADER):
+            return response
         if session is not None and session.session_key and not session.is_empty():
             now = int(timezone.now().timestamp())
             if now - session.get(TOUCHED_KEY, 0) >= settings.SESSION_TOUCH_SECONDS:

@@ -100,6 +100,20 @@ def test_sessions_end_after_fifteen_idle_minutes(client, time_machine_session):
     assert response.url.startswith(reverse("login"))
 
 
+def test_a_progress_poll_does_not_keep_an_unattended_session_alive(client, time_machine_session):
+    """A page left open on a running import polls every second: no one is at the screen,
+    so the session still ends fifteen minutes after the last real request."""
+    client.force_login(UserFactory(role=Role.MANAGER))
+    dashboard = reverse("core:dashboard")
+    poll = {"HTTP_HX_REQUEST": "true", "HTTP_X_PROGRESS_POLL": "1"}
+    assert client.get(dashboard).status_code == 200
+    for _ in range(14):  # a poll each minute for 14 minutes (each one would touch it)
+        time_machine_session.shift(seconds=61)
+        assert client.get(dashboard, **poll).status_code == 200
+    time_machine_session.shift(seconds=900 - 14 * 61 + 1)
+    assert client.get(dashboard).status_code == 302  # 15 minutes since the last real one
+
+
 def test_a_user_signed_out_for_being_idle_is_told_why_on_the_sign_in_page(
     client, time_machine_session
 ):

@@ -161,6 +161,8 @@ def test_sending_queues_the_issue_after_commit_and_shows_its_progress(
 
     page = client.get(issue.get_absolute_url())
     assert b'hx-trigger="every 1s"' in page.content
+    # Polling is no activity: idle logoff does not count it (core.middleware).
+    assert b"X-Progress-Poll" in page.content
     newsletters.newsletter_prepare(issue_id=issue.pk)
     Letter.objects.filter(newsletter=issue).update(status=Letter.Status.SENT)
     done = client.get(issue.get_absolute_url(), HTTP_HX_REQUEST="true")

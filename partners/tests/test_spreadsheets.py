@@ -215,6 +215,7 @@ def test_a_big_import_is_queued_for_a_worker_and_reports_progress(
     assert partner_import.status == PartnerImport.Status.QUEUED
     page = client.get(partner_import.get_absolute_url(), HTTP_HX_REQUEST="true").content.decode()
     assert 'hx-trigger="every 1s"' in page and "<progress" in page
+    assert "X-Progress-Poll" in page  # no activity for idle logoff
 
     done = partner_import_apply(import_id=partner_import.pk)
     assert done.status == PartnerImport.Status.APPLIED

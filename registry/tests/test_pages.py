@@ -132,6 +132,7 @@ def test_an_upload_queues_a_job_after_commit_and_the_worker_loads_it(
 
     polling = client.get(response["Location"], headers={"HX-Request": "true"})
     assert b'hx-trigger="every 1s"' in polling.content
+    assert b"X-Progress-Poll" in polling.content  # no activity for idle logoff
 
     import_nppes_file(job.pk)
 
