@@ -15,7 +15,7 @@ from partners.models import Organization, Provider
 from referrals.factories import ReferralFactory
 from referrals.models import Referral
 from registry.factories import PracticeLocationFactory, RegistryProviderFactory
-from registry.models import RegistryProvider
+from registry.models import PracticeLocation, RegistryProvider
 from registry.tests.conftest import SAMPLE
 
 pytestmark = pytest.mark.django_db
@@ -94,6 +94,18 @@ def test_distance_is_measured_from_one_of_our_locations(manager: User) -> None:
 
     assert npis(response) == [near.npi]
     assert far.npi not in npis(response)
+
+
+def test_a_location_with_no_place_on_the_map_is_refused_for_a_distance(manager: User) -> None:
+    clinic = PracticeLocationFactory.create(zip_code="68102")
+    PracticeLocation.objects.filter(pk=clinic.pk).update(latitude=None, longitude=None)
+    RegistryProviderFactory.create(zip_code="43215")  # far away: no distance must not show it
+
+    response = logged_in(manager).get(FINDER, {"location": clinic.pk, "miles": 30})
+
+    assert response.status_code == 200
+    assert "has no place on the map" in response.content.decode()
+    assert npis(response) == []
 
 
 def test_city_state_and_name_narrow_the_search(manager: User) -> None:
