@@ -10,6 +10,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.text import capfirst
 
 from core.filters import PersonFilter, StyledFilterSet
 from core.forms import UserChoiceField
@@ -161,7 +162,7 @@ class OrganizationForm(forms.ModelForm):
     # Not a model field of the form: the view hands it to organization_set_letters_opt_out,
     # which stamps when and by whom and keeps the history.
     letters_opt_out = forms.BooleanField(
-        label=Organization._meta.get_field("letters_opt_out").verbose_name.capitalize(),
+        label=capfirst(Organization._meta.get_field("letters_opt_out").verbose_name),
         help_text=Organization._meta.get_field("letters_opt_out").help_text,
         required=False,
     )

@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import Exists, ManyToManyRel, OuterRef, Q, UniqueConstraint
 from django.utils import timezone
+from django.utils.text import capfirst
 
 from core.meta import own_field
 from partners.models import Organization, PartnerMerge, Provider
@@ -183,7 +184,7 @@ def partner_merge_preview(
     names = PROVIDER_MERGE_FIELDS if isinstance(survivor, Provider) else ORGANIZATION_MERGE_FIELDS
     fields = [
         MergeField(
-            label=str(own_field(survivor, name).verbose_name).capitalize(),
+            label=capfirst(str(own_field(survivor, name).verbose_name)),
             survivor=_shown(getattr(survivor, name)),
             duplicate=_shown(getattr(duplicate, name)),
             result=_shown(_merged_value(survivor, duplicate, name)),

@@ -114,6 +114,7 @@ def test_a_tier_a_manager_pinned_on_the_duplicate_comes_over_pinned(manager):
     gone = ProviderFactory(tier="A", tier_pinned=True, tier_pinned_until=until)
     preview = partner_merge_preview(survivor=keep, duplicate=gone)
     assert next(f.result for f in preview.fields if f.label == "Tier") == "A"
+    assert "NUCC taxonomy code" in [f.label for f in preview.fields]  # as the model says it
     partner_merge(survivor=keep, duplicate=gone, actor=manager)
     keep.refresh_from_db()
     assert (keep.tier, keep.tier_pinned, keep.tier_pinned_until) == ("A", True, until)
