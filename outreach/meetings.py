@@ -209,7 +209,7 @@ def annual_meeting_reminders_create(*, today: date | None = None) -> list[Task]:
         [
             Task(
                 kind=Task.Kind.ANNUAL_MEETING,
-                title=f"Annual meeting with {provider.display_name} is due",
+                title=f"Annual meeting with {provider.display_name} is due"[:200],
                 detail=_reminder_detail(provider),
                 due_on=today,
                 assignee_id=provider.owner_id,

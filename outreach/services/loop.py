@@ -202,7 +202,9 @@ def _addressed(
 
 def _thank_you_title(referral: Referral, channel: str) -> str:
     verb = "Call" if channel == Letter.Channel.CALL else "Thank"
-    return f"{verb} {referral.provider.display_name} for referring {referral.patient_initials}"
+    # The initials stay whole: a longest name and credential are cut instead.
+    tail = f" for referring {referral.patient_initials}"
+    return f"{verb} {referral.provider.display_name}"[: 200 - len(tail)] + tail
 
 
 # Letters about a referral that have not left: re-addressed when the referral moves to

@@ -117,7 +117,7 @@ def rekindle_queue_build(*, now: datetime | None = None) -> list[Task]:
     tasks = [
         Task(
             kind=Task.Kind.REKINDLE,
-            title=f"Rekindle {provider.display_name}",
+            title=f"Rekindle {provider.display_name}"[:200],
             detail="\n".join(rekindle_reasons(provider, now=now)),
             due_on=timezone.localdate(now),
             assignee=provider.owner,

@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from core.factories import UserFactory
 from outreach import meetings, tasks
 from outreach.factories import EventFactory, TaskFactory
 from outreach.models import Event, Invitation, Task
@@ -236,3 +237,20 @@ def test_a_new_event_can_start_as_an_annual_meeting_or_a_cme(client_for, manager
     page = client_for(manager).get(url, {"kind": "cme"}).content.decode()
     assert '<option value="cme" selected>CME</option>' in page
     assert client_for(manager).get(url, {"kind": "<script>"}).status_code == 200
+
+
+def test_a_key_partner_with_a_long_name_does_not_stop_the_reminders_for_everyone():
+    # Names and credential at their longest: the task's title must still fit its column.
+    long_named = ProviderFactory(
+        tier="A",
+        owner=UserFactory(),
+        first_name="F" * 100,
+        last_name="L" * 100,
+        credential="C" * 50,
+    )
+    other = ProviderFactory(tier="A", owner=UserFactory())
+
+    created = meetings.annual_meeting_reminders_create()
+
+    assert {task.provider for task in created} == {long_named, other}
+    assert all(len(task.title) <= 200 for task in created)

@@ -221,3 +221,18 @@ def test_a_referral_s_letters_are_named_once_as_letters(client_for, coordinator,
     assert f">{named}</a>" in page
     assert "letter letter" not in page
     assert str(Letter.objects.get()) == f"{named} to {referral.provider}"
+
+
+def test_a_partner_with_a_long_name_gets_a_thank_you_task_and_does_not_stop_the_sweep():
+    # Names and credential at their longest: the task's title must still fit its column,
+    # or the sweep raises on this referral and hands out no due letter for anyone.
+    referral = _seen_referral(first_name="F" * 100, last_name="L" * 100, credential="C" * 50)
+    due = _due_letter()
+
+    with mock.patch("outreach.tasks.deliver_letters.delay") as deliver:
+        sweep_loop_work()
+
+    task = Task.objects.get(referral=referral, kind=Task.Kind.THANK_YOU)
+    assert len(task.title) <= 200 and task.title.startswith("Thank F")
+    assert Letter.objects.filter(referral=referral, kind=LetterTemplate.Kind.THANK_YOU).exists()
+    assert due.pk in {pk for call in deliver.call_args_list for pk in call.args[0]}

@@ -109,3 +109,18 @@ def test_the_owner_reads_the_reasons_on_the_task_page(client_for, liaison):
     page = client_for(liaison).get(task.get_absolute_url()).content.decode()
     assert "No referral for 75 days." in page
     assert "Never visited or called." in page
+
+
+def test_a_partner_with_a_long_name_does_not_stop_the_queue_for_everyone():
+    # Names and credential at their longest: the task's title must still fit its column.
+    long_named = ProviderFactory(
+        owner=UserFactory(), first_name="F" * 100, last_name="L" * 100, credential="C" * 50
+    )
+    other = ProviderFactory(owner=UserFactory())
+    _referrals(long_named, 100, 120, 150, 170)
+    _referrals(other, 100, 120, 150, 170)
+
+    tasks = rekindle_queue_build()
+
+    assert {task.provider for task in tasks} == {long_named, other}
+    assert all(len(task.title) <= 200 for task in tasks)
