@@ -15,7 +15,10 @@ logger = logging.getLogger(__name__)
 @shared_task(
     autoretry_for=(delivery.TransientDeliveryError,),
     retry_backoff=settings.LETTER_RETRY_BACKOFF_SECONDS,
-    retry_backoff_max=900,
+    retry_backoff_max=delivery.RETRY_BACKOFF_MAX,
+    # The letter's row holds its backoff (delivery.retry_delay); a jittered retry would
+    # come early, find nothing to claim and leave the rest to the sweep.
+    retry_jitter=False,
     max_retries=delivery.MAX_DELIVERY_ATTEMPTS,
 )
 def deliver_letter(letter_id: int) -> None:
@@ -29,7 +32,10 @@ DELIVERY_BATCH = 50
 @shared_task(
     autoretry_for=(delivery.TransientDeliveryError,),
     retry_backoff=settings.LETTER_RETRY_BACKOFF_SECONDS,
-    retry_backoff_max=900,
+    retry_backoff_max=delivery.RETRY_BACKOFF_MAX,
+    # The letter's row holds its backoff (delivery.retry_delay); a jittered retry would
+    # come early, find nothing to claim and leave the rest to the sweep.
+    retry_jitter=False,
     max_retries=delivery.MAX_DELIVERY_ATTEMPTS,
 )
 def deliver_letters(letter_ids: list[int]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import suppress
-from datetime import timedelta
+from datetime import datetime, timedelta
 from smtplib import SMTPException
 
 from django.conf import settings
@@ -29,11 +29,33 @@ logger = logging.getLogger(__name__)
 # (EMAIL_TIMEOUT, the task time limit), or a slow send would be re-driven while running.
 STALE_CLAIM = timedelta(seconds=settings.LETTER_STALE_CLAIM_SECONDS)
 
+MAX_DELIVERY_ATTEMPTS = 5
+RETRY_BACKOFF_MAX = 900
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """How long a letter that failed `attempts` times waits before the next try: doubling
+    from LETTER_RETRY_BACKOFF_SECONDS up to RETRY_BACKOFF_MAX (Celery's retry countdown,
+    without its jitter, so the task's retry finds the letter claimable)."""
+    seconds = settings.LETTER_RETRY_BACKOFF_SECONDS * 2 ** (attempts - 1)
+    return timedelta(seconds=min(RETRY_BACKOFF_MAX, seconds))
+
+
+def _backoff_over(now: datetime) -> Q:
+    """A letter put back after a failed attempt is not tried again before its backoff has
+    passed, counted from the claim of that attempt (kept on the row): the minutely sweep
+    must not cut the wait short, or a brief SMTP outage uses up every attempt."""
+    waited = Q(attempts=0) | Q(claimed_at__isnull=True)
+    for attempts in range(1, MAX_DELIVERY_ATTEMPTS):
+        waited |= Q(attempts=attempts, claimed_at__lt=now - retry_delay(attempts))
+    return waited
+
 
 def letters_to_deliver() -> list[int]:
-    """Due letters, and letters whose worker vanished mid-delivery."""
-    stale = timezone.now() - STALE_CLAIM
-    due = Letter.objects.due().values_list("pk", flat=True)[:500]
+    """Due letters (past any backoff), and letters whose worker vanished mid-delivery."""
+    now = timezone.now()
+    stale = now - STALE_CLAIM
+    due = Letter.objects.due().filter(_backoff_over(now)).values_list("pk", flat=True)[:500]
     stuck = Letter.objects.filter(status=Letter.Status.SENDING, claimed_at__lt=stale).values_list(
         "pk", flat=True
     )[:500]
@@ -42,9 +64,8 @@ def letters_to_deliver() -> list[int]:
 
 def _claimable() -> Q:
     now = timezone.now()
-    return Q(status=Letter.Status.PENDING, due_on__lte=timezone.localdate()) | Q(
-        status=Letter.Status.SENDING, claimed_at__lt=now - STALE_CLAIM
-    )
+    due = Q(status=Letter.Status.PENDING, due_on__lte=timezone.localdate()) & _backoff_over(now)
+    return due | Q(status=Letter.Status.SENDING, claimed_at__lt=now - STALE_CLAIM)
 
 
 def letters_claim(*, letter_ids: list[int]) -> list[Letter]:
@@ -68,8 +89,6 @@ def letter_claim(*, letter_id: int) -> Letter | None:
     claimed = letters_claim(letter_ids=[letter_id])
     return claimed[0] if claimed else None
 
-
-MAX_DELIVERY_ATTEMPTS = 5
 
 DELIVERY_ERRORS = (SMTPException, OSError, FaxError)
 

@@ -159,7 +159,9 @@ def test_a_letter_not_yet_due_is_not_sent():
     assert mail.outbox == []
 
 
-def test_an_smtp_failure_is_retried_then_shown_as_failed():
+def test_an_smtp_failure_is_retried_then_shown_as_failed(settings):
+    # No wait between attempts (the backoff has its own test): this is about the last one.
+    settings.LETTER_RETRY_BACKOFF_SECONDS = 0
     letter = _due_letter(email="wiebe@example.org")
     with mock.patch(
         "django.core.mail.EmailMultiAlternatives.send", side_effect=SMTPServerDisconnected()
@@ -236,3 +238,33 @@ def test_a_partner_with_a_long_name_gets_a_thank_you_task_and_does_not_stop_the_
     assert len(task.title) <= 200 and task.title.startswith("Thank F")
     assert Letter.objects.filter(referral=referral, kind=LetterTemplate.Kind.THANK_YOU).exists()
     assert due.pk in {pk for call in deliver.call_args_list for pk in call.args[0]}
+
+
+def test_a_failed_letter_waits_out_its_backoff_before_the_sweep_hands_it_out_again():
+    letter = _due_letter(email="wiebe@example.org")
+    with (
+        mock.patch(
+            "django.core.mail.EmailMultiAlternatives.send", side_effect=SMTPServerDisconnected()
+        ),
+        pytest.raises(delivery.TransientDeliveryError),
+    ):
+        delivery.letter_deliver(letter_id=letter.pk)
+    letter.refresh_from_db()
+    assert (letter.status, letter.attempts) == (Letter.Status.PENDING, 1)
+
+    # The sweep runs every minute: were a failed letter due again at once, an SMTP outage
+    # of a few minutes would use up every attempt and mark it failed for good.
+    assert letter.pk not in delivery.letters_to_deliver()
+    assert delivery.letter_deliver(letter_id=letter.pk) is None
+
+    waited = timezone.now() - delivery.retry_delay(1) - timedelta(seconds=1)
+    Letter.objects.filter(pk=letter.pk).update(claimed_at=waited)
+    assert letter.pk in delivery.letters_to_deliver()
+    assert delivery.letter_deliver(letter_id=letter.pk).status == Letter.Status.SENT
+
+
+def test_each_failed_attempt_waits_longer_up_to_a_ceiling():
+    delays = [delivery.retry_delay(attempts) for attempts in range(1, 10)]
+    assert delays == sorted(delays)
+    assert delays[1] == 2 * delays[0]
+    assert delays[-1] == timedelta(seconds=900)

@@ -278,6 +278,7 @@ def test_the_sweep_finds_every_kind_of_message_whose_enqueue_was_lost():
 
 
 def test_an_smtp_server_that_refuses_leads_to_retries_then_a_visible_failure(settings):
+    settings.LETTER_RETRY_BACKOFF_SECONDS = 0  # no wait between attempts
     sink = SmtpSink().start()
     sink.refuse = True
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"

@@ -422,7 +422,10 @@ def test_the_rekindle_template_refuses_patient_merge_fields(client_for, manager)
     )
 
 
-def test_a_note_that_could_not_be_delivered_puts_its_task_back_on_the_list(client_for, liaison):
+def test_a_note_that_could_not_be_delivered_puts_its_task_back_on_the_list(
+    client_for, liaison, settings
+):
+    settings.LETTER_RETRY_BACKOFF_SECONDS = 0  # no wait between attempts
     task = _task(liaison)
     client = client_for(liaison)
     _send(client, task)
