@@ -15,6 +15,7 @@ from django.urls import reverse_lazy
 from django.views.decorators.http import require_POST
 from django.views.generic import CreateView, DeleteView, ListView, UpdateView
 
+from core.enqueue import enqueue_on_commit
 from core.htmx import render_page
 from core.pagination import paginate
 from core.roles import is_liaison
@@ -232,7 +233,7 @@ def import_upload(request: AuthedRequest) -> HttpResponse:
             job = ImportJob(file=upload, original_name=upload.name[:255], created_by=request.user)
             job.save()
             # The worker must find the row and the stored file: enqueue after commit.
-            transaction.on_commit(lambda: import_nppes_file.delay(job.pk))
+            enqueue_on_commit(import_nppes_file, job.pk)
         return redirect("registry:import_detail", pk=job.pk)
     jobs = ImportJob.objects.select_related("created_by")[:10]
     return render(request, "registry/importjob_form.html", {"form": form, "jobs": jobs})

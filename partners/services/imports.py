@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.enqueue import enqueue_on_commit
 from partners.models import Organization, PartnerImport, Provider
 from partners.services._common import BATCH_SIZE, _batches
 
@@ -62,7 +63,7 @@ def partner_import_start(*, partner_import: PartnerImport) -> bool:
         return True
     from partners.tasks import apply_partner_import
 
-    transaction.on_commit(lambda: apply_partner_import.delay(partner_import.pk))
+    enqueue_on_commit(apply_partner_import, partner_import.pk)
     return False
 
 

@@ -371,3 +371,29 @@ def test_rows_are_numbered_as_in_the_spreadsheet_past_blank_rows(client_for, man
     rejects = client.get(reverse("partners:import_rejects", args=[partner_import.pk]))
     lines = list(csv.reader(io.StringIO(rejects.content.decode())))
     assert [line[0] for line in lines[1:]] == ["6", "7"]
+
+
+def test_a_big_import_confirmed_while_the_broker_is_down_is_saved_for_the_sweep(
+    client_for, manager, django_capture_on_commit_callbacks, monkeypatch
+):
+    from kombu.exceptions import OperationalError
+
+    from partners.tasks import apply_partner_import
+
+    def broker_down(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to redis:6379. Connection refused.")
+
+    monkeypatch.setattr(apply_partner_import, "apply_async", broker_down)
+    rows = [["NPI", "First name", "Last name"]]
+    rows += [[make_npi(10_000 + n), "Pat", f"Number{n}"] for n in range(SYNC_IMPORT_ROWS + 1)]
+    client = client_for(manager)
+    _upload(client, _csv(rows))
+    partner_import = PartnerImport.objects.get()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("partners:import_apply", args=[partner_import.pk]))
+
+    # The confirmation is committed: the page answers, and the sweep hands it to a worker.
+    assert response.status_code == 302
+    partner_import.refresh_from_db()
+    assert partner_import.status == PartnerImport.Status.QUEUED

@@ -117,7 +117,9 @@ def test_an_upload_queues_a_job_after_commit_and_the_worker_loads_it(
     monkeypatch, django_capture_on_commit_callbacks
 ) -> None:
     queued: list[int] = []
-    monkeypatch.setattr(import_nppes_file, "delay", queued.append)
+    monkeypatch.setattr(
+        import_nppes_file, "apply_async", lambda args, **options: queued.extend(args)
+    )
     client = logged_in(Role.ADMINISTRATOR)
     upload = SimpleUploadedFile("npidata_pfile_sample.csv", SAMPLE.read_bytes())
 
@@ -144,6 +146,27 @@ def test_an_upload_queues_a_job_after_commit_and_the_worker_loads_it(
     finished = client.get(response["Location"], headers={"HX-Request": "true"})
     assert b"every 1s" not in finished.content
     assert b"imported 921" in finished.content
+
+
+def test_an_upload_while_the_broker_is_down_is_saved_for_the_sweep(
+    monkeypatch, django_capture_on_commit_callbacks
+) -> None:
+    from kombu.exceptions import OperationalError
+
+    def broker_down(*args: object, **kwargs: object) -> None:
+        raise OperationalError("Error 111 connecting to redis:6379. Connection refused.")
+
+    monkeypatch.setattr(import_nppes_file, "apply_async", broker_down)
+    client = logged_in(Role.ADMINISTRATOR)
+    upload = SimpleUploadedFile("npidata_pfile_sample.csv", SAMPLE.read_bytes())
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(IMPORT, {"file": upload})
+
+    # The upload is committed: the page answers, and the sweep hands the job to a worker.
+    job = ImportJob.objects.get()
+    assert response["Location"] == reverse("registry:import_detail", args=[job.pk])
+    assert job.status == ImportJob.Status.QUEUED
 
 
 def test_a_job_runs_once_even_if_its_task_is_delivered_twice(monkeypatch) -> None:
