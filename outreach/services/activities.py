@@ -43,9 +43,15 @@ def activity_log(
         for a in allowances
     )
     if activity.next_step and activity.next_step_due:
+        # A next step may be longer than a task's title: the title is its start, and the
+        # whole of it is the task's detail.
+        title_length = Task._meta.get_field("title").max_length or 200
+        step = activity.next_step
+        shortened = len(step) > title_length
         Task.objects.create(
             kind=Task.Kind.FOLLOW_UP,
-            title=activity.next_step,
+            title=step[: title_length - 1] + "…" if shortened else step,
+            detail=step if shortened else "",
             due_on=activity.next_step_due,
             assignee=actor,
             provider=providers[0] if providers else None,

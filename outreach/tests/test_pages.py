@@ -100,6 +100,27 @@ def test_a_follow_up_from_a_visit_with_the_staff_only_names_their_office_in_my_t
     assert "Follow-up · due" in page and "· Harbor Family Practice" in page
 
 
+def test_a_next_step_longer_than_a_task_title_is_kept_whole_in_its_follow_up(client_for, liaison):
+    provider = ProviderFactory(owner=liaison)
+    step = "Bring the sports-medicine referral pads and" + " the new MRI hours" * 14
+    assert 200 < len(step) <= 300
+    response = client_for(liaison).post(
+        reverse("outreach:activity_create"),
+        {
+            "provider": provider.pk,
+            "kind": "drop_in",
+            "occurred_at": "2026-11-20T12:00",
+            "providers": [provider.pk],
+            "next_step": step,
+        },
+    )
+    assert response.status_code == 302
+    follow_up = Task.objects.get(kind=Task.Kind.FOLLOW_UP)
+    assert len(follow_up.title) == 200 and follow_up.title.endswith("…")
+    assert step.startswith(follow_up.title[:-1])
+    assert follow_up.detail == step
+
+
 def test_a_next_step_left_without_a_date_is_still_a_follow_up_due_a_week_later(client_for, liaison):
     provider = ProviderFactory(owner=liaison)
     response = client_for(liaison).post(
