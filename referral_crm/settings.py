@@ -397,10 +397,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "outreach.tasks.send_follow_up_reminders",
         "schedule": crontab(hour=6, minute=35),
     },
-    # Each liaison's plan for the day, before they head out.
+    # Each liaison's plan for the day, before they head out; again each hour until 8:30
+    # for a digest the mail server refused (each is sent once a day: DigestDelivery).
     "send-liaison-digests": {
         "task": "outreach.tasks.send_liaison_digests",
-        "schedule": crontab(hour=6, minute=30),
+        "schedule": crontab(hour="6-8", minute=30),
     },
     # Documents kept for a form that was never sent are deleted after a day (intake.tasks).
     "delete-stale-staged-documents": {

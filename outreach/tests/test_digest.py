@@ -158,3 +158,9 @@ def test_the_digest_lists_todays_plan_and_the_weeks_meetings_and_events():
     assert "Someone else's event" not in digest.body
     html, _ = digest.alternatives[0]
     assert "Annual partner dinner" in html and "Dundee Family Practice" in html
+
+
+def test_beat_tries_the_morning_digest_again_for_one_that_failed(settings):
+    # 6:30, then 7:30 and 8:30: a digest refused at 6:30 still goes out that morning.
+    schedule = settings.CELERY_BEAT_SCHEDULE["send-liaison-digests"]["schedule"]
+    assert (schedule.hour, schedule.minute) == ({6, 7, 8}, {30})
