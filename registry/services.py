@@ -3,12 +3,16 @@ running an uploaded import."""
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -101,7 +105,48 @@ def registry_provider_add_as_prospect(*, record: RegistryProvider, owner: User) 
     return provider
 
 
-def import_job_run(*, job_id: int) -> ImportJob:
+logger = logging.getLogger(__name__)
+
+# How often a running import's heartbeat is written whatever its progress: well inside
+# IMPORT_HEARTBEAT_TIMEOUT, which the sweep reads to tell a running import from a lost one.
+HEARTBEAT_SECONDS = 60.0
+
+
+@contextmanager
+def _heartbeat(job_id: int, every: float) -> Iterator[None]:
+    """Keep the running job's heartbeat while the block runs, through the long steps that
+    report no progress as well (the endpoint and location files, rebuilding the indexes,
+    VACUUM), or after fifteen silent minutes the sweep would queue a live import again and
+    a second worker run it too. A thread of the worker's own process, with its own
+    database connection: when the worker dies, the heartbeat stops with it."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        try:
+            while not stop.wait(every):
+                try:
+                    ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.RUNNING).update(
+                        heartbeat_at=timezone.now()
+                    )
+                except DatabaseError as error:  # a busy database: the next beat tries again
+                    logger.warning("import %s heartbeat: %s", job_id, type(error).__name__)
+                finally:
+                    # Closed between beats: the loader processes the import forks find no
+                    # open connection of this thread's to inherit.
+                    connection.close()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=beat, name=f"import-{job_id}-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def import_job_run(*, job_id: int, heartbeat_seconds: float = HEARTBEAT_SECONDS) -> ImportJob:
     """Load the file of a queued ImportJob, writing progress and counts back to its row.
     Claims the job with a conditional update, so a redelivered task does not run it twice."""
     now = timezone.now()
@@ -124,7 +169,8 @@ def import_job_run(*, job_id: int) -> ImportJob:
             )
 
     try:
-        result = nppes_import(path=Path(job.file.path), progress=progress)
+        with _heartbeat(job.pk, heartbeat_seconds):
+            result = nppes_import(path=Path(job.file.path), progress=progress)
     except (NppesFileError, UnicodeDecodeError, OSError) as error:
         job.status = ImportJob.Status.FAILED
         job.error = str(error)[:2000]

@@ -8,6 +8,7 @@ from django.urls import reverse
 from core.factories import UserFactory
 from core.roles import Role
 from registry.factories import PracticeLocationFactory
+from registry.importing.nppes_load import NppesFileError
 from registry.models import ImportJob, PracticeLocation, RegistryProvider
 from registry.services import import_job_run
 from registry.tasks import import_nppes_file
@@ -180,6 +181,35 @@ def test_a_job_runs_once_even_if_its_task_is_delivered_twice(monkeypatch) -> Non
 
     assert again.status == ImportJob.Status.DONE
     assert again.imported == 921
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_running_import_keeps_its_heartbeat_through_steps_that_report_no_progress(
+    monkeypatch,
+) -> None:
+    """The sweep tells a live import from a lost one by its heartbeat: a long step with no
+    progress to report (rebuilding indexes, VACUUM) must not look like a dead worker."""
+    import time
+
+    from registry import services
+
+    monkeypatch.setattr(import_nppes_file, "delay", lambda pk: None)
+    client = logged_in(Role.ADMINISTRATOR)
+    client.post(IMPORT, {"file": SimpleUploadedFile("npidata.csv", SAMPLE.read_bytes())})
+    job = ImportJob.objects.get()
+    beats = []
+
+    def long_silent_step(*, path, progress):
+        started = ImportJob.objects.get(pk=job.pk).heartbeat_at
+        time.sleep(0.6)  # no progress reported meanwhile
+        beats.append((started, ImportJob.objects.get(pk=job.pk).heartbeat_at))
+        raise NppesFileError("stop here")
+
+    monkeypatch.setattr(services, "nppes_import", long_silent_step)
+    import_job_run(job_id=job.pk, heartbeat_seconds=0.1)
+
+    [(started, later)] = beats
+    assert later > started
 
 
 def test_a_file_that_is_not_nppes_fails_the_job_with_the_reason(monkeypatch) -> None:
