@@ -37,6 +37,7 @@ from interop.fhir.http import (
     FhirJsonRenderer,
     FhirNegotiation,
     fhir_exception_handler,
+    operation_outcome,
 )
 from interop.permissions import HasPermission
 from interop.services import referral_receive_fhir
@@ -67,14 +68,19 @@ def _id(value: str) -> int:
     return pk
 
 
+def _preference(request: Request, name: str) -> str | None:
+    """The value of one preference in the Prefer header (RFC 7240), lower case."""
+    for preference in request.headers.get("Prefer", "").split(","):
+        key, _, value = preference.split(";")[0].partition("=")
+        if key.strip().lower() == name:
+            return value.strip().strip('"').lower()
+    return None
+
+
 def _handling_strict(request: Request) -> bool:
     """Whether the client asks for strict search handling: unsupported parameters are an
     error rather than ignored (http://hl7.org/fhir/R4/search.html#errors)."""
-    preferences = request.headers.get("Prefer", "").split(",")
-    return any(
-        preference.split(";")[0].replace(" ", "").lower() == "handling=strict"
-        for preference in preferences
-    )
+    return _preference(request, "handling") == "strict"
 
 
 def _absolute(request: Request, name: str, pk: int | str) -> str:
@@ -320,19 +326,45 @@ class ServiceRequestListView(FhirView):
             # Conditional create (http://hl7.org/fhir/R4/http.html#ccreate): nothing is made;
             # the match comes back as a read, audited as one. Two conditional creates racing
             # both find nothing; the once-only key then makes the second a 409.
-            return Response(
-                _service_request_read(request, existing),
+            return _created_answer(
+                request,
+                existing,
                 status=200,
-                headers={"Location": _absolute(request, "fhir:servicerequest", existing.pk)},
+                outcome=f"ServiceRequest/{existing.pk} matches If-None-Exist: nothing was created.",
+                representation=lambda: _service_request_read(request, existing),
             )
         referral = referral_receive_fhir(data=data, actor=request.user, request=request)
-        location = _absolute(request, "fhir:servicerequest", referral.pk)
         # The sender's own order coming back: the create is its audit row.
-        return Response(
-            resources.service_request(referral, patient_details=_sees_patients(request)),
+        return _created_answer(
+            request,
+            referral,
             status=201,
-            headers={"Location": location},
+            outcome=f"ServiceRequest/{referral.pk} was created.",
+            representation=lambda: resources.service_request(
+                referral, patient_details=_sees_patients(request)
+            ),
         )
+
+
+def _created_answer(
+    request: Request,
+    referral: Referral,
+    *,
+    status: int,
+    outcome: str,
+    representation: Callable[[], dict[str, Any]],
+) -> Response:
+    """A create's answer as the client prefers (http://hl7.org/fhir/R4/http.html#ops):
+    `return=minimal` no body, `return=OperationOutcome` an outcome saying what happened,
+    else the resource. Only the resource carries patient details (and its read audit)."""
+    headers = {"Location": _absolute(request, "fhir:servicerequest", referral.pk)}
+    preferred = _preference(request, "return")
+    if preferred == "minimal":
+        return Response(status=status, headers=headers)
+    if preferred == "operationoutcome":
+        body = operation_outcome(outcome, code="informational", severity="information")
+        return Response(body, status=status, headers=headers)
+    return Response(representation(), status=status, headers=headers)
 
 
 # Search parameters that only page a search: meaningless in If-None-Exist.
