@@ -69,9 +69,16 @@ def _whole_number_in(value: str | None, highest: int) -> bool:
 ModelT = TypeVar("ModelT", bound=Model)
 
 
+# GET (and HEAD) only: DRF's answer to OPTIONS describes the view in a body the schema
+# does not document.
+READ_METHODS = ["get", "head"]
+
+
 class RowsViewSet(viewsets.ReadOnlyModelViewSet[ModelT]):
     """A list and its rows by id. The id is checked before the lookup: Django's int() reads
     '٣' as 3, which would hand back another row than the one asked for."""
+
+    http_method_names = READ_METHODS
 
     def get_object(self) -> ModelT:
         text = self.kwargs[self.lookup_url_kwarg or self.lookup_field]
@@ -98,6 +105,7 @@ class PartnerRemovalViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[Provi
     """Partners deleted, or merged into another, since a time, oldest first: what a sync
     that reads partners by updated_since drops from its copy."""
 
+    http_method_names = READ_METHODS
     serializer_class = PartnerRemovalSerializer
     pagination_class = Pages
     filterset_class = PartnerRemovalFilter

@@ -54,6 +54,9 @@ class FhirView(APIView):
     # FHIR has its own description (metadata); the OpenAPI schema is the REST API's.
     schema = None
     throttle_scope = "fhir"
+    # No OPTIONS: R4 has no such interaction, and DRF's answer to it describes the view in
+    # its own JSON, not FHIR (GET metadata is how a client learns what is offered).
+    http_method_names = ["get", "post", "head"]
 
     def get_exception_handler(self) -> Callable[..., Response | None]:
         return fhir_exception_handler

@@ -271,6 +271,20 @@ def test_a_method_the_facade_does_not_offer_is_a_405_outcome(
 
 
 @pytest.mark.parametrize(
+    "name", ["fhir:metadata", "fhir:practitioner_search", "fhir:servicerequest_search"]
+)
+def test_options_is_a_405_outcome_not_a_description_of_the_view(
+    coordinator: User, api_client_for: ClientFor, name: str
+) -> None:
+    """R4 has no OPTIONS interaction (the CapabilityStatement is GET metadata): its answer
+    was DRF's own description of the view, sent as application/fhir+json."""
+    response = api_client_for(coordinator).options(reverse(name))
+    assert response.status_code == 405
+    assert "OPTIONS" in outcome_text(response)
+    assert "OPTIONS" not in response["Allow"]
+
+
+@pytest.mark.parametrize(
     "path",
     ["Patient", "Patient/1", "ServiceRequest/1/_history/2", "", "Patient%0A", "metadata%0A"],
 )

@@ -113,6 +113,19 @@ def test_nothing_is_written_through_the_api(manager: User, api_client_for: Clien
     assert client.delete(url).status_code == 405
 
 
+@pytest.mark.parametrize(
+    "url", ["/api/v1/partners/", "/api/v1/referrals/", "/api/v1/partners/removed/"]
+)
+def test_options_is_a_405_not_an_undocumented_description_of_the_view(
+    coordinator: User, api_client_for: ClientFor, url: str
+) -> None:
+    """The schema documents GET only; OPTIONS answered DRF's description of the view."""
+    response = api_client_for(coordinator).options(url)
+    assert response.status_code == 405
+    assert response.json() == {"detail": 'Method "OPTIONS" not allowed.'}
+    assert response["Allow"] == "GET, HEAD"
+
+
 def test_a_page_of_referrals_costs_the_same_queries_as_rows_grow(
     coordinator: User, token_for: Callable[[Any], str], django_assert_num_queries: Any
 ) -> None:
