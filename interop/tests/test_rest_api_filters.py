@@ -141,6 +141,27 @@ def test_a_partner_whose_office_changed_is_in_a_sync_since_then(
     assert response.json()["results"][0]["organization"]["fax"] == "(402) 555-0188"
 
 
+@pytest.mark.parametrize("how", ["one", "in_bulk"])
+def test_a_partner_whose_office_was_deleted_is_in_a_sync_since_then(
+    liaison: User, api_client_for: ClientFor, how: str
+) -> None:
+    left = ProviderFactory.create()
+    ProviderFactory.create()  # at an office nobody deleted
+    ten_days_ago = timezone.now() - timedelta(days=10)
+    Provider.objects.update(updated_at=ten_days_ago)
+    Organization.objects.update(updated_at=ten_days_ago)
+    assert left.organization is not None
+    # The admin deletes one office from its page, or several with its bulk action.
+    if how == "one":
+        Organization.objects.get(pk=left.organization.pk).delete()
+    else:
+        Organization.objects.filter(pk=left.organization.pk).delete()
+    since = (timezone.now() - timedelta(days=1)).isoformat()
+    response = partners(api_client_for(liaison), updated_since=since)
+    assert ids(response) == [left.pk]
+    assert response.json()["results"][0]["organization"] is None
+
+
 def test_a_partner_whose_health_the_nightly_assessment_changed_is_in_the_next_sync(
     liaison: User, api_client_for: ClientFor
 ) -> None:

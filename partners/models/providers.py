@@ -21,6 +21,19 @@ from partners.models.removals import ProviderRemoval
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
+    from django.db.models.deletion import Collector
+
+
+def set_null_and_touch(
+    collector: Collector, field: models.Field[Any, Any], sub_objs: Any, using: str
+) -> None:
+    """SET_NULL that also moves updated_at, in the delete's transaction: a partner's office
+    is part of their row in the API, whose syncs read by updated_since, and an office the
+    admin deletes would otherwise leave its partners without one, unannounced."""
+    models.SET_NULL(collector, field, sub_objs, using)
+    collector.add_field_update(
+        sub_objs.model._meta.get_field("updated_at"), timezone.now(), sub_objs
+    )
 
 
 # Partners no automated letter goes to: they, or their office, opted out (the query form
@@ -197,7 +210,7 @@ class Provider(models.Model):
     specialty = models.CharField(max_length=200, blank=True)
     organization = models.ForeignKey(
         Organization,
-        on_delete=models.SET_NULL,
+        on_delete=set_null_and_touch,
         null=True,
         blank=True,
         related_name="providers",
