@@ -2,6 +2,9 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+# Under /fhir/r4/ and /api/v1/, in their own formats; elsewhere the 500.html page.
+handler500 = "interop.errors.server_error"
+
 admin.site.site_header = "Referral CRM back office"
 admin.site.site_title = "Referral CRM admin"
 
