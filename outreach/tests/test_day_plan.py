@@ -1,5 +1,5 @@
 import re
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 
 import pytest
 from django.db import connection
@@ -235,7 +235,13 @@ def test_suggestions_name_overdue_follow_ups_and_untouched_offices(client_for, l
     )
     quiet_office = OrganizationFactory(name="Quiet Office")
     ProviderFactory(organization=quiet_office, owner=liaison)
-    ActivityFactory(organization=quiet_office, occurred_at=timezone.now() - timedelta(days=90))
+    # Noon, 90 days back on the calendar: "now less 90 days" is 89 calendar days late in
+    # the evening across the autumn clock change.
+    ninety_days_ago = timezone.localdate() - timedelta(days=90)
+    ActivityFactory(
+        organization=quiet_office,
+        occurred_at=timezone.make_aware(datetime.combine(ninety_days_ago, time(12))),
+    )
     busy_office = OrganizationFactory(name="Busy Office")
     ProviderFactory(organization=busy_office, owner=liaison)
     ActivityFactory(organization=busy_office, occurred_at=timezone.now() - timedelta(days=2))

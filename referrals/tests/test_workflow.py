@@ -131,7 +131,7 @@ def test_an_appointment_before_the_referral_arrived_is_refused_as_a_likely_typo(
     referral.refresh_from_db()
     assert (referral.status, referral.appointment_at) == (Status.ACCEPTED, None)
     # The day it arrived, or months ahead, is fine.
-    same_day = received.replace(hour=23, minute=0, second=0, microsecond=0)
+    same_day = received.replace(hour=23, minute=59, second=59, microsecond=999999)
     referral = referral_transition(
         referral=referral, to_status=Status.SCHEDULED, actor=None, appointment_at=same_day
     )
