@@ -150,6 +150,12 @@ def _write_import(partner_import: PartnerImport, plan: Any) -> None:
         for name, value in row.values.items():
             if not value or name in ("npi", "full_name") or name in OFFICE_FIELDS:
                 continue
+            if name == "letters_opt_out":
+                # "yes" opts them out; "no" never opts anyone back in (see plan_import).
+                if value == "yes" and not provider.letters_opt_out:
+                    provider.letters_opt_out = True
+                    changed.append(name)
+                continue
             if name == "organization":
                 provider.organization = row.office.organization
             else:

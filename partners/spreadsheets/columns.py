@@ -24,6 +24,7 @@ TARGETS: dict[str, str] = {
     "phone": "Phone",
     "email": "Email",
     "notes": "Notes",
+    "letters_opt_out": "Opted out of letters (yes / no)",
 }
 
 # The office targets and the Organization field each fills.
@@ -200,7 +201,30 @@ GUESSES: dict[str, str] = {
     ),
     **dict.fromkeys(["email", "emailaddress", "mail", "workemail"], "email"),
     **dict.fromkeys(["notes", "note", "comments", "comment"], "notes"),
+    # Salesforce's HasOptedOutOfEmail and HasOptedOutOfFax: letters go by email and fax.
+    # Not "Do not call": a partner who takes no calls may still want the consult notes.
+    **dict.fromkeys(
+        [
+            "optedoutofletters",
+            "lettersoptout",
+            "optout",
+            "optedout",
+            "emailoptout",
+            "hasoptedoutofemail",
+            "faxoptout",
+            "hasoptedoutoffax",
+            "donotmail",
+            "donotsend",
+            "nomailings",
+        ],
+        "letters_opt_out",
+    ),
 }
+
+# How a sheet says yes or no in an opt-out column (compared without case or spaces); an
+# empty cell says nothing.
+OPT_OUT_YES = {"yes", "y", "true", "t", "1", "x", "optedout", "optout", "donotmail"}
+OPT_OUT_NO = {"no", "n", "false", "f", "0"}
 
 
 def _normal(header: str) -> str:

@@ -30,6 +30,9 @@ EXPORT_COLUMNS: list[tuple[str, str]] = [
     ("Health", "health_label"),
     ("Owner", "owner_name"),
     ("Notes", "notes"),
+    # Read back on import (it can opt a partner out, never in); the office's is not.
+    ("Opted out of letters", "own_opt_out"),
+    ("Office opted out of letters", "office_opt_out"),
 ]
 
 
@@ -46,6 +49,8 @@ def export_rows(providers: Iterable[Provider]) -> Iterator[list[str]]:
             "zip_code": office.zip_code if office else "",
             "office_phone": office.phone if office else "",
             "fax": office.fax if office else "",
+            "own_opt_out": "yes" if provider.letters_opt_out else "no",
+            "office_opt_out": "yes" if office and office.letters_opt_out else "no",
             "status_label": provider.get_status_display(),
             "health_label": provider.get_health_display(),
             "owner_name": (provider.owner.get_full_name() or provider.owner.get_username())

@@ -10,7 +10,7 @@ from django.db.models.functions import Lower
 
 from partners.models import Organization, Provider
 from partners.spreadsheets.columns import OFFICE_FIELDS, OFFICE_LABELS, TARGETS
-from partners.spreadsheets.rows import _clean_office, _problems, _row_values
+from partners.spreadsheets.rows import _clean_office, _clean_opt_out, _problems, _row_values
 
 LOOKUP_BATCH = 500
 
@@ -126,7 +126,7 @@ def plan_import(
         number = numbers[offset] if numbers and offset < len(numbers) else offset + 2
         row = PlanRow(number=number, action="create", values=values, cells=cells)
         office_problems, row.skipped = _clean_office(values)
-        row.reasons = office_problems + _problems(values)
+        row.reasons = office_problems + _clean_opt_out(values) + _problems(values)
         npi = values.get("npi", "")
         if not row.reasons and npi in first_row_of:
             row.reasons.append(f"NPI {npi} is also on row {first_row_of[npi]}.")
@@ -163,6 +163,16 @@ def plan_import(
                     else ""
                 )
                 row.changes.append((TARGETS[name], old, row.office.label))
+            elif name == "letters_opt_out":
+                # An import opts a partner out, never back in: that is theirs to ask and
+                # is done on their page, where it is seen.
+                if new == "yes" and not provider.letters_opt_out:
+                    row.changes.append((TARGETS[name], "no", "yes"))
+                elif new == "no" and provider.letters_opt_out:
+                    row.skipped.append(
+                        f"{TARGETS[name]} “no” left out: they opted out of letters here, "
+                        "and only their own page opts them back in."
+                    )
             elif getattr(provider, name) != new:
                 row.changes.append((TARGETS[name], getattr(provider, name), new))
         row.action = "update" if row.changes else "unchanged"

@@ -43,6 +43,7 @@ GOOD: dict[str, list[str]] = {
     "office_phone": ["402-555-0101", ""],
     "office_fax": ["402-555-0102", ""],
     "email": ["a@example.org", ""],
+    "letters_opt_out": ["yes", "No", ""],
 }
 NEAR_MISSES: dict[str, list[str]] = {
     "npi": [
@@ -58,6 +59,7 @@ NEAR_MISSES: dict[str, list[str]] = {
     "office_fax": ["fax", "4025550102"],
     "email": ["not-an-email", "a@b", "A@EXAMPLE.ORG "],
     "taxonomy_code": ["207q00000x", "207Q0000", "ZZZZZZZZZZ"],
+    "letters_opt_out": ["Y", " TRUE ", "opted-out", "maybe", "2"],
 }
 
 

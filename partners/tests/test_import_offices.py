@@ -143,7 +143,7 @@ def test_a_bad_zip_refuses_the_row_and_an_unreadable_state_phone_or_fax_is_left_
         preview
     )
     assert "Office ZIP code “68847-12” is not a ZIP code (5 digits or ZIP+4)." in preview
-    assert "Imported without some office details" in preview
+    assert "Imported without some values" in preview
     left_out = "Left out; the rest of the row is imported."
     for message in (
         "Office state “XX” is not a US state or territory.",
