@@ -16,6 +16,11 @@ urlpatterns = [
     path("import/<int:pk>/rejects.csv", import_views.import_rejects, name="import_rejects"),
     path("<int:pk>/", views.provider_detail, name="provider_detail"),
     path("<int:pk>/edit/", views.provider_update, name="provider_update"),
+    path(
+        "<int:pk>/shared-patients/",
+        views.provider_shared_patients,
+        name="provider_shared_patients",
+    ),
     path("<int:pk>/contact.vcf", vcard_views.provider_vcard, name="provider_vcard"),
     path("<int:pk>/tier/", views.provider_tier, name="provider_tier"),
     path("<int:pk>/tier/unpin/", views.provider_unpin_tier, name="provider_unpin_tier"),

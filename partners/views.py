@@ -47,6 +47,7 @@ from partners.services.offices import organization_set_letters_opt_out
 from partners.services.tiers import provider_set_tier
 from partners.services.tiers import provider_unpin_tier as provider_unpin_tier_service
 from referrals.models import Referral
+from registry.selectors import shared_patients_of
 
 TIMELINE_LENGTH = 30
 SPARKLINE_MONTHS = 12
@@ -70,6 +71,19 @@ def provider_list(request: AuthedRequest) -> HttpResponse:
         "partners/provider_list.html",
         {"filter": filterset, "page": page},
         partial="partners/provider_results.html",
+    )
+
+
+@login_required
+@permission_required("partners.view_provider", raise_exception=True)
+def provider_shared_patients(request: AuthedRequest, pk: int) -> HttpResponse:
+    """The partner page's shared-patients card (CMS Medicare data), loaded when it comes
+    into view: nothing at all when no such data is loaded."""
+    provider = get_provider_for_user(request.user, pk)
+    return render(
+        request,
+        "partners/includes/shared_patients.html",
+        {"provider": provider, "shared": shared_patients_of(provider.npi)},
     )
 
 

@@ -285,6 +285,8 @@ PRACTICE_ADDRESS = env.list(
 PRACTICE_PHONE = env.str("PRACTICE_PHONE", default="(555) 010-2000")
 # The designated referral fax line, given to an office whose link cannot be used.
 PRACTICE_FAX = env.str("PRACTICE_FAX", default="(555) 010-2001")
+# Our own clinicians' NPIs: in CMS shared patient patterns, the pairs that end with us.
+PRACTICE_NPIS = [npi.strip() for npi in env.list("PRACTICE_NPIS", default=[]) if npi.strip()]
 # The right-hand side of every letter's Message-ID (its idempotency key).
 MESSAGE_ID_DOMAIN = env.str("MESSAGE_ID_DOMAIN", default="referral-crm.localhost")
 # A refused or silent SMTP server must fail the attempt (then retry), never hang a worker.

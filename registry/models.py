@@ -367,3 +367,59 @@ class ImportJob(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in (self.Status.DONE, self.Status.FAILED)
+
+
+class SharedPatientDataset(models.Model):
+    """One CMS "Physician Shared Patient Patterns" file loaded: a year's pairs of
+    physicians who saw the same Medicare patients within a window of days."""
+
+    class Window(models.IntegerChoices):
+        DAYS_30 = 30, "30 days"
+        DAYS_60 = 60, "60 days"
+        DAYS_90 = 90, "90 days"
+        DAYS_180 = 180, "180 days"
+
+    year = models.PositiveSmallIntegerField()
+    window_days = models.PositiveSmallIntegerField(choices=Window.choices)
+    file_name = models.CharField(max_length=255)
+    pair_count = models.PositiveIntegerField(default=0)
+    imported_at = models.DateTimeField()
+
+    class Meta:
+        # The newest year first and, within it, the shortest window: the closest to a
+        # referral (a patient seen by one physician, then sent on to the other).
+        ordering = ["-year", "window_days"]
+        constraints = [
+            models.UniqueConstraint(fields=["year", "window_days"], name="sharedpatients_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"CMS shared patients {self.year}, {self.window_days}-day window"
+
+
+class SharedPatientPair(models.Model):
+    """Two physicians who saw the same Medicare patients, `npi_from` first. CMS publishes
+    only pairs with at least 11 patients. NPIs, not keys: most are in no table of ours."""
+
+    dataset = models.ForeignKey(SharedPatientDataset, on_delete=models.CASCADE, related_name="+")
+    npi_from = models.CharField("initial physician NPI", max_length=10)
+    npi_to = models.CharField("secondary physician NPI", max_length=10)
+    # "Shared Count": the visits the pair shared; "Number Unique Beneficiaries": patients.
+    shared_count = models.PositiveIntegerField()
+    patients = models.PositiveIntegerField()
+    same_day_visits = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["dataset", "npi_from", "npi_to"], name="sharedpatientpair_once"
+            )
+        ]
+        indexes = [
+            # A partner's page reads where their patients went next, and where from.
+            models.Index(fields=["npi_from", "dataset", "patients"], name="sharedpair_from_idx"),
+            models.Index(fields=["npi_to", "dataset", "patients"], name="sharedpair_to_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.npi_from} → {self.npi_to}: {self.patients} patients"

@@ -102,3 +102,30 @@ def test_an_office_with_a_long_email_address_fits_the_phone(page: Any) -> None: 
     page.goto(office.get_absolute_url())
     expect(page.get_by_role("heading", name="West Waynehaven Pediatrics")).to_be_visible()
     assert _fits_the_phone(page)
+
+
+def test_the_shared_patients_card_comes_into_the_partner_page_on_a_phone(
+    page: Any,  # noqa: F811
+    settings: Any,
+) -> None:
+    from django.core.management import call_command
+    from playwright.sync_api import expect
+
+    from registry.tests.test_shared_patients import FIRST, HEAD5, SECOND
+
+    call_command("import_shared_patients", str(HEAD5), "--no-progress", verbosity=0)
+    settings.PRACTICE_NPIS = [SECOND]
+    partner = ProviderFactory.create(npi=FIRST, first_name="Ada", last_name="Quist")
+    UserFactory.create(username="lia", first_name="Lia", role=Role.LIAISON)
+    page.goto("/")
+    page.get_by_label("Username").fill("lia")
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.goto(partner.get_absolute_url())
+    card = page.locator("#shared-patients")
+    card.scroll_into_view_if_needed()
+    expect(card.get_by_text("Shared Medicare patients")).to_be_visible()
+    expect(card.get_by_text("our clinician", exact=True)).to_be_visible()
+    expect(card.get_by_test_id("share-to-us")).to_contain_text("27 of 27")
+    assert _fits_the_phone(page)
+    assert page.problems == []

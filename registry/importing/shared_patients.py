@@ -1,0 +1,179 @@
+"""Loading a CMS "Physician Shared Patient Patterns" file (the DocGraph referral graph).
+
+CMS ships each year and window (30, 60, 90 or 180 days) as a header-less, comma-separated
+file of five columns, naming them in a separate header file: Initial Physician NPI,
+Secondary Physician NPI, Shared Count, Number Unique Beneficiaries, Number Same Day Visits.
+A load replaces that year and window's pairs in one transaction, so a re-run of the same
+file leaves the same pairs, and a failed one leaves the previous load as it was.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from core.npi import validate_npi
+from registry.models import SharedPatientDataset, SharedPatientPair
+
+BATCH_SIZE = 5000
+COLUMNS = (
+    "Initial Physician NPI",
+    "Secondary Physician NPI",
+    "Shared Count",
+    "Number Unique Beneficiaries",
+    "Number Same Day Visits",
+)
+# physician-shared-patient-patterns-2014-days180.txt, DocGraph-2012-2013-Days30.csv
+_NAMED = re.compile(r"(?P<year>20\d\d)[-_](?:20\d\d[-_])?days(?P<window>\d+)", re.IGNORECASE)
+# The rejected lines the result quotes by number; the rest are counted.
+REJECTIONS_SHOWN = 20
+
+
+class SharedPatientFileError(Exception):
+    """The file is not a shared patient patterns file: nothing was loaded."""
+
+
+@dataclass
+class SharedPatientResult:
+    dataset: SharedPatientDataset
+    imported: int = 0
+    rejected: int = 0
+    repeated: int = 0
+    rejections: list[str] = field(default_factory=list)
+
+    @property
+    def summary(self) -> str:
+        line = f"{self.dataset}: imported {self.imported} pairs, rejected {self.rejected} lines"
+        if self.repeated:
+            line += f", {self.repeated} repeated pairs kept once"
+        return line
+
+
+def year_and_window(name: str) -> tuple[int, int] | None:
+    """The year and window a CMS file name gives ("…-2014-days180.txt" → 2014, 180)."""
+    found = _NAMED.search(name)
+    if found is None:
+        return None
+    return int(found["year"]), int(found["window"])
+
+
+def _whole(text: str) -> int | None:
+    """A count: digits, or the same written as a float by a spreadsheet ("69.0")."""
+    text = text.strip().removesuffix(".0")
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
+def _problem(fields: list[str]) -> str | None:
+    if len(fields) != len(COLUMNS):
+        return f"{len(fields)} columns instead of {len(COLUMNS)}."
+    for name, npi in zip(COLUMNS[:2], fields[:2], strict=True):
+        try:
+            validate_npi(npi.strip())
+        except ValidationError as error:
+            return f"{name} “{npi.strip()[:20]}”: {error.messages[0]}"
+    for name, count in zip(COLUMNS[2:], fields[2:], strict=True):
+        if _whole(count) is None:
+            return f"{name} “{count.strip()[:20]}” is not a whole number."
+    return None
+
+
+def _is_header(fields: list[str]) -> bool:
+    return bool(fields) and not fields[0].strip().isdigit()
+
+
+def shared_patients_import(
+    *,
+    path: Path,
+    year: int,
+    window_days: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> SharedPatientResult:
+    """Load the file as the pairs of `year` and `window_days`, replacing any loaded before.
+    Lines that cannot be read are counted and the first few quoted by number; a file whose
+    first line of data is not five columns is refused whole (another file chosen by
+    mistake), as is a window CMS does not publish."""
+    if window_days not in SharedPatientDataset.Window.values:
+        windows = ", ".join(str(days) for days in SharedPatientDataset.Window.values)
+        raise SharedPatientFileError(f"CMS publishes windows of {windows} days, not {window_days}.")
+    if not 2000 <= year <= 2100:
+        raise SharedPatientFileError(f"{year} is not a year of CMS data.")
+    total = path.stat().st_size
+    with transaction.atomic():
+        dataset, _ = SharedPatientDataset.objects.select_for_update().get_or_create(
+            year=year,
+            window_days=window_days,
+            defaults={"file_name": path.name[:255], "imported_at": timezone.now()},
+        )
+        SharedPatientPair.objects.filter(dataset=dataset).delete()
+        result = SharedPatientResult(dataset=dataset)
+        accepted = 0
+        batch: list[SharedPatientPair] = []
+        read = 0
+        data_seen = False
+        with path.open("rb") as file:
+            for number, raw in enumerate(file, start=1):
+                read += len(raw)
+                line = raw.decode("utf-8-sig", errors="replace").strip()
+                if not line:
+                    continue
+                fields = line.split(",")
+                if not data_seen:
+                    if number == 1 and _is_header(fields):
+                        if len(fields) != len(COLUMNS):
+                            raise SharedPatientFileError(_not_this_file(len(fields)))
+                        continue
+                    if len(fields) != len(COLUMNS):
+                        raise SharedPatientFileError(_not_this_file(len(fields)))
+                    data_seen = True
+                problem = _problem(fields)
+                if problem is not None:
+                    result.rejected += 1
+                    if len(result.rejections) < REJECTIONS_SHOWN:
+                        result.rejections.append(f"Line {number}: {problem}")
+                    continue
+                batch.append(
+                    SharedPatientPair(
+                        dataset=dataset,
+                        npi_from=fields[0].strip(),
+                        npi_to=fields[1].strip(),
+                        shared_count=_whole(fields[2]) or 0,
+                        patients=_whole(fields[3]) or 0,
+                        same_day_visits=_whole(fields[4]) or 0,
+                    )
+                )
+                accepted += 1
+                if len(batch) >= BATCH_SIZE:
+                    _write(batch)
+                    if progress:
+                        progress(read, total)
+        _write(batch)
+        if not data_seen:
+            raise SharedPatientFileError("The file holds no pairs.")
+        result.imported = SharedPatientPair.objects.filter(dataset=dataset).count()
+        result.repeated = accepted - result.imported
+        dataset.file_name = path.name[:255]
+        dataset.pair_count = result.imported
+        dataset.imported_at = timezone.now()
+        dataset.save(update_fields=["file_name", "pair_count", "imported_at"])
+    if progress:
+        progress(total, total)
+    return result
+
+
+def _write(batch: list[SharedPatientPair]) -> None:
+    # A pair repeated in the file is kept once (its first line), and counted as repeated.
+    SharedPatientPair.objects.bulk_create(batch, batch_size=BATCH_SIZE, ignore_conflicts=True)
+    batch.clear()
+
+
+def _not_this_file(columns: int) -> str:
+    return (
+        "This is not a CMS shared patient patterns file: it has "
+        f"{columns} columns where one has {len(COLUMNS)} ({', '.join(COLUMNS)})."
+    )
