@@ -89,3 +89,19 @@ def test_no_demo_referral_was_answered_seen_or_closed_in_the_future():
         if contacted is not None
     }
     assert len(delays) > 10
+
+
+def test_the_demo_data_shows_shared_patients_going_on_to_our_clinicians(settings):
+    from core.management.commands.seed_demo import DEMO_CLINICIAN_NPIS
+    from partners.models import Provider
+    from registry.selectors import shared_patients_of
+
+    call_command("seed_demo", referrals=20, stdout=io.StringIO())
+    out = io.StringIO()
+    call_command("seed_demo", print_clinician_npis=True, stdout=out)
+    settings.PRACTICE_NPIS = out.getvalue().strip().split(",")
+    assert settings.PRACTICE_NPIS == DEMO_CLINICIAN_NPIS
+    seen = [shared_patients_of(npi) for npi in Provider.objects.values_list("npi", flat=True)]
+    assert all(shared is not None and shared.went_to for shared in seen)
+    assert any(shared.went_on_to_us for shared in seen if shared)
+    assert any(peer.partner_id for shared in seen if shared for peer in shared.went_to)

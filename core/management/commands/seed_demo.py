@@ -32,6 +32,9 @@ DEMO_USERS = [
 
 # A dormant partner's referrals are at least this old.
 DORMANT_AFTER = timedelta(days=200)
+# The demo practice's own clinicians, as `make run` sets PRACTICE_NPIS: CMS shared patient
+# patterns on partners' pages mark the pairs that end with them.
+DEMO_CLINICIAN_NPIS = ["1245319599", "1093718926"]
 # Typical journeys of a referral, the last status being where it rests.
 CLOSED_PATHS = [
     *[[Status.ACCEPTED, Status.SCHEDULED, Status.SEEN, Status.REPORT_SENT, Status.CLOSED]] * 6,
@@ -91,12 +94,16 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--if-empty", action="store_true", help="Do nothing if users exist.")
         parser.add_argument("--print-password", action="store_true")
+        parser.add_argument("--print-clinician-npis", action="store_true")
         parser.add_argument("--seed", type=int, default=2026)
         parser.add_argument("--referrals", type=int, default=420)
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["print_password"]:
             self.stdout.write(DEMO_PASSWORD)
+            return
+        if options["print_clinician_npis"]:
+            self.stdout.write(",".join(DEMO_CLINICIAN_NPIS))
             return
         if options["if_empty"] and get_user_model().objects.exists():
             self.stdout.write("Demo data: the database already has users; leaving it as it is.")
@@ -110,6 +117,7 @@ class Command(BaseCommand):
             self._activities(rng, providers, users)
             self._tiers(users["manager"])
             self._field_work(users)
+            self._shared_patients(rng, providers)
         self._close_loops()
         self.stdout.write(
             self.style.SUCCESS(
@@ -141,6 +149,34 @@ class Command(BaseCommand):
         )
         for office in offices[:3]:
             event_invite(event=event, providers=office.providers.all(), staff=office.staff.all())
+
+    def _shared_patients(self, rng: random.Random, providers: list[Provider]) -> None:
+        """A made-up year of CMS shared patient patterns among the demo partners and our
+        clinicians (the real file is national and loaded with import_shared_patients)."""
+        from registry.models import SharedPatientDataset, SharedPatientPair
+
+        dataset = SharedPatientDataset.objects.create(
+            year=timezone.localdate().year - 2,
+            window_days=SharedPatientDataset.Window.DAYS_30,
+            file_name="demo data (made up)",
+            imported_at=timezone.now(),
+        )
+        pairs: dict[tuple[str, str], SharedPatientPair] = {}
+        for provider in providers:
+            others = [other.npi for other in rng.sample(providers, 4) if other != provider]
+            for npi_to in [*others[: rng.randint(1, 3)], *DEMO_CLINICIAN_NPIS[: rng.randint(0, 2)]]:
+                patients = rng.randint(11, 60)
+                pairs[(provider.npi, npi_to)] = SharedPatientPair(
+                    dataset=dataset,
+                    npi_from=provider.npi,
+                    npi_to=npi_to,
+                    patients=patients,
+                    shared_count=patients * rng.randint(2, 5),
+                    same_day_visits=rng.randint(0, patients // 3),
+                )
+        SharedPatientPair.objects.bulk_create(pairs.values())
+        dataset.pair_count = len(pairs)
+        dataset.save(update_fields=["pair_count"])
 
     def _users(self) -> dict[str, Any]:
         sync_roles()
