@@ -102,6 +102,10 @@ class FinderForm(forms.Form):
     # "Hide" rather than "include": an unticked box is absent from the query string, and
     # a search link without it should show everyone.
     hide_partners = forms.BooleanField(required=False, label="Hide current partners")
+    # CMS shared patient patterns: whose Medicare patients already come on to our clinicians.
+    sends_to_us = forms.BooleanField(
+        required=False, label="Their Medicare patients come on to us (CMS)"
+    )
 
     specialty_label = ""
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from django.conf import settings
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
 from partners.models import Provider
@@ -159,3 +159,28 @@ def _peer_names(npis: set[str]) -> dict[str, tuple[str, str, int | None]]:
             None,
         )
     return names
+
+
+def patients_to_us() -> QuerySet[SharedPatientPair] | None:
+    """The newest shared patient patterns' pairs that end with our own clinicians, or None
+    when there are none to read (no data loaded, or PRACTICE_NPIS not set)."""
+    if not settings.PRACTICE_NPIS:
+        return None
+    dataset = SharedPatientDataset.objects.first()
+    if dataset is None:
+        return None
+    return SharedPatientPair.objects.filter(dataset=dataset, npi_to__in=settings.PRACTICE_NPIS)
+
+
+def patients_to_us_by_npi(
+    pairs: QuerySet[SharedPatientPair], npis: Iterable[str]
+) -> dict[str, int]:
+    """For a page of NPIs: the Medicare patients each sent on to our clinicians (counted
+    once per clinician). One aggregated query."""
+    return dict(
+        pairs.filter(npi_from__in=list(npis))
+        .order_by()
+        .values("npi_from")
+        .annotate(patients_sum=Sum("patients"))
+        .values_list("npi_from", "patients_sum")
+    )

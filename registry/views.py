@@ -9,6 +9,7 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import QuerySet
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse_lazy
@@ -30,8 +31,19 @@ from registry.forms import (
     search_specialties,
 )
 from registry.geo import haversine_miles
-from registry.models import ImportJob, PracticeLocation, RegistryProvider, Taxonomy
-from registry.selectors import PartnerSummary, partner_summaries
+from registry.models import (
+    ImportJob,
+    PracticeLocation,
+    RegistryProvider,
+    SharedPatientPair,
+    Taxonomy,
+)
+from registry.selectors import (
+    PartnerSummary,
+    partner_summaries,
+    patients_to_us,
+    patients_to_us_by_npi,
+)
 from registry.services import registry_provider_add_as_prospect
 from registry.tasks import import_nppes_file
 
@@ -44,11 +56,15 @@ class FinderRow:
     specialty: str
     miles: float | None
     partner: PartnerSummary | None
+    # Medicare patients they sent on to our clinicians (CMS), when that data is read.
+    to_us: int | None = None
 
 
-def _finder_queryset(form: FinderForm) -> Any:
+def _finder_queryset(form: FinderForm, to_us: QuerySet[SharedPatientPair] | None) -> Any:
     data = form.cleaned_data
     queryset = RegistryProvider.objects.active()
+    if data["sends_to_us"] and to_us is not None:
+        queryset = queryset.filter(npi__in=to_us.values("npi_from"))
     if data["specialty"]:
         # A subquery, so a whole grouping costs no extra round trip.
         codes = Taxonomy.objects.matching(data["specialty"]).values("code")
@@ -69,7 +85,10 @@ def _finder_queryset(form: FinderForm) -> Any:
 
 def _has_criteria(form: FinderForm) -> bool:
     data = form.cleaned_data
-    return any(data.get(f) for f in ("specialty", "location", "zip_code", "name", "city", "state"))
+    return any(
+        data.get(f)
+        for f in ("specialty", "location", "zip_code", "name", "city", "state", "sends_to_us")
+    )
 
 
 @login_required
@@ -80,12 +99,20 @@ def finder(request: AuthedRequest) -> HttpResponse:
     form = FinderForm(request.GET or None)
     page = None
     rows: list[FinderRow] = []
+    to_us = patients_to_us()
+    if form.is_bound and form.is_valid() and form.cleaned_data["sends_to_us"] and to_us is None:
+        form.add_error(
+            "sends_to_us",
+            "No CMS shared patient patterns are loaded, or our clinicians' NPIs are not set "
+            "(PRACTICE_NPIS): ask your administrator.",
+        )
     if form.is_bound and form.is_valid() and _has_criteria(form):
         # Page through ids only (index-only scans), then read the page's rows by key.
-        page = paginate(request, _finder_queryset(form).values_list("pk", flat=True))
+        page = paginate(request, _finder_queryset(form, to_us).values_list("pk", flat=True))
         by_pk = RegistryProvider.objects.in_bulk(list(page.object_list))
         records = [by_pk[pk] for pk in page.object_list if pk in by_pk]
         summaries = partner_summaries(r.npi for r in records)
+        sent_to_us = patients_to_us_by_npi(to_us, (r.npi for r in records)) if to_us else {}
         labels = dict(
             Taxonomy.objects.filter(
                 code__in={r.primary_taxonomy_code for r in records}
@@ -102,6 +129,7 @@ def finder(request: AuthedRequest) -> HttpResponse:
                     labels.get(record.primary_taxonomy_code, record.primary_taxonomy_code),
                     miles,
                     summaries.get(record.npi),
+                    sent_to_us.get(record.npi, 0) if to_us is not None else None,
                 )
             )
     can_add = request.user.has_perm("partners.add_provider")
@@ -113,6 +141,7 @@ def finder(request: AuthedRequest) -> HttpResponse:
         "page": page,
         "rows": rows,
         "can_add": can_add,
+        "shared_patients": to_us is not None,
         # A liaison adds prospects to their own list (finder_add): offered no one else.
         "liaisons": (
             ([request.user] if _adds_for_self_only(request.user) else list(liaison_queryset()))

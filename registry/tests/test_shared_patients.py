@@ -173,3 +173,27 @@ def test_without_data_the_card_is_empty_and_without_the_right_it_is_refused(
     assert response.status_code == 200
     assert response.content.decode().strip() == ""
     assert client_for(no_role_user).get(url).status_code == 403
+
+
+def test_the_finder_finds_whose_medicare_patients_come_on_to_us(client_for, manager, settings):
+    _load(HEAD5)
+    finder = reverse("registry:finder")
+    client = client_for(manager)
+    # Without our clinicians' NPIs there is nothing to search by: the box is not offered,
+    # and a link that asks anyway is answered with why.
+    assert 'name="sends_to_us"' not in client.get(finder).content.decode()
+    refused = client.get(finder, {"sends_to_us": "on"})
+    assert "PRACTICE_NPIS" in refused.content.decode()
+    assert refused.context["page"] is None
+
+    settings.PRACTICE_NPIS = [SECOND]
+    sender = RegistryProviderFactory(npi=FIRST, last_name="SENDER")
+    bystander = RegistryProviderFactory(last_name="BYSTANDER")
+    assert 'name="sends_to_us"' in client.get(finder).content.decode()
+    found = client.get(finder, {"sends_to_us": "on"})
+    assert [row.record.npi for row in found.context["rows"]] == [sender.npi]
+    assert "27 Medicare patients on to us (CMS)" in found.content.decode()
+
+    both = client.get(finder, {"state": "OH"})
+    by_npi = {row.record.npi: row.to_us for row in both.context["rows"]}
+    assert by_npi == {sender.npi: 27, bystander.npi: 0}
