@@ -10,18 +10,20 @@ file leaves the same pairs, and a failed one leaves the previous load as it was.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from core.npi import validate_npi
 from registry.models import SharedPatientDataset, SharedPatientPair
 
 BATCH_SIZE = 5000
+# Lines between two redraws of the progress bar.
+PROGRESS_EVERY = 20000
 COLUMNS = (
     "Initial Physician NPI",
     "Secondary Physician NPI",
@@ -112,49 +114,9 @@ def shared_patients_import(
         )
         SharedPatientPair.objects.filter(dataset=dataset).delete()
         result = SharedPatientResult(dataset=dataset)
-        accepted = 0
-        batch: list[SharedPatientPair] = []
-        read = 0
-        data_seen = False
-        with path.open("rb") as file:
-            for number, raw in enumerate(file, start=1):
-                read += len(raw)
-                line = raw.decode("utf-8-sig", errors="replace").strip()
-                if not line:
-                    continue
-                fields = line.split(",")
-                if not data_seen:
-                    if number == 1 and _is_header(fields):
-                        if len(fields) != len(COLUMNS):
-                            raise SharedPatientFileError(_not_this_file(len(fields)))
-                        continue
-                    if len(fields) != len(COLUMNS):
-                        raise SharedPatientFileError(_not_this_file(len(fields)))
-                    data_seen = True
-                problem = _problem(fields)
-                if problem is not None:
-                    result.rejected += 1
-                    if len(result.rejections) < REJECTIONS_SHOWN:
-                        result.rejections.append(f"Line {number}: {problem}")
-                    continue
-                batch.append(
-                    SharedPatientPair(
-                        dataset=dataset,
-                        npi_from=fields[0].strip(),
-                        npi_to=fields[1].strip(),
-                        shared_count=_whole(fields[2]) or 0,
-                        patients=_whole(fields[3]) or 0,
-                        same_day_visits=_whole(fields[4]) or 0,
-                    )
-                )
-                accepted += 1
-                if len(batch) >= BATCH_SIZE:
-                    _write(batch)
-                    if progress:
-                        progress(read, total)
-        _write(batch)
-        if not data_seen:
-            raise SharedPatientFileError("The file holds no pairs.")
+        rows = _read(path, result, total, progress)
+        write = _copy if connection.vendor == "postgresql" else _bulk_create
+        accepted = write(dataset, rows)
         result.imported = SharedPatientPair.objects.filter(dataset=dataset).count()
         result.repeated = accepted - result.imported
         dataset.file_name = path.name[:255]
@@ -164,6 +126,94 @@ def shared_patients_import(
     if progress:
         progress(total, total)
     return result
+
+
+Pair = tuple[str, str, int, int, int]
+
+
+def _read(
+    path: Path,
+    result: SharedPatientResult,
+    total: int,
+    progress: Callable[[int, int], None] | None,
+) -> Iterator[Pair]:
+    """The file's pairs, each line checked: one that cannot be read is counted in
+    `result` (the first few quoted by number) and left out."""
+    read = 0
+    data_seen = False
+    with path.open("rb") as file:
+        for number, raw in enumerate(file, start=1):
+            read += len(raw)
+            if progress and number % PROGRESS_EVERY == 0:
+                progress(read, total)
+            line = raw.decode("utf-8-sig", errors="replace").strip()
+            if not line:
+                continue
+            fields = line.split(",")
+            if not data_seen:
+                if number == 1 and _is_header(fields):
+                    if len(fields) != len(COLUMNS):
+                        raise SharedPatientFileError(_not_this_file(len(fields)))
+                    continue
+                if len(fields) != len(COLUMNS):
+                    raise SharedPatientFileError(_not_this_file(len(fields)))
+                data_seen = True
+            problem = _problem(fields)
+            if problem is not None:
+                result.rejected += 1
+                if len(result.rejections) < REJECTIONS_SHOWN:
+                    result.rejections.append(f"Line {number}: {problem}")
+                continue
+            yield (
+                fields[0].strip(),
+                fields[1].strip(),
+                _whole(fields[2]) or 0,
+                _whole(fields[3]) or 0,
+                _whole(fields[4]) or 0,
+            )
+    if not data_seen:
+        raise SharedPatientFileError("The file holds no pairs.")
+
+
+_FIELDS = ("npi_from", "npi_to", "shared_count", "patients", "same_day_visits")
+
+
+def _copy(dataset: SharedPatientDataset, rows: Iterator[Pair]) -> int:
+    """Postgres: COPY into a staging table, then one INSERT that keeps a repeated pair's
+    first line. Several times faster than INSERTs for a national file."""
+    table = SharedPatientPair._meta.db_table
+    columns = ", ".join(_FIELDS)
+    accepted = 0
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMPORARY TABLE shared_pairs_stage (line bigserial, npi_from varchar(10), "
+            "npi_to varchar(10), shared_count integer, patients integer, "
+            "same_day_visits integer) ON COMMIT DROP"
+        )
+        with cursor.copy(f"COPY shared_pairs_stage ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+                accepted += 1
+        cursor.execute(
+            f"INSERT INTO {table} (dataset_id, {columns}) "  # noqa: S608
+            f"SELECT DISTINCT ON (npi_from, npi_to) %s, {columns} FROM shared_pairs_stage "
+            "ORDER BY npi_from, npi_to, line",
+            [dataset.pk],
+        )
+        cursor.execute("DROP TABLE shared_pairs_stage")
+    return accepted
+
+
+def _bulk_create(dataset: SharedPatientDataset, rows: Iterator[Pair]) -> int:
+    accepted = 0
+    batch: list[SharedPatientPair] = []
+    for row in rows:
+        batch.append(SharedPatientPair(dataset=dataset, **dict(zip(_FIELDS, row, strict=True))))
+        accepted += 1
+        if len(batch) >= BATCH_SIZE:
+            _write(batch)
+    _write(batch)
+    return accepted
 
 
 def _write(batch: list[SharedPatientPair]) -> None:
