@@ -235,6 +235,12 @@ def turnaround(*, start: datetime, end: datetime) -> dict[str, Any]:
             ),
             booked_late=Count("pk", filter=Q(appointment_day__gt=F("appointment_due_day"))),
             appointment_overdue=Count("pk", filter=Q(sla_state=SlaState.APPOINTMENT_OVERDUE)),
+            # Overdue with no appointment ever booked: a missed one waiting to be booked
+            # again is overdue too, but its booking already counts by its day.
+            unbooked_overdue=Count(
+                "pk",
+                filter=Q(sla_state=SlaState.APPOINTMENT_OVERDUE, appointment_at__isnull=True),
+            ),
             seen=Count("pk", filter=Q(seen_at__isnull=False)),
             loop_closed=Count(
                 "pk",
@@ -291,7 +297,7 @@ def _turnaround_row(row: dict[str, Any], *, urgency: str, label: str) -> dict[st
         # On time among those whose clock has run out or stopped: a referral still
         # within its first-contact window is neither on time nor late yet.
         "contact_rate": _share(row["contact_on_time"], answered),
-        "booked_rate": _share(row["booked_on_time"], booked + row["appointment_overdue"]),
+        "booked_rate": _share(row["booked_on_time"], booked + row["unbooked_overdue"]),
         "loop_rate": _share(row["loop_closed"], row["seen"]),
         "contact_hours": None if contact_seconds is None else contact_seconds / 3600,
         "appointment_days": None if appointment_seconds is None else appointment_seconds / 86400,

@@ -107,6 +107,26 @@ def test_appointments_count_by_their_target_day_and_the_loop_by_reports_sent(
     assert _queue_rows(client, overdue.group(1)) == {never_booked.pk}
 
 
+def test_a_missed_appointment_counts_once_in_the_appointment_share(
+    client_for, manager, routine_targets
+):
+    # Booked for day 10 of its 30, on time; the patient did not come, and 40 days on it
+    # waits to be booked again: overdue now in the queue, and still booked by its day.
+    missed = _inbound(40, status="no_show")
+    missed.appointment_at = _after(missed, days=10)
+    missed.save()
+    client = client_for(manager)
+    page = client.get(URL).content.decode()
+    assert "1 by it, 0 after it" in page
+    overdue = re.search(r'href="([^"]+)"[^>]*data-testid="appointment-overdue-routine"', page)
+    assert _queue_rows(client, overdue.group(1)) == {missed.pk}
+    # One referral, booked by its target day: not one of two.
+    assert 'data-testid="booked-routine">100.0%<' in page
+    download = client.get(URL, {"format": "csv"})
+    rows = b"".join(download.streaming_content).decode().splitlines()
+    assert rows[1].split(",")[9:13] == ["1", "0", "1", "100.0"]
+
+
 def test_an_appointment_on_its_target_day_counts_by_it_across_a_clock_change(
     client_for, manager, routine_targets
 ):
