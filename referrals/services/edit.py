@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
@@ -30,12 +31,22 @@ def _shown(referral: Referral, name: str) -> str | None:
     return str(display()) if display else str(value)
 
 
-def _inquiry_stage(referral: Referral) -> tuple[str, dict[str, datetime | None]]:
-    """Where an inbound referral stands in the new-patient funnel, from its own dates."""
+def _inquiry_stage(referral: Referral) -> tuple[str, dict[str, Any]]:
+    """Where an inbound referral stands in the new-patient funnel, from its own dates, as
+    its moves would have put it (workflow._inquiry_follow)."""
     if referral.seen_at is not None:
         return Inquiry.Status.SEEN_NEW_PATIENT, {"seen_at": referral.seen_at}
+    # Booked once, it reached scheduling even if lost after.
+    booked = {"scheduled_at": referral.appointment_at} if referral.appointment_at else {}
     if referral.status in (Status.DECLINED, Status.CANCELLED):
-        return Inquiry.Status.LOST, {"lost_at": referral.updated_at}
+        return Inquiry.Status.LOST, {**booked, "lost_at": referral.updated_at}
+    if referral.status == Status.CLOSED:
+        # Closed without the patient seen: declined, cancelled or missed the visit first.
+        missed = referral.events.filter(
+            from_status=Status.NO_SHOW, to_status=Status.CLOSED
+        ).exists()
+        lost_at = referral.closed_at or referral.updated_at
+        return Inquiry.Status.LOST, {**booked, "lost_at": lost_at, "missed_visit": missed}
     if referral.appointment_at is not None:
         return Inquiry.Status.SCHEDULED, {"scheduled_at": referral.appointment_at}
     return Inquiry.Status.INQUIRY, {}

@@ -15,7 +15,7 @@ from referrals.factories import ReferralFactory
 from referrals.models import Inquiry, Referral, ReferralEvent
 from referrals.services.assignment import referral_assign, referral_claim
 from referrals.services.bulk import referral_bulk_apply
-from referrals.services.workflow import referral_log
+from referrals.services.workflow import referral_log, referral_transition
 
 pytestmark = pytest.mark.django_db
 
@@ -235,6 +235,45 @@ def test_turning_an_inbound_referral_outbound_takes_it_out_of_the_funnel_and_bac
     back = {change["field"]: change["new"] for change in edits[1]}
     assert back["Conversion"] == "Counted as a partner-referral inquiry (inquiry)"
     assert not back["Why out of network"]  # cleared: only a referral sent out has one
+
+
+def test_a_closed_referral_turned_inbound_counts_as_the_inquiry_it_lost(client_for, coordinator):
+    # Logged as sent out by mistake: declined, and another closed after a no-show, both
+    # closed before anyone noticed. Turned inbound, each is a lost inquiry, not an open one.
+    now = timezone.now()
+    provider = ProviderFactory(in_network=True)
+    declined = _logged(direction="outbound", provider=provider)
+    declined = referral_transition(
+        referral=declined, to_status="declined", actor=None, decline_reason="Out of scope."
+    )
+    referral_transition(referral=declined, to_status="closed", actor=None)
+    missed = _logged(direction="outbound", provider=provider, received_at=now - timedelta(days=6))
+    for step, more in (
+        ("accepted", {}),
+        ("scheduled", {"appointment_at": now - timedelta(days=2)}),
+        ("no_show", {}),
+        ("closed", {}),
+    ):
+        missed = referral_transition(referral=missed, to_status=step, actor=None, **more)
+    client = client_for(coordinator)
+    for referral in (declined, missed):
+        referral.refresh_from_db()
+        client.post(
+            reverse("referrals:update", args=[referral.pk]),
+            _form_data(referral, direction="inbound"),
+        )
+    lost = Inquiry.objects.get(referral=declined)
+    assert (lost.status, lost.missed_visit) == (Inquiry.Status.LOST, False)
+    assert lost.lost_at is not None
+    no_show = Inquiry.objects.get(referral=missed)
+    assert (no_show.status, no_show.missed_visit) == (Inquiry.Status.LOST, True)
+    assert no_show.scheduled_at is not None  # it reached scheduling before it was lost
+    rows = Inquiry.objects.conversion_by_source(
+        since=now - timedelta(days=30), until=now + timedelta(days=1)
+    )
+    counted = next(row for row in rows if row["source"] == "partner_referral")
+    assert (counted["inquiries"], counted["scheduled"], counted["lost"]) == (2, 1, 2)
+    assert Inquiry.objects.filter(referral__isnull=False).open().count() == 0
 
 
 def test_assignment_and_edit_events_never_look_like_a_status_reached(coordinator):
