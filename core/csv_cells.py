@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -23,6 +24,15 @@ def safe_cell(value: Any) -> str:
     partner's name or a patient's note ("=HYPERLINK(...)") cannot run (CSV injection)."""
     text = "" if value is None else str(value)
     return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def rounded(value: float | None, places: int = 1) -> float | None:
+    """A figure as its page shows it, still a number: halves rounded up, as the template
+    filter floatformat does (6.25 → 6.3, where round() gives 6.2), so a download and its
+    page agree to the last digit."""
+    if value is None:
+        return None
+    return float(Decimal(repr(value)).quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP))
 
 
 class Echo:

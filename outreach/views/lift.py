@@ -9,7 +9,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 
-from core.csv_cells import download_format, download_query, safe_cell, table_download
+from core.csv_cells import download_format, download_query, rounded, safe_cell, table_download
 from core.templatetags.people import person as person_name
 from core.types import AuthedRequest
 from outreach.reports import LIFT_BASE, outreach_lift
@@ -61,7 +61,6 @@ def _lift_download(
     ]
 
     def line(row: dict[str, Any], owner: str) -> list[Any]:
-        lift = row["lift"]
         return [
             safe_cell(owner),
             row["partners"],
@@ -73,7 +72,7 @@ def _lift_download(
             row["reached"]["now"],
             row["others"]["before"],
             row["others"]["now"],
-            None if lift is None else round(lift, 1),
+            rounded(row["lift"]),
         ]
 
     lines = [

@@ -129,6 +129,34 @@ def test_reciprocity_and_who_refers_download_as_workbooks_too(client_for, manage
     assert referrers[1][:2] == [1, partner.npi] and referrers[1][5:] == [1, 100.0, 100.0]
 
 
+def test_a_share_on_a_half_is_rounded_in_the_download_as_on_the_page(client_for, manager):
+    # 1 of 16 is 6.25 %, and 15 of 16 is 93.75 %: the page shows 6.3 % and 93.8 %.
+    few, most = ProviderFactory(), ProviderFactory()
+    ReferralFactory(provider=few, received_at=timezone.now() - timedelta(days=3))
+    for _ in range(15):
+        ReferralFactory(provider=most, received_at=timezone.now() - timedelta(days=3))
+    client = client_for(manager)
+    page = client.get(reverse("referrals:referrers")).content.decode()
+    assert "6.3%" in page and "93.8%" in page
+    referrers = _xlsx(client.get(reverse("referrals:referrers"), {"format": "xlsx"}))
+    shares = {row[1]: row[6] for row in referrers[1:]}
+    assert shares == {most.npi: 93.8, few.npi: 6.3}
+    # The turnaround's shares too: 1 of 16 first contacted on time.
+    SlaTarget.objects.update_or_create(
+        urgency="routine", defaults={"first_contact_hours": 72, "appointment_days": 30}
+    )
+    for referral in Referral.objects.all():
+        hours = 6 if referral.provider == few else 100
+        referral.contacted_at = referral.received_at + timedelta(hours=hours)
+        referral.status = "accepted"
+        referral.save()
+    page = client.get(reverse("referrals:turnaround")).content.decode()
+    assert 'data-testid="contact-routine">6.3%<' in page
+    turnaround = _xlsx(client.get(reverse("referrals:turnaround"), {"format": "xlsx"}))
+    figures = dict(zip_longest(turnaround[0], turnaround[1]))
+    assert figures["first contact on time %"] == 6.3
+
+
 @pytest.mark.parametrize("name", REPORTS)
 def test_a_download_is_for_those_who_see_reports(client_for, liaison, coordinator, name):
     for user in (liaison, coordinator):

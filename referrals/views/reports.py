@@ -14,7 +14,7 @@ from django.http import HttpResponse, QueryDict, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 
-from core.csv_cells import download_format, download_query, safe_cell, table_download
+from core.csv_cells import download_format, download_query, rounded, safe_cell, table_download
 from core.pagination import PAGE_SIZE, paginate
 from core.types import AuthedRequest
 from partners.models import Provider
@@ -41,10 +41,6 @@ def _drill(period: PeriodForm, direction: str, **more: str) -> dict[str, str]:
         "open": "",
         **more,
     }
-
-
-def _percent(value: float | None) -> float | None:
-    return None if value is None else round(value, 1)
 
 
 def _counted(provider: Provider, n: int) -> Provider:
@@ -262,8 +258,8 @@ def conversion_report(request: AuthedRequest) -> HttpResponseBase:
                 row["scheduled"],
                 row["seen"],
                 row["lost"],
-                _percent(row["scheduled_rate"]),
-                _percent(row["conversion_rate"]),
+                rounded(row["scheduled_rate"]),
+                rounded(row["conversion_rate"]),
             ]
             for row in rows
         )
@@ -377,16 +373,16 @@ def _turnaround_download(
             row["contact_on_time"],
             row["contact_late"],
             row["contact_overdue"],
-            _percent(row["contact_rate"]),
-            _percent(row["contact_hours"]),
+            rounded(row["contact_rate"]),
+            rounded(row["contact_hours"]),
             row["booked_on_time"],
             row["booked_late"],
             row["appointment_overdue"],
-            _percent(row["booked_rate"]),
-            _percent(row["appointment_days"]),
+            rounded(row["booked_rate"]),
+            rounded(row["appointment_days"]),
             row["seen"],
             row["loop_closed"],
-            _percent(row["loop_rate"]),
+            rounded(row["loop_rate"]),
         ]
         for row in rows
     )
@@ -473,8 +469,8 @@ def _referrers_download(
                     safe_cell(partner.specialty),
                     safe_cell(office),
                     row["n"],
-                    round(row["share"], 1),
-                    round(row["cumulative"], 1),
+                    rounded(row["share"]),
+                    rounded(row["cumulative"]),
                 ]
             cumulative += sum(n for _, n in chunk)
 
