@@ -79,11 +79,16 @@ def table_download(
     if file_format != "xlsx":
         return csv_download(f"{stem}.csv", rows)
     from openpyxl import Workbook
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
     workbook = Workbook(write_only=True)
     table = workbook.create_sheet(sheet[:31])  # Excel's limit on a sheet's name
     for row in rows:
-        table.append(list(row))
+        # The file format has no place for control characters (a vertical tab pasted into
+        # an office's name): openpyxl refuses the whole workbook for one, so they go.
+        table.append(
+            [ILLEGAL_CHARACTERS_RE.sub("", cell) if isinstance(cell, str) else cell for cell in row]
+        )
     buffer = io.BytesIO()
     workbook.save(buffer)
     return HttpResponse(

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 from openpyxl import load_workbook
 
-from partners.factories import ProviderFactory
+from partners.factories import OrganizationFactory, ProviderFactory
 from referrals.factories import ReferralFactory
 from referrals.models import Inquiry, Referral, SlaTarget
 from referrals.services.workflow import referral_log
@@ -155,6 +155,26 @@ def test_a_share_on_a_half_is_rounded_in_the_download_as_on_the_page(client_for,
     turnaround = _xlsx(client.get(reverse("referrals:turnaround"), {"format": "xlsx"}))
     figures = dict(zip_longest(turnaround[0], turnaround[1]))
     assert figures["first contact on time %"] == 6.3
+
+
+def test_a_workbook_holds_names_with_characters_excel_cannot(client_for, manager):
+    # The office form keeps what was pasted, a vertical tab from a word processor included;
+    # Excel's file format has no place for it.
+    office = OrganizationFactory(name="Maple\x0bFamily Practice")
+    partner = ProviderFactory(organization=office)
+    ReferralFactory(provider=partner, received_at=timezone.now() - timedelta(days=3))
+    client = client_for(manager)
+    referrers = _xlsx(client.get(reverse("referrals:referrers"), {"format": "xlsx"}))
+    assert referrers[1][:5] == [
+        1,
+        partner.npi,
+        partner.display_name,
+        partner.specialty,
+        "MapleFamily Practice",
+    ]
+    # The CSV keeps the name as stored.
+    rows = _csv(client.get(reverse("referrals:referrers"), {"format": "csv"}))
+    assert rows[1][4] == "Maple\x0bFamily Practice"
 
 
 @pytest.mark.parametrize("name", REPORTS)
