@@ -8,6 +8,7 @@ from django.db.models import Q
 from django.urls import reverse
 
 from core.npi import validate_npi
+from core.text import strip_invisible_from
 
 US_STATE_HELP = "Two-letter postal code, e.g. NE."
 
@@ -101,6 +102,11 @@ class Organization(Address):
 
     def get_absolute_url(self) -> str:
         return reverse("partners:organization_detail", args=[self.pk])
+
+    def clean(self) -> None:
+        # As for partners' names: a right-to-left override would draw the office backwards
+        # in every list, and a pasted control character cannot go into a workbook.
+        strip_invisible_from(self, ("name", "address_line1", "address_line2", "city"))
 
 
 class LettersOptOutChange(models.Model):

@@ -536,3 +536,16 @@ def test_a_stored_code_since_retired_does_not_stop_other_edits(client_for, coord
     assert provider.phone and provider.taxonomy_code == "207Z99999X"
     changed = client.post(url, {**kept, "taxonomy_code": "207Z99998X"}).content.decode()
     assert "207Z99998X is not in the NUCC taxonomy list." in changed
+
+
+def test_an_office_name_pasted_with_controls_is_stored_drawable_and_downloadable(
+    client_for, manager
+):
+    from partners.models import Organization
+
+    client_for(manager).post(
+        reverse("partners:organization_create"),
+        {"name": "\u202eKearney\x0b Clinic", "address_line1": "12\x07 Elm St"},
+    )
+    office = Organization.objects.get()
+    assert (office.name, office.address_line1) == ("Kearney Clinic", "12 Elm St")
