@@ -241,7 +241,10 @@ class Provider(models.Model):
     # status and the facts behind it as reason codes, rendered to words by a template.
     health = models.CharField(max_length=10, choices=Health.choices, default=Health.NEW)
     health_reasons = models.JSONField(default=list, blank=True)
+    # When the status or its reasons last moved, and when the assessment last ran at all:
+    # a touch logged since the last run is the one "tonight's assessment counts".
     health_checked_at = models.DateTimeField(null=True, blank=True)
+    health_assessed_at = models.DateTimeField(null=True, blank=True, editable=False)
     notes = models.TextField(blank=True)
     # Communication preferences are plain fields, not a separate model: every partner has
     # exactly one set, every automated message reads them, and the letter pipeline gets

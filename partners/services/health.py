@@ -152,7 +152,11 @@ def providers_assess_health(*, as_of: date) -> HealthResult:
         )
         if result != (health, reasons):
             assessed[pk] = result
-    return HealthResult(assessed=count, changed=_apply_health(assessed))
+    changed = _apply_health(assessed)
+    # Every partner was assessed, changed or not: one statement, and updated_at left alone
+    # (nothing an API sync needs to hear of).
+    Provider.objects.update(health_assessed_at=timezone.now())
+    return HealthResult(assessed=count, changed=changed)
 
 
 @transaction.atomic

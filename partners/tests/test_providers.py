@@ -433,12 +433,30 @@ def test_the_partner_page_names_the_status_people_set_apart_from_the_computed_he
 
 
 def test_a_touch_logged_since_the_nightly_health_check_is_mentioned_beside_it(client_for, manager):
+    from partners.services.health import providers_assess_health
+
     provider = ProviderFactory(
-        health=Provider.Health.AT_RISK, health_checked_at=timezone.now() - timedelta(hours=10)
+        health=Provider.Health.AT_RISK, health_checked_at=timezone.now() - timedelta(days=30)
     )
-    ActivityFactory(kind="lunch", occurred_at=timezone.now()).providers.add(provider)
+    lunch = ActivityFactory(kind="lunch", occurred_at=timezone.now() - timedelta(hours=2))
+    lunch.providers.add(provider)
+    Provider.objects.update(health_assessed_at=timezone.now() - timedelta(hours=10))
     page = client_for(manager).get(provider.get_absolute_url()).content.decode()
     assert 'data-testid="touched-since">Since then: lunch on' in page
+
+    # Once the nightly run has counted it, whether or not the status moved, it is no
+    # longer news: the page does not promise that tonight's run will count it.
+    providers_assess_health(as_of=timezone.localdate())
+    page = client_for(manager).get(provider.get_absolute_url()).content.decode()
+    assert "touched-since" not in page
+
+    # A run that changes nothing still says it ran, without touching what API syncs read.
+    before = Provider.objects.values_list("health_checked_at", "updated_at", "health_assessed_at")
+    (checked, updated, assessed) = before.get()
+    providers_assess_health(as_of=timezone.localdate())
+    (checked_again, updated_again, assessed_again) = before.get()
+    assert (checked_again, updated_again) == (checked, updated)
+    assert assessed_again > assessed
 
 
 def test_another_liaisons_partner_page_does_not_name_the_patients_of_its_letters(
