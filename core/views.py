@@ -9,9 +9,11 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from audit.services import audit_names_listed
+from core.roles import is_liaison
 from core.types import AuthedRequest
 from outreach.models import Task
 from outreach.rekindle import can_write_note
+from partners.selectors import staff_birthdays
 from referrals.models import OPEN_STATUSES, Referral, Status
 
 
@@ -54,6 +56,12 @@ def dashboard(request: AuthedRequest) -> HttpResponse:
         "due_tasks": due_tasks,
         "recent_referrals": recent,
         "today": timezone.localdate(),
+        # The liaison's cue for a card or a box of cupcakes at the offices they look after.
+        "birthdays": (
+            staff_birthdays([user.pk], today=timezone.localdate()).get(user.pk, [])
+            if is_liaison(user)
+            else []
+        ),
     }
     audit_names_listed(request, [referral.pk for referral in recent])
     return render(request, "core/dashboard.html", context)

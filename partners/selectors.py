@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import calendar
+import operator
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from functools import reduce
+
 from django.contrib.auth.models import User
-from django.db.models import QuerySet
+from django.db.models import F, Q, QuerySet
 
 from core.lookups import get_for_user
 from core.roles import is_liaison
@@ -71,3 +79,58 @@ def get_staff_member_for_user(user: User, pk: int, *, write: bool = False) -> St
         write=write,
         refusal=lambda member: f"Your role may read {member.display_name} but not change it.",
     )
+
+
+# Office staff birthdays shown ahead: a week, for a card or a box of cupcakes.
+BIRTHDAY_DAYS = 7
+
+
+@dataclass(frozen=True)
+class Birthday:
+    staff: StaffMember
+    on: date
+
+
+def next_birthday(birthday: date, today: date) -> date:
+    """The day the birthday falls on next, today included; 29 February is kept on the
+    28th in other years."""
+    for year in (today.year, today.year + 1):
+        try:
+            on = birthday.replace(year=year)
+        except ValueError:
+            on = date(year, 2, 28)
+        if on >= today:
+            return on
+    raise AssertionError("unreachable: a birthday comes round within a year")
+
+
+def _birthdays_within(today: date, days: int) -> Q:
+    matches = []
+    for offset in range(days):
+        day = today + timedelta(days=offset)
+        matches.append(Q(birthday__month=day.month, birthday__day=day.day))
+        if (day.month, day.day) == (2, 28) and not calendar.isleap(day.year):
+            matches.append(Q(birthday__month=2, birthday__day=29))
+    return reduce(operator.or_, matches)
+
+
+def staff_birthdays(
+    owner_ids: Iterable[int], *, today: date, days: int = BIRTHDAY_DAYS
+) -> dict[int, list[Birthday]]:
+    """For each owner: the birthdays in the next `days` days (today first) of the staff of
+    the offices where they own a partner. One query, whatever the number of owners."""
+    found: dict[int, list[Birthday]] = defaultdict(list)
+    for member in (
+        StaffMember.objects.filter(
+            _birthdays_within(today, days), organization__providers__owner__in=list(owner_ids)
+        )
+        .select_related("organization")
+        .annotate(owner=F("organization__providers__owner"))
+        .order_by()
+        .distinct()
+    ):
+        if member.birthday is not None:  # always: filtered on its month and day
+            found[member.owner].append(Birthday(member, next_birthday(member.birthday, today)))
+    for birthdays in found.values():
+        birthdays.sort(key=lambda b: (b.on, b.staff.organization.name, b.staff.display_name))
+    return found

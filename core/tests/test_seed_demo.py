@@ -105,3 +105,13 @@ def test_the_demo_data_shows_shared_patients_going_on_to_our_clinicians(settings
     assert all(shared is not None and shared.went_to for shared in seen)
     assert any(shared.went_on_to_us for shared in seen if shared)
     assert any(peer.partner_id for shared in seen if shared for peer in shared.went_to)
+
+
+def test_the_demo_liaison_has_office_staff_birthdays_this_week():
+    from django.contrib.auth import get_user_model
+
+    from partners.selectors import staff_birthdays
+
+    call_command("seed_demo", referrals=20, stdout=io.StringIO())
+    liaison = get_user_model().objects.get(username="liaison")
+    assert len(staff_birthdays([liaison.pk], today=timezone.localdate())[liaison.pk]) == 2

@@ -16,14 +16,16 @@ from django.utils import timezone
 
 from outreach.models import DigestDelivery, Event, PlannedVisit, Task
 from outreach.services.delivery import DELIVERY_ERRORS
+from partners.selectors import Birthday, staff_birthdays
 
 logger = logging.getLogger(__name__)
 
 
 def liaison_digests_send(*, today: date | None = None) -> int:
     """Email each liaison their day: today's planned visits, tasks due today, overdue
-    ones, partners needing attention (open rekindle tasks) and the events of the coming
-    week they organise or their partners are invited to. Once per liaison and day
+    ones, partners needing attention (open rekindle tasks), the events of the coming
+    week they organise or their partners are invited to, and the birthdays this week of
+    the staff of their partners' offices. Once per liaison and day
     (DigestDelivery); liaisons with nothing on get no email. Returns how many were sent."""
     from django.contrib.auth import get_user_model
 
@@ -47,18 +49,20 @@ def liaison_digests_send(*, today: date | None = None) -> int:
     ):
         tasks_by_user.setdefault(task.assignee_id, []).append(task)
     agenda = meetings.digest_agenda(liaisons, today=today)
+    birthdays = staff_birthdays([user.pk for user in liaisons], today=today)
     connection = get_connection()
     sent = 0
     try:
         for user in liaisons:
             tasks = tasks_by_user.get(user.pk, [])
             day = agenda.get(user.pk, {"visits": [], "events": []})
-            if not (tasks or day["visits"] or day["events"]):
+            coming = birthdays.get(user.pk, [])
+            if not (tasks or day["visits"] or day["events"] or coming):
                 continue
             try:
                 with transaction.atomic():
                     DigestDelivery.objects.create(user=user, day=today)
-                    _digest_email(user, tasks, today, connection, **day).send()
+                    _digest_email(user, tasks, today, connection, birthdays=coming, **day).send()
             except IntegrityError:
                 continue  # another run sent it
             except DELIVERY_ERRORS as error:
@@ -87,12 +91,14 @@ def _digest_email(
     *,
     visits: list[PlannedVisit],
     events: list[Event],
+    birthdays: list[Birthday],
 ) -> EmailMultiAlternatives:
     context = {
         "user": user,
         "today": today,
         "visits": visits,
         "events": events,
+        "birthdays": birthdays,
         "due_today": [t for t in tasks if t.due_on == today and t.kind != Task.Kind.REKINDLE],
         "overdue": [t for t in tasks if t.due_on < today and t.kind != Task.Kind.REKINDLE],
         "attention": [t for t in tasks if t.kind == Task.Kind.REKINDLE],
@@ -101,7 +107,12 @@ def _digest_email(
     }
     counts = [
         _plural(len(items), word)
-        for items, word in ((visits, "visit"), (tasks, "task"), (events, "event"))
+        for items, word in (
+            (visits, "visit"),
+            (tasks, "task"),
+            (events, "event"),
+            (birthdays, "birthday"),
+        )
         if items
     ]
     message = EmailMultiAlternatives(

@@ -140,6 +140,12 @@ class Command(BaseCommand):
         offices = Organization.objects.filter(providers__owner=users["liaison"]).distinct()
         for office in offices[:4]:
             planned_visit_add(liaison=users["liaison"], organization=office, day=today)
+        # Two birthdays at the liaison's offices this week (the dashboard and the digest).
+        for days_ahead, office in zip((1, 4), offices[:2], strict=False):
+            member = office.staff.order_by("pk").first()
+            if member is not None:
+                member.birthday = (today + timedelta(days=days_ahead)).replace(year=1988)
+                member.save(update_fields=["birthday"])
         event = Event.objects.create(
             name="Annual referral-partner dinner",
             kind=Event.Kind.ANNUAL_MEETING,
