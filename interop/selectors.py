@@ -6,7 +6,13 @@ from __future__ import annotations
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
 
-from partners.models import Organization, Provider, ProviderQuerySet, ProviderRemoval
+from partners.models import (
+    Organization,
+    OrganizationRemoval,
+    Provider,
+    ProviderQuerySet,
+    ProviderRemoval,
+)
 from referrals.models import Referral, ReferralQuerySet
 
 
@@ -26,6 +32,13 @@ def organizations_for(user: User) -> QuerySet[Organization]:
     if not user.has_perm("partners.view_organization"):
         return Organization.objects.none()
     return Organization.objects.all()
+
+
+def organization_removals_for(user: User) -> QuerySet[OrganizationRemoval]:
+    """Who may read offices may learn which are gone."""
+    if not user.has_perm("partners.view_organization"):
+        return OrganizationRemoval.objects.none()
+    return OrganizationRemoval.objects.order_by("removed_at", "pk")
 
 
 def referrals_for(user: User) -> ReferralQuerySet:

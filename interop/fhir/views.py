@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, NoReturn, TypeVar
 from urllib.parse import urlencode
 
 from django.core.exceptions import RequestDataTooBig
@@ -41,7 +41,7 @@ from interop.fhir.http import (
 )
 from interop.permissions import HasPermission
 from interop.services import referral_receive_fhir
-from partners.models import Provider
+from partners.models import OrganizationRemoval, Provider, ProviderRemoval
 from referrals.models import Referral
 
 
@@ -151,13 +151,19 @@ def _read_partner(request: Request, pk: str, *, resource_type: str) -> Provider:
     if provider is not None:
         return provider
     removals = selectors.provider_removals_for(request.user)
-    removal = removals.filter(provider_id=provider_id).first()
+    _gone(removals.filter(provider_id=provider_id).first(), "partner", resource_type)
+
+
+def _gone(
+    removal: ProviderRemoval | OrganizationRemoval | None, noun: str, resource_type: str
+) -> NoReturn:
+    """410 Gone for a record deleted or merged away (naming the survivor), else 404."""
     if removal is None:
         raise Http404
     if removal.merged_into is None:
-        raise FhirError("This partner was deleted.", status=410, code="deleted")
+        raise FhirError(f"This {noun} was deleted.", status=410, code="deleted")
     raise FhirError(
-        "This partner was merged into another record: read "
+        f"This {noun} was merged into another record: read "
         f"{resource_type}/{removal.merged_into} instead.",
         status=410,
         code="deleted",
@@ -241,7 +247,13 @@ class OrganizationView(FhirView):
     required_permissions: ClassVar[dict[str, str]] = {"GET": "partners.view_organization"}
 
     def get(self, request: Request, pk: str) -> Response:
-        organization = _read(selectors.organizations_for(request.user), pk)
+        organization_id = _id(pk)
+        organization = selectors.organizations_for(request.user).filter(pk=organization_id).first()
+        if organization is None:
+            removals = selectors.organization_removals_for(request.user)
+            _gone(
+                removals.filter(organization_id=organization_id).first(), "office", "Organization"
+            )
         return Response(resources.organization_resource(organization))
 
 

@@ -88,3 +88,35 @@ def test_searches_leave_removed_partners_out(liaison: User, api_client_for: Clie
     gone.delete()
     bundle = api_client_for(liaison).get(reverse("fhir:practitioner_search")).json()
     assert [entry["resource"]["id"] for entry in bundle["entry"]] == [str(kept.pk)]
+
+
+def test_a_deleted_or_merged_office_is_gone_and_the_admin_s_bulk_delete_leaves_a_record_too(
+    liaison: User, manager: User, api_client_for: ClientFor
+) -> None:
+    from partners.factories import OrganizationFactory
+    from partners.models import Organization
+
+    client = api_client_for(liaison)
+    deleted = OrganizationFactory.create()
+    deleted_id = deleted.pk
+    deleted.delete()
+    response = client.get(reverse("fhir:organization", args=[deleted_id]))
+    assert response.status_code == 410
+    assert outcome_text(response) == "This office was deleted."
+
+    survivor, duplicate = OrganizationFactory.create_batch(2)
+    partner_merge(survivor=survivor, duplicate=duplicate, actor=manager)
+    response = client.get(reverse("fhir:organization", args=[duplicate.pk]))
+    assert response.status_code == 410
+    assert outcome_text(response) == (
+        f"This office was merged into another record: read Organization/{survivor.pk} instead."
+    )
+    assert client.get(reverse("fhir:organization", args=[survivor.pk])).status_code == 200
+
+    # The admin's delete action deletes through the queryset.
+    batch = OrganizationFactory.create_batch(2)
+    Organization.objects.filter(pk__in=[office.pk for office in batch]).delete()
+    for office in batch:
+        assert client.get(reverse("fhir:organization", args=[office.pk])).status_code == 410
+    never = (Organization.objects.order_by("-pk").values_list("pk", flat=True).first() or 0) + 99
+    assert client.get(reverse("fhir:organization", args=[never + 1000])).status_code == 404

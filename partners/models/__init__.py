@@ -23,7 +23,7 @@ from partners.models.providers import (
 from partners.models.staff import StaffMember
 from partners.models.merges import PartnerMerge
 from partners.models.imports import PartnerImport
-from partners.models.removals import ProviderRemoval
+from partners.models.removals import OrganizationRemoval, ProviderRemoval
 
 # isort: on
 
@@ -34,6 +34,7 @@ __all__ = [
     "HealthChange",
     "LettersOptOutChange",
     "Organization",
+    "OrganizationRemoval",
     "PartnerImport",
     "PartnerMerge",
     "PreferredChannel",

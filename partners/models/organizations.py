@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q
 from django.urls import reverse
+from django.utils import timezone
 
 from core.npi import validate_npi
 from core.text import strip_invisible_from
+from partners.models.removals import OrganizationRemoval
 
 US_STATE_HELP = "Two-letter postal code, e.g. NE."
 
@@ -36,6 +40,23 @@ class Address(models.Model):
     def can_be_mailed(self) -> bool:
         """A street, a city and a ZIP code: enough for the post office to deliver."""
         return bool(self.address_line1 and self.city and self.zip_code)
+
+
+class OrganizationQuerySet(models.QuerySet["Organization"]):
+    def delete(self) -> tuple[int, dict[str, int]]:
+        """Delete these offices, leaving an OrganizationRemoval for each in the same
+        transaction (the admin's delete action comes here), so FHIR reads answer 410."""
+        with transaction.atomic(using=self.db):
+            # Locked, so the removals recorded are exactly the rows deleted.
+            gone = list(self.select_for_update(of=("self",)).values_list("pk", flat=True))
+            now = timezone.now()
+            OrganizationRemoval.objects.using(self.db).bulk_create(
+                OrganizationRemoval(
+                    organization_id=pk, removed_at=now, reason=OrganizationRemoval.Reason.DELETED
+                )
+                for pk in gone
+            )
+            return super(OrganizationQuerySet, self.filter(pk__in=gone)).delete()
 
 
 class Organization(Address):
@@ -81,6 +102,8 @@ class Organization(Address):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = OrganizationQuerySet.as_manager()
+
     class Meta:
         ordering = ["name"]
         constraints = [
@@ -102,6 +125,29 @@ class Organization(Address):
 
     def get_absolute_url(self) -> str:
         return reverse("partners:organization_detail", args=[self.pk])
+
+    def delete(
+        self,
+        using: Any | None = None,
+        keep_parents: bool = False,
+        *,
+        merged_into: Organization | None = None,
+    ) -> tuple[int, dict[str, int]]:
+        """Delete this office (or, with `merged_into`, finish merging it into that one),
+        leaving an OrganizationRemoval in the same transaction."""
+        merged = merged_into is not None
+        with transaction.atomic(using=using):
+            OrganizationRemoval.objects.using(using).create(
+                organization_id=self.pk,
+                removed_at=timezone.now(),
+                reason=(
+                    OrganizationRemoval.Reason.MERGED
+                    if merged
+                    else OrganizationRemoval.Reason.DELETED
+                ),
+                merged_into=merged_into.pk if merged_into is not None else None,
+            )
+            return super().delete(using=using, keep_parents=keep_parents)
 
     def clean(self) -> None:
         # As for partners' names: a right-to-left override would draw the office backwards

@@ -46,3 +46,34 @@ class ProviderRemoval(models.Model):
         if self.merged_into is not None:
             return f"Provider {self.provider_id} merged into {self.merged_into}"
         return f"Provider {self.provider_id} deleted"
+
+
+class OrganizationRemoval(models.Model):
+    """An office deleted, or merged into another, and when: the tombstone FHIR reads of
+    Organization answer 410 Gone from. Written by Organization.delete() and its queryset's
+    delete() in the delete's own transaction. Ids only."""
+
+    class Reason(models.TextChoices):
+        DELETED = "deleted", "Deleted"
+        MERGED = "merged", "Merged into another office"
+
+    organization_id = models.PositiveBigIntegerField(unique=True)
+    removed_at = models.DateTimeField()
+    reason = models.CharField(max_length=10, choices=Reason.choices)
+    merged_into = models.PositiveBigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["removed_at", "pk"]
+        verbose_name = "office removal"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(reason="merged", merged_into__isnull=False)
+                | Q(reason="deleted", merged_into__isnull=True),
+                name="organizationremoval_merged_into_iff_merged",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        if self.merged_into is not None:
+            return f"Office {self.organization_id} merged into {self.merged_into}"
+        return f"Office {self.organization_id} deleted"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
@@ -305,12 +305,12 @@ def partner_merge(
         task_keys_release_for_merge(survivor_id=keep.pk, duplicate_id=gone.pk)
     moved = _repoint(keep, gone)
     gone_pk = gone.pk
-    # First, so a unique NPI can move to the survivor. A provider leaves a removal record
-    # naming the survivor, so API syncs learn where it went.
-    if isinstance(gone, Provider) and isinstance(keep, Provider):
-        gone.delete(merged_into=keep)
+    # First, so a unique NPI can move to the survivor. Either leaves a removal record
+    # naming the survivor, so API syncs and FHIR reads learn where it went.
+    if isinstance(gone, Provider):
+        gone.delete(merged_into=cast(Provider, keep))
     else:
-        gone.delete()
+        gone.delete(merged_into=cast(Organization, keep))
     for name, value in values.items():
         setattr(keep, name, value)
     keep.full_clean()
