@@ -39,10 +39,16 @@ def no_autofill(form: forms.BaseForm) -> None:
             form.fields[name].widget.attrs["autocomplete"] = "off"
 
 
-def coordinator_choices() -> Any:
+def coordinator_choices(*, holder: int | None = None) -> Any:
+    """Who may be given referrals: active coordinators and managers, and `holder`, the
+    referral's current coordinator, whoever they are (one who has left, an administrator
+    who claimed it), so a form about that referral shows them and keeps them."""
+    people = Q(is_active=True, groups__name__in=[Role.COORDINATOR, Role.MANAGER])
+    if holder is not None:
+        people |= Q(pk=holder)
     return (
         get_user_model()
-        .objects.filter(is_active=True, groups__name__in=[Role.COORDINATOR, Role.MANAGER])
+        .objects.filter(people)
         .distinct()
         .order_by("first_name", "last_name", "username")
     )
@@ -96,6 +102,11 @@ class ReferralForm(forms.ModelForm):
         else:
             # What the user saw: a save over a colleague's later change is refused.
             self.initial["version"] = self.instance.updated_at.isoformat()
+            holder = self.instance.assigned_to_id
+            if holder is not None:
+                # Listed, or the select would show nobody and the save unassign silently.
+                assigned_to = cast(UserChoiceField, self.fields["assigned_to"])
+                assigned_to.queryset = coordinator_choices(holder=holder)
             if self.instance.direction == Referral.Direction.OUTBOUND:
                 self.fields["received_at"].label = "Sent"
         # Typing a name is not choosing: the list that opens under the box is.
@@ -531,9 +542,14 @@ class AssignForm(forms.Form):
     assignee = UserChoiceField(queryset=coordinator_choices(), required=False, empty_label="Nobody")
     version = forms.CharField(required=False, widget=forms.HiddenInput)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, holder: int | None = None, **kwargs: Any) -> None:
+        """`holder`: the referral's current coordinator, listed even when no longer on the
+        list, so the select shows who holds it rather than "Nobody"."""
         super().__init__(*args, **kwargs)
-        self.fields["assignee"].widget.attrs["class"] = "form-select form-select-sm"
+        assignee = cast(UserChoiceField, self.fields["assignee"])
+        if holder is not None:
+            assignee.queryset = coordinator_choices(holder=holder)
+        assignee.widget.attrs["class"] = "form-select form-select-sm"
 
     def clean_version(self) -> datetime | None:
         return parse_version(self, self.cleaned_data["version"])

@@ -405,3 +405,47 @@ def test_the_received_date_cannot_be_moved_past_the_first_contact_or_the_appoint
         ),
     )
     assert response.status_code == 302
+
+
+def _selected(page, name):
+    """The value a browser sends for the select `name` as the page drew it: the option
+    marked selected, else the first one."""
+    select = re.search(rf'<select name="{name}".*?</select>', page, re.S).group(0)
+    chosen = re.search(r'<option value="([^"]*)"[^>]*selected', select)
+    return chosen.group(1) if chosen else re.search(r'<option value="([^"]*)"', select).group(1)
+
+
+def test_an_edit_keeps_a_coordinator_who_is_no_longer_on_the_list(client_for, coordinator):
+    # A coordinator who has left (deactivated) still holds their referrals until someone
+    # hands them over; correcting the patient's phone must not silently unassign one.
+    left = UserFactory(username="left", role=Role.COORDINATOR)
+    referral = _logged(assigned_to=left, patient_phone="(402) 555-0100")
+    left.is_active = False
+    left.save()
+    client = client_for(coordinator)
+    url = reverse("referrals:update", args=[referral.pk])
+    page = client.get(url).content.decode()
+    assert _selected(page, "assigned_to") == str(left.pk)
+    response = client.post(
+        url,
+        _form_data(
+            referral,
+            patient_phone="(402) 555-7777",
+            assigned_to=_selected(page, "assigned_to"),
+            version=referral.updated_at.isoformat(),
+        ),
+    )
+    assert response.status_code == 302
+    referral.refresh_from_db()
+    assert referral.patient_phone == "(402) 555-7777"
+    assert referral.assigned_to == left
+    assert not referral.events.filter(kind=Kind.ASSIGNMENT).exists()
+    # The detail page's Reassign shows who holds it, not "Nobody".
+    detail = client.get(referral.get_absolute_url()).content.decode()
+    assert _selected(detail, "assignee") == str(left.pk)
+    # Nobody else off the list can be chosen.
+    other = UserFactory(username="other-left", role=Role.COORDINATOR, is_active=False)
+    refused = client.post(url, _form_data(referral, assigned_to=other.pk))
+    assert refused.status_code == 200
+    referral.refresh_from_db()
+    assert referral.assigned_to == left

@@ -140,10 +140,11 @@ def _workflow_context(
         "not_yet": not_yet,
         "events": referral.events.for_timeline(),
         "assign_form": AssignForm(
+            holder=referral.assigned_to_id,
             initial={
                 "assignee": referral.assigned_to_id,
                 "version": referral.updated_at.isoformat(),
-            }
+            },
         )
         if can_change
         else None,

@@ -131,7 +131,7 @@ def referral_claim_view(request: AuthedRequest, pk: int) -> HttpResponse:
 @require_POST
 def referral_assign_view(request: AuthedRequest, pk: int) -> HttpResponse:
     referral = get_referral_for_user(request.user, pk, write=True)
-    form = AssignForm(request.POST)
+    form = AssignForm(request.POST, holder=referral.assigned_to_id)
     if not form.is_valid():
         messages.error(
             request,
