@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.base import File
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -351,6 +352,17 @@ def staged_documents_discard(*, documents: Iterable[StagedDocument]) -> int:
         partial(_delete_files, [doc.file.name for doc in locked if doc.file.name]), robust=True
     )
     return len(locked)
+
+
+def attachment_files_delete(*, attachments: QuerySet[ReferralAttachment]) -> int:
+    """Delete the stored files of these documents once the transaction commits; the caller
+    deletes their rows (a referral's go with it by cascade, which leaves files behind),
+    and a rolled-back delete keeps both. Returns how many files are to go."""
+    names = [name for name in attachments.order_by().values_list("file", flat=True) if name]
+    if names:
+        # robust: a file that cannot be deleted now must not fail the delete; the rows are gone.
+        transaction.on_commit(partial(_delete_files, names), robust=True)
+    return len(names)
 
 
 def staged_documents_delete_stale(*, now: datetime | None = None) -> int:

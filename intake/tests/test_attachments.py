@@ -258,3 +258,29 @@ def test_a_document_that_only_starts_right_is_refused_as_damaged(content, name):
 
     with pytest.raises(ValidationError, match="cannot be read as one"):
         check_upload(SimpleUploadedFile(name, content))
+
+
+def test_deleting_a_referral_deletes_its_documents_files_too(
+    client_for, coordinator, manager, administrator, private_dir, django_capture_on_commit_callbacks
+):
+    # The patient details go with a deleted referral: its faxed documents are patient
+    # details too, and must not stay on the server with nothing left that names them.
+    first, second = (_logged(provider=ProviderFactory()) for _ in range(2))
+    for referral in (first, second):
+        client_for(coordinator).post(
+            reverse("intake:referral_attachment_add", args=[referral.pk]),
+            {"documents": [_upload(PDF), _upload(PNG, name="scan.png", content_type="image/png")]},
+        )
+    assert len(stored_files(private_dir)) == 4
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_for(manager).post(reverse("referrals:delete", args=[first.pk]))
+    assert response.status_code == 302
+    assert len(stored_files(private_dir)) == 2
+    assert ReferralAttachment.objects.filter(referral=second).count() == 2
+    # The same from the admin.
+    with django_capture_on_commit_callbacks(execute=True):
+        client_for(administrator).post(
+            reverse("admin:referrals_referral_delete", args=[second.pk]), {"post": "yes"}
+        )
+    assert not Referral.objects.exists()
+    assert stored_files(private_dir) == []
