@@ -1,9 +1,11 @@
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import admin
+from django.contrib.auth.models import User
 from django.http import HttpRequest
 
 from intake.models import Hl7Import, IntakeLink, IntakeSubmission, ReferralAttachment
+from intake.services import attachments_delete
 
 
 @admin.register(IntakeLink)
@@ -52,3 +54,15 @@ class ReferralAttachmentAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    # Through the service: the file goes with the row, and the audit trail says who.
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        attachments_delete(
+            attachments=ReferralAttachment.objects.filter(pk=obj.pk),
+            actor=cast(User, request.user),  # the admin site lets only signed-in staff in
+            request=request,
+        )
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        actor = cast(User, request.user)  # the admin site lets only signed-in staff in
+        attachments_delete(attachments=queryset, actor=actor, request=request)

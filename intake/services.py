@@ -365,6 +365,28 @@ def attachment_files_delete(*, attachments: QuerySet[ReferralAttachment]) -> int
     return len(names)
 
 
+@transaction.atomic
+def attachments_delete(
+    *,
+    attachments: QuerySet[ReferralAttachment],
+    actor: User | None,
+    request: HttpRequest | None = None,
+) -> int:
+    """Delete these documents, rows and (once committed) files, each a change of its
+    referral's patient details in the audit trail. Returns how many were deleted."""
+    referral_ids = sorted(set(attachments.values_list("referral_id", flat=True)))
+    audit_record(
+        action=PatientDataAccess.Action.CHANGE,
+        referral_ids=referral_ids,
+        user=actor,
+        fields=["attachments"],
+        request=request,
+    )
+    attachment_files_delete(attachments=attachments)
+    deleted, _ = attachments.delete()
+    return deleted
+
+
 def staged_documents_delete_stale(*, now: datetime | None = None) -> int:
     """Delete documents kept for forms nobody sent (older than StagedDocument.LIFETIME),
     rows and files, in batches, then any file under staged/ that old which no row names
