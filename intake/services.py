@@ -20,7 +20,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from audit.models import PatientDataAccess
-from audit.services import audit_record
+from audit.services import PATIENT_FIELDS, audit_record
 from core.npi import is_valid_npi
 from core.text import strip_invisible
 from intake.hl7 import (
@@ -476,13 +476,17 @@ def intake_submit(
     )
     submission.full_clean()
     submission.save()
+    attached = attachments_save(
+        referral=referral, documents=documents or [], actor=None, staged=staged
+    )
     audit_record(
         action=PatientDataAccess.Action.CREATE,
         referral_ids=[referral.pk],
+        # The documents that came with it are patient details too.
+        fields=(*PATIENT_FIELDS, "attachments") if attached else PATIENT_FIELDS,
         source=PatientDataAccess.Source.INTAKE_LINK,
         request=request,
     )
-    attachments_save(referral=referral, documents=documents or [], actor=None, staged=staged)
     return submission
 
 

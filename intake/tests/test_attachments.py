@@ -146,6 +146,29 @@ def test_documents_added_to_a_referral_are_audited(client_for, coordinator, mana
     assert page.content.decode().count("documents</td>") == 2
 
 
+def test_documents_sent_with_a_new_referral_are_named_on_its_creation_in_the_audit_trail(
+    client_for, coordinator, link_and_token
+):
+    # Logged by a coordinator with the fax, and sent by an office through its link with a
+    # scan: the row that records each referral's creation says documents came with it.
+    provider = ProviderFactory()
+    data = referral_form_data(provider, documents=_upload(PDF))
+    client_for(coordinator).post(reverse("referrals:create"), data)
+    link, token = link_and_token
+    office = office_form_data(link.organization, documents=[_upload(PNG, "scan.png", "image/png")])
+    Client().post(reverse("intake:public_form", args=[token]), office)
+    created = PatientDataAccess.objects.filter(action=PatientDataAccess.Action.CREATE)
+    assert created.count() == 2
+    assert all("attachments" in entry.fields for entry in created)
+    # A referral that came without any names none.
+    client_for(coordinator).post(
+        reverse("referrals:create"),
+        referral_form_data(provider, patient_last_name="Berg", confirm_duplicate="on"),
+    )
+    bare = created.order_by("-pk").first()
+    assert "attachments" not in bare.fields and "patient_last_name" in bare.fields
+
+
 def test_a_download_is_an_attachment_with_a_neutral_name_and_is_audited(client_for, coordinator):
     attachment = _attachment(coordinator, client_for)
     response = client_for(coordinator).get(attachment.get_download_url())

@@ -10,7 +10,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 
 from audit.models import PatientDataAccess
-from audit.services import audit_names_listed, audit_record
+from audit.services import PATIENT_FIELDS, audit_names_listed, audit_record
 from core.types import AuthedRequest
 from intake.services import attachments_save, staged_documents_discard
 from intake.uploads import bounded_uploads
@@ -80,17 +80,19 @@ def referral_create(request: AuthedRequest) -> HttpResponse:
 @transaction.atomic
 def _log_with_documents(request: AuthedRequest, form: ReferralEntryForm) -> Referral:
     referral = referral_log(referral=form.instance, actor=request.user)
-    audit_record(
-        action=PatientDataAccess.Action.CREATE,
-        referral_ids=[referral.pk],
-        user=request.user,
-        request=request,
-    )
-    attachments_save(
+    attached = attachments_save(
         referral=referral,
         documents=form.cleaned_data.get("documents", []),
         staged=form.kept_documents,
         actor=request.user,
+    )
+    audit_record(
+        action=PatientDataAccess.Action.CREATE,
+        referral_ids=[referral.pk],
+        user=request.user,
+        # The documents that came with it are patient details too.
+        fields=(*PATIENT_FIELDS, "attachments") if attached else PATIENT_FIELDS,
+        request=request,
     )
     return referral
 
