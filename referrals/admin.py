@@ -1,5 +1,6 @@
 from typing import Any, cast
 
+from django import forms
 from django.contrib import admin
 from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse
@@ -7,7 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from audit.models import PatientDataAccess
 from audit.services import PATIENT_FIELDS, audit_record
 from core.admin import deleting_parent
-from referrals.models import Inquiry, Referral, ReferralEvent, SlaTarget
+from referrals.models import Inquiry, Referral, ReferralEvent, SlaTarget, Status
 from referrals.services.deletion import referrals_delete
 from referrals.services.edit import referral_edit
 from referrals.services.workflow import referral_log
@@ -34,8 +35,22 @@ class EventInline(admin.TabularInline):
         return False
 
 
+class ReferralAdminForm(forms.ModelForm):
+    def clean_decline_reason(self) -> str:
+        # The status is read-only here, so Django leaves out the check that ties the two
+        # (referral_declined_has_reason), and the save would fail on it instead.
+        reason: str = self.cleaned_data["decline_reason"]
+        if self.instance.status == Status.DECLINED and not reason:
+            raise forms.ValidationError(
+                "A declined referral keeps the reason the referring office was given: "
+                "change it rather than clear it."
+            )
+        return reason
+
+
 @admin.register(Referral)
 class ReferralAdmin(admin.ModelAdmin):
+    form = ReferralAdminForm
     list_display = ["pk", "received_at", "direction", "provider", "urgency", "channel", "status"]
     list_filter = ["status", "direction", "urgency", "channel"]
     search_fields = ["=pk", "provider__last_name", "provider__npi"]

@@ -148,3 +148,26 @@ def test_a_sent_letter_and_an_activitys_ledger_fields_are_read_only_in_the_admin
     page = admin.get(reverse("admin:outreach_activity_change", args=[activity.pk])).content.decode()
     assert 'name="cost"' not in page and 'name="occurred_at_0"' not in page
     assert 'name="notes"' in page
+
+
+def test_clearing_a_declined_referrals_reason_in_the_admin_is_refused_on_the_form(
+    client_for, administrator
+):
+    from referrals.services.workflow import referral_transition
+
+    referral = referral_transition(
+        referral=referral_log(
+            referral=ReferralFactory.build(provider=ProviderFactory()), actor=None
+        ),
+        to_status="declined",
+        actor=None,
+        decline_reason="Outside our scope.",
+    )
+    client = client_for(administrator)
+    client.raise_request_exception = False
+    url = reverse("admin:referrals_referral_change", args=[referral.pk])
+    response = client.post(url, _admin_form(referral, decline_reason=""))
+    assert response.status_code == 200
+    assert "A declined referral keeps the reason" in response.content.decode()
+    referral.refresh_from_db()
+    assert referral.decline_reason == "Outside our scope."
