@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.core.validators import MaxValueValidator
 from django.db import models
 
 from referrals.models.pipeline import Urgency
@@ -14,6 +15,10 @@ DEFAULT_SLA_TARGETS: dict[str, tuple[int, int]] = {
     Urgency.URGENT: (24, 7),
     Urgency.ROUTINE: (72, 30),
 }
+
+
+# The longest target a practice may set, for first contact or the appointment.
+MAX_TARGET_DAYS = 365
 
 
 class SlaState(models.TextChoices):
@@ -36,11 +41,15 @@ class SlaTarget(models.Model):
     so a practice can tighten its own targets in the admin."""
 
     urgency = models.CharField(max_length=10, choices=Urgency.choices, unique=True)
+    # At most a year each: every work-queue row shows its deadlines, and one beyond the
+    # calendar Python reads (year 9999) made the queue a server error for everyone.
     first_contact_hours = models.PositiveIntegerField(
-        help_text="Hours from receipt to the first answer (accept, decline or hold)."
+        help_text="Hours from receipt to the first answer (accept, decline or hold).",
+        validators=[MaxValueValidator(MAX_TARGET_DAYS * 24)],
     )
     appointment_days = models.PositiveIntegerField(
-        help_text="Days from receipt to the appointment."
+        help_text="Days from receipt to the appointment.",
+        validators=[MaxValueValidator(MAX_TARGET_DAYS)],
     )
 
     class Meta:

@@ -576,3 +576,29 @@ def test_statuses_ticked_are_shown_whatever_open_only_says(client_for, coordinat
     shown = [int(pk) for pk in re.findall(r'data-queue-row="(\d+)"', response.content.decode())]
     assert shown == [closed.pk]
     assert still_open.pk not in shown
+
+
+@pytest.mark.parametrize(
+    ("field", "typed"), [("first_contact_hours", 99999999), ("appointment_days", 4000000)]
+)
+def test_an_sla_target_beyond_any_calendar_is_refused_and_the_queue_keeps_working(
+    client_for, administrator, coordinator, field, typed
+):
+    _logged(urgency="routine")
+    target = SlaTarget.objects.get(urgency="routine")
+    data = {
+        "urgency": "routine",
+        "first_contact_hours": target.first_contact_hours,
+        "appointment_days": target.appointment_days,
+        field: typed,
+    }
+    admin = client_for(administrator)
+    admin.raise_request_exception = False
+    response = admin.post(reverse("admin:referrals_slatarget_change", args=[target.pk]), data)
+    assert response.status_code == 200
+    assert "Ensure this value is less than or equal to" in response.content.decode()
+    target.refresh_from_db()
+    assert getattr(target, field) != typed
+    queue = client_for(coordinator)
+    queue.raise_request_exception = False
+    assert queue.get(reverse("referrals:list")).status_code == 200
