@@ -100,8 +100,9 @@ def loop_message_prepare(*, referral_id: int, status: str) -> tuple[Task | None,
     )
     if referral is None or reached_at is None:
         return None, None
-    if status == Status.ON_HOLD and not _still_asking(referral):
-        # Nothing to ask of the office: held without a reason, or no longer held.
+    if not _still_true(referral, status):
+        # Nothing to ask of the office (held without a reason, or no longer held), or an
+        # appointment that no longer stands (cancelled, missed or seen since).
         return None, None
     sequence = 1
     if status in REPEATING_MESSAGES:
@@ -123,10 +124,11 @@ def loop_message_prepare(*, referral_id: int, status: str) -> tuple[Task | None,
     channel = addressed["channel"]
     try:
         with transaction.atomic():
-            if status == Status.ON_HOLD and not _still_asking(referral, lock=True):
-                # The hold ended while this notice was being written. Under the row lock
-                # this check and the end of a hold (which withdraws its notices,
-                # hold_notices_withdraw) happen one after the other, never interleaved.
+            if not _still_true(referral, status, lock=True):
+                # The hold ended, or the appointment fell through, while this notice was
+                # being written. Under the row lock this check and the move (which
+                # withdraws the notices still waiting: hold_notices_withdraw,
+                # scheduled_notices_withdraw) happen one after the other, never interleaved.
                 return None, None
             letter, created = Letter.objects.get_or_create(
                 referral=referral,
@@ -251,14 +253,21 @@ def loop_messages_readdress(*, referral_id: int) -> int:
     return len(letters)
 
 
-def _still_asking(referral: Referral, *, lock: bool = False) -> bool:
-    """Whether the referral is on hold waiting for something the office can send; with
-    `lock`, read again under the referral's row lock (inside a transaction)."""
+def _still_true(referral: Referral, status: str, *, lock: bool = False) -> bool:
+    """Whether the notice of reaching `status` still tells the office the truth: a hold
+    asks for something while it lasts, an appointment is announced while it stands (a
+    notice written late, after the referral was cancelled, missed or seen, would be one
+    that move withdraws). Notices of what happened stay true. With `lock`, the referral is
+    read again under its row lock (inside a transaction)."""
+    if status not in (Status.ON_HOLD, Status.SCHEDULED):
+        return True
     if lock:
         referral = (
             Referral.objects.select_for_update().only("status", "hold_reason").get(pk=referral.pk)
         )
-    return referral.status == Status.ON_HOLD and bool(referral.hold_reason)
+    if status == Status.ON_HOLD:
+        return referral.status == Status.ON_HOLD and bool(referral.hold_reason)
+    return referral.status == Status.SCHEDULED
 
 
 # What a withdrawn notice's row says, on the partner timeline and in the letter lists.
@@ -323,6 +332,9 @@ def referral_events_missing_messages() -> list[tuple[int, str]]:
             events = events.filter(referral__status=Status.ON_HOLD).exclude(
                 referral__hold_reason=""
             )
+        if status == Status.SCHEDULED:
+            # Only an appointment that still stands (see _still_true).
+            events = events.filter(referral__status=Status.SCHEDULED)
         if status in REPEATING_MESSAGES:
             # A rescheduled referral needs the notice of its latest scheduling (likewise a
             # second missed appointment): the letter whose sequence is the number of times
