@@ -87,7 +87,9 @@ class OfficeReferralForm(KeepsDocumentsMixin, forms.ModelForm):
     form_key = forms.RegexField(
         regex=r"^[0-9a-f]{32}$",
         required=False,
-        widget=forms.HiddenInput,
+        # Not restored by a browser's Back or a reopened tab, where it would be sent again
+        # with another patient (intake_submit refuses that rather than drop the referral).
+        widget=forms.HiddenInput(attrs={"autocomplete": "off"}),
         initial=lambda: uuid.uuid4().hex,
     )
 

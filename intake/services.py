@@ -55,6 +55,20 @@ class IntakeRefused(Exception):
         self.retry_at = retry_at
 
 
+class FormAlreadySent(ValidationError):
+    """The opened form's key came back with another patient's details."""
+
+
+def _compared(value: object) -> str:
+    # As stored: the referral sent was cleaned of invisible characters when it was logged.
+    return strip_invisible(str(value)).strip().casefold()
+
+
+def _same_patient_and_reason(sent: Referral, again: Referral) -> bool:
+    fields = ("patient_first_name", "patient_last_name", "patient_dob", "reason")
+    return all(_compared(getattr(sent, name)) == _compared(getattr(again, name)) for name in fields)
+
+
 @dataclass(frozen=True)
 class NewProvider:
     """A referring provider the office named that is not on its list."""
@@ -453,9 +467,21 @@ def intake_submit(
     if refusal:
         raise refusal
     if form_key:
-        already = IntakeSubmission.objects.filter(link=locked, form_key=form_key).first()
+        already = (
+            IntakeSubmission.objects.filter(link=locked, form_key=form_key)
+            .select_related("referral")
+            .first()
+        )
         if already is not None:
-            return already
+            if _same_patient_and_reason(already.referral, referral):
+                return already
+            # The key of a form already sent, with another patient: a browser that put
+            # the old form's hidden key back (Back, a restored tab). Answering with the
+            # first referral's reference would drop this one without a word.
+            raise FormAlreadySent(
+                "This form was already used to send a referral for another patient. "
+                "Check the details below and send it again: it goes as a new referral."
+            )
     _check_throttle(locked)
     provider_added = False
     if new_provider is not None:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
@@ -23,6 +25,7 @@ from intake.hl7 import MAX_MESSAGE_BYTES, Hl7Error, UnknownReferrer
 from intake.models import IntakeLink, IntakeSubmission, StagedDocument
 from intake.selectors import get_attachment_for_user, get_intake_link_for_user
 from intake.services import (
+    FormAlreadySent,
     IntakeRefused,
     attachment_add,
     check_intake_link,
@@ -152,6 +155,12 @@ def public_form(request: HttpRequest, token: str) -> HttpResponse:
                 return _refused(request, refusal)
             # Over the hourly limit: the form comes back as typed, with when to send it.
             form.add_error(None, refusal.message)
+        except FormAlreadySent as error:
+            form.add_error(None, error)
+            # A fresh key, so that sending it again makes the new referral.
+            data = request.POST.copy()
+            data["form_key"] = uuid.uuid4().hex
+            form.data = data
         except ValidationError as error:
             form.add_error(None, error)
         else:

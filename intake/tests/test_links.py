@@ -442,6 +442,34 @@ def test_the_same_opened_form_sent_twice_is_one_referral(link_and_token):
     assert Referral.objects.count() == 2
 
 
+def test_a_used_form_key_sent_with_another_patient_is_not_dropped(link_and_token):
+    link, token = link_and_token
+    office_client = Client()
+    page = office_client.get(_url(token)).content.decode()
+    hidden = re.search(r'<input[^>]*name="form_key"[^>]*>', page).group(0)
+    assert 'autocomplete="off"' in hidden
+    key = re.search(r'value="([0-9a-f]{32})"', hidden).group(1)
+    office_client.post(_url(token), office_form_data(link.organization, form_key=key))
+    # The browser put the sent form's key back, and the office typed the next patient.
+    second = office_form_data(
+        link.organization, form_key=key, patient_first_name="Ada", patient_last_name="Quist"
+    )
+    response = office_client.post(_url(token), second)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "already used to send a referral for another patient" in page
+    assert 'value="Quist"' in page  # nothing typed is lost
+    fresh = re.search(r'name="form_key" value="([0-9a-f]{32})"', page).group(1)
+    assert fresh != key
+    assert Referral.objects.count() == 1
+
+    office_client.post(_url(token), {**second, "form_key": fresh})
+    assert sorted(Referral.objects.values_list("patient_last_name", flat=True)) == [
+        "Olsen",
+        "Quist",
+    ]
+
+
 def test_the_office_form_keeps_patients_out_of_the_browsers_autofill(link_and_token):
     _, token = link_and_token
     page = Client().get(_url(token)).content.decode()
