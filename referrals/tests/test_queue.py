@@ -243,6 +243,9 @@ def test_claiming_from_the_queue_says_who_won(client_for, coordinator, manager):
     assert "already taken" in _messages(second)[0]
     referral.refresh_from_db()
     assert referral.assigned_to == coordinator
+    # The winner's double click is not told someone else has it.
+    again = client_for(coordinator).post(url)
+    assert _messages(again) == [f"Referral #{referral.pk} is already yours."]
 
 
 def test_a_liaison_can_neither_claim_nor_bulk_change(client_for, liaison):

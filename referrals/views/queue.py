@@ -123,7 +123,12 @@ def referral_claim_view(request: AuthedRequest, pk: int) -> HttpResponse:
     if referral_claim(referral_id=referral.pk, user=request.user):
         messages.success(request, f"Referral #{referral.pk} is yours.")
     else:
-        messages.warning(request, f"Referral #{referral.pk} was already taken by someone else.")
+        # Read again: a double click finds it claimed, by this same user.
+        holder = Referral.objects.filter(pk=referral.pk).values_list("assigned_to", flat=True)
+        if holder.first() == request.user.pk:
+            messages.info(request, f"Referral #{referral.pk} is already yours.")
+        else:
+            messages.warning(request, f"Referral #{referral.pk} was already taken by someone else.")
     return _back_to_queue(request)
 
 
