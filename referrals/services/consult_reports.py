@@ -68,7 +68,13 @@ def consult_report_reminders_create(*, now: datetime | None = None) -> int:
             seen_before=now - timedelta(days=settings.CONSULT_REPORT_REMINDER_DAYS)
         )
         .exclude(tasks__kind=Task.Kind.CONSULT_REPORT)
-        .values_list("pk", "assigned_to_id", "created_by_id")
+        .values_list(
+            "pk",
+            "assigned_to_id",
+            "assigned_to__is_active",
+            "created_by_id",
+            "created_by__is_active",
+        )
     )
     today = timezone.localdate(now)
     reminders = [
@@ -77,9 +83,11 @@ def consult_report_reminders_create(*, now: datetime | None = None) -> int:
             title=f"Chase the consult report for referral #{pk}",
             due_on=today,
             referral_id=pk,
-            assignee_id=assignee or creator,
+            # Someone still here: a deactivated coordinator's reminder would be read by
+            # nobody, where an unassigned one is in every coordinator's list.
+            assignee_id=(assignee if assignee_active else creator if creator_active else None),
         )
-        for pk, assignee, creator in waiting
+        for pk, assignee, assignee_active, creator, creator_active in waiting
     ]
     created = Task.objects.bulk_create(reminders, ignore_conflicts=True)
     return len(created)

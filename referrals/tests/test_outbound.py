@@ -178,6 +178,25 @@ def test_a_reminder_is_created_once_when_the_consult_report_is_late(settings, co
     assert not Task.objects.filter(referral__in=[back, cancelled, inbound, not_seen]).exists()
 
 
+def test_a_reminder_goes_to_someone_still_here(settings, coordinator, manager):
+    from core.factories import UserFactory
+    from core.roles import Role
+
+    settings.CONSULT_REPORT_REMINDER_DAYS = 14
+    specialist = ProviderFactory(in_network=True)
+    gone = UserFactory(role=Role.COORDINATOR, is_active=False)
+    to_creator = _seen(_sent(specialist, days_ago=40, assigned_to=gone), days_ago=20)
+    to_nobody = _seen(_sent(specialist, days_ago=40, assigned_to=gone), days_ago=20)
+    # Logged by a coordinator still here, and by the one who left.
+    Referral.objects.filter(pk=to_creator.pk).update(created_by=coordinator)
+    Referral.objects.filter(pk=to_nobody.pk).update(created_by=gone)
+    kept = _seen(_sent(specialist, days_ago=40, assigned_to=manager), days_ago=20)
+
+    assert consult_report_reminders_create() == 3
+    assignees = dict(Task.objects.values_list("referral", "assignee"))
+    assert assignees == {to_creator.pk: coordinator.pk, to_nobody.pk: None, kept.pk: manager.pk}
+
+
 def test_recording_the_consult_report_closes_its_reminder(settings, client_for, coordinator):
     settings.CONSULT_REPORT_REMINDER_DAYS = 14
     referral = _seen(_sent(ProviderFactory(in_network=True), days_ago=30), days_ago=20)
