@@ -74,11 +74,18 @@ ModelT = TypeVar("ModelT", bound=Model)
 READ_METHODS = ["get", "head"]
 
 
-class RowsViewSet(viewsets.ReadOnlyModelViewSet[ModelT]):
-    """A list and its rows by id. The id is checked before the lookup: Django's int() reads
-    '٣' as 3, which would hand back another row than the one asked for."""
+class ApiReads(viewsets.GenericViewSet[ModelT]):
+    """What every list of the API shares: its pages, its throttle, a token and a role."""
 
     http_method_names = READ_METHODS
+    pagination_class = Pages
+    throttle_scope = "api"
+    permission_classes = [IsAuthenticated, HasPermission]
+
+
+class RowsViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, ApiReads[ModelT]):
+    """A list and its rows by id. The id is checked before the lookup: Django's int() reads
+    '٣' as 3, which would hand back another row than the one asked for."""
 
     def get_object(self) -> ModelT:
         text = self.kwargs[self.lookup_url_kwarg or self.lookup_field]
@@ -91,26 +98,19 @@ class PartnerViewSet(RowsViewSet[Provider]):
     """Referring providers (partners) with their office."""
 
     serializer_class = PartnerSerializer
-    pagination_class = Pages
     filterset_class = PartnerFilter
-    throttle_scope = "api"
-    permission_classes = [IsAuthenticated, HasPermission]
     required_permissions: ClassVar[dict[str, str]] = {"GET": "partners.view_provider"}
 
     def get_queryset(self) -> QuerySet[Provider]:
         return selectors.providers_for(self.request.user).order_by("last_name", "first_name", "pk")
 
 
-class PartnerRemovalViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[ProviderRemoval]):
+class PartnerRemovalViewSet(mixins.ListModelMixin, ApiReads[ProviderRemoval]):
     """Partners deleted, or merged into another, since a time, oldest first: what a sync
     that reads partners by updated_since drops from its copy."""
 
-    http_method_names = READ_METHODS
     serializer_class = PartnerRemovalSerializer
-    pagination_class = Pages
     filterset_class = PartnerRemovalFilter
-    throttle_scope = "api"
-    permission_classes = [IsAuthenticated, HasPermission]
     required_permissions: ClassVar[dict[str, str]] = {"GET": "partners.view_provider"}
 
     def get_queryset(self) -> QuerySet[ProviderRemoval]:
@@ -123,10 +123,7 @@ class ReferralViewSet(RowsViewSet[Referral]):
     patient's initials."""
 
     serializer_class = ReferralSerializer
-    pagination_class = Pages
     filterset_class = ReferralFilter
-    throttle_scope = "api"
-    permission_classes = [IsAuthenticated, HasPermission]
     required_permissions: ClassVar[dict[str, str]] = {"GET": "referrals.view_referral"}
 
     def get_queryset(self) -> QuerySet[Referral]:
