@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -69,26 +71,64 @@ def download_query(request: HttpRequest) -> str:
     return query.urlencode()
 
 
+@dataclass(frozen=True)
+class Table:
+    """A table of a download after its main one, such as a page's totals or a breakdown
+    beside its ranking: its rows, the header first, under a title."""
+
+    title: str
+    rows: Iterable[Iterable[Any]]
+
+
+# Excel refuses a sheet named with one of these; 31 characters is its limit on the length.
+SHEET_NAME_REFUSED = re.compile(r"[\\/*?:\[\]]")
+
+
+def sheet_name(title: str) -> str:
+    """A table's title as Excel accepts a sheet's name."""
+    return SHEET_NAME_REFUSED.sub("", title)[:31].strip("' ") or "Sheet"
+
+
+def stacked_rows(rows: Iterable[Iterable[Any]], more: Sequence[Table]) -> Iterator[Iterable[Any]]:
+    """The main table's rows as they are, so a consumer reading the first table sees what it
+    always saw; then each further table after a blank row, under a row holding its title."""
+    yield from rows
+    for table in more:
+        yield []
+        yield [safe_cell(table.title)]
+        yield from table.rows
+
+
 def table_download(
-    stem: str, rows: Iterable[Iterable[Any]], *, file_format: str, sheet: str = "Report"
+    stem: str,
+    rows: Iterable[Iterable[Any]],
+    *,
+    file_format: str,
+    sheet: str = "Report",
+    more: Sequence[Table] = (),
 ) -> HttpResponse | StreamingHttpResponse:
-    """The rows (the header first) as `stem`.csv, streamed, or as `stem`.xlsx, one sheet
-    built in memory (openpyxl's write-only mode: a row at a time, no cell objects kept).
-    Numbers stay numbers in either; make free text safe with safe_cell first (a text cell
-    starting with "=" would be a formula in Excel too)."""
+    """The rows (the header first) as `stem`.csv, streamed, or as `stem`.xlsx, built in
+    memory (openpyxl's write-only mode: a row at a time, no cell objects kept), followed by
+    the `more` tables: in the workbook each on a sheet named by its title, in the CSV one
+    under the other (stacked_rows). Numbers stay numbers in either; make free text safe with
+    safe_cell first (a text cell starting with "=" would be a formula in Excel too)."""
     if file_format != "xlsx":
-        return csv_download(f"{stem}.csv", rows)
+        return csv_download(f"{stem}.csv", stacked_rows(rows, more))
     from openpyxl import Workbook
     from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
     workbook = Workbook(write_only=True)
-    table = workbook.create_sheet(sheet[:31])  # Excel's limit on a sheet's name
-    for row in rows:
-        # The file format has no place for control characters (a vertical tab pasted into
-        # an office's name): openpyxl refuses the whole workbook for one, so they go.
-        table.append(
-            [ILLEGAL_CHARACTERS_RE.sub("", cell) if isinstance(cell, str) else cell for cell in row]
-        )
+    for table in [Table(sheet, rows), *more]:
+        worksheet = workbook.create_sheet(sheet_name(table.title))
+        for row in table.rows:
+            # The file format has no place for control characters (a vertical tab pasted
+            # into an office's name): openpyxl refuses the whole workbook for one, so they go.
+            worksheet.append(
+                [
+                    ILLEGAL_CHARACTERS_RE.sub("", cell) if isinstance(cell, str) else cell
+                    for cell in row
+                ]
+            )
     buffer = io.BytesIO()
     workbook.save(buffer)
     return HttpResponse(
