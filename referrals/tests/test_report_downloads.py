@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import timedelta
 from itertools import zip_longest
 
@@ -15,7 +16,7 @@ from openpyxl import load_workbook
 
 from partners.factories import OrganizationFactory, ProviderFactory
 from referrals.factories import ReferralFactory
-from referrals.models import Inquiry, Referral, SlaTarget
+from referrals.models import Inquiry, Referral, SlaTarget, Status
 from referrals.services.workflow import referral_log
 
 pytestmark = pytest.mark.django_db
@@ -46,6 +47,61 @@ def _xlsx(response) -> list[list[object]]:
     return [list(row) for row in sheet.iter_rows(values_only=True)]
 
 
+def _csv_tables(response) -> tuple[list[list[str]], dict[str, list[list[str]]]]:
+    """The CSV's main table, and each further table (after a blank row) by its title."""
+    sections: list[list[list[str]]] = [[]]
+    for row in _csv(response):
+        if row:
+            sections[-1].append(row)
+        else:
+            sections.append([])
+    main, *more = sections
+    return main, {table[0][0]: table[1:] for table in more}
+
+
+def _xlsx_sheets(response) -> dict[str, list[list[object]]]:
+    """Every sheet of the workbook by its name, in the workbook's order."""
+    assert response.status_code == 200
+    assert response["Content-Disposition"].endswith('.xlsx"')
+    workbook = load_workbook(io.BytesIO(response.content), read_only=True)
+    return {
+        name: [list(row) for row in workbook[name].iter_rows(values_only=True)]
+        for name in workbook.sheetnames
+    }
+
+
+def _figures(table: list[list]) -> dict[str, object]:
+    """A two-column table of figures (the header first) as {figure: value}; an empty cell,
+    or one a workbook did not store, is None."""
+    assert table[0] == ["figure", "value"]
+    return {row[0]: row[1] if len(row) > 1 and row[1] != "" else None for row in table[1:]}
+
+
+def _csv_figures(table: list[list[str]]) -> dict[str, float | None]:
+    """A CSV's table of figures with its numbers read as numbers."""
+    return {
+        name: None if value is None else float(value) for name, value in _figures(table).items()
+    }
+
+
+def _number(text: str) -> float | None:
+    """A figure as the page prints it ("1,234", "66.7%", "+25.0%") as a number; the dash
+    a page shows for a share of nothing is None."""
+    cleaned = text.strip().rstrip("%").replace(",", "").lstrip("+")
+    return None if cleaned == "\u2013" else float(cleaned)
+
+
+def _downloads(client, url: str, page: str) -> tuple:
+    """The page's own download links followed: the CSV and the workbook of what it shows,
+    with the period it shows."""
+    files = []
+    for file_format in ("csv", "xlsx"):
+        link = re.search(rf'href="([^"]+)" data-testid="download-{file_format}"', page)
+        assert link is not None, f"no {file_format} download on the page"
+        files.append(client.get(url + link.group(1).replace("&amp;", "&")))
+    return tuple(files)
+
+
 def _sent_out(specialist, reason, *, days_ago=3):
     return referral_log(
         referral=ReferralFactory.build(
@@ -69,7 +125,7 @@ def test_leakage_downloads_every_specialist_with_the_reasons_given(client_for, m
     client = client_for(manager)
     page = client.get(reverse("referrals:leakage")).content.decode()
     assert 'data-testid="download-csv"' in page and "format=xlsx" in page
-    rows = _csv(client.get(reverse("referrals:leakage"), {"format": "csv"}))
+    rows, _ = _csv_tables(client.get(reverse("referrals:leakage"), {"format": "csv"}))
     assert rows[0] == [
         "npi",
         "specialist",
@@ -84,6 +140,80 @@ def test_leakage_downloads_every_specialist_with_the_reasons_given(client_for, m
     workbook = _xlsx(client.get(reverse("referrals:leakage"), {"format": "xlsx"}))
     assert workbook[1][0] == far.npi and workbook[1][3] == 3  # a number, not text
     assert workbook[1][1].startswith("'=cmd")
+
+
+def test_the_leakage_download_holds_the_pages_totals_and_reasons(client_for, manager):
+    far = ProviderFactory(in_network=False, last_name="Far")
+    near = ProviderFactory(in_network=True, last_name="Near")
+    _sent_out(far, "Patient asked", days_ago=5)
+    _sent_out(far, "", days_ago=5)
+    for _ in range(4):
+        _sent_out(near, "", days_ago=5)
+    declined = _sent_out(far, "Insurance", days_ago=5)
+    Referral.objects.filter(pk=declined.pk).update(
+        status=Status.CLOSED, decline_reason="Not taking new patients"
+    )
+    legacy = _sent_out(near, "", days_ago=5)
+    Referral.objects.filter(pk=legacy.pk).update(in_network=None)
+    _sent_out(far, "Before the period", days_ago=40)
+    period = {
+        "since": (timezone.localdate() - timedelta(days=30)).isoformat(),
+        "until": timezone.localdate().isoformat(),
+    }
+    client = client_for(manager)
+    url = reverse("referrals:leakage")
+    response = client.get(url, period)
+    page = response.content.decode()
+    totals = response.context["totals"]
+    shown = re.search(r'data-testid="leakage">([^<]*)<', page).group(1)
+    assert shown == "33.3%"  # 2 of the 6 that went where the network was known
+    listed = re.findall(r"<span>([^<]*)</span><span class=\"badge[^>]*>(\d+)<", page)
+    assert listed == [("No reason given", "1"), ("Patient asked", "1")]
+
+    shows = {
+        "sent out": totals["total"],
+        "in network": totals["sent_in"],
+        "out of network": totals["sent_out"],
+        "leakage %": _number(shown),
+        "in or out of network (the share's denominator)": totals["known"],
+        "declined by the specialist or cancelled (in neither share)": totals["dropped"],
+        "sent before the network was recorded (in neither share)": totals["unknown"],
+    }
+    assert list(shows.values()) == [8, 4, 2, 33.3, 6, 1, 1]
+
+    csv_file, xlsx_file = _downloads(client, url, page)
+    assert csv_file["Content-Disposition"].endswith(
+        f'leakage-{period["since"]}-{period["until"]}.csv"'
+    )
+    main, more = _csv_tables(csv_file)
+    assert [row[0] for row in main[1:]] == [far.npi]  # the main table comes first, as before
+    assert list(more) == ["Totals", "Reasons given"]
+    assert _csv_figures(more["Totals"]) == shows
+    sheets = _xlsx_sheets(xlsx_file)
+    assert list(sheets) == ["Leakage", "Totals", "Reasons given"]
+    assert sheets["Leakage"][1][0] == far.npi and sheets["Leakage"][1][3] == 2
+    assert _figures(sheets["Totals"]) == shows
+    reasons = [["reason", "referrals out of network"]] + [[r, int(n)] for r, n in listed]
+    assert sheets["Reasons given"] == reasons
+    assert more["Reasons given"] == [[str(cell) for cell in row] for row in reasons]
+
+
+def test_leakage_with_nobody_sent_out_of_the_network_still_downloads_its_totals(
+    client_for, manager
+):
+    _sent_out(ProviderFactory(in_network=True), "")
+    client = client_for(manager)
+    url = reverse("referrals:leakage")
+    page = client.get(url).content.decode()
+    assert 'data-testid="leakage">0.0%<' in page
+    csv_file, xlsx_file = _downloads(client, url, page)
+    main, more = _csv_tables(csv_file)
+    assert len(main) == 1  # the header: no specialist to list
+    assert _csv_figures(more["Totals"])["leakage %"] == 0.0
+    assert more["Reasons given"] == [["reason", "referrals out of network"]]
+    sheets = _xlsx_sheets(xlsx_file)
+    assert _figures(sheets["Totals"])["leakage %"] == 0.0
+    assert _figures(sheets["Totals"])["sent out"] == 1
 
 
 def test_conversion_downloads_each_source_with_its_denominator(client_for, manager):

@@ -14,7 +14,14 @@ from django.http import HttpResponse, QueryDict, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 
-from core.csv_cells import download_format, download_query, rounded, safe_cell, table_download
+from core.csv_cells import (
+    Table,
+    download_format,
+    download_query,
+    rounded,
+    safe_cell,
+    table_download,
+)
 from core.pagination import PAGE_SIZE, paginate
 from core.types import AuthedRequest
 from partners.models import Provider
@@ -86,8 +93,12 @@ def leakage_report(request: AuthedRequest) -> HttpResponseBase:
     ]
     file_format = download_format(request)
     if file_format:
-        return _leakage_download(leaked, period, file_format)
-    reasons = leaked.values("out_of_network_reason").annotate(n=Count("pk")).order_by("-n")[:10]
+        return _leakage_download(leaked, totals, period, file_format)
+    reasons = (
+        leaked.values("out_of_network_reason")
+        .annotate(n=Count("pk"))
+        .order_by("-n", "out_of_network_reason")[:10]
+    )
     drill = urlencode(_drill(period, "outbound", network="false"))
     return render(
         request,
@@ -104,21 +115,23 @@ def leakage_report(request: AuthedRequest) -> HttpResponseBase:
 
 
 def _leakage_download(
-    leaked: Any, period: PeriodForm, file_format: str
+    leaked: Any, totals: dict[str, Any], period: PeriodForm, file_format: str
 ) -> HttpResponse | StreamingHttpResponse:
     """Every specialist patients left the network for in the period, busiest first, with
-    the reasons given for each."""
+    the reasons given for each; then the page's totals and every reason given."""
     counts = list(
         leaked.values("provider", "out_of_network_reason")
         .annotate(n=Count("pk"))
         .order_by("provider", "-n", "out_of_network_reason")
     )
     by_provider: dict[int, dict[str, Any]] = {}
+    by_reason: dict[str, int] = {}
     for row in counts:
         into = by_provider.setdefault(row["provider"], {"n": 0, "reasons": []})
         into["n"] += row["n"]
-        reason = row["out_of_network_reason"] or "No reason given"
-        into["reasons"].append(f"{reason} ({row['n']})")
+        reason = row["out_of_network_reason"]
+        into["reasons"].append(f"{reason or 'No reason given'} ({row['n']})")
+        by_reason[reason] = by_reason.get(reason, 0) + row["n"]
     ranked = sorted(by_provider.items(), key=lambda item: (-item[1]["n"], item[0]))
 
     def rows() -> Any:
@@ -137,8 +150,27 @@ def _leakage_download(
                         safe_cell("; ".join(found["reasons"])),
                     ]
 
+    summary = [
+        ["figure", "value"],
+        ["sent out", totals["total"]],
+        ["in network", totals["sent_in"]],
+        ["out of network", totals["sent_out"]],
+        ["leakage %", rounded(totals["leakage"])],
+        ["in or out of network (the share's denominator)", totals["known"]],
+        ["declined by the specialist or cancelled (in neither share)", totals["dropped"]],
+        ["sent before the network was recorded (in neither share)", totals["unknown"]],
+    ]
+    reasons = [["reason", "referrals out of network"]] + [
+        [safe_cell(reason or "No reason given"), n]
+        # Ordered as the page lists them.
+        for reason, n in sorted(by_reason.items(), key=lambda item: (-item[1], item[0]))
+    ]
     return table_download(
-        period.file_stem("leakage"), rows(), file_format=file_format, sheet="Leakage"
+        period.file_stem("leakage"),
+        rows(),
+        file_format=file_format,
+        sheet="Leakage",
+        more=[Table("Totals", summary), Table("Reasons given", reasons)],
     )
 
 
