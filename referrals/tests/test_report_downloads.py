@@ -85,10 +85,17 @@ def _csv_figures(table: list[list[str]]) -> dict[str, float | None]:
 
 
 def _number(text: str) -> float | None:
-    """A figure as the page prints it ("1,234", "66.7%", "+25.0%") as a number; the dash
-    a page shows for a share of nothing is None."""
-    cleaned = text.strip().rstrip("%").replace(",", "").lstrip("+")
-    return None if cleaned == "\u2013" else float(cleaned)
+    """A figure as the page prints it ("1,234", "66.7%", "+25.0%", "101 h", "2.5 days") as
+    a number; the dash a page shows for a share of nothing is None."""
+    if text.strip() == "\u2013":
+        return None
+    found = re.search(r"[-+]?[\d,]*\.?\d+", text)
+    assert found is not None, text
+    return float(found.group().replace(",", ""))
+
+
+def _page_text(html: str) -> str:
+    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
 
 
 def _downloads(client, url: str, page: str) -> tuple:
@@ -246,6 +253,169 @@ def test_turnaround_downloads_a_row_per_urgency_with_its_targets(client_for, man
     assert figures["first contact on time %"] == 100.0
     assert figures["median hours to first contact"] == 6.0
     assert figures["loop closed %"] is None  # nobody seen yet: no share, not 0 %
+
+
+def _turnaround_shown(page: str) -> dict[str, dict[str, object]]:
+    """Each urgency's figures as the turnaround page shows them, by the download's names."""
+    shown = {}
+    for urgency, row in re.findall(r'<tr data-urgency="(\w+)">(.*?)</tr>', page, re.S):
+        cells = {
+            label: _page_text(html)
+            for label, html in re.findall(r'<td[^>]*data-label="([^"]+)">(.*?)</td>', row, re.S)
+        }
+        label, contact_hours, appointment_days = re.search(
+            r'q-patient">([^<]+) <span[^>]*>\(contact (\d+) h, appointment (\d+) d\)', row
+        ).groups()
+        contact = re.fullmatch(
+            r"(\S+) (\d+) on time, (\d+) late(?:, (\d+) overdue now)?",
+            cells["First contact on time"],
+        ).groups()
+        booked = re.fullmatch(
+            r"(\S+) (\d+) by it, (\d+) after it(?:, (\d+) overdue now)?",
+            cells["Appointment by target day"],
+        ).groups()
+        loop = re.fullmatch(
+            r"(\S+) report sent for (\d+) of (\d+) seen(?:, (\d+) waiting)?",
+            cells["Loop closed"],
+        ).groups()
+        shown[urgency] = {
+            "urgency": label,
+            "first contact target (hours)": int(contact_hours),
+            "appointment target (days)": int(appointment_days),
+            "received": _number(cells["Received"]),
+            "first contact on time": int(contact[1]),
+            "first contact late": int(contact[2]),
+            "first contact overdue now": int(contact[3] or 0),
+            "first contact on time %": _number(contact[0]),
+            "median hours to first contact": _number(cells["Median to first contact"]),
+            "appointment by target day": int(booked[1]),
+            "appointment after it": int(booked[2]),
+            "appointment overdue now": int(booked[3] or 0),
+            "appointment by target day %": _number(booked[0]),
+            "median days to appointment": _number(cells["Median to appointment"]),
+            "seen": int(loop[2]),
+            "report sent to the referring office": int(loop[1]),
+            "loop closed %": _number(loop[0]),
+            "seen, report not sent yet": int(loop[3] or 0),
+        }
+    return shown
+
+
+def _outbound_shown(page: str) -> dict[str, float | None]:
+    """The "Patients we sent out" figures as the turnaround page shows them."""
+    section = page.split('data-testid="outbound"')[1].split("</div>\n</div>")[0]
+    boxes = [_page_text(box) for box in re.findall(r'class="fs-4"[^>]*>(.*?)</div>', section)]
+    sent, seen, rate, missing = boxes
+    back = re.search(r"(\d+) of \d+ seen", section).group(1)
+    return {
+        "sent": _number(sent),
+        "seen by the specialist": _number(seen),
+        "consult report back": _number(back),
+        "consult report back % (of those seen)": _number(rate),
+        "seen, report still missing": _number(missing),
+    }
+
+
+def _turnaround_downloaded(table: list[list], number=None) -> dict[str, dict[str, object]]:
+    """Each urgency's row of a downloaded turnaround table by the header's names; the CSV's
+    text read as numbers, as a workbook holds them."""
+    header, *rows = table
+    downloaded = {}
+    for row in rows:
+        figures = dict(zip_longest(header, row))  # an empty last cell is not stored
+        if number:
+            figures = {
+                name: value if name == "urgency" else (float(value) if value else None)
+                for name, value in figures.items()
+            }
+        downloaded[str(figures["urgency"]).lower()] = figures
+    return downloaded
+
+
+def _received_ago(days: float, **fields) -> Referral:
+    return ReferralFactory(received_at=timezone.now() - timedelta(days=days), **fields)
+
+
+def test_the_turnaround_download_holds_every_figure_the_page_shows(client_for, manager):
+    SlaTarget.objects.update_or_create(
+        urgency="routine", defaults={"first_contact_hours": 72, "appointment_days": 30}
+    )
+    SlaTarget.objects.update_or_create(
+        urgency="urgent", defaults={"first_contact_hours": 24, "appointment_days": 7}
+    )
+    # Routine: first contact 100 and 101 hours after (late; the page shows the median of
+    # 100.5 h as "101 h"), one seen with its report sent, one seen with it still to send.
+    for hours, days, status in ((100, 10, "report_sent"), (101, 40, "seen")):
+        referral = _received_ago(60, direction="inbound", urgency="routine", status=status)
+        referral.contacted_at = referral.received_at + timedelta(hours=hours)
+        referral.appointment_at = referral.received_at + timedelta(days=days)
+        referral.seen_at = referral.appointment_at
+        referral.save()
+    # Urgent: one contacted an hour and a half after, one overdue for its first contact.
+    quick = _received_ago(20, direction="inbound", urgency="urgent", status="accepted")
+    quick.contacted_at = quick.received_at + timedelta(hours=1.5)
+    quick.save()
+    _received_ago(20, direction="inbound", urgency="urgent", status="received")
+    _received_ago(200, direction="inbound", urgency="stat")  # before the period
+    # Sent out: four in the period, three seen, one consult report back (33.3 %).
+    for report_back in (True, False, False):
+        sent = _received_ago(10, direction="outbound", status="seen", in_network=True)
+        sent.seen_at = sent.received_at + timedelta(days=2)
+        sent.report_received_at = timezone.now() if report_back else None
+        sent.save()
+    _received_ago(10, direction="outbound", status="received", in_network=True)
+    old = _received_ago(200, direction="outbound", status="seen", in_network=True)
+    old.seen_at = old.received_at
+    old.save()
+    period = {
+        "since": (timezone.localdate() - timedelta(days=90)).isoformat(),
+        "until": timezone.localdate().isoformat(),
+    }
+    client = client_for(manager)
+    url = reverse("referrals:turnaround")
+    page = client.get(url, period).content.decode()
+    shown = _turnaround_shown(page)
+    assert list(shown) == ["routine", "urgent"]
+    assert shown["routine"]["median hours to first contact"] == 101.0
+    assert shown["routine"]["seen, report not sent yet"] == 1
+    assert shown["urgent"]["median hours to first contact"] == 1.5
+    assert shown["urgent"]["first contact overdue now"] == 1
+    sent_out = _outbound_shown(page)
+    assert list(sent_out.values()) == [4, 3, 1, 33.3, 2]
+
+    csv_file, xlsx_file = _downloads(client, url, page)
+    main, more = _csv_tables(csv_file)
+    assert list(more) == ["Patients we sent out"]
+    assert _turnaround_downloaded(main, number=float) == shown
+    assert _csv_figures(more["Patients we sent out"]) == sent_out
+    sheets = _xlsx_sheets(xlsx_file)
+    assert list(sheets) == ["Turnaround", "Patients we sent out"]
+    assert _turnaround_downloaded(sheets["Turnaround"]) == shown
+    assert _figures(sheets["Patients we sent out"]) == sent_out
+
+
+def test_a_period_with_only_patients_sent_out_downloads_them(client_for, manager):
+    sent = _received_ago(10, direction="outbound", status="seen", in_network=True)
+    sent.seen_at = sent.received_at + timedelta(days=2)
+    sent.save()
+    client = client_for(manager)
+    url = reverse("referrals:turnaround")
+    page = client.get(url).content.decode()
+    assert "No inbound referrals were received in this period." in page
+    sent_out = _outbound_shown(page)
+    assert list(sent_out.values()) == [1, 1, 0, 0.0, 1]
+    csv_file, xlsx_file = _downloads(client, url, page)
+    main, more = _csv_tables(csv_file)
+    assert len(main) == 1 and main[0][0] == "urgency"  # the header: no inbound referral
+    assert _csv_figures(more["Patients we sent out"]) == sent_out
+    sheets = _xlsx_sheets(xlsx_file)
+    assert len(sheets["Turnaround"]) == 1
+    assert _figures(sheets["Patients we sent out"]) == sent_out
+
+
+def test_a_period_with_nothing_received_or_sent_offers_no_download(client_for, manager):
+    page = client_for(manager).get(reverse("referrals:turnaround")).content.decode()
+    assert 'data-testid="download-csv"' not in page
 
 
 def test_reciprocity_and_who_refers_download_as_workbooks_too(client_for, manager):

@@ -359,7 +359,7 @@ def turnaround_report(request: AuthedRequest) -> HttpResponseBase:
     report = turnaround(start=start, end=end)
     file_format = download_format(request)
     if file_format:
-        return _turnaround_download(report["rows"], period, file_format)
+        return _turnaround_download(report, period, file_format)
     for row in report["rows"]:
         row["drill"] = urlencode({**drill, "urgency": row["urgency"]})
     return render(
@@ -374,9 +374,15 @@ def turnaround_report(request: AuthedRequest) -> HttpResponseBase:
     )
 
 
+def _hours_as_shown(hours: float | None) -> float | None:
+    """A median wait in hours as the page shows it: two days or more in whole hours."""
+    return rounded(hours, 1 if hours is None or hours < 48 else 0)
+
+
 def _turnaround_download(
-    rows: list[dict[str, Any]], period: PeriodForm, file_format: str
+    report: dict[str, Any], period: PeriodForm, file_format: str
 ) -> HttpResponse | StreamingHttpResponse:
+    """A row per urgency, then the patients sent out and their consult reports."""
     header = [
         "urgency",
         "first contact target (hours)",
@@ -395,6 +401,7 @@ def _turnaround_download(
         "seen",
         "report sent to the referring office",
         "loop closed %",
+        "seen, report not sent yet",
     ]
     lines = (
         [
@@ -406,7 +413,7 @@ def _turnaround_download(
             row["contact_late"],
             row["contact_overdue"],
             rounded(row["contact_rate"]),
-            rounded(row["contact_hours"]),
+            _hours_as_shown(row["contact_hours"]),
             row["booked_on_time"],
             row["booked_late"],
             row["appointment_overdue"],
@@ -415,14 +422,25 @@ def _turnaround_download(
             row["seen"],
             row["loop_closed"],
             rounded(row["loop_rate"]),
+            row["report_waiting"],
         ]
-        for row in rows
+        for row in report["rows"]
     )
+    outbound = report["outbound"]
+    sent_out = [
+        ["figure", "value"],
+        ["sent", outbound["sent"]],
+        ["seen by the specialist", outbound["seen"]],
+        ["consult report back", outbound["report_back"]],
+        ["consult report back % (of those seen)", rounded(outbound["report_rate"])],
+        ["seen, report still missing", outbound["report_missing"]],
+    ]
     return table_download(
         period.file_stem("turnaround"),
         chain([header], lines),
         file_format=file_format,
         sheet="Turnaround",
+        more=[Table("Patients we sent out", sent_out)],
     )
 
 
