@@ -341,6 +341,8 @@ def referrers(*, start: datetime, end: datetime) -> dict[str, Any]:
         "total": total,
         "partners": len(counts),
         "pareto_partners": reaching,
+        # Those partners as a share of all who referred.
+        "pareto_share": reaching / len(counts) * 100 if counts else None,
         "previous_total": before,
         "change": (total - before) / before * 100 if before else None,
     }
@@ -376,10 +378,11 @@ def _usual(spellings: Counter[str]) -> str:
 
 
 def referrals_by_specialty_and_office(
-    counts: list[tuple[int, int]], *, limit: int = 15
+    counts: list[tuple[int, int]], *, limit: int | None = 15
 ) -> dict[str, list[dict[str, Any]]]:
     """The referrals of the (partner id, count) pairs `referrers` found, by the partners'
-    specialty and by their office, busiest first, with how many partners sent them. Added
+    specialty and by their office, busiest first (the `limit` busiest of each, or every
+    one), with how many partners sent them. Added
     up here from those counts and every partner's two fields, read in one query: grouping
     a year of referrals joined to their partners again, twice, took a second at a million
     referrals."""

@@ -100,13 +100,17 @@ def test_the_csv_has_every_partner_in_rank_order_with_cells_defused(client_for, 
     _sent(other)
     response = client_for(manager).get(URL, {"format": "csv"})
     assert response["Content-Type"] == "text/csv; charset=utf-8"
-    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    lines = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    # The ranking first; the page's further tables follow it after a blank line.
+    rows = lines[: lines.index([])]
     assert rows[0][:6] == ["rank", "npi", "partner", "specialty", "office", "referrals"]
     assert [row[0] for row in rows[1:]] == ["1", "2"]
     assert rows[1][1] == hostile.npi
     assert rows[1][2].startswith("'") and rows[1][3].startswith("'")
     assert rows[1][5:] == ["2", "66.7", "66.7"]
     assert rows[2][5:] == ["1", "33.3", "100.0"]
+    by_specialty = lines[lines.index(["By specialty"]) + 2]
+    assert by_specialty[0] == "'@SUM(1)"
 
 
 def test_an_empty_period_and_a_bad_one(client_for, manager):

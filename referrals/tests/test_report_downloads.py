@@ -4,6 +4,7 @@ page shows, its free text defused, for those who may see reports only."""
 from __future__ import annotations
 
 import csv
+import html
 import io
 import re
 from datetime import timedelta
@@ -416,6 +417,125 @@ def test_a_period_with_only_patients_sent_out_downloads_them(client_for, manager
 def test_a_period_with_nothing_received_or_sent_offers_no_download(client_for, manager):
     page = client_for(manager).get(reverse("referrals:turnaround")).content.decode()
     assert 'data-testid="download-csv"' not in page
+
+
+def _small_table(page: str, testid: str) -> list[list[object]]:
+    """The rows of one of the who-refers page's small tables: a name and two counts."""
+    table = page.split(f'data-testid="{testid}"')[1].split("</table>")[0]
+    return [
+        [html.unescape(_page_text(name)), int(partners), int(n)]
+        for name, partners, n in re.findall(
+            r"<tr><td>(.*?)</td><td[^>]*>(\d+)</td><td[^>]*>(\d+)</td></tr>", table
+        )
+    ]
+
+
+def test_the_who_refers_download_holds_the_pages_totals_and_breakdowns(client_for, manager):
+    maple = OrganizationFactory(name="=Maple Family")  # a formula, to defuse
+    birch = OrganizationFactory(name="Birch Clinic")
+    partners = [
+        ProviderFactory(organization=maple, specialty="Family Medicine"),
+        ProviderFactory(organization=maple, specialty="family medicine "),
+        ProviderFactory(organization=birch, specialty="Pediatrics"),
+        ProviderFactory(organization=birch, specialty=""),
+        ProviderFactory(organization=None, specialty="Pediatrics"),
+        ProviderFactory(organization=None, specialty="Cardiology"),
+        ProviderFactory(organization=None, specialty="Cardiology"),
+        ProviderFactory(organization=None, specialty="Cardiology"),
+    ]
+    # 18 in the 30 days shown: five partners send 3, three send 1, so 5 of the 8 send 80 %
+    # (62.5 %, shown as 63 %); 7 in the 30 days before (+157.1 %); one long before.
+    for partner, count in zip(partners, [3, 3, 3, 3, 3, 1, 1, 1], strict=True):
+        for _ in range(count):
+            _received_ago(5, provider=partner, direction="inbound")
+    for _ in range(7):
+        _received_ago(40, provider=partners[0], direction="inbound")
+    _received_ago(100, provider=partners[7], direction="inbound")
+    _received_ago(5, provider=partners[7], direction="outbound")  # we sent it: not counted
+    period = {
+        "since": (timezone.localdate() - timedelta(days=29)).isoformat(),
+        "until": timezone.localdate().isoformat(),
+    }
+    client = client_for(manager)
+    url = reverse("referrals:referrers")
+    page = client.get(url, period).content.decode()
+
+    def testid(name: str) -> float | None:
+        return _number(re.search(rf'data-testid="{name}">([^<]*)<', page).group(1))
+
+    before, days = re.search(r"([\d,]+) in the (\d+) days before", page).groups()
+    shows = {
+        "referrals received": testid("total"),
+        f"referrals in the {days} days before": _number(before),
+        "change against the period before %": testid("change"),
+        "referring partners": testid("partners"),
+        "partners who sent 80% of referrals": testid("pareto"),
+        "those partners as % of those who referred": _number(
+            re.search(r"(\d+)% of those who referred", page).group(1)
+        ),
+    }
+    assert list(shows.values()) == [18, 7, 157.1, 8, 5, 63]
+    assert days == "30"
+    by_specialty = _small_table(page, "by-specialty")
+    by_office = _small_table(page, "by-office")
+    assert by_specialty == [
+        ["Family Medicine", 2, 6],
+        ["Pediatrics", 2, 6],
+        ["Not recorded", 1, 3],
+        ["Cardiology", 3, 3],
+    ]
+    assert by_office == [
+        ["=Maple Family", 2, 6],
+        ["Birch Clinic", 2, 6],
+        ["No office recorded", 4, 6],
+    ]
+    defused = [["'=Maple Family", 2, 6], *by_office[1:]]
+
+    csv_file, xlsx_file = _downloads(client, url, page)
+    main, more = _csv_tables(csv_file)
+    assert len(main) == 1 + 8  # the ranking, as before
+    assert list(more) == ["Totals", "By specialty", "By office"]
+    assert _csv_figures(more["Totals"]) == shows
+    assert more["By specialty"] == [
+        ["specialty", "partners", "referrals"],
+        *[[name, str(p), str(n)] for name, p, n in by_specialty],
+    ]
+    assert more["By office"] == [
+        ["office", "partners", "referrals"],
+        *[[name, str(p), str(n)] for name, p, n in defused],
+    ]
+    sheets = _xlsx_sheets(xlsx_file)
+    assert list(sheets) == ["Who refers", "Totals", "By specialty", "By office"]
+    assert len(sheets["Who refers"]) == 1 + 8
+    assert _figures(sheets["Totals"]) == shows
+    assert sheets["By specialty"] == [["specialty", "partners", "referrals"], *by_specialty]
+    assert sheets["By office"] == [["office", "partners", "referrals"], *defused]
+
+
+def test_who_refers_lists_every_specialty_in_the_download_where_the_page_lists_the_busiest(
+    client_for, manager
+):
+    for number in range(17):
+        _received_ago(5, provider=ProviderFactory(specialty=f"Specialty {number:02}"))
+    client = client_for(manager)
+    url = reverse("referrals:referrers")
+    page = client.get(url).content.decode()
+    assert len(_small_table(page, "by-specialty")) == 15
+    assert "At most the 15 busiest of each." in page
+    sheets = _xlsx_sheets(_downloads(client, url, page)[1])
+    assert len(sheets["By specialty"]) == 1 + 17
+
+
+def test_a_period_with_no_referral_since_a_busy_one_downloads_the_drop(client_for, manager):
+    _received_ago(40, provider=ProviderFactory(), direction="inbound")
+    client = client_for(manager)
+    url = reverse("referrals:referrers")
+    since = timezone.localdate() - timedelta(days=29)
+    page = client.get(url, {"since": since.isoformat()}).content.decode()
+    assert 'data-testid="change">-100.0%<' in page
+    sheets = _xlsx_sheets(_downloads(client, url, page)[1])
+    assert _figures(sheets["Totals"])["change against the period before %"] == -100.0
+    assert _figures(sheets["Totals"])["referrals received"] == 0
 
 
 def test_reciprocity_and_who_refers_download_as_workbooks_too(client_for, manager):

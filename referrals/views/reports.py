@@ -453,16 +453,17 @@ BUSIEST = 15
 def referrers_report(request: AuthedRequest) -> HttpResponseBase:
     """Who sends the practice its patients: every referring partner of a period ranked by
     referrals with the running share (the 80/20 of referrers), growth against the period
-    before, and the referrals by specialty and by office; ?format=csv downloads the
-    ranking."""
+    before, and the referrals by specialty and by office; ?format=csv or xlsx downloads
+    them all."""
     period = PeriodForm(request.GET)
     if not period.is_valid():
         return render(request, "referrals/referrers_report.html", {"period": period})
     start, end = period.bounds()
     found = referrers(start=start, end=end)
+    period_days = (period.cleaned_data["until"] - period.cleaned_data["since"]).days + 1
     file_format = download_format(request)
     if file_format:
-        return _referrers_download(found, period, file_format)
+        return _referrers_download(found, period, file_format, period_days=period_days)
     page = Paginator(found["counts"], PAGE_SIZE).get_page(request.GET.get("page"))
     above = sum(n for _, n in found["counts"][: page.start_index() - 1])
     page.object_list = referrer_rows(
@@ -478,7 +479,7 @@ def referrers_report(request: AuthedRequest) -> HttpResponseBase:
             "period": period,
             **found,
             "pareto_percent": round(PARETO_SHARE * 100),
-            "period_days": (period.cleaned_data["until"] - period.cleaned_data["since"]).days + 1,
+            "period_days": period_days,
             "busiest": BUSIEST,
             "page": page,
             "drill": urlencode(_drill(period, "inbound")),
@@ -489,8 +490,10 @@ def referrers_report(request: AuthedRequest) -> HttpResponseBase:
 
 
 def _referrers_download(
-    found: dict[str, Any], period: PeriodForm, file_format: str
+    found: dict[str, Any], period: PeriodForm, file_format: str, *, period_days: int
 ) -> HttpResponse | StreamingHttpResponse:
+    """The ranking of every referring partner, then the page's totals and the referrals by
+    specialty and by office: every one of them, where the page lists the busiest."""
     header = [
         "rank",
         "npi",
@@ -524,9 +527,40 @@ def _referrers_download(
                 ]
             cumulative += sum(n for _, n in chunk)
 
+    days = f"{period_days} day{'' if period_days == 1 else 's'}"
+    summary = [
+        ["figure", "value"],
+        ["referrals received", found["total"]],
+        [f"referrals in the {days} before", found["previous_total"]],
+        ["change against the period before %", rounded(found["change"])],
+        ["referring partners", found["partners"]],
+        [
+            f"partners who sent {round(PARETO_SHARE * 100)}% of referrals",
+            found["pareto_partners"],
+        ],
+        ["those partners as % of those who referred", rounded(found["pareto_share"], 0)],
+    ]
+    breakdown = referrals_by_specialty_and_office(found["counts"], limit=None)
+    by_specialty = [["specialty", "partners", "referrals"]] + [
+        [safe_cell(row["specialty"] or "Not recorded"), row["partners"], row["n"]]
+        for row in breakdown["by_specialty"]
+    ]
+    by_office = [["office", "partners", "referrals"]] + [
+        [
+            safe_cell(row["name"] if row["office"] else "No office recorded"),
+            row["partners"],
+            row["n"],
+        ]
+        for row in breakdown["by_office"]
+    ]
     return table_download(
         period.file_stem("referrers"),
         chain([header], rows()),
         file_format=file_format,
         sheet="Who refers",
+        more=[
+            Table("Totals", summary),
+            Table("By specialty", by_specialty),
+            Table("By office", by_office),
+        ],
     )
