@@ -69,11 +69,11 @@ class ReferralQuerySet(models.QuerySet["Referral"]):
         return self.filter(direction=Referral.Direction.INBOUND)
 
     def lost_reasons(
-        self, *, since: datetime, until: datetime, limit: int = 10
+        self, *, since: datetime, until: datetime, limit: int | None = 10
     ) -> list[LostReason]:
-        """Why inbound referrals received in [since, until) were lost: the most frequent
-        decline and cancellation reasons, each with its count, and the referrals closed
-        after the patient did not come; most frequent first."""
+        """Why inbound referrals received in [since, until) were lost: the `limit` most
+        frequent decline and cancellation reasons (or every one), each with its count, and
+        the referrals closed after the patient did not come; most frequent first."""
         cancelled = ~Q(cancel_reason="")
         given: list[LostReason] = list(
             self.filter(LOST_WITH_REASON, received_at__gte=since, received_at__lt=until)

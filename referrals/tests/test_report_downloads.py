@@ -18,7 +18,7 @@ from openpyxl import load_workbook
 from partners.factories import OrganizationFactory, ProviderFactory
 from referrals.factories import ReferralFactory
 from referrals.models import Inquiry, Referral, SlaTarget, Status
-from referrals.services.workflow import referral_log
+from referrals.services.workflow import referral_log, referral_transition
 
 pytestmark = pytest.mark.django_db
 
@@ -231,6 +231,144 @@ def test_conversion_downloads_each_source_with_its_denominator(client_for, manag
     assert rows[0][:5] == ["source", "inquiries", "scheduled", "seen as new patient", "lost"]
     web = next(row for row in rows[1:] if row[1] == "2")
     assert web[2:] == ["1", "0", "0", "50.0", "0.0"]
+
+
+def _conversion_shown(page: str) -> list[dict[str, object]]:
+    """Each source's row of the conversion page, by the download's names."""
+    shown = []
+    for row in re.findall(r'<tr data-source="\w+">(.*?)</tr>', page, re.S):
+        label = re.search(r'<td class="q-patient">([^<]*)</td>', row).group(1)
+        cells = {
+            name: _page_text(html)
+            for name, html in re.findall(r'<td[^>]*data-label="([^"]+)"[^>]*>(.*?)</td>', row)
+        }
+        scheduled_rate = re.search(r"\(([\d.]+)%\)", cells["Scheduled"])
+        shown.append(
+            {
+                "source": html.unescape(label),
+                "inquiries": _number(cells["Inquiries"]),
+                "scheduled": _number(cells["Scheduled"]),
+                "seen as new patient": _number(cells["Seen as new patients"]),
+                "lost": _number(cells["Lost"]),
+                "scheduled %": _number(scheduled_rate.group(1)) if scheduled_rate else None,
+                "seen as new patient %": _number(cells["Conversion"]),
+            }
+        )
+    return shown
+
+
+def _lost_shown(page: str) -> list[list[object]]:
+    """The conversion page's table of why partner referrals were lost."""
+    table = page.split('data-testid="lost-reasons"')[1].split("</table>")[0]
+    return [
+        [html.unescape(outcome), html.unescape(why), int(n)]
+        for outcome, why, n in re.findall(
+            r"<tr><td>([^<]*)</td><td>([^<]*)</td><td[^>]*>(\d+)</td></tr>", table
+        )
+    ]
+
+
+def _partner_referral(*, days_ago: int = 3) -> Referral:
+    return referral_log(
+        referral=ReferralFactory.build(
+            provider=ProviderFactory(in_network=True),
+            received_at=timezone.now() - timedelta(days=days_ago),
+        ),
+        actor=None,
+    )
+
+
+def _lost(to_status: str, why: str, *, days_ago: int = 3) -> Referral:
+    reason = "decline_reason" if to_status == "declined" else "cancel_reason"
+    return referral_transition(
+        referral=_partner_referral(days_ago=days_ago),
+        to_status=to_status,
+        actor=None,
+        **{reason: why},
+    )
+
+
+def test_the_conversion_download_holds_the_funnel_and_why_referrals_were_lost(client_for, manager):
+    for status in ("scheduled", "inquiry"):
+        Inquiry.objects.create(source=Inquiry.Source.WEB, status=status)
+    for status in ("seen_new_patient", "lost", "inquiry"):
+        Inquiry.objects.create(source=Inquiry.Source.ADVERTISING, status=status)
+    Inquiry.objects.create(
+        source=Inquiry.Source.WEB, received_at=timezone.now() - timedelta(days=40)
+    )
+    for _ in range(2):
+        _lost("cancelled", "=We could not reach the patient")  # a formula, to defuse
+    _lost("declined", "Not in network with the patient's plan")
+    _lost("declined", "Before the period", days_ago=40)
+    # One closed after the patient missed the appointment.
+    missed = referral_transition(referral=_partner_referral(), to_status="accepted", actor=None)
+    missed = referral_transition(
+        referral=missed,
+        to_status="scheduled",
+        actor=None,
+        appointment_at=timezone.now() - timedelta(days=1),
+    )
+    missed = referral_transition(referral=missed, to_status="no_show", actor=None)
+    referral_transition(referral=missed, to_status="closed", actor=None)
+    period = {
+        "since": (timezone.localdate() - timedelta(days=30)).isoformat(),
+        "until": timezone.localdate().isoformat(),
+    }
+    client = client_for(manager)
+    url = reverse("referrals:conversion")
+    page = client.get(url, period).content.decode()
+    funnel = _conversion_shown(page)
+    web = next(row for row in funnel if row["source"].startswith("Web"))
+    advertising = next(row for row in funnel if row["source"].startswith("Advertising"))
+    assert [web["inquiries"], web["scheduled %"], web["seen as new patient %"]] == [2, 50, 0]
+    assert advertising["seen as new patient %"] == 33.3
+    lost = _lost_shown(page)
+    assert lost == [
+        ["Cancelled", "=We could not reach the patient", 2],
+        ["Declined", "Not in network with the patient's plan", 1],
+        ["No-show", "Closed after the patient did not come", 1],
+    ]
+    defused = [["Cancelled", "'=We could not reach the patient", 2], *lost[1:]]
+
+    csv_file, xlsx_file = _downloads(client, url, page)
+    main, more = _csv_tables(csv_file)
+    header, *rows = main
+    assert [
+        {
+            name: value if name == "source" else (float(value) if value else None)
+            for name, value in zip(header, row, strict=True)
+        }
+        for row in rows
+    ] == funnel
+    assert list(more) == ["Why partner referrals were lost"]
+    assert more["Why partner referrals were lost"] == [
+        ["outcome", "reason", "referrals"],
+        *[[outcome, why, str(n)] for outcome, why, n in defused],
+    ]
+    sheets = _xlsx_sheets(xlsx_file)
+    assert list(sheets) == ["Conversion", "Why partner referrals were lost"]
+    header, *rows = sheets["Conversion"]
+    assert [dict(zip_longest(header, row)) for row in rows] == funnel
+    assert sheets["Why partner referrals were lost"] == [
+        ["outcome", "reason", "referrals"],
+        *defused,
+    ]
+
+
+def test_the_conversion_download_lists_every_reason_where_the_page_lists_the_ten_most(
+    client_for, manager
+):
+    for number in range(11):
+        _lost("declined", f"Reason {number:02}")
+    _lost("declined", "Reason 00")
+    client = client_for(manager)
+    url = reverse("referrals:conversion")
+    page = client.get(url).content.decode()
+    listed = _lost_shown(page)
+    assert len(listed) == 10 and listed[0] == ["Declined", "Reason 00", 2]
+    downloaded = _xlsx_sheets(_downloads(client, url, page)[1])["Why partner referrals were lost"]
+    assert downloaded[1:11] == listed  # the page's ten first, in its order
+    assert downloaded[11:] == [["Declined", "Reason 10", 1]]
 
 
 def test_turnaround_downloads_a_row_per_urgency_with_its_targets(client_for, manager):

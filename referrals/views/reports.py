@@ -281,26 +281,7 @@ def conversion_report(request: AuthedRequest) -> HttpResponseBase:
     rows = Inquiry.objects.conversion_by_source(since=start, until=end)
     file_format = download_format(request)
     if file_format:
-        header = ["source", "inquiries", "scheduled", "seen as new patient", "lost"]
-        header += ["scheduled %", "seen as new patient %"]
-        lines = (
-            [
-                row["label"],
-                row["inquiries"],
-                row["scheduled"],
-                row["seen"],
-                row["lost"],
-                rounded(row["scheduled_rate"]),
-                rounded(row["conversion_rate"]),
-            ]
-            for row in rows
-        )
-        return table_download(
-            period.file_stem("conversion"),
-            chain([header], lines),
-            file_format=file_format,
-            sheet="Conversion",
-        )
+        return _conversion_download(rows, period, file_format)
     return render(
         request,
         "referrals/conversion_report.html",
@@ -315,6 +296,38 @@ def conversion_report(request: AuthedRequest) -> HttpResponseBase:
             ),
             "download_query": download_query(request),
         },
+    )
+
+
+def _conversion_download(
+    rows: list[dict[str, Any]], period: PeriodForm, file_format: str
+) -> HttpResponse | StreamingHttpResponse:
+    """Each source's funnel, then why partner referrals were lost: every reason given."""
+    header = ["source", "inquiries", "scheduled", "seen as new patient", "lost"]
+    header += ["scheduled %", "seen as new patient %"]
+    lines = (
+        [
+            row["label"],
+            row["inquiries"],
+            row["scheduled"],
+            row["seen"],
+            row["lost"],
+            rounded(row["scheduled_rate"]),
+            rounded(row["conversion_rate"]),
+        ]
+        for row in rows
+    )
+    start, end = period.bounds()
+    lost = [["outcome", "reason", "referrals"]] + [
+        [safe_cell(row["outcome"]), safe_cell(row["why"]), row["n"]]
+        for row in Referral.objects.lost_reasons(since=start, until=end, limit=None)
+    ]
+    return table_download(
+        period.file_stem("conversion"),
+        chain([header], lines),
+        file_format=file_format,
+        sheet="Conversion",
+        more=[Table("Why partner referrals were lost", lost)],
     )
 
 
