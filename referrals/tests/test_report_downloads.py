@@ -9,6 +9,7 @@ import io
 import re
 from datetime import timedelta
 from itertools import zip_longest
+from typing import Any
 
 import pytest
 from django.urls import reverse
@@ -71,7 +72,7 @@ def _xlsx_sheets(response) -> dict[str, list[list[object]]]:
     }
 
 
-def _figures(table: list[list]) -> dict[str, object]:
+def _figures(table: list[list[Any]]) -> dict[str, Any]:
     """A two-column table of figures (the header first) as {figure: value}; an empty cell,
     or one a workbook did not store, is None."""
     assert table[0] == ["figure", "value"]
@@ -85,14 +86,18 @@ def _csv_figures(table: list[list[str]]) -> dict[str, float | None]:
     }
 
 
+def _found(pattern: str, text: str, flags: int = 0) -> re.Match[str]:
+    found = re.search(pattern, text, flags)
+    assert found is not None, pattern
+    return found
+
+
 def _number(text: str) -> float | None:
     """A figure as the page prints it ("1,234", "66.7%", "+25.0%", "101 h", "2.5 days") as
     a number; the dash a page shows for a share of nothing is None."""
     if text.strip() == "\u2013":
         return None
-    found = re.search(r"[-+]?[\d,]*\.?\d+", text)
-    assert found is not None, text
-    return float(found.group().replace(",", ""))
+    return float(_found(r"[-+]?[\d,]*\.?\d+", text).group().replace(",", ""))
 
 
 def _page_text(html: str) -> str:
@@ -173,7 +178,7 @@ def test_the_leakage_download_holds_the_pages_totals_and_reasons(client_for, man
     response = client.get(url, period)
     page = response.content.decode()
     totals = response.context["totals"]
-    shown = re.search(r'data-testid="leakage">([^<]*)<', page).group(1)
+    shown = _found(r'data-testid="leakage">([^<]*)<', page).group(1)
     assert shown == "33.3%"  # 2 of the 6 that went where the network was known
     listed = re.findall(r"<span>([^<]*)</span><span class=\"badge[^>]*>(\d+)<", page)
     assert listed == [("No reason given", "1"), ("Patient asked", "1")]
@@ -233,11 +238,11 @@ def test_conversion_downloads_each_source_with_its_denominator(client_for, manag
     assert web[2:] == ["1", "0", "0", "50.0", "0.0"]
 
 
-def _conversion_shown(page: str) -> list[dict[str, object]]:
+def _conversion_shown(page: str) -> list[dict[str, Any]]:
     """Each source's row of the conversion page, by the download's names."""
     shown = []
     for row in re.findall(r'<tr data-source="\w+">(.*?)</tr>', page, re.S):
-        label = re.search(r'<td class="q-patient">([^<]*)</td>', row).group(1)
+        label = _found(r'<td class="q-patient">([^<]*)</td>', row).group(1)
         cells = {
             name: _page_text(html)
             for name, html in re.findall(r'<td[^>]*data-label="([^"]+)"[^>]*>(.*?)</td>', row)
@@ -279,12 +284,13 @@ def _partner_referral(*, days_ago: int = 3) -> Referral:
 
 
 def _lost(to_status: str, why: str, *, days_ago: int = 3) -> Referral:
-    reason = "decline_reason" if to_status == "declined" else "cancel_reason"
+    referral = _partner_referral(days_ago=days_ago)
+    if to_status == "declined":
+        return referral_transition(
+            referral=referral, to_status=to_status, actor=None, decline_reason=why
+        )
     return referral_transition(
-        referral=_partner_referral(days_ago=days_ago),
-        to_status=to_status,
-        actor=None,
-        **{reason: why},
+        referral=referral, to_status=to_status, actor=None, cancel_reason=why
     )
 
 
@@ -394,7 +400,7 @@ def test_turnaround_downloads_a_row_per_urgency_with_its_targets(client_for, man
     assert figures["loop closed %"] is None  # nobody seen yet: no share, not 0 %
 
 
-def _turnaround_shown(page: str) -> dict[str, dict[str, object]]:
+def _turnaround_shown(page: str) -> dict[str, dict[str, Any]]:
     """Each urgency's figures as the turnaround page shows them, by the download's names."""
     shown = {}
     for urgency, row in re.findall(r'<tr data-urgency="(\w+)">(.*?)</tr>', page, re.S):
@@ -402,19 +408,19 @@ def _turnaround_shown(page: str) -> dict[str, dict[str, object]]:
             label: _page_text(html)
             for label, html in re.findall(r'<td[^>]*data-label="([^"]+)">(.*?)</td>', row, re.S)
         }
-        label, contact_hours, appointment_days = re.search(
+        label, contact_hours, appointment_days = _found(
             r'q-patient">([^<]+) <span[^>]*>\(contact (\d+) h, appointment (\d+) d\)', row
         ).groups()
-        contact = re.fullmatch(
-            r"(\S+) (\d+) on time, (\d+) late(?:, (\d+) overdue now)?",
+        contact = _found(
+            r"^(\S+) (\d+) on time, (\d+) late(?:, (\d+) overdue now)?$",
             cells["First contact on time"],
         ).groups()
-        booked = re.fullmatch(
-            r"(\S+) (\d+) by it, (\d+) after it(?:, (\d+) overdue now)?",
+        booked = _found(
+            r"^(\S+) (\d+) by it, (\d+) after it(?:, (\d+) overdue now)?$",
             cells["Appointment by target day"],
         ).groups()
-        loop = re.fullmatch(
-            r"(\S+) report sent for (\d+) of (\d+) seen(?:, (\d+) waiting)?",
+        loop = _found(
+            r"^(\S+) report sent for (\d+) of (\d+) seen(?:, (\d+) waiting)?$",
             cells["Loop closed"],
         ).groups()
         shown[urgency] = {
@@ -445,7 +451,7 @@ def _outbound_shown(page: str) -> dict[str, float | None]:
     section = page.split('data-testid="outbound"')[1].split("</div>\n</div>")[0]
     boxes = [_page_text(box) for box in re.findall(r'class="fs-4"[^>]*>(.*?)</div>', section)]
     sent, seen, rate, missing = boxes
-    back = re.search(r"(\d+) of \d+ seen", section).group(1)
+    back = _found(r"(\d+) of \d+ seen", section).group(1)
     return {
         "sent": _number(sent),
         "seen by the specialist": _number(seen),
@@ -472,7 +478,7 @@ def _turnaround_downloaded(table: list[list], number=None) -> dict[str, dict[str
 
 
 def _received_ago(days: float, **fields) -> Referral:
-    return ReferralFactory(received_at=timezone.now() - timedelta(days=days), **fields)
+    return ReferralFactory.create(received_at=timezone.now() - timedelta(days=days), **fields)
 
 
 def test_the_turnaround_download_holds_every_figure_the_page_shows(client_for, manager):
@@ -599,9 +605,9 @@ def test_the_who_refers_download_holds_the_pages_totals_and_breakdowns(client_fo
     page = client.get(url, period).content.decode()
 
     def testid(name: str) -> float | None:
-        return _number(re.search(rf'data-testid="{name}">([^<]*)<', page).group(1))
+        return _number(_found(rf'data-testid="{name}">([^<]*)<', page).group(1))
 
-    before, days = re.search(r"([\d,]+) in the (\d+) days before", page).groups()
+    before, days = _found(r"([\d,]+) in the (\d+) days before", page).groups()
     shows = {
         "referrals received": testid("total"),
         f"referrals in the {days} days before": _number(before),
@@ -609,7 +615,7 @@ def test_the_who_refers_download_holds_the_pages_totals_and_breakdowns(client_fo
         "referring partners": testid("partners"),
         "partners who sent 80% of referrals": testid("pareto"),
         "those partners as % of those who referred": _number(
-            re.search(r"(\d+)% of those who referred", page).group(1)
+            _found(r"(\d+)% of those who referred", page).group(1)
         ),
     }
     assert list(shows.values()) == [18, 7, 157.1, 8, 5, 63]
