@@ -682,6 +682,60 @@ def test_a_period_with_no_referral_since_a_busy_one_downloads_the_drop(client_fo
     assert _figures(sheets["Totals"])["referrals received"] == 0
 
 
+def test_the_reciprocity_download_holds_the_totals_and_the_flow_the_page_follows(
+    client_for, manager
+):
+    ann = ProviderFactory(first_name="Ann", last_name="Wiebe", credential="MD")
+    bob = ProviderFactory()
+    for _ in range(2):
+        _received_ago(5, provider=ann, direction="inbound")
+    _received_ago(40, provider=ann, direction="outbound")
+    _received_ago(5, provider=bob, direction="inbound")
+    _received_ago(150, provider=ann, direction="inbound")  # before the period
+    # From the 10th of a month two or three months back: its first month only in part.
+    since = (timezone.localdate().replace(day=1) - timedelta(days=60)).replace(day=10)
+    period = {
+        "since": since.isoformat(),
+        "until": timezone.localdate().isoformat(),
+        "provider": ann.pk,  # the page follows Ann over time
+    }
+    client = client_for(manager)
+    url = reverse("referrals:reciprocity")
+    page = client.get(url, period).content.decode()
+    totals = {
+        "received": _number(_found(r'data-testid="received">(\d+)<', page).group(1)),
+        "sent": _number(_found(r'data-testid="sent">(\d+)<', page).group(1)),
+    }
+    assert totals == {"received": 3, "sent": 1}  # every partner's
+    flow_table = page.split('data-testid="flow-table"')[1].split("</table>")[0]
+    flow = [
+        [label, part, int(received), int(sent), int(balance)]
+        for label, part, received, sent, balance in re.findall(
+            r'<th scope="row"[^>]*>([^<]*?)(?: <span[^>]*>\((.*?) only\)</span>)?</th>'
+            r"<td[^>]*>(-?\d+)</td><td[^>]*>(-?\d+)</td><td[^>]*>(-?\d+)</td>",
+            flow_table,
+        )
+    ]
+    assert len(flow) >= 3 and flow[0][1].startswith(f"{since:%b} 10 to ")
+    assert sum(row[2] for row in flow) == 2 and sum(row[3] for row in flow) == 1  # Ann's
+
+    csv_file, xlsx_file = _downloads(client, url, page)
+    main, more = _csv_tables(csv_file)
+    assert [row[0] for row in main[1:]] == [ann.npi, bob.npi]  # every partner, as before
+    assert list(more) == ["Totals", "Per month, Ann Wiebe, MD"]
+    assert _csv_figures(more["Totals"]) == totals
+    header = ["month", "days covered, if not all", "received", "sent", "balance (sent - received)"]
+    assert more["Per month, Ann Wiebe, MD"] == [header, *[[str(c) for c in row] for row in flow]]
+    sheets = _xlsx_sheets(xlsx_file)
+    assert list(sheets) == ["Reciprocity", "Totals", "Per month, Ann Wiebe, MD"]
+    assert _figures(sheets["Totals"]) == totals
+    # An empty cell (a month covered whole) reads back as None from a workbook.
+    assert sheets["Per month, Ann Wiebe, MD"] == [
+        header,
+        *[[label, part or None, *counts] for label, part, *counts in flow],
+    ]
+
+
 def test_reciprocity_and_who_refers_download_as_workbooks_too(client_for, manager):
     partner = ProviderFactory(last_name="Wiebe")
     ReferralFactory(provider=partner, direction="inbound")

@@ -177,8 +177,8 @@ def _leakage_download(
 @login_required
 @permission_required("referrals.view_referral_reports", raise_exception=True)
 def reciprocity_report(request: AuthedRequest) -> HttpResponseBase:
-    """Referrals received from and sent to each partner over a period, busiest first;
-    ?format=csv downloads every row."""
+    """Referrals received from and sent to each partner over a period, busiest first, with
+    the totals and the flow per month (or year); ?format=csv or xlsx downloads them all."""
     period = ReciprocityForm(request.GET)
     if not period.is_valid():
         return render(request, "referrals/reciprocity_report.html", {"period": period})
@@ -189,22 +189,28 @@ def reciprocity_report(request: AuthedRequest) -> HttpResponseBase:
         .order_by("-volume", "last_name", "pk")
         .only("pk", "first_name", "last_name", "credential", "npi")
     )
-    file_format = download_format(request)
-    if file_format:
-        return _reciprocity_download(partners, period, file_format)
-    over_time = _reciprocity_over_time(period)
-    if over_time["flow_partner"] is None:
-        # The chart's months cover the same period for every partner: their sums are the
-        # totals (a year at a million referrals is 100 ms to count again).
+    partner = period.cleaned_data["provider"]
+    kind, flow = reciprocity_over_time(
+        since=period.cleaned_data["since"], until=period.cleaned_data["until"], provider=partner
+    )
+    if partner is None:
+        # The months cover the same period for every partner: their sums are the totals
+        # (a year at a million referrals is 100 ms to count again).
         totals = {
-            "received": sum(row["received"] for row in over_time["flow"]),
-            "sent": sum(row["sent"] for row in over_time["flow"]),
+            "received": sum(row["received"] for row in flow),
+            "sent": sum(row["sent"] for row in flow),
         }
     else:
         totals = Referral.objects.filter(received_at__gte=start, received_at__lt=end).aggregate(
             received=Count("received_at", filter=Q(direction=Referral.Direction.INBOUND)),
             sent=Count("received_at", filter=Q(direction=Referral.Direction.OUTBOUND)),
         )
+    file_format = download_format(request)
+    if file_format:
+        return _reciprocity_download(
+            partners, period, file_format, totals=totals, kind=kind, flow=flow
+        )
+    over_time = _reciprocity_over_time(period, kind, flow)
     return render(
         request,
         "referrals/reciprocity_report.html",
@@ -221,13 +227,12 @@ def reciprocity_report(request: AuthedRequest) -> HttpResponseBase:
     )
 
 
-def _reciprocity_over_time(period: ReciprocityForm) -> dict[str, Any]:
+def _reciprocity_over_time(
+    period: ReciprocityForm, kind: str, rows: list[dict[str, Any]]
+) -> dict[str, Any]:
     """Received vs sent per month (or year), overall or for the chosen partner, as a chart
     and the table beside it."""
     partner = period.cleaned_data["provider"]
-    kind, rows = reciprocity_over_time(
-        since=period.cleaned_data["since"], until=period.cleaned_data["until"], provider=partner
-    )
     who = "this partner" if partner else "all partners"
     chart = bar_chart(
         title=f"Received vs sent per {kind}",
@@ -255,18 +260,40 @@ def _reciprocity_over_time(period: ReciprocityForm) -> dict[str, Any]:
 
 
 def _reciprocity_download(
-    partners: Any, period: PeriodForm, file_format: str
+    partners: Any,
+    period: ReciprocityForm,
+    file_format: str,
+    *,
+    totals: dict[str, int],
+    kind: str,
+    flow: list[dict[str, Any]],
 ) -> HttpResponse | StreamingHttpResponse:
+    """Every partner, busiest first; then the totals and the flow over time, for the partner
+    the page follows when it follows one."""
     header = ["npi", "partner", "received", "sent", "balance (sent - received)"]
     rows = (
         [p.npi, safe_cell(p.display_name), p.received, p.sent, p.balance]
         for p in partners.iterator()
     )
+    summary: list[list[Any]] = [
+        ["figure", "value"],
+        ["received", totals["received"]],
+        ["sent", totals["sent"]],
+    ]
+    partner = period.cleaned_data["provider"]
+    over_time = [
+        [kind, "days covered, if not all", "received", "sent", "balance (sent - received)"]
+    ]
+    over_time += [
+        [row["label"], row["part"], row["received"], row["sent"], row["balance"]] for row in flow
+    ]
+    title = f"Per {kind}" + (f", {partner.display_name}" if partner else "")
     return table_download(
         period.file_stem("reciprocity"),
         chain([header], rows),
         file_format=file_format,
         sheet="Reciprocity",
+        more=[Table("Totals", summary), Table(title, over_time)],
     )
 
 
