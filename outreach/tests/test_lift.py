@@ -12,6 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from openpyxl import load_workbook
 
 from core.factories import UserFactory
 from core.roles import Role
@@ -120,7 +121,36 @@ def test_the_report_downloads_with_the_figures_the_page_shows(client_for, manage
     liaison = network["liaison"]
     # 3 partners, 2 reached, 2 activities; 7 → 7; reached 3 → 5; others 4 → 2; no lift.
     assert by_owner[liaison.get_full_name() or liaison.username] == [
-        "3", "2", "2", "7", "7", "3", "5", "4", "2", ""
+        "3", "2", "2", "7", "7", "3", "5", "4", "2", "", "0.0", "67.0", "-50.0"
     ]  # fmt: skip
     assert by_owner["Partners with no owner"][3:5] == ["0", "1"]  # before → now
     assert by_owner["Everyone"][:3] == ["5", "2", "2"]
+
+
+def test_the_download_rounds_the_lift_and_each_change_as_the_page_does(
+    client_for, manager, network, monkeypatch
+):
+    monkeypatch.setattr("outreach.reports.LIFT_BASE", 1)
+    client = client_for(manager)
+    page = client.get(URL).content.decode()
+    shown = _row(page, network["liaison"].pk)
+    # Referrals 7 → 7, from partners reached 3 → 5 (+66.7 %), the others 4 → 2 (-50 %).
+    changes = [float(change) for change in re.findall(r"\(([-+]?\d+)%\)", shown)]
+    assert changes == [0, 67, -50]
+    lift = re.search(r"([-+]\d+) points", shown)
+    assert lift is not None and lift.group(1) == "+117"
+    response = client.get(URL, {"format": "xlsx"})
+    sheet = load_workbook(io.BytesIO(response.content), read_only=True).active
+    header, *rows = [list(row) for row in sheet.iter_rows(values_only=True)]
+    liaison = network["liaison"]
+    figures = next(
+        dict(zip(header, row, strict=True))
+        for row in rows
+        if row[0] == (liaison.get_full_name() or liaison.username)
+    )
+    assert figures["lift (percentage points)"] == 117
+    assert [
+        figures["referrals, change %"],
+        figures["from partners reached, change %"],
+        figures["from the others, change %"],
+    ] == changes

@@ -58,6 +58,9 @@ def _lift_download(
         "from the others, before",
         "from the others, in the period",
         "lift (percentage points)",
+        "referrals, change %",
+        "from partners reached, change %",
+        "from the others, change %",
     ]
 
     def line(row: dict[str, Any], owner: str) -> list[Any]:
@@ -72,7 +75,11 @@ def _lift_download(
             row["reached"]["now"],
             row["others"]["before"],
             row["others"]["now"],
-            rounded(row["lift"]),
+            # Whole points and percentages, as the page shows them.
+            rounded(row["lift"], 0),
+            rounded(row["all"]["change"], 0),
+            rounded(row["reached"]["change"], 0),
+            rounded(row["others"]["change"], 0),
         ]
 
     lines = [
