@@ -1,27 +1,19 @@
-"""Referral reports: leakage, reciprocity (with its CSV), conversion by source,
-turnaround (SLA targets met and loops closed) and who refers (with its CSV)."""
+"""Referral reports: leakage, reciprocity, conversion by source, turnaround (SLA targets
+met and loops closed) and who refers; each downloads as CSV or XLSX (report_downloads)."""
 
 from __future__ import annotations
 
-from itertools import chain
 from typing import Any, cast
 from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
 from django.db.models import Count, F, Q
-from django.http import HttpResponse, QueryDict, StreamingHttpResponse
+from django.http import QueryDict
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 
-from core.csv_cells import (
-    Table,
-    download_format,
-    download_query,
-    rounded,
-    safe_cell,
-    table_download,
-)
+from core.csv_cells import download_format, download_query
 from core.pagination import PAGE_SIZE, paginate
 from core.types import AuthedRequest
 from partners.models import Provider
@@ -35,6 +27,13 @@ from referrals.selectors import (
     referrer_rows,
     referrers,
     turnaround,
+)
+from referrals.views.report_downloads import (
+    conversion_download,
+    leakage_download,
+    reciprocity_download,
+    referrers_download,
+    turnaround_download,
 )
 
 
@@ -93,7 +92,7 @@ def leakage_report(request: AuthedRequest) -> HttpResponseBase:
     ]
     file_format = download_format(request)
     if file_format:
-        return _leakage_download(leaked, totals, period, file_format)
+        return leakage_download(leaked, totals, period, file_format)
     reasons = (
         leaked.values("out_of_network_reason")
         .annotate(n=Count("pk"))
@@ -111,66 +110,6 @@ def leakage_report(request: AuthedRequest) -> HttpResponseBase:
             "drill": drill,
             "download_query": download_query(request),
         },
-    )
-
-
-def _leakage_download(
-    leaked: Any, totals: dict[str, Any], period: PeriodForm, file_format: str
-) -> HttpResponse | StreamingHttpResponse:
-    """Every specialist patients left the network for in the period, busiest first, with
-    the reasons given for each; then the page's totals and every reason given."""
-    counts = list(
-        leaked.values("provider", "out_of_network_reason")
-        .annotate(n=Count("pk"))
-        .order_by("provider", "-n", "out_of_network_reason")
-    )
-    by_provider: dict[int, dict[str, Any]] = {}
-    by_reason: dict[str, int] = {}
-    for row in counts:
-        into = by_provider.setdefault(row["provider"], {"n": 0, "reasons": []})
-        into["n"] += row["n"]
-        reason = row["out_of_network_reason"]
-        into["reasons"].append(f"{reason or 'No reason given'} ({row['n']})")
-        by_reason[reason] = by_reason.get(reason, 0) + row["n"]
-    ranked = sorted(by_provider.items(), key=lambda item: (-item[1]["n"], item[0]))
-
-    def rows() -> Any:
-        yield ["npi", "specialist", "specialty", "referrals out of network", "reasons given"]
-        for first in range(0, len(ranked), 2000):
-            chunk = ranked[first : first + 2000]
-            names = Provider.objects.in_bulk([pk for pk, _ in chunk])
-            for pk, found in chunk:
-                if pk in names:  # not one deleted since the counts were read
-                    specialist = names[pk]
-                    yield [
-                        specialist.npi,
-                        safe_cell(specialist.display_name),
-                        safe_cell(specialist.specialty),
-                        found["n"],
-                        safe_cell("; ".join(found["reasons"])),
-                    ]
-
-    summary = [
-        ["figure", "value"],
-        ["sent out", totals["total"]],
-        ["in network", totals["sent_in"]],
-        ["out of network", totals["sent_out"]],
-        ["leakage %", rounded(totals["leakage"])],
-        ["in or out of network (the share's denominator)", totals["known"]],
-        ["declined by the specialist or cancelled (in neither share)", totals["dropped"]],
-        ["sent before the network was recorded (in neither share)", totals["unknown"]],
-    ]
-    reasons = [["reason", "referrals out of network"]] + [
-        [safe_cell(reason or "No reason given"), n]
-        # Ordered as the page lists them.
-        for reason, n in sorted(by_reason.items(), key=lambda item: (-item[1], item[0]))
-    ]
-    return table_download(
-        period.file_stem("leakage"),
-        rows(),
-        file_format=file_format,
-        sheet="Leakage",
-        more=[Table("Totals", summary), Table("Reasons given", reasons)],
     )
 
 
@@ -207,7 +146,7 @@ def reciprocity_report(request: AuthedRequest) -> HttpResponseBase:
         )
     file_format = download_format(request)
     if file_format:
-        return _reciprocity_download(
+        return reciprocity_download(
             partners, period, file_format, totals=totals, kind=kind, flow=flow
         )
     over_time = _reciprocity_over_time(period, kind, flow)
@@ -259,44 +198,6 @@ def _reciprocity_over_time(
     }
 
 
-def _reciprocity_download(
-    partners: Any,
-    period: ReciprocityForm,
-    file_format: str,
-    *,
-    totals: dict[str, int],
-    kind: str,
-    flow: list[dict[str, Any]],
-) -> HttpResponse | StreamingHttpResponse:
-    """Every partner, busiest first; then the totals and the flow over time, for the partner
-    the page follows when it follows one."""
-    header = ["npi", "partner", "received", "sent", "balance (sent - received)"]
-    rows = (
-        [p.npi, safe_cell(p.display_name), p.received, p.sent, p.balance]
-        for p in partners.iterator()
-    )
-    summary: list[list[Any]] = [
-        ["figure", "value"],
-        ["received", totals["received"]],
-        ["sent", totals["sent"]],
-    ]
-    partner = period.cleaned_data["provider"]
-    over_time = [
-        [kind, "days covered, if not all", "received", "sent", "balance (sent - received)"]
-    ]
-    over_time += [
-        [row["label"], row["part"], row["received"], row["sent"], row["balance"]] for row in flow
-    ]
-    title = f"Per {kind}" + (f", {partner.display_name}" if partner else "")
-    return table_download(
-        period.file_stem("reciprocity"),
-        chain([header], rows),
-        file_format=file_format,
-        sheet="Reciprocity",
-        more=[Table("Totals", summary), Table(title, over_time)],
-    )
-
-
 @login_required
 @permission_required("referrals.view_referral_reports", raise_exception=True)
 def conversion_report(request: AuthedRequest) -> HttpResponseBase:
@@ -308,7 +209,7 @@ def conversion_report(request: AuthedRequest) -> HttpResponseBase:
     rows = Inquiry.objects.conversion_by_source(since=start, until=end)
     file_format = download_format(request)
     if file_format:
-        return _conversion_download(rows, period, file_format)
+        return conversion_download(rows, period, file_format)
     return render(
         request,
         "referrals/conversion_report.html",
@@ -323,38 +224,6 @@ def conversion_report(request: AuthedRequest) -> HttpResponseBase:
             ),
             "download_query": download_query(request),
         },
-    )
-
-
-def _conversion_download(
-    rows: list[dict[str, Any]], period: PeriodForm, file_format: str
-) -> HttpResponse | StreamingHttpResponse:
-    """Each source's funnel, then why partner referrals were lost: every reason given."""
-    header = ["source", "inquiries", "scheduled", "seen as new patient", "lost"]
-    header += ["scheduled %", "seen as new patient %"]
-    lines = (
-        [
-            row["label"],
-            row["inquiries"],
-            row["scheduled"],
-            row["seen"],
-            row["lost"],
-            rounded(row["scheduled_rate"]),
-            rounded(row["conversion_rate"]),
-        ]
-        for row in rows
-    )
-    start, end = period.bounds()
-    lost = [["outcome", "reason", "referrals"]] + [
-        [safe_cell(row["outcome"]), safe_cell(row["why"]), row["n"]]
-        for row in Referral.objects.lost_reasons(since=start, until=end, limit=None)
-    ]
-    return table_download(
-        period.file_stem("conversion"),
-        chain([header], lines),
-        file_format=file_format,
-        sheet="Conversion",
-        more=[Table("Why partner referrals were lost", lost)],
     )
 
 
@@ -399,7 +268,7 @@ def turnaround_report(request: AuthedRequest) -> HttpResponseBase:
     report = turnaround(start=start, end=end)
     file_format = download_format(request)
     if file_format:
-        return _turnaround_download(report, period, file_format)
+        return turnaround_download(report, period, file_format)
     for row in report["rows"]:
         row["drill"] = urlencode({**drill, "urgency": row["urgency"]})
     return render(
@@ -411,76 +280,6 @@ def turnaround_report(request: AuthedRequest) -> HttpResponseBase:
             "drill": urlencode(drill),
             "download_query": download_query(request),
         },
-    )
-
-
-def _hours_as_shown(hours: float | None) -> float | None:
-    """A median wait in hours as the page shows it: two days or more in whole hours."""
-    return rounded(hours, 1 if hours is None or hours < 48 else 0)
-
-
-def _turnaround_download(
-    report: dict[str, Any], period: PeriodForm, file_format: str
-) -> HttpResponse | StreamingHttpResponse:
-    """A row per urgency, then the patients sent out and their consult reports."""
-    header = [
-        "urgency",
-        "first contact target (hours)",
-        "appointment target (days)",
-        "received",
-        "first contact on time",
-        "first contact late",
-        "first contact overdue now",
-        "first contact on time %",
-        "median hours to first contact",
-        "appointment by target day",
-        "appointment after it",
-        "appointment overdue now",
-        "appointment by target day %",
-        "median days to appointment",
-        "seen",
-        "report sent to the referring office",
-        "loop closed %",
-        "seen, report not sent yet",
-    ]
-    lines = (
-        [
-            row["label"],
-            row["target"].first_contact_hours,
-            row["target"].appointment_days,
-            row["received"],
-            row["contact_on_time"],
-            row["contact_late"],
-            row["contact_overdue"],
-            rounded(row["contact_rate"]),
-            _hours_as_shown(row["contact_hours"]),
-            row["booked_on_time"],
-            row["booked_late"],
-            row["appointment_overdue"],
-            rounded(row["booked_rate"]),
-            rounded(row["appointment_days"]),
-            row["seen"],
-            row["loop_closed"],
-            rounded(row["loop_rate"]),
-            row["report_waiting"],
-        ]
-        for row in report["rows"]
-    )
-    outbound = report["outbound"]
-    sent_out = [
-        ["figure", "value"],
-        ["sent", outbound["sent"]],
-        ["seen by the specialist", outbound["seen"]],
-        ["consult report back", outbound["report_back"]],
-        ["consult report back % (of those seen)", rounded(outbound["report_rate"])],
-        ["seen, report still missing", outbound["report_missing"]],
-    ]
-    return table_download(
-        period.file_stem("turnaround"),
-        chain([header], lines),
-        file_format=file_format,
-        sheet="Turnaround",
-        more=[Table("Patients we sent out", sent_out)],
     )
 
 
@@ -503,7 +302,7 @@ def referrers_report(request: AuthedRequest) -> HttpResponseBase:
     period_days = (period.cleaned_data["until"] - period.cleaned_data["since"]).days + 1
     file_format = download_format(request)
     if file_format:
-        return _referrers_download(found, period, file_format, period_days=period_days)
+        return referrers_download(found, period, file_format, period_days=period_days)
     page = Paginator(found["counts"], PAGE_SIZE).get_page(request.GET.get("page"))
     above = sum(n for _, n in found["counts"][: page.start_index() - 1])
     page.object_list = referrer_rows(
@@ -526,81 +325,4 @@ def referrers_report(request: AuthedRequest) -> HttpResponseBase:
             "download_query": download_query(request),
             **referrals_by_specialty_and_office(found["counts"], limit=BUSIEST),
         },
-    )
-
-
-def _referrers_download(
-    found: dict[str, Any], period: PeriodForm, file_format: str, *, period_days: int
-) -> HttpResponse | StreamingHttpResponse:
-    """The ranking of every referring partner, then the page's totals and the referrals by
-    specialty and by office: every one of them, where the page lists the busiest."""
-    header = [
-        "rank",
-        "npi",
-        "partner",
-        "specialty",
-        "office",
-        "referrals",
-        "share %",
-        "cumulative share %",
-    ]
-
-    def rows() -> Any:
-        # The partners' names a chunk at a time: a year can have thousands of referrers.
-        counts, cumulative = found["counts"], 0
-        for first in range(0, len(counts), 2000):
-            chunk = counts[first : first + 2000]
-            for row in referrer_rows(
-                chunk, total=found["total"], first_rank=first + 1, cumulative=cumulative
-            ):
-                partner = row["partner"]
-                office = partner.organization.name if partner.organization else ""
-                yield [
-                    row["rank"],
-                    partner.npi,
-                    safe_cell(partner.display_name),
-                    safe_cell(partner.specialty),
-                    safe_cell(office),
-                    row["n"],
-                    rounded(row["share"]),
-                    rounded(row["cumulative"]),
-                ]
-            cumulative += sum(n for _, n in chunk)
-
-    days = f"{period_days} day{'' if period_days == 1 else 's'}"
-    summary = [
-        ["figure", "value"],
-        ["referrals received", found["total"]],
-        [f"referrals in the {days} before", found["previous_total"]],
-        ["change against the period before %", rounded(found["change"])],
-        ["referring partners", found["partners"]],
-        [
-            f"partners who sent {round(PARETO_SHARE * 100)}% of referrals",
-            found["pareto_partners"],
-        ],
-        ["those partners as % of those who referred", rounded(found["pareto_share"], 0)],
-    ]
-    breakdown = referrals_by_specialty_and_office(found["counts"], limit=None)
-    by_specialty = [["specialty", "partners", "referrals"]] + [
-        [safe_cell(row["specialty"] or "Not recorded"), row["partners"], row["n"]]
-        for row in breakdown["by_specialty"]
-    ]
-    by_office = [["office", "partners", "referrals"]] + [
-        [
-            safe_cell(row["name"] if row["office"] else "No office recorded"),
-            row["partners"],
-            row["n"],
-        ]
-        for row in breakdown["by_office"]
-    ]
-    return table_download(
-        period.file_stem("referrers"),
-        chain([header], rows()),
-        file_format=file_format,
-        sheet="Who refers",
-        more=[
-            Table("Totals", summary),
-            Table("By specialty", by_specialty),
-            Table("By office", by_office),
-        ],
     )
