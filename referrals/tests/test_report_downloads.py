@@ -100,8 +100,8 @@ def _number(text: str) -> float | None:
     return float(_found(r"[-+]?[\d,]*\.?\d+", text).group().replace(",", ""))
 
 
-def _page_text(html: str) -> str:
-    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+def _page_text(markup: str) -> str:
+    return " ".join(re.sub(r"<[^>]+>", " ", markup).split())
 
 
 def _downloads(client, url: str, page: str) -> tuple:
@@ -244,8 +244,8 @@ def _conversion_shown(page: str) -> list[dict[str, Any]]:
     for row in re.findall(r'<tr data-source="\w+">(.*?)</tr>', page, re.S):
         label = _found(r'<td class="q-patient">([^<]*)</td>', row).group(1)
         cells = {
-            name: _page_text(html)
-            for name, html in re.findall(r'<td[^>]*data-label="([^"]+)"[^>]*>(.*?)</td>', row)
+            name: _page_text(markup)
+            for name, markup in re.findall(r'<td[^>]*data-label="([^"]+)"[^>]*>(.*?)</td>', row)
         }
         scheduled_rate = re.search(r"\(([\d.]+)%\)", cells["Scheduled"])
         shown.append(
@@ -405,8 +405,8 @@ def _turnaround_shown(page: str) -> dict[str, dict[str, Any]]:
     shown = {}
     for urgency, row in re.findall(r'<tr data-urgency="(\w+)">(.*?)</tr>', page, re.S):
         cells = {
-            label: _page_text(html)
-            for label, html in re.findall(r'<td[^>]*data-label="([^"]+)">(.*?)</td>', row, re.S)
+            label: _page_text(markup)
+            for label, markup in re.findall(r'<td[^>]*data-label="([^"]+)">(.*?)</td>', row, re.S)
         }
         label, contact_hours, appointment_days = _found(
             r'q-patient">([^<]+) <span[^>]*>\(contact (\d+) h, appointment (\d+) d\)', row
