@@ -112,7 +112,9 @@ def finder(request: AuthedRequest) -> HttpResponse:
         by_pk = RegistryProvider.objects.in_bulk(list(page.object_list))
         records = [by_pk[pk] for pk in page.object_list if pk in by_pk]
         summaries = partner_summaries(r.npi for r in records)
-        sent_to_us = patients_to_us_by_npi(to_us, (r.npi for r in records)) if to_us else {}
+        sent_to_us = (
+            patients_to_us_by_npi(to_us, (r.npi for r in records)) if to_us is not None else {}
+        )
         labels = dict(
             Taxonomy.objects.filter(
                 code__in={r.primary_taxonomy_code for r in records}

@@ -10,12 +10,17 @@ from django.urls import reverse
 
 from core.factories import UserFactory
 from core.roles import Role
-from partners.factories import ProviderFactory
+from partners.factories import ProviderFactory, make_npi
 from partners.models import Organization, Provider
 from referrals.factories import ReferralFactory
 from referrals.models import Referral
 from registry.factories import PracticeLocationFactory, RegistryProviderFactory
-from registry.models import PracticeLocation, RegistryProvider, SharedPatientDataset
+from registry.models import (
+    PracticeLocation,
+    RegistryProvider,
+    SharedPatientDataset,
+    SharedPatientPair,
+)
 from registry.tests.conftest import SAMPLE
 
 pytestmark = pytest.mark.django_db
@@ -404,3 +409,54 @@ def test_the_finder_offers_a_liaison_only_their_own_list_and_a_manager_everyone(
     as_manager = logged_in(manager).get(FINDER, search)
     assert colleague in as_manager.context["liaisons"]
     assert 'select name="owner"' in as_manager.content.decode()
+
+
+def test_the_finder_does_not_read_every_pair_ending_with_our_clinicians(
+    manager: User, django_assert_num_queries, settings: Any
+) -> None:
+    # With national data our clinicians are the second physician of thousands of pairs:
+    # a search reads the page's sums, never all of them.
+    ours = "1760575641"
+    settings.PRACTICE_NPIS = [ours]
+    dataset = SharedPatientDataset.objects.create(
+        year=2014, window_days=180, file_name="x.txt", imported_at="2026-01-01T00:00Z"
+    )
+    client = logged_in(manager)
+    query = {"state": "OH"}
+    client.get(FINDER, query)  # warm the session
+    records = RegistryProviderFactory.create_batch(3)
+
+    def add_pairs(count: int, start: int) -> None:
+        SharedPatientPair.objects.bulk_create(
+            SharedPatientPair(
+                dataset=dataset,
+                npi_from=make_npi(start + number),
+                npi_to=ours,
+                shared_count=20,
+                patients=11,
+                same_day_visits=0,
+            )
+            for number in range(count)
+        )
+
+    SharedPatientPair.objects.create(
+        dataset=dataset,
+        npi_from=records[0].npi,
+        npi_to=ours,
+        shared_count=30,
+        patients=12,
+        same_day_visits=1,
+    )
+    add_pairs(3, 700_000)
+    # Session, user, permissions, count, page ids, page rows, partner summaries, labels,
+    # liaisons, and for CMS data the newest dataset and the page's sums: the same 12
+    # however many pairs end with our clinicians.
+    with django_assert_num_queries(12):
+        client.get(FINDER, query)
+    add_pairs(200, 800_000)
+    with django_assert_num_queries(12) as large:
+        response = client.get(FINDER, query)
+
+    assert not [q for q in large.captured_queries if "shared_count" in q["sql"]]
+    by_npi = {row.record.npi: row.to_us for row in response.context["rows"]}
+    assert by_npi == {records[0].npi: 12, records[1].npi: 0, records[2].npi: 0}
