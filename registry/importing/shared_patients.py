@@ -98,8 +98,8 @@ def shared_patients_import(
 ) -> SharedPatientResult:
     """Load the file as the pairs of `year` and `window_days`, replacing any loaded before.
     Lines that cannot be read are counted and the first few quoted by number; a file whose
-    first line of data is not five columns is refused whole (another file chosen by
-    mistake), as is a window CMS does not publish."""
+    first line of data is not five columns, or of which no line can be read, is refused
+    whole (another file chosen by mistake), as is a window CMS does not publish."""
     if window_days not in SharedPatientDataset.Window.values:
         windows = ", ".join(str(days) for days in SharedPatientDataset.Window.values)
         raise SharedPatientFileError(f"CMS publishes windows of {windows} days, not {window_days}.")
@@ -117,6 +117,13 @@ def shared_patients_import(
         rows = _read(path, result, total, progress)
         write = _copy if connection.vendor == "postgresql" else _bulk_create
         accepted = write(dataset, rows)
+        if not accepted:
+            # Five columns, yet not one pair: the wrong file, or one another tool rewrote.
+            # Raised inside the transaction, so the year's last load stays as it was.
+            raise SharedPatientFileError(
+                f"no line of it could be read ({result.rejections[0]}), so the pairs "
+                "loaded before are kept."
+            )
         result.imported = SharedPatientPair.objects.filter(dataset=dataset).count()
         result.repeated = accepted - result.imported
         dataset.file_name = path.name[:255]

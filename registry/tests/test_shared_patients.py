@@ -197,3 +197,20 @@ def test_the_finder_finds_whose_medicare_patients_come_on_to_us(client_for, mana
     both = client.get(finder, {"state": "OH"})
     by_npi = {row.record.npi: row.to_us for row in both.context["rows"]}
     assert by_npi == {sender.npi: 27, bystander.npi: 0}
+
+
+def test_a_file_of_which_no_line_can_be_read_loads_nothing_and_keeps_the_last_load(tmp_path):
+    # Five columns, so it looks like the right file, but every line is refused (here the
+    # NPIs came quoted out of another tool): the year's pairs are not replaced by none.
+    _load(HEAD5)
+    before = _pairs()
+    quoted = tmp_path / "physician-shared-patient-patterns-2014-days180.txt"
+    quoted.write_text(
+        "".join(
+            '"{}","{}",{},{},{}\n'.format(*line.split(",")) for line in HEAD5.read_text().split()
+        )
+    )
+    with pytest.raises(CommandError, match="no line of it could be read"):
+        _load(quoted)
+    assert _pairs() == before
+    assert SharedPatientDataset.objects.get().pair_count == 5
