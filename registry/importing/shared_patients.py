@@ -35,6 +35,9 @@ COLUMNS = (
 _NAMED = re.compile(r"(?P<year>20\d\d)[-_](?:20\d\d[-_])?days(?P<window>\d+)", re.IGNORECASE)
 # The rejected lines the result quotes by number; the rest are counted.
 REJECTIONS_SHOWN = 20
+# The largest count a Postgres integer column holds: a larger one would end the whole
+# COPY with an error there (SQLite would take it), so its line is rejected on both.
+MAX_COUNT = 2**31 - 1
 
 
 class SharedPatientFileError(Exception):
@@ -80,8 +83,11 @@ def _problem(fields: list[str]) -> str | None:
         except ValidationError as error:
             return f"{name} “{npi.strip()[:20]}”: {error.messages[0]}"
     for name, count in zip(COLUMNS[2:], fields[2:], strict=True):
-        if _whole(count) is None:
+        whole = _whole(count)
+        if whole is None:
             return f"{name} “{count.strip()[:20]}” is not a whole number."
+        if whole > MAX_COUNT:
+            return f"{name} “{count.strip()[:20]}” is more than {MAX_COUNT:,}."
     return None
 
 

@@ -214,3 +214,12 @@ def test_a_file_of_which_no_line_can_be_read_loads_nothing_and_keeps_the_last_lo
         _load(quoted)
     assert _pairs() == before
     assert SharedPatientDataset.objects.get().pair_count == 5
+
+
+def test_a_count_too_large_for_the_database_rejects_its_line(tmp_path):
+    sheet = tmp_path / "physician-shared-patient-patterns-2014-days30.txt"
+    sheet.write_text(f"{FIRST},{SECOND},96,27,3\n{SECOND},{FIRST},3000000000,27,3\n")
+    out, err = _load(sheet)
+    assert "imported 1 pairs, rejected 1 lines" in out
+    assert "Line 2: Shared Count “3000000000” is more than" in err
+    assert _pairs() == {(FIRST, SECOND, 96, 27, 3)}
