@@ -23,7 +23,7 @@ PROGRESS_EVERY = 1000
 
 
 def check_partner_import_mapping(mapping: dict[str, str]) -> list[str]:
-    from partners.spreadsheets.columns import OFFICE_FIELDS
+    from partners.spreadsheets.columns import MANY_COLUMNS, OFFICE_FIELDS
 
     targets = list(mapping.values())
     problems = []
@@ -37,7 +37,9 @@ def check_partner_import_mapping(mapping: dict[str, str]) -> list[str]:
             "Choose the practice / office name column too: an office's address, phone and "
             "fax are kept on the office."
         )
-    doubled = sorted({target for target in targets if targets.count(target) > 1})
+    doubled = sorted(
+        {target for target in targets if targets.count(target) > 1 and target not in MANY_COLUMNS}
+    )
     if doubled:
         problems.append(
             "Each field can come from one column only: " + ", ".join(doubled) + " is chosen twice."

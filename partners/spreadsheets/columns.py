@@ -231,12 +231,17 @@ def _normal(header: str) -> str:
     return re.sub(r"[^a-z0-9]", "", header.lower())
 
 
+# Targets several columns may fill: Salesforce exports an email and a fax opt-out, and a
+# partner who ticked either asked for no letters (a "yes" in any of them opts them out).
+MANY_COLUMNS = {"letters_opt_out"}
+
+
 def guess_mapping(headers: list[str]) -> dict[str, str]:
     """Column index (as a string, the JSON key) to import target, by header name; each
-    target is guessed for one column at most."""
+    target is guessed for one column at most, but for those of MANY_COLUMNS."""
     mapping: dict[str, str] = {}
     for index, header in enumerate(headers):
         target = GUESSES.get(_normal(header))
-        if target and target not in mapping.values():
+        if target and (target in MANY_COLUMNS or target not in mapping.values()):
             mapping[str(index)] = target
     return mapping

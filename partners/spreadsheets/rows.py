@@ -44,8 +44,15 @@ def _row_values(cells: list[str], mapping: dict[str, str]) -> dict[str, str]:
     values = {
         target: cells[int(index)].strip()
         for index, target in mapping.items()
-        if int(index) < len(cells)
+        if int(index) < len(cells) and target != "letters_opt_out"
     }
+    opt_outs = [
+        cells[int(index)].strip()
+        for index, target in mapping.items()
+        if int(index) < len(cells) and target == "letters_opt_out"
+    ]
+    if opt_outs:
+        values["letters_opt_out"] = _strongest_opt_out(opt_outs)
     full = values.pop("full_name", "")
     if full:
         first, last, credential = _split_name(full)
@@ -103,12 +110,30 @@ def _problems(values: dict[str, str]) -> list[str]:
     return problems
 
 
+def _said(typed: str) -> str:
+    return re.sub(r"[\s\-_.]", "", typed.lower())
+
+
+def _strongest_opt_out(cells: list[str]) -> str:
+    """Of a row's opt-out cells (an email and a fax opt-out, say), the one that decides:
+    a yes in any opts them out, else one that is neither yes nor no refuses the row,
+    else a no, else nothing."""
+    said = [(cell, _said(cell)) for cell in cells if _said(cell)]
+    for cell, word in said:
+        if word in OPT_OUT_YES:
+            return cell
+    for cell, word in said:
+        if word not in OPT_OUT_NO:
+            return cell
+    return said[0][0] if said else ""
+
+
 def _clean_opt_out(values: dict[str, str]) -> list[str]:
     """The opt-out cell as "yes" or "no", in place (an empty one is dropped: it says
     nothing). One that is neither refuses the row: importing a partner who asked for no
     letters as if they had not is the mistake this column is there to prevent."""
     typed = values.pop("letters_opt_out", "")
-    said = re.sub(r"[\s\-_.]", "", typed.lower())
+    said = _said(typed)
     if not said:
         return []
     if said in OPT_OUT_YES or said in OPT_OUT_NO:

@@ -110,3 +110,51 @@ def test_the_export_carries_both_opt_outs_and_its_own_comes_back_on_import(clien
     client.post(reverse("partners:import_apply", args=[partner_import.pk]))
     assert Provider.objects.get(npi=NEW_YES).letters_opt_out is True
     assert Provider.objects.get(npi=NEW_NO).letters_opt_out is False
+
+
+def test_a_salesforce_export_s_email_and_fax_opt_outs_both_opt_a_partner_out(client_for, manager):
+    # Salesforce exports both boxes; letters go by email and fax, so a partner who ticked
+    # either one asked for none. Neither column may be left behind.
+    assert guess_mapping(["NPI", "HasOptedOutOfEmail", "HasOptedOutOfFax"]) == {
+        "0": "npi",
+        "1": "letters_opt_out",
+        "2": "letters_opt_out",
+    }
+    client = client_for(manager)
+    _upload(
+        client,
+        [
+            ["NPI", "FirstName", "LastName", "HasOptedOutOfEmail", "HasOptedOutOfFax"],
+            [NEW_YES, "Yara", "Sol", "false", "true"],
+            [NEW_NO, "Noor", "Ali", "false", "false"],
+            [NEW_EMPTY, "Emil", "Dahl", "true", ""],
+            [BAD, "Bea", "Maybe", "false", "ask her"],
+        ],
+    )
+    partner_import = PartnerImport.objects.get()
+    assert sorted(partner_import.mapping.values()).count("letters_opt_out") == 2
+    client.post(reverse("partners:import_apply", args=[partner_import.pk]))
+    partner_import.refresh_from_db()
+    assert partner_import.result["reject"] == 1
+    opted_out = dict(Provider.objects.values_list("npi", "letters_opt_out"))
+    assert opted_out == {NEW_YES: True, NEW_NO: False, NEW_EMPTY: True}
+
+
+def test_both_opt_out_columns_may_be_chosen_on_the_mapping_page(client_for, manager):
+    client = client_for(manager)
+    _upload(
+        client,
+        [
+            ["NPI", "First", "Last", "Email opt-out", "Fax opt-out"],
+            [NEW_YES, "Yara", "Sol", "", "yes"],
+        ],
+    )
+    partner_import = PartnerImport.objects.get()
+    response = client.post(
+        reverse("partners:import_mapping", args=[partner_import.pk]),
+        {"column_0": "npi", "column_1": "first_name", "column_2": "last_name"}
+        | {"column_3": "letters_opt_out", "column_4": "letters_opt_out"},
+    )
+    assert "chosen twice" not in response.content.decode()
+    client.post(reverse("partners:import_apply", args=[partner_import.pk]))
+    assert Provider.objects.get(npi=NEW_YES).letters_opt_out is True
