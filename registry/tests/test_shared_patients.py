@@ -223,3 +223,21 @@ def test_a_count_too_large_for_the_database_rejects_its_line(tmp_path):
     assert "imported 1 pairs, rejected 1 lines" in out
     assert "Line 2: Shared Count “3000000000” is more than" in err
     assert _pairs() == {(FIRST, SECOND, 96, 27, 3)}
+
+
+def test_the_card_of_a_partner_whose_pairs_count_no_patients_has_no_share(
+    tmp_path, client_for, liaison, settings
+):
+    # CMS leaves such pairs out, but a file made by hand or by another tool may hold them:
+    # the card shows the pair, with no share of nothing.
+    sheet = tmp_path / "physician-shared-patient-patterns-2014-days30.txt"
+    sheet.write_text(f"{FIRST},{SECOND},0,0,0\n")
+    _load(sheet)
+    settings.PRACTICE_NPIS = [SECOND]
+    partner = ProviderFactory(npi=FIRST)
+    url = reverse("partners:provider_shared_patients", args=[partner.pk])
+    response = client_for(liaison).get(url)
+    assert response.status_code == 200
+    card = response.content.decode()
+    assert "Their patients went on to" in card
+    assert 'data-testid="share-to-us"' not in card
