@@ -459,6 +459,28 @@ def test_a_touch_logged_since_the_nightly_health_check_is_mentioned_beside_it(cl
     assert assessed_again > assessed
 
 
+def test_a_touch_logged_while_the_nightly_run_is_under_way_is_still_news(
+    client_for, manager, monkeypatch
+):
+    # The run reads every partner's last touch, then writes what moved: a visit logged in
+    # between is not counted tonight, so the page must go on saying the next run will.
+    from partners.services import health
+
+    provider = ProviderFactory()
+    write = health._apply_health
+
+    def a_visit_logged_meanwhile(assessed):
+        ActivityFactory(kind="visit", occurred_at=timezone.now()).providers.add(provider)
+        return write(assessed)
+
+    monkeypatch.setattr(health, "_apply_health", a_visit_logged_meanwhile)
+    health.providers_assess_health(as_of=timezone.localdate())
+    provider.refresh_from_db()
+    assert provider.health_reasons[-1]["code"] == "never_touched"  # the run missed it
+    page = client_for(manager).get(provider.get_absolute_url()).content.decode()
+    assert 'data-testid="touched-since">Since then: visit on' in page
+
+
 def test_another_liaisons_partner_page_does_not_name_the_patients_of_its_letters(
     client_for, liaison, other_liaison
 ):
