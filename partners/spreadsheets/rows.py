@@ -111,7 +111,11 @@ def _problems(values: dict[str, str]) -> list[str]:
 
 
 def _said(typed: str) -> str:
-    return re.sub(r"[\s\-_.]", "", typed.lower())
+    # "1.0" and "0.0": a 1 or 0 that went through pandas or a spreadsheet's number format.
+    number = typed.strip()
+    if number in ("1.0", "0.0"):
+        number = number[0]
+    return re.sub(r"[\s\-_.]", "", number.lower())
 
 
 def _strongest_opt_out(cells: list[str]) -> str:

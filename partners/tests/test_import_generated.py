@@ -43,7 +43,7 @@ GOOD: dict[str, list[str]] = {
     "office_phone": ["402-555-0101", ""],
     "office_fax": ["402-555-0102", ""],
     "email": ["a@example.org", ""],
-    "letters_opt_out": ["yes", "No", ""],
+    "letters_opt_out": ["yes", "No", "", "1.0", "0.0"],
 }
 NEAR_MISSES: dict[str, list[str]] = {
     "npi": [

@@ -158,3 +158,14 @@ def test_both_opt_out_columns_may_be_chosen_on_the_mapping_page(client_for, mana
     assert "chosen twice" not in response.content.decode()
     client.post(reverse("partners:import_apply", args=[partner_import.pk]))
     assert Provider.objects.get(npi=NEW_YES).letters_opt_out is True
+
+
+def test_opt_out_cells_a_spreadsheet_wrote_as_decimals_are_read():
+    from partners.spreadsheets.rows import _clean_opt_out
+
+    for typed, read in (("1.0", "yes"), ("0.0", "no"), (" 1 ", "yes"), ("TRUE", "yes")):
+        values = {"letters_opt_out": typed}
+        assert _clean_opt_out(values) == []
+        assert values == {"letters_opt_out": read}
+    values = {"letters_opt_out": "2.0"}
+    assert _clean_opt_out(values) != []
