@@ -77,8 +77,8 @@ def provider_list(request: AuthedRequest) -> HttpResponse:
 @login_required
 @permission_required("partners.view_provider", raise_exception=True)
 def provider_shared_patients(request: AuthedRequest, pk: int) -> HttpResponse:
-    """The partner page's shared-patients card (CMS Medicare data), loaded when it comes
-    into view: nothing at all when no such data is loaded."""
+    """The partner page's shared-patients card (CMS Medicare data), asked for by the page
+    once it has loaded: nothing at all when no such data is loaded."""
     provider = get_provider_for_user(request.user, pk)
     return render(
         request,
