@@ -321,54 +321,6 @@ class PracticeLocation(models.Model):
         self.latitude, self.longitude = centroid
 
 
-class ImportJob(models.Model):
-    """An NPPES file uploaded in the browser and loaded by a worker. The row is the state of
-    the work: the task reads it by primary key and writes its progress back."""
-
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        DONE = "done", "Done"
-        FAILED = "failed", "Failed"
-
-    file = models.FileField(upload_to="registry/imports/")
-    original_name = models.CharField(max_length=255)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    # Share of the file read so far, 0-100.
-    progress = models.PositiveSmallIntegerField(default=0)
-    # Written with every progress step: a running job whose heartbeat stops was lost with its
-    # worker, and the sweep runs it again (the import is idempotent).
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    imported = models.PositiveIntegerField(default=0)
-    updated = models.PositiveIntegerField(default=0)
-    unchanged = models.PositiveIntegerField(default=0)
-    deactivated = models.PositiveIntegerField(default=0)
-    rejected = models.PositiveIntegerField(default=0)
-    rejects_path = models.CharField(max_length=500, blank=True)
-    error = models.TextField(blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-        permissions = [("import_nppes", "Can import NPPES files")]
-        constraints = [
-            models.CheckConstraint(condition=Q(progress__lte=100), name="importjob_progress_pct")
-        ]
-
-    def __str__(self) -> str:
-        return f"Import of {self.original_name} ({self.get_status_display()})"
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status in (self.Status.DONE, self.Status.FAILED)
-
-
 class SharedPatientDataset(models.Model):
     """One CMS "Physician Shared Patient Patterns" file loaded: a year's pairs of
     physicians who saw the same Medicare patients within a window of days."""
@@ -423,3 +375,86 @@ class SharedPatientPair(models.Model):
 
     def __str__(self) -> str:
         return f"{self.npi_from} → {self.npi_to}: {self.patients} patients"
+
+
+class ImportJob(models.Model):
+    """A public data file (NPPES, or CMS shared patient patterns) uploaded in the browser and
+    loaded by a worker. The row is the state of the work: the task reads it by primary key
+    and writes its progress back."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    class Kind(models.TextChoices):
+        NPPES = "nppes", "NPPES monthly file"
+        SHARED_PATIENTS = "shared_patients", "CMS shared patient patterns"
+
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.NPPES)
+    file = models.FileField(upload_to="registry/imports/")
+    original_name = models.CharField(max_length=255)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Share of the file read so far, 0-100.
+    progress = models.PositiveSmallIntegerField(default=0)
+    # Written with every progress step: a running job whose heartbeat stops was lost with its
+    # worker, and the sweep runs it again (the import is idempotent).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # Shared patient patterns only: the year and window the file's pairs are loaded as.
+    year = models.PositiveSmallIntegerField(null=True, blank=True)
+    window_days = models.PositiveSmallIntegerField(
+        choices=SharedPatientDataset.Window.choices, null=True, blank=True
+    )
+    imported = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    deactivated = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    # Shared patient patterns: pairs the file repeats, kept once, and the first rejected
+    # lines quoted by number ("Line 7: …"); the rest are counted in `rejected`.
+    repeated = models.PositiveIntegerField(default=0)
+    rejections = models.JSONField(default=list, blank=True)
+    rejects_path = models.CharField(max_length=500, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        permissions = [("import_nppes", "Can import NPPES files")]
+        constraints = [
+            models.CheckConstraint(condition=Q(progress__lte=100), name="importjob_progress_pct"),
+            # A shared patient patterns file replaces one year and window, so it cannot be
+            # queued without them; an NPPES file has neither.
+            models.CheckConstraint(
+                condition=Q(kind="nppes", year__isnull=True, window_days__isnull=True)
+                | Q(
+                    kind="shared_patients",
+                    year__isnull=False,
+                    window_days__in=SharedPatientDataset.Window.values,
+                ),
+                name="importjob_kind_year_window",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Import of {self.original_name} ({self.get_status_display()})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED)
+
+    @property
+    def is_shared_patients(self) -> bool:
+        return self.kind == self.Kind.SHARED_PATIENTS
+
+    @property
+    def unlisted_rejections(self) -> int:
+        """Rejected lines counted but not quoted on the job's page."""
+        return max(0, self.rejected - len(self.rejections))
