@@ -1,11 +1,11 @@
 """Workflows of the registry: turning a public NPPES record into a partner prospect, and
-running an uploaded import."""
+running an uploaded import (an NPPES or a CMS shared patient patterns file)."""
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,6 +19,7 @@ from django.utils import timezone
 from core.phones import format_phone
 from partners.models import Organization, Provider
 from registry.importing.nppes_load import NppesFileError, nppes_import
+from registry.importing.shared_patients import SharedPatientFileError, shared_patients_import
 from registry.models import ImportJob, RegistryProvider, Taxonomy
 
 
@@ -112,21 +113,45 @@ logger = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 60.0
 
 
+class _Beat:
+    """What the heartbeat thread writes: a percentage handed over by `progress`, which wakes
+    the thread to write it at once rather than at the next beat."""
+
+    def __init__(self) -> None:
+        self.percent: int | None = None
+        self.wake = threading.Event()
+
+    def progress(self, done: int, total: int) -> None:
+        percent = min(100, int(done * 100 / total)) if total else 100
+        if percent != self.percent:
+            self.percent = percent
+            self.wake.set()
+
+
 @contextmanager
-def _heartbeat(job_id: int, every: float) -> Iterator[None]:
+def _heartbeat(job_id: int, every: float) -> Iterator[_Beat]:
     """Keep the running job's heartbeat while the block runs, through the long steps that
     report no progress as well (the endpoint and location files, rebuilding the indexes,
     VACUUM), or after fifteen silent minutes the sweep would queue a live import again and
     a second worker run it too. A thread of the worker's own process, with its own
-    database connection: when the worker dies, the heartbeat stops with it."""
+    database connection: when the worker dies, the heartbeat stops with it. Progress given
+    to the yielded beat is written by the thread too, outside the import's transaction."""
     stop = threading.Event()
+    state = _Beat()
 
     def beat() -> None:
         try:
-            while not stop.wait(every):
+            while True:
+                state.wake.wait(every)
+                state.wake.clear()
+                if stop.is_set():
+                    break
+                fields: dict[str, object] = {"heartbeat_at": timezone.now()}
+                if state.percent is not None:
+                    fields["progress"] = state.percent
                 try:
                     ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.RUNNING).update(
-                        heartbeat_at=timezone.now()
+                        **fields
                     )
                 except DatabaseError as error:  # a busy database: the next beat tries again
                     logger.warning("import %s heartbeat: %s", job_id, type(error).__name__)
@@ -140,9 +165,10 @@ def _heartbeat(job_id: int, every: float) -> Iterator[None]:
     thread = threading.Thread(target=beat, name=f"import-{job_id}-heartbeat", daemon=True)
     thread.start()
     try:
-        yield
+        yield state
     finally:
         stop.set()
+        state.wake.set()
         thread.join()
 
 
@@ -169,21 +195,45 @@ def import_job_run(*, job_id: int, heartbeat_seconds: float = HEARTBEAT_SECONDS)
             )
 
     try:
-        with _heartbeat(job.pk, heartbeat_seconds):
-            result = nppes_import(path=Path(job.file.path), progress=progress)
-    except (NppesFileError, UnicodeDecodeError, OSError) as error:
+        with _heartbeat(job.pk, heartbeat_seconds) as beat:
+            if job.kind == ImportJob.Kind.SHARED_PATIENTS:
+                # This loader holds one transaction for the whole file: progress written
+                # from it would show no one until the end, so the heartbeat's own
+                # connection writes it.
+                _load_shared_patients(job, progress=beat.progress)
+            else:
+                _load_nppes(job, progress=progress)
+    except (NppesFileError, SharedPatientFileError, UnicodeDecodeError, OSError) as error:
         job.status = ImportJob.Status.FAILED
         job.error = str(error)[:2000]
     else:
         job.status = ImportJob.Status.DONE
         job.progress = 100
-        job.imported, job.updated = result.imported, result.updated
-        job.unchanged, job.deactivated = result.unchanged, result.deactivated
-        job.rejected = result.rejected
-        job.rejects_path = str(result.rejects_path or "")
     job.finished_at = timezone.now()
     job.save()
     return job
+
+
+def _load_nppes(job: ImportJob, *, progress: Callable[[int, int], None]) -> None:
+    result = nppes_import(path=Path(job.file.path), progress=progress)
+    job.imported, job.updated = result.imported, result.updated
+    job.unchanged, job.deactivated = result.unchanged, result.deactivated
+    job.rejected = result.rejected
+    job.rejects_path = str(result.rejects_path or "")
+
+
+def _load_shared_patients(job: ImportJob, *, progress: Callable[[int, int], None]) -> None:
+    if job.year is None or job.window_days is None:  # the check constraint forbids it
+        raise SharedPatientFileError("The upload has no year and window.")
+    result = shared_patients_import(
+        path=Path(job.file.path),
+        year=job.year,
+        window_days=job.window_days,
+        file_name=job.original_name,
+        progress=progress,
+    )
+    job.imported, job.repeated = result.imported, result.repeated
+    job.rejected, job.rejections = result.rejected, result.rejections
 
 
 # A running import writes its heartbeat at least every few seconds (every batch); one silent

@@ -100,23 +100,27 @@ def shared_patients_import(
     path: Path,
     year: int,
     window_days: int,
+    file_name: str | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> SharedPatientResult:
     """Load the file as the pairs of `year` and `window_days`, replacing any loaded before.
     Lines that cannot be read are counted and the first few quoted by number; a file whose
     first line of data is not five columns, or of which no line can be read, is refused
-    whole (another file chosen by mistake), as is a window CMS does not publish."""
+    whole (another file chosen by mistake), as is a window CMS does not publish.
+    `file_name` is the name the dataset records (an upload's own, not the stored file's);
+    by default the path's."""
     if window_days not in SharedPatientDataset.Window.values:
         windows = ", ".join(str(days) for days in SharedPatientDataset.Window.values)
         raise SharedPatientFileError(f"CMS publishes windows of {windows} days, not {window_days}.")
     if not 2000 <= year <= 2100:
         raise SharedPatientFileError(f"{year} is not a year of CMS data.")
     total = path.stat().st_size
+    file_name = (file_name or path.name)[:255]
     with transaction.atomic():
         dataset, _ = SharedPatientDataset.objects.select_for_update().get_or_create(
             year=year,
             window_days=window_days,
-            defaults={"file_name": path.name[:255], "imported_at": timezone.now()},
+            defaults={"file_name": file_name, "imported_at": timezone.now()},
         )
         SharedPatientPair.objects.filter(dataset=dataset).delete()
         result = SharedPatientResult(dataset=dataset)
@@ -132,7 +136,7 @@ def shared_patients_import(
             )
         result.imported = SharedPatientPair.objects.filter(dataset=dataset).count()
         result.repeated = accepted - result.imported
-        dataset.file_name = path.name[:255]
+        dataset.file_name = file_name
         dataset.pair_count = result.imported
         dataset.imported_at = timezone.now()
         dataset.save(update_fields=["file_name", "pair_count", "imported_at"])
