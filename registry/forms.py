@@ -9,7 +9,8 @@ from django.db.models import Q
 from core.npi import validate_npi
 from core.roles import Role
 from registry.geo import zip_centroid
-from registry.models import PracticeLocation, Taxonomy
+from registry.importing.shared_patients import year_and_window
+from registry.models import PracticeLocation, SharedPatientDataset, Taxonomy
 
 Choices = list[tuple[str, Any]]
 
@@ -193,3 +194,63 @@ class ImportUploadForm(forms.Form):
         if not name.endswith((".zip", ".csv")):
             raise forms.ValidationError("Upload the NPPES .zip or an npidata_pfile .csv file.")
         return upload
+
+
+class SharedPatientUploadForm(forms.Form):
+    """A CMS shared patient patterns file and the year and window its pairs are loaded as:
+    read from CMS's file name when left empty, required when the name does not say them."""
+
+    file = forms.FileField(
+        help_text=(
+            "CMS's physician-shared-patient-patterns-YEAR-daysN.txt (unzipped), or a .csv "
+            "of the same five columns."
+        ),
+    )
+    year = forms.IntegerField(
+        required=False,
+        min_value=2000,
+        max_value=2100,
+        help_text="Left empty, it is read from the file's name.",
+    )
+    window_days = forms.TypedChoiceField(
+        label="Window",
+        choices=[("", "From the file's name"), *SharedPatientDataset.Window.choices],
+        coerce=int,
+        empty_value=None,
+        required=False,
+    )
+
+    def clean_file(self) -> Any:
+        upload = self.cleaned_data["file"]
+        name = upload.name.lower()
+        if name.endswith(".zip"):
+            raise forms.ValidationError("Unzip CMS's download and upload the .txt file inside it.")
+        if not name.endswith((".txt", ".csv")):
+            raise forms.ValidationError("Upload the shared patient patterns .txt or .csv file.")
+        return upload
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
+        upload = data.get("file")
+        if upload is None or "year" in self.errors or "window_days" in self.errors:
+            return data
+        named = year_and_window(upload.name)
+        if data.get("year") is None:
+            if named is None:
+                self.add_error("year", "The file's name does not say its year: enter it.")
+            else:
+                data["year"] = named[0]
+        if data.get("window_days") is None:
+            if named is None:
+                self.add_error("window_days", "The file's name does not say its window: pick it.")
+            elif named[1] not in SharedPatientDataset.Window.values:
+                windows = ", ".join(str(days) for days in SharedPatientDataset.Window.values)
+                self.add_error(
+                    "window_days",
+                    f"The file's name says a {named[1]}-day window, and CMS publishes "
+                    f"windows of {windows} days: pick the window the file is.",
+                )
+            else:
+                data["window_days"] = named[1]
+        return data

@@ -13,5 +13,10 @@ urlpatterns = [
     path("locations/<int:pk>/edit/", views.LocationUpdate.as_view(), name="location_update"),
     path("locations/<int:pk>/delete/", views.LocationDelete.as_view(), name="location_delete"),
     path("import/", views.import_upload, name="import"),
+    path(
+        "import/shared-patients/",
+        views.import_shared_patients_upload,
+        name="import_shared_patients",
+    ),
     path("import/<int:pk>/", views.import_detail, name="import_detail"),
 ]

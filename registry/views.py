@@ -27,6 +27,7 @@ from registry.forms import (
     FinderForm,
     ImportUploadForm,
     PracticeLocationForm,
+    SharedPatientUploadForm,
     liaison_queryset,
     search_specialties,
 )
@@ -251,7 +252,19 @@ class LocationDelete(LoginRequiredMixin, PermissionRequiredMixin, DeleteView):
     success_url = reverse_lazy("registry:location_list")
 
 
-# --- Uploading an NPPES file ----------------------------------------------------------------
+# --- Uploading an NPPES or a CMS shared patient patterns file ---------------------------------
+
+
+def _queue_import(request: AuthedRequest, job: ImportJob) -> HttpResponse:
+    with transaction.atomic():
+        job.save()
+        # The worker must find the row and the stored file: enqueue after commit.
+        enqueue_on_commit(import_nppes_file, job.pk)
+    return redirect("registry:import_detail", pk=job.pk)
+
+
+def _recent_jobs() -> list[ImportJob]:
+    return list(ImportJob.objects.select_related("created_by")[:10])
 
 
 @login_required
@@ -260,14 +273,33 @@ def import_upload(request: AuthedRequest) -> HttpResponse:
     form = ImportUploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
-        with transaction.atomic():
-            job = ImportJob(file=upload, original_name=upload.name[:255], created_by=request.user)
-            job.save()
-            # The worker must find the row and the stored file: enqueue after commit.
-            enqueue_on_commit(import_nppes_file, job.pk)
-        return redirect("registry:import_detail", pk=job.pk)
-    jobs = ImportJob.objects.select_related("created_by")[:10]
-    return render(request, "registry/importjob_form.html", {"form": form, "jobs": jobs})
+        job = ImportJob(file=upload, original_name=upload.name[:255], created_by=request.user)
+        return _queue_import(request, job)
+    return render(request, "registry/importjob_form.html", {"form": form, "jobs": _recent_jobs()})
+
+
+# The same permission as NPPES uploads: both load public reference data for the whole
+# practice, and the role that may do one is the role that may do the other.
+@login_required
+@permission_required("registry.import_nppes", raise_exception=True)
+def import_shared_patients_upload(request: AuthedRequest) -> HttpResponse:
+    form = SharedPatientUploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        job = ImportJob(
+            kind=ImportJob.Kind.SHARED_PATIENTS,
+            file=data["file"],
+            original_name=data["file"].name[:255],
+            year=data["year"],
+            window_days=data["window_days"],
+            created_by=request.user,
+        )
+        return _queue_import(request, job)
+    return render(
+        request,
+        "registry/importjob_shared_patients_form.html",
+        {"form": form, "jobs": _recent_jobs()},
+    )
 
 
 @login_required
