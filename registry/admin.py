@@ -38,7 +38,15 @@ class PracticeLocationAdmin(admin.ModelAdmin):
 
 @admin.register(ImportJob)
 class ImportJobAdmin(admin.ModelAdmin):
-    list_display = ["original_name", "status", "progress", "created_at", "imported", "rejected"]
+    list_display = [
+        "original_name",
+        "kind",
+        "status",
+        "progress",
+        "created_at",
+        "imported",
+        "rejected",
+    ]
     readonly_fields = [f.name for f in ImportJob._meta.fields]
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
