@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, cast
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.core import signing
+from django.core.files.storage import default_storage
 from django.db.models import Q
 
 from core.npi import validate_npi
@@ -198,9 +201,17 @@ class ImportUploadForm(forms.Form):
 
 class SharedPatientUploadForm(forms.Form):
     """A CMS shared patient patterns file and the year and window its pairs are loaded as:
-    read from CMS's file name when left empty, required when the name does not say them."""
+    read from CMS's file name when left empty, required when the name does not say them.
+
+    A browser cannot put a chosen file back into a file input, and a national file is
+    large: when the form comes back for its year or window, `keep_upload` stores the file
+    and the next post sends a signed reference to it instead (`kept`)."""
+
+    KEPT_SALT = "registry.shared-patients-upload"
+    KEPT_MAX_AGE = timedelta(days=1)
 
     file = forms.FileField(
+        required=False,
         help_text=(
             "CMS's physician-shared-patient-patterns-YEAR-daysN.txt (unzipped), or a .csv "
             "of the same five columns."
@@ -220,8 +231,18 @@ class SharedPatientUploadForm(forms.Form):
         required=False,
     )
 
+    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
+        # The file to load: stored already (kept from the last post) or just uploaded.
+        self.kept_name = ""
+        self.original_name = ""
+        self.kept_reference = ""
+
     def clean_file(self) -> Any:
         upload = self.cleaned_data["file"]
+        if upload is None:
+            return None
         name = upload.name.lower()
         if name.endswith(".zip"):
             raise forms.ValidationError("Unzip CMS's download and upload the .txt file inside it.")
@@ -229,13 +250,40 @@ class SharedPatientUploadForm(forms.Form):
             raise forms.ValidationError("Upload the shared patient patterns .txt or .csv file.")
         return upload
 
+    def _kept(self) -> None:
+        """The file kept from the last post, if its reference is good: this user's, recent,
+        and still stored."""
+        reference = str(self.data.get("kept", ""))[:1000]
+        if not reference:
+            return
+        try:
+            kept = signing.loads(
+                reference, salt=self.KEPT_SALT, max_age=self.KEPT_MAX_AGE.total_seconds()
+            )
+        except signing.BadSignature:
+            kept = None
+        if (
+            not isinstance(kept, dict)
+            or kept.get("user") != self.user.pk
+            or not default_storage.exists(kept.get("name", ""))
+        ):
+            self.add_error("file", "The file kept from your last attempt is gone: choose it again.")
+            return
+        self.kept_name, self.original_name = kept["name"], kept["original"]
+        self.kept_reference = reference
+
     def clean(self) -> dict[str, Any]:
         super().clean()
         data = self.cleaned_data
-        upload = data.get("file")
-        if upload is None or "year" in self.errors or "window_days" in self.errors:
+        if data.get("file") is not None:
+            self.original_name = data["file"].name[:255]
+        elif "file" not in self.errors:
+            self._kept()
+            if not self.original_name and "file" not in self.errors:
+                self.add_error("file", "Choose the file to upload.")
+        if not self.original_name or "year" in self.errors or "window_days" in self.errors:
             return data
-        named = year_and_window(upload.name)
+        named = year_and_window(self.original_name)
         if data.get("year") is None:
             if named is None:
                 self.add_error("year", "The file's name does not say its year: enter it.")
@@ -254,3 +302,21 @@ class SharedPatientUploadForm(forms.Form):
             else:
                 data["window_days"] = named[1]
         return data
+
+    def keep_upload(self) -> None:
+        """After a post refused for its year or window: store the good file it brought, so
+        the form that comes back need not have it chosen and sent again."""
+        upload = self.cleaned_data.get("file")
+        if upload is None or "file" in self.errors:
+            return
+        # Where ImportJob keeps its files: the job made from it later takes it as it is.
+        self.kept_name = default_storage.save(f"registry/imports/{upload.name}", upload)
+        self.kept_reference = signing.dumps(
+            {"name": self.kept_name, "original": self.original_name, "user": self.user.pk},
+            salt=self.KEPT_SALT,
+        )
+
+    @property
+    def stored_file(self) -> Any:
+        """What the job's file field is given: the upload, or the kept file's name."""
+        return self.cleaned_data.get("file") or self.kept_name

@@ -283,18 +283,20 @@ def import_upload(request: AuthedRequest) -> HttpResponse:
 @login_required
 @permission_required("registry.import_nppes", raise_exception=True)
 def import_shared_patients_upload(request: AuthedRequest) -> HttpResponse:
-    form = SharedPatientUploadForm(request.POST or None, request.FILES or None)
+    form = SharedPatientUploadForm(request.POST or None, request.FILES or None, user=request.user)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         job = ImportJob(
             kind=ImportJob.Kind.SHARED_PATIENTS,
-            file=data["file"],
-            original_name=data["file"].name[:255],
+            file=form.stored_file,
+            original_name=form.original_name,
             year=data["year"],
             window_days=data["window_days"],
             created_by=request.user,
         )
         return _queue_import(request, job)
+    if request.method == "POST":
+        form.keep_upload()
     return render(
         request,
         "registry/importjob_shared_patients_form.html",

@@ -3,6 +3,7 @@ progress page and sweep as an NPPES upload."""
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import timedelta
 from html import unescape
@@ -171,6 +172,42 @@ def test_a_file_whose_name_does_not_say_its_year_and_window_is_refused_with_the_
     assert "does not say its year: enter it." in neither
     assert not ImportJob.objects.exists()
     assert queued == []
+
+
+def test_the_file_refused_for_its_year_and_window_is_kept_for_the_next_post(
+    queued, django_capture_on_commit_callbacks
+) -> None:
+    client = logged_in(Role.ADMINISTRATOR)
+    refused = upload(client, name="patterns.txt")
+    kept = re.search(r'name="kept" value="([^"]+)"', text(refused))
+    assert kept is not None
+    assert "“patterns.txt” is kept" in text(refused)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(UPLOAD, {"kept": kept[1], "year": "2014", "window_days": "180"})
+
+    job = ImportJob.objects.get()
+    assert response["Location"] == reverse("registry:import_detail", args=[job.pk])
+    assert (job.original_name, job.year, job.window_days) == ("patterns.txt", 2014, 180)
+    assert queued == [job.pk]
+    import_nppes_file(job.pk)
+    job.refresh_from_db()
+    assert (job.status, job.imported) == (ImportJob.Status.DONE, 5)
+    assert SharedPatientDataset.objects.get().file_name == "patterns.txt"
+
+
+def test_a_kept_file_is_only_its_uploaders_and_a_forged_one_is_refused(queued) -> None:
+    refused = upload(logged_in(Role.ADMINISTRATOR), name="patterns.txt")
+    kept = re.search(r'name="kept" value="([^"]+)"', text(refused))
+    assert kept is not None
+    colleague = logged_in(Role.ADMINISTRATOR, "colleague")
+
+    for reference in (kept[1], kept[1][:-2] + "xx"):
+        response = colleague.post(UPLOAD, {"kept": reference, "year": "2014", "window_days": "30"})
+        assert "The file kept from your last attempt is gone: choose it again." in text(response)
+    nothing = colleague.post(UPLOAD, {"year": "2014", "window_days": "30"})
+    assert "Choose the file to upload." in text(nothing)
+    assert not ImportJob.objects.exists()
 
 
 def test_a_window_cms_does_not_publish_is_refused_on_the_form(queued) -> None:
