@@ -212,6 +212,7 @@ class SharedPatientUploadForm(forms.Form):
 
     file = forms.FileField(
         required=False,
+        widget=forms.FileInput(attrs={"accept": ".txt,.csv", "data-year-window": ""}),
         help_text=(
             "CMS's physician-shared-patient-patterns-YEAR-daysN.txt (unzipped), or a .csv "
             "of the same five columns."

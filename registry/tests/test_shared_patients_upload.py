@@ -331,6 +331,11 @@ def test_a_signed_out_visitor_is_sent_to_sign_in() -> None:
 def test_the_upload_is_offered_where_nppes_uploads_are(client_for, administrator) -> None:
     client = client_for(administrator)
 
+    form = text(client.get(UPLOAD))
+    # app.js fills in the year and window from the chosen file's name.
+    assert 'data-year-window=""' in form
+    assert 'name="year"' in form
+    assert 'name="window_days"' in form
     for page in (reverse("registry:import"), reverse("registry:finder")):
         assert f'href="{UPLOAD}"' in text(client.get(page))
     finder = logged_in(Role.MANAGER, "m").get(reverse("registry:finder"))

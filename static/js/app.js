@@ -331,4 +331,23 @@
       try { document.execCommand("copy"); done(); } catch (error) { /* selected: copy by hand */ }
     }
   });
+
+  // A shared patient patterns file named as CMS names it ("…-2014-days180.txt") fills in
+  // its year and window, still editable; the server reads the name the same way when they
+  // are left empty. What an earlier file's name filled in goes with that file.
+  document.addEventListener("change", function (event) {
+    var input = event.target.closest("input[type=file][data-year-window]");
+    if (!input || !input.files.length) return;
+    var found = /(20\d\d)[-_](?:20\d\d[-_])?days(\d+)/i.exec(input.files[0].name);
+    [["year", 1], ["window_days", 2]].forEach(function (pair) {
+      var field = input.form.querySelector("[name=" + pair[0] + "]");
+      if (!field || (field.value && field.value !== field.dataset.guessed)) return;
+      var value = found ? found[pair[1]] : "";
+      if (field.tagName === "SELECT" && !field.querySelector('option[value="' + value + '"]')) {
+        value = "";  // a window CMS does not publish: the server says so
+      }
+      field.value = value;
+      field.dataset.guessed = value;
+    });
+  });
 })();
