@@ -258,9 +258,7 @@ class SharedPatientUploadForm(forms.Form):
         if not reference:
             return
         try:
-            kept = signing.loads(
-                reference, salt=self.KEPT_SALT, max_age=self.KEPT_MAX_AGE.total_seconds()
-            )
+            kept = signing.loads(reference, salt=self.KEPT_SALT, max_age=self.KEPT_MAX_AGE)
         except signing.BadSignature:
             kept = None
         if (

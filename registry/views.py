@@ -255,7 +255,7 @@ class LocationDelete(LoginRequiredMixin, PermissionRequiredMixin, DeleteView):
 # --- Uploading an NPPES or a CMS shared patient patterns file ---------------------------------
 
 
-def _queue_import(request: AuthedRequest, job: ImportJob) -> HttpResponse:
+def _queue_import(job: ImportJob) -> HttpResponse:
     with transaction.atomic():
         job.save()
         # The worker must find the row and the stored file: enqueue after commit.
@@ -274,7 +274,7 @@ def import_upload(request: AuthedRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
         job = ImportJob(file=upload, original_name=upload.name[:255], created_by=request.user)
-        return _queue_import(request, job)
+        return _queue_import(job)
     return render(request, "registry/importjob_form.html", {"form": form, "jobs": _recent_jobs()})
 
 
@@ -294,7 +294,7 @@ def import_shared_patients_upload(request: AuthedRequest) -> HttpResponse:
             window_days=data["window_days"],
             created_by=request.user,
         )
-        return _queue_import(request, job)
+        return _queue_import(job)
     if request.method == "POST":
         form.keep_upload()
     return render(
