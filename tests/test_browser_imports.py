@@ -62,7 +62,7 @@ def test_the_year_and_window_come_from_the_chosen_files_name_on_a_phone(
     page.get_by_role("button", name="Upload and import").click()
 
     expect(page).to_have_url(re.compile(r"/registry/import/\d+/$"))
-    expect(page.get_by_text("loaded as 2015, 180 days window")).to_be_visible()
+    expect(page.get_by_text("loaded as 2015's 180-day window")).to_be_visible()
     job = ImportJob.objects.get()
     assert (job.year, job.window_days, queued) == (2015, 180, [job.pk])
     assert page.problems == []

@@ -102,7 +102,7 @@ def test_the_real_file_uploaded_is_loaded_by_the_worker_with_its_progress_and_re
     finished = text(client.get(response["Location"]))
     assert "every 1s" not in finished
     assert "imported 5 pairs, rejected 0 lines" in finished
-    assert "loaded as 2014, 180 days window" in finished
+    assert "loaded as 2014's 180-day window" in finished
 
 
 @pytest.mark.django_db(transaction=True)
@@ -257,7 +257,9 @@ def test_the_11_column_csv_fails_with_its_reason_and_leaves_what_was_loaded(queu
     assert job.status == ImportJob.Status.FAILED
     reason = "This is not a CMS shared patient patterns file: it has 11 columns where one has 5"
     assert reason in job.error
-    assert reason in text(client.get(reverse("registry:import_detail", args=[job.pk])))
+    page = text(client.get(reverse("registry:import_detail", args=[job.pk])))
+    assert reason in page
+    assert "Nothing was loaded: the pairs loaded before for 2014's 180-day window" in page
     # The pairs loaded before for that year and window are all still there.
     dataset = SharedPatientDataset.objects.get()
     assert (dataset.file_name, dataset.pair_count) == (HEAD5.name, 5)
