@@ -111,8 +111,7 @@ def test_progress_is_seen_by_others_while_the_file_loads_in_its_transaction(
 ) -> None:
     """The loader holds one transaction for the whole file: the progress written from it
     would show the browser nothing until the end."""
-    if connection.vendor != "postgresql":
-        pytest.skip("SQLite lets no other connection read while one writes")
+    postgres = connection.vendor == "postgresql"
     lines = [f"{make_npi(n)},{make_npi(n + 1)},20,11,0" for n in range(400)]
     big = tmp_path / "physician-shared-patient-patterns-2015-days30.txt"
     big.write_text("\n".join(lines) + "\n")
@@ -131,7 +130,8 @@ def test_progress_is_seen_by_others_while_the_file_loads_in_its_transaction(
             reported = done * 100 // total
             # Read by another connection, as the job page is, while the loader's transaction
             # is still open: the heartbeat's thread writes it a moment later.
-            deadline = timezone.now() + timedelta(seconds=5)
+            # (On SQLite it waits for nothing: see the end of the test.)
+            deadline = timezone.now() + timedelta(seconds=5 if postgres else 0.5)
             read: list[int] = []
             while timezone.now() < deadline and read[-1:] != [reported]:
                 reader = threading.Thread(target=lambda: read.append(_progress_of(job.pk)))
@@ -145,7 +145,12 @@ def test_progress_is_seen_by_others_while_the_file_loads_in_its_transaction(
     import_nppes_file(job.pk)
 
     # Every 100 of the 400 lines, the last of them inside the transaction; then the end.
-    assert seen == [(25, 25), (50, 50), (75, 75), (100, 100), (100, 100)]
+    if postgres:
+        assert seen == [(25, 25), (50, 50), (75, 75), (100, 100), (100, 100)]
+    else:
+        # SQLite has one writer: the heartbeat's progress waits for the load's transaction,
+        # and the page reads the job as it was until the load ends (docs/registry.md).
+        assert seen == [(25, 0), (50, 0), (75, 0), (100, 0), (100, 100)]
     job.refresh_from_db()
     assert (job.status, job.imported) == (ImportJob.Status.DONE, 400)
 
