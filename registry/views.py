@@ -283,8 +283,12 @@ def import_upload(request: AuthedRequest) -> HttpResponse:
 @login_required
 @permission_required("registry.import_nppes", raise_exception=True)
 def import_shared_patients_upload(request: AuthedRequest) -> HttpResponse:
-    form = SharedPatientUploadForm(request.POST or None, request.FILES or None, user=request.user)
-    if request.method == "POST" and form.is_valid():
+    # Bound on any post, an empty one too: it is answered with the form's errors.
+    posted = request.method == "POST"
+    form = SharedPatientUploadForm(
+        request.POST if posted else None, request.FILES if posted else None, user=request.user
+    )
+    if posted and form.is_valid():
         data = form.cleaned_data
         job = ImportJob(
             kind=ImportJob.Kind.SHARED_PATIENTS,
@@ -295,7 +299,7 @@ def import_shared_patients_upload(request: AuthedRequest) -> HttpResponse:
             created_by=request.user,
         )
         return _queue_import(job)
-    if request.method == "POST":
+    if posted:
         form.keep_upload()
     return render(
         request,

@@ -354,3 +354,11 @@ def test_a_shared_patients_job_cannot_be_saved_without_its_year_and_window() -> 
         ImportJob.objects.create(
             kind=ImportJob.Kind.SHARED_PATIENTS, original_name="x.txt", window_days=30
         )
+
+
+def test_an_empty_post_is_answered_with_the_form_s_errors() -> None:
+    client = logged_in(Role.ADMINISTRATOR)
+    response = client.post(reverse("registry:import_shared_patients"))
+    assert response.status_code == 200
+    assert "Choose the file to upload." in text(response)
+    assert not ImportJob.objects.exists()
