@@ -50,7 +50,7 @@ def dashboard(request: AuthedRequest) -> HttpResponse:
         "sent_open": sum(
             n for (direction, _), n in counts.items() if direction == Referral.Direction.OUTBOUND
         ),
-        "received_30d": referrals.inbound().filter(received_at__gte=since).count(),
+        "received_30d": referrals.inbound().counted().filter(received_at__gte=since).count(),
         "my_open_tasks": my_tasks.count(),
         "my_overdue_tasks": my_tasks.filter(due_on__lt=timezone.localdate()).count(),
         "due_tasks": due_tasks,

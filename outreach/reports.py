@@ -49,9 +49,8 @@ def outreach_lift(*, start: datetime, end: datetime) -> dict[str, Any]:
     }
     flows: dict[Any, dict[bool, dict[str, Any]]] = {}
     for row in (
-        Referral.objects.filter(
-            direction=Referral.Direction.INBOUND, received_at__gte=before, received_at__lt=end
-        )
+        Referral.objects.counted()
+        .filter(direction=Referral.Direction.INBOUND, received_at__gte=before, received_at__lt=end)
         .annotate(
             reached=Case(
                 When(

@@ -94,7 +94,8 @@ def day_plan_cards(user: Any, day: date) -> list[PlanCard]:
         organization=OuterRef("organization"), occurred_at__lt=day_start
     ).order_by("-occurred_at", "-pk")
     last_referral = (
-        Referral.objects.filter(
+        Referral.objects.counted()
+        .filter(
             provider__organization=OuterRef("organization"),
             direction=Referral.Direction.INBOUND,
         )

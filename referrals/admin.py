@@ -58,7 +58,17 @@ class ReferralAdmin(admin.ModelAdmin):
     autocomplete_fields = ["provider"]
     date_hierarchy = "received_at"
     # Status moves go through the product's workflow so each writes its event.
-    readonly_fields = ["status", "seen_at", "closed_at", "created_by", "created_at", "updated_at"]
+    # A duplicate is marked on the referral's page (referral_mark_duplicate), which
+    # cancels it and withdraws its letters; here it is only shown.
+    readonly_fields = [
+        "status",
+        "duplicate_of",
+        "seen_at",
+        "closed_at",
+        "created_by",
+        "created_at",
+        "updated_at",
+    ]
     inlines = [EventInline]
 
     # Saved through the product's services, so a referral added or edited here gets the

@@ -325,6 +325,16 @@ class TransitionForm(forms.Form):
         return parse_version(self, self.cleaned_data["version"])
 
 
+class DuplicateForm(forms.Form):
+    """Marks the referral as a duplicate of `original` (referral_mark_duplicate)."""
+
+    original = forms.IntegerField(min_value=1, max_value=2**63 - 1)
+    version = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def clean_version(self) -> datetime | None:
+        return parse_version(self, self.cleaned_data["version"])
+
+
 class QueueFilterForm(DateRangeFilterForm):
     """The queue's filter form: a received-from date after the received-to date finds
     nothing, which is said instead of showing an empty queue."""

@@ -24,5 +24,6 @@ urlpatterns = [
     path("<int:pk>/", detail.referral_detail, name="detail"),
     path("<int:pk>/edit/", detail.referral_update, name="update"),
     path("<int:pk>/transition/", detail.referral_transition_view, name="transition"),
+    path("<int:pk>/duplicate/", detail.referral_mark_duplicate_view, name="mark_duplicate"),
     path("<int:pk>/delete/", detail.referral_delete, name="delete"),
 ]

@@ -29,7 +29,13 @@ def partner_summaries(npis: Iterable[str]) -> dict[str, PartnerSummary]:
         Provider.objects.filter(npi__in=list(npis))
         .order_by()
         .annotate(
-            inbound=Count("referrals", filter=Q(referrals__direction=Referral.Direction.INBOUND)),
+            inbound=Count(
+                "referrals",
+                filter=Q(
+                    referrals__direction=Referral.Direction.INBOUND,
+                    referrals__duplicate_of__isnull=True,
+                ),
+            ),
             outbound=Count("referrals", filter=Q(referrals__direction=Referral.Direction.OUTBOUND)),
         )
         .values_list("npi", "pk", "status", "inbound", "outbound")

@@ -4,6 +4,7 @@ details (a coordinator acts without scrolling); on a desktop the details sit on 
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Any
 
 import pytest
@@ -170,4 +171,44 @@ def test_why_out_of_network_is_asked_only_of_a_patient_sent_out_of_network(
     page.goto(f"/referrals/{sent.pk}/edit/")
     expect(page.get_by_label("Patient last name")).to_be_visible()
     expect(reason).to_be_hidden()
+    assert page.problems == []
+
+
+def test_on_a_phone_a_coordinator_marks_a_referral_faxed_twice_as_the_copy(
+    page: Any,  # noqa: F811 - the fixture imported above
+) -> None:
+    from playwright.sync_api import expect
+
+    UserFactory(username="cora", first_name="Cora", role=Role.COORDINATOR)
+    partner = ProviderFactory(last_name="Wiebe")
+    original, copy = (
+        referral_log(
+            referral=ReferralFactory.build(
+                provider=partner, patient_last_name="Olsen", patient_dob=date(1950, 4, 2)
+            ),
+            actor=None,
+        )
+        for _ in range(2)
+    )
+    page.goto(copy.get_absolute_url())
+    page.get_by_label("Username").fill("cora")
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+    asked: list[str] = []
+
+    def answer(dialog: Any) -> None:
+        asked.append(dialog.message)
+        # Refused the first time: nothing happens.
+        dialog.accept() if len(asked) > 1 else dialog.dismiss()
+
+    page.on("dialog", answer)
+    mark = page.get_by_role("button", name=f"This is a copy of #{original.pk}")
+    mark.click()
+    expect(page.get_by_test_id("duplicate-of")).to_have_count(0)
+    mark.click()
+    expect(page.get_by_test_id("duplicate-of")).to_contain_text(f"referral #{original.pk}")
+    expect(page.get_by_text("is marked as a duplicate of")).to_be_visible()
+    assert "told nothing" in asked[0]
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     assert page.problems == []

@@ -100,6 +100,9 @@ def loop_message_prepare(*, referral_id: int, status: str) -> tuple[Task | None,
     )
     if referral is None or reached_at is None:
         return None, None
+    if referral.duplicate_of_id is not None:
+        # A copy of a referral the office already hears about (referral_mark_duplicate).
+        return None, None
     if not _still_true(referral, status):
         # Nothing to ask of the office (held without a reason, or no longer held), or an
         # appointment that no longer stands (cancelled, missed or seen since).
@@ -325,7 +328,10 @@ def referral_events_missing_messages() -> list[tuple[int, str]]:
     missing: list[tuple[int, str]] = []
     for status, kind in LOOP_MESSAGES.items():
         events = ReferralEvent.objects.filter(
-            to_status=status, at__gte=since, referral__direction=Referral.Direction.INBOUND
+            to_status=status,
+            at__gte=since,
+            referral__direction=Referral.Direction.INBOUND,
+            referral__duplicate_of__isnull=True,
         )
         if status == Status.ON_HOLD:
             # Only a hold that asks the office for something, while it lasts.

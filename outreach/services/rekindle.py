@@ -41,7 +41,8 @@ def rekindle_candidates(*, now: datetime) -> list[RekindleCandidate]:
     or stopped (none for 60 days), not touched for 30 days, with no open rekindle task.
     One query: the counts, dates and last next step are correlated subqueries."""
     inbound = (
-        Referral.objects.filter(provider=OuterRef("pk"), direction=Referral.Direction.INBOUND)
+        Referral.objects.counted()
+        .filter(provider=OuterRef("pk"), direction=Referral.Direction.INBOUND)
         .order_by()
         .values("provider")
     )

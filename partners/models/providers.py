@@ -59,7 +59,7 @@ class ProviderQuerySet(models.QuerySet["Provider"]):
         correlated subqueries so a paginated list computes them for its page only."""
         from referrals.models import Referral
 
-        inbound = Referral.objects.filter(
+        inbound = Referral.objects.counted().filter(
             provider=OuterRef("pk"), direction=Referral.Direction.INBOUND
         )
         since = timezone.now() - timedelta(days=365)
@@ -90,7 +90,10 @@ class ProviderQuerySet(models.QuerySet["Provider"]):
         return (
             self.filter(period)
             .annotate(
-                received=Count("referrals", filter=Q(referrals__direction="inbound")),
+                received=Count(
+                    "referrals",
+                    filter=Q(referrals__direction="inbound", referrals__duplicate_of__isnull=True),
+                ),
                 sent=Count("referrals", filter=Q(referrals__direction="outbound")),
             )
             .annotate(balance=F("sent") - F("received"))
@@ -364,12 +367,16 @@ class Provider(models.Model):
         inbound = Q(direction=Referral.Direction.INBOUND)
         outbound = Q(direction=Referral.Direction.OUTBOUND)
         recent = Q(received_at__gte=since)
-        figures = Referral.objects.filter(provider=self).aggregate(
-            inbound=Count("received_at", filter=inbound),
-            outbound=Count("received_at", filter=outbound),
-            received=Count("received_at", filter=inbound & recent),
-            sent=Count("received_at", filter=outbound & recent),
-            last_inbound_at=Max("received_at", filter=inbound),
+        figures = (
+            Referral.objects.counted()
+            .filter(provider=self)
+            .aggregate(
+                inbound=Count("received_at", filter=inbound),
+                outbound=Count("received_at", filter=outbound),
+                received=Count("received_at", filter=inbound & recent),
+                sent=Count("received_at", filter=outbound & recent),
+                last_inbound_at=Max("received_at", filter=inbound),
+            )
         )
         return ReferralFigures(**figures)
 
@@ -383,7 +390,8 @@ class Provider(models.Model):
         start = timezone.make_aware(datetime.combine(first, time.min))
         counts = {
             timezone.localtime(row["month"]).date(): row["n"]
-            for row in self.referrals.filter(direction="inbound", received_at__gte=start)
+            for row in self.referrals.counted()
+            .filter(direction="inbound", received_at__gte=start)
             .annotate(month=TruncMonth("received_at"))
             .order_by()
             .values("month")

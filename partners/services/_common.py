@@ -32,4 +32,6 @@ def _inbound(start: datetime, end: datetime) -> Q:
         referrals__direction=Referral.Direction.INBOUND,
         referrals__received_at__gte=start,
         referrals__received_at__lt=end,
+        # A copy cancelled as a duplicate is not a second referral (Referral.duplicate_of).
+        referrals__duplicate_of__isnull=True,
     )

@@ -45,6 +45,7 @@ QUEUE_COLUMNS = (
     "appointment_at",
     "closed_at",
     "updated_at",
+    "duplicate_of",
 )
 
 
@@ -67,6 +68,11 @@ class ReferralQuerySet(models.QuerySet["Referral"]):
 
     def inbound(self) -> ReferralQuerySet:
         return self.filter(direction=Referral.Direction.INBOUND)
+
+    def counted(self) -> ReferralQuerySet:
+        """Leaves out referrals cancelled as a copy of another (duplicate_of): what a
+        partner sent, and every figure made of it, counts each referral once."""
+        return self.filter(duplicate_of__isnull=True)
 
     def lost_reasons(
         self, *, since: datetime, until: datetime, limit: int | None = 10
@@ -165,6 +171,8 @@ class ReferralQuerySet(models.QuerySet["Referral"]):
                 last_name_key=Lower(Trim(OuterRef("patient_last_name"))),
                 received_at__gte=OuterRef("received_at") - window,
                 received_at__lte=OuterRef("received_at"),
+                # One already marked as a copy (of this one or another) is settled.
+                duplicate_of__isnull=True,
             )
             .exclude(pk=OuterRef("pk"))
         )
@@ -314,6 +322,20 @@ class Referral(models.Model):
     # Why it was cancelled (the patient could not be reached, chose another practice…):
     # asked for every cancellation since it was added, and sent to the referring office.
     cancel_reason = models.CharField(max_length=300, blank=True)
+    # The same referral entered twice (an office that faxed it twice, a fax and a phone
+    # call): cancelled as a copy of this one (referral_mark_duplicate), and counted
+    # nowhere, so a partner's volume, health and the reports count the patient once.
+    duplicate_of = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="duplicates",
+        help_text="The referral this one repeats: cancelled as a copy and counted nowhere.",
+        # Indexed for the few that are set only (referral_duplicate_idx): an index of a
+        # million nulls would be one the planner could pick to find "not a duplicate".
+        db_index=False,
+    )
     # First contact = the first answer to the referral (accepted, declined, on hold or
     # cancelled): the moment the practice has acted on it and called the patient or the
     # referrer. Set once by referral_transition; the SLA clock for contact stops here.
@@ -366,8 +388,12 @@ class Referral(models.Model):
             models.Index(fields=["provider", "-received_at"], name="referral_provider_idx"),
             # A partner's counts by direction and period (partner 360, lists, reciprocity):
             # answered from the index alone, without visiting each referral row.
+            # It carries duplicate_of so that leaving duplicates out (counted()) still
+            # reads the index alone.
             models.Index(
-                fields=["provider", "direction", "-received_at"], name="referral_provider_flow_idx"
+                fields=["provider", "direction", "-received_at"],
+                include=["duplicate_of"],
+                name="referral_provider_flow_idx",
             ),
             # The duplicate check (same patient: last name ignoring case and spaces, and
             # birth date) on entry and on the detail page; without it a full scan at scale.
@@ -387,8 +413,19 @@ class Referral(models.Model):
                 condition=Q(status__in=OPEN_STATUSES),
                 name="referral_open_idx",
             ),
-            # Referrals each way over a period (the dashboard's last 30 days, reports).
-            models.Index(fields=["direction", "received_at"], name="referral_direction_idx"),
+            # A referral's copies (and the check before deleting one that has some).
+            models.Index(
+                fields=["duplicate_of"],
+                condition=Q(duplicate_of__isnull=False),
+                name="referral_duplicate_idx",
+            ),
+            # Referrals each way over a period (the dashboard's last 30 days, reports),
+            # duplicates left out from the index alone.
+            models.Index(
+                fields=["direction", "received_at"],
+                include=["duplicate_of"],
+                name="referral_direction_idx",
+            ),
             # The leakage report: a period's patients sent out, by network, specialist and
             # reason, and whether they went ahead, read from this index alone (a year is
             # some 45,000 of a million).

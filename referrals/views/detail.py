@@ -18,11 +18,12 @@ from audit.services import PATIENT_FIELDS, audit_record
 from core.htmx import render_page
 from core.types import AuthedRequest
 from outreach.models import Task
-from referrals.forms import AssignForm, ReferralForm, TransitionForm
+from referrals.forms import AssignForm, DuplicateForm, ReferralForm, TransitionForm
 from referrals.models import REASON_SUGGESTIONS, Referral, Status
 from referrals.selectors import get_referral_for_user, possible_duplicates
 from referrals.services.consult_reports import referral_record_consult_report
 from referrals.services.deletion import referrals_delete
+from referrals.services.duplicates import referral_mark_duplicate
 from referrals.services.edit import referral_edit
 from referrals.services.workflow import referral_transition, referral_transition_not_yet
 
@@ -169,13 +170,30 @@ def _detail_context(request: AuthedRequest, referral: Referral, **workflow: Any)
         )
         context["attachments"] = referral.attachments.all()
         context["duplicate_window_days"] = settings.DUPLICATE_WINDOW_DAYS
-        context["duplicates"] = possible_duplicates(
-            provider=referral.provider,
-            patient_last_name=referral.patient_last_name,
-            patient_dob=referral.patient_dob,
-            direction=referral.direction,
-            exclude_pk=referral.pk,
-        )[:10]
+        alike = list(
+            possible_duplicates(
+                provider=referral.provider,
+                patient_last_name=referral.patient_last_name,
+                patient_dob=referral.patient_dob,
+                direction=referral.direction,
+                exclude_pk=referral.pk,
+            )[:10]
+        )
+        # Those already marked as copies are settled: of this one, they are listed as its
+        # duplicates; of another, not at all.
+        context["duplicates"] = (
+            []
+            if referral.duplicate_of_id is not None
+            else [other for other in alike if other.duplicate_of_id is None]
+        )
+        context["copies"] = [other for other in alike if other.duplicate_of_id == referral.pk]
+        context["can_mark_duplicate"] = (
+            referral.direction == Referral.Direction.INBOUND
+            and referral.duplicate_of_id is None
+            and not context["copies"]
+            and Status.CANCELLED in referral.allowed_transitions()
+            and request.user.has_perm("referrals.change_referral")
+        )
     return context
 
 
@@ -237,6 +255,43 @@ def referral_transition_view(request: AuthedRequest, pk: int) -> HttpResponse:
         # partial itself shows the errors.
         partial="referrals/referral_workflow.html",
     )
+
+
+@login_required
+@require_POST
+@permission_required("referrals.view_patient_details", raise_exception=True)
+def referral_mark_duplicate_view(request: AuthedRequest, pk: int) -> HttpResponse:
+    """The detail page's "this is a duplicate of #N" (among the possible duplicates it
+    lists): answered with the page again and a message saying what was done or why not."""
+    referral = get_referral_for_user(request.user, pk, write=True)
+    form = DuplicateForm(request.POST)
+    if form.is_valid():
+        number = form.cleaned_data["original"]
+        original = Referral.objects.for_user(request.user).filter(pk=number).first()
+        if original is None:
+            form.add_error("original", f"There is no referral #{number} that you can open.")
+        else:
+            try:
+                referral_mark_duplicate(
+                    referral=referral,
+                    original=original,
+                    actor=request.user,
+                    version=form.cleaned_data["version"],
+                )
+            except ValidationError as error:
+                form.add_error(None, error)
+            else:
+                messages.success(
+                    request,
+                    f"Referral #{referral.pk} is marked as a duplicate of #{original.pk}: "
+                    "cancelled, counted in no figure, and the referring office is told "
+                    "nothing (it hears about the original).",
+                )
+                return redirect(referral)
+    for problems in form.errors.values():
+        for problem in problems:
+            messages.error(request, f"Not marked as a duplicate: {problem}")
+    return redirect(referral)
 
 
 @login_required

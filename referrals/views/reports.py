@@ -140,9 +140,13 @@ def reciprocity_report(request: AuthedRequest) -> HttpResponseBase:
             "sent": sum(row["sent"] for row in flow),
         }
     else:
-        totals = Referral.objects.filter(received_at__gte=start, received_at__lt=end).aggregate(
-            received=Count("received_at", filter=Q(direction=Referral.Direction.INBOUND)),
-            sent=Count("received_at", filter=Q(direction=Referral.Direction.OUTBOUND)),
+        totals = (
+            Referral.objects.counted()
+            .filter(received_at__gte=start, received_at__lt=end)
+            .aggregate(
+                received=Count("received_at", filter=Q(direction=Referral.Direction.INBOUND)),
+                sent=Count("received_at", filter=Q(direction=Referral.Direction.OUTBOUND)),
+            )
         )
     file_format = download_format(request)
     if file_format:

@@ -1,0 +1,120 @@
+"""A referral entered twice: the copy is cancelled as a duplicate of the one kept."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from referrals.models import Inquiry, Referral, Status
+from referrals.services.history import _record_event
+
+# What a withdrawn letter of the copy says, in the letter lists.
+DUPLICATE_WITHDRAWN = "Withdrawn: the referral was a duplicate of #{original}"
+
+
+@transaction.atomic
+def referral_mark_duplicate(
+    *,
+    referral: Referral,
+    original: Referral,
+    actor: User | None,
+    version: datetime | None = None,
+) -> Referral:
+    """`referral` is `original` entered again (an office that faxed it twice, a fax and
+    then a phone call): it is cancelled as its duplicate and counted nowhere from then on
+    (Referral.objects.counted()).
+
+    Unlike a cancellation, the referring office is told nothing (it hears about the
+    original) and the copy's letters still waiting are withdrawn; its inquiry is removed,
+    so the conversion report counts the patient once. The history says which referral it
+    repeats. With `version`, nothing changes if the referral changed since the user's page
+    showed it (ValidationError code "stale"). Raises ValidationError when it cannot be a
+    duplicate of that one."""
+    from outreach.models import Letter
+
+    # Both rows locked, lower id first, so two coordinators marking a pair each way at
+    # once cannot deadlock or make each the duplicate of the other.
+    locked = {
+        row.pk: row
+        for row in Referral.objects.select_for_update()
+        .filter(pk__in=[referral.pk, original.pk])
+        .order_by("pk")
+    }
+    copy, kept = locked.get(referral.pk), locked.get(original.pk)
+    if copy is None:
+        raise ValidationError("This referral no longer exists.")
+    if kept is None or kept.pk == copy.pk:
+        raise ValidationError({"original": "Choose another referral: the one this one repeats."})
+    if version is not None and copy.updated_at != version:
+        raise ValidationError(
+            f"Someone changed this referral after you opened it (it is now "
+            f"{copy.status_label}; see its history), so it was not marked as a duplicate. "
+            "Check it below and mark it again if it still applies.",
+            code="stale",
+        )
+    check_duplicate(referral=copy, original=kept)
+    now = timezone.now()
+    from_status = copy.status
+    copy.status = Status.CANCELLED
+    copy.duplicate_of = kept
+    if copy.contacted_at is None and from_status == Status.RECEIVED:
+        # Acted on, like any first answer (the SLA clock for contact stops).
+        copy.contacted_at = now
+    copy.save(update_fields=["status", "duplicate_of", "contacted_at", "updated_at"])
+    _record_event(
+        referral_id=copy.pk,
+        from_status=from_status,
+        to_status=Status.CANCELLED,
+        actor=actor,
+        at=now,
+        details=[{"field": "Duplicate of", "new": f"Referral #{kept.pk}"}],
+    )
+    Letter.objects.filter(
+        referral_id=copy.pk, status__in=[Letter.Status.PENDING, Letter.Status.PRINT_QUEUE]
+    ).update(
+        status=Letter.Status.CANCELLED, last_error=DUPLICATE_WITHDRAWN.format(original=kept.pk)
+    )
+    Inquiry.objects.filter(referral_id=copy.pk).delete()
+    return copy
+
+
+def check_duplicate(*, referral: Referral, original: Referral) -> None:
+    """May `referral` be marked as a duplicate of `original`? Raises ValidationError
+    saying why not."""
+    if referral.direction != Referral.Direction.INBOUND:
+        raise ValidationError(
+            "Only a referral received can be marked as a duplicate: cancel a referral sent "
+            "out with its reason instead."
+        )
+    if referral.duplicate_of_id is not None:
+        raise ValidationError(
+            f"It is already marked as a duplicate of referral #{referral.duplicate_of_id}."
+        )
+    if Status.CANCELLED not in referral.allowed_transitions():
+        raise ValidationError(
+            f"{referral.transition_refusal(Status.CANCELLED)[0].upper()}"
+            f"{referral.transition_refusal(Status.CANCELLED)[1:]}, so it cannot be marked as "
+            "a duplicate."
+        )
+    if original.direction != referral.direction:
+        raise ValidationError(
+            {
+                "original": f"Referral #{original.pk} was sent out, not received: choose the "
+                "referral this one repeats."
+            }
+        )
+    if original.duplicate_of_id is not None:
+        raise ValidationError(
+            {
+                "original": f"Referral #{original.pk} is itself a duplicate of referral "
+                f"#{original.duplicate_of_id}: mark this one as a duplicate of that one."
+            }
+        )
+    if referral.duplicates.exists():
+        raise ValidationError(
+            "Other referrals are marked as duplicates of this one: it is the one kept."
+        )
