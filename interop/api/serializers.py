@@ -117,6 +117,11 @@ class ReferralSerializer(serializers.ModelSerializer[Referral]):
         help_text="Null without the permission to see patient details.",
     )
     provider = serializers.PrimaryKeyRelatedField(read_only=True, help_text="The partner.")
+    duplicate_of = serializers.PrimaryKeyRelatedField(
+        read_only=True,
+        allow_null=True,
+        help_text="The referral this one repeats (it is then cancelled and counted nowhere).",
+    )
 
     class Meta:
         model = Referral
@@ -124,6 +129,7 @@ class ReferralSerializer(serializers.ModelSerializer[Referral]):
             "id",
             "direction",
             "status",
+            "duplicate_of",
             "urgency",
             "channel",
             "provider",

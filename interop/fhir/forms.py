@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from interop.fhir.resources import (
     CONTENT_SENDER,
+    ENTERED_IN_ERROR,
     NPI_SYSTEM,
     ORDER_SENDER_PREFIX,
     STATUSES_BY_REQUEST_STATUS,
@@ -235,22 +236,26 @@ class ServiceRequestSearchForm(SearchForm):
         "authored": MultipleValueField(required=False),
     }
 
-    def clean_status(self) -> list[str] | None:
-        """The app's statuses the FHIR ones asked for: an empty list (nothing matches)
-        when every code asked for is one this server never holds, such as draft."""
+    def clean_status(self) -> Q | None:
+        """The referrals the FHIR statuses asked for: none (Q(pk__in=[])) when every code
+        asked for is one this server never holds, such as draft. A duplicate is
+        entered-in-error and nothing else."""
         value = self.cleaned_data.get("status")
         if not value:
             return None
-        statuses: list[str] = []
+        query = Q(pk__in=[])
         # Comma-separated values are alternatives.
-        for code in value.split(","):
-            if code.strip() not in STATUSES_BY_REQUEST_STATUS:
+        for code in (code.strip() for code in value.split(",")):
+            if code not in STATUSES_BY_REQUEST_STATUS:
                 raise forms.ValidationError(
-                    f"“{code.strip()[:30]}” is not a status this server uses "
+                    f"“{code[:30]}” is not a status this server uses "
                     f"({', '.join(sorted(STATUSES_BY_REQUEST_STATUS))})."
                 )
-            statuses += STATUSES_BY_REQUEST_STATUS[code.strip()]
-        return statuses
+            if code == ENTERED_IN_ERROR:
+                query |= Q(duplicate_of__isnull=False)
+            elif STATUSES_BY_REQUEST_STATUS[code]:
+                query |= Q(status__in=STATUSES_BY_REQUEST_STATUS[code], duplicate_of__isnull=True)
+        return query
 
     def clean_requester(self) -> int | None:
         value = self.cleaned_data.get("requester")
@@ -267,7 +272,7 @@ class ServiceRequestSearchForm(SearchForm):
         if identifier := self.cleaned_data.get("identifier"):
             query &= _order_identifier(identifier)
         if (statuses := self.cleaned_data.get("status")) is not None:
-            query &= Q(status__in=statuses)
+            query &= statuses
         # The requester is the partner of an inbound referral (outbound ones we request).
         if (requester := self.cleaned_data.get("requester")) is not None:
             query &= Q(direction="inbound", provider_id=requester)

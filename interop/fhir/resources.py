@@ -39,9 +39,13 @@ REQUEST_STATUS: dict[str, str] = {
 STATUSES_BY_REQUEST_STATUS: dict[str, list[str]] = {}
 for _status, _request_status in REQUEST_STATUS.items():
     STATUSES_BY_REQUEST_STATUS.setdefault(_request_status, []).append(_status)
+# A referral cancelled as a copy of another (Referral.duplicate_of) is "entered-in-error":
+# it should not have been in the record, whatever its status says.
+ENTERED_IN_ERROR = "entered-in-error"
+STATUSES_BY_REQUEST_STATUS[ENTERED_IN_ERROR] = [Status.CANCELLED]
 # The rest of FHIR's request-status codes: a search may ask for them, and finds nothing
-# (a posted draft is received as an active referral; nothing here is entered in error).
-for _request_status in ("draft", "entered-in-error", "unknown"):
+# (a posted draft is received as an active referral).
+for _request_status in ("draft", "unknown"):
     STATUSES_BY_REQUEST_STATUS[_request_status] = []
 
 # FHIR request priority ↔ the app's urgency. "asap" is read as urgent, as the HL7 v2
@@ -273,7 +277,11 @@ def service_request(referral: Referral, *, patient_details: bool) -> dict[str, A
                 "meta": {"lastUpdated": _instant(referral.updated_at)},
                 "contained": [_patient(referral)] if patient_details else [],
                 "identifier": _order_identifiers(referral),
-                "status": REQUEST_STATUS[referral.status],
+                "status": (
+                    ENTERED_IN_ERROR
+                    if referral.duplicate_of_id is not None
+                    else REQUEST_STATUS[referral.status]
+                ),
                 "intent": "order",
                 "category": [REFERRAL_CATEGORY],
                 "priority": PRIORITY_BY_URGENCY.get(referral.urgency, "routine"),
@@ -350,7 +358,11 @@ IMPLEMENTED: dict[str, tuple[tuple[str, ...], tuple[tuple[str, str, str], ...]]]
         ("read", "search-type", "create"),
         (
             ("identifier", "token", "system|value the ServiceRequest was posted with."),
-            ("status", "token", "active, on-hold, revoked or completed (comma for or)."),
+            (
+                "status",
+                "token",
+                "active, on-hold, revoked, completed or entered-in-error (comma for or).",
+            ),
             ("requester", "reference", "Practitioner/id of the referring partner."),
             ("requester:identifier", "token", "The referring partner's NPI."),
             ("authored", "date", "YYYY-MM-DD with eq, ne, gt, lt, ge or le; may repeat."),

@@ -395,6 +395,7 @@ def test_searches_filter_by_status_requester_and_authored_date_and_audit_the_pag
     # FHIR codes the server never holds (a posted draft is received as active) find nothing.
     assert ids({"status": "draft"}) == []
     assert ids({"status": "draft,completed"}) == [str(seen.pk)]
+    # Nothing here is a duplicate (referral_mark_duplicate).
     assert ids({"status": "entered-in-error"}) == []
     assert ids({"requester:identifier": f"{NPI_SYSTEM}|{ana.npi}"}) == [
         str(recent.pk),
@@ -556,3 +557,32 @@ def test_a_patient_phone_is_stored_as_staff_dial_it(
     response = post_fhir(api_client_for(coordinator), SEARCH, data)
     assert response.status_code == 201, response.content
     assert Referral.objects.get().patient_phone == "(402) 555-0199 x12"
+
+
+def test_a_referral_marked_as_a_duplicate_is_entered_in_error(
+    coordinator: User, api_client_for: ClientFor
+) -> None:
+    """FHIR's own status for a record that should not have been in it: an EHR reading the
+    referrals sees the copy as such, not as a referral the practice cancelled."""
+    from referrals.services.duplicates import referral_mark_duplicate
+
+    now = timezone.now()
+    original = ReferralFactory.create(received_at=now - timedelta(days=2))
+    copy_ = ReferralFactory.create(received_at=now - timedelta(days=1))
+    cancelled = ReferralFactory.create(
+        received_at=now - timedelta(days=3), status="cancelled", cancel_reason="Moved away"
+    )
+    referral_mark_duplicate(referral=copy_, original=original, actor=None)
+    client = api_client_for(coordinator)
+
+    def ids(query: dict[str, Any]) -> list[str]:
+        bundle = _valid(client.get(SEARCH, query).json())
+        return [entry["resource"]["id"] for entry in bundle.get("entry", [])]
+
+    assert _valid(client.get(f"{SEARCH}/{copy_.pk}").json())["status"] == "entered-in-error"
+    assert ids({"status": "entered-in-error"}) == [str(copy_.pk)]
+    assert ids({"status": "revoked"}) == [str(cancelled.pk)]
+    assert ids({"status": "revoked,entered-in-error"}) == [str(copy_.pk), str(cancelled.pk)]
+    assert ids({"status": "active"}) == [str(original.pk)]
+    api = client.get(f"/api/v1/referrals/{copy_.pk}/").json()
+    assert api["status"] == "cancelled" and api["duplicate_of"] == original.pk
