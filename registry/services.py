@@ -211,6 +211,9 @@ def import_job_run(*, job_id: int, heartbeat_seconds: float = HEARTBEAT_SECONDS)
         job.progress = 100
     job.finished_at = timezone.now()
     job.save()
+    # The upload has served (a monthly NPPES file is gigabytes): a failed one is uploaded
+    # again, not re-run from here. Left behind by a crash here, the sweep removes it.
+    import_files_clean()
     return job
 
 
@@ -241,6 +244,43 @@ def _load_shared_patients(job: ImportJob, *, progress: Callable[[int, int], None
 IMPORT_HEARTBEAT_TIMEOUT = timedelta(minutes=15)
 IMPORT_QUEUE_TIMEOUT = timedelta(minutes=5)
 IMPORT_MAX_ATTEMPTS = 3
+
+
+# Where uploads are stored (ImportJob.file), and how long one kept for a form sent back
+# (registry.forms.SharedPatientsUploadForm.keep_upload) may wait for its job.
+IMPORT_FILES_DIR = "registry/imports"
+KEPT_UPLOAD_LIFETIME = timedelta(days=1, hours=1)
+
+
+def import_files_clean(*, now: datetime | None = None) -> int:
+    """Delete the uploads no import needs any more: those of finished jobs (done or
+    failed), and files kept for a form that was never sent again (no job took them within
+    KEPT_UPLOAD_LIFETIME, past the day their signed reference is good for). Returns how
+    many files were deleted."""
+    from django.core.files.storage import default_storage
+
+    now = now or timezone.now()
+    finished = ImportJob.objects.filter(
+        status__in=[ImportJob.Status.DONE, ImportJob.Status.FAILED]
+    ).exclude(file="")
+    served = list(finished.values_list("pk", "file"))
+    for _, name in served:
+        default_storage.delete(name)
+    ImportJob.objects.filter(pk__in=[pk for pk, _ in served]).update(file="")
+    deleted = len(served)
+    try:
+        _, names = default_storage.listdir(IMPORT_FILES_DIR)
+    except FileNotFoundError:
+        return deleted
+    in_use = set(ImportJob.objects.exclude(file="").values_list("file", flat=True))
+    for name in names:
+        path = f"{IMPORT_FILES_DIR}/{name}"
+        if path in in_use:
+            continue
+        if default_storage.get_modified_time(path) < now - KEPT_UPLOAD_LIFETIME:
+            default_storage.delete(path)
+            deleted += 1
+    return deleted
 
 
 def import_jobs_to_redrive(*, now: datetime | None = None) -> list[int]:

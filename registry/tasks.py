@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from registry.services import import_job_run, import_jobs_to_redrive
+from registry.services import import_files_clean, import_job_run, import_jobs_to_redrive
 
 
 # A monthly file of ~9M rows takes far longer than the default task limit.
@@ -14,6 +14,8 @@ def import_nppes_file(job_id: int) -> None:
 
 @shared_task
 def sweep_import_jobs() -> None:
-    """Run by beat: re-drive imports whose message or worker was lost."""
+    """Run by beat: re-drive imports whose message or worker was lost, and delete the
+    uploads no import needs any more."""
     for job_id in import_jobs_to_redrive():
         import_nppes_file.delay(job_id)
+    import_files_clean()
