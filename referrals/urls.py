@@ -25,5 +25,10 @@ urlpatterns = [
     path("<int:pk>/edit/", detail.referral_update, name="update"),
     path("<int:pk>/transition/", detail.referral_transition_view, name="transition"),
     path("<int:pk>/duplicate/", detail.referral_mark_duplicate_view, name="mark_duplicate"),
+    path(
+        "<int:pk>/duplicate/undo/",
+        detail.referral_unmark_duplicate_view,
+        name="unmark_duplicate",
+    ),
     path("<int:pk>/delete/", detail.referral_delete, name="delete"),
 ]

@@ -118,3 +118,62 @@ def check_duplicate(*, referral: Referral, original: Referral) -> None:
         raise ValidationError(
             "Other referrals are marked as duplicates of this one: it is the one kept."
         )
+
+
+@transaction.atomic
+def referral_unmark_duplicate(
+    *, referral: Referral, actor: User | None, version: datetime | None = None
+) -> Referral:
+    """Undo referral_mark_duplicate (the wrong one was marked): the referral goes back to
+    the status it was cancelled from, counts again, and gets its inquiry back at that
+    stage. Letters withdrawn then stay withdrawn (the office was sent the original's).
+    Raises ValidationError when it is not a duplicate, or has moved on since (closed)."""
+    copy = Referral.objects.select_for_update().get(pk=referral.pk)
+    if version is not None and copy.updated_at != version:
+        raise ValidationError(
+            f"Someone changed this referral after you opened it (it is now "
+            f"{copy.status_label}; see its history), so nothing was changed. Check it below "
+            "and try again if it still applies.",
+            code="stale",
+        )
+    if copy.duplicate_of_id is None:
+        raise ValidationError("It is not marked as a duplicate.")
+    if copy.status != Status.CANCELLED:
+        raise ValidationError(
+            f"It has moved on since it was marked (it is now {copy.status_label.lower()}): "
+            "it stays a duplicate."
+        )
+    marked = (
+        copy.events.filter(to_status=Status.CANCELLED).order_by("-at", "-pk").only("from_status")
+    ).first()
+    restored = marked.from_status if marked is not None and marked.from_status else Status.RECEIVED
+    original = copy.duplicate_of_id
+    now = timezone.now()
+    copy.status = restored
+    copy.duplicate_of = None
+    copy.save(update_fields=["status", "duplicate_of", "updated_at"])
+    _record_event(
+        referral_id=copy.pk,
+        from_status=Status.CANCELLED,
+        to_status=restored,
+        actor=actor,
+        at=now,
+        details=[{"field": "Duplicate of", "old": f"Referral #{original}", "new": "none"}],
+    )
+    scheduled_at = None
+    if restored in (Status.SCHEDULED, Status.NO_SHOW):
+        scheduled_at = (
+            copy.events.filter(to_status=Status.SCHEDULED)
+            .order_by("at")
+            .values_list("at", flat=True)
+            .first()
+        ) or now
+    Inquiry.objects.create(
+        source=Inquiry.Source.PARTNER_REFERRAL,
+        referral=copy,
+        received_at=copy.received_at,
+        status=Inquiry.Status.SCHEDULED if scheduled_at else Inquiry.Status.INQUIRY,
+        scheduled_at=scheduled_at,
+        created_by=actor,
+    )
+    return copy

@@ -237,9 +237,71 @@ def test_the_admin_shows_the_mark_but_does_not_offer_every_referral_to_pick(
     original = _logged(provider=provider)
     copy = _logged(provider=provider)
     referral_mark_duplicate(referral=copy, original=original, actor=None)
-    page = client_for(administrator).get(
-        reverse("admin:referrals_referral_change", args=[copy.pk])
-    )
+    page = client_for(administrator).get(reverse("admin:referrals_referral_change", args=[copy.pk]))
     assert page.status_code == 200
     assert 'name="duplicate_of"' not in page.content.decode()
     assert str(original) in page.content.decode()
+
+
+@pytest.mark.parametrize("from_status", [Status.RECEIVED, Status.ACCEPTED, Status.SCHEDULED])
+def test_a_copy_marked_by_mistake_goes_back_to_work_and_counts_again(
+    client_for, coordinator, from_status
+):
+    provider = ProviderFactory()
+    original = _logged(provider=provider)
+    copy = _logged(provider=provider)
+    if from_status != Status.RECEIVED:
+        referral_transition(referral=copy, to_status=Status.ACCEPTED, actor=None)
+    if from_status == Status.SCHEDULED:
+        referral_transition(
+            referral=copy,
+            to_status=Status.SCHEDULED,
+            actor=None,
+            appointment_at=timezone.now() + timedelta(days=3),
+        )
+    referral_mark_duplicate(referral=copy, original=original, actor=coordinator)
+    copy.refresh_from_db()
+    client = client_for(coordinator)
+    assert "Not a copy: put it back" in client.get(copy.get_absolute_url()).content.decode()
+
+    response = client.post(
+        reverse("referrals:unmark_duplicate", args=[copy.pk]),
+        {"version": copy.updated_at.isoformat()},
+        follow=True,
+    )
+
+    assert "is no longer a duplicate" in response.content.decode()
+    copy.refresh_from_db()
+    assert copy.status == from_status and copy.duplicate_of is None
+    assert _figures(provider)["partner page"] == 2
+    inquiry = Inquiry.objects.get(referral=copy)
+    expected = (
+        Inquiry.Status.SCHEDULED if from_status == Status.SCHEDULED else Inquiry.Status.INQUIRY
+    )
+    assert inquiry.status == expected
+    assert _figures(provider)["conversion"] == 2
+    back = ReferralEvent.objects.filter(referral=copy).order_by("-at", "-pk").first()
+    assert back is not None and back.to_status == from_status
+    assert back.changes == [
+        {"field": "Duplicate of", "old": f"Referral #{original.pk}", "new": "none"}
+    ]
+
+
+def test_putting_back_is_refused_for_one_never_marked_or_closed_since(client_for, coordinator):
+    provider = ProviderFactory()
+    original = _logged(provider=provider)
+    copy = _logged(provider=provider)
+    client = client_for(coordinator)
+    url = reverse("referrals:unmark_duplicate", args=[copy.pk])
+    response = client.post(url, {"version": copy.updated_at.isoformat()}, follow=True)
+    assert "Not changed: It is not marked as a duplicate." in response.content.decode()
+
+    referral_mark_duplicate(referral=copy, original=original, actor=None)
+    referral_transition(referral=copy, to_status=Status.CLOSED, actor=None)
+    copy.refresh_from_db()
+    response = client.post(url, {"version": copy.updated_at.isoformat()}, follow=True)
+    assert "it stays a duplicate" in response.content.decode()
+    response = client.post(url, {"version": "not a time"}, follow=True)
+    assert "The page was not understood" in response.content.decode()
+    copy.refresh_from_db()
+    assert copy.duplicate_of == original and copy.status == Status.CLOSED

@@ -23,7 +23,7 @@ from referrals.models import REASON_SUGGESTIONS, Referral, Status
 from referrals.selectors import get_referral_for_user, possible_duplicates
 from referrals.services.consult_reports import referral_record_consult_report
 from referrals.services.deletion import referrals_delete
-from referrals.services.duplicates import referral_mark_duplicate
+from referrals.services.duplicates import referral_mark_duplicate, referral_unmark_duplicate
 from referrals.services.edit import referral_edit
 from referrals.services.workflow import referral_transition, referral_transition_not_yet
 
@@ -291,6 +291,35 @@ def referral_mark_duplicate_view(request: AuthedRequest, pk: int) -> HttpRespons
     for problems in form.errors.values():
         for problem in problems:
             messages.error(request, f"Not marked as a duplicate: {problem}")
+    return redirect(referral)
+
+
+@login_required
+@require_POST
+@permission_required("referrals.view_patient_details", raise_exception=True)
+def referral_unmark_duplicate_view(request: AuthedRequest, pk: int) -> HttpResponse:
+    """ "Not a copy": a referral marked as a duplicate by mistake goes back to work."""
+    referral = get_referral_for_user(request.user, pk, write=True)
+    form = DuplicateForm(request.POST)
+    # Only the version is asked for here.
+    form.fields["original"].required = False
+    if form.is_valid():
+        try:
+            referral = referral_unmark_duplicate(
+                referral=referral, actor=request.user, version=form.cleaned_data["version"]
+            )
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            messages.success(
+                request,
+                f"Referral #{referral.pk} is no longer a duplicate: it is "
+                f"{referral.status_label.lower()} again and counts in every figure.",
+            )
+            return redirect(referral)
+    for problems in form.errors.values():
+        for problem in problems:
+            messages.error(request, f"Not changed: {problem}")
     return redirect(referral)
 
 

@@ -37,7 +37,7 @@ def _uploaded(monkeypatch, content: bytes, name: str = "npidata.csv") -> ImportJ
 )
 def test_a_finished_import_deletes_its_upload(monkeypatch, content, status) -> None:
     job = _uploaded(monkeypatch, content)
-    stored = job.file.name
+    stored = str(job.file.name)
     assert default_storage.exists(stored)
 
     import_job_run(job_id=job.pk)
@@ -59,7 +59,8 @@ def test_the_sweep_deletes_files_kept_for_a_form_never_sent_again_and_nothing_in
     forgotten = default_storage.save("registry/imports/shared-2014-days30.txt", ContentFile(b"x"))
     recent = default_storage.save("registry/imports/shared-2015-days30.txt", ContentFile(b"x"))
     two_days_ago = (timezone.now() - timedelta(days=2)).timestamp()
-    for name in (forgotten, queued.file.name):
+    waiting = str(queued.file.name)
+    for name in (forgotten, waiting):
         os.utime(default_storage.path(name), (two_days_ago, two_days_ago))
 
     sweep_import_jobs()
@@ -68,5 +69,5 @@ def test_the_sweep_deletes_files_kept_for_a_form_never_sent_again_and_nothing_in
     # Kept less than a day: its form may still come back with its reference.
     assert default_storage.exists(recent)
     # Old, but its job has not run yet (a queue that was down for a while).
-    assert default_storage.exists(queued.file.name)
+    assert default_storage.exists(waiting)
     assert import_files_clean() == 0
