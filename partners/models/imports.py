@@ -47,7 +47,12 @@ class PartnerImport(models.Model):
     result = models.JSONField(default=dict, blank=True)
     error = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # When a worker last claimed it or reported progress: one silent for STALE_IMPORT was
+    # lost (partners.services.imports.partner_imports_to_redrive).
     claimed_at = models.DateTimeField(null=True, blank=True)
+    # How many times a worker started applying it: one that kills its worker every time
+    # is given up after IMPORT_MAX_ATTEMPTS instead of being re-run for ever.
+    attempts = models.PositiveSmallIntegerField(default=0)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

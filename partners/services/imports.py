@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from core.enqueue import enqueue_on_commit
@@ -19,6 +20,7 @@ SYNC_IMPORT_ROWS = 1000
 # A queued import whose message was lost, or whose worker died mid-way (its transaction
 # rolled back, so nothing was written), is re-driven by the sweep after this long.
 STALE_IMPORT = timedelta(minutes=10)
+IMPORT_MAX_ATTEMPTS = 3
 PROGRESS_EVERY = 1000
 
 
@@ -76,14 +78,18 @@ def partner_import_apply(*, import_id: int) -> PartnerImport | None:
     from partners.spreadsheets.planning import plan_import
 
     claimed = PartnerImport.objects.filter(pk=import_id, status=PartnerImport.Status.QUEUED).update(
-        status=PartnerImport.Status.APPLYING, claimed_at=timezone.now()
+        status=PartnerImport.Status.APPLYING, claimed_at=timezone.now(), attempts=F("attempts") + 1
     )
     if not claimed:
         return None
     partner_import = PartnerImport.objects.get(pk=import_id)
 
     def progress(done: int) -> None:
-        PartnerImport.objects.filter(pk=import_id).update(processed_rows=done)
+        # Also the sign of life: an import checking its rows for longer than STALE_IMPORT
+        # is not taken for one whose worker died.
+        PartnerImport.objects.filter(pk=import_id).update(
+            processed_rows=done, claimed_at=timezone.now()
+        )
 
     plan = plan_import(
         partner_import.rows,
@@ -207,10 +213,20 @@ def _write_import(partner_import: PartnerImport, plan: Any) -> None:
 def partner_imports_to_redrive() -> list[int]:
     """Imports a worker should have finished by now: queued with the message lost, or
     applying on a worker that died (its transaction rolled back). Reset and return them."""
-    cutoff = timezone.now() - STALE_IMPORT
+    now = timezone.now()
+    cutoff = now - STALE_IMPORT
     stale = PartnerImport.objects.filter(
         status__in=[PartnerImport.Status.QUEUED, PartnerImport.Status.APPLYING],
         claimed_at__lt=cutoff,
+    )
+    stale.filter(attempts__gte=IMPORT_MAX_ATTEMPTS).update(
+        status=PartnerImport.Status.FAILED,
+        finished_at=now,
+        error=(
+            f"Nothing was imported: the import stopped {IMPORT_MAX_ATTEMPTS} times without "
+            "finishing (its worker was lost each time). Try a smaller file, or ask an "
+            "administrator to check the worker's memory and logs."
+        ),
     )
     ids = list(stale.values_list("pk", flat=True))
     PartnerImport.objects.filter(pk__in=ids, claimed_at__lt=cutoff).update(

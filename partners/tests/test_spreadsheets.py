@@ -248,6 +248,79 @@ def test_the_sweep_re_drives_an_import_whose_worker_died(django_capture_on_commi
     assert Provider.objects.filter(npi=GOOD_NPI).exists()
 
 
+def test_an_import_that_loses_its_worker_every_time_is_given_up_with_the_reason(
+    client_for, manager
+):
+    """A file that kills its worker (memory) is not re-run for ever by the sweep."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from partners.services.imports import IMPORT_MAX_ATTEMPTS, partner_imports_to_redrive
+
+    stuck = PartnerImport.objects.create(
+        file_name="x.csv",
+        headers=["NPI", "First name", "Last name"],
+        rows=[[GOOD_NPI, "Ana", "Reyes"]],
+        mapping={"0": "npi", "1": "first_name", "2": "last_name"},
+        status=PartnerImport.Status.QUEUED,
+        uploaded_by=manager,
+        claimed_at=timezone.now(),
+    )
+    died = timezone.now() - timedelta(hours=1)
+    for attempt in range(1, IMPORT_MAX_ATTEMPTS + 1):
+        # A worker claims it and dies before writing anything.
+        PartnerImport.objects.filter(pk=stuck.pk).update(
+            status=PartnerImport.Status.APPLYING, attempts=attempt, claimed_at=died
+        )
+        redriven = partner_imports_to_redrive()
+        stuck.refresh_from_db()
+        if attempt < IMPORT_MAX_ATTEMPTS:
+            assert redriven == [stuck.pk] and stuck.status == PartnerImport.Status.QUEUED
+    assert redriven == []
+    assert stuck.status == PartnerImport.Status.FAILED and stuck.finished_at is not None
+    assert f"stopped {IMPORT_MAX_ATTEMPTS} times" in stuck.error
+    page = client_for(manager).get(reverse("partners:import_detail", args=[stuck.pk]))
+    assert f"stopped {IMPORT_MAX_ATTEMPTS} times" in page.content.decode()
+    assert not Provider.objects.filter(npi=GOOD_NPI).exists()
+
+
+def test_an_import_still_checking_its_rows_is_not_taken_for_a_lost_one(monkeypatch):
+    """Progress is its sign of life: checking a big file for longer than the sweep's
+    patience must not hand it to a second worker."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from partners.services import imports
+    from partners.spreadsheets import planning
+
+    long_ago = timezone.now() - timedelta(hours=1)
+    running = PartnerImport.objects.create(
+        file_name="x.csv",
+        headers=["NPI", "First name", "Last name"],
+        rows=[[GOOD_NPI, "Ana", "Reyes"]],
+        mapping={"0": "npi", "1": "first_name", "2": "last_name"},
+        status=PartnerImport.Status.QUEUED,
+        claimed_at=long_ago,
+    )
+    seen: list[list[int]] = []
+    real_plan = planning.plan_import
+
+    def slow_plan(rows, mapping, *, numbers, progress):
+        # An hour into checking the rows, one more is checked.
+        PartnerImport.objects.filter(pk=running.pk).update(claimed_at=long_ago)
+        progress(1)
+        seen.append(imports.partner_imports_to_redrive())
+        return real_plan(rows, mapping, numbers=numbers, progress=progress)
+
+    monkeypatch.setattr(planning, "plan_import", slow_plan)
+    partner_import_apply(import_id=running.pk)
+    assert seen == [[]]
+    running.refresh_from_db()
+    assert running.status == PartnerImport.Status.APPLIED and running.attempts == 1
+
+
 def test_read_table_pads_short_rows_and_names_blank_headers():
     table = read_table(io.BytesIO(b"NPI;;Name\n1;2\n"), "x.csv")
     assert table.headers == ["NPI", "Column 2", "Name"]
