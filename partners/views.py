@@ -182,6 +182,12 @@ def provider_detail(
         reverse=True,
     )[:TIMELINE_LENGTH]
     last_activity = activities[0] if activities else None
+    # A touch logged after the nightly assessment last started (whatever day it happened
+    # on: a visit logged days late counts too) is not in the health shown yet.
+    assessed = provider.health_assessed_at
+    touched_since = next(
+        (a for a in activities if assessed is not None and a.created_at > assessed), None
+    )
     # Where we left off: the last activity that noted something; a later one logged with
     # nothing to say is mentioned, not shown instead of it.
     left_off = next((a for a in activities if a.notes or a.next_step), None)
@@ -202,6 +208,7 @@ def provider_detail(
         "open_tasks": open_tasks,
         "next_task": follow_ups[0] if follow_ups else None,
         "last_activity": last_activity,
+        "touched_since": touched_since,
         "left_off": left_off,
         "figures": figures,
         "reciprocity_gap": abs(figures.balance),

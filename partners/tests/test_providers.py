@@ -8,6 +8,7 @@ from core.factories import UserFactory
 from core.roles import Role
 from core.templatetags.people import person
 from outreach.factories import ActivityFactory, TaskFactory
+from outreach.models import Activity
 from partners.factories import OrganizationFactory, ProviderFactory, StaffMemberFactory
 from partners.models import Provider, TierChange
 from partners.selectors import can_change_provider
@@ -457,6 +458,25 @@ def test_a_touch_logged_since_the_nightly_health_check_is_mentioned_beside_it(cl
     (checked_again, updated_again, assessed_again) = before.get()
     assert (checked_again, updated_again) == (checked, updated)
     assert assessed_again > assessed
+
+
+def test_a_visit_logged_days_late_is_news_and_one_logged_before_the_run_is_not(client_for, manager):
+    """What the nightly run has not counted is what was logged after it started, whatever
+    day the visit was on (it said nothing of a visit logged late, and would have spoken
+    of one dated ahead that the run had already read)."""
+    provider = ProviderFactory(health_checked_at=timezone.now() - timedelta(days=30))
+    Provider.objects.update(health_assessed_at=timezone.now() - timedelta(hours=10))
+    late = ActivityFactory(kind="visit", occurred_at=timezone.now() - timedelta(days=3))
+    late.providers.add(provider)
+    page = client_for(manager).get(provider.get_absolute_url()).content.decode()
+    assert 'data-testid="touched-since">Since then: visit on' in page
+
+    Activity.objects.filter(pk=late.pk).update(created_at=timezone.now() - timedelta(hours=11))
+    ahead = ActivityFactory(kind="lunch", occurred_at=timezone.now() + timedelta(hours=1))
+    ahead.providers.add(provider)
+    Activity.objects.filter(pk=ahead.pk).update(created_at=timezone.now() - timedelta(hours=12))
+    page = client_for(manager).get(provider.get_absolute_url()).content.decode()
+    assert "touched-since" not in page
 
 
 def test_a_touch_logged_while_the_nightly_run_is_under_way_is_still_news(
