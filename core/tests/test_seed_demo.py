@@ -115,3 +115,13 @@ def test_the_demo_liaison_has_office_staff_birthdays_this_week():
     call_command("seed_demo", referrals=20, stdout=io.StringIO())
     liaison = get_user_model().objects.get(username="liaison")
     assert len(staff_birthdays([liaison.pk], today=timezone.localdate())[liaison.pk]) == 2
+
+
+def test_the_demo_has_a_referral_phoned_in_after_it_was_faxed_to_mark_as_the_copy():
+    from referrals.models import Referral
+
+    call_command("seed_demo", referrals=40, stdout=io.StringIO())
+    flagged = Referral.objects.with_duplicate_flag().filter(possible_duplicate=True)
+    assert [referral.channel for referral in flagged] == ["phone"]
+    [again] = flagged
+    assert again.status == "received" and again.duplicate_of is None

@@ -11,6 +11,7 @@ import factory.random
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from core.factories import DEMO_PASSWORD, UserFactory
@@ -114,6 +115,7 @@ class Command(BaseCommand):
             users = self._users()
             providers = self._network(rng, users)
             self._referrals(rng, providers, users, options["referrals"])
+            self._faxed_twice(users)
             self._activities(rng, providers, users)
             self._tiers(users["manager"])
             self._field_work(users)
@@ -125,6 +127,40 @@ class Command(BaseCommand):
                 f"{Activity.objects.count()} activities, {Task.objects.count()} tasks."
             )
         )
+
+    def _faxed_twice(self, users: dict[str, Any]) -> None:
+        """A referral faxed yesterday by the busiest active partner and phoned in again an hour
+        later: the second one's page flags the possible duplicate, to be marked as the
+        copy (or not)."""
+        from referrals.services.workflow import referral_log
+
+        busiest = (
+            Provider.objects.filter(
+                status=Provider.Status.ACTIVE, referrals__direction=Referral.Direction.INBOUND
+            )
+            .annotate(n=Count("referrals"))
+            .order_by("-n", "pk")
+            .first()
+        )
+        if busiest is None:
+            return
+        faxed_at = timezone.now() - timedelta(days=1)
+        for channel, received_at in (
+            (Referral.Channel.FAX, faxed_at),
+            (Referral.Channel.PHONE, faxed_at + timedelta(hours=1)),
+        ):
+            referral = Referral(
+                provider=busiest,
+                patient_first_name="Ruth",
+                patient_last_name="Olsen",
+                patient_dob=datetime(1950, 4, 2).date(),
+                patient_phone="(402) 555-0142",
+                reason="Right knee pain for three months; X-ray attached.",
+                channel=channel,
+                received_at=received_at,
+                assigned_to=users["coordinator"],
+            )
+            referral_log(referral=referral, actor=users["coordinator"])
 
     def _field_work(self, users: dict[str, Any]) -> None:
         """Today's plan for the first liaison, this year's gifts and meals limit and an
