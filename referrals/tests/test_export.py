@@ -98,3 +98,21 @@ def test_an_export_whose_filters_cannot_be_read_exports_nobody(client_for, coord
     assert response.redirect_chain[0][0].startswith(reverse("referrals:list") + "?")
     assert "Nothing was exported: these filters could not be read." in page
     assert not PatientDataAccess.objects.filter(action="export").exists()
+
+
+def test_the_export_names_the_referral_a_duplicate_repeats(client_for, manager):
+    from referrals.services.duplicates import referral_mark_duplicate
+
+    provider = ProviderFactory()
+    original = _logged(provider=provider)
+    copy = _logged(provider=provider)
+    referral_mark_duplicate(referral=copy, original=original, actor=None)
+    # The queue's own filter: open referrals only unless asked for more.
+    export = client_for(manager).get(
+        reverse("referrals:export"), {"status": ["received", "cancelled"]}
+    )
+    header, *rows = _rows(export)
+    by_number = {row[0]: dict(zip(header, row, strict=True)) for row in rows}
+    assert by_number[str(copy.pk)]["Duplicate of referral #"] == str(original.pk)
+    assert by_number[str(copy.pk)]["Status"] == "Cancelled"
+    assert by_number[str(original.pk)]["Duplicate of referral #"] == ""

@@ -25,6 +25,8 @@ EXPORT_COLUMNS = [
     ("received_at", "Received"),
     ("direction", "Direction"),
     ("status", "Status"),
+    # A copy cancelled as a duplicate (counted in no figure): the referral it repeats.
+    ("duplicate_of", "Duplicate of referral #"),
     ("urgency", "Urgency"),
     ("channel", "Channel"),
     ("provider__npi", "Partner NPI"),
