@@ -305,3 +305,24 @@ def test_putting_back_is_refused_for_one_never_marked_or_closed_since(client_for
     assert "The page was not understood" in response.content.decode()
     copy.refresh_from_db()
     assert copy.duplicate_of == original and copy.status == Status.CLOSED
+
+
+def test_the_queue_names_a_marked_copy_instead_of_flagging_it_as_possible(client_for, coordinator):
+    import re
+
+    provider = ProviderFactory()
+    original = _logged(provider=provider)
+    copy = _logged(provider=provider)
+    client = client_for(coordinator)
+    shown = {"status": ["received", "cancelled"]}
+
+    def badges(pk: int) -> str:
+        page = client.get(reverse("referrals:list"), shown).content.decode()
+        [row] = re.findall(rf'data-queue-row="{pk}"[^>]*>((?:(?!</tr>).)*)', page, re.S)
+        return row
+
+    assert "Possible duplicate" in badges(copy.pk)
+    referral_mark_duplicate(referral=copy, original=original, actor=None)
+    row = badges(copy.pk)
+    assert f"Duplicate of #{original.pk}" in row and "Possible duplicate" not in row
+    assert "Duplicate of" not in badges(original.pk)
