@@ -389,6 +389,11 @@ class ReferralFilter(StyledFilterSet):
     mine = django_filters.BooleanFilter(
         method="filter_mine", label="Assigned to me", widget=forms.CheckboxInput
     )
+    # What the reports count (their figures link here with it ticked): copies cancelled as
+    # duplicates left out.
+    counted = django_filters.BooleanFilter(
+        method="filter_counted", label="Leave out duplicates", widget=forms.CheckboxInput
+    )
     assigned_to = PersonFilter(
         queryset=coordinator_choices(),
         null_label="Unassigned",
@@ -443,6 +448,9 @@ class ReferralFilter(StyledFilterSet):
         if value == "overdue":
             return queryset.overdue()
         return queryset.with_sla().filter(sla_state=value)
+
+    def filter_counted(self, queryset: Any, name: str, value: bool) -> Any:
+        return queryset.counted() if value else queryset
 
     def filter_mine(self, queryset: Any, name: str, value: bool) -> Any:
         return queryset.filter(Q(assigned_to=self.request.user)) if value else queryset

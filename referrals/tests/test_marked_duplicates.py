@@ -326,3 +326,22 @@ def test_the_queue_names_a_marked_copy_instead_of_flagging_it_as_possible(client
     row = badges(copy.pk)
     assert f"Duplicate of #{original.pk}" in row and "Possible duplicate" not in row
     assert "Duplicate of" not in badges(original.pk)
+
+
+def test_a_report_figure_links_to_exactly_the_rows_it_counted(client_for, manager):
+    import re
+    from html import unescape
+
+    provider = ProviderFactory()
+    original = _logged(provider=provider)
+    copy = _logged(provider=provider)
+    referral_mark_duplicate(referral=copy, original=original, actor=None)
+    client = client_for(manager)
+    report = client.get(reverse("referrals:reciprocity")).content.decode()
+    [link] = re.findall(r'href="([^"]+)"><strong data-testid="received">1<', report)
+    queue = client.get(unescape(link)).content.decode()
+    assert set(map(int, re.findall(r'data-queue-row="(\d+)"', queue))) == {original.pk}
+    # Unticked, the copy is listed, named as such.
+    everything = client.get(unescape(link).replace("counted=true", "counted=false"))
+    rows = set(map(int, re.findall(r'data-queue-row="(\d+)"', everything.content.decode())))
+    assert rows == {original.pk, copy.pk}
