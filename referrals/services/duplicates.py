@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from referrals.models import Inquiry, Referral, Status
-from referrals.services.history import _record_event
+from referrals.services.history import _record_edit, _record_event
 
 # What a withdrawn letter of the copy says, in the letter lists.
 DUPLICATE_WITHDRAWN = "Withdrawn: the referral was a duplicate of #{original}"
@@ -26,7 +26,8 @@ def referral_mark_duplicate(
 ) -> Referral:
     """`referral` is `original` entered again (an office that faxed it twice, a fax and
     then a phone call): it is cancelled as its duplicate and counted nowhere from then on
-    (Referral.objects.counted()).
+    (Referral.objects.counted()). Its documents move to the original (the fax with the
+    records may have come second), as both histories say.
 
     Unlike a cancellation, the referring office is told nothing (it hears about the
     original) and the copy's letters still waiting are withdrawn; its inquiry is removed,
@@ -34,6 +35,7 @@ def referral_mark_duplicate(
     repeats. With `version`, nothing changes if the referral changed since the user's page
     showed it (ValidationError code "stale"). Raises ValidationError when it cannot be a
     duplicate of that one."""
+    from intake.models import ReferralAttachment
     from outreach.models import Letter
 
     # Both rows locked, lower id first, so two coordinators marking a pair each way at
@@ -65,13 +67,24 @@ def referral_mark_duplicate(
         # Acted on, like any first answer (the SLA clock for contact stops).
         copy.contacted_at = now
     copy.save(update_fields=["status", "duplicate_of", "contacted_at", "updated_at"])
+    moved = ReferralAttachment.objects.filter(referral_id=copy.pk).update(referral_id=kept.pk)
+    details = [{"field": "Duplicate of", "new": f"Referral #{kept.pk}"}]
+    if moved:
+        documents = f"{moved} document{'s' if moved > 1 else ''}"
+        details.append({"field": "Documents", "new": f"{documents} moved to #{kept.pk}"})
+        _record_edit(
+            referral_id=kept.pk,
+            changes=[{"field": "Documents", "new": f"{documents} from its duplicate #{copy.pk}"}],
+            actor=actor,
+            at=now,
+        )
     _record_event(
         referral_id=copy.pk,
         from_status=from_status,
         to_status=Status.CANCELLED,
         actor=actor,
         at=now,
-        details=[{"field": "Duplicate of", "new": f"Referral #{kept.pk}"}],
+        details=details,
     )
     Letter.objects.filter(
         referral_id=copy.pk, status__in=[Letter.Status.PENDING, Letter.Status.PRINT_QUEUE]
@@ -126,7 +139,8 @@ def referral_unmark_duplicate(
 ) -> Referral:
     """Undo referral_mark_duplicate (the wrong one was marked): the referral goes back to
     the status it was cancelled from, counts again, and gets its inquiry back at that
-    stage. Letters withdrawn then stay withdrawn (the office was sent the original's).
+    stage. Letters withdrawn then stay withdrawn (the office was sent the original's), and
+    documents moved to the original stay there.
     Raises ValidationError when it is not a duplicate, or has moved on since (closed)."""
     copy = Referral.objects.select_for_update().get(pk=referral.pk)
     if version is not None and copy.updated_at != version:

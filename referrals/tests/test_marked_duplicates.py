@@ -345,3 +345,33 @@ def test_a_report_figure_links_to_exactly_the_rows_it_counted(client_for, manage
     everything = client.get(unescape(link).replace("counted=true", "counted=false"))
     rows = set(map(int, re.findall(r'data-queue-row="(\d+)"', everything.content.decode())))
     assert rows == {original.pk, copy.pk}
+
+
+def test_the_copys_documents_move_to_the_referral_kept(client_for, coordinator, settings, tmp_path):
+    """The fax with the records may be the one that came second."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from intake.services import attachment_add
+
+    settings.PRIVATE_STORAGE_ROOT = tmp_path
+    pdf = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+    provider = ProviderFactory()
+    original = _logged(provider=provider, channel="phone")
+    copy = _logged(provider=provider, channel="fax")
+    [document] = attachment_add(
+        referral=copy,
+        documents=[(SimpleUploadedFile("records.pdf", pdf), "application/pdf")],
+        actor=coordinator,
+    )
+    referral_mark_duplicate(referral=copy, original=original, actor=coordinator)
+
+    document.refresh_from_db()
+    assert document.referral_id == original.pk
+    page = client_for(coordinator).get(original.get_absolute_url()).content.decode()
+    assert "records.pdf" in page
+    moved = ReferralEvent.objects.filter(referral=original, kind="edit").get()
+    assert moved.changes == [
+        {"field": "Documents", "new": f"1 document from its duplicate #{copy.pk}"}
+    ]
+    marked = ReferralEvent.objects.filter(referral=copy, to_status=Status.CANCELLED).get()
+    assert {"field": "Documents", "new": f"1 document moved to #{original.pk}"} in marked.changes

@@ -285,7 +285,8 @@ def referral_mark_duplicate_view(request: AuthedRequest, pk: int) -> HttpRespons
                     request,
                     f"Referral #{referral.pk} is marked as a duplicate of #{original.pk}: "
                     "cancelled, counted in no figure, and the referring office is told "
-                    "nothing (it hears about the original).",
+                    f"nothing (it hears about the original). Any documents it had are now "
+                    f"on #{original.pk}.",
                 )
                 return redirect(referral)
     for problems in form.errors.values():
