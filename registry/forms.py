@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import zipfile
 from datetime import timedelta
 from typing import Any, cast
 
@@ -212,10 +213,10 @@ class SharedPatientUploadForm(forms.Form):
 
     file = forms.FileField(
         required=False,
-        widget=forms.FileInput(attrs={"accept": ".txt,.csv", "data-year-window": ""}),
+        widget=forms.FileInput(attrs={"accept": ".zip,.txt,.csv", "data-year-window": ""}),
         help_text=(
-            "CMS's physician-shared-patient-patterns-YEAR-daysN.txt (unzipped), or a .csv "
-            "of the same five columns."
+            "CMS's physician-shared-patient-patterns-YEAR-daysN download: the .zip as it "
+            "comes, or the .txt inside it, or a .csv of the same five columns."
         ),
     )
     year = forms.IntegerField(
@@ -245,10 +246,15 @@ class SharedPatientUploadForm(forms.Form):
         if upload is None:
             return None
         name = upload.name.lower()
-        if name.endswith(".zip"):
-            raise forms.ValidationError("Unzip CMS's download and upload the .txt file inside it.")
-        if not name.endswith((".txt", ".csv")):
-            raise forms.ValidationError("Upload the shared patient patterns .txt or .csv file.")
+        if not name.endswith((".zip", ".txt", ".csv")):
+            raise forms.ValidationError(
+                "Upload the shared patient patterns file: CMS's .zip, or the .txt or .csv."
+            )
+        if name.endswith(".zip") and not zipfile.is_zipfile(upload):
+            raise forms.ValidationError(
+                "That .zip is not a zip archive (damaged, or not the download from CMS)."
+            )
+        upload.seek(0)
         return upload
 
     def _kept(self) -> None:

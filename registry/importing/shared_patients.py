@@ -4,15 +4,19 @@ CMS ships each year and window (30, 60, 90 or 180 days) as a header-less, comma-
 file of five columns, naming them in a separate header file: Initial Physician NPI,
 Secondary Physician NPI, Shared Count, Number Unique Beneficiaries, Number Same Day Visits.
 A load replaces that year and window's pairs in one transaction, so a re-run of the same
-file leaves the same pairs, and a failed one leaves the previous load as it was.
+file leaves the same pairs, and a failed one leaves the previous load as it was. The file
+may be given as CMS's zip download, read without unpacking it.
 """
 
 from __future__ import annotations
 
 import re
+import zipfile
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
@@ -114,9 +118,8 @@ def shared_patients_import(
         raise SharedPatientFileError(f"CMS publishes windows of {windows} days, not {window_days}.")
     if not 2000 <= year <= 2100:
         raise SharedPatientFileError(f"{year} is not a year of CMS data.")
-    total = path.stat().st_size
     file_name = (file_name or path.name)[:255]
-    with transaction.atomic():
+    with transaction.atomic(), ExitStack() as stack:
         dataset, _ = SharedPatientDataset.objects.select_for_update().get_or_create(
             year=year,
             window_days=window_days,
@@ -124,7 +127,9 @@ def shared_patients_import(
         )
         SharedPatientPair.objects.filter(dataset=dataset).delete()
         result = SharedPatientResult(dataset=dataset)
-        rows = _read(path, result, total, progress)
+        data = stack.enter_context(_opened(path))
+        total = data.size
+        rows = _read(data.stream, result, total, progress)
         write = _copy if connection.vendor == "postgresql" else _bulk_create
         accepted = write(dataset, rows)
         if not accepted:
@@ -146,10 +151,50 @@ def shared_patients_import(
 
 
 Pair = tuple[str, str, int, int, int]
+# What a zip may hold besides the data: CMS's header and readme files, a Mac's folder.
+_DATA_SUFFIXES = (".txt", ".csv")
+
+
+@dataclass
+class _Data:
+    stream: IO[bytes]
+    size: int  # bytes to read, for progress (uncompressed, from a zip)
+
+
+@contextmanager
+def _opened(path: Path) -> Iterator[_Data]:
+    """The file's bytes: the file itself, or the one data file in CMS's zip (its header
+    file, named "...HEADER...", and anything in __MACOSX aside)."""
+    if not zipfile.is_zipfile(path):
+        if path.suffix.lower() == ".zip":
+            raise SharedPatientFileError(
+                f"{path.name} is not a zip archive (damaged, or not the download from CMS)."
+            )
+        with path.open("rb") as file:
+            yield _Data(file, path.stat().st_size)
+        return
+    with zipfile.ZipFile(path) as archive:
+        members = [
+            member
+            for member in archive.infolist()
+            if not member.is_dir()
+            and member.filename.lower().endswith(_DATA_SUFFIXES)
+            and "header" not in member.filename.lower()
+            and not member.filename.startswith("__MACOSX/")
+        ]
+        if len(members) != 1:
+            names = ", ".join(member.filename for member in members[:5])
+            raise SharedPatientFileError(
+                f"The zip holds {len(members)} data files"
+                + (f" ({names})" if members else "")
+                + ": it should hold one .txt or .csv file of pairs."
+            )
+        with archive.open(members[0]) as member:
+            yield _Data(member, members[0].file_size)
 
 
 def _read(
-    path: Path,
+    file: IO[bytes],
     result: SharedPatientResult,
     total: int,
     progress: Callable[[int, int], None] | None,
@@ -158,36 +203,35 @@ def _read(
     `result` (the first few quoted by number) and left out."""
     read = 0
     data_seen = False
-    with path.open("rb") as file:
-        for number, raw in enumerate(file, start=1):
-            read += len(raw)
-            if progress and number % PROGRESS_EVERY == 0:
-                progress(read, total)
-            line = raw.decode("utf-8-sig", errors="replace").strip()
-            if not line:
-                continue
-            fields = line.split(",")
-            if not data_seen:
-                if number == 1 and _is_header(fields):
-                    if len(fields) != len(COLUMNS):
-                        raise SharedPatientFileError(_not_this_file(len(fields)))
-                    continue
+    for number, raw in enumerate(file, start=1):
+        read += len(raw)
+        if progress and number % PROGRESS_EVERY == 0:
+            progress(read, total)
+        line = raw.decode("utf-8-sig", errors="replace").strip()
+        if not line:
+            continue
+        fields = line.split(",")
+        if not data_seen:
+            if number == 1 and _is_header(fields):
                 if len(fields) != len(COLUMNS):
                     raise SharedPatientFileError(_not_this_file(len(fields)))
-                data_seen = True
-            problem = _problem(fields)
-            if problem is not None:
-                result.rejected += 1
-                if len(result.rejections) < REJECTIONS_SHOWN:
-                    result.rejections.append(f"Line {number}: {problem}")
                 continue
-            yield (
-                fields[0].strip(),
-                fields[1].strip(),
-                _whole(fields[2]) or 0,
-                _whole(fields[3]) or 0,
-                _whole(fields[4]) or 0,
-            )
+            if len(fields) != len(COLUMNS):
+                raise SharedPatientFileError(_not_this_file(len(fields)))
+            data_seen = True
+        problem = _problem(fields)
+        if problem is not None:
+            result.rejected += 1
+            if len(result.rejections) < REJECTIONS_SHOWN:
+                result.rejections.append(f"Line {number}: {problem}")
+            continue
+        yield (
+            fields[0].strip(),
+            fields[1].strip(),
+            _whole(fields[2]) or 0,
+            _whole(fields[3]) or 0,
+            _whole(fields[4]) or 0,
+        )
     if not data_seen:
         raise SharedPatientFileError("The file holds no pairs.")
 

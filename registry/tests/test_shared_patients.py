@@ -57,6 +57,25 @@ def test_the_real_file_loads_with_its_year_and_window_from_its_name_and_again_th
     assert SharedPatientDataset.objects.count() == 1
 
 
+def test_the_zip_from_cms_loads_from_the_command_line_and_a_damaged_one_loads_nothing(tmp_path):
+    import zipfile
+
+    download = tmp_path / "physician-shared-patient-patterns-2014-days180.zip"
+    with zipfile.ZipFile(download, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.write(HEAD5, "physician-shared-patient-patterns-2014-days180.txt")
+        archive.write(HEADER, "physician-shared-patient-patterns_FileHeader.csv")
+    out, _ = _load(download)
+    assert "imported 5 pairs, rejected 0 lines" in out
+    loaded = _pairs()
+    assert (FIRST, SECOND, 96, 27, 3) in loaded
+
+    damaged = tmp_path / "physician-shared-patient-patterns-2014-days180-copy.zip"
+    damaged.write_bytes(download.read_bytes()[:200])
+    with pytest.raises(CommandError, match="is not a zip archive"):
+        _load(damaged)
+    assert _pairs() == loaded
+
+
 def test_a_header_row_is_skipped_and_bad_lines_are_reported_by_number(tmp_path):
     sheet = tmp_path / "patterns.csv"
     lines = [

@@ -238,14 +238,59 @@ def test_the_year_and_window_given_on_the_form_win_over_the_file_name(queued) ->
     assert (job.year, job.window_days) == (2015, 30)
 
 
-def test_a_zip_or_another_kind_of_file_is_refused_on_the_form(queued) -> None:
+def _zipped(*members: tuple[str, bytes]) -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in members:
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+def test_cmss_zip_download_is_loaded_as_it_comes(queued) -> None:
+    """CMS ships each file zipped with a header file beside it: a national file is far
+    smaller to upload that way."""
+    client = logged_in(Role.ADMINISTRATOR)
+    zipped = _zipped(
+        ("physician-shared-patient-patterns-2014-days180-HEADER.txt", b"Initial NPI,..."),
+        ("__MACOSX/._physician-shared-patient-patterns-2014-days180.txt", b"\0\0"),
+        ("physician-shared-patient-patterns-2014-days180.txt", HEAD5.read_bytes()),
+    )
+    name = "physician-shared-patient-patterns-2014-days180.zip"
+    response = client.post(UPLOAD, {"file": SimpleUploadedFile(name, zipped)})
+    job = ImportJob.objects.get()
+    assert response["Location"] == reverse("registry:import_detail", args=[job.pk])
+    assert (job.year, job.window_days) == (2014, 180)
+
+    import_nppes_file(job.pk)
+
+    job.refresh_from_db()
+    assert (job.status, job.imported, job.rejected) == (ImportJob.Status.DONE, 5, 0)
+    assert SharedPatientDataset.objects.get().file_name == name
+
+
+def test_a_zip_not_holding_one_data_file_fails_with_the_reason(queued) -> None:
+    client = logged_in(Role.ADMINISTRATOR)
+    name = "physician-shared-patient-patterns-2014-days30.zip"
+    two = _zipped(("a-2014-days30.txt", HEAD5.read_bytes()), ("b.csv", HEAD5.read_bytes()))
+    client.post(UPLOAD, {"file": SimpleUploadedFile(name, two)})
+    import_nppes_file(ImportJob.objects.get().pk)
+    failed = ImportJob.objects.get()
+    assert failed.status == ImportJob.Status.FAILED
+    assert "The zip holds 2 data files (a-2014-days30.txt, b.csv)" in failed.error
+    assert not SharedPatientPair.objects.exists()
+
+
+def test_a_damaged_zip_or_another_kind_of_file_is_refused_on_the_form(queued) -> None:
     client = logged_in(Role.ADMINISTRATOR)
 
-    zipped = upload(client, name="physician-shared-patient-patterns-2014-days180.zip")
+    damaged = upload(client, name="physician-shared-patient-patterns-2014-days180.zip")
     photo = upload(client, name="photo.jpg")
 
-    assert "Unzip CMS's download and upload the .txt file inside it." in text(zipped)
-    assert "shared patient patterns .txt or .csv" in text(photo)
+    assert "That .zip is not a zip archive" in text(damaged)
+    assert "CMS's .zip, or the .txt or .csv" in text(photo)
     assert not ImportJob.objects.exists()
 
 
