@@ -352,3 +352,19 @@ def test_a_consult_report_cannot_be_marked_received_before_the_specialist_has_se
     client.post(mark)
     referral.refresh_from_db()
     assert referral.report_received_at is not None
+
+
+def test_a_reason_of_invisible_characters_only_is_no_reason_for_leaving_the_network(
+    client_for, coordinator
+):
+    """The reason is stored without invisible characters (Referral.clean): one made of
+    nothing else would be stored empty, and the leakage report would say "No reason
+    given" for a referral the form accepted."""
+    faraway = ProviderFactory(in_network=False, last_name="Faraway")
+    response = client_for(coordinator).post(
+        reverse("referrals:refer_out"),
+        _form_data(faraway, out_of_network_reason="\u200b\u2060\ufeff"),
+    )
+    assert response.status_code == 200
+    assert "is out of network: say why" in response.content.decode()
+    assert not Referral.objects.exists()
