@@ -134,7 +134,10 @@ class ReferralForm(forms.ModelForm):
         # An edit that keeps the recipient keeps the snapshot taken when it was sent.
         resent = not self.instance.pk or {"provider", "direction"} & set(self.changed_data)
         in_network = provider.in_network if resent else self.instance.in_network
-        if in_network is False and not data.get("out_of_network_reason", "").strip():
+        # As it will be stored (Referral.clean takes invisible characters out): a reason of
+        # nothing else would be saved empty and listed as "No reason given".
+        reason = strip_invisible(data.get("out_of_network_reason", "")).strip()
+        if in_network is False and not reason:
             was = "is out of network" if resent else "was out of network when they were sent"
             self.add_error(
                 "out_of_network_reason",
