@@ -317,3 +317,27 @@ def test_inquiries_lost_after_a_no_show_before_the_flag_are_marked_so():
         no_show.pk: True,
         declined.pk: False,
     }
+
+
+def test_an_inquiry_moved_back_to_inquiry_is_no_longer_counted_as_scheduled(
+    client_for, coordinator
+):
+    """Marked scheduled by mistake and put back: the report must not go on counting a
+    booking that was never made (only one lost after it was booked still counts)."""
+    client = client_for(coordinator)
+    data = {"source": "advertising", "received_at": "2026-11-20T10:00"}
+    client.post(reverse("referrals:inquiry_create"), {**data, "status": "inquiry"})
+    inquiry = Inquiry.objects.get()
+    for status in ("scheduled", "inquiry"):
+        client.post(
+            reverse("referrals:inquiry_update", args=[inquiry.pk]), {**data, "status": status}
+        )
+    inquiry.refresh_from_db()
+    assert inquiry.status == "inquiry"
+    day = timedelta(days=1)
+    rows = Inquiry.objects.conversion_by_source(
+        since=inquiry.received_at - day, until=inquiry.received_at + day
+    )
+    advertising = next(row for row in rows if row["source"] == "advertising")
+    assert (advertising["inquiries"], advertising["scheduled"]) == (1, 0)
+    assert advertising["scheduled_rate"] == 0
