@@ -133,6 +133,11 @@ class Inquiry(models.Model):
             raise ValidationError(
                 {"source": "Log a partner referral as a referral; its inquiry follows it."}
             )
+        if self.status == self.Status.INQUIRY:
+            # Put back to the start (a step marked by mistake, or the patient is being
+            # chased again): nothing was booked, seen or lost, and the report counts a
+            # booking by its date (one lost after it was booked still reached scheduling).
+            self.scheduled_at = self.seen_at = self.lost_at = None
         if self.status == self.Status.SCHEDULED and self.scheduled_at is None:
             self.scheduled_at = timezone.now()
         if self.status == self.Status.SEEN_NEW_PATIENT and self.seen_at is None:
