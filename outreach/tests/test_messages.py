@@ -755,3 +755,49 @@ def test_a_scheduled_notice_for_a_referral_rebooked_after_a_missed_visit_is_writ
     assert (referral.pk, Status.SCHEDULED) in loop.referral_events_missing_messages()
     _task, notice = loop.loop_message_prepare(referral_id=referral.pk, status=Status.SCHEDULED)
     assert (notice.sequence, notice.status) == (2, Letter.Status.PENDING)
+
+
+def test_a_referral_corrected_to_one_we_sent_out_withdraws_its_waiting_letters(
+    client_for, coordinator
+):
+    """Logged as received by mistake: the patient is one we sent to this specialist. The
+    letters still waiting (the acknowledgment, a thank-you "for referring" the patient not
+    yet due) would thank the specialist for a referral they never made, and the thank-you
+    task would ask the owner to call them for it; all are withdrawn."""
+    from core.factories import UserFactory
+
+    owner = UserFactory(first_name="Jamie", last_name="Carter")
+    referral = _walk(
+        _referral(email="wiebe@example.org", in_network=True, owner=owner),
+        Status.ACCEPTED,
+        Status.SCHEDULED,
+        Status.SEEN,
+    )
+    _, ack = loop.loop_message_prepare(referral_id=referral.pk, status=Status.RECEIVED)
+    task, thank_you = loop.loop_message_prepare(referral_id=referral.pk, status=Status.SEEN)
+    assert ack.status == thank_you.status == Letter.Status.PENDING
+    assert task.status == Task.Status.OPEN
+    referral.refresh_from_db()
+    data = {
+        "direction": "outbound",
+        "provider": referral.provider_id,
+        "channel": referral.channel,
+        "urgency": referral.urgency,
+        "received_at": f"{timezone.localtime(referral.received_at):%Y-%m-%dT%H:%M}",
+        "patient_first_name": referral.patient_first_name,
+        "patient_last_name": referral.patient_last_name,
+        "patient_dob": referral.patient_dob.isoformat(),
+        "reason": referral.reason,
+        "version": referral.updated_at.isoformat(),
+    }
+    response = client_for(coordinator).post(reverse("referrals:update", args=[referral.pk]), data)
+    assert response.status_code == 302
+    referral.refresh_from_db()
+    assert referral.direction == Referral.Direction.OUTBOUND
+    for letter in (ack, thank_you):
+        letter.refresh_from_db()
+        assert letter.status == Letter.Status.CANCELLED
+        delivery.letter_deliver(letter_id=letter.pk)
+    assert mail.outbox == []
+    task.refresh_from_db()
+    assert task.status == Task.Status.CANCELLED
