@@ -289,6 +289,25 @@ def hold_notices_withdraw(*, referral_id: int) -> int:
     ).update(status=Letter.Status.CANCELLED, last_error=HOLD_ENDED)
 
 
+# What a letter withdrawn by that correction says.
+NOT_REFERRED_BY_THEM = "Withdrawn: the referral was corrected to one we sent them"
+
+
+def loop_messages_withdraw(*, referral_id: int) -> int:
+    """A referral logged as received was corrected to one we sent out: the partner never
+    referred the patient, so its letters that have not left (an acknowledgment, a
+    thank-you "for referring" them, a report cover letter held for a summary) and its open
+    thank-you task are withdrawn. Letters already sent stay as history. Called by the
+    referral edit in its transaction. Returns how many letters were withdrawn."""
+    waiting = [status for status in UNSENT if status != Letter.Status.SKIPPED]
+    Task.objects.open().filter(referral_id=referral_id, kind=Task.Kind.THANK_YOU).update(
+        status=Task.Status.CANCELLED
+    )
+    return Letter.objects.filter(
+        referral_id=referral_id, status__in=waiting, summary__isnull=True
+    ).update(status=Letter.Status.CANCELLED, last_error=NOT_REFERRED_BY_THEM)
+
+
 # What a withdrawn scheduled notice's row says.
 APPOINTMENT_GONE = "Withdrawn: the appointment no longer stands (the referral is now {})"
 

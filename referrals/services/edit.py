@@ -104,6 +104,12 @@ def referral_edit(
 
         # Logged under the wrong partner: what has not left goes to the right one.
         loop_messages_readdress(referral_id=referral.pk)
+    if "direction" in changed and referral.direction == Referral.Direction.OUTBOUND:
+        from outreach.services.loop import loop_messages_withdraw
+
+        # Logged as received by mistake: nothing more goes to the partner about a
+        # referral they never made.
+        loop_messages_withdraw(referral_id=referral.pk)
     if "assigned_to" in changed:
         _record_assignments(
             moves=[(referral.pk, before.assigned_to_id)],
