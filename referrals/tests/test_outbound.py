@@ -368,3 +368,25 @@ def test_a_reason_of_invisible_characters_only_is_no_reason_for_leaving_the_netw
     assert response.status_code == 200
     assert "is out of network: say why" in response.content.decode()
     assert not Referral.objects.exists()
+
+
+def test_a_referral_corrected_to_one_received_drops_its_consult_report_reminder(
+    settings, client_for, coordinator
+):
+    """Logged as sent out by mistake: the partner referred the patient to us, so there is
+    no specialist's consult report to chase, and the reminder to chase it goes."""
+    settings.CONSULT_REPORT_REMINDER_DAYS = 14
+    referral = _seen(_sent(ProviderFactory(in_network=True), days_ago=40), days_ago=20)
+    assert consult_report_reminders_create() == 1
+    referral.refresh_from_db()
+    edit = referral_form_data(
+        referral.provider,
+        received_at=f"{timezone.localtime(referral.received_at):%Y-%m-%dT%H:%M}",
+        version=referral.updated_at.isoformat(),
+    )
+    response = client_for(coordinator).post(reverse("referrals:update", args=[referral.pk]), edit)
+    assert response.status_code == 302
+    referral.refresh_from_db()
+    assert referral.direction == Referral.Direction.INBOUND
+    assert Task.objects.get(referral=referral).status == Task.Status.CANCELLED
+    assert not Task.objects.open().filter(kind=Task.Kind.CONSULT_REPORT).exists()
