@@ -91,3 +91,16 @@ def consult_report_reminders_create(*, now: datetime | None = None) -> int:
     ]
     created = Task.objects.bulk_create(reminders, ignore_conflicts=True)
     return len(created)
+
+
+def consult_report_reminders_withdraw(*, referral_id: int) -> int:
+    """A referral logged as sent out was corrected to one received: no specialist owes a
+    consult report for it, so its open reminder to chase one is withdrawn. Returns how
+    many."""
+    from outreach.models import Task
+
+    return (
+        Task.objects.open()
+        .filter(referral_id=referral_id, kind=Task.Kind.CONSULT_REPORT)
+        .update(status=Task.Status.CANCELLED)
+    )

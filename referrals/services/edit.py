@@ -110,6 +110,11 @@ def referral_edit(
         # Logged as received by mistake: nothing more goes to the partner about a
         # referral they never made.
         loop_messages_withdraw(referral_id=referral.pk)
+    if "direction" in changed and referral.direction == Referral.Direction.INBOUND:
+        from referrals.services.consult_reports import consult_report_reminders_withdraw
+
+        # Logged as sent out by mistake: there is no specialist's report to chase.
+        consult_report_reminders_withdraw(referral_id=referral.pk)
     if "assigned_to" in changed:
         _record_assignments(
             moves=[(referral.pk, before.assigned_to_id)],
