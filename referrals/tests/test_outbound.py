@@ -390,3 +390,37 @@ def test_a_referral_corrected_to_one_received_drops_its_consult_report_reminder(
     assert referral.direction == Referral.Direction.INBOUND
     assert Task.objects.get(referral=referral).status == Task.Status.CANCELLED
     assert not Task.objects.open().filter(kind=Task.Kind.CONSULT_REPORT).exists()
+
+
+def test_a_consult_report_reminder_follows_its_referral_to_the_new_coordinator(
+    settings, client_for, coordinator, manager
+):
+    """A coordinator's referrals handed to a colleague (in bulk from the queue, or one by
+    one): the open reminders to chase their consult reports go with them, or they stay on
+    the list of someone who no longer works those referrals and nobody chases."""
+    from core.factories import UserFactory
+    from core.roles import Role
+
+    settings.CONSULT_REPORT_REMINDER_DAYS = 14
+    colleague = UserFactory(username="colleague", role=Role.COORDINATOR)
+    specialist = ProviderFactory(in_network=True)
+    in_bulk = _seen(_sent(specialist, days_ago=40, assigned_to=coordinator), days_ago=20)
+    one_by_one = _seen(_sent(specialist, days_ago=40, assigned_to=coordinator), days_ago=20)
+    assert consult_report_reminders_create() == 2
+    client = client_for(manager)
+    in_bulk.refresh_from_db()
+    client.post(
+        reverse("referrals:bulk"),
+        {"rows": [f"{in_bulk.pk}:{in_bulk.updated_at.isoformat()}"], "assign_to": colleague.pk},
+    )
+    one_by_one.refresh_from_db()
+    client.post(
+        reverse("referrals:assign", args=[one_by_one.pk]),
+        {"assignee": colleague.pk, "version": one_by_one.updated_at.isoformat()},
+    )
+    assert set(Referral.objects.values_list("assigned_to", flat=True)) == {colleague.pk}
+    reminders = Task.objects.filter(kind=Task.Kind.CONSULT_REPORT)
+    assert set(reminders.values_list("assignee", flat=True)) == {colleague.pk}
+    listed = client_for(colleague).get(reverse("outreach:task_list")).content.decode()
+    assert f"Chase the consult report for referral #{in_bulk.pk}" in listed
+    assert f"Chase the consult report for referral #{one_by_one.pk}" in listed
