@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from referrals.models import Referral
+from referrals.services.consult_reports import consult_report_reminders_follow
 from referrals.services.history import _record_assignments
 
 
@@ -25,6 +26,7 @@ def referral_claim(*, referral_id: int, user: User) -> bool:
     _record_assignments(
         moves=[(referral_id, None)], to_assignee=user, actor=user, at=now, note="Claimed"
     )
+    consult_report_reminders_follow(referral_ids=[referral_id], assignee_id=user.pk)
     return True
 
 
@@ -56,4 +58,6 @@ def referral_assign(
     _record_assignments(
         moves=[(referral.pk, current.assigned_to_id)], to_assignee=assignee, actor=actor, at=now
     )
+    if assignee is not None:
+        consult_report_reminders_follow(referral_ids=[referral.pk], assignee_id=assignee.pk)
     return True

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from core.text import strip_invisible
 from referrals.models import Referral, Status
+from referrals.services.consult_reports import consult_report_reminders_follow
 from referrals.services.history import _record_assignments
 from referrals.services.workflow import referral_transition
 
@@ -104,6 +105,10 @@ def referral_bulk_apply(
             at=now,
             note="Bulk action",
         )
+        if new_id is not None:
+            consult_report_reminders_follow(
+                referral_ids=[pk for pk, _ in moves], assignee_id=new_id
+            )
     if to_status:
         # One service call per row on purpose: each row gets its event and its side
         # effects (the letter to the referrer), exactly as when moved one by one.

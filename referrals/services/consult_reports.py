@@ -104,3 +104,17 @@ def consult_report_reminders_withdraw(*, referral_id: int) -> int:
         .filter(referral_id=referral_id, kind=Task.Kind.CONSULT_REPORT)
         .update(status=Task.Status.CANCELLED)
     )
+
+
+def consult_report_reminders_follow(*, referral_ids: list[int], assignee_id: int) -> int:
+    """These referrals were handed to someone (claimed, assigned, in bulk or by an edit):
+    their open reminders to chase a consult report go to them, who now works the referral,
+    instead of staying on the list of the one who did. Returns how many moved."""
+    from outreach.models import Task
+
+    return (
+        Task.objects.open()
+        .filter(referral_id__in=referral_ids, kind=Task.Kind.CONSULT_REPORT)
+        .exclude(assignee_id=assignee_id)
+        .update(assignee_id=assignee_id)
+    )
