@@ -424,3 +424,27 @@ def test_a_consult_report_reminder_follows_its_referral_to_the_new_coordinator(
     listed = client_for(colleague).get(reverse("outreach:task_list")).content.decode()
     assert f"Chase the consult report for referral #{in_bulk.pk}" in listed
     assert f"Chase the consult report for referral #{one_by_one.pk}" in listed
+
+
+def test_a_reminder_nobody_holds_is_on_every_coordinator_s_list(settings, client_for, coordinator):
+    """The referral's coordinator and whoever logged it have both left: the reminder is
+    left unassigned so that every coordinator sees it, opens it and can mark it done."""
+    from core.factories import UserFactory
+    from core.roles import Role
+
+    settings.CONSULT_REPORT_REMINDER_DAYS = 14
+    gone = UserFactory(role=Role.COORDINATOR, is_active=False)
+    referral = _seen(
+        _sent(ProviderFactory(in_network=True), days_ago=40, assigned_to=gone), days_ago=20
+    )
+    Referral.objects.filter(pk=referral.pk).update(created_by=gone)
+    assert consult_report_reminders_create() == 1
+    reminder = Task.objects.get()
+    assert reminder.assignee is None
+    client = client_for(coordinator)
+    listed = client.get(reverse("outreach:task_list")).content.decode()
+    assert f"Chase the consult report for referral #{referral.pk}" in listed
+    assert client.get(reminder.get_absolute_url()).status_code == 200
+    client.post(reverse("outreach:task_complete", args=[reminder.pk]))
+    reminder.refresh_from_db()
+    assert reminder.status == Task.Status.DONE
