@@ -18,6 +18,11 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
 
+# A reminder to chase a consult report whose referral's coordinator and creator have both
+# left (consult_report_reminders_create): every coordinator's to pick up, so each sees it.
+UNHELD_REMINDER = Q(assignee__isnull=True, kind="consult_report")
+
+
 class TaskQuerySet(models.QuerySet["Task"]):
     def open(self) -> TaskQuerySet:
         return self.filter(status=Task.Status.OPEN)
@@ -26,12 +31,15 @@ class TaskQuerySet(models.QuerySet["Task"]):
         return self.open().filter(due_on__lt=timezone.localdate())
 
     def for_user(self, user: User, *, write: bool = False) -> TaskQuerySet:
-        """A task belongs to its assignee; managers and administrators see every task."""
+        """A task belongs to its assignee; managers and administrators see every task.
+        Those who work referrals also share the consult report reminders nobody holds."""
         perm = "outreach.change_task" if write else "outreach.view_task"
         if not user.has_perm(perm):
             return self.none()
         if user.has_perm("outreach.view_all_tasks"):
             return self
+        if user.has_perm("referrals.change_referral"):
+            return self.filter(Q(assignee=user) | UNHELD_REMINDER)
         return self.filter(assignee=user)
 
     @staticmethod
@@ -42,6 +50,11 @@ class TaskQuerySet(models.QuerySet["Task"]):
             return lambda task: False
         if user.has_perm("outreach.view_all_tasks"):
             return lambda task: True
+        if user.has_perm("referrals.change_referral"):
+            return lambda task: (
+                task.assignee_id == user.pk
+                or (task.assignee_id is None and task.kind == Task.Kind.CONSULT_REPORT)
+            )
         return lambda task: task.assignee_id == user.pk
 
 

@@ -40,8 +40,10 @@ def task_list(request: AuthedRequest) -> HttpResponse:
     tasks = Task.objects.for_user(request.user).select_related(
         "assignee", "provider", "referral", "activity__organization"
     )
-    if scope == "mine" or not request.user.has_perm("outreach.view_all_tasks"):
+    if not request.user.has_perm("outreach.view_all_tasks"):
+        # Theirs, as for_user reads it (with the reminders nobody holds, for coordinators).
         scope = "mine"
+    elif scope == "mine":
         tasks = tasks.filter(assignee=request.user)
     elif scope == "unassigned":
         tasks = tasks.filter(assignee__isnull=True)
