@@ -801,3 +801,34 @@ def test_a_referral_corrected_to_one_we_sent_out_withdraws_its_waiting_letters(
     assert mail.outbox == []
     task.refresh_from_db()
     assert task.status == Task.Status.CANCELLED
+
+
+def test_a_patient_name_corrected_before_the_letters_leave_is_corrected_in_them():
+    """A typo in the patient's name fixed on the referral: the letters still waiting, and
+    the thank-you task, name the patient by the corrected initials, not the mistyped ones
+    (the office would look for a patient it never sent)."""
+    from core.factories import UserFactory
+    from referrals.services.edit import referral_edit
+
+    owner = UserFactory(first_name="Jamie", last_name="Carter")
+    referral = _walk(
+        _referral(email="wiebe@example.org", owner=owner),
+        Status.ACCEPTED,
+        Status.SCHEDULED,
+        Status.SEEN,
+    )
+    _, ack = loop.loop_message_prepare(referral_id=referral.pk, status=Status.RECEIVED)
+    task, thank_you = loop.loop_message_prepare(referral_id=referral.pk, status=Status.SEEN)
+    assert "R.O." in ack.subject and "R.O." in thank_you.body and "R.O." in task.title
+
+    referral.patient_last_name = "Nelson"
+    referral_edit(referral=referral, fields=["patient_last_name"], actor=None)
+    delivery.letter_deliver(letter_id=ack.pk)
+
+    [sent] = mail.outbox
+    assert "R.N." in sent.subject and "R.N." in sent.body
+    assert "R.O." not in sent.subject and "R.O." not in sent.body
+    thank_you.refresh_from_db()
+    assert "R.N." in thank_you.subject and "R.O." not in thank_you.body
+    task.refresh_from_db()
+    assert task.title.endswith("for referring R.N.")
