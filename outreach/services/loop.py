@@ -6,6 +6,7 @@ second run a no-op, so the worker, a retry and the beat sweep can all call them 
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -287,6 +288,28 @@ def hold_notices_withdraw(*, referral_id: int) -> int:
         kind=K.ON_HOLD,
         status__in=[Letter.Status.PENDING, Letter.Status.PRINT_QUEUE],
     ).update(status=Letter.Status.CANCELLED, last_error=HOLD_ENDED)
+
+
+def loop_messages_rename(*, referral_id: int, was: str, now: str) -> int:
+    """The patient's name was corrected on an inbound referral, and with it their initials
+    (`was` → `now`): the letters that have not left, and the open thank-you task, name the
+    patient by the corrected initials, as the office knows them. Only the initials change:
+    the rest of each letter says what it said when written (a missed appointment's date,
+    say). Called by the referral edit in its transaction. Returns how many letters."""
+    initials = re.compile(rf"(?<![A-Za-z.]){re.escape(was)}")
+    letters = list(
+        Letter.objects.select_for_update().filter(
+            referral_id=referral_id, status__in=UNSENT, summary__isnull=True
+        )
+    )
+    for letter in letters:
+        letter.subject = initials.sub(now, letter.subject)[:200]
+        letter.body = initials.sub(now, letter.body)
+        letter.save(update_fields=["subject", "body"])
+    for task in Task.objects.open().filter(referral_id=referral_id, kind=Task.Kind.THANK_YOU):
+        task.title = initials.sub(now, task.title)[:200]
+        task.save(update_fields=["title"])
+    return len(letters)
 
 
 # What a letter withdrawn by that correction says.

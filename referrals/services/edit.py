@@ -104,6 +104,16 @@ def referral_edit(
 
         # Logged under the wrong partner: what has not left goes to the right one.
         loop_messages_readdress(referral_id=referral.pk)
+    if (
+        referral.direction == Referral.Direction.INBOUND
+        and referral.patient_initials != before.patient_initials
+    ):
+        from outreach.services.loop import loop_messages_rename
+
+        # A name mistyped, now corrected: what has not left names the patient rightly.
+        loop_messages_rename(
+            referral_id=referral.pk, was=before.patient_initials, now=referral.patient_initials
+        )
     if "direction" in changed and referral.direction == Referral.Direction.OUTBOUND:
         from outreach.services.loop import loop_messages_withdraw
 
