@@ -207,3 +207,29 @@ def test_a_patient_sent_out_to_the_partner_who_referred_them_is_no_duplicate(
     _logged(provider=other)
     response = client.post(reverse("referrals:create"), _form_data(other, direction="outbound"))
     assert response.status_code == 302
+
+
+def test_a_patient_sent_out_twice_to_the_same_specialist_is_asked_about_on_the_refer_out_page(
+    client_for, coordinator
+):
+    """The refer-out page, like the entry form, shows a likely duplicate before saving (a
+    patient already sent to this specialist, or their office, within the window): the
+    specialist would otherwise get the same patient twice, and the queue only says so
+    after. Confirmed, it is saved."""
+    specialist = ProviderFactory(in_network=True)
+    earlier = _logged(provider=specialist, direction="outbound")
+    data = _form_data(specialist)
+    del data["direction"]
+    client = client_for(coordinator)
+    response = client.post(reverse("referrals:refer_out"), data)
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "Possible duplicate" in page and f"Referral #{earlier.pk}" in page
+    assert 'name="confirm_duplicate"' in page and 'type="checkbox"' in page
+    assert Referral.objects.count() == 1
+    assert PatientDataAccess.objects.filter(
+        referral=earlier, action=PatientDataAccess.Action.LIST
+    ).exists()
+    response = client.post(reverse("referrals:refer_out"), {**data, "confirm_duplicate": "on"})
+    assert response.status_code == 302
+    assert Referral.objects.outbound().count() == 2
