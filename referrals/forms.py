@@ -188,11 +188,21 @@ class OutboundReferralForm(ReferralForm):
         ]
         labels = {"provider": "Specialist"}
 
+    # As on the entry form: the same patient lately sent to this specialist is shown first.
+    confirm_duplicate = forms.BooleanField(
+        required=False,
+        label="This is a new referral, not one of those above: save it anyway",
+        widget=forms.HiddenInput,
+    )
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.instance.direction = Referral.Direction.OUTBOUND
         self.fields["received_at"].label = "Sent"
         self.fields["provider"].help_text = "In-network partners are listed first."
+
+    def ask_to_confirm_duplicate(self) -> None:
+        self.fields["confirm_duplicate"].widget = forms.CheckboxInput()
 
 
 class PeriodForm(forms.Form):

@@ -228,7 +228,7 @@ def test_a_patient_sent_out_twice_to_the_same_specialist_is_asked_about_on_the_r
     assert 'name="confirm_duplicate"' in page and 'type="checkbox"' in page
     assert Referral.objects.count() == 1
     assert PatientDataAccess.objects.filter(
-        referral=earlier, action=PatientDataAccess.Action.LIST
+        referral_id=earlier.pk, action=PatientDataAccess.Action.LIST
     ).exists()
     response = client.post(reverse("referrals:refer_out"), {**data, "confirm_duplicate": "on"})
     assert response.status_code == 302

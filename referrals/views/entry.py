@@ -46,25 +46,8 @@ def referral_create(request: AuthedRequest) -> HttpResponse:
     # Kept documents ticked for removal go, whatever becomes of the rest of the form.
     staged_documents_discard(documents=form.removed_documents)
     if valid:
-        # Check, then do: a likely duplicate is shown first and saved only when the
-        # coordinator confirms it is a new referral.
-        if not form.cleaned_data["confirm_duplicate"]:
-            # The name as it will be stored (the model's clean() took out invisible
-            # characters pasted along with it), not as typed.
-            new = form.instance
-            duplicates = list(
-                possible_duplicates(
-                    provider=new.provider,
-                    patient_last_name=new.patient_last_name,
-                    patient_dob=new.patient_dob,
-                    direction=new.direction,
-                )[:10]
-            )
-        if duplicates:
-            form.ask_to_confirm_duplicate()
-            # The warning names each earlier referral's patient.
-            audit_names_listed(request, [duplicate.pk for duplicate in duplicates])
-        else:
+        duplicates = _unconfirmed_duplicates(request, form)
+        if not duplicates:
             try:
                 referral = _log_with_documents(request, form)
             except ValidationError as error:
@@ -75,6 +58,32 @@ def referral_create(request: AuthedRequest) -> HttpResponse:
     if request.method == "POST":
         form.keep_documents()
     return render(request, "referrals/referral_form.html", {"form": form, "duplicates": duplicates})
+
+
+def _unconfirmed_duplicates(
+    request: AuthedRequest, form: ReferralEntryForm | OutboundReferralForm
+) -> list[Referral]:
+    """Check, then do: a likely duplicate of the referral a valid form holds is shown first,
+    and it is saved only once the coordinator confirms it is a new referral. Returns the
+    earlier referrals to show (none once confirmed), their patients' names audited."""
+    if form.cleaned_data["confirm_duplicate"]:
+        return []
+    # The name as it will be stored (the model's clean() took out invisible characters
+    # pasted along with it), not as typed.
+    new = form.instance
+    duplicates = list(
+        possible_duplicates(
+            provider=new.provider,
+            patient_last_name=new.patient_last_name,
+            patient_dob=new.patient_dob,
+            direction=new.direction,
+        )[:10]
+    )
+    if duplicates:
+        form.ask_to_confirm_duplicate()
+        # The warning names each earlier referral's patient.
+        audit_names_listed(request, [duplicate.pk for duplicate in duplicates])
+    return duplicates
 
 
 @transaction.atomic
@@ -103,7 +112,11 @@ def referral_refer_out(request: AuthedRequest) -> HttpResponse:
     """Send a patient to a specialist in the network (or, with a reason, outside it)."""
     initial = {"provider": request.GET.get("provider"), "assigned_to": request.user.pk}
     form = OutboundReferralForm(request.POST or None, initial=initial)
+    duplicates: list[Referral] = []
     if request.method == "POST" and form.is_valid():
+        # The same patient already sent to this specialist (or their office) lately.
+        duplicates = _unconfirmed_duplicates(request, form)
+    if request.method == "POST" and form.is_valid() and not duplicates:
         try:
             with transaction.atomic():
                 referral = referral_log(referral=form.instance, actor=request.user)
@@ -118,4 +131,8 @@ def referral_refer_out(request: AuthedRequest) -> HttpResponse:
         else:
             messages.success(request, f"Referral #{referral.pk} to the specialist was logged.")
             return redirect(referral)
-    return render(request, "referrals/referral_form.html", {"form": form, "outbound": True})
+    return render(
+        request,
+        "referrals/referral_form.html",
+        {"form": form, "outbound": True, "duplicates": duplicates},
+    )
