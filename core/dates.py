@@ -1,9 +1,20 @@
-"""Business-day arithmetic for due dates (weekends and US federal holidays are skipped)."""
+"""Business-day arithmetic for due dates (weekends and US federal holidays are skipped),
+and the period every "last 12 months" figure counts."""
 
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import cache
 
 import holidays
+from django.utils import timezone
+
+# The last twelve months: from the start of this day a year ago (in the practice's time
+# zone) to now, as the reports count them by default, so a partner's page, the partner list
+# and a report opened from them give the same number.
+TWELVE_MONTHS = timedelta(days=365)
+
+
+def twelve_months_start() -> datetime:
+    return timezone.make_aware(datetime.combine(timezone.localdate() - TWELVE_MONTHS, time.min))
 
 
 @cache

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from itertools import chain
 from operator import attrgetter
 from typing import Any, NamedTuple
@@ -13,10 +13,10 @@ from django.db import transaction
 from django.db.models import Case, Q, Subquery, Value, When
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
-from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from audit.services import audit_names_listed
+from core.dates import twelve_months_start
 from core.htmx import render_page
 from core.pagination import paginate
 from core.sparkline import sparkline
@@ -194,7 +194,7 @@ def provider_detail(
     # The next step: the open follow-up due first, else what the last activity left.
     follow_ups = [task for task in open_tasks if task.kind == Task.Kind.FOLLOW_UP]
     volume = provider.monthly_inbound(months=SPARKLINE_MONTHS)
-    figures = provider.referral_figures(since=timezone.now() - timedelta(days=365))
+    figures = provider.referral_figures(since=twelve_months_start())
     # Every letter to the partner is in its history; linked for those who may open it.
     can_open_letter = Letter.objects.filter(pk__in=[letter.pk for letter in letters]).openable_by(
         request.user

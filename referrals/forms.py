@@ -10,6 +10,7 @@ from django.db.models import Q
 from django.http import QueryDict
 from django.utils import timezone
 
+from core.dates import TWELVE_MONTHS
 from core.filters import DateRangeFilterForm, PersonFilter, StyledFilterSet
 from core.forms import UserChoiceField
 from core.ids import parse_id
@@ -231,7 +232,7 @@ class PeriodForm(forms.Form):
     @staticmethod
     def default_period() -> tuple[date, date]:
         today = timezone.localdate()
-        return today - timedelta(days=365), today
+        return today - TWELVE_MONTHS, today
 
     def file_stem(self, name: str) -> str:
         """A download's file name without its extension: the report and its period."""

@@ -13,6 +13,7 @@ from django.db.models.functions import TruncMonth
 from django.urls import reverse
 from django.utils import timezone
 
+from core.dates import twelve_months_start
 from core.npi import validate_npi
 from core.roles import is_liaison
 from core.text import strip_invisible_from
@@ -62,7 +63,7 @@ class ProviderQuerySet(models.QuerySet["Provider"]):
         inbound = Referral.objects.counted().filter(
             provider=OuterRef("pk"), direction=Referral.Direction.INBOUND
         )
-        since = timezone.now() - timedelta(days=365)
+        since = twelve_months_start()
         return self.annotate(
             referrals_12m=Subquery(
                 inbound.filter(received_at__gte=since)

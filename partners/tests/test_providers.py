@@ -609,3 +609,26 @@ def test_an_office_name_pasted_with_controls_is_stored_drawable_and_downloadable
     )
     office = Organization.objects.get()
     assert (office.name, office.address_line1) == ("Kearney Clinic", "12 Elm St")
+
+
+def test_the_partner_page_list_and_report_count_the_same_twelve_months(client_for, manager):
+    """From the start of the day a year ago, as the reports count by default: the page
+    counted from this moment a year ago, and left out that morning's referrals."""
+    from core.dates import twelve_months_start
+    from referrals.models import Referral
+
+    provider = ProviderFactory()
+    that_morning = twelve_months_start() + timedelta(seconds=1)
+    ReferralFactory(provider=provider, direction="inbound", received_at=that_morning)
+    ReferralFactory(provider=provider, direction="inbound", received_at=timezone.now())
+    ReferralFactory(
+        provider=provider, direction="inbound", received_at=that_morning - timedelta(seconds=2)
+    )
+    client = client_for(manager)
+    page = client.get(provider.get_absolute_url()).content.decode()
+    assert '<dt class="col-6">Last 12 months</dt><dd class="col-6">2</dd>' in page
+    listed = Provider.objects.with_referral_stats().get(pk=provider.pk)
+    assert listed.referrals_12m == 2  # type: ignore[attr-defined]
+    report = client.get(reverse("referrals:reciprocity"), {"provider": provider.pk})
+    assert report.context["totals"]["received"] == 2
+    assert Referral.objects.count() == 3
