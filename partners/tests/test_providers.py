@@ -628,7 +628,7 @@ def test_the_partner_page_list_and_report_count_the_same_twelve_months(client_fo
     page = client.get(provider.get_absolute_url()).content.decode()
     assert '<dt class="col-6">Last 12 months</dt><dd class="col-6">2</dd>' in page
     listed = Provider.objects.with_referral_stats().get(pk=provider.pk)
-    assert listed.referrals_12m == 2  # type: ignore[attr-defined]
+    assert listed.referrals_12m == 2
     report = client.get(reverse("referrals:reciprocity"), {"provider": provider.pk})
     assert report.context["totals"]["received"] == 2
     assert Referral.objects.count() == 3
