@@ -31,16 +31,18 @@ def task_keys_release_for_merge(*, survivor_id: int, duplicate_id: int) -> None:
 
 # The partner's tasks the nightly jobs make for its owner, one open at a time.
 OWNERS_TASKS = [Task.Kind.REKINDLE, Task.Kind.ANNUAL_MEETING]
+# And the personal thank-you call a referral gives the partner's owner (closing the loop).
+HANDED_OVER = [*OWNERS_TASKS, Task.Kind.THANK_YOU]
 
 
 def owner_tasks_hand_over(*, provider_id: int, owner_id: int) -> int:
-    """A partner has a new owner: its open rekindle and annual-meeting tasks go to them.
-    Left with the previous owner, they sat on the list and digest of someone who may no
-    longer act on the partner, and the nightly jobs, seeing an open one, gave the new owner
-    none. Returns how many moved."""
+    """A partner has a new owner: its open rekindle, annual-meeting and thank-you tasks go
+    to them. Left with the previous owner, they sat on the list and digest of someone who
+    may no longer act on the partner, and the nightly jobs, seeing an open one, gave the
+    new owner none. Returns how many moved."""
     return (
         Task.objects.open()
-        .filter(provider_id=provider_id, kind__in=OWNERS_TASKS)
+        .filter(provider_id=provider_id, kind__in=HANDED_OVER)
         .exclude(assignee_id=owner_id)
         .update(assignee_id=owner_id)
     )

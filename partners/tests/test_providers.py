@@ -109,12 +109,14 @@ def test_the_partner_page_is_open_to_every_role_but_not_to_a_user_without_one(
     assert client_for(no_role_user).get(url).status_code == 404  # stranger
 
 
-def test_a_new_owner_takes_over_the_partners_open_rekindle_and_meeting_tasks(
+def test_a_new_owner_takes_over_the_partners_open_rekindle_meeting_and_thank_you_tasks(
     client_for, manager, liaison, other_liaison
 ):
     provider = ProviderFactory(owner=liaison, npi="1679576722")
     rekindle = TaskFactory(provider=provider, assignee=liaison, kind="rekindle")
     meeting = TaskFactory(provider=provider, assignee=liaison, kind="annual_meeting")
+    # The personal call a referral's thank-you gives the relationship owner.
+    thank_you = TaskFactory(provider=provider, assignee=liaison, kind="thank_you")
     own_follow_up = TaskFactory(provider=provider, assignee=liaison, kind="follow_up")
     done = TaskFactory(provider=provider, assignee=liaison, kind="rekindle", status="done")
 
@@ -125,11 +127,11 @@ def test_a_new_owner_takes_over_the_partners_open_rekindle_and_meeting_tasks(
 
     provider.refresh_from_db()
     assert provider.owner == other_liaison
-    for task in (rekindle, meeting, own_follow_up, done):
+    for task in (rekindle, meeting, thank_you, own_follow_up, done):
         task.refresh_from_db()
     # The nightly jobs give a partner one open task of these kinds, for its owner: it
     # goes to whoever looks after the partner now, not to the one who no longer may.
-    assert rekindle.assignee == meeting.assignee == other_liaison
+    assert rekindle.assignee == meeting.assignee == thank_you.assignee == other_liaison
     assert own_follow_up.assignee == done.assignee == liaison
 
 
