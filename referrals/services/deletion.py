@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest
 
@@ -14,12 +15,33 @@ from audit.services import audit_record
 from referrals.models import Referral
 
 
+def check_referrals_delete(*, ids: list[int]) -> None:
+    """May these referrals be deleted? Not one kept for copies marked as its duplicates
+    (Referral.duplicate_of protects it): those would repeat nothing. Raises
+    ValidationError naming them."""
+    copies = list(
+        Referral.objects.filter(duplicate_of_id__in=ids)
+        .exclude(pk__in=ids)
+        .order_by("duplicate_of_id", "pk")
+        .values_list("duplicate_of_id", "pk")
+    )
+    if copies:
+        kept, numbers = copies[0][0], ", ".join(f"#{pk}" for _, pk in copies)
+        raise ValidationError(
+            f"Referral #{kept} cannot be deleted: {numbers} "
+            f"{'is' if len(copies) == 1 else 'are'} marked as a duplicate of it. Delete "
+            "the copies first, or put them back (Not a copy) if they are referrals of "
+            "their own."
+        )
+
+
 @transaction.atomic
 def referrals_delete(
     *, referrals: Iterable[Referral], actor: Any, request: HttpRequest | None = None
 ) -> int:
     """Delete these referrals with their history and their documents (rows, and files once
-    committed); one audit row each. Returns how many were deleted."""
+    committed); one audit row each. Returns how many were deleted. Raises
+    ValidationError when one is kept for copies (check_referrals_delete)."""
     # intake.services logs referrals through this package: imported here, not at the top.
     from intake.models import ReferralAttachment
     from intake.services import attachment_files_delete
@@ -27,6 +49,7 @@ def referrals_delete(
     ids = [referral.pk for referral in referrals]
     if not ids:
         return 0
+    check_referrals_delete(ids=ids)
     attachment_files_delete(attachments=ReferralAttachment.objects.filter(referral_id__in=ids))
     audit_record(
         action=PatientDataAccess.Action.DELETE, referral_ids=ids, user=actor, request=request

@@ -330,6 +330,10 @@ def referral_unmark_duplicate_view(request: AuthedRequest, pk: int) -> HttpRespo
 def referral_delete(request: AuthedRequest, pk: int) -> HttpResponse:
     referral = get_referral_for_user(request.user, pk, write=True)
     number = referral.pk
-    referrals_delete(referrals=[referral], actor=request.user, request=request)
+    try:
+        referrals_delete(referrals=[referral], actor=request.user, request=request)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return redirect(referral)
     messages.success(request, f"Referral #{number} was deleted.")
     return redirect("referrals:list")
