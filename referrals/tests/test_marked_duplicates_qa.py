@@ -3,16 +3,17 @@ referral kept, putting a copy back, and the queue's flags."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from partners.factories import ProviderFactory
 from referrals.factories import ReferralFactory
-from referrals.models import Referral
-from referrals.services.duplicates import referral_mark_duplicate
+from referrals.models import Referral, SlaState, Status
+from referrals.services.duplicates import referral_mark_duplicate, referral_unmark_duplicate
 from referrals.services.workflow import referral_log
 
 pytestmark = pytest.mark.django_db
@@ -41,3 +42,36 @@ def test_deleting_the_referral_kept_is_refused_with_the_reason_not_a_server_erro
     assert response.status_code == 200
     assert f"#{copy.pk}" in response.content.decode()
     assert Referral.objects.filter(pk=original.pk).exists()
+
+
+def test_a_copy_put_back_to_received_waits_for_its_first_contact_again(coordinator):
+    """Marking stopped the contact clock (like any first answer); putting the copy back
+    to received must start it again, or the queue never shows it overdue."""
+    provider = ProviderFactory()
+    original = _logged(provider=provider)
+    copy = _logged(provider=provider, received_at=timezone.now() - timedelta(days=5))
+    referral_mark_duplicate(referral=copy, original=original, actor=coordinator)
+
+    referral_unmark_duplicate(referral=copy, actor=coordinator)
+
+    back: Any = Referral.objects.with_sla().get(pk=copy.pk)
+    assert back.status == Status.RECEIVED
+    assert back.contacted_at is None
+    assert back.sla_state == SlaState.CONTACT_OVERDUE
+
+
+def test_a_copy_put_back_keeps_a_first_contact_made_before_it_was_marked(coordinator):
+    from referrals.services.workflow import referral_transition
+
+    provider = ProviderFactory()
+    original = _logged(provider=provider)
+    copy = _logged(provider=provider)
+    referral_transition(referral=copy, to_status=Status.ACCEPTED, actor=None)
+    copy.refresh_from_db()
+    contacted = copy.contacted_at
+    referral_mark_duplicate(referral=copy, original=original, actor=coordinator)
+
+    referral_unmark_duplicate(referral=copy, actor=coordinator)
+
+    copy.refresh_from_db()
+    assert copy.status == Status.ACCEPTED and copy.contacted_at == contacted
