@@ -158,14 +158,20 @@ def referral_unmark_duplicate(
             "it stays a duplicate."
         )
     marked = (
-        copy.events.filter(to_status=Status.CANCELLED).order_by("-at", "-pk").only("from_status")
+        copy.events.filter(to_status=Status.CANCELLED)
+        .order_by("-at", "-pk")
+        .only("from_status", "at")
     ).first()
     restored = marked.from_status if marked is not None and marked.from_status else Status.RECEIVED
     original = copy.duplicate_of_id
     now = timezone.now()
     copy.status = restored
     copy.duplicate_of = None
-    copy.save(update_fields=["status", "duplicate_of", "updated_at"])
+    if restored == Status.RECEIVED and (marked is None or copy.contacted_at == marked.at):
+        # The marking was its first answer (referral_mark_duplicate stopped the contact
+        # clock): back to received, it waits for its first contact again.
+        copy.contacted_at = None
+    copy.save(update_fields=["status", "duplicate_of", "contacted_at", "updated_at"])
     _record_event(
         referral_id=copy.pk,
         from_status=Status.CANCELLED,
