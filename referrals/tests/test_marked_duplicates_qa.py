@@ -75,3 +75,17 @@ def test_a_copy_put_back_keeps_a_first_contact_made_before_it_was_marked(coordin
 
     copy.refresh_from_db()
     assert copy.status == Status.ACCEPTED and copy.contacted_at == contacted
+
+
+def test_the_queue_does_not_flag_a_copy_already_marked_as_a_possible_duplicate(
+    client_for, coordinator
+):
+    provider = ProviderFactory()
+    original = _logged(provider=provider, received_at=timezone.now() - timedelta(hours=2))
+    copy = _logged(provider=provider)
+    referral_mark_duplicate(referral=copy, original=original, actor=coordinator)
+
+    row: Any = Referral.objects.with_duplicate_flag().get(pk=copy.pk)
+    assert not row.possible_duplicate
+    page = client_for(coordinator).get(reverse("referrals:list"), {"status": "cancelled"})
+    assert "data-duplicate" not in page.content.decode()
