@@ -176,7 +176,14 @@ class ReferralQuerySet(models.QuerySet["Referral"]):
             )
             .exclude(pk=OuterRef("pk"))
         )
-        return self.annotate(possible_duplicate=Exists(earlier))
+        return self.annotate(
+            possible_duplicate=Case(
+                # Itself marked as a copy: settled, not a possible duplicate any more.
+                When(duplicate_of__isnull=False, then=Value(False)),
+                default=Exists(earlier),
+                output_field=models.BooleanField(),
+            )
+        )
 
     def with_sla(
         self, *, now: datetime | None = None, targets: dict[str, SlaTarget] | None = None
