@@ -89,3 +89,21 @@ def test_the_queue_does_not_flag_a_copy_already_marked_as_a_possible_duplicate(
     assert not row.possible_duplicate
     page = client_for(coordinator).get(reverse("referrals:list"), {"status": "cancelled"})
     assert "data-duplicate" not in page.content.decode()
+
+
+def test_the_referral_kept_still_lists_its_copies_after_the_duplicate_window(
+    client_for, coordinator, settings
+):
+    """A month later the kept referral's page must still say it has copies, and must not
+    offer to mark it as a copy of a new one (which the service then refuses)."""
+    provider = ProviderFactory()
+    long_ago = timezone.now() - timedelta(days=settings.DUPLICATE_WINDOW_DAYS + 10)
+    original = _logged(provider=provider, received_at=long_ago)
+    copy = _logged(provider=provider, received_at=long_ago + timedelta(hours=1))
+    referral_mark_duplicate(referral=copy, original=original, actor=coordinator)
+    again = _logged(provider=provider)
+
+    page = client_for(coordinator).get(original.get_absolute_url()).content.decode()
+
+    assert 'data-testid="copies"' in page and f"#{copy.pk}</a>" in page
+    assert f"This is a copy of #{again.pk}" not in page
