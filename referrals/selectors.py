@@ -67,25 +67,29 @@ def possible_duplicates(
     patient_dob: date,
     direction: str = "inbound",
     exclude_pk: int | None = None,
+    copies_of: int | None = None,
 ) -> ReferralQuerySet:
     """Referrals that may be this one again: the same patient (last name, ignoring case
     and surrounding spaces, and birth date) from the same partner (the provider, or any
     provider of the same office) within settings.DUPLICATE_WINDOW_DAYS, the same way (a
     patient a partner referred to us and one we sent to that partner are two referrals,
-    not one sent twice)."""
+    not one sent twice). With `copies_of`, the referrals marked as duplicates of that one
+    too, however long ago (in the same query, for the detail page)."""
     since = timezone.now() - timedelta(days=settings.DUPLICATE_WINDOW_DAYS)
     partner = Q(provider=provider)
     if provider.organization_id is not None:
         partner |= Q(provider__organization_id=provider.organization_id)
+    match = partner & Q(
+        direction=direction,
+        last_name_key=patient_last_name.strip().lower(),
+        patient_dob=patient_dob,
+        received_at__gte=since,
+    )
+    if copies_of is not None:
+        match |= Q(duplicate_of_id=copies_of)
     matches = (
         Referral.objects.alias(last_name_key=Lower(Trim("patient_last_name")))
-        .filter(
-            partner,
-            direction=direction,
-            last_name_key=patient_last_name.strip().lower(),
-            patient_dob=patient_dob,
-            received_at__gte=since,
-        )
+        .filter(match)
         .for_list()
     )
     if exclude_pk is not None:

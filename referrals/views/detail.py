@@ -177,6 +177,8 @@ def _detail_context(request: AuthedRequest, referral: Referral, **workflow: Any)
                 patient_dob=referral.patient_dob,
                 direction=referral.direction,
                 exclude_pk=referral.pk,
+                # Its copies are listed however old they are: the window is for guesses.
+                copies_of=referral.pk,
             )[:10]
         )
         # Those already marked as copies are settled: of this one, they are listed as its
