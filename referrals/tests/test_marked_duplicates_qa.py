@@ -107,3 +107,24 @@ def test_the_referral_kept_still_lists_its_copies_after_the_duplicate_window(
 
     assert 'data-testid="copies"' in page and f"#{copy.pk}</a>" in page
     assert f"This is a copy of #{again.pk}" not in page
+
+
+def test_a_report_figure_links_to_exactly_the_referrals_it_counts(client_for, manager):
+    """Who refers says 1 referral received; its link to the rows behind it must list that
+    one, not the copy marked as its duplicate too."""
+    import re
+
+    provider = ProviderFactory()
+    original = _logged(provider=provider, received_at=timezone.now() - timedelta(days=3))
+    copy = _logged(provider=provider, received_at=timezone.now() - timedelta(days=2))
+    referral_mark_duplicate(referral=copy, original=original, actor=manager)
+    client = client_for(manager)
+    page = client.get(reverse("referrals:referrers")).content.decode()
+    assert 'data-testid="total">1<' in page
+    found = re.search(r'<a href="([^"]+)" data-testid="total">', page)
+    assert found is not None
+
+    rows = client.get(found.group(1).replace("&amp;", "&")).content.decode()
+
+    assert rows.count("data-queue-row=") == 1
+    assert f'data-queue-row="{original.pk}"' in rows
