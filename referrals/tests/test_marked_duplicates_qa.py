@@ -128,3 +128,28 @@ def test_a_report_figure_links_to_exactly_the_referrals_it_counts(client_for, ma
 
     assert rows.count("data-queue-row=") == 1
     assert f'data-queue-row="{original.pk}"' in rows
+
+
+def test_an_acknowledgment_being_written_as_the_copy_is_marked_is_not_sent(
+    coordinator, monkeypatch
+):
+    """The worker read the referral before the coordinator marked it, and writes the
+    acknowledgment after: the office must not get a letter about the copy."""
+    from outreach.models import Letter
+    from outreach.services import loop
+
+    provider = ProviderFactory()
+    original = _logged(provider=provider)
+    copy = _logged(provider=provider)
+    addressed = loop._addressed
+
+    def marked_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        # The coordinator's mark commits while the worker is writing the letter.
+        referral_mark_duplicate(referral=copy, original=original, actor=coordinator)
+        return addressed(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "_addressed", marked_meanwhile)
+
+    loop.loop_message_prepare(referral_id=copy.pk, status=Status.RECEIVED)
+
+    assert not Letter.objects.filter(referral=copy, status=Letter.Status.PENDING).exists()
