@@ -129,10 +129,11 @@ def loop_message_prepare(*, referral_id: int, status: str) -> tuple[Task | None,
     try:
         with transaction.atomic():
             if not _still_true(referral, status, lock=True):
-                # The hold ended, or the appointment fell through, while this notice was
-                # being written. Under the row lock this check and the move (which
-                # withdraws the notices still waiting: hold_notices_withdraw,
-                # scheduled_notices_withdraw) happen one after the other, never interleaved.
+                # The hold ended, the appointment fell through, or the referral was marked
+                # as a duplicate, while this notice was being written. Under the row lock
+                # this check and the move (which withdraws the notices still waiting:
+                # hold_notices_withdraw, scheduled_notices_withdraw, the mark's own) happen
+                # one after the other, never interleaved.
                 return None, None
             letter, created = Letter.objects.get_or_create(
                 referral=referral,
@@ -261,14 +262,21 @@ def _still_true(referral: Referral, status: str, *, lock: bool = False) -> bool:
     """Whether the notice of reaching `status` still tells the office the truth: a hold
     asks for something while it lasts, an appointment is announced while it stands (a
     notice written late, after the referral was cancelled, missed or seen, would be one
-    that move withdraws). Notices of what happened stay true. With `lock`, the referral is
-    read again under its row lock (inside a transaction)."""
-    if status not in (Status.ON_HOLD, Status.SCHEDULED):
-        return True
+    that move withdraws). Notices of what happened stay true. No notice is true of a copy
+    marked as a duplicate (the office hears about the original). With `lock`, the referral
+    is read again under its row lock (inside a transaction): the mark takes that lock too
+    (referral_mark_duplicate), so a notice is either written before it, and withdrawn by
+    it, or not at all."""
     if lock:
         referral = (
-            Referral.objects.select_for_update().only("status", "hold_reason").get(pk=referral.pk)
+            Referral.objects.select_for_update()
+            .only("status", "hold_reason", "duplicate_of")
+            .get(pk=referral.pk)
         )
+    if referral.duplicate_of_id is not None:
+        return False
+    if status not in (Status.ON_HOLD, Status.SCHEDULED):
+        return True
     if status == Status.ON_HOLD:
         return referral.status == Status.ON_HOLD and bool(referral.hold_reason)
     return referral.status == Status.SCHEDULED
