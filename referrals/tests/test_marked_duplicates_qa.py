@@ -153,3 +153,29 @@ def test_an_acknowledgment_being_written_as_the_copy_is_marked_is_not_sent(
     loop.loop_message_prepare(referral_id=copy.pk, status=Status.RECEIVED)
 
     assert not Letter.objects.filter(referral=copy, status=Letter.Status.PENDING).exists()
+
+
+def test_the_export_tells_a_copy_from_a_referral_cancelled_for_a_reason(client_for, manager):
+    """A manager counting the month's referrals (or cancellations) in a spreadsheet must be
+    able to leave the copies out, as every figure of the app does."""
+    import csv
+    import io
+
+    from referrals.services.workflow import referral_transition
+
+    provider = ProviderFactory()
+    original = _logged(provider=provider)
+    copy = _logged(provider=provider)
+    referral_mark_duplicate(referral=copy, original=original, actor=manager)
+    cancelled = _logged(provider=ProviderFactory(), patient_last_name="Berg")
+    referral_transition(
+        referral=cancelled, to_status=Status.CANCELLED, actor=None, cancel_reason="Moved away"
+    )
+
+    response = client_for(manager).get(reverse("referrals:export"), {"status": "cancelled"})
+
+    body = b"".join(response.streaming_content).decode()
+    header, *rows = list(csv.reader(io.StringIO(body)))
+    by_number = {int(row[0]): dict(zip(header, row, strict=True)) for row in rows}
+    assert by_number[copy.pk]["Duplicate of"] == str(original.pk)
+    assert by_number[cancelled.pk]["Duplicate of"] == ""
