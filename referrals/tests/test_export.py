@@ -113,6 +113,6 @@ def test_the_export_names_the_referral_a_duplicate_repeats(client_for, manager):
     )
     header, *rows = _rows(export)
     by_number = {row[0]: dict(zip(header, row, strict=True)) for row in rows}
-    assert by_number[str(copy.pk)]["Duplicate of referral #"] == str(original.pk)
+    assert by_number[str(copy.pk)]["Duplicate of"] == str(original.pk)
     assert by_number[str(copy.pk)]["Status"] == "Cancelled"
-    assert by_number[str(original.pk)]["Duplicate of referral #"] == ""
+    assert by_number[str(original.pk)]["Duplicate of"] == ""

@@ -26,7 +26,7 @@ EXPORT_COLUMNS = [
     ("direction", "Direction"),
     ("status", "Status"),
     # A copy cancelled as a duplicate (counted in no figure): the referral it repeats.
-    ("duplicate_of", "Duplicate of referral #"),
+    ("duplicate_of", "Duplicate of"),
     ("urgency", "Urgency"),
     ("channel", "Channel"),
     ("provider__npi", "Partner NPI"),
