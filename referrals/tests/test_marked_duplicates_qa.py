@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from partners.factories import ProviderFactory
+from partners.models import Provider
 from referrals.factories import ReferralFactory
 from referrals.models import Referral, SlaState, Status
 from referrals.services.duplicates import referral_mark_duplicate, referral_unmark_duplicate
@@ -179,3 +180,17 @@ def test_the_export_tells_a_copy_from_a_referral_cancelled_for_a_reason(client_f
     by_number = {int(row[0]): dict(zip(header, row, strict=True)) for row in rows}
     assert by_number[copy.pk]["Duplicate of"] == str(original.pk)
     assert by_number[cancelled.pk]["Duplicate of"] == ""
+
+
+def test_reciprocity_leaves_out_a_partner_whose_only_referral_of_the_period_is_a_copy(manager):
+    """The original came on the last day of one month, the copy on the first of the next:
+    for the next month the partner sent nothing, and is not a 0-0 line of the report."""
+    provider = ProviderFactory()
+    now = timezone.now()
+    original = _logged(provider=provider, received_at=now - timedelta(days=40))
+    copy = _logged(provider=provider, received_at=now - timedelta(days=2))
+    referral_mark_duplicate(referral=copy, original=original, actor=manager)
+
+    listed = Provider.objects.with_reciprocity(since=now - timedelta(days=10))
+
+    assert provider not in listed
