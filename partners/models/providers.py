@@ -85,16 +85,15 @@ class ProviderQuerySet(models.QuerySet["Provider"]):
         """Referrals received from (inbound) and sent to (outbound) each partner in
         [since, until), and the balance (sent - received), as one grouped join. Partners
         with no referrals either way in the period are left out."""
-        period = Q(referrals__received_at__gte=since)
+        # A copy cancelled as a duplicate is not a referral of the period: joined out, so a
+        # partner who sent nothing else is not listed with nothing either way.
+        period = Q(referrals__received_at__gte=since, referrals__duplicate_of__isnull=True)
         if until is not None:
             period &= Q(referrals__received_at__lt=until)
         return (
             self.filter(period)
             .annotate(
-                received=Count(
-                    "referrals",
-                    filter=Q(referrals__direction="inbound", referrals__duplicate_of__isnull=True),
-                ),
+                received=Count("referrals", filter=Q(referrals__direction="inbound")),
                 sent=Count("referrals", filter=Q(referrals__direction="outbound")),
             )
             .annotate(balance=F("sent") - F("received"))
