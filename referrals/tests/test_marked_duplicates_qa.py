@@ -194,3 +194,46 @@ def test_reciprocity_leaves_out_a_partner_whose_only_referral_of_the_period_is_a
     listed = Provider.objects.with_reciprocity(since=now - timedelta(days=10))
 
     assert provider not in listed
+
+
+def _edit_data(referral: Referral, **overrides: Any) -> dict[str, Any]:
+    data = {
+        "direction": referral.direction,
+        "provider": referral.provider_id,
+        "channel": referral.channel,
+        "urgency": referral.urgency,
+        "received_at": timezone.localtime(referral.received_at).strftime("%Y-%m-%dT%H:%M"),
+        "patient_first_name": referral.patient_first_name,
+        "patient_last_name": referral.patient_last_name,
+        "patient_dob": referral.patient_dob.isoformat(),
+        "patient_phone": referral.patient_phone,
+        "reason": referral.reason,
+        "assigned_to": referral.assigned_to_id or "",
+        "version": referral.updated_at.isoformat(),
+    }
+    return {**data, **overrides}
+
+
+@pytest.mark.parametrize("edited", ["original", "copy"])
+def test_turning_either_referral_of_a_marked_pair_outbound_is_refused(
+    client_for, coordinator, edited
+):
+    """Made outbound, the original would leave the patient the partner sent counted
+    nowhere (the copy still cancelled as its duplicate); the copy would be an outbound
+    duplicate, which can never be marked."""
+    provider = ProviderFactory(in_network=True)
+    original = _logged(provider=provider)
+    copy = _logged(provider=provider)
+    referral_mark_duplicate(referral=copy, original=original, actor=coordinator)
+    target = Referral.objects.get(pk=original.pk if edited == "original" else copy.pk)
+
+    response = client_for(coordinator).post(
+        reverse("referrals:update", args=[target.pk]),
+        _edit_data(target, direction=Referral.Direction.OUTBOUND),
+    )
+
+    assert response.status_code == 200
+    assert "marked as a duplicate" in response.content.decode()
+    target.refresh_from_db()
+    assert target.direction == Referral.Direction.INBOUND
+    assert provider.referral_figures(since=timezone.now() - timedelta(days=1)).inbound == 1
