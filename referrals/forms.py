@@ -127,6 +127,8 @@ class ReferralForm(forms.ModelForm):
         data = self.cleaned_data
         provider = data.get("provider")
         direction = data.get("direction", self.instance.direction)
+        if self.instance.pk and "direction" in self.changed_data:
+            self._check_direction_of_a_marked_pair()
         if direction != Referral.Direction.OUTBOUND:
             data["out_of_network_reason"] = ""  # only a referral sent out has one
             return data
@@ -146,6 +148,29 @@ class ReferralForm(forms.ModelForm):
                 "to a preferred partner.",
             )
         return data
+
+    def _check_direction_of_a_marked_pair(self) -> None:
+        """A copy marked as a duplicate and the referral it repeats are both received:
+        turned outbound, the original would leave the patient the partner sent counted
+        nowhere (its copy cancelled), and the copy would be a duplicate of nothing it can
+        be. Put the copy back first (Not a copy)."""
+        referral = self.instance
+        if referral.duplicate_of_id is not None:
+            self.add_error(
+                "direction",
+                f"It is marked as a duplicate of referral #{referral.duplicate_of_id}: put "
+                "it back first (Not a copy) if it is a referral of its own.",
+            )
+            return
+        copies = list(referral.duplicates.order_by("pk").values_list("pk", flat=True)[:10])
+        if copies:
+            numbers = ", ".join(f"#{pk}" for pk in copies)
+            self.add_error(
+                "direction",
+                f"{numbers} {'is' if len(copies) == 1 else 'are'} marked as a duplicate of "
+                "it and would then be counted nowhere: put "
+                f"{'it' if len(copies) == 1 else 'them'} back first (Not a copy).",
+            )
 
     def clean_received_at(self) -> datetime:
         value = not_in_future(self.cleaned_data["received_at"], self.fields["received_at"].label)
