@@ -237,3 +237,22 @@ def test_turning_either_referral_of_a_marked_pair_outbound_is_refused(
     target.refresh_from_db()
     assert target.direction == Referral.Direction.INBOUND
     assert provider.referral_figures(since=timezone.now() - timedelta(days=1)).inbound == 1
+
+
+def test_the_partner_timeline_shows_a_copy_as_a_duplicate_not_as_a_lost_referral(
+    client_for, manager
+):
+    """The partner page counts one referral; its timeline lists both, and the copy read
+    as a referral the practice cancelled (lost), with nothing to say it was a copy."""
+    import re
+
+    provider = ProviderFactory()
+    original = _logged(provider=provider, received_at=timezone.now() - timedelta(hours=2))
+    copy = _logged(provider=provider)
+    referral_mark_duplicate(referral=copy, original=original, actor=manager)
+
+    page = client_for(manager).get(provider.get_absolute_url()).content.decode()
+
+    entry = re.search(rf"Referral #{copy.pk}</a>(.*?)</li>", page, re.S)
+    assert entry is not None
+    assert f"Duplicate of #{original.pk}" in entry.group(1)
