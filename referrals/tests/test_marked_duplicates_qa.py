@@ -256,3 +256,23 @@ def test_the_partner_timeline_shows_a_copy_as_a_duplicate_not_as_a_lost_referral
     entry = re.search(rf"Referral #{copy.pk}</a>(.*?)</li>", page, re.S)
     assert entry is not None
     assert f"Duplicate of #{original.pk}" in entry.group(1)
+
+
+def test_an_older_pair_the_queue_flags_can_be_compared_and_marked_on_its_page(
+    client_for, coordinator, settings
+):
+    """Faxed twice six weeks ago: the queue flags the second as a possible duplicate ("open
+    it to compare"), so its page must name the first and offer the mark, as it does for a
+    pair of this week."""
+    provider = ProviderFactory()
+    weeks_ago = timezone.now() - timedelta(days=settings.DUPLICATE_WINDOW_DAYS + 12)
+    first = _logged(provider=provider, received_at=weeks_ago)
+    second = _logged(provider=provider, received_at=weeks_ago + timedelta(hours=3))
+    client = client_for(coordinator)
+    queue = client.get(reverse("referrals:list"))
+    assert "data-duplicate" in queue.content.decode()
+
+    page = client.get(second.get_absolute_url()).content.decode()
+
+    assert 'data-testid="possible-duplicates"' in page
+    assert f"This is a copy of #{first.pk}" in page
