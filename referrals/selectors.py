@@ -68,22 +68,33 @@ def possible_duplicates(
     direction: str = "inbound",
     exclude_pk: int | None = None,
     copies_of: int | None = None,
+    around: datetime | None = None,
 ) -> ReferralQuerySet:
     """Referrals that may be this one again: the same patient (last name, ignoring case
     and surrounding spaces, and birth date) from the same partner (the provider, or any
     provider of the same office) within settings.DUPLICATE_WINDOW_DAYS, the same way (a
     patient a partner referred to us and one we sent to that partner are two referrals,
     not one sent twice). With `copies_of`, the referrals marked as duplicates of that one
-    too, however long ago (in the same query, for the detail page)."""
-    since = timezone.now() - timedelta(days=settings.DUPLICATE_WINDOW_DAYS)
+    too, however long ago (in the same query, for the detail page). With `around` (an
+    existing referral's received_at), the window is counted either side of it, as the
+    queue's flag counts it (ReferralQuerySet.with_duplicate_flag), not back from now."""
+    window = timedelta(days=settings.DUPLICATE_WINDOW_DAYS)
     partner = Q(provider=provider)
     if provider.organization_id is not None:
         partner |= Q(provider__organization_id=provider.organization_id)
-    match = partner & Q(
-        direction=direction,
-        last_name_key=patient_last_name.strip().lower(),
-        patient_dob=patient_dob,
-        received_at__gte=since,
+    when = (
+        Q(received_at__gte=timezone.now() - window)
+        if around is None
+        else Q(received_at__gte=around - window, received_at__lte=around + window)
+    )
+    match = (
+        partner
+        & when
+        & Q(
+            direction=direction,
+            last_name_key=patient_last_name.strip().lower(),
+            patient_dob=patient_dob,
+        )
     )
     if copies_of is not None:
         match |= Q(duplicate_of_id=copies_of)

@@ -177,8 +177,10 @@ def _detail_context(request: AuthedRequest, referral: Referral, **workflow: Any)
                 patient_dob=referral.patient_dob,
                 direction=referral.direction,
                 exclude_pk=referral.pk,
-                # Its copies are listed however old they are: the window is for guesses.
+                # Its copies are listed however old they are: the window is for guesses,
+                # counted from when it came (the queue flags an old pair too).
                 copies_of=referral.pk,
+                around=referral.received_at,
             )[:10]
         )
         # Those already marked as copies are settled: of this one, they are listed as its
