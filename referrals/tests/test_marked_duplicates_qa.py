@@ -276,3 +276,31 @@ def test_an_older_pair_the_queue_flags_can_be_compared_and_marked_on_its_page(
 
     assert 'data-testid="possible-duplicates"' in page
     assert f"This is a copy of #{first.pk}" in page
+
+
+def test_a_fax_entered_late_is_checked_against_the_referrals_of_its_own_days(
+    client_for, coordinator, settings
+):
+    """A fax found six weeks late is entered with the day it came: the one logged from the
+    same office that day is a possible duplicate before saving, as the queue flags it
+    after."""
+    provider = ProviderFactory()
+    came = timezone.localtime() - timedelta(days=settings.DUPLICATE_WINDOW_DAYS + 12)
+    earlier = _logged(provider=provider, received_at=came - timedelta(hours=2))
+    data = {
+        "direction": "inbound",
+        "provider": provider.pk,
+        "channel": "fax",
+        "urgency": "routine",
+        "received_at": came.strftime("%Y-%m-%dT%H:%M"),
+        "patient_first_name": "Ruth",
+        "patient_last_name": "Olsen",
+        "patient_dob": DOB.isoformat(),
+        "reason": "Knee pain again",
+    }
+
+    response = client_for(coordinator).post(reverse("referrals:create"), data)
+
+    assert response.status_code == 200
+    assert f"Referral #{earlier.pk}" in response.content.decode()
+    assert Referral.objects.count() == 1
