@@ -77,6 +77,8 @@ def _unconfirmed_duplicates(
             patient_last_name=new.patient_last_name,
             patient_dob=new.patient_dob,
             direction=new.direction,
+            # A fax entered late is compared with the referrals of its own days.
+            around=new.received_at,
         )[:10]
     )
     if duplicates:
