@@ -187,7 +187,9 @@ def public_submitted(request: HttpRequest, token: str, reference: str) -> HttpRe
         return _refused(request, refusal)
     submission = (
         IntakeSubmission.objects.filter(link=link, reference=reference).first()
-        if len(reference) <= 8
+        # A reference is 8 letters and digits (new_reference): anything else, a NUL that
+        # Postgres would refuse to compare included, is not one.
+        if len(reference) <= 8 and reference.isascii() and reference.isalnum()
         else None
     )
     if submission is None:
