@@ -304,3 +304,34 @@ def test_a_fax_entered_late_is_checked_against_the_referrals_of_its_own_days(
     assert response.status_code == 200
     assert f"Referral #{earlier.pk}" in response.content.decode()
     assert Referral.objects.count() == 1
+
+
+def test_a_copy_put_back_on_hold_still_asks_the_office_for_what_it_waits_for(coordinator):
+    """Marked by mistake while on hold for the office notes, then put back: it is on hold
+    again, waiting for notes the office must be asked for; the request the mark withdrew
+    (and the acknowledgment) go out after all."""
+    from outreach.models import Letter
+    from outreach.services.loop import loop_message_prepare
+    from referrals.services.workflow import referral_transition
+
+    provider = ProviderFactory()
+    original = _logged(provider=provider)
+    copy = _logged(provider=provider, reason="Shoulder pain, not the knee")
+    loop_message_prepare(referral_id=copy.pk, status=Status.RECEIVED)
+    referral_transition(
+        referral=copy,
+        to_status=Status.ON_HOLD,
+        actor=None,
+        hold_reason="The office notes of the last visit.",
+    )
+    loop_message_prepare(referral_id=copy.pk, status=Status.ON_HOLD)
+    assert Letter.objects.filter(referral=copy, status=Letter.Status.PENDING).count() == 2
+    referral_mark_duplicate(referral=copy, original=original, actor=coordinator)
+    assert not Letter.objects.filter(referral=copy, status=Letter.Status.PENDING).exists()
+
+    referral_unmark_duplicate(referral=copy, actor=coordinator)
+
+    copy.refresh_from_db()
+    assert copy.status == Status.ON_HOLD
+    waiting = Letter.objects.filter(referral=copy, status=Letter.Status.PENDING)
+    assert sorted(waiting.values_list("kind", flat=True)) == sorted(["acknowledgment", "on_hold"])
