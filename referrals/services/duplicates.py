@@ -139,9 +139,12 @@ def referral_unmark_duplicate(
 ) -> Referral:
     """Undo referral_mark_duplicate (the wrong one was marked): the referral goes back to
     the status it was cancelled from, counts again, and gets its inquiry back at that
-    stage. Letters withdrawn then stay withdrawn (the office was sent the original's), and
-    documents moved to the original stay there.
+    stage. The letters the mark withdrew go out after all: not a copy, it is a referral
+    the office hears about in its own right (a hold asks for what it waits for).
+    Documents moved to the original stay there.
     Raises ValidationError when it is not a duplicate, or has moved on since (closed)."""
+    from outreach.models import Letter
+
     copy = Referral.objects.select_for_update().get(pk=referral.pk)
     if version is not None and copy.updated_at != version:
         raise ValidationError(
@@ -180,6 +183,13 @@ def referral_unmark_duplicate(
         at=now,
         details=[{"field": "Duplicate of", "old": f"Referral #{original}", "new": "none"}],
     )
+    # Back where the mark found them: waiting to be sent (the status it was put back to is
+    # the one they were written for).
+    Letter.objects.filter(
+        referral_id=copy.pk,
+        status=Letter.Status.CANCELLED,
+        last_error=DUPLICATE_WITHDRAWN.format(original=original),
+    ).update(status=Letter.Status.PENDING, last_error="")
     scheduled_at = None
     if restored in (Status.SCHEDULED, Status.NO_SHOW):
         scheduled_at = (
