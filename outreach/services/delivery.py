@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from contextlib import suppress
 from datetime import datetime, timedelta
 from smtplib import SMTPException
@@ -183,6 +184,14 @@ def _record_skipped(letter: Letter) -> None:
     _ours(letter).update(status=letter.status, channel="", recipient="")
 
 
+def _record_withdrawn_copy(letter: Letter, original: int) -> None:
+    from referrals.services.duplicates import DUPLICATE_WITHDRAWN
+
+    letter.status = Letter.Status.CANCELLED
+    letter.last_error = DUPLICATE_WITHDRAWN.format(original=original)
+    _ours(letter).update(status=letter.status, last_error=letter.last_error)
+
+
 def _record_failure(letter: Letter, error: Exception) -> bool:
     """Put the letter back for a retry, or mark it failed after MAX_DELIVERY_ATTEMPTS.
     Returns whether it failed for good."""
@@ -223,9 +232,15 @@ def letters_deliver(*, letter_ids: list[int]) -> list[Letter]:
     connections = [c for c in (connection, relay) if c is not None]
     # Direct addresses for the whole batch in one query (the registry, by NPI).
     addresses = direct.direct_addresses(each.provider.npi for each in letters) if relay else {}
+    # Referrals marked as duplicates since their letters were written (a letter whose
+    # worker died mid-send, handed out again): the office hears nothing about a copy.
+    copies = _copies_of(letter.referral_id for letter in letters)
     retry = False
     try:
         for letter in letters:
+            if letter.referral_id in copies:
+                _record_withdrawn_copy(letter, copies[letter.referral_id])
+                continue
             if letter.provider.letters_opted_out:
                 # The partner or their office opted out (or the partner was merged into a
                 # record that had) after the letter was written and before it was due: it
@@ -250,6 +265,17 @@ def letters_deliver(*, letter_ids: list[int]) -> list[Letter]:
     if retry:
         raise TransientDeliveryError(",".join(str(letter.pk) for letter in letters))
     return letters
+
+
+def _copies_of(referral_ids: Iterable[int | None]) -> dict[int, int]:
+    """{referral id: the referral it repeats} for those of these marked as duplicates."""
+    from referrals.models import Referral
+
+    wanted = {pk for pk in referral_ids if pk is not None}
+    if not wanted:
+        return {}
+    marked = Referral.objects.filter(pk__in=wanted, duplicate_of__isnull=False)
+    return {pk: original for pk, original in marked.values_list("pk", "duplicate_of") if original}
 
 
 def letter_deliver(*, letter_id: int) -> Letter | None:

@@ -268,3 +268,36 @@ def test_each_failed_attempt_waits_longer_up_to_a_ceiling():
     assert delays == sorted(delays)
     assert delays[1] == 2 * delays[0]
     assert delays[-1] == timedelta(seconds=900)
+
+
+def test_a_letter_of_a_copy_left_mid_send_by_a_dead_worker_is_withdrawn_not_sent():
+    """Marking withdraws the letters waiting; one a worker was sending when it died is
+    handed out again later, and by then it is about a copy the office hears nothing of."""
+    from referrals.services.duplicates import referral_mark_duplicate
+
+    provider = ProviderFactory(email="office@example.org", preferred_channel="email")
+    original = referral_log(referral=ReferralFactory.build(provider=provider), actor=None)
+    copy = referral_log(
+        referral=ReferralFactory.build(
+            provider=provider,
+            patient_last_name=original.patient_last_name,
+            patient_dob=original.patient_dob,
+        ),
+        actor=None,
+    )
+    _, acknowledgment = loop.loop_message_prepare(referral_id=copy.pk, status=Status.RECEIVED)
+    assert acknowledgment is not None
+    stale = timezone.now() - delivery.STALE_CLAIM - timezone.timedelta(seconds=1)
+    Letter.objects.filter(pk=acknowledgment.pk).update(
+        status=Letter.Status.SENDING, claimed_at=stale, due_on=timezone.localdate()
+    )
+    referral_mark_duplicate(referral=copy, original=original, actor=None)
+    acknowledgment.refresh_from_db()
+    assert acknowledgment.status == Letter.Status.SENDING  # not the mark's to withdraw
+
+    delivery.letters_deliver(letter_ids=delivery.letters_to_deliver())
+
+    acknowledgment.refresh_from_db()
+    assert acknowledgment.status == Letter.Status.CANCELLED
+    assert acknowledgment.last_error == f"Withdrawn: the referral was a duplicate of #{original.pk}"
+    assert not [m for m in mail.outbox if copy.patient_initials in m.subject]
