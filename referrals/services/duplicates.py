@@ -107,6 +107,14 @@ def check_duplicate(*, referral: Referral, original: Referral) -> None:
         raise ValidationError(
             f"It is already marked as a duplicate of referral #{referral.duplicate_of_id}."
         )
+    if referral.status == Status.SCHEDULED and referral.appointment_at is not None:
+        # Cancelled quietly, its appointment would stay in the practice's book (and the
+        # office may have been told its date): the booked one is the one to keep.
+        booked = f"{timezone.localtime(referral.appointment_at):%b %-d, %Y at %-I:%M %p}"
+        raise ValidationError(
+            f"Referral #{referral.pk} has an appointment booked ({booked}): keep it, and "
+            "mark the other referral as its copy instead."
+        )
     if Status.CANCELLED not in referral.allowed_transitions():
         raise ValidationError(
             f"{referral.transition_refusal(Status.CANCELLED)[0].upper()}"

@@ -170,6 +170,7 @@ def test_marking_the_earlier_one_as_the_copy_clears_the_later_ones_flag(coordina
         ("seen", "cannot move to cancelled"),
         ("outbound", "Only a referral received can be marked as a duplicate"),
         ("kept", "it is the one kept"),
+        ("booked", "has an appointment booked"),
         ("stale", "Someone changed this referral after you opened it"),
         ("unknown", "There is no referral #"),
         ("garbled", "Enter a whole number"),
@@ -194,6 +195,15 @@ def test_a_mark_that_cannot_be_is_refused_with_the_reason(client_for, coordinato
     elif case == "kept":
         third = _logged(provider=provider)
         referral_mark_duplicate(referral=third, original=copy, actor=None)
+        version = Referral.objects.get(pk=copy.pk).updated_at.isoformat()
+    elif case == "booked":
+        referral_transition(referral=copy, to_status=Status.ACCEPTED, actor=None)
+        referral_transition(
+            referral=copy,
+            to_status=Status.SCHEDULED,
+            actor=None,
+            appointment_at=timezone.now() + timedelta(days=3),
+        )
         version = Referral.objects.get(pk=copy.pk).updated_at.isoformat()
     elif case == "stale":
         referral_transition(referral=copy, to_status=Status.ACCEPTED, actor=None)
@@ -243,22 +253,25 @@ def test_the_admin_shows_the_mark_but_does_not_offer_every_referral_to_pick(
     assert str(original) in page.content.decode()
 
 
-@pytest.mark.parametrize("from_status", [Status.RECEIVED, Status.ACCEPTED, Status.SCHEDULED])
+@pytest.mark.parametrize("from_status", [Status.RECEIVED, Status.ACCEPTED, Status.NO_SHOW])
 def test_a_copy_marked_by_mistake_goes_back_to_work_and_counts_again(
     client_for, coordinator, from_status
 ):
     provider = ProviderFactory()
-    original = _logged(provider=provider)
-    copy = _logged(provider=provider)
+    ten_days_ago = timezone.now() - timedelta(days=10)
+    original = _logged(provider=provider, received_at=ten_days_ago)
+    copy = _logged(provider=provider, received_at=ten_days_ago)
     if from_status != Status.RECEIVED:
         referral_transition(referral=copy, to_status=Status.ACCEPTED, actor=None)
-    if from_status == Status.SCHEDULED:
+    if from_status == Status.NO_SHOW:
+        # Booked and missed: the appointment is over, the patient may be booked again.
         referral_transition(
             referral=copy,
             to_status=Status.SCHEDULED,
             actor=None,
-            appointment_at=timezone.now() + timedelta(days=3),
+            appointment_at=timezone.now() - timedelta(days=2),
         )
+        referral_transition(referral=copy, to_status=Status.NO_SHOW, actor=None)
     referral_mark_duplicate(referral=copy, original=original, actor=coordinator)
     copy.refresh_from_db()
     client = client_for(coordinator)
@@ -275,9 +288,7 @@ def test_a_copy_marked_by_mistake_goes_back_to_work_and_counts_again(
     assert copy.status == from_status and copy.duplicate_of is None
     assert _figures(provider)["partner page"] == 2
     inquiry = Inquiry.objects.get(referral=copy)
-    expected = (
-        Inquiry.Status.SCHEDULED if from_status == Status.SCHEDULED else Inquiry.Status.INQUIRY
-    )
+    expected = Inquiry.Status.SCHEDULED if from_status == Status.NO_SHOW else Inquiry.Status.INQUIRY
     assert inquiry.status == expected
     assert _figures(provider)["conversion"] == 2
     back = ReferralEvent.objects.filter(referral=copy).order_by("-at", "-pk").first()
@@ -375,3 +386,25 @@ def test_the_copys_documents_move_to_the_referral_kept(client_for, coordinator, 
     ]
     marked = ReferralEvent.objects.filter(referral=copy, to_status=Status.CANCELLED).get()
     assert {"field": "Documents", "new": f"1 document moved to #{original.pk}"} in marked.changes
+
+
+def test_a_booked_referral_is_the_one_kept_and_its_page_says_to_mark_the_other(
+    client_for, coordinator
+):
+    provider = ProviderFactory()
+    original = _logged(provider=provider)
+    booked = _logged(provider=provider)
+    referral_transition(referral=booked, to_status=Status.ACCEPTED, actor=None)
+    referral_transition(
+        referral=booked,
+        to_status=Status.SCHEDULED,
+        actor=None,
+        appointment_at=timezone.now() + timedelta(days=3),
+    )
+    client = client_for(coordinator)
+    page = client.get(booked.get_absolute_url()).content.decode()
+    assert 'data-testid="booked-keeps"' in page and "This is a copy of" not in page
+    other = client.get(original.get_absolute_url()).content.decode()
+    assert f"This is a copy of #{booked.pk}" in other
+    referral_mark_duplicate(referral=original, original=booked, actor=coordinator)
+    assert Referral.objects.get(pk=original.pk).duplicate_of_id == booked.pk

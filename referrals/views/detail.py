@@ -191,13 +191,16 @@ def _detail_context(request: AuthedRequest, referral: Referral, **workflow: Any)
             else [other for other in alike if other.duplicate_of_id is None]
         )
         context["copies"] = [other for other in alike if other.duplicate_of_id == referral.pk]
-        context["can_mark_duplicate"] = (
+        markable = (
             referral.direction == Referral.Direction.INBOUND
             and referral.duplicate_of_id is None
             and not context["copies"]
             and Status.CANCELLED in referral.allowed_transitions()
             and request.user.has_perm("referrals.change_referral")
         )
+        # A booked referral is the one to keep (check_duplicate): the page says so.
+        context["booked_keeps"] = markable and referral.status == Status.SCHEDULED
+        context["can_mark_duplicate"] = markable and not context["booked_keeps"]
     return context
 
 
