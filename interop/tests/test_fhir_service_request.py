@@ -568,7 +568,12 @@ def test_a_referral_marked_as_a_duplicate_is_entered_in_error(
 
     now = timezone.now()
     original = ReferralFactory.create(received_at=now - timedelta(days=2))
-    copy_ = ReferralFactory.create(received_at=now - timedelta(days=1))
+    copy_ = ReferralFactory.create(
+        received_at=now - timedelta(days=1),
+        provider=original.provider,
+        patient_last_name=original.patient_last_name,
+        patient_dob=original.patient_dob,
+    )
     cancelled = ReferralFactory.create(
         received_at=now - timedelta(days=3), status="cancelled", cancel_reason="Moved away"
     )

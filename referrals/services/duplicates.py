@@ -128,6 +128,14 @@ def check_duplicate(*, referral: Referral, original: Referral) -> None:
                 "referral this one repeats."
             }
         )
+    if not _same_patient_and_partner(referral, original):
+        raise ValidationError(
+            {
+                "original": f"Referral #{original.pk} is not the same patient from the same "
+                "partner (last name, birth date, and the partner or their office): if one "
+                "was mistyped, correct it first."
+            }
+        )
     if original.duplicate_of_id is not None:
         raise ValidationError(
             {
@@ -139,6 +147,25 @@ def check_duplicate(*, referral: Referral, original: Referral) -> None:
         raise ValidationError(
             "Other referrals are marked as duplicates of this one: it is the one kept."
         )
+
+
+def _same_patient_and_partner(one: Referral, other: Referral) -> bool:
+    """As possible_duplicates matches them (one query for the two partners' offices)."""
+    if one.patient_dob != other.patient_dob:
+        return False
+    if one.patient_last_name.strip().lower() != other.patient_last_name.strip().lower():
+        return False
+    if one.provider_id == other.provider_id:
+        return True
+    from partners.models import Provider
+
+    offices = dict(
+        Provider.objects.filter(pk__in=[one.provider_id, other.provider_id]).values_list(
+            "pk", "organization_id"
+        )
+    )
+    office = offices.get(one.provider_id)
+    return office is not None and office == offices.get(other.provider_id)
 
 
 @transaction.atomic

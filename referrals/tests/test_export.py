@@ -105,7 +105,11 @@ def test_the_export_names_the_referral_a_duplicate_repeats(client_for, manager):
 
     provider = ProviderFactory()
     original = _logged(provider=provider)
-    copy = _logged(provider=provider)
+    copy = _logged(
+        provider=provider,
+        patient_last_name=original.patient_last_name,
+        patient_dob=original.patient_dob,
+    )
     referral_mark_duplicate(referral=copy, original=original, actor=None)
     # The queue's own filter: open referrals only unless asked for more.
     export = client_for(manager).get(

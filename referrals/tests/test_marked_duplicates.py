@@ -171,6 +171,7 @@ def test_marking_the_earlier_one_as_the_copy_clears_the_later_ones_flag(coordina
         ("outbound", "Only a referral received can be marked as a duplicate"),
         ("kept", "it is the one kept"),
         ("booked", "has an appointment booked"),
+        ("another patient", "is not the same patient from the same partner"),
         ("stale", "Someone changed this referral after you opened it"),
         ("unknown", "There is no referral #"),
         ("garbled", "Enter a whole number"),
@@ -205,6 +206,8 @@ def test_a_mark_that_cannot_be_is_refused_with_the_reason(client_for, coordinato
             appointment_at=timezone.now() + timedelta(days=3),
         )
         version = Referral.objects.get(pk=copy.pk).updated_at.isoformat()
+    elif case == "another patient":
+        target = _logged(provider=provider, patient_last_name="Nilsen").pk
     elif case == "stale":
         referral_transition(referral=copy, to_status=Status.ACCEPTED, actor=None)
     elif case == "unknown":
