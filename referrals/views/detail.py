@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
@@ -296,10 +297,7 @@ def referral_mark_duplicate_view(request: AuthedRequest, pk: int) -> HttpRespons
                     f"on #{original.pk}.",
                 )
                 return redirect(referral)
-    for problems in form.errors.values():
-        for problem in problems:
-            messages.error(request, f"Not marked as a duplicate: {problem}")
-    return redirect(referral)
+    return _back_with_errors(request, referral, form, "Not marked as a duplicate")
 
 
 @login_required
@@ -325,9 +323,17 @@ def referral_unmark_duplicate_view(request: AuthedRequest, pk: int) -> HttpRespo
                 f"{referral.status_label.lower()} again and counts in every figure.",
             )
             return redirect(referral)
+    return _back_with_errors(request, referral, form, "Not changed")
+
+
+def _back_with_errors(
+    request: AuthedRequest, referral: Referral, form: forms.Form, outcome: str
+) -> HttpResponse:
+    """Back to the referral's page, each of the form's errors said as a message there (the
+    buttons post from the page, which has no form of its own to show them in)."""
     for problems in form.errors.values():
         for problem in problems:
-            messages.error(request, f"Not changed: {problem}")
+            messages.error(request, f"{outcome}: {problem}")
     return redirect(referral)
 
 
