@@ -78,17 +78,28 @@ def test_months_the_period_covers_only_in_part_say_which_days(client_for, manage
     assert "Dec 2025*" in _svg(page.content.decode())
 
 
-def test_a_long_period_is_shown_year_by_year_from_the_first_to_the_last_year_with_data():
+def test_a_long_period_is_shown_year_by_year_from_the_first_year_with_data_to_its_end():
     provider = ProviderFactory()
     _referral(provider, date(2021, 6, 1))
     _referral(provider, date(2023, 2, 1), direction="outbound")
     kind, rows = reciprocity_over_time(since=date(1990, 1, 1), until=date(2026, 12, 31))
     assert kind == "year"
+    # The years since the last referral are there, as zeros: a partner who stopped
+    # referring shows it, rather than a chart that ends as if nothing had changed.
     assert [(r["label"], r["received"], r["sent"]) for r in rows] == [
         ("2021", 1, 0),
         ("2022", 0, 0),
         ("2023", 0, 1),
+        ("2024", 0, 0),
+        ("2025", 0, 0),
+        ("2026", 0, 0),
     ]
+    # A period ending in the past ends there; one running on past this year ends now.
+    _, rows = reciprocity_over_time(since=date(1990, 1, 1), until=date(2024, 12, 31))
+    assert [r["label"] for r in rows] == ["2021", "2022", "2023", "2024"]
+    this_year = timezone.localdate().year
+    _, rows = reciprocity_over_time(since=date(1990, 1, 1), until=date(this_year + 5, 1, 1))
+    assert rows[-1]["label"] == str(this_year)
 
 
 def test_a_chart_is_static_accessible_svg():
