@@ -117,8 +117,9 @@ def reciprocity_over_time(
 ) -> tuple[str, list[dict[str, Any]]]:
     """Referrals received from and sent to partners (one partner, or all) per month of
     [since, until], or per year when the period is longer than MONTHLY_UP_TO months: one
-    grouped query, and every month of the period listed, with zeros, so a quiet month
-    shows as such. Returns ("month" | "year", rows)."""
+    grouped query, and every month of the period listed (every year from the first with
+    referrals), with zeros, so a quiet month or year shows as such. Returns
+    ("month" | "year", rows)."""
     months = (until.year - since.year) * 12 + until.month - since.month + 1
     kind = "month" if months <= MONTHLY_UP_TO else "year"
     zone = timezone.get_current_timezone()
@@ -148,8 +149,11 @@ def reciprocity_over_time(
             for i in range(months)
         ]
     elif counts:
-        # Long periods list the years that have referrals, first to last.
-        first, last = min(counts).year, max(counts).year
+        # Long periods list the years from the first with referrals to the period's end
+        # (this year at the latest): the years since a partner stopped referring show as
+        # zeros, not as a chart that ends as if nothing had changed.
+        first = min(counts).year
+        last = max(max(counts).year, min(until.year, timezone.localdate().year))
         periods = [date(year, 1, 1) for year in range(first, last + 1)]
     else:
         periods = []
