@@ -88,6 +88,41 @@ def test_a_provider_with_a_new_npi_becomes_a_prospect(coordinator):
 
 
 @pytest.mark.django_db
+def test_a_partner_chosen_on_the_page_does_not_take_an_order_its_npi_names_another_s(
+    client_for, coordinator
+):
+    allen = ProviderFactory(npi="1679576722", first_name="Anthony", last_name="Allen")
+    # Left chosen from an earlier import that asked for it, or picked by mistake.
+    other = ProviderFactory(first_name="Grace", last_name="Hopper")
+    message = _sample().replace(b"34225PC^Allen", b"1679576722^Allen")
+    response = client_for(coordinator).post(
+        reverse("intake:hl7_upload"),
+        {"message": SimpleUploadedFile("order.hl7", message), "provider": other.pk},
+    )
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "NPI 1679576722" in page and allen.display_name in page
+    assert not Referral.objects.exists()
+    # Without the choice, the order goes to the partner its NPI names.
+    referral_import_hl7(data=message, actor=coordinator)
+    assert Referral.objects.get().provider == allen
+
+
+@pytest.mark.django_db
+def test_the_command_credits_its_provider_only_to_orders_whose_npi_names_no_partner(tmp_path):
+    allen = ProviderFactory(npi="1679576722", first_name="Anthony", last_name="Allen")
+    fallback = ProviderFactory()
+    named = tmp_path / "named.hl7"
+    named.write_bytes(_sample().replace(b"34225PC^Allen", b"1679576722^Allen"))
+    unnamed = tmp_path / "unnamed.hl7"
+    unnamed.write_bytes(_sample().replace(b"|17882|", b"|17883|"))
+    with pytest.raises(CommandError, match="1 of 2 file"):
+        call_command("import_hl7", str(named), str(unnamed), "--provider-npi", fallback.npi)
+    assert Referral.objects.get().provider == fallback
+    assert not Referral.objects.filter(provider=allen).exists()
+
+
+@pytest.mark.django_db
 def test_priority_stat_becomes_a_stat_referral(coordinator):
     message = _sample().replace(b"||||||||20161018235959+0000|", b"||||||||20161018235959+0000|S")
     referral = referral_import_hl7(data=message, actor=coordinator, provider=ProviderFactory())
