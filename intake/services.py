@@ -559,6 +559,21 @@ def _hl7_provider(order: ReferralOrder) -> Provider:
     )
 
 
+def _check_chosen_provider(order: ReferralOrder, provider: Provider) -> None:
+    """A partner chosen for the import is for an order whose NPI names none of ours: one
+    whose NPI names another partner is theirs, and crediting it elsewhere would send that
+    patient's letters to the wrong office."""
+    if not is_valid_npi(order.provider_id):
+        return
+    named = Provider.objects.filter(npi=order.provider_id).exclude(pk=provider.pk).first()
+    if named is not None:
+        raise Hl7Error(
+            f"The message names its referring provider by NPI {order.provider_id}, our "
+            f"partner {named.display_name}, not {provider.display_name}: import it without "
+            "choosing a partner to credit it to them."
+        )
+
+
 @transaction.atomic
 def referral_import_hl7(
     *,
@@ -580,6 +595,8 @@ def referral_import_hl7(
         )
     if len(order.placer_order_number) > 200:
         raise Hl7Error("The placer order number (ORC-2) is longer than 200 characters.")
+    if provider is not None:
+        _check_chosen_provider(order, provider)
     return referral_receive_order(
         order=order,
         provider=provider or _hl7_provider(order),
