@@ -524,6 +524,37 @@ def test_a_patient_name_too_long_to_keep_is_a_422_naming_it_not_cut(
     assert not Referral.objects.exists()
 
 
+# A name part withheld, as FHIR JSON sends it: null in the array, its reason in "_given".
+MASKED = {
+    "extension": [
+        {"url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason", "valueCode": "masked"}
+    ]
+}
+
+
+def test_a_given_name_part_sent_as_an_extension_only_is_left_out_not_a_500(
+    coordinator: User, api_client_for: ClientFor, partner: Provider
+) -> None:
+    data = adapted_myringotomy(partner.npi)
+    data["contained"][1]["name"] = [
+        {"family": "Weaver", "given": ["Beverly", None], "_given": [None, MASKED]}
+    ]
+    response = post_fhir(api_client_for(coordinator), SEARCH, data)
+    assert response.status_code == 201, response.content
+    assert Referral.objects.get().patient_first_name == "Beverly"
+
+
+def test_a_given_name_withheld_entirely_is_a_422_naming_what_is_missing(
+    coordinator: User, api_client_for: ClientFor, partner: Provider
+) -> None:
+    data = adapted_myringotomy(partner.npi)
+    data["contained"][1]["name"] = [{"family": "Weaver", "given": [None], "_given": [MASKED]}]
+    response = post_fhir(api_client_for(coordinator), SEARCH, data)
+    assert response.status_code == 422, response.content
+    assert "needs a family and a given name" in outcome_text(response)
+    assert not Referral.objects.exists()
+
+
 @pytest.mark.parametrize("phone", ["call the mother", "555-0199", "+44 20 7946 0958", "9" * 40])
 def test_a_patient_phone_that_is_no_us_number_is_a_422_naming_it(
     coordinator: User, api_client_for: ClientFor, partner: Provider, phone: str
