@@ -186,7 +186,8 @@ def _patient(data: dict[str, Any]) -> tuple[str, str, date, str]:
     # The official name when several are given.
     name = next((n for n in names if n.get("use") == "official"), names[0] if names else {})
     family = _clean(name.get("family"))
-    given = _clean(" ".join(name.get("given") or []))
+    # A part withheld is null in the array (its reason in "_given"): left out.
+    given = " ".join(filter(None, (_clean(part) for part in name.get("given") or [])))
     if not family or not given:
         text = _clean(name.get("text")).split()
         given, family = given or " ".join(text[:-1]), family or (text[-1] if text else "")
