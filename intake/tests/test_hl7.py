@@ -385,6 +385,25 @@ def test_a_patient_phone_is_stored_as_staff_dial_it(coordinator):
         assert referral.patient_phone == stored
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("phone", "stored"),
+    [
+        # v2.5.1 sends an email address as a PID-13 repetition of its own (NET, Internet);
+        # the phone may come after it.
+        (b"^NET^Internet^ruth@example.com~^PRN^PH^^^402^5550100", "(402) 555-0100"),
+        (b"ruth@example.com^NET^Internet~(402)555-0100^PRN^PH", "(402) 555-0100"),
+        # The extension in its own component (XTN-8).
+        (b"^PRN^PH^^^402^5550100^12", "(402) 555-0100 x12"),
+    ],
+)
+def test_the_patient_phone_is_found_wherever_pid_13_sends_it(coordinator, phone, stored):
+    referral = referral_import_hl7(
+        data=_with_phone(phone), actor=coordinator, provider=ProviderFactory()
+    )
+    assert referral.patient_phone == stored
+
+
 def _with_character_set(declared: bytes, data: bytes | None = None) -> bytes:
     """The sample (or `data`) with MSH-18 (character set) given."""
     message = _sample() if data is None else data
