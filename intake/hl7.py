@@ -269,6 +269,25 @@ def _check_name_length(what: str, *parts: str) -> None:
 PRIORITIES = {"S": "stat", "A": "urgent", "P": "urgent", "C": "urgent", "R": "routine"}
 
 
+# XTN-2 (use) and XTN-3 (equipment) of an address that is no phone (HL7 tables 0201, 0202).
+NOT_A_PHONE = {"NET", "INTERNET", "X.400"}
+
+
+def _typed_phone(pid: Segment) -> str:
+    """The patient's phone as PID-13 sends it: the first repetition with a number that is
+    not an email address (v2.5.1 sends one as a repetition of its own, in any order), in
+    XTN-1 or as area code, number and extension (XTN-6 to XTN-8)."""
+    for repetition in range(len(pid.raw(13).split(pid.encoding.repetition))):
+        xtn = [pid.component(13, number, repetition=repetition).strip() for number in range(1, 9)]
+        if xtn[1].upper() in NOT_A_PHONE or xtn[2].upper() in NOT_A_PHONE:
+            continue
+        if xtn[0]:
+            return xtn[0]
+        if xtn[6]:
+            return f"({xtn[5]}) {xtn[6]}" + (f" x{xtn[7]}" if xtn[7] else "")
+    return ""
+
+
 def read_referral_order(data: bytes | str) -> ReferralOrder:
     message = parse(data)
     msh = message.require("MSH")
@@ -288,9 +307,7 @@ def read_referral_order(data: bytes | str) -> ReferralOrder:
     dob = parse_date(pid.component(7, 1))
     if dob is None:
         raise Hl7Error("The patient's date of birth (PID-7) is missing or not a date.")
-    typed_phone = pid.component(13, 1).strip() or (
-        f"({pid.component(13, 6)}) {pid.component(13, 7)}" if pid.component(13, 7) else ""
-    )
+    typed_phone = _typed_phone(pid)
     phone = us_phone_number(typed_phone) if typed_phone else ""
     if phone is None:
         # Named by its field, not its value: the import command's output is kept in logs.
