@@ -122,6 +122,12 @@ def test_the_command_credits_its_provider_only_to_orders_whose_npi_names_no_part
     assert not Referral.objects.filter(provider=allen).exists()
 
 
+def test_every_reason_an_order_gives_is_kept():
+    # OBR-31 repeats: an order may give several reasons for the referral.
+    message = _sample().replace(b"^Rule out headache^", b"^Rule out headache^~R42^Dizziness^I10")
+    assert read_referral_order(message).reason == "Rule out headache; Dizziness"
+
+
 @pytest.mark.django_db
 def test_priority_stat_becomes_a_stat_referral(coordinator):
     message = _sample().replace(b"||||||||20161018235959+0000|", b"||||||||20161018235959+0000|S")
