@@ -325,7 +325,14 @@ def read_referral_order(data: bytes | str) -> ReferralOrder:
     )
     reason = ""
     if obr is not None:
-        reason = obr.component(31, 2) or obr.component(31, 1) or obr.component(13, 1)
+        # OBR-31 repeats, one reason each (its text, else its code), as a FHIR order's
+        # reasonCode list is kept.
+        reasons = [
+            (obr.component(31, 2, repetition=number) or obr.component(31, 1, repetition=number))
+            for number in range(len(obr.raw(31).split(obr.encoding.repetition)))
+        ]
+        reason = "; ".join(text.strip() for text in reasons if text.strip())
+        reason = reason or obr.component(13, 1)
     if not reason.strip():
         raise Hl7Error("The order gives no reason for the referral (OBR-31).")
     priority = (tq1.component(9, 1) if tq1 else "") or orc.component(7, 6)
