@@ -169,6 +169,19 @@ def test_bad_messages_are_refused_with_the_reason(data, reason):
 
 
 @pytest.mark.django_db
+def test_a_file_of_two_messages_is_refused_rather_than_the_second_dropped(client_for, coordinator):
+    ProviderFactory(first_name="Anthony", last_name="Allen")
+    second = _sample().replace(b"|17882|", b"|17883|").replace(b"Packton^Peter", b"Ortiz^Ana")
+    response = client_for(coordinator).post(
+        reverse("intake:hl7_upload"),
+        {"message": SimpleUploadedFile("orders.hl7", _sample() + b"\r" + second)},
+    )
+    assert response.status_code == 200
+    assert "holds 2 messages" in response.content.decode()
+    assert not Referral.objects.exists()
+
+
+@pytest.mark.django_db
 def test_a_coordinator_uploads_a_message_and_lands_on_the_new_referral(client_for, coordinator):
     provider = ProviderFactory()
     response = client_for(coordinator).post(
