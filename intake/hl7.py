@@ -290,6 +290,12 @@ def _typed_phone(pid: Segment) -> str:
 
 def read_referral_order(data: bytes | str) -> ReferralOrder:
     message = parse(data)
+    count = sum(1 for segment in message.segments if segment.name == "MSH")
+    if count > 1:
+        # Only the first would be read: the others would be dropped without a word.
+        raise Hl7Error(
+            f"The file holds {count} messages (MSH segments): import each in a file of its own."
+        )
     msh = message.require("MSH")
     kind = msh.component(9, 1), msh.component(9, 2)
     if kind != ("OMG", "O19"):
