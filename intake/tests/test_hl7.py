@@ -136,6 +136,17 @@ def test_priority_stat_becomes_a_stat_referral(coordinator):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(("code", "urgency"), [(b"PRN", "routine"), (b"P", "urgent")])
+def test_an_as_needed_order_is_routine_not_read_as_preop(coordinator, code, urgency):
+    # HL7 table 0485: PRN is "as needed"; P alone is pre-op.
+    message = _sample().replace(
+        b"||||||||20161018235959+0000|", b"||||||||20161018235959+0000|" + code
+    )
+    referral = referral_import_hl7(data=message, actor=coordinator, provider=ProviderFactory())
+    assert referral.urgency == urgency
+
+
+@pytest.mark.django_db
 def test_the_same_message_is_imported_once(coordinator):
     provider = ProviderFactory()
     first = referral_import_hl7(data=_sample(), actor=coordinator, provider=provider)
