@@ -269,6 +269,13 @@ def _check_name_length(what: str, *parts: str) -> None:
 PRIORITIES = {"S": "stat", "A": "urgent", "P": "urgent", "C": "urgent", "R": "routine"}
 
 
+def _urgency(priority: str) -> str:
+    """A priority code by its first letter (senders also write STAT or ASAP in full),
+    except PRN, "as needed", which is no pre-op (P) order."""
+    code = priority.strip().upper()
+    return "routine" if code == "PRN" else PRIORITIES.get(code[:1], "routine")
+
+
 # XTN-2 (use) and XTN-3 (equipment) of an address that is no phone (HL7 tables 0201, 0202).
 NOT_A_PHONE = {"NET", "INTERNET", "X.400"}
 
@@ -364,5 +371,5 @@ def read_referral_order(data: bytes | str) -> ReferralOrder:
         provider_first_name=provider_segment.component(number, 3).strip(),
         provider_last_name=provider_segment.component(number, 2).strip(),
         reason=reason.strip(),
-        urgency=PRIORITIES.get(priority.upper()[:1], "routine"),
+        urgency=_urgency(priority),
     )
