@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from datetime import datetime, timedelta
 from urllib.parse import parse_qsl, urlsplit
@@ -125,6 +127,27 @@ def test_a_missed_appointment_counts_once_in_the_appointment_share(
     download = client.get(URL, {"format": "csv"})
     rows = b"".join(download.streaming_content).decode().splitlines()
     assert rows[1].split(",")[9:13] == ["1", "0", "1", "100.0"]
+
+
+def test_a_referral_never_contacted_past_its_appointment_day_counts_against_the_share(
+    client_for, manager, routine_targets
+):
+    # Booked for day 10 of its 30: by its target day.
+    booked = _inbound(60, status="scheduled")
+    booked.appointment_at = _after(booked, days=10)
+    booked.save()
+    # Received 40 days ago and never answered: its first contact is overdue (the queue's
+    # state), and the day its appointment was due went by 10 days ago with none booked.
+    forgotten = _inbound(40, status="received")
+    client = client_for(manager)
+    page = client.get(URL).content.decode()
+    # One of the two patients due an appointment by now got one by its day: not all of them.
+    assert 'data-testid="booked-routine">50.0%<' in page
+    download = client.get(URL, {"format": "csv"})
+    rows = list(csv.reader(io.StringIO(b"".join(download.streaming_content).decode())))
+    assert rows[1][12] == "50.0"
+    overdue = re.search(r'href="([^"]+)"[^>]*data-testid="contact-overdue-routine"', page)
+    assert _queue_rows(client, overdue.group(1)) == {forgotten.pk}
 
 
 def test_an_appointment_on_its_target_day_counts_by_it_across_a_clock_change(
