@@ -238,8 +238,9 @@ def turnaround(*, start: datetime, end: datetime) -> dict[str, Any]:
         direction=Referral.Direction.INBOUND, received_at__gte=start, received_at__lt=end
     )
     targets = SlaTarget.current()
+    now = timezone.now()
     counted = (
-        inbound.with_sla(targets=targets)
+        inbound.with_sla(now=now, targets=targets)
         .order_by()
         .values("urgency")
         .annotate(
@@ -259,6 +260,15 @@ def turnaround(*, start: datetime, end: datetime) -> dict[str, Any]:
             unbooked_overdue=Count(
                 "pk",
                 filter=Q(sla_state=SlaState.APPOINTMENT_OVERDUE, appointment_at__isnull=True),
+            ),
+            # Never answered, and its appointment day gone by too: the queue shows it as
+            # first contact overdue, but no appointment was booked by its day either.
+            unanswered_past_day=Count(
+                "pk",
+                filter=Q(
+                    sla_state=SlaState.CONTACT_OVERDUE,
+                    appointment_due_day__lt=timezone.localdate(now),
+                ),
             ),
             seen=Count("pk", filter=Q(seen_at__isnull=False)),
             loop_closed=Count(
@@ -316,7 +326,10 @@ def _turnaround_row(row: dict[str, Any], *, urgency: str, label: str) -> dict[st
         # On time among those whose clock has run out or stopped: a referral still
         # within its first-contact window is neither on time nor late yet.
         "contact_rate": _share(row["contact_on_time"], answered),
-        "booked_rate": _share(row["booked_on_time"], booked + row["unbooked_overdue"]),
+        "booked_rate": _share(
+            row["booked_on_time"],
+            booked + row["unbooked_overdue"] + row["unanswered_past_day"],
+        ),
         "loop_rate": _share(row["loop_closed"], row["seen"]),
         "contact_hours": None if contact_seconds is None else contact_seconds / 3600,
         "appointment_days": None if appointment_seconds is None else appointment_seconds / 86400,

@@ -416,7 +416,8 @@ def _turnaround_shown(page: str) -> dict[str, dict[str, Any]]:
             cells["First contact on time"],
         ).groups()
         booked = _found(
-            r"^(\S+) (\d+) by it, (\d+) after it(?:, (\d+) overdue now)?$",
+            r"^(\S+) (\d+) by it, (\d+) after it(?:, (\d+) overdue now)?"
+            r"(?: ?, (\d+) never contacted)?$",
             cells["Appointment by target day"],
         ).groups()
         loop = _found(
@@ -442,6 +443,7 @@ def _turnaround_shown(page: str) -> dict[str, dict[str, Any]]:
             "report sent to the referring office": int(loop[1]),
             "loop closed %": _number(loop[0]),
             "seen, report not sent yet": int(loop[3] or 0),
+            "appointment day passed, never contacted": int(booked[4] or 0),
         }
     return shown
 
@@ -525,6 +527,8 @@ def test_the_turnaround_download_holds_every_figure_the_page_shows(client_for, m
     assert shown["routine"]["seen, report not sent yet"] == 1
     assert shown["urgent"]["median hours to first contact"] == 1.5
     assert shown["urgent"]["first contact overdue now"] == 1
+    # Its appointment day (7 days on) has gone by too: counted against the appointments.
+    assert shown["urgent"]["appointment day passed, never contacted"] == 1
     sent_out = _outbound_shown(page)
     assert list(sent_out.values()) == [4, 3, 1, 33.3, 2]
 

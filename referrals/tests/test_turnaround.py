@@ -143,9 +143,12 @@ def test_a_referral_never_contacted_past_its_appointment_day_counts_against_the_
     page = client.get(URL).content.decode()
     # One of the two patients due an appointment by now got one by its day: not all of them.
     assert 'data-testid="booked-routine">50.0%<' in page
+    assert "1 by it, 0 after it" in page
+    assert 'data-testid="unanswered-past-day-routine">1 never contacted<' in page
     download = client.get(URL, {"format": "csv"})
     rows = list(csv.reader(io.StringIO(b"".join(download.streaming_content).decode())))
     assert rows[1][12] == "50.0"
+    assert rows[0][-1] == "appointment day passed, never contacted" and rows[1][-1] == "1"
     overdue = re.search(r'href="([^"]+)"[^>]*data-testid="contact-overdue-routine"', page)
     assert _queue_rows(client, overdue.group(1)) == {forgotten.pk}
 

@@ -175,6 +175,7 @@ def turnaround_download(
         "report sent to the referring office",
         "loop closed %",
         "seen, report not sent yet",
+        "appointment day passed, never contacted",
     ]
     lines = (
         [
@@ -196,6 +197,7 @@ def turnaround_download(
             row["loop_closed"],
             rounded(row["loop_rate"]),
             row["report_waiting"],
+            row["unanswered_past_day"],
         ]
         for row in report["rows"]
     )
