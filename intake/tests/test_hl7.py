@@ -128,6 +128,33 @@ def test_every_reason_an_order_gives_is_kept():
     assert read_referral_order(message).reason == "Rule out headache; Dizziness"
 
 
+def test_the_orders_notes_follow_its_reasons_and_the_patients_are_not_taken_for_them():
+    # NTE segments after the order (ORC/OBR) are the referring provider's notes on it, one
+    # per line after the reasons, as a FHIR order's notes are kept; NTE-3 repeats. A note
+    # on the patient (after PID) is not about this referral and stays out.
+    message = (
+        _sample().replace(b"|M|\r", b"|M|\rNTE|1||Prefers a morning appointment|\r").rstrip(b"\r")
+        + b"\rNTE|1||Headaches for three weeks, worse on waking.~MRI 11/2 normal.|"
+        + b"\rNTE|2||Wife drives: call her on 402-555-0142 \\T\\ leave a message.|\r"
+    )
+    assert message.count(b"NTE|") == 3
+    assert read_referral_order(message).reason == (
+        "Rule out headache\n"
+        "Headaches for three weeks, worse on waking.\n"
+        "MRI 11/2 normal.\n"
+        "Wife drives: call her on 402-555-0142 & leave a message."
+    )
+
+
+def test_an_order_giving_its_reason_only_in_a_note_is_read():
+    message = _sample().replace(b"^Rule out headache^", b"").rstrip(b"\r") + (
+        b"\rNTE|1||Persistent headache, please see within the month.|"
+    )
+    assert (
+        read_referral_order(message).reason == "Persistent headache, please see within the month."
+    )
+
+
 @pytest.mark.django_db
 def test_priority_stat_becomes_a_stat_referral(coordinator):
     message = _sample().replace(b"||||||||20161018235959+0000|", b"||||||||20161018235959+0000|S")
