@@ -295,6 +295,22 @@ def _typed_phone(pid: Segment) -> str:
     return ""
 
 
+def _order_notes(message: Message) -> list[str]:
+    """The comments (NTE-3, which repeats) of the NTE segments after the order's ORC: notes
+    on the order and its request. A note after PID is on the patient, not this referral."""
+    notes, in_order = [], False
+    for segment in message.segments:
+        if segment.name == "ORC":
+            in_order = True
+        elif segment.name == "NTE" and in_order:
+            notes += [
+                text
+                for number in range(len(segment.raw(3).split(segment.encoding.repetition)))
+                if (text := segment.component(3, 1, repetition=number).strip())
+            ]
+    return notes
+
+
 def read_referral_order(data: bytes | str) -> ReferralOrder:
     message = parse(data)
     count = sum(1 for segment in message.segments if segment.name == "MSH")
@@ -346,8 +362,11 @@ def read_referral_order(data: bytes | str) -> ReferralOrder:
         ]
         reason = "; ".join(text.strip() for text in reasons if text.strip())
         reason = reason or obr.component(13, 1)
-    if not reason.strip():
-        raise Hl7Error("The order gives no reason for the referral (OBR-31).")
+    # The referring provider's notes on the order follow, one per line, as a FHIR order's
+    # notes are kept: they often carry what the coordinator needs to triage it.
+    reason = "\n".join(line for line in [reason.strip(), *_order_notes(message)] if line)
+    if not reason:
+        raise Hl7Error("The order gives no reason for the referral (OBR-31 or a note, NTE).")
     priority = (tq1.component(9, 1) if tq1 else "") or orc.component(7, 6)
     return ReferralOrder(
         message_control_id=msh.component(10, 1).strip(),
@@ -370,6 +389,6 @@ def read_referral_order(data: bytes | str) -> ReferralOrder:
         provider_id=provider_segment.component(number, 1).strip(),
         provider_first_name=provider_segment.component(number, 3).strip(),
         provider_last_name=provider_segment.component(number, 2).strip(),
-        reason=reason.strip(),
+        reason=reason,
         urgency=_urgency(priority),
     )
