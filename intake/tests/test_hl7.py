@@ -128,6 +128,12 @@ def test_every_reason_an_order_gives_is_kept():
     assert read_referral_order(message).reason == "Rule out headache; Dizziness"
 
 
+def test_the_patients_middle_names_are_kept_with_the_first_as_a_fhir_orders_given_names_are():
+    message = _sample().replace(b"Packton^Peter^^^L", b"Packton^Peter^James Lee^^L")
+    order = read_referral_order(message)
+    assert (order.patient_first_name, order.patient_last_name) == ("Peter James Lee", "Packton")
+
+
 def test_the_orders_notes_follow_its_reasons_and_the_patients_are_not_taken_for_them():
     # NTE segments after the order (ORC/OBR) are the referring provider's notes on it, one
     # per line after the reasons, as a FHIR order's notes are kept; NTE-3 repeats. A note
