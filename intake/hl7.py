@@ -332,6 +332,8 @@ def read_referral_order(data: bytes | str) -> ReferralOrder:
     last, first = pid.component(5, 1).strip(), pid.component(5, 2).strip()
     if not last or not first:
         raise Hl7Error("The patient's name (PID-5) is missing.")
+    # Middle names or initials (PID-5.3) with the first, as a FHIR order's given names.
+    first = " ".join(part for part in (first, pid.component(5, 3).strip()) if part)
     _check_name_length("The patient's name (PID-5)", first, last)
     dob = parse_date(pid.component(7, 1))
     if dob is None:
