@@ -101,6 +101,23 @@ def test_an_edited_template_is_used_for_new_letters():
     assert letter.body == "Patient R.O. was seen."
 
 
+def test_a_letter_due_later_is_dated_the_day_it_goes_out_not_the_day_it_was_written():
+    """{{ today }} in a letter due days after it is written is the day it goes out: the
+    date its PDF carries, not the day the visit was recorded."""
+    LetterTemplate.objects.create(
+        kind=LetterTemplate.Kind.THANK_YOU,
+        subject="Thank you",
+        body="{{ today }}\n\nPatient {{ patient_initials }} was seen.",
+        delay_business_days=5,
+    )
+    referral = _seen_referral()
+    _, letter = loop.thank_you_prepare(referral_id=referral.pk)
+
+    assert letter.due_on > timezone.localdate()
+    assert letter.body.startswith(f"{letter.due_on:%B %-d, %Y}\n")
+    assert f"{timezone.localdate():%B %-d, %Y}" not in letter.body
+
+
 def _due_letter(**provider_kwargs):
     referral = _seen_referral(**provider_kwargs)
     _, letter = loop.thank_you_prepare(referral_id=referral.pk)
