@@ -124,7 +124,7 @@ def loop_message_prepare(*, referral_id: int, status: str) -> tuple[Task | None,
         else reached_on
     )
     provider = referral.provider
-    addressed = _addressed(referral, template, sequence=sequence, day=reached_on)
+    addressed = _addressed(referral, template, sequence=sequence, day=reached_on, due_on=due_on)
     channel = addressed["channel"]
     try:
         with transaction.atomic():
@@ -172,14 +172,16 @@ def loop_message_prepare(*, referral_id: int, status: str) -> tuple[Task | None,
 
 
 def _addressed(
-    referral: Referral, template: LetterTemplate, *, sequence: int, day: date
+    referral: Referral, template: LetterTemplate, *, sequence: int, day: date, due_on: date
 ) -> dict[str, Any]:
     """The letter of `template`'s kind about `referral` as its referring partner gets it:
     the partner, the text written for them, and the route their preferences choose (a
     report cover letter for a weekly or monthly summary is held for the period of
-    `day`)."""
+    `day`). It is dated the day it goes out (`due_on`, or today when that has passed),
+    as its PDF is, not the day it is written."""
     kind = template.kind
     values = _merge_values(referral)
+    values["today"] = f"{max(due_on, timezone.localdate()):%B %-d, %Y}"
     provider = referral.provider
     channel, letter_status, recipient = letter_route(provider, kind)
     period = ""
@@ -242,7 +244,9 @@ def loop_messages_readdress(*, referral_id: int) -> int:
     )
     for letter in letters:
         template = letter_template_for(letter.kind)
-        addressed = _addressed(referral, template, sequence=letter.sequence, day=letter.due_on)
+        addressed = _addressed(
+            referral, template, sequence=letter.sequence, day=letter.due_on, due_on=letter.due_on
+        )
         for name, value in addressed.items():
             setattr(letter, name, value)
         letter.attempts, letter.last_error = 0, ""
