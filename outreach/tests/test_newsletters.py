@@ -219,6 +219,29 @@ def test_another_audience_of_the_same_size_is_confirmed_again(client_for, manage
     assert "This newsletter goes to 1 active partner." in again.content.decode()
 
 
+def test_send_pressed_twice_sends_the_newsletter_once(client_for, manager):
+    """A second press of Send (a double tap while the page loads, the form sent again from
+    the browser's history) is the same newsletter: every partner gets it once."""
+    ProviderFactory(tier="A", email="a@example.org")
+    client = client_for(manager)
+    data = {
+        "subject": "Spring news",
+        "body": "Dear {{ provider_name }}",
+        "tiers": ["A"],
+        "confirm_count": 1,
+        "confirm_audience": _audience_key(tiers=["A"]),
+    }
+
+    with mock.patch("outreach.tasks.send_newsletter.apply_async"):
+        first = client.post(reverse("outreach:newsletter_create"), data)
+        second = client.post(reverse("outreach:newsletter_create"), data, follow=True)
+
+    issue = NewsletterIssue.objects.get()
+    assert first["Location"] == issue.get_absolute_url()
+    assert second.redirect_chain[-1][0] == issue.get_absolute_url()
+    assert "not sent again" in second.content.decode()
+
+
 def test_a_newsletter_reaching_nobody_is_refused(client_for, manager):
     ProviderFactory(tier="A", specialty="Family Medicine")
     response = client_for(manager).post(
