@@ -39,6 +39,9 @@ K = LetterTemplate.Kind
 CHUNK = 500
 # A send whose worker has not reported for this long is presumed lost and re-driven.
 STALE_SEND = timedelta(minutes=2)
+# The same issue sent again by the same person this soon is a second press of Send (a
+# double tap, the form sent again from the history): it is not sent twice.
+RESEND_WINDOW = timedelta(minutes=10)
 
 State = NewsletterIssue.State
 
@@ -108,11 +111,34 @@ def render_for(issue: NewsletterIssue | Any, provider: Provider) -> tuple[str, s
     )
 
 
+def _same_issue_just_sent(issue: NewsletterIssue, actor: User) -> NewsletterIssue | None:
+    return (
+        NewsletterIssue.objects.filter(
+            created_by=actor,
+            created_at__gte=timezone.now() - RESEND_WINDOW,
+            subject=issue.subject,
+            body=issue.body,
+            tiers=issue.tiers,
+            health=issue.health,
+            owner_id=issue.owner_id,
+            specialty=issue.specialty,
+        )
+        .order_by("-pk")
+        .first()
+    )
+
+
 @transaction.atomic
 def newsletter_send(*, issue: NewsletterIssue, actor: User) -> NewsletterIssue:
-    """Save the issue and hand it to a worker once the transaction commits."""
+    """Save the issue and hand it to a worker once the transaction commits. The same
+    issue to the same audience sent by the same person a moment ago is that one, returned
+    instead of sent again."""
     check_newsletter_text(issue.subject)
     check_newsletter_text(issue.body)
+    # Two presses of Send at once wait here for each other: the second finds the first.
+    list(User.objects.select_for_update().filter(pk=actor.pk).values_list("pk", flat=True))
+    if (sent := _same_issue_just_sent(issue, actor)) is not None:
+        return sent
     issue.created_by = actor
     issue.state = State.QUEUED
     issue.audience_size = issue_audience(issue).count()

@@ -63,8 +63,14 @@ def newsletter_create(request: AuthedRequest) -> HttpResponse:
     submit_label = "Review and send"
     if request.method == "POST" and form.is_valid():
         if form.confirmed():
-            issue = newsletters.newsletter_send(issue=form.save(commit=False), actor=request.user)
-            messages.success(request, "Newsletter queued: the letters are being prepared.")
+            draft = form.save(commit=False)
+            issue = newsletters.newsletter_send(issue=draft, actor=request.user)
+            if issue.pk != draft.pk:
+                messages.info(
+                    request, "This newsletter was sent a moment ago: it is not sent again."
+                )
+            else:
+                messages.success(request, "Newsletter queued: the letters are being prepared.")
             return redirect(issue)
         # Nothing is sent on the first press: the sender sees how many it reaches.
         count = form.audience_count
