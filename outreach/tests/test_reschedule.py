@@ -80,6 +80,30 @@ def test_a_notice_not_yet_sent_gives_way_to_the_new_appointment():
     assert new.status == Letter.Status.PENDING
 
 
+def test_a_notice_waiting_in_the_print_queue_gives_way_to_the_new_appointment():
+    """A notice for an office without email waits in the print and fax queue until
+    someone prints it: not yet on its way, it is withdrawn too, or the office would be
+    faxed the old date."""
+    first = timezone.now() + timedelta(days=3)
+    referral = _scheduled(first)
+    loop.loop_message_prepare(referral_id=referral.pk, status=Status.SCHEDULED)
+    Letter.objects.filter(referral=referral).update(status=Letter.Status.PRINT_QUEUE)
+    referral = referral_transition(
+        referral=referral,
+        to_status=Status.SCHEDULED,
+        actor=None,
+        appointment_at=timezone.now() + timedelta(days=9),
+    )
+
+    loop.loop_message_prepare(referral_id=referral.pk, status=Status.SCHEDULED)
+
+    old, new = _notices(referral)
+    assert _long(first) in old.body
+    assert old.status == Letter.Status.CANCELLED
+    assert not Letter.objects.print_queue().filter(pk=old.pk).exists()
+    assert new.status == Letter.Status.PENDING
+
+
 def test_two_changes_before_any_notice_send_only_the_latest_date():
     """The task of the first change runs after the second: it must not send the old date."""
     referral = _scheduled(timezone.now() + timedelta(days=3))
