@@ -142,13 +142,14 @@ def loop_message_prepare(*, referral_id: int, status: str) -> tuple[Task | None,
                 defaults={**addressed, "due_on": due_on, "message_id": new_message_id()},
             )
             if created and sequence > 1:
-                # A notice of an earlier appointment not yet on its way would now give
-                # the referrer the wrong date: it gives way to this one.
+                # A notice of an earlier appointment not yet on its way (waiting to be
+                # sent, or to be printed or faxed from the queue) would now give the
+                # referrer the wrong date: it gives way to this one.
                 Letter.objects.filter(
                     referral=referral,
                     kind=kind,
                     sequence__lt=sequence,
-                    status=Letter.Status.PENDING,
+                    status__in=[Letter.Status.PENDING, Letter.Status.PRINT_QUEUE],
                 ).update(status=Letter.Status.CANCELLED, last_error=REPEATING_MESSAGES[status])
             task = None
             if kind == K.THANK_YOU:
