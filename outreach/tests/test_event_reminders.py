@@ -198,3 +198,36 @@ def test_an_event_that_moves_reminds_again_with_the_new_date(client_for, manager
     event.refresh_from_db()
     assert event.schedule_version == 2
     assert meetings.event_reminders_prepare() == []
+
+
+def test_a_reminder_waiting_in_the_print_queue_gives_way_when_the_event_moves(client_for, manager):
+    """A reminder to a partner without email waits in the print and fax queue until
+    someone prints it: when the event moves, it is withdrawn like one waiting to be
+    emailed, and the partner gets the new date as their first reminder."""
+    old_start = in_days(5)
+    event = EventFactory(
+        name="Spring dinner", starts_at=old_start, remind_days_before=7, organizer=manager
+    )
+    queued = invite(event, email="")
+    (letter,) = meetings.event_reminders_prepare()
+    Letter.objects.filter(pk=letter.pk).update(status=Letter.Status.PRINT_QUEUE)
+
+    new_start = in_days(7, hour=19)
+    form = {
+        "name": event.name,
+        "kind": event.kind,
+        "starts_at": timezone.localtime(new_start).strftime("%Y-%m-%dT%H:%M"),
+        "place": event.place,
+        "notes": event.notes,
+        "cost": "",
+        "remind_days_before": event.remind_days_before,
+    }
+    response = client_for(manager).post(reverse("outreach:event_update", args=[event.pk]), form)
+    assert response.status_code == 302
+
+    letter.refresh_from_db()
+    assert f"{timezone.localtime(old_start):%B %-d, %Y}" in letter.body
+    assert letter.status == Letter.Status.CANCELLED
+    (again,) = meetings.event_reminders_prepare()
+    assert again.invitation_id == queued.pk
+    assert again.subject.startswith("Reminder: Spring dinner")
