@@ -255,7 +255,8 @@ def event_save(*, event: Event, changed: Iterable[str]) -> Event:
     """Save an edited event. When its start moved, it gets the next schedule version, so
     invitees are reminded of the new date (outreach.meetings' reminder rule, with "New
     date:" for those already told the old one), and a reminder of the old date not yet on
-    its way is cancelled rather than sent with a wrong date."""
+    its way (waiting to be sent, or to be printed or faxed from the queue) is cancelled
+    rather than sent with a wrong date."""
     if "starts_at" in changed:
         event.schedule_version += 1
     event.save()
@@ -264,7 +265,7 @@ def event_save(*, event: Event, changed: Iterable[str]) -> Event:
             invitation__event=event,
             kind=LetterTemplate.Kind.EVENT_REMINDER,
             sequence__lt=event.schedule_version,
-            status=Letter.Status.PENDING,
+            status__in=[Letter.Status.PENDING, Letter.Status.PRINT_QUEUE],
         ).update(status=Letter.Status.CANCELLED, last_error="Superseded: the event moved")
     return event
 
