@@ -7,11 +7,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.core import mail
+from django.urls import reverse
 from django.utils import timezone
 
 from core.factories import UserFactory
+from core.roles import Role
 from outreach.models import Letter, LetterTemplate, Task
-from outreach.services import delivery, loop
+from outreach.services import delivery, letters, loop
 from outreach.tasks import sweep_loop_work
 from partners.factories import ProviderFactory
 from referrals.factories import ReferralFactory
@@ -141,6 +143,32 @@ def test_a_letter_is_delivered_once_however_often_it_is_handed_out():
     delivery.letter_deliver(letter_id=letter.pk)
     delivery.letter_deliver(letter_id=letter.pk)
     assert len(mail.outbox) == 1
+
+
+def test_a_subject_with_a_line_break_is_emailed_on_one_line(client_for):
+    """A line break in a template's subject (a tampered post: the subject box holds one
+    line) reaches no email header: the mail library refused such a letter at every try,
+    which left it 'sending' for ever, re-driven by each sweep and never marked failed."""
+    template = letters.letter_template_for(LetterTemplate.Kind.THANK_YOU)
+    manager = UserFactory(role=Role.MANAGER)
+    saved = client_for(manager).post(
+        reverse("outreach:template_update", args=[template.pk]),
+        {
+            "subject": "Thank you\r\nBcc: someone@example.org",
+            "body": "Dear {{ provider_name }}",
+            "delay_business_days": 0,
+        },
+    )
+    assert saved.status_code == 302
+    letter = _due_letter(email="wiebe@example.org")
+
+    delivery.letter_deliver(letter_id=letter.pk)
+
+    letter.refresh_from_db()
+    assert letter.status == Letter.Status.SENT
+    (sent,) = mail.outbox
+    assert sent.subject == "Thank you Bcc: someone@example.org"
+    assert sent.message()["Bcc"] is None
 
 
 def test_a_partner_without_email_gets_the_letter_in_the_print_queue():
