@@ -90,7 +90,7 @@ def direct_message(letter: Letter, pdf: bytes, connection: BaseEmailBackend) -> 
     """The Direct message for a letter: its text, with the letter as a PDF attachment
     (what an EHR's Direct inbox files into the chart), under the letter's Message-ID."""
     message = EmailMessage(
-        subject=letter.subject,
+        subject=letter.subject_line,
         body=letter.body,
         from_email=settings.DIRECT_FROM_EMAIL or settings.DEFAULT_FROM_EMAIL,
         to=[letter.recipient],

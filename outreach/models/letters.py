@@ -283,3 +283,9 @@ class Letter(models.Model):
     @property
     def is_due(self) -> bool:
         return self.due_on <= timezone.localdate()
+
+    @property
+    def subject_line(self) -> str:
+        """The subject on one line, as an email header must be: a line break typed into a
+        template's subject or a merged name would make the mail library refuse the letter."""
+        return " ".join(self.subject.split())

@@ -104,7 +104,7 @@ def letter_email(
     """The email for a letter: plain text and HTML on the letterhead, with the letter's own
     Message-ID so a re-driven delivery is recognisably the same message."""
     message = EmailMultiAlternatives(
-        subject=letter.subject,
+        subject=letter.subject_line,
         body=letter.body,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[letter.recipient],
