@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.core import mail
+from django.urls import reverse
 from django.utils import timezone
 
 from bench.smtp_sink import SmtpSink
@@ -103,3 +104,39 @@ def test_beat_runs_the_reminders_and_the_summaries_every_morning(settings):
     tasks = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert "outreach.tasks.send_follow_up_reminders" in tasks
     assert "outreach.tasks.send_report_summaries" in tasks
+
+
+def test_a_next_step_typed_with_a_line_break_is_reminded_and_stops_no_one_elses(
+    client_for, liaison
+):
+    """A next step is one line, but a tampered post (or a client that keeps the line
+    break) can carry one into the follow-up's title: its reminder is sent with the title
+    on one line, and the reminders of everyone after it go out too."""
+    today = timezone.localdate()
+    liaison.email = "jamie@example.org"
+    liaison.save()
+    provider = ProviderFactory(owner=liaison)
+    response = client_for(liaison).post(
+        reverse("outreach:activity_create"),
+        {
+            "provider": provider.pk,
+            "kind": "visit",
+            "occurred_at": timezone.localtime().strftime("%Y-%m-%dT%H:%M"),
+            "providers": [provider.pk],
+            "next_step": "Bring the MRI brochure\r\nand the referral pads",
+            "next_step_due": today.isoformat(),
+        },
+    )
+    assert response.status_code == 302
+    assert Task.objects.get().title == "Bring the MRI brochure\r\nand the referral pads"
+    TaskFactory(
+        assignee=UserFactory(email="sam@example.org"),
+        due_on=today,
+        title="Call Dr. Pilcher",
+    )
+
+    assert reminders.follow_up_reminders_send(today=today) == 2
+
+    subjects = sorted(message.subject for message in mail.outbox)
+    assert subjects[0].endswith(": Bring the MRI brochure and the referral pads")
+    assert subjects[1].endswith(": Call Dr. Pilcher")
