@@ -53,8 +53,11 @@ def _reminder_email(task: Task, connection: BaseEmailBackend) -> EmailMultiAlter
         "practice_name": settings.PRACTICE_NAME,
         "task_url": settings.SITE_URL + task.get_absolute_url(),
     }
+    # On one line, as a header must be: a title may hold a line break (a next step or a
+    # task title posted with one), which the mail library refuses.
+    subject = " ".join(f"Follow-up due {task.due_on:%A %B %-d}: {task.summary_outside}".split())
     message = EmailMultiAlternatives(
-        subject=f"Follow-up due {task.due_on:%A %B %-d}: {task.summary_outside}"[:200],
+        subject=subject[:200],
         body=render_to_string("outreach/email/follow_up_reminder.txt", context),
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[task.assignee.email],
