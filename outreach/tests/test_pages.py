@@ -389,3 +389,22 @@ def test_a_task_due_years_away_shows_its_year_in_the_lists(client_for, liaison):
     TaskFactory(assignee=liaison, title="Renew the Qorvane agreement", due_on=due)
     page = client_for(liaison).get(reverse("outreach:task_list")).content.decode()
     assert f"due {due:%a %b} {due.day}, {due.year}" in page
+
+
+def test_done_tasks_closed_at_the_same_moment_are_each_on_one_page(client_for, manager):
+    """Tasks closed together share their completion time to the microsecond (the
+    annual-meeting reminders an event closes, a referral's consult report reminders):
+    paging through the Done list shows each of them once, none twice and none never."""
+    tasks = TaskFactory.create_batch(300, assignee=manager)
+    Task.objects.update(status=Task.Status.DONE, completed_at=timezone.now() - timedelta(days=3))
+    # Some of them edited since (a title corrected), as rows are in a real table.
+    for task in tasks[::3]:
+        Task.objects.filter(pk=task.pk).update(title=f"{task.title} (corrected)")
+    client = client_for(manager)
+
+    seen = []
+    for page in range(1, 13):
+        response = client.get(reverse("outreach:task_list"), {"state": "done", "page": page})
+        seen += [task.pk for task in response.context["page"]]
+
+    assert sorted(seen) == sorted(task.pk for task in tasks)
