@@ -50,7 +50,7 @@ def task_list(request: AuthedRequest) -> HttpResponse:
     if state == "overdue":
         tasks = tasks.overdue()
     elif state == "done":
-        tasks = tasks.filter(status=Task.Status.DONE).order_by("-completed_at")
+        tasks = tasks.filter(status=Task.Status.DONE).order_by("-completed_at", "-pk")
     else:
         tasks = tasks.open()
     page = paginate(request, tasks)
