@@ -177,3 +177,22 @@ def test_a_held_cover_letter_links_to_its_summary_and_both_are_on_the_timeline(c
     assert "Consult report summary letter" in timeline
     assert "In the report summary" in timeline
     assert "consult reports: a weekly summary" in timeline
+
+
+def test_a_summary_dates_each_report_the_day_it_was_sent_whatever_the_cover_letter_delay():
+    """The cover letter template may wait a business day or two before its letters go:
+    a report listed in a weekly summary is still dated the day it was sent, inside the
+    week the summary names, not the day its own cover letter would have gone."""
+    template = letters.letter_template_for(K.OUTCOME)
+    template.delay_business_days = 2
+    template.save()
+    provider = ProviderFactory(email="weekly@example.org", report_cadence=C.WEEKLY)
+    # Friday March 6, 2026: two business days later is Tuesday March 10, the next week.
+    held = _report_sent(provider, date(2026, 3, 6))
+    assert held.period == "2026-W10"
+
+    (summary,) = summaries.report_summaries_prepare(today=date(2026, 3, 9))
+
+    assert "the week of March 2, 2026" in summary.body
+    assert "report sent March 6, 2026" in summary.body
+    assert "March 10" not in summary.body
