@@ -125,6 +125,9 @@ def loop_message_prepare(*, referral_id: int, status: str) -> tuple[Task | None,
     )
     provider = referral.provider
     addressed = _addressed(referral, template, sequence=sequence, day=reached_on, due_on=due_on)
+    if addressed["status"] == Letter.Status.IN_SUMMARY:
+        # Not sent by itself, so no delay: its summary lists the report as sent that day.
+        due_on = reached_on
     channel = addressed["channel"]
     try:
         with transaction.atomic():
