@@ -225,6 +225,39 @@ def test_an_smtp_failure_is_retried_then_shown_as_failed(settings):
     assert letter.last_error.startswith("SMTPServerDisconnected")
 
 
+def test_a_letter_that_cannot_be_sent_for_a_fault_of_its_own_fails_and_its_batch_goes_on(
+    caplog,
+):
+    # A bug, not the network: sending this letter again would fail the same way. Before,
+    # the error left it and the letters after it in its batch claimed ("sending") for the
+    # sweep to hand out together again, and fail together again, for ever.
+    faulty = _due_letter(email="wiebe@example.org")
+    fine = _due_letter(email="penner@example.org")
+    real_send = delivery._send
+
+    def send(letter, *args):
+        if letter.pk == faulty.pk:
+            raise ValueError(f"cannot render the letter about {letter.referral.patient_last_name}")
+        return real_send(letter, *args)
+
+    with mock.patch("outreach.services.delivery._send", side_effect=send):
+        delivery.letters_deliver(letter_ids=[faulty.pk, fine.pk])
+    faulty.refresh_from_db()
+    fine.refresh_from_db()
+    assert fine.status == Letter.Status.SENT
+    assert [message.to for message in mail.outbox] == [["penner@example.org"]]
+    assert (faulty.status, faulty.attempts) == (Letter.Status.FAILED, 1)
+    assert faulty.last_error.startswith("ValueError")
+    # Said, with where it happened, for whoever mends it; not what it said of the patient.
+    assert any(
+        record.levelname == "ERROR" and str(faulty.pk) in record.getMessage()
+        for record in caplog.records
+    )
+    assert "Olsen" not in caplog.text and "Olsen" not in faulty.last_error
+    # The sweep does not hand it out again.
+    assert faulty.pk not in delivery.letters_to_deliver()
+
+
 def test_the_sweep_prepares_lost_thank_yous_and_queues_due_letters():
     referral = _seen_referral()
     assert not Letter.objects.exists()
