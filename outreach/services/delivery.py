@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Iterable
 from contextlib import suppress
 from datetime import datetime, timedelta
 from smtplib import SMTPException
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.backends.base import BaseEmailBackend
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Q, QuerySet
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -92,6 +94,9 @@ def letter_claim(*, letter_id: int) -> Letter | None:
 
 
 DELIVERY_ERRORS = (SMTPException, OSError, FaxError)
+# Not the letter's fault: the database or the task's time gave out. The task fails and
+# the claim, gone stale, is handed out again by the sweep.
+NOT_THE_LETTERS_FAULT = (DatabaseError, SoftTimeLimitExceeded)
 
 
 class TransientDeliveryError(Exception):
@@ -203,12 +208,8 @@ def _record_failure(letter: Letter, error: Exception) -> bool:
     _ours(letter).update(
         status=letter.status, attempts=letter.attempts, last_error=letter.last_error
     )
-    if failed and letter.task_id:
-        # A note that never arrived rekindled nothing: its task is open again, on the
-        # liaison's list, showing the failed note.
-        Task.objects.filter(pk=letter.task_id, status=Task.Status.DONE).update(
-            status=Task.Status.OPEN, completed_at=None
-        )
+    if failed:
+        _reopen_task(letter)
     logger.warning(
         "letter %s delivery attempt %s failed: %s",
         letter.pk,
@@ -218,6 +219,37 @@ def _record_failure(letter: Letter, error: Exception) -> bool:
     return failed
 
 
+def _reopen_task(letter: Letter) -> None:
+    """A note that never arrived rekindled nothing: its task is open again, on the
+    liaison's list, showing the failed note."""
+    if letter.task_id:
+        Task.objects.filter(pk=letter.task_id, status=Task.Status.DONE).update(
+            status=Task.Status.OPEN, completed_at=None
+        )
+
+
+def _record_fault(letter: Letter, error: Exception) -> None:
+    """The letter could not be sent for a fault of its own (an error in the app, not the
+    network): every try would fail the same way, so it fails now, for a person to see,
+    rather than keeping the letters of its batch claimed with it for ever. Logged with
+    where it happened, but not the error's text, which may quote the letter."""
+    letter.attempts += 1
+    letter.status = Letter.Status.FAILED
+    letter.last_error = (
+        f"{type(error).__name__}: an error in the app (reported) on attempt {letter.attempts}"
+    )
+    _ours(letter).update(
+        status=letter.status, attempts=letter.attempts, last_error=letter.last_error
+    )
+    _reopen_task(letter)
+    logger.error(
+        "letter %s could not be sent: %s, raised at\n%s",
+        letter.pk,
+        type(error).__name__,
+        "".join(traceback.format_tb(error.__traceback__)),
+    )
+
+
 def letters_deliver(*, letter_ids: list[int]) -> list[Letter]:
     """Deliver a batch of letters on their channels: email over one SMTP session; fax
     through the fax backend (the default puts the PDF in the print queue); mail to the
@@ -225,7 +257,8 @@ def letters_deliver(*, letter_ids: list[int]) -> list[Letter]:
     killed mid-batch leaves at most the one letter in flight to be re-driven. A transient
     failure puts that letter back as pending and raises TransientDeliveryError after the
     batch (the task retries with backoff) until MAX_DELIVERY_ATTEMPTS, then marks it
-    failed for a person to see."""
+    failed for a person to see; a letter that fails for a fault of its own fails at once
+    (_record_fault) and the batch goes on."""
     letters = letters_claim(letter_ids=letter_ids)
     connection = get_connection()
     relay = direct.relay_connection() if direct.relay_configured() else None
@@ -247,12 +280,22 @@ def letters_deliver(*, letter_ids: list[int]) -> list[Letter]:
                 # is not sent.
                 _record_skipped(letter)
                 continue
-            _route_now(letter, addresses.get(letter.provider.npi, ""))
             try:
+                _route_now(letter, addresses.get(letter.provider.npi, ""))
                 outcome = _send(letter, connection, relay)
             except DELIVERY_ERRORS as error:
                 retry = not _record_failure(letter, error) or retry
                 # A broken session is not reused for the next letter.
+                for open_connection in connections:
+                    with suppress(*DELIVERY_ERRORS):
+                        open_connection.close()
+                continue
+            except NOT_THE_LETTERS_FAULT:
+                raise
+            except Exception as error:
+                # One letter's fault must not hold the letters of its batch. It may have
+                # left the session mid-message: the next letter opens a new one.
+                _record_fault(letter, error)
                 for open_connection in connections:
                     with suppress(*DELIVERY_ERRORS):
                         open_connection.close()
