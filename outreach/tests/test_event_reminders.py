@@ -231,3 +231,31 @@ def test_a_reminder_waiting_in_the_print_queue_gives_way_when_the_event_moves(cl
     (again,) = meetings.event_reminders_prepare()
     assert again.invitation_id == queued.pk
     assert again.subject.startswith("Reminder: Spring dinner")
+
+
+def test_an_invitee_who_declines_is_not_sent_the_reminder_waiting_for_them(client_for, manager):
+    """A reminder waiting to go out (or in the print and fax queue, for a partner without
+    email) is withdrawn when the invitee says they are not coming: "See you on Thursday"
+    to someone who said no. A reminder to one still coming stays."""
+    event = EventFactory(
+        name="Spring dinner", starts_at=in_days(5), remind_days_before=7, organizer=manager
+    )
+    declining, coming = invite(event, email=""), invite(event, email="penner@example.org")
+    letters = {letter.invitation_id: letter for letter in meetings.event_reminders_prepare()}
+    Letter.objects.filter(pk=letters[declining.pk].pk).update(status=Letter.Status.PRINT_QUEUE)
+
+    for invitation in (declining, coming):
+        response = client_for(manager).post(
+            reverse("outreach:invitation_update", args=[invitation.pk]),
+            {"rsvp": Invitation.Rsvp.NO if invitation == declining else Invitation.Rsvp.YES},
+        )
+        assert response.status_code == 302
+
+    withdrawn, kept = letters[declining.pk], letters[coming.pk]
+    withdrawn.refresh_from_db()
+    kept.refresh_from_db()
+    assert withdrawn.status == Letter.Status.CANCELLED
+    assert "not coming" in withdrawn.last_error
+    assert kept.status == Letter.Status.PENDING
+    # Nor is another made for them by the next run.
+    assert meetings.event_reminders_prepare() == []
