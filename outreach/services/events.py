@@ -13,7 +13,7 @@ from django.db.models import Model
 from django.utils import timezone
 
 from outreach import ledger
-from outreach.models import Activity, ActivityShare, Event, Invitation
+from outreach.models import Activity, ActivityShare, Event, Invitation, Letter, LetterTemplate
 from outreach.services.compliance import _enforce_limit, _lock_providers
 from partners.models import Provider, StaffMember
 
@@ -34,6 +34,20 @@ def event_invite(
     ] + [Invitation(event=event, staff=s) for s in staff if s.pk not in invited_staff]
     Invitation.objects.bulk_create(new)
     return len(new)
+
+
+@transaction.atomic
+def invitation_save(*, invitation: Invitation) -> Invitation:
+    """Save an invitee's RSVP and attendance. One who is not coming is not reminded: a
+    reminder still waiting to go out, or in the print and fax queue, is withdrawn."""
+    invitation.save()
+    if invitation.rsvp == Invitation.Rsvp.NO:
+        Letter.objects.filter(
+            invitation=invitation,
+            kind=LetterTemplate.Kind.EVENT_REMINDER,
+            status__in=[Letter.Status.PENDING, Letter.Status.PRINT_QUEUE],
+        ).update(status=Letter.Status.CANCELLED, last_error="Withdrawn: the invitee is not coming")
+    return invitation
 
 
 @dataclass(frozen=True)

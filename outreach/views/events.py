@@ -22,7 +22,7 @@ from outreach.forms import EventAttendanceForm, EventForm, InvitationForm, Invit
 from outreach.models import ActivityShare, Event, Invitation
 from outreach.selectors import get_event_for_user
 from outreach.services.compliance import ComplianceLimitExceeded
-from outreach.services.events import event_invite, event_record_attendance
+from outreach.services.events import event_invite, event_record_attendance, invitation_save
 from outreach.views.activities import _warn_near_limit
 
 
@@ -134,7 +134,7 @@ def invitation_update(request: AuthedRequest, pk: int) -> HttpResponse:
     event = get_event_for_user(request, invitation.event_id, write=True)
     form = InvitationForm(request.POST, instance=invitation)
     if form.is_valid():
-        form.save()
+        invitation_save(invitation=form.save(commit=False))
     else:
         messages.error(request, "That RSVP is not one of the choices.")
     if request.htmx and form.is_valid():
