@@ -154,3 +154,37 @@ def test_attendance_cannot_be_recorded_before_the_event(client_for, liaison):
     assert response.status_code == 200
     assert "Spring dinner has not happened yet" in response.content.decode()
     assert not Activity.objects.exists()
+
+
+def test_a_big_event_lists_its_invitees_a_page_at_a_time_with_the_tally_of_them_all(
+    client_for, liaison
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    event = EventFactory()
+    client = client_for(liaison)
+
+    def invite(count, rsvp):
+        for provider in ProviderFactory.create_batch(count):
+            Invitation.objects.create(event=event, provider=provider, rsvp=rsvp)
+
+    def shown(page=1):
+        with CaptureQueriesContext(connection) as captured:
+            body = client.get(event.get_absolute_url(), {"page": page}).content.decode()
+        rows = re.findall(r'<li class="list-group-item" id="invitation-\d+"', body)
+        tally = re.search(r'<p[^>]*id="rsvp-counts"[^>]*>(.*?)</p>', body, re.S).group(1)
+        return len(rows), " ".join(tally.split()), len(captured.captured_queries), body
+
+    invite(3, Invitation.Rsvp.YES)
+    _, _, few_queries, _ = shown()
+    # A dinner for the whole network: 120 physicians invited.
+    invite(80, Invitation.Rsvp.INVITED)
+    invite(37, Invitation.Rsvp.NO)
+    rows, tally, queries, body = shown()
+    assert rows == 50
+    assert tally == "No reply yet: 80 · Coming: 3 · Maybe: 0 · Not coming: 37 · Attended: 0"
+    assert "?page=2" in body
+    assert queries == few_queries  # the same queries however many are invited
+    last_rows, last_tally, _, _ = shown(page=3)
+    assert (last_rows, last_tally) == (20, tally)
