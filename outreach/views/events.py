@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from django.contrib import messages
@@ -61,6 +60,9 @@ def event_detail(request: AuthedRequest, pk: int) -> HttpResponse:
     return _event_page(request, get_event_for_user(request, pk))
 
 
+INVITATIONS_PER_PAGE = 50
+
+
 def _event_page(
     request: AuthedRequest, event: Event, attendance_form: EventAttendanceForm | None = None
 ) -> HttpResponse:
@@ -70,8 +72,10 @@ def _event_page(
         "outreach/event_detail.html",
         {
             "event": event,
-            "invitations": invitations,
-            **_rsvp_counts(invitations),
+            # A dinner for the whole network invites hundreds: a page at a time, with the
+            # tally of them all above.
+            "page": paginate(request, invitations, per_page=INVITATIONS_PER_PAGE),
+            **_rsvp_tally(event),
             "invite_form": InviteForm(),
             "rsvp_choices": Invitation.Rsvp.choices,
             "attendance_form": attendance_form or EventAttendanceForm(),
@@ -86,21 +90,8 @@ def _event_page(
     )
 
 
-def _rsvp_counts(invitations: Iterable[Invitation]) -> dict[str, Any]:
-    """The RSVP tally and head count shown above the invitation list."""
-    counts = dict.fromkeys(Invitation.Rsvp.values, 0)
-    attended = 0
-    for invitation in invitations:
-        counts[invitation.rsvp] += 1
-        attended += invitation.attended
-    return {
-        "counts": {Invitation.Rsvp(k).label: v for k, v in counts.items()},
-        "attended": attended,
-    }
-
-
 def _rsvp_tally(event: Event) -> dict[str, Any]:
-    """`_rsvp_counts` in one aggregate, for a reply that does not list the invitations."""
+    """The RSVP tally and head count shown above the invitation list, in one aggregate."""
     totals = event.invitations.aggregate(
         attended=Count("pk", filter=Q(attended=True)),
         **{rsvp: Count("pk", filter=Q(rsvp=rsvp)) for rsvp in Invitation.Rsvp.values},
