@@ -257,6 +257,21 @@ def test_suggestions_name_overdue_follow_ups_and_untouched_offices(client_for, l
     assert "Someone Else" not in suggestions
 
 
+def test_a_suggested_office_says_what_kind_of_task_is_due_there(client_for, liaison):
+    office = OrganizationFactory(name="Thankful Office")
+    doctor = ProviderFactory(organization=office, owner=liaison)
+    TaskFactory(
+        assignee=liaison,
+        provider=doctor,
+        kind=Task.Kind.THANK_YOU,
+        title="Thank Dr. Wiebe for the referral",
+        due_on=timezone.localdate() - timedelta(days=1),
+    )
+    page = client_for(liaison).get(plan_url()).content.decode()
+    suggestions = " ".join(page.split('data-testid="suggestions"')[1].split())
+    assert "Thank-you due" in suggestions and "Follow-up due" not in suggestions
+
+
 def UserFactoryForOther():
     from core.factories import UserFactory
 
