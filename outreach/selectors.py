@@ -161,8 +161,9 @@ class Suggestion:
 
 
 def plan_suggestions(user: Any, day: date, *, exclude: set[int]) -> list[Suggestion]:
-    """Offices worth a visit: overdue follow-ups first, then the liaison's offices that
-    nobody has touched for STALE_AFTER_DAYS days. Two queries."""
+    """Offices worth a visit: overdue tasks there first (named by their kind: a thank-you
+    call, a follow-up), then the liaison's offices that nobody has touched for
+    STALE_AFTER_DAYS days. Two queries."""
     suggestions: dict[int, Suggestion] = {}
     overdue = (
         Task.objects.open()
@@ -181,7 +182,7 @@ def plan_suggestions(user: Any, day: date, *, exclude: set[int]) -> list[Suggest
         assert office is not None, "filtered on the office"
         if office.pk not in suggestions:
             suggestions[office.pk] = Suggestion(
-                office, f"Follow-up due {task.due_on:%b %-d}: {task.title}"
+                office, f"{task.get_kind_display()} due {task.due_on:%b %-d}: {task.title}"
             )
     cutoff = timezone.now() - timedelta(days=STALE_AFTER_DAYS)
     last_touch = (
