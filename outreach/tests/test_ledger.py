@@ -315,6 +315,20 @@ def test_a_manager_sets_the_yearly_limit_and_bad_input_is_refused(client_for, ma
     assert client_for(liaison).post(url, {"year": YEAR, "amount": "1"}).status_code == 403
 
 
+def test_a_limit_refused_comes_back_in_its_form_with_what_was_typed_and_why(client_for, manager):
+    response = client_for(manager).post(
+        reverse("outreach:compliance_limit_save"), {"year": "2031", "amount": "0.50"}
+    )
+    assert response.status_code == 200
+    page = response.content.decode()
+    form = page.split('action="' + reverse("outreach:compliance_limit_save") + '"')[1]
+    form = form.split("</form>")[0]
+    assert 'value="2031"' in form and 'value="0.50"' in form
+    assert 'aria-invalid="true"' in form
+    assert "greater than or equal to 1" in form
+    assert not ComplianceLimit.objects.exists()
+
+
 def test_a_manager_logs_over_the_limit_from_the_form_with_a_reason(client_for, manager, liaison):
     ComplianceLimit.objects.create(year=YEAR, amount=Decimal("100.00"))
     office = OrganizationFactory()
