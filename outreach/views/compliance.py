@@ -29,6 +29,13 @@ from partners.models import Provider
 @login_required
 @permission_required("outreach.view_compliance_report", raise_exception=True)
 def compliance_report(request: AuthedRequest) -> HttpResponse:
+    return _report_page(request)
+
+
+def _report_page(
+    request: AuthedRequest, limit_form: ComplianceLimitForm | None = None
+) -> HttpResponse:
+    """The report; `limit_form` is a limit just refused, shown with what was typed."""
     form = ComplianceReportForm(request.GET or None)
     # A value that cannot be read (a hand-edited address) falls back to its default and is
     # said on the page; the others are kept.
@@ -53,8 +60,7 @@ def compliance_report(request: AuthedRequest) -> HttpResponse:
     page = paginate(request, rows)
     for provider in page:
         provider.percent = int(provider.total / limit * 100) if limit else None
-    limit_form = None
-    if request.user.has_perm("outreach.change_compliancelimit"):
+    if limit_form is None and request.user.has_perm("outreach.change_compliancelimit"):
         existing = ComplianceLimit.objects.filter(year=year).first()
         limit_form = ComplianceLimitForm(instance=existing, initial={"year": year})
     return render_page(
@@ -116,6 +122,5 @@ def compliance_limit_save(request: AuthedRequest) -> HttpResponse:
         limit.save()
         messages.success(request, f"The {limit.year} limit is now ${limit.amount} per physician.")
         return redirect(f"{reverse('outreach:compliance_report')}?year={limit.year}")
-    for field, errors in form.errors.items():
-        messages.error(request, f"{field}: {' '.join(map(str, errors))}")
-    return redirect("outreach:compliance_report")
+    # Back in its form, with what was typed and why (the report shows this year).
+    return _report_page(request, limit_form=form)
