@@ -448,3 +448,37 @@ def test_a_reminder_nobody_holds_is_on_every_coordinator_s_list(settings, client
     client.post(reverse("outreach:task_complete", args=[reminder.pk]))
     reminder.refresh_from_db()
     assert reminder.status == Task.Status.DONE
+
+
+def test_a_referral_given_back_to_nobody_gives_back_its_consult_report_reminder(
+    settings, client_for, coordinator, manager
+):
+    """Unassigned (in bulk, one by one, or by an edit), a referral is nobody's to work
+    until someone takes it: its reminder to chase the consult report is nobody's either,
+    so it is on every coordinator's list rather than left with the one who let it go."""
+    from core.factories import UserFactory
+    from core.roles import Role
+
+    settings.CONSULT_REPORT_REMINDER_DAYS = 14
+    colleague = UserFactory(username="colleague", role=Role.COORDINATOR)
+    specialist = ProviderFactory(in_network=True)
+    in_bulk = _seen(_sent(specialist, days_ago=40, assigned_to=coordinator), days_ago=20)
+    one_by_one = _seen(_sent(specialist, days_ago=40, assigned_to=coordinator), days_ago=20)
+    assert consult_report_reminders_create() == 2
+    client = client_for(manager)
+    in_bulk.refresh_from_db()
+    client.post(
+        reverse("referrals:bulk"),
+        {"rows": [f"{in_bulk.pk}:{in_bulk.updated_at.isoformat()}"], "unassign": "on"},
+    )
+    one_by_one.refresh_from_db()
+    client.post(
+        reverse("referrals:assign", args=[one_by_one.pk]),
+        {"assignee": "", "version": one_by_one.updated_at.isoformat()},
+    )
+    assert set(Referral.objects.values_list("assigned_to", flat=True)) == {None}
+    reminders = Task.objects.filter(kind=Task.Kind.CONSULT_REPORT)
+    assert set(reminders.values_list("assignee", flat=True)) == {None}
+    listed = client_for(colleague).get(reverse("outreach:task_list")).content.decode()
+    assert f"Chase the consult report for referral #{in_bulk.pk}" in listed
+    assert f"Chase the consult report for referral #{one_by_one.pk}" in listed
