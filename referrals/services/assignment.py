@@ -58,6 +58,5 @@ def referral_assign(
     _record_assignments(
         moves=[(referral.pk, current.assigned_to_id)], to_assignee=assignee, actor=actor, at=now
     )
-    if assignee is not None:
-        consult_report_reminders_follow(referral_ids=[referral.pk], assignee_id=assignee.pk)
+    consult_report_reminders_follow(referral_ids=[referral.pk], assignee_id=new_id)
     return True

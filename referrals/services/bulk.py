@@ -105,10 +105,7 @@ def referral_bulk_apply(
             at=now,
             note="Bulk action",
         )
-        if new_id is not None:
-            consult_report_reminders_follow(
-                referral_ids=[pk for pk, _ in moves], assignee_id=new_id
-            )
+        consult_report_reminders_follow(referral_ids=[pk for pk, _ in moves], assignee_id=new_id)
     if to_status:
         # One service call per row on purpose: each row gets its event and its side
         # effects (the letter to the referrer), exactly as when moved one by one.

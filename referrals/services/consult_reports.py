@@ -106,10 +106,12 @@ def consult_report_reminders_withdraw(*, referral_id: int) -> int:
     )
 
 
-def consult_report_reminders_follow(*, referral_ids: list[int], assignee_id: int) -> int:
+def consult_report_reminders_follow(*, referral_ids: list[int], assignee_id: int | None) -> int:
     """These referrals were handed to someone (claimed, assigned, in bulk or by an edit):
     their open reminders to chase a consult report go to them, who now works the referral,
-    instead of staying on the list of the one who did. Returns how many moved."""
+    instead of staying on the list of the one who did. Given back to nobody (None), the
+    reminders are nobody's too, on every coordinator's list (Task.for_user) until someone
+    takes the referral. Returns how many moved."""
     from outreach.models import Task
 
     return (

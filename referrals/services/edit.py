@@ -132,12 +132,11 @@ def referral_edit(
             actor=actor,
             at=at,
         )
-        if referral.assigned_to_id is not None:
-            from referrals.services.consult_reports import consult_report_reminders_follow
+        from referrals.services.consult_reports import consult_report_reminders_follow
 
-            consult_report_reminders_follow(
-                referral_ids=[referral.pk], assignee_id=referral.assigned_to_id
-            )
+        consult_report_reminders_follow(
+            referral_ids=[referral.pk], assignee_id=referral.assigned_to_id
+        )
     edits: list[dict[str, str | None]] = []
     for name in changed:
         if name == "assigned_to":
