@@ -180,6 +180,44 @@ def test_an_as_needed_order_is_routine_not_read_as_preop(coordinator, code, urge
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("code", "urgency"),
+    [
+        # Within hours (or less): sooner than any target but stat's.
+        (b"TH4", "stat"),
+        (b"TM30", "stat"),
+        # Within days, weeks or months: the least urgent whose appointment target (stat
+        # 1 day, urgent 7, routine 30 by default) meets the time asked for.
+        (b"TD2", "stat"),
+        (b"TD7", "urgent"),
+        (b"TW2", "urgent"),
+        (b"TD45", "routine"),
+        (b"TL2", "routine"),
+        # Timing critical with no interval: urgent; a code of no known form: routine.
+        (b"T", "urgent"),
+        (b"TX9", "routine"),
+    ],
+)
+def test_a_timing_critical_order_is_as_urgent_as_the_time_it_asks_for(coordinator, code, urgency):
+    # HL7 table 0485: T, and TS/TM/TH/TD/TW/TL followed by a number ("within n days").
+    message = _sample().replace(
+        b"||||||||20161018235959+0000|", b"||||||||20161018235959+0000|" + code
+    )
+    referral = referral_import_hl7(data=message, actor=coordinator, provider=ProviderFactory())
+    assert referral.urgency == urgency
+
+
+@pytest.mark.django_db
+def test_within_n_days_is_read_against_the_practice_s_own_targets(coordinator):
+    from referrals.models import SlaTarget
+
+    SlaTarget.objects.create(urgency="urgent", first_contact_hours=8, appointment_days=3)
+    message = _sample().replace(b"||||||||20161018235959+0000|", b"||||||||20161018235959+0000|TD3")
+    referral = referral_import_hl7(data=message, actor=coordinator, provider=ProviderFactory())
+    assert referral.urgency == "urgent"
+
+
+@pytest.mark.django_db
 def test_the_same_message_is_imported_once(coordinator):
     provider = ProviderFactory()
     first = referral_import_hl7(data=_sample(), actor=coordinator, provider=provider)
