@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from core.phones import us_phone_number
+from referrals.models.sla import DEFAULT_SLA_TARGETS, urgency_within
 
 MAX_MESSAGE_BYTES = 1_000_000
 # The room of a referral's patient names and of a partner's names: a longer name is
@@ -257,6 +258,8 @@ class ReferralOrder:
     provider_last_name: str
     reason: str
     urgency: str
+    # Timing critical (TQ1-9 TD2: "within 2 days"): read against the practice's targets.
+    requested_within: timedelta | None = None
 
 
 def _check_name_length(what: str, *parts: str) -> None:
@@ -269,10 +272,38 @@ def _check_name_length(what: str, *parts: str) -> None:
 PRIORITIES = {"S": "stat", "A": "urgent", "P": "urgent", "C": "urgent", "R": "routine"}
 
 
+# Timing critical within a number of seconds, minutes, hours, days, weeks or months.
+TIMING_CRITICAL = re.compile(r"T([SMHDWL])(\d{1,4})")
+TIMING_UNITS = {
+    "S": timedelta(seconds=1),
+    "M": timedelta(minutes=1),
+    "H": timedelta(hours=1),
+    "D": timedelta(days=1),
+    "W": timedelta(weeks=1),
+    "L": timedelta(days=30),
+}
+
+
+def _requested_within(priority: str) -> timedelta | None:
+    """How soon a timing-critical priority (TD2: within 2 days) asks for the patient to
+    be seen; None for any other."""
+    timed = TIMING_CRITICAL.fullmatch(priority.strip().upper())
+    return TIMING_UNITS[timed[1]] * int(timed[2]) if timed else None
+
+
 def _urgency(priority: str) -> str:
     """A priority code by its first letter (senders also write STAT or ASAP in full),
-    except PRN, "as needed", which is no pre-op (P) order."""
+    except PRN, "as needed", which is no pre-op (P) order; T, timing critical with no
+    interval, is urgent. One with an interval is read against the SLA targets: by
+    DEFAULT_SLA_TARGETS here, by the practice's own when it is imported."""
     code = priority.strip().upper()
+    if (within := _requested_within(code)) is not None:
+        defaults = {
+            urgency: timedelta(days=days) for urgency, (_, days) in DEFAULT_SLA_TARGETS.items()
+        }
+        return urgency_within(within, defaults)
+    if code == "T":
+        return "urgent"
     return "routine" if code == "PRN" else PRIORITIES.get(code[:1], "routine")
 
 
@@ -393,4 +424,5 @@ def read_referral_order(data: bytes | str) -> ReferralOrder:
         provider_last_name=provider_segment.component(number, 2).strip(),
         reason=reason,
         urgency=_urgency(priority),
+        requested_within=_requested_within(priority),
     )

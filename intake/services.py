@@ -40,7 +40,7 @@ from intake.models import (
 )
 from intake.storage import private_storage
 from partners.models import Organization, Provider
-from referrals.models import Referral
+from referrals.models import Referral, SlaTarget
 from referrals.services.workflow import referral_log
 from registry.models import RegistryProvider, Taxonomy
 
@@ -645,7 +645,11 @@ def referral_receive_order(
         patient_dob=order.patient_dob,
         patient_phone=order.patient_phone,
         reason=order.reason,
-        urgency=order.urgency,
+        urgency=(
+            order.urgency
+            if order.requested_within is None
+            else SlaTarget.urgency_within(order.requested_within)
+        ),
         channel=Referral.Channel.E_REFERRAL,
     )
     try:

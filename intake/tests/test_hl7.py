@@ -211,7 +211,9 @@ def test_a_timing_critical_order_is_as_urgent_as_the_time_it_asks_for(coordinato
 def test_within_n_days_is_read_against_the_practice_s_own_targets(coordinator):
     from referrals.models import SlaTarget
 
-    SlaTarget.objects.create(urgency="urgent", first_contact_hours=8, appointment_days=3)
+    SlaTarget.objects.update_or_create(
+        urgency="urgent", defaults={"first_contact_hours": 8, "appointment_days": 3}
+    )
     message = _sample().replace(b"||||||||20161018235959+0000|", b"||||||||20161018235959+0000|TD3")
     referral = referral_import_hl7(data=message, actor=coordinator, provider=ProviderFactory())
     assert referral.urgency == "urgent"

@@ -17,6 +17,16 @@ DEFAULT_SLA_TARGETS: dict[str, tuple[int, int]] = {
 }
 
 
+def urgency_within(within: timedelta, appointment: dict[str, timedelta]) -> str:
+    """The urgency of a referral asked to be seen within `within`: the least urgent whose
+    appointment target (`appointment`, by urgency) meets it, so its clock warns before
+    the time asked for has passed; stat when none does (within hours)."""
+    for urgency in (Urgency.ROUTINE, Urgency.URGENT, Urgency.STAT):
+        if appointment[urgency] <= within:
+            return urgency
+    return Urgency.STAT
+
+
 # The longest target a practice may set, for first contact or the appointment.
 MAX_TARGET_DAYS = 365
 
@@ -69,6 +79,13 @@ class SlaTarget(models.Model):
     @property
     def appointment(self) -> timedelta:
         return timedelta(days=self.appointment_days)
+
+    @classmethod
+    def urgency_within(cls, within: timedelta) -> str:
+        """The urgency of a referral asked to be seen within `within`, by the practice's
+        own appointment targets (see urgency_within)."""
+        targets = cls.current()
+        return urgency_within(within, {urgency: t.appointment for urgency, t in targets.items()})
 
     @classmethod
     def current(cls) -> dict[str, SlaTarget]:
