@@ -30,5 +30,6 @@ urlpatterns = [
         detail.referral_unmark_duplicate_view,
         name="unmark_duplicate",
     ),
+    path("<int:pk>/not-duplicate/", detail.referral_not_duplicate_view, name="not_duplicate"),
     path("<int:pk>/delete/", detail.referral_delete, name="delete"),
 ]

@@ -158,7 +158,8 @@ class ReferralQuerySet(models.QuerySet["Referral"]):
         (the provider, or any provider of the same office, as the check on entry and the
         detail page's list count it), the same way, came in within
         settings.DUPLICATE_WINDOW_DAYS before this one, as an office that sends a referral
-        twice makes. One index range per row
+        twice makes; for one a coordinator confirmed as a referral of its own
+        (not_duplicate_at), only such a referral entered since. One index range per row
         shown (referral_patient_match_idx: a patient's few referrals)."""
         window = timedelta(days=settings.DUPLICATE_WINDOW_DAYS)
         earlier = (
@@ -180,6 +181,12 @@ class ReferralQuerySet(models.QuerySet["Referral"]):
             possible_duplicate=Case(
                 # Itself marked as a copy: settled, not a possible duplicate any more.
                 When(duplicate_of__isnull=False, then=Value(False)),
+                # Confirmed a referral of its own: only one entered since then is a
+                # question.
+                When(
+                    not_duplicate_at__isnull=False,
+                    then=Exists(earlier.filter(created_at__gt=OuterRef("not_duplicate_at"))),
+                ),
                 default=Exists(earlier),
                 output_field=models.BooleanField(),
             )
@@ -342,6 +349,16 @@ class Referral(models.Model):
         # Indexed for the few that are set only (referral_duplicate_idx): an index of a
         # million nulls would be one the planner could pick to find "not a duplicate".
         db_index=False,
+    )
+    # A coordinator looked at its possible duplicates and found it a referral of its own
+    # (on entry, on its page, or by putting it back after marking it as a copy): those
+    # entered before then are no longer flagged (ReferralQuerySet.with_duplicate_flag). A
+    # new partner or patient on it clears this, as the decision was about other details.
+    not_duplicate_at = models.DateTimeField(
+        "confirmed not a duplicate",
+        null=True,
+        blank=True,
+        help_text="When a coordinator confirmed it is not a copy of those entered before.",
     )
     # First contact = the first answer to the referral (accepted, declined, on hold or
     # cancelled): the moment the practice has acted on it and called the patient or the

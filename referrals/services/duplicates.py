@@ -205,11 +205,15 @@ def referral_unmark_duplicate(
     now = timezone.now()
     copy.status = restored
     copy.duplicate_of = None
+    # Found not to be a copy: no longer flagged as a possible one of the same referral.
+    copy.not_duplicate_at = now
     if restored == Status.RECEIVED and (marked is None or copy.contacted_at == marked.at):
         # The marking was its first answer (referral_mark_duplicate stopped the contact
         # clock): back to received, it waits for its first contact again.
         copy.contacted_at = None
-    copy.save(update_fields=["status", "duplicate_of", "contacted_at", "updated_at"])
+    copy.save(
+        update_fields=["status", "duplicate_of", "contacted_at", "not_duplicate_at", "updated_at"]
+    )
     _record_event(
         referral_id=copy.pk,
         from_status=Status.CANCELLED,
@@ -242,3 +246,62 @@ def referral_unmark_duplicate(
         created_by=actor,
     )
     return copy
+
+
+def confirmed_distinct(referral: Referral, other: Referral) -> bool:
+    """Has a coordinator found one of the two a referral of its own since the other was
+    entered (referral_confirm_not_duplicate)? Then they are not a possible pair."""
+    return (
+        referral.not_duplicate_at is not None and referral.not_duplicate_at >= other.created_at
+    ) or (other.not_duplicate_at is not None and other.not_duplicate_at >= referral.created_at)
+
+
+def not_duplicate_note(others: list[Referral]) -> dict[str, str | None]:
+    """The history's line for the decision that a referral is not a copy of `others`."""
+    named = ", ".join(f"#{other.pk}" for other in others)
+    return {"field": "Possible duplicate", "new": f"A referral of its own, not a copy of {named}"}
+
+
+@transaction.atomic
+def referral_confirm_not_duplicate(
+    *, referral: Referral, actor: User | None, version: datetime | None = None
+) -> Referral:
+    """The coordinator compared `referral` with its possible duplicates and found it a
+    referral of its own (a second referral for another problem, a patient seen again):
+    it is no longer flagged as a copy of any of them, as its history says, naming them.
+    A referral of the same patient entered later is a question again. Raises
+    ValidationError when it changed since the user's page showed it (code "stale") or
+    there is nothing to confirm."""
+    from referrals.selectors import possible_duplicates
+
+    locked = Referral.objects.select_for_update().select_related("provider").get(pk=referral.pk)
+    if version is not None and locked.updated_at != version:
+        raise ValidationError(
+            f"Someone changed this referral after you opened it (it is now "
+            f"{locked.status_label}; see its history), so nothing was changed. Check it "
+            "below and try again if it still applies.",
+            code="stale",
+        )
+    if locked.duplicate_of_id is not None:
+        raise ValidationError(
+            "It is marked as a duplicate: put it back to work first if it is not a copy."
+        )
+    others = [
+        other
+        for other in possible_duplicates(
+            provider=locked.provider,
+            patient_last_name=locked.patient_last_name,
+            patient_dob=locked.patient_dob,
+            direction=locked.direction,
+            exclude_pk=locked.pk,
+            around=locked.received_at,
+        ).order_by("pk")
+        if other.duplicate_of_id is None and not confirmed_distinct(locked, other)
+    ]
+    if not others:
+        raise ValidationError("It has no possible duplicate left to look at.")
+    now = timezone.now()
+    locked.not_duplicate_at = now
+    locked.save(update_fields=["not_duplicate_at", "updated_at"])
+    _record_edit(referral_id=locked.pk, changes=[not_duplicate_note(others)], actor=actor, at=now)
+    return locked

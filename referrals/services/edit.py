@@ -52,6 +52,9 @@ def _inquiry_stage(referral: Referral) -> tuple[str, dict[str, Any]]:
     return Inquiry.Status.INQUIRY, {}
 
 
+# What a possible duplicate is matched on (referrals.selectors.possible_duplicates).
+MATCHED_ON = frozenset({"direction", "provider", "patient_last_name", "patient_dob"})
+
 STALE_EDIT = (
     "Someone changed this referral after you opened it (see its history), so nothing was "
     "saved. Your values are below: check them and save again to keep them."
@@ -98,6 +101,10 @@ def referral_edit(
     written = {*changed, "updated_at"}
     if {"direction", "provider"} & set(changed):
         written |= {"in_network", "out_of_network_reason"}
+    if before.not_duplicate_at is not None and MATCHED_ON & set(changed):
+        # Found a referral of its own with other details: checked for copies again.
+        referral.not_duplicate_at = None
+        written.add("not_duplicate_at")
     referral.save(update_fields=sorted(written))
     if "provider" in changed and referral.direction == Referral.Direction.INBOUND:
         from outreach.services.loop import loop_messages_readdress

@@ -111,6 +111,10 @@ def test_a_flag_on_a_referral_that_came_by_itself_is_cleared_from_its_page(clien
     assert f"This is a copy of #{first.pk}" in page
     event = ReferralEvent.objects.filter(referral=second, kind=ReferralEvent.Kind.EDIT).get()
     assert event.actor == coordinator
+    # The decision holds both ways: the first one's page no longer warns of the second.
+    page = client.get(first.get_absolute_url()).content.decode()
+    assert 'data-testid="possible-duplicates"' not in page
+    assert 'data-testid="not-duplicates"' in page and f"#{second.pk}</a>" in page
 
 
 def test_clearing_a_flag_is_refused_when_the_referral_changed_meanwhile(client_for, coordinator):

@@ -24,7 +24,12 @@ from referrals.models import REASON_SUGGESTIONS, Referral, Status
 from referrals.selectors import get_referral_for_user, possible_duplicates
 from referrals.services.consult_reports import referral_record_consult_report
 from referrals.services.deletion import referrals_delete
-from referrals.services.duplicates import referral_mark_duplicate, referral_unmark_duplicate
+from referrals.services.duplicates import (
+    confirmed_distinct,
+    referral_confirm_not_duplicate,
+    referral_mark_duplicate,
+    referral_unmark_duplicate,
+)
 from referrals.services.edit import referral_edit
 from referrals.services.workflow import referral_transition, referral_transition_not_yet
 
@@ -186,11 +191,18 @@ def _detail_context(request: AuthedRequest, referral: Referral, **workflow: Any)
         )
         # Those already marked as copies are settled: of this one, they are listed as its
         # duplicates; of another, not at all.
-        context["duplicates"] = (
+        candidates = (
             []
             if referral.duplicate_of_id is not None
             else [other for other in alike if other.duplicate_of_id is None]
         )
+        # Those a coordinator found distinct are listed quietly, still markable.
+        context["duplicates"] = [
+            other for other in candidates if not confirmed_distinct(referral, other)
+        ]
+        context["not_duplicates"] = [
+            other for other in candidates if confirmed_distinct(referral, other)
+        ]
         context["copies"] = [other for other in alike if other.duplicate_of_id == referral.pk]
         markable = (
             referral.direction == Referral.Direction.INBOUND
@@ -321,6 +333,32 @@ def referral_unmark_duplicate_view(request: AuthedRequest, pk: int) -> HttpRespo
                 request,
                 f"Referral #{referral.pk} is no longer a duplicate: it is "
                 f"{referral.status_label.lower()} again and counts in every figure.",
+            )
+            return redirect(referral)
+    return _back_with_errors(request, referral, form, "Not changed")
+
+
+@login_required
+@require_POST
+@permission_required("referrals.view_patient_details", raise_exception=True)
+def referral_not_duplicate_view(request: AuthedRequest, pk: int) -> HttpResponse:
+    """ "Not a copy": the coordinator found a possible duplicate a referral of its own."""
+    referral = get_referral_for_user(request.user, pk, write=True)
+    form = DuplicateForm(request.POST)
+    # Only the version is asked for here.
+    form.fields["original"].required = False
+    if form.is_valid():
+        try:
+            referral = referral_confirm_not_duplicate(
+                referral=referral, actor=request.user, version=form.cleaned_data["version"]
+            )
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            messages.success(
+                request,
+                f"Referral #{referral.pk} is kept as a referral of its own: the queue no "
+                "longer flags it as a possible duplicate.",
             )
             return redirect(referral)
     return _back_with_errors(request, referral, form, "Not changed")

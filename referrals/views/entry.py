@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import ValidationError
@@ -17,6 +19,7 @@ from intake.uploads import bounded_uploads
 from referrals.forms import OutboundReferralForm, ReferralEntryForm
 from referrals.models import Referral
 from referrals.selectors import possible_duplicates
+from referrals.services.duplicates import referral_confirm_not_duplicate
 from referrals.services.workflow import referral_log
 
 
@@ -88,9 +91,20 @@ def _unconfirmed_duplicates(
     return duplicates
 
 
+def _keep_as_new(referral: Referral, form: ReferralEntryForm | OutboundReferralForm) -> None:
+    """The coordinator was shown its possible duplicates and confirmed it is new: the queue
+    does not flag it as one of theirs, and its history says so (who, and which)."""
+    if not form.cleaned_data["confirm_duplicate"]:
+        return
+    # Nothing like it any more (the other one was deleted meanwhile): no question left.
+    with contextlib.suppress(ValidationError):
+        referral_confirm_not_duplicate(referral=referral, actor=referral.created_by)
+
+
 @transaction.atomic
 def _log_with_documents(request: AuthedRequest, form: ReferralEntryForm) -> Referral:
     referral = referral_log(referral=form.instance, actor=request.user)
+    _keep_as_new(referral, form)
     attached = attachments_save(
         referral=referral,
         documents=form.cleaned_data.get("documents", []),
@@ -122,6 +136,7 @@ def referral_refer_out(request: AuthedRequest) -> HttpResponse:
         try:
             with transaction.atomic():
                 referral = referral_log(referral=form.instance, actor=request.user)
+                _keep_as_new(referral, form)
                 audit_record(
                     action=PatientDataAccess.Action.CREATE,
                     referral_ids=[referral.pk],
