@@ -259,3 +259,43 @@ def test_an_invitee_who_declines_is_not_sent_the_reminder_waiting_for_them(clien
     assert kept.status == Letter.Status.PENDING
     # Nor is another made for them by the next run.
     assert meetings.event_reminders_prepare() == []
+
+
+def test_an_invitee_who_declines_then_says_yes_after_all_is_reminded_again(client_for, manager):
+    """Declined, then called back to say they are coming after all: the reminder withdrawn
+    for them goes out again (the run makes no second one: one per invitation and date)."""
+    event = EventFactory(
+        name="Spring dinner", starts_at=in_days(5), remind_days_before=7, organizer=manager
+    )
+    invitation = invite(event, email="penner@example.org")
+    (letter,) = meetings.event_reminders_prepare()
+    url = reverse("outreach:invitation_update", args=[invitation.pk])
+    client = client_for(manager)
+    client.post(url, {"rsvp": Invitation.Rsvp.NO})
+    letter.refresh_from_db()
+    assert letter.status == Letter.Status.CANCELLED
+
+    response = client.post(url, {"rsvp": Invitation.Rsvp.YES})
+
+    assert response.status_code == 302
+    letter.refresh_from_db()
+    assert (letter.status, letter.last_error) == (Letter.Status.PENDING, "")
+    assert meetings.event_reminders_prepare() == []
+
+
+def test_a_reminder_withdrawn_for_another_reason_stays_withdrawn_when_the_invitee_says_yes(
+    client_for, manager
+):
+    event = EventFactory(
+        name="Spring dinner", starts_at=in_days(5), remind_days_before=7, organizer=manager
+    )
+    invitation = invite(event, email="penner@example.org")
+    (letter,) = meetings.event_reminders_prepare()
+    Letter.objects.filter(pk=letter.pk).update(
+        status=Letter.Status.CANCELLED, last_error="Cancelled by hand"
+    )
+    client_for(manager).post(
+        reverse("outreach:invitation_update", args=[invitation.pk]), {"rsvp": Invitation.Rsvp.YES}
+    )
+    letter.refresh_from_db()
+    assert (letter.status, letter.last_error) == (Letter.Status.CANCELLED, "Cancelled by hand")
