@@ -9,7 +9,7 @@ from decimal import Decimal
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Model
+from django.db.models import F, Model
 from django.utils import timezone
 
 from outreach import ledger
@@ -36,17 +36,32 @@ def event_invite(
     return len(new)
 
 
+NOT_COMING = "Withdrawn: the invitee is not coming"
+
+
 @transaction.atomic
 def invitation_save(*, invitation: Invitation) -> Invitation:
     """Save an invitee's RSVP and attendance. One who is not coming is not reminded: a
-    reminder still waiting to go out, or in the print and fax queue, is withdrawn."""
+    reminder still waiting to go out, or in the print and fax queue, is withdrawn. One
+    who then says they are coming after all, before the event, gets it back: waiting to
+    go out again (the reminder run makes one per invitation and date, so it would not
+    make another)."""
     invitation.save()
+    reminders = Letter.objects.filter(
+        invitation=invitation, kind=LetterTemplate.Kind.EVENT_REMINDER
+    )
     if invitation.rsvp == Invitation.Rsvp.NO:
-        Letter.objects.filter(
-            invitation=invitation,
-            kind=LetterTemplate.Kind.EVENT_REMINDER,
-            status__in=[Letter.Status.PENDING, Letter.Status.PRINT_QUEUE],
-        ).update(status=Letter.Status.CANCELLED, last_error="Withdrawn: the invitee is not coming")
+        reminders.filter(status__in=[Letter.Status.PENDING, Letter.Status.PRINT_QUEUE]).update(
+            status=Letter.Status.CANCELLED, last_error=NOT_COMING
+        )
+    else:
+        reminders.filter(
+            status=Letter.Status.CANCELLED,
+            last_error=NOT_COMING,
+            # Of the event's date as it stands, and only while it is still to come.
+            sequence=F("invitation__event__schedule_version"),
+            invitation__event__starts_at__gt=timezone.now(),
+        ).update(status=Letter.Status.PENDING, last_error="")
     return invitation
 
 
