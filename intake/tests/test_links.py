@@ -470,6 +470,25 @@ def test_a_used_form_key_sent_with_another_patient_is_not_dropped(link_and_token
     ]
 
 
+def test_a_damaged_form_key_is_said_plainly_and_the_form_can_be_sent_again(link_and_token):
+    link, token = link_and_token
+    office_client = Client()
+    data = office_form_data(link.organization, form_key="x' OR 1")
+    response = office_client.post(_url(token), data)
+    assert response.status_code == 200
+    page = response.content.decode()
+    # Not "correct the fields marked below" with nothing marked: the hidden key is no
+    # field the office can see or correct.
+    assert "Please correct the fields marked below" not in page
+    assert "could not be read whole" in page
+    assert f'value="{data["patient_last_name"]}"' in page  # nothing typed is lost
+    fresh = re.search(r'name="form_key" value="([0-9a-f]{32})"', page).group(1)
+    assert Referral.objects.count() == 0
+
+    assert office_client.post(_url(token), {**data, "form_key": fresh}).status_code == 302
+    assert Referral.objects.count() == 1
+
+
 def test_the_office_form_keeps_patients_out_of_the_browsers_autofill(link_and_token):
     _, token = link_and_token
     page = Client().get(_url(token)).content.decode()
