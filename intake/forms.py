@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import re
 import unicodedata
 import uuid
 from datetime import timedelta
 from typing import Any, cast
 
 from django import forms
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.utils import timezone
 
 from core.npi import validate_npi
@@ -54,6 +56,10 @@ def _same_name(registered: str, typed: str) -> bool:
     return typed_letters in registered_letters or registered_letters in typed_letters
 
 
+# OfficeReferralForm.form_key, as the form makes it.
+FORM_KEY = re.compile(r"[0-9a-f]{32}")
+
+
 class OfficeReferralForm(KeepsDocumentsMixin, forms.ModelForm):
     """The form a referring office fills in through its link, often on a phone."""
 
@@ -84,9 +90,10 @@ class OfficeReferralForm(KeepsDocumentsMixin, forms.ModelForm):
     documents = DocumentsField(label="Documents (optional)")
     # One per opening of the form: the same form sent twice (a phone's retry on a weak
     # connection, a double tap) is one referral (intake_submit).
-    form_key = forms.RegexField(
-        regex=r"^[0-9a-f]{32}$",
+    form_key = forms.CharField(
         required=False,
+        # Checked by clean_form_key, which says what went wrong without marking a field
+        # the office cannot see.
         # Not restored by a browser's Back or a reopened tab, where it would be sent again
         # with another patient (intake_submit refuses that rather than drop the referral).
         widget=forms.HiddenInput(attrs={"autocomplete": "off"}),
@@ -126,6 +133,28 @@ class OfficeReferralForm(KeepsDocumentsMixin, forms.ModelForm):
 
     def clean_patient_phone(self) -> str:
         return clean_us_phone(self.cleaned_data["patient_phone"])
+
+    @property
+    def has_field_errors(self) -> bool:
+        """Errors on fields the office sees (the page says to correct those marked), not
+        only on the form as a whole."""
+        return any(name != NON_FIELD_ERRORS for name in self.errors)
+
+    def clean_form_key(self) -> str:
+        """The hidden key as the form made it (32 hex digits), or an error for the whole
+        form: a damaged one (an extension rewriting the page, a tampered post) is nothing
+        the office can see or correct, so a fresh one goes into the form sent back."""
+        key = self.cleaned_data.get("form_key", "")
+        if key and not FORM_KEY.fullmatch(key):
+            self.add_error(
+                None,
+                "This form could not be read whole (a hidden part of it was changed on the "
+                "way), so nothing has been sent yet. Check it and send it again.",
+            )
+            self.data = self.data.copy()
+            self.data["form_key"] = uuid.uuid4().hex
+            return ""
+        return key
 
     def clean_contact_phone(self) -> str:
         return clean_us_phone(self.cleaned_data["contact_phone"])
