@@ -8,6 +8,7 @@ from typing import Any, cast
 
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS
+from django.http import QueryDict
 from django.utils import timezone
 
 from core.npi import validate_npi
@@ -151,8 +152,9 @@ class OfficeReferralForm(KeepsDocumentsMixin, forms.ModelForm):
                 "This form could not be read whole (a hidden part of it was changed on the "
                 "way), so nothing has been sent yet. Check it and send it again.",
             )
-            self.data = self.data.copy()
-            self.data["form_key"] = uuid.uuid4().hex
+            data = cast(QueryDict, self.data).copy()
+            data["form_key"] = uuid.uuid4().hex
+            self.data = data
             return ""
         return key
 
