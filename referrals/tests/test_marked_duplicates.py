@@ -391,6 +391,60 @@ def test_the_copys_documents_move_to_the_referral_kept(client_for, coordinator, 
     assert {"field": "Documents", "new": f"1 document moved to #{original.pk}"} in marked.changes
 
 
+def test_moving_the_copys_documents_is_in_the_patient_data_audit_trail(
+    client_for, coordinator, settings, tmp_path
+):
+    """Who moved a patient's documents from one referral to another, and when: a change
+    of both referrals' documents, as adding or deleting one is."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from audit.models import PatientDataAccess
+    from intake.services import attachment_add
+
+    settings.PRIVATE_STORAGE_ROOT = tmp_path
+    pdf = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+    provider = ProviderFactory()
+    original = _logged(provider=provider, channel="phone")
+    copy = _logged(provider=provider, channel="fax")
+    attachment_add(
+        referral=copy,
+        documents=[(SimpleUploadedFile("records.pdf", pdf), "application/pdf")],
+        actor=coordinator,
+    )
+    before = set(PatientDataAccess.objects.values_list("pk", flat=True))
+
+    client_for(coordinator).post(
+        reverse("referrals:mark_duplicate", args=[copy.pk]),
+        {"original": original.pk, "version": copy.updated_at.isoformat()},
+        REMOTE_ADDR="10.0.0.7",
+    )
+
+    changes = PatientDataAccess.objects.exclude(pk__in=before).filter(
+        action=PatientDataAccess.Action.CHANGE
+    )
+    assert sorted(
+        (row.referral_id, row.user_id, row.fields, row.ip_address) for row in changes
+    ) == [
+        (original.pk, coordinator.pk, ["attachments"], "10.0.0.7"),
+        (copy.pk, coordinator.pk, ["attachments"], "10.0.0.7"),
+    ]
+
+
+def test_marking_a_copy_without_documents_writes_no_change_to_the_audit_trail(coordinator):
+    from audit.models import PatientDataAccess
+
+    provider = ProviderFactory()
+    original = _logged(provider=provider)
+    copy = _logged(provider=provider)
+    before = PatientDataAccess.objects.filter(action=PatientDataAccess.Action.CHANGE).count()
+
+    referral_mark_duplicate(referral=copy, original=original, actor=coordinator)
+
+    assert (
+        PatientDataAccess.objects.filter(action=PatientDataAccess.Action.CHANGE).count() == before
+    )
+
+
 def test_a_booked_referral_is_the_one_kept_and_its_page_says_to_mark_the_other(
     client_for, coordinator
 ):
