@@ -7,8 +7,11 @@ from datetime import datetime
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.http import HttpRequest
 from django.utils import timezone
 
+from audit.models import PatientDataAccess
+from audit.services import audit_record
 from referrals.models import Inquiry, Referral, Status
 from referrals.services.history import _record_edit, _record_event
 
@@ -23,11 +26,13 @@ def referral_mark_duplicate(
     original: Referral,
     actor: User | None,
     version: datetime | None = None,
+    request: HttpRequest | None = None,
 ) -> Referral:
     """`referral` is `original` entered again (an office that faxed it twice, a fax and
     then a phone call): it is cancelled as its duplicate and counted nowhere from then on
     (Referral.objects.counted()). Its documents move to the original (the fax with the
-    records may have come second), as both histories say.
+    records may have come second), as both histories say and, a change of both
+    referrals' documents, the patient-data audit trail (`request` gives its address).
 
     Unlike a cancellation, the referring office is told nothing (it hears about the
     original) and the copy's letters still waiting are withdrawn; its inquiry is removed,
@@ -70,6 +75,13 @@ def referral_mark_duplicate(
     moved = ReferralAttachment.objects.filter(referral_id=copy.pk).update(referral_id=kept.pk)
     details = [{"field": "Duplicate of", "new": f"Referral #{kept.pk}"}]
     if moved:
+        audit_record(
+            action=PatientDataAccess.Action.CHANGE,
+            referral_ids=[kept.pk, copy.pk],
+            user=actor,
+            fields=["attachments"],
+            request=request,
+        )
         documents = f"{moved} document{'s' if moved > 1 else ''}"
         details.append({"field": "Documents", "new": f"{documents} moved to #{kept.pk}"})
         _record_edit(

@@ -297,6 +297,7 @@ def referral_mark_duplicate_view(request: AuthedRequest, pk: int) -> HttpRespons
                     original=original,
                     actor=request.user,
                     version=form.cleaned_data["version"],
+                    request=request,
                 )
             except ValidationError as error:
                 form.add_error(None, error)
