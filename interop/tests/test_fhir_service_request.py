@@ -252,6 +252,26 @@ def test_a_body_too_large_is_a_413(
     assert outcome_text(response)
 
 
+def test_a_resource_nested_too_deeply_is_a_400_saying_so_not_a_500(
+    coordinator: User, api_client_for: ClientFor, partner: Provider
+) -> None:
+    """Extensions may hold extensions: a few hundred levels (a 10 kB body) overflowed the
+    validator's stack and the EHR got a 500."""
+    data = adapted_myringotomy(partner.npi)
+    extension: dict[str, Any] = {"url": "http://example.org/leaf", "valueString": "x"}
+    for _ in range(200):
+        extension = {"url": "http://example.org/branch", "extension": [extension]}
+    data["extension"] = [extension]
+    client = api_client_for(coordinator)
+    client.raise_request_exception = False
+
+    response = post_fhir(client, SEARCH, data)
+
+    assert response.status_code == 400
+    assert "nested" in outcome_text(response)
+    assert not Referral.objects.exists()
+
+
 HOSTILE = [
     "<script>alert('x')</script>",
     "Robert'); DROP TABLE referrals_referral;--",
