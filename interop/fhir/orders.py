@@ -50,6 +50,10 @@ REFERRAL_INTENTS = ("order", "original-order", "reflex-order")
 MAX_LISTED_PROBLEMS = 5
 # The once-only key has the room of the HL7 import's (sending application, control id).
 MAX_KEY_LENGTH = 200
+# How deep a resource's JSON may nest. A referral's elements go a dozen levels down, but an
+# extension may hold extensions without end, and a few hundred levels overflow the stack
+# of the R4 models' validation.
+MAX_DEPTH = 64
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,11 @@ def check_service_request(data: Any) -> dict[str, Any]:
             "Expected a ServiceRequest resource, but resourceType is "
             + (f"“{_clean(shown)[:50]}”." if isinstance(shown, str) else "missing.")
         )
+    if _deeper_than(data, MAX_DEPTH):
+        raise FhirError(
+            f"The resource is nested more than {MAX_DEPTH} levels deep (extensions within "
+            "extensions?): a ServiceRequest needs far fewer."
+        )
     _check_contained(data.get("contained"))
     try:
         get_fhir_model_class("ServiceRequest").model_validate(data)
@@ -99,6 +108,19 @@ def check_service_request(data: Any) -> dict[str, Any]:
     if "priority" in data:
         _check_code(data, "priority", tuple(URGENCY_BY_PRIORITY))
     return data
+
+
+def _deeper_than(data: Any, limit: int) -> bool:
+    """Whether JSON objects and arrays nest more than `limit` levels in `data`, found
+    without recursion."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def _check_code(data: dict[str, Any], element: str, codes: tuple[str, ...]) -> None:
