@@ -113,6 +113,28 @@ def test_addresses_are_logged_without_characters_that_break_or_colour_a_log_line
     ]
 
 
+def test_an_address_that_is_no_url_is_logged_as_unknown_not_a_server_error(
+    caplog: Any,
+) -> None:
+    """An unclosed IPv6 bracket makes the URL parser raise: the report is still taken."""
+    client = Client(raise_request_exception=False)
+    with caplog.at_level(logging.WARNING, logger="referral_crm.csp"):
+        response = send(
+            report(
+                **{
+                    "document-uri": "https://[crm.example.org/referrals/?q=Olsen",
+                    "blocked-uri": "https://[cdn.example.com/lib.js",
+                }
+            ),
+            client,
+        )
+
+    assert response.status_code == 204
+    assert logged(caplog) == [
+        "Content-Security-Policy refused script-src-elem from unknown on unknown"
+    ]
+
+
 def test_a_signed_in_user_owing_a_second_factor_still_gets_the_report_through(
     client_for: Any, manager: Any, settings: Any, caplog: Any
 ) -> None:
@@ -130,6 +152,8 @@ def test_a_signed_in_user_owing_a_second_factor_still_gets_the_report_through(
         ([1, 2], 400, 'A report is a JSON object with a "csp-report".'),
         ({"csp-report": "x"}, 400, 'A report is a JSON object with a "csp-report".'),
         (b"\xff\xfe", 400, "A report is a JSON object."),
+        # Nested deeper than the JSON parser's stack goes, well within the size allowed.
+        ("[" * 3000 + "]" * 3000, 400, "A report is a JSON object."),
         ("x" * (csp.MAX_REPORT_BYTES + 1), 413, "A report is at most 8192 bytes."),
     ],
 )
