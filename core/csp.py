@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from django.core.cache import caches
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -66,14 +66,22 @@ def _printable(value: Any) -> str:
     return "".join(char for char in str(value or "")[:500] if char.isprintable())
 
 
+def _split(text: str) -> SplitResult | None:
+    """The parts of a URL, or None for text the parser refuses (an unclosed IPv6 "[")."""
+    try:
+        return urlsplit(text)
+    except ValueError:
+        return None
+
+
 def _where(uri: Any) -> str:
     """A reported address without what could carry someone's data: a keyword as it is, a
     URL as its scheme and host (and, for our own pages, the path)."""
     text = _printable(uri)
     if text in SOURCE_KEYWORDS or not text:
         return text or "unknown"
-    parts = urlsplit(text)
-    if not parts.scheme:
+    parts = _split(text)
+    if parts is None or not parts.scheme:
         return "unknown"
     if parts.scheme in {"data", "blob"}:
         return f"{parts.scheme}:"
@@ -87,7 +95,8 @@ def _directive(value: Any) -> str:
 
 
 def _page(uri: Any) -> str:
-    return urlsplit(_printable(uri)).path[:200] or "unknown"
+    parts = _split(_printable(uri))
+    return (parts.path[:200] if parts else "") or "unknown"
 
 
 def budget_key(address: str) -> str:
@@ -113,7 +122,8 @@ def csp_report(request: HttpRequest) -> HttpResponse:
         return JsonResponse({"error": f"A report is at most {MAX_REPORT_BYTES} bytes."}, status=413)
     try:
         body = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: arrays or objects nested deeper than the parser's stack.
         return JsonResponse({"error": "A report is a JSON object."}, status=400)
     report = body.get("csp-report") if isinstance(body, dict) else None
     if not isinstance(report, dict):
