@@ -432,6 +432,22 @@ def test_searches_filter_by_status_requester_and_authored_date_and_audit_the_pag
     assert client.get(SEARCH, {"authored": "yesterday"}).status_code == 400
 
 
+def test_more_authored_values_than_the_search_reads_are_a_400_not_dropped(
+    coordinator: User, api_client_for: ClientFor
+) -> None:
+    """The fifth was ignored, yet the Bundle's self link named it as applied: a client
+    read a page of every referral as the match for its dates."""
+    ReferralFactory.create()
+    client = api_client_for(coordinator)
+    dates = ["ge2000-01-01", "ge2001-01-01", "ge2002-01-01", "ge2003-01-01", "lt2000-01-01"]
+
+    response = client.get(SEARCH, {"authored": dates})
+
+    assert response.status_code == 400
+    assert "authored" in outcome_text(response)
+    assert client.get(SEARCH, {"authored": dates[:4]}).json()["total"] == 1
+
+
 def test_a_referral_search_costs_the_same_queries_as_rows_grow(
     coordinator: User, token_for: Callable[[Any], str], django_assert_num_queries: Any
 ) -> None:
