@@ -167,12 +167,21 @@ class PractitionerRoleSearchForm(SearchForm):
 
 
 class MultipleValueField(forms.Field):
-    """A parameter that may repeat (`authored=ge2025-01-01&authored=lt2025-02-01`)."""
+    """A parameter that may repeat (`authored=ge2025-01-01&authored=lt2025-02-01`), up to
+    MAX_REPEATS times: more is refused, not cut short, since the Bundle's links name every
+    value given as applied."""
 
+    MAX_REPEATS = 4
     widget = forms.MultipleHiddenInput
 
     def to_python(self, value: Any) -> list[str]:
-        return [str(item) for item in value or []][:4]
+        values = [str(item) for item in value or []]
+        if len(values) > self.MAX_REPEATS:
+            raise forms.ValidationError(
+                f"Give it at most {self.MAX_REPEATS} times (it was given {len(values)}): "
+                "two bound a period."
+            )
+        return values
 
 
 DATE_PARAMETER = re.compile(r"(eq|ne|gt|lt|ge|le)?([0-9]{4}-[0-9]{2}-[0-9]{2})")

@@ -365,7 +365,11 @@ IMPLEMENTED: dict[str, tuple[tuple[str, ...], tuple[tuple[str, str, str], ...]]]
             ),
             ("requester", "reference", "Practitioner/id of the referring partner."),
             ("requester:identifier", "token", "The referring partner's NPI."),
-            ("authored", "date", "YYYY-MM-DD with eq, ne, gt, lt, ge or le; may repeat."),
+            (
+                "authored",
+                "date",
+                "YYYY-MM-DD with eq, ne, gt, lt, ge or le; may repeat up to 4 times.",
+            ),
         ),
     ),
 }
