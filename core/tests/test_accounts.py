@@ -162,6 +162,15 @@ def test_a_form_posted_in_place_after_idle_logoff_takes_the_page_to_sign_in(
         HTTP_HX_CURRENT_URL="https://evil.example/phish",
     )
     assert elsewhere["HX-Redirect"] == reverse("login") + "?next=%2Fphish"
+    # An address the URL parser refuses (an unclosed IPv6 bracket) goes back to the start.
+    garbled = client.post(
+        "/outreach/day/visits/1/log/",
+        {},
+        HTTP_HX_REQUEST="true",
+        HTTP_HX_CURRENT_URL="http://[testserver/outreach/",
+    )
+    assert garbled.status_code == 401
+    assert garbled["HX-Redirect"] == reverse("login") + "?next=%2F"
 
 
 def test_pages_require_sign_in(client):
