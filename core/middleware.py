@@ -109,7 +109,10 @@ class SignedOutMiddleware:
         if not getattr(request, "htmx", False):
             return response
         # Back to the page the user was on (its drafts come back), not the address posted to.
-        current = urlsplit(request.headers.get("HX-Current-URL", ""))
+        try:
+            current = urlsplit(request.headers.get("HX-Current-URL", ""))
+        except ValueError:  # not an address (an unclosed IPv6 bracket): back to the start
+            current = urlsplit("/")
         back = current.path + (f"?{current.query}" if current.query else "")
         if not back.startswith("/") or not url_has_allowed_host_and_scheme(
             back, allowed_hosts={request.get_host()}
