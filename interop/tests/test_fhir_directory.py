@@ -206,6 +206,8 @@ def test_practitioner_roles_link_a_provider_to_their_office(
         {"_offset": "-1"},
         {"name": "a\x00b"},
         {"name": "x" * 500},
+        # Six words: the sixth would be left out while the Bundle's links name it.
+        {"name": "ana maria de la cruz ruiz"},
     ],
 )
 def test_a_search_parameter_that_cannot_be_read_is_a_400_saying_which(
