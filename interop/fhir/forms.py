@@ -106,8 +106,19 @@ def _reference_id(value: str, resource_type: str) -> int:
     return int(match.group(1))
 
 
+# At most this many words in a name search (each is one more condition on the query).
+MAX_NAME_WORDS = 5
+
+
 def _words(value: str) -> list[str]:
-    return value.split()[:5]
+    words = value.split()
+    if len(words) > MAX_NAME_WORDS:
+        # Refused, not cut short: the Bundle's links name every word as applied.
+        raise forms.ValidationError(
+            f"Give at most {MAX_NAME_WORDS} words (it has {len(words)}): each must start "
+            "the given or the family name."
+        )
+    return words
 
 
 class PractitionerSearchForm(SearchForm):
@@ -115,6 +126,11 @@ class PractitionerSearchForm(SearchForm):
         "identifier": forms.CharField(required=False, max_length=100),
         "name": forms.CharField(required=False, max_length=100),
     }
+
+    def clean_name(self) -> str:
+        name: str = self.cleaned_data.get("name") or ""
+        _words(name)
+        return name
 
     def filters(self) -> Q:
         query = Q()

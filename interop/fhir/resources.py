@@ -337,7 +337,7 @@ IMPLEMENTED: dict[str, tuple[tuple[str, ...], tuple[tuple[str, str, str], ...]]]
         ("read", "search-type"),
         (
             ("identifier", "token", f"The NPI ({NPI_SYSTEM}|NPI, or the NPI alone)."),
-            ("name", "string", "Each word starts the given or family name."),
+            ("name", "string", "Up to 5 words, each starting the given or family name."),
         ),
     ),
     "PractitionerRole": (
