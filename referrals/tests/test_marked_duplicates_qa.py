@@ -335,3 +335,52 @@ def test_a_copy_put_back_on_hold_still_asks_the_office_for_what_it_waits_for(coo
     assert copy.status == Status.ON_HOLD
     waiting = Letter.objects.filter(referral=copy, status=Letter.Status.PENDING)
     assert sorted(waiting.values_list("kind", flat=True)) == sorted(["acknowledgment", "on_hold"])
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"patient_last_name": "Hansen"},
+        {"patient_dob": "1961-01-01"},
+        "another partner",
+    ],
+)
+def test_a_marked_copy_keeps_the_patient_and_partner_of_the_referral_it_repeats(
+    client_for, coordinator, change
+):
+    """Given another patient or partner, the copy would be a referral of its own that is
+    still cancelled and counted nowhere."""
+    provider = ProviderFactory()
+    original = _logged(provider=provider)
+    copy = _logged(provider=provider)
+    referral_mark_duplicate(referral=copy, original=original, actor=coordinator)
+    copy.refresh_from_db()
+    if change == "another partner":
+        change = {"provider": ProviderFactory().pk}
+
+    response = client_for(coordinator).post(
+        reverse("referrals:update", args=[copy.pk]), _edit_data(copy, **change)
+    )
+
+    assert response.status_code == 200
+    assert f"marked as a duplicate of referral #{original.pk}" in response.content.decode()
+    unchanged = Referral.objects.get(pk=copy.pk)
+    assert (unchanged.provider_id, unchanged.patient_last_name, unchanged.patient_dob) == (
+        provider.pk,
+        "Olsen",
+        DOB,
+    )
+
+
+def test_the_referral_kept_may_still_be_corrected(client_for, coordinator):
+    provider = ProviderFactory()
+    original = _logged(provider=provider)
+    copy = _logged(provider=provider)
+    referral_mark_duplicate(referral=copy, original=original, actor=coordinator)
+    original.refresh_from_db()
+    response = client_for(coordinator).post(
+        reverse("referrals:update", args=[original.pk]),
+        _edit_data(original, patient_last_name="Olson"),
+    )
+    assert response.status_code == 302
+    assert Referral.objects.get(pk=original.pk).patient_last_name == "Olson"
