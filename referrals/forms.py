@@ -129,6 +129,8 @@ class ReferralForm(forms.ModelForm):
         direction = data.get("direction", self.instance.direction)
         if self.instance.pk and "direction" in self.changed_data:
             self._check_direction_of_a_marked_pair()
+        if self.instance.duplicate_of_id is not None:
+            self._check_patient_of_a_marked_copy()
         if direction != Referral.Direction.OUTBOUND:
             data["out_of_network_reason"] = ""  # only a referral sent out has one
             return data
@@ -148,6 +150,24 @@ class ReferralForm(forms.ModelForm):
                 "to a preferred partner.",
             )
         return data
+
+    def _check_patient_of_a_marked_copy(self) -> None:
+        """A copy is the referral it repeats entered again: the same patient from the same
+        partner. Given another, it would be a referral of its own still cancelled and
+        counted nowhere; it is put back first (Not a copy). The referral kept may still be
+        corrected (a mistyped name): its copies stay marked, counted nowhere either way."""
+        typed = (self.cleaned_data.get("patient_last_name") or "").strip().lower()
+        for name in ("provider", "patient_last_name", "patient_dob"):
+            if name in self.changed_data and not (
+                # Its case or spaces only: still the same name (as duplicates are matched).
+                name == "patient_last_name" and typed == self.initial.get(name, "").strip().lower()
+            ):
+                self.add_error(
+                    name,
+                    f"It is marked as a duplicate of referral #{self.instance.duplicate_of_id}"
+                    ", the same patient from the same partner: correct that one instead, or, "
+                    "if this is another patient or partner, put it back first (Not a copy).",
+                )
 
     def _check_direction_of_a_marked_pair(self) -> None:
         """A copy marked as a duplicate and the referral it repeats are both received:
