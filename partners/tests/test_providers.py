@@ -1,3 +1,4 @@
+import re
 from datetime import timedelta
 
 import pytest
@@ -10,7 +11,7 @@ from core.templatetags.people import person
 from outreach.factories import ActivityFactory, TaskFactory
 from outreach.models import Activity
 from partners.factories import OrganizationFactory, ProviderFactory, StaffMemberFactory
-from partners.models import Provider, TierChange
+from partners.models import Organization, Provider, TierChange
 from partners.selectors import can_change_provider
 from partners.services.health import providers_assess_health
 from partners.services.merges import partner_merge
@@ -208,6 +209,49 @@ def test_the_partner_list_sorts_by_referrals_latest_and_quiet_longest(client_for
     assert refused.status_code == 200
     assert "These filters were left out" in refused.content.decode()
     assert "Sort: Select a valid choice." in refused.content.decode()
+
+
+def _listed(client, url, pages, pattern):
+    found = []
+    for page in range(1, pages + 1):
+        found += [int(pk) for pk in re.findall(pattern, client.get(url, {"page": page}).text)]
+    return found
+
+
+def test_partners_of_the_same_name_are_each_on_exactly_one_page_of_the_list(client_for, manager):
+    """Namesakes are common in a network of thousands (two Dr. John Smiths, a partner
+    entered twice before a merge): paging through the list shows each once, none twice
+    and none never."""
+    office = OrganizationFactory()
+    partners = ProviderFactory.create_batch(
+        120, first_name="Ann", last_name="Lee", credential="MD", organization=office
+    )
+    # Some edited since, as rows are in a real table.
+    for partner in partners[::3]:
+        Provider.objects.filter(pk=partner.pk).update(notes="Prefers fax")
+
+    listed = _listed(
+        client_for(manager), reverse("partners:provider_list"), 5, r'href="/partners/(\d+)/"'
+    )
+
+    assert sorted(listed) == sorted(partner.pk for partner in partners)
+
+
+def test_offices_of_the_same_name_are_each_on_exactly_one_page_of_the_list(client_for, manager):
+    """A group's locations often share one name (the import keeps them apart by ZIP):
+    paging through the office list shows each location once."""
+    offices = OrganizationFactory.create_batch(120, name="Kearney Family Practice")
+    for office in offices[::3]:
+        Organization.objects.filter(pk=office.pk).update(notes="Side entrance")
+
+    listed = _listed(
+        client_for(manager),
+        reverse("partners:organization_list"),
+        5,
+        r'href="/partners/offices/(\d+)/"',
+    )
+
+    assert sorted(listed) == sorted(office.pk for office in offices)
 
 
 def test_the_partner_export_keeps_the_order_chosen_on_screen(client_for, manager):
