@@ -105,7 +105,9 @@ class Organization(Address):
     objects = OrganizationQuerySet.as_manager()
 
     class Meta:
-        ordering = ["name"]
+        # The id last: a group's locations often share a name, and a list paged by name
+        # alone showed some of them twice and others never.
+        ordering = ["name", "pk"]
         constraints = [
             # One organization per type-2 NPI; many organizations have none.
             models.UniqueConstraint(

@@ -287,7 +287,8 @@ class Provider(models.Model):
     objects = ProviderQuerySet.as_manager()
 
     class Meta:
-        ordering = ["last_name", "first_name"]
+        # The id last: namesakes (two Dr. John Smiths) must keep one order from page to page.
+        ordering = ["last_name", "first_name", "pk"]
         permissions = [
             ("change_tier", "Can change a partner's tier"),
             ("merge_partners", "Can merge duplicate partners and offices"),
