@@ -4,6 +4,7 @@ and kept through a merge. What it does to letters is in outreach/tests/test_offi
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -105,6 +106,30 @@ def test_unticking_the_box_clears_it_and_saving_other_fields_keeps_its_date(clie
     office.refresh_from_db()
     assert not office.letters_opt_out and office.letters_opt_out_at is None
     assert office.opt_out_changes.count() == 2
+
+
+def test_an_office_form_opened_before_it_opted_out_does_not_opt_it_back_in(
+    client_for, coordinator, manager
+):
+    """The office calls to stop letters while a coordinator has its form open to fix the
+    fax (the box unticked, as it was). Their save must not opt the office back in: nothing
+    is saved, the form says why and keeps what they typed."""
+    office = OrganizationFactory(fax="(402) 555-0100")
+    opened = client_for(coordinator).get(_edit(office)).content.decode()
+    found = re.search(r'name="version" value="([^"]*)"', opened)
+    organization_set_letters_opt_out(organization=office, opted_out=True, actor=manager)
+
+    response = client_for(coordinator).post(
+        _edit(office),
+        _form(office, fax="(402) 555-0199", version=found.group(1) if found else ""),
+    )
+
+    office.refresh_from_db()
+    assert office.letters_opt_out and office.fax == "(402) 555-0100"
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "Someone changed this office after you opened it" in page
+    assert 'value="(402) 555-0199"' in page
 
 
 def test_the_form_shows_the_box_ticked_for_an_opted_out_office(client_for, manager):

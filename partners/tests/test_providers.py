@@ -150,6 +150,47 @@ def test_only_the_owner_liaison_may_edit_a_partner(client_for, liaison, other_li
     assert client_for(manager).get(url).status_code == 200
 
 
+def _shown_version(page: str) -> str:
+    """The hidden version the edit page sends back, or nothing if it has none."""
+    found = re.search(r'name="version" value="([^"]*)"', page)
+    return found.group(1) if found else ""
+
+
+def test_a_partner_form_opened_before_a_colleagues_change_does_not_undo_it(
+    client_for, coordinator, manager, liaison, other_liaison
+):
+    """A coordinator opens the partner to fix the phone; meanwhile the manager hands the
+    relationship to another liaison and notes that the partner asked for no more letters.
+    The coordinator's save must not put the old owner and the letters back without a word:
+    nothing is saved, the form says why and keeps what they typed."""
+    provider = ProviderFactory(owner=liaison, phone="(402) 555-0100", letters_opt_out=False)
+    url = reverse("partners:provider_update", args=[provider.pk])
+    opened = client_for(coordinator).get(url).content.decode()
+    as_opened = _provider_data(
+        npi=provider.npi,
+        first_name=provider.first_name,
+        last_name=provider.last_name,
+        taxonomy_code="",
+        status=provider.status,
+        phone=provider.phone,
+        owner=liaison.pk,
+        version=_shown_version(opened),
+    )
+    client_for(manager).post(
+        url, {**as_opened, "owner": other_liaison.pk, "letters_opt_out": "on", "version": ""}
+    )
+
+    response = client_for(coordinator).post(url, {**as_opened, "phone": "(402) 555-0199"})
+
+    provider.refresh_from_db()
+    assert provider.owner == other_liaison and provider.letters_opt_out
+    assert provider.phone == "(402) 555-0100"
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "Someone changed this partner after you opened it" in page
+    assert 'value="(402) 555-0199"' in page
+
+
 def test_a_manager_changes_a_tier_with_a_reason_and_it_is_kept_as_history(client_for, manager):
     provider = ProviderFactory(tier="B")
     response = client_for(manager).post(
