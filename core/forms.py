@@ -1,3 +1,4 @@
+from datetime import datetime
 from typing import Any, cast
 
 from django import forms
@@ -60,3 +61,21 @@ class IdsMultipleChoiceField(forms.ModelMultipleChoiceField):
                 )
         # django-stubs leave out this private method of ModelMultipleChoiceField.
         return super()._check_values(value)  # type: ignore[misc]
+
+
+def parse_version(form: forms.BaseForm, value: str) -> datetime | None:
+    """A hidden `version` field: the updated_at of the record (a referral, a partner) when
+    the page was loaded. One the page did not send is an error of the whole form, drawn
+    above it (a hidden field has nowhere to show its own)."""
+    if not value:
+        return None
+    try:
+        version = datetime.fromisoformat(value)
+    except ValueError:
+        version = None
+    if version is None or version.tzinfo is None:
+        # The page always sends one with its offset: anything else was not sent by it,
+        # and would switch off the check that nobody changed the record meanwhile.
+        form.add_error(None, "The page was not understood: reload it and try again.")
+        return None
+    return version

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from typing import Any, cast
 
 import django_filters
@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.text import capfirst
 
 from core.filters import PersonFilter, StyledFilterSet
-from core.forms import UserChoiceField
+from core.forms import UserChoiceField, parse_version
 from core.phones import PHONE_FORMAT, clean_us_phone
 from core.roles import PARTNER_OWNER_ROLES
 from core.usps import us_state_code, us_zip_code
@@ -33,7 +33,23 @@ def liaison_choices() -> Any:
 TAXONOMY_CODE = re.compile(r"[0-9]{3}[0-9A-Z]{6}X")
 
 
-class ProviderForm(forms.ModelForm):
+class VersionedModelForm(forms.ModelForm):
+    """An edit form that remembers the record as the page showed it (its updated_at, in a
+    hidden field), so that a save over a colleague's later change can be refused instead
+    of undoing it (partners.views._changed_since_opened)."""
+
+    version = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.initial["version"] = self.instance.updated_at.isoformat()
+
+    def clean_version(self) -> datetime | None:
+        return parse_version(self, self.cleaned_data["version"])
+
+
+class ProviderForm(VersionedModelForm):
     owner = UserChoiceField(
         queryset=liaison_choices(),
         required=False,
@@ -158,7 +174,7 @@ class TierForm(forms.Form):
         return until
 
 
-class OrganizationForm(forms.ModelForm):
+class OrganizationForm(VersionedModelForm):
     # Not a model field of the form: the view hands it to organization_set_letters_opt_out,
     # which stamps when and by whom and keeps the history.
     letters_opt_out = forms.BooleanField(

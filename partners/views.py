@@ -4,14 +4,14 @@ from collections.abc import Callable
 from datetime import datetime
 from itertools import chain
 from operator import attrgetter
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Case, Q, Subquery, Value, When
-from django.http import HttpResponse
+from django.http import HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -34,6 +34,7 @@ from partners.forms import (
     ProviderForm,
     StaffMemberForm,
     TierForm,
+    VersionedModelForm,
 )
 from partners.models import Organization, Provider
 from partners.selectors import (
@@ -99,17 +100,45 @@ def provider_create(request: AuthedRequest) -> HttpResponse:
     return render(request, "partners/provider_form.html", {"form": form})
 
 
+def _changed_since_opened(form: VersionedModelForm, what: str) -> bool:
+    """Whether someone saved the record after this form was opened (its hidden version is
+    older than the row). Call it in the save's transaction: the row stays locked until the
+    save. If they did, nothing is to be saved: the form gets the reason, keeps what was
+    typed, and is measured against the current row when sent again."""
+    current = (
+        type(form.instance)
+        .objects.select_for_update()
+        .filter(pk=form.instance.pk)
+        .values_list("updated_at", flat=True)
+        .get()
+    )
+    version = form.cleaned_data["version"]
+    if version is None or version == current:
+        return False
+    form.data = data = cast(QueryDict, form.data).copy()  # bound to request.POST
+    data["version"] = current.isoformat()
+    form.add_error(
+        None,
+        f"Someone changed this {what} after you opened it, so nothing was saved. Your values "
+        f"are below: check them against the {what}'s page and save again to keep them.",
+    )
+    return True
+
+
 @login_required
 def provider_update(request: AuthedRequest, pk: int) -> HttpResponse:
     provider = get_provider_for_user(request.user, pk, write=True)
     form = ProviderForm(request.POST or None, instance=provider)
     if request.method == "POST" and form.is_valid():
         with transaction.atomic():
-            form.save()
-            if "owner" in form.changed_data and provider.owner_id is not None:
-                owner_tasks_hand_over(provider_id=provider.pk, owner_id=provider.owner_id)
-        messages.success(request, "Changes saved.")
-        return redirect(provider)
+            stale = _changed_since_opened(form, "partner")
+            if not stale:
+                form.save()
+                if "owner" in form.changed_data and provider.owner_id is not None:
+                    owner_tasks_hand_over(provider_id=provider.pk, owner_id=provider.owner_id)
+        if not stale:
+            messages.success(request, "Changes saved.")
+            return redirect(provider)
     return render(request, "partners/provider_form.html", {"form": form, "provider": provider})
 
 
@@ -294,14 +323,17 @@ def organization_update(request: AuthedRequest, pk: int) -> HttpResponse:
     form = OrganizationForm(request.POST or None, instance=organization)
     if request.method == "POST" and form.is_valid():
         with transaction.atomic():
-            form.save()
-            organization_set_letters_opt_out(
-                organization=organization,
-                opted_out=form.cleaned_data["letters_opt_out"],
-                actor=request.user,
-            )
-        messages.success(request, "Changes saved.")
-        return redirect(organization)
+            stale = _changed_since_opened(form, "office")
+            if not stale:
+                form.save()
+                organization_set_letters_opt_out(
+                    organization=organization,
+                    opted_out=form.cleaned_data["letters_opt_out"],
+                    actor=request.user,
+                )
+        if not stale:
+            messages.success(request, "Changes saved.")
+            return redirect(organization)
     return render(
         request,
         "partners/organization_form.html",

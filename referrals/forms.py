@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from core.dates import TWELVE_MONTHS
 from core.filters import DateRangeFilterForm, PersonFilter, StyledFilterSet
-from core.forms import UserChoiceField
+from core.forms import UserChoiceField, parse_version
 from core.ids import parse_id
 from core.phones import clean_us_phone
 from core.plausible import not_in_future
@@ -595,24 +595,6 @@ class BulkActionForm(forms.Form):
         if data.get("to_status") == Status.CANCELLED and not data["reason"]:
             self.add_error("reason", "Say why the selected referrals are cancelled.")
         return data
-
-
-def parse_version(form: forms.BaseForm, value: str) -> datetime | None:
-    """A hidden `version` field: the updated_at of the referral when the page was loaded.
-    One the page did not send is an error of the whole form, drawn above it (a hidden
-    field has nowhere to show its own)."""
-    if not value:
-        return None
-    try:
-        version = datetime.fromisoformat(value)
-    except ValueError:
-        version = None
-    if version is None or version.tzinfo is None:
-        # The page always sends one with its offset: anything else was not sent by it,
-        # and would switch off the check that nobody changed the referral meanwhile.
-        form.add_error(None, "The page was not understood: reload it and try again.")
-        return None
-    return version
 
 
 class AssignForm(forms.Form):
