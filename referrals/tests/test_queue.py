@@ -581,6 +581,21 @@ def test_statuses_ticked_are_shown_whatever_open_only_says(client_for, coordinat
     assert still_open.pk not in shown
 
 
+def test_the_ended_sla_state_is_shown_whatever_open_only_says(client_for, coordinator):
+    """The queue opens with "Open only" ticked, so choosing SLA "Ended" sends both: the
+    referrals whose clock has stopped are listed, not an empty queue with nothing to say
+    why (an ended one is never open)."""
+    provider = ProviderFactory()
+    declined = ReferralFactory(provider=provider, status="declined", decline_reason="Out of scope")
+    still_open = ReferralFactory(provider=provider)
+    response = client_for(coordinator).get(
+        reverse("referrals:list"), {"sla": "ended", "open": "on"}
+    )
+    shown = [int(pk) for pk in re.findall(r'data-queue-row="(\d+)"', response.content.decode())]
+    assert shown == [declined.pk]
+    assert still_open.pk not in shown
+
+
 @pytest.mark.parametrize(
     ("field", "typed"), [("first_contact_hours", 99999999), ("appointment_days", 4000000)]
 )
