@@ -492,9 +492,11 @@ class ReferralFilter(StyledFilterSet):
         return queryset.filter(intake_submission__reference=text.upper())
 
     def filter_open(self, queryset: Any, name: str, value: bool) -> Any:
-        # Statuses ticked are asked for by name: "Closed" with "Open only" (ticked by
-        # default) would otherwise match nothing, with nothing to say why.
-        if self.form.cleaned_data.get("status"):
+        # Statuses ticked, and the SLA state "Ended" (declined, cancelled or closed), are
+        # asked for by name: "Closed" with "Open only" (ticked by default) would otherwise
+        # match nothing, with nothing to say why.
+        asked = self.form.cleaned_data
+        if asked.get("status") or asked.get("sla") == SlaState.ENDED:
             return queryset
         return queryset.open() if value else queryset
 
