@@ -596,6 +596,20 @@ def test_the_ended_sla_state_is_shown_whatever_open_only_says(client_for, coordi
     assert still_open.pk not in shown
 
 
+def test_a_referral_asked_for_by_number_is_found_whatever_open_only_says(client_for, coordinator):
+    """An office calls about referral #N (or the reference its link showed): typed into
+    the queue as it opens, with "Open only" ticked, a declined or closed one is found, not
+    reported as no match."""
+    declined = ReferralFactory(status="declined", decline_reason="Out of scope")
+    ReferralFactory(provider=declined.provider)
+    client = client_for(coordinator)
+
+    response = client.get(reverse("referrals:list"), {"number": f"#{declined.pk}", "open": "on"})
+
+    shown = [int(pk) for pk in re.findall(r'data-queue-row="(\d+)"', response.content.decode())]
+    assert shown == [declined.pk]
+
+
 @pytest.mark.parametrize(
     ("field", "typed"), [("first_contact_hours", 99999999), ("appointment_days", 4000000)]
 )
