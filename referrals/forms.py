@@ -492,11 +492,12 @@ class ReferralFilter(StyledFilterSet):
         return queryset.filter(intake_submission__reference=text.upper())
 
     def filter_open(self, queryset: Any, name: str, value: bool) -> Any:
-        # Statuses ticked, and the SLA state "Ended" (declined, cancelled or closed), are
-        # asked for by name: "Closed" with "Open only" (ticked by default) would otherwise
-        # match nothing, with nothing to say why.
+        # A referral's number (what an office quotes on the phone), statuses ticked and the
+        # SLA state "Ended" (declined, cancelled or closed) are asked for by name: "Closed"
+        # with "Open only" (ticked by default) would otherwise match nothing, with nothing
+        # to say why.
         asked = self.form.cleaned_data
-        if asked.get("status") or asked.get("sla") == SlaState.ENDED:
+        if asked.get("number") or asked.get("status") or asked.get("sla") == SlaState.ENDED:
             return queryset
         return queryset.open() if value else queryset
 
