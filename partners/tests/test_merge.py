@@ -108,6 +108,23 @@ def test_a_partner_who_opted_out_on_either_record_stays_opted_out(client_for, ma
     assert survivor.letters_opt_out
 
 
+def test_a_specialist_in_network_on_either_record_stays_in_network(client_for, manager):
+    """The record kept is the one with the right NPI, often the one from the registry;
+    the duplicate is the one the practice worked with and marked as a preferred partner.
+    Merged, the specialist is still in network, or every patient sent to them afterwards
+    would count as leakage and ask why; the preview says so."""
+    survivor = ProviderFactory(in_network=False)
+    duplicate = ProviderFactory(in_network=True)
+    url = reverse("partners:provider_merge", args=[survivor.pk])
+
+    preview = client_for(manager).get(url, {"duplicate": duplicate.pk}).content.decode()
+    partner_merge(survivor=survivor, duplicate=duplicate, actor=manager)
+
+    assert "In network" in preview
+    survivor.refresh_from_db()
+    assert survivor.in_network
+
+
 def test_a_tier_a_manager_pinned_on_the_duplicate_comes_over_pinned(manager):
     until = timezone.localdate() + timedelta(days=90)
     keep = ProviderFactory(tier="C")
