@@ -24,6 +24,7 @@ PROVIDER_MERGE_FIELDS = [
     "email",
     "owner",
     "tier",
+    "in_network",
     "letters_opt_out",
 ]
 ORGANIZATION_MERGE_FIELDS = [
@@ -57,9 +58,11 @@ class MergePreview:
 
 def _merged_value(survivor: models.Model, duplicate: models.Model, name: str) -> Any:
     """The survivor's value wins; where the survivor has none, it takes the duplicate's.
-    An opt-out on either record is the partner's wish, so the merged record keeps it."""
+    An opt-out on either record is the partner's wish, so the merged record keeps it; and
+    a specialist the practice made a preferred partner on either record stays one (else
+    every patient sent to them would count as leakage)."""
     mine = getattr(survivor, name)
-    if name == "letters_opt_out":
+    if name in ("letters_opt_out", "in_network"):
         return mine or getattr(duplicate, name)
     if name == "tier" and _pin_comes_over(survivor, duplicate):
         return getattr(duplicate, name)
