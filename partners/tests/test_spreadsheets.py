@@ -471,3 +471,36 @@ def test_a_big_import_confirmed_while_the_broker_is_down_is_saved_for_the_sweep(
     assert response.status_code == 302
     partner_import.refresh_from_db()
     assert partner_import.status == PartnerImport.Status.QUEUED
+
+
+def test_a_taxonomy_code_the_partner_form_would_refuse_is_left_out_of_the_import_saying_why():
+    """As the partner form checks it: the NUCC shape, and the NUCC list once it is
+    loaded. The partner still imports, without the code, and the preview says so."""
+    from partners.spreadsheets.planning import plan_import
+    from registry.models import Taxonomy
+
+    Taxonomy.objects.get_or_create(
+        code="207X00000X",
+        defaults={"grouping": "Allopathic", "classification": "Orthopaedic Surgery"},
+    )
+    mapping = {"0": "npi", "1": "first_name", "2": "last_name", "3": "taxonomy_code"}
+    plan = plan_import(
+        [
+            [make_npi(1), "Ann", "Lee", " 207x00000x "],
+            [make_npi(2), "Bo", "Ng", "207Z99999X"],
+            [make_npi(3), "Cy", "Oh", "Ortho"],
+        ],
+        mapping,
+    )
+    known, unlisted, garbled = plan.rows
+    assert [row.action for row in plan.rows] == ["create", "create", "create"]
+    assert known.values["taxonomy_code"] == "207X00000X" and known.skipped == []
+    assert "taxonomy_code" not in unlisted.values
+    assert unlisted.skipped == [
+        "Taxonomy code “207Z99999X” left out: it is not in the NUCC taxonomy list."
+    ]
+    assert "taxonomy_code" not in garbled.values
+    assert garbled.skipped == [
+        "Taxonomy code “Ortho” left out: a NUCC taxonomy code is 10 characters: 3 digits, "
+        "6 digits or letters, and X (e.g. 207Q00000X)."
+    ]
