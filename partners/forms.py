@@ -31,6 +31,9 @@ def liaison_choices() -> Any:
 
 # The shape of every NUCC Health Care Provider Taxonomy code: 207Q00000X, 363LF0000X.
 TAXONOMY_CODE = re.compile(r"[0-9]{3}[0-9A-Z]{6}X")
+TAXONOMY_SHAPE = (
+    "A NUCC taxonomy code is 10 characters: 3 digits, 6 digits or letters, and X (e.g. 207Q00000X)."
+)
 
 
 class VersionedModelForm(forms.ModelForm):
@@ -143,10 +146,7 @@ class ProviderForm(VersionedModelForm):
         if not code or self._kept("taxonomy_code", code):
             return code
         if not TAXONOMY_CODE.fullmatch(code):
-            raise forms.ValidationError(
-                "A NUCC taxonomy code is 10 characters: 3 digits, 6 digits or letters, and X "
-                "(e.g. 207Q00000X)."
-            )
+            raise forms.ValidationError(TAXONOMY_SHAPE)
         from registry.models import Taxonomy
 
         # Checked against the NUCC list once it is loaded (manage.py import_taxonomy).

@@ -138,6 +138,7 @@ def plan_import(
         if progress and len(planned) % progress_every == 0:
             progress(len(planned))
 
+    _leave_out_unknown_taxonomy(planned)
     npis = list(first_row_of)
     existing: dict[str, Provider] = {}
     for batch in _chunks(npis):
@@ -177,6 +178,40 @@ def plan_import(
                 row.changes.append((TARGETS[name], getattr(provider, name), new))
         row.action = "update" if row.changes else "unchanged"
     return ImportPlan(rows=planned, offices=offices)
+
+
+def _leave_out_unknown_taxonomy(rows: list[PlanRow]) -> None:
+    """A taxonomy code as the partner form takes it (upper case, the NUCC shape, on the
+    NUCC list once it is loaded: one query for the whole sheet), else left out with the
+    reason; the partner still imports."""
+    from partners.forms import TAXONOMY_CODE, TAXONOMY_SHAPE
+    from registry.models import Taxonomy
+
+    typed = {}
+    for row in rows:
+        code = row.values.get("taxonomy_code", "")
+        if row.action == "reject" or not code:
+            continue
+        row.values["taxonomy_code"] = code.upper()
+        if TAXONOMY_CODE.fullmatch(code.upper()):
+            typed[row.number] = code
+        else:
+            del row.values["taxonomy_code"]
+            row.skipped.append(
+                f"{TARGETS['taxonomy_code']} “{code[:20]}” left out: "
+                f"{TAXONOMY_SHAPE[0].lower()}{TAXONOMY_SHAPE[1:]}"
+            )
+    codes = {row.values["taxonomy_code"] for row in rows if row.number in typed}
+    if not codes or not Taxonomy.objects.exists():
+        return
+    listed = set(Taxonomy.objects.filter(code__in=codes).values_list("code", flat=True))
+    for row in rows:
+        if row.number in typed and row.values["taxonomy_code"] not in listed:
+            del row.values["taxonomy_code"]
+            row.skipped.append(
+                f"{TARGETS['taxonomy_code']} “{typed[row.number][:20]}” left out: it is not "
+                "in the NUCC taxonomy list."
+            )
 
 
 def _plan_offices(rows: list[PlanRow], providers: dict[str, Provider]) -> list[OfficePlan]:
