@@ -125,6 +125,32 @@ def test_a_specialist_in_network_on_either_record_stays_in_network(client_for, m
     assert survivor.in_network
 
 
+def test_how_the_partner_asked_to_be_written_to_comes_over_from_either_record(
+    client_for, manager
+):
+    """The record kept often came from the registry with the defaults; the duplicate is the
+    one the practice worked with, where the office asked for faxes, a monthly summary and
+    a call instead of a thank-you letter. A choice made on either record is kept (the
+    record kept's own choice first), and the preview shows each, by its name."""
+    survivor = ProviderFactory(report_cadence=Provider.ReportCadence.WEEKLY)
+    duplicate = ProviderFactory(
+        preferred_channel=Provider.PreferredChannel.FAX,
+        report_cadence=Provider.ReportCadence.MONTHLY,
+        thank_you_by=Provider.ThankYouBy.CALL,
+    )
+    url = reverse("partners:provider_merge", args=[survivor.pk])
+
+    preview = client_for(manager).get(url, {"duplicate": duplicate.pk}).content.decode()
+    partner_merge(survivor=survivor, duplicate=duplicate, actor=manager)
+
+    assert "A monthly summary" in preview and "Call (a task" in preview
+    survivor.refresh_from_db()
+    assert survivor.preferred_channel == Provider.PreferredChannel.FAX
+    assert survivor.thank_you_by == Provider.ThankYouBy.CALL
+    # Both chose: the record kept's choice stands (the preview showed both).
+    assert survivor.report_cadence == Provider.ReportCadence.WEEKLY
+
+
 def test_a_tier_a_manager_pinned_on_the_duplicate_comes_over_pinned(manager):
     until = timezone.localdate() + timedelta(days=90)
     keep = ProviderFactory(tier="C")
