@@ -15,6 +15,8 @@ from django.utils.text import capfirst
 from core.meta import own_field
 from partners.models import Organization, PartnerMerge, Provider
 
+# How the partner asked to be written to (see _merged_value).
+PREFERENCES = ("preferred_channel", "report_cadence", "thank_you_by")
 PROVIDER_MERGE_FIELDS = [
     "credential",
     "taxonomy_code",
@@ -26,6 +28,7 @@ PROVIDER_MERGE_FIELDS = [
     "tier",
     "in_network",
     "letters_opt_out",
+    *PREFERENCES,
 ]
 ORGANIZATION_MERGE_FIELDS = [
     "npi",
@@ -66,6 +69,11 @@ def _merged_value(survivor: models.Model, duplicate: models.Model, name: str) ->
         return mine or getattr(duplicate, name)
     if name == "tier" and _pin_comes_over(survivor, duplicate):
         return getattr(duplicate, name)
+    if name in PREFERENCES:
+        # How the partner asked to be written to: a choice made on either record, not the
+        # default a record was created with (the record kept's own choice first).
+        default = own_field(survivor, name).default
+        return mine if mine != default else getattr(duplicate, name)
     return mine if mine not in ("", None) else getattr(duplicate, name)
 
 
@@ -187,22 +195,26 @@ def partner_merge_preview(
     names = PROVIDER_MERGE_FIELDS if isinstance(survivor, Provider) else ORGANIZATION_MERGE_FIELDS
     fields = [
         MergeField(
-            label=capfirst(str(own_field(survivor, name).verbose_name)),
-            survivor=_shown(getattr(survivor, name)),
-            duplicate=_shown(getattr(duplicate, name)),
-            result=_shown(_merged_value(survivor, duplicate, name)),
+            label=capfirst(str(field.verbose_name)),
+            survivor=_shown(getattr(survivor, name), field),
+            duplicate=_shown(getattr(duplicate, name), field),
+            result=_shown(_merged_value(survivor, duplicate, name), field),
         )
         for name in names
+        for field in [own_field(survivor, name)]
     ]
     return MergePreview(
         fields=fields, moves=_related_counts(duplicate), problems=_check_merge(survivor, duplicate)
     )
 
 
-def _shown(value: Any) -> Any:
-    # A yes/no field reads "Yes", or a dash like an empty one (not "True" or "False").
+def _shown(value: Any, field: Any) -> Any:
+    # A yes/no field reads "Yes", or a dash like an empty one (not "True" or "False"); a
+    # choice, by its name ("A monthly summary", not "monthly").
     if isinstance(value, bool):
         return "Yes" if value else ""
+    if getattr(field, "choices", None) and value not in ("", None):
+        return dict(field.flatchoices).get(value, value)
     return value
 
 
