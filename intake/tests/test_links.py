@@ -73,6 +73,13 @@ def test_revoking_a_link_refuses_the_office_with_a_clear_message(
     assert 'href="tel:5550102000"' in refused
     response = office.post(_url(token), office_form_data(link.organization))
     assert response.status_code == 410
+    # Revoked again (a page opened before): said so, and who revoked it stays on record.
+    again = (
+        client_for(manager)
+        .post(reverse("intake:link_revoke", args=[link.pk]), follow=True)
+        .content.decode()
+    )
+    assert "was already revoked" in again
     assert not Referral.objects.exists()
 
 

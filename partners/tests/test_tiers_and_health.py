@@ -117,6 +117,18 @@ def test_a_pin_without_a_date_holds_until_a_manager_clears_it(client_for, manage
     assert provider.tier == "" and not provider.tier_pinned
 
 
+def test_returning_a_tier_nobody_pinned_to_nightly_tiering_says_nothing_changed(
+    client_for, manager
+):
+    # The button pressed twice, or on a page opened before a colleague cleared the pin.
+    provider = ProviderFactory(tier="B")
+    response = client_for(manager).post(
+        reverse("partners:provider_unpin_tier", args=[provider.pk]), follow=True
+    )
+    assert "already set by nightly tiering" in response.content.decode()
+    assert not provider.tier_changes.exists()
+
+
 def test_a_pin_date_in_the_past_is_refused_with_a_message(client_for, manager):
     provider = ProviderFactory(tier="B")
     response = client_for(manager).post(
