@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST
 from audit.models import PatientDataAccess
 from audit.services import audit_record
 from core.pagination import paginate
+from core.templatetags.people import person
 from core.types import AuthedRequest
 from intake.forms import AttachmentForm, Hl7UploadForm, IntakeLinkForm, OfficeReferralForm
 from intake.hl7 import MAX_MESSAGE_BYTES, Hl7Error, UnknownReferrer
@@ -104,8 +105,17 @@ def link_list(request: AuthedRequest) -> HttpResponse:
 @require_POST
 def link_revoke(request: AuthedRequest, pk: int) -> HttpResponse:
     link = get_intake_link_for_user(request.user, pk)
-    intake_link_revoke(link=link, actor=request.user)
-    messages.success(request, "The link was revoked; the office can no longer use it.")
+    revoked = intake_link_revoke(link=link, actor=request.user)
+    if not link.is_revoked:  # as the link was before
+        messages.success(request, "The link was revoked; the office can no longer use it.")
+    else:
+        # Revoked before (the page was opened earlier): who did it stays on record.
+        messages.info(
+            request,
+            f"Nothing changed: the link was already revoked on "
+            f"{timezone.localtime(revoked.revoked_at):%b %-d, %Y}"
+            + (f" by {person(revoked.revoked_by)}." if revoked.revoked_by else "."),
+        )
     return redirect("intake:organization_links", pk=link.organization_id)
 
 

@@ -284,6 +284,10 @@ def provider_unpin_tier(request: AuthedRequest, pk: int) -> HttpResponse:
     provider = get_provider_for_user(request.user, pk)
     if provider_unpin_tier_service(provider=provider, actor=request.user):
         messages.success(request, "Nightly tiering will set this partner's tier from tonight.")
+    else:
+        messages.info(
+            request, "Nothing changed: this partner's tier was already set by nightly tiering."
+        )
     return redirect(provider)
 
 
