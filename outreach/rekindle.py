@@ -86,6 +86,9 @@ class NoteRoute:
     recipient: str
     # Their office opted out for all its partners, not the partner themselves.
     office_opted_out: bool = False
+    # They take letters about their patients, but no newsletters or invitations (a note
+    # courting them is one).
+    marketing_opted_out: bool = False
 
     @property
     def opted_out(self) -> bool:
@@ -114,6 +117,7 @@ def note_route(provider: Provider) -> NoteRoute:
     return NoteRoute(
         *letter_route(provider, K.REKINDLE),
         office_opted_out=provider.office_opted_out and not provider.letters_opt_out,
+        marketing_opted_out=provider.marketing_opt_out and not provider.letters_opted_out,
     )
 
 
@@ -146,8 +150,9 @@ def check_note_send(*, task: Task, route: NoteRoute) -> None:
         )
     if route.opted_out:
         who = "This partner's office" if route.office_opted_out else "This partner"
+        what = "newsletters and invitations" if route.marketing_opted_out else "letters"
         raise ValidationError(
-            f"{who} opted out of letters, so no note is sent. Call or visit instead, "
+            f"{who} opted out of {what}, so no note is sent. Call or visit instead, "
             "and log it as an activity."
         )
 

@@ -80,6 +80,7 @@ class ProviderForm(VersionedModelForm):
             "thank_you_by",
             "report_cadence",
             "letters_opt_out",
+            "marketing_opt_out",
         ]
         widgets = {"notes": forms.Textarea(attrs={"rows": 3})}
 

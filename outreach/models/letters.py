@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
     from django.contrib.auth.models import User
 
+    from partners.models import Provider
+
 
 def letter_name(kind_label: str) -> str:
     """A kind of letter as a sentence names it: "Thank-you letter", but "Consult report
@@ -112,6 +114,24 @@ class LetterQuerySet(models.QuerySet["Letter"]):
             .select_related("provider", "provider__organization")
             .order_by("created_at", "pk")
         )
+
+
+# Letters that court a partner rather than tell them about their patients: a partner's
+# opt-out of newsletters and invitations (Provider.marketing_opt_out) stops these only.
+MARKETING_KINDS = frozenset(
+    {
+        LetterTemplate.Kind.NEWSLETTER,
+        LetterTemplate.Kind.REKINDLE,
+        LetterTemplate.Kind.EVENT_REMINDER,
+    }
+)
+
+
+def opted_out_of(provider: Provider, kind: str) -> bool:
+    """Does `provider` take no letter of `kind`? They, or their office, opted out of
+    letters; or it courts them and they opted out of newsletters and invitations. Load
+    the partner with its organization where many are checked."""
+    return provider.letters_opted_out or (kind in MARKETING_KINDS and provider.marketing_opt_out)
 
 
 class Letter(models.Model):
@@ -279,6 +299,11 @@ class Letter(models.Model):
     @property
     def kind_name(self) -> str:
         return letter_name(self.get_kind_display())
+
+    @property
+    def recipient_opted_out(self) -> bool:
+        """Its partner takes no letter of its kind any more (opted_out_of)."""
+        return opted_out_of(self.provider, self.kind)
 
     @property
     def is_due(self) -> bool:

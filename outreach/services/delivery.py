@@ -274,7 +274,7 @@ def letters_deliver(*, letter_ids: list[int]) -> list[Letter]:
             if letter.referral_id in copies:
                 _record_withdrawn_copy(letter, copies[letter.referral_id])
                 continue
-            if letter.provider.letters_opted_out:
+            if letter.recipient_opted_out:
                 # The partner or their office opted out (or the partner was merged into a
                 # record that had) after the letter was written and before it was due: it
                 # is not sent.
@@ -338,7 +338,7 @@ def letter_withdraw_opted_out(*, letter: Letter) -> Letter:
         .select_related("provider__organization")
         .get(pk=letter.pk)
     )
-    if locked.status == Letter.Status.PRINT_QUEUE and locked.provider.letters_opted_out:
+    if locked.status == Letter.Status.PRINT_QUEUE and locked.recipient_opted_out:
         locked.status, locked.channel, locked.recipient = Letter.Status.SKIPPED, "", ""
         locked.save(update_fields=["status", "channel", "recipient"])
     return locked

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from outreach import direct
 from outreach.models import Letter, LetterTemplate
+from outreach.models.letters import opted_out_of
 from partners.models import Provider
 
 K = LetterTemplate.Kind
@@ -213,7 +214,7 @@ def letter_route(
     Callers routing many partners pass `direct_address` (from direct.direct_addresses,
     "" for none) so the registry is read once, not per partner, and load the partners
     with their organization, whose opt-out covers them too."""
-    if provider.letters_opted_out:
+    if opted_out_of(provider, kind):
         return "", Letter.Status.SKIPPED, ""
     if kind == K.THANK_YOU and provider.thank_you_by == Provider.ThankYouBy.CALL:
         return Letter.Channel.CALL, Letter.Status.SKIPPED, ""

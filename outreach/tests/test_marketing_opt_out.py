@@ -30,7 +30,7 @@ S = Letter.Status
 
 def _no_newsletters(**fields) -> Provider:
     fields.setdefault("email", "whitfield@example.org")
-    return ProviderFactory(marketing_opt_out=True, **fields)
+    return ProviderFactory.create(marketing_opt_out=True, **fields)
 
 
 def _received(provider: Provider):

@@ -281,7 +281,7 @@ def test_the_newsletter_preview_counts_who_gets_nothing(client_for, manager):
 
     page = response.content.decode()
     assert '<strong id="audience-count">4</strong>' in page
-    assert "3 of them opted out of letters (themselves or their office)" in page
+    assert "3 of them opted out of letters or newsletters (themselves or their office)" in page
 
 
 # --- Event reminders ---------------------------------------------------------------------

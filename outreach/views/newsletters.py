@@ -7,7 +7,7 @@ from typing import cast
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.http import HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -48,7 +48,7 @@ def _preview(form: NewsletterForm) -> dict[str, object]:
     # nothing: one aggregate says both.
     counts = partners.aggregate(
         count=Count("pk"),
-        opted_out=Count("pk", filter=OPTED_OUT_OF_LETTERS),
+        opted_out=Count("pk", filter=OPTED_OUT_OF_LETTERS | Q(marketing_opt_out=True)),
     )
     return {**counts, "subject": subject, "body": body, "partner": first}
 

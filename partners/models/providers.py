@@ -281,6 +281,14 @@ class Provider(models.Model):
         default=False,
         help_text="No automated acknowledgments, notices, thank-yous or cover letters.",
     )
+    # "Take me off your mailing list": not a wish to hear nothing about their patients
+    # (outreach.models.letters.MARKETING_KINDS).
+    marketing_opt_out = models.BooleanField(
+        "opted out of newsletters and invitations",
+        default=False,
+        help_text="No newsletters, rekindle notes or event reminders; the letters about the "
+        "patients they send still go.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -28,6 +28,7 @@ PROVIDER_MERGE_FIELDS = [
     "tier",
     "in_network",
     "letters_opt_out",
+    "marketing_opt_out",
     *PREFERENCES,
 ]
 ORGANIZATION_MERGE_FIELDS = [
@@ -65,7 +66,7 @@ def _merged_value(survivor: models.Model, duplicate: models.Model, name: str) ->
     a specialist the practice made a preferred partner on either record stays one (else
     every patient sent to them would count as leakage)."""
     mine = getattr(survivor, name)
-    if name in ("letters_opt_out", "in_network"):
+    if name in ("letters_opt_out", "marketing_opt_out", "in_network"):
         return mine or getattr(duplicate, name)
     if name == "tier" and _pin_comes_over(survivor, duplicate):
         return getattr(duplicate, name)
