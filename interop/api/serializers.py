@@ -68,6 +68,7 @@ class PartnerSerializer(serializers.ModelSerializer[Provider]):
             "email",
             "organization",
             "letters_opt_out",
+            "marketing_opt_out",
             "updated_at",
         )
         read_only_fields = fields
@@ -75,7 +76,11 @@ class PartnerSerializer(serializers.ModelSerializer[Provider]):
             "letters_opt_out": {
                 "help_text": "The partner asked for no letters. Their office may have too "
                 "(organization.letters_opt_out): either means none is sent."
-            }
+            },
+            "marketing_opt_out": {
+                "help_text": "The partner asked for no newsletters, rekindle notes or event "
+                "reminders; the letters about their patients still go."
+            },
         }
 
 

@@ -54,6 +54,16 @@ def test_a_partner_row_says_whether_they_or_their_office_opted_out_of_letters(
     assert rows[own.pk]["organization"]["letters_opt_out"] is False
     assert rows[by_office.pk]["letters_opt_out"] is False
     assert rows[by_office.pk]["organization"]["letters_opt_out"] is True
+    assert rows[own.pk]["marketing_opt_out"] is False
+
+
+def test_a_partner_row_says_whether_they_want_no_newsletters_or_invitations(
+    liaison: User, api_client_for: ClientFor
+) -> None:
+    partner = ProviderFactory.create(marketing_opt_out=True)
+    rows = api_client_for(liaison).get(reverse("api:partner-list")).json()["results"]
+    (row,) = [row for row in rows if row["id"] == partner.pk]
+    assert (row["marketing_opt_out"], row["letters_opt_out"]) == (True, False)
 
 
 def test_a_coordinator_reads_patient_details_and_each_read_is_audited(
