@@ -132,3 +132,14 @@ def test_a_merge_keeps_it_from_either_record(manager):
     partner_merge(survivor=survivor, duplicate=duplicate, actor=manager)
     survivor.refresh_from_db()
     assert survivor.marketing_opt_out
+
+
+def test_the_partner_list_finds_those_who_want_no_newsletters(client_for, manager):
+    _no_newsletters(last_name="Quillfeather")
+    ProviderFactory(last_name="Zellweger")
+    page = (
+        client_for(manager)
+        .get(reverse("partners:provider_list"), {"letters": "no_newsletters"})
+        .content.decode()
+    )
+    assert "Quillfeather" in page and "Zellweger" not in page
