@@ -268,6 +268,7 @@ class ProviderFilter(StyledFilterSet):
         choices=[
             ("taking", "Taking letters"),
             ("opted_out", "Opted out of letters (or their office)"),
+            ("no_newsletters", "No newsletters or invitations"),
         ],
         empty_label="Letters or not",
         method="filter_letters",
@@ -294,6 +295,8 @@ class ProviderFilter(StyledFilterSet):
     def filter_letters(self, queryset: Any, name: str, value: str) -> Any:
         if value == "opted_out":
             return queryset.opted_out_of_letters()
+        if value == "no_newsletters":
+            return queryset.filter(marketing_opt_out=True)
         return queryset.taking_letters()
 
     def sort_by(self, queryset: Any, name: str, value: str) -> Any:
