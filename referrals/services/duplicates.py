@@ -56,13 +56,9 @@ def referral_mark_duplicate(
         raise ValidationError("This referral no longer exists.")
     if kept is None or kept.pk == copy.pk:
         raise ValidationError({"original": "Choose another referral: the one this one repeats."})
-    if version is not None and copy.updated_at != version:
-        raise ValidationError(
-            f"Someone changed this referral after you opened it (it is now "
-            f"{copy.status_label}; see its history), so it was not marked as a duplicate. "
-            "Check it below and mark it again if it still applies.",
-            code="stale",
-        )
+    _check_unchanged(
+        copy, version, "it was not marked as a duplicate", "mark it again if it still applies"
+    )
     check_duplicate(referral=copy, original=kept)
     now = timezone.now()
     from_status = copy.status
@@ -105,6 +101,23 @@ def referral_mark_duplicate(
     )
     Inquiry.objects.filter(referral_id=copy.pk).delete()
     return copy
+
+
+def _check_unchanged(
+    locked: Referral,
+    version: datetime | None,
+    outcome: str = "nothing was changed",
+    retry: str = "try again if it still applies",
+) -> None:
+    """The referral (locked) is as the user's page showed it (`version`, its updated_at;
+    None asks nothing), else ValidationError code "stale" saying what it is now."""
+    if version is not None and locked.updated_at != version:
+        raise ValidationError(
+            f"Someone changed this referral after you opened it (it is now "
+            f"{locked.status_label}; see its history), so {outcome}. Check it below and "
+            f"{retry}.",
+            code="stale",
+        )
 
 
 def check_duplicate(*, referral: Referral, original: Referral) -> None:
@@ -193,13 +206,7 @@ def referral_unmark_duplicate(
     from outreach.models import Letter
 
     copy = Referral.objects.select_for_update().get(pk=referral.pk)
-    if version is not None and copy.updated_at != version:
-        raise ValidationError(
-            f"Someone changed this referral after you opened it (it is now "
-            f"{copy.status_label}; see its history), so nothing was changed. Check it below "
-            "and try again if it still applies.",
-            code="stale",
-        )
+    _check_unchanged(copy, version)
     if copy.duplicate_of_id is None:
         raise ValidationError("It is not marked as a duplicate.")
     if copy.status != Status.CANCELLED:
@@ -287,13 +294,7 @@ def referral_confirm_not_duplicate(
     from referrals.selectors import possible_duplicates
 
     locked = Referral.objects.select_for_update().select_related("provider").get(pk=referral.pk)
-    if version is not None and locked.updated_at != version:
-        raise ValidationError(
-            f"Someone changed this referral after you opened it (it is now "
-            f"{locked.status_label}; see its history), so nothing was changed. Check it "
-            "below and try again if it still applies.",
-            code="stale",
-        )
+    _check_unchanged(locked, version)
     if locked.duplicate_of_id is not None:
         raise ValidationError(
             "It is marked as a duplicate: put it back to work first if it is not a copy."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, cast
 
 from django import forms
@@ -318,25 +319,15 @@ def referral_mark_duplicate_view(request: AuthedRequest, pk: int) -> HttpRespons
 @permission_required("referrals.view_patient_details", raise_exception=True)
 def referral_unmark_duplicate_view(request: AuthedRequest, pk: int) -> HttpResponse:
     """ "Not a copy": a referral marked as a duplicate by mistake goes back to work."""
-    referral = get_referral_for_user(request.user, pk, write=True)
-    form = DuplicateForm(request.POST)
-    # Only the version is asked for here.
-    form.fields["original"].required = False
-    if form.is_valid():
-        try:
-            referral = referral_unmark_duplicate(
-                referral=referral, actor=request.user, version=form.cleaned_data["version"]
-            )
-        except ValidationError as error:
-            form.add_error(None, error)
-        else:
-            messages.success(
-                request,
-                f"Referral #{referral.pk} is no longer a duplicate: it is "
-                f"{referral.status_label.lower()} again and counts in every figure.",
-            )
-            return redirect(referral)
-    return _back_with_errors(request, referral, form, "Not changed")
+    return _settle_duplicate(
+        request,
+        pk,
+        referral_unmark_duplicate,
+        lambda referral: (
+            f"Referral #{referral.pk} is no longer a duplicate: it is "
+            f"{referral.status_label.lower()} again and counts in every figure."
+        ),
+    )
 
 
 @login_required
@@ -344,23 +335,37 @@ def referral_unmark_duplicate_view(request: AuthedRequest, pk: int) -> HttpRespo
 @permission_required("referrals.view_patient_details", raise_exception=True)
 def referral_not_duplicate_view(request: AuthedRequest, pk: int) -> HttpResponse:
     """ "Not a copy": the coordinator found a possible duplicate a referral of its own."""
+    return _settle_duplicate(
+        request,
+        pk,
+        referral_confirm_not_duplicate,
+        lambda referral: (
+            f"Referral #{referral.pk} is kept as a referral of its own: the "
+            "queue no longer flags it as a possible duplicate."
+        ),
+    )
+
+
+def _settle_duplicate(
+    request: AuthedRequest,
+    pk: int,
+    settle: Callable[..., Referral],
+    said: Callable[[Referral], str],
+) -> HttpResponse:
+    """A button of the referral's page that asks only its version (the page's updated_at):
+    `settle` the referral's duplicate question, and say what it did, or why not."""
     referral = get_referral_for_user(request.user, pk, write=True)
     form = DuplicateForm(request.POST)
-    # Only the version is asked for here.
     form.fields["original"].required = False
     if form.is_valid():
         try:
-            referral = referral_confirm_not_duplicate(
+            referral = settle(
                 referral=referral, actor=request.user, version=form.cleaned_data["version"]
             )
         except ValidationError as error:
             form.add_error(None, error)
         else:
-            messages.success(
-                request,
-                f"Referral #{referral.pk} is kept as a referral of its own: the queue no "
-                "longer flags it as a possible duplicate.",
-            )
+            messages.success(request, said(referral))
             return redirect(referral)
     return _back_with_errors(request, referral, form, "Not changed")
 
