@@ -504,3 +504,40 @@ def test_a_taxonomy_code_the_partner_form_would_refuse_is_left_out_of_the_import
         "Taxonomy code “Ortho” left out: a NUCC taxonomy code is 10 characters: 3 digits, "
         "6 digits or letters, and X (e.g. 207Q00000X)."
     ]
+
+
+def test_an_opt_out_of_newsletters_round_trips_and_never_opts_anyone_back_in(
+    client_for, manager
+):
+    """Exported, it imports back; from another CRM, a "no newsletters" column reads the
+    same; as with letters, a "no" never opts a partner back in."""
+    from partners.spreadsheets.columns import guess_mapping
+    from partners.spreadsheets.export import export_rows
+    from partners.spreadsheets.planning import plan_import
+
+    ProviderFactory(npi=GOOD_NPI, last_name="Reyes", marketing_opt_out=True)
+    header, row = list(export_rows(Provider.objects.all()))
+    column = header.index("Opted out of newsletters and invitations")
+    assert row[column] == "yes"
+    mapping = guess_mapping(header)
+    assert mapping[str(column)] == "marketing_opt_out"
+    assert guess_mapping(["NPI", "No newsletters"]) == {"0": "npi", "1": "marketing_opt_out"}
+
+    Provider.objects.all().delete()
+    client = client_for(manager)
+    _upload(client, _csv([header, row]))
+    partner_import = PartnerImport.objects.get()
+    client.post(reverse("partners:import_apply", args=[partner_import.pk]))
+    assert Provider.objects.get(npi=GOOD_NPI).marketing_opt_out
+
+    names = ["NPI", "First name", "Last name", "No newsletters"]
+    plan = plan_import([[GOOD_NPI, "Ana", "Reyes", "no"]], guess_mapping(names))
+    (kept,) = plan.rows
+    assert kept.action == "unchanged" and kept.skipped == [
+        "Opted out of newsletters and invitations (yes / no) “no” left out: they opted out "
+        "here, and only their own page opts them back in."
+    ]
+    refused = plan_import([[OTHER_NPI, "Bo", "Lund", "perhaps"]], guess_mapping(names))
+    assert refused.rows[0].reasons == [
+        "Opted out of newsletters and invitations (yes / no) “perhaps” is neither yes nor no."
+    ]
