@@ -117,7 +117,7 @@ def partner_import_apply(*, import_id: int) -> PartnerImport | None:
 
 @transaction.atomic
 def _write_import(partner_import: PartnerImport, plan: Any) -> None:
-    from partners.spreadsheets.columns import OFFICE_FIELDS
+    from partners.spreadsheets.columns import OFFICE_FIELDS, OPT_OUT_TARGETS
     from partners.spreadsheets.planning import office_changes
 
     now = timezone.now()
@@ -158,10 +158,10 @@ def _write_import(partner_import: PartnerImport, plan: Any) -> None:
         for name, value in row.values.items():
             if not value or name in ("npi", "full_name") or name in OFFICE_FIELDS:
                 continue
-            if name == "letters_opt_out":
+            if name in OPT_OUT_TARGETS:
                 # "yes" opts them out; "no" never opts anyone back in (see plan_import).
-                if value == "yes" and not provider.letters_opt_out:
-                    provider.letters_opt_out = True
+                if value == "yes" and not getattr(provider, name):
+                    setattr(provider, name, True)
                     changed.append(name)
                 continue
             if name == "organization":

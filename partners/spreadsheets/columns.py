@@ -25,7 +25,11 @@ TARGETS: dict[str, str] = {
     "email": "Email",
     "notes": "Notes",
     "letters_opt_out": "Opted out of letters (yes / no)",
+    "marketing_opt_out": "Opted out of newsletters and invitations (yes / no)",
 }
+
+# The opt-out targets: a "yes" opts the partner out, a "no" never opts them back in.
+OPT_OUT_TARGETS = ("letters_opt_out", "marketing_opt_out")
 
 # The office targets and the Organization field each fills.
 OFFICE_FIELDS: dict[str, str] = {
@@ -220,6 +224,21 @@ GUESSES: dict[str, str] = {
         "letters_opt_out",
     ),
 }
+
+GUESSES.update(
+    dict.fromkeys(
+        [
+            "optedoutofnewslettersandinvitations",  # this app's own export
+            "nonewsletters",
+            "newsletteroptout",
+            "optedoutofnewsletters",
+            "marketingoptout",
+            "nomarketing",
+            "hasoptedoutofmarketing",
+        ],
+        "marketing_opt_out",
+    )
+)
 
 # How a sheet says yes or no in an opt-out column (compared without case or spaces); an
 # empty cell says nothing.

@@ -33,6 +33,7 @@ EXPORT_COLUMNS: list[tuple[str, str]] = [
     # Read back on import (it can opt a partner out, never in); the office's is not.
     ("Opted out of letters", "own_opt_out"),
     ("Office opted out of letters", "office_opt_out"),
+    ("Opted out of newsletters and invitations", "own_marketing_opt_out"),
 ]
 
 
@@ -51,6 +52,7 @@ def export_rows(providers: Iterable[Provider]) -> Iterator[list[str]]:
             "fax": office.fax if office else "",
             "own_opt_out": "yes" if provider.letters_opt_out else "no",
             "office_opt_out": "yes" if office and office.letters_opt_out else "no",
+            "own_marketing_opt_out": "yes" if provider.marketing_opt_out else "no",
             "status_label": provider.get_status_display(),
             "health_label": provider.get_health_display(),
             "owner_name": (provider.owner.get_full_name() or provider.owner.get_username())

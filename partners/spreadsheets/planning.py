@@ -9,7 +9,7 @@ from typing import Any
 from django.db.models.functions import Lower
 
 from partners.models import Organization, Provider
-from partners.spreadsheets.columns import OFFICE_FIELDS, OFFICE_LABELS, TARGETS
+from partners.spreadsheets.columns import OFFICE_FIELDS, OFFICE_LABELS, OPT_OUT_TARGETS, TARGETS
 from partners.spreadsheets.rows import _clean_office, _clean_opt_out, _problems, _row_values
 
 LOOKUP_BATCH = 500
@@ -164,15 +164,15 @@ def plan_import(
                     else ""
                 )
                 row.changes.append((TARGETS[name], old, row.office.label))
-            elif name == "letters_opt_out":
+            elif name in OPT_OUT_TARGETS:
                 # An import opts a partner out, never back in: that is theirs to ask and
                 # is done on their page, where it is seen.
-                if new == "yes" and not provider.letters_opt_out:
+                if new == "yes" and not getattr(provider, name):
                     row.changes.append((TARGETS[name], "no", "yes"))
-                elif new == "no" and provider.letters_opt_out:
+                elif new == "no" and getattr(provider, name):
                     row.skipped.append(
-                        f"{TARGETS[name]} “no” left out: they opted out of letters here, "
-                        "and only their own page opts them back in."
+                        f"{TARGETS[name]} “no” left out: they opted out here, and only "
+                        "their own page opts them back in."
                     )
             elif getattr(provider, name) != new:
                 row.changes.append((TARGETS[name], getattr(provider, name), new))

@@ -13,7 +13,13 @@ from core.npi import validate_npi
 from core.phones import us_phone_number
 from core.usps import us_state_code, us_zip_code
 from partners.models import Organization, Provider
-from partners.spreadsheets.columns import OFFICE_FIELDS, OPT_OUT_NO, OPT_OUT_YES, TARGETS
+from partners.spreadsheets.columns import (
+    OFFICE_FIELDS,
+    OPT_OUT_NO,
+    OPT_OUT_TARGETS,
+    OPT_OUT_YES,
+    TARGETS,
+)
 from registry.geo import zip5, zip_centroid
 
 # After a comma, "MD" or "PhD, FACC" is a credential; "Jane" (as in "Doe, Jane") is not.
@@ -133,17 +139,19 @@ def _strongest_opt_out(cells: list[str]) -> str:
 
 
 def _clean_opt_out(values: dict[str, str]) -> list[str]:
-    """The opt-out cell as "yes" or "no", in place (an empty one is dropped: it says
+    """The opt-out cells as "yes" or "no", in place (an empty one is dropped: it says
     nothing). One that is neither refuses the row: importing a partner who asked for no
-    letters as if they had not is the mistake this column is there to prevent."""
-    typed = values.pop("letters_opt_out", "")
-    said = _said(typed)
-    if not said:
-        return []
-    if said in OPT_OUT_YES or said in OPT_OUT_NO:
-        values["letters_opt_out"] = "yes" if said in OPT_OUT_YES else "no"
-        return []
-    return [f"{TARGETS['letters_opt_out']} “{typed[:40]}” is neither yes nor no."]
+    letters (or no newsletters) as if they had not is the mistake these columns are there
+    to prevent."""
+    problems = []
+    for target in OPT_OUT_TARGETS:
+        typed = values.pop(target, "")
+        said = _said(typed)
+        if said in OPT_OUT_YES or said in OPT_OUT_NO:
+            values[target] = "yes" if said in OPT_OUT_YES else "no"
+        elif said:
+            problems.append(f"{TARGETS[target]} “{typed[:40]}” is neither yes nor no.")
+    return problems
 
 
 def _clean_office(values: dict[str, str]) -> tuple[list[str], list[str]]:

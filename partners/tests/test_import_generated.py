@@ -44,6 +44,7 @@ GOOD: dict[str, list[str]] = {
     "office_fax": ["402-555-0102", ""],
     "email": ["a@example.org", ""],
     "letters_opt_out": ["yes", "No", "", "1.0", "0.0"],
+    "marketing_opt_out": ["", "no", "Y"],
 }
 NEAR_MISSES: dict[str, list[str]] = {
     "npi": [
@@ -60,6 +61,7 @@ NEAR_MISSES: dict[str, list[str]] = {
     "email": ["not-an-email", "a@b", "A@EXAMPLE.ORG "],
     "taxonomy_code": ["207q00000x", "207Q0000", "ZZZZZZZZZZ"],
     "letters_opt_out": ["Y", " TRUE ", "opted-out", "maybe", "2"],
+    "marketing_opt_out": ["x", "perhaps"],
 }
 
 
