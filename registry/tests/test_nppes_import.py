@@ -458,3 +458,67 @@ def test_a_row_with_bytes_that_are_not_utf8_is_rejected_naming_the_column(
     assert reject["npi"] == rows[garbled][0]
     assert "City Name has bytes that are not UTF-8 text" in reject["reason"]
     assert not RegistryProvider.objects.filter(city__contains="\ufffd").exists()
+
+
+def test_a_row_with_a_nul_byte_is_rejected_naming_the_column_and_the_rest_loads(
+    run_import: Run, tmp_path: Path
+) -> None:
+    header, rows = read_rows()
+    rows = rows[:10]
+    individuals = [i for i, row in enumerate(rows) if row[1] == "1"]
+    city = column(header, "Provider Business Practice Location Address City Name")
+    phone = column(header, "Provider Business Practice Location Address Telephone Number")
+    taxonomy = column(header, "Healthcare Provider Taxonomy Code_1")
+    # A stray NUL from a damaged copy: Postgres text cannot hold one.
+    rows[individuals[0]][city] = "KEAR\x00NEY"
+    rows[individuals[1]][phone] = "308865\x002512"
+    rows[individuals[2]][taxonomy] = "207X\x00000X"
+    path = write_rows(tmp_path / "npidata_pfile_nul.csv", header, rows)
+
+    summary = run_import(path)
+
+    assert summary.startswith("imported 6, updated 0, unchanged 0, deactivated 1, rejected 3; ")
+    with Path(summary.split("reasons: ")[1]).open(newline="") as handle:
+        rejects = list(csv.DictReader(handle))
+    assert [r["npi"] for r in rejects] == [rows[i][0] for i in individuals[:3]]
+    assert "City Name has a NUL byte" in rejects[0]["reason"]
+    assert "Telephone Number has a NUL byte" in rejects[1]["reason"]
+    assert "Taxonomy Code_1 has a NUL byte" in rejects[2]["reason"]
+
+
+def test_a_companion_row_with_a_nul_byte_is_rejected_and_the_rest_loads(
+    run_import: Run, tmp_path: Path
+) -> None:
+    endpoint_header = (NPPES_DIR / "endpoint_pfile_header.csv").read_text().strip()
+    location_header = (NPPES_DIR / "pl_pfile_header.csv").read_text().strip()
+    blank = [""] * 14
+    good = ["1679576722", "DIRECT", "Direct Messaging Address", "wiebe@direct.example.org", "N"]
+    bad = ["1679576722", "DIRECT", "Direct Messaging Address", "wiebe@dir\x00ect.example.org", "N"]
+    location = ["1679576722", "10 SECOND\x00 ST", "", "GRAND ISLAND", "NE", "688011234", "US"]
+    location += ["3085550100", "", "3085550101"]
+    bundle = tmp_path / "NPPES_Data_Dissemination_February_2025.zip"
+    with zipfile.ZipFile(bundle, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.write(SAMPLE, "npidata_pfile_20050523-20250209.csv")
+        archive.writestr(
+            "endpoint_pfile_20050523-20250209.csv",
+            endpoint_header
+            + "\r\n"
+            + "\r\n".join(",".join(f'"{v}"' for v in [*row, *blank]) for row in (good, bad))
+            + "\r\n",
+        )
+        archive.writestr(
+            "pl_pfile_20050523-20250209.csv",
+            location_header + "\r\n" + ",".join(f'"{v}"' for v in location) + "\r\n",
+        )
+
+    summary = run_import(bundle)
+
+    assert summary.startswith("imported 921, updated 0, unchanged 0, deactivated 79, rejected 2; ")
+    with Path(summary.split("reasons: ")[1]).open(newline="") as handle:
+        rejects = list(csv.DictReader(handle))
+    assert [(r["file"], r["line"]) for r in rejects] == [("endpoint", "3"), ("pl", "2")]
+    assert all("NUL byte" in r["reason"] for r in rejects)
+    assert list(RegistryEndpoint.objects.values_list("endpoint", flat=True)) == [
+        "wiebe@direct.example.org"
+    ]
+    assert not RegistryLocation.objects.exists()
