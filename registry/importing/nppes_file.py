@@ -102,6 +102,9 @@ SEX_COLUMNS = ("Provider Sex Code", "Provider Gender Code")
 TAXONOMY_SLOTS = 15
 
 _FLOAT_DIGITS = re.compile(r"^\d+\.0$")
+# Postgres text cannot hold a NUL byte: one in a stored column (a damaged copy) would end
+# the whole COPY, so its row is rejected instead, naming the column.
+_HAS_NUL = "has a NUL byte (a damaged copy of the file?)"
 
 
 class NppesFileError(ValueError):
@@ -297,6 +300,9 @@ class ProviderReader:
             raise RowError(f"Entity Type Code {entity[:10]!r} is not 1 or 2")
 
         all_codes = layout.codes(row)
+        if "\x00" in "".join(all_codes):
+            slot = next(n for n, code in enumerate(all_codes, start=1) if "\x00" in code)
+            raise RowError(f"Healthcare Provider Taxonomy Code_{slot} {_HAS_NUL}")
         codes = [code.strip() for code in all_codes if code]
         primary = ""
         for code, switch in zip(all_codes, layout.switches(row), strict=True):
@@ -314,6 +320,8 @@ class ProviderReader:
                 # A byte that is not UTF-8 (text_stream replaced it): storing the row would
                 # keep a garbled name or state; the rejects file says which column.
                 raise RowError(f"{header} has bytes that are not UTF-8 text")
+            if "\x00" in text:
+                raise RowError(f"{header} {_HAS_NUL}")
         if "<UNAVAIL>" in texts:
             texts = tuple("" if value == "<UNAVAIL>" else value for value in texts)
         (org, last, first, middle, prefix, suffix, credential, line1, line2, city, state,
@@ -328,7 +336,12 @@ class ProviderReader:
             self.filtered += 1
             return None
 
-        postal, mail_postal, phone, fax = map(str.strip, layout.numbers(row))
+        numbers = tuple(map(str.strip, layout.numbers(row)))
+        if "\x00" in "".join(numbers):
+            pairs = zip(numbers, _NUMBER_COLUMNS.values(), strict=True)
+            header = next(h for n, h in pairs if "\x00" in n)
+            raise RowError(f"{header} {_HAS_NUL}")
+        postal, mail_postal, phone, fax = numbers
         if ".0" in postal or ".0" in mail_postal or ".0" in phone or ".0" in fax:
             postal, mail_postal, phone, fax = (
                 self._repair(postal), self._repair(mail_postal),
@@ -350,7 +363,8 @@ class ProviderReader:
             prefix[:20],
             suffix[:20],
             credential[:100],
-            row[layout.sex].strip()[:1],
+            # One letter: a NUL there is dropped rather than costing the row.
+            row[layout.sex].strip()[:1].replace("\x00", ""),
             primary,
             " ".join(code[:10] for code in codes),
             line1[:100],
@@ -462,6 +476,10 @@ def read_companion(
             name: (row[i].strip() if i is not None else "")[: lengths.get(name, 500)]
             for name, i in positions.items()
         }
+        damaged = next((name for name, value in values.items() if "\x00" in value), None)
+        if damaged is not None:
+            on_reject(Rejection(reader.line_num, npi, f"{columns[damaged]} {_HAS_NUL}"))
+            continue
         digest = hashlib.md5(
             "\x1f".join([npi, *values.values()]).encode(), usedforsecurity=False
         ).hexdigest()
