@@ -322,6 +322,24 @@ def test_organizations_and_deactivated_npis_cannot_become_prospects(
     assert not Provider.objects.exists()
 
 
+def test_a_deactivated_npi_as_the_monthly_file_gives_it_is_refused_as_deactivated(
+    run_import: Callable[..., str], manager: User, liaison: User
+) -> None:
+    # The real file's stub: CMS blanks everything but the NPI and the deactivation date,
+    # the entity type included. The finder showed the row before last night's import.
+    run_import(SAMPLE)
+    stub = RegistryProvider.objects.get(npi="1306849450")
+    assert stub.deactivated and stub.entity_type is None
+
+    response = logged_in(manager).post(
+        ADD, {"npi": stub.npi, "owner": liaison.pk}, headers={"HX-Request": "true"}
+    )
+
+    assert b"This NPI is deactivated." in response.content
+    assert b"Only individual providers" not in response.content
+    assert not Provider.objects.filter(npi=stub.npi).exists()
+
+
 def test_a_liaison_adds_prospects_only_to_their_own_list(liaison: User) -> None:
     colleague = UserFactory.create(username="colleague", role=Role.LIAISON)
     record = RegistryProviderFactory.create()
