@@ -24,10 +24,11 @@ from registry.models import ImportJob, RegistryProvider, Taxonomy
 
 
 def check_add_as_prospect(record: RegistryProvider) -> None:
-    if record.entity_type != RegistryProvider.EntityType.INDIVIDUAL:
-        raise ValidationError("Only individual providers (type-1 NPIs) can become partners.")
+    # Deactivation first: CMS's row for a deactivated NPI has no entity type at all.
     if record.deactivated:
         raise ValidationError("This NPI is deactivated.")
+    if record.entity_type != RegistryProvider.EntityType.INDIVIDUAL:
+        raise ValidationError("Only individual providers (type-1 NPIs) can become partners.")
     if Provider.objects.filter(npi=record.npi).exists():
         raise ValidationError("This provider is already in the partner directory.")
 
