@@ -113,6 +113,21 @@ def test_a_location_with_no_place_on_the_map_is_refused_for_a_distance(manager: 
     assert npis(response) == []
 
 
+def test_a_location_with_no_place_on_the_map_is_refused_at_the_default_distance_too(
+    manager: User,
+) -> None:
+    clinic = PracticeLocationFactory.create(zip_code="68102")
+    PracticeLocation.objects.filter(pk=clinic.pk).update(latitude=None, longitude=None)
+    RegistryProviderFactory.create(zip_code="43215")  # 700 miles away
+
+    # Miles left empty: the search is the default 25 miles from the clinic.
+    response = logged_in(manager).get(FINDER, {"location": clinic.pk, "specialty": "207Q00000X"})
+
+    assert response.status_code == 200
+    assert "has no place on the map" in response.content.decode()
+    assert npis(response) == []
+
+
 def test_city_state_and_name_narrow_the_search(manager: User) -> None:
     smith = RegistryProviderFactory.create(last_name="SMITH", city="OMAHA", state="NE")
     RegistryProviderFactory.create(last_name="SMITHERS", city="LINCOLN", state="NE")
