@@ -144,9 +144,9 @@ class FinderForm(forms.Form):
         data = self.cleaned_data
         if data.get("miles") and not (data.get("location") or data.get("zip_code")):
             self.add_error("miles", "Pick one of our locations or a ZIP code to measure from.")
-        elif data.get("miles") and self.centre() is None:
+        elif data.get("location") is not None and self.centre() is None:
             # A location whose ZIP code is not one we know has no place on the map: searched
-            # from it, the distance would silently be no limit at all.
+            # from it, the distance (typed, or the default) would silently be no limit at all.
             self.add_error(
                 "location",
                 f"{data['location']} has no place on the map (its ZIP code is not one we "
