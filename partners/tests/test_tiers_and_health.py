@@ -1,10 +1,11 @@
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 
 import pytest
 from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
+from core.dates import twelve_months_start
 from outreach.factories import ActivityFactory
 from partners.factories import ProviderFactory
 from partners.models import HealthChange, Provider, TierChange
@@ -275,3 +276,26 @@ def test_a_refused_tier_change_comes_back_as_typed_with_the_error_by_its_field(c
     assert '<div class="invalid-feedback d-block">' in form
     provider.refresh_from_db()
     assert provider.tier == "C"
+
+
+def test_nightly_tiering_and_health_count_the_same_twelve_months_as_the_partner_page():
+    # A referral on the first day of the twelve months the partner page, the partner list
+    # and the reports count (that day a year ago, whole): the nightly run must count it too.
+    partner = ProviderFactory()
+    days = [TODAY - timedelta(days=n) for n in (365, 100, 10)]
+    for day in days:
+        at = timezone.make_aware(datetime.combine(day, time(12, 0)))
+        ReferralFactory(provider=partner, received_at=at, direction="inbound")
+    assert partner.referral_figures(since=twelve_months_start()).received == 3
+
+    providers_retier(as_of=TODAY)
+    providers_assess_health(as_of=TODAY)
+
+    partner.refresh_from_db()
+    assert "3 referrals in 12 months" in partner.tier_changes.get().reason
+    # Three in 12 months give a usual gap (two would be "too few to know").
+    assert partner.health_reasons[0] == {
+        "code": "on_cadence",
+        "last": days[-1].isoformat(),
+        "gap": round((days[-1] - days[0]).days / 2),
+    }
