@@ -9,6 +9,8 @@ from typing import Any
 from django.db.models import Q
 from django.utils import timezone
 
+from core.dates import TWELVE_MONTHS
+
 # Locks and bulk writes go in batches so no statement outgrows SQLite's variable limit.
 BATCH_SIZE = 500
 
@@ -23,6 +25,17 @@ def _end_of_day(day: date) -> datetime:
     return datetime.combine(
         day + timedelta(days=1), time.min, tzinfo=timezone.get_current_timezone()
     )
+
+
+def _volume_windows(as_of: date) -> tuple[datetime, datetime, datetime]:
+    """(start of the 12 months, start of their last 6 months, end) as of the end of
+    `as_of`. The 12 months are those every other figure counts (core.dates: from the
+    start of that day a year ago), so a tier's or health's reason gives the number the
+    partner page and the reports show; its two halves have 183 days each."""
+    zone = timezone.get_current_timezone()
+    start_12m = datetime.combine(as_of - TWELVE_MONTHS, time.min, tzinfo=zone)
+    start_6m = datetime.combine(as_of - timedelta(days=182), time.min, tzinfo=zone)
+    return start_12m, start_6m, _end_of_day(as_of)
 
 
 def _inbound(start: datetime, end: datetime) -> Q:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from django.db import transaction
@@ -11,7 +11,7 @@ from django.db.models import Count, Max, Min
 from django.utils import timezone
 
 from partners.models import HealthChange, Provider
-from partners.services._common import BATCH_SIZE, _batches, _end_of_day, _inbound
+from partners.services._common import BATCH_SIZE, _batches, _inbound, _volume_windows
 
 DORMANT_DAYS = 180  # no referral for half a year: dormant
 CADENCE_MIN_REFERRALS = 3  # fewer referrals than this in 12 months give no usual gap
@@ -107,8 +107,7 @@ def providers_assess_health(*, as_of: date) -> HealthResult:
     # Before the reads: a touch logged while the run is under way is not counted by it,
     # and the partner page must go on saying that the next run will.
     started = timezone.now()
-    end = _end_of_day(as_of)
-    start_12m, start_6m = end - timedelta(days=365), end - timedelta(days=182)
+    start_12m, start_6m, end = _volume_windows(as_of)
     everything = _inbound(datetime(1900, 1, 1, tzinfo=timezone.get_current_timezone()), end)
     rows = (
         Provider.objects.order_by()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 from django.contrib.auth.models import User
 from django.db import transaction
@@ -12,7 +12,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from partners.models import Provider, TierChange
-from partners.services._common import BATCH_SIZE, _batches, _end_of_day, _inbound
+from partners.services._common import BATCH_SIZE, _batches, _inbound, _volume_windows
 
 # --- Tiers set by a manager -------------------------------------------------------------
 
@@ -160,12 +160,12 @@ def providers_retier(*, as_of: date) -> RetierResult:
     """Classify every partner A/B/C (see classify_tiers) from one aggregate query, and
     write a TierChange (changed_by empty: the nightly tiering) only where the tier moves.
     A manager's pin is respected while it holds; an expired pin is cleared and recorded."""
-    end = _end_of_day(as_of)
+    start_12m, start_6m, end = _volume_windows(as_of)
     volumes = (
         Provider.objects.order_by()
         .annotate(
-            last_12m=Count("referrals", filter=_inbound(end - timedelta(days=365), end)),
-            last_6m=Count("referrals", filter=_inbound(end - timedelta(days=182), end)),
+            last_12m=Count("referrals", filter=_inbound(start_12m, end)),
+            last_6m=Count("referrals", filter=_inbound(start_6m, end)),
         )
         .values_list("pk", "tier", "tier_pinned", "tier_pinned_until", "last_12m", "last_6m")
     )
