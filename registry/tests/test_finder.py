@@ -289,6 +289,32 @@ def test_an_office_at_the_same_address_is_reused(manager: User, liaison: User) -
     assert Provider.objects.filter(organization__isnull=False).count() == 2
 
 
+def test_a_provider_without_a_us_zip_is_not_put_in_an_office_on_a_namesake_street(
+    manager: User, liaison: User
+) -> None:
+    # "1 Main St" is in every town: the street alone does not make the same office.
+    omaha = Organization.objects.create(
+        name="Omaha Clinic", address_line1="1 Main St", zip_code="68102"
+    )
+    abroad = RegistryProviderFactory.create(
+        address_line1="1 MAIN ST",
+        city="TORONTO",
+        state="ON",
+        postal_code="M5V 2T6",
+        country="CA",
+        zip5="",
+        latitude=None,
+        longitude=None,
+    )
+
+    logged_in(manager).post(ADD, {"npi": abroad.npi, "owner": liaison.pk})
+
+    organization = Provider.objects.get(npi=abroad.npi).organization
+    assert organization is not None
+    assert organization != omaha
+    assert organization.city == "Toronto"
+
+
 def test_the_office_takes_the_name_and_npi_of_the_registry_organization_there(
     manager: User, liaison: User
 ) -> None:
