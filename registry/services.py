@@ -49,7 +49,8 @@ def _organization_for(record: RegistryProvider) -> Organization:
         by_npi = Organization.objects.filter(npi=registry_org.npi).first()
         if by_npi is not None:
             return by_npi
-    if record.address_line1:
+    # The street and the ZIP code together: "1 Main St" alone is in every town.
+    if record.address_line1 and record.zip5:
         by_address = (
             Organization.objects.filter(
                 address_line1__iexact=record.address_line1, zip_code__startswith=record.zip5
