@@ -201,6 +201,31 @@ def test_the_file_refused_for_its_year_and_window_is_kept_for_the_next_post(
     assert SharedPatientDataset.objects.get().file_name == "patterns.txt"
 
 
+def test_a_kept_file_with_a_long_name_is_queued_like_any_other(
+    queued, django_capture_on_commit_callbacks
+) -> None:
+    client = logged_in(Role.ADMINISTRATOR)
+    # A name as a download folder or a colleague may give it, longer than the stored path.
+    name = (
+        "Physician Shared Patient Patterns export from the CMS data portal, downloaded for "
+        "the Riverside outreach review.txt"
+    )
+    refused = upload(client, name=name)
+    kept = re.search(r'name="kept" value="([^"]+)"', text(refused))
+    assert kept is not None
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(UPLOAD, {"kept": kept[1], "year": "2014", "window_days": "180"})
+
+    job = ImportJob.objects.get()
+    assert response["Location"] == reverse("registry:import_detail", args=[job.pk])
+    assert job.original_name == name
+    assert queued == [job.pk]
+    import_nppes_file(job.pk)
+    job.refresh_from_db()
+    assert (job.status, job.imported) == (ImportJob.Status.DONE, 5)
+
+
 def test_a_kept_file_is_only_its_uploaders_and_a_forged_one_is_refused(queued) -> None:
     refused = upload(logged_in(Role.ADMINISTRATOR), name="patterns.txt")
     kept = re.search(r'name="kept" value="([^"]+)"', text(refused))
