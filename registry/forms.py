@@ -14,7 +14,7 @@ from core.npi import validate_npi
 from core.roles import Role
 from registry.geo import zip_centroid
 from registry.importing.shared_patients import year_and_window
-from registry.models import PracticeLocation, SharedPatientDataset, Taxonomy
+from registry.models import ImportJob, PracticeLocation, SharedPatientDataset, Taxonomy
 
 Choices = list[tuple[str, Any]]
 
@@ -314,8 +314,14 @@ class SharedPatientUploadForm(forms.Form):
         upload = self.cleaned_data.get("file")
         if upload is None or "file" in self.errors:
             return
-        # Where ImportJob keeps its files: the job made from it later takes it as it is.
-        self.kept_name = default_storage.save(f"registry/imports/{upload.name}", upload)
+        # Where ImportJob keeps its files: the job made from it later takes it as it is, so
+        # the stored name must fit its column (a long one is shortened, as for an upload
+        # saved straight into the job; the original name is kept apart).
+        self.kept_name = default_storage.save(
+            f"registry/imports/{upload.name}",
+            upload,
+            max_length=ImportJob._meta.get_field("file").max_length,
+        )
         self.kept_reference = signing.dumps(
             {"name": self.kept_name, "original": self.original_name, "user": self.user.pk},
             salt=self.KEPT_SALT,
