@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import csv
+import io
+import zipfile
 from collections.abc import Callable
 from io import StringIO
 from pathlib import Path
@@ -50,3 +52,15 @@ def write_rows(path: Path, header: list[str], rows: list[list[str]]) -> Path:
         writer.writerow(header)
         writer.writerows(rows)
     return path
+
+
+def damaged_bundle() -> bytes:
+    """The NPPES zip with bytes in the middle of its data overwritten (a download cut and
+    patched, a bad disk): its directory is whole, so it opens, and reading fails half-way."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.write(SAMPLE, "npidata_pfile_20050523-20250209.csv")
+    data = bytearray(buffer.getvalue())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(64)
+    return bytes(data)

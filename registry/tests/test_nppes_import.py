@@ -12,7 +12,14 @@ from django.core.management import CommandError
 from registry.factories import make_npi
 from registry.importing.nppes_file import PROVIDER_COLUMNS
 from registry.models import RegistryEndpoint, RegistryLocation, RegistryProvider
-from registry.tests.conftest import MANGLED, NPPES_DIR, SAMPLE, read_rows, write_rows
+from registry.tests.conftest import (
+    MANGLED,
+    NPPES_DIR,
+    SAMPLE,
+    damaged_bundle,
+    read_rows,
+    write_rows,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -522,3 +529,11 @@ def test_a_companion_row_with_a_nul_byte_is_rejected_and_the_rest_loads(
         "wiebe@direct.example.org"
     ]
     assert not RegistryLocation.objects.exists()
+
+
+def test_a_damaged_zip_is_refused_with_the_reason(run_import: Run, tmp_path: Path) -> None:
+    bundle = tmp_path / "NPPES_Data_Dissemination_February_2025.zip"
+    bundle.write_bytes(damaged_bundle())
+
+    with pytest.raises(CommandError, match="damaged"):
+        run_import(bundle)

@@ -12,7 +12,7 @@ from registry.importing.nppes_load import NppesFileError
 from registry.models import ImportJob, PracticeLocation, RegistryProvider
 from registry.services import import_job_run
 from registry.tasks import import_nppes_file
-from registry.tests.conftest import SAMPLE
+from registry.tests.conftest import SAMPLE, damaged_bundle
 
 pytestmark = pytest.mark.django_db
 
@@ -225,6 +225,23 @@ def test_a_file_that_is_not_nppes_fails_the_job_with_the_reason(monkeypatch) -> 
     assert "not an NPPES provider file" in job.error
     page = client.get(reverse("registry:import_detail", args=[job.pk]))
     assert b"not an NPPES provider file" in page.content
+
+
+def test_a_damaged_zip_fails_the_job_with_the_reason(monkeypatch) -> None:
+    monkeypatch.setattr(import_nppes_file, "delay", lambda pk: None)
+    client = logged_in(Role.ADMINISTRATOR)
+    upload = SimpleUploadedFile("NPPES_Data_Dissemination_February_2025.zip", damaged_bundle())
+    client.post(IMPORT, {"file": upload})
+    job = ImportJob.objects.get()
+
+    import_job_run(job_id=job.pk)
+
+    # Not left "running" for the sweep to run twice more and blame a lost worker.
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.FAILED
+    assert "damaged" in job.error
+    page = client.get(reverse("registry:import_detail", args=[job.pk]))
+    assert b"damaged" in page.content
 
 
 def test_an_upload_that_is_not_csv_or_zip_is_refused_on_the_form() -> None:
