@@ -6,8 +6,10 @@ location files that come with it in the monthly zip.
 from __future__ import annotations
 
 import itertools
+import zipfile
+import zlib
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +65,7 @@ def nppes_import(
     bulk = connection.vendor == "postgresql" and outside_transaction
     if bulk:
         _restore_indexes()  # from an earlier load that was killed before it rebuilt them
-    with ExitStack() as stack:
+    with _damage_refused(path), ExitStack() as stack:
         stack.callback(rejects.close)
         source = open_source(path, stack)
         rejects.prefix = "npidata"
@@ -132,6 +134,21 @@ def nppes_import(
     result.repaired_floats |= reader.repaired_floats
     result.rejects_path = rejects.path if rejects.count else None
     return result
+
+
+@contextmanager
+def _damage_refused(path: Path) -> Iterator[None]:
+    """A zip whose directory is whole but whose data is not (a download cut short and
+    patched, a bad disk) opens, and fails half-way through: say so, as for any file that
+    cannot be read, rather than end with a traceback or a job left running."""
+    try:
+        yield
+    except (zipfile.BadZipFile, zlib.error, EOFError) as error:
+        raise NppesFileError(
+            f"{path.name} is damaged: it could not be read to the end ({error}). The rows "
+            "before the damage are loaded; download the file again and import it (rows "
+            "already loaded are not loaded twice)."
+        ) from error
 
 
 # --- A first load: build the secondary indexes once, after the rows ------------------------
