@@ -76,6 +76,26 @@ def test_the_zip_from_cms_loads_from_the_command_line_and_a_damaged_one_loads_no
     assert _pairs() == loaded
 
 
+def test_a_zip_damaged_half_way_loads_nothing_and_says_so(tmp_path):
+    import zipfile
+
+    _load(HEAD5)
+    loaded = _pairs()
+    # A national file in small: pairs enough that the damage falls inside the data.
+    lines = [f"{make_npi(n)},{make_npi(n + 1)},{20 + n % 50},11,0" for n in range(5000)]
+    download = tmp_path / "physician-shared-patient-patterns-2014-days180.zip"
+    with zipfile.ZipFile(download, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("physician-shared-patient-patterns-2014-days180.txt", "\n".join(lines))
+    data = bytearray(download.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(64)
+    download.write_bytes(bytes(data))
+
+    with pytest.raises(CommandError, match=r"Nothing was loaded: .* is damaged"):
+        _load(download)
+    assert _pairs() == loaded
+
+
 def test_a_header_row_is_skipped_and_bad_lines_are_reported_by_number(tmp_path):
     sheet = tmp_path / "patterns.csv"
     lines = [
