@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -119,7 +120,7 @@ def shared_patients_import(
     if not 2000 <= year <= 2100:
         raise SharedPatientFileError(f"{year} is not a year of CMS data.")
     file_name = (file_name or path.name)[:255]
-    with transaction.atomic(), ExitStack() as stack:
+    with _damage_refused(path), transaction.atomic(), ExitStack() as stack:
         dataset, _ = SharedPatientDataset.objects.select_for_update().get_or_create(
             year=year,
             window_days=window_days,
@@ -148,6 +149,19 @@ def shared_patients_import(
     if progress:
         progress(total, total)
     return result
+
+
+@contextmanager
+def _damage_refused(path: Path) -> Iterator[None]:
+    """A zip whose directory is whole but whose data is not opens, and fails half-way
+    through: refused like any file that cannot be read (the transaction has rolled back)."""
+    try:
+        yield
+    except (zipfile.BadZipFile, zlib.error, EOFError) as error:
+        raise SharedPatientFileError(
+            f"{path.name} is damaged: it could not be read to the end ({error}). Download it "
+            "again and load it."
+        ) from error
 
 
 Pair = tuple[str, str, int, int, int]
