@@ -86,3 +86,24 @@ def test_the_specialty_picker_groups_codes_under_their_grouping() -> None:
     assert field.clean("207Q00000X") == "207Q00000X"
     with pytest.raises(Exception, match="valid choice"):
         field.clean("NOTACODE00")
+
+
+@pytest.mark.parametrize(
+    ("cell", "value"),
+    [
+        ("207Q00000X", "207Q00000XX"),  # a code longer than NUCC's ten characters
+        (",Family Medicine,,", ",Family\x00Medicine,,"),  # a NUL byte from a damaged copy
+        (",Family Medicine,,", ",Family Medicine" + "e" * 300 + ",,"),  # far longer than any
+    ],
+)
+def test_a_file_with_an_unreadable_row_is_refused_naming_its_line(
+    tmp_path: Path, cell: str, value: str
+) -> None:
+    text = NUCC_CSV.read_text(encoding="utf-8")
+    line = next(n for n, row in enumerate(text.splitlines(), start=1) if "207Q00000X" in row)
+    damaged = tmp_path / "nucc_taxonomy_251.csv"
+    damaged.write_text(text.replace(cell, value, 1), encoding="utf-8")
+
+    with pytest.raises(CommandError, match=f"line {line}"):
+        run(damaged)
+    assert Taxonomy.objects.get(code="207Q00000X").classification == "Family Medicine"
