@@ -39,7 +39,7 @@ class TaxonomyImportResult:
         return f"imported {self.imported}, updated {self.updated}, unchanged {self.unchanged}"
 
 
-def read_taxonomy_csv(path: Path) -> list[dict[str, str]]:
+def read_taxonomy_csv(path: Path, model: Any) -> list[dict[str, str]]:
     # utf-8-sig: NUCC's downloads have carried a byte-order mark in some releases.
     with path.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.DictReader(handle)
@@ -54,8 +54,25 @@ def read_taxonomy_csv(path: Path) -> list[dict[str, str]]:
         for row in reader:
             record = {field: (row.get(column) or "").strip() for column, field in COLUMNS.items()}
             if record["code"]:
+                problem = _problem(record, model)
+                if problem:
+                    # Refused whole, before any write: the code set is loaded in one go.
+                    raise TaxonomyFileError(f"{path.name}, line {reader.line_num}: {problem}")
                 records.append(record)
     return records
+
+
+def _problem(record: dict[str, str], model: Any) -> str | None:
+    """What keeps a row out of the Taxonomy table, whose columns the database would
+    otherwise refuse (or, updating a row, cut short without a word)."""
+    for field, value in record.items():
+        name = field.replace("_", " ")
+        if "\x00" in value:
+            return f"the {name} has a NUL byte (a damaged copy of the file?)."
+        limit = model._meta.get_field(field).max_length
+        if limit is not None and len(value) > limit:
+            return f"the {name} “{value[:20]}…” is longer than {limit} characters."
+    return None
 
 
 @transaction.atomic
@@ -65,7 +82,7 @@ def taxonomy_import(*, path: Path, model: Any = None) -> TaxonomyImportResult:
     if model is None:
         from registry.models import Taxonomy as model
 
-    records = read_taxonomy_csv(path)
+    records = read_taxonomy_csv(path, model)
     existing = {row.code: row for row in model.objects.all()}
     fields = [f for f in COLUMNS.values() if f != "code"]
     result = TaxonomyImportResult()
