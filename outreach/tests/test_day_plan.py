@@ -1,5 +1,6 @@
 import re
 from datetime import datetime, time, timedelta
+from decimal import Decimal
 
 import pytest
 from django.db import connection
@@ -8,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from outreach.factories import ActivityFactory, PlannedVisitFactory, TaskFactory
-from outreach.models import Activity, PlannedVisit, Task
+from outreach.models import Activity, ActivityShare, ComplianceLimit, PlannedVisit, Task
 from outreach.routing import haversine_miles, nearest_neighbour_route, zip_centroid
 from outreach.services.day_plan import planned_visit_add, planned_visits_route
 from partners.factories import OrganizationFactory, ProviderFactory, StaffMemberFactory
@@ -385,6 +386,25 @@ def test_a_retried_post_after_a_lost_response_logs_the_visit_once(client_for, li
     client.post(url, _log_data(doctor, staff), HTTP_HX_REQUEST="true")
     assert Activity.objects.count() == 1
     assert Task.objects.count() == 1
+
+
+def test_a_retried_post_of_a_lunch_with_a_cost_answers_as_the_first_and_charges_once(
+    client_for, liaison
+):
+    ComplianceLimit.objects.create(year=timezone.localdate().year, amount=Decimal("500"))
+    office = OrganizationFactory()
+    doctor = ProviderFactory(organization=office, owner=liaison)
+    staff = StaffMemberFactory(organization=office)
+    visit = PlannedVisitFactory(liaison=liaison, organization=office)
+    client = client_for(liaison)
+    url = reverse("outreach:planned_visit_log", args=[visit.pk])
+    data = _log_data(doctor, staff, kind="lunch", cost="820.00")
+    first = client.post(url, data, HTTP_HX_REQUEST="true")
+    again = client.post(url, data, HTTP_HX_REQUEST="true")
+    assert (first.status_code, again.status_code) == (204, 204)
+    assert again["HX-Redirect"] == plan_url(visit.planned_on)
+    assert Activity.objects.count() == 1
+    assert [share.amount for share in ActivityShare.objects.all()] == [Decimal("410.00")]
 
 
 def test_a_bad_log_re_renders_the_form_partial_with_what_was_typed(client_for, liaison):
