@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -50,14 +51,17 @@ def activity_create(request: AuthedRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         activity = form.save(commit=False)
         activity.organization = organization
-        if _log_or_explain(
-            form,
-            lambda: activity_log(
-                activity=activity,
-                providers=form.cleaned_data["providers"],
-                staff=form.cleaned_data["staff"],
-                actor=request.user,
-            ),
+        if (
+            _log_or_explain(
+                form,
+                lambda: activity_log(
+                    activity=activity,
+                    providers=form.cleaned_data["providers"],
+                    staff=form.cleaned_data["staff"],
+                    actor=request.user,
+                ),
+            )
+            is not None
         ):
             messages.success(request, f"{activity.get_kind_display()} logged.")
             _warn_near_limit(request, activity)
@@ -87,18 +91,17 @@ def activity_list(request: AuthedRequest) -> HttpResponse:
     return render_page(request, "outreach/activity_list.html", {"page": page}, partial="results")
 
 
-def _log_or_explain(form: ActivityForm, log: Any) -> bool:
-    """Run the log service; a refusal (over the yearly limit) becomes a field error so the
-    form re-renders with everything typed."""
+def _log_or_explain(form: ActivityForm, log: Callable[[], Activity]) -> Activity | None:
+    """Run the log service and return the activity it logged (for a retried post, the one
+    logged the first time); a refusal (over the yearly limit) becomes a field error so the
+    form re-renders with everything typed, and None is returned."""
     try:
-        log()
+        return log()
     except ComplianceLimitExceeded as error:
         form.add_error("cost", error)
-        return False
     except PermissionDenied as error:
         form.add_error("cost", str(error))
-        return False
-    return True
+    return None
 
 
 def _warn_near_limit(request: AuthedRequest, *activities: Activity) -> None:

@@ -124,20 +124,21 @@ def planned_visit_log_view(request: AuthedRequest, pk: int) -> HttpResponse:
         user=request.user,
     )
     if request.method == "POST" and form.is_valid():
-        activity = form.save(commit=False)
+        # A retried post (the first response lost on a flaky connection) gets back the
+        # activity logged the first time, not this unsaved one.
         logged = _log_or_explain(
             form,
             lambda: planned_visit_log(
                 visit=visit,
-                activity=activity,
+                activity=form.save(commit=False),
                 providers=form.cleaned_data["providers"],
                 staff=form.cleaned_data["staff"],
                 actor=request.user,
             ),
         )
-        if logged:
-            messages.success(request, f"{activity.get_kind_display()} at {office.name} logged.")
-            _warn_near_limit(request, activity)
+        if logged is not None:
+            messages.success(request, f"{logged.get_kind_display()} at {office.name} logged.")
+            _warn_near_limit(request, logged)
             if request.htmx:
                 response = HttpResponse(status=204)
                 response["HX-Redirect"] = _plan_url(visit.planned_on)
