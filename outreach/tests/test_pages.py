@@ -100,6 +100,32 @@ def test_a_follow_up_from_a_visit_with_the_staff_only_names_their_office_in_my_t
     assert "Follow-up · due" in page and "· Harbor Family Practice" in page
 
 
+def test_a_next_step_logged_from_a_partners_page_is_that_partners_next_step(client_for, liaison):
+    office = OrganizationFactory()
+    colleague = ProviderFactory(organization=office, owner=liaison, last_name="Abbott")
+    partner = ProviderFactory(organization=office, owner=liaison, last_name="Whitfield")
+    client = client_for(liaison)
+    response = client.post(
+        reverse("outreach:activity_create"),
+        {
+            "provider": partner.pk,
+            "kind": "visit",
+            "occurred_at": "2026-11-20T12:00",
+            "providers": [partner.pk, colleague.pk],
+            "next_step": "Send Dr. Whitfield the new MRI hours",
+        },
+    )
+    assert response.status_code == 302
+    follow_up = Task.objects.get(kind=Task.Kind.FOLLOW_UP)
+    assert follow_up.provider == partner
+    # The partner's page offers it (to open and mark done), not the colleague's.
+    assert follow_up.get_absolute_url() in client.get(partner.get_absolute_url()).content.decode()
+    assert (
+        follow_up.get_absolute_url()
+        not in client.get(colleague.get_absolute_url()).content.decode()
+    )
+
+
 def test_a_next_step_longer_than_a_task_title_is_kept_whole_in_its_follow_up(client_for, liaison):
     provider = ProviderFactory(owner=liaison)
     step = "Bring the sports-medicine referral pads and" + " the new MRI hours" * 14
