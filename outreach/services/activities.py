@@ -19,12 +19,14 @@ def activity_log(
     providers: Iterable[Provider],
     staff: Iterable[StaffMember],
     actor: User,
+    partner: Provider | None = None,
 ) -> Activity:
     """Save a touch with its attendees; a next step with a due date becomes a follow-up
-    task for the person who logged it, so the next visit starts from it. A cost is
-    shared per head and each physician's share goes in the gifts and meals ledger (see
-    outreach.ledger for the rule); a share over the yearly limit is refused unless a
-    manager gave a reason."""
+    task for the person who logged it, so the next visit starts from it: about `partner`,
+    the provider whose page it was logged from, when they attended, else the first
+    provider who did. A cost is shared per head and each physician's share goes in the
+    gifts and meals ledger (see outreach.ledger for the rule); a share over the yearly
+    limit is refused unless a manager gave a reason."""
     providers = list(providers)
     staff = list(staff)
     if activity.cost:
@@ -48,13 +50,14 @@ def activity_log(
         title_length = Task._meta.get_field("title").max_length or 200
         step = activity.next_step
         shortened = len(step) > title_length
+        about = partner if partner in providers else next(iter(providers), None)
         Task.objects.create(
             kind=Task.Kind.FOLLOW_UP,
             title=step[: title_length - 1] + "…" if shortened else step,
             detail=step if shortened else "",
             due_on=activity.next_step_due,
             assignee=actor,
-            provider=providers[0] if providers else None,
+            provider=about,
             activity=activity,
         )
     return activity

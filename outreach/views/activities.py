@@ -59,6 +59,7 @@ def activity_create(request: AuthedRequest) -> HttpResponse:
                     providers=form.cleaned_data["providers"],
                     staff=form.cleaned_data["staff"],
                     actor=request.user,
+                    partner=provider,
                 ),
             )
             is not None
