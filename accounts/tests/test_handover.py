@@ -18,6 +18,7 @@ from accounts import services
 from core.factories import UserFactory
 from core.pagination import PAGE_SIZE
 from core.roles import Role
+from core.templatetags.people import person
 from outreach.factories import ActivityFactory, EventFactory, PlannedVisitFactory, TaskFactory
 from outreach.models import Activity, Event, PlannedVisit, Task
 from partners.factories import OrganizationFactory, ProviderFactory
@@ -211,6 +212,29 @@ def test_a_handed_over_task_reminds_its_new_assignee(
     services.user_work_handover(from_user=leaver, to_user=colleague, actor=manager)
 
     assert Task.objects.get(pk=task.pk).reminded_at is None
+
+
+def test_a_partners_own_tasks_go_with_the_partner_when_the_tasks_go_to_someone_else(
+    client_for: Any, leaver: User, colleague: User, liaison: User, manager: User
+) -> None:
+    partner = ProviderFactory.create(owner=leaver)
+    owners_tasks = [
+        TaskFactory.create(assignee=leaver, provider=partner, kind=kind)
+        for kind in (Task.Kind.REKINDLE, Task.Kind.ANNUAL_MEETING, Task.Kind.THANK_YOU)
+    ]
+    follow_up = TaskFactory.create(assignee=leaver, provider=partner, kind=Task.Kind.FOLLOW_UP)
+
+    response = hand_over(client_for(manager), leaver, to_user=colleague, partners_to=liaison)
+
+    # The nightly rekindle and annual-meeting runs, seeing these open, give the partner's
+    # new owner none of their own: they are the owner's to act on.
+    for task in owners_tasks:
+        assert Task.objects.get(pk=task.pk).assignee == liaison
+    assert Task.objects.get(pk=follow_up.pk).assignee == colleague
+    assert said(response) == [
+        f"Handed over {person(leaver)}'s work: 1 partner and 3 open tasks to {person(liaison)}; "
+        f"1 open task to {person(colleague)}."
+    ]
 
 
 def test_the_service_refuses_the_same_user_or_a_deactivated_colleague(
