@@ -177,6 +177,8 @@ class HandoverForm(forms.Form):
         required=False,
         label="Open tasks to",
         empty_label="The same colleague",
+        help_text="A partner's rekindle, annual-meeting and thank-you tasks go with the "
+        "partner to its new owner.",
     )
     visits_to = ColleagueChoiceField(
         queryset=User.objects.all(),

@@ -22,6 +22,7 @@ from knox.models import AuthToken
 from core.roles import PARTNER_OWNER_ROLES, user_role
 from core.templatetags.people import person
 from outreach.models import Event, PlannedVisit, Task
+from outreach.services.tasks import HANDED_OVER
 from partners.models import Provider
 from referrals.models import Referral
 from referrals.services.history import _record_assignments
@@ -275,6 +276,9 @@ class HandoverResult:
     moved: Work
     # Planned visits left with from_user: the colleague already plans that office that day.
     visits_kept: int = 0
+    # Of the tasks moved, those that went with their partner to its new owner (counted in
+    # moved.tasks too).
+    tasks_with_partners: int = 0
 
 
 @transaction.atomic
@@ -339,8 +343,18 @@ def user_work_handover(
         note="Work handed over",
     )
 
+    # A partner's rekindle, annual-meeting and thank-you tasks are its owner's to act on
+    # (as when a partner changes hands on its page), wherever the other tasks go: the
+    # nightly runs, seeing one open, would give the new owner none of their own.
     # The follow-up reminder goes once per task; the new assignee has not had it.
-    tasks = work["tasks"].update(assignee=recipients["tasks"], reminded_at=None)
+    tasks_with_partners = (
+        work["tasks"]
+        .filter(kind__in=HANDED_OVER, provider__owner=recipients["partners"])
+        .update(assignee=recipients["partners"], reminded_at=None)
+    )
+    tasks = tasks_with_partners + work["tasks"].update(
+        assignee=recipients["tasks"], reminded_at=None
+    )
 
     # An office is on a liaison's plan once a day (a constraint): a visit the colleague
     # already plans stays where it is and is reported.
@@ -359,4 +373,5 @@ def user_work_handover(
             partners=partners, referrals=referrals, tasks=tasks, visits=visits, events=events
         ),
         visits_kept=visits_kept,
+        tasks_with_partners=tasks_with_partners,
     )

@@ -198,11 +198,17 @@ def user_handover(request: AuthedRequest, pk: int) -> HttpResponse:
         return redirect("accounts:user_handover", pk=from_user.pk)
     work = services.user_current_work(user=from_user)
     # A valid choice not yet confirmed: what will move to whom, and a button to confirm.
+    recipients = form.recipients() if form.is_bound and form.is_valid() else {}
     summary = [
         (services.work_amount(kind, getattr(work, kind)), person(user))
-        for kind, user in (form.recipients().items() if form.is_bound and form.is_valid() else [])
+        for kind, user in recipients.items()
         if getattr(work, kind)
     ]
+    # The partners' own tasks go with them (user_work_handover), not with the other tasks.
+    split = recipients and recipients["partners"] != recipients["tasks"]
+    tasks_follow_partners = (
+        person(recipients["partners"]) if split and work.partners and work.tasks else ""
+    )
     context = {
         "from_user": from_user,
         "work": [
@@ -212,6 +218,7 @@ def user_handover(request: AuthedRequest, pk: int) -> HttpResponse:
         "total": work.total,
         "form": form,
         "summary": summary,
+        "tasks_follow_partners": tasks_follow_partners,
     }
     return render(request, "accounts/user_handover.html", context)
 
@@ -223,10 +230,19 @@ def _report(
     recipients: dict[str, User],
     result: services.HandoverResult,
 ) -> None:
-    moved_to: dict[User, list[str]] = defaultdict(list)
+    counts: dict[User, dict[str, int]] = defaultdict(dict)
     for kind, user in recipients.items():
-        if count := getattr(result.moved, kind):
-            moved_to[user].append(services.work_amount(kind, count))
+        counts[user][kind] = getattr(result.moved, kind)
+    if with_partners := result.tasks_with_partners:
+        # These went with their partners to the partners' new owner.
+        counts[recipients["tasks"]]["tasks"] -= with_partners
+        owner = counts[recipients["partners"]]
+        owner["tasks"] = owner.get("tasks", 0) + with_partners
+    moved_to: dict[User, list[str]] = defaultdict(list)
+    for user, by_kind in counts.items():
+        for kind in services.HANDOVER_KINDS:
+            if count := by_kind.get(kind):
+                moved_to[user].append(services.work_amount(kind, count))
     if not moved_to:
         messages.info(request, f"Nothing moved: {person(from_user)} held no current work.")
     else:

@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape
 
 from accounts import services
 from core.factories import UserFactory
@@ -176,16 +177,17 @@ def test_the_hand_over_makes_the_same_queries_however_much_work_there_is(
     leaver: User, colleague: User, manager: User, django_assert_num_queries: Any
 ) -> None:
     current_work(leaver)
-    # The work held, counted; the colleague's permissions; one update per kind; the
-    # referrals locked, then updated, then their events inserted; the visits left behind
-    # counted; the savepoint of the transaction.
-    with django_assert_num_queries(12):
+    # The work held, counted; the colleague's permissions; one update per kind (two for
+    # tasks: the partners' own go with them); the referrals locked, then updated, then
+    # their events inserted; the visits left behind counted; the savepoint of the
+    # transaction.
+    with django_assert_num_queries(13):
         services.user_work_handover(from_user=leaver, to_user=colleague, actor=manager)
     for _ in range(5):
         current_work(colleague)
     successor = UserFactory.create(username="successor", role=Role.MANAGER)
 
-    with django_assert_num_queries(12):
+    with django_assert_num_queries(13):
         services.user_work_handover(from_user=colleague, to_user=successor, actor=manager)
 
 
@@ -224,7 +226,13 @@ def test_a_partners_own_tasks_go_with_the_partner_when_the_tasks_go_to_someone_e
     ]
     follow_up = TaskFactory.create(assignee=leaver, provider=partner, kind=Task.Kind.FOLLOW_UP)
 
-    response = hand_over(client_for(manager), leaver, to_user=colleague, partners_to=liaison)
+    client = client_for(manager)
+    review = client.post(page(leaver), {"to_user": colleague.pk, "partners_to": liaison.pk})
+    assert (
+        "the partners' rekindle, annual-meeting and thank-you tasks go with the partners to "
+        f"{escape(person(liaison))}" in review.content.decode()
+    )
+    response = hand_over(client, leaver, to_user=colleague, partners_to=liaison)
 
     # The nightly rekindle and annual-meeting runs, seeing these open, give the partner's
     # new owner none of their own: they are the owner's to act on.
