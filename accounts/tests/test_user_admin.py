@@ -161,6 +161,46 @@ def test_deactivating_someone_who_holds_work_says_what_and_links_to_the_hand_ove
     ]
 
 
+def test_unticking_active_on_the_user_s_page_deactivates_them_as_the_action_does(
+    back_office: Client, manager: User
+) -> None:
+    services.authenticator_confirm(device=services.authenticator_pending(user=manager))
+    AuthToken.objects.create(user=manager)
+    TaskFactory.create(assignee=manager)
+    url = reverse("admin:auth_user_change", args=[manager.pk])
+    form = back_office.get(url).context["adminform"].form
+    data = {
+        name: value
+        for name, field in form.fields.items()
+        if (value := form[name].value()) not in (None, False) and not field.disabled
+    }
+    data["groups"] = [group.pk for group in manager.groups.all()]
+    data.pop("is_active")
+    data.update(
+        {
+            "last_login_0": "",
+            "last_login_1": "",
+            "date_joined_0": f"{manager.date_joined:%Y-%m-%d}",
+            "date_joined_1": f"{manager.date_joined:%H:%M:%S}",
+        }
+    )
+
+    response = back_office.post(url, data)
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    manager.refresh_from_db()
+    assert not manager.is_active
+    # Reactivated one day, the account must not find its old phone and tokens working.
+    assert not TOTPDevice.objects.filter(user=manager).exists()
+    assert not StaticDevice.objects.filter(user=manager).exists()
+    assert not AuthToken.objects.filter(user=manager).exists()
+    hand_over = reverse("accounts:user_handover", args=[manager.pk])
+    assert (
+        f'{manager.get_full_name()} still holds 1 open task: <a href="{hand_over}">hand it over</a>.'
+        in said(response)
+    )
+
+
 def test_an_administrator_cannot_deactivate_themselves(
     back_office: Client, superuser: User, liaison: User
 ) -> None:
