@@ -1,8 +1,8 @@
 """Users and their second-factor devices in the back office.
 
 Staff who leave are deactivated, not deleted: a user whose name is on any history
-(services.user_history) cannot be deleted here, and the "Deactivate" action signs them out
-everywhere while every row keeps their name.
+(services.user_history) cannot be deleted here, and the "Deactivate" action (or unticking
+"Active" on their page) signs them out everywhere while every row keeps their name.
 
 django-otp's own admin pages show an authenticator's secret key (and its QR code) and the
 backup codes themselves: whoever reads them can make the user's codes. These replace them
@@ -123,19 +123,31 @@ class UserAdmin(DjangoUserAdmin):
                 "Everything they did keeps their name.",
                 messages.SUCCESS,
             )
-        # Their current work stays theirs until handed over: say who holds what, and where.
         for user in users:
-            if held := services.user_current_work(user=user).in_words():
-                self.message_user(
-                    request,
-                    format_html(
-                        '{} still holds {}: <a href="{}">hand it over</a>.',
-                        person(user),
-                        get_text_list(held, "and"),
-                        reverse("accounts:user_handover", args=[user.pk]),
-                    ),
-                    messages.WARNING,
-                )
+            self._say_held_work(request, user)
+
+    def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change and "is_active" in form.changed_data and not obj.is_active:
+            # Unticking "Active" is deactivating as the action does it: a phone or an API
+            # token must not start working again if the account is reactivated one day.
+            services.user_deactivate(user=obj)
+            self._say_held_work(request, obj)
+
+    def _say_held_work(self, request: HttpRequest, user: User) -> None:
+        """Their current work stays theirs until handed over: say what they hold, and where
+        to hand it over."""
+        if held := services.user_current_work(user=user).in_words():
+            self.message_user(
+                request,
+                format_html(
+                    '{} still holds {}: <a href="{}">hand it over</a>.',
+                    person(user),
+                    get_text_list(held, "and"),
+                    reverse("accounts:user_handover", args=[user.pk]),
+                ),
+                messages.WARNING,
+            )
 
     @admin.action(permissions=["delete"], description="Delete selected users")
     def delete_selected(self, request: HttpRequest, queryset: QuerySet[User]) -> Any:
