@@ -1,5 +1,6 @@
 import csv
 import io
+import re
 from decimal import Decimal
 
 import pytest
@@ -12,7 +13,7 @@ from django.utils import timezone
 from core.factories import UserFactory
 from outreach.factories import PlannedVisitFactory
 from outreach.ledger import share_per_head
-from outreach.models import Activity, ActivityShare, ComplianceLimit
+from outreach.models import Activity, ActivityShare, ComplianceLimit, Task
 from outreach.services.activities import activity_log
 from outreach.services.compliance import ComplianceLimitExceeded
 from partners.factories import OrganizationFactory, ProviderFactory, StaffMemberFactory
@@ -199,6 +200,44 @@ def test_the_form_refuses_a_share_over_the_limit_and_keeps_what_was_typed(client
     assert Activity.objects.count() == 1
     # A liaison is not offered the override field at all.
     assert "limit_override_reason" not in body
+
+
+def test_a_lunch_posted_again_after_a_lost_response_is_logged_and_charged_once(client_for, liaison):
+    ComplianceLimit.objects.create(year=YEAR, amount=Decimal("500"))
+    office = OrganizationFactory()
+    doctor = ProviderFactory(organization=office, owner=liaison)
+    client = client_for(liaison)
+    url = reverse("outreach:activity_create") + f"?provider={doctor.pk}"
+    form = client.get(url).content.decode()
+    # The form as the phone sends it, the hidden fields it was drawn with included.
+    hidden = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', form))
+    hidden.pop("csrfmiddlewaretoken", None)
+    data = {
+        **hidden,
+        "kind": "lunch",
+        "occurred_at": timezone.localtime().strftime("%Y-%m-%dT%H:%M"),
+        "providers": [doctor.pk],
+        "cost": "300.00",
+        "next_step": "Bring the MRI hours",
+    }
+    first = client.post(url, data, HTTP_HX_REQUEST="true")
+    # The page says "Retrying is safe" when the answer did not come in time.
+    again = client.post(url, data, HTTP_HX_REQUEST="true")
+
+    assert (first.status_code, again.status_code) == (204, 204)
+    assert again["HX-Redirect"] == doctor.get_absolute_url()
+    assert Activity.objects.count() == 1
+    assert [share.amount for share in ActivityShare.objects.all()] == [Decimal("300.00")]
+    assert Task.objects.count() == 1
+    # A new form is a new activity.
+    fresh = dict(
+        re.findall(
+            r'<input type="hidden" name="(\w+)" value="([^"]*)"', client.get(url).content.decode()
+        )
+    )
+    fresh.pop("csrfmiddlewaretoken", None)
+    assert client.post(url, {**data, **fresh, "cost": ""}).status_code == 302
+    assert Activity.objects.count() == 2
 
 
 def test_a_cost_with_nobody_attending_is_refused(client_for, liaison):
