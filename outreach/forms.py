@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -40,6 +41,9 @@ class ActivityForm(forms.ModelForm):
         label="When",
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
     )
+    # A new key each time the form is drawn, sent back with every post of it (a retry
+    # included): see Activity.submission_key.
+    submission = forms.UUIDField(required=False, initial=uuid.uuid4, widget=forms.HiddenInput)
 
     class Meta:
         model = Activity
@@ -142,6 +146,7 @@ class ActivityForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         super().clean()
         cleaned = self.cleaned_data
+        self.instance.submission_key = cleaned.get("submission")
         occurred_on = timezone.localtime(cleaned.get("occurred_at") or timezone.now()).date()
         due = cleaned.get("next_step_due")
         if due and not cleaned.get("next_step"):
@@ -180,6 +185,8 @@ class PlannedVisitLogForm(ActivityForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # The planned visit is the key: it is logged once (planned_visit_log).
+        del self.fields["submission"]
         kind = cast(forms.ChoiceField, self.fields["kind"])
         kind.choices = [(k.value, k.label) for k in self.KINDS]
         kind.widget = forms.RadioSelect(choices=kind.choices)

@@ -73,6 +73,10 @@ class Activity(models.Model):
     event = models.ForeignKey(
         "Event", on_delete=models.SET_NULL, null=True, blank=True, related_name="activities"
     )
+    # The key of the form it was logged from (drawn with a new one each time): a post sent
+    # again after its answer was lost (a flaky connection) finds this activity instead of
+    # logging, charging and following it up twice.
+    submission_key = models.UUIDField(null=True, blank=True, unique=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -51,21 +51,20 @@ def activity_create(request: AuthedRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         activity = form.save(commit=False)
         activity.organization = organization
-        if (
-            _log_or_explain(
-                form,
-                lambda: activity_log(
-                    activity=activity,
-                    providers=form.cleaned_data["providers"],
-                    staff=form.cleaned_data["staff"],
-                    actor=request.user,
-                    partner=provider,
-                ),
-            )
-            is not None
-        ):
-            messages.success(request, f"{activity.get_kind_display()} logged.")
-            _warn_near_limit(request, activity)
+        # The form posted again after its answer was lost gets back the activity it logged.
+        logged = _log_or_explain(
+            form,
+            lambda: activity_log(
+                activity=activity,
+                providers=form.cleaned_data["providers"],
+                staff=form.cleaned_data["staff"],
+                actor=request.user,
+                partner=provider,
+            ),
+        )
+        if logged is not None:
+            messages.success(request, f"{logged.get_kind_display()} logged.")
+            _warn_near_limit(request, logged)
             target = partner.get_absolute_url()
             if request.htmx:
                 # Saved: the page's script drops the draft kept on the device.
