@@ -6,6 +6,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.services import user_deactivate
 from outreach.factories import EventFactory, PlannedVisitFactory, TaskFactory
 from outreach.models import CalendarFeed, Task
 from outreach.services.loop import thank_you_prepare
@@ -94,6 +95,18 @@ def test_an_unknown_token_and_a_deactivated_user_get_404(client, client_for, lia
     liaison.is_active = False
     liaison.save()
     assert client.get(url).status_code == 404
+
+
+def test_a_deactivated_user_s_calendar_url_stays_dead_when_they_are_reactivated(
+    client, client_for, liaison
+):
+    url = make_feed_url(client_for(liaison))
+    user_deactivate(user=liaison)
+    # Back one day (a leave, a rehire): the URL on the phone that left must not open again.
+    liaison.is_active = True
+    liaison.save()
+    assert client.get(url).status_code == 404
+    assert not CalendarFeed.objects.filter(user=liaison).exists()
 
 
 def test_old_and_skipped_visits_stay_out_of_the_feed(client, client_for, liaison):
