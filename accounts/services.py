@@ -21,7 +21,7 @@ from knox.models import AuthToken
 
 from core.roles import PARTNER_OWNER_ROLES, user_role
 from core.templatetags.people import person
-from outreach.models import Event, PlannedVisit, Task
+from outreach.models import CalendarFeed, Event, PlannedVisit, Task
 from outreach.services.tasks import HANDED_OVER
 from partners.models import Provider
 from referrals.models import Referral
@@ -134,14 +134,15 @@ def user_deactivate(*, user: User) -> None:
     """Staff who leave: they can no longer sign in, are signed out everywhere, and every
     row they are named on keeps their name.
 
-    Their API tokens go too (knox already refuses an inactive user's token, but a
-    reactivated account must not find old tokens working again), and so do their
-    second-factor devices: a phone that left the practice is no second factor, so someone
-    who comes back sets up again. django-axes keeps its records of failed sign-ins, which
-    are a security log, not a state to reset."""
+    Their API tokens and private calendar URL go too (both are already refused for an
+    inactive user, but a reactivated account must not find old ones working again), and
+    so do their second-factor devices: a phone that left the practice is no second factor,
+    so someone who comes back sets up again. django-axes keeps its records of failed
+    sign-ins, which are a security log, not a state to reset."""
     user.is_active = False
     user.save(update_fields=["is_active"])
     AuthToken.objects.filter(user=user).delete()
+    CalendarFeed.objects.filter(user=user).delete()
     TOTPDevice.objects.filter(user=user).delete()
     StaticDevice.objects.filter(user=user).delete()
     sessions_end(user=user)
