@@ -206,6 +206,26 @@ def test_a_visit_the_colleague_already_plans_stays_and_is_reported(
     assert PlannedVisit.objects.get(pk=mine.pk).liaison == leaver
 
 
+def test_handed_over_visits_come_after_the_colleague_s_own_on_their_plan(
+    leaver: User, colleague: User, manager: User
+) -> None:
+    today = timezone.localdate()
+    theirs = [
+        PlannedVisitFactory.create(liaison=colleague, planned_on=today, position=n)
+        for n in range(2)
+    ]
+    # Listed in the leaver's order, whatever the order the rows were made in.
+    handed = [
+        PlannedVisitFactory.create(liaison=leaver, planned_on=today, position=n) for n in (1, 0)
+    ][::-1]
+
+    services.user_work_handover(from_user=leaver, to_user=colleague, actor=manager)
+
+    plan = list(PlannedVisit.objects.filter(liaison=colleague, planned_on=today))
+    assert plan == [*theirs, *handed]
+    assert len({visit.position for visit in plan}) == 4
+
+
 def test_a_handed_over_task_reminds_its_new_assignee(
     leaver: User, colleague: User, manager: User
 ) -> None:
