@@ -11,7 +11,16 @@ from django.contrib.auth.models import User
 from django.contrib.sessions.models import Session
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
-from django.db.models import Count, Exists, ForeignObjectRel, ManyToManyRel, OuterRef, Subquery
+from django.db.models import (
+    Count,
+    Exists,
+    F,
+    ForeignObjectRel,
+    ManyToManyRel,
+    Max,
+    OuterRef,
+    Subquery,
+)
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django_otp.models import Device
@@ -365,7 +374,23 @@ def user_work_handover(
         planned_on=OuterRef("planned_on"),
         organization=OuterRef("organization"),
     )
-    visits = work["visits"].exclude(Exists(already_planned)).update(liaison=visits_to_user)
+    # Each day's visits go after the colleague's own, in the order they had: the route
+    # the colleague planned stays as it was.
+    colleagues_last = (
+        PlannedVisit.objects.filter(liaison=visits_to_user, planned_on=OuterRef("planned_on"))
+        .order_by()
+        .values("planned_on")
+        .annotate(last=Max("position"))
+        .values("last")
+    )
+    visits = (
+        work["visits"]
+        .exclude(Exists(already_planned))
+        .update(
+            liaison=visits_to_user,
+            position=F("position") + Coalesce(Subquery(colleagues_last), -1) + 1,
+        )
+    )
     visits_kept = work["visits"].count()
 
     events = work["events"].update(organizer=recipients["events"])
