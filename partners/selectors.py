@@ -11,7 +11,7 @@ from datetime import date, timedelta
 from functools import reduce
 
 from django.contrib.auth.models import User
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, OuterRef, Q, QuerySet, Subquery
 
 from core.lookups import get_for_user
 from core.roles import is_liaison
@@ -25,10 +25,19 @@ def get_provider_for_user(
     *,
     write: bool = False,
 ) -> Provider:
-    """The partner, if this user may read it (or change it, with `write`)."""
+    """The partner, if this user may read it (or change it, with `write`), with
+    `npi_deactivated_on`: the day the NPPES registry lists their NPI as deactivated since
+    (a physician who retired, moved away or died), or None, in the same query."""
+    from registry.models import RegistryProvider
+
+    deactivated_on = RegistryProvider.objects.filter(npi=OuterRef("npi"), deactivated=True).values(
+        "deactivation_date"
+    )[:1]
     return get_for_user(
-        lambda writable: Provider.objects.for_user(user, write=writable).select_related(
-            "organization", "owner"
+        lambda writable: (
+            Provider.objects.for_user(user, write=writable)
+            .select_related("organization", "owner")
+            .annotate(npi_deactivated_on=Subquery(deactivated_on))
         ),
         pk,
         write=write,
