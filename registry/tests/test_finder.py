@@ -121,7 +121,9 @@ def test_a_location_with_no_place_on_the_map_is_refused_at_the_default_distance_
     RegistryProviderFactory.create(zip_code="43215")  # 700 miles away
 
     # Miles left empty: the search is the default 25 miles from the clinic.
-    response = logged_in(manager).get(FINDER, {"location": clinic.pk, "specialty": "207Q00000X"})
+    response = logged_in(manager).get(
+        FINDER, {"location": str(clinic.pk), "specialty": "207Q00000X"}
+    )
 
     assert response.status_code == 200
     assert "has no place on the map" in response.content.decode()
