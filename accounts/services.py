@@ -12,6 +12,7 @@ from django.contrib.sessions.models import Session
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import (
+    Case,
     Count,
     Exists,
     F,
@@ -20,6 +21,8 @@ from django.db.models import (
     Max,
     OuterRef,
     Subquery,
+    Value,
+    When,
 )
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -375,21 +378,25 @@ def user_work_handover(
         organization=OuterRef("organization"),
     )
     # Each day's visits go after the colleague's own, in the order they had: the route
-    # the colleague planned stays as it was.
+    # the colleague planned stays as it was. Their last stop of each day is read first:
+    # read inside the update, SQLite would count the visits the update already moved.
     colleagues_last = (
-        PlannedVisit.objects.filter(liaison=visits_to_user, planned_on=OuterRef("planned_on"))
+        PlannedVisit.objects.filter(
+            liaison=visits_to_user, planned_on__in=work["visits"].values("planned_on")
+        )
         .order_by()
         .values("planned_on")
         .annotate(last=Max("position"))
-        .values("last")
+        .values_list("planned_on", "last")
+    )
+    after_theirs = Case(
+        *(When(planned_on=day, then=Value(last + 1)) for day, last in colleagues_last),
+        default=Value(0),
     )
     visits = (
         work["visits"]
         .exclude(Exists(already_planned))
-        .update(
-            liaison=visits_to_user,
-            position=F("position") + Coalesce(Subquery(colleagues_last), -1) + 1,
-        )
+        .update(liaison=visits_to_user, position=F("position") + after_theirs)
     )
     visits_kept = work["visits"].count()
 

@@ -179,15 +179,15 @@ def test_the_hand_over_makes_the_same_queries_however_much_work_there_is(
     current_work(leaver)
     # The work held, counted; the colleague's permissions; one update per kind (two for
     # tasks: the partners' own go with them); the referrals locked, then updated, then
-    # their events inserted; the visits left behind counted; the savepoint of the
-    # transaction.
-    with django_assert_num_queries(13):
+    # their events inserted; the colleague's last stop of each day read; the visits left
+    # behind counted; the savepoint of the transaction.
+    with django_assert_num_queries(14):
         services.user_work_handover(from_user=leaver, to_user=colleague, actor=manager)
     for _ in range(5):
         current_work(colleague)
     successor = UserFactory.create(username="successor", role=Role.MANAGER)
 
-    with django_assert_num_queries(13):
+    with django_assert_num_queries(14):
         services.user_work_handover(from_user=colleague, to_user=successor, actor=manager)
 
 
