@@ -274,6 +274,14 @@ class ProviderFilter(StyledFilterSet):
         method="filter_letters",
         label="Letters",
     )
+    # Partners the NPPES registry (once loaded) lists as deactivated: a physician who
+    # retired, moved away or died, for the manager to confirm and set dormant.
+    registry = django_filters.ChoiceFilter(
+        choices=[("npi_deactivated", "NPI deactivated in the NPPES registry")],
+        empty_label="Registry: any",
+        method="filter_registry",
+        label="Registry",
+    )
     sort = django_filters.ChoiceFilter(
         choices=[
             ("most", "Most referrals (12 mo) first"),
@@ -287,7 +295,7 @@ class ProviderFilter(StyledFilterSet):
 
     class Meta:
         model = Provider
-        fields = ["q", "status", "tier", "health", "owner", "letters", "sort"]
+        fields = ["q", "status", "tier", "health", "owner", "letters", "registry", "sort"]
 
     def filter_search(self, queryset: Any, name: str, value: str) -> Any:
         return queryset.search(value)
@@ -298,6 +306,9 @@ class ProviderFilter(StyledFilterSet):
         if value == "no_newsletters":
             return queryset.filter(marketing_opt_out=True)
         return queryset.taking_letters()
+
+    def filter_registry(self, queryset: Any, name: str, value: str) -> Any:
+        return queryset.npi_deactivated()
 
     def sort_by(self, queryset: Any, name: str, value: str) -> Any:
         """Who sends us the most, who sent last, and whose referrals stopped longest ago

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models import Count, F, Max, OuterRef, Q, Subquery
+from django.db.models import Count, Exists, F, Max, OuterRef, Q, Subquery
 from django.db.models.functions import TruncMonth
 from django.urls import reverse
 from django.utils import timezone
@@ -101,6 +101,15 @@ class ProviderQuerySet(models.QuerySet["Provider"]):
 
     def opted_out_of_letters(self) -> ProviderQuerySet:
         return self.filter(OPTED_OUT_OF_LETTERS)
+
+    def npi_deactivated(self) -> ProviderQuerySet:
+        """Partners whose NPI the NPPES registry lists as deactivated (retired, moved away,
+        died): none until the registry is loaded."""
+        from registry.models import RegistryProvider  # registry builds on partners
+
+        return self.filter(
+            Exists(RegistryProvider.objects.filter(npi=OuterRef("npi"), deactivated=True))
+        )
 
     def taking_letters(self) -> ProviderQuerySet:
         # Partners without an office stay in: exclude() keeps the rows the join left empty.

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from django.urls import reverse
 
 from partners.factories import ProviderFactory
 from registry.factories import RegistryProviderFactory
@@ -31,3 +32,26 @@ def test_an_active_or_unlisted_npi_is_not_flagged(client_for, liaison):
     for provider in (listed, unlisted):
         page = client.get(provider.get_absolute_url()).content.decode()
         assert 'data-testid="npi-deactivated"' not in page
+
+
+def test_the_partner_list_finds_the_partners_whose_npi_was_deactivated(client_for, manager):
+    gone = ProviderFactory.create(last_name="Retiredson")
+    practising = ProviderFactory.create(last_name="Practisington")
+    unlisted = ProviderFactory.create(last_name="Unlistedby")
+    RegistryProviderFactory.create(npi=gone.npi, deactivated=True)
+    RegistryProviderFactory.create(npi=practising.npi, deactivated=False)
+    client = client_for(manager)
+    url = reverse("partners:provider_list")
+
+    found = client.get(url, {"registry": "npi_deactivated"}).content.decode()
+    everyone = client.get(url).content.decode()
+
+    assert gone.last_name in found
+    assert practising.last_name not in found and unlisted.last_name not in found
+    assert all(p.last_name in everyone for p in (gone, practising, unlisted))
+
+
+def test_an_unknown_registry_filter_is_said_not_ignored(client_for, manager):
+    page = client_for(manager).get(reverse("partners:provider_list"), {"registry": "gone"})
+    assert page.status_code == 200
+    assert "Select a valid choice" in page.content.decode()
