@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, TypedDict
 
 from django.db import transaction
@@ -10,9 +10,11 @@ from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, Subque
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from core.dateformat import format_date
 from outreach.models import Activity, Task
 from partners.models import Provider
 from referrals.models import Referral
+from registry.models import RegistryProvider
 
 # The rekindle queue: partners whose referrals dropped or stopped and whom nobody has
 # touched lately. Each rule is a reason a person can read, not an opaque score.
@@ -27,6 +29,7 @@ class RekindleFacts(TypedDict):
     last_referral_at: datetime | None
     last_touch_at: datetime | None
     last_next_step: str | None
+    npi_deactivated_on: date | None
 
 
 if TYPE_CHECKING:
@@ -62,6 +65,9 @@ def rekindle_candidates(*, now: datetime) -> list[RekindleCandidate]:
     # One Exists, not exclude(tasks__kind=..., tasks__status=...): exclude() across a
     # to-many relation tests each condition on any task, so a done rekindle task beside an
     # open follow-up kept the partner out of the queue.
+    # Why a partner stopped may be in the NPPES registry (once loaded): retired, moved
+    # away, died. Said first, so the liaison checks before courting them.
+    deactivated_on = RegistryProvider.objects.filter(npi=OuterRef("npi"), deactivated=True)
     open_rekindle = Task.objects.filter(
         provider=OuterRef("pk"), kind=Task.Kind.REKINDLE, status=Task.Status.OPEN
     )
@@ -74,6 +80,7 @@ def rekindle_candidates(*, now: datetime) -> list[RekindleCandidate]:
             last_referral_at=Subquery(inbound.order_by("-received_at").values("received_at")[:1]),
             last_touch_at=Subquery(touches.values("occurred_at")[:1]),
             last_next_step=Subquery(touches.exclude(next_step="").values("next_step")[:1]),
+            npi_deactivated_on=Subquery(deactivated_on.values("deactivation_date")[:1]),
         )
         .filter(
             Q(prior__gte=2, recent__lte=F("prior") / 2)
@@ -87,6 +94,13 @@ def rekindle_candidates(*, now: datetime) -> list[RekindleCandidate]:
 
 def rekindle_reasons(provider: RekindleCandidate, *, now: datetime) -> list[str]:
     reasons = []
+    if provider.npi_deactivated_on:
+        since = format_date(provider.npi_deactivated_on, "M j, Y")
+        reasons.append(
+            f"The NPPES registry lists their NPI as deactivated since {since}: they may have "
+            "retired or left practice. Check before courting them; if they have, set them "
+            "dormant."
+        )
     if provider.prior >= 2 and provider.recent <= provider.prior / 2:
         reasons.append(
             f"Referrals dropped from {provider.prior} to {provider.recent} "

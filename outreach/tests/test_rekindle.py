@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from django.utils import timezone
@@ -14,6 +14,7 @@ from outreach.services.rekindle import rekindle_queue_build
 from outreach.tasks import build_rekindle_queue
 from partners.factories import ProviderFactory
 from referrals.factories import ReferralFactory
+from registry.factories import RegistryProviderFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -124,3 +125,22 @@ def test_a_partner_with_a_long_name_does_not_stop_the_queue_for_everyone():
 
     assert {task.provider for task in tasks} == {long_named, other}
     assert all(len(task.title) <= 200 for task in tasks)
+
+
+def test_a_partner_whose_npi_was_deactivated_is_named_so_in_the_reasons_first():
+    gone = ProviderFactory(owner=UserFactory())
+    _referrals(gone, 100, 120)
+    RegistryProviderFactory(npi=gone.npi, deactivated=True, deactivation_date=date(2026, 3, 31))
+    practising = ProviderFactory(owner=UserFactory())
+    _referrals(practising, 100, 120)
+    RegistryProviderFactory(npi=practising.npi, deactivated=False)
+
+    tasks = {task.provider_id: task for task in rekindle_queue_build()}
+
+    first_reason = tasks[gone.pk].detail.splitlines()[0]
+    assert first_reason == (
+        "The NPPES registry lists their NPI as deactivated since Mar 31, 2026: they may "
+        "have retired or left practice. Check before courting them; if they have, set "
+        "them dormant."
+    )
+    assert "deactivated" not in tasks[practising.pk].detail
