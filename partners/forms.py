@@ -233,7 +233,7 @@ class OrganizationForm(VersionedModelForm):
         return written
 
 
-class StaffMemberForm(forms.ModelForm):
+class StaffMemberForm(VersionedModelForm):
     class Meta:
         model = StaffMember
         fields = [

@@ -384,9 +384,13 @@ def staff_update(request: AuthedRequest, pk: int) -> HttpResponse:
     staff = get_staff_member_for_user(request.user, pk, write=True)
     form = StaffMemberForm(request.POST or None, instance=staff)
     if request.method == "POST" and form.is_valid():
-        form.save()
-        messages.success(request, "Changes saved.")
-        return redirect(staff.organization)
+        with transaction.atomic():
+            stale = _changed_since_opened(form, "staff member")
+            if not stale:
+                form.save()
+        if not stale:
+            messages.success(request, "Changes saved.")
+            return redirect(staff.organization)
     return render(
         request,
         "partners/staffmember_form.html",

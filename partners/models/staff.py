@@ -32,6 +32,9 @@ class StaffMember(models.Model):
     )
     notes = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The version an edit form was opened at: a save over a colleague's later change is
+    # refused (partners.forms.VersionedModelForm).
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["organization__name", "last_name", "first_name"]

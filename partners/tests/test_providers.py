@@ -407,6 +407,48 @@ def test_a_staff_phone_is_written_as_the_office_form_writes_it_or_refused(client
     assert office.staff.get().phone == "(402) 555-0100 x12"
 
 
+def test_a_staff_form_opened_before_a_colleagues_change_does_not_undo_it(
+    client_for, liaison, manager
+):
+    """A liaison opens the office manager's card to add her birthday; meanwhile a colleague
+    corrects her phone. The liaison's save must not put the old phone back without a word."""
+    staff = StaffMemberFactory(first_name="Pat", last_name="Reyes", phone="(402) 555-0100")
+    url = reverse("partners:staff_update", args=[staff.pk])
+    opened = client_for(liaison).get(url).content.decode()
+    as_opened = {
+        "first_name": "Pat",
+        "last_name": "Reyes",
+        "role": staff.role,
+        "phone": "(402) 555-0100",
+        "version": _shown_version(opened),
+    }
+    assert as_opened["version"], "the form carries the version it was opened at"
+    colleague = client_for(manager).post(url, {**as_opened, "phone": "(402) 555-0177"})
+    assert colleague.status_code == 302
+
+    response = client_for(liaison).post(url, {**as_opened, "birthday": "1980-04-02"})
+
+    staff.refresh_from_db()
+    assert staff.phone == "(402) 555-0177" and staff.birthday is None
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "Someone changed this staff member after you opened it" in page
+    assert 'value="1980-04-02"' in page
+    # Sent again, it is measured against the row as it is now, and saved.
+    again = client_for(liaison).post(
+        url,
+        {
+            **as_opened,
+            "phone": "(402) 555-0177",
+            "birthday": "1980-04-02",
+            "version": _shown_version(page),
+        },
+    )
+    assert again.status_code == 302
+    staff.refresh_from_db()
+    assert (staff.phone, str(staff.birthday)) == ("(402) 555-0177", "1980-04-02")
+
+
 def test_a_search_with_a_nul_byte_finds_by_the_rest_of_the_text(db):
     from partners.factories import ProviderFactory as Factory
     from partners.models import Provider as Model
