@@ -1,6 +1,6 @@
 from django.urls import path
 
-from partners import import_views, vcard_views, views
+from partners import history_views, import_views, vcard_views, views
 
 app_name = "partners"
 
@@ -25,6 +25,7 @@ urlpatterns = [
     path("<int:pk>/tier/", views.provider_tier, name="provider_tier"),
     path("<int:pk>/tier/unpin/", views.provider_unpin_tier, name="provider_unpin_tier"),
     path("<int:pk>/merge/", views.provider_merge, name="provider_merge"),
+    path("<int:pk>/changes/", history_views.provider_history, name="provider_history"),
     path("offices/", views.organization_list, name="organization_list"),
     path("offices/new/", views.organization_create, name="organization_create"),
     path("offices/<int:pk>/", views.organization_detail, name="organization_detail"),
@@ -33,6 +34,11 @@ urlpatterns = [
         "offices/<int:pk>/contacts.vcf", vcard_views.organization_vcard, name="organization_vcard"
     ),
     path("offices/<int:pk>/merge/", views.organization_merge, name="organization_merge"),
+    path(
+        "offices/<int:pk>/changes/",
+        history_views.organization_history,
+        name="organization_history",
+    ),
     path("offices/<int:organization_pk>/staff/new/", views.staff_create, name="staff_create"),
     path("staff/<int:pk>/edit/", views.staff_update, name="staff_update"),
 ]

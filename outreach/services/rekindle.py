@@ -95,9 +95,9 @@ def rekindle_candidates(*, now: datetime) -> list[RekindleCandidate]:
 def rekindle_reasons(provider: RekindleCandidate, *, now: datetime) -> list[str]:
     reasons = []
     if provider.npi_deactivated_on:
-        since = format_date(provider.npi_deactivated_on, "M j, Y")
+        gone_on = format_date(provider.npi_deactivated_on, "M j, Y")
         reasons.append(
-            f"The NPPES registry lists their NPI as deactivated since {since}: they may have "
+            f"The NPPES registry lists their NPI as deactivated since {gone_on}: they may have "
             "retired or left practice. Check before courting them; if they have, set them "
             "dormant."
         )

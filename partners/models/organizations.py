@@ -9,6 +9,7 @@ from django.db import models, transaction
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
+from simple_history.models import HistoricalRecords
 
 from core.npi import validate_npi
 from core.text import strip_invisible_from
@@ -103,6 +104,11 @@ class Organization(Address):
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = OrganizationQuerySet.as_manager()
+    # Who changed the record, what from and to (partners/history.py). The opt-out's own
+    # history (OptOutChange) says when and by whom.
+    history = HistoricalRecords(
+        excluded_fields=["letters_opt_out_at", "letters_opt_out_by", "created_at", "updated_at"]
+    )
 
     class Meta:
         # The id last: a group's locations often share a name, and a list paged by name

@@ -12,6 +12,7 @@ from django.db.models import Count, Exists, F, Max, OuterRef, Q, Subquery
 from django.db.models.functions import TruncMonth
 from django.urls import reverse
 from django.utils import timezone
+from simple_history.models import HistoricalRecords
 
 from core.dates import twelve_months_start
 from core.npi import validate_npi
@@ -183,6 +184,20 @@ class ReferralFigures:
         return self.sent - self.received
 
 
+# Fields the nightly tiering and health check keep, each with a history of its own.
+SYSTEM_KEPT_FIELDS = [
+    "tier",
+    "tier_pinned",
+    "tier_pinned_until",
+    "health",
+    "health_reasons",
+    "health_checked_at",
+    "health_assessed_at",
+    "created_at",
+    "updated_at",
+]
+
+
 class Provider(models.Model):
     """An individual clinician we have, or want, a referral relationship with."""
 
@@ -302,6 +317,9 @@ class Provider(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = ProviderQuerySet.as_manager()
+    # Who changed the record, what from and to (partners/history.py). Tier and health keep
+    # their own history with the reasons (TierChange, HealthChange), written nightly.
+    history = HistoricalRecords(excluded_fields=SYSTEM_KEPT_FIELDS)
 
     class Meta:
         # The id last: namesakes (two Dr. John Smiths) must keep one order from page to page.

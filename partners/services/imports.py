@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
+from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
 from core.enqueue import enqueue_on_commit
 from partners.models import Organization, PartnerImport, Provider
@@ -142,15 +143,22 @@ def _write_import(partner_import: PartnerImport, plan: Any) -> None:
             organization.clean_fields()
             organization.updated_at = now
             updated_offices.append(organization)
+    # Each record's history names the import and who uploaded it (partners/history.py).
+    by_import = {
+        "default_user": partner_import.uploaded_by,
+        "default_change_reason": f"Spreadsheet import {partner_import.pk}",
+        "default_date": now,
+        "batch_size": BATCH_SIZE,
+    }
     if updated_offices:
-        Organization.objects.bulk_update(
-            updated_offices, [*sorted(office_fields), "updated_at"], batch_size=BATCH_SIZE
+        bulk_update_with_history(
+            updated_offices, Organization, [*sorted(office_fields), "updated_at"], **by_import
         )
     for office in new_offices:
         office.organization = Organization(name=office.name, **office.values)
         office.organization.clean_fields()
-    Organization.objects.bulk_create(
-        [office.organization for office in new_offices], batch_size=BATCH_SIZE
+    bulk_create_with_history(
+        [office.organization for office in new_offices], Organization, **by_import
     )
 
     def assign(provider: Provider, row: Any) -> list[str]:
@@ -182,7 +190,7 @@ def _write_import(partner_import: PartnerImport, plan: Any) -> None:
             assign(provider, row)
             provider.clean_fields(exclude=["organization", "owner"])
             created.append(provider)
-    Provider.objects.bulk_create(created, batch_size=BATCH_SIZE)
+    bulk_create_with_history(created, Provider, **by_import)
 
     updates = {row.provider_id: row for row in plan.rows if row.action == "update"}
     changed_fields: set[str] = set()
@@ -194,8 +202,8 @@ def _write_import(partner_import: PartnerImport, plan: Any) -> None:
             provider.updated_at = now
             locked.append(provider)
     if locked:
-        Provider.objects.bulk_update(
-            locked, [*sorted(changed_fields), "updated_at"], batch_size=BATCH_SIZE
+        bulk_update_with_history(
+            locked, Provider, [*sorted(changed_fields), "updated_at"], **by_import
         )
     counts = plan.counts
     PartnerImport.objects.filter(pk=partner_import.pk).update(

@@ -323,6 +323,10 @@ def partner_merge(
     gone_pk = gone.pk
     # First, so a unique NPI can move to the survivor. Either leaves a removal record
     # naming the survivor, so API syncs and FHIR reads learn where it went.
+    # Each record's history says why it changed or went (partners/history.py).
+    # (simple-history reads `_change_reason` from the instance it saves.)
+    setattr(gone, "_change_reason", f"Merged into record {keep.pk}")  # noqa: B010
+    setattr(keep, "_change_reason", f"Merged with its duplicate, record {gone_pk}")  # noqa: B010
     if isinstance(gone, Provider):
         gone.delete(merged_into=cast(Provider, keep))
     else:

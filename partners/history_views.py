@@ -1,0 +1,54 @@
+"""The history of a partner's or office's record: who changed what, when (partners/history.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.db import models
+from django.http import HttpResponse
+from django.shortcuts import render
+
+from core.pagination import paginate
+from core.types import AuthedRequest
+from partners.history import record_changes
+from partners.models import Organization, Provider
+from partners.selectors import get_organization_for_user, get_provider_for_user
+
+
+@login_required
+def provider_history(request: AuthedRequest, pk: int) -> HttpResponse:
+    provider = get_provider_for_user(request.user, pk)
+    return _history_page(
+        request,
+        provider,
+        Provider.history.filter(id=provider.pk),
+        elsewhere="Tier and health keep their own history, with the reasons, on the partner's page.",
+    )
+
+
+@login_required
+def organization_history(request: AuthedRequest, pk: int) -> HttpResponse:
+    organization = get_organization_for_user(request.user, pk)
+    return _history_page(request, organization, Organization.history.filter(id=organization.pk))
+
+
+def _history_page(
+    request: AuthedRequest,
+    record: models.Model,
+    history: models.QuerySet[Any],
+    *,
+    elsewhere: str = "",
+) -> HttpResponse:
+    history = history.select_related("history_user").order_by("-history_date", "-history_id")
+    page = paginate(request, history)
+    return render(
+        request,
+        "partners/record_history.html",
+        {
+            "record": record,
+            "page": page,
+            "changes": record_changes(page, history),
+            "elsewhere": elsewhere,
+        },
+    )

@@ -1,0 +1,172 @@
+"""Who changed a partner's or office's record, when, and what from and to: a fax number
+typed wrong sends patients' letters to a stranger, and the practice must be able to say
+who changed it. Every way a record changes leaves its row (a form, an import, a merge)."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from core.templatetags.people import person
+from partners.factories import OrganizationFactory, ProviderFactory
+from partners.forms import OrganizationForm, ProviderForm
+from partners.models import PartnerImport, Provider
+from partners.services.merges import partner_merge
+
+pytestmark = pytest.mark.django_db
+
+
+def _as_the_form_sends_it(form, **changes):
+    data = {}
+    for name in form.fields:
+        value = form[name].value()
+        if value is None or value is False:
+            continue
+        data[name] = (
+            "on" if value is True else (value.isoformat() if hasattr(value, "isoformat") else value)
+        )
+    return {**data, **changes}
+
+
+def _changes_page(client, url):
+    response = client.get(url)
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_a_partner_edit_shows_who_changed_which_field_from_what_to_what(
+    client_for, coordinator, liaison, other_liaison
+):
+    provider = ProviderFactory(phone="(402) 555-0100", owner=liaison, status="prospect")
+    client = client_for(coordinator)
+    data = _as_the_form_sends_it(
+        ProviderForm(instance=provider),
+        phone="(402) 555-0199",
+        owner=other_liaison.pk,
+        status="active",
+    )
+    saved = client.post(reverse("partners:provider_update", args=[provider.pk]), data)
+    assert saved.status_code == 302
+
+    page = _changes_page(client, reverse("partners:provider_history", args=[provider.pk]))
+
+    assert f"by {person(coordinator)}" in page
+    assert "Phone" in page and "(402) 555-0100" in page and "(402) 555-0199" in page
+    # A person by name and a choice by its label, not their ids and codes.
+    assert person(liaison) in page and person(other_liaison) in page
+    assert "Prospect" in page and "Active" in page
+    # The fields that did not change are not listed as changes.
+    assert "Last name" not in page
+    assert page.count("<strong>Changed</strong>") == 1
+    assert "<strong>Added</strong>" in page
+
+
+def test_an_office_fax_change_is_in_the_office_history(client_for, manager):
+    office = OrganizationFactory(fax="(402) 555-0300")
+    client = client_for(manager)
+    data = _as_the_form_sends_it(OrganizationForm(instance=office), fax="(402) 555-0301")
+    assert (
+        client.post(reverse("partners:organization_update", args=[office.pk]), data).status_code
+        == 302
+    )
+
+    page = _changes_page(client, reverse("partners:organization_history", args=[office.pk]))
+
+    assert "Designated fax" in page
+    assert "(402) 555-0300" in page and "(402) 555-0301" in page
+    assert f"by {person(manager)}" in page
+
+
+def test_a_spreadsheet_import_names_itself_and_who_uploaded_it(client_for, manager):
+    provider = ProviderFactory(phone="(402) 555-0100")
+    client = client_for(manager)
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(
+        [
+            ["NPI", "First name", "Last name", "Phone"],
+            [provider.npi, provider.first_name, provider.last_name, "(402) 555-0123"],
+        ]
+    )
+    client.post(
+        reverse("partners:import_upload"),
+        {"file": SimpleUploadedFile("partners.csv", buffer.getvalue().encode())},
+    )
+    partner_import = PartnerImport.objects.get()
+    client.post(
+        reverse("partners:import_mapping", args=[partner_import.pk]),
+        {"column_0": "npi", "column_1": "first_name", "column_2": "last_name", "column_3": "phone"},
+    )
+    client.post(reverse("partners:import_apply", args=[partner_import.pk]))
+    provider.refresh_from_db()
+    assert provider.phone == "(402) 555-0123"
+
+    page = _changes_page(client, reverse("partners:provider_history", args=[provider.pk]))
+
+    assert f"Spreadsheet import {partner_import.pk}" in page
+    assert f"by {person(manager)}" in page
+    assert "(402) 555-0100" in page and "(402) 555-0123" in page
+
+
+def test_a_merge_says_so_in_the_history_of_the_record_kept(client_for, manager):
+    survivor = ProviderFactory(phone="")
+    duplicate = ProviderFactory(phone="(402) 555-0444")
+    partner_merge(survivor=survivor, duplicate=duplicate, actor=manager)
+
+    page = _changes_page(
+        client_for(manager), reverse("partners:provider_history", args=[survivor.pk])
+    )
+
+    assert f"Merged with its duplicate, record {duplicate.pk}" in page
+    assert "(402) 555-0444" in page
+    assert Provider.history.filter(id=duplicate.pk, history_type="-").exists()
+
+
+def test_a_save_that_changed_nothing_shown_is_not_listed(client_for, manager):
+    provider = ProviderFactory()
+    provider.save()  # a tier change, say: kept with its own history
+    page = _changes_page(
+        client_for(manager), reverse("partners:provider_history", args=[provider.pk])
+    )
+    assert "<strong>Changed</strong>" not in page
+
+
+def test_the_history_reads_in_the_same_queries_however_many_changes(client_for, manager, liaison):
+    provider = ProviderFactory(owner=liaison)
+    client = client_for(manager)
+    url = reverse("partners:provider_history", args=[provider.pk])
+    client.get(url)
+
+    def queries():
+        with CaptureQueriesContext(connection) as captured:
+            client.get(url)
+        return len(captured.captured_queries)
+
+    provider.phone = "(402) 555-0001"
+    provider.owner = manager
+    provider.save()
+    few = queries()
+    for n in range(30):
+        provider.phone = f"(402) 555-{n:04d}"
+        provider.owner = liaison if n % 2 else manager
+        provider.save()
+    assert queries() == few
+
+
+def test_who_may_not_see_a_partner_may_not_see_its_history(client_for, no_role_user):
+    provider = ProviderFactory()
+    office = OrganizationFactory()
+    client = client_for(no_role_user)
+    assert client.get(reverse("partners:provider_history", args=[provider.pk])).status_code in (
+        403,
+        404,
+    )
+    assert client.get(reverse("partners:organization_history", args=[office.pk])).status_code in (
+        403,
+        404,
+    )
