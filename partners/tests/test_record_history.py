@@ -170,3 +170,14 @@ def test_who_may_not_see_a_partner_may_not_see_its_history(client_for, no_role_u
         403,
         404,
     )
+
+
+def test_hostile_text_in_a_change_is_shown_as_text(client_for, manager):
+    provider = ProviderFactory(notes="")
+    provider.notes = "<script>alert(1)</script>\nline two"
+    provider.save()
+    page = _changes_page(
+        client_for(manager), reverse("partners:provider_history", args=[provider.pk])
+    )
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;<br>line two" in page
