@@ -94,9 +94,11 @@ class NewsletterForm(forms.ModelForm):
         ]
         return hashlib.sha256(json.dumps(segment).encode()).hexdigest()[:16]
 
-    def audience(self) -> Any:
+    def audience(self, *, npi_deactivated: bool = False) -> Any:
         """The partners the audience fields reach, from whichever of them are valid (the
-        live preview runs while the text is still being written)."""
+        live preview runs while the text is still being written); with `npi_deactivated`,
+        those of the segment it leaves out because the NPPES registry lists them as
+        deactivated."""
         data = getattr(self, "cleaned_data", {})
         owner = data.get("owner")
         return audience(
@@ -104,4 +106,5 @@ class NewsletterForm(forms.ModelForm):
             health=data.get("health") or [],
             owner_id=owner.pk if owner else None,
             specialty=data.get("specialty") or "",
+            npi_deactivated=npi_deactivated,
         )

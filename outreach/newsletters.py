@@ -52,10 +52,14 @@ def audience(
     health: Iterable[str] = (),
     owner_id: int | None = None,
     specialty: str = "",
+    npi_deactivated: bool = False,
 ) -> QuerySet[Provider]:
     """The active partners a newsletter with these filters reaches (each filter that is
-    set narrows it)."""
-    partners = Provider.objects.filter(status=Provider.Status.ACTIVE)
+    set narrows it). Those the NPPES registry lists as deactivated (retired, moved away,
+    died) are left out; `npi_deactivated` gives them instead, for the sender to be told."""
+    partners = Provider.objects.filter(status=Provider.Status.ACTIVE).npi_deactivated(
+        npi_deactivated
+    )
     tiers, health = list(tiers), list(health)
     if tiers:
         partners = partners.filter(tier__in=tiers)

@@ -333,3 +333,26 @@ def test_merge_fields_of_other_letters_are_refused_in_a_newsletter():
     newsletters.check_newsletter_text("Dear {{ provider_name }} of {{ organization_name }}")
     with pytest.raises(ValidationError, match="Not available in a newsletter: event_name"):
         newsletters.check_newsletter_text("See you at {{ event_name }}")
+
+
+def test_partners_whose_npi_was_deactivated_get_no_newsletter_and_the_sender_is_told(
+    client_for, manager
+):
+    """A physician who retired or died stays "active" until someone notices; the NPPES
+    registry, once loaded, already knows. No newsletter goes to them, and the sender sees
+    how many were left out and why, to set them dormant."""
+    from registry.factories import RegistryProviderFactory
+
+    practising = ProviderFactory(email="a@example.org")
+    gone = ProviderFactory(email="b@example.org")
+    RegistryProviderFactory(npi=gone.npi, deactivated=True)
+    RegistryProviderFactory(npi=practising.npi, deactivated=False)
+
+    assert list(newsletters.audience()) == [practising]
+    issue = _issue()
+    newsletters.newsletter_prepare(issue_id=issue.pk)
+    assert [letter.provider_id for letter in issue.letters.all()] == [practising.pk]
+
+    page = client_for(manager).get(reverse("outreach:newsletter_create")).content.decode()
+    assert 'id="audience-count">1<' in page
+    assert "1 active partner the NPPES registry lists as deactivated" in page

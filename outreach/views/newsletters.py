@@ -50,7 +50,14 @@ def _preview(form: NewsletterForm) -> dict[str, object]:
         count=Count("pk"),
         opted_out=Count("pk", filter=OPTED_OUT_OF_LETTERS | Q(marketing_opt_out=True)),
     )
-    return {**counts, "subject": subject, "body": body, "partner": first}
+    deactivated = form.audience(npi_deactivated=True).count()
+    return {
+        **counts,
+        "deactivated": deactivated,
+        "subject": subject,
+        "body": body,
+        "partner": first,
+    }
 
 
 @login_required

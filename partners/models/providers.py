@@ -103,14 +103,14 @@ class ProviderQuerySet(models.QuerySet["Provider"]):
     def opted_out_of_letters(self) -> ProviderQuerySet:
         return self.filter(OPTED_OUT_OF_LETTERS)
 
-    def npi_deactivated(self) -> ProviderQuerySet:
+    def npi_deactivated(self, deactivated: bool = True) -> ProviderQuerySet:
         """Partners whose NPI the NPPES registry lists as deactivated (retired, moved away,
-        died): none until the registry is loaded."""
+        died), or, with `deactivated=False`, all the others: none are until the registry
+        is loaded."""
         from registry.models import RegistryProvider  # registry builds on partners
 
-        return self.filter(
-            Exists(RegistryProvider.objects.filter(npi=OuterRef("npi"), deactivated=True))
-        )
+        listed = Exists(RegistryProvider.objects.filter(npi=OuterRef("npi"), deactivated=True))
+        return self.filter(listed if deactivated else ~listed)
 
     def taking_letters(self) -> ProviderQuerySet:
         # Partners without an office stay in: exclude() keeps the rows the join left empty.
