@@ -114,10 +114,15 @@ class NoteRoute:
 
 
 def note_route(provider: Provider) -> NoteRoute:
+    if provider.letters_opted_out:
+        office, marketing = provider.office_opted_out and not provider.letters_opt_out, False
+    else:
+        marketing = provider.marketing_opted_out
+        office = marketing and not provider.marketing_opt_out
     return NoteRoute(
         *letter_route(provider, K.REKINDLE),
-        office_opted_out=provider.office_opted_out and not provider.letters_opt_out,
-        marketing_opted_out=provider.marketing_opt_out and not provider.letters_opted_out,
+        office_opted_out=office,
+        marketing_opted_out=marketing,
     )
 
 

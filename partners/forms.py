@@ -17,7 +17,7 @@ from core.forms import UserChoiceField, parse_version
 from core.phones import PHONE_FORMAT, clean_us_phone
 from core.roles import PARTNER_OWNER_ROLES
 from core.usps import us_state_code, us_zip_code
-from partners.models import Organization, Provider, StaffMember
+from partners.models import OPTED_OUT_OF_MARKETING, Organization, Provider, StaffMember
 
 
 def liaison_choices() -> Any:
@@ -198,6 +198,7 @@ class OrganizationForm(VersionedModelForm):
             "state",
             "zip_code",
             "notes",
+            "marketing_opt_out",
         ]
         widgets = {"notes": forms.Textarea(attrs={"rows": 3})}
 
@@ -304,7 +305,7 @@ class ProviderFilter(StyledFilterSet):
         if value == "opted_out":
             return queryset.opted_out_of_letters()
         if value == "no_newsletters":
-            return queryset.filter(marketing_opt_out=True)
+            return queryset.filter(OPTED_OUT_OF_MARKETING)
         return queryset.taking_letters()
 
     def filter_registry(self, queryset: Any, name: str, value: str) -> Any:

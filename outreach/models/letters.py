@@ -131,7 +131,7 @@ def opted_out_of(provider: Provider, kind: str) -> bool:
     """Does `provider` take no letter of `kind`? They, or their office, opted out of
     letters; or it courts them and they opted out of newsletters and invitations. Load
     the partner with its organization where many are checked."""
-    return provider.letters_opted_out or (kind in MARKETING_KINDS and provider.marketing_opt_out)
+    return provider.letters_opted_out or (kind in MARKETING_KINDS and provider.marketing_opted_out)
 
 
 class Letter(models.Model):

@@ -7,7 +7,7 @@ from typing import cast
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.http import HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -20,7 +20,7 @@ from outreach.forms_newsletters import NewsletterForm
 from outreach.models import LetterTemplate, NewsletterIssue
 from outreach.models.merge_fields import render_merge_fields
 from outreach.services.letters import SAMPLE_MERGE_VALUES, letter_template_for
-from partners.models import OPTED_OUT_OF_LETTERS
+from partners.models import OPTED_OUT_OF_LETTERS, OPTED_OUT_OF_MARKETING
 
 
 @login_required
@@ -48,7 +48,7 @@ def _preview(form: NewsletterForm) -> dict[str, object]:
     # nothing: one aggregate says both.
     counts = partners.aggregate(
         count=Count("pk"),
-        opted_out=Count("pk", filter=OPTED_OUT_OF_LETTERS | Q(marketing_opt_out=True)),
+        opted_out=Count("pk", filter=OPTED_OUT_OF_LETTERS | OPTED_OUT_OF_MARKETING),
     )
     deactivated = form.audience(npi_deactivated=True).count()
     return {

@@ -11,6 +11,7 @@ from partners.models.organizations import (
 )
 from partners.models.providers import (
     OPTED_OUT_OF_LETTERS,
+    OPTED_OUT_OF_MARKETING,
     HealthChange,
     PreferredChannel,
     Provider,
@@ -29,6 +30,7 @@ from partners.models.removals import OrganizationRemoval, ProviderRemoval
 
 __all__ = [
     "OPTED_OUT_OF_LETTERS",
+    "OPTED_OUT_OF_MARKETING",
     "US_STATE_HELP",
     "Address",
     "HealthChange",

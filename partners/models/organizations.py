@@ -88,6 +88,14 @@ class Organization(Address):
         "later: acknowledgments, notices, thank-yous, cover letters and summaries, "
         "newsletters, rekindle notes and event reminders (as a partner's own opt-out).",
     )
+    # "No more newsletters to any of our doctors": as a partner's own opt-out of newsletters
+    # and invitations (Provider.marketing_opted_out), for every partner of the office.
+    marketing_opt_out = models.BooleanField(
+        "office opted out of newsletters and invitations",
+        default=False,
+        help_text="No newsletters, rekindle notes or event reminders to any partner of this "
+        "office, now or who joins later; the letters about their patients still go.",
+    )
     letters_opt_out_at = models.DateTimeField(
         "opted out of letters since", null=True, blank=True, editable=False
     )

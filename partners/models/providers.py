@@ -41,6 +41,8 @@ def set_null_and_touch(
 # Partners no automated letter goes to: they, or their office, opted out (the query form
 # of Provider.letters_opted_out: a join, never a row at a time).
 OPTED_OUT_OF_LETTERS = Q(letters_opt_out=True) | Q(organization__letters_opt_out=True)
+# And of newsletters and invitations only (Provider.marketing_opted_out), as a filter.
+OPTED_OUT_OF_MARKETING = Q(marketing_opt_out=True) | Q(organization__marketing_opt_out=True)
 
 
 class ProviderQuerySet(models.QuerySet["Provider"]):
@@ -445,6 +447,17 @@ class Provider(models.Model):
         """Their office opted out of letters for all its partners. Load the partner with
         its organization (select_related) where many are checked."""
         return self.organization is not None and self.organization.letters_opt_out
+
+    @property
+    def office_marketing_opted_out(self) -> bool:
+        """Their office opted out of newsletters and invitations for all its partners."""
+        return self.organization is not None and self.organization.marketing_opt_out
+
+    @property
+    def marketing_opted_out(self) -> bool:
+        """They, or their office, want no newsletters, rekindle notes or event reminders
+        (outreach.models.letters.MARKETING_KINDS)."""
+        return self.marketing_opt_out or self.office_marketing_opted_out
 
     @property
     def letters_opted_out(self) -> bool:

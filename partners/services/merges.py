@@ -42,6 +42,7 @@ ORGANIZATION_MERGE_FIELDS = [
     "state",
     "zip_code",
     "letters_opt_out",
+    "marketing_opt_out",
 ]
 
 

@@ -34,6 +34,7 @@ EXPORT_COLUMNS: list[tuple[str, str]] = [
     ("Opted out of letters", "own_opt_out"),
     ("Office opted out of letters", "office_opt_out"),
     ("Opted out of newsletters and invitations", "own_marketing_opt_out"),
+    ("Office opted out of newsletters and invitations", "office_marketing_opt_out"),
 ]
 
 
@@ -53,6 +54,7 @@ def export_rows(providers: Iterable[Provider]) -> Iterator[list[str]]:
             "own_opt_out": "yes" if provider.letters_opt_out else "no",
             "office_opt_out": "yes" if office and office.letters_opt_out else "no",
             "own_marketing_opt_out": "yes" if provider.marketing_opt_out else "no",
+            "office_marketing_opt_out": "yes" if office and office.marketing_opt_out else "no",
             "status_label": provider.get_status_display(),
             "health_label": provider.get_health_display(),
             "owner_name": (provider.owner.get_full_name() or provider.owner.get_username())
