@@ -30,13 +30,18 @@ class OrganizationSerializer(serializers.ModelSerializer[Organization]):
             "fax",
             "email",
             "letters_opt_out",
+            "marketing_opt_out",
             "updated_at",
         )
         read_only_fields = fields
         extra_kwargs = {
             "letters_opt_out": {
                 "help_text": "The office asked for no letters to any of its partners."
-            }
+            },
+            "marketing_opt_out": {
+                "help_text": "The office asked for no newsletters, rekindle notes or event "
+                "reminders to any of its partners; the letters about their patients still go."
+            },
         }
 
 
@@ -79,7 +84,8 @@ class PartnerSerializer(serializers.ModelSerializer[Provider]):
             },
             "marketing_opt_out": {
                 "help_text": "The partner asked for no newsletters, rekindle notes or event "
-                "reminders; the letters about their patients still go."
+                "reminders; the letters about their patients still go. Their office may have "
+                "too (organization.marketing_opt_out): either means none is sent."
             },
         }
 

@@ -52,6 +52,7 @@ def test_a_partner_row_says_whether_they_or_their_office_opted_out_of_letters(
     }
     assert rows[own.pk]["letters_opt_out"] is True
     assert rows[own.pk]["organization"]["letters_opt_out"] is False
+    assert rows[own.pk]["organization"]["marketing_opt_out"] is False
     assert rows[by_office.pk]["letters_opt_out"] is False
     assert rows[by_office.pk]["organization"]["letters_opt_out"] is True
     assert rows[own.pk]["marketing_opt_out"] is False
