@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import zipfile
@@ -84,7 +85,13 @@ def _table(raw_rows: Iterable[Iterable[Any]]) -> Table:
 
 def _decoded(data: bytes) -> str | None:
     """The file's text in the first encoding that reads it (Excel saves either), or None
-    for bytes that are not text in any of them."""
+    for bytes that are not text in any of them. A byte-order mark of UTF-16 (Excel's
+    "Unicode Text", Numbers' UTF-16 CSV) says the encoding outright."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            return None
     for encoding in ("utf-8-sig", "cp1252"):
         try:
             return data.decode(encoding)

@@ -542,3 +542,12 @@ def test_an_opt_out_of_newsletters_round_trips_and_never_opts_anyone_back_in(cli
     assert refused.rows[0].reasons == [
         "Opted out of newsletters and invitations (yes / no) “perhaps” is neither yes nor no."
     ]
+
+
+def test_excels_unicode_text_file_is_read():
+    # Excel's "Unicode Text (*.txt)": UTF-16 with a byte-order mark, tab-delimited.
+    sheet = "\ufeffNPI\tFirst name\tLast name\r\n1679576722\tJosé\tNuñez\r\n"
+    for encoding in ("utf-16-le", "utf-16-be"):
+        table = read_table(io.BytesIO(sheet.encode(encoding)), "partners.txt")
+        assert table.headers == ["NPI", "First name", "Last name"]
+        assert table.rows == [["1679576722", "José", "Nuñez"]]
