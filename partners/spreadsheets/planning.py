@@ -174,10 +174,15 @@ def plan_import(
                         f"{TARGETS[name]} “no” left out: they opted out here, and only "
                         "their own page opts them back in."
                     )
-            elif getattr(provider, name) != new:
+            elif _lines(getattr(provider, name)) != _lines(new):
                 row.changes.append((TARGETS[name], getattr(provider, name), new))
         row.action = "update" if row.changes else "unchanged"
     return ImportPlan(rows=planned, offices=offices)
+
+
+def _lines(text: str) -> str:
+    # Notes typed in a browser end their lines in \r\n, a workbook stores \n: the same text.
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _leave_out_unknown_taxonomy(rows: list[PlanRow]) -> None:

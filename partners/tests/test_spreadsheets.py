@@ -551,3 +551,16 @@ def test_excels_unicode_text_file_is_read():
         table = read_table(io.BytesIO(sheet.encode(encoding)), "partners.txt")
         assert table.headers == ["NPI", "First name", "Last name"]
         assert table.rows == [["1679576722", "José", "Nuñez"]]
+
+
+def test_an_xlsx_export_of_notes_on_several_lines_imports_back_unchanged(client_for, manager):
+    # A browser sends a textarea's lines ending in \r\n, and the partner form keeps them;
+    # a workbook stores line feeds only.
+    ProviderFactory(npi=GOOD_NPI, notes="Called twice.\r\nLunch in May.")
+    client = client_for(manager)
+    export = client.get(reverse("partners:provider_export"), {"format": "xlsx"})
+    _upload(client, export.content, "partners.xlsx")
+    partner_import = PartnerImport.objects.get()
+
+    preview = client.get(partner_import.get_absolute_url())
+    assert preview.context["counts"] == {"create": 0, "update": 0, "unchanged": 1, "reject": 0}
