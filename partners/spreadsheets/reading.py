@@ -17,7 +17,9 @@ from core.text import strip_invisible
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_ROWS = 20_000
 # The mapping page asks about every column; the NPPES file, the widest we expect, has 330.
-MAX_COLUMNS = 1_000
+# Its form posts a choice per column, the owner and the CSRF token, which must stay under
+# Django's DATA_UPLOAD_MAX_NUMBER_FIELDS (1,000 fields) or the choices are refused.
+MAX_COLUMNS = 900
 
 
 class UnreadableFile(ValueError):
