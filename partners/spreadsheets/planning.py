@@ -222,7 +222,8 @@ def _leave_out_unknown_taxonomy(rows: list[PlanRow]) -> None:
 def _plan_offices(rows: list[PlanRow], providers: dict[str, Provider]) -> list[OfficePlan]:
     """Give each row with a practice name its office, one per practice: rows with the same
     name (any case) and ZIP share one. A row without a ZIP takes the ZIP the file gives
-    that name elsewhere (it is refused when the file gives several). The office is an
+    that name elsewhere (it is refused when the file gives several), unless its partner
+    is already at an office of that name, where it stays. The office is an
     existing one when one fits: the partner's own office when its name and ZIP agree,
     else the oldest office of that name with that ZIP, else the oldest of that name with
     no ZIP yet (which then gets it); a row without any ZIP takes the oldest of that name.
@@ -264,7 +265,12 @@ def _plan_offices(rows: list[PlanRow], providers: dict[str, Provider]) -> list[O
     for row in wanted:
         name = row.values["organization"]
         zip5 = row.values.get("office_zip_code", "")[:5]
-        if not zip5:
+        provider = providers.get(row.values["npi"])
+        current = provider.organization if provider else None
+        in_own_office = current is not None and current.name.lower() == name.lower()
+        # A row without a ZIP whose partner is at an office of that name stays there: the
+        # ZIP another row gives that name may be another location's (the export's own rows).
+        if not zip5 and not in_own_office:
             zips = sorted(zips_in_file.get(name.lower(), set()))
             if len(zips) > 1:
                 row.reject(
@@ -273,13 +279,7 @@ def _plan_offices(rows: list[PlanRow], providers: dict[str, Provider]) -> list[O
                 )
                 continue
             zip5 = zips[0] if zips else ""
-        provider = providers.get(row.values["npi"])
-        current = provider.organization if provider else None
-        if (
-            current is not None
-            and current.name.lower() == name.lower()
-            and (not zip5 or current.zip_code[:5] == zip5)
-        ):
+        if current is not None and in_own_office and (not zip5 or current.zip_code[:5] == zip5):
             found: Organization | None = current
         elif not zip5 and len(same_name.get(name.lower(), [])) > 1:
             # Which of our offices of that name? Guessing would write this row's address

@@ -641,3 +641,18 @@ def test_the_partners_an_import_adds_get_the_owner_chosen_and_those_it_updates_k
     assert Provider.objects.get(npi=make_npi(8001)).owner == owner
     known.refresh_from_db()
     assert known.owner == keeper
+
+
+def test_an_export_round_trips_when_an_office_without_a_zip_shares_its_name(client_for, manager):
+    """Two locations of one name, one not given its ZIP yet: the export's row without a ZIP
+    is the partner's own office, not the namesake whose ZIP another row gives."""
+    no_zip = OrganizationFactory(name="Family Clinic", zip_code="", address_line1="1 Elm St")
+    zipped = OrganizationFactory(name="Family Clinic", zip_code="68847", address_line1="9 Oak Ave")
+    ProviderFactory(npi=make_npi(8001), organization=no_zip)
+    ProviderFactory(npi=make_npi(8002), organization=zipped)
+    response = client_for(manager).get(reverse("partners:provider_export"))
+    headers, *rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+
+    plan = plan_import(rows, guess_mapping(headers))
+    assert plan.counts == {"create": 0, "update": 0, "unchanged": 2, "reject": 0}
+    assert not plan.new_offices and not plan.office_updates
