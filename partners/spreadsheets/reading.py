@@ -26,6 +26,10 @@ class UnreadableFile(ValueError):
     """The upload is not a CSV or XLSX table we can read; the message says why."""
 
 
+class EmptyFile(UnreadableFile):
+    """The file (or the workbook's first sheet) holds no cell at all."""
+
+
 @dataclass
 class Table:
     headers: list[str]
@@ -72,7 +76,7 @@ def _table(raw_rows: Iterable[Iterable[Any]]) -> Table:
         if len(rows) > MAX_ROWS:
             raise UnreadableFile(f"The file has more than {MAX_ROWS:,} rows; split it.")
     if headers is None:
-        raise UnreadableFile("The file is empty.")
+        raise EmptyFile("The file is empty.")
     width = max([len(headers), *(len(row) for row in rows)])
     seen: dict[str, int] = {}
     named = []
@@ -115,7 +119,16 @@ def read_table(upload: IO[bytes], name: str) -> Table:
         except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError) as error:
             raise UnreadableFile("This is not a readable .xlsx workbook.") from error
         try:
-            return _table(workbook.worksheets[0].iter_rows(values_only=True))
+            first = workbook.worksheets[0]
+            return _table(first.iter_rows(values_only=True))
+        except EmptyFile:
+            if len(workbook.worksheets) == 1:
+                raise
+            raise UnreadableFile(
+                f"The first sheet, “{first.title}”, is empty: only the first sheet of a "
+                "workbook is read. Move the partners to the first sheet, or save that "
+                "sheet as CSV."
+            ) from None
         finally:
             workbook.close()
     if lowered.endswith((".csv", ".txt")):

@@ -586,3 +586,17 @@ def test_the_mapping_of_the_widest_file_the_upload_takes_can_be_saved(client_for
     assert response.status_code == 302
     partner_import.refresh_from_db()
     assert partner_import.mapping == {"0": "npi", "1": "first_name", "2": "last_name"}
+
+
+def test_a_workbook_whose_first_sheet_is_empty_says_the_first_sheet_is_read(client_for, manager):
+    workbook = Workbook()
+    workbook.active.title = "Read me"
+    workbook.create_sheet("Partners").append(["NPI", "First name", "Last name"])
+    workbook["Partners"].append([GOOD_NPI, "Ana", "Reyes"])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+
+    response = _upload(client_for(manager), buffer.getvalue(), "partners.xlsx")
+    page = response.content.decode()
+    assert "The first sheet, “Read me”, is empty" in page
+    assert "The file is empty" not in page
