@@ -114,9 +114,22 @@ def read_table(upload: IO[bytes], name: str) -> Table:
         from openpyxl import load_workbook
         from openpyxl.utils.exceptions import InvalidFileException
 
+        # A damaged workbook fails in openpyxl as whatever its parts fail with: a zip, an
+        # XML parser (a SyntaxError), or openpyxl's reading of what it parsed.
+        damaged = (
+            zipfile.BadZipFile,
+            InvalidFileException,
+            KeyError,
+            IndexError,
+            OSError,
+            SyntaxError,
+            TypeError,
+            AttributeError,
+            ValueError,
+        )
         try:
             workbook = load_workbook(upload, read_only=True, data_only=True)
-        except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError) as error:
+        except damaged as error:
             raise UnreadableFile("This is not a readable .xlsx workbook.") from error
         try:
             first = workbook.worksheets[0]
@@ -129,6 +142,10 @@ def read_table(upload: IO[bytes], name: str) -> Table:
                 "workbook is read. Move the partners to the first sheet, or save that "
                 "sheet as CSV."
             ) from None
+        except UnreadableFile:
+            raise
+        except damaged as error:
+            raise UnreadableFile("This is not a readable .xlsx workbook.") from error
         finally:
             workbook.close()
     if lowered.endswith((".csv", ".txt")):

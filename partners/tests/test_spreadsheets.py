@@ -1,5 +1,6 @@
 import csv
 import io
+import zipfile
 from urllib.parse import urlencode
 
 import pytest
@@ -600,3 +601,26 @@ def test_a_workbook_whose_first_sheet_is_empty_says_the_first_sheet_is_read(clie
     page = response.content.decode()
     assert "The first sheet, “Read me”, is empty" in page
     assert "The file is empty" not in page
+
+
+def _workbook_with(part, content):
+    """A workbook whose `part` (a file inside the .xlsx zip) is replaced by `content`."""
+    workbook = Workbook()
+    workbook.active.append(["NPI", "First name", "Last name"])
+    workbook.active.append([GOOD_NPI, "Ana", "Reyes"])
+    saved = io.BytesIO()
+    workbook.save(saved)
+    damaged = io.BytesIO()
+    with zipfile.ZipFile(saved) as source, zipfile.ZipFile(damaged, "w") as target:
+        for item in source.infolist():
+            target.writestr(item, content if item.filename == part else source.read(item))
+    return damaged.getvalue()
+
+
+@pytest.mark.parametrize("part", ["xl/worksheets/sheet1.xml", "xl/workbook.xml", "xl/styles.xml"])
+def test_a_damaged_workbook_is_refused_with_a_reason(client_for, manager, part):
+    content = _workbook_with(part, b"<worksheet><sheetData><row><c")
+    response = _upload(client_for(manager), content, "partners.xlsx")
+    assert response.status_code == 200
+    assert "not a readable .xlsx" in response.content.decode()
+    assert not PartnerImport.objects.exists()
