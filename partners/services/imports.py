@@ -98,6 +98,8 @@ def partner_import_apply(*, import_id: int) -> PartnerImport | None:
         numbers=partner_import.row_numbers,
         progress=progress,
     )
+    # Every row checked: the page says the partners are being written, not "1,000 of 1,500".
+    progress(len(plan.rows))
     try:
         _write_import(partner_import, plan)
     except (ValidationError, IntegrityError) as error:

@@ -624,3 +624,32 @@ def test_a_damaged_workbook_is_refused_with_a_reason(client_for, manager, part):
     assert response.status_code == 200
     assert "not a readable .xlsx" in response.content.decode()
     assert not PartnerImport.objects.exists()
+
+
+def test_once_every_row_is_checked_the_progress_says_the_partners_are_being_written(
+    client_for, manager, monkeypatch
+):
+    from partners.services import imports
+
+    rows = [["NPI", "First name", "Last name"]]
+    rows += [[make_npi(10_000 + n), "Pat", f"Number{n}"] for n in range(1500)]
+    client = client_for(manager)
+    _upload(client, _csv(rows))
+    partner_import = PartnerImport.objects.get()
+    PartnerImport.objects.filter(pk=partner_import.pk).update(
+        status=PartnerImport.Status.QUEUED, total_rows=1500
+    )
+    pages = []
+    write = imports._write_import
+
+    def write_and_look(*args):
+        # What the page polled while the worker writes shows.
+        pages.append(client.get(partner_import.get_absolute_url(), HTTP_HX_REQUEST="true"))
+        write(*args)
+
+    monkeypatch.setattr(imports, "_write_import", write_and_look)
+    partner_import_apply(import_id=partner_import.pk)
+
+    page = pages[0].content.decode()
+    assert "Writing the partners in one transaction" in page
+    assert "Checking rows" not in page
