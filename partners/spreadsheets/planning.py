@@ -144,6 +144,7 @@ def plan_import(
     for batch in _chunks(npis):
         for known in Provider.objects.filter(npi__in=batch).select_related("organization"):
             existing[known.npi] = known
+    _refuse_organization_npis(planned, existing)
     offices = _plan_offices(planned, existing)
 
     for row in planned:
@@ -178,6 +179,26 @@ def plan_import(
                 row.changes.append((TARGETS[name], getattr(provider, name), new))
         row.action = "update" if row.changes else "unchanged"
     return ImportPlan(rows=planned, offices=offices)
+
+
+def _refuse_organization_npis(rows: list[PlanRow], existing: dict[str, Provider]) -> None:
+    """Refuse a new partner whose NPI the NPPES registry gives an organization, as the
+    partner form does (a partner we already have keeps theirs, as on the form)."""
+    from registry.models import RegistryProvider
+
+    new = {
+        row.values["npi"]: row
+        for row in rows
+        if row.action != "reject" and row.values["npi"] not in existing
+    }
+    for batch in _chunks(list(new)):
+        for npi, name in RegistryProvider.objects.filter(
+            npi__in=batch, entity_type=RegistryProvider.EntityType.ORGANIZATION
+        ).values_list("npi", "organization_name"):
+            new[npi].reject(
+                f"NPI {npi} is an organization's in the NPPES registry ({name[:60]}): a "
+                "partner here is a clinician, with their own NPI."
+            )
 
 
 def _lines(text: str) -> str:

@@ -653,3 +653,35 @@ def test_once_every_row_is_checked_the_progress_says_the_partners_are_being_writ
     page = pages[0].content.decode()
     assert "Writing the partners in one transaction" in page
     assert "Checking rows" not in page
+
+
+def test_an_organizations_npi_is_refused_as_the_partner_form_refuses_it(client_for, manager):
+    from registry.factories import RegistryProviderFactory
+    from registry.models import RegistryProvider
+
+    office_npi = make_npi(7004, entity_type=2)
+    RegistryProviderFactory(
+        npi=office_npi,
+        entity_type=RegistryProvider.EntityType.ORGANIZATION,
+        first_name="",
+        last_name="",
+        organization_name="KEARNEY FAMILY PRACTICE PC",
+    )
+    sheet = [
+        ["NPI", "First name", "Last name", "Practice"],
+        [office_npi, "Mary", "Front-Desk", "Kearney Family Practice"],
+        [GOOD_NPI, "Ana", "Reyes", "Kearney Family Practice"],
+    ]
+    client = client_for(manager)
+    _upload(client, _csv(sheet))
+    partner_import = PartnerImport.objects.get()
+
+    preview = client.get(partner_import.get_absolute_url())
+    (refused,) = preview.context["rejects"]
+    assert refused.number == 2
+    assert refused.reasons == [
+        f"NPI {office_npi} is an organization's in the NPPES registry (KEARNEY FAMILY "
+        "PRACTICE PC): a partner here is a clinician, with their own NPI."
+    ]
+    client.post(reverse("partners:import_apply", args=[partner_import.pk]))
+    assert list(Provider.objects.values_list("npi", flat=True)) == [GOOD_NPI]
