@@ -98,7 +98,10 @@ def _decoded(data: bytes) -> str | None:
             return data.decode("utf-16")
         except UnicodeDecodeError:
             return None
-    for encoding in ("utf-8-sig", "cp1252"):
+    # Excel for Mac's "CSV (Macintosh)" ends its lines in a bare \r and writes Mac Roman,
+    # where cp1252 would read "José" as "JosŽ".
+    mac = b"\r" in data and b"\n" not in data
+    for encoding in ("utf-8-sig", "mac_roman" if mac else "cp1252"):
         try:
             return data.decode(encoding)
         except UnicodeDecodeError:

@@ -685,3 +685,10 @@ def test_an_organizations_npi_is_refused_as_the_partner_form_refuses_it(client_f
     ]
     client.post(reverse("partners:import_apply", args=[partner_import.pk]))
     assert list(Provider.objects.values_list("npi", flat=True)) == [GOOD_NPI]
+
+
+def test_excel_for_macs_csv_keeps_accented_names():
+    # "CSV (Macintosh)": lines end in a bare carriage return, text is in Mac Roman.
+    sheet = "NPI,First name,Last name\r1679576722,José,Nuñez\r".encode("mac_roman")
+    table = read_table(io.BytesIO(sheet), "partners.csv")
+    assert table.rows == [["1679576722", "José", "Nuñez"]]
