@@ -70,6 +70,9 @@ def _row_values(cells: list[str], mapping: dict[str, str]) -> dict[str, str]:
             values["credential"] = credential
     if "npi" in values:
         values["npi"] = re.sub(r"[\s\-]", "", values["npi"])
+        if re.fullmatch(r"[0-9]{10}\.0+", values["npi"]):
+            # A number column written out by pandas or a database tool: 1679576722.0.
+            values["npi"] = values["npi"][:10]
     return values
 
 

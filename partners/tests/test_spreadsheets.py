@@ -13,6 +13,7 @@ from partners.factories import OrganizationFactory, ProviderFactory, make_npi
 from partners.models import Organization, PartnerImport, Provider
 from partners.services.imports import SYNC_IMPORT_ROWS, partner_import_apply
 from partners.spreadsheets.columns import guess_mapping
+from partners.spreadsheets.planning import plan_import
 from partners.spreadsheets.reading import MAX_COLUMNS, UnreadableFile, read_table
 from partners.tasks import sweep_partner_imports
 
@@ -692,3 +693,12 @@ def test_excel_for_macs_csv_keeps_accented_names():
     sheet = "NPI,First name,Last name\r1679576722,José,Nuñez\r".encode("mac_roman")
     table = read_table(io.BytesIO(sheet), "partners.csv")
     assert table.rows == [["1679576722", "José", "Nuñez"]]
+
+
+def test_an_npi_written_as_a_decimal_number_is_read_as_the_npi():
+    # A CSV written by pandas or a database tool from a number column: "1679576722.0".
+    sheet = [["NPI", "First name", "Last name"], [f"{GOOD_NPI}.0", "Ana", "Reyes"]]
+    headers, *rows = sheet
+    plan = plan_import(rows, guess_mapping(headers))
+    (row,) = plan.of("create")
+    assert row.values["npi"] == GOOD_NPI
