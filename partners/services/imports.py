@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F
+from django.db.models.functions import Lower
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
@@ -92,6 +93,7 @@ def partner_import_apply(*, import_id: int) -> PartnerImport | None:
             processed_rows=done, claimed_at=timezone.now()
         )
 
+    planned_since = timezone.now()
     plan = plan_import(
         partner_import.rows,
         partner_import.mapping,
@@ -101,7 +103,7 @@ def partner_import_apply(*, import_id: int) -> PartnerImport | None:
     # Every row checked: the page says the partners are being written, not "1,000 of 1,500".
     progress(len(plan.rows))
     try:
-        _write_import(partner_import, plan)
+        _write_import(partner_import, plan, planned_since=planned_since)
     except (ValidationError, IntegrityError) as error:
         # Our own refusals say what changed; a constraint, only that something did.
         why = " ".join(error.messages).rstrip(".") if isinstance(error, ValidationError) else ""
@@ -119,13 +121,30 @@ def partner_import_apply(*, import_id: int) -> PartnerImport | None:
 
 
 @transaction.atomic
-def _write_import(partner_import: PartnerImport, plan: Any) -> None:
+def _write_import(partner_import: PartnerImport, plan: Any, *, planned_since: datetime) -> None:
     from partners.spreadsheets.columns import OFFICE_FIELDS, OPT_OUT_TARGETS
     from partners.spreadsheets.planning import office_changes
 
     now = timezone.now()
     known = {office.organization.pk: office for office in plan.offices if office.organization}
     new_offices = [office for office in plan.offices if office.organization is None]
+    # Imports write one at a time (each locks the rows of those applying, in one order, as
+    # its first statement), so an import that planned an office as new while another was
+    # making it sees it here instead of making it twice.
+    list(
+        PartnerImport.objects.select_for_update()
+        .filter(status=PartnerImport.Status.APPLYING)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    for batch in _batches(sorted({office.name.lower() for office in new_offices})):
+        added = (
+            Organization.objects.annotate(lowered=Lower("name"))
+            .filter(lowered__in=batch, created_at__gte=planned_since)
+            .first()
+        )
+        if added is not None:
+            raise ValidationError(f"an office called “{added.name[:60]}” was added meanwhile")
     locked_offices: dict[int, Organization] = {}
     for batch in _batches(sorted(known)):
         for organization in Organization.objects.select_for_update().filter(pk__in=batch):

@@ -656,3 +656,28 @@ def test_an_export_round_trips_when_an_office_without_a_zip_shares_its_name(clie
     plan = plan_import(rows, guess_mapping(headers))
     assert plan.counts == {"create": 0, "update": 0, "unchanged": 2, "reject": 0}
     assert not plan.new_offices and not plan.office_updates
+
+
+def test_two_imports_at_once_adding_the_same_new_office_do_not_make_it_twice(manager, monkeypatch):
+    """The second checked its rows before the first wrote: both planned the office as new."""
+    from partners.services import imports
+
+    first = _import(manager, _sheet(_row(1)))
+    second = _import(manager, _sheet(_row(2)))
+    PartnerImport.objects.update(status=PartnerImport.Status.QUEUED)
+    first.refresh_from_db()
+    write = imports._write_import
+
+    def first_writes_in_between(partner_import, *args, **kwargs):
+        if partner_import.pk == second.pk and first.status == PartnerImport.Status.QUEUED:
+            first.status = partner_import_apply(import_id=first.pk).status
+        write(partner_import, *args, **kwargs)
+
+    monkeypatch.setattr(imports, "_write_import", first_writes_in_between)
+    partner_import_apply(import_id=second.pk)
+
+    assert first.status == PartnerImport.Status.APPLIED
+    assert Organization.objects.filter(name="Kearney Family Practice").count() == 1
+    second.refresh_from_db()
+    assert second.status == PartnerImport.Status.FAILED
+    assert "Kearney Family Practice" in second.error and "Upload the file again" in second.error

@@ -643,10 +643,10 @@ def test_once_every_row_is_checked_the_progress_says_the_partners_are_being_writ
     pages = []
     write = imports._write_import
 
-    def write_and_look(*args):
+    def write_and_look(*args, **kwargs):
         # What the page polled while the worker writes shows.
         pages.append(client.get(partner_import.get_absolute_url(), HTTP_HX_REQUEST="true"))
-        write(*args)
+        write(*args, **kwargs)
 
     monkeypatch.setattr(imports, "_write_import", write_and_look)
     partner_import_apply(import_id=partner_import.pk)
