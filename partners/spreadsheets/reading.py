@@ -78,12 +78,15 @@ def _table(raw_rows: Iterable[Iterable[Any]]) -> Table:
     if headers is None:
         raise EmptyFile("The file is empty.")
     width = max([len(headers), *(len(row) for row in rows)])
-    seen: dict[str, int] = {}
-    named = []
+    named: list[str] = []
     for index, header in enumerate(headers + [""] * (width - len(headers))):
-        header = header or f"Column {index + 1}"
-        seen[header] = seen.get(header, 0) + 1
-        named.append(header if seen[header] == 1 else f"{header} ({seen[header]})")
+        first = name = header or f"Column {index + 1}"
+        copy = 1
+        # "Phone (2)" for a second "Phone", unless the file has its own column of that name.
+        while name in named or (copy > 1 and name in headers):
+            copy += 1
+            name = f"{first} ({copy})"
+        named.append(name)
     return Table(
         headers=named, rows=[row + [""] * (width - len(row)) for row in rows], numbers=numbers
     )

@@ -702,3 +702,10 @@ def test_an_npi_written_as_a_decimal_number_is_read_as_the_npi():
     plan = plan_import(rows, guess_mapping(headers))
     (row,) = plan.of("create")
     assert row.values["npi"] == GOOD_NPI
+
+
+def test_every_column_keeps_a_name_of_its_own():
+    # Two "Phone" columns and one already called "Phone (2)": the mapping page tells all apart.
+    table = read_table(io.BytesIO(b"NPI,Phone,Phone,Phone (2)\n1,a,b,c\n"), "x.csv")
+    assert len(set(table.headers)) == 4
+    assert table.headers[:2] == ["NPI", "Phone"]
