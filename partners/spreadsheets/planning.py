@@ -138,12 +138,12 @@ def plan_import(
         if progress and len(planned) % progress_every == 0:
             progress(len(planned))
 
-    _leave_out_unknown_taxonomy(planned)
     npis = list(first_row_of)
     existing: dict[str, Provider] = {}
     for batch in _chunks(npis):
         for known in Provider.objects.filter(npi__in=batch).select_related("organization"):
             existing[known.npi] = known
+    _leave_out_unknown_taxonomy(planned, existing)
     _refuse_organization_npis(planned, existing)
     offices = _plan_offices(planned, existing)
 
@@ -206,10 +206,11 @@ def _lines(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def _leave_out_unknown_taxonomy(rows: list[PlanRow]) -> None:
+def _leave_out_unknown_taxonomy(rows: list[PlanRow], existing: dict[str, Provider]) -> None:
     """A taxonomy code as the partner form takes it (upper case, the NUCC shape, on the
     NUCC list once it is loaded: one query for the whole sheet), else left out with the
-    reason; the partner still imports."""
+    reason; the partner still imports. As on the form, a partner's stored code that comes
+    back as it is is not checked again (one NUCC has retired since)."""
     from partners.forms import TAXONOMY_CODE, TAXONOMY_SHAPE
     from registry.models import Taxonomy
 
@@ -219,6 +220,9 @@ def _leave_out_unknown_taxonomy(rows: list[PlanRow]) -> None:
         if row.action == "reject" or not code:
             continue
         row.values["taxonomy_code"] = code.upper()
+        known = existing.get(row.values.get("npi", ""))
+        if known is not None and known.taxonomy_code == code.upper():
+            continue
         if TAXONOMY_CODE.fullmatch(code.upper()):
             typed[row.number] = code
         else:

@@ -709,3 +709,25 @@ def test_every_column_keeps_a_name_of_its_own():
     table = read_table(io.BytesIO(b"NPI,Phone,Phone,Phone (2)\n1,a,b,c\n"), "x.csv")
     assert len(set(table.headers)) == 4
     assert table.headers[:2] == ["NPI", "Phone"]
+
+
+def test_a_partners_own_taxonomy_code_sent_back_unchanged_is_not_said_to_be_left_out():
+    """As on the partner form: a code stored before NUCC retired it, or before the list was
+    loaded, is not checked again when it comes back as it is (an export read back)."""
+    from registry.models import Taxonomy
+
+    Taxonomy.objects.get_or_create(
+        code="207X00000X",
+        defaults={"grouping": "Allopathic", "classification": "Orthopaedic Surgery"},
+    )
+    ProviderFactory(npi=GOOD_NPI, first_name="Ann", last_name="Lee", taxonomy_code="207Z99999X")
+    mapping = {"0": "npi", "1": "first_name", "2": "last_name", "3": "taxonomy_code"}
+    plan = plan_import(
+        [[GOOD_NPI, "Ann", "Lee", "207Z99999X"], [OTHER_NPI, "Bo", "Ng", "207Z99999X"]],
+        mapping,
+    )
+    kept, new = plan.rows
+    assert (kept.action, kept.skipped) == ("unchanged", [])
+    assert new.skipped == [
+        "Taxonomy code “207Z99999X” left out: it is not in the NUCC taxonomy list."
+    ]
