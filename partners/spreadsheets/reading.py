@@ -112,6 +112,23 @@ def _decoded(data: bytes) -> str | None:
     return None
 
 
+def _unclosed_quote_line(text: str, delimiter: str) -> int | None:
+    """The line on which a quote opens a cell that never closes, else None. The lenient
+    reader the import uses takes the rest of the file into such a cell without a word (the
+    partners below it would vanish into one rejected row); a strict one stops there."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    starts = 1
+    try:
+        for _ in reader:
+            starts = reader.line_num + 1
+    except csv.Error as error:
+        # Only running off the end inside quotes; another oddity, such as "a"b, the lenient
+        # reader reads as it can.
+        if "end of data" in str(error):
+            return starts
+    return None
+
+
 def read_table(upload: IO[bytes], name: str) -> Table:
     """The first sheet (XLSX) or the file (CSV, any common delimiter and encoding) as a
     header row and data rows of strings."""
@@ -162,6 +179,13 @@ def read_table(upload: IO[bytes], name: str) -> Table:
         # Lines may end in \r\n, \n or a bare \r (Excel for Mac's "CSV (Macintosh)").
         header_line = next(iter(io.StringIO(text, newline="")), "")
         delimiter = max(",;\t|", key=header_line.count)
+        opened = _unclosed_quote_line(text, delimiter)
+        if opened is not None:
+            raise UnreadableFile(
+                f'A quote (") opens a cell on line {opened} and never closes, so the rest of '
+                "the file would be read into that one cell. Check that line (a quote "
+                "starting a cell needs its closing quote) and upload the file again."
+            )
         try:
             return _table(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
         except csv.Error as error:

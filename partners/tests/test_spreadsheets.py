@@ -731,3 +731,15 @@ def test_a_partners_own_taxonomy_code_sent_back_unchanged_is_not_said_to_be_left
     assert new.skipped == [
         "Taxonomy code “207Z99999X” left out: it is not in the NUCC taxonomy list."
     ]
+
+
+def test_a_quote_that_never_closes_is_said_with_the_line_it_opens_on(client_for, manager):
+    # One stray quote swallows the rest of the file into one cell, past what a cell may hold.
+    lines = [f"{make_npi(n)},Pat,Number{n},notes {'x' * 100}" for n in range(1500)]
+    lines[2] = f'{make_npi(2)},"Pat,Number2,notes'
+    sheet = "NPI,First name,Last name,Notes\n" + "\n".join(lines) + "\n"
+    response = _upload(client_for(manager), sheet.encode())
+    page = response.content.decode()
+    assert "field limit" not in page
+    assert "line 4" in page and "quote" in page
+    assert not PartnerImport.objects.exists()
