@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -179,6 +180,12 @@ def read_table(upload: IO[bytes], name: str) -> Table:
         # Lines may end in \r\n, \n or a bare \r (Excel for Mac's "CSV (Macintosh)").
         header_line = next(iter(io.StringIO(text, newline="")), "")
         delimiter = max(",;\t|", key=header_line.count)
+        said = re.fullmatch(r"sep=(.)", header_line.rstrip("\r\n"))
+        if said:
+            # Excel's "sep=;" line names the delimiter; it is not the header. The line is
+            # left blank, so rows keep their numbers.
+            delimiter = said.group(1)
+            text = text[len(header_line.rstrip("\r\n")) :]
         opened = _unclosed_quote_line(text, delimiter)
         if opened is not None:
             raise UnreadableFile(

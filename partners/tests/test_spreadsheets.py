@@ -743,3 +743,12 @@ def test_a_quote_that_never_closes_is_said_with_the_line_it_opens_on(client_for,
     assert "field limit" not in page
     assert "line 4" in page and "quote" in page
     assert not PartnerImport.objects.exists()
+
+
+def test_excels_sep_line_names_the_delimiter_and_is_not_the_header():
+    # "sep=;" on the first line tells Excel the delimiter; some tools write it for Excel.
+    sheet = b"sep=;\r\nNPI;First name;Last name\r\n1679576722;Ana;Reyes, Jr.\r\n"
+    table = read_table(io.BytesIO(sheet), "partners.csv")
+    assert table.headers == ["NPI", "First name", "Last name"]
+    assert table.rows == [["1679576722", "Ana", "Reyes, Jr."]]
+    assert table.numbers == [3]
