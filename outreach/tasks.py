@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import traceback
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
 from outreach.services import delivery, digest, loop, rekindle
@@ -63,7 +65,22 @@ def sweep_loop_work() -> None:
     was lost on the way (an enqueue during a Redis outage, a worker killed mid-task)."""
     missing = loop.referral_events_missing_messages()
     for referral_id, status in missing:
-        loop.loop_message_prepare(referral_id=referral_id, status=status)
+        try:
+            loop.loop_message_prepare(referral_id=referral_id, status=status)
+        except SoftTimeLimitExceeded:
+            raise
+        except Exception as error:
+            # One referral's fault must not stop the sweep: raised here, it would do so
+            # every minute for as long as the event is recent, and no due letter of anyone
+            # would be handed out. Said with where it happened, not the error's text, which
+            # may quote the patient.
+            logger.error(
+                "sweep: the %s message of referral %s could not be prepared: %s, raised at\n%s",
+                status,
+                referral_id,
+                type(error).__name__,
+                "".join(traceback.format_tb(error.__traceback__)),
+            )
     letters = delivery.letters_to_deliver()
     for start in range(0, len(letters), DELIVERY_BATCH):
         deliver_letters.delay(letters[start : start + DELIVERY_BATCH])

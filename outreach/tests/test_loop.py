@@ -379,3 +379,32 @@ def test_a_letter_of_a_copy_left_mid_send_by_a_dead_worker_is_withdrawn_not_sent
     assert acknowledgment.status == Letter.Status.CANCELLED
     assert acknowledgment.last_error == f"Withdrawn: the referral was a duplicate of #{original.pk}"
     assert not [m for m in mail.outbox if copy.patient_initials in m.subject]
+
+
+def test_one_referral_whose_message_cannot_be_prepared_does_not_stop_the_sweep(caplog):
+    # Any fault of one referral's (a bad value, a bug) would otherwise raise out of the
+    # sweep every minute for a week, and no due letter of anyone's would be handed out.
+    broken = _seen_referral(last_name="Broken")
+    fine = _seen_referral(last_name="Fine")
+    due = _due_letter()
+    real_prepare = loop.loop_message_prepare
+
+    def prepare(*, referral_id, status):
+        if referral_id == broken.pk:
+            raise ValueError(f"cannot write to {broken.patient_last_name}")
+        return real_prepare(referral_id=referral_id, status=status)
+
+    with (
+        mock.patch("outreach.services.loop.loop_message_prepare", side_effect=prepare),
+        mock.patch("outreach.tasks.deliver_letters.delay") as deliver,
+    ):
+        sweep_loop_work()
+
+    assert Letter.objects.filter(referral=fine, kind=LetterTemplate.Kind.THANK_YOU).exists()
+    assert due.pk in {pk for call in deliver.call_args_list for pk in call.args[0]}
+    # Said, for whoever mends it, by the referral's number, not its patient.
+    assert any(
+        record.levelname == "ERROR" and str(broken.pk) in record.getMessage()
+        for record in caplog.records
+    )
+    assert "Olsen" not in caplog.text
