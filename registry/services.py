@@ -174,9 +174,12 @@ def _heartbeat(job_id: int, every: float) -> Iterator[_Beat]:
         thread.join()
 
 
-def import_job_run(*, job_id: int, heartbeat_seconds: float = HEARTBEAT_SECONDS) -> ImportJob:
+def import_job_run(
+    *, job_id: int, heartbeat_seconds: float = HEARTBEAT_SECONDS
+) -> ImportJob | None:
     """Load the file of a queued ImportJob, writing progress and counts back to its row.
-    Claims the job with a conditional update, so a redelivered task does not run it twice."""
+    Claims the job with a conditional update, so a redelivered task does not run it twice.
+    Returns None for a job deleted since it was queued (nothing to run)."""
     now = timezone.now()
     claimed = ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.QUEUED).update(
         status=ImportJob.Status.RUNNING,
@@ -184,8 +187,8 @@ def import_job_run(*, job_id: int, heartbeat_seconds: float = HEARTBEAT_SECONDS)
         heartbeat_at=now,
         attempts=F("attempts") + 1,
     )
-    job = ImportJob.objects.get(pk=job_id)
-    if not claimed:
+    job = ImportJob.objects.filter(pk=job_id).first()
+    if job is None or not claimed:
         return job
 
     def progress(done: int, total: int) -> None:

@@ -335,3 +335,18 @@ def test_a_specialty_typed_but_not_picked_is_refused_not_ignored(client_for, man
     )
     assert "Pick a specialty from the list that opens as you type “fam”." in page
     assert 'value="fam"' in page
+
+
+def test_a_job_deleted_before_its_task_ran_is_not_an_error_in_the_worker(monkeypatch) -> None:
+    monkeypatch.setattr(import_nppes_file, "delay", lambda pk: None)
+    client = logged_in(Role.ADMINISTRATOR)
+    client.post(IMPORT, {"file": SimpleUploadedFile("npidata.csv", SAMPLE.read_bytes())})
+    job = ImportJob.objects.get()
+    job_id = job.pk
+    job.delete()  # an administrator removed the upload from the admin
+
+    assert import_job_run(job_id=job_id) is None
+    import_nppes_file(job_id)
+
+    assert not ImportJob.objects.exists()
+    assert not RegistryProvider.objects.exists()
