@@ -397,10 +397,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "outreach.tasks.send_report_summaries",
         "schedule": crontab(hour=6, minute=45),
     },
-    # An email to each follow-up task's owner on its due date.
+    # An email to each follow-up task's owner on its due date; again each hour until 8:35
+    # for a reminder the mail server refused (each is sent once: Task.reminded_at).
     "send-follow-up-reminders": {
         "task": "outreach.tasks.send_follow_up_reminders",
-        "schedule": crontab(hour=6, minute=35),
+        "schedule": crontab(hour="6-8", minute=35),
     },
     # Each liaison's plan for the day, before they head out; again each hour until 8:30
     # for a digest the mail server refused (each is sent once a day: DigestDelivery).

@@ -100,6 +100,13 @@ def test_a_failed_send_is_not_marked_reminded_and_goes_next_run(settings):
     assert sink.total == 1
 
 
+def test_beat_tries_a_reminder_the_mail_server_refused_again_that_morning(settings):
+    # The next run would otherwise be tomorrow's: a reminder for a follow-up due today,
+    # refused at 6:35, would arrive the day after it was due.
+    schedule = settings.CELERY_BEAT_SCHEDULE["send-follow-up-reminders"]["schedule"]
+    assert (schedule.hour, schedule.minute) == ({6, 7, 8}, {35})
+
+
 def test_beat_runs_the_reminders_and_the_summaries_every_morning(settings):
     tasks = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert "outreach.tasks.send_follow_up_reminders" in tasks
