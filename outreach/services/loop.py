@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, IntegerField, OuterRef, Subquery
+from django.db.models import Count, Exists, IntegerField, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from core.dates import add_business_days
@@ -383,11 +383,22 @@ def referral_events_missing_messages() -> list[tuple[int, str]]:
     exist: work whose enqueue was lost. One bounded query per kind, so the sweep stays
     cheap however many referrals there are."""
     since = timezone.now() - SWEEP_LOOKBACK
+    # A referral logged lately may have been received long before (a fax typed in late):
+    # its received event is dated then, yet its message is recent work. So the events of
+    # referrals logged since `since` count too. Ids grow as referrals are logged, so the
+    # last one logged before is found reading back over the recent few alone.
+    logged_before = (
+        Referral.objects.filter(created_at__lt=since)
+        .order_by("-pk")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    recent = Q(at__gte=since) | Q(referral_id__gt=logged_before or 0)
     missing: list[tuple[int, str]] = []
     for status, kind in LOOP_MESSAGES.items():
         events = ReferralEvent.objects.filter(
+            recent,
             to_status=status,
-            at__gte=since,
             referral__direction=Referral.Direction.INBOUND,
             referral__duplicate_of__isnull=True,
         )

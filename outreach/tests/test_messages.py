@@ -832,3 +832,19 @@ def test_a_patient_name_corrected_before_the_letters_leave_is_corrected_in_them(
     assert "R.N." in thank_you.subject and "R.O." not in thank_you.body
     task.refresh_from_db()
     assert task.title.endswith("for referring R.N.")
+
+
+def test_the_sweep_acknowledges_a_referral_logged_today_that_was_received_weeks_ago():
+    # Logged three weeks ago: long settled, not mailed now (by a newly added kind, say).
+    settled = _referral()
+    weeks_ago = timezone.now() - timedelta(days=21)
+    Referral.objects.filter(pk=settled.pk).update(received_at=weeks_ago, created_at=weeks_ago)
+    settled.events.update(at=weeks_ago)
+    # A fax found in the tray after a holiday, typed in today while the broker was down:
+    # its history says it came in three weeks ago, but its acknowledgment is today's work.
+    late = referral_log(
+        referral=ReferralFactory.build(provider=ProviderFactory(), received_at=weeks_ago),
+        actor=None,
+    )
+
+    assert loop.referral_events_missing_messages() == [(late.pk, Status.RECEIVED)]
