@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from outreach.models import Letter
 
 DIRECT_ENDPOINT_TYPE = "DIRECT"
+# The longest address SMTP carries (RFC 5321's 256-octet path, less its angle brackets),
+# and so the longest a letter's recipient column holds.
+MAX_ADDRESS_LENGTH = 254
 
 
 def relay_configured() -> bool:
@@ -32,10 +35,12 @@ def relay_configured() -> bool:
 
 def _address(endpoint: str) -> str:
     """The endpoint as a plain address (NPPES rows sometimes carry a mailto: prefix), or
-    "" when it is not an email address at all."""
+    "" when it is not an email address at all, or one too long to send to."""
     address = endpoint.strip()
     if address.lower().startswith("mailto:"):
         address = address[len("mailto:") :]
+    if len(address) > MAX_ADDRESS_LENGTH:
+        return ""
     try:
         validate_email(address)
     except ValidationError:

@@ -163,3 +163,40 @@ def test_a_refusing_relay_is_retried_like_any_smtp_failure(relay):
     letter.refresh_from_db()
     assert letter.status == Letter.Status.PENDING
     assert letter.last_error.startswith("SMTPDataError")
+
+
+def test_a_registry_direct_address_too_long_to_send_to_is_passed_over_for_email(relay):
+    # Valid in form, but longer than SMTP carries (and the letter's column holds): taken,
+    # it failed the write of every letter it was routed to.
+    too_long = "dr." + "w" * 57 + "@" + ".".join(["direct" + "b" * 57] * 3) + ".example"
+    provider = ProviderFactory(preferred_channel=PORTAL, email="office@example.org")
+    _endpoint(provider.npi, too_long)
+
+    letter = _acknowledgment(provider)
+
+    assert (letter.channel, letter.recipient) == (Letter.Channel.EMAIL, "office@example.org")
+
+
+def test_a_registry_direct_address_too_long_to_send_to_stops_no_one_s_event_reminder(relay):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from outreach import meetings
+    from outreach.factories import EventFactory
+    from outreach.models import Invitation
+
+    too_long = "dr." + "w" * 57 + "@" + ".".join(["direct" + "b" * 57] * 3) + ".example"
+    event = EventFactory(starts_at=timezone.now() + timedelta(days=2), remind_days_before=7)
+    long_address = ProviderFactory(preferred_channel=PORTAL, email="office@example.org")
+    _endpoint(long_address.npi, too_long)
+    colleague = ProviderFactory(email="colleague@example.org")
+    for provider in (long_address, colleague):
+        Invitation.objects.create(event=event, provider=provider)
+
+    reminders = meetings.event_reminders_prepare()
+
+    assert {(letter.provider, letter.recipient) for letter in reminders} == {
+        (long_address, "office@example.org"),
+        (colleague, "colleague@example.org"),
+    }
