@@ -179,6 +179,7 @@ def test_a_job_runs_once_even_if_its_task_is_delivered_twice(monkeypatch) -> Non
     import_job_run(job_id=job.pk)
     again = import_job_run(job_id=job.pk)
 
+    assert again is not None
     assert again.status == ImportJob.Status.DONE
     assert again.imported == 921
 
