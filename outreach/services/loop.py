@@ -138,6 +138,14 @@ def loop_message_prepare(*, referral_id: int, status: str) -> tuple[Task | None,
                 # hold_notices_withdraw, scheduled_notices_withdraw, the mark's own) happen
                 # one after the other, never interleaved.
                 return None, None
+            if (
+                status in REPEATING_MESSAGES
+                and _latest_occurrence(referral_id, status)[0] > sequence
+            ):
+                # Reached again while this notice was being written (rebooked, say): it
+                # would tell the office what no longer holds, and the notice of the move,
+                # which withdraws those waiting, may have gone before it. That one stands.
+                return None, None
             letter, created = Letter.objects.get_or_create(
                 referral=referral,
                 kind=kind,

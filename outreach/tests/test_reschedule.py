@@ -178,3 +178,36 @@ def test_rebooking_the_same_time_is_refused_and_sends_no_update(client_for, coor
     assert ReferralEvent.objects.filter(referral=referral).count() == events
     loop.loop_message_prepare(referral_id=referral.pk, status=Status.SCHEDULED)
     assert [notice.sequence for notice in _notices(referral)] == [1]
+
+
+def test_a_notice_written_as_the_appointment_moves_does_not_go_out_with_the_old_date(
+    monkeypatch,
+):
+    # The worker preparing the first notice has read the referral; before it writes the
+    # letter, the coordinator rebooks and another worker sends the notice of the new date.
+    first = timezone.now() + timedelta(days=3)
+    second = first + timedelta(days=7)
+    referral = _scheduled(first)
+    real_template_for = loop.letter_template_for
+    moved = []
+
+    def template_for(kind):
+        if not moved:
+            moved.append(
+                referral_transition(
+                    referral=referral, to_status=Status.SCHEDULED, actor=None, appointment_at=second
+                )
+            )
+            loop.loop_message_prepare(referral_id=referral.pk, status=Status.SCHEDULED)
+        return real_template_for(kind)
+
+    monkeypatch.setattr(loop, "letter_template_for", template_for)
+    loop.loop_message_prepare(referral_id=referral.pk, status=Status.SCHEDULED)
+
+    waiting = [
+        notice
+        for notice in _notices(referral)
+        if notice.status in (Letter.Status.PENDING, Letter.Status.PRINT_QUEUE)
+    ]
+    assert [notice.sequence for notice in waiting] == [2]
+    assert _long(second) in waiting[0].body
