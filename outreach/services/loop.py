@@ -132,11 +132,12 @@ def loop_message_prepare(*, referral_id: int, status: str) -> tuple[Task | None,
     try:
         with transaction.atomic():
             if not _still_true(referral, status, lock=True):
-                # The hold ended, the appointment fell through, or the referral was marked
-                # as a duplicate, while this notice was being written. Under the row lock
-                # this check and the move (which withdraws the notices still waiting:
-                # hold_notices_withdraw, scheduled_notices_withdraw, the mark's own) happen
-                # one after the other, never interleaved.
+                # The hold ended, the appointment fell through, the referral was marked
+                # as a duplicate, or corrected, while this notice was being written. Under
+                # the row lock this check and the move (which withdraws the notices still
+                # waiting: hold_notices_withdraw, scheduled_notices_withdraw, the mark's
+                # own; an edit re-addresses them) happen one after the other, never
+                # interleaved.
                 return None, None
             if (
                 status in REPEATING_MESSAGES
@@ -282,13 +283,28 @@ def _still_true(referral: Referral, status: str, *, lock: bool = False) -> bool:
     marked as a duplicate (the office hears about the original). With `lock`, the referral
     is read again under its row lock (inside a transaction): the mark takes that lock too
     (referral_mark_duplicate), so a notice is either written before it, and withdrawn by
-    it, or not at all."""
+    it, or not at all. So does an edit: a notice read before a correction of the partner,
+    the patient's name or the direction (which re-address, rename or withdraw only the
+    letters that exist) is not true either; the sweep writes it from the referral as it
+    now is."""
     if lock:
-        referral = (
+        locked = (
             Referral.objects.select_for_update()
-            .only("status", "hold_reason", "duplicate_of")
+            .only(
+                "status",
+                "hold_reason",
+                "duplicate_of",
+                "provider",
+                "direction",
+                "patient_first_name",
+                "patient_last_name",
+            )
             .get(pk=referral.pk)
         )
+        read = (referral.provider_id, referral.direction, referral.patient_initials)
+        if (locked.provider_id, locked.direction, locked.patient_initials) != read:
+            return False
+        referral = locked
     if referral.duplicate_of_id is not None:
         return False
     if status not in (Status.ON_HOLD, Status.SCHEDULED):

@@ -848,3 +848,32 @@ def test_the_sweep_acknowledges_a_referral_logged_today_that_was_received_weeks_
     )
 
     assert loop.referral_events_missing_messages() == [(late.pk, Status.RECEIVED)]
+
+
+def test_an_acknowledgment_being_written_as_the_partner_is_corrected_goes_to_the_right_one(
+    monkeypatch,
+):
+    from referrals.services.edit import referral_edit
+
+    referral = _referral(first_name="Wrong", last_name="Doctor", email="wrong@example.org")
+    right = ProviderFactory(first_name="Right", last_name="Doctor", email="right@example.org")
+    real_template_for = loop.letter_template_for
+    corrected = []
+
+    def template_for(kind):
+        # The worker has read the referral; the coordinator corrects its partner now.
+        if not corrected:
+            fixed = Referral.objects.get(pk=referral.pk)
+            fixed.provider = right
+            corrected.append(referral_edit(referral=fixed, fields=["provider"], actor=None))
+        return real_template_for(kind)
+
+    monkeypatch.setattr(loop, "letter_template_for", template_for)
+    loop.loop_message_prepare(referral_id=referral.pk, status=Status.RECEIVED)
+    monkeypatch.undo()
+    for referral_id, status in loop.referral_events_missing_messages():  # the sweep
+        loop.loop_message_prepare(referral_id=referral_id, status=status)
+
+    [ack] = Letter.objects.filter(referral=referral, kind=K.ACKNOWLEDGMENT)
+    assert (ack.provider, ack.recipient) == (right, "right@example.org")
+    assert "Right Doctor" in ack.body and "Wrong" not in ack.body
