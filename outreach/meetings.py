@@ -360,6 +360,17 @@ def event_reminders_prepare(*, today: date | None = None) -> list[Letter]:
             )
         )
     with transaction.atomic():
+        # Read again under the row locks that saving an RSVP or a new date takes: a decline
+        # or a move that came while the letters were written withdrew only the reminders
+        # that existed then, so the letters it overtook are left out here (the next run
+        # reminds of the new date).
+        still = set(
+            Invitation.objects.select_for_update()
+            .filter(pk__in=[invitation.pk for invitation in invitations])
+            .exclude(rsvp=Invitation.Rsvp.NO)
+            .values_list("pk", "event__schedule_version")
+        )
+        letters = [letter for letter in letters if (letter.invitation_id, letter.sequence) in still]
         # A concurrent run's letter wins the constraint; ours is dropped.
         Letter.objects.bulk_create(letters, ignore_conflicts=True)
     message_ids = [letter.message_id for letter in letters]

@@ -299,3 +299,44 @@ def test_a_reminder_withdrawn_for_another_reason_stays_withdrawn_when_the_invite
     )
     letter.refresh_from_db()
     assert (letter.status, letter.last_error) == (Letter.Status.CANCELLED, "Cancelled by hand")
+
+
+@pytest.mark.parametrize("change", ["declined", "moved"])
+def test_a_decline_or_a_new_date_that_comes_while_the_reminders_are_written_is_heeded(
+    monkeypatch, change
+):
+    from outreach.models import Event
+    from outreach.services.events import invitation_save
+
+    event = EventFactory(name="Spring dinner", starts_at=in_days(5), remind_days_before=7)
+    declining = invite(event, email="reyes@example.org")
+    coming = invite(event, email="penner@example.org")
+    real_route = meetings.letter_route
+    changed = []
+
+    def route(provider, kind, **kwargs):
+        # The run has read the invitations and their event; the change is saved now.
+        if not changed:
+            if change == "declined":
+                declining.rsvp = Invitation.Rsvp.NO
+                changed.append(invitation_save(invitation=declining))
+            else:
+                moved = Event.objects.get(pk=event.pk)
+                moved.starts_at = in_days(6)
+                changed.append(meetings.event_save(event=moved, changed=["starts_at"]))
+        return real_route(provider, kind, **kwargs)
+
+    monkeypatch.setattr(meetings, "letter_route", route)
+    meetings.event_reminders_prepare()
+    monkeypatch.undo()
+    meetings.event_reminders_prepare()  # the next run
+
+    waiting = Letter.objects.filter(kind=REMINDER).exclude(status=Letter.Status.CANCELLED)
+    if change == "declined":
+        assert [letter.invitation_id for letter in waiting] == [coming.pk]
+    else:
+        # Only the new date is on its way, to both.
+        assert sorted((letter.invitation_id, letter.sequence) for letter in waiting) == [
+            (declining.pk, 2),
+            (coming.pk, 2),
+        ]
