@@ -133,6 +133,25 @@ def report_summaries_prepare(*, today: date | None = None) -> list[Letter]:
             )
         )
     with transaction.atomic():
+        # Read again under the held letters' row locks, which a correction of their
+        # referral takes too (loop_messages_readdress, loop_messages_withdraw): a summary
+        # lists only what is still held for its partner and period. A partner's summary
+        # that a correction overtook while it was written is left to the next run.
+        still_held = set(
+            Letter.objects.select_for_update()
+            .filter(
+                pk__in=[letter.pk for letters in groups.values() for letter in letters],
+                status=Letter.Status.IN_SUMMARY,
+                summary__isnull=True,
+            )
+            .values_list("pk", "provider_id", "period")
+        )
+        for key, letters in list(groups.items()):
+            if any((letter.pk, *key) not in still_held for letter in letters):
+                del groups[key]
+        summaries = [
+            summary for summary in summaries if (summary.provider_id, summary.period) in groups
+        ]
         # A summary another run made for the same partner and period wins the constraint.
         Letter.objects.bulk_create(summaries, ignore_conflicts=True)
         made = {

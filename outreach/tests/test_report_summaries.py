@@ -196,3 +196,32 @@ def test_a_summary_dates_each_report_the_day_it_was_sent_whatever_the_cover_lett
     assert "the week of March 2, 2026" in summary.body
     assert "report sent March 6, 2026" in summary.body
     assert "March 10" not in summary.body
+
+
+def test_a_report_moved_to_another_partner_as_the_summaries_are_written_goes_in_theirs():
+    from referrals.models import Referral
+    from referrals.services.edit import referral_edit
+
+    wrong = ProviderFactory(email="wrong@example.org", report_cadence=C.WEEKLY)
+    right = ProviderFactory(email="right@example.org", report_cadence=C.WEEKLY)
+    _report_sent(wrong, date(2026, 3, 3), first="Ruth", last="Olsen")
+    moving = _report_sent(wrong, date(2026, 3, 4), first="Abel", last="Kane")
+    real_route = summaries.letter_route
+    moved = []
+
+    def route(provider, kind, **kwargs):
+        # The run has read the held letters; the coordinator corrects a referral's partner.
+        if not moved:
+            referral = Referral.objects.get(pk=moving.referral_id)
+            referral.provider = right
+            moved.append(referral_edit(referral=referral, fields=["provider"], actor=None))
+        return real_route(provider, kind, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(summaries, "letter_route", route)
+        made = summaries.report_summaries_prepare(today=date(2026, 3, 9))
+    made += summaries.report_summaries_prepare(today=date(2026, 3, 9))  # the next run
+
+    by_partner = {summary.provider: summary for summary in made}
+    assert "R.O." in by_partner[wrong].body and "A.K." not in by_partner[wrong].body
+    assert "A.K." in by_partner[right].body and "R.O." not in by_partner[right].body
