@@ -44,12 +44,17 @@ AUTHENTICATOR_NAME = "Authenticator app"
 BACKUP_NAME = "Backup codes"
 
 
-def authenticator_pending(*, user: User) -> TOTPDevice:
-    """The not yet confirmed authenticator this user is setting up, made on first use.
+def authenticator_pending(*, user: User, shown: int | None = None) -> TOTPDevice:
+    """The not yet confirmed authenticator this user is setting up: `shown`, the one this
+    browser's set-up page showed before, or a new one.
 
     The same one on every visit to the set-up page until confirmed, so a reload does not
-    change the QR code under a phone that has already scanned it."""
-    device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
+    change the QR code under a phone that has already scanned it. Never one that another
+    browser was shown: whoever opened the page there with only the password would keep a
+    copy of the key the user then scans and confirms."""
+    device = None
+    if shown is not None:
+        device = TOTPDevice.objects.filter(user=user, confirmed=False, pk=shown).first()
     if device is None:
         device = TOTPDevice.objects.create(user=user, name=AUTHENTICATOR_NAME, confirmed=False)
     return device

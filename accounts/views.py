@@ -25,6 +25,8 @@ from core.templatetags.people import person
 from core.types import AuthedRequest
 
 BACKUP_CODES_SESSION_KEY = "_backup_codes_to_show"
+# The authenticator this browser's set-up page shows, until it is confirmed.
+PENDING_SESSION_KEY = "_authenticator_pending"
 
 
 def _next(request: AuthedRequest) -> str:
@@ -65,12 +67,16 @@ def setup(request: AuthedRequest) -> HttpResponse:
     if has_app and not twofactor.is_verified(request.session, user):
         # Whoever has only the password must not be able to enrol a phone of their own.
         return redirect("accounts:verify")
-    device = services.authenticator_pending(user=user)
+    device = services.authenticator_pending(
+        user=user, shown=request.session.get(PENDING_SESSION_KEY)
+    )
+    request.session[PENDING_SESSION_KEY] = device.pk
     form = SetupForm(request.POST or None, device=device)
     if request.method == "POST" and form.is_valid():
         codes = services.authenticator_confirm(
             device=device, keep_session=request.session.session_key
         )
+        del request.session[PENDING_SESSION_KEY]
         twofactor.mark_verified(request.session, user)
         request.session[BACKUP_CODES_SESSION_KEY] = codes
         messages.success(

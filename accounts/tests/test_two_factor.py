@@ -47,6 +47,13 @@ def enrolled(user: User) -> tuple[TOTPDevice, list[str]]:
     return device, codes
 
 
+def secret_shown(client: Client) -> str:
+    """The key the set-up page gives to type into an app."""
+    found = re.search(r"data-secret>([A-Z2-7 ]+)<", client.get(reverse("accounts:setup")).text)
+    assert found is not None
+    return found.group(1)
+
+
 def signed_in(user: User) -> Client:
     client = Client()
     client.force_login(user)
@@ -168,6 +175,30 @@ def test_the_set_up_page_cannot_replace_an_app_with_the_password_alone(manager: 
     response = client.post(reverse("accounts:setup"), {"code": code_for(attacker_device)})
     assert response["Location"] == reverse("accounts:verify")
     assert TOTPDevice.objects.filter(user=manager, confirmed=False).count() == 0
+
+
+def test_a_set_up_page_opened_with_the_password_alone_shows_a_key_the_user_never_confirms(
+    manager: User,
+) -> None:
+    """Whoever has only the password of a manager who has not set up yet can open the
+    set-up page. The key it shows must not be the one the manager later scans in their own
+    browser and confirms: a copy of it would make their codes ever after."""
+    intruder = signed_in(manager)
+    seen = secret_shown(intruder)
+    copied = TOTPDevice(user=manager, key=TOTPDevice.objects.get(user=manager).key)
+
+    owner = signed_in(manager)
+    shown = secret_shown(owner)
+    assert shown != seen
+    # A reload in the owner's browser keeps the owner's QR code.
+    assert secret_shown(owner) == shown
+    scanned = TOTPDevice.objects.filter(user=manager).latest("pk")
+    owner.post(reverse("accounts:setup"), {"code": code_for(scanned)})
+    assert list(TOTPDevice.objects.filter(user=manager, confirmed=True)) == [scanned]
+
+    later = signed_in(manager)
+    later.post(reverse("accounts:verify"), {"code": code_for(copied)})
+    assert later.get(reverse("core:dashboard"))["Location"].startswith(reverse("accounts:verify"))
 
 
 def test_moving_to_a_new_phone_retires_the_old_one(manager: User) -> None:
