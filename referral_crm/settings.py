@@ -211,6 +211,10 @@ AXES_COOLOFF_TIME = timedelta(minutes=15)
 AXES_LOCKOUT_PARAMETERS = ["username"]
 SILENCED_SYSTEM_CHECKS = ["axes.W006"]
 AXES_RESET_ON_SUCCESS = True
+# The 15 minutes run from the last failure before the lockout, as the locked-out page says:
+# a try while locked out (the user's own right password, or anyone's one post every few
+# minutes) must not start them again, or the account stays locked for as long as it is tried.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_USERNAME_CALLABLE = "core.lockout.lockout_username"
 
