@@ -109,6 +109,14 @@ class UserAdmin(DjangoUserAdmin):
         }
         return super().change_view(request, object_id, form_url, extra_context)
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        fields = tuple(super().get_readonly_fields(request, obj))
+        if obj is not None and obj.pk == request.user.pk:
+            # As the Deactivate action refuses: the only administrator, unticking it by
+            # mistake, would lock the practice out of the back office.
+            return (*fields, "is_active")
+        return fields
+
     @admin.action(permissions=["change"], description="Deactivate selected users (sign them out)")
     def deactivate(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         users = [user for user in queryset if user.pk != request.user.pk]

@@ -33,6 +33,26 @@ def delete(client: Client, user: User) -> Any:
     return client.post(reverse("admin:auth_user_delete", args=[user.pk]), {"post": "yes"})
 
 
+def change_form_data(client: Client, user: User) -> dict[str, Any]:
+    """What the user's admin page posts when saved unchanged."""
+    form = client.get(reverse("admin:auth_user_change", args=[user.pk])).context["adminform"].form
+    data = {
+        name: value
+        for name, field in form.fields.items()
+        if (value := form[name].value()) not in (None, False) and not field.disabled
+    }
+    data["groups"] = [group.pk for group in user.groups.all()]
+    data.update(
+        {
+            "last_login_0": "",
+            "last_login_1": "",
+            "date_joined_0": f"{user.date_joined:%Y-%m-%d}",
+            "date_joined_1": f"{user.date_joined:%H:%M:%S}",
+        }
+    )
+    return data
+
+
 def bulk(client: Client, action: str, users: list[User]) -> Any:
     return client.post(
         reverse("admin:auth_user_changelist"),
@@ -168,22 +188,8 @@ def test_unticking_active_on_the_user_s_page_deactivates_them_as_the_action_does
     AuthToken.objects.create(user=manager)
     TaskFactory.create(assignee=manager)
     url = reverse("admin:auth_user_change", args=[manager.pk])
-    form = back_office.get(url).context["adminform"].form
-    data = {
-        name: value
-        for name, field in form.fields.items()
-        if (value := form[name].value()) not in (None, False) and not field.disabled
-    }
-    data["groups"] = [group.pk for group in manager.groups.all()]
+    data = change_form_data(back_office, manager)
     data.pop("is_active")
-    data.update(
-        {
-            "last_login_0": "",
-            "last_login_1": "",
-            "date_joined_0": f"{manager.date_joined:%Y-%m-%d}",
-            "date_joined_1": f"{manager.date_joined:%H:%M:%S}",
-        }
-    )
 
     response = back_office.post(url, data)
 
@@ -211,4 +217,19 @@ def test_an_administrator_cannot_deactivate_themselves(
     liaison.refresh_from_db()
     assert superuser.is_active
     assert not liaison.is_active
+    assert back_office.get(reverse("admin:index")).status_code == 200
+
+
+def test_an_administrator_cannot_deactivate_themselves_on_their_own_page_either(
+    back_office: Client, superuser: User
+) -> None:
+    # The only administrator, unticking Active by mistake, would lock the practice out of
+    # the back office.
+    data = change_form_data(back_office, superuser)
+    data.pop("is_active", None)
+
+    back_office.post(reverse("admin:auth_user_change", args=[superuser.pk]), data)
+
+    superuser.refresh_from_db()
+    assert superuser.is_active
     assert back_office.get(reverse("admin:index")).status_code == 200
