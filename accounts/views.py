@@ -1,14 +1,17 @@
-"""Two-factor sign-in: set up an authenticator app, give a code after the password, and
-manage backup codes. Handing a user's work over to colleagues."""
+"""Signing in, and two-factor sign-in: set up an authenticator app, give a code after the
+password, and manage backup codes. Handing a user's work over to colleagues."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 import segno
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
+from django.contrib.auth.views import LoginView
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -27,6 +30,15 @@ from core.types import AuthedRequest
 BACKUP_CODES_SESSION_KEY = "_backup_codes_to_show"
 # The authenticator this browser's set-up page shows, until it is confirmed.
 PENDING_SESSION_KEY = "_authenticator_pending"
+
+
+class SignInView(LoginView):
+    """Django's sign-in page, saying how long an idle session lasts here
+    (SESSION_IDLE_SECONDS), as the page does after an automatic logoff."""
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        idle_minutes = settings.SESSION_COOKIE_AGE // 60
+        return {**super().get_context_data(**kwargs), "idle_minutes": idle_minutes}
 
 
 def _next(request: AuthedRequest) -> str:

@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from accounts.views import SignInView
+
 # Under /fhir/r4/ and /api/v1/, in their own formats; elsewhere the 500.html page.
 handler500 = "interop.errors.server_error"
 
@@ -16,7 +18,7 @@ urlpatterns = [
     path("intake/", include("intake.urls")),
     path("audit/", include("audit.urls")),
     path("registry/", include("registry.urls")),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", SignInView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/", include("accounts.urls")),
     path("fhir/r4/", include("interop.fhir.urls")),

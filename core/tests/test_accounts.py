@@ -129,6 +129,14 @@ def test_a_user_signed_out_for_being_idle_is_told_why_on_the_sign_in_page(
     assert "You were signed out" not in fresh
 
 
+def test_the_sign_in_page_gives_the_idle_time_the_practice_set(client, settings):
+    # SESSION_IDLE_SECONDS: a practice may choose a longer or shorter automatic logoff.
+    settings.SESSION_COOKIE_AGE = 30 * 60
+    page = client.get(reverse("login")).content.decode()
+    assert "you are signed out after 30 minutes without activity" in page
+    assert "15 minutes" not in page
+
+
 def test_signing_out_on_purpose_says_so_plainly(client):
     client.force_login(UserFactory(role=Role.MANAGER))
     assert client.get(reverse("core:dashboard")).status_code == 200
