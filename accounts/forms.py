@@ -27,6 +27,11 @@ def _normalise(code: str) -> str:
     return "".join(code.split()).lower()
 
 
+def _is_number(code: str) -> bool:
+    # isdecimal, not isdigit: "²³⁴⁵⁶⁷" are digits that int() cannot read.
+    return code.isdecimal()
+
+
 def _wait_message(device: Device) -> str | None:
     allowed, details = device.verify_is_allowed()
     if allowed:
@@ -42,7 +47,7 @@ def _already_used(devices: list[Device], code: str) -> bool:
     """Whether `code` is one an app showed that has signed in already (a second tab, or
     the same code typed again within its 30 seconds): django-otp refuses a code it has
     accepted once, and "not right" would send the user to check their phone's clock."""
-    if not code.isdigit():
+    if not _is_number(code):
         return False
     for device in devices:
         if not isinstance(device, TOTPDevice):
@@ -81,7 +86,7 @@ class CodeForm(forms.Form):
 
     def candidates(self, code: str) -> list[Device]:
         devices: list[Device] = []
-        if code.isdigit():
+        if _is_number(code):
             devices += TOTPDevice.objects.filter(user=self.user, confirmed=True)
         if self.backup_codes:
             # A backup code is base32 and can, rarely, be all digits too.
@@ -103,7 +108,7 @@ class CodeForm(forms.Form):
                 "That code has been used already. Wait for your app to show the next one "
                 "(it changes every 30 seconds), then type that."
             )
-        if code.isdigit():
+        if _is_number(code):
             raise forms.ValidationError(
                 "That code is not right. Type the code your app shows now (it changes every "
                 "30 seconds); check that your phone's clock is set automatically."
@@ -133,7 +138,7 @@ class SetupForm(forms.Form):
         code = _normalise(self.cleaned_data["code"])
         if (wait := _wait_message(self.device)) is not None:
             raise forms.ValidationError(wait)
-        if not code.isdigit() or not self.device.verify_token(code):
+        if not _is_number(code) or not self.device.verify_token(code):
             raise forms.ValidationError(
                 "That code is not right. Type the 6 digits your app shows now for "
                 f"“{app_label(self.device.user)}”; if it keeps failing, check that your "

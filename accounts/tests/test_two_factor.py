@@ -158,6 +158,16 @@ def test_a_backup_code_signs_in_once(manager: User) -> None:
     assert "not one of your backup codes, or it has been used already" in refused.content.decode()
 
 
+def test_a_code_of_superscript_digits_is_refused_in_words(manager: User) -> None:
+    # "²³⁴⁵⁶⁷" are digits to Python's isdigit, but no number int() can read.
+    enrolled(manager)
+    client = signed_in(manager)
+    response = client.post(reverse("accounts:verify"), {"code": "²³⁴⁵⁶⁷"})
+    assert response.status_code == 200
+    assert "not one of your backup codes" in response.content.decode()
+    assert client.get(reverse("core:dashboard")).status_code == 302
+
+
 def test_a_backup_code_of_digits_only_is_still_a_backup_code(manager: User) -> None:
     enrolled(manager)
     StaticToken.objects.filter(device__user=manager).update(token="23456723")
