@@ -18,7 +18,7 @@ from django.contrib.sessions.backends.base import SessionBase
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from core.roles import Role, user_role
+from core.roles import Role, user_roles
 
 SESSION_KEY = "_two_factor"
 VERIFIED = "verified"
@@ -33,7 +33,8 @@ def required_for(user: User) -> bool:
     """Must this user set up a second factor before using the app?"""
     if not settings.TWO_FACTOR_REQUIRED:
         return False
-    return user.is_superuser or user.is_staff or user_role(user) in REQUIRED_ROLES
+    # Any role the user holds: the Administrator group beside Liaison gives every permission.
+    return user.is_superuser or user.is_staff or bool(user_roles(user) & REQUIRED_ROLES)
 
 
 def authenticator(user: User) -> TOTPDevice | None:

@@ -162,6 +162,20 @@ def user_role(user: Any) -> str | None:
     return user._referral_crm_role
 
 
+def user_roles(user: Any) -> frozenset[str]:
+    """Every role the user holds: the admin lets a user be in several groups, and each
+    adds its permissions whichever one `user_role` names. Read with the permissions, in
+    the one query of `core.auth.load_access`."""
+    if not user.is_authenticated:
+        return frozenset()
+    if user.is_superuser:
+        return frozenset({Role.ADMINISTRATOR})
+    from core.auth import load_access
+
+    load_access(user)
+    return frozenset(role for role in Role.ALL if role in user._group_names)
+
+
 def prefetched_role(user: Any) -> str | None:
     """The role of a user read with `prefetch_related("groups")`, as `user_role` would say,
     without a query: for lists of people."""

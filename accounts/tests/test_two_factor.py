@@ -264,6 +264,16 @@ def test_a_liaison_promoted_to_manager_while_signed_in_must_set_up_the_app_on_th
     assert response["Location"] == reverse("accounts:setup") + "?next=%2Fpartners%2F"
 
 
+def test_a_liaison_also_given_the_administrator_role_must_set_up_the_app(liaison: User) -> None:
+    # The admin's groups box takes several: the Administrator group added beside Liaison
+    # gives every permission, whichever role the page shows.
+    client = signed_in(liaison)
+    assert client.get(reverse("core:dashboard")).status_code == 200
+    liaison.groups.add(Group.objects.get(name=Role.ADMINISTRATOR))
+    assert client.get(reverse("core:dashboard"))["Location"].startswith(reverse("accounts:setup"))
+    assert twofactor.required_for(User.objects.get(pk=liaison.pk))
+
+
 def test_a_user_made_staff_while_signed_in_must_set_up_the_app_on_the_next_page(
     coordinator: User,
 ) -> None:
