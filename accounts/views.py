@@ -15,6 +15,7 @@ from django.contrib.auth.views import LoginView
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.text import get_text_list
 from django.views.decorators.http import require_POST
@@ -28,6 +29,9 @@ from core.templatetags.people import person
 from core.types import AuthedRequest
 
 BACKUP_CODES_SESSION_KEY = "_backup_codes_to_show"
+# Where the backup codes page goes on to: the page a user was on the way to when sent to
+# set up, else the security page.
+AFTER_CODES_SESSION_KEY = "_after_backup_codes"
 # The authenticator this browser's set-up page shows, until it is confirmed.
 PENDING_SESSION_KEY = "_authenticator_pending"
 
@@ -91,6 +95,8 @@ def setup(request: AuthedRequest) -> HttpResponse:
         del request.session[PENDING_SESSION_KEY]
         twofactor.mark_verified(request.session, user)
         request.session[BACKUP_CODES_SESSION_KEY] = codes
+        if request.POST.get("next"):
+            request.session[AFTER_CODES_SESSION_KEY] = _next(request)
         messages.success(
             request,
             "Two-factor sign-in is on. Keep your backup codes safe. Any other browser "
@@ -113,9 +119,10 @@ def setup(request: AuthedRequest) -> HttpResponse:
 def backup_codes(request: AuthedRequest) -> HttpResponse:
     """New backup codes, shown once: they leave the session as they are shown."""
     codes = request.session.pop(BACKUP_CODES_SESSION_KEY, None)
+    after = request.session.pop(AFTER_CODES_SESSION_KEY, None) or reverse("accounts:security")
     if not codes:
         return redirect("accounts:security")
-    return render(request, "accounts/backup_codes.html", {"codes": codes})
+    return render(request, "accounts/backup_codes.html", {"codes": codes, "after": after})
 
 
 @login_required

@@ -113,6 +113,23 @@ def test_setting_up_checks_the_first_code_then_shows_backup_codes_once(manager: 
     assert client.get(reverse("core:dashboard")).status_code == 200
 
 
+def test_after_setting_up_the_backup_codes_page_goes_on_to_the_page_first_asked_for(
+    manager: User,
+) -> None:
+    client = signed_in(manager)
+    setup = client.get(reverse("partners:provider_list"), follow=True).redirect_chain[-1][0]
+    client.get(setup)
+    device = TOTPDevice.objects.get(user=manager)
+    client.post(reverse("accounts:setup"), {"code": code_for(device), "next": "/partners/"})
+    page = client.get(reverse("accounts:backup_codes")).content.decode()
+    assert 'href="/partners/">I have saved them</a>' in page
+
+    # New codes made on the security page go back to it.
+    client.post(reverse("accounts:backup_codes_new"), {"new-code": code_for(device, steps_ahead=1)})
+    page = client.get(reverse("accounts:backup_codes")).content.decode()
+    assert f'href="{reverse("accounts:security")}">I have saved them</a>' in page
+
+
 def test_signing_in_again_asks_for_the_code_and_a_code_works_once(manager: User) -> None:
     device, _ = enrolled(manager)
     client = signed_in(manager)
