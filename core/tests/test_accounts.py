@@ -59,6 +59,18 @@ def test_create_user_refuses_a_weak_password_and_a_taken_name():
         call_command("create_user", "taken", "--role", "liaison")
 
 
+@pytest.mark.parametrize(
+    "username",
+    [" mlopez", "mlopez ", "m lopez", "m" * 151, "m\x00lopez", "m/lopez"],
+)
+def test_create_user_refuses_a_name_the_sign_in_page_could_never_take(username):
+    # The sign-in form trims spaces and the admin refuses such names: an account made with
+    # one could never sign in, though the command printed its password.
+    with pytest.raises(CommandError, match="Username refused"):
+        call_command("create_user", username, "--role", "liaison")
+    assert not get_user_model().objects.exists()
+
+
 def test_a_liaison_cannot_delete_referrals_or_change_tiers_but_a_manager_can():
     liaison = UserFactory(role=Role.LIAISON)
     coordinator = UserFactory(role=Role.COORDINATOR)

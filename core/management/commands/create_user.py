@@ -29,7 +29,13 @@ class Command(BaseCommand):
     @transaction.atomic
     def handle(self, *args: Any, **options: Any) -> None:
         user_model = get_user_model()
-        username = options["username"]
+        # As the sign-in form reads what is typed (NFKC), and only names it can take: one
+        # with a space at either end, say, could never sign in.
+        username = user_model.normalize_username(options["username"])
+        try:
+            user_model._meta.get_field("username").clean(username, None)
+        except ValidationError as error:
+            raise CommandError("Username refused: " + " ".join(error.messages)) from error
         if user_model.objects.filter(username=username).exists():
             raise CommandError(f"A user named {username!r} already exists.")
         password = options["password"] or secrets.token_urlsafe(12)
