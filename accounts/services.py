@@ -4,6 +4,7 @@ leave are deactivated, never deleted, and their current work is handed to collea
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.contrib.admin.models import LogEntry
@@ -42,6 +43,9 @@ from referrals.services.history import _record_assignments
 BACKUP_CODES = 10
 AUTHENTICATOR_NAME = "Authenticator app"
 BACKUP_NAME = "Backup codes"
+# How long an authenticator being set up waits for its first code (its browser's session
+# ends long before, at its idle logoff).
+PENDING_KEPT = timedelta(days=1)
 
 
 def authenticator_pending(*, user: User, shown: int | None = None) -> TOTPDevice:
@@ -56,6 +60,10 @@ def authenticator_pending(*, user: User, shown: int | None = None) -> TOTPDevice
     if shown is not None:
         device = TOTPDevice.objects.filter(user=user, confirmed=False, pk=shown).first()
     if device is None:
+        # A set-up left unfinished in another browser a day ago went with its session.
+        TOTPDevice.objects.filter(
+            user=user, confirmed=False, created_at__lt=timezone.now() - PENDING_KEPT
+        ).delete()
         device = TOTPDevice.objects.create(user=user, name=AUTHENTICATOR_NAME, confirmed=False)
     return device
 

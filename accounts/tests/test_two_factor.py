@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -226,6 +227,19 @@ def test_a_set_up_page_opened_with_the_password_alone_shows_a_key_the_user_never
     later = signed_in(manager)
     later.post(reverse("accounts:verify"), {"code": code_for(copied)})
     assert later.get(reverse("core:dashboard"))["Location"].startswith(reverse("accounts:verify"))
+
+
+def test_set_ups_left_unfinished_in_other_browsers_do_not_pile_up(manager: User) -> None:
+    yesterday = signed_in(manager)
+    yesterday.get(reverse("accounts:setup"))
+    left = TOTPDevice.objects.get(user=manager)
+    TOTPDevice.objects.filter(pk=left.pk).update(created_at=left.created_at - timedelta(days=1))
+    just_now = signed_in(manager)
+    just_now.get(reverse("accounts:setup"))
+    today = signed_in(manager)
+    today.get(reverse("accounts:setup"))
+    assert TOTPDevice.objects.filter(user=manager).count() == 2
+    assert not TOTPDevice.objects.filter(pk=left.pk).exists()
 
 
 def test_moving_to_a_new_phone_retires_the_old_one(manager: User) -> None:
