@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import pytest
 from django.contrib.admin.sites import site
+from django.db import connection
 from django.test import RequestFactory
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -196,6 +199,32 @@ def test_the_audit_page_filters_by_person_referral_and_action(client_for, manage
     assert "To: This date is before “From” (Nov 20, 2026): nothing can match both." in (
         reversed_dates
     )
+
+
+def test_the_audit_page_dates_are_the_practice_s_days_read_through_the_time_index(
+    client_for, manager, monkeypatch
+):
+    referral = _logged(provider=ProviderFactory())
+    # 11:30 pm in New York on Nov 20 is 4:30 am on Nov 21 by the server's UTC clock.
+    late = timezone.make_aware(datetime(2026, 11, 20, 23, 30))
+    monkeypatch.setattr(timezone, "now", lambda: late)
+    audit_record(action=Action.VIEW, referral_ids=[referral.pk], user=manager)
+    monkeypatch.undo()
+    client = client_for(manager)
+    url = reverse("audit:list")
+    assert f"#{referral.pk}<" in client.get(url, {"before": "2026-11-20"}).content.decode()
+    assert f"#{referral.pk}<" in client.get(url, {"after": "2026-11-20"}).content.decode()
+    assert f"#{referral.pk}<" not in client.get(url, {"after": "2026-11-21"}).content.decode()
+    assert f"#{referral.pk}<" not in client.get(url, {"before": "2026-11-19"}).content.decode()
+    # A date turned into a range of the indexed time, not each row's time into a date:
+    # on a trail of millions, "To" an old date read every newer row first (seconds).
+    with CaptureQueriesContext(connection) as queries:
+        client.get(url, {"after": "2026-11-01", "before": "2026-11-20"})
+    trail = [q["sql"] for q in queries if "audit_patientdataaccess" in q["sql"]]
+    assert trail and not any("AT TIME ZONE" in sql.upper() for sql in trail)
+    # The calendar's ends are no server error.
+    for dates in ({"before": "9999-12-31"}, {"after": "0001-01-01"}):
+        assert f"#{referral.pk}<" in client.get(url, dates).content.decode()
 
 
 def test_the_audit_page_says_and_filters_which_reads_came_through_an_api_token(client_for, manager):
