@@ -54,14 +54,27 @@ def _backoff_over(now: datetime) -> Q:
     return waited
 
 
+# Letters handed out per sweep (each kind: due, and stuck mid-delivery).
+DELIVERY_SCAN = 500
+
+
 def letters_to_deliver() -> list[int]:
     """Due letters (past any backoff), and letters whose worker vanished mid-delivery."""
     now = timezone.now()
     stale = now - STALE_CLAIM
-    due = Letter.objects.due().filter(_backoff_over(now)).values_list("pk", flat=True)[:500]
-    stuck = Letter.objects.filter(status=Letter.Status.SENDING, claimed_at__lt=stale).values_list(
-        "pk", flat=True
-    )[:500]
+    # Oldest due first (the pending letters' index): a backlog drains in order instead of
+    # new letters jumping ahead of those waiting longest.
+    due = (
+        Letter.objects.due()
+        .filter(_backoff_over(now))
+        .order_by("due_on", "pk")
+        .values_list("pk", flat=True)[:DELIVERY_SCAN]
+    )
+    stuck = (
+        Letter.objects.filter(status=Letter.Status.SENDING, claimed_at__lt=stale)
+        .order_by("claimed_at", "pk")
+        .values_list("pk", flat=True)[:DELIVERY_SCAN]
+    )
     return [*due, *stuck]
 
 

@@ -408,3 +408,28 @@ def test_one_referral_whose_message_cannot_be_prepared_does_not_stop_the_sweep(c
         for record in caplog.records
     )
     assert "Olsen" not in caplog.text
+
+
+def test_a_backlog_is_delivered_oldest_due_first(monkeypatch):
+    """With more due letters than one sweep hands out (a mail outage's backlog), the
+    oldest due go first: newest first, as letters are listed, left the oldest waiting
+    for as long as new ones kept coming."""
+    provider = ProviderFactory(email="wiebe@example.org")
+    today = timezone.localdate()
+
+    def due(days_ago):
+        return Letter.objects.create(
+            kind=LetterTemplate.Kind.THANK_YOU,
+            provider=provider,
+            subject="Thank you",
+            body="Thank you",
+            due_on=today - timedelta(days=days_ago),
+            channel=Letter.Channel.EMAIL,
+            recipient=provider.email,
+        )
+
+    oldest, older = due(3), due(2)
+    due(0), due(1)
+    monkeypatch.setattr(delivery, "DELIVERY_SCAN", 2)
+
+    assert delivery.letters_to_deliver() == [oldest.pk, older.pk]
