@@ -1,23 +1,14 @@
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
-
 import django_filters
 from django import forms
 from django.contrib.auth import get_user_model
 from django.core.validators import MaxValueValidator
-from django.db.models import QuerySet
-from django.utils import timezone
 
 from audit.models import PatientDataAccess
-from core.filters import DateRangeFilterForm, PersonFilter, StyledFilterSet
+from core.filters import DateRangeFilterForm, LocalDayFilter, PersonFilter, StyledFilterSet
 
 NO_SUCH_REFERRAL = "No referral has that number."
-
-
-def _day_start(day: date) -> datetime:
-    """Midnight at the start of `day` on the practice's clock."""
-    return timezone.make_aware(datetime.combine(day, time.min))
 
 
 class PatientDataAccessFilter(StyledFilterSet):
@@ -47,24 +38,12 @@ class PatientDataAccessFilter(StyledFilterSet):
     )
     # The practice's days as ranges of the indexed time: turning each row's time into a
     # date instead made "To" an old date read every newer row of millions first.
-    after = django_filters.DateFilter(
-        method="filter_after", label="From", widget=forms.DateInput(attrs={"type": "date"})
+    after = LocalDayFilter(
+        field_name="at", end="from", label="From", widget=forms.DateInput(attrs={"type": "date"})
     )
-    before = django_filters.DateFilter(
-        method="filter_before", label="To", widget=forms.DateInput(attrs={"type": "date"})
+    before = LocalDayFilter(
+        field_name="at", end="to", label="To", widget=forms.DateInput(attrs={"type": "date"})
     )
-
-    def filter_after(
-        self, queryset: QuerySet[PatientDataAccess], name: str, value: date
-    ) -> QuerySet[PatientDataAccess]:
-        return queryset.filter(at__gte=_day_start(value))
-
-    def filter_before(
-        self, queryset: QuerySet[PatientDataAccess], name: str, value: date
-    ) -> QuerySet[PatientDataAccess]:
-        if value == date.max:
-            return queryset  # every entry is before the calendar's last day ends
-        return queryset.filter(at__lt=_day_start(value + timedelta(days=1)))
 
     class Meta:
         model = PatientDataAccess

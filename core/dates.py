@@ -13,6 +13,13 @@ from django.utils import timezone
 TWELVE_MONTHS = timedelta(days=365)
 
 
+def local_day_start(day: date) -> datetime:
+    """Midnight at the start of `day` on the practice's clock: a day as a range of times
+    (from its start to the next day's), which an index on the time can serve, where
+    turning every row's time into a date cannot."""
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
 def twelve_months_start() -> datetime:
     return timezone.make_aware(datetime.combine(timezone.localdate() - TWELVE_MONTHS, time.min))
 

@@ -1,10 +1,34 @@
+from datetime import date, timedelta
 from typing import Any
 
 import django_filters
 from django import forms
+from django_filters.constants import EMPTY_VALUES
 
+from core.dates import local_day_start
 from core.forms import ShortListIterator, UserChoiceField
 from core.templatetags.people import person
+
+
+class LocalDayFilter(django_filters.DateFilter):
+    """A from-date or a to-date (`end="from"` or `"to"`, both included) on a time field,
+    in whole days of the practice's clock, filtered as a range of the indexed time:
+    turning every row's time into a date made a to-date read every newer row first."""
+
+    def __init__(self, *args: Any, end: str, **kwargs: Any) -> None:
+        if end not in ("from", "to"):
+            raise ValueError(f"end is 'from' or 'to', not {end!r}")
+        self.end = end
+        super().__init__(*args, **kwargs)
+
+    def filter(self, qs: Any, value: Any) -> Any:
+        if value in EMPTY_VALUES:
+            return qs
+        if self.end == "from":
+            return qs.filter(**{f"{self.field_name}__gte": local_day_start(value)})
+        if value == date.max:
+            return qs  # every time is before the calendar's last day ends
+        return qs.filter(**{f"{self.field_name}__lt": local_day_start(value + timedelta(days=1))})
 
 
 class DateRangeFilterForm(forms.Form):

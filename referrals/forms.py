@@ -11,7 +11,7 @@ from django.http import QueryDict
 from django.utils import timezone
 
 from core.dates import TWELVE_MONTHS
-from core.filters import DateRangeFilterForm, PersonFilter, StyledFilterSet
+from core.filters import DateRangeFilterForm, LocalDayFilter, PersonFilter, StyledFilterSet
 from core.forms import UserChoiceField, parse_version
 from core.ids import parse_id
 from core.phones import clean_us_phone
@@ -425,15 +425,15 @@ class ReferralFilter(StyledFilterSet):
     provider = django_filters.ModelChoiceFilter(
         queryset=Provider.objects.all(), widget=ProviderPicker(), label="Partner"
     )
-    received_after = django_filters.DateFilter(
+    received_after = LocalDayFilter(
         field_name="received_at",
-        lookup_expr="date__gte",
+        end="from",
         label="Received from",
         widget=forms.DateInput(attrs={"type": "date"}),
     )
-    received_before = django_filters.DateFilter(
+    received_before = LocalDayFilter(
         field_name="received_at",
-        lookup_expr="date__lte",
+        end="to",
         label="Received to",
         widget=forms.DateInput(attrs={"type": "date"}),
     )

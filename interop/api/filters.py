@@ -16,6 +16,7 @@ from django.utils.dateparse import parse_datetime
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema_field
 
+from core.filters import LocalDayFilter
 from core.ids import MAX_ID, parse_id
 from partners.models import Provider, ProviderRemoval
 from referrals.models import Referral
@@ -194,11 +195,11 @@ class ReferralFilter(StrictFilterSet):
     provider = IdFilter(field_name="provider_id", help_text="The partner's id.")
     provider_npi = NpiFilter(field_name="provider__npi", help_text="The partner's NPI.")
     # Whole days in the practice's time zone, both ends included, as on the referral list.
-    received_after = filters.DateFilter(
-        field_name="received_at", lookup_expr="date__gte", help_text="Received on or after."
+    received_after = LocalDayFilter(
+        field_name="received_at", end="from", help_text="Received on or after."
     )
-    received_before = filters.DateFilter(
-        field_name="received_at", lookup_expr="date__lte", help_text="Received on or before."
+    received_before = LocalDayFilter(
+        field_name="received_at", end="to", help_text="Received on or before."
     )
 
     class Meta(StrictFilterSet.Meta):

@@ -5,6 +5,8 @@ from datetime import datetime, timedelta
 
 import pytest
 from django.contrib.messages import get_messages
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -634,3 +636,28 @@ def test_an_sla_target_beyond_any_calendar_is_refused_and_the_queue_keeps_workin
     queue = client_for(coordinator)
     queue.raise_request_exception = False
     assert queue.get(reverse("referrals:list")).status_code == 200
+
+
+def test_the_received_dates_are_the_practices_days_read_through_the_time_index(
+    client_for, coordinator
+):
+    # 11:30 pm in New York on Nov 20 is 4:30 am on Nov 21 by the server's UTC clock.
+    late = ReferralFactory(received_at=timezone.make_aware(datetime(2026, 11, 20, 23, 30)))
+    client = client_for(coordinator)
+
+    def listed(**dates):
+        page = client.get(reverse("referrals:list"), {"open": "", **dates}).content.decode()
+        return f'href="/referrals/{late.pk}/"' in page
+
+    assert listed(received_before="2026-11-20") and listed(received_after="2026-11-20")
+    assert not listed(received_after="2026-11-21") and not listed(received_before="2026-11-19")
+    assert listed(received_before="9999-12-31") and listed(received_after="0001-01-01")
+    # A date as a range of the indexed time, not each row's time turned into a date (which
+    # read every newer referral first on a million).
+    with CaptureQueriesContext(connection) as queries:
+        client.get(reverse("referrals:list"), {"received_before": "2026-11-20"})
+    rows = [q["sql"] for q in queries if 'FROM "referrals_referral"' in q["sql"]]
+    assert rows
+    for sql in rows:
+        assert '"referrals_referral"."received_at" < ' in sql, sql
+        assert "<= '2026-11-20'" not in sql, sql
