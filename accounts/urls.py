@@ -6,6 +6,7 @@ app_name = "accounts"
 
 urlpatterns = [
     path("two-factor/", views.security, name="security"),
+    path("password/", views.password_change, name="password_change"),
     path("two-factor/code/", views.verify, name="verify"),
     path("two-factor/set-up/", views.setup, name="setup"),
     path("two-factor/backup-codes/", views.backup_codes, name="backup_codes"),

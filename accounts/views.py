@@ -9,7 +9,9 @@ from typing import Any
 import segno
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import PasswordChangeForm
 from django.contrib.auth.models import User
 from django.contrib.auth.views import LoginView
 from django.core.exceptions import PermissionDenied
@@ -129,6 +131,23 @@ def backup_codes(request: AuthedRequest) -> HttpResponse:
 def security(request: AuthedRequest) -> HttpResponse:
     """The user's own sign-in security: their authenticator and backup codes."""
     return _security_page(request)
+
+
+@login_required
+def password_change(request: AuthedRequest) -> HttpResponse:
+    """The user's own new password, the old one asked first. Every other browser signed in
+    as them is signed out (their sessions carry the old password's hash); this one stays
+    in, with its second factor."""
+    form = PasswordChangeForm(request.user, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        update_session_auth_hash(request, user)
+        messages.success(
+            request,
+            "Your password was changed. Any other browser signed in as you was signed out.",
+        )
+        return redirect("accounts:security")
+    return render(request, "accounts/password_change.html", {"form": form})
 
 
 @login_required
