@@ -28,6 +28,8 @@ from outreach.models import Letter, LetterTemplate, NewsletterIssue
 from outreach.models.merge_fields import (
     MERGE_FIELD,
     PATIENT_MERGE_FIELDS,
+    STRAY_TEMPLATE_SYNTAX_ERROR,
+    has_stray_template_syntax,
     render_merge_fields,
     unknown_merge_fields,
 )
@@ -91,7 +93,8 @@ NEWSLETTER_MERGE_FIELDS = (
 
 
 def check_newsletter_text(text: str) -> None:
-    """Only the partner's and the practice's merge fields; never a patient's."""
+    """Only the partner's and the practice's merge fields, never a patient's, and no other
+    template syntax (a filter or a tag would reach every partner as raw braces)."""
     unknown = unknown_merge_fields(text)
     if unknown:
         raise ValidationError(f"Unknown merge field(s): {', '.join(unknown)}.")
@@ -105,6 +108,8 @@ def check_newsletter_text(text: str) -> None:
             f"Not available in a newsletter: {', '.join(other)}. "
             f"Use {', '.join(NEWSLETTER_MERGE_FIELDS)}."
         )
+    if has_stray_template_syntax(text):
+        raise ValidationError(STRAY_TEMPLATE_SYNTAX_ERROR)
 
 
 def render_for(issue: NewsletterIssue | Any, provider: Provider) -> tuple[str, str]:

@@ -97,6 +97,16 @@ def merge_fields_for(kind: str) -> dict[str, str]:
 
 # Anything that looks like template syntax but is not a plain merge field.
 STRAY_TEMPLATE_SYNTAX = re.compile(r"\{\{|\}\}|\{%|%\}")
+STRAY_TEMPLATE_SYNTAX_ERROR = (
+    "Only plain merge fields such as {{ provider_name }} are filled in; "
+    "remove the other braces (no filters, no {% %} tags)."
+)
+
+
+def has_stray_template_syntax(text: str) -> bool:
+    """Braces or tags left once the plain merge fields are taken out: the partner would
+    see them as typed."""
+    return bool(STRAY_TEMPLATE_SYNTAX.search(MERGE_FIELD.sub("", text)))
 
 
 def render_merge_fields(text: str, values: dict[str, str]) -> str:
@@ -125,9 +135,6 @@ def merge_text_error(kind: str, label: str, text: str) -> str | None:
             f"A {label} letter has no {', '.join(not_here)} to fill in (the partner would "
             f"see the braces). Available: {', '.join(available)}."
         )
-    if STRAY_TEMPLATE_SYNTAX.search(MERGE_FIELD.sub("", text)):
-        return (
-            "Only plain merge fields such as {{ provider_name }} are filled in; "
-            "remove the other braces (no filters, no {% %} tags)."
-        )
+    if has_stray_template_syntax(text):
+        return STRAY_TEMPLATE_SYNTAX_ERROR
     return None

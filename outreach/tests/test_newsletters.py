@@ -356,3 +356,25 @@ def test_partners_whose_npi_was_deactivated_get_no_newsletter_and_the_sender_is_
     page = client_for(manager).get(reverse("outreach:newsletter_create")).content.decode()
     assert 'id="audience-count">1<' in page
     assert "1 active partner the NPPES registry lists as deactivated" in page
+
+
+def test_template_syntax_other_than_plain_merge_fields_is_refused_not_sent_as_braces(
+    client_for, manager
+):
+    """Only plain merge fields are filled in: a filter or a tag would reach every partner
+    as raw braces, so the form refuses it, as the template editor does."""
+    ProviderFactory(email="whitfield@example.org")
+    for body in (
+        "Dear {{ provider_name|upper }},",
+        "{% if provider_name %}Dear doctor{% endif %}",
+        "Dear {{ provider name }},",
+    ):
+        response = client_for(manager).post(
+            reverse("outreach:newsletter_create"), {"subject": "News", "body": body}
+        )
+        assert response.status_code == 200
+        assert response.context["form"].errors["body"] == [
+            "Only plain merge fields such as {{ provider_name }} are filled in; remove the "
+            "other braces (no filters, no {% %} tags)."
+        ], body
+    assert not NewsletterIssue.objects.exists()
