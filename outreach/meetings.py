@@ -250,17 +250,22 @@ def event_merge_values(event: Event) -> dict[str, str]:
     }
 
 
+# What a reminder tells the invitee: when either changes, they are told again.
+REMINDED_FIELDS = frozenset({"starts_at", "place"})
+
+
 @transaction.atomic
 def event_save(*, event: Event, changed: Iterable[str]) -> Event:
-    """Save an edited event. When its start moved, it gets the next schedule version, so
-    invitees are reminded of the new date (outreach.meetings' reminder rule, with "New
-    date:" for those already told the old one), and a reminder of the old date not yet on
-    its way (waiting to be sent, or to be printed or faxed from the queue) is cancelled
-    rather than sent with a wrong date."""
-    if "starts_at" in changed:
+    """Save an edited event. When its start or its place changed, it gets the next
+    schedule version, so invitees are reminded of the new date or place (outreach.meetings'
+    reminder rule, with "New date:" or "New place:" for those already told the old one),
+    and a reminder of the old one not yet on its way (waiting to be sent, or to be printed
+    or faxed from the queue) is cancelled rather than sent with a wrong date or place."""
+    moved = bool(REMINDED_FIELDS.intersection(changed))
+    if moved:
         event.schedule_version += 1
     event.save()
-    if "starts_at" in changed:
+    if moved:
         Letter.objects.filter(
             invitation__event=event,
             kind=LetterTemplate.Kind.EVENT_REMINDER,
@@ -323,14 +328,17 @@ def event_reminders_prepare(*, today: date | None = None) -> list[Letter]:
         if direct.relay_configured()
         else {}
     )
-    # Invitees already reminded of an earlier date: theirs says the event moved.
-    told_before = set(
+    # Invitees already reminded of an earlier date or place: theirs says what changed. The
+    # last reminder they were sent is what they were told.
+    told_before = dict(
         Letter.objects.filter(
             invitation__in=invitations,
             kind=kind,
             sequence__lt=F("invitation__event__schedule_version"),
             status__in=[Letter.Status.SENT, Letter.Status.PRINT_QUEUE, Letter.Status.SENDING],
-        ).values_list("invitation_id", flat=True)
+        )
+        .order_by("sequence")
+        .values_list("invitation_id", "body")
     )
     letters = []
     for invitation, provider in invitees:
@@ -343,7 +351,7 @@ def event_reminders_prepare(*, today: date | None = None) -> list[Letter]:
         )
         subject = render_merge_fields(template.subject, values)
         if invitation.pk in told_before:
-            subject = f"New date: {subject}"
+            subject = f"{_what_changed(told_before[invitation.pk], values)}: {subject}"
         letters.append(
             Letter(
                 kind=kind,
@@ -375,6 +383,13 @@ def event_reminders_prepare(*, today: date | None = None) -> list[Letter]:
         Letter.objects.bulk_create(letters, ignore_conflicts=True)
     message_ids = [letter.message_id for letter in letters]
     return list(Letter.objects.filter(message_id__in=message_ids).order_by("pk"))
+
+
+def _what_changed(told: str, values: dict[str, str]) -> str:
+    """What a reminder sent again says changed, from the reminder the invitee was sent: a
+    version follows a new date or a new place, so a date they were told is the same one
+    means the place changed."""
+    return "New place" if values["event_date"] in told else "New date"
 
 
 # --- The daily digest -----------------------------------------------------------------------

@@ -53,8 +53,8 @@ class Event(models.Model):
         help_text="Invitees who have not declined get a reminder letter this many days "
         "before, by their preferred channel. 0 sends none.",
     )
-    # Goes up each time the event moves (outreach.meetings.event_save): each version of
-    # the date gets its own reminder, numbered by it (Letter.sequence).
+    # Goes up each time the event moves to a new date or place (outreach.meetings.event_save):
+    # each version gets its own reminder, numbered by it (Letter.sequence).
     schedule_version = models.PositiveSmallIntegerField(default=1, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -340,3 +340,39 @@ def test_a_decline_or_a_new_date_that_comes_while_the_reminders_are_written_is_h
             (declining.pk, 2),
             (coming.pk, 2),
         ]
+
+
+def test_an_event_that_changes_place_reminds_again_with_the_new_place(client_for, manager):
+    """Moved to another hall on the same evening: the reminder of the old place not yet
+    sent gives way, and everyone, those told the old place first, gets the new one."""
+    event = EventFactory(
+        name="Spring dinner",
+        starts_at=in_days(5),
+        place="Riverside Country Club",
+        remind_days_before=7,
+        organizer=manager,
+    )
+    told = invite(event, email="told@example.org")
+    waiting = invite(event, email="waiting@example.org")
+    first = {letter.invitation_id: letter for letter in meetings.event_reminders_prepare()}
+    Letter.objects.filter(pk=first[told.pk].pk).update(status=Letter.Status.SENT)
+
+    form = {
+        "name": event.name,
+        "kind": event.kind,
+        "starts_at": timezone.localtime(event.starts_at).strftime("%Y-%m-%dT%H:%M"),
+        "place": "Hotel Grand, Ballroom B",
+        "notes": event.notes,
+        "cost": "",
+        "remind_days_before": event.remind_days_before,
+    }
+    response = client_for(manager).post(reverse("outreach:event_update", args=[event.pk]), form)
+    assert response.status_code == 302
+
+    assert Letter.objects.get(pk=first[waiting.pk].pk).status == Letter.Status.CANCELLED
+    again = {letter.invitation_id: letter for letter in meetings.event_reminders_prepare()}
+    assert set(again) == {told.pk, waiting.pk}
+    assert all("Hotel Grand, Ballroom B" in letter.body for letter in again.values())
+    assert again[told.pk].subject.startswith("New place: Reminder: Spring dinner")
+    assert again[waiting.pk].subject.startswith("Reminder: Spring dinner")
+    assert meetings.event_reminders_prepare() == []
