@@ -24,7 +24,7 @@ EVENT_LENGTH = timedelta(hours=2)
 
 
 def build(user: Any, *, host: str) -> bytes:
-    """The feed as iCalendar bytes, in three queries."""
+    """The feed as iCalendar bytes, in three queries (and the permissions, if not read)."""
     today = timezone.localdate()
     start, end = today - PAST, today + AHEAD
     calendar = icalendar.Calendar()
@@ -53,6 +53,9 @@ def build(user: Any, *, host: str) -> bytes:
         calendar.add_component(entry)
 
     events = Event.objects.filter(starts_at__date__range=(start, end)).order_by("starts_at")
+    if not user.has_perm("outreach.view_event"):
+        # Events are the liaisons' and managers' (a coordinator has no events page).
+        events = events.none()
     for event in events:
         entry = icalendar.Event()
         entry.add("uid", f"event-{event.pk}@{host}")

@@ -123,3 +123,16 @@ def test_old_and_skipped_visits_stay_out_of_the_feed(client, client_for, liaison
     body = client.get(make_feed_url(client_for(liaison))).content.decode()
     assert "Long Ago Clinic" not in body
     assert "Skipped Clinic" not in body
+
+
+def test_the_feed_carries_events_only_for_those_who_may_see_them(client, client_for, coordinator):
+    """A coordinator has no events page (they are the liaisons' and managers'): their
+    feed carries their tasks, not the practice's events either."""
+    EventFactory(name="Annual referral-partner dinner")
+    TaskFactory(assignee=coordinator, title="Call the office back", due_on=timezone.localdate())
+    assert client_for(coordinator).get(reverse("outreach:event_list")).status_code == 403
+    calendar = icalendar.Calendar.from_ical(
+        client.get(make_feed_url(client_for(coordinator))).content
+    )
+    summaries = [str(event["summary"]) for event in calendar.walk("VEVENT")]
+    assert summaries == ["Due: Call the office back"]
