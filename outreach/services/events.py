@@ -23,6 +23,9 @@ def event_invite(
     *, event: Event, providers: Iterable[Provider], staff: Iterable[StaffMember]
 ) -> int:
     """Invite people to an event; inviting someone twice keeps their first invitation."""
+    # Two presses of Invite at once wait here for each other: the second finds the
+    # first's invitations instead of failing on the one-per-person constraint.
+    list(Event.objects.select_for_update().filter(pk=event.pk).values_list("pk", flat=True))
     invited_providers = set(
         event.invitations.filter(provider__isnull=False).values_list("provider_id", flat=True)
     )

@@ -189,3 +189,41 @@ def test_a_big_event_lists_its_invitees_a_page_at_a_time_with_the_tally_of_them_
     assert queries == few_queries  # the same queries however many are invited
     last_rows, last_tally, _, _ = shown(page=3)
     assert (last_rows, last_tally) == (20, tally)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_invite_pressed_twice_at_once_invites_each_person_once():
+    """A double tap on Invite: the second press waits for the first and finds everyone
+    invited, rather than failing on the one-invitation-per-person constraint."""
+    import threading
+    import time
+
+    from django.db import connection, transaction
+
+    from outreach.services.events import event_invite
+
+    office = OrganizationFactory()
+    providers = ProviderFactory.create_batch(2, organization=office)
+    event = EventFactory()
+    second: dict[str, object] = {}
+
+    def press_again() -> None:
+        try:
+            second["added"] = event_invite(
+                event=Event.objects.get(pk=event.pk), providers=providers, staff=[]
+            )
+        except Exception as error:  # the failure is what is asserted on
+            second["error"] = error
+        finally:
+            connection.close()
+
+    with transaction.atomic():
+        first = event_invite(event=event, providers=providers, staff=[])
+        other = threading.Thread(target=press_again)
+        other.start()
+        time.sleep(1)  # the second press reads while the first is still being saved
+    other.join()
+
+    assert "error" not in second, second.get("error")
+    assert (first, second["added"]) == (2, 0)
+    assert event.invitations.count() == 2
