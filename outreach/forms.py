@@ -293,6 +293,11 @@ class ComplianceReportForm(forms.Form):
     sort = forms.ChoiceField(choices=SORTS, required=False)
 
 
+# The most one event may cost: its field holds more, but the shares, each rounded up to
+# the cent, must still fit an activity's cost when attendance is recorded.
+EVENT_COST_MAX = Decimal("1000000")
+
+
 class EventForm(forms.ModelForm):
     starts_at = forms.DateTimeField(
         label="Starts",
@@ -304,7 +309,14 @@ class EventForm(forms.ModelForm):
         fields = ["name", "kind", "starts_at", "place", "cost", "remind_days_before", "notes"]
         widgets = {
             "notes": forms.Textarea(attrs={"rows": 3}),
-            "cost": forms.NumberInput(attrs={"step": "0.01", "min": "0", "inputmode": "decimal"}),
+            "cost": forms.NumberInput(
+                attrs={
+                    "step": "0.01",
+                    "min": "0",
+                    "max": str(EVENT_COST_MAX),
+                    "inputmode": "decimal",
+                }
+            ),
             "remind_days_before": forms.NumberInput(
                 attrs={"min": "0", "max": "90", "inputmode": "numeric"}
             ),
@@ -330,6 +342,14 @@ class EventForm(forms.ModelForm):
                 "event of its own."
             )
         return starts_at
+
+    def clean_cost(self) -> Decimal | None:
+        cost = self.cleaned_data["cost"]
+        if cost is not None and cost > EVENT_COST_MAX:
+            raise forms.ValidationError(
+                f"Enter at most ${EVENT_COST_MAX:,.0f}: the cost of one event, catering and venue."
+            )
+        return cost
 
     def clean_remind_days_before(self) -> int:
         days = self.cleaned_data.get("remind_days_before")

@@ -300,3 +300,32 @@ def test_the_attendance_warnings_run_the_same_queries_for_2_and_12_physicians(cl
         return len(captured.captured_queries)
 
     assert queries(1) == queries(6)
+
+
+def test_a_cost_too_large_to_share_is_refused_on_the_form_not_a_server_error_later(
+    client_for, liaison
+):
+    """$9,999,999.99 fits the cost field, but its shares rounded up to the cent do not fit
+    the activities' (7 x $1,428,571.43 = $10,000,000.01): refused where it is typed, with
+    the reason, instead of failing when attendance is recorded."""
+    event = past_event(None)
+    url = reverse("outreach:event_update", args=[event.pk])
+    form = {
+        "name": event.name,
+        "kind": event.kind,
+        "starts_at": f"{timezone.localtime(event.starts_at):%Y-%m-%dT%H:%M}",
+        "cost": "9999999.99",
+        "remind_days_before": "7",
+    }
+    refused = client_for(liaison).post(url, form)
+    assert refused.status_code == 200
+    assert refused.context["form"].errors["cost"] == [
+        "Enter at most $1,000,000: the cost of one event, catering and venue."
+    ]
+    event.refresh_from_db()
+    assert event.cost is None
+    saved = client_for(liaison).post(url, {**form, "cost": "1000000"})
+    assert saved.status_code == 302
+    came(event, providers=ProviderFactory.create_batch(7, organization=OrganizationFactory()))
+    event.refresh_from_db()
+    assert event_record_attendance(event=event, actor=liaison).attendees == 7
