@@ -13,7 +13,7 @@ from django.db.models import Q, QuerySet
 from django.urls import reverse_lazy
 from django.utils import timezone
 
-from core.forms import IdsMultipleChoiceField, UserChoiceField
+from core.forms import IdsMultipleChoiceField, UserChoiceField, parse_version
 from core.plausible import not_in_future, within_reach
 from outreach import ledger, rekindle
 from outreach.models import Activity, ComplianceLimit, Event, Invitation, LetterTemplate, Task
@@ -303,6 +303,9 @@ class EventForm(forms.ModelForm):
         label="Starts",
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
     )
+    # The event as the edit page showed it (its updated_at): a save over a colleague's later
+    # change is refused instead of undoing it.
+    version = forms.CharField(required=False, widget=forms.HiddenInput)
 
     class Meta:
         model = Event
@@ -326,6 +329,11 @@ class EventForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         # Left empty, the usual week's notice.
         self.fields["remind_days_before"].required = False
+        if self.instance.pk is not None:
+            self.initial["version"] = self.instance.updated_at.isoformat()
+
+    def clean_version(self) -> datetime | None:
+        return parse_version(self, self.cleaned_data["version"])
 
     def clean_starts_at(self) -> Any:
         starts_at = within_reach(self.cleaned_data["starts_at"], "Starts")

@@ -57,6 +57,9 @@ class Event(models.Model):
     # each version gets its own reminder, numbered by it (Letter.sequence).
     schedule_version = models.PositiveSmallIntegerField(default=1, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The version an edit form was opened at: a save over a colleague's later change is
+    # refused (outreach.views.field.event_update).
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-starts_at", "-pk"]

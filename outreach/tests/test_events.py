@@ -1,5 +1,6 @@
 import re
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.urls import reverse
@@ -227,3 +228,53 @@ def test_invite_pressed_twice_at_once_invites_each_person_once():
     assert "error" not in second, second.get("error")
     assert (first, second["added"]) == (2, 0)
     assert event.invitations.count() == 2
+
+
+def test_an_edit_opened_before_a_colleague_moved_the_event_does_not_move_it_back(
+    client_for, liaison, manager
+):
+    """A manager opens the event to enter the catering bill; meanwhile the organizer moves
+    the dinner a week later. The manager's save must not put the old date back without a
+    word (and remind every invitee of it)."""
+    event = EventFactory(name="Spring dinner", starts_at=timezone.now() + timedelta(days=14))
+    url = reverse("outreach:event_update", args=[event.pk])
+    opened = client_for(manager).get(url).content.decode()
+    version = re.search(r'name="version" value="([^"]*)"', opened)
+    as_opened = {
+        "name": event.name,
+        "kind": event.kind,
+        "starts_at": f"{timezone.localtime(event.starts_at):%Y-%m-%dT%H:%M}",
+        "place": event.place,
+        "remind_days_before": "7",
+        # The version the form was opened at, sent back with it.
+        "version": version.group(1) if version else "",
+    }
+    moved = timezone.localtime(event.starts_at + timedelta(days=7))
+    colleague = client_for(liaison).post(url, {**as_opened, "starts_at": f"{moved:%Y-%m-%dT%H:%M}"})
+    assert colleague.status_code == 302
+
+    response = client_for(manager).post(url, {**as_opened, "cost": "850.00"})
+
+    event.refresh_from_db()
+    assert (timezone.localtime(event.starts_at).date(), event.cost) == (moved.date(), None)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Someone changed this event after you opened it" in page
+    assert 'value="850.00"' in page
+    # Sent again, it is measured against the event as it is now, and saved.
+    shown = re.search(r'name="version" value="([^"]*)"', page).group(1)
+    again = client_for(manager).post(
+        url,
+        {
+            **as_opened,
+            "starts_at": f"{moved:%Y-%m-%dT%H:%M}",
+            "cost": "850.00",
+            "version": shown,
+        },
+    )
+    assert again.status_code == 302
+    event.refresh_from_db()
+    assert (timezone.localtime(event.starts_at).date(), event.cost) == (
+        moved.date(),
+        Decimal("850.00"),
+    )

@@ -3,10 +3,13 @@ key partners, editing an event, and the office type-ahead of the day plan."""
 
 from __future__ import annotations
 
+from typing import cast
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.db import transaction
 from django.db.models import Q
-from django.http import HttpResponse
+from django.http import HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.utils import timezone
 
@@ -15,6 +18,7 @@ from core.pagination import paginate
 from core.types import AuthedRequest
 from outreach import meetings
 from outreach.forms import AnnualMeetingFilterForm, EventForm, plannable_offices
+from outreach.models import Event
 from outreach.selectors import get_event_for_user
 from partners.models import Provider
 
@@ -76,17 +80,40 @@ def event_update(request: AuthedRequest, pk: int) -> HttpResponse:
     event = get_event_for_user(request, pk, write=True)
     form = EventForm(request.POST or None, instance=event)
     if request.method == "POST" and form.is_valid():
-        meetings.event_save(event=form.save(commit=False), changed=form.changed_data)
-        form.save_m2m()
-        if event.activities.exists():
+        with transaction.atomic():
+            # Locked until the save: a colleague's save waits, then finds this one.
+            current = (
+                Event.objects.select_for_update()
+                .filter(pk=event.pk)
+                .values_list("updated_at", flat=True)
+                .get()
+            )
+            version = form.cleaned_data["version"]
+            stale = version is not None and version != current
+            if not stale:
+                meetings.event_save(event=form.save(commit=False), changed=form.changed_data)
+                form.save_m2m()
+        if stale:
+            # Nothing saved: what was typed comes back, measured against the event as it
+            # is now when sent again.
+            form.data = data = cast(QueryDict, form.data).copy()  # bound to request.POST
+            data["version"] = current.isoformat()
+            form.add_error(
+                None,
+                "Someone changed this event after you opened it, so nothing was saved. Your "
+                "values are below: check them against the event's page and save again to "
+                "keep them.",
+            )
+        elif event.activities.exists():
             messages.info(
                 request,
                 "Saved. Press “Update the attendance record” to carry a new cost or date "
                 "into the activities and the gifts and meals ledger.",
             )
+            return redirect(event)
         else:
             messages.success(request, "Saved.")
-        return redirect(event)
+            return redirect(event)
     return render(
         request,
         "outreach/event_form.html",
