@@ -250,6 +250,7 @@ def event_merge_values(event: Event) -> dict[str, str]:
     }
 
 
+NO_REMINDERS = "Withdrawn: the event sends no reminders"
 # What a reminder tells the invitee: when either changes, they are told again.
 REMINDED_FIELDS = frozenset({"starts_at", "place"})
 
@@ -260,18 +261,37 @@ def event_save(*, event: Event, changed: Iterable[str]) -> Event:
     schedule version, so invitees are reminded of the new date or place (outreach.meetings'
     reminder rule, with "New date:" or "New place:" for those already told the old one),
     and a reminder of the old one not yet on its way (waiting to be sent, or to be printed
-    or faxed from the queue) is cancelled rather than sent with a wrong date or place."""
+    or faxed from the queue) is cancelled rather than sent with a wrong date or place. Set
+    to send no reminders, its reminders not yet on their way are cancelled too."""
     moved = bool(REMINDED_FIELDS.intersection(changed))
     if moved:
         event.schedule_version += 1
     event.save()
+    waiting = Letter.objects.filter(
+        invitation__event=event,
+        kind=LetterTemplate.Kind.EVENT_REMINDER,
+        status__in=[Letter.Status.PENDING, Letter.Status.PRINT_QUEUE],
+    )
     if moved:
+        waiting.filter(sequence__lt=event.schedule_version).update(
+            status=Letter.Status.CANCELLED, last_error="Superseded: the event moved"
+        )
+    if "remind_days_before" in changed and not event.remind_days_before:
+        waiting.update(status=Letter.Status.CANCELLED, last_error=NO_REMINDERS)
+    elif "remind_days_before" in changed:
+        # Reminders after all: those withdrawn go out again while the event is still to
+        # come (the run makes one per invitation and date, so it would not make another),
+        # but not to one not coming.
         Letter.objects.filter(
             invitation__event=event,
             kind=LetterTemplate.Kind.EVENT_REMINDER,
-            sequence__lt=event.schedule_version,
-            status__in=[Letter.Status.PENDING, Letter.Status.PRINT_QUEUE],
-        ).update(status=Letter.Status.CANCELLED, last_error="Superseded: the event moved")
+            status=Letter.Status.CANCELLED,
+            last_error=NO_REMINDERS,
+            sequence=event.schedule_version,
+            invitation__event__starts_at__gt=timezone.now(),
+        ).exclude(invitation__rsvp=Invitation.Rsvp.NO).update(
+            status=Letter.Status.PENDING, last_error=""
+        )
     return event
 
 

@@ -376,3 +376,39 @@ def test_an_event_that_changes_place_reminds_again_with_the_new_place(client_for
     assert again[told.pk].subject.startswith("New place: Reminder: Spring dinner")
     assert again[waiting.pk].subject.startswith("Reminder: Spring dinner")
     assert meetings.event_reminders_prepare() == []
+
+
+def test_an_event_set_to_send_no_reminders_withdraws_those_still_waiting(client_for, manager):
+    """ "0 sends none": set after the reminders were made, the one waiting in the print and
+    fax queue is withdrawn too, not printed and mailed anyway."""
+    event = EventFactory(
+        name="Spring dinner", starts_at=in_days(5), remind_days_before=7, organizer=manager
+    )
+    invite(event, email="")
+    (letter,) = meetings.event_reminders_prepare()
+    Letter.objects.filter(pk=letter.pk).update(status=Letter.Status.PRINT_QUEUE)
+
+    form = {
+        "name": event.name,
+        "kind": event.kind,
+        "starts_at": timezone.localtime(event.starts_at).strftime("%Y-%m-%dT%H:%M"),
+        "place": event.place,
+        "notes": event.notes,
+        "cost": "",
+        "remind_days_before": "0",
+    }
+    response = client_for(manager).post(reverse("outreach:event_update", args=[event.pk]), form)
+    assert response.status_code == 302
+
+    letter.refresh_from_db()
+    assert letter.status == Letter.Status.CANCELLED
+    assert "sends no reminders" in letter.last_error
+    assert meetings.event_reminders_prepare() == []
+
+    # Reminders after all: the one withdrawn goes out again, and no second is made.
+    client_for(manager).post(
+        reverse("outreach:event_update", args=[event.pk]), {**form, "remind_days_before": "7"}
+    )
+    letter.refresh_from_db()
+    assert (letter.status, letter.last_error) == (Letter.Status.PENDING, "")
+    assert meetings.event_reminders_prepare() == []
