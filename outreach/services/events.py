@@ -1,9 +1,10 @@
-"""Events: inviting people and recording who came."""
+"""Events: creating one, inviting people and recording who came."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 
 from django.contrib.auth.models import User
@@ -16,6 +17,43 @@ from outreach import ledger
 from outreach.models import Activity, ActivityShare, Event, Invitation, Letter, LetterTemplate
 from outreach.services.compliance import _enforce_limit, _lock_providers
 from partners.models import Provider, StaffMember
+
+# The same event created by the same person this soon is a second press of Create (a
+# double tap, the form sent again from the history): it is not made twice.
+RECREATE_WINDOW = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class EventCreated:
+    event: Event
+    # False when the event had just been made by the same person: a second press.
+    created: bool
+
+
+@transaction.atomic
+def event_create(*, event: Event, actor: User) -> EventCreated:
+    """Save a new event organised by `actor`; the same event (name, kind, start and place)
+    created by them a moment ago is that one, returned instead of made again."""
+    # Two presses of Create at once wait here for each other: the second finds the first.
+    list(User.objects.select_for_update().filter(pk=actor.pk).values_list("pk", flat=True))
+    just_made = (
+        Event.objects.filter(
+            organizer=actor,
+            created_at__gte=timezone.now() - RECREATE_WINDOW,
+            name=event.name,
+            kind=event.kind,
+            starts_at=event.starts_at,
+            place=event.place,
+        )
+        .order_by("-pk")
+        .first()
+    )
+    if just_made is not None:
+        return EventCreated(just_made, created=False)
+    event.organizer = actor
+    event.full_clean()
+    event.save()
+    return EventCreated(event, created=True)
 
 
 @transaction.atomic

@@ -278,3 +278,24 @@ def test_an_edit_opened_before_a_colleague_moved_the_event_does_not_move_it_back
         moved.date(),
         Decimal("850.00"),
     )
+
+
+def test_create_pressed_twice_makes_one_event(client_for, liaison):
+    """A double tap on Create (or the form sent again from the browser's history): the
+    second finds the event just made instead of making a twin that splits the invitations."""
+    client = client_for(liaison)
+    form = {
+        "name": "Spring dinner",
+        "kind": "dinner",
+        "starts_at": "2026-12-10T18:30",
+        "place": "Riverside Country Club",
+    }
+    first = client.post(reverse("outreach:event_create"), form)
+    second = client.post(reverse("outreach:event_create"), form, follow=True)
+    event = Event.objects.get()
+    assert first.url == event.get_absolute_url()
+    assert second.redirect_chain[-1][0] == event.get_absolute_url()
+    assert "Spring dinner was created a moment ago" in second.content.decode()
+    # Another event at another time is another event.
+    client.post(reverse("outreach:event_create"), {**form, "starts_at": "2026-12-17T18:30"})
+    assert Event.objects.count() == 2

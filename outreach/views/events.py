@@ -21,6 +21,7 @@ from outreach.forms import EventAttendanceForm, EventForm, InvitationForm, Invit
 from outreach.models import ActivityShare, Event, Invitation
 from outreach.selectors import get_event_for_user
 from outreach.services.compliance import ComplianceLimitExceeded
+from outreach.services.events import event_create as event_create_service
 from outreach.services.events import event_invite, event_record_attendance, invitation_save
 from outreach.views.activities import _warn_near_limit
 
@@ -43,11 +44,14 @@ def event_create(request: AuthedRequest) -> HttpResponse:
         initial["kind"] = request.GET["kind"]
     form = EventForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
-        event = form.save(commit=False)
-        event.organizer = request.user
-        event.save()
-        messages.success(request, f"{event.name} created. Now invite people.")
-        return redirect(event)
+        result = event_create_service(event=form.save(commit=False), actor=request.user)
+        if result.created:
+            messages.success(request, f"{result.event.name} created. Now invite people.")
+        else:
+            messages.info(
+                request, f"{result.event.name} was created a moment ago: it is not made again."
+            )
+        return redirect(result.event)
     return render(
         request,
         "outreach/event_form.html",
