@@ -299,3 +299,26 @@ def test_create_pressed_twice_makes_one_event(client_for, liaison):
     # Another event at another time is another event.
     client.post(reverse("outreach:event_create"), {**form, "starts_at": "2026-12-17T18:30"})
     assert Event.objects.count() == 2
+
+
+def test_inviting_an_office_whose_people_are_all_invited_says_so(client_for, liaison):
+    """ "Invited 0 people" reads as a failure: the second invite of an office says everyone
+    there is already invited, and an office with nobody on record says that."""
+    office = OrganizationFactory(name="Dundee Family Practice")
+    ProviderFactory.create_batch(2, organization=office)
+    empty = OrganizationFactory(name="Lakeside Clinic")
+    event = EventFactory()
+    client = client_for(liaison)
+    url = reverse("outreach:event_invite", args=[event.pk])
+
+    def said(office) -> str:
+        response = client.post(url, {"organization": office.pk}, follow=True)
+        return " ".join(str(m) for m in response.context["messages"])
+
+    assert said(office) == "Invited 2 people from Dundee Family Practice."
+    assert said(office) == "Everyone at Dundee Family Practice is already invited."
+    assert said(empty) == (
+        "Nobody at Lakeside Clinic to invite: add its providers and staff to the office first."
+    )
+    StaffMemberFactory(organization=empty)
+    assert said(empty) == "Invited 1 person from Lakeside Clinic."

@@ -113,10 +113,19 @@ def event_invite_view(request: AuthedRequest, pk: int) -> HttpResponse:
     form = InviteForm(request.POST)
     if form.is_valid():
         office = form.cleaned_data["organization"]
-        added = event_invite(
-            event=event, providers=office.providers.all(), staff=office.staff.all()
-        )
-        messages.success(request, f"Invited {added} people from {office.name}.")
+        providers, staff = list(office.providers.all()), list(office.staff.all())
+        added = event_invite(event=event, providers=providers, staff=staff)
+        if not (providers or staff):
+            messages.warning(
+                request,
+                f"Nobody at {office.name} to invite: add its providers and staff to the "
+                "office first.",
+            )
+        elif not added:
+            messages.info(request, f"Everyone at {office.name} is already invited.")
+        else:
+            people = "person" if added == 1 else "people"
+            messages.success(request, f"Invited {added} {people} from {office.name}.")
     else:
         messages.error(request, "Choose an office to invite.")
     return redirect(event)
