@@ -83,6 +83,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before the session is read: a NUL in an admin list's filter is refused outright.
+    "core.middleware.AdminNulMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # After WhiteNoise: the policy is for pages and API answers, not our own static files.
     "csp.middleware.CSPMiddleware",
