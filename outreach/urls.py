@@ -32,6 +32,7 @@ urlpatterns = [
     path("letters/<int:pk>/pdf/", letters.letter_pdf_download, name="letter_pdf"),
     path("letters/<int:pk>/printed/", letters.letter_printed, name="letter_printed"),
     path("letters/<int:pk>/withdraw/", letters.letter_withdraw, name="letter_withdraw"),
+    path("letters/<int:pk>/failed/", letters.letter_failed, name="letter_failed"),
     path("print-queue/", letters.print_queue, name="print_queue"),
     path("templates/", letters.template_list, name="template_list"),
     path("templates/<int:pk>/", letters.template_update, name="template_update"),

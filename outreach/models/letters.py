@@ -282,6 +282,12 @@ class Letter(models.Model):
                 condition=Q(status="in_summary", summary__isnull=True),
                 name="letter_awaiting_summary_idx",
             ),
+            # The print queue page lists the letters that failed for good, oldest first.
+            models.Index(
+                fields=["created_at"],
+                condition=Q(status="failed"),
+                name="letter_failed_idx",
+            ),
             # The print queue page lists letters waiting to be printed or faxed.
             models.Index(
                 fields=["created_at"],

@@ -12,6 +12,7 @@ from smtplib import SMTPException
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.backends.base import BaseEmailBackend
 from django.db import DatabaseError, transaction
@@ -19,6 +20,7 @@ from django.db.models import Q, QuerySet
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from core.templatetags.people import person
 from outreach import direct
 from outreach.fax import FaxError, fax_backend
 from outreach.models import Letter, Task
@@ -354,6 +356,45 @@ def letter_withdraw_opted_out(*, letter: Letter) -> Letter:
     if locked.status == Letter.Status.PRINT_QUEUE and locked.recipient_opted_out:
         locked.status, locked.channel, locked.recipient = Letter.Status.SKIPPED, "", ""
         locked.save(update_fields=["status", "channel", "recipient"])
+    return locked
+
+
+# What a person may do with a letter that failed for good (letter_failed_resolve).
+FAILED_RETRY, FAILED_MAIL, FAILED_LET_GO = "retry", "mail", "let_go"
+
+
+@transaction.atomic
+def letter_failed_resolve(*, letter: Letter, do: str, actor: User) -> Letter:
+    """A person deals with a letter that failed for good: try it again on its channel (the
+    next sweep sends it, to the partner's address as it is now, with its attempts counted
+    afresh), print and mail it instead (into the print and fax queue), or let it go
+    (cancelled, saying who). A letter no longer failed (a colleague dealt with it first)
+    is left as it is: raises ValidationError saying what it is now."""
+    locked = Letter.objects.select_for_update().get(pk=letter.pk)
+    if locked.status != Letter.Status.FAILED:
+        raise ValidationError(
+            f"This letter was already dealt with: it is now “{locked.get_status_display()}”."
+        )
+    fields = ["status", "last_error", "claimed_at"]
+    locked.claimed_at = None
+    if do == FAILED_RETRY:
+        locked.status, locked.attempts, locked.due_on = (
+            Letter.Status.PENDING,
+            0,
+            timezone.localdate(),
+        )
+        locked.last_error = ""
+        fields += ["attempts", "due_on"]
+    elif do == FAILED_MAIL:
+        locked.status, locked.channel, locked.recipient = Letter.Status.PRINT_QUEUE, "mail", ""
+        locked.last_error = f"{locked.last_error}; mailed instead ({person(actor)})"[:300]
+        fields += ["channel", "recipient"]
+    elif do == FAILED_LET_GO:
+        locked.status = Letter.Status.CANCELLED
+        locked.last_error = f"Let go by {person(actor)} after it failed: {locked.last_error}"[:300]
+    else:
+        raise ValueError(f"unknown action {do!r}")
+    locked.save(update_fields=fields)
     return locked
 
 

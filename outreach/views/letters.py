@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
@@ -16,7 +17,14 @@ from outreach.forms import LetterTemplateForm
 from outreach.models import Letter, LetterTemplate
 from outreach.models.merge_fields import merge_fields_for, render_merge_fields
 from outreach.pdf import letter_pdf
-from outreach.services.delivery import letter_mark_printed, letter_withdraw_opted_out
+from outreach.services.delivery import (
+    FAILED_LET_GO,
+    FAILED_MAIL,
+    FAILED_RETRY,
+    letter_failed_resolve,
+    letter_mark_printed,
+    letter_withdraw_opted_out,
+)
 from outreach.services.letters import SAMPLE_MERGE_VALUES, letter_template_for
 
 
@@ -93,11 +101,61 @@ def template_preview(request: AuthedRequest, pk: int) -> HttpResponse:
     )
 
 
+# Letters that failed for good shown above the queue, oldest first (one query, one more
+# row read to know whether there are more).
+FAILED_SHOWN = 20
+
+
 @login_required
 @permission_required("outreach.change_letter", raise_exception=True)
 def print_queue(request: AuthedRequest) -> HttpResponse:
     page = paginate(request, Letter.objects.print_queue())
-    return render_page(request, "outreach/print_queue.html", {"page": page}, partial="results")
+    failed = list(
+        Letter.objects.for_user(request.user, write=True)
+        .filter(status=Letter.Status.FAILED)
+        .select_related("provider", "provider__organization")
+        .order_by("created_at", "pk")[: FAILED_SHOWN + 1]
+    )
+    context = {
+        "page": page,
+        "failed": failed[:FAILED_SHOWN],
+        "more_failed": len(failed) > FAILED_SHOWN,
+    }
+    return render_page(request, "outreach/print_queue.html", context, partial="results")
+
+
+class FailedLetterForm(forms.Form):
+    do = forms.ChoiceField(
+        choices=[
+            (FAILED_RETRY, "Try again"),
+            (FAILED_MAIL, "Print and mail it instead"),
+            (FAILED_LET_GO, "Let it go"),
+        ]
+    )
+
+
+@login_required
+@require_POST
+def letter_failed(request: AuthedRequest, pk: int) -> HttpResponse:
+    """Deal with a letter that failed for good, from the print and fax queue."""
+    letter = get_letter_for_user(request, pk, write=True)
+    form = FailedLetterForm(request.POST)
+    if not form.is_valid():
+        return HttpResponseBadRequest("Choose what to do: try again, mail it, or let it go.")
+    try:
+        letter = letter_failed_resolve(
+            letter=letter, do=form.cleaned_data["do"], actor=request.user
+        )
+    except ValidationError as error:
+        messages.info(request, " ".join(error.messages))
+        return redirect("outreach:print_queue")
+    done = {
+        FAILED_RETRY: "It goes again within a minute, to the partner's address as it is now.",
+        FAILED_MAIL: "It is in the print and fax queue, to be printed and mailed.",
+        FAILED_LET_GO: "Let go: it will not be sent.",
+    }[form.cleaned_data["do"]]
+    messages.success(request, f"“{letter.subject}”: {done}")
+    return redirect("outreach:print_queue")
 
 
 @login_required
