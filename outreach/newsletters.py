@@ -11,6 +11,7 @@ carry no patient data: the patient merge fields are refused.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -19,7 +20,7 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
 from core.enqueue import enqueue_on_commit
@@ -36,6 +37,8 @@ from outreach.models.merge_fields import (
 from outreach.services.letters import letter_route, new_message_id, provider_merge_values
 from partners.models import Provider
 
+logger = logging.getLogger(__name__)
+
 K = LetterTemplate.Kind
 # Partners made into letters per step: one insert and one progress update per chunk.
 CHUNK = 500
@@ -44,6 +47,8 @@ STALE_SEND = timedelta(minutes=2)
 # The same issue sent again by the same person this soon is a second press of Send (a
 # double tap, the form sent again from the history): it is not sent twice.
 RESEND_WINDOW = timedelta(minutes=10)
+# A send re-driven this often without finishing is failing, not lost: it stops.
+MAX_REDRIVES = 5
 
 State = NewsletterIssue.State
 
@@ -224,15 +229,21 @@ def newsletter_prepare(*, issue_id: int) -> list[int]:
 
 def newsletters_to_redrive() -> list[int]:
     """Sends whose task was lost or whose worker died before all letters were made. Their
-    heartbeat is touched, so the next sweep waits for the re-driven task."""
+    heartbeat is touched, so the next sweep waits for the re-driven task. A send re-driven
+    MAX_REDRIVES times fails every time (a fault, not a lost message): it stops, failed,
+    for the manager to see, instead of being sent again every two minutes for ever."""
     now = timezone.now()
-    stale = list(
-        NewsletterIssue.objects.exclude(state=State.SENT)
-        .filter(heartbeat_at__lt=now - STALE_SEND)
-        .values_list("pk", flat=True)[:50]
+    stale = NewsletterIssue.objects.exclude(state__in=[State.SENT, State.FAILED]).filter(
+        heartbeat_at__lt=now - STALE_SEND
     )
-    NewsletterIssue.objects.filter(pk__in=stale).update(heartbeat_at=now)
-    return stale
+    stale.filter(redrives__gte=MAX_REDRIVES).update(state=State.FAILED, heartbeat_at=now)
+    again = list(stale.filter(redrives__lt=MAX_REDRIVES).values_list("pk", flat=True)[:50])
+    NewsletterIssue.objects.filter(pk__in=again).update(
+        heartbeat_at=now, redrives=F("redrives") + 1
+    )
+    if again:
+        logger.warning("newsletters %s re-driven: their workers stopped reporting", again)
+    return again
 
 
 @dataclass(frozen=True)
@@ -261,6 +272,11 @@ class Progress:
     @property
     def done(self) -> bool:
         return self.state == State.SENT and self.waiting == 0
+
+    @property
+    def stopped(self) -> bool:
+        """No more letters will be made (the send failed); those made still go."""
+        return self.state == State.FAILED
 
 
 def newsletter_progress(issue: NewsletterIssue) -> Progress:

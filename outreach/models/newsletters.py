@@ -25,6 +25,8 @@ class NewsletterIssue(models.Model):
         QUEUED = "queued", "Queued"
         PREPARING = "preparing", "Preparing the letters"
         SENT = "sent", "Handed to delivery"
+        # Re-driven MAX_REDRIVES times and never finished (outreach.newsletters).
+        FAILED = "failed", "Stopped: the letters could not be prepared"
 
     subject = models.CharField(max_length=200)
     body = models.TextField()
@@ -52,6 +54,8 @@ class NewsletterIssue(models.Model):
     # Touched by the worker at each step; the sweep re-drives a send whose worker died.
     heartbeat_at = models.DateTimeField(default=timezone.now)
     prepared_at = models.DateTimeField(null=True, blank=True)
+    # How often the sweep sent it again after its worker stopped reporting.
+    redrives = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at", "-pk"]

@@ -378,3 +378,27 @@ def test_template_syntax_other_than_plain_merge_fields_is_refused_not_sent_as_br
             "other braces (no filters, no {% %} tags)."
         ], body
     assert not NewsletterIssue.objects.exists()
+
+
+def test_a_send_that_keeps_failing_stops_after_its_tries_and_says_so(client_for, manager):
+    """A send whose worker fails every time (a bug, a full disk) was re-driven every two
+    minutes for ever, showing "Preparing" to the manager: it stops after its tries, and
+    the page says so and stops polling."""
+    issue = _issue(created_by=manager)
+
+    def stale():
+        NewsletterIssue.objects.filter(pk=issue.pk).update(
+            state="preparing", heartbeat_at=timezone.now() - timedelta(minutes=5)
+        )
+
+    for _ in range(newsletters.MAX_REDRIVES):
+        stale()
+        assert newsletters.newsletters_to_redrive() == [issue.pk]
+    stale()
+    assert newsletters.newsletters_to_redrive() == []
+
+    issue.refresh_from_db()
+    assert issue.state == NewsletterIssue.State.FAILED
+    page = client_for(manager).get(issue.get_absolute_url()).content.decode()
+    assert "could not be prepared" in page
+    assert 'hx-trigger="every 1s"' not in page
