@@ -10,9 +10,17 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import (
+    DatabaseError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    connection,
+    transaction,
+)
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -211,6 +219,18 @@ def import_job_run(
     except (NppesFileError, SharedPatientFileError, UnicodeDecodeError, OSError) as error:
         job.status = ImportJob.Status.FAILED
         job.error = str(error)[:2000]
+    except (SoftTimeLimitExceeded, OperationalError, InterfaceError):
+        # Lost time or a lost connection: the sweep runs it again (the load is an upsert).
+        raise
+    except Exception as error:
+        # A fault of the app, not of the file: running it again would fail the same way.
+        # Said at once, and reported with where it happened (registry data is public).
+        logger.exception("registry import %s stopped by an error in the app", job.pk)
+        job.status = ImportJob.Status.FAILED
+        job.error = (
+            f"An error in the app stopped this import ({type(error).__name__}); it was "
+            "reported. Ask your administrator before uploading the file again."
+        )
     else:
         job.status = ImportJob.Status.DONE
         job.progress = 100

@@ -71,3 +71,22 @@ def test_the_sweep_deletes_files_kept_for_a_form_never_sent_again_and_nothing_in
     # Old, but its job has not run yet (a queue that was down for a while).
     assert default_storage.exists(waiting)
     assert import_files_clean() == 0
+
+
+def test_an_error_in_the_app_fails_the_import_saying_so_not_left_running(monkeypatch) -> None:
+    """A fault of the app (a bug, not the file) left the job "running" until the sweep
+    re-ran it twice more and failed it as "worker lost": it fails at once, saying so."""
+    from registry import services
+
+    job = _uploaded(monkeypatch, SAMPLE.read_bytes())
+
+    def broken(*args, **kwargs):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(services, "nppes_import", broken)
+    import_job_run(job_id=job.pk)
+
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.FAILED
+    assert "error in the app" in job.error and "KeyError" in job.error
+    assert job.finished_at is not None
