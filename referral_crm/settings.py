@@ -393,10 +393,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "outreach.tasks.remind_annual_meetings",
         "schedule": crontab(hour=2, minute=45),
     },
-    # Reminder letters to invitees of upcoming events (Event.remind_days_before).
+    # Reminder letters to invitees of upcoming events (Event.remind_days_before); again
+    # each hour of the working day, so an invitee added, or an event moved, after 7:00 is
+    # reminded that day rather than the next morning, maybe after the event (each
+    # invitation gets one reminder per date and place, however often this runs).
     "send-event-reminders": {
         "task": "outreach.tasks.send_event_reminders",
-        "schedule": crontab(hour=7, minute=0),
+        "schedule": crontab(hour="7-18", minute=0),
     },
     # Weekly and monthly consult report summaries for the periods that just ended.
     "send-report-summaries": {

@@ -412,3 +412,11 @@ def test_an_event_set_to_send_no_reminders_withdraws_those_still_waiting(client_
     letter.refresh_from_db()
     assert (letter.status, letter.last_error) == (Letter.Status.PENDING, "")
     assert meetings.event_reminders_prepare() == []
+
+
+def test_reminders_are_made_each_hour_of_the_working_day_not_once_at_seven(settings):
+    """An invitee added at 10:00 to tomorrow morning's breakfast was reminded the next
+    morning at 7:00, maybe after it began: the run comes each hour of the working day."""
+    schedule = settings.CELERY_BEAT_SCHEDULE["send-event-reminders"]["schedule"]
+    assert {7, 10, 18} <= set(schedule.hour)
+    assert schedule.minute == {0}
