@@ -10,6 +10,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from audit.models import PatientDataAccess
+from core.client_ip import client_ip
 from core.meta import own_field
 
 # The Referral fields that hold patient data (PHI).
@@ -25,11 +26,9 @@ AUDITED_FIELDS = (*PATIENT_FIELDS, "attachments")
 
 
 def _client_ip(request: HttpRequest | None) -> str | None:
-    if request is None:
-        return None
-    # REMOTE_ADDR only: X-Forwarded-For is whatever the client says unless a proxy we
-    # trust rewrites it, and an audit trail must not record a forged address.
-    return request.META.get("REMOTE_ADDR") or None
+    # X-Forwarded-For only as far as the practice's own proxies wrote it (TRUSTED_PROXIES):
+    # an audit trail must not record an address the client made up.
+    return client_ip(request) if request is not None else None
 
 
 def _request_id(request: HttpRequest | None) -> str:

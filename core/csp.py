@@ -19,6 +19,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from redis.exceptions import RedisError
 
+from core.client_ip import client_ip
+
 logger = logging.getLogger("referral_crm.csp")
 
 MAX_REPORT_BYTES = 8 * 1024
@@ -106,7 +108,8 @@ def budget_key(address: str) -> str:
 
 def _over_budget(request: HttpRequest) -> bool:
     cache = caches["api-throttle"]
-    key = budget_key(request.META.get("REMOTE_ADDR", ""))
+    # Each client its own budget, behind the practice's proxies too (core.client_ip).
+    key = budget_key(client_ip(request) or "")
     try:
         cache.add(key, 0, timeout=60)
         return cache.incr(key) > REPORTS_PER_MINUTE

@@ -515,6 +515,13 @@ REST_KNOX = {
     "TOKEN_PREFIX": "rcrm_",
 }
 
+# How many reverse proxies (load balancer, nginx) stand in front of the app, each appending
+# to X-Forwarded-For: the audit trail and the API budgets read the client's address that
+# many entries from the right (core.client_ip). 0 believes no X-Forwarded-For at all.
+TRUSTED_PROXIES = env.int("TRUSTED_PROXIES", default=0)
+# (DRF, left unset, would believe any X-Forwarded-For for anonymous budgets.)
+REST_FRAMEWORK["NUM_PROXIES"] = TRUSTED_PROXIES
+
 # --- Production hardening -------------------------------------------------------------------
 if IS_PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
