@@ -236,7 +236,12 @@ def newsletters_to_redrive() -> list[int]:
     stale = NewsletterIssue.objects.exclude(state__in=[State.SENT, State.FAILED]).filter(
         heartbeat_at__lt=now - STALE_SEND
     )
-    stale.filter(redrives__gte=MAX_REDRIVES).update(state=State.FAILED, heartbeat_at=now)
+    given_up = list(stale.filter(redrives__gte=MAX_REDRIVES).values_list("pk", flat=True))
+    if given_up:
+        NewsletterIssue.objects.filter(pk__in=given_up).update(state=State.FAILED, heartbeat_at=now)
+        logger.error(
+            "newsletters %s stopped: re-driven %s times, never finished", given_up, MAX_REDRIVES
+        )
     again = list(stale.filter(redrives__lt=MAX_REDRIVES).values_list("pk", flat=True)[:50])
     NewsletterIssue.objects.filter(pk__in=again).update(
         heartbeat_at=now, redrives=F("redrives") + 1

@@ -59,7 +59,6 @@ def record_changes(page: Page, history: models.QuerySet[Any]) -> list[RecordChan
         .first()
     )
     befores = [*rows[1:], older]
-    model = history.model.instance_type
     shown = [
         field
         for field in history.model.tracked_fields
@@ -72,7 +71,7 @@ def record_changes(page: Page, history: models.QuerySet[Any]) -> list[RecordChan
         else:
             names = []
         diffs.append((row, before, names))
-    names_of = _names_of_related(model, [(row, before, fields) for row, before, fields in diffs])
+    names_of = _names_of_related(diffs)
     changes = []
     for row, before, fields in diffs:
         if row.history_type == "~" and not fields and before is not None:
@@ -100,7 +99,7 @@ def _raw(row: Any, field: models.Field[Any, Any]) -> Any:
     return getattr(row, field.attname)
 
 
-def _names_of_related(model: type[models.Model], diffs: list[Any]) -> dict[Any, dict[Any, str]]:
+def _names_of_related(diffs: list[Any]) -> dict[Any, dict[Any, str]]:
     """The names of the people and offices the changed foreign keys point at, read once
     per kind of record for the whole page."""
     wanted: dict[Any, set[Any]] = {}

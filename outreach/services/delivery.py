@@ -386,7 +386,8 @@ def letter_failed_resolve(*, letter: Letter, do: str, actor: User) -> Letter:
         locked.last_error = ""
         fields += ["attempts", "due_on"]
     elif do == FAILED_MAIL:
-        locked.status, locked.channel, locked.recipient = Letter.Status.PRINT_QUEUE, "mail", ""
+        locked.status, locked.recipient = Letter.Status.PRINT_QUEUE, ""
+        locked.channel = Letter.Channel.MAIL
         locked.last_error = f"{locked.last_error}; mailed instead ({person(actor)})"[:300]
         fields += ["channel", "recipient"]
     elif do == FAILED_LET_GO:
