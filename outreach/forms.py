@@ -368,10 +368,16 @@ class EventForm(forms.ModelForm):
 
 class InviteForm(forms.Form):
     organization = forms.ModelChoiceField(
-        queryset=Organization.objects.order_by("name"),
+        queryset=Organization.objects.all(),
         label="Invite everyone at an office",
-        empty_label="Choose…",
-        widget=forms.Select(attrs={"class": "form-select"}),
+        widget=OfficePicker(
+            typeahead_url=reverse_lazy("outreach:event_office_typeahead"),
+            placeholder="Type an office name, city or ZIP",
+        ),
+        error_messages={
+            "required": "Choose an office to invite.",
+            "invalid_choice": "Choose an office from the list.",
+        },
     )
 
 

@@ -55,6 +55,7 @@ urlpatterns = [
     path("events/", events.event_list, name="event_list"),
     path("annual-meetings/", field.annual_meeting_list, name="annual_meeting_list"),
     path("events/new/", events.event_create, name="event_create"),
+    path("events/offices/", field.event_office_typeahead, name="event_office_typeahead"),
     path("events/<int:pk>/", events.event_detail, name="event_detail"),
     path("events/<int:pk>/edit/", field.event_update, name="event_update"),
     path("events/<int:pk>/invite/", events.event_invite_view, name="event_invite"),

@@ -9,6 +9,7 @@ from django.utils import timezone
 from outreach.factories import EventFactory
 from outreach.models import Activity, Event, Invitation
 from partners.factories import OrganizationFactory, ProviderFactory, StaffMemberFactory
+from registry.factories import RegistryProviderFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -325,3 +326,83 @@ def test_inviting_an_office_whose_people_are_all_invited_says_so(client_for, lia
     )
     StaffMemberFactory(organization=empty)
     assert said(empty) == "Invited 1 person from Lakeside Clinic."
+
+
+def test_the_event_page_asks_for_the_office_by_typeahead_not_a_list_of_every_office(
+    client_for, liaison
+):
+    """A select of every office weighs megabytes on a network of thousands: the invite box
+    is a search that asks for matches, and the page names no office it was not asked for."""
+    OrganizationFactory(name="Capitol Primary Care")
+    event = EventFactory()
+    body = client_for(liaison).get(event.get_absolute_url()).content.decode()
+    assert "Capitol Primary Care" not in body
+    assert f'hx-get="{reverse("outreach:event_office_typeahead")}"' in body
+    assert '<label class="form-label small mb-0" for="id_organization_search">' in body
+
+
+def test_the_invite_typeahead_finds_offices_by_name_city_or_zip(client_for, liaison, coordinator):
+    OrganizationFactory(name="Capitol Primary Care", city="Lincoln", zip_code="68510")
+    OrganizationFactory(name="Capitol Heights Clinic", city="Omaha", zip_code="68102")
+    OrganizationFactory(name="Lakeside Clinic", city="Lincoln", zip_code="68516")
+    url = reverse("outreach:event_office_typeahead")
+    client = client_for(liaison)
+
+    def found(text: str) -> list[str]:
+        body = client.get(url, {"organization_search": text}).content.decode()
+        return re.findall(r'data-picker-label="([^"]+)"', body)
+
+    assert found("capitol") == ["Capitol Heights Clinic", "Capitol Primary Care"]
+    assert found("lincoln") == ["Capitol Primary Care", "Lakeside Clinic"]
+    assert found("68102") == ["Capitol Heights Clinic"]
+    assert found("capitol lincoln") == ["Capitol Primary Care"]
+    assert found("c") == []  # one letter matches too much to be useful
+    assert "No office matches" in client.get(url, {"organization_search": "zz"}).content.decode()
+    assert found("cap\x00itol") == ["Capitol Heights Clinic", "Capitol Primary Care"]
+    # Only those who may invite ask for offices here.
+    assert client_for(coordinator).get(url, {"organization_search": "capitol"}).status_code == 403
+
+
+def test_the_invite_typeahead_shows_at_most_ten_offices(client_for, liaison):
+    for n in range(12):
+        OrganizationFactory(name=f"Capitol Clinic {n:02}")
+    body = (
+        client_for(liaison)
+        .get(reverse("outreach:event_office_typeahead"), {"organization_search": "capitol"})
+        .content.decode()
+    )
+    assert body.count("data-picker-choice=") == 10
+
+
+def test_inviting_an_office_leaves_out_partners_whose_npi_is_deactivated(client_for, liaison):
+    """A partner who retired, moved away or died is not invited in their office's name; the
+    liaison is told who was left out, and why."""
+    office = OrganizationFactory(name="Dundee Family Practice")
+    staying = ProviderFactory(organization=office)
+    gone = ProviderFactory(organization=office, first_name="Ann", last_name="Wiebe")
+    RegistryProviderFactory(npi=gone.npi, deactivated=True)
+    event = EventFactory()
+    response = client_for(liaison).post(
+        reverse("outreach:event_invite", args=[event.pk]), {"organization": office.pk}, follow=True
+    )
+    said = [str(m) for m in response.context["messages"]]
+    assert said[0] == "Invited 1 person from Dundee Family Practice."
+    assert said[1].startswith(f"Not invited: {gone.display_name}. The NPPES registry lists the NPI")
+    assert list(event.invitations.values_list("provider", flat=True)) == [staying.pk]
+
+
+def test_an_invite_without_a_known_office_says_what_to_do_and_invites_nobody(client_for, liaison):
+    event = EventFactory()
+    client = client_for(liaison)
+    url = reverse("outreach:event_invite", args=[event.pk])
+    for data, message in [
+        ({}, "Choose an office to invite."),
+        (
+            {"organization": "999999", "organization_search": "Nowhere"},
+            "Choose an office from the list.",
+        ),
+        ({"organization": "abc"}, "Choose an office from the list."),
+    ]:
+        response = client.post(url, data, follow=True)
+        assert [str(m) for m in response.context["messages"]] == [message]
+    assert not event.invitations.exists()

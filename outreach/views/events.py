@@ -113,9 +113,13 @@ def event_invite_view(request: AuthedRequest, pk: int) -> HttpResponse:
     form = InviteForm(request.POST)
     if form.is_valid():
         office = form.cleaned_data["organization"]
-        providers, staff = list(office.providers.all()), list(office.staff.all())
+        # A partner whose NPI the registry lists as deactivated has retired, moved away or
+        # died: an invitation to them is not sent in their office's name.
+        providers = list(office.providers.npi_deactivated(False))
+        gone = list(office.providers.npi_deactivated(True).order_by("last_name", "first_name"))
+        staff = list(office.staff.all())
         added = event_invite(event=event, providers=providers, staff=staff)
-        if not (providers or staff):
+        if not (providers or staff or gone):
             messages.warning(
                 request,
                 f"Nobody at {office.name} to invite: add its providers and staff to the "
@@ -126,8 +130,16 @@ def event_invite_view(request: AuthedRequest, pk: int) -> HttpResponse:
         else:
             people = "person" if added == 1 else "people"
             messages.success(request, f"Invited {added} {people} from {office.name}.")
+        if gone:
+            names = ", ".join(provider.display_name for provider in gone)
+            messages.warning(
+                request,
+                f"Not invited: {names}. The NPPES registry lists "
+                f"{'their NPIs' if len(gone) > 1 else 'the NPI'} as deactivated; "
+                "check before inviting by hand.",
+            )
     else:
-        messages.error(request, "Choose an office to invite.")
+        messages.error(request, " ".join(str(error) for error in form.errors["organization"]))
     return redirect(event)
 
 

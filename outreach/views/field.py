@@ -8,7 +8,7 @@ from typing import cast
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.http import HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -20,7 +20,7 @@ from outreach import meetings
 from outreach.forms import AnnualMeetingFilterForm, EventForm, plannable_offices
 from outreach.models import Event
 from outreach.selectors import get_event_for_user
-from partners.models import Provider
+from partners.models import Organization, Provider
 
 OFFICE_MATCHES = 10
 
@@ -59,18 +59,36 @@ def annual_meeting_list(request: AuthedRequest) -> HttpResponse:
 def day_plan_office_typeahead(request: AuthedRequest) -> HttpResponse:
     """Matches for the day plan's office picker: the user's plannable offices by name,
     city or ZIP, at most ten."""
+    return _office_matches(request, plannable_offices(request.user), nothing="No office of yours")
+
+
+@login_required
+@permission_required("outreach.change_event", raise_exception=True)
+def event_office_typeahead(request: AuthedRequest) -> HttpResponse:
+    """Matches for the office an event's invitations go to: any office, by name, city or
+    ZIP, at most ten (a select of every office would weigh megabytes on a large network)."""
+    return _office_matches(request, Organization.objects.all(), nothing="No office")
+
+
+def _office_matches(
+    request: AuthedRequest, offices: QuerySet[Organization], *, nothing: str
+) -> HttpResponse:
     text = request.GET.get("organization_search", request.GET.get("q", ""))
     # Postgres refuses NUL in text parameters; nobody searches for one.
     text = text.replace("\x00", "").strip()[:100]
-    offices = plannable_offices(request.user).none()
+    matches = offices.none()
     if len(text) >= 2:
-        offices = plannable_offices(request.user)
+        matches = offices
         for word in text.split()[:5]:
-            offices = offices.filter(
+            matches = matches.filter(
                 Q(name__icontains=word) | Q(city__icontains=word) | Q(zip_code__startswith=word)
             )
-        offices = offices.order_by("name", "pk")[:OFFICE_MATCHES]
-    return render(request, "widgets/office_options.html", {"offices": offices, "text": text})
+        matches = matches.order_by("name", "pk")[:OFFICE_MATCHES]
+    return render(
+        request,
+        "widgets/office_options.html",
+        {"offices": matches, "text": text, "nothing": nothing},
+    )
 
 
 @login_required
