@@ -351,7 +351,21 @@ def user_work_handover(
     work = _current_work(user=from_user)
     now = timezone.now()
 
-    partners = work["partners"].update(owner=recipients["partners"], updated_at=now)
+    # Locked and read first, so each partner's Changes page can say who took it over, from
+    # whom, and who handed it over (a queryset update writes no history of its own).
+    handed = list(work["partners"].select_for_update().order_by("pk"))
+    partners = Provider.objects.filter(pk__in=[p.pk for p in handed], owner=from_user).update(
+        owner=recipients["partners"], updated_at=now
+    )
+    for provider in handed:
+        provider.owner, provider.updated_at = recipients["partners"], now
+    Provider.history.bulk_history_create(
+        handed,
+        update=True,
+        default_user=actor,
+        default_change_reason=f"Work handed over from {person(from_user)}",
+        default_date=now,
+    )
 
     # Locked in id order (as the bulk action locks), so the ids read are exactly the rows
     # the update moves and the history names the right previous holder.

@@ -178,16 +178,16 @@ def test_the_hand_over_makes_the_same_queries_however_much_work_there_is(
 ) -> None:
     current_work(leaver)
     # The work held, counted; the colleague's permissions; one update per kind (two for
-    # tasks: the partners' own go with them); the referrals locked, then updated, then
-    # their events inserted; the colleague's last stop of each day read; the visits left
-    # behind counted; the savepoint of the transaction.
-    with django_assert_num_queries(14):
+    # tasks: the partners' own go with them); the partners and the referrals each locked,
+    # then updated, then their history or events inserted; the colleague's last stop of
+    # each day read; the visits left behind counted; the savepoint of the transaction.
+    with django_assert_num_queries(16):
         services.user_work_handover(from_user=leaver, to_user=colleague, actor=manager)
     for _ in range(5):
         current_work(colleague)
     successor = UserFactory.create(username="successor", role=Role.MANAGER)
 
-    with django_assert_num_queries(14):
+    with django_assert_num_queries(16):
         services.user_work_handover(from_user=colleague, to_user=successor, actor=manager)
 
 
@@ -586,3 +586,29 @@ def test_the_admin_user_page_links_to_the_hand_over(leaver: User) -> None:
     content = client.get(reverse("admin:auth_user_change", args=[leaver.pk])).content.decode()
 
     assert f'href="{page(leaver)}"' in content
+
+
+def test_each_handed_over_partner_s_changes_page_says_who_took_it_over_and_why(
+    leaver: User, colleague: User, manager: User
+) -> None:
+    """A queryset update writes no history: the partner's Changes page would show nothing
+    of who owns it now. Each partner handed over gets its row: the owner from and to, by
+    the manager who handed it over, with the reason."""
+    partners = ProviderFactory.create_batch(2, owner=leaver)
+    kept = ProviderFactory.create(owner=colleague)
+
+    services.user_work_handover(from_user=leaver, to_user=colleague, actor=manager)
+
+    for provider in partners:
+        latest = provider.history.order_by("-history_id").first()
+        assert latest.owner_id == colleague.pk
+        assert latest.history_user_id == manager.pk
+        assert latest.history_change_reason == f"Work handed over from {person(leaver)}"
+        assert latest.history_type == "~"
+    assert not kept.history.filter(history_change_reason__startswith="Work handed").exists()
+    client = Client()
+    client.force_login(manager)
+    body = client.get(reverse("partners:provider_history", args=[partners[0].pk])).content
+    text = body.decode()
+    assert f"Work handed over from {escape(person(leaver))}" in text
+    assert escape(person(colleague)) in text
