@@ -12,8 +12,12 @@ from django.shortcuts import render
 from core.pagination import paginate
 from core.types import AuthedRequest
 from partners.history import record_changes
-from partners.models import Organization, Provider
-from partners.selectors import get_organization_for_user, get_provider_for_user
+from partners.models import Organization, Provider, StaffMember
+from partners.selectors import (
+    get_organization_for_user,
+    get_provider_for_user,
+    get_staff_member_for_user,
+)
 
 
 @login_required
@@ -33,12 +37,25 @@ def organization_history(request: AuthedRequest, pk: int) -> HttpResponse:
     return _history_page(request, organization, Organization.history.filter(id=organization.pk))
 
 
+@login_required
+def staff_history(request: AuthedRequest, pk: int) -> HttpResponse:
+    """A staff member has no page of their own: the way back is to their office."""
+    staff = get_staff_member_for_user(request.user, pk)
+    return _history_page(
+        request,
+        staff,
+        StaffMember.history.filter(id=staff.pk),
+        parent=staff.organization,
+    )
+
+
 def _history_page(
     request: AuthedRequest,
     record: models.Model,
     history: models.QuerySet[Any],
     *,
     elsewhere: str = "",
+    parent: models.Model | None = None,
 ) -> HttpResponse:
     history = history.select_related("history_user").order_by("-history_date", "-history_id")
     page = paginate(request, history)
@@ -50,5 +67,6 @@ def _history_page(
             "page": page,
             "changes": record_changes(page, history),
             "elsewhere": elsewhere,
+            "parent": parent,
         },
     )

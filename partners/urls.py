@@ -41,4 +41,5 @@ urlpatterns = [
     ),
     path("offices/<int:organization_pk>/staff/new/", views.staff_create, name="staff_create"),
     path("staff/<int:pk>/edit/", views.staff_update, name="staff_update"),
+    path("staff/<int:pk>/changes/", history_views.staff_history, name="staff_history"),
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import models
+from simple_history.models import HistoricalRecords
 
 from core.text import strip_invisible_from
 from partners.models.organizations import Organization
@@ -35,6 +36,10 @@ class StaffMember(models.Model):
     # The version an edit form was opened at: a save over a colleague's later change is
     # refused (partners.forms.VersionedModelForm).
     updated_at = models.DateTimeField(auto_now=True)
+
+    # Who changed the person's details, what from and to (partners/history.py): a
+    # colleague's email typed wrong sends the office's invitations to a stranger.
+    history = HistoricalRecords(excluded_fields=["created_at", "updated_at"])
 
     class Meta:
         ordering = ["organization__name", "last_name", "first_name"]

@@ -14,8 +14,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from core.templatetags.people import person
-from partners.factories import OrganizationFactory, ProviderFactory
-from partners.forms import OrganizationForm, ProviderForm
+from partners.factories import OrganizationFactory, ProviderFactory, StaffMemberFactory
+from partners.forms import OrganizationForm, ProviderForm, StaffMemberForm
 from partners.models import PartnerImport, Provider
 from partners.services.merges import partner_merge
 
@@ -181,3 +181,56 @@ def test_hostile_text_in_a_change_is_shown_as_text(client_for, manager):
     )
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;<br>line two" in page
+
+
+def test_a_staff_member_s_edit_is_on_their_changes_page_reached_from_their_office(
+    client_for, manager, liaison
+):
+    """An office manager's email typed wrong sends the office's invitations to a stranger:
+    who changed it, and from what, is on the person's Changes page, linked from the office."""
+    office = OrganizationFactory(name="Dundee Family Practice")
+    member = StaffMemberFactory(
+        organization=office, first_name="Rita", email="rita@dundee.example", role="office_manager"
+    )
+    client = client_for(liaison)
+    data = _as_the_form_sends_it(
+        StaffMemberForm(instance=member), email="rita.m@dundee.example", role="referral_coordinator"
+    )
+    assert client.post(reverse("partners:staff_update", args=[member.pk]), data).status_code == 302
+
+    url = reverse("partners:staff_history", args=[member.pk])
+    assert url in _changes_page(client_for(manager), office.get_absolute_url())
+    page = _changes_page(client_for(manager), url)
+    assert f"by {person(liaison)}" in page
+    assert "rita@dundee.example" in page and "rita.m@dundee.example" in page
+    # The role by its label; the way back is the office (a staff member has no page).
+    assert "Office manager" in page and "Referral coordinator" in page
+    assert f'<a href="{office.get_absolute_url()}">Dundee Family Practice</a>' in page
+    assert page.count("<strong>Changed</strong>") == 1
+    assert "First name" not in page
+
+
+def test_who_may_not_see_office_staff_may_not_see_their_history(client_for, no_role_user):
+    member = StaffMemberFactory()
+    response = client_for(no_role_user).get(reverse("partners:staff_history", args=[member.pk]))
+    assert response.status_code in (403, 404)
+
+
+def test_the_upgrade_starts_each_staff_member_s_history_as_they_stood():
+    """Staff saved before history was kept get a first row as they stood, so the first
+    change after the upgrade shows what it changed from."""
+    import importlib
+
+    from django.apps import apps
+
+    from partners.models import StaffMember
+
+    member = StaffMemberFactory(email="rita@dundee.example")
+    StaffMember.history.all().delete()  # as they were before the upgrade
+    migration = importlib.import_module("partners.migrations.0022_staff_history_start")
+    migration.start_history(apps, None)
+
+    row = member.history.get()
+    assert (row.email, row.history_type) == ("rita@dundee.example", "+")
+    assert row.history_change_reason == migration.STARTED
+    assert row.history_date == member.updated_at
