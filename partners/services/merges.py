@@ -11,6 +11,7 @@ from django.db import models, transaction
 from django.db.models import Exists, ManyToManyRel, OuterRef, Q, UniqueConstraint
 from django.utils import timezone
 from django.utils.text import capfirst
+from simple_history.models import HistoricalChanges
 
 from core.meta import own_field
 from partners.models import Organization, PartnerMerge, Provider
@@ -232,7 +233,37 @@ def _pointing_at(record: models.Model) -> list[Any]:
         and not field.concrete
         and field.related_model is not None
         and (field.many_to_many or not field.related_model._meta.auto_created)
+        # A history row keeps the office as it was then: re-pointing it would rewrite
+        # what the Changes pages say happened before the merge.
+        and not issubclass(field.related_model, HistoricalChanges)
     ]
+
+
+def _repoint_with_history(
+    rel: Any,
+    rows: models.QuerySet[Any],
+    survivor: models.Model,
+    duplicate: models.Model,
+    history: str,
+    touched: dict[str, Any],
+) -> int:
+    """Re-point rows whose model keeps a history (a partner moving to the office kept, its
+    staff too): an update() writes none, so each moved row gets its history row, naming
+    the merge (and, through the request, who merged)."""
+    ids = list(rows.values_list("pk", flat=True))
+    n = int(
+        rel.related_model._base_manager.filter(pk__in=ids).update(
+            **{rel.field.name: survivor}, **touched
+        )
+    )
+    moved = list(rel.related_model._base_manager.filter(pk__in=ids).order_by("pk"))
+    getattr(rel.related_model, history).bulk_history_create(
+        moved,
+        update=True,
+        default_change_reason=f"Moved when record {duplicate.pk} was merged into record "
+        f"{survivor.pk}",
+    )
+    return n
 
 
 def _repoint(survivor: models.Model, duplicate: models.Model) -> dict[str, int]:
@@ -258,9 +289,12 @@ def _repoint(survivor: models.Model, duplicate: models.Model) -> dict[str, int]:
                 for field in rel.related_model._meta.concrete_fields
                 if getattr(field, "auto_now", False)
             }
-            n = rel.related_model._base_manager.filter(**{rel.field.name: duplicate}).update(
-                **{rel.field.name: survivor}, **touched
-            )
+            rows = rel.related_model._base_manager.filter(**{rel.field.name: duplicate})
+            history = getattr(rel.related_model._meta, "simple_history_manager_attribute", None)
+            if history is None:
+                n = rows.update(**{rel.field.name: survivor}, **touched)
+            else:
+                n = _repoint_with_history(rel, rows, survivor, duplicate, history, touched)
         if n:
             moved[str(rel.related_model._meta.verbose_name_plural)] = n
     return moved

@@ -234,3 +234,37 @@ def test_the_upgrade_starts_each_staff_member_s_history_as_they_stood():
     assert (row.email, row.history_type) == ("rita@dundee.example", "+")
     assert row.history_change_reason == migration.STARTED
     assert row.history_date == member.updated_at
+
+
+def test_an_office_merge_shows_on_the_changes_pages_of_the_partners_and_staff_it_moved(
+    client_for, manager
+):
+    """Merging two offices moves the duplicate's partners and staff with an update(), which
+    writes no history: each of them gets a row saying which office they moved from and to,
+    and why, by the manager who merged (through the request)."""
+    kept = OrganizationFactory(name="Dundee Family Practice")
+    duplicate = OrganizationFactory(name="Dundee Family Practice (old)")
+    partner = ProviderFactory(organization=duplicate)
+    member = StaffMemberFactory(organization=duplicate)
+    staying = ProviderFactory(organization=kept)
+    client = client_for(manager)
+    merged = client.post(
+        reverse("partners:organization_merge", args=[kept.pk]),
+        {"duplicate": duplicate.pk, "confirm": "on"},
+    )
+    assert merged.status_code == 302, merged.content.decode()[:2000]
+
+    reason = f"Moved when record {duplicate.pk} was merged into record {kept.pk}"
+    for url in (
+        reverse("partners:provider_history", args=[partner.pk]),
+        reverse("partners:staff_history", args=[member.pk]),
+    ):
+        page = _changes_page(client, url)
+        assert reason in page
+        assert f"by {person(manager)}" in page
+        # From the duplicate, which is gone (its id is said), to the office kept, by name.
+        assert f"a record since removed ({duplicate.pk})" in page
+        assert "Dundee Family Practice" in page
+    # The history before the merge still names the office as it was then.
+    assert partner.history.earliest("history_date").organization_id == duplicate.pk
+    assert not staying.history.filter(history_change_reason=reason).exists()
