@@ -16,6 +16,9 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 # What ?format= may ask a page with a download for.
 DOWNLOAD_FORMATS = ("csv", "xlsx")
+# A UTF-8 byte-order mark: Excel on Windows reads a CSV opened with a double-click as the
+# computer's ANSI code page unless the file starts with one ("José" shows as "JosÃ©").
+UTF8_BOM = "\ufeff"
 
 # Spreadsheet programs run a cell that starts with one of these as a formula.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -46,11 +49,18 @@ class Echo:
 
 def csv_download(filename: str, rows: Iterable[Iterable[Any]]) -> StreamingHttpResponse:
     """The rows (the header first) streamed as a CSV attachment, a line at a time, so a
-    download of every row never sits in memory whole. Cells are written as given: make
-    free text safe with safe_cell first."""
+    download of every row never sits in memory whole, after a byte-order mark so Excel
+    reads it as UTF-8. Cells are written as given: make free text safe with safe_cell
+    first."""
     writer = csv.writer(Echo())
+
+    def lines() -> Iterator[str]:
+        yield UTF8_BOM
+        for row in rows:
+            yield writer.writerow(row)
+
     return StreamingHttpResponse(
-        (writer.writerow(row) for row in rows),
+        lines(),
         content_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )

@@ -3,8 +3,7 @@ upload → column mapping → preview → confirm."""
 
 from __future__ import annotations
 
-import csv
-import io
+from collections.abc import Iterator
 from typing import Any
 
 from django.contrib import messages
@@ -16,7 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from core.csv_cells import download_format, safe_cell, table_download
+from core.csv_cells import csv_download, download_format, safe_cell, table_download
 from core.htmx import render_page
 from core.types import AuthedRequest
 from partners.forms import ColumnMappingForm, PartnerUploadForm, ProviderFilter, liaison_choices
@@ -165,22 +164,17 @@ def import_apply(request: AuthedRequest, pk: int) -> HttpResponse:
 
 @login_required
 @permission_required("partners.import_partners", raise_exception=True)
-def import_rejects(request: AuthedRequest, pk: int) -> HttpResponse:
+def import_rejects(request: AuthedRequest, pk: int) -> HttpResponseBase:
     """The rejected rows as they were in the file, with a Reasons column, to fix and
     upload again."""
     partner_import = get_partner_import_for_user(request.user, pk)
     plan = plan_import(
         partner_import.rows, partner_import.mapping, numbers=partner_import.row_numbers
     )
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["Row", *(safe_cell(name) for name in partner_import.headers), "Reasons"])
-    for row in plan.of("reject"):
-        writer.writerow(
-            [row.number, *(safe_cell(cell) for cell in row.cells), " ".join(row.reasons)]
-        )
-    response = HttpResponse(buffer.getvalue(), content_type="text/csv")
-    response["Content-Disposition"] = (
-        f'attachment; filename="rejected-rows-{partner_import.pk}.csv"'
-    )
-    return response
+
+    def lines() -> Iterator[list[Any]]:
+        yield ["Row", *(safe_cell(name) for name in partner_import.headers), "Reasons"]
+        for row in plan.of("reject"):
+            yield [row.number, *(safe_cell(cell) for cell in row.cells), " ".join(row.reasons)]
+
+    return csv_download(f"rejected-rows-{partner_import.pk}.csv", lines())

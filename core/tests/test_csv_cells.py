@@ -8,13 +8,27 @@ import io
 
 from openpyxl import load_workbook
 
-from core.csv_cells import Table, safe_cell, table_download
+from core.csv_cells import Table, csv_download, safe_cell, table_download
 
 MAIN = [["partner", "referrals"], [safe_cell("=HYPERLINK(1)"), 3], ["Maple", 2]]
 
 
 def _csv_text(response) -> str:
-    return b"".join(response.streaming_content).decode()
+    return b"".join(response.streaming_content).decode("utf-8-sig")
+
+
+def test_a_csv_starts_with_one_utf8_byte_order_mark_so_excel_reads_accents():
+    def rows():
+        yield ["Provider"]
+        for _ in range(3):
+            yield ["José Muñoz"]
+
+    chunks = list(csv_download("partners.csv", rows()).streaming_content)
+    body = b"".join(chunks)
+    assert chunks[0] == "\ufeff".encode()  # once, before the first line
+    assert body.count("\ufeff".encode()) == 1
+    # Excel on Windows takes a file without the mark for ANSI: "JosÃ© MuÃ±oz".
+    assert body.decode("utf-8-sig") == "Provider\r\n" + "José Muñoz\r\n" * 3
 
 
 def test_a_csv_holds_the_main_table_first_then_each_further_table_under_its_title():

@@ -97,7 +97,9 @@ def test_the_ledger_totals_and_the_report_add_event_shares_to_lunches(client_for
         reverse("outreach:compliance_report"), {"year": YEAR, "export": "csv"}
     )
     [row] = [
-        r for r in csv.reader(io.StringIO(csv_export.content.decode())) if r[1] == "Ana Reyes, MD"
+        r
+        for r in csv.reader(io.StringIO(b"".join(csv_export.streaming_content).decode("utf-8-sig")))
+        if r[1] == "Ana Reyes, MD"
     ]
     assert row[4:8] == ["80.00", "500.00", str(YEAR), "16"]
 

@@ -283,8 +283,10 @@ def test_the_report_lists_every_physicians_total_with_the_share_of_the_limit(
     by_name = client.get(reverse("outreach:compliance_report") + "?sort=total").content.decode()
     assert by_name.index("Zimmer") < by_name.index("Aaronson")
     export = client.get(reverse("outreach:compliance_report") + f"?year={YEAR}&export=csv")
-    assert export["Content-Type"] == "text/csv"
-    rows = list(csv.reader(io.StringIO(export.content.decode())))
+    assert export["Content-Type"] == "text/csv; charset=utf-8"
+    body = b"".join(export.streaming_content)
+    assert body.startswith("\ufeff".encode())  # so Excel reads it as UTF-8
+    rows = list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
     assert rows[0] == [
         "NPI",
         "Provider",
@@ -445,7 +447,7 @@ def test_the_report_csv_keeps_a_name_that_looks_like_a_formula_from_running(
     doctor = ProviderFactory(organization=office, first_name="=HYPERLINK(1)")
     activity_log(activity=lunch("20.00"), providers=[doctor], staff=[], actor=liaison)
     export = client_for(manager).get(reverse("outreach:compliance_report") + "?export=csv")
-    row = list(csv.reader(io.StringIO(export.content.decode())))[1]
+    row = list(csv.reader(io.StringIO(b"".join(export.streaming_content).decode("utf-8-sig"))))[1]
     assert row[1] == "'" + doctor.display_name and row[2] == "'" + office.name
 
 
@@ -482,7 +484,7 @@ def test_a_year_without_its_own_limit_is_held_to_the_nearest_one_set(liaison, cl
     assert f"No limit is set for {YEAR}:</span> the {YEAR + 1} limit" in page
     activity_log(activity=lunch("50.00"), providers=[doctor], staff=[], actor=liaison)
     export = client_for(manager).get(reverse("outreach:compliance_report"), {"export": "csv"})
-    rows = list(csv.reader(io.StringIO(export.content.decode())))
+    rows = list(csv.reader(io.StringIO(b"".join(export.streaming_content).decode("utf-8-sig"))))
     # The CSV says the limit is another year's, as the page does.
     assert rows[1][4:] == ["50.00", "100.00", str(YEAR + 1), "50"]
 

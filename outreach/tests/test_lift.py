@@ -115,7 +115,7 @@ def test_the_report_runs_the_same_queries_for_few_and_many_liaisons(
 def test_the_report_downloads_with_the_figures_the_page_shows(client_for, manager, network):
     response = client_for(manager).get(URL, {"format": "csv"})
     assert response["Content-Disposition"].startswith('attachment; filename="outreach-and-')
-    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
     assert rows[0][:4] == ["owner", "partners", "partners reached", "activities"]
     by_owner = {row[0]: row[1:] for row in rows[1:]}
     liaison = network["liaison"]

@@ -96,7 +96,7 @@ def test_the_export_says_it_for_each_partner_of_the_office(client_for, manager):
     office = _office_without_newsletters()
     ProviderFactory(organization=office)
     response = client_for(manager).get(reverse("partners:provider_export"))
-    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
     record = dict(zip(rows[0], rows[1], strict=True))
     assert record["Office opted out of newsletters and invitations"] == "yes"
     assert record["Opted out of newsletters and invitations"] == "no"

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import csv
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.db.models import Q, Sum
-from django.http import HttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from core.csv_cells import safe_cell
+from core.csv_cells import csv_download, safe_cell
 from core.htmx import render_page
 from core.ids import parse_id
 from core.pagination import paginate
@@ -28,13 +28,13 @@ from partners.models import Provider
 
 @login_required
 @permission_required("outreach.view_compliance_report", raise_exception=True)
-def compliance_report(request: AuthedRequest) -> HttpResponse:
+def compliance_report(request: AuthedRequest) -> HttpResponse | StreamingHttpResponse:
     return _report_page(request)
 
 
 def _report_page(
     request: AuthedRequest, limit_form: ComplianceLimitForm | None = None
-) -> HttpResponse:
+) -> HttpResponse | StreamingHttpResponse:
     """The report; `limit_form` is a limit just refused, shown with what was typed."""
     form = ComplianceReportForm(request.GET or None)
     # A value that cannot be read (a hand-edited address) falls back to its default and is
@@ -83,18 +83,23 @@ def _report_page(
 
 def _compliance_csv(
     rows: Any, *, year: int, limit: Decimal | None, limit_year: int | None
-) -> HttpResponse:
+) -> StreamingHttpResponse:
     """A row per physician; "Limit set for" names the year whose limit applies, which is
     another year's when none was set for this one (as the page says)."""
-    response = HttpResponse(content_type="text/csv")
-    response["Content-Disposition"] = f'attachment; filename="gifts-and-meals-{year}.csv"'
-    writer = csv.writer(response)
-    writer.writerow(
-        ["NPI", "Provider", "Office", "Year", "Total", "Limit", "Limit set for", "Percent of limit"]
-    )
-    for provider in rows.iterator(chunk_size=2000):
-        writer.writerow(
-            [
+
+    def lines() -> Iterator[list[Any]]:
+        yield [
+            "NPI",
+            "Provider",
+            "Office",
+            "Year",
+            "Total",
+            "Limit",
+            "Limit set for",
+            "Percent of limit",
+        ]
+        for provider in rows.iterator(chunk_size=2000):
+            yield [
                 provider.npi,
                 safe_cell(provider.display_name),
                 safe_cell(provider.organization.name if provider.organization else ""),
@@ -104,14 +109,14 @@ def _compliance_csv(
                 limit_year or "",
                 int(provider.total / limit * 100) if limit else "",
             ]
-        )
-    return response
+
+    return csv_download(f"gifts-and-meals-{year}.csv", lines())
 
 
 @login_required
 @permission_required("outreach.change_compliancelimit", raise_exception=True)
 @require_POST
-def compliance_limit_save(request: AuthedRequest) -> HttpResponse:
+def compliance_limit_save(request: AuthedRequest) -> HttpResponse | StreamingHttpResponse:
     year = parse_id(request.POST.get("year", ""))
     # A year a form can hold; anything else is the form's to refuse, with its message.
     existing = ComplianceLimit.objects.filter(year=year).first() if year and year < 10_000 else None

@@ -160,7 +160,7 @@ def test_a_bad_zip_refuses_the_row_and_an_unreadable_state_phone_or_fax_is_left_
 
     _apply(partner_import)
     rejects = client.get(reverse("partners:import_rejects", args=[partner_import.pk]))
-    lines = list(csv.reader(io.StringIO(rejects.content.decode())))
+    lines = list(csv.reader(io.StringIO(b"".join(rejects.streaming_content).decode("utf-8-sig"))))
     assert [line[0] for line in lines[1:]] == ["2", "3"]
 
     office.refresh_from_db()

@@ -95,7 +95,7 @@ def test_the_export_carries_both_opt_outs_and_its_own_comes_back_on_import(clien
     ProviderFactory(npi=NEW_NO, last_name="Ali", organization=quiet_office)
     client = client_for(manager)
     response = client.get(reverse("partners:provider_export"))
-    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
     header = rows[0]
     by_npi = {row[0].lstrip("'"): dict(zip(header, row, strict=True)) for row in rows[1:]}
     assert by_npi[NEW_YES]["Opted out of letters"] == "yes"

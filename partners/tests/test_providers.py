@@ -302,7 +302,7 @@ def test_the_partner_export_keeps_the_order_chosen_on_screen(client_for, manager
         provider=ProviderFactory(last_name="Quorvath"), received_at=now - timedelta(days=2)
     )
     response = client_for(manager).get(reverse("partners:provider_export"), {"sort": "most"})
-    text = b"".join(response.streaming_content).decode()
+    text = b"".join(response.streaming_content).decode("utf-8-sig")
     assert text.index("Quorvath") < text.index("Quandry")
 
 

@@ -20,7 +20,7 @@ def _logged(**kwargs):
 
 
 def _rows(response):
-    body = b"".join(response.streaming_content).decode()
+    body = b"".join(response.streaming_content).decode("utf-8-sig")
     return list(csv.reader(io.StringIO(body)))
 
 

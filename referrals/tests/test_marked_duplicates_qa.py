@@ -175,7 +175,7 @@ def test_the_export_tells_a_copy_from_a_referral_cancelled_for_a_reason(client_f
 
     response = client_for(manager).get(reverse("referrals:export"), {"status": "cancelled"})
 
-    body = b"".join(response.streaming_content).decode()
+    body = b"".join(response.streaming_content).decode("utf-8-sig")
     header, *rows = list(csv.reader(io.StringIO(body)))
     by_number = {int(row[0]): dict(zip(header, row, strict=True)) for row in rows}
     assert by_number[copy.pk]["Duplicate of"] == str(original.pk)

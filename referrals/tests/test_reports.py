@@ -114,7 +114,7 @@ def test_the_reciprocity_page_and_its_csv_show_the_same_figures(client_for, mana
     assert 'data-testid="received">1<' in page and 'data-testid="sent">2<' in page
     response = client.get(reverse("referrals:reciprocity"), {"format": "csv"})
     assert response["Content-Type"] == "text/csv; charset=utf-8"
-    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
     assert rows[0][:4] == ["npi", "partner", "received", "sent"]
     assert rows[1] == [partner.npi, "Ann Wiebe, MD", "1", "2", "1"]
 

@@ -125,7 +125,7 @@ def test_a_missed_appointment_counts_once_in_the_appointment_share(
     # One referral, booked by its target day: not one of two.
     assert 'data-testid="booked-routine">100.0%<' in page
     download = client.get(URL, {"format": "csv"})
-    rows = b"".join(download.streaming_content).decode().splitlines()
+    rows = b"".join(download.streaming_content).decode("utf-8-sig").splitlines()
     assert rows[1].split(",")[9:13] == ["1", "0", "1", "100.0"]
 
 
@@ -146,7 +146,7 @@ def test_a_referral_never_contacted_past_its_appointment_day_counts_against_the_
     assert "1 by it, 0 after it" in page
     assert 'data-testid="unanswered-past-day-routine">1 never contacted<' in page
     download = client.get(URL, {"format": "csv"})
-    rows = list(csv.reader(io.StringIO(b"".join(download.streaming_content).decode())))
+    rows = list(csv.reader(io.StringIO(b"".join(download.streaming_content).decode("utf-8-sig"))))
     assert rows[1][12] == "50.0"
     assert rows[0][-1] == "appointment day passed, never contacted" and rows[1][-1] == "1"
     overdue = re.search(r'href="([^"]+)"[^>]*data-testid="contact-overdue-routine"', page)
