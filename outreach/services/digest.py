@@ -3,22 +3,85 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from contextlib import suppress
+from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.backends.base import BaseEmailBackend
 from django.db import IntegrityError, transaction
+from django.db.models import Case, CharField, Count, F, Value, When, Window
+from django.db.models.functions import RowNumber
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from outreach.models import DigestDelivery, Event, PlannedVisit, Task
+from outreach.models import DigestDelivery, Task
 from outreach.services.delivery import DELIVERY_ERRORS
-from partners.selectors import Birthday, staff_birthdays
+from partners.selectors import staff_birthdays
 
 logger = logging.getLogger(__name__)
+
+# Items listed per section of a digest; the rest are counted, with a link to the full list
+# in the app (a liaison back from a month away would otherwise get every overdue task).
+DIGEST_SECTION_ITEMS = 20
+
+
+@dataclass(frozen=True)
+class Section:
+    """The first DIGEST_SECTION_ITEMS items of a digest's section and how many it has."""
+
+    items: Sequence[Any]
+    total: int
+
+    @classmethod
+    def of(cls, items: Sequence[Any]) -> Section:
+        return cls(items[:DIGEST_SECTION_ITEMS], len(items))
+
+    @property
+    def more(self) -> int:
+        return self.total - len(self.items)
+
+    def __bool__(self) -> bool:
+        return self.total > 0
+
+
+def _task_sections(liaisons: list[Any], *, today: date) -> dict[tuple[int, str], Section]:
+    """For each liaison and section ("due_today", "overdue", "attention"): its first tasks
+    and how many there are. Two queries, whatever the number of liaisons and tasks."""
+    section = Case(
+        When(kind=Task.Kind.REKINDLE, then=Value("attention")),
+        When(due_on=today, then=Value("due_today")),
+        default=Value("overdue"),
+        output_field=CharField(),
+    )
+    tasks = Task.objects.open().filter(assignee__in=liaisons, due_on__lte=today)
+    totals = {
+        (row["assignee"], row["section"]): row["count"]
+        for row in tasks.annotate(section=section)
+        .values("assignee", "section")
+        .annotate(count=Count("pk"))
+        .order_by()
+    }
+    listed: dict[tuple[int | None, str], list[Task]] = {}
+    for task in (
+        tasks.annotate(
+            section=section,
+            place=Window(
+                RowNumber(),
+                partition_by=[F("assignee"), section],
+                order_by=[F("due_on").asc(), F("pk").asc()],
+            ),
+        )
+        .filter(place__lte=DIGEST_SECTION_ITEMS)
+        .select_related("provider")
+        .order_by("due_on", "pk")
+    ):
+        listed.setdefault((task.assignee_id, task.section), []).append(task)
+    return {key: Section(listed.get(key, []), total) for key, total in totals.items()}
 
 
 def liaison_digests_send(*, today: date | None = None) -> int:
@@ -26,7 +89,9 @@ def liaison_digests_send(*, today: date | None = None) -> int:
     ones, partners needing attention (open rekindle tasks), the events of the coming
     week they organise or their partners are invited to, and the birthdays this week of
     the staff of their partners' offices. Once per liaison and day
-    (DigestDelivery); liaisons with nothing on get no email. Returns how many were sent."""
+    (DigestDelivery); liaisons with nothing on get no email. Each section lists its first
+    DIGEST_SECTION_ITEMS items, then how many more with a link to them in the app; the
+    queries are the same in number however many there are. Returns how many were sent."""
     from django.contrib.auth import get_user_model
 
     from core.roles import Role
@@ -40,29 +105,29 @@ def liaison_digests_send(*, today: date | None = None) -> int:
         .exclude(pk__in=DigestDelivery.objects.filter(day=today).values("user"))
         .distinct()
     )
-    tasks_by_user: dict[int | None, list[Task]] = {}
-    for task in (
-        Task.objects.open()
-        .filter(assignee__in=liaisons, due_on__lte=today)
-        .select_related("provider")
-        .order_by("due_on", "pk")
-    ):
-        tasks_by_user.setdefault(task.assignee_id, []).append(task)
+    task_sections = _task_sections(liaisons, today=today)
     agenda = meetings.digest_agenda(liaisons, today=today)
     birthdays = staff_birthdays([user.pk for user in liaisons], today=today)
     connection = get_connection()
     sent = 0
     try:
         for user in liaisons:
-            tasks = tasks_by_user.get(user.pk, [])
             day = agenda.get(user.pk, {"visits": [], "events": []})
-            coming = birthdays.get(user.pk, [])
-            if not (tasks or day["visits"] or day["events"] or coming):
+            sections = {
+                name: task_sections.get((user.pk, name), Section([], 0))
+                for name in ("due_today", "overdue", "attention")
+            }
+            sections.update(
+                visits=Section.of(day["visits"]),
+                events=Section.of(day["events"]),
+                birthdays=Section.of(birthdays.get(user.pk, [])),
+            )
+            if not any(sections.values()):
                 continue
             try:
                 with transaction.atomic():
                     DigestDelivery.objects.create(user=user, day=today)
-                    _digest_email(user, tasks, today, connection, birthdays=coming, **day).send()
+                    _digest_email(user, today, connection, **sections).send()
             except IntegrityError:
                 continue  # another run sent it
             except DELIVERY_ERRORS as error:
@@ -85,35 +150,27 @@ def _plural(count: int, word: str) -> str:
 
 def _digest_email(
     user: User,
-    tasks: list[Task],
     today: date,
     connection: BaseEmailBackend,
-    *,
-    visits: list[PlannedVisit],
-    events: list[Event],
-    birthdays: list[Birthday],
+    **sections: Section,
 ) -> EmailMultiAlternatives:
     context = {
         "user": user,
         "today": today,
-        "visits": visits,
-        "events": events,
-        "birthdays": birthdays,
-        "due_today": [t for t in tasks if t.due_on == today and t.kind != Task.Kind.REKINDLE],
-        "overdue": [t for t in tasks if t.due_on < today and t.kind != Task.Kind.REKINDLE],
-        "attention": [t for t in tasks if t.kind == Task.Kind.REKINDLE],
+        **sections,
         "practice_name": settings.PRACTICE_NAME,
         "site_url": settings.SITE_URL,
     }
+    tasks = sum(sections[name].total for name in ("due_today", "overdue", "attention"))
     counts = [
-        _plural(len(items), word)
-        for items, word in (
-            (visits, "visit"),
+        _plural(count, word)
+        for count, word in (
+            (sections["visits"].total, "visit"),
             (tasks, "task"),
-            (events, "event"),
-            (birthdays, "birthday"),
+            (sections["events"].total, "event"),
+            (sections["birthdays"].total, "birthday"),
         )
-        if items
+        if count
     ]
     message = EmailMultiAlternatives(
         subject=f"Your day, {today:%A %B %-d}: {', '.join(counts)}",

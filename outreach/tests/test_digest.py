@@ -164,3 +164,62 @@ def test_beat_tries_the_morning_digest_again_for_one_that_failed(settings):
     # 6:30, then 7:30 and 8:30: a digest refused at 6:30 still goes out that morning.
     schedule = settings.CELERY_BEAT_SCHEDULE["send-liaison-digests"]["schedule"]
     assert (schedule.hour, schedule.minute) == ({6, 7, 8}, {30})
+
+
+def _send_counting_queries(today):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        liaison_digests_send(today=today)
+    return len(queries)
+
+
+def test_each_section_lists_twenty_items_then_says_how_many_more_with_a_link(settings):
+    settings.SITE_URL = "http://crm.example.org"
+    today = timezone.localdate()
+    jamie = UserFactory(role=Role.LIAISON, first_name="Jamie", email="jamie@example.org")
+    for number in range(1, 26):
+        TaskFactory(
+            assignee=jamie,
+            title=f"Overdue call {number:02}",
+            due_on=today - timedelta(days=90 - number),
+        )
+    for number in range(1, 4):
+        TaskFactory(assignee=jamie, title=f"Due call {number}", due_on=today)
+
+    assert liaison_digests_send(today=today) == 1
+
+    [digest] = mail.outbox
+    assert "28 tasks" in digest.subject  # the subject counts every one
+    # The oldest twenty, in order, then the count of the rest and where to see them.
+    assert "Overdue call 20," in digest.body and "Overdue call 21" not in digest.body
+    assert digest.body.index("Overdue call 01") < digest.body.index("Overdue call 20")
+    overdue = "http://crm.example.org/outreach/tasks/?state=overdue"
+    assert f"And 5 more: {overdue}" in digest.body
+    assert all(f"Due call {number}" in digest.body for number in range(1, 4))
+    assert digest.body.count("And ") == 1  # a short section has no "more" line
+    html, _ = digest.alternatives[0]
+    assert html.count("Overdue call") == 20
+    assert f'And 5 more: <a href="{overdue}">' in html
+
+
+def test_the_digest_takes_as_many_queries_for_a_hundred_tasks_as_for_one():
+    from outreach.factories import PlannedVisitFactory
+
+    today = timezone.localdate()
+    few = UserFactory(role=Role.LIAISON, email="few@example.org")
+    TaskFactory(assignee=few, due_on=today - timedelta(days=1))
+    TaskFactory(assignee=few, due_on=today)
+    PlannedVisitFactory(liaison=few)
+    one = _send_counting_queries(today)
+    DigestDelivery.objects.all().delete()
+    TaskFactory.create_batch(50, assignee=few, due_on=today - timedelta(days=2))
+    TaskFactory.create_batch(45, assignee=few, due_on=today)
+    PlannedVisitFactory.create_batch(30, liaison=few)
+    mail.outbox.clear()
+
+    assert _send_counting_queries(today) == one
+    [digest] = mail.outbox
+    # Overdue, due today, visits.
+    assert all(f"And {more} more" in digest.body for more in (31, 26, 11))
