@@ -18,6 +18,7 @@ from core.phones import PHONE_FORMAT, clean_us_phone
 from core.roles import PARTNER_OWNER_ROLES
 from core.usps import us_state_code, us_zip_code
 from partners.models import OPTED_OUT_OF_MARKETING, Organization, Provider, StaffMember
+from partners.spreadsheets.reading import ENCODINGS
 
 
 def liaison_choices() -> Any:
@@ -356,6 +357,14 @@ class PartnerUploadForm(forms.Form):
         label="Spreadsheet",
         help_text="A .csv or .xlsx file with a header row; the first sheet of a workbook.",
         widget=forms.ClearableFileInput(attrs={"accept": ".csv,.xlsx,.txt"}),
+    )
+    encoding = forms.ChoiceField(
+        label="Text encoding (CSV only)",
+        choices=[("", "Automatic"), *ENCODINGS.items()],
+        required=False,
+        help_text="Automatic reads files from Excel on Windows or a Mac and from DOS "
+        "systems. If accented names come out wrong on the preview, upload the file again "
+        "choosing how it was saved.",
     )
 
     def clean_file(self) -> Any:

@@ -24,7 +24,7 @@ from partners.services.imports import partner_import_start
 from partners.spreadsheets.columns import guess_mapping
 from partners.spreadsheets.export import export_rows
 from partners.spreadsheets.planning import plan_import
-from partners.spreadsheets.reading import UnreadableFile, read_table
+from partners.spreadsheets.reading import ENCODINGS, UnreadableFile, read_table
 
 PREVIEW_ROWS = 50
 # Named in a line above the tables; the count covers the rest.
@@ -65,7 +65,7 @@ def import_upload(request: AuthedRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
         try:
-            table = read_table(upload, upload.name)
+            table = read_table(upload, upload.name, encoding=form.cleaned_data["encoding"])
         except UnreadableFile as error:
             form.add_error("file", str(error))
         else:
@@ -78,6 +78,7 @@ def import_upload(request: AuthedRequest) -> HttpResponse:
                     headers=table.headers,
                     rows=table.rows,
                     row_numbers=table.numbers,
+                    encoding=table.encoding,
                     mapping=guess_mapping(table.headers),
                     total_rows=len(table.rows),
                 )
@@ -123,7 +124,10 @@ def import_detail(request: AuthedRequest, pk: int) -> HttpResponse:
     """Before confirming: the preview of every row's fate. While a worker applies it: its
     progress (htmx polls the `progress` partial). Afterwards: what happened."""
     partner_import = get_partner_import_for_user(request.user, pk)
-    context: dict[str, Any] = {"partner_import": partner_import}
+    context: dict[str, Any] = {
+        "partner_import": partner_import,
+        "encoding": ENCODINGS.get(partner_import.encoding, ""),
+    }
     if partner_import.status == PartnerImport.Status.UPLOADED:
         plan = plan_import(
             partner_import.rows, partner_import.mapping, numbers=partner_import.row_numbers

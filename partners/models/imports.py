@@ -29,6 +29,9 @@ class PartnerImport(models.Model):
     # The sheet's row number of each of `rows` (blank rows are not kept but are counted);
     # empty for an import read before numbers were kept: then the header was row 1.
     row_numbers = models.JSONField(default=list, blank=True)
+    # How a CSV's text was read (partners.spreadsheets.reading.ENCODINGS), said on the
+    # preview so a wrong guess shows; blank for a workbook.
+    encoding = models.CharField(max_length=20, blank=True)
     # Column index (string) to import target; see partners.spreadsheets.columns.TARGETS.
     mapping = models.JSONField(default=dict)
     # Who owns the partners the import adds (those it updates keep theirs): a liaison's

@@ -8,6 +8,7 @@ import io
 import re
 import zipfile
 from collections.abc import Iterable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import IO, Any
@@ -21,6 +22,21 @@ MAX_ROWS = 20_000
 # Its form posts a choice per column, the owner and the CSRF token, which must stay under
 # Django's DATA_UPLOAD_MAX_NUMBER_FIELDS (1,000 fields) or the choices are refused.
 MAX_COLUMNS = 900
+
+# The encodings a CSV's text may be read in, as the upload form offers them (the form's
+# "Automatic" tells them apart as below).
+ENCODINGS = {
+    "utf-8": "UTF-8",
+    "cp1252": "Windows (Western European, code page 1252)",
+    "mac_roman": "Mac Roman (Excel for Mac's “CSV (Macintosh)”)",
+    "cp850": "DOS (Western European, code page 850)",
+    "cp437": "DOS (United States, code page 437)",
+    "utf-16": "UTF-16 (Excel's “Unicode Text”)",
+}
+# Bytes that Windows code page 1252 reads as punctuation often found beside a letter
+# (curly quotes and apostrophes as in O'Brien, dashes, a bullet, an ellipsis) or as a
+# no-break space: they say nothing about DOS.
+_NEUTRAL_BYTES = frozenset(range(0x91, 0x98)) | {0x85, 0xA0}
 
 
 class UnreadableFile(ValueError):
@@ -38,6 +54,8 @@ class Table:
     # Each row's number in the sheet (the first line is 1): blank rows are left out of
     # `rows` but not out of the count, so a row is reported where the manager finds it.
     numbers: list[int] = field(default_factory=list)
+    # How a CSV's text was read (a key of ENCODINGS); blank for a workbook.
+    encoding: str = ""
 
 
 def _cell(value: Any) -> str:
@@ -93,24 +111,56 @@ def _table(raw_rows: Iterable[Iterable[Any]]) -> Table:
     )
 
 
-def _decoded(data: bytes) -> str | None:
-    """The file's text in the first encoding that reads it (Excel saves either), or None
-    for bytes that are not text in any of them. A byte-order mark of UTF-16 (Excel's
-    "Unicode Text", Numbers' UTF-16 CSV) says the encoding outright."""
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+def _looks_like_dos(data: bytes) -> bool:
+    """Whether the bytes beside letters read as accented letters in DOS code page 850
+    rather than in Windows code page 1252. Old practice-management systems export DOS
+    text, where "José Muñoz" is b"Jos\\x82 Mu\\xa4oz", which Windows reads as "Jos", a low
+    quotation mark, "Mu", a currency sign and "oz" without a complaint. Each byte above ASCII next to an ASCII letter votes: for DOS when
+    Windows reads it as no letter (or as nothing), for Windows when it reads a letter."""
+    dos = windows = 0
+    for match in re.finditer(rb"(?<=[A-Za-z])[\x80-\xff]|[\x80-\xff](?=[A-Za-z])", data):
+        byte = match.group()
+        if byte[0] in _NEUTRAL_BYTES:
+            continue
         try:
-            return data.decode("utf-16")
+            letter = byte.decode("cp1252").isalpha()
+        except UnicodeDecodeError:
+            letter = False  # a byte Windows leaves undefined (0x81: ü in DOS)
+        if letter:
+            windows += 1
+        else:
+            dos += 1
+    return dos > windows
+
+
+def _decoded(data: bytes, encoding: str = "") -> tuple[str, str] | None:
+    """The file's text and the encoding it was read in: the one asked for, else the first
+    that reads it (Excel saves either), or None for bytes that are not text in it (or in
+    any). A byte-order mark of UTF-16 (Excel's "Unicode Text", Numbers' UTF-16 CSV) says the
+    encoding outright."""
+    if encoding:
+        try:
+            text = data.decode("utf-8-sig" if encoding == "utf-8" else encoding)
         except UnicodeDecodeError:
             return None
+        return text.removeprefix("\ufeff"), encoding
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return data.decode("utf-16"), "utf-16"
+        except UnicodeDecodeError:
+            return None
+    with suppress(UnicodeDecodeError):
+        return data.decode("utf-8-sig"), "utf-8"
     # Excel for Mac's "CSV (Macintosh)" ends its lines in a bare \r and writes Mac Roman,
     # where cp1252 would read "José" as "JosŽ".
-    mac = b"\r" in data and b"\n" not in data
-    for encoding in ("utf-8-sig", "mac_roman" if mac else "cp1252"):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    return None
+    if b"\r" in data and b"\n" not in data:
+        fallback = "mac_roman"
+    else:
+        fallback = "cp850" if _looks_like_dos(data) else "cp1252"
+    try:
+        return data.decode(fallback), fallback
+    except UnicodeDecodeError:
+        return None
 
 
 def _unclosed_quote_line(text: str, delimiter: str) -> int | None:
@@ -130,9 +180,10 @@ def _unclosed_quote_line(text: str, delimiter: str) -> int | None:
     return None
 
 
-def read_table(upload: IO[bytes], name: str) -> Table:
+def read_table(upload: IO[bytes], name: str, *, encoding: str = "") -> Table:
     """The first sheet (XLSX) or the file (CSV, any common delimiter and encoding) as a
-    header row and data rows of strings."""
+    header row and data rows of strings. `encoding` (a key of ENCODINGS) is how to read a
+    CSV's text; blank tells it from the bytes."""
     lowered = name.lower()
     if lowered.endswith(".xlsx"):
         from openpyxl import load_workbook
@@ -173,9 +224,15 @@ def read_table(upload: IO[bytes], name: str) -> Table:
         finally:
             workbook.close()
     if lowered.endswith((".csv", ".txt")):
-        text = _decoded(upload.read())
-        if text is None or "\x00" in text:
+        decoded = _decoded(upload.read(), encoding)
+        if decoded is None and encoding:
+            raise UnreadableFile(
+                f"This file cannot be read as {ENCODINGS[encoding]}: choose another "
+                "encoding, or Automatic."
+            )
+        if decoded is None or "\x00" in decoded[0]:
             raise UnreadableFile("This does not look like a text CSV file.")
+        text, encoding = decoded
         # The header line decides the delimiter: exports from European Excel use ";".
         # Lines may end in \r\n, \n or a bare \r (Excel for Mac's "CSV (Macintosh)").
         header_line = next(iter(io.StringIO(text, newline="")), "")
@@ -194,7 +251,9 @@ def read_table(upload: IO[bytes], name: str) -> Table:
                 "starting a cell needs its closing quote) and upload the file again."
             )
         try:
-            return _table(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+            table = _table(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
         except csv.Error as error:
             raise UnreadableFile(f"The CSV could not be read: {error}.") from error
+        table.encoding = encoding
+        return table
     raise UnreadableFile("Upload a .csv or .xlsx file.")

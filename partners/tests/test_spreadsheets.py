@@ -772,3 +772,64 @@ def test_excels_sep_line_names_the_delimiter_and_is_not_the_header():
     assert table.headers == ["NPI", "First name", "Last name"]
     assert table.rows == [["1679576722", "Ana", "Reyes, Jr."]]
     assert table.numbers == [3]
+
+
+DOS_SHEET = "NPI,First name,Last name,Practice\r\n1679576722,José,Muñoz,Clínica Peña\r\n"
+
+
+def test_a_dos_csv_from_an_old_practice_system_keeps_its_accented_names():
+    # Code page 850 writes é as 0x82 and ñ as 0xA4, which Windows reads as a
+    # low quotation mark and a currency sign.
+    data = DOS_SHEET.encode("cp850")
+    assert b"Jos\x82" in data and b"Mu\xa4oz" in data
+    table = read_table(io.BytesIO(data), "partners.csv")
+    assert table.rows == [["1679576722", "José", "Muñoz", "Clínica Peña"]]
+    assert table.encoding == "cp850"
+
+
+def test_a_windows_csv_with_accents_and_curly_apostrophes_is_still_read_as_windows():
+    # O\u2019Brien: Excel's curly apostrophe, 0x92 in Windows and a letter (Æ) in DOS.
+    sheet = "NPI,First name,Last name\r\n1679576722,José,Muñoz\r\n1234567893,Seán,O\u2019Brien\r\n"
+    table = read_table(io.BytesIO(sheet.encode("cp1252")), "partners.csv")
+    assert table.rows == [["1679576722", "José", "Muñoz"], ["1234567893", "Seán", "O\u2019Brien"]]
+    assert table.encoding == "cp1252"
+
+
+def test_the_preview_says_which_encoding_the_file_was_read_in(client_for, manager):
+    client = client_for(manager)
+    _upload(client, DOS_SHEET.encode("cp850"))
+    partner_import = PartnerImport.objects.get()
+    preview = client.get(partner_import.get_absolute_url()).content.decode()
+    assert "read as DOS (Western European, code page 850)" in preview
+    assert "José" in preview and "Muñoz" in preview
+
+
+def test_the_encoding_chosen_on_the_upload_form_is_the_one_used(client_for, manager):
+    client = client_for(manager)
+    # In DOS code page 850 Á is 0xB5, which Windows reads as a letter too (µ): nothing in
+    # the bytes says DOS, so the manager says so.
+    sheet = "NPI,First name,Last name\r\n1679576722,Ana,ÁLVAREZ\r\n".encode("cp850")
+    assert read_table(io.BytesIO(sheet), "partners.csv").rows[0][2] == "µLVAREZ"
+    response = client.post(
+        reverse("partners:import_upload"),
+        {"file": SimpleUploadedFile("partners.csv", sheet), "encoding": "cp850"},
+    )
+    partner_import = PartnerImport.objects.get()
+    assert response.url == reverse("partners:import_mapping", args=[partner_import.pk])
+    assert partner_import.encoding == "cp850"
+    assert partner_import.rows == [["1679576722", "Ana", "ÁLVAREZ"]]
+
+
+def test_an_encoding_that_cannot_read_the_file_is_refused_with_a_reason(client_for, manager):
+    response = client_for(manager).post(
+        reverse("partners:import_upload"),
+        {
+            "file": SimpleUploadedFile("partners.csv", DOS_SHEET.encode("cp850")),
+            "encoding": "utf-8",
+        },
+    )
+    assert response.status_code == 200
+    assert "cannot be read as UTF-8: choose another encoding, or Automatic." in (
+        response.content.decode()
+    )
+    assert not PartnerImport.objects.exists()
