@@ -7,7 +7,8 @@ import csv
 import io
 import re
 import zipfile
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -111,6 +112,49 @@ def _table(raw_rows: Iterable[Iterable[Any]]) -> Table:
     )
 
 
+def _merged_down(worksheet: Any) -> list[tuple[int, int, int]]:
+    """The sheet's merged ranges that span rows, as (column, first row, last row), from
+    the sheet's XML: openpyxl's read-only mode (which keeps a big sheet out of memory)
+    does not read them, and gives a blank for every cell of a merge but its first."""
+    from openpyxl.utils.cell import range_boundaries
+    from openpyxl.xml.constants import SHEET_MAIN_NS
+    from openpyxl.xml.functions import iterparse
+
+    tag = f"{{{SHEET_MAIN_NS}}}mergeCell"
+    found = []
+    # The read-only sheet's own way to its XML (what its iter_rows reads).
+    with worksheet._get_source() as source:
+        for _, element in iterparse(source):
+            if element.tag == tag:
+                min_col, min_row, _, max_row = range_boundaries(element.get("ref", ""))
+                if min_col and min_row and max_row and max_row > min_row:
+                    found.append((min_col, min_row, max_row))
+            element.clear()  # a row at a time, as iter_rows does: memory stays flat
+    return found
+
+
+def _filled_down(
+    rows: Iterable[Iterable[Any]], merges: list[tuple[int, int, int]]
+) -> Iterator[list[Any]]:
+    """The rows with the value of each merge that spans rows in every row it covers: an
+    office name merged down its partners' rows, as hand-made sheets do, is each partner's
+    office, as the sheet shows it. Only the merge's first column is filled, so a merge
+    across columns does not make the same value several columns."""
+    starting: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for column, first, last in merges:
+        starting[first].append((column, last))
+    covering: list[tuple[int, int, Any]] = []
+    for number, raw in enumerate(rows, start=1):
+        cells = list(raw)
+        covering = [merge for merge in covering if merge[1] >= number]
+        for column, _, value in covering:
+            cells.extend([None] * (column - len(cells)))
+            cells[column - 1] = value
+        for column, last in starting.pop(number, []):
+            covering.append((column, last, cells[column - 1] if column <= len(cells) else None))
+        yield cells
+
+
 def _looks_like_dos(data: bytes) -> bool:
     """Whether the bytes beside letters read as accented letters in DOS code page 850
     rather than in Windows code page 1252. Old practice-management systems export DOS
@@ -208,7 +252,7 @@ def read_table(upload: IO[bytes], name: str, *, encoding: str = "") -> Table:
             raise UnreadableFile("This is not a readable .xlsx workbook.") from error
         try:
             first = workbook.worksheets[0]
-            return _table(first.iter_rows(values_only=True))
+            return _table(_filled_down(first.iter_rows(values_only=True), _merged_down(first)))
         except EmptyFile:
             if len(workbook.worksheets) == 1:
                 raise

@@ -833,3 +833,41 @@ def test_an_encoding_that_cannot_read_the_file_is_refused_with_a_reason(client_f
         response.content.decode()
     )
     assert not PartnerImport.objects.exists()
+
+
+def _workbook_with_an_office_merged_down():
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.append(["NPI", "First name", "Last name", "Practice", "Notes", "Fax"])
+    sheet.append([GOOD_NPI, "Ana", "Reyes", "Kearney Family Practice", "Lunch on Fridays", ""])
+    sheet.append([OTHER_NPI, "Bo", "Lund", None, "", ""])
+    sheet.append([KNOWN_NPI, "David", "Wiebe", None, "", ""])
+    sheet.append([make_npi(7004), "Eve", "Moss", "Hastings Clinic", "", ""])
+    sheet.merge_cells("D2:D4")  # the office, written once beside its three doctors
+    sheet.merge_cells("E2:F2")  # a note spilling over the next column: not a fax
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+def test_an_office_merged_down_several_rows_is_each_rows_office():
+    table = read_table(io.BytesIO(_workbook_with_an_office_merged_down()), "partners.xlsx")
+    assert [row[3] for row in table.rows] == ["Kearney Family Practice"] * 3 + ["Hastings Clinic"]
+    assert table.rows[0][4:] == ["Lunch on Fridays", ""]
+    assert [row[4] for row in table.rows[1:]] == ["", "", ""]
+
+
+def test_partners_beside_a_merged_office_are_imported_into_that_office(client_for, manager):
+    client = client_for(manager)
+    _upload(client, _workbook_with_an_office_merged_down(), "partners.xlsx")
+    partner_import = PartnerImport.objects.get()
+    preview = client.get(partner_import.get_absolute_url())
+    assert preview.context["counts"]["create"] == 4
+    client.post(reverse("partners:import_apply", args=[partner_import.pk]))
+    offices = dict(Provider.objects.values_list("last_name", "organization__name"))
+    assert offices == {
+        "Reyes": "Kearney Family Practice",
+        "Lund": "Kearney Family Practice",
+        "Wiebe": "Kearney Family Practice",
+        "Moss": "Hastings Clinic",
+    }
