@@ -227,7 +227,7 @@ def test_the_upgrade_starts_each_staff_member_s_history_as_they_stood():
 
     member = StaffMemberFactory(email="rita@dundee.example")
     StaffMember.history.all().delete()  # as they were before the upgrade
-    migration = importlib.import_module("partners.migrations.0022_staff_history_start")
+    migration = importlib.import_module("partners.migrations.0023_staff_history_start")
     migration.start_history(apps, None)
 
     row = member.history.get()

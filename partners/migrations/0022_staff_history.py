@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('partners', '0020_office_marketing_opt_out'),
+        ('partners', '0021_import_encoding'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

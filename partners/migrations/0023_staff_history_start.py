@@ -31,6 +31,6 @@ def start_history(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("partners", "0021_staff_history")]
+    dependencies = [("partners", "0022_staff_history")]
 
     operations = [migrations.RunPython(start_history, migrations.RunPython.noop)]
