@@ -251,6 +251,16 @@ class AnnualMeetingFilterForm(forms.Form):
     tier = forms.ChoiceField(choices=TIERS, required=False)
 
 
+class EventCancelForm(forms.Form):
+    cancel_reason = forms.CharField(
+        label="Why is it cancelled?",
+        max_length=300,
+        strip=True,
+        widget=forms.TextInput(attrs={"placeholder": "e.g. the speaker is ill"}),
+        help_text="Shown on the event's page and in the events list.",
+    )
+
+
 class EventAttendanceForm(forms.Form):
     limit_override_reason = forms.CharField(
         label="Reason for exceeding the yearly limit",

@@ -33,7 +33,7 @@ def get_planned_visit_for_user(
 def get_event_for_user(request: AuthedRequest, pk: int, *, write: bool = False) -> Event:
     perm = "outreach.change_event" if write else "outreach.view_event"
     events = Event.objects.all() if request.user.has_perm(perm) else Event.objects.none()
-    return get_object_or_404(events.select_related("organizer"), pk=pk)
+    return get_object_or_404(events.select_related("organizer", "cancelled_by"), pk=pk)
 
 
 def _about_offices(office_ids: Iterable[int]) -> Q:

@@ -58,6 +58,7 @@ urlpatterns = [
     path("events/offices/", field.event_office_typeahead, name="event_office_typeahead"),
     path("events/<int:pk>/", events.event_detail, name="event_detail"),
     path("events/<int:pk>/edit/", field.event_update, name="event_update"),
+    path("events/<int:pk>/cancel/", events.event_cancel_view, name="event_cancel"),
     path("events/<int:pk>/invite/", events.event_invite_view, name="event_invite"),
     path("events/<int:pk>/attendance/", events.event_attendance, name="event_attendance"),
     path("invitations/<int:pk>/", events.invitation_update, name="invitation_update"),

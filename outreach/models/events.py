@@ -60,12 +60,28 @@ class Event(models.Model):
     # The version an edit form was opened at: a save over a colleague's later change is
     # refused (outreach.views.field.event_update).
     updated_at = models.DateTimeField(auto_now=True)
+    # Set once, by outreach.services.events.event_cancel: who called it off, when and why.
+    cancelled_at = models.DateTimeField(null=True, blank=True, editable=False)
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="+",
+    )
+    cancel_reason = models.CharField(max_length=300, blank=True, editable=False)
 
     class Meta:
         ordering = ["-starts_at", "-pk"]
         constraints = [
             models.CheckConstraint(
                 condition=Q(cost__isnull=True) | Q(cost__gte=0), name="event_cost_not_negative"
+            ),
+            # A cancellation always says why: invitees' letters and colleagues read it.
+            models.CheckConstraint(
+                condition=Q(cancelled_at__isnull=True) | ~Q(cancel_reason=""),
+                name="event_cancel_has_reason",
             ),
         ]
         indexes = [
@@ -78,6 +94,10 @@ class Event(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("outreach:event_detail", args=[self.pk])
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self.cancelled_at is not None
 
 
 class Invitation(models.Model):

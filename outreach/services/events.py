@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.contrib.auth.models import User
@@ -60,10 +60,12 @@ def event_create(*, event: Event, actor: User) -> EventCreated:
 def event_invite(
     *, event: Event, providers: Iterable[Provider], staff: Iterable[StaffMember]
 ) -> int:
-    """Invite people to an event; inviting someone twice keeps their first invitation."""
+    """Invite people to an event; inviting someone twice keeps their first invitation. A
+    cancelled event takes nobody more (ValidationError)."""
     # Two presses of Invite at once wait here for each other: the second finds the
     # first's invitations instead of failing on the one-per-person constraint.
-    list(Event.objects.select_for_update().filter(pk=event.pk).values_list("pk", flat=True))
+    locked = Event.objects.select_for_update().get(pk=event.pk)
+    event_check_open(locked, "invite anyone to it")
     invited_providers = set(
         event.invitations.filter(provider__isnull=False).values_list("provider_id", flat=True)
     )
@@ -78,6 +80,49 @@ def event_invite(
 
 
 NOT_COMING = "Withdrawn: the invitee is not coming"
+EVENT_CANCELLED = "Withdrawn: the event was cancelled"
+
+
+def event_check_open(event: Event, doing: str) -> None:
+    """Refuse `doing` (a phrase: "record who came") for a cancelled event."""
+    if event.cancelled_at is not None:
+        raise ValidationError(f"{event.name} was cancelled: you cannot {doing}.")
+
+
+def event_check_cancel(event: Event, *, now: datetime) -> None:
+    """May `event` be cancelled at `now`? Only once, and only before it starts."""
+    event_check_open(event, "cancel it again")
+    if event.starts_at <= now:
+        raise ValidationError(
+            f"{event.name} has already started or taken place "
+            f"({timezone.localtime(event.starts_at):%b %-d at %-I:%M %p}): it cannot be "
+            "cancelled."
+        )
+
+
+@transaction.atomic
+def event_cancel(*, event: Event, actor: User, reason: str) -> Event:
+    """Call off an event that is still to come, saying why. Its reminders not yet on their
+    way (waiting to be sent, or in the print and fax queue) are withdrawn, and the reminder
+    run makes no more (it re-reads the event under this lock before writing any)."""
+    reason = reason.strip()
+    if not reason:
+        raise ValidationError({"cancel_reason": "Say why the event is cancelled."})
+    # A reminder run, an edit or a second press waits here, then finds it cancelled.
+    locked = Event.objects.select_for_update().get(pk=event.pk)
+    now = timezone.now()
+    event_check_cancel(locked, now=now)
+    locked.cancelled_at, locked.cancelled_by, locked.cancel_reason = now, actor, reason
+    # Only what this writes is checked: an event made without an organizer (one who left,
+    # a script) is still cancelled.
+    locked.full_clean(exclude=[f.name for f in Event._meta.fields if f.name != "cancel_reason"])
+    locked.save(update_fields=["cancelled_at", "cancelled_by", "cancel_reason", "updated_at"])
+    Letter.objects.filter(
+        invitation__event=locked,
+        kind=LetterTemplate.Kind.EVENT_REMINDER,
+        status__in=[Letter.Status.PENDING, Letter.Status.PRINT_QUEUE],
+    ).update(status=Letter.Status.CANCELLED, last_error=EVENT_CANCELLED)
+    return locked
 
 
 @transaction.atomic
@@ -86,7 +131,8 @@ def invitation_save(*, invitation: Invitation) -> Invitation:
     reminder still waiting to go out, or in the print and fax queue, is withdrawn. One
     who then says they are coming after all, before the event, gets it back: waiting to
     go out again (the reminder run makes one per invitation and date, so it would not
-    make another)."""
+    make another). A cancelled event's invitations stay as they were (ValidationError)."""
+    event_check_open(invitation.event, "change who is coming or who came")
     invitation.save()
     reminders = Letter.objects.filter(
         invitation=invitation, kind=LetterTemplate.Kind.EVENT_REMINDER
@@ -131,6 +177,7 @@ def event_record_attendance(
     from outreach import meetings
 
     locked = Event.objects.select_for_update().get(pk=event.pk)
+    event_check_open(locked, "record who came")
     if locked.starts_at > timezone.now():
         # Who came is known afterwards; recorded now it would log activities, ledger costs
         # and annual meetings dated in the future.

@@ -12,17 +12,30 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from core.htmx import render_page
 from core.pagination import paginate
 from core.types import AuthedRequest
-from outreach.forms import EventAttendanceForm, EventForm, InvitationForm, InviteForm
+from outreach.forms import (
+    EventAttendanceForm,
+    EventCancelForm,
+    EventForm,
+    InvitationForm,
+    InviteForm,
+)
 from outreach.models import ActivityShare, Event, Invitation
 from outreach.selectors import get_event_for_user
 from outreach.services.compliance import ComplianceLimitExceeded
+from outreach.services.events import (
+    event_cancel,
+    event_check_cancel,
+    event_invite,
+    event_record_attendance,
+    invitation_save,
+)
 from outreach.services.events import event_create as event_create_service
-from outreach.services.events import event_invite, event_record_attendance, invitation_save
 from outreach.views.activities import _warn_near_limit
 
 
@@ -76,6 +89,7 @@ def _event_page(
         "outreach/event_detail.html",
         {
             "event": event,
+            "can_cancel": event.cancelled_at is None and event.starts_at > timezone.now(),
             # A dinner for the whole network invites hundreds: a page at a time, with the
             # tally of them all above.
             "page": paginate(request, invitations, per_page=INVITATIONS_PER_PAGE),
@@ -118,7 +132,11 @@ def event_invite_view(request: AuthedRequest, pk: int) -> HttpResponse:
         providers = list(office.providers.npi_deactivated(False))
         gone = list(office.providers.npi_deactivated(True).order_by("last_name", "first_name"))
         staff = list(office.staff.all())
-        added = event_invite(event=event, providers=providers, staff=staff)
+        try:
+            added = event_invite(event=event, providers=providers, staff=staff)
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+            return redirect(event)
         if not (providers or staff or gone):
             messages.warning(
                 request,
@@ -149,11 +167,16 @@ def invitation_update(request: AuthedRequest, pk: int) -> HttpResponse:
     invitation = get_object_or_404(Invitation.objects.select_related("event"), pk=pk)
     event = get_event_for_user(request, invitation.event_id, write=True)
     form = InvitationForm(request.POST, instance=invitation)
+    saved = False
     if form.is_valid():
-        invitation_save(invitation=form.save(commit=False))
+        try:
+            invitation_save(invitation=form.save(commit=False))
+            saved = True
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
     else:
         messages.error(request, "That RSVP is not one of the choices.")
-    if request.htmx and form.is_valid():
+    if request.htmx and saved:
         invitation = Invitation.objects.select_related("provider", "staff__organization").get(
             pk=invitation.pk
         )
@@ -208,3 +231,33 @@ def event_attendance(request: AuthedRequest, pk: int) -> HttpResponse:
         )
         _warn_near_limit(request, *result.activities)
     return redirect(event)
+
+
+@login_required
+def event_cancel_view(request: AuthedRequest, pk: int) -> HttpResponse:
+    """Call off an event that is still to come, with a reason: the event's page links
+    here; this page asks for the reason and confirms."""
+    event = get_event_for_user(request, pk, write=True)
+    form = EventCancelForm(request.POST or None)
+    refusal = ""
+    try:
+        event_check_cancel(event, now=timezone.now())
+    except ValidationError as error:
+        refusal = " ".join(error.messages)
+    if request.method == "POST" and refusal:
+        messages.error(request, refusal)
+        return redirect(event)
+    if request.method == "POST" and form.is_valid():
+        try:
+            event = event_cancel(
+                event=event, actor=request.user, reason=form.cleaned_data["cancel_reason"]
+            )
+        except ValidationError as error:
+            # Cancelled or started since the page was opened (a second press, a colleague).
+            messages.error(request, " ".join(error.messages))
+            return redirect(event)
+        messages.success(request, f"{event.name} is cancelled: its invitees get no more reminders.")
+        return redirect(event)
+    return render(
+        request, "outreach/event_cancel.html", {"form": form, "event": event, "refusal": refusal}
+    )

@@ -1,0 +1,215 @@
+"""Cancelling an event: who may, when, what it records and what it stops."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.urls import reverse
+from django.utils import timezone
+
+from core.factories import UserFactory
+from outreach.factories import EventFactory
+from outreach.models import Activity, Event, Invitation, Letter, LetterTemplate
+from partners.factories import OrganizationFactory, ProviderFactory
+
+pytestmark = pytest.mark.django_db
+
+REMINDER = LetterTemplate.Kind.EVENT_REMINDER
+
+
+def cancel_url(event):
+    return reverse("outreach:event_cancel", args=[event.pk])
+
+
+def reminder(invitation, status):
+    return Letter.objects.create(
+        kind=REMINDER,
+        provider=invitation.provider,
+        invitation=invitation,
+        subject="Reminder",
+        body="See you there",
+        due_on=timezone.localdate(),
+        status=status,
+    )
+
+
+def test_a_liaison_cancels_an_upcoming_event_with_a_reason_and_the_page_says_so(
+    client_for, liaison
+):
+    event = EventFactory(name="Spring lunch-and-learn")
+    client = client_for(liaison)
+    page = client.get(event.get_absolute_url()).content.decode()
+    assert cancel_url(event) in page
+    confirm = client.get(cancel_url(event))
+    assert confirm.status_code == 200
+    assert "cannot be undone" in confirm.content.decode()
+
+    response = client.post(cancel_url(event), {"cancel_reason": "  The speaker is ill  "})
+    assert response.url == event.get_absolute_url()
+    event.refresh_from_db()
+    assert event.cancelled_by == liaison
+    assert event.cancel_reason == "The speaker is ill"
+    assert timezone.now() - event.cancelled_at < timedelta(minutes=1)
+    page = client.get(event.get_absolute_url()).content.decode()
+    assert "is cancelled: its invitees get no more reminders" in page
+    assert f"by {liaison.get_full_name()}: The speaker is ill" in page
+    assert cancel_url(event) not in page
+
+
+def test_a_cancel_without_a_reason_asks_for_one_and_changes_nothing(client_for, liaison):
+    event = EventFactory()
+    response = client_for(liaison).post(cancel_url(event), {"cancel_reason": "   "})
+    assert response.status_code == 200
+    assert "This field is required." in response.content.decode()
+    event.refresh_from_db()
+    assert event.cancelled_at is None
+
+
+def test_only_those_who_may_edit_the_event_may_cancel_it(client_for, manager, coordinator):
+    event = EventFactory()
+    reader = UserFactory(username="reader")
+    reader.user_permissions.add(Permission.objects.get(codename="view_event"))
+    assert client_for(reader).get(event.get_absolute_url()).status_code == 200
+    assert (
+        cancel_url(event) not in client_for(reader).get(event.get_absolute_url()).content.decode()
+    )
+    for user in (reader, coordinator):
+        assert client_for(user).get(cancel_url(event)).status_code == 404
+        assert client_for(user).post(cancel_url(event), {"cancel_reason": "x"}).status_code == 404
+    event.refresh_from_db()
+    assert event.cancelled_at is None
+    # A manager may, as they may edit it.
+    client_for(manager).post(cancel_url(event), {"cancel_reason": "Venue flooded"})
+    event.refresh_from_db()
+    assert event.cancelled_by == manager
+
+
+def test_a_second_cancel_is_refused_with_a_message_and_keeps_the_first(
+    client_for, liaison, manager
+):
+    event = EventFactory(name="Spring dinner")
+    client_for(liaison).post(cancel_url(event), {"cancel_reason": "The speaker is ill"})
+    again = client_for(manager).post(cancel_url(event), {"cancel_reason": "Other"}, follow=True)
+    assert again.status_code == 200
+    assert "Spring dinner was cancelled: you cannot cancel it again." in again.content.decode()
+    confirm = client_for(manager).get(cancel_url(event))
+    assert "you cannot cancel it again" in confirm.content.decode()
+    event.refresh_from_db()
+    assert (event.cancelled_by, event.cancel_reason) == (liaison, "The speaker is ill")
+
+
+def test_an_event_that_has_taken_place_cannot_be_cancelled(client_for, liaison):
+    event = EventFactory(name="Winter dinner", starts_at=timezone.now() - timedelta(hours=1))
+    page = client_for(liaison).get(event.get_absolute_url()).content.decode()
+    assert cancel_url(event) not in page
+    response = client_for(liaison).post(cancel_url(event), {"cancel_reason": "Oops"}, follow=True)
+    assert response.status_code == 200
+    assert "Winter dinner has already started or taken place" in response.content.decode()
+    event.refresh_from_db()
+    assert event.cancelled_at is None
+
+
+def test_the_database_refuses_a_cancellation_without_a_reason():
+    from django.db import IntegrityError, transaction
+
+    event = EventFactory()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Event.objects.filter(pk=event.pk).update(cancelled_at=timezone.now())
+
+
+def test_reminders_waiting_or_in_the_print_queue_are_withdrawn_and_sent_ones_stay(
+    client_for, liaison
+):
+    event = EventFactory()
+    invitations = [
+        Invitation.objects.create(event=event, provider=ProviderFactory()) for _ in range(4)
+    ]
+    waiting = reminder(invitations[0], Letter.Status.PENDING)
+    queued = reminder(invitations[1], Letter.Status.PRINT_QUEUE)
+    sent = reminder(invitations[2], Letter.Status.SENT)
+    skipped = reminder(invitations[3], Letter.Status.SKIPPED)
+    client_for(liaison).post(cancel_url(event), {"cancel_reason": "The speaker is ill"})
+    statuses = {
+        letter.pk: (letter.status, letter.last_error)
+        for letter in Letter.objects.filter(kind=REMINDER)
+    }
+    withdrawn = (Letter.Status.CANCELLED, "Withdrawn: the event was cancelled")
+    assert statuses[waiting.pk] == withdrawn
+    assert statuses[queued.pk] == withdrawn
+    assert statuses[sent.pk] == (Letter.Status.SENT, "")
+    assert statuses[skipped.pk] == (Letter.Status.SKIPPED, "")
+
+
+def cancelled_event(**kwargs):
+    event = EventFactory(**kwargs)
+    Event.objects.filter(pk=event.pk).update(
+        cancelled_at=timezone.now(), cancel_reason="The speaker is ill"
+    )
+    event.refresh_from_db()
+    return event
+
+
+def test_attendance_is_refused_for_a_cancelled_event(client_for, liaison):
+    event = cancelled_event(name="Spring dinner", starts_at=timezone.now() - timedelta(days=1))
+    invitation = Invitation.objects.create(event=event, provider=ProviderFactory())
+    Invitation.objects.filter(pk=invitation.pk).update(attended=True)
+    page = client_for(liaison).get(event.get_absolute_url()).content.decode()
+    assert reverse("outreach:event_attendance", args=[event.pk]) not in page
+    response = client_for(liaison).post(reverse("outreach:event_attendance", args=[event.pk]))
+    assert response.status_code == 200
+    assert "Spring dinner was cancelled: you cannot record who came." in response.content.decode()
+    assert not Activity.objects.exists()
+
+
+def test_nobody_can_be_invited_to_a_cancelled_event(client_for, liaison):
+    event = cancelled_event(name="Spring dinner")
+    office = OrganizationFactory()
+    ProviderFactory(organization=office)
+    page = client_for(liaison).get(event.get_absolute_url()).content.decode()
+    assert reverse("outreach:event_invite", args=[event.pk]) not in page
+    response = client_for(liaison).post(
+        reverse("outreach:event_invite", args=[event.pk]), {"organization": office.pk}, follow=True
+    )
+    assert response.status_code == 200
+    assert "Spring dinner was cancelled: you cannot invite anyone to it." in (
+        response.content.decode()
+    )
+    assert not event.invitations.exists()
+
+
+def test_rsvps_and_who_came_are_not_changed_on_a_cancelled_event(client_for, liaison):
+    event = cancelled_event(name="Spring dinner")
+    invitation = Invitation.objects.create(event=event, provider=ProviderFactory())
+    url = reverse("outreach:invitation_update", args=[invitation.pk])
+    client = client_for(liaison)
+    assert url not in client.get(event.get_absolute_url()).content.decode()
+    response = client.post(url, {"rsvp": "yes", "attended": "on"}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 302
+    followed = client.get(response.url).content.decode()
+    assert "you cannot change who is coming or who came" in followed
+    invitation.refresh_from_db()
+    assert (invitation.rsvp, invitation.attended) == (Invitation.Rsvp.INVITED, False)
+
+
+def test_the_events_list_marks_cancelled_events_in_the_same_queries(
+    client_for, liaison, django_assert_num_queries
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = client_for(liaison)
+    EventFactory(name="Summer dinner")
+    cancelled_event(name="Spring dinner")
+    client.get(reverse("outreach:event_list"))  # the session's first request
+    with CaptureQueriesContext(connection) as few:
+        body = client.get(reverse("outreach:event_list")).content.decode()
+    assert "<del>Spring dinner</del>" in body
+    assert "Cancelled: The speaker is ill" in body
+    assert "<del>Summer dinner</del>" not in body
+    for _ in range(10):
+        cancelled_event(name="Another cancelled dinner")
+        EventFactory(name="Another dinner")
+    with django_assert_num_queries(len(few.captured_queries)):
+        client.get(reverse("outreach:event_list"))
