@@ -16,7 +16,9 @@ The rule implemented here
   reminder letter `Event.remind_days_before` days before the event (from that day
   until the event starts, so a missed run catches up), by the partner's channel and
   opt-out, through the ordinary letter pipeline. The database refuses a second reminder
-  for the same invitation. Staff invitees get no letter: letters go to providers.
+  for the same invitation. Staff invitees get no letter: letters go to providers. A
+  cancelled event reminds nobody, and a cancelled annual meeting counts neither as held
+  nor as to come.
 """
 
 from __future__ import annotations
@@ -89,7 +91,12 @@ def with_annual_meetings(
     and `next_annual_meeting_at` (the next one they are invited to and have not
     declined): two correlated subqueries, so a paginated list computes them per page."""
     invitations = (
-        Invitation.objects.filter(provider=OuterRef("pk"), event__kind=Event.Kind.ANNUAL_MEETING)
+        Invitation.objects.filter(
+            provider=OuterRef("pk"),
+            event__kind=Event.Kind.ANNUAL_MEETING,
+            # A cancelled meeting neither took place nor is to come.
+            event__cancelled_at__isnull=True,
+        )
         .order_by()
         .values("provider")
     )
@@ -146,7 +153,7 @@ def annual_meeting_status(provider: Provider, *, today: date | None = None) -> A
     # One partner's two dates in one plain aggregate (what with_annual_meetings computes
     # per row of a list, here without the subqueries' cost to build).
     annotated = Invitation.objects.filter(
-        provider=provider, event__kind=Event.Kind.ANNUAL_MEETING
+        provider=provider, event__kind=Event.Kind.ANNUAL_MEETING, event__cancelled_at__isnull=True
     ).aggregate(
         last_at=Max("event__starts_at", filter=Q(attended=True, event__starts_at__lte=now)),
         next_at=Min(
@@ -289,6 +296,7 @@ def event_save(*, event: Event, changed: Iterable[str]) -> Event:
             last_error=NO_REMINDERS,
             sequence=event.schedule_version,
             invitation__event__starts_at__gt=timezone.now(),
+            invitation__event__cancelled_at__isnull=True,
         ).exclude(invitation__rsvp=Invitation.Rsvp.NO).update(
             status=Letter.Status.PENDING, last_error=""
         )
@@ -305,6 +313,7 @@ def invitations_to_remind(*, today: date, now: datetime) -> list[Invitation]:
             event__starts_at__gt=now,
             event__starts_at__lt=_start_of(today + timedelta(days=MAX_REMIND_DAYS + 1)),
             event__remind_days_before__gt=0,
+            event__cancelled_at__isnull=True,
         )
         .exclude(rsvp=Invitation.Rsvp.NO)
         # Reminded already for the event's current date (an earlier date's reminder does
@@ -391,10 +400,21 @@ def event_reminders_prepare(*, today: date | None = None) -> list[Letter]:
         # Read again under the row locks that saving an RSVP or a new date takes: a decline
         # or a move that came while the letters were written withdrew only the reminders
         # that existed then, so the letters it overtook are left out here (the next run
-        # reminds of the new date).
+        # reminds of the new date). The events first, in order, as a cancel and an edit
+        # lock them: a cancel committed meanwhile is seen here, and one still running
+        # waits for these letters and withdraws them.
+        list(
+            Event.objects.select_for_update()
+            .filter(pk__in={invitation.event_id for invitation in invitations})
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
         still = set(
             Invitation.objects.select_for_update()
-            .filter(pk__in=[invitation.pk for invitation in invitations])
+            .filter(
+                pk__in=[invitation.pk for invitation in invitations],
+                event__cancelled_at__isnull=True,
+            )
             .exclude(rsvp=Invitation.Rsvp.NO)
             .values_list("pk", "event__schedule_version")
         )
@@ -433,7 +453,9 @@ def digest_agenda(users: list[Any], *, today: date) -> dict[int, dict[str, list[
         event__starts_at__lt=_start_of(today + timedelta(days=DIGEST_EVENT_DAYS + 1)),
     )
     pairs = set(
-        Invitation.objects.filter(window, provider__owner__in=user_ids)
+        Invitation.objects.filter(
+            window, provider__owner__in=user_ids, event__cancelled_at__isnull=True
+        )
         .exclude(rsvp=Invitation.Rsvp.NO)
         .values_list("provider__owner_id", "event_id")
     )
@@ -442,6 +464,7 @@ def digest_agenda(users: list[Any], *, today: date) -> dict[int, dict[str, list[
             starts_at__gte=_start_of(today),
             starts_at__lt=_start_of(today + timedelta(days=DIGEST_EVENT_DAYS + 1)),
             organizer__in=user_ids,
+            cancelled_at__isnull=True,
         ).values_list("organizer_id", "pk")
     )
     events = Event.objects.filter(pk__in={event_id for _, event_id in pairs}).order_by(

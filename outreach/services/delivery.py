@@ -23,8 +23,9 @@ from django.utils import timezone
 from core.templatetags.people import person
 from outreach import direct
 from outreach.fax import FaxError, fax_backend
-from outreach.models import Letter, Task
+from outreach.models import Letter, LetterTemplate, Task
 from outreach.pdf import letter_pdf, letterhead
+from outreach.services.events import EVENT_CANCELLED
 from outreach.services.letters import letter_route, new_message_id
 
 logger = logging.getLogger(__name__)
@@ -283,11 +284,15 @@ def letters_deliver(*, letter_ids: list[int]) -> list[Letter]:
     # Referrals marked as duplicates since their letters were written (a letter whose
     # worker died mid-send, handed out again): the office hears nothing about a copy.
     copies = _copies_of(letter.referral_id for letter in letters)
+    called_off = _reminders_of_cancelled_events(letters)
     retry = False
     try:
         for letter in letters:
             if letter.referral_id in copies:
                 _record_withdrawn_copy(letter, copies[letter.referral_id])
+                continue
+            if letter.pk in called_off:
+                _record_withdrawn_reminder(letter)
                 continue
             if letter.recipient_opted_out:
                 # The partner or their office opted out (or the partner was merged into a
@@ -334,6 +339,29 @@ def _copies_of(referral_ids: Iterable[int | None]) -> dict[int, int]:
         return {}
     marked = Referral.objects.filter(pk__in=wanted, duplicate_of__isnull=False)
     return {pk: original for pk, original in marked.values_list("pk", "duplicate_of") if original}
+
+
+def _reminders_of_cancelled_events(letters: list[Letter]) -> set[int]:
+    """The event reminders among these whose event was cancelled since they were written
+    (one back to pending just as the cancel withdrew the others): they are not sent. No
+    query for a batch without reminders."""
+    reminders = [
+        letter.pk
+        for letter in letters
+        if letter.kind == LetterTemplate.Kind.EVENT_REMINDER and letter.invitation_id
+    ]
+    if not reminders:
+        return set()
+    return set(
+        Letter.objects.filter(
+            pk__in=reminders, invitation__event__cancelled_at__isnull=False
+        ).values_list("pk", flat=True)
+    )
+
+
+def _record_withdrawn_reminder(letter: Letter) -> None:
+    letter.status, letter.last_error = Letter.Status.CANCELLED, EVENT_CANCELLED
+    _ours(letter).update(status=letter.status, last_error=letter.last_error)
 
 
 def letter_deliver(*, letter_id: int) -> Letter | None:

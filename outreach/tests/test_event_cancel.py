@@ -213,3 +213,185 @@ def test_the_events_list_marks_cancelled_events_in_the_same_queries(
         EventFactory(name="Another dinner")
     with django_assert_num_queries(len(few.captured_queries)):
         client.get(reverse("outreach:event_list"))
+
+
+# --- Reminders stop ------------------------------------------------------------------------
+
+
+def in_days(days, hour=18):
+    moment = timezone.localtime() + timedelta(days=days)
+    return moment.replace(hour=hour, minute=30, second=0, microsecond=0)
+
+
+def test_the_reminder_run_writes_nothing_for_a_cancelled_event(liaison):
+    from outreach import meetings
+    from outreach.services.events import event_cancel
+
+    event = EventFactory(starts_at=in_days(3), remind_days_before=7)
+    live = EventFactory(starts_at=in_days(3), remind_days_before=7)
+    Invitation.objects.create(event=event, provider=ProviderFactory())
+    kept = Invitation.objects.create(event=live, provider=ProviderFactory())
+    event_cancel(event=event, actor=liaison, reason="The speaker is ill")
+
+    assert [letter.invitation_id for letter in meetings.event_reminders_prepare()] == [kept.pk]
+    assert not Letter.objects.filter(invitation__event=event).exists()
+
+
+def test_a_cancel_that_comes_while_the_reminders_are_written_is_heeded(monkeypatch, liaison):
+    from outreach import meetings
+    from outreach.services.events import event_cancel
+
+    event = EventFactory(starts_at=in_days(3), remind_days_before=7)
+    for _ in range(2):
+        Invitation.objects.create(event=event, provider=ProviderFactory())
+    real_route = meetings.letter_route
+    cancelled = []
+
+    def route(provider, kind, **kwargs):
+        # The run has read the invitations and their event; the cancel is saved now.
+        if not cancelled:
+            cancelled.append(event_cancel(event=event, actor=liaison, reason="Speaker ill"))
+        return real_route(provider, kind, **kwargs)
+
+    monkeypatch.setattr(meetings, "letter_route", route)
+    assert meetings.event_reminders_prepare() == []
+    assert not Letter.objects.exists()
+
+
+def test_a_reminder_of_a_cancelled_event_handed_to_delivery_is_not_sent(mailoutbox):
+    from outreach.services import delivery
+
+    event = cancelled_event(starts_at=in_days(3))
+    invitation = Invitation.objects.create(
+        event=event, provider=ProviderFactory(email="p@example.org", preferred_channel="email")
+    )
+    # Waiting again after the cancel withdrew the others (a decline undone at that moment).
+    letter = reminder(invitation, Letter.Status.PENDING)
+    Letter.objects.filter(pk=letter.pk).update(channel="email", recipient="p@example.org")
+
+    delivery.letters_deliver(letter_ids=[letter.pk])
+
+    letter.refresh_from_db()
+    assert (letter.status, letter.last_error) == (
+        Letter.Status.CANCELLED,
+        "Withdrawn: the event was cancelled",
+    )
+    assert mailoutbox == []
+
+
+def test_reminders_switched_back_on_for_a_cancelled_event_stay_withdrawn(liaison):
+    from outreach import meetings
+
+    event = EventFactory(starts_at=in_days(3), remind_days_before=0)
+    invitation = Invitation.objects.create(event=event, provider=ProviderFactory())
+    letter = reminder(invitation, Letter.Status.CANCELLED)
+    Letter.objects.filter(pk=letter.pk).update(last_error=meetings.NO_REMINDERS)
+    Event.objects.filter(pk=event.pk).update(
+        cancelled_at=timezone.now(), cancel_reason="The speaker is ill"
+    )
+    event.refresh_from_db()
+    event.remind_days_before = 7
+    meetings.event_save(event=event, changed=["remind_days_before"])
+
+    letter.refresh_from_db()
+    assert letter.status == Letter.Status.CANCELLED
+    assert meetings.event_reminders_prepare() == []
+
+
+def test_an_invitation_to_a_cancelled_annual_meeting_does_not_hold_back_the_reminder_task(
+    liaison,
+):
+    from outreach import meetings
+    from outreach.models import Task
+
+    provider = ProviderFactory(tier="A", owner=liaison)
+    Invitation.objects.create(
+        event=cancelled_event(kind=Event.Kind.ANNUAL_MEETING, starts_at=in_days(30)),
+        provider=provider,
+    )
+    assert meetings.annual_meeting_status(provider).next_at is None
+    [task] = meetings.annual_meeting_reminders_create()
+    assert (task.provider, task.kind) == (provider, Task.Kind.ANNUAL_MEETING)
+
+
+def test_the_daily_digest_leaves_out_cancelled_events(liaison):
+    from outreach import meetings
+
+    provider = ProviderFactory(owner=liaison)
+    live = EventFactory(name="Summer dinner", starts_at=in_days(2), organizer=liaison)
+    called_off = cancelled_event(name="Spring dinner", starts_at=in_days(2), organizer=liaison)
+    Invitation.objects.create(event=called_off, provider=provider)
+    agenda = meetings.digest_agenda([liaison], today=timezone.localdate())
+    assert agenda[liaison.pk]["events"] == [live]
+
+
+def _in_a_thread(work, outcome):
+    from django.db import connection
+
+    def run():
+        try:
+            outcome["result"] = work()
+        except Exception as error:  # the failure is what is asserted on
+            outcome["error"] = error
+        finally:
+            connection.close()
+
+    import threading
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+# serialized_rollback, like every transactional test before the browser tests.
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_reminder_run_that_meets_a_cancel_being_saved_waits_for_it_and_writes_nothing():
+    import time
+
+    from django.db import transaction
+
+    from outreach import meetings
+    from outreach.services.events import event_cancel
+
+    event = EventFactory(starts_at=in_days(3), remind_days_before=7)
+    for _ in range(2):
+        Invitation.objects.create(event=event, provider=ProviderFactory())
+    run: dict[str, object] = {}
+    with transaction.atomic():
+        event_cancel(event=event, actor=UserFactory(), reason="The speaker is ill")
+        other = _in_a_thread(meetings.event_reminders_prepare, run)
+        time.sleep(1)  # the run reads the event while the cancel is still being saved
+    other.join()
+
+    assert "error" not in run, run.get("error")
+    assert run["result"] == []
+    assert not Letter.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_cancel_that_meets_a_reminder_run_being_saved_withdraws_what_it_wrote():
+    import time
+
+    from django.db import transaction
+
+    from outreach import meetings
+    from outreach.services.events import event_cancel
+
+    event = EventFactory(starts_at=in_days(3), remind_days_before=7)
+    for _ in range(2):
+        Invitation.objects.create(event=event, provider=ProviderFactory())
+    cancel: dict[str, object] = {}
+    with transaction.atomic():
+        written = meetings.event_reminders_prepare()
+        other = _in_a_thread(
+            lambda: event_cancel(
+                event=Event.objects.get(pk=event.pk), actor=UserFactory(), reason="Speaker ill"
+            ),
+            cancel,
+        )
+        time.sleep(1)  # the cancel comes while the run's letters are still being saved
+    other.join()
+
+    assert "error" not in cancel, cancel.get("error")
+    assert len(written) == 2
+    assert set(Letter.objects.values_list("status", flat=True)) == {Letter.Status.CANCELLED}
