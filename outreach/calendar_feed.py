@@ -3,7 +3,7 @@
 No patient data goes in: visits and events carry office and event names only, and task
 titles are what the practice wrote (the automatic thank-you titles use the patient's
 initials, never the name). Follow-up titles are free text typed by staff, so the feed
-carries them as typed.
+carries them as typed. A cancelled event stays in, marked cancelled (see build).
 """
 
 from __future__ import annotations
@@ -57,10 +57,21 @@ def build(user: Any, *, host: str) -> bytes:
         # Events are the liaisons' and managers' (a coordinator has no events page).
         events = events.none()
     for event in events:
+        summary = f"{event.get_kind_display()}: {event.name}"
         entry = icalendar.Event()
         entry.add("uid", f"event-{event.pk}@{host}")
         entry.add("dtstamp", stamp)
-        entry.add("summary", f"{event.get_kind_display()}: {event.name}")
+        # Calendar apps take an entry with the same UID and a higher SEQUENCE as the new
+        # version of it: each new date or place goes up one, and so does cancelling.
+        entry.add("sequence", event.schedule_version - 1 + int(event.is_cancelled))
+        if event.is_cancelled:
+            # Kept, not dropped: with STATUS:CANCELLED an app strikes it through, where an
+            # entry that simply vanishes from a feed stays in some of them.
+            entry.add("status", "CANCELLED")
+            summary = f"Cancelled: {summary}"
+        else:
+            entry.add("status", "CONFIRMED")
+        entry.add("summary", summary)
         entry.add("dtstart", event.starts_at)
         entry.add("dtend", event.starts_at + EVENT_LENGTH)
         if event.place:

@@ -136,3 +136,45 @@ def test_the_feed_carries_events_only_for_those_who_may_see_them(client, client_
     )
     summaries = [str(event["summary"]) for event in calendar.walk("VEVENT")]
     assert summaries == ["Due: Call the office back"]
+
+
+def test_a_cancelled_event_stays_in_the_feed_marked_cancelled_under_the_same_uid(
+    client, client_for, liaison
+):
+    """Calendar apps strike an entry through when it comes back with STATUS:CANCELLED, the
+    same UID and a higher SEQUENCE; an entry that simply vanishes stays in some of them."""
+    from outreach.services.events import event_cancel
+
+    event = EventFactory(name="Spring dinner")
+    url = make_feed_url(client_for(liaison))
+
+    def entry():
+        calendar = icalendar.Calendar.from_ical(client.get(url).content)
+        (found,) = [e for e in calendar.walk("VEVENT") if str(e["uid"]).startswith("event-")]
+        return found
+
+    before = entry()
+    assert str(before["status"]) == "CONFIRMED"
+    event_cancel(event=event, actor=liaison, reason="The speaker is ill")
+    after = entry()
+    assert str(after["uid"]) == str(before["uid"]) == f"event-{event.pk}@testserver"
+    assert str(after["status"]) == "CANCELLED"
+    assert int(after["sequence"]) > int(before["sequence"])
+    assert str(after["summary"]) == "Cancelled: Annual meeting: Spring dinner"
+
+
+def test_an_event_that_moves_comes_back_with_a_higher_sequence(client, client_for, liaison):
+    from outreach import meetings
+
+    event = EventFactory(name="Spring dinner")
+    url = make_feed_url(client_for(liaison))
+
+    def sequence():
+        calendar = icalendar.Calendar.from_ical(client.get(url).content)
+        (found,) = [e for e in calendar.walk("VEVENT") if str(e["uid"]).startswith("event-")]
+        return int(found["sequence"])
+
+    first = sequence()
+    event.starts_at += timedelta(days=1)
+    meetings.event_save(event=event, changed=["starts_at"])
+    assert sequence() == first + 1
