@@ -425,6 +425,56 @@ def event_reminders_prepare(*, today: date | None = None) -> list[Letter]:
     return list(Letter.objects.filter(message_id__in=message_ids).order_by("pk"))
 
 
+def event_cancellation_notices_prepare(*, event: Event) -> list[Letter]:
+    """A notice that `event` is cancelled for each invitee who is a provider and had not
+    declined, routed like its reminders (channel, opt-outs: an opted-out partner's is kept
+    as skipped). One per invitation (the same constraint as the reminders'). Called by the
+    cancel, under the event's lock. Returns the notices waiting to be sent."""
+    kind = LetterTemplate.Kind.EVENT_CANCELLED
+    invitations = list(
+        event.invitations.filter(provider__isnull=False)
+        .exclude(rsvp=Invitation.Rsvp.NO)
+        .select_related("provider__owner", "provider__organization")
+        .order_by("pk")
+    )
+    invitees = [(i, i.provider) for i in invitations if i.provider is not None]
+    if not invitees:
+        return []
+    template = letter_template_for(kind)
+    addresses = (
+        direct.direct_addresses(provider.npi for _, provider in invitees)
+        if direct.relay_configured()
+        else {}
+    )
+    today = timezone.localdate()
+    letters = []
+    for invitation, provider in invitees:
+        values = {**provider_merge_values(provider), **event_merge_values(event)}
+        channel, status, recipient = letter_route(
+            provider, kind, direct_address=addresses.get(provider.npi, "")
+        )
+        letters.append(
+            Letter(
+                kind=kind,
+                provider=provider,
+                invitation=invitation,
+                subject=render_merge_fields(template.subject, values)[:200],
+                body=render_merge_fields(template.body, values),
+                due_on=today,
+                channel=channel,
+                status=status,
+                recipient=recipient,
+                message_id=new_message_id(),
+            )
+        )
+    Letter.objects.bulk_create(letters, ignore_conflicts=True)
+    return list(
+        Letter.objects.filter(
+            message_id__in=[letter.message_id for letter in letters], status=Letter.Status.PENDING
+        ).order_by("pk")
+    )
+
+
 def _what_changed(told: str, values: dict[str, str]) -> str:
     """What a reminder sent again says changed, from the reminder the invitee was sent: a
     version follows a new date or a new place, so a date they were told is the same one

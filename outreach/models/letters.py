@@ -42,6 +42,7 @@ class LetterTemplate(models.Model):
         NO_SHOW = "no_show", "Missed appointment"
         CANCELLED = "cancelled", "Referral cancelled"
         ON_HOLD = "on_hold", "More information needed"
+        EVENT_CANCELLED = "event_cancelled", "Event cancelled"
 
     kind = models.CharField(max_length=20, choices=Kind.choices, unique=True)
     subject = models.CharField(max_length=200)
@@ -67,6 +68,7 @@ class LetterTemplate(models.Model):
     TIMING = {
         "newsletter": "sent when a newsletter issue goes out",
         "event_reminder": "sent as many days before an event as the event says",
+        "event_cancelled": "sent when an event is cancelled, to invitees who had not declined",
         "report_summary": "sent weekly or monthly, as each partner chose",
         "rekindle": "where a liaison's note from a rekindle task starts; sent when they send it",
     }
@@ -123,6 +125,7 @@ MARKETING_KINDS = frozenset(
         LetterTemplate.Kind.NEWSLETTER,
         LetterTemplate.Kind.REKINDLE,
         LetterTemplate.Kind.EVENT_REMINDER,
+        LetterTemplate.Kind.EVENT_CANCELLED,
     }
 )
 

@@ -26,9 +26,9 @@ MERGE_FIELDS: dict[str, str] = {
     "practice_name": "Our practice's name",
     "sender_name": "The relationship owner's name",
     "today": "Today's date",
-    "event_name": "The event's name (event reminders)",
-    "event_date": "The event's date and time (event reminders)",
-    "event_place": "Where the event is (event reminders)",
+    "event_name": "The event's name (event reminders and cancellations)",
+    "event_date": "The event's date and time (event reminders and cancellations)",
+    "event_place": "Where the event is (event reminders and cancellations)",
     "period": "The week or month a consult report summary covers (report summaries)",
     "report_count": "How many consult reports the summary lists (report summaries)",
     "report_list": "One line per referral in the summary: patient initials and dates "
@@ -84,7 +84,7 @@ def merge_fields_for(kind: str) -> dict[str, str]:
     """The merge fields a letter of `kind` fills in, with what each says."""
     if kind in PATIENT_FREE_KINDS:
         names = PARTNER_MERGE_FIELDS
-    elif kind == "event_reminder":
+    elif kind in ("event_reminder", "event_cancelled"):
         names = PARTNER_MERGE_FIELDS | EVENT_MERGE_FIELDS
     elif kind == "report_summary":
         names = PARTNER_MERGE_FIELDS | SUMMARY_MERGE_FIELDS

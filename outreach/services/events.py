@@ -13,6 +13,7 @@ from django.db import transaction
 from django.db.models import F, Model
 from django.utils import timezone
 
+from core.enqueue import enqueue_on_commit
 from outreach import ledger
 from outreach.models import Activity, ActivityShare, Event, Invitation, Letter, LetterTemplate
 from outreach.services.compliance import _enforce_limit, _lock_providers
@@ -104,7 +105,12 @@ def event_check_cancel(event: Event, *, now: datetime) -> None:
 def event_cancel(*, event: Event, actor: User, reason: str) -> Event:
     """Call off an event that is still to come, saying why. Its reminders not yet on their
     way (waiting to be sent, or in the print and fax queue) are withdrawn, and the reminder
-    run makes no more (it re-reads the event under this lock before writing any)."""
+    run makes no more (it re-reads the event under this lock before writing any). Invitees
+    who had not declined are sent a cancellation notice (without the reason, which is the
+    practice's own note), handed to delivery once this commits."""
+    from outreach import meetings
+    from outreach.tasks import deliver_letters
+
     reason = reason.strip()
     if not reason:
         raise ValidationError({"cancel_reason": "Say why the event is cancelled."})
@@ -122,6 +128,9 @@ def event_cancel(*, event: Event, actor: User, reason: str) -> Event:
         kind=LetterTemplate.Kind.EVENT_REMINDER,
         status__in=[Letter.Status.PENDING, Letter.Status.PRINT_QUEUE],
     ).update(status=Letter.Status.CANCELLED, last_error=EVENT_CANCELLED)
+    notices = meetings.event_cancellation_notices_prepare(event=locked)
+    if notices:
+        enqueue_on_commit(deliver_letters, [letter.pk for letter in notices])
     return locked
 
 

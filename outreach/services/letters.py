@@ -140,6 +140,17 @@ DEFAULT_TEMPLATES: dict[str, dict[str, object]] = {
         ),
         "delay_business_days": 0,
     },
+    K.EVENT_CANCELLED: {
+        "subject": "Cancelled: {{ event_name }} on {{ event_date }}",
+        "body": (
+            "Dear {{ provider_name }},\n\n"
+            "We are sorry to let you know that {{ event_name }}, planned for {{ event_date }} "
+            "at {{ event_place }}, is cancelled. We hope to see you at a future event and "
+            "will let you know when one is planned.\n\n"
+            "With best regards,\n{{ sender_name }}\n{{ practice_name }}"
+        ),
+        "delay_business_days": 0,
+    },
     K.REPORT_SUMMARY: {
         "subject": "Consult reports for {{ period }}",
         "body": (

@@ -234,7 +234,7 @@ def test_the_reminder_run_writes_nothing_for_a_cancelled_event(liaison):
     event_cancel(event=event, actor=liaison, reason="The speaker is ill")
 
     assert [letter.invitation_id for letter in meetings.event_reminders_prepare()] == [kept.pk]
-    assert not Letter.objects.filter(invitation__event=event).exists()
+    assert not Letter.objects.filter(invitation__event=event, kind=REMINDER).exists()
 
 
 def test_a_cancel_that_comes_while_the_reminders_are_written_is_heeded(monkeypatch, liaison):
@@ -250,12 +250,13 @@ def test_a_cancel_that_comes_while_the_reminders_are_written_is_heeded(monkeypat
     def route(provider, kind, **kwargs):
         # The run has read the invitations and their event; the cancel is saved now.
         if not cancelled:
-            cancelled.append(event_cancel(event=event, actor=liaison, reason="Speaker ill"))
+            cancelled.append(event)
+            event_cancel(event=event, actor=liaison, reason="Speaker ill")
         return real_route(provider, kind, **kwargs)
 
     monkeypatch.setattr(meetings, "letter_route", route)
     assert meetings.event_reminders_prepare() == []
-    assert not Letter.objects.exists()
+    assert not Letter.objects.filter(kind=REMINDER).exists()
 
 
 def test_a_reminder_of_a_cancelled_event_handed_to_delivery_is_not_sent(mailoutbox):
@@ -345,17 +346,21 @@ def _in_a_thread(work, outcome):
 
 # serialized_rollback, like every transactional test before the browser tests.
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_a_reminder_run_that_meets_a_cancel_being_saved_waits_for_it_and_writes_nothing():
+def test_a_reminder_run_that_meets_a_cancel_being_saved_waits_for_it_and_writes_nothing(
+    monkeypatch,
+):
     import time
 
     from django.db import transaction
 
-    from outreach import meetings
+    from outreach import meetings, tasks
     from outreach.services.events import event_cancel
 
     event = EventFactory(starts_at=in_days(3), remind_days_before=7)
     for _ in range(2):
         Invitation.objects.create(event=event, provider=ProviderFactory())
+    # The cancellation notices are not handed to a real broker.
+    monkeypatch.setattr(tasks.deliver_letters, "apply_async", lambda *args, **kwargs: None)
     run: dict[str, object] = {}
     with transaction.atomic():
         event_cancel(event=event, actor=UserFactory(), reason="The speaker is ill")
@@ -365,21 +370,23 @@ def test_a_reminder_run_that_meets_a_cancel_being_saved_waits_for_it_and_writes_
 
     assert "error" not in run, run.get("error")
     assert run["result"] == []
-    assert not Letter.objects.exists()
+    assert not Letter.objects.filter(kind=REMINDER).exists()
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_a_cancel_that_meets_a_reminder_run_being_saved_withdraws_what_it_wrote():
+def test_a_cancel_that_meets_a_reminder_run_being_saved_withdraws_what_it_wrote(monkeypatch):
     import time
 
     from django.db import transaction
 
-    from outreach import meetings
+    from outreach import meetings, tasks
     from outreach.services.events import event_cancel
 
     event = EventFactory(starts_at=in_days(3), remind_days_before=7)
     for _ in range(2):
         Invitation.objects.create(event=event, provider=ProviderFactory())
+    # The cancellation notices are not handed to a real broker.
+    monkeypatch.setattr(tasks.deliver_letters, "apply_async", lambda *args, **kwargs: None)
     cancel: dict[str, object] = {}
     with transaction.atomic():
         written = meetings.event_reminders_prepare()
@@ -394,4 +401,86 @@ def test_a_cancel_that_meets_a_reminder_run_being_saved_withdraws_what_it_wrote(
 
     assert "error" not in cancel, cancel.get("error")
     assert len(written) == 2
-    assert set(Letter.objects.values_list("status", flat=True)) == {Letter.Status.CANCELLED}
+    assert set(Letter.objects.filter(kind=REMINDER).values_list("status", flat=True)) == {
+        Letter.Status.CANCELLED
+    }
+
+
+# --- The cancellation notice ---------------------------------------------------------------
+
+NOTICE = LetterTemplate.Kind.EVENT_CANCELLED
+
+
+def test_invitees_get_a_cancellation_notice_by_their_channel_and_opt_outs_are_kept(
+    client_for, liaison, django_capture_on_commit_callbacks, monkeypatch, mailoutbox
+):
+    from outreach import tasks
+    from partners.factories import StaffMemberFactory
+
+    event = EventFactory(name="Spring dinner", place="Riverside Country Club")
+
+    def invite(rsvp=Invitation.Rsvp.INVITED, **provider):
+        return Invitation.objects.create(
+            event=event, provider=ProviderFactory(**provider), rsvp=rsvp
+        )
+
+    coming = invite(
+        Invitation.Rsvp.YES,
+        first_name="Ana",
+        last_name="Reyes",
+        credential="MD",
+        email="reyes@example.org",
+        preferred_channel="email",
+        owner=liaison,
+    )
+    by_fax = invite(email="", organization__fax="4025550100", preferred_channel="fax")
+    opted_out = invite(letters_opt_out=True)
+    no_marketing = invite(marketing_opt_out=True)
+    invite(Invitation.Rsvp.NO)
+    Invitation.objects.create(event=event, staff=StaffMemberFactory())
+    queued = []
+    monkeypatch.setattr(
+        tasks.deliver_letters, "apply_async", lambda args, **kw: queued.append(args)
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client_for(liaison).post(cancel_url(event), {"cancel_reason": "The speaker is ill"})
+        # A second press writes no second notice.
+        client_for(liaison).post(cancel_url(event), {"cancel_reason": "The speaker is ill"})
+
+    notices = {letter.invitation_id: letter for letter in Letter.objects.filter(kind=NOTICE)}
+    assert set(notices) == {coming.pk, by_fax.pk, opted_out.pk, no_marketing.pk}
+    email = notices[coming.pk]
+    assert (email.channel, email.status, email.recipient) == (
+        "email",
+        Letter.Status.PENDING,
+        "reyes@example.org",
+    )
+    assert email.subject.startswith("Cancelled: Spring dinner on ")
+    assert "Dear Ana Reyes, MD" in email.body
+    assert "Riverside Country Club" in email.body
+    assert "{{" not in email.body + email.subject
+    # The reason is the practice's own note: it is not written to partners.
+    assert "speaker" not in email.body
+    assert (notices[by_fax.pk].channel, notices[by_fax.pk].status) == ("fax", "pending")
+    assert notices[opted_out.pk].status == Letter.Status.SKIPPED
+    assert notices[no_marketing.pk].status == Letter.Status.SKIPPED
+    # Handed to delivery once the cancel is saved, and sent.
+    assert [sorted(args[0]) for args in queued] == [sorted([email.pk, notices[by_fax.pk].pk])]
+    from outreach.services import delivery
+
+    delivery.letters_deliver(letter_ids=[email.pk])
+    [sent] = mailoutbox
+    assert sent.to == ["reyes@example.org"]
+    assert Letter.objects.get(pk=email.pk).status == Letter.Status.SENT
+
+
+def test_the_cancellation_notice_template_is_edited_like_the_others(client_for, manager):
+    from outreach.models.merge_fields import merge_fields_for
+
+    page = client_for(manager).get(reverse("outreach:template_list")).content.decode()
+    assert "Event cancelled" in page
+    template = LetterTemplate.objects.get(kind=NOTICE)
+    assert "{{ event_name }}" in template.subject
+    assert {"event_name", "event_date", "event_place"} <= set(merge_fields_for(NOTICE))
+    assert "patient_initials" not in merge_fields_for(NOTICE)

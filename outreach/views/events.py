@@ -256,7 +256,11 @@ def event_cancel_view(request: AuthedRequest, pk: int) -> HttpResponse:
             # Cancelled or started since the page was opened (a second press, a colleague).
             messages.error(request, " ".join(error.messages))
             return redirect(event)
-        messages.success(request, f"{event.name} is cancelled: its invitees get no more reminders.")
+        messages.success(
+            request,
+            f"{event.name} is cancelled: its invitees get no more reminders, and those who "
+            "had not declined are sent a cancellation notice.",
+        )
         return redirect(event)
     return render(
         request, "outreach/event_cancel.html", {"form": form, "event": event, "refusal": refusal}
