@@ -9,10 +9,12 @@ from datetime import date, datetime, time, timedelta
 from functools import cached_property
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
 from django.db.models import OuterRef, Prefetch, Q, Subquery
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
+from core.templatetags.people import person
 from core.types import AuthedRequest
 from outreach.models import Activity, Event, PlannedVisit, PlannedVisitEvent, Task
 from partners.models import Organization, Provider
@@ -30,10 +32,27 @@ def get_planned_visit_for_user(
     return get_object_or_404(visits, pk=pk)
 
 
-def get_event_for_user(request: AuthedRequest, pk: int, *, write: bool = False) -> Event:
-    perm = "outreach.change_event" if write else "outreach.view_event"
+def get_event_for_user(
+    request: AuthedRequest, pk: int, *, write: bool = False, details: bool = False
+) -> Event:
+    """An event the user may read, or with `write` change (invite, RSVPs, who came: any
+    colleague may help run it). With `details`, its date, place, cost or its cancelling:
+    those are its organizer's, or a manager's (PermissionDenied, saying whose it is)."""
+    perm = "outreach.change_event" if write or details else "outreach.view_event"
     events = Event.objects.all() if request.user.has_perm(perm) else Event.objects.none()
-    return get_object_or_404(events.select_related("organizer", "cancelled_by"), pk=pk)
+    event = get_object_or_404(events.select_related("organizer", "cancelled_by"), pk=pk)
+    if details and not may_change_event_details(request.user, event):
+        raise PermissionDenied(
+            f"{event.name} is {person(event.organizer)}'s event: ask them or a manager to "
+            "change or cancel it."
+        )
+    return event
+
+
+def may_change_event_details(user: Any, event: Event) -> bool:
+    """Its organizer, or a manager (who sees everyone's work); an event with no organizer
+    (made by a script) is anyone's who may change events."""
+    return event.organizer_id in (None, user.pk) or user.has_perm("outreach.view_all_tasks")
 
 
 def _about_offices(office_ids: Iterable[int]) -> Q:

@@ -8,8 +8,10 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape
 
 from core.factories import UserFactory
+from core.templatetags.people import person
 from outreach.factories import EventFactory
 from outreach.models import Activity, Event, Invitation, Letter, LetterTemplate
 from partners.factories import OrganizationFactory, ProviderFactory
@@ -484,3 +486,41 @@ def test_the_cancellation_notice_template_is_edited_like_the_others(client_for, 
     assert "{{ event_name }}" in template.subject
     assert {"event_name", "event_date", "event_place"} <= set(merge_fields_for(NOTICE))
     assert "patient_initials" not in merge_fields_for(NOTICE)
+
+
+def test_only_the_organizer_or_a_manager_changes_or_cancels_an_event(
+    client_for, liaison, other_liaison, manager
+):
+    """Any colleague may help run an event (invite, RSVPs, who came), but its date, place,
+    cost and its cancelling are its organizer's or a manager's: another liaison is refused,
+    told whose it is, and is not offered the buttons."""
+    event = EventFactory(organizer=liaison, name="Spring lunch-and-learn")
+    other = client_for(other_liaison)
+    page = other.get(event.get_absolute_url()).content.decode()
+    assert f"organized by {escape(person(liaison))}" in page
+    assert reverse("outreach:event_update", args=[event.pk]) not in page
+    assert reverse("outreach:event_cancel", args=[event.pk]) not in page
+    for name in ("outreach:event_update", "outreach:event_cancel"):
+        response = other.get(reverse(name, args=[event.pk]))
+        assert response.status_code == 403
+        assert f"Spring lunch-and-learn is {escape(person(liaison))}" in response.content.decode()
+    refused = other.post(
+        reverse("outreach:event_cancel", args=[event.pk]), {"cancel_reason": "Speaker ill"}
+    )
+    assert refused.status_code == 403
+    event.refresh_from_db()
+    assert event.cancelled_at is None
+    # The organizer and a manager are offered both and may use them.
+    for user in (liaison, manager):
+        page = client_for(user).get(event.get_absolute_url()).content.decode()
+        assert reverse("outreach:event_update", args=[event.pk]) in page
+        assert reverse("outreach:event_cancel", args=[event.pk]) in page
+    assert (
+        client_for(manager).get(reverse("outreach:event_update", args=[event.pk])).status_code
+        == 200
+    )
+    # Running it stays open to the colleague: an office invited, by typing.
+    office = OrganizationFactory()
+    ProviderFactory(organization=office)
+    other.post(reverse("outreach:event_invite", args=[event.pk]), {"organization": office.pk})
+    assert event.invitations.count() == 1

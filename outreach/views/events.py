@@ -26,7 +26,7 @@ from outreach.forms import (
     InviteForm,
 )
 from outreach.models import ActivityShare, Event, Invitation
-from outreach.selectors import get_event_for_user
+from outreach.selectors import get_event_for_user, may_change_event_details
 from outreach.services.compliance import ComplianceLimitExceeded
 from outreach.services.events import (
     event_cancel,
@@ -89,6 +89,7 @@ def _event_page(
         "outreach/event_detail.html",
         {
             "event": event,
+            "can_change": may_change_event_details(request.user, event),
             "can_cancel": event.cancelled_at is None and event.starts_at > timezone.now(),
             # A dinner for the whole network invites hundreds: a page at a time, with the
             # tally of them all above.
@@ -237,7 +238,7 @@ def event_attendance(request: AuthedRequest, pk: int) -> HttpResponse:
 def event_cancel_view(request: AuthedRequest, pk: int) -> HttpResponse:
     """Call off an event that is still to come, with a reason: the event's page links
     here; this page asks for the reason and confirms."""
-    event = get_event_for_user(request, pk, write=True)
+    event = get_event_for_user(request, pk, details=True)
     form = EventCancelForm(request.POST or None)
     refusal = ""
     try:

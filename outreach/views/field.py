@@ -95,7 +95,7 @@ def _office_matches(
 def event_update(request: AuthedRequest, pk: int) -> HttpResponse:
     """Edit an event, typically to enter its cost once the catering bill is in; the
     ledger follows when attendance is recorded (again)."""
-    event = get_event_for_user(request, pk, write=True)
+    event = get_event_for_user(request, pk, details=True)
     form = EventForm(request.POST or None, instance=event)
     if request.method == "POST" and form.is_valid():
         with transaction.atomic():
