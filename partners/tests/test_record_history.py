@@ -190,7 +190,11 @@ def test_a_staff_member_s_edit_is_on_their_changes_page_reached_from_their_offic
     who changed it, and from what, is on the person's Changes page, linked from the office."""
     office = OrganizationFactory(name="Dundee Family Practice")
     member = StaffMemberFactory(
-        organization=office, first_name="Rita", email="rita@dundee.example", role="office_manager"
+        organization=office,
+        first_name="Rita",
+        email="rita@dundee.example",
+        role="office_manager",
+        phone="(402) 555-0100",  # a random one can be no real number, and the form says so
     )
     client = client_for(liaison)
     data = _as_the_form_sends_it(
