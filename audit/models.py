@@ -34,7 +34,8 @@ class PatientDataAccess(models.Model):
         LIST = "list", "Listed"
         CREATE = "create", "Created"
         CHANGE = "change", "Changed"
-        DOWNLOAD = "download", "Downloaded attachment"
+        # A file: a referral's document, or a letter about it as a PDF (the fields say which).
+        DOWNLOAD = "download", "Downloaded"
         EXPORT = "export", "Exported"
         DELETE = "delete", "Deleted"
 
@@ -102,6 +103,10 @@ class PatientDataAccess(models.Model):
             if name == "attachments":
                 # The referral's documents as a whole (a reverse relation, not a column).
                 labels.append("documents")
+                continue
+            if name == "letter":
+                # A letter about the referral (initials and dates), not one of its columns.
+                labels.append("letter")
                 continue
             try:
                 labels.append(str(own_field(referral, name).verbose_name))

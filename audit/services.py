@@ -21,8 +21,21 @@ PATIENT_FIELDS = (
     "patient_phone",
     "reason",
 )
-# What an audit row may name: the patient fields, and a referral's documents as a whole.
-AUDITED_FIELDS = (*PATIENT_FIELDS, "attachments")
+# What an audit row may name: the patient fields, a referral's documents as a whole, and a
+# letter about it (to the referring office: patient initials and the dates of their care).
+AUDITED_FIELDS = (*PATIENT_FIELDS, "attachments", "letter")
+
+# The actions that only read. A HEAD request runs the page's view as a GET would, but its
+# body (the patient data) goes to nobody, so it reads nothing and writes no row. The
+# actions that change something are recorded whatever the method.
+READ_ACTIONS = frozenset(
+    {
+        PatientDataAccess.Action.VIEW,
+        PatientDataAccess.Action.LIST,
+        PatientDataAccess.Action.DOWNLOAD,
+        PatientDataAccess.Action.EXPORT,
+    }
+)
 
 
 def _client_ip(request: HttpRequest | None) -> str | None:
@@ -49,9 +62,12 @@ def audit_record(
     """Write one audit row per referral, in one query. Returns how many were written.
 
     Not atomic on its own: it joins the caller's transaction, so a rolled-back change
-    leaves no claim that it happened, while a plain read is recorded at once."""
+    leaves no claim that it happened, while a plain read is recorded at once. A read
+    answering a HEAD request writes nothing (READ_ACTIONS)."""
     ids = [int(referral_id) for referral_id in referral_ids]
     if not ids:
+        return 0
+    if action in READ_ACTIONS and request is not None and request.method == "HEAD":
         return 0
     authenticated = user is not None and getattr(user, "is_authenticated", False)
     # Every row of one call shares everything but the referral.

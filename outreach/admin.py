@@ -1,8 +1,9 @@
 from typing import Any
 
 from django.contrib import admin
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
+from audit.models import PatientDataAccess
 from outreach.models import (
     Activity,
     ActivityShare,
@@ -11,12 +12,14 @@ from outreach.models import (
     Event,
     Invitation,
     Letter,
+    LetterEvent,
     LetterTemplate,
     NewsletterIssue,
     PlannedVisit,
     PlannedVisitEvent,
     Task,
 )
+from outreach.services.letters import letter_audit_read
 
 
 class ActivityShareInline(admin.TabularInline):
@@ -59,8 +62,21 @@ class LetterTemplateAdmin(admin.ModelAdmin):
     list_display = ["kind", "subject", "delay_business_days", "updated_at"]
 
 
+class LetterEventInline(admin.TabularInline):
+    """Who did what with the letter once it failed: written by the delivery service only."""
+
+    model = LetterEvent
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = ("at", "actor", "action", "failure")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(Letter)
 class LetterAdmin(admin.ModelAdmin):
+    inlines = [LetterEventInline]
     list_display = ["pk", "kind", "provider", "status", "channel", "due_on", "sent_at", "attempts"]
     list_filter = ["kind", "status", "channel"]
     search_fields = ["provider__last_name", "=referral__pk"]
@@ -77,6 +93,23 @@ class LetterAdmin(admin.ModelAdmin):
         if obj is not None and obj.status == Letter.Status.SENT:
             return False
         return super().has_delete_permission(request, obj)
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        # The change form shows the subject and body, which name the patient: a read, as
+        # on the letter's own page.
+        if request.method == "GET":
+            letter = self.get_object(request, object_id)
+            if letter is not None and self.has_view_or_change_permission(request, letter):
+                letter_audit_read(
+                    letter=letter, action=PatientDataAccess.Action.VIEW, request=request
+                )
+        return super().change_view(request, object_id, form_url, extra_context)
 
 
 @admin.register(ComplianceLimit)

@@ -228,8 +228,19 @@ def provider_detail(
     can_open_letter = Letter.objects.filter(pk__in=[letter.pk for letter in letters]).openable_by(
         request.user
     )
-    # The timeline shows these patients' names to roles that may see them.
-    audit_names_listed(request, [entry.obj.pk for entry in timeline if entry.kind == "referral"])
+    # The timeline shows these patients' names to roles that may see them: its referrals',
+    # and the patients named (initials) in the subjects of the letters it shows.
+    audit_names_listed(
+        request,
+        sorted(
+            {entry.obj.pk for entry in timeline if entry.kind == "referral"}
+            | {
+                entry.obj.referral_id
+                for entry in timeline
+                if entry.kind == "letter" and entry.obj.referral_id and can_open_letter(entry.obj)
+            }
+        ),
+    )
     context = {
         "provider": provider,
         "timeline": timeline,

@@ -341,3 +341,38 @@ def test_the_admin_list_of_the_trail_never_counts_or_dates_the_whole_trail(
     counts = [sql for sql in trail if "COUNT(" in sql.upper()]
     assert counts and all("LIMIT" in sql.upper() for sql in counts), counts
     assert not any("DISTINCT" in sql.upper() and "TRUNC" in sql.upper() for sql in trail)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        lambda referral: referral.get_absolute_url(),
+        lambda referral: reverse("referrals:update", args=[referral.pk]),
+        lambda referral: reverse("referrals:list"),
+        lambda referral: reverse("core:dashboard"),
+        lambda referral: referral.provider.get_absolute_url(),
+    ],
+    ids=["referral page", "edit form", "work queue", "dashboard", "partner 360"],
+)
+def test_a_head_request_to_a_patient_page_writes_no_row(client_for, manager, url):
+    """HEAD runs the view as GET does, but the page, and the patient data in it, goes to
+    nobody (the test client, runserver and gunicorn all drop the body): every page alike
+    writes no row for it (the referral page wrote one, its edit form did not)."""
+    referral = _logged(provider=ProviderFactory())
+    client = client_for(manager)
+    response = client.head(url(referral))
+    assert response.status_code == 200
+    assert response.content == b""
+    assert not PatientDataAccess.objects.exists()
+    client.get(url(referral))
+    assert PatientDataAccess.objects.filter(referral_id=referral.pk, user=manager).exists()
+
+
+def test_a_head_request_skips_only_reads_a_change_is_recorded_whatever_the_method():
+    referral = _logged(provider=ProviderFactory())
+    head = RequestFactory().head("/")
+    for action in (Action.VIEW, Action.LIST, Action.DOWNLOAD, Action.EXPORT):
+        assert audit_record(action=action, referral_ids=[referral.pk], request=head) == 0
+    assert not PatientDataAccess.objects.exists()
+    assert audit_record(action=Action.CHANGE, referral_ids=[referral.pk], request=head) == 1
+    assert audit_record(action=Action.VIEW, referral_ids=[referral.pk], request=None) == 1

@@ -7,7 +7,7 @@ from outreach.models.activities import Activity
 from outreach.models.compliance import ActivityShare, ComplianceLimit
 from outreach.models.day_plan import CalendarFeed, DigestDelivery, PlannedVisit, PlannedVisitEvent
 from outreach.models.events import Event, Invitation
-from outreach.models.letters import Letter, LetterTemplate
+from outreach.models.letters import Letter, LetterEvent, LetterTemplate
 from outreach.models.newsletters import NewsletterIssue
 from outreach.models.tasks import Task
 
@@ -20,6 +20,7 @@ __all__ = [
     "Event",
     "Invitation",
     "Letter",
+    "LetterEvent",
     "LetterTemplate",
     "NewsletterIssue",
     "PlannedVisit",

@@ -318,8 +318,50 @@ class Letter(models.Model):
     def is_due(self) -> bool:
         return self.due_on <= timezone.localdate()
 
+    def patient_referral_ids(self) -> list[int]:
+        """The referrals whose patient this letter names (initials and dates): its own; a
+        report summary's are those of the cover letters it lists (one query); a letter
+        about no patient (newsletter, invitation, rekindle note) names none."""
+        if self.referral_id is not None:
+            return [self.referral_id]
+        if self.kind == LetterTemplate.Kind.REPORT_SUMMARY:
+            return sorted(
+                self.summarised.filter(referral__isnull=False)
+                .values_list("referral_id", flat=True)
+                .distinct()
+            )
+        return []
+
     @property
     def subject_line(self) -> str:
         """The subject on one line, as an email header must be: a line break typed into a
         template's subject or a merged name would make the mail library refuse the letter."""
         return " ".join(self.subject.split())
+
+
+class LetterEvent(models.Model):
+    """What a person did with a letter that failed for good, from the print and fax queue:
+    tried it again, had it mailed instead, or let it go; with who, when and the failure it
+    answered. Kept as rows because the letter's own fields do not keep it: trying again
+    clears the error and the next attempt writes its own."""
+
+    class Action(models.TextChoices):
+        RETRY = "retry", "Tried it again"
+        MAIL = "mail", "Had it printed and mailed instead"
+        LET_GO = "let_go", "Let it go"
+
+    letter = models.ForeignKey(Letter, on_delete=models.CASCADE, related_name="events")
+    action = models.CharField(max_length=10, choices=Action.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    at = models.DateTimeField(default=timezone.now)
+    # The letter's error at that moment, as delivery wrote it (an error class and attempt,
+    # never the server's words, which can echo the letter).
+    failure = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["at", "pk"]
+
+    def __str__(self) -> str:
+        return f"Letter {self.letter_id}: {self.action}"

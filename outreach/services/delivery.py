@@ -23,7 +23,7 @@ from django.utils import timezone
 from core.templatetags.people import person
 from outreach import direct
 from outreach.fax import FaxError, fax_backend
-from outreach.models import Letter, LetterTemplate, Task
+from outreach.models import Letter, LetterEvent, LetterTemplate, Task
 from outreach.pdf import letter_pdf, letterhead
 from outreach.services.events import EVENT_CANCELLED
 from outreach.services.letters import letter_route, new_message_id
@@ -387,7 +387,8 @@ def letter_withdraw_opted_out(*, letter: Letter) -> Letter:
     return locked
 
 
-# What a person may do with a letter that failed for good (letter_failed_resolve).
+# What a person may do with a letter that failed for good (letter_failed_resolve), as its
+# LetterEvent names it.
 FAILED_RETRY, FAILED_MAIL, FAILED_LET_GO = "retry", "mail", "let_go"
 
 
@@ -396,13 +397,15 @@ def letter_failed_resolve(*, letter: Letter, do: str, actor: User) -> Letter:
     """A person deals with a letter that failed for good: try it again on its channel (the
     next sweep sends it, to the partner's address as it is now, with its attempts counted
     afresh), print and mail it instead (into the print and fax queue), or let it go
-    (cancelled, saying who). A letter no longer failed (a colleague dealt with it first)
-    is left as it is: raises ValidationError saying what it is now."""
+    (cancelled, saying who). Each is kept as a LetterEvent with who, when and the failure
+    it answered, shown on the letter's page. A letter no longer failed (a colleague dealt
+    with it first) is left as it is: raises ValidationError saying what it is now."""
     locked = Letter.objects.select_for_update().get(pk=letter.pk)
     if locked.status != Letter.Status.FAILED:
         raise ValidationError(
             f"This letter was already dealt with: it is now “{locked.get_status_display()}”."
         )
+    failure = locked.last_error
     fields = ["status", "last_error", "claimed_at"]
     locked.claimed_at = None
     if do == FAILED_RETRY:
@@ -424,6 +427,7 @@ def letter_failed_resolve(*, letter: Letter, do: str, actor: User) -> Letter:
     else:
         raise ValueError(f"unknown action {do!r}")
     locked.save(update_fields=fields)
+    LetterEvent.objects.create(letter=locked, action=do, actor=actor, failure=failure)
     return locked
 
 

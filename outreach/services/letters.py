@@ -6,8 +6,10 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.http import HttpRequest
 from django.utils import timezone
 
+from audit.services import audit_record
 from outreach import direct
 from outreach.models import Letter, LetterTemplate
 from outreach.models.letters import opted_out_of
@@ -258,3 +260,17 @@ def letter_keys_release_for_merge(*, survivor_id: int, duplicate_id: int) -> Non
     Letter.objects.filter(
         provider_id=duplicate_id, kind=K.REPORT_SUMMARY, period__in=summarised.values("period")
     ).update(period="")
+
+
+def letter_audit_read(*, letter: Letter, action: str, request: HttpRequest) -> int:
+    """Someone opened or downloaded a letter: one audit row for each referral whose patient
+    it names (`Letter.patient_referral_ids`), with who and from where, whatever their role
+    (the letter reads the same to all). A letter about no patient writes nothing; nor does
+    a HEAD request (see audit_record). Returns how many rows were written."""
+    return audit_record(
+        action=action,
+        referral_ids=letter.patient_referral_ids(),
+        user=request.user,
+        fields=["letter"],
+        request=request,
+    )

@@ -135,3 +135,88 @@ def test_a_failed_letters_page_says_where_to_deal_with_it(client_for, coordinato
     letter = _failed()
     page = client_for(coordinator).get(letter.get_absolute_url()).content.decode()
     assert 'data-testid="failed-next"' in page
+
+
+def _history(client, letter) -> str:
+    page = client.get(letter.get_absolute_url()).content.decode()
+    assert 'data-testid="letter-history"' in page
+    return page.split('data-testid="letter-history"')[1].split("</section>")[0]
+
+
+def test_trying_again_is_kept_with_who_and_when_and_shown_on_the_letters_page(
+    client_for, coordinator, manager
+):
+    """Trying again clears the error and the next attempt writes its own: who tried it
+    again, when, and what it had failed with, are kept apart and shown on its page."""
+    coordinator.first_name, coordinator.last_name = "Cora", "Lindqvist"
+    coordinator.save()
+    letter = _failed()
+    _act(client_for(coordinator), letter, "retry")
+    event = letter.events.get()
+    assert (event.action, event.actor, event.failure) == (
+        "retry",
+        coordinator,
+        "SMTPRecipientsRefused on attempt 5",
+    )
+    assert timezone.now() - event.at < timedelta(minutes=1)
+    delivery.letters_deliver(letter_ids=[letter.pk])
+    letter.refresh_from_db()
+    assert (letter.status, letter.last_error) == (S.SENT, "")
+    history = _history(client_for(manager), letter)
+    assert "Cora Lindqvist tried it again" in history
+    assert "SMTPRecipientsRefused on attempt 5" in history
+    assert f"{timezone.localtime(event.at):%b} {timezone.localtime(event.at).day}, " in history
+
+
+def test_mailing_it_instead_and_marking_it_mailed_say_who_and_when_on_its_page(
+    client_for, coordinator, manager
+):
+    manager.first_name, manager.last_name = "Mara", "Quist"
+    manager.save()
+    coordinator.first_name, coordinator.last_name = "Cora", "Lindqvist"
+    coordinator.save()
+    letter = _failed()
+    _act(client_for(manager), letter, "mail")
+    client = client_for(coordinator)
+    client.post(reverse("outreach:letter_printed", args=[letter.pk]))
+    letter.refresh_from_db()
+    assert letter.status == S.SENT
+    assert [(e.action, e.actor) for e in letter.events.all()] == [("mail", manager)]
+    page = client.get(letter.get_absolute_url()).content.decode()
+    assert "Mara Quist had it printed and mailed instead" in _history(client, letter)
+    printed = page.split('data-testid="printed-by"')[1].split("</p>")[0]
+    assert "Marked printed and mailed by Cora Lindqvist on " in printed
+
+
+def test_each_time_a_letter_fails_and_someone_deals_with_it_is_kept(client_for, coordinator):
+    letter = _failed()
+    client = client_for(coordinator)
+    _act(client, letter, "retry")
+    Letter.objects.filter(pk=letter.pk).update(
+        status=S.FAILED, attempts=5, last_error="SMTPServerDisconnected on attempt 5"
+    )
+    _act(client, letter, "let_go")
+    assert list(letter.events.values_list("action", "failure")) == [
+        ("retry", "SMTPRecipientsRefused on attempt 5"),
+        ("let_go", "SMTPServerDisconnected on attempt 5"),
+    ]
+    history = _history(client, letter)
+    assert history.index("tried it again") < history.index("let it go")
+
+
+def test_a_letter_already_dealt_with_or_asked_the_impossible_records_nothing(
+    client_for, coordinator, manager
+):
+    letter = _failed()
+    _act(client_for(manager), letter, "let_go")
+    _act(client_for(coordinator), letter, "retry")  # too late: a colleague let it go
+    _act(client_for(coordinator), _failed(), "explode")
+    assert list(letter.events.values_list("action", "actor")) == [("let_go", manager.pk)]
+    assert Letter.objects.filter(events__isnull=False).distinct().count() == 1
+
+
+def test_a_failed_letter_nobody_dealt_with_yet_shows_no_history(client_for, coordinator):
+    letter = _failed()
+    page = client_for(coordinator).get(letter.get_absolute_url()).content.decode()
+    assert 'data-testid="letter-history"' not in page
+    assert 'data-testid="printed-by"' not in page

@@ -10,7 +10,9 @@ from django.http import HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from core.htmx import render_page
+from audit.models import PatientDataAccess
+from audit.services import audit_names_listed
+from core.htmx import render_page, renders_partial
 from core.pagination import paginate
 from core.types import AuthedRequest
 from outreach.forms import LetterTemplateForm
@@ -25,14 +27,18 @@ from outreach.services.delivery import (
     letter_mark_printed,
     letter_withdraw_opted_out,
 )
-from outreach.services.letters import SAMPLE_MERGE_VALUES, letter_template_for
+from outreach.services.letters import (
+    SAMPLE_MERGE_VALUES,
+    letter_audit_read,
+    letter_template_for,
+)
 
 
 def get_letter_for_user(request: AuthedRequest, pk: int, *, write: bool = False) -> Letter:
     if not request.user.has_perm("outreach.change_letter" if write else "outreach.view_letter"):
         raise PermissionDenied
     letters = Letter.objects.for_user(request.user, write=write).select_related(
-        "provider", "provider__organization", "referral"
+        "provider", "provider__organization", "referral", "printed_by"
     )
     return get_object_or_404(letters, pk=pk)
 
@@ -40,7 +46,14 @@ def get_letter_for_user(request: AuthedRequest, pk: int, *, write: bool = False)
 @login_required
 def letter_detail(request: AuthedRequest, pk: int) -> HttpResponse:
     letter = get_letter_for_user(request, pk)
-    return render(request, "outreach/letter_detail.html", {"letter": letter})
+    # Its subject and body name the patient (initials, the dates of their care).
+    letter_audit_read(letter=letter, action=PatientDataAccess.Action.VIEW, request=request)
+    context = {
+        "letter": letter,
+        # Who did what with it once it failed, and who marked it printed or faxed.
+        "events": letter.events.select_related("actor"),
+    }
+    return render(request, "outreach/letter_detail.html", context)
 
 
 @login_required
@@ -110,11 +123,23 @@ FAILED_SHOWN = 20
 @permission_required("outreach.change_letter", raise_exception=True)
 def print_queue(request: AuthedRequest) -> HttpResponse:
     page = paginate(request, Letter.objects.print_queue())
-    failed = list(
-        Letter.objects.for_user(request.user, write=True)
-        .filter(status=Letter.Status.FAILED)
-        .select_related("provider", "provider__organization")
-        .order_by("created_at", "pk")[: FAILED_SHOWN + 1]
+    # The letters that did not go are on the whole page only, not in the region htmx
+    # redraws when paging through the queue.
+    failed = (
+        []
+        if renders_partial(request)
+        else list(
+            Letter.objects.for_user(request.user, write=True)
+            .filter(status=Letter.Status.FAILED)
+            .select_related("provider", "provider__organization")
+            .order_by("created_at", "pk")[: FAILED_SHOWN + 1]
+        )
+    )
+    shown = [*page, *failed[:FAILED_SHOWN]]
+    # A letter's subject names its patient (initials): the page lists them, as any list
+    # of referrals does.
+    audit_names_listed(
+        request, sorted({letter.referral_id for letter in shown if letter.referral_id})
     )
     context = {
         "page": page,
@@ -161,6 +186,7 @@ def letter_failed(request: AuthedRequest, pk: int) -> HttpResponse:
 @login_required
 def letter_pdf_download(request: AuthedRequest, pk: int) -> HttpResponse:
     letter = get_letter_for_user(request, pk)
+    letter_audit_read(letter=letter, action=PatientDataAccess.Action.DOWNLOAD, request=request)
     response = HttpResponse(letter_pdf(letter), content_type="application/pdf")
     # The file name carries the letter number only, never a name.
     response["Content-Disposition"] = f'attachment; filename="letter-{letter.pk}.pdf"'
