@@ -204,6 +204,7 @@ def test_a_staff_member_s_edit_is_on_their_changes_page_reached_from_their_offic
 
     url = reverse("partners:staff_history", args=[member.pk])
     assert url in _changes_page(client_for(manager), office.get_absolute_url())
+    assert url in _changes_page(client, reverse("partners:staff_update", args=[member.pk]))
     page = _changes_page(client_for(manager), url)
     assert f"by {person(liaison)}" in page
     assert "rita@dundee.example" in page and "rita.m@dundee.example" in page
