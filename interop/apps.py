@@ -6,4 +6,4 @@ class InteropConfig(AppConfig):
     verbose_name = "Interoperability (API and FHIR)"
 
     def ready(self) -> None:
-        from interop.api import schema  # noqa: F401  (registers the token scheme)
+        from interop.api import schema  # noqa: F401  (registers the token scheme and the filters)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.contrib.django_filters import DjangoFilterExtension
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
@@ -13,6 +14,25 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
         return {"type": "http", "scheme": "bearer"}
+
+
+class FiltersWithLengths(DjangoFilterExtension):
+    """drf-spectacular's account of the list filters, with the longest value each text
+    filter takes (its max_length), which it leaves out: a value the schema allows is then
+    never a 400."""
+
+    priority = 1
+
+    def resolve_filter_field(
+        self, auto_schema: Any, model: Any, filterset_class: Any, field_name: str, filter_field: Any
+    ) -> list[dict[str, Any]]:
+        parameters: list[dict[str, Any]] = super().resolve_filter_field(
+            auto_schema, model, filterset_class, field_name, filter_field
+        )
+        if (longest := filter_field.extra.get("max_length")) is not None:
+            for parameter in parameters:
+                parameter["schema"]["maxLength"] = longest
+        return parameters
 
 
 # What each operation may answer besides its rows: each error body says what was wrong.

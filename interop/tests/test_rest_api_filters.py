@@ -420,3 +420,22 @@ def test_an_updated_since_at_the_edge_of_time_finds_all_or_nothing(
         assert response.status_code == 200
         assert bool(response.json()["results"]) is everything
     assert ids(referrals(client, updated_since=since)) == ([referral.pk] if everything else [])
+
+
+@pytest.mark.parametrize(("name", "longest"), [("taxonomy", 10), ("specialty", 100)])
+def test_the_openapi_schema_gives_the_longest_value_a_text_filter_takes(
+    coordinator: User, api_client_for: ClientFor, name: str, longest: int
+) -> None:
+    # A client (or a generated test) that keeps to the schema must not get a 400 for it.
+    schema = yaml.safe_load(Client().get(reverse("api:schema")).content)
+    (parameter,) = [
+        parameter
+        for parameter in schema["paths"]["/api/v1/partners/"]["get"]["parameters"]
+        if parameter["name"] == name
+    ]
+    assert parameter["schema"]["maxLength"] == longest
+    client = api_client_for(coordinator)
+    assert partners(client, **{name: "x" * longest}).status_code == 200
+    too_long = partners(client, **{name: "x" * (longest + 1)})
+    assert too_long.status_code == 400
+    assert f"at most {longest} characters" in too_long.json()[name][0]
