@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -97,7 +98,7 @@ def check_service_request(data: Any) -> dict[str, Any]:
             f"The resource is nested more than {MAX_DEPTH} levels deep (extensions within "
             "extensions?): a ServiceRequest needs far fewer."
         )
-    _check_contained(data.get("contained"))
+    _check_resource_types(data)
     try:
         get_fhir_model_class("ServiceRequest").model_validate(data)
     except ValidationError as error:
@@ -133,23 +134,38 @@ def _check_code(data: dict[str, Any], element: str, codes: tuple[str, ...]) -> N
         )
 
 
-def _check_contained(contained: Any) -> None:
-    """The FHIR models fail with a KeyError or TypeError, not a validation error, on a
-    contained resource whose resourceType is not a FHIR type: say which one it is."""
-    if not isinstance(contained, list):
-        return  # the model's validation reports it
-    for number, resource in enumerate(contained, start=1):
-        kind = resource.get("resourceType") if isinstance(resource, dict) else None
-        if not isinstance(resource, dict) or kind is None:
-            continue  # the model's validation reports it
-        try:
-            get_fhir_model_class(kind if isinstance(kind, str) else "")
-        except ValueError:
-            shown = f"“{_clean(kind)[:50]}”" if isinstance(kind, str) else "not text"
-            raise FhirError(
-                f"Contained resource {number}: its resourceType is {shown}, "
-                "which is not a FHIR R4 resource type."
-            ) from None
+def _check_resource_types(data: dict[str, Any]) -> None:
+    """The R4 models fail with a KeyError or TypeError, not a validation error, on a
+    resource whose resourceType is no FHIR resource type, wherever it is held (contained,
+    a Bundle's entry within that, a Parameters' resource): say where and which. Walked
+    without recursion, as _deeper_than is."""
+    stack: list[tuple[Any, str]] = [
+        (child, str(key)) for key, child in data.items() if isinstance(child, dict | list)
+    ]
+    while stack:
+        node, where = stack.pop()
+        children: Iterable[tuple[Any, Any]]
+        if isinstance(node, dict):
+            if "resourceType" in node and not _is_resource_type(kind := node["resourceType"]):
+                shown = f"“{_clean(kind)[:50]}”" if isinstance(kind, str) else "not text"
+                raise FhirError(
+                    f"{where}: its resourceType is {shown}, which is not a FHIR R4 resource type."
+                )
+            children = node.items()
+        else:
+            children = enumerate(node)
+        stack.extend(
+            (child, f"{where}.{key}") for key, child in children if isinstance(child, dict | list)
+        )
+
+
+def _is_resource_type(kind: Any) -> bool:
+    if not isinstance(kind, str):
+        return False
+    try:
+        return bool(get_fhir_model_class(kind).has_resource_base())
+    except ValueError:
+        return False
 
 
 def _contained(data: dict[str, Any], reference: Any, resource_type: str) -> dict[str, Any] | None:

@@ -272,6 +272,56 @@ def test_a_resource_nested_too_deeply_is_a_400_saying_so_not_a_500(
     assert not Referral.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("resource", "where"),
+    [
+        ({"resourceType": None}, "contained.2"),
+        ({"resourceType": "Nope"}, "contained.2"),
+        ({"resourceType": ["Patient"]}, "contained.2"),
+        (
+            {"resourceType": "Patient", "contained": [{"resourceType": "Nope"}]},
+            "contained.2.contained.0",
+        ),
+        (
+            {
+                "resourceType": "Bundle",
+                "type": "collection",
+                "entry": [{"resource": {"resourceType": None}}],
+            },
+            "contained.2.entry.0.resource",
+        ),
+        (
+            {
+                "resourceType": "Parameters",
+                "parameter": [{"name": "x", "resource": {"resourceType": 7}}],
+            },
+            "contained.2.parameter.0.resource",
+        ),
+    ],
+)
+def test_a_contained_resource_of_no_fhir_type_is_a_400_naming_where_not_a_500(
+    coordinator: User,
+    api_client_for: ClientFor,
+    partner: Provider,
+    resource: dict[str, Any],
+    where: str,
+) -> None:
+    """The R4 models fail with a TypeError or KeyError, not a validation error, on a
+    resource whose resourceType is no FHIR type, wherever it is held (a contained
+    resource, a Bundle's entry inside one): the EHR got a 500."""
+    data = adapted_myringotomy(partner.npi)
+    data["contained"].append(resource)
+    client = api_client_for(coordinator)
+    client.raise_request_exception = False
+
+    response = post_fhir(client, SEARCH, data)
+
+    assert response.status_code == 400
+    assert f"{where}: its resourceType is" in outcome_text(response)
+    assert "not a FHIR R4 resource type" in outcome_text(response)
+    assert not Referral.objects.exists()
+
+
 HOSTILE = [
     "<script>alert('x')</script>",
     "Robert'); DROP TABLE referrals_referral;--",
