@@ -45,10 +45,14 @@ ERRORS = {
 }
 
 
+# Any text without the NUL character, as an ECMA 262 regular expression.
+NO_NUL = r"^[^\x00]*$"
+
+
 def document_errors(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     """A postprocessing hook (SPECTACULAR_SETTINGS): every operation documents the error
-    answers it can give, and that its text parameters may not be empty, so a client (and
-    a generated test) knows them."""
+    answers it can give, and that its text parameters may not be empty nor hold NUL, so a
+    client (and a generated test) knows them."""
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
     schemas["Error"] = {
         "type": "object",
@@ -59,9 +63,15 @@ def document_errors(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     for operations in result.get("paths", {}).values():
         for operation in operations.values():
             for parameter in operation.get("parameters", []):
+                schema = parameter["schema"]
+                if parameter["in"] != "query" or schema.get("type") != "string":
+                    continue
                 # A parameter sent empty is refused (interop.api.filters.StrictForm).
-                if parameter["in"] == "query" and parameter["schema"].get("type") == "string":
-                    parameter["schema"].setdefault("minLength", 1)
+                schema.setdefault("minLength", 1)
+                # So is a NUL character in free text (Django's form fields, since Postgres
+                # cannot hold one); a format, pattern or list of values rules it out already.
+                if not {"enum", "format", "pattern"} & set(schema):
+                    schema["pattern"] = NO_NUL
             responses = operation.setdefault("responses", {})
             for code, description in ERRORS.items():
                 responses.setdefault(code, {"description": description, "content": body})

@@ -3,6 +3,7 @@ parameter for a value the API cannot read."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -439,3 +440,23 @@ def test_the_openapi_schema_gives_the_longest_value_a_text_filter_takes(
     too_long = partners(client, **{name: "x" * (longest + 1)})
     assert too_long.status_code == 400
     assert f"at most {longest} characters" in too_long.json()[name][0]
+
+
+@pytest.mark.parametrize("name", ["taxonomy", "specialty"])
+def test_the_openapi_schema_says_a_text_filter_takes_no_null_character(
+    coordinator: User, api_client_for: ClientFor, name: str
+) -> None:
+    # Every text field refuses NUL (Postgres cannot hold it); the schema says so, so a
+    # value it allows is never a 400.
+    schema = yaml.safe_load(Client().get(reverse("api:schema")).content)
+    (parameter,) = [
+        parameter
+        for parameter in schema["paths"]["/api/v1/partners/"]["get"]["parameters"]
+        if parameter["name"] == name
+    ]
+    pattern = parameter["schema"]["pattern"]
+    assert re.search(pattern, "Ortho") is not None
+    assert re.search(pattern, "Or\x00tho") is None
+    refused = partners(api_client_for(coordinator), **{name: "Or\x00"})
+    assert refused.status_code == 400
+    assert refused.json()[name] == ["Null characters are not allowed."]
