@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -73,6 +74,18 @@ def _clean(value: Any) -> str:
     return CONTROL_CHARACTERS.sub("", value).strip() if isinstance(value, str) else ""
 
 
+def _shown(value: str, *, limit: int = 50) -> str:
+    """A value the sender gave, quoted for a message, its invisible characters (control,
+    zero-width, direction marks) written as \\uXXXX: a code that only looks right must
+    not read as the very code the message asks for."""
+    return "“{}”".format(
+        "".join(
+            f"\\u{ord(character):04x}" if unicodedata.category(character)[0] == "C" else character
+            for character in value[:limit]
+        )
+    )
+
+
 def _problems(error: ValidationError) -> str:
     problems = [
         f"{'.'.join(str(part) for part in problem['loc']) or 'resource'}: {problem['msg']}"
@@ -87,12 +100,11 @@ def check_service_request(data: Any) -> dict[str, Any]:
     """The parsed JSON, if it is a valid R4 ServiceRequest; else FhirError (400)."""
     if not isinstance(data, dict):
         raise FhirError("The body must be a JSON object: a FHIR ServiceRequest resource.")
-    if data.get("resourceType") != "ServiceRequest":
-        shown = data.get("resourceType")
-        raise FhirError(
-            "Expected a ServiceRequest resource, but resourceType is "
-            + (f"“{_clean(shown)[:50]}”." if isinstance(shown, str) else "missing.")
-        )
+    if (kind := data.get("resourceType")) != "ServiceRequest":
+        said = "missing" if kind is None else "not text"
+        if isinstance(kind, str):
+            said = _shown(kind)
+        raise FhirError(f"Expected a ServiceRequest resource, but resourceType is {said}.")
     if _deeper_than(data, MAX_DEPTH):
         raise FhirError(
             f"The resource is nested more than {MAX_DEPTH} levels deep (extensions within "
@@ -127,7 +139,7 @@ def _deeper_than(data: Any, limit: int) -> bool:
 def _check_code(data: dict[str, Any], element: str, codes: tuple[str, ...]) -> None:
     value = data.get(element)
     if value not in codes:
-        shown = f"“{_clean(value)[:50]}”" if isinstance(value, str) else "not a code"
+        shown = _shown(value) if isinstance(value, str) else "not a code"
         raise FhirError(
             f"This is not a valid FHIR R4 ServiceRequest: {element} is {shown}, which is "
             f"not one of {', '.join(codes)}."
@@ -147,7 +159,7 @@ def _check_resource_types(data: dict[str, Any]) -> None:
         children: Iterable[tuple[Any, Any]]
         if isinstance(node, dict):
             if "resourceType" in node and not _is_resource_type(kind := node["resourceType"]):
-                shown = f"“{_clean(kind)[:50]}”" if isinstance(kind, str) else "not text"
+                shown = _shown(kind) if isinstance(kind, str) else "not text"
                 raise FhirError(
                     f"{where}: its resourceType is {shown}, which is not a FHIR R4 resource type."
                 )

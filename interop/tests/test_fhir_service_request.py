@@ -564,6 +564,35 @@ def test_an_intent_or_priority_outside_the_r4_codes_is_a_400_naming_it(
     assert not Referral.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("element", "value", "said"),
+    [
+        ("resourceType", 5, "resourceType is not text"),
+        ("resourceType", "Service\x00Request", "resourceType is “Service\\u0000Request”"),
+        ("resourceType", "Service\u200bRequest", "resourceType is “Service\\u200bRequest”"),
+        ("intent", "order\x07", "intent is “order\\u0007”"),
+        ("priority", "\u202eroutine", "priority is “\\u202eroutine”"),
+    ],
+)
+def test_a_code_that_only_looks_right_is_shown_as_sent_in_the_400(
+    coordinator: User,
+    api_client_for: ClientFor,
+    partner: Provider,
+    element: str,
+    value: Any,
+    said: str,
+) -> None:
+    """A number was reported as a missing resourceType, and a code with an invisible
+    character in it as the very code the message asked for ("Expected a ServiceRequest,
+    but resourceType is “ServiceRequest”"): the sender could not see what to fix."""
+    data = adapted_myringotomy(partner.npi)
+    data[element] = value
+    response = post_fhir(api_client_for(coordinator), SEARCH, data)
+    assert response.status_code == 400, response.content
+    assert said in outcome_text(response)
+    assert not Referral.objects.exists()
+
+
 @pytest.mark.parametrize("intent", ["proposal", "plan", "option", "filler-order"])
 def test_a_request_that_is_not_the_requesters_order_is_a_422(
     coordinator: User, api_client_for: ClientFor, partner: Provider, intent: str
