@@ -1,5 +1,4 @@
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import SimpleRouter
 
 from interop.api import views
@@ -13,7 +12,7 @@ router.register("partners", views.PartnerViewSet, basename="partner")
 router.register("referrals", views.ReferralViewSet, basename="referral")
 
 urlpatterns = [
-    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("schema/", views.SchemaView.as_view(), name="schema"),
     path("", include(router.urls)),
     # Last: any other address under the API is a JSON 404, not the app's HTML page (even
     # one with a newline, which "." does not match).

@@ -168,6 +168,20 @@ def test_the_openapi_schema_describes_the_api_and_only_it(db: None) -> None:
     }
 
 
+@pytest.mark.parametrize("version", ["2\nSet-Cookie: x=1", "2\x00", "2"])
+def test_the_schema_is_of_the_one_version_whatever_version_is_asked_for(
+    db: None, version: str
+) -> None:
+    """drf-spectacular wrote a `version` parameter into the schema's version and the
+    download's file name: a newline in it was a 500 (no header may hold one), and a NUL
+    made the web server drop the answer."""
+    client = Client(raise_request_exception=False)
+    response = client.get(reverse("api:schema"), {"version": version})
+    assert response.status_code == 200
+    assert yaml.safe_load(response.content)["info"]["version"] == "1"
+    assert response["Content-Disposition"] == 'inline; filename="Referral CRM API.yaml"'
+
+
 def test_a_format_the_api_does_not_offer_is_refused_naming_it(
     manager: User, api_client_for: ClientFor
 ) -> None:
