@@ -39,6 +39,10 @@ class Pages(PageNumberPagination):
     page_size = 25
     page_size_query_param = "page_size"
     max_page_size = 100
+    invalid_page_message = (
+        "Page {page_number} is past the last page of this list: follow each page's next "
+        "link, which is null on the last."
+    )
 
     def paginate_queryset(
         self, queryset: Any, request: Request, view: Any = None

@@ -324,9 +324,17 @@ def test_a_page_number_or_size_that_is_not_a_whole_number_in_range_is_a_400(
     assert list(response.json()) == list(params)
 
 
-def test_a_page_past_the_last_is_a_404(coordinator: User, api_client_for: ClientFor) -> None:
+def test_a_page_past_the_last_is_a_404_saying_so(
+    coordinator: User, api_client_for: ClientFor
+) -> None:
+    # It said "Invalid page.", which a sync job's log cannot tell from a bad parameter.
     ReferralFactory.create()
-    assert referrals(api_client_for(coordinator), page=2).status_code == 404
+    response = referrals(api_client_for(coordinator), page=2)
+    assert response.status_code == 404
+    assert response.json() == {
+        "detail": "Page 2 is past the last page of this list: follow each page's next "
+        "link, which is null on the last."
+    }
 
 
 def test_a_filter_sent_empty_is_a_400_not_every_row(
