@@ -33,8 +33,8 @@ from referrals.models import Referral
 
 class Pages(PageNumberPagination):
     """25 rows a page, up to 100 on request (one page stays one quick query). A page or
-    page size that is not a whole number in range is a 400 saying so, not a silent
-    default; a page past the last is a 404."""
+    page size that is not a whole number in range, or is given twice, is a 400 saying so,
+    not a silent default; a page past the last is a 404."""
 
     page_size = 25
     page_size_query_param = "page_size"
@@ -47,11 +47,13 @@ class Pages(PageNumberPagination):
     def paginate_queryset(
         self, queryset: Any, request: Request, view: Any = None
     ) -> list[Any] | None:
-        errors = {
-            name: [f"Must be a whole number from 1 to {highest}."]
-            for name, highest in (("page", 2**31 - 1), (self.page_size_query_param, 100))
-            if not _whole_number_in(request.query_params.get(name), highest)
-        }
+        errors = {}
+        for name, highest in (("page", 2**31 - 1), (self.page_size_query_param, 100)):
+            if len(request.query_params.getlist(name)) > 1:
+                # DRF reads the last: the others would be dropped unsaid.
+                errors[name] = ["Give it once: it takes one value."]
+            elif not _whole_number_in(request.query_params.get(name), highest):
+                errors[name] = [f"Must be a whole number from 1 to {highest}."]
         if errors:
             raise ValidationError(errors)
         return super().paginate_queryset(queryset, request, view)

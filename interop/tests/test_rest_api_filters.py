@@ -324,6 +324,17 @@ def test_a_page_number_or_size_that_is_not_a_whole_number_in_range_is_a_400(
     assert list(response.json()) == list(params)
 
 
+@pytest.mark.parametrize(("name", "values"), [("page", ["1", "2"]), ("page_size", ["5", "100"])])
+def test_a_page_number_or_size_given_twice_is_a_400_not_the_last_one_read(
+    coordinator: User, api_client_for: ClientFor, name: str, values: list[str]
+) -> None:
+    # The last value was read and the others dropped unsaid, as a filter's once were.
+    ReferralFactory.create_batch(6)
+    response = referrals(api_client_for(coordinator), **{name: values})
+    assert response.status_code == 400
+    assert response.json() == {name: ["Give it once: it takes one value."]}
+
+
 def test_a_page_past_the_last_is_a_404_saying_so(
     coordinator: User, api_client_for: ClientFor
 ) -> None:
