@@ -34,12 +34,18 @@ class StrictForm(forms.Form):
             if name not in self.data:
                 continue
             values = _values(self.data, name)
-            if self.has_error(name):
-                continue  # a required parameter sent empty already says so
-            if "" in values:
+            # A required parameter sent empty already says so.
+            if "" in values and not field.required:
+                # Said as what it is: a choice field would say "  is not one of the
+                # available choices", naming nothing.
+                self.errors.pop(name, None)
                 self.add_error(name, "Empty: leave the parameter out not to filter by it.")
             # Django reads the last of several values: the others would be dropped unsaid.
-            elif len(values) > 1 and not isinstance(field, forms.MultipleChoiceField):
+            elif (
+                len(values) > 1
+                and not self.has_error(name)
+                and not isinstance(field, forms.MultipleChoiceField)
+            ):
                 self.add_error(name, "Give it once: it takes one value.")
         return cleaned
 

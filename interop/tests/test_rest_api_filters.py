@@ -359,6 +359,19 @@ def test_a_filter_sent_empty_is_a_400_not_every_row(
     }
 
 
+@pytest.mark.parametrize(
+    ("name", "values"), [("status", [""]), ("status", ["seen", ""]), ("urgency", [""])]
+)
+def test_a_choice_filter_sent_empty_is_a_400_saying_it_is_empty(
+    coordinator: User, api_client_for: ClientFor, name: str, values: list[str]
+) -> None:
+    # It said "Select a valid choice.  is not one of the available choices.", naming
+    # nothing a sync job's log could point to.
+    response = referrals(api_client_for(coordinator), **{name: values})
+    assert response.status_code == 400
+    assert response.json() == {name: ["Empty: leave the parameter out not to filter by it."]}
+
+
 @pytest.mark.parametrize("path", ["/api/v1/referrals/1.5/", "/api/v1/nothing%0A"])
 def test_an_address_the_api_does_not_have_is_a_json_404(
     coordinator: User, api_client_for: ClientFor, path: str
