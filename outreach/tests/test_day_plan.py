@@ -121,22 +121,41 @@ def test_the_route_form_orders_the_plan_and_names_offices_without_a_zip(client_f
     assert "No usable ZIP code for Sandhills Clinic (none recorded)" in page
 
 
-def test_a_bad_starting_zip_is_refused_with_a_message(client_for, liaison):
+def test_a_bad_starting_zip_is_refused_beside_the_field_keeping_what_was_typed(client_for, liaison):
+    day = timezone.localdate() + timedelta(days=1)
+    visit = PlannedVisitFactory(liaison=liaison, planned_on=day, position=7)
+    client = client_for(liaison)
+    for typed, error in [
+        ("6810", "Enter a 5-digit ZIP code, e.g. 68102."),
+        ("00000", "ZIP 00000 is not in the ZIP-code list; try another."),
+    ]:
+        response = client.post(
+            reverse("outreach:day_plan_route"), {"day": day.isoformat(), "start_zip": typed}
+        )
+        # The plan of the day being routed, again, with the ZIP as typed to correct.
+        assert response.status_code == 200
+        page = response.content.decode()
+        assert f'value="{typed}"' in page
+        assert re.search(r'data-testid="route-error">([^<]*)<', page).group(1) == error
+        assert 'aria-invalid="true"' in page
+        assert f"visit-{visit.pk}" in page
+        assert day.strftime("%b") in page
+    visit.refresh_from_db()
+    assert visit.position == 7
+    # Nothing remembered from a refused ZIP: the next visit offers none.
+    assert "route_start_zip" not in client.session
+
+
+def test_the_starting_zip_used_is_offered_next_time(client_for, liaison):
     PlannedVisitFactory(liaison=liaison)
     client = client_for(liaison)
-    response = client.post(
+    client.post(
         reverse("outreach:day_plan_route"),
-        {"day": timezone.localdate().isoformat(), "start_zip": "6810"},
-        follow=True,
+        {"day": timezone.localdate().isoformat(), "start_zip": "68114"},
     )
-    assert response.status_code == 200
-    assert "Enter a 5-digit ZIP code" in response.content.decode()
-    response = client.post(
-        reverse("outreach:day_plan_route"),
-        {"day": timezone.localdate().isoformat(), "start_zip": "00000"},
-        follow=True,
-    )
-    assert "is not in the ZIP-code list" in response.content.decode()
+    page = client.get(plan_url()).content.decode()
+    assert re.search(r'id="route-start"[^>]*value="68114"', page)
+    assert 'data-testid="route-error"' not in page
 
 
 def test_a_card_shows_where_we_left_off_tasks_people_tier_and_health(client_for, liaison):

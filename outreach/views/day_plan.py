@@ -47,6 +47,15 @@ def day_plan(request: AuthedRequest) -> HttpResponse:
     day = timezone.localdate()
     if form.is_valid() and form.cleaned_data["day"]:
         day = form.cleaned_data["day"]
+    route_form = RouteForm(
+        initial={"day": day, "start_zip": request.session.get("route_start_zip", "")}
+    )
+    return _day_plan_page(request, day, form=form, route_form=route_form)
+
+
+def _day_plan_page(
+    request: AuthedRequest, day: date, *, form: DayForm, route_form: RouteForm
+) -> HttpResponse:
     cards = day_plan_cards(request.user, day)
     planned = {card.visit.organization_id for card in cards}
     unlocated = [c.organization for c in cards if zip_centroid(c.organization.zip_code) is None]
@@ -58,9 +67,7 @@ def day_plan(request: AuthedRequest) -> HttpResponse:
         "unlocated": unlocated,
         "suggestions": plan_suggestions(request.user, day, exclude=planned),
         "add_form": PlanAddForm(initial={"day": day}, user=request.user),
-        "route_form": RouteForm(
-            initial={"day": day, "start_zip": request.session.get("route_start_zip", "")}
-        ),
+        "route_form": route_form,
     }
     return render(request, "outreach/day_plan.html", context)
 
@@ -90,15 +97,17 @@ def day_plan_add(request: AuthedRequest) -> HttpResponse:
 @require_POST
 def day_plan_route(request: AuthedRequest) -> HttpResponse:
     form = RouteForm(request.POST)
+    if form.is_valid() and zip_centroid(form.cleaned_data["start_zip"]) is None:
+        form.add_error(
+            "start_zip",
+            f"ZIP {form.cleaned_data['start_zip']} is not in the ZIP-code list; try another.",
+        )
     if not form.is_valid():
-        for errors in form.errors.values():
-            messages.error(request, " ".join(map(str, errors)))
+        # The plan again with the ZIP as typed and what is wrong with it beside it, so the
+        # liaison corrects it rather than types it all again.
         day = form.cleaned_data.get("day") or timezone.localdate()
-        return redirect(_plan_url(day))
+        return _day_plan_page(request, day, form=DayForm(), route_form=form)
     day, start_zip = form.cleaned_data["day"], form.cleaned_data["start_zip"]
-    if zip_centroid(start_zip) is None:
-        messages.error(request, f"ZIP {start_zip} is not in the ZIP-code list; try another.")
-        return redirect(_plan_url(day))
     request.session["route_start_zip"] = start_zip
     route = planned_visits_route(liaison=request.user, day=day, start_zip=start_zip)
     miles = sum(stop.miles_from_previous or 0 for stop in route)
