@@ -176,8 +176,9 @@ def event_record_attendance(
     count the event. The event's cost is shared per head across everyone who came and
     each physician's share goes in the gifts and meals ledger, with the same yearly-limit
     rule as any lunch (see `activity_log`; a manager's `override_reason` lets a share go
-    over). Run again after a correction, it updates those activities, and an office
-    nobody came from any more loses its activity. Attending key partners' open
+    over; the reason is kept only on the offices with a share over the limit). Run again
+    after a correction, it updates those activities, and an office nobody came from any
+    more loses its activity. Attending key partners' open
     annual-meeting tasks are done when the event is their annual meeting.
 
     Written for all offices at once (a dozen queries however many came), not through
@@ -225,10 +226,19 @@ def event_record_attendance(
         # The office's part of the per-head split, so each attendee carries exactly the
         # event-wide share (as activity_log's own per-head rule would give).
         activity.cost = share * (len(providers) + len(staff)) if locked.cost else None
-        activity.limit_override_reason = override_reason or activity.limit_override_reason
+        # The reason is for this recording's amounts: one given for an earlier recording
+        # is not carried over to vouch for whatever the correction now puts over the limit
+        # (the page offers it again for the manager to confirm).
+        activity.limit_override_reason = override_reason
         activities[office_id] = activity
 
     allowances = _attendance_allowances(locked, by_office, activities, share, actor)
+    # And it stays only where a share is over: an office within the limit has nothing to
+    # explain, and the compliance report must not show it as an exception.
+    over = {allowance.provider.organization_id for allowance in allowances if allowance.over}
+    for office_id, activity in activities.items():
+        if office_id not in over:
+            activity.limit_override_reason = ""
 
     kept = [activity for activity in activities.values() if activity.pk is not None]
     Activity.objects.bulk_create([a for a in activities.values() if a.pk is None])

@@ -331,3 +331,66 @@ def test_a_cost_too_large_to_share_is_refused_on_the_form_not_a_server_error_lat
     came(event, providers=ProviderFactory.create_batch(7, organization=OrganizationFactory()))
     event.refresh_from_db()
     assert event_record_attendance(event=event, actor=liaison).attendees == 7
+
+
+def test_a_reason_given_for_one_recording_does_not_vouch_for_the_next(client_for, manager):
+    ComplianceLimit.objects.create(year=YEAR, amount=Decimal("100"))
+    office = OrganizationFactory(name="Dundee Family Practice")
+    ana = ProviderFactory(organization=office, first_name="Ana", last_name="Reyes")
+    ben = ProviderFactory(organization=office, first_name="Ben", last_name="Ortiz")
+    event = past_event("150.00")
+    came(event, providers=[ana])
+    event_record_attendance(event=event, actor=manager, override_reason="Approved by compliance")
+    activity = Activity.objects.get()
+    assert activity.limit_override_reason == "Approved by compliance"
+
+    # The page shows the reason on the office's record and offers it again to confirm.
+    page = client_for(manager).get(event.get_absolute_url()).content.decode()
+    assert "over the yearly limit: Approved by compliance" in page
+    assert 'value="Approved by compliance"' in page
+
+    # Re-recorded with no reason while a share is still over: asked again, nothing changed.
+    with pytest.raises(ComplianceLimitExceeded):
+        event_record_attendance(event=event, actor=manager)
+    activity.refresh_from_db()
+    assert activity.limit_override_reason == "Approved by compliance"
+    assert ActivityShare.objects.get().amount == Decimal("150.00")
+
+    # Ben came too: $75 each, within the limit, so the office has nothing to explain and
+    # the reason given with this recording is not kept as an exception.
+    came(event, providers=[ben])
+    event_record_attendance(event=event, actor=manager, override_reason="Approved by compliance")
+    activity.refresh_from_db()
+    assert activity.limit_override_reason == ""
+    assert sorted(ActivityShare.objects.values_list("amount", flat=True)) == [
+        Decimal("75.00"),
+        Decimal("75.00"),
+    ]
+    page = client_for(manager).get(event.get_absolute_url()).content.decode()
+    assert "over the yearly limit" not in page
+
+
+def test_only_the_office_over_the_limit_keeps_the_reason(manager):
+    ComplianceLimit.objects.create(year=YEAR, amount=Decimal("100"))
+    heavy = ProviderFactory(organization=OrganizationFactory(name="Heavy Spenders"))
+    light = ProviderFactory(organization=OrganizationFactory(name="Light Touch"))
+    activity_log(
+        activity=Activity(
+            kind=Activity.Kind.LUNCH,
+            organization=heavy.organization,
+            occurred_at=timezone.now() - timedelta(days=30),
+            cost=Decimal("60.00"),
+        ),
+        providers=[heavy],
+        staff=[],
+        actor=manager,
+    )
+    event = past_event("100.00")
+    came(event, providers=[heavy, light])
+    event_record_attendance(event=event, actor=manager, override_reason="Board dinner")
+    reasons = dict(
+        Activity.objects.filter(event=event).values_list(
+            "organization__name", "limit_override_reason"
+        )
+    )
+    assert reasons == {"Heavy Spenders": "Board dinner", "Light Touch": ""}

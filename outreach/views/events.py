@@ -97,7 +97,7 @@ def _event_page(
             **_rsvp_tally(event),
             "invite_form": InviteForm(),
             "rsvp_choices": Invitation.Rsvp.choices,
-            "attendance_form": attendance_form or EventAttendanceForm(),
+            "attendance_form": attendance_form or _attendance_form(event),
             "can_override": request.user.has_perm("outreach.override_compliance_limit"),
             "activities": event.activities.select_related("organization").order_by(
                 "organization__name", "pk"
@@ -107,6 +107,18 @@ def _event_page(
             .order_by("provider__last_name", "provider__first_name", "pk"),
         },
     )
+
+
+def _attendance_form(event: Event) -> EventAttendanceForm:
+    """The reason a manager gave when recording it over the limit, offered again: a
+    correction recorded now needs it confirmed (or changed) for the new amounts."""
+    reason = (
+        event.activities.exclude(limit_override_reason="")
+        .order_by("pk")
+        .values_list("limit_override_reason", flat=True)
+        .first()
+    )
+    return EventAttendanceForm(initial={"limit_override_reason": reason or ""})
 
 
 def _rsvp_tally(event: Event) -> dict[str, Any]:
