@@ -84,8 +84,16 @@ def _organization_for(record: RegistryProvider) -> Organization:
         state=record.state[:2],
         zip_code=record.zip5,
     )
-    organization.full_clean()
-    organization.save()
+    # The one-office-per-NPI rule is left to the database: a colleague adding another of
+    # its doctors may create the office between the look-up above and this save.
+    organization.full_clean(validate_constraints=False)
+    try:
+        with transaction.atomic():
+            organization.save()
+    except IntegrityError:
+        if not npi:
+            raise
+        return Organization.objects.get(npi=npi)
     return organization
 
 

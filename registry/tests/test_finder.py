@@ -336,6 +336,38 @@ def test_the_office_takes_the_name_and_npi_of_the_registry_organization_there(
     assert (organization.name, organization.npi) == ("Prairie Family Clinic", "1234567893")
 
 
+def test_an_office_a_colleague_creates_at_the_same_moment_is_joined_not_a_server_error(
+    manager: User, liaison: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    RegistryProviderFactory.create(
+        entity_type=RegistryProvider.EntityType.ORGANIZATION,
+        organization_name="PRAIRIE FAMILY CLINIC",
+        npi="1234567893",
+        address_line1="9 ELM ST",
+        last_name="",
+    )
+    doctor = RegistryProviderFactory.create(address_line1="9 ELM ST")
+    checked = Organization.full_clean
+
+    def colleague_saves_first(organization: Organization, *args: Any, **kwargs: Any) -> None:
+        # Another liaison adding another of its doctors: their office with the clinic's
+        # NPI is committed after this request looked for one and before it saves its own.
+        checked(organization, *args, **kwargs)
+        if organization.pk is None and not Organization.objects.filter(npi="1234567893"):
+            Organization.objects.create(name="Prairie Family Clinic", npi="1234567893")
+
+    monkeypatch.setattr(Organization, "full_clean", colleague_saves_first)
+
+    response = logged_in(manager).post(
+        ADD, {"npi": doctor.npi, "owner": liaison.pk}, headers={"HX-Request": "true"}
+    )
+
+    assert response.status_code == 200
+    assert b"Prospect added" in response.content
+    office = Organization.objects.get()
+    assert Provider.objects.get(npi=doctor.npi).organization == office
+
+
 def test_a_provider_already_in_the_directory_is_not_added_twice(
     manager: User, liaison: User
 ) -> None:
