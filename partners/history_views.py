@@ -11,7 +11,7 @@ from django.shortcuts import render
 
 from core.pagination import paginate
 from core.types import AuthedRequest
-from partners.history import record_changes
+from partners.history import KeptApart, record_changes, tier_and_health_changes
 from partners.models import Organization, Provider, StaffMember
 from partners.selectors import (
     get_organization_for_user,
@@ -27,7 +27,9 @@ def provider_history(request: AuthedRequest, pk: int) -> HttpResponse:
         request,
         provider,
         Provider.history.filter(id=provider.pk),
-        elsewhere="Tier and health keep their own history, with the reasons, on the partner's page.",
+        elsewhere="With its tier and health: set by the nightly tiering and health check, or "
+        "a manager's tier, with the reason given.",
+        kept_apart=tier_and_health_changes(provider.pk),
     )
 
 
@@ -56,6 +58,7 @@ def _history_page(
     *,
     elsewhere: str = "",
     parent: models.Model | None = None,
+    kept_apart: KeptApart | None = None,
 ) -> HttpResponse:
     history = history.select_related("history_user").order_by("-history_date", "-history_id")
     page = paginate(request, history)
@@ -65,7 +68,7 @@ def _history_page(
         {
             "record": record,
             "page": page,
-            "changes": record_changes(page, history),
+            "changes": record_changes(page, history, kept_apart=kept_apart),
             "elsewhere": elsewhere,
             "parent": parent,
         },
