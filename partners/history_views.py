@@ -16,6 +16,7 @@ from partners.models import Organization, Provider, StaffMember
 from partners.selectors import (
     get_organization_for_user,
     get_provider_for_user,
+    get_removed_staff_member_for_user,
     get_staff_member_for_user,
 )
 
@@ -48,6 +49,20 @@ def staff_history(request: AuthedRequest, pk: int) -> HttpResponse:
         staff,
         StaffMember.history.filter(id=staff.pk),
         parent=staff.organization,
+    )
+
+
+@login_required
+def removed_staff_history(request: AuthedRequest, organization_pk: int, pk: int) -> HttpResponse:
+    """A staff member removed in the admin has no page and no record left, but their
+    history stays: reached from the office they were removed from (removed_staff)."""
+    removal = get_removed_staff_member_for_user(request.user, organization_pk, pk)
+    return _history_page(
+        request,
+        # The person as they stood when removed, for the page's title.
+        removal.instance,
+        StaffMember.history.filter(id=pk),
+        parent=removal.organization,
     )
 
 

@@ -9,9 +9,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import reduce
+from typing import Any
 
 from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
 from django.db.models import F, OuterRef, Q, QuerySet, Subquery
+from django.http import Http404
 
 from core.lookups import get_for_user
 from core.roles import is_liaison
@@ -88,6 +91,29 @@ def get_staff_member_for_user(user: User, pk: int, *, write: bool = False) -> St
         write=write,
         refusal=lambda member: f"Your role may read {member.display_name} but not change it.",
     )
+
+
+def removed_staff(organization: Organization) -> QuerySet[Any]:
+    """The staff removed from this office (in the admin), newest first: the rows their
+    history kept of the removal (history_type "-"), with who removed them. Their details
+    are gone from the office, but what was changed, by whom, stays reachable."""
+    return (
+        StaffMember.history.filter(organization_id=organization.pk, history_type="-")
+        .select_related("history_user")
+        .order_by("-history_date", "-history_id")
+    )
+
+
+def get_removed_staff_member_for_user(user: User, organization_pk: int, pk: int) -> Any:
+    """The removal of staff member `pk` from the office (their last history row), if this
+    user may read the office's staff; 404 for someone still there or removed elsewhere."""
+    organization = get_organization_for_user(user, organization_pk)
+    if not user.has_perm("partners.view_staffmember"):
+        raise PermissionDenied
+    removal = removed_staff(organization).filter(id=pk).first()
+    if removal is None or StaffMember.objects.filter(pk=pk).exists():
+        raise Http404("No staff member removed from this office with that number.")
+    return removal
 
 
 # Office staff birthdays shown ahead: a week, for a card or a box of cupcakes.

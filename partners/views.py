@@ -43,6 +43,7 @@ from partners.selectors import (
     get_organization_for_user,
     get_provider_for_user,
     get_staff_member_for_user,
+    removed_staff,
 )
 from partners.services.merges import partner_merge, partner_merge_preview
 from partners.services.offices import organization_set_letters_opt_out
@@ -367,6 +368,7 @@ def organization_detail(request: AuthedRequest, pk: int) -> HttpResponse:
         "organization": organization,
         "providers": Provider.objects.filter(organization=organization).for_list(),
         "staff": organization.staff.all(),
+        "removed_staff": removed_staff(organization),
         "activities": Activity.objects.filter(organization=organization)
         .select_related("logged_by")
         .prefetch_related("providers", "staff")[:TIMELINE_LENGTH],
