@@ -163,3 +163,17 @@ def test_the_day_plan_records_the_patients_named_on_its_cards_and_suggestions(cl
     assert sorted(listed.values_list("referral_id", flat=True)) == sorted(
         [on_card.referral_id, suggested.referral_id]
     )
+
+
+def test_the_task_admin_records_the_patients_its_titles_name(client_for, administrator):
+    task = _thank_you(administrator)
+    TaskFactory(assignee=administrator, title="Restock the brochures")
+    client = client_for(administrator)
+    listed = client.get(reverse("admin:outreach_task_changelist"))
+    assert "for referring R.O." in listed.content.decode()
+    opened = client.get(reverse("admin:outreach_task_change", args=[task.pk]))
+    assert opened.status_code == 200
+    assert _trail() == [
+        (Action.LIST, task.referral_id, administrator.pk, NAMES),
+        (Action.VIEW, task.referral_id, administrator.pk, NAMES),
+    ]
