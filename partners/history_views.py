@@ -56,13 +56,14 @@ def staff_history(request: AuthedRequest, pk: int) -> HttpResponse:
 def removed_staff_history(request: AuthedRequest, organization_pk: int, pk: int) -> HttpResponse:
     """A staff member removed in the admin has no page and no record left, but their
     history stays: reached from the office they were removed from (removed_staff)."""
-    removal = get_removed_staff_member_for_user(request.user, organization_pk, pk)
+    organization, removal = get_removed_staff_member_for_user(request.user, organization_pk, pk)
     return _history_page(
         request,
         # The person as they stood when removed, for the page's title.
         removal.instance,
         StaffMember.history.filter(id=pk),
-        parent=removal.organization,
+        # Not the office on their last row: that one may have been merged into this one.
+        parent=organization,
     )
 
 

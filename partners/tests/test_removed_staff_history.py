@@ -106,3 +106,24 @@ def test_the_office_page_reads_in_the_same_queries_however_many_staff_were_remov
     assert queries() == few
     page = client.get(office.get_absolute_url()).content.decode()
     assert page.count(f"/offices/{office.pk}/removed-staff/") == 6
+
+
+def test_staff_removed_from_an_office_later_merged_away_are_listed_on_the_office_kept(
+    client_for, administrator, manager
+):
+    from partners.services.merges import partner_merge
+
+    kept = OrganizationFactory(name="Dundee Family Practice")
+    duplicate = OrganizationFactory(name="Dundee Family Practice (old)")
+    member = StaffMemberFactory(organization=duplicate, first_name="Rita", last_name="Mason")
+    pk = member.pk
+    _removed_in_the_admin(client_for, administrator, member)
+    partner_merge(survivor=kept, duplicate=duplicate, actor=manager)
+
+    client = client_for(manager)
+    office_page = client.get(kept.get_absolute_url()).content.decode()
+    assert _removed_url(kept, pk) in office_page
+    page = client.get(_removed_url(kept, pk)).content.decode()
+    assert "Changes to Rita Mason" in page and "<strong>Removed</strong>" in page
+    # The way back is the office kept.
+    assert f'<a href="{kept.get_absolute_url()}">Dundee Family Practice</a>' in page
