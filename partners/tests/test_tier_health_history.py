@@ -128,3 +128,20 @@ def test_the_changes_page_reads_in_the_same_queries_however_many_tier_and_health
     )
     assert queries() == few
     assert client.get(url).content.decode().count("Set by a manager: Override") == 20
+
+
+def test_an_expired_managers_tier_handed_back_at_night_says_so(client_for, manager):
+    provider = ProviderFactory(tier="A")
+    provider_set_tier(
+        provider=provider,
+        tier="A",
+        reason="Opening a second clinic",
+        actor=manager,
+        pinned_until=timezone.localdate() - timedelta(days=1),
+    )
+    providers_retier(as_of=timezone.localdate())
+    page = client_for(manager).get(_history_url(provider)).content.decode()
+    assert "Returned to nightly tiering: The manager&#x27;s tier was kept until" in page
+    assert "Kept from the nightly tiering" in page
+    # No referrals in 12 months: the nightly tiering takes the tier away.
+    assert "Nightly tiering: No referrals in 12 months" in page
