@@ -280,3 +280,16 @@ def test_marking_a_letter_printed_without_htmx_redirects_and_records_no_read(
     assert response.status_code == 302
     # It shows nothing: the queue it redirects to records its own read.
     assert not PatientDataAccess.objects.exists()
+
+
+def test_dealing_with_a_failed_letter_records_the_patient_its_message_names(
+    client_for, coordinator
+):
+    letter = _letter(referral=ReferralFactory(), status=Letter.Status.FAILED)
+    response = client_for(coordinator).post(
+        reverse("outreach:letter_failed", args=[letter.pk]), {"do": "let_go"}, follow=True
+    )
+    # The message names the letter by its subject; the queue no longer lists it.
+    assert f"“{letter.subject}”: Let go" in response.content.decode()
+    listed = PatientDataAccess.objects.filter(action=Action.LIST, user=coordinator)
+    assert list(listed.values_list("referral_id", flat=True)) == [letter.referral_id]

@@ -179,6 +179,10 @@ def letter_failed(request: AuthedRequest, pk: int) -> HttpResponse:
         FAILED_MAIL: "It is in the print and fax queue, to be printed and mailed.",
         FAILED_LET_GO: "Let go: it will not be sent.",
     }[form.cleaned_data["do"]]
+    # The message names the letter by its subject (patient initials), on a queue that may
+    # no longer list it: a read, as the queue's own.
+    if letter.referral_id:
+        audit_names_listed(request, [letter.referral_id])
     messages.success(request, f"“{letter.subject}”: {done}")
     return redirect("outreach:print_queue")
 
