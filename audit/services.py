@@ -139,15 +139,22 @@ def _insert_rows(shared: dict[str, Any], ids: list[int]) -> None:
 NAME_FIELDS = ("patient_first_name", "patient_last_name")
 
 
-def audit_names_listed(request: HttpRequest, referral_ids: Iterable[int]) -> int:
+def audit_names_listed(
+    request: HttpRequest,
+    referral_ids: Iterable[int],
+    *,
+    action: str = PatientDataAccess.Action.LIST,
+) -> int:
     """A page that lists referrals shows patients' names to roles allowed to see them (and
     initials to everyone else): for those roles, that is a read of patient data, written to
-    the trail like any other. Returns how many rows were written."""
+    the trail like any other. So is a page naming a patient by initials in a letter's
+    subject or a task's title; one that names a single one (a task's page) passes VIEW.
+    Returns how many rows were written."""
     ids = list(referral_ids)
     if not ids or not request.user.has_perm("referrals.view_patient_details"):
         return 0
     return audit_record(
-        action=PatientDataAccess.Action.LIST,
+        action=action,
         referral_ids=ids,
         user=request.user,
         fields=NAME_FIELDS,

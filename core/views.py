@@ -12,6 +12,7 @@ from audit.services import audit_names_listed
 from core.roles import is_liaison
 from core.types import AuthedRequest
 from outreach.models import Task
+from outreach.models.tasks import patient_referral_ids
 from outreach.rekindle import can_write_note
 from partners.selectors import staff_birthdays
 from referrals.models import OPEN_STATUSES, Referral, Status
@@ -63,5 +64,9 @@ def dashboard(request: AuthedRequest) -> HttpResponse:
             else []
         ),
     }
-    audit_names_listed(request, [referral.pk for referral in recent])
+    # The recent referrals' patients, and those named in the titles of the tasks shown.
+    audit_names_listed(
+        request,
+        sorted({referral.pk for referral in recent} | set(patient_referral_ids(due_tasks))),
+    )
     return render(request, "core/dashboard.html", context)

@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 
 from audit.models import PatientDataAccess
+from audit.services import audit_names_listed
 from outreach.models import (
     Activity,
     ActivityShare,
@@ -19,6 +20,7 @@ from outreach.models import (
     PlannedVisitEvent,
     Task,
 )
+from outreach.models.tasks import patient_referral_ids
 from outreach.services.letters import letter_audit_read
 
 
@@ -55,6 +57,32 @@ class TaskAdmin(admin.ModelAdmin):
     search_fields = ["title"]
     list_select_related = ["assignee"]
     raw_id_fields = ["referral", "provider", "activity"]
+
+    # A task about a referral is titled with the patient's initials: its list and its
+    # change form are reads, recorded as on the task pages (outreach.views.tasks).
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> Any:
+        response = super().changelist_view(request, extra_context)
+        changelist = getattr(response, "context_data", {}).get("cl")
+        if request.method == "GET" and changelist is not None:
+            audit_names_listed(request, patient_referral_ids(changelist.result_list))
+        return response
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        if request.method == "GET":
+            task = self.get_object(request, object_id)
+            if task is not None and self.has_view_or_change_permission(request, task):
+                audit_names_listed(
+                    request, patient_referral_ids([task]), action=PatientDataAccess.Action.VIEW
+                )
+        return super().change_view(request, object_id, form_url, extra_context)
 
 
 @admin.register(LetterTemplate)

@@ -177,6 +177,8 @@ def day_plan_cards(user: Any, day: date) -> list[PlanCard]:
 class Suggestion:
     organization: Organization
     reason: str
+    # The referral whose patient the reason names (an overdue task's title: initials).
+    referral_id: int | None = None
 
 
 def plan_suggestions(user: Any, day: date, *, exclude: set[int]) -> list[Suggestion]:
@@ -201,7 +203,9 @@ def plan_suggestions(user: Any, day: date, *, exclude: set[int]) -> list[Suggest
         assert office is not None, "filtered on the office"
         if office.pk not in suggestions:
             suggestions[office.pk] = Suggestion(
-                office, f"{task.get_kind_display()} due {task.due_on:%b %-d}: {task.title}"
+                office,
+                f"{task.get_kind_display()} due {task.due_on:%b %-d}: {task.title}",
+                task.referral_id,
             )
     cutoff = timezone.now() - timedelta(days=STALE_AFTER_DAYS)
     last_touch = (

@@ -378,6 +378,13 @@ class PartnerUploadForm(forms.Form):
         return upload
 
 
+class ImportConfirmForm(forms.Form):
+    """The preview's confirmation: the mapping it was computed from
+    (PartnerImport.mapping_version), so the import applies what was seen."""
+
+    previewed = forms.CharField(max_length=64)
+
+
 class ColumnMappingForm(forms.Form):
     """One choice per column of the uploaded file: which partner field it fills."""
 

@@ -9,6 +9,7 @@ stranger, and the practice must be able to say who changed it and when.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -41,11 +42,22 @@ class RecordChange:
     fields: list[FieldChange]
 
 
-def record_changes(page: Page, history: models.QuerySet[Any]) -> list[RecordChange]:
+# The changes kept apart from the record's history between two moments (from `since`,
+# before `until`; None: no bound), as RecordChanges: see tier_and_health_changes.
+KeptApart = Callable[[datetime | None, datetime | None], list["RecordChange"]]
+
+
+def record_changes(
+    page: Page, history: models.QuerySet[Any], *, kept_apart: KeptApart | None = None
+) -> list[RecordChange]:
     """The changes on `page` (a page of `history`, newest first), each against the row
     before it: the page's rows, the one row older than the page, and the people and offices
     they name, in four queries. A save that changed nothing shown (a tier change, kept with
-    its own history) is left out."""
+    its own history) is left out.
+
+    `kept_apart` adds the changes kept in tables of their own that fall on this page: from
+    the row just older than the page (none: the beginning) to the page's newest row (the
+    first page: to now), so each is on exactly one page, among the changes around it."""
     rows = list(page.object_list)
     if not rows:
         return []
@@ -92,7 +104,72 @@ def record_changes(page: Page, history: models.QuerySet[Any]) -> list[RecordChan
                 ],
             )
         )
+    if kept_apart is not None:
+        since = older.history_date if older is not None else None
+        until = rows[0].history_date if page.number > 1 else None
+        changes.extend(kept_apart(since, until))
+        changes.sort(key=lambda change: change.at, reverse=True)
     return changes
+
+
+def tier_and_health_changes(provider_pk: int) -> KeptApart:
+    """A partner's tier and health changes, for its Changes page. They are kept apart
+    from the record's history (TierChange, HealthChange): the nightly tiering and health
+    check write them in bulk with their reasons, and a manager's override with theirs. Two
+    queries for a page."""
+    from partners.models import HealthChange, Provider, TierChange
+
+    tiers = dict(Provider.Tier.choices)
+    healths = dict(Provider.Health.choices)
+
+    def between(since: datetime | None, until: datetime | None) -> list[RecordChange]:
+        window = Q()
+        if since is not None:
+            window &= Q(changed_at__gte=since)
+        if until is not None:
+            window &= Q(changed_at__lt=until)
+        found = []
+        for tier in TierChange.objects.filter(window, provider_id=provider_pk).select_related(
+            "changed_by"
+        ):
+            fields = []
+            if tier.from_tier != tier.to_tier:
+                fields.append(
+                    FieldChange("Tier", tiers.get(tier.from_tier, ""), tiers.get(tier.to_tier, ""))
+                )
+            if tier.kind == TierChange.Kind.OVERRIDE:
+                kept = f"until {tier.pinned_until:%b %-d, %Y}" if tier.pinned_until else "Yes"
+                fields.append(FieldChange("Kept from the nightly tiering", "", kept))
+            elif tier.kind == TierChange.Kind.PIN_CLEARED:
+                fields.append(FieldChange("Kept from the nightly tiering", "Yes", "No"))
+            found.append(
+                RecordChange(
+                    at=tier.changed_at,
+                    by=tier.changed_by,
+                    what="Changed",
+                    reason=f"{tier.get_kind_display()}: {tier.reason}",
+                    fields=fields,
+                )
+            )
+        for health in HealthChange.objects.filter(window, provider_id=provider_pk):
+            found.append(
+                RecordChange(
+                    at=health.changed_at,
+                    by=None,
+                    what="Changed",
+                    reason="Nightly health check (the reasons are on the partner's page)",
+                    fields=[
+                        FieldChange(
+                            "Health",
+                            healths.get(health.from_health, ""),
+                            healths.get(health.to_health, ""),
+                        )
+                    ],
+                )
+            )
+        return found
+
+    return between
 
 
 def _raw(row: Any, field: models.Field[Any, Any]) -> Any:

@@ -11,11 +11,12 @@ from django.shortcuts import render
 
 from core.pagination import paginate
 from core.types import AuthedRequest
-from partners.history import record_changes
+from partners.history import KeptApart, record_changes, tier_and_health_changes
 from partners.models import Organization, Provider, StaffMember
 from partners.selectors import (
     get_organization_for_user,
     get_provider_for_user,
+    get_removed_staff_member_for_user,
     get_staff_member_for_user,
 )
 
@@ -27,7 +28,9 @@ def provider_history(request: AuthedRequest, pk: int) -> HttpResponse:
         request,
         provider,
         Provider.history.filter(id=provider.pk),
-        elsewhere="Tier and health keep their own history, with the reasons, on the partner's page.",
+        elsewhere="With its tier and health: set by the nightly tiering and health check, or "
+        "a manager's tier, with the reason given.",
+        kept_apart=tier_and_health_changes(provider.pk),
     )
 
 
@@ -49,6 +52,21 @@ def staff_history(request: AuthedRequest, pk: int) -> HttpResponse:
     )
 
 
+@login_required
+def removed_staff_history(request: AuthedRequest, organization_pk: int, pk: int) -> HttpResponse:
+    """A staff member removed in the admin has no page and no record left, but their
+    history stays: reached from the office they were removed from (removed_staff)."""
+    organization, removal = get_removed_staff_member_for_user(request.user, organization_pk, pk)
+    return _history_page(
+        request,
+        # The person as they stood when removed, for the page's title.
+        removal.instance,
+        StaffMember.history.filter(id=pk),
+        # Not the office on their last row: that one may have been merged into this one.
+        parent=organization,
+    )
+
+
 def _history_page(
     request: AuthedRequest,
     record: models.Model,
@@ -56,6 +74,7 @@ def _history_page(
     *,
     elsewhere: str = "",
     parent: models.Model | None = None,
+    kept_apart: KeptApart | None = None,
 ) -> HttpResponse:
     history = history.select_related("history_user").order_by("-history_date", "-history_id")
     page = paginate(request, history)
@@ -65,7 +84,7 @@ def _history_page(
         {
             "record": record,
             "page": page,
-            "changes": record_changes(page, history),
+            "changes": record_changes(page, history, kept_apart=kept_apart),
             "elsewhere": elsewhere,
             "parent": parent,
         },

@@ -18,7 +18,13 @@ from django.views.decorators.http import require_POST
 from core.csv_cells import csv_download, download_format, safe_cell, table_download
 from core.htmx import render_page
 from core.types import AuthedRequest
-from partners.forms import ColumnMappingForm, PartnerUploadForm, ProviderFilter, liaison_choices
+from partners.forms import (
+    ColumnMappingForm,
+    ImportConfirmForm,
+    PartnerUploadForm,
+    ProviderFilter,
+    liaison_choices,
+)
 from partners.models import PartnerImport, Provider
 from partners.services.imports import partner_import_start
 from partners.spreadsheets.columns import guess_mapping
@@ -27,6 +33,7 @@ from partners.spreadsheets.planning import plan_import
 from partners.spreadsheets.reading import ENCODINGS, UnreadableFile, read_table
 
 PREVIEW_ROWS = 50
+CONFIRMED_MEANWHILE = "This import was confirmed meanwhile: its columns were not changed."
 # Named in a line above the tables; the count covers the rest.
 NEW_OFFICES_SHOWN = 20
 
@@ -92,6 +99,8 @@ def import_upload(request: AuthedRequest) -> HttpResponse:
 def import_mapping(request: AuthedRequest, pk: int) -> HttpResponse:
     partner_import = get_partner_import_for_user(request.user, pk)
     if partner_import.status != PartnerImport.Status.UPLOADED:
+        if request.method == "POST":
+            messages.error(request, CONFIRMED_MEANWHILE)
         return redirect(partner_import)
     headers = partner_import.headers
     first = partner_import.rows[0] if partner_import.rows else []
@@ -107,9 +116,13 @@ def import_mapping(request: AuthedRequest, pk: int) -> HttpResponse:
         request.POST or None, headers=headers, samples=samples, initial=initial
     )
     if request.method == "POST" and form.is_valid():
-        partner_import.mapping = form.mapping()
-        partner_import.new_owner = form.cleaned_data["new_owner"]
-        partner_import.save(update_fields=["mapping", "new_owner"])
+        # Only while it waits: a page opened before a colleague confirmed the import must
+        # not change the mapping its worker is applying.
+        saved = PartnerImport.objects.filter(
+            pk=partner_import.pk, status=PartnerImport.Status.UPLOADED
+        ).update(mapping=form.mapping(), new_owner=form.cleaned_data["new_owner"])
+        if not saved:
+            messages.error(request, CONFIRMED_MEANWHILE)
         return redirect(partner_import)
     return render(
         request,
@@ -152,8 +165,14 @@ def import_detail(request: AuthedRequest, pk: int) -> HttpResponse:
 @permission_required("partners.import_partners", raise_exception=True)
 def import_apply(request: AuthedRequest, pk: int) -> HttpResponse:
     partner_import = get_partner_import_for_user(request.user, pk)
+    form = ImportConfirmForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Nothing was imported: confirm the import from its preview.")
+        return redirect(partner_import)
     try:
-        applied = partner_import_start(partner_import=partner_import)
+        applied = partner_import_start(
+            partner_import=partner_import, previewed=form.cleaned_data["previewed"]
+        )
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     else:
@@ -170,15 +189,19 @@ def import_apply(request: AuthedRequest, pk: int) -> HttpResponse:
 @permission_required("partners.import_partners", raise_exception=True)
 def import_rejects(request: AuthedRequest, pk: int) -> HttpResponseBase:
     """The rejected rows as they were in the file, with a Reasons column, to fix and
-    upload again."""
+    upload again: those the import refused when it ran, once applied (the partner list
+    has changed since: planned again, it would name other rows); before, the preview's."""
     partner_import = get_partner_import_for_user(request.user, pk)
-    plan = plan_import(
-        partner_import.rows, partner_import.mapping, numbers=partner_import.row_numbers
-    )
+    rejected: list[list[Any]] | None = partner_import.rejected_rows
+    if rejected is None:
+        plan = plan_import(
+            partner_import.rows, partner_import.mapping, numbers=partner_import.row_numbers
+        )
+        rejected = [[row.number, row.cells, " ".join(row.reasons)] for row in plan.of("reject")]
 
     def lines() -> Iterator[list[Any]]:
         yield ["Row", *(safe_cell(name) for name in partner_import.headers), "Reasons"]
-        for row in plan.of("reject"):
-            yield [row.number, *(safe_cell(cell) for cell in row.cells), " ".join(row.reasons)]
+        for number, cells, reasons in rejected:
+            yield [number, *(safe_cell(cell) for cell in cells), reasons]
 
     return csv_download(f"rejected-rows-{partner_import.pk}.csv", lines())

@@ -9,14 +9,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import reduce
+from typing import Any
 
 from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
 from django.db.models import F, OuterRef, Q, QuerySet, Subquery
+from django.http import Http404
 
 from core.lookups import get_for_user
 from core.roles import is_liaison
 from core.templatetags.people import person
-from partners.models import Organization, Provider, StaffMember
+from partners.models import Organization, OrganizationRemoval, Provider, StaffMember
 
 
 def get_provider_for_user(
@@ -88,6 +91,39 @@ def get_staff_member_for_user(user: User, pk: int, *, write: bool = False) -> St
         write=write,
         refusal=lambda member: f"Your role may read {member.display_name} but not change it.",
     )
+
+
+def removed_staff(organization: Organization) -> QuerySet[Any]:
+    """The staff removed from this office (in the admin), or from an office merged into
+    it, newest first: the rows their history kept of the removal (history_type "-"),
+    with who removed them. Their details are gone from the office, but what was changed,
+    by whom, stays reachable. One query."""
+    merged_in = OrganizationRemoval.objects.filter(merged_into=organization.pk).values(
+        "organization_id"
+    )
+    return (
+        StaffMember.history.filter(
+            Q(organization_id=organization.pk) | Q(organization_id__in=merged_in),
+            history_type="-",
+        )
+        .select_related("history_user")
+        .order_by("-history_date", "-history_id")
+    )
+
+
+def get_removed_staff_member_for_user(
+    user: User, organization_pk: int, pk: int
+) -> tuple[Organization, Any]:
+    """The office and the removal of staff member `pk` from it (their last history row),
+    if this user may read the office's staff; 404 for someone still there or removed
+    from another office."""
+    organization = get_organization_for_user(user, organization_pk)
+    if not user.has_perm("partners.view_staffmember"):
+        raise PermissionDenied
+    removal = removed_staff(organization).filter(id=pk).first()
+    if removal is None or StaffMember.objects.filter(pk=pk).exists():
+        raise Http404("No staff member removed from this office with that number.")
+    return organization, removal
 
 
 # Office staff birthdays shown ahead: a week, for a card or a box of cupcakes.

@@ -42,4 +42,9 @@ urlpatterns = [
     path("offices/<int:organization_pk>/staff/new/", views.staff_create, name="staff_create"),
     path("staff/<int:pk>/edit/", views.staff_update, name="staff_update"),
     path("staff/<int:pk>/changes/", history_views.staff_history, name="staff_history"),
+    path(
+        "offices/<int:organization_pk>/removed-staff/<int:pk>/changes/",
+        history_views.removed_staff_history,
+        name="removed_staff_history",
+    ),
 ]

@@ -23,6 +23,7 @@ from core.sparkline import sparkline
 from core.types import AuthedRequest
 from outreach.meetings import annual_meeting_status
 from outreach.models import Activity, Letter, PlannedVisit, PlannedVisitEvent, Task
+from outreach.models.tasks import patient_referral_ids
 from outreach.rekindle import can_write_note
 from outreach.services.tasks import owner_tasks_hand_over
 from partners.forms import (
@@ -42,6 +43,7 @@ from partners.selectors import (
     get_organization_for_user,
     get_provider_for_user,
     get_staff_member_for_user,
+    removed_staff,
 )
 from partners.services.merges import partner_merge, partner_merge_preview
 from partners.services.offices import organization_set_letters_opt_out
@@ -229,11 +231,14 @@ def provider_detail(
         request.user
     )
     # The timeline shows these patients' names to roles that may see them: its referrals',
-    # and the patients named (initials) in the subjects of the letters it shows.
+    # and the patients named (initials) in the subjects of the letters it shows and in the
+    # titles of the tasks it and the open tasks show.
+    shown_tasks = [*open_tasks, *(entry.obj for entry in timeline if entry.kind == "task")]
     audit_names_listed(
         request,
         sorted(
-            {entry.obj.pk for entry in timeline if entry.kind == "referral"}
+            set(patient_referral_ids(shown_tasks))
+            | {entry.obj.pk for entry in timeline if entry.kind == "referral"}
             | {
                 entry.obj.referral_id
                 for entry in timeline
@@ -363,6 +368,7 @@ def organization_detail(request: AuthedRequest, pk: int) -> HttpResponse:
         "organization": organization,
         "providers": Provider.objects.filter(organization=organization).for_list(),
         "staff": organization.staff.all(),
+        "removed_staff": removed_staff(organization),
         "activities": Activity.objects.filter(organization=organization)
         .select_related("logged_by")
         .prefetch_related("providers", "staff")[:TIMELINE_LENGTH],

@@ -13,7 +13,7 @@ from django.utils import timezone
 from outreach.models.activities import Activity
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
     from django.contrib.auth.models import User
 
@@ -154,3 +154,10 @@ class Task(models.Model):
     @property
     def is_overdue(self) -> bool:
         return self.status == self.Status.OPEN and self.due_on < timezone.localdate()
+
+
+def patient_referral_ids(tasks: Iterable[Task]) -> list[int]:
+    """The referrals whose patient these tasks name: a task about a referral is titled with
+    the patient's initials ("Thank Dr. Wiebe for referring R.O."), so a page showing its
+    title shows them (see Task.summary_outside)."""
+    return sorted({task.referral_id for task in tasks if task.referral_id is not None})

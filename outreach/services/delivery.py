@@ -434,7 +434,12 @@ def letter_failed_resolve(*, letter: Letter, do: str, actor: User) -> Letter:
 @transaction.atomic
 def letter_mark_printed(*, letter: Letter, actor: User) -> Letter:
     """A person printed and mailed, or faxed, a letter from the print queue."""
-    locked = Letter.objects.select_for_update().get(pk=letter.pk)
+    # With its partner and office, which the queue's redrawn row names.
+    locked = (
+        Letter.objects.select_for_update(of=("self",))
+        .select_related("provider__organization")
+        .get(pk=letter.pk)
+    )
     if locked.status == Letter.Status.PRINT_QUEUE:
         locked.status = Letter.Status.SENT
         locked.sent_at = timezone.now()

@@ -15,6 +15,7 @@ from django.utils import timezone
 from audit.models import PatientDataAccess
 from outreach.models import Letter, LetterTemplate
 from partners.factories import ProviderFactory
+from partners.models import Provider
 from referrals.factories import ReferralFactory
 
 pytestmark = pytest.mark.django_db
@@ -224,4 +225,71 @@ def test_partner_360_records_the_patients_named_in_its_letters_subjects(client_f
     page = client_for(manager).get(partner.get_absolute_url()).content.decode()
     assert letter.subject in page
     listed = PatientDataAccess.objects.filter(action=Action.LIST, user=manager)
+    assert list(listed.values_list("referral_id", flat=True)) == [letter.referral_id]
+
+
+@pytest.mark.parametrize(
+    ("url_name", "opted_out"),
+    [("outreach:letter_printed", False), ("outreach:letter_withdraw", True)],
+)
+def test_the_queue_row_htmx_redraws_records_the_patient_it_names_as_the_page_does(
+    client_for, coordinator, django_assert_num_queries, url_name, opted_out
+):
+    letter = _letter(referral=ReferralFactory())
+    # Only a letter whose partner has opted out since it was queued can be withdrawn.
+    Provider.objects.filter(pk=letter.provider_id).update(letters_opt_out=opted_out)
+    client = client_for(coordinator)
+    client.get(reverse("outreach:print_queue"))  # warm the session and permission caches
+    before = PatientDataAccess.objects.count()
+    # Session, user, permissions, the letter, a savepoint, its locked row with its partner
+    # and office, the save, the savepoint's release, and one INSERT of the audit row.
+    with django_assert_num_queries(9) as captured:
+        response = client.post(
+            reverse(url_name, args=[letter.pk]), HTTP_HX_REQUEST="true", REMOTE_ADDR="10.1.2.3"
+        )
+    assert response.status_code == 200
+    assert letter.subject in response.content.decode()
+    inserts = [q for q in captured.captured_queries if "audit_patientdataaccess" in q["sql"]]
+    assert len(inserts) == 1
+    rows = _trail()[before:]
+    assert rows == [
+        (
+            Action.LIST,
+            letter.referral_id,
+            coordinator.pk,
+            ["patient_first_name", "patient_last_name"],
+            "10.1.2.3",
+        )
+    ]
+
+
+def test_a_queue_row_redrawn_for_a_letter_about_no_patient_records_nothing(client_for, coordinator):
+    letter = _letter(kind=K.NEWSLETTER, subject="News")
+    response = client_for(coordinator).post(
+        reverse("outreach:letter_printed", args=[letter.pk]), HTTP_HX_REQUEST="true"
+    )
+    assert response.status_code == 200
+    assert not PatientDataAccess.objects.exists()
+
+
+def test_marking_a_letter_printed_without_htmx_redirects_and_records_no_read(
+    client_for, coordinator
+):
+    letter = _letter(referral=ReferralFactory())
+    response = client_for(coordinator).post(reverse("outreach:letter_printed", args=[letter.pk]))
+    assert response.status_code == 302
+    # It shows nothing: the queue it redirects to records its own read.
+    assert not PatientDataAccess.objects.exists()
+
+
+def test_dealing_with_a_failed_letter_records_the_patient_its_message_names(
+    client_for, coordinator
+):
+    letter = _letter(referral=ReferralFactory(), status=Letter.Status.FAILED)
+    response = client_for(coordinator).post(
+        reverse("outreach:letter_failed", args=[letter.pk]), {"do": "let_go"}, follow=True
+    )
+    # The message names the letter by its subject; the queue no longer lists it.
+    assert f"“{letter.subject}”: Let go" in response.content.decode()
+    listed = PatientDataAccess.objects.filter(action=Action.LIST, user=coordinator)
     assert list(listed.values_list("referral_id", flat=True)) == [letter.referral_id]

@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from audit.services import audit_names_listed
 from core.htmx import render_page
 from core.types import AuthedRequest
 from outreach import calendar_feed, ledger
@@ -23,6 +24,7 @@ from outreach.forms import (
     RouteForm,
 )
 from outreach.models import CalendarFeed, PlannedVisit
+from outreach.models.tasks import patient_referral_ids
 from outreach.routing import zip_centroid
 from outreach.selectors import day_plan_cards, get_planned_visit_for_user, plan_suggestions
 from outreach.services.day_plan import (
@@ -58,6 +60,16 @@ def _day_plan_page(
 ) -> HttpResponse:
     cards = day_plan_cards(request.user, day)
     planned = {card.visit.organization_id for card in cards}
+    suggestions = plan_suggestions(request.user, day, exclude=planned)
+    # The titles of the tasks on the cards and in the suggestions name the patients of
+    # their referrals (initials).
+    audit_names_listed(
+        request,
+        sorted(
+            {pk for card in cards for pk in patient_referral_ids(card.open_tasks)}
+            | {s.referral_id for s in suggestions if s.referral_id is not None}
+        ),
+    )
     unlocated = [c.organization for c in cards if zip_centroid(c.organization.zip_code) is None]
     context = {
         "day": day,
@@ -65,7 +77,7 @@ def _day_plan_page(
         "form": form,
         "cards": cards,
         "unlocated": unlocated,
-        "suggestions": plan_suggestions(request.user, day, exclude=planned),
+        "suggestions": suggestions,
         "add_form": PlanAddForm(initial={"day": day}, user=request.user),
         "route_form": route_form,
     }

@@ -179,6 +179,10 @@ def letter_failed(request: AuthedRequest, pk: int) -> HttpResponse:
         FAILED_MAIL: "It is in the print and fax queue, to be printed and mailed.",
         FAILED_LET_GO: "Let go: it will not be sent.",
     }[form.cleaned_data["do"]]
+    # The message names the letter by its subject (patient initials), on a queue that may
+    # no longer list it: a read, as the queue's own.
+    if letter.referral_id:
+        audit_names_listed(request, [letter.referral_id])
     messages.success(request, f"“{letter.subject}”: {done}")
     return redirect("outreach:print_queue")
 
@@ -193,13 +197,22 @@ def letter_pdf_download(request: AuthedRequest, pk: int) -> HttpResponse:
     return response
 
 
+def _queue_row(request: AuthedRequest, letter: Letter) -> HttpResponse:
+    """The print queue's row for one letter, redrawn by htmx after an action on it. It
+    shows the letter's subject again (patient initials), so it is a read of the patient's
+    name audited as the whole queue audits it (`print_queue`)."""
+    if letter.referral_id:
+        audit_names_listed(request, [letter.referral_id])
+    return render(request, "outreach/print_queue.html#letter-row", {"letter": letter})
+
+
 @login_required
 @require_POST
 def letter_withdraw(request: AuthedRequest, pk: int) -> HttpResponse:
     """Take out of the print queue a letter to a partner who has since opted out."""
     letter = letter_withdraw_opted_out(letter=get_letter_for_user(request, pk, write=True))
     if request.htmx:
-        return render(request, "outreach/print_queue.html#letter-row", {"letter": letter})
+        return _queue_row(request, letter)
     if letter.status == Letter.Status.SKIPPED:
         messages.success(request, "Withdrawn: it will not be sent.")
     return redirect("outreach:print_queue")
@@ -212,6 +225,6 @@ def letter_printed(request: AuthedRequest, pk: int) -> HttpResponse:
         letter=get_letter_for_user(request, pk, write=True), actor=request.user
     )
     if request.htmx:
-        return render(request, "outreach/print_queue.html#letter-row", {"letter": letter})
+        return _queue_row(request, letter)
     messages.success(request, f"Marked as {'faxed' if letter.channel == 'fax' else 'printed'}.")
     return redirect("outreach:print_queue")

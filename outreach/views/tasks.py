@@ -11,12 +11,15 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from audit.models import PatientDataAccess
+from audit.services import audit_names_listed
 from core.htmx import render_page
 from core.pagination import paginate
 from core.types import AuthedRequest
 from outreach import rekindle
 from outreach.forms import PartnerContextForm, TaskFilterForm, TaskForm
 from outreach.models import Letter, Task
+from outreach.models.tasks import patient_referral_ids
 from outreach.services.tasks import task_complete
 from partners.selectors import get_provider_for_user
 from referrals.models import Referral
@@ -56,6 +59,8 @@ def task_list(request: AuthedRequest) -> HttpResponse:
     page = paginate(request, tasks)
     for task in page:
         task.can_write_note = rekindle.can_write_note(request.user, task)
+    # The titles of tasks about referrals name their patients (initials).
+    audit_names_listed(request, patient_referral_ids(page))
     return render_page(
         request,
         "outreach/task_list.html",
@@ -67,6 +72,8 @@ def task_list(request: AuthedRequest) -> HttpResponse:
 @login_required
 def task_detail(request: AuthedRequest, pk: int) -> HttpResponse:
     task = get_task_for_user(request, pk)
+    # Its title names the patient of its referral (initials).
+    audit_names_listed(request, patient_referral_ids([task]), action=PatientDataAccess.Action.VIEW)
     context: dict[str, Any] = {
         "task": task,
         "note": None,
@@ -98,6 +105,8 @@ def task_detail(request: AuthedRequest, pk: int) -> HttpResponse:
 @require_POST
 def task_complete_view(request: AuthedRequest, pk: int) -> HttpResponse:
     task = task_complete(task=get_task_for_user(request, pk, write=True))
+    # The redrawn row, or the message on the next page, shows its title again.
+    audit_names_listed(request, patient_referral_ids([task]))
     if request.htmx:
         return render(
             request,

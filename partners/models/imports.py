@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -48,6 +51,10 @@ class PartnerImport(models.Model):
     total_rows = models.PositiveIntegerField(default=0)
     processed_rows = models.PositiveIntegerField(default=0)
     result = models.JSONField(default=dict, blank=True)
+    # The rows the import refused when it ran, as [row number, cells, reasons]: the
+    # rejected-rows download of an applied import, which must not be re-planned against a
+    # partner list that has changed since. None: not applied (or applied before it was kept).
+    rejected_rows = models.JSONField(null=True, blank=True)
     error = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     # When a worker last claimed it or reported progress: one silent for STALE_IMPORT was
@@ -74,6 +81,14 @@ class PartnerImport(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("partners:import_detail", args=[self.pk])
+
+    @property
+    def mapping_version(self) -> str:
+        """What the preview was computed from (the columns and the owner of new partners),
+        as a short digest: the confirmation sends it back, and an import whose mapping was
+        changed since (by a colleague, or in another tab) is not applied unseen."""
+        chosen = {"mapping": self.mapping, "new_owner": self.new_owner_id}
+        return hashlib.sha256(json.dumps(chosen, sort_keys=True).encode()).hexdigest()[:32]
 
     @property
     def is_running(self) -> bool:

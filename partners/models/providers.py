@@ -320,7 +320,9 @@ class Provider(models.Model):
 
     objects = ProviderQuerySet.as_manager()
     # Who changed the record, what from and to (partners/history.py). Tier and health keep
-    # their own history with the reasons (TierChange, HealthChange), written nightly.
+    # their own history with the reasons (TierChange, HealthChange), written nightly in
+    # bulk; the Changes page weaves them in (tier_and_health_changes) rather than have
+    # every night's check add a row of the whole record here.
     history = HistoricalRecords(excluded_fields=SYSTEM_KEPT_FIELDS)
 
     class Meta:

@@ -51,19 +51,35 @@ def check_partner_import_mapping(mapping: dict[str, str]) -> list[str]:
     return problems
 
 
-def partner_import_start(*, partner_import: PartnerImport) -> bool:
-    """Confirm an import: apply it now when small, else queue it for a worker. Returns
-    True when it was applied in this call. A second confirmation is refused."""
-    claimed = PartnerImport.objects.filter(
-        pk=partner_import.pk, status=PartnerImport.Status.UPLOADED
-    ).update(
-        status=PartnerImport.Status.QUEUED,
-        total_rows=len(partner_import.rows),
-        processed_rows=0,
-        claimed_at=timezone.now(),
-    )
-    if not claimed:
-        raise ValidationError("This import was already confirmed.")
+def partner_import_start(*, partner_import: PartnerImport, previewed: str) -> bool:
+    """Confirm an import whose preview was computed from the mapping `previewed`
+    (PartnerImport.mapping_version): apply it now when small, else queue it for a worker.
+    Returns True when it was applied in this call. A second confirmation is refused, and
+    so is one whose mapping was changed since its preview: the import applies only what
+    the one confirming saw."""
+    with transaction.atomic():
+        # Locked: a mapping saved at the same moment (import_mapping, which saves only an
+        # import still waiting) lands before this check or finds it confirmed.
+        locked = (
+            PartnerImport.objects.select_for_update()
+            .only("status", "mapping", "new_owner")
+            .get(pk=partner_import.pk)
+        )
+        if locked.status != PartnerImport.Status.UPLOADED:
+            raise ValidationError("This import was already confirmed.", code="confirmed")
+        if locked.mapping_version != previewed:
+            raise ValidationError(
+                "Nothing was imported: the columns or the owner of the new partners were "
+                "changed since this preview (by a colleague, or in another tab). Check the "
+                "preview as it is now and confirm again.",
+                code="stale",
+            )
+        PartnerImport.objects.filter(pk=partner_import.pk).update(
+            status=PartnerImport.Status.QUEUED,
+            total_rows=len(partner_import.rows),
+            processed_rows=0,
+            claimed_at=timezone.now(),
+        )
     if len(partner_import.rows) <= SYNC_IMPORT_ROWS:
         partner_import_apply(import_id=partner_import.pk)
         return True
@@ -236,6 +252,7 @@ def _write_import(partner_import: PartnerImport, plan: Any, *, planned_since: da
             "organizations": len(new_offices),
             "offices_updated": len(updated_offices),
         },
+        rejected_rows=[[row.number, row.cells, " ".join(row.reasons)] for row in plan.of("reject")],
     )
 
 

@@ -65,7 +65,8 @@ def _import(user, sheet):
 
 
 def _apply(partner_import):
-    partner_import_start(partner_import=partner_import)
+    partner_import.refresh_from_db()  # confirmed from the preview as it stands
+    partner_import_start(partner_import=partner_import, previewed=partner_import.mapping_version)
     partner_import.refresh_from_db()
     assert partner_import.status == PartnerImport.Status.APPLIED, partner_import.error
     return partner_import
@@ -491,7 +492,7 @@ def test_an_office_merged_away_while_importing_fails_the_import_and_writes_nothi
         return plan
 
     monkeypatch.setattr("partners.spreadsheets.planning.plan_import", plan_then_merge)
-    partner_import_start(partner_import=partner_import)
+    partner_import_start(partner_import=partner_import, previewed=partner_import.mapping_version)
     partner_import.refresh_from_db()
     assert partner_import.status == PartnerImport.Status.FAILED
     assert partner_import.error == (

@@ -40,7 +40,7 @@ def test_opt_out_headers_of_other_crms_are_guessed_but_not_do_not_call():
 
 
 def test_the_import_opts_partners_out_never_back_in_and_refuses_an_unclear_cell(
-    client_for, manager
+    client_for, manager, confirm_import
 ):
     ProviderFactory(npi=KNOWN_IN, first_name="Ina", last_name="Berg", letters_opt_out=False)
     ProviderFactory(npi=KNOWN_OUT, first_name="Otto", last_name="Kern", letters_opt_out=True)
@@ -72,7 +72,7 @@ def test_the_import_opts_partners_out_never_back_in_and_refuses_an_unclear_cell(
     assert preview.count('badge text-bg-warning">Opted out of letters') == 1  # Yara only
     assert Provider.objects.count() == 2  # the preview wrote nothing
 
-    client.post(reverse("partners:import_apply", args=[partner_import.pk]))
+    confirm_import(client, partner_import)
     partner_import.refresh_from_db()
     assert partner_import.result["create"] == 3
     assert partner_import.result["update"] == 1
@@ -88,7 +88,9 @@ def test_the_import_opts_partners_out_never_back_in_and_refuses_an_unclear_cell(
     }
 
 
-def test_the_export_carries_both_opt_outs_and_its_own_comes_back_on_import(client_for, manager):
+def test_the_export_carries_both_opt_outs_and_its_own_comes_back_on_import(
+    client_for, manager, confirm_import
+):
     quiet_office = OrganizationFactory(name="Quiet Clinic")
     organization_set_letters_opt_out(organization=quiet_office, opted_out=True, actor=manager)
     ProviderFactory(npi=NEW_YES, last_name="Sol", letters_opt_out=True, organization=None)
@@ -107,12 +109,14 @@ def test_the_export_carries_both_opt_outs_and_its_own_comes_back_on_import(clien
     _upload(client, rows)
     partner_import = PartnerImport.objects.get()
     assert "letters_opt_out" in partner_import.mapping.values()
-    client.post(reverse("partners:import_apply", args=[partner_import.pk]))
+    confirm_import(client, partner_import)
     assert Provider.objects.get(npi=NEW_YES).letters_opt_out is True
     assert Provider.objects.get(npi=NEW_NO).letters_opt_out is False
 
 
-def test_a_salesforce_export_s_email_and_fax_opt_outs_both_opt_a_partner_out(client_for, manager):
+def test_a_salesforce_export_s_email_and_fax_opt_outs_both_opt_a_partner_out(
+    client_for, manager, confirm_import
+):
     # Salesforce exports both boxes; letters go by email and fax, so a partner who ticked
     # either one asked for none. Neither column may be left behind.
     assert guess_mapping(["NPI", "HasOptedOutOfEmail", "HasOptedOutOfFax"]) == {
@@ -133,14 +137,16 @@ def test_a_salesforce_export_s_email_and_fax_opt_outs_both_opt_a_partner_out(cli
     )
     partner_import = PartnerImport.objects.get()
     assert sorted(partner_import.mapping.values()).count("letters_opt_out") == 2
-    client.post(reverse("partners:import_apply", args=[partner_import.pk]))
+    confirm_import(client, partner_import)
     partner_import.refresh_from_db()
     assert partner_import.result["reject"] == 1
     opted_out = dict(Provider.objects.values_list("npi", "letters_opt_out"))
     assert opted_out == {NEW_YES: True, NEW_NO: False, NEW_EMPTY: True}
 
 
-def test_both_opt_out_columns_may_be_chosen_on_the_mapping_page(client_for, manager):
+def test_both_opt_out_columns_may_be_chosen_on_the_mapping_page(
+    client_for, manager, confirm_import
+):
     client = client_for(manager)
     _upload(
         client,
@@ -156,7 +162,7 @@ def test_both_opt_out_columns_may_be_chosen_on_the_mapping_page(client_for, mana
         | {"column_3": "letters_opt_out", "column_4": "letters_opt_out"},
     )
     assert "chosen twice" not in response.content.decode()
-    client.post(reverse("partners:import_apply", args=[partner_import.pk]))
+    confirm_import(client, partner_import)
     assert Provider.objects.get(npi=NEW_YES).letters_opt_out is True
 
 

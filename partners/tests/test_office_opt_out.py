@@ -258,10 +258,10 @@ def test_the_office_page_runs_the_same_queries_however_many_partners_and_changes
     client = client_for(manager)
     url = office.get_absolute_url()
     client.get(url)
-    # 10: session, user and permissions; the office with who opted it out; its providers,
-    # staff, activities (and the two prefetches of who was met); and the opt-out history
-    # with who changed it.
-    with django_assert_num_queries(10) as few:
+    # 11: session, user and permissions; the office with who opted it out; its providers,
+    # staff, the staff removed from it with who removed them, activities (and the two
+    # prefetches of who was met); and the opt-out history with who changed it.
+    with django_assert_num_queries(11) as few:
         client.get(url)
     ProviderFactory.create_batch(5, organization=office)
     StaffMemberFactory.create_batch(3, organization=office)

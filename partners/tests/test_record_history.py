@@ -83,7 +83,7 @@ def test_an_office_fax_change_is_in_the_office_history(client_for, manager):
     assert f"by {person(manager)}" in page
 
 
-def test_a_spreadsheet_import_names_itself_and_who_uploaded_it(client_for, manager):
+def test_a_spreadsheet_import_names_itself_and_who_uploaded_it(client_for, manager, confirm_import):
     provider = ProviderFactory(phone="(402) 555-0100")
     client = client_for(manager)
     buffer = io.StringIO()
@@ -102,7 +102,7 @@ def test_a_spreadsheet_import_names_itself_and_who_uploaded_it(client_for, manag
         reverse("partners:import_mapping", args=[partner_import.pk]),
         {"column_0": "npi", "column_1": "first_name", "column_2": "last_name", "column_3": "phone"},
     )
-    client.post(reverse("partners:import_apply", args=[partner_import.pk]))
+    confirm_import(client, partner_import)
     provider.refresh_from_db()
     assert provider.phone == "(402) 555-0123"
 

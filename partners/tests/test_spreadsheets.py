@@ -60,7 +60,9 @@ def test_headers_from_other_crms_are_guessed():
     }
 
 
-def test_a_csv_import_maps_previews_and_applies_only_when_confirmed(client_for, manager):
+def test_a_csv_import_maps_previews_and_applies_only_when_confirmed(
+    client_for, manager, confirm_import
+):
     known = ProviderFactory(npi=KNOWN_NPI, first_name="David", last_name="Wiebe", phone="")
     OrganizationFactory(name="Hastings clinic")  # matched without regard to case
     client = client_for(manager)
@@ -91,7 +93,7 @@ def test_a_csv_import_maps_previews_and_applies_only_when_confirmed(client_for, 
     assert "New offices (1): Kearney Family Practice" in preview
     assert Provider.objects.count() == 1  # the preview wrote nothing
 
-    response = client.post(reverse("partners:import_apply", args=[partner_import.pk]))
+    response = confirm_import(client, partner_import)
     partner_import.refresh_from_db()
     assert partner_import.status == PartnerImport.Status.APPLIED
     assert partner_import.result == {
@@ -118,7 +120,7 @@ def test_a_csv_import_maps_previews_and_applies_only_when_confirmed(client_for, 
     assert [line[0] for line in lines[1:]] == ["3", "4", "6"]
 
     # A second confirmation (double-click, back button) is refused, nothing doubles.
-    again = client.post(reverse("partners:import_apply", args=[partner_import.pk]), follow=True)
+    again = confirm_import(client, partner_import, follow=True)
     assert "already confirmed" in again.content.decode()
     assert Provider.objects.count() == 2
 
@@ -154,7 +156,7 @@ def test_a_bad_file_re_renders_the_upload_form_with_the_reason(
     assert not PartnerImport.objects.exists()
 
 
-def test_an_export_round_trips_through_xlsx_import(client_for, manager):
+def test_an_export_round_trips_through_xlsx_import(client_for, manager, confirm_import):
     ProviderFactory(npi=GOOD_NPI, last_name="Reyes", notes='=HYPERLINK("x")')
     client = client_for(manager)
     response = client.get(reverse("partners:provider_export"), {"format": "xlsx"})
@@ -169,11 +171,11 @@ def test_an_export_round_trips_through_xlsx_import(client_for, manager):
     _upload(client, response.content, "partners.xlsx")
     partner_import = PartnerImport.objects.get()
     assert set(partner_import.mapping.values()) >= {"npi", "first_name", "last_name", "phone"}
-    client.post(reverse("partners:import_apply", args=[partner_import.pk]))
+    confirm_import(client, partner_import)
     assert Provider.objects.get(npi=GOOD_NPI).last_name == "Reyes"
 
 
-def test_an_xlsx_with_numeric_npis_and_full_names_is_read(client_for, manager):
+def test_an_xlsx_with_numeric_npis_and_full_names_is_read(client_for, manager, confirm_import):
     workbook = Workbook()
     workbook.active.append(["Provider Name", "NPI Number", "Specialty"])
     workbook.active.append(["Jane Q. Doe, MD", int(GOOD_NPI), "Cardiology"])
@@ -183,7 +185,7 @@ def test_an_xlsx_with_numeric_npis_and_full_names_is_read(client_for, manager):
     client = client_for(manager)
     _upload(client, buffer.getvalue(), "sheet.xlsx")
     partner_import = PartnerImport.objects.get()
-    client.post(reverse("partners:import_apply", args=[partner_import.pk]))
+    confirm_import(client, partner_import)
     jane = Provider.objects.get(npi=GOOD_NPI)
     assert (jane.first_name, jane.last_name, jane.credential) == ("Jane Q.", "Doe", "MD")
     bo = Provider.objects.get(npi=OTHER_NPI)
@@ -225,7 +227,7 @@ def test_only_managers_import_and_export(client_for, liaison, coordinator):
 
 
 def test_a_big_import_is_queued_for_a_worker_and_reports_progress(
-    client_for, manager, django_capture_on_commit_callbacks
+    client_for, manager, django_capture_on_commit_callbacks, confirm_import
 ):
     rows = [["NPI", "First name", "Last name"]]
     rows += [[make_npi(10_000 + n), "Pat", f"Number{n}"] for n in range(SYNC_IMPORT_ROWS + 1)]
@@ -233,7 +235,7 @@ def test_a_big_import_is_queued_for_a_worker_and_reports_progress(
     _upload(client, _csv(rows))
     partner_import = PartnerImport.objects.get()
     with django_capture_on_commit_callbacks() as callbacks:
-        client.post(reverse("partners:import_apply", args=[partner_import.pk]))
+        confirm_import(client, partner_import)
     assert len(callbacks) == 1
     partner_import.refresh_from_db()
     assert partner_import.status == PartnerImport.Status.QUEUED
@@ -471,7 +473,7 @@ def test_rows_are_numbered_as_in_the_spreadsheet_past_blank_rows(client_for, man
 
 
 def test_a_big_import_confirmed_while_the_broker_is_down_is_saved_for_the_sweep(
-    client_for, manager, django_capture_on_commit_callbacks, monkeypatch
+    client_for, manager, django_capture_on_commit_callbacks, monkeypatch, confirm_import
 ):
     from kombu.exceptions import OperationalError
 
@@ -488,7 +490,7 @@ def test_a_big_import_confirmed_while_the_broker_is_down_is_saved_for_the_sweep(
     partner_import = PartnerImport.objects.get()
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(reverse("partners:import_apply", args=[partner_import.pk]))
+        response = confirm_import(client, partner_import)
 
     # The confirmation is committed: the page answers, and the sweep hands it to a worker.
     assert response.status_code == 302
@@ -529,7 +531,9 @@ def test_a_taxonomy_code_the_partner_form_would_refuse_is_left_out_of_the_import
     ]
 
 
-def test_an_opt_out_of_newsletters_round_trips_and_never_opts_anyone_back_in(client_for, manager):
+def test_an_opt_out_of_newsletters_round_trips_and_never_opts_anyone_back_in(
+    client_for, manager, confirm_import
+):
     """Exported, it imports back; from another CRM, a "no newsletters" column reads the
     same; as with letters, a "no" never opts a partner back in."""
     from partners.spreadsheets.columns import guess_mapping
@@ -548,7 +552,7 @@ def test_an_opt_out_of_newsletters_round_trips_and_never_opts_anyone_back_in(cli
     client = client_for(manager)
     _upload(client, _csv([header, row]))
     partner_import = PartnerImport.objects.get()
-    client.post(reverse("partners:import_apply", args=[partner_import.pk]))
+    confirm_import(client, partner_import)
     assert Provider.objects.get(npi=GOOD_NPI).marketing_opt_out
 
     names = ["NPI", "First name", "Last name", "No newsletters"]
@@ -676,7 +680,9 @@ def test_once_every_row_is_checked_the_progress_says_the_partners_are_being_writ
     assert "Checking rows" not in page
 
 
-def test_an_organizations_npi_is_refused_as_the_partner_form_refuses_it(client_for, manager):
+def test_an_organizations_npi_is_refused_as_the_partner_form_refuses_it(
+    client_for, manager, confirm_import
+):
     from registry.factories import RegistryProviderFactory
     from registry.models import RegistryProvider
 
@@ -704,7 +710,7 @@ def test_an_organizations_npi_is_refused_as_the_partner_form_refuses_it(client_f
         f"NPI {office_npi} is an organization's in the NPPES registry (KEARNEY FAMILY "
         "PRACTICE PC): a partner here is a clinician, with their own NPI."
     ]
-    client.post(reverse("partners:import_apply", args=[partner_import.pk]))
+    confirm_import(client, partner_import)
     assert list(Provider.objects.values_list("npi", flat=True)) == [GOOD_NPI]
 
 
@@ -857,13 +863,15 @@ def test_an_office_merged_down_several_rows_is_each_rows_office():
     assert [row[4] for row in table.rows[1:]] == ["", "", ""]
 
 
-def test_partners_beside_a_merged_office_are_imported_into_that_office(client_for, manager):
+def test_partners_beside_a_merged_office_are_imported_into_that_office(
+    client_for, manager, confirm_import
+):
     client = client_for(manager)
     _upload(client, _workbook_with_an_office_merged_down(), "partners.xlsx")
     partner_import = PartnerImport.objects.get()
     preview = client.get(partner_import.get_absolute_url())
     assert preview.context["counts"]["create"] == 4
-    client.post(reverse("partners:import_apply", args=[partner_import.pk]))
+    confirm_import(client, partner_import)
     offices = dict(Provider.objects.values_list("last_name", "organization__name"))
     assert offices == {
         "Reyes": "Kearney Family Practice",
