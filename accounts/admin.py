@@ -31,6 +31,7 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import services
+from accounts.forms import AdminPasswordChangeForm
 from core.roles import can_hand_over_work
 from core.templatetags.people import person
 
@@ -94,6 +95,22 @@ def _history_text(history: dict[str, int]) -> str:
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
     actions = ["deactivate", "delete_selected"]
+    # Setting a password (or turning password sign-in off) revokes the user's API tokens.
+    change_password_form = AdminPasswordChangeForm
+
+    def construct_change_message(
+        self, request: HttpRequest, form: Any, formsets: Any, add: bool = False
+    ) -> list[dict[str, Any]]:
+        # Django's password page calls this with the saved form, right before its own
+        # "Password changed successfully.": the one place that knows what was revoked.
+        if isinstance(form, AdminPasswordChangeForm) and (revoked := form.api_tokens_revoked):
+            self.message_user(
+                request,
+                f"Their {revoked} API token{'s were' if revoked != 1 else ' was'} revoked: "
+                f"a script or EHR using {'them' if revoked != 1 else 'it'} needs a new one.",
+                messages.SUCCESS,
+            )
+        return super().construct_change_message(request, form, formsets, add)
 
     def change_view(
         self,
