@@ -31,7 +31,7 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import services
-from accounts.forms import AdminPasswordChangeForm
+from accounts.forms import AdminPasswordChangeForm, UserChangeForm
 from core.roles import can_hand_over_work
 from core.templatetags.people import person
 
@@ -95,6 +95,8 @@ def _history_text(history: dict[str, int]) -> str:
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
     actions = ["deactivate", "delete_selected"]
+    # One role group per user.
+    form = UserChangeForm
     # Setting a password (or turning password sign-in off) revokes the user's API tokens.
     change_password_form = AdminPasswordChangeForm
 

@@ -10,8 +10,10 @@ import django_otp
 from django import forms
 from django.contrib.auth import forms as auth_forms
 from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.text import get_text_list
 from django_otp.models import Device
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_static.models import StaticDevice
@@ -25,7 +27,7 @@ from accounts.services import (
 )
 from accounts.twofactor import app_label
 from core.forms import UserChoiceField
-from core.roles import prefetched_role
+from core.roles import Role, prefetched_role
 from core.templatetags.people import person
 
 
@@ -282,3 +284,24 @@ class PasswordChangeForm(_RevokesApiTokens, auth_forms.PasswordChangeForm):
 
 class AdminPasswordChangeForm(_RevokesApiTokens, auth_forms.AdminPasswordChangeForm):
     """An administrator sets a user's password, or turns password sign-in off."""
+
+
+class UserChangeForm(auth_forms.UserChangeForm):
+    """A user's page in the admin, whose groups box takes several: one role group at most
+    (groups that are no role may be added beside it)."""
+
+    def clean_groups(self) -> Any:
+        groups = self.cleaned_data["groups"]
+        names = {group.name for group in groups}
+        roles = [role for role in Role.BY_PRIVILEGE if role in names]
+        if len(roles) > 1:
+            choice = (
+                f"{roles[0]} or {roles[1]}, not both"
+                if len(roles) == 2
+                else f"one of {get_text_list(roles, 'or')}"
+            )
+            raise ValidationError(
+                f"A user has one role: choose {choice}. Each role sees different patient "
+                "data; a user in two would be limited to the narrower one."
+            )
+        return groups
