@@ -21,7 +21,7 @@ from django.contrib.admin.actions import delete_selected as delete_selected_conf
 from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import User
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
@@ -32,7 +32,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import services
 from accounts.forms import AdminPasswordChangeForm, UserChangeForm
-from core.roles import can_hand_over_work
+from core.roles import Role, can_hand_over_work, prefetched_role
 from core.templatetags.people import person
 
 admin.site.unregister(TOTPDevice)
@@ -87,6 +87,9 @@ class BackupCodesAdmin(DeviceAdmin):
 
 admin.site.unregister(User)
 
+# Users in several role groups named on the user list (the first, by username).
+SEVERAL_ROLES_NAMED = 20
+
 
 def _history_text(history: dict[str, int]) -> str:
     return get_text_list([f"{count} {name}" for name, count in history.items()], "and")
@@ -127,6 +130,32 @@ class UserAdmin(DjangoUserAdmin):
             "can_hand_over_work": can_hand_over_work(request.user),
         }
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        # Users saved before the form refused a second role group: the administrator is
+        # told who they are until each has one role (two queries, on this page only; not
+        # again beside an action's own messages).
+        if request.method == "GET":
+            self._say_several_roles(request)
+        return super().changelist_view(request, extra_context)
+
+    def _say_several_roles(self, request: HttpRequest) -> None:
+        several = (
+            User.objects.filter(is_superuser=False)
+            .annotate(roles=Count("groups", filter=Q(groups__name__in=Role.ALL)))
+            .filter(roles__gt=1)
+            .prefetch_related("groups")
+            .order_by("username")[:SEVERAL_ROLES_NAMED]
+        )
+        if named := [f"{user.username} ({prefetched_role(user)})" for user in several]:
+            self.message_user(
+                request,
+                "In several role groups, so holding only the permissions of the least "
+                f"privileged one: {get_text_list(named, 'and')}. Give each user one role.",
+                messages.WARNING,
+            )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         fields = tuple(super().get_readonly_fields(request, obj))

@@ -276,3 +276,28 @@ def test_the_admin_saves_one_role_group_with_groups_that_are_no_role(
         Role.COORDINATOR,
         "Newsletter editors",
     }
+
+
+def test_the_user_list_names_users_still_in_several_role_groups(
+    back_office: Client, liaison: User, coordinator: User
+) -> None:
+    from django.contrib.auth.models import Group
+
+    from core.roles import Role
+
+    liaison.groups.add(Group.objects.get(name=Role.MANAGER))
+    coordinator.groups.add(Group.objects.create(name="Newsletter editors"))  # no role: fine
+
+    response = back_office.get(reverse("admin:auth_user_changelist"))
+
+    assert said(response) == [
+        "In several role groups, so holding only the permissions of the least privileged "
+        "one: liaison (Liaison). Give each user one role."
+    ]
+
+
+def test_the_user_list_says_nothing_when_everyone_has_one_role(
+    back_office: Client, liaison: User, coordinator: User
+) -> None:
+    response = back_office.get(reverse("admin:auth_user_changelist"))
+    assert said(response) == []
