@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import Group, Permission, User
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 
 
 class Role:
@@ -158,6 +158,24 @@ def least_privileged(group_names: Iterable[str]) -> str | None:
     (core.auth.load_access), never a broader role's rights under a narrower role's scope."""
     names = set(group_names)
     return next((role for role in Role.BY_PRIVILEGE if role in names), None)
+
+
+def role_holders(*roles: str) -> Q:
+    """A filter on users: those whose role (user_role: the least privileged of their role
+    groups) is one of `roles`, for the lists people are picked from (owners, assignees).
+    Exists subqueries, so no join repeats a user."""
+    held = Q(pk__in=[])
+    for role in roles:
+        narrower = Role.BY_PRIVILEGE[: Role.BY_PRIVILEGE.index(role)]
+        in_role = Q(_in_groups([role]))
+        held |= in_role & ~Q(_in_groups(narrower)) if narrower else in_role
+    return held
+
+
+def _in_groups(names: Iterable[str]) -> Exists:
+    return Exists(
+        User.groups.through.objects.filter(user_id=OuterRef("pk"), group__name__in=list(names))
+    )
 
 
 def user_role(user: Any) -> str | None:

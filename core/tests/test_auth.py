@@ -151,3 +151,45 @@ def test_a_liaison_in_two_role_groups_sees_only_their_own_partners_referrals(cli
     assert client.get(theirs.get_absolute_url()).status_code == 200
     assert client.get(others.get_absolute_url()).status_code == 404
     assert client.get(reverse("referrals:create")).status_code == 403
+
+
+def test_lists_of_people_by_role_follow_the_role_a_user_is_held_to():
+    from django.contrib.auth.models import User
+
+    from core.roles import role_holders
+
+    liaison = UserFactory(role=Role.LIAISON)
+    coordinator = UserFactory(role=Role.COORDINATOR)
+    manager = UserFactory(role=Role.MANAGER)
+    liaison_too = _in_groups(Role.COORDINATOR, Role.LIAISON)  # held to Liaison
+    coordinator_too = _in_groups(Role.MANAGER, Role.COORDINATOR)  # held to Coordinator
+
+    def holders(*roles):
+        return set(User.objects.filter(role_holders(*roles)))
+
+    assert holders(Role.COORDINATOR, Role.MANAGER) == {coordinator, manager, coordinator_too}
+    assert holders(Role.LIAISON, Role.MANAGER) == {liaison, manager, liaison_too}
+    assert holders(Role.LIAISON) == {liaison, liaison_too}
+    assert holders(Role.MANAGER) == {manager}
+
+
+def test_a_user_held_to_liaison_is_not_offered_to_take_referrals():
+    from referrals.forms import coordinator_choices
+
+    coordinator = UserFactory(role=Role.COORDINATOR)
+    liaison_too = _in_groups(Role.COORDINATOR, Role.LIAISON)
+
+    assert list(coordinator_choices()) == [coordinator]
+    # Holding one already, they stay on that referral's form.
+    assert set(coordinator_choices(holder=liaison_too.pk)) == {coordinator, liaison_too}
+
+
+def test_a_user_held_to_coordinator_is_not_offered_as_a_partners_owner():
+    from partners.forms import liaison_choices
+    from registry.forms import liaison_queryset
+
+    manager = UserFactory(role=Role.MANAGER)
+    _in_groups(Role.MANAGER, Role.COORDINATOR)
+
+    assert list(liaison_choices()) == [manager]
+    assert list(liaison_queryset()) == [manager]
