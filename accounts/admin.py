@@ -21,7 +21,7 @@ from django.contrib.admin.actions import delete_selected as delete_selected_conf
 from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import User
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
@@ -31,7 +31,8 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import services
-from core.roles import can_hand_over_work
+from accounts.forms import AdminPasswordChangeForm, UserChangeForm
+from core.roles import Role, can_hand_over_work, prefetched_role
 from core.templatetags.people import person
 
 admin.site.unregister(TOTPDevice)
@@ -86,6 +87,9 @@ class BackupCodesAdmin(DeviceAdmin):
 
 admin.site.unregister(User)
 
+# Users in several role groups named on the user list (the first, by username).
+SEVERAL_ROLES_NAMED = 20
+
 
 def _history_text(history: dict[str, int]) -> str:
     return get_text_list([f"{count} {name}" for name, count in history.items()], "and")
@@ -94,6 +98,24 @@ def _history_text(history: dict[str, int]) -> str:
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
     actions = ["deactivate", "delete_selected"]
+    # One role group per user.
+    form = UserChangeForm
+    # Setting a password (or turning password sign-in off) revokes the user's API tokens.
+    change_password_form = AdminPasswordChangeForm
+
+    def construct_change_message(
+        self, request: HttpRequest, form: Any, formsets: Any, add: bool = False
+    ) -> list[dict[str, Any]]:
+        # Django's password page calls this with the saved form, right before its own
+        # "Password changed successfully.": the one place that knows what was revoked.
+        if isinstance(form, AdminPasswordChangeForm) and (revoked := form.api_tokens_revoked):
+            self.message_user(
+                request,
+                f"Their {revoked} API token{'s were' if revoked != 1 else ' was'} revoked: "
+                f"a script or EHR using {'them' if revoked != 1 else 'it'} needs a new one.",
+                messages.SUCCESS,
+            )
+        return super().construct_change_message(request, form, formsets, add)
 
     def change_view(
         self,
@@ -108,6 +130,32 @@ class UserAdmin(DjangoUserAdmin):
             "can_hand_over_work": can_hand_over_work(request.user),
         }
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        # Users saved before the form refused a second role group: the administrator is
+        # told who they are until each has one role (two queries, on this page only; not
+        # again beside an action's own messages).
+        if request.method == "GET":
+            self._say_several_roles(request)
+        return super().changelist_view(request, extra_context)
+
+    def _say_several_roles(self, request: HttpRequest) -> None:
+        several = (
+            User.objects.filter(is_superuser=False)
+            .annotate(roles=Count("groups", filter=Q(groups__name__in=Role.ALL)))
+            .filter(roles__gt=1)
+            .prefetch_related("groups")
+            .order_by("username")[:SEVERAL_ROLES_NAMED]
+        )
+        if named := [f"{user.username} ({prefetched_role(user)})" for user in several]:
+            self.message_user(
+                request,
+                "In several role groups, so holding only the permissions of the least "
+                f"privileged one: {get_text_list(named, 'and')}. Give each user one role.",
+                messages.WARNING,
+            )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         fields = tuple(super().get_readonly_fields(request, obj))

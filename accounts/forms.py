@@ -1,5 +1,5 @@
-"""The code a user types from their authenticator app, or one of their backup codes; the
-colleagues who take over a user's work."""
+"""The code a user types from their authenticator app, or one of their backup codes; a new
+password; the colleagues who take over a user's work."""
 
 from __future__ import annotations
 
@@ -8,17 +8,26 @@ from typing import Any
 
 import django_otp
 from django import forms
+from django.contrib.auth import forms as auth_forms
 from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.utils import timezone
+from django.utils.text import get_text_list
 from django_otp.models import Device
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.services import HANDOVER_KINDS, handover_refusal, user_current_work
+from accounts.services import (
+    HANDOVER_KINDS,
+    api_tokens_revoke,
+    handover_refusal,
+    user_current_work,
+)
 from accounts.twofactor import app_label
 from core.forms import UserChoiceField
-from core.roles import prefetched_role
+from core.roles import Role, prefetched_role
 from core.templatetags.people import person
 
 
@@ -252,3 +261,47 @@ class HandoverForm(forms.Form):
     def is_split(self) -> bool:
         """Whether a colleague was chosen for a kind (the page then shows those choices)."""
         return any(self[name].value() for name in self.PER_KIND)
+
+
+class _RevokesApiTokens:
+    """A password form whose save also revokes the user's API tokens (api_tokens_revoke),
+    in the same transaction: `api_tokens_revoked` says how many, for the message."""
+
+    user: User
+    api_tokens_revoked = 0
+
+    def save(self, commit: bool = True) -> User:
+        with transaction.atomic():
+            user: User = super().save(commit)  # type: ignore[misc]
+            if commit:
+                self.api_tokens_revoked = api_tokens_revoke(user=user)
+        return user
+
+
+class PasswordChangeForm(_RevokesApiTokens, auth_forms.PasswordChangeForm):
+    """The user's own new password (the old one asked first)."""
+
+
+class AdminPasswordChangeForm(_RevokesApiTokens, auth_forms.AdminPasswordChangeForm):
+    """An administrator sets a user's password, or turns password sign-in off."""
+
+
+class UserChangeForm(auth_forms.UserChangeForm):
+    """A user's page in the admin, whose groups box takes several: one role group at most
+    (groups that are no role may be added beside it)."""
+
+    def clean_groups(self) -> Any:
+        groups = self.cleaned_data["groups"]
+        names = {group.name for group in groups}
+        roles = [role for role in Role.BY_PRIVILEGE if role in names]
+        if len(roles) > 1:
+            choice = (
+                f"{roles[0]} or {roles[1]}, not both"
+                if len(roles) == 2
+                else f"one of {get_text_list(roles, 'or')}"
+            )
+            raise ValidationError(
+                f"A user has one role: choose {choice}. Each role sees different patient "
+                "data; a user in two would be limited to the narrower one."
+            )
+        return groups

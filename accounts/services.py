@@ -131,6 +131,14 @@ def sessions_end(*, user: User, keep: str | None = None) -> int:
     return len(ended)
 
 
+def api_tokens_revoke(*, user: User) -> int:
+    """Every API token of the user stops working (knox keeps only their hashes: revoking is
+    deleting). Done with any change to how they sign in: a token made while someone else
+    knew the password must not outlive it. Returns how many were revoked."""
+    revoked, _ = AuthToken.objects.filter(user=user).delete()
+    return revoked
+
+
 def user_history(*, user: User) -> dict[str, int]:
     """The rows that name this user and, were the user deleted, would lose the name
     (SET_NULL), stop the deletion (PROTECT: the patient-data audit trail) or vanish with it
@@ -166,7 +174,7 @@ def user_deactivate(*, user: User) -> None:
     sign-ins, which are a security log, not a state to reset."""
     user.is_active = False
     user.save(update_fields=["is_active"])
-    AuthToken.objects.filter(user=user).delete()
+    api_tokens_revoke(user=user)
     CalendarFeed.objects.filter(user=user).delete()
     TOTPDevice.objects.filter(user=user).delete()
     StaticDevice.objects.filter(user=user).delete()

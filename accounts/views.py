@@ -11,7 +11,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.forms import PasswordChangeForm
 from django.contrib.auth.models import User
 from django.contrib.auth.views import LoginView
 from django.core.exceptions import PermissionDenied
@@ -24,7 +23,7 @@ from django.views.decorators.http import require_POST
 from django_otp.plugins.otp_static.models import StaticDevice
 
 from accounts import services, twofactor
-from accounts.forms import CodeForm, HandoverForm, SetupForm
+from accounts.forms import CodeForm, HandoverForm, PasswordChangeForm, SetupForm
 from core.pagination import paginate
 from core.roles import can_hand_over_work, prefetched_role
 from core.templatetags.people import person
@@ -137,14 +136,22 @@ def security(request: AuthedRequest) -> HttpResponse:
 def password_change(request: AuthedRequest) -> HttpResponse:
     """The user's own new password, the old one asked first. Every other browser signed in
     as them is signed out (their sessions carry the old password's hash); this one stays
-    in, with its second factor."""
+    in, with its second factor. Their API tokens are revoked."""
     form = PasswordChangeForm(request.user, request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = form.save()
         update_session_auth_hash(request, user)
+        revoked = form.api_tokens_revoked
+        tokens = (
+            f", and your {revoked} API token{'s were' if revoked != 1 else ' was'} revoked: "
+            f"ask an administrator for {'new ones' if revoked != 1 else 'a new one'}"
+            if revoked
+            else ""
+        )
         messages.success(
             request,
-            "Your password was changed. Any other browser signed in as you was signed out.",
+            "Your password was changed. Any other browser signed in as you was signed out"
+            f"{tokens}.",
         )
         return redirect("accounts:security")
     return render(request, "accounts/password_change.html", {"form": form})

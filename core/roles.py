@@ -7,11 +7,12 @@ the permissions listed here.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import Group, Permission, User
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 
 
 class Role:
@@ -21,6 +22,11 @@ class Role:
     ADMINISTRATOR = "Administrator"
 
     ALL = (MANAGER, LIAISON, COORDINATOR, ADMINISTRATOR)
+    # Least privileged first: a user the admin once put in several role groups is given the
+    # first of theirs (`least_privileged`). A liaison sees no patient details and only
+    # their own partners' referrals; a coordinator sees every referral; a manager adds the
+    # reports, tiering and the team; an administrator holds every permission.
+    BY_PRIVILEGE = (LIAISON, COORDINATOR, MANAGER, ADMINISTRATOR)
     # Short names for the command line (`create_user --role liaison`).
     BY_SLUG = {
         "manager": MANAGER,
@@ -144,9 +150,37 @@ def sync_roles_after_migrate(*, using: str = "default", **kwargs: Any) -> None:
 PARTNER_OWNER_ROLES = (Role.LIAISON, Role.MANAGER)
 
 
+def least_privileged(group_names: Iterable[str]) -> str | None:
+    """The role among these group names that may do least (Role.BY_PRIVILEGE), or None.
+
+    The admin refuses a second role group (accounts.admin), but users saved before then
+    may have several: they get the narrowest, whose permissions alone they hold
+    (core.auth.load_access), never a broader role's rights under a narrower role's scope."""
+    names = set(group_names)
+    return next((role for role in Role.BY_PRIVILEGE if role in names), None)
+
+
+def role_holders(*roles: str) -> Q:
+    """A filter on users: those whose role (user_role: the least privileged of their role
+    groups) is one of `roles`, for the lists people are picked from (owners, assignees).
+    Exists subqueries, so no join repeats a user."""
+    held = Q(pk__in=[])
+    for role in roles:
+        narrower = Role.BY_PRIVILEGE[: Role.BY_PRIVILEGE.index(role)]
+        in_role = Q(_in_groups([role]))
+        held |= in_role & ~Q(_in_groups(narrower)) if narrower else in_role
+    return held
+
+
+def _in_groups(names: Iterable[str]) -> Exists:
+    return Exists(
+        User.groups.through.objects.filter(user_id=OuterRef("pk"), group__name__in=list(names))
+    )
+
+
 def user_role(user: Any) -> str | None:
-    """The user's role; with several groups the first in Role.ALL wins. Cached on the user
-    object for the request, like Django's own permission cache."""
+    """The user's role; with several role groups the least privileged (least_privileged).
+    Cached on the user object for the request, like Django's own permission cache."""
     if not user.is_authenticated:
         return None
     if not hasattr(user, "_referral_crm_role"):
@@ -157,15 +191,16 @@ def user_role(user: Any) -> str | None:
             from core.auth import load_access
 
             load_access(user)  # group names and permissions in one query
-            role = next((c for c in Role.ALL if c in user._group_names), None)
+            role = least_privileged(user._group_names)
         user._referral_crm_role = role
     return user._referral_crm_role
 
 
 def user_roles(user: Any) -> frozenset[str]:
-    """Every role the user holds: the admin lets a user be in several groups, and each
-    adds its permissions whichever one `user_role` names. Read with the permissions, in
-    the one query of `core.auth.load_access`."""
+    """Every role group the user is in (users saved before the admin refused a second
+    one may be in several): two-factor sign-in asks for the strictest rule of any of
+    them, while their permissions are those of `user_role` alone. Read with the
+    permissions, in the one query of `core.auth.load_access`."""
     if not user.is_authenticated:
         return frozenset()
     if user.is_superuser:
@@ -181,8 +216,7 @@ def prefetched_role(user: Any) -> str | None:
     without a query: for lists of people."""
     if user.is_superuser:
         return Role.ADMINISTRATOR
-    names = {group.name for group in user.groups.all()}
-    return next((role for role in Role.ALL if role in names), None)
+    return least_privileged(group.name for group in user.groups.all())
 
 
 # Handing over work means changing partners, referrals, tasks, day plans and events that are

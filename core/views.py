@@ -11,7 +11,7 @@ from django.utils import timezone
 from audit.services import audit_names_listed
 from core.roles import is_liaison
 from core.types import AuthedRequest
-from outreach.models import Task
+from outreach.models import Letter, Task
 from outreach.models.tasks import patient_referral_ids
 from outreach.rekindle import can_write_note
 from partners.selectors import staff_birthdays
@@ -55,6 +55,13 @@ def dashboard(request: AuthedRequest) -> HttpResponse:
         "my_open_tasks": my_tasks.count(),
         "my_overdue_tasks": my_tasks.filter(due_on__lt=timezone.localdate()).count(),
         "due_tasks": due_tasks,
+        # Those who work the print and fax queue see the letters that failed for good
+        # there; nothing else tells them a thank-you or a report never reached the office.
+        "failed_letters": (
+            Letter.objects.for_user(user, write=True).failed().count()
+            if user.has_perm("outreach.change_letter")
+            else None
+        ),
         "recent_referrals": recent,
         "today": timezone.localdate(),
         # The liaison's cue for a card or a box of cupcakes at the offices they look after.

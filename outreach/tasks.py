@@ -9,6 +9,7 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
+from core.transient import BROKER_UNAVAILABLE, DATABASE_UNAVAILABLE
 from outreach.services import delivery, digest, loop, rekindle
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,11 @@ def deliver_letters(letter_ids: list[int]) -> None:
     delivery.letters_deliver(letter_ids=letter_ids)
 
 
-@shared_task(autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5)
+# Safe to run again at any point: the letter is keyed (referral, kind, sequence) and made in
+# one transaction, and handing it on twice is harmless (delivery claims it once).
+@shared_task(
+    autoretry_for=(*DATABASE_UNAVAILABLE, *BROKER_UNAVAILABLE), retry_backoff=True, max_retries=5
+)
 def prepare_loop_message(referral_id: int, status: str) -> None:
     """An inbound referral reached `status`: prepare its message to the referrer and
     deliver it at once if it is already due."""
@@ -128,7 +133,11 @@ def send_event_reminders() -> None:
     logger.info("event reminders: %s letters prepared", len(letters))
 
 
-@shared_task(autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5)
+# Safe to run again at any point: one letter per (issue, partner), and each batch handed on
+# again is claimed once by delivery.
+@shared_task(
+    autoretry_for=(*DATABASE_UNAVAILABLE, *BROKER_UNAVAILABLE), retry_backoff=True, max_retries=5
+)
 def send_newsletter(issue_id: int) -> None:
     """A manager sent a newsletter: make each partner's letter and hand them to delivery
     in batches (once per partner, however often this runs)."""

@@ -15,7 +15,7 @@ from django.utils.text import capfirst
 from core.filters import PersonFilter, StyledFilterSet
 from core.forms import UserChoiceField, parse_version
 from core.phones import PHONE_FORMAT, clean_us_phone
-from core.roles import PARTNER_OWNER_ROLES
+from core.roles import PARTNER_OWNER_ROLES, role_holders
 from core.usps import us_state_code, us_zip_code
 from partners.models import OPTED_OUT_OF_MARKETING, Organization, Provider, StaffMember
 from partners.spreadsheets.reading import ENCODINGS
@@ -24,8 +24,7 @@ from partners.spreadsheets.reading import ENCODINGS
 def liaison_choices() -> Any:
     return (
         get_user_model()
-        .objects.filter(is_active=True, groups__name__in=PARTNER_OWNER_ROLES)
-        .distinct()
+        .objects.filter(role_holders(*PARTNER_OWNER_ROLES), is_active=True)
         .order_by("first_name", "last_name", "username")
     )
 

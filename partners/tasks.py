@@ -7,6 +7,7 @@ import logging
 from celery import shared_task
 from django.utils import timezone
 
+from core.transient import DATABASE_UNAVAILABLE
 from partners.services.health import providers_assess_health
 from partners.services.imports import partner_import_apply, partner_imports_to_redrive
 from partners.services.tiers import providers_retier
@@ -30,7 +31,10 @@ def assess_partners() -> None:
     )
 
 
-@shared_task(autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5)
+# Safe to run again: the import is claimed by a conditional update and written in one
+# transaction; on a lost database it gives its claim back before the retry (no broker
+# work here, so only the database's errors).
+@shared_task(autoretry_for=DATABASE_UNAVAILABLE, retry_backoff=True, max_retries=5)
 def apply_partner_import(import_id: int) -> None:
     partner_import_apply(import_id=import_id)
 

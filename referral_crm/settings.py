@@ -357,6 +357,24 @@ LOOP_SWEEP_SECONDS = env.float("LOOP_SWEEP_SECONDS", default=60.0)
 # Days after the specialist saw an outbound referral's patient before a missing consult
 # report gets a reminder task.
 CONSULT_REPORT_REMINDER_DAYS = env.int("CONSULT_REPORT_REMINDER_DAYS", default=21)
+
+
+def _consult_report_window_days(*, reminder_days: int) -> int:
+    """Patients seen longer ago than this many days get no reminder: outbound referrals
+    entered as history (sent and seen months ago, no report recorded) would each get one
+    the first night. A live referral is reminded by the nightly run long before."""
+    window = env.int("CONSULT_REPORT_REMINDER_WINDOW_DAYS", default=90)
+    if window <= reminder_days:
+        raise ImproperlyConfigured(
+            "CONSULT_REPORT_REMINDER_WINDOW_DAYS must be more than CONSULT_REPORT_REMINDER_DAYS "
+            f"({reminder_days}), or no consult report is ever chased."
+        )
+    return window
+
+
+CONSULT_REPORT_REMINDER_WINDOW_DAYS = _consult_report_window_days(
+    reminder_days=CONSULT_REPORT_REMINDER_DAYS
+)
 CELERY_BEAT_SCHEDULE = {
     # The database holds every due date; this sweep hands due work to the workers and
     # re-drives anything whose enqueue was lost (Redis down, worker killed).

@@ -16,7 +16,7 @@ from core.forms import UserChoiceField, parse_version
 from core.ids import parse_id
 from core.phones import clean_us_phone
 from core.plausible import not_in_future
-from core.roles import Role
+from core.roles import Role, role_holders
 from core.text import strip_invisible
 from intake.uploads import DocumentsField, KeepsDocumentsMixin
 from partners.models import Provider
@@ -44,7 +44,7 @@ def coordinator_choices(*, holder: int | None = None) -> Any:
     """Who may be given referrals: active coordinators and managers, and `holder`, the
     referral's current coordinator, whoever they are (one who has left, an administrator
     who claimed it), so a form about that referral shows them and keeps them."""
-    people = Q(is_active=True, groups__name__in=[Role.COORDINATOR, Role.MANAGER])
+    people = Q(is_active=True) & role_holders(Role.COORDINATOR, Role.MANAGER)
     if holder is not None:
         people |= Q(pk=holder)
     return (

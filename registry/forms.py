@@ -11,7 +11,7 @@ from django.core.files.storage import default_storage
 from django.db.models import Q
 
 from core.npi import validate_npi
-from core.roles import Role
+from core.roles import Role, role_holders
 from registry.geo import zip_centroid
 from registry.importing.shared_patients import year_and_window
 from registry.models import ImportJob, PracticeLocation, SharedPatientDataset, Taxonomy
@@ -166,8 +166,7 @@ class FinderForm(forms.Form):
 def liaison_queryset() -> Any:
     return (
         get_user_model()
-        .objects.filter(is_active=True, groups__name__in=[Role.LIAISON, Role.MANAGER])
-        .distinct()
+        .objects.filter(role_holders(Role.LIAISON, Role.MANAGER), is_active=True)
         .order_by("first_name", "last_name", "username")
     )
 

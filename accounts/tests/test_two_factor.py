@@ -296,8 +296,9 @@ def test_a_liaison_promoted_to_manager_while_signed_in_must_set_up_the_app_on_th
 
 
 def test_a_liaison_also_given_the_administrator_role_must_set_up_the_app(liaison: User) -> None:
-    # The admin's groups box takes several: the Administrator group added beside Liaison
-    # gives every permission, whichever role the page shows.
+    # Put in a second role group before the admin refused one: the user holds only the
+    # liaison's permissions (the least privileged), but signs in as the strictest of their
+    # groups asks.
     client = signed_in(liaison)
     assert client.get(reverse("core:dashboard")).status_code == 200
     liaison.groups.add(Group.objects.get(name=Role.ADMINISTRATOR))

@@ -233,3 +233,71 @@ def test_an_administrator_cannot_deactivate_themselves_on_their_own_page_either(
     superuser.refresh_from_db()
     assert superuser.is_active
     assert back_office.get(reverse("admin:index")).status_code == 200
+
+
+def test_the_admin_refuses_a_second_role_group_saying_why(
+    back_office: Client, liaison: User
+) -> None:
+    from django.contrib.auth.models import Group
+
+    from core.roles import Role
+
+    roles = Group.objects.filter(name__in=[Role.LIAISON, Role.COORDINATOR])
+    data = change_form_data(back_office, liaison)
+    data["groups"] = [group.pk for group in roles]
+
+    response = back_office.post(reverse("admin:auth_user_change", args=[liaison.pk]), data)
+
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors["groups"]
+    assert errors == [
+        "A user has one role: choose Liaison or Referral coordinator, not both. Each role "
+        "sees different patient data; a user in two would be limited to the narrower one."
+    ]
+    assert set(liaison.groups.values_list("name", flat=True)) == {Role.LIAISON}
+
+
+def test_the_admin_saves_one_role_group_with_groups_that_are_no_role(
+    back_office: Client, liaison: User
+) -> None:
+    from django.contrib.auth.models import Group
+
+    from core.roles import Role
+
+    extra = Group.objects.create(name="Newsletter editors")
+    coordinator_group = Group.objects.get(name=Role.COORDINATOR)
+    data = change_form_data(back_office, liaison)
+    data["groups"] = [coordinator_group.pk, extra.pk]
+
+    response = back_office.post(reverse("admin:auth_user_change", args=[liaison.pk]), data)
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert set(liaison.groups.values_list("name", flat=True)) == {
+        Role.COORDINATOR,
+        "Newsletter editors",
+    }
+
+
+def test_the_user_list_names_users_still_in_several_role_groups(
+    back_office: Client, liaison: User, coordinator: User
+) -> None:
+    from django.contrib.auth.models import Group
+
+    from core.roles import Role
+
+    liaison.groups.add(Group.objects.get(name=Role.MANAGER))
+    coordinator.groups.add(Group.objects.create(name="Newsletter editors"))  # no role: fine
+
+    response = back_office.get(reverse("admin:auth_user_changelist"))
+
+    assert said(response) == [
+        "In several role groups, so holding only the permissions of the least privileged "
+        "one: liaison (Liaison). Give each user one role."
+    ]
+
+
+def test_the_user_list_says_nothing_when_everyone_has_one_role(
+    back_office: Client, liaison: User, coordinator: User
+) -> None:
+    response = back_office.get(reverse("admin:auth_user_changelist"))
+    assert said(response) == []

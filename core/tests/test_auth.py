@@ -69,3 +69,127 @@ def test_template_perms_ask_each_permission_once_a_page(monkeypatch):
     assert asked == ["referrals.view_patient_details", "partners.change_tier"]
     # Still a module check, as Django's `{% if perms.referrals %}`.
     assert perms["referrals"] and "referrals" in perms
+
+
+def _in_groups(*roles: str):
+    """A user put in several role groups, in this order (as the admin allowed)."""
+    from django.contrib.auth.models import Group
+
+    user = UserFactory.create()
+    for role in roles:
+        user.groups.add(Group.objects.get(name=role))
+    return fresh(user)
+
+
+@pytest.mark.parametrize(
+    ("roles", "least"),
+    [
+        ((Role.MANAGER, Role.LIAISON), Role.LIAISON),
+        ((Role.LIAISON, Role.MANAGER), Role.LIAISON),
+        ((Role.COORDINATOR, Role.LIAISON), Role.LIAISON),
+        ((Role.MANAGER, Role.COORDINATOR), Role.COORDINATOR),
+        ((Role.ADMINISTRATOR, Role.COORDINATOR), Role.COORDINATOR),
+        ((Role.ADMINISTRATOR, Role.MANAGER, Role.LIAISON), Role.LIAISON),
+    ],
+)
+def test_a_user_in_several_role_groups_has_the_least_privileged_role_whatever_the_order(
+    roles, least
+):
+    from django.contrib.auth.models import User
+
+    from core.roles import prefetched_role
+
+    user = _in_groups(*roles)
+    assert user_role(user) == least
+    listed = User.objects.prefetch_related("groups").get(pk=user.pk)
+    assert prefetched_role(listed) == least
+
+
+def test_a_user_in_several_role_groups_holds_only_that_roles_permissions():
+    from core.roles import ROLE_PERMISSIONS
+
+    user = _in_groups(Role.MANAGER, Role.LIAISON)
+    with CaptureQueriesContext(connection) as queries:
+        assert user.get_all_permissions() == set(ROLE_PERMISSIONS[Role.LIAISON])
+        # A liaison's rights, scoped as a liaison's: no patient details, no tiering.
+        assert not user.has_perm("referrals.view_patient_details")
+        assert not user.has_perm("partners.change_tier")
+        assert user.has_perm("outreach.add_plannedvisit")
+    assert len(queries) == 1
+
+    coordinator = _in_groups(Role.ADMINISTRATOR, Role.COORDINATOR)
+    assert coordinator.get_all_permissions() == set(ROLE_PERMISSIONS[Role.COORDINATOR])
+
+
+def test_a_group_that_is_no_role_and_the_users_own_permissions_still_count():
+    from django.contrib.auth.models import Group
+
+    extra = Group.objects.create(name="Newsletter editors")
+    extra.permissions.add(Permission.objects.get(codename="add_newsletterissue"))
+    user = UserFactory(role=Role.LIAISON)
+    user.groups.add(extra, Group.objects.get(name=Role.MANAGER))
+    user.user_permissions.add(Permission.objects.get(codename="delete_referral"))
+    user = fresh(user)
+
+    assert user_role(user) == Role.LIAISON
+    assert user.has_perm("outreach.add_newsletterissue")
+    assert user.has_perm("referrals.delete_referral")
+    assert not user.has_perm("referrals.view_patient_details")
+
+
+def test_a_liaison_in_two_role_groups_sees_only_their_own_partners_referrals(client_for):
+    from django.urls import reverse
+
+    from partners.factories import ProviderFactory
+    from referrals.factories import ReferralFactory
+
+    user = _in_groups(Role.COORDINATOR, Role.LIAISON)
+    theirs = ReferralFactory(provider=ProviderFactory(owner=user))
+    others = ReferralFactory(provider=ProviderFactory())
+
+    client = client_for(user)
+    assert client.get(theirs.get_absolute_url()).status_code == 200
+    assert client.get(others.get_absolute_url()).status_code == 404
+    assert client.get(reverse("referrals:create")).status_code == 403
+
+
+def test_lists_of_people_by_role_follow_the_role_a_user_is_held_to():
+    from django.contrib.auth.models import User
+
+    from core.roles import role_holders
+
+    liaison = UserFactory(role=Role.LIAISON)
+    coordinator = UserFactory(role=Role.COORDINATOR)
+    manager = UserFactory(role=Role.MANAGER)
+    liaison_too = _in_groups(Role.COORDINATOR, Role.LIAISON)  # held to Liaison
+    coordinator_too = _in_groups(Role.MANAGER, Role.COORDINATOR)  # held to Coordinator
+
+    def holders(*roles):
+        return set(User.objects.filter(role_holders(*roles)))
+
+    assert holders(Role.COORDINATOR, Role.MANAGER) == {coordinator, manager, coordinator_too}
+    assert holders(Role.LIAISON, Role.MANAGER) == {liaison, manager, liaison_too}
+    assert holders(Role.LIAISON) == {liaison, liaison_too}
+    assert holders(Role.MANAGER) == {manager}
+
+
+def test_a_user_held_to_liaison_is_not_offered_to_take_referrals():
+    from referrals.forms import coordinator_choices
+
+    coordinator = UserFactory(role=Role.COORDINATOR)
+    liaison_too = _in_groups(Role.COORDINATOR, Role.LIAISON)
+
+    assert list(coordinator_choices()) == [coordinator]
+    # Holding one already, they stay on that referral's form.
+    assert set(coordinator_choices(holder=liaison_too.pk)) == {coordinator, liaison_too}
+
+
+def test_a_user_held_to_coordinator_is_not_offered_as_a_partners_owner():
+    from partners.forms import liaison_choices
+    from registry.forms import liaison_queryset
+
+    manager = UserFactory(role=Role.MANAGER)
+    _in_groups(Role.MANAGER, Role.COORDINATOR)
+
+    assert list(liaison_choices()) == [manager]
+    assert list(liaison_queryset()) == [manager]

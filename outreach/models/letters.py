@@ -110,6 +110,11 @@ class LetterQuerySet(models.QuerySet["Letter"]):
     def due(self) -> LetterQuerySet:
         return self.filter(status=Letter.Status.PENDING, due_on__lte=timezone.localdate())
 
+    def failed(self) -> LetterQuerySet:
+        """Letters that failed for good, waiting for someone at the print and fax queue to
+        try again, mail them or let them go (read from letter_failed_idx)."""
+        return self.filter(status=Letter.Status.FAILED)
+
     def print_queue(self) -> LetterQuerySet:
         return (
             self.filter(status=Letter.Status.PRINT_QUEUE)

@@ -130,7 +130,7 @@ def print_queue(request: AuthedRequest) -> HttpResponse:
         if renders_partial(request)
         else list(
             Letter.objects.for_user(request.user, write=True)
-            .filter(status=Letter.Status.FAILED)
+            .failed()
             .select_related("provider", "provider__organization")
             .order_by("created_at", "pk")[: FAILED_SHOWN + 1]
         )

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.db.models.functions import Lower
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
 from core.enqueue import enqueue_on_commit
+from core.transient import DATABASE_UNAVAILABLE
 from partners.models import Organization, PartnerImport, Provider
 from partners.services._common import BATCH_SIZE, _batches
+
+logger = logging.getLogger(__name__)
 
 # Up to this many rows an import is applied in the request (a second or two); bigger
 # files go to a worker and the page shows its progress.
@@ -110,16 +114,22 @@ def partner_import_apply(*, import_id: int) -> PartnerImport | None:
         )
 
     planned_since = timezone.now()
-    plan = plan_import(
-        partner_import.rows,
-        partner_import.mapping,
-        numbers=partner_import.row_numbers,
-        progress=progress,
-    )
-    # Every row checked: the page says the partners are being written, not "1,000 of 1,500".
-    progress(len(plan.rows))
     try:
+        plan = plan_import(
+            partner_import.rows,
+            partner_import.mapping,
+            numbers=partner_import.row_numbers,
+            progress=progress,
+        )
+        # Every row checked: the page says the partners are being written, not "1,000 of
+        # 1,500".
+        progress(len(plan.rows))
         _write_import(partner_import, plan, planned_since=planned_since)
+    except DATABASE_UNAVAILABLE:
+        # Nothing was written (the write is one transaction): give the claim back so the
+        # task's retry can take it, instead of the sweep after STALE_IMPORT.
+        _release_claim(import_id)
+        raise
     except (ValidationError, IntegrityError) as error:
         # Our own refusals say what changed; a constraint, only that something did.
         why = " ".join(error.messages).rstrip(".") if isinstance(error, ValidationError) else ""
@@ -134,6 +144,19 @@ def partner_import_apply(*, import_id: int) -> PartnerImport | None:
         )
     partner_import.refresh_from_db()
     return partner_import
+
+
+def _release_claim(import_id: int) -> None:
+    if not connection.in_atomic_block:
+        # A connection the server dropped is replaced rather than failing again.
+        connection.close_if_unusable_or_obsolete()
+    try:
+        PartnerImport.objects.filter(pk=import_id, status=PartnerImport.Status.APPLYING).update(
+            status=PartnerImport.Status.QUEUED, claimed_at=timezone.now()
+        )
+    except DATABASE_UNAVAILABLE:
+        # Still unreachable: the sweep re-drives the import once its claim is stale.
+        logger.warning("partner import %s: its claim could not be given back", import_id)
 
 
 @transaction.atomic

@@ -117,13 +117,16 @@ class ReferralQuerySet(models.QuerySet["Referral"]):
         patient went, or is still to go, where the referral sent them."""
         return self.filter(WENT_AHEAD)
 
-    def awaiting_consult_report(self, *, seen_before: datetime) -> ReferralQuerySet:
-        """Outbound referrals whose patient the specialist saw before `seen_before` and whose
-        consult report has not come back. Only a seen patient has a report to chase (see
-        Referral.consult_report_due)."""
-        return self.outbound().filter(
+    def awaiting_consult_report(
+        self, *, seen_before: datetime, seen_since: datetime | None = None
+    ) -> ReferralQuerySet:
+        """Outbound referrals whose patient the specialist saw before `seen_before` (and
+        since `seen_since`, when given) and whose consult report has not come back. Only a
+        seen patient has a report to chase (see Referral.consult_report_due)."""
+        waiting = self.outbound().filter(
             status=Status.SEEN, seen_at__lt=seen_before, report_received_at__isnull=True
         )
+        return waiting if seen_since is None else waiting.filter(seen_at__gte=seen_since)
 
     def for_user(self, user: User, *, write: bool = False) -> ReferralQuerySet:
         """Managers, coordinators and administrators work every referral; a liaison reads

@@ -56,8 +56,11 @@ def referral_record_consult_report(
 
 @transaction.atomic
 def consult_report_reminders_create(*, now: datetime | None = None) -> int:
-    """One reminder task per outbound referral whose consult report is overdue. Safe to run
-    any number of times: the unique (referral, kind) constraint makes repeats no-ops."""
+    """One reminder task per outbound referral whose consult report is overdue, for a
+    patient seen within CONSULT_REPORT_REMINDER_WINDOW_DAYS: referrals entered as history
+    (seen months or years ago) are not chased, or entering a year of them would make a
+    reminder for each the first night. Safe to run any number of times: the unique
+    (referral, kind) constraint makes repeats no-ops."""
     from django.conf import settings
 
     from outreach.models import Task
@@ -65,7 +68,8 @@ def consult_report_reminders_create(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     waiting = (
         Referral.objects.awaiting_consult_report(
-            seen_before=now - timedelta(days=settings.CONSULT_REPORT_REMINDER_DAYS)
+            seen_before=now - timedelta(days=settings.CONSULT_REPORT_REMINDER_DAYS),
+            seen_since=now - timedelta(days=settings.CONSULT_REPORT_REMINDER_WINDOW_DAYS),
         )
         .exclude(tasks__kind=Task.Kind.CONSULT_REPORT)
         .values_list(

@@ -482,3 +482,52 @@ def test_a_referral_given_back_to_nobody_gives_back_its_consult_report_reminder(
     listed = client_for(colleague).get(reverse("outreach:task_list")).content.decode()
     assert f"Chase the consult report for referral #{in_bulk.pk}" in listed
     assert f"Chase the consult report for referral #{one_by_one.pk}" in listed
+
+
+def test_referrals_entered_as_history_get_no_flood_of_reminders_on_the_first_night(settings):
+    """Outbound referrals entered after the fact (sent and seen months ago, the report never
+    recorded) are history, not work: each got a reminder the first night. Only a patient
+    seen within the window (CONSULT_REPORT_REMINDER_WINDOW_DAYS) and long enough ago to be
+    late has a report worth chasing."""
+    settings.CONSULT_REPORT_REMINDER_DAYS = 21
+    settings.CONSULT_REPORT_REMINDER_WINDOW_DAYS = 90
+    specialist = ProviderFactory(in_network=True)
+    history = [
+        _seen(_sent(specialist, days_ago=days + 20), days_ago=days) for days in (91, 200, 700)
+    ]
+    edge_in = _seen(_sent(specialist, days_ago=109), days_ago=89)
+    late = _seen(_sent(specialist, days_ago=40), days_ago=22)
+    _seen(_sent(specialist, days_ago=25), days_ago=20)  # not due yet
+
+    assert consult_report_reminders_create() == 2
+    assert set(Task.objects.values_list("referral", flat=True)) == {edge_in.pk, late.pk}
+    assert not Task.objects.filter(referral__in=history).exists()
+
+
+def test_the_reminder_window_is_a_setting(settings):
+    settings.CONSULT_REPORT_REMINDER_DAYS = 14
+    settings.CONSULT_REPORT_REMINDER_WINDOW_DAYS = 30
+    specialist = ProviderFactory(in_network=True)
+    recent = _seen(_sent(specialist, days_ago=40), days_ago=20)
+    _seen(_sent(specialist, days_ago=60), days_ago=40)
+
+    assert consult_report_reminders_create() == 1
+    assert Task.objects.get().referral == recent
+
+
+@pytest.mark.parametrize(("delay", "window"), [("21", "21"), ("21", "10")])
+def test_a_window_that_would_never_remind_stops_the_start(monkeypatch, delay, window):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from referral_crm.settings import _consult_report_window_days
+
+    monkeypatch.setenv("CONSULT_REPORT_REMINDER_WINDOW_DAYS", window)
+    with pytest.raises(ImproperlyConfigured, match="CONSULT_REPORT_REMINDER_WINDOW_DAYS"):
+        _consult_report_window_days(reminder_days=int(delay))
+
+
+def test_the_default_window_leaves_a_late_report_over_two_months_to_be_chased(monkeypatch):
+    from referral_crm.settings import _consult_report_window_days
+
+    monkeypatch.delenv("CONSULT_REPORT_REMINDER_WINDOW_DAYS", raising=False)
+    assert _consult_report_window_days(reminder_days=21) == 90
