@@ -18,7 +18,8 @@ The rule implemented here
   opt-out, through the ordinary letter pipeline. The database refuses a second reminder
   for the same invitation. Staff invitees get no letter: letters go to providers. A
   cancelled event reminds nobody, and a cancelled annual meeting counts neither as held
-  nor as to come.
+  nor as to come. Its invitees are told: providers by a letter, staff by the organizer,
+  from a task (event_cancellation_calls_prepare).
 """
 
 from __future__ import annotations
@@ -472,6 +473,53 @@ def event_cancellation_notices_prepare(*, event: Event) -> list[Letter]:
         Letter.objects.filter(
             message_id__in=[letter.message_id for letter in letters], status=Letter.Status.PENDING
         ).order_by("pk")
+    )
+
+
+def event_cancellation_calls_prepare(*, event: Event, actor: Any) -> Task | None:
+    """Staff invitees who had not declined are told the event is cancelled by the person
+    who invited them, as they were invited: letters go to providers only (a letter is
+    addressed to a partner), so staff were asked in person and got no reminder. One task
+    for the event's organizer (or, when it has none any more, whoever cancelled it) lists
+    each by their channel: their email, else their phone, else their office's. Staff of an
+    office that opted out of letters, or of newsletters and invitations, are left off the
+    list and named as not to be contacted. None when no staff member was invited."""
+    invitations = list(
+        event.invitations.filter(staff__isnull=False)
+        .exclude(rsvp=Invitation.Rsvp.NO)
+        .select_related("staff__organization")
+        .order_by("staff__organization__name", "staff__last_name", "staff__first_name", "pk")
+    )
+    staff = [invitation.staff for invitation in invitations if invitation.staff is not None]
+    if not staff:
+        return None
+    to_tell, opted_out = [], []
+    for member in staff:
+        office = member.organization
+        named = f"{member.display_name} ({member.get_role_display()}, {office.name})"
+        if office.letters_opt_out or office.marketing_opt_out:
+            opted_out.append(named)
+        elif member.email:
+            to_tell.append(f"- {named}: email {member.email}")
+        elif member.phone:
+            to_tell.append(f"- {named}: call {member.phone}")
+        else:
+            to_tell.append(f"- {named}: call the office at {office.phone or 'no number on file'}")
+    if not to_tell:
+        return None
+    when = f"{timezone.localtime(event.starts_at):%B %-d, %Y at %-I:%M %p}"
+    lines = [f"{event.name} ({when}) is cancelled. Tell the office staff you invited:", *to_tell]
+    if opted_out:
+        lines.append(
+            "Not to be contacted (their office opted out of letters or invitations): "
+            + "; ".join(opted_out)
+        )
+    return Task.objects.create(
+        kind=Task.Kind.FOLLOW_UP,
+        title=f"Tell the invited office staff {event.name} is cancelled"[:200],
+        detail="\n".join(lines),
+        due_on=timezone.localdate(),
+        assignee_id=event.organizer_id or actor.pk,
     )
 
 

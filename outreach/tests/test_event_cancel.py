@@ -524,3 +524,82 @@ def test_only_the_organizer_or_a_manager_changes_or_cancels_an_event(
     ProviderFactory(organization=office)
     other.post(reverse("outreach:event_invite", args=[event.pk]), {"organization": office.pk})
     assert event.invitations.count() == 1
+
+
+def test_invited_office_staff_are_told_by_the_organizer_by_their_channel_and_opt_outs_kept(
+    liaison, manager, monkeypatch
+):
+    """Staff get no letters (a letter is addressed to a partner): the organizer, who invited
+    them, gets a task naming each staff member not declined and how to reach them; an
+    office opted out of letters or invitations is named as not to be contacted."""
+    from outreach import tasks
+    from outreach.models import Task
+    from outreach.services.events import event_cancel
+    from partners.factories import StaffMemberFactory
+
+    monkeypatch.setattr(tasks.deliver_letters, "apply_async", lambda *args, **kwargs: None)
+    event = EventFactory(name="Spring dinner", organizer=liaison, starts_at=in_days(5))
+    office = OrganizationFactory(name="Lakeside Family Medicine", phone="4025550199")
+
+    def invite(rsvp=Invitation.Rsvp.INVITED, **staff):
+        staff.setdefault("organization", office)
+        return Invitation.objects.create(event=event, staff=StaffMemberFactory(**staff), rsvp=rsvp)
+
+    invite(first_name="Eve", last_name="Mail", email="eve@lakeside.example", role="front_desk")
+    invite(first_name="Phil", last_name="Phone", email="", phone="4025550123")
+    invite(first_name="Nora", last_name="Nothing", email="", phone="")
+    invite(Invitation.Rsvp.NO, first_name="Dee", last_name="Clined", email="dee@x.example")
+    invite(
+        first_name="Opal",
+        last_name="Out",
+        email="opal@x.example",
+        organization=OrganizationFactory(name="Quiet Clinic", marketing_opt_out=True),
+    )
+    event_cancel(event=event, actor=manager, reason="The speaker is ill")
+
+    [task] = Task.objects.all()
+    assert task.assignee == liaison
+    assert task.status == Task.Status.OPEN
+    assert task.due_on == timezone.localdate()
+    assert "Spring dinner" in task.title
+    assert "Eve Mail (Front desk, Lakeside Family Medicine): email eve@lakeside.example" in (
+        task.detail
+    )
+    assert "Phil Phone" in task.detail and "call 4025550123" in task.detail
+    assert "Nora Nothing" in task.detail and "call the office at 4025550199" in task.detail
+    assert "Dee" not in task.detail
+    not_to_contact = task.detail.split("Not to be contacted")[1]
+    assert "Opal Out" in not_to_contact and "opal@x.example" not in task.detail
+    # The reason is the practice's own note, as in the partners' notices.
+    assert "speaker" not in task.detail
+    # Staff still get no letter: letters are addressed to partners.
+    assert not Letter.objects.exists()
+
+
+def test_an_event_without_an_organizer_leaves_the_staff_task_to_whoever_cancelled(
+    manager, monkeypatch
+):
+    from outreach import tasks
+    from outreach.models import Task
+    from outreach.services.events import event_cancel
+    from partners.factories import StaffMemberFactory
+
+    monkeypatch.setattr(tasks.deliver_letters, "apply_async", lambda *args, **kwargs: None)
+    event = EventFactory(organizer=None, starts_at=in_days(5))
+    Invitation.objects.create(event=event, staff=StaffMemberFactory(email="a@b.example"))
+    event_cancel(event=event, actor=manager, reason="Venue closed")
+    assert Task.objects.get().assignee == manager
+
+
+def test_no_staff_task_when_no_staff_member_is_left_to_tell(liaison, monkeypatch):
+    from outreach import tasks
+    from outreach.models import Task
+    from outreach.services.events import event_cancel
+    from partners.factories import StaffMemberFactory
+
+    monkeypatch.setattr(tasks.deliver_letters, "apply_async", lambda *args, **kwargs: None)
+    event = EventFactory(organizer=liaison, starts_at=in_days(5))
+    Invitation.objects.create(event=event, provider=ProviderFactory())
+    Invitation.objects.create(event=event, staff=StaffMemberFactory(), rsvp=Invitation.Rsvp.NO)
+    event_cancel(event=event, actor=liaison, reason="Venue closed")
+    assert not Task.objects.exists()
