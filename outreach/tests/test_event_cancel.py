@@ -603,3 +603,131 @@ def test_no_staff_task_when_no_staff_member_is_left_to_tell(liaison, monkeypatch
     Invitation.objects.create(event=event, staff=StaffMemberFactory(), rsvp=Invitation.Rsvp.NO)
     event_cancel(event=event, actor=liaison, reason="Venue closed")
     assert not Task.objects.exists()
+
+
+# --- A reminder in delivery meets the cancel ------------------------------------------------
+
+
+def _emailed_reminder(event, email="p@example.org"):
+    invitation = Invitation.objects.create(
+        event=event, provider=ProviderFactory(email=email, preferred_channel="email")
+    )
+    letter = reminder(invitation, Letter.Status.PENDING)
+    Letter.objects.filter(pk=letter.pk).update(channel="email", recipient=email)
+    return letter
+
+
+def test_a_cancel_saved_while_earlier_letters_of_the_batch_go_stops_the_reminder_after_them(
+    monkeypatch, mailoutbox, liaison
+):
+    """The check is made just before each reminder's send, not once for the batch: a cancel
+    saved while the letters before it were being sent is heeded."""
+    from outreach import tasks
+    from outreach.services import delivery
+    from outreach.services.events import event_cancel
+
+    monkeypatch.setattr(tasks.deliver_letters, "apply_async", lambda *args, **kwargs: None)
+    event = EventFactory(starts_at=in_days(3))
+    first = _emailed_reminder(EventFactory(starts_at=in_days(4)), "first@example.org")
+    second = _emailed_reminder(event, "second@example.org")
+    real_send = delivery._send
+
+    def send(letter, *args, **kwargs):
+        if letter.pk == first.pk:
+            event_cancel(event=event, actor=liaison, reason="The speaker is ill")
+        return real_send(letter, *args, **kwargs)
+
+    monkeypatch.setattr(delivery, "_send", send)
+    delivery.letters_deliver(letter_ids=[first.pk, second.pk])
+
+    assert [message.to for message in mailoutbox] == [["first@example.org"]]
+    second.refresh_from_db()
+    assert (second.status, second.last_error) == (
+        Letter.Status.CANCELLED,
+        "Withdrawn: the event was cancelled",
+    )
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_reminder_handed_to_delivery_while_a_cancel_is_being_saved_waits_and_is_withdrawn(
+    monkeypatch, mailoutbox
+):
+    """The cancel first: delivery, which had already claimed the reminder, waits for the
+    cancel to be saved, reads it and sends nothing."""
+    import time
+
+    from django.db import transaction
+
+    from outreach import tasks
+    from outreach.services import delivery
+    from outreach.services.events import event_cancel
+
+    monkeypatch.setattr(tasks.deliver_letters, "apply_async", lambda *args, **kwargs: None)
+    event = EventFactory(starts_at=in_days(3))
+    letter = _emailed_reminder(event)
+    claimed = delivery.letters_claim(letter_ids=[letter.pk])
+    assert [each.pk for each in claimed] == [letter.pk]
+    monkeypatch.setattr(delivery, "letters_claim", lambda **kwargs: claimed)
+    run: dict[str, object] = {}
+    with transaction.atomic():
+        event_cancel(event=event, actor=UserFactory(), reason="The speaker is ill")
+        other = _in_a_thread(lambda: delivery.letters_deliver(letter_ids=[letter.pk]), run)
+        time.sleep(1)  # delivery reaches the reminder while the cancel is still being saved
+        assert mailoutbox == []
+    other.join()
+
+    assert "error" not in run, run.get("error")
+    assert mailoutbox == []
+    letter.refresh_from_db()
+    assert (letter.status, letter.last_error) == (
+        Letter.Status.CANCELLED,
+        "Withdrawn: the event was cancelled",
+    )
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_cancel_that_comes_while_a_reminder_is_being_sent_waits_for_it_then_notifies(
+    monkeypatch, mailoutbox
+):
+    """The send first: the cancel waits until the reminder is recorded as sent, so no
+    reminder leaves after the cancel is saved, and the invitee's notice follows it."""
+    import threading
+
+    from outreach import tasks
+    from outreach.services import delivery
+    from outreach.services.events import event_cancel
+
+    monkeypatch.setattr(tasks.deliver_letters, "apply_async", lambda *args, **kwargs: None)
+    event = EventFactory(starts_at=in_days(3))
+    letter = _emailed_reminder(event)
+    real_send = delivery._send
+    cancel: dict[str, object] = {}
+    seen: dict[str, object] = {}
+
+    def send(sending, *args, **kwargs):
+        other = _in_a_thread(
+            lambda: event_cancel(
+                event=Event.objects.get(pk=event.pk), actor=UserFactory(), reason="Speaker ill"
+            ),
+            cancel,
+        )
+        other.join(timeout=1)  # the cancel comes while the reminder is on its way
+        seen["cancel_waited"] = other.is_alive()
+        seen["thread"] = other
+        return real_send(sending, *args, **kwargs)
+
+    monkeypatch.setattr(delivery, "_send", send)
+    delivery.letters_deliver(letter_ids=[letter.pk])
+    thread = seen["thread"]
+    assert isinstance(thread, threading.Thread)
+    thread.join()
+
+    assert "error" not in cancel, cancel.get("error")
+    assert seen["cancel_waited"] is True
+    assert [message.to for message in mailoutbox] == [["p@example.org"]]
+    letter.refresh_from_db()
+    assert letter.status == Letter.Status.SENT
+    event.refresh_from_db()
+    assert event.is_cancelled
+    notice = Letter.objects.get(kind=NOTICE, invitation=letter.invitation)
+    assert notice.status == Letter.Status.PENDING
