@@ -267,7 +267,8 @@ REMINDED_FIELDS = frozenset({"starts_at", "place"})
 def event_save(*, event: Event, changed: Iterable[str]) -> Event:
     """Save an edited event. When its start or its place changed, it gets the next
     schedule version, so invitees are reminded of the new date or place (outreach.meetings'
-    reminder rule, with "New date:" or "New place:" for those already told the old one),
+    reminder rule, with "New date:", "New place:" or "New date and place:" for those
+    already told the old one, as the reminder they were sent kept it),
     and a reminder of the old one not yet on its way (waiting to be sent, or to be printed
     or faxed from the queue) is cancelled rather than sent with a wrong date or place. Set
     to send no reminders, its reminders not yet on their way are cancelled too."""
@@ -360,16 +361,17 @@ def event_reminders_prepare(*, today: date | None = None) -> list[Letter]:
     )
     # Invitees already reminded of an earlier date or place: theirs says what changed. The
     # last reminder they were sent is what they were told.
-    told_before = dict(
-        Letter.objects.filter(
+    told_before = {
+        told.invitation_id: told
+        for told in Letter.objects.filter(
             invitation__in=invitations,
             kind=kind,
             sequence__lt=F("invitation__event__schedule_version"),
             status__in=[Letter.Status.SENT, Letter.Status.PRINT_QUEUE, Letter.Status.SENDING],
         )
         .order_by("sequence")
-        .values_list("invitation_id", "body")
-    )
+        .only("invitation_id", "body", "told_starts_at", "told_place")
+    }
     letters = []
     for invitation, provider in invitees:
         values = {
@@ -380,14 +382,18 @@ def event_reminders_prepare(*, today: date | None = None) -> list[Letter]:
             provider, kind, direct_address=addresses.get(provider.npi, "")
         )
         subject = render_merge_fields(template.subject, values)
-        if invitation.pk in told_before:
-            subject = f"{_what_changed(told_before[invitation.pk], values)}: {subject}"
+        told = told_before.get(invitation.pk)
+        changed = _what_changed(told, invitation.event, values) if told else ""
+        if changed:
+            subject = f"{changed}: {subject}"
         letters.append(
             Letter(
                 kind=kind,
                 provider=provider,
                 invitation=invitation,
                 sequence=invitation.event.schedule_version,
+                told_starts_at=invitation.event.starts_at,
+                told_place=invitation.event.place,
                 subject=subject[:200],
                 body=render_merge_fields(template.body, values),
                 due_on=today,
@@ -523,11 +529,19 @@ def event_cancellation_calls_prepare(*, event: Event, actor: Any) -> Task | None
     )
 
 
-def _what_changed(told: str, values: dict[str, str]) -> str:
-    """What a reminder sent again says changed, from the reminder the invitee was sent: a
-    version follows a new date or a new place, so a date they were told is the same one
-    means the place changed."""
-    return "New place" if values["event_date"] in told else "New date"
+def _what_changed(told: Letter, event: Event, values: dict[str, str]) -> str:
+    """What a reminder sent again says changed ("New date", "New place", "New date and
+    place"), against the last reminder the invitee was sent: the date and place it kept.
+    "" when the event is back where they were told. A reminder written before those were
+    kept is read from its text instead: a version follows a new date or a new place, so a
+    date it names that is still the date means the place changed."""
+    if told.told_starts_at is None:
+        return "New place" if values["event_date"] in told.body else "New date"
+    new_date = told.told_starts_at != event.starts_at
+    new_place = told.told_place != event.place
+    if new_date and new_place:
+        return "New date and place"
+    return "New date" if new_date else "New place" if new_place else ""
 
 
 # --- The daily digest -----------------------------------------------------------------------
