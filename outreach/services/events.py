@@ -15,7 +15,15 @@ from django.utils import timezone
 
 from core.enqueue import enqueue_on_commit
 from outreach import ledger
-from outreach.models import Activity, ActivityShare, Event, Invitation, Letter, LetterTemplate
+from outreach.models import (
+    Activity,
+    ActivityShare,
+    Event,
+    Invitation,
+    Letter,
+    LetterTemplate,
+    Task,
+)
 from outreach.services.compliance import _enforce_limit, _lock_providers
 from partners.models import Provider, StaffMember
 
@@ -101,8 +109,16 @@ def event_check_cancel(event: Event, *, now: datetime) -> None:
         )
 
 
+@dataclass(frozen=True)
+class EventCancelled:
+    event: Event
+    # The organizer's task to tell the invited office staff; None when there is nobody to
+    # tell (none invited, all declined, or their offices opted out).
+    staff_task: Task | None
+
+
 @transaction.atomic
-def event_cancel(*, event: Event, actor: User, reason: str) -> Event:
+def event_cancel(*, event: Event, actor: User, reason: str) -> EventCancelled:
     """Call off an event that is still to come, saying why. Its reminders not yet on their
     way (waiting to be sent, or in the print and fax queue) are withdrawn, and the reminder
     run makes no more (it re-reads the event under this lock before writing any). Invitees
@@ -130,10 +146,10 @@ def event_cancel(*, event: Event, actor: User, reason: str) -> Event:
         status__in=[Letter.Status.PENDING, Letter.Status.PRINT_QUEUE],
     ).update(status=Letter.Status.CANCELLED, last_error=EVENT_CANCELLED)
     notices = meetings.event_cancellation_notices_prepare(event=locked)
-    meetings.event_cancellation_calls_prepare(event=locked, actor=actor)
+    staff_task = meetings.event_cancellation_calls_prepare(event=locked, actor=actor)
     if notices:
         enqueue_on_commit(deliver_letters, [letter.pk for letter in notices])
-    return locked
+    return EventCancelled(locked, staff_task)
 
 
 @transaction.atomic

@@ -731,3 +731,28 @@ def test_a_cancel_that_comes_while_a_reminder_is_being_sent_waits_for_it_then_no
     assert event.is_cancelled
     notice = Letter.objects.get(kind=NOTICE, invitation=letter.invitation)
     assert notice.status == Letter.Status.PENDING
+
+
+def test_the_cancel_page_says_who_tells_the_invited_staff(client_for, liaison, manager):
+    from partners.factories import StaffMemberFactory
+
+    mine = EventFactory(organizer=liaison, starts_at=in_days(5))
+    Invitation.objects.create(event=mine, staff=StaffMemberFactory(email="a@b.example"))
+    page = client_for(liaison).post(
+        cancel_url(mine), {"cancel_reason": "Venue closed"}, follow=True
+    )
+    assert "listed in a task for you to tell them" in page.content.decode()
+
+    theirs = EventFactory(organizer=liaison, starts_at=in_days(5))
+    Invitation.objects.create(event=theirs, staff=StaffMemberFactory(email="c@d.example"))
+    page = client_for(manager).post(
+        cancel_url(theirs), {"cancel_reason": "Venue closed"}, follow=True
+    )
+    assert f"listed in a task for {escape(person(liaison))} to tell them" in (page.content.decode())
+
+    without_staff = EventFactory(organizer=liaison, starts_at=in_days(5))
+    page = client_for(liaison).post(
+        cancel_url(without_staff), {"cancel_reason": "Venue closed"}, follow=True
+    )
+    assert "are sent a cancellation notice." in page.content.decode()
+    assert "office staff invited" not in page.content.decode()
