@@ -259,6 +259,7 @@ def event_merge_values(event: Event) -> dict[str, str]:
 
 
 NO_REMINDERS = "Withdrawn: the event sends no reminders"
+SUPERSEDED = "Superseded: the event moved"
 # What a reminder tells the invitee: when either changes, they are told again.
 REMINDED_FIELDS = frozenset({"starts_at", "place"})
 
@@ -283,7 +284,7 @@ def event_save(*, event: Event, changed: Iterable[str]) -> Event:
     )
     if moved:
         waiting.filter(sequence__lt=event.schedule_version).update(
-            status=Letter.Status.CANCELLED, last_error="Superseded: the event moved"
+            status=Letter.Status.CANCELLED, last_error=SUPERSEDED
         )
     if "remind_days_before" in changed and not event.remind_days_before:
         waiting.update(status=Letter.Status.CANCELLED, last_error=NO_REMINDERS)

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, nullcontext, suppress
 from datetime import datetime, timedelta
 from smtplib import SMTPException
+from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -24,9 +25,10 @@ from django.utils import timezone
 from core.templatetags.people import person
 from outreach import direct
 from outreach.fax import FaxError, fax_backend
+from outreach.meetings import NO_REMINDERS, SUPERSEDED
 from outreach.models import Event, Invitation, Letter, LetterEvent, LetterTemplate, Task
 from outreach.pdf import letter_pdf, letterhead
-from outreach.services.events import EVENT_CANCELLED
+from outreach.services.events import EVENT_CANCELLED, NOT_COMING
 from outreach.services.letters import letter_route, new_message_id
 
 logger = logging.getLogger(__name__)
@@ -291,9 +293,9 @@ def letters_deliver(*, letter_ids: list[int]) -> list[Letter]:
             if letter.referral_id in copies:
                 _record_withdrawn_copy(letter, copies[letter.referral_id])
                 continue
-            with _event_held(letter) if _is_reminder(letter) else nullcontext(True) as holds:
-                if not holds:
-                    _record_withdrawn_reminder(letter)
+            with _reminder_held(letter) if _is_reminder(letter) else nullcontext("") as why:
+                if why:
+                    _record_withdrawn_reminder(letter, why)
                     continue
                 retry = _deliver_one(letter, connection, relay, addresses) or retry
     finally:
@@ -359,36 +361,56 @@ def _is_reminder(letter: Letter) -> bool:
 
 
 @contextmanager
-def _event_held(letter: Letter) -> Iterator[bool]:
-    """A transaction around one event reminder's send, holding its event's row (FOR SHARE)
-    and the letter's own, yielding whether the event still stands (not cancelled).
+def _reminder_held(letter: Letter) -> Iterator[str]:
+    """A transaction around one event reminder's send, holding its event's and invitation's
+    rows (FOR SHARE) and the letter's own; yields why it is no longer to be sent ("" when
+    it still is): the event was cancelled, moved since it was written, or set to send no
+    reminders, or the invitee declined. Each of those withdraws the reminders waiting, but
+    not one a worker had already claimed.
 
-    Checked here, just before the send, not once for the batch: a cancel committed while
-    the letters before it were being sent is seen. And held through the send and its
-    outcome: a cancel (which locks the event FOR UPDATE) that comes meanwhile waits for
-    the reminder to be recorded as sent, then goes on and sends its notice after it;
-    one that came first is waited for here and its cancellation read. Either way no
-    reminder leaves after the cancel is saved. The event first, as the cancel takes it
-    before the letters: no deadlock. Two short queries per reminder, which a cancel needs
-    answered at its own moment, not the batch's."""
+    Checked here, just before the send, not once for the batch: a change saved while the
+    letters before it were being sent is seen. And held through the send and its outcome:
+    a cancel (which locks the event FOR UPDATE), an edit or an RSVP (which update those
+    rows) that comes meanwhile waits for the reminder to be recorded as sent, and a cancel
+    then sends its notice after it; one that came first is waited for here and read.
+    Either way no reminder leaves after the change is saved. Rows in the order the cancel
+    takes them (event, then letters): no deadlock. Two short queries per reminder, which
+    a change needs answered at its own moment, not the batch's."""
     with transaction.atomic():
         event_table, invitation_table = Event._meta.db_table, Invitation._meta.db_table
+        columns = "e.cancelled_at, e.schedule_version, e.remind_days_before, i.rsvp"
         sql = (
-            f"SELECT e.cancelled_at FROM {event_table} e "  # noqa: S608 (model tables)
+            f"SELECT {columns} FROM {event_table} e "  # noqa: S608 (model tables)
             f"JOIN {invitation_table} i ON i.event_id = e.id WHERE i.id = %s"
         )
         if db_connection.vendor == "postgresql":
             # SHARE: reminders of one event sent by two workers do not wait for each other.
-            sql += " FOR SHARE OF e"
+            sql += " FOR SHARE OF e, i"
         with db_connection.cursor() as cursor:
             cursor.execute(sql, [letter.invitation_id])
             row = cursor.fetchone()
         list(Letter.objects.select_for_update().filter(pk=letter.pk).values_list("pk"))
-        yield row is not None and row[0] is None
+        yield _withdrawn_because(letter, row)
 
 
-def _record_withdrawn_reminder(letter: Letter) -> None:
-    letter.status, letter.last_error = Letter.Status.CANCELLED, EVENT_CANCELLED
+def _withdrawn_because(letter: Letter, row: tuple[Any, ...] | None) -> str:
+    if row is None:
+        # Not while the letter exists (it goes with its invitation); nobody to remind.
+        return EVENT_CANCELLED
+    cancelled_at, schedule_version, remind_days_before, rsvp = row
+    if cancelled_at is not None:
+        return EVENT_CANCELLED
+    if letter.sequence < schedule_version:
+        return SUPERSEDED
+    if rsvp == Invitation.Rsvp.NO:
+        return NOT_COMING
+    if not remind_days_before:
+        return NO_REMINDERS
+    return ""
+
+
+def _record_withdrawn_reminder(letter: Letter, why: str) -> None:
+    letter.status, letter.last_error = Letter.Status.CANCELLED, why
     _ours(letter).update(status=letter.status, last_error=letter.last_error)
 
 

@@ -756,3 +756,49 @@ def test_the_cancel_page_says_who_tells_the_invited_staff(client_for, liaison, m
     )
     assert "are sent a cancellation notice." in page.content.decode()
     assert "office staff invited" not in page.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("change", "withdrawn_as"),
+    [
+        ("move", "Superseded: the event moved"),
+        ("decline", "Withdrawn: the invitee is not coming"),
+        ("no_reminders", "Withdrawn: the event sends no reminders"),
+    ],
+)
+def test_a_reminder_overtaken_while_earlier_letters_of_the_batch_go_is_withdrawn_not_sent(
+    monkeypatch, mailoutbox, change, withdrawn_as
+):
+    """As with a cancel: the event moved, the invitee declined or the event's reminders
+    were switched off while the letters before it were being sent; the reminder, already
+    claimed (so not withdrawn by that change), is not sent with what no longer holds."""
+    from outreach import meetings
+    from outreach.services import delivery
+    from outreach.services.events import invitation_save
+
+    event = EventFactory(starts_at=in_days(3), place="Riverside", remind_days_before=7)
+    first = _emailed_reminder(EventFactory(starts_at=in_days(4)), "first@example.org")
+    second = _emailed_reminder(event, "second@example.org")
+    real_send = delivery._send
+
+    def send(letter, *args, **kwargs):
+        if letter.pk == first.pk:
+            current = Event.objects.get(pk=event.pk)
+            if change == "move":
+                current.place = "Hotel Grand"
+                meetings.event_save(event=current, changed=["place"])
+            elif change == "decline":
+                invitation = Invitation.objects.get(pk=second.invitation_id)
+                invitation.rsvp = Invitation.Rsvp.NO
+                invitation_save(invitation=invitation)
+            else:
+                current.remind_days_before = 0
+                meetings.event_save(event=current, changed=["remind_days_before"])
+        return real_send(letter, *args, **kwargs)
+
+    monkeypatch.setattr(delivery, "_send", send)
+    delivery.letters_deliver(letter_ids=[first.pk, second.pk])
+
+    assert [message.to for message in mailoutbox] == [["first@example.org"]]
+    second.refresh_from_db()
+    assert (second.status, second.last_error) == (Letter.Status.CANCELLED, withdrawn_as)
