@@ -487,7 +487,7 @@ def event_cancellation_calls_prepare(*, event: Event, actor: Any) -> Task | None
     """Staff invitees who had not declined are told the event is cancelled by the person
     who invited them, as they were invited: letters go to providers only (a letter is
     addressed to a partner), so staff were asked in person and got no reminder. One task
-    for the event's organizer (or, when it has none any more, whoever cancelled it) lists
+    for the event's organizer (or, when it has none or they left, whoever cancelled it) lists
     each by their channel: their email, else their phone, else their office's. Staff of an
     office that opted out of letters, or of newsletters and invitations, are left off the
     list and named as not to be contacted. None when no staff member was invited."""
@@ -526,7 +526,8 @@ def event_cancellation_calls_prepare(*, event: Event, actor: Any) -> Task | None
         title=f"Tell the invited office staff {event.name} is cancelled"[:200],
         detail="\n".join(lines),
         due_on=timezone.localdate(),
-        assignee_id=event.organizer_id or actor.pk,
+        # One who has left would never see it: then whoever cancelled.
+        assignee=event.organizer if event.organizer and event.organizer.is_active else actor,
     )
 
 

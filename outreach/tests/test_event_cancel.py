@@ -802,3 +802,20 @@ def test_a_reminder_overtaken_while_earlier_letters_of_the_batch_go_is_withdrawn
     assert [message.to for message in mailoutbox] == [["first@example.org"]]
     second.refresh_from_db()
     assert (second.status, second.last_error) == (Letter.Status.CANCELLED, withdrawn_as)
+
+
+def test_an_organizer_who_left_leaves_the_staff_task_to_whoever_cancelled(
+    liaison, manager, monkeypatch
+):
+    from outreach import tasks
+    from outreach.models import Task
+    from outreach.services.events import event_cancel
+    from partners.factories import StaffMemberFactory
+
+    monkeypatch.setattr(tasks.deliver_letters, "apply_async", lambda *args, **kwargs: None)
+    event = EventFactory(organizer=liaison, starts_at=in_days(5))
+    Invitation.objects.create(event=event, staff=StaffMemberFactory(email="a@b.example"))
+    liaison.is_active = False
+    liaison.save(update_fields=["is_active"])
+    event_cancel(event=event, actor=manager, reason="Venue closed")
+    assert Task.objects.get().assignee == manager
