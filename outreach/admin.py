@@ -184,11 +184,25 @@ class EventAdmin(admin.ModelAdmin):
             return ()
         return [*EVENT_SCHEDULE_FIELDS, "change_on_its_page"]
 
-    @admin.display(description="Date, place, reminders, invitees")
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # An event with invitees is cancelled on its page (they are told, the letters
+        # about it stay on record); deleting it would tell nobody and drop those letters.
+        if obj is not None and obj.invitations.exists():
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def get_actions(self, request: HttpRequest) -> Any:
+        # The bulk delete would skip the per-event rule above.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    @admin.display(description="Date, place, reminders, invitees, cancelling")
     def change_on_its_page(self, obj: Event) -> str:
         return format_html(
-            'Change them on <a href="{}">the event\'s page</a>: invitees are told a new '
-            "date or place and their calendars update.",
+            'Change them, or cancel the event, on <a href="{}">the event\'s page</a>: '
+            "invitees are told a new date or place, or that it is cancelled, and their "
+            "calendars update.",
             reverse("outreach:event_update", args=[obj.pk]),
         )
 

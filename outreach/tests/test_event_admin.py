@@ -106,3 +106,23 @@ def _errors(response: object) -> object:
     context = response.context  # type: ignore[attr-defined]
     inlines = [inline.formset.errors for inline in context["inline_admin_formsets"]]
     return context["adminform"].form.errors, inlines
+
+
+def test_an_event_with_invitees_is_not_deleted_in_the_admin_but_one_without_may_be(
+    client_for, administrator
+):
+    invited = EventFactory(organizer=administrator)
+    Invitation.objects.create(event=invited, provider=ProviderFactory())
+    empty = EventFactory(organizer=administrator)
+    client = client_for(administrator)
+
+    refused = client.post(
+        reverse("admin:outreach_event_delete", args=[invited.pk]), {"post": "yes"}
+    )
+    assert refused.status_code == 403
+    assert Event.objects.filter(pk=invited.pk).exists()
+    changelist = client.get(reverse("admin:outreach_event_changelist")).content.decode()
+    assert "delete_selected" not in changelist
+
+    client.post(reverse("admin:outreach_event_delete", args=[empty.pk]), {"post": "yes"})
+    assert not Event.objects.filter(pk=empty.pk).exists()
