@@ -2,6 +2,8 @@ from typing import Any
 
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
+from django.utils.html import format_html
 
 from audit.models import PatientDataAccess
 from audit.services import audit_names_listed
@@ -173,18 +175,64 @@ class PlannedVisitAdmin(admin.ModelAdmin):
 
 
 class InvitationInline(admin.TabularInline):
+    """Who is invited and their RSVP change on the event's own page: a decline there
+    withdraws the invitee's reminder, and a cancelled event takes nobody more."""
+
     model = Invitation
     extra = 0
-    raw_id_fields = ["provider", "staff"]
+    can_delete = False
+    fields = readonly_fields = ("provider", "staff", "rsvp", "attended")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+# What invitees are told (reminders, the calendar's SEQUENCE) follows these: they change on
+# the event's own page only, through outreach.meetings.event_save.
+EVENT_SCHEDULE_FIELDS = ["starts_at", "place", "remind_days_before"]
 
 
 @admin.register(Event)
 class EventAdmin(admin.ModelAdmin):
+    """A back office view of events. The date, place and reminders of an existing event are
+    read-only here, with a link to its page: changed there, invitees already reminded are
+    told the new date or place, reminders of the old one are withdrawn, calendars update
+    and a colleague's later change is not overwritten. A save here would do none of that
+    and leave partners with a wrong date, which a manager would not expect of any page."""
+
     list_display = ["name", "kind", "starts_at", "place", "organizer"]
     list_filter = ["kind"]
     search_fields = ["name", "place"]
     raw_id_fields = ["organizer"]
     inlines = [InvitationInline]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            # A new event has nobody to tell yet.
+            return ()
+        return [*EVENT_SCHEDULE_FIELDS, "change_on_its_page"]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # An event with invitees is cancelled on its page (they are told, the letters
+        # about it stay on record); deleting it would tell nobody and drop those letters.
+        if obj is not None and obj.invitations.exists():
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def get_actions(self, request: HttpRequest) -> Any:
+        # The bulk delete would skip the per-event rule above.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    @admin.display(description="Date, place, reminders, invitees, cancelling")
+    def change_on_its_page(self, obj: Event) -> str:
+        return format_html(
+            'Change them, or cancel the event, on <a href="{}">the event\'s page</a>: '
+            "invitees are told a new date or place, or that it is cancelled, and their "
+            "calendars update.",
+            reverse("outreach:event_update", args=[obj.pk]),
+        )
 
 
 @admin.register(CalendarFeed)

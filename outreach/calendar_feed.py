@@ -13,9 +13,10 @@ from typing import Any
 
 import icalendar
 from django.conf import settings
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from outreach.models import Event, PlannedVisit, Task
+from outreach.models import Event, Invitation, PlannedVisit, Task
 
 # How far back and ahead the feed reaches: calendar apps re-read it every few hours.
 PAST = timedelta(days=30)
@@ -23,8 +24,10 @@ AHEAD = timedelta(days=180)
 EVENT_LENGTH = timedelta(hours=2)
 
 
-def build(user: Any, *, host: str) -> bytes:
-    """The feed as iCalendar bytes, in three queries (and the permissions, if not read)."""
+def build(user: Any, *, host: str, only_mine: bool = False) -> bytes:
+    """The feed as iCalendar bytes, in three queries (and the permissions, if not read).
+    `only_mine` keeps to the events the user organizes or whose invitees include a partner
+    of theirs (CalendarFeed.events), as the daily digest does; else all the practice's."""
     today = timezone.localdate()
     start, end = today - PAST, today + AHEAD
     calendar = icalendar.Calendar()
@@ -56,6 +59,13 @@ def build(user: Any, *, host: str) -> bytes:
     if not user.has_perm("outreach.view_event"):
         # Events are the liaisons' and managers' (a coordinator has no events page).
         events = events.none()
+    elif only_mine:
+        events = events.filter(
+            Q(organizer=user)
+            # Whatever the partner answered, and cancelled ones too: an entry that vanishes
+            # from a feed stays in some calendar apps, where CANCELLED strikes it through.
+            | Exists(Invitation.objects.filter(event=OuterRef("pk"), provider__owner=user))
+        )
     for event in events:
         summary = f"{event.get_kind_display()}: {event.name}"
         entry = icalendar.Event()

@@ -16,7 +16,15 @@ from django.utils import timezone
 from core.forms import IdsMultipleChoiceField, UserChoiceField, parse_version
 from core.plausible import not_in_future, within_reach
 from outreach import ledger, rekindle
-from outreach.models import Activity, ComplianceLimit, Event, Invitation, LetterTemplate, Task
+from outreach.models import (
+    Activity,
+    CalendarFeed,
+    ComplianceLimit,
+    Event,
+    Invitation,
+    LetterTemplate,
+    Task,
+)
 from outreach.models.merge_fields import merge_text_error
 from partners.models import Organization, Provider, StaffMember
 from partners.widgets import OfficePicker
@@ -279,6 +287,15 @@ class RouteForm(forms.Form):
         error_messages={"invalid": "Enter a 5-digit ZIP code, e.g. 68102."},
         widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "postal-code"}),
     )
+
+
+class CalendarFeedEventsForm(forms.ModelForm):
+    """Which practice events a user's calendar feed carries; the URL stays the same."""
+
+    class Meta:
+        model = CalendarFeed
+        fields = ["events"]
+        widgets = {"events": forms.RadioSelect}
 
 
 class ComplianceLimitForm(forms.ModelForm):

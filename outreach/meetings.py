@@ -18,7 +18,8 @@ The rule implemented here
   opt-out, through the ordinary letter pipeline. The database refuses a second reminder
   for the same invitation. Staff invitees get no letter: letters go to providers. A
   cancelled event reminds nobody, and a cancelled annual meeting counts neither as held
-  nor as to come.
+  nor as to come. Its invitees are told: providers by a letter, staff by the organizer,
+  from a task (event_cancellation_calls_prepare).
 """
 
 from __future__ import annotations
@@ -258,6 +259,7 @@ def event_merge_values(event: Event) -> dict[str, str]:
 
 
 NO_REMINDERS = "Withdrawn: the event sends no reminders"
+SUPERSEDED = "Superseded: the event moved"
 # What a reminder tells the invitee: when either changes, they are told again.
 REMINDED_FIELDS = frozenset({"starts_at", "place"})
 
@@ -266,7 +268,8 @@ REMINDED_FIELDS = frozenset({"starts_at", "place"})
 def event_save(*, event: Event, changed: Iterable[str]) -> Event:
     """Save an edited event. When its start or its place changed, it gets the next
     schedule version, so invitees are reminded of the new date or place (outreach.meetings'
-    reminder rule, with "New date:" or "New place:" for those already told the old one),
+    reminder rule, with "New date:", "New place:" or "New date and place:" for those
+    already told the old one, as the reminder they were sent kept it),
     and a reminder of the old one not yet on its way (waiting to be sent, or to be printed
     or faxed from the queue) is cancelled rather than sent with a wrong date or place. Set
     to send no reminders, its reminders not yet on their way are cancelled too."""
@@ -281,7 +284,7 @@ def event_save(*, event: Event, changed: Iterable[str]) -> Event:
     )
     if moved:
         waiting.filter(sequence__lt=event.schedule_version).update(
-            status=Letter.Status.CANCELLED, last_error="Superseded: the event moved"
+            status=Letter.Status.CANCELLED, last_error=SUPERSEDED
         )
     if "remind_days_before" in changed and not event.remind_days_before:
         waiting.update(status=Letter.Status.CANCELLED, last_error=NO_REMINDERS)
@@ -359,16 +362,17 @@ def event_reminders_prepare(*, today: date | None = None) -> list[Letter]:
     )
     # Invitees already reminded of an earlier date or place: theirs says what changed. The
     # last reminder they were sent is what they were told.
-    told_before = dict(
-        Letter.objects.filter(
+    told_before = {
+        told.invitation_id: told
+        for told in Letter.objects.filter(
             invitation__in=invitations,
             kind=kind,
             sequence__lt=F("invitation__event__schedule_version"),
             status__in=[Letter.Status.SENT, Letter.Status.PRINT_QUEUE, Letter.Status.SENDING],
         )
         .order_by("sequence")
-        .values_list("invitation_id", "body")
-    )
+        .only("invitation_id", "body", "told_starts_at", "told_place")
+    }
     letters = []
     for invitation, provider in invitees:
         values = {
@@ -379,14 +383,18 @@ def event_reminders_prepare(*, today: date | None = None) -> list[Letter]:
             provider, kind, direct_address=addresses.get(provider.npi, "")
         )
         subject = render_merge_fields(template.subject, values)
-        if invitation.pk in told_before:
-            subject = f"{_what_changed(told_before[invitation.pk], values)}: {subject}"
+        told = told_before.get(invitation.pk)
+        changed = _what_changed(told, invitation.event, values) if told else ""
+        if changed:
+            subject = f"{changed}: {subject}"
         letters.append(
             Letter(
                 kind=kind,
                 provider=provider,
                 invitation=invitation,
                 sequence=invitation.event.schedule_version,
+                told_starts_at=invitation.event.starts_at,
+                told_place=invitation.event.place,
                 subject=subject[:200],
                 body=render_merge_fields(template.body, values),
                 due_on=today,
@@ -475,11 +483,67 @@ def event_cancellation_notices_prepare(*, event: Event) -> list[Letter]:
     )
 
 
-def _what_changed(told: str, values: dict[str, str]) -> str:
-    """What a reminder sent again says changed, from the reminder the invitee was sent: a
-    version follows a new date or a new place, so a date they were told is the same one
-    means the place changed."""
-    return "New place" if values["event_date"] in told else "New date"
+def event_cancellation_calls_prepare(*, event: Event, actor: Any) -> Task | None:
+    """Staff invitees who had not declined are told the event is cancelled by the person
+    who invited them, as they were invited: letters go to providers only (a letter is
+    addressed to a partner), so staff were asked in person and got no reminder. One task
+    for the event's organizer (or, when it has none or they left, whoever cancelled it) lists
+    each by their channel: their email, else their phone, else their office's. Staff of an
+    office that opted out of letters, or of newsletters and invitations, are left off the
+    list and named as not to be contacted. None when no staff member was invited."""
+    invitations = list(
+        event.invitations.filter(staff__isnull=False)
+        .exclude(rsvp=Invitation.Rsvp.NO)
+        .select_related("staff__organization")
+        .order_by("staff__organization__name", "staff__last_name", "staff__first_name", "pk")
+    )
+    staff = [invitation.staff for invitation in invitations if invitation.staff is not None]
+    if not staff:
+        return None
+    to_tell, opted_out = [], []
+    for member in staff:
+        office = member.organization
+        named = f"{member.display_name} ({member.get_role_display()}, {office.name})"
+        if office.letters_opt_out or office.marketing_opt_out:
+            opted_out.append(named)
+        elif member.email:
+            to_tell.append(f"- {named}: email {member.email}")
+        elif member.phone:
+            to_tell.append(f"- {named}: call {member.phone}")
+        else:
+            to_tell.append(f"- {named}: call the office at {office.phone or 'no number on file'}")
+    if not to_tell:
+        return None
+    when = f"{timezone.localtime(event.starts_at):%B %-d, %Y at %-I:%M %p}"
+    lines = [f"{event.name} ({when}) is cancelled. Tell the office staff you invited:", *to_tell]
+    if opted_out:
+        lines.append(
+            "Not to be contacted (their office opted out of letters or invitations): "
+            + "; ".join(opted_out)
+        )
+    return Task.objects.create(
+        kind=Task.Kind.FOLLOW_UP,
+        title=f"Tell the invited office staff {event.name} is cancelled"[:200],
+        detail="\n".join(lines),
+        due_on=timezone.localdate(),
+        # One who has left would never see it: then whoever cancelled.
+        assignee=event.organizer if event.organizer and event.organizer.is_active else actor,
+    )
+
+
+def _what_changed(told: Letter, event: Event, values: dict[str, str]) -> str:
+    """What a reminder sent again says changed ("New date", "New place", "New date and
+    place"), against the last reminder the invitee was sent: the date and place it kept.
+    "" when the event is back where they were told. A reminder written before those were
+    kept is read from its text instead: a version follows a new date or a new place, so a
+    date it names that is still the date means the place changed."""
+    if told.told_starts_at is None:
+        return "New place" if values["event_date"] in told.body else "New date"
+    new_date = told.told_starts_at != event.starts_at
+    new_place = told.told_place != event.place
+    if new_date and new_place:
+        return "New date and place"
+    return "New date" if new_date else "New place" if new_place else ""
 
 
 # --- The daily digest -----------------------------------------------------------------------

@@ -103,10 +103,19 @@ class CalendarFeed(models.Model):
     """A liaison's private iCal URL. Only a hash of the token is stored: the URL is shown
     once when made, and a leaked database does not open anyone's calendar."""
 
+    class Events(models.TextChoices):
+        ALL = "all", "All practice events"
+        MINE = "mine", "Only mine: events I organize or my partners are invited to"
+
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="calendar_feed"
     )
     token_hash = models.CharField(max_length=64, unique=True)
+    # Which practice events the feed carries. All by default: the feed carried every event
+    # before the choice existed, and a subscribed calendar should not lose entries unasked.
+    events = models.CharField(
+        "events in the feed", max_length=10, choices=Events.choices, default=Events.ALL
+    )
     created_at = models.DateTimeField(default=timezone.now)
     last_read_at = models.DateTimeField(null=True, blank=True)
 

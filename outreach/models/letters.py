@@ -184,6 +184,12 @@ class Letter(models.Model):
     invitation = models.ForeignKey(
         "Invitation", on_delete=models.CASCADE, null=True, blank=True, related_name="letters"
     )
+    # What an event reminder told its invitee: the event's start and place as it was
+    # written. The next reminder after a move says what changed ("New place") from these,
+    # not from this letter's text, which a template may word any way. Empty on other
+    # letters, and on reminders written before they were kept.
+    told_starts_at = models.DateTimeField(null=True, blank=True, editable=False)
+    told_place = models.CharField(max_length=300, blank=True, editable=False)
     # The newsletter issue a newsletter letter belongs to.
     newsletter = models.ForeignKey(
         "NewsletterIssue",

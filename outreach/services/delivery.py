@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Iterable
-from contextlib import suppress
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, nullcontext, suppress
 from datetime import datetime, timedelta
 from smtplib import SMTPException
+from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -16,6 +17,7 @@ from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.backends.base import BaseEmailBackend
 from django.db import DatabaseError, transaction
+from django.db import connection as db_connection
 from django.db.models import Q, QuerySet
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -23,9 +25,10 @@ from django.utils import timezone
 from core.templatetags.people import person
 from outreach import direct
 from outreach.fax import FaxError, fax_backend
-from outreach.models import Letter, LetterEvent, LetterTemplate, Task
+from outreach.meetings import NO_REMINDERS, SUPERSEDED
+from outreach.models import Event, Invitation, Letter, LetterEvent, LetterTemplate, Task
 from outreach.pdf import letter_pdf, letterhead
-from outreach.services.events import EVENT_CANCELLED
+from outreach.services.events import EVENT_CANCELLED, NOT_COMING
 from outreach.services.letters import letter_route, new_message_id
 
 logger = logging.getLogger(__name__)
@@ -284,43 +287,17 @@ def letters_deliver(*, letter_ids: list[int]) -> list[Letter]:
     # Referrals marked as duplicates since their letters were written (a letter whose
     # worker died mid-send, handed out again): the office hears nothing about a copy.
     copies = _copies_of(letter.referral_id for letter in letters)
-    called_off = _reminders_of_cancelled_events(letters)
     retry = False
     try:
         for letter in letters:
             if letter.referral_id in copies:
                 _record_withdrawn_copy(letter, copies[letter.referral_id])
                 continue
-            if letter.pk in called_off:
-                _record_withdrawn_reminder(letter)
-                continue
-            if letter.recipient_opted_out:
-                # The partner or their office opted out (or the partner was merged into a
-                # record that had) after the letter was written and before it was due: it
-                # is not sent.
-                _record_skipped(letter)
-                continue
-            try:
-                _route_now(letter, addresses.get(letter.provider.npi, ""))
-                outcome = _send(letter, connection, relay)
-            except DELIVERY_ERRORS as error:
-                retry = not _record_failure(letter, error) or retry
-                # A broken session is not reused for the next letter.
-                for open_connection in connections:
-                    with suppress(*DELIVERY_ERRORS):
-                        open_connection.close()
-                continue
-            except NOT_THE_LETTERS_FAULT:
-                raise
-            except Exception as error:
-                # One letter's fault must not hold the letters of its batch. It may have
-                # left the session mid-message: the next letter opens a new one.
-                _record_fault(letter, error)
-                for open_connection in connections:
-                    with suppress(*DELIVERY_ERRORS):
-                        open_connection.close()
-                continue
-            _record_outcome(letter, outcome)
+            with _reminder_held(letter) if _is_reminder(letter) else nullcontext("") as why:
+                if why:
+                    _record_withdrawn_reminder(letter, why)
+                    continue
+                retry = _deliver_one(letter, connection, relay, addresses) or retry
     finally:
         for open_connection in connections:
             with suppress(*DELIVERY_ERRORS):
@@ -328,6 +305,44 @@ def letters_deliver(*, letter_ids: list[int]) -> list[Letter]:
     if retry:
         raise TransientDeliveryError(",".join(str(letter.pk) for letter in letters))
     return letters
+
+
+def _deliver_one(
+    letter: Letter,
+    connection: BaseEmailBackend,
+    relay: BaseEmailBackend | None,
+    addresses: dict[str, str],
+) -> bool:
+    """Send one claimed letter and record the outcome; returns whether it is to be tried
+    again (a transient failure short of the last attempt)."""
+    connections = [c for c in (connection, relay) if c is not None]
+    if letter.recipient_opted_out:
+        # The partner or their office opted out (or the partner was merged into a record
+        # that had) after the letter was written and before it was due: it is not sent.
+        _record_skipped(letter)
+        return False
+    try:
+        _route_now(letter, addresses.get(letter.provider.npi, ""))
+        outcome = _send(letter, connection, relay)
+    except DELIVERY_ERRORS as error:
+        retry = not _record_failure(letter, error)
+        # A broken session is not reused for the next letter.
+        for open_connection in connections:
+            with suppress(*DELIVERY_ERRORS):
+                open_connection.close()
+        return retry
+    except NOT_THE_LETTERS_FAULT:
+        raise
+    except Exception as error:
+        # One letter's fault must not hold the letters of its batch. It may have left the
+        # session mid-message: the next letter opens a new one.
+        _record_fault(letter, error)
+        for open_connection in connections:
+            with suppress(*DELIVERY_ERRORS):
+                open_connection.close()
+        return False
+    _record_outcome(letter, outcome)
+    return False
 
 
 def _copies_of(referral_ids: Iterable[int | None]) -> dict[int, int]:
@@ -341,26 +356,61 @@ def _copies_of(referral_ids: Iterable[int | None]) -> dict[int, int]:
     return {pk: original for pk, original in marked.values_list("pk", "duplicate_of") if original}
 
 
-def _reminders_of_cancelled_events(letters: list[Letter]) -> set[int]:
-    """The event reminders among these whose event was cancelled since they were written
-    (one back to pending just as the cancel withdrew the others): they are not sent. No
-    query for a batch without reminders."""
-    reminders = [
-        letter.pk
-        for letter in letters
-        if letter.kind == LetterTemplate.Kind.EVENT_REMINDER and letter.invitation_id
-    ]
-    if not reminders:
-        return set()
-    return set(
-        Letter.objects.filter(
-            pk__in=reminders, invitation__event__cancelled_at__isnull=False
-        ).values_list("pk", flat=True)
-    )
+def _is_reminder(letter: Letter) -> bool:
+    return letter.kind == LetterTemplate.Kind.EVENT_REMINDER and letter.invitation_id is not None
 
 
-def _record_withdrawn_reminder(letter: Letter) -> None:
-    letter.status, letter.last_error = Letter.Status.CANCELLED, EVENT_CANCELLED
+@contextmanager
+def _reminder_held(letter: Letter) -> Iterator[str]:
+    """A transaction around one event reminder's send, holding its event's and invitation's
+    rows (FOR SHARE) and the letter's own; yields why it is no longer to be sent ("" when
+    it still is): the event was cancelled, moved since it was written, or set to send no
+    reminders, or the invitee declined. Each of those withdraws the reminders waiting, but
+    not one a worker had already claimed.
+
+    Checked here, just before the send, not once for the batch: a change saved while the
+    letters before it were being sent is seen. And held through the send and its outcome:
+    a cancel (which locks the event FOR UPDATE), an edit or an RSVP (which update those
+    rows) that comes meanwhile waits for the reminder to be recorded as sent, and a cancel
+    then sends its notice after it; one that came first is waited for here and read.
+    Either way no reminder leaves after the change is saved. Rows in the order the cancel
+    takes them (event, then letters): no deadlock. Two short queries per reminder, which
+    a change needs answered at its own moment, not the batch's."""
+    with transaction.atomic():
+        event_table, invitation_table = Event._meta.db_table, Invitation._meta.db_table
+        columns = "e.cancelled_at, e.schedule_version, e.remind_days_before, i.rsvp"
+        sql = (
+            f"SELECT {columns} FROM {event_table} e "  # noqa: S608 (model tables)
+            f"JOIN {invitation_table} i ON i.event_id = e.id WHERE i.id = %s"
+        )
+        if db_connection.vendor == "postgresql":
+            # SHARE: reminders of one event sent by two workers do not wait for each other.
+            sql += " FOR SHARE OF e, i"
+        with db_connection.cursor() as cursor:
+            cursor.execute(sql, [letter.invitation_id])
+            row = cursor.fetchone()
+        list(Letter.objects.select_for_update().filter(pk=letter.pk).values_list("pk"))
+        yield _withdrawn_because(letter, row)
+
+
+def _withdrawn_because(letter: Letter, row: tuple[Any, ...] | None) -> str:
+    if row is None:
+        # Not while the letter exists (it goes with its invitation); nobody to remind.
+        return EVENT_CANCELLED
+    cancelled_at, schedule_version, remind_days_before, rsvp = row
+    if cancelled_at is not None:
+        return EVENT_CANCELLED
+    if letter.sequence < schedule_version:
+        return SUPERSEDED
+    if rsvp == Invitation.Rsvp.NO:
+        return NOT_COMING
+    if not remind_days_before:
+        return NO_REMINDERS
+    return ""
+
+
+def _record_withdrawn_reminder(letter: Letter, why: str) -> None:
+    letter.status, letter.last_error = Letter.Status.CANCELLED, why
     _ours(letter).update(status=letter.status, last_error=letter.last_error)
 
 

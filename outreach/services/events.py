@@ -15,7 +15,15 @@ from django.utils import timezone
 
 from core.enqueue import enqueue_on_commit
 from outreach import ledger
-from outreach.models import Activity, ActivityShare, Event, Invitation, Letter, LetterTemplate
+from outreach.models import (
+    Activity,
+    ActivityShare,
+    Event,
+    Invitation,
+    Letter,
+    LetterTemplate,
+    Task,
+)
 from outreach.services.compliance import _enforce_limit, _lock_providers
 from partners.models import Provider, StaffMember
 
@@ -101,13 +109,22 @@ def event_check_cancel(event: Event, *, now: datetime) -> None:
         )
 
 
+@dataclass(frozen=True)
+class EventCancelled:
+    event: Event
+    # The organizer's task to tell the invited office staff; None when there is nobody to
+    # tell (none invited, all declined, or their offices opted out).
+    staff_task: Task | None
+
+
 @transaction.atomic
-def event_cancel(*, event: Event, actor: User, reason: str) -> Event:
+def event_cancel(*, event: Event, actor: User, reason: str) -> EventCancelled:
     """Call off an event that is still to come, saying why. Its reminders not yet on their
     way (waiting to be sent, or in the print and fax queue) are withdrawn, and the reminder
     run makes no more (it re-reads the event under this lock before writing any). Invitees
-    who had not declined are sent a cancellation notice (without the reason, which is the
-    practice's own note), handed to delivery once this commits."""
+    who had not declined are told (without the reason, which is the practice's own note):
+    providers by a cancellation notice handed to delivery once this commits, office staff
+    by the organizer, from a task listing each with their email or phone."""
     from outreach import meetings
     from outreach.tasks import deliver_letters
 
@@ -129,9 +146,10 @@ def event_cancel(*, event: Event, actor: User, reason: str) -> Event:
         status__in=[Letter.Status.PENDING, Letter.Status.PRINT_QUEUE],
     ).update(status=Letter.Status.CANCELLED, last_error=EVENT_CANCELLED)
     notices = meetings.event_cancellation_notices_prepare(event=locked)
+    staff_task = meetings.event_cancellation_calls_prepare(event=locked, actor=actor)
     if notices:
         enqueue_on_commit(deliver_letters, [letter.pk for letter in notices])
-    return locked
+    return EventCancelled(locked, staff_task)
 
 
 @transaction.atomic

@@ -178,3 +178,100 @@ def test_an_event_that_moves_comes_back_with_a_higher_sequence(client, client_fo
     event.starts_at += timedelta(days=1)
     meetings.event_save(event=event, changed=["starts_at"])
     assert sequence() == first + 1
+
+
+def _event_names(client, url):
+    calendar = icalendar.Calendar.from_ical(client.get(url).content)
+    return sorted(
+        str(entry["summary"]).rsplit(": ", 1)[1]
+        for entry in calendar.walk("VEVENT")
+        if str(entry["uid"]).startswith("event-")
+    )
+
+
+def test_a_feed_carries_every_event_until_its_owner_chooses_only_theirs(
+    client, client_for, liaison, other_liaison
+):
+    from outreach.models import Invitation
+    from outreach.services.events import event_cancel
+
+    soon = timezone.now() + timedelta(days=5)
+    EventFactory(name="Organized by me", organizer=liaison, starts_at=soon)
+    invited = EventFactory(name="My partner invited", organizer=other_liaison, starts_at=soon)
+    Invitation.objects.create(
+        event=invited, provider=ProviderFactory(owner=liaison), rsvp=Invitation.Rsvp.NO
+    )
+    called_off = EventFactory(name="Called off", organizer=liaison, starts_at=soon)
+    event_cancel(event=called_off, actor=liaison, reason="Venue closed")
+    other = EventFactory(name="Someone else's", organizer=other_liaison, starts_at=soon)
+    Invitation.objects.create(event=other, provider=ProviderFactory(owner=other_liaison))
+    browser = client_for(liaison)
+    url = make_feed_url(browser)
+
+    # Subscribers keep what they had: every event.
+    assert CalendarFeed.objects.get(user=liaison).events == CalendarFeed.Events.ALL
+    assert _event_names(client, url) == [
+        "Called off",
+        "My partner invited",
+        "Organized by me",
+        "Someone else's",
+    ]
+
+    page = browser.get(reverse("outreach:calendar_settings")).content.decode()
+    assert 'name="events"' in page and "Only mine" in page
+    response = browser.post(
+        reverse("outreach:calendar_settings"), {"action": "events", "events": "mine"}, follow=True
+    )
+    assert "your feed now carries only the events you organize" in response.content.decode()
+    # The same URL, now only the user's own events (a cancelled one stays, marked).
+    assert _event_names(client, url) == ["Called off", "My partner invited", "Organized by me"]
+    # A new URL keeps the choice.
+    assert _event_names(client, make_feed_url(browser)) == [
+        "Called off",
+        "My partner invited",
+        "Organized by me",
+    ]
+
+
+def test_a_bad_feed_events_choice_is_refused_with_a_message_and_changes_nothing(
+    client_for, liaison
+):
+    browser = client_for(liaison)
+    make_feed_url(browser)
+    response = browser.post(
+        reverse("outreach:calendar_settings"), {"action": "events", "events": "everyone"}
+    )
+    assert response.status_code == 200
+    assert "Select a valid choice" in response.content.decode()
+    assert CalendarFeed.objects.get(user=liaison).events == CalendarFeed.Events.ALL
+
+
+def test_choosing_feed_events_without_a_feed_asks_to_make_one_first(client_for, liaison):
+    response = client_for(liaison).post(
+        reverse("outreach:calendar_settings"), {"action": "events", "events": "mine"}, follow=True
+    )
+    assert "Make your calendar URL first" in response.content.decode()
+    assert not CalendarFeed.objects.filter(user=liaison).exists()
+
+
+def test_the_only_mine_feed_reads_in_the_same_queries(
+    client, client_for, liaison, django_assert_num_queries
+):
+    from outreach.models import Invitation
+
+    browser = client_for(liaison)
+    url = make_feed_url(browser)
+    browser.post(reverse("outreach:calendar_settings"), {"action": "events", "events": "mine"})
+
+    def add_events(count):
+        for _ in range(count):
+            event = EventFactory(starts_at=timezone.now() + timedelta(days=3))
+            Invitation.objects.create(event=event, provider=ProviderFactory(owner=liaison))
+
+    add_events(1)
+    client.get(url)
+    with django_assert_num_queries(6) as few:
+        client.get(url)
+    add_events(4)
+    with django_assert_num_queries(len(few.captured_queries)):
+        assert len(_event_names(client, url)) == 5

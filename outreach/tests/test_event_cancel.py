@@ -524,3 +524,298 @@ def test_only_the_organizer_or_a_manager_changes_or_cancels_an_event(
     ProviderFactory(organization=office)
     other.post(reverse("outreach:event_invite", args=[event.pk]), {"organization": office.pk})
     assert event.invitations.count() == 1
+
+
+def test_invited_office_staff_are_told_by_the_organizer_by_their_channel_and_opt_outs_kept(
+    liaison, manager, monkeypatch
+):
+    """Staff get no letters (a letter is addressed to a partner): the organizer, who invited
+    them, gets a task naming each staff member not declined and how to reach them; an
+    office opted out of letters or invitations is named as not to be contacted."""
+    from outreach import tasks
+    from outreach.models import Task
+    from outreach.services.events import event_cancel
+    from partners.factories import StaffMemberFactory
+
+    monkeypatch.setattr(tasks.deliver_letters, "apply_async", lambda *args, **kwargs: None)
+    event = EventFactory(name="Spring dinner", organizer=liaison, starts_at=in_days(5))
+    office = OrganizationFactory(name="Lakeside Family Medicine", phone="4025550199")
+
+    def invite(rsvp=Invitation.Rsvp.INVITED, **staff):
+        staff.setdefault("organization", office)
+        return Invitation.objects.create(event=event, staff=StaffMemberFactory(**staff), rsvp=rsvp)
+
+    invite(first_name="Eve", last_name="Mail", email="eve@lakeside.example", role="front_desk")
+    invite(first_name="Phil", last_name="Phone", email="", phone="4025550123")
+    invite(first_name="Nora", last_name="Nothing", email="", phone="")
+    invite(Invitation.Rsvp.NO, first_name="Dee", last_name="Clined", email="dee@x.example")
+    invite(
+        first_name="Opal",
+        last_name="Out",
+        email="opal@x.example",
+        organization=OrganizationFactory(name="Quiet Clinic", marketing_opt_out=True),
+    )
+    event_cancel(event=event, actor=manager, reason="The speaker is ill")
+
+    [task] = Task.objects.all()
+    assert task.assignee == liaison
+    assert task.status == Task.Status.OPEN
+    assert task.due_on == timezone.localdate()
+    assert "Spring dinner" in task.title
+    assert "Eve Mail (Front desk, Lakeside Family Medicine): email eve@lakeside.example" in (
+        task.detail
+    )
+    assert "Phil Phone" in task.detail and "call 4025550123" in task.detail
+    assert "Nora Nothing" in task.detail and "call the office at 4025550199" in task.detail
+    assert "Dee" not in task.detail
+    not_to_contact = task.detail.split("Not to be contacted")[1]
+    assert "Opal Out" in not_to_contact and "opal@x.example" not in task.detail
+    # The reason is the practice's own note, as in the partners' notices.
+    assert "speaker" not in task.detail
+    # Staff still get no letter: letters are addressed to partners.
+    assert not Letter.objects.exists()
+
+
+def test_an_event_without_an_organizer_leaves_the_staff_task_to_whoever_cancelled(
+    manager, monkeypatch
+):
+    from outreach import tasks
+    from outreach.models import Task
+    from outreach.services.events import event_cancel
+    from partners.factories import StaffMemberFactory
+
+    monkeypatch.setattr(tasks.deliver_letters, "apply_async", lambda *args, **kwargs: None)
+    event = EventFactory(organizer=None, starts_at=in_days(5))
+    Invitation.objects.create(event=event, staff=StaffMemberFactory(email="a@b.example"))
+    event_cancel(event=event, actor=manager, reason="Venue closed")
+    assert Task.objects.get().assignee == manager
+
+
+def test_no_staff_task_when_no_staff_member_is_left_to_tell(liaison, monkeypatch):
+    from outreach import tasks
+    from outreach.models import Task
+    from outreach.services.events import event_cancel
+    from partners.factories import StaffMemberFactory
+
+    monkeypatch.setattr(tasks.deliver_letters, "apply_async", lambda *args, **kwargs: None)
+    event = EventFactory(organizer=liaison, starts_at=in_days(5))
+    Invitation.objects.create(event=event, provider=ProviderFactory())
+    Invitation.objects.create(event=event, staff=StaffMemberFactory(), rsvp=Invitation.Rsvp.NO)
+    event_cancel(event=event, actor=liaison, reason="Venue closed")
+    assert not Task.objects.exists()
+
+
+# --- A reminder in delivery meets the cancel ------------------------------------------------
+
+
+def _emailed_reminder(event, email="p@example.org"):
+    invitation = Invitation.objects.create(
+        event=event, provider=ProviderFactory(email=email, preferred_channel="email")
+    )
+    letter = reminder(invitation, Letter.Status.PENDING)
+    Letter.objects.filter(pk=letter.pk).update(channel="email", recipient=email)
+    return letter
+
+
+def test_a_cancel_saved_while_earlier_letters_of_the_batch_go_stops_the_reminder_after_them(
+    monkeypatch, mailoutbox, liaison
+):
+    """The check is made just before each reminder's send, not once for the batch: a cancel
+    saved while the letters before it were being sent is heeded."""
+    from outreach import tasks
+    from outreach.services import delivery
+    from outreach.services.events import event_cancel
+
+    monkeypatch.setattr(tasks.deliver_letters, "apply_async", lambda *args, **kwargs: None)
+    event = EventFactory(starts_at=in_days(3))
+    first = _emailed_reminder(EventFactory(starts_at=in_days(4)), "first@example.org")
+    second = _emailed_reminder(event, "second@example.org")
+    real_send = delivery._send
+
+    def send(letter, *args, **kwargs):
+        if letter.pk == first.pk:
+            event_cancel(event=event, actor=liaison, reason="The speaker is ill")
+        return real_send(letter, *args, **kwargs)
+
+    monkeypatch.setattr(delivery, "_send", send)
+    delivery.letters_deliver(letter_ids=[first.pk, second.pk])
+
+    assert [message.to for message in mailoutbox] == [["first@example.org"]]
+    second.refresh_from_db()
+    assert (second.status, second.last_error) == (
+        Letter.Status.CANCELLED,
+        "Withdrawn: the event was cancelled",
+    )
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_reminder_handed_to_delivery_while_a_cancel_is_being_saved_waits_and_is_withdrawn(
+    monkeypatch, mailoutbox
+):
+    """The cancel first: delivery, which had already claimed the reminder, waits for the
+    cancel to be saved, reads it and sends nothing."""
+    import time
+
+    from django.db import transaction
+
+    from outreach import tasks
+    from outreach.services import delivery
+    from outreach.services.events import event_cancel
+
+    monkeypatch.setattr(tasks.deliver_letters, "apply_async", lambda *args, **kwargs: None)
+    event = EventFactory(starts_at=in_days(3))
+    letter = _emailed_reminder(event)
+    claimed = delivery.letters_claim(letter_ids=[letter.pk])
+    assert [each.pk for each in claimed] == [letter.pk]
+    monkeypatch.setattr(delivery, "letters_claim", lambda **kwargs: claimed)
+    run: dict[str, object] = {}
+    with transaction.atomic():
+        event_cancel(event=event, actor=UserFactory(), reason="The speaker is ill")
+        other = _in_a_thread(lambda: delivery.letters_deliver(letter_ids=[letter.pk]), run)
+        time.sleep(1)  # delivery reaches the reminder while the cancel is still being saved
+        assert mailoutbox == []
+    other.join()
+
+    assert "error" not in run, run.get("error")
+    assert mailoutbox == []
+    letter.refresh_from_db()
+    assert (letter.status, letter.last_error) == (
+        Letter.Status.CANCELLED,
+        "Withdrawn: the event was cancelled",
+    )
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_cancel_that_comes_while_a_reminder_is_being_sent_waits_for_it_then_notifies(
+    monkeypatch, mailoutbox
+):
+    """The send first: the cancel waits until the reminder is recorded as sent, so no
+    reminder leaves after the cancel is saved, and the invitee's notice follows it."""
+    import threading
+
+    from outreach import tasks
+    from outreach.services import delivery
+    from outreach.services.events import event_cancel
+
+    monkeypatch.setattr(tasks.deliver_letters, "apply_async", lambda *args, **kwargs: None)
+    event = EventFactory(starts_at=in_days(3))
+    letter = _emailed_reminder(event)
+    real_send = delivery._send
+    cancel: dict[str, object] = {}
+    seen: dict[str, object] = {}
+
+    def send(sending, *args, **kwargs):
+        other = _in_a_thread(
+            lambda: event_cancel(
+                event=Event.objects.get(pk=event.pk), actor=UserFactory(), reason="Speaker ill"
+            ),
+            cancel,
+        )
+        other.join(timeout=1)  # the cancel comes while the reminder is on its way
+        seen["cancel_waited"] = other.is_alive()
+        seen["thread"] = other
+        return real_send(sending, *args, **kwargs)
+
+    monkeypatch.setattr(delivery, "_send", send)
+    delivery.letters_deliver(letter_ids=[letter.pk])
+    thread = seen["thread"]
+    assert isinstance(thread, threading.Thread)
+    thread.join()
+
+    assert "error" not in cancel, cancel.get("error")
+    assert seen["cancel_waited"] is True
+    assert [message.to for message in mailoutbox] == [["p@example.org"]]
+    letter.refresh_from_db()
+    assert letter.status == Letter.Status.SENT
+    event.refresh_from_db()
+    assert event.is_cancelled
+    notice = Letter.objects.get(kind=NOTICE, invitation=letter.invitation)
+    assert notice.status == Letter.Status.PENDING
+
+
+def test_the_cancel_page_says_who_tells_the_invited_staff(client_for, liaison, manager):
+    from partners.factories import StaffMemberFactory
+
+    mine = EventFactory(organizer=liaison, starts_at=in_days(5))
+    Invitation.objects.create(event=mine, staff=StaffMemberFactory(email="a@b.example"))
+    page = client_for(liaison).post(
+        cancel_url(mine), {"cancel_reason": "Venue closed"}, follow=True
+    )
+    assert "listed in a task for you to tell them" in page.content.decode()
+
+    theirs = EventFactory(organizer=liaison, starts_at=in_days(5))
+    Invitation.objects.create(event=theirs, staff=StaffMemberFactory(email="c@d.example"))
+    page = client_for(manager).post(
+        cancel_url(theirs), {"cancel_reason": "Venue closed"}, follow=True
+    )
+    assert f"listed in a task for {escape(person(liaison))} to tell them" in (page.content.decode())
+
+    without_staff = EventFactory(organizer=liaison, starts_at=in_days(5))
+    page = client_for(liaison).post(
+        cancel_url(without_staff), {"cancel_reason": "Venue closed"}, follow=True
+    )
+    assert "are sent a cancellation notice." in page.content.decode()
+    assert "office staff invited" not in page.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("change", "withdrawn_as"),
+    [
+        ("move", "Superseded: the event moved"),
+        ("decline", "Withdrawn: the invitee is not coming"),
+        ("no_reminders", "Withdrawn: the event sends no reminders"),
+    ],
+)
+def test_a_reminder_overtaken_while_earlier_letters_of_the_batch_go_is_withdrawn_not_sent(
+    monkeypatch, mailoutbox, change, withdrawn_as
+):
+    """As with a cancel: the event moved, the invitee declined or the event's reminders
+    were switched off while the letters before it were being sent; the reminder, already
+    claimed (so not withdrawn by that change), is not sent with what no longer holds."""
+    from outreach import meetings
+    from outreach.services import delivery
+    from outreach.services.events import invitation_save
+
+    event = EventFactory(starts_at=in_days(3), place="Riverside", remind_days_before=7)
+    first = _emailed_reminder(EventFactory(starts_at=in_days(4)), "first@example.org")
+    second = _emailed_reminder(event, "second@example.org")
+    real_send = delivery._send
+
+    def send(letter, *args, **kwargs):
+        if letter.pk == first.pk:
+            current = Event.objects.get(pk=event.pk)
+            if change == "move":
+                current.place = "Hotel Grand"
+                meetings.event_save(event=current, changed=["place"])
+            elif change == "decline":
+                invitation = Invitation.objects.get(pk=second.invitation_id)
+                invitation.rsvp = Invitation.Rsvp.NO
+                invitation_save(invitation=invitation)
+            else:
+                current.remind_days_before = 0
+                meetings.event_save(event=current, changed=["remind_days_before"])
+        return real_send(letter, *args, **kwargs)
+
+    monkeypatch.setattr(delivery, "_send", send)
+    delivery.letters_deliver(letter_ids=[first.pk, second.pk])
+
+    assert [message.to for message in mailoutbox] == [["first@example.org"]]
+    second.refresh_from_db()
+    assert (second.status, second.last_error) == (Letter.Status.CANCELLED, withdrawn_as)
+
+
+def test_an_organizer_who_left_leaves_the_staff_task_to_whoever_cancelled(
+    liaison, manager, monkeypatch
+):
+    from outreach import tasks
+    from outreach.models import Task
+    from outreach.services.events import event_cancel
+    from partners.factories import StaffMemberFactory
+
+    monkeypatch.setattr(tasks.deliver_letters, "apply_async", lambda *args, **kwargs: None)
+    event = EventFactory(organizer=liaison, starts_at=in_days(5))
+    Invitation.objects.create(event=event, staff=StaffMemberFactory(email="a@b.example"))
+    liaison.is_active = False
+    liaison.save(update_fields=["is_active"])
+    event_cancel(event=event, actor=manager, reason="Venue closed")
+    assert Task.objects.get().assignee == manager

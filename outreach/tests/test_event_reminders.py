@@ -420,3 +420,80 @@ def test_reminders_are_made_each_hour_of_the_working_day_not_once_at_seven(setti
     schedule = settings.CELERY_BEAT_SCHEDULE["send-event-reminders"]["schedule"]
     assert {7, 10, 18} <= set(schedule.hour)
     assert schedule.minute == {0}
+
+
+def _move(event, *, starts_at=None, place=None):
+    changed = []
+    if starts_at is not None:
+        event.starts_at, changed = starts_at, [*changed, "starts_at"]
+    if place is not None:
+        event.place, changed = place, [*changed, "place"]
+    meetings.event_save(event=event, changed=changed)
+
+
+def _told_then_moved(event, **move):
+    told = invite(event, email="told@example.org")
+    [first] = meetings.event_reminders_prepare()
+    Letter.objects.filter(pk=first.pk).update(status=Letter.Status.SENT)
+    _move(event, **move)
+    [again] = meetings.event_reminders_prepare()
+    assert again.invitation_id == told.pk
+    return first, again
+
+
+def test_each_reminder_keeps_the_date_and_place_it_told(manager):
+    event = EventFactory(starts_at=in_days(5), place="Riverside Country Club", organizer=manager)
+    first, again = _told_then_moved(event, place="Hotel Grand")
+    first.refresh_from_db()
+    assert (first.told_starts_at, first.told_place) == (event.starts_at, "Riverside Country Club")
+    assert (again.told_starts_at, again.told_place) == (event.starts_at, "Hotel Grand")
+
+
+def test_a_new_place_is_said_even_when_the_template_does_not_write_the_date(manager):
+    """What changed is read from what the last reminder told, kept on it, not guessed from
+    its text: a template edited to leave out the date once made a new place a "New date"."""
+    template = meetings.letter_template_for(REMINDER)
+    template.body = "Dear {{ provider_name }}, see you at {{ event_place }}."
+    template.save()
+    event = EventFactory(
+        name="Spring dinner", starts_at=in_days(5), place="Riverside", organizer=manager
+    )
+    _, again = _told_then_moved(event, place="Hotel Grand")
+    assert again.subject.startswith("New place: Reminder: Spring dinner")
+
+
+def test_a_new_date_and_a_new_place_at_once_are_both_said(manager):
+    event = EventFactory(
+        name="Spring dinner", starts_at=in_days(5), place="Riverside", organizer=manager
+    )
+    _, again = _told_then_moved(event, starts_at=in_days(6), place="Hotel Grand")
+    assert again.subject.startswith("New date and place: Reminder: Spring dinner")
+
+
+def test_a_move_back_to_what_was_told_says_nothing_changed(manager):
+    event = EventFactory(
+        name="Spring dinner", starts_at=in_days(5), place="Riverside", organizer=manager
+    )
+    told = invite(event, email="told@example.org")
+    [first] = meetings.event_reminders_prepare()
+    Letter.objects.filter(pk=first.pk).update(status=Letter.Status.SENT)
+    # Moved, then moved back before the run: the version went up twice.
+    _move(event, place="Hotel Grand")
+    _move(event, place="Riverside")
+    [again] = meetings.event_reminders_prepare()
+    assert again.invitation_id == told.pk
+    assert again.subject.startswith("Reminder: Spring dinner")
+
+
+def test_a_reminder_written_before_it_kept_what_it_told_is_still_read_from_its_text(manager):
+    event = EventFactory(
+        name="Spring dinner", starts_at=in_days(5), place="Riverside", organizer=manager
+    )
+    invite(event, email="told@example.org")
+    [first] = meetings.event_reminders_prepare()
+    Letter.objects.filter(pk=first.pk).update(
+        status=Letter.Status.SENT, told_starts_at=None, told_place=""
+    )
+    _move(event, place="Hotel Grand")
+    [again] = meetings.event_reminders_prepare()
+    assert again.subject.startswith("New place: Reminder: Spring dinner")

@@ -17,6 +17,7 @@ from core.htmx import render_page
 from core.types import AuthedRequest
 from outreach import calendar_feed, ledger
 from outreach.forms import (
+    CalendarFeedEventsForm,
     DayForm,
     PlanAddForm,
     PlannedVisitLogForm,
@@ -223,15 +224,47 @@ def calendar_settings(request: AuthedRequest) -> HttpResponse:
     """Where a user makes, copies or revokes their private calendar URL. The token is
     stored hashed, so its URL is shown once, right after it is made."""
     feed_url = None
+    feed = CalendarFeed.objects.filter(user=request.user).first()
+    events_form = CalendarFeedEventsForm(instance=feed) if feed else None
     if request.method == "POST":
-        if request.POST.get("action") == "revoke":
+        action = request.POST.get("action")
+        if action == "revoke":
             calendar_feed_revoke(user=request.user)
             messages.info(request, "Your calendar URL no longer works.")
             return redirect("outreach:calendar_settings")
-        token = calendar_feed_regenerate(user=request.user)
-        feed_url = request.build_absolute_uri(reverse("outreach:calendar_feed", args=[token]))
-    feed = CalendarFeed.objects.filter(user=request.user).first()
-    return render(request, "outreach/calendar_settings.html", {"feed": feed, "feed_url": feed_url})
+        if action == "events":
+            if feed is None:
+                messages.info(request, "Make your calendar URL first, then choose its events.")
+                return redirect("outreach:calendar_settings")
+            events_form = CalendarFeedEventsForm(request.POST, instance=feed)
+            if events_form.is_valid():
+                events_form.save()
+                carries = (
+                    "only the events you organize or your partners are invited to"
+                    if feed.events == CalendarFeed.Events.MINE
+                    else "all practice events"
+                )
+                messages.success(
+                    request,
+                    f"Saved: your feed now carries {carries}. Your calendar app shows it at "
+                    "its next refresh; the URL stays the same.",
+                )
+                return redirect("outreach:calendar_settings")
+        else:
+            token = calendar_feed_regenerate(user=request.user)
+            feed_url = request.build_absolute_uri(reverse("outreach:calendar_feed", args=[token]))
+            feed = CalendarFeed.objects.get(user=request.user)
+            events_form = CalendarFeedEventsForm(instance=feed)
+    return render(
+        request,
+        "outreach/calendar_settings.html",
+        {
+            "feed": feed,
+            "feed_url": feed_url,
+            # Only those who see events choose which (a coordinator's feed carries none).
+            "events_form": events_form if request.user.has_perm("outreach.view_event") else None,
+        },
+    )
 
 
 def calendar_feed_view(request: HttpRequest, token: str) -> HttpResponse:
@@ -244,7 +277,9 @@ def calendar_feed_view(request: HttpRequest, token: str) -> HttpResponse:
     if feed is None:
         raise Http404("No such calendar.")
     CalendarFeed.objects.filter(pk=feed.pk).update(last_read_at=timezone.now())
-    body = calendar_feed.build(feed.user, host=request.get_host())
+    body = calendar_feed.build(
+        feed.user, host=request.get_host(), only_mine=feed.events == CalendarFeed.Events.MINE
+    )
     response = HttpResponse(body, content_type="text/calendar; charset=utf-8")
     response["Content-Disposition"] = 'inline; filename="referral-crm.ics"'
     return response

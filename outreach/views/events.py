@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST
 
 from core.htmx import render_page
 from core.pagination import paginate
+from core.templatetags.people import person
 from core.types import AuthedRequest
 from outreach.forms import (
     EventAttendanceForm,
@@ -262,17 +263,22 @@ def event_cancel_view(request: AuthedRequest, pk: int) -> HttpResponse:
         return redirect(event)
     if request.method == "POST" and form.is_valid():
         try:
-            event = event_cancel(
+            cancelled = event_cancel(
                 event=event, actor=request.user, reason=form.cleaned_data["cancel_reason"]
             )
         except ValidationError as error:
             # Cancelled or started since the page was opened (a second press, a colleague).
             messages.error(request, " ".join(error.messages))
             return redirect(event)
+        event, task = cancelled.event, cancelled.staff_task
+        staff = "."
+        if task is not None:
+            who = "you" if task.assignee_id == request.user.pk else person(task.assignee)
+            staff = f"; the office staff invited are listed in a task for {who} to tell them."
         messages.success(
             request,
             f"{event.name} is cancelled: its invitees get no more reminders, and those who "
-            "had not declined are sent a cancellation notice.",
+            f"had not declined are sent a cancellation notice{staff}",
         )
         return redirect(event)
     return render(
