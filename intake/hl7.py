@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+from core.npi import is_valid_npi
 from core.phones import us_phone_number
 from referrals.models.sla import DEFAULT_SLA_TARGETS, urgency_within
 
@@ -64,8 +65,11 @@ class Segment:
         index = number - 1 if self.name == "MSH" else number
         return self.fields[index] if 0 <= index < len(self.fields) else ""
 
-    def component(self, number: int, component: int = 1, *, repetition: int = 0) -> str:
-        """One component of one repetition, with escape sequences decoded."""
+    def component(
+        self, number: int, component: int = 1, *, repetition: int = 0, subcomponent: int = 1
+    ) -> str:
+        """One component of one repetition (of a composite component, one sub-component:
+        the first, which carries the value, unless told), with escape sequences decoded."""
         value = self.raw(number)
         if self.name == "MSH" and number <= 2:
             return value
@@ -74,8 +78,10 @@ class Segment:
             return ""
         parts = repetitions[repetition].split(self.encoding.component)
         part = parts[component - 1] if 0 < component <= len(parts) else ""
-        # Sub-components of the component: keep the first, which carries the value.
-        return unescape(part.split(self.encoding.subcomponent)[0], self.encoding)
+        subcomponents = part.split(self.encoding.subcomponent)
+        if not 0 < subcomponent <= len(subcomponents):
+            return ""
+        return unescape(subcomponents[subcomponent - 1], self.encoding)
 
 
 @dataclass
@@ -254,6 +260,8 @@ class ReferralOrder:
     patient_dob: date
     patient_phone: str
     provider_id: str
+    # The provider's NPI when the order gives one (provider_id may be a local doctor number).
+    provider_npi: str
     provider_first_name: str
     provider_last_name: str
     reason: str
@@ -326,6 +334,43 @@ def _typed_phone(pid: Segment) -> str:
     return ""
 
 
+# CMS's National Provider Identifier as an assigning authority (XCN-9): its OID.
+NPI_AUTHORITY_OID = "2.16.840.1.113883.4.6"
+# XCN-12's check digit schemes (HL7 table 0061); NPI's says the identifier is one.
+CHECK_DIGIT_SCHEMES = {"", "M10", "M11", "ISO", "BCV", "NPI"}
+
+
+def _referrer_ids(segment: Segment, number: int) -> tuple[str, str]:
+    """(The identifier to name them by, their NPI or "") from the referring provider's
+    XCN field (ORC-12 or OBR-16), which repeats. The NPI is the identifier typed NPI
+    (XCN-13), checked by NPI's scheme (XCN-12) or assigned by the NPI authority (XCN-9,
+    by its OID or name); an untyped one counts when it is a valid NPI. One typed otherwise (a sender's own doctor number,
+    DN) is not taken for an NPI, whatever its digits: a tenth of any ten-digit numbers
+    pass the check digit, and crediting the referral to the partner who owns that NPI
+    would send the patient's letters to the wrong office."""
+    repetitions = len(segment.raw(number).split(segment.encoding.repetition))
+    untyped = ""
+    for repetition in range(repetitions):
+        identifier = segment.component(number, 1, repetition=repetition).strip()
+        if not identifier:
+            continue
+        scheme = segment.component(number, 12, repetition=repetition).strip().upper()
+        kind = segment.component(number, 13, repetition=repetition).strip().upper()
+        if not kind and scheme not in CHECK_DIGIT_SCHEMES:
+            # The type one place early, as the IHE 360X sample itself sends it (its
+            # "^L^^DN" leaves out the name's prefix).
+            kind = scheme
+        authority = {
+            segment.component(number, 9, repetition=repetition, subcomponent=part).strip().upper()
+            for part in (1, 2)
+        } - {""}
+        if kind == "NPI" or scheme == "NPI" or authority & {NPI_AUTHORITY_OID, "NPI"}:
+            return identifier, identifier
+        if not kind and not authority and not untyped and is_valid_npi(identifier):
+            untyped = identifier
+    return untyped or segment.component(number, 1).strip(), untyped
+
+
 def _order_notes(message: Message) -> list[str]:
     """The comments (NTE-3, which repeats) of the NTE segments after the order's ORC: notes
     on the order and its request. A note after PID is on the patient, not this referral."""
@@ -385,6 +430,7 @@ def read_referral_order(data: bytes | str) -> ReferralOrder:
         provider_segment.component(number, 2),
         provider_segment.component(number, 3),
     )
+    provider_id, provider_npi = _referrer_ids(provider_segment, number)
     reason = ""
     if obr is not None:
         # OBR-31 repeats, one reason each (its text, else its code), as a FHIR order's
@@ -419,7 +465,8 @@ def read_referral_order(data: bytes | str) -> ReferralOrder:
         patient_last_name=last,
         patient_dob=dob,
         patient_phone=phone,
-        provider_id=provider_segment.component(number, 1).strip(),
+        provider_id=provider_id,
+        provider_npi=provider_npi,
         provider_first_name=provider_segment.component(number, 3).strip(),
         provider_last_name=provider_segment.component(number, 2).strip(),
         reason=reason,

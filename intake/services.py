@@ -21,7 +21,6 @@ from django.utils import timezone
 
 from audit.models import PatientDataAccess
 from audit.services import PATIENT_FIELDS, audit_record
-from core.npi import is_valid_npi
 from core.text import strip_invisible
 from intake.hl7 import (
     Hl7Error,
@@ -520,14 +519,14 @@ def _hl7_provider(order: ReferralOrder) -> Provider:
     """The partner who sent the order: by NPI when the message carries one (a new NPI
     becomes a prospect, since the NPI itself vouches for who it is), otherwise by name
     when exactly one partner has it."""
-    if order.provider_id and is_valid_npi(order.provider_id):
-        provider = Provider.objects.filter(npi=order.provider_id).first()
+    if order.provider_npi:
+        provider = Provider.objects.filter(npi=order.provider_npi).first()
         if provider is not None:
             return provider
         if not order.provider_last_name:
-            raise Hl7Error(f"The referring provider (NPI {order.provider_id}) has no name.")
+            raise Hl7Error(f"The referring provider (NPI {order.provider_npi}) has no name.")
         provider = Provider(
-            npi=order.provider_id,
+            npi=order.provider_npi,
             first_name=order.provider_first_name or "(unknown)",
             last_name=order.provider_last_name,
             status=Provider.Status.PROSPECT,
@@ -536,7 +535,7 @@ def _hl7_provider(order: ReferralOrder) -> Provider:
             provider.full_clean()
         except ValidationError as error:
             raise Hl7Error(
-                f"The referring provider (NPI {order.provider_id}) cannot be added as a partner: "
+                f"The referring provider (NPI {order.provider_npi}) cannot be added as a partner: "
                 + " ".join(error.messages)
             ) from error
         provider.save()
@@ -563,12 +562,12 @@ def _check_chosen_provider(order: ReferralOrder, provider: Provider) -> None:
     """A partner chosen for the import is for an order whose NPI names none of ours: one
     whose NPI names another partner is theirs, and crediting it elsewhere would send that
     patient's letters to the wrong office."""
-    if not is_valid_npi(order.provider_id):
+    if not order.provider_npi:
         return
-    named = Provider.objects.filter(npi=order.provider_id).exclude(pk=provider.pk).first()
+    named = Provider.objects.filter(npi=order.provider_npi).exclude(pk=provider.pk).first()
     if named is not None:
         raise Hl7Error(
-            f"The message names its referring provider by NPI {order.provider_id}, our "
+            f"The message names its referring provider by NPI {order.provider_npi}, our "
             f"partner {named.display_name}, not {provider.display_name}: import it without "
             "choosing a partner to credit it to them."
         )

@@ -32,6 +32,12 @@ def _sample() -> bytes:
     return SAMPLE.read_bytes()
 
 
+def _typed_npi(data: bytes, count: int = -1) -> bytes:
+    """The sample with its referring provider's identifier typed NPI (XCN-13): the sample's
+    own, 34225PC, is the sender's doctor number (DN)."""
+    return data.replace(b"&ISO^L^^DN", b"&ISO^L^^NPI", count)
+
+
 def test_the_real_360x_sample_reads_as_a_referral_order():
     order = read_referral_order(_sample())
     assert order.message_control_id == "17882"
@@ -79,12 +85,55 @@ def test_an_unknown_provider_without_an_npi_is_refused_with_the_reason(coordinat
 
 @pytest.mark.django_db
 def test_a_provider_with_a_new_npi_becomes_a_prospect(coordinator):
-    message = _sample().replace(b"34225PC^Allen", b"1679576722^Allen")
+    message = _typed_npi(_sample().replace(b"34225PC^Allen", b"1679576722^Allen"))
     referral = referral_import_hl7(data=message, actor=coordinator)
     provider = Provider.objects.get(npi="1679576722")
     assert referral.provider == provider
     assert provider.status == Provider.Status.PROSPECT
     assert provider.last_name == "Allen"
+
+
+@pytest.mark.django_db
+def test_a_doctor_number_whose_digits_pass_the_npi_check_is_not_taken_for_an_npi(coordinator):
+    # Another partner's NPI, but the sender typed it as its own doctor number (DN).
+    ProviderFactory(npi="1679576722", first_name="Grace", last_name="Hopper")
+    allen = ProviderFactory(first_name="Anthony", last_name="Allen")
+    message = _sample().replace(b"34225PC^Allen", b"1679576722^Allen")
+    order = read_referral_order(message)
+    assert (order.provider_id, order.provider_npi) == ("1679576722", "")
+    referral = referral_import_hl7(data=message, actor=coordinator)
+    assert referral.provider == allen
+    assert Provider.objects.count() == 2
+
+
+@pytest.mark.parametrize(
+    "provider_field",
+    [
+        # Typed NPI (XCN-13), or checked by NPI's check digit scheme (XCN-12).
+        b"1679576722^Allen^Anthony^^^^^^^L^^^NPI",
+        b"1679576722^Allen^Anthony^^^^^^^L^^NPI",
+        b"1679576722^Allen^Anthony^^^^^^^L^^NPI^NPI",
+        # Assigned by the NPI authority (XCN-9), by its OID or its name, untyped.
+        b"1679576722^Allen^Anthony^^^^^^&2.16.840.1.113883.4.6&ISO",
+        b"1679576722^Allen^Anthony^^^^^^NPI",
+        # The sender's doctor number first, the NPI in a repetition.
+        b"34225PC^Allen^Anthony^^^^^^^L^^DN~1679576722^Allen^Anthony^^^^^^^L^^NPI",
+        # Untyped and valid, as many senders leave it.
+        b"1679576722^Allen^Anthony",
+    ],
+)
+def test_the_npi_is_read_where_the_order_says_it_is(provider_field):
+    sample_field = b"34225PC^Allen^Anthony^M^III^MD^^^&1.3.6.1.4.1.21367.2016.10.1.21.10&ISO^L^^DN"
+    order = read_referral_order(_sample().replace(sample_field, provider_field))
+    assert (order.provider_id, order.provider_npi) == ("1679576722", "1679576722")
+    assert (order.provider_last_name, order.provider_first_name) == ("Allen", "Anthony")
+
+
+def test_an_untyped_identifier_failing_the_npi_check_is_kept_as_an_id_only():
+    order = read_referral_order(
+        _sample().replace(b"&ISO^L^^DN", b"").replace(b"34225PC", b"1679576723")
+    )
+    assert (order.provider_id, order.provider_npi) == ("1679576723", "")
 
 
 @pytest.mark.django_db
@@ -94,7 +143,7 @@ def test_a_partner_chosen_on_the_page_does_not_take_an_order_its_npi_names_anoth
     allen = ProviderFactory(npi="1679576722", first_name="Anthony", last_name="Allen")
     # Left chosen from an earlier import that asked for it, or picked by mistake.
     other = ProviderFactory(first_name="Grace", last_name="Hopper")
-    message = _sample().replace(b"34225PC^Allen", b"1679576722^Allen")
+    message = _typed_npi(_sample().replace(b"34225PC^Allen", b"1679576722^Allen"))
     response = client_for(coordinator).post(
         reverse("intake:hl7_upload"),
         {"message": SimpleUploadedFile("order.hl7", message), "provider": other.pk},
@@ -113,7 +162,7 @@ def test_the_command_credits_its_provider_only_to_orders_whose_npi_names_no_part
     allen = ProviderFactory(npi="1679576722", first_name="Anthony", last_name="Allen")
     fallback = ProviderFactory()
     named = tmp_path / "named.hl7"
-    named.write_bytes(_sample().replace(b"34225PC^Allen", b"1679576722^Allen"))
+    named.write_bytes(_typed_npi(_sample().replace(b"34225PC^Allen", b"1679576722^Allen")))
     unnamed = tmp_path / "unnamed.hl7"
     unnamed.write_bytes(_sample().replace(b"|17882|", b"|17883|"))
     with pytest.raises(CommandError, match="1 of 2 file"):
@@ -426,7 +475,7 @@ def test_a_field_too_long_to_keep_is_refused_naming_it_not_cut(coordinator, old,
 
 @pytest.mark.django_db
 def test_a_new_npi_with_a_name_too_long_to_keep_adds_no_prospect(coordinator):
-    data = _sample().replace(b"34225PC^Allen", b"1234567893^" + b"A" * 150, 1)
+    data = _typed_npi(_sample().replace(b"34225PC^Allen", b"1234567893^" + b"A" * 150, 1), 1)
     with pytest.raises(Hl7Error, match=r"provider's name \(ORC-12\) is longer than 100"):
         referral_import_hl7(data=data, actor=coordinator)
     assert not Provider.objects.exists()
@@ -579,7 +628,7 @@ def test_a_patient_name_of_invisible_characters_only_is_refused_not_stored_empty
 def test_a_new_npi_named_with_invisible_characters_only_is_refused_on_the_page(
     client_for, coordinator
 ):
-    data = _sample().replace(b"34225PC^Allen", "1679576722^\u200b".encode(), 1)
+    data = _typed_npi(_sample().replace(b"34225PC^Allen", "1679576722^\u200b".encode(), 1), 1)
     response = client_for(coordinator).post(
         reverse("intake:hl7_upload"), {"message": SimpleUploadedFile("order.hl7", data)}
     )

@@ -348,6 +348,7 @@ def read_service_request(data: Any) -> FhirOrder:
         patient_dob=born,
         patient_phone=phone,
         provider_id=npi,
+        provider_npi=npi,
         provider_first_name="",
         provider_last_name="",
         reason=_reason(resource),
