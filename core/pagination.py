@@ -8,9 +8,30 @@ from django.utils.functional import cached_property
 PAGE_SIZE = 25
 
 
-def paginate(request: HttpRequest, queryset: Any, *, per_page: int = PAGE_SIZE) -> Page:
-    """One page of `queryset`; a bad or out-of-range ?page= shows the nearest valid page."""
-    return Paginator(queryset, per_page).get_page(request.GET.get("page"))
+def paginate(
+    request: HttpRequest, queryset: Any, *, per_page: int = PAGE_SIZE, count: int | None = None
+) -> Page:
+    """One page of `queryset`; a bad or out-of-range ?page= shows the nearest valid page.
+    `count`, when given, is the caller's count of the rows (from a cheaper query than a
+    COUNT over `queryset`'s own)."""
+    paginator = (
+        Paginator(queryset, per_page)
+        if count is None
+        else CountedPaginator(queryset, per_page, count=count)
+    )
+    return paginator.get_page(request.GET.get("page"))
+
+
+class CountedPaginator(Paginator):
+    """A paginator told how many rows there are instead of counting them."""
+
+    def __init__(self, object_list: Any, per_page: int, *, count: int) -> None:
+        super().__init__(object_list, per_page)
+        self.known_count = count
+
+    @cached_property
+    def count(self) -> int:
+        return self.known_count
 
 
 class CappedPaginator(Paginator):

@@ -15,7 +15,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from referrals.factories import ReferralFactory
-from referrals.models import SlaTarget
+from referrals.models import Referral, SlaTarget
+from referrals.selectors import turnaround
 
 pytestmark = pytest.mark.django_db
 
@@ -223,3 +224,22 @@ def test_the_report_runs_the_same_queries_for_few_and_many_referrals(
         _inbound(days + 1, urgency=["routine", "urgent", "stat"][days % 3])
     with django_assert_num_queries(len(few.captured_queries)):
         client.get(URL)
+
+
+def test_each_referrals_sla_deadlines_and_state_are_worked_out_once_not_once_per_count():
+    # The counts compare a referral's deadlines and SLA state (ReferralQuerySet.with_sla,
+    # nested CASEs) a dozen ways; written into every count, Postgres worked them out again
+    # for each one, and a year of a million referrals took two seconds.
+    _inbound(3, status="received")
+    now = timezone.now()
+    with CaptureQueriesContext(connection) as queries:
+        report = turnaround(start=now - timedelta(days=30), end=now)
+    assert report["rows"][0]["received"] == 1
+    (counted,) = [q["sql"] for q in queries.captured_queries if "GROUP BY" in q["sql"]]
+    once = Referral.objects.with_sla(now=now).values(
+        "contact_due_at", "appointment_due_day", "sla_state"
+    )
+    assert counted.count("CASE") == str(once.query).count("CASE")
+    if connection.vendor == "postgresql":
+        # Computed in a subquery Postgres must not merge into the counting one.
+        assert "OFFSET 0)" in counted
