@@ -52,10 +52,18 @@ def referral_mark_duplicate(
         .order_by("pk")
     }
     copy, kept = locked.get(referral.pk), locked.get(original.pk)
-    if copy is None:
-        raise ValidationError("This referral no longer exists.")
-    if kept is None or kept.pk == copy.pk:
+    if original.pk == referral.pk:
         raise ValidationError({"original": "Choose another referral: the one this one repeats."})
+    # A delete locks its rows too: one that came first has removed them by now.
+    if copy is None:
+        raise ValidationError(f"Referral #{referral.pk} was deleted meanwhile: nothing was marked.")
+    if kept is None:
+        raise ValidationError(
+            {
+                "original": f"Referral #{original.pk} was deleted meanwhile, so "
+                f"#{referral.pk} was not marked as its duplicate."
+            }
+        )
     _check_unchanged(
         copy, version, "it was not marked as a duplicate", "mark it again if it still applies"
     )
