@@ -171,10 +171,10 @@ class ReferralForm(forms.ModelForm):
                 )
 
     def _check_direction_of_a_marked_pair(self) -> None:
-        """A copy marked as a duplicate and the referral it repeats are both received:
-        turned outbound, the original would leave the patient the partner sent counted
-        nowhere (its copy cancelled), and the copy would be a duplicate of nothing it can
-        be. Put the copy back first (Not a copy)."""
+        """A copy marked as a duplicate and the referral it repeats go the same way: turned
+        the other way, the original would leave the patient counted nowhere (its copy
+        cancelled), and the copy would be a duplicate of nothing it can be. Put the copy
+        back first (Not a copy)."""
         referral = self.instance
         if referral.duplicate_of_id is not None:
             self.add_error(
@@ -565,8 +565,9 @@ class ReferralFilter(StyledFilterSet):
 
     def filter_network(self, queryset: Any, name: str, value: str) -> Any:
         # As the leakage report counts: a patient the specialist declined, or whose
-        # referral was cancelled, did not go there.
-        return queryset.outbound().went_ahead().filter(in_network=value == "true")
+        # referral was cancelled, did not go there; nor did a copy of a referral sent
+        # twice (marked as a duplicate, it has no cancel reason).
+        return queryset.counted().outbound().went_ahead().filter(in_network=value == "true")
 
     def filter_sla(self, queryset: Any, name: str, value: str) -> Any:
         if value == "overdue":

@@ -365,7 +365,8 @@ def turnaround(*, start: datetime, end: datetime) -> dict[str, Any]:
             rows.append(_turnaround_row(row, urgency=urgency, label=label))
             rows[-1]["target"] = targets[urgency]
     outbound = (
-        Referral.objects.outbound()
+        Referral.objects.counted()
+        .outbound()
         .filter(received_at__gte=start, received_at__lt=end)
         .aggregate(
             sent=Count("pk"),

@@ -195,8 +195,7 @@ def _detail_context(request: AuthedRequest, referral: Referral, **workflow: Any)
             alike.candidates_total - len(alike.candidates) if candidates else 0
         )
         markable = (
-            referral.direction == Referral.Direction.INBOUND
-            and referral.duplicate_of_id is None
+            referral.duplicate_of_id is None
             and not context["copies"]
             and Status.CANCELLED in referral.allowed_transitions()
             and request.user.has_perm("referrals.change_referral")
@@ -292,12 +291,16 @@ def referral_mark_duplicate_view(request: AuthedRequest, pk: int) -> HttpRespons
             except ValidationError as error:
                 form.add_error(None, error)
             else:
+                told = (
+                    "the specialist is sent nothing (they have the original)"
+                    if referral.direction == Referral.Direction.OUTBOUND
+                    else "the referring office is told nothing (it hears about the original)"
+                )
                 messages.success(
                     request,
                     f"Referral #{referral.pk} is marked as a duplicate of #{original.pk}: "
-                    "cancelled, counted in no figure, and the referring office is told "
-                    f"nothing (it hears about the original). Any documents it had are now "
-                    f"on #{original.pk}.",
+                    f"cancelled, counted in no figure, and {told}. Any documents it had are "
+                    f"now on #{original.pk}.",
                 )
                 return redirect(referral)
     return _back_with_errors(request, referral, form, "Not marked as a duplicate")
