@@ -131,3 +131,22 @@ def test_deleting_a_copy_while_it_is_being_marked_deletes_it_after_the_mark():
     assert outcome["result"] == 1
     assert not Referral.objects.filter(pk=copy.pk).exists()
     assert Referral.objects.filter(pk=kept.pk).exists()
+
+
+def test_deleting_in_the_admin_while_a_copy_is_being_marked_says_why_not_a_server_error(
+    client_for, administrator
+):
+    from django.urls import reverse
+
+    kept, copy = _pair()
+    client = client_for(administrator)
+    url = reverse("admin:referrals_referral_delete", args=[kept.pk])
+
+    outcome = _while_saving(_mark(copy, kept), lambda: client.post(url, {"post": "yes"}))
+
+    response = outcome.get("result")
+    assert response is not None, outcome.get("error")
+    assert response.status_code == 302
+    page = client.get(response["Location"]).content.decode()
+    assert f"Referral #{kept.pk} cannot be deleted: #{copy.pk} is marked as a duplicate" in page
+    assert Referral.objects.filter(pk=kept.pk).exists()
