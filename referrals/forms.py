@@ -22,6 +22,7 @@ from intake.uploads import DocumentsField, KeepsDocumentsMixin
 from partners.models import Provider
 from partners.widgets import ProviderPicker
 from referrals.models import REASON_SUGGESTIONS, Inquiry, Referral, SlaState, Status
+from referrals.selectors import possible_duplicates
 from referrals.services.bulk import BULK_STATUSES
 
 # A patient's identity: a shared clinic workstation's browser must not offer one patient's
@@ -170,10 +171,10 @@ class ReferralForm(forms.ModelForm):
                 )
 
     def _check_direction_of_a_marked_pair(self) -> None:
-        """A copy marked as a duplicate and the referral it repeats are both received:
-        turned outbound, the original would leave the patient the partner sent counted
-        nowhere (its copy cancelled), and the copy would be a duplicate of nothing it can
-        be. Put the copy back first (Not a copy)."""
+        """A copy marked as a duplicate and the referral it repeats go the same way: turned
+        the other way, the original would leave the patient counted nowhere (its copy
+        cancelled), and the copy would be a duplicate of nothing it can be. Put the copy
+        back first (Not a copy)."""
         referral = self.instance
         if referral.duplicate_of_id is not None:
             self.add_error(
@@ -399,6 +400,33 @@ class QueueFilterForm(DateRangeFilterForm):
     nothing, which is said instead of showing an empty queue."""
 
     date_range = ("received_after", "received_before")
+    # Set by ReferralFilter: the user the list is for.
+    viewer: Any = None
+
+    def clean_alike(self) -> Referral | None:
+        """The referral asked for by its number, if this user may match its patient. Read
+        while the filters are checked, so a refusal also stops the export (which makes no
+        file of more patients than asked)."""
+        number = self.cleaned_data.get("alike")
+        if number is None:
+            return None
+        if self.viewer is None or not self.viewer.has_perm("referrals.view_patient_details"):
+            raise forms.ValidationError(
+                "Your role does not see patient details, so it cannot match them."
+            )
+        referral = (
+            Referral.objects.for_user(self.viewer)
+            .select_related("provider")
+            .filter(pk=number)
+            .first()
+        )
+        if referral is None:
+            raise forms.ValidationError(f"There is no referral #{number} you can open.")
+        return referral
+
+
+class ReferralNumberFilter(django_filters.Filter):
+    field_class = forms.IntegerField
 
 
 class ReferralFilter(StyledFilterSet):
@@ -466,10 +494,44 @@ class ReferralFilter(StyledFilterSet):
         choices=[("overdue", "Overdue"), *SlaState.choices],
     )
 
+    # A referral's page links here for all its copies and possible duplicates (it lists
+    # the first few): the referral with those of the same patient and partner. Matched
+    # on the patient, so only for those who may see patient details (clean_alike).
+    alike = ReferralNumberFilter(
+        method="filter_alike",
+        label="Same patient and partner as referral #",
+        min_value=1,
+        max_value=2**63 - 1,
+        widget=forms.HiddenInput,
+    )
+
     class Meta:
         model = Referral
         fields = ["number", "status", "direction", "urgency", "provider"]
         form = QueueFilterForm
+
+    @property
+    def form(self) -> QueueFilterForm:
+        form = cast(QueueFilterForm, super().form)
+        # Who asks, for the filters that depend on it (QueueFilterForm.clean_alike).
+        form.viewer = self.request.user if self.request is not None else None
+        return form
+
+    @property
+    def alike_of(self) -> Referral | None:
+        """The referral the list is matched to ("alike"), once the filters are read."""
+        return getattr(self.form, "cleaned_data", {}).get("alike")
+
+    def filter_alike(self, queryset: Any, name: str, referral: Referral) -> Any:
+        alike = possible_duplicates(
+            provider=referral.provider,
+            patient_last_name=referral.patient_last_name,
+            patient_dob=referral.patient_dob,
+            direction=referral.direction,
+            copies_of=referral.pk,
+            around=referral.received_at,
+        )
+        return queryset.filter(pk__in=alike.values("pk"))
 
     @classmethod
     def for_queue(cls, params: QueryDict, **kwargs: Any) -> ReferralFilter:
@@ -503,8 +565,9 @@ class ReferralFilter(StyledFilterSet):
 
     def filter_network(self, queryset: Any, name: str, value: str) -> Any:
         # As the leakage report counts: a patient the specialist declined, or whose
-        # referral was cancelled, did not go there.
-        return queryset.outbound().went_ahead().filter(in_network=value == "true")
+        # referral was cancelled, did not go there; nor did a copy of a referral sent
+        # twice (marked as a duplicate, it has no cancel reason).
+        return queryset.counted().outbound().went_ahead().filter(in_network=value == "true")
 
     def filter_sla(self, queryset: Any, name: str, value: str) -> Any:
         if value == "overdue":

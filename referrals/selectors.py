@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from statistics import median
 from typing import Any
@@ -10,8 +11,15 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection
-from django.db.models import Count, F, Q
-from django.db.models.functions import Lower, Trim, Trunc
+from django.db.models import (
+    BooleanField,
+    Count,
+    ExpressionWrapper,
+    F,
+    Q,
+    Window,
+)
+from django.db.models.functions import Lower, RowNumber, Trim, Trunc
 from django.utils import timezone
 
 from core.lookups import get_for_user
@@ -105,6 +113,64 @@ def possible_duplicates(
     if exclude_pk is not None:
         matches = matches.exclude(pk=exclude_pk)
     return matches
+
+
+# A referral's page lists this many of its copies, and of its possible duplicates; the
+# rest are a link to the work queue filtered to them (ReferralFilter's "alike").
+ALIKE_LISTED = 10
+
+
+@dataclass
+class Alike:
+    """A referral's copies marked as its duplicates, and its possible duplicates (not
+    marked as anyone's): the first ALIKE_LISTED of each, and how many there are."""
+
+    copies: list[Referral]
+    copies_total: int
+    candidates: list[Referral]
+    candidates_total: int
+
+
+def alike_referrals(referral: Referral) -> Alike:
+    """What the referral's page lists about duplicates, in one query however many there
+    are: the rows of each kind numbered and counted by a window over its kind, and only
+    the first ALIKE_LISTED of each read. A copy of another referral is neither."""
+    copy_of_this = Q(duplicate_of_id=referral.pk)
+    rows = (
+        possible_duplicates(
+            provider=referral.provider,
+            patient_last_name=referral.patient_last_name,
+            patient_dob=referral.patient_dob,
+            direction=referral.direction,
+            exclude_pk=referral.pk,
+            # Its copies are listed however old they are: the window is for guesses,
+            # counted from when it came (the queue flags an old pair too).
+            copies_of=referral.pk,
+            around=referral.received_at,
+        )
+        .filter(copy_of_this | Q(duplicate_of__isnull=True))
+        .annotate(
+            is_copy=ExpressionWrapper(copy_of_this, output_field=BooleanField()),
+            # The newest first, as the list reads (Referral.Meta.ordering).
+            rank=Window(
+                RowNumber(),
+                partition_by=[F("is_copy")],
+                order_by=[F("received_at").desc(), F("pk").desc()],
+            ),
+            of_kind=Window(Count("pk"), partition_by=[F("is_copy")]),
+        )
+        .filter(rank__lte=ALIKE_LISTED)
+        .order_by("-received_at", "-pk")
+    )
+    alike = Alike(copies=[], copies_total=0, candidates=[], candidates_total=0)
+    for row in rows:
+        if row.is_copy:
+            alike.copies.append(row)
+            alike.copies_total = row.of_kind
+        else:
+            alike.candidates.append(row)
+            alike.candidates_total = row.of_kind
+    return alike
 
 
 # Up to this many months a period is shown month by month; longer ones year by year.
@@ -233,7 +299,8 @@ def turnaround(*, start: datetime, end: datetime) -> dict[str, Any]:
             rows.append(_turnaround_row(row, urgency=urgency, label=label))
             rows[-1]["target"] = targets[urgency]
     outbound = (
-        Referral.objects.outbound()
+        Referral.objects.counted()
+        .outbound()
         .filter(received_at__gte=start, received_at__lt=end)
         .aggregate(
             sent=Count("pk"),

@@ -36,7 +36,14 @@ def partner_summaries(npis: Iterable[str]) -> dict[str, PartnerSummary]:
                     referrals__duplicate_of__isnull=True,
                 ),
             ),
-            outbound=Count("referrals", filter=Q(referrals__direction=Referral.Direction.OUTBOUND)),
+            # A patient sent out twice, the copy marked, is one referral sent.
+            outbound=Count(
+                "referrals",
+                filter=Q(
+                    referrals__direction=Referral.Direction.OUTBOUND,
+                    referrals__duplicate_of__isnull=True,
+                ),
+            ),
         )
         .values_list("npi", "pk", "status", "inbound", "outbound")
     )

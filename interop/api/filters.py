@@ -207,10 +207,24 @@ class ReferralFilter(StrictFilterSet):
     received_before = LocalDayFilter(
         field_name="received_at", end="to", help_text="Received on or before."
     )
+    # A choice, not a boolean: django-filter reads an unknown boolean ("yes") as no
+    # filter at all, and a sync would count every row unawares.
+    counted = filters.ChoiceFilter(
+        choices=[("true", "true"), ("false", "false")],
+        method="filter_counted",
+        help_text="true: leave out the copies marked as duplicates of another referral "
+        "(duplicate_of set), as every report and figure of the practice counts; false: "
+        "only those copies.",
+    )
 
     class Meta(StrictFilterSet.Meta):
         model = Referral
         fields: list[str] = []
+
+    def filter_counted(
+        self, queryset: QuerySet[Referral], name: str, value: str
+    ) -> QuerySet[Referral]:
+        return queryset.filter(duplicate_of__isnull=value == "true")
 
 
 class PartnerRemovalFilter(filters.FilterSet):

@@ -737,3 +737,31 @@ def test_a_referral_marked_as_a_duplicate_is_entered_in_error(
     assert ids({"status": "active"}) == [str(original.pk)]
     api = client.get(f"/api/v1/referrals/{copy_.pk}/").json()
     assert api["status"] == "cancelled" and api["duplicate_of"] == original.pk
+
+
+def test_a_referral_sent_out_twice_and_marked_as_a_copy_is_entered_in_error(
+    coordinator: User, api_client_for: ClientFor
+) -> None:
+    from referrals.services.duplicates import referral_mark_duplicate
+
+    now = timezone.now()
+    first = ReferralFactory.create(
+        direction="outbound", received_at=now - timedelta(days=2), in_network=True
+    )
+    again = ReferralFactory.create(
+        direction="outbound",
+        received_at=now - timedelta(days=1),
+        provider=first.provider,
+        patient_last_name=first.patient_last_name,
+        patient_dob=first.patient_dob,
+        in_network=True,
+    )
+    referral_mark_duplicate(referral=again, original=first, actor=None)
+    client = api_client_for(coordinator)
+
+    def ids(query: dict[str, Any]) -> list[str]:
+        bundle = _valid(client.get(SEARCH, query).json())
+        return [entry["resource"]["id"] for entry in bundle.get("entry", [])]
+
+    assert ids({"status": "active"}) == [str(first.pk)]
+    assert ids({"status": "entered-in-error"}) == [str(again.pk)]

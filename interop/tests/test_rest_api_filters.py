@@ -492,3 +492,28 @@ def test_the_openapi_schema_says_a_text_filter_takes_no_null_character(
     refused = partners(api_client_for(coordinator), **{name: "Or\x00"})
     assert refused.status_code == 400
     assert refused.json()[name] == ["Null characters are not allowed."]
+
+
+def test_referrals_filter_by_whether_the_practice_counts_them(
+    coordinator: User, api_client_for: ClientFor
+) -> None:
+    """A copy marked as a duplicate is in the list (duplicate_of says so); a sync that
+    counts a partner's referrals asks counted=true and counts as every report does."""
+    from referrals.services.duplicates import referral_mark_duplicate
+
+    kept = ReferralFactory.create()
+    copy = ReferralFactory.create(
+        provider=kept.provider,
+        patient_last_name=kept.patient_last_name,
+        patient_dob=kept.patient_dob,
+    )
+    referral_mark_duplicate(referral=copy, original=kept, actor=None)
+    client = api_client_for(coordinator)
+
+    assert ids(referrals(client)) == [kept.pk, copy.pk]
+    counted = referrals(client, counted="true", provider=kept.provider_id)
+    assert ids(counted) == [kept.pk] and counted.json()["count"] == 1
+    assert ids(referrals(client, counted="false")) == [copy.pk]
+    refused = referrals(client, counted="yes")
+    assert refused.status_code == 400
+    assert "counted" in refused.json()

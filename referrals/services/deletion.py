@@ -40,13 +40,23 @@ def referrals_delete(
     *, referrals: Iterable[Referral], actor: Any, request: HttpRequest | None = None
 ) -> int:
     """Delete these referrals with their history and their documents (rows, and files once
-    committed); one audit row each. Returns how many were deleted. Raises
+    committed); one audit row each. Returns how many were deleted (those deleted meanwhile
+    by someone else are not counted). Raises
     ValidationError when one is kept for copies (check_referrals_delete)."""
     # intake.services logs referrals through this package: imported here, not at the top.
     from intake.models import ReferralAttachment
     from intake.services import attachment_files_delete
 
-    ids = [referral.pk for referral in referrals]
+    # Locked first, lower id first as referral_mark_duplicate locks a pair: a mark being
+    # saved finishes before the check below reads the copies (and the history rows the
+    # delete collects), and one that comes after finds the referral gone. Unlocked, a
+    # delete crossing a mark broke the database's constraint: a generic error.
+    ids = list(
+        Referral.objects.select_for_update()
+        .filter(pk__in=[referral.pk for referral in referrals])
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
     if not ids:
         return 0
     check_referrals_delete(ids=ids)

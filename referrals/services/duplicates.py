@@ -36,7 +36,10 @@ def referral_mark_duplicate(
 
     Unlike a cancellation, the referring office is told nothing (it hears about the
     original) and the copy's letters still waiting are withdrawn; its inquiry is removed,
-    so the conversion report counts the patient once. The history says which referral it
+    so the conversion report counts the patient once. A referral sent out twice (a fax,
+    then an e-referral, for the same patient to the same specialist) is marked the same
+    way: the specialist is sent nothing (no letter is written for a referral sent out),
+    and it counts in no figure (reciprocity, leakage, the partner's own). The history says which referral it
     repeats. With `version`, nothing changes if the referral changed since the user's page
     showed it (ValidationError code "stale"). Raises ValidationError when it cannot be a
     duplicate of that one."""
@@ -52,10 +55,18 @@ def referral_mark_duplicate(
         .order_by("pk")
     }
     copy, kept = locked.get(referral.pk), locked.get(original.pk)
-    if copy is None:
-        raise ValidationError("This referral no longer exists.")
-    if kept is None or kept.pk == copy.pk:
+    if original.pk == referral.pk:
         raise ValidationError({"original": "Choose another referral: the one this one repeats."})
+    # A delete locks its rows too: one that came first has removed them by now.
+    if copy is None:
+        raise ValidationError(f"Referral #{referral.pk} was deleted meanwhile: nothing was marked.")
+    if kept is None:
+        raise ValidationError(
+            {
+                "original": f"Referral #{original.pk} was deleted meanwhile, so "
+                f"#{referral.pk} was not marked as its duplicate."
+            }
+        )
     _check_unchanged(
         copy, version, "it was not marked as a duplicate", "mark it again if it still applies"
     )
@@ -64,8 +75,13 @@ def referral_mark_duplicate(
     from_status = copy.status
     copy.status = Status.CANCELLED
     copy.duplicate_of = kept
-    if copy.contacted_at is None and from_status == Status.RECEIVED:
-        # Acted on, like any first answer (the SLA clock for contact stops).
+    if (
+        copy.direction == Referral.Direction.INBOUND
+        and copy.contacted_at is None
+        and from_status == Status.RECEIVED
+    ):
+        # Acted on, like any first answer (the SLA clock for contact stops). One sent out
+        # runs no clock of ours.
         copy.contacted_at = now
     copy.save(update_fields=["status", "duplicate_of", "contacted_at", "updated_at"])
     moved = ReferralAttachment.objects.filter(referral_id=copy.pk).update(referral_id=kept.pk)
@@ -123,11 +139,6 @@ def _check_unchanged(
 def check_duplicate(*, referral: Referral, original: Referral) -> None:
     """May `referral` be marked as a duplicate of `original`? Raises ValidationError
     saying why not."""
-    if referral.direction != Referral.Direction.INBOUND:
-        raise ValidationError(
-            "Only a referral received can be marked as a duplicate: cancel a referral sent "
-            "out with its reason instead."
-        )
     if referral.duplicate_of_id is not None:
         raise ValidationError(
             f"It is already marked as a duplicate of referral #{referral.duplicate_of_id}."
@@ -147,10 +158,16 @@ def check_duplicate(*, referral: Referral, original: Referral) -> None:
             "a duplicate."
         )
     if original.direction != referral.direction:
+        # A patient a partner sent us and one we sent that partner are two referrals.
+        ways = (
+            ("received", "sent out")
+            if original.direction == Referral.Direction.INBOUND
+            else ("sent out", "received")
+        )
         raise ValidationError(
             {
-                "original": f"Referral #{original.pk} was sent out, not received: choose the "
-                "referral this one repeats."
+                "original": f"Referral #{original.pk} was {ways[0]}, and this one {ways[1]}: "
+                "choose the referral this one repeats."
             }
         )
     if not _same_patient_and_partner(referral, original):
@@ -201,8 +218,8 @@ def referral_unmark_duplicate(
     the status it was cancelled from, counts again, and gets its inquiry back at that
     stage. The letters the mark withdrew go out after all: not a copy, it is a referral
     the office hears about in its own right (a hold asks for what it waits for).
-    Documents moved to the original stay there.
-    Raises ValidationError when it is not a duplicate, or has moved on since (closed)."""
+    Documents moved to the original stay there. One sent out gets no inquiry (it never
+    had one). Raises ValidationError when it is not a duplicate, or has moved on since (closed)."""
     from outreach.models import Letter
 
     copy = Referral.objects.select_for_update().get(pk=referral.pk)
@@ -248,6 +265,9 @@ def referral_unmark_duplicate(
         status=Letter.Status.CANCELLED,
         last_error=DUPLICATE_WITHDRAWN.format(original=original),
     ).update(status=Letter.Status.PENDING, last_error="")
+    if copy.direction == Referral.Direction.OUTBOUND:
+        # An inquiry is a patient coming to us: a referral sent out never had one.
+        return copy
     scheduled_at = None
     if restored in (Status.SCHEDULED, Status.NO_SHOW):
         scheduled_at = (

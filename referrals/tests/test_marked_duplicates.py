@@ -168,7 +168,7 @@ def test_marking_the_earlier_one_as_the_copy_clears_the_later_ones_flag(coordina
         ("itself", "Choose another referral"),
         ("chain", "is itself a duplicate of referral"),
         ("seen", "cannot move to cancelled"),
-        ("outbound", "Only a referral received can be marked as a duplicate"),
+        ("outbound", "was received, and this one sent out"),
         ("kept", "it is the one kept"),
         ("booked", "has an appointment booked"),
         ("another patient", "is not the same patient from the same partner"),

@@ -22,7 +22,7 @@ from core.types import AuthedRequest
 from outreach.models import Task
 from referrals.forms import AssignForm, DuplicateForm, ReferralForm, TransitionForm
 from referrals.models import REASON_SUGGESTIONS, Referral, Status
-from referrals.selectors import get_referral_for_user, possible_duplicates
+from referrals.selectors import alike_referrals, get_referral_for_user
 from referrals.services.consult_reports import referral_record_consult_report
 from referrals.services.deletion import referrals_delete
 from referrals.services.duplicates import (
@@ -177,26 +177,10 @@ def _detail_context(request: AuthedRequest, referral: Referral, **workflow: Any)
         )
         context["attachments"] = referral.attachments.all()
         context["duplicate_window_days"] = settings.DUPLICATE_WINDOW_DAYS
-        alike = list(
-            possible_duplicates(
-                provider=referral.provider,
-                patient_last_name=referral.patient_last_name,
-                patient_dob=referral.patient_dob,
-                direction=referral.direction,
-                exclude_pk=referral.pk,
-                # Its copies are listed however old they are: the window is for guesses,
-                # counted from when it came (the queue flags an old pair too).
-                copies_of=referral.pk,
-                around=referral.received_at,
-            )[:10]
-        )
+        alike = alike_referrals(referral)
         # Those already marked as copies are settled: of this one, they are listed as its
         # duplicates; of another, not at all.
-        candidates = (
-            []
-            if referral.duplicate_of_id is not None
-            else [other for other in alike if other.duplicate_of_id is None]
-        )
+        candidates = [] if referral.duplicate_of_id is not None else alike.candidates
         # Those a coordinator found distinct are listed quietly, still markable.
         context["duplicates"] = [
             other for other in candidates if not confirmed_distinct(referral, other)
@@ -204,10 +188,14 @@ def _detail_context(request: AuthedRequest, referral: Referral, **workflow: Any)
         context["not_duplicates"] = [
             other for other in candidates if confirmed_distinct(referral, other)
         ]
-        context["copies"] = [other for other in alike if other.duplicate_of_id == referral.pk]
+        context["copies"] = alike.copies
+        # Beyond the first few of each, a link to all of them in the work queue.
+        context["copies_more"] = alike.copies_total - len(alike.copies)
+        context["candidates_more"] = (
+            alike.candidates_total - len(alike.candidates) if candidates else 0
+        )
         markable = (
-            referral.direction == Referral.Direction.INBOUND
-            and referral.duplicate_of_id is None
+            referral.duplicate_of_id is None
             and not context["copies"]
             and Status.CANCELLED in referral.allowed_transitions()
             and request.user.has_perm("referrals.change_referral")
@@ -303,12 +291,16 @@ def referral_mark_duplicate_view(request: AuthedRequest, pk: int) -> HttpRespons
             except ValidationError as error:
                 form.add_error(None, error)
             else:
+                told = (
+                    "the specialist is sent nothing (they have the original)"
+                    if referral.direction == Referral.Direction.OUTBOUND
+                    else "the referring office is told nothing (it hears about the original)"
+                )
                 messages.success(
                     request,
                     f"Referral #{referral.pk} is marked as a duplicate of #{original.pk}: "
-                    "cancelled, counted in no figure, and the referring office is told "
-                    f"nothing (it hears about the original). Any documents it had are now "
-                    f"on #{original.pk}.",
+                    f"cancelled, counted in no figure, and {told}. Any documents it had are "
+                    f"now on #{original.pk}.",
                 )
                 return redirect(referral)
     return _back_with_errors(request, referral, form, "Not marked as a duplicate")
