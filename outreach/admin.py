@@ -1,10 +1,11 @@
 from typing import Any
 
 from django.contrib import admin
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
+from audit.admin_views import PatientDetailsAdmin
 from audit.models import PatientDataAccess
 from audit.services import audit_names_listed
 from outreach.models import (
@@ -53,7 +54,7 @@ class ActivityAdmin(admin.ModelAdmin):
 
 
 @admin.register(Task)
-class TaskAdmin(admin.ModelAdmin):
+class TaskAdmin(PatientDetailsAdmin):
     list_display = ["title", "kind", "due_on", "assignee", "status"]
     list_filter = ["kind", "status", "assignee"]
     search_fields = ["title"]
@@ -71,20 +72,10 @@ class TaskAdmin(admin.ModelAdmin):
             audit_names_listed(request, patient_referral_ids(changelist.result_list))
         return response
 
-    def change_view(
-        self,
-        request: HttpRequest,
-        object_id: str,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        if request.method == "GET":
-            task = self.get_object(request, object_id)
-            if task is not None and self.has_view_or_change_permission(request, task):
-                audit_names_listed(
-                    request, patient_referral_ids([task]), action=PatientDataAccess.Action.VIEW
-                )
-        return super().change_view(request, object_id, form_url, extra_context)
+    def audit_opened(self, request: HttpRequest, obj: Task) -> None:
+        audit_names_listed(
+            request, patient_referral_ids([obj]), action=PatientDataAccess.Action.VIEW
+        )
 
 
 @admin.register(LetterTemplate)
@@ -105,7 +96,7 @@ class LetterEventInline(admin.TabularInline):
 
 
 @admin.register(Letter)
-class LetterAdmin(admin.ModelAdmin):
+class LetterAdmin(PatientDetailsAdmin):
     inlines = [LetterEventInline]
     list_display = ["pk", "kind", "provider", "status", "channel", "due_on", "sent_at", "attempts"]
     list_filter = ["kind", "status", "channel"]
@@ -124,22 +115,10 @@ class LetterAdmin(admin.ModelAdmin):
             return False
         return super().has_delete_permission(request, obj)
 
-    def change_view(
-        self,
-        request: HttpRequest,
-        object_id: str,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
+    def audit_opened(self, request: HttpRequest, obj: Letter) -> None:
         # The change form shows the subject and body, which name the patient: a read, as
         # on the letter's own page.
-        if request.method == "GET":
-            letter = self.get_object(request, object_id)
-            if letter is not None and self.has_view_or_change_permission(request, letter):
-                letter_audit_read(
-                    letter=letter, action=PatientDataAccess.Action.VIEW, request=request
-                )
-        return super().change_view(request, object_id, form_url, extra_context)
+        letter_audit_read(letter=obj, action=PatientDataAccess.Action.VIEW, request=request)
 
 
 @admin.register(ComplianceLimit)

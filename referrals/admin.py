@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 
+from audit.admin_views import PatientDetailsAdmin
 from audit.models import PatientDataAccess
 from audit.services import PATIENT_FIELDS, audit_record
 from core.admin import deleting_parent
@@ -52,7 +53,7 @@ class ReferralAdminForm(forms.ModelForm):
 
 
 @admin.register(Referral)
-class ReferralAdmin(admin.ModelAdmin):
+class ReferralAdmin(PatientDetailsAdmin):
     form = ReferralAdminForm
     list_display = ["pk", "received_at", "direction", "provider", "urgency", "channel", "status"]
     list_filter = ["status", "direction", "urgency", "channel"]
@@ -111,24 +112,14 @@ class ReferralAdmin(admin.ModelAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
         referrals_delete(referrals=list(queryset), actor=request.user, request=request)
 
-    def change_view(
-        self,
-        request: HttpRequest,
-        object_id: str,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        # The change form shows every patient field: a read of patient data.
-        if request.method == "GET":
-            referral = self.get_object(request, object_id)
-            if referral is not None and self.has_view_or_change_permission(request, referral):
-                audit_record(
-                    action=PatientDataAccess.Action.VIEW,
-                    referral_ids=[referral.pk],
-                    user=request.user,
-                    request=request,
-                )
-        return super().change_view(request, object_id, form_url, extra_context)
+    def audit_opened(self, request: HttpRequest, obj: Referral) -> None:
+        # The change form shows every patient field.
+        audit_record(
+            action=PatientDataAccess.Action.VIEW,
+            referral_ids=[obj.pk],
+            user=request.user,
+            request=request,
+        )
 
 
 @admin.register(ReferralEvent)
