@@ -75,6 +75,8 @@ class OfficeReferralForm(KeepsDocumentsMixin, forms.ModelForm):
         required=False,
         max_length=10,
         help_text="10 digits. Name and NPI are both needed for a provider not listed.",
+        # The keypad on a phone: an NPI is digits only.
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off"}),
     )
     reason = forms.CharField(
         label="Reason for referral",
