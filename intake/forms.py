@@ -131,6 +131,9 @@ class OfficeReferralForm(KeepsDocumentsMixin, forms.ModelForm):
         provider_choice.error_messages["invalid_choice"] = (
             "Choose a provider from the list, or “Someone not listed”."
         )
+        provider_choice.error_messages["required"] = (
+            "Choose who is referring the patient, or “Someone not listed”."
+        )
         self.fields["urgency"].initial = Referral.Urgency.ROUTINE
         cast(forms.ChoiceField, self.fields["urgency"]).choices = Referral.Urgency.choices
 
