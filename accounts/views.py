@@ -107,6 +107,8 @@ def setup(request: AuthedRequest) -> HttpResponse:
     context = {
         "form": form,
         "qr": segno.make(device.config_url, error="m").svg_data_uri(scale=5),
+        # The same otpauth:// address as a link: a phone cannot scan a code on its own screen.
+        "app_link": device.config_url,
         "secret": twofactor.secret_for_typing(device),
         "label": twofactor.app_label(user),
         "replacing": has_app,

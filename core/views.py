@@ -64,6 +64,8 @@ def dashboard(request: AuthedRequest) -> HttpResponse:
         ),
         "recent_referrals": recent,
         "today": timezone.localdate(),
+        # A liaison's day is the day plan: it opens from here in one tap, not from the menu.
+        "is_liaison": is_liaison(user),
         # The liaison's cue for a card or a box of cupcakes at the offices they look after.
         "birthdays": (
             staff_birthdays([user.pk], today=timezone.localdate()).get(user.pk, [])

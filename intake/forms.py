@@ -75,6 +75,8 @@ class OfficeReferralForm(KeepsDocumentsMixin, forms.ModelForm):
         required=False,
         max_length=10,
         help_text="10 digits. Name and NPI are both needed for a provider not listed.",
+        # The keypad on a phone: an NPI is digits only.
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off"}),
     )
     reason = forms.CharField(
         label="Reason for referral",
@@ -128,6 +130,9 @@ class OfficeReferralForm(KeepsDocumentsMixin, forms.ModelForm):
         ]
         provider_choice.error_messages["invalid_choice"] = (
             "Choose a provider from the list, or “Someone not listed”."
+        )
+        provider_choice.error_messages["required"] = (
+            "Choose who is referring the patient, or “Someone not listed”."
         )
         self.fields["urgency"].initial = Referral.Urgency.ROUTINE
         cast(forms.ChoiceField, self.fields["urgency"]).choices = Referral.Urgency.choices

@@ -229,7 +229,7 @@ class PlanAddForm(forms.Form):
         label="Office",
         widget=OfficePicker(
             typeahead_url=reverse_lazy("outreach:day_plan_office_typeahead"),
-            placeholder="Type an office name, city or ZIP",
+            placeholder="Office name, city or ZIP",
         ),
         error_messages={"invalid_choice": "Choose one of your offices from the list."},
     )
@@ -399,7 +399,7 @@ class InviteForm(forms.Form):
         label="Invite everyone at an office",
         widget=OfficePicker(
             typeahead_url=reverse_lazy("outreach:event_office_typeahead"),
-            placeholder="Type an office name, city or ZIP",
+            placeholder="Office name, city or ZIP",
         ),
         error_messages={
             "required": "Choose an office to invite.",

@@ -175,6 +175,12 @@ class TierForm(forms.Form):
         return until
 
 
+# On a phone these bring up the keypad. Not for a phone number: its extension ("x12")
+# cannot be typed there. "off": the browser would offer the user's own ZIP or number.
+DIGITS_INPUT = forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off"})
+FAX_INPUT = forms.TextInput(attrs={"type": "tel", "autocomplete": "off"})
+
+
 class OrganizationForm(VersionedModelForm):
     # Not a model field of the form: the view hands it to organization_set_letters_opt_out,
     # which stamps when and by whom and keeps the history.
@@ -200,7 +206,12 @@ class OrganizationForm(VersionedModelForm):
             "notes",
             "marketing_opt_out",
         ]
-        widgets = {"notes": forms.Textarea(attrs={"rows": 3})}
+        widgets = {
+            "npi": DIGITS_INPUT,
+            "fax": FAX_INPUT,
+            "zip_code": DIGITS_INPUT,
+            "notes": forms.Textarea(attrs={"rows": 3}),
+        }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -18,6 +18,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils.html import escape
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_static.models import StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -477,3 +478,16 @@ def test_manager_role_is_required(manager: User, coordinator: User) -> None:
     assert not twofactor.required_for(coordinator)
     assert re.fullmatch(r"Referral CRM: manager", twofactor.app_label(manager))
     assert Role.MANAGER in twofactor.REQUIRED_ROLES
+
+
+def test_setting_up_on_the_phone_itself_offers_a_link_that_opens_the_authenticator_app(
+    manager: User,
+) -> None:
+    # A QR code cannot be scanned by the phone showing it: a liaison or manager setting up
+    # from their phone had only the 32-letter key to type.
+    page = signed_in(manager).get(reverse("accounts:setup")).content.decode()
+    device = TOTPDevice.objects.get(user=manager)
+
+    assert device.config_url.startswith("otpauth://totp/")
+    assert f'<a href="{escape(device.config_url)}">' in page
+    assert "On this phone? Open it in your authenticator app" in page

@@ -135,3 +135,18 @@ def test_the_count_of_failed_letters_is_read_from_their_partial_index(db):
             cursor.execute("SET LOCAL enable_seqscan = off")
     plan = queryset.order_by().explain()
     assert "letter_failed_idx" in plan
+
+
+def test_a_liaison_starts_from_the_dashboard_to_todays_visits_in_one_tap(client_for, liaison):
+    # The day plan is where a liaison logs each visit; on a phone it was two taps deep in
+    # the menu (Menu, Outreach, Day plan) from the page they land on.
+    page = client_for(liaison).get(reverse("core:dashboard")).content.decode()
+
+    assert f'href="{reverse("outreach:day_plan")}">Today\'s visits</a>' in page
+
+
+@pytest.mark.parametrize("role", ["manager", "coordinator"])
+def test_other_roles_dashboards_do_not_offer_a_day_of_visits(client_for, request, role):
+    page = client_for(request.getfixturevalue(role)).get(reverse("core:dashboard"))
+
+    assert "Today's visits" not in page.content.decode()

@@ -274,6 +274,9 @@ def test_a_provider_the_registry_contradicts_is_refused_with_what_it_says(
         ({"provider_choice": "other", "other_npi": "1679576723"}, "check digit is wrong"),
         ({"provider_choice": "other"}, "Needed when the provider is not listed"),
         ({"provider_choice": "999999"}, "Choose a provider from the list"),
+        # Printed under the last radio: "This field is required." read as if "Someone not
+        # listed" were the one to fill in.
+        ({"provider_choice": ""}, "Choose who is referring the patient, or “Someone not listed”."),
         ({"patient_dob": "2999-01-01"}, "cannot be in the future"),
         ({"patient_dob": "31/31/1950"}, "Enter a valid date"),
         ({"contact_name": ""}, "This field is required"),

@@ -546,3 +546,44 @@ def test_a_follow_up_from_a_visit_with_the_staff_only_is_on_the_offices_card_and
     suggestions = page.split('data-testid="suggestions"')[1]
     assert "Kearney Family Practice" in suggestions
     assert "Call Rosa for the new fax number" in suggestions
+
+
+def test_an_office_with_many_open_tasks_shows_the_three_due_first_and_folds_the_rest(
+    client_for, liaison
+):
+    # One demo office had twenty open tasks: on a phone its "Log visit" button was three
+    # screens down the card. The soonest due stay in sight; the rest are one tap away.
+    office = OrganizationFactory()
+    provider = ProviderFactory(organization=office, owner=liaison)
+    today = timezone.localdate()
+    for days in range(6):
+        TaskFactory(
+            assignee=liaison,
+            provider=provider,
+            title=f"Task due in {days} days",
+            due_on=today + timedelta(days=days - 1),
+        )
+    PlannedVisitFactory(liaison=liaison, organization=office, planned_on=today)
+
+    card = client_for(liaison).get(plan_url(today)).content.decode().split("Open tasks")[1]
+    in_sight, folded = (
+        card.split("<details", 1)[0],
+        card.split("<details", 1)[1].split("</details>")[0],
+    )
+
+    assert [f"Task due in {days} days" in in_sight for days in range(6)] == [True] * 3 + [False] * 3
+    assert "<summary>3 more open tasks</summary>" in folded
+    assert all(f"Task due in {days} days" in folded for days in range(3, 6))
+
+
+def test_an_office_with_three_open_tasks_shows_them_all_without_a_fold(client_for, liaison):
+    office = OrganizationFactory()
+    provider = ProviderFactory(organization=office, owner=liaison)
+    for number in range(3):
+        TaskFactory(assignee=liaison, provider=provider, title=f"Task {number}")
+    PlannedVisitFactory(liaison=liaison, organization=office)
+
+    card = client_for(liaison).get(plan_url()).content.decode().split("Open tasks")[1]
+
+    assert "more open task" not in card
+    assert all(f"Task {number}" in card.split("<details", 1)[0] for number in range(3))

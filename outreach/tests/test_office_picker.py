@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from outreach.factories import EventFactory
 from partners.factories import OrganizationFactory, ProviderFactory
 
 pytestmark = pytest.mark.django_db
@@ -63,3 +64,13 @@ def test_the_plan_page_has_the_type_ahead_and_no_list_of_every_office(client_for
     assert f'hx-get="{reverse(URL)}"' in add_form
     assert 'for="id_organization_search"' in add_form
     assert 'id="id_organization_search"' in add_form
+
+
+def test_the_office_search_boxes_hint_is_short_enough_to_read_whole_on_a_phone(client_for, liaison):
+    # Beside its button, the box is about 240px wide on a phone: "Type an office name,
+    # city or ZIP" lost its "ZIP", the very hint that one may search by it.
+    event = EventFactory(organizer=liaison)
+    client = client_for(liaison)
+    for url in (reverse("outreach:day_plan"), reverse("outreach:event_detail", args=[event.pk])):
+        page = client.get(url).content.decode()
+        assert 'placeholder="Office name, city or ZIP"' in page

@@ -395,6 +395,18 @@ def test_write_a_note_is_offered_wherever_the_liaisons_rekindle_tasks_are_listed
         assert client.get(page).content.decode().count(note_url) == 1, page
 
 
+def test_write_a_note_is_a_button_of_its_own_under_the_task_not_a_second_small_link(
+    client_for, liaison
+):
+    # On the dashboard and the partner page it was a 21px line of small text right under
+    # the task's own link: on a phone a thumb meant for one opened the other.
+    task = _task(liaison)
+    client = client_for(liaison)
+    button = f'<a class="btn btn-sm btn-outline-primary mt-1" href="{_url(task)}">Write a note</a>'
+    for page in (reverse("core:dashboard"), task.provider.get_absolute_url()):
+        assert button in client.get(page).content.decode(), page
+
+
 def test_the_task_list_costs_the_same_queries_however_many_rekindle_tasks(
     client_for, liaison, django_assert_max_num_queries
 ):
