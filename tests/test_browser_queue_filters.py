@@ -4,6 +4,7 @@ instead of widening the page."""
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 from typing import Any
 
@@ -135,4 +136,44 @@ def test_the_export_and_the_back_button_follow_the_filters_changed_in_place(
     expect(_rows(page)).to_have_count(2)
     # Back, the form shows the filter the list was made with.
     expect(page.get_by_label("Direction")).to_have_value("outbound")
+    assert page.problems == []
+
+
+def test_typing_or_filtering_faster_than_the_server_answers_leaves_no_console_error(
+    page: Any,  # noqa: F811 - the fixture imported above
+) -> None:
+    """On a slow connection a second request goes while the first is still out. htmx
+    writes an aborted request to the console as an error ("htmx:afterRequest"), so the
+    picker and the queue filter wait for the first answer and send the newest after it,
+    rather than abort it."""
+    import time
+
+    from playwright.sync_api import expect
+
+    UserFactory(username="cora", role=Role.COORDINATOR)
+    wiebe = ProviderFactory.create(first_name="David", last_name="Wiebe")
+    _log(provider=wiebe, urgency="urgent")
+    _log(provider=ProviderFactory.create(), urgency="routine")
+    page.set_viewport_size({"width": 1366, "height": 768})
+    sign_in(page, "cora")
+
+    def slowly(route: Any) -> None:
+        time.sleep(0.8)  # a phone's connection between two clinics
+        route.continue_()
+
+    page.route(re.compile(r"typeahead|/referrals/\?"), slowly)
+    page.goto("/referrals/")
+    page.locator("summary", has_text="Filters").click()
+    # Focus asks for the first choices; the letters typed go while that is still out.
+    search = page.get_by_label("Partner")
+    search.focus()
+    page.wait_for_timeout(300)
+    search.press_sequentially("Wieb", delay=50)
+    expect(page.locator("[data-picker-choice]", has_text="Wiebe")).to_be_visible()
+    # Two filters changed quicker than the queue answers.
+    page.locator("#id_urgency").select_option("urgent")
+    page.locator("#id_urgency").select_option("routine")
+    expect(page).to_have_url(re.compile(r"urgency=routine"))
+    expect(_rows(page)).to_have_count(1)
+    page.wait_for_load_state("networkidle")
     assert page.problems == []
