@@ -3,7 +3,6 @@ marks a copy of it. Either order ends in a clear refusal, and nothing is lost.""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from datetime import date
@@ -11,7 +10,7 @@ from typing import Any
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 
 from partners.factories import ProviderFactory
 from referrals.factories import ReferralFactory
@@ -19,6 +18,7 @@ from referrals.models import Inquiry, Referral, Status
 from referrals.services.deletion import referrals_delete
 from referrals.services.duplicates import referral_mark_duplicate
 from referrals.services.workflow import referral_log
+from tests.concurrency import in_a_thread
 
 # serialized_rollback, like every transactional test before the browser tests.
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -39,27 +39,13 @@ def _pair() -> tuple[Referral, Referral]:
     return made[0], made[1]
 
 
-def _in_a_thread(work: Callable[[], Any], outcome: dict[str, Any]) -> threading.Thread:
-    def run() -> None:
-        try:
-            outcome["result"] = work()
-        except Exception as error:  # the failure is what is asserted on
-            outcome["error"] = error
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread
-
-
 def _while_saving(first: Callable[[], Any], second: Callable[[], Any]) -> dict[str, Any]:
     """Run `second` in another connection while `first` is saved but not yet committed;
     return how `second` ended."""
     outcome: dict[str, Any] = {}
     with transaction.atomic():
         first()
-        other = _in_a_thread(second, outcome)
+        other = in_a_thread(second, outcome)
         time.sleep(1)  # the second reaches the rows the first still holds
     other.join()
     return outcome
