@@ -39,9 +39,8 @@ from outreach import direct
 from outreach.models import Event, Invitation, Letter, LetterTemplate, PlannedVisit, Task
 from outreach.models.merge_fields import render_merge_fields
 from outreach.services.letters import (
-    letter_route,
     letter_template_for,
-    new_message_id,
+    letter_to,
     provider_merge_values,
 )
 from partners.models import Provider
@@ -379,29 +378,23 @@ def event_reminders_prepare(*, today: date | None = None) -> list[Letter]:
             **provider_merge_values(provider),
             **event_merge_values(invitation.event),
         }
-        channel, status, recipient = letter_route(
-            provider, kind, direct_address=addresses.get(provider.npi, "")
-        )
         subject = render_merge_fields(template.subject, values)
         told = told_before.get(invitation.pk)
         changed = _what_changed(told, invitation.event, values) if told else ""
         if changed:
             subject = f"{changed}: {subject}"
         letters.append(
-            Letter(
-                kind=kind,
-                provider=provider,
+            letter_to(
+                provider,
+                kind,
+                subject=subject,
+                body=render_merge_fields(template.body, values),
+                due_on=today,
+                direct_address=addresses.get(provider.npi, ""),
                 invitation=invitation,
                 sequence=invitation.event.schedule_version,
                 told_starts_at=invitation.event.starts_at,
                 told_place=invitation.event.place,
-                subject=subject[:200],
-                body=render_merge_fields(template.body, values),
-                due_on=today,
-                channel=channel,
-                status=status,
-                recipient=recipient,
-                message_id=new_message_id(),
             )
         )
     with transaction.atomic():
@@ -458,21 +451,15 @@ def event_cancellation_notices_prepare(*, event: Event) -> list[Letter]:
     letters = []
     for invitation, provider in invitees:
         values = {**provider_merge_values(provider), **event_merge_values(event)}
-        channel, status, recipient = letter_route(
-            provider, kind, direct_address=addresses.get(provider.npi, "")
-        )
         letters.append(
-            Letter(
-                kind=kind,
-                provider=provider,
-                invitation=invitation,
-                subject=render_merge_fields(template.subject, values)[:200],
+            letter_to(
+                provider,
+                kind,
+                subject=render_merge_fields(template.subject, values),
                 body=render_merge_fields(template.body, values),
                 due_on=today,
-                channel=channel,
-                status=status,
-                recipient=recipient,
-                message_id=new_message_id(),
+                direct_address=addresses.get(provider.npi, ""),
+                invitation=invitation,
             )
         )
     Letter.objects.bulk_create(letters, ignore_conflicts=True)

@@ -34,7 +34,7 @@ from outreach.models.merge_fields import (
     render_merge_fields,
     unknown_merge_fields,
 )
-from outreach.services.letters import letter_route, new_message_id, provider_merge_values
+from outreach.services.letters import letter_to, provider_merge_values
 from partners.models import Provider
 
 logger = logging.getLogger(__name__)
@@ -192,22 +192,16 @@ def newsletter_prepare(*, issue_id: int) -> list[int]:
             )
             letters = []
             for provider in chunk:
-                channel, status, recipient = letter_route(
-                    provider, K.NEWSLETTER, direct_address=addresses.get(provider.npi, "")
-                )
                 subject, body = render_for(issue, provider)
                 letters.append(
-                    Letter(
-                        kind=K.NEWSLETTER,
-                        provider=provider,
-                        newsletter=issue,
+                    letter_to(
+                        provider,
+                        K.NEWSLETTER,
                         subject=subject,
                         body=body,
                         due_on=today,
-                        channel=channel,
-                        status=status,
-                        recipient=recipient,
-                        message_id=new_message_id(),
+                        direct_address=addresses.get(provider.npi, ""),
+                        newsletter=issue,
                     )
                 )
             with transaction.atomic():

@@ -31,9 +31,8 @@ from outreach import direct
 from outreach.models import Letter, LetterTemplate
 from outreach.models.merge_fields import render_merge_fields
 from outreach.services.letters import (
-    letter_route,
     letter_template_for,
-    new_message_id,
+    letter_to,
     provider_merge_values,
 )
 from partners.models import Provider
@@ -115,21 +114,15 @@ def report_summaries_prepare(*, today: date | None = None) -> list[Letter]:
             "report_count": str(len(letters)),
             "report_list": "\n".join(_report_line(letter) for letter in letters),
         }
-        channel, status, recipient = letter_route(
-            provider, K.REPORT_SUMMARY, direct_address=addresses.get(provider.npi, "")
-        )
         summaries.append(
-            Letter(
-                kind=K.REPORT_SUMMARY,
-                provider=provider,
-                period=period,
-                subject=render_merge_fields(template.subject, values)[:200],
+            letter_to(
+                provider,
+                K.REPORT_SUMMARY,
+                subject=render_merge_fields(template.subject, values),
                 body=render_merge_fields(template.body, values),
                 due_on=today,
-                channel=channel,
-                status=status,
-                recipient=recipient,
-                message_id=new_message_id(),
+                direct_address=addresses.get(provider.npi, ""),
+                period=period,
             )
         )
     with transaction.atomic():

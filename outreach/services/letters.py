@@ -4,6 +4,8 @@ preferences, and message IDs."""
 from __future__ import annotations
 
 import uuid
+from datetime import date
+from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest
@@ -215,6 +217,35 @@ SAMPLE_MERGE_VALUES: dict[str, str] = {
 
 def new_message_id() -> str:
     return f"<{uuid.uuid4().hex}@{settings.MESSAGE_ID_DOMAIN}>"
+
+
+def letter_to(
+    provider: Provider,
+    kind: str,
+    *,
+    subject: str,
+    body: str,
+    due_on: date,
+    direct_address: str | None = None,
+    **about: Any,
+) -> Letter:
+    """An unsaved letter of `kind` to `provider`, routed by their preferences as it is
+    written (letter_route: the channel, status and recipient; delivery routes it again
+    when it leaves), with its own message id; `about` links it to what it is about (the
+    invitation, newsletter issue or summary period). Made in bulk: the caller saves."""
+    channel, status, recipient = letter_route(provider, kind, direct_address=direct_address)
+    return Letter(
+        kind=kind,
+        provider=provider,
+        subject=subject[:200],
+        body=body,
+        due_on=due_on,
+        channel=channel,
+        status=status,
+        recipient=recipient,
+        message_id=new_message_id(),
+        **about,
+    )
 
 
 def letter_route(

@@ -14,7 +14,9 @@ from core.factories import UserFactory
 from core.templatetags.people import person
 from outreach.factories import EventFactory
 from outreach.models import Activity, Event, Invitation, Letter, LetterTemplate
+from outreach.services import letters as letter_services
 from partners.factories import OrganizationFactory, ProviderFactory
+from tests.concurrency import in_a_thread
 
 pytestmark = pytest.mark.django_db
 
@@ -246,7 +248,8 @@ def test_a_cancel_that_comes_while_the_reminders_are_written_is_heeded(monkeypat
     event = EventFactory(starts_at=in_days(3), remind_days_before=7)
     for _ in range(2):
         Invitation.objects.create(event=event, provider=ProviderFactory())
-    real_route = meetings.letter_route
+    # The moment each letter is routed, as it is written (letter_to).
+    real_route = letter_services.letter_route
     cancelled = []
 
     def route(provider, kind, **kwargs):
@@ -256,7 +259,7 @@ def test_a_cancel_that_comes_while_the_reminders_are_written_is_heeded(monkeypat
             event_cancel(event=event, actor=liaison, reason="Speaker ill")
         return real_route(provider, kind, **kwargs)
 
-    monkeypatch.setattr(meetings, "letter_route", route)
+    monkeypatch.setattr(letter_services, "letter_route", route)
     assert meetings.event_reminders_prepare() == []
     assert not Letter.objects.filter(kind=REMINDER).exists()
 
@@ -328,24 +331,6 @@ def test_the_daily_digest_leaves_out_cancelled_events(liaison):
     assert agenda[liaison.pk]["events"] == [live]
 
 
-def _in_a_thread(work, outcome):
-    from django.db import connection
-
-    def run():
-        try:
-            outcome["result"] = work()
-        except Exception as error:  # the failure is what is asserted on
-            outcome["error"] = error
-        finally:
-            connection.close()
-
-    import threading
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread
-
-
 # serialized_rollback, like every transactional test before the browser tests.
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_reminder_run_that_meets_a_cancel_being_saved_waits_for_it_and_writes_nothing(
@@ -366,7 +351,7 @@ def test_a_reminder_run_that_meets_a_cancel_being_saved_waits_for_it_and_writes_
     run: dict[str, object] = {}
     with transaction.atomic():
         event_cancel(event=event, actor=UserFactory(), reason="The speaker is ill")
-        other = _in_a_thread(meetings.event_reminders_prepare, run)
+        other = in_a_thread(meetings.event_reminders_prepare, run)
         time.sleep(1)  # the run reads the event while the cancel is still being saved
     other.join()
 
@@ -392,7 +377,7 @@ def test_a_cancel_that_meets_a_reminder_run_being_saved_withdraws_what_it_wrote(
     cancel: dict[str, object] = {}
     with transaction.atomic():
         written = meetings.event_reminders_prepare()
-        other = _in_a_thread(
+        other = in_a_thread(
             lambda: event_cancel(
                 event=Event.objects.get(pk=event.pk), actor=UserFactory(), reason="Speaker ill"
             ),
@@ -671,7 +656,7 @@ def test_a_reminder_handed_to_delivery_while_a_cancel_is_being_saved_waits_and_i
     run: dict[str, object] = {}
     with transaction.atomic():
         event_cancel(event=event, actor=UserFactory(), reason="The speaker is ill")
-        other = _in_a_thread(lambda: delivery.letters_deliver(letter_ids=[letter.pk]), run)
+        other = in_a_thread(lambda: delivery.letters_deliver(letter_ids=[letter.pk]), run)
         time.sleep(1)  # delivery reaches the reminder while the cancel is still being saved
         assert mailoutbox == []
     other.join()
@@ -705,7 +690,7 @@ def test_a_cancel_that_comes_while_a_reminder_is_being_sent_waits_for_it_then_no
     seen: dict[str, object] = {}
 
     def send(sending, *args, **kwargs):
-        other = _in_a_thread(
+        other = in_a_thread(
             lambda: event_cancel(
                 event=Event.objects.get(pk=event.pk), actor=UserFactory(), reason="Speaker ill"
             ),

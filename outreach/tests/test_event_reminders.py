@@ -15,6 +15,7 @@ from outreach import meetings, tasks
 from outreach.factories import EventFactory
 from outreach.models import Invitation, Letter, LetterTemplate
 from outreach.services import delivery
+from outreach.services import letters as letter_services
 from partners.factories import ProviderFactory, StaffMemberFactory
 from partners.models import Provider
 
@@ -311,7 +312,8 @@ def test_a_decline_or_a_new_date_that_comes_while_the_reminders_are_written_is_h
     event = EventFactory(name="Spring dinner", starts_at=in_days(5), remind_days_before=7)
     declining = invite(event, email="reyes@example.org")
     coming = invite(event, email="penner@example.org")
-    real_route = meetings.letter_route
+    # The moment each letter is routed, as it is written (letter_to).
+    real_route = letter_services.letter_route
     changed = []
 
     def route(provider, kind, **kwargs):
@@ -326,7 +328,7 @@ def test_a_decline_or_a_new_date_that_comes_while_the_reminders_are_written_is_h
                 changed.append(meetings.event_save(event=moved, changed=["starts_at"]))
         return real_route(provider, kind, **kwargs)
 
-    monkeypatch.setattr(meetings, "letter_route", route)
+    monkeypatch.setattr(letter_services, "letter_route", route)
     meetings.event_reminders_prepare()
     monkeypatch.undo()
     meetings.event_reminders_prepare()  # the next run

@@ -206,7 +206,8 @@ def test_a_report_moved_to_another_partner_as_the_summaries_are_written_goes_in_
     right = ProviderFactory(email="right@example.org", report_cadence=C.WEEKLY)
     _report_sent(wrong, date(2026, 3, 3), first="Ruth", last="Olsen")
     moving = _report_sent(wrong, date(2026, 3, 4), first="Abel", last="Kane")
-    real_route = summaries.letter_route
+    # The moment each summary is routed, as it is written (letter_to).
+    real_route = letters.letter_route
     moved = []
 
     def route(provider, kind, **kwargs):
@@ -218,7 +219,7 @@ def test_a_report_moved_to_another_partner_as_the_summaries_are_written_goes_in_
         return real_route(provider, kind, **kwargs)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(summaries, "letter_route", route)
+        patch.setattr(letters, "letter_route", route)
         made = summaries.report_summaries_prepare(today=date(2026, 3, 9))
     made += summaries.report_summaries_prepare(today=date(2026, 3, 9))  # the next run
 
